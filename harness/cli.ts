@@ -1,0 +1,99 @@
+// The pinlab command line. Every verb has --help; bad input is one line on stderr and exit 2.
+import { parseArgs } from 'node:util';
+import { CmdlineError, DEFAULT_CMDLINE } from '../mm/cmdline';
+import { bootFromSpec, layoutJson, layoutText } from './layout';
+
+export class UsageError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'UsageError';
+  }
+}
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const MAIN_HELP = `usage: pinlab <verb> [options]
+
+Simulated Linux memory manager for long-term pinning, ZONE_MOVABLE, CMA and memory offlining.
+
+verbs:
+  layout     boot a machine from a kernel command line and show its zones, free lists and memory blocks
+
+Run 'pinlab <verb> --help' for a verb's options. With no verb, pinlab runs the main job (today: layout
+of the default machine, '${DEFAULT_CMDLINE}').
+`;
+
+const LAYOUT_HELP = `usage: pinlab layout [--cmdline "..."] [--geometry G] [--json] [--pcp]
+
+Boot a machine and print it the way the kernel shows it: the boot log's zone ranges, /proc/zoneinfo,
+/proc/pagetypeinfo, and /sys/devices/system/memory/memoryN/{state,valid_zones,removable}.
+
+options:
+  --cmdline "..."   kernel command line (default: "${DEFAULT_CMDLINE}")
+  --geometry G      x86_64 (default: 4K pages, pageblock_order 9, MAX_PAGE_ORDER 10, 128M blocks, 8 CPUs)
+                    or mini (8-frame pageblocks, orders 0..4, 32-frame blocks, no DMA/DMA32 zones),
+                    optionally followed by overrides: mini,pageblock_order=3,max_order=4,block_pages=32,cpus=4
+  --json            the same as JSON (zones[], blocks[] with the kernel's field names)
+  -h, --help        this text
+
+kernel parameters honoured (kernel semantics and units: K/M/G, % where the kernel allows it):
+  mem=  kernelcore=  movablecore=  cma=size[@base[-limit]]  movable_node  memhp_default_state=
+  memory_hotplug.online_policy=contig-zones|auto-movable  memory_hotplug.auto_movable_ratio=
+  hugepagesz=  hugepages=  default_hugepagesz=  sysctl.vm.min_free_kbytes=  min_free_kbytes=
+  sysctl.vm.watermark_scale_factor=  transparent_hugepage=always|madvise|never
+  pinlab.hotplug=SIZE   hot-pluggable memory that boots offline (onlined per memhp_default_state)
+`;
+
+type Flags = Record<string, string | boolean | undefined>;
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+/** util.parseArgs, strict; any mistake becomes a one-line UsageError naming the verb. */
+export function parse(verb: string, argv: string[], options: OptionSpec): { values: Flags; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: r.values as Flags, positionals: r.positionals };
+  } catch (e) {
+    throw new UsageError(`${verb}: ${(e as Error).message.split(/\. |\n/)[0]}`);
+  }
+}
+
+function cmdLayout(argv: string[], io: Io): number {
+  const { values, positionals } = parse('layout', argv, {
+    cmdline: { type: 'string' }, geometry: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (positionals.length) throw new UsageError(`layout: unexpected argument '${positionals[0]}' (quote the command line: --cmdline "...")`);
+  if (values.help) { io.out(LAYOUT_HELP); return 0; }
+  const { m, params } = bootFromSpec({ cmdline: (values.cmdline as string | undefined) ?? DEFAULT_CMDLINE, geometry: values.geometry as string | undefined });
+  io.out(values.json ? JSON.stringify(layoutJson(m, params), null, 2) + '\n' : layoutText(m, params));
+  return 0;
+}
+
+const VERBS: Record<string, (argv: string[], io: Io) => number> = {
+  layout: cmdLayout,
+};
+
+/** Runs one command; returns the exit code (0 ok, 1 a property failed or a run broke, 2 bad input). */
+export function main(argv: string[], io: Io): number {
+  try {
+    if (argv.length === 0) return cmdLayout([], io);
+    const [verb, ...rest] = argv as [string, ...string[]];
+    if (verb === '--help' || verb === '-h' || verb === 'help') { io.out(MAIN_HELP); return 0; }
+    const fn = VERBS[verb];
+    if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${Object.keys(VERBS).join(', ')}; see pinlab --help)`);
+    return fn(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof CmdlineError) {
+      io.err(`pinlab: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module) {
+  const code = main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  process.exitCode = code;
+}

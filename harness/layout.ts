@@ -1,0 +1,123 @@
+// `pinlab layout`: a booted machine shown the way the kernel shows it — the boot log's zone ranges,
+// /proc/zoneinfo, /proc/pagetypeinfo and /sys/devices/system/memory — or the same as JSON.
+
+import { Memmap, H_ZONE_MOVABLE_PFN, H_BOOT_END_PFN, H_NR_CMA_AREAS, H_CMA_AREAS, HUGE_MAX_HSTATE, HS_ORDER,
+  HS_NR_HUGE_PAGES, HS_FREE_HUGE_PAGES, H_MIN_FREE_KBYTES, PAGE_SIZE, Geometry } from '../mm/memmap';
+import { MAX_NR_ZONES } from '../mm/mmzone';
+import { zoneInfo, procZoneinfo, procPagetypeinfo, ZoneInfo } from '../mm/vmstat';
+import { blockPresent, stateShow, validZonesShow, removableShow, blockIsEarly } from '../mm/memory_hotplug';
+import { hstateBase, sizeString } from '../mm/hugetlb';
+import { parseCmdline, parseGeometry, BootParams } from '../mm/cmdline';
+import { bootMachine, bootWarnings } from '../mm/mm_init';
+
+export interface MachineSpec {
+  cmdline: string;
+  geometry?: string;
+}
+
+export function bootFromSpec(spec: MachineSpec): { m: Memmap; params: BootParams } {
+  const geometry = parseGeometry(spec.geometry);
+  const params = parseCmdline(spec.cmdline, geometry);
+  return { m: bootMachine(params), params };
+}
+
+export interface BlockInfo {
+  index: number;
+  start_pfn: number;
+  state: string;
+  zone: string | null;
+  valid_zones: string;
+  removable: number;
+  boot: boolean;
+}
+
+export interface LayoutJson {
+  cmdline: string;
+  geometry: Geometry;
+  warnings: string[];
+  movable_zone_start_pfn: number;
+  min_free_kbytes: number;
+  zones: ZoneInfo[];
+  blocks: BlockInfo[];
+  cma_areas: { base_pfn: number; count: number }[];
+  hugetlb: { page_size: number; nr_hugepages: number; free_hugepages: number }[];
+}
+
+export function layoutJson(m: Memmap, params: BootParams): LayoutJson {
+  const zones = [...Array(MAX_NR_ZONES).keys()].map((z) => zoneInfo(m, z));
+  const blocks: BlockInfo[] = [];
+  for (let b = 0; b < m.nrBlocks; b++) {
+    if (!blockPresent(m, b)) continue;
+    const state = stateShow(m, b);
+    const vz = validZonesShow(m, b);
+    blocks.push({ index: b, start_pfn: b * m.blockPages, state, zone: state === 'online' && vz !== 'none' ? vz : null,
+      valid_zones: vz, removable: Number(removableShow(m, b)), boot: blockIsEarly(m, b) });
+  }
+  const cma: { base_pfn: number; count: number }[] = [];
+  for (let i = 0; i < m.header[H_NR_CMA_AREAS]!; i++) cma.push({ base_pfn: m.header[H_CMA_AREAS + 2 * i]!, count: m.header[H_CMA_AREAS + 2 * i + 1]! });
+  const hugetlb: LayoutJson['hugetlb'] = [];
+  for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
+    const hb = hstateBase(i);
+    if (!m.header[hb + HS_ORDER]) continue;
+    hugetlb.push({ page_size: PAGE_SIZE * 2 ** m.header[hb + HS_ORDER]!, nr_hugepages: m.header[hb + HS_NR_HUGE_PAGES]!,
+      free_hugepages: m.header[hb + HS_FREE_HUGE_PAGES]! });
+  }
+  return { cmdline: params.cmdline, geometry: params.geometry, warnings: bootWarnings.get(m) ?? [],
+    movable_zone_start_pfn: m.header[H_ZONE_MOVABLE_PFN]!, min_free_kbytes: m.header[H_MIN_FREE_KBYTES]!,
+    zones, blocks, cma_areas: cma, hugetlb };
+}
+
+function hex16(pfn: number): string {
+  return '0x' + (pfn * PAGE_SIZE).toString(16).padStart(16, '0');
+}
+/** The inclusive end address the kernel prints for [start, end). */
+function hexEnd(pfn: number): string {
+  return '0x' + (pfn * PAGE_SIZE - 1).toString(16).padStart(16, '0');
+}
+
+/** The boot log lines free_area_init() prints (print of zone ranges and the movable zone start). */
+function dmesgZoneRanges(m: Memmap, j: LayoutJson): string {
+  let s = 'Zone ranges:\n';
+  for (const z of j.zones) {
+    if (z.name === 'Movable') continue;
+    s += z.spanned ? `  ${z.name.padEnd(8)} [mem ${hex16(z.start_pfn)}-${hexEnd(z.start_pfn + z.spanned)}]\n` : `  ${z.name.padEnd(8)} empty\n`;
+  }
+  s += 'Movable zone start for each node\n';
+  if (j.movable_zone_start_pfn) s += `  Node 0: ${hex16(j.movable_zone_start_pfn)}\n`;
+  s += `Early memory node ranges\n  node   0: [mem ${hex16(0)}-${hexEnd(m.header[H_BOOT_END_PFN]!)}]\n`;
+  for (const c of j.cma_areas) s += `cma: Reserved ${(c.count * 4) >> 10} MiB at ${hex16(c.base_pfn)}\n`;
+  for (const h of j.hugetlb) s += `HugeTLB: registered ${sizeString(h.page_size)} page size, pre-allocated ${h.nr_hugepages} pages\n`;
+  return s;
+}
+
+/** Memory block devices, runs of identical blocks folded as memory{a..b} (the shell's brace form). */
+function sysMemory(m: Memmap, j: LayoutJson): string {
+  let s = `/sys/devices/system/memory/block_size_bytes: ${(m.blockPages * PAGE_SIZE).toString(16)}\n`;
+  s += `${'block'.padEnd(18)} ${'state'.padEnd(14)} ${'valid_zones'.padEnd(20)} removable\n`;
+  let i = 0;
+  while (i < j.blocks.length) {
+    const a = j.blocks[i]!;
+    let k = i;
+    while (k + 1 < j.blocks.length && j.blocks[k + 1]!.index === j.blocks[k]!.index + 1 && j.blocks[k + 1]!.state === a.state
+      && j.blocks[k + 1]!.valid_zones === a.valid_zones) k++;
+    const name = k === i ? `memory${a.index}` : `memory{${a.index}..${j.blocks[k]!.index}}`;
+    s += `${name.padEnd(18)} ${a.state.padEnd(14)} ${a.valid_zones.padEnd(20)} ${a.removable}\n`;
+    i = k + 1;
+  }
+  return s;
+}
+
+export function layoutText(m: Memmap, params: BootParams): string {
+  const j = layoutJson(m, params);
+  const g = params.geometry;
+  let s = `# pinlab layout: ${params.cmdline || '(empty command line)'}\n`;
+  s += `# geometry: 4K pages, pageblock_order ${g.pageblockOrder}, MAX_PAGE_ORDER ${g.maxOrder}, memory block ${sizeString(g.blockPages * PAGE_SIZE)}, ${g.nrCpus} CPUs\n`;
+  for (const w of j.warnings) s += `warning: ${w}\n`;
+  s += `\n== dmesg ==\n${dmesgZoneRanges(m, j)}min_free_kbytes: ${j.min_free_kbytes}\n`;
+  s += `\n== /proc/zoneinfo ==\n${procZoneinfo(m)}`;
+  s += `\n== /proc/pagetypeinfo ==\n${procPagetypeinfo(m)}`;
+  s += `\n== /sys/devices/system/memory ==\n${sysMemory(m, j)}`;
+  return s;
+}
+
+

@@ -1,0 +1,246 @@
+// The kernel command line: the early_param()/__setup()/module_param handlers pinlab honours, each
+// named after the kernel function and file it models. Unknown parameters, bad units and values that
+// cannot describe a machine are errors (CmdlineError: exit 2); where the kernel clamps or ignores a
+// value it is done the same way and said in a warning.
+
+import { Geometry, MINI, X86_64, PAGE_SHIFT } from './memmap';
+
+export class CmdlineError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'CmdlineError';
+  }
+}
+
+/** kernelcore=/movablecore=: a size or a percentage of memory (cmdline_parse_core, mm/mm_init.c). */
+export interface CoreSize {
+  bytes?: number;
+  percent?: number;
+}
+
+export interface CmaParam {
+  bytes: number;
+  /** explicit placement: cma=size@base (fixed) or cma=size@base-limit */
+  baseBytes?: number;
+  limitBytes?: number;
+}
+
+export interface HugepageParam {
+  /** hstate order (9 = 2 MiB, 18 = 1 GiB on x86-64) */
+  order: number;
+  count: number;
+}
+
+export type OnlineTypeName = 'offline' | 'online' | 'online_kernel' | 'online_movable';
+
+export interface BootParams {
+  cmdline: string;
+  geometry: Geometry;
+  /** mem=: boot RAM in bytes */
+  memBytes: number;
+  kernelcore: CoreSize | null;
+  movablecore: CoreSize | null;
+  cma: CmaParam | null;
+  movableNode: boolean;
+  /** memhp_default_state= (null: the build default, offline) */
+  memhpDefaultState: OnlineTypeName | null;
+  onlinePolicy: 'contig-zones' | 'auto-movable';
+  autoMovableRatio: number;
+  hugepages: HugepageParam[];
+  /** vm.min_free_kbytes set by the user, or null for the kernel's own value */
+  minFreeKbytes: number | null;
+  watermarkScaleFactor: number;
+  thp: 'always' | 'madvise' | 'never';
+  /** pinlab.hotplug=: hot-pluggable memory that boots offline, in bytes */
+  hotplugBytes: number;
+  warnings: string[];
+}
+
+const SUFFIX: Record<string, number> = { K: 10, M: 20, G: 30, T: 40, P: 50, E: 60 };
+
+/** memparse() (lib/cmdline.c): a number (0x hex, 0 octal) with an optional K/M/G/T/P/E suffix. */
+export function memparse(param: string, text: string): number {
+  const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([KkMmGgTtPpEe]?)$/.exec(text);
+  if (!m) throw new CmdlineError(`${param}: bad size '${text}' (expected a number with an optional K, M, G, T, P or E suffix)`);
+  const digits = m[1]!;
+  let v = digits.startsWith('0x') || digits.startsWith('0X') ? parseInt(digits.slice(2), 16)
+    : digits.length > 1 && digits.startsWith('0') ? parseInt(digits.slice(1), 8) : parseInt(digits, 10);
+  if (m[2]) v *= 2 ** SUFFIX[m[2].toUpperCase()]!;
+  if (!Number.isSafeInteger(v)) throw new CmdlineError(`${param}: size '${text}' is too large`);
+  return v;
+}
+
+function parseCore(param: string, text: string): CoreSize {
+  // cmdline_parse_core(): "nn%" or a memparse size; kernelcore=mirror is the mirrored-memory mode.
+  if (text === 'mirror') throw new CmdlineError(`${param}: 'mirror' needs mirrored memory, which pinlab does not model`);
+  const pm = /^([0-9]+)%$/.exec(text);
+  if (pm) {
+    const percent = Number(pm[1]);
+    if (percent > 100) throw new CmdlineError(`${param}: ${text} is more than 100%`);
+    return { percent };
+  }
+  return { bytes: memparse(param, text) };
+}
+
+function parseBool(param: string, text: string): boolean {
+  // kstrtobool()
+  if (/^(1|y|Y|on)$/.test(text)) return true;
+  if (/^(0|n|N|off)$/.test(text)) return false;
+  throw new CmdlineError(`${param}: expected a boolean, got '${text}'`);
+}
+
+function parseUint(param: string, text: string): number {
+  if (!/^[0-9]+$/.test(text)) throw new CmdlineError(`${param}: expected a non-negative integer, got '${text}'`);
+  const v = Number(text);
+  if (!Number.isSafeInteger(v)) throw new CmdlineError(`${param}: '${text}' is too large`);
+  return v;
+}
+
+/** early_cma() (kernel/dma/contiguous.c): cma=nn[MG]@[start[MG][-end[MG]]] */
+function parseCma(text: string): CmaParam {
+  const [size, place] = text.split('@', 2) as [string, string | undefined];
+  if (size.endsWith('%')) throw new CmdlineError(`cma: percentages need CONFIG_CMA_SIZE_SEL_PERCENTAGE; give a size`);
+  const p: CmaParam = { bytes: memparse('cma', size) };
+  if (p.bytes === 0) throw new CmdlineError('cma: size 0');
+  if (place !== undefined) {
+    const [base, limit] = place.split('-', 2) as [string, string | undefined];
+    p.baseBytes = memparse('cma', base);
+    if (limit !== undefined) p.limitBytes = memparse('cma', limit);
+  }
+  return p;
+}
+
+/**
+ * hugepagesz_setup(): x86-64 supports 2M (PMD) and 1G (PUD) pages. In a miniature geometry the names
+ * keep their page-table level: 2M is one PMD (1 << pageblock_order frames), 1G one PUD (512 PMDs).
+ */
+function hugepageOrder(text: string, g: Geometry): number {
+  const bytes = memparse('hugepagesz', text);
+  if (bytes === 2 << 20) return g.pageblockOrder;
+  if (bytes === 1 << 30) return g.pageblockOrder + 9;
+  throw new CmdlineError(`hugepagesz: unsupported page size ${text} (x86-64 has 2M and 1G)`);
+}
+
+export function parseGeometry(spec: string | undefined): Geometry {
+  if (!spec || spec === 'x86_64') return { ...X86_64 };
+  const parts = spec.split(',');
+  let g: Geometry;
+  if (parts[0] === 'mini') { g = { ...MINI }; parts.shift(); }
+  else if (parts[0] === 'x86_64') { g = { ...X86_64 }; parts.shift(); }
+  else g = { ...X86_64 };
+  for (const kv of parts) {
+    const [k, v] = kv.split('=', 2) as [string, string | undefined];
+    if (v === undefined) throw new CmdlineError(`geometry: unknown preset '${kv}' (presets: x86_64, mini; then key=value overrides)`);
+    const keys = ['pageblock_order', 'max_order', 'block_pages', 'cpus'];
+    if (!keys.includes(k)) throw new CmdlineError(`geometry: unknown key '${k}' (keys: ${keys.join(', ')})`);
+    const n = parseUint(`geometry ${k}`, v);
+    if (k === 'pageblock_order') g.pageblockOrder = n;
+    else if (k === 'max_order') g.maxOrder = n;
+    else if (k === 'block_pages') g.blockPages = n;
+    else g.nrCpus = n;
+  }
+  if (g.maxOrder < 1 || g.maxOrder > 20) throw new CmdlineError(`geometry: max_order ${g.maxOrder} out of range 1..20`);
+  if (g.pageblockOrder < 1 || g.pageblockOrder > g.maxOrder) throw new CmdlineError(`geometry: pageblock_order ${g.pageblockOrder} must be in 1..max_order (${g.maxOrder})`);
+  if (g.blockPages <= 0 || (g.blockPages & (g.blockPages - 1)) !== 0 || g.blockPages < 1 << g.maxOrder) {
+    throw new CmdlineError(`geometry: block_pages ${g.blockPages} must be a power of two of at least MAX_ORDER_NR_PAGES (${1 << g.maxOrder})`);
+  }
+  if (g.nrCpus < 1 || g.nrCpus > 64) throw new CmdlineError(`geometry: cpus ${g.nrCpus} out of range 1..64`);
+  return g;
+}
+
+export const DEFAULT_CMDLINE = 'mem=1G movablecore=512M';
+
+/** Split a command line the way the kernel's next_arg() does (double quotes group a value). */
+function splitArgs(cmdline: string): string[] {
+  const out: string[] = [];
+  const re = /(?:[^\s"]+|"[^"]*")+/g;
+  for (const m of cmdline.matchAll(re)) out.push(m[0].replace(/"/g, ''));
+  return out;
+}
+
+export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
+  const p: BootParams = {
+    cmdline, geometry, memBytes: geometry.dma32EndPfn ? 1 << 30 : 128 << PAGE_SHIFT,
+    kernelcore: null, movablecore: null, cma: null, movableNode: false, memhpDefaultState: null,
+    onlinePolicy: 'contig-zones', autoMovableRatio: 301, hugepages: [], minFreeKbytes: null,
+    watermarkScaleFactor: 10, thp: 'madvise', hotplugBytes: 0, warnings: [],
+  };
+  let hugeOrder = geometry.pageblockOrder; // default_hstate: hugepagesz= before hugepages= applies to it
+  const seen = new Set<string>();
+  for (const arg of splitArgs(cmdline)) {
+    const eq = arg.indexOf('=');
+    const key = eq < 0 ? arg : arg.slice(0, eq);
+    const val = eq < 0 ? undefined : arg.slice(eq + 1);
+    const need = (): string => {
+      if (val === undefined || val === '') throw new CmdlineError(`${key}: needs a value (${key}=...)`);
+      return val;
+    };
+    if (seen.has(key) && key !== 'hugepagesz' && key !== 'hugepages') p.warnings.push(`${key}= given twice: the last one wins`);
+    seen.add(key);
+    switch (key) {
+      case 'mem': { // parse_memopt(), arch/x86/kernel/e820.c
+        const v = need();
+        if (v === 'nopentium') throw new CmdlineError('mem=nopentium is a 32-bit option');
+        p.memBytes = memparse('mem', v);
+        if (p.memBytes === 0) throw new CmdlineError('mem: size 0');
+        break;
+      }
+      case 'kernelcore': p.kernelcore = parseCore('kernelcore', need()); break;
+      case 'movablecore': p.movablecore = parseCore('movablecore', need()); break;
+      case 'cma': p.cma = parseCma(need()); break;
+      case 'movable_node': // cmdline_parse_movable_node(), mm/memory_hotplug.c
+        if (val !== undefined) throw new CmdlineError('movable_node: takes no value');
+        p.movableNode = true;
+        break;
+      case 'memhp_default_state': { // setup_memhp_default_state(), mm/memory_hotplug.c
+        const v = need();
+        if (v !== 'offline' && v !== 'online' && v !== 'online_kernel' && v !== 'online_movable') {
+          throw new CmdlineError(`memhp_default_state: '${v}' is not one of offline, online, online_kernel, online_movable`);
+        }
+        p.memhpDefaultState = v;
+        break;
+      }
+      case 'memory_hotplug.online_policy': { // online_policy module param, mm/memory_hotplug.c
+        const v = need();
+        if (v !== 'contig-zones' && v !== 'auto-movable') throw new CmdlineError(`memory_hotplug.online_policy: '${v}' is not contig-zones or auto-movable`);
+        p.onlinePolicy = v;
+        break;
+      }
+      case 'memory_hotplug.auto_movable_ratio': p.autoMovableRatio = parseUint(key, need()); break;
+      case 'memory_hotplug.auto_movable_numa_aware': parseBool(key, need()); break; // one node: no effect
+      case 'hugepagesz': hugeOrder = hugepageOrder(need(), geometry); break;
+      case 'default_hugepagesz': hugeOrder = hugepageOrder(need(), geometry); break;
+      case 'hugepages': { // hugepages_setup(), mm/hugetlb.c
+        const v = need();
+        if (/^[0-9]+:/.test(v)) throw new CmdlineError('hugepages: per-node counts (N:count) need more than one node');
+        const count = parseUint(key, v);
+        const prev = p.hugepages.find((h) => h.order === hugeOrder);
+        if (prev) { p.warnings.push(`hugepages= specified twice for ${hugeOrder === geometry.pageblockOrder ? '2M' : '1G'} pages: the last one wins`); prev.count = count; }
+        else p.hugepages.push({ order: hugeOrder, count });
+        break;
+      }
+      case 'min_free_kbytes':
+        // Not a kernel boot parameter: the kernel knows only the sysctl. Taken as sysctl.vm.min_free_kbytes.
+        p.warnings.push('min_free_kbytes= is not a kernel boot parameter; applied as sysctl.vm.min_free_kbytes=');
+        p.minFreeKbytes = parseUint(key, need());
+        break;
+      case 'sysctl.vm.min_free_kbytes': p.minFreeKbytes = parseUint(key, need()); break;
+      case 'sysctl.vm.watermark_scale_factor': { // 1..3000 (proc_dointvec_minmax)
+        const v = parseUint(key, need());
+        if (v < 1 || v > 3000) throw new CmdlineError(`${key}: ${v} out of range 1..3000`);
+        p.watermarkScaleFactor = v;
+        break;
+      }
+      case 'transparent_hugepage': { // setup_transparent_hugepage(), mm/huge_memory.c
+        const v = need();
+        if (v !== 'always' && v !== 'madvise' && v !== 'never') throw new CmdlineError(`transparent_hugepage: '${v}' is not always, madvise or never`);
+        p.thp = v;
+        break;
+      }
+      case 'pinlab.hotplug': p.hotplugBytes = memparse(key, need()); break;
+      default:
+        throw new CmdlineError(`unknown kernel parameter '${arg}' (see: pinlab layout --help)`);
+    }
+  }
+  return p;
+}

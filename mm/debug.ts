@@ -1,0 +1,25 @@
+// VM_BUG_ON / VM_WARN_ON_ONCE (include/linux/mmdebug.h). A failed assertion is a simulator bug or a
+// kernel BUG_ON: it throws, and the harness ends the run and prints its seed.
+
+export class KernelBug extends Error {
+  constructor(what: string) {
+    super(`kernel BUG: ${what}`);
+    this.name = 'KernelBug';
+  }
+}
+
+export function vmBugOn(cond: boolean, what: string): void {
+  if (cond) throw new KernelBug(what);
+}
+
+const warned = new Set<string>();
+export const warnings: string[] = [];
+
+/** Returns cond; records the first occurrence of each warning (WARN_ON_ONCE). */
+export function vmWarnOnOnce(cond: boolean, what: string): boolean {
+  if (cond && !warned.has(what)) {
+    warned.add(what);
+    warnings.push(what);
+  }
+  return cond;
+}

@@ -1,0 +1,319 @@
+// The simulated machine's memory map: struct page, pageblock flags, zones, per-CPU lists, memory blocks
+// and vmstat, all as typed views over one SharedArrayBuffer (mm/mm_init.c memmap_init, mm/sparse.c).
+// Any worker thread attaches to the same buffer with attachMachine() and sees the same machine.
+//
+// struct page is 28 bytes a frame, in seven parallel arrays (flags, _refcount, _mapcount, _pincount,
+// mapping, index, content). As in the kernel, a free buddy page reuses mapping/index as its free-list
+// links (page->buddy_list), so free pages cost nothing extra.
+
+import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES } from './mmzone';
+
+/** Machine geometry. Real x86-64 values by default; miniature machines shrink every unit. */
+export interface Geometry {
+  /** pageblock_order: pageblock = 1 << order frames (x86-64: 9, 2 MiB) */
+  pageblockOrder: number;
+  /** MAX_PAGE_ORDER: buddy orders 0..maxOrder (x86-64: 10, 4 MiB) */
+  maxOrder: number;
+  /** memory block (sysfs memoryN) size in frames (x86-64 below 64 GiB: 32768, 128 MiB) */
+  blockPages: number;
+  /** end of ZONE_DMA in frames (x86-64: 16 MiB = 4096); 0 = no ZONE_DMA */
+  dmaEndPfn: number;
+  /** end of ZONE_DMA32 in frames (x86-64: 4 GiB); 0 = no ZONE_DMA32 */
+  dma32EndPfn: number;
+  /** physical start of the kernel image in frames (x86-64 CONFIG_PHYSICAL_START: 16 MiB) */
+  kernelStartPfn: number;
+  /** frames memblock keeps for the kernel image and early allocations */
+  kernelImagePages: number;
+  /** bytes of struct page the real kernel spends per frame (for memmap reservation): 64 */
+  structPageBytes: number;
+  /** number of CPUs (per-CPU lists and counters); actors run on distinct CPUs */
+  nrCpus: number;
+  /** hugepage_init() disables THP below this much boot memory (x86-64: 512 MiB) */
+  thpMinPages: number;
+}
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 4096;
+
+export const X86_64: Geometry = {
+  pageblockOrder: 9, maxOrder: 10, blockPages: 32768,
+  dmaEndPfn: 4096, dma32EndPfn: 1 << 20,
+  kernelStartPfn: 4096, kernelImagePages: 8192, structPageBytes: 64, nrCpus: 8, thpMinPages: 131072,
+};
+
+/** A miniature machine: 8-frame pageblocks, 32-frame memory blocks, orders 0..4, one kernel zone. */
+export const MINI: Geometry = {
+  pageblockOrder: 3, maxOrder: 4, blockPages: 32,
+  dmaEndPfn: 0, dma32EndPfn: 0,
+  kernelStartPfn: 0, kernelImagePages: 0, structPageBytes: 64, nrCpus: 8, thpMinPages: 0,
+};
+
+// ---- struct page flags (page->flags; page types folded in) ----
+export const PG_locked = 1 << 0;
+export const PG_lru = 1 << 1;
+export const PG_head = 1 << 2;
+export const PG_tail = 1 << 3;
+export const PG_reserved = 1 << 4;
+export const PG_buddy = 1 << 5; // page type: free in the buddy allocator
+export const PG_hugetlb = 1 << 6;
+export const PG_anon = 1 << 7;
+export const PG_swapbacked = 1 << 8;
+export const PG_dirty = 1 << 9;
+export const PG_isolated = 1 << 10; // isolated for migration (off the LRU on a private list)
+export const PG_mlocked = 1 << 11;
+export const PG_hwpoison = 1 << 12;
+export const PG_offline = 1 << 13; // page type PG_offline
+export const PG_pcp = 1 << 14; // on a per-CPU free list (the kernel knows this from page->pcp_list)
+export const PG_movable_ops = 1 << 15; // __PageMovable: non-LRU movable (balloon, zsmalloc)
+export const PG_hole = 1 << 16; // no RAM behind this pfn (memory hole / not present)
+export const PG_zero = 1 << 17; // the shared zero page (is_zero_pfn)
+
+export const PG_ZONE_SHIFT = 20;
+export const PG_ZONE_MASK = 7 << PG_ZONE_SHIFT;
+export const NO_ZONE = 7;
+export const PG_ORDER_SHIFT = 24;
+export const PG_ORDER_MASK = 31 << PG_ORDER_SHIFT;
+
+// ---- header slots (Int32) ----
+export const H_MAGIC = 0;
+export const H_NR_FRAMES = 1;
+export const H_ZERO_PFN = 2;
+export const H_HOTPLUG_LOCK = 3; // mem_hotplug_lock (sleeping lock word)
+export const H_NEXT_ID = 4; // id allocator for processes, anon_vmas, ...
+// sysctls and module parameters (runtime-writable in the kernel, so they live in the shared buffer)
+export const H_MIN_FREE_KBYTES = 5; // vm.min_free_kbytes
+export const H_USER_MIN_FREE_KBYTES = 6; // user_min_free_kbytes (-1 = not set by the user)
+export const H_WATERMARK_SCALE_FACTOR = 7; // vm.watermark_scale_factor
+export const H_ONLINE_POLICY = 8; // memory_hotplug.online_policy: 0 contig-zones, 1 auto-movable
+export const H_AUTO_MOVABLE_RATIO = 9; // memory_hotplug.auto_movable_ratio (percent)
+export const H_MOVABLE_NODE = 10; // movable_node
+export const H_DEFAULT_ONLINE_TYPE = 11; // mhp_default_online_type (MMOP_*)
+export const H_THP_ENABLED = 12; // transparent_hugepage: 0 never, 1 madvise, 2 always
+export const H_BOOT_END_PFN = 13; // end of boot memory
+export const H_ZONE_MOVABLE_PFN = 14; // zone_movable_pfn[0] (0 = none)
+export const H_HOTPLUG_START_PFN = 15; // first hot-pluggable pfn
+export const H_HOTPLUG_END_PFN = 16;
+export const H_NR_CMA_AREAS = 17;
+export const H_CMA_AREAS = 18; // [MAX_CMA_AREAS] x (base_pfn, count)
+export const MAX_CMA_AREAS = 8;
+export const H_HSTATES = H_CMA_AREAS + 2 * MAX_CMA_AREAS; // [HUGE_MAX_HSTATE] x HS_STRIDE
+export const HUGE_MAX_HSTATE = 2;
+export const HS_ORDER = 0;
+export const HS_NR_HUGE_PAGES = 1;
+export const HS_FREE_HUGE_PAGES = 2;
+export const HS_FREE_LIST = 3; // head pfn of the free list (linked through mapping/index)
+export const HS_LOCK = 4; // hugetlb_lock
+export const HS_STRIDE = 5;
+export const H_SLOTS = H_HSTATES + HUGE_MAX_HSTATE * HS_STRIDE;
+const MAGIC = 0x70696e6c; // "pinl"
+
+// ---- struct zone slots (Int32, one record per zone) ----
+export const Z_LOCK = 0;
+export const Z_START_PFN = 1;
+export const Z_SPANNED = 2;
+export const Z_PRESENT = 3;
+export const Z_MANAGED = 4;
+export const Z_CMA_PAGES = 5;
+export const Z_NR_FREE = 6; // NR_FREE_PAGES (buddy only; pcp pages are not counted)
+export const Z_NR_FREE_CMA = 7; // NR_FREE_CMA_PAGES
+export const Z_WMARK_MIN = 8;
+export const Z_WMARK_LOW = 9;
+export const Z_WMARK_HIGH = 10;
+export const Z_NR_RESERVED_HIGHATOMIC = 11;
+export const Z_PRESENT_EARLY = 12; // present pages from boot memory
+export const Z_LOWMEM_RESERVE = 13; // [MAX_NR_ZONES]
+export const Z_NR_ISOLATE_PAGEBLOCK = Z_LOWMEM_RESERVE + MAX_NR_ZONES;
+export const Z_PCP_DISABLED = Z_NR_ISOLATE_PAGEBLOCK + 1; // zone_pcp_disable() depth
+export const Z_FREE_AREA = Z_PCP_DISABLED + 1; // heads then counts, [order][migratetype]
+
+// ---- struct per_cpu_pages slots (Int32, one record per cpu per zone) ----
+export const PCP_LOCK = 0;
+export const PCP_COUNT = 1;
+export const PCP_HIGH = 2;
+export const PCP_BATCH = 3;
+export const PCP_LISTS = 4; // heads [MIGRATE_PCPTYPES]
+export const PCP_STRIDE = PCP_LISTS + MIGRATE_PCPTYPES;
+
+// ---- struct memory_block slots (Int32) ----
+export const MB_STATE = 0; // MEM_ONLINE / MEM_GOING_OFFLINE / MEM_OFFLINE
+export const MB_ZONE = 1; // zone index, -1 = none (offline, or spans zones)
+export const MB_ONLINE_TYPE = 2; // MMOP_*
+export const MB_PRESENT = 3; // 0 = no memory block device (a hole in the physical map)
+export const MB_EARLY = 4; // 1 = boot memory, 0 = hot-added
+export const MB_STRIDE = 5;
+// include/linux/memory.h
+export const MEM_ONLINE = 1 << 0;
+export const MEM_GOING_OFFLINE = 1 << 1;
+export const MEM_OFFLINE = 1 << 2;
+export const MEM_GOING_ONLINE = 1 << 3;
+export const MEM_CANCEL_ONLINE = 1 << 4;
+export const MEM_CANCEL_OFFLINE = 1 << 5;
+
+/** Sizes that fix the SharedArrayBuffer's layout; passed to workers with the buffer. */
+export interface MemmapShape {
+  nrFrames: number;
+  nrCpus: number;
+  maxOrder: number;
+  pageblockOrder: number;
+  blockPages: number;
+  nrVmItems: number;
+}
+
+interface Region { name: string; byteOffset: number; length: number; bytesPer: number }
+
+function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLength: number } {
+  const nrPageblocks = Math.ceil(s.nrFrames / (1 << s.pageblockOrder));
+  const nrBlocks = Math.ceil(s.nrFrames / s.blockPages);
+  const zoneStride = zoneStrideFor(s.maxOrder);
+  const items: [string, number, number][] = [
+    ['vmstat', s.nrCpus * s.nrVmItems, 8], // per-cpu counters, Float64 (exact to 2^53)
+    ['header', H_SLOTS, 4],
+    ['zones', MAX_NR_ZONES * zoneStride, 4],
+    ['pcp', s.nrCpus * MAX_NR_ZONES * PCP_STRIDE, 4],
+    ['blocks', nrBlocks * MB_STRIDE, 4],
+    ['flags', s.nrFrames, 4],
+    ['refcount', s.nrFrames, 4],
+    ['mapcount', s.nrFrames, 4],
+    ['pincount', s.nrFrames, 4],
+    ['mapping', s.nrFrames, 4],
+    ['index', s.nrFrames, 4],
+    ['content', s.nrFrames, 4],
+    ['pageblock', nrPageblocks, 1],
+  ];
+  const regions: Record<string, Region> = {};
+  let off = 0;
+  for (const [name, length, bytesPer] of items) {
+    off = Math.ceil(off / 8) * 8;
+    regions[name] = { name, byteOffset: off, length, bytesPer };
+    off += length * bytesPer;
+  }
+  return { regions, byteLength: Math.ceil(off / 8) * 8 };
+}
+
+export function zoneStrideFor(maxOrder: number): number {
+  return Z_FREE_AREA + 2 * (maxOrder + 1) * MIGRATE_TYPES;
+}
+
+/**
+ * Typed views over the machine's SharedArrayBuffer. Holds no state of its own beyond the views and the
+ * immutable shape, so two Memmap objects over one buffer (in two threads) are the same machine.
+ */
+export class Memmap {
+  readonly sab: SharedArrayBuffer;
+  readonly shape: MemmapShape;
+  readonly nrFrames: number;
+  readonly maxOrder: number;
+  readonly pageblockOrder: number;
+  readonly pageblockNrPages: number;
+  readonly blockPages: number;
+  readonly nrBlocks: number;
+  readonly nrCpus: number;
+  readonly zoneStride: number;
+  readonly nrVmItems: number;
+  readonly header: Int32Array;
+  readonly zones: Int32Array;
+  readonly pcp: Int32Array;
+  readonly blocks: Int32Array;
+  readonly flags: Uint32Array;
+  readonly refcount: Int32Array;
+  readonly mapcount: Int32Array;
+  readonly pincount: Int32Array;
+  readonly mapping: Int32Array;
+  readonly index: Int32Array;
+  readonly content: Uint32Array;
+  readonly pageblock: Uint8Array;
+  readonly vmstat: Float64Array;
+
+  constructor(shape: MemmapShape, sab?: SharedArrayBuffer) {
+    const { regions, byteLength } = planLayout(shape);
+    this.shape = { ...shape };
+    this.sab = sab ?? new SharedArrayBuffer(byteLength);
+    if (this.sab.byteLength !== byteLength) throw new Error(`memmap: buffer is ${this.sab.byteLength} bytes, shape needs ${byteLength}`);
+    this.nrFrames = shape.nrFrames;
+    this.maxOrder = shape.maxOrder;
+    this.pageblockOrder = shape.pageblockOrder;
+    this.pageblockNrPages = 1 << shape.pageblockOrder;
+    this.blockPages = shape.blockPages;
+    this.nrBlocks = Math.ceil(shape.nrFrames / shape.blockPages);
+    this.nrCpus = shape.nrCpus;
+    this.zoneStride = zoneStrideFor(shape.maxOrder);
+    this.nrVmItems = shape.nrVmItems;
+    const b = this.sab;
+    const r = (n: string) => regions[n]!;
+    this.vmstat = new Float64Array(b, r('vmstat').byteOffset, r('vmstat').length);
+    this.header = new Int32Array(b, r('header').byteOffset, r('header').length);
+    this.zones = new Int32Array(b, r('zones').byteOffset, r('zones').length);
+    this.pcp = new Int32Array(b, r('pcp').byteOffset, r('pcp').length);
+    this.blocks = new Int32Array(b, r('blocks').byteOffset, r('blocks').length);
+    this.flags = new Uint32Array(b, r('flags').byteOffset, r('flags').length);
+    this.refcount = new Int32Array(b, r('refcount').byteOffset, r('refcount').length);
+    this.mapcount = new Int32Array(b, r('mapcount').byteOffset, r('mapcount').length);
+    this.pincount = new Int32Array(b, r('pincount').byteOffset, r('pincount').length);
+    this.mapping = new Int32Array(b, r('mapping').byteOffset, r('mapping').length);
+    this.index = new Int32Array(b, r('index').byteOffset, r('index').length);
+    this.content = new Uint32Array(b, r('content').byteOffset, r('content').length);
+    this.pageblock = new Uint8Array(b, r('pageblock').byteOffset, r('pageblock').length);
+    if (!sab) {
+      this.header[H_MAGIC] = MAGIC;
+      this.header[H_NR_FRAMES] = shape.nrFrames;
+      this.header[H_ZERO_PFN] = -1;
+    } else if (this.header[H_MAGIC] !== MAGIC || this.header[H_NR_FRAMES] !== shape.nrFrames) {
+      throw new Error('memmap: buffer does not hold a machine of this shape');
+    }
+  }
+
+  /** Bytes of per-frame metadata (struct page) per 4 KiB frame. */
+  static bytesPerFrame(): number {
+    return 7 * 4;
+  }
+
+  // ---- field accessors used across mm/ ----
+  zoneBase(zid: number): number {
+    return zid * this.zoneStride;
+  }
+  /** page_zonenum(); NO_ZONE for frames of offline memory. */
+  pageZonenum(pfn: number): number {
+    return (this.flags[pfn]! & PG_ZONE_MASK) >>> PG_ZONE_SHIFT;
+  }
+  setPageZone(pfn: number, zid: number): void {
+    this.flags[pfn] = (this.flags[pfn]! & ~PG_ZONE_MASK) | (zid << PG_ZONE_SHIFT);
+  }
+  /** buddy_order() for PG_buddy pages; folio_order() for PG_head pages. */
+  pageOrder(pfn: number): number {
+    return (this.flags[pfn]! & PG_ORDER_MASK) >>> PG_ORDER_SHIFT;
+  }
+  setPageOrder(pfn: number, order: number): void {
+    this.flags[pfn] = (this.flags[pfn]! & ~PG_ORDER_MASK) | (order << PG_ORDER_SHIFT);
+  }
+  /** get_pfnblock_migratetype() */
+  getPageblockMigratetype(pfn: number): number {
+    return this.pageblock[pfn >>> this.pageblockOrder]!;
+  }
+  /** set_pageblock_migratetype() */
+  setPageblockMigratetype(pfn: number, mt: number): void {
+    this.pageblock[pfn >>> this.pageblockOrder] = mt;
+  }
+  /** compound_head(): folios are naturally aligned, so a tail finds its head from the order it carries. */
+  compoundHead(pfn: number): number {
+    const f = this.flags[pfn]!;
+    if (!(f & PG_tail)) return pfn;
+    const order = (f & PG_ORDER_MASK) >>> PG_ORDER_SHIFT;
+    return pfn & ~((1 << order) - 1);
+  }
+  zeroPfn(): number {
+    return this.header[H_ZERO_PFN]!;
+  }
+  blockIndex(pfn: number): number {
+    return Math.floor(pfn / this.blockPages);
+  }
+}
+
+export function freeAreaHead(m: Memmap, zid: number, order: number, mt: number): number {
+  return m.zoneBase(zid) + Z_FREE_AREA + order * MIGRATE_TYPES + mt;
+}
+export function freeAreaCount(m: Memmap, zid: number, order: number, mt: number): number {
+  return m.zoneBase(zid) + Z_FREE_AREA + (m.maxOrder + 1) * MIGRATE_TYPES + order * MIGRATE_TYPES + mt;
+}
+export function pcpBase(m: Memmap, cpu: number, zid: number): number {
+  return (cpu * MAX_NR_ZONES + zid) * PCP_STRIDE;
+}

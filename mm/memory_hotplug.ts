@@ -1,0 +1,282 @@
+// Memory hotplug: onlining memory blocks into zones, the online policies, and the memory block device
+// (mm/memory_hotplug.c, drivers/base/memory.c, v6.12). Offlining: offline_pages() below.
+//
+// Simplified: one node, no memory groups (each block onlines on its own), no memmap_on_memory.
+
+import { Memmap, MB_STATE, MB_ZONE, MB_ONLINE_TYPE, MB_PRESENT, MB_EARLY, MB_STRIDE, MEM_ONLINE, MEM_OFFLINE,
+  MEM_GOING_OFFLINE, MEM_GOING_ONLINE, MEM_CANCEL_ONLINE, Z_LOCK, Z_START_PFN, Z_SPANNED, Z_PRESENT, Z_PRESENT_EARLY,
+  Z_CMA_PAGES, H_ONLINE_POLICY, H_AUTO_MOVABLE_RATIO, H_MOVABLE_NODE, H_HOTPLUG_LOCK, PG_ZONE_SHIFT, PG_reserved,
+} from './memmap';
+import { ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, MIGRATE_MOVABLE, zoneName } from './mmzone';
+import { EINVAL, ENODEV, EOPNOTSUPP } from './errno';
+import { spinLock, spinUnlock } from './locking';
+import { isolatePageblockLocked, unsetMigratetypeIsolate } from './page_isolation';
+import { freeRange, initPerZoneWmarkMin } from './mm_init';
+
+// include/linux/memory_hotplug.h
+export const MMOP_OFFLINE = 0;
+export const MMOP_ONLINE = 1;
+export const MMOP_ONLINE_KERNEL = 2;
+export const MMOP_ONLINE_MOVABLE = 3;
+const ONLINE_TYPE_TO_STR = ['offline', 'online', 'online_kernel', 'online_movable'];
+
+/** mhp_online_type_from_str() */
+export function mhpOnlineTypeFromStr(s: string): number {
+  const i = ONLINE_TYPE_TO_STR.indexOf(s.trim());
+  return i >= 0 ? i : -EINVAL;
+}
+
+// ---- memory notifier (memory_notify / register_memory_notifier), per thread ----
+export interface MemoryNotifyArg { startPfn: number; nrPages: number }
+export type MemoryNotifier = (m: Memmap, action: number, arg: MemoryNotifyArg) => number;
+const notifiers: MemoryNotifier[] = [];
+export function registerMemoryNotifier(fn: MemoryNotifier): () => void {
+  notifiers.push(fn);
+  return () => { const i = notifiers.indexOf(fn); if (i >= 0) notifiers.splice(i, 1); };
+}
+/** memory_notify(): the first notifier error wins (notifier_to_errno). */
+export function memoryNotify(m: Memmap, action: number, arg: MemoryNotifyArg): number {
+  for (const fn of notifiers) {
+    const rc = fn(m, action, arg);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+// ---- zones ----
+
+function zoneSpan(m: Memmap, zid: number): [number, number] {
+  const zb = m.zoneBase(zid);
+  const s = m.zones[zb + Z_START_PFN]!;
+  return [s, s + m.zones[zb + Z_SPANNED]!];
+}
+
+/** zone_intersects() */
+export function zoneIntersects(m: Memmap, zid: number, startPfn: number, nrPages: number): boolean {
+  const [s, e] = zoneSpan(m, zid);
+  if (e === s) return false;
+  return startPfn < e && s < startPfn + nrPages;
+}
+
+/** default_kernel_zone_for_pfn(): the first kernel zone the range intersects, else ZONE_NORMAL. */
+export function defaultKernelZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
+  for (let zid = ZONE_DMA; zid <= ZONE_NORMAL; zid++) if (zoneIntersects(m, zid, startPfn, nrPages)) return zid;
+  return ZONE_NORMAL;
+}
+
+/** default_zone_for_pfn() (contig-zones): inherit the one zone the range touches, else kernel (movable_node: movable). */
+function defaultZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
+  const kernelZone = defaultKernelZoneForPfn(m, startPfn, nrPages);
+  const inKernel = zoneIntersects(m, kernelZone, startPfn, nrPages);
+  const inMovable = zoneIntersects(m, ZONE_MOVABLE, startPfn, nrPages);
+  if (inKernel !== inMovable) return inKernel ? kernelZone : ZONE_MOVABLE;
+  return m.header[H_MOVABLE_NODE] ? ZONE_MOVABLE : kernelZone;
+}
+
+/**
+ * auto_movable_can_online_movable(): MOVABLE (plus CMA) : KERNEL_EARLY (boot kernel memory minus CMA)
+ * must stay within auto_movable_ratio percent after onlining nrPages more as movable.
+ */
+export function autoMovableCanOnlineMovable(m: Memmap, nrPages: number): boolean {
+  let kernelEarly = 0;
+  let movable = 0;
+  for (let zid = 0; zid < MAX_NR_ZONES; zid++) {
+    const zb = m.zoneBase(zid);
+    if (zid === ZONE_MOVABLE) movable += m.zones[zb + Z_PRESENT]!;
+    else {
+      kernelEarly += m.zones[zb + Z_PRESENT_EARLY]!;
+      movable += m.zones[zb + Z_CMA_PAGES]!;
+      kernelEarly -= m.zones[zb + Z_CMA_PAGES]!;
+    }
+  }
+  movable += nrPages;
+  return movable <= Math.floor((m.header[H_AUTO_MOVABLE_RATIO]! * kernelEarly) / 100);
+}
+
+/** auto_movable_zone_for_pfn() */
+function autoMovableZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
+  if (!m.header[H_AUTO_MOVABLE_RATIO]) return defaultKernelZoneForPfn(m, startPfn, nrPages);
+  if (!autoMovableCanOnlineMovable(m, nrPages)) return defaultKernelZoneForPfn(m, startPfn, nrPages);
+  return ZONE_MOVABLE;
+}
+
+/** zone_for_pfn_range() */
+export function zoneForPfnRange(m: Memmap, onlineType: number, startPfn: number, nrPages: number): number {
+  if (onlineType === MMOP_ONLINE_KERNEL) return defaultKernelZoneForPfn(m, startPfn, nrPages);
+  if (onlineType === MMOP_ONLINE_MOVABLE) return ZONE_MOVABLE;
+  if (m.header[H_ONLINE_POLICY] === 1) return autoMovableZoneForPfn(m, startPfn, nrPages);
+  return defaultZoneForPfn(m, startPfn, nrPages);
+}
+
+/** resize_zone_range() + memmap_init_range(MEMINIT_HOTPLUG): frames join the zone, pageblocks isolated. */
+function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: number): void {
+  const zb = m.zoneBase(zid);
+  const lk = zb + Z_LOCK;
+  spinLock(m.zones, lk);
+  const [s, e] = zoneSpan(m, zid);
+  const ns = e === s ? startPfn : Math.min(s, startPfn);
+  const ne = e === s ? startPfn + nrPages : Math.max(e, startPfn + nrPages);
+  m.zones[zb + Z_START_PFN] = ns;
+  m.zones[zb + Z_SPANNED] = ne - ns;
+  m.flags.fill((zid << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
+  for (let p = startPfn; p < startPfn + nrPages; p += m.pageblockNrPages) {
+    m.setPageblockMigratetype(p, MIGRATE_MOVABLE);
+    isolatePageblockLocked(m, zid, p);
+  }
+  spinUnlock(m.zones, lk);
+}
+
+/** remove_pfn_range_from_zone() + shrink_zone_span(): the range leaves the zone (frames have no zone). */
+export function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPages: number): void {
+  const zb = m.zoneBase(zid);
+  const lk = zb + Z_LOCK;
+  spinLock(m.zones, lk);
+  m.flags.fill((7 << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
+  let [s, e] = zoneSpan(m, zid);
+  // shrink_zone_span(): find the first/last pfn still in the zone
+  if (startPfn <= s) { s = startPfn + nrPages; while (s < e && m.pageZonenum(s) !== zid) s++; }
+  if (startPfn + nrPages >= e) { e = startPfn; while (e > s && m.pageZonenum(e - 1) !== zid) e--; }
+  if (e <= s) { s = 0; e = 0; }
+  m.zones[zb + Z_START_PFN] = s;
+  m.zones[zb + Z_SPANNED] = e - s;
+  spinUnlock(m.zones, lk);
+}
+
+/**
+ * online_pages(): join the zone isolated, free the frames to the buddy, un-isolate, recompute
+ * watermarks. Returns 0 or -errno (a MEM_GOING_ONLINE notifier's error).
+ */
+export function onlinePages(m: Memmap, pfn: number, nrPages: number, zid: number): number {
+  if (!nrPages || pfn % m.pageblockNrPages || (pfn + nrPages) % m.blockPages) return -EINVAL;
+  movePfnRangeToZone(m, zid, pfn, nrPages);
+  const arg = { startPfn: pfn, nrPages };
+  const rc = memoryNotify(m, MEM_GOING_ONLINE, arg);
+  if (rc) {
+    memoryNotify(m, MEM_CANCEL_ONLINE, arg);
+    for (let p = pfn; p < pfn + nrPages; p += m.pageblockNrPages) unsetMigratetypeIsolate(m, zid, p, MIGRATE_MOVABLE);
+    removePfnRangeFromZone(m, zid, pfn, nrPages);
+    return rc;
+  }
+  freeRange(m, pfn, pfn + nrPages); // online_pages_range() -> generic_online_page()
+  m.zones[m.zoneBase(zid) + Z_PRESENT]! += nrPages; // adjust_present_page_count()
+  for (let p = pfn; p < pfn + nrPages; p += m.pageblockNrPages) unsetMigratetypeIsolate(m, zid, p, MIGRATE_MOVABLE);
+  initPerZoneWmarkMin(m);
+  memoryNotify(m, MEM_ONLINE, arg);
+  return 0;
+}
+
+// ---- memory block devices (drivers/base/memory.c) ----
+
+export function blockStartPfn(m: Memmap, b: number): number {
+  return b * m.blockPages;
+}
+
+/** mem_hotplug_begin()/mem_hotplug_done(): serialises online/offline. */
+export function memHotplugBegin(m: Memmap): void {
+  spinLock(m.header, H_HOTPLUG_LOCK);
+}
+export function memHotplugDone(m: Memmap): void {
+  spinUnlock(m.header, H_HOTPLUG_LOCK);
+}
+
+/** memory_block_online() */
+export function onlineMemoryBlock(m: Memmap, b: number, onlineType: number): number {
+  const start = blockStartPfn(m, b);
+  const zid = zoneForPfnRange(m, onlineType, start, m.blockPages);
+  memHotplugBegin(m);
+  const rc = onlinePages(m, start, m.blockPages, zid);
+  if (rc === 0) {
+    const o = b * MB_STRIDE;
+    m.blocks[o + MB_STATE] = MEM_ONLINE;
+    m.blocks[o + MB_ZONE] = zid;
+    m.blocks[o + MB_ONLINE_TYPE] = onlineType;
+  }
+  memHotplugDone(m);
+  return rc;
+}
+
+/** memory_block_offline() */
+export function offlineMemoryBlock(m: Memmap, b: number, opts?: OfflineOptions): number {
+  const o = b * MB_STRIDE;
+  const zid = m.blocks[o + MB_ZONE]!;
+  // A block spanning zones (mem->zone == NULL) cannot be offlined.
+  if (zid < 0) return -EINVAL;
+  memHotplugBegin(m);
+  m.blocks[o + MB_STATE] = MEM_GOING_OFFLINE;
+  const rc = offlinePages(m, blockStartPfn(m, b), m.blockPages, opts);
+  if (rc === 0) {
+    m.blocks[o + MB_STATE] = MEM_OFFLINE;
+    m.blocks[o + MB_ZONE] = -1;
+  } else m.blocks[o + MB_STATE] = MEM_ONLINE;
+  memHotplugDone(m);
+  return rc;
+}
+
+export function blockPresent(m: Memmap, b: number): boolean {
+  return b >= 0 && b < m.nrBlocks && m.blocks[b * MB_STRIDE + MB_PRESENT] === 1;
+}
+
+/**
+ * state_store(): "online", "online_kernel", "online_movable" or "offline". Returns 0 or -errno:
+ * -EINVAL for an unknown string or a block already in that state (device_online()/device_offline()
+ * return 1, which state_store turns into -EINVAL).
+ */
+export function memoryBlockStore(m: Memmap, b: number, text: string, opts?: OfflineOptions): number {
+  if (!blockPresent(m, b)) return -ENODEV;
+  const type = mhpOnlineTypeFromStr(text);
+  if (type < 0) return -EINVAL;
+  const state = m.blocks[b * MB_STRIDE + MB_STATE]!;
+  if (type === MMOP_OFFLINE) {
+    if (state === MEM_OFFLINE) return -EINVAL;
+    return offlineMemoryBlock(m, b, opts);
+  }
+  if (state === MEM_ONLINE) return -EINVAL;
+  return onlineMemoryBlock(m, b, type);
+}
+
+/** state_show() */
+export function stateShow(m: Memmap, b: number): string {
+  switch (m.blocks[b * MB_STRIDE + MB_STATE]) {
+    case MEM_ONLINE: return 'online';
+    case MEM_OFFLINE: return 'offline';
+    case MEM_GOING_OFFLINE: return 'going-offline';
+    default: return `ERROR-UNKNOWN-${m.blocks[b * MB_STRIDE + MB_STATE]}`;
+  }
+}
+
+/**
+ * valid_zones_show(): an online block shows its zone ("none" when it spans zones); an offline block
+ * lists the zone plain "online" would pick first, then the other kernel/movable choices.
+ */
+export function validZonesShow(m: Memmap, b: number): string {
+  const o = b * MB_STRIDE;
+  if (m.blocks[o + MB_STATE] === MEM_ONLINE) {
+    const z = m.blocks[o + MB_ZONE]!;
+    return z >= 0 ? zoneName(z) : 'none';
+  }
+  const start = blockStartPfn(m, b);
+  const def = zoneForPfnRange(m, MMOP_ONLINE, start, m.blockPages);
+  const out = [zoneName(def)];
+  for (const t of [MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE]) {
+    const z = zoneForPfnRange(m, t, start, m.blockPages);
+    if (z !== def) out.push(zoneName(z));
+  }
+  return out.join(' ');
+}
+
+/** removable_show(): always 1 since v5.9 ("indicate all memory blocks as removable"). */
+export function removableShow(_m: Memmap, _b: number): string {
+  return '1';
+}
+
+export function blockIsEarly(m: Memmap, b: number): boolean {
+  return m.blocks[b * MB_STRIDE + MB_EARLY] === 1;
+}
+
+
+export interface OfflineOptions { passesMax?: number }
+
+/** offline_pages(): arrives with page migration (mm/migrate.ts). */
+export function offlinePages(_m: Memmap, _startPfn: number, _nrPages: number, _opts?: OfflineOptions): number {
+  return -EOPNOTSUPP;
+}

@@ -1,0 +1,470 @@
+// Boot: zone sizing, ZONE_MOVABLE from kernelcore=/movablecore=, memblock reservations, memmap init,
+// handing memory to the buddy, watermarks (mm/mm_init.c, mm/memblock.c, mm/page_alloc.c, v6.12).
+//
+// Simplified (docs/simplifications.md): one node, contiguous boot RAM from pfn 0 with no firmware
+// holes; memblock reservations (kernel image, then the memmap) sit at the bottom of RAM, whereas the
+// kernel allocates the memmap top-down and can leave it inside ZONE_MOVABLE (mmzone.h exception 2).
+
+import { BootParams, CmdlineError, HugepageParam } from './cmdline';
+import { Memmap, MemmapShape, PAGE_SHIFT, PG_reserved, PG_hole, PG_ZONE_SHIFT, NO_ZONE, H_BOOT_END_PFN, H_ZONE_MOVABLE_PFN,
+  H_HOTPLUG_START_PFN, H_HOTPLUG_END_PFN, H_ZERO_PFN, H_MIN_FREE_KBYTES, H_USER_MIN_FREE_KBYTES, H_WATERMARK_SCALE_FACTOR,
+  H_ONLINE_POLICY, H_AUTO_MOVABLE_RATIO, H_MOVABLE_NODE, H_DEFAULT_ONLINE_TYPE, H_THP_ENABLED, H_NR_CMA_AREAS, H_CMA_AREAS,
+  MAX_CMA_AREAS, Z_START_PFN, Z_SPANNED, Z_PRESENT, Z_PRESENT_EARLY, Z_MANAGED, Z_CMA_PAGES, Z_WMARK_MIN, Z_WMARK_LOW,
+  Z_WMARK_HIGH, Z_LOWMEM_RESERVE, PCP_HIGH, PCP_BATCH, PCP_LISTS, MB_STATE, MB_ZONE, MB_ONLINE_TYPE, MB_PRESENT, MB_EARLY,
+  MB_STRIDE, MEM_ONLINE, MEM_OFFLINE, freeAreaHead, pcpBase, PG_zero } from './memmap';
+import { MAX_NR_ZONES, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATE_CMA,
+  MIGRATE_PCPTYPES } from './mmzone';
+import { freePagesCore, NO_PAGE } from './page_alloc';
+import { gfpZone, GFP_USER } from './gfp';
+import { NR_VM_ITEMS } from './vmstat';
+import { hugetlbInit, sizeString } from './hugetlb';
+import { MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, onlineMemoryBlock } from './memory_hotplug';
+
+const SWAP_CLUSTER_MAX = 32;
+// sysctl_lowmem_reserve_ratio[] (mm/page_alloc.c): DMA, DMA32, NORMAL, MOVABLE, DEVICE
+export const LOWMEM_RESERVE_RATIO = [256, 256, 32, 0, 0];
+
+export interface Reservation { startPfn: number; nrPages: number; what: string }
+
+/** Everything boot decides before the buffer exists. */
+export interface BootPlan {
+  params: BootParams;
+  bootPages: number;
+  nrFrames: number;
+  hotplugStartPfn: number;
+  hotplugPages: number;
+  /** zone_movable_pfn[0]; 0 = no ZONE_MOVABLE */
+  zoneMovablePfn: number;
+  /** [start, end) of each zone at boot, after ZONE_MOVABLE is carved out */
+  zoneSpans: [number, number][];
+  cmaAreas: { basePfn: number; count: number }[];
+  reservations: Reservation[];
+  zeroPfn: number;
+  warnings: string[];
+}
+
+function maxOrderNrPages(p: BootParams): number {
+  return 1 << p.geometry.maxOrder;
+}
+
+function roundup(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
+}
+
+/** arch_zone_lowest/highest_possible_pfn for the boot RAM [0, end). */
+function archZoneRanges(p: BootParams, end: number): [number, number][] {
+  const g = p.geometry;
+  const dmaEnd = Math.min(g.dmaEndPfn, end);
+  const dma32End = g.dma32EndPfn ? Math.max(Math.min(g.dma32EndPfn, end), dmaEnd) : dmaEnd;
+  return [[0, dmaEnd], [dmaEnd, dma32End], [dma32End, end], [0, 0], [0, 0]];
+}
+
+/**
+ * find_zone_movable_pfns_for_nodes() for one node: turn kernelcore=/movablecore= into the first pfn of
+ * ZONE_MOVABLE, carved from the highest populated zone; memory in lower zones counts as kernelcore.
+ */
+export function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[]): number {
+  const ranges = archZoneRanges(p, totalPages);
+  let movableZone = ZONE_DMA; // find_usable_zone_for_movable()
+  for (let z = ZONE_NORMAL; z >= ZONE_DMA; z--) if (ranges[z]![1] > ranges[z]![0]) { movableZone = z; break; }
+  const usableStartPfn = ranges[movableZone]![0];
+  let requiredKernelcore = 0;
+  let requiredMovablecore = 0;
+  const pages = (c: { bytes?: number; percent?: number }) =>
+    c.percent !== undefined ? Math.floor((totalPages * c.percent) / 100) : Math.floor(c.bytes! / 2 ** PAGE_SHIFT);
+  if (p.movableNode) {
+    // movable_node: ZONE_MOVABLE from the firmware's hotpluggable ranges; boot RAM has none here.
+    if (p.kernelcore || p.movablecore) warnings.push('movable_node: kernelcore=/movablecore= are ignored (find_zone_movable_pfns_for_nodes)');
+    return 0;
+  }
+  if (p.kernelcore) requiredKernelcore = pages(p.kernelcore);
+  if (p.movablecore) requiredMovablecore = pages(p.movablecore);
+  if (requiredMovablecore) {
+    requiredMovablecore = roundup(requiredMovablecore, maxOrderNrPages(p));
+    requiredMovablecore = Math.min(totalPages, requiredMovablecore);
+    const corepages = totalPages - requiredMovablecore;
+    if (p.kernelcore && requiredKernelcore > corepages) {
+      warnings.push(`kernelcore= and movablecore= both given: kernelcore (${requiredKernelcore} pages) is at least its value, ZONE_MOVABLE shrinks`);
+    }
+    requiredKernelcore = Math.max(requiredKernelcore, corepages);
+  }
+  if (!p.kernelcore && !p.movablecore) return 0;
+  if (!requiredKernelcore || requiredKernelcore >= totalPages) {
+    warnings.push(requiredKernelcore
+      ? `kernelcore covers all ${totalPages} pages of memory: no ZONE_MOVABLE (find_zone_movable_pfns_for_nodes)`
+      : `movablecore covers all of memory, leaving kernelcore 0: no ZONE_MOVABLE (find_zone_movable_pfns_for_nodes)`);
+    return 0;
+  }
+  let zoneMovablePfn = 0;
+  let kernelcoreRemaining = requiredKernelcore;
+  // one memory range, [0, totalPages)
+  let start = 0;
+  const end = totalPages;
+  if (start < usableStartPfn) {
+    const kernelPages = Math.min(end, usableStartPfn) - start;
+    kernelcoreRemaining -= Math.min(kernelPages, kernelcoreRemaining);
+    if (end <= usableStartPfn) zoneMovablePfn = end;
+    start = usableStartPfn;
+  }
+  if (start < end) {
+    const sizePages = Math.min(end - start, kernelcoreRemaining);
+    zoneMovablePfn = start + sizePages;
+  }
+  // out2: align the start of ZONE_MOVABLE to MAX_ORDER_NR_PAGES; none if that passes the node's end
+  zoneMovablePfn = roundup(zoneMovablePfn, maxOrderNrPages(p));
+  if (zoneMovablePfn >= totalPages) {
+    warnings.push('ZONE_MOVABLE would start at or past the end of memory after rounding: none created');
+    return 0;
+  }
+  return zoneMovablePfn;
+}
+
+/** adjust_zone_range_for_zone_movable() */
+function zoneSpans(p: BootParams, bootPages: number, zoneMovablePfn: number): [number, number][] {
+  const r = archZoneRanges(p, bootPages);
+  const out: [number, number][] = [];
+  for (let z = 0; z < ZONE_MOVABLE; z++) {
+    let [s, e] = r[z]!;
+    if (zoneMovablePfn) {
+      if (s < zoneMovablePfn && e > zoneMovablePfn) e = zoneMovablePfn;
+      else if (s >= zoneMovablePfn) s = e;
+    }
+    out.push(s < e ? [s, e] : [0, 0]);
+  }
+  out.push(zoneMovablePfn ? [zoneMovablePfn, bootPages] : [0, 0]);
+  out.push([0, 0]); // ZONE_DEVICE
+  return out;
+}
+
+/**
+ * cma_declare_contiguous_nid() (mm/cma.c): size and base aligned to pageblocks; without a fixed base,
+ * bottom-up from 4 GiB when memory extends above it, else top-down below the end of memory.
+ */
+function placeCma(p: BootParams, bootPages: number, reservations: Reservation[], warnings: string[]): { basePfn: number; count: number }[] {
+  if (!p.cma) return [];
+  const align = 1 << p.geometry.pageblockOrder; // CMA_MIN_ALIGNMENT_PAGES
+  const count = roundup(Math.ceil(p.cma.bytes / 2 ** PAGE_SHIFT), align);
+  const limit = p.cma.limitBytes !== undefined ? Math.min(bootPages, Math.floor(p.cma.limitBytes / 2 ** PAGE_SHIFT)) : bootPages;
+  const overlaps = (s: number) => reservations.some((r) => s < r.startPfn + r.nrPages && r.startPfn < s + count);
+  if (p.cma.baseBytes !== undefined && p.cma.baseBytes !== 0) {
+    const base = p.cma.baseBytes / 2 ** PAGE_SHIFT;
+    if (!Number.isInteger(base) || base % align) throw new CmdlineError(`cma: base ${p.cma.baseBytes} is not aligned to a pageblock (${align * 4}K)`);
+    if (base + count > bootPages || overlaps(base)) {
+      warnings.push(`cma: failed to reserve ${count} pages at pfn ${base}: range not free (cma_declare_contiguous_nid: -EBUSY); no CMA area`);
+      return [];
+    }
+    return [{ basePfn: base, count }];
+  }
+  const g = p.geometry;
+  if (g.dma32EndPfn && bootPages > g.dma32EndPfn) {
+    for (let s = roundup(g.dma32EndPfn, align); s + count <= limit; s += align) if (!overlaps(s)) return [{ basePfn: s, count }];
+  }
+  for (let s = Math.floor((limit - count) / align) * align; s >= 0; s -= align) if (!overlaps(s)) return [{ basePfn: s, count }];
+  warnings.push(`cma: failed to reserve ${count} pages: not enough memory (cma_declare_contiguous_nid: -ENOMEM); no CMA area`);
+  return [];
+}
+
+export function planBoot(p: BootParams): BootPlan {
+  const g = p.geometry;
+  const warnings = [...p.warnings];
+  const bootPages = Math.floor(p.memBytes / 2 ** PAGE_SHIFT);
+  if (bootPages * 2 ** PAGE_SHIFT !== p.memBytes) warnings.push(`mem=${p.memBytes}: not a multiple of 4K, rounded down`);
+  // memblock reservations: the kernel image (its .bss holds ZERO_PAGE), then the memmap
+  const memmapPages = Math.ceil((bootPages * g.structPageBytes) / 2 ** PAGE_SHIFT);
+  const imagePages = Math.max(1, g.kernelImagePages);
+  const reservations: Reservation[] = [
+    { startPfn: g.kernelStartPfn, nrPages: imagePages, what: 'kernel image' },
+    { startPfn: g.kernelStartPfn + imagePages, nrPages: memmapPages, what: 'memmap' },
+  ];
+  const reservedEnd = g.kernelStartPfn + imagePages + memmapPages;
+  const minPages = reservedEnd + 4 * (1 << g.pageblockOrder);
+  if (bootPages < minPages) {
+    throw new CmdlineError(`mem: ${p.memBytes} bytes is too small: the kernel image and memmap end at ${reservedEnd * 4}K; give at least ${minPages * 4}K`);
+  }
+  const maxFrames = 2 ** 31 - 1;
+  const blockPages = g.blockPages;
+  let hotplugStartPfn = roundup(bootPages, blockPages);
+  if (g.dma32EndPfn && bootPages < g.dma32EndPfn && p.hotplugBytes) hotplugStartPfn = roundup(g.dma32EndPfn, blockPages); // x86: hotplug ranges above 4G
+  const hotplugPages = roundup(Math.floor(p.hotplugBytes / 2 ** PAGE_SHIFT), blockPages);
+  if (hotplugPages * 2 ** PAGE_SHIFT !== p.hotplugBytes && p.hotplugBytes) {
+    warnings.push(`pinlab.hotplug: ${p.hotplugBytes} bytes is not a whole number of memory blocks: rounded up to ${hotplugPages / blockPages}`);
+  }
+  const nrFrames = hotplugPages ? hotplugStartPfn + hotplugPages : roundup(bootPages, blockPages);
+  if (nrFrames > maxFrames) throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (8 TiB)`);
+  const zoneMovablePfn = findZoneMovablePfn(p, bootPages, warnings);
+  const cmaAreas = placeCma(p, bootPages, reservations, warnings);
+  for (const h of p.hugepages) if (h.order > g.maxOrder) reserveGigantic(h, bootPages, reservations, cmaAreas, warnings);
+  return {
+    params: p, bootPages, nrFrames, hotplugStartPfn, hotplugPages, zoneMovablePfn,
+    zoneSpans: zoneSpans(p, bootPages, zoneMovablePfn), cmaAreas, reservations,
+    zeroPfn: g.kernelStartPfn + imagePages - 1, warnings,
+  };
+}
+
+/** hugetlb_hstate_alloc_pages() for gigantic pages: memblock, top-down, naturally aligned. */
+function reserveGigantic(h: HugepageParam, bootPages: number, reservations: Reservation[],
+  cma: { basePfn: number; count: number }[], warnings: string[]): void {
+  const n = 1 << h.order;
+  let got = 0;
+  const busy = (s: number) => [...reservations, ...cma.map((c) => ({ startPfn: c.basePfn, nrPages: c.count }))]
+    .some((r) => s < r.startPfn + r.nrPages && r.startPfn < s + n);
+  for (let s = Math.floor((bootPages - n) / n) * n; s >= 0 && got < h.count; s -= n) {
+    if (busy(s)) continue;
+    reservations.push({ startPfn: s, nrPages: n, what: 'gigantic hugetlb page' });
+    got++;
+  }
+  if (got < h.count) warnings.push(`HugeTLB: allocating ${h.count} of page size ${sizeString(4096 * n)} failed.  Only allocated ${got} hugepages.`);
+}
+
+function shapeFor(plan: BootPlan): MemmapShape {
+  const g = plan.params.geometry;
+  return { nrFrames: plan.nrFrames, nrCpus: g.nrCpus, maxOrder: g.maxOrder, pageblockOrder: g.pageblockOrder,
+    blockPages: g.blockPages, nrVmItems: NR_VM_ITEMS };
+}
+
+/** Boot a machine from its command line: the buffer, the buddy, watermarks, hugetlb, memory blocks. */
+export function bootMachine(p: BootParams): Memmap {
+  const plan = planBoot(p);
+  const m = new Memmap(shapeFor(plan));
+  const h = m.header;
+  h[H_BOOT_END_PFN] = plan.bootPages;
+  h[H_ZONE_MOVABLE_PFN] = plan.zoneMovablePfn;
+  h[H_HOTPLUG_START_PFN] = plan.hotplugStartPfn;
+  h[H_HOTPLUG_END_PFN] = plan.hotplugStartPfn + plan.hotplugPages;
+  h[H_ZERO_PFN] = plan.zeroPfn;
+  h[H_USER_MIN_FREE_KBYTES] = -1;
+  h[H_WATERMARK_SCALE_FACTOR] = p.watermarkScaleFactor;
+  h[H_ONLINE_POLICY] = p.onlinePolicy === 'auto-movable' ? 1 : 0;
+  h[H_AUTO_MOVABLE_RATIO] = p.autoMovableRatio;
+  h[H_MOVABLE_NODE] = p.movableNode ? 1 : 0;
+  h[H_DEFAULT_ONLINE_TYPE] = onlineTypeOf(p.memhpDefaultState);
+  // hugepage_init(): THP is disabled on machines below 512 MiB (geometry.thpMinPages)
+  h[H_THP_ENABLED] = p.thp === 'never' || plan.bootPages < p.geometry.thpMinPages ? 0 : p.thp === 'madvise' ? 1 : 2;
+  freeAreaInit(m, plan);
+  memblockFreeAll(m, plan);
+  initPerZoneWmarkMin(m);
+  if (p.minFreeKbytes !== null) setMinFreeKbytes(m, p.minFreeKbytes);
+  hugetlbInit(m, p.hugepages.filter((x) => x.order <= p.geometry.maxOrder), plan.reservations, plan.warnings);
+  memoryDevInit(m, plan);
+  bootWarnings.set(m, plan.warnings);
+  return m;
+}
+
+/** Warnings printed while booting (the kernel's pr_warn/pr_info lines about the command line). */
+export const bootWarnings = new WeakMap<Memmap, string[]>();
+
+function onlineTypeOf(s: string | null): number {
+  switch (s) {
+    case 'online': return MMOP_ONLINE;
+    case 'online_kernel': return MMOP_ONLINE_KERNEL;
+    case 'online_movable': return MMOP_ONLINE_MOVABLE;
+    default: return MMOP_OFFLINE;
+  }
+}
+
+/** free_area_init() + memmap_init(): zone spans, struct pages (reserved until freed), pageblock types. */
+function freeAreaInit(m: Memmap, plan: BootPlan): void {
+  for (let z = 0; z < MAX_NR_ZONES; z++) {
+    const zb = m.zoneBase(z);
+    const [s, e] = plan.zoneSpans[z]!;
+    m.zones[zb + Z_START_PFN] = s;
+    m.zones[zb + Z_SPANNED] = e - s;
+    m.zones[zb + Z_PRESENT] = e - s;
+    m.zones[zb + Z_PRESENT_EARLY] = e - s;
+    for (let o = 0; o <= m.maxOrder; o++) for (let mt = 0; mt < MIGRATE_TYPES; mt++) m.zones[freeAreaHead(m, z, o, mt)] = NO_PAGE;
+    for (let cpu = 0; cpu < m.nrCpus; cpu++) {
+      const pb = pcpBase(m, cpu, z);
+      for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) m.pcp[pb + PCP_LISTS + mt] = NO_PAGE;
+    }
+    const flagsZ = (z << PG_ZONE_SHIFT) | PG_reserved;
+    m.flags.fill(flagsZ, s, e);
+  }
+  m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | PG_hole, plan.bootPages, m.nrFrames);
+  // hot-pluggable memory exists (reserved, offline) but has no zone until onlined
+  m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved, plan.hotplugStartPfn, plan.hotplugStartPfn + plan.hotplugPages);
+  m.pageblock.fill(MIGRATE_MOVABLE);
+  m.flags[plan.zeroPfn] = m.flags[plan.zeroPfn]! | PG_zero;
+}
+
+/**
+ * memblock_free_all() then cma_init_reserved_areas(): every unreserved boot frame goes to the buddy in
+ * the largest aligned blocks (__free_pages_memory); CMA pageblocks become MIGRATE_CMA first.
+ */
+function memblockFreeAll(m: Memmap, plan: BootPlan): void {
+  const reserved = new Uint8Array(plan.bootPages);
+  for (const r of plan.reservations) reserved.fill(1, r.startPfn, Math.min(plan.bootPages, r.startPfn + r.nrPages));
+  m.header[H_NR_CMA_AREAS] = Math.min(plan.cmaAreas.length, MAX_CMA_AREAS);
+  plan.cmaAreas.forEach((c, i) => {
+    m.header[H_CMA_AREAS + 2 * i] = c.basePfn;
+    m.header[H_CMA_AREAS + 2 * i + 1] = c.count;
+    for (let pfn = c.basePfn; pfn < c.basePfn + c.count; pfn += m.pageblockNrPages) m.setPageblockMigratetype(pfn, MIGRATE_CMA);
+    for (let pfn = c.basePfn; pfn < c.basePfn + c.count; pfn++) {
+      const zb = m.zoneBase(m.pageZonenum(pfn));
+      m.zones[zb + Z_CMA_PAGES]!++;
+    }
+  });
+  let start = 0;
+  while (start < plan.bootPages) {
+    if (reserved[start]) { start++; continue; }
+    let end = start;
+    while (end < plan.bootPages && !reserved[end]) end++;
+    freeRange(m, start, end);
+    start = end;
+  }
+}
+
+/** __free_pages_memory(): [start, end) in naturally aligned blocks that stay within one zone. */
+export function freeRange(m: Memmap, start: number, end: number): void {
+  while (start < end) {
+    let order = Math.min(m.maxOrder, start === 0 ? m.maxOrder : ctz(start));
+    while (start + (1 << order) > end) order--;
+    // a block must not straddle a zone boundary
+    const zid = m.pageZonenum(start);
+    while (order > 0 && m.pageZonenum(start + (1 << order) - 1) !== zid) order--;
+    freePagesCore(m, start, order);
+    start += 1 << order;
+  }
+}
+
+function ctz(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watermarks, lowmem_reserve and per-CPU list sizes
+
+function managed(m: Memmap, z: number): number {
+  return m.zones[m.zoneBase(z) + Z_MANAGED]!;
+}
+
+/** nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark, in zones GFP_USER may use. */
+export function nrFreeBufferPages(m: Memmap): number {
+  let sum = 0;
+  for (let z = 0; z <= gfpZone(GFP_USER); z++) sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
+  return sum;
+}
+
+/** calculate_min_free_kbytes(): sqrt(lowmem_kbytes * 16), clamped to [128, 262144], unless the user set more. */
+function calculateMinFreeKbytes(m: Memmap): void {
+  const lowmemKbytes = nrFreeBufferPages(m) * 4;
+  const v = Math.floor(Math.sqrt(lowmemKbytes * 16));
+  if (v > m.header[H_USER_MIN_FREE_KBYTES]!) m.header[H_MIN_FREE_KBYTES] = Math.min(262144, Math.max(128, v));
+}
+
+/** __setup_per_zone_wmarks(): min split over the kernel zones by size; ZONE_MOVABLE gets a token min. */
+export function setupPerZoneWmarks(m: Memmap): void {
+  const pagesMin = m.header[H_MIN_FREE_KBYTES]! >> (PAGE_SHIFT - 10);
+  const scale = m.header[H_WATERMARK_SCALE_FACTOR]!;
+  let lowmemPages = 0;
+  for (let z = 0; z < ZONE_MOVABLE; z++) lowmemPages += managed(m, z);
+  for (let z = 0; z < MAX_NR_ZONES; z++) {
+    const zb = m.zoneBase(z);
+    const man = managed(m, z);
+    let tmp = lowmemPages ? Math.floor((pagesMin * man) / lowmemPages) : 0;
+    if (z === ZONE_MOVABLE) m.zones[zb + Z_WMARK_MIN] = Math.min(128, Math.max(SWAP_CLUSTER_MAX, Math.floor(man / 1024)));
+    else m.zones[zb + Z_WMARK_MIN] = tmp;
+    tmp = Math.max(tmp >> 2, Math.floor((man * scale) / 10000));
+    m.zones[zb + Z_WMARK_LOW] = m.zones[zb + Z_WMARK_MIN]! + tmp;
+    m.zones[zb + Z_WMARK_HIGH] = m.zones[zb + Z_WMARK_LOW]! + tmp;
+  }
+  zoneSetPagesetHighAndBatch(m);
+}
+
+/** setup_per_zone_lowmem_reserve(): a lower zone keeps managed(higher zones)/ratio from higher requests. */
+export function setupPerZoneLowmemReserve(m: Memmap): void {
+  for (let i = 0; i < MAX_NR_ZONES; i++) {
+    const zb = m.zoneBase(i);
+    const ratio = LOWMEM_RESERVE_RATIO[i]!;
+    const clear = !ratio || !managed(m, i);
+    let man = 0;
+    for (let j = 0; j < MAX_NR_ZONES; j++) {
+      if (j <= i) { m.zones[zb + Z_LOWMEM_RESERVE + j] = 0; continue; }
+      man += managed(m, j);
+      m.zones[zb + Z_LOWMEM_RESERVE + j] = clear ? 0 : Math.floor(man / ratio);
+    }
+  }
+}
+
+/** zone_batchsize() and zone_highsize() (high_fraction 0: the low watermark split over the CPUs). */
+function zoneSetPagesetHighAndBatch(m: Memmap): void {
+  for (let z = 0; z < MAX_NR_ZONES; z++) {
+    let batch = Math.floor(Math.min(managed(m, z) >> 10, (1 << 20) >> PAGE_SHIFT) / 4);
+    if (batch < 1) batch = 1;
+    batch = Math.max(1, (1 << (31 - Math.clz32(batch + (batch >> 1)))) - 1);
+    const high = Math.max(Math.floor(m.zones[m.zoneBase(z) + Z_WMARK_LOW]! / m.nrCpus), batch << 2);
+    for (let cpu = 0; cpu < m.nrCpus; cpu++) {
+      const pb = pcpBase(m, cpu, z);
+      m.pcp[pb + PCP_BATCH] = batch;
+      m.pcp[pb + PCP_HIGH] = high;
+    }
+  }
+}
+
+/**
+ * set_recommended_min_free_kbytes() (mm/khugepaged.c): with THP enabled, keep 2 + 9 pageblocks per
+ * kernel zone free for anti-fragmentation, at most 5% of lowmem.
+ */
+function khugepagedMinFreeKbytesUpdate(m: Memmap): void {
+  if (m.header[H_THP_ENABLED] === 0) return; // calculate_min_free_kbytes() already ran
+  let nrZones = 0;
+  for (let z = 0; z <= gfpZone(GFP_USER); z++) if (managed(m, z) > 0) nrZones++;
+  let rec = m.pageblockNrPages * nrZones * 2 + m.pageblockNrPages * nrZones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES;
+  rec = Math.min(rec, Math.floor(nrFreeBufferPages(m) / 20));
+  rec <<= PAGE_SHIFT - 10;
+  if (rec > m.header[H_MIN_FREE_KBYTES]!) m.header[H_MIN_FREE_KBYTES] = rec;
+  setupPerZoneWmarks(m);
+}
+
+/** init_per_zone_wmark_min(): at boot and after every online/offline. */
+export function initPerZoneWmarkMin(m: Memmap): void {
+  calculateMinFreeKbytes(m);
+  setupPerZoneWmarks(m);
+  setupPerZoneLowmemReserve(m);
+  khugepagedMinFreeKbytesUpdate(m);
+}
+
+/** min_free_kbytes_sysctl_handler() */
+export function setMinFreeKbytes(m: Memmap, kbytes: number): void {
+  m.header[H_MIN_FREE_KBYTES] = kbytes;
+  m.header[H_USER_MIN_FREE_KBYTES] = kbytes;
+  setupPerZoneWmarks(m);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** memory_dev_init() / add_memory(): one device per present block; hot-added ones auto-online per policy. */
+function memoryDevInit(m: Memmap, plan: BootPlan): void {
+  for (let b = 0; b < m.nrBlocks; b++) {
+    const o = b * MB_STRIDE;
+    const start = b * m.blockPages;
+    const end = start + m.blockPages;
+    const early = start < plan.bootPages;
+    const hot = start >= plan.hotplugStartPfn && end <= plan.hotplugStartPfn + plan.hotplugPages;
+    m.blocks[o + MB_PRESENT] = early || hot ? 1 : 0;
+    m.blocks[o + MB_EARLY] = early ? 1 : 0;
+    m.blocks[o + MB_STATE] = early ? MEM_ONLINE : hot ? MEM_OFFLINE : 0;
+    m.blocks[o + MB_ONLINE_TYPE] = early ? MMOP_ONLINE : MMOP_OFFLINE;
+    m.blocks[o + MB_ZONE] = early ? earlyBlockZone(m, start, Math.min(end, plan.bootPages)) : -1;
+  }
+  const type = m.header[H_DEFAULT_ONLINE_TYPE]!;
+  if (type !== MMOP_OFFLINE) {
+    for (let b = 0; b < m.nrBlocks; b++) {
+      if (m.blocks[b * MB_STRIDE + MB_STATE] !== MEM_OFFLINE) continue;
+      const rc = onlineMemoryBlock(m, b, type);
+      if (rc < 0) plan.warnings.push(`memory${b}: auto-online failed (${rc}); the kernel won't retry`);
+    }
+  }
+}
+
+/** early_node_zone_for_memory_block(): the zone of a boot block, or -1 when it spans several. */
+function earlyBlockZone(m: Memmap, start: number, end: number): number {
+  let zid = -1;
+  for (let pfn = start; pfn < end; pfn++) {
+    const z = m.pageZonenum(pfn);
+    if (z === NO_ZONE) continue;
+    if (zid === -1) zid = z;
+    else if (zid !== z) return -1;
+  }
+  return zid;
+}
+

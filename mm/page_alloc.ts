@@ -1,0 +1,666 @@
+// The buddy allocator (mm/page_alloc.c, v6.12.117): free lists per order and migratetype with 6.10+
+// freelist hygiene (a free page sits on the list of its pageblock's type), fallback and pageblock
+// stealing, per-CPU lists for order 0, watermarks and lowmem_reserve, the zonelist walk.
+//
+// Simplified (docs/simplifications.md): one node; no ZONE_HIGHMEM; per-CPU lists hold order 0 only
+// (6.12 also caches orders 1-3 and pageblock_order); no highatomic reserves, no watermark boosting, no
+// page reporting or shuffling; free pages go to the head of their list (never "to_tail"). Reclaim,
+// compaction and the OOM killer sit behind the slow path's hook (mm/oom_kill.ts installs it).
+
+import { Memmap, PG_buddy, PG_head, PG_tail, PG_pcp, PG_ZONE_MASK, PG_ORDER_SHIFT, PG_lru, PG_movable_ops,
+  PG_hole, Z_LOCK, Z_NR_FREE, Z_NR_FREE_CMA, Z_MANAGED, Z_WMARK_MIN, Z_WMARK_LOW, Z_WMARK_HIGH,
+  Z_LOWMEM_RESERVE, Z_NR_RESERVED_HIGHATOMIC, Z_PCP_DISABLED, Z_START_PFN, Z_SPANNED, PCP_LOCK, PCP_COUNT,
+  PCP_HIGH, PCP_BATCH, PCP_LISTS, freeAreaHead, freeAreaCount, pcpBase, NO_ZONE } from './memmap';
+import { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
+  MIGRATE_HIGHATOMIC, MIGRATE_TYPES, MAX_NR_ZONES, ZONE_NORMAL, ZONE_DMA32, migratetypeIsMergeable } from './mmzone';
+import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
+} from './gfp';
+import { spinLock, spinUnlock, spinTrylock } from './locking';
+import { current, currentGfpContext } from './sched';
+import { countVmEvents, vmItem } from './vmstat';
+import { vmBugOn } from './debug';
+
+// alloc_flags (mm/internal.h)
+export const ALLOC_WMARK_MIN = 0;
+export const ALLOC_WMARK_LOW = 1;
+export const ALLOC_WMARK_HIGH = 2;
+export const ALLOC_WMARK_MASK = 3;
+export const ALLOC_NO_WATERMARKS = 0x04;
+export const ALLOC_OOM = 0x08;
+export const ALLOC_NON_BLOCK = 0x10;
+export const ALLOC_MIN_RESERVE = 0x20;
+export const ALLOC_CPUSET = 0x40;
+export const ALLOC_CMA = 0x80;
+export const ALLOC_NOFRAGMENT = 0x100;
+export const ALLOC_HIGHATOMIC = 0x200;
+export const ALLOC_KSWAPD = 0x800;
+export const ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM;
+
+/** The NULL page. */
+export const NO_PAGE = -1;
+
+// fallbacks[] (mm/page_alloc.c): which free lists a migratetype may steal from, in order.
+const FALLBACKS: number[][] = [
+  [MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE], // UNMOVABLE
+  [MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE], // MOVABLE
+  [MIGRATE_UNMOVABLE, MIGRATE_MOVABLE], // RECLAIMABLE
+];
+
+const PGALLOC_BASE = vmItem('pgalloc_dma');
+const PGFREE = vmItem('pgfree');
+
+// ---------------------------------------------------------------------------------------------
+// Free lists (zone->lock held). page->buddy_list is mapping (next) / index (prev).
+
+/** __add_to_free_list() + account_freepages() */
+function addToFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: number): void {
+  const h = freeAreaHead(m, zid, order, mt);
+  const zones = m.zones;
+  const next = zones[h]!;
+  m.mapping[pfn] = next;
+  m.index[pfn] = NO_PAGE;
+  if (next !== NO_PAGE) m.index[next] = pfn;
+  zones[h] = pfn;
+  zones[freeAreaCount(m, zid, order, mt)]!++;
+  m.flags[pfn] = (m.flags[pfn]! & PG_ZONE_MASK) | PG_buddy | (order << PG_ORDER_SHIFT);
+  accountFreepages(m, zid, 1 << order, mt);
+}
+
+/** __del_page_from_free_list() + account_freepages() */
+export function delPageFromFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: number): void {
+  const next = m.mapping[pfn]!;
+  const prev = m.index[pfn]!;
+  if (prev !== NO_PAGE) m.mapping[prev] = next;
+  else m.zones[freeAreaHead(m, zid, order, mt)] = next;
+  if (next !== NO_PAGE) m.index[next] = prev;
+  m.mapping[pfn] = 0;
+  m.index[pfn] = 0;
+  m.zones[freeAreaCount(m, zid, order, mt)]!--;
+  m.flags[pfn] = m.flags[pfn]! & PG_ZONE_MASK;
+  accountFreepages(m, zid, -(1 << order), mt);
+}
+
+/** account_freepages(): isolated free pages are not in NR_FREE_PAGES (6.10+). */
+function accountFreepages(m: Memmap, zid: number, nr: number, mt: number): void {
+  if (mt === MIGRATE_ISOLATE) return;
+  const zb = m.zoneBase(zid);
+  m.zones[zb + Z_NR_FREE]! += nr;
+  if (mt === MIGRATE_CMA) m.zones[zb + Z_NR_FREE_CMA]! += nr;
+}
+
+/** move_to_free_list() */
+export function moveToFreeList(m: Memmap, zid: number, pfn: number, order: number, oldMt: number, newMt: number): void {
+  delPageFromFreeList(m, zid, pfn, order, oldMt);
+  addToFreeList(m, zid, pfn, order, newMt);
+}
+
+/** page_is_buddy(): free, of this order, and in the same zone. */
+function pageIsBuddy(m: Memmap, buddy: number, order: number, zoneBits: number): boolean {
+  const f = m.flags[buddy]!;
+  return (f & PG_buddy) !== 0 && ((f >>> PG_ORDER_SHIFT) & 31) === order && (f & PG_ZONE_MASK) === zoneBits;
+}
+
+/** expand(): split a block of order high down to low, the halves going onto mt's lists. */
+function expand(m: Memmap, zid: number, pfn: number, low: number, high: number, mt: number): void {
+  let size = 1 << high;
+  while (high > low) {
+    high--;
+    size >>>= 1;
+    addToFreeList(m, zid, pfn + size, high, mt);
+  }
+}
+
+/** __rmqueue_smallest() */
+function rmqueueSmallest(m: Memmap, zid: number, order: number, mt: number): number {
+  for (let o = order; o <= m.maxOrder; o++) {
+    const pfn = m.zones[freeAreaHead(m, zid, o, mt)]!;
+    if (pfn === NO_PAGE) continue;
+    delPageFromFreeList(m, zid, pfn, o, mt);
+    expand(m, zid, pfn, order, o, mt);
+    return pfn;
+  }
+  return NO_PAGE;
+}
+
+function freeAreaNrFree(m: Memmap, zid: number, order: number): number {
+  let n = 0;
+  for (let mt = 0; mt < MIGRATE_TYPES; mt++) n += m.zones[freeAreaCount(m, zid, order, mt)]!;
+  return n;
+}
+
+function freeAreaEmpty(m: Memmap, zid: number, order: number, mt: number): boolean {
+  return m.zones[freeAreaHead(m, zid, order, mt)] === NO_PAGE;
+}
+
+/** can_steal_fallback() */
+function canStealFallback(m: Memmap, order: number, startMt: number): boolean {
+  if (order >= m.pageblockOrder) return true;
+  return order >= m.pageblockOrder / 2 || startMt === MIGRATE_RECLAIMABLE || startMt === MIGRATE_UNMOVABLE;
+}
+
+/** find_suitable_fallback(); returns [fallback mt or -1, can_steal]. */
+function findSuitableFallback(m: Memmap, zid: number, order: number, mt: number): [number, boolean] {
+  if (freeAreaNrFree(m, zid, order) === 0) return [-1, false];
+  for (const fmt of FALLBACKS[mt]!) {
+    if (freeAreaEmpty(m, zid, order, fmt)) continue;
+    return [fmt, canStealFallback(m, order, mt)];
+  }
+  return [-1, false];
+}
+
+/**
+ * prep_move_freepages_block(): the pageblock holding pfn must lie inside the zone; counts its free and
+ * movable (LRU or __PageMovable) pages.
+ */
+function prepMoveFreepagesBlock(m: Memmap, zid: number, pfn: number): [boolean, number, number, number] {
+  const start = pfn & ~(m.pageblockNrPages - 1);
+  const end = start + m.pageblockNrPages;
+  const zb = m.zoneBase(zid);
+  const zStart = m.zones[zb + Z_START_PFN]!;
+  if (start < zStart || end > zStart + m.zones[zb + Z_SPANNED]!) return [false, start, 0, 0];
+  let free = 0;
+  let movable = 0;
+  for (let p = start; p < end;) {
+    const f = m.flags[p]!;
+    if (f & PG_buddy) {
+      const n = 1 << ((f >>> PG_ORDER_SHIFT) & 31);
+      free += n;
+      p += n;
+      continue;
+    }
+    if (f & (PG_lru | PG_movable_ops)) movable++;
+    p++;
+  }
+  return [true, start, free, movable];
+}
+
+/** __move_freepages_block(): move every free page in the pageblock to newMt's lists. */
+function moveFreepagesBlock(m: Memmap, zid: number, start: number, oldMt: number, newMt: number): number {
+  let moved = 0;
+  for (let p = start; p < start + m.pageblockNrPages;) {
+    const f = m.flags[p]!;
+    if (f & PG_buddy) {
+      const order = (f >>> PG_ORDER_SHIFT) & 31;
+      moveToFreeList(m, zid, p, order, oldMt, newMt);
+      p += 1 << order;
+      moved += 1 << order;
+      continue;
+    }
+    p++;
+  }
+  return moved;
+}
+
+/**
+ * try_to_steal_block() (6.12.117): a block of pageblock_order or more is claimed whole; a smaller one
+ * claims its pageblock only when half of it is free or alike, else nothing is taken here.
+ */
+function tryToStealBlock(m: Memmap, zid: number, pfn: number, currentOrder: number, order: number, startMt: number): number {
+  const blockMt = m.getPageblockMigratetype(pfn);
+  if (blockMt === MIGRATE_HIGHATOMIC) return NO_PAGE;
+  if (currentOrder >= m.pageblockOrder) {
+    delPageFromFreeList(m, zid, pfn, currentOrder, blockMt);
+    for (let p = pfn; p < pfn + (1 << currentOrder); p += m.pageblockNrPages) m.setPageblockMigratetype(p, startMt); // change_pageblock_range()
+    expand(m, zid, pfn, order, currentOrder, startMt);
+    return pfn;
+  }
+  const [ok, start, free, movable] = prepMoveFreepagesBlock(m, zid, pfn);
+  if (!ok) return NO_PAGE;
+  let alike: number;
+  if (startMt === MIGRATE_MOVABLE) alike = movable;
+  else alike = blockMt === MIGRATE_MOVABLE ? m.pageblockNrPages - (free + movable) : 0;
+  if (free + alike < 1 << (m.pageblockOrder - 1)) return NO_PAGE;
+  moveFreepagesBlock(m, zid, start, blockMt, startMt);
+  m.setPageblockMigratetype(start, startMt);
+  return rmqueueSmallest(m, zid, order, startMt);
+}
+
+/** __rmqueue_claim(): claim a whole pageblock of another type, largest free block first. */
+function rmqueueClaim(m: Memmap, zid: number, order: number, startMt: number, allocFlags: number): number {
+  const minOrder = order < m.pageblockOrder && allocFlags & ALLOC_NOFRAGMENT ? m.pageblockOrder : order;
+  for (let o = m.maxOrder; o >= minOrder; o--) {
+    const [fmt, canSteal] = findSuitableFallback(m, zid, o, startMt);
+    if (fmt === -1) continue;
+    if (!canSteal) break;
+    const pfn = tryToStealBlock(m, zid, m.zones[freeAreaHead(m, zid, o, fmt)]!, o, order, startMt);
+    if (pfn !== NO_PAGE) return pfn;
+  }
+  return NO_PAGE;
+}
+
+/** __rmqueue_steal(): take the smallest block of another type, leaving its pageblock's type alone. */
+function rmqueueSteal(m: Memmap, zid: number, order: number, startMt: number): number {
+  for (let o = order; o <= m.maxOrder; o++) {
+    const [fmt] = findSuitableFallback(m, zid, o, startMt);
+    if (fmt === -1) continue;
+    const pfn = m.zones[freeAreaHead(m, zid, o, fmt)]!;
+    delPageFromFreeList(m, zid, pfn, o, fmt); // page_del_and_expand()
+    expand(m, zid, pfn, order, o, fmt);
+    return pfn;
+  }
+  return NO_PAGE;
+}
+
+/**
+ * __rmqueue() (6.12.117): CMA first when more than half the zone's free memory is CMA (balancing),
+ * then the request's own lists, then CMA, then claim a block of another type, then steal a page.
+ * Non-movable requests never get CMA (no ALLOC_CMA).
+ */
+function rmqueue(m: Memmap, zid: number, order: number, mt: number, allocFlags: number): number {
+  const zb = m.zoneBase(zid);
+  let pfn: number;
+  if (allocFlags & ALLOC_CMA && m.zones[zb + Z_NR_FREE_CMA]! > m.zones[zb + Z_NR_FREE]! / 2) {
+    pfn = rmqueueSmallest(m, zid, order, MIGRATE_CMA);
+    if (pfn !== NO_PAGE) return pfn;
+  }
+  pfn = rmqueueSmallest(m, zid, order, mt);
+  if (pfn !== NO_PAGE) return pfn;
+  if (allocFlags & ALLOC_CMA) {
+    pfn = rmqueueSmallest(m, zid, order, MIGRATE_CMA);
+    if (pfn !== NO_PAGE) return pfn;
+  }
+  pfn = rmqueueClaim(m, zid, order, mt, allocFlags);
+  if (pfn !== NO_PAGE) return pfn;
+  // fragmentation avoidance: the caller retries without ALLOC_NOFRAGMENT before stealing
+  if (!(allocFlags & ALLOC_NOFRAGMENT)) pfn = rmqueueSteal(m, zid, order, mt);
+  return pfn;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Freeing
+
+/**
+ * __free_one_page(): merge with free buddies up to MAX_PAGE_ORDER. Below pageblock_order buddies share
+ * the pageblock (and its type); above it, CMA/ISOLATE/HIGHATOMIC blocks never merge with other types,
+ * and a mergeable buddy block of another type is converted to ours.
+ */
+export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: number, mt: number): void {
+  const zoneBits = m.flags[pfn]! & PG_ZONE_MASK;
+  while (order < m.maxOrder) {
+    const buddy = pfn ^ (1 << order);
+    if (buddy >= m.nrFrames || !pageIsBuddy(m, buddy, order, zoneBits)) break;
+    let buddyMt = mt;
+    if (order >= m.pageblockOrder) {
+      buddyMt = m.getPageblockMigratetype(buddy);
+      if (mt !== buddyMt && (!migratetypeIsMergeable(mt) || !migratetypeIsMergeable(buddyMt))) break;
+    }
+    delPageFromFreeList(m, zid, buddy, order, buddyMt);
+    if (buddyMt !== mt) {
+      for (let p = buddy; p < buddy + (1 << order); p += m.pageblockNrPages) m.setPageblockMigratetype(p, mt);
+    }
+    pfn &= buddy;
+    order++;
+  }
+  addToFreeList(m, zid, pfn, order, mt);
+}
+
+/**
+ * free_one_page() + split_large_buddy(): take the zone lock and merge. A block larger than a pageblock
+ * is freed a pageblock at a time, each with its own pageblock's type, so CMA and ISOLATE pageblocks
+ * never end up inside a block of another type.
+ */
+function freeOnePage(m: Memmap, pfn: number, zid: number, order: number): void {
+  const lk = m.zoneBase(zid) + Z_LOCK;
+  spinLock(m.zones, lk);
+  if (order > m.pageblockOrder) {
+    const end = pfn + (1 << order);
+    for (let p = pfn; p < end; p += m.pageblockNrPages) freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p));
+  } else freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn));
+  spinUnlock(m.zones, lk);
+}
+
+/**
+ * free_pages_prepare(): the frames must be unused (no mappings, no pins); clears compound and page
+ * state, keeping the zone bits.
+ */
+function freePagesPrepare(m: Memmap, pfn: number, order: number): void {
+  const n = 1 << order;
+  for (let p = pfn; p < pfn + n; p++) {
+    vmBugOn(m.mapcount[p] !== 0, `bad page state: pfn ${p} freed while mapped (mapcount ${m.mapcount[p]})`);
+    vmBugOn(p !== pfn && m.refcount[p] !== 0, `bad page state: tail pfn ${p} has refcount ${m.refcount[p]}`);
+    m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
+    m.mapping[p] = 0;
+    m.index[p] = 0;
+    m.pincount[p] = 0;
+  }
+  countVmEvents(m, PGFREE, n);
+}
+
+/** free_unref_page(): order-0 pages go to this CPU's list; isolated ones straight to the buddy. */
+function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
+  let mt = m.getPageblockMigratetype(pfn);
+  if (mt >= MIGRATE_PCPTYPES) {
+    if (mt === MIGRATE_ISOLATE) {
+      freeOnePage(m, pfn, zid, 0);
+      return;
+    }
+    mt = MIGRATE_MOVABLE; // CMA and HIGHATOMIC pages share the movable list
+  }
+  const zb = m.zoneBase(zid);
+  const pb = pcpBase(m, current().cpu, zid);
+  const pcp = m.pcp;
+  if (Atomics.load(m.zones, zb + Z_PCP_DISABLED) > 0 || !spinTrylock(pcp, pb + PCP_LOCK)) {
+    freeOnePage(m, pfn, zid, 0);
+    return;
+  }
+  const h = pb + PCP_LISTS + mt;
+  const next = pcp[h]!;
+  m.mapping[pfn] = next;
+  m.index[pfn] = NO_PAGE;
+  if (next !== NO_PAGE) m.index[next] = pfn;
+  pcp[h] = pfn;
+  m.flags[pfn] = m.flags[pfn]! | PG_pcp;
+  const count = ++pcp[pb + PCP_COUNT]!;
+  if (count >= pcp[pb + PCP_HIGH]!) freePcppagesBulk(m, zid, pb, pcp[pb + PCP_BATCH]!);
+  spinUnlock(pcp, pb + PCP_LOCK);
+}
+
+function pcpPop(m: Memmap, pb: number, mt: number): number {
+  const pcp = m.pcp;
+  const h = pb + PCP_LISTS + mt;
+  const pfn = pcp[h]!;
+  if (pfn === NO_PAGE) return NO_PAGE;
+  const next = m.mapping[pfn]!;
+  pcp[h] = next;
+  if (next !== NO_PAGE) m.index[next] = NO_PAGE;
+  m.mapping[pfn] = 0;
+  m.index[pfn] = 0;
+  m.flags[pfn] = m.flags[pfn]! & ~PG_pcp;
+  pcp[pb + PCP_COUNT]!--;
+  return pfn;
+}
+
+/** free_pcppages_bulk(): return count pages to the buddy, round-robin over the lists (pcp lock held). */
+function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number): void {
+  const lk = m.zoneBase(zid) + Z_LOCK;
+  spinLock(m.zones, lk);
+  let mt = 0;
+  while (count > 0 && m.pcp[pb + PCP_COUNT]! > 0) {
+    const pfn = pcpPop(m, pb, mt);
+    mt = (mt + 1) % MIGRATE_PCPTYPES;
+    if (pfn === NO_PAGE) continue;
+    freeOnePageLocked(m, pfn, zid, 0, m.getPageblockMigratetype(pfn));
+    count--;
+  }
+  spinUnlock(m.zones, lk);
+}
+
+/** drain_pages_zone() for one CPU: empty its list for zone zid into the buddy. */
+export function drainPagesZone(m: Memmap, cpu: number, zid: number): void {
+  const pb = pcpBase(m, cpu, zid);
+  spinLock(m.pcp, pb + PCP_LOCK);
+  freePcppagesBulk(m, zid, pb, m.pcp[pb + PCP_COUNT]!);
+  spinUnlock(m.pcp, pb + PCP_LOCK);
+}
+
+/** drain_all_pages(zone): every CPU's list for the zone (every zone when zid < 0). */
+export function drainAllPages(m: Memmap, zid = -1): void {
+  for (let z = 0; z < MAX_NR_ZONES; z++) {
+    if (zid >= 0 && z !== zid) continue;
+    for (let cpu = 0; cpu < m.nrCpus; cpu++) drainPagesZone(m, cpu, z);
+  }
+  countVmEvents(m, vmItem('pcp_drain_all'), 1);
+}
+
+/** zone_pcp_disable(): no per-CPU caching in this zone until zone_pcp_enable() (used by offlining). */
+export function zonePcpDisable(m: Memmap, zid: number): void {
+  Atomics.add(m.zones, m.zoneBase(zid) + Z_PCP_DISABLED, 1);
+  drainAllPages(m, zid);
+}
+
+export function zonePcpEnable(m: Memmap, zid: number): void {
+  const v = Atomics.sub(m.zones, m.zoneBase(zid) + Z_PCP_DISABLED, 1);
+  vmBugOn(v <= 0, 'zone_pcp_enable without disable');
+}
+
+/** pcp pages per zone (all CPUs) — for accounting checks. */
+export function zonePcpCount(m: Memmap, zid: number): number {
+  let n = 0;
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) n += m.pcp[pcpBase(m, cpu, zid) + PCP_COUNT]!;
+  return n;
+}
+
+/**
+ * __free_pages(): drop a reference; the last one frees the block. The caller passes the order it
+ * allocated with (or the folio order of a compound page).
+ */
+export function freePages(m: Memmap, pfn: number, order: number): void {
+  const rc = Atomics.sub(m.refcount, pfn, 1);
+  vmBugOn(rc <= 0, `__free_pages: pfn ${pfn} refcount was ${rc}`);
+  if (rc === 1) freeThePage(m, pfn, order);
+}
+
+/** free_the_page(): refcount already 0. */
+export function freeThePage(m: Memmap, pfn: number, order: number): void {
+  const zid = m.pageZonenum(pfn);
+  vmBugOn(zid === NO_ZONE, `freeing pfn ${pfn} of offline memory`);
+  freePagesPrepare(m, pfn, order);
+  if (order === 0) freeUnrefPage(m, pfn, zid);
+  else freeOnePage(m, pfn, zid, order);
+}
+
+/**
+ * __free_pages_core(): hand boot or hot-added memory to the buddy (memblock_free_all, generic_online_page).
+ * Frames must be reserved and unused; the zone's managed count grows by the block.
+ */
+export function freePagesCore(m: Memmap, pfn: number, order: number): void {
+  const n = 1 << order;
+  const zid = m.pageZonenum(pfn);
+  vmBugOn(zid === NO_ZONE, `__free_pages_core: pfn ${pfn} has no zone`);
+  for (let p = pfn; p < pfn + n; p++) {
+    vmBugOn((m.flags[p]! & PG_hole) !== 0, `__free_pages_core: pfn ${p} is a hole`);
+    m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
+    m.refcount[p] = 0;
+  }
+  Atomics.add(m.zones, m.zoneBase(zid) + Z_MANAGED, n);
+  freeOnePage(m, pfn, zid, order);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watermarks
+
+/** __zone_watermark_unusable_free() */
+function zoneWatermarkUnusableFree(m: Memmap, zb: number, order: number, allocFlags: number): number {
+  let unusable = (1 << order) - 1;
+  if (!(allocFlags & ALLOC_RESERVES)) unusable += m.zones[zb + Z_NR_RESERVED_HIGHATOMIC]!;
+  if (!(allocFlags & ALLOC_CMA)) unusable += m.zones[zb + Z_NR_FREE_CMA]!;
+  return unusable;
+}
+
+/** __zone_watermark_ok() */
+export function zoneWatermarkOk(m: Memmap, zid: number, order: number, mark: number, highestZoneidx: number,
+  allocFlags: number, freePages: number): boolean {
+  const zb = m.zoneBase(zid);
+  let min = mark;
+  freePages -= zoneWatermarkUnusableFree(m, zb, order, allocFlags);
+  if (allocFlags & ALLOC_RESERVES) {
+    if (allocFlags & ALLOC_MIN_RESERVE) {
+      min -= Math.floor(min / 2);
+      if (allocFlags & ALLOC_NON_BLOCK) min -= Math.floor(min / 4);
+    }
+    if (allocFlags & ALLOC_OOM) min -= Math.floor(min / 2);
+  }
+  if (freePages <= min + m.zones[zb + Z_LOWMEM_RESERVE + highestZoneidx]!) return false;
+  if (!order) return true;
+  for (let o = order; o <= m.maxOrder; o++) {
+    for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) if (!freeAreaEmpty(m, zid, o, mt)) return true;
+    if (allocFlags & ALLOC_CMA && !freeAreaEmpty(m, zid, o, MIGRATE_CMA)) return true;
+    if (allocFlags & (ALLOC_HIGHATOMIC | ALLOC_OOM) && !freeAreaEmpty(m, zid, o, MIGRATE_HIGHATOMIC)) return true;
+  }
+  return false;
+}
+
+/** zone_watermark_fast() */
+function zoneWatermarkFast(m: Memmap, zid: number, order: number, mark: number, highestZoneidx: number,
+  allocFlags: number): boolean {
+  const zb = m.zoneBase(zid);
+  const free = m.zones[zb + Z_NR_FREE]!;
+  if (!order) {
+    const reserved = zoneWatermarkUnusableFree(m, zb, 0, allocFlags);
+    const usable = free - Math.min(free, reserved);
+    if (usable > mark + m.zones[zb + Z_LOWMEM_RESERVE + highestZoneidx]!) return true;
+  }
+  return zoneWatermarkOk(m, zid, order, mark, highestZoneidx, allocFlags, free);
+}
+
+export function wmarkPages(m: Memmap, zid: number, allocFlags: number): number {
+  const zb = m.zoneBase(zid);
+  switch (allocFlags & ALLOC_WMARK_MASK) {
+    case ALLOC_WMARK_MIN: return m.zones[zb + Z_WMARK_MIN]!;
+    case ALLOC_WMARK_LOW: return m.zones[zb + Z_WMARK_LOW]!;
+    default: return m.zones[zb + Z_WMARK_HIGH]!;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocation
+
+/** rmqueue_bulk() into a per-CPU list; returns how many pages it added. */
+function rmqueueBulk(m: Memmap, zid: number, pb: number, count: number, mt: number, allocFlags: number): number {
+  const lk = m.zoneBase(zid) + Z_LOCK;
+  const pcp = m.pcp;
+  const h = pb + PCP_LISTS + mt;
+  spinLock(m.zones, lk);
+  let n = 0;
+  for (; n < count; n++) {
+    const pfn = rmqueue(m, zid, 0, mt, allocFlags);
+    if (pfn === NO_PAGE) break;
+    const next = pcp[h]!;
+    m.mapping[pfn] = next;
+    m.index[pfn] = NO_PAGE;
+    if (next !== NO_PAGE) m.index[next] = pfn;
+    pcp[h] = pfn;
+    m.flags[pfn] = m.flags[pfn]! | PG_pcp;
+  }
+  pcp[pb + PCP_COUNT]! += n;
+  spinUnlock(m.zones, lk);
+  return n;
+}
+
+/** rmqueue_pcplist() */
+function rmqueuePcplist(m: Memmap, zid: number, mt: number, allocFlags: number): number {
+  const zb = m.zoneBase(zid);
+  if (Atomics.load(m.zones, zb + Z_PCP_DISABLED) > 0) return NO_PAGE;
+  const pb = pcpBase(m, current().cpu, zid);
+  const pcp = m.pcp;
+  if (!spinTrylock(pcp, pb + PCP_LOCK)) return NO_PAGE;
+  let pfn = pcpPop(m, pb, mt);
+  if (pfn === NO_PAGE && rmqueueBulk(m, zid, pb, pcp[pb + PCP_BATCH]!, mt, allocFlags) > 0) pfn = pcpPop(m, pb, mt);
+  spinUnlock(pcp, pb + PCP_LOCK);
+  return pfn;
+}
+
+/** rmqueue(): order 0 through the per-CPU list, else the buddy under the zone lock. */
+function rmqueueZone(m: Memmap, zid: number, order: number, mt: number, allocFlags: number): number {
+  if (order === 0) {
+    const pfn = rmqueuePcplist(m, zid, mt, allocFlags);
+    if (pfn !== NO_PAGE) return pfn;
+  }
+  const lk = m.zoneBase(zid) + Z_LOCK;
+  spinLock(m.zones, lk);
+  const pfn = rmqueue(m, zid, order, mt, allocFlags);
+  spinUnlock(m.zones, lk);
+  return pfn;
+}
+
+/** prep_new_page(): refcount 1, compound metadata, optional zeroing. */
+function prepNewPage(m: Memmap, pfn: number, order: number, gfp: number): void {
+  m.refcount[pfn] = 1;
+  const n = 1 << order;
+  if (gfp & __GFP_ZERO) m.content.fill(0, pfn, pfn + n);
+  if (order > 0 && gfp & __GFP_COMP) {
+    const ob = order << PG_ORDER_SHIFT;
+    m.flags[pfn] = (m.flags[pfn]! & PG_ZONE_MASK) | PG_head | ob;
+    m.pincount[pfn] = 0;
+    for (let p = pfn + 1; p < pfn + n; p++) m.flags[p] = (m.flags[p]! & PG_ZONE_MASK) | PG_tail | ob;
+  }
+}
+
+/** alloc_flags_nofragment(): avoid fragmenting ZONE_NORMAL while ZONE_DMA32 could serve the request. */
+function allocFlagsNofragment(m: Memmap, zid: number): number {
+  if (zid !== ZONE_NORMAL) return 0;
+  if (m.zones[m.zoneBase(ZONE_DMA32) + Z_MANAGED]! === 0) return 0;
+  return ALLOC_NOFRAGMENT;
+}
+
+/** get_page_from_freelist(): walk the zonelist from highestZoneidx down. */
+function getPageFromFreelist(m: Memmap, gfp: number, order: number, allocFlags: number, highestZoneidx: number): number {
+  const mt = gfpMigratetype(gfp);
+  for (;;) {
+    for (let zid = highestZoneidx; zid >= 0; zid--) {
+      if (m.zones[m.zoneBase(zid) + Z_MANAGED]! === 0) continue;
+      if (!(allocFlags & ALLOC_NO_WATERMARKS)) {
+        const mark = wmarkPages(m, zid, allocFlags);
+        if (!zoneWatermarkFast(m, zid, order, mark, highestZoneidx, allocFlags)) continue;
+      }
+      const pfn = rmqueueZone(m, zid, order, mt, allocFlags);
+      if (pfn !== NO_PAGE) {
+        prepNewPage(m, pfn, order, gfp);
+        countVmEvents(m, PGALLOC_BASE + zid, 1 << order);
+        return pfn;
+      }
+    }
+    // It's possible on a UMA machine to get through all zones that are fragmented: retry without.
+    if (!(allocFlags & ALLOC_NOFRAGMENT)) return NO_PAGE;
+    allocFlags &= ~ALLOC_NOFRAGMENT;
+  }
+}
+
+/** gfp_to_alloc_flags_cma(): only movable allocations may use CMA pageblocks. */
+function gfpToAllocFlagsCma(gfp: number, allocFlags: number): number {
+  if (gfpMigratetype(gfp) === MIGRATE_MOVABLE) allocFlags |= ALLOC_CMA;
+  return allocFlags;
+}
+
+/** gfp_to_alloc_flags() for the slow path. */
+function gfpToAllocFlags(gfp: number): number {
+  let f = ALLOC_WMARK_MIN | ALLOC_CPUSET;
+  if (gfp & __GFP_HIGH) f |= ALLOC_MIN_RESERVE;
+  if (gfp & __GFP_KSWAPD_RECLAIM) f |= ALLOC_KSWAPD;
+  return gfpToAllocFlagsCma(gfp, f);
+}
+
+/**
+ * What the slow path does once the min watermark fails: direct reclaim, compaction, the OOM killer.
+ * Returns true when it freed something worth retrying for. Installed by later mm files; none by default.
+ */
+export type SlowpathHook = (m: Memmap, gfp: number, order: number, attempt: number) => boolean;
+let slowpathHook: SlowpathHook | null = null;
+export function setSlowpathHook(h: SlowpathHook | null): void {
+  slowpathHook = h;
+}
+
+/** Slow-path retry budget (the kernel's should_reclaim_retry(): MAX_RECLAIM_RETRIES = 16). */
+export const MAX_RECLAIM_RETRIES = 16;
+
+/**
+ * __alloc_pages(): returns the first pfn of a 1 << order block with refcount 1, or NO_PAGE.
+ * current_gfp_context() applies the task's scope (PF_MEMALLOC_PIN strips __GFP_MOVABLE).
+ */
+export function allocPages(m: Memmap, gfp: number, order: number): number {
+  vmBugOn(order < 0 || order > m.maxOrder, `alloc_pages: order ${order}`);
+  gfp = currentGfpContext(gfp);
+  const highest = gfpZone(gfp);
+  let allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_WMARK_LOW);
+  allocFlags |= allocFlagsNofragment(m, firstPopulatedZone(m, highest));
+  const pfn = getPageFromFreelist(m, gfp, order, allocFlags, highest);
+  if (pfn !== NO_PAGE) return pfn;
+  return allocPagesSlowpath(m, gfp, order, highest);
+}
+
+/** __alloc_pages_slowpath(): min watermark, then reclaim/compaction/OOM through the hook. */
+function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: number): number {
+  const allocFlags = gfpToAllocFlags(gfp);
+  for (let attempt = 0; attempt <= MAX_RECLAIM_RETRIES; attempt++) {
+    const pfn = getPageFromFreelist(m, gfp, order, allocFlags, highest);
+    if (pfn !== NO_PAGE) return pfn;
+    if (!(gfp & __GFP_DIRECT_RECLAIM) || !slowpathHook || !slowpathHook(m, gfp, order, attempt)) break;
+  }
+  return NO_PAGE;
+}
+
+function firstPopulatedZone(m: Memmap, highest: number): number {
+  for (let zid = highest; zid >= 0; zid--) if (m.zones[m.zoneBase(zid) + Z_MANAGED]! > 0) return zid;
+  return -1;
+}
+

@@ -1,0 +1,49 @@
+// The running task ("current") and its allocation scope (include/linux/sched/mm.h).
+// Each worker thread runs one actor at a time, so a thread-local current is the kernel's per-CPU current.
+import { __GFP_MOVABLE } from './gfp';
+
+export const PF_MEMALLOC = 0x00000800;
+export const PF_MEMALLOC_NOFS = 0x00040000;
+export const PF_MEMALLOC_NOIO = 0x00080000;
+export const PF_MEMALLOC_PIN = 0x10000000;
+
+export interface Task {
+  pid: number;
+  comm: string;
+  /** CPU this task runs on: picks its per-CPU lists and counters. Distinct actors use distinct CPUs. */
+  cpu: number;
+  flags: number;
+  /** signal_pending(): set by the harness's fault points, read by long loops (offline_pages, GUP). */
+  sigpending: boolean;
+  fatalSignal: boolean;
+}
+
+let cur: Task = { pid: 0, comm: 'swapper/0', cpu: 0, flags: 0, sigpending: false, fatalSignal: false };
+
+export function current(): Task {
+  return cur;
+}
+
+/** Switch the running task (the harness does this when an actor gets the CPU). Returns the previous one. */
+export function setCurrent(t: Task): Task {
+  const prev = cur;
+  cur = t;
+  return prev;
+}
+
+/** memalloc_pin_save(): every allocation until restore avoids ZONE_MOVABLE and CMA. */
+export function memallocPinSave(): number {
+  const old = cur.flags & PF_MEMALLOC_PIN;
+  cur.flags |= PF_MEMALLOC_PIN;
+  return old;
+}
+
+export function memallocPinRestore(old: number): void {
+  cur.flags = (cur.flags & ~PF_MEMALLOC_PIN) | old;
+}
+
+/** current_gfp_context(): PF_MEMALLOC_PIN strips __GFP_MOVABLE (applied on the fast and slow paths). */
+export function currentGfpContext(gfp: number): number {
+  if (cur.flags & PF_MEMALLOC_PIN) return gfp & ~__GFP_MOVABLE;
+  return gfp;
+}

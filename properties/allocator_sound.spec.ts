@@ -1,0 +1,98 @@
+// allocator-sound, at the buddy level: random machines and random alloc/free/drain programs, checked
+// after every step. free + per-CPU + in use = managed per zone; no frame handed out twice; nothing
+// non-movable in ZONE_MOVABLE or in a CMA pageblock; freeing everything merges back to the boot lists.
+import { fc, it } from '@fast-check/jest';
+import { allocPages, freePages, NO_PAGE, drainAllPages } from '../mm/page_alloc';
+import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, __GFP_COMP, gfpMigratetype } from '../mm/gfp';
+import { memallocPinSave, memallocPinRestore, setCurrent, current } from '../mm/sched';
+import { MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_MOVABLE, ZONE_MOVABLE } from '../mm/mmzone';
+import { Memmap, freeAreaCount } from '../mm/memmap';
+import { checkAllocator } from './checkers';
+import { bootFromSpec } from '../harness/layout';
+
+const GFPS = [GFP_KERNEL, GFP_USER, GFP_HIGHUSER_MOVABLE] as const;
+
+type Op =
+  | { op: 'alloc'; gfp: number; order: number; pin: boolean; cpu: number }
+  | { op: 'free'; which: number; cpu: number }
+  | { op: 'drain' };
+
+const machineArb = fc.record({
+  memKiB: fc.integer({ min: 3, max: 8 }).map((n) => n * 128),
+  movablePct: fc.integer({ min: 0, max: 80 }),
+  cmaPageblocks: fc.integer({ min: 0, max: 4 }),
+});
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ op: fc.constant('alloc' as const), gfp: fc.constantFrom(...GFPS), order: fc.integer({ min: 0, max: 4 }), pin: fc.boolean(), cpu: fc.integer({ min: 0, max: 3 }) }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('free' as const), which: fc.nat(), cpu: fc.integer({ min: 0, max: 3 }) }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'drain' as const }) },
+);
+
+function cmdlineFor(mc: { memKiB: number; movablePct: number; cmaPageblocks: number }): string {
+  let s = `mem=${mc.memKiB}K sysctl.vm.min_free_kbytes=16`;
+  if (mc.movablePct) s += ` movablecore=${mc.movablePct}%`;
+  if (mc.cmaPageblocks) s += ` cma=${mc.cmaPageblocks * 32}K`;
+  return s;
+}
+
+function perOrderFree(m: Memmap): number[] {
+  const out: number[] = [];
+  for (let z = 0; z < MAX_NR_ZONES; z++) for (let o = 0; o <= m.maxOrder; o++) {
+    let n = 0;
+    for (let mt = 0; mt < 6; mt++) n += m.zones[freeAreaCount(m, z, o, mt)]!;
+    out.push(n);
+  }
+  return out;
+}
+
+interface Allocation { pfn: number; order: number; movable: boolean }
+
+it.prop([machineArb, fc.array(opArb, { maxLength: 60 })], { numRuns: 150 })(
+  'allocator-sound: every managed frame is free, cached or in use exactly once',
+  (mc, ops) => {
+    const m = bootFromSpec({ cmdline: cmdlineFor(mc), geometry: 'mini' }).m;
+    const prev = setCurrent({ ...current(), cpu: 0, flags: 0 });
+    try {
+      drainAllPages(m);
+      const boot = perOrderFree(m);
+      const live: Allocation[] = [];
+      const fail = (why: string) => { throw new Error(`${why}\ncmdline: ${cmdlineFor(mc)}`); };
+      for (const op of ops) {
+        if (op.op === 'alloc') {
+          current().cpu = op.cpu;
+          const saved = op.pin ? memallocPinSave() : 0;
+          const gfp = op.order ? op.gfp | __GFP_COMP : op.gfp;
+          const pfn = allocPages(m, gfp, op.order);
+          const movable = gfpMigratetype(gfp) === MIGRATE_MOVABLE && !op.pin;
+          if (op.pin) memallocPinRestore(saved);
+          if (pfn === NO_PAGE) continue;
+          if (!movable && m.pageZonenum(pfn) === ZONE_MOVABLE) fail(`non-movable allocation in ZONE_MOVABLE at pfn ${pfn}`);
+          for (let p = pfn; p < pfn + (1 << op.order); p++) {
+            if (!movable && m.getPageblockMigratetype(p) === MIGRATE_CMA) fail(`non-movable allocation in a CMA pageblock at pfn ${p}`);
+          }
+          live.push({ pfn, order: op.order, movable });
+        } else if (op.op === 'free') {
+          if (!live.length) continue;
+          current().cpu = op.cpu;
+          const [a] = live.splice(op.which % live.length, 1);
+          freePages(m, a!.pfn, a!.order);
+        } else drainAllPages(m);
+        const { census, errors } = checkAllocator(m);
+        if (errors.length) fail(errors.slice(0, 5).join('\n'));
+        let inUse = 0;
+        for (const a of live) {
+          inUse += 1 << a.order;
+          for (let p = a.pfn; p < a.pfn + (1 << a.order); p++) if (census.onList[p]) fail(`allocated pfn ${p} is also on a free list`);
+        }
+        const used = census.used.reduce((x, y) => x + y, 0);
+        if (used !== inUse) fail(`zones account ${used} frames in use, the program holds ${inUse}`);
+      }
+      for (const a of live) freePages(m, a.pfn, a.order);
+      drainAllPages(m);
+      expect(perOrderFree(m)).toEqual(boot);
+    } finally {
+      setCurrent(prev);
+    }
+  },
+);

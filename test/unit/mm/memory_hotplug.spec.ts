@@ -1,0 +1,115 @@
+import { boot, zone, GiB } from '../../helpers';
+import { memoryBlockStore, validZonesShow, stateShow, removableShow, zoneForPfnRange, MMOP_ONLINE,
+  autoMovableCanOnlineMovable, registerMemoryNotifier } from '../../../mm/memory_hotplug';
+import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
+import { MEM_GOING_ONLINE } from '../../../mm/memmap';
+import { EINVAL, ENODEV, EBUSY } from '../../../mm/errno';
+import { checkAllocator } from '../../../properties/checkers';
+
+// 16G of boot memory (blocks 0..127) and 1G hot-pluggable (blocks 128..135)
+const HOT = 128;
+
+describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', () => {
+  it('contig-zones: hot-added memory next to nothing onlines to the kernel zone by default', () => {
+    const m = boot('mem=16G pinlab.hotplug=1G');
+    expect(validZonesShow(m, HOT)).toBe('Normal Movable');
+    expect(memoryBlockStore(m, HOT, 'online')).toBe(0);
+    expect(stateShow(m, HOT)).toBe('online');
+    expect(validZonesShow(m, HOT)).toBe('Normal');
+    expect(zone(m, 'Normal').present).toBe(12 * GiB + 32768);
+  });
+
+  it('contig-zones: a block inside ZONE_MOVABLE\'s span inherits Movable; one merely adjacent does not', () => {
+    const m = boot('mem=16G movablecore=4G pinlab.hotplug=1G');
+    expect(validZonesShow(m, HOT)).toBe('Normal Movable'); // zone_intersects() needs overlap
+    expect(memoryBlockStore(m, HOT, 'online_movable')).toBe(0);
+    expect(memoryBlockStore(m, HOT + 2, 'online_movable')).toBe(0);
+    expect(validZonesShow(m, HOT + 1)).toBe('Movable Normal');
+    expect(memoryBlockStore(m, HOT + 1, 'online')).toBe(0);
+    expect(validZonesShow(m, HOT + 1)).toBe('Movable');
+  });
+
+  it('movable_node makes Movable the default for blocks outside any zone', () => {
+    const m = boot('mem=16G movable_node pinlab.hotplug=1G');
+    expect(validZonesShow(m, HOT)).toBe('Movable Normal');
+  });
+
+  it('online_movable / online_kernel pick the zone; there is no zone validity check in 6.12', () => {
+    const m = boot('mem=16G movablecore=4G pinlab.hotplug=1G');
+    expect(memoryBlockStore(m, HOT, 'online_movable')).toBe(0);
+    // online_kernel on the next block, between Movable blocks: accepted, zones overlap
+    expect(memoryBlockStore(m, HOT + 2, 'online_movable')).toBe(0);
+    expect(memoryBlockStore(m, HOT + 1, 'online_kernel')).toBe(0);
+    expect(validZonesShow(m, HOT + 1)).toBe('Normal');
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('newly onlined memory is free, MIGRATE_MOVABLE, and raises managed and the watermarks', () => {
+    const m = boot('mem=16G movablecore=4G pinlab.hotplug=1G');
+    const before = zone(m, 'Movable');
+    expect(memoryBlockStore(m, HOT, 'online_movable')).toBe(0);
+    const after = zone(m, 'Movable');
+    expect(after.managed - before.managed).toBe(32768);
+    expect(after.free - before.free).toBe(32768);
+    expect(after.pageblocks.Movable - before.pageblocks.Movable!).toBe(64);
+    expect(after.pageblocks.Isolate).toBe(0);
+    expect(after.high).toBeGreaterThanOrEqual(before.high);
+  });
+
+  it('state_store errors: already online, already offline, bad string, no such block', () => {
+    const m = boot('mem=16G pinlab.hotplug=1G');
+    expect(memoryBlockStore(m, 5, 'online')).toBe(-EINVAL);
+    expect(memoryBlockStore(m, HOT, 'offline')).toBe(-EINVAL);
+    expect(memoryBlockStore(m, HOT, 'online_sideways')).toBe(-EINVAL);
+    expect(memoryBlockStore(m, 9999, 'online')).toBe(-ENODEV);
+    expect(removableShow(m, 5)).toBe('1');
+  });
+
+  it('a MEM_GOING_ONLINE notifier error fails onlining and leaves the block offline', () => {
+    const m = boot('mem=16G pinlab.hotplug=1G');
+    const unregister = registerMemoryNotifier((_m, action) => (action === MEM_GOING_ONLINE ? -EBUSY : 0));
+    try {
+      expect(memoryBlockStore(m, HOT, 'online')).toBe(-EBUSY);
+    } finally {
+      unregister();
+    }
+    expect(stateShow(m, HOT)).toBe('offline');
+    expect(zone(m, 'Normal').present).toBe(12 * GiB);
+    expect(checkAllocator(m).errors).toEqual([]);
+    expect(memoryBlockStore(m, HOT, 'online')).toBe(0);
+  });
+
+  it('memhp_default_state=online_movable onlines hot-added memory at boot', () => {
+    const m = boot('mem=16G pinlab.hotplug=1G memhp_default_state=online_movable');
+    for (let b = HOT; b < HOT + 8; b++) expect(validZonesShow(m, b)).toBe('Movable');
+  });
+
+  it('auto-movable: MOVABLE while MOVABLE+CMA : KERNEL_EARLY stays within auto_movable_ratio', () => {
+    // 16G early kernel memory; ratio 10% allows 1.6G movable: 12 blocks of 128M
+    const m = boot('mem=16G pinlab.hotplug=2G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=10');
+    const zones: number[] = [];
+    for (let b = HOT; b < HOT + 16; b++) {
+      zones.push(zoneForPfnRange(m, MMOP_ONLINE, b * m.blockPages, m.blockPages));
+      expect(memoryBlockStore(m, b, 'online')).toBe(0);
+    }
+    const nMovable = zones.filter((z) => z === ZONE_MOVABLE).length;
+    const kernelEarly = zone(m, 'DMA').present + zone(m, 'DMA32').present + 12 * GiB; // present_early_pages
+    expect(nMovable).toBe(Math.floor(Math.floor((10 * kernelEarly) / 100) / m.blockPages));
+    expect(zones.slice(nMovable).every((z) => z === ZONE_NORMAL)).toBe(true);
+    expect(autoMovableCanOnlineMovable(m, m.blockPages)).toBe(false);
+  });
+
+  it('auto-movable counts CMA as movable', () => {
+    const a = boot('mem=16G pinlab.hotplug=1G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=1');
+    const b = boot('mem=16G cma=128M pinlab.hotplug=1G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=1');
+    expect(zoneForPfnRange(a, MMOP_ONLINE, HOT * a.blockPages, a.blockPages)).toBe(ZONE_MOVABLE);
+    expect(zoneForPfnRange(b, MMOP_ONLINE, HOT * b.blockPages, b.blockPages)).toBe(ZONE_NORMAL);
+  });
+
+  it('onlining and re-onlining many blocks leaks no frame', () => {
+    const m = boot('mem=1G pinlab.hotplug=1G memhp_default_state=online_movable');
+    expect(checkAllocator(m).errors).toEqual([]);
+    const { census } = checkAllocator(m);
+    expect(census.used.reduce((a, b) => a + b, 0)).toBe(0);
+  });
+});

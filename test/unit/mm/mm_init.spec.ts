@@ -1,0 +1,129 @@
+import { boot, zone, GiB, MiB } from '../../helpers';
+import { layoutJson } from '../../../harness/layout';
+import { parseCmdline, parseGeometry } from '../../../mm/cmdline';
+import { Memmap, H_MIN_FREE_KBYTES, PG_hugetlb } from '../../../mm/memmap';
+import { ZONE_MOVABLE, MIGRATE_CMA } from '../../../mm/mmzone';
+import { checkAllocator } from '../../../properties/checkers';
+
+const json = (cmdline: string, geometry?: string) => {
+  const params = parseCmdline(cmdline, parseGeometry(geometry));
+  return layoutJson(boot(cmdline, geometry), params);
+};
+
+describe('boot: zones (free_area_init, memblock_free_all)', () => {
+  it('mem=1G movablecore=512M: DMA, DMA32 up to 512M, Movable above; reservations in DMA32', () => {
+    const m = boot('mem=1G movablecore=512M');
+    expect(zone(m, 'DMA')).toMatchObject({ start_pfn: 0, spanned: 4096, present: 4096, managed: 4096 });
+    const dma32 = zone(m, 'DMA32');
+    expect(dma32).toMatchObject({ start_pfn: 4096, spanned: 512 * MiB - 4096, present: 512 * MiB - 4096 });
+    // kernel image (32M) and memmap (64 bytes per 4K frame of 1G = 16M) are memblock-reserved
+    expect(dma32.managed).toBe(dma32.present - 8192 - 4096);
+    expect(zone(m, 'Normal')).toMatchObject({ spanned: 0, present: 0, managed: 0 });
+    expect(zone(m, 'Movable')).toMatchObject({ start_pfn: 512 * MiB, spanned: 512 * MiB, managed: 512 * MiB, free: 512 * MiB });
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('boot memory is handed out in MAX_ORDER blocks of MIGRATE_MOVABLE pageblocks', () => {
+    const j = json('mem=1G movablecore=512M');
+    const mov = j.zones[ZONE_MOVABLE]!;
+    expect(mov.free_area.Movable![10]).toBe(128);
+    expect(mov.pageblocks.Movable).toBe(256);
+  });
+
+  it('watermarks follow __setup_per_zone_wmarks (THP off: min_free_kbytes = sqrt(lowmem_kbytes * 16))', () => {
+    const m = boot('mem=1G movablecore=512M transparent_hugepage=never');
+    const lowmemKbytes = (zone(m, 'DMA').managed + zone(m, 'DMA32').managed) * 4;
+    const minFree = Math.floor(Math.sqrt(lowmemKbytes * 16));
+    expect(m.header[H_MIN_FREE_KBYTES]).toBe(minFree);
+    const pagesMin = minFree >> 2;
+    const lowmem = zone(m, 'DMA').managed + zone(m, 'DMA32').managed;
+    const dma32 = zone(m, 'DMA32');
+    const tmp = Math.floor((pagesMin * dma32.managed) / lowmem);
+    expect(dma32.min).toBe(tmp);
+    expect(dma32.low).toBe(tmp + Math.max(tmp >> 2, Math.floor((dma32.managed * 10) / 10000)));
+    // ZONE_MOVABLE: clamp(managed / 1024, SWAP_CLUSTER_MAX, 128)
+    expect(zone(m, 'Movable').min).toBe(128);
+  });
+
+  it('THP raises min_free_kbytes to 2 + 9 pageblocks per kernel zone, at most 5% of lowmem (set_recommended_min_free_kbytes)', () => {
+    const m = boot('mem=16G movablecore=8G');
+    // 3 kernel zones (DMA, DMA32, Normal): 11 * 512 * 3 pages = 16896 pages = 67584 kB
+    expect(m.header[H_MIN_FREE_KBYTES]).toBe(67584);
+  });
+
+  it('below 512M, THP is off and min_free_kbytes is the sqrt rule', () => {
+    const m = boot('mem=256M');
+    const lowmemKbytes = (zone(m, 'DMA').managed + zone(m, 'DMA32').managed) * 4;
+    expect(m.header[H_MIN_FREE_KBYTES]).toBe(Math.floor(Math.sqrt(lowmemKbytes * 16)));
+  });
+
+  it('lowmem_reserve: lower zones protect managed(higher)/ratio; ratio 0 for Movable', () => {
+    const m = boot('mem=1G movablecore=512M');
+    const dma32 = zone(m, 'DMA32').managed;
+    const mov = zone(m, 'Movable').managed;
+    expect(zone(m, 'DMA').protection).toEqual([0, Math.floor(dma32 / 256), Math.floor(dma32 / 256), Math.floor((dma32 + mov) / 256), Math.floor((dma32 + mov) / 256)]);
+    expect(zone(m, 'DMA32').protection).toEqual([0, 0, 0, Math.floor(mov / 256), Math.floor(mov / 256)]);
+    expect(zone(m, 'Movable').protection).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it('cma= makes MIGRATE_CMA pageblocks that are managed and counted in cma', () => {
+    const m = boot('mem=16G kernelcore=5G cma=256M');
+    const n = zone(m, 'Normal');
+    expect(n.cma).toBe(256 * MiB);
+    expect(n.pageblocks.CMA).toBe(128);
+    expect(n.nr_free_cma).toBe(256 * MiB);
+    expect(m.getPageblockMigratetype(4 * GiB)).toBe(MIGRATE_CMA);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('hugepages=: 2M pages come from the buddy with GFP_HIGHUSER_MOVABLE, so ZONE_MOVABLE first', () => {
+    const j = json('mem=1G movablecore=512M hugepages=8');
+    expect(j.hugetlb).toEqual([{ page_size: 2 << 20, nr_hugepages: 8, free_hugepages: 8 }]);
+    const m = boot('mem=1G movablecore=512M hugepages=8');
+    let inMovable = 0;
+    for (let p = 0; p < m.nrFrames; p += 512) if (m.flags[p]! & PG_hugetlb && m.pageZonenum(p) === ZONE_MOVABLE) inMovable++;
+    expect(inMovable).toBe(8);
+  });
+
+  it('hugepagesz=1G: gigantic pages come from memblock, top-down', () => {
+    const j = json('mem=4G hugepagesz=1G hugepages=2');
+    expect(j.hugetlb).toEqual([{ page_size: 1 << 30, nr_hugepages: 2, free_hugepages: 2 }]);
+    const m = boot('mem=4G hugepagesz=1G hugepages=2');
+    expect(m.flags[3 * GiB]! & PG_hugetlb).toBeTruthy();
+    expect(m.flags[2 * GiB]! & PG_hugetlb).toBeTruthy();
+  });
+
+  it('too many hugepages: allocates what it can and warns as the kernel does', () => {
+    const j = json('mem=512K hugepages=100 sysctl.vm.min_free_kbytes=16', 'mini');
+    expect(j.hugetlb[0]!.nr_hugepages).toBeLessThan(100);
+    expect(j.warnings.join('\n')).toMatch(/HugeTLB: allocating 100 of page size 32.00 KiB failed\.  Only allocated \d+ hugepages\./);
+  });
+
+  it('boots a 16G machine with hot-pluggable memory above it, offline until onlined', () => {
+    const j = json('mem=16G pinlab.hotplug=1G');
+    const hot = j.blocks.filter((b) => !b.boot);
+    expect(hot.length).toBe(8);
+    expect(hot.every((b) => b.state === 'offline' && b.valid_zones === 'Normal Movable')).toBe(true);
+    expect(hot[0]!.start_pfn).toBe(16 * GiB);
+  });
+
+  it('below 4G, hot-pluggable memory sits above 4G as on x86 (a hole between)', () => {
+    const j = json('mem=1G pinlab.hotplug=256M');
+    expect(j.blocks.filter((b) => !b.boot).map((b) => b.start_pfn)).toEqual([4 * GiB, 4 * GiB + 128 * MiB]);
+    expect(j.blocks.length).toBe(8 + 2);
+  });
+
+  it('block 0 spans DMA and DMA32, so it shows valid_zones none', () => {
+    const j = json('mem=1G');
+    expect(j.blocks[0]).toMatchObject({ index: 0, state: 'online', valid_zones: 'none', removable: 1 });
+    expect(j.blocks[1]).toMatchObject({ valid_zones: 'DMA32' });
+  });
+
+  it('a miniature machine boots', () => {
+    const m: Memmap = boot('mem=512K movablecore=256K', 'mini');
+    expect(m.nrFrames).toBe(128);
+    expect(zone(m, 'Normal')).toMatchObject({ start_pfn: 0, spanned: 64, present: 64, managed: 61 });
+    expect(zone(m, 'Movable')).toMatchObject({ start_pfn: 64, spanned: 64, managed: 64 });
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+});
