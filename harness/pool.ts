@@ -1,0 +1,34 @@
+// The worker pool (piscina): one thread per actor, one task per thread at a time (blocked tasks must
+// never queue behind each other). Workers load the TypeScript sources through tsx when running from
+// source; a compiled build needs no loader.
+import * as path from 'node:path';
+import { Piscina } from 'piscina';
+import type { WorkerTask, WorkerResult } from './types';
+
+export function workerFile(): { filename: string; execArgv: string[] } {
+  const ts = __filename.endsWith('.ts');
+  return {
+    filename: path.join(__dirname, ts ? 'worker.ts' : 'worker.js'),
+    execArgv: ts ? ['--require', 'tsx/cjs'] : [],
+  };
+}
+
+export class ActorPool {
+  private readonly pool: Piscina;
+
+  constructor(threads: number) {
+    const w = workerFile();
+    this.pool = new Piscina({
+      filename: w.filename, execArgv: w.execArgv, minThreads: threads, maxThreads: threads,
+      concurrentTasksPerWorker: 1, idleTimeout: 60_000,
+    });
+  }
+
+  run(task: WorkerTask): Promise<WorkerResult> {
+    return this.pool.run(task) as Promise<WorkerResult>;
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool.destroy();
+  }
+}

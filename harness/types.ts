@@ -1,0 +1,33 @@
+// The main thread <-> worker protocol, typed once (types only; both sides `import type` it).
+import type { MemmapShape } from '../mm/memmap';
+
+/** How a worker attaches to the machine: the buffer plus the shape that fixes its layout. */
+export interface MachineHandle {
+  sab: SharedArrayBuffer;
+  shape: MemmapShape;
+}
+
+/** Allocator hammer: random alloc/free on one CPU, claiming each frame in a shared owner map. */
+export interface AllocHammerTask {
+  kind: 'alloc-hammer';
+  machine: MachineHandle;
+  /** Int32 per frame: 0 = not held by a hammer, else the holder's id */
+  owner: SharedArrayBuffer;
+  cpu: number;
+  id: number;
+  ops: number;
+  seed: number;
+  gfps: number[];
+  maxOrder: number;
+}
+
+export interface AllocHammerResult {
+  allocs: number;
+  frees: number;
+  failures: number;
+  /** frames found already owned by another hammer when handed out: must be empty */
+  doubles: string[];
+}
+
+export type WorkerTask = AllocHammerTask;
+export type WorkerResult = AllocHammerResult;
