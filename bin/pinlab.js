@@ -1,10 +1,8 @@
 #!/usr/bin/env node
-// Entry point: loads the TypeScript sources through tsx (no build step), then runs the CLI.
+// Entry point: runs the compiled CLI from dist/ (rebuilt first when the sources are newer).
 'use strict';
-require('tsx/cjs');
-const { main } = require('../harness/cli.ts');
-const code = main(process.argv.slice(2), {
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
-});
-process.exitCode = typeof code === 'number' ? code : 0;
+const path = require('node:path');
+const { ensureBuilt, root } = require('./build');
+ensureBuilt();
+const { run } = require(path.join(root, 'dist', 'harness', 'cli.js'));
+run(process.argv.slice(2));

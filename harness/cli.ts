@@ -93,7 +93,8 @@ export function main(argv: string[], io: Io): number {
   }
 }
 
-if (require.main === module) {
-  const code = main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+/** The process entry (bin/pinlab.js): stdout/stderr and the exit code. */
+export function run(argv: string[]): void {
+  const code = main(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
   process.exitCode = code;
 }

@@ -29,5 +29,24 @@ export interface AllocHammerResult {
   doubles: string[];
 }
 
-export type WorkerTask = AllocHammerTask;
-export type WorkerResult = AllocHammerResult;
+/** Benchmark: alloc+free pairs of one order on one CPU, for a fixed count. */
+export interface AllocBenchTask {
+  kind: 'alloc-bench';
+  machine: MachineHandle;
+  cpu: number;
+  order: number;
+  gfp: number;
+  pairs: number;
+  /** pages held at once: each round allocates batch blocks, then frees them */
+  batch: number;
+  /** Int32 barrier word: workers start together */
+  start: SharedArrayBuffer;
+}
+
+export interface AllocBenchResult {
+  pairs: number;
+  seconds: number;
+}
+
+export type WorkerTask = AllocHammerTask | AllocBenchTask;
+export type WorkerResult = AllocHammerResult | AllocBenchResult;

@@ -5,7 +5,8 @@ import { setCurrent } from '../mm/sched';
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { __GFP_COMP } from '../mm/gfp';
 import { Prng } from './prng';
-import type { WorkerTask, WorkerResult, AllocHammerTask, AllocHammerResult } from './types';
+import type { WorkerTask, WorkerResult, AllocHammerTask, AllocHammerResult, AllocBenchTask, AllocBenchResult } from './types';
+import { allocPairs } from '../bench/alloc_pairs';
 
 function allocHammer(t: AllocHammerTask): AllocHammerResult {
   const m = new Memmap(t.machine.shape, t.machine.sab);
@@ -39,8 +40,18 @@ function allocHammer(t: AllocHammerTask): AllocHammerResult {
   return r;
 }
 
+function allocBench(t: AllocBenchTask): AllocBenchResult {
+  const m = new Memmap(t.machine.shape, t.machine.sab);
+  setCurrent({ pid: 2000 + t.cpu, comm: `bench/${t.cpu}`, cpu: t.cpu, flags: 0, sigpending: false, fatalSignal: false });
+  const go = new Int32Array(t.start);
+  Atomics.add(go, 1, 1);
+  Atomics.wait(go, 0, 0, 10_000);
+  return allocPairs(m, t.order, t.gfp, t.pairs, t.batch);
+}
+
 export default function run(task: WorkerTask): WorkerResult {
   switch (task.kind) {
     case 'alloc-hammer': return allocHammer(task);
+    case 'alloc-bench': return allocBench(task);
   }
 }

@@ -8,8 +8,14 @@ export class KernelBug extends Error {
   }
 }
 
+/** VM_BUG_ON with a constant message. Where the message is built from values, write
+ * `if (cond) bug(\`...\`)` so the string is made only when the check fails (hot paths). */
 export function vmBugOn(cond: boolean, what: string): void {
   if (cond) throw new KernelBug(what);
+}
+
+export function bug(what: string): never {
+  throw new KernelBug(what);
 }
 
 const warned = new Set<string>();

@@ -18,7 +18,7 @@ import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_COMP, __GFP_ZERO, __GFP_KSWA
 import { spinLock, spinUnlock, spinTrylock } from './locking';
 import { current, currentGfpContext } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
-import { vmBugOn } from './debug';
+import { vmBugOn, bug } from './debug';
 
 // alloc_flags (mm/internal.h)
 export const ALLOC_WMARK_MIN = 0;
@@ -316,8 +316,8 @@ function freeOnePage(m: Memmap, pfn: number, zid: number, order: number): void {
 function freePagesPrepare(m: Memmap, pfn: number, order: number): void {
   const n = 1 << order;
   for (let p = pfn; p < pfn + n; p++) {
-    vmBugOn(m.mapcount[p] !== 0, `bad page state: pfn ${p} freed while mapped (mapcount ${m.mapcount[p]})`);
-    vmBugOn(p !== pfn && m.refcount[p] !== 0, `bad page state: tail pfn ${p} has refcount ${m.refcount[p]}`);
+    if (m.mapcount[p] !== 0) bug(`bad page state: pfn ${p} freed while mapped (mapcount ${m.mapcount[p]})`);
+    if (p !== pfn && m.refcount[p] !== 0) bug(`bad page state: tail pfn ${p} has refcount ${m.refcount[p]}`);
     m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
     m.mapping[p] = 0;
     m.index[p] = 0;
@@ -426,14 +426,14 @@ export function zonePcpCount(m: Memmap, zid: number): number {
  */
 export function freePages(m: Memmap, pfn: number, order: number): void {
   const rc = Atomics.sub(m.refcount, pfn, 1);
-  vmBugOn(rc <= 0, `__free_pages: pfn ${pfn} refcount was ${rc}`);
+  if (rc <= 0) bug(`__free_pages: pfn ${pfn} refcount was ${rc}`);
   if (rc === 1) freeThePage(m, pfn, order);
 }
 
 /** free_the_page(): refcount already 0. */
 export function freeThePage(m: Memmap, pfn: number, order: number): void {
   const zid = m.pageZonenum(pfn);
-  vmBugOn(zid === NO_ZONE, `freeing pfn ${pfn} of offline memory`);
+  if (zid === NO_ZONE) bug(`freeing pfn ${pfn} of offline memory`);
   freePagesPrepare(m, pfn, order);
   if (order === 0) freeUnrefPage(m, pfn, zid);
   else freeOnePage(m, pfn, zid, order);
@@ -446,9 +446,9 @@ export function freeThePage(m: Memmap, pfn: number, order: number): void {
 export function freePagesCore(m: Memmap, pfn: number, order: number): void {
   const n = 1 << order;
   const zid = m.pageZonenum(pfn);
-  vmBugOn(zid === NO_ZONE, `__free_pages_core: pfn ${pfn} has no zone`);
+  if (zid === NO_ZONE) bug(`__free_pages_core: pfn ${pfn} has no zone`);
   for (let p = pfn; p < pfn + n; p++) {
-    vmBugOn((m.flags[p]! & PG_hole) !== 0, `__free_pages_core: pfn ${p} is a hole`);
+    if ((m.flags[p]! & PG_hole) !== 0) bug(`__free_pages_core: pfn ${p} is a hole`);
     m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
     m.refcount[p] = 0;
   }
@@ -638,7 +638,7 @@ export const MAX_RECLAIM_RETRIES = 16;
  * current_gfp_context() applies the task's scope (PF_MEMALLOC_PIN strips __GFP_MOVABLE).
  */
 export function allocPages(m: Memmap, gfp: number, order: number): number {
-  vmBugOn(order < 0 || order > m.maxOrder, `alloc_pages: order ${order}`);
+  if (order < 0 || order > m.maxOrder) bug(`alloc_pages: order ${order}`);
   gfp = currentGfpContext(gfp);
   const highest = gfpZone(gfp);
   let allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_WMARK_LOW);
