@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { CmdlineError, DEFAULT_CMDLINE } from '../mm/cmdline';
 import { bootFromSpec, layoutJson, layoutText } from './layout';
+import { loadScenario, runScenario, ScenarioError } from './scenario';
 
 export class UsageError extends Error {
   constructor(msg: string) {
@@ -21,6 +22,7 @@ Simulated Linux memory manager for long-term pinning, ZONE_MOVABLE, CMA and memo
 
 verbs:
   layout     boot a machine from a kernel command line and show its zones, free lists and memory blocks
+  scenario   run a scripted scenario file (docs/scenarios.md) and print each step's result
 
 Run 'pinlab <verb> --help' for a verb's options. With no verb, pinlab runs the main job (today: layout
 of the default machine, '${DEFAULT_CMDLINE}').
@@ -71,8 +73,42 @@ function cmdLayout(argv: string[], io: Io): number {
   return 0;
 }
 
+const SCENARIO_HELP = `usage: pinlab scenario FILE... [--json]
+
+Run scenario files (YAML or JSON; format in docs/scenarios.md): boot the machine, run each step on one
+thread, deterministically, printing its result (errno, pages, zones), then the final zones and blocks.
+Exit code 0 when every step's 'expect:' held, 1 when one did not, 2 for a bad file.
+
+options:
+  --json        one JSON document per file: results[], layout, vmstat
+  -h, --help    this text
+`;
+
+function cmdScenario(argv: string[], io: Io): number {
+  const { values, positionals } = parse('scenario', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) { io.out(SCENARIO_HELP); return 0; }
+  if (!positionals.length) throw new UsageError('scenario: give at least one scenario FILE (see pinlab scenario --help)');
+  let ok = true;
+  const docs: unknown[] = [];
+  for (const file of positionals) {
+    const sc = loadScenario(file);
+    if (!values.json) io.out(`# ${file}: ${sc.machine.cmdline}${sc.machine.geometry ? ` (geometry ${sc.machine.geometry})` : ''}\n`);
+    const run = runScenario(file, sc, values.json ? undefined : (line) => io.out(line + '\n'));
+    ok &&= run.ok;
+    if (values.json) docs.push(run);
+    else {
+      io.out(`# zones: ${run.layout.zones.filter((z) => z.managed || z.present).map((z) => `${z.name} free ${z.free}/${z.managed}`).join('; ')}\n`);
+      io.out(`# blocks: ${run.layout.blocks.map((b) => `memory${b.index} ${b.state} ${b.valid_zones}`).join(', ')}\n`);
+      io.out(`# ${run.ok ? 'ok' : 'FAILED'}: ${run.results.filter((r) => r.ok).length}/${run.results.length} steps as expected\n`);
+    }
+  }
+  if (values.json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
+  return ok ? 0 : 1;
+}
+
 const VERBS: Record<string, (argv: string[], io: Io) => number> = {
   layout: cmdLayout,
+  scenario: cmdScenario,
 };
 
 /** Runs one command; returns the exit code (0 ok, 1 a property failed or a run broke, 2 bad input). */
@@ -85,7 +121,7 @@ export function main(argv: string[], io: Io): number {
     if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${Object.keys(VERBS).join(', ')}; see pinlab --help)`);
     return fn(rest, io);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CmdlineError) {
+    if (e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError) {
       io.err(`pinlab: ${e.message}\n`);
       return 2;
     }

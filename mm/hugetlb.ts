@@ -4,8 +4,12 @@
 // Simplified: one node; no surplus pages, no reservations (resv_map), no HVO (vmemmap optimisation).
 
 import { Memmap, H_HSTATES, HS_ORDER, HS_NR_HUGE_PAGES, HS_FREE_HUGE_PAGES, HS_FREE_LIST, HS_LOCK, HS_STRIDE,
-  HUGE_MAX_HSTATE, PG_head, PG_tail, PG_hugetlb, PG_ZONE_MASK, PG_ORDER_SHIFT, Z_MANAGED } from './memmap';
-import { allocPages, NO_PAGE } from './page_alloc';
+  HUGE_MAX_HSTATE, PG_head, PG_tail, PG_hugetlb, PG_ZONE_MASK, PG_ORDER_SHIFT, Z_MANAGED, PG_isolated, PG_locked,
+  PG_anon, PG_dirty } from './memmap';
+import { allocPages, freePages, NO_PAGE } from './page_alloc';
+import { MIGRATE_ISOLATE } from './mmzone';
+import { current, PF_MEMALLOC_PIN } from './sched';
+import { folioIsLongtermPinnable } from './pinnable';
 import { GFP_HIGHUSER_MOVABLE, GFP_HIGHUSER, __GFP_COMP, __GFP_THISNODE, __GFP_RETRY_MAYFAIL, __GFP_NOWARN } from './gfp';
 import { spinLock, spinUnlock } from './locking';
 import type { HugepageParam } from './cmdline';
@@ -13,16 +17,6 @@ import type { Reservation } from './mm_init';
 
 export function hstateBase(i: number): number {
   return H_HSTATES + i * HS_STRIDE;
-}
-
-/** size_to_hstate(): the hstate index for a folio order, or -1. */
-export function orderToHstate(m: Memmap, order: number): number {
-  for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
-    if (m.header[hstateBase(i) + HS_NR_HUGE_PAGES]! > 0 || m.header[hstateBase(i) + HS_ORDER]! > 0) {
-      if (m.header[hstateBase(i) + HS_ORDER] === order) return i;
-    }
-  }
-  return -1;
 }
 
 /** hugepage_movable_supported(): gigantic pages are never allocated movable. */
@@ -103,4 +97,82 @@ export function sizeString(bytes: number): string {
   let i = 0;
   while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
   return `${bytes.toFixed(2)} ${units[i]}`;
+}
+
+// ---- pool operations (hugetlb_lock held inside) ----
+
+/** The hstate for a folio order, or -1. */
+export function hstateIndex(m: Memmap, order: number): number {
+  for (let i = 0; i < HUGE_MAX_HSTATE; i++) if (m.header[hstateBase(i) + HS_ORDER] === order && order > 0) return i;
+  return -1;
+}
+
+function unlinkFree(m: Memmap, hb: number, pfn: number): void {
+  const next = m.mapping[pfn]!;
+  const prev = m.index[pfn]!;
+  if (prev !== -1) m.mapping[prev] = next;
+  else m.header[hb + HS_FREE_LIST] = next;
+  if (next !== -1) m.index[next] = prev;
+  m.mapping[pfn] = 0;
+  m.index[pfn] = 0;
+  m.header[hb + HS_FREE_HUGE_PAGES]!--;
+}
+
+/**
+ * dequeue_hugetlb_folio_node_exact(): a free folio of the hstate, refcount 1. Skips isolated pageblocks,
+ * and inside a PF_MEMALLOC_PIN scope folios that are not long-term pinnable.
+ */
+export function dequeueHugetlbFolio(m: Memmap, hs: number): number {
+  const hb = hstateBase(hs);
+  const pin = (current().flags & PF_MEMALLOC_PIN) !== 0;
+  spinLock(m.header, hb + HS_LOCK);
+  let pfn = m.header[hb + HS_FREE_LIST]!;
+  for (; pfn !== -1; pfn = m.mapping[pfn]!) {
+    if (pin && !folioIsLongtermPinnable(m, pfn)) continue;
+    if (m.getPageblockMigratetype(pfn) === MIGRATE_ISOLATE) continue;
+    break;
+  }
+  if (pfn !== -1) {
+    unlinkFree(m, hb, pfn);
+    m.refcount[pfn] = 1;
+  }
+  spinUnlock(m.header, hb + HS_LOCK);
+  return pfn;
+}
+
+/** free_huge_folio(): refcount reached 0; back on the free list. */
+export function freeHugeFolio(m: Memmap, pfn: number): void {
+  const hs = hstateIndex(m, m.pageOrder(pfn));
+  const hb = hstateBase(hs);
+  const n = 1 << m.pageOrder(pfn);
+  for (let p = pfn; p < pfn + n; p++) m.mapcount[p] = 0;
+  m.flags[pfn] = m.flags[pfn]! & ~(PG_isolated | PG_locked | PG_anon | PG_dirty);
+  m.pincount[pfn] = 0;
+  m.pincount[pfn + 1] = 0;
+  spinLock(m.header, hb + HS_LOCK);
+  enqueueHugetlbFolio(m, hb, pfn);
+  spinUnlock(m.header, hb + HS_LOCK);
+}
+
+/**
+ * dissolve_free_hugetlb_folios(): free pool folios in [start, end) go back to the buddy (offlining).
+ * Returns 0 (pinlab's pool has no surplus accounting that could fail).
+ */
+export function dissolveFreeHugetlbFolios(m: Memmap, startPfn: number, endPfn: number): number {
+  for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
+    const hb = hstateBase(i);
+    if (!m.header[hb + HS_ORDER]) continue;
+    spinLock(m.header, hb + HS_LOCK);
+    const victims: number[] = [];
+    for (let p = m.header[hb + HS_FREE_LIST]!; p !== -1; p = m.mapping[p]!) if (p >= startPfn && p < endPfn) victims.push(p);
+    for (const p of victims) { unlinkFree(m, hb, p); m.header[hb + HS_NR_HUGE_PAGES]!--; }
+    spinUnlock(m.header, hb + HS_LOCK);
+    for (const p of victims) {
+      const order = m.pageOrder(p);
+      m.refcount[p] = 1;
+      m.flags[p] = m.flags[p]! & ~PG_hugetlb;
+      freePages(m, p, order);
+    }
+  }
+  return 0;
 }

@@ -104,7 +104,12 @@ export const HS_FREE_HUGE_PAGES = 2;
 export const HS_FREE_LIST = 3; // head pfn of the free list (linked through mapping/index)
 export const HS_LOCK = 4; // hugetlb_lock
 export const HS_STRIDE = 5;
-export const H_SLOTS = H_HSTATES + HUGE_MAX_HSTATE * HS_STRIDE;
+export const H_PTE_FREE = H_HSTATES + HUGE_MAX_HSTATE * HS_STRIDE; // free PTE table list head
+export const H_PTE_LOCK = H_PTE_FREE + 1;
+export const H_SHMEM_NEXT = H_PTE_FREE + 2; // bump pointer into shmemPages
+export const H_ANON_VMA_NEXT = H_PTE_FREE + 3;
+export const H_LRU_DISABLED = H_PTE_FREE + 4; // lru_cache_disable() depth
+export const H_SLOTS = H_PTE_FREE + 8;
 const MAGIC = 0x70696e6c; // "pinl"
 
 // ---- struct zone slots (Int32, one record per zone) ----
@@ -149,6 +154,37 @@ export const MEM_GOING_ONLINE = 1 << 3;
 export const MEM_CANCEL_ONLINE = 1 << 4;
 export const MEM_CANCEL_OFFLINE = 1 << 5;
 
+// ---- struct mm_struct slots (Int32, one record per address space; mm/mm_types.ts) ----
+export const MM_USERS = 0; // mm_users; 0 = free slot
+export const MM_LOCK = 1; // mmap_lock
+export const MM_PTL = 2; // page_table_lock (split PTLs are not modelled)
+export const MM_NR_VMAS = 3;
+export const MM_LOCKED_VM = 4; // pages
+export const MM_PINNED_VM = 5; // pages
+export const MM_RSS_ANON = 6;
+export const MM_RSS_FILE = 7;
+export const MM_RSS_SHMEM = 8;
+export const MM_PID = 9;
+export const MM_OOM_SCORE_ADJ = 10;
+export const MM_PGTABLES = 11; // PTE tables in use (nr_ptes)
+export const MM_FLAGS = 12;
+export const MM_RLIMIT_MEMLOCK = 13; // pages; -1 = RLIM_INFINITY
+export const MM_CAP_IPC_LOCK = 14;
+export const MM_STRIDE = 16;
+// ---- struct vm_area_struct slots ----
+export const VMA_START = 0; // first vpn
+export const VMA_END = 1; // vpn after the last
+export const VMA_FLAGS = 2;
+export const VMA_ANON_VMA = 3; // anon_vma root id, 0 = none yet
+export const VMA_SHMEM = 4; // shmem object + 1, 0 = anonymous
+export const VMA_PGOFF = 5; // file offset in pages of VMA_START
+export const VMA_STRIDE = 6;
+// ---- shmem inode slots ----
+export const SH_USERS = 0;
+export const SH_SIZE = 1; // pages
+export const SH_BASE = 2; // first slot in shmemPages
+export const SH_STRIDE = 4;
+
 /** Sizes that fix the SharedArrayBuffer's layout; passed to workers with the buffer. */
 export interface MemmapShape {
   nrFrames: number;
@@ -157,6 +193,27 @@ export interface MemmapShape {
   pageblockOrder: number;
   blockPages: number;
   nrVmItems: number;
+  /** process memory (mm/mm_types.ts): address spaces, VMAs per mm, PMD entries per mm, PTE tables */
+  maxMms: number;
+  maxVmas: number;
+  pmdOrder: number;
+  vaPmds: number;
+  pteTables: number;
+  shmemObjects: number;
+  shmemPages: number;
+  lruBatch: number;
+}
+
+/** Process-space sizes for a machine of nrFrames frames (two address spaces' worth of page tables). */
+export function processShape(nrFrames: number, pmdOrder: number): Pick<MemmapShape, 'maxMms' | 'maxVmas' | 'pmdOrder' | 'vaPmds' | 'pteTables' | 'shmemObjects' | 'shmemPages' | 'lruBatch'> {
+  const ptrs = 1 << pmdOrder;
+  const maxMms = 16;
+  const vaPages = Math.min(Math.max(2 * nrFrames, 64 * ptrs), 1 << 22);
+  return {
+    maxMms, maxVmas: 32, pmdOrder, vaPmds: Math.ceil(vaPages / ptrs),
+    pteTables: Math.ceil((2 * nrFrames) / ptrs) + maxMms * 8, shmemObjects: 16, shmemPages: nrFrames,
+    lruBatch: 31, // FOLIO_BATCH_SIZE
+  };
 }
 
 interface Region { name: string; byteOffset: number; length: number; bytesPer: number }
@@ -178,6 +235,14 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['mapping', s.nrFrames, 4],
     ['index', s.nrFrames, 4],
     ['content', s.nrFrames, 4],
+    ['mms', s.maxMms * MM_STRIDE, 4],
+    ['vmas', s.maxMms * s.maxVmas * VMA_STRIDE, 4],
+    ['pmds', s.maxMms * s.vaPmds, 4],
+    ['ptes', s.pteTables << s.pmdOrder, 4],
+    ['pteMeta', s.pteTables * 2, 4],
+    ['shmem', s.shmemObjects * SH_STRIDE, 4],
+    ['shmemPages', s.shmemPages, 4],
+    ['lru', s.nrCpus * (s.lruBatch + 2), 4],
     ['pageblock', nrPageblocks, 1],
   ];
   const regions: Record<string, Region> = {};
@@ -223,6 +288,20 @@ export class Memmap {
   readonly content: Uint32Array;
   readonly pageblock: Uint8Array;
   readonly vmstat: Float64Array;
+  readonly mms: Int32Array;
+  readonly vmas: Int32Array;
+  readonly pmds: Int32Array;
+  readonly ptes: Int32Array;
+  readonly pteMeta: Int32Array;
+  readonly shmem: Int32Array;
+  readonly shmemPages: Int32Array;
+  readonly lru: Int32Array;
+  readonly maxMms: number;
+  readonly maxVmas: number;
+  readonly pmdOrder: number;
+  readonly ptrsPerTable: number;
+  readonly vaPmds: number;
+  readonly pteTables: number;
 
   constructor(shape: MemmapShape, sab?: SharedArrayBuffer) {
     const { regions, byteLength } = planLayout(shape);
@@ -253,6 +332,20 @@ export class Memmap {
     this.index = new Int32Array(b, r('index').byteOffset, r('index').length);
     this.content = new Uint32Array(b, r('content').byteOffset, r('content').length);
     this.pageblock = new Uint8Array(b, r('pageblock').byteOffset, r('pageblock').length);
+    this.mms = new Int32Array(b, r('mms').byteOffset, r('mms').length);
+    this.vmas = new Int32Array(b, r('vmas').byteOffset, r('vmas').length);
+    this.pmds = new Int32Array(b, r('pmds').byteOffset, r('pmds').length);
+    this.ptes = new Int32Array(b, r('ptes').byteOffset, r('ptes').length);
+    this.pteMeta = new Int32Array(b, r('pteMeta').byteOffset, r('pteMeta').length);
+    this.shmem = new Int32Array(b, r('shmem').byteOffset, r('shmem').length);
+    this.shmemPages = new Int32Array(b, r('shmemPages').byteOffset, r('shmemPages').length);
+    this.lru = new Int32Array(b, r('lru').byteOffset, r('lru').length);
+    this.maxMms = shape.maxMms;
+    this.maxVmas = shape.maxVmas;
+    this.pmdOrder = shape.pmdOrder;
+    this.ptrsPerTable = 1 << shape.pmdOrder;
+    this.vaPmds = shape.vaPmds;
+    this.pteTables = shape.pteTables;
     if (!sab) {
       this.header[H_MAGIC] = MAGIC;
       this.header[H_NR_FRAMES] = shape.nrFrames;

@@ -6,9 +6,17 @@
 import { Memmap, MB_STATE, MB_ZONE, MB_ONLINE_TYPE, MB_PRESENT, MB_EARLY, MB_STRIDE, MEM_ONLINE, MEM_OFFLINE,
   MEM_GOING_OFFLINE, MEM_GOING_ONLINE, MEM_CANCEL_ONLINE, Z_LOCK, Z_START_PFN, Z_SPANNED, Z_PRESENT, Z_PRESENT_EARLY,
   Z_CMA_PAGES, H_ONLINE_POLICY, H_AUTO_MOVABLE_RATIO, H_MOVABLE_NODE, H_HOTPLUG_LOCK, PG_ZONE_SHIFT, PG_reserved,
-} from './memmap';
-import { ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, MIGRATE_MOVABLE, zoneName } from './mmzone';
-import { EINVAL, ENODEV, EOPNOTSUPP } from './errno';
+  MEM_CANCEL_OFFLINE, Z_MANAGED, Z_NR_ISOLATE_PAGEBLOCK, PG_lru, PG_movable_ops, PG_offline,
+  PG_hugetlb, PG_tail, PG_head, PG_buddy, PG_hole } from './memmap';
+import { ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, MIGRATE_MOVABLE, MIGRATE_ISOLATE, zoneName } from './mmzone';
+import { EINVAL, ENODEV, EBUSY, EINTR, ENOENT } from './errno';
+import { MigrateFailure, MigrateStats, isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_MEMORY_HOTPLUG } from './migrate';
+import { folioTryGet, folioPut, folioOrder, lruCacheDisable, lruCacheEnable } from './swap';
+import { zonePcpDisable, zonePcpEnable, delPageFromFreeList } from './page_alloc';
+import { startIsolatePageRange, undoIsolatePageRange, testPagesIsolated, MEMORY_OFFLINE, REPORT_FAILURE } from './page_isolation';
+import { dissolveFreeHugetlbFolios } from './hugetlb';
+import { current } from './sched';
+import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
 import { spinLock, spinUnlock } from './locking';
 import { isolatePageblockLocked, unsetMigratetypeIsolate } from './page_isolation';
 import { freeRange, initPerZoneWmarkMin } from './mm_init';
@@ -274,9 +282,170 @@ export function blockIsEarly(m: Memmap, b: number): boolean {
 }
 
 
-export interface OfflineOptions { passesMax?: number }
+/** Options and report of offline_pages(). */
+export interface OfflineOptions {
+  /**
+   * The kernel retries forever until a signal; pinlab gives up after this many scan passes and then
+   * behaves as if `timeout` had sent a signal (-EINTR, "signal backoff"). Default OFFLINE_PASSES_MAX.
+   */
+  passesMax?: number;
+  /** filled in: why it failed, which pfns would not go and why */
+  report?: OfflineReport;
+}
+export interface OfflineReport {
+  reason: string;
+  /** the pfn isolation or the final test stopped at */
+  pfn: number;
+  passes: number;
+  failures: MigrateFailure[];
+}
 
-/** offline_pages(): arrives with page migration (mm/migrate.ts). */
-export function offlinePages(_m: Memmap, _startPfn: number, _nrPages: number, _opts?: OfflineOptions): number {
-  return -EOPNOTSUPP;
+/** Default retry budget of offline_pages() in scan passes (see docs/simplifications.md). */
+export const OFFLINE_PASSES_MAX = 100;
+
+/**
+ * scan_movable_pages(): the first pfn in [start, end) holding an LRU, __PageMovable or in-use
+ * hugetlb folio; -ENOENT when there is none; -EBUSY for a referenced PageOffline page.
+ */
+export function scanMovablePages(m: Memmap, start: number, end: number, out: { pfn: number }): number {
+  for (let pfn = start; pfn < end; pfn++) {
+    const f = m.flags[pfn]!;
+    if (f & (PG_lru | PG_movable_ops)) { out.pfn = pfn; return 0; }
+    if (f & PG_offline && m.refcount[pfn]! > 0) { out.pfn = pfn; return -EBUSY; }
+    if (!(f & PG_hugetlb)) {
+      if (f & PG_tail) {
+        const head = m.compoundHead(pfn);
+        if (m.flags[head]! & PG_lru) { out.pfn = head; return 0; }
+      }
+      continue;
+    }
+    if (f & PG_head && m.refcount[pfn]! > 0) { out.pfn = pfn; return 0; }
+    pfn = m.compoundHead(pfn) + (1 << m.pageOrder(m.compoundHead(pfn))) - 1;
+  }
+  return -ENOENT;
+}
+
+/**
+ * do_migrate_range(): isolate what can be isolated in [start, end) and migrate it with
+ * GFP_USER | __GFP_MOVABLE | __GFP_RETRY_MAYFAIL (MR_MEMORY_HOTPLUG); failures go back, errors ignored.
+ */
+export function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateStats): void {
+  const list: number[] = [];
+  for (let pfn = start; pfn < end; pfn++) {
+    const head = m.compoundHead(pfn);
+    if (!folioTryGet(m, head)) continue;
+    pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
+    if (isolateFolio(m, head)) list.push(head);
+    else stats.failures.push({ pfn: head, rc: -EBUSY, why: 'failed to isolate (not on the LRU)' });
+    folioPut(m, head);
+  }
+  if (!list.length) return;
+  const rc = migratePages(m, list, allocMigrationTarget(GFP_USER | __GFP_MOVABLE | __GFP_RETRY_MAYFAIL),
+    { reason: MR_MEMORY_HOTPLUG, stats });
+  if (rc) putbackMovablePages(m, list);
+}
+
+/**
+ * __offline_isolated_pages(): take every free page of the isolated range out of the buddy; returns
+ * how many (they stop being managed).
+ */
+function offlineIsolatedPages(m: Memmap, zid: number, start: number, end: number): number {
+  const lk = m.zoneBase(zid) + Z_LOCK;
+  let n = 0;
+  spinLock(m.zones, lk);
+  for (let pfn = start; pfn < end;) {
+    const f = m.flags[pfn]!;
+    if (f & PG_buddy) {
+      const order = m.pageOrder(pfn);
+      delPageFromFreeList(m, zid, pfn, order, MIGRATE_ISOLATE);
+      n += 1 << order;
+      pfn += 1 << order;
+      continue;
+    }
+    pfn++;
+  }
+  m.zones[m.zoneBase(zid) + Z_NR_ISOLATE_PAGEBLOCK]! -= (end - start) / m.pageblockNrPages;
+  spinUnlock(m.zones, lk);
+  return n;
+}
+
+/**
+ * offline_pages(): isolate the range, then scan / migrate / dissolve free hugetlb / test until every
+ * page is free, undoing everything on failure. Returns 0, -EINVAL (holes, several zones), -EBUSY
+ * (isolation failed, an unmovable page, a notifier) or -EINTR (a signal, or the pass budget spent).
+ */
+export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts: OfflineOptions = {}): number {
+  const report: OfflineReport = opts.report ?? { reason: '', pfn: -1, passes: 0, failures: [] };
+  const passesMax = opts.passesMax ?? OFFLINE_PASSES_MAX;
+  const end = startPfn + nrPages;
+  if (!nrPages || startPfn % m.pageblockNrPages || end % m.blockPages) { report.reason = 'unaligned range'; return -EINVAL; }
+  for (let pfn = startPfn; pfn < end; pfn++) {
+    if (m.flags[pfn]! & PG_hole) { report.reason = 'memory holes'; report.pfn = pfn; return -EINVAL; }
+  }
+  const zid = m.pageZonenum(startPfn);
+  for (let pfn = startPfn; pfn < end; pfn++) {
+    if (m.pageZonenum(pfn) !== zid) { report.reason = 'multizone range'; report.pfn = pfn; return -EINVAL; }
+  }
+  zonePcpDisable(m, zid);
+  lruCacheDisable(m);
+  const out = { pfn: -1 };
+  let rc = startIsolatePageRange(m, startPfn, end, MIGRATE_MOVABLE, MEMORY_OFFLINE | REPORT_FAILURE, out);
+  if (rc) {
+    report.reason = 'failure to isolate range';
+    report.pfn = out.pfn;
+    lruCacheEnable(m);
+    zonePcpEnable(m, zid);
+    return rc;
+  }
+  const arg = { startPfn, nrPages };
+  const failed = (e: number, reason: string): number => {
+    report.reason = reason;
+    undoIsolatePageRange(m, startPfn, end, MIGRATE_MOVABLE);
+    memoryNotify(m, MEM_CANCEL_OFFLINE, arg);
+    lruCacheEnable(m);
+    zonePcpEnable(m, zid);
+    return e;
+  };
+  rc = memoryNotify(m, MEM_GOING_OFFLINE, arg);
+  if (rc) return failed(rc, 'notifier failure');
+  const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
+  do {
+    let pfn = startPfn;
+    do {
+      if (current().sigpending || report.passes >= passesMax) {
+        report.failures = lastFailures(m, stats, startPfn, end);
+        return failed(-EINTR, current().sigpending ? 'signal backoff' : `signal backoff (retry budget of ${passesMax} passes spent)`);
+      }
+      report.passes++;
+      rc = scanMovablePages(m, pfn, end, out);
+      pfn = out.pfn;
+      if (!rc) doMigrateRange(m, pfn, end, stats);
+    } while (!rc);
+    if (rc !== -ENOENT) { report.pfn = out.pfn; return failed(rc, 'unmovable page'); }
+    rc = dissolveFreeHugetlbFolios(m, startPfn, end);
+    if (rc) return failed(rc, 'failure to dissolve huge pages');
+    rc = testPagesIsolated(m, startPfn, end, MEMORY_OFFLINE, out);
+    if (rc) {
+      report.pfn = out.pfn;
+      stats.failures.push({ pfn: out.pfn, rc, why: 'not free after migration (held off the LRU or re-referenced)' });
+    }
+  } while (rc);
+  const managed = offlineIsolatedPages(m, zid, startPfn, end);
+  lruCacheEnable(m);
+  zonePcpEnable(m, zid);
+  const zb = m.zoneBase(zid);
+  m.zones[zb + Z_MANAGED]! -= managed;
+  m.zones[zb + Z_PRESENT]! -= nrPages;
+  removePfnRangeFromZone(m, zid, startPfn, nrPages);
+  initPerZoneWmarkMin(m);
+  memoryNotify(m, MEM_OFFLINE, arg);
+  report.reason = '';
+  return 0;
+}
+
+/** The latest reason for every pfn of the range that is still not free. */
+function lastFailures(m: Memmap, stats: MigrateStats, start: number, end: number): MigrateFailure[] {
+  const seen = new Map<number, MigrateFailure>();
+  for (const f of stats.failures) if (f.pfn >= start && f.pfn < end && !(m.flags[f.pfn]! & PG_buddy)) seen.set(f.pfn, f);
+  return [...seen.values()].sort((a, b) => a.pfn - b.pfn);
 }

@@ -6,7 +6,7 @@
 // kernel allocates the memmap top-down and can leave it inside ZONE_MOVABLE (mmzone.h exception 2).
 
 import { BootParams, CmdlineError, HugepageParam } from './cmdline';
-import { Memmap, MemmapShape, PAGE_SHIFT, PG_reserved, PG_hole, PG_ZONE_SHIFT, NO_ZONE, H_BOOT_END_PFN, H_ZONE_MOVABLE_PFN,
+import { Memmap, MemmapShape, processShape, PAGE_SHIFT, PG_reserved, PG_hole, PG_ZONE_SHIFT, NO_ZONE, H_BOOT_END_PFN, H_ZONE_MOVABLE_PFN,
   H_HOTPLUG_START_PFN, H_HOTPLUG_END_PFN, H_ZERO_PFN, H_MIN_FREE_KBYTES, H_USER_MIN_FREE_KBYTES, H_WATERMARK_SCALE_FACTOR,
   H_ONLINE_POLICY, H_AUTO_MOVABLE_RATIO, H_MOVABLE_NODE, H_DEFAULT_ONLINE_TYPE, H_THP_ENABLED, H_NR_CMA_AREAS, H_CMA_AREAS,
   MAX_CMA_AREAS, Z_START_PFN, Z_SPANNED, Z_PRESENT, Z_PRESENT_EARLY, Z_MANAGED, Z_CMA_PAGES, Z_WMARK_MIN, Z_WMARK_LOW,
@@ -18,6 +18,7 @@ import { freePagesCore, NO_PAGE } from './page_alloc';
 import { gfpZone, GFP_USER } from './gfp';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
+import { mmInitProcessSpace } from './mm_types';
 import { MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, onlineMemoryBlock } from './memory_hotplug';
 
 const SWAP_CLUSTER_MAX = 32;
@@ -181,7 +182,7 @@ export function planBoot(p: BootParams): BootPlan {
   if (bootPages < minPages) {
     throw new CmdlineError(`mem: ${p.memBytes} bytes is too small: the kernel image and memmap end at ${reservedEnd * 4}K; give at least ${minPages * 4}K`);
   }
-  const maxFrames = 2 ** 31 - 1;
+  const maxFrames = 2 ** 27; // page-table entries keep 27 bits of pfn (mm/mm_types.ts)
   const blockPages = g.blockPages;
   let hotplugStartPfn = roundup(bootPages, blockPages);
   if (g.dma32EndPfn && bootPages < g.dma32EndPfn && p.hotplugBytes) hotplugStartPfn = roundup(g.dma32EndPfn, blockPages); // x86: hotplug ranges above 4G
@@ -190,7 +191,7 @@ export function planBoot(p: BootParams): BootPlan {
     warnings.push(`pinlab.hotplug: ${p.hotplugBytes} bytes is not a whole number of memory blocks: rounded up to ${hotplugPages / blockPages}`);
   }
   const nrFrames = hotplugPages ? hotplugStartPfn + hotplugPages : roundup(bootPages, blockPages);
-  if (nrFrames > maxFrames) throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (8 TiB)`);
+  if (nrFrames > maxFrames) throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (512 GiB)`);
   const zoneMovablePfn = findZoneMovablePfn(p, bootPages, warnings);
   const cmaAreas = placeCma(p, bootPages, reservations, warnings);
   for (const h of p.hugepages) if (h.order > g.maxOrder) reserveGigantic(h, bootPages, reservations, cmaAreas, warnings);
@@ -219,7 +220,7 @@ function reserveGigantic(h: HugepageParam, bootPages: number, reservations: Rese
 function shapeFor(plan: BootPlan): MemmapShape {
   const g = plan.params.geometry;
   return { nrFrames: plan.nrFrames, nrCpus: g.nrCpus, maxOrder: g.maxOrder, pageblockOrder: g.pageblockOrder,
-    blockPages: g.blockPages, nrVmItems: NR_VM_ITEMS };
+    blockPages: g.blockPages, nrVmItems: NR_VM_ITEMS, ...processShape(plan.nrFrames, g.pageblockOrder) };
 }
 
 /** Boot a machine from its command line: the buffer, the buddy, watermarks, hugetlb, memory blocks. */
@@ -246,6 +247,7 @@ export function bootMachine(p: BootParams): Memmap {
   if (p.minFreeKbytes !== null) setMinFreeKbytes(m, p.minFreeKbytes);
   hugetlbInit(m, p.hugepages.filter((x) => x.order <= p.geometry.maxOrder), plan.reservations, plan.warnings);
   memoryDevInit(m, plan);
+  mmInitProcessSpace(m);
   bootWarnings.set(m, plan.warnings);
   return m;
 }

@@ -1,0 +1,507 @@
+// Page faults, CPU access through the page tables, unmapping and fork's page-table copy
+// (mm/memory.c, with the THP and hugetlb fault paths of mm/huge_memory.c and mm/hugetlb.c; v6.12).
+//
+// Locking: faults and CPU accesses take the mm's page_table_lock around every page-table read-modify-
+// write; allocation happens outside it and the entry is re-checked (pte_same) before it is installed.
+// A CPU access is one instruction: it translates and reads/writes the frame under the lock, so a
+// migration either copies the value or the access faults on the migration entry and retries.
+
+import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
+  MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked } from './memmap';
+import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
+  PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, VM_WRITE, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
+  anonVmaAlloc } from './mm_types';
+import { allocPages, NO_PAGE } from './page_alloc';
+import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
+import { spinLock, spinUnlock } from './locking';
+import { folioAddLru, folioGet, folioPut, folioOrder } from './swap';
+import { folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
+import { countVmEvents, vmItem } from './vmstat';
+import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
+import { EFAULT } from './errno';
+
+// vm_fault_t (include/linux/mm_types.h)
+export const VM_FAULT_OOM = 0x000001;
+export const VM_FAULT_SIGBUS = 0x000002;
+export const VM_FAULT_SIGSEGV = 0x000040;
+export const VM_FAULT_RETRY = 0x000400; // a migration entry: wait for it and retry
+export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV;
+
+/** Retries of one access when faults keep racing (each retry follows a completed fault). */
+export const ACCESS_RETRIES_MAX = 16;
+
+const PGFAULT = vmItem('pgfault');
+
+/** find_vma(): the VMA slot (base offset into m.vmas) containing vpn, or -1. */
+export function findVma(m: Memmap, mm: number, vpn: number): number {
+  const nv = m.mms[mmBase(mm) + MM_NR_VMAS]!;
+  for (let i = 0; i < nv; i++) {
+    const vb = vmaBase(m, mm, i);
+    if (vpn >= m.vmas[vb + VMA_START]! && vpn < m.vmas[vb + VMA_END]!) return vb;
+  }
+  return -1;
+}
+
+/** The PTE slot for vpn under a table PMD. */
+function pteSlot(m: Memmap, pmd: number, vpn: number): number {
+  return ((pmd & PFN_MASK) << m.pmdOrder) + (vpn & (m.ptrsPerTable - 1));
+}
+
+/** What the page tables say about vpn: a present pfn, a migration entry, or nothing. */
+export interface Translation { pfn: number; write: boolean; migrating: boolean; huge: boolean }
+
+/** follow_page() core (PTL held by the caller): the entry for vpn, or null when none is present. */
+export function lookupLocked(m: Memmap, mm: number, vpn: number): Translation | null {
+  const pmd = m.pmds[pmdIndex(m, mm, vpn)]!;
+  if (pmdIsHuge(pmd)) {
+    const pfn = (pmd & PFN_MASK) + (vpn & (m.ptrsPerTable - 1));
+    return { pfn, write: (pmd & PTE_WRITE) !== 0, migrating: (pmd & PTE_PRESENT) === 0, huge: true };
+  }
+  if (!pmdIsTable(pmd)) return null;
+  const pte = m.ptes[pteSlot(m, pmd, vpn)]!;
+  if (!(pte & (PTE_PRESENT | PTE_MIGRATION))) return null;
+  return { pfn: ptePfn(pte), write: (pte & PTE_WRITE) !== 0, migrating: (pte & PTE_PRESENT) === 0, huge: false };
+}
+
+export function ptlLock(m: Memmap, mm: number): void {
+  spinLock(m.mms, mmBase(mm) + MM_PTL);
+}
+export function ptlUnlock(m: Memmap, mm: number): void {
+  spinUnlock(m.mms, mmBase(mm) + MM_PTL);
+}
+
+/** thp_vma_allowable_order() for anonymous memory: THP enabled (always, or madvise + MADV_HUGEPAGE) and
+ * the aligned PMD range lies inside the VMA. */
+function thpAllowed(m: Memmap, vb: number, vpn: number): boolean {
+  const flags = m.vmas[vb + VMA_FLAGS]!;
+  if (flags & (VM_NOHUGEPAGE | VM_SHARED | VM_HUGETLB)) return false;
+  const mode = m.header[H_THP_ENABLED]!;
+  if (mode === 0 || (mode === 1 && !(flags & VM_HUGEPAGE))) return false;
+  const start = vpn & ~(m.ptrsPerTable - 1);
+  return start >= m.vmas[vb + VMA_START]! && start + m.ptrsPerTable <= m.vmas[vb + VMA_END]!;
+}
+
+function anonVmaPrepare(m: Memmap, vb: number): number {
+  if (!m.vmas[vb + VMA_ANON_VMA]) m.vmas[vb + VMA_ANON_VMA] = anonVmaAlloc(m);
+  return m.vmas[vb + VMA_ANON_VMA]!;
+}
+
+/**
+ * handle_mm_fault(): make vpn present (writable for a write fault). Returns 0 or VM_FAULT_* bits;
+ * VM_FAULT_RETRY means a migration entry was in the way: retry once it is gone.
+ */
+export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean): number {
+  countVmEvents(m, PGFAULT, 1);
+  const vb = findVma(m, mm, vpn);
+  if (vb < 0) return VM_FAULT_SIGSEGV;
+  const flags = m.vmas[vb + VMA_FLAGS]!;
+  if (write && !(flags & VM_WRITE)) return VM_FAULT_SIGSEGV;
+  if (flags & (VM_PFNMAP | VM_IO)) return VM_FAULT_SIGBUS; // no struct pages behind it in the model
+  if (flags & VM_HUGETLB) return hugetlbFault(m, mm, vb, vpn, write);
+  const pi = pmdIndex(m, mm, vpn);
+  let pmd = Atomics.load(m.pmds, pi);
+  if (pmd === 0 && write && thpAllowed(m, vb, vpn)) {
+    const rc = doHugePmdAnonymousPage(m, mm, vb, vpn);
+    if (rc !== VM_FAULT_RETRY + 1) return rc;
+    pmd = Atomics.load(m.pmds, pi);
+  }
+  if (pmdIsHuge(pmd)) {
+    if (!(pmd & PTE_PRESENT)) return VM_FAULT_RETRY;
+    if (!write || pmd & PTE_WRITE) return 0;
+    // do_huge_pmd_wp_page(): fall back to PTEs, then COW a page
+    splitHugePmd(m, mm, vpn);
+    pmd = Atomics.load(m.pmds, pi);
+  }
+  if (pmd === 0) {
+    const t = pteAllocOne(m, mm);
+    if (t < 0) return VM_FAULT_OOM;
+    ptlLock(m, mm);
+    if (m.pmds[pi] === 0) m.pmds[pi] = PMD_TABLE | t;
+    else freeUnusedTable(m, mm, t);
+    ptlUnlock(m, mm);
+    pmd = Atomics.load(m.pmds, pi);
+    if (pmdIsHuge(pmd)) return VM_FAULT_RETRY;
+  }
+  return handlePteFault(m, mm, vb, vpn, write, pmd);
+}
+
+function freeUnusedTable(m: Memmap, mm: number, t: number): void {
+  // lost the race to install a table: give ours back (outside the PTL in the kernel; harmless here)
+  ptlUnlock(m, mm);
+  pteFree(m, mm, t);
+  ptlLock(m, mm);
+}
+
+
+function handlePteFault(m: Memmap, mm: number, vb: number, vpn: number, write: boolean, pmd: number): number {
+  const slot = pteSlot(m, pmd, vpn);
+  const pte = Atomics.load(m.ptes, slot);
+  if (pte & PTE_MIGRATION) return VM_FAULT_RETRY;
+  const flags = m.vmas[vb + VMA_FLAGS]!;
+  if (!(pte & PTE_PRESENT)) {
+    if (m.vmas[vb + VMA_SHMEM]) return shmemFault(m, mm, vb, vpn, write, slot);
+    return doAnonymousPage(m, mm, vb, vpn, write, slot);
+  }
+  if (!write || pte & PTE_WRITE) return 0;
+  if (!(flags & VM_WRITE)) return VM_FAULT_SIGSEGV;
+  return doWpPage(m, mm, vb, vpn, slot, pte);
+}
+
+/** do_anonymous_page(): a read maps the shared zero page; a write gets a zeroed movable folio. */
+function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: boolean, slot: number): number {
+  if (!write) {
+    ptlLock(m, mm);
+    if (m.ptes[slot] === 0) m.ptes[slot] = mkPte(m.zeroPfn(), false);
+    ptlUnlock(m, mm);
+    return 0;
+  }
+  const anonVma = anonVmaPrepare(m, vb);
+  const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0); // vma_alloc_zeroed_movable_folio()
+  if (pfn === NO_PAGE) return VM_FAULT_OOM;
+  ptlLock(m, mm);
+  if (m.ptes[slot] !== 0) { // pte_same() failed: someone else faulted it in
+    ptlUnlock(m, mm);
+    folioPut(m, pfn);
+    return 0;
+  }
+  folioAddNewAnonRmap(m, pfn, anonVma, vpn);
+  pteMapInc(m, pfn);
+  m.ptes[slot] = mkPte(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
+  m.mms[mmBase(mm) + MM_RSS_ANON]!++;
+  ptlUnlock(m, mm);
+  folioAddLru(m, pfn);
+  return 0;
+}
+
+/**
+ * do_huge_pmd_anonymous_page(): a THP for the aligned PMD range if one can be had without reclaim
+ * (GFP_TRANSHUGE_LIGHT); otherwise thp_fault_fallback and the caller takes the PTE path
+ * (signalled by VM_FAULT_RETRY + 1).
+ */
+function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number): number {
+  const FALLBACK = VM_FAULT_RETRY + 1;
+  const anonVma = anonVmaPrepare(m, vb);
+  const pfn = allocPages(m, GFP_TRANSHUGE_LIGHT | __GFP_ZERO | __GFP_COMP, m.pmdOrder);
+  if (pfn === NO_PAGE) {
+    countVmEvents(m, vmItem('thp_fault_fallback'), 1);
+    return FALLBACK;
+  }
+  const head = vpn & ~(m.ptrsPerTable - 1);
+  const pi = pmdIndex(m, mm, vpn);
+  ptlLock(m, mm);
+  if (m.pmds[pi] !== 0) {
+    ptlUnlock(m, mm);
+    folioPut(m, pfn);
+    return FALLBACK;
+  }
+  folioAddNewAnonRmap(m, pfn, anonVma, head);
+  pmdMapInc(m, pfn);
+  m.pmds[pi] = mkHugePmd(pfn, true);
+  m.mms[mmBase(mm) + MM_RSS_ANON]! += m.ptrsPerTable;
+  ptlUnlock(m, mm);
+  folioAddLru(m, pfn);
+  countVmEvents(m, vmItem('thp_fault_alloc'), 1);
+  countVmEvents(m, vmItem('nr_anon_transparent_hugepages'), 1);
+  return 0;
+}
+
+/**
+ * do_wp_page(): a write to a read-only PTE. The zero page and shared folios are copied (wp_page_copy);
+ * an exclusively owned anonymous folio is reused in place (wp_can_reuse_anon_folio: only our mapping
+ * and, if any, our LRU-batch reference).
+ */
+function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, pte: number): number {
+  const old = ptePfn(pte);
+  const isZero = (m.flags[old]! & PG_zero) !== 0;
+  if (m.vmas[vb + VMA_SHMEM]) { // a shared mapping: just make it writable
+    ptlLock(m, mm);
+    if (m.ptes[slot] === pte) m.ptes[slot] = pte | PTE_WRITE;
+    ptlUnlock(m, mm);
+    return 0;
+  }
+  const head = isZero ? old : m.compoundHead(old);
+  if (!isZero && !(m.flags[head]! & PG_hugetlb) && folioOrder(m, head) === 0 && folioMapcount(m, head) === 1
+    && m.refcount[head]! === 1) {
+    ptlLock(m, mm);
+    if (m.ptes[slot] === pte) m.ptes[slot] = pte | PTE_WRITE;
+    ptlUnlock(m, mm);
+    return 0;
+  }
+  const anonVma = anonVmaPrepare(m, vb);
+  const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
+  if (pfn === NO_PAGE) return VM_FAULT_OOM;
+  ptlLock(m, mm);
+  if (m.ptes[slot] !== pte) {
+    ptlUnlock(m, mm);
+    folioPut(m, pfn);
+    return 0;
+  }
+  m.content[pfn] = isZero ? 0 : m.content[old]!; // copy_user_highpage()
+  folioAddNewAnonRmap(m, pfn, anonVma, vpn);
+  pteMapInc(m, pfn);
+  m.ptes[slot] = mkPte(pfn, true);
+  if (!isZero) {
+    pteMapDec(m, old);
+  } else {
+    m.mms[mmBase(mm) + MM_RSS_ANON]!++;
+  }
+  ptlUnlock(m, mm);
+  if (!isZero) folioPut(m, head);
+  folioAddLru(m, pfn);
+  return 0;
+}
+
+/** shmem_fault(): find or allocate the page-cache folio for this offset, then map it. */
+function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boolean, slot: number): number {
+  const inode = m.vmas[vb + VMA_SHMEM]! - 1;
+  const off = m.vmas[vb + VMA_PGOFF]! + (vpn - m.vmas[vb + VMA_START]!);
+  const sb = inode * SH_STRIDE;
+  if (off >= m.shmem[sb + SH_SIZE]!) return VM_FAULT_SIGBUS;
+  const pc = m.shmem[sb + SH_BASE]! + off;
+  let pfn = Atomics.load(m.shmemPages, pc) - 1;
+  if (pfn < 0) {
+    const n = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0);
+    if (n === NO_PAGE) return VM_FAULT_OOM;
+    folioSetShmem(m, n, inode, off);
+    m.flags[n] = m.flags[n]! | PG_swapbacked;
+    if (Atomics.compareExchange(m.shmemPages, pc, 0, n + 1) !== 0) {
+      folioPut(m, n);
+      return VM_FAULT_RETRY;
+    }
+    folioAddLru(m, n); // the page cache keeps the allocation reference
+    pfn = n;
+  }
+  ptlLock(m, mm);
+  if (m.ptes[slot] !== 0 || Atomics.load(m.shmemPages, pc) - 1 !== pfn) {
+    ptlUnlock(m, mm);
+    return m.ptes[slot] ? 0 : VM_FAULT_RETRY;
+  }
+  folioGet(m, pfn);
+  pteMapInc(m, pfn);
+  m.ptes[slot] = mkPte(pfn, write || (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
+  m.mms[mmBase(mm) + MM_RSS_SHMEM]!++;
+  ptlUnlock(m, mm);
+  return 0;
+}
+
+/** hugetlb_fault(): PMD-sized hugetlb folios from the pool; a write to a shared-after-fork folio copies. */
+function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boolean): number {
+  const hs = hstateIndex(m, m.pmdOrder);
+  if (hs < 0) return VM_FAULT_SIGBUS;
+  const pi = pmdIndex(m, mm, vpn);
+  const pmd = Atomics.load(m.pmds, pi);
+  if (pmd !== 0 && !(pmd & PTE_PRESENT)) return VM_FAULT_RETRY;
+  if (pmd !== 0 && (!write || pmd & PTE_WRITE)) return 0;
+  const pfn = dequeueHugetlbFolio(m, hs);
+  if (pfn < 0) return VM_FAULT_OOM; // VM_FAULT_OOM when the pool is empty (no surplus pages)
+  const anonVma = anonVmaPrepare(m, vb);
+  const head = vpn & ~(m.ptrsPerTable - 1);
+  ptlLock(m, mm);
+  if (m.pmds[pi] !== pmd) {
+    ptlUnlock(m, mm);
+    folioPut(m, pfn);
+    return 0;
+  }
+  const n = m.ptrsPerTable;
+  if (pmd !== 0) { // hugetlb_wp(): copy the shared folio
+    const old = pmd & PFN_MASK;
+    m.content.copyWithin(pfn, old, old + n);
+    pmdMapDec(m, old);
+  } else m.content.fill(0, pfn, pfn + n);
+  folioAddNewAnonRmap(m, pfn, anonVma, head);
+  pmdMapInc(m, pfn);
+  m.pmds[pi] = mkHugePmd(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
+  ptlUnlock(m, mm);
+  if (pmd !== 0) folioPut(m, pmd & PFN_MASK);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A CPU load or store at vpn (one 32-bit word, the frame's content payload), faulting as needed.
+ * Returns the value read (or written), or -EFAULT when the access would SIGSEGV/SIGBUS/OOM.
+ */
+export function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, value = 0): number {
+  for (let tries = 0; tries < ACCESS_RETRIES_MAX; tries++) {
+    ptlLock(m, mm);
+    const t = lookupLocked(m, mm, vpn);
+    if (t && !t.migrating && (!write || t.write)) {
+      let r: number;
+      if (write) {
+        m.content[t.pfn] = value >>> 0;
+        m.flags[t.pfn] = m.flags[t.pfn]! | PG_dirty;
+        r = value >>> 0;
+      } else r = m.content[t.pfn]!;
+      ptlUnlock(m, mm);
+      return r;
+    }
+    ptlUnlock(m, mm);
+    const rc = handleMmFault(m, mm, vpn, write);
+    if (rc & VM_FAULT_ERROR) return -EFAULT;
+  }
+  return -EFAULT;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unmapping (zap_pte_range / zap_huge_pmd) and fork (copy_page_range)
+
+/** zap_page_range_single(): drop every mapping in [start, end) of one mm; page tables stay. */
+export function zapPageRange(m: Memmap, mm: number, start: number, end: number): void {
+  const mask = m.ptrsPerTable - 1;
+  for (let vpn = start; vpn < end;) {
+    const pi = pmdIndex(m, mm, vpn);
+    const pmd = Atomics.load(m.pmds, pi);
+    const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
+    if (pmdIsHuge(pmd)) {
+      if ((vpn & mask) === 0 && pmdEnd <= end) {
+        zapHugePmd(m, mm, pi);
+        vpn = pmdEnd;
+        continue;
+      }
+      splitHugePmd(m, mm, vpn);
+      continue;
+    }
+    if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
+    const stop = Math.min(end, pmdEnd);
+    for (; vpn < stop; vpn++) zapPte(m, mm, pteSlot(m, pmd, vpn));
+  }
+}
+
+function zapPte(m: Memmap, mm: number, slot: number): void {
+  ptlLock(m, mm);
+  const pte = m.ptes[slot]!;
+  m.ptes[slot] = 0;
+  ptlUnlock(m, mm);
+  if (!(pte & PTE_PRESENT)) return; // none, or a migration entry (the migration finds no mapping to restore)
+  const pfn = ptePfn(pte);
+  if (m.flags[pfn]! & PG_zero) return;
+  const head = m.compoundHead(pfn);
+  pteMapDec(m, pfn);
+  const rss = m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM;
+  m.mms[mmBase(mm) + rss]!--;
+  folioPut(m, head);
+}
+
+function zapHugePmd(m: Memmap, mm: number, pi: number): void {
+  ptlLock(m, mm);
+  const pmd = m.pmds[pi]!;
+  m.pmds[pi] = 0;
+  ptlUnlock(m, mm);
+  if (!(pmd & PTE_PRESENT)) return;
+  const head = pmd & PFN_MASK;
+  pmdMapDec(m, head);
+  if (!(m.flags[head]! & PG_hugetlb)) {
+    m.mms[mmBase(mm) + MM_RSS_ANON]! -= m.ptrsPerTable;
+    countVmEvents(m, vmItem('nr_anon_transparent_hugepages'), -1);
+  }
+  folioPut(m, head);
+}
+
+/**
+ * __split_huge_pmd(): turn one PMD mapping of a THP into PTEs mapping each page; every PTE holds a
+ * reference (folio_ref_add(nr - 1)). A hugetlb PMD is never split.
+ */
+export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
+  const pi = pmdIndex(m, mm, vpn);
+  const t = pteAllocOne(m, mm);
+  if (t < 0) return -1;
+  ptlLock(m, mm);
+  const pmd = m.pmds[pi]!;
+  if (!pmdIsHuge(pmd) || m.flags[pmd & PFN_MASK]! & PG_hugetlb) {
+    ptlUnlock(m, mm);
+    pteFree(m, mm, t);
+    return 0;
+  }
+  const head = pmd & PFN_MASK;
+  const write = (pmd & PTE_WRITE) !== 0;
+  const present = (pmd & PTE_PRESENT) !== 0;
+  const base = t << m.pmdOrder;
+  for (let i = 0; i < m.ptrsPerTable; i++) {
+    m.ptes[base + i] = present ? mkPte(head + i, write) : PTE_MIGRATION | (write ? PTE_WRITE : 0) | (head + i);
+    if (present) pteMapInc(m, head + i);
+  }
+  if (present) {
+    pmdMapDec(m, head);
+    Atomics.add(m.refcount, head, m.ptrsPerTable - 1);
+  }
+  m.pmds[pi] = PMD_TABLE | t;
+  ptlUnlock(m, mm);
+  return 0;
+}
+
+/**
+ * copy_page_range() for one VMA (dup_mmap): the child maps the same folios write-protected (COW),
+ * except that a possibly DMA-pinned anonymous folio is copied for the child at once
+ * (copy_present_page(): the parent keeps the pinned page, the "fork with pins" rule).
+ */
+export function copyPageRange(m: Memmap, dst: number, src: number, start: number, end: number, shared: boolean): number {
+  const mask = m.ptrsPerTable - 1;
+  for (let vpn = start; vpn < end;) {
+    const spi = pmdIndex(m, src, vpn);
+    const pmd = Atomics.load(m.pmds, spi);
+    const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
+    if (pmdIsHuge(pmd)) {
+      const head = pmd & PFN_MASK;
+      if (!(pmd & PTE_PRESENT) || (!(m.flags[head]! & PG_hugetlb) && folioMaybeDmaPinned(m, head))) {
+        splitHugePmd(m, src, vpn); // copy_huge_pmd() falls back to PTEs
+        continue;
+      }
+      const w = shared && (pmd & PTE_WRITE) !== 0;
+      ptlLock(m, src);
+      if (!shared) m.pmds[spi] = pmd & ~PTE_WRITE;
+      ptlUnlock(m, src);
+      ptlLock(m, dst);
+      m.pmds[pmdIndex(m, dst, vpn)] = mkHugePmd(head, w);
+      ptlUnlock(m, dst);
+      pmdMapInc(m, head);
+      folioGet(m, head);
+      vpn = pmdEnd;
+      continue;
+    }
+    if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
+    const dpi = pmdIndex(m, dst, vpn);
+    if (m.pmds[dpi] === 0) {
+      const t = pteAllocOne(m, dst);
+      if (t < 0) return -1;
+      m.pmds[dpi] = PMD_TABLE | t;
+    }
+    const dpmd = m.pmds[dpi]!;
+    for (const stop = Math.min(end, pmdEnd); vpn < stop; vpn++) {
+      if (copyPte(m, dst, src, pteSlot(m, dpmd, vpn), pteSlot(m, pmd, vpn), vpn, shared) < 0) return -1;
+    }
+  }
+  return 0;
+}
+
+function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: number, vpn: number, shared: boolean): number {
+  const pte = Atomics.load(m.ptes, sslot);
+  if (!(pte & PTE_PRESENT)) {
+    if (pte & PTE_MIGRATION) m.ptes[dslot] = pte & ~(shared ? 0 : PTE_WRITE);
+    return 0;
+  }
+  const pfn = ptePfn(pte);
+  if (m.flags[pfn]! & PG_zero) { m.ptes[dslot] = pte; return 0; }
+  const head = m.compoundHead(pfn);
+  if (!shared && folioOrder(m, head) === 0 && folioMaybeDmaPinned(m, head)) {
+    const n = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
+    if (n === NO_PAGE) return -1;
+    m.content[n] = m.content[pfn]!;
+    folioAddNewAnonRmap(m, n, m.mapping[head]!, vpn);
+    pteMapInc(m, n);
+    m.ptes[dslot] = mkPte(n, true);
+    m.mms[mmBase(dst) + MM_RSS_ANON]!++;
+    folioAddLru(m, n);
+    return 0;
+  }
+  if (!shared) {
+    ptlLock(m, src);
+    m.ptes[sslot] = m.ptes[sslot]! & ~PTE_WRITE;
+    ptlUnlock(m, src);
+  }
+  m.ptes[dslot] = shared ? pte : pte & ~PTE_WRITE;
+  pteMapInc(m, pfn);
+  folioGet(m, head);
+  m.mms[mmBase(dst) + (m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM)]!++;
+  return 0;
+}

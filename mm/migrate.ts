@@ -1,0 +1,257 @@
+// Page migration (mm/migrate.c, v6.12): isolate, unmap to migration entries, freeze the refcount at
+// the expected count, copy, remap, unfreeze. An extra reference (a pin, a concurrent GUP, an LRU
+// batch) makes the freeze fail: -EAGAIN, retried for up to NR_MAX_MIGRATE_PAGES_RETRY passes.
+//
+// Simplified: migration is synchronous and never waits for a page lock or writeback (a locked folio
+// is -EAGAIN for this pass); no batching of unmaps across folios; no NUMA.
+
+import { Memmap, PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero } from './memmap';
+import { allocPages, NO_PAGE } from './page_alloc';
+import { GFP_TRANSHUGE, __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE } from './gfp';
+import { lookupLocked, ptlLock, ptlUnlock } from './memory';
+import { ZONE_MOVABLE } from './mmzone';
+import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
+  folioIsolateLru, folioPutbackLru, lruAddDrainAll } from './swap';
+import { tryToMigrate, removeMigrationPtes, folioMapped } from './rmap';
+import { countVmEvents, vmItem } from './vmstat';
+import { EAGAIN, ENOMEM } from './errno';
+import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
+import { splitFolio } from './huge_memory';
+
+// enum migrate_reason (include/linux/migrate_mode.h) and migrate_reason_names[] (mm/debug.c)
+export const MR_COMPACTION = 0;
+export const MR_MEMORY_FAILURE = 1;
+export const MR_MEMORY_HOTPLUG = 2;
+export const MR_SYSCALL = 3;
+export const MR_MEMPOLICY_MBIND = 4;
+export const MR_NUMA_MISPLACED = 5;
+export const MR_CONTIG_RANGE = 6;
+export const MR_LONGTERM_PIN = 7;
+export const MR_DEMOTION = 8;
+export const MR_DAMON = 9;
+export const MR_TYPES = 10;
+export const MIGRATE_REASON_NAMES = ['compaction', 'memory_failure', 'memory_hotplug', 'syscall_or_cpuset',
+  'mempolicy_mbind', 'numa_misplaced', 'contig_range', 'longterm_pin', 'demotion', 'damon'] as const;
+
+export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
+
+/** new_folio_t: allocate the target for src, or NO_PAGE. */
+export type NewFolio = (m: Memmap, src: number) => number;
+
+/** What happened to each folio, for callers that explain failures (offline, pin). */
+export interface MigrateFailure { pfn: number; rc: number; why: string }
+export interface MigrateStats { nrSucceeded: number; nrFailedPages: number; nrThpSplit: number; failures: MigrateFailure[] }
+
+/**
+ * alloc_migration_target(): same order as the source; large folios add GFP_TRANSHUGE without reclaim;
+ * ZONE_MOVABLE sources add __GFP_HIGHMEM; hugetlb comes from the pool.
+ */
+export function allocMigrationTarget(gfp: number): NewFolio {
+  return (m, src) => {
+    if (m.flags[src]! & PG_hugetlb) {
+      const hs = hstateIndex(m, folioOrder(m, src));
+      return hs < 0 ? NO_PAGE : dequeueHugetlbFolio(m, hs);
+    }
+    let mask = gfp;
+    const order = folioOrder(m, src);
+    if (order > 0) mask = ((mask & ~__GFP_RECLAIM) | GFP_TRANSHUGE | __GFP_COMP) & (gfp & __GFP_MOVABLE ? ~0 : ~__GFP_MOVABLE);
+    if (m.pageZonenum(src) === ZONE_MOVABLE) mask |= __GFP_HIGHMEM;
+    return allocPages(m, mask, order);
+  };
+}
+
+/**
+ * isolate_folio_to_list() / folio_isolate_lru() / isolate_hugetlb(): take the folio off the LRU (or
+ * the hugetlb active list) with a reference. False when it is not there (per-CPU batch, isolated by
+ * someone else, never on the LRU).
+ */
+export function isolateFolio(m: Memmap, head: number): boolean {
+  if (m.flags[head]! & PG_hugetlb) {
+    if (Atomics.or(m.flags, head, PG_isolated) & PG_isolated) return false;
+    if (m.refcount[head]! === 0) { Atomics.and(m.flags, head, ~PG_isolated); return false; } // a free pool folio
+    folioGet(m, head);
+    return true;
+  }
+  if (!folioIsolateLru(m, head)) return false;
+  Atomics.or(m.flags, head, PG_isolated);
+  countVmEvents(m, vmItem(m.flags[head]! & PG_anon ? 'nr_isolated_anon' : 'nr_isolated_file'), 1 << folioOrder(m, head));
+  return true;
+}
+
+/** putback_movable_pages(): every folio left on the list goes back, dropping the isolation reference. */
+export function putbackMovablePages(m: Memmap, list: number[]): void {
+  for (const head of list) putbackOne(m, head);
+  list.length = 0;
+}
+
+function putbackOne(m: Memmap, head: number): void {
+  Atomics.and(m.flags, head, ~PG_isolated);
+  if (m.flags[head]! & PG_hugetlb) { folioPut(m, head); return; }
+  countVmEvents(m, vmItem(m.flags[head]! & PG_anon ? 'nr_isolated_anon' : 'nr_isolated_file'), -(1 << folioOrder(m, head)));
+  folioPutbackLru(m, head);
+}
+
+/** The references a mapped-nowhere folio must have, besides the caller's isolation one (folio_expected_ref_count). */
+function expectedRefs(m: Memmap, head: number): number {
+  const f = m.flags[head]!;
+  if (f & PG_anon || f & PG_hugetlb) return 0;
+  return 1 << folioOrder(m, head); // the page cache's references (shmem)
+}
+
+/** The page-cache slot of a shmem folio, for folio_migrate_mapping(). */
+function shmemSlot(m: Memmap, head: number): number {
+  return m.shmem[m.mapping[head]! * SH_STRIDE + SH_BASE]! + m.index[head]!;
+}
+
+/**
+ * One folio through migrate_folio_unmap() and migrate_folio_move(). Returns 0, -EAGAIN (try again in
+ * the next pass), -ENOMEM (no target) or -EBUSY.
+ */
+function migrateFolio(m: Memmap, src: number, getNew: NewFolio, why: { s: string }): number {
+  const nr = 1 << folioOrder(m, src);
+  const anonOrHuge = (m.flags[src]! & (PG_anon | PG_hugetlb)) !== 0;
+  if (m.refcount[src] === 1 && !folioMapped(m, src) && anonOrHuge) {
+    // the folio was freed from under us (only our isolation reference is left): done
+    return 0;
+  }
+  if (!folioTrylock(m, src)) { why.s = 'folio locked'; return -EAGAIN; }
+  const dst = getNew(m, src);
+  if (dst === NO_PAGE) { folioUnlock(m, src); why.s = 'no target memory'; return -ENOMEM; }
+  folioTrylock(m, dst);
+  const wasMapped = folioMapped(m, src);
+  const fail = (rc: number, s: string): number => {
+    if (wasMapped) removeMigrationPtes(m, src, src);
+    folioUnlock(m, src);
+    folioUnlock(m, dst);
+    folioPut(m, dst);
+    why.s = s;
+    return rc;
+  };
+  if (wasMapped && !tryToMigrate(m, src)) return fail(-EAGAIN, 'still mapped (maybe DMA-pinned anonymous folio)');
+  const expected = expectedRefs(m, src) + 1;
+  if (!folioRefFreeze(m, src, expected)) {
+    const refs = m.refcount[src]!;
+    return fail(-EAGAIN, `extra references: refcount ${refs}, expected ${expected}`);
+  }
+  // No turning back: folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
+  const keep = PG_anon | PG_dirty | PG_swapbacked | PG_mlocked | PG_hugetlb;
+  m.flags[dst] = m.flags[dst]! | (m.flags[src]! & keep);
+  m.mapping[dst] = m.mapping[src]!;
+  m.index[dst] = m.index[src]!;
+  m.content.copyWithin(dst, src, src + nr);
+  if (!(m.flags[src]! & (PG_anon | PG_hugetlb))) {
+    Atomics.store(m.shmemPages, shmemSlot(m, src), dst + 1);
+    Atomics.add(m.refcount, dst, nr);
+  }
+  folioRefUnfreeze(m, src, 1);
+  m.flags[src] = m.flags[src]! & ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated);
+  if (wasMapped) removeMigrationPtes(m, src, dst);
+  folioUnlock(m, dst);
+  folioUnlock(m, src);
+  if (!(m.flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);
+  folioPut(m, dst);
+  return 0;
+}
+
+export interface MigrateOptions {
+  reason: number;
+  /** never split a large folio that cannot get a large target (MR_NUMA_MISPLACED sets this) */
+  nosplit?: boolean;
+  stats?: MigrateStats;
+  /** the pass budget (default NR_MAX_MIGRATE_PAGES_RETRY) */
+  passes?: number;
+}
+
+/**
+ * migrate_pages(): migrate every isolated folio on list. Migrated folios leave the list; the ones that
+ * failed stay for the caller's putback_movable_pages(). Returns the number of folios not migrated,
+ * or -ENOMEM when a target could not be allocated (the rest of the list is not tried).
+ */
+export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: MigrateOptions): number {
+  const stats = opts.stats ?? { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
+  const passes = opts.passes ?? NR_MAX_MIGRATE_PAGES_RETRY;
+  let pending = [...list];
+  const failed: number[] = [];
+  let rcSaved = 0;
+  for (let pass = 0; pass < passes && pending.length; pass++) {
+    const retry: number[] = [];
+    for (let i = 0; i < pending.length; i++) {
+      const src = pending[i]!;
+      const nr = 1 << folioOrder(m, src);
+      const large = nr > 1 && !(m.flags[src]! & PG_hugetlb);
+      const isolatedItem = m.flags[src]! & PG_hugetlb ? -1 : vmItem(m.flags[src]! & PG_anon ? 'nr_isolated_anon' : 'nr_isolated_file');
+      const why = { s: '' };
+      const rc = migrateFolio(m, src, getNew, why);
+      if (rc === 0) {
+        stats.nrSucceeded += nr;
+        countVmEvents(m, vmItem('pgmigrate_success'), nr);
+        if (large) countVmEvents(m, vmItem('thp_migration_success'), 1);
+        dropFromList(m, src, isolatedItem, nr);
+        continue;
+      }
+      if (rc === -EAGAIN) { retry.push(src); if (pass === passes - 1) stats.failures.push({ pfn: src, rc, why: why.s }); continue; }
+      if (rc === -ENOMEM && large && !opts.nosplit && splitFolio(m, src) === 0) {
+        // THP broken by migration: the base pages go on the list instead
+        stats.nrThpSplit++;
+        countVmEvents(m, vmItem('thp_migration_split'), 1);
+        for (let p = src; p < src + nr; p++) retry.push(p);
+        continue;
+      }
+      stats.failures.push({ pfn: src, rc, why: why.s });
+      stats.nrFailedPages += nr;
+      countVmEvents(m, vmItem('pgmigrate_fail'), nr);
+      if (large) countVmEvents(m, vmItem('thp_migration_fail'), 1);
+      failed.push(src);
+      if (rc === -ENOMEM) { // out of memory: stop here, the rest stays on the list untried
+        rcSaved = -ENOMEM;
+        failed.push(...pending.slice(i + 1), ...retry);
+        pending = [];
+        retry.length = 0;
+        break;
+      }
+    }
+    pending = retry;
+  }
+  for (const src of pending) {
+    const nr = 1 << folioOrder(m, src);
+    stats.nrFailedPages += nr;
+    countVmEvents(m, vmItem('pgmigrate_fail'), nr);
+    if (nr > 1 && !(m.flags[src]! & PG_hugetlb)) countVmEvents(m, vmItem('thp_migration_fail'), 1);
+    failed.push(src);
+  }
+  list.length = 0;
+  list.push(...failed);
+  return rcSaved || failed.length;
+}
+
+/** A migrated folio leaves the list: drop the isolation reference (migrate_folio_done). */
+function dropFromList(m: Memmap, src: number, isolatedItem: number, nr: number): void {
+  Atomics.and(m.flags, src, ~(PG_isolated | PG_lru));
+  if (isolatedItem >= 0) countVmEvents(m, isolatedItem, -nr);
+  folioPut(m, src);
+}
+
+/**
+ * do_move_pages_to_node() for one address range (the move_pages(2) path, MR_SYSCALL): isolate every
+ * folio mapped in [vpn, vpn + nrPages) and migrate it to memory the target mask allows: 'kernel'
+ * (GFP_HIGHUSER: ZONE_NORMAL and below, as pinning does), 'movable' or 'any' (GFP_HIGHUSER_MOVABLE).
+ */
+export function migrateRange(m: Memmap, mm: number, vpn: number, nrPages: number, to: 'kernel' | 'movable' | 'any'):
+  { rc: number; migrated: number; failed: number } {
+  const list: number[] = [];
+  ptlLock(m, mm);
+  const heads = new Set<number>();
+  for (let v = vpn; v < vpn + nrPages; v++) {
+    const t = lookupLocked(m, mm, v);
+    if (!t || t.migrating || m.flags[t.pfn]! & PG_zero) continue;
+    heads.add(m.compoundHead(t.pfn));
+  }
+  ptlUnlock(m, mm);
+  lruAddDrainAll(m);
+  for (const h of heads) if (isolateFolio(m, h)) list.push(h);
+  const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
+  const gfp = to === 'kernel' ? GFP_HIGHUSER : GFP_HIGHUSER_MOVABLE;
+  const rc = list.length ? migratePages(m, list, allocMigrationTarget(gfp), { reason: MR_SYSCALL, stats }) : 0;
+  if (list.length) putbackMovablePages(m, list);
+  return { rc: rc > 0 ? 0 : rc, migrated: stats.nrSucceeded, failed: stats.nrFailedPages };
+}

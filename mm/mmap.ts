@@ -1,0 +1,405 @@
+// Address-space system calls: mmap, munmap, mprotect, madvise, fork, exit (mm/mmap.c, mm/mprotect.c,
+// mm/madvise.c, kernel/fork.c dup_mmap, v6.12). Addresses and lengths are in pages (vpn); the
+// scenario layer converts bytes. Every call takes the mm's mmap_lock for writing.
+//
+// Simplified: MAP_FIXED never replaces (it behaves as MAP_FIXED_NOREPLACE); no stack, brk or files
+// other than shmem (shared anonymous memory, memfd-like); VM_PFNMAP/VM_IO regions have no pages.
+
+import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
+  VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
+  MM_OOM_SCORE_ADJ } from './memmap';
+import { mmBase, vmaBase, mmAlloc, pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages,
+  VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED,
+  VM_LOCKONFAULT, VM_DONTCOPY } from './mm_types';
+import { zapPageRange, splitHugePmd, copyPageRange, handleMmFault, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_RETRY } from './memory';
+import { spinLock, spinUnlock } from './locking';
+import { EINVAL, ENOMEM, EEXIST, EAGAIN, EPERM } from './errno';
+import { folioPut } from './swap';
+import { hstateIndex } from './hugetlb';
+
+export const PROT_READ = 0x1;
+export const PROT_WRITE = 0x2;
+
+export interface MmapArgs {
+  /** length in pages */
+  nrPages: number;
+  /** fixed address in pages (MAP_FIXED_NOREPLACE), or undefined to let the kernel choose */
+  vpn?: number;
+  prot: number;
+  shared?: boolean;
+  hugetlb?: boolean;
+  /** VM_PFNMAP | VM_IO: device memory, no struct pages (GUP refuses it) */
+  pfnmap?: boolean;
+  populate?: boolean;
+  locked?: boolean;
+}
+
+// ---- mmap_lock (a sleeping rwsem; writers only here) ----
+export function mmapWriteLock(m: Memmap, mm: number): void {
+  spinLock(m.mms, mmBase(mm) + MM_LOCK);
+}
+export function mmapWriteUnlock(m: Memmap, mm: number): void {
+  spinUnlock(m.mms, mmBase(mm) + MM_LOCK);
+}
+
+function nrVmas(m: Memmap, mm: number): number {
+  return m.mms[mmBase(mm) + MM_NR_VMAS]!;
+}
+
+function vmaAdd(m: Memmap, mm: number, start: number, end: number, flags: number, anonVma: number, shmem: number, pgoff: number): number {
+  const n = nrVmas(m, mm);
+  if (n >= m.maxVmas) return -ENOMEM; // sysctl_max_map_count
+  const vb = vmaBase(m, mm, n);
+  m.vmas[vb + VMA_START] = start;
+  m.vmas[vb + VMA_END] = end;
+  m.vmas[vb + VMA_FLAGS] = flags;
+  m.vmas[vb + VMA_ANON_VMA] = anonVma;
+  m.vmas[vb + VMA_SHMEM] = shmem;
+  m.vmas[vb + VMA_PGOFF] = pgoff;
+  m.mms[mmBase(mm) + MM_NR_VMAS] = n + 1;
+  return vb;
+}
+
+function vmaRemove(m: Memmap, mm: number, vb: number): void {
+  const n = nrVmas(m, mm);
+  const last = vmaBase(m, mm, n - 1);
+  if (vb !== last) m.vmas.copyWithin(vb, last, last + VMA_STRIDE);
+  m.mms[mmBase(mm) + MM_NR_VMAS] = n - 1;
+}
+
+/** The VMAs of an mm as plain records, sorted by address (/proc/PID/maps). */
+export interface VmaInfo { start: number; end: number; flags: number; anonVma: number; shmem: number; pgoff: number }
+export function vmaList(m: Memmap, mm: number): VmaInfo[] {
+  const out: VmaInfo[] = [];
+  for (let i = 0; i < nrVmas(m, mm); i++) {
+    const vb = vmaBase(m, mm, i);
+    out.push({ start: m.vmas[vb + VMA_START]!, end: m.vmas[vb + VMA_END]!, flags: m.vmas[vb + VMA_FLAGS]!,
+      anonVma: m.vmas[vb + VMA_ANON_VMA]!, shmem: m.vmas[vb + VMA_SHMEM]!, pgoff: m.vmas[vb + VMA_PGOFF]! });
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+function overlaps(m: Memmap, mm: number, start: number, end: number): boolean {
+  return vmaList(m, mm).some((v) => start < v.end && v.start < end);
+}
+
+/** get_unmapped_area(): first fit from the second PMD up; lengths of a PMD or more are PMD-aligned. */
+function getUnmappedArea(m: Memmap, mm: number, nrPages: number): number {
+  const align = nrPages >= m.ptrsPerTable ? m.ptrsPerTable : 1;
+  let start = m.ptrsPerTable;
+  for (const v of vmaList(m, mm)) {
+    if (start + nrPages <= v.start) break;
+    start = Math.max(start, Math.ceil(v.end / align) * align);
+  }
+  return start + nrPages <= vaPages(m) ? start : -ENOMEM;
+}
+
+/** shmem_zero_setup(): a shmem inode backing a shared anonymous mapping. Returns its id or -ENOMEM. */
+function shmemZeroSetup(m: Memmap, nrPages: number): number {
+  const base = Atomics.add(m.header, H_SHMEM_NEXT, nrPages);
+  if (base + nrPages > m.shmemPages.length) return -ENOMEM;
+  for (let i = 0; i < m.shape.shmemObjects; i++) {
+    const sb = i * SH_STRIDE;
+    if (Atomics.compareExchange(m.shmem, sb + SH_USERS, 0, 1) === 0) {
+      m.shmem[sb + SH_SIZE] = nrPages;
+      m.shmem[sb + SH_BASE] = base;
+      return i;
+    }
+  }
+  return -ENOMEM;
+}
+
+function shmemPut(m: Memmap, inode: number): void {
+  const sb = inode * SH_STRIDE;
+  if (Atomics.sub(m.shmem, sb + SH_USERS, 1) !== 1) return;
+  // shmem_evict_inode(): the page cache lets go of its folios
+  const base = m.shmem[sb + SH_BASE]!;
+  for (let i = 0; i < m.shmem[sb + SH_SIZE]!; i++) {
+    const pfn = Atomics.exchange(m.shmemPages, base + i, 0) - 1;
+    if (pfn >= 0) folioPut(m, pfn);
+  }
+}
+
+/** do_mmap(): returns the first vpn of the new mapping, or -errno. */
+export function doMmap(m: Memmap, mm: number, a: MmapArgs): number {
+  if (!Number.isSafeInteger(a.nrPages) || a.nrPages <= 0) return -EINVAL;
+  if (a.hugetlb) {
+    if (hstateIndex(m, m.pmdOrder) < 0) return -ENOMEM; // no hugetlb pool of the PMD size
+    if (a.nrPages % m.ptrsPerTable || (a.vpn !== undefined && a.vpn % m.ptrsPerTable)) return -EINVAL;
+  }
+  mmapWriteLock(m, mm);
+  try {
+    let start: number;
+    if (a.vpn !== undefined) {
+      if (a.vpn < 0 || a.vpn + a.nrPages > vaPages(m)) return -ENOMEM;
+      if (overlaps(m, mm, a.vpn, a.vpn + a.nrPages)) return -EEXIST;
+      start = a.vpn;
+    } else {
+      start = getUnmappedArea(m, mm, a.nrPages);
+      if (start < 0) return start;
+    }
+    let flags = (a.prot & PROT_READ ? VM_READ : 0) | (a.prot & PROT_WRITE ? VM_WRITE | VM_MAYWRITE : 0);
+    if (a.shared) flags |= VM_SHARED;
+    if (a.hugetlb) flags |= VM_HUGETLB;
+    if (a.pfnmap) flags |= VM_PFNMAP | VM_IO;
+    if (a.locked) {
+      const rc = mlockAccount(m, mm, a.nrPages);
+      if (rc) return rc;
+      flags |= VM_LOCKED;
+    }
+    let shmem = 0;
+    if (a.shared && !a.hugetlb && !a.pfnmap) {
+      const inode = shmemZeroSetup(m, a.nrPages);
+      if (inode < 0) return inode;
+      shmem = inode + 1;
+    }
+    const vb = vmaAdd(m, mm, start, start + a.nrPages, flags, 0, shmem, 0);
+    if (vb < 0) {
+      if (shmem) shmemPut(m, shmem - 1);
+      return vb;
+    }
+    if (a.populate || a.locked) populateRange(m, mm, start, start + a.nrPages, (a.prot & PROT_WRITE) !== 0);
+    return start;
+  } finally {
+    mmapWriteUnlock(m, mm);
+  }
+}
+
+/** mm_populate() / __mm_populate(): fault every page in, stopping at the first hard error. */
+export function populateRange(m: Memmap, mm: number, start: number, end: number, write: boolean): number {
+  for (let vpn = start; vpn < end; vpn++) {
+    let rc = handleMmFault(m, mm, vpn, write);
+    for (let i = 0; rc === VM_FAULT_RETRY && i < 8; i++) rc = handleMmFault(m, mm, vpn, write);
+    if (rc & VM_FAULT_ERROR) return -ENOMEM;
+  }
+  return 0;
+}
+
+function mlockAccount(m: Memmap, mm: number, nrPages: number): number {
+  const b = mmBase(mm);
+  const limit = m.mms[b + MM_RLIMIT_MEMLOCK]!;
+  if (!m.mms[b + MM_CAP_IPC_LOCK]) {
+    if (limit === 0) return -EPERM;
+    if (limit >= 0 && m.mms[b + MM_LOCKED_VM]! + nrPages > limit) return -EAGAIN; // mlock: -EAGAIN over RLIMIT_MEMLOCK
+  }
+  m.mms[b + MM_LOCKED_VM]! += nrPages;
+  return 0;
+}
+
+/** __split_vma(): [start, at) stays, [at, end) becomes a new VMA. */
+function splitVma(m: Memmap, mm: number, vb: number, at: number): number {
+  const start = m.vmas[vb + VMA_START]!;
+  const end = m.vmas[vb + VMA_END]!;
+  if (at <= start || at >= end) return 0;
+  const flags = m.vmas[vb + VMA_FLAGS]!;
+  if (flags & VM_HUGETLB && at % m.ptrsPerTable) return -EINVAL;
+  // a THP straddling the split point is split first (vma_adjust_trans_huge)
+  if (at % m.ptrsPerTable && pmdIsHuge(m.pmds[pmdIndex(m, mm, at)]!)) splitHugePmd(m, mm, at);
+  const nb = vmaAdd(m, mm, at, end, flags, m.vmas[vb + VMA_ANON_VMA]!, m.vmas[vb + VMA_SHMEM]!,
+    m.vmas[vb + VMA_PGOFF]! + (at - start));
+  if (nb < 0) return nb;
+  if (m.vmas[vb + VMA_SHMEM]) Atomics.add(m.shmem, (m.vmas[vb + VMA_SHMEM]! - 1) * SH_STRIDE + SH_USERS, 1);
+  m.vmas[vb + VMA_END] = at;
+  return 0;
+}
+
+/** Split VMAs so that [start, end) is covered by whole VMAs; returns their slots. */
+function isolateRange(m: Memmap, mm: number, start: number, end: number): number[] | number {
+  for (const edge of [start, end]) {
+    for (let i = 0; i < nrVmas(m, mm); i++) {
+      const vb = vmaBase(m, mm, i);
+      if (m.vmas[vb + VMA_START]! < edge && edge < m.vmas[vb + VMA_END]!) {
+        const rc = splitVma(m, mm, vb, edge);
+        if (rc) return rc;
+        break;
+      }
+    }
+  }
+  const out: number[] = [];
+  for (let i = 0; i < nrVmas(m, mm); i++) {
+    const vb = vmaBase(m, mm, i);
+    if (m.vmas[vb + VMA_START]! >= start && m.vmas[vb + VMA_END]! <= end) out.push(m.vmas[vb + VMA_START]!);
+  }
+  return out;
+}
+
+function vmaAt(m: Memmap, mm: number, start: number): number {
+  for (let i = 0; i < nrVmas(m, mm); i++) if (m.vmas[vmaBase(m, mm, i) + VMA_START] === start) return vmaBase(m, mm, i);
+  return -1;
+}
+
+/** free_pgtables(): PTE tables left empty in [start, end) go back. */
+function freePgtables(m: Memmap, mm: number, start: number, end: number): void {
+  const first = start >>> m.pmdOrder;
+  const last = (end + m.ptrsPerTable - 1) >>> m.pmdOrder;
+  for (let p = first; p < last; p++) {
+    const pi = mm * m.vaPmds + p;
+    const pmd = m.pmds[pi]!;
+    if (!pmdIsTable(pmd)) continue;
+    const t = pmd & PFN_MASK;
+    const base = t << m.pmdOrder;
+    let empty = true;
+    for (let i = 0; i < m.ptrsPerTable && empty; i++) if (m.ptes[base + i] !== 0) empty = false;
+    if (!empty) continue;
+    ptlLock(m, mm);
+    m.pmds[pi] = 0;
+    ptlUnlock(m, mm);
+    pteFree(m, mm, t);
+  }
+}
+
+/** do_vmi_munmap(): unmap [vpn, vpn + nrPages); splitting VMAs at the edges. Unmapping nothing is fine. */
+export function doMunmap(m: Memmap, mm: number, vpn: number, nrPages: number): number {
+  if (!Number.isSafeInteger(vpn) || !Number.isSafeInteger(nrPages) || nrPages <= 0 || vpn < 0) return -EINVAL;
+  const end = vpn + nrPages;
+  mmapWriteLock(m, mm);
+  try {
+    const starts = isolateRange(m, mm, vpn, end);
+    if (typeof starts === 'number') return starts;
+    for (const s of starts) {
+      const vb = vmaAt(m, mm, s);
+      const e = m.vmas[vb + VMA_END]!;
+      zapPageRange(m, mm, s, e);
+      if (m.vmas[vb + VMA_FLAGS]! & VM_LOCKED) m.mms[mmBase(mm) + MM_LOCKED_VM]! -= e - s;
+      const shmem = m.vmas[vb + VMA_SHMEM]!;
+      vmaRemove(m, mm, vb);
+      if (shmem) shmemPut(m, shmem - 1);
+    }
+    freePgtables(m, mm, vpn, end);
+    return 0;
+  } finally {
+    mmapWriteUnlock(m, mm);
+  }
+}
+
+function rangeFullyMapped(m: Memmap, mm: number, start: number, end: number): boolean {
+  let at = start;
+  for (const v of vmaList(m, mm)) {
+    if (v.end <= at) continue;
+    if (v.start > at) return false;
+    at = v.end;
+    if (at >= end) return true;
+  }
+  return at >= end;
+}
+
+/** mprotect(): -ENOMEM when part of the range is unmapped; dropping PROT_WRITE write-protects PTEs. */
+export function doMprotect(m: Memmap, mm: number, vpn: number, nrPages: number, prot: number): number {
+  if (nrPages <= 0 || vpn < 0) return -EINVAL;
+  const end = vpn + nrPages;
+  mmapWriteLock(m, mm);
+  try {
+    if (!rangeFullyMapped(m, mm, vpn, end)) return -ENOMEM;
+    const starts = isolateRange(m, mm, vpn, end);
+    if (typeof starts === 'number') return starts;
+    for (const s of starts) {
+      const vb = vmaAt(m, mm, s);
+      let f = m.vmas[vb + VMA_FLAGS]! & ~(VM_READ | VM_WRITE);
+      if (prot & PROT_READ) f |= VM_READ;
+      if (prot & PROT_WRITE) f |= VM_WRITE | VM_MAYWRITE;
+      m.vmas[vb + VMA_FLAGS] = f;
+      if (!(prot & PROT_WRITE)) changeProtection(m, mm, s, m.vmas[vb + VMA_END]!);
+    }
+    return 0;
+  } finally {
+    mmapWriteUnlock(m, mm);
+  }
+}
+
+/** change_protection(): clear the write bit of every entry in [start, end). */
+function changeProtection(m: Memmap, mm: number, start: number, end: number): void {
+  const mask = m.ptrsPerTable - 1;
+  ptlLock(m, mm);
+  for (let vpn = start; vpn < end;) {
+    const pi = pmdIndex(m, mm, vpn);
+    const pmd = m.pmds[pi]!;
+    const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
+    if (pmdIsHuge(pmd)) { m.pmds[pi] = pmd & ~PTE_WRITE; vpn = pmdEnd; continue; }
+    if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
+    const base = (pmd & PFN_MASK) << m.pmdOrder;
+    for (const stop = Math.min(end, pmdEnd); vpn < stop; vpn++) m.ptes[base + (vpn & mask)]! &= ~PTE_WRITE;
+  }
+  ptlUnlock(m, mm);
+}
+
+export const MADV_DONTNEED = 4;
+export const MADV_HUGEPAGE = 14;
+export const MADV_NOHUGEPAGE = 15;
+export const MADV_POPULATE_WRITE = 23;
+
+/** madvise(): DONTNEED zaps (anonymous memory refaults as zero), HUGEPAGE/NOHUGEPAGE set VMA flags. */
+export function doMadvise(m: Memmap, mm: number, vpn: number, nrPages: number, advice: number): number {
+  if (nrPages <= 0 || vpn < 0) return -EINVAL;
+  const end = vpn + nrPages;
+  if (![MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE].includes(advice)) return -EINVAL;
+  mmapWriteLock(m, mm);
+  try {
+    if (!rangeFullyMapped(m, mm, vpn, end)) return -ENOMEM;
+    if (advice === MADV_DONTNEED) {
+      zapPageRange(m, mm, vpn, end);
+      return 0;
+    }
+    if (advice === MADV_POPULATE_WRITE) return populateRange(m, mm, vpn, end, true) ? -ENOMEM : 0;
+    const starts = isolateRange(m, mm, vpn, end);
+    if (typeof starts === 'number') return starts;
+    for (const s of starts) {
+      const vb = vmaAt(m, mm, s);
+      const f = m.vmas[vb + VMA_FLAGS]! & ~(VM_HUGEPAGE | VM_NOHUGEPAGE);
+      m.vmas[vb + VMA_FLAGS] = f | (advice === MADV_HUGEPAGE ? VM_HUGEPAGE : VM_NOHUGEPAGE);
+    }
+    return 0;
+  } finally {
+    mmapWriteUnlock(m, mm);
+  }
+}
+
+/** mm_alloc() for a new process; returns the mm id or -ENOMEM. */
+export function mmCreate(m: Memmap, opts: { rlimitMemlockPages?: number; capIpcLock?: boolean; oomScoreAdj?: number } = {}): number {
+  const mm = mmAlloc(m);
+  if (mm < 0) return -ENOMEM;
+  const b = mmBase(mm);
+  if (opts.rlimitMemlockPages !== undefined) m.mms[b + MM_RLIMIT_MEMLOCK] = opts.rlimitMemlockPages;
+  m.mms[b + MM_CAP_IPC_LOCK] = opts.capIpcLock ? 1 : 0;
+  m.mms[b + MM_OOM_SCORE_ADJ] = opts.oomScoreAdj ?? 0;
+  return mm;
+}
+
+/** dup_mmap(): the child gets every VMA (but VM_DONTCOPY) and COW copies of the page tables. */
+export function doFork(m: Memmap, parent: number): number {
+  const child = mmAlloc(m);
+  if (child < 0) return -ENOMEM;
+  const pb = mmBase(parent);
+  const cb = mmBase(child);
+  for (const slot of [MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK, MM_OOM_SCORE_ADJ]) m.mms[cb + slot] = m.mms[pb + slot]!;
+  mmapWriteLock(m, parent);
+  try {
+    for (const v of vmaList(m, parent)) {
+      if (v.flags & VM_DONTCOPY) continue;
+      const flags = v.flags & ~(VM_LOCKED | VM_LOCKONFAULT); // mlock is not inherited
+      if (vmaAdd(m, child, v.start, v.end, flags, v.anonVma, v.shmem, v.pgoff) < 0) { exitMmap(m, child); return -ENOMEM; }
+      if (v.shmem) Atomics.add(m.shmem, (v.shmem - 1) * SH_STRIDE + SH_USERS, 1);
+      if (v.flags & (VM_PFNMAP | VM_IO)) continue;
+      const shared = (v.flags & VM_SHARED) !== 0;
+      if (copyPageRange(m, child, parent, v.start, v.end, shared) < 0) { exitMmap(m, child); return -ENOMEM; }
+    }
+    return child;
+  } finally {
+    mmapWriteUnlock(m, parent);
+  }
+}
+
+/** exit_mmap(): unmap everything and free the mm slot. */
+export function exitMmap(m: Memmap, mm: number): void {
+  mmapWriteLock(m, mm);
+  for (const v of vmaList(m, mm)) {
+    zapPageRange(m, mm, v.start, v.end);
+    if (v.shmem) shmemPut(m, v.shmem - 1);
+  }
+  m.mms[mmBase(mm) + MM_NR_VMAS] = 0;
+  freePgtables(m, mm, 0, vaPages(m));
+  m.mms[mmBase(mm) + MM_LOCKED_VM] = 0;
+  mmapWriteUnlock(m, mm);
+  Atomics.store(m.mms, mmBase(mm) + MM_USERS, 0);
+}
+
+

@@ -1,0 +1,168 @@
+// Reverse mapping (mm/rmap.c, v6.12): from a folio back to every page-table entry that maps it, so
+// migration can replace them with migration entries and later with the new folio.
+//
+// An anonymous folio records its anon_vma (mapping) and the virtual page of its first page (index);
+// forked VMAs share the anon_vma root, so a walk visits parent and children. A shmem folio records its
+// inode and page offset. A PTE mapping of page i counts in _mapcount[i]; a PMD mapping of the whole
+// folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
+
+import { Memmap, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
+  MM_NR_VMAS, MM_PTL, PG_hugetlb } from './memmap';
+import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, mkPte,
+  mkMigrationEntry, PMD_HUGE, PFN_MASK } from './mm_types';
+import { folioOrder, folioGet } from './swap';
+import { spinLock, spinUnlock } from './locking';
+import { GUP_PIN_COUNTING_BIAS } from './pinnable';
+
+/** folio_mapcount(): PTE mappings of every page plus PMD mappings of the whole folio. */
+export function folioMapcount(m: Memmap, head: number): number {
+  const n = 1 << folioOrder(m, head);
+  let c = 0;
+  for (let p = head; p < head + n; p++) c += m.mapcount[p]!;
+  return c + entireMapcount(m, head);
+}
+
+/** folio_entire_mapcount(): PMD mappings, kept in page[1] apart from page[1]'s own PTE count. */
+export function entireMapcount(m: Memmap, head: number): number {
+  return m.flags[head]! & PG_head ? m.pincount[head + 1]! : 0;
+}
+
+export function folioMapped(m: Memmap, head: number): boolean {
+  return folioMapcount(m, head) > 0;
+}
+
+/**
+ * folio_maybe_dma_pinned(): large folios keep an exact _pincount; small ones infer it from the
+ * refcount bias (false positives at >= 1024 plain references).
+ */
+export function folioMaybeDmaPinned(m: Memmap, head: number): boolean {
+  if (m.flags[head]! & PG_head) return m.pincount[head]! > 0;
+  return m.refcount[head]! >= GUP_PIN_COUNTING_BIAS;
+}
+
+/** folio_add_new_anon_rmap(): a new anonymous folio at virtual page vpn (of its first page). */
+export function folioAddNewAnonRmap(m: Memmap, head: number, anonVma: number, vpn: number): void {
+  m.flags[head] = m.flags[head]! | PG_anon;
+  m.mapping[head] = anonVma;
+  m.index[head] = vpn;
+}
+
+/** Setting folio->mapping for a shmem folio (filemap_add_folio). */
+export function folioSetShmem(m: Memmap, head: number, inode: number, pgoff: number): void {
+  m.mapping[head] = inode;
+  m.index[head] = pgoff;
+}
+
+export function pteMapInc(m: Memmap, pfn: number): void {
+  m.mapcount[pfn]!++;
+}
+export function pteMapDec(m: Memmap, pfn: number): void {
+  m.mapcount[pfn]!--;
+}
+/** The entire mapcount sits in page[1]'s pincount slot (page[1]'s mapcount counts its own PTEs). */
+export function pmdMapInc(m: Memmap, head: number): void {
+  m.pincount[head + 1]!++;
+}
+export function pmdMapDec(m: Memmap, head: number): void {
+  m.pincount[head + 1]!--;
+}
+
+export interface RmapSite {
+  mm: number;
+  /** virtual page of the entry: of the page for a PTE, of the folio's first page for a PMD */
+  vpn: number;
+  pmd: boolean;
+  /** index of the entry in m.ptes (PTE) or m.pmds (PMD) */
+  slot: number;
+}
+
+/**
+ * rmap_walk(): every VMA that can map the folio (same anon_vma root, or same shmem inode) and every
+ * page-table entry there that holds it or a migration entry for it. The caller holds no PTL; each
+ * visit runs under the mm's page_table_lock.
+ */
+export function rmapWalk(m: Memmap, head: number, visit: (s: RmapSite, entry: number) => void, matchHead = head): void {
+  if (m.flags[head]! & PG_zero) return;
+  const anon = (m.flags[head]! & PG_anon) !== 0;
+  const id = m.mapping[head]!;
+  const index = m.index[head]!;
+  const n = 1 << folioOrder(m, head);
+  const mask = m.ptrsPerTable - 1;
+  for (let mm = 0; mm < m.maxMms; mm++) {
+    const mb = mmBase(mm);
+    if (m.mms[mb + MM_USERS] === 0) continue;
+    spinLock(m.mms, mb + MM_PTL);
+    const nv = m.mms[mb + MM_NR_VMAS]!;
+    for (let i = 0; i < nv; i++) {
+      const vb = vmaBase(m, mm, i);
+      if (anon ? m.vmas[vb + VMA_ANON_VMA] !== id : m.vmas[vb + VMA_SHMEM] !== id + 1) continue;
+      const start = m.vmas[vb + VMA_START]!;
+      const end = m.vmas[vb + VMA_END]!;
+      const first = anon ? index : start + (index - m.vmas[vb + VMA_PGOFF]!);
+      for (let v = Math.max(first, start); v < Math.min(first + n, end); v++) {
+        const pi = pmdIndex(m, mm, v);
+        const pmd = m.pmds[pi]!;
+        if (pmdIsHuge(pmd)) {
+          // a PMD maps the folio as a whole: visit once, at its first page
+          if ((v & mask) === 0 && pmdHolds(pmd, matchHead, n)) visit({ mm, vpn: v, pmd: true, slot: pi }, pmd);
+          continue;
+        }
+        if (!pmdIsTable(pmd)) continue;
+        const slot = ((pmd & PFN_MASK) << m.pmdOrder) + (v & mask);
+        const pte = m.ptes[slot]!;
+        if (pte & (PTE_PRESENT | PTE_MIGRATION) && ptePfn(pte) === matchHead + (v - first)) visit({ mm, vpn: v, pmd: false, slot }, pte);
+      }
+    }
+    spinUnlock(m.mms, mb + MM_PTL);
+  }
+}
+
+function pmdHolds(pmd: number, head: number, n: number): boolean {
+  const pfn = pmd & PFN_MASK;
+  return pfn >= head && pfn < head + n;
+}
+
+/**
+ * try_to_migrate(): replace every mapping of the folio with a migration entry, dropping the mapping's
+ * reference. An anonymous folio that may be DMA-pinned cannot be unshared (try_to_migrate_one():
+ * folio_try_share_anon_rmap_pte fails), so the walk stops there and the folio stays (partly) mapped.
+ * Returns whether the folio is now unmapped.
+ */
+export function tryToMigrate(m: Memmap, head: number): boolean {
+  if ((m.flags[head]! & (PG_anon | PG_hugetlb)) === PG_anon && folioMaybeDmaPinned(m, head)) return false;
+  rmapWalk(m, head, (s, entry) => {
+    if (!(entry & PTE_PRESENT)) return; // already a migration entry
+    const write = (entry & PTE_WRITE) !== 0;
+    if (s.pmd) {
+      m.pmds[s.slot] = PMD_HUGE | mkMigrationEntry(entry & PFN_MASK, write);
+      pmdMapDec(m, head);
+    } else {
+      m.ptes[s.slot] = mkMigrationEntry(ptePfn(entry), write);
+      pteMapDec(m, ptePfn(entry));
+    }
+    Atomics.sub(m.refcount, head, 1);
+  });
+  return !folioMapped(m, head);
+}
+
+/**
+ * remove_migration_ptes(src, dst): every migration entry for src becomes a mapping of dst (dst == src
+ * when migration failed and the old mappings come back). Each mapping takes a reference on dst.
+ */
+export function removeMigrationPtes(m: Memmap, src: number, dst: number): void {
+  rmapWalk(m, dst, (s, entry) => {
+    if (!(entry & PTE_MIGRATION) || entry & PTE_PRESENT) return;
+    const write = (entry & PTE_WRITE) !== 0;
+    const old = entry & PFN_MASK;
+    if (old < src || old >= src + (1 << folioOrder(m, dst))) return;
+    const pfn = dst + (old - src);
+    if (s.pmd) {
+      m.pmds[s.slot] = PMD_HUGE | mkPte(dst, write);
+      pmdMapInc(m, dst);
+    } else {
+      m.ptes[s.slot] = mkPte(pfn, write);
+      pteMapInc(m, pfn);
+    }
+    folioGet(m, dst);
+  }, src);
+}

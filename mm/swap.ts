@@ -1,0 +1,150 @@
+// The LRU and folio references (mm/swap.c, include/linux/mm.h). The LRU is a flag (PG_lru): nothing
+// is reclaimed. What matters for pinning is the per-CPU add batch: a new folio sits there holding an
+// extra reference, off the LRU, until the batch fills or is drained (folio_add_lru, lru_add_drain).
+
+import { Memmap, PG_lru, PG_head, PG_hugetlb, PG_locked, H_LRU_DISABLED } from './memmap';
+import { freeThePage } from './page_alloc';
+import { spinLock, spinUnlock } from './locking';
+import { current } from './sched';
+import { bug } from './debug';
+import { freeHugeFolio } from './hugetlb';
+
+/** folio_order() */
+export function folioOrder(m: Memmap, pfn: number): number {
+  return m.flags[pfn]! & PG_head ? m.pageOrder(pfn) : 0;
+}
+export function folioNrPages(m: Memmap, pfn: number): number {
+  return 1 << folioOrder(m, pfn);
+}
+export function folioTestLarge(m: Memmap, pfn: number): boolean {
+  return (m.flags[pfn]! & PG_head) !== 0;
+}
+
+/** folio_get() */
+export function folioGet(m: Memmap, pfn: number): void {
+  Atomics.add(m.refcount, pfn, 1);
+}
+
+/** folio_try_get(): only while the folio is not frozen or free. */
+export function folioTryGet(m: Memmap, pfn: number): boolean {
+  for (;;) {
+    const r = Atomics.load(m.refcount, pfn);
+    if (r <= 0) return false;
+    if (Atomics.compareExchange(m.refcount, pfn, r, r + 1) === r) return true;
+  }
+}
+
+/** folio_put(): the last reference frees the folio (__folio_put: hugetlb back to its pool). */
+export function folioPut(m: Memmap, pfn: number): void {
+  folioPutRefs(m, pfn, 1);
+}
+
+export function folioPutRefs(m: Memmap, pfn: number, refs: number): void {
+  const r = Atomics.sub(m.refcount, pfn, refs);
+  if (r < refs) bug(`folio_put: pfn ${pfn} refcount was ${r}, dropping ${refs}`);
+  if (r !== refs) return;
+  const f = m.flags[pfn]!;
+  if (f & PG_hugetlb) { freeHugeFolio(m, pfn); return; }
+  Atomics.and(m.flags, pfn, ~PG_lru);
+  freeThePage(m, pfn, f & PG_head ? m.pageOrder(pfn) : 0);
+}
+
+/** folio_ref_freeze(): refcount from expected to 0 in one step; fails on any extra reference. */
+export function folioRefFreeze(m: Memmap, pfn: number, expected: number): boolean {
+  return Atomics.compareExchange(m.refcount, pfn, expected, 0) === expected;
+}
+export function folioRefUnfreeze(m: Memmap, pfn: number, count: number): void {
+  Atomics.store(m.refcount, pfn, count);
+}
+
+// ---- the page lock (PG_locked) ----
+/** folio_trylock() */
+export function folioTrylock(m: Memmap, pfn: number): boolean {
+  return (Atomics.or(m.flags, pfn, PG_locked) & PG_locked) === 0;
+}
+export function folioUnlock(m: Memmap, pfn: number): void {
+  Atomics.and(m.flags, pfn, ~PG_locked);
+}
+export function folioTestLocked(m: Memmap, pfn: number): boolean {
+  return (Atomics.load(m.flags, pfn) & PG_locked) !== 0;
+}
+
+// ---- the LRU ----
+function lruBase(m: Memmap, cpu: number): number {
+  return cpu * (m.shape.lruBatch + 2);
+}
+
+/** folio_batch_move_lru(): every folio in cpu's batch goes on the LRU and drops the batch reference. */
+function lruAddDrainCpu(m: Memmap, cpu: number): void {
+  const b = lruBase(m, cpu);
+  spinLock(m.lru, b);
+  const n = m.lru[b + 1]!;
+  for (let i = 0; i < n; i++) {
+    const pfn = m.lru[b + 2 + i]!;
+    Atomics.or(m.flags, pfn, PG_lru);
+    folioPut(m, pfn);
+  }
+  m.lru[b + 1] = 0;
+  spinUnlock(m.lru, b);
+}
+
+/**
+ * folio_add_lru(): a new folio takes a reference and waits in this CPU's batch; a full batch (or a
+ * disabled LRU cache) moves to the LRU at once.
+ */
+export function folioAddLru(m: Memmap, pfn: number): void {
+  if (Atomics.load(m.header, H_LRU_DISABLED) > 0) {
+    Atomics.or(m.flags, pfn, PG_lru);
+    return;
+  }
+  folioGet(m, pfn);
+  const cpu = current().cpu;
+  const b = lruBase(m, cpu);
+  spinLock(m.lru, b);
+  const n = m.lru[b + 1]!;
+  m.lru[b + 2 + n] = pfn;
+  m.lru[b + 1] = n + 1;
+  spinUnlock(m.lru, b);
+  if (n + 1 >= m.shape.lruBatch) lruAddDrainCpu(m, cpu);
+}
+
+/** lru_add_drain(): this CPU's batch. */
+export function lruAddDrain(m: Memmap): void {
+  lruAddDrainCpu(m, current().cpu);
+}
+
+/** lru_add_drain_all(): every CPU's batch. */
+export function lruAddDrainAll(m: Memmap): void {
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) lruAddDrainCpu(m, cpu);
+}
+
+/** Folios waiting in any CPU's batch (for checkers). */
+export function lruBatchContains(m: Memmap, pfn: number): boolean {
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) {
+    const b = lruBase(m, cpu);
+    for (let i = 0; i < m.lru[b + 1]!; i++) if (m.lru[b + 2 + i] === pfn) return true;
+  }
+  return false;
+}
+
+/** lru_cache_disable(): drain everywhere and bypass the batches until lru_cache_enable(). */
+export function lruCacheDisable(m: Memmap): void {
+  Atomics.add(m.header, H_LRU_DISABLED, 1);
+  lruAddDrainAll(m);
+}
+export function lruCacheEnable(m: Memmap): void {
+  Atomics.sub(m.header, H_LRU_DISABLED, 1);
+}
+
+/** folio_isolate_lru(): take it off the LRU with a reference; false if it was not on the LRU. */
+export function folioIsolateLru(m: Memmap, pfn: number): boolean {
+  if (!(Atomics.and(m.flags, pfn, ~PG_lru) & PG_lru)) return false;
+  folioGet(m, pfn);
+  return true;
+}
+
+/** folio_putback_lru(): back on the LRU, dropping the isolation reference. */
+export function folioPutbackLru(m: Memmap, pfn: number): void {
+  Atomics.or(m.flags, pfn, PG_lru);
+  folioPut(m, pfn);
+}
