@@ -7,14 +7,14 @@
 // migration either copies the value or the access faults on the migration entry and retries.
 
 import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
-  MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked } from './memmap';
+  MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
   PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, VM_WRITE, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
   anonVmaAlloc } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
 import { spinLock, spinUnlock } from './locking';
-import { folioAddLru, folioGet, folioPut, folioOrder } from './swap';
+import { folioAddLru, folioGet, folioPut, folioOrder, lruAddDrain } from './swap';
 import { folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
@@ -220,6 +220,8 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     return 0;
   }
   const head = isZero ? old : m.compoundHead(old);
+  // wp_can_reuse_anon_folio(): a reference from this CPU's LRU batch does not count (drain it first)
+  if (!isZero && m.refcount[head]! > 1 && !(m.flags[head]! & PG_lru)) lruAddDrain(m);
   if (!isZero && !(m.flags[head]! & PG_hugetlb) && folioOrder(m, head) === 0 && folioMapcount(m, head) === 1
     && m.refcount[head]! === 1) {
     ptlLock(m, mm);
@@ -427,6 +429,7 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   }
   m.pmds[pi] = PMD_TABLE | t;
   ptlUnlock(m, mm);
+  countVmEvents(m, vmItem('thp_split_pmd'), 1);
   return 0;
 }
 

@@ -12,7 +12,7 @@ export const VM_ITEMS = [
   'pgfree', 'pgfault',
   'pgmigrate_success', 'pgmigrate_fail',
   'thp_migration_success', 'thp_migration_fail', 'thp_migration_split',
-  'thp_fault_alloc', 'thp_fault_fallback', 'thp_split_page', 'thp_split_page_failed',
+  'thp_fault_alloc', 'thp_fault_fallback', 'thp_split_page', 'thp_split_page_failed', 'thp_split_pmd',
   'compact_migrate_scanned', 'compact_isolated',
   'htlb_buddy_alloc_success', 'htlb_buddy_alloc_fail',
   'oom_kill',

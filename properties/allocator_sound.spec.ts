@@ -48,7 +48,7 @@ function perOrderFree(m: Memmap): number[] {
 
 interface Allocation { pfn: number; order: number; movable: boolean }
 
-it.prop([machineArb, fc.array(opArb, { maxLength: 60 })], { numRuns: 150 })(
+it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns: 150 })(
   'allocator-sound: every managed frame is free, cached or in use exactly once',
   (mc, ops) => {
     const m = bootFromSpec({ cmdline: cmdlineFor(mc), geometry: 'mini' }).m;

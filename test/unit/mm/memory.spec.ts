@@ -1,0 +1,187 @@
+import { boot, zone } from '../../helpers';
+import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
+import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { Memmap, PG_zero, PG_head } from '../../../mm/memmap';
+import { ZONE_MOVABLE } from '../../../mm/mmzone';
+import { EFAULT, EINVAL, ENOMEM, EEXIST } from '../../../mm/errno';
+import { lruAddDrainAll } from '../../../mm/swap';
+import { drainAllPages } from '../../../mm/page_alloc';
+import { checkAllocator } from '../../../properties/checkers';
+import { vmstatSnapshot } from '../../../mm/vmstat';
+import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
+import { layoutJson } from '../../../harness/layout';
+
+const MINI = 'mini';
+const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
+const RW = PROT_READ | PROT_WRITE;
+
+function pfnOf(m: Memmap, mm: number, vpn: number): number {
+  ptlLock(m, mm);
+  const t = lookupLocked(m, mm, vpn);
+  ptlUnlock(m, mm);
+  return t ? t.pfn : -1;
+}
+
+function usedFrames(m: Memmap): number {
+  lruAddDrainAll(m);
+  drainAllPages(m);
+  const { census, errors } = checkAllocator(m);
+  expect(errors).toEqual([]);
+  return census.used.reduce((a, b) => a + b, 0);
+}
+
+describe('faults (mm/memory.c)', () => {
+  it('a read fault maps the shared zero page; a write fault allocates in ZONE_MOVABLE', () => {
+    const m = boot(CMD, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 4, prot: RW });
+    expect(userAccess(m, mm, v, false)).toBe(0);
+    expect(m.flags[pfnOf(m, mm, v)]! & PG_zero).toBeTruthy();
+    expect(userAccess(m, mm, v, true, 7)).toBe(7);
+    const p = pfnOf(m, mm, v);
+    expect(m.flags[p]! & PG_zero).toBeFalsy();
+    expect(m.pageZonenum(p)).toBe(ZONE_MOVABLE);
+    expect(userAccess(m, mm, v, false)).toBe(7);
+  });
+
+  it('THP: an aligned range faults a PMD-sized folio when enabled, and falls back when no order-9 block is free', () => {
+    const m = boot(`${CMD} transparent_hugepage=always`, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 8, prot: RW });
+    userAccess(m, mm, v + 3, true, 1);
+    const p = pfnOf(m, mm, v);
+    expect(m.flags[p]! & PG_head).toBeTruthy();
+    expect(pfnOf(m, mm, v + 3)).toBe(p + 3);
+    expect(vmstatSnapshot(m).thp_fault_alloc).toBe(1);
+    const never = boot(`${CMD} transparent_hugepage=never`, MINI);
+    const mm2 = mmCreate(never);
+    const w = doMmap(never, mm2, { nrPages: 8, prot: RW });
+    userAccess(never, mm2, w, true, 1);
+    expect(never.flags[pfnOf(never, mm2, w)]! & PG_head).toBeFalsy();
+  });
+
+  it('madvise(MADV_HUGEPAGE) gets THPs under transparent_hugepage=madvise', () => {
+    const m = boot(CMD, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 16, prot: RW });
+    expect(doMadvise(m, mm, v, 16, 14)).toBe(0);
+    userAccess(m, mm, v, true, 1);
+    expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
+  });
+
+  it('fork shares pages copy-on-write: each side sees its own writes', () => {
+    const m = boot(CMD, MINI);
+    const parent = mmCreate(m);
+    const v = doMmap(m, parent, { nrPages: 3, prot: RW });
+    for (let i = 0; i < 3; i++) userAccess(m, parent, v + i, true, 10 + i);
+    const child = doFork(m, parent);
+    expect(pfnOf(m, child, v)).toBe(pfnOf(m, parent, v));
+    userAccess(m, child, v, true, 99);
+    expect(userAccess(m, parent, v, false)).toBe(10);
+    expect(userAccess(m, child, v, false)).toBe(99);
+    expect(pfnOf(m, child, v)).not.toBe(pfnOf(m, parent, v));
+    userAccess(m, parent, v + 1, true, 55);
+    expect(userAccess(m, child, v + 1, false)).toBe(11);
+  });
+
+  it('fork copies a possibly DMA-pinned page for the child at once (parent keeps the pinned page)', () => {
+    const m = boot(CMD, MINI);
+    const parent = mmCreate(m);
+    const v = doMmap(m, parent, { nrPages: 1, prot: RW });
+    userAccess(m, parent, v, true, 5);
+    const p = pfnOf(m, parent, v);
+    Atomics.add(m.refcount, p, GUP_PIN_COUNTING_BIAS); // as pin_user_pages() would
+    const child = doFork(m, parent);
+    expect(pfnOf(m, child, v)).not.toBe(p);
+    expect(userAccess(m, child, v, false)).toBe(5);
+    userAccess(m, parent, v, true, 6);
+    expect(pfnOf(m, parent, v)).toBe(p); // no COW break on the pinned page
+    Atomics.sub(m.refcount, p, GUP_PIN_COUNTING_BIAS);
+  });
+
+  it('a shared mapping is shared with a forked child', () => {
+    const m = boot(CMD, MINI);
+    const parent = mmCreate(m);
+    const v = doMmap(m, parent, { nrPages: 2, prot: RW, shared: true });
+    userAccess(m, parent, v, true, 1);
+    const child = doFork(m, parent);
+    userAccess(m, child, v, true, 2);
+    expect(userAccess(m, parent, v, false)).toBe(2);
+  });
+
+  it('mprotect read-only makes writes fail; madvise(DONTNEED) drops anonymous contents', () => {
+    const m = boot(CMD, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 4, prot: RW });
+    userAccess(m, mm, v + 1, true, 3);
+    expect(doMprotect(m, mm, v, 2, PROT_READ)).toBe(0);
+    expect(userAccess(m, mm, v + 1, true, 4)).toBe(-EFAULT);
+    expect(userAccess(m, mm, v + 1, false)).toBe(3);
+    expect(userAccess(m, mm, v + 2, true, 4)).toBe(4); // the rest of the VMA is still writable
+    expect(doMprotect(m, mm, v, 2, RW)).toBe(0);
+    expect(userAccess(m, mm, v + 1, true, 8)).toBe(8);
+    expect(doMadvise(m, mm, v, 4, MADV_DONTNEED)).toBe(0);
+    expect(userAccess(m, mm, v + 1, false)).toBe(0);
+    expect(doMprotect(m, mm, v + 100, 1, PROT_READ)).toBe(-ENOMEM);
+  });
+
+  it('munmap of part of a THP splits the PMD and frees only what is unmapped', () => {
+    const m = boot(`${CMD} transparent_hugepage=always`, MINI);
+    const base = usedFrames(m);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 8, prot: RW });
+    for (let i = 0; i < 8; i++) userAccess(m, mm, v + i, true, i);
+    expect(doMunmap(m, mm, v + 2, 3)).toBe(0);
+    expect(userAccess(m, mm, v + 2, false)).toBe(-EFAULT);
+    expect(userAccess(m, mm, v + 6, false)).toBe(6);
+    exitMmap(m, mm);
+    expect(usedFrames(m)).toBe(base);
+  });
+
+  it('hugetlb mappings fault from the pool and give folios back on munmap', () => {
+    const m = boot(`${CMD} hugepages=4`, MINI);
+    const pool = () => layoutJson(m, { cmdline: '', geometry: {} as never, warnings: [] } as never).hugetlb[0]!.free_hugepages;
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 16, prot: RW, hugetlb: true });
+    expect(v).toBeGreaterThanOrEqual(0);
+    userAccess(m, mm, v, true, 1);
+    userAccess(m, mm, v + 9, true, 2);
+    expect(pool()).toBe(2);
+    expect(doMunmap(m, mm, v, 8)).toBe(0);
+    expect(pool()).toBe(3);
+    expect(doMunmap(m, mm, v + 8, 3)).toBe(-EINVAL); // hugetlb VMAs split only at huge page boundaries
+    expect(doMmap(m, mm, { nrPages: 5, prot: RW, hugetlb: true })).toBe(-EINVAL);
+  });
+
+  it('VM_PFNMAP has no pages: access fails', () => {
+    const m = boot(CMD, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 2, prot: RW, pfnmap: true });
+    expect(userAccess(m, mm, v, false)).toBe(-EFAULT);
+  });
+
+  it('mmap errors: zero length, overlap, no address space left', () => {
+    const m = boot(CMD, MINI);
+    const mm = mmCreate(m);
+    expect(doMmap(m, mm, { nrPages: 0, prot: RW })).toBe(-EINVAL);
+    const v = doMmap(m, mm, { nrPages: 4, prot: RW });
+    expect(doMmap(m, mm, { nrPages: 4, prot: RW, vpn: v + 2 })).toBe(-EEXIST);
+    expect(doMmap(m, mm, { nrPages: 1 << 20, prot: RW })).toBe(-ENOMEM);
+  });
+
+  it('every frame comes back after fork, COW, THP and exit (refcounts and mapcounts to baseline)', () => {
+    const m = boot(`${CMD} transparent_hugepage=always`, MINI);
+    const base = usedFrames(m);
+    const a = mmCreate(m);
+    const v = doMmap(m, a, { nrPages: 24, prot: RW });
+    for (let i = 0; i < 24; i++) userAccess(m, a, v + i, true, i);
+    const b = doFork(m, a);
+    for (let i = 0; i < 24; i += 3) userAccess(m, b, v + i, true, 100 + i);
+    doMunmap(m, a, v + 4, 6);
+    exitMmap(m, b);
+    exitMmap(m, a);
+    expect(usedFrames(m)).toBe(base);
+    for (let p = 0; p < m.nrFrames; p++) expect(m.mapcount[p]).toBe(0);
+    expect(zone(m, 'Movable').free).toBe(zone(m, 'Movable').managed);
+  });
+});

@@ -1,0 +1,143 @@
+import { boot } from '../../helpers';
+import { mmCreate, doMmap, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
+import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { migrateRange, migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MIGRATE_REASON_NAMES, MR_TYPES,
+  MR_COMPACTION, NR_MAX_MIGRATE_PAGES_RETRY, MigrateStats } from '../../../mm/migrate';
+import { Memmap, PG_head, PG_lru } from '../../../mm/memmap';
+import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
+import { EAGAIN, ENOMEM } from '../../../mm/errno';
+import { folioGet, folioPut, lruAddDrainAll } from '../../../mm/swap';
+import { vmstatSnapshot } from '../../../mm/vmstat';
+import { GFP_HIGHUSER, GFP_KERNEL } from '../../../mm/gfp';
+import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
+import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
+import { checkAllocator } from '../../../properties/checkers';
+
+const MINI = 'mini';
+const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
+const RW = PROT_READ | PROT_WRITE;
+
+function pfnOf(m: Memmap, mm: number, vpn: number): number {
+  ptlLock(m, mm);
+  const t = lookupLocked(m, mm, vpn);
+  ptlUnlock(m, mm);
+  return t ? t.pfn : -1;
+}
+
+function setup(cmd = CMD, n = 8): { m: Memmap; mm: number; v: number } {
+  const m = boot(cmd, MINI);
+  const mm = mmCreate(m);
+  const v = doMmap(m, mm, { nrPages: n, prot: RW });
+  for (let i = 0; i < n; i++) userAccess(m, mm, v + i, true, 500 + i);
+  return { m, mm, v };
+}
+
+describe('migrate_pages (mm/migrate.c)', () => {
+  it('every migration reason has a name (R7: the tables match the enum)', () => {
+    expect(MIGRATE_REASON_NAMES).toHaveLength(MR_TYPES);
+    expect(MIGRATE_REASON_NAMES[7]).toBe('longterm_pin');
+  });
+
+  it('moves mapped anonymous pages out of ZONE_MOVABLE; the process reads the same values', () => {
+    const { m, mm, v } = setup();
+    expect(m.pageZonenum(pfnOf(m, mm, v))).toBe(ZONE_MOVABLE);
+    const r = migrateRange(m, mm, v, 8, 'kernel');
+    expect(r).toEqual({ rc: 0, migrated: 8, failed: 0 });
+    for (let i = 0; i < 8; i++) {
+      expect(m.pageZonenum(pfnOf(m, mm, v + i))).toBe(ZONE_NORMAL);
+      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+    }
+    expect(vmstatSnapshot(m).pgmigrate_success).toBe(8);
+    expect(vmstatSnapshot(m).nr_isolated_anon).toBe(0);
+  });
+
+  it('an extra reference makes the refcount freeze fail: -EAGAIN for every pass, nothing lost', () => {
+    const { m, mm, v } = setup();
+    const p = pfnOf(m, mm, v + 2);
+    folioGet(m, p);
+    const list: number[] = [];
+    lruAddDrainAll(m);
+    expect(isolateFolio(m, p)).toBe(true);
+    list.push(p);
+    const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
+    expect(migratePages(m, list, allocMigrationTarget(GFP_HIGHUSER), { reason: MR_COMPACTION, stats })).toBe(1);
+    expect(stats.failures).toEqual([{ pfn: p, rc: -EAGAIN, why: expect.stringMatching(/extra references: refcount 2, expected 1/) }]);
+    expect(list).toEqual([p]);
+    putbackMovablePages(m, list);
+    expect(m.flags[p]! & PG_lru).toBeTruthy();
+    expect(pfnOf(m, mm, v + 2)).toBe(p);
+    expect(userAccess(m, mm, v + 2, false)).toBe(502);
+    expect(vmstatSnapshot(m).pgmigrate_fail).toBe(1);
+    folioPut(m, p);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+    expect(NR_MAX_MIGRATE_PAGES_RETRY).toBe(10);
+  });
+
+  it('an anonymous page that may be DMA-pinned is not unmapped (try_to_migrate_one refuses to unshare it)', () => {
+    const { m, mm, v } = setup();
+    const p = pfnOf(m, mm, v);
+    Atomics.add(m.refcount, p, GUP_PIN_COUNTING_BIAS);
+    const r = migrateRange(m, mm, v, 1, 'kernel');
+    expect(r.failed).toBe(1);
+    expect(pfnOf(m, mm, v)).toBe(p);
+    Atomics.sub(m.refcount, p, GUP_PIN_COUNTING_BIAS);
+    expect(migrateRange(m, mm, v, 1, 'kernel').migrated).toBe(1);
+  });
+
+  it('a folio still in a per-CPU LRU batch cannot be isolated', () => {
+    const m = boot(CMD, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 1, prot: RW });
+    userAccess(m, mm, v, true, 1);
+    const p = pfnOf(m, mm, v);
+    expect(m.flags[p]! & PG_lru).toBeFalsy();
+    expect(isolateFolio(m, p)).toBe(false);
+    lruAddDrainAll(m);
+    expect(isolateFolio(m, p)).toBe(true);
+    putbackMovablePages(m, [p]);
+  });
+
+  it('a THP that cannot get a huge target is split and its base pages migrated (thp_migration_split)', () => {
+    const { m, mm, v } = setup(`${CMD} transparent_hugepage=always`, 8);
+    expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
+    // fragment the kernel zone: plenty of free order-0 pages, no free order-3 block
+    const held: number[] = [];
+    for (let p = allocPages(m, GFP_KERNEL, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL, 0)) held.push(p);
+    held.sort((a, b) => a - b).forEach((p, i) => { if (i % 2) freePages(m, p, 0); });
+    drainAllPages(m);
+    const r = migrateRange(m, mm, v, 8, 'kernel');
+    const s = vmstatSnapshot(m);
+    expect(s.thp_migration_split).toBe(1);
+    expect(s.thp_split_page).toBe(1);
+    expect(r.migrated).toBe(8);
+    for (let i = 0; i < 8; i++) {
+      expect(m.flags[pfnOf(m, mm, v + i)]! & PG_head).toBeFalsy();
+      expect(m.pageZonenum(pfnOf(m, mm, v + i))).toBe(ZONE_NORMAL);
+      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+    }
+  });
+
+  it('with a free order-3 block in the kernel zone, the THP migrates whole', () => {
+    const { m, mm, v } = setup(`${CMD} transparent_hugepage=always`, 8);
+    const r = migrateRange(m, mm, v, 8, 'kernel');
+    expect(r.migrated).toBe(8);
+    expect(vmstatSnapshot(m).thp_migration_success).toBe(1);
+    expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
+    expect(m.pageZonenum(pfnOf(m, mm, v))).toBe(ZONE_NORMAL);
+  });
+
+  it('with no target memory at all, migrate_pages stops with -ENOMEM and the folios stay', () => {
+    const { m, mm, v } = setup();
+    // exhaust the kernel zone
+    const hog = mmCreate(m);
+    const h = doMmap(m, hog, { nrPages: 400, prot: RW });
+    for (let i = 0; i < 400; i++) if (userAccess(m, hog, h + i, true, 1) < 0) break;
+    migrateRange(m, hog, h, 400, 'kernel');
+    const r = migrateRange(m, mm, v, 8, 'kernel');
+    expect(r.rc).toBe(-ENOMEM);
+    for (let i = 0; i < 8; i++) expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+    exitMmap(m, hog);
+  });
+});
+
