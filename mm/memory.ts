@@ -7,7 +7,7 @@
 // migration either copies the value or the access faults on the migration entry and retries.
 
 import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
-  MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru } from './memmap';
+  MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
   PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, VM_WRITE, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
   anonVmaAlloc } from './mm_types';
@@ -165,6 +165,7 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
     return 0;
   }
   folioAddNewAnonRmap(m, pfn, anonVma, vpn);
+  m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
   pteMapInc(m, pfn);
   m.ptes[slot] = mkPte(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
   m.mms[mmBase(mm) + MM_RSS_ANON]!++;
@@ -195,6 +196,7 @@ function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number):
     return FALLBACK;
   }
   folioAddNewAnonRmap(m, pfn, anonVma, head);
+  m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
   pmdMapInc(m, pfn);
   m.pmds[pi] = mkHugePmd(pfn, true);
   m.mms[mmBase(mm) + MM_RSS_ANON]! += m.ptrsPerTable;
@@ -206,29 +208,43 @@ function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number):
 }
 
 /**
- * do_wp_page(): a write to a read-only PTE. The zero page and shared folios are copied (wp_page_copy);
- * an exclusively owned anonymous folio is reused in place (wp_can_reuse_anon_folio: only our mapping
- * and, if any, our LRU-batch reference).
+ * do_wp_page(): a write (or, with unshare, a FOLL_PIN read: FAULT_FLAG_UNSHARE) to a read-only PTE.
+ * A PageAnonExclusive page is reused in place; so is a folio only we reference
+ * (wp_can_reuse_anon_folio, after draining this CPU's LRU batch). Anything else - the zero page, a
+ * page shared since fork - is copied (wp_page_copy); an unshare installs the copy read-only.
  */
-function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, pte: number): number {
+function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, pte: number, unshare = false): number {
   const old = ptePfn(pte);
   const isZero = (m.flags[old]! & PG_zero) !== 0;
+  const writable = (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0;
   if (m.vmas[vb + VMA_SHMEM]) { // a shared mapping: just make it writable
+    if (unshare) return 0;
     ptlLock(m, mm);
     if (m.ptes[slot] === pte) m.ptes[slot] = pte | PTE_WRITE;
     ptlUnlock(m, mm);
     return 0;
   }
   const head = isZero ? old : m.compoundHead(old);
-  // wp_can_reuse_anon_folio(): a reference from this CPU's LRU batch does not count (drain it first)
-  if (!isZero && m.refcount[head]! > 1 && !(m.flags[head]! & PG_lru)) lruAddDrain(m);
-  if (!isZero && !(m.flags[head]! & PG_hugetlb) && folioOrder(m, head) === 0 && folioMapcount(m, head) === 1
-    && m.refcount[head]! === 1) {
+  if (!isZero && m.flags[old]! & PG_anon_exclusive) {
+    if (unshare) return 0;
     ptlLock(m, mm);
     if (m.ptes[slot] === pte) m.ptes[slot] = pte | PTE_WRITE;
     ptlUnlock(m, mm);
     return 0;
   }
+  // wp_can_reuse_anon_folio(): a reference from this CPU's LRU batch does not count (drain it first)
+  if (!isZero && m.refcount[head]! > 1 && !(m.flags[head]! & PG_lru)) lruAddDrain(m);
+  if (!isZero && !(m.flags[head]! & PG_hugetlb) && folioOrder(m, head) === 0 && folioMapcount(m, head) === 1
+    && m.refcount[head]! === 1) {
+    ptlLock(m, mm);
+    if (m.ptes[slot] === pte) {
+      m.flags[old] = m.flags[old]! | PG_anon_exclusive;
+      m.ptes[slot] = unshare ? pte : pte | PTE_WRITE;
+    }
+    ptlUnlock(m, mm);
+    return 0;
+  }
+  if (unshare && isZero) return 0; // the zero page may be pinned read-only as it is
   const anonVma = anonVmaPrepare(m, vb);
   const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
   if (pfn === NO_PAGE) return VM_FAULT_OOM;
@@ -240,8 +256,9 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   }
   m.content[pfn] = isZero ? 0 : m.content[old]!; // copy_user_highpage()
   folioAddNewAnonRmap(m, pfn, anonVma, vpn);
+  m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
   pteMapInc(m, pfn);
-  m.ptes[slot] = mkPte(pfn, true);
+  m.ptes[slot] = mkPte(pfn, !unshare && writable);
   if (!isZero) {
     pteMapDec(m, old);
   } else {
@@ -251,6 +268,28 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   if (!isZero) folioPut(m, head);
   folioAddLru(m, pfn);
   return 0;
+}
+
+/**
+ * The FAULT_FLAG_UNSHARE fault GUP takes before a FOLL_PIN of a read-only anonymous page that is not
+ * exclusive (gup_must_unshare()): afterwards the page at vpn is ours alone, still read-only.
+ */
+export function handleUnshareFault(m: Memmap, mm: number, vpn: number): number {
+  const vb = findVma(m, mm, vpn);
+  if (vb < 0) return VM_FAULT_SIGSEGV;
+  const pi = pmdIndex(m, mm, vpn);
+  let pmd = Atomics.load(m.pmds, pi);
+  if (pmdIsHuge(pmd)) {
+    if (!(pmd & PTE_PRESENT)) return VM_FAULT_RETRY;
+    if (m.flags[pmd & PFN_MASK]! & (PG_anon_exclusive | PG_hugetlb)) return 0;
+    splitHugePmd(m, mm, vpn);
+    pmd = Atomics.load(m.pmds, pi);
+  }
+  if (!pmdIsTable(pmd)) return VM_FAULT_RETRY;
+  const slot = pteSlot(m, pmd, vpn);
+  const pte = Atomics.load(m.ptes, slot);
+  if (!(pte & PTE_PRESENT)) return pte & PTE_MIGRATION ? VM_FAULT_RETRY : 0;
+  return doWpPage(m, mm, vb, vpn, slot, pte, true);
 }
 
 /** shmem_fault(): find or allocate the page-cache folio for this offset, then map it. */
@@ -311,6 +350,7 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
     pmdMapDec(m, old);
   } else m.content.fill(0, pfn, pfn + n);
   folioAddNewAnonRmap(m, pfn, anonVma, head);
+  m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
   pmdMapInc(m, pfn);
   m.pmds[pi] = mkHugePmd(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
   ptlUnlock(m, mm);
@@ -419,7 +459,9 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   const write = (pmd & PTE_WRITE) !== 0;
   const present = (pmd & PTE_PRESENT) !== 0;
   const base = t << m.pmdOrder;
+  const excl = m.flags[head]! & PG_anon_exclusive;
   for (let i = 0; i < m.ptrsPerTable; i++) {
+    m.flags[head + i] = m.flags[head + i]! | excl;
     m.ptes[base + i] = present ? mkPte(head + i, write) : PTE_MIGRATION | (write ? PTE_WRITE : 0) | (head + i);
     if (present) pteMapInc(m, head + i);
   }
@@ -459,6 +501,7 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
       ptlUnlock(m, dst);
       pmdMapInc(m, head);
       folioGet(m, head);
+      if (!shared) m.flags[head] = m.flags[head]! & ~PG_anon_exclusive; // folio_try_dup_anon_rmap_pmd()
       vpn = pmdEnd;
       continue;
     }
@@ -486,11 +529,12 @@ function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: numb
   const pfn = ptePfn(pte);
   if (m.flags[pfn]! & PG_zero) { m.ptes[dslot] = pte; return 0; }
   const head = m.compoundHead(pfn);
-  if (!shared && folioOrder(m, head) === 0 && folioMaybeDmaPinned(m, head)) {
+  if (!shared && m.flags[pfn]! & PG_anon_exclusive && folioMaybeDmaPinned(m, head)) {
     const n = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
     if (n === NO_PAGE) return -1;
     m.content[n] = m.content[pfn]!;
     folioAddNewAnonRmap(m, n, m.mapping[head]!, vpn);
+    m.flags[n] = m.flags[n]! | PG_anon_exclusive;
     pteMapInc(m, n);
     m.ptes[dslot] = mkPte(n, true);
     m.mms[mmBase(dst) + MM_RSS_ANON]!++;
@@ -503,6 +547,7 @@ function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: numb
     ptlUnlock(m, src);
   }
   m.ptes[dslot] = shared ? pte : pte & ~PTE_WRITE;
+  if (!shared) m.flags[pfn] = m.flags[pfn]! & ~PG_anon_exclusive; // folio_try_dup_anon_rmap_pte()
   pteMapInc(m, pfn);
   folioGet(m, head);
   m.mms[mmBase(dst) + (m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM)]!++;

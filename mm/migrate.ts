@@ -5,7 +5,7 @@
 // Simplified: migration is synchronous and never waits for a page lock or writeback (a locked folio
 // is -EAGAIN for this pass); no batching of unmaps across folios; no NUMA.
 
-import { Memmap, PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero } from './memmap';
+import { Memmap, PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero, PG_anon_exclusive } from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_TRANSHUGE, __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE } from './gfp';
 import { lookupLocked, ptlLock, ptlUnlock } from './memory';
@@ -135,6 +135,7 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio, why: { s: string
   }
   // No turning back: folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
   const keep = PG_anon | PG_dirty | PG_swapbacked | PG_mlocked | PG_hugetlb;
+  for (let i = 0; i < nr; i++) m.flags[dst + i] = m.flags[dst + i]! | (m.flags[src + i]! & PG_anon_exclusive);
   m.flags[dst] = m.flags[dst]! | (m.flags[src]! & keep);
   m.mapping[dst] = m.mapping[src]!;
   m.index[dst] = m.index[src]!;
@@ -145,6 +146,7 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio, why: { s: string
   }
   folioRefUnfreeze(m, src, 1);
   m.flags[src] = m.flags[src]! & ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated);
+  for (let i = 0; i < nr; i++) m.flags[src + i] = m.flags[src + i]! & ~PG_anon_exclusive;
   if (wasMapped) removeMigrationPtes(m, src, dst);
   folioUnlock(m, dst);
   folioUnlock(m, src);

@@ -16,7 +16,8 @@ import { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRAT
 import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
 } from './gfp';
 import { spinLock, spinUnlock, spinTrylock } from './locking';
-import { current, currentGfpContext } from './sched';
+import { current, currentGfpContext, PF_MEMALLOC_NOCMA } from './sched';
+import { hasBug } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
 import { vmBugOn, bug } from './debug';
 
@@ -606,9 +607,9 @@ function getPageFromFreelist(m: Memmap, gfp: number, order: number, allocFlags: 
   }
 }
 
-/** gfp_to_alloc_flags_cma(): only movable allocations may use CMA pageblocks. */
+/** gfp_to_alloc_flags_cma(): only movable allocations may use CMA pageblocks (and not under v5.12's PF_MEMALLOC_NOCMA). */
 function gfpToAllocFlagsCma(gfp: number, allocFlags: number): number {
-  if (gfpMigratetype(gfp) === MIGRATE_MOVABLE) allocFlags |= ALLOC_CMA;
+  if (gfpMigratetype(gfp) === MIGRATE_MOVABLE && !(current().flags & PF_MEMALLOC_NOCMA)) allocFlags |= ALLOC_CMA;
   return allocFlags;
 }
 
@@ -639,7 +640,17 @@ export const MAX_RECLAIM_RETRIES = 16;
  */
 export function allocPages(m: Memmap, gfp: number, order: number): number {
   if (order < 0 || order > m.maxOrder) bug(`alloc_pages: order ${order}`);
+  // R5: before "mm: apply per-task gfp constraints in fast path" the scope reached only the slow path
+  const raw = gfp;
   gfp = currentGfpContext(gfp);
+  if (hasBug('R5')) {
+    const h = gfpZone(raw);
+    let f = gfpToAllocFlagsCma(raw, ALLOC_WMARK_LOW);
+    f |= allocFlagsNofragment(m, firstPopulatedZone(m, h));
+    const pfn = getPageFromFreelist(m, raw, order, f, h);
+    if (pfn !== NO_PAGE) return pfn;
+    return allocPagesSlowpath(m, gfp, order, gfpZone(gfp));
+  }
   const highest = gfpZone(gfp);
   let allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_WMARK_LOW);
   allocFlags |= allocFlagsNofragment(m, firstPopulatedZone(m, highest));

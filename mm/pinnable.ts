@@ -1,18 +1,24 @@
 // folio_is_longterm_pinnable() and friends (include/linux/mm.h, v6.12). Kernel variants change this
 // predicate; see mm/variants.ts.
 import { Memmap, PG_zero } from './memmap';
+import { variant } from './variants';
 import { MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE } from './mmzone';
 
 /** GUP_PIN_COUNTING_BIAS: a FOLL_PIN on a small folio adds this much to its refcount. */
 export const GUP_PIN_COUNTING_BIAS = 1024;
 
 /**
- * folio_is_longterm_pinnable(): not in a CMA or isolated pageblock (read once), then the zero page is
- * fine, then anything outside ZONE_MOVABLE. (Device-coherent and fsdax folios are not modelled.)
+ * folio_is_longterm_pinnable() (v5.19+): not in a CMA or isolated pageblock (read once), then the
+ * zero page is fine, then anything outside ZONE_MOVABLE. The variant picks the older forms:
+ * is_pinnable_page() of v5.13 (MOVABLE or CMA; zero page excepted) and v5.12's CMA-only check.
+ * (Device-coherent and fsdax folios are not modelled.)
  */
 export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
+  const v = variant();
   const mt = m.getPageblockMigratetype(pfn);
-  if (mt === MIGRATE_CMA || mt === MIGRATE_ISOLATE) return false;
-  if (m.flags[pfn]! & PG_zero) return true;
-  return m.pageZonenum(pfn) !== ZONE_MOVABLE;
+  if (v.predicate === 'cma-only') return mt !== MIGRATE_CMA;
+  const zeroOk = (m.flags[pfn]! & PG_zero) !== 0 && !v.bugs.has('R6');
+  if (v.predicate === 'movable-isolate' && (mt === MIGRATE_CMA || (mt === MIGRATE_ISOLATE && !v.bugs.has('R8')))) return false;
+  if (zeroOk) return true;
+  return mt !== MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
 }

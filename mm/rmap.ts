@@ -7,12 +7,13 @@
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
 import { Memmap, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
-  MM_NR_VMAS, MM_PTL, PG_hugetlb } from './memmap';
+  MM_NR_VMAS, MM_PTL, PG_hugetlb, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, mkPte,
   mkMigrationEntry, PMD_HUGE, PFN_MASK } from './mm_types';
 import { folioOrder, folioGet } from './swap';
 import { spinLock, spinUnlock } from './locking';
 import { GUP_PIN_COUNTING_BIAS } from './pinnable';
+import { variant } from './variants';
 
 /** folio_mapcount(): PTE mappings of every page plus PMD mappings of the whole folio. */
 export function folioMapcount(m: Memmap, head: number): number {
@@ -36,7 +37,7 @@ export function folioMapped(m: Memmap, head: number): boolean {
  * refcount bias (false positives at >= 1024 plain references).
  */
 export function folioMaybeDmaPinned(m: Memmap, head: number): boolean {
-  if (m.flags[head]! & PG_head) return m.pincount[head]! > 0;
+  if (m.flags[head]! & PG_head && folioOrder(m, head) >= variant().pincountMinOrder) return m.pincount[head]! > 0;
   return m.refcount[head]! >= GUP_PIN_COUNTING_BIAS;
 }
 
@@ -117,6 +118,12 @@ export function rmapWalk(m: Memmap, head: number, visit: (s: RmapSite, entry: nu
   }
 }
 
+function anyExclusive(m: Memmap, head: number): boolean {
+  const n = 1 << folioOrder(m, head);
+  for (let p = head; p < head + n; p++) if (m.flags[p]! & PG_anon_exclusive) return true;
+  return false;
+}
+
 function pmdHolds(pmd: number, head: number, n: number): boolean {
   const pfn = pmd & PFN_MASK;
   return pfn >= head && pfn < head + n;
@@ -129,7 +136,7 @@ function pmdHolds(pmd: number, head: number, n: number): boolean {
  * Returns whether the folio is now unmapped.
  */
 export function tryToMigrate(m: Memmap, head: number): boolean {
-  if ((m.flags[head]! & (PG_anon | PG_hugetlb)) === PG_anon && folioMaybeDmaPinned(m, head)) return false;
+  if ((m.flags[head]! & (PG_anon | PG_hugetlb)) === PG_anon && folioMaybeDmaPinned(m, head) && anyExclusive(m, head)) return false;
   rmapWalk(m, head, (s, entry) => {
     if (!(entry & PTE_PRESENT)) return; // already a migration entry
     const write = (entry & PTE_WRITE) !== 0;

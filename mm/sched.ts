@@ -1,11 +1,13 @@
 // The running task ("current") and its allocation scope (include/linux/sched/mm.h).
 // Each worker thread runs one actor at a time, so a thread-local current is the kernel's per-CPU current.
 import { __GFP_MOVABLE } from './gfp';
+import { variant } from './variants';
 
 export const PF_MEMALLOC = 0x00000800;
 export const PF_MEMALLOC_NOFS = 0x00040000;
 export const PF_MEMALLOC_NOIO = 0x00080000;
 export const PF_MEMALLOC_PIN = 0x10000000;
+export const PF_MEMALLOC_NOCMA = 0x20000000; // v5.12's scope: no CMA, ZONE_MOVABLE still allowed
 
 export interface Task {
   pid: number;
@@ -31,15 +33,19 @@ export function setCurrent(t: Task): Task {
   return prev;
 }
 
-/** memalloc_pin_save(): every allocation until restore avoids ZONE_MOVABLE and CMA. */
+/**
+ * memalloc_pin_save(): every allocation until restore avoids ZONE_MOVABLE and CMA (v5.13+). Under
+ * v5.12 this is memalloc_nocma_save(): CMA is avoided, ZONE_MOVABLE is not.
+ */
 export function memallocPinSave(): number {
-  const old = cur.flags & PF_MEMALLOC_PIN;
-  cur.flags |= PF_MEMALLOC_PIN;
+  const bit = variant().scope === 'pin' ? PF_MEMALLOC_PIN : PF_MEMALLOC_NOCMA;
+  const old = cur.flags & (PF_MEMALLOC_PIN | PF_MEMALLOC_NOCMA);
+  cur.flags |= bit;
   return old;
 }
 
 export function memallocPinRestore(old: number): void {
-  cur.flags = (cur.flags & ~PF_MEMALLOC_PIN) | old;
+  cur.flags = (cur.flags & ~(PF_MEMALLOC_PIN | PF_MEMALLOC_NOCMA)) | old;
 }
 
 /** current_gfp_context(): PF_MEMALLOC_PIN strips __GFP_MOVABLE (applied on the fast and slow paths). */

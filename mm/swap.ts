@@ -89,10 +89,16 @@ function lruAddDrainCpu(m: Memmap, cpu: number): void {
 }
 
 /**
- * folio_add_lru(): a new folio takes a reference and waits in this CPU's batch; a full batch (or a
- * disabled LRU cache) moves to the LRU at once.
+ * folio_add_lru(): a new folio takes a reference and waits in this CPU's batch; a full batch, a large
+ * folio (folio_may_be_lru_cached() is false for them) or a disabled LRU cache moves the batch to the
+ * LRU at once.
  */
 export function folioAddLru(m: Memmap, pfn: number): void {
+  if (m.flags[pfn]! & PG_head) {
+    Atomics.or(m.flags, pfn, PG_lru);
+    lruAddDrainCpu(m, current().cpu);
+    return;
+  }
   if (Atomics.load(m.header, H_LRU_DISABLED) > 0) {
     Atomics.or(m.flags, pfn, PG_lru);
     return;

@@ -1,0 +1,530 @@
+// get_user_pages / pin_user_pages and long-term pinning (mm/gup.c, v6.12.117 with the older forms the
+// kernel variants select). "Grab" means what try_grab_folio() means: take a FOLL_GET reference or a
+// FOLL_PIN pin (GUP_PIN_COUNTING_BIAS on small folios, _pincount on large ones).
+//
+// Sections in the kernel's order: pin accounting and the unpin family; argument and VMA checks; the
+// slow walk (__get_user_pages); long-term migration (collect / migrate, __gup_longterm_locked); the
+// lockless fast walk (pin_user_pages_fast). Deviation: the -EAGAIN loop of __gup_longterm_locked,
+// unbounded in the kernel (it ends only by SIGKILL), gives up after GUP_LONGTERM_RETRIES_MAX rounds as
+// if SIGKILL had arrived, and reports the outcome "no-progress".
+
+import { Memmap, PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_END } from './memmap';
+import { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } from './errno';
+import { GUP_PIN_COUNTING_BIAS, folioIsLongtermPinnable } from './pinnable';
+import { variant, hasBug } from './variants';
+import { current, memallocPinSave, memallocPinRestore } from './sched';
+import { countVmEvents, vmItem } from './vmstat';
+import { folioOrder, folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
+import { findVma, lookupLocked, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
+import { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB } from './mm_types';
+import { folioMapcount } from './rmap';
+import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MigrateStats, MigrateFailure,
+  MR_LONGTERM_PIN, MR_CONTIG_RANGE } from './migrate';
+import { GFP_USER, __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
+import { bug } from './debug';
+
+// FOLL_* (include/linux/mm_types.h); FOLL_PIN and FOLL_TOUCH are internal.
+export const FOLL_WRITE = 0x01;
+export const FOLL_GET = 0x02;
+export const FOLL_FORCE = 0x10;
+export const FOLL_LONGTERM = 0x100;
+export const FOLL_PCI_P2PDMA = 0x400;
+export const FOLL_PIN = 0x40000;
+export const FOLL_TOUCH = 0x80000;
+const INTERNAL_GUP_FLAGS = FOLL_PIN | FOLL_TOUCH;
+
+/** pinlab's bound on the __gup_longterm_locked() -EAGAIN loop (the kernel has none). */
+export const GUP_LONGTERM_RETRIES_MAX = 64;
+/** Faults GUP takes for one page before giving up with -EFAULT (each retry follows a completed fault). */
+export const GUP_FAULT_RETRIES_MAX = 16;
+/** v5.12's check_and_migrate_cma_pages() gave up re-migrating after this many rounds. */
+const PINNABLE_MIGRATE_MAX = 10;
+
+/** How a pin ended, beyond its return value. */
+export interface PinReport {
+  outcome: 'pinned' | 'partial' | 'error' | 'no-progress' | 'killed';
+  /** rounds of the long-term loop (0 = pinned at the first try) */
+  retries: number;
+  migrated: number;
+  thpSplit: number;
+  /** folios collected as unpinnable, over all rounds */
+  collected: number;
+  failures: MigrateFailure[];
+  /** lru_add_drain() / lru_add_drain_all() calls made by collect */
+  drains: number;
+}
+
+export function newPinReport(): PinReport {
+  return { outcome: 'pinned', retries: 0, migrated: 0, thpSplit: 0, collected: 0, failures: [], drains: 0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pin accounting and the unpin family
+
+function hasPincount(m: Memmap, head: number): boolean {
+  return (m.flags[head]! & PG_head) !== 0 && folioOrder(m, head) >= variant().pincountMinOrder;
+}
+
+function isZeroFolio(m: Memmap, head: number): boolean {
+  return (m.flags[head]! & PG_zero) !== 0;
+}
+
+/**
+ * try_grab_folio(): FOLL_GET adds refs; FOLL_PIN adds refs * GUP_PIN_COUNTING_BIAS to a small folio,
+ * or refs plus _pincount to a large one, and counts NR_FOLL_PIN_ACQUIRED. Since v6.5 pinning the
+ * zero page is a no-op (R18). Returns 0 or -ENOMEM on refcount overflow.
+ */
+export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: number): number {
+  if (flags & FOLL_GET) {
+    Atomics.add(m.refcount, head, refs);
+    return 0;
+  }
+  if (!(flags & FOLL_PIN)) bug('try_grab_folio: neither FOLL_GET nor FOLL_PIN');
+  if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return 0;
+  if (hasPincount(m, head)) {
+    Atomics.add(m.refcount, head, refs);
+    Atomics.add(m.pincount, head, refs);
+  } else {
+    const before = Atomics.add(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
+    if (before + refs * GUP_PIN_COUNTING_BIAS > 0x7fffffff || before < 0) { // WARN_ON_ONCE(folio_ref_count(folio) < 0)
+      Atomics.sub(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
+      return -ENOMEM;
+    }
+  }
+  countVmEvents(m, vmItem('nr_foll_pin_acquired'), refs);
+  return 0;
+}
+
+/** gup_put_folio() */
+export function gupPutFolio(m: Memmap, head: number, refs: number, flags: number): void {
+  if (flags & FOLL_PIN) {
+    if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return;
+    countVmEvents(m, vmItem('nr_foll_pin_released'), refs);
+    if (hasPincount(m, head)) Atomics.sub(m.pincount, head, refs);
+    else refs *= GUP_PIN_COUNTING_BIAS;
+  }
+  folioPutRefs(m, head, refs);
+}
+
+/** unpin_user_page() */
+export function unpinUserPage(m: Memmap, pfn: number): void {
+  gupPutFolio(m, m.compoundHead(pfn), 1, FOLL_PIN);
+}
+
+/** unpin_user_pages(): skips NULL (-1) entries (6.13: "handle NULL pages"). */
+export function unpinUserPages(m: Memmap, pages: number[], nr: number): void {
+  for (let i = 0; i < nr; i++) if (pages[i]! >= 0) unpinUserPage(m, pages[i]!);
+}
+
+/** unpin_user_pages_dirty_lock(): make dirty first when asked (the device wrote). */
+export function unpinUserPagesDirtyLock(m: Memmap, pages: number[], nr: number, makeDirty: boolean): void {
+  for (let i = 0; i < nr; i++) {
+    const p = pages[i]!;
+    if (p < 0) continue;
+    if (makeDirty) Atomics.or(m.flags, m.compoundHead(p), PG_dirty);
+    unpinUserPage(m, p);
+  }
+}
+
+/** unpin_user_page_range_dirty_lock(): nr pages from pfn (physically contiguous, as ib_umem_release uses it). */
+export function unpinUserPageRangeDirtyLock(m: Memmap, pfn: number, nr: number, makeDirty: boolean): void {
+  for (let i = 0; i < nr; i++) {
+    if (makeDirty) Atomics.or(m.flags, m.compoundHead(pfn + i), PG_dirty);
+    unpinUserPage(m, pfn + i);
+  }
+}
+
+/** put_page() for FOLL_GET references. */
+export function putUserPages(m: Memmap, pages: number[], nr: number): void {
+  for (let i = 0; i < nr; i++) if (pages[i]! >= 0) gupPutFolio(m, m.compoundHead(pages[i]!), 1, FOLL_GET);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument and VMA checks
+
+/**
+ * is_valid_gup_args(): internal flags from callers, GET with PIN, LONGTERM without PIN, no pages array
+ * with GET/PIN, LONGTERM with P2PDMA are all rejected. Returns the flags to use or -EINVAL.
+ */
+export function isValidGupArgs(pages: number[] | null, gupFlags: number, toSet: number): number {
+  if (gupFlags & INTERNAL_GUP_FLAGS) return -EINVAL;
+  gupFlags |= toSet;
+  if ((gupFlags & (FOLL_PIN | FOLL_GET)) === (FOLL_PIN | FOLL_GET)) return -EINVAL;
+  if (!(gupFlags & FOLL_PIN) && gupFlags & FOLL_LONGTERM) return -EINVAL;
+  if (gupFlags & (FOLL_GET | FOLL_PIN) && !pages) return -EINVAL;
+  if (gupFlags & FOLL_LONGTERM && gupFlags & FOLL_PCI_P2PDMA) return -EINVAL;
+  return gupFlags;
+}
+
+/** check_vma_flags(): VM_IO/VM_PFNMAP and protection mismatches are -EFAULT. */
+export function checkVmaFlags(m: Memmap, vb: number, gupFlags: number): number {
+  const f = m.vmas[vb + VMA_FLAGS]!;
+  if (f & (VM_IO | VM_PFNMAP)) return -EFAULT;
+  if (gupFlags & FOLL_WRITE) {
+    if (!(f & VM_WRITE) && !(gupFlags & FOLL_FORCE)) return -EFAULT;
+  } else if (!(f & VM_READ) && !(gupFlags & FOLL_FORCE)) return -EFAULT;
+  // fsdax (-EOPNOTSUPP for FOLL_LONGTERM) and file-backed dirty tracking are not modelled
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The slow walk
+
+type Follow = number | 'fault' | 'unshare';
+
+/**
+ * follow_page_mask() + try_grab_folio() under the page table lock: the pfn grabbed, 'fault' when the
+ * page must be faulted in (absent, a migration entry, or a write to a read-only PTE), 'unshare' for a
+ * FOLL_PIN of a read-only anonymous page another process shares (gup_must_unshare()), or -errno.
+ */
+function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
+  ptlLock(m, mm);
+  try {
+    const t = lookupLocked(m, mm, vpn);
+    if (!t || t.migrating) return 'fault';
+    if (flags & FOLL_WRITE && !t.write) return 'fault';
+    const head = m.compoundHead(t.pfn);
+    if (flags & FOLL_PIN && !t.write && m.flags[head]! & PG_anon && !(m.flags[t.pfn]! & PG_anon_exclusive)
+      && !(m.flags[head]! & PG_hugetlb)) return 'unshare';
+    // R15: the slow path used the fast-path grab, which refuses unpinnable large folios
+    if (hasBug('R15') && flags & FOLL_LONGTERM && m.flags[head]! & PG_head && !folioIsLongtermPinnable(m, head)) return -EFAULT;
+    const rc = tryGrabFolio(m, head, 1, flags);
+    return rc < 0 ? rc : t.pfn;
+  } finally {
+    ptlUnlock(m, mm);
+  }
+}
+
+/**
+ * __get_user_pages(): walk [vpn, vpn + nrPages), faulting in what is missing, grabbing each page.
+ * Returns how many were grabbed (a short count on a later error), or -errno if none was.
+ */
+export function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset = 0): number {
+  let i = 0;
+  let ret = 0;
+  let vb = -1;
+  let vmaEnd = -1;
+  while (i < nrPages) {
+    const v = vpn + i;
+    if (vb < 0 || v >= vmaEnd) {
+      vb = findVma(m, mm, v);
+      if (vb < 0) { ret = -EFAULT; break; }
+      vmaEnd = m.vmas[vb + VMA_END]!;
+      ret = checkVmaFlags(m, vb, flags);
+      if (ret) break;
+    }
+    let tries = 0;
+    let r = 0;
+    for (;;) {
+      if (current().fatalSignal) { r = -EINTR; break; }
+      const f = followPage(m, mm, v, flags);
+      if (typeof f === 'number') { r = f; break; }
+      if (++tries > GUP_FAULT_RETRIES_MAX) { r = -EFAULT; break; }
+      const fr = f === 'unshare' ? handleUnshareFault(m, mm, v) : handleMmFault(m, mm, v, (flags & FOLL_WRITE) !== 0);
+      if (fr & VM_FAULT_OOM) { r = current().fatalSignal ? -EINTR : -ENOMEM; break; }
+      if (fr & VM_FAULT_ERROR) { r = -EFAULT; break; }
+    }
+    if (r < 0) { ret = r; break; }
+    pages[offset + i] = r;
+    i++;
+  }
+  return i ? i : ret;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-term pins: migrate unpinnable folios away first
+
+/** folio_expected_ref_count(): mappings, plus the page cache's references for a shmem folio. */
+function folioExpectedRefCount(m: Memmap, head: number): number {
+  const mapped = folioMapcount(m, head);
+  return m.flags[head]! & PG_anon ? mapped : mapped + (1 << folioOrder(m, head));
+}
+
+/**
+ * collect_longterm_unpinnable_folios(): every distinct unpinnable folio among the pinned pages is
+ * counted and, when it can be isolated, listed. Drains LRU batches first when a folio's refcount says
+ * something else holds it (6.12: local, then all CPUs; older: lru_add_drain_all once for a folio off the LRU).
+ */
+function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number, list: number[], report: PinReport): number {
+  let collected = 0;
+  let drained = 0;
+  let prevHead = -1;
+  const v = variant();
+  for (let i = 0; i < nr; i++) {
+    const head = m.compoundHead(pages[i]!);
+    if (head === prevHead) continue; // pofs_next_folio(): one visit per folio
+    prevHead = head;
+    if (folioIsLongtermPinnable(m, head)) continue;
+    collected++;
+    if (m.flags[head]! & PG_hugetlb) {
+      if (isolateFolio(m, head)) list.push(head); // isolate_hugetlb(): failure ignored, still collected
+      continue;
+    }
+    const small = !(m.flags[head]! & PG_head);
+    if (v.drain === 'refcount') {
+      const pinRefs = hasPincount(m, head) || hasBug('R21') ? 1 : GUP_PIN_COUNTING_BIAS;
+      const busy = () => small && m.refcount[head] !== folioExpectedRefCount(m, head) + pinRefs;
+      if (drained === 0 && busy()) { lruAddDrain(m); drained = 1; report.drains++; }
+      if (drained === 1 && busy()) { lruAddDrainAll(m); drained = 2; report.drains++; }
+    } else if (!(m.flags[head]! & PG_lru) && drained === 0) {
+      lruAddDrainAll(m);
+      drained = 2;
+      report.drains++;
+    }
+    const isolated = isolateFolio(m, head);
+    if (hasBug('R10')) continue; // inverted check: an isolated folio is neither listed nor put back
+    if (!isolated) continue;
+    list.push(head);
+  }
+  report.collected += collected;
+  return collected;
+}
+
+function pinTargetGfp(): number {
+  return GFP_USER | __GFP_NOWARN | (hasBug('R1') ? __GFP_MOVABLE : 0);
+}
+
+function pinMigrate(m: Memmap, list: number[], report: PinReport): number {
+  const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
+  const rc = migratePages(m, list, allocMigrationTarget(pinTargetGfp()),
+    { reason: variant().reasonContigRange ? MR_CONTIG_RANGE : MR_LONGTERM_PIN, stats });
+  report.migrated += stats.nrSucceeded;
+  report.thpSplit += stats.nrThpSplit;
+  report.failures.push(...stats.failures);
+  return rc;
+}
+
+/**
+ * migrate_longterm_unpinnable_folios(): drop every pin, migrate the list (MR_LONGTERM_PIN, targets
+ * GFP_USER | __GFP_NOWARN in the pin scope). -EAGAIN: re-pin and check again; -ENOMEM: migration left
+ * folios behind. No pins are held on return.
+ */
+function migrateLongtermUnpinnableFolios(m: Memmap, list: number[], pages: number[], nr: number, report: PinReport): number {
+  for (let i = 0; i < nr; i++) {
+    unpinUserPage(m, pages[i]!);
+    pages[i] = -1;
+  }
+  if (list.length && pinMigrate(m, list, report)) {
+    putbackMovablePages(m, list);
+    return -ENOMEM;
+  }
+  putbackMovablePages(m, list);
+  return -EAGAIN;
+}
+
+/** Fault points the harness can arm (seeded): the pofs temporary allocation of R14. */
+export const gupFaults = { pofsAllocFails: false };
+
+/** check_and_migrate_movable_pages() (v6.1+): 0 = all pinnable, -EAGAIN = re-pin, else an error. */
+function checkAndMigrateMovablePages(m: Memmap, nr: number, pages: number[], report: PinReport): number {
+  if (hasBug('R14') && gupFaults.pofsAllocFails) return -ENOMEM; // kmalloc_array() failed: pins leak (6.11)
+  const list: number[] = [];
+  const collected = collectLongtermUnpinnableFolios(m, pages, nr, list, report);
+  if (!collected) return 0;
+  if (hasBug('R12') && !list.length) return 0; // "fix infinite loop": an empty list passed as success
+  return migrateLongtermUnpinnableFolios(m, list, pages, nr, report);
+}
+
+/**
+ * check_and_migrate_movable_pages() as merged in v5.13: success when nothing is listed and nothing
+ * failed isolation; otherwise unpin everything, migrate, and return 0 (retry) or -ENOMEM. Returns nr
+ * on success.
+ */
+function checkAndMigrateV513(m: Memmap, mm: number, vpn: number, nr: number, pages: number[], flags: number, offset: number, report: PinReport): number {
+  const list: number[] = [];
+  let isolationErrors = 0;
+  let drainAllow = true;
+  let collected = 0;
+  for (let i = 0; i < nr;) {
+    const pfn = pages[offset + i]!;
+    const head = m.compoundHead(pfn);
+    // 83c02c23d074: dedup by head (prev_head); R2 stepped over the rest of the compound page instead
+    let step = 1;
+    if (hasBug('R2')) step = (1 << folioOrder(m, head)) - (pfn - head);
+    else while (i + step < nr && m.compoundHead(pages[offset + i + step]!) === head) step++;
+    i += step;
+    if (folioIsLongtermPinnable(m, head)) continue;
+    collected++;
+    if (m.flags[head]! & PG_hugetlb) {
+      if (isolateFolio(m, head)) list.push(head);
+      else isolationErrors++;
+      continue;
+    }
+    if (!(m.flags[head]! & PG_lru) && drainAllow) { lruAddDrainAll(m); drainAllow = false; report.drains++; }
+    if (isolateFolio(m, head)) list.push(head);
+    else isolationErrors++;
+  }
+  report.collected += collected;
+  if (!list.length && (!isolationErrors || hasBug('R4'))) return nr;
+  for (let i = 0; i < nr; i++) unpinUserPage(m, pages[offset + i]!);
+  if (list.length) {
+    const ret = pinMigrate(m, list, report);
+    if (ret) {
+      putbackMovablePages(m, list);
+      if (hasBug('R3')) return getUserPagesLocked(m, mm, vpn, nr, flags, pages, offset); // re-pinned in place
+      return ret > 0 ? -ENOMEM : ret;
+    }
+  }
+  return 0;
+}
+
+/**
+ * __gup_longterm_locked(): without FOLL_LONGTERM a plain walk; with it, pin, check, and while
+ * folios had to move, unpin, migrate and pin again - all inside memalloc_pin_save().
+ * Returns the number pinned or -errno; no pins are held after an error.
+ */
+export function gupLongtermLocked(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number,
+  report: PinReport = newPinReport(), offset = 0): number {
+  if (!(flags & FOLL_LONGTERM)) return getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
+  const saved = memallocPinSave();
+  try {
+    switch (variant().loop) {
+      case 'v5.12': return longtermV512(m, mm, vpn, nrPages, pages, flags, report, offset);
+      case 'v5.13': return longtermV513(m, mm, vpn, nrPages, pages, flags, report, offset);
+      default: return longtermV61(m, mm, vpn, nrPages, pages, flags, report, offset);
+    }
+  } finally {
+    memallocPinRestore(saved);
+  }
+}
+
+function longtermV61(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number, report: PinReport, offset: number): number {
+  let rc: number;
+  let pinned = 0;
+  for (;;) {
+    pinned = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
+    if (pinned <= 0) { rc = pinned; break; }
+    const view = offset ? pages.slice(offset, offset + pinned) : pages;
+    rc = checkAndMigrateMovablePages(m, pinned, view, report);
+    if (offset) for (let i = 0; i < pinned; i++) pages[offset + i] = view[i]!;
+    if (rc !== -EAGAIN) break;
+    if (++report.retries >= GUP_LONGTERM_RETRIES_MAX) {
+      report.outcome = 'no-progress';
+      return -EINTR; // the kernel spins here until SIGKILL; pinlab stops as if it had come
+    }
+  }
+  if (rc) return rc;
+  return hasBug('R9') ? nrPages : pinned;
+}
+
+function longtermV513(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number, report: PinReport, offset: number): number {
+  let rc: number;
+  do {
+    rc = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
+    if (rc <= 0) break;
+    rc = checkAndMigrateV513(m, mm, vpn, rc, pages, flags, offset, report);
+    if (rc === 0 && ++report.retries >= GUP_LONGTERM_RETRIES_MAX) {
+      report.outcome = 'no-progress';
+      return -EINTR;
+    }
+  } while (rc === 0);
+  return rc;
+}
+
+/** check_and_migrate_cma_pages() (v5.12): only CMA pages move, targets may be ZONE_MOVABLE, failures to isolate are ignored. */
+function longtermV512(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number, report: PinReport, offset: number): number {
+  let n = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
+  for (let round = 0; n > 0 && round < PINNABLE_MIGRATE_MAX; round++) {
+    const list: number[] = [];
+    let drainAllow = true;
+    let prev = -1;
+    for (let i = 0; i < n; i++) {
+      const head = m.compoundHead(pages[offset + i]!);
+      if (head === prev || folioIsLongtermPinnable(m, head)) continue;
+      prev = head;
+      report.collected++;
+      if (!(m.flags[head]! & PG_lru) && drainAllow) { lruAddDrainAll(m); drainAllow = false; report.drains++; }
+      if (isolateFolio(m, head)) list.push(head);
+    }
+    if (!list.length) return n;
+    for (let i = 0; i < n; i++) unpinUserPage(m, pages[offset + i]!);
+    const ret = pinMigrate(m, list, report);
+    if (ret) {
+      putbackMovablePages(m, list);
+      return ret > 0 ? -ENOMEM : ret;
+    }
+    report.retries++;
+    n = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+
+function finish(rc: number, nrPages: number, report: PinReport): number {
+  if (report.outcome === 'no-progress') return rc;
+  if (current().fatalSignal && rc < 0) report.outcome = 'killed';
+  else if (rc < 0) report.outcome = 'error';
+  else if (rc < nrPages) report.outcome = 'partial';
+  else report.outcome = 'pinned';
+  return rc;
+}
+
+/** pin_user_pages() / pin_user_pages_remote(): FOLL_PIN on another or the current mm. */
+export function pinUserPages(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[],
+  report: PinReport = newPinReport()): number {
+  const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
+  if (flags < 0) return finish(flags, nrPages, report);
+  if (nrPages <= 0) return finish(0, nrPages, report);
+  return finish(gupLongtermLocked(m, mm, vpn, nrPages, pages, flags, report), nrPages, report);
+}
+export const pinUserPagesRemote = pinUserPages;
+
+/** get_user_pages(): FOLL_GET references (FOLL_LONGTERM is not allowed without FOLL_PIN). */
+export function getUserPages(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[]): number {
+  const flags = isValidGupArgs(pages, gupFlags, FOLL_GET);
+  if (flags < 0) return flags;
+  return getUserPagesLocked(m, mm, vpn, nrPages, flags, pages);
+}
+
+/**
+ * gup_fast_pte_range() + try_grab_folio_fast(): lockless, no faults. Stops at the first page that is
+ * absent, read-only for a write, the (special) zero page, shared for a read-only pin, or not
+ * long-term pinnable under FOLL_LONGTERM. Returns how many it pinned.
+ */
+function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[]): number {
+  let i = 0;
+  for (; i < nrPages; i++) {
+    ptlLock(m, mm); // stands for the lockless walk's re-check of the PTE after grabbing
+    const t = lookupLocked(m, mm, vpn + i);
+    let ok = !!t && !t.migrating && (!(flags & FOLL_WRITE) || t.write);
+    let head = -1;
+    if (ok) {
+      head = m.compoundHead(t!.pfn);
+      if (m.flags[head]! & PG_zero) ok = false; // pte_special(): the slow path handles it
+      else if (flags & FOLL_PIN && !t!.write && m.flags[head]! & PG_anon && !(m.flags[t!.pfn]! & PG_anon_exclusive)) ok = false;
+      else if (flags & FOLL_LONGTERM && !folioIsLongtermPinnable(m, head)) ok = false;
+      else if (m.refcount[head]! <= 0) ok = false; // folio_try_get() failed: frozen or freed
+    }
+    if (ok && tryGrabFolio(m, head, 1, flags) < 0) ok = false;
+    ptlUnlock(m, mm);
+    if (!ok) break;
+    pages[i] = t!.pfn;
+  }
+  return i;
+}
+
+/**
+ * pin_user_pages_fast() -> gup_fast_fallback(): the fast walk pins what it can; the rest goes through
+ * __gup_longterm_locked(). If that fails after the fast walk pinned k > 0 pages, k is returned and the
+ * caller must unpin them.
+ */
+export function pinUserPagesFast(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[],
+  report: PinReport = newPinReport()): number {
+  const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
+  if (flags < 0) return finish(flags, nrPages, report);
+  if (nrPages <= 0) return finish(0, nrPages, report);
+  const fast = gupFast(m, mm, vpn, nrPages, flags, pages);
+  if (fast === nrPages) return finish(fast, nrPages, report);
+  const rest = gupLongtermLocked(m, mm, vpn + fast, nrPages - fast, pages, flags, report, fast);
+  if (rest < 0) return finish(fast ? fast : rest, nrPages, report);
+  return finish(fast + rest, nrPages, report);
+}
+
+/** The vma of vpn is hugetlb (for callers that round to huge pages). */
+export function vmaIsHugetlb(m: Memmap, mm: number, vpn: number): boolean {
+  const vb = findVma(m, mm, vpn);
+  return vb >= 0 && (m.vmas[vb + VMA_FLAGS]! & VM_HUGETLB) !== 0;
+}
+
