@@ -11,7 +11,7 @@ import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PR
   MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE, populateRange } from '../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
 import { memoryBlockStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
-import { errname } from '../mm/errno';
+import { errname, errnoByName } from '../mm/errno';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { vmstatSnapshot, zoneInfo } from '../mm/vmstat';
 import { drainAllPages } from '../mm/page_alloc';
@@ -351,6 +351,7 @@ export function loadScenario(file: string, text?: string): Scenario {
   for (const k of Object.keys(r)) if (!['machine', 'steps', 'description'].includes(k)) throw new ScenarioError(`${file}: unknown top-level key '${k}' (machine, steps, description)`);
   const machine = r.machine as Record<string, unknown> | undefined;
   if (!machine || typeof machine.cmdline !== 'string') throw new ScenarioError(`${file}: machine.cmdline (a kernel command line) is required`);
+  for (const k of Object.keys(machine)) if (!['cmdline', 'geometry'].includes(k)) throw new ScenarioError(`${file}: unknown key 'machine.${k}' (cmdline, geometry)`);
   if (machine.geometry !== undefined && typeof machine.geometry !== 'string') throw new ScenarioError(`${file}: machine.geometry must be a string`);
   if (!Array.isArray(r.steps)) throw new ScenarioError(`${file}: steps must be a list`);
   const steps = r.steps.map((s, i) => validateStep(file, i + 1, s));
@@ -361,15 +362,21 @@ function validateStep(file: string, n: number, s: unknown): Step {
   const where = `${file}: step ${n}`;
   if (typeof s !== 'object' || s === null || Array.isArray(s)) throw new ScenarioError(`${where}: a step is a mapping with 'op'`);
   const st = s as Step;
-  const kind = STEP_KINDS[st.op];
+  if (st.op === undefined) throw new ScenarioError(`${where}: a step needs 'op' (ops: ${Object.keys(STEP_KINDS).join(', ')})`);
+  const kind = typeof st.op === 'string' && Object.hasOwn(STEP_KINDS, st.op) ? STEP_KINDS[st.op] : undefined;
   if (!kind) throw new ScenarioError(`${where}: unknown op '${String(st.op)}' (ops: ${Object.keys(STEP_KINDS).join(', ')})`);
   for (const k of Object.keys(st)) {
     if (k === 'op' || k === 'expect') continue;
-    if (!(k in kind.fields)) throw new ScenarioError(`${where}: op ${st.op} has no field '${k}' (fields: ${Object.keys(kind.fields).join(', ') || 'none'})`);
+    if (!Object.hasOwn(kind.fields, k)) throw new ScenarioError(`${where}: op ${st.op} has no field '${k}' (fields: ${Object.keys(kind.fields).join(', ') || 'none'})`);
+    const type = kind.fields[k]!;
+    const v = st[k];
+    const bad = (type === 'boolean' && typeof v !== 'boolean') || (type === 'number' && typeof v !== 'number')
+      || (type === 'string' && typeof v !== 'string') || ((type === 'size' || type === 'addr') && typeof v !== 'string' && typeof v !== 'number');
+    if (bad) throw new ScenarioError(`${where}: op ${st.op} field '${k}' must be a ${type === 'addr' ? 'address' : type}, got ${JSON.stringify(v)}`);
   }
   for (const k of kind.required) if (st[k] === undefined) throw new ScenarioError(`${where}: op ${st.op} needs '${k}'`);
-  if (st.expect !== undefined && typeof st.expect !== 'number' && !(typeof st.expect === 'string' && /^-E[A-Z0-9]+$/.test(st.expect))) {
-    throw new ScenarioError(`${where}: expect must be a number or an errno like -ENOMEM`);
+  if (st.expect !== undefined && typeof st.expect !== 'number' && !(typeof st.expect === 'string' && errnoByName(st.expect) !== undefined)) {
+    throw new ScenarioError(`${where}: expect must be a number or a known errno like -ENOMEM, got ${JSON.stringify(st.expect)}`);
   }
   return st;
 }

@@ -19,6 +19,8 @@ export interface AllocHammerTask {
   seed: number;
   gfps: number[];
   maxOrder: number;
+  /** allocations held at once before the hammer starts freeing */
+  holdMax: number;
 }
 
 export interface AllocHammerResult {

@@ -24,7 +24,7 @@ function allocHammer(t: AllocHammerTask): AllocHammerResult {
     r.frees++;
   };
   for (let i = 0; i < t.ops; i++) {
-    if (held.length && (rng.below(2) === 0 || held.length > 64)) { release(rng.below(held.length)); continue; }
+    if (held.length && (rng.below(2) === 0 || held.length > t.holdMax)) { release(rng.below(held.length)); continue; }
     const order = rng.below(8) === 0 ? rng.below(t.maxOrder + 1) : 0;
     const gfp = t.gfps[rng.below(t.gfps.length)]! | (order ? __GFP_COMP : 0);
     const pfn = allocPages(m, gfp, order);

@@ -33,3 +33,9 @@ export function errname(rc: number): string {
   const n = NAMES[-rc];
   return n ? `-${n}` : `-E${-rc}`;
 }
+
+/** "-ENOMEM" -> -12; undefined for an unknown name. */
+export function errnoByName(name: string): number | undefined {
+  for (const [n, v] of Object.entries(NAMES)) if (`-${v}` === name) return -Number(n);
+  return undefined;
+}

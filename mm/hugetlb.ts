@@ -5,7 +5,7 @@
 
 import { Memmap, H_HSTATES, HS_ORDER, HS_NR_HUGE_PAGES, HS_FREE_HUGE_PAGES, HS_FREE_LIST, HS_LOCK, HS_STRIDE,
   HUGE_MAX_HSTATE, PG_head, PG_tail, PG_hugetlb, PG_ZONE_MASK, PG_ORDER_SHIFT, Z_MANAGED, PG_isolated, PG_locked,
-  PG_anon, PG_dirty } from './memmap';
+  PG_anon, PG_dirty, PG_hugetlb_temporary } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
 import { MIGRATE_ISOLATE } from './mmzone';
 import { current, PF_MEMALLOC_PIN } from './sched';
@@ -140,8 +140,37 @@ export function dequeueHugetlbFolio(m: Memmap, hs: number): number {
   return pfn;
 }
 
-/** free_huge_folio(): refcount reached 0; back on the free list. */
+/**
+ * alloc_migrate_hugetlb_folio(): with no free folio in the pool, migration gets a fresh temporary one
+ * from the buddy (htlb_alloc_mask, same node). Returns it with refcount 1, or NO_PAGE.
+ */
+export function allocMigrateHugetlbFolio(m: Memmap, order: number): number {
+  const pfn = allocPages(m, htlbAllocMask(m, order) | __GFP_COMP | __GFP_THISNODE | __GFP_NOWARN, order);
+  if (pfn === NO_PAGE) return NO_PAGE;
+  prepHugetlbFolio(m, pfn, order);
+  m.flags[pfn] = m.flags[pfn]! | PG_hugetlb_temporary;
+  m.refcount[pfn] = 1;
+  return pfn;
+}
+
+/** move_hugetlb_state(): the new folio takes the old one's place in the pool; the old one becomes temporary. */
+export function moveHugetlbState(m: Memmap, oldPfn: number, newPfn: number): void {
+  if (!(m.flags[newPfn]! & PG_hugetlb_temporary)) return;
+  m.flags[newPfn] = m.flags[newPfn]! & ~PG_hugetlb_temporary;
+  m.flags[oldPfn] = m.flags[oldPfn]! | PG_hugetlb_temporary;
+}
+
+/** free_huge_folio(): refcount reached 0; back on the free list (a temporary folio goes back to the buddy). */
 export function freeHugeFolio(m: Memmap, pfn: number): void {
+  if (m.flags[pfn]! & PG_hugetlb_temporary) {
+    const order = m.pageOrder(pfn);
+    for (let p = pfn; p < pfn + (1 << order); p++) m.mapcount[p] = 0;
+    m.pincount[pfn + 1] = 0;
+    m.flags[pfn] = m.flags[pfn]! & ~(PG_hugetlb | PG_hugetlb_temporary | PG_isolated | PG_locked | PG_anon | PG_dirty);
+    m.refcount[pfn] = 1;
+    freePages(m, pfn, order);
+    return;
+  }
   const hs = hstateIndex(m, m.pageOrder(pfn));
   const hb = hstateBase(hs);
   const n = 1 << m.pageOrder(pfn);

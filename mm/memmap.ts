@@ -67,6 +67,7 @@ export const PG_pcp = 1 << 14; // on a per-CPU free list (the kernel knows this 
 export const PG_movable_ops = 1 << 15; // __PageMovable: non-LRU movable (balloon, zsmalloc)
 export const PG_hole = 1 << 16; // no RAM behind this pfn (memory hole / not present)
 export const PG_zero = 1 << 17; // the shared zero page (is_zero_pfn)
+export const PG_hugetlb_temporary = 1 << 19; // a surplus hugetlb folio made for migration (folio_test_hugetlb_temporary)
 export const PG_anon_exclusive = 1 << 18; // PageAnonExclusive: mapped by exactly one process, may be pinned
 
 export const PG_ZONE_SHIFT = 20;

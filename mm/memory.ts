@@ -9,7 +9,7 @@
 import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
   MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
-  PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, VM_WRITE, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
+  PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
   anonVmaAlloc } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
@@ -96,6 +96,7 @@ export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean
   if (vb < 0) return VM_FAULT_SIGSEGV;
   const flags = m.vmas[vb + VMA_FLAGS]!;
   if (write && !(flags & VM_WRITE)) return VM_FAULT_SIGSEGV;
+  if (!write && !(flags & VM_READ)) return VM_FAULT_SIGSEGV; // PROT_NONE
   if (flags & (VM_PFNMAP | VM_IO)) return VM_FAULT_SIGBUS; // no struct pages behind it in the model
   if (flags & VM_HUGETLB) return hugetlbFault(m, mm, vb, vpn, write);
   const pi = pmdIndex(m, mm, vpn);
@@ -203,7 +204,6 @@ function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number):
   ptlUnlock(m, mm);
   folioAddLru(m, pfn);
   countVmEvents(m, vmItem('thp_fault_alloc'), 1);
-  countVmEvents(m, vmItem('nr_anon_transparent_hugepages'), 1);
   return 0;
 }
 
@@ -365,6 +365,8 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
  * Returns the value read (or written), or -EFAULT when the access would SIGSEGV/SIGBUS/OOM.
  */
 export function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, value = 0): number {
+  const vb = findVma(m, mm, vpn);
+  if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (write ? VM_WRITE : VM_READ))) return -EFAULT; // PROT_NONE PTEs are not accessible
   for (let tries = 0; tries < ACCESS_RETRIES_MAX; tries++) {
     ptlLock(m, mm);
     const t = lookupLocked(m, mm, vpn);
@@ -433,10 +435,7 @@ function zapHugePmd(m: Memmap, mm: number, pi: number): void {
   if (!(pmd & PTE_PRESENT)) return;
   const head = pmd & PFN_MASK;
   pmdMapDec(m, head);
-  if (!(m.flags[head]! & PG_hugetlb)) {
-    m.mms[mmBase(mm) + MM_RSS_ANON]! -= m.ptrsPerTable;
-    countVmEvents(m, vmItem('nr_anon_transparent_hugepages'), -1);
-  }
+  if (!(m.flags[head]! & PG_hugetlb)) m.mms[mmBase(mm) + MM_RSS_ANON]! -= m.ptrsPerTable;
   folioPut(m, head);
 }
 

@@ -15,7 +15,7 @@ import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFree
 import { tryToMigrate, removeMigrationPtes, folioMapped } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { EAGAIN, ENOMEM } from './errno';
-import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
+import { dequeueHugetlbFolio, hstateIndex, allocMigrateHugetlbFolio, moveHugetlbState } from './hugetlb';
 import { splitFolio } from './huge_memory';
 
 // enum migrate_reason (include/linux/migrate_mode.h) and migrate_reason_names[] (mm/debug.c)
@@ -48,9 +48,11 @@ export interface MigrateStats { nrSucceeded: number; nrFailedPages: number; nrTh
  */
 export function allocMigrationTarget(gfp: number): NewFolio {
   return (m, src) => {
-    if (m.flags[src]! & PG_hugetlb) {
+    if (m.flags[src]! & PG_hugetlb) { // alloc_hugetlb_folio_nodemask()
       const hs = hstateIndex(m, folioOrder(m, src));
-      return hs < 0 ? NO_PAGE : dequeueHugetlbFolio(m, hs);
+      if (hs < 0) return NO_PAGE;
+      const pfn = dequeueHugetlbFolio(m, hs);
+      return pfn !== NO_PAGE ? pfn : allocMigrateHugetlbFolio(m, folioOrder(m, src));
     }
     let mask = gfp;
     const order = folioOrder(m, src);
@@ -144,6 +146,7 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio, why: { s: string
     Atomics.store(m.shmemPages, shmemSlot(m, src), dst + 1);
     Atomics.add(m.refcount, dst, nr);
   }
+  if (m.flags[src]! & PG_hugetlb) moveHugetlbState(m, src, dst);
   folioRefUnfreeze(m, src, 1);
   m.flags[src] = m.flags[src]! & ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated);
   for (let i = 0; i < nr; i++) m.flags[src + i] = m.flags[src + i]! & ~PG_anon_exclusive;

@@ -125,7 +125,8 @@ export function doMmap(m: Memmap, mm: number, a: MmapArgs): number {
   if (!Number.isSafeInteger(a.nrPages) || a.nrPages <= 0) return -EINVAL;
   if (a.hugetlb) {
     if (hstateIndex(m, m.pmdOrder) < 0) return -ENOMEM; // no hugetlb pool of the PMD size
-    if (a.nrPages % m.ptrsPerTable || (a.vpn !== undefined && a.vpn % m.ptrsPerTable)) return -EINVAL;
+    if (a.vpn !== undefined && a.vpn % m.ptrsPerTable) return -EINVAL;
+    a = { ...a, nrPages: Math.ceil(a.nrPages / m.ptrsPerTable) * m.ptrsPerTable }; // ksys_mmap_pgoff(): ALIGN(len, huge_page_size)
   }
   mmapWriteLock(m, mm);
   try {
@@ -158,6 +159,7 @@ export function doMmap(m: Memmap, mm: number, a: MmapArgs): number {
       if (shmem) shmemPut(m, shmem - 1);
       return vb;
     }
+    // MAP_POPULATE / mlock: failures to populate are not reported (mm_populate's result is ignored)
     if (a.populate || a.locked) populateRange(m, mm, start, start + a.nrPages, (a.prot & PROT_WRITE) !== 0);
     return start;
   } finally {
@@ -272,6 +274,18 @@ export function doMunmap(m: Memmap, mm: number, vpn: number, nrPages: number): n
   }
 }
 
+/** The first vpn in [start, end) no VMA covers (end if none). */
+function firstHole(m: Memmap, mm: number, start: number, end: number): number {
+  let at = start;
+  for (const v of vmaList(m, mm)) {
+    if (v.end <= at) continue;
+    if (v.start > at) return at;
+    at = v.end;
+    if (at >= end) return end;
+  }
+  return Math.min(at, end);
+}
+
 function rangeFullyMapped(m: Memmap, mm: number, start: number, end: number): boolean {
   let at = start;
   for (const v of vmaList(m, mm)) {
@@ -289,8 +303,10 @@ export function doMprotect(m: Memmap, mm: number, vpn: number, nrPages: number, 
   const end = vpn + nrPages;
   mmapWriteLock(m, mm);
   try {
-    if (!rangeFullyMapped(m, mm, vpn, end)) return -ENOMEM;
-    const starts = isolateRange(m, mm, vpn, end);
+    // do_mprotect_pkey(): VMAs are changed in address order up to the first hole, which is -ENOMEM
+    const hole = firstHole(m, mm, vpn, end);
+    if (hole === vpn) return -ENOMEM;
+    const starts = isolateRange(m, mm, vpn, hole);
     if (typeof starts === 'number') return starts;
     for (const s of starts) {
       const vb = vmaAt(m, mm, s);
@@ -300,7 +316,7 @@ export function doMprotect(m: Memmap, mm: number, vpn: number, nrPages: number, 
       m.vmas[vb + VMA_FLAGS] = f;
       if (!(prot & PROT_WRITE)) changeProtection(m, mm, s, m.vmas[vb + VMA_END]!);
     }
-    return 0;
+    return hole < end ? -ENOMEM : 0;
   } finally {
     mmapWriteUnlock(m, mm);
   }
@@ -334,11 +350,13 @@ export function doMadvise(m: Memmap, mm: number, vpn: number, nrPages: number, a
   if (![MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE].includes(advice)) return -EINVAL;
   mmapWriteLock(m, mm);
   try {
-    if (!rangeFullyMapped(m, mm, vpn, end)) return -ENOMEM;
+    // madvise_walk_vmas(): advice applies to every mapped part; an unmapped part makes the result -ENOMEM
+    const unmapped = !rangeFullyMapped(m, mm, vpn, end);
     if (advice === MADV_DONTNEED) {
-      zapPageRange(m, mm, vpn, end);
-      return 0;
+      for (const v of vmaList(m, mm)) if (v.start < end && vpn < v.end) zapPageRange(m, mm, Math.max(v.start, vpn), Math.min(v.end, end));
+      return unmapped ? -ENOMEM : 0;
     }
+    if (unmapped) return -ENOMEM;
     if (advice === MADV_POPULATE_WRITE) return populateRange(m, mm, vpn, end, true) ? -ENOMEM : 0;
     const starts = isolateRange(m, mm, vpn, end);
     if (typeof starts === 'number') return starts;

@@ -14,6 +14,9 @@ import { folioOrder, folioGet } from './swap';
 import { spinLock, spinUnlock } from './locking';
 import { GUP_PIN_COUNTING_BIAS } from './pinnable';
 import { variant } from './variants';
+import { countVmEvents, vmItem } from './vmstat';
+
+const NR_ANON_THPS = vmItem('nr_anon_transparent_hugepages');
 
 /** folio_mapcount(): PTE mappings of every page plus PMD mappings of the whole folio. */
 export function folioMapcount(m: Memmap, head: number): number {
@@ -62,10 +65,10 @@ export function pteMapDec(m: Memmap, pfn: number): void {
 }
 /** The entire mapcount sits in page[1]'s pincount slot (page[1]'s mapcount counts its own PTEs). */
 export function pmdMapInc(m: Memmap, head: number): void {
-  m.pincount[head + 1]!++;
+  if (m.pincount[head + 1]!++ === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
 }
 export function pmdMapDec(m: Memmap, head: number): void {
-  m.pincount[head + 1]!--;
+  if (--m.pincount[head + 1]! === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, -1);
 }
 
 export interface RmapSite {

@@ -6,7 +6,7 @@ import { current } from './sched';
 export const VM_ITEMS = [
   'nr_foll_pin_acquired', 'nr_foll_pin_released',
   'nr_isolated_anon', 'nr_isolated_file',
-  'nr_anon_pages', 'nr_mlock', 'nr_anon_transparent_hugepages',
+  'nr_anon_transparent_hugepages',
   'pgalloc_dma', 'pgalloc_dma32', 'pgalloc_normal', 'pgalloc_movable',
   'allocstall_normal', 'allocstall_movable',
   'pgfree', 'pgfault',

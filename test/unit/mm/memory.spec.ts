@@ -150,7 +150,26 @@ describe('faults (mm/memory.c)', () => {
     expect(doMunmap(m, mm, v, 8)).toBe(0);
     expect(pool()).toBe(3);
     expect(doMunmap(m, mm, v + 8, 3)).toBe(-EINVAL); // hugetlb VMAs split only at huge page boundaries
-    expect(doMmap(m, mm, { nrPages: 5, prot: RW, hugetlb: true })).toBe(-EINVAL);
+    // a length that is not a huge page multiple is rounded up (ksys_mmap_pgoff)
+    const w = doMmap(m, mm, { nrPages: 5, prot: RW, hugetlb: true });
+    expect(w % 8).toBe(0);
+    expect(doMunmap(m, mm, w, 8)).toBe(0);
+  });
+
+  it('PROT_NONE memory cannot be read; madvise over a hole acts on the mapped part and returns -ENOMEM', () => {
+    const m = boot(CMD, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 4, prot: RW });
+    userAccess(m, mm, v, true, 9);
+    expect(doMprotect(m, mm, v, 4, 0)).toBe(0);
+    expect(userAccess(m, mm, v, false)).toBe(-EFAULT);
+    expect(doMprotect(m, mm, v, 4, RW)).toBe(0);
+    expect(userAccess(m, mm, v, false)).toBe(9);
+    expect(doMadvise(m, mm, v, 64, MADV_DONTNEED)).toBe(-ENOMEM);
+    expect(userAccess(m, mm, v, false)).toBe(0);
+    userAccess(m, mm, v, true, 5);
+    expect(doMprotect(m, mm, v, 64, PROT_READ)).toBe(-ENOMEM); // applied up to the hole
+    expect(userAccess(m, mm, v, true, 6)).toBe(-EFAULT);
   });
 
   it('VM_PFNMAP has no pages: access fails', () => {

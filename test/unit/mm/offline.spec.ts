@@ -137,6 +137,19 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
     sound(m);
   });
 
+  it('an in-use hugetlb folio migrates to a temporary folio when the pool has none free elsewhere', () => {
+    const m = boot(`${CMD} hugepages=1`, MINI);
+    const mm = mmCreate(m);
+    const v = doMmap(m, mm, { nrPages: 8, prot: RW, hugetlb: true });
+    userAccess(m, mm, v, true, 77);
+    const p = pfnOf(m, mm, v);
+    expect(memoryBlockStore(m, blockOf(m, p), 'offline')).toBe(0);
+    expect(userAccess(m, mm, v, false)).toBe(77);
+    expect(m.flags[pfnOf(m, mm, v)]! & PG_hugetlb).toBeTruthy();
+    exitMmap(m, mm);
+    sound(m);
+  });
+
   it('offline and online a block many times: no frame leaks', () => {
     const { m, mm } = filled();
     const before = checkAllocator(m).census;
