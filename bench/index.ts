@@ -8,6 +8,7 @@ import { Memmap } from '../mm/memmap';
 import { GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_COMP } from '../mm/gfp';
 import { ActorPool } from '../harness/pool';
 import { allocPairs } from './alloc_pairs';
+import { migrateRows, offlineRows } from './migrate';
 import type { AllocBenchResult } from '../harness/types';
 
 type Row = Record<string, string | number>;
@@ -79,9 +80,17 @@ function benchBoot(): void {
   record('boot', rows);
 }
 
+function benchMigrate(): void {
+  record('migrate', migrateRows());
+}
+
+function benchOffline(): void {
+  record('offline', offlineRows());
+}
+
 async function mainBench(): Promise<void> {
   const which = process.argv.slice(2);
-  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot };
+  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline };
   const names = which.length ? which : Object.keys(all);
   for (const n of names) {
     const fn = all[n];

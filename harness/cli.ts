@@ -2,7 +2,8 @@
 import { parseArgs } from 'node:util';
 import { CmdlineError, DEFAULT_CMDLINE } from '../mm/cmdline';
 import { bootFromSpec, layoutJson, layoutText } from './layout';
-import { loadScenario, runScenario, ScenarioError } from './scenario';
+import { loadScenario, runScenario, scenarioKernels, ScenarioError } from './scenario';
+import { parseVariant, VariantError, VARIANT_NAMES, BUGS, DEFAULT_VARIANT } from '../mm/variants';
 
 export class UsageError extends Error {
   constructor(msg: string) {
@@ -23,6 +24,7 @@ Simulated Linux memory manager for long-term pinning, ZONE_MOVABLE, CMA and memo
 verbs:
   layout     boot a machine from a kernel command line and show its zones, free lists and memory blocks
   scenario   run a scripted scenario file (docs/scenarios.md) and print each step's result
+  variants   list the kernel variants and bug switches (--kernel v6.12+R3)
 
 Run 'pinlab <verb> --help' for a verb's options. With no verb, pinlab runs the main job (today: layout
 of the default machine, '${DEFAULT_CMDLINE}').
@@ -73,42 +75,80 @@ function cmdLayout(argv: string[], io: Io): number {
   return 0;
 }
 
-const SCENARIO_HELP = `usage: pinlab scenario FILE... [--json]
+const SCENARIO_HELP = `usage: pinlab scenario FILE... [--kernel VARIANT] [--json]
 
 Run scenario files (YAML or JSON; format in docs/scenarios.md): boot the machine, run each step on one
 thread, deterministically, printing its result (errno, pages, zones), then the final zones and blocks.
+A file runs once under each of its 'kernels:' (or machine.kernel, or ${DEFAULT_VARIANT}).
 Exit code 0 when every step's 'expect:' held, 1 when one did not, 2 for a bad file.
 
 options:
+  --kernel V    run under this kernel variant only, e.g. v5.12 or v6.12+R3 (pinlab variants lists them)
   --json        one JSON document per file: results[], layout, vmstat
   -h, --help    this text
 `;
 
 function cmdScenario(argv: string[], io: Io): number {
-  const { values, positionals } = parse('scenario', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  const { values, positionals } = parse('scenario', argv, { json: { type: 'boolean' }, kernel: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
   if (values.help) { io.out(SCENARIO_HELP); return 0; }
   if (!positionals.length) throw new UsageError('scenario: give at least one scenario FILE (see pinlab scenario --help)');
+  const kernel = values.kernel as string | undefined;
+  if (kernel !== undefined) checkKernelFlag(kernel);
   let ok = true;
   const docs: unknown[] = [];
   for (const file of positionals) {
-    const sc = loadScenario(file);
-    if (!values.json) io.out(`# ${file}: ${sc.machine.cmdline}${sc.machine.geometry ? ` (geometry ${sc.machine.geometry})` : ''}\n`);
-    const run = runScenario(file, sc, values.json ? undefined : (line) => io.out(line + '\n'));
+   const sc = loadScenario(file);
+   for (const k of scenarioKernels(sc, kernel)) {
+    if (!values.json) io.out(`# ${file} [${k}]: ${sc.machine.cmdline}${sc.machine.geometry ? ` (geometry ${sc.machine.geometry})` : ''}\n`);
+    const run = runScenario(file, sc, values.json ? undefined : (line) => io.out(line + '\n'), k);
     ok &&= run.ok;
     if (values.json) docs.push(run);
     else {
       io.out(`# zones: ${run.layout.zones.filter((z) => z.managed || z.present).map((z) => `${z.name} free ${z.free}/${z.managed}`).join('; ')}\n`);
       io.out(`# blocks: ${run.layout.blocks.map((b) => `memory${b.index} ${b.state} ${b.valid_zones}`).join(', ')}\n`);
-      io.out(`# ${run.ok ? 'ok' : 'FAILED'}: ${run.results.filter((r) => r.ok).length}/${run.results.length} steps as expected\n`);
+      io.out(`# ${run.ok ? 'ok' : 'FAILED'}: ${run.results.filter((r) => r.ok).length}/${run.results.length} steps as expected${run.panic ? ' (ended in a kernel panic)' : ''}\n`);
     }
+   }
   }
   if (values.json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
   return ok ? 0 : 1;
 }
 
+function checkKernelFlag(k: string): void {
+  try { parseVariant(k); } catch (e) {
+    if (e instanceof VariantError) throw new UsageError(`--kernel: ${e.message}`);
+    throw e;
+  }
+}
+
+const VARIANTS_HELP = `usage: pinlab variants [--json]
+
+List the kernel variants (--kernel NAME) and the bug switches from the regression corpus that can be
+added to any of them (--kernel v6.12+R3) or removed (--kernel v6.1+-R10). docs/kernel-variants.md has more.
+`;
+
+function cmdVariants(argv: string[], io: Io): number {
+  const { values, positionals } = parse('variants', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (positionals.length) throw new UsageError(`variants: unexpected argument '${positionals[0]}'`);
+  if (values.help) { io.out(VARIANTS_HELP); return 0; }
+  const variants = VARIANT_NAMES.map((n) => {
+    const v = parseVariant(n);
+    return { name: n, default: n === DEFAULT_VARIANT, commit: v.commit, summary: v.summary, bugs: [...v.bugs] };
+  });
+  if (values.json) { io.out(JSON.stringify({ variants, bugs: BUGS }, null, 2) + '\n'); return 0; }
+  io.out('kernel variants:\n');
+  for (const v of variants) {
+    io.out(`  ${v.name.padEnd(10)} ${v.summary}${v.default ? ' [default]' : ''}\n  ${''.padEnd(10)} from ${v.commit}${v.bugs.length ? `; has ${v.bugs.join(' ')}` : ''}\n`);
+  }
+  io.out('\nbug switches (+Rn adds one, +-Rn removes one):\n');
+  for (const b of BUGS) io.out(`  ${b.id.padEnd(4)} ${b.what}\n       fixed by ${b.commit}\n`);
+  return 0;
+}
+
 const VERBS: Record<string, (argv: string[], io: Io) => number> = {
   layout: cmdLayout,
   scenario: cmdScenario,
+  variants: cmdVariants,
 };
 
 /** Runs one command; returns the exit code (0 ok, 1 a property failed or a run broke, 2 bad input). */

@@ -4,8 +4,10 @@
 
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { Memmap, PAGE_SIZE, PG_zero } from '../mm/memmap';
-import { memparse, CmdlineError } from '../mm/cmdline';
+import { Memmap } from '../mm/memmap';
+import { CmdlineError } from '../mm/cmdline';
+import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizePages, addrVpn, proc, prot, residency, hex } from './scenario_ctx';
+import { PIN_STEPS } from './scenario_pin';
 import { bootFromSpec, layoutJson } from './layout';
 import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED,
   MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE, populateRange } from '../mm/mmap';
@@ -17,131 +19,35 @@ import { vmstatSnapshot, zoneInfo } from '../mm/vmstat';
 import { drainAllPages } from '../mm/page_alloc';
 import { lruAddDrainAll } from '../mm/swap';
 import { migrateRange } from '../mm/migrate';
-import { setCurrent, current } from '../mm/sched';
+import { setCurrent, newTask } from '../mm/sched';
+import { parseVariant, setVariant, VariantError, DEFAULT_VARIANT, BugSwitch } from '../mm/variants';
+import { oomKills, KernelPanic } from '../mm/oom_kill';
+import { gupFaults } from '../mm/gup';
 
-export class ScenarioError extends Error {
-  constructor(msg: string) {
-    super(msg);
-    this.name = 'ScenarioError';
-  }
-}
+export { ScenarioError, residency };
+export type { Step, StepResult, ScenarioContext };
 
-export type Step = Record<string, unknown> & { op: string };
+/** A per-kernel expectation: a value, or { "v5.12": x, "+R3": y, default: z }. */
+export type Expectation = number | string | Record<string, number | string>;
 
 export interface Scenario {
-  machine: { cmdline: string; geometry?: string };
+  description?: string;
+  /** machine.kernel picks the variant; `kernels` runs the scenario once under each */
+  machine: { cmdline: string; geometry?: string; kernel?: string };
+  kernels?: string[];
   steps: Step[];
-}
-
-export interface StepResult {
-  step: number;
-  op: string;
-  proc?: string;
-  rc: number;
-  /** errno name for rc < 0, else the value */
-  result: string;
-  detail: string;
-  ok: boolean;
 }
 
 export interface ScenarioRun {
   file: string;
+  kernel: string;
   results: StepResult[];
   ok: boolean;
+  /** a kernel panic (the OOM killer found nothing to kill) ends the run early */
+  panic?: string;
   layout: ReturnType<typeof layoutJson>;
   vmstat: Record<string, number>;
 }
-
-/** The state a scenario's steps share: the machine, named processes and named mappings. */
-export interface ScenarioContext {
-  m: Memmap;
-  procs: Map<string, number>;
-  /** name -> first vpn and length in pages */
-  maps: Map<string, { proc: string; vpn: number; nrPages: number }>;
-  out: (line: string) => void;
-}
-
-/** A step kind: validates its fields (throwing ScenarioError) and runs. */
-export interface StepKind {
-  fields: Record<string, 'string' | 'number' | 'size' | 'addr' | 'boolean' | 'any'>;
-  required: string[];
-  run(ctx: ScenarioContext, s: Step): { rc: number; detail: string; bad?: boolean };
-}
-
-function fail(where: string, what: string): never {
-  throw new ScenarioError(`${where}: ${what}`);
-}
-
-/** A size: bytes with K/M/G, a number of bytes, or "Np" pages; must be whole pages. */
-export function sizePages(where: string, v: unknown): number {
-  let bytes: number;
-  if (typeof v === 'number') bytes = v;
-  else if (typeof v === 'string' && /^[0-9]+p$/.test(v)) bytes = Number(v.slice(0, -1)) * PAGE_SIZE;
-  else if (typeof v === 'string') {
-    try { bytes = memparse('size', v); } catch { fail(where, `bad size '${v}' (bytes with K/M/G, or Np for pages)`); }
-  } else fail(where, `bad size ${JSON.stringify(v)}`);
-  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % PAGE_SIZE) fail(where, `size ${JSON.stringify(v)} is not a positive whole number of 4K pages`);
-  return bytes / PAGE_SIZE;
-}
-
-/** An address: a mapping name with an optional +offset ("buf+8K"), or a hex/decimal byte address. */
-export function addrVpn(ctx: ScenarioContext, where: string, v: unknown): number {
-  if (typeof v === 'number') return checkAligned(where, v);
-  if (typeof v !== 'string') fail(where, `bad address ${JSON.stringify(v)}`);
-  const mt = /^([A-Za-z_][A-Za-z0-9_]*)(?:\+(.+))?$/.exec(v);
-  if (mt) {
-    const map = ctx.maps.get(mt[1]!);
-    if (!map) fail(where, `unknown mapping '${mt[1]}' (name one with 'as:' on an mmap step)`);
-    const off = mt[2] === undefined ? 0 : offsetBytes(where, mt[2]);
-    return map.vpn + checkAligned(where, off);
-  }
-  return checkAligned(where, offsetBytes(where, v));
-}
-
-function offsetBytes(where: string, s: string): number {
-  if (/^[0-9]+p$/.test(s)) return Number(s.slice(0, -1)) * PAGE_SIZE;
-  try { return memparse('address', s); } catch { return fail(where, `bad address or offset '${s}'`); }
-}
-
-function checkAligned(where: string, bytes: number): number {
-  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes % PAGE_SIZE) fail(where, `address ${bytes} is not page aligned`);
-  return bytes / PAGE_SIZE;
-}
-
-function proc(ctx: ScenarioContext, where: string, s: Step): number {
-  const name = s.proc;
-  if (typeof name !== 'string') fail(where, "needs 'proc:' (a process name)");
-  const mm = ctx.procs.get(name);
-  if (mm === undefined) fail(where, `unknown process '${name}' (create it with 'op: spawn' or 'op: fork')`);
-  return mm;
-}
-
-function prot(where: string, v: unknown): number {
-  if (v === undefined) return PROT_READ | PROT_WRITE;
-  if (v === 'none') return 0;
-  if (typeof v !== 'string' || !/^r?w?$/.test(v)) fail(where, `prot '${String(v)}' is not one of r, rw, w, none`);
-  return (v.includes('r') ? PROT_READ : 0) | (v.includes('w') ? PROT_WRITE : 0);
-}
-
-/** "16 pages (Movable 12, Normal 4)": where the range's present pages live. */
-export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): string {
-  const byZone = new Array(ZONE_NAMES.length).fill(0);
-  let present = 0;
-  let zero = 0;
-  ptlLock(m, mm);
-  for (let v = vpn; v < vpn + nrPages; v++) {
-    const t = lookupLocked(m, mm, v);
-    if (!t || t.migrating) continue;
-    if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
-    present++;
-    byZone[m.pageZonenum(t.pfn)]++;
-  }
-  ptlUnlock(m, mm);
-  const zones = byZone.map((n, z) => (n ? `${ZONE_NAMES[z]} ${n}` : '')).filter(Boolean);
-  return `${present} pages present${zones.length ? ` (${zones.join(', ')})` : ''}${zero ? `, ${zero} zero-page` : ''}`;
-}
-
-const hex = (vpn: number) => '0x' + (vpn * PAGE_SIZE).toString(16);
 
 export const STEP_KINDS: Record<string, StepKind> = {
   spawn: {
@@ -311,6 +217,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       return { rc: 0, detail: zoneSummary(ctx.m) };
     },
   },
+  ...PIN_STEPS,
 };
 
 function mapLen(ctx: ScenarioContext, addr: unknown, vpn: number): number {
@@ -348,14 +255,34 @@ export function loadScenario(file: string, text?: string): Scenario {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ScenarioError(`${file}: expected a mapping with 'machine' and 'steps'`);
   const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) if (!['machine', 'steps', 'description'].includes(k)) throw new ScenarioError(`${file}: unknown top-level key '${k}' (machine, steps, description)`);
+  for (const k of Object.keys(r)) if (!['machine', 'steps', 'description', 'kernels'].includes(k)) throw new ScenarioError(`${file}: unknown top-level key '${k}' (machine, steps, description, kernels)`);
   const machine = r.machine as Record<string, unknown> | undefined;
   if (!machine || typeof machine.cmdline !== 'string') throw new ScenarioError(`${file}: machine.cmdline (a kernel command line) is required`);
-  for (const k of Object.keys(machine)) if (!['cmdline', 'geometry'].includes(k)) throw new ScenarioError(`${file}: unknown key 'machine.${k}' (cmdline, geometry)`);
+  for (const k of Object.keys(machine)) if (!['cmdline', 'geometry', 'kernel'].includes(k)) throw new ScenarioError(`${file}: unknown key 'machine.${k}' (cmdline, geometry, kernel)`);
   if (machine.geometry !== undefined && typeof machine.geometry !== 'string') throw new ScenarioError(`${file}: machine.geometry must be a string`);
+  if (machine.kernel !== undefined) checkKernel(file, 'machine.kernel', machine.kernel);
+  let kernels: string[] | undefined;
+  if (r.kernels !== undefined) {
+    if (!Array.isArray(r.kernels) || !r.kernels.length) throw new ScenarioError(`${file}: kernels must be a non-empty list of kernel variants`);
+    kernels = r.kernels.map((k, i) => checkKernel(file, `kernels[${i}]`, k));
+  }
   if (!Array.isArray(r.steps)) throw new ScenarioError(`${file}: steps must be a list`);
   const steps = r.steps.map((s, i) => validateStep(file, i + 1, s));
-  return { machine: { cmdline: machine.cmdline, geometry: machine.geometry as string | undefined }, steps };
+  return { description: typeof r.description === 'string' ? r.description : undefined,
+    machine: { cmdline: machine.cmdline, geometry: machine.geometry as string | undefined, kernel: machine.kernel as string | undefined }, kernels, steps };
+}
+
+function checkKernel(file: string, where: string, k: unknown): string {
+  if (typeof k !== 'string') throw new ScenarioError(`${file}: ${where} must be a kernel variant name like v6.12+R3`);
+  try { parseVariant(k); } catch (e) {
+    if (e instanceof VariantError) throw new ScenarioError(`${file}: ${where}: ${e.message}`);
+    throw e;
+  }
+  return k;
+}
+
+function validExpectValue(v: unknown): boolean {
+  return typeof v === 'number' || (typeof v === 'string' && (errnoByName(v) !== undefined || v === 'killed' || v === 'panic'));
 }
 
 function validateStep(file: string, n: number, s: unknown): Step {
@@ -366,7 +293,7 @@ function validateStep(file: string, n: number, s: unknown): Step {
   const kind = typeof st.op === 'string' && Object.hasOwn(STEP_KINDS, st.op) ? STEP_KINDS[st.op] : undefined;
   if (!kind) throw new ScenarioError(`${where}: unknown op '${String(st.op)}' (ops: ${Object.keys(STEP_KINDS).join(', ')})`);
   for (const k of Object.keys(st)) {
-    if (k === 'op' || k === 'expect') continue;
+    if (k === 'op' || k === 'expect' || k === 'expect_match') continue;
     if (!Object.hasOwn(kind.fields, k)) throw new ScenarioError(`${where}: op ${st.op} has no field '${k}' (fields: ${Object.keys(kind.fields).join(', ') || 'none'})`);
     const type = kind.fields[k]!;
     const v = st[k];
@@ -375,48 +302,126 @@ function validateStep(file: string, n: number, s: unknown): Step {
     if (bad) throw new ScenarioError(`${where}: op ${st.op} field '${k}' must be a ${type === 'addr' ? 'address' : type}, got ${JSON.stringify(v)}`);
   }
   for (const k of kind.required) if (st[k] === undefined) throw new ScenarioError(`${where}: op ${st.op} needs '${k}'`);
-  if (st.expect !== undefined && typeof st.expect !== 'number' && !(typeof st.expect === 'string' && errnoByName(st.expect) !== undefined)) {
-    throw new ScenarioError(`${where}: expect must be a number or a known errno like -ENOMEM, got ${JSON.stringify(st.expect)}`);
+  for (const [key, allowed] of [['expect', 'a number, a known errno like -ENOMEM, killed or panic'], ['expect_match', 'a regular expression']] as const) {
+    const e = st[key];
+    if (e === undefined) continue;
+    const values = typeof e === 'object' && e !== null && !Array.isArray(e) ? Object.entries(e) : [['', e] as const];
+    for (const [k, v] of values) {
+      if (k && k !== 'default' && !/^\+R[0-9]+$/.test(k)) checkKernel(file, `step ${n} ${key} key`, k);
+      const ok = key === 'expect' ? validExpectValue(v) : typeof v === 'string' && isRegex(v);
+      if (!ok) throw new ScenarioError(`${where}: ${key}${k ? `[${k}]` : ''} must be ${allowed}, got ${JSON.stringify(v)}`);
+    }
   }
   return st;
 }
 
-/** Run a loaded scenario. ScenarioError from a step (a bad address, an unknown name) names the step. */
-export function runScenario(file: string, sc: Scenario, out: (line: string) => void = () => {}): ScenarioRun {
+function isRegex(s: string): boolean {
+  try { new RegExp(s); return true; } catch { return false; }
+}
+
+/** The expectation that applies under a kernel: exact name, then the first '+Rn' the variant has, then 'default'. */
+export function expectationFor(e: unknown, kernel: string): number | string | undefined {
+  if (typeof e !== 'object' || e === null) return e as number | string | undefined;
+  const map = e as Record<string, number | string>;
+  if (Object.hasOwn(map, kernel)) return map[kernel];
+  const bugs = parseVariant(kernel).bugs;
+  for (const k of Object.keys(map)) if (k.startsWith('+') && bugs.has(k.slice(1) as BugSwitch)) return map[k];
+  const base = kernel.split('+')[0]!;
+  if (Object.hasOwn(map, base)) return map[base];
+  return map.default;
+}
+
+/** The kernels a scenario runs under: --kernel wins, then `kernels`, then machine.kernel, then the default. */
+export function scenarioKernels(sc: Scenario, override?: string): string[] {
+  if (override) return [override];
+  return sc.kernels ?? [sc.machine.kernel ?? DEFAULT_VARIANT];
+}
+
+/** Run a loaded scenario under one kernel variant. ScenarioError from a step names the step. */
+export function runScenario(file: string, sc: Scenario, out: (line: string) => void = () => {}, kernel = scenarioKernels(sc)[0]!): ScenarioRun {
+  let variantNow;
+  try { variantNow = parseVariant(kernel); } catch (e) {
+    if (e instanceof VariantError) throw new ScenarioError(`--kernel: ${e.message}`);
+    throw e;
+  }
+  const prevVariant = setVariant(variantNow);
+  const prevFaults = { ...gupFaults };
   let booted;
   try {
     booted = bootFromSpec(sc.machine);
   } catch (e) {
+    setVariant(prevVariant);
     if (e instanceof CmdlineError) throw new ScenarioError(`${file}: machine: ${e.message}`);
     throw e;
   }
-  const ctx: ScenarioContext = { m: booted.m, procs: new Map(), maps: new Map(), out };
-  const prev = setCurrent({ ...current(), pid: 1, comm: 'scenario', cpu: 0, flags: 0, sigpending: false, fatalSignal: false });
+  const ctx: ScenarioContext = { m: booted.m, procs: new Map(), maps: new Map(), dead: new Map(), held: new Map(), step: 0, out };
+  const task = newTask(1, 'scenario', 0);
+  const prev = setCurrent(task);
   const results: StepResult[] = [];
+  let panic: string | undefined;
+  oomKills.length = 0;
   try {
-    sc.steps.forEach((s, i) => {
+    for (let i = 0; i < sc.steps.length && panic === undefined; i++) {
+      const s = sc.steps[i]!;
+      ctx.step = i + 1;
+      task.mm = typeof s.proc === 'string' ? ctx.procs.get(s.proc) ?? -1 : -1;
+      task.fatalSignal = false;
       let r: { rc: number; detail: string; bad?: boolean };
       try {
         r = STEP_KINDS[s.op]!.run(ctx, s);
       } catch (e) {
         if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${i + 1} (${s.op}): ${e.message}`);
-        throw e;
+        if (!(e instanceof KernelPanic)) throw e;
+        panic = e.message;
+        r = { rc: 0, detail: panic };
       }
-      const result = r.rc < 0 ? errname(r.rc) : String(r.rc);
+      const killed = reapOomKills(ctx);
+      const selfKilled = task.mm >= 0 && killed.includes(task.mm);
+      const result = panic !== undefined ? 'panic' : r.rc < 0 ? errname(r.rc) : String(r.rc);
+      const exp = expectationFor(s.expect, kernel);
+      const match = expectationFor(s.expect_match, kernel);
       let ok = !r.bad;
-      if (s.expect !== undefined) ok = ok && (typeof s.expect === 'number' ? r.rc === s.expect : result === s.expect);
+      if (exp !== undefined) {
+        ok = ok && (exp === 'killed' ? selfKilled : exp === 'panic' ? panic !== undefined : typeof exp === 'number' ? r.rc === exp : result === exp);
+      }
+      if (typeof match === 'string') ok = ok && new RegExp(match).test(r.detail);
       const res: StepResult = { step: i + 1, op: s.op, proc: typeof s.proc === 'string' ? s.proc : undefined, rc: r.rc, result, detail: r.detail, ok };
       results.push(res);
-      out(formatResult(res, s));
-    });
+      out(formatResult(res, exp, match));
+      for (const k of lastKills) out(`      Out of memory: Killed process ${k.pid} (${k.name}) total-vm ${k.rss * 4}kB, oom_score ${k.badness}${k.reaped ? `; reaped ${k.reaped} pages` : ''}`);
+      if (panic !== undefined) out(`      ${panic}`);
+    }
   } finally {
     setCurrent(prev);
+    setVariant(prevVariant);
+    Object.assign(gupFaults, prevFaults);
   }
-  return { file, results, ok: results.every((r) => r.ok), layout: layoutJson(booted.m, booted.params), vmstat: vmstatSnapshot(booted.m) };
+  return { file, kernel, results, ok: results.every((r) => r.ok), panic, layout: layoutJson(booted.m, booted.params), vmstat: vmstatSnapshot(booted.m) };
 }
 
-function formatResult(r: StepResult, s: Step): string {
+let lastKills: { pid: number; name: string; rss: number; badness: number; reaped: number }[] = [];
+
+/** Move processes the OOM killer took into ctx.dead; returns their mms. */
+function reapOomKills(ctx: ScenarioContext): number[] {
+  lastKills = [];
+  const mms: number[] = [];
+  for (const k of oomKills) {
+    for (const [name, mm] of ctx.procs) {
+      if (mm !== k.mm) continue;
+      ctx.procs.delete(name);
+      ctx.dead.set(name, ctx.step);
+      if (k.self) exitMmap(ctx.m, mm); // the victim was current: it exits on its way out of the kernel
+      lastKills.push({ pid: k.pid, name, rss: k.rssBefore, badness: k.badness, reaped: k.reaped });
+    }
+    mms.push(k.mm);
+  }
+  oomKills.length = 0;
+  return mms;
+}
+
+function formatResult(r: StepResult, exp: number | string | undefined, match: number | string | undefined): string {
   const who = r.proc ? `${r.proc}: ` : '';
-  const exp = s.expect !== undefined ? (r.ok ? ` (expected ${s.expect}: ok)` : ` (EXPECTED ${s.expect}: MISMATCH)`) : !r.ok ? ' (MISMATCH)' : '';
-  return `[${String(r.step).padStart(3)}] ${who}${r.op} -> ${r.result}${exp}${r.detail ? `  ${r.detail}` : ''}`;
+  const want = [exp !== undefined ? String(exp) : '', typeof match === 'string' ? `/${match}/` : ''].filter(Boolean).join(' ');
+  const tag = want ? (r.ok ? ` (expected ${want}: ok)` : ` (EXPECTED ${want}: MISMATCH)`) : !r.ok ? ' (MISMATCH)' : '';
+  return `[${String(r.step).padStart(3)}] ${who}${r.op} -> ${r.result}${tag}${r.detail ? `  ${r.detail}` : ''}`;
 }

@@ -1,7 +1,7 @@
 // The one file that runs inside worker threads: attaches to the machine's SharedArrayBuffer and runs
 // the task it is given. Imports mm/ directly; never the pool or the CLI.
 import { Memmap } from '../mm/memmap';
-import { setCurrent } from '../mm/sched';
+import { setCurrent, newTask } from '../mm/sched';
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { __GFP_COMP } from '../mm/gfp';
 import { Prng } from './prng';
@@ -10,7 +10,7 @@ import { allocPairs } from '../bench/alloc_pairs';
 
 function allocHammer(t: AllocHammerTask): AllocHammerResult {
   const m = new Memmap(t.machine.shape, t.machine.sab);
-  setCurrent({ pid: 1000 + t.id, comm: `hammer/${t.id}`, cpu: t.cpu, flags: 0, sigpending: false, fatalSignal: false });
+  setCurrent(newTask(1000 + t.id, `hammer/${t.id}`, t.cpu));
   const owner = new Int32Array(t.owner);
   const rng = new Prng(t.seed);
   const held: [number, number][] = [];
@@ -42,7 +42,7 @@ function allocHammer(t: AllocHammerTask): AllocHammerResult {
 
 function allocBench(t: AllocBenchTask): AllocBenchResult {
   const m = new Memmap(t.machine.shape, t.machine.sab);
-  setCurrent({ pid: 2000 + t.cpu, comm: `bench/${t.cpu}`, cpu: t.cpu, flags: 0, sigpending: false, fatalSignal: false });
+  setCurrent(newTask(2000 + t.cpu, `bench/${t.cpu}`, t.cpu));
   const go = new Int32Array(t.start);
   Atomics.add(go, 1, 1);
   Atomics.wait(go, 0, 0, 10_000);

@@ -17,6 +17,7 @@ export const __GFP_NOWARN = 0x2000;
 export const __GFP_RETRY_MAYFAIL = 0x4000;
 export const __GFP_NOFAIL = 0x8000;
 export const __GFP_NORETRY = 0x10000;
+export const __GFP_MEMALLOC = 0x20000;
 export const __GFP_COMP = 0x40000;
 export const __GFP_NOMEMALLOC = 0x80000;
 export const __GFP_HARDWALL = 0x100000;

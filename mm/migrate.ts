@@ -7,7 +7,7 @@
 
 import { Memmap, PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero, PG_anon_exclusive } from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
-import { GFP_TRANSHUGE, __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE } from './gfp';
+import { GFP_TRANSHUGE, __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, __GFP_THISNODE } from './gfp';
 import { lookupLocked, ptlLock, ptlUnlock } from './memory';
 import { ZONE_MOVABLE } from './mmzone';
 import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
@@ -255,7 +255,8 @@ export function migrateRange(m: Memmap, mm: number, vpn: number, nrPages: number
   lruAddDrainAll(m);
   for (const h of heads) if (isolateFolio(m, h)) list.push(h);
   const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
-  const gfp = to === 'kernel' ? GFP_HIGHUSER : GFP_HIGHUSER_MOVABLE;
+  // add_page_for_migration() targets: __GFP_THISNODE, so a shortage fails instead of invoking the OOM killer
+  const gfp = (to === 'kernel' ? GFP_HIGHUSER : GFP_HIGHUSER_MOVABLE) | __GFP_THISNODE;
   const rc = list.length ? migratePages(m, list, allocMigrationTarget(gfp), { reason: MR_SYSCALL, stats }) : 0;
   if (list.length) putbackMovablePages(m, list);
   return { rc: rc > 0 ? 0 : rc, migrated: stats.nrSucceeded, failed: stats.nrFailedPages };

@@ -19,6 +19,7 @@ import { gfpZone, GFP_USER } from './gfp';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
 import { mmInitProcessSpace } from './mm_types';
+import './oom_kill'; // installs the allocator's OOM path
 import { MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, onlineMemoryBlock } from './memory_hotplug';
 
 const SWAP_CLUSTER_MAX = 32;

@@ -13,7 +13,7 @@ import { Memmap, PG_buddy, PG_head, PG_tail, PG_pcp, PG_ZONE_MASK, PG_ORDER_SHIF
   PCP_HIGH, PCP_BATCH, PCP_LISTS, freeAreaHead, freeAreaCount, pcpBase, NO_ZONE } from './memmap';
 import { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
   MIGRATE_HIGHATOMIC, MIGRATE_TYPES, MAX_NR_ZONES, ZONE_NORMAL, ZONE_DMA32, migratetypeIsMergeable } from './mmzone';
-import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
+import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_MEMALLOC, __GFP_NOMEMALLOC, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
 } from './gfp';
 import { spinLock, spinUnlock, spinTrylock } from './locking';
 import { current, currentGfpContext, PF_MEMALLOC_NOCMA } from './sched';
@@ -661,9 +661,13 @@ export function allocPages(m: Memmap, gfp: number, order: number): number {
 
 /** __alloc_pages_slowpath(): min watermark, then reclaim/compaction/OOM through the hook. */
 function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: number): number {
-  const allocFlags = gfpToAllocFlags(gfp);
+  let allocFlags = gfpToAllocFlags(gfp);
+  // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC ignores the watermarks (unless __GFP_NOMEMALLOC)
+  if (gfp & __GFP_MEMALLOC && !(gfp & __GFP_NOMEMALLOC)) allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_NO_WATERMARKS) | (allocFlags & ALLOC_KSWAPD);
   for (let attempt = 0; attempt <= MAX_RECLAIM_RETRIES; attempt++) {
-    const pfn = getPageFromFreelist(m, gfp, order, allocFlags, highest);
+    // an OOM victim may dip into the reserves on its way out (ALLOC_OOM, oom_reserves_allowed())
+    const f = current().fatalSignal ? allocFlags | ALLOC_OOM : allocFlags;
+    const pfn = getPageFromFreelist(m, gfp, order, f, highest);
     if (pfn !== NO_PAGE) return pfn;
     if (!(gfp & __GFP_DIRECT_RECLAIM) || !slowpathHook || !slowpathHook(m, gfp, order, attempt)) break;
   }

@@ -18,9 +18,16 @@ export interface Task {
   /** signal_pending(): set by the harness's fault points, read by long loops (offline_pages, GUP). */
   sigpending: boolean;
   fatalSignal: boolean;
+  /** the address space the task runs in (current->mm); -1 for a kernel thread */
+  mm: number;
 }
 
-let cur: Task = { pid: 0, comm: 'swapper/0', cpu: 0, flags: 0, sigpending: false, fatalSignal: false };
+/** A task record for a thread or actor (the kernel's task_struct, reduced). */
+export function newTask(pid: number, comm: string, cpu: number, mm = -1): Task {
+  return { pid, comm, cpu, flags: 0, sigpending: false, fatalSignal: false, mm };
+}
+
+let cur: Task = newTask(0, 'swapper/0', 0);
 
 export function current(): Task {
   return cur;

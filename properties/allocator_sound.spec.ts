@@ -3,7 +3,7 @@
 // non-movable in ZONE_MOVABLE or in a CMA pageblock; freeing everything merges back to the boot lists.
 import { fc, it } from '@fast-check/jest';
 import { allocPages, freePages, NO_PAGE, drainAllPages } from '../mm/page_alloc';
-import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, __GFP_COMP, gfpMigratetype } from '../mm/gfp';
+import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, __GFP_COMP, __GFP_NORETRY, gfpMigratetype } from '../mm/gfp';
 import { memallocPinSave, memallocPinRestore, setCurrent, current } from '../mm/sched';
 import { MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_MOVABLE, ZONE_MOVABLE } from '../mm/mmzone';
 import { Memmap, freeAreaCount } from '../mm/memmap';
@@ -62,7 +62,8 @@ it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns
         if (op.op === 'alloc') {
           current().cpu = op.cpu;
           const saved = op.pin ? memallocPinSave() : 0;
-          const gfp = op.order ? op.gfp | __GFP_COMP : op.gfp;
+          // __GFP_NORETRY: a bare allocation with no process to kill would otherwise panic in out_of_memory()
+          const gfp = (op.order ? op.gfp | __GFP_COMP : op.gfp) | __GFP_NORETRY;
           const pfn = allocPages(m, gfp, op.order);
           const movable = gfpMigratetype(gfp) === MIGRATE_MOVABLE && !op.pin;
           if (op.pin) memallocPinRestore(saved);

@@ -87,7 +87,7 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
   const cases: [string, string, RegExp][] = [
     ['malformed.yaml', `${MACHINE}steps:\n  - { op: spawn, proc: a\n`, /: not valid YAML\/JSON: /],
     ['not-a-mapping.yaml', '- 1\n- 2\n', /: expected a mapping with 'machine' and 'steps'$/],
-    ['top-key.yaml', `${MACHINE}stpes: []\n`, /: unknown top-level key 'stpes' \(machine, steps, description\)$/],
+    ['top-key.yaml', `${MACHINE}stpes: []\n`, /: unknown top-level key 'stpes' \(machine, steps, description, kernels\)$/],
     ['no-cmdline.yaml', 'machine:\n  geometry: mini\nsteps: []\n', /: machine\.cmdline \(a kernel command line\) is required$/],
     ['no-machine.yaml', 'steps: []\n', /: machine\.cmdline \(a kernel command line\) is required$/],
     ['bad-param.yaml', 'machine:\n  cmdline: mem=1M bogus=1\n  geometry: mini\nsteps: []\n', /: machine: unknown kernel parameter 'bogus=1'/],
@@ -96,7 +96,7 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
     ['steps-map.yaml', `${MACHINE}steps:\n  op: spawn\n`, /: steps must be a list$/],
     ['steps-missing.yaml', MACHINE, /: steps must be a list$/],
     ['step-scalar.yaml', `${MACHINE}steps:\n  - spawn\n`, /: step 1: a step is a mapping with 'op'$/],
-    ['unknown-op.yaml', `${MACHINE}steps:\n${STEP1}  - { op: frob, proc: a }\n`, /: step 2: unknown op 'frob' \(ops: spawn, mmap, .*zones\)$/],
+    ['unknown-op.yaml', `${MACHINE}steps:\n${STEP1}  - { op: frob, proc: a }\n`, /: step 2: unknown op 'frob' \(ops: spawn, mmap, .*zones, .*pin_max\)$/],
     ['unknown-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, size: 8K }\n`, /: step 2: op mmap has no field 'size' \(fields: proc, as, len, /],
     ['no-field-op.yaml', `${MACHINE}steps:\n  - { op: zones, proc: a }\n`, /: step 1: op zones has no field 'proc' \(fields: none\)$/],
     ['missing-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a }\n`, /: step 2: op mmap needs 'len'$/],
@@ -119,8 +119,8 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
     ['bad-advice.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: madvise, proc: a, addr: buf, advice: free }\n`,
       /: step 3 \(madvise\): advice: 'free' is not dontneed, hugepage, nohugepage or populate_write$/],
     ['bad-block.yaml', `${MACHINE}steps:\n  - { op: offline, block: 99 }\n`, /: step 1 \(offline\): block: no memory block 99$/],
-    ['bad-expect.yaml', `${MACHINE}steps:\n${STEP1}  - { op: zones, expect: ENOMEM }\n`, /: step 2: expect must be a number or a known errno like -ENOMEM, got /],
-    ['bad-expect-bool.yaml', `${MACHINE}steps:\n  - { op: zones, expect: true }\n`, /: step 1: expect must be a number or a known errno like -ENOMEM, got /],
+    ['bad-expect.yaml', `${MACHINE}steps:\n${STEP1}  - { op: zones, expect: ENOMEM }\n`, /: step 2: expect must be a number, a known errno like -ENOMEM, killed or panic, got /],
+    ['bad-expect-bool.yaml', `${MACHINE}steps:\n  - { op: zones, expect: true }\n`, /: step 1: expect must be a number, a known errno like -ENOMEM, killed or panic, got /],
   ];
 
   it.each(cases)('%s', (name, text, re) => {

@@ -8,7 +8,7 @@ import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { EAGAIN, ENOMEM } from '../../../mm/errno';
 import { folioGet, folioPut, lruAddDrainAll } from '../../../mm/swap';
 import { vmstatSnapshot } from '../../../mm/vmstat';
-import { GFP_HIGHUSER, GFP_KERNEL } from '../../../mm/gfp';
+import { GFP_HIGHUSER, GFP_KERNEL, __GFP_NORETRY } from '../../../mm/gfp';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { checkAllocator } from '../../../properties/checkers';
@@ -103,7 +103,7 @@ describe('migrate_pages (mm/migrate.c)', () => {
     expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
     // fragment the kernel zone: plenty of free order-0 pages, no free order-3 block
     const held: number[] = [];
-    for (let p = allocPages(m, GFP_KERNEL, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL, 0)) held.push(p);
+    for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) held.push(p);
     held.sort((a, b) => a - b).forEach((p, i) => { if (i % 2) freePages(m, p, 0); });
     drainAllPages(m);
     const r = migrateRange(m, mm, v, 8, 'kernel');
@@ -129,15 +129,13 @@ describe('migrate_pages (mm/migrate.c)', () => {
 
   it('with no target memory at all, migrate_pages stops with -ENOMEM and the folios stay', () => {
     const { m, mm, v } = setup();
-    // exhaust the kernel zone
-    const hog = mmCreate(m);
-    const h = doMmap(m, hog, { nrPages: 400, prot: RW });
-    for (let i = 0; i < 400; i++) if (userAccess(m, hog, h + i, true, 1) < 0) break;
-    migrateRange(m, hog, h, 400, 'kernel');
+    // exhaust the kernel zone with kernel allocations (a faulting hog would be OOM-killed and reaped)
+    const held: number[] = [];
+    for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) held.push(p);
     const r = migrateRange(m, mm, v, 8, 'kernel');
     expect(r.rc).toBe(-ENOMEM);
     for (let i = 0; i < 8; i++) expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
-    exitMmap(m, hog);
+    for (const p of held) freePages(m, p, 0);
   });
 });
 

@@ -1,6 +1,6 @@
 import { allocPages, freePages, NO_PAGE, drainAllPages, zonePcpCount } from '../../../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, GFP_DMA32, __GFP_MOVABLE, __GFP_COMP, __GFP_ZERO,
-  gfpZone, gfpMigratetype, GFP_HIGHUSER } from '../../../mm/gfp';
+  gfpZone, gfpMigratetype, GFP_HIGHUSER, __GFP_NORETRY } from '../../../mm/gfp';
 import { ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_CMA, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, ZONE_DMA } from '../../../mm/mmzone';
 import { memallocPinSave, memallocPinRestore } from '../../../mm/sched';
 import { Memmap, PG_head, PG_tail, Z_MANAGED } from '../../../mm/memmap';
@@ -11,10 +11,11 @@ const MINI = 'mini';
 // 256 frames: Normal 128 (3 reserved), Movable 128; min watermark kept small with the sysctl
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 
+/** Allocate until the allocator says no; __GFP_NORETRY so an order-0 request fails instead of OOM-killing. */
 function drainTo(m: Memmap, gfp: number, order = 0): number[] {
   const got: number[] = [];
   for (;;) {
-    const p = allocPages(m, gfp, order);
+    const p = allocPages(m, gfp | __GFP_NORETRY, order);
     if (p === NO_PAGE) return got;
     got.push(p);
   }

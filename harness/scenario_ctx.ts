@@ -1,0 +1,127 @@
+// What scenario steps share: the context, the step-kind interface, and value parsers (sizes,
+// addresses, processes, protections) that turn a bad value into a ScenarioError naming it.
+import { Memmap, PAGE_SIZE, PG_zero } from '../mm/memmap';
+import { memparse } from '../mm/cmdline';
+import { PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
+import { ZONE_NAMES } from '../mm/mmzone';
+import { ESRCH } from '../mm/errno';
+
+export class ScenarioError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'ScenarioError';
+  }
+}
+
+export type Step = Record<string, unknown> & { op: string };
+
+export interface StepResult {
+  step: number;
+  op: string;
+  proc?: string;
+  rc: number;
+  /** errno name for rc < 0, else the value */
+  result: string;
+  detail: string;
+  ok: boolean;
+}
+
+/** The state a scenario's steps share: the machine, named processes and named mappings. */
+export interface ScenarioContext {
+  m: Memmap;
+  procs: Map<string, number>;
+  /** processes the OOM killer took, with the step that killed them */
+  dead: Map<string, number>;
+  /** named things steps hold: pins, kernel allocations, isolated folios */
+  held: Map<string, { kind: string; pages: number[]; n: number; flags?: number }>;
+  step: number;
+  /** name -> first vpn and length in pages */
+  maps: Map<string, { proc: string; vpn: number; nrPages: number }>;
+  out: (line: string) => void;
+}
+
+/** A step kind: validates its fields (throwing ScenarioError) and runs. */
+export interface StepKind {
+  fields: Record<string, 'string' | 'number' | 'size' | 'addr' | 'boolean' | 'any'>;
+  required: string[];
+  run(ctx: ScenarioContext, s: Step): { rc: number; detail: string; bad?: boolean };
+}
+
+export function fail(where: string, what: string): never {
+  throw new ScenarioError(`${where}: ${what}`);
+}
+
+/** A size: bytes with K/M/G, a number of bytes, or "Np" pages; must be whole pages. */
+export function sizePages(where: string, v: unknown): number {
+  let bytes: number;
+  if (typeof v === 'number') bytes = v;
+  else if (typeof v === 'string' && /^[0-9]+p$/.test(v)) bytes = Number(v.slice(0, -1)) * PAGE_SIZE;
+  else if (typeof v === 'string') {
+    try { bytes = memparse('size', v); } catch { fail(where, `bad size '${v}' (bytes with K/M/G, or Np for pages)`); }
+  } else fail(where, `bad size ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % PAGE_SIZE) fail(where, `size ${JSON.stringify(v)} is not a positive whole number of 4K pages`);
+  return bytes / PAGE_SIZE;
+}
+
+/** An address: a mapping name with an optional +offset ("buf+8K"), or a hex/decimal byte address. */
+export function addrVpn(ctx: ScenarioContext, where: string, v: unknown): number {
+  if (typeof v === 'number') return checkAligned(where, v);
+  if (typeof v !== 'string') fail(where, `bad address ${JSON.stringify(v)}`);
+  const mt = /^([A-Za-z_][A-Za-z0-9_]*)(?:\+(.+))?$/.exec(v);
+  if (mt) {
+    const map = ctx.maps.get(mt[1]!);
+    if (!map) fail(where, `unknown mapping '${mt[1]}' (name one with 'as:' on an mmap step)`);
+    const off = mt[2] === undefined ? 0 : offsetBytes(where, mt[2]);
+    return map.vpn + checkAligned(where, off);
+  }
+  return checkAligned(where, offsetBytes(where, v));
+}
+
+export function offsetBytes(where: string, s: string): number {
+  if (/^[0-9]+p$/.test(s)) return Number(s.slice(0, -1)) * PAGE_SIZE;
+  try { return memparse('address', s); } catch { return fail(where, `bad address or offset '${s}'`); }
+}
+
+export function checkAligned(where: string, bytes: number): number {
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes % PAGE_SIZE) fail(where, `address ${bytes} is not page aligned`);
+  return bytes / PAGE_SIZE;
+}
+
+/** The mm of the step's process; a process the OOM killer took answers -ESRCH. */
+export function proc(ctx: ScenarioContext, where: string, s: Step): number {
+  const name = s.proc;
+  if (typeof name !== 'string') fail(where, "needs 'proc:' (a process name)");
+  if (ctx.dead.has(name)) return -ESRCH;
+  const mm = ctx.procs.get(name);
+  if (mm === undefined) fail(where, `unknown process '${name}' (create it with 'op: spawn' or 'op: fork')`);
+  return mm;
+}
+
+export function prot(where: string, v: unknown): number {
+  if (v === undefined) return PROT_READ | PROT_WRITE;
+  if (v === 'none') return 0;
+  if (typeof v !== 'string' || !/^r?w?$/.test(v)) fail(where, `prot '${String(v)}' is not one of r, rw, w, none`);
+  return (v.includes('r') ? PROT_READ : 0) | (v.includes('w') ? PROT_WRITE : 0);
+}
+
+/** "16 pages (Movable 12, Normal 4)": where the range's present pages live. */
+export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): string {
+  const byZone = new Array(ZONE_NAMES.length).fill(0);
+  let present = 0;
+  let zero = 0;
+  ptlLock(m, mm);
+  for (let v = vpn; v < vpn + nrPages; v++) {
+    const t = lookupLocked(m, mm, v);
+    if (!t || t.migrating) continue;
+    if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
+    present++;
+    byZone[m.pageZonenum(t.pfn)]++;
+  }
+  ptlUnlock(m, mm);
+  const zones = byZone.map((n, z) => (n ? `${ZONE_NAMES[z]} ${n}` : '')).filter(Boolean);
+  return `${present} pages present${zones.length ? ` (${zones.join(', ')})` : ''}${zero ? `, ${zero} zero-page` : ''}`;
+}
+
+export const hex = (vpn: number) => '0x' + (vpn * PAGE_SIZE).toString(16);
+

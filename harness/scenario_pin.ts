@@ -1,0 +1,198 @@
+// Scenario steps that pin, hold kernel memory and poke the allocator: pin/unpin (pin_user_pages*),
+// kalloc/kfree (GFP_KERNEL pages), isolate/putback (a folio off the LRU), fragment (a zone left with
+// only order-0 free pages), inject (a fault point), vmstat and pin_max. See docs/scenarios.md.
+import { ScenarioContext, Step, StepKind, fail, sizePages, addrVpn, proc, hex } from './scenario_ctx';
+import { Memmap, PG_zero } from '../mm/memmap';
+import { ZONE_NAMES } from '../mm/mmzone';
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, gupFaults, FOLL_WRITE, FOLL_LONGTERM,
+  PinReport } from '../mm/gup';
+import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
+import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_NOWARN, __GFP_NORETRY, __GFP_THISNODE, __GFP_MEMALLOC } from '../mm/gfp';
+import { isolateFolio, putbackMovablePages } from '../mm/migrate';
+import { lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
+import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
+import { errname, ENOMEM, EFAULT, EBUSY } from '../mm/errno';
+
+function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
+  const v = s[field];
+  if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) fail(field, `needs '${field}:' naming what the step holds`);
+  if (ctx.held.has(v)) fail(field, `'${v}' is already held (unpin or free it first)`);
+  return v;
+}
+
+function held(ctx: ScenarioContext, s: Step, field: string, kind: string) {
+  const name = s[field];
+  const h = typeof name === 'string' ? ctx.held.get(name) : undefined;
+  if (!h || h.kind !== kind) fail(field, `no ${kind} named ${JSON.stringify(name)}`);
+  ctx.held.delete(name as string);
+  return h;
+}
+
+/** "Normal 12, Movable 4": the zones of a list of frames. */
+export function zonesOf(m: Memmap, pages: number[], n = pages.length): string {
+  const byZone = new Array(ZONE_NAMES.length).fill(0);
+  for (let i = 0; i < n; i++) byZone[m.pageZonenum(pages[i]!)]++;
+  return byZone.map((c, z) => (c ? `${ZONE_NAMES[z]} ${c}` : '')).filter(Boolean).join(', ') || 'none';
+}
+
+function pinDetail(m: Memmap, rc: number, pages: number[], r: PinReport): string {
+  const parts = [`outcome ${r.outcome}`];
+  if (rc > 0) parts.push(`${rc} pinned (${zonesOf(m, pages, rc)})`);
+  if (r.migrated) parts.push(`${r.migrated} migrated`);
+  if (r.thpSplit) parts.push(`${r.thpSplit} THP split`);
+  if (r.retries) parts.push(`${r.retries} retries`);
+  for (const f of r.failures.slice(0, 3)) parts.push(`pfn ${f.pfn}: ${errname(f.rc)} ${f.why}`);
+  return parts.join('; ');
+}
+
+/** Free pages of one order-0 GFP mask, allocated until the allocator says no. */
+function allocUntilFail(m: Memmap, gfp: number, limit: number): number[] {
+  const got: number[] = [];
+  while (got.length < limit) {
+    const pfn = allocPages(m, gfp | __GFP_NOWARN | __GFP_NORETRY, 0);
+    if (pfn === NO_PAGE) break;
+    got.push(pfn);
+  }
+  return got;
+}
+
+export const PIN_STEPS: Record<string, StepKind> = {
+  pin: {
+    fields: { proc: 'string', addr: 'addr', len: 'size', as: 'string', write: 'boolean', longterm: 'boolean', fast: 'boolean' },
+    required: ['proc', 'addr', 'len', 'as'],
+    run(ctx, s) {
+      const mm = proc(ctx, 'pin', s);
+      const name = holdName(ctx, s);
+      if (mm < 0) return { rc: mm, detail: `${s.proc} was killed` };
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      const n = sizePages('len', s.len);
+      const flags = (s.write === false ? 0 : FOLL_WRITE) | (s.longterm === false ? 0 : FOLL_LONGTERM);
+      const pages: number[] = new Array(n).fill(-1);
+      const report = newPinReport();
+      const rc = (s.fast === false ? pinUserPages : pinUserPagesFast)(ctx.m, mm, vpn, n, flags, pages, report);
+      if (rc > 0) ctx.held.set(name, { kind: 'pin', pages: pages.slice(0, rc), n: rc, flags });
+      return { rc, detail: `${hex(vpn)} ${n} pages: ${pinDetail(ctx.m, rc, pages, report)}` };
+    },
+  },
+  unpin: {
+    fields: { pin: 'string', dirty: 'boolean' }, required: ['pin'],
+    run(ctx, s) {
+      const h = held(ctx, s, 'pin', 'pin');
+      unpinUserPagesDirtyLock(ctx.m, h.pages, h.n, s.dirty !== false && ((h.flags ?? 0) & FOLL_WRITE) !== 0);
+      return { rc: 0, detail: `${h.n} pages unpinned` };
+    },
+  },
+  kalloc: {
+    fields: { size: 'size', as: 'string', movable: 'boolean' }, required: ['size', 'as'],
+    run(ctx, s) {
+      const name = holdName(ctx, s);
+      const n = sizePages('size', s.size);
+      const gfp = s.movable === true ? GFP_HIGHUSER_MOVABLE : GFP_KERNEL;
+      const pages: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const pfn = allocPages(ctx.m, gfp, 0);
+        if (pfn === NO_PAGE) break;
+        pages.push(pfn);
+      }
+      ctx.held.set(name, { kind: 'kalloc', pages, n: pages.length });
+      const rc = pages.length === n ? n : -ENOMEM;
+      return { rc, detail: `${pages.length}/${n} pages (${zonesOf(ctx.m, pages)})` };
+    },
+  },
+  kfree: {
+    fields: { as: 'string' }, required: ['as'],
+    run(ctx, s) {
+      const h = held(ctx, s, 'as', 'kalloc');
+      for (const pfn of h.pages) freePages(ctx.m, pfn, 0);
+      return { rc: 0, detail: `${h.n} pages freed` };
+    },
+  },
+  isolate: {
+    fields: { proc: 'string', addr: 'addr', as: 'string' }, required: ['proc', 'addr', 'as'],
+    run(ctx, s) {
+      const mm = proc(ctx, 'isolate', s);
+      const name = holdName(ctx, s);
+      if (mm < 0) return { rc: mm, detail: '' };
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      ptlLock(ctx.m, mm);
+      const t = lookupLocked(ctx.m, mm, vpn);
+      ptlUnlock(ctx.m, mm);
+      if (!t || t.migrating || ctx.m.flags[t.pfn]! & PG_zero) return { rc: -EFAULT, detail: `${hex(vpn)} not present` };
+      const head = ctx.m.compoundHead(t.pfn);
+      if (!isolateFolio(ctx.m, head)) return { rc: -EBUSY, detail: `pfn ${head} not on the LRU` };
+      ctx.held.set(name, { kind: 'isolated', pages: [head], n: 1 });
+      return { rc: 0, detail: `pfn ${head} isolated from the LRU` };
+    },
+  },
+  putback: {
+    fields: { as: 'string' }, required: ['as'],
+    run(ctx, s) {
+      const h = held(ctx, s, 'as', 'isolated');
+      putbackMovablePages(ctx.m, h.pages);
+      return { rc: 0, detail: `pfn ${h.pages[0]} back on the LRU` };
+    },
+  },
+  fragment: {
+    fields: { zone: 'string', as: 'string' }, required: ['zone', 'as'],
+    run(ctx, s) {
+      const name = holdName(ctx, s);
+      const z = ZONE_NAMES.indexOf(String(s.zone) as (typeof ZONE_NAMES)[number]);
+      if (z < 0) fail('zone', `'${String(s.zone)}' is not one of ${ZONE_NAMES.join(', ')}`);
+      // take every free page down to the reserves (__GFP_MEMALLOC), then free every other one of the zone
+      const gfp = z === 3 ? GFP_HIGHUSER_MOVABLE : GFP_KERNEL;
+      const all = allocUntilFail(ctx.m, gfp | __GFP_THISNODE | __GFP_MEMALLOC, Number.MAX_SAFE_INTEGER);
+      const keep: number[] = [];
+      const other: number[] = [];
+      all.sort((a, b) => a - b);
+      for (const pfn of all) {
+        if (ctx.m.pageZonenum(pfn) === z && pfn % 2 === 0) keep.push(pfn);
+        else other.push(pfn);
+      }
+      for (const pfn of other) freePages(ctx.m, pfn, 0);
+      ctx.held.set(name, { kind: 'kalloc', pages: keep, n: keep.length });
+      return { rc: 0, detail: `${keep.length} even pfns of ${ZONE_NAMES[z]} held; its free memory is order-0 only` };
+    },
+  },
+  inject: {
+    fields: { fault: 'string', on: 'boolean' }, required: ['fault'],
+    run(_ctx, s) {
+      if (s.fault !== 'pofs_alloc') fail('fault', `'${String(s.fault)}' is not a fault point (pofs_alloc)`);
+      gupFaults.pofsAllocFails = s.on !== false;
+      return { rc: 0, detail: `pofs_alloc ${gupFaults.pofsAllocFails ? 'fails' : 'succeeds'}` };
+    },
+  },
+  vmstat: {
+    fields: { items: 'string' }, required: [],
+    run(ctx, s) {
+      const snap = vmstatSnapshot(ctx.m);
+      const items = s.items === undefined ? ['nr_foll_pin_acquired', 'nr_foll_pin_released', 'pgmigrate_success', 'pgmigrate_fail', 'thp_migration_split', 'oom_kill']
+        : String(s.items).split(/[ ,]+/).filter(Boolean);
+      for (const it of items) if (!(VM_ITEMS as readonly string[]).includes(it)) fail('items', `unknown vmstat item '${it}'`);
+      return { rc: 0, detail: items.map((it) => `${it} ${snap[it as keyof typeof snap]}`).join('; ') };
+    },
+  },
+  pin_max: {
+    fields: { proc: 'string', addr: 'addr', len: 'size', chunk: 'size', as: 'string' }, required: ['proc', 'addr', 'len', 'chunk', 'as'],
+    run(ctx, s) {
+      // pin chunk after chunk until one fails: how much of the range a long-term pinner can hold
+      const mm = proc(ctx, 'pin_max', s);
+      const name = holdName(ctx, s);
+      if (mm < 0) return { rc: mm, detail: '' };
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      const n = sizePages('len', s.len);
+      const chunk = sizePages('chunk', s.chunk);
+      const all: number[] = [];
+      let last = 0;
+      for (let off = 0; off < n; off += chunk) {
+        const len = Math.min(chunk, n - off);
+        const pages: number[] = new Array(len).fill(-1);
+        last = pinUserPages(ctx.m, mm, vpn + off, len, FOLL_WRITE | FOLL_LONGTERM, pages);
+        if (last > 0) for (let i = 0; i < last; i++) all.push(pages[i]!);
+        if (last !== len) break;
+      }
+      ctx.held.set(name, { kind: 'pin', pages: all, n: all.length, flags: FOLL_WRITE | FOLL_LONGTERM });
+      const pct = ((100 * all.length) / n).toFixed(1);
+      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${last < 0 ? `, then ${errname(last)}` : ''}` };
+    },
+  },
+};

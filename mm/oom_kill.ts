@@ -1,0 +1,104 @@
+// The OOM killer (mm/oom_kill.c, v6.12) behind the allocator's slow path. There is nothing to reclaim
+// in pinlab (no page cache, no swap), so an order-0 request that may not fail quietly goes straight
+// from the min watermark to out_of_memory(): the process with the worst badness is killed and its
+// memory reaped - all but what devices still pin. With no killable process left the kernel panics
+// ("System is deadlocked on memory"); pinlab throws KernelPanic, an outcome, not an errno.
+
+import { Memmap, MM_USERS, MM_RSS_ANON, MM_RSS_FILE, MM_RSS_SHMEM, MM_PGTABLES, MM_OOM_SCORE_ADJ, MM_FLAGS, MM_PID, Z_MANAGED } from './memmap';
+import { mmBase } from './mm_types';
+import { setSlowpathHook } from './page_alloc';
+import { __GFP_NORETRY, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, gfpZone } from './gfp';
+import { ZONE_NORMAL, MAX_NR_ZONES } from './mmzone';
+import { current } from './sched';
+import { countVmEvents, vmItem } from './vmstat';
+import { exitMmap } from './mmap';
+
+export const OOM_SCORE_ADJ_MIN = -1000;
+export const MMF_OOM_VICTIM = 0x1;
+/** PAGE_ALLOC_COSTLY_ORDER: above it the allocator fails instead of invoking the OOM killer. */
+export const PAGE_ALLOC_COSTLY_ORDER = 3;
+
+export class KernelPanic extends Error {
+  constructor(msg: string) {
+    super(`Kernel panic - not syncing: ${msg}`);
+    this.name = 'KernelPanic';
+  }
+}
+
+export interface OomKill {
+  mm: number;
+  pid: number;
+  badness: number;
+  /** pages the reaper freed (pinned pages stay) */
+  reaped: number;
+  /** the victim's resident pages when it was chosen */
+  rssBefore: number;
+  self: boolean;
+}
+
+/** What the OOM killer did on this thread (read and cleared by the scenario runner and the harness). */
+export const oomKills: OomKill[] = [];
+
+function totalPages(m: Memmap): number {
+  let t = 0;
+  for (let z = 0; z < MAX_NR_ZONES; z++) t += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+  return t;
+}
+
+/** oom_badness(): resident pages plus page tables, adjusted by oom_score_adj in thousandths of memory. */
+export function oomBadness(m: Memmap, mm: number): number {
+  const b = mmBase(mm);
+  const adj = m.mms[b + MM_OOM_SCORE_ADJ]!;
+  if (adj === OOM_SCORE_ADJ_MIN || m.mms[b + MM_FLAGS]! & MMF_OOM_VICTIM) return -Infinity;
+  const points = m.mms[b + MM_RSS_ANON]! + m.mms[b + MM_RSS_FILE]! + m.mms[b + MM_RSS_SHMEM]! + m.mms[b + MM_PGTABLES]!;
+  return points + Math.floor((adj * totalPages(m)) / 1000);
+}
+
+function rss(m: Memmap, mm: number): number {
+  const b = mmBase(mm);
+  return m.mms[b + MM_RSS_ANON]! + m.mms[b + MM_RSS_FILE]! + m.mms[b + MM_RSS_SHMEM]!;
+}
+
+/**
+ * out_of_memory(): select_bad_process() and oom_kill_process(). Killing the current task marks it
+ * (it dies on its way out of the kernel; the allocation may use the OOM reserves meanwhile); any
+ * other victim is reaped at once (__oom_reap_task_mm). Returns true: retry the allocation.
+ */
+export function outOfMemory(m: Memmap): boolean {
+  let victim = -1;
+  let worst = -Infinity;
+  for (let mm = 0; mm < m.maxMms; mm++) {
+    if (m.mms[mmBase(mm) + MM_USERS] === 0) continue;
+    const bad = oomBadness(m, mm);
+    if (bad > worst) { worst = bad; victim = mm; }
+  }
+  if (victim < 0) throw new KernelPanic('System is deadlocked on memory');
+  const b = mmBase(victim);
+  m.mms[b + MM_FLAGS]! |= MMF_OOM_VICTIM;
+  countVmEvents(m, vmItem('oom_kill'), 1);
+  const self = current().mm === victim;
+  const kill: OomKill = { mm: victim, pid: m.mms[b + MM_PID]!, badness: worst, reaped: 0, rssBefore: rss(m, victim), self };
+  oomKills.push(kill);
+  if (self) {
+    current().fatalSignal = true;
+    return true;
+  }
+  exitMmap(m, victim);
+  kill.reaped = kill.rssBefore - rss(m, victim);
+  return true;
+}
+
+/**
+ * __alloc_pages_may_oom(): only for requests that may not fail quietly - order <= COSTLY, no
+ * __GFP_NORETRY / __GFP_RETRY_MAYFAIL / __GFP_THISNODE, and able to use ZONE_NORMAL. A task already
+ * killed gets no second victim (it exits instead).
+ */
+function allocPagesMayOom(m: Memmap, gfp: number, order: number, attempt: number): boolean {
+  if (order > PAGE_ALLOC_COSTLY_ORDER) return false;
+  if (gfp & (__GFP_NORETRY | __GFP_RETRY_MAYFAIL | __GFP_THISNODE)) return false;
+  if (gfpZone(gfp) < ZONE_NORMAL) return false;
+  if (current().fatalSignal) return attempt === 0; // one more try with the OOM reserves, then fail
+  return outOfMemory(m);
+}
+
+setSlowpathHook(allocPagesMayOom);
