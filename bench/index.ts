@@ -9,6 +9,8 @@ import { GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_COMP } from '../mm/gfp';
 import { ActorPool } from '../harness/pool';
 import { allocPairs } from './alloc_pairs';
 import { migrateRows, offlineRows } from './migrate';
+import { pinRows } from './pin';
+import { schedRows } from './sched';
 import type { AllocBenchResult } from '../harness/types';
 
 type Row = Record<string, string | number>;
@@ -88,9 +90,17 @@ function benchOffline(): void {
   record('offline', offlineRows());
 }
 
+function benchPin(): void {
+  record('pin', pinRows());
+}
+
+async function benchSched(): Promise<void> {
+  record('sched', await schedRows());
+}
+
 async function mainBench(): Promise<void> {
   const which = process.argv.slice(2);
-  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline };
+  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline, pin: benchPin, sched: benchSched };
   const names = which.length ? which : Object.keys(all);
   for (const n of names) {
     const fn = all[n];

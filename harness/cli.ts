@@ -3,7 +3,10 @@ import { parseArgs } from 'node:util';
 import { CmdlineError, DEFAULT_CMDLINE } from '../mm/cmdline';
 import { bootFromSpec, layoutJson, layoutText } from './layout';
 import { loadScenario, runScenario, scenarioKernels, ScenarioError } from './scenario';
+import { pinFractionTable, formatPinFraction } from './pin_fraction';
 import { parseVariant, VariantError, VARIANT_NAMES, BUGS, DEFAULT_VARIANT } from '../mm/variants';
+import { ASYNC_VERBS } from './cli_run';
+import { CaseError } from './run_case';
 
 export class UsageError extends Error {
   constructor(msg: string) {
@@ -25,6 +28,9 @@ verbs:
   layout     boot a machine from a kernel command line and show its zones, free lists and memory blocks
   scenario   run a scripted scenario file (docs/scenarios.md) and print each step's result
   variants   list the kernel variants and bug switches (--kernel v6.12+R3)
+  run        run a property suite: actors in worker threads, seeded schedules and faults (docs/harness.md)
+  replay     reproduce a failure from a regressions/*.json file, or from --seed and --path
+  pin-fraction  how much of memory can be pinned long-term for each kernelcore= share (S2)
 
 Run 'pinlab <verb> --help' for a verb's options. With no verb, pinlab runs the main job (today: layout
 of the default machine, '${DEFAULT_CMDLINE}').
@@ -145,10 +151,48 @@ function cmdVariants(argv: string[], io: Io): number {
   return 0;
 }
 
+const PIN_FRACTION_HELP = `usage: pinlab pin-fraction [--cmdline "mem=1G"] [--geometry G] [--kernel V] [--kernelcore 10,20,...]
+                           [--share 0.9] [--chunk PAGES] [--json]
+
+"Can standard systems still pin > 80% of memory?" For each kernelcore= share (appended to --cmdline), a process
+maps --share of managed memory and pins it long-term in --chunk pages (default 512, a 2M MAP_DMA) until a pin
+fails: once with fresh memory (GUP faults it in, inside PF_MEMALLOC_PIN: straight into the kernel zones) and
+once prefaulted (the guest touched it first: it sits in ZONE_MOVABLE and must migrate, and its unpinned pages
+already fill the kernel zones). Prints the pinned share of managed memory and how the pinning ended.
+`;
+
+function cmdPinFraction(argv: string[], io: Io): number {
+  const { values, positionals } = parse('pin-fraction', argv, {
+    cmdline: { type: 'string' }, geometry: { type: 'string' }, kernel: { type: 'string' }, kernelcore: { type: 'string' },
+    share: { type: 'string' }, chunk: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (positionals.length) throw new UsageError(`pin-fraction: unexpected argument '${positionals[0]}'`);
+  if (values.help) { io.out(PIN_FRACTION_HELP); return 0; }
+  const kernel = values.kernel as string | undefined;
+  if (kernel !== undefined) checkKernelFlag(kernel);
+  const base = (values.cmdline as string | undefined) ?? 'mem=1G';
+  if (/\b(kernelcore|movablecore)=/.test(base)) throw new UsageError('pin-fraction: --cmdline must not set kernelcore= or movablecore= (the verb varies kernelcore=)');
+  const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1 || n > 99) throw new UsageError(`pin-fraction: --kernelcore '${x}' is not a whole percentage 1..99`);
+    return n;
+  });
+  const share = values.share === undefined ? 0.9 : Number(values.share);
+  if (!(share > 0 && share <= 1)) throw new UsageError(`pin-fraction: --share '${String(values.share)}' is not a fraction in (0, 1]`);
+  const chunk = values.chunk === undefined ? 512 : Number(values.chunk);
+  if (!Number.isInteger(chunk) || chunk < 1) throw new UsageError(`pin-fraction: --chunk '${String(values.chunk)}' is not a positive number of pages`);
+  bootFromSpec({ cmdline: `${base} kernelcore=${pcts[0]}%`, geometry: values.geometry as string | undefined }); // validate once
+  const rows = pinFractionTable(pcts, { base, geometry: values.geometry as string | undefined, kernel, share, chunk });
+  if (values.json) io.out(JSON.stringify({ cmdline: base, kernel: kernel ?? DEFAULT_VARIANT, share, chunk, rows }, null, 2) + '\n');
+  else io.out(`# ${base} kernelcore=N%, kernel ${kernel ?? DEFAULT_VARIANT}, mapping ${share * 100}% of managed memory, pinned in ${chunk}-page chunks\n${formatPinFraction(rows)}`);
+  return 0;
+}
+
 const VERBS: Record<string, (argv: string[], io: Io) => number> = {
   layout: cmdLayout,
   scenario: cmdScenario,
   variants: cmdVariants,
+  'pin-fraction': cmdPinFraction,
 };
 
 /** Runs one command; returns the exit code (0 ok, 1 a property failed or a run broke, 2 bad input). */
@@ -158,7 +202,8 @@ export function main(argv: string[], io: Io): number {
     const [verb, ...rest] = argv as [string, ...string[]];
     if (verb === '--help' || verb === '-h' || verb === 'help') { io.out(MAIN_HELP); return 0; }
     const fn = VERBS[verb];
-    if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${Object.keys(VERBS).join(', ')}; see pinlab --help)`);
+    if (ASYNC_VERBS[verb]) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
+    if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${[...Object.keys(VERBS), ...Object.keys(ASYNC_VERBS)].join(', ')}; see pinlab --help)`);
     return fn(rest, io);
   } catch (e) {
     if (e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError) {
@@ -169,8 +214,25 @@ export function main(argv: string[], io: Io): number {
   }
 }
 
+/** main() for every verb, including the asynchronous ones (run, replay): resolves to the exit code. */
+export async function mainAsync(argv: string[], io: Io): Promise<number> {
+  const fn = argv.length ? ASYNC_VERBS[argv[0]!] : undefined;
+  if (!fn) return main(argv, io);
+  try {
+    return await fn(argv.slice(1), io);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError) {
+      io.err(`pinlab: ${e.message}\n`);
+      return 2;
+    }
+    io.err(`pinlab: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+    return 1;
+  }
+}
+
 /** The process entry (bin/pinlab.js): stdout/stderr and the exit code. */
 export function run(argv: string[]): void {
-  const code = main(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
-  process.exitCode = code;
+  void mainAsync(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }).then((code) => {
+    process.exitCode = code;
+  });
 }

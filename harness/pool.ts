@@ -15,8 +15,10 @@ export function workerFile(): { filename: string; execArgv: string[] } {
 
 export class ActorPool {
   private readonly pool: Piscina;
+  readonly threads: number;
 
   constructor(threads: number) {
+    this.threads = threads;
     const w = workerFile();
     this.pool = new Piscina({
       filename: w.filename, execArgv: w.execArgv, minThreads: threads, maxThreads: threads,

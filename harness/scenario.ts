@@ -388,7 +388,7 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
       const res: StepResult = { step: i + 1, op: s.op, proc: typeof s.proc === 'string' ? s.proc : undefined, rc: r.rc, result, detail: r.detail, ok };
       results.push(res);
       out(formatResult(res, exp, match));
-      for (const k of lastKills) out(`      Out of memory: Killed process ${k.pid} (${k.name}) total-vm ${k.rss * 4}kB, oom_score ${k.badness}${k.reaped ? `; reaped ${k.reaped} pages` : ''}`);
+      for (const k of lastKills) out(`      Out of memory: Killed process ${k.pid} (${k.name}) anon-rss:${k.rss * 4}kB, oom_score ${k.badness}${k.reaped ? `; reaped ${k.reaped} pages` : ''}`);
       if (panic !== undefined) out(`      ${panic}`);
     }
   } finally {

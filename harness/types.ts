@@ -50,5 +50,98 @@ export interface AllocBenchResult {
   seconds: number;
 }
 
-export type WorkerTask = AllocHammerTask | AllocBenchTask;
-export type WorkerResult = AllocHammerResult | AllocBenchResult;
+// ---- actors (harness/actor.ts): one per device instance or kernel agent, one per worker thread ----
+
+/** One operation of an actor's program (a DeviceOp: plain JSON). */
+export interface ActorOp {
+  op: string;
+  [field: string]: unknown;
+}
+
+/** A process mapping the main thread created before the actors start (anonymous, private, RW). */
+export interface MapInfo {
+  name: string;
+  vpn: number;
+  pages: number;
+}
+
+/**
+ * Seeded fault points for one actor: fault point -> the 0-based calls of that point (on this actor's
+ * thread) that fail. 'signal' / 'fatal-signal' list this actor's preemption points at which a signal
+ * arrives (pending until the op returns). docs/harness.md lists the points.
+ */
+export type FaultPlan = Record<string, number[]>;
+
+export interface ActorTask {
+  kind: 'actor';
+  machine: MachineHandle;
+  /** the run's control block (harness/schedctl.ts) and the shape that fixes its layout */
+  ctl: SharedArrayBuffer;
+  ctlShape: { nrActors: number; schedCap: number; ringCap: number };
+  index: number;
+  /** "pinner-0", "vfio-type1-0": the actor kind, a dash, the instance number */
+  name: string;
+  /** every actor's name, by index (for traces and wait reasons) */
+  names: string[];
+  actorKind: string;
+  cpu: number;
+  /** the process (mm id) the actor works on */
+  mm: number;
+  maps: MapInfo[];
+  program: ActorOp[];
+  /** kernel variant spec ("v6.12", "v5.12+R3") */
+  variant: string;
+  det: boolean;
+  faults: FaultPlan;
+  /** device-model bug switches for this instance */
+  bugs: string[];
+  seed: number;
+  /** offline_pages() pass budget for the hotplug agent */
+  offlinePasses: number;
+  /** check new long-term pins against pageblocks isolated since before the op (deterministic mode) */
+  checkIsolate: boolean;
+  /** test switches: brokenSpinlocks makes this thread's spinlocks exclude nothing (mm/locking.ts lockingDebug) */
+  debug?: { brokenSpinlocks?: boolean };
+}
+
+/** A property the actor found broken in-thread (at the moment it could see it). */
+export interface Violation {
+  property: string;
+  message: string;
+  actor: string;
+  /** trace sequence number of the check */
+  seq: number;
+}
+
+export interface OpRecord {
+  i: number;
+  op: string;
+  rc: number;
+  detail?: string;
+  seq: number;
+}
+
+/** A line for the trace: its position (trace sequence, fractional for lines between entries) and text. */
+export interface LogLine {
+  seq: number;
+  text: string;
+}
+
+export interface ActorResult {
+  kind: 'actor';
+  name: string;
+  index: number;
+  ops: OpRecord[];
+  violations: Violation[];
+  log: LogLine[];
+  /** long-term pins the actor held at the end of its program (before teardown) */
+  held: { pfn: number; vpn: number; longterm: boolean }[];
+  teardown?: { rc: number; detail?: string };
+  /** the actor threw: a KernelBug (BUG_ON) or a simulator bug */
+  error?: { name: string; message: string; stack?: string };
+  /** the run stopped under it (deadlock, another actor failed, the main thread stopped it) */
+  stopped?: string;
+}
+
+export type WorkerTask = AllocHammerTask | AllocBenchTask | ActorTask;
+export type WorkerResult = AllocHammerResult | AllocBenchResult | ActorResult;

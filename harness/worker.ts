@@ -3,10 +3,11 @@
 import { Memmap } from '../mm/memmap';
 import { setCurrent, newTask } from '../mm/sched';
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
-import { __GFP_COMP } from '../mm/gfp';
+import { __GFP_COMP, __GFP_NORETRY } from '../mm/gfp';
 import { Prng } from './prng';
 import type { WorkerTask, WorkerResult, AllocHammerTask, AllocHammerResult, AllocBenchTask, AllocBenchResult } from './types';
 import { allocPairs } from '../bench/alloc_pairs';
+import { runActor } from './actor';
 
 function allocHammer(t: AllocHammerTask): AllocHammerResult {
   const m = new Memmap(t.machine.shape, t.machine.sab);
@@ -27,7 +28,7 @@ function allocHammer(t: AllocHammerTask): AllocHammerResult {
     if (held.length && (rng.below(2) === 0 || held.length > t.holdMax)) { release(rng.below(held.length)); continue; }
     const order = rng.below(8) === 0 ? rng.below(t.maxOrder + 1) : 0;
     const gfp = t.gfps[rng.below(t.gfps.length)]! | (order ? __GFP_COMP : 0);
-    const pfn = allocPages(m, gfp, order);
+    const pfn = allocPages(m, gfp | __GFP_NORETRY, order); // no process to OOM-kill: fail instead of panicking
     if (pfn === NO_PAGE) { r.failures++; continue; }
     r.allocs++;
     for (let p = pfn; p < pfn + (1 << order); p++) {
@@ -53,5 +54,6 @@ export default function run(task: WorkerTask): WorkerResult {
   switch (task.kind) {
     case 'alloc-hammer': return allocHammer(task);
     case 'alloc-bench': return allocBench(task);
+    case 'actor': return runActor(task);
   }
 }

@@ -131,12 +131,13 @@ export function parseGeometry(spec: string | undefined): Geometry {
   for (const kv of parts) {
     const [k, v] = kv.split('=', 2) as [string, string | undefined];
     if (v === undefined) throw new CmdlineError(`geometry: unknown preset '${kv}' (presets: x86_64, mini; then key=value overrides)`);
-    const keys = ['pageblock_order', 'max_order', 'block_pages', 'cpus'];
+    const keys = ['pageblock_order', 'max_order', 'block_pages', 'cpus', 'kernel_pfn'];
     if (!keys.includes(k)) throw new CmdlineError(`geometry: unknown key '${k}' (keys: ${keys.join(', ')})`);
     const n = parseUint(`geometry ${k}`, v);
     if (k === 'pageblock_order') g.pageblockOrder = n;
     else if (k === 'max_order') g.maxOrder = n;
     else if (k === 'block_pages') g.blockPages = n;
+    else if (k === 'kernel_pfn') g.kernelStartPfn = n; // where the kernel image (and ZERO_PAGE) sits: physical KASLR
     else g.nrCpus = n;
   }
   if (g.maxOrder < 1 || g.maxOrder > 20) throw new CmdlineError(`geometry: max_order ${g.maxOrder} out of range 1..20`);

@@ -12,29 +12,34 @@ import { Memmap, PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dir
 import { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } from './errno';
 import { GUP_PIN_COUNTING_BIAS, folioIsLongtermPinnable } from './pinnable';
 import { variant, hasBug } from './variants';
-import { current, memallocPinSave, memallocPinRestore } from './sched';
+import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { folioOrder, folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
 import { findVma, lookupLocked, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
-import { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB } from './mm_types';
+import { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB, mmapReadLock, mmapReadUnlock } from './mm_types';
 import { folioMapcount } from './rmap';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MigrateStats, MigrateFailure,
   MR_LONGTERM_PIN, MR_CONTIG_RANGE } from './migrate';
 import { GFP_USER, __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import { bug } from './debug';
 
-// FOLL_* (include/linux/mm_types.h); FOLL_PIN and FOLL_TOUCH are internal.
-export const FOLL_WRITE = 0x01;
-export const FOLL_GET = 0x02;
-export const FOLL_FORCE = 0x10;
-export const FOLL_LONGTERM = 0x100;
-export const FOLL_PCI_P2PDMA = 0x400;
-export const FOLL_PIN = 0x40000;
-export const FOLL_TOUCH = 0x80000;
+// FOLL_* (include/linux/mm_types.h, 6.12 values); FOLL_PIN and FOLL_TOUCH are internal (mm/internal.h).
+export const FOLL_WRITE = 1 << 0;
+export const FOLL_GET = 1 << 1;
+export const FOLL_FORCE = 1 << 3;
+export const FOLL_LONGTERM = 1 << 8;
+export const FOLL_PCI_P2PDMA = 1 << 10;
+export const FOLL_TOUCH = 1 << 16;
+export const FOLL_PIN = 1 << 19;
 const INTERNAL_GUP_FLAGS = FOLL_PIN | FOLL_TOUCH;
+/** gup_fast_fallback()'s accepted flags; FOLL_NOFAULT (1 << 5), FOLL_HONOR_NUMA_FAULT (1 << 12), FOLL_FAST_ONLY (1 << 20) are not modelled. */
+const GUP_FAST_FLAGS = FOLL_WRITE | FOLL_LONGTERM | FOLL_FORCE | FOLL_PIN | FOLL_GET | FOLL_PCI_P2PDMA | 1 << 5 | 1 << 12 | 1 << 20;
 
 /** pinlab's bound on the __gup_longterm_locked() -EAGAIN loop (the kernel has none). */
 export const GUP_LONGTERM_RETRIES_MAX = 64;
+
+const NR_FOLL_PIN_ACQUIRED = vmItem('nr_foll_pin_acquired');
+const NR_FOLL_PIN_RELEASED = vmItem('nr_foll_pin_released');
 /** Faults GUP takes for one page before giving up with -EFAULT (each retry follows a completed fault). */
 export const GUP_FAULT_RETRIES_MAX = 16;
 /** v5.12's check_and_migrate_cma_pages() gave up re-migrating after this many rounds. */
@@ -91,7 +96,7 @@ export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: numbe
       return -ENOMEM;
     }
   }
-  countVmEvents(m, vmItem('nr_foll_pin_acquired'), refs);
+  countVmEvents(m, NR_FOLL_PIN_ACQUIRED, refs);
   return 0;
 }
 
@@ -99,7 +104,7 @@ export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: numbe
 export function gupPutFolio(m: Memmap, head: number, refs: number, flags: number): void {
   if (flags & FOLL_PIN) {
     if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return;
-    countVmEvents(m, vmItem('nr_foll_pin_released'), refs);
+    countVmEvents(m, NR_FOLL_PIN_RELEASED, refs);
     if (hasPincount(m, head)) Atomics.sub(m.pincount, head, refs);
     else refs *= GUP_PIN_COUNTING_BIAS;
   }
@@ -200,6 +205,15 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
  * Returns how many were grabbed (a short count on a later error), or -errno if none was.
  */
 export function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset = 0): number {
+  mmapReadLock(m, mm); // __get_user_pages_locked(): mmap_read_lock() for the walk, dropped before migration
+  try {
+    return getUserPagesWalk(m, mm, vpn, nrPages, flags, pages, offset);
+  } finally {
+    mmapReadUnlock(m, mm);
+  }
+}
+
+function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset: number): number {
   let i = 0;
   let ret = 0;
   let vb = -1;
@@ -286,8 +300,10 @@ function pinTargetGfp(): number {
 
 function pinMigrate(m: Memmap, list: number[], report: PinReport): number {
   const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
+  yieldPoint('gup:before-migrate');
   const rc = migratePages(m, list, allocMigrationTarget(pinTargetGfp()),
     { reason: variant().reasonContigRange ? MR_CONTIG_RANGE : MR_LONGTERM_PIN, stats });
+  yieldPoint('gup:after-migrate');
   report.migrated += stats.nrSucceeded;
   report.thpSplit += stats.nrThpSplit;
   report.failures.push(...stats.failures);
@@ -317,10 +333,11 @@ export const gupFaults = { pofsAllocFails: false };
 
 /** check_and_migrate_movable_pages() (v6.1+): 0 = all pinnable, -EAGAIN = re-pin, else an error. */
 function checkAndMigrateMovablePages(m: Memmap, nr: number, pages: number[], report: PinReport): number {
-  if (hasBug('R14') && gupFaults.pofsAllocFails) return -ENOMEM; // kmalloc_array() failed: pins leak (6.11)
+  if (hasBug('R14') && (gupFaults.pofsAllocFails || faultPoint('gup:pofs-alloc'))) return -ENOMEM; // kmalloc_array() failed: pins leak (6.11)
   const list: number[] = [];
   const collected = collectLongtermUnpinnableFolios(m, pages, nr, list, report);
   if (!collected) return 0;
+  yieldPoint('gup:after-collect');
   if (hasBug('R12') && !list.length) return 0; // "fix infinite loop": an empty list passed as success
   return migrateLongtermUnpinnableFolios(m, list, pages, nr, report);
 }
@@ -355,6 +372,7 @@ function checkAndMigrateV513(m: Memmap, mm: number, vpn: number, nr: number, pag
     else isolationErrors++;
   }
   report.collected += collected;
+  if (collected) yieldPoint('gup:after-collect');
   if (!list.length && (!isolationErrors || hasBug('R4'))) return nr;
   for (let i = 0; i < nr; i++) unpinUserPage(m, pages[offset + i]!);
   if (list.length) {
@@ -437,6 +455,7 @@ function longtermV512(m: Memmap, mm: number, vpn: number, nrPages: number, pages
       if (isolateFolio(m, head)) list.push(head);
     }
     if (!list.length) return n;
+    yieldPoint('gup:after-collect');
     for (let i = 0; i < n; i++) unpinUserPage(m, pages[offset + i]!);
     const ret = pinMigrate(m, list, report);
     if (ret) {
@@ -461,11 +480,11 @@ function finish(rc: number, nrPages: number, report: PinReport): number {
   return rc;
 }
 
-/** pin_user_pages() / pin_user_pages_remote(): FOLL_PIN on another or the current mm. */
+/** pin_user_pages() / pin_user_pages_remote(): FOLL_PIN on another or the current mm. Bad arguments return 0 (6.12), not -EINVAL. */
 export function pinUserPages(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[],
   report: PinReport = newPinReport()): number {
   const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
-  if (flags < 0) return finish(flags, nrPages, report);
+  if (flags < 0) { report.outcome = 'error'; return 0; }
   if (nrPages <= 0) return finish(0, nrPages, report);
   return finish(gupLongtermLocked(m, mm, vpn, nrPages, pages, flags, report), nrPages, report);
 }
@@ -480,12 +499,15 @@ export function getUserPages(m: Memmap, mm: number, vpn: number, nrPages: number
 
 /**
  * gup_fast_pte_range() + try_grab_folio_fast(): lockless, no faults. Stops at the first page that is
- * absent, read-only for a write, the (special) zero page, shared for a read-only pin, or not
- * long-term pinnable under FOLL_LONGTERM. Returns how many it pinned.
+ * absent, PROT_NONE, read-only for a write, the (special) zero page, shared for a read-only pin, or
+ * not long-term pinnable under FOLL_LONGTERM. Returns how many it pinned.
  */
 function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[]): number {
   let i = 0;
   for (; i < nrPages; i++) {
+    // pte_protnone(): pinlab keeps PROT_NONE in the VMA only, so the walk asks it (the kernel reads the PTE)
+    const vb = findVma(m, mm, vpn + i);
+    if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (VM_READ | VM_WRITE))) break;
     ptlLock(m, mm); // stands for the lockless walk's re-check of the PTE after grabbing
     const t = lookupLocked(m, mm, vpn + i);
     let ok = !!t && !t.migrating && (!(flags & FOLL_WRITE) || t.write);
@@ -497,10 +519,13 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
       else if (flags & FOLL_LONGTERM && !folioIsLongtermPinnable(m, head)) ok = false;
       else if (m.refcount[head]! <= 0) ok = false; // folio_try_get() failed: frozen or freed
     }
-    if (ok && tryGrabFolio(m, head, 1, flags) < 0) ok = false;
+    // gup_fast_pmd_leaf(): a PMD-mapped THP is grabbed once for every page it covers in the range
+    const refs = ok && t!.huge ? Math.min(nrPages - i, m.ptrsPerTable - ((vpn + i) & (m.ptrsPerTable - 1))) : 1;
+    if (ok && tryGrabFolio(m, head, refs, flags) < 0) ok = false;
     ptlUnlock(m, mm);
     if (!ok) break;
-    pages[i] = t!.pfn;
+    for (let k = 0; k < refs; k++) pages[i + k] = t!.pfn + k;
+    i += refs - 1;
   }
   return i;
 }
@@ -513,10 +538,11 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
 export function pinUserPagesFast(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[],
   report: PinReport = newPinReport()): number {
   const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
-  if (flags < 0) return finish(flags, nrPages, report);
+  if (flags < 0 || flags & ~GUP_FAST_FLAGS) return finish(-EINVAL, nrPages, report);
   if (nrPages <= 0) return finish(0, nrPages, report);
   const fast = gupFast(m, mm, vpn, nrPages, flags, pages);
   if (fast === nrPages) return finish(fast, nrPages, report);
+  yieldPoint('gup:fast-to-slow'); // gup_fast_fallback(): interrupts back on, the slow path may sleep
   const rest = gupLongtermLocked(m, mm, vpn + fast, nrPages - fast, pages, flags, report, fast);
   if (rest < 0) return finish(fast ? fast : rest, nrPages, report);
   return finish(fast + rest, nrPages, report);

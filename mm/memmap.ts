@@ -172,6 +172,8 @@ export const MM_PGTABLES = 11; // PTE tables in use (nr_ptes)
 export const MM_FLAGS = 12;
 export const MM_RLIMIT_MEMLOCK = 13; // pages; -1 = RLIM_INFINITY
 export const MM_CAP_IPC_LOCK = 14;
+// user_struct->locked_vm of the process's user (io_uring, iommufd): pinlab gives each process its own user
+export const MM_USER_LOCKED_VM = 15; // pages
 export const MM_STRIDE = 16;
 // ---- struct vm_area_struct slots ----
 export const VMA_START = 0; // first vpn
@@ -181,6 +183,27 @@ export const VMA_ANON_VMA = 3; // anon_vma root id, 0 = none yet
 export const VMA_SHMEM = 4; // shmem object + 1, 0 = anonymous
 export const VMA_PGOFF = 5; // file offset in pages of VMA_START
 export const VMA_STRIDE = 6;
+// ---- mmu interval notifier subscriptions (mm/mmu_notifier.ts): a global header, then one record per mm
+// (struct mmu_notifier_subscriptions), each with MMU_NOTIFIER_SUBS_MAX subscription slots ----
+export const MNG_NR_SUBS = 0; // live subscriptions machine-wide (the cheap "any notifier at all" test)
+export const MNG_NEXT_ID = 1; // subscription id allocator
+export const MNG_SLOTS = 4;
+export const MN_LOCK = 0; // subscriptions->lock
+export const MN_SEQ = 1; // invalidate_seq: odd while an invalidation holds the write side
+export const MN_ACTIVE = 2; // active_invalidate_ranges
+export const MN_HAS_ITREE = 3; // mm_has_notifiers(): set at the first insert
+export const MN_PID = 4; // MM_PID of the mm the table belongs to (a reused mm slot starts afresh)
+export const MN_NR_SLOTS = 5; // high-water mark of used subscription slots
+export const MN_HDR = 8;
+export const MNS_STATE = 0; // 0 free, 1 in the tree, 2 insert deferred, 3 remove deferred
+export const MNS_START = 1; // first vpn
+export const MNS_END = 2; // vpn after the last
+export const MNS_SEQ = 3; // interval_sub->invalidate_seq
+export const MNS_ID = 4; // machine-wide subscription id (MNG_NEXT_ID), never 0
+export const MNS_OWNER = 5; // threadId of the registering thread (where its callback lives)
+export const MNS_STRIDE = 6;
+export const MMU_NOTIFIER_SUBS_MAX = 32;
+export const MN_STRIDE = MN_HDR + MMU_NOTIFIER_SUBS_MAX * MNS_STRIDE;
 // ---- shmem inode slots ----
 export const SH_USERS = 0;
 export const SH_SIZE = 1; // pages
@@ -246,6 +269,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['shmemPages', s.shmemPages, 4],
     ['lru', s.nrCpus * (s.lruBatch + 2), 4],
     ['pageblock', nrPageblocks, 1],
+    ['mmuNotifiers', MNG_SLOTS + s.maxMms * MN_STRIDE, 4],
   ];
   const regions: Record<string, Region> = {};
   let off = 0;
@@ -298,6 +322,7 @@ export class Memmap {
   readonly shmem: Int32Array;
   readonly shmemPages: Int32Array;
   readonly lru: Int32Array;
+  readonly mmuNotifiers: Int32Array;
   readonly maxMms: number;
   readonly maxVmas: number;
   readonly pmdOrder: number;
@@ -342,6 +367,7 @@ export class Memmap {
     this.shmem = new Int32Array(b, r('shmem').byteOffset, r('shmem').length);
     this.shmemPages = new Int32Array(b, r('shmemPages').byteOffset, r('shmemPages').length);
     this.lru = new Int32Array(b, r('lru').byteOffset, r('lru').length);
+    this.mmuNotifiers = new Int32Array(b, r('mmuNotifiers').byteOffset, r('mmuNotifiers').length);
     this.maxMms = shape.maxMms;
     this.maxVmas = shape.maxVmas;
     this.pmdOrder = shape.pmdOrder;

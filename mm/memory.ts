@@ -10,15 +10,16 @@ import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAG
   MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
   PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
-  anonVmaAlloc } from './mm_types';
+  anonVmaAlloc, mmapReadLock, mmapReadUnlock } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
-import { spinLock, spinUnlock } from './locking';
+import { spinLock, spinUnlock, waitWhileEqual } from './locking';
 import { folioAddLru, folioGet, folioPut, folioOrder, lruAddDrain } from './swap';
 import { folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
 import { EFAULT } from './errno';
+import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
 
 // vm_fault_t (include/linux/mm_types.h)
 export const VM_FAULT_OOM = 0x000001;
@@ -61,6 +62,15 @@ export function lookupLocked(m: Memmap, mm: number, vpn: number): Translation | 
   const pte = m.ptes[pteSlot(m, pmd, vpn)]!;
   if (!(pte & (PTE_PRESENT | PTE_MIGRATION))) return null;
   return { pfn: ptePfn(pte), write: (pte & PTE_WRITE) !== 0, migrating: (pte & PTE_PRESENT) === 0, huge: false };
+}
+
+/**
+ * migration_entry_wait() / pmd_migration_entry_wait(): sleep until the migration entry at a[i] is
+ * replaced (migration finished or failed, or the range was unmapped); bounded, then the fault retries.
+ */
+export const MIGRATION_WAIT_ROUNDS = 1000;
+function migrationEntryWait(a: Int32Array, i: number, entry: number): void {
+  for (let n = 0; n < MIGRATION_WAIT_ROUNDS && Atomics.load(a, i) === entry; n++) waitWhileEqual(a, i, entry, 'migration entry', 1);
 }
 
 export function ptlLock(m: Memmap, mm: number): void {
@@ -107,7 +117,7 @@ export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean
     pmd = Atomics.load(m.pmds, pi);
   }
   if (pmdIsHuge(pmd)) {
-    if (!(pmd & PTE_PRESENT)) return VM_FAULT_RETRY;
+    if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
     if (!write || pmd & PTE_WRITE) return 0;
     // do_huge_pmd_wp_page(): fall back to PTEs, then COW a page
     splitHugePmd(m, mm, vpn);
@@ -137,7 +147,7 @@ function freeUnusedTable(m: Memmap, mm: number, t: number): void {
 function handlePteFault(m: Memmap, mm: number, vb: number, vpn: number, write: boolean, pmd: number): number {
   const slot = pteSlot(m, pmd, vpn);
   const pte = Atomics.load(m.ptes, slot);
-  if (pte & PTE_MIGRATION) return VM_FAULT_RETRY;
+  if (pte & PTE_MIGRATION) { migrationEntryWait(m.ptes, slot, pte); return VM_FAULT_RETRY; }
   const flags = m.vmas[vb + VMA_FLAGS]!;
   if (!(pte & PTE_PRESENT)) {
     if (m.vmas[vb + VMA_SHMEM]) return shmemFault(m, mm, vb, vpn, write, slot);
@@ -238,7 +248,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     && m.refcount[head]! === 1) {
     ptlLock(m, mm);
     if (m.ptes[slot] === pte) {
-      m.flags[old] = m.flags[old]! | PG_anon_exclusive;
+      Atomics.or(m.flags, old, PG_anon_exclusive); // the page is on the LRU: others change its flags concurrently
       m.ptes[slot] = unshare ? pte : pte | PTE_WRITE;
     }
     ptlUnlock(m, mm);
@@ -248,9 +258,11 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   const anonVma = anonVmaPrepare(m, vb);
   const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
   if (pfn === NO_PAGE) return VM_FAULT_OOM;
+  const range = mmuNotifierInvalidateRangeStart(m, mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR); // wp_page_copy()
   ptlLock(m, mm);
   if (m.ptes[slot] !== pte) {
     ptlUnlock(m, mm);
+    mmuNotifierInvalidateRangeEnd(m, range);
     folioPut(m, pfn);
     return 0;
   }
@@ -265,6 +277,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     m.mms[mmBase(mm) + MM_RSS_ANON]!++;
   }
   ptlUnlock(m, mm);
+  mmuNotifierInvalidateRangeEnd(m, range);
   if (!isZero) folioPut(m, head);
   folioAddLru(m, pfn);
   return 0;
@@ -280,7 +293,7 @@ export function handleUnshareFault(m: Memmap, mm: number, vpn: number): number {
   const pi = pmdIndex(m, mm, vpn);
   let pmd = Atomics.load(m.pmds, pi);
   if (pmdIsHuge(pmd)) {
-    if (!(pmd & PTE_PRESENT)) return VM_FAULT_RETRY;
+    if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
     if (m.flags[pmd & PFN_MASK]! & (PG_anon_exclusive | PG_hugetlb)) return 0;
     splitHugePmd(m, mm, vpn);
     pmd = Atomics.load(m.pmds, pi);
@@ -288,7 +301,11 @@ export function handleUnshareFault(m: Memmap, mm: number, vpn: number): number {
   if (!pmdIsTable(pmd)) return VM_FAULT_RETRY;
   const slot = pteSlot(m, pmd, vpn);
   const pte = Atomics.load(m.ptes, slot);
-  if (!(pte & PTE_PRESENT)) return pte & PTE_MIGRATION ? VM_FAULT_RETRY : 0;
+  if (!(pte & PTE_PRESENT)) {
+    if (!(pte & PTE_MIGRATION)) return 0;
+    migrationEntryWait(m.ptes, slot, pte);
+    return VM_FAULT_RETRY;
+  }
   return doWpPage(m, mm, vb, vpn, slot, pte, true);
 }
 
@@ -331,15 +348,17 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
   if (hs < 0) return VM_FAULT_SIGBUS;
   const pi = pmdIndex(m, mm, vpn);
   const pmd = Atomics.load(m.pmds, pi);
-  if (pmd !== 0 && !(pmd & PTE_PRESENT)) return VM_FAULT_RETRY;
+  if (pmd !== 0 && !(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
   if (pmd !== 0 && (!write || pmd & PTE_WRITE)) return 0;
   const pfn = dequeueHugetlbFolio(m, hs);
   if (pfn < 0) return VM_FAULT_OOM; // VM_FAULT_OOM when the pool is empty (no surplus pages)
   const anonVma = anonVmaPrepare(m, vb);
   const head = vpn & ~(m.ptrsPerTable - 1);
+  const range = pmd !== 0 ? mmuNotifierInvalidateRangeStart(m, mm, head, head + m.ptrsPerTable, MMU_NOTIFY_CLEAR) : null; // hugetlb_wp()
   ptlLock(m, mm);
   if (m.pmds[pi] !== pmd) {
     ptlUnlock(m, mm);
+    mmuNotifierInvalidateRangeEnd(m, range);
     folioPut(m, pfn);
     return 0;
   }
@@ -354,6 +373,7 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
   pmdMapInc(m, pfn);
   m.pmds[pi] = mkHugePmd(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
   ptlUnlock(m, mm);
+  mmuNotifierInvalidateRangeEnd(m, range);
   if (pmd !== 0) folioPut(m, pmd & PFN_MASK);
   return 0;
 }
@@ -365,6 +385,15 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
  * Returns the value read (or written), or -EFAULT when the access would SIGSEGV/SIGBUS/OOM.
  */
 export function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, value = 0): number {
+  mmapReadLock(m, mm); // the fault handler's mmap_read_lock (lock_mm_and_find_vma)
+  try {
+    return userAccessLocked(m, mm, vpn, write, value);
+  } finally {
+    mmapReadUnlock(m, mm);
+  }
+}
+
+function userAccessLocked(m: Memmap, mm: number, vpn: number, write: boolean, value: number): number {
   const vb = findVma(m, mm, vpn);
   if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (write ? VM_WRITE : VM_READ))) return -EFAULT; // PROT_NONE PTEs are not accessible
   for (let tries = 0; tries < ACCESS_RETRIES_MAX; tries++) {
@@ -374,7 +403,7 @@ export function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, v
       let r: number;
       if (write) {
         m.content[t.pfn] = value >>> 0;
-        m.flags[t.pfn] = m.flags[t.pfn]! | PG_dirty;
+        Atomics.or(m.flags, t.pfn, PG_dirty); // atomic: other CPUs set and clear PG_lru/PG_locked concurrently
         r = value >>> 0;
       } else r = m.content[t.pfn]!;
       ptlUnlock(m, mm);
@@ -390,8 +419,12 @@ export function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, v
 // ---------------------------------------------------------------------------------------------
 // Unmapping (zap_pte_range / zap_huge_pmd) and fork (copy_page_range)
 
-/** zap_page_range_single(): drop every mapping in [start, end) of one mm; page tables stay. */
-export function zapPageRange(m: Memmap, mm: number, start: number, end: number): void {
+/**
+ * zap_page_range_single(): drop every mapping in [start, end) of one mm; page tables stay. event is
+ * the mmu notifier's: MMU_NOTIFY_CLEAR (madvise), MMU_NOTIFY_UNMAP (munmap, exit: unmap_vmas).
+ */
+export function zapPageRange(m: Memmap, mm: number, start: number, end: number, event = MMU_NOTIFY_CLEAR): void {
+  const range = mmuNotifierInvalidateRangeStart(m, mm, start, end, event);
   const mask = m.ptrsPerTable - 1;
   for (let vpn = start; vpn < end;) {
     const pi = pmdIndex(m, mm, vpn);
@@ -410,6 +443,7 @@ export function zapPageRange(m: Memmap, mm: number, start: number, end: number):
     const stop = Math.min(end, pmdEnd);
     for (; vpn < stop; vpn++) zapPte(m, mm, pteSlot(m, pmd, vpn));
   }
+  mmuNotifierInvalidateRangeEnd(m, range);
 }
 
 function zapPte(m: Memmap, mm: number, slot: number): void {
@@ -447,10 +481,13 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   const pi = pmdIndex(m, mm, vpn);
   const t = pteAllocOne(m, mm);
   if (t < 0) return -1;
+  const hvpn = vpn & ~(m.ptrsPerTable - 1);
+  const range = mmuNotifierInvalidateRangeStart(m, mm, hvpn, hvpn + m.ptrsPerTable, MMU_NOTIFY_CLEAR); // __split_huge_pmd()
   ptlLock(m, mm);
   const pmd = m.pmds[pi]!;
   if (!pmdIsHuge(pmd) || m.flags[pmd & PFN_MASK]! & PG_hugetlb) {
     ptlUnlock(m, mm);
+    mmuNotifierInvalidateRangeEnd(m, range);
     pteFree(m, mm, t);
     return 0;
   }
@@ -460,7 +497,7 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   const base = t << m.pmdOrder;
   const excl = m.flags[head]! & PG_anon_exclusive;
   for (let i = 0; i < m.ptrsPerTable; i++) {
-    m.flags[head + i] = m.flags[head + i]! | excl;
+    Atomics.or(m.flags, head + i, excl);
     m.ptes[base + i] = present ? mkPte(head + i, write) : PTE_MIGRATION | (write ? PTE_WRITE : 0) | (head + i);
     if (present) pteMapInc(m, head + i);
   }
@@ -470,6 +507,7 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   }
   m.pmds[pi] = PMD_TABLE | t;
   ptlUnlock(m, mm);
+  mmuNotifierInvalidateRangeEnd(m, range);
   countVmEvents(m, vmItem('thp_split_pmd'), 1);
   return 0;
 }
@@ -500,7 +538,7 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
       ptlUnlock(m, dst);
       pmdMapInc(m, head);
       folioGet(m, head);
-      if (!shared) m.flags[head] = m.flags[head]! & ~PG_anon_exclusive; // folio_try_dup_anon_rmap_pmd()
+      if (!shared) Atomics.and(m.flags, head, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pmd()
       vpn = pmdEnd;
       continue;
     }
@@ -546,7 +584,7 @@ function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: numb
     ptlUnlock(m, src);
   }
   m.ptes[dslot] = shared ? pte : pte & ~PTE_WRITE;
-  if (!shared) m.flags[pfn] = m.flags[pfn]! & ~PG_anon_exclusive; // folio_try_dup_anon_rmap_pte()
+  if (!shared) Atomics.and(m.flags, pfn, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pte()
   pteMapInc(m, pfn);
   folioGet(m, head);
   m.mms[mmBase(dst) + (m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM)]!++;

@@ -15,9 +15,9 @@ import { folioTryGet, folioPut, folioOrder, lruCacheDisable, lruCacheEnable } fr
 import { zonePcpDisable, zonePcpEnable, delPageFromFreeList } from './page_alloc';
 import { startIsolatePageRange, undoIsolatePageRange, testPagesIsolated, MEMORY_OFFLINE, REPORT_FAILURE } from './page_isolation';
 import { dissolveFreeHugetlbFolios } from './hugetlb';
-import { current } from './sched';
+import { current, yieldPoint } from './sched';
 import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
-import { spinLock, spinUnlock } from './locking';
+import { spinLock, spinUnlock, mutexLock, mutexUnlock } from './locking';
 import { isolatePageblockLocked, unsetMigratetypeIsolate } from './page_isolation';
 import { freeRange, initPerZoneWmarkMin } from './mm_init';
 
@@ -181,10 +181,10 @@ export function blockStartPfn(m: Memmap, b: number): number {
 
 /** mem_hotplug_begin()/mem_hotplug_done(): serialises online/offline. */
 export function memHotplugBegin(m: Memmap): void {
-  spinLock(m.header, H_HOTPLUG_LOCK);
+  mutexLock(m.header, H_HOTPLUG_LOCK); // a sleeping lock: held across offline_pages()' preemption points
 }
 export function memHotplugDone(m: Memmap): void {
-  spinUnlock(m.header, H_HOTPLUG_LOCK);
+  mutexUnlock(m.header, H_HOTPLUG_LOCK);
 }
 
 /** memory_block_online() */
@@ -397,6 +397,7 @@ export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts:
     zonePcpEnable(m, zid);
     return rc;
   }
+  yieldPoint('offline:isolate');
   const arg = { startPfn, nrPages };
   const failed = (e: number, reason: string): number => {
     report.reason = reason;
@@ -417,13 +418,18 @@ export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts:
         return failed(-EINTR, current().sigpending ? 'signal backoff' : `signal backoff (retry budget of ${passesMax} passes spent)`);
       }
       report.passes++;
+      yieldPoint('offline:scan'); // cond_resched() before scan_movable_pages()
       rc = scanMovablePages(m, pfn, end, out);
       pfn = out.pfn;
-      if (!rc) doMigrateRange(m, pfn, end, stats);
+      if (!rc) {
+        doMigrateRange(m, pfn, end, stats);
+        yieldPoint('offline:migrate');
+      }
     } while (!rc);
     if (rc !== -ENOENT) { report.pfn = out.pfn; return failed(rc, 'unmovable page'); }
     rc = dissolveFreeHugetlbFolios(m, startPfn, end);
     if (rc) return failed(rc, 'failure to dissolve huge pages');
+    yieldPoint('offline:test');
     rc = testPagesIsolated(m, startPfn, end, MEMORY_OFFLINE, out);
     if (rc) {
       report.pfn = out.pfn;

@@ -17,6 +17,7 @@ import { countVmEvents, vmItem } from './vmstat';
 import { EAGAIN, ENOMEM } from './errno';
 import { dequeueHugetlbFolio, hstateIndex, allocMigrateHugetlbFolio, moveHugetlbState } from './hugetlb';
 import { splitFolio } from './huge_memory';
+import { yieldPoint, faultPoint } from './sched';
 
 // enum migrate_reason (include/linux/migrate_mode.h) and migrate_reason_names[] (mm/debug.c)
 export const MR_COMPACTION = 0;
@@ -35,6 +36,14 @@ export const MIGRATE_REASON_NAMES = ['compaction', 'memory_failure', 'memory_hot
 
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
 
+const NR_ISOLATED_ANON = vmItem('nr_isolated_anon');
+const NR_ISOLATED_FILE = vmItem('nr_isolated_file');
+const PGMIGRATE_SUCCESS = vmItem('pgmigrate_success');
+const PGMIGRATE_FAIL = vmItem('pgmigrate_fail');
+const THP_MIGRATION_SUCCESS = vmItem('thp_migration_success');
+const THP_MIGRATION_SPLIT = vmItem('thp_migration_split');
+const THP_MIGRATION_FAIL = vmItem('thp_migration_fail');
+
 /** new_folio_t: allocate the target for src, or NO_PAGE. */
 export type NewFolio = (m: Memmap, src: number) => number;
 
@@ -48,6 +57,7 @@ export interface MigrateStats { nrSucceeded: number; nrFailedPages: number; nrTh
  */
 export function allocMigrationTarget(gfp: number): NewFolio {
   return (m, src) => {
+    if (faultPoint('migrate:alloc-target')) return NO_PAGE; // seeded: the target allocation fails
     if (m.flags[src]! & PG_hugetlb) { // alloc_hugetlb_folio_nodemask()
       const hs = hstateIndex(m, folioOrder(m, src));
       if (hs < 0) return NO_PAGE;
@@ -68,15 +78,18 @@ export function allocMigrationTarget(gfp: number): NewFolio {
  * someone else, never on the LRU).
  */
 export function isolateFolio(m: Memmap, head: number): boolean {
+  if (faultPoint('migrate:isolate')) return false; // seeded: a transient isolation failure (a racing isolator)
   if (m.flags[head]! & PG_hugetlb) {
     if (Atomics.or(m.flags, head, PG_isolated) & PG_isolated) return false;
     if (m.refcount[head]! === 0) { Atomics.and(m.flags, head, ~PG_isolated); return false; } // a free pool folio
     folioGet(m, head);
+    yieldPoint('migrate:isolate');
     return true;
   }
   if (!folioIsolateLru(m, head)) return false;
   Atomics.or(m.flags, head, PG_isolated);
   countVmEvents(m, vmItem(m.flags[head]! & PG_anon ? 'nr_isolated_anon' : 'nr_isolated_file'), 1 << folioOrder(m, head));
+  yieldPoint('migrate:isolate');
   return true;
 }
 
@@ -130,11 +143,13 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio, why: { s: string
     return rc;
   };
   if (wasMapped && !tryToMigrate(m, src)) return fail(-EAGAIN, 'still mapped (maybe DMA-pinned anonymous folio)');
+  yieldPoint('migrate:unmap'); // migrate_folio_unmap() done: migration entries installed
   const expected = expectedRefs(m, src) + 1;
   if (!folioRefFreeze(m, src, expected)) {
     const refs = m.refcount[src]!;
     return fail(-EAGAIN, `extra references: refcount ${refs}, expected ${expected}`);
   }
+  yieldPoint('migrate:freeze'); // folio_ref_freeze() held: concurrent folio_try_get() fails
   // No turning back: folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
   const keep = PG_anon | PG_dirty | PG_swapbacked | PG_mlocked | PG_hugetlb;
   for (let i = 0; i < nr; i++) m.flags[dst + i] = m.flags[dst + i]! | (m.flags[src + i]! & PG_anon_exclusive);
@@ -150,11 +165,13 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio, why: { s: string
   folioRefUnfreeze(m, src, 1);
   m.flags[src] = m.flags[src]! & ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated);
   for (let i = 0; i < nr; i++) m.flags[src + i] = m.flags[src + i]! & ~PG_anon_exclusive;
+  yieldPoint('migrate:copy'); // copied, the old folio unfrozen; PTEs still hold migration entries
   if (wasMapped) removeMigrationPtes(m, src, dst);
   folioUnlock(m, dst);
   folioUnlock(m, src);
   if (!(m.flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);
   folioPut(m, dst);
+  yieldPoint('migrate:remap'); // remove_migration_ptes() done: the new folio is mapped
   return 0;
 }
 
@@ -184,13 +201,13 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       const src = pending[i]!;
       const nr = 1 << folioOrder(m, src);
       const large = nr > 1 && !(m.flags[src]! & PG_hugetlb);
-      const isolatedItem = m.flags[src]! & PG_hugetlb ? -1 : vmItem(m.flags[src]! & PG_anon ? 'nr_isolated_anon' : 'nr_isolated_file');
+      const isolatedItem = m.flags[src]! & PG_hugetlb ? -1 : (m.flags[src]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE);
       const why = { s: '' };
       const rc = migrateFolio(m, src, getNew, why);
       if (rc === 0) {
         stats.nrSucceeded += nr;
-        countVmEvents(m, vmItem('pgmigrate_success'), nr);
-        if (large) countVmEvents(m, vmItem('thp_migration_success'), 1);
+        countVmEvents(m, PGMIGRATE_SUCCESS, nr);
+        if (large) countVmEvents(m, THP_MIGRATION_SUCCESS, 1);
         dropFromList(m, src, isolatedItem, nr);
         continue;
       }
@@ -198,14 +215,14 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       if (rc === -ENOMEM && large && !opts.nosplit && splitFolio(m, src) === 0) {
         // THP broken by migration: the base pages go on the list instead
         stats.nrThpSplit++;
-        countVmEvents(m, vmItem('thp_migration_split'), 1);
+        countVmEvents(m, THP_MIGRATION_SPLIT, 1);
         for (let p = src; p < src + nr; p++) retry.push(p);
         continue;
       }
       stats.failures.push({ pfn: src, rc, why: why.s });
       stats.nrFailedPages += nr;
-      countVmEvents(m, vmItem('pgmigrate_fail'), nr);
-      if (large) countVmEvents(m, vmItem('thp_migration_fail'), 1);
+      countVmEvents(m, PGMIGRATE_FAIL, nr);
+      if (large) countVmEvents(m, THP_MIGRATION_FAIL, 1);
       failed.push(src);
       if (rc === -ENOMEM) { // out of memory: stop here, the rest stays on the list untried
         rcSaved = -ENOMEM;
@@ -220,8 +237,8 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
   for (const src of pending) {
     const nr = 1 << folioOrder(m, src);
     stats.nrFailedPages += nr;
-    countVmEvents(m, vmItem('pgmigrate_fail'), nr);
-    if (nr > 1 && !(m.flags[src]! & PG_hugetlb)) countVmEvents(m, vmItem('thp_migration_fail'), 1);
+    countVmEvents(m, PGMIGRATE_FAIL, nr);
+    if (nr > 1 && !(m.flags[src]! & PG_hugetlb)) countVmEvents(m, THP_MIGRATION_FAIL, 1);
     failed.push(src);
   }
   list.length = 0;

@@ -287,6 +287,7 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
   m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved, plan.hotplugStartPfn, plan.hotplugStartPfn + plan.hotplugPages);
   m.pageblock.fill(MIGRATE_MOVABLE);
   m.flags[plan.zeroPfn] = m.flags[plan.zeroPfn]! | PG_zero;
+  m.refcount[plan.zeroPfn] = 1; // a reserved page keeps init_page_count()'s reference: pins of ZERO_PAGE never free it
 }
 
 /**

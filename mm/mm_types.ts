@@ -4,10 +4,10 @@
 // (pte_alloc_one: GFP_PGTABLE_USER), so page tables consume kernel-zone memory as in the kernel.
 
 import { Memmap, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_PTE_LOCK, H_ANON_VMA_NEXT,
-  H_NEXT_ID, MM_PGTABLES } from './memmap';
+  H_NEXT_ID, MM_PGTABLES, MM_LOCK } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
 import { GFP_KERNEL, __GFP_ZERO } from './gfp';
-import { spinLock, spinUnlock } from './locking';
+import { spinLock, spinUnlock, downRead, upRead, downWrite, upWrite } from './locking';
 
 // vm_flags (include/linux/mm.h)
 export const VM_READ = 0x1;
@@ -120,4 +120,19 @@ export function mmAlloc(m: Memmap): number {
     }
   }
   return -1;
+}
+
+// ---- mmap_lock (include/linux/mmap_lock.h): a rw_semaphore in the mm record. Faults and GUP walks
+// read-lock it; mmap, munmap, mprotect, madvise, fork and exit write-lock it. ----
+export function mmapReadLock(m: Memmap, mm: number): void {
+  downRead(m.mms, mmBase(mm) + MM_LOCK);
+}
+export function mmapReadUnlock(m: Memmap, mm: number): void {
+  upRead(m.mms, mmBase(mm) + MM_LOCK);
+}
+export function mmapWriteLockRaw(m: Memmap, mm: number): void {
+  downWrite(m.mms, mmBase(mm) + MM_LOCK);
+}
+export function mmapWriteUnlockRaw(m: Memmap, mm: number): void {
+  upWrite(m.mms, mmBase(mm) + MM_LOCK);
 }

@@ -10,12 +10,14 @@ import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END
   MM_OOM_SCORE_ADJ } from './memmap';
 import { mmBase, vmaBase, mmAlloc, pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages,
   VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED,
-  VM_LOCKONFAULT, VM_DONTCOPY } from './mm_types';
+  VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw } from './mm_types';
 import { zapPageRange, splitHugePmd, copyPageRange, handleMmFault, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_RETRY } from './memory';
 import { spinLock, spinUnlock } from './locking';
 import { EINVAL, ENOMEM, EEXIST, EAGAIN, EPERM } from './errno';
 import { folioPut } from './swap';
 import { hstateIndex } from './hugetlb';
+import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, mmuNotifierRelease, MMU_NOTIFY_UNMAP,
+  MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE } from './mmu_notifier';
 
 export const PROT_READ = 0x1;
 export const PROT_WRITE = 0x2;
@@ -34,12 +36,12 @@ export interface MmapArgs {
   locked?: boolean;
 }
 
-// ---- mmap_lock (a sleeping rwsem; writers only here) ----
+// ---- mmap_lock (a sleeping rwsem, mm/mm_types.ts; faults and GUP take it for reading) ----
 export function mmapWriteLock(m: Memmap, mm: number): void {
-  spinLock(m.mms, mmBase(mm) + MM_LOCK);
+  mmapWriteLockRaw(m, mm);
 }
 export function mmapWriteUnlock(m: Memmap, mm: number): void {
-  spinUnlock(m.mms, mmBase(mm) + MM_LOCK);
+  mmapWriteUnlockRaw(m, mm);
 }
 
 function nrVmas(m: Memmap, mm: number): number {
@@ -261,7 +263,7 @@ export function doMunmap(m: Memmap, mm: number, vpn: number, nrPages: number): n
     for (const s of starts) {
       const vb = vmaAt(m, mm, s);
       const e = m.vmas[vb + VMA_END]!;
-      zapPageRange(m, mm, s, e);
+      zapPageRange(m, mm, s, e, MMU_NOTIFY_UNMAP); // unmap_vmas()
       if (m.vmas[vb + VMA_FLAGS]! & VM_LOCKED) m.mms[mmBase(mm) + MM_LOCKED_VM]! -= e - s;
       const shmem = m.vmas[vb + VMA_SHMEM]!;
       vmaRemove(m, mm, vb);
@@ -325,6 +327,7 @@ export function doMprotect(m: Memmap, mm: number, vpn: number, nrPages: number, 
 /** change_protection(): clear the write bit of every entry in [start, end). */
 function changeProtection(m: Memmap, mm: number, start: number, end: number): void {
   const mask = m.ptrsPerTable - 1;
+  const range = mmuNotifierInvalidateRangeStart(m, mm, start, end, MMU_NOTIFY_PROTECTION_VMA); // change_pmd_range()
   ptlLock(m, mm);
   for (let vpn = start; vpn < end;) {
     const pi = pmdIndex(m, mm, vpn);
@@ -336,6 +339,7 @@ function changeProtection(m: Memmap, mm: number, start: number, end: number): vo
     for (const stop = Math.min(end, pmdEnd); vpn < stop; vpn++) m.ptes[base + (vpn & mask)]! &= ~PTE_WRITE;
   }
   ptlUnlock(m, mm);
+  mmuNotifierInvalidateRangeEnd(m, range);
 }
 
 export const MADV_DONTNEED = 4;
@@ -398,7 +402,11 @@ export function doFork(m: Memmap, parent: number): number {
       if (v.shmem) Atomics.add(m.shmem, (v.shmem - 1) * SH_STRIDE + SH_USERS, 1);
       if (v.flags & (VM_PFNMAP | VM_IO)) continue;
       const shared = (v.flags & VM_SHARED) !== 0;
-      if (copyPageRange(m, child, parent, v.start, v.end, shared) < 0) { exitMmap(m, child); return -ENOMEM; }
+      // copy_page_range(): a COW mapping's PTEs are write-protected in the parent
+      const range = shared ? null : mmuNotifierInvalidateRangeStart(m, parent, v.start, v.end, MMU_NOTIFY_PROTECTION_PAGE);
+      const rc = copyPageRange(m, child, parent, v.start, v.end, shared);
+      mmuNotifierInvalidateRangeEnd(m, range);
+      if (rc < 0) { exitMmap(m, child); return -ENOMEM; }
     }
     return child;
   } finally {
@@ -408,9 +416,10 @@ export function doFork(m: Memmap, parent: number): number {
 
 /** exit_mmap(): unmap everything and free the mm slot. */
 export function exitMmap(m: Memmap, mm: number): void {
+  mmuNotifierRelease(m, mm); // exit_mmap(): mmu_notifier_release() first
   mmapWriteLock(m, mm);
   for (const v of vmaList(m, mm)) {
-    zapPageRange(m, mm, v.start, v.end);
+    zapPageRange(m, mm, v.start, v.end, MMU_NOTIFY_UNMAP);
     if (v.shmem) shmemPut(m, v.shmem - 1);
   }
   m.mms[mmBase(mm) + MM_NR_VMAS] = 0;

@@ -12,6 +12,8 @@ import { ZONE_NORMAL, MAX_NR_ZONES } from './mmzone';
 import { current } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { exitMmap } from './mmap';
+import { downWriteTrylock, upWrite } from './locking';
+import { MM_LOCK } from './memmap';
 
 export const OOM_SCORE_ADJ_MIN = -1000;
 export const MMF_OOM_VICTIM = 0x1;
@@ -83,6 +85,10 @@ export function outOfMemory(m: Memmap): boolean {
     current().fatalSignal = true;
     return true;
   }
+  // oom_reap_task_mm() only trylocks mmap_lock: a victim whose lock is held (a GUP walk in progress on
+  // it, maybe this very allocation's) is not reaped now, and this allocation fails
+  if (!downWriteTrylock(m.mms, b + MM_LOCK)) return false;
+  upWrite(m.mms, b + MM_LOCK);
   exitMmap(m, victim);
   kill.reaped = kill.rssBefore - rss(m, victim);
   return true;
@@ -94,10 +100,13 @@ export function outOfMemory(m: Memmap): boolean {
  * killed gets no second victim (it exits instead).
  */
 function allocPagesMayOom(m: Memmap, gfp: number, order: number, attempt: number): boolean {
-  if (order > PAGE_ALLOC_COSTLY_ORDER) return false;
+  // a PMD-sized (THP) request is always costly, as order 9 is on x86; on the mini geometry it is order 3
+  if (order > Math.min(PAGE_ALLOC_COSTLY_ORDER, m.pmdOrder - 1)) return false;
   if (gfp & (__GFP_NORETRY | __GFP_RETRY_MAYFAIL | __GFP_THISNODE)) return false;
   if (gfpZone(gfp) < ZONE_NORMAL) return false;
-  if (current().fatalSignal) return attempt === 0; // one more try with the OOM reserves, then fail
+  // tsk_is_oom_victim(): a thread of a process already chosen (on any CPU) is dying too
+  const cur = current();
+  if (cur.fatalSignal || (cur.mm >= 0 && m.mms[mmBase(cur.mm) + MM_FLAGS]! & MMF_OOM_VICTIM)) return attempt === 0; // one more try with the OOM reserves, then fail
   return outOfMemory(m);
 }
 

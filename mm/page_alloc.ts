@@ -551,9 +551,12 @@ function rmqueuePcplist(m: Memmap, zid: number, mt: number, allocFlags: number):
   return pfn;
 }
 
-/** rmqueue(): order 0 through the per-CPU list, else the buddy under the zone lock. */
+/**
+ * rmqueue(): order 0 through the per-CPU list, else the buddy under the zone lock. The movable list
+ * may hold CMA pages, so a movable request without ALLOC_CMA (v5.12's PF_MEMALLOC_NOCMA) skips it.
+ */
 function rmqueueZone(m: Memmap, zid: number, order: number, mt: number, allocFlags: number): number {
-  if (order === 0) {
+  if (order === 0 && (allocFlags & ALLOC_CMA || mt !== MIGRATE_MOVABLE)) {
     const pfn = rmqueuePcplist(m, zid, mt, allocFlags);
     if (pfn !== NO_PAGE) return pfn;
   }

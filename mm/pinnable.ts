@@ -19,6 +19,7 @@ export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
   if (v.predicate === 'cma-only') return mt !== MIGRATE_CMA;
   const zeroOk = (m.flags[pfn]! & PG_zero) !== 0 && !v.bugs.has('R6');
   if (v.predicate === 'movable-isolate' && (mt === MIGRATE_CMA || (mt === MIGRATE_ISOLATE && !v.bugs.has('R8')))) return false;
+  if (mt === MIGRATE_ISOLATE && !v.bugs.has('R8')) return false; // v5.13 with the v5.19 fix (v5.13+-R8)
   if (zeroOk) return true;
   return mt !== MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
 }

@@ -15,6 +15,7 @@ import { spinLock, spinUnlock } from './locking';
 import { GUP_PIN_COUNTING_BIAS } from './pinnable';
 import { variant } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
+import { mmuNotifierFolioInvalidateStart, mmuNotifierFolioInvalidateEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
 
 const NR_ANON_THPS = vmItem('nr_anon_transparent_hugepages');
 
@@ -57,18 +58,19 @@ export function folioSetShmem(m: Memmap, head: number, inode: number, pgoff: num
   m.index[head] = pgoff;
 }
 
+// Atomic, as in the kernel (atomic_inc(&page->_mapcount)): mappings in different mms change under different PTLs.
 export function pteMapInc(m: Memmap, pfn: number): void {
-  m.mapcount[pfn]!++;
+  Atomics.add(m.mapcount, pfn, 1);
 }
 export function pteMapDec(m: Memmap, pfn: number): void {
-  m.mapcount[pfn]!--;
+  Atomics.sub(m.mapcount, pfn, 1);
 }
 /** The entire mapcount sits in page[1]'s pincount slot (page[1]'s mapcount counts its own PTEs). */
 export function pmdMapInc(m: Memmap, head: number): void {
-  if (m.pincount[head + 1]!++ === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
+  if (Atomics.add(m.pincount, head + 1, 1) === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
 }
 export function pmdMapDec(m: Memmap, head: number): void {
-  if (--m.pincount[head + 1]! === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, -1);
+  if (Atomics.sub(m.pincount, head + 1, 1) === 1 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, -1);
 }
 
 export interface RmapSite {
@@ -139,6 +141,13 @@ function pmdHolds(pmd: number, head: number, n: number): boolean {
  * Returns whether the folio is now unmapped.
  */
 export function tryToMigrate(m: Memmap, head: number): boolean {
+  const inv = mmuNotifierFolioInvalidateStart(m, head, MMU_NOTIFY_CLEAR); // try_to_migrate_one(): before the PTEs change
+  const unmapped = tryToMigrateOne(m, head);
+  mmuNotifierFolioInvalidateEnd(m, inv);
+  return unmapped;
+}
+
+function tryToMigrateOne(m: Memmap, head: number): boolean {
   if ((m.flags[head]! & (PG_anon | PG_hugetlb)) === PG_anon && folioMaybeDmaPinned(m, head) && anyExclusive(m, head)) return false;
   rmapWalk(m, head, (s, entry) => {
     if (!(entry & PTE_PRESENT)) return; // already a migration entry

@@ -60,3 +60,39 @@ export function currentGfpContext(gfp: number): number {
   if (cur.flags & PF_MEMALLOC_PIN) return gfp & ~__GFP_MOVABLE;
   return gfp;
 }
+
+// ---- preemption points and fault points (the harness installs a hook per thread) ----
+
+/** What the harness does at a preemption point: hand the CPU to another actor, or record the point. */
+export type YieldHook = (label: string) => void;
+/** Whether a seeded fault fires at this call of a fault point (the harness's plan; never random here). */
+export type FaultHook = (point: string) => boolean;
+
+let yieldHook: YieldHook | null = null;
+let faultHook: FaultHook | null = null;
+
+/**
+ * A place where the kernel can be preempted or sleep (cond_resched(), a sleeping lock, the gap
+ * between two phases of migration). No-op unless the harness installed a hook for this thread.
+ * Never call it with a spinlock held. docs/preemption-points.md lists every call site.
+ */
+export function yieldPoint(label: string): void {
+  if (yieldHook !== null) yieldHook(label);
+}
+
+/** A seeded fault point (the kernel's should_fail()/fault-injection sites): true = fail this call. */
+export function faultPoint(point: string): boolean {
+  return faultHook !== null && faultHook(point);
+}
+
+export function setYieldHook(h: YieldHook | null): YieldHook | null {
+  const prev = yieldHook;
+  yieldHook = h;
+  return prev;
+}
+
+export function setFaultHook(h: FaultHook | null): FaultHook | null {
+  const prev = faultHook;
+  faultHook = h;
+  return prev;
+}

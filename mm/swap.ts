@@ -5,7 +5,7 @@
 import { Memmap, PG_lru, PG_head, PG_hugetlb, PG_locked, H_LRU_DISABLED } from './memmap';
 import { freeThePage } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
-import { current } from './sched';
+import { current, faultPoint } from './sched';
 import { bug } from './debug';
 import { freeHugeFolio } from './hugetlb';
 
@@ -121,7 +121,15 @@ export function lruAddDrain(m: Memmap): void {
 
 /** lru_add_drain_all(): every CPU's batch. */
 export function lruAddDrainAll(m: Memmap): void {
-  for (let cpu = 0; cpu < m.nrCpus; cpu++) lruAddDrainCpu(m, cpu);
+  // seeded fault: one remote CPU's batch still holds its folios (one added there just after the drain);
+  // never while lru_cache_disable() is in force, which guarantees empty batches
+  const hold = Atomics.load(m.header, H_LRU_DISABLED) === 0 && faultPoint('lru:batch-hold') ? firstBusyRemoteCpu(m) : -1;
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) if (cpu !== hold) lruAddDrainCpu(m, cpu);
+}
+
+function firstBusyRemoteCpu(m: Memmap): number {
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) if (cpu !== current().cpu && Atomics.load(m.lru, lruBase(m, cpu) + 1) > 0) return cpu;
+  return -1;
 }
 
 /** Folios waiting in any CPU's batch (for checkers). */

@@ -6,6 +6,7 @@ import { Memmap, PG_buddy, PG_pcp, PG_ORDER_SHIFT, Z_MANAGED, Z_NR_FREE, Z_NR_FR
   freeAreaHead, freeAreaCount, pcpBase, NO_ZONE } from '../mm/memmap';
 import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES, MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE, zoneName,
   MIGRATETYPE_NAMES } from '../mm/mmzone';
+import { folioMaybeDmaPinned } from '../mm/rmap';
 
 export interface AllocatorCensus {
   /** per zone: frames on buddy free lists (all types), on per-CPU lists, and the remainder (in use) */
@@ -98,3 +99,42 @@ export function checkMovableZone(m: Memmap, isMovableAllocation: (pfn: number) =
 }
 
 
+
+/**
+ * The long-term pin promise (folio_is_longterm_pinnable()): every frame a FOLL_LONGTERM pin holds is
+ * outside ZONE_MOVABLE and CMA pageblocks, and its folio still reads as pinned (folio_maybe_dma_pinned).
+ * The shared zero page is pinnable and carries no pin (6.12).
+ */
+export function longtermPinErrors(m: Memmap, pages: number[], n: number, zeroPfn: number): string[] {
+  const errors: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const pfn = pages[i]!;
+    if (pfn === zeroPfn) continue;
+    if (m.pageZonenum(pfn) === ZONE_MOVABLE) errors.push(`long-term pin of pfn ${pfn} in ZONE_MOVABLE`);
+    if (m.getPageblockMigratetype(pfn) === MIGRATE_CMA) errors.push(`long-term pin of pfn ${pfn} in a CMA pageblock`);
+    const head = m.compoundHead(pfn);
+    if (!folioMaybeDmaPinned(m, head)) errors.push(`pfn ${pfn} is held by a pin but its folio does not look pinned (refcount ${m.refcount[head]}, pincount ${m.pincount[head]})`);
+  }
+  return errors;
+}
+
+/** struct page snapshot for pin-balance checks: refcount, _pincount and _mapcount of every frame. */
+export interface PageCounts { refcount: Int32Array; pincount: Int32Array; mapcount: Int32Array }
+export function snapshotPageCounts(m: Memmap): PageCounts {
+  return { refcount: m.refcount.slice(), pincount: m.pincount.slice(), mapcount: m.mapcount.slice() };
+}
+
+/**
+ * Pins balance: NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED, and every frame's refcount, _pincount and
+ * _mapcount are back to what they were (the caller drains the LRU batches and per-CPU lists first).
+ */
+export function pinBalanceErrors(m: Memmap, acquired: number, released: number, base: PageCounts): string[] {
+  const errors: string[] = [];
+  if (acquired !== released) errors.push(`nr_foll_pin_acquired ${acquired} != nr_foll_pin_released ${released} (${acquired - released} pins leaked)`);
+  for (let pfn = 0; pfn < m.nrFrames && errors.length < 8; pfn++) {
+    if (m.refcount[pfn] !== base.refcount[pfn]) errors.push(`pfn ${pfn}: refcount ${m.refcount[pfn]}, was ${base.refcount[pfn]}`);
+    if (m.pincount[pfn] !== base.pincount[pfn]) errors.push(`pfn ${pfn}: _pincount ${m.pincount[pfn]}, was ${base.pincount[pfn]}`);
+    if (m.mapcount[pfn] !== base.mapcount[pfn]) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${base.mapcount[pfn]}`);
+  }
+  return errors;
+}

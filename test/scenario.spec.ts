@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from '../harness/cli';
-import { loadScenario, runScenario } from '../harness/scenario';
+import { loadScenario, runScenario, scenarioKernels } from '../harness/scenario';
 
 function run(argv: string[]): { code: number; out: string; err: string } {
   let out = '';
@@ -39,16 +39,18 @@ describe('scenarios/*.yaml', () => {
       'hugetlb-offline']) expect(files).toContain(`${f}.yaml`);
   });
 
-  it.each(files)('%s loads and every expectation holds', (f) => {
+  it.each(files)('%s loads and every expectation holds under each of its kernels', (f) => {
     const file = path.join(SCENARIOS, f);
     const sc = loadScenario(file);
     expect(sc.steps.length).toBeGreaterThan(0);
-    const lines: string[] = [];
-    const r = runScenario(file, sc, (l) => lines.push(l));
-    expect(r.results.filter((x) => !x.ok)).toEqual([]);
-    expect(r.ok).toBe(true);
-    expect(lines).toHaveLength(sc.steps.length);
-    expect(lines.some((l) => /MISMATCH/.test(l))).toBe(false);
+    for (const k of scenarioKernels(sc)) {
+      const lines: string[] = [];
+      const r = runScenario(file, sc, (l) => lines.push(l), k);
+      expect([k, r.results.filter((x) => !x.ok)]).toEqual([k, []]);
+      expect(r.ok).toBe(true);
+      expect(lines.filter((l) => /^\[/.test(l))).toHaveLength(r.panic ? r.results.length : sc.steps.length);
+      expect(lines.some((l) => /MISMATCH/.test(l))).toBe(false);
+    }
     // every example checks something
     expect(sc.steps.some((s) => s.expect !== undefined || (s.op === 'read' && s.value !== undefined))).toBe(true);
   });
@@ -78,7 +80,8 @@ describe('scenarios/*.yaml', () => {
     const r = run(['scenario', ...files.map((f) => path.join(SCENARIOS, f))]);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out.match(/^# ok: /gm)).toHaveLength(files.length);
+    const runs = files.reduce((n, f) => n + scenarioKernels(loadScenario(path.join(SCENARIOS, f))).length, 0);
+    expect(r.out.match(/^# ok: /gm)).toHaveLength(runs); // one run per file and kernel
   });
 });
 

@@ -1,0 +1,175 @@
+// What device models share: memlock accounting on the kernel's three counters, the device side of a
+// DMA (one content word of a frame, checked to be pinned), byte/page arithmetic on uapi fields, and
+// generator pieces. Each accounting helper names the kernel function it stands for:
+//   mm->locked_vm   __account_locked_vm() (mm/util.c)             vfio type1, iommufd ACCOUNT_MM
+//   mm->pinned_vm   atomic64_add_return() in ib_umem_get()       RDMA, io_uring, iommufd (always)
+//   user->locked_vm __io_account_mem() / incr_user_locked_vm()   io_uring, iommufd ACCOUNT_USER
+// Counters live in the shared mm record (MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM), in pages.
+
+import type * as fcType from 'fast-check';
+import { Memmap, PAGE_SIZE, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
+  PG_buddy, PG_zero } from '../mm/memmap';
+import { mmBase } from '../mm/mm_types';
+import { ENOMEM } from '../mm/errno';
+import { folioMaybeDmaPinned } from '../mm/rmap';
+import { vmWarnOnOnce } from '../mm/debug';
+import type { GenShape, VaddrRef, DeviceEnv } from './device';
+
+export { PAGE_SIZE };
+
+// ---------------------------------------------------------------------------------------------
+// Memlock accounting
+
+/** rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT of the process; Infinity for RLIM_INFINITY. */
+export function rlimitMemlock(m: Memmap, mm: number): number {
+  const l = m.mms[mmBase(mm) + MM_RLIMIT_MEMLOCK]!;
+  return l < 0 ? Infinity : l;
+}
+
+/** capable(CAP_IPC_LOCK) of the process. */
+export function capableIpcLock(m: Memmap, mm: number): boolean {
+  return m.mms[mmBase(mm) + MM_CAP_IPC_LOCK]! !== 0;
+}
+
+/** can_do_mlock() (mm/mlock.c): CAP_IPC_LOCK, or a non-zero RLIMIT_MEMLOCK. */
+export function canDoMlock(m: Memmap, mm: number): boolean {
+  return capableIpcLock(m, mm) || rlimitMemlock(m, mm) !== 0;
+}
+
+/**
+ * __account_locked_vm() (mm/util.c): add or subtract pages from mm->locked_vm. Adding fails with
+ * -ENOMEM when it would exceed RLIMIT_MEMLOCK and the caller has no CAP_IPC_LOCK (lockCap).
+ * The kernel holds mmap_write_lock; pinlab makes the check-and-add one compare-exchange.
+ */
+export function accountLockedVm(m: Memmap, mm: number, pages: number, inc: boolean, lockCap: boolean): number {
+  const slot = mmBase(mm) + MM_LOCKED_VM;
+  if (!inc) {
+    const before = Atomics.sub(m.mms, slot, pages);
+    vmWarnOnOnce(before < pages, '__account_locked_vm: locked_vm would go negative');
+    return 0;
+  }
+  const limit = rlimitMemlock(m, mm);
+  for (;;) {
+    const cur = Atomics.load(m.mms, slot);
+    if (!lockCap && cur + pages > limit) return -ENOMEM;
+    if (Atomics.compareExchange(m.mms, slot, cur, cur + pages) === cur) return 0;
+  }
+}
+
+/** atomic64_add_return(delta, &mm->pinned_vm): the new value. */
+export function pinnedVmAddReturn(m: Memmap, mm: number, delta: number): number {
+  return Atomics.add(m.mms, mmBase(mm) + MM_PINNED_VM, delta) + delta;
+}
+
+/**
+ * __io_account_mem() (io_uring/rsrc.c), incr_user_locked_vm() (iommufd/pages.c): a cmpxchg loop on
+ * user->locked_vm that refuses to pass RLIMIT_MEMLOCK (-ENOMEM). No capability check: callers charge
+ * the user only when it lacks CAP_IPC_LOCK.
+ */
+export function incrUserLockedVm(m: Memmap, mm: number, pages: number): number {
+  const slot = mmBase(mm) + MM_USER_LOCKED_VM;
+  const limit = rlimitMemlock(m, mm);
+  for (;;) {
+    const cur = Atomics.load(m.mms, slot);
+    if (cur + pages > limit) return -ENOMEM;
+    if (Atomics.compareExchange(m.mms, slot, cur, cur + pages) === cur) return 0;
+  }
+}
+
+/** __io_unaccount_mem() / decr_user_locked_vm() */
+export function decrUserLockedVm(m: Memmap, mm: number, pages: number): void {
+  const before = Atomics.sub(m.mms, mmBase(mm) + MM_USER_LOCKED_VM, pages);
+  vmWarnOnOnce(before < pages, 'decr_user_locked_vm: user locked_vm would go negative');
+}
+
+/** The three counters of a process, in pages (VmLck, VmPin, and the user's locked_vm). */
+export function memlockCounters(m: Memmap, mm: number): { locked_vm: number; pinned_vm: number; user_locked_vm: number } {
+  const b = mmBase(mm);
+  return { locked_vm: m.mms[b + MM_LOCKED_VM]!, pinned_vm: m.mms[b + MM_PINNED_VM]!, user_locked_vm: m.mms[b + MM_USER_LOCKED_VM]! };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The device side of DMA: one 32-bit content word per frame
+
+/**
+ * Why a DMA to pfn breaks the pinning promise, or undefined when it is fine: the frame must not be
+ * free and its folio must carry a pin (folio_maybe_dma_pinned()). Devices check this before every
+ * access through a pinned translation (the device half of "pin before DMA").
+ */
+export function dmaTargetViolation(m: Memmap, pfn: number, what: string): string | undefined {
+  if (pfn < 0 || pfn >= m.nrFrames) return `${what}: pfn ${pfn} outside memory`;
+  const head = m.compoundHead(pfn);
+  if (m.flags[head]! & PG_zero) return undefined; // the shared zero page: pins of it are not counted (v6.5+) and it is never freed
+  if (m.flags[pfn]! & PG_buddy || m.flags[head]! & PG_buddy || m.refcount[head]! <= 0) return `${what}: DMA to pfn ${pfn}, a free page`;
+  if (!folioMaybeDmaPinned(m, head)) return `${what}: DMA to pfn ${pfn}, which holds no pin`;
+  return undefined;
+}
+
+/** The device writes one word into a frame (a DMA write: no dirty bit; unpin_user_pages_dirty_lock sets it). */
+export function deviceWrite(m: Memmap, pfn: number, value: number): void {
+  Atomics.store(m.content, pfn, value >>> 0);
+}
+
+/** The device reads a frame's word (a DMA read). */
+export function deviceRead(m: Memmap, pfn: number): number {
+  return Atomics.load(m.content, pfn);
+}
+
+// ---------------------------------------------------------------------------------------------
+// uapi arguments
+
+/** A u64 field pinlab can represent: a non-negative safe integer (anything else counts as an overflowing u64). */
+export function isU64(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+/** An integer op field, or def when absent; NaN when present but not an integer (callers turn that into -EINVAL). */
+export function intField(op: Record<string, unknown>, name: string, def?: number): number {
+  const v = op[name];
+  if (v === undefined) return def ?? NaN;
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : NaN;
+}
+
+export function pageAligned(x: number): boolean {
+  return x % PAGE_SIZE === 0;
+}
+
+/** First and one-past-last page of the byte range [addr, addr + len). */
+export function pageSpan(addr: number, len: number): { first: number; nrPages: number } {
+  const first = Math.floor(addr / PAGE_SIZE);
+  const end = Math.floor((addr + len + PAGE_SIZE - 1) / PAGE_SIZE);
+  return { first, nrPages: end - first };
+}
+
+export function hex(x: number): string {
+  return `0x${x.toString(16)}`;
+}
+
+/** A trace line prefixed with the instance name. */
+export function trace(env: DeviceEnv, line: string): void {
+  env.trace(`${env.name}: ${line}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generator pieces (ops over shape.maps)
+
+/** A range inside one of the shape's mappings: its start as a VaddrRef and its length in pages. */
+export interface GenRange {
+  vaddr: VaddrRef;
+  pages: number;
+}
+
+/** A page range inside one mapping, at most shape.maxPages long. */
+export function arbRange(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<GenRange> {
+  const maps = shape.maps.filter((x) => x.pages > 0);
+  if (!maps.length) throw new Error('device generators need at least one mapping in shape.maps');
+  return fc.constantFrom(...maps).chain((mp) =>
+    fc.integer({ min: 0, max: mp.pages - 1 }).chain((off) =>
+      fc.integer({ min: 1, max: Math.max(1, Math.min(shape.maxPages, mp.pages - off)) })
+        .map((pages) => ({ vaddr: { map: mp.name, off }, pages }))));
+}
+
+/** A 32-bit payload word. */
+export function arbWord(fc: typeof fcType): fcType.Arbitrary<number> {
+  return fc.integer({ min: 1, max: 0x7fffffff });
+}

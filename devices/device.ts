@@ -1,0 +1,101 @@
+// The device model API. One file per model under devices/, registered in devices/index.ts. A model
+// is an actor: the harness runs each instance in its own worker thread, feeding it operations (its
+// "ioctls" and its DMA traffic) one step at a time, against the shared mm core. docs/adding-a-device.md
+// walks through writing one.
+//
+// Everything that crosses threads is plain data: operations are JSON-able records, results are numbers
+// (>= 0 or a negative errno) plus a detail string. A model's own state (its IOMMU table, its pins) lives
+// in JS objects inside its worker; what properties need from it is reported through `inspect()`.
+//
+// Addresses. Operation fields are in bytes, as in the uapi structs (iova, size, vaddr, length,
+// offset), so misalignment errnos can be expressed. A process address in a *generated* operation is
+// a VaddrRef `{ map: 'buf', off: 3 }` (page 3 of the mapping the user agent created under the name
+// 'buf', plus `byte` bytes); resolveOp() in devices/index.ts replaces every VaddrRef, at any depth, by
+// the byte address `(start vpn of 'buf' + off) * PAGE_SIZE + byte` before the op reaches step(). So
+// step() only ever sees numbers, and tests may pass byte addresses directly.
+
+import type * as fcType from 'fast-check';
+import type { Memmap } from '../mm/memmap';
+
+/** A process address in a generated op: page `off` of mapping `map`, plus `byte` bytes (default 0). */
+export interface VaddrRef {
+  map: string;
+  off: number;
+  byte?: number;
+}
+
+/** One operation for a device actor: `{ op: 'map_dma', iova: 0, vaddr: { map: 'buf', off: 0 }, size: 32768 }` ... */
+export interface DeviceOp {
+  op: string;
+  [field: string]: unknown;
+}
+
+export interface OpResult {
+  /** >= 0 on success (a count or 0), else a negative kernel errno */
+  rc: number;
+  /** ftrace-like one-line detail: what was pinned/mapped/written */
+  detail?: string;
+  /** the device found a broken promise itself (DMA read back a wrong word, a pin it holds moved): a property failure */
+  violation?: string;
+}
+
+/** What the harness gives a device instance. */
+export interface DeviceEnv {
+  m: Memmap;
+  /** the process (mm id) whose memory the device is attached to (the VMM / the verbs user) */
+  mm: number;
+  /** a name for traces: "vfio-type1/0" */
+  name: string;
+  /** the buggy behaviours switched on for this instance (names from the model's `bugs`) */
+  bugs: ReadonlySet<string>;
+  /** deterministic randomness for traffic choices (never Math.random) */
+  rand(n: number): number;
+  /** a preemption point (harness/ scheduler); a no-op when run in-thread */
+  yieldPoint(label: string): void;
+  /** trace line (ftrace-like), kept in the run's trace ring */
+  trace(line: string): void;
+}
+
+/** A long-term pin or mapping a device holds, for properties (no-longterm-pin-in-movable, dma-integrity). */
+export interface HeldPage {
+  /** device address (iova / lkey offset / buffer index + offset), in pages */
+  iova: number;
+  /** process virtual page the pin came from */
+  vpn: number;
+  /** frame the device's IOMMU table points at */
+  pfn: number;
+  /** a FOLL_LONGTERM pin (false: a callback-revocable or no-pin mapping) */
+  longterm: boolean;
+}
+
+export interface DeviceState {
+  /** run one operation; never throws for bad arguments (that is an errno) */
+  step(op: DeviceOp): OpResult;
+  /** everything the device maps now */
+  inspect(): { held: HeldPage[]; accounting: Record<string, number> };
+  /** close the device fd: unpin and unaccount everything; returns what it released */
+  teardown(): OpResult;
+}
+
+/** Shape hints for generators: how big the process's mappings are, in pages. */
+export interface GenShape {
+  /** mapping names the user agent creates, with sizes in pages */
+  maps: { name: string; pages: number }[];
+  /** largest range a single op should cover, in pages */
+  maxPages: number;
+}
+
+export interface DeviceModel {
+  /** registry name, e.g. 'vfio-type1' */
+  name: string;
+  /** one line for --help and docs */
+  summary: string;
+  /** the kernel file(s) the model follows */
+  source: string;
+  /** buggy-variant switches this model can turn on, each with one line of what it does */
+  bugs: Record<string, string>;
+  /** a fresh instance attached to env.mm */
+  create(env: DeviceEnv): DeviceState;
+  /** fast-check arbitrary of this model's operations */
+  arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp>;
+}

@@ -1,0 +1,81 @@
+// example-pinbuf: the smallest real long-term pinner, the worked example of docs/adding-a-device.md.
+// It pins one user buffer the way ib_umem_get() does (drivers/infiniband/core/umem.c): charge
+// mm->pinned_vm first, then pin_user_pages_fast(FOLL_LONGTERM | FOLL_WRITE); the device then DMAs
+// into the frames captured at pin time, and release unpins (dirty) and uncharges.
+
+import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
+import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
+import { EBUSY, EINVAL, ENOMEM, EPERM, EFAULT, errname } from '../mm/errno';
+import { PAGE_SIZE, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, dmaTargetViolation, deviceWrite,
+  deviceRead, intField, isU64, pageAligned, arbRange, arbWord } from './common';
+
+function create(env: DeviceEnv): DeviceState {
+  const { m, mm } = env;
+  let pages: number[] = []; // the frames the device DMAs into, captured at pin time
+  let vpn0 = 0;
+  const release = (): number => {
+    const n = pages.length;
+    unpinUserPagesDirtyLock(m, pages, n, true); // the device may have written: dirty them
+    pinnedVmAddReturn(m, mm, -n);
+    pages = [];
+    return n;
+  };
+  const pin = (op: DeviceOp): OpResult => {
+    const vaddr = intField(op, 'vaddr');
+    const len = intField(op, 'len');
+    if (pages.length) return { rc: -EBUSY };
+    if (!isU64(vaddr) || !isU64(len) || !len || !pageAligned(vaddr) || !pageAligned(len)) return { rc: -EINVAL };
+    if (!canDoMlock(m, mm)) return { rc: -EPERM };
+    const n = len / PAGE_SIZE;
+    if (pinnedVmAddReturn(m, mm, n) > rlimitMemlock(m, mm) && !capableIpcLock(m, mm)) { // account first
+      pinnedVmAddReturn(m, mm, -n);
+      return { rc: -ENOMEM };
+    }
+    env.yieldPoint('example-pinbuf:accounted');
+    const got: number[] = new Array(n).fill(-1);
+    const flags = FOLL_WRITE | (env.bugs.has('no-longterm') ? 0 : FOLL_LONGTERM);
+    const rc = pinUserPagesFast(m, mm, vaddr / PAGE_SIZE, n, flags, got);
+    if (rc !== n) { // a short pin is a failure here: give back what was pinned
+      if (rc > 0) unpinUserPagesDirtyLock(m, got, rc, false);
+      pinnedVmAddReturn(m, mm, -n);
+      return { rc: rc < 0 ? rc : -EFAULT };
+    }
+    pages = got;
+    vpn0 = vaddr / PAGE_SIZE;
+    return { rc: n, detail: `pinned ${n} pages at pfn ${got[0]}...` };
+  };
+  const dma = (op: DeviceOp, write: boolean): OpResult => {
+    const off = intField(op, 'off');
+    if (!isU64(off) || Math.floor(off / PAGE_SIZE) >= pages.length) return { rc: -EFAULT };
+    const pfn = pages[Math.floor(off / PAGE_SIZE)]!;
+    const violation = dmaTargetViolation(m, pfn, `example-pinbuf ${write ? 'write' : 'read'}`);
+    if (write) deviceWrite(m, pfn, intField(op, 'value', 0));
+    return { rc: write ? 0 : deviceRead(m, pfn), violation };
+  };
+  return {
+    step(op) {
+      switch (op.op) {
+        case 'pin': return pin(op);
+        case 'dma_write': return dma(op, true);
+        case 'dma_read': return dma(op, false);
+        case 'release': return pages.length ? { rc: release() } : { rc: -EINVAL, detail: errname(-EINVAL) };
+        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      }
+    },
+    inspect: () => ({ held: pages.map((pfn, i) => ({ iova: i, vpn: vpn0 + i, pfn, longterm: true })), accounting: { pinned_vm: pages.length } }),
+    teardown: () => ({ rc: release() }),
+  };
+}
+
+export const examplePinbuf: DeviceModel = {
+  name: 'example-pinbuf',
+  summary: 'worked example: pins one buffer (pinned_vm, FOLL_LONGTERM) and DMAs into it',
+  source: 'drivers/infiniband/core/umem.c ib_umem_get() (pattern only)',
+  bugs: { 'no-longterm': 'pins without FOLL_LONGTERM, so the buffer may stay in ZONE_MOVABLE/CMA' },
+  create,
+  arbitrary: (fc, shape) => fc.oneof(
+    arbRange(fc, shape).map((r): DeviceOp => ({ op: 'pin', vaddr: r.vaddr, len: r.pages * PAGE_SIZE })),
+    fc.record({ off: fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE), value: arbWord(fc) }).map((r): DeviceOp => ({ op: 'dma_write', ...r })),
+    fc.nat(shape.maxPages - 1).map((p): DeviceOp => ({ op: 'dma_read', off: p * PAGE_SIZE })),
+    fc.constant<DeviceOp>({ op: 'release' })),
+};

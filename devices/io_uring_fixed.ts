@@ -1,0 +1,263 @@
+// io_uring-fixed: io_uring registered (fixed) buffers (io_uring/rsrc.c, 6.12): IORING_REGISTER_BUFFERS
+// pins each iovec with pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM) (io_pin_pages; a partial pin is
+// -EFAULT), coalesces buffers made of whole large folios to one pin per folio, and charges
+// user->locked_vm (only without CAP_IPC_LOCK: ctx->user is unset then) plus mm->pinned_vm, counting
+// each compound page once, by its full size, across the whole table (io_buffer_account_pin). The
+// pages stay pinned until IORING_UNREGISTER_BUFFERS. READ_FIXED / WRITE_FIXED do their I/O straight
+// into / out of the pinned pages.
+//
+// Ops: register {iovecs: [{base, len}]} (bytes; base 0 with len 0 is a sparse slot); unregister {};
+// read_fixed {buf, addr | off, value} (the "file" data lands in the buffer); write_fixed {buf, addr | off}
+// (rc = the word the buffer holds). Each I/O is one 4-byte word.
+// 6.12 file rules: io_uring no longer checks the VMA itself; GUP refuses FOLL_LONGTERM|FOLL_WRITE on
+// a read-only VMA or on VM_PFNMAP/VM_IO (-EFAULT); shmem and hugetlb pin fine. pinlab has no
+// regular-file mappings, so the GUP -EFAULT for writable file-backed (non-shmem) memory cannot arise.
+
+import type * as fcType from 'fast-check';
+import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
+import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
+import { folioNrPages } from '../mm/swap';
+import { PG_head, PG_tail } from '../mm/memmap';
+import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, errname } from '../mm/errno';
+import { PAGE_SIZE, intField, isU64, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord } from './common';
+
+const NAME = 'io_uring-fixed';
+/** IORING_MAX_REG_BUFFERS */
+export const IORING_MAX_REG_BUFFERS = 1 << 14;
+/** io_buffer_validate(): "arbitrary limit, but we need something" */
+export const IO_BUF_MAX_LEN = 1 << 30;
+
+/** struct io_mapped_ubuf */
+interface Imu {
+  ubuf: number;
+  len: number;
+  /** bvec pages: every page, or the first pinned page of each folio when coalesced */
+  pages: number[];
+  /** pages per bvec entry when coalesced (1 << (folio_shift - PAGE_SHIFT)), else 1 */
+  folioPages: number;
+  /** byte offset of ubuf into the first bvec entry */
+  offset: number;
+  acctPages: number;
+  /** user pages the buffer covers, for inspect() */
+  vpn: number;
+  nrPages: number;
+}
+
+const isCompound = (f: number): boolean => (f & (PG_head | PG_tail)) !== 0;
+
+function create(env: DeviceEnv): DeviceState {
+  const { m, mm } = env;
+  let table: (Imu | null)[] | null = null; // ctx->user_bufs; null entries are sparse slots (dummy_ubuf)
+  const chargeUser = !capableIpcLock(m, mm); // io_uring_create(): ctx->user only without CAP_IPC_LOCK
+
+  /** io_pin_pages(): all nr_pages pinned or -errno (a partial pin is -EFAULT). */
+  const pinPages = (uaddr: number, len: number): number[] | number => {
+    const end = uaddr + len;
+    if (!isU64(end) || !isU64(end + PAGE_SIZE - 1)) return -EOVERFLOW;
+    const start = Math.floor(uaddr / PAGE_SIZE);
+    const nr = Math.floor((end + PAGE_SIZE - 1) / PAGE_SIZE) - start;
+    if (!nr) return -EINVAL;
+    const pages: number[] = new Array(nr).fill(-1);
+    const flags = FOLL_WRITE | (env.bugs.has('no-longterm') ? 0 : FOLL_LONGTERM);
+    const ret = pinUserPagesFast(m, mm, start, nr, flags, pages);
+    if (ret === nr) return pages;
+    if (ret > 0) unpinUserPages(m, pages, ret);
+    return ret < 0 ? ret : -EFAULT;
+  };
+
+  /**
+   * io_check_coalesce_buffer() + io_coalesce_buffer(): when every page lies in large folios of one
+   * size - the first possibly entered mid-way, the middle ones whole - keep one pin per folio.
+   */
+  const tryCoalesce = (pages: number[]): { pages: number[]; folioPages: number; firstIdx: number } | null => {
+    if (pages.length <= 1) return null;
+    let folio = m.compoundHead(pages[0]!);
+    const mid = folioNrPages(m, folio);
+    if (mid === 1) return null;
+    let count = 1;
+    const firsts = [0];
+    for (let i = 1; i < pages.length; i++) {
+      if (m.compoundHead(pages[i]!) === folio && pages[i] === pages[i - 1]! + 1) { count++; continue; }
+      if (firsts.length === 1) {
+        if (pages[i - 1]! - folio !== mid - 1) return null; // the head folio must run to its end
+      } else if (count !== mid) return null; // middle folios whole
+      folio = m.compoundHead(pages[i]!);
+      if (folioNrPages(m, folio) !== mid || pages[i] !== folio) return null;
+      firsts.push(i);
+      count = 1;
+    }
+    const keep = firsts.map((i) => (i === 0 ? m.compoundHead(pages[0]!) : pages[i]!));
+    // drop all but one pin per folio (the first pinned page of each keeps it)
+    const drop = pages.filter((_, i) => !firsts.includes(i));
+    unpinUserPages(m, drop, drop.length);
+    return { pages: keep, folioPages: mid, firstIdx: pages[0]! - m.compoundHead(pages[0]!) };
+  };
+
+  /** headpage_already_acct(): hpage among pages[0..i) or any registered buffer. */
+  const headpageAlreadyAcct = (pages: number[], i: number, hpage: number, registered: (Imu | null)[]): boolean => {
+    for (let j = 0; j < i; j++) if (isCompound(m.flags[pages[j]!]!) && m.compoundHead(pages[j]!) === hpage) return true;
+    for (const imu of registered) {
+      if (!imu) continue;
+      for (const p of imu.pages) if (isCompound(m.flags[p]!) && m.compoundHead(p) === hpage) return true;
+    }
+    return false;
+  };
+
+  /** io_buffer_account_pin() -> io_account_mem(): 0 or -ENOMEM. */
+  const accountPin = (pages: number[], imu: Imu, last: { hpage: number }, registered: (Imu | null)[]): number => {
+    imu.acctPages = 0;
+    for (let i = 0; i < pages.length; i++) {
+      if (!isCompound(m.flags[pages[i]!]!)) { imu.acctPages++; continue; }
+      const hpage = m.compoundHead(pages[i]!);
+      if (hpage === last.hpage) continue;
+      last.hpage = hpage;
+      if (headpageAlreadyAcct(pages, i, hpage, registered)) continue;
+      imu.acctPages += folioNrPages(m, hpage); // page_size(hpage) >> PAGE_SHIFT
+    }
+    if (!imu.acctPages) return 0;
+    if (chargeUser) {
+      const rc = incrUserLockedVm(m, mm, imu.acctPages); // __io_account_mem()
+      if (rc) { imu.acctPages = 0; return rc; }
+    }
+    pinnedVmAddReturn(m, mm, imu.acctPages);
+    return 0;
+  };
+
+  /** io_buffer_unmap(): unpin each bvec page (no dirtying), uncharge. */
+  const bufferUnmap = (imu: Imu): number => {
+    unpinUserPages(m, imu.pages, imu.pages.length);
+    if (imu.acctPages) {
+      if (chargeUser) decrUserLockedVm(m, mm, imu.acctPages);
+      pinnedVmAddReturn(m, mm, -imu.acctPages);
+    }
+    return imu.nrPages;
+  };
+
+  /** io_sqe_buffer_register(): null for a sparse slot, the buffer, or -errno with nothing held. */
+  const bufferRegister = (base: number, len: number, last: { hpage: number }, registered: (Imu | null)[]): Imu | null | number => {
+    if (!base) return null;
+    const pinned = pinPages(base, len);
+    if (typeof pinned === 'number') return pinned;
+    env.yieldPoint(`${NAME}:pinned-not-accounted`);
+    const c = tryCoalesce(pinned);
+    const imu: Imu = { ubuf: base, len, pages: c ? c.pages : pinned, folioPages: c ? c.folioPages : 1,
+      offset: base % PAGE_SIZE + (c ? c.firstIdx * PAGE_SIZE : 0), acctPages: 0, vpn: Math.floor(base / PAGE_SIZE), nrPages: pinned.length };
+    const rc = accountPin(imu.pages, imu, last, registered);
+    if (rc) {
+      unpinUserPages(m, imu.pages, imu.pages.length);
+      return rc;
+    }
+    return imu;
+  };
+
+  /** io_sqe_buffers_register(): all or nothing. */
+  const register = (op: DeviceOp): OpResult => {
+    if (table) return { rc: -EBUSY };
+    const iovecs = Array.isArray(op.iovecs) ? op.iovecs as Record<string, unknown>[] : [];
+    if (!iovecs.length || iovecs.length > IORING_MAX_REG_BUFFERS) return { rc: -EINVAL };
+    const bufs: (Imu | null)[] = [];
+    const last = { hpage: -1 };
+    let ret = 0;
+    for (const iov of iovecs) {
+      const base = intField(iov, 'base', 0);
+      const len = intField(iov, 'len', 0);
+      // io_buffer_validate()
+      if (!isU64(base) || !isU64(len)) { ret = -EFAULT; break; }
+      if (!base) { if (len) { ret = -EFAULT; break; } bufs.push(null); continue; }
+      if (!len || len > IO_BUF_MAX_LEN) { ret = -EFAULT; break; }
+      if (!isU64(base + len + PAGE_SIZE - 1)) { ret = -EOVERFLOW; break; }
+      const imu = bufferRegister(base, len, last, bufs);
+      if (typeof imu === 'number') { ret = imu; break; }
+      bufs.push(imu);
+    }
+    if (ret) { // __io_sqe_buffers_unregister()
+      for (const b of bufs) if (b) bufferUnmap(b);
+      return { rc: ret, detail: `buffer ${bufs.length}: ${errname(ret)}` };
+    }
+    table = bufs;
+    const pages = bufs.reduce((s, b) => s + (b ? b.nrPages : 0), 0);
+    return { rc: 0, detail: `${bufs.length} buffer(s), ${pages} page(s) pinned, ${bufs.reduce((s, b) => s + (b ? b.acctPages : 0), 0)} charged` };
+  };
+
+  const unregister = (): OpResult => {
+    if (!table) return { rc: -ENXIO };
+    let n = 0;
+    for (const b of table) if (b) n += bufferUnmap(b);
+    table = null;
+    return { rc: 0, detail: `${n} page(s) unpinned` };
+  };
+
+  /** io_prep_rw_fixed() + io_import_fixed() + the copy: one word at addr of fixed buffer buf. */
+  const rwFixed = (op: DeviceOp, intoBuffer: boolean): OpResult => {
+    const idx = intField(op, 'buf');
+    if (!table || !(idx >= 0) || idx >= table.length) return { rc: -EFAULT, detail: 'no such fixed buffer' };
+    const imu = table[idx];
+    if (!imu) return { rc: -EFAULT, detail: 'sparse slot' };
+    const addr = op.addr !== undefined ? intField(op, 'addr') : imu.ubuf + intField(op, 'off', 0);
+    if (!isU64(addr) || addr < imu.ubuf || addr + 4 > imu.ubuf + imu.len) return { rc: -EFAULT, detail: `${hex(addr)} outside the buffer` };
+    const off = imu.offset + (addr - imu.ubuf);
+    const entry = Math.floor(off / (imu.folioPages * PAGE_SIZE));
+    const pfn = imu.pages[entry]! + Math.floor((off % (imu.folioPages * PAGE_SIZE)) / PAGE_SIZE);
+    const violation = dmaTargetViolation(m, pfn, `${env.name} ${intoBuffer ? 'read_fixed' : 'write_fixed'} ${hex(addr)}`);
+    if (intoBuffer) {
+      deviceWrite(m, pfn, intField(op, 'value', 0));
+      return { rc: 0, violation };
+    }
+    return { rc: deviceRead(m, pfn), violation };
+  };
+
+  const held = (): HeldPage[] => {
+    const out: HeldPage[] = [];
+    (table ?? []).forEach((imu, b) => {
+      if (!imu) return;
+      for (let i = 0; i < imu.nrPages; i++) {
+        const off = imu.offset - (imu.ubuf % PAGE_SIZE) + i * PAGE_SIZE;
+        const pfn = imu.pages[Math.floor(off / (imu.folioPages * PAGE_SIZE))]! + Math.floor((off % (imu.folioPages * PAGE_SIZE)) / PAGE_SIZE);
+        out.push({ iova: b * (IO_BUF_MAX_LEN / PAGE_SIZE + 1) + i, vpn: imu.vpn + i, pfn, longterm: true });
+      }
+    });
+    return out;
+  };
+
+  return {
+    step(op) {
+      switch (op.op) {
+        case 'register': return register(op);
+        case 'unregister': return unregister();
+        case 'read_fixed': return rwFixed(op, true);
+        case 'write_fixed': return rwFixed(op, false);
+        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      }
+    },
+    inspect: () => {
+      const acct = (table ?? []).reduce((s, b) => s + (b ? b.acctPages : 0), 0);
+      return { held: held(), accounting: { user_locked_vm: chargeUser ? acct : 0, pinned_vm: acct, buffers: table ? table.length : 0 } };
+    },
+    teardown: () => {
+      const r = unregister();
+      return { rc: r.rc === -ENXIO ? 0 : held().length, detail: r.detail };
+    },
+  };
+}
+
+function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
+  const iov = fc.oneof(
+    { weight: 12, arbitrary: fc.record({ r: arbRange(fc, shape), skew: fc.nat(PAGE_SIZE - 1), trim: fc.nat(PAGE_SIZE - 1) })
+      .map(({ r, skew, trim }) => ({ base: { ...r.vaddr, byte: skew }, len: Math.max(1, r.pages * PAGE_SIZE - skew - trim) })) },
+    { weight: 1, arbitrary: fc.constant({ base: 0, len: 0 }) },
+    { weight: 1, arbitrary: arbRange(fc, shape).map((r) => ({ base: r.vaddr, len: 0 })) });
+  const register = fc.array(iov, { minLength: 1, maxLength: 3 }).map((iovecs): DeviceOp => ({ op: 'register', iovecs }));
+  const rw = fc.record({ buf: fc.nat(3), off: fc.nat(shape.maxPages * PAGE_SIZE).map((o) => o & ~3), value: arbWord(fc), read: fc.boolean() })
+    .map(({ buf, off, value, read }): DeviceOp => (read ? { op: 'read_fixed', buf, off, value } : { op: 'write_fixed', buf, off }));
+  return fc.oneof({ weight: 3, arbitrary: register }, { weight: 2, arbitrary: fc.constant<DeviceOp>({ op: 'unregister' }) }, { weight: 5, arbitrary: rw });
+}
+
+export const ioUringFixed: DeviceModel = {
+  name: NAME,
+  summary: 'io_uring registered buffers: FOLL_WRITE|FOLL_LONGTERM pins until unregister, compound pages charged once',
+  source: 'io_uring/rsrc.c (io_sqe_buffers_register, io_sqe_buffer_register, io_pin_pages, io_buffer_account_pin, io_import_fixed)',
+  bugs: { 'no-longterm': 'io_pin_pages() pins without FOLL_LONGTERM: registered buffers may stay in ZONE_MOVABLE/CMA' },
+  create,
+  arbitrary,
+};

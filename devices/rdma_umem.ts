@@ -1,0 +1,270 @@
+// rdma-umem: an RDMA NIC with pinned memory regions, shaped after rxe (Soft-RoCE) over ib_umem
+// (drivers/infiniband/core/umem.c ib_umem_get / ib_umem_release, uverbs_cmd.c ib_uverbs_reg_mr,
+// sw/rxe/rxe_mr.c; 6.12). reg_mr charges mm->pinned_vm first, atomically (atomic64_add_return, then
+// undo over RLIMIT_MEMLOCK without CAP_IPC_LOCK: -ENOMEM; a zero limit without the capability is
+// -EPERM), then pins with pin_user_pages_fast(FOLL_LONGTERM | FOLL_WRITE if writable) in chunks of
+// 512. Work requests look the MR up by lkey/rkey and hold a reference while in flight; dereg_mr
+// invalidates the keys at once but the umem (the pins) is released only when the last in-flight
+// request completes (rxe_mr_cleanup after the pool reference drops).
+//
+// Ops (bytes): reg_mr {vaddr, length, hca_va?, access: [...]} -> rc = MR handle; dereg_mr {mr};
+// post {mr, via: 'lkey' | 'rkey', kind: 'write' | 'read', offset, value} (or {key} for a raw key),
+// which queues the request holding an MR reference; complete {} runs the oldest queued request: the
+// DMA into / out of the pinned page (rc = the word read, or 0). Access names: local_write,
+// remote_write, remote_read, remote_atomic, mw_bind, on_demand. Completion errors are errnos:
+// -EINVAL no such key (IBV_WC_LOC_PROT_ERR / REM_ACCESS_ERR), -EACCES access, -EFAULT range.
+
+import type * as fcType from 'fast-check';
+import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
+import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
+import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, errname } from '../mm/errno';
+import { PAGE_SIZE, intField, isU64, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, memlockCounters,
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace } from './common';
+
+const NAME = 'rdma-umem';
+
+// enum ib_access_flags
+export const IB_ACCESS_LOCAL_WRITE = 1;
+export const IB_ACCESS_REMOTE_WRITE = 2;
+export const IB_ACCESS_REMOTE_READ = 4;
+export const IB_ACCESS_REMOTE_ATOMIC = 8;
+export const IB_ACCESS_MW_BIND = 16;
+export const IB_ACCESS_ON_DEMAND = 64;
+const ACCESS_NAMES: Record<string, number> = {
+  local_write: IB_ACCESS_LOCAL_WRITE, remote_write: IB_ACCESS_REMOTE_WRITE, remote_read: IB_ACCESS_REMOTE_READ,
+  remote_atomic: IB_ACCESS_REMOTE_ATOMIC, mw_bind: IB_ACCESS_MW_BIND, on_demand: IB_ACCESS_ON_DEMAND,
+};
+const IB_ACCESS_REMOTE = IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC;
+/** ib_umem_get() pins PAGE_SIZE / sizeof(struct page *) pages per pin_user_pages_fast() call. */
+export const UMEM_PIN_CHUNK = 512;
+
+interface Mr {
+  handle: number;
+  lkey: number;
+  /** 0 when no remote access was asked for */
+  rkey: number;
+  access: number;
+  /** hca_va: the MR's iova, bytes */
+  iova: number;
+  length: number;
+  /** the user address the umem starts at, bytes */
+  vaddr: number;
+  /** umem pages, from the page holding vaddr */
+  pages: number[];
+  writable: boolean;
+  /** RXE_MR_STATE_VALID until dereg */
+  valid: boolean;
+  /** in-flight work requests holding a reference */
+  refs: number;
+  released: boolean;
+}
+
+interface Wqe { mr: Mr; kind: 'write' | 'read'; iova: number; value: number }
+
+function create(env: DeviceEnv): DeviceState {
+  const { m, mm } = env;
+  const mrs = new Map<number, Mr>();
+  const queue: Wqe[] = [];
+  let nextHandle = 0;
+
+  /** ib_umem_num_pages() */
+  const numPages = (addr: number, size: number): number => Math.ceil((addr + size) / PAGE_SIZE) - Math.floor(addr / PAGE_SIZE);
+
+  /** The pinned_vm charge of ib_umem_get(): 0 or -ENOMEM. The bug variant is the old siw check-then-add. */
+  const accountPinned = (npages: number): number => {
+    const limit = rlimitMemlock(m, mm);
+    const cap = capableIpcLock(m, mm);
+    if (env.bugs.has('check-then-add')) {
+      if (memlockCounters(m, mm).pinned_vm + npages > limit && !cap) return -ENOMEM;
+      env.yieldPoint(`${NAME}:check-then-add`); // another registration can pass the same check here
+      pinnedVmAddReturn(m, mm, npages);
+      return 0;
+    }
+    if (pinnedVmAddReturn(m, mm, npages) > limit && !cap) { // atomic64_add_return(), undone over the limit
+      pinnedVmAddReturn(m, mm, -npages);
+      return -ENOMEM;
+    }
+    return 0;
+  };
+
+  /** ib_umem_get(): the pinned pages or -errno; nothing pinned or charged on error. */
+  const umemGet = (addr: number, size: number, access: number): number[] | number => {
+    if (!isU64(addr + size) || !isU64(Math.ceil((addr + size) / PAGE_SIZE) * PAGE_SIZE)) return -EINVAL;
+    if (!canDoMlock(m, mm)) return -EPERM;
+    if (access & IB_ACCESS_ON_DEMAND) return -EOPNOTSUPP;
+    const npages = numPages(addr, size);
+    if (!size || npages <= 0 || npages > 0xffffffff) return -EINVAL;
+    const rc = accountPinned(npages);
+    if (rc) return rc;
+    env.yieldPoint(`${NAME}:accounted-not-pinned`);
+    const writable = (access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_MW_BIND)) !== 0;
+    const flags = FOLL_LONGTERM | (writable ? FOLL_WRITE : 0);
+    const pages: number[] = [];
+    let vpn = Math.floor(addr / PAGE_SIZE);
+    for (let left = npages; left > 0;) {
+      const chunk: number[] = new Array(Math.min(left, UMEM_PIN_CHUNK)).fill(-1);
+      const pinned = pinUserPagesFast(m, mm, vpn, chunk.length, flags, chunk);
+      if (pinned <= 0) { // umem_release:
+        unpinUserPagesDirtyLock(m, pages, pages.length, false);
+        pinnedVmAddReturn(m, mm, -npages);
+        return pinned < 0 ? pinned : -EFAULT;
+      }
+      pages.push(...chunk.slice(0, pinned));
+      vpn += pinned;
+      left -= pinned;
+    }
+    return pages;
+  };
+
+  /** ib_umem_release(): unpin (dirty if writable) and uncharge pinned_vm. */
+  const umemRelease = (mr: Mr): number => {
+    if (mr.released) return 0;
+    unpinUserPagesDirtyLock(m, mr.pages, mr.pages.length, mr.writable);
+    pinnedVmAddReturn(m, mm, -mr.pages.length);
+    mr.released = true;
+    mrs.delete(mr.handle);
+    return mr.pages.length;
+  };
+
+  /** ib_uverbs_reg_mr() -> ib_check_mr_access() -> ib_umem_get() -> rxe_reg_user_mr(). */
+  const regMr = (op: DeviceOp): OpResult => {
+    const vaddr = intField(op, 'vaddr');
+    const length = intField(op, 'length');
+    const hcaVa = intField(op, 'hca_va', vaddr);
+    const names = Array.isArray(op.access) ? op.access : [];
+    let access = 0;
+    for (const n of names) {
+      const bit = typeof n === 'string' ? ACCESS_NAMES[n] : undefined;
+      if (bit === undefined) return { rc: -EINVAL, detail: `unknown access ${String(n)}` };
+      access |= bit;
+    }
+    if (!isU64(vaddr) || !isU64(length) || !isU64(hcaVa)) return { rc: -EINVAL };
+    if (vaddr % PAGE_SIZE !== hcaVa % PAGE_SIZE) return { rc: -EINVAL, detail: 'start and hca_va page offsets differ' };
+    if (access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC) && !(access & IB_ACCESS_LOCAL_WRITE)) return { rc: -EINVAL, detail: 'remote write/atomic without local write' };
+    if (access & IB_ACCESS_ON_DEMAND) return { rc: -EOPNOTSUPP, detail: 'no IBK_ON_DEMAND_PAGING' };
+    const pages = umemGet(vaddr, length, access);
+    if (typeof pages === 'number') return { rc: pages, detail: `ib_umem_get: ${errname(pages)}` };
+    const handle = nextHandle++;
+    const lkey = ((handle + 1) << 8) | env.rand(256); // rxe: pool index << 8 | a random byte
+    const mr: Mr = { handle, lkey, rkey: access & IB_ACCESS_REMOTE ? lkey : 0, access, iova: hcaVa, length, vaddr, pages,
+      writable: (access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_MW_BIND)) !== 0,
+      valid: true, refs: 0, released: false };
+    mrs.set(handle, mr);
+    return { rc: handle, detail: `mr ${handle}: lkey ${hex(lkey)} rkey ${hex(mr.rkey)}, ${pages.length} page(s) pinned` };
+  };
+
+  /** rxe_dereg_mr(): keys invalid at once; the umem goes when the last reference does. */
+  const deregMr = (op: DeviceOp): OpResult => {
+    const mr = mrs.get(intField(op, 'mr'));
+    if (!mr || !mr.valid) return { rc: -EINVAL, detail: 'no such MR' };
+    mr.valid = false;
+    if (mr.refs && !env.bugs.has('dereg-during-dma')) {
+      trace(env, `dereg mr ${mr.handle}: ${mr.refs} request(s) in flight, umem release deferred`);
+      return { rc: 0, detail: 'release deferred' };
+    }
+    const n = umemRelease(mr);
+    return { rc: 0, detail: `${n} page(s) unpinned` };
+  };
+
+  /** lookup_mr(): a valid MR whose lkey (or rkey) is key. */
+  const lookupMr = (key: number, remote: boolean): Mr | undefined => {
+    for (const mr of mrs.values()) if (mr.valid && key !== 0 && (remote ? mr.rkey : mr.lkey) === key) return mr;
+    return undefined;
+  };
+
+  const post = (op: DeviceOp): OpResult => {
+    const remote = op.via === 'rkey';
+    const kind = op.kind === 'read' ? 'read' : 'write';
+    let key = intField(op, 'key', -1);
+    if (key < 0) {
+      const byHandle = mrs.get(intField(op, 'mr'));
+      key = byHandle ? (remote ? byHandle.rkey : byHandle.lkey) : 0;
+    }
+    const mr = lookupMr(key, remote);
+    if (!mr) return { rc: -EINVAL, detail: `no valid MR with ${remote ? 'rkey' : 'lkey'} ${hex(key)}` };
+    const need = remote ? (kind === 'write' ? IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ) : (kind === 'write' ? IB_ACCESS_LOCAL_WRITE : 0);
+    if ((mr.access & need) !== need) return { rc: -EACCES, detail: `mr ${mr.handle} lacks access ${need}` };
+    const offset = intField(op, 'offset', 0);
+    if (!isU64(offset) || offset + 4 > mr.length) return { rc: -EFAULT, detail: 'outside the MR (mr_check_range)' };
+    mr.refs++; // the request holds the MR until it completes
+    queue.push({ mr, kind, iova: mr.iova + offset, value: intField(op, 'value', 0) });
+    return { rc: queue.length, detail: `${kind} mr ${mr.handle} iova ${hex(mr.iova + offset)} queued` };
+  };
+
+  /** The HCA executes the oldest request: rxe_mr_copy() through the pinned page. */
+  const complete = (): OpResult => {
+    const w = queue.shift();
+    if (!w) return { rc: 0, detail: 'no request in flight' };
+    const { mr } = w;
+    env.yieldPoint(`${NAME}:dma`);
+    const index = Math.floor((mr.vaddr % PAGE_SIZE + (w.iova - mr.iova)) / PAGE_SIZE);
+    const pfn = mr.pages[index]!;
+    const violation = dmaTargetViolation(m, pfn, `${env.name} ${w.kind} mr ${mr.handle} iova ${hex(w.iova)}`);
+    let rc = 0;
+    if (w.kind === 'write') deviceWrite(m, pfn, w.value);
+    else rc = deviceRead(m, pfn);
+    if (--mr.refs === 0 && !mr.valid) umemRelease(mr); // rxe_mr_cleanup() after the last reference
+    return { rc, violation };
+  };
+
+  const held = (): HeldPage[] => {
+    const out: HeldPage[] = [];
+    for (const mr of mrs.values()) {
+      if (mr.released) continue;
+      const first = Math.floor(mr.iova / PAGE_SIZE);
+      mr.pages.forEach((pfn, i) => out.push({ iova: first + i, vpn: Math.floor(mr.vaddr / PAGE_SIZE) + i, pfn, longterm: true }));
+    }
+    return out;
+  };
+
+  return {
+    step(op) {
+      switch (op.op) {
+        case 'reg_mr': return regMr(op);
+        case 'dereg_mr': return deregMr(op);
+        case 'post': return post(op);
+        case 'complete': return complete();
+        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      }
+    },
+    inspect: () => ({ held: held(), accounting: { pinned_vm: [...mrs.values()].filter((x) => !x.released).reduce((s, x) => s + x.pages.length, 0),
+      mrs: [...mrs.values()].filter((x) => x.valid).length, inflight: queue.length } }),
+    teardown: () => {
+      queue.splice(0); // the QPs are destroyed: requests are flushed in error
+      let n = 0;
+      for (const mr of [...mrs.values()]) {
+        mr.refs = 0;
+        mr.valid = false;
+        n += umemRelease(mr);
+      }
+      return { rc: n, detail: `${n} page(s) unpinned` };
+    },
+  };
+}
+
+function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
+  const access = fc.subarray(['local_write', 'remote_write', 'remote_read', 'remote_atomic'])
+    .chain((a) => fc.oneof({ weight: 20, arbitrary: fc.constant(a) }, { weight: 1, arbitrary: fc.constant([...a, 'on_demand']) }));
+  const reg = fc.record({ r: arbRange(fc, shape), access, skew: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) }),
+    trim: fc.integer({ min: 0, max: PAGE_SIZE - 1 }) })
+    .map(({ r, access: a, skew, trim }): DeviceOp => ({ op: 'reg_mr', vaddr: { ...r.vaddr, byte: skew }, length: Math.max(0, r.pages * PAGE_SIZE - skew - trim), access: a }));
+  const mr = fc.nat(5);
+  const dereg = mr.map((h): DeviceOp => ({ op: 'dereg_mr', mr: h }));
+  const post = fc.record({ mr, via: fc.constantFrom('lkey', 'rkey'), kind: fc.constantFrom('write', 'read'),
+    offset: fc.nat(shape.maxPages * PAGE_SIZE).map((o) => o & ~3), value: arbWord(fc) })
+    .map((p): DeviceOp => ({ op: 'post', ...p }));
+  return fc.oneof({ weight: 3, arbitrary: reg }, { weight: 2, arbitrary: dereg }, { weight: 4, arbitrary: post },
+    { weight: 3, arbitrary: fc.constant<DeviceOp>({ op: 'complete' }) });
+}
+
+export const rdmaUmem: DeviceModel = {
+  name: NAME,
+  summary: 'RDMA NIC with pinned MRs (ib_umem_get): pinned_vm charged first, lkey/rkey DMA, dereg deferred while requests are in flight',
+  source: 'drivers/infiniband/core/umem.c (ib_umem_get, ib_umem_release), uverbs_cmd.c ib_uverbs_reg_mr, sw/rxe/rxe_mr.c',
+  bugs: {
+    'check-then-add': 'the old siw accounting: check pinned_vm against the limit, then add, with a window between (two registrations pass together)',
+    'dereg-during-dma': 'dereg_mr releases the umem at once although requests are in flight: their DMA hits unpinned pages',
+  },
+  create,
+  arbitrary,
+};

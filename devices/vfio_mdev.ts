@@ -1,0 +1,162 @@
+// vfio-mdev: an emulated (mediated) device whose vendor driver pins guest pages lazily, one IOVA page
+// at a time, with vfio_pin_pages() (drivers/vfio/vfio_main.c -> vfio_iommu_type1_pin_pages), as i915
+// GVT-g, vfio_ccw and vfio_ap do. The container has no IOMMU domain, so MAP_DMA pins nothing and
+// mm->locked_vm is charged per pinned page; pins are refcounted per IOVA page. UNMAP_DMA of a range
+// with pinned pages calls the driver's dma_unmap(iova, length), which must unpin everything in the
+// range; type1 retries and BUG_ON()s after 10 more tries (reported as a violation).
+//
+// Simplification: the container lives inside the model (one container, one mdev, one process).
+//
+// Ops (bytes): map_dma / unmap_dma as vfio-type1; pin_pages {iova, npage, write}; unpin_pages
+// {iova, npage} (the driver drops the pins it holds in the range); dma_write {iova, value} /
+// dma_read {iova} through the pages the driver pinned; dma_rw {iova, write, value} (vfio_dma_rw: a
+// CPU copy through the process page tables, no pin).
+
+import type * as fcType from 'fast-check';
+import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape } from './device';
+import { EFAULT, EINVAL, errname } from '../mm/errno';
+import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_PIN_PAGES_MAX_ENTRIES } from './vfio_container';
+import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace } from './common';
+
+const NAME = 'vfio-mdev';
+
+/** A page the vendor driver pinned: the pfn vfio_pin_pages() returned and how many times it pinned it. */
+interface DriverPin { pfn: number; count: number; write: boolean }
+
+function create(env: DeviceEnv): DeviceState {
+  const c = new Type1Container(env, NAME, false);
+  const { m } = env;
+  const pins = new Map<number, DriverPin>(); // by IOVA page
+
+  /** Drop every pin the driver holds on one IOVA page. */
+  const unpinAll = (page: number): number => {
+    const p = pins.get(page);
+    if (!p) return 0;
+    for (; p.count > 0; p.count--) c.unpinPages(page * PAGE_SIZE, 1);
+    pins.delete(page);
+    return 1;
+  };
+
+  /** The vendor driver's vfio_device_ops.dma_unmap (intel_vgpu_dma_unmap, vfio_ccw_dma_unmap). */
+  const dmaUnmap = (iova: number, length: number): void => {
+    if (env.bugs.has('callback-never-unpins')) return;
+    const first = iova / PAGE_SIZE;
+    // the ap/ccw history: only the first page of the range was looked at
+    const last = env.bugs.has('unmap-ignores-length') ? first + 1 : first + length / PAGE_SIZE;
+    let n = 0;
+    for (const page of [...pins.keys()]) if (page >= first && page < last) n += unpinAll(page);
+    trace(env, `dma_unmap ${hex(iova)}+${hex(length)}: unpinned ${n} page(s)`);
+  };
+  c.devices.push(dmaUnmap);
+
+  const pinPages = (op: DeviceOp): OpResult => {
+    const iova = intField(op, 'iova');
+    const npage = intField(op, 'npage');
+    const write = op.write === true;
+    const pfns: number[] = [];
+    const rc = c.pinPages(iova, npage, IOMMU_READ | (write ? IOMMU_WRITE : 0), pfns);
+    if (rc < 0) return { rc, detail: `vfio_pin_pages ${hex(iova)} x${npage}: ${errname(rc)}` };
+    for (let i = 0; i < rc; i++) {
+      const page = iova / PAGE_SIZE + i;
+      const p = pins.get(page) ?? { pfn: pfns[i]!, count: 0, write: false };
+      p.count++;
+      p.write ||= write;
+      pins.set(page, p);
+    }
+    return { rc, detail: `pinned ${rc} page(s) from pfn ${pfns[0]}` };
+  };
+
+  const unpinPages = (op: DeviceOp): OpResult => {
+    const iova = intField(op, 'iova');
+    const npage = intField(op, 'npage');
+    // the driver never hands vfio_unpin_pages() what it would WARN on
+    if (!isU64(iova) || !pageAligned(iova) || !(npage > 0) || npage > VFIO_PIN_PAGES_MAX_ENTRIES) return { rc: -EINVAL };
+    let n = 0;
+    for (let i = 0; i < npage; i++) {
+      const page = iova / PAGE_SIZE + i;
+      const p = pins.get(page);
+      if (!p) continue;
+      c.unpinPages(page * PAGE_SIZE, 1);
+      if (--p.count === 0) pins.delete(page);
+      n++;
+    }
+    return { rc: n, detail: `unpinned ${n} page(s)` };
+  };
+
+  /** The device's DMA through a page its driver pinned. */
+  const dma = (op: DeviceOp, write: boolean): OpResult => {
+    const iova = intField(op, 'iova');
+    if (!isU64(iova)) return { rc: -EINVAL };
+    const p = pins.get(Math.floor(iova / PAGE_SIZE));
+    if (!p) return { rc: -EFAULT, detail: `iova ${hex(iova)} not pinned by the driver` };
+    if (write && !p.write) return { rc: -EFAULT, detail: `iova ${hex(iova)} pinned read-only` };
+    const violation = dmaTargetViolation(m, p.pfn, `${env.name} ${write ? 'dma_write' : 'dma_read'} iova ${hex(iova)}`);
+    if (write) {
+      deviceWrite(m, p.pfn, intField(op, 'value', 0));
+      return { rc: 0, violation };
+    }
+    return { rc: deviceRead(m, p.pfn), violation };
+  };
+
+  const dmaRw = (op: DeviceOp): OpResult => {
+    const write = op.write === true;
+    const rc = c.dmaRw(intField(op, 'iova'), write, intField(op, 'value', 0));
+    return { rc, detail: rc < 0 ? `vfio_dma_rw: ${errname(rc)}` : undefined };
+  };
+
+  return {
+    step(op) {
+      switch (op.op) {
+        case 'map_dma': return c.doMap(op);
+        case 'unmap_dma': return c.doUnmap(op);
+        case 'pin_pages': return pinPages(op);
+        case 'unpin_pages': return unpinPages(op);
+        case 'dma_write': return dma(op, true);
+        case 'dma_read': return dma(op, false);
+        case 'dma_rw': return dmaRw(op);
+        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      }
+    },
+    inspect: () => ({ held: c.externalHeld(), accounting: { locked_vm: c.lockedVm(), dmas: c.nrDmas(), driver_pins: [...pins.values()].reduce((s, p) => s + p.count, 0) } }),
+    teardown: () => {
+      let n = 0;
+      for (const page of [...pins.keys()]) n += unpinAll(page); // the mdev's close_device unpins what it holds
+      n += c.releaseAll();
+      return { rc: n, detail: `released ${n} pinned page(s)` };
+    },
+  };
+}
+
+const IOVA_PAGES = 48;
+
+function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
+  const iovaPage = fc.integer({ min: 0, max: IOVA_PAGES - 1 });
+  const map = fc.record({ at: iovaPage, r: arbRange(fc, shape), ro: fc.boolean() })
+    .map(({ at, r, ro }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE, vaddr: r.vaddr, size: r.pages * PAGE_SIZE, read: true, write: !ro }));
+  const npage = fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 1, max: shape.maxPages }) },
+    { weight: 1, arbitrary: fc.constantFrom(0, VFIO_PIN_PAGES_MAX_ENTRIES + 1) });
+  const pin = fc.record({ at: iovaPage, npage, write: fc.boolean() })
+    .map(({ at, npage: n, write }): DeviceOp => ({ op: 'pin_pages', iova: at * PAGE_SIZE, npage: n, write }));
+  const unpin = fc.record({ at: iovaPage, npage: fc.integer({ min: 1, max: shape.maxPages }) })
+    .map(({ at, npage: n }): DeviceOp => ({ op: 'unpin_pages', iova: at * PAGE_SIZE, npage: n }));
+  const unmap = fc.record({ at: iovaPage, pages: fc.integer({ min: 1, max: shape.maxPages }) })
+    .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE }));
+  const dw = fc.record({ at: iovaPage, value: arbWord(fc) }).map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
+  const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
+  const rw = fc.record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
+    .map(({ at, write, value }): DeviceOp => ({ op: 'dma_rw', iova: at * PAGE_SIZE + 4, write, value }));
+  return fc.oneof({ weight: 3, arbitrary: map }, { weight: 3, arbitrary: pin }, { weight: 2, arbitrary: unpin },
+    { weight: 2, arbitrary: unmap }, { weight: 2, arbitrary: dw }, { weight: 1, arbitrary: dr }, { weight: 1, arbitrary: rw });
+}
+
+export const vfioMdev: DeviceModel = {
+  name: NAME,
+  summary: 'VFIO mediated device: the vendor driver pins per IOVA (vfio_pin_pages) and must unpin in dma_unmap',
+  source: 'drivers/vfio/vfio_main.c vfio_pin_pages; vfio_iommu_type1.c vfio_iommu_type1_pin_pages, vfio_dma_do_unmap; vfio_ccw/kvmgt dma_unmap',
+  bugs: {
+    'unmap-ignores-length': 'dma_unmap unpins only the page at iova, ignoring length (the vfio_ap/vfio_ccw history)',
+    'callback-never-unpins': 'dma_unmap unpins nothing: UNMAP_DMA hits BUG_ON(++retries > 10)',
+  },
+  create,
+  arbitrary,
+};

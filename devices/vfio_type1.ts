@@ -1,0 +1,88 @@
+// vfio-type1: a passthrough PCI device behind an IOMMU, in a VFIO type1 v2 container with an IOMMU
+// domain (drivers/vfio/vfio_iommu_type1.c, 6.12). MAP_DMA pins the whole range long-term in
+// physically contiguous runs (vfio_pin_pages_remote) and maps each run into the domain, charging
+// mm->locked_vm; UNMAP_DMA unmaps, flushes the IOTLB, then unpins. The device's DMA goes by IOVA
+// through its IOTLB and the domain: the pfn captured at map time, never the process page table
+// (device-models.md §0.4).
+//
+// Ops (bytes): map_dma {iova, vaddr, size, read, write}; unmap_dma {iova, size} or {all: true};
+// dma_write {iova, value}; dma_read {iova}. An IOMMU fault (no translation, or the wrong direction)
+// is rc -EFAULT with a "DMAR fault" detail.
+
+import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
+import { EFAULT, EINVAL } from '../mm/errno';
+import { Type1Container, IOMMU_READ, IOMMU_WRITE } from './vfio_container';
+import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord } from './common';
+import type * as fcType from 'fast-check';
+import type { GenShape } from './device';
+
+const NAME = 'vfio-type1';
+
+function create(env: DeviceEnv): DeviceState {
+  const c = new Type1Container(env, NAME, true);
+  const { m } = env;
+
+  /** The device's DMA of one word at iova, through the IOMMU. */
+  const dma = (op: DeviceOp, write: boolean): OpResult => {
+    const iova = intField(op, 'iova');
+    if (!isU64(iova)) return { rc: -EINVAL };
+    const pte = c.translate(Math.floor(iova / PAGE_SIZE));
+    if (!pte) return { rc: -EFAULT, detail: `DMAR fault: no translation for iova ${hex(iova)}` };
+    if (!(pte.prot & (write ? IOMMU_WRITE : IOMMU_READ))) return { rc: -EFAULT, detail: `DMAR fault: ${write ? 'write to' : 'read from'} iova ${hex(iova)} without permission` };
+    const violation = dmaTargetViolation(m, pte.pfn, `${env.name} ${write ? 'dma_write' : 'dma_read'} iova ${hex(iova)}`);
+    if (write) {
+      const value = intField(op, 'value', 0);
+      deviceWrite(m, pte.pfn, value);
+      return { rc: 0, detail: `wrote ${hex(value >>> 0)} to pfn ${pte.pfn}`, violation };
+    }
+    const v = deviceRead(m, pte.pfn);
+    return { rc: v, detail: `read ${hex(v)} from pfn ${pte.pfn}`, violation };
+  };
+
+  return {
+    step(op) {
+      switch (op.op) {
+        case 'map_dma': return c.doMap(op);
+        case 'unmap_dma': return c.doUnmap(op);
+        case 'dma_write': return dma(op, true);
+        case 'dma_read': return dma(op, false);
+        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      }
+    },
+    inspect: () => ({ held: c.domainHeld(), accounting: { locked_vm: c.lockedVm(), dmas: c.nrDmas() } }),
+    teardown: () => {
+      const n = c.releaseAll();
+      return { rc: n, detail: `container released: ${n} pages unpinned` };
+    },
+  };
+}
+
+/** IOVAs of generated ops: a small window so that maps overlap and unmaps hit. */
+const IOVA_PAGES = 64;
+
+function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
+  const iovaPage = fc.integer({ min: 0, max: IOVA_PAGES - 1 });
+  const map = fc.record({ at: iovaPage, r: arbRange(fc, shape), prot: fc.constantFrom('rw', 'rw', 'r', 'w'),
+    skew: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) }) })
+    .map(({ at, r, prot, skew }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE + skew, vaddr: r.vaddr, size: r.pages * PAGE_SIZE,
+      read: prot.includes('r'), write: prot.includes('w') }));
+  const unmap = fc.oneof(
+    { weight: 8, arbitrary: fc.record({ at: iovaPage, pages: fc.integer({ min: 0, max: shape.maxPages }) })
+      .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })) },
+    { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'unmap_dma', all: true, iova: 0, size: 0 }) });
+  const dw = fc.record({ at: iovaPage, value: arbWord(fc) }).map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
+  const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
+  return fc.oneof({ weight: 3, arbitrary: map }, { weight: 2, arbitrary: unmap }, { weight: 3, arbitrary: dw }, { weight: 2, arbitrary: dr });
+}
+
+export const vfioType1: DeviceModel = {
+  name: NAME,
+  summary: 'VFIO type1 passthrough device: MAP_DMA pins and maps long-term, DMA by IOVA through the IOMMU',
+  source: 'drivers/vfio/vfio_iommu_type1.c (vfio_dma_do_map, vfio_pin_pages_remote, vfio_dma_do_unmap, vfio_unmap_unpin)',
+  bugs: {
+    'no-longterm': 'vaddr_get_pfns() pins without FOLL_LONGTERM: pinned pages may stay in ZONE_MOVABLE/CMA',
+    'dma-after-unmap': 'UNMAP_DMA skips the IOTLB invalidation: the device keeps DMAing to the old pfn after it is unpinned',
+  },
+  create,
+  arbitrary,
+};

@@ -1,0 +1,252 @@
+// One actor, as its worker thread runs it: attach to the machine and the run's control block, install
+// this thread's hooks (preemption points, seeded faults, waits), run the program one op at a time -
+// each op begins at a preemption point, like a system call entry - check the long-term pins the actor
+// holds after every op, tear down, and hand back what happened. Worker side only.
+import type { ActorTask, ActorResult, ActorOp, Violation, FaultPlan } from './types';
+import type { DeviceEnv, DeviceState, HeldPage } from '../devices/device';
+import { Memmap } from '../mm/memmap';
+import { setCurrent, newTask, setYieldHook, setFaultHook, yieldPoint, Task } from '../mm/sched';
+import { setWaitHook, lockingDebug } from '../mm/locking';
+import { parseVariant, setVariant } from '../mm/variants';
+import { ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../mm/mmzone';
+import { errname } from '../mm/errno';
+import { threadId } from 'node:worker_threads';
+import { Control, K_OP, K_RET, K_FAULT, K_VIOLATION, C_SEQ, A_TID, A_MB_LOCK, A_MB_STATE, A_MB_FROM, A_MB_SUB, A_MB_ARGS,
+  A_MB_RESULT, MB_IDLE, MB_PENDING, MB_DONE } from './schedctl';
+import { setMmuNotifierDeliver, mmuNotifierDeliverLocal, MmuNotifierDelivery, MMU_NOTIFY_EVENT_NAMES } from '../mm/mmu_notifier';
+import { KernelBug } from '../mm/debug';
+import { ActorScheduler, RunStopped } from './scheduler';
+import { AGENTS, AgentEnv } from './agents';
+import { Prng } from './prng';
+import { DEVICE_MODELS, resolveOp } from '../devices/index';
+
+export const PROP_PINNABLE = 'no-longterm-pin-in-movable';
+export const PROP_DMA = 'dma-integrity';
+
+/** The fault plan of one actor, counted on its own thread: deterministic in both modes. */
+class FaultInjector {
+  private readonly plan: FaultPlan;
+  private readonly calls = new Map<string, number>();
+  private points = 0;
+  constructor(plan: FaultPlan) {
+    this.plan = plan;
+  }
+  /** Does this call of the fault point fail? */
+  fire(point: string): boolean {
+    const at = this.plan[point];
+    if (!at || !at.length) return false;
+    const n = this.calls.get(point) ?? 0;
+    this.calls.set(point, n + 1);
+    return at.includes(n);
+  }
+  /** At this actor's preemption point: a signal arriving now? 'fatal-signal' also sets fatal_signal_pending(). */
+  signalAt(): 'signal' | 'fatal-signal' | null {
+    const k = this.points++;
+    if (this.plan['fatal-signal']?.includes(k)) return 'fatal-signal';
+    if (this.plan.signal?.includes(k)) return 'signal';
+    return null;
+  }
+}
+
+function heldKey(h: HeldPage): string {
+  return `${h.iova}:${h.vpn}:${h.pfn}`;
+}
+
+/** Which pageblocks are MIGRATE_ISOLATE now (one byte each). */
+function isolatedPageblocks(m: Memmap): Uint8Array {
+  const out = new Uint8Array(m.pageblock.length);
+  for (let i = 0; i < out.length; i++) out[i] = m.pageblock[i] === MIGRATE_ISOLATE ? 1 : 0;
+  return out;
+}
+
+function describeOp(op: ActorOp): string {
+  return Object.entries(op).filter(([k]) => k !== 'op').map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+}
+
+export function runActor(t: ActorTask): ActorResult {
+  const m = new Memmap(t.machine.shape, t.machine.sab);
+  const c = new Control(t.ctlShape, t.ctl);
+  const sched = new ActorScheduler(c, t.index, t.machine.sab, t.det);
+  const res: ActorResult = { kind: 'actor', name: t.name, index: t.index, ops: [], violations: [], log: [], held: [] };
+  const task: Task = newTask(100 + t.index, t.name, t.cpu, t.mm);
+  const faults = new FaultInjector(t.faults);
+  const seen = new Set<string>();
+  const now = (): number => Atomics.load(c.i32, C_SEQ) - 0.5; // a log line sits just before the next entry
+  const log = (text: string, seq = now()): void => { res.log.push({ seq, text }); };
+  const violate = (property: string, message: string, dedupe = message): void => {
+    if (seen.has(`${property}:${dedupe}`) || res.violations.length >= 8) return;
+    seen.add(`${property}:${dedupe}`);
+    const seq = sched.record(K_VIOLATION, property, res.violations.length);
+    const v: Violation = { property, message, actor: t.name, seq };
+    res.violations.push(v);
+    log(`pinlab_violation: ${property}: ${message}`, seq);
+  };
+
+  // ---- mmu notifier callbacks across threads: the invalidating actor asks the subscriber's actor
+  // (its mailbox in the control block) and waits for the answer, as the kernel waits for the callback ----
+  const i32 = c.i32;
+  i32[c.actor(t.index, A_TID)] = threadId;
+  /** Wait while a control word holds value: a blocking decision (det), or serve and sleep a little (free). */
+  const waitCtl = (idx: number, value: number, reason: string): void => {
+    if (t.det) { sched.block(i32, idx, value, reason); return; }
+    sched.serve();
+    if (sched.stopped()) throw new RunStopped('stopped');
+    Atomics.wait(i32, idx, value, 2);
+  };
+  let serving = false;
+  sched.serve = () => {
+    const st = c.actor(t.index, A_MB_STATE);
+    if (serving || Atomics.load(i32, st) !== MB_PENDING) return;
+    serving = true;
+    try {
+      const a = c.actor(t.index, A_MB_ARGS);
+      const d: MmuNotifierDelivery = { subId: i32[c.actor(t.index, A_MB_SUB)]!, owner: threadId, curSeq: i32[a + 5]!,
+        range: { mm: i32[a]!, start: i32[a + 1]!, end: i32[a + 2]!, event: i32[a + 3]!, flags: i32[a + 4]! } };
+      const from = t.names[i32[c.actor(t.index, A_MB_FROM)]!] ?? '?';
+      log(`mmu_notifier_invalidate: ${MMU_NOTIFY_EVENT_NAMES[d.range.event] ?? d.range.event} vpn ${d.range.start}..${d.range.end} for ${from}`);
+      i32[c.actor(t.index, A_MB_RESULT)] = mmuNotifierDeliverLocal(m, d) ? 1 : 0;
+    } finally {
+      serving = false;
+      Atomics.store(i32, st, MB_DONE);
+      Atomics.notify(i32, st);
+    }
+  };
+  const deliver = (mm2: Memmap, d: MmuNotifierDelivery): boolean => {
+    if (d.owner === threadId) return mmuNotifierDeliverLocal(mm2, d);
+    let target = -1;
+    for (let k = 0; k < c.nrActors; k++) if (i32[c.actor(k, A_TID)] === d.owner) target = k;
+    if (target < 0) throw new KernelBug(`mmu notifier: subscription ${d.subId} belongs to thread ${d.owner}, which runs no actor of this run`);
+    const who = t.names[target] ?? `actor ${target}`;
+    const lock = c.actor(target, A_MB_LOCK);
+    const st = c.actor(target, A_MB_STATE);
+    while (Atomics.compareExchange(i32, lock, 0, 1) !== 0) waitCtl(lock, 1, `mmu notifier mailbox of ${who}`);
+    try {
+      const a = c.actor(target, A_MB_ARGS);
+      i32[c.actor(target, A_MB_FROM)] = t.index;
+      i32[c.actor(target, A_MB_SUB)] = d.subId;
+      [d.range.mm, d.range.start, d.range.end, d.range.event, d.range.flags, d.curSeq].forEach((v, k) => { i32[a + k] = v; });
+      Atomics.store(i32, st, MB_PENDING);
+      Atomics.notify(i32, st);
+      while (Atomics.load(i32, st) !== MB_DONE) waitCtl(st, MB_PENDING, `mmu notifier callback of ${who}`);
+      return i32[c.actor(target, A_MB_RESULT)] === 1;
+    } finally {
+      Atomics.store(i32, st, MB_IDLE);
+      Atomics.store(i32, lock, 0);
+      Atomics.notify(i32, lock);
+    }
+  };
+  const prevDeliver = setMmuNotifierDeliver(deliver);
+
+  const prevTask = setCurrent(task);
+  const prevVariant = setVariant(parseVariant(t.variant));
+  setYieldHook((label) => {
+    const sig = faults.signalAt();
+    if (sig) {
+      task.sigpending = true;
+      if (sig === 'fatal-signal') task.fatalSignal = true;
+      log(`signal_generate: ${sig === 'fatal-signal' ? 'sig=9 (SIGKILL)' : 'sig=14 (SIGALRM)'} at ${label}`, sched.record(K_FAULT, sig, 0));
+    }
+    sched.point(label);
+  });
+  setFaultHook((point) => {
+    if (!faults.fire(point)) return false;
+    log(`pinlab_fault: ${point} fails`, sched.record(K_FAULT, point, 0));
+    return true;
+  });
+  setWaitHook(t.det ? (a, i, v, reason) => sched.block(a, i, v, reason) : (a, i, v) => {
+    sched.serve(); // a waiting actor still answers callbacks others wait for
+    if (sched.stopped()) throw new RunStopped('stopped');
+    Atomics.wait(a, i, v, 2);
+  });
+  lockingDebug.brokenSpinlocks = t.debug?.brokenSpinlocks === true;
+
+  /** Every long-term pin the actor holds must be pinnable; a new one must not sit in a pageblock isolated throughout the op. */
+  const checkHeld = (held: HeldPage[], before: Set<string> | null, isoBefore: Uint8Array | null): void => {
+    for (const h of held) {
+      if (!h.longterm || h.pfn < 0 || h.pfn >= m.nrFrames) continue;
+      const zid = m.pageZonenum(h.pfn);
+      const mt = m.getPageblockMigratetype(h.pfn);
+      const what = `pfn ${h.pfn} (vpn ${h.vpn}) is long-term pinned`;
+      if (zid === ZONE_MOVABLE) violate(PROP_PINNABLE, `${what} in ZONE_MOVABLE: the block cannot go offline while the pin lasts`, `movable ${h.pfn}`);
+      else if (mt === MIGRATE_CMA) violate(PROP_PINNABLE, `${what} in a CMA pageblock: cma_alloc() cannot have it back`, `cma ${h.pfn}`);
+      else if (isoBefore && before && !before.has(heldKey(h)) && mt === MIGRATE_ISOLATE && isoBefore[h.pfn >>> m.pageblockOrder]) {
+        violate(PROP_PINNABLE, `${what} in pageblock ${h.pfn >>> m.pageblockOrder}, which was MIGRATE_ISOLATE before the pin began and still is`, `isolate ${h.pfn}`);
+      }
+    }
+  };
+
+  let actor: DeviceState | null = null;
+  try {
+    sched.start();
+    actor = createActor(t, m, sched, log);
+    for (let k = 0; k < t.program.length; k++) {
+      const op = t.program[k]!;
+      sched.point(`op:${op.op}`);
+      const isoBefore = t.checkIsolate ? isolatedPageblocks(m) : null;
+      const before = isoBefore ? new Set(actor.inspect().held.map(heldKey)) : null;
+      const seqOp = sched.record(K_OP, `op:${op.op}`, k);
+      const args = describeOp(op);
+      log(`pinlab_op: ${op.op}${args ? ` ${args}` : ''}`, seqOp);
+      const r = actor.step(op);
+      task.sigpending = false; // the signal is handled on the way back to user space
+      task.fatalSignal = false;
+      const seqRet = sched.record(K_RET, `op:${op.op}`, r.rc);
+      res.ops.push({ i: k, op: op.op, rc: r.rc, detail: r.detail, seq: seqRet });
+      log(`pinlab_ret: ${op.op} rc=${r.rc < 0 ? errname(r.rc) : r.rc}${r.detail ? ` ${r.detail}` : ''}`, seqRet);
+      if (r.violation) violate(PROP_DMA, r.violation);
+      checkHeld(actor.inspect().held, before, isoBefore);
+    }
+    sched.point('op:teardown');
+    const held = actor.inspect().held;
+    res.held = held.map((h) => ({ pfn: h.pfn, vpn: h.vpn, longterm: h.longterm }));
+    checkHeld(held, null, null);
+    const td = actor.teardown();
+    res.teardown = { rc: td.rc, detail: td.detail };
+    log(`pinlab_teardown: rc=${td.rc < 0 ? errname(td.rc) : td.rc}${td.detail ? ` ${td.detail}` : ''}`, sched.record(K_RET, 'op:teardown', td.rc));
+    if (td.violation) violate(PROP_DMA, td.violation);
+    sched.exit();
+  } catch (e) {
+    if (e instanceof RunStopped) res.stopped = e.message;
+    else {
+      const err = e as Error;
+      res.error = { name: err?.name ?? 'Error', message: err?.message ?? String(e), stack: err?.stack };
+      try { log(`pinlab_bug: ${res.error.name}: ${res.error.message}`, sched.record(K_VIOLATION, 'actor-threw', -1)); } catch { /* ring full or gone */ }
+      sched.fail();
+    }
+  } finally {
+    setYieldHook(null);
+    setFaultHook(null);
+    setWaitHook(null);
+    setMmuNotifierDeliver(prevDeliver);
+    lockingDebug.brokenSpinlocks = false;
+    setCurrent(prevTask);
+    setVariant(prevVariant);
+  }
+  return res;
+}
+
+function createActor(t: ActorTask, m: Memmap, sched: ActorScheduler, log: (s: string) => void): DeviceState {
+  const rng = new Prng(t.seed ^ Math.imul(t.index + 1, 0x9e3779b1));
+  const mapTable = Object.fromEntries(t.maps.map((x) => [x.name, x.vpn]));
+  const env: DeviceEnv = {
+    m, mm: t.mm, name: t.name.replace(/-(\d+)$/, '/$1'), bugs: new Set(t.bugs),
+    rand: (n) => rng.below(n),
+    yieldPoint: (label) => yieldPoint(label), // through this thread's hook (signals are delivered there)
+    trace: (line) => log(line),
+  };
+  const agent = AGENTS[t.actorKind];
+  if (agent) {
+    const c = sched.c;
+    const aenv: AgentEnv = {
+      ...env, maps: t.maps, offlinePasses: t.offlinePasses,
+      mapGen: (i) => Atomics.load(c.i32, c.mapgenBase + i),
+      bumpMapGen: (i) => { Atomics.add(c.i32, c.mapgenBase + i, 1); },
+    };
+    return agent(aenv);
+  }
+  const model = DEVICE_MODELS[t.actorKind];
+  if (!model) throw new Error(`unknown actor kind '${t.actorKind}'`);
+  const dev = model.create(env);
+  // generated device ops name process addresses as { map, off }: resolve them against this run's maps
+  return { step: (op) => dev.step(resolveOp(op, mapTable)), inspect: () => dev.inspect(), teardown: () => dev.teardown() };
+}

@@ -1,0 +1,321 @@
+// Kernel agents: actors that are not devices but drive the mm core the way user space and kernel
+// threads do. Each has the device-model shape (devices/device.ts: step / inspect / teardown), so to
+// the harness a device model is just another actor kind.
+//
+//   user     the process: faults and writes its memory, munmap/remap/MADV_DONTNEED, fork and exit of children
+//   pinner   pin_user_pages(_fast)(FOLL_LONGTERM | FOLL_WRITE) on the process, DMA into the pinned frames, unpin
+//   hotplug  writes to /sys/devices/system/memory/memoryN/state: offline, online[_kernel|_movable]
+//
+// Plus misbehaving actors for the harness's own reliability tests (test-throw, test-exit, test-spin,
+// test-lock, test-clock): a simulator bug, a dying worker, a livelock, a deadlock, hidden
+// nondeterminism; and `yielder`, which only reaches preemption points (the scheduler benchmark).
+import type { DeviceEnv, DeviceState, OpResult } from '../devices/device';
+import type { ActorOp, MapInfo } from './types';
+import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC } from '../mm/memmap';
+import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
+import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
+import { doMunmap, doMmap, doMadvise, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
+import { memoryBlockStore, blockPresent, stateShow, OfflineReport } from '../mm/memory_hotplug';
+import { errname, EINVAL, EAGAIN, EBUSY } from '../mm/errno';
+import { zoneName } from '../mm/mmzone';
+import { dmaTargetViolation, deviceWrite } from '../devices/common';
+
+/** What an agent gets besides the DeviceEnv: the process's mappings and their generation words. */
+export interface AgentEnv extends DeviceEnv {
+  maps: MapInfo[];
+  /** generation of mapping i: bumped before anything unmaps or replaces its pages */
+  mapGen(i: number): number;
+  bumpMapGen(i: number): void;
+  offlinePasses: number;
+}
+
+export type AgentFactory = (env: AgentEnv) => DeviceState;
+
+/** Agents hold at most this many pins / children at once (ops beyond it fail with -EBUSY / -EAGAIN). */
+export const PINNER_SLOTS_MAX = 8;
+export const USER_CHILDREN_MAX = 2;
+
+function rc(r: number, detail?: string): OpResult {
+  return detail === undefined ? { rc: r } : { rc: r, detail };
+}
+
+function errOr(r: number, ok: string): string {
+  return r < 0 ? errname(r) : ok;
+}
+
+function mapOf(env: AgentEnv, name: unknown): { map: MapInfo; i: number } | null {
+  const i = env.maps.findIndex((x) => x.name === name);
+  return i < 0 ? null : { map: env.maps[i]!, i };
+}
+
+function num(op: ActorOp, field: string, def = 0): number {
+  const v = op[field];
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : def;
+}
+
+/** Page range [vpn, vpn + n) inside the mapping: page and pages are taken modulo its size. */
+function range(map: MapInfo, op: ActorOp): { vpn: number; n: number } {
+  const off = num(op, 'page') % map.pages;
+  return { vpn: map.vpn + off, n: Math.max(1, Math.min(num(op, 'pages', 1), map.pages - off)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The process itself (a VMM or a verbs application): its own memory operations. */
+export const userAgent: AgentFactory = (env) => {
+  const { m, mm } = env;
+  const children: number[] = [];
+  const step = (op: ActorOp): OpResult => {
+    if (op.op === 'fork') {
+      if (children.length >= USER_CHILDREN_MAX) return rc(-EAGAIN, 'too many children');
+      const child = doFork(m, mm);
+      if (child >= 0) children.push(child);
+      return rc(child < 0 ? child : 0, errOr(child, `child mm ${child}`));
+    }
+    if (op.op === 'exit_child') {
+      const child = children.shift();
+      if (child === undefined) return rc(0, 'no child');
+      exitMmap(m, child);
+      return rc(0, `child mm ${child} exited`);
+    }
+    const mp = mapOf(env, op.map);
+    if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
+    const { vpn, n } = range(mp.map, op);
+    switch (op.op) {
+      case 'touch': {
+        const write = op.write === true;
+        const r = userAccess(m, mm, vpn, write, num(op, 'value', vpn));
+        return rc(r < 0 ? r : 0, `${write ? 'write' : 'read'} vpn ${vpn}: ${errOr(r, String(r))}`);
+      }
+      case 'write': {
+        const r = userAccess(m, mm, vpn, true, num(op, 'value'));
+        return rc(r < 0 ? r : 0, `vpn ${vpn} = ${errOr(r, String(r))}`);
+      }
+      case 'munmap': {
+        env.bumpMapGen(mp.i);
+        const r = doMunmap(m, mm, vpn, n);
+        return rc(r, `vpn ${vpn} +${n}: ${errOr(r, 'unmapped')}`);
+      }
+      case 'dontneed': {
+        env.bumpMapGen(mp.i);
+        const r = doMadvise(m, mm, vpn, n, MADV_DONTNEED);
+        return rc(r, `vpn ${vpn} +${n}: ${errOr(r, 'zapped')}`);
+      }
+      case 'remap': {
+        env.bumpMapGen(mp.i);
+        let r = doMunmap(m, mm, mp.map.vpn, mp.map.pages);
+        if (r === 0) r = doMmap(m, mm, { nrPages: mp.map.pages, vpn: mp.map.vpn, prot: PROT_READ | PROT_WRITE });
+        return rc(r < 0 ? r : 0, `${mp.map.name} at vpn ${mp.map.vpn}: ${errOr(r, 'mapped afresh')}`);
+      }
+      default: return rc(-EINVAL, `unknown op ${op.op}`);
+    }
+  };
+  return {
+    step,
+    inspect: () => ({ held: [], accounting: { children: children.length } }),
+    teardown: () => {
+      const n = children.length;
+      while (children.length) exitMmap(m, children.shift()!);
+      return rc(n, `${n} children exited`);
+    },
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+
+interface Pin { map: number; vpn: number; pfns: number[]; gen: number }
+
+/**
+ * A long-term pinner calling mm/gup.ts directly (the pattern of vfio_pin_pages_remote / ib_umem_get
+ * without their accounting): pin, DMA through the frames captured at pin time, unpin dirty.
+ * A DMA checks the pinning promise: the frame still carries a pin, and, unless the process unmapped
+ * or replaced the range since (its generation word), the process still maps that very frame.
+ */
+export const pinnerAgent: AgentFactory = (env) => {
+  const { m, mm } = env;
+  const pins: Pin[] = [];
+  const held = () => pins.flatMap((p) => p.pfns.map((pfn, k) => ({ iova: 0, vpn: p.vpn + k, pfn, longterm: true })));
+  const release = (p: Pin): number => {
+    unpinUserPagesDirtyLock(m, p.pfns, p.pfns.length, true);
+    return p.pfns.length;
+  };
+  const step = (op: ActorOp): OpResult => {
+    switch (op.op) {
+      case 'pin': {
+        const mp = mapOf(env, op.map);
+        if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
+        if (pins.length >= PINNER_SLOTS_MAX) return rc(-EBUSY, 'all pin slots in use');
+        const { vpn, n } = range(mp.map, op);
+        const gen = env.mapGen(mp.i);
+        const pages: number[] = new Array(n).fill(-1);
+        const report = newPinReport();
+        const fast = op.fast === true;
+        const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, FOLL_WRITE | FOLL_LONGTERM, pages, report);
+        if (r > 0) pins.push({ map: mp.i, vpn, pfns: pages.slice(0, r), gen });
+        const where = r > 0 ? ` pfn ${pages.slice(0, r).map((p) => `${p}(${zoneName(m.pageZonenum(p))})`).join(',')}` : '';
+        const how = `${report.outcome}${report.migrated ? `, ${report.migrated} migrated` : ''}${report.retries ? `, ${report.retries} retries` : ''}`;
+        return rc(r, `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'} vpn ${vpn} +${n}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
+      }
+      case 'unpin': {
+        if (!pins.length) return rc(0, 'nothing pinned');
+        const p = pins.splice(num(op, 'slot') % pins.length, 1)[0]!;
+        return rc(release(p), `unpin_user_pages_dirty_lock vpn ${p.vpn} +${p.pfns.length}`);
+      }
+      case 'dma': {
+        if (!pins.length) return rc(0, 'nothing pinned');
+        const p = pins[num(op, 'slot') % pins.length]!;
+        const k = num(op, 'page') % p.pfns.length;
+        const pfn = p.pfns[k]!;
+        const vpn = p.vpn + k;
+        let violation = dmaTargetViolation(m, pfn, `pinner DMA to vpn ${vpn}`);
+        if (!violation && env.mapGen(p.map) === p.gen) {
+          ptlLock(m, mm);
+          const t = lookupLocked(m, mm, vpn);
+          ptlUnlock(m, mm);
+          // a migration entry for our own frame is a migration that will fail (the pin holds a reference)
+          if (t && t.pfn !== pfn && env.mapGen(p.map) === p.gen) {
+            violation = `vpn ${vpn} is long-term pinned at pfn ${pfn}, but the process now maps pfn ${t.pfn}${t.migrating ? ' (a migration entry)' : ''}: the device DMAs where the process no longer looks`;
+          }
+        }
+        deviceWrite(m, pfn, num(op, 'value'));
+        return { rc: 0, detail: `DMA write pfn ${pfn} (vpn ${vpn}) = ${num(op, 'value')}`, violation };
+      }
+      default: return rc(-EINVAL, `unknown op ${op.op}`);
+    }
+  };
+  return {
+    step,
+    inspect: () => ({ held: held(), accounting: { pinned: pins.reduce((a, p) => a + p.pfns.length, 0) } }),
+    teardown: () => {
+      let n = 0;
+      while (pins.length) n += release(pins.pop()!);
+      return rc(n, `${n} pages unpinned`);
+    },
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+
+/** The memory hotplug agent: writes memoryN/state. Block numbers are taken modulo the present blocks. */
+export const hotplugAgent: AgentFactory = (env) => {
+  const { m } = env;
+  const present: number[] = [];
+  for (let b = 0; b < m.nrBlocks; b++) if (blockPresent(m, b)) present.push(b);
+  const step = (op: ActorOp): OpResult => {
+    if (!present.length) return rc(-EINVAL, 'no memory blocks');
+    const b = present[num(op, 'block') % present.length]!;
+    const zone = m.blocks[b * MB_STRIDE + MB_ZONE]!;
+    if (op.op === 'offline') {
+      const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
+      const r = memoryBlockStore(m, b, 'offline', { passesMax: env.offlinePasses, report });
+      const why = r ? ` (${report.reason}${report.pfn >= 0 ? ` at pfn ${report.pfn}` : ''}, ${report.passes} passes)` : '';
+      return rc(r, `memory${b} (${zone >= 0 ? zoneName(zone) : 'no zone'}) offline: ${errOr(r, 'offline')}${why}`);
+    }
+    if (op.op === 'online') {
+      const type = typeof op.type === 'string' ? op.type : 'online';
+      const r = memoryBlockStore(m, b, type);
+      return rc(r, `memory${b} ${type}: ${errOr(r, stateShow(m, b))}`);
+    }
+    return rc(-EINVAL, `unknown op ${op.op}`);
+  };
+  return { step, inspect: () => ({ held: [], accounting: {} }), teardown: () => rc(0) };
+};
+
+// ---------------------------------------------------------------------------------------------
+// Misbehaving actors for the harness's reliability tests
+
+/** Throws at its op `at` (a simulator bug inside an actor). */
+const testThrow: AgentFactory = () => ({
+  step: (op) => {
+    if (op.op === 'throw') throw new Error(`test-throw: simulated simulator bug at ${String(op.why ?? 'op')}`);
+    return rc(0);
+  },
+  inspect: () => ({ held: [], accounting: {} }),
+  teardown: () => rc(0),
+});
+
+/** Ends its worker thread (process.exit in a worker ends the thread): the pool must report it. */
+const testExit: AgentFactory = () => ({
+  step: (op) => {
+    if (op.op === 'exit') process.exit(3);
+    return rc(0);
+  },
+  inspect: () => ({ held: [], accounting: {} }),
+  teardown: () => rc(0),
+});
+
+/** Spins without a preemption point (a livelock): only the run's time budget ends it. */
+const testSpin: AgentFactory = () => ({
+  step: (op) => {
+    if (op.op === 'spin') {
+      const end = Number(op.ms ?? 1e9);
+      const t0 = process.hrtime.bigint();
+      while (Number(process.hrtime.bigint() - t0) / 1e6 < end) { /* no preemption point */ }
+    }
+    return rc(0);
+  },
+  inspect: () => ({ held: [], accounting: {} }),
+  teardown: () => rc(0),
+});
+
+/**
+ * Holds mem_hotplug_lock across ops ('lock' / 'unlock') and can wait for a word that never changes
+ * ('wait'): with the hotplug agent offlining meanwhile, every actor is blocked - a deadlock to detect.
+ */
+const testLock: AgentFactory = (env) => ({
+  step: (op) => {
+    if (op.op === 'lock') mutexLock(env.m.header, H_HOTPLUG_LOCK);
+    else if (op.op === 'unlock') mutexUnlock(env.m.header, H_HOTPLUG_LOCK);
+    else if (op.op === 'wait') {
+      for (let n = 0; n < 100_000; n++) waitWhileEqual(env.m.header, H_MAGIC, env.m.header[H_MAGIC]!, 'test-lock: an event that never comes', 10);
+    } else if (op.op === 'yield') env.yieldPoint('test-lock:yield');
+    return rc(0, op.op);
+  },
+  inspect: () => ({ held: [], accounting: {} }),
+  teardown: () => rc(0),
+});
+
+/**
+ * Hidden nondeterminism on purpose: reaches 1 to 3 preemption points depending on the clock, so two
+ * runs of one case differ; --check-determinism must say so.
+ */
+const testClock: AgentFactory = (env) => ({
+  step: () => {
+    const n = 1 + Number(process.hrtime.bigint() % 3n);
+    for (let k = 0; k < n; k++) env.yieldPoint('test-clock:yield');
+    return rc(n);
+  },
+  inspect: () => ({ held: [], accounting: {} }),
+  teardown: () => rc(0),
+});
+
+/** Reaches n preemption points per op and does nothing else: the scheduler's own cost (bench). */
+const yielder: AgentFactory = (env) => ({
+  step: (op) => {
+    const n = num(op, 'n', 1);
+    for (let k = 0; k < n; k++) env.yieldPoint('yielder:yield');
+    return rc(n);
+  },
+  inspect: () => ({ held: [], accounting: {} }),
+  teardown: () => rc(0),
+});
+
+export const AGENTS: Record<string, AgentFactory> = {
+  user: userAgent,
+  pinner: pinnerAgent,
+  hotplug: hotplugAgent,
+  'test-throw': testThrow,
+  'test-exit': testExit,
+  'test-spin': testSpin,
+  'test-lock': testLock,
+  'test-clock': testClock,
+  yielder,
+};
+
+/** Blocks of the machine that are online in ZONE_MOVABLE (for the offlinable check). */
+export function movableBlocks(m: Memmap, zoneMovable: number): number[] {
+  const out: number[] = [];
+  for (let b = 0; b < m.nrBlocks; b++) if (blockPresent(m, b) && stateShow(m, b) === 'online' && m.blocks[b * MB_STRIDE + MB_ZONE] === zoneMovable) out.push(b);
+  return out;
+}

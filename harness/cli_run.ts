@@ -1,0 +1,171 @@
+// The asynchronous verbs of the command line: `pinlab run` (property suites over actors in worker
+// threads) and `pinlab replay` (a regression file, or a seed and fast-check path). Exit codes: 0 the
+// properties held, 1 a property failed or a run broke, 2 bad input (one line), 130 interrupted (Ctrl-C).
+import { randomInt } from 'node:crypto';
+import { UsageError, parse, Io } from './cli';
+import { parseVariant, VariantError, DEFAULT_VARIANT } from '../mm/variants';
+import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS } from './suites';
+import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig } from './runner';
+import { setupMachine, CaseError } from './run_case';
+
+export const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
+                 [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
+
+Run a property suite: fast-check generates cases (a machine, one program per actor, a schedule, seeded
+faults), each actor runs in its own worker thread on the shared machine, and the properties are checked
+during and after the run. A failure is shrunk and printed (the property, the case as steps per actor, the
+trace around the violation, one replay line) and saved as regressions/<name>.json.
+
+options:
+  --suite NAME         the suite (default ${DEFAULT_SUITE}); suites: ${Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ')}
+  --kernel VARIANT     kernel variant (default ${DEFAULT_VARIANT}; pinlab variants lists them, e.g. v5.12, v6.12+R12)
+  --cmdline "..."      replace the suite's machine command line (mini geometry)
+  --seed N             fast-check seed (default: a random one, printed)
+  --runs N             cases to run (default: the suite's)
+  --mode det|free      det (default): one actor runs at a time, switched at preemption points by the case's
+                       schedule; free: threads race, and a failing run's trace is replayed deterministically
+  --check-determinism  run every case twice and fail if the trace hashes differ
+  --json               one JSON document: verdict, cases, steps, failures[] {property, seed, path, trace_hash}
+  --timeout MS         time budget of one case (default 60000); past it the case fails as a hang
+  --regressions DIR    where failures are saved (default regressions; 'none' to save nothing)
+  -h, --help           this text
+`;
+
+export const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json]
+       pinlab replay --seed N --path P [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--json]
+
+Reproduce a failure: run a regression file's case deterministically (the schedule, the faults and the
+programs are in the file) and report whether the recorded property fails again and whether the trace
+hash matches; --kernel runs the same case under another variant (a fixed kernel should pass). With
+--seed and --path, regenerate the case from fast-check's seed and path instead.
+Exit code: 1 when a property fails (as recorded for a regression), 0 when none does.
+`;
+
+function intFlag(name: string, v: string | boolean | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name}: '${String(v)}' is not an integer >= ${min}`);
+  return n;
+}
+
+function kernelFlag(v: string | boolean | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  try {
+    parseVariant(v as string);
+  } catch (e) {
+    if (e instanceof VariantError) throw new UsageError(`--kernel: ${e.message}`);
+    throw e;
+  }
+  return v as string;
+}
+
+function suiteFlag(v: string | boolean | undefined): string {
+  const name = (v as string | undefined) ?? DEFAULT_SUITE;
+  if (!SUITES[name]) throw new UsageError(`--suite: unknown suite '${name}' (suites: ${Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ')})`);
+  return name;
+}
+
+function cmdlineFlag(v: string | boolean | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const cmdline = v as string;
+  try {
+    setupMachine({ layout: { ...MINI_LAYOUTS[0]!, cmdline }, variant: DEFAULT_VARIANT, programs: {}, schedule: [], faults: {} });
+  } catch (e) {
+    if (e instanceof CaseError) throw new UsageError(`--cmdline: ${e.message.replace(/^layout: /, '')}`);
+    throw e;
+  }
+  return cmdline;
+}
+
+/** Ctrl-C: the running case is stopped, the pool torn down, and what ran is printed. */
+function withInterrupt<T>(fn: (interrupt: { stopped: boolean }) => Promise<T>): Promise<T> {
+  const interrupt = { stopped: false };
+  const onSig = (): void => { interrupt.stopped = true; };
+  process.on('SIGINT', onSig);
+  return fn(interrupt).finally(() => { process.off('SIGINT', onSig); });
+}
+
+export async function cmdRun(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse('run', argv, {
+    suite: { type: 'string' }, kernel: { type: 'string' }, cmdline: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' },
+    mode: { type: 'string' }, json: { type: 'boolean' }, 'check-determinism': { type: 'boolean' }, timeout: { type: 'string' },
+    regressions: { type: 'string' }, path: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) { io.out(RUN_HELP); return 0; }
+  if (positionals.length) throw new UsageError(`run: unexpected argument '${positionals[0]}' (see pinlab run --help)`);
+  const suite = SUITES[suiteFlag(values.suite)]!;
+  const variant = kernelFlag(values.kernel) ?? DEFAULT_VARIANT;
+  const mode = (values.mode as string | undefined) ?? 'det';
+  if (mode !== 'det' && mode !== 'free') throw new UsageError(`--mode: '${mode}' is not det or free`);
+  const cmdline = cmdlineFlag(values.cmdline);
+  const seed = intFlag('seed', values.seed, -(2 ** 31)) ?? randomInt(2 ** 31 - 1);
+  const runs = intFlag('runs', values.runs, 1) ?? suite.runs;
+  const timeoutMs = intFlag('timeout', values.timeout, 1);
+  const regs = (values.regressions as string | undefined) ?? 'regressions';
+  const json = values.json === true;
+  if (!json) {
+    io.out(`# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
+      `${cmdline ? ` --cmdline "${cmdline}"` : ''}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`);
+  }
+  const summary = await withInterrupt((interrupt) => runSuite({
+    suite, variant, cmdline, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path: values.path as string | undefined,
+    json, regressionsDir: regs === 'none' ? null : regs, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io,
+  } satisfies RunConfig));
+  if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
+  else io.out(summaryLine(summary));
+  if (summary.verdict === 'interrupted') return 130;
+  return summary.verdict === 'pass' ? 0 : 1;
+}
+
+export async function cmdReplay(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse('replay', argv, {
+    suite: { type: 'string' }, kernel: { type: 'string' }, cmdline: { type: 'string' }, seed: { type: 'string' }, path: { type: 'string' },
+    json: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) { io.out(REPLAY_HELP); return 0; }
+  const kernel = kernelFlag(values.kernel);
+  const timeoutMs = intFlag('timeout', values.timeout, 1);
+  const json = values.json === true;
+  if (!positionals.length) {
+    if (values.seed === undefined || values.path === undefined) throw new UsageError('replay: give a regression FILE, or --seed N and --path P (see pinlab replay --help)');
+    const suite = SUITES[suiteFlag(values.suite)]!;
+    const seed = intFlag('seed', values.seed, -(2 ** 31))!;
+    const path = values.path as string;
+    if (!/^\d+(:\d+)*$/.test(path)) throw new UsageError(`--path: '${path}' is not a fast-check path (numbers separated by ':')`);
+    const summary = await withInterrupt((interrupt) => runSuite({
+      suite, variant: kernel ?? DEFAULT_VARIANT, cmdline: cmdlineFlag(values.cmdline), seed, runs: 1, mode: 'det', checkDeterminism: false, path,
+      json, regressionsDir: null, timeoutMs, tty: false, interrupt, io,
+    }));
+    if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
+    else io.out(summaryLine(summary));
+    if (summary.verdict === 'interrupted') return 130;
+    return summary.verdict === 'pass' ? 0 : 1;
+  }
+  if (values.seed !== undefined || values.path !== undefined || values.suite !== undefined) throw new UsageError('replay: a FILE carries its own suite, seed and path');
+  const regs = positionals.map((f) => ({ file: f, reg: loadRegression(f) }));
+  const docs: unknown[] = [];
+  let anyFail = false;
+  for (const { file, reg } of regs) {
+    const { result, asRecorded, sameHash } = await replayFile(reg, kernel, timeoutMs);
+    anyFail ||= result.failures.length > 0;
+    const variant = kernel ?? reg.variant;
+    if (json) {
+      docs.push({ file, suite: reg.suite, kernel: variant, property: reg.property, recorded_verdict: reg.verdict,
+        verdict: result.failures.length ? 'fail' : 'pass', as_recorded: asRecorded, trace_hash: result.traceHash, recorded_trace_hash: reg.trace_hash ?? null,
+        failures: result.failures.map((f) => ({ property: f.property, message: f.message, actor: f.actor ?? null })) });
+      continue;
+    }
+    io.out(`# replay ${file}: suite ${reg.suite}, kernel ${variant}, recorded: ${reg.property} ${reg.verdict === 'fail' ? 'fails' : 'holds'} (seed ${reg.seed}, path "${reg.path}")\n`);
+    const f = result.failures.find((g) => g.property === reg.property) ?? result.failures[0];
+    if (f) io.out(formatFailure(f, kernel ? { ...reg.case, variant: kernel } : reg.case, result, `(replayed from ${file})`));
+    const hash = sameHash === null ? '' : sameHash ? ', same trace hash' : `, trace hash ${result.traceHash} differs from the recorded ${reg.trace_hash}`;
+    io.out(`${asRecorded ? 'reproduced' : 'NOT reproduced'}: ${result.failures.length ? `${[...new Set(result.failures.map((g) => g.property))].join(', ')} failed` : 'every property held'}${hash}\n`);
+  }
+  if (json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
+  return anyFail ? 1 : 0;
+}
+
+export const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
+  run: cmdRun,
+  replay: cmdReplay,
+};

@@ -1,0 +1,377 @@
+// Running one generated case (main thread): boot the machine it describes in a SharedArrayBuffer,
+// create the process and its mappings, start one actor per program in the pool (one worker thread
+// each), await the end of the run without ever blocking the event loop (Atomics.waitAsync), then
+// check what the actors could not see from inside: the allocator, pin balance, offlinable movable
+// blocks. A case is plain JSON, so it can be saved, replayed and shrunk.
+import { performance } from 'node:perf_hooks';
+import type { ActorOp, ActorResult, ActorTask, FaultPlan, MapInfo } from './types';
+import type { ActorPool } from './pool';
+import { Memmap } from '../mm/memmap';
+import { bootFromSpec } from './layout';
+import { mmCreate, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { MM_USERS } from '../mm/memmap';
+import { mmBase } from '../mm/mm_types';
+import { setCurrent, newTask } from '../mm/sched';
+import { parseVariant, setVariant, VariantError } from '../mm/variants';
+import { lruAddDrainAll } from '../mm/swap';
+import { drainAllPages } from '../mm/page_alloc';
+import { vmstatSnapshot } from '../mm/vmstat';
+import { errname } from '../mm/errno';
+import { CmdlineError } from '../mm/cmdline';
+import { checkAllocator, pinBalanceErrors, snapshotPageCounts, PageCounts } from '../properties/checkers';
+import { movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
+import { Control, MAX_ACTORS, MAX_MAPS, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
+  A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
+  MODE_FREE, C_MODE, readRing, RingEntry } from './schedctl';
+import { initDeterministic } from './scheduler';
+import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
+import { DEVICE_MODELS } from '../devices/index';
+import { AGENTS } from './agents';
+
+/** A process mapping the case asks for (anonymous, private, read-write), by name. */
+export interface MapSpec {
+  name: string;
+  pages: number;
+}
+
+export interface Layout {
+  cmdline: string;
+  geometry?: string;
+  maps: MapSpec[];
+}
+
+/** A generated case: plain JSON data. Actor names are "<kind>-<n>" (kinds: agents and device models). */
+export interface Case {
+  layout: Layout;
+  variant: string;
+  programs: Record<string, ActorOp[]>;
+  schedule: number[];
+  faults: Record<string, FaultPlan>;
+  /** device-model bug switches per actor (optional) */
+  bugs?: Record<string, string[]>;
+}
+
+export interface Failure {
+  property: string;
+  message: string;
+  actor?: string;
+  /** trace position of the violation (end-of-run checks use the end of the trace) */
+  seq: number;
+}
+
+export interface RunOptions {
+  mode: 'det' | 'free';
+  /** the run's time budget: past it the run is stopped and reported as a hang */
+  timeoutMs?: number;
+  /** offline_pages() pass budget of the hotplug agent */
+  offlinePasses?: number;
+  /** seed for device models' traffic choices */
+  seed?: number;
+  /** set by Ctrl-C: the run is stopped and reported as interrupted (not as a failure) */
+  interrupt?: { stopped: boolean };
+  /** extra end-of-run checks (a suite's own): property name -> errors */
+  checks?: Record<string, (m: Memmap) => string[]>;
+  /** ring capacity in entries */
+  ringCap?: number;
+  /** test switches for every actor thread (ActorTask.debug) */
+  debug?: ActorTask['debug'];
+}
+
+export interface CaseResult {
+  failures: Failure[];
+  end: string;
+  interrupted: boolean;
+  /** preemption points reached (each a scheduling decision in deterministic mode) */
+  steps: number;
+  /** decisions that handed the CPU to another actor */
+  switches: number;
+  decisions: number;
+  traceHash: string;
+  lines: TraceLine[];
+  ring: RingEntry[];
+  ringLost: number;
+  names: string[];
+  cpus: number[];
+  actors: (ActorResult | null)[];
+  /** a worker did not give its thread back: the pool must be replaced */
+  recyclePool: boolean;
+  ms: number;
+}
+
+/** Bad case data (a malformed regression file, an unknown actor kind): one line, exit code 2. */
+export class CaseError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'CaseError';
+  }
+}
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
+export const AGENT_OFFLINE_PASSES = 8;
+const GRACE_MS = 1_000;
+const SCHED_CAP_MIN = 256;
+
+/** "pinner-0" -> "pinner"; "vfio-type1-0" -> "vfio-type1". */
+export function actorKind(name: string): string {
+  const mm = /^(.*)-(\d+)$/.exec(name);
+  return mm ? mm[1]! : name;
+}
+
+export function knownActorKind(kind: string): boolean {
+  return kind in AGENTS || kind in DEVICE_MODELS;
+}
+
+const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x);
+
+/** Check a case read from a file or built by hand; throws CaseError naming the first problem. */
+export function validateCase(x: unknown): Case {
+  const bad = (what: string): never => { throw new CaseError(`case: ${what}`); };
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) bad('not an object');
+  const c = x as Record<string, unknown>;
+  const layout = c.layout as Record<string, unknown> | undefined;
+  if (!layout || typeof layout !== 'object') bad("missing 'layout'");
+  if (typeof layout!.cmdline !== 'string') bad("layout.cmdline must be a string");
+  if (layout!.geometry !== undefined && typeof layout!.geometry !== 'string') bad('layout.geometry must be a string');
+  if (!Array.isArray(layout!.maps)) bad('layout.maps must be an array');
+  const maps = layout!.maps as unknown[];
+  if (maps.length > MAX_MAPS) bad(`at most ${MAX_MAPS} maps`);
+  for (const mp of maps) {
+    const r = mp as Record<string, unknown>;
+    if (!r || typeof r.name !== 'string' || !isInt(r.pages) || r.pages <= 0) bad('each map needs a name and pages > 0');
+  }
+  if (typeof c.variant !== 'string') bad("'variant' must be a string");
+  try { parseVariant(c.variant as string); } catch (e) { if (e instanceof VariantError) bad(e.message); throw e; }
+  if (!c.programs || typeof c.programs !== 'object' || Array.isArray(c.programs)) bad("'programs' must map actor names to op lists");
+  const names = Object.keys(c.programs as object);
+  if (!names.length || names.length > MAX_ACTORS) bad(`1 to ${MAX_ACTORS} actors`);
+  for (const n of names) {
+    if (!knownActorKind(actorKind(n))) bad(`unknown actor kind '${actorKind(n)}' in '${n}' (agents: ${Object.keys(AGENTS).join(', ')}; devices: ${Object.keys(DEVICE_MODELS).join(', ')})`);
+    const prog = (c.programs as Record<string, unknown>)[n];
+    if (!Array.isArray(prog) || prog.some((o) => !o || typeof o !== 'object' || typeof (o as ActorOp).op !== 'string')) bad(`programs.${n} must be a list of {op: ...}`);
+  }
+  if (!Array.isArray(c.schedule) || c.schedule.some((v) => !isInt(v) || v < 0)) bad("'schedule' must be a list of non-negative integers");
+  if (!c.faults || typeof c.faults !== 'object') bad("'faults' must be an object (actor -> fault point -> calls)");
+  for (const [a, plan] of Object.entries(c.faults as object)) {
+    if (!names.includes(a)) bad(`faults for unknown actor '${a}'`);
+    for (const [p, at] of Object.entries(plan as object)) if (!Array.isArray(at) || at.some((v) => !isInt(v) || v < 0)) bad(`faults.${a}.${p} must be a list of call numbers`);
+  }
+  return c as unknown as Case;
+}
+
+// Booting costs more than a small case, and a fresh SharedArrayBuffer costs more to post to a worker
+// than one it has seen: a booted image is kept per command line and copied into a spare buffer (the
+// machine is nothing but its buffer), and the buffers of a case that ended cleanly are reused.
+interface BootImage { shape: Memmap['shape']; image: Uint8Array; spare: SharedArrayBuffer | null }
+const bootImages = new Map<string, BootImage>();
+const BOOT_IMAGES_MAX = 16;
+const spareControls = new Map<string, SharedArrayBuffer>();
+
+function bootCached(layout: Layout): Memmap {
+  const key = `${layout.geometry ?? ''}|${layout.cmdline}`;
+  let bi = bootImages.get(key);
+  if (!bi) {
+    let m: Memmap;
+    try {
+      m = bootFromSpec({ cmdline: layout.cmdline, geometry: layout.geometry }).m;
+    } catch (e) {
+      if (e instanceof CmdlineError) throw new CaseError(`layout: ${e.message}`);
+      throw e;
+    }
+    if (bootImages.size >= BOOT_IMAGES_MAX) bootImages.clear();
+    bi = { shape: m.shape, image: new Uint8Array(m.sab).slice(), spare: null };
+    bootImages.set(key, bi);
+    return m;
+  }
+  const sab = bi.spare ?? new SharedArrayBuffer(bi.image.length);
+  bi.spare = null;
+  new Uint8Array(sab).set(bi.image);
+  return new Memmap(bi.shape, sab);
+}
+
+/** The buffers of a case that ended cleanly (every worker let go of them) serve the next case. */
+function recycle(layout: Layout, m: Memmap, c: Control): void {
+  const bi = bootImages.get(`${layout.geometry ?? ''}|${layout.cmdline}`);
+  if (bi && bi.image.length === m.sab.byteLength) bi.spare = m.sab;
+  spareControls.set(JSON.stringify(c.shape), c.sab);
+}
+
+function newControl(shape: ConstructorParameters<typeof Control>[0]): Control {
+  const key = JSON.stringify(shape);
+  const sab = spareControls.get(key);
+  if (!sab) return new Control(shape);
+  spareControls.delete(key);
+  new Int32Array(sab).fill(0);
+  const c = new Control(shape, sab);
+  c.i32[C_NR_ACTORS] = shape.nrActors;
+  c.i32[C_RING_CAP] = shape.ringCap;
+  c.i32[C_ERR_ACTOR] = -1;
+  return c;
+}
+
+/** Boot the case's machine and create its process and mappings (deterministic, main thread). */
+export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
+  const m = bootCached(c.layout);
+  const mm = mmCreate(m);
+  if (mm < 0) throw new CaseError('layout: no room for the process');
+  const maps: MapInfo[] = [];
+  for (const s of c.layout.maps) {
+    const vpn = doMmap(m, mm, { nrPages: s.pages, prot: PROT_READ | PROT_WRITE });
+    if (vpn < 0) throw new CaseError(`layout: mmap of ${s.name} (${s.pages} pages) failed: ${errname(vpn)}`);
+    maps.push({ name: s.name, vpn, pages: s.pages });
+  }
+  return { m, mm, maps };
+}
+
+function stopRun(c: Control, code: number): void {
+  const i = c.i32;
+  Atomics.compareExchange(i, C_END, END_RUNNING, code);
+  Atomics.store(i, C_STOP, 1);
+  for (let a = 0; a < c.nrActors; a++) {
+    Atomics.add(i, c.actor(a, A_WAKE), 1);
+    Atomics.notify(i, c.actor(a, A_WAKE));
+  }
+  Atomics.notify(i, C_GO);
+  Atomics.notify(i, C_END);
+}
+
+type WaitAsync = (a: Int32Array, i: number, v: number, t?: number) => { async: boolean; value: Promise<string> | string };
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref?.());
+
+/** Run one case; never throws for what happens inside the run (that is a failure in the result). */
+export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Promise<CaseResult> {
+  const t0 = performance.now();
+  const names = Object.keys(cs.programs);
+  const n = names.length;
+  if (n > pool.threads) throw new CaseError(`${n} actors but the pool has ${pool.threads} threads`);
+  const savedVariant = setVariant(parseVariant(cs.variant));
+  const savedTask = setCurrent(newTask(1, 'pinlab', 0, -1));
+  let setup: ReturnType<typeof setupMachine>;
+  let base: PageCounts;
+  try {
+    setup = setupMachine(cs);
+    base = snapshotPageCounts(setup.m);
+  } finally {
+    setVariant(savedVariant);
+    setCurrent(savedTask);
+  }
+  const { m, mm, maps } = setup;
+  const schedCap = Math.max(SCHED_CAP_MIN, cs.schedule.length);
+  const c = newControl({ nrActors: n, schedCap, ringCap: opts.ringCap ?? 1 << 14 });
+  c.i32[C_MODE] = opts.mode === 'det' ? MODE_DET : MODE_FREE;
+  if (opts.mode === 'det') initDeterministic(c, cs.schedule);
+  if (n > m.nrCpus - 1) throw new CaseError(`${n} actors need ${n + 1} CPUs (one each, CPU 0 is the harness's): add cpus= to the geometry`);
+  const cpus = names.map((_, k) => 1 + k);
+
+  const results: (ActorResult | null)[] = new Array(n).fill(null);
+  const crashes: (string | null)[] = new Array(n).fill(null);
+  let settledCount = 0;
+  const tasks = names.map((name, k) => {
+    const t: ActorTask = {
+      kind: 'actor', machine: { sab: m.sab, shape: m.shape }, ctl: c.sab, ctlShape: c.shape, index: k, name, names,
+      actorKind: actorKind(name), cpu: cpus[k]!, mm: actorKind(name) === 'hotplug' ? -1 : mm, maps, program: cs.programs[name]!,
+      variant: cs.variant, det: opts.mode === 'det', faults: cs.faults[name] ?? {}, bugs: cs.bugs?.[name] ?? [],
+      seed: opts.seed ?? 0, offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES, checkIsolate: opts.mode === 'det', debug: opts.debug,
+    };
+    return pool.run(t).then(
+      (r) => { results[k] = r as ActorResult; settledCount++; },
+      (e: Error) => { crashes[k] = e?.message ?? String(e); settledCount++; stopRun(c, END_STOPPED); });
+  });
+
+  // await the end: Atomics.waitAsync on C_END, with the time budget and Ctrl-C checked between rounds
+  const budget = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let timedOut = false;
+  let interrupted = false;
+  while (Atomics.load(c.i32, C_END) === END_RUNNING) {
+    const w = waitAsync(c.i32, C_END, END_RUNNING, 100);
+    if (w.async) await w.value;
+    if (opts.interrupt?.stopped && !interrupted) { interrupted = true; stopRun(c, END_STOPPED); }
+    if (performance.now() - t0 > budget && !timedOut) { timedOut = true; stopRun(c, END_STOPPED); }
+  }
+  const all = Promise.all(tasks);
+  await Promise.race([all, sleep(GRACE_MS)]);
+  const recyclePool = settledCount < n;
+
+  const end = Atomics.load(c.i32, C_END);
+  const { entries, lost } = readRing(c);
+  const labels = c.labels();
+  let merged: TraceLine[] | null = null; // built on demand: only a failure prints the trace
+  const lines = (): TraceLine[] => (merged ??= mergeTrace(entries, labels, results, m));
+  const lastSeq = entries.length ? entries[entries.length - 1]!.seq + 1 : 0;
+  const failures: Failure[] = [];
+  for (const r of results) if (r) for (const v of r.violations) failures.push({ property: v.property, message: v.message, actor: v.actor, seq: v.seq });
+  results.forEach((r, k) => {
+    if (r?.error) failures.push({ property: r.error.name === 'KernelBug' ? 'kernel-bug' : r.error.name === 'KernelPanic' ? 'kernel-panic' : 'actor-threw',
+      message: `${names[k]}: ${r.error.name}: ${r.error.message}`, actor: names[k], seq: lastSeq });
+  });
+  crashes.forEach((e, k) => {
+    if (e !== null) failures.push({ property: 'worker-exit', message: `${names[k]}: its worker thread died: ${e}`, actor: names[k], seq: lastSeq });
+  });
+  if (end === END_DEADLOCK) {
+    const who = names.map((name, k) => {
+      if (c.i32[c.actor(k, A_STATE)] !== ST_BLOCKED) return null;
+      const reason = labels.get(c.i32[c.actor(k, A_REASON)]! >>> 0) ?? '?';
+      return c.i32[c.actor(k, A_WAIT_BUF)] ? `${name} waits for ${reason}` : `${name} waits for ${reason} on ${describeWord(m, c.i32[c.actor(k, A_WAIT_IDX)]!)}`;
+    }).filter(Boolean);
+    failures.push({ property: 'deadlock', message: `every unfinished actor is blocked: ${who.join('; ')}`, seq: lastSeq });
+  }
+  if (timedOut) {
+    failures.push({ property: 'hang', message: `the run did not finish within ${budget} ms (last trace entries: ${lines().slice(-3).map((l) => `${names[l.actor]} ${l.text}`).join(' | ')})`, seq: lastSeq });
+  }
+  if (end === END_ERROR && !results.some((r) => r?.error) && c.i32[C_ERR_ACTOR]! >= 0) {
+    failures.push({ property: 'actor-threw', message: `${names[c.i32[C_ERR_ACTOR]!]} failed and its result was lost`, seq: lastSeq });
+  }
+
+  let digest = 0;
+  if (end === END_DONE && !recyclePool) {
+    digest = machineDigest(m);
+    failures.push(...endChecks(m, cs, base, opts.checks ?? {}, lastSeq));
+  }
+  failures.sort((a, b) => a.seq - b.seq);
+  if (!recyclePool && !crashes.some((e) => e !== null) && end !== END_STOPPED) recycle(cs.layout, m, c);
+  const result = {
+    failures, end: END_NAMES[end] ?? String(end), interrupted, steps: c.i32[C_POINTS]!, switches: c.i32[C_SWITCHES]!, decisions: c.i32[C_DECISION]!,
+    traceHash: traceHash(entries, results, digest), ring: entries, ringLost: lost, names, cpus, actors: results, recyclePool,
+    ms: performance.now() - t0,
+  } as CaseResult;
+  Object.defineProperty(result, 'lines', { get: lines, enumerable: true });
+  return result;
+}
+
+/**
+ * End-of-run properties, in the main thread once every actor has torn down: movable blocks go
+ * offline (on a copy of the machine, the process still alive), then the process exits and the
+ * allocator must be sound and every pin and reference balanced.
+ */
+function endChecks(m: Memmap, cs: Case, base: PageCounts, extra: Record<string, (m: Memmap) => string[]>, seq: number): Failure[] {
+  const out: Failure[] = [];
+  const savedVariant = setVariant(parseVariant(cs.variant));
+  const savedTask = setCurrent(newTask(1, 'pinlab-check', 0, -1));
+  const check = (property: string, fn: () => string[]): void => {
+    try {
+      for (const e of fn().slice(0, 5)) out.push({ property, message: e, seq });
+    } catch (e) {
+      out.push({ property: 'property-threw', message: `${property}: ${(e as Error)?.name}: ${(e as Error)?.message}`, seq });
+    }
+  };
+  try {
+    check('allocator-sound', () => checkAllocator(m).errors.map((e) => `after the run: ${e}`));
+    check('movable-offlinable', () => movableBlocksOfflinable(m, 100).map(formatOfflinable));
+    for (const [name, fn] of Object.entries(extra)) check(name, () => fn(m));
+    check('pins-balance', () => {
+      for (let k = 0; k < m.maxMms; k++) if (Atomics.load(m.mms, mmBase(k) + MM_USERS)) exitMmap(m, k);
+      lruAddDrainAll(m);
+      drainAllPages(m);
+      const s = vmstatSnapshot(m);
+      return pinBalanceErrors(m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, base).map((e) => `after teardown and exit: ${e}`);
+    });
+    check('allocator-sound', () => checkAllocator(m).errors.map((e) => `after exit: ${e}`));
+  } finally {
+    setVariant(savedVariant);
+    setCurrent(savedTask);
+  }
+  return out;
+}
+
+export { END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED };

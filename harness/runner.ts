@@ -1,0 +1,385 @@
+// `pinlab run` and `pinlab replay`: fast-check drives the cases of a suite through runCase(), shrinks a
+// failure (toward fewer ops, smaller ranges, fewer preemptions and faults), prints it - the property,
+// the shrunk case as steps per actor, the trace around the violation, one replay line - and writes a
+// regression file (atomically: a temporary file, then rename) that `pinlab replay FILE` reproduces.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as fc from 'fast-check';
+import { ActorPool } from './pool';
+import { runCase, validateCase, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
+import { Suite, SUITES } from './suites';
+import { formatLine, window, scheduleFromTrace } from './trace';
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export interface RunConfig {
+  suite: Suite;
+  variant: string;
+  cmdline?: string;
+  seed: number;
+  runs: number;
+  mode: 'det' | 'free';
+  checkDeterminism: boolean;
+  /** replay one fast-check path (with seed) instead of a search */
+  path?: string;
+  json: boolean;
+  /** where regression files go (null: do not write) */
+  regressionsDir: string | null;
+  timeoutMs?: number;
+  /** show a progress bar (a TTY) */
+  tty: boolean;
+  interrupt: { stopped: boolean };
+  io: Io;
+  /** called when the search first meets a failing case (before shrinking) */
+  onFirstFailure?: () => void;
+}
+
+export interface FailureReport {
+  property: string;
+  message: string;
+  suite: string;
+  variant: string;
+  seed: number;
+  path: string;
+  trace_hash: string;
+  /** the regression file written, if any */
+  regression?: string;
+  replay: string;
+  /** free mode: did the deterministic replay of the converted schedule fail the same way? */
+  reproduced?: boolean;
+  case: Case;
+}
+
+export interface RunSummary {
+  verdict: 'pass' | 'fail' | 'interrupted';
+  suite: string;
+  kernel: string;
+  seed: number;
+  mode: string;
+  cases: number;
+  steps: number;
+  seconds: number;
+  steps_per_s: number;
+  failures: FailureReport[];
+}
+
+/** The pool of a run, replaced when a worker does not come back from a stopped case. */
+export class PoolHolder {
+  pool: ActorPool;
+  constructor(readonly threads: number) {
+    this.pool = new ActorPool(threads);
+  }
+  async run(cs: Case, opts: RunOptions): Promise<CaseResult> {
+    const r = await runCase(this.pool, cs, opts);
+    if (r.recyclePool) {
+      const old = this.pool;
+      this.pool = new ActorPool(this.threads);
+      await old.destroy().catch(() => undefined);
+    }
+    return r;
+  }
+  async destroy(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+function fmtRc(rc: number): string {
+  return String(rc);
+}
+
+/** The case as readable steps per actor. */
+export function describeCase(cs: Case): string {
+  const lines: string[] = [];
+  lines.push(`  machine: ${cs.layout.cmdline}${cs.layout.geometry ? ` (geometry ${cs.layout.geometry})` : ''}; maps ${cs.layout.maps.map((x) => `${x.name}[${x.pages}]`).join(' ')}`);
+  lines.push(`  kernel:  ${cs.variant}`);
+  const w = Math.max(...Object.keys(cs.programs).map((n) => n.length));
+  for (const [name, prog] of Object.entries(cs.programs)) {
+    if (!prog.length) { lines.push(`  ${name.padEnd(w)}  (no ops)`); continue; }
+    prog.forEach((op, k) => {
+      const args = Object.entries(op).filter(([f]) => f !== 'op').map(([f, v]) => `${f}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+      lines.push(`  ${(k ? '' : name).padEnd(w)}  ${k + 1}. ${op.op}${args ? ' ' + args : ''}`);
+    });
+  }
+  const pre = cs.schedule.filter((x) => x !== 0).length;
+  lines.push(`  schedule: ${cs.schedule.length ? `[${cs.schedule.join(',')}] (${pre} preemption choices)` : '[] (no preemption: each actor runs to its end)'}`);
+  const faults = Object.entries(cs.faults).flatMap(([a, plan]) => Object.entries(plan).filter(([, at]) => at.length)
+    .map(([p, at]) => `${a} ${p} at ${p.endsWith('signal') ? 'preemption point' : 'call'} ${at.join(',')}`));
+  lines.push(`  faults:   ${faults.length ? faults.join('; ') : 'none'}`);
+  return lines.join('\n');
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.+-]+/g, '_');
+}
+
+/** Write a regression file atomically (temporary file, fsync'd, then renamed). */
+export function writeRegression(dir: string, rep: Omit<FailureReport, 'regression' | 'replay'>): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const name = safeName(`${rep.suite}-${rep.variant}-${rep.property}-${rep.seed}`);
+  const file = path.join(dir, `${name}.json`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  const doc = {
+    name, suite: rep.suite, seed: rep.seed, path: rep.path, variant: rep.variant, property: rep.property, verdict: 'fail',
+    message: rep.message, trace_hash: rep.trace_hash, ...(rep.reproduced !== undefined ? { reproduced: rep.reproduced } : {}), case: rep.case,
+  };
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, JSON.stringify(doc, null, 2) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+/** The failure as text: property, shrunk case, trace around the violation. */
+export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: string): string {
+  const out: string[] = [];
+  out.push(`FAIL ${f.property}  ${header}`);
+  out.push(`  ${f.message}`);
+  const others = r.failures.filter((g) => g !== f);
+  if (others.length) out.push(`  (and ${others.length} more: ${[...new Set(others.map((g) => g.property))].join(', ')})`);
+  out.push('shrunk case:');
+  out.push(describeCase(cs));
+  out.push(`trace around the violation (${r.steps} preemption points, ${r.switches} switches, trace hash ${r.traceHash}):`);
+  for (const l of window(r.lines, f.seq)) out.push(formatLine(l, r.names, r.cpus));
+  return out.join('\n') + '\n';
+}
+
+function progressLine(done: number, total: number, steps: number, secs: number, width = 30): string {
+  const fill = Math.round((done / Math.max(1, total)) * width);
+  return `[${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${done}/${total} cases, ${steps} steps, ${Math.round(steps / Math.max(secs, 1e-3))} steps/s`;
+}
+
+/** Run a suite; returns the summary (the caller prints JSON or the summary line and picks the exit code). */
+export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
+  const { io, suite } = cfg;
+  const holder = new PoolHolder(suite.actors.length);
+  const t0 = performance.now();
+  let cases = 0;
+  let steps = 0;
+  let lastPlain = 0;
+  let target: string | null = null;
+  let fatal: Error | null = null;
+  let freeFound: { result: CaseResult; failure: Failure; converted: Case | null; replay: CaseResult | null } | null = null;
+  const opts = (mode: 'det' | 'free'): RunOptions => ({ mode, timeoutMs: cfg.timeoutMs, seed: cfg.seed, interrupt: cfg.interrupt, checks: suite.checks });
+  const progress = (): void => {
+    const secs = (performance.now() - t0) / 1000;
+    if (cfg.tty) io.err(`\r${progressLine(cases, cfg.runs, steps, secs)}`);
+    else if (!cfg.json && cases - lastPlain >= Math.max(1, Math.ceil(cfg.runs / 10))) {
+      lastPlain = cases;
+      io.err(`pinlab: ${cases}/${cfg.runs} cases, ${steps} steps\n`);
+    }
+  };
+  const runDet = async (cs: Case): Promise<CaseResult> => {
+    const r = await holder.run(cs, opts('det'));
+    cases++;
+    steps += r.steps;
+    if (cfg.checkDeterminism && !r.interrupted && r.end !== 'stopped') {
+      const again = await holder.run(cs, opts('det'));
+      steps += again.steps;
+      if (again.traceHash !== r.traceHash) {
+        r.failures.push({ property: 'determinism', message: `the same case ran twice gave trace hashes ${r.traceHash} and ${again.traceHash}: hidden nondeterminism`, seq: 0 });
+      }
+    }
+    return r;
+  };
+  let lastFail: { cs: Case; r: CaseResult } | null = null;
+  const failing = (r: CaseResult, cs: Case): boolean => {
+    if (!r.failures.length) return false;
+    if (target === null) {
+      target = r.failures[0]!.property;
+      cfg.onFirstFailure?.();
+    }
+    const hit = r.failures.some((f) => f.property === target);
+    if (hit) lastFail = { cs, r };
+    return hit;
+  };
+  /** The shrunk case's result: the last failing run of that very case, else a fresh run. */
+  const resultOf = async (cs: Case): Promise<CaseResult> => {
+    const lf = lastFail as { cs: Case; r: CaseResult } | null;
+    return lf && lf.cs === cs ? lf.r : runDet(cs);
+  };
+  const guard = async (fn: () => Promise<boolean>): Promise<boolean> => {
+    if (fatal) return true;
+    // interrupted: fail at once, so fast-check stops generating (its shrinking of an instant failure is quick)
+    if (cfg.interrupt.stopped) throw new Error('interrupted');
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof CaseError) { fatal = e; return true; }
+      throw e;
+    } finally {
+      progress();
+    }
+  };
+
+  const arb = suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline });
+  let details: fc.RunDetails<[Case]>;
+  try {
+    if (cfg.mode === 'det') {
+      details = await fc.check(fc.asyncProperty(arb, (cs) => guard(async () => !failing(await runDet(cs), cs))),
+        { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: cfg.path !== undefined });
+    } else {
+      // free mode: threads race; the first failure is turned into a schedule and replayed deterministically
+      details = await fc.check(fc.asyncProperty(arb, (cs) => guard(async () => {
+        if (freeFound) return true;
+        const r = await holder.run(cs, opts('free'));
+        cases++;
+        steps += r.steps;
+        if (!r.failures.length) return true;
+        const failure = r.failures[0]!;
+        const sched = scheduleFromTrace(r.ring, r.names.length, r.ringLost);
+        const converted = sched ? { ...cs, schedule: sched } : null;
+        const replay = converted ? await runDet(converted) : null;
+        freeFound = { result: r, failure, converted, replay };
+        return false;
+      })), { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: true });
+    }
+  } finally {
+    if (cfg.tty) io.err('\n');
+  }
+
+  const failures: FailureReport[] = [];
+  try {
+    if (fatal) throw fatal;
+    if (details.failed && !cfg.interrupt.stopped) {
+      const pathStr = details.counterexamplePath ?? '';
+      const header = `(suite ${suite.name}, kernel ${cfg.variant}, seed ${cfg.seed}, path "${pathStr}", mode ${cfg.mode})`;
+      let cs: Case = details.counterexample![0];
+      let r: CaseResult;
+      let reproduced: boolean | undefined;
+      let f: Failure;
+      if (cfg.mode === 'free' && freeFound) {
+        const ff = freeFound as { result: CaseResult; failure: Failure; converted: Case | null; replay: CaseResult | null };
+        reproduced = !!ff.replay?.failures.some((g) => g.property === ff.failure.property);
+        if (!cfg.json) {
+          io.out(ff.converted
+            ? `free run failed (${ff.failure.property}); its trace as a schedule of ${ff.converted.schedule.length} decisions ${reproduced ? 'reproduces the failure deterministically' : 'does NOT reproduce it deterministically (the race did not replay)'}\n`
+            : `free run failed (${ff.failure.property}); its trace could not be turned into a schedule (the ring wrapped)\n`);
+        }
+        if (reproduced && ff.converted) {
+          // shrink the deterministic case as a fast-check example
+          target = ff.failure.property;
+          const shrunk = await fc.check(fc.asyncProperty(arb, (c2) => guard(async () => !failing(await runDet(c2), c2))),
+            { seed: cfg.seed, numRuns: 1, examples: [[ff.converted]] });
+          cs = shrunk.failed ? shrunk.counterexample![0] : ff.converted;
+          r = await resultOf(cs);
+          f = r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0]!;
+        } else {
+          r = ff.result;
+          f = ff.failure;
+        }
+      } else {
+        r = await resultOf(cs);
+        f = r.failures.find((g) => g.property === target) ?? r.failures[0] ?? { property: target ?? 'unknown', message: 'the failure did not recur when the shrunk case was run again', seq: 0 };
+      }
+      const rep: FailureReport = {
+        property: f.property, message: f.message, suite: suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
+        trace_hash: r.traceHash, replay: '', reproduced, case: cs,
+      };
+      if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) rep.regression = writeRegression(cfg.regressionsDir, rep);
+      rep.replay = rep.regression
+        ? `pinlab replay ${rep.regression}`
+        : `pinlab replay --suite ${suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${cfg.cmdline ? ` --cmdline "${cfg.cmdline}"` : ''}`;
+      failures.push(rep);
+      if (!cfg.json) {
+        io.out(formatFailure(f, cs, r, header));
+        io.out(`replay: ${rep.replay}\n`);
+      }
+    }
+  } finally {
+    await holder.destroy();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    verdict: cfg.interrupt.stopped ? 'interrupted' : failures.length ? 'fail' : 'pass', suite: suite.name, kernel: cfg.variant,
+    seed: cfg.seed, mode: cfg.mode, cases, steps, seconds, steps_per_s: Math.round(steps / Math.max(seconds, 1e-6)), failures,
+  };
+}
+
+export function summaryLine(s: RunSummary): string {
+  const rate = s.steps_per_s >= 1000 ? `${(s.steps_per_s / 1000).toFixed(1)}k` : String(s.steps_per_s);
+  return `${s.verdict === 'interrupted' ? 'interrupted: ' : ''}${s.cases} cases, ${s.steps} steps in ${s.seconds.toFixed(1)} s (${rate} steps/s), ` +
+    `${s.failures.length} failure${s.failures.length === 1 ? '' : 's'}: ${s.verdict}\n`;
+}
+
+export function summaryJson(s: RunSummary): unknown {
+  return {
+    verdict: s.verdict, suite: s.suite, kernel: s.kernel, seed: s.seed, mode: s.mode, cases: s.cases, steps: s.steps,
+    seconds: +s.seconds.toFixed(3), steps_per_s: s.steps_per_s,
+    failures: s.failures.map((f) => ({ property: f.property, message: f.message, seed: f.seed, path: f.path, trace_hash: f.trace_hash,
+      regression: f.regression ?? null, replay: f.replay, ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}) })),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay
+
+export interface RegressionFile {
+  name?: string;
+  suite: string;
+  seed: number;
+  path: string;
+  variant: string;
+  property: string;
+  verdict: 'fail' | 'pass';
+  trace_hash?: string;
+  case: Case;
+}
+
+/** Read and check a regression file; bad files are CaseError (one line, exit 2). */
+export function loadRegression(file: string): RegressionFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CaseError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new CaseError(`${file}: not JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  const d = doc as Record<string, unknown>;
+  if (!d || typeof d !== 'object' || Array.isArray(d)) throw new CaseError(`${file}: not a regression file (expected an object)`);
+  for (const k of ['suite', 'variant', 'property', 'path']) if (typeof d[k] !== 'string') throw new CaseError(`${file}: '${k}' must be a string`);
+  if (typeof d.seed !== 'number' || !Number.isSafeInteger(d.seed)) throw new CaseError(`${file}: 'seed' must be an integer`);
+  if (d.verdict !== 'fail' && d.verdict !== 'pass') throw new CaseError(`${file}: 'verdict' must be "fail" or "pass"`);
+  try {
+    validateCase(d.case);
+  } catch (e) {
+    if (e instanceof CaseError) throw new CaseError(`${file}: ${e.message}`);
+    throw e;
+  }
+  return d as unknown as RegressionFile;
+}
+
+export interface ReplayResult {
+  result: CaseResult;
+  /** the recorded property failed again (or, for a "pass" file, nothing failed) */
+  asRecorded: boolean;
+  sameHash: boolean | null;
+}
+
+/** Run a regression file's case deterministically (optionally under another kernel variant). */
+export async function replayFile(reg: RegressionFile, variant?: string, timeoutMs?: number, shared?: PoolHolder): Promise<ReplayResult> {
+  const cs: Case = variant ? { ...reg.case, variant } : reg.case;
+  const suite = SUITES[reg.suite];
+  const threads = Object.keys(cs.programs).length;
+  const holder = shared && shared.threads >= threads ? shared : new PoolHolder(threads);
+  try {
+    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks });
+    const failed = result.failures.some((f) => f.property === reg.property);
+    const asRecorded = reg.verdict === 'fail' ? failed : result.failures.length === 0;
+    return { result, asRecorded, sameHash: reg.trace_hash && !variant ? reg.trace_hash === result.traceHash : null };
+  } finally {
+    if (holder !== shared) await holder.destroy();
+  }
+}

@@ -1,0 +1,185 @@
+// Property suites for `pinlab run`: a suite is a machine generator, one program generator per actor,
+// and the properties checked. Every generated case is plain JSON (harness/run_case.ts Case) built only
+// from records, arrays, integers and constants, so fast-check shrinks all of it - fewer ops, smaller
+// ranges, shorter schedules (a shorter or all-zero schedule means fewer preemptions) and fewer faults -
+// even for a case it did not generate itself (a free run's schedule, a regression file).
+//
+// Properties (docs/harness.md):
+//   no-longterm-pin-in-movable  a long-term pin never holds a frame in ZONE_MOVABLE or a CMA pageblock,
+//                               nor one in a pageblock isolated since before the pin began (checked by the
+//                               actor after every op)
+//   dma-integrity               a DMA through a pin lands in a pinned, allocated frame the process still maps
+//   pins-balance                after teardown and exit: NR_FOLL_PIN_ACQUIRED == RELEASED, every refcount,
+//                               _pincount and _mapcount back to its value before the run
+//   allocator-sound             the free lists and per-CPU lists account every frame exactly once
+//   movable-offlinable          with every pin released, each ZONE_MOVABLE block goes offline (on a copy)
+//   deadlock, hang, kernel-bug, kernel-panic, actor-threw, worker-exit, property-threw: the run itself broke
+import type * as fcType from 'fast-check';
+import type { Memmap } from '../mm/memmap';
+import type { Case, Layout } from './run_case';
+import type { ActorOp, FaultPlan } from './types';
+import { DEVICE_MODELS } from '../devices/index';
+import type { GenShape } from '../devices/device';
+
+export interface SuiteOptions {
+  variant: string;
+  /** replaces the suite's command lines (--cmdline) */
+  cmdline?: string;
+}
+
+export interface Suite {
+  name: string;
+  summary: string;
+  /** actor names in order ("<kind>-<n>") */
+  actors: string[];
+  properties: string[];
+  arbitrary(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Case>;
+  /** cases per `pinlab run` unless --runs says otherwise */
+  runs: number;
+  /** the suite's own end-of-run checks: property -> errors */
+  checks?: Record<string, (m: Memmap) => string[]>;
+  /** not listed in --help (the harness's self-tests) */
+  hidden?: boolean;
+}
+
+export const CORE_PROPERTIES = ['no-longterm-pin-in-movable', 'dma-integrity', 'pins-balance', 'allocator-sound', 'movable-offlinable',
+  'deadlock', 'hang', 'kernel-bug'];
+
+/** Miniature machines: Normal 128 frames with a 32-frame CMA area at pfn 64, ZONE_MOVABLE 128 frames (4 blocks). */
+export const MINI_LAYOUTS: Layout[] = [
+  { cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 24 }, { name: 'ring', pages: 8 }] },
+  { cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always', geometry: 'mini',
+    maps: [{ name: 'buf', pages: 24 }, { name: 'ring', pages: 8 }] },
+];
+
+function layouts(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Layout> {
+  const ls = o.cmdline === undefined ? MINI_LAYOUTS : [{ ...MINI_LAYOUTS[0]!, cmdline: o.cmdline }];
+  return fc.constantFrom(...ls);
+}
+
+const MAP_NAMES = ['buf', 'ring'];
+
+export function userOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
+  const map = fc.constantFrom(...MAP_NAMES);
+  const page = fc.nat(31);
+  const pages = fc.integer({ min: 1, max: 4 });
+  return fc.oneof(
+    { weight: 5, arbitrary: fc.record({ op: fc.constant('touch'), map, page, write: fc.boolean() }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('write'), map, page, value: fc.nat(0xffff) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('munmap'), map, page, pages }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('remap'), map }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('dontneed'), map, page, pages }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('fork') }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('exit_child') }) },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
+export function pinnerOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
+  const map = fc.constantFrom(...MAP_NAMES);
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean() }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('unpin'), slot: fc.nat(7) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('dma'), slot: fc.nat(7), page: fc.nat(7), value: fc.nat(0xffff) }) },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
+export function hotplugOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('offline'), block: fc.nat(7) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('online'), block: fc.nat(7), type: fc.constantFrom('online_movable', 'online', 'online_kernel') }) },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
+/** Seeded fault points an actor kind can meet (harness/types.ts FaultPlan). */
+export const FAULT_POINTS: Record<string, string[]> = {
+  pinner: ['migrate:alloc-target', 'migrate:isolate', 'lru:batch-hold', 'fatal-signal', 'gup:pofs-alloc'],
+  device: ['migrate:alloc-target', 'migrate:isolate', 'lru:batch-hold', 'fatal-signal', 'gup:pofs-alloc'],
+  hotplug: ['migrate:alloc-target', 'migrate:isolate', 'signal'],
+  user: [],
+};
+
+export function faultPlan(fc: typeof fcType, kind: string): fcType.Arbitrary<FaultPlan> {
+  const points = FAULT_POINTS[kind] ?? FAULT_POINTS.device!;
+  if (!points.length) return fc.constant({});
+  const calls = fc.array(fc.nat(15), { maxLength: 2 });
+  const plan = fc.record(Object.fromEntries(points.map((p) => [p, calls])), { requiredKeys: [] }) as fcType.Arbitrary<FaultPlan>;
+  return fc.oneof({ weight: 2, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: plan });
+}
+
+function kindOf(name: string): string {
+  return name.replace(/-\d+$/, '');
+}
+
+/** A suite over the given actors; programs come from `progs` by actor kind. */
+function agentSuite(name: string, summary: string, actors: string[], lengths: Record<string, number>, runs: number,
+  progs: (fc: typeof fcType, kind: string) => fcType.Arbitrary<ActorOp>): Suite {
+  return {
+    name, summary, actors, properties: CORE_PROPERTIES, runs,
+    arbitrary: (fc, o) => fc.record({
+      layout: layouts(fc, o),
+      variant: fc.constant(o.variant),
+      programs: fc.record(Object.fromEntries(actors.map((a) => [a, fc.array(progs(fc, kindOf(a)), { maxLength: lengths[kindOf(a)] ?? 8 })]))),
+      schedule: fc.array(fc.nat(7), { maxLength: 96 }),
+      faults: fc.record(Object.fromEntries(actors.map((a) => [a, faultPlan(fc, FAULT_POINTS[kindOf(a)] ? kindOf(a) : 'device')]))),
+    }) as unknown as fcType.Arbitrary<Case>,
+  };
+}
+
+function agentProgs(fc: typeof fcType, kind: string): fcType.Arbitrary<ActorOp> {
+  switch (kind) {
+    case 'user': return userOps(fc);
+    case 'pinner': return pinnerOps(fc);
+    case 'hotplug': return hotplugOps(fc);
+    default: throw new Error(`no generator for actor kind ${kind}`);
+  }
+}
+
+const LENGTHS = { user: 12, pinner: 10, hotplug: 4 };
+
+/** The registry: `pinlab run --suite NAME`. */
+export const SUITES: Record<string, Suite> = {};
+
+function register(s: Suite): void {
+  SUITES[s.name] = s;
+}
+
+register(agentSuite('longterm-pin', 'a process (user), a long-term pinner calling mm/gup.ts and the hotplug agent, on a mini machine with ZONE_MOVABLE and CMA',
+  ['user-0', 'pinner-0', 'hotplug-0'], LENGTHS, 100, agentProgs));
+register(agentSuite('longterm-pin-4', 'as longterm-pin with two pinners racing on the same process',
+  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'], LENGTHS, 100, agentProgs));
+
+// one suite per registered device model: the device, the process and the hotplug agent
+for (const model of Object.values(DEVICE_MODELS)) {
+  const shape: GenShape = { maps: MINI_LAYOUTS[0]!.maps.map((x) => ({ name: x.name, pages: x.pages })), maxPages: 4 };
+  register(agentSuite(`device:${model.name}`, `${model.summary} (${model.source}), with the process and the hotplug agent`,
+    ['user-0', `${model.name}-0`, 'hotplug-0'], { ...LENGTHS, [model.name]: 10 }, 50,
+    (fc, kind) => (kind === model.name ? model.arbitrary(fc, shape) as fcType.Arbitrary<ActorOp> : agentProgs(fc, kind))));
+}
+
+// ---- self-tests of the harness: each breaks the run in one way; `pinlab run --suite selftest:...` must
+// report it (exit 1, seed and trace), tear the pool down and exit on its own ----
+function selftest(name: string, summary: string, programs: Record<string, ActorOp[]>, schedule: number[] = [],
+  checks?: Suite['checks']): Suite {
+  return {
+    name: `selftest:${name}`, summary, actors: Object.keys(programs), properties: [], runs: 1, hidden: true, checks,
+    arbitrary: (fc, o) => fc.constant({ layout: MINI_LAYOUTS[0]!, variant: o.variant, programs, schedule, faults: {} } as Case),
+  };
+}
+const touch: ActorOp[] = [{ op: 'touch', map: 'buf', page: 0, write: true }, { op: 'touch', map: 'buf', page: 1, write: true }];
+register(selftest('throw', 'an actor throws (a simulator bug)', { 'user-0': touch, 'test-throw-0': [{ op: 'noop' }, { op: 'throw' }] }));
+register(selftest('exit', 'a worker thread exits under an actor', { 'user-0': touch, 'test-exit-0': [{ op: 'noop' }, { op: 'exit' }] }));
+register(selftest('hang', 'an actor spins without a preemption point (use --timeout)', { 'user-0': touch, 'test-spin-0': [{ op: 'spin', ms: 3_600_000 }] }));
+register(selftest('deadlock', 'an actor holds mem_hotplug_lock and waits for nothing while the hotplug agent offlines',
+  { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'wait' }], 'hotplug-0': [{ op: 'offline', block: 4 }] }, [0, 0, 0, 1]));
+register(selftest('clock', 'an actor whose preemption points depend on the clock (try --check-determinism)',
+  { 'user-0': touch, 'test-clock-0': [{ op: 'tick' }, { op: 'tick' }, { op: 'tick' }, { op: 'tick' }] }, [1, 1, 1, 1, 1, 1, 1, 1]));
+register(selftest('property', 'an end-of-run property check throws', { 'user-0': touch, 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, [],
+  { 'selftest-check': () => { throw new Error('selftest: this property check is broken'); } }));
+
+export const DEFAULT_SUITE = 'longterm-pin';
+
+/** Register a suite (tests add their own). */
+export function registerSuite(s: Suite): () => void {
+  register(s);
+  return () => { delete SUITES[s.name]; };
+}

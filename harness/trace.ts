@@ -1,0 +1,152 @@
+// Traces: decoding the run's ring, the ftrace-like text a failure prints, the trace hash (the
+// determinism self-check), and turning a free run's trace into a deterministic schedule.
+//
+//   pinner-0  [002] ....     0.000123: sched_yield: gup:after-collect
+//
+// The "timestamp" is the trace sequence number in microseconds: in deterministic mode it is the
+// same on every run, so two traces of one case can be diffed line by line.
+import { Memmap } from '../mm/memmap';
+import { MM_STRIDE } from '../mm/memmap';
+import type { ActorResult } from './types';
+import { RingEntry, K_POINT, K_OP, K_RET, K_BLOCK, K_EXIT, K_FAULT, K_VIOLATION, fnvInt } from './schedctl';
+
+export interface TraceLine {
+  seq: number;
+  actor: number;
+  text: string;
+}
+
+const MM_SLOTS = ['mm_users', 'mmap_lock', 'page_table_lock', 'nr_vmas', 'locked_vm', 'pinned_vm'];
+
+/** Which field of the machine an Int32 index of its buffer is (for wait reasons and deadlock reports). */
+export function describeWord(m: Memmap, idx: number): string {
+  const views: [string, Int32Array | Uint32Array][] = [['header', m.header], ['zones', m.zones], ['pcp', m.pcp], ['blocks', m.blocks],
+    ['flags', m.flags], ['refcount', m.refcount], ['mapcount', m.mapcount], ['pincount', m.pincount], ['mms', m.mms], ['vmas', m.vmas],
+    ['pmds', m.pmds], ['ptes', m.ptes], ['shmemPages', m.shmemPages], ['lru', m.lru], ['mmuNotifiers', m.mmuNotifiers]];
+  for (const [name, v] of views) {
+    const first = v.byteOffset >>> 2;
+    if (idx < first || idx >= first + v.length) continue;
+    const k = idx - first;
+    if (name === 'mms') return `mm ${Math.floor(k / MM_STRIDE)} ${MM_SLOTS[k % MM_STRIDE] ?? `slot ${k % MM_STRIDE}`}`;
+    if (name === 'header' && k === 3) return 'mem_hotplug_lock';
+    if (name === 'zones') return `zone ${Math.floor(k / m.zoneStride)} word ${k % m.zoneStride}${k % m.zoneStride === 0 ? ' (zone->lock)' : ''}`;
+    if (name === 'ptes') return `pte slot ${k} (table ${k >>> m.pmdOrder})`;
+    if (name === 'pmds') return `pmd slot ${k} (mm ${Math.floor(k / m.vaPmds)})`;
+    return `${name}[${k}]`;
+  }
+  return `word ${idx}`;
+}
+
+/** Text for one ring entry, when the actor's own log has nothing richer for it. */
+function entryText(e: RingEntry, label: string, m: Memmap | null): string {
+  switch (e.kind) {
+    case K_POINT: return `sched_yield: ${label}`;
+    case K_BLOCK: return e.arg < 0 ? `sched_blocked: ${label}` : `sched_blocked: ${label} on ${m ? describeWord(m, e.arg) : `word ${e.arg}`}`;
+    case K_EXIT: return 'sched_exit';
+    case K_OP: return `pinlab_op: ${label.replace(/^op:/, '')} (#${e.arg})`;
+    case K_RET: return `pinlab_ret: ${label.replace(/^op:/, '')} rc=${e.arg}`;
+    case K_FAULT: return `pinlab_fault: ${label}`;
+    case K_VIOLATION: return `pinlab_violation: ${label}`;
+    default: return `? kind ${e.kind} ${label}`;
+  }
+}
+
+/**
+ * The merged trace: ring entries (yields, blocks, exits) with the actors' own log lines, which carry
+ * the details of ops, faults and violations; an actor that died leaves only its ring entries.
+ */
+export function mergeTrace(entries: RingEntry[], labels: Map<number, string>, results: (ActorResult | null)[], m: Memmap | null): TraceLine[] {
+  const lines: TraceLine[] = [];
+  const logged = new Set<number>();
+  results.forEach((r, a) => {
+    if (!r) return;
+    for (const l of r.log) {
+      lines.push({ seq: l.seq, actor: a, text: l.text });
+      if (Number.isInteger(l.seq)) logged.add(l.seq);
+    }
+  });
+  for (const e of entries) {
+    if (logged.has(e.seq)) continue;
+    if (results[e.actor] && (e.kind === K_OP || e.kind === K_RET || e.kind === K_FAULT || e.kind === K_VIOLATION)) continue;
+    lines.push({ seq: e.seq, actor: e.actor, text: entryText(e, labels.get(e.label) ?? `#${e.label.toString(16)}`, m) });
+  }
+  return lines.sort((a, b) => a.seq - b.seq);
+}
+
+/** ftrace's text format: comm, [cpu], flags, timestamp, event. */
+export function formatLine(l: TraceLine, names: string[], cpus: number[]): string {
+  const comm = (names[l.actor] ?? `actor-${l.actor}`).padStart(12);
+  const cpu = String(cpus[l.actor] ?? 0).padStart(3, '0');
+  const ts = (Math.max(0, Math.floor(l.seq + 0.5)) / 1e6).toFixed(6).padStart(12);
+  return `${comm}  [${cpu}] .... ${ts}: ${l.text}`;
+}
+
+/** The lines around position seq: `before` lines up to it, `after` past it. */
+export function window(lines: TraceLine[], seq: number, before = 24, after = 6): TraceLine[] {
+  let at = lines.findIndex((l) => l.seq > seq);
+  if (at < 0) at = lines.length;
+  return lines.slice(Math.max(0, at - before), at + after);
+}
+
+/**
+ * The trace hash: every ring entry (sequence, actor, kind, label, argument), every op's result, and
+ * a digest of the machine at the end. Equal for two runs of one case in deterministic mode.
+ */
+export function traceHash(entries: RingEntry[], results: (ActorResult | null)[], stateDigest: number): string {
+  let h = 0x811c9dc5;
+  for (const e of entries) {
+    h = fnvInt(h, e.seq);
+    h = fnvInt(h, e.actor | (e.kind << 8));
+    h = fnvInt(h, e.label);
+    h = fnvInt(h, e.arg);
+  }
+  for (const r of results) {
+    if (!r) { h = fnvInt(h, -1); continue; }
+    for (const o of r.ops) h = fnvInt(h, o.rc);
+    h = fnvInt(h, r.violations.length);
+  }
+  h = fnvInt(h, stateDigest);
+  return h.toString(16).padStart(8, '0');
+}
+
+/** A digest of the machine's struct pages, pageblocks and page tables. */
+export function machineDigest(m: Memmap): number {
+  let h = 0x811c9dc5;
+  const mix = (a: ArrayLike<number>): void => { for (let i = 0; i < a.length; i++) h = fnvInt(h, a[i]!); };
+  mix(m.flags);
+  mix(m.refcount);
+  mix(m.mapcount);
+  mix(m.pincount);
+  mix(m.content);
+  mix(m.pageblock);
+  mix(m.blocks);
+  return h;
+}
+
+/**
+ * A free run's trace as a deterministic schedule: the i-th scheduling decision must hand the CPU to
+ * the actor that reached the next preemption point (or exit) in the free run. Decision 0 is the start
+ * (rotation from actor 0); each later one rotates from the actor at that point over the actors that
+ * had not yet exited. Null when the trace cannot say (the ring wrapped, an actor never started).
+ */
+export function scheduleFromTrace(entries: RingEntry[], nrActors: number, lost: number): number[] | null {
+  if (lost > 0) return null;
+  const points = entries.filter((e) => e.kind === K_POINT || e.kind === K_EXIT);
+  if (!points.length) return [];
+  const done = new Set<number>();
+  const sched: number[] = [points[0]!.actor % nrActors];
+  for (let k = 0; k + 1 < points.length; k++) {
+    const e = points[k]!;
+    if (e.kind === K_EXIT) done.add(e.actor);
+    const cands: number[] = [];
+    for (let j = 0; j < nrActors; j++) {
+      const a = (e.actor + j) % nrActors;
+      if (!done.has(a)) cands.push(a);
+    }
+    const choice = cands.indexOf(points[k + 1]!.actor);
+    if (choice < 0) return null;
+    sched.push(choice);
+  }
+  while (sched.length > 1 && sched[sched.length - 1] === 0) sched.pop();
+  return sched;
+}

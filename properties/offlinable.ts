@@ -1,0 +1,74 @@
+// movable-blocks-offlinable: the promise ZONE_MOVABLE exists for (Documentation/admin-guide/mm/
+// memory-hotplug.rst: "ZONE_MOVABLE ... memory can be offlined"; the series' cover letter). Checked on a
+// copy of the machine, so the run goes on untouched: every online ZONE_MOVABLE block whose used pages
+// fit in the free memory of the rest of the machine must go offline within the pass budget.
+import { Memmap, MB_STRIDE, MB_STATE, MB_ZONE, Z_MANAGED, MEM_ONLINE } from '../mm/memmap';
+import { ZONE_MOVABLE, ZONE_NAMES } from '../mm/mmzone';
+import { memoryBlockStore, OfflineReport } from '../mm/memory_hotplug';
+import { zoneInfo } from '../mm/vmstat';
+import { errname } from '../mm/errno';
+import { PG_buddy, PG_pcp } from '../mm/memmap';
+
+/** A private copy of the machine (its own SharedArrayBuffer). */
+export function cloneMachine(m: Memmap): Memmap {
+  const sab = new SharedArrayBuffer(m.sab.byteLength);
+  new Uint8Array(sab).set(new Uint8Array(m.sab));
+  return new Memmap(m.shape, sab);
+}
+
+/** Frames of block b that are in use (not free in the buddy or a per-CPU list). */
+export function blockUsedPages(m: Memmap, b: number): number {
+  let used = 0;
+  const start = b * m.blockPages;
+  const end = Math.min(start + m.blockPages, m.nrFrames);
+  for (let pfn = start; pfn < end;) {
+    const f = m.flags[pfn]!;
+    if (f & PG_buddy) { pfn += 1 << m.pageOrder(pfn); continue; }
+    if (!(f & PG_pcp)) used++;
+    pfn++;
+  }
+  return used;
+}
+
+/** Free pages of the machine outside block b, above every zone's min watermark. */
+function roomOutside(m: Memmap, b: number): number {
+  let room = 0;
+  for (let z = 0; z < ZONE_NAMES.length; z++) {
+    if (!m.zones[m.zoneBase(z) + Z_MANAGED]) continue;
+    const zi = zoneInfo(m, z);
+    room += Math.max(0, zi.free - zi.high);
+  }
+  const start = b * m.blockPages;
+  for (let pfn = start; pfn < start + m.blockPages && pfn < m.nrFrames;) {
+    if (m.flags[pfn]! & PG_buddy) { const n = 1 << m.pageOrder(pfn); room -= n; pfn += n; } else pfn++;
+  }
+  return room;
+}
+
+export interface OfflinableFailure { block: number; rc: number; used: number; room: number; report: OfflineReport }
+
+/**
+ * Offline every online ZONE_MOVABLE block, one at a time, each on a fresh copy of the machine.
+ * Returns the blocks that failed although the rest of the machine had room for their pages.
+ */
+export function movableBlocksOfflinable(m: Memmap, passesMax = 20): OfflinableFailure[] {
+  const out: OfflinableFailure[] = [];
+  for (let b = 0; b < m.nrBlocks; b++) {
+    if (m.blocks[b * MB_STRIDE + MB_STATE] !== MEM_ONLINE || m.blocks[b * MB_STRIDE + MB_ZONE] !== ZONE_MOVABLE) continue;
+    const used = blockUsedPages(m, b);
+    if (!used) continue;
+    const room = roomOutside(m, b);
+    if (room < used) continue; // nowhere to put its pages: offline may legitimately fail
+    const copy = cloneMachine(m);
+    const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
+    const rc = memoryBlockStore(copy, b, 'offline', { report, passesMax });
+    if (rc) out.push({ block: b, rc, used, room, report });
+  }
+  return out;
+}
+
+export function formatOfflinable(f: OfflinableFailure): string {
+  const first = f.report.failures[0];
+  return `memory${f.block} (ZONE_MOVABLE, ${f.used} pages used, room for ${f.room} elsewhere) failed to go offline: ${errname(f.rc)}, ` +
+    `${f.report.reason}${f.report.pfn >= 0 ? ` at pfn ${f.report.pfn}` : ''}${first ? `; pfn ${first.pfn}: ${errname(first.rc)} ${first.why}` : ''}`;
+}

@@ -1,0 +1,151 @@
+// `pinlab run` and `pinlab replay` on the command line: bad input is one line and exit 2; a failure is
+// printed, saved atomically and replayed exactly; the installed bin exits on its own (no orphan
+// threads) after a broken run, and Ctrl-C stops a run cleanly.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { mainAsync } from '../../harness/cli';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await mainAsync(argv, { out: (s) => (out += s), err: (s) => (err += s) });
+  return { code, out, err };
+}
+
+let tmp: string;
+beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-run-')); });
+afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+function writeJson(name: string, doc: unknown): string {
+  const f = path.join(tmp, name);
+  fs.writeFileSync(f, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return f;
+}
+
+const goodCase = {
+  layout: { cmdline: 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 8 }] },
+  variant: 'v6.12', programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, schedule: [], faults: {},
+};
+const goodFile = { suite: 'longterm-pin', seed: 1, path: '0', variant: 'v6.12', property: 'pins-balance', verdict: 'pass', case: goodCase };
+
+describe('bad input: one line on stderr, exit 2', () => {
+  it.each([
+    [['run', '--suite', 'nope'], /^pinlab: --suite: unknown suite 'nope' \(suites: longterm-pin, longterm-pin-4, device:/],
+    [['run', '--kernel', 'v9.9'], /^pinlab: --kernel: unknown kernel variant 'v9.9'/],
+    [['run', '--kernel', 'v6.12+R99'], /^pinlab: --kernel: unknown bug switch 'R99'/],
+    [['run', '--seed', 'x'], /^pinlab: --seed: 'x' is not an integer/],
+    [['run', '--runs', '0'], /^pinlab: --runs: '0' is not an integer >= 1/],
+    [['run', '--mode', 'fast'], /^pinlab: --mode: 'fast' is not det or free/],
+    [['run', '--frobnicate'], /^pinlab: run: Unknown option '--frobnicate'/],
+    [['run', 'extra'], /^pinlab: run: unexpected argument 'extra'/],
+    [['run', '--cmdline', 'mem=1M bogus=1'], /^pinlab: --cmdline: unknown kernel parameter 'bogus=1'/],
+    [['replay'], /^pinlab: replay: give a regression FILE, or --seed N and --path P/],
+    [['replay', '--seed', '1', '--path', 'x:y'], /^pinlab: --path: 'x:y' is not a fast-check path/],
+    [['replay', '/nonexistent/r.json'], /^pinlab: \/nonexistent\/r.json: no such file\n$/],
+  ])('%j', async (argv, re) => {
+    const r = await run(argv as string[]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(re);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.out).toBe('');
+  });
+
+  it.each([
+    ['not JSON', '{"suite": ', /not JSON/],
+    ['not an object', '[1, 2]', /not a regression file/],
+    ['no seed', { ...goodFile, seed: 'one' }, /'seed' must be an integer/],
+    ['bad verdict', { ...goodFile, verdict: 'maybe' }, /'verdict' must be "fail" or "pass"/],
+    ['no case', { ...goodFile, case: undefined }, /case: not an object/],
+    ['unknown actor', { ...goodFile, case: { ...goodCase, programs: { 'gpu-0': [] } } }, /unknown actor kind 'gpu' in 'gpu-0'/],
+    ['bad schedule', { ...goodFile, case: { ...goodCase, schedule: [1, -2] } }, /'schedule' must be a list of non-negative integers/],
+    ['bad variant', { ...goodFile, case: { ...goodCase, variant: 'v1.0' } }, /unknown kernel variant 'v1.0'/],
+    ['bad cmdline', { ...goodFile, case: { ...goodCase, layout: { ...goodCase.layout, cmdline: 'mem=1Q' } } }, /layout: mem: bad size '1Q'/],
+  ])('a malformed regression file (%s)', async (name, doc, re) => {
+    const r = await run(['replay', writeJson(`${name.replace(/ /g, '_')}.json`, doc)]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(re);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('run', () => {
+  it('--json: verdict, cases, steps and failures[] for a passing suite', async () => {
+    const r = await run(['run', '--runs', '12', '--seed', '3', '--json', '--regressions', 'none']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j).toMatchObject({ verdict: 'pass', suite: 'longterm-pin', kernel: 'v6.12', seed: 3, mode: 'det', cases: 12, failures: [] });
+    expect(j.steps).toBeGreaterThan(12);
+  });
+
+  it('finds v5.12 pinning in ZONE_MOVABLE, prints it, saves it atomically, and replays it exactly', async () => {
+    const dir = path.join(tmp, 'regs');
+    const r = await run(['run', '--kernel', 'v5.12', '--seed', '1', '--runs', '200', '--regressions', dir]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/^# pinlab run --suite longterm-pin --kernel v5.12 --seed 1 --runs 200 --mode det$/m);
+    expect(r.out).toMatch(/^FAIL no-longterm-pin-in-movable {2}\(suite longterm-pin, kernel v5.12, seed 1, path "[\d:]+", mode det\)$/m);
+    expect(r.out).toMatch(/long-term pinned in ZONE_MOVABLE/);
+    expect(r.out).toMatch(/^shrunk case:$/m);
+    expect(r.out).toMatch(/pinner-0 +1\. pin map=\w+ page=\d+ pages=1/); // shrunk to a single one-page pin
+    expect(r.out).toMatch(/^trace around the violation/m);
+    const replay = /^replay: pinlab replay (.*)$/m.exec(r.out)![1]!;
+    expect(fs.readdirSync(dir)).toEqual([path.basename(replay)]); // no temporary file left
+    const doc = JSON.parse(fs.readFileSync(replay, 'utf8'));
+    expect(doc).toMatchObject({ suite: 'longterm-pin', seed: 1, variant: 'v5.12', property: 'no-longterm-pin-in-movable', verdict: 'fail' });
+    const again = await run(['replay', replay]);
+    expect(again.code).toBe(1);
+    expect(again.out).toMatch(/^reproduced: no-longterm-pin-in-movable failed, same trace hash$/m);
+    const fixed = await run(['replay', replay, '--kernel', 'v6.12']);
+    expect(fixed.code).toBe(0);
+    expect(fixed.out).toMatch(/^NOT reproduced: every property held$/m);
+    const byPath = await run(['replay', '--kernel', 'v5.12', '--seed', '1', '--path', doc.path, '--json']);
+    expect(byPath.code).toBe(1);
+    expect(JSON.parse(byPath.out).failures[0]).toMatchObject({ property: 'no-longterm-pin-in-movable', seed: 1, path: doc.path, trace_hash: doc.trace_hash });
+  });
+
+  it('--json failures carry property, seed, path and trace hash', async () => {
+    const r = await run(['run', '--kernel', 'v5.12', '--seed', '1', '--runs', '200', '--json', '--regressions', 'none']);
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.out);
+    expect(j.verdict).toBe('fail');
+    expect(j.failures).toHaveLength(1);
+    expect(j.failures[0]).toEqual(expect.objectContaining({ property: 'no-longterm-pin-in-movable', seed: 1, path: expect.stringMatching(/^\d+(:\d+)*$/),
+      trace_hash: expect.stringMatching(/^[0-9a-f]{8}$/), regression: null }));
+  });
+
+  it('--mode free: a failing free run is turned into a schedule and reproduced deterministically', async () => {
+    const r = await run(['run', '--kernel', 'v5.12', '--seed', '4', '--runs', '100', '--mode', 'free', '--json', '--regressions', path.join(tmp, 'free')]);
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.out);
+    expect(j.failures[0]).toMatchObject({ property: 'no-longterm-pin-in-movable', reproduced: true });
+    expect(fs.existsSync(j.failures[0].regression)).toBe(true);
+  });
+});
+
+describe('the installed bin', () => {
+  const bin = path.join(__dirname, '..', '..', 'bin', 'pinlab.js');
+
+  it('exits 1 on its own after a worker dies (the pool is torn down, no thread keeps it alive)', () => {
+    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:exit', '--seed', '5', '--regressions', 'none'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL worker-exit {2}\(suite selftest:exit, kernel v6.12, seed 5/m);
+    expect(r.stdout).toMatch(/1 failure: fail\n$/);
+  });
+
+  it('Ctrl-C stops a run cleanly and prints what ran (exit 130)', async () => {
+    const child = spawn(process.execPath, [bin, 'run', '--runs', '1000000', '--seed', '6', '--regressions', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', () => undefined);
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => { if (out.includes('# pinlab run')) { clearInterval(poll); resolve(); } }, 50);
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(out).toMatch(/^interrupted: \d+ cases, \d+ steps in [\d.]+ s .*: interrupted$/m);
+  });
+});

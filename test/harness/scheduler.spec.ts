@@ -1,0 +1,200 @@
+// The deterministic scheduler and the actor runtime, through runCase(): determinism, the choice rule,
+// blocking, deadlock, the conversion of free runs, seeded faults, and the in-thread pin checks.
+import { PoolHolder } from '../../harness/runner';
+import { Case } from '../../harness/run_case';
+import { MINI_LAYOUTS } from '../../harness/suites';
+import { scheduleFromTrace } from '../../harness/trace';
+import { K_POINT, K_EXIT, K_BLOCK, RingEntry } from '../../harness/schedctl';
+import type { ActorOp } from '../../harness/types';
+import { Prng } from '../../harness/prng';
+import { EINTR, ENOMEM } from '../../mm/errno';
+
+let pool: PoolHolder;
+beforeAll(() => { pool = new PoolHolder(4); });
+afterAll(async () => { await pool.destroy(); });
+
+const L = MINI_LAYOUTS[0]!;
+
+function yielders(points: number[], schedule: number[]): Case {
+  const programs: Record<string, ActorOp[]> = {};
+  points.forEach((p, k) => { programs[`yielder-${k}`] = [{ op: 'yield', n: p }]; });
+  return { layout: L, variant: 'v6.12', programs, schedule, faults: {} };
+}
+
+/** The scheduling decisions of a run: which actor reached each preemption point or exit. */
+function decisions(ring: RingEntry[]): string[] {
+  return ring.filter((e) => e.kind === K_POINT || e.kind === K_EXIT).map((e) => `${e.actor}${e.kind === K_EXIT ? 'x' : ''}`);
+}
+
+/**
+ * A reference model of the choice rule: each actor reaches points in order (op:yield, n yields,
+ * op:teardown) and then exits; at each decision the c-th runnable actor in rotation from the current one runs.
+ */
+function expectedDecisions(points: number[], schedule: number[]): string[] {
+  const n = points.length;
+  const left = points.map((p) => p + 2); // op:yield + n yields + op:teardown
+  const done = new Array(n).fill(false);
+  const out: string[] = [];
+  let d = 0;
+  const pick = (from: number): number => {
+    const cands: number[] = [];
+    for (let k = 0; k < n; k++) if (!done[(from + k) % n]) cands.push((from + k) % n);
+    const c = d < schedule.length ? schedule[d]! : 0;
+    d++;
+    return cands[c % cands.length]!;
+  };
+  let cur = pick(0);
+  for (;;) {
+    if (left[cur]! > 0) { left[cur]!--; out.push(String(cur)); } else { done[cur] = true; out.push(`${cur}x`); if (done.every(Boolean)) break; }
+    cur = pick(cur);
+  }
+  return out;
+}
+
+describe('deterministic mode', () => {
+  it('runs the same case to the same trace hash, and another schedule to another', async () => {
+    const r = new Prng(5);
+    const cs = yielders([30, 20, 25], Array.from({ length: 80 }, () => r.below(5)));
+    const a = await pool.run(cs, { mode: 'det' });
+    const b = await pool.run(cs, { mode: 'det' });
+    expect(a.end).toBe('done');
+    expect(a.failures).toEqual([]);
+    expect(a.traceHash).toBe(b.traceHash);
+    expect(decisions(a.ring)).toEqual(decisions(b.ring));
+    const c = await pool.run({ ...cs, schedule: cs.schedule.map((x) => x + 1) }, { mode: 'det' });
+    expect(c.traceHash).not.toBe(a.traceHash);
+  });
+
+  it('hands the CPU to the c-th runnable actor in rotation; choice 0 keeps running, no schedule means no preemption', async () => {
+    const points = [6, 3, 5, 4];
+    const r = new Prng(9);
+    for (const schedule of [[], [2], [1, 1, 1, 1, 1, 1, 1], Array.from({ length: 40 }, () => r.below(7))]) {
+      const res = await pool.run(yielders(points, schedule), { mode: 'det' });
+      expect(decisions(res.ring)).toEqual(expectedDecisions(points, schedule));
+    }
+    const none = await pool.run(yielders(points, []), { mode: 'det' });
+    expect(none.switches).toBe(3); // each actor runs to its end, then the next
+  });
+
+  it('skips an actor blocked on a lock until the holder lets go', async () => {
+    // test-lock takes mem_hotplug_lock and yields; the hotplug agent's offline blocks on it; test-lock unlocks
+    const cs: Case = { layout: L, variant: 'v6.12', schedule: [0, 0, 0, 1],
+      programs: { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'unlock' }], 'hotplug-0': [{ op: 'offline', block: 4 }] }, faults: {} };
+    const r = await pool.run(cs, { mode: 'det' });
+    expect(r.end).toBe('done');
+    expect(r.failures).toEqual([]);
+    const blocks = r.ring.filter((e) => e.kind === K_BLOCK);
+    expect(blocks.map((e) => e.actor)).toEqual([1]);
+    expect(r.lines.some((l) => /sched_blocked: mutex on mem_hotplug_lock/.test(l.text))).toBe(true);
+    expect(r.actors[1]!.ops[0]!.rc).toBe(0); // the offline went through once the lock was free
+  });
+
+  it('reports a deadlock with each blocked actor and what it waits for, without hanging', async () => {
+    const cs: Case = { layout: L, variant: 'v6.12', schedule: [0, 0, 0, 1],
+      programs: { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'wait' }], 'hotplug-0': [{ op: 'offline', block: 4 }] }, faults: {} };
+    const r = await pool.run(cs, { mode: 'det', timeoutMs: 20_000 });
+    expect(r.end).toBe('deadlock');
+    expect(r.failures.map((f) => f.property)).toEqual(['deadlock']);
+    expect(r.failures[0]!.message).toMatch(/test-lock-0 waits for test-lock: an event that never comes on header\[0\]; hotplug-0 waits for mutex on mem_hotplug_lock/);
+    expect(r.actors.every((a) => a?.stopped === 'deadlock' || a?.stopped === 'stopped')).toBe(true);
+  });
+});
+
+describe('free mode', () => {
+  it('records every preemption point; the trace as a schedule replays the same interleaving deterministically', async () => {
+    const cs = yielders([400, 300, 350, 250], []);
+    let raced = false;
+    for (let attempt = 0; attempt < 5 && !raced; attempt++) {
+      const free = await pool.run(cs, { mode: 'free' });
+      expect(free.end).toBe('done');
+      expect(free.steps).toBe(400 + 300 + 350 + 250 + 4 * 2);
+      const sched = scheduleFromTrace(free.ring, 4, free.ringLost);
+      expect(sched).not.toBeNull();
+      const det = await pool.run({ ...cs, schedule: sched! }, { mode: 'det' });
+      expect(decisions(det.ring)).toEqual(decisions(free.ring));
+      raced = sched!.some((c) => c !== 0);
+    }
+    expect(raced).toBe(true); // threads really interleaved at least once
+  });
+
+  it('cannot convert a trace whose ring wrapped', async () => {
+    const free = await pool.run(yielders([200, 200], []), { mode: 'free', ringCap: 64 });
+    expect(free.ringLost).toBeGreaterThan(0);
+    expect(scheduleFromTrace(free.ring, 2, free.ringLost)).toBeNull();
+  });
+});
+
+const touchAll = (n: number): ActorOp[] => Array.from({ length: n }, (_, k) => ({ op: 'touch', map: 'buf', page: k, write: true }));
+
+describe('seeded fault points', () => {
+  it('a failing migration target makes the pin fail with -ENOMEM, and the trace says why', async () => {
+    const cs: Case = { layout: L, variant: 'v6.12', schedule: [],
+      programs: { 'user-0': touchAll(2), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 2 }] },
+      faults: { 'pinner-0': { 'migrate:alloc-target': [0] } } };
+    const r = await pool.run(cs, { mode: 'det' });
+    expect(r.actors[1]!.ops[0]!.rc).toBe(-ENOMEM);
+    expect(r.lines.some((l) => l.text === 'pinlab_fault: migrate:alloc-target fails')).toBe(true);
+    expect(r.failures).toEqual([]);
+    const clean = await pool.run({ ...cs, faults: {} }, { mode: 'det' });
+    expect(clean.actors[1]!.ops[0]!.rc).toBe(2);
+  });
+
+  it('a signal during offline ends it with -EINTR (signal backoff)', async () => {
+    const cs: Case = { layout: L, variant: 'v6.12', schedule: [],
+      programs: { 'user-0': touchAll(4), 'hotplug-0': [{ op: 'offline', block: 7 }] }, faults: { 'hotplug-0': { signal: [0] } } };
+    const r = await pool.run(cs, { mode: 'det' });
+    expect(r.actors[1]!.ops[0]!.rc).toBe(-EINTR);
+    expect(r.actors[1]!.ops[0]!.detail).toMatch(/signal backoff/);
+    expect(r.lines.some((l) => /signal_generate: sig=14/.test(l.text))).toBe(true);
+  });
+
+  it('a fatal signal during a pin ends it with -EINTR and nothing stays pinned', async () => {
+    const cs: Case = { layout: L, variant: 'v6.12', schedule: [],
+      programs: { 'user-0': touchAll(4), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 4 }] }, faults: { 'pinner-0': { 'fatal-signal': [0] } } };
+    const r = await pool.run(cs, { mode: 'det' });
+    expect(r.actors[1]!.ops[0]!.rc).toBe(-EINTR);
+    expect(r.failures).toEqual([]); // pins balance: the interrupted pin released what it took
+  });
+
+  it('a transient isolation failure is retried by v6.12 but pinned in place by R12 (caught)', async () => {
+    const cs: Case = { layout: L, variant: 'v6.12+R12', schedule: [],
+      programs: { 'user-0': touchAll(1), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, faults: { 'pinner-0': { 'migrate:isolate': [0] } } };
+    const bug = await pool.run(cs, { mode: 'det' });
+    expect(bug.failures.map((f) => f.property)).toEqual(['no-longterm-pin-in-movable']);
+    const fixed = await pool.run({ ...cs, variant: 'v6.12' }, { mode: 'det' });
+    expect(fixed.failures).toEqual([]);
+    const noFault = await pool.run({ ...cs, faults: {} }, { mode: 'det' });
+    expect(noFault.failures).toEqual([]);
+    expect(noFault.actors[1]!.ops[0]!.detail).toMatch(/1 migrated, 1 retries/);
+    expect(fixed.actors[1]!.ops[0]!.detail).toMatch(/1 migrated, 2 retries/); // one more round for the failed isolation
+  });
+});
+
+describe('in-thread pin checks', () => {
+  // the user fills block 6 (pfn 192-223) of an all-Normal machine; the hotplug agent isolates it for
+  // offlining; then, before it migrates anything, the pinner pins four of those pages
+  const cs = (variant: string): Case => ({
+    layout: { cmdline: 'mem=1M sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 64 }] }, variant,
+    programs: { 'user-0': touchAll(48), 'hotplug-0': [{ op: 'offline', block: 6 }], 'pinner-0': [{ op: 'pin', map: 'buf', page: 30, pages: 4 }] },
+    schedule: [...Array(52).fill(0), 1], faults: {},
+  });
+
+  it('v5.13 pins in a pageblock isolated since before the pin (no ISOLATE check yet): caught', async () => {
+    const r = await pool.run(cs('v5.13'), { mode: 'det' });
+    expect(r.failures.map((f) => f.property)).toEqual(Array(4).fill('no-longterm-pin-in-movable'));
+    expect(r.failures[0]!.message).toMatch(/MIGRATE_ISOLATE before the pin began and still is/);
+  });
+
+  it('v6.12 migrates the pages out of the isolated pageblock first', async () => {
+    const r = await pool.run(cs('v6.12'), { mode: 'det' });
+    expect(r.failures).toEqual([]);
+    expect(r.actors[2]!.ops[0]!.detail).toMatch(/4 migrated/);
+  });
+
+  it('v5.12 pins in ZONE_MOVABLE: caught at the pin', async () => {
+    const c: Case = { layout: L, variant: 'v5.12', schedule: [], programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: 3, pages: 2, fast: true }] }, faults: {} };
+    const r = await pool.run(c, { mode: 'det' });
+    expect(r.failures.map((f) => f.property)).toEqual(['no-longterm-pin-in-movable', 'no-longterm-pin-in-movable']);
+    expect((await pool.run({ ...c, variant: 'v6.12' }, { mode: 'det' })).failures).toEqual([]);
+  });
+});

@@ -1,0 +1,143 @@
+import * as fc from 'fast-check';
+import { ioUringFixed, IORING_MAX_REG_BUFFERS } from '../../../devices/io_uring_fixed';
+import { memlockCounters } from '../../../devices/common';
+import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE, RW, CMD } from './helpers';
+import { userAccess } from '../../../mm/memory';
+import { PROT_READ } from '../../../mm/mmap';
+import { ZONE_NORMAL } from '../../../mm/mmzone';
+import { PG_head } from '../../../mm/memmap';
+import { EBUSY, EINVAL, EFAULT, ENOMEM, ENXIO } from '../../../mm/errno';
+import type { DeviceOp } from '../../../devices/device';
+
+const iov = (map: string, off: number, pages: number, byte = 0) => ({ base: { map, off, byte }, len: pages * PAGE - byte });
+const register = (...iovecs: unknown[]): DeviceOp => ({ op: 'register', iovecs });
+
+describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
+  it('pins every buffer long-term out of ZONE_MOVABLE, charging user locked_vm and pinned_vm', () => {
+    const r = rig(ioUringFixed, { maps: { buf: 8, b2: 4 } });
+    fill(r, 'buf', 8);
+    const res = r.run(register(iov('buf', 0, 5), { base: 0, len: 0 }, iov('b2', 1, 2)));
+    expect(res.rc).toBe(0);
+    expect(res.detail).toBe('3 buffer(s), 7 page(s) pinned, 7 charged');
+    const held = r.dev.inspect().held;
+    expect(held.length).toBe(7);
+    expect(checkHeld(r.m, held)).toEqual([]);
+    for (const h of held) {
+      expect(r.m.pageZonenum(h.pfn)).toBe(ZONE_NORMAL);
+      expect(pfnOf(r.m, r.mm, h.vpn)).toBe(h.pfn);
+    }
+    expect(memlockCounters(r.m, r.mm)).toEqual({ locked_vm: 0, pinned_vm: 7, user_locked_vm: 7 });
+    expect(r.yields).toContain('io_uring-fixed:pinned-not-accounted');
+    expect(r.run({ op: 'unregister' }).rc).toBe(0);
+    expectReleased(r);
+  });
+
+  it('errnos: -EBUSY registered twice, -EINVAL 0 or too many, -EFAULT bad iovecs, read-only or partial pins', () => {
+    const r = rig(ioUringFixed, { maps: { buf: 8, ro: { nrPages: 2, prot: PROT_READ } } });
+    expect(r.run(register()).rc).toBe(-EINVAL);
+    expect(r.run({ op: 'register', iovecs: new Array(IORING_MAX_REG_BUFFERS + 1).fill({ base: 0, len: 0 }) }).rc).toBe(-EINVAL);
+    expect(r.run(register({ base: 0, len: PAGE })).rc).toBe(-EFAULT); // NULL base with a length
+    expect(r.run(register({ ...iov('buf', 0, 1), len: 0 })).rc).toBe(-EFAULT);
+    expect(r.run(register({ ...iov('buf', 0, 1), len: 2 ** 30 + 1 })).rc).toBe(-EFAULT);
+    expect(r.run(register(iov('buf', 0, 2), iov('ro', 0, 1))).rc).toBe(-EFAULT); // FOLL_WRITE: always
+    expect(r.run(register(iov('buf', 6, 3))).rc).toBe(-EFAULT); // runs past the mapping: partial pin
+    expect(pinsHeld(r.m)).toBe(0);
+    expect(memlockCounters(r.m, r.mm)).toEqual({ locked_vm: 0, pinned_vm: 0, user_locked_vm: 0 });
+    expect(r.run({ op: 'unregister' }).rc).toBe(-ENXIO);
+    expect(r.run(register(iov('buf', 0, 2))).rc).toBe(0);
+    expect(r.run(register(iov('buf', 2, 2))).rc).toBe(-EBUSY);
+    r.dev.teardown();
+    expectReleased(r);
+  });
+
+  it('over RLIMIT_MEMLOCK: -ENOMEM, all buffers dropped; CAP_IPC_LOCK charges only pinned_vm', () => {
+    const r = rig(ioUringFixed, { rlimitMemlockPages: 4 });
+    expect(r.run(register(iov('buf', 0, 3), iov('buf', 4, 2))).rc).toBe(-ENOMEM);
+    expect(pinsHeld(r.m)).toBe(0);
+    expect(memlockCounters(r.m, r.mm)).toEqual({ locked_vm: 0, pinned_vm: 0, user_locked_vm: 0 });
+    expect(r.run(register(iov('buf', 0, 3), iov('buf', 4, 1))).rc).toBe(0);
+    r.dev.teardown();
+    expectReleased(r);
+
+    const cap = rig(ioUringFixed, { rlimitMemlockPages: 0, capIpcLock: true });
+    expect(cap.run(register(iov('buf', 0, 6))).rc).toBe(0);
+    expect(memlockCounters(cap.m, cap.mm)).toEqual({ locked_vm: 0, pinned_vm: 6, user_locked_vm: 0 });
+    cap.dev.teardown();
+    expectReleased(cap);
+  });
+
+  it('hugetlb buffers: coalesced to one pin per folio, each huge page charged once by its full size', () => {
+    const r = rig(ioUringFixed, { cmd: `${CMD} hugepagesz=2M hugepages=3`, maps: { huge: { nrPages: 16, prot: RW, hugetlb: true } } });
+    const hp = r.m.ptrsPerTable; // pages per huge page on this geometry
+    for (let i = 0; i < 2 * hp; i++) userAccess(r.m, r.mm, r.maps.huge! + i, true, 500 + i);
+    // buffer 0: the whole first huge page and part of the second; buffer 1: inside the second again
+    const res = r.run(register(iov('huge', 0, hp + 2), iov('huge', hp + 3, 2, 40)));
+    expect(res.rc).toBe(0);
+    expect(res.detail).toBe(`2 buffer(s), ${hp + 4} page(s) pinned, ${2 * hp} charged`);
+    const held = r.dev.inspect().held;
+    expect(checkHeld(r.m, held)).toEqual([]);
+    expect(r.m.flags[r.m.compoundHead(held[0]!.pfn)]! & PG_head).toBeTruthy();
+    expect(r.m.pincount[r.m.compoundHead(held[0]!.pfn)]).toBe(1); // coalesced: one pin for the folio
+    expect(memlockCounters(r.m, r.mm).user_locked_vm).toBe(2 * hp);
+    // I/O through the coalesced buffer lands where the process looks
+    expect(r.run({ op: 'read_fixed', buf: 0, off: (hp + 1) * PAGE + 8, value: 0xcafe }).violation).toBeUndefined();
+    expect(userAccess(r.m, r.mm, r.maps.huge! + hp + 1, false)).toBe(0xcafe);
+    expect(r.run({ op: 'write_fixed', buf: 1, addr: r.va('huge', hp + 4) }).rc).toBe(500 + hp + 4);
+    expect(r.run({ op: 'write_fixed', buf: 1, addr: r.va('huge', hp + 3) + 36 }).rc).toBe(-EFAULT); // before ubuf
+    r.run({ op: 'unregister' });
+    expectReleased(r);
+  });
+
+  it('read_fixed / write_fixed move data through the pinned pages; -EFAULT outside [ubuf, ubuf + len) or on a sparse slot', () => {
+    const r = rig(ioUringFixed);
+    fill(r, 'buf', 4);
+    expect(r.run({ op: 'read_fixed', buf: 0, off: 0, value: 1 }).rc).toBe(-EFAULT); // nothing registered
+    r.run(register(iov('buf', 1, 2, 100), { base: 0, len: 0 }));
+    expect(r.run({ op: 'read_fixed', buf: 0, off: PAGE, value: 0x4242 }).rc).toBe(0);
+    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, false)).toBe(0x4242);
+    userAccess(r.m, r.mm, r.maps.buf! + 1, true, 88);
+    expect(r.run({ op: 'write_fixed', buf: 0, off: 0 }).rc).toBe(88);
+    expect(r.run({ op: 'write_fixed', buf: 0, addr: r.va('buf', 1) + 96 }).rc).toBe(-EFAULT);
+    expect(r.run({ op: 'write_fixed', buf: 0, off: 2 * PAGE - 100 - 3 }).rc).toBe(-EFAULT); // word crosses the end
+    expect(r.run({ op: 'write_fixed', buf: 0, off: 2 * PAGE - 100 - 4 }).rc).toBe(0x4242); // the last word: page 2
+    expect(r.run({ op: 'write_fixed', buf: 1, off: 0 }).rc).toBe(-EFAULT); // sparse
+    expect(r.run({ op: 'write_fixed', buf: 2, off: 0 }).rc).toBe(-EFAULT); // no such index
+    r.dev.teardown();
+    expectReleased(r);
+  });
+});
+
+describe('io_uring-fixed buggy variant', () => {
+  it('no-longterm: registered buffers stay in ZONE_MOVABLE; the pinnable check catches it', () => {
+    const errs = (bugs: string[]) => {
+      const r = rig(ioUringFixed, { bugs });
+      fill(r, 'buf', 4);
+      expect(r.run(register(iov('buf', 0, 4))).rc).toBe(0);
+      const e = checkHeld(r.m, r.dev.inspect().held);
+      r.dev.teardown();
+      expectReleased(r);
+      return e;
+    };
+    expect(errs([])).toEqual([]);
+    expect(errs(['no-longterm']).length).toBe(4);
+  });
+});
+
+describe('io_uring-fixed generated ops', () => {
+  it('random op sequences: pinnable pins, accounting matches, no violations, all released', () => {
+    const shape = { maps: [{ name: 'a', pages: 10 }, { name: 'b', pages: 6 }], maxPages: 6 };
+    fc.assert(fc.property(fc.array(ioUringFixed.arbitrary(fc, shape), { maxLength: 25 }), (ops) => {
+      const r = rig(ioUringFixed, { maps: { a: 10, b: 6 } });
+      for (const op of ops) {
+        expect(r.run(op).violation).toBeUndefined();
+        const { held, accounting } = r.dev.inspect();
+        expect(checkHeld(r.m, held)).toEqual([]);
+        const c = memlockCounters(r.m, r.mm);
+        expect(c.user_locked_vm).toBe(accounting.user_locked_vm);
+        expect(c.pinned_vm).toBe(accounting.pinned_vm);
+      }
+      r.dev.teardown();
+      expectReleased(r);
+    }), { numRuns: 40, seed: 9 });
+  });
+});
