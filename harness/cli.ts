@@ -46,6 +46,7 @@ options:
   --geometry G      x86_64 (default: 4K pages, pageblock_order 9, MAX_PAGE_ORDER 10, 128M blocks, 8 CPUs)
                     or mini (8-frame pageblocks, orders 0..4, 32-frame blocks, no DMA/DMA32 zones),
                     optionally followed by overrides: mini,pageblock_order=3,max_order=4,block_pages=32,cpus=4
+                    and kernel_pfn=N (where the kernel image and ZERO_PAGE sit: physical KASLR)
   --json            the same as JSON (zones[], blocks[] with the kernel's field names)
   -h, --help        this text
 

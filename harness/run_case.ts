@@ -373,5 +373,3 @@ function endChecks(m: Memmap, cs: Case, base: PageCounts, extra: Record<string, 
   }
   return out;
 }
-
-export { END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED };

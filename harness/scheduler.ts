@@ -143,8 +143,8 @@ export class ActorScheduler {
 
   /** The actor threw: end the run; everyone else unwinds. */
   fail(): void {
-    if (Atomics.compareExchange(this.i, C_ERR_ACTOR, -1, this.me) === -1) this.end(END_ERROR);
-    else this.end(END_ERROR);
+    Atomics.compareExchange(this.i, C_ERR_ACTOR, -1, this.me); // the first actor to fail is the one reported
+    this.end(END_ERROR);
   }
 
   private end(code: number): void {

@@ -18,8 +18,10 @@ export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
   const mt = m.getPageblockMigratetype(pfn);
   if (v.predicate === 'cma-only') return mt !== MIGRATE_CMA;
   const zeroOk = (m.flags[pfn]! & PG_zero) !== 0 && !v.bugs.has('R6');
-  if (v.predicate === 'movable-isolate' && (mt === MIGRATE_CMA || (mt === MIGRATE_ISOLATE && !v.bugs.has('R8')))) return false;
-  if (mt === MIGRATE_ISOLATE && !v.bugs.has('R8')) return false; // v5.13 with the v5.19 fix (v5.13+-R8)
+  if (v.predicate === 'movable-isolate' && mt === MIGRATE_CMA) return false;
+  // v5.19 "fix is_pinnable_page against a cma page": an isolated pageblock is not pinnable (R8 lacks it;
+  // v5.13 has R8, v5.13+-R8 gets the fix)
+  if (mt === MIGRATE_ISOLATE && !v.bugs.has('R8')) return false;
   if (zeroOk) return true;
   return mt !== MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
 }

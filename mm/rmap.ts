@@ -94,6 +94,7 @@ export function rmapWalk(m: Memmap, head: number, visit: (s: RmapSite, entry: nu
   const index = m.index[head]!;
   const n = 1 << folioOrder(m, head);
   const mask = m.ptrsPerTable - 1;
+  const site: RmapSite = { mm: 0, vpn: 0, pmd: false, slot: 0 }; // one per walk: visitors read it, never keep it
   for (let mm = 0; mm < m.maxMms; mm++) {
     const mb = mmBase(mm);
     if (m.mms[mb + MM_USERS] === 0) continue;
@@ -110,13 +111,13 @@ export function rmapWalk(m: Memmap, head: number, visit: (s: RmapSite, entry: nu
         const pmd = m.pmds[pi]!;
         if (pmdIsHuge(pmd)) {
           // a PMD maps the folio as a whole: visit once, at its first page
-          if ((v & mask) === 0 && pmdHolds(pmd, matchHead, n)) visit({ mm, vpn: v, pmd: true, slot: pi }, pmd);
+          if ((v & mask) === 0 && pmdHolds(pmd, matchHead, n)) { site.mm = mm; site.vpn = v; site.pmd = true; site.slot = pi; visit(site, pmd); }
           continue;
         }
         if (!pmdIsTable(pmd)) continue;
         const slot = ((pmd & PFN_MASK) << m.pmdOrder) + (v & mask);
         const pte = m.ptes[slot]!;
-        if (pte & (PTE_PRESENT | PTE_MIGRATION) && ptePfn(pte) === matchHead + (v - first)) visit({ mm, vpn: v, pmd: false, slot }, pte);
+        if (pte & (PTE_PRESENT | PTE_MIGRATION) && ptePfn(pte) === matchHead + (v - first)) { site.mm = mm; site.vpn = v; site.pmd = false; site.slot = slot; visit(site, pte); }
       }
     }
     spinUnlock(m.mms, mb + MM_PTL);
