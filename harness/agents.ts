@@ -21,13 +21,25 @@ import { errname, EINVAL, EAGAIN, EBUSY } from '../mm/errno';
 import { zoneName } from '../mm/mmzone';
 import { dmaTargetViolation, deviceWrite } from '../devices/common';
 
-/** What an agent gets besides the DeviceEnv: the process's mappings and their generation words. */
+/**
+ * What an agent gets besides the DeviceEnv: the process's mappings and their generation words, a
+ * seqcount: odd while the user agent unmaps or replaces pages of the mapping, bumped again after.
+ */
 export interface AgentEnv extends DeviceEnv {
   maps: MapInfo[];
-  /** generation of mapping i: bumped before anything unmaps or replaces its pages */
   mapGen(i: number): number;
   bumpMapGen(i: number): void;
   offlinePasses: number;
+}
+
+/** Run fn with mapping i's generation odd (an unmap in progress), then even again. */
+function unmapping<T>(env: AgentEnv, i: number, fn: () => T): T {
+  env.bumpMapGen(i);
+  try {
+    return fn();
+  } finally {
+    env.bumpMapGen(i);
+  }
 }
 
 export type AgentFactory = (env: AgentEnv) => DeviceState;
@@ -93,19 +105,18 @@ export const userAgent: AgentFactory = (env) => {
         return rc(r < 0 ? r : 0, `vpn ${vpn} = ${errOr(r, String(r))}`);
       }
       case 'munmap': {
-        env.bumpMapGen(mp.i);
-        const r = doMunmap(m, mm, vpn, n);
+        const r = unmapping(env, mp.i, () => doMunmap(m, mm, vpn, n));
         return rc(r, `vpn ${vpn} +${n}: ${errOr(r, 'unmapped')}`);
       }
       case 'dontneed': {
-        env.bumpMapGen(mp.i);
-        const r = doMadvise(m, mm, vpn, n, MADV_DONTNEED);
+        const r = unmapping(env, mp.i, () => doMadvise(m, mm, vpn, n, MADV_DONTNEED));
         return rc(r, `vpn ${vpn} +${n}: ${errOr(r, 'zapped')}`);
       }
       case 'remap': {
-        env.bumpMapGen(mp.i);
-        let r = doMunmap(m, mm, mp.map.vpn, mp.map.pages);
-        if (r === 0) r = doMmap(m, mm, { nrPages: mp.map.pages, vpn: mp.map.vpn, prot: PROT_READ | PROT_WRITE });
+        const r = unmapping(env, mp.i, () => {
+          const u = doMunmap(m, mm, mp.map.vpn, mp.map.pages);
+          return u === 0 ? doMmap(m, mm, { nrPages: mp.map.pages, vpn: mp.map.vpn, prot: PROT_READ | PROT_WRITE }) : u;
+        });
         return rc(r < 0 ? r : 0, `${mp.map.name} at vpn ${mp.map.vpn}: ${errOr(r, 'mapped afresh')}`);
       }
       default: return rc(-EINVAL, `unknown op ${op.op}`);
@@ -124,6 +135,7 @@ export const userAgent: AgentFactory = (env) => {
 
 // ---------------------------------------------------------------------------------------------
 
+/** gen: the mapping's generation over the whole pin (even, unchanged), or -1 when an unmap raced with it */
 interface Pin { map: number; vpn: number; pfns: number[]; gen: number }
 
 /**
@@ -152,7 +164,8 @@ export const pinnerAgent: AgentFactory = (env) => {
         const report = newPinReport();
         const fast = op.fast === true;
         const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, FOLL_WRITE | FOLL_LONGTERM, pages, report);
-        if (r > 0) pins.push({ map: mp.i, vpn, pfns: pages.slice(0, r), gen });
+        const stable = gen % 2 === 0 && env.mapGen(mp.i) === gen; // no unmap of the mapping overlapped the pin
+        if (r > 0) pins.push({ map: mp.i, vpn, pfns: pages.slice(0, r), gen: stable ? gen : -1 });
         const where = r > 0 ? ` pfn ${pages.slice(0, r).map((p) => `${p}(${zoneName(m.pageZonenum(p))})`).join(',')}` : '';
         const how = `${report.outcome}${report.migrated ? `, ${report.migrated} migrated` : ''}${report.retries ? `, ${report.retries} retries` : ''}`;
         return rc(r, `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'} vpn ${vpn} +${n}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
@@ -169,7 +182,7 @@ export const pinnerAgent: AgentFactory = (env) => {
         const pfn = p.pfns[k]!;
         const vpn = p.vpn + k;
         let violation = dmaTargetViolation(m, pfn, `pinner DMA to vpn ${vpn}`);
-        if (!violation && env.mapGen(p.map) === p.gen) {
+        if (!violation && p.gen >= 0 && env.mapGen(p.map) === p.gen) {
           ptlLock(m, mm);
           const t = lookupLocked(m, mm, vpn);
           ptlUnlock(m, mm);

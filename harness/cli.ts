@@ -5,7 +5,10 @@ import { bootFromSpec, layoutJson, layoutText } from './layout';
 import { loadScenario, runScenario, scenarioKernels, ScenarioError } from './scenario';
 import { pinFractionTable, formatPinFraction } from './pin_fraction';
 import { parseVariant, VariantError, VARIANT_NAMES, BUGS, DEFAULT_VARIANT } from '../mm/variants';
-import { ASYNC_VERBS } from './cli_run';
+import { ASYNC_VERBS as RUN_VERBS } from './cli_run';
+import { cmdCampaign } from './cli_campaign';
+
+const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = { ...RUN_VERBS, campaign: cmdCampaign };
 import { CaseError } from './run_case';
 
 export class UsageError extends Error {
@@ -30,10 +33,11 @@ verbs:
   variants   list the kernel variants and bug switches (--kernel v6.12+R3)
   run        run a property suite: actors in worker threads, seeded schedules and faults (docs/harness.md)
   replay     reproduce a failure from a regressions/*.json file, or from --seed and --path
+  campaign   the default property campaign: every suite on several machine shapes (what npm start runs)
   pin-fraction  how much of memory can be pinned long-term for each kernelcore= share (S2)
 
-Run 'pinlab <verb> --help' for a verb's options. With no verb, pinlab runs the main job (today: layout
-of the default machine, '${DEFAULT_CMDLINE}').
+Run 'pinlab <verb> --help' for a verb's options. With no verb, pinlab runs the main job: the default
+property campaign (pinlab campaign).
 `;
 
 const LAYOUT_HELP = `usage: pinlab layout [--cmdline "..."] [--geometry G] [--json] [--pcp]
@@ -217,7 +221,8 @@ export function main(argv: string[], io: Io): number {
 
 /** main() for every verb, including the asynchronous ones (run, replay): resolves to the exit code. */
 export async function mainAsync(argv: string[], io: Io): Promise<number> {
-  const fn = argv.length ? ASYNC_VERBS[argv[0]!] : undefined;
+  // no verb: the main job, the default property campaign
+  const fn = argv.length ? ASYNC_VERBS[argv[0]!] : cmdCampaign;
   if (!fn) return main(argv, io);
   try {
     return await fn(argv.slice(1), io);

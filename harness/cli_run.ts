@@ -28,6 +28,7 @@ options:
   --json               one JSON document: verdict, cases, steps, failures[] {property, seed, path, trace_hash}
   --timeout MS         time budget of one case (default 60000); past it the case fails as a hang
   --regressions DIR    where failures are saved (default regressions; 'none' to save nothing)
+  --path P             with --seed: run only fast-check's path P (as printed with a failure)
   -h, --help           this text
 `;
 
@@ -41,14 +42,14 @@ hash matches; --kernel runs the same case under another variant (a fixed kernel 
 Exit code: 1 when a property fails (as recorded for a regression), 0 when none does.
 `;
 
-function intFlag(name: string, v: string | boolean | undefined, min: number): number | undefined {
+export function intFlag(name: string, v: string | boolean | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (typeof v !== 'string' || !/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name}: '${String(v)}' is not an integer >= ${min}`);
   return n;
 }
 
-function kernelFlag(v: string | boolean | undefined): string | undefined {
+export function kernelFlag(v: string | boolean | undefined): string | undefined {
   if (v === undefined) return undefined;
   try {
     parseVariant(v as string);
@@ -78,7 +79,7 @@ function cmdlineFlag(v: string | boolean | undefined): string | undefined {
 }
 
 /** Ctrl-C: the running case is stopped, the pool torn down, and what ran is printed. */
-function withInterrupt<T>(fn: (interrupt: { stopped: boolean }) => Promise<T>): Promise<T> {
+export function withInterrupt<T>(fn: (interrupt: { stopped: boolean }) => Promise<T>): Promise<T> {
   const interrupt = { stopped: false };
   const onSig = (): void => { interrupt.stopped = true; };
   process.on('SIGINT', onSig);

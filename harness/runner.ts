@@ -87,10 +87,6 @@ export class PoolHolder {
   }
 }
 
-function fmtRc(rc: number): string {
-  return String(rc);
-}
-
 /** The case as readable steps per actor. */
 export function describeCase(cs: Case): string {
   const lines: string[] = [];
@@ -260,7 +256,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         reproduced = !!ff.replay?.failures.some((g) => g.property === ff.failure.property);
         if (!cfg.json) {
           io.out(ff.converted
-            ? `free run failed (${ff.failure.property}); its trace as a schedule of ${ff.converted.schedule.length} decisions ${reproduced ? 'reproduces the failure deterministically' : 'does NOT reproduce it deterministically (the race did not replay)'}\n`
+            ? `free run failed (${ff.failure.property}); its trace as a schedule of ${ff.converted.schedule.length} decision${ff.converted.schedule.length === 1 ? '' : 's'} ${reproduced ? 'reproduces the failure deterministically' : 'does NOT reproduce it deterministically (the race did not replay)'}\n`
             : `free run failed (${ff.failure.property}); its trace could not be turned into a schedule (the ring wrapped)\n`);
         }
         if (reproduced && ff.converted) {

@@ -13,7 +13,7 @@ import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PR
   MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE, populateRange } from '../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
 import { memoryBlockStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
-import { errname, errnoByName } from '../mm/errno';
+import { errname, errnoByName, ESRCH } from '../mm/errno';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { vmstatSnapshot, zoneInfo } from '../mm/vmstat';
 import { drainAllPages } from '../mm/page_alloc';
@@ -368,7 +368,9 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
       task.fatalSignal = false;
       let r: { rc: number; detail: string; bad?: boolean };
       try {
-        r = STEP_KINDS[s.op]!.run(ctx, s);
+        // a process the OOM killer took is gone: every step naming it fails as a syscall on a dead pid would
+        const deadAt = typeof s.proc === 'string' ? ctx.dead.get(s.proc) : undefined;
+        r = deadAt !== undefined ? { rc: -ESRCH, detail: `${s.proc} was killed by the OOM killer at step ${deadAt}` } : STEP_KINDS[s.op]!.run(ctx, s);
       } catch (e) {
         if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${i + 1} (${s.op}): ${e.message}`);
         if (!(e instanceof KernelPanic)) throw e;

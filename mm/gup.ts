@@ -15,7 +15,7 @@ import { variant, hasBug } from './variants';
 import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { folioOrder, folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
-import { findVma, lookupLocked, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
+import { Translation, findVma, lookupLocked, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
 import { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB, mmapReadLock, mmapReadUnlock } from './mm_types';
 import { folioMapcount } from './rmap';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MigrateStats, MigrateFailure,
@@ -182,10 +182,12 @@ type Follow = number | 'fault' | 'unshare';
  * page must be faulted in (absent, a migration entry, or a write to a read-only PTE), 'unshare' for a
  * FOLL_PIN of a read-only anonymous page another process shares (gup_must_unshare()), or -errno.
  */
+const scratch: Translation = { pfn: 0, write: false, migrating: false, huge: false };
+
 function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
   ptlLock(m, mm);
   try {
-    const t = lookupLocked(m, mm, vpn);
+    const t = lookupLocked(m, mm, vpn, scratch);
     if (!t || t.migrating) return 'fault';
     if (flags & FOLL_WRITE && !t.write) return 'fault';
     const head = m.compoundHead(t.pfn);

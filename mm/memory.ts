@@ -52,16 +52,29 @@ function pteSlot(m: Memmap, pmd: number, vpn: number): number {
 export interface Translation { pfn: number; write: boolean; migrating: boolean; huge: boolean }
 
 /** follow_page() core (PTL held by the caller): the entry for vpn, or null when none is present. */
-export function lookupLocked(m: Memmap, mm: number, vpn: number): Translation | null {
+export function lookupLocked(m: Memmap, mm: number, vpn: number, out?: Translation): Translation | null {
   const pmd = m.pmds[pmdIndex(m, mm, vpn)]!;
+  let pfn: number;
+  let entry: number;
+  let huge: boolean;
   if (pmdIsHuge(pmd)) {
-    const pfn = (pmd & PFN_MASK) + (vpn & (m.ptrsPerTable - 1));
-    return { pfn, write: (pmd & PTE_WRITE) !== 0, migrating: (pmd & PTE_PRESENT) === 0, huge: true };
+    pfn = (pmd & PFN_MASK) + (vpn & (m.ptrsPerTable - 1));
+    entry = pmd;
+    huge = true;
+  } else {
+    if (!pmdIsTable(pmd)) return null;
+    entry = m.ptes[pteSlot(m, pmd, vpn)]!;
+    if (!(entry & (PTE_PRESENT | PTE_MIGRATION))) return null;
+    pfn = ptePfn(entry);
+    huge = false;
   }
-  if (!pmdIsTable(pmd)) return null;
-  const pte = m.ptes[pteSlot(m, pmd, vpn)]!;
-  if (!(pte & (PTE_PRESENT | PTE_MIGRATION))) return null;
-  return { pfn: ptePfn(pte), write: (pte & PTE_WRITE) !== 0, migrating: (pte & PTE_PRESENT) === 0, huge: false };
+  // hot callers (GUP) pass a scratch record they read at once; everyone else gets a fresh one
+  const t = out ?? { pfn: 0, write: false, migrating: false, huge: false };
+  t.pfn = pfn;
+  t.write = (entry & PTE_WRITE) !== 0;
+  t.migrating = (entry & PTE_PRESENT) === 0;
+  t.huge = huge;
+  return t;
 }
 
 /**
@@ -120,8 +133,9 @@ export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean
     if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
     if (!write || pmd & PTE_WRITE) return 0;
     // do_huge_pmd_wp_page(): fall back to PTEs, then COW a page
-    splitHugePmd(m, mm, vpn);
+    if (splitHugePmd(m, mm, vpn) < 0) return VM_FAULT_OOM; // no PTE table for the split
     pmd = Atomics.load(m.pmds, pi);
+    if (pmdIsHuge(pmd)) return VM_FAULT_RETRY; // mapped huge again (a migration finished meanwhile): look again
   }
   if (pmd === 0) {
     const t = pteAllocOne(m, mm);
@@ -530,15 +544,19 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
         continue;
       }
       const w = shared && (pmd & PTE_WRITE) !== 0;
-      ptlLock(m, src);
+      // copy_huge_pmd(): both page table locks held while the entry is checked, write-protected and
+      // copied, so a racing pin (GUP-fast) or migration sees the entry before or after, never between
+      ptlLock2(m, src, dst);
+      if (m.pmds[spi] !== pmd || (!(m.flags[head]! & PG_hugetlb) && folioMaybeDmaPinned(m, head))) {
+        ptlUnlock2(m, src, dst);
+        continue; // the entry changed or the folio got pinned meanwhile: look again
+      }
       if (!shared) m.pmds[spi] = pmd & ~PTE_WRITE;
-      ptlUnlock(m, src);
-      ptlLock(m, dst);
       m.pmds[pmdIndex(m, dst, vpn)] = mkHugePmd(head, w);
-      ptlUnlock(m, dst);
       pmdMapInc(m, head);
       folioGet(m, head);
       if (!shared) Atomics.and(m.flags, head, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pmd()
+      ptlUnlock2(m, src, dst);
       vpn = pmdEnd;
       continue;
     }
@@ -557,36 +575,78 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
   return 0;
 }
 
+/** Both page table locks of fork's copy, source first (the only place that holds two). */
+function ptlLock2(m: Memmap, src: number, dst: number): void {
+  ptlLock(m, src);
+  if (dst !== src) ptlLock(m, dst);
+}
+function ptlUnlock2(m: Memmap, src: number, dst: number): void {
+  if (dst !== src) ptlUnlock(m, dst);
+  ptlUnlock(m, src);
+}
+
+/**
+ * copy_pte_range() for one entry. The entry is read, checked (folio_try_dup_anon_rmap_pte(): a
+ * maybe-pinned exclusive page is copied for the child instead) and copied with both page table locks
+ * held, as the kernel holds them: a pin or a migration racing with fork sees the entry before or after.
+ */
 function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: number, vpn: number, shared: boolean): number {
+  for (let tries = 0; ; tries++) {
+    const rc = copyPteOnce(m, dst, src, dslot, sslot, vpn, shared);
+    if (rc !== COPY_AGAIN || tries > 16) return rc === COPY_AGAIN ? -1 : rc;
+  }
+}
+
+const COPY_AGAIN = 1;
+
+function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: number, vpn: number, shared: boolean): number {
   const pte = Atomics.load(m.ptes, sslot);
   if (!(pte & PTE_PRESENT)) {
-    if (pte & PTE_MIGRATION) m.ptes[dslot] = pte & ~(shared ? 0 : PTE_WRITE);
-    return 0;
+    ptlLock2(m, src, dst);
+    const again = m.ptes[sslot] !== pte;
+    if (!again && pte & PTE_MIGRATION) m.ptes[dslot] = pte & ~(shared ? 0 : PTE_WRITE);
+    ptlUnlock2(m, src, dst);
+    return again ? COPY_AGAIN : 0;
   }
   const pfn = ptePfn(pte);
-  if (m.flags[pfn]! & PG_zero) { m.ptes[dslot] = pte; return 0; }
   const head = m.compoundHead(pfn);
-  if (!shared && m.flags[pfn]! & PG_anon_exclusive && folioMaybeDmaPinned(m, head)) {
+  const pinnedExclusive = (): boolean => !shared && (m.flags[pfn]! & PG_anon_exclusive) !== 0 && folioMaybeDmaPinned(m, head);
+  if (!(m.flags[pfn]! & PG_zero) && pinnedExclusive()) {
+    // copy_present_page(): the child gets its own copy now; allocated before the locks are taken
     const n = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
     if (n === NO_PAGE) return -1;
+    ptlLock2(m, src, dst);
+    if (m.ptes[sslot] !== pte) {
+      ptlUnlock2(m, src, dst);
+      folioPut(m, n);
+      return COPY_AGAIN;
+    }
     m.content[n] = m.content[pfn]!;
     folioAddNewAnonRmap(m, n, m.mapping[head]!, vpn);
     m.flags[n] = m.flags[n]! | PG_anon_exclusive;
     pteMapInc(m, n);
     m.ptes[dslot] = mkPte(n, true);
     m.mms[mmBase(dst) + MM_RSS_ANON]!++;
+    ptlUnlock2(m, src, dst);
     folioAddLru(m, n);
     return 0;
   }
-  if (!shared) {
-    ptlLock(m, src);
-    m.ptes[sslot] = m.ptes[sslot]! & ~PTE_WRITE;
-    ptlUnlock(m, src);
+  ptlLock2(m, src, dst);
+  if (m.ptes[sslot] !== pte || (!(m.flags[pfn]! & PG_zero) && pinnedExclusive())) {
+    ptlUnlock2(m, src, dst); // changed, or pinned since we looked: look again
+    return COPY_AGAIN;
   }
+  if (m.flags[pfn]! & PG_zero) {
+    m.ptes[dslot] = pte;
+    ptlUnlock2(m, src, dst);
+    return 0;
+  }
+  if (!shared) m.ptes[sslot] = pte & ~PTE_WRITE;
   m.ptes[dslot] = shared ? pte : pte & ~PTE_WRITE;
   if (!shared) Atomics.and(m.flags, pfn, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pte()
   pteMapInc(m, pfn);
   folioGet(m, head);
   m.mms[mmBase(dst) + (m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM)]!++;
+  ptlUnlock2(m, src, dst);
   return 0;
 }

@@ -1,9 +1,10 @@
 // movable-blocks-offlinable: the promise ZONE_MOVABLE exists for (Documentation/admin-guide/mm/
 // memory-hotplug.rst: "ZONE_MOVABLE ... memory can be offlined"; the series' cover letter). Checked on a
 // copy of the machine, so the run goes on untouched: every online ZONE_MOVABLE block whose used pages
-// fit in the free memory of the rest of the machine must go offline within the pass budget.
+// fit in the free memory of the rest of the machine must go offline within the pass budget. Blocks with
+// CMA pageblocks are exempt: the kernel never offlines them (has_unmovable_pages() refuses CMA).
 import { Memmap, MB_STRIDE, MB_STATE, MB_ZONE, Z_MANAGED, MEM_ONLINE } from '../mm/memmap';
-import { ZONE_MOVABLE, ZONE_NAMES } from '../mm/mmzone';
+import { ZONE_MOVABLE, ZONE_NAMES, MIGRATE_CMA } from '../mm/mmzone';
 import { memoryBlockStore, OfflineReport } from '../mm/memory_hotplug';
 import { zoneInfo } from '../mm/vmstat';
 import { errname } from '../mm/errno';
@@ -28,6 +29,14 @@ export function blockUsedPages(m: Memmap, b: number): number {
     pfn++;
   }
   return used;
+}
+
+function hasCmaPageblock(m: Memmap, b: number): boolean {
+  const step = 1 << m.pageblockOrder;
+  for (let pfn = b * m.blockPages; pfn < (b + 1) * m.blockPages && pfn < m.nrFrames; pfn += step) {
+    if (m.getPageblockMigratetype(pfn) === MIGRATE_CMA) return true;
+  }
+  return false;
 }
 
 /** Free pages of the machine outside block b, above every zone's min watermark. */
@@ -55,6 +64,7 @@ export function movableBlocksOfflinable(m: Memmap, passesMax = 20): OfflinableFa
   const out: OfflinableFailure[] = [];
   for (let b = 0; b < m.nrBlocks; b++) {
     if (m.blocks[b * MB_STRIDE + MB_STATE] !== MEM_ONLINE || m.blocks[b * MB_STRIDE + MB_ZONE] !== ZONE_MOVABLE) continue;
+    if (hasCmaPageblock(m, b)) continue; // has_unmovable_pages(): CMA pageblocks fail MIGRATE_MOVABLE isolation (-EBUSY), by design
     const used = blockUsedPages(m, b);
     if (!used) continue;
     const room = roomOutside(m, b);

@@ -1,0 +1,100 @@
+// The default campaign (`npm start` = `pinlab campaign`): every registered suite - the agents' and one
+// per device model - against one kernel variant on a handful of miniature machine shapes, bounded in
+// time, ending with a table per property (cases, steps, verdict, time) and the replay line of every
+// failure. It is `pinlab run` in a loop; failures are shrunk and saved exactly as `pinlab run` does.
+import { performance } from 'node:perf_hooks';
+import { SUITES, Suite } from './suites';
+import { runSuite, RunSummary, Io } from './runner';
+
+/** Machine shapes the campaign adds to each suite's own (mini geometry; the suites' maps must fit). */
+export const CAMPAIGN_SHAPES: { name: string; cmdline?: string }[] = [
+  { name: 'suite default (movablecore=512K, CMA in both zones, THP on/off)' },
+  { name: 'small ZONE_MOVABLE', cmdline: 'mem=1M movablecore=256K sysctl.vm.min_free_kbytes=16' },
+  { name: 'large ZONE_MOVABLE, THP', cmdline: 'mem=1M movablecore=768K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always' },
+];
+
+export interface CampaignOptions {
+  variant: string;
+  seed: number;
+  /** cases per suite and shape (default: the suite's own count) */
+  runs?: number;
+  /** stop starting new suite runs after this many seconds */
+  timeSec: number;
+  regressionsDir: string | null;
+  tty: boolean;
+  interrupt: { stopped: boolean };
+  io: Io;
+}
+
+export interface PropertyRow { property: string; cases: number; steps: number; verdict: 'pass' | 'FAIL' | 'not run'; seconds: number }
+
+export interface CampaignResult {
+  verdict: 'pass' | 'fail' | 'interrupted';
+  runs: { suite: string; shape: string; summary: RunSummary }[];
+  properties: PropertyRow[];
+  skipped: number;
+  seconds: number;
+}
+
+export function campaignSuites(): Suite[] {
+  return Object.values(SUITES).filter((s) => !s.hidden);
+}
+
+export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
+  const t0 = performance.now();
+  const runs: CampaignResult['runs'] = [];
+  const suites = campaignSuites();
+  const plan = CAMPAIGN_SHAPES.flatMap((shape) => suites.map((suite) => ({ suite, shape })));
+  let skipped = 0;
+  const quiet: Io = { out: () => {}, err: () => {} };
+  for (let i = 0; i < plan.length; i++) {
+    const { suite, shape } = plan[i]!;
+    const elapsed = (performance.now() - t0) / 1000;
+    if (o.interrupt.stopped || elapsed >= o.timeSec) { skipped = plan.length - i; break; }
+    const label = `${suite.name} on ${shape.name}`;
+    if (o.tty) o.io.err(`\r\x1b[K[${i + 1}/${plan.length}] ${label}`);
+    const summary = await runSuite({
+      suite, variant: o.variant, cmdline: shape.cmdline, seed: (o.seed + i) | 0, runs: o.runs ?? suite.runs, mode: 'det',
+      checkDeterminism: false, json: true, regressionsDir: o.regressionsDir, tty: false, interrupt: o.interrupt, io: quiet,
+    });
+    runs.push({ suite: suite.name, shape: shape.name, summary });
+    const line = `[${i + 1}/${plan.length}] ${label}: ${summary.cases} cases, ${summary.steps} steps, ${summary.seconds.toFixed(1)} s, ${summary.verdict}`;
+    if (o.tty) o.io.err(`\r\x1b[K${line}\n`);
+    else o.io.err(`pinlab: ${line}\n`);
+    for (const f of summary.failures) o.io.out(`FAIL ${f.property} (${suite.name}, ${shape.name}): ${f.message}\n  replay: ${f.replay}\n`);
+  }
+  const props = new Map<string, PropertyRow>();
+  for (const s of suites) for (const p of s.properties) if (!props.has(p)) props.set(p, { property: p, cases: 0, steps: 0, verdict: 'not run', seconds: 0 });
+  for (const r of runs) {
+    const suite = SUITES[r.suite]!;
+    for (const p of suite.properties) {
+      const row = props.get(p)!;
+      row.cases += r.summary.cases;
+      row.steps += r.summary.steps;
+      row.seconds += r.summary.seconds;
+      if (row.verdict === 'not run') row.verdict = 'pass';
+    }
+    for (const f of r.summary.failures) {
+      const row = props.get(f.property) ?? { property: f.property, cases: 0, steps: 0, verdict: 'pass', seconds: 0 };
+      row.verdict = 'FAIL';
+      props.set(f.property, row);
+    }
+  }
+  const failed = runs.some((r) => r.summary.verdict === 'fail');
+  return {
+    verdict: o.interrupt.stopped ? 'interrupted' : failed ? 'fail' : 'pass',
+    runs, properties: [...props.values()], skipped, seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+export function formatCampaign(r: CampaignResult, variant: string): string {
+  const lines = [`\nproperty                     cases   steps   verdict   time`];
+  for (const p of r.properties) {
+    lines.push(`${p.property.padEnd(28)} ${String(p.cases).padStart(6)} ${String(p.steps).padStart(7)}   ${p.verdict.padEnd(7)} ${p.seconds.toFixed(1).padStart(5)} s`);
+  }
+  const cases = r.runs.reduce((n, x) => n + x.summary.cases, 0);
+  const steps = r.runs.reduce((n, x) => n + x.summary.steps, 0);
+  lines.push(`\n${r.runs.length} suite runs (${campaignSuites().length} suites x ${CAMPAIGN_SHAPES.length} machine shapes${r.skipped ? `, ${r.skipped} skipped: time budget` : ''}), ` +
+    `${cases} cases, ${steps} steps in ${r.seconds.toFixed(1)} s, kernel ${variant}: ${r.verdict}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,45 @@
+// `pinlab campaign` (and `npm start`): the default property campaign. See harness/campaign.ts.
+import { randomInt } from 'node:crypto';
+import { UsageError, parse, Io } from './cli';
+import { intFlag, kernelFlag, withInterrupt } from './cli_run';
+import { DEFAULT_VARIANT } from '../mm/variants';
+import { runCampaign, formatCampaign, campaignSuites, CAMPAIGN_SHAPES } from './campaign';
+
+export const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--runs N] [--time SECONDS] [--regressions DIR]
+
+The default property campaign (what 'npm start' runs): every suite (pinlab run --help lists them: the
+long-term pinner agents and one suite per device model) against the kernel variant, on ${CAMPAIGN_SHAPES.length} miniature
+machine shapes, each case checked for every property during and after the run. Ends with a table per
+property (cases, steps, verdict, time) and the replay line of each failure, which is also saved under
+regressions/. Bounded: suite runs stop starting after --time seconds (default 60).
+
+options:
+  --kernel V        kernel variant (default ${DEFAULT_VARIANT}); try v5.12 to watch properties fail
+  --seed N          base seed (default random, printed); suite run i uses N + i
+  --runs N          cases per suite and machine shape (default: each suite's own, 50-100)
+  --time S          time budget in seconds (default 60)
+  --regressions D   where failures are saved (default regressions; 'none' to save nothing)
+Exit code 0 when every property held, 1 when one failed, 2 on bad input, 130 when interrupted.
+`;
+
+export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse('campaign', argv, {
+    kernel: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' }, time: { type: 'string' },
+    regressions: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) { io.out(CAMPAIGN_HELP); return 0; }
+  if (positionals.length) throw new UsageError(`campaign: unexpected argument '${positionals[0]}' (see pinlab campaign --help)`);
+  const variant = kernelFlag(values.kernel) ?? DEFAULT_VARIANT;
+  const seed = intFlag('seed', values.seed, -(2 ** 31)) ?? randomInt(2 ** 31 - 1);
+  const runs = intFlag('runs', values.runs, 1);
+  const timeSec = intFlag('time', values.time, 1) ?? 60;
+  const regs = (values.regressions as string | undefined) ?? 'regressions';
+  io.out(`# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
+    `${campaignSuites().length} suites x ${CAMPAIGN_SHAPES.length} machine shapes\n`);
+  const r = await withInterrupt((interrupt) => runCampaign({
+    variant, seed, runs, timeSec, regressionsDir: regs === 'none' ? null : regs, tty: process.stderr.isTTY === true, interrupt, io,
+  }));
+  io.out(formatCampaign(r, variant));
+  if (r.verdict === 'interrupted') return 130;
+  return r.verdict === 'pass' ? 0 : 1;
+}
