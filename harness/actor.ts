@@ -4,12 +4,14 @@
 // holds after every op, tear down, and hand back what happened. Worker side only.
 import type { ActorTask, ActorResult, ActorOp, Violation, FaultPlan } from './types';
 import type { DeviceEnv, DeviceState, HeldPage } from '../devices/device';
-import { Memmap } from '../mm/memmap';
+import { Memmap, MM_USERS, MM_FLAGS } from '../mm/memmap';
+import { mmBase } from '../mm/mm_types';
+import { MMF_OOM_VICTIM } from '../mm/oom_kill';
 import { setCurrent, newTask, setYieldHook, setFaultHook, yieldPoint, Task } from '../mm/sched';
 import { setWaitHook, lockingDebug } from '../mm/locking';
 import { parseVariant, setVariant } from '../mm/variants';
 import { ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../mm/mmzone';
-import { errname } from '../mm/errno';
+import { errname, ESRCH } from '../mm/errno';
 import { threadId } from 'node:worker_threads';
 import { Control, K_OP, K_RET, K_FAULT, K_VIOLATION, C_SEQ, A_TID, A_MB_LOCK, A_MB_STATE, A_MB_FROM, A_MB_SUB, A_MB_ARGS,
   A_MB_RESULT, MB_IDLE, MB_PENDING, MB_DONE } from './schedctl';
@@ -61,6 +63,13 @@ function isolatedPageblocks(m: Memmap): Uint8Array {
 
 function describeOp(op: ActorOp): string {
   return Object.entries(op).filter(([k]) => k !== 'op').map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+}
+
+/** The process is dead: exited, or chosen by the OOM killer (MMF_OOM_VICTIM). */
+function mmIsGone(m: Memmap, mm: number): boolean {
+  if (mm < 0) return false;
+  const b = mmBase(mm);
+  return m.mms[b + MM_USERS] === 0 || (m.mms[b + MM_FLAGS]! & MMF_OOM_VICTIM) !== 0;
 }
 
 export function runActor(t: ActorTask): ActorResult {
@@ -187,7 +196,8 @@ export function runActor(t: ActorTask): ActorResult {
       const seqOp = sched.record(K_OP, `op:${op.op}`, k);
       const args = describeOp(op);
       log(`pinlab_op: ${op.op}${args ? ` ${args}` : ''}`, seqOp);
-      const r = actor.step(op);
+      // the OOM killer took the process: it makes no more system calls (its devices are released at teardown, as exit closes the fds)
+      const r = mmIsGone(m, t.mm) ? { rc: -ESRCH, detail: 'the process was killed by the OOM killer', violation: undefined } : actor.step(op);
       task.sigpending = false; // the signal is handled on the way back to user space
       task.fatalSignal = false;
       const seqRet = sched.record(K_RET, `op:${op.op}`, r.rc);

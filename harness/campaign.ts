@@ -13,10 +13,13 @@ export const CAMPAIGN_SHAPES: { name: string; cmdline?: string }[] = [
   { name: 'large ZONE_MOVABLE, THP', cmdline: 'mem=1M movablecore=768K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always' },
 ];
 
+/** The default campaign runs each suite this many times its own case count: about a minute on 2 cores. */
+export const CAMPAIGN_RUNS_FACTOR = 4;
+
 export interface CampaignOptions {
   variant: string;
   seed: number;
-  /** cases per suite and shape (default: the suite's own count) */
+  /** cases per suite and shape (default: CAMPAIGN_RUNS_FACTOR x the suite's own count) */
   runs?: number;
   /** stop starting new suite runs after this many seconds */
   timeSec: number;
@@ -54,7 +57,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     const label = `${suite.name} on ${shape.name}`;
     if (o.tty) o.io.err(`\r\x1b[K[${i + 1}/${plan.length}] ${label}`);
     const summary = await runSuite({
-      suite, variant: o.variant, cmdline: shape.cmdline, seed: (o.seed + i) | 0, runs: o.runs ?? suite.runs, mode: 'det',
+      suite, variant: o.variant, cmdline: shape.cmdline, seed: (o.seed + i) | 0, runs: o.runs ?? suite.runs * CAMPAIGN_RUNS_FACTOR, mode: 'det',
       checkDeterminism: false, json: true, regressionsDir: o.regressionsDir, tty: false, interrupt: o.interrupt, io: quiet,
     });
     runs.push({ suite: suite.name, shape: shape.name, summary });
