@@ -111,6 +111,16 @@ export function deviceWrite(m: Memmap, pfn: number, value: number): void {
 }
 
 /** The device reads a frame's word (a DMA read). */
+/** One DMA through a device's own table: checked (dmaTargetViolation), then a write of op.value or a read. */
+export function dmaAccess(m: Memmap, pfn: number, write: boolean, op: Record<string, unknown>, what: string): { rc: number; violation?: string } {
+  const violation = dmaTargetViolation(m, pfn, what);
+  if (write) {
+    deviceWrite(m, pfn, intField(op, 'value', 0));
+    return { rc: 0, violation };
+  }
+  return { rc: deviceRead(m, pfn), violation };
+}
+
 export function deviceRead(m: Memmap, pfn: number): number {
   return Atomics.load(m.content, pfn);
 }

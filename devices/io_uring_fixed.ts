@@ -20,7 +20,7 @@ import { folioNrPages } from '../mm/swap';
 import { PG_head, PG_tail } from '../mm/memmap';
 import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, errname } from '../mm/errno';
 import { PAGE_SIZE, intField, isU64, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, dmaAccess } from './common';
 
 const NAME = 'io_uring-fixed';
 /** IORING_MAX_REG_BUFFERS */
@@ -199,12 +199,7 @@ function create(env: DeviceEnv): DeviceState {
     const off = imu.offset + (addr - imu.ubuf);
     const entry = Math.floor(off / (imu.folioPages * PAGE_SIZE));
     const pfn = imu.pages[entry]! + Math.floor((off % (imu.folioPages * PAGE_SIZE)) / PAGE_SIZE);
-    const violation = dmaTargetViolation(m, pfn, `${env.name} ${intoBuffer ? 'read_fixed' : 'write_fixed'} ${hex(addr)}`);
-    if (intoBuffer) {
-      deviceWrite(m, pfn, intField(op, 'value', 0));
-      return { rc: 0, violation };
-    }
-    return { rc: deviceRead(m, pfn), violation };
+    return dmaAccess(m, pfn, intoBuffer, op, `${env.name} ${intoBuffer ? 'read_fixed' : 'write_fixed'} ${hex(addr)}`);
   };
 
   const held = (): HeldPage[] => {

@@ -21,7 +21,7 @@ import { userAccess } from '../mm/memory';
 import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, EFAULT, EDEADLK, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
 import { PAGE_SIZE, intField, isU64, pageAligned, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, dmaAccess } from './common';
 
 const NAME = 'iommufd-access';
 /** iopt_unmap_iova_range(): WARN_ON(tries > 100) -> -EDEADLOCK */
@@ -316,12 +316,7 @@ function create(env: DeviceEnv): DeviceState {
     const p = pins.find((x) => iova >= x.iova && iova < x.iova + x.length && (!write || x.write));
     if (!p) return { rc: -EFAULT, detail: `iova ${hex(iova)} not pinned${write ? ' for write' : ''} by the driver` };
     const pfn = p.pfns[Math.floor(iova / PAGE_SIZE) - Math.floor(p.iova / PAGE_SIZE)]!;
-    const violation = dmaTargetViolation(m, pfn, `${env.name} ${write ? 'dma_write' : 'dma_read'} iova ${hex(iova)}`);
-    if (write) {
-      deviceWrite(m, pfn, intField(op, 'value', 0));
-      return { rc: 0, violation };
-    }
-    return { rc: deviceRead(m, pfn), violation };
+    return dmaAccess(m, pfn, write, op, `${env.name} ${write ? 'dma_write' : 'dma_read'} iova ${hex(iova)}`);
   };
 
   const held = (): HeldPage[] => {
