@@ -10,11 +10,14 @@ import { runSuite, RunSummary, Io } from './runner';
 export const CAMPAIGN_SHAPES: { name: string; cmdline?: string }[] = [
   { name: 'suite default (movablecore=512K, CMA in both zones, THP on/off)' },
   { name: 'small ZONE_MOVABLE', cmdline: 'mem=1M movablecore=256K sysctl.vm.min_free_kbytes=16' },
-  { name: 'large ZONE_MOVABLE, THP', cmdline: 'mem=1M movablecore=768K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always' },
+  { name: 'larger ZONE_MOVABLE, THP', cmdline: 'mem=1M movablecore=640K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always' },
 ];
 
 /** The default campaign runs each suite this many times its own case count: about a minute on 2 cores. */
-export const CAMPAIGN_RUNS_FACTOR = 4;
+export const CAMPAIGN_RUNS_FACTOR = 10;
+
+/** Time budget of one case in the campaign (a case past it fails as a hang). */
+export const CAMPAIGN_CASE_TIMEOUT_MS = 10_000;
 
 export interface CampaignOptions {
   variant: string;
@@ -50,6 +53,12 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const plan = CAMPAIGN_SHAPES.flatMap((shape) => suites.map((suite) => ({ suite, shape })));
   let skipped = 0;
   const quiet: Io = { out: () => {}, err: () => {} };
+  // a hard stop at twice the budget: a suite run still searching or shrinking is interrupted (its
+  // failures so far are kept), so the campaign always ends
+  const deadline = { stopped: false };
+  const timer = setTimeout(() => { deadline.stopped = true; }, o.timeSec * 2000);
+  const stop = { get stopped() { return o.interrupt.stopped || deadline.stopped; }, set stopped(v: boolean) { o.interrupt.stopped = v; } };
+  try {
   for (let i = 0; i < plan.length; i++) {
     const { suite, shape } = plan[i]!;
     const elapsed = (performance.now() - t0) / 1000;
@@ -58,7 +67,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     if (o.tty) o.io.err(`\r\x1b[K[${i + 1}/${plan.length}] ${label}`);
     const summary = await runSuite({
       suite, variant: o.variant, cmdline: shape.cmdline, seed: (o.seed + i) | 0, runs: o.runs ?? suite.runs * CAMPAIGN_RUNS_FACTOR, mode: 'det',
-      checkDeterminism: false, json: true, regressionsDir: o.regressionsDir, tty: false, interrupt: o.interrupt, io: quiet,
+      checkDeterminism: false, json: true, regressionsDir: o.regressionsDir, tty: false, interrupt: stop, io: quiet,
+      timeoutMs: CAMPAIGN_CASE_TIMEOUT_MS,
     });
     runs.push({ suite: suite.name, shape: shape.name, summary });
     const line = `[${i + 1}/${plan.length}] ${label}: ${summary.cases} cases, ${summary.steps} steps, ${summary.seconds.toFixed(1)} s, ${summary.verdict}`;
@@ -66,6 +76,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     else o.io.err(`pinlab: ${line}\n`);
     for (const f of summary.failures) o.io.out(`FAIL ${f.property} (${suite.name}, ${shape.name}): ${f.message}\n  replay: ${f.replay}\n`);
   }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (deadline.stopped && !o.interrupt.stopped) o.io.err('pinlab: campaign: hard time limit reached, the last suite run was cut short\n');
   const props = new Map<string, PropertyRow>();
   for (const s of suites) for (const p of s.properties) if (!props.has(p)) props.set(p, { property: p, cases: 0, steps: 0, verdict: 'not run', seconds: 0 });
   for (const r of runs) {
@@ -83,7 +97,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       props.set(f.property, row);
     }
   }
-  const failed = runs.some((r) => r.summary.verdict === 'fail');
+  const failed = runs.some((r) => r.summary.verdict === 'fail' || r.summary.failures.length > 0);
   return {
     verdict: o.interrupt.stopped ? 'interrupted' : failed ? 'fail' : 'pass',
     runs, properties: [...props.values()], skipped, seconds: (performance.now() - t0) / 1000,

@@ -16,7 +16,7 @@ regressions/. Bounded: suite runs stop starting after --time seconds (default 60
 options:
   --kernel V        kernel variant (default ${DEFAULT_VARIANT}); try v5.12 to watch properties fail
   --seed N          base seed (default random, printed); suite run i uses N + i
-  --runs N          cases per suite and machine shape (default: 4x each suite's own, 200-400)
+  --runs N          cases per suite and machine shape (default: 10x each suite's own, 500-1000)
   --time S          time budget in seconds (default 60)
   --regressions D   where failures are saved (default regressions; 'none' to save nothing)
 Exit code 0 when every property held, 1 when one failed, 2 on bad input, 130 when interrupted.
