@@ -138,3 +138,13 @@ export function pinBalanceErrors(m: Memmap, acquired: number, released: number, 
   }
   return errors;
 }
+
+/** A process model's bookkeeping after munmap of [start, start + n) inside one of its maps: forget the pages, split the map. */
+export function forgetUnmapped(p: { maps: { vpn: number; pages: number }[]; content: Map<number, unknown> }, map: { vpn: number; pages: number },
+  start: number, n: number): void {
+  for (let v = start; v < start + n; v++) p.content.delete(v);
+  p.maps = p.maps.flatMap((mp) => (mp !== map ? [mp] : [
+    ...(start > mp.vpn ? [{ vpn: mp.vpn, pages: start - mp.vpn }] : []),
+    ...(start + n < mp.vpn + mp.pages ? [{ vpn: start + n, pages: mp.vpn + mp.pages - start - n }] : []),
+  ]));
+}

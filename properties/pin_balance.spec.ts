@@ -14,7 +14,7 @@ import { vmstatSnapshot } from '../mm/vmstat';
 import { setCurrent, newTask } from '../mm/sched';
 import { setVariant, parseVariant } from '../mm/variants';
 import { oomKills } from '../mm/oom_kill';
-import { checkAllocator, longtermPinErrors, pinBalanceErrors, snapshotPageCounts } from './checkers';
+import { checkAllocator, longtermPinErrors, pinBalanceErrors, snapshotPageCounts, forgetUnmapped } from './checkers';
 
 export type PinOp =
   | { op: 'mmap'; p: number; pages: number; populate: boolean }
@@ -153,11 +153,7 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
           const start = map.vpn + (o.page % map.pages);
           const n = Math.min(o.pages, map.vpn + map.pages - start);
           if (doMunmap(m, p.mm, start, n) !== 0) throw new Error(`${where}: munmap failed`);
-          for (let v = start; v < start + n; v++) p.content.delete(v);
-          p.maps = p.maps.flatMap((mp) => (mp !== map ? [mp] : [
-            ...(start > mp.vpn ? [{ vpn: mp.vpn, pages: start - mp.vpn }] : []),
-            ...(start + n < mp.vpn + mp.pages ? [{ vpn: start + n, pages: mp.vpn + mp.pages - start - n }] : []),
-          ]));
+          forgetUnmapped(p, map, start, n);
           break;
         }
         case 'fork': {

@@ -11,7 +11,7 @@ import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { Memmap, MB_STRIDE, MB_ZONE } from '../mm/memmap';
 import { ZONE_MOVABLE } from '../mm/mmzone';
-import { checkAllocator } from './checkers';
+import { checkAllocator, forgetUnmapped } from './checkers';
 import { zoneInfo, vmstatSnapshot } from '../mm/vmstat';
 
 type Op =
@@ -98,12 +98,7 @@ it.prop([fc.constantFrom('always', 'never'), fc.array(opArb, { minLength: 1, max
           const start = map.vpn + (o.page % map.pages);
           const n = Math.min(o.pages, map.vpn + map.pages - start);
           if (doMunmap(m, p.mm, start, n) !== 0) throw new Error(`${where}: munmap failed`);
-          for (let v = start; v < start + n; v++) p.content.delete(v);
-          // keep the bookkeeping simple: forget the mapping's tail and head pieces as whole maps
-          p.maps = p.maps.flatMap((mp) => (mp !== map ? [mp] : [
-            ...(start > mp.vpn ? [{ vpn: mp.vpn, pages: start - mp.vpn }] : []),
-            ...(start + n < mp.vpn + mp.pages ? [{ vpn: start + n, pages: mp.vpn + mp.pages - start - n }] : []),
-          ]));
+          forgetUnmapped(p, map, start, n);
           break;
         }
         case 'dontneed': {
