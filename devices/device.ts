@@ -48,7 +48,7 @@ export interface DeviceEnv {
   name: string;
   /** the buggy behaviours switched on for this instance (names from the model's `bugs`) */
   bugs: ReadonlySet<string>;
-  /** deterministic randomness for traffic choices (never Math.random) */
+  /** deterministic randomness for traffic choices, drawn from the run's seed */
   rand(n: number): number;
   /** a preemption point (harness/ scheduler); a no-op when run in-thread */
   yieldPoint(label: string): void;

@@ -9,14 +9,31 @@
 
 import { bootFromSpec } from './layout';
 import { ZONE_NAMES, ZONE_MOVABLE } from '../mm/mmzone';
-import { Z_MANAGED } from '../mm/memmap';
+import { Memmap, Z_MANAGED } from '../mm/memmap';
 import { mmCreate, doMmap, populateRange, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { pinUserPages, newPinReport, unpinUserPages, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
+import { pinUserPages, unpinUserPages, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
 import { parseVariant, setVariant } from '../mm/variants';
-import { setCurrent, newTask } from '../mm/sched';
+import { setCurrent, newTask, current } from '../mm/sched';
 import { oomKills, KernelPanic } from '../mm/oom_kill';
 import { errname } from '../mm/errno';
 import { vmstatSnapshot } from '../mm/vmstat';
+
+/**
+ * Long-term pin [vpn, vpn + n) in chunks of `chunk` pages (one VFIO MAP_DMA each) until a pin comes up
+ * short, fails, or the pinner is killed. Returns every frame pinned, and the last pin's return value
+ * ('all' when every chunk pinned whole).
+ */
+export function pinChunks(m: Memmap, mm: number, vpn: number, n: number, chunk: number): { pages: number[]; last: number | 'all' } {
+  const out: number[] = [];
+  for (let off = 0; off < n && !current().fatalSignal; off += chunk) {
+    const len = Math.min(chunk, n - off);
+    const pages: number[] = new Array(len).fill(-1);
+    const rc = pinUserPages(m, mm, vpn + off, len, FOLL_WRITE | FOLL_LONGTERM, pages);
+    for (let i = 0; i < rc; i++) out.push(pages[i]!);
+    if (rc !== len) return { pages: out, last: rc };
+  }
+  return { pages: out, last: 'all' };
+}
 
 export interface PinFractionRow {
   kernelcore: number;
@@ -71,26 +88,19 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
       // the guest could not even touch that much: report it rather than pin
       return { kernelcore: pct, managed, kernelManaged, mapped: nr, prefault: true, pinned: 0, pct: 0, end: task.fatalSignal ? 'killed prefaulting' : 'prefault failed', migrated: 0 };
     }
-    const chunk = o.chunk ?? 512;
-    const held: number[][] = [];
-    let pinned = 0;
+    let pinned: number[] = [];
     let end = 'all';
-    const report = newPinReport();
     try {
-      for (let off = 0; off < nr && !task.fatalSignal; off += chunk) {
-        const len = Math.min(chunk, nr - off);
-        const pages: number[] = new Array(len).fill(-1);
-        const rc = pinUserPages(m, mm, vpn + off, len, FOLL_WRITE | FOLL_LONGTERM, pages, report);
-        if (rc > 0) { held.push(pages.slice(0, rc)); pinned += rc; }
-        if (rc !== len) { end = task.fatalSignal ? 'killed' : rc < 0 ? errname(rc) : `short ${rc}`; break; }
-      }
+      const r = pinChunks(m, mm, vpn, nr, o.chunk ?? 512);
+      pinned = r.pages;
+      if (r.last !== 'all') end = task.fatalSignal ? 'killed' : r.last < 0 ? errname(r.last) : `short ${r.last}`;
     } catch (e) {
       if (!(e instanceof KernelPanic)) throw e;
       end = 'panic';
     }
     const migrated = vmstatSnapshot(m).pgmigrate_success;
-    for (const p of held) unpinUserPages(m, p, p.length);
-    return { kernelcore: pct, managed, kernelManaged, mapped: nr, prefault: !!o.prefault, pinned, pct: (100 * pinned) / managed, end, migrated };
+    unpinUserPages(m, pinned, pinned.length);
+    return { kernelcore: pct, managed, kernelManaged, mapped: nr, prefault: !!o.prefault, pinned: pinned.length, pct: (100 * pinned.length) / managed, end, migrated };
   } finally {
     setCurrent(prevTask);
     setVariant(prevVariant);

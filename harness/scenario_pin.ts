@@ -15,6 +15,7 @@ import { isolateFolio, putbackMovablePages } from '../mm/migrate';
 import { lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
 import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
 import { errname, ENOMEM, EFAULT, EBUSY } from '../mm/errno';
+import { pinChunks } from './pin_fraction';
 
 function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
   const v = s[field];
@@ -65,9 +66,9 @@ function pinDetail(m: Memmap, rc: number, pages: number[], r: PinReport): string
 }
 
 /** Free pages of one order-0 GFP mask, allocated until the allocator says no. */
-function allocUntilFail(m: Memmap, gfp: number, limit: number): number[] {
+function allocUntilFail(m: Memmap, gfp: number): number[] {
   const got: number[] = [];
-  while (got.length < limit) {
+  for (;;) {
     const pfn = allocPages(m, gfp | __GFP_NOWARN | __GFP_NORETRY, 0);
     if (pfn === NO_PAGE) break;
     got.push(pfn);
@@ -163,7 +164,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
       if (z < 0) fail('zone', `'${String(s.zone)}' is not one of ${ZONE_NAMES.join(', ')}`);
       // take every free page down to the reserves (__GFP_MEMALLOC), then free every other one of the zone
       const gfp = z === 3 ? GFP_HIGHUSER_MOVABLE : GFP_KERNEL;
-      const all = allocUntilFail(ctx.m, gfp | __GFP_THISNODE | __GFP_MEMALLOC, Number.MAX_SAFE_INTEGER);
+      const all = allocUntilFail(ctx.m, gfp | __GFP_THISNODE | __GFP_MEMALLOC);
       const keep: number[] = [];
       const other: number[] = [];
       all.sort((a, b) => a - b);
@@ -229,25 +230,17 @@ export const PIN_STEPS: Record<string, StepKind> = {
   pin_max: {
     fields: { proc: 'string', addr: 'addr', len: 'size', chunk: 'size', as: 'string' }, required: ['proc', 'addr', 'len', 'chunk', 'as'],
     run(ctx, s) {
-      // pin chunk after chunk until one fails: how much of the range a long-term pinner can hold
+      // how much of the range a long-term pinner can hold (pinChunks)
       const mm = proc(ctx, 'pin_max', s);
       const name = holdName(ctx, s);
       if (mm < 0) return { rc: mm, detail: '' };
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const n = sizePages('len', s.len);
       const chunk = sizePages('chunk', s.chunk);
-      const all: number[] = [];
-      let last = 0;
-      for (let off = 0; off < n; off += chunk) {
-        const len = Math.min(chunk, n - off);
-        const pages: number[] = new Array(len).fill(-1);
-        last = pinUserPages(ctx.m, mm, vpn + off, len, FOLL_WRITE | FOLL_LONGTERM, pages);
-        if (last > 0) for (let i = 0; i < last; i++) all.push(pages[i]!);
-        if (last !== len) break;
-      }
+      const { pages: all, last } = pinChunks(ctx.m, mm, vpn, n, chunk);
       ctx.held.set(name, { kind: 'pin', pages: all, n: all.length, flags: FOLL_WRITE | FOLL_LONGTERM });
       const pct = ((100 * all.length) / n).toFixed(1);
-      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${last < 0 ? `, then ${errname(last)}` : ''}` };
+      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${last !== 'all' && last < 0 ? `, then ${errname(last)}` : ''}` };
     },
   },
 };
