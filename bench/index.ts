@@ -11,6 +11,8 @@ import { allocPairs } from './alloc_pairs';
 import { migrateRows, offlineRows } from './migrate';
 import { pinRows } from './pin';
 import { schedRows } from './sched';
+import { devicesRows } from './devices';
+import { mutationRows } from './mutation';
 import type { AllocBenchResult } from '../harness/types';
 
 type Row = Record<string, string | number>;
@@ -98,16 +100,25 @@ async function benchSched(): Promise<void> {
   record('sched', await schedRows());
 }
 
+async function benchMutation(): Promise<void> {
+  record('mutation', await mutationRows(process.env.PINLAB_BENCH_ONLY));
+}
+
+async function benchDevices(): Promise<void> {
+  record('devices', await devicesRows());
+}
+
 async function mainBench(): Promise<void> {
   const which = process.argv.slice(2);
-  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline, pin: benchPin, sched: benchSched };
+  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline, pin: benchPin, sched: benchSched, devices: benchDevices, mutation: benchMutation };
   const names = which.length ? which : Object.keys(all);
   for (const n of names) {
     const fn = all[n];
     if (!fn) { console.error(`bench: unknown benchmark '${n}' (have: ${Object.keys(all).join(', ')})`); process.exitCode = 2; return; }
     await fn();
   }
-  const dir = path.join(__dirname, 'results');
+  // compiled, this file runs from dist/bench/: the results belong in the source tree's bench/results/
+  const dir = path.join(path.basename(path.dirname(__dirname)) === 'dist' ? path.join(__dirname, '..', '..', 'bench') : __dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
   for (const [n, rows] of Object.entries(results)) {
     fs.writeFileSync(path.join(dir, `${n}.json`), JSON.stringify({ node: process.version, rows }, null, 2) + '\n');

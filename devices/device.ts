@@ -98,4 +98,6 @@ export interface DeviceModel {
   create(env: DeviceEnv): DeviceState;
   /** fast-check arbitrary of this model's operations */
   arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp>;
+  /** op name -> the negative errnos that op can return (its kernel function's); the errno-contract property checks every result against it */
+  errnos: Record<string, number[]>;
 }

@@ -5,7 +5,7 @@
 
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
-import { EBUSY, EINVAL, ENOMEM, EPERM, EFAULT, errname } from '../mm/errno';
+import { EBUSY, EINVAL, ENOMEM, EPERM, EFAULT, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, dmaTargetViolation, deviceWrite,
   deviceRead, intField, isU64, pageAligned, arbRange, arbWord } from './common';
 
@@ -78,4 +78,13 @@ export const examplePinbuf: DeviceModel = {
     fc.record({ off: fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE), value: arbWord(fc) }).map((r): DeviceOp => ({ op: 'dma_write', ...r })),
     fc.nat(shape.maxPages - 1).map((p): DeviceOp => ({ op: 'dma_read', off: p * PAGE_SIZE })),
     fc.constant<DeviceOp>({ op: 'release' })),
+  errnos: {
+    // ib_umem_get(): -EINVAL, -EPERM, -ENOMEM; pin_user_pages_fast(): -EFAULT, -ENOMEM, -EINTR; -EBUSY: one buffer only
+    pin: [-EBUSY, -EINVAL, -EPERM, -ENOMEM, -EFAULT, -EINTR],
+    // the device's DMA through the captured frames: -EFAULT outside the buffer
+    dma_write: [-EFAULT],
+    dma_read: [-EFAULT],
+    // ib_umem_release() cannot fail: -EINVAL is this model's "nothing pinned"
+    release: [-EINVAL],
+  },
 };

@@ -4,6 +4,7 @@
 
 import type { DeviceModel, DeviceOp, VaddrRef } from './device';
 import { PAGE_SIZE } from '../mm/memmap';
+import { ESRCH } from '../mm/errno';
 import { examplePinbuf } from './example_pinbuf';
 import { rdmaOdp } from './rdma_odp';
 import { vfioType1 } from './vfio_type1';
@@ -22,6 +23,13 @@ export function deviceModel(name: string): DeviceModel {
   const d = DEVICE_MODELS[name];
   if (!d) throw new Error(`unknown device model '${name}' (models: ${Object.keys(DEVICE_MODELS).join(', ')})`);
   return d;
+}
+
+/** Is rc a result op may return? Successes (>= 0) always are; -ESRCH (the process was killed) too. */
+export function errnoAllowed(model: DeviceModel, op: string, rc: number): boolean {
+  if (!Object.prototype.hasOwnProperty.call(model.errnos, op)) return false; // unknown op names: false
+  if (rc >= 0 || rc === -ESRCH) return true;
+  return model.errnos[op]!.includes(rc);
 }
 
 /** Mapping names to the first vpn of each mapping, as the user agent created them. */

@@ -18,7 +18,7 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { folioNrPages } from '../mm/swap';
 import { PG_head, PG_tail } from '../mm/memmap';
-import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, errname } from '../mm/errno';
+import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, intField, isU64, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
   dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, dmaAccess } from './common';
 
@@ -255,4 +255,15 @@ export const ioUringFixed: DeviceModel = {
   bugs: { 'no-longterm': 'io_pin_pages() pins without FOLL_LONGTERM: registered buffers may stay in ZONE_MOVABLE/CMA' },
   create,
   arbitrary,
+  errnos: {
+    // io_sqe_buffers_register(): -EBUSY (a table exists), -EINVAL (nr_args); io_buffer_validate(): -EFAULT, -EOVERFLOW;
+    // io_pin_pages(): -EOVERFLOW, -EINVAL, -EFAULT (a partial pin), and pin_user_pages_fast()'s -EFAULT / -ENOMEM /
+    // -EINTR; io_buffer_account_pin() -> __io_account_mem(): -ENOMEM
+    register: [-EBUSY, -EINVAL, -EFAULT, -EOVERFLOW, -ENOMEM, -EINTR],
+    // io_sqe_buffers_unregister(): -ENXIO when no buffers are registered
+    unregister: [-ENXIO],
+    // io_prep_rw_fixed() (buf_index out of range) and io_import_fixed() (range outside the buffer): -EFAULT
+    read_fixed: [-EFAULT],
+    write_fixed: [-EFAULT],
+  },
 };

@@ -18,7 +18,7 @@ import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { userAccess } from '../mm/memory';
-import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, EFAULT, EDEADLK, errname } from '../mm/errno';
+import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, EFAULT, EDEADLK, ENOMEM, EINTR, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
 import { PAGE_SIZE, intField, isU64, pageAligned, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
   dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, dmaAccess } from './common';
@@ -380,4 +380,22 @@ export const iommufdAccess: DeviceModel = {
   bugs: { 'callback-never-unpins': 'ops->unmap drops nothing: IOAS unmap retries 100 times, WARNs and fails with -EDEADLOCK' },
   create,
   arbitrary,
+  errnos: {
+    // iommufd_ioas_map() -> iopt_map_user_pages(): -EOVERFLOW, -EINVAL (flags, length 0, alignment), -EEXIST (iopt_check_iova), -ENOMEM
+    ioas_map: [-EOVERFLOW, -EINVAL, -EEXIST, -ENOMEM],
+    // iommufd_ioas_unmap() -> iopt_unmap_iova_range(): -EOVERFLOW, -EINVAL (length 0), -ENOENT (a bisected area,
+    // nothing unmapped), -EDEADLOCK (WARN_ON(tries > 100): accesses do not let go)
+    ioas_unmap: [-EOVERFLOW, -EINVAL, -ENOENT, -EDEADLK],
+    // iommufd_access_pin_pages(): -EINVAL (length 0, prevent_access, alignment), -EOVERFLOW, -ENOENT (a hole), -EPERM
+    // (check_area_prot); iopt_area_add_access() -> pin_user_pages_fast() and do_update_pinned(): -EFAULT, -ENOMEM, -EINTR
+    access_pin: [-EINVAL, -EOVERFLOW, -ENOENT, -EPERM, -ENOMEM, -EFAULT, -EINTR],
+    // iommufd_access_unpin_pages() is void: -ENOENT is the driver holding no pin of exactly this range (pinlab)
+    access_unpin: [-ENOENT],
+    // iommufd_access_rw(): -EINVAL (prevent_access), -EOVERFLOW, -ENOENT, -EPERM; iopt_pages_rw_access(): -EFAULT, and
+    // through iopt_pages_rw_slow()'s pin -ENOMEM / -EINTR (pinlab copies through the page tables: -EFAULT only)
+    access_rw: [-EINVAL, -EOVERFLOW, -ENOENT, -EPERM, -EFAULT, -ENOMEM, -EINTR],
+    // no kernel function: the device's DMA through a page its driver pinned; not pinned (for write) is -EFAULT
+    dma_write: [-EINVAL, -EFAULT],
+    dma_read: [-EINVAL, -EFAULT],
+  },
 };

@@ -31,7 +31,7 @@
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { Memmap, PG_buddy, PG_dirty, PG_zero, VMA_FLAGS } from '../mm/memmap';
-import { EBUSY, EACCES, EFAULT, EINVAL, errname } from '../mm/errno';
+import { EBUSY, EACCES, EFAULT, EINVAL, ENOENT, ENOMEM, EOVERFLOW, errname } from '../mm/errno';
 import { bug } from '../mm/debug';
 import { findVma, handleMmFault, lookupLocked, ptlLock, ptlUnlock, VM_FAULT_ERROR } from '../mm/memory';
 import { mmapReadLock, mmapReadUnlock, VM_IO, VM_PFNMAP, VM_READ } from '../mm/mm_types';
@@ -418,7 +418,7 @@ function create(env: DeviceEnv): DeviceState {
         case 'reg_mr': return regMr(op);
         case 'dereg_mr': {
           const { mr } = findMr(op);
-          if (!mr) return { rc: -EINVAL };
+          if (!mr) return { rc: -ENOENT }; // uobj_perform_destroy(): no MR under that handle
           release(mr);
           log(`dereg_mr lkey ${hex(mr.lkey)}`);
           return { rc: 0 };
@@ -472,4 +472,18 @@ export const rdmaOdp: DeviceModel = {
   },
   create,
   arbitrary,
+  errnos: {
+    // ib_uverbs_reg_mr() / ib_check_mr_access(): -EINVAL; ib_umem_odp_get() -> ib_init_umem_odp(): -EINVAL, -EOVERFLOW,
+    // -ENOMEM, and mmu_interval_notifier_insert()'s -EOVERFLOW / -ENOMEM / -EINVAL; rxe_odp_init_pages() ->
+    // ib_umem_odp_map_dma_and_lock(): -EINVAL (owner gone), -EFAULT, -EBUSY (hmm_range_fault timeout)
+    reg_mr: [-EINVAL, -EOVERFLOW, -ENOMEM, -EFAULT, -EBUSY],
+    // ib_uverbs_dereg_mr() -> uobj_perform_destroy(): -ENOENT for a handle that names no MR
+    dereg_mr: [-ENOENT],
+    // rxe_odp_mr_copy(): lookup_mr() fails -EINVAL, remote access denied -EACCES (pinlab's errnos for the completion
+    // errors); ib_umem_odp_map_dma_and_lock(): -EFAULT (range, hmm_range_fault), -EINVAL, -EBUSY
+    rdma_write: [-EINVAL, -EACCES, -EFAULT, -EBUSY],
+    rdma_read: [-EINVAL, -EACCES, -EFAULT, -EBUSY],
+    // ib_uverbs_advise_mr() -> rxe_ib_advise_mr(): -EINVAL (no MR), then ib_umem_odp_map_dma_and_lock(): -EFAULT, -EINVAL, -EBUSY
+    prefetch: [-EINVAL, -EFAULT, -EBUSY],
+  },
 };

@@ -17,7 +17,7 @@
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
-import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, errname } from '../mm/errno';
+import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, intField, isU64, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, memlockCounters,
   dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace } from './common';
 
@@ -156,7 +156,7 @@ function create(env: DeviceEnv): DeviceState {
   /** rxe_dereg_mr(): keys invalid at once; the umem goes when the last reference does. */
   const deregMr = (op: DeviceOp): OpResult => {
     const mr = mrs.get(intField(op, 'mr'));
-    if (!mr || !mr.valid) return { rc: -EINVAL, detail: 'no such MR' };
+    if (!mr || !mr.valid) return { rc: -ENOENT, detail: 'no such MR' }; // uobj_perform_destroy(): lookup_get_idr_uobject() finds no handle
     mr.valid = false;
     if (mr.refs && !env.bugs.has('dereg-during-dma')) {
       trace(env, `dereg mr ${mr.handle}: ${mr.refs} request(s) in flight, umem release deferred`);
@@ -267,4 +267,17 @@ export const rdmaUmem: DeviceModel = {
   },
   create,
   arbitrary,
+  errnos: {
+    // ib_uverbs_reg_mr(): -EINVAL (start/hca_va offsets); ib_check_mr_access(): -EINVAL, -EOPNOTSUPP (ON_DEMAND);
+    // ib_umem_get(): -EINVAL, -EPERM (!can_do_mlock), -ENOMEM (pinned_vm over RLIMIT_MEMLOCK), and from
+    // pin_user_pages_fast() -EFAULT, -ENOMEM, -EINTR
+    reg_mr: [-EINVAL, -EOPNOTSUPP, -EPERM, -ENOMEM, -EFAULT, -EINTR],
+    // ib_uverbs_dereg_mr() -> uobj_perform_destroy(): -ENOENT for a handle that names no MR
+    dereg_mr: [-ENOENT],
+    // a work request: pinlab's errnos for rxe's completion errors - lookup_mr() fails -EINVAL (IB_WC_LOC_PROT_ERR),
+    // remote access denied -EACCES (IB_WC_REM_ACCESS_ERR), outside the MR -EFAULT (mr_check_range())
+    post: [-EINVAL, -EACCES, -EFAULT],
+    // rxe_mr_copy() through the pinned page: the word read or 0, no error
+    complete: [],
+  },
 };

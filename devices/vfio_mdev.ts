@@ -14,7 +14,7 @@
 
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape } from './device';
-import { EFAULT, EINVAL, errname } from '../mm/errno';
+import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY, EPERM, E2BIG, errname } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_PIN_PAGES_MAX_ENTRIES } from './vfio_container';
 import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace } from './common';
 
@@ -159,4 +159,21 @@ export const vfioMdev: DeviceModel = {
   },
   create,
   arbitrary,
+  errnos: {
+    // vfio_dma_do_map() without an IOMMU domain (nothing pinned): -EINVAL, -EEXIST, -ENOSPC, -ENOMEM (kzalloc)
+    map_dma: [-EINVAL, -EEXIST, -ENOSPC, -ENOMEM],
+    // vfio_dma_do_unmap(): -EINVAL; -EBUSY is pinlab's rc for BUG_ON(++retries > 10) (never returned; reported as a violation)
+    unmap_dma: [-EINVAL, -EBUSY],
+    // vfio_pin_pages() -> vfio_iommu_type1_pin_pages(): -EINVAL (npage 0, no vfio_dma, no dma_unmap), -E2BIG
+    // (> VFIO_PIN_PAGES_MAX_ENTRIES), -EPERM (prot), -ENOMEM (vfio_lock_acct over RLIMIT_MEMLOCK);
+    // vfio_pin_page_external() -> pin_user_pages_remote(): -EFAULT, -ENOMEM, -EINTR
+    pin_pages: [-EINVAL, -E2BIG, -EPERM, -ENOMEM, -EFAULT, -EINTR],
+    // vfio_unpin_pages() is void: -EINVAL is the driver refusing what it would WARN_ON (pinlab)
+    unpin_pages: [-EINVAL],
+    // no kernel function: the device's DMA through a page its driver pinned; not pinned (for write) is -EFAULT
+    dma_write: [-EINVAL, -EFAULT],
+    dma_read: [-EINVAL, -EFAULT],
+    // vfio_dma_rw() -> vfio_iommu_type1_dma_rw_chunk(): -EINVAL (no vfio_dma), -EPERM (prot), -EFAULT (copy_{to,from}_user)
+    dma_rw: [-EINVAL, -EPERM, -EFAULT],
+  },
 };

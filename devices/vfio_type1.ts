@@ -10,7 +10,7 @@
 // is rc -EFAULT with a "DMAR fault" detail.
 
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
-import { EFAULT, EINVAL } from '../mm/errno';
+import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE } from './vfio_container';
 import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord } from './common';
 import type * as fcType from 'fast-check';
@@ -85,4 +85,16 @@ export const vfioType1: DeviceModel = {
   },
   create,
   arbitrary,
+  errnos: {
+    // vfio_dma_do_map(): -EINVAL (u64 overflow, no READ/WRITE, alignment, wrap, outside the IOVA list), -EEXIST,
+    // -ENOSPC (dma_entry_limit), -ENOMEM (RLIMIT_MEMLOCK in vfio_pin_pages_remote); vaddr_get_pfns() ->
+    // pin_user_pages_remote(): -EFAULT, -ENOMEM (migration), -EINTR (fatal_signal_pending in __get_user_pages)
+    map_dma: [-EINVAL, -EEXIST, -ENOSPC, -ENOMEM, -EFAULT, -EINTR],
+    // vfio_dma_do_unmap(): -EINVAL (alignment, size 0, wrap, a bisected mapping). -EBUSY is pinlab's rc for
+    // BUG_ON(++retries > 10), which the kernel never returns from: the op reports it as a violation
+    unmap_dma: [-EINVAL, -EBUSY],
+    // no kernel function: the device's DMA through the IOMMU; a DMAR fault is -EFAULT, an iova pinlab cannot represent -EINVAL
+    dma_write: [-EINVAL, -EFAULT],
+    dma_read: [-EINVAL, -EFAULT],
+  },
 };

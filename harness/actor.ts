@@ -4,7 +4,7 @@
 // holds after every op, tear down, and hand back what happened. Worker side only.
 import type { ActorTask, ActorResult, ActorOp, Violation, FaultPlan } from './types';
 import type { DeviceEnv, DeviceState, HeldPage } from '../devices/device';
-import { Memmap, MM_USERS, MM_FLAGS } from '../mm/memmap';
+import { Memmap, MM_USERS, MM_FLAGS, PG_zero } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { MMF_OOM_VICTIM } from '../mm/oom_kill';
 import { setCurrent, newTask, setYieldHook, setFaultHook, yieldPoint, Task } from '../mm/sched';
@@ -12,18 +12,32 @@ import { setWaitHook, lockingDebug } from '../mm/locking';
 import { parseVariant, setVariant } from '../mm/variants';
 import { ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../mm/mmzone';
 import { errname, ESRCH } from '../mm/errno';
+import { gupThreadPins } from '../mm/gup';
+import { setMmuNotifierDeliver as setDeliver } from '../mm/mmu_notifier';
+import { cloneMachine, movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
 import { threadId } from 'node:worker_threads';
-import { Control, K_OP, K_RET, K_FAULT, K_VIOLATION, C_SEQ, A_TID, A_MB_LOCK, A_MB_STATE, A_MB_FROM, A_MB_SUB, A_MB_ARGS,
+import { Control, K_OP, K_RET, K_FAULT, K_VIOLATION, C_SEQ, C_QUIESCE, C_QUIESCE_DONE, A_TID, A_MB_LOCK, A_MB_STATE, A_MB_FROM, A_MB_SUB, A_MB_ARGS,
   A_MB_RESULT, MB_IDLE, MB_PENDING, MB_DONE } from './schedctl';
 import { setMmuNotifierDeliver, mmuNotifierDeliverLocal, MmuNotifierDelivery, MMU_NOTIFY_EVENT_NAMES } from '../mm/mmu_notifier';
 import { KernelBug } from '../mm/debug';
 import { ActorScheduler, RunStopped } from './scheduler';
-import { AGENTS, AgentEnv } from './agents';
+import { AGENTS, AgentEnv, AgentState, AgentResult, AGENT_ERRNOS, PROP_ERRNO } from './agents';
 import { Prng } from './prng';
-import { DEVICE_MODELS, resolveOp } from '../devices/index';
+import { DEVICE_MODELS, resolveOp, errnoAllowed as deviceErrnoAllowed } from '../devices/index';
 
 export const PROP_PINNABLE = 'no-longterm-pin-in-movable';
 export const PROP_DMA = 'dma-integrity';
+export const PROP_OFFLINABLE = 'movable-offlinable';
+
+/** errno-contract: may this actor kind's op return rc? Successes and -ESRCH (process killed) always may. */
+function errnoAllowed(kind: string, op: string, rc: number): boolean | null {
+  if (rc >= 0 || rc === -ESRCH) return true;
+  const model = DEVICE_MODELS[kind];
+  if (model) return deviceErrnoAllowed(model, op, rc);
+  const table = AGENT_ERRNOS[kind];
+  if (!table) return null; // a kind without declarations (the harness's test actors)
+  return table[op]?.includes(rc) ?? false;
+}
 
 /** The fault plan of one actor, counted on its own thread: deterministic in both modes. */
 class FaultInjector {
@@ -173,6 +187,9 @@ export function runActor(t: ActorTask): ActorResult {
   const checkHeld = (held: HeldPage[], before: Set<string> | null, isoBefore: Uint8Array | null): void => {
     for (const h of held) {
       if (!h.longterm || h.pfn < 0 || h.pfn >= m.nrFrames) continue;
+      // the zero page rule: ZERO_PAGE is reserved kernel memory, never migrated or offlined (9afaf30f7a1a):
+      // v5.13+ count it pinnable wherever it sits, v6.1+ unshare it before a long-term pin in a COW mapping
+      if (m.flags[h.pfn]! & PG_zero) continue;
       const zid = m.pageZonenum(h.pfn);
       const mt = m.getPageblockMigratetype(h.pfn);
       const what = `pfn ${h.pfn} (vpn ${h.vpn}) is long-term pinned`;
@@ -184,7 +201,45 @@ export function runActor(t: ActorTask): ActorResult {
     }
   };
 
-  let actor: DeviceState | null = null;
+  /** Wait on a control-block counter until it reaches n (a barrier), blocking as the run's mode blocks. */
+  const barrier = (slot: number, reason: string): boolean => {
+    const last = Atomics.add(i32, slot, 1) === c.nrActors - 1;
+    Atomics.notify(i32, slot);
+    for (;;) {
+      const v = Atomics.load(i32, slot);
+      if (v >= c.nrActors) return last;
+      waitCtl(slot, v, reason);
+    }
+  };
+  /**
+   * Quiescence: every actor has finished its program and none has torn down, so nothing is in flight and
+   * every pin still held is a long-term one. The checks run on private copies of the machine (callbacks
+   * to devices are not delivered there: an ODP device would comply; no other model subscribes):
+   * the actor's own no-livelock re-runs, and, by the last actor to arrive, movable-offlinable with the pins held.
+   */
+  const quiesce = (a: AgentState): void => {
+    const last = barrier(C_QUIESCE, 'quiescence: the other actors are still running their programs');
+    const yh = setYieldHook(null);
+    const fh = setFaultHook(null);
+    const wh = setWaitHook(null);
+    const dh = setDeliver(() => true);
+    try {
+      if (a.quiescent) {
+        for (const f of a.quiescent(() => cloneMachine(m))) violate(f.property, f.message);
+      }
+      if (last && t.checkOfflinable) {
+        for (const f of movableBlocksOfflinable(m, 100)) violate(PROP_OFFLINABLE, `with every actor idle and its long-term pins held, ${formatOfflinable(f)}`, `block ${f.block}`);
+      }
+    } finally {
+      setYieldHook(yh);
+      setFaultHook(fh);
+      setWaitHook(wh);
+      setDeliver(dh);
+    }
+    barrier(C_QUIESCE_DONE, 'quiescence: the other actors are still checking');
+  };
+
+  let actor: AgentState | null = null;
   try {
     sched.start();
     actor = createActor(t, m, sched, log);
@@ -197,15 +252,23 @@ export function runActor(t: ActorTask): ActorResult {
       const args = describeOp(op);
       log(`pinlab_op: ${op.op}${args ? ` ${args}` : ''}`, seqOp);
       // the OOM killer took the process: it makes no more system calls (its devices are released at teardown, as exit closes the fds)
-      const r = mmIsGone(m, t.mm) ? { rc: -ESRCH, detail: 'the process was killed by the OOM killer', violation: undefined } : actor.step(op);
+      const pins0 = gupThreadPins.acquired - gupThreadPins.released;
+      const r: AgentResult = mmIsGone(m, t.mm) ? { rc: -ESRCH, detail: 'the process was killed by the OOM killer', violation: undefined } : actor.step(op);
+      const pinsLeft = gupThreadPins.acquired - gupThreadPins.released - pins0;
       task.sigpending = false; // the signal is handled on the way back to user space
       task.fatalSignal = false;
       const seqRet = sched.record(K_RET, `op:${op.op}`, r.rc);
       res.ops.push({ i: k, op: op.op, rc: r.rc, detail: r.detail, seq: seqRet });
       log(`pinlab_ret: ${op.op} rc=${r.rc < 0 ? errname(r.rc) : r.rc}${r.detail ? ` ${r.detail}` : ''}`, seqRet);
-      if (r.violation) violate(PROP_DMA, r.violation);
+      if (r.violation) violate(r.property ?? PROP_DMA, r.violation);
+      const allowed = errnoAllowed(t.actorKind, op.op, r.rc);
+      if (allowed === false) violate(PROP_ERRNO, `${op.op} returned ${errname(r.rc)}, which its kernel function never returns`, `${op.op} ${r.rc}`);
+      if (r.rc < 0 && pinsLeft > 0) {
+        violate(PROP_ERRNO, `${op.op} failed with ${errname(r.rc)} but left ${pinsLeft} pins behind (nr_foll_pin_acquired - nr_foll_pin_released grew by ${pinsLeft} on this thread): a failed pin must hold nothing`, `left ${op.op}`);
+      }
       checkHeld(actor.inspect().held, before, isoBefore);
     }
+    if (t.quiesce) quiesce(actor);
     sched.point('op:teardown');
     const held = actor.inspect().held;
     res.held = held.map((h) => ({ pfn: h.pfn, vpn: h.vpn, longterm: h.longterm }));

@@ -3,21 +3,26 @@
 // the harness a device model is just another actor kind.
 //
 //   user     the process: faults and writes its memory, munmap/remap/MADV_DONTNEED, fork and exit of children
-//   pinner   pin_user_pages(_fast)(FOLL_LONGTERM | FOLL_WRITE) on the process, DMA into the pinned frames, unpin
+//   pinner   pin_user_pages(_fast)(FOLL_LONGTERM [| FOLL_WRITE]) on the process, DMA into the pinned frames, unpin;
+//            or a short-term FOLL_PIN held across one preemption point, as O_DIRECT holds it for the I/O
 //   hotplug  writes to /sys/devices/system/memory/memoryN/state: offline, online[_kernel|_movable]
 //
 // Plus misbehaving actors for the harness's own reliability tests (test-throw, test-exit, test-spin,
 // test-lock, test-clock): a simulator bug, a dying worker, a livelock, a deadlock, hidden
 // nondeterminism; and `yielder`, which only reaches preemption points (the scheduler benchmark).
 import type { DeviceEnv, DeviceState, OpResult } from '../devices/device';
+import type { Memmap as MemmapT } from '../mm/memmap';
 import type { ActorOp, MapInfo } from './types';
 import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC } from '../mm/memmap';
 import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
 import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
 import { doMunmap, doMmap, doMadvise, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../mm/gup';
 import { memoryBlockStore, blockPresent, stateShow, OfflineReport } from '../mm/memory_hotplug';
-import { errname, EINVAL, EAGAIN, EBUSY } from '../mm/errno';
+import { errname, EINVAL, EAGAIN, EBUSY, EINTR, ENOMEM, EFAULT, ENODEV } from '../mm/errno';
+import { folioMaybeDmaPinned } from '../mm/rmap';
+import { folioIsLongtermPinnable } from '../mm/pinnable';
+import { PG_lru } from '../mm/memmap';
 import { zoneName, ZONE_MOVABLE } from '../mm/mmzone';
 import { dmaTargetViolation, deviceWrite } from '../devices/common';
 
@@ -42,7 +47,50 @@ function unmapping<T>(env: AgentEnv, i: number, fn: () => T): T {
   }
 }
 
-export type AgentFactory = (env: AgentEnv) => DeviceState;
+/** An op's result; `property` names what a violation breaks (default dma-integrity). */
+export type AgentResult = OpResult & { property?: string };
+
+export const PROP_ERRNO = 'errno-contract';
+
+/** A finding of a check an agent runs on a quiescent copy of the machine (harness/actor.ts). */
+export interface QuiescentFinding { property: string; message: string }
+
+export interface AgentState extends DeviceState {
+  /**
+   * With every actor between ops (nothing in flight), re-run on a private copy of the machine what
+   * ran out of its budget during the run: still no progress with nobody else running is a livelock.
+   */
+  quiescent?(copy: () => MemmapT): QuiescentFinding[];
+}
+
+export type AgentFactory = (env: AgentEnv) => AgentState;
+
+/**
+ * errno-contract: the errnos each agent op can return - its kernel function's, plus -ESRCH (the OOM
+ * killer took the process) and -EINVAL for an op the agent does not know.
+ */
+export const AGENT_ERRNOS: Record<string, Record<string, number[]>> = {
+  user: {
+    fork: [-ENOMEM, -EAGAIN], // dup_mm(); -EAGAIN: pinlab's child limit (as RLIMIT_NPROC)
+    exit_child: [],
+    touch: [-EFAULT, -ENOMEM], // handle_mm_fault(): VM_FAULT_SIGSEGV / VM_FAULT_OOM
+    write: [-EFAULT, -ENOMEM],
+    munmap: [-EINVAL, -ENOMEM], // do_vmi_munmap(): split_vma() can fail with -ENOMEM
+    dontneed: [-EINVAL, -ENOMEM], // madvise_dontneed_free()
+    remap: [-EINVAL, -ENOMEM],
+  },
+  pinner: {
+    // __gup_longterm_locked(): -EFAULT, -ENOMEM, -EINTR (fatal signal, or pinlab's retry budget); -EBUSY: the agent's slots are full
+    pin: [-EFAULT, -ENOMEM, -EINTR, -EBUSY],
+    unpin: [],
+    dma: [],
+  },
+  hotplug: {
+    // memory_subsys_offline() -> offline_pages(): -EBUSY (unmovable, isolation), -EINTR (signal), -EINVAL, -ENOMEM
+    offline: [-EBUSY, -EINTR, -EINVAL, -ENOMEM, -ENODEV],
+    online: [-EINVAL, -EBUSY, -ENOMEM, -ENODEV],
+  },
+};
 
 /** Agents hold at most this many pins / children at once (ops beyond it fail with -EBUSY / -EAGAIN). */
 export const PINNER_SLOTS_MAX = 8;
@@ -136,7 +184,44 @@ export const userAgent: AgentFactory = (env) => {
 // ---------------------------------------------------------------------------------------------
 
 /** gen: the mapping's generation over the whole pin (even, unchanged), or -1 when an unmap raced with it */
-interface Pin { map: number; vpn: number; pfns: number[]; gen: number }
+interface Pin { map: number; vpn: number; pfns: number[]; gen: number; write: boolean }
+
+/** A long-term pin that ran out of its retry budget (outcome no-progress), to re-run on a quiescent copy. */
+interface StuckPin { vpn: number; n: number; flags: number; fast: boolean }
+
+/** Why a pin or migration could not finish; 'pinned' and 'no target memory' block it legitimately. */
+function failureReasons(m: MemmapT, failures: { pfn: number; why: string }[]): { legit: boolean; text: string } {
+  let legit = false;
+  const parts: string[] = [];
+  for (const f of failures.slice(0, 3)) {
+    const pinned = f.pfn >= 0 && f.pfn < m.nrFrames && folioMaybeDmaPinned(m, m.compoundHead(f.pfn));
+    if (pinned || /no target memory/.test(f.why)) legit = true;
+    parts.push(`pfn ${f.pfn}: ${f.why}${pinned ? ' (DMA-pinned)' : ''}`);
+  }
+  return { legit, text: parts.join('; ') || 'no failure recorded' };
+}
+
+/** The pages of a range that are not long-term pinnable, with what keeps them from migrating. */
+function describeUnpinnable(m: MemmapT, mm: number, vpn: number, n: number): string {
+  const out: string[] = [];
+  ptlLock(m, mm);
+  try {
+    for (let k = 0; k < n && out.length < 3; k++) {
+      const t = lookupLocked(m, mm, vpn + k);
+      if (!t || t.pfn < 0) continue;
+      const head = m.compoundHead(t.pfn);
+      if (folioIsLongtermPinnable(m, head)) continue;
+      out.push(`pfn ${t.pfn} (${zoneName(m.pageZonenum(t.pfn))}${m.flags[head]! & PG_lru ? '' : ', not on the LRU'}, refcount ${m.refcount[head]}) cannot be isolated or moved`);
+    }
+  } finally {
+    ptlUnlock(m, mm);
+  }
+  return out.join('; ') || 'every page is pinnable now';
+}
+
+function describePin(report: PinReport): string {
+  return `${report.outcome}${report.migrated ? `, ${report.migrated} migrated` : ''}${report.retries ? `, ${report.retries} retries` : ''}`;
+}
 
 /**
  * A long-term pinner calling mm/gup.ts directly (the pattern of vfio_pin_pages_remote / ib_umem_get
@@ -147,9 +232,10 @@ interface Pin { map: number; vpn: number; pfns: number[]; gen: number }
 export const pinnerAgent: AgentFactory = (env) => {
   const { m, mm } = env;
   const pins: Pin[] = [];
+  const stuck: StuckPin[] = [];
   const held = () => pins.flatMap((p) => p.pfns.map((pfn, k) => ({ iova: 0, vpn: p.vpn + k, pfn, longterm: true })));
   const release = (p: Pin): number => {
-    unpinUserPagesDirtyLock(m, p.pfns, p.pfns.length, true);
+    unpinUserPagesDirtyLock(m, p.pfns, p.pfns.length, p.write);
     return p.pfns.length;
   };
   const step = (op: ActorOp): OpResult => {
@@ -163,12 +249,28 @@ export const pinnerAgent: AgentFactory = (env) => {
         const pages: number[] = new Array(n).fill(-1);
         const report = newPinReport();
         const fast = op.fast === true;
-        const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, FOLL_WRITE | FOLL_LONGTERM, pages, report);
+        const flags = (op.write === false ? 0 : FOLL_WRITE) | (op.longterm === false ? 0 : FOLL_LONGTERM);
+        const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, flags, pages, report);
+        const how = describePin(report);
+        const call = `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'}(${flags & FOLL_LONGTERM ? 'FOLL_LONGTERM' : 'short-term'}${flags & FOLL_WRITE ? '|FOLL_WRITE' : ''}) vpn ${vpn} +${n}`;
+        if (report.outcome === 'no-progress' && stuck.length < 4) stuck.push({ vpn, n, flags, fast });
+        if (!(flags & FOLL_LONGTERM)) {
+          // a short-term pin (O_DIRECT): held across the I/O, one preemption point, then released dirty
+          if (r <= 0) return rc(r, `${call}: ${errOr(r, 'nothing pinned')} (${how})`);
+          env.yieldPoint('pinner:short-term-io');
+          unpinUserPagesDirtyLock(m, pages, r, (flags & FOLL_WRITE) !== 0);
+          return rc(r, `${call}: ${r} pinned for the I/O and released`);
+        }
         const stable = gen % 2 === 0 && env.mapGen(mp.i) === gen; // no unmap of the mapping overlapped the pin
-        if (r > 0) pins.push({ map: mp.i, vpn, pfns: pages.slice(0, r), gen: stable ? gen : -1 });
+        const got = r > 0 ? pages.slice(0, r).filter((p) => p >= 0) : [];
+        if (got.length) pins.push({ map: mp.i, vpn, pfns: got, gen: stable ? gen : -1, write: (flags & FOLL_WRITE) !== 0 });
+        if (r > n || got.length < r) {
+          // __gup_longterm_locked() returns the number of pages it pinned, never more (R9)
+          return { rc: r, detail: `${call}: returned ${r} for ${n} requested, ${got.length} pages filled in (${how})`, property: PROP_ERRNO,
+            violation: `pin_user_pages vpn ${vpn} +${n} returned ${r} but pinned ${got.length} pages: the caller would use ${r - got.length} pages it does not hold` } as AgentResult;
+        }
         const where = r > 0 ? ` pfn ${pages.slice(0, r).map((p) => `${p}(${zoneName(m.pageZonenum(p))})`).join(',')}` : '';
-        const how = `${report.outcome}${report.migrated ? `, ${report.migrated} migrated` : ''}${report.retries ? `, ${report.retries} retries` : ''}`;
-        return rc(r, `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'} vpn ${vpn} +${n}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
+        return rc(r, `${call}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
       }
       case 'unpin': {
         if (!pins.length) return rc(0, 'nothing pinned');
@@ -191,6 +293,7 @@ export const pinnerAgent: AgentFactory = (env) => {
             violation = `vpn ${vpn} is long-term pinned at pfn ${pfn}, but the process now maps pfn ${t.pfn}${t.migrating ? ' (a migration entry)' : ''}: the device DMAs where the process no longer looks`;
           }
         }
+        if (!p.write) return { rc: 0, detail: `DMA read pfn ${pfn} (vpn ${vpn}) = ${Atomics.load(m.content, pfn)} (a read-only pin)`, violation };
         deviceWrite(m, pfn, num(op, 'value'));
         return { rc: 0, detail: `DMA write pfn ${pfn} (vpn ${vpn}) = ${num(op, 'value')}`, violation };
       }
@@ -205,8 +308,20 @@ export const pinnerAgent: AgentFactory = (env) => {
       while (pins.length) n += release(pins.pop()!);
       return rc(n, `${n} pages unpinned`);
     },
+    quiescent: (copyOf) => stuck.map((s) => {
+      const copy = copyOf();
+      const pages: number[] = new Array(s.n).fill(-1);
+      const report = newPinReport();
+      const r = (s.fast ? pinUserPagesFast : pinUserPages)(copy, mm, s.vpn, s.n, s.flags, pages, report);
+      if (report.outcome !== 'no-progress') return null;
+      const why = report.failures.length ? failureReasons(copy, report.failures) : { text: describeUnpinnable(copy, mm, s.vpn, s.n) };
+      return { property: PROP_LIVELOCK, message: `pin_user_pages vpn ${s.vpn} +${s.n} made no progress (${report.retries} rounds, ${errOr(r, String(r))}) ` +
+        `and still makes none with every other actor idle: ${why.text}` };
+    }).filter((x): x is QuiescentFinding => x !== null),
   };
 };
+
+export const PROP_LIVELOCK = 'no-livelock';
 
 // ---------------------------------------------------------------------------------------------
 
@@ -222,6 +337,7 @@ export const hotplugAgent: AgentFactory = (env) => {
   for (let b = 0; b < m.nrBlocks; b++) if (blockPresent(m, b)) all.push(b);
   const movable = all.filter((b) => m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE);
   const present = movable.length ? movable : all; // a machine without ZONE_MOVABLE: any block
+  const stuck = new Set<number>(); // blocks whose offline ran out of its pass budget
   const step = (op: ActorOp): OpResult => {
     if (!present.length) return rc(-EINVAL, 'no memory blocks');
     const b = present[num(op, 'block') % present.length]!;
@@ -229,6 +345,7 @@ export const hotplugAgent: AgentFactory = (env) => {
     if (op.op === 'offline') {
       const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
       const r = memoryBlockStore(m, b, 'offline', { passesMax: env.offlinePasses, report });
+      if (r === -EINTR && /budget/.test(report.reason)) stuck.add(b);
       const why = r ? ` (${report.reason}${report.pfn >= 0 ? ` at pfn ${report.pfn}` : ''}, ${report.passes} passes)` : '';
       return rc(r, `memory${b} (${zone >= 0 ? zoneName(zone) : 'no zone'}) offline: ${errOr(r, 'offline')}${why}`);
     }
@@ -239,7 +356,22 @@ export const hotplugAgent: AgentFactory = (env) => {
     }
     return rc(-EINVAL, `unknown op ${op.op}`);
   };
-  return { step, inspect: () => ({ held: [], accounting: {} }), teardown: () => rc(0) };
+  const quiescent = (copyOf: () => MemmapT): QuiescentFinding[] => {
+    const out: QuiescentFinding[] = [];
+    for (const b of stuck) {
+      const copy = copyOf();
+      if (stateShow(copy, b) !== 'online') continue;
+      const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
+      const r = memoryBlockStore(copy, b, 'offline', { passesMax: env.offlinePasses * 4, report });
+      if (r !== -EINTR) continue; // went offline, or failed for a reason it reports at once
+      const why = failureReasons(copy, report.failures);
+      if (why.legit) continue; // a pin or a full machine blocks it: offline_pages() would wait for the holder
+      out.push({ property: PROP_LIVELOCK, message: `memory${b} offline ran out of its ${env.offlinePasses}-pass budget and, with every other actor idle, ` +
+        `still makes no progress in ${report.passes} passes: ${why.text}` });
+    }
+    return out;
+  };
+  return { step, inspect: () => ({ held: [], accounting: {} }), teardown: () => rc(0), quiescent };
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { runSuite, RunSummary, Io } from './runner';
 
 /** Machine shapes the campaign adds to each suite's own (mini geometry; the suites' maps must fit). */
 export const CAMPAIGN_SHAPES: { name: string; cmdline?: string }[] = [
-  { name: 'suite default (movablecore=512K, CMA in both zones, THP on/off)' },
+  { name: 'random mini machines' }, // harness/suites.ts machineArb(): ZONE_MOVABLE splits, CMA, THP, hugetlb, hot-plug, KASLR
   { name: 'small ZONE_MOVABLE', cmdline: 'mem=1M movablecore=256K sysctl.vm.min_free_kbytes=16' },
   { name: 'larger ZONE_MOVABLE, THP', cmdline: 'mem=1M movablecore=640K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always' },
 ];

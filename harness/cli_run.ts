@@ -4,12 +4,15 @@
 import { randomInt } from 'node:crypto';
 import { UsageError, parse, Io } from './cli';
 import { parseVariant, VariantError, DEFAULT_VARIANT } from '../mm/variants';
-import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS } from './suites';
-import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig } from './runner';
+import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS, Suite } from './suites';
+import { RUN_FAILURES } from './run_case';
+import { DEVICE_MODELS } from '../devices/index';
+import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig, shapeFlags } from './runner';
 import { setupMachine, CaseError } from './run_case';
 
 export const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
+                 [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
 
 Run a property suite: fast-check generates cases (a machine, one program per actor, a schedule, seeded
 faults), each actor runs in its own worker thread on the shared machine, and the properties are checked
@@ -29,11 +32,19 @@ options:
   --timeout MS         time budget of one case (default 60000); past it the case fails as a hang
   --regressions DIR    where failures are saved (default regressions; 'none' to save nothing)
   --path P             with --seed: run only fast-check's path P (as printed with a failure)
+  --property P[,P]     check only these properties (docs/properties.md); deadlock, hang and the other
+                       failures of the run itself are always reported
+  --bug NAME[,NAME]    turn on a device model's bug switch in a device:<model> suite (pinlab variants
+                       lists kernel bugs; each model's switches are in docs/adding-a-device.md)
+  --machines M         random (default): generated mini machines (kernelcore/movablecore splits, CMA, THP,
+                       hugetlb pools, hot-plugged blocks, KASLR); fixed: the two fixed mini layouts
+  --no-swarm           every case may use every operation kind (default: swarm testing, a random subset)
   -h, --help           this text
 `;
 
 export const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json]
        pinlab replay --seed N --path P [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--json]
+                     [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
 
 Reproduce a failure: run a regression file's case deterministically (the schedule, the faults and the
 programs are in the file) and report whether the recorded property fails again and whether the trace
@@ -78,6 +89,33 @@ function cmdlineFlag(v: string | boolean | undefined): string | undefined {
   return cmdline;
 }
 
+/** --property: names from the suite's properties. */
+export function propertyFlag(v: string | boolean | undefined, suite: Suite): string[] | undefined {
+  if (v === undefined) return undefined;
+  const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
+  const known = suite.properties.filter((p) => !RUN_FAILURES.includes(p));
+  if (!names.length) throw new UsageError('--property: give at least one property name');
+  for (const n of names) if (!known.includes(n)) throw new UsageError(`--property: unknown property '${n}' for suite ${suite.name} (properties: ${known.join(', ')})`);
+  return names;
+}
+
+/** --bug: switches of the suite's device model. */
+export function bugFlag(v: string | boolean | undefined, suite: Suite): string[] | undefined {
+  if (v === undefined) return undefined;
+  const model = suite.actors.map((a) => DEVICE_MODELS[a.replace(/-\d+$/, '')]).find((x) => x);
+  if (!model) throw new UsageError(`--bug: suite ${suite.name} has no device actor (use --suite device:<model>)`);
+  const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
+  if (!names.length) throw new UsageError('--bug: give at least one bug switch');
+  for (const n of names) if (!(n in model.bugs)) throw new UsageError(`--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`);
+  return names;
+}
+
+export function machinesFlag(v: string | boolean | undefined): 'random' | 'fixed' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'random' && v !== 'fixed') throw new UsageError(`--machines: '${String(v)}' is not random or fixed`);
+  return v;
+}
+
 /** Ctrl-C: the running case is stopped, the pool torn down, and what ran is printed. */
 export function withInterrupt<T>(fn: (interrupt: { stopped: boolean }) => Promise<T>): Promise<T> {
   const interrupt = { stopped: false };
@@ -90,7 +128,8 @@ export async function cmdRun(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('run', argv, {
     suite: { type: 'string' }, kernel: { type: 'string' }, cmdline: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' },
     mode: { type: 'string' }, json: { type: 'boolean' }, 'check-determinism': { type: 'boolean' }, timeout: { type: 'string' },
-    regressions: { type: 'string' }, path: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    regressions: { type: 'string' }, path: { type: 'string' }, property: { type: 'string' }, bug: { type: 'string' }, machines: { type: 'string' },
+    'no-swarm': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (values.help) { io.out(RUN_HELP); return 0; }
   if (positionals.length) throw new UsageError(`run: unexpected argument '${positionals[0]}' (see pinlab run --help)`);
@@ -104,13 +143,15 @@ export async function cmdRun(argv: string[], io: Io): Promise<number> {
   const timeoutMs = intFlag('timeout', values.timeout, 1);
   const regs = (values.regressions as string | undefined) ?? 'regressions';
   const json = values.json === true;
+  const shape = { cmdline, properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite), machines: machinesFlag(values.machines),
+    swarm: values['no-swarm'] === true ? false : undefined };
   if (!json) {
     io.out(`# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
-      `${cmdline ? ` --cmdline "${cmdline}"` : ''}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`);
+      `${shapeFlags(shape)}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`);
   }
   const summary = await withInterrupt((interrupt) => runSuite({
-    suite, variant, cmdline, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path: values.path as string | undefined,
-    json, regressionsDir: regs === 'none' ? null : regs, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io,
+    suite, variant, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path: values.path as string | undefined,
+    json, regressionsDir: regs === 'none' ? null : regs, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io, ...shape,
   } satisfies RunConfig));
   if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
   else io.out(summaryLine(summary));
@@ -121,7 +162,8 @@ export async function cmdRun(argv: string[], io: Io): Promise<number> {
 export async function cmdReplay(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('replay', argv, {
     suite: { type: 'string' }, kernel: { type: 'string' }, cmdline: { type: 'string' }, seed: { type: 'string' }, path: { type: 'string' },
-    json: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    json: { type: 'boolean' }, timeout: { type: 'string' }, property: { type: 'string' }, bug: { type: 'string' }, machines: { type: 'string' },
+    'no-swarm': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (values.help) { io.out(REPLAY_HELP); return 0; }
   const kernel = kernelFlag(values.kernel);
@@ -135,7 +177,8 @@ export async function cmdReplay(argv: string[], io: Io): Promise<number> {
     if (!/^\d+(:\d+)*$/.test(path)) throw new UsageError(`--path: '${path}' is not a fast-check path (numbers separated by ':')`);
     const summary = await withInterrupt((interrupt) => runSuite({
       suite, variant: kernel ?? DEFAULT_VARIANT, cmdline: cmdlineFlag(values.cmdline), seed, runs: 1, mode: 'det', checkDeterminism: false, path,
-      json, regressionsDir: null, timeoutMs, tty: false, interrupt, io,
+      json, regressionsDir: null, timeoutMs, tty: false, interrupt, io, properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite),
+      machines: machinesFlag(values.machines), swarm: values['no-swarm'] === true ? false : undefined,
     }));
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));

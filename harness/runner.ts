@@ -35,7 +35,21 @@ export interface RunConfig {
   interrupt: { stopped: boolean };
   io: Io;
   /** called when the search first meets a failing case (before shrinking) */
-  onFirstFailure?: () => void;
+  onFirstFailure?: (cases: number) => void;
+  /** check only these properties (--property); the run's own failures always count */
+  properties?: string[];
+  /** device-model bug switches for the suite's device actor (--bug) */
+  bugs?: string[];
+  /** generated machines (default random) or the fixed mini layouts (--machines fixed) */
+  machines?: 'random' | 'fixed';
+  /** swarm testing (default on; --no-swarm) */
+  swarm?: boolean;
+}
+
+/** The flags that shape generation and checking, as a replay line must repeat them. */
+export function shapeFlags(cfg: Pick<RunConfig, 'cmdline' | 'properties' | 'bugs' | 'machines' | 'swarm'>): string {
+  return `${cfg.cmdline ? ` --cmdline "${cfg.cmdline}"` : ''}${cfg.properties ? ` --property ${cfg.properties.join(',')}` : ''}` +
+    `${cfg.bugs?.length ? ` --bug ${cfg.bugs.join(',')}` : ''}${cfg.machines === 'fixed' ? ' --machines fixed' : ''}${cfg.swarm === false ? ' --no-swarm' : ''}`;
 }
 
 export interface FailureReport {
@@ -52,6 +66,8 @@ export interface FailureReport {
   /** free mode: did the deterministic replay of the converted schedule fail the same way? */
   reproduced?: boolean;
   case: Case;
+  /** the properties the run checked (--property), when not all */
+  properties?: string[];
 }
 
 export interface RunSummary {
@@ -120,7 +136,8 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
   const tmp = `${file}.${process.pid}.tmp`;
   const doc = {
     name, suite: rep.suite, seed: rep.seed, path: rep.path, variant: rep.variant, property: rep.property, verdict: 'fail',
-    message: rep.message, trace_hash: rep.trace_hash, ...(rep.reproduced !== undefined ? { reproduced: rep.reproduced } : {}), case: rep.case,
+    message: rep.message, trace_hash: rep.trace_hash, ...(rep.reproduced !== undefined ? { reproduced: rep.reproduced } : {}),
+    ...(rep.properties ? { properties: rep.properties } : {}), case: rep.case,
   };
   const fd = fs.openSync(tmp, 'w');
   try {
@@ -163,7 +180,8 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
   let target: string | null = null;
   let fatal: Error | null = null;
   let freeFound: { result: CaseResult; failure: Failure; converted: Case | null; replay: CaseResult | null } | null = null;
-  const opts = (mode: 'det' | 'free'): RunOptions => ({ mode, timeoutMs: cfg.timeoutMs, seed: cfg.seed, interrupt: cfg.interrupt, checks: suite.checks });
+  const opts = (mode: 'det' | 'free'): RunOptions => ({ mode, timeoutMs: cfg.timeoutMs, seed: cfg.seed, interrupt: cfg.interrupt, checks: suite.checks,
+    properties: cfg.properties });
   const progress = (): void => {
     const secs = (performance.now() - t0) / 1000;
     if (cfg.tty) io.err(`\r${progressLine(cases, cfg.runs, steps, secs)}`);
@@ -190,7 +208,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
     if (!r.failures.length) return false;
     if (target === null) {
       target = r.failures[0]!.property;
-      cfg.onFirstFailure?.();
+      cfg.onFirstFailure?.(cases);
     }
     const hit = r.failures.some((f) => f.property === target);
     if (hit) lastFail = { cs, r };
@@ -215,7 +233,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
     }
   };
 
-  const arb = suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline });
+  const arb = suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline, bugs: cfg.bugs, machines: cfg.machines, swarm: cfg.swarm });
   let details: fc.RunDetails<[Case]>;
   try {
     if (cfg.mode === 'det') {
@@ -277,12 +295,12 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
       }
       const rep: FailureReport = {
         property: f.property, message: f.message, suite: suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
-        trace_hash: r.traceHash, replay: '', reproduced, case: cs,
+        trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties,
       };
       if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) rep.regression = writeRegression(cfg.regressionsDir, rep);
       rep.replay = rep.regression
         ? `pinlab replay ${rep.regression}`
-        : `pinlab replay --suite ${suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${cfg.cmdline ? ` --cmdline "${cfg.cmdline}"` : ''}`;
+        : `pinlab replay --suite ${suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
       failures.push(rep);
       if (!cfg.json) {
         io.out(formatFailure(f, cs, r, header));
@@ -326,6 +344,8 @@ export interface RegressionFile {
   property: string;
   verdict: 'fail' | 'pass';
   trace_hash?: string;
+  /** the properties checked when it was found (all when absent) */
+  properties?: string[];
   case: Case;
 }
 
@@ -348,6 +368,7 @@ export function loadRegression(file: string): RegressionFile {
   for (const k of ['suite', 'variant', 'property', 'path']) if (typeof d[k] !== 'string') throw new CaseError(`${file}: '${k}' must be a string`);
   if (typeof d.seed !== 'number' || !Number.isSafeInteger(d.seed)) throw new CaseError(`${file}: 'seed' must be an integer`);
   if (d.verdict !== 'fail' && d.verdict !== 'pass') throw new CaseError(`${file}: 'verdict' must be "fail" or "pass"`);
+  if (d.properties !== undefined && (!Array.isArray(d.properties) || d.properties.some((x) => typeof x !== 'string'))) throw new CaseError(`${file}: 'properties' must be a list of property names`);
   try {
     validateCase(d.case);
   } catch (e) {
@@ -371,7 +392,7 @@ export async function replayFile(reg: RegressionFile, variant?: string, timeoutM
   const threads = Object.keys(cs.programs).length;
   const holder = shared && shared.threads >= threads ? shared : new PoolHolder(threads);
   try {
-    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks });
+    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks, properties: reg.properties });
     const failed = result.failures.some((f) => f.property === reg.property);
     const asRecorded = reg.verdict === 'fail' ? failed : result.failures.length === 0;
     return { result, asRecorded, sameHash: reg.trace_hash && !variant ? reg.trace_hash === result.traceHash : null };

@@ -32,6 +32,8 @@ export const C_ERR_ACTOR = 14; // the actor that ended the run with an error, or
 export const C_RING_CAP = 15;
 export const C_SWITCHES = 16; // decisions that handed the CPU to another actor (preemptions)
 export const C_POINTS = 17; // preemption points reached (free mode counts them here)
+export const C_QUIESCE = 18; // actors that finished their program (quiescence barrier, harness/actor.ts)
+export const C_QUIESCE_DONE = 19; // actors done with the quiescent checks
 export const C_HDR = 32;
 
 // ---- per-actor slots ----

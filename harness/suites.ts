@@ -25,6 +25,12 @@ export interface SuiteOptions {
   variant: string;
   /** replaces the suite's command lines (--cmdline) */
   cmdline?: string;
+  /** machines: 'random' (the default: generated kernelcore/movablecore splits, CMA, THP, hugetlb, hot-plugged blocks, KASLR) or 'fixed' (MINI_LAYOUTS) */
+  machines?: 'random' | 'fixed';
+  /** swarm testing: each case enables a random subset of each actor's operation kinds (default on) */
+  swarm?: boolean;
+  /** device-model bug switches, given to every device actor of the case (Case.bugs) */
+  bugs?: string[];
 }
 
 export interface Suite {
@@ -42,7 +48,7 @@ export interface Suite {
   hidden?: boolean;
 }
 
-export const CORE_PROPERTIES = ['no-longterm-pin-in-movable', 'dma-integrity', 'pins-balance', 'allocator-sound', 'movable-offlinable',
+export const CORE_PROPERTIES = ['no-longterm-pin-in-movable', 'dma-integrity', 'pins-balance', 'errno-contract', 'allocator-sound', 'movable-offlinable', 'no-livelock',
   'deadlock', 'hang', 'kernel-bug'];
 
 /** Miniature machines: Normal 128 frames with a 32-frame CMA area at pfn 64, ZONE_MOVABLE 128 frames (4 blocks). */
@@ -52,9 +58,47 @@ export const MINI_LAYOUTS: Layout[] = [
     maps: [{ name: 'buf', pages: 24 }, { name: 'ring', pages: 8 }] },
 ];
 
+/**
+ * Random miniature machines (mini geometry: 1 MiB, 256 frames, 32-frame memory blocks, THP and hugetlb
+ * order 3): where ZONE_MOVABLE starts (kernelcore= or movablecore=, or none), a CMA area in the kernel
+ * zone or none, THP always or never, a hugetlb pool, 256K of hot-plugged memory onlined to
+ * ZONE_MOVABLE, and where the kernel image and ZERO_PAGE sit (physical KASLR: kernel_pfn=192 puts them
+ * in ZONE_MOVABLE when it reaches that far). The kernel zones keep >= 384K: min_free_kbytes' 128K
+ * floor plus the process's 32 pages and page tables, or every case ends in an OOM panic.
+ */
+export function machineArb(fc: typeof fcType): fcType.Arbitrary<Layout> {
+  return fc.record({
+    split: fc.constantFrom('movablecore=512K', 'movablecore=256K', 'kernelcore=384K', 'kernelcore=640K', 'movablecore=128K', ''),
+    cma: fc.constantFrom('cma=128K@256K', '', 'cma=64K@192K', 'cma=128K'), // the last at the top of memory: in ZONE_MOVABLE
+    thp: fc.constantFrom('', 'transparent_hugepage=always'),
+    hugetlb: fc.constantFrom('', 'hugepages=2'),
+    hotplug: fc.constantFrom('', 'pinlab.hotplug=256K memhp_default_state=online_movable'),
+    kaslr: fc.constantFrom('', ',kernel_pfn=192'),
+  }).map((x) => ({
+    cmdline: ['mem=1M', x.split, x.cma, 'sysctl.vm.min_free_kbytes=16', x.thp, x.hugetlb, x.hotplug].filter(Boolean).join(' '),
+    geometry: `mini${x.kaslr}`,
+    maps: MINI_LAYOUTS[0]!.maps,
+  }));
+}
+
 function layouts(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Layout> {
-  const ls = o.cmdline === undefined ? MINI_LAYOUTS : [{ ...MINI_LAYOUTS[0]!, cmdline: o.cmdline }];
-  return fc.constantFrom(...ls);
+  if (o.cmdline !== undefined) return fc.constant({ ...MINI_LAYOUTS[0]!, cmdline: o.cmdline });
+  return o.machines === 'fixed' ? fc.constantFrom(...MINI_LAYOUTS) : machineArb(fc);
+}
+
+/**
+ * Swarm testing (Groce et al., "Swarm Testing", ISSTA 2012): a case enables a random subset of an
+ * actor's operation kinds, so long runs of one kind (many pins, no unpins) happen often.
+ */
+function swarmed(fc: typeof fcType, ops: fcType.Arbitrary<ActorOp>, kinds: string[], maxLength: number, on: boolean): fcType.Arbitrary<ActorOp[]> {
+  if (!on || kinds.length < 2) return fc.array(ops, { maxLength });
+  // ops of a disabled kind are dropped (not filtered away: a subset a generator never yields cannot loop)
+  return fc.subarray(kinds, { minLength: 1 }).chain((enabled) => {
+    const set = new Set(enabled);
+    const scale = Math.min(4, Math.ceil(kinds.length / enabled.length));
+    return fc.array(ops.map((op) => (set.has(op.op) ? op : null)), { maxLength: maxLength * scale })
+      .map((a) => a.filter((op): op is ActorOp => op !== null).slice(0, maxLength));
+  });
 }
 
 const MAP_NAMES = ['buf', 'ring'];
@@ -77,7 +121,10 @@ export function userOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
 export function pinnerOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
   const map = fc.constantFrom(...MAP_NAMES);
   return fc.oneof(
-    { weight: 4, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean() }) },
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean(),
+      write: fc.constant(false) }, { requiredKeys: ['op', 'map', 'page', 'pages', 'fast'] }) }, // write: false = a read-only pin (the zero page, R6)
+    // a short-term FOLL_PIN (O_DIRECT) held across one preemption point: another holder for R3
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean(), longterm: fc.constant(false) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('unpin'), slot: fc.nat(7) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('dma'), slot: fc.nat(7), page: fc.nat(7), value: fc.nat(0xffff) }) },
   ) as fcType.Arbitrary<ActorOp>;
@@ -112,15 +159,17 @@ function kindOf(name: string): string {
 
 /** A suite over the given actors; programs come from `progs` by actor kind. */
 function agentSuite(name: string, summary: string, actors: string[], lengths: Record<string, number>, runs: number,
-  progs: (fc: typeof fcType, kind: string) => fcType.Arbitrary<ActorOp>): Suite {
+  progs: (fc: typeof fcType, kind: string) => fcType.Arbitrary<ActorOp>, opKinds: (kind: string) => string[]): Suite {
   return {
     name, summary, actors, properties: CORE_PROPERTIES, runs,
     arbitrary: (fc, o) => fc.record({
       layout: layouts(fc, o),
       variant: fc.constant(o.variant),
-      programs: fc.record(Object.fromEntries(actors.map((a) => [a, fc.array(progs(fc, kindOf(a)), { maxLength: lengths[kindOf(a)] ?? 8 })]))),
+      programs: fc.record(Object.fromEntries(actors.map((a) => [a,
+        swarmed(fc, progs(fc, kindOf(a)), opKinds(kindOf(a)), lengths[kindOf(a)] ?? 8, o.swarm !== false)]))),
       schedule: fc.array(fc.nat(7), { maxLength: 96 }),
       faults: fc.record(Object.fromEntries(actors.map((a) => [a, faultPlan(fc, FAULT_POINTS[kindOf(a)] ? kindOf(a) : 'device')]))),
+      ...(o.bugs?.length ? { bugs: fc.constant(Object.fromEntries(actors.filter((a) => kindOf(a) in DEVICE_MODELS).map((a) => [a, o.bugs!]))) } : {}),
     }) as unknown as fcType.Arbitrary<Case>,
   };
 }
@@ -136,6 +185,14 @@ function agentProgs(fc: typeof fcType, kind: string): fcType.Arbitrary<ActorOp> 
 
 const LENGTHS = { user: 12, pinner: 10, hotplug: 4 };
 
+/** The operation kinds of each agent (swarm testing picks among them). */
+const AGENT_OP_KINDS: Record<string, string[]> = {
+  user: ['touch', 'write', 'munmap', 'remap', 'dontneed', 'fork', 'exit_child'],
+  pinner: ['pin', 'unpin', 'dma'],
+  hotplug: ['offline', 'online'],
+};
+const agentOpKinds = (kind: string): string[] => AGENT_OP_KINDS[kind] ?? [];
+
 /** The registry: `pinlab run --suite NAME`. */
 export const SUITES: Record<string, Suite> = {};
 
@@ -144,16 +201,17 @@ function register(s: Suite): void {
 }
 
 register(agentSuite('longterm-pin', 'a process (user), a long-term pinner calling mm/gup.ts and the hotplug agent, on a mini machine with ZONE_MOVABLE and CMA',
-  ['user-0', 'pinner-0', 'hotplug-0'], LENGTHS, 100, agentProgs));
+  ['user-0', 'pinner-0', 'hotplug-0'], LENGTHS, 100, agentProgs, agentOpKinds));
 register(agentSuite('longterm-pin-4', 'as longterm-pin with two pinners racing on the same process',
-  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'], LENGTHS, 100, agentProgs));
+  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'], LENGTHS, 100, agentProgs, agentOpKinds));
 
 // one suite per registered device model: the device, the process and the hotplug agent
 for (const model of Object.values(DEVICE_MODELS)) {
   const shape: GenShape = { maps: MINI_LAYOUTS[0]!.maps.map((x) => ({ name: x.name, pages: x.pages })), maxPages: 4 };
   register(agentSuite(`device:${model.name}`, `${model.summary} (${model.source}), with the process and the hotplug agent`,
     ['user-0', `${model.name}-0`, 'hotplug-0'], { ...LENGTHS, [model.name]: 10 }, 50,
-    (fc, kind) => (kind === model.name ? model.arbitrary(fc, shape) as fcType.Arbitrary<ActorOp> : agentProgs(fc, kind))));
+    (fc, kind) => (kind === model.name ? model.arbitrary(fc, shape) as fcType.Arbitrary<ActorOp> : agentProgs(fc, kind)),
+    (kind) => (kind === model.name ? Object.keys(model.errnos) : agentOpKinds(kind))));
 }
 
 // ---- self-tests of the harness: each breaks the run in one way; `pinlab run --suite selftest:...` must

@@ -100,6 +100,10 @@ export interface ActorTask {
   offlinePasses: number;
   /** check new long-term pins against pageblocks isolated since before the op (deterministic mode) */
   checkIsolate: boolean;
+  /** at quiescence (every program done, nothing torn down): offline each ZONE_MOVABLE block on a copy, pins held */
+  checkOfflinable: boolean;
+  /** meet the other actors at the quiescence barrier after the program (every actor is a kernel agent or a device model) */
+  quiesce: boolean;
   /** test switches: brokenSpinlocks makes this thread's spinlocks exclude nothing (mm/locking.ts lockingDebug) */
   debug?: { brokenSpinlocks?: boolean };
 }

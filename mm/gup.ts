@@ -59,6 +59,9 @@ export interface PinReport {
   drains: number;
 }
 
+/** This thread's share of nr_foll_pin_acquired / nr_foll_pin_released (the harness: a failed op must leave none behind). */
+export const gupThreadPins = { acquired: 0, released: 0 };
+
 export function newPinReport(): PinReport {
   return { outcome: 'pinned', retries: 0, migrated: 0, thpSplit: 0, collected: 0, failures: [], drains: 0 };
 }
@@ -97,6 +100,7 @@ export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: numbe
     }
   }
   countVmEvents(m, NR_FOLL_PIN_ACQUIRED, refs);
+  gupThreadPins.acquired += refs;
   return 0;
 }
 
@@ -105,6 +109,7 @@ export function gupPutFolio(m: Memmap, head: number, refs: number, flags: number
   if (flags & FOLL_PIN) {
     if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return;
     countVmEvents(m, NR_FOLL_PIN_RELEASED, refs);
+    gupThreadPins.released += refs;
     if (hasPincount(m, head)) Atomics.sub(m.pincount, head, refs);
     else refs *= GUP_PIN_COUNTING_BIAS;
   }
@@ -193,8 +198,10 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
     const head = m.compoundHead(t.pfn);
     if (flags & FOLL_PIN && !t.write && m.flags[head]! & PG_anon && !(m.flags[t.pfn]! & PG_anon_exclusive)
       && !(m.flags[head]! & PG_hugetlb)) return 'unshare';
+    // gup_must_unshare(): a R/O long-term pin of a non-anonymous page (the zero page) in a COW mapping (v6.1+)
+    if ((flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM) && !t.write && m.flags[head]! & PG_zero && variant().roLongtermUnshare) return 'unshare';
     // R15: the slow path used the fast-path grab, which refuses unpinnable large folios
-    if (hasBug('R15') && flags & FOLL_LONGTERM && m.flags[head]! & PG_head && !folioIsLongtermPinnable(m, head)) return -EFAULT;
+    if (flags & FOLL_LONGTERM && m.flags[head]! & PG_head && hasBug('R15') && !folioIsLongtermPinnable(m, head)) return -EFAULT;
     const rc = tryGrabFolio(m, head, 1, flags);
     return rc < 0 ? rc : t.pfn;
   } finally {
@@ -256,6 +263,11 @@ function folioExpectedRefCount(m: Memmap, head: number): number {
   return m.flags[head]! & PG_anon ? mapped : mapped + (1 << folioOrder(m, head));
 }
 
+/** A small folio holds references beyond its mappings and our pin (an LRU batch, say): drain first. */
+function collectBusy(m: Memmap, head: number, small: boolean, pinRefs: number): boolean {
+  return small && m.refcount[head] !== folioExpectedRefCount(m, head) + pinRefs;
+}
+
 /**
  * collect_longterm_unpinnable_folios(): every distinct unpinnable folio among the pinned pages is
  * counted and, when it can be isolated, listed. Drains LRU batches first when a folio's refcount says
@@ -266,6 +278,8 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
   let drained = 0;
   let prevHead = -1;
   const v = variant();
+  const r10 = hasBug('R10');
+  const r21 = hasBug('R21');
   for (let i = 0; i < nr; i++) {
     const head = m.compoundHead(pages[i]!);
     if (head === prevHead) continue; // pofs_next_folio(): one visit per folio
@@ -278,17 +292,18 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
     }
     const small = !(m.flags[head]! & PG_head);
     if (v.drain === 'refcount') {
-      const pinRefs = hasPincount(m, head) || hasBug('R21') ? 1 : GUP_PIN_COUNTING_BIAS;
-      const busy = () => small && m.refcount[head] !== folioExpectedRefCount(m, head) + pinRefs;
-      if (drained === 0 && busy()) { lruAddDrain(m); drained = 1; report.drains++; }
-      if (drained === 1 && busy()) { lruAddDrainAll(m); drained = 2; report.drains++; }
+      if (small && drained < 2) { // only small folios can look busy
+        const pinRefs = hasPincount(m, head) || r21 ? 1 : GUP_PIN_COUNTING_BIAS;
+        if (drained === 0 && collectBusy(m, head, small, pinRefs)) { lruAddDrain(m); drained = 1; report.drains++; }
+        if (drained === 1 && collectBusy(m, head, small, pinRefs)) { lruAddDrainAll(m); drained = 2; report.drains++; }
+      }
     } else if (!(m.flags[head]! & PG_lru) && drained === 0) {
       lruAddDrainAll(m);
       drained = 2;
       report.drains++;
     }
     const isolated = isolateFolio(m, head);
-    if (hasBug('R10')) continue; // inverted check: an isolated folio is neither listed nor put back
+    if (r10) continue; // inverted check: an isolated folio is neither listed nor put back
     if (!isolated) continue;
     list.push(head);
   }
@@ -511,7 +526,7 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
     const vb = findVma(m, mm, vpn + i);
     if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (VM_READ | VM_WRITE))) break;
     ptlLock(m, mm); // stands for the lockless walk's re-check of the PTE after grabbing
-    const t = lookupLocked(m, mm, vpn + i);
+    const t = lookupLocked(m, mm, vpn + i, scratch);
     let ok = !!t && !t.migrating && (!(flags & FOLL_WRITE) || t.write);
     let head = -1;
     if (ok) {

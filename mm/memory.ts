@@ -268,7 +268,6 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     ptlUnlock(m, mm);
     return 0;
   }
-  if (unshare && isZero) return 0; // the zero page may be pinned read-only as it is
   const anonVma = anonVmaPrepare(m, vb);
   const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
   if (pfn === NO_PAGE) return VM_FAULT_OOM;

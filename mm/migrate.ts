@@ -8,10 +8,10 @@
 import { Memmap, PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero, PG_anon_exclusive } from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_TRANSHUGE, __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, __GFP_THISNODE } from './gfp';
-import { lookupLocked, ptlLock, ptlUnlock } from './memory';
+import { lookupLocked, ptlLock, ptlUnlock, Translation } from './memory';
 import { ZONE_MOVABLE } from './mmzone';
 import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
-  folioIsolateLru, folioPutbackLru, lruAddDrainAll } from './swap';
+  folioIsolateLruMark, folioPutbackLru, lruAddDrainAll } from './swap';
 import { tryToMigrate, removeMigrationPtes, folioMapped } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { EAGAIN, ENOMEM } from './errno';
@@ -86,9 +86,8 @@ export function isolateFolio(m: Memmap, head: number): boolean {
     yieldPoint('migrate:isolate');
     return true;
   }
-  if (!folioIsolateLru(m, head)) return false;
-  Atomics.or(m.flags, head, PG_isolated);
-  countVmEvents(m, vmItem(m.flags[head]! & PG_anon ? 'nr_isolated_anon' : 'nr_isolated_file'), 1 << folioOrder(m, head));
+  if (!folioIsolateLruMark(m, head, PG_isolated)) return false;
+  countVmEvents(m, m.flags[head]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE, 1 << folioOrder(m, head));
   yieldPoint('migrate:isolate');
   return true;
 }
@@ -102,7 +101,7 @@ export function putbackMovablePages(m: Memmap, list: number[]): void {
 function putbackOne(m: Memmap, head: number): void {
   Atomics.and(m.flags, head, ~PG_isolated);
   if (m.flags[head]! & PG_hugetlb) { folioPut(m, head); return; }
-  countVmEvents(m, vmItem(m.flags[head]! & PG_anon ? 'nr_isolated_anon' : 'nr_isolated_file'), -(1 << folioOrder(m, head)));
+  countVmEvents(m, m.flags[head]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE, -(1 << folioOrder(m, head)));
   folioPutbackLru(m, head);
 }
 
@@ -118,58 +117,70 @@ function shmemSlot(m: Memmap, head: number): number {
   return m.shmem[m.mapping[head]! * SH_STRIDE + SH_BASE]! + m.index[head]!;
 }
 
+/** Why the last migrateFolio() call on this thread failed (read at once by migratePages()). */
+let migrateWhy = '';
+
+/** The undo of a failed migrate_folio_unmap()/move: remap src, unlock both, free the target. */
+function migrateFolioUndo(m: Memmap, src: number, dst: number, wasMapped: boolean, rc: number, why: string): number {
+  if (wasMapped) removeMigrationPtes(m, src, src);
+  folioUnlock(m, src);
+  folioUnlock(m, dst);
+  folioPut(m, dst);
+  migrateWhy = why;
+  return rc;
+}
+
 /**
  * One folio through migrate_folio_unmap() and migrate_folio_move(). Returns 0, -EAGAIN (try again in
- * the next pass), -ENOMEM (no target) or -EBUSY.
+ * the next pass), -ENOMEM (no target) or -EBUSY; migrateWhy says why it failed.
  */
-function migrateFolio(m: Memmap, src: number, getNew: NewFolio, why: { s: string }): number {
+function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
   const nr = 1 << folioOrder(m, src);
   const anonOrHuge = (m.flags[src]! & (PG_anon | PG_hugetlb)) !== 0;
   if (m.refcount[src] === 1 && !folioMapped(m, src) && anonOrHuge) {
     // the folio was freed from under us (only our isolation reference is left): done
     return 0;
   }
-  if (!folioTrylock(m, src)) { why.s = 'folio locked'; return -EAGAIN; }
+  if (!folioTrylock(m, src)) { migrateWhy = 'folio locked'; return -EAGAIN; }
   const dst = getNew(m, src);
-  if (dst === NO_PAGE) { folioUnlock(m, src); why.s = 'no target memory'; return -ENOMEM; }
+  if (dst === NO_PAGE) { folioUnlock(m, src); migrateWhy = 'no target memory'; return -ENOMEM; }
   folioTrylock(m, dst);
   const wasMapped = folioMapped(m, src);
-  const fail = (rc: number, s: string): number => {
-    if (wasMapped) removeMigrationPtes(m, src, src);
-    folioUnlock(m, src);
-    folioUnlock(m, dst);
-    folioPut(m, dst);
-    why.s = s;
-    return rc;
-  };
-  if (wasMapped && !tryToMigrate(m, src)) return fail(-EAGAIN, 'still mapped (maybe DMA-pinned anonymous folio)');
+  if (wasMapped && !tryToMigrate(m, src)) return migrateFolioUndo(m, src, dst, wasMapped, -EAGAIN, 'still mapped (maybe DMA-pinned anonymous folio)');
   yieldPoint('migrate:unmap'); // migrate_folio_unmap() done: migration entries installed
   const expected = expectedRefs(m, src) + 1;
   if (!folioRefFreeze(m, src, expected)) {
     const refs = m.refcount[src]!;
-    return fail(-EAGAIN, `extra references: refcount ${refs}, expected ${expected}`);
+    return migrateFolioUndo(m, src, dst, wasMapped, -EAGAIN, `extra references: refcount ${refs}, expected ${expected}`);
   }
   yieldPoint('migrate:freeze'); // folio_ref_freeze() held: concurrent folio_try_get() fails
   // No turning back: folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
+  const flags = m.flags;
   const keep = PG_anon | PG_dirty | PG_swapbacked | PG_mlocked | PG_hugetlb;
-  for (let i = 0; i < nr; i++) m.flags[dst + i] = m.flags[dst + i]! | (m.flags[src + i]! & PG_anon_exclusive);
-  m.flags[dst] = m.flags[dst]! | (m.flags[src]! & keep);
+  const srcFlags = flags[src]!;
+  if (nr === 1) {
+    flags[dst] = flags[dst]! | (srcFlags & (keep | PG_anon_exclusive));
+    m.content[dst] = m.content[src]!; // folio_copy() of one page (copyWithin costs more than the copy)
+  } else {
+    for (let i = 0; i < nr; i++) flags[dst + i] = flags[dst + i]! | (flags[src + i]! & PG_anon_exclusive);
+    flags[dst] = flags[dst]! | (srcFlags & keep);
+    m.content.copyWithin(dst, src, src + nr);
+  }
   m.mapping[dst] = m.mapping[src]!;
   m.index[dst] = m.index[src]!;
-  m.content.copyWithin(dst, src, src + nr);
-  if (!(m.flags[src]! & (PG_anon | PG_hugetlb))) {
+  if (!(srcFlags & (PG_anon | PG_hugetlb))) {
     Atomics.store(m.shmemPages, shmemSlot(m, src), dst + 1);
     Atomics.add(m.refcount, dst, nr);
   }
-  if (m.flags[src]! & PG_hugetlb) moveHugetlbState(m, src, dst);
+  if (srcFlags & PG_hugetlb) moveHugetlbState(m, src, dst);
   folioRefUnfreeze(m, src, 1);
-  m.flags[src] = m.flags[src]! & ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated);
-  for (let i = 0; i < nr; i++) m.flags[src + i] = m.flags[src + i]! & ~PG_anon_exclusive;
+  flags[src] = flags[src]! & ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated | PG_anon_exclusive);
+  for (let i = 1; i < nr; i++) flags[src + i] = flags[src + i]! & ~PG_anon_exclusive;
   yieldPoint('migrate:copy'); // copied, the old folio unfrozen; PTEs still hold migration entries
   if (wasMapped) removeMigrationPtes(m, src, dst);
   folioUnlock(m, dst);
   folioUnlock(m, src);
-  if (!(m.flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);
+  if (!(flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);
   folioPut(m, dst);
   yieldPoint('migrate:remap'); // remove_migration_ptes() done: the new folio is mapped
   return 0;
@@ -202,8 +213,7 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       const nr = 1 << folioOrder(m, src);
       const large = nr > 1 && !(m.flags[src]! & PG_hugetlb);
       const isolatedItem = m.flags[src]! & PG_hugetlb ? -1 : (m.flags[src]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE);
-      const why = { s: '' };
-      const rc = migrateFolio(m, src, getNew, why);
+      const rc = migrateFolio(m, src, getNew);
       if (rc === 0) {
         stats.nrSucceeded += nr;
         countVmEvents(m, PGMIGRATE_SUCCESS, nr);
@@ -211,7 +221,7 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
         dropFromList(m, src, isolatedItem, nr);
         continue;
       }
-      if (rc === -EAGAIN) { retry.push(src); if (pass === passes - 1) stats.failures.push({ pfn: src, rc, why: why.s }); continue; }
+      if (rc === -EAGAIN) { retry.push(src); if (pass === passes - 1) stats.failures.push({ pfn: src, rc, why: migrateWhy }); continue; }
       if (rc === -ENOMEM && large && !opts.nosplit && splitFolio(m, src) === 0) {
         // THP broken by migration: the base pages go on the list instead
         stats.nrThpSplit++;
@@ -219,7 +229,7 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
         for (let p = src; p < src + nr; p++) retry.push(p);
         continue;
       }
-      stats.failures.push({ pfn: src, rc, why: why.s });
+      stats.failures.push({ pfn: src, rc, why: migrateWhy });
       stats.nrFailedPages += nr;
       countVmEvents(m, PGMIGRATE_FAIL, nr);
       if (large) countVmEvents(m, THP_MIGRATION_FAIL, 1);
@@ -253,6 +263,51 @@ function dropFromList(m: Memmap, src: number, isolatedItem: number, nr: number):
   folioPut(m, src);
 }
 
+const scratchT: Translation = { pfn: 0, write: false, migrating: false, huge: false };
+
+/**
+ * The distinct folios mapped in [vpn, vpn + nrPages) (no migration entries, no zero page), in the
+ * order of their first mapping, under one hold of the page table lock.
+ */
+function collectMappedFolios(m: Memmap, mm: number, vpn: number, nrPages: number): number[] {
+  const heads: number[] = [];
+  let lo = 0x7fffffff;
+  let hi = -1;
+  let prev = -1;
+  ptlLock(m, mm);
+  for (let v = vpn; v < vpn + nrPages; v++) {
+    const t = lookupLocked(m, mm, v, scratchT);
+    if (!t || t.migrating || m.flags[t.pfn]! & PG_zero) continue;
+    const h = m.compoundHead(t.pfn);
+    if (h === prev) continue; // the next page of the same folio
+    prev = h;
+    heads.push(h);
+    if (h < lo) lo = h;
+    if (h > hi) hi = h;
+  }
+  ptlUnlock(m, mm);
+  if (heads.length > 1) dedupFolios(heads, lo, hi);
+  return heads;
+}
+
+/** A folio mapped again further on (a shmem page mapped twice) counts once: a bitmap over [lo, hi]. */
+function dedupFolios(heads: number[], lo: number, hi: number): void {
+  const seen = new Uint8Array(hi - lo + 1);
+  let k = 0;
+  for (let i = 0; i < heads.length; i++) {
+    const h = heads[i]!;
+    if (seen[h - lo]) continue;
+    seen[h - lo] = 1;
+    heads[k++] = h;
+  }
+  heads.length = k;
+}
+
+/** isolate_folio_to_list() for each folio; the isolated ones go on list. */
+function isolateFolios(m: Memmap, heads: number[], list: number[]): void {
+  for (let i = 0; i < heads.length; i++) if (isolateFolio(m, heads[i]!)) list.push(heads[i]!);
+}
+
 /**
  * do_move_pages_to_node() for one address range (the move_pages(2) path, MR_SYSCALL): isolate every
  * folio mapped in [vpn, vpn + nrPages) and migrate it to memory the target mask allows: 'kernel'
@@ -260,17 +315,10 @@ function dropFromList(m: Memmap, src: number, isolatedItem: number, nr: number):
  */
 export function migrateRange(m: Memmap, mm: number, vpn: number, nrPages: number, to: 'kernel' | 'movable' | 'any'):
   { rc: number; migrated: number; failed: number } {
-  const list: number[] = [];
-  ptlLock(m, mm);
-  const heads = new Set<number>();
-  for (let v = vpn; v < vpn + nrPages; v++) {
-    const t = lookupLocked(m, mm, v);
-    if (!t || t.migrating || m.flags[t.pfn]! & PG_zero) continue;
-    heads.add(m.compoundHead(t.pfn));
-  }
-  ptlUnlock(m, mm);
+  const heads = collectMappedFolios(m, mm, vpn, nrPages);
   lruAddDrainAll(m);
-  for (const h of heads) if (isolateFolio(m, h)) list.push(h);
+  const list: number[] = [];
+  isolateFolios(m, heads, list);
   const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
   // add_page_for_migration() targets: __GFP_THISNODE, so a shortage fails instead of invoking the OOM killer
   const gfp = (to === 'kernel' ? GFP_HIGHUSER : GFP_HIGHUSER_MOVABLE) | __GFP_THISNODE;

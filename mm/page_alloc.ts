@@ -378,7 +378,7 @@ function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number): vo
   let mt = 0;
   while (count > 0 && m.pcp[pb + PCP_COUNT]! > 0) {
     const pfn = pcpPop(m, pb, mt);
-    mt = (mt + 1) % MIGRATE_PCPTYPES;
+    if (++mt === MIGRATE_PCPTYPES) mt = 0; // round robin (a modulo here costs a division per page)
     if (pfn === NO_PAGE) continue;
     freeOnePageLocked(m, pfn, zid, 0, m.getPageblockMigratetype(pfn));
     count--;
@@ -646,7 +646,7 @@ export function allocPages(m: Memmap, gfp: number, order: number): number {
   // R5: before "mm: apply per-task gfp constraints in fast path" the scope reached only the slow path
   const raw = gfp;
   gfp = currentGfpContext(gfp);
-  if (hasBug('R5')) {
+  if (raw !== gfp && hasBug('R5')) { // (with no scope in force R5 allocates exactly as below)
     const h = gfpZone(raw);
     let f = gfpToAllocFlagsCma(raw, ALLOC_WMARK_LOW);
     f |= allocFlagsNofragment(m, firstPopulatedZone(m, h));

@@ -7,7 +7,7 @@
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
 import { Memmap, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
-  MM_NR_VMAS, MM_PTL, PG_hugetlb, PG_anon_exclusive } from './memmap';
+  MM_NR_VMAS, MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, mkPte,
   mkMigrationEntry, PMD_HUGE, PFN_MASK } from './mm_types';
 import { folioOrder, folioGet } from './swap';
@@ -150,18 +150,7 @@ export function tryToMigrate(m: Memmap, head: number): boolean {
 
 function tryToMigrateOne(m: Memmap, head: number): boolean {
   if ((m.flags[head]! & (PG_anon | PG_hugetlb)) === PG_anon && folioMaybeDmaPinned(m, head) && anyExclusive(m, head)) return false;
-  rmapWalk(m, head, (s, entry) => {
-    if (!(entry & PTE_PRESENT)) return; // already a migration entry
-    const write = (entry & PTE_WRITE) !== 0;
-    if (s.pmd) {
-      m.pmds[s.slot] = PMD_HUGE | mkMigrationEntry(entry & PFN_MASK, write);
-      pmdMapDec(m, head);
-    } else {
-      m.ptes[s.slot] = mkMigrationEntry(ptePfn(entry), write);
-      pteMapDec(m, ptePfn(entry));
-    }
-    Atomics.sub(m.refcount, head, 1);
-  });
+  rmapWalkMigration(m, head, head, false);
   return !folioMapped(m, head);
 }
 
@@ -170,19 +159,113 @@ function tryToMigrateOne(m: Memmap, head: number): boolean {
  * when migration failed and the old mappings come back). Each mapping takes a reference on dst.
  */
 export function removeMigrationPtes(m: Memmap, src: number, dst: number): void {
-  rmapWalk(m, dst, (s, entry) => {
-    if (!(entry & PTE_MIGRATION) || entry & PTE_PRESENT) return;
-    const write = (entry & PTE_WRITE) !== 0;
-    const old = entry & PFN_MASK;
-    if (old < src || old >= src + (1 << folioOrder(m, dst))) return;
-    const pfn = dst + (old - src);
-    if (s.pmd) {
-      m.pmds[s.slot] = PMD_HUGE | mkPte(dst, write);
-      pmdMapInc(m, dst);
-    } else {
-      m.ptes[s.slot] = mkPte(pfn, write);
-      pteMapInc(m, pfn);
+  rmapWalkMigration(m, dst, src, true);
+}
+
+/**
+ * rmap_walk() specialised for migration, with the entry updates inline instead of a visitor (the
+ * generic walk's callback is megamorphic and allocates a closure per folio): walk the VMAs of the
+ * folio at head (its anon_vma or shmem inode and index) under each mm's page_table_lock.
+ *   remove = false: try_to_migrate_one() on every present entry of the folio; like the kernel's
+ *     rwc->done = folio_not_mapped, the walk stops once the folio is mapped nowhere.
+ *   remove = true: remove_migration_pte(): every migration entry for src's pages maps head's
+ *     instead (head = dst; dst == src after a failed migration).
+ */
+function rmapWalkMigration(m: Memmap, head: number, src: number, remove: boolean): void {
+  const f = m.flags[head]!;
+  if (f & PG_zero) return;
+  const anon = (f & PG_anon) !== 0;
+  const id = anon ? m.mapping[head]! : m.mapping[head]! + 1; // VMA_ANON_VMA, or VMA_SHMEM (inode + 1)
+  const key = anon ? VMA_ANON_VMA : VMA_SHMEM;
+  const index = m.index[head]!;
+  const n = f & PG_head ? 1 << m.pageOrder(head) : 1;
+  // The shape and the layout constants live in locals: the atomics below are calls, after which V8
+  // reloads every field of m and every imported constant (a module property) it uses again.
+  const mms = m.mms;
+  const vmas = m.vmas;
+  const maxMms = m.maxMms;
+  const mmStride = MM_STRIDE;
+  const users = MM_USERS;
+  const vmaStride = VMA_STRIDE;
+  const vmaStart = VMA_START;
+  const vmaEnd = VMA_END;
+  const vmasPerMm = m.maxVmas * vmaStride;
+  for (let mm = 0, mb = 0; mm < maxMms; mm++, mb += mmStride) {
+    if (mms[mb + users] === 0) continue;
+    spinLock(mms, mb + MM_PTL);
+    const nv = mms[mb + MM_NR_VMAS]!;
+    let done = false;
+    for (let i = 0, vb = mm * vmasPerMm; i < nv; i++, vb += vmaStride) {
+      if (vmas[vb + key] !== id) continue;
+      const start = vmas[vb + vmaStart]!;
+      const end = vmas[vb + vmaEnd]!;
+      const first = anon ? index : start + (index - vmas[vb + VMA_PGOFF]!);
+      const lo = first > start ? first : start;
+      const hi = first + n < end ? first + n : end;
+      if (lo >= hi) continue; // not in the interval tree's range for this folio
+      migrationEntriesVma(m, mm, head, src, n, first, lo, hi, remove);
+      if (!remove && !folioMapped(m, head)) { done = true; break; } // rwc->done: folio_not_mapped()
     }
-    folioGet(m, dst);
-  }, src);
+    spinUnlock(mms, mb + MM_PTL);
+    if (done) return;
+  }
+}
+
+/**
+ * try_to_migrate_one() (remove = false) or remove_migration_pte() (remove = true) for the pages
+ * [lo, hi) of one VMA, where the folio's first page sits at virtual page first (PTL held).
+ */
+function migrationEntriesVma(m: Memmap, mm: number, head: number, src: number, n: number, first: number, lo: number,
+  hi: number, remove: boolean): void {
+  const pmds = m.pmds;
+  const ptes = m.ptes;
+  const pmdOrder = m.pmdOrder;
+  const mask = m.ptrsPerTable - 1;
+  const pmdBase = mm * m.vaPmds;
+  for (let v = lo; v < hi; v++) {
+    const pi = pmdBase + (v >>> pmdOrder);
+    const pmd = pmds[pi]!;
+    if (pmdIsHuge(pmd)) {
+      // a PMD maps the folio as a whole: visit once, at its first page
+      if ((v & mask) === 0 && pmdHolds(pmd, src, n)) {
+        if (remove) removeMigrationPmd(m, pi, pmd, src, head, n);
+        else tryToMigratePmd(m, pi, pmd, head);
+      }
+      continue;
+    }
+    if (!pmdIsTable(pmd)) continue;
+    const slot = ((pmd & PFN_MASK) << pmdOrder) + (v & mask);
+    const pte = ptes[slot]!;
+    if (!(pte & (PTE_PRESENT | PTE_MIGRATION)) || ptePfn(pte) !== src + (v - first)) continue;
+    if (remove) {
+      if (pte & PTE_PRESENT) continue; // not a migration entry
+      const pfn = head + (ptePfn(pte) - src);
+      ptes[slot] = mkPte(pfn, (pte & PTE_WRITE) !== 0);
+      pteMapInc(m, pfn);
+      folioGet(m, head);
+    } else {
+      if (!(pte & PTE_PRESENT)) continue; // already a migration entry
+      ptes[slot] = mkMigrationEntry(ptePfn(pte), (pte & PTE_WRITE) !== 0);
+      pteMapDec(m, ptePfn(pte));
+      Atomics.sub(m.refcount, head, 1);
+    }
+  }
+}
+
+/** try_to_migrate_one() for a PMD mapping (set_pmd_migration_entry()). */
+function tryToMigratePmd(m: Memmap, pi: number, pmd: number, head: number): void {
+  if (!(pmd & PTE_PRESENT)) return; // already a migration entry
+  m.pmds[pi] = PMD_HUGE | mkMigrationEntry(pmd & PFN_MASK, (pmd & PTE_WRITE) !== 0);
+  pmdMapDec(m, head);
+  Atomics.sub(m.refcount, head, 1);
+}
+
+/** remove_migration_pmd(): a PMD migration entry for src maps dst. */
+function removeMigrationPmd(m: Memmap, pi: number, pmd: number, src: number, dst: number, n: number): void {
+  if (!(pmd & PTE_MIGRATION) || pmd & PTE_PRESENT) return;
+  const old = pmd & PFN_MASK;
+  if (old < src || old >= src + n) return;
+  m.pmds[pi] = PMD_HUGE | mkPte(dst, (pmd & PTE_WRITE) !== 0);
+  pmdMapInc(m, dst);
+  folioGet(m, dst);
 }

@@ -45,7 +45,8 @@ export function folioPutRefs(m: Memmap, pfn: number, refs: number): void {
   if (r !== refs) return;
   const f = m.flags[pfn]!;
   if (f & PG_hugetlb) { freeHugeFolio(m, pfn); return; }
-  Atomics.and(m.flags, pfn, ~PG_lru);
+  // nobody holds a reference that could set PG_lru again: clear it only when it is set (an atomic costs)
+  if (f & PG_lru) Atomics.and(m.flags, pfn, ~PG_lru);
   freeThePage(m, pfn, f & PG_head ? m.pageOrder(pfn) : 0);
 }
 
@@ -78,6 +79,12 @@ function lruBase(m: Memmap, cpu: number): number {
 function lruAddDrainCpu(m: Memmap, cpu: number): void {
   const b = lruBase(m, cpu);
   spinLock(m.lru, b);
+  folioBatchMoveLru(m, b);
+  spinUnlock(m.lru, b);
+}
+
+/** folio_batch_move_lru() with the batch at b locked. */
+function folioBatchMoveLru(m: Memmap, b: number): void {
   const n = m.lru[b + 1]!;
   for (let i = 0; i < n; i++) {
     const pfn = m.lru[b + 2 + i]!;
@@ -85,7 +92,6 @@ function lruAddDrainCpu(m: Memmap, cpu: number): void {
     folioPut(m, pfn);
   }
   m.lru[b + 1] = 0;
-  spinUnlock(m.lru, b);
 }
 
 /**
@@ -104,14 +110,14 @@ export function folioAddLru(m: Memmap, pfn: number): void {
     return;
   }
   folioGet(m, pfn);
-  const cpu = current().cpu;
-  const b = lruBase(m, cpu);
+  const b = lruBase(m, current().cpu);
   spinLock(m.lru, b);
   const n = m.lru[b + 1]!;
   m.lru[b + 2 + n] = pfn;
   m.lru[b + 1] = n + 1;
+  // folio_batch_add_and_move(): a full batch moves to the LRU under the same (local) lock hold
+  if (n + 1 >= m.shape.lruBatch) folioBatchMoveLru(m, b);
   spinUnlock(m.lru, b);
-  if (n + 1 >= m.shape.lruBatch) lruAddDrainCpu(m, cpu);
 }
 
 /** lru_add_drain(): this CPU's batch. */
@@ -153,6 +159,22 @@ export function lruCacheEnable(m: Memmap): void {
 /** folio_isolate_lru(): take it off the LRU with a reference; false if it was not on the LRU. */
 export function folioIsolateLru(m: Memmap, pfn: number): boolean {
   if (!(Atomics.and(m.flags, pfn, ~PG_lru) & PG_lru)) return false;
+  folioGet(m, pfn);
+  return true;
+}
+
+/**
+ * folio_isolate_lru() that also sets the flags in mark (PG_isolated for migration) in the same
+ * atomic step that clears PG_lru: one compare-exchange instead of two read-modify-writes.
+ */
+export function folioIsolateLruMark(m: Memmap, pfn: number, mark: number): boolean {
+  const flags = m.flags;
+  for (let f = flags[pfn]!; ;) {
+    if (!(f & PG_lru)) return false;
+    const seen = Atomics.compareExchange(flags, pfn, f, (f & ~PG_lru) | mark);
+    if (seen === f) break;
+    f = seen; // another CPU changed a flag (PG_locked, PG_dirty): try again with its value
+  }
   folioGet(m, pfn);
   return true;
 }

@@ -22,6 +22,8 @@ export interface KernelVariant {
   drain: 'not-lru' | 'refcount';
   /** pinning the zero page takes references and counts (before v6.5) */
   zeroPagePinCounts: boolean;
+  /** a FOLL_LONGTERM read-only pin of the zero page in a COW mapping unshares it first (84209e87c696, v6.1) */
+  roLongtermUnshare: boolean;
   /** lowest folio order with an exact _pincount (v5.13/v6.1: order > 1; v6.12: any large folio) */
   pincountMinOrder: number;
   /** migration reason of the pin path (MR_CONTIG_RANGE before v5.13) */
@@ -51,15 +53,15 @@ export const BUGS: BugInfo[] = [
 
 const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> = {
   'v5.12': { name: 'v5.12', commit: 'v5.12 (before "prohibit pinning pages in ZONE_MOVABLE")', summary: 'only CMA pages are migrated before a long-term pin; pins land in ZONE_MOVABLE',
-    predicate: 'cma-only', scope: 'nocma', loop: 'v5.12', drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: true, bugs: ['R1'] },
+    predicate: 'cma-only', scope: 'nocma', loop: 'v5.12', roLongtermUnshare: false, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: true, bugs: ['R1'] },
   'series-v1': { name: 'series-v1', commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (Dec 2020)', summary: 'the series as first posted, with the bugs review and later revisions fixed',
-    predicate: 'movable', scope: 'pin', loop: 'v5.13', drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R8'] },
+    predicate: 'movable', scope: 'pin', loop: 'v5.13', roLongtermUnshare: false, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R8'] },
   'v5.13': { name: 'v5.13', commit: 'd1e153fea2a8, f68749ec342b (v5.13)', summary: 'the series as merged: ZONE_MOVABLE and CMA migrated away under PF_MEMALLOC_PIN',
-    predicate: 'movable', scope: 'pin', loop: 'v5.13', drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R8'] },
+    predicate: 'movable', scope: 'pin', loop: 'v5.13', roLongtermUnshare: false, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R8'] },
   'v6.1': { name: 'v6.1', commit: '24a95998e9ba, 67e139b02d99 (v6.1.0)', summary: 'collect/migrate split with the -EAGAIN loop, as released (the 6.1.13 fix for R10 not yet in)',
-    predicate: 'movable-isolate', scope: 'pin', loop: 'v6.1', drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R10'] },
+    predicate: 'movable-isolate', scope: 'pin', loop: 'v6.1', roLongtermUnshare: true, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R10'] },
   'v6.12': { name: 'v6.12', commit: 'v6.12.117 (Debian linux-source-6.12)', summary: 'current: pofs, refcount-based LRU drains, zero page not pinned (the default)',
-    predicate: 'movable-isolate', scope: 'pin', loop: 'v6.1', drain: 'refcount', zeroPagePinCounts: false, pincountMinOrder: 1, reasonContigRange: false, bugs: [] },
+    predicate: 'movable-isolate', scope: 'pin', loop: 'v6.1', roLongtermUnshare: true, drain: 'refcount', zeroPagePinCounts: false, pincountMinOrder: 1, reasonContigRange: false, bugs: [] },
 };
 
 export const DEFAULT_VARIANT = 'v6.12';

@@ -2,13 +2,15 @@
 // memory-hotplug.rst: "ZONE_MOVABLE ... memory can be offlined"; the series' cover letter). Checked on a
 // copy of the machine, so the run goes on untouched: every online ZONE_MOVABLE block whose used pages
 // fit in the free memory of the rest of the machine must go offline within the pass budget. Blocks with
-// CMA pageblocks are exempt: the kernel never offlines them (has_unmovable_pages() refuses CMA).
+// CMA pageblocks are exempt: the kernel never offlines them (has_unmovable_pages() refuses CMA); so are
+// blocks holding boot memory the kernel reserved (its image and ZERO_PAGE under physical KASLR:
+// PageReserved, which has_unmovable_pages() refuses too).
 import { Memmap, MB_STRIDE, MB_STATE, MB_ZONE, Z_MANAGED, MEM_ONLINE } from '../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NAMES, MIGRATE_CMA } from '../mm/mmzone';
 import { memoryBlockStore, OfflineReport } from '../mm/memory_hotplug';
 import { zoneInfo } from '../mm/vmstat';
 import { errname } from '../mm/errno';
-import { PG_buddy, PG_pcp } from '../mm/memmap';
+import { PG_buddy, PG_pcp, PG_reserved } from '../mm/memmap';
 
 /** A private copy of the machine (its own SharedArrayBuffer). */
 export function cloneMachine(m: Memmap): Memmap {
@@ -39,6 +41,12 @@ function hasCmaPageblock(m: Memmap, b: number): boolean {
   return false;
 }
 
+/** A page of block b the kernel reserved at boot (memblock: the kernel image, ZERO_PAGE). */
+function hasReservedPage(m: Memmap, b: number): boolean {
+  for (let pfn = b * m.blockPages; pfn < (b + 1) * m.blockPages && pfn < m.nrFrames; pfn++) if (m.flags[pfn]! & PG_reserved) return true;
+  return false;
+}
+
 /** Free pages of the machine outside block b, above every zone's min watermark. */
 function roomOutside(m: Memmap, b: number): number {
   let room = 0;
@@ -65,6 +73,7 @@ export function movableBlocksOfflinable(m: Memmap, passesMax = 20): OfflinableFa
   for (let b = 0; b < m.nrBlocks; b++) {
     if (m.blocks[b * MB_STRIDE + MB_STATE] !== MEM_ONLINE || m.blocks[b * MB_STRIDE + MB_ZONE] !== ZONE_MOVABLE) continue;
     if (hasCmaPageblock(m, b)) continue; // has_unmovable_pages(): CMA pageblocks fail MIGRATE_MOVABLE isolation (-EBUSY), by design
+    if (hasReservedPage(m, b)) continue; // has_unmovable_pages(): PageReserved (the kernel image under KASLR), by design
     const used = blockUsedPages(m, b);
     if (!used) continue;
     const room = roomOutside(m, b);

@@ -6,7 +6,7 @@ import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './h
 import { userAccess } from '../../../mm/memory';
 import { PROT_READ } from '../../../mm/mmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
-import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES } from '../../../mm/errno';
+import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT } from '../../../mm/errno';
 import type { DeviceOp, DeviceState } from '../../../devices/device';
 
 const RW = ['local_write', 'remote_write', 'remote_read'];
@@ -111,13 +111,13 @@ describe('rdma-umem work requests and dereg_mr', () => {
     expectReleased(r);
   });
 
-  it('dereg_mr: keys die at once, the pins stay until the in-flight request completes; double dereg is -EINVAL', () => {
+  it('dereg_mr: keys die at once, the pins stay until the in-flight request completes; double dereg is -ENOENT', () => {
     const r = rig(rdmaUmem);
     fill(r, 'buf', 4);
     const h = r.run(reg(0, 4)).rc;
     r.run({ op: 'post', mr: h, via: 'rkey', kind: 'write', offset: PAGE, value: 77 });
     expect(r.run({ op: 'dereg_mr', mr: h }).detail).toBe('release deferred');
-    expect(r.run({ op: 'dereg_mr', mr: h }).rc).toBe(-EINVAL);
+    expect(r.run({ op: 'dereg_mr', mr: h }).rc).toBe(-ENOENT);
     expect(r.run({ op: 'post', mr: h, via: 'rkey', kind: 'write' }).rc).toBe(-EINVAL); // invalid now
     expect(pinsHeld(r.m)).toBe(4);
     expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(4);
@@ -125,7 +125,7 @@ describe('rdma-umem work requests and dereg_mr', () => {
     expect(userAccess(r.m, r.mm, r.maps.buf! + 1, false)).toBe(77);
     expect(pinsHeld(r.m)).toBe(0);
     expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(0);
-    expect(r.run({ op: 'dereg_mr', mr: h }).rc).toBe(-EINVAL);
+    expect(r.run({ op: 'dereg_mr', mr: h }).rc).toBe(-ENOENT);
     const h2 = r.run(reg(0, 2)).rc;
     expect(r.run({ op: 'dereg_mr', mr: h2 }).rc).toBe(0); // nothing in flight: released now
     expectReleased(r);

@@ -7,7 +7,7 @@ import { pinUserPages, pinUserPagesRemote, pinUserPagesFast, getUserPages, putUs
   unpinUserPagesDirtyLock, unpinUserPageRangeDirtyLock, isValidGupArgs, checkVmaFlags, newPinReport, gupFaults,
   FOLL_WRITE, FOLL_GET, FOLL_PIN, FOLL_LONGTERM, FOLL_TOUCH, FOLL_PCI_P2PDMA, FOLL_FORCE,
   GUP_LONGTERM_RETRIES_MAX } from '../../../mm/gup';
-import { Memmap, PG_head, PG_dirty, PG_zero, PG_isolated, PG_lru, PG_buddy } from '../../../mm/memmap';
+import { Memmap, PG_head, PG_dirty, PG_zero, PG_isolated, PG_lru, PG_buddy, PG_anon } from '../../../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_CMA } from '../../../mm/mmzone';
 import { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } from '../../../mm/errno';
 import { lruAddDrainAll } from '../../../mm/swap';
@@ -335,14 +335,14 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     });
   });
 
-  it('try_grab_folio(): v6.12 does not pin the zero page (counts unchanged); v5.13 takes 1024 references per pin', () => {
+  it('try_grab_folio(): v6.12 does not pin the zero page (counts unchanged); v5.13 takes 1024 references per pin; v6.1+ unshares it for a R/O long-term pin', () => {
     const { m, mm } = machine();
     const v = doMmap(m, mm, { nrPages: 4, prot: RW });
     const zero = m.zeroPfn();
     const ref0 = m.refcount[zero]!;
     expect(ref0).toBeGreaterThan(0); // a reserved page: init_page_count()'s reference is never dropped
     const pages = new Array(4).fill(-1);
-    expect(pinUserPages(m, mm, v, 4, FOLL_LONGTERM, pages)).toBe(4); // read pins: do_anonymous_page maps the zero page
+    expect(pinUserPages(m, mm, v, 4, 0, pages)).toBe(4); // short-term read pins (O_DIRECT): do_anonymous_page maps the zero page
     expect(pages).toEqual([zero, zero, zero, zero]);
     expect(folioIsLongtermPinnable(m, zero)).toBe(true);
     expect(m.refcount[zero]).toBe(ref0);
@@ -367,10 +367,18 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     // R18: v6.12 with the zero page pinned as any page: the counter check catches it
     withVariant('v6.12+R18', () => {
       const p3 = new Array(4).fill(-1);
-      expect(pinUserPages(m, mm, v, 4, FOLL_LONGTERM, p3)).toBe(4);
+      expect(pinUserPages(m, mm, v, 4, 0, p3)).toBe(4);
       expect(m.refcount[zero]).not.toBe(ref0);
       unpinUserPages(m, p3, 4);
     });
+    // gup_must_unshare() (84209e87c696, v6.1): a R/O FOLL_LONGTERM pin in a COW mapping never pins the
+    // zero page: it is unshared into fresh anonymous pages, still mapped read-only, that the pin holds
+    const p4 = new Array(4).fill(-1);
+    expect(pinUserPages(m, mm, v, 4, FOLL_LONGTERM, p4)).toBe(4);
+    expect(p4.every((p) => p !== zero && (m.flags[p]! & PG_anon) !== 0)).toBe(true);
+    expect(pinStat(m).acquired - pinStat(m).released).toBe(4);
+    for (let k = 0; k < 4; k++) expect(lookupLocked(m, mm, v + k)).toMatchObject({ pfn: p4[k], write: false });
+    unpinUserPages(m, p4, 4);
   });
 
   it('THP in ZONE_MOVABLE: pinned whole with _pincount, migrated whole when an order-3 (PMD) target exists', () => {

@@ -1,0 +1,54 @@
+// Time to first failure and shrunk size per (property, breaking variant): every entry of
+// harness/mutations.ts searched from 20 random seeds (printed, so any row can be rerun), median over
+// the seeds. "first failure" is from the start of `pinlab run` (pool start-up included) to the first
+// failing case, before shrinking; "with shrinking" is the whole run.
+import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { KERNEL_MUTATIONS, DEVICE_MUTATIONS, runMutation, Mutation } from '../harness/mutations';
+
+type Row = Record<string, string | number>;
+
+const SEEDS = 20;
+/** cases a search may take before the seed counts as "not found" */
+const RUNS_CAP = 5000;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const k = s.length >> 1;
+  return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2;
+}
+
+export async function mutationRows(only?: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  const entries: Mutation[] = [...KERNEL_MUTATIONS, ...DEVICE_MUTATIONS].filter((mu) => !only || `${mu.variant} ${mu.bugs?.join(',') ?? ''}`.includes(only));
+  for (const mu of entries) {
+    const first: number[] = [];
+    const firstCases: number[] = [];
+    const total: number[] = [];
+    const ops: number[] = [];
+    const seeds: number[] = [];
+    let missed = 0;
+    for (let k = 0; k < SEEDS; k++) {
+      const seed = randomInt(2 ** 31 - 1);
+      seeds.push(seed);
+      const t0 = performance.now();
+      const r = await runMutation(mu, seed, RUNS_CAP, () => performance.now());
+      const f = r.summary.failures[0];
+      if (!f || f.property !== mu.property) { missed++; continue; }
+      first.push(r.firstSeconds);
+      firstCases.push(r.firstCases);
+      total.push((performance.now() - t0) / 1000);
+      ops.push(r.ops);
+    }
+    const row: Row = {
+      property: mu.property, breaker: `${mu.variant}${mu.bugs?.length ? ` --bug ${mu.bugs.join(',')}` : ''}`, suite: mu.suite,
+      found: `${SEEDS - missed}/${SEEDS}`, 'median first failure s': +median(first).toFixed(2), 'median cases': median(firstCases),
+      'median with shrinking s': +median(total).toFixed(2), 'median shrunk ops': median(ops), 'max shrunk ops': ops.length ? Math.max(...ops) : NaN,
+      seeds: seeds.join(' '),
+    };
+    rows.push(row);
+    console.log(`${row.breaker} -> ${row.property}: found ${row.found}, first failure ${row['median first failure s']} s (${row['median cases']} cases), shrunk ${row['median shrunk ops']} ops`);
+  }
+  return rows;
+}
