@@ -82,6 +82,21 @@ export function decrUserLockedVm(m: Memmap, mm: number, pages: number): void {
   vmWarnOnOnce(before < pages, 'decr_user_locked_vm: user locked_vm would go negative');
 }
 
+/** The property a memlock counter left above RLIMIT_MEMLOCK breaks: pins are charged, and the charge balanced, within the limit. */
+export const PROP_MEMLOCK = 'pins-balance';
+
+/**
+ * The memlock promise, checked where a charge is kept: the value the charge left in the counter (the
+ * atomic add's return) is within RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK. ib_umem_get()
+ * keeps only a charge whose atomic64_add_return() stayed within the limit; a check of the old value
+ * followed by a separate add (the old siw) keeps charges two racing registrations pushed over it.
+ */
+export function memlockViolation(m: Memmap, mm: number, counter: string, after: number, what: string): { property: string; violation: string } | undefined {
+  const limit = rlimitMemlock(m, mm);
+  if (after <= limit || capableIpcLock(m, mm)) return undefined;
+  return { property: PROP_MEMLOCK, violation: `${what}: ${counter} is ${after} pages after the charge, above RLIMIT_MEMLOCK (${limit} pages) without CAP_IPC_LOCK` };
+}
+
 /** The three counters of a process, in pages (VmLck, VmPin, and the user's locked_vm). */
 export function memlockCounters(m: Memmap, mm: number): { locked_vm: number; pinned_vm: number; user_locked_vm: number } {
   const b = mmBase(mm);
@@ -182,4 +197,31 @@ export function arbRange(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<G
 /** A 32-bit payload word. */
 export function arbWord(fc: typeof fcType): fcType.Arbitrary<number> {
   return fc.integer({ min: 1, max: 0x7fffffff });
+}
+
+/**
+ * Device addresses (IOVA pages) for generated ops. Most name one of a few slots of shape.maxPages pages
+ * (slot k starts at page k * maxPages), and a DMA or pin most often the slot's first page, so a map, the
+ * pins and DMAs into it, the unmap that ends it and a DMA after that meet often; the rest are any page
+ * of [0, window) (misses, overlaps and bisected ranges).
+ */
+export const IOVA_SLOTS = 2;
+
+/** The first page of a slot, or now and then any page of the window (a map's or an unmap's start). */
+export function arbSlotBase(fc: typeof fcType, shape: GenShape, window: number): fcType.Arbitrary<number> {
+  return fc.oneof({ weight: 6, arbitrary: fc.nat(IOVA_SLOTS - 1).map((k) => k * shape.maxPages) },
+    { weight: 1, arbitrary: fc.nat(window - 1) });
+}
+
+/** A page in a slot (its first page half the time), or now and then any page of the window (a pin's or a DMA's address). */
+export function arbSlotPage(fc: typeof fcType, shape: GenShape, window: number): fcType.Arbitrary<number> {
+  const off = fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(shape.maxPages - 1) });
+  return fc.oneof({ weight: 6, arbitrary: fc.record({ k: fc.nat(IOVA_SLOTS - 1), off }).map(({ k, off: o }) => k * shape.maxPages + o) },
+    { weight: 1, arbitrary: fc.nat(window - 1) });
+}
+
+/** An unmap's length in pages: whole slots (every mapping a slot holds goes, none is bisected), or any length up to maxPages. */
+export function arbSlotSpan(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<number> {
+  return fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: IOVA_SLOTS }).map((k) => k * shape.maxPages) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: shape.maxPages }) });
 }

@@ -37,6 +37,8 @@ export interface OpResult {
   detail?: string;
   /** the device found a broken promise itself (DMA read back a wrong word, a pin it holds moved): a property failure */
   violation?: string;
+  /** the property the violation breaks (default dma-integrity) */
+  property?: string;
 }
 
 /** What the harness gives a device instance. */

@@ -21,7 +21,7 @@ import { userAccess } from '../mm/memory';
 import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, EFAULT, EDEADLK, ENOMEM, EINTR, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
 import { PAGE_SIZE, intField, isU64, pageAligned, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, dmaAccess } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, dmaAccess, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
 
 const NAME = 'iommufd-access';
 /** iopt_unmap_iova_range(): WARN_ON(tries > 100) -> -EDEADLOCK */
@@ -356,14 +356,16 @@ function create(env: DeviceEnv): DeviceState {
 const IOVA_PAGES = 48;
 
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
-  const iovaPage = fc.integer({ min: 0, max: IOVA_PAGES - 1 });
+  // a few slots (common.ts arbSlotBase): an area, the access pins in it and the unmap that must revoke them name the same IOVAs
+  const base = arbSlotBase(fc, shape, IOVA_PAGES);
+  const iovaPage = arbSlotPage(fc, shape, IOVA_PAGES);
   const pages = fc.integer({ min: 1, max: shape.maxPages });
-  const map = fc.record({ at: iovaPage, r: arbRange(fc, shape), ro: fc.boolean() })
+  const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() })
     .map(({ at, r, ro }): DeviceOp => ({ op: 'ioas_map', iova: at * PAGE_SIZE, vaddr: r.vaddr, length: r.pages * PAGE_SIZE, read: true, write: !ro }));
   const pin = fc.record({ at: iovaPage, n: pages, write: fc.boolean() })
     .map(({ at, n, write }): DeviceOp => ({ op: 'access_pin', iova: at * PAGE_SIZE, length: n * PAGE_SIZE, write }));
   const unpin = fc.record({ at: iovaPage, n: pages }).map(({ at, n }): DeviceOp => ({ op: 'access_unpin', iova: at * PAGE_SIZE, length: n * PAGE_SIZE }));
-  const unmap = fc.oneof({ weight: 6, arbitrary: fc.record({ at: iovaPage, n: pages }).map(({ at, n }): DeviceOp => ({ op: 'ioas_unmap', iova: at * PAGE_SIZE, length: n * PAGE_SIZE })) },
+  const unmap = fc.oneof({ weight: 6, arbitrary: fc.record({ at: base, n: arbSlotSpan(fc, shape) }).map(({ at, n }): DeviceOp => ({ op: 'ioas_unmap', iova: at * PAGE_SIZE, length: n * PAGE_SIZE })) },
     { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'ioas_unmap', all: true }) });
   const rw = fc.record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
     .map(({ at, write, value }): DeviceOp => ({ op: 'access_rw', iova: at * PAGE_SIZE, write, value }));

@@ -22,7 +22,8 @@
 // (ibv_advise_mr PREFETCH[_WRITE]). addr is in the MR's hca address space. Generated ops name an MR
 // by position instead ({mr: i, off}: the i-th live MR, modulo their number, off bytes into it).
 // A DMA that uses a stale translation reports a violation: the frame is free, or not what the
-// process maps at that address now (device-models.md §7 property iii for ODP).
+// process maps at that address now (device-models.md §7 property iii for ODP); so does an entry left
+// stale between operations or at close, which a peer's RDMA could use at any time.
 //
 // Simplified: one word of payload per page; rxe's lkey/rkey, PD and QP checks reduced to a key and
 // an access mask; no implicit ODP, no huge-page MRs (IB_ACCESS_HUGETLB); hmm_range_fault is walked
@@ -412,39 +413,65 @@ function create(env: DeviceEnv): DeviceState {
     return { rc: 0, detail: `prefetched ${np} pages of lkey ${hex(mr.lkey)}` };
   };
 
+  const step = (op: DeviceOp): OpResult => {
+    switch (op.op) {
+      case 'reg_mr': return regMr(op);
+      case 'dereg_mr': {
+        const { mr } = findMr(op);
+        if (!mr) return { rc: -ENOENT }; // uobj_perform_destroy(): no MR under that handle
+        release(mr);
+        log(`dereg_mr lkey ${hex(mr.lkey)}`);
+        return { rc: 0 };
+      }
+      case 'rdma_write': return rdma(op, true);
+      case 'rdma_read': return rdma(op, false);
+      case 'prefetch': return prefetch(op);
+      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+    }
+  };
+
+  /** The device page table's valid entries (dma_list), as inspect() reports them. */
+  const entries = (): HeldPage[] => {
+    const held: HeldPage[] = [];
+    for (const mr of mrs.values()) {
+      const iovaPage = Math.floor(mr.iova / PAGE_SIZE);
+      for (let i = 0; i < mr.nrPages; i++) if (mr.pfns[i]! >= 0) held.push({ iova: iovaPage + i, vpn: mr.vpn + i, pfn: mr.pfns[i]!, longterm: false });
+    }
+    return held;
+  };
+
+  /**
+   * A valid entry is one the device may DMA through at any time without a fault (a peer's RDMA READ
+   * or WRITE needs no host involvement), so between operations every entry must map what the process
+   * maps (checkOdpCoherent): the invalidate callback clears an entry before its PTE changes, and a
+   * fault installs only under a sequence no invalidation overtook. A stale entry is a DMA into the
+   * wrong frame waiting to happen.
+   */
+  const staleEntries = (when: string): string | undefined => {
+    const stale = checkOdpCoherent(m, mm, entries());
+    return stale.length ? `${env.name}: ${stale.length} stale entr${stale.length > 1 ? 'ies' : 'y'} ${when}: ${stale[0]}` : undefined;
+  };
+
   return {
     step(op) {
-      switch (op.op) {
-        case 'reg_mr': return regMr(op);
-        case 'dereg_mr': {
-          const { mr } = findMr(op);
-          if (!mr) return { rc: -ENOENT }; // uobj_perform_destroy(): no MR under that handle
-          release(mr);
-          log(`dereg_mr lkey ${hex(mr.lkey)}`);
-          return { rc: 0 };
-        }
-        case 'rdma_write': return rdma(op, true);
-        case 'rdma_read': return rdma(op, false);
-        case 'prefetch': return prefetch(op);
-        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
-      }
+      const stale = staleEntries(`before ${op.op}`);
+      const r = step(op);
+      return stale && !r.violation ? { ...r, violation: stale } : r;
     },
     inspect() {
-      const held: HeldPage[] = [];
       let npages = 0;
       let retries = 0;
       for (const mr of mrs.values()) {
         npages += mr.npages;
         retries += mr.retries;
-        const iovaPage = Math.floor(mr.iova / PAGE_SIZE);
-        for (let i = 0; i < mr.nrPages; i++) if (mr.pfns[i]! >= 0) held.push({ iova: iovaPage + i, vpn: mr.vpn + i, pfn: mr.pfns[i]!, longterm: false });
       }
-      return { held, accounting: { mrs: mrs.size, npages, retries } };
+      return { held: entries(), accounting: { mrs: mrs.size, npages, retries } };
     },
     teardown() {
+      const stale = staleEntries('at close'); // every program is done (the harness's quiescence)
       const n = mrs.size;
       for (const mr of [...mrs.values()]) release(mr);
-      return { rc: n, detail: `${n} ODP MRs deregistered` };
+      return { rc: n, detail: `${n} ODP MRs deregistered`, violation: stale };
     },
   };
 }
@@ -452,11 +479,17 @@ function create(env: DeviceEnv): DeviceState {
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
   const mrIdx = fc.nat(7);
   const off = fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE);
-  const reg = fc.record({ r: arbRange(fc, shape), ro: fc.boolean() }).map(({ r, ro }): DeviceOp => ({ op: 'reg_mr', vaddr: r.vaddr,
+  // ODP MRs are often large (a whole buffer): a whole mapping now and then, so the process's zaps and migrations land in it
+  const whole = fc.constantFrom(...shape.maps.filter((x) => x.pages > 0)).map((mp) => ({ vaddr: { map: mp.name, off: 0 }, pages: mp.pages }));
+  const range = fc.oneof({ weight: 1, arbitrary: arbRange(fc, shape) }, { weight: 1, arbitrary: whole });
+  const reg = fc.record({ r: range, ro: fc.boolean() }).map(({ r, ro }): DeviceOp => ({ op: 'reg_mr', vaddr: r.vaddr,
     len: r.pages * PAGE_SIZE, access: ro ? IB_ACCESS_REMOTE_READ | IB_ACCESS_ON_DEMAND : ODP_DEFAULT_ACCESS }));
-  const wr = fc.record({ mr: mrIdx, off, value: arbWord(fc) }).map((x): DeviceOp => ({ op: 'rdma_write', ...x }));
-  const rd = fc.record({ mr: mrIdx, off }).map((x): DeviceOp => ({ op: 'rdma_read', ...x }));
-  const pf = fc.record({ mr: mrIdx, off, write: fc.boolean() }).map((x): DeviceOp => ({ op: 'prefetch', ...x, len: PAGE_SIZE }));
+  // an access of one word, or of a run of pages from the MR's start (one word per page; past the MR's end it is -EFAULT)
+  const span = fc.oneof({ weight: 1, arbitrary: off.map((o) => ({ off: o })) },
+    { weight: 1, arbitrary: fc.constantFrom(...shape.maps.map((x) => x.pages)).map((p) => ({ off: 0, len: p * PAGE_SIZE })) });
+  const wr = fc.record({ mr: mrIdx, at: span, value: arbWord(fc) }).map(({ mr, at, value }): DeviceOp => ({ op: 'rdma_write', mr, ...at, value }));
+  const rd = fc.record({ mr: mrIdx, at: span }).map(({ mr, at }): DeviceOp => ({ op: 'rdma_read', mr, ...at }));
+  const pf = fc.record({ mr: mrIdx, at: span, write: fc.boolean() }).map(({ mr, at, write }): DeviceOp => ({ op: 'prefetch', mr, len: PAGE_SIZE, ...at, write }));
   const dereg = mrIdx.map((i): DeviceOp => ({ op: 'dereg_mr', mr: i }));
   return fc.oneof({ weight: 2, arbitrary: reg }, { weight: 4, arbitrary: wr }, { weight: 3, arbitrary: rd }, { weight: 1, arbitrary: pf },
     { weight: 1, arbitrary: dereg });

@@ -19,7 +19,7 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, intField, isU64, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, memlockCounters,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, memlockViolation } from './common';
 
 const NAME = 'rdma-umem';
 
@@ -70,6 +70,9 @@ function create(env: DeviceEnv): DeviceState {
   /** ib_umem_num_pages() */
   const numPages = (addr: number, size: number): number => Math.ceil((addr + size) / PAGE_SIZE) - Math.floor(addr / PAGE_SIZE);
 
+  /** The broken memlock promise of the charge reg_mr kept (common.ts memlockViolation), reported with its result. */
+  const charge: { over?: ReturnType<typeof memlockViolation> } = {};
+
   /** The pinned_vm charge of ib_umem_get(): 0 or -ENOMEM. The bug variant is the old siw check-then-add. */
   const accountPinned = (npages: number): number => {
     const limit = rlimitMemlock(m, mm);
@@ -77,13 +80,15 @@ function create(env: DeviceEnv): DeviceState {
     if (env.bugs.has('check-then-add')) {
       if (memlockCounters(m, mm).pinned_vm + npages > limit && !cap) return -ENOMEM;
       env.yieldPoint(`${NAME}:check-then-add`); // another registration can pass the same check here
-      pinnedVmAddReturn(m, mm, npages);
+      charge.over = memlockViolation(m, mm, 'pinned_vm', pinnedVmAddReturn(m, mm, npages), `${env.name} reg_mr of ${npages} page(s)`);
       return 0;
     }
-    if (pinnedVmAddReturn(m, mm, npages) > limit && !cap) { // atomic64_add_return(), undone over the limit
+    const after = pinnedVmAddReturn(m, mm, npages); // atomic64_add_return(), undone over the limit
+    if (after > limit && !cap) {
       pinnedVmAddReturn(m, mm, -npages);
       return -ENOMEM;
     }
+    charge.over = memlockViolation(m, mm, 'pinned_vm', after, `${env.name} reg_mr of ${npages} page(s)`);
     return 0;
   };
 
@@ -142,15 +147,16 @@ function create(env: DeviceEnv): DeviceState {
     if (vaddr % PAGE_SIZE !== hcaVa % PAGE_SIZE) return { rc: -EINVAL, detail: 'start and hca_va page offsets differ' };
     if (access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC) && !(access & IB_ACCESS_LOCAL_WRITE)) return { rc: -EINVAL, detail: 'remote write/atomic without local write' };
     if (access & IB_ACCESS_ON_DEMAND) return { rc: -EOPNOTSUPP, detail: 'no IBK_ON_DEMAND_PAGING' };
+    charge.over = undefined;
     const pages = umemGet(vaddr, length, access);
-    if (typeof pages === 'number') return { rc: pages, detail: `ib_umem_get: ${errname(pages)}` };
+    if (typeof pages === 'number') return { rc: pages, detail: `ib_umem_get: ${errname(pages)}`, ...(charge.over ?? {}) };
     const handle = nextHandle++;
     const lkey = ((handle + 1) << 8) | env.rand(256); // rxe: pool index << 8 | a random byte
     const mr: Mr = { handle, lkey, rkey: access & IB_ACCESS_REMOTE ? lkey : 0, access, iova: hcaVa, length, vaddr, pages,
       writable: (access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_MW_BIND)) !== 0,
       valid: true, refs: 0, released: false };
     mrs.set(handle, mr);
-    return { rc: handle, detail: `mr ${handle}: lkey ${hex(lkey)} rkey ${hex(mr.rkey)}, ${pages.length} page(s) pinned` };
+    return { rc: handle, detail: `mr ${handle}: lkey ${hex(lkey)} rkey ${hex(mr.rkey)}, ${pages.length} page(s) pinned`, ...(charge.over ?? {}) };
   };
 
   /** rxe_dereg_mr(): keys invalid at once; the umem goes when the last reference does. */
@@ -243,15 +249,19 @@ function create(env: DeviceEnv): DeviceState {
 }
 
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
-  const access = fc.subarray(['local_write', 'remote_write', 'remote_read', 'remote_atomic'])
+  // IB_ACCESS_LOCAL_WRITE most of the time (remote write and atomic need it), the remote bits at random
+  const access = fc.record({ local: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    remote: fc.subarray(['remote_write', 'remote_read', 'remote_atomic']) })
+    .map(({ local, remote }) => (local ? ['local_write', ...remote] : remote))
     .chain((a) => fc.oneof({ weight: 20, arbitrary: fc.constant(a) }, { weight: 1, arbitrary: fc.constant([...a, 'on_demand']) }));
   const reg = fc.record({ r: arbRange(fc, shape), access, skew: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) }),
     trim: fc.integer({ min: 0, max: PAGE_SIZE - 1 }) })
     .map(({ r, access: a, skew, trim }): DeviceOp => ({ op: 'reg_mr', vaddr: { ...r.vaddr, byte: skew }, length: Math.max(0, r.pages * PAGE_SIZE - skew - trim), access: a }));
-  const mr = fc.nat(5);
+  // MR handles count up from 0 per device: name the first ones most often, so posts and deregs meet the MRs registered
+  const mr = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat(2) }, { weight: 1, arbitrary: fc.nat(5) });
   const dereg = mr.map((h): DeviceOp => ({ op: 'dereg_mr', mr: h }));
-  const post = fc.record({ mr, via: fc.constantFrom('lkey', 'rkey'), kind: fc.constantFrom('write', 'read'),
-    offset: fc.nat(shape.maxPages * PAGE_SIZE).map((o) => o & ~3), value: arbWord(fc) })
+  const offset = fc.oneof({ weight: 3, arbitrary: fc.nat(PAGE_SIZE - 4) }, { weight: 1, arbitrary: fc.nat(shape.maxPages * PAGE_SIZE) }).map((o) => o & ~3);
+  const post = fc.record({ mr, via: fc.constantFrom('lkey', 'lkey', 'rkey'), kind: fc.constantFrom('write', 'read'), offset, value: arbWord(fc) })
     .map((p): DeviceOp => ({ op: 'post', ...p }));
   return fc.oneof({ weight: 3, arbitrary: reg }, { weight: 2, arbitrary: dereg }, { weight: 4, arbitrary: post },
     { weight: 3, arbitrary: fc.constant<DeviceOp>({ op: 'complete' }) });

@@ -16,7 +16,7 @@ import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY, EPERM, E2BIG, errname } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_PIN_PAGES_MAX_ENTRIES } from './vfio_container';
-import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace } from './common';
+import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
 
 const NAME = 'vfio-mdev';
 
@@ -130,16 +130,18 @@ function create(env: DeviceEnv): DeviceState {
 const IOVA_PAGES = 48;
 
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
-  const iovaPage = fc.integer({ min: 0, max: IOVA_PAGES - 1 });
-  const map = fc.record({ at: iovaPage, r: arbRange(fc, shape), ro: fc.boolean() })
+  // a few slots (common.ts arbSlotBase): a map, the driver's pins in it and the unmap that must revoke them name the same IOVAs
+  const base = arbSlotBase(fc, shape, IOVA_PAGES);
+  const iovaPage = arbSlotPage(fc, shape, IOVA_PAGES);
+  const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() })
     .map(({ at, r, ro }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE, vaddr: r.vaddr, size: r.pages * PAGE_SIZE, read: true, write: !ro }));
-  const npage = fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 1, max: shape.maxPages }) },
+  const npage = fc.oneof({ weight: 8, arbitrary: fc.constant(1) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: shape.maxPages }) },
     { weight: 1, arbitrary: fc.constantFrom(0, VFIO_PIN_PAGES_MAX_ENTRIES + 1) });
   const pin = fc.record({ at: iovaPage, npage, write: fc.boolean() })
     .map(({ at, npage: n, write }): DeviceOp => ({ op: 'pin_pages', iova: at * PAGE_SIZE, npage: n, write }));
   const unpin = fc.record({ at: iovaPage, npage: fc.integer({ min: 1, max: shape.maxPages }) })
     .map(({ at, npage: n }): DeviceOp => ({ op: 'unpin_pages', iova: at * PAGE_SIZE, npage: n }));
-  const unmap = fc.record({ at: iovaPage, pages: fc.integer({ min: 1, max: shape.maxPages }) })
+  const unmap = fc.record({ at: base, pages: arbSlotSpan(fc, shape) })
     .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE }));
   const dw = fc.record({ at: iovaPage, value: arbWord(fc) }).map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
   const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));

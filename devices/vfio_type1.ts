@@ -12,7 +12,7 @@
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE } from './vfio_container';
-import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord } from './common';
+import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
 import type * as fcType from 'fast-check';
 import type { GenShape } from './device';
 
@@ -61,17 +61,21 @@ function create(env: DeviceEnv): DeviceState {
 const IOVA_PAGES = 64;
 
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
-  const iovaPage = fc.integer({ min: 0, max: IOVA_PAGES - 1 });
-  const map = fc.record({ at: iovaPage, r: arbRange(fc, shape), prot: fc.constantFrom('rw', 'rw', 'r', 'w'),
+  // a few slots (common.ts arbSlotBase): a map, the DMAs through it, its unmap and a DMA after it name the same IOVAs
+  const base = arbSlotBase(fc, shape, IOVA_PAGES);
+  const map = fc.record({ at: base, r: arbRange(fc, shape), prot: fc.constantFrom('rw', 'rw', 'r', 'w'),
     skew: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) }) })
     .map(({ at, r, prot, skew }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE + skew, vaddr: r.vaddr, size: r.pages * PAGE_SIZE,
       read: prot.includes('r'), write: prot.includes('w') }));
   const unmap = fc.oneof(
-    { weight: 8, arbitrary: fc.record({ at: iovaPage, pages: fc.integer({ min: 0, max: shape.maxPages }) })
+    { weight: 8, arbitrary: fc.record({ at: base, pages: arbSlotSpan(fc, shape) })
+      .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })) },
+    { weight: 1, arbitrary: fc.record({ at: base, pages: fc.constant(0) })
       .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })) },
     { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'unmap_dma', all: true, iova: 0, size: 0 }) });
-  const dw = fc.record({ at: iovaPage, value: arbWord(fc) }).map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
-  const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
+  const page = arbSlotPage(fc, shape, IOVA_PAGES);
+  const dw = fc.record({ at: page, value: arbWord(fc) }).map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
+  const dr = page.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
   return fc.oneof({ weight: 3, arbitrary: map }, { weight: 2, arbitrary: unmap }, { weight: 3, arbitrary: dw }, { weight: 2, arbitrary: dr });
 }
 

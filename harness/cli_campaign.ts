@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { UsageError, parse, Io } from './cli';
 import { intFlag, kernelFlag, withInterrupt } from './cli_run';
 import { DEFAULT_VARIANT } from '../mm/variants';
-import { runCampaign, formatCampaign, campaignSuites, CAMPAIGN_SHAPES } from './campaign';
+import { runCampaign, campaignShapeNote, formatCampaign, campaignSuites, CAMPAIGN_SHAPES } from './campaign';
 
 export const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--runs N] [--time SECONDS] [--regressions DIR]
 
@@ -35,7 +35,7 @@ export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
   const timeSec = intFlag('time', values.time, 1) ?? 60;
   const regs = (values.regressions as string | undefined) ?? 'regressions';
   io.out(`# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
-    `${campaignSuites().length} suites x ${CAMPAIGN_SHAPES.length} machine shapes\n`);
+    `${campaignShapeNote()}\n`);
   const r = await withInterrupt((interrupt) => runCampaign({
     variant, seed, runs, timeSec, regressionsDir: regs === 'none' ? null : regs, tty: process.stderr.isTTY === true, interrupt, io,
   }));

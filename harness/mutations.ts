@@ -58,8 +58,35 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     why: 'the same leak seen at teardown' },
 ];
 
-/** Device-model bugs, filled in by each model's mutation search (test/harness/device_mutation.spec.ts). */
-export const DEVICE_MUTATIONS: Mutation[] = [];
+/**
+ * Device-model bugs (issue 7): one entry per bug switch of every model in devices/index.ts, each found
+ * by `pinlab run --suite <suite> --bug <bug>` on the default kernel and passing without the switch
+ * (test/harness/device_mutation.spec.ts; docs/adding-a-device.md says how a new model's bug gets here).
+ */
+export const DEVICE_MUTATIONS: Mutation[] = [
+  { variant: 'v6.12', property: 'no-longterm-pin-in-movable', suite: 'device:vfio-type1', bugs: ['no-longterm'], only: true, fixed: 'v6.12', seed: 5, runs: 50,
+    why: 'vaddr_get_pfns() without FOLL_LONGTERM: MAP_DMA pins stay in ZONE_MOVABLE/CMA' },
+  { variant: 'v6.12', property: 'dma-integrity', suite: 'device:vfio-type1', bugs: ['dma-after-unmap'], fixed: 'v6.12', seed: 15, runs: 60,
+    why: 'UNMAP_DMA without the IOTLB flush: a DMA through the stale translation writes a page no longer pinned' },
+  { variant: 'v6.12', property: 'dma-integrity', suite: 'device:vfio-mdev', bugs: ['unmap-ignores-length'], fixed: 'v6.12', seed: 4, runs: 150,
+    why: 'dma_unmap unpins only the first page: pins outlive UNMAP_DMA and type1 hits BUG_ON(++retries > 10)' },
+  { variant: 'v6.12', property: 'dma-integrity', suite: 'device:vfio-mdev', bugs: ['callback-never-unpins'], fixed: 'v6.12', seed: 3, runs: 60,
+    why: 'dma_unmap unpins nothing: UNMAP_DMA of a pinned IOVA hits BUG_ON(++retries > 10)' },
+  { variant: 'v6.12', property: 'dma-integrity', suite: 'device:iommufd-access', bugs: ['callback-never-unpins'], fixed: 'v6.12', seed: 26, runs: 80,
+    why: 'ops->unmap drops nothing: IOAS unmap of a pinned area WARNs after 100 tries and fails -EDEADLOCK' },
+  { variant: 'v6.12', property: 'pins-balance', suite: 'device2:rdma-umem', bugs: ['check-then-add'], fixed: 'v6.12', seed: 8, runs: 120,
+    why: 'the siw check-then-add: two registrations pass the RLIMIT_MEMLOCK check together and pinned_vm ends above it' },
+  { variant: 'v6.12', property: 'dma-integrity', suite: 'device:rdma-umem', bugs: ['dereg-during-dma'], fixed: 'v6.12', seed: 1, runs: 80,
+    why: 'dereg_mr unpins while a request is in flight: its completion DMAs into a page no longer pinned' },
+  { variant: 'v6.12', property: 'dma-integrity', suite: 'device:rdma-odp', bugs: ['no-seq-retry'], fixed: 'v6.12', seed: 9, runs: 600,
+    why: 'no mmu_interval_read_retry(): a pfn faulted while the range was invalidated is installed, stale' },
+  { variant: 'v6.12', property: 'dma-integrity', suite: 'device:rdma-odp', bugs: ['invalidate-noop'], fixed: 'v6.12', seed: 6, runs: 50,
+    why: 'the invalidate callback clears nothing: device entries outlive the zap or migration of their pages' },
+  { variant: 'v6.12', property: 'no-longterm-pin-in-movable', suite: 'device:io_uring-fixed', bugs: ['no-longterm'], only: true, fixed: 'v6.12', seed: 2, runs: 50,
+    why: 'io_pin_pages() without FOLL_LONGTERM: registered buffers stay in ZONE_MOVABLE/CMA' },
+  { variant: 'v6.12', property: 'no-longterm-pin-in-movable', suite: 'device:example-pinbuf', bugs: ['no-longterm'], only: true, fixed: 'v6.12', seed: 3, runs: 50,
+    why: 'pins without FOLL_LONGTERM: the buffer stays in ZONE_MOVABLE/CMA' },
+];
 
 export function mutationConfig(mu: Mutation, variant: string, seed: number, runs: number, bugs = mu.bugs): RunConfig {
   return {

@@ -38,6 +38,8 @@ export interface Layout {
   cmdline: string;
   geometry?: string;
   maps: MapSpec[];
+  /** the process's RLIMIT_MEMLOCK in pages (-1: RLIM_INFINITY); default 8 MiB (mm_alloc) */
+  memlock?: number;
 }
 
 /** A generated case: plain JSON data. Actor names are "<kind>-<n>" (kinds: agents and device models). */
@@ -138,6 +140,7 @@ export function validateCase(x: unknown): Case {
   if (typeof layout!.cmdline !== 'string') bad("layout.cmdline must be a string");
   if (layout!.geometry !== undefined && typeof layout!.geometry !== 'string') bad('layout.geometry must be a string');
   if (!Array.isArray(layout!.maps)) bad('layout.maps must be an array');
+  if (layout!.memlock !== undefined && (!isInt(layout!.memlock) || (layout!.memlock as number) < -1)) bad('layout.memlock must be pages >= 0, or -1 (unlimited)');
   const maps = layout!.maps as unknown[];
   if (maps.length > MAX_MAPS) bad(`at most ${MAX_MAPS} maps`);
   for (const mp of maps) {
@@ -224,7 +227,7 @@ function newControl(shape: ConstructorParameters<typeof Control>[0]): Control {
 /** Boot the case's machine and create its process and mappings (deterministic, main thread). */
 export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
   const m = bootCached(c.layout);
-  const mm = mmCreate(m);
+  const mm = mmCreate(m, { rlimitMemlockPages: c.layout.memlock });
   if (mm < 0) throw new CaseError('layout: no room for the process');
   const maps: MapInfo[] = [];
   for (const s of c.layout.maps) {

@@ -392,7 +392,8 @@ export async function replayFile(reg: RegressionFile, variant?: string, timeoutM
   const threads = Object.keys(cs.programs).length;
   const holder = shared && shared.threads >= threads ? shared : new PoolHolder(threads);
   try {
-    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks, properties: reg.properties });
+    // the run's seed also seeds the devices' traffic choices (DeviceEnv.rand), as it did in the search
+    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks, properties: reg.properties, seed: reg.seed });
     const failed = result.failures.some((f) => f.property === reg.property);
     const asRecorded = reg.verdict === 'fail' ? failed : result.failures.length === 0;
     return { result, asRecorded, sameHash: reg.trace_hash && !variant ? reg.trace_hash === result.traceHash : null };

@@ -46,6 +46,8 @@ export interface Suite {
   checks?: Record<string, (m: Memmap) => string[]>;
   /** not listed in --help (the harness's self-tests) */
   hidden?: boolean;
+  /** the campaign runs it on its first machine shape only (random machines), to stay about a minute */
+  campaignFirstShapeOnly?: boolean;
 }
 
 export const CORE_PROPERTIES = ['no-longterm-pin-in-movable', 'dma-integrity', 'pins-balance', 'errno-contract', 'allocator-sound', 'movable-offlinable', 'no-livelock',
@@ -153,6 +155,15 @@ export function faultPlan(fc: typeof fcType, kind: string): fcType.Arbitrary<Fau
   return fc.oneof({ weight: 2, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: plan });
 }
 
+/**
+ * A schedule: one choice per preemption point, 0 = the running actor goes on. Up to 96 choices (size
+ * 'medium': fast-check's default size would stop at 10, so no race past a case's first few points was
+ * ever tried), two in three of them 0, so a case switches at about a third of its points.
+ */
+export function scheduleArb(fc: typeof fcType): fcType.Arbitrary<number[]> {
+  return fc.array(fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(7) }), { maxLength: 96, size: 'medium' });
+}
+
 function kindOf(name: string): string {
   return name.replace(/-\d+$/, '');
 }
@@ -167,7 +178,7 @@ function agentSuite(name: string, summary: string, actors: string[], lengths: Re
       variant: fc.constant(o.variant),
       programs: fc.record(Object.fromEntries(actors.map((a) => [a,
         swarmed(fc, progs(fc, kindOf(a)), opKinds(kindOf(a)), lengths[kindOf(a)] ?? 8, o.swarm !== false)]))),
-      schedule: fc.array(fc.nat(7), { maxLength: 96 }),
+      schedule: scheduleArb(fc),
       faults: fc.record(Object.fromEntries(actors.map((a) => [a, faultPlan(fc, FAULT_POINTS[kindOf(a)] ? kindOf(a) : 'device')]))),
       ...(o.bugs?.length ? { bugs: fc.constant(Object.fromEntries(actors.filter((a) => kindOf(a) in DEVICE_MODELS).map((a) => [a, o.bugs!]))) } : {}),
     }) as unknown as fcType.Arbitrary<Case>,
@@ -212,6 +223,20 @@ for (const model of Object.values(DEVICE_MODELS)) {
     ['user-0', `${model.name}-0`, 'hotplug-0'], { ...LENGTHS, [model.name]: 10 }, 50,
     (fc, kind) => (kind === model.name ? model.arbitrary(fc, shape) as fcType.Arbitrary<ActorOp> : agentProgs(fc, kind)),
     (kind) => (kind === model.name ? Object.keys(model.errnos) : agentOpKinds(kind))));
+}
+
+// two instances of one model on the same process (device2:<model>): their registrations race on the
+// process's memlock counters, under a generated RLIMIT_MEMLOCK (Layout.memlock: 16K, 32K, 64K - the
+// default before v5.16 - or today's 8M), so the limit is reachable on a mini machine
+export const DEVICE2_MEMLOCK_PAGES = [4, 8, 16, 2048];
+for (const model of Object.values(DEVICE_MODELS)) {
+  const shape: GenShape = { maps: MINI_LAYOUTS[0]!.maps.map((x) => ({ name: x.name, pages: x.pages })), maxPages: 4 };
+  const base = agentSuite(`device2:${model.name}`, `two ${model.name} instances on the same process under a generated RLIMIT_MEMLOCK, with the hotplug agent`,
+    ['user-0', `${model.name}-0`, `${model.name}-1`, 'hotplug-0'], { ...LENGTHS, [model.name]: 10 }, 50,
+    (fc, kind) => (kind === model.name ? model.arbitrary(fc, shape) as fcType.Arbitrary<ActorOp> : agentProgs(fc, kind)),
+    (kind) => (kind === model.name ? Object.keys(model.errnos) : agentOpKinds(kind)));
+  register({ ...base, campaignFirstShapeOnly: true, arbitrary: (fc, o) => fc.tuple(base.arbitrary(fc, o), fc.constantFrom(...DEVICE2_MEMLOCK_PAGES))
+    .map(([c, memlock]) => ({ ...c, layout: { ...c.layout, memlock } })) });
 }
 
 // ---- self-tests of the harness: each breaks the run in one way; `pinlab run --suite selftest:...` must

@@ -8,29 +8,43 @@
 // unbounded in the kernel (it ends only by SIGKILL), gives up after GUP_LONGTERM_RETRIES_MAX rounds as
 // if SIGKILL had arrived, and reports the outcome "no-progress".
 
-import { Memmap, PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_END } from './memmap';
-import { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } from './errno';
-import { GUP_PIN_COUNTING_BIAS, folioIsLongtermPinnable } from './pinnable';
+import { Memmap } from './memmap';
+import * as layout from './memmap';
+import * as errnoNs from './errno';
+import { folioIsLongtermPinnable } from './pinnable';
+import * as pinnableNs from './pinnable';
 import { variant, hasBug } from './variants';
 import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { folioOrder, folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
 import { Translation, findVma, lookupLocked, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
-import { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB, mmapReadLock, mmapReadUnlock } from './mm_types';
+import { mmapReadLock, mmapReadUnlock } from './mm_types';
+import * as mmTypes from './mm_types';
 import { folioMapcount } from './rmap';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MigrateStats, MigrateFailure,
   MR_LONGTERM_PIN, MR_CONTIG_RANGE } from './migrate';
-import { GFP_USER, __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
+import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
+import * as gfpNs from './gfp';
 import { bug } from './debug';
 
+// Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
+// of the other module's exports object at every use (again after every call, atomics included).
+const { PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_END } = layout;
+const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } = errnoNs;
+const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
+const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB } = mmTypes;
+const { GFP_USER } = gfpNs;
+
 // FOLL_* (include/linux/mm_types.h, 6.12 values); FOLL_PIN and FOLL_TOUCH are internal (mm/internal.h).
-export const FOLL_WRITE = 1 << 0;
-export const FOLL_GET = 1 << 1;
-export const FOLL_FORCE = 1 << 3;
-export const FOLL_LONGTERM = 1 << 8;
-export const FOLL_PCI_P2PDMA = 1 << 10;
-export const FOLL_TOUCH = 1 << 16;
-export const FOLL_PIN = 1 << 19;
+const FOLL_WRITE = 1 << 0;
+const FOLL_GET = 1 << 1;
+const FOLL_FORCE = 1 << 3;
+const FOLL_LONGTERM = 1 << 8;
+const FOLL_PCI_P2PDMA = 1 << 10;
+const FOLL_TOUCH = 1 << 16;
+const FOLL_PIN = 1 << 19;
+// Exported by name: uses in this file read local bindings, not properties of the exports object (hot paths).
+export { FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_LONGTERM, FOLL_PCI_P2PDMA, FOLL_TOUCH, FOLL_PIN };
 const INTERNAL_GUP_FLAGS = FOLL_PIN | FOLL_TOUCH;
 /** gup_fast_fallback()'s accepted flags; FOLL_NOFAULT (1 << 5), FOLL_HONOR_NUMA_FAULT (1 << 12), FOLL_FAST_ONLY (1 << 20) are not modelled. */
 const GUP_FAST_FLAGS = FOLL_WRITE | FOLL_LONGTERM | FOLL_FORCE | FOLL_PIN | FOLL_GET | FOLL_PCI_P2PDMA | 1 << 5 | 1 << 12 | 1 << 20;
@@ -268,13 +282,20 @@ function collectBusy(m: Memmap, head: number, small: boolean, pinRefs: number): 
   return small && m.refcount[head] !== folioExpectedRefCount(m, head) + pinRefs;
 }
 
+/** What collect_longterm_unpinnable_folios() found: how many folios are unpinnable, and the isolated ones. */
+interface Collected { collected: number; list: number[] }
+
 /**
  * collect_longterm_unpinnable_folios(): every distinct unpinnable folio among the pinned pages is
  * counted and, when it can be isolated, listed. Drains LRU batches first when a folio's refcount says
  * something else holds it (6.12: local, then all CPUs; older: lru_add_drain_all once for a folio off the LRU).
  */
-function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number, list: number[], report: PinReport): number {
+function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number, report: PinReport): Collected {
   let collected = 0;
+  // the isolated folios: sized at the first one for every page left, cut to size at the end (a pushed
+  // array regrows and copies itself some 30 times on its way to 262,144 entries)
+  let list: number[] | null = null;
+  let listed = 0;
   let drained = 0;
   let prevHead = -1;
   const v = variant();
@@ -287,7 +308,10 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
     if (folioIsLongtermPinnable(m, head)) continue;
     collected++;
     if (m.flags[head]! & PG_hugetlb) {
-      if (isolateFolio(m, head)) list.push(head); // isolate_hugetlb(): failure ignored, still collected
+      if (isolateFolio(m, head)) { // isolate_hugetlb(): failure ignored, still collected
+        list ??= new Array<number>(nr - i);
+        list[listed++] = head;
+      }
       continue;
     }
     const small = !(m.flags[head]! & PG_head);
@@ -305,10 +329,13 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
     const isolated = isolateFolio(m, head);
     if (r10) continue; // inverted check: an isolated folio is neither listed nor put back
     if (!isolated) continue;
-    list.push(head);
+    list ??= new Array<number>(nr - i);
+    list[listed++] = head;
   }
   report.collected += collected;
-  return collected;
+  if (list === null) return { collected, list: [] };
+  list.length = listed;
+  return { collected, list };
 }
 
 function pinTargetGfp(): number {
@@ -323,7 +350,7 @@ function pinMigrate(m: Memmap, list: number[], report: PinReport): number {
   yieldPoint('gup:after-migrate');
   report.migrated += stats.nrSucceeded;
   report.thpSplit += stats.nrThpSplit;
-  report.failures.push(...stats.failures);
+  for (const f of stats.failures) report.failures.push(f); // (not push(...): 100k+ failures would overflow the stack)
   return rc;
 }
 
@@ -351,8 +378,7 @@ export const gupFaults = { pofsAllocFails: false };
 /** check_and_migrate_movable_pages() (v6.1+): 0 = all pinnable, -EAGAIN = re-pin, else an error. */
 function checkAndMigrateMovablePages(m: Memmap, nr: number, pages: number[], report: PinReport): number {
   if (hasBug('R14') && (gupFaults.pofsAllocFails || faultPoint('gup:pofs-alloc'))) return -ENOMEM; // kmalloc_array() failed: pins leak (6.11)
-  const list: number[] = [];
-  const collected = collectLongtermUnpinnableFolios(m, pages, nr, list, report);
+  const { collected, list } = collectLongtermUnpinnableFolios(m, pages, nr, report);
   if (!collected) return 0;
   yieldPoint('gup:after-collect');
   if (hasBug('R12') && !list.length) return 0; // "fix infinite loop": an empty list passed as success

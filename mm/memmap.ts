@@ -6,7 +6,11 @@
 // mapping, index, content). As in the kernel, a free buddy page reuses mapping/index as its free-list
 // links (page->buddy_list), so free pages cost nothing extra.
 
-import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES } from './mmzone';
+import * as mmzoneNs from './mmzone';
+
+// Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
+// of the other module's exports object at every use (again after every call, atomics included).
+const { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES } = mmzoneNs;
 
 /** Machine geometry. Real x86-64 values by default; miniature machines shrink every unit. */
 export interface Geometry {
@@ -52,7 +56,7 @@ export const MINI: Geometry = {
 export const PG_locked = 1 << 0;
 export const PG_lru = 1 << 1;
 export const PG_head = 1 << 2;
-export const PG_tail = 1 << 3;
+const PG_tail = 1 << 3;
 export const PG_reserved = 1 << 4;
 export const PG_buddy = 1 << 5; // page type: free in the buddy allocator
 export const PG_hugetlb = 1 << 6;
@@ -70,16 +74,16 @@ export const PG_zero = 1 << 17; // the shared zero page (is_zero_pfn)
 export const PG_hugetlb_temporary = 1 << 19; // a surplus hugetlb folio made for migration (folio_test_hugetlb_temporary)
 export const PG_anon_exclusive = 1 << 18; // PageAnonExclusive: mapped by exactly one process, may be pinned
 
-export const PG_ZONE_SHIFT = 20;
-export const PG_ZONE_MASK = 7 << PG_ZONE_SHIFT;
+const PG_ZONE_SHIFT = 20;
+const PG_ZONE_MASK = 7 << PG_ZONE_SHIFT;
 export const NO_ZONE = 7;
-export const PG_ORDER_SHIFT = 24;
-export const PG_ORDER_MASK = 31 << PG_ORDER_SHIFT;
+const PG_ORDER_SHIFT = 24;
+const PG_ORDER_MASK = 31 << PG_ORDER_SHIFT;
 
 // ---- header slots (Int32) ----
 export const H_MAGIC = 0;
 export const H_NR_FRAMES = 1;
-export const H_ZERO_PFN = 2;
+const H_ZERO_PFN = 2;
 export const H_HOTPLUG_LOCK = 3; // mem_hotplug_lock (sleeping lock word)
 export const H_NEXT_ID = 4; // id allocator for processes, anon_vmas, ...
 // sysctls and module parameters (runtime-writable in the kernel, so they live in the shared buffer)
@@ -131,7 +135,7 @@ export const Z_PRESENT_EARLY = 12; // present pages from boot memory
 export const Z_LOWMEM_RESERVE = 13; // [MAX_NR_ZONES]
 export const Z_NR_ISOLATE_PAGEBLOCK = Z_LOWMEM_RESERVE + MAX_NR_ZONES;
 export const Z_PCP_DISABLED = Z_NR_ISOLATE_PAGEBLOCK + 1; // zone_pcp_disable() depth
-export const Z_FREE_AREA = Z_PCP_DISABLED + 1; // heads then counts, [order][migratetype]
+const Z_FREE_AREA = Z_PCP_DISABLED + 1; // heads then counts, [order][migratetype]
 
 // ---- struct per_cpu_pages slots (Int32, one record per cpu per zone) ----
 export const PCP_LOCK = 0;
@@ -139,7 +143,10 @@ export const PCP_COUNT = 1;
 export const PCP_HIGH = 2;
 export const PCP_BATCH = 3;
 export const PCP_LISTS = 4; // heads [MIGRATE_PCPTYPES]
-export const PCP_STRIDE = PCP_LISTS + MIGRATE_PCPTYPES;
+const PCP_STRIDE = PCP_LISTS + MIGRATE_PCPTYPES;
+// Exported by name: memmap's own accessors (page_zonenum(), compound_head(), the free-area and per-CPU
+// offsets) then read local bindings, not properties of this module's exports object, on every call.
+export { PG_tail, PG_ZONE_SHIFT, PG_ZONE_MASK, PG_ORDER_SHIFT, PG_ORDER_MASK, H_ZERO_PFN, Z_FREE_AREA, PCP_STRIDE };
 
 // ---- struct memory_block slots (Int32) ----
 export const MB_STATE = 0; // MEM_ONLINE / MEM_GOING_OFFLINE / MEM_OFFLINE

@@ -5,19 +5,29 @@
 // Simplified: migration is synchronous and never waits for a page lock or writeback (a locked folio
 // is -EAGAIN for this pass); no batching of unmaps across folios; no NUMA.
 
-import { Memmap, PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero, PG_anon_exclusive } from './memmap';
+import { Memmap } from './memmap';
+import * as layout from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
-import { GFP_TRANSHUGE, __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE, __GFP_THISNODE } from './gfp';
+import { __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, __GFP_THISNODE } from './gfp';
+import * as gfpNs from './gfp';
 import { lookupLocked, ptlLock, ptlUnlock, Translation } from './memory';
-import { ZONE_MOVABLE } from './mmzone';
+import * as mmzoneNs from './mmzone';
 import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
   folioIsolateLruMark, folioPutbackLru, lruAddDrainAll } from './swap';
 import { tryToMigrate, removeMigrationPtes, folioMapped } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
-import { EAGAIN, ENOMEM } from './errno';
+import * as errnoNs from './errno';
 import { dequeueHugetlbFolio, hstateIndex, allocMigrateHugetlbFolio, moveHugetlbState } from './hugetlb';
 import { splitFolio } from './huge_memory';
 import { yieldPoint, faultPoint } from './sched';
+
+// Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
+// of the other module's exports object at every use (again after every call, atomics included).
+const { PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero,
+  PG_anon_exclusive } = layout;
+const { GFP_TRANSHUGE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE } = gfpNs;
+const { ZONE_MOVABLE } = mmzoneNs;
+const { EAGAIN, ENOMEM } = errnoNs;
 
 // enum migrate_reason (include/linux/migrate_mode.h) and migrate_reason_names[] (mm/debug.c)
 export const MR_COMPACTION = 0;
@@ -146,7 +156,9 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
   if (dst === NO_PAGE) { folioUnlock(m, src); migrateWhy = 'no target memory'; return -ENOMEM; }
   folioTrylock(m, dst);
   const wasMapped = folioMapped(m, src);
-  if (wasMapped && !tryToMigrate(m, src)) return migrateFolioUndo(m, src, dst, wasMapped, -EAGAIN, 'still mapped (maybe DMA-pinned anonymous folio)');
+  if (wasMapped && !tryToMigrate(m, src)) {
+    return migrateFolioUndo(m, src, dst, wasMapped, -EAGAIN, 'still mapped (maybe DMA-pinned anonymous folio)');
+  }
   yieldPoint('migrate:unmap'); // migrate_folio_unmap() done: migration entries installed
   const expected = expectedRefs(m, src) + 1;
   if (!folioRefFreeze(m, src, expected)) {
@@ -203,7 +215,7 @@ export interface MigrateOptions {
 export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: MigrateOptions): number {
   const stats = opts.stats ?? { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
   const passes = opts.passes ?? NR_MAX_MIGRATE_PAGES_RETRY;
-  let pending = [...list];
+  let pending = list; // the first pass reads the caller's list, which is only rewritten at the end
   const failed: number[] = [];
   let rcSaved = 0;
   for (let pass = 0; pass < passes && pending.length; pass++) {
@@ -236,7 +248,9 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       failed.push(src);
       if (rc === -ENOMEM) { // out of memory: stop here, the rest stays on the list untried
         rcSaved = -ENOMEM;
-        failed.push(...pending.slice(i + 1), ...retry);
+        // (loops, not push(...rest): a spread of 100k+ folios overflows the stack)
+        for (let k = i + 1; k < pending.length; k++) failed.push(pending[k]!);
+        for (let k = 0; k < retry.length; k++) failed.push(retry[k]!);
         pending = [];
         retry.length = 0;
         break;
@@ -252,13 +266,14 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
     failed.push(src);
   }
   list.length = 0;
-  list.push(...failed);
+  for (let k = 0; k < failed.length; k++) list.push(failed[k]!);
   return rcSaved || failed.length;
 }
 
 /** A migrated folio leaves the list: drop the isolation reference (migrate_folio_done). */
 function dropFromList(m: Memmap, src: number, isolatedItem: number, nr: number): void {
-  Atomics.and(m.flags, src, ~(PG_isolated | PG_lru));
+  // migrateFolio() cleared PG_isolated (PG_lru went at isolation): the atomic only for a folio freed under us
+  if (m.flags[src]! & (PG_isolated | PG_lru)) Atomics.and(m.flags, src, ~(PG_isolated | PG_lru));
   if (isolatedItem >= 0) countVmEvents(m, isolatedItem, -nr);
   folioPut(m, src);
 }

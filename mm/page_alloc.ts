@@ -7,12 +7,10 @@
 // page reporting or shuffling; free pages go to the head of their list (never "to_tail"). Reclaim,
 // compaction and the OOM killer sit behind the slow path's hook (mm/oom_kill.ts installs it).
 
-import { Memmap, PG_buddy, PG_head, PG_tail, PG_pcp, PG_ZONE_MASK, PG_ORDER_SHIFT, PG_lru, PG_movable_ops,
-  PG_hole, Z_LOCK, Z_NR_FREE, Z_NR_FREE_CMA, Z_MANAGED, Z_WMARK_MIN, Z_WMARK_LOW, Z_WMARK_HIGH,
-  Z_LOWMEM_RESERVE, Z_NR_RESERVED_HIGHATOMIC, Z_PCP_DISABLED, Z_START_PFN, Z_SPANNED, PCP_LOCK, PCP_COUNT,
-  PCP_HIGH, PCP_BATCH, PCP_LISTS, freeAreaHead, freeAreaCount, pcpBase, NO_ZONE } from './memmap';
-import { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-  MIGRATE_HIGHATOMIC, MIGRATE_TYPES, MAX_NR_ZONES, ZONE_NORMAL, ZONE_DMA32, migratetypeIsMergeable } from './mmzone';
+import { Memmap, freeAreaHead, freeAreaCount, pcpBase } from './memmap';
+import * as layout from './memmap';
+import { migratetypeIsMergeable } from './mmzone';
+import * as mmzoneNs from './mmzone';
 import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_MEMALLOC, __GFP_NOMEMALLOC, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
 } from './gfp';
 import { spinLock, spinUnlock, spinTrylock } from './locking';
@@ -21,24 +19,38 @@ import { hasBug } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
 import { vmBugOn, bug } from './debug';
 
+// Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
+// of the other module's exports object at every use (again after every call, atomics included).
+const { PG_buddy, PG_head, PG_tail, PG_pcp, PG_ZONE_MASK, PG_ORDER_SHIFT, PG_lru, PG_movable_ops, PG_hole, Z_LOCK,
+  Z_NR_FREE, Z_NR_FREE_CMA, Z_MANAGED, Z_WMARK_MIN, Z_WMARK_LOW, Z_WMARK_HIGH, Z_LOWMEM_RESERVE,
+  Z_NR_RESERVED_HIGHATOMIC, Z_PCP_DISABLED, Z_START_PFN, Z_SPANNED, PCP_LOCK, PCP_COUNT, PCP_HIGH, PCP_BATCH,
+  PCP_LISTS, NO_ZONE } = layout;
+const { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
+  MIGRATE_HIGHATOMIC, MIGRATE_TYPES, MAX_NR_ZONES, ZONE_NORMAL, ZONE_DMA32 } = mmzoneNs;
+
 // alloc_flags (mm/internal.h)
-export const ALLOC_WMARK_MIN = 0;
-export const ALLOC_WMARK_LOW = 1;
-export const ALLOC_WMARK_HIGH = 2;
-export const ALLOC_WMARK_MASK = 3;
-export const ALLOC_NO_WATERMARKS = 0x04;
-export const ALLOC_OOM = 0x08;
-export const ALLOC_NON_BLOCK = 0x10;
-export const ALLOC_MIN_RESERVE = 0x20;
-export const ALLOC_CPUSET = 0x40;
-export const ALLOC_CMA = 0x80;
-export const ALLOC_NOFRAGMENT = 0x100;
-export const ALLOC_HIGHATOMIC = 0x200;
-export const ALLOC_KSWAPD = 0x800;
-export const ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM;
+const ALLOC_WMARK_MIN = 0;
+const ALLOC_WMARK_LOW = 1;
+const ALLOC_WMARK_HIGH = 2;
+const ALLOC_WMARK_MASK = 3;
+const ALLOC_NO_WATERMARKS = 0x04;
+const ALLOC_OOM = 0x08;
+const ALLOC_NON_BLOCK = 0x10;
+const ALLOC_MIN_RESERVE = 0x20;
+const ALLOC_CPUSET = 0x40;
+const ALLOC_CMA = 0x80;
+const ALLOC_NOFRAGMENT = 0x100;
+const ALLOC_HIGHATOMIC = 0x200;
+const ALLOC_KSWAPD = 0x800;
+const ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM;
 
 /** The NULL page. */
-export const NO_PAGE = -1;
+const NO_PAGE = -1;
+
+// Exported by name rather than `export const`: uses inside this file then read a local binding, not a
+// property of this module's exports object (what tsc emits for `export const`), on the hot paths.
+export { ALLOC_WMARK_MIN, ALLOC_WMARK_LOW, ALLOC_WMARK_HIGH, ALLOC_WMARK_MASK, ALLOC_NO_WATERMARKS, ALLOC_OOM, ALLOC_NON_BLOCK,
+  ALLOC_MIN_RESERVE, ALLOC_CPUSET, ALLOC_CMA, ALLOC_NOFRAGMENT, ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_RESERVES, NO_PAGE };
 
 // fallbacks[] (mm/page_alloc.c): which free lists a migratetype may steal from, in order.
 const FALLBACKS: number[][] = [
@@ -340,7 +352,8 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
   const zb = m.zoneBase(zid);
   const pb = pcpBase(m, current().cpu, zid);
   const pcp = m.pcp;
-  if (Atomics.load(m.zones, zb + Z_PCP_DISABLED) > 0 || !spinTrylock(pcp, pb + PCP_LOCK)) {
+  // a plain read of zone_pcp_disable()'s depth (Atomics.load is a call in V8): checked without the pcp lock either way
+  if (m.zones[zb + Z_PCP_DISABLED]! > 0 || !spinTrylock(pcp, pb + PCP_LOCK)) {
     freeOnePage(m, pfn, zid, 0);
     return;
   }
@@ -541,7 +554,7 @@ function rmqueueBulk(m: Memmap, zid: number, pb: number, count: number, mt: numb
 /** rmqueue_pcplist() */
 function rmqueuePcplist(m: Memmap, zid: number, mt: number, allocFlags: number): number {
   const zb = m.zoneBase(zid);
-  if (Atomics.load(m.zones, zb + Z_PCP_DISABLED) > 0) return NO_PAGE;
+  if (m.zones[zb + Z_PCP_DISABLED]! > 0) return NO_PAGE; // a plain read, as in freeUnrefPage()
   const pb = pcpBase(m, current().cpu, zid);
   const pcp = m.pcp;
   if (!spinTrylock(pcp, pb + PCP_LOCK)) return NO_PAGE;

@@ -6,16 +6,23 @@
 // inode and page offset. A PTE mapping of page i counts in _mapcount[i]; a PMD mapping of the whole
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
-import { Memmap, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
-  MM_NR_VMAS, MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE } from './memmap';
-import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, mkPte,
-  mkMigrationEntry, PMD_HUGE, PFN_MASK } from './mm_types';
+import { Memmap } from './memmap';
+import * as layout from './memmap';
+import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
+import * as mmTypes from './mm_types';
 import { folioOrder, folioGet } from './swap';
 import { spinLock, spinUnlock } from './locking';
-import { GUP_PIN_COUNTING_BIAS } from './pinnable';
+import * as pinnableNs from './pinnable';
 import { variant } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
 import { mmuNotifierFolioInvalidateStart, mmuNotifierFolioInvalidateEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
+
+// Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
+// of the other module's exports object at every use (again after every call, atomics included).
+const { PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF, MM_NR_VMAS,
+  MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE } = layout;
+const { PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, PMD_HUGE, PFN_MASK } = mmTypes;
+const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 
 const NR_ANON_THPS = vmItem('nr_anon_transparent_hugepages');
 
@@ -179,26 +186,20 @@ function rmapWalkMigration(m: Memmap, head: number, src: number, remove: boolean
   const key = anon ? VMA_ANON_VMA : VMA_SHMEM;
   const index = m.index[head]!;
   const n = f & PG_head ? 1 << m.pageOrder(head) : 1;
-  // The shape and the layout constants live in locals: the atomics below are calls, after which V8
-  // reloads every field of m and every imported constant (a module property) it uses again.
+  // the shape lives in locals: the atomics below are calls, after which V8 reloads every field of m
   const mms = m.mms;
   const vmas = m.vmas;
   const maxMms = m.maxMms;
-  const mmStride = MM_STRIDE;
-  const users = MM_USERS;
-  const vmaStride = VMA_STRIDE;
-  const vmaStart = VMA_START;
-  const vmaEnd = VMA_END;
-  const vmasPerMm = m.maxVmas * vmaStride;
-  for (let mm = 0, mb = 0; mm < maxMms; mm++, mb += mmStride) {
-    if (mms[mb + users] === 0) continue;
+  const vmasPerMm = m.maxVmas * VMA_STRIDE;
+  for (let mm = 0, mb = 0; mm < maxMms; mm++, mb += MM_STRIDE) {
+    if (mms[mb + MM_USERS] === 0) continue;
     spinLock(mms, mb + MM_PTL);
     const nv = mms[mb + MM_NR_VMAS]!;
     let done = false;
-    for (let i = 0, vb = mm * vmasPerMm; i < nv; i++, vb += vmaStride) {
+    for (let i = 0, vb = mm * vmasPerMm; i < nv; i++, vb += VMA_STRIDE) {
       if (vmas[vb + key] !== id) continue;
-      const start = vmas[vb + vmaStart]!;
-      const end = vmas[vb + vmaEnd]!;
+      const start = vmas[vb + VMA_START]!;
+      const end = vmas[vb + VMA_END]!;
       const first = anon ? index : start + (index - vmas[vb + VMA_PGOFF]!);
       const lo = first > start ? first : start;
       const hi = first + n < end ? first + n : end;

@@ -2,12 +2,17 @@
 // is reclaimed. What matters for pinning is the per-CPU add batch: a new folio sits there holding an
 // extra reference, off the LRU, until the batch fills or is drained (folio_add_lru, lru_add_drain).
 
-import { Memmap, PG_lru, PG_head, PG_hugetlb, PG_locked, H_LRU_DISABLED } from './memmap';
+import { Memmap } from './memmap';
+import * as layout from './memmap';
 import { freeThePage } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
 import { current, faultPoint } from './sched';
 import { bug } from './debug';
 import { freeHugeFolio } from './hugetlb';
+
+// Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
+// of the other module's exports object at every use (again after every call, atomics included).
+const { PG_lru, PG_head, PG_hugetlb, PG_locked, H_LRU_DISABLED } = layout;
 
 /** folio_order() */
 export function folioOrder(m: Memmap, pfn: number): number {
@@ -105,7 +110,7 @@ export function folioAddLru(m: Memmap, pfn: number): void {
     lruAddDrainCpu(m, current().cpu);
     return;
   }
-  if (Atomics.load(m.header, H_LRU_DISABLED) > 0) {
+  if (m.header[H_LRU_DISABLED]! > 0) { // lru_cache_disabled(): a plain read, as the kernel's atomic_read()
     Atomics.or(m.flags, pfn, PG_lru);
     return;
   }
