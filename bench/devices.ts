@@ -36,6 +36,7 @@ import { folioMaybeDmaPinned } from '../mm/rmap';
 import { setCurrent, newTask } from '../mm/sched';
 import { vmstatSnapshot } from '../mm/vmstat';
 import { folioOrder } from '../mm/swap';
+import { pfnOf } from '../mm/memory';
 
 type Row = Record<string, string | number>;
 
@@ -230,13 +231,6 @@ function bootVmm(thp: boolean, limitPages: number): Vmm {
   const mm = mmCreate(m, { rlimitMemlockPages: limitPages });
   setCurrent(newTask(1, 'qemu', 0, mm));
   return { m, mm, dev: vfioType1.create(inThreadEnv(m, mm)) };
-}
-
-function pfnOf(m: Memmap, mm: number, vpn: number): number {
-  ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
-  ptlUnlock(m, mm);
-  return t ? t.pfn : -1;
 }
 
 function pinsOutstanding(m: Memmap): number {

@@ -101,7 +101,8 @@ async function benchSched(): Promise<void> {
 }
 
 async function benchMutation(): Promise<void> {
-  record('mutation', await mutationRows(process.env.PINLAB_BENCH_ONLY));
+  const only = process.env.PINLAB_BENCH_ONLY;
+  record(only === 'device' ? 'mutation-devices' : 'mutation', await mutationRows(only));
 }
 
 async function benchDevices(): Promise<void> {

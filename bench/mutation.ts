@@ -21,7 +21,9 @@ function median(xs: number[]): number {
 
 export async function mutationRows(only?: string): Promise<Row[]> {
   const rows: Row[] = [];
-  const entries: Mutation[] = [...KERNEL_MUTATIONS, ...DEVICE_MUTATIONS].filter((mu) => !only || `${mu.variant} ${mu.bugs?.join(',') ?? ''}`.includes(only));
+  // PINLAB_BENCH_ONLY=kernel | device | a substring of "<variant> <bugs>"
+  const entries: Mutation[] = only === 'kernel' ? KERNEL_MUTATIONS : only === 'device' ? DEVICE_MUTATIONS
+    : [...KERNEL_MUTATIONS, ...DEVICE_MUTATIONS].filter((mu) => !only || `${mu.variant} ${mu.bugs?.join(',') ?? ''}`.includes(only));
   for (const mu of entries) {
     const first: number[] = [];
     const firstCases: number[] = [];

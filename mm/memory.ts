@@ -77,6 +77,14 @@ export function lookupLocked(m: Memmap, mm: number, vpn: number, out?: Translati
   return t;
 }
 
+/** The pfn vpn maps now (the page table walked under the PTL), or -1: what the process would touch. */
+export function pfnOf(m: Memmap, mm: number, vpn: number): number {
+  ptlLock(m, mm);
+  const t = lookupLocked(m, mm, vpn);
+  ptlUnlock(m, mm);
+  return t ? t.pfn : -1;
+}
+
 /**
  * migration_entry_wait() / pmd_migration_entry_wait(): sleep until the migration entry at a[i] is
  * replaced (migration finished or failed, or the range was unmapped); bounded, then the fault retries.

@@ -15,6 +15,7 @@ import { setCurrent, newTask } from '../mm/sched';
 import { setVariant, parseVariant } from '../mm/variants';
 import { oomKills } from '../mm/oom_kill';
 import { checkAllocator, longtermPinErrors, pinBalanceErrors, snapshotPageCounts, forgetUnmapped } from './checkers';
+import { pfnOf } from '../mm/memory';
 
 export type PinOp =
   | { op: 'mmap'; p: number; pages: number; populate: boolean }
@@ -58,13 +59,6 @@ interface Held { pages: number[]; n: number; longterm: boolean; write: boolean; 
 function settle(m: Memmap): void {
   lruAddDrainAll(m);
   drainAllPages(m);
-}
-
-function pfnOf(m: Memmap, mm: number, vpn: number): number {
-  ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
-  ptlUnlock(m, mm);
-  return t ? t.pfn : -1;
 }
 
 /**

@@ -15,6 +15,8 @@ import { Prng } from '../../../harness/prng';
 import { resolveOp, MapTable } from '../../../devices/index';
 import { memlockCounters } from '../../../devices/common';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, HeldPage } from '../../../devices/device';
+import { pfnOf } from '../../../mm/memory';
+export { pfnOf };
 
 export const MINI = 'mini';
 /** 256 frames: ZONE_NORMAL 128, ZONE_MOVABLE 128 (user memory faults into ZONE_MOVABLE). */
@@ -78,13 +80,6 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
 }
 
 /** The frame a process page maps now, or -1. */
-export function pfnOf(m: Memmap, mm: number, vpn: number): number {
-  ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
-  ptlUnlock(m, mm);
-  return t ? t.pfn : -1;
-}
-
 /** Fill pages [off, off + n) of a mapping with distinct words (faulting them in). */
 export function fill(r: Rig, map: string, n: number, base = 1000, off = 0): void {
   for (let i = 0; i < n; i++) expect(userAccess(r.m, r.mm, r.maps[map]! + off + i, true, base + i)).toBe(base + i);

@@ -21,6 +21,7 @@ import { setCurrent, newTask, current, Task } from '../../../mm/sched';
 import { setVariant, parseVariant, variant, KernelVariant } from '../../../mm/variants';
 import { oomKills, KernelPanic } from '../../../mm/oom_kill';
 import { checkAllocator } from '../../../properties/checkers';
+import { pfnOf } from '../../../mm/memory';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
@@ -60,13 +61,6 @@ function touched(m: Memmap, mm: number, n: number, base = 500): number {
   expect(v).toBeGreaterThanOrEqual(0);
   for (let i = 0; i < n; i++) expect(userAccess(m, mm, v + i, true, base + i)).toBe(base + i);
   return v;
-}
-
-function pfnOf(m: Memmap, mm: number, vpn: number): number {
-  ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
-  ptlUnlock(m, mm);
-  return t ? t.pfn : -1;
 }
 
 function pinStat(m: Memmap): { acquired: number; released: number } {

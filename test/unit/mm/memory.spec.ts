@@ -10,17 +10,11 @@ import { checkAllocator } from '../../../properties/checkers';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { layoutJson } from '../../../harness/layout';
+import { pfnOf } from '../../../mm/memory';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
-
-function pfnOf(m: Memmap, mm: number, vpn: number): number {
-  ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
-  ptlUnlock(m, mm);
-  return t ? t.pfn : -1;
-}
 
 function usedFrames(m: Memmap): number {
   lruAddDrainAll(m);

@@ -12,17 +12,11 @@ import { GFP_HIGHUSER, GFP_KERNEL, __GFP_NORETRY } from '../../../mm/gfp';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { checkAllocator } from '../../../properties/checkers';
+import { pfnOf } from '../../../mm/memory';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
-
-function pfnOf(m: Memmap, mm: number, vpn: number): number {
-  ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
-  ptlUnlock(m, mm);
-  return t ? t.pfn : -1;
-}
 
 function setup(cmd = CMD, n = 8): { m: Memmap; mm: number; v: number } {
   const m = boot(cmd, MINI);

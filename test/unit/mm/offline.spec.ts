@@ -9,18 +9,12 @@ import { drainAllPages, allocPages, freePages } from '../../../mm/page_alloc';
 import { GFP_KERNEL } from '../../../mm/gfp';
 import { setCurrent, current } from '../../../mm/sched';
 import { checkAllocator } from '../../../properties/checkers';
+import { pfnOf } from '../../../mm/memory';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
 const report = (): OfflineReport => ({ reason: '', pfn: -1, passes: 0, failures: [] });
-
-function pfnOf(m: Memmap, mm: number, vpn: number): number {
-  ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
-  ptlUnlock(m, mm);
-  return t ? t.pfn : -1;
-}
 
 function sound(m: Memmap): void {
   lruAddDrainAll(m);
