@@ -17,7 +17,7 @@ import { vmItem, vmstatRead } from '../mm/vmstat';
 import { setMmuNotifierDeliver as setDeliver } from '../mm/mmu_notifier';
 import { cloneMachine, movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
 import { threadId } from 'node:worker_threads';
-import { Control, K_OP, K_RET, K_FAULT, K_VIOLATION, C_SEQ, C_QUIESCE, C_QUIESCE_DONE, A_TID, A_MB_LOCK, A_MB_STATE, A_MB_FROM, A_MB_SUB, A_MB_ARGS,
+import { Control, K_OP, K_RET, K_FAULT, K_VIOLATION, C_SEQ, C_QUIESCE, C_QUIESCE_DONE, C_QUIESCE_WORK, A_TID, A_MB_LOCK, A_MB_STATE, A_MB_FROM, A_MB_SUB, A_MB_ARGS,
   A_MB_RESULT, MB_IDLE, MB_PENDING, MB_DONE } from './schedctl';
 import { setMmuNotifierDeliver, mmuNotifierDeliverLocal, MmuNotifierDelivery, MMU_NOTIFY_EVENT_NAMES } from '../mm/mmu_notifier';
 import { KernelBug } from '../mm/debug';
@@ -219,8 +219,10 @@ export function runActor(t: ActorTask): ActorResult {
    * every pin still held is a long-term one. The checks run on private copies of the machine (callbacks
    * to devices are not delivered there: an ODP device would comply; no other model subscribes):
    * the actor's own no-livelock re-runs, and, by the last actor to arrive, movable-offlinable with the pins held.
+   * The last to arrive runs on without blocking: in deterministic mode it holds the CPU through its checks.
    */
   const quiesce = (a: AgentState): void => {
+    if (a.quiescentWork?.()) Atomics.add(i32, C_QUIESCE_WORK, 1);
     const last = barrier(C_QUIESCE, 'quiescence: the other actors are still running their programs');
     const yh = setYieldHook(null);
     const fh = setFaultHook(null);
@@ -240,7 +242,9 @@ export function runActor(t: ActorTask): ActorResult {
       setWaitHook(wh);
       setDeliver(dh);
     }
-    barrier(C_QUIESCE_DONE, 'quiescence: the other actors are still checking');
+    // deterministic mode: the last actor's check ran holding the CPU, before anyone could tear down;
+    // the second barrier is needed only when another actor has its own checks still to run
+    if (!t.det || Atomics.load(i32, C_QUIESCE_WORK) > 0) barrier(C_QUIESCE_DONE, 'quiescence: the other actors are still checking');
   };
 
   let actor: AgentState | null = null;

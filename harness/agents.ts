@@ -61,6 +61,8 @@ export interface AgentState extends DeviceState {
    * ran out of its budget during the run: still no progress with nobody else running is a livelock.
    */
   quiescent?(copy: () => MemmapT): QuiescentFinding[];
+  /** how many re-checks quiescent() has queued (0: nothing to run) */
+  quiescentWork?(): number;
 }
 
 export type AgentFactory = (env: AgentEnv) => AgentState;
@@ -308,6 +310,7 @@ export const pinnerAgent: AgentFactory = (env) => {
       while (pins.length) n += release(pins.pop()!);
       return rc(n, `${n} pages unpinned`);
     },
+    quiescentWork: () => stuck.length,
     quiescent: (copyOf) => stuck.map((s) => {
       const copy = copyOf();
       const pages: number[] = new Array(s.n).fill(-1);
@@ -371,7 +374,7 @@ export const hotplugAgent: AgentFactory = (env) => {
     }
     return out;
   };
-  return { step, inspect: () => ({ held: [], accounting: {} }), teardown: () => rc(0), quiescent };
+  return { step, inspect: () => ({ held: [], accounting: {} }), teardown: () => rc(0), quiescent, quiescentWork: () => stuck.size };
 };
 
 // ---------------------------------------------------------------------------------------------

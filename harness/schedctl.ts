@@ -34,6 +34,7 @@ export const C_SWITCHES = 16; // decisions that handed the CPU to another actor 
 export const C_POINTS = 17; // preemption points reached (free mode counts them here)
 export const C_QUIESCE = 18; // actors that finished their program (quiescence barrier, harness/actor.ts)
 export const C_QUIESCE_DONE = 19; // actors done with the quiescent checks
+export const C_QUIESCE_WORK = 20; // actors with quiescent re-checks to run (no-livelock)
 export const C_HDR = 32;
 
 // ---- per-actor slots ----
