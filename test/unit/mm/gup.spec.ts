@@ -526,6 +526,25 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
 
 // ---------------------------------------------------------------------------------------------
 
+describe('a pin larger than the kernel zones', () => {
+  it('fails with -ENOMEM holding nothing, the process intact (migrate_pages() with 200k failures, no stack overflow)', () => {
+    const m = boot('mem=2G movablecore=1536M'); // 512M kernel zones: 330k pages cannot all move there
+    const mm = mmCreate(m);
+    setCurrent(newTask(100, 'pinner', 0, mm));
+    const n = 330_000;
+    const v = doMmap(m, mm, { nrPages: n, prot: RW });
+    for (let i = 0; i < n; i++) userAccess(m, mm, v + i, true, i);
+    const pages = new Array(n).fill(-1);
+    const report = newPinReport();
+    const before = pinStat(m);
+    expect(pinUserPages(m, mm, v, n, FOLL_LONGTERM | FOLL_WRITE, pages, report)).toBe(-ENOMEM);
+    expect(report.migrated).toBeGreaterThan(50_000);
+    const after = pinStat(m);
+    expect(after.acquired - before.acquired).toBe(after.released - before.released);
+    for (const i of [0, 77_777, n - 1]) expect(userAccess(m, mm, v + i, false)).toBe(i);
+  }, 60_000);
+});
+
 describe('the -EAGAIN loop and fatal signals', () => {
   it(`R10 (v6.1): isolated-but-unlisted folios loop on -EAGAIN; pinlab stops after ${GUP_LONGTERM_RETRIES_MAX} rounds with -EINTR, nothing pinned`, () => {
     withVariant('v6.1', () => {
