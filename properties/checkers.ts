@@ -3,7 +3,8 @@
 // debug_pagealloc spirit) and accounts every managed frame exactly once.
 
 import { Memmap, PG_buddy, PG_pcp, PG_ORDER_SHIFT, Z_MANAGED, Z_NR_FREE, Z_NR_FREE_CMA, PCP_COUNT, PCP_LISTS,
-  freeAreaHead, freeAreaCount, pcpBase, NO_ZONE } from '../mm/memmap';
+  freeAreaHead, freeAreaCount, pcpBase, NO_ZONE, MM_USERS, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM } from '../mm/memmap';
+import { mmBase } from '../mm/mm_types';
 import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES, MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE, zoneName,
   MIGRATETYPE_NAMES } from '../mm/mmzone';
 import { folioMaybeDmaPinned } from '../mm/rmap';
@@ -122,6 +123,24 @@ export function longtermPinErrors(m: Memmap, pages: number[], n: number, zeroPfn
 export interface PageCounts { refcount: Int32Array; pincount: Int32Array; mapcount: Int32Array }
 export function snapshotPageCounts(m: Memmap): PageCounts {
   return { refcount: m.refcount.slice(), pincount: m.pincount.slice(), mapcount: m.mapcount.slice() };
+}
+
+/**
+ * Memlock accounting back at zero once every device is closed: mm->locked_vm (VmLck), mm->pinned_vm
+ * (VmPin) and the user's locked_vm of every live process (devices/common.ts charges them; each
+ * close must give back what it charged, vfio_dma_do_unmap / ib_umem_release / io_sqe_buffers_unregister).
+ */
+export function memlockBalanceErrors(m: Memmap): string[] {
+  const errors: string[] = [];
+  for (let mm = 0; mm < m.maxMms; mm++) {
+    const b = mmBase(mm);
+    if (!Atomics.load(m.mms, b + MM_USERS)) continue;
+    for (const [name, slot] of [['locked_vm', MM_LOCKED_VM], ['pinned_vm', MM_PINNED_VM], ['user locked_vm', MM_USER_LOCKED_VM]] as const) {
+      const v = m.mms[b + slot]!;
+      if (v !== 0) errors.push(`mm ${mm}: ${name} ${v} pages after every device was closed (must be 0)`);
+    }
+  }
+  return errors;
 }
 
 /**

@@ -14,7 +14,8 @@ import { vmstatSnapshot } from '../mm/vmstat';
 import { setCurrent, newTask } from '../mm/sched';
 import { setVariant, parseVariant } from '../mm/variants';
 import { oomKills } from '../mm/oom_kill';
-import { checkAllocator, longtermPinErrors, pinBalanceErrors, snapshotPageCounts, forgetUnmapped } from './checkers';
+import { checkAllocator, longtermPinErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, forgetUnmapped } from './checkers';
+import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../devices/common';
 import { pfnOf } from '../mm/memory';
 
 export type PinOp =
@@ -230,5 +231,25 @@ describe('pin balance (properties)', () => {
     // the fault point alone (no R14) or R14 without the fault: no leak
     expect(() => runPinOps(MACHINES[0]!, pinOnce(false), { pofsAllocFails: true })).not.toThrow();
     expect(() => runPinOps(MACHINES[0]!, pinOnce(false), { variant: 'v6.12+R14' })).not.toThrow();
+  });
+});
+
+describe('memlock accounting back at zero (memlockBalanceErrors)', () => {
+  it('flags a charge a close never gave back, on each of the three counters, and nothing once it is returned', () => {
+    const { m } = bootFromSpec({ cmdline: 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', geometry: 'mini' });
+    const mm = mmCreate(m, { rlimitMemlockPages: 64 });
+    expect(memlockBalanceErrors(m)).toEqual([]);
+    expect(accountLockedVm(m, mm, 8, true, false)).toBe(0); // vfio_lock_acct() at MAP_DMA
+    expect(pinnedVmAddReturn(m, mm, 4)).toBe(4); // ib_umem_get()
+    expect(incrUserLockedVm(m, mm, 2)).toBe(0); // __io_account_mem()
+    expect(memlockBalanceErrors(m)).toEqual([
+      `mm ${mm}: locked_vm 8 pages after every device was closed (must be 0)`,
+      `mm ${mm}: pinned_vm 4 pages after every device was closed (must be 0)`,
+      `mm ${mm}: user locked_vm 2 pages after every device was closed (must be 0)`,
+    ]);
+    accountLockedVm(m, mm, 8, false, false);
+    pinnedVmAddReturn(m, mm, -4);
+    decrUserLockedVm(m, mm, 2);
+    expect(memlockBalanceErrors(m)).toEqual([]);
   });
 });
