@@ -8,6 +8,8 @@ import { mmBase } from '../mm/mm_types';
 import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES, MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE, zoneName,
   MIGRATETYPE_NAMES } from '../mm/mmzone';
 import { folioMaybeDmaPinned } from '../mm/rmap';
+import { doMunmap, doFork, exitMmap } from '../mm/mmap';
+import { userAccess } from '../mm/memory';
 
 export interface AllocatorCensus {
   /** per zone: frames on buddy free lists (all types), on per-CPU lists, and the remainder (in use) */
@@ -156,6 +158,42 @@ export function pinBalanceErrors(m: Memmap, acquired: number, released: number, 
     if (m.mapcount[pfn] !== base.mapcount[pfn]) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${base.mapcount[pfn]}`);
   }
   return errors;
+}
+
+/** A process as the property specs model it: its mappings and the word it last wrote at each vpn. */
+export interface ProcModel { mm: number; maps: { vpn: number; pages: number }[]; content: Map<number, number> }
+
+/** Every word each process wrote still reads back; throws naming the first that does not. */
+export function checkContent(m: Memmap, procs: (ProcModel | null)[], where: string): void {
+  for (const p of procs) {
+    if (!p) continue;
+    for (const [vpn, want] of p.content) {
+      const got = userAccess(m, p.mm, vpn, false);
+      if (got !== want) throw new Error(`${where}: mm ${p.mm} vpn ${vpn} reads ${got}, wrote ${want}`);
+    }
+  }
+}
+
+/** munmap() of pages [page, page + pages) of one of p's maps (clamped to it); the model forgets them. */
+export function modelMunmap(m: Memmap, p: ProcModel, map: { vpn: number; pages: number }, page: number, pages: number, where: string): void {
+  const start = map.vpn + (page % map.pages);
+  const n = Math.min(pages, map.vpn + map.pages - start);
+  if (doMunmap(m, p.mm, start, n) !== 0) throw new Error(`${where}: munmap failed`);
+  forgetUnmapped(p, map, start, n);
+}
+
+/** fork() of p into the first free slot (none free: nothing happens); the child sees what p wrote. */
+export function modelFork(m: Memmap, procs: (ProcModel | null)[], p: ProcModel): void {
+  const slot = procs.findIndex((x) => x === null);
+  if (slot < 0) return;
+  const c = doFork(m, p.mm);
+  if (c >= 0) procs[slot] = { mm: c, maps: p.maps.map((x) => ({ ...x })), content: new Map(p.content) };
+}
+
+/** exit of the process in slot i, if any. */
+export function modelExit(m: Memmap, procs: (ProcModel | null)[], i: number): void {
+  const p = procs[i];
+  if (p) { exitMmap(m, p.mm); procs[i] = null; }
 }
 
 /** A process model's bookkeeping after munmap of [start, start + n) inside one of its maps: forget the pages, split the map. */

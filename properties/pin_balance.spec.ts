@@ -14,7 +14,8 @@ import { vmstatSnapshot } from '../mm/vmstat';
 import { setCurrent, newTask } from '../mm/sched';
 import { setVariant, parseVariant } from '../mm/variants';
 import { oomKills } from '../mm/oom_kill';
-import { checkAllocator, longtermPinErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, forgetUnmapped } from './checkers';
+import { checkAllocator, longtermPinErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, checkContent, modelMunmap, modelFork, modelExit,
+  ProcModel } from './checkers';
 import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../devices/common';
 import { pfnOf } from '../mm/memory';
 
@@ -54,7 +55,7 @@ export function newPinStats(): PinStats {
   return { longterm: 0, shortterm: 0, migrated: 0, thpPinned: 0, failed: 0 };
 }
 
-interface Proc { mm: number; maps: { vpn: number; pages: number }[]; content: Map<number, number> }
+type Proc = ProcModel;
 interface Held { pages: number[]; n: number; longterm: boolean; write: boolean; where: string }
 
 function settle(m: Memmap): void {
@@ -144,36 +145,19 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
         case 'munmap': {
           const p = procs[o.p];
           const map = p && mapOf(p, o.map);
-          if (!p || !map) break;
-          const start = map.vpn + (o.page % map.pages);
-          const n = Math.min(o.pages, map.vpn + map.pages - start);
-          if (doMunmap(m, p.mm, start, n) !== 0) throw new Error(`${where}: munmap failed`);
-          forgetUnmapped(p, map, start, n);
+          if (p && map) modelMunmap(m, p, map, o.page, o.pages, where);
           break;
         }
         case 'fork': {
           const p = procs[o.p];
-          const slot = procs.findIndex((x) => x === null);
-          if (!p || slot < 0) break;
-          const c = doFork(m, p.mm);
-          if (c >= 0) procs[slot] = { mm: c, maps: p.maps.map((x) => ({ ...x })), content: new Map(p.content) };
+          if (p) modelFork(m, procs, p);
           break;
         }
-        case 'exit': {
-          const p = procs[o.p];
-          if (p) { exitMmap(m, p.mm); procs[o.p] = null; }
-          break;
-        }
+        case 'exit': modelExit(m, procs, o.p); break;
       }
       if (oomKills.length) throw new Error(`${where}: the OOM killer ran (${JSON.stringify(oomKills[0])}); the property sizes memory so it never should`);
       for (const h of held) if (h.longterm) fail(`${where} (pin from ${h.where})`, longtermPinErrors(m, h.pages, h.n, zero));
-      for (const p of procs) {
-        if (!p) continue;
-        for (const [vpn, want] of p.content) {
-          const got = userAccess(m, p.mm, vpn, false);
-          if (got !== want) throw new Error(`${where}: mm ${p.mm} vpn ${vpn} reads ${got}, wrote ${want}`);
-        }
-      }
+      checkContent(m, procs, where);
     });
     for (const h of held.splice(0)) unpinUserPagesDirtyLock(m, h.pages, h.n, h.write);
     for (let i = 0; i < NPROC; i++) if (procs[i]) exitMmap(m, procs[i]!.mm);

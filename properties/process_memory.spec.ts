@@ -11,7 +11,7 @@ import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { Memmap, MB_STRIDE, MB_ZONE } from '../mm/memmap';
 import { ZONE_MOVABLE } from '../mm/mmzone';
-import { checkAllocator, forgetUnmapped } from './checkers';
+import { checkAllocator, checkContent, modelMunmap, modelFork, modelExit, ProcModel } from './checkers';
 import { zoneInfo, vmstatSnapshot } from '../mm/vmstat';
 
 type Op =
@@ -37,7 +37,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('online' as const), block: fc.nat(15) }) },
 );
 
-interface Proc { mm: number; maps: { vpn: number; pages: number }[]; content: Map<number, number> }
+type Proc = ProcModel;
 
 function usedTotal(m: Memmap): number {
   lruAddDrainAll(m);
@@ -64,15 +64,7 @@ it.prop([fc.constantFrom('always', 'never'), fc.array(opArb, { minLength: 1, max
       if (!p) { p = { mm: mmCreate(m), maps: [], content: new Map() }; procs[i] = p; }
       return p;
     };
-    const check = (where: string) => {
-      for (const p of procs) {
-        if (!p) continue;
-        for (const [vpn, want] of p.content) {
-          const got = userAccess(m, p.mm, vpn, false);
-          if (got !== want) throw new Error(`${where}: mm ${p.mm} vpn ${vpn} reads ${got}, wrote ${want}`);
-        }
-      }
-    };
+    const check = (where: string) => checkContent(m, procs, where);
     ops.forEach((o, i) => {
       const where = `op ${i} ${JSON.stringify(o)}`;
       switch (o.op) {
@@ -94,11 +86,7 @@ it.prop([fc.constantFrom('always', 'never'), fc.array(opArb, { minLength: 1, max
         case 'munmap': {
           const p = get(o.p);
           const map = p.maps[o.map % Math.max(1, p.maps.length)];
-          if (!map) break;
-          const start = map.vpn + (o.page % map.pages);
-          const n = Math.min(o.pages, map.vpn + map.pages - start);
-          if (doMunmap(m, p.mm, start, n) !== 0) throw new Error(`${where}: munmap failed`);
-          forgetUnmapped(p, map, start, n);
+          if (map) modelMunmap(m, p, map, o.page, o.pages, where);
           break;
         }
         case 'dontneed': {
@@ -108,19 +96,8 @@ it.prop([fc.constantFrom('always', 'never'), fc.array(opArb, { minLength: 1, max
           if (doMadvise(m, p.mm, map.vpn, map.pages, MADV_DONTNEED) === 0) for (let v = map.vpn; v < map.vpn + map.pages; v++) p.content.delete(v);
           break;
         }
-        case 'fork': {
-          const p = get(o.p);
-          const slot = procs.findIndex((x) => x === null);
-          if (slot < 0) break;
-          const c = doFork(m, p.mm);
-          if (c >= 0) procs[slot] = { mm: c, maps: p.maps.map((x) => ({ ...x })), content: new Map(p.content) };
-          break;
-        }
-        case 'exit': {
-          const p = procs[o.p];
-          if (p) { exitMmap(m, p.mm); procs[o.p] = null; }
-          break;
-        }
+        case 'fork': modelFork(m, procs, get(o.p)); break;
+        case 'exit': modelExit(m, procs, o.p); break;
         case 'migrate': {
           const p = get(o.p);
           const map = p.maps[o.map % Math.max(1, p.maps.length)];
