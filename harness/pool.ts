@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import type { WorkerTask, WorkerResult } from './types';
+import { smpEnable } from '../mm/atomic';
 
 export function workerFile(): { filename: string; execArgv: string[] } {
   const ts = __filename.endsWith('.ts');
@@ -19,6 +20,7 @@ export class ActorPool {
 
   constructor(threads: number) {
     this.threads = threads;
+    smpEnable(); // machines of this thread are shared with the workers from now on (mm/atomic.ts)
     const w = workerFile();
     this.pool = new Piscina({
       filename: w.filename, execArgv: w.execArgv, minThreads: threads, maxThreads: threads,

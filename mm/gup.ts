@@ -8,6 +8,7 @@
 // unbounded in the kernel (it ends only by SIGKILL), gives up after GUP_LONGTERM_RETRIES_MAX rounds as
 // if SIGKILL had arrived, and reports the outcome "no-progress".
 
+import { atomicFetchAdd, atomicFetchSub, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import * as errnoNs from './errno';
@@ -98,18 +99,18 @@ function isZeroFolio(m: Memmap, head: number): boolean {
  */
 export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: number): number {
   if (flags & FOLL_GET) {
-    Atomics.add(m.refcount, head, refs);
+    atomicFetchAdd(m.refcount, head, refs);
     return 0;
   }
   if (!(flags & FOLL_PIN)) bug('try_grab_folio: neither FOLL_GET nor FOLL_PIN');
   if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return 0;
   if (hasPincount(m, head)) {
-    Atomics.add(m.refcount, head, refs);
-    Atomics.add(m.pincount, head, refs);
+    atomicFetchAdd(m.refcount, head, refs);
+    atomicFetchAdd(m.pincount, head, refs);
   } else {
-    const before = Atomics.add(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
+    const before = atomicFetchAdd(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
     if (before + refs * GUP_PIN_COUNTING_BIAS > 0x7fffffff || before < 0) { // WARN_ON_ONCE(folio_ref_count(folio) < 0)
-      Atomics.sub(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
+      atomicFetchSub(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
       return -ENOMEM;
     }
   }
@@ -124,7 +125,7 @@ export function gupPutFolio(m: Memmap, head: number, refs: number, flags: number
     if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return;
     countVmEvents(m, NR_FOLL_PIN_RELEASED, refs);
     gupThreadPins.released += refs;
-    if (hasPincount(m, head)) Atomics.sub(m.pincount, head, refs);
+    if (hasPincount(m, head)) atomicFetchSub(m.pincount, head, refs);
     else refs *= GUP_PIN_COUNTING_BIAS;
   }
   folioPutRefs(m, head, refs);
@@ -145,7 +146,7 @@ export function unpinUserPagesDirtyLock(m: Memmap, pages: number[], nr: number, 
   for (let i = 0; i < nr; i++) {
     const p = pages[i]!;
     if (p < 0) continue;
-    if (makeDirty) Atomics.or(m.flags, m.compoundHead(p), PG_dirty);
+    if (makeDirty) flagsFetchOr(m.flags, m.compoundHead(p), PG_dirty);
     unpinUserPage(m, p);
   }
 }
@@ -153,7 +154,7 @@ export function unpinUserPagesDirtyLock(m: Memmap, pages: number[], nr: number, 
 /** unpin_user_page_range_dirty_lock(): nr pages from pfn (physically contiguous, as ib_umem_release uses it). */
 export function unpinUserPageRangeDirtyLock(m: Memmap, pfn: number, nr: number, makeDirty: boolean): void {
   for (let i = 0; i < nr; i++) {
-    if (makeDirty) Atomics.or(m.flags, m.compoundHead(pfn + i), PG_dirty);
+    if (makeDirty) flagsFetchOr(m.flags, m.compoundHead(pfn + i), PG_dirty);
     unpinUserPage(m, pfn + i);
   }
 }

@@ -8,6 +8,7 @@
 //   mutex (kernel/locking/mutex.c): the same word protocol, held across preemption points (sleeps).
 //   rw_semaphore (kernel/locking/rwsem.c): 0 free, n > 0 readers, -1 a writer. mmap_lock is one.
 //   waitWhileEqual(): wait_event() on a word (a migration entry to go away, an acknowledgement).
+import { atomicCmpxchg, atomicFetchSub, atomicRead, atomicXchg } from './atomic';
 import { KernelBug } from './debug';
 
 /** A lock held this long is a simulator bug (the kernel's soft-lockup watchdog fires at 20 s). */
@@ -48,18 +49,18 @@ export const lockingDebug = { brokenSpinlocks: false };
 // ---- spinlock ----
 
 export function spinLock(a: Int32Array, i: number): void {
-  if (Atomics.compareExchange(a, i, 0, 1) === 0 || lockingDebug.brokenSpinlocks) return;
+  if (atomicCmpxchg(a, i, 0, 1) === 0 || lockingDebug.brokenSpinlocks) return;
   lockSlow(a, i, SPIN_LOCKUP_MS, 'spinlock');
 }
 
 /** The contended path shared by spinlocks and mutexes: mark waiters (2), sleep until unlock notifies. */
 function lockSlow(a: Int32Array, i: number, limitMs: number, what: string): void {
   if (waitHook === null) {
-    for (let n = 0; n < 100; n++) if (Atomics.compareExchange(a, i, 0, 1) === 0) return;
+    for (let n = 0; n < 100; n++) if (atomicCmpxchg(a, i, 0, 1) === 0) return;
   }
   let waitedMs = 0;
   for (;;) {
-    if (Atomics.exchange(a, i, 2) === 0) return;
+    if (atomicXchg(a, i, 2) === 0) return;
     if (waitHook !== null) {
       waitHook(a, i, 2, what);
       continue;
@@ -72,28 +73,28 @@ function lockSlow(a: Int32Array, i: number, limitMs: number, what: string): void
 }
 
 export function spinTrylock(a: Int32Array, i: number): boolean {
-  return Atomics.compareExchange(a, i, 0, 1) === 0;
+  return atomicCmpxchg(a, i, 0, 1) === 0;
 }
 
 export function spinUnlock(a: Int32Array, i: number): void {
-  if (Atomics.exchange(a, i, 0) === 2) Atomics.notify(a, i, 1);
+  if (atomicXchg(a, i, 0) === 2) Atomics.notify(a, i, 1);
 }
 
 export function spinIsLocked(a: Int32Array, i: number): boolean {
-  return Atomics.load(a, i) !== 0;
+  return atomicRead(a, i) !== 0;
 }
 
 // ---- mutex (sleeping; may be held across preemption points) ----
 
 /** mutex_lock() */
 export function mutexLock(a: Int32Array, i: number): void {
-  if (Atomics.compareExchange(a, i, 0, 1) === 0) return;
+  if (atomicCmpxchg(a, i, 0, 1) === 0) return;
   lockSlow(a, i, HUNG_TASK_MS, 'mutex');
 }
 
 /** mutex_unlock() */
 export function mutexUnlock(a: Int32Array, i: number): void {
-  const v = Atomics.exchange(a, i, 0);
+  const v = atomicXchg(a, i, 0);
   if (v === 0) throw new KernelBug(`mutex_unlock: word ${i} was not locked`);
   if (v === 2) Atomics.notify(a, i, 1);
 }
@@ -115,9 +116,9 @@ function rwsemWait(a: Int32Array, i: number, seen: number, what: string, waited:
 export function downRead(a: Int32Array, i: number): void {
   const waited = { ms: 0 };
   for (;;) {
-    const v = Atomics.load(a, i);
+    const v = atomicRead(a, i);
     if (v >= 0) {
-      if (Atomics.compareExchange(a, i, v, v + 1) === v) return;
+      if (atomicCmpxchg(a, i, v, v + 1) === v) return;
       continue;
     }
     rwsemWait(a, i, v, 'rwsem (read)', waited);
@@ -127,15 +128,15 @@ export function downRead(a: Int32Array, i: number): void {
 /** down_read_trylock() */
 export function downReadTrylock(a: Int32Array, i: number): boolean {
   for (;;) {
-    const v = Atomics.load(a, i);
+    const v = atomicRead(a, i);
     if (v < 0) return false;
-    if (Atomics.compareExchange(a, i, v, v + 1) === v) return true;
+    if (atomicCmpxchg(a, i, v, v + 1) === v) return true;
   }
 }
 
 /** up_read(): the last reader wakes a waiting writer. */
 export function upRead(a: Int32Array, i: number): void {
-  const v = Atomics.sub(a, i, 1);
+  const v = atomicFetchSub(a, i, 1);
   if (v <= 0) throw new KernelBug(`up_read: word ${i} had ${v} readers`);
   if (v === 1) Atomics.notify(a, i);
 }
@@ -144,7 +145,7 @@ export function upRead(a: Int32Array, i: number): void {
 export function downWrite(a: Int32Array, i: number): void {
   const waited = { ms: 0 };
   for (;;) {
-    const v = Atomics.compareExchange(a, i, 0, -1);
+    const v = atomicCmpxchg(a, i, 0, -1);
     if (v === 0) return;
     rwsemWait(a, i, v, 'rwsem (write)', waited);
   }
@@ -152,12 +153,12 @@ export function downWrite(a: Int32Array, i: number): void {
 
 /** down_write_trylock() */
 export function downWriteTrylock(a: Int32Array, i: number): boolean {
-  return Atomics.compareExchange(a, i, 0, -1) === 0;
+  return atomicCmpxchg(a, i, 0, -1) === 0;
 }
 
 /** up_write() */
 export function upWrite(a: Int32Array, i: number): void {
-  const v = Atomics.exchange(a, i, 0);
+  const v = atomicXchg(a, i, 0);
   if (v !== -1) throw new KernelBug(`up_write: word ${i} was ${v}, not write-locked`);
   Atomics.notify(a, i);
 }

@@ -6,6 +6,7 @@
 // A CPU access is one instruction: it translates and reads/writes the frame under the lock, so a
 // migration either copies the value or the access faults on the migration entry and retries.
 
+import { atomicCmpxchg, atomicFetchAdd, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { yieldPoint } from './sched';
 import { KernelBug } from './debug';
 import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
@@ -93,7 +94,7 @@ export function pfnOf(m: Memmap, mm: number, vpn: number): number {
  */
 export const MIGRATION_WAIT_ROUNDS = 1000;
 function migrationEntryWait(a: Int32Array, i: number, entry: number): void {
-  for (let n = 0; n < MIGRATION_WAIT_ROUNDS && Atomics.load(a, i) === entry; n++) waitWhileEqual(a, i, entry, 'migration entry', 1);
+  for (let n = 0; n < MIGRATION_WAIT_ROUNDS && atomicRead(a, i) === entry; n++) waitWhileEqual(a, i, entry, 'migration entry', 1);
 }
 
 export function ptlLock(m: Memmap, mm: number): void {
@@ -133,18 +134,18 @@ export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean
   if (flags & (VM_PFNMAP | VM_IO)) return VM_FAULT_SIGBUS; // no struct pages behind it in the model
   if (flags & VM_HUGETLB) return hugetlbFault(m, mm, vb, vpn, write);
   const pi = pmdIndex(m, mm, vpn);
-  let pmd = Atomics.load(m.pmds, pi);
+  let pmd = atomicRead(m.pmds, pi);
   if (pmd === 0 && write && thpAllowed(m, vb, vpn)) {
     const rc = doHugePmdAnonymousPage(m, mm, vb, vpn);
     if (rc !== VM_FAULT_RETRY + 1) return rc;
-    pmd = Atomics.load(m.pmds, pi);
+    pmd = atomicRead(m.pmds, pi);
   }
   if (pmdIsHuge(pmd)) {
     if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
     if (!write || pmd & PTE_WRITE) return 0;
     // do_huge_pmd_wp_page(): fall back to PTEs, then COW a page
     if (splitHugePmd(m, mm, vpn) < 0) return VM_FAULT_OOM; // no PTE table for the split
-    pmd = Atomics.load(m.pmds, pi);
+    pmd = atomicRead(m.pmds, pi);
     if (pmdIsHuge(pmd)) return VM_FAULT_RETRY; // mapped huge again (a migration finished meanwhile): look again
   }
   if (pmd === 0) {
@@ -154,7 +155,7 @@ export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean
     if (m.pmds[pi] === 0) m.pmds[pi] = PMD_TABLE | t;
     else freeUnusedTable(m, mm, t);
     ptlUnlock(m, mm);
-    pmd = Atomics.load(m.pmds, pi);
+    pmd = atomicRead(m.pmds, pi);
     if (pmdIsHuge(pmd)) return VM_FAULT_RETRY;
   }
   return handlePteFault(m, mm, vb, vpn, write, pmd);
@@ -170,7 +171,7 @@ function freeUnusedTable(m: Memmap, mm: number, t: number): void {
 
 function handlePteFault(m: Memmap, mm: number, vb: number, vpn: number, write: boolean, pmd: number): number {
   const slot = pteSlot(m, pmd, vpn);
-  const pte = Atomics.load(m.ptes, slot);
+  const pte = atomicRead(m.ptes, slot);
   if (pte & PTE_MIGRATION) { migrationEntryWait(m.ptes, slot, pte); return VM_FAULT_RETRY; }
   const flags = m.vmas[vb + VMA_FLAGS]!;
   if (!(pte & PTE_PRESENT)) {
@@ -272,7 +273,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     && m.refcount[head]! === 1) {
     ptlLock(m, mm);
     if (m.ptes[slot] === pte) {
-      Atomics.or(m.flags, old, PG_anon_exclusive); // the page is on the LRU: others change its flags concurrently
+      flagsFetchOr(m.flags, old, PG_anon_exclusive); // the page is on the LRU: others change its flags concurrently
       m.ptes[slot] = unshare ? pte : pte | PTE_WRITE;
     }
     ptlUnlock(m, mm);
@@ -314,16 +315,16 @@ export function handleUnshareFault(m: Memmap, mm: number, vpn: number): number {
   const vb = findVma(m, mm, vpn);
   if (vb < 0) return VM_FAULT_SIGSEGV;
   const pi = pmdIndex(m, mm, vpn);
-  let pmd = Atomics.load(m.pmds, pi);
+  let pmd = atomicRead(m.pmds, pi);
   if (pmdIsHuge(pmd)) {
     if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
     if (m.flags[pmd & PFN_MASK]! & (PG_anon_exclusive | PG_hugetlb)) return 0;
     splitHugePmd(m, mm, vpn);
-    pmd = Atomics.load(m.pmds, pi);
+    pmd = atomicRead(m.pmds, pi);
   }
   if (!pmdIsTable(pmd)) return VM_FAULT_RETRY;
   const slot = pteSlot(m, pmd, vpn);
-  const pte = Atomics.load(m.ptes, slot);
+  const pte = atomicRead(m.ptes, slot);
   if (!(pte & PTE_PRESENT)) {
     if (!(pte & PTE_MIGRATION)) return 0;
     migrationEntryWait(m.ptes, slot, pte);
@@ -339,13 +340,13 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
   const sb = inode * SH_STRIDE;
   if (off >= m.shmem[sb + SH_SIZE]!) return VM_FAULT_SIGBUS;
   const pc = m.shmem[sb + SH_BASE]! + off;
-  let pfn = Atomics.load(m.shmemPages, pc) - 1;
+  let pfn = atomicRead(m.shmemPages, pc) - 1;
   if (pfn < 0) {
     const n = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0);
     if (n === NO_PAGE) return VM_FAULT_OOM;
     folioSetShmem(m, n, inode, off);
     m.flags[n] = m.flags[n]! | PG_swapbacked;
-    if (Atomics.compareExchange(m.shmemPages, pc, 0, n + 1) !== 0) {
+    if (atomicCmpxchg(m.shmemPages, pc, 0, n + 1) !== 0) {
       folioPut(m, n);
       return VM_FAULT_RETRY;
     }
@@ -353,7 +354,7 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
     pfn = n;
   }
   ptlLock(m, mm);
-  if (m.ptes[slot] !== 0 || Atomics.load(m.shmemPages, pc) - 1 !== pfn) {
+  if (m.ptes[slot] !== 0 || atomicRead(m.shmemPages, pc) - 1 !== pfn) {
     ptlUnlock(m, mm);
     return m.ptes[slot] ? 0 : VM_FAULT_RETRY;
   }
@@ -370,7 +371,7 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
   const hs = hstateIndex(m, m.pmdOrder);
   if (hs < 0) return VM_FAULT_SIGBUS;
   const pi = pmdIndex(m, mm, vpn);
-  const pmd = Atomics.load(m.pmds, pi);
+  const pmd = atomicRead(m.pmds, pi);
   if (pmd !== 0 && !(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
   if (pmd !== 0 && (!write || pmd & PTE_WRITE)) return 0;
   const pfn = dequeueHugetlbFolio(m, hs);
@@ -426,7 +427,7 @@ function userAccessLocked(m: Memmap, mm: number, vpn: number, write: boolean, va
       let r: number;
       if (write) {
         m.content[t.pfn] = value >>> 0;
-        Atomics.or(m.flags, t.pfn, PG_dirty); // atomic: other CPUs set and clear PG_lru/PG_locked concurrently
+        flagsFetchOr(m.flags, t.pfn, PG_dirty); // atomic: other CPUs set and clear PG_lru/PG_locked concurrently
         r = value >>> 0;
       } else r = m.content[t.pfn]!;
       ptlUnlock(m, mm);
@@ -455,7 +456,7 @@ export function zapPageRange(m: Memmap, mm: number, start: number, end: number, 
   let splitFailures = 0;
   for (let vpn = start; vpn < end;) {
     const pi = pmdIndex(m, mm, vpn);
-    const pmd = Atomics.load(m.pmds, pi);
+    const pmd = atomicRead(m.pmds, pi);
     const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
     if (pmdIsHuge(pmd)) {
       if ((vpn & mask) === 0 && pmdEnd <= end) {
@@ -529,13 +530,13 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   const base = t << m.pmdOrder;
   const excl = m.flags[head]! & PG_anon_exclusive;
   for (let i = 0; i < m.ptrsPerTable; i++) {
-    Atomics.or(m.flags, head + i, excl);
+    flagsFetchOr(m.flags, head + i, excl);
     m.ptes[base + i] = present ? mkPte(head + i, write) : PTE_MIGRATION | (write ? PTE_WRITE : 0) | (head + i);
     if (present) pteMapInc(m, head + i);
   }
   if (present) {
     pmdMapDec(m, head);
-    Atomics.add(m.refcount, head, m.ptrsPerTable - 1);
+    atomicFetchAdd(m.refcount, head, m.ptrsPerTable - 1);
   }
   m.pmds[pi] = PMD_TABLE | t;
   ptlUnlock(m, mm);
@@ -553,7 +554,7 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
   const mask = m.ptrsPerTable - 1;
   for (let vpn = start; vpn < end;) {
     const spi = pmdIndex(m, src, vpn);
-    const pmd = Atomics.load(m.pmds, spi);
+    const pmd = atomicRead(m.pmds, spi);
     const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
     if (pmdIsHuge(pmd)) {
       const head = pmd & PFN_MASK;
@@ -573,7 +574,7 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
       m.pmds[pmdIndex(m, dst, vpn)] = mkHugePmd(head, w);
       pmdMapInc(m, head);
       folioGet(m, head);
-      if (!shared) Atomics.and(m.flags, head, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pmd()
+      if (!shared) flagsFetchAnd(m.flags, head, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pmd()
       ptlUnlock2(m, src, dst);
       vpn = pmdEnd;
       continue;
@@ -618,7 +619,7 @@ function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: numb
 const COPY_AGAIN = 1;
 
 function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: number, vpn: number, shared: boolean): number {
-  const pte = Atomics.load(m.ptes, sslot);
+  const pte = atomicRead(m.ptes, sslot);
   if (!(pte & PTE_PRESENT)) {
     ptlLock2(m, src, dst);
     const again = m.ptes[sslot] !== pte;
@@ -661,7 +662,7 @@ function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: 
   }
   if (!shared) m.ptes[sslot] = pte & ~PTE_WRITE;
   m.ptes[dslot] = shared ? pte : pte & ~PTE_WRITE;
-  if (!shared) Atomics.and(m.flags, pfn, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pte()
+  if (!shared) flagsFetchAnd(m.flags, pfn, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pte()
   pteMapInc(m, pfn);
   folioGet(m, head);
   m.mms[mmBase(dst) + (m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM)]!++;

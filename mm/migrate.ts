@@ -5,6 +5,7 @@
 // Simplified: migration is synchronous and never waits for a page lock or writeback (a locked folio
 // is -EAGAIN for this pass); no batching of unmaps across folios; no NUMA.
 
+import { atomicFetchAdd, atomicSet, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
@@ -90,8 +91,8 @@ export function allocMigrationTarget(gfp: number): NewFolio {
 export function isolateFolio(m: Memmap, head: number): boolean {
   if (faultPoint('migrate:isolate')) return false; // seeded: a transient isolation failure (a racing isolator)
   if (m.flags[head]! & PG_hugetlb) {
-    if (Atomics.or(m.flags, head, PG_isolated) & PG_isolated) return false;
-    if (m.refcount[head]! === 0) { Atomics.and(m.flags, head, ~PG_isolated); return false; } // a free pool folio
+    if (flagsFetchOr(m.flags, head, PG_isolated) & PG_isolated) return false;
+    if (m.refcount[head]! === 0) { flagsFetchAnd(m.flags, head, ~PG_isolated); return false; } // a free pool folio
     folioGet(m, head);
     yieldPoint('migrate:isolate');
     return true;
@@ -109,7 +110,7 @@ export function putbackMovablePages(m: Memmap, list: number[]): void {
 }
 
 function putbackOne(m: Memmap, head: number): void {
-  Atomics.and(m.flags, head, ~PG_isolated);
+  flagsFetchAnd(m.flags, head, ~PG_isolated);
   if (m.flags[head]! & PG_hugetlb) { folioPut(m, head); return; }
   countVmEvents(m, m.flags[head]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE, -(1 << folioOrder(m, head)));
   folioPutbackLru(m, head);
@@ -181,8 +182,8 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
   m.mapping[dst] = m.mapping[src]!;
   m.index[dst] = m.index[src]!;
   if (!(srcFlags & (PG_anon | PG_hugetlb))) {
-    Atomics.store(m.shmemPages, shmemSlot(m, src), dst + 1);
-    Atomics.add(m.refcount, dst, nr);
+    atomicSet(m.shmemPages, shmemSlot(m, src), dst + 1);
+    atomicFetchAdd(m.refcount, dst, nr);
   }
   if (srcFlags & PG_hugetlb) moveHugetlbState(m, src, dst);
   folioRefUnfreeze(m, src, 1);
@@ -273,7 +274,7 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
 /** A migrated folio leaves the list: drop the isolation reference (migrate_folio_done). */
 function dropFromList(m: Memmap, src: number, isolatedItem: number, nr: number): void {
   // migrateFolio() cleared PG_isolated (PG_lru went at isolation): the atomic only for a folio freed under us
-  if (m.flags[src]! & (PG_isolated | PG_lru)) Atomics.and(m.flags, src, ~(PG_isolated | PG_lru));
+  if (m.flags[src]! & (PG_isolated | PG_lru)) flagsFetchAnd(m.flags, src, ~(PG_isolated | PG_lru));
   if (isolatedItem >= 0) countVmEvents(m, isolatedItem, -nr);
   folioPut(m, src);
 }

@@ -3,6 +3,7 @@
 // mapping (THP or hugetlb) of one PMD-sized folio. PTE tables are charged as real unmovable frames
 // (pte_alloc_one: GFP_PGTABLE_USER), so page tables consume kernel-zone memory as in the kernel.
 
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub } from './atomic';
 import { Memmap, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_PTE_LOCK, H_ANON_VMA_NEXT,
   H_NEXT_ID, MM_PGTABLES, MM_LOCK } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
@@ -87,7 +88,7 @@ export function pteAllocOne(m: Memmap, mm: number): number {
   m.pteMeta[2 * t] = mm;
   m.pteMeta[2 * t + 1] = frame;
   m.ptes.fill(0, t << m.pmdOrder, (t + 1) << m.pmdOrder);
-  Atomics.add(m.mms, mmBase(mm) + MM_PGTABLES, 1);
+  atomicFetchAdd(m.mms, mmBase(mm) + MM_PGTABLES, 1);
   return t;
 }
 
@@ -98,22 +99,22 @@ export function pteFree(m: Memmap, mm: number, t: number): void {
   m.pteMeta[2 * t] = m.header[H_PTE_FREE]!;
   m.header[H_PTE_FREE] = t;
   spinUnlock(m.header, H_PTE_LOCK);
-  Atomics.sub(m.mms, mmBase(mm) + MM_PGTABLES, 1);
+  atomicFetchSub(m.mms, mmBase(mm) + MM_PGTABLES, 1);
   freePages(m, frame, 0);
 }
 
 /** A new anon_vma id (anon_vma_prepare). Forked VMAs share their parent's (the anon_vma root). */
 export function anonVmaAlloc(m: Memmap): number {
-  return Atomics.add(m.header, H_ANON_VMA_NEXT, 1);
+  return atomicFetchAdd(m.header, H_ANON_VMA_NEXT, 1);
 }
 
 /** mm_alloc(): a free mm slot, or -1. */
 export function mmAlloc(m: Memmap): number {
   for (let mm = 0; mm < m.maxMms; mm++) {
-    if (Atomics.compareExchange(m.mms, mmBase(mm) + MM_USERS, 0, 1) === 0) {
+    if (atomicCmpxchg(m.mms, mmBase(mm) + MM_USERS, 0, 1) === 0) {
       const b = mmBase(mm);
       m.mms.fill(0, b + 1, b + MM_STRIDE);
-      m.mms[b + MM_PID] = Atomics.add(m.header, H_NEXT_ID, 1);
+      m.mms[b + MM_PID] = atomicFetchAdd(m.header, H_NEXT_ID, 1);
       m.mms[b + MM_RLIMIT_MEMLOCK] = 2048; // RLIMIT_MEMLOCK default: 8 MiB
       m.pmds.fill(0, mm * m.vaPmds, (mm + 1) * m.vaPmds);
       return mm;

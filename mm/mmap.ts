@@ -5,6 +5,7 @@
 // Simplified: MAP_FIXED never replaces (it behaves as MAP_FIXED_NOREPLACE); no stack, brk or files
 // other than shmem (shared anonymous memory, memfd-like); VM_PFNMAP/VM_IO regions have no pages.
 
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicSet, atomicXchg } from './atomic';
 import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
   VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
   MM_OOM_SCORE_ADJ } from './memmap';
@@ -98,11 +99,11 @@ function getUnmappedArea(m: Memmap, mm: number, nrPages: number): number {
 
 /** shmem_zero_setup(): a shmem inode backing a shared anonymous mapping. Returns its id or -ENOMEM. */
 function shmemZeroSetup(m: Memmap, nrPages: number): number {
-  const base = Atomics.add(m.header, H_SHMEM_NEXT, nrPages);
+  const base = atomicFetchAdd(m.header, H_SHMEM_NEXT, nrPages);
   if (base + nrPages > m.shmemPages.length) return -ENOMEM;
   for (let i = 0; i < m.shape.shmemObjects; i++) {
     const sb = i * SH_STRIDE;
-    if (Atomics.compareExchange(m.shmem, sb + SH_USERS, 0, 1) === 0) {
+    if (atomicCmpxchg(m.shmem, sb + SH_USERS, 0, 1) === 0) {
       m.shmem[sb + SH_SIZE] = nrPages;
       m.shmem[sb + SH_BASE] = base;
       return i;
@@ -113,11 +114,11 @@ function shmemZeroSetup(m: Memmap, nrPages: number): number {
 
 function shmemPut(m: Memmap, inode: number): void {
   const sb = inode * SH_STRIDE;
-  if (Atomics.sub(m.shmem, sb + SH_USERS, 1) !== 1) return;
+  if (atomicFetchSub(m.shmem, sb + SH_USERS, 1) !== 1) return;
   // shmem_evict_inode(): the page cache lets go of its folios
   const base = m.shmem[sb + SH_BASE]!;
   for (let i = 0; i < m.shmem[sb + SH_SIZE]!; i++) {
-    const pfn = Atomics.exchange(m.shmemPages, base + i, 0) - 1;
+    const pfn = atomicXchg(m.shmemPages, base + i, 0) - 1;
     if (pfn >= 0) folioPut(m, pfn);
   }
 }
@@ -202,7 +203,7 @@ function splitVma(m: Memmap, mm: number, vb: number, at: number): number {
   const nb = vmaAdd(m, mm, at, end, flags, m.vmas[vb + VMA_ANON_VMA]!, m.vmas[vb + VMA_SHMEM]!,
     m.vmas[vb + VMA_PGOFF]! + (at - start));
   if (nb < 0) return nb;
-  if (m.vmas[vb + VMA_SHMEM]) Atomics.add(m.shmem, (m.vmas[vb + VMA_SHMEM]! - 1) * SH_STRIDE + SH_USERS, 1);
+  if (m.vmas[vb + VMA_SHMEM]) atomicFetchAdd(m.shmem, (m.vmas[vb + VMA_SHMEM]! - 1) * SH_STRIDE + SH_USERS, 1);
   m.vmas[vb + VMA_END] = at;
   return 0;
 }
@@ -399,7 +400,7 @@ export function doFork(m: Memmap, parent: number): number {
       if (v.flags & VM_DONTCOPY) continue;
       const flags = v.flags & ~(VM_LOCKED | VM_LOCKONFAULT); // mlock is not inherited
       if (vmaAdd(m, child, v.start, v.end, flags, v.anonVma, v.shmem, v.pgoff) < 0) { exitMmap(m, child); return -ENOMEM; }
-      if (v.shmem) Atomics.add(m.shmem, (v.shmem - 1) * SH_STRIDE + SH_USERS, 1);
+      if (v.shmem) atomicFetchAdd(m.shmem, (v.shmem - 1) * SH_STRIDE + SH_USERS, 1);
       if (v.flags & (VM_PFNMAP | VM_IO)) continue;
       const shared = (v.flags & VM_SHARED) !== 0;
       // copy_page_range(): a COW mapping's PTEs are write-protected in the parent
@@ -426,7 +427,7 @@ export function exitMmap(m: Memmap, mm: number): void {
   freePgtables(m, mm, 0, vaPages(m));
   m.mms[mmBase(mm) + MM_LOCKED_VM] = 0;
   mmapWriteUnlock(m, mm);
-  Atomics.store(m.mms, mmBase(mm) + MM_USERS, 0);
+  atomicSet(m.mms, mmBase(mm) + MM_USERS, 0);
 }
 
 

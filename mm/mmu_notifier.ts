@@ -21,6 +21,7 @@
 // the kernel's interval tree is unbounded); registration takes the table lock, not mmap_lock +
 // mm_take_all_locks. Ranges are in pages (vpn), half-open [start, end).
 
+import { atomicFetchAdd, atomicFetchSub, atomicRead, atomicSet } from './atomic';
 import { threadId } from 'node:worker_threads';
 import { Memmap, MM_PID, MM_USERS, MNG_NR_SUBS, MNG_NEXT_ID, MNG_SLOTS, MN_LOCK, MN_SEQ, MN_ACTIVE, MN_HAS_ITREE, MN_PID,
   MN_NR_SLOTS, MN_HDR, MN_STRIDE, MNS_STATE, MNS_START, MNS_END, MNS_SEQ, MNS_ID, MNS_OWNER, MNS_STRIDE,
@@ -141,17 +142,17 @@ function subBase(mm: number, slot: number): number {
 export function mmHasNotifiers(m: Memmap, mm: number): boolean {
   const b = tableBase(mm);
   const t = m.mmuNotifiers;
-  return Atomics.load(t, b + MN_HAS_ITREE) !== 0 && t[b + MN_PID] === m.mms[mmBase(mm) + MM_PID];
+  return atomicRead(t, b + MN_HAS_ITREE) !== 0 && t[b + MN_PID] === m.mms[mmBase(mm) + MM_PID];
 }
 
 /** Live subscriptions on the machine (all mms). */
 export function mmuNotifierNrSubscriptions(m: Memmap): number {
-  return Atomics.load(m.mmuNotifiers, MNG_NR_SUBS);
+  return atomicRead(m.mmuNotifiers, MNG_NR_SUBS);
 }
 
 /** The mm's invalidate_seq (for tests and traces): even when idle, odd while a subscriber is being invalidated. */
 export function mmuNotifierSeq(m: Memmap, mm: number): number {
-  return Atomics.load(m.mmuNotifiers, tableBase(mm) + MN_SEQ);
+  return atomicRead(m.mmuNotifiers, tableBase(mm) + MN_SEQ);
 }
 
 function isInvalidating(t: Int32Array, b: number): boolean {
@@ -163,7 +164,7 @@ function waitSeqReleased(m: Memmap, mm: number, seq: number, who: string): void 
   if (openHere(m)[mm]! > 0) bug(`${who}: waits for an invalidation of mm ${mm} that this thread is running (deadlock)`);
   const i = tableBase(mm) + MN_SEQ;
   let waitedMs = 0;
-  while (Atomics.load(m.mmuNotifiers, i) === seq) {
+  while (atomicRead(m.mmuNotifiers, i) === seq) {
     if (waitWhileEqual(m.mmuNotifiers, i, seq, who, WAIT_SLICE_MS)) continue; // the harness may park the actor here
     waitedMs += WAIT_SLICE_MS;
     if (waitedMs >= MMU_NOTIFIER_WAIT_MS_MAX) bug(`${who}: invalidation of mm ${mm} did not end in ${waitedMs} ms`);
@@ -190,7 +191,7 @@ function mnItreeInvStartRange(m: Memmap, r: MmuNotifierRange): { hits: Hit[]; cu
     if (t[sb + MNS_START]! >= r.end || r.start >= t[sb + MNS_END]!) continue;
     hits.push({ slot: s, id: t[sb + MNS_ID]!, owner: t[sb + MNS_OWNER]! });
   }
-  if (hits.length) Atomics.store(t, b + MN_SEQ, t[b + MN_SEQ]! | 1);
+  if (hits.length) atomicSet(t, b + MN_SEQ, t[b + MN_SEQ]! | 1);
   const curSeq = t[b + MN_SEQ]!;
   spinUnlock(t, b + MN_LOCK);
   return { hits, curSeq };
@@ -205,7 +206,7 @@ function mnItreeInvEnd(m: Memmap, mm: number): void {
     spinUnlock(t, b + MN_LOCK);
     return;
   }
-  Atomics.store(t, b + MN_SEQ, (t[b + MN_SEQ]! + 1) | 0);
+  atomicSet(t, b + MN_SEQ, (t[b + MN_SEQ]! + 1) | 0);
   const n = t[b + MN_NR_SLOTS]!;
   for (let s = 0; s < n; s++) {
     const sb = subBase(mm, s);
@@ -219,7 +220,7 @@ function mnItreeInvEnd(m: Memmap, mm: number): void {
 function freeSlot(m: Memmap, sb: number): void {
   m.mmuNotifiers[sb + MNS_STATE] = SUB_FREE;
   m.mmuNotifiers[sb + MNS_ID] = 0;
-  Atomics.sub(m.mmuNotifiers, MNG_NR_SUBS, 1);
+  atomicFetchSub(m.mmuNotifiers, MNG_NR_SUBS, 1);
 }
 
 /** mn_itree_invalidate(): call every intersecting subscriber. -EAGAIN when one refused a non-blockable range. */
@@ -288,7 +289,7 @@ export function mmuNotifierInvalidateRangeEnd(m: Memmap, r: MmuNotifierRange | n
  * not model): a mapping added between the walk and the unmap is not notified.
  */
 export function mmuNotifierFolioInvalidateStart(m: Memmap, head: number, event: number): MmuNotifierRange[] | null {
-  if (Atomics.load(m.mmuNotifiers, MNG_NR_SUBS) === 0) return null;
+  if (atomicRead(m.mmuNotifiers, MNG_NR_SUBS) === 0) return null;
   const nr = 1 << folioOrder(m, head);
   let spans: Map<number, [number, number]> | null = null;
   rmapWalk(m, head, (s) => {
@@ -344,8 +345,8 @@ function mmuNotifierRegisterItree(m: Memmap, mm: number): void {
   t[b + MN_PID] = pid;
   t[b + MN_ACTIVE] = 0;
   t[b + MN_NR_SLOTS] = 0;
-  Atomics.store(t, b + MN_SEQ, 2); // subscriptions->invalidate_seq = 2
-  Atomics.store(t, b + MN_HAS_ITREE, 1);
+  atomicSet(t, b + MN_SEQ, 2); // subscriptions->invalidate_seq = 2
+  atomicSet(t, b + MN_HAS_ITREE, 1);
 }
 
 /**
@@ -370,7 +371,7 @@ export function mmuIntervalNotifierInsert(sub: MmuIntervalNotifier, m: Memmap, m
     return -ENOMEM;
   }
   const sb = subBase(mm, slot);
-  const id = Atomics.add(t, MNG_NEXT_ID, 1) + 1;
+  const id = atomicFetchAdd(t, MNG_NEXT_ID, 1) + 1;
   t[sb + MNS_START] = start;
   t[sb + MNS_END] = start + nrPages;
   t[sb + MNS_ID] = id;
@@ -379,17 +380,17 @@ export function mmuIntervalNotifierInsert(sub: MmuIntervalNotifier, m: Memmap, m
     // an invalidation of unknown range is running: the new range counts as invalidated
     if (isInvalidating(t, b)) t[sb + MNS_STATE] = SUB_DEFERRED_INSERT;
     else {
-      Atomics.store(t, b + MN_SEQ, t[b + MN_SEQ]! | 1);
+      atomicSet(t, b + MN_SEQ, t[b + MN_SEQ]! | 1);
       t[sb + MNS_STATE] = SUB_IN_TREE;
     }
-    Atomics.store(t, sb + MNS_SEQ, t[b + MN_SEQ]!);
+    atomicSet(t, sb + MNS_SEQ, t[b + MN_SEQ]!);
   } else {
     vmWarnOnOnce(isInvalidating(t, b), 'mmu notifier seq odd with no active invalidation');
-    Atomics.store(t, sb + MNS_SEQ, (t[b + MN_SEQ]! - 1) | 0); // odd, and not the current seq
+    atomicSet(t, sb + MNS_SEQ, (t[b + MN_SEQ]! - 1) | 0); // odd, and not the current seq
     t[sb + MNS_STATE] = SUB_IN_TREE;
   }
   if (slot >= t[b + MN_NR_SLOTS]!) t[b + MN_NR_SLOTS] = slot + 1;
-  Atomics.add(t, MNG_NR_SUBS, 1);
+  atomicFetchAdd(t, MNG_NR_SUBS, 1);
   spinUnlock(t, b + MN_LOCK);
   Object.assign(sub, { m, mm, start, end: start + nrPages, id, slot, pid: m.mms[mmBase(mm) + MM_PID]! });
   localSubs.set(id, sub);
@@ -460,7 +461,7 @@ export function mmuIntervalReadBegin(sub: MmuIntervalNotifier): number {
 /** mmu_interval_read_retry(): under the subscriber's lock, true when an invalidation hit since read_begin. */
 export function mmuIntervalReadRetry(sub: MmuIntervalNotifier, seq: number): boolean {
   const sb = liveSlot(sub);
-  return sb < 0 || Atomics.load(sub.m!.mmuNotifiers, sb + MNS_SEQ) !== seq;
+  return sb < 0 || atomicRead(sub.m!.mmuNotifiers, sb + MNS_SEQ) !== seq;
 }
 
 /** mmu_interval_check_retry(): the lockless early check (may miss a collision read_retry catches). */
@@ -471,7 +472,7 @@ export function mmuIntervalCheckRetry(sub: MmuIntervalNotifier, seq: number): bo
 /** mmu_interval_set_seq(): from the invalidate callback, under the subscriber's lock. */
 export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): void {
   const sb = liveSlot(sub);
-  if (sb >= 0) Atomics.store(sub.m!.mmuNotifiers, sb + MNS_SEQ, curSeq);
+  if (sb >= 0) atomicSet(sub.m!.mmuNotifiers, sb + MNS_SEQ, curSeq);
 }
 
 /** Whether the subscription's mm is still the process it was inserted on (mmget_not_zero on umem->owning_mm). */

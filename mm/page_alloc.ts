@@ -7,6 +7,7 @@
 // page reporting or shuffling; free pages go to the head of their list (never "to_tail"). Reclaim,
 // compaction and the OOM killer sit behind the slow path's hook (mm/oom_kill.ts installs it).
 
+import { atomicFetchAdd, atomicFetchSub } from './atomic';
 import { Memmap, freeAreaHead, freeAreaCount, pcpBase } from './memmap';
 import * as layout from './memmap';
 import { migratetypeIsMergeable } from './mmzone';
@@ -418,12 +419,12 @@ export function drainAllPages(m: Memmap, zid = -1): void {
 
 /** zone_pcp_disable(): no per-CPU caching in this zone until zone_pcp_enable() (used by offlining). */
 export function zonePcpDisable(m: Memmap, zid: number): void {
-  Atomics.add(m.zones, m.zoneBase(zid) + Z_PCP_DISABLED, 1);
+  atomicFetchAdd(m.zones, m.zoneBase(zid) + Z_PCP_DISABLED, 1);
   drainAllPages(m, zid);
 }
 
 export function zonePcpEnable(m: Memmap, zid: number): void {
-  const v = Atomics.sub(m.zones, m.zoneBase(zid) + Z_PCP_DISABLED, 1);
+  const v = atomicFetchSub(m.zones, m.zoneBase(zid) + Z_PCP_DISABLED, 1);
   vmBugOn(v <= 0, 'zone_pcp_enable without disable');
 }
 
@@ -439,7 +440,7 @@ export function zonePcpCount(m: Memmap, zid: number): number {
  * allocated with (or the folio order of a compound page).
  */
 export function freePages(m: Memmap, pfn: number, order: number): void {
-  const rc = Atomics.sub(m.refcount, pfn, 1);
+  const rc = atomicFetchSub(m.refcount, pfn, 1);
   if (rc <= 0) bug(`__free_pages: pfn ${pfn} refcount was ${rc}`);
   if (rc === 1) freeThePage(m, pfn, order);
 }
@@ -466,7 +467,7 @@ export function freePagesCore(m: Memmap, pfn: number, order: number): void {
     m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
     m.refcount[p] = 0;
   }
-  Atomics.add(m.zones, m.zoneBase(zid) + Z_MANAGED, n);
+  atomicFetchAdd(m.zones, m.zoneBase(zid) + Z_MANAGED, n);
   freeOnePage(m, pfn, zid, order);
 }
 

@@ -6,6 +6,7 @@
 // inode and page offset. A PTE mapping of page i counts in _mapcount[i]; a PMD mapping of the whole
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
+import { atomicFetchAdd, atomicFetchSub } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
@@ -67,17 +68,17 @@ export function folioSetShmem(m: Memmap, head: number, inode: number, pgoff: num
 
 // Atomic, as in the kernel (atomic_inc(&page->_mapcount)): mappings in different mms change under different PTLs.
 export function pteMapInc(m: Memmap, pfn: number): void {
-  Atomics.add(m.mapcount, pfn, 1);
+  atomicFetchAdd(m.mapcount, pfn, 1);
 }
 export function pteMapDec(m: Memmap, pfn: number): void {
-  Atomics.sub(m.mapcount, pfn, 1);
+  atomicFetchSub(m.mapcount, pfn, 1);
 }
 /** The entire mapcount sits in page[1]'s pincount slot (page[1]'s mapcount counts its own PTEs). */
 export function pmdMapInc(m: Memmap, head: number): void {
-  if (Atomics.add(m.pincount, head + 1, 1) === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
+  if (atomicFetchAdd(m.pincount, head + 1, 1) === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
 }
 export function pmdMapDec(m: Memmap, head: number): void {
-  if (Atomics.sub(m.pincount, head + 1, 1) === 1 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, -1);
+  if (atomicFetchSub(m.pincount, head + 1, 1) === 1 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, -1);
 }
 
 export interface RmapSite {
@@ -248,7 +249,7 @@ function migrationEntriesVma(m: Memmap, mm: number, head: number, src: number, n
       if (!(pte & PTE_PRESENT)) continue; // already a migration entry
       ptes[slot] = mkMigrationEntry(ptePfn(pte), (pte & PTE_WRITE) !== 0);
       pteMapDec(m, ptePfn(pte));
-      Atomics.sub(m.refcount, head, 1);
+      atomicFetchSub(m.refcount, head, 1);
     }
   }
 }
@@ -258,7 +259,7 @@ function tryToMigratePmd(m: Memmap, pi: number, pmd: number, head: number): void
   if (!(pmd & PTE_PRESENT)) return; // already a migration entry
   m.pmds[pi] = PMD_HUGE | mkMigrationEntry(pmd & PFN_MASK, (pmd & PTE_WRITE) !== 0);
   pmdMapDec(m, head);
-  Atomics.sub(m.refcount, head, 1);
+  atomicFetchSub(m.refcount, head, 1);
 }
 
 /** remove_migration_pmd(): a PMD migration entry for src maps dst. */

@@ -2,6 +2,7 @@
 // is reclaimed. What matters for pinning is the per-CPU add batch: a new folio sits there holding an
 // extra reference, off the LRU, until the batch fills or is drained (folio_add_lru, lru_add_drain).
 
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicRead, atomicSet, flagsCmpxchg, flagsFetchAnd, flagsFetchOr, flagsRead } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { freeThePage } from './page_alloc';
@@ -27,15 +28,15 @@ export function folioTestLarge(m: Memmap, pfn: number): boolean {
 
 /** folio_get() */
 export function folioGet(m: Memmap, pfn: number): void {
-  Atomics.add(m.refcount, pfn, 1);
+  atomicFetchAdd(m.refcount, pfn, 1);
 }
 
 /** folio_try_get(): only while the folio is not frozen or free. */
 export function folioTryGet(m: Memmap, pfn: number): boolean {
   for (;;) {
-    const r = Atomics.load(m.refcount, pfn);
+    const r = atomicRead(m.refcount, pfn);
     if (r <= 0) return false;
-    if (Atomics.compareExchange(m.refcount, pfn, r, r + 1) === r) return true;
+    if (atomicCmpxchg(m.refcount, pfn, r, r + 1) === r) return true;
   }
 }
 
@@ -45,34 +46,34 @@ export function folioPut(m: Memmap, pfn: number): void {
 }
 
 export function folioPutRefs(m: Memmap, pfn: number, refs: number): void {
-  const r = Atomics.sub(m.refcount, pfn, refs);
+  const r = atomicFetchSub(m.refcount, pfn, refs);
   if (r < refs) bug(`folio_put: pfn ${pfn} refcount was ${r}, dropping ${refs}`);
   if (r !== refs) return;
   const f = m.flags[pfn]!;
   if (f & PG_hugetlb) { freeHugeFolio(m, pfn); return; }
   // nobody holds a reference that could set PG_lru again: clear it only when it is set (an atomic costs)
-  if (f & PG_lru) Atomics.and(m.flags, pfn, ~PG_lru);
+  if (f & PG_lru) flagsFetchAnd(m.flags, pfn, ~PG_lru);
   freeThePage(m, pfn, f & PG_head ? m.pageOrder(pfn) : 0);
 }
 
 /** folio_ref_freeze(): refcount from expected to 0 in one step; fails on any extra reference. */
 export function folioRefFreeze(m: Memmap, pfn: number, expected: number): boolean {
-  return Atomics.compareExchange(m.refcount, pfn, expected, 0) === expected;
+  return atomicCmpxchg(m.refcount, pfn, expected, 0) === expected;
 }
 export function folioRefUnfreeze(m: Memmap, pfn: number, count: number): void {
-  Atomics.store(m.refcount, pfn, count);
+  atomicSet(m.refcount, pfn, count);
 }
 
 // ---- the page lock (PG_locked) ----
 /** folio_trylock() */
 export function folioTrylock(m: Memmap, pfn: number): boolean {
-  return (Atomics.or(m.flags, pfn, PG_locked) & PG_locked) === 0;
+  return (flagsFetchOr(m.flags, pfn, PG_locked) & PG_locked) === 0;
 }
 export function folioUnlock(m: Memmap, pfn: number): void {
-  Atomics.and(m.flags, pfn, ~PG_locked);
+  flagsFetchAnd(m.flags, pfn, ~PG_locked);
 }
 export function folioTestLocked(m: Memmap, pfn: number): boolean {
-  return (Atomics.load(m.flags, pfn) & PG_locked) !== 0;
+  return (flagsRead(m.flags, pfn) & PG_locked) !== 0;
 }
 
 // ---- the LRU ----
@@ -93,7 +94,7 @@ function folioBatchMoveLru(m: Memmap, b: number): void {
   const n = m.lru[b + 1]!;
   for (let i = 0; i < n; i++) {
     const pfn = m.lru[b + 2 + i]!;
-    Atomics.or(m.flags, pfn, PG_lru);
+    flagsFetchOr(m.flags, pfn, PG_lru);
     folioPut(m, pfn);
   }
   m.lru[b + 1] = 0;
@@ -106,12 +107,12 @@ function folioBatchMoveLru(m: Memmap, b: number): void {
  */
 export function folioAddLru(m: Memmap, pfn: number): void {
   if (m.flags[pfn]! & PG_head) {
-    Atomics.or(m.flags, pfn, PG_lru);
+    flagsFetchOr(m.flags, pfn, PG_lru);
     lruAddDrainCpu(m, current().cpu);
     return;
   }
   if (m.header[H_LRU_DISABLED]! > 0) { // lru_cache_disabled(): a plain read, as the kernel's atomic_read()
-    Atomics.or(m.flags, pfn, PG_lru);
+    flagsFetchOr(m.flags, pfn, PG_lru);
     return;
   }
   folioGet(m, pfn);
@@ -134,12 +135,12 @@ export function lruAddDrain(m: Memmap): void {
 export function lruAddDrainAll(m: Memmap): void {
   // seeded fault: one remote CPU's batch still holds its folios (one added there just after the drain);
   // never while lru_cache_disable() is in force, which guarantees empty batches
-  const hold = Atomics.load(m.header, H_LRU_DISABLED) === 0 && faultPoint('lru:batch-hold') ? firstBusyRemoteCpu(m) : -1;
+  const hold = atomicRead(m.header, H_LRU_DISABLED) === 0 && faultPoint('lru:batch-hold') ? firstBusyRemoteCpu(m) : -1;
   for (let cpu = 0; cpu < m.nrCpus; cpu++) if (cpu !== hold) lruAddDrainCpu(m, cpu);
 }
 
 function firstBusyRemoteCpu(m: Memmap): number {
-  for (let cpu = 0; cpu < m.nrCpus; cpu++) if (cpu !== current().cpu && Atomics.load(m.lru, lruBase(m, cpu) + 1) > 0) return cpu;
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) if (cpu !== current().cpu && atomicRead(m.lru, lruBase(m, cpu) + 1) > 0) return cpu;
   return -1;
 }
 
@@ -154,16 +155,16 @@ export function lruBatchContains(m: Memmap, pfn: number): boolean {
 
 /** lru_cache_disable(): drain everywhere and bypass the batches until lru_cache_enable(). */
 export function lruCacheDisable(m: Memmap): void {
-  Atomics.add(m.header, H_LRU_DISABLED, 1);
+  atomicFetchAdd(m.header, H_LRU_DISABLED, 1);
   lruAddDrainAll(m);
 }
 export function lruCacheEnable(m: Memmap): void {
-  Atomics.sub(m.header, H_LRU_DISABLED, 1);
+  atomicFetchSub(m.header, H_LRU_DISABLED, 1);
 }
 
 /** folio_isolate_lru(): take it off the LRU with a reference; false if it was not on the LRU. */
 export function folioIsolateLru(m: Memmap, pfn: number): boolean {
-  if (!(Atomics.and(m.flags, pfn, ~PG_lru) & PG_lru)) return false;
+  if (!(flagsFetchAnd(m.flags, pfn, ~PG_lru) & PG_lru)) return false;
   folioGet(m, pfn);
   return true;
 }
@@ -176,7 +177,7 @@ export function folioIsolateLruMark(m: Memmap, pfn: number, mark: number): boole
   const flags = m.flags;
   for (let f = flags[pfn]!; ;) {
     if (!(f & PG_lru)) return false;
-    const seen = Atomics.compareExchange(flags, pfn, f, (f & ~PG_lru) | mark);
+    const seen = flagsCmpxchg(flags, pfn, f, (f & ~PG_lru) | mark);
     if (seen === f) break;
     f = seen; // another CPU changed a flag (PG_locked, PG_dirty): try again with its value
   }
@@ -186,6 +187,6 @@ export function folioIsolateLruMark(m: Memmap, pfn: number, mark: number): boole
 
 /** folio_putback_lru(): back on the LRU, dropping the isolation reference. */
 export function folioPutbackLru(m: Memmap, pfn: number): void {
-  Atomics.or(m.flags, pfn, PG_lru);
+  flagsFetchOr(m.flags, pfn, PG_lru);
   folioPut(m, pfn);
 }

@@ -3,6 +3,7 @@
 // without subscriptions never pays for them. One test runs an invalidation on a second thread.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { smpEnable } from '../../../mm/atomic';
 import { boot } from '../../helpers';
 import { mmCreate, doMmap, doMunmap, doMadvise, doMprotect, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked, zapPageRange } from '../../../mm/memory';
@@ -408,6 +409,7 @@ describe('across threads (the subscription table is in the shared buffer)', () =
     catch (e) { parentPort.postMessage({ error: String(e && e.message) }); }
   `;
   function runWorker(data: object): Promise<{ seen?: number[][]; seq?: number; error?: string }> {
+    smpEnable(); // this thread now shares a machine with the worker (mm/atomic.ts)
     const w = new Worker(workerCode, { eval: true, workerData: data, execArgv: ['--require', 'tsx/cjs'] });
     return new Promise((resolve, reject) => {
       w.once('message', (msg) => { resolve(msg); void w.terminate(); });
