@@ -32,6 +32,16 @@ export function atomicFetchSub(a: Int32Array, i: number, v: number): number {
   return smp ? Atomics.sub(a, i, v) : upAtomicFetchSub(a, i, v);
 }
 
+/** atomic_fetch_or() */
+export function atomicFetchOr(a: Int32Array, i: number, v: number): number {
+  return smp ? Atomics.or(a, i, v) : upAtomicFetchOr(a, i, v);
+}
+
+/** atomic_fetch_andnot() with the mask already inverted */
+export function atomicFetchAnd(a: Int32Array, i: number, v: number): number {
+  return smp ? Atomics.and(a, i, v) : upAtomicFetchAnd(a, i, v);
+}
+
 /** atomic_cmpxchg(): returns the value seen; stored only when it equalled expected (a value read from a). */
 export function atomicCmpxchg(a: Int32Array, i: number, expected: number, v: number): number {
   return smp ? Atomics.compareExchange(a, i, expected, v) : upAtomicCmpxchg(a, i, expected, v);
@@ -85,6 +95,18 @@ function upAtomicFetchAdd(a: Int32Array, i: number, v: number): number {
 function upAtomicFetchSub(a: Int32Array, i: number, v: number): number {
   const o = a[i]!;
   a[i] = o - v;
+  return o;
+}
+
+function upAtomicFetchOr(a: Int32Array, i: number, v: number): number {
+  const o = a[i]!;
+  a[i] = o | v;
+  return o;
+}
+
+function upAtomicFetchAnd(a: Int32Array, i: number, v: number): number {
+  const o = a[i]!;
+  a[i] = o & v;
   return o;
 }
 

@@ -3,9 +3,9 @@
 // mapping (THP or hugetlb) of one PMD-sized folio. PTE tables are charged as real unmovable frames
 // (pte_alloc_one: GFP_PGTABLE_USER), so page tables consume kernel-zone memory as in the kernel.
 
-import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub } from './atomic';
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicFetchOr, atomicFetchAnd, atomicSet } from './atomic';
 import { Memmap, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_PTE_LOCK, H_ANON_VMA_NEXT,
-  H_NEXT_ID, MM_PGTABLES, MM_LOCK } from './memmap';
+  H_NEXT_ID, MM_PGTABLES, MM_LOCK, H_MM_LIVE } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
 import { GFP_KERNEL, __GFP_ZERO } from './gfp';
 import { spinLock, spinUnlock, downRead, upRead, downWrite, upWrite } from './locking';
@@ -117,10 +117,25 @@ export function mmAlloc(m: Memmap): number {
       m.mms[b + MM_PID] = atomicFetchAdd(m.header, H_NEXT_ID, 1);
       m.mms[b + MM_RLIMIT_MEMLOCK] = 2048; // RLIMIT_MEMLOCK default: 8 MiB
       m.pmds.fill(0, mm * m.vaPmds, (mm + 1) * m.vaPmds);
+      atomicFetchOr(m.header, H_MM_LIVE, 1 << mm); // once set up: a walk that misses it misses no mapping
       return mm;
     }
   }
   return -1;
+}
+
+/** The last mmput(): the slot is free again (exit_mmap() has unmapped everything). */
+export function mmDrop(m: Memmap, mm: number): void {
+  atomicSet(m.mms, mmBase(mm) + MM_USERS, 0);
+  atomicFetchAnd(m.header, H_MM_LIVE, ~(1 << mm));
+}
+
+/**
+ * How many mm slots an rmap walk visits: up to the highest in use (slots are taken lowest first, at
+ * most 31 of them). Read again at every step, so an mm that appears meanwhile is still visited.
+ */
+export function mmSlotsInUse(m: Memmap): number {
+  return 32 - Math.clz32(m.header[H_MM_LIVE]!);
 }
 
 // ---- mmap_lock (include/linux/mmap_lock.h): a rw_semaphore in the mm record. Faults and GUP walks

@@ -5,11 +5,11 @@
 // Simplified: MAP_FIXED never replaces (it behaves as MAP_FIXED_NOREPLACE); no stack, brk or files
 // other than shmem (shared anonymous memory, memfd-like); VM_PFNMAP/VM_IO regions have no pages.
 
-import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicSet, atomicXchg } from './atomic';
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicXchg } from './atomic';
 import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
   VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
   MM_OOM_SCORE_ADJ } from './memmap';
-import { mmBase, vmaBase, mmAlloc, pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages,
+import { mmBase, vmaBase, mmAlloc, mmDrop, pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages,
   VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED,
   VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw } from './mm_types';
 import { zapPageRange, splitHugePmd, copyPageRange, handleMmFault, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_RETRY } from './memory';
@@ -427,7 +427,7 @@ export function exitMmap(m: Memmap, mm: number): void {
   freePgtables(m, mm, 0, vaPages(m));
   m.mms[mmBase(mm) + MM_LOCKED_VM] = 0;
   mmapWriteUnlock(m, mm);
-  atomicSet(m.mms, mmBase(mm) + MM_USERS, 0);
+  mmDrop(m, mm);
 }
 
 

@@ -9,7 +9,7 @@
 import { atomicFetchAdd, atomicFetchSub } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
-import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
+import { mmBase, vmaBase, mmSlotsInUse, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
 import * as mmTypes from './mm_types';
 import { folioOrder, folioGet } from './swap';
 import { spinLock, spinUnlock } from './locking';
@@ -103,7 +103,7 @@ export function rmapWalk(m: Memmap, head: number, visit: (s: RmapSite, entry: nu
   const n = 1 << folioOrder(m, head);
   const mask = m.ptrsPerTable - 1;
   const site: RmapSite = { mm: 0, vpn: 0, pmd: false, slot: 0 }; // one per walk: visitors read it, never keep it
-  for (let mm = 0; mm < m.maxMms; mm++) {
+  for (let mm = 0; mm < mmSlotsInUse(m); mm++) {
     const mb = mmBase(mm);
     if (m.mms[mb + MM_USERS] === 0) continue;
     spinLock(m.mms, mb + MM_PTL);
@@ -190,9 +190,8 @@ function rmapWalkMigration(m: Memmap, head: number, src: number, remove: boolean
   // the shape lives in locals: the atomics below are calls, after which V8 reloads every field of m
   const mms = m.mms;
   const vmas = m.vmas;
-  const maxMms = m.maxMms;
   const vmasPerMm = m.maxVmas * VMA_STRIDE;
-  for (let mm = 0, mb = 0; mm < maxMms; mm++, mb += MM_STRIDE) {
+  for (let mm = 0, mb = 0; mm < mmSlotsInUse(m); mm++, mb += MM_STRIDE) {
     if (mms[mb + MM_USERS] === 0) continue;
     spinLock(mms, mb + MM_PTL);
     const nv = mms[mb + MM_NR_VMAS]!;
