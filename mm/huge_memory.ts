@@ -22,7 +22,8 @@ function pmdSitesOf(m: Memmap, head: number): [number, number][] {
  * split_folio_to_list(): the caller holds one reference (isolation). Every PMD mapping is split to
  * PTEs, the folio is unmapped to migration entries, frozen at its expected count, turned into base
  * pages that each carry the caller's reference (and PG_isolated), and remapped. Returns 0, -EAGAIN
- * (extra references, e.g. a pin) or -EBUSY (not an anonymous THP).
+ * (folio locked, extra references such as a pin, or PMDs still appearing after 8 rounds) or -EBUSY
+ * (not an anonymous THP).
  */
 export function splitFolio(m: Memmap, head: number): number {
   const order = folioOrder(m, head);
@@ -41,9 +42,7 @@ export function splitFolio(m: Memmap, head: number): number {
     const pmdSites = pmdSitesOf(m, head);
     if (!pmdSites.length) break;
     if (round === SPLIT_PMD_ROUNDS_MAX) { folioUnlock(m, head); return failed(); }
-    for (const [mm, vpn] of pmdSites) {
-      if (splitHugePmd(m, mm, vpn) < 0) { folioUnlock(m, head); return failed(); } // no PTE table (the kernel deposits one)
-    }
+    for (const [mm, vpn] of pmdSites) splitHugePmd(m, mm, vpn); // into the PMD's deposited table: cannot fail
   }
   const wasMapped = folioMapcount(m, head) > 0;
   const undo = (): number => {

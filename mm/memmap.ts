@@ -182,7 +182,10 @@ export const MM_RLIMIT_MEMLOCK = 13; // pages; -1 = RLIM_INFINITY
 export const MM_CAP_IPC_LOCK = 14;
 // user_struct->locked_vm of the process's user (io_uring, iommufd): pinlab gives each process its own user
 export const MM_USER_LOCKED_VM = 15; // pages
-export const MM_STRIDE = 16;
+// mm->pmd_huge_pte: the PTE tables deposited with this mm's anonymous THP PMDs (pgtable_trans_huge_deposit),
+// a list linked through pteMeta[2 * t]; -1 = empty (mm/mm_types.ts)
+export const MM_PMD_HUGE_PTE = 16;
+export const MM_STRIDE = 17;
 // ---- struct vm_area_struct slots ----
 export const VMA_START = 0; // first vpn
 export const VMA_END = 1; // vpn after the last

@@ -7,12 +7,11 @@
 // migration either copies the value or the access faults on the migration entry and retries.
 
 import { atomicCmpxchg, atomicFetchAdd, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
-import { yieldPoint } from './sched';
-import { KernelBug } from './debug';
+import { bug } from './debug';
 import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
   MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
-  PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
+  PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit, pgtableTransHugeWithdraw, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
   anonVmaAlloc, mmapReadLock, mmapReadUnlock } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
@@ -143,8 +142,8 @@ export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean
   if (pmdIsHuge(pmd)) {
     if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
     if (!write || pmd & PTE_WRITE) return 0;
-    // do_huge_pmd_wp_page(): fall back to PTEs, then COW a page
-    if (splitHugePmd(m, mm, vpn) < 0) return VM_FAULT_OOM; // no PTE table for the split
+    // do_huge_pmd_wp_page(): fall back to PTEs (the split uses the deposited table), then COW a page
+    splitHugePmd(m, mm, vpn);
     pmd = atomicRead(m.pmds, pi);
     if (pmdIsHuge(pmd)) return VM_FAULT_RETRY; // mapped huge again (a migration finished meanwhile): look again
   }
@@ -213,7 +212,9 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
 /**
  * do_huge_pmd_anonymous_page(): a THP for the aligned PMD range if one can be had without reclaim
  * (GFP_TRANSHUGE_LIGHT); otherwise thp_fault_fallback and the caller takes the PTE path
- * (signalled by VM_FAULT_RETRY + 1).
+ * (signalled by VM_FAULT_RETRY + 1). __do_huge_pmd_anonymous_page() then allocates the PTE table it
+ * deposits with the PMD (so that a split never needs memory); without one the fault fails with
+ * VM_FAULT_OOM, no fallback (v6.12).
  */
 function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number): number {
   const FALLBACK = VM_FAULT_RETRY + 1;
@@ -223,17 +224,24 @@ function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number):
     countVmEvents(m, vmItem('thp_fault_fallback'), 1);
     return FALLBACK;
   }
+  const t = pteAllocOne(m, mm); // pte_alloc_one(): counted in nr_ptes from now on (mm_inc_nr_ptes)
+  if (t < 0) {
+    folioPut(m, pfn);
+    return VM_FAULT_OOM;
+  }
   const head = vpn & ~(m.ptrsPerTable - 1);
   const pi = pmdIndex(m, mm, vpn);
   ptlLock(m, mm);
   if (m.pmds[pi] !== 0) {
     ptlUnlock(m, mm);
+    pteFree(m, mm, t);
     folioPut(m, pfn);
     return FALLBACK;
   }
   folioAddNewAnonRmap(m, pfn, anonVma, head);
   m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
   pmdMapInc(m, pfn);
+  pgtableTransHugeDeposit(m, mm, t);
   m.pmds[pi] = mkHugePmd(pfn, true);
   m.mms[mmBase(mm) + MM_RSS_ANON]! += m.ptrsPerTable;
   ptlUnlock(m, mm);
@@ -443,9 +451,6 @@ function userAccessLocked(m: Memmap, mm: number, vpn: number, write: boolean, va
 // ---------------------------------------------------------------------------------------------
 // Unmapping (zap_pte_range / zap_huge_pmd) and fork (copy_page_range)
 
-/** Splits of one huge PMD zap retries when no PTE table can be allocated (each retry after a yield). */
-const SPLIT_PMD_TRIES = 64;
-
 /**
  * zap_page_range_single(): drop every mapping in [start, end) of one mm; page tables stay. event is
  * the mmu notifier's: MMU_NOTIFY_CLEAR (madvise), MMU_NOTIFY_UNMAP (munmap, exit: unmap_vmas).
@@ -453,23 +458,18 @@ const SPLIT_PMD_TRIES = 64;
 export function zapPageRange(m: Memmap, mm: number, start: number, end: number, event = MMU_NOTIFY_CLEAR): void {
   const range = mmuNotifierInvalidateRangeStart(m, mm, start, end, event);
   const mask = m.ptrsPerTable - 1;
-  let splitFailures = 0;
   for (let vpn = start; vpn < end;) {
     const pi = pmdIndex(m, mm, vpn);
     const pmd = atomicRead(m.pmds, pi);
     const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
     if (pmdIsHuge(pmd)) {
+      // zap_pmd_range(): a huge PMD the range covers is zapped whole, one it covers in part is split
+      // first (with the deposited table: no allocation); either way look at the PMD again under the PTL
       if ((vpn & mask) === 0 && pmdEnd <= end) {
-        zapHugePmd(m, mm, pi);
-        vpn = pmdEnd;
+        if (zapHugePmd(m, mm, pi)) vpn = pmdEnd;
         continue;
       }
-      // the kernel's split cannot fail (a PTE table was deposited at fault time, pgtable_trans_huge_deposit);
-      // pinlab deposits none, so a split without memory for a table is a simulator limit, reported, not a hang
-      if (splitHugePmd(m, mm, vpn) < 0 && ++splitFailures > SPLIT_PMD_TRIES) {
-        throw new KernelBug(`zap_page_range: split_huge_pmd() at vpn ${vpn} found no memory for a PTE table ${SPLIT_PMD_TRIES} times (pinlab deposits no page table at THP fault: docs/simplifications.md)`);
-      }
-      if (splitFailures) yieldPoint('zap:split-retry'); // others may free memory meanwhile
+      splitHugePmd(m, mm, vpn);
       continue;
     }
     if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
@@ -494,26 +494,42 @@ function zapPte(m: Memmap, mm: number, slot: number): void {
   folioPut(m, head);
 }
 
-function zapHugePmd(m: Memmap, mm: number, pi: number): void {
+/**
+ * zap_huge_pmd(): clear a huge PMD (present or a migration entry). For an anonymous THP the deposited
+ * table goes too (zap_deposited_table(): pte_free, mm_dec_nr_ptes); hugetlb deposits none. Returns
+ * false when the PMD is no longer huge under the PTL (__pmd_trans_huge_lock(): split meanwhile).
+ */
+function zapHugePmd(m: Memmap, mm: number, pi: number): boolean {
   ptlLock(m, mm);
   const pmd = m.pmds[pi]!;
+  if (!pmdIsHuge(pmd)) {
+    ptlUnlock(m, mm);
+    return false;
+  }
   m.pmds[pi] = 0;
-  ptlUnlock(m, mm);
-  if (!(pmd & PTE_PRESENT)) return;
   const head = pmd & PFN_MASK;
+  const hugetlb = (m.flags[head]! & PG_hugetlb) !== 0; // a migration entry names the source folio, still PG_hugetlb
+  const t = hugetlb ? -1 : pgtableTransHugeWithdraw(m, mm);
+  ptlUnlock(m, mm);
+  if (!hugetlb) {
+    if (t < 0) bug(`zap_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
+    pteFree(m, mm, t);
+  }
+  if (!(pmd & PTE_PRESENT)) return true;
   pmdMapDec(m, head);
-  if (!(m.flags[head]! & PG_hugetlb)) m.mms[mmBase(mm) + MM_RSS_ANON]! -= m.ptrsPerTable;
+  if (!hugetlb) m.mms[mmBase(mm) + MM_RSS_ANON]! -= m.ptrsPerTable;
   folioPut(m, head);
+  return true;
 }
 
 /**
  * __split_huge_pmd(): turn one PMD mapping of a THP into PTEs mapping each page; every PTE holds a
- * reference (folio_ref_add(nr - 1)). A hugetlb PMD is never split.
+ * reference (folio_ref_add(nr - 1)). The PTEs go into the table deposited when the PMD was made
+ * (__split_huge_pmd_locked(): pgtable_trans_huge_withdraw), so a split needs no memory and cannot
+ * fail; nr_ptes does not change. A hugetlb PMD is never split.
  */
-export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
+export function splitHugePmd(m: Memmap, mm: number, vpn: number): void {
   const pi = pmdIndex(m, mm, vpn);
-  const t = pteAllocOne(m, mm);
-  if (t < 0) return -1;
   const hvpn = vpn & ~(m.ptrsPerTable - 1);
   const range = mmuNotifierInvalidateRangeStart(m, mm, hvpn, hvpn + m.ptrsPerTable, MMU_NOTIFY_CLEAR); // __split_huge_pmd()
   ptlLock(m, mm);
@@ -521,8 +537,12 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   if (!pmdIsHuge(pmd) || m.flags[pmd & PFN_MASK]! & PG_hugetlb) {
     ptlUnlock(m, mm);
     mmuNotifierInvalidateRangeEnd(m, range);
-    pteFree(m, mm, t);
-    return 0;
+    return;
+  }
+  const t = pgtableTransHugeWithdraw(m, mm);
+  if (t < 0) {
+    ptlUnlock(m, mm);
+    bug(`__split_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
   }
   const head = pmd & PFN_MASK;
   const write = (pmd & PTE_WRITE) !== 0;
@@ -542,7 +562,6 @@ export function splitHugePmd(m: Memmap, mm: number, vpn: number): number {
   ptlUnlock(m, mm);
   mmuNotifierInvalidateRangeEnd(m, range);
   countVmEvents(m, vmItem('thp_split_pmd'), 1);
-  return 0;
 }
 
 /**
@@ -558,19 +577,33 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
     const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
     if (pmdIsHuge(pmd)) {
       const head = pmd & PFN_MASK;
-      if (!(pmd & PTE_PRESENT) || (!(m.flags[head]! & PG_hugetlb) && folioMaybeDmaPinned(m, head))) {
-        splitHugePmd(m, src, vpn); // copy_huge_pmd() falls back to PTEs
+      const hugetlb = (m.flags[head]! & PG_hugetlb) !== 0;
+      if (!(pmd & PTE_PRESENT)) {
+        splitHugePmd(m, src, vpn); // a migration entry: pinlab splits it and copies PTEs (docs/simplifications.md)
         continue;
       }
+      // copy_huge_pmd(): the child's PMD gets its own deposited table, allocated before the locks are
+      // taken; without one fork fails with -ENOMEM. hugetlb (copy_hugetlb_page_range) deposits none.
+      const t = hugetlb ? -1 : pteAllocOne(m, dst);
+      if (!hugetlb && t < 0) return -1;
       const w = shared && (pmd & PTE_WRITE) !== 0;
       // copy_huge_pmd(): both page table locks held while the entry is checked, write-protected and
       // copied, so a racing pin (GUP-fast) or migration sees the entry before or after, never between
       ptlLock2(m, src, dst);
-      if (m.pmds[spi] !== pmd || (!(m.flags[head]! & PG_hugetlb) && folioMaybeDmaPinned(m, head))) {
+      if (m.pmds[spi] !== pmd || (!hugetlb && folioMaybeDmaPinned(m, head))) {
+        const pinned = m.pmds[spi] === pmd;
         ptlUnlock2(m, src, dst);
-        continue; // the entry changed or the folio got pinned meanwhile: look again
+        if (t >= 0) pteFree(m, dst, t);
+        // folio_try_dup_anon_rmap_pmd() failed (maybe pinned): split and copy the PTEs; otherwise the
+        // entry changed meanwhile: look again
+        if (pinned) splitHugePmd(m, src, vpn);
+        continue;
       }
       if (!shared) m.pmds[spi] = pmd & ~PTE_WRITE;
+      if (t >= 0) {
+        pgtableTransHugeDeposit(m, dst, t);
+        m.mms[mmBase(dst) + MM_RSS_ANON]! += m.ptrsPerTable; // add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR)
+      }
       m.pmds[pmdIndex(m, dst, vpn)] = mkHugePmd(head, w);
       pmdMapInc(m, head);
       folioGet(m, head);

@@ -2,10 +2,12 @@
 // Two levels: a PMD directory per mm, each entry either a PTE table from a shared pool or a huge
 // mapping (THP or hugetlb) of one PMD-sized folio. PTE tables are charged as real unmovable frames
 // (pte_alloc_one: GFP_PGTABLE_USER), so page tables consume kernel-zone memory as in the kernel.
+// pteMeta[2t] is the table's owner mm while it is in use, the next free table while it is free, and the
+// next deposited table while it is deposited with an anonymous THP PMD (pgtable_trans_huge_deposit).
 
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicFetchOr, atomicFetchAnd, atomicSet } from './atomic';
 import { Memmap, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_PTE_LOCK, H_ANON_VMA_NEXT,
-  H_NEXT_ID, MM_PGTABLES, MM_LOCK, H_MM_LIVE } from './memmap';
+  H_NEXT_ID, MM_PGTABLES, MM_LOCK, H_MM_LIVE, MM_PMD_HUGE_PTE } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
 import { GFP_KERNEL, __GFP_ZERO } from './gfp';
 import { spinLock, spinUnlock, downRead, upRead, downWrite, upWrite } from './locking';
@@ -103,6 +105,35 @@ export function pteFree(m: Memmap, mm: number, t: number): void {
   freePages(m, frame, 0);
 }
 
+/**
+ * pgtable_trans_huge_deposit() (mm/pgtable-generic.c), PTL held: table t, allocated (and counted in
+ * nr_ptes) when an anonymous THP was mapped by a PMD, waits with the mm until the PMD is split or zapped.
+ * pinlab has one page_table_lock per mm (no split PMD ptlocks), so as in the kernel then the deposit is
+ * one list per mm (mm->pmd_huge_pte), linked through pteMeta as the kernel links through page->lru.
+ */
+export function pgtableTransHugeDeposit(m: Memmap, mm: number, t: number): void {
+  const h = mmBase(mm) + MM_PMD_HUGE_PTE;
+  m.pteMeta[2 * t] = m.mms[h]!;
+  m.mms[h] = t;
+}
+
+/** pgtable_trans_huge_withdraw(), PTL held: a deposited table (still counted in nr_ptes), or -1 if none. */
+export function pgtableTransHugeWithdraw(m: Memmap, mm: number): number {
+  const h = mmBase(mm) + MM_PMD_HUGE_PTE;
+  const t = m.mms[h]!;
+  if (t < 0) return -1;
+  m.mms[h] = m.pteMeta[2 * t]!;
+  m.pteMeta[2 * t] = mm;
+  return t;
+}
+
+/** How many tables are deposited with mm's huge PMDs (one per anonymous THP PMD, present or migration). */
+export function pgtableDepositedCount(m: Memmap, mm: number): number {
+  let n = 0;
+  for (let t = m.mms[mmBase(mm) + MM_PMD_HUGE_PTE]!; t >= 0 && n <= m.pteTables; t = m.pteMeta[2 * t]!) n++;
+  return n;
+}
+
 /** A new anon_vma id (anon_vma_prepare). Forked VMAs share their parent's (the anon_vma root). */
 export function anonVmaAlloc(m: Memmap): number {
   return atomicFetchAdd(m.header, H_ANON_VMA_NEXT, 1);
@@ -116,6 +147,7 @@ export function mmAlloc(m: Memmap): number {
       m.mms.fill(0, b + 1, b + MM_STRIDE);
       m.mms[b + MM_PID] = atomicFetchAdd(m.header, H_NEXT_ID, 1);
       m.mms[b + MM_RLIMIT_MEMLOCK] = 2048; // RLIMIT_MEMLOCK default: 8 MiB
+      m.mms[b + MM_PMD_HUGE_PTE] = -1; // no deposited page tables
       m.pmds.fill(0, mm * m.vaPmds, (mm + 1) * m.vaPmds);
       atomicFetchOr(m.header, H_MM_LIVE, 1 << mm); // once set up: a walk that misses it misses no mapping
       return mm;

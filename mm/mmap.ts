@@ -8,7 +8,7 @@
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicXchg } from './atomic';
 import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
   VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
-  MM_OOM_SCORE_ADJ } from './memmap';
+  MM_OOM_SCORE_ADJ, MM_PGTABLES, MM_PMD_HUGE_PTE } from './memmap';
 import { mmBase, vmaBase, mmAlloc, mmDrop, pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages,
   VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED,
   VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw } from './mm_types';
@@ -17,6 +17,7 @@ import { spinLock, spinUnlock } from './locking';
 import { EINVAL, ENOMEM, EEXIST, EAGAIN, EPERM } from './errno';
 import { folioPut } from './swap';
 import { hstateIndex } from './hugetlb';
+import { bug } from './debug';
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, mmuNotifierRelease, MMU_NOTIFY_UNMAP,
   MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE } from './mmu_notifier';
 
@@ -427,6 +428,12 @@ export function exitMmap(m: Memmap, mm: number): void {
   freePgtables(m, mm, 0, vaPages(m));
   m.mms[mmBase(mm) + MM_LOCKED_VM] = 0;
   mmapWriteUnlock(m, mm);
+  // check_mm() (kernel/fork.c): every deposited table left with its huge PMD (VM_BUG_ON_MM(mm->pmd_huge_pte)),
+  // and no page table is left ("BUG: non-zero pgtables_bytes on freeing mm")
+  const b = mmBase(mm);
+  if (m.mms[b + MM_PMD_HUGE_PTE] !== -1 || m.mms[b + MM_PGTABLES] !== 0) {
+    bug(`check_mm: mm ${mm} exits with ${m.mms[b + MM_PGTABLES]} page tables, ${m.mms[b + MM_PMD_HUGE_PTE] === -1 ? 'none' : 'some'} deposited`);
+  }
   mmDrop(m, mm);
 }
 
