@@ -30,7 +30,7 @@ import { bug } from './debug';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_END } = layout;
+const { PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_START, VMA_END } = layout;
 const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } = errnoNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB } = mmTypes;
@@ -548,9 +548,12 @@ export function getUserPages(m: Memmap, mm: number, vpn: number, nrPages: number
  */
 function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[]): number {
   let i = 0;
+  let vb = -1;
   for (; i < nrPages; i++) {
-    // pte_protnone(): pinlab keeps PROT_NONE in the VMA only, so the walk asks it (the kernel reads the PTE)
-    const vb = findVma(m, mm, vpn + i);
+    // pte_protnone(): pinlab keeps PROT_NONE in the VMA only, so the walk asks it (the kernel reads the PTE);
+    // the VMA slot of the previous page, while it still covers this one, is the one findVma() would return
+    const v = vpn + i;
+    if (vb < 0 || v < m.vmas[vb + VMA_START]! || v >= m.vmas[vb + VMA_END]!) vb = findVma(m, mm, v);
     if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (VM_READ | VM_WRITE))) break;
     ptlLock(m, mm); // stands for the lockless walk's re-check of the PTE after grabbing
     const t = lookupLocked(m, mm, vpn + i, scratch);
