@@ -3,6 +3,9 @@ import { bootFromSpec } from '../harness/layout';
 import { Memmap } from '../mm/memmap';
 import { zoneInfo, ZoneInfo } from '../mm/vmstat';
 import { ZONE_NAMES } from '../mm/mmzone';
+import { lruAddDrainAll } from '../mm/swap';
+import { drainAllPages } from '../mm/page_alloc';
+import { checkAllocator } from '../properties/checkers';
 
 export function boot(cmdline: string, geometry?: string): Memmap {
   return bootFromSpec({ cmdline, geometry }).m;
@@ -14,3 +17,12 @@ export function zone(m: Memmap, name: (typeof ZONE_NAMES)[number]): ZoneInfo {
 
 export const MiB = 256; // 4 KiB frames per MiB
 export const GiB = 262144;
+
+/** Frames in use once the LRU batches and per-CPU lists are emptied; the allocator must be sound. */
+export function usedFrames(m: Memmap): number {
+  lruAddDrainAll(m);
+  drainAllPages(m);
+  const { census, errors } = checkAllocator(m);
+  expect(errors).toEqual([]);
+  return census.used.reduce((a, b) => a + b, 0);
+}

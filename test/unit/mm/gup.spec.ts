@@ -1,6 +1,6 @@
 // GUP and long-term pinning (mm/gup.c, v6.12 and the older loop forms): every errno path, the pin
 // accounting of try_grab_folio()/gup_put_folio(), and what __gup_longterm_locked() leaves behind.
-import { boot } from '../../helpers';
+import { boot, usedFrames } from '../../helpers';
 import { mmCreate, doMmap, doMunmap, doMprotect, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked, findVma } from '../../../mm/memory';
 import { pinUserPages, pinUserPagesRemote, pinUserPagesFast, getUserPages, putUserPages, unpinUserPage, unpinUserPages,
@@ -20,7 +20,6 @@ import { isolateFolio, putbackMovablePages } from '../../../mm/migrate';
 import { setCurrent, newTask, current, Task } from '../../../mm/sched';
 import { setVariant, parseVariant, variant, KernelVariant } from '../../../mm/variants';
 import { oomKills, KernelPanic } from '../../../mm/oom_kill';
-import { checkAllocator } from '../../../properties/checkers';
 import { pfnOf } from '../../../mm/memory';
 
 const MINI = 'mini';
@@ -72,13 +71,6 @@ function pinStat(m: Memmap): { acquired: number; released: number } {
 function settle(m: Memmap): void {
   lruAddDrainAll(m);
   drainAllPages(m);
-}
-
-function usedFrames(m: Memmap): number {
-  settle(m);
-  const { census, errors } = checkAllocator(m);
-  expect(errors).toEqual([]);
-  return census.used.reduce((a, b) => a + b, 0);
 }
 
 function withVariant<T>(spec: string, fn: () => T): T {

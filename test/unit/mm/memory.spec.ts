@@ -1,12 +1,9 @@
-import { boot, zone } from '../../helpers';
+import { boot, zone, usedFrames } from '../../helpers';
 import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
 import { Memmap, PG_zero, PG_head } from '../../../mm/memmap';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
 import { EFAULT, EINVAL, ENOMEM, EEXIST } from '../../../mm/errno';
-import { lruAddDrainAll } from '../../../mm/swap';
-import { drainAllPages } from '../../../mm/page_alloc';
-import { checkAllocator } from '../../../properties/checkers';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { layoutJson } from '../../../harness/layout';
@@ -15,14 +12,6 @@ import { pfnOf } from '../../../mm/memory';
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
-
-function usedFrames(m: Memmap): number {
-  lruAddDrainAll(m);
-  drainAllPages(m);
-  const { census, errors } = checkAllocator(m);
-  expect(errors).toEqual([]);
-  return census.used.reduce((a, b) => a + b, 0);
-}
 
 describe('faults (mm/memory.c)', () => {
   it('a read fault maps the shared zero page; a write fault allocates in ZONE_MOVABLE', () => {

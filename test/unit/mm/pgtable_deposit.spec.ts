@@ -3,33 +3,24 @@
 // __split_huge_pmd_locked() withdraws it and never needs memory, and zap_huge_pmd() frees it
 // (zap_deposited_table). "Out of kernel memory" below is every ZONE_NORMAL frame down to the min
 // watermark taken with __GFP_NORETRY (no OOM kill), held by the test, not by any process.
-import { boot } from '../../helpers';
+import { boot, usedFrames } from '../../helpers';
 import { mmCreate, doMmap, doMunmap, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
 import { Memmap, MM_PGTABLES, MM_USERS, H_PTE_FREE, PG_hugetlb } from '../../../mm/memmap';
 import { mmBase, pmdIsHuge, PFN_MASK, PTE_PRESENT, pgtableDepositedCount } from '../../../mm/mm_types';
 import { ENOMEM, EFAULT } from '../../../mm/errno';
-import { allocPages, freePages, drainAllPages, NO_PAGE } from '../../../mm/page_alloc';
+import { allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER, __GFP_NORETRY } from '../../../mm/gfp';
 import { lruAddDrainAll, folioOrder } from '../../../mm/swap';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_SYSCALL, MigrateStats } from '../../../mm/migrate';
 import { splitFolio } from '../../../mm/huge_memory';
 import { oomKills } from '../../../mm/oom_kill';
-import { checkAllocator } from '../../../properties/checkers';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always hugepages=2';
 const RW = PROT_READ | PROT_WRITE;
 
 afterEach(() => { oomKills.length = 0; });
-
-function usedFrames(m: Memmap): number {
-  lruAddDrainAll(m);
-  drainAllPages(m);
-  const { census, errors } = checkAllocator(m);
-  expect(errors).toEqual([]);
-  return census.used.reduce((a, b) => a + b, 0);
-}
 
 /** Free PTE tables in the pool (the H_PTE_FREE list). */
 function ptePoolFree(m: Memmap): number {
