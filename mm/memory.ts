@@ -6,7 +6,7 @@
 // A CPU access is one instruction: it translates and reads/writes the frame under the lock, so a
 // migration either copies the value or the access faults on the migration entry and retries.
 
-import { atomicCmpxchg, atomicFetchAdd, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { bug } from './debug';
 import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
   MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
@@ -454,10 +454,20 @@ function userAccessLocked(m: Memmap, mm: number, vpn: number, write: boolean, va
 /**
  * zap_page_range_single(): drop every mapping in [start, end) of one mm; page tables stay. event is
  * the mmu notifier's: MMU_NOTIFY_CLEAR (madvise), MMU_NOTIFY_UNMAP (munmap, exit: unmap_vmas).
+ * [start, end) lies in one VMA; in a hugetlb VMA it must be huge-page aligned
+ * (__unmap_hugepage_range(): BUG_ON), since a hugetlb PMD is never split.
  */
 export function zapPageRange(m: Memmap, mm: number, start: number, end: number, event = MMU_NOTIFY_CLEAR): void {
-  const range = mmuNotifierInvalidateRangeStart(m, mm, start, end, event);
   const mask = m.ptrsPerTable - 1;
+  const vb = findVma(m, mm, start);
+  if (vb >= 0 && m.vmas[vb + VMA_FLAGS]! & VM_HUGETLB && (start & mask || end & mask)) {
+    bug(`__unmap_hugepage_range: mm ${mm} [${start}, ${end}) is not huge page aligned`);
+  }
+  // mm_counter() of a migration entry's folio (zap_nonpresent_ptes): the kernel reads the source folio's
+  // PageAnon, which pinlab clears once the data is copied (migrateFolio); pinlab's shmem VMAs map only
+  // shmem folios and its private ones only anonymous folios, so the VMA tells
+  const migRss = vb >= 0 && m.vmas[vb + VMA_SHMEM] ? MM_RSS_SHMEM : MM_RSS_ANON;
+  const range = mmuNotifierInvalidateRangeStart(m, mm, start, end, event);
   for (let vpn = start; vpn < end;) {
     const pi = pmdIndex(m, mm, vpn);
     const pmd = atomicRead(m.pmds, pi);
@@ -469,22 +479,32 @@ export function zapPageRange(m: Memmap, mm: number, start: number, end: number, 
         if (zapHugePmd(m, mm, pi)) vpn = pmdEnd;
         continue;
       }
+      // a hugetlb PMD is never split: part of one cannot be zapped (splitting it would loop for ever)
+      if (m.flags[pmd & PFN_MASK]! & PG_hugetlb) {
+        bug(`__unmap_hugepage_range: mm ${mm} [${start}, ${end}) covers part of the hugetlb PMD at vpn ${vpn & ~mask}`);
+      }
       splitHugePmd(m, mm, vpn);
       continue;
     }
     if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
     const stop = Math.min(end, pmdEnd);
-    for (; vpn < stop; vpn++) zapPte(m, mm, pteSlot(m, pmd, vpn));
+    for (; vpn < stop; vpn++) zapPte(m, mm, pteSlot(m, pmd, vpn), migRss);
   }
   mmuNotifierInvalidateRangeEnd(m, range);
 }
 
-function zapPte(m: Memmap, mm: number, slot: number): void {
+/** zap_pte_range() for one entry; migRss is the RSS counter a migration entry there counts in. */
+function zapPte(m: Memmap, mm: number, slot: number, migRss: number): void {
   ptlLock(m, mm);
   const pte = m.ptes[slot]!;
   m.ptes[slot] = 0;
   ptlUnlock(m, mm);
-  if (!(pte & PTE_PRESENT)) return; // none, or a migration entry (the migration finds no mapping to restore)
+  if (pte & PTE_MIGRATION) {
+    // zap_nonpresent_ptes(): rss[mm_counter(folio)]-- (the migration finds no mapping to restore)
+    atomicFetchSub(m.mms, mmBase(mm) + migRss, 1);
+    return;
+  }
+  if (!(pte & PTE_PRESENT)) return;
   const pfn = ptePfn(pte);
   if (m.flags[pfn]! & PG_zero) return;
   const head = m.compoundHead(pfn);
@@ -515,7 +535,10 @@ function zapHugePmd(m: Memmap, mm: number, pi: number): boolean {
     if (t < 0) bug(`zap_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
     pteFree(m, mm, t);
   }
-  if (!(pmd & PTE_PRESENT)) return true;
+  if (!(pmd & PTE_PRESENT)) { // a migration entry: no mapping, no reference; zap_huge_pmd() still uncounts it
+    if (!hugetlb) atomicFetchSub(m.mms, mmBase(mm) + MM_RSS_ANON, m.ptrsPerTable);
+    return true;
+  }
   pmdMapDec(m, head);
   if (!hugetlb) m.mms[mmBase(mm) + MM_RSS_ANON]! -= m.ptrsPerTable;
   folioPut(m, head);
@@ -578,8 +601,10 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
     if (pmdIsHuge(pmd)) {
       const head = pmd & PFN_MASK;
       const hugetlb = (m.flags[head]! & PG_hugetlb) !== 0;
-      if (!(pmd & PTE_PRESENT)) {
-        splitHugePmd(m, src, vpn); // a migration entry: pinlab splits it and copies PTEs (docs/simplifications.md)
+      if (!(pmd & PTE_PRESENT)) { // a migration entry: copied as it is
+        const rc = copyMigrationPmd(m, dst, src, vpn, pmd, hugetlb, shared);
+        if (rc < 0) return -1;
+        if (rc === 0) vpn = pmdEnd; // else it changed meanwhile: look again
         continue;
       }
       // copy_huge_pmd(): the child's PMD gets its own deposited table, allocated before the locks are
@@ -627,6 +652,41 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
   return 0;
 }
 
+/**
+ * Fork's copy of a PMD migration entry: copy_huge_pmd() (anonymous THP) or copy_hugetlb_page_range().
+ * The child gets the same entry; in a COW mapping a writable one becomes readable in parent and child
+ * (make_readable_migration_entry), and so no longer exclusive: pinlab keeps exclusivity in the source
+ * pages' PG_anon_exclusive during migration, so it clears it there (remove_migration_pte() then maps
+ * the new folio shared). A THP entry takes a deposited table for the child, allocated before the locks
+ * (without one fork fails with -ENOMEM), and counts HPAGE_PMD_NR in the child's MM_ANONPAGES; hugetlb
+ * deposits none and counts no RSS. Returns 0, -1 (-ENOMEM) or COPY_AGAIN (the entry changed).
+ */
+function copyMigrationPmd(m: Memmap, dst: number, src: number, vpn: number, pmd: number, hugetlb: boolean, shared: boolean): number {
+  const t = hugetlb ? -1 : pteAllocOne(m, dst);
+  if (!hugetlb && t < 0) return -1;
+  const spi = pmdIndex(m, src, vpn);
+  ptlLock2(m, src, dst);
+  if (m.pmds[spi] !== pmd) {
+    ptlUnlock2(m, src, dst);
+    if (t >= 0) pteFree(m, dst, t);
+    return COPY_AGAIN;
+  }
+  let entry = pmd;
+  if (!shared) { // is_cow_mapping()
+    entry = pmd & ~PTE_WRITE;
+    m.pmds[spi] = entry;
+    const head = pmd & PFN_MASK;
+    for (let p = head; p < head + m.ptrsPerTable; p++) flagsFetchAnd(m.flags, p, ~PG_anon_exclusive);
+  }
+  if (t >= 0) {
+    pgtableTransHugeDeposit(m, dst, t);
+    atomicFetchAdd(m.mms, mmBase(dst) + MM_RSS_ANON, m.ptrsPerTable); // add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR)
+  }
+  m.pmds[pmdIndex(m, dst, vpn)] = entry;
+  ptlUnlock2(m, src, dst);
+  return 0;
+}
+
 /** Both page table locks of fork's copy, source first (the only place that holds two). */
 function ptlLock2(m: Memmap, src: number, dst: number): void {
   ptlLock(m, src);
@@ -656,7 +716,16 @@ function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: 
   if (!(pte & PTE_PRESENT)) {
     ptlLock2(m, src, dst);
     const again = m.ptes[sslot] !== pte;
-    if (!again && pte & PTE_MIGRATION) m.ptes[dslot] = pte & ~(shared ? 0 : PTE_WRITE);
+    if (!again && pte & PTE_MIGRATION) {
+      // copy_nonpresent_pte(): the child's entry counts in its RSS (rss[mm_counter(folio)]++); in a COW
+      // mapping both entries become readable, so the page is no longer exclusive (see copyMigrationPmd)
+      if (!shared) {
+        m.ptes[sslot] = pte & ~PTE_WRITE;
+        flagsFetchAnd(m.flags, ptePfn(pte), ~PG_anon_exclusive);
+      }
+      m.ptes[dslot] = shared ? pte : pte & ~PTE_WRITE;
+      atomicFetchAdd(m.mms, mmBase(dst) + (shared ? MM_RSS_SHMEM : MM_RSS_ANON), 1);
+    }
     ptlUnlock2(m, src, dst);
     return again ? COPY_AGAIN : 0;
   }

@@ -187,10 +187,12 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
   }
   if (srcFlags & PG_hugetlb) moveHugetlbState(m, src, dst);
   folioRefUnfreeze(m, src, 1);
-  flags[src] = flags[src]! & ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated | PG_anon_exclusive);
-  for (let i = 1; i < nr; i++) flags[src + i] = flags[src + i]! & ~PG_anon_exclusive;
+  // atomic: fork clears PG_anon_exclusive of a source page whose migration entry it copies, until the
+  // entries are gone (remove_migration_ptes() reads it: rmap.ts migrateAnonExclusive)
+  flagsFetchAnd(flags, src, ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated));
   yieldPoint('migrate:copy'); // copied, the old folio unfrozen; PTEs still hold migration entries
   if (wasMapped) removeMigrationPtes(m, src, dst);
+  for (let i = 0; i < nr; i++) if (flags[src + i]! & PG_anon_exclusive) flagsFetchAnd(flags, src + i, ~PG_anon_exclusive);
   folioUnlock(m, dst);
   folioUnlock(m, src);
   if (!(flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);

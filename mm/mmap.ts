@@ -310,15 +310,22 @@ export function doMprotect(m: Memmap, mm: number, vpn: number, nrPages: number, 
     // do_mprotect_pkey(): VMAs are changed in address order up to the first hole, which is -ENOMEM
     const hole = firstHole(m, mm, vpn, end);
     if (hole === vpn) return -ENOMEM;
-    const starts = isolateRange(m, mm, vpn, hole);
-    if (typeof starts === 'number') return starts;
-    for (const s of starts) {
-      const vb = vmaAt(m, mm, s);
-      let f = m.vmas[vb + VMA_FLAGS]! & ~(VM_READ | VM_WRITE);
+    // mprotect_fixup() on each VMA in address order: nothing to do when its flags stay the same; else
+    // split it at the range's edges (a hugetlb VMA only at a huge page boundary: hugetlb_vm_op_split()
+    // -EINVAL), which ends the walk with the VMAs before it already changed
+    for (const v of vmaList(m, mm)) {
+      if (v.end <= vpn || v.start >= hole) continue;
+      let f = v.flags & ~(VM_READ | VM_WRITE);
       if (prot & PROT_READ) f |= VM_READ;
       if (prot & PROT_WRITE) f |= VM_WRITE | VM_MAYWRITE;
-      m.vmas[vb + VMA_FLAGS] = f;
-      if (!(prot & PROT_WRITE)) changeProtection(m, mm, s, m.vmas[vb + VMA_END]!);
+      if (f === v.flags) continue;
+      const starts = isolateRange(m, mm, Math.max(v.start, vpn), Math.min(v.end, hole));
+      if (typeof starts === 'number') return starts;
+      for (const s of starts) {
+        const vb = vmaAt(m, mm, s);
+        m.vmas[vb + VMA_FLAGS] = f;
+        if (!(prot & PROT_WRITE)) changeProtection(m, mm, s, m.vmas[vb + VMA_END]!);
+      }
     }
     return hole < end ? -ENOMEM : 0;
   } finally {
@@ -359,7 +366,12 @@ export function doMadvise(m: Memmap, mm: number, vpn: number, nrPages: number, a
     // madvise_walk_vmas(): advice applies to every mapped part; an unmapped part makes the result -ENOMEM
     const unmapped = !rangeFullyMapped(m, mm, vpn, end);
     if (advice === MADV_DONTNEED) {
-      for (const v of vmaList(m, mm)) if (v.start < end && vpn < v.end) zapPageRange(m, mm, Math.max(v.start, vpn), Math.min(v.end, end));
+      // VMAs in address order; the first error ends the walk (the VMAs before it stay zapped)
+      for (const v of vmaList(m, mm)) {
+        if (v.end <= vpn || v.start >= end) continue;
+        const rc = madviseDontneedFree(m, mm, v, Math.max(v.start, vpn), Math.min(v.end, end));
+        if (rc) return rc;
+      }
       return unmapped ? -ENOMEM : 0;
     }
     if (unmapped) return -ENOMEM;
@@ -375,6 +387,23 @@ export function doMadvise(m: Memmap, mm: number, vpn: number, nrPages: number, a
   } finally {
     mmapWriteUnlock(m, mm);
   }
+}
+
+/**
+ * madvise_dontneed_free() for MADV_DONTNEED on [start, end) of one VMA. madvise_dontneed_free_valid_vma():
+ * VM_PFNMAP and VM_LOCKED VMAs are -EINVAL; in a hugetlb VMA the start must be huge-page aligned
+ * (-EINVAL) and the end is aligned down, so less than a huge page does nothing.
+ */
+function madviseDontneedFree(m: Memmap, mm: number, v: VmaInfo, start: number, end: number): number {
+  if (v.flags & VM_HUGETLB) {
+    if (start % m.ptrsPerTable) return -EINVAL;
+    end -= end % m.ptrsPerTable; // ALIGN_DOWN(end, huge_page_size(h))
+  } else if (v.flags & (VM_PFNMAP | VM_LOCKED)) {
+    return -EINVAL;
+  }
+  if (start === end) return 0;
+  zapPageRange(m, mm, start, end); // madvise_dontneed_single_vma()
+  return 0;
 }
 
 /** mm_alloc() for a new process; returns the mm id or -ENOMEM. */

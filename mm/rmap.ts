@@ -6,7 +6,7 @@
 // inode and page offset. A PTE mapping of page i counts in _mapcount[i]; a PMD mapping of the whole
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
-import { atomicFetchAdd, atomicFetchSub } from './atomic';
+import { atomicFetchAdd, atomicFetchSub, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { mmBase, vmaBase, mmSlotsInUse, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
@@ -241,6 +241,7 @@ function migrationEntriesVma(m: Memmap, mm: number, head: number, src: number, n
     if (remove) {
       if (pte & PTE_PRESENT) continue; // not a migration entry
       const pfn = head + (ptePfn(pte) - src);
+      if (head !== src) migrateAnonExclusive(m, ptePfn(pte), pfn);
       ptes[slot] = mkPte(pfn, (pte & PTE_WRITE) !== 0);
       pteMapInc(m, pfn);
       folioGet(m, head);
@@ -261,11 +262,26 @@ function tryToMigratePmd(m: Memmap, pi: number, pmd: number, head: number): void
   atomicFetchSub(m.refcount, head, 1);
 }
 
+/**
+ * remove_migration_pte() maps the new page exclusive (RMAP_EXCLUSIVE) exactly when the entry was: the
+ * kernel keeps that in the entry (writable or readable_exclusive migration entry), pinlab in the source
+ * page's PG_anon_exclusive, which a PMD split copies to every page and fork clears when it copies the
+ * entry (copy_nonpresent_pte, copy_huge_pmd: make_readable_migration_entry). An exclusive page has one
+ * entry, so the new page takes the source page's bit as its entry is restored.
+ */
+function migrateAnonExclusive(m: Memmap, srcPage: number, dstPage: number): void {
+  const want = m.flags[srcPage]! & PG_anon_exclusive;
+  if ((m.flags[dstPage]! & PG_anon_exclusive) === want) return;
+  if (want) flagsFetchOr(m.flags, dstPage, PG_anon_exclusive);
+  else flagsFetchAnd(m.flags, dstPage, ~PG_anon_exclusive);
+}
+
 /** remove_migration_pmd(): a PMD migration entry for src maps dst. */
 function removeMigrationPmd(m: Memmap, pi: number, pmd: number, src: number, dst: number, n: number): void {
   if (!(pmd & PTE_MIGRATION) || pmd & PTE_PRESENT) return;
   const old = pmd & PFN_MASK;
   if (old < src || old >= src + n) return;
+  if (dst !== src) for (let i = 0; i < n; i++) migrateAnonExclusive(m, src + i, dst + i);
   m.pmds[pi] = PMD_HUGE | mkPte(dst, (pmd & PTE_WRITE) !== 0);
   pmdMapInc(m, dst);
   folioGet(m, dst);
