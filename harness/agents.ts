@@ -2,10 +2,12 @@
 // threads do. Each has the device-model shape (devices/device.ts: step / inspect / teardown), so to
 // the harness a device model is just another actor kind.
 //
-//   user     the process: faults and writes its memory, munmap/remap/MADV_DONTNEED, fork and exit of children
+//   user     the process: faults and writes its memory, munmap/remap/MADV_DONTNEED, fork and exit of children;
+//            refault (MADV_DONTNEED and touch again) only in the longterm-pin-split-cma suite
 //   pinner   pin_user_pages(_fast)(FOLL_LONGTERM [| FOLL_WRITE]) on the process, DMA into the pinned frames, unpin;
 //            or a short-term FOLL_PIN held across one preemption point, as O_DIRECT holds it for the I/O
 //   hotplug  writes to /sys/devices/system/memory/memoryN/state: offline, online[_kernel|_movable]
+//   cma      a cma_alloc() in progress: holds a CMA memory block MIGRATE_ISOLATE across ops (isolate, undo_isolate)
 //
 // Plus misbehaving actors for the harness's own reliability tests (test-throw, test-exit, test-spin,
 // test-lock, test-clock): a simulator bug, a dying worker, a livelock, a deadlock, hidden
@@ -18,12 +20,16 @@ import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
 import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
 import { doMunmap, doMmap, doMadvise, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../mm/gup';
-import { memoryBlockStore, blockPresent, stateShow, OfflineReport } from '../mm/memory_hotplug';
+import { memoryBlockStore, blockPresent, stateShow, blockStartPfn, OfflineReport } from '../mm/memory_hotplug';
+import { findVma } from '../mm/memory';
+import { VMA_FLAGS } from '../mm/memmap';
+import { VM_READ, VM_WRITE, mmapReadLock, mmapReadUnlock } from '../mm/mm_types';
+import { startIsolatePageRange, undoIsolatePageRange } from '../mm/page_isolation';
 import { errname, EINVAL, EAGAIN, EBUSY, EINTR, ENOMEM, EFAULT, ENODEV } from '../mm/errno';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import { folioIsLongtermPinnable } from '../mm/pinnable';
 import { PG_lru } from '../mm/memmap';
-import { zoneName, ZONE_MOVABLE } from '../mm/mmzone';
+import { zoneName, ZONE_MOVABLE, MIGRATE_CMA } from '../mm/mmzone';
 import { dmaTargetViolation, deviceWrite } from '../devices/common';
 
 /**
@@ -80,6 +86,7 @@ export const AGENT_ERRNOS: Record<string, Record<string, number[]>> = {
     munmap: [-EINVAL, -ENOMEM], // do_vmi_munmap(): split_vma() can fail with -ENOMEM
     dontneed: [-EINVAL, -ENOMEM], // madvise_dontneed_free()
     remap: [-EINVAL, -ENOMEM],
+    refault: [-EINVAL, -ENOMEM, -EFAULT], // madvise_dontneed_free(), then handle_mm_fault() per page
   },
   pinner: {
     // __gup_longterm_locked(): -EFAULT, -ENOMEM, -EINTR (fatal signal, or pinlab's retry budget); -EBUSY: the agent's slots are full
@@ -91,6 +98,10 @@ export const AGENT_ERRNOS: Record<string, Record<string, number[]>> = {
     // memory_subsys_offline() -> offline_pages(): -EBUSY (unmovable, isolation), -EINTR (signal), -EINVAL, -ENOMEM
     offline: [-EBUSY, -EINTR, -EINVAL, -ENOMEM, -ENODEV],
     online: [-EINVAL, -EBUSY, -ENOMEM, -ENODEV],
+  },
+  cma: {
+    isolate: [-EBUSY], // alloc_contig_range() -> start_isolate_page_range(): an unmovable or already isolated pageblock
+    undo_isolate: [],
   },
 };
 
@@ -161,6 +172,17 @@ export const userAgent: AgentFactory = (env) => {
       case 'dontneed': {
         const r = unmapping(env, mp.i, () => doMadvise(m, mm, vpn, n, MADV_DONTNEED));
         return rc(r, `vpn ${vpn} +${n}: ${errOr(r, 'zapped')}`);
+      }
+      case 'refault': {
+        // MADV_DONTNEED then touch each page again (a balloon or allocator handing memory back and
+        // reusing it): inside a THP, zap_pmd_range() splits the PMD and the hole refills with small pages
+        const r = unmapping(env, mp.i, () => doMadvise(m, mm, vpn, n, MADV_DONTNEED));
+        if (r < 0) return rc(r, `vpn ${vpn} +${n}: ${errname(r)}`);
+        for (let k = 0; k < n; k++) {
+          const t = userAccess(m, mm, vpn + k, true, num(op, 'value', vpn + k));
+          if (t < 0) return rc(t, `vpn ${vpn} +${n}: zapped, refault of vpn ${vpn + k}: ${errname(t)}`);
+        }
+        return rc(0, `vpn ${vpn} +${n}: zapped and faulted in again`);
       }
       case 'remap': {
         const r = unmapping(env, mp.i, () => {
@@ -271,6 +293,18 @@ export const pinnerAgent: AgentFactory = (env) => {
           return { rc: r, detail: `${call}: returned ${r} for ${n} requested, ${got.length} pages filled in (${how})`, property: PROP_ERRNO,
             violation: `pin_user_pages vpn ${vpn} +${n} returned ${r} but pinned ${got.length} pages: the caller would use ${r - got.length} pages it does not hold` } as AgentResult;
         }
+        if (r === -EFAULT && stable && flags & FOLL_LONGTERM) {
+          // __get_user_pages(): -EFAULT for the first page means no VMA or check_vma_flags() refused it;
+          // an anonymous R/W mapping nobody unmapped during the pin faults in (or migrates) instead (R15)
+          mmapReadLock(m, mm);
+          const vb = findVma(m, mm, vpn);
+          const ok = vb >= 0 && (m.vmas[vb + VMA_FLAGS]! & (flags & FOLL_WRITE ? VM_WRITE : VM_READ)) !== 0;
+          mmapReadUnlock(m, mm);
+          if (ok) {
+            return { rc: r, detail: `${call}: -EFAULT (${how})`, property: PROP_ERRNO,
+              violation: `pin_user_pages vpn ${vpn} +${n} returned -EFAULT, but a VMA the pin may access maps vpn ${vpn} and nothing unmapped it during the pin: -EFAULT means a bad address` } as AgentResult;
+          }
+        }
         const where = r > 0 ? ` pfn ${pages.slice(0, r).map((p) => `${p}(${zoneName(m.pageZonenum(p))})`).join(',')}` : '';
         return rc(r, `${call}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
       }
@@ -377,6 +411,66 @@ export const hotplugAgent: AgentFactory = (env) => {
   return { step, inspect: () => ({ held: [], accounting: {} }), teardown: () => rc(0), quiescent, quiescentWork: () => stuck.size };
 };
 
+/** Isolations the cma agent holds at once (isolate beyond it fails with -EBUSY). */
+export const CMA_ISOLATIONS_MAX = 2;
+
+/**
+ * A cma_alloc() in progress: alloc_contig_range() holds the range MIGRATE_ISOLATE from
+ * start_isolate_page_range() until undo_isolate_page_range() while it migrates the pages out, which
+ * can take long; here the window spans the agent's ops (isolate ... undo_isolate), so other actors run
+ * inside it. Only CMA memory blocks in the kernel zones (a block with a ZONE_MOVABLE page is excluded:
+ * a pin there breaks no-longterm-pin-in-movable anyway, and an isolated pageblock there would no
+ * longer look like CMA to movable-offlinable's exemption). The migration itself is not modelled.
+ */
+export const cmaAgent: AgentFactory = (env) => {
+  const { m } = env;
+  const blocks: number[] = [];
+  for (let b = 0; b < m.nrBlocks; b++) {
+    if (!blockPresent(m, b)) continue;
+    const start = blockStartPfn(m, b);
+    let cma = true;
+    for (let pfn = start; pfn < start + m.blockPages && cma; pfn += m.pageblockNrPages) {
+      cma = m.getPageblockMigratetype(pfn) === MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
+    }
+    if (cma) blocks.push(b);
+  }
+  const held: number[] = []; // blocks this agent holds isolated, oldest first
+  const undo = (b: number): void => {
+    const start = blockStartPfn(m, b);
+    undoIsolatePageRange(m, start, start + m.blockPages, MIGRATE_CMA);
+  };
+  const step = (op: ActorOp): OpResult => {
+    if (op.op === 'isolate') {
+      if (!blocks.length) return rc(0, 'no CMA memory block in a kernel zone');
+      const b = blocks[num(op, 'block') % blocks.length]!;
+      if (held.includes(b) || held.length >= CMA_ISOLATIONS_MAX) return rc(-EBUSY, `memory${b}: ${held.includes(b) ? 'already isolated' : 'isolations in use'}`);
+      if (stateShow(m, b) !== 'online') return rc(-EBUSY, `memory${b} is ${stateShow(m, b)}`);
+      const start = blockStartPfn(m, b);
+      const out = { pfn: -1 };
+      const r = startIsolatePageRange(m, start, start + m.blockPages, MIGRATE_CMA, 0, out);
+      if (r) return rc(r, `memory${b}: ${errname(r)} at pfn ${out.pfn}`);
+      held.push(b);
+      return rc(0, `memory${b} (pfn ${start}-${start + m.blockPages - 1}) CMA pageblocks isolated`);
+    }
+    if (op.op === 'undo_isolate') {
+      if (!held.length) return rc(0, 'nothing isolated');
+      const b = held.splice(num(op, 'slot') % held.length, 1)[0]!;
+      undo(b);
+      return rc(0, `memory${b} back to CMA`);
+    }
+    return rc(-EINVAL, `unknown op ${op.op}`);
+  };
+  return {
+    step,
+    inspect: () => ({ held: [], accounting: { isolated: held.length } }),
+    teardown: () => {
+      const n = held.length;
+      while (held.length) undo(held.shift()!);
+      return rc(n, `${n} blocks back to CMA`);
+    },
+  };
+};
+
 // ---------------------------------------------------------------------------------------------
 // Misbehaving actors for the harness's reliability tests
 
@@ -460,6 +554,7 @@ export const AGENTS: Record<string, AgentFactory> = {
   user: userAgent,
   pinner: pinnerAgent,
   hotplug: hotplugAgent,
+  cma: cmaAgent,
   'test-throw': testThrow,
   'test-exit': testExit,
   'test-spin': testSpin,

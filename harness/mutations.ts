@@ -54,6 +54,12 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     why: 'an empty migration list counted as success' },
   { variant: 'v6.12+R14', property: 'errno-contract', suite: 'longterm-pin', only: true, fixed: 'v6.12', seed: 1, runs: 600,
     why: 'the pofs allocation fails: -ENOMEM with the pins still held' },
+  { variant: 'v5.13+-R8+R2', property: 'no-longterm-pin-in-movable', suite: 'longterm-pin-split-cma', only: true, fixed: 'v5.13+-R8', seed: 1, runs: 600,
+    why: 'R2: collect steps over the rest of a THP whose PMD was split and hole refilled, missing the small Movable pages' },
+  { variant: 'v6.12+R8', property: 'no-longterm-pin-in-movable', suite: 'longterm-pin-split-cma', only: true, fixed: 'v6.12', seed: 9, runs: 1000,
+    why: 'R8: a CMA pageblock held MIGRATE_ISOLATE by cma_alloc() counts as pinnable' },
+  { variant: 'v6.12+R15', property: 'errno-contract', suite: 'longterm-pin', only: true, fixed: 'v6.12', seed: 2, runs: 600,
+    why: 'R15: a slow-path long-term pin of a THP in ZONE_MOVABLE/CMA fails -EFAULT instead of migrating it' },
   { variant: 'v6.12+R14', property: 'pins-balance', suite: 'longterm-pin', only: true, fixed: 'v6.12', seed: 1, runs: 600,
     why: 'the same leak seen at teardown' },
 ];

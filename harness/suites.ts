@@ -132,6 +132,20 @@ export function pinnerOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
   ) as fcType.Arbitrary<ActorOp>;
 }
 
+/** The longterm-pin-split-cma suite's user: userOps plus refault (MADV_DONTNEED and touch again: splits a THP's PMD, refills the hole). */
+export function userOpsRefault(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
+  const refault = fc.record({ op: fc.constant('refault'), map: fc.constantFrom(...MAP_NAMES), page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }) });
+  return fc.oneof({ weight: 13, arbitrary: userOps(fc) }, { weight: 2, arbitrary: refault }) as fcType.Arbitrary<ActorOp>;
+}
+
+/** The cma agent: cma_alloc()'s isolation window, opened and closed by separate ops. */
+export function cmaOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
+  return fc.oneof(
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('isolate'), block: fc.nat(7) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('undo_isolate'), slot: fc.nat(1) }) },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
 export function hotplugOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
   return fc.oneof(
     { weight: 3, arbitrary: fc.record({ op: fc.constant('offline'), block: fc.nat(7) }) },
@@ -145,6 +159,7 @@ export const FAULT_POINTS: Record<string, string[]> = {
   device: ['migrate:alloc-target', 'migrate:isolate', 'lru:batch-hold', 'fatal-signal', 'gup:pofs-alloc'],
   hotplug: ['migrate:alloc-target', 'migrate:isolate', 'signal'],
   user: [],
+  cma: [],
 };
 
 export function faultPlan(fc: typeof fcType, kind: string): fcType.Arbitrary<FaultPlan> {
@@ -238,6 +253,27 @@ for (const model of Object.values(DEVICE_MODELS)) {
   register({ ...base, campaignFirstShapeOnly: true, arbitrary: (fc, o) => fc.tuple(base.arbitrary(fc, o), fc.constantFrom(...DEVICE2_MEMLOCK_PAGES))
     .map(([c, memlock]) => ({ ...c, layout: { ...c.layout, memlock } })) });
 }
+
+// R2 and R8 need states no op of longterm-pin makes (a THP split with its hole refilled before a pin;
+// a CMA block held isolated across a pin): their ops get a suite of their own, so the other suites'
+// seeds generate what they always did
+const SPLIT_CMA_LENGTHS = { ...LENGTHS, cma: 3 };
+/**
+ * Anonymous pages fault into CMA only while free CMA exceeds half the zone's free pages (__rmqueue()'s
+ * ALLOC_CMA balancing), which machineArb()'s CMA areas (a quarter of the kernel zone at most, behind
+ * ZONE_MOVABLE) never reach: one case in two gets a machine whose CMA area is half of memory.
+ */
+export function cmaHeavyMachineArb(fc: typeof fcType): fcType.Arbitrary<Layout> {
+  return fc.constantFrom('', ' transparent_hugepage=always').map((thp) => ({
+    cmdline: `mem=1M cma=512K@512K sysctl.vm.min_free_kbytes=16${thp}`, geometry: 'mini', maps: MINI_LAYOUTS[0]!.maps,
+  }));
+}
+const splitCma = agentSuite('longterm-pin-split-cma', 'as longterm-pin, with the user\'s refault op (MADV_DONTNEED and touch again, splitting THPs) and a cma agent holding CMA blocks isolated as cma_alloc() does',
+  ['user-0', 'cma-0', 'pinner-0', 'hotplug-0'], SPLIT_CMA_LENGTHS, 100,
+  (fc, kind) => (kind === 'user' ? userOpsRefault(fc) : kind === 'cma' ? cmaOps(fc) : agentProgs(fc, kind)),
+  (kind) => (kind === 'user' ? [...AGENT_OP_KINDS.user!, 'refault'] : kind === 'cma' ? ['isolate', 'undo_isolate'] : agentOpKinds(kind)));
+register({ ...splitCma, campaignFirstShapeOnly: true, arbitrary: (fc, o) => (o.cmdline !== undefined || o.machines === 'fixed' ? splitCma.arbitrary(fc, o)
+  : fc.tuple(splitCma.arbitrary(fc, o), fc.option(cmaHeavyMachineArb(fc), { freq: 2 })).map(([c, heavy]) => (heavy ? { ...c, layout: heavy } : c))) });
 
 // ---- self-tests of the harness: each breaks the run in one way; `pinlab run --suite selftest:...` must
 // report it (exit 1, seed and trace), tear the pool down and exit on its own ----

@@ -115,6 +115,7 @@ export const H_PTE_LOCK = H_PTE_FREE + 1;
 export const H_SHMEM_NEXT = H_PTE_FREE + 2; // bump pointer into shmemPages
 export const H_ANON_VMA_NEXT = H_PTE_FREE + 3;
 export const H_LRU_DISABLED = H_PTE_FREE + 4; // lru_cache_disable() depth
+export const H_FORK_SEQ = H_PTE_FREE + 6; // odd while fork copies page tables (dup_mmap): see removeMigrationPtes()
 export const H_MM_LIVE = H_PTE_FREE + 5; // bit per mm slot in use: where rmap walks stop (the anon_vma chain's role)
 export const H_SLOTS = H_PTE_FREE + 8;
 const MAGIC = 0x70696e6c; // "pinl"

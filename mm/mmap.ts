@@ -8,7 +8,7 @@
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicXchg } from './atomic';
 import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
   VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
-  MM_OOM_SCORE_ADJ, MM_PGTABLES, MM_PMD_HUGE_PTE } from './memmap';
+  MM_OOM_SCORE_ADJ, MM_PGTABLES, MM_PMD_HUGE_PTE, H_FORK_SEQ } from './memmap';
 import { mmBase, vmaBase, mmAlloc, mmDrop, pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages,
   VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED,
   VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw } from './mm_types';
@@ -425,6 +425,7 @@ export function doFork(m: Memmap, parent: number): number {
   const cb = mmBase(child);
   for (const slot of [MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK, MM_OOM_SCORE_ADJ]) m.mms[cb + slot] = m.mms[pb + slot]!;
   mmapWriteLock(m, parent);
+  atomicFetchAdd(m.header, H_FORK_SEQ, 1); // odd: copying (rmap.ts removeMigrationPtes() looks again)
   try {
     for (const v of vmaList(m, parent)) {
       if (v.flags & VM_DONTCOPY) continue;
@@ -441,6 +442,7 @@ export function doFork(m: Memmap, parent: number): number {
     }
     return child;
   } finally {
+    atomicFetchAdd(m.header, H_FORK_SEQ, 1);
     mmapWriteUnlock(m, parent);
   }
 }

@@ -6,7 +6,7 @@
 // inode and page offset. A PTE mapping of page i counts in _mapcount[i]; a PMD mapping of the whole
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
-import { atomicFetchAdd, atomicFetchSub, flagsFetchAnd, flagsFetchOr } from './atomic';
+import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { mmBase, vmaBase, mmSlotsInUse, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
@@ -21,7 +21,7 @@ import { mmuNotifierFolioInvalidateStart, mmuNotifierFolioInvalidateEnd, MMU_NOT
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
 const { PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF, MM_NR_VMAS,
-  MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE } = layout;
+  MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE, H_FORK_SEQ } = layout;
 const { PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, PMD_HUGE, PFN_MASK } = mmTypes;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 
@@ -167,8 +167,20 @@ function tryToMigrateOne(m: Memmap, head: number): boolean {
  * when migration failed and the old mappings come back). Each mapping takes a reference on dst.
  */
 export function removeMigrationPtes(m: Memmap, src: number, dst: number): void {
-  rmapWalkMigration(m, dst, src, true);
+  // The kernel's anon_vma lock keeps fork from linking a child between the walk's visits; pinlab walks
+  // mm slots in index order, so a fork may copy a parent's entry into a child whose slot the walk has
+  // passed. Walk again while forks ran meanwhile, until a walk with no fork during it, or one that
+  // found nothing left to restore (no entry remained anywhere for a fork to copy).
+  for (;;) {
+    const seq = atomicRead(m.header, H_FORK_SEQ);
+    const before = restoredEntries;
+    rmapWalkMigration(m, dst, src, true);
+    if (restoredEntries === before || ((seq & 1) === 0 && atomicRead(m.header, H_FORK_SEQ) === seq)) return;
+  }
 }
+
+/** Migration entries this thread's remove walks turned back into mappings (removeMigrationPtes()). */
+let restoredEntries = 0;
 
 /**
  * rmap_walk() specialised for migration, with the entry updates inline instead of a visitor (the
@@ -245,6 +257,7 @@ function migrationEntriesVma(m: Memmap, mm: number, head: number, src: number, n
       ptes[slot] = mkPte(pfn, (pte & PTE_WRITE) !== 0);
       pteMapInc(m, pfn);
       folioGet(m, head);
+      restoredEntries++;
     } else {
       if (!(pte & PTE_PRESENT)) continue; // already a migration entry
       ptes[slot] = mkMigrationEntry(ptePfn(pte), (pte & PTE_WRITE) !== 0);
@@ -285,4 +298,5 @@ function removeMigrationPmd(m: Memmap, pi: number, pmd: number, src: number, dst
   m.pmds[pi] = PMD_HUGE | mkPte(dst, (pmd & PTE_WRITE) !== 0);
   pmdMapInc(m, dst);
   folioGet(m, dst);
+  restoredEntries++;
 }
