@@ -19,7 +19,8 @@ import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC } from '../mm/memma
 import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
 import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
 import { doMunmap, doMmap, doMadvise, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../mm/gup';
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport,
+  gupFaultRetriesExhausted } from '../mm/gup';
 import { memoryBlockStore, blockPresent, stateShow, blockStartPfn, OfflineReport } from '../mm/memory_hotplug';
 import { findVma } from '../mm/memory';
 import { VMA_FLAGS } from '../mm/memmap';
@@ -274,6 +275,7 @@ export const pinnerAgent: AgentFactory = (env) => {
         const report = newPinReport();
         const fast = op.fast === true;
         const flags = (op.write === false ? 0 : FOLL_WRITE) | (op.longterm === false ? 0 : FOLL_LONGTERM);
+        const gaveUp = gupFaultRetriesExhausted.count;
         const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, flags, pages, report);
         const how = describePin(report);
         const call = `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'}(${flags & FOLL_LONGTERM ? 'FOLL_LONGTERM' : 'short-term'}${flags & FOLL_WRITE ? '|FOLL_WRITE' : ''}) vpn ${vpn} +${n}`;
@@ -293,14 +295,16 @@ export const pinnerAgent: AgentFactory = (env) => {
           return { rc: r, detail: `${call}: returned ${r} for ${n} requested, ${got.length} pages filled in (${how})`, property: PROP_ERRNO,
             violation: `pin_user_pages vpn ${vpn} +${n} returned ${r} but pinned ${got.length} pages: the caller would use ${r - got.length} pages it does not hold` } as AgentResult;
         }
-        if (r === -EFAULT && stable && flags & FOLL_LONGTERM) {
+        // (not when the walk gave up faulting a page in: pinlab's retry bound, docs/simplifications.md)
+        if (r === -EFAULT && stable && flags & FOLL_LONGTERM && gupFaultRetriesExhausted.count === gaveUp) {
           // __get_user_pages(): -EFAULT for the first page means no VMA or check_vma_flags() refused it;
           // an anonymous R/W mapping nobody unmapped during the pin faults in (or migrates) instead (R15)
           mmapReadLock(m, mm);
           const vb = findVma(m, mm, vpn);
           const ok = vb >= 0 && (m.vmas[vb + VMA_FLAGS]! & (flags & FOLL_WRITE ? VM_WRITE : VM_READ)) !== 0;
           mmapReadUnlock(m, mm);
-          if (ok) {
+          // and still nobody unmapped or remapped it: the VMA read above is the one the pin saw
+          if (ok && env.mapGen(mp.i) === gen) {
             return { rc: r, detail: `${call}: -EFAULT (${how})`, property: PROP_ERRNO,
               violation: `pin_user_pages vpn ${vpn} +${n} returned -EFAULT, but a VMA the pin may access maps vpn ${vpn} and nothing unmapped it during the pin: -EFAULT means a bad address` } as AgentResult;
           }

@@ -77,6 +77,13 @@ export interface PinReport {
 /** This thread's share of nr_foll_pin_acquired / nr_foll_pin_released (the harness: a failed op must leave none behind). */
 export const gupThreadPins = { acquired: 0, released: 0 };
 
+/**
+ * Pages this thread's GUP walks gave up on after GUP_FAULT_RETRIES_MAX faults (-EFAULT): a simulator
+ * bound where the kernel faults again for as long as it takes (a page migrated again and again by a
+ * racing offline). The harness reads it to tell that -EFAULT from a bad address.
+ */
+export const gupFaultRetriesExhausted = { count: 0 };
+
 export function newPinReport(): PinReport {
   return { outcome: 'pinned', retries: 0, migrated: 0, thpSplit: 0, collected: 0, failures: [], drains: 0 };
 }
@@ -257,7 +264,7 @@ function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, f
       if (current().fatalSignal) { r = -EINTR; break; }
       const f = followPage(m, mm, v, flags);
       if (typeof f === 'number') { r = f; break; }
-      if (++tries > GUP_FAULT_RETRIES_MAX) { r = -EFAULT; break; }
+      if (++tries > GUP_FAULT_RETRIES_MAX) { gupFaultRetriesExhausted.count++; r = -EFAULT; break; }
       const fr = f === 'unshare' ? handleUnshareFault(m, mm, v) : handleMmFault(m, mm, v, (flags & FOLL_WRITE) !== 0);
       if (fr & VM_FAULT_OOM) { r = current().fatalSignal ? -EINTR : -ENOMEM; break; }
       if (fr & VM_FAULT_ERROR) { r = -EFAULT; break; }
