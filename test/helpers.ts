@@ -6,6 +6,7 @@ import { ZONE_NAMES } from '../mm/mmzone';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { checkAllocator } from '../properties/checkers';
+import { MmuIntervalNotifier, mmuIntervalSetSeq, mmuIntervalNotifierInsert } from '../mm/mmu_notifier';
 
 export function boot(cmdline: string, geometry?: string): Memmap {
   return bootFromSpec({ cmdline, geometry }).m;
@@ -25,4 +26,21 @@ export function usedFrames(m: Memmap): number {
   const { census, errors } = checkAllocator(m);
   expect(errors).toEqual([]);
   return census.used.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * An mmu interval subscriber on [v, v + n) that fails the test (naming what loops) instead of letting
+ * a zap or a fork loop for ever on a PMD it cannot split: more than 64 invalidations of the range.
+ */
+export function loopGuard(m: Memmap, mm: number, v: number, n: number, what: string): MmuIntervalNotifier {
+  let calls = 0;
+  const sub = new MmuIntervalNotifier({
+    invalidate: (s, _r, seq) => {
+      mmuIntervalSetSeq(s, seq);
+      if (++calls > 64) throw new Error(`more than 64 invalidations of the range: ${what} loops`);
+      return true;
+    },
+  });
+  expect(mmuIntervalNotifierInsert(sub, m, mm, v, n)).toBe(0);
+  return sub;
 }

@@ -5,32 +5,18 @@
 // (__unmap_hugepage_range: BUG_ON), never a loop. Before the fix MADV_DONTNEED of part of a huge page
 // looped for ever in zapPageRange() trying to split the PMD: the guard below turns that loop into a
 // failure (every split attempt calls the mmu notifiers).
-import { boot } from '../../helpers';
+import { boot, loopGuard } from '../../helpers';
 import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, exitMmap, vmaList, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
 import { userAccess, zapPageRange, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
 import { Memmap, PG_hugetlb, HS_FREE_HUGE_PAGES } from '../../../mm/memmap';
 import { EINVAL, EFAULT } from '../../../mm/errno';
 import { KernelBug } from '../../../mm/debug';
 import { hstateBase } from '../../../mm/hugetlb';
-import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalSetSeq } from '../../../mm/mmu_notifier';
+import { MmuIntervalNotifier, mmuIntervalNotifierRemove } from '../../../mm/mmu_notifier';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 hugepages=4';
 const RW = PROT_READ | PROT_WRITE;
 const H = 8; // pages per huge page (PMD) in geometry mini
-
-/** An mmu interval subscriber on [v, v + n) that fails the test instead of letting a zap loop for ever. */
-function loopGuard(m: Memmap, mm: number, v: number, n: number): MmuIntervalNotifier {
-  let calls = 0;
-  const sub = new MmuIntervalNotifier({
-    invalidate: (s, _r, seq) => {
-      mmuIntervalSetSeq(s, seq);
-      if (++calls > 64) throw new Error('more than 64 invalidations of the range: the zap loops');
-      return true;
-    },
-  });
-  expect(mmuIntervalNotifierInsert(sub, m, mm, v, n)).toBe(0);
-  return sub;
-}
 
 function freeHuge(m: Memmap): number {
   return m.header[hstateBase(0) + HS_FREE_HUGE_PAGES]!;
@@ -51,7 +37,7 @@ function setup(): { m: Memmap; mm: number; h: number; sub: MmuIntervalNotifier }
   expect(h % H).toBe(0);
   for (let i = 0; i < 2 * H; i++) expect(userAccess(m, mm, h + i, true, 100 * Math.floor(i / H) + (i % H))).toBeGreaterThanOrEqual(0);
   expect(freeHuge(m)).toBe(2);
-  return { m, mm, h, sub: loopGuard(m, mm, h, 2 * H) };
+  return { m, mm, h, sub: loopGuard(m, mm, h, 2 * H, 'the zap') };
 }
 
 function expectIntact(m: Memmap, mm: number, h: number, from = 0): void {

@@ -7,7 +7,7 @@
 //  - the child's copy counts in its RSS (rss[mm_counter(folio)]++, add_mm_counter(HPAGE_PMD_NR)) and a
 //    zapped migration entry is uncounted (zap_nonpresent_ptes, zap_huge_pmd), while installing and
 //    removing migration entries leaves RSS alone (try_to_migrate_one, remove_migration_pte).
-import { boot } from '../../helpers';
+import { boot, loopGuard } from '../../helpers';
 import { mmCreate, doMmap, doMunmap, doFork, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
 import { Memmap, MM_RSS_ANON, MM_RSS_SHMEM, MM_PGTABLES, H_PTE_FREE, PG_anon_exclusive, HS_FREE_HUGE_PAGES } from '../../../mm/memmap';
@@ -22,7 +22,7 @@ import { hstateBase } from '../../../mm/hugetlb';
 import { oomBadness } from '../../../mm/oom_kill';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { checkAllocator } from '../../../properties/checkers';
-import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalSetSeq } from '../../../mm/mmu_notifier';
+import { mmuIntervalNotifierRemove } from '../../../mm/mmu_notifier';
 
 const BASE = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const THP = `${BASE} transparent_hugepage=always`;
@@ -86,20 +86,6 @@ function migrateWith(m: Memmap, head: number, label: string, action: () => void)
   if (list.length) putbackMovablePages(m, list);
   expect(ran).toBe(true);
   return stats;
-}
-
-/** An mmu interval subscriber that fails the test instead of letting fork loop for ever on a PMD it cannot split. */
-function loopGuard(m: Memmap, mm: number, v: number, n: number): MmuIntervalNotifier {
-  let calls = 0;
-  const sub = new MmuIntervalNotifier({
-    invalidate: (s, _r, seq) => {
-      mmuIntervalSetSeq(s, seq);
-      if (++calls > 64) throw new Error('more than 64 invalidations of the range: fork loops on the PMD');
-      return true;
-    },
-  });
-  expect(mmuIntervalNotifierInsert(sub, m, mm, v, n)).toBe(0);
-  return sub;
 }
 
 describe('fork meets a migration entry', () => {
@@ -201,7 +187,7 @@ describe('fork meets a migration entry', () => {
     for (let i = 0; i < 8; i++) expect(userAccess(m, parent, h + i, true, 300 + i)).toBe(300 + i);
     const head = at(m, parent, h)!.pfn;
     expect(freeHuge(m)).toBe(3);
-    const sub = loopGuard(m, parent, h, 8);
+    const sub = loopGuard(m, parent, h, 8, 'fork');
     let child = -1;
     const stats = migrateWith(m, head, label, () => {
       child = doFork(m, parent);
