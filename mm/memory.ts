@@ -6,12 +6,12 @@
 // A CPU access is one instruction: it translates and reads/writes the frame under the lock, so a
 // migration either copies the value or the access faults on the migration entry and retries.
 
-import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
+import { atomicCmpxchg, atomicFetchAdd, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { bug } from './debug';
 import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
   MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
-  PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit, pgtableTransHugeWithdraw, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
+  PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, addMmCounter, pgtableTransHugeDeposit, pgtableTransHugeWithdraw, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
   anonVmaAlloc, mmapReadLock, mmapReadUnlock } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
@@ -203,7 +203,7 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
   m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
   pteMapInc(m, pfn);
   m.ptes[slot] = mkPte(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
-  m.mms[mmBase(mm) + MM_RSS_ANON]!++;
+  addMmCounter(m, mm, MM_RSS_ANON, 1);
   ptlUnlock(m, mm);
   folioAddLru(m, pfn);
   return 0;
@@ -243,7 +243,7 @@ function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number):
   pmdMapInc(m, pfn);
   pgtableTransHugeDeposit(m, mm, t);
   m.pmds[pi] = mkHugePmd(pfn, true);
-  m.mms[mmBase(mm) + MM_RSS_ANON]! += m.ptrsPerTable;
+  addMmCounter(m, mm, MM_RSS_ANON, m.ptrsPerTable);
   ptlUnlock(m, mm);
   folioAddLru(m, pfn);
   countVmEvents(m, vmItem('thp_fault_alloc'), 1);
@@ -306,7 +306,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   if (!isZero) {
     pteMapDec(m, old);
   } else {
-    m.mms[mmBase(mm) + MM_RSS_ANON]!++;
+    addMmCounter(m, mm, MM_RSS_ANON, 1);
   }
   ptlUnlock(m, mm);
   mmuNotifierInvalidateRangeEnd(m, range);
@@ -369,7 +369,7 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
   folioGet(m, pfn);
   pteMapInc(m, pfn);
   m.ptes[slot] = mkPte(pfn, write || (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
-  m.mms[mmBase(mm) + MM_RSS_SHMEM]!++;
+  addMmCounter(m, mm, MM_RSS_SHMEM, 1);
   ptlUnlock(m, mm);
   return 0;
 }
@@ -501,7 +501,7 @@ function zapPte(m: Memmap, mm: number, slot: number, migRss: number): void {
   ptlUnlock(m, mm);
   if (pte & PTE_MIGRATION) {
     // zap_nonpresent_ptes(): rss[mm_counter(folio)]-- (the migration finds no mapping to restore)
-    atomicFetchSub(m.mms, mmBase(mm) + migRss, 1);
+    addMmCounter(m, mm, migRss, -1);
     return;
   }
   if (!(pte & PTE_PRESENT)) return;
@@ -509,8 +509,7 @@ function zapPte(m: Memmap, mm: number, slot: number, migRss: number): void {
   if (m.flags[pfn]! & PG_zero) return;
   const head = m.compoundHead(pfn);
   pteMapDec(m, pfn);
-  const rss = m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM;
-  m.mms[mmBase(mm) + rss]!--;
+  addMmCounter(m, mm, m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM, -1);
   folioPut(m, head);
 }
 
@@ -534,13 +533,10 @@ function zapHugePmd(m: Memmap, mm: number, pi: number): boolean {
   if (!hugetlb) {
     if (t < 0) bug(`zap_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
     pteFree(m, mm, t);
+    addMmCounter(m, mm, MM_RSS_ANON, -m.ptrsPerTable); // a migration entry counts too
   }
-  if (!(pmd & PTE_PRESENT)) { // a migration entry: no mapping, no reference; zap_huge_pmd() still uncounts it
-    if (!hugetlb) atomicFetchSub(m.mms, mmBase(mm) + MM_RSS_ANON, m.ptrsPerTable);
-    return true;
-  }
+  if (!(pmd & PTE_PRESENT)) return true; // a migration entry: no mapping, no reference
   pmdMapDec(m, head);
-  if (!hugetlb) m.mms[mmBase(mm) + MM_RSS_ANON]! -= m.ptrsPerTable;
   folioPut(m, head);
   return true;
 }
@@ -627,7 +623,7 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
       if (!shared) m.pmds[spi] = pmd & ~PTE_WRITE;
       if (t >= 0) {
         pgtableTransHugeDeposit(m, dst, t);
-        m.mms[mmBase(dst) + MM_RSS_ANON]! += m.ptrsPerTable; // add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR)
+        addMmCounter(m, dst, MM_RSS_ANON, m.ptrsPerTable); // add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR)
       }
       m.pmds[pmdIndex(m, dst, vpn)] = mkHugePmd(head, w);
       pmdMapInc(m, head);
@@ -680,7 +676,7 @@ function copyMigrationPmd(m: Memmap, dst: number, src: number, vpn: number, pmd:
   }
   if (t >= 0) {
     pgtableTransHugeDeposit(m, dst, t);
-    atomicFetchAdd(m.mms, mmBase(dst) + MM_RSS_ANON, m.ptrsPerTable); // add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR)
+    addMmCounter(m, dst, MM_RSS_ANON, m.ptrsPerTable); // add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR)
   }
   m.pmds[pmdIndex(m, dst, vpn)] = entry;
   ptlUnlock2(m, src, dst);
@@ -724,7 +720,7 @@ function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: 
         flagsFetchAnd(m.flags, ptePfn(pte), ~PG_anon_exclusive);
       }
       m.ptes[dslot] = shared ? pte : pte & ~PTE_WRITE;
-      atomicFetchAdd(m.mms, mmBase(dst) + (shared ? MM_RSS_SHMEM : MM_RSS_ANON), 1);
+      addMmCounter(m, dst, shared ? MM_RSS_SHMEM : MM_RSS_ANON, 1);
     }
     ptlUnlock2(m, src, dst);
     return again ? COPY_AGAIN : 0;
@@ -747,7 +743,7 @@ function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: 
     m.flags[n] = m.flags[n]! | PG_anon_exclusive;
     pteMapInc(m, n);
     m.ptes[dslot] = mkPte(n, true);
-    m.mms[mmBase(dst) + MM_RSS_ANON]!++;
+    addMmCounter(m, dst, MM_RSS_ANON, 1);
     ptlUnlock2(m, src, dst);
     folioAddLru(m, n);
     return 0;
@@ -767,7 +763,7 @@ function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: 
   if (!shared) flagsFetchAnd(m.flags, pfn, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pte()
   pteMapInc(m, pfn);
   folioGet(m, head);
-  m.mms[mmBase(dst) + (m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM)]!++;
+  addMmCounter(m, dst, m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM, 1);
   ptlUnlock2(m, src, dst);
   return 0;
 }

@@ -156,6 +156,14 @@ export function mmAlloc(m: Memmap): number {
   return -1;
 }
 
+/**
+ * add_mm_counter() (include/linux/mm.h): an mm's RSS counters (MM_RSS_ANON, MM_RSS_SHMEM) change from
+ * whichever thread maps, zaps or forks, so atomically (the kernel: a per-CPU counter).
+ */
+export function addMmCounter(m: Memmap, mm: number, member: number, value: number): void {
+  atomicFetchAdd(m.mms, mmBase(mm) + member, value);
+}
+
 /** The last mmput(): the slot is free again (exit_mmap() has unmapped everything). */
 export function mmDrop(m: Memmap, mm: number): void {
   atomicSet(m.mms, mmBase(mm) + MM_USERS, 0);
