@@ -18,7 +18,7 @@ import { drainAllPages } from '../mm/page_alloc';
 import { vmstatSnapshot } from '../mm/vmstat';
 import { errname } from '../mm/errno';
 import { CmdlineError } from '../mm/cmdline';
-import { checkAllocator, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, PageCounts } from '../properties/checkers';
+import { checkAllocator, pageTableErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, PageCounts } from '../properties/checkers';
 import { movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
 import { Control, MAX_ACTORS, MAX_MAPS, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
   A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
@@ -381,6 +381,7 @@ function endChecks(m: Memmap, cs: Case, base: PageCounts, extra: Record<string, 
   };
   try {
     check('allocator-sound', () => checkAllocator(m).errors.map((e) => `after the run: ${e}`));
+    check('kernel-bug', () => pageTableErrors(m).map((e) => `page_table_check after the run: ${e}`));
     check('movable-offlinable', () => movableBlocksOfflinable(m, 100).map(formatOfflinable));
     for (const [name, fn] of Object.entries(extra)) check(name, () => fn(m));
     check('pins-balance', () => memlockBalanceErrors(m).map((e) => `after teardown: ${e}`));

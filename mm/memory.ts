@@ -16,7 +16,7 @@ import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHuge
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
 import { spinLock, spinUnlock, waitWhileEqual } from './locking';
-import { folioAddLru, folioGet, folioPut, folioOrder, lruAddDrain } from './swap';
+import { folioAddLru, folioGet, folioPut, folioOrder, folioTryGet, lruAddDrain } from './swap';
 import { folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
@@ -114,9 +114,20 @@ function thpAllowed(m: Memmap, vb: number, vpn: number): boolean {
   return start >= m.vmas[vb + VMA_START]! && start + m.ptrsPerTable <= m.vmas[vb + VMA_END]!;
 }
 
-function anonVmaPrepare(m: Memmap, vb: number): number {
+/**
+ * anon_vma_prepare() / __anon_vma_prepare() (mm/rmap.c): the VMA's first anonymous fault gives it an
+ * anon_vma. Faults hold mmap_lock only for reading, so two can race here: the check is repeated under
+ * mm->page_table_lock and the loser takes the winner's (else each would label its folio differently
+ * and an rmap walk through the VMA would miss one of them).
+ */
+function anonVmaPrepare(m: Memmap, mm: number, vb: number): number {
+  const av = atomicRead(m.vmas, vb + VMA_ANON_VMA);
+  if (av) return av;
+  ptlLock(m, mm);
   if (!m.vmas[vb + VMA_ANON_VMA]) m.vmas[vb + VMA_ANON_VMA] = anonVmaAlloc(m);
-  return m.vmas[vb + VMA_ANON_VMA]!;
+  const won = m.vmas[vb + VMA_ANON_VMA]!;
+  ptlUnlock(m, mm);
+  return won;
 }
 
 /**
@@ -190,7 +201,7 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
     ptlUnlock(m, mm);
     return 0;
   }
-  const anonVma = anonVmaPrepare(m, vb);
+  const anonVma = anonVmaPrepare(m, mm, vb);
   const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0); // vma_alloc_zeroed_movable_folio()
   if (pfn === NO_PAGE) return VM_FAULT_OOM;
   ptlLock(m, mm);
@@ -218,7 +229,7 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
  */
 function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number): number {
   const FALLBACK = VM_FAULT_RETRY + 1;
-  const anonVma = anonVmaPrepare(m, vb);
+  const anonVma = anonVmaPrepare(m, mm, vb);
   const pfn = allocPages(m, GFP_TRANSHUGE_LIGHT | __GFP_ZERO | __GFP_COMP, m.pmdOrder);
   if (pfn === NO_PAGE) {
     countVmEvents(m, vmItem('thp_fault_fallback'), 1);
@@ -287,7 +298,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     ptlUnlock(m, mm);
     return 0;
   }
-  const anonVma = anonVmaPrepare(m, vb);
+  const anonVma = anonVmaPrepare(m, mm, vb);
   const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
   if (pfn === NO_PAGE) return VM_FAULT_OOM;
   const range = mmuNotifierInvalidateRangeStart(m, mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR); // wp_page_copy()
@@ -361,12 +372,20 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
     folioAddLru(m, n); // the page cache keeps the allocation reference
     pfn = n;
   }
-  ptlLock(m, mm);
-  if (m.ptes[slot] !== 0 || atomicRead(m.shmemPages, pc) - 1 !== pfn) {
-    ptlUnlock(m, mm);
-    return m.ptes[slot] ? 0 : VM_FAULT_RETRY;
+  // filemap_get_entry(): folio_try_get() fails on a folio migration has frozen (refcount 0) or freed,
+  // and the page-cache slot is read again afterwards, as the xarray is (xas_reload)
+  if (!folioTryGet(m, pfn)) {
+    // the kernel spins (goto repeat) until the freeze ends: wait on the refcount, then retry the fault
+    if (atomicRead(m.shmemPages, pc) - 1 === pfn) waitWhileEqual(m.refcount, pfn, 0, 'frozen folio', 1);
+    return VM_FAULT_RETRY;
   }
-  folioGet(m, pfn);
+  if (atomicRead(m.shmemPages, pc) - 1 !== pfn) { folioPut(m, pfn); return VM_FAULT_RETRY; }
+  ptlLock(m, mm);
+  if (m.ptes[slot] !== 0) {
+    ptlUnlock(m, mm);
+    folioPut(m, pfn);
+    return 0;
+  }
   pteMapInc(m, pfn);
   m.ptes[slot] = mkPte(pfn, write || (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
   addMmCounter(m, mm, MM_RSS_SHMEM, 1);
@@ -384,7 +403,7 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
   if (pmd !== 0 && (!write || pmd & PTE_WRITE)) return 0;
   const pfn = dequeueHugetlbFolio(m, hs);
   if (pfn < 0) return VM_FAULT_OOM; // VM_FAULT_OOM when the pool is empty (no surplus pages)
-  const anonVma = anonVmaPrepare(m, vb);
+  const anonVma = anonVmaPrepare(m, mm, vb);
   const head = vpn & ~(m.ptrsPerTable - 1);
   const range = pmd !== 0 ? mmuNotifierInvalidateRangeStart(m, mm, head, head + m.ptrsPerTable, MMU_NOTIFY_CLEAR) : null; // hugetlb_wp()
   ptlLock(m, mm);

@@ -50,10 +50,16 @@ function nrVmas(m: Memmap, mm: number): number {
   return m.mms[mmBase(mm) + MM_NR_VMAS]!;
 }
 
+// VMA records change under mmap_lock held for writing, but rmap walks (mm/rmap.ts) read them holding
+// only the mm's page_table_lock, as the kernel's walk holds only the anon_vma or i_mmap lock: a record
+// is added, moved, removed or resized under the page_table_lock too, the role vma_prepare()'s
+// anon_vma_lock_write()/i_mmap_lock_write() play for vma_link(), vma_shrink() and vma_complete().
+
 function vmaAdd(m: Memmap, mm: number, start: number, end: number, flags: number, anonVma: number, shmem: number, pgoff: number): number {
   const n = nrVmas(m, mm);
   if (n >= m.maxVmas) return -ENOMEM; // sysctl_max_map_count
   const vb = vmaBase(m, mm, n);
+  ptlLock(m, mm);
   m.vmas[vb + VMA_START] = start;
   m.vmas[vb + VMA_END] = end;
   m.vmas[vb + VMA_FLAGS] = flags;
@@ -61,14 +67,17 @@ function vmaAdd(m: Memmap, mm: number, start: number, end: number, flags: number
   m.vmas[vb + VMA_SHMEM] = shmem;
   m.vmas[vb + VMA_PGOFF] = pgoff;
   m.mms[mmBase(mm) + MM_NR_VMAS] = n + 1;
+  ptlUnlock(m, mm);
   return vb;
 }
 
 function vmaRemove(m: Memmap, mm: number, vb: number): void {
   const n = nrVmas(m, mm);
   const last = vmaBase(m, mm, n - 1);
+  ptlLock(m, mm);
   if (vb !== last) m.vmas.copyWithin(vb, last, last + VMA_STRIDE);
   m.mms[mmBase(mm) + MM_NR_VMAS] = n - 1;
+  ptlUnlock(m, mm);
 }
 
 /** The VMAs of an mm as plain records, sorted by address (/proc/PID/maps). */
@@ -205,7 +214,9 @@ function splitVma(m: Memmap, mm: number, vb: number, at: number): number {
     m.vmas[vb + VMA_PGOFF]! + (at - start));
   if (nb < 0) return nb;
   if (m.vmas[vb + VMA_SHMEM]) atomicFetchAdd(m.shmem, (m.vmas[vb + VMA_SHMEM]! - 1) * SH_STRIDE + SH_USERS, 1);
+  ptlLock(m, mm);
   m.vmas[vb + VMA_END] = at;
+  ptlUnlock(m, mm);
   return 0;
 }
 
@@ -455,7 +466,9 @@ export function exitMmap(m: Memmap, mm: number): void {
     zapPageRange(m, mm, v.start, v.end, MMU_NOTIFY_UNMAP);
     if (v.shmem) shmemPut(m, v.shmem - 1);
   }
+  ptlLock(m, mm);
   m.mms[mmBase(mm) + MM_NR_VMAS] = 0;
+  ptlUnlock(m, mm);
   freePgtables(m, mm, 0, vaPages(m));
   m.mms[mmBase(mm) + MM_LOCKED_VM] = 0;
   mmapWriteUnlock(m, mm);

@@ -1,5 +1,6 @@
 import { boot } from '../../helpers';
-import { mmCreate, doMmap, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
+import { mmCreate, doMmap, doFork, doMadvise, MADV_DONTNEED, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
+import { setYieldHook } from '../../../mm/sched';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
 import { migrateRange, migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MIGRATE_REASON_NAMES, MR_TYPES,
   MR_COMPACTION, NR_MAX_MIGRATE_PAGES_RETRY, MigrateStats } from '../../../mm/migrate';
@@ -133,3 +134,43 @@ describe('migrate_pages (mm/migrate.c)', () => {
   });
 });
 
+
+describe('a fault racing with migration (filemap_get_entry, __anon_vma_prepare)', () => {
+  it('a shmem fault that meets a folio migration has frozen takes no reference on it (folio_try_get) and maps the new folio once it is done', () => {
+    const m = boot(CMD, MINI);
+    const parent = mmCreate(m);
+    const v = doMmap(m, parent, { nrPages: 2, prot: RW, shared: true });
+    expect(userAccess(m, parent, v, true, 4242)).toBe(4242);
+    const child = doFork(m, parent);
+    expect(doMadvise(m, child, v, 1, MADV_DONTNEED)).toBe(0); // the child faults the page cache folio in again
+    const src = pfnOf(m, parent, v);
+    lruAddDrainAll(m);
+    expect(isolateFolio(m, src)).toBe(true);
+    const list = [src];
+    let during = 0;
+    const prev = setYieldHook((label) => {
+      if (label !== 'migrate:freeze') return;
+      expect(m.refcount[src]).toBe(0); // folio_ref_freeze() holds
+      during = userAccess(m, child, v, false);
+      expect(m.refcount[src]).toBe(0); // still frozen: the fault took no reference
+      expect(pfnOf(m, child, v)).toBe(-1);
+    });
+    try {
+      expect(migratePages(m, list, allocMigrationTarget(GFP_HIGHUSER), { reason: MR_COMPACTION })).toBe(0);
+    } finally {
+      setYieldHook(prev);
+    }
+    expect(during).toBeLessThan(0); // pinlab bounds the retries a single-threaded test would spin through
+    const dst = pfnOf(m, parent, v);
+    expect(dst).not.toBe(src);
+    expect(userAccess(m, child, v, false)).toBe(4242);
+    expect(pfnOf(m, child, v)).toBe(dst);
+    lruAddDrainAll(m);
+    expect([m.refcount[dst], m.mapcount[dst]]).toEqual([3, 2]); // the page cache and two mappings
+    expect([m.refcount[src], m.mapcount[src]]).toEqual([0, 0]);
+    exitMmap(m, child);
+    exitMmap(m, parent);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+});
