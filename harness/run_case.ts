@@ -22,8 +22,8 @@ import { checkAllocator, pageTableErrors, pinBalanceErrors, memlockBalanceErrors
 import { movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
 import { Control, MAX_ACTORS, MAX_MAPS, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
   A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
-  MODE_FREE, C_MODE, readRing, RingEntry } from './schedctl';
-import { initDeterministic } from './scheduler';
+  MODE_FREE, C_MODE, readRing, RingEntry, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
+import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
 import { DEVICE_MODELS } from '../devices/index';
 import { AGENTS } from './agents';
@@ -79,6 +79,8 @@ export interface RunOptions {
   debug?: ActorTask['debug'];
   /** check only these properties (--property); the run's own failures (deadlock, hang, kernel-bug ...) always count */
   properties?: string[];
+  /** deterministic mode: follow this interleaving of a free run (harness/scheduler.ts) instead of the case's schedule */
+  interleave?: OrderEntry[];
 }
 
 /** What breaks the run itself rather than a property: reported whatever --property selects. */
@@ -103,6 +105,10 @@ export interface CaseResult {
   /** a worker did not give its thread back: the pool must be replaced */
   recyclePool: boolean;
   ms: number;
+  /** an interleaving replay: the decisions it took, as a schedule that replays the run without the interleaving */
+  scheduleTaken?: number[];
+  /** an interleaving replay: points reached where the free run had another label (the replay diverged there) */
+  orderMismatch?: { count: number; index: number; expected: string; reached: string };
 }
 
 /** Bad case data (a malformed regression file, an unknown actor kind): one line, exit code 2. */
@@ -117,6 +123,9 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 export const AGENT_OFFLINE_PASSES = 8;
 const GRACE_MS = 1_000;
 const SCHED_CAP_MIN = 256;
+/** Trace ring entries: a free run keeps every point it reached, so its interleaving can be replayed. */
+const DET_RING_CAP = 1 << 14;
+const FREE_RING_CAP = 1 << 16;
 
 /** "pinner-0" -> "pinner"; "vfio-type1-0" -> "vfio-type1". */
 export function actorKind(name: string): string {
@@ -218,9 +227,7 @@ function newControl(shape: ConstructorParameters<typeof Control>[0]): Control {
   spareControls.delete(key);
   new Int32Array(sab).fill(0);
   const c = new Control(shape, sab);
-  c.i32[C_NR_ACTORS] = shape.nrActors;
-  c.i32[C_RING_CAP] = shape.ringCap;
-  c.i32[C_ERR_ACTOR] = -1;
+  c.reset();
   return c;
 }
 
@@ -273,10 +280,13 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     setCurrent(savedTask);
   }
   const { m, mm, maps } = setup;
-  const schedCap = Math.max(SCHED_CAP_MIN, cs.schedule.length);
-  const c = newControl({ nrActors: n, schedCap, ringCap: opts.ringCap ?? 1 << 14 });
+  const order = opts.mode === 'det' && opts.interleave?.length ? opts.interleave : undefined;
+  // an interleaving replay writes every decision into the schedule: room for the points plus the waits between them
+  const schedCap = Math.max(SCHED_CAP_MIN, cs.schedule.length, order ? 8 * order.length + 1024 : 0);
+  const ringCap = opts.ringCap ?? (opts.mode === 'free' ? FREE_RING_CAP : DET_RING_CAP);
+  const c = newControl({ nrActors: n, schedCap, ringCap, orderCap: order?.length ?? 0 });
   c.i32[C_MODE] = opts.mode === 'det' ? MODE_DET : MODE_FREE;
-  if (opts.mode === 'det') initDeterministic(c, cs.schedule);
+  if (opts.mode === 'det') initDeterministic(c, cs.schedule, order);
   if (n > m.nrCpus - 1) throw new CaseError(`${n} actors need ${n + 1} CPUs (one each, CPU 0 is the harness's): add cpus= to the geometry`);
   const cpus = names.map((_, k) => 1 + k);
 
@@ -357,10 +367,29 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const result = {
     failures, end: END_NAMES[end] ?? String(end), interrupted, steps: c.i32[C_POINTS]!, switches: c.i32[C_SWITCHES]!, decisions: c.i32[C_DECISION]!,
     traceHash: traceHash(entries, results, digest), ring: entries, ringLost: lost, names, cpus, actors: results, recyclePool,
-    ms: performance.now() - t0,
+    ms: performance.now() - t0, ...(order ? interleaveOutcome(c, order, labels) : {}),
   } as CaseResult;
   Object.defineProperty(result, 'lines', { get: lines, enumerable: true });
   return result;
+}
+
+/** What an interleaving replay did: its decisions as a plain schedule, and where it left the free run's path. */
+function interleaveOutcome(c: Control, order: OrderEntry[], labels: Map<number, string>): Pick<CaseResult, 'scheduleTaken' | 'orderMismatch'> {
+  const i = c.i32;
+  const decisions = i[C_DECISION]!;
+  const out: Pick<CaseResult, 'scheduleTaken' | 'orderMismatch'> = {};
+  if (decisions <= c.schedCap) {
+    const sched = Array.from(i.subarray(c.schedBase, c.schedBase + decisions));
+    while (sched.length > 1 && sched[sched.length - 1] === 0) sched.pop();
+    out.scheduleTaken = sched;
+  }
+  const count = i[C_ORDER_MISMATCH]!;
+  if (count) {
+    const k = i[C_ORDER_FIRST_MISMATCH]!;
+    const name = (h: number): string => labels.get(h >>> 0) ?? `#${(h >>> 0).toString(16)}`;
+    out.orderMismatch = { count, index: k, expected: name(order[k]!.label), reached: name(i[C_ORDER_MISMATCH_LABEL]!) };
+  }
+  return out;
 }
 
 /**

@@ -9,7 +9,11 @@ import * as fc from 'fast-check';
 import { ActorPool } from './pool';
 import { runCase, validateCase, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
 import { Suite, SUITES } from './suites';
-import { formatLine, window, scheduleFromTrace } from './trace';
+import { formatLine, window } from './trace';
+import { replayFreeFailure, FreeReplay } from './free_replay';
+
+/** A free run's first failure and its deterministic replay. */
+type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
 
 export interface Io {
   out: (s: string) => void;
@@ -179,7 +183,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
   let lastPlain = 0;
   let target: string | null = null;
   let fatal: Error | null = null;
-  let freeFound: { result: CaseResult; failure: Failure; converted: Case | null; replay: CaseResult | null } | null = null;
+  let freeFound: FreeFound | null = null;
   const opts = (mode: 'det' | 'free'): RunOptions => ({ mode, timeoutMs: cfg.timeoutMs, seed: cfg.seed, interrupt: cfg.interrupt, checks: suite.checks,
     properties: cfg.properties });
   const progress = (): void => {
@@ -247,11 +251,8 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         cases++;
         steps += r.steps;
         if (!r.failures.length) return true;
-        const failure = r.failures[0]!;
-        const sched = scheduleFromTrace(r.ring, r.names.length, r.ringLost);
-        const converted = sched ? { ...cs, schedule: sched } : null;
-        const replay = converted ? await runDet(converted) : null;
-        freeFound = { result: r, failure, converted, replay };
+        const fr = await replayFreeFailure((c2, o) => holder.run(c2, o), cs, r, opts('det'));
+        freeFound = { result: r, failure: r.failures.find((g) => g.property === fr.property) ?? r.failures[0]!, ...fr };
         return false;
       })), { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: true });
     }
@@ -270,12 +271,12 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
       let reproduced: boolean | undefined;
       let f: Failure;
       if (cfg.mode === 'free' && freeFound) {
-        const ff = freeFound as { result: CaseResult; failure: Failure; converted: Case | null; replay: CaseResult | null };
-        reproduced = !!ff.replay?.failures.some((g) => g.property === ff.failure.property);
+        const ff = freeFound as FreeFound;
+        reproduced = ff.property !== null;
         if (!cfg.json) {
-          io.out(ff.converted
-            ? `free run failed (${ff.failure.property}); its trace as a schedule of ${ff.converted.schedule.length} decision${ff.converted.schedule.length === 1 ? '' : 's'} ${reproduced ? 'reproduces the failure deterministically' : 'does NOT reproduce it deterministically (the race did not replay)'}\n`
-            : `free run failed (${ff.failure.property}); its trace could not be turned into a schedule (the ring wrapped)\n`);
+          io.out(reproduced
+            ? `free run failed (${ff.failure.property}); replayed deterministically along its interleaving (a schedule of ${ff.converted!.schedule.length} decisions), it fails the same way\n`
+            : `free run failed (${ff.failure.property}); it does NOT replay deterministically: ${ff.why}\n`);
         }
         if (reproduced && ff.converted) {
           // shrink the deterministic case as a fast-check example

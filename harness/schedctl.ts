@@ -6,6 +6,8 @@
 //   actors   MAX_ACTORS records of A_STRIDE slots: state, wake word, what a blocked actor waits for
 //   mapgen   one generation word per process mapping (bumped by the user agent before it unmaps)
 //   schedule the case's schedule: choice indices, one per scheduling decision
+//   order    an interleaving to follow (deterministic replay of a free run): ORDER_ENTRY Int32 per
+//            preemption point reached in the free run, in the order reached: actor, label hash
 //   ring     RING_ENTRY Int32 per trace entry: seq, actor | kind << 8, label hash, arg
 //   labels   label hash -> text (LABELS_MAX records of hash, char offset, length), then the chars
 
@@ -35,6 +37,10 @@ export const C_POINTS = 17; // preemption points reached (free mode counts them 
 export const C_QUIESCE = 18; // actors that finished their program (quiescence barrier, harness/actor.ts)
 export const C_QUIESCE_DONE = 19; // actors done with the quiescent checks
 export const C_QUIESCE_WORK = 20; // actors with quiescent re-checks to run (no-livelock)
+export const C_ORDER_LEN = 21; // entries of the interleaving to follow (0: follow the schedule alone)
+export const C_ORDER_MISMATCH = 22; // points reached where the interleaving had another label
+export const C_ORDER_FIRST_MISMATCH = 23; // the order index of the first of them (-1: none)
+export const C_ORDER_MISMATCH_LABEL = 24; // the label hash reached there instead
 export const C_HDR = 32;
 
 // ---- per-actor slots ----
@@ -53,6 +59,7 @@ export const A_MB_FROM = 10; // requesting actor
 export const A_MB_SUB = 11; // subscription id
 export const A_MB_ARGS = 12; // mm, start, end, event, flags, cur_seq (6 words)
 export const A_MB_RESULT = 18; // 1 = the callback returned true
+export const A_ORDER_CUR = 19; // interleaving replay: the order index of this actor's next point (C_ORDER_LEN: none left)
 export const A_STRIDE = 20;
 export const MB_IDLE = 0;
 export const MB_PENDING = 1;
@@ -82,6 +89,7 @@ export const K_FAULT = 5; // a seeded fault fired; label = the fault point
 export const K_VIOLATION = 6; // a property check failed in the actor; arg = index into its violations
 export const KIND_NAMES = ['point', 'op', 'ret', 'block', 'exit', 'fault', 'violation'];
 export const RING_ENTRY = 4;
+export const ORDER_ENTRY = 2;
 
 export const LABELS_MAX = 1024;
 const LABEL_CHARS_MAX = 32768;
@@ -107,6 +115,8 @@ export interface ControlShape {
   nrActors: number;
   schedCap: number;
   ringCap: number;
+  /** entries of the interleaving region (0 unless the run follows a free run's interleaving) */
+  orderCap: number;
 }
 
 /** Typed views over the control buffer; the same object shape on every thread. */
@@ -119,6 +129,8 @@ export class Control {
   readonly mapgenBase: number;
   readonly schedBase: number;
   readonly schedCap: number;
+  readonly orderBase: number;
+  readonly orderCap: number;
   readonly ringBase: number;
   readonly ringCap: number;
   readonly labelBase: number;
@@ -127,10 +139,12 @@ export class Control {
     this.nrActors = shape.nrActors;
     this.schedCap = shape.schedCap;
     this.ringCap = shape.ringCap;
+    this.orderCap = shape.orderCap;
     this.actorBase = C_HDR;
     this.mapgenBase = this.actorBase + MAX_ACTORS * A_STRIDE;
     this.schedBase = this.mapgenBase + MAX_MAPS;
-    this.ringBase = this.schedBase + shape.schedCap;
+    this.orderBase = this.schedBase + shape.schedCap;
+    this.ringBase = this.orderBase + shape.orderCap * ORDER_ENTRY;
     this.labelBase = this.ringBase + shape.ringCap * RING_ENTRY;
     const ints = this.labelBase + LABELS_MAX * 3;
     const bytes = ints * 4 + LABEL_CHARS_MAX * 2;
@@ -138,15 +152,19 @@ export class Control {
     if (this.sab.byteLength !== bytes) throw new Error(`control: buffer is ${this.sab.byteLength} bytes, shape needs ${bytes}`);
     this.i32 = new Int32Array(this.sab, 0, ints);
     this.chars = new Uint16Array(this.sab, ints * 4, LABEL_CHARS_MAX);
-    if (!sab) {
-      this.i32[C_NR_ACTORS] = shape.nrActors;
-      this.i32[C_RING_CAP] = shape.ringCap;
-      this.i32[C_ERR_ACTOR] = -1;
-    }
+    if (!sab) this.reset();
+  }
+
+  /** The header of a fresh run (a recycled buffer is zero-filled first). */
+  reset(): void {
+    this.i32[C_NR_ACTORS] = this.nrActors;
+    this.i32[C_RING_CAP] = this.ringCap;
+    this.i32[C_ERR_ACTOR] = -1;
+    this.i32[C_ORDER_FIRST_MISMATCH] = -1;
   }
 
   get shape(): ControlShape {
-    return { nrActors: this.nrActors, schedCap: this.schedCap, ringCap: this.ringCap };
+    return { nrActors: this.nrActors, schedCap: this.schedCap, ringCap: this.ringCap, orderCap: this.orderCap };
   }
 
   actor(a: number, slot: number): number {

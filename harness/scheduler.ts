@@ -10,13 +10,22 @@
 // until that word changes; when no actor can run and not all have finished, the run is a deadlock.
 //
 // Free mode: no token; threads race. Every preemption point appends (sequence from Atomics.add,
-// actor, label) to the trace ring, so a failing run can be turned into a schedule (trace.ts).
+// actor, label) to the trace ring: the interleaving that ran.
+//
+// Interleaving replay (deterministic mode following a free run): the control block holds the free
+// run's preemption points in the order they were reached. Each actor keeps a cursor on its own next
+// point there; at every decision the CPU goes to the candidate whose next point came first in the free
+// run, so every actor runs from one of its points to the next in the order the free run did. A blocked
+// actor is skipped as usual, and an actor with no points left yields to the others (choice 0). The
+// choice taken at each decision is written back into the schedule, so the replay becomes an ordinary
+// schedule that needs no interleaving (and shrinks like one).
 //
 // Every wait is bounded (WAIT_ROUND_MS rounds) and rechecks C_STOP: the main thread stops a run
 // (time budget, a dead worker, Ctrl-C) by setting it, and every actor unwinds with RunStopped.
 import { Control, C_TOKEN, C_END, C_STOP, C_DECISION, C_DONE, C_SCHED_LEN, C_READY, C_GO, C_ERR_ACTOR, C_SWITCHES,
   C_POINTS, A_STATE, A_WAKE, A_WAIT_IDX, A_WAIT_VAL, A_REASON, A_POINTS, A_WAIT_BUF, A_MB_STATE, MB_PENDING, ST_RUNNABLE,
-  ST_BLOCKED, ST_DONE, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, K_POINT, K_BLOCK, K_EXIT, fnv1a } from './schedctl';
+  ST_BLOCKED, ST_DONE, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, K_POINT, K_BLOCK, K_EXIT, fnv1a, C_ORDER_LEN,
+  C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL, A_ORDER_CUR, ORDER_ENTRY } from './schedctl';
 
 /** Thrown inside an actor when the run was stopped (or deadlocked) under it: unwind, report nothing. */
 export class RunStopped extends Error {
@@ -93,7 +102,9 @@ export class ActorScheduler {
 
   /** A preemption point: record it; in deterministic mode, a scheduling decision. */
   point(label: string): void {
-    this.record(K_POINT, label, 0);
+    const h = this.hash(label);
+    this.c.record(this.me, K_POINT, h, 0);
+    if (this.det && this.i[C_ORDER_LEN]) this.orderReached(h);
     Atomics.add(this.i, this.c.actor(this.me, A_POINTS), 1);
     Atomics.add(this.i, C_POINTS, 1);
     if (!this.det) {
@@ -132,6 +143,7 @@ export class ActorScheduler {
   exit(): void {
     const i = this.i;
     this.record(K_EXIT, 'exit', 0);
+    if (this.det && i[C_ORDER_LEN]) this.orderReached(this.hash('exit'));
     Atomics.store(i, this.c.actor(this.me, A_STATE), ST_DONE);
     const done = Atomics.add(i, C_DONE, 1) + 1;
     if (!this.det) {
@@ -191,13 +203,45 @@ export class ActorScheduler {
       this.end(END_DEADLOCK);
       return 'deadlock';
     }
-    const next = this.cand[(choice >>> 0) % count]!;
+    let pick = (choice >>> 0) % count;
+    if (i[C_ORDER_LEN]) {
+      pick = this.orderPick(count);
+      if (d < c.schedCap) i[c.schedBase + d] = pick; // the decision as a schedule choice (run_case reads them back)
+    }
+    const next = this.cand[pick]!;
     if (next === me) return 'self';
     i[C_SWITCHES]!++;
     Atomics.store(i, C_TOKEN, next);
     Atomics.add(i, c.actor(next, A_WAKE), 1);
     Atomics.notify(i, c.actor(next, A_WAKE), 1);
     return 'handed';
+  }
+
+  /** Interleaving replay: the candidate whose next point came first in the free run (0 when none has one left). */
+  private orderPick(count: number): number {
+    const i = this.i;
+    let best = 0;
+    let bestAt = i[C_ORDER_LEN]!;
+    for (let k = 0; k < count; k++) {
+      const at = i[this.c.actor(this.cand[k]!, A_ORDER_CUR)]!;
+      if (at < bestAt) { bestAt = at; best = k; }
+    }
+    return best;
+  }
+
+  /** Interleaving replay: this actor reached its next point; note a label the free run did not have there, move the cursor on. */
+  private orderReached(labelHash: number): void {
+    const i = this.i;
+    const c = this.c;
+    const len = i[C_ORDER_LEN]!;
+    const cur = c.actor(this.me, A_ORDER_CUR);
+    let k = i[cur]!;
+    if (k >= len) return;
+    if (i[c.orderBase + k * ORDER_ENTRY + 1]! >>> 0 !== labelHash) {
+      if (i[C_ORDER_MISMATCH]!++ === 0) { i[C_ORDER_FIRST_MISMATCH] = k; i[C_ORDER_MISMATCH_LABEL] = labelHash; }
+    }
+    for (k++; k < len && i[c.orderBase + k * ORDER_ENTRY] !== this.me; k++);
+    i[cur] = k;
   }
 
   private waitToken(): void {
@@ -213,13 +257,37 @@ export class ActorScheduler {
   }
 }
 
-/** Main thread: the first decision (rotation from actor 0) hands the token to the first runner. */
-export function initDeterministic(c: Control, schedule: readonly number[]): void {
+/** A preemption point of a free run, in the order the points were reached (the interleaving). */
+export interface OrderEntry {
+  actor: number;
+  label: number;
+}
+
+/**
+ * Main thread: the first decision (rotation from actor 0) hands the token to the first runner. With an
+ * interleaving, the first runner is the free run's first, every actor's cursor is put on its first
+ * point, and the decisions taken are written into the schedule as they are made.
+ */
+export function initDeterministic(c: Control, schedule: readonly number[], order?: readonly OrderEntry[]): void {
   const i = c.i32;
   const n = Math.min(schedule.length, c.schedCap);
   for (let k = 0; k < n; k++) i[c.schedBase + k] = schedule[k]! >>> 0;
   i[C_SCHED_LEN] = n;
-  const first = n ? (schedule[0]! >>> 0) % c.nrActors : 0;
+  let first = n ? (schedule[0]! >>> 0) % c.nrActors : 0;
+  if (order?.length) {
+    const len = Math.min(order.length, c.orderCap);
+    for (let a = 0; a < c.nrActors; a++) i[c.actor(a, A_ORDER_CUR)] = len;
+    for (let k = len - 1; k >= 0; k--) {
+      const e = order[k]!;
+      i[c.orderBase + k * ORDER_ENTRY] = e.actor;
+      i[c.orderBase + k * ORDER_ENTRY + 1] = e.label;
+      i[c.actor(e.actor, A_ORDER_CUR)] = k;
+    }
+    i[C_ORDER_LEN] = len;
+    first = order[0]!.actor;
+    i[c.schedBase] = first;
+    i[C_SCHED_LEN] = c.schedCap;
+  }
   i[C_DECISION] = 1;
   Atomics.store(i, C_TOKEN, first);
 }

@@ -8,6 +8,7 @@
 import { Memmap } from '../mm/memmap';
 import { MM_STRIDE } from '../mm/memmap';
 import type { ActorResult } from './types';
+import type { OrderEntry } from './scheduler';
 import { RingEntry, K_POINT, K_OP, K_RET, K_BLOCK, K_EXIT, K_FAULT, K_VIOLATION, fnvInt } from './schedctl';
 
 export interface TraceLine {
@@ -124,29 +125,13 @@ export function machineDigest(m: Memmap): number {
 }
 
 /**
- * A free run's trace as a deterministic schedule: the i-th scheduling decision must hand the CPU to
- * the actor that reached the next preemption point (or exit) in the free run. Decision 0 is the start
- * (rotation from actor 0); each later one rotates from the actor at that point over the actors that
- * had not yet exited. Null when the trace cannot say (the ring wrapped, an actor never started).
+ * A free run's interleaving: every preemption point (and exit) in the order the actors reached them,
+ * for a deterministic replay that follows it (harness/scheduler.ts). Null when the ring wrapped and
+ * the start of the run is lost.
  */
-export function scheduleFromTrace(entries: RingEntry[], nrActors: number, lost: number): number[] | null {
+export function interleavingFromTrace(entries: RingEntry[], lost: number): OrderEntry[] | null {
   if (lost > 0) return null;
-  const points = entries.filter((e) => e.kind === K_POINT || e.kind === K_EXIT);
-  if (!points.length) return [];
-  const done = new Set<number>();
-  const sched: number[] = [points[0]!.actor % nrActors];
-  for (let k = 0; k + 1 < points.length; k++) {
-    const e = points[k]!;
-    if (e.kind === K_EXIT) done.add(e.actor);
-    const cands: number[] = [];
-    for (let j = 0; j < nrActors; j++) {
-      const a = (e.actor + j) % nrActors;
-      if (!done.has(a)) cands.push(a);
-    }
-    const choice = cands.indexOf(points[k + 1]!.actor);
-    if (choice < 0) return null;
-    sched.push(choice);
-  }
-  while (sched.length > 1 && sched[sched.length - 1] === 0) sched.pop();
-  return sched;
+  const out: OrderEntry[] = [];
+  for (const e of entries) if (e.kind === K_POINT || e.kind === K_EXIT) out.push({ actor: e.actor, label: e.label });
+  return out;
 }

@@ -1,5 +1,6 @@
 // The main thread <-> worker protocol, typed once (types only; both sides `import type` it).
 import type { MemmapShape } from '../mm/memmap';
+import type { ControlShape } from './schedctl';
 
 /** How a worker attaches to the machine: the buffer plus the shape that fixes its layout. */
 export interface MachineHandle {
@@ -77,7 +78,7 @@ export interface ActorTask {
   machine: MachineHandle;
   /** the run's control block (harness/schedctl.ts) and the shape that fixes its layout */
   ctl: SharedArrayBuffer;
-  ctlShape: { nrActors: number; schedCap: number; ringCap: number };
+  ctlShape: ControlShape;
   index: number;
   /** "pinner-0", "vfio-type1-0": the actor kind, a dash, the instance number */
   name: string;

@@ -3,8 +3,8 @@
 import { PoolHolder } from '../../harness/runner';
 import { Case } from '../../harness/run_case';
 import { MINI_LAYOUTS } from '../../harness/suites';
-import { scheduleFromTrace } from '../../harness/trace';
-import { K_POINT, K_EXIT, K_BLOCK, RingEntry } from '../../harness/schedctl';
+import { interleavingFromTrace } from '../../harness/trace';
+import { K_POINT, K_EXIT, K_BLOCK, RingEntry, fnv1a } from '../../harness/schedctl';
 import type { ActorOp } from '../../harness/types';
 import { Prng } from '../../harness/prng';
 import { EINTR, ENOMEM } from '../../mm/errno';
@@ -101,26 +101,40 @@ describe('deterministic mode', () => {
 });
 
 describe('free mode', () => {
-  it('records every preemption point; the trace as a schedule replays the same interleaving deterministically', async () => {
+  it('records every preemption point; following that interleaving replays it deterministically, and the decisions taken are a schedule that replays it again', async () => {
     const cs = yielders([400, 300, 350, 250], []);
     let raced = false;
     for (let attempt = 0; attempt < 5 && !raced; attempt++) {
       const free = await pool.run(cs, { mode: 'free' });
       expect(free.end).toBe('done');
       expect(free.steps).toBe(400 + 300 + 350 + 250 + 4 * 2);
-      const sched = scheduleFromTrace(free.ring, 4, free.ringLost);
-      expect(sched).not.toBeNull();
-      const det = await pool.run({ ...cs, schedule: sched! }, { mode: 'det' });
-      expect(decisions(det.ring)).toEqual(decisions(free.ring));
-      raced = sched!.some((c) => c !== 0);
+      const order = interleavingFromTrace(free.ring, free.ringLost);
+      expect(order).not.toBeNull();
+      const followed = await pool.run(cs, { mode: 'det', interleave: order! });
+      expect(decisions(followed.ring)).toEqual(decisions(free.ring));
+      expect(followed.orderMismatch).toBeUndefined();
+      const again = await pool.run({ ...cs, schedule: followed.scheduleTaken! }, { mode: 'det' });
+      expect(decisions(again.ring)).toEqual(decisions(free.ring));
+      expect(again.traceHash).toBe(followed.traceHash);
+      raced = followed.scheduleTaken!.some((c) => c !== 0);
     }
     expect(raced).toBe(true); // threads really interleaved at least once
   });
 
-  it('cannot convert a trace whose ring wrapped', async () => {
+  it('an interleaving that is not the run\'s own is followed where it can be and the first point it leaves is named', async () => {
+    const cs = yielders([3, 3], []);
+    const free = await pool.run(cs, { mode: 'free' });
+    const order = interleavingFromTrace(free.ring, free.ringLost)!;
+    const wrong = order.map((e) => ({ ...e, label: e.actor === 1 ? fnv1a('yielder:yield') : e.label })); // op:yield, op:teardown and exit differ
+    const followed = await pool.run(cs, { mode: 'det', interleave: wrong });
+    expect(followed.end).toBe('done');
+    expect(followed.orderMismatch).toMatchObject({ count: 3, reached: 'op:yield', expected: 'yielder:yield' });
+  });
+
+  it('cannot follow a trace whose ring wrapped', async () => {
     const free = await pool.run(yielders([200, 200], []), { mode: 'free', ringCap: 64 });
     expect(free.ringLost).toBeGreaterThan(0);
-    expect(scheduleFromTrace(free.ring, 2, free.ringLost)).toBeNull();
+    expect(interleavingFromTrace(free.ring, free.ringLost)).toBeNull();
   });
 });
 
