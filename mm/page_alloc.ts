@@ -10,7 +10,7 @@
 import { atomicFetchAdd, atomicFetchSub } from './atomic';
 import { Memmap, freeAreaHead, freeAreaCount, pcpBase } from './memmap';
 import * as layout from './memmap';
-import { migratetypeIsMergeable } from './mmzone';
+import { migratetypeIsMergeable, zoneName as zoneNameOf, MIGRATETYPE_NAMES } from './mmzone';
 import * as mmzoneNs from './mmzone';
 import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_MEMALLOC, __GFP_NOMEMALLOC, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
 } from './gfp';
@@ -80,12 +80,20 @@ function addToFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: n
   accountFreepages(m, zid, 1 << order, mt);
 }
 
-/** __del_page_from_free_list() + account_freepages() */
+/**
+ * __del_page_from_free_list() + account_freepages(). The page must be on the list it is taken off
+ * (CONFIG_DEBUG_LIST's __list_del_entry_valid(): "list_del corruption"): taking it off another list
+ * would leave both lists torn.
+ */
 export function delPageFromFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: number): void {
   const next = m.mapping[pfn]!;
   const prev = m.index[pfn]!;
+  const h = freeAreaHead(m, zid, order, mt);
+  if ((prev !== NO_PAGE ? m.mapping[prev] : m.zones[h]) !== pfn || (next !== NO_PAGE && m.index[next] !== pfn)) {
+    bug(`list_del corruption: pfn ${pfn} is not on the ${zoneNameOf(zid)} order-${order} ${MIGRATETYPE_NAMES[mt]} free list it is taken off (prev ${prev}, next ${next}; pageblock ${MIGRATETYPE_NAMES[m.getPageblockMigratetype(pfn)]})`);
+  }
   if (prev !== NO_PAGE) m.mapping[prev] = next;
-  else m.zones[freeAreaHead(m, zid, order, mt)] = next;
+  else m.zones[h] = next;
   if (next !== NO_PAGE) m.index[next] = prev;
   m.mapping[pfn] = 0;
   m.index[pfn] = 0;
@@ -309,18 +317,56 @@ export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: nu
 }
 
 /**
- * free_one_page() + split_large_buddy(): take the zone lock and merge. A block larger than a pageblock
- * is freed a pageblock at a time, each with its own pageblock's type, so CMA and ISOLATE pageblocks
- * never end up inside a block of another type.
+ * split_large_buddy() (zone lock held; the block is off every list): a block larger than a pageblock
+ * is freed a pageblock at a time, each onto its own pageblock's type, so CMA and ISOLATE pageblocks
+ * never end up inside a free block of another type.
  */
+function splitLargeBuddy(m: Memmap, zid: number, pfn: number, order: number): void {
+  if (order <= m.pageblockOrder) { freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn)); return; }
+  const end = pfn + (1 << order);
+  for (let p = pfn; p < end; p += m.pageblockNrPages) freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p));
+}
+
+/** free_one_page(): take the zone lock and merge (split_large_buddy() for blocks above a pageblock). */
 function freeOnePage(m: Memmap, pfn: number, zid: number, order: number): void {
   const lk = m.zoneBase(zid) + Z_LOCK;
   spinLock(m.zones, lk);
-  if (order > m.pageblockOrder) {
-    const end = pfn + (1 << order);
-    for (let p = pfn; p < end; p += m.pageblockNrPages) freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p));
-  } else freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn));
+  splitLargeBuddy(m, zid, pfn, order);
   spinUnlock(m.zones, lk);
+}
+
+/**
+ * find_large_buddy(): the first pfn of a free block of more than a pageblock that holds the pageblock
+ * at start, or start itself (zone lock held).
+ */
+function findLargeBuddy(m: Memmap, start: number): number {
+  let pfn = start;
+  for (let order = 0; !(m.flags[pfn]! & PG_buddy);) {
+    if (++order > m.maxOrder) return start;
+    pfn &= ~((1 << order) - 1);
+  }
+  return pfn + (1 << ((m.flags[pfn]! >>> PG_ORDER_SHIFT) & 31)) > start ? pfn : start;
+}
+
+/**
+ * move_freepages_block_isolate() (6.12, zone lock held): the pageblock at start becomes type mt with
+ * every free page in it on mt's lists. A free block of more than a pageblock that holds it - starting
+ * here or before - is taken off its list and freed again a pageblock at a time (split_large_buddy()), so
+ * that no free block spans pageblocks of two types: otherwise allocating from it, or undoing the
+ * isolation of one pageblock while its neighbour is still isolated, puts pages on the wrong list.
+ */
+export function moveFreepagesBlockIsolate(m: Memmap, zid: number, start: number, mt: number): void {
+  const big = findLargeBuddy(m, start);
+  const f = m.flags[big]!;
+  const order = (f >>> PG_ORDER_SHIFT) & 31;
+  if (big !== start || (f & PG_buddy && order > m.pageblockOrder)) {
+    delPageFromFreeList(m, zid, big, order, m.getPageblockMigratetype(big));
+    m.setPageblockMigratetype(start, mt);
+    splitLargeBuddy(m, zid, big, order);
+    return;
+  }
+  moveFreepagesBlock(m, zid, start, m.getPageblockMigratetype(start), mt);
+  m.setPageblockMigratetype(start, mt);
 }
 
 /**
@@ -581,8 +627,15 @@ function rmqueueZone(m: Memmap, zid: number, order: number, mt: number, allocFla
   return pfn;
 }
 
-/** prep_new_page(): refcount 1, compound metadata, optional zeroing. */
+/**
+ * prep_new_page(): refcount 1, compound metadata, optional zeroing. check_new_page() first: a frame
+ * someone still references or maps was freed early ("bad page state"), and handing it out again
+ * would give two owners one frame.
+ */
 function prepNewPage(m: Memmap, pfn: number, order: number, gfp: number): void {
+  if (m.refcount[pfn] !== 0 || m.mapcount[pfn] !== 0) {
+    bug(`bad page state: pfn ${pfn} allocated with refcount ${m.refcount[pfn]} mapcount ${m.mapcount[pfn]} (check_new_page)`);
+  }
   m.refcount[pfn] = 1;
   const n = 1 << order;
   if (gfp & __GFP_ZERO) m.content.fill(0, pfn, pfn + n);

@@ -4,57 +4,48 @@ import { Memmap, Z_LOCK, Z_NR_ISOLATE_PAGEBLOCK, PG_buddy, PG_ORDER_SHIFT, PG_re
   PG_lru, PG_movable_ops, PG_hwpoison, PG_offline } from './memmap';
 import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE } from './mmzone';
 import { EBUSY } from './errno';
-import { moveToFreeList, freeOnePageLocked, delPageFromFreeList } from './page_alloc';
+import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
-
-/** Move every free page of the pageblock at pfn from oldMt's lists to newMt's (zone lock held). */
-function moveFreepagesBlockIsolate(m: Memmap, zid: number, start: number, oldMt: number, newMt: number): void {
-  for (let p = start; p < start + m.pageblockNrPages;) {
-    const f = m.flags[p]!;
-    if (f & PG_buddy) {
-      const order = (f >>> PG_ORDER_SHIFT) & 31;
-      moveToFreeList(m, zid, p, order, oldMt, newMt);
-      p += 1 << order;
-    } else p++;
-  }
-}
 
 /**
  * Make the pageblock at pfn MIGRATE_ISOLATE without the unmovable-page check (the caller decides:
  * online_pages isolates freshly added memory; set_migratetype_isolate() checks has_unmovable_pages()).
- * A free block larger than a pageblock that starts here is isolated whole.
+ * A free block of more than a pageblock that holds it is split first (move_freepages_block_isolate()).
  */
 export function isolatePageblockLocked(m: Memmap, zid: number, pfn: number): void {
   const start = pfn & ~(m.pageblockNrPages - 1);
-  const mt = m.getPageblockMigratetype(start);
-  if (mt === MIGRATE_ISOLATE) return;
-  moveFreepagesBlockIsolate(m, zid, start, mt, MIGRATE_ISOLATE);
-  m.setPageblockMigratetype(start, MIGRATE_ISOLATE);
+  if (m.getPageblockMigratetype(start) === MIGRATE_ISOLATE) return;
+  moveFreepagesBlockIsolate(m, zid, start, MIGRATE_ISOLATE);
   m.zones[m.zoneBase(zid) + Z_NR_ISOLATE_PAGEBLOCK]!++;
 }
 
 /**
- * unset_migratetype_isolate(): back to mt; free pages rejoin mt's lists and merge with buddies that
- * isolation kept apart.
+ * unset_migratetype_isolate() (6.12): back to mt, every free page moved to mt's lists
+ * (move_freepages_block_isolate(), which splits a free block reaching into a neighbour still
+ * isolated). A free pageblock-order page whose buddy is not isolated is taken off and freed again
+ * once the block is retyped, so the two merge (__isolate_free_page(), __putback_isolated_page()).
  */
 export function unsetMigratetypeIsolate(m: Memmap, zid: number, pfn: number, mt: number): void {
   const lk = m.zoneBase(zid) + Z_LOCK;
   spinLock(m.zones, lk);
   const start = pfn & ~(m.pageblockNrPages - 1);
   if (m.getPageblockMigratetype(start) !== MIGRATE_ISOLATE) { spinUnlock(m.zones, lk); return; }
-  const free: [number, number][] = [];
-  for (let p = start; p < start + m.pageblockNrPages;) {
-    const f = m.flags[p]!;
-    if (f & PG_buddy) {
-      const order = (f >>> PG_ORDER_SHIFT) & 31;
-      free.push([p, order]);
-      p += 1 << order;
-    } else p++;
+  const f = m.flags[start]!;
+  const order = (f >>> PG_ORDER_SHIFT) & 31;
+  let putback = false;
+  if (f & PG_buddy && order >= m.pageblockOrder && order < m.maxOrder) {
+    const buddy = start ^ (1 << order);
+    const bf = buddy < m.nrFrames ? m.flags[buddy]! : 0;
+    const sameZone = m.pageZonenum(buddy) === zid;
+    if (bf & PG_buddy && ((bf >>> PG_ORDER_SHIFT) & 31) === order && sameZone && m.getPageblockMigratetype(buddy) !== MIGRATE_ISOLATE) {
+      delPageFromFreeList(m, zid, start, order, MIGRATE_ISOLATE);
+      putback = true;
+    }
   }
-  // off the ISOLATE lists, retype the block, free again so they merge (__putback_isolated_page)
-  for (const [p, order] of free) delPageFromFreeList(m, zid, p, order, MIGRATE_ISOLATE);
-  m.setPageblockMigratetype(start, mt);
-  for (const [p, order] of free) freeOnePageLocked(m, p, zid, order, mt);
+  if (putback) {
+    m.setPageblockMigratetype(start, mt);
+    freeOnePageLocked(m, start, zid, order, mt);
+  } else moveFreepagesBlockIsolate(m, zid, start, mt);
   m.zones[m.zoneBase(zid) + Z_NR_ISOLATE_PAGEBLOCK]!--;
   spinUnlock(m.zones, lk);
 }

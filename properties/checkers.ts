@@ -56,8 +56,11 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
           if (pfn & ((1 << o) - 1)) errors.push(`${where}: pfn ${pfn} not aligned to its order`);
           if (m.index[pfn] !== prev) errors.push(`${where}: pfn ${pfn} has a broken back link`);
           if (m.refcount[pfn] !== 0) errors.push(`${where}: free pfn ${pfn} has refcount ${m.refcount[pfn]}`);
-          const bmt = m.getPageblockMigratetype(pfn);
-          if (bmt !== mt) errors.push(`${where}: pfn ${pfn} sits in a ${MIGRATETYPE_NAMES[bmt]} pageblock (freelist hygiene)`);
+          // freelist hygiene (6.10+): every pageblock a free block covers has the type of its list
+          for (let pb = pfn; pb < pfn + (1 << o); pb += m.pageblockNrPages) {
+            const bmt = m.getPageblockMigratetype(pb);
+            if (bmt !== mt) { errors.push(`${where}: pfn ${pfn} covers pfn ${pb} of a ${MIGRATETYPE_NAMES[bmt]} pageblock (freelist hygiene)`); break; }
+          }
           mark(pfn, 1 << o, where);
           prev = pfn;
           n++;
