@@ -21,20 +21,27 @@ export interface FreeReplay {
 type Runner = (cs: Case, opts: RunOptions) => Promise<CaseResult>;
 
 export async function replayFreeFailure(run: Runner, cs: Case, free: CaseResult, det: RunOptions): Promise<FreeReplay> {
-  const order = interleavingFromTrace(free.ring, free.ringLost);
-  if (!order) return { property: null, converted: null, replay: null, why: `the trace ring wrapped (${free.ringLost} entries lost): the start of the interleaving is gone` };
-  const followed = await run(cs, { ...det, interleave: order });
-  if (!followed.scheduleTaken) return { property: null, converted: null, replay: followed, why: 'the replay took more decisions than its schedule holds' };
-  const converted: Case = { ...cs, schedule: followed.scheduleTaken };
-  const replay = await run(converted, det);
-  const failed = new Set(free.failures.map((f) => f.property));
-  const property = replay.failures.find((f) => failed.has(f.property))?.property ?? null;
-  let why = '';
-  if (!property) {
-    const mm = followed.orderMismatch;
-    why = mm
-      ? `the replay left the free run's path at point ${mm.index} of ${order.length} (reached ${mm.reached} where the free run had ${mm.expected}; ${mm.count} such points): the race lies between two preemption points`
-      : `the replay followed all ${order.length} points of the free run and every property held: the race lies between two preemption points`;
+  if (!interleavingFromTrace(free.ring, free.ringLost)) {
+    return { property: null, converted: null, replay: null, why: `the trace ring wrapped (${free.ringLost} entries lost): the start of the interleaving is gone` };
   }
-  return { property, converted, replay, why };
+  const failed = new Set(free.failures.map((f) => f.property));
+  const notes: string[] = [];
+  let last: FreeReplay | null = null;
+  for (const by of ['end', 'start'] as const) {
+    const order = interleavingFromTrace(free.ring, free.ringLost, by)!;
+    const followed = await run(cs, { ...det, interleave: order });
+    if (!followed.scheduleTaken) { notes.push(`${by} order: more decisions than the schedule holds`); continue; }
+    const converted: Case = { ...cs, schedule: followed.scheduleTaken };
+    const replay = await run(converted, det);
+    const property = replay.failures.find((f) => failed.has(f.property))?.property ?? null;
+    last = { property, converted, replay, why: '' };
+    if (property) return last;
+    const mm = followed.orderMismatch;
+    const label = (h: string): string => (/^#/.test(h) ? free.labels.get(parseInt(h.slice(1), 16)) ?? h : h);
+    notes.push(mm
+      ? `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay left the free run's path at point ${mm.index} of ${order.length} (${label(mm.reached)} where the free run had ${label(mm.expected)}; ${mm.count} such points)`
+      : `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay passed all ${order.length} points of the free run and no property failed`);
+  }
+  const why = `${notes.join('; ')}: the race lies between two preemption points`;
+  return last ? { ...last, why } : { property: null, converted: null, replay: null, why };
 }

@@ -99,6 +99,8 @@ export interface CaseResult {
   lines: TraceLine[];
   ring: RingEntry[];
   ringLost: number;
+  /** the trace's labels by hash */
+  labels: Map<number, string>;
   names: string[];
   cpus: number[];
   actors: (ActorResult | null)[];
@@ -366,7 +368,7 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   if (!recyclePool && !crashes.some((e) => e !== null) && end !== END_STOPPED) recycle(cs.layout, m, c);
   const result = {
     failures, end: END_NAMES[end] ?? String(end), interrupted, steps: c.i32[C_POINTS]!, switches: c.i32[C_SWITCHES]!, decisions: c.i32[C_DECISION]!,
-    traceHash: traceHash(entries, results, digest), ring: entries, ringLost: lost, names, cpus, actors: results, recyclePool,
+    traceHash: traceHash(entries, results, digest), ring: entries, ringLost: lost, labels, names, cpus, actors: results, recyclePool,
     ms: performance.now() - t0, ...(order ? interleaveOutcome(c, order, labels) : {}),
   } as CaseResult;
   Object.defineProperty(result, 'lines', { get: lines, enumerable: true });

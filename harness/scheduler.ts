@@ -36,6 +36,8 @@ export class RunStopped extends Error {
 }
 
 const WAIT_ROUND_MS = 100;
+/** Interleaving replay: how far ahead among an actor's own points a mismatched label is looked for. */
+const ORDER_RESYNC_POINTS = 8;
 /** A wait for the token or the start line this long means the main thread is gone: give up. */
 const WAIT_MAX_MS = 600_000;
 
@@ -229,7 +231,11 @@ export class ActorScheduler {
     return best;
   }
 
-  /** Interleaving replay: this actor reached its next point; note a label the free run did not have there, move the cursor on. */
+  /**
+   * Interleaving replay: this actor reached its next point. Where the free run had another label there,
+   * the mismatch is noted and the cursor resynchronises: on the same label a few points further on
+   * (the free run passed points this run skipped), else on the next point.
+   */
   private orderReached(labelHash: number): void {
     const i = this.i;
     const c = this.c;
@@ -239,9 +245,19 @@ export class ActorScheduler {
     if (k >= len) return;
     if (i[c.orderBase + k * ORDER_ENTRY + 1]! >>> 0 !== labelHash) {
       if (i[C_ORDER_MISMATCH]!++ === 0) { i[C_ORDER_FIRST_MISMATCH] = k; i[C_ORDER_MISMATCH_LABEL] = labelHash; }
+      for (let j = this.orderNext(k), n = 0; j < len && n < ORDER_RESYNC_POINTS; j = this.orderNext(j), n++) {
+        if (i[c.orderBase + j * ORDER_ENTRY + 1]! >>> 0 === labelHash) { k = j; break; }
+      }
     }
-    for (k++; k < len && i[c.orderBase + k * ORDER_ENTRY] !== this.me; k++);
-    i[cur] = k;
+    i[cur] = this.orderNext(k);
+  }
+
+  /** The order index of this actor's point after index k (C_ORDER_LEN: none). */
+  private orderNext(k: number): number {
+    const i = this.i;
+    const len = i[C_ORDER_LEN]!;
+    for (k++; k < len && i[this.c.orderBase + k * ORDER_ENTRY] !== this.me; k++);
+    return k;
   }
 
   private waitToken(): void {

@@ -125,13 +125,22 @@ export function machineDigest(m: Memmap): number {
 }
 
 /**
- * A free run's interleaving: every preemption point (and exit) in the order the actors reached them,
- * for a deterministic replay that follows it (harness/scheduler.ts). Null when the ring wrapped and
- * the start of the run is lost.
+ * A free run's interleaving, for a deterministic replay that follows it (harness/scheduler.ts): every
+ * preemption point (and exit) the actors reached. The replay runs each actor from one of its points
+ * to the next as one step, and the free run says only when such a step ended (the point) and when it
+ * began (the actor's previous point), not when in between it touched what the others touched. So two
+ * orders: 'end' puts the steps in the order they ended (the points as reached), 'start' in the order
+ * they began. Null when the ring wrapped and the start of the run is lost.
  */
-export function interleavingFromTrace(entries: RingEntry[], lost: number): OrderEntry[] | null {
+export function interleavingFromTrace(entries: RingEntry[], lost: number, by: 'end' | 'start' = 'end'): OrderEntry[] | null {
   if (lost > 0) return null;
-  const out: OrderEntry[] = [];
-  for (const e of entries) if (e.kind === K_POINT || e.kind === K_EXIT) out.push({ actor: e.actor, label: e.label });
-  return out;
+  const points = entries.filter((e) => e.kind === K_POINT || e.kind === K_EXIT);
+  if (by === 'start') {
+    // the step ending at a point began at the actor's previous point; every actor's first step at the start line
+    const prev = new Map<number, number>();
+    const keyed = points.map((e, k) => { const start = prev.get(e.actor) ?? -1; prev.set(e.actor, k); return { e, start, k }; });
+    keyed.sort((a, b) => a.start - b.start || a.k - b.k);
+    return keyed.map(({ e }) => ({ actor: e.actor, label: e.label }));
+  }
+  return points.map((e) => ({ actor: e.actor, label: e.label }));
 }
