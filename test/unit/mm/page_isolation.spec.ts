@@ -24,7 +24,7 @@ describe('isolating pageblocks of a larger free block (move_freepages_block_isol
     const m = boot(CMD, 'mini');
     drainAllPages(m);
     expect(freeOrder(m, 64)).toBe(4); // one free block over pageblocks 64 and 72
-    expect(startIsolatePageRange(m, 64, 80, MIGRATE_CMA)).toBe(0);
+    expect(startIsolatePageRange(m, 64, 80, MIGRATE_CMA, 0)).toBe(0);
     expect(checkAllocator(m).errors).toEqual([]);
     unsetMigratetypeIsolate(m, ZONE_NORMAL, 64, MIGRATE_CMA); // the first pageblock back, the second still isolated
     expect(m.getPageblockMigratetype(64)).toBe(MIGRATE_CMA);
