@@ -6,7 +6,7 @@ import type { ActorTask, ActorResult, ActorOp, Violation, FaultPlan } from './ty
 import type { DeviceEnv, DeviceState, HeldPage } from '../devices/device';
 import { Memmap, MM_USERS, MM_FLAGS, PG_zero } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
-import { MMF_OOM_VICTIM } from '../mm/oom_kill';
+import { MMF_OOM_VICTIM, oomVictimExit } from '../mm/oom_kill';
 import { setCurrent, newTask, setYieldHook, setFaultHook, yieldPoint, Task } from '../mm/sched';
 import { setWaitHook, lockingDebug } from '../mm/locking';
 import { parseVariant, setVariant } from '../mm/variants';
@@ -262,6 +262,8 @@ export function runActor(t: ActorTask): ActorResult {
       // the OOM killer took the process: it makes no more system calls (its devices are released at teardown, as exit closes the fds)
       const pins0 = gupThreadPins.acquired - gupThreadPins.released;
       const r: AgentResult = mmIsGone(m, t.mm) ? { rc: -ESRCH, detail: 'the process was killed by the OOM killer', violation: undefined } : actor.step(op);
+      // killed while in the kernel: the process exits on its way back to user space
+      if (t.mm >= 0 && oomVictimExit(m, t.mm)) r.detail = `${r.detail ?? ''}${r.detail ? '; ' : ''}OOM-killed: the process exited`;
       const pinsLeft = gupThreadPins.acquired - gupThreadPins.released - pins0;
       task.sigpending = false; // the signal is handled on the way back to user space
       task.fatalSignal = false;

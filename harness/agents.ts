@@ -15,7 +15,9 @@
 import type { DeviceEnv, DeviceState, OpResult } from '../devices/device';
 import type { Memmap as MemmapT } from '../mm/memmap';
 import type { ActorOp, MapInfo } from './types';
-import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC } from '../mm/memmap';
+import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC, MM_USERS, MM_PID } from '../mm/memmap';
+import { mmBase } from '../mm/mm_types';
+import { atomicRead } from '../mm/atomic';
 import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
 import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
 import { doMunmap, doMmap, doMadvise, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
@@ -139,19 +141,25 @@ function range(map: MapInfo, op: ActorOp): { vpn: number; n: number } {
 /** The process itself (a VMM or a verbs application): its own memory operations. */
 export const userAgent: AgentFactory = (env) => {
   const { m, mm } = env;
-  const children: number[] = [];
+  // a child is its mm slot and pid: the OOM killer may reap a child meanwhile, and a later fork take its slot
+  const children: { mm: number; pid: number }[] = [];
+  const exitChild = (c: { mm: number; pid: number }): string => {
+    const b = mmBase(c.mm);
+    if (atomicRead(m.mms, b + MM_USERS) === 0 || m.mms[b + MM_PID] !== c.pid) return `child pid ${c.pid} was already reaped by the OOM killer`;
+    exitMmap(m, c.mm);
+    return `child mm ${c.mm} exited`;
+  };
   const step = (op: ActorOp): OpResult => {
     if (op.op === 'fork') {
       if (children.length >= USER_CHILDREN_MAX) return rc(-EAGAIN, 'too many children');
       const child = doFork(m, mm);
-      if (child >= 0) children.push(child);
+      if (child >= 0) children.push({ mm: child, pid: m.mms[mmBase(child) + MM_PID]! });
       return rc(child < 0 ? child : 0, errOr(child, `child mm ${child}`));
     }
     if (op.op === 'exit_child') {
       const child = children.shift();
       if (child === undefined) return rc(0, 'no child');
-      exitMmap(m, child);
-      return rc(0, `child mm ${child} exited`);
+      return rc(0, exitChild(child));
     }
     const mp = mapOf(env, op.map);
     if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
@@ -200,7 +208,7 @@ export const userAgent: AgentFactory = (env) => {
     inspect: () => ({ held: [], accounting: { children: children.length } }),
     teardown: () => {
       const n = children.length;
-      while (children.length) exitMmap(m, children.shift()!);
+      while (children.length) exitChild(children.shift()!);
       return rc(n, `${n} children exited`);
     },
   };

@@ -92,6 +92,11 @@ export function mutexLock(a: Int32Array, i: number): void {
   lockSlow(a, i, HUNG_TASK_MS, 'mutex');
 }
 
+/** mutex_trylock() */
+export function mutexTrylock(a: Int32Array, i: number): boolean {
+  return atomicCmpxchg(a, i, 0, 1) === 0;
+}
+
 /** mutex_unlock() */
 export function mutexUnlock(a: Int32Array, i: number): void {
   const v = atomicXchg(a, i, 0);

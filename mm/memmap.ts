@@ -117,6 +117,7 @@ export const H_ANON_VMA_NEXT = H_PTE_FREE + 3;
 export const H_LRU_DISABLED = H_PTE_FREE + 4; // lru_cache_disable() depth
 export const H_FORK_SEQ = H_PTE_FREE + 6; // odd while fork copies page tables (dup_mmap): see removeMigrationPtes()
 export const H_MM_LIVE = H_PTE_FREE + 5; // bit per mm slot in use: where rmap walks stop (the anon_vma chain's role)
+export const H_OOM_LOCK = H_PTE_FREE + 7; // oom_lock: one out_of_memory() at a time (mm/oom_kill.ts)
 export const H_SLOTS = H_PTE_FREE + 8;
 const MAGIC = 0x70696e6c; // "pinl"
 

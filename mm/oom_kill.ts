@@ -6,17 +6,20 @@
 
 import { Memmap, MM_USERS, MM_RSS_ANON, MM_RSS_FILE, MM_RSS_SHMEM, MM_PGTABLES, MM_OOM_SCORE_ADJ, MM_FLAGS, MM_PID, Z_MANAGED } from './memmap';
 import { mmBase } from './mm_types';
-import { setSlowpathHook } from './page_alloc';
+import { setSlowpathHook, highWatermarkOk } from './page_alloc';
+import { atomicFetchOr, atomicRead } from './atomic';
 import { __GFP_NORETRY, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, gfpZone } from './gfp';
 import { ZONE_NORMAL, MAX_NR_ZONES } from './mmzone';
 import { current } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { exitMmap } from './mmap';
-import { downWriteTrylock, upWrite } from './locking';
-import { MM_LOCK } from './memmap';
+import { downWriteTrylock, upWrite, mutexTrylock, mutexUnlock, waitWhileEqual } from './locking';
+import { MM_LOCK, H_OOM_LOCK } from './memmap';
 
 export const OOM_SCORE_ADJ_MIN = -1000;
 export const MMF_OOM_VICTIM = 0x1;
+/** The victim has exited (or been reaped): of no further interest to the OOM killer. */
+export const MMF_OOM_SKIP = 0x2;
 /** PAGE_ALLOC_COSTLY_ORDER: above it the allocator fails instead of invoking the OOM killer. */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
 
@@ -70,13 +73,16 @@ export function outOfMemory(m: Memmap): boolean {
   let victim = -1;
   let worst = -Infinity;
   for (let mm = 0; mm < m.maxMms; mm++) {
-    if (m.mms[mmBase(mm) + MM_USERS] === 0) continue;
+    if (atomicRead(m.mms, mmBase(mm) + MM_USERS) === 0) continue;
+    // oom_evaluate_task(): a victim that has not exited yet is given time to (selection aborts, the
+    // allocation retries) rather than a second process being killed
+    if (atomicRead(m.mms, mmBase(mm) + MM_FLAGS) & MMF_OOM_VICTIM) return true;
     const bad = oomBadness(m, mm);
     if (bad > worst) { worst = bad; victim = mm; }
   }
   if (victim < 0) throw new KernelPanic('System is deadlocked on memory');
   const b = mmBase(victim);
-  m.mms[b + MM_FLAGS]! |= MMF_OOM_VICTIM;
+  atomicFetchOr(m.mms, b + MM_FLAGS, MMF_OOM_VICTIM);
   countVmEvents(m, vmItem('oom_kill'), 1);
   const self = current().mm === victim;
   const kill: OomKill = { mm: victim, pid: m.mms[b + MM_PID]!, badness: worst, reaped: 0, rssBefore: rss(m, victim), self };
@@ -89,8 +95,22 @@ export function outOfMemory(m: Memmap): boolean {
   // it, maybe this very allocation's) is not reaped now, and this allocation fails
   if (!downWriteTrylock(m.mms, b + MM_LOCK)) return false;
   upWrite(m.mms, b + MM_LOCK);
+  atomicFetchOr(m.mms, b + MM_FLAGS, MMF_OOM_SKIP);
   exitMmap(m, victim);
   kill.reaped = kill.rssBefore - rss(m, victim);
+  return true;
+}
+
+/**
+ * The victim leaves: a process the OOM killer chose while it ran (current) dies on its way back to
+ * user space (do_exit() -> exit_mmap()); whichever of its threads gets there first tears its memory
+ * down, once. Returns whether this call did.
+ */
+export function oomVictimExit(m: Memmap, mm: number): boolean {
+  const b = mmBase(mm);
+  if (!(atomicRead(m.mms, b + MM_FLAGS) & MMF_OOM_VICTIM) || atomicRead(m.mms, b + MM_USERS) === 0) return false;
+  if (atomicFetchOr(m.mms, b + MM_FLAGS, MMF_OOM_SKIP) & MMF_OOM_SKIP) return false;
+  exitMmap(m, mm);
   return true;
 }
 
@@ -107,7 +127,19 @@ function allocPagesMayOom(m: Memmap, gfp: number, order: number, attempt: number
   // tsk_is_oom_victim(): a thread of a process already chosen (on any CPU) is dying too
   const cur = current();
   if (cur.fatalSignal || (cur.mm >= 0 && m.mms[mmBase(cur.mm) + MM_FLAGS]! & MMF_OOM_VICTIM)) return attempt === 0; // one more try with the OOM reserves, then fail
-  return outOfMemory(m);
+  // one OOM killer at a time (oom_lock): another CPU's kill is progress; wait a tick, then retry
+  if (!mutexTrylock(m.header, H_OOM_LOCK)) {
+    waitWhileEqual(m.header, H_OOM_LOCK, 1, 'oom_lock', 1); // schedule_timeout_uninterruptible(1)
+    return true;
+  }
+  try {
+    // "Go through the zonelist yet one more time, keep very high watermark here": a parallel kill may
+    // have freed enough already
+    if (highWatermarkOk(m, gfp, order)) return true;
+    return outOfMemory(m);
+  } finally {
+    mutexUnlock(m.header, H_OOM_LOCK);
+  }
 }
 
 setSlowpathHook(allocPagesMayOom);

@@ -744,6 +744,22 @@ function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: numb
   return NO_PAGE;
 }
 
+/**
+ * __alloc_pages_may_oom()'s last look: would get_page_from_freelist() at the high watermark find
+ * memory for this request now (ALLOC_WMARK_HIGH | ALLOC_CPUSET, no reserves)?
+ */
+export function highWatermarkOk(m: Memmap, gfp: number, order: number): boolean {
+  gfp = currentGfpContext(gfp);
+  const highest = gfpZone(gfp);
+  const allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_WMARK_HIGH | ALLOC_CPUSET);
+  for (let zid = highest; zid >= 0; zid--) {
+    const zb = m.zoneBase(zid);
+    if (m.zones[zb + Z_MANAGED]! === 0) continue;
+    if (zoneWatermarkOk(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highest, allocFlags, m.zones[zb + Z_NR_FREE]!)) return true;
+  }
+  return false;
+}
+
 function firstPopulatedZone(m: Memmap, highest: number): number {
   for (let zid = highest; zid >= 0; zid--) if (m.zones[m.zoneBase(zid) + Z_MANAGED]! > 0) return zid;
   return -1;
