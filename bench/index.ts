@@ -14,6 +14,7 @@ import { pinRows } from './pin';
 import { schedRows } from './sched';
 import { devicesRows } from './devices';
 import { mutationRows } from './mutation';
+import { soakRows } from './soak';
 import type { AllocBenchResult } from '../harness/types';
 
 type Row = Record<string, string | number>;
@@ -110,9 +111,15 @@ async function benchDevices(): Promise<void> {
   record('devices', await devicesRows());
 }
 
+async function benchSoak(): Promise<void> {
+  const { suites, injected } = await soakRows();
+  record('soak', suites);
+  record('soak-injected', injected);
+}
+
 async function mainBench(): Promise<void> {
   const which = process.argv.slice(2);
-  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline, pin: benchPin, sched: benchSched, devices: benchDevices, mutation: benchMutation };
+  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline, pin: benchPin, sched: benchSched, devices: benchDevices, mutation: benchMutation, soak: benchSoak };
   // benchmarks that never start a worker run first: their single-threaded rows run UP (mm/atomic.ts),
   // which a process gives up for good once it has a worker pool
   const single = ['boot', 'migrate', 'offline', 'pin'];
