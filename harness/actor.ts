@@ -8,7 +8,7 @@ import { Memmap, MM_USERS, MM_FLAGS, PG_zero } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { MMF_OOM_VICTIM, oomVictimExit } from '../mm/oom_kill';
 import { setCurrent, newTask, setYieldHook, setFaultHook, yieldPoint, Task } from '../mm/sched';
-import { setWaitHook, lockingDebug } from '../mm/locking';
+import { setWaitHook, setLockTraceHook, lockingDebug } from '../mm/locking';
 import { parseVariant, setVariant } from '../mm/variants';
 import { ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../mm/mmzone';
 import { errname, ESRCH } from '../mm/errno';
@@ -65,6 +65,17 @@ class FaultInjector {
     if (this.plan.signal?.includes(k)) return 'signal';
     return null;
   }
+}
+
+/** Lock acquisitions an actor remembers in free mode (the most recent ones). */
+const LOCK_LOG_MAX = 512;
+
+/** The lock log ring, oldest first, as [seq, word, seq, word, ...]. */
+function orderedLockLog(ring: Int32Array, count: number): number[] {
+  const n = Math.min(count, LOCK_LOG_MAX);
+  const out: number[] = [];
+  for (let j = count - n; j < count; j++) out.push(ring[2 * (j % LOCK_LOG_MAX)]!, ring[2 * (j % LOCK_LOG_MAX) + 1]!);
+  return out;
 }
 
 function heldKey(h: HeldPage): string {
@@ -179,6 +190,17 @@ export function runActor(t: ActorTask): ActorResult {
     log(`pinlab_fault: ${point} fails`, sched.record(K_FAULT, point, 0));
     return true;
   });
+  // free mode: the locks this actor takes, by trace position, for the report of a race that does not replay
+  const lockLog = new Int32Array(2 * LOCK_LOG_MAX);
+  let lockCount = 0;
+  if (!t.det) {
+    setLockTraceHook((a, i) => {
+      if (a.buffer !== t.machine.sab) return; // a copy of the machine (quiescent checks)
+      const k = 2 * (lockCount++ % LOCK_LOG_MAX);
+      lockLog[k] = Atomics.load(c.i32, C_SEQ);
+      lockLog[k + 1] = (a.byteOffset >>> 2) + i;
+    });
+  }
   setWaitHook(t.det ? (a, i, v, reason) => sched.block(a, i, v, reason) : (a, i, v) => {
     sched.serve(); // a waiting actor still answers callbacks others wait for
     if (sched.stopped()) throw new RunStopped('stopped');
@@ -297,6 +319,8 @@ export function runActor(t: ActorTask): ActorResult {
       sched.fail();
     }
   } finally {
+    if (lockCount) res.locks = orderedLockLog(lockLog, lockCount);
+    setLockTraceHook(null);
     setYieldHook(null);
     setFaultHook(null);
     setWaitHook(null);

@@ -6,6 +6,7 @@
 // the outcome then says where the replay left the free run's path.
 import type { Case, CaseResult, RunOptions } from './run_case';
 import { interleavingFromTrace } from './trace';
+import { K_POINT, K_EXIT } from './schedctl';
 
 export interface FreeReplay {
   /** the failing property the deterministic replay reproduced (one of the free run's), or null */
@@ -42,6 +43,63 @@ export async function replayFreeFailure(run: Runner, cs: Case, free: CaseResult,
       ? `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay left the free run's path at point ${mm.index} of ${order.length} (${label(mm.reached)} where the free run had ${label(mm.expected)}; ${mm.count} such points)`
       : `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay passed all ${order.length} points of the free run and no property failed`);
   }
-  const why = `${notes.join('; ')}: the race lies between two preemption points`;
+  const first = free.failures.reduce((a, f) => (f.seq < a.seq ? f : a));
+  const shared = sharedLocks(free, first.seq, first.actor);
+  const where = shared.length
+    ? `; in the free run, just before the failure, ${shared.join('; ')}: a preemption point inside one of those steps would let the deterministic scheduler interleave them (docs/preemption-points.md)`
+    : '; no two overlapping steps took a common lock just before the failure (an access without a lock, or further back)';
+  const why = `${notes.join('; ')}: the race lies between two preemption points${where}`;
   return last ? { ...last, why } : { property: null, converted: null, replay: null, why };
+}
+
+interface Step { actor: number; from: string; to: string; start: number; end: number; words: Set<number> }
+
+/**
+ * The shared accesses of a race that did not replay: among the last steps (an actor's run from one
+ * point to its next) before trace position upTo, those of two actors that overlapped in time, and
+ * the locks both took in them (free mode records every lock an actor takes; accesses without a lock
+ * are not seen).
+ */
+export function sharedLocks(free: CaseResult, upTo: number, actor?: string, windowPoints = 48): string[] {
+  const points = free.ring.filter((e) => (e.kind === K_POINT || e.kind === K_EXIT) && e.seq <= upTo);
+  if (!points.length) return [];
+  const from = points[Math.max(0, points.length - windowPoints)]!.seq;
+  const label = (h: number): string => free.labels.get(h) ?? `#${h.toString(16)}`;
+  const steps: Step[] = [];
+  free.actors.forEach((r, a) => {
+    if (!r?.locks) return;
+    const own = points.filter((e) => e.actor === a);
+    const byStep = new Map<number, Step>();
+    for (let j = 0; j < r.locks.length; j += 2) {
+      const seq = r.locks[j]!;
+      if (seq < from || seq > upTo) continue;
+      let k = own.length - 1;
+      while (k >= 0 && own[k]!.seq >= seq) k--; // the actor's last point before the lock
+      let st = byStep.get(k);
+      if (!st) {
+        const next = own[k + 1];
+        st = { actor: a, from: k >= 0 ? label(own[k]!.label) : 'its start', to: next ? label(next.label) : 'the failure', start: k >= 0 ? own[k]!.seq : 0,
+          end: next ? next.seq : upTo, words: new Set() };
+        byStep.set(k, st);
+        steps.push(st);
+      }
+      st.words.add(r.locks[j + 1]!);
+    }
+  });
+  const out = new Map<string, string>();
+  const failing = actor === undefined ? -1 : free.names.indexOf(actor);
+  if (failing >= 0) steps.sort((a, b) => Number(b.actor === failing) - Number(a.actor === failing)); // the failing actor's steps first
+  for (let i = 0; i < steps.length; i++) {
+    for (let j = i + 1; j < steps.length; j++) {
+      const x = steps[i]!;
+      const y = steps[j]!;
+      if (x.actor === y.actor || x.end < y.start || y.end < x.start) continue;
+      const both = [...x.words].filter((w) => y.words.has(w)).map((w) => free.wordName(w));
+      if (!both.length) continue;
+      const who = (st: Step): string => `${free.names[st.actor]} (${st.from} .. ${st.to})`;
+      const key = `${who(x)}|${who(y)}`;
+      out.set(key, `${who(x)} and ${who(y)} overlapped, both taking ${[...new Set(both)].join(', ')}`);
+    }
+  }
+  return [...out.values()].slice(0, 3);
 }

@@ -22,7 +22,7 @@ import { checkAllocator, pageTableErrors, pinBalanceErrors, memlockBalanceErrors
 import { movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
 import { Control, MAX_ACTORS, MAX_MAPS, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
   A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
-  MODE_FREE, C_MODE, readRing, RingEntry, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
+  MODE_FREE, C_MODE, readRing, RingEntry, K_VIOLATION, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
 import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
 import { DEVICE_MODELS } from '../devices/index';
@@ -101,6 +101,8 @@ export interface CaseResult {
   ringLost: number;
   /** the trace's labels by hash */
   labels: Map<number, string>;
+  /** the name of a word of the machine buffer by its Int32 index ("mm 0 page_table_lock") */
+  wordName: (idx: number) => string;
   names: string[];
   cpus: number[];
   actors: (ActorResult | null)[];
@@ -334,8 +336,10 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const failures: Failure[] = [];
   for (const r of results) if (r) for (const v of r.violations) failures.push({ property: v.property, message: v.message, actor: v.actor, seq: v.seq });
   results.forEach((r, k) => {
+    // where it threw: the actor's actor-threw entry in the ring
+    const at = r?.error ? entries.find((e) => e.actor === k && e.kind === K_VIOLATION && e.arg === -1)?.seq ?? lastSeq : lastSeq;
     if (r?.error) failures.push({ property: r.error.name === 'KernelBug' ? 'kernel-bug' : r.error.name === 'KernelPanic' ? 'kernel-panic' : 'actor-threw',
-      message: `${names[k]}: ${r.error.name}: ${r.error.message}`, actor: names[k], seq: lastSeq });
+      message: `${names[k]}: ${r.error.name}: ${r.error.message}`, actor: names[k], seq: at });
   });
   crashes.forEach((e, k) => {
     if (e !== null) failures.push({ property: 'worker-exit', message: `${names[k]}: its worker thread died: ${e}`, actor: names[k], seq: lastSeq });
@@ -372,6 +376,7 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     ms: performance.now() - t0, ...(order ? interleaveOutcome(c, order, labels) : {}),
   } as CaseResult;
   Object.defineProperty(result, 'lines', { get: lines, enumerable: true });
+  Object.defineProperty(result, 'wordName', { value: (idx: number) => describeWord(m, idx), enumerable: false });
   return result;
 }
 

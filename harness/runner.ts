@@ -251,6 +251,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         cases++;
         steps += r.steps;
         if (!r.failures.length) return true;
+        cfg.onFirstFailure?.(cases);
         const fr = await replayFreeFailure((c2, o) => holder.run(c2, o), cs, r, opts('det'));
         freeFound = { result: r, failure: r.failures.find((g) => g.property === fr.property) ?? r.failures[0]!, ...fr };
         return false;

@@ -6,7 +6,8 @@
 // The "timestamp" is the trace sequence number in microseconds: in deterministic mode it is the
 // same on every run, so two traces of one case can be diffed line by line.
 import { Memmap } from '../mm/memmap';
-import { MM_STRIDE } from '../mm/memmap';
+import { MM_STRIDE, PCP_STRIDE } from '../mm/memmap';
+import { MAX_NR_ZONES, zoneName } from '../mm/mmzone';
 import type { ActorResult } from './types';
 import type { OrderEntry } from './scheduler';
 import { RingEntry, K_POINT, K_OP, K_RET, K_BLOCK, K_EXIT, K_FAULT, K_VIOLATION, fnvInt } from './schedctl';
@@ -30,7 +31,15 @@ export function describeWord(m: Memmap, idx: number): string {
     const k = idx - first;
     if (name === 'mms') return `mm ${Math.floor(k / MM_STRIDE)} ${MM_SLOTS[k % MM_STRIDE] ?? `slot ${k % MM_STRIDE}`}`;
     if (name === 'header' && k === 3) return 'mem_hotplug_lock';
-    if (name === 'zones') return `zone ${Math.floor(k / m.zoneStride)} word ${k % m.zoneStride}${k % m.zoneStride === 0 ? ' (zone->lock)' : ''}`;
+    if (name === 'zones') return k % m.zoneStride === 0 ? `zone ${zoneName(Math.floor(k / m.zoneStride))} zone->lock` : `zone ${zoneName(Math.floor(k / m.zoneStride))} word ${k % m.zoneStride}`;
+    if (name === 'pcp') {
+      const rec = Math.floor(k / PCP_STRIDE);
+      return `cpu ${Math.floor(rec / MAX_NR_ZONES)} zone ${zoneName(rec % MAX_NR_ZONES)} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
+    }
+    if (name === 'lru') {
+      const stride = m.shape.lruBatch + 2;
+      return `cpu ${Math.floor(k / stride)} lru_add folio batch${k % stride === 0 ? ' lock' : ` word ${k % stride}`}`;
+    }
     if (name === 'ptes') return `pte slot ${k} (table ${k >>> m.pmdOrder})`;
     if (name === 'pmds') return `pmd slot ${k} (mm ${Math.floor(k / m.vaPmds)})`;
     return `${name}[${k}]`;

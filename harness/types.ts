@@ -146,6 +146,8 @@ export interface ActorResult {
   error?: { name: string; message: string; stack?: string };
   /** the run stopped under it (deadlock, another actor failed, the main thread stopped it) */
   stopped?: string;
+  /** free mode: the last locks it took, as [trace position, machine word index] pairs, oldest first */
+  locks?: number[];
 }
 
 export type WorkerTask = AllocHammerTask | AllocBenchTask | ActorTask;

@@ -31,6 +31,19 @@ export function setWaitHook(h: WaitHook | null): WaitHook | null {
   return prev;
 }
 
+/**
+ * Told of every lock this thread takes (a[i] is the lock word). The harness installs one in free mode
+ * to name, when a race does not replay deterministically, the locks two racing actors both took.
+ */
+export type LockTraceHook = (a: Int32Array, i: number) => void;
+let lockTrace: LockTraceHook | null = null;
+
+export function setLockTraceHook(h: LockTraceHook | null): LockTraceHook | null {
+  const prev = lockTrace;
+  lockTrace = h;
+  return prev;
+}
+
 /** One bounded wait while a[i] === value (wait_event() round); returns false if it timed out. */
 export function waitWhileEqual(a: Int32Array, i: number, value: number, reason: string, timeoutMs = 1): boolean {
   if (waitHook !== null) {
@@ -49,8 +62,8 @@ export const lockingDebug = { brokenSpinlocks: false };
 // ---- spinlock ----
 
 export function spinLock(a: Int32Array, i: number): void {
-  if (atomicCmpxchg(a, i, 0, 1) === 0 || lockingDebug.brokenSpinlocks) return;
-  lockSlow(a, i, SPIN_LOCKUP_MS, 'spinlock');
+  if (atomicCmpxchg(a, i, 0, 1) !== 0 && !lockingDebug.brokenSpinlocks) lockSlow(a, i, SPIN_LOCKUP_MS, 'spinlock');
+  if (lockTrace !== null) lockTrace(a, i);
 }
 
 /** The contended path shared by spinlocks and mutexes: mark waiters (2), sleep until unlock notifies. */
@@ -73,7 +86,9 @@ function lockSlow(a: Int32Array, i: number, limitMs: number, what: string): void
 }
 
 export function spinTrylock(a: Int32Array, i: number): boolean {
-  return atomicCmpxchg(a, i, 0, 1) === 0;
+  if (atomicCmpxchg(a, i, 0, 1) !== 0) return false;
+  if (lockTrace !== null) lockTrace(a, i);
+  return true;
 }
 
 export function spinUnlock(a: Int32Array, i: number): void {
@@ -88,13 +103,13 @@ export function spinIsLocked(a: Int32Array, i: number): boolean {
 
 /** mutex_lock() */
 export function mutexLock(a: Int32Array, i: number): void {
-  if (atomicCmpxchg(a, i, 0, 1) === 0) return;
-  lockSlow(a, i, HUNG_TASK_MS, 'mutex');
+  if (atomicCmpxchg(a, i, 0, 1) !== 0) lockSlow(a, i, HUNG_TASK_MS, 'mutex');
+  if (lockTrace !== null) lockTrace(a, i);
 }
 
 /** mutex_trylock() */
 export function mutexTrylock(a: Int32Array, i: number): boolean {
-  return atomicCmpxchg(a, i, 0, 1) === 0;
+  return spinTrylock(a, i);
 }
 
 /** mutex_unlock() */
@@ -123,8 +138,9 @@ export function downRead(a: Int32Array, i: number): void {
   for (;;) {
     const v = atomicRead(a, i);
     if (v >= 0) {
-      if (atomicCmpxchg(a, i, v, v + 1) === v) return;
-      continue;
+      if (atomicCmpxchg(a, i, v, v + 1) !== v) continue;
+      if (lockTrace !== null) lockTrace(a, i);
+      return;
     }
     rwsemWait(a, i, v, 'rwsem (read)', waited);
   }
@@ -135,7 +151,9 @@ export function downReadTrylock(a: Int32Array, i: number): boolean {
   for (;;) {
     const v = atomicRead(a, i);
     if (v < 0) return false;
-    if (atomicCmpxchg(a, i, v, v + 1) === v) return true;
+    if (atomicCmpxchg(a, i, v, v + 1) !== v) continue;
+    if (lockTrace !== null) lockTrace(a, i);
+    return true;
   }
 }
 
@@ -151,14 +169,17 @@ export function downWrite(a: Int32Array, i: number): void {
   const waited = { ms: 0 };
   for (;;) {
     const v = atomicCmpxchg(a, i, 0, -1);
-    if (v === 0) return;
+    if (v === 0) break;
     rwsemWait(a, i, v, 'rwsem (write)', waited);
   }
+  if (lockTrace !== null) lockTrace(a, i);
 }
 
 /** down_write_trylock() */
 export function downWriteTrylock(a: Int32Array, i: number): boolean {
-  return atomicCmpxchg(a, i, 0, -1) === 0;
+  if (atomicCmpxchg(a, i, 0, -1) !== 0) return false;
+  if (lockTrace !== null) lockTrace(a, i);
+  return true;
 }
 
 /** up_write() */
