@@ -10,6 +10,7 @@ import { cmdCampaign } from './cli_campaign';
 
 const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = { ...RUN_VERBS, campaign: cmdCampaign };
 import { CaseError } from './run_case';
+import { adoptProcessSignals, signalExitCode, ProcessSignals } from './signals';
 
 export class UsageError extends Error {
   constructor(msg: string) {
@@ -236,9 +237,23 @@ export async function mainAsync(argv: string[], io: Io): Promise<number> {
   }
 }
 
-/** The process entry (bin/pinlab.js): stdout/stderr and the exit code. */
-export function run(argv: string[]): void {
-  void mainAsync(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }).then((code) => {
+/**
+ * The process entry (bin/pinlab.js): stdout/stderr and the exit code. signals: the handlers bin/pinlab.js
+ * installed before anything else (a signal that came since is in signals.interrupt).
+ */
+export function run(argv: string[], signals?: ProcessSignals): void {
+  const io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+  adoptProcessSignals(signals ?? null);
+  if (signals && !(argv.length === 0 || Object.hasOwn(ASYNC_VERBS, argv[0]!))) {
+    // a verb that computes without yielding never sees a signal: it ends the process instead
+    if (signals.interrupt.stopped) {
+      io.err(`pinlab: interrupted (${signals.interrupt.signal ?? 'SIGINT'})\n`);
+      process.exitCode = signalExitCode(signals.interrupt);
+      return;
+    }
+    signals.release();
+  }
+  void mainAsync(argv, io).then((code) => {
     process.exitCode = code;
   });
 }

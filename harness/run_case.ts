@@ -69,7 +69,7 @@ export interface RunOptions {
   offlinePasses?: number;
   /** seed for device models' traffic choices */
   seed?: number;
-  /** set by Ctrl-C: the run is stopped and reported as interrupted (not as a failure) */
+  /** set by SIGINT or SIGTERM: the run is stopped and reported as interrupted (not as a failure) */
   interrupt?: { stopped: boolean };
   /** extra end-of-run checks (a suite's own): property name -> errors */
   checks?: Record<string, (m: Memmap) => string[]>;
