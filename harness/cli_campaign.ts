@@ -20,8 +20,9 @@ options:
   --runs N          cases per suite and machine shape (default: 10x each suite's own, 500-1000)
   --time S          time budget in seconds (default 60)
   --regressions D   where failures are saved (default regressions; 'none' to save nothing)
-Exit code 0 when every property held, 1 when one failed, 2 on bad input, 130 when Ctrl-C interrupted
-it (143 for SIGTERM).
+Exit code 0 when every property held, 1 when one failed (also when a signal then cut the campaign
+short), 2 on bad input, 130 when Ctrl-C interrupted it (143 for SIGTERM): the table then says which
+suite runs were cut short or not run.
 `;
 
 export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
@@ -43,7 +44,7 @@ export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
       variant, seed, runs, timeSec, regressionsDir: regs === 'none' ? null : regs, tty: process.stderr.isTTY === true, interrupt, io,
     });
     io.out(formatCampaign(r, variant));
-    if (r.verdict === 'interrupted') return signalExitCode(interrupt);
-    return r.verdict === 'pass' ? 0 : 1;
+    if (r.verdict === 'fail') return 1;
+    return r.verdict === 'interrupted' ? signalExitCode(interrupt) : 0;
   });
 }

@@ -1,7 +1,7 @@
 // SIGINT and SIGTERM, sent for real to the installed bin: a failure found before the signal is kept (also
 // mid-shrink), SIGTERM ends a run as Ctrl-C does, a second signal ends the process at once, a signal that
 // comes before the CLI has loaded (or while dist/ is built) is remembered, verbs that never yield still
-// die at Ctrl-C.
+// die at Ctrl-C, and an interrupted campaign says what it did not run.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -109,6 +109,22 @@ describe('signals to a run', () => {
     } else expect(signal).toBe('SIGINT');
     expect(c.out()).not.toMatch(/kernelcore=90%|^ +90%/m);
   });
+
+  it('an interrupted campaign names the suite runs it cut short or did not run, and its verdict is interrupted (exit 130)', async () => {
+    const c = start(['campaign', '--seed', '1', '--regressions', 'none']);
+    await until(() => c.out().includes('# pinlab campaign'), 30_000, 'the campaign to start');
+    await sleep(1000);
+    c.child.kill('SIGINT');
+    const { code } = await c.exit;
+    const out = c.out();
+    expect(code).toBe(130);
+    expect(out).toMatch(/^not run \(interrupted\) on small ZONE_MOVABLE: longterm-pin, longterm-pin-4, device:/m);
+    expect(out).toMatch(/^not run \(interrupted\) on larger ZONE_MOVABLE, THP: /m);
+    expect(out).toMatch(/ \d+ not run: interrupted\), \d+ cases, \d+ steps in [\d.]+ s, kernel v6.12: interrupted$/m);
+    const rows = out.split('\n').filter((l) => /^[a-z-]+ +\d+ +\d+ +\S/.test(l));
+    expect(rows.length).toBeGreaterThan(5);
+    for (const row of rows) expect(row).toMatch(/ (interrupted|not run) /); // no property "passes" a campaign that stopped early
+  });
 });
 
 describe('a signal that came before the run started (bin/pinlab.js remembers it)', () => {
@@ -139,6 +155,13 @@ describe('a signal that came before the run started (bin/pinlab.js remembers it)
     const r = await run(['replay', file, '--json'], 'SIGINT');
     expect(r.code).toBe(130);
     expect(JSON.parse(r.out)).toEqual({ file, verdict: 'interrupted' });
+  });
+
+  it('campaign runs no suite and lists them all as not run', async () => {
+    const r = await run(['campaign', '--seed', '1', '--regressions', 'none'], 'SIGINT');
+    expect(r.code).toBe(130);
+    expect(r.out).toMatch(/^not run \(interrupted\) on random mini machines: longterm-pin, /m);
+    expect(r.out).toMatch(/^0 suite runs .*, 35 not run: interrupted\), 0 cases, 0 steps .*: interrupted$/m);
   });
 });
 
