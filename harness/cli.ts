@@ -207,8 +207,9 @@ export function main(argv: string[], io: Io): number {
     if (argv.length === 0) return cmdLayout([], io);
     const [verb, ...rest] = argv as [string, ...string[]];
     if (verb === '--help' || verb === '-h' || verb === 'help') { io.out(MAIN_HELP); return 0; }
-    const fn = VERBS[verb];
-    if (ASYNC_VERBS[verb]) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
+    // own properties only: 'toString' or 'constructor' is not a verb
+    const fn = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
+    if (Object.hasOwn(ASYNC_VERBS, verb)) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
     if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${[...Object.keys(VERBS), ...Object.keys(ASYNC_VERBS)].join(', ')}; see pinlab --help)`);
     return fn(rest, io);
   } catch (e) {
@@ -223,7 +224,7 @@ export function main(argv: string[], io: Io): number {
 /** main() for every verb, including the asynchronous ones (run, replay): resolves to the exit code. */
 export async function mainAsync(argv: string[], io: Io): Promise<number> {
   // no verb: the main job, the default property campaign
-  const fn = argv.length ? ASYNC_VERBS[argv[0]!] : cmdCampaign;
+  const fn = argv.length ? (Object.hasOwn(ASYNC_VERBS, argv[0]!) ? ASYNC_VERBS[argv[0]!] : undefined) : cmdCampaign;
   if (!fn) return main(argv, io);
   try {
     return await fn(argv.slice(1), io);
