@@ -318,8 +318,9 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
           const shrunk = await fc.check(fc.asyncProperty(arb, detCase), { seed: cfg.seed, numRuns: 1, examples: [[ff.converted]] });
           cs = shrunk.failed && shrunk.counterexample !== null ? shrunk.counterexample[0] : ff.converted;
           if (shrunk.interrupted) shrinkInterrupted = shrunk.failed ? shrunk.numShrinks : 0;
-          r = await resultOf(cs);
-          f = r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0]!;
+          // interrupted before the converted case ran again: its replay's run is the result
+          r = cs === ff.converted && ff.replay && lastFail === null ? ff.replay : await resultOf(cs);
+          f = r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0] ?? ff.failure;
         } else {
           r = ff.result;
           f = ff.failure;
