@@ -3,7 +3,7 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
 const stamp = path.join(root, 'dist', '.built');
@@ -24,18 +24,53 @@ function newestSource() {
   return newest;
 }
 
-function ensureBuilt() {
+function upToDate() {
   let built = 0;
   try { built = fs.statSync(stamp).mtimeMs; } catch { /* never built */ }
-  if (built >= newestSource()) return;
-  const tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
-  const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) {
-    process.stderr.write('pinlab: building dist/ with tsc failed (see above)\n');
-    process.exit(1);
-  }
+  return built >= newestSource();
+}
+
+function tscArgs() {
+  return [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', path.join(root, 'tsconfig.build.json')];
+}
+
+function failed() {
+  process.stderr.write('pinlab: building dist/ with tsc failed (see above)\n');
+  process.exit(1);
+}
+
+function ensureBuilt() {
+  if (upToDate()) return;
+  const r = spawnSync(process.execPath, tscArgs(), { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) failed();
   fs.writeFileSync(stamp, new Date().toISOString() + '\n');
 }
 
-module.exports = { ensureBuilt, root };
+/**
+ * ensureBuilt() that lets signals in (signals: bin/signals.js): on SIGINT or SIGTERM tsc is stopped and
+ * the process exits 128 + the signal number with one line; dist/ is built again next time.
+ */
+function ensureBuiltAsync(signals) {
+  if (upToDate()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, tscArgs(), { stdio: ['ignore', 'inherit', 'inherit'] });
+    const undo = signals.onInterrupt(() => child.kill('SIGTERM'));
+    child.on('error', (e) => {
+      process.stderr.write(`pinlab: cannot run tsc to build dist/: ${e.message}\n`);
+      process.exit(1);
+    });
+    child.on('exit', (code) => {
+      undo();
+      if (signals.interrupt.stopped) {
+        process.stderr.write(`pinlab: interrupted (${signals.interrupt.signal}) while building dist/\n`);
+        process.exit(signals.exitCode());
+      }
+      if (code !== 0) failed();
+      fs.writeFileSync(stamp, new Date().toISOString() + '\n');
+      resolve();
+    });
+  });
+}
+
+module.exports = { ensureBuilt, ensureBuiltAsync, root };
 if (require.main === module) ensureBuilt();

@@ -256,7 +256,7 @@ export function runActor(t: ActorTask): ActorResult {
       }
       // with no pin held anywhere this is the end-of-run check's question, asked there
       if (last && t.checkOfflinable && vmstatRead(m, NR_PIN_ACQUIRED) !== vmstatRead(m, NR_PIN_RELEASED)) {
-        for (const f of movableBlocksOfflinable(m, 100)) violate(PROP_OFFLINABLE, `with every actor idle and its long-term pins held, ${formatOfflinable(f)}`, `block ${f.block}`);
+        for (const f of movableBlocksOfflinable(m, 100, t.scratch)) violate(PROP_OFFLINABLE, `with every actor idle and its long-term pins held, ${formatOfflinable(f)}`, `block ${f.block}`);
       }
     } finally {
       setYieldHook(yh);

@@ -10,6 +10,7 @@ import { cmdCampaign } from './cli_campaign';
 
 const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = { ...RUN_VERBS, campaign: cmdCampaign };
 import { CaseError } from './run_case';
+import { adoptProcessSignals, signalExitCode, ProcessSignals } from './signals';
 
 export class UsageError extends Error {
   constructor(msg: string) {
@@ -206,8 +207,9 @@ export function main(argv: string[], io: Io): number {
     if (argv.length === 0) return cmdLayout([], io);
     const [verb, ...rest] = argv as [string, ...string[]];
     if (verb === '--help' || verb === '-h' || verb === 'help') { io.out(MAIN_HELP); return 0; }
-    const fn = VERBS[verb];
-    if (ASYNC_VERBS[verb]) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
+    // own properties only: 'toString' or 'constructor' is not a verb
+    const fn = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
+    if (Object.hasOwn(ASYNC_VERBS, verb)) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
     if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${[...Object.keys(VERBS), ...Object.keys(ASYNC_VERBS)].join(', ')}; see pinlab --help)`);
     return fn(rest, io);
   } catch (e) {
@@ -222,7 +224,7 @@ export function main(argv: string[], io: Io): number {
 /** main() for every verb, including the asynchronous ones (run, replay): resolves to the exit code. */
 export async function mainAsync(argv: string[], io: Io): Promise<number> {
   // no verb: the main job, the default property campaign
-  const fn = argv.length ? ASYNC_VERBS[argv[0]!] : cmdCampaign;
+  const fn = argv.length ? (Object.hasOwn(ASYNC_VERBS, argv[0]!) ? ASYNC_VERBS[argv[0]!] : undefined) : cmdCampaign;
   if (!fn) return main(argv, io);
   try {
     return await fn(argv.slice(1), io);
@@ -236,9 +238,23 @@ export async function mainAsync(argv: string[], io: Io): Promise<number> {
   }
 }
 
-/** The process entry (bin/pinlab.js): stdout/stderr and the exit code. */
-export function run(argv: string[]): void {
-  void mainAsync(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }).then((code) => {
+/**
+ * The process entry (bin/pinlab.js): stdout/stderr and the exit code. signals: the handlers bin/pinlab.js
+ * installed before anything else (a signal that came since is in signals.interrupt).
+ */
+export function run(argv: string[], signals?: ProcessSignals): void {
+  const io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+  adoptProcessSignals(signals ?? null);
+  if (signals && !(argv.length === 0 || Object.hasOwn(ASYNC_VERBS, argv[0]!))) {
+    // a verb that computes without yielding never sees a signal: it ends the process instead
+    if (signals.interrupt.stopped) {
+      io.err(`pinlab: interrupted (${signals.interrupt.signal ?? 'SIGINT'})\n`);
+      process.exitCode = signalExitCode(signals.interrupt);
+      return;
+    }
+    signals.release();
+  }
+  void mainAsync(argv, io).then((code) => {
     process.exitCode = code;
   });
 }

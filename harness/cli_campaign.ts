@@ -1,7 +1,8 @@
 // `pinlab campaign` (and `npm start`): the default property campaign. See harness/campaign.ts.
 import { randomInt } from 'node:crypto';
 import { UsageError, parse, Io } from './cli';
-import { intFlag, kernelFlag, withInterrupt } from './cli_run';
+import { intFlag, kernelFlag } from './cli_run';
+import { withInterrupt, signalExitCode } from './signals';
 import { DEFAULT_VARIANT } from '../mm/variants';
 import { runCampaign, campaignShapeNote, formatCampaign, campaignSuites, CAMPAIGN_SHAPES } from './campaign';
 
@@ -19,7 +20,9 @@ options:
   --runs N          cases per suite and machine shape (default: 10x each suite's own, 500-1000)
   --time S          time budget in seconds (default 60)
   --regressions D   where failures are saved (default regressions; 'none' to save nothing)
-Exit code 0 when every property held, 1 when one failed, 2 on bad input, 130 when interrupted.
+Exit code 0 when every property held, 1 when one failed (also when a signal then cut the campaign
+short), 2 on bad input, 130 when Ctrl-C interrupted it (143 for SIGTERM): the table then says which
+suite runs were cut short or not run.
 `;
 
 export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
@@ -36,10 +39,12 @@ export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
   const regs = (values.regressions as string | undefined) ?? 'regressions';
   io.out(`# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
     `${campaignShapeNote()}\n`);
-  const r = await withInterrupt((interrupt) => runCampaign({
-    variant, seed, runs, timeSec, regressionsDir: regs === 'none' ? null : regs, tty: process.stderr.isTTY === true, interrupt, io,
-  }));
-  io.out(formatCampaign(r, variant));
-  if (r.verdict === 'interrupted') return 130;
-  return r.verdict === 'pass' ? 0 : 1;
+  return withInterrupt(async (interrupt) => {
+    const r = await runCampaign({
+      variant, seed, runs, timeSec, regressionsDir: regs === 'none' ? null : regs, tty: process.stderr.isTTY === true, interrupt, io,
+    });
+    io.out(formatCampaign(r, variant));
+    if (r.verdict === 'fail') return 1;
+    return r.verdict === 'interrupted' ? signalExitCode(interrupt) : 0;
+  });
 }

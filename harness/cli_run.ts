@@ -1,14 +1,16 @@
 // The asynchronous verbs of the command line: `pinlab run` (property suites over actors in worker
 // threads) and `pinlab replay` (a regression file, or a seed and fast-check path). Exit codes: 0 the
-// properties held, 1 a property failed or a run broke, 2 bad input (one line), 130 interrupted (Ctrl-C).
+// properties held, 1 a property failed or a run broke (also when a signal then cut the run or its
+// shrinking short), 2 bad input (one line), 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM.
 import { randomInt } from 'node:crypto';
 import { UsageError, parse, Io } from './cli';
 import { parseVariant, VariantError, DEFAULT_VARIANT } from '../mm/variants';
 import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS, Suite } from './suites';
 import { RUN_FAILURES } from './run_case';
 import { DEVICE_MODELS } from '../devices/index';
-import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig, shapeFlags } from './runner';
+import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig, RunSummary, shapeFlags } from './runner';
 import { setupMachine, CaseError } from './run_case';
+import { withInterrupt, signalExitCode, Interrupt } from './signals';
 
 export const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
@@ -40,6 +42,11 @@ options:
                        hugetlb pools, hot-plugged blocks, KASLR); fixed: the two fixed mini layouts
   --no-swarm           every case may use every operation kind (default: swarm testing, a random subset)
   -h, --help           this text
+
+Ctrl-C (or SIGTERM) stops the run and prints what ran; a failure found so far, even one still being
+shrunk, is printed and saved. A second Ctrl-C ends the process at once.
+Exit code 0 when the properties held, 1 when one failed (even if a signal then stopped the run), 2 on
+bad input, 130 when Ctrl-C stopped the run (143 for SIGTERM).
 `;
 
 export const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json]
@@ -50,7 +57,8 @@ Reproduce a failure: run a regression file's case deterministically (the schedul
 programs are in the file) and report whether the recorded property fails again and whether the trace
 hash matches; --kernel runs the same case under another variant (a fixed kernel should pass). With
 --seed and --path, regenerate the case from fast-check's seed and path instead.
-Exit code: 1 when a property fails (as recorded for a regression), 0 when none does.
+Exit code: 1 when a property fails (as recorded for a regression), 0 when none does, 130 (143) when
+Ctrl-C (SIGTERM) stopped the replay first.
 `;
 
 export function intFlag(name: string, v: string | boolean | undefined, min: number): number | undefined {
@@ -116,12 +124,10 @@ export function machinesFlag(v: string | boolean | undefined): 'random' | 'fixed
   return v;
 }
 
-/** Ctrl-C: the running case is stopped, the pool torn down, and what ran is printed. */
-export function withInterrupt<T>(fn: (interrupt: { stopped: boolean }) => Promise<T>): Promise<T> {
-  const interrupt = { stopped: false };
-  const onSig = (): void => { interrupt.stopped = true; };
-  process.on('SIGINT', onSig);
-  return fn(interrupt).finally(() => { process.off('SIGINT', onSig); });
+/** A run's exit code: 1 when a failure was found (interrupted or not), 128 + signal when a signal ended it, else 0. */
+export function runExitCode(s: RunSummary, interrupt: Interrupt): number {
+  if (s.failures.length || s.verdict === 'fail') return 1;
+  return s.interrupted ? signalExitCode(interrupt) : 0;
 }
 
 export async function cmdRun(argv: string[], io: Io): Promise<number> {
@@ -149,14 +155,15 @@ export async function cmdRun(argv: string[], io: Io): Promise<number> {
     io.out(`# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
       `${shapeFlags(shape)}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`);
   }
-  const summary = await withInterrupt((interrupt) => runSuite({
-    suite, variant, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path: values.path as string | undefined,
-    json, regressionsDir: regs === 'none' ? null : regs, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io, ...shape,
-  } satisfies RunConfig));
-  if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
-  else io.out(summaryLine(summary));
-  if (summary.verdict === 'interrupted') return 130;
-  return summary.verdict === 'pass' ? 0 : 1;
+  return withInterrupt(async (interrupt) => {
+    const summary = await runSuite({
+      suite, variant, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path: values.path as string | undefined,
+      json, regressionsDir: regs === 'none' ? null : regs, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io, ...shape,
+    } satisfies RunConfig);
+    if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
+    else io.out(summaryLine(summary));
+    return runExitCode(summary, interrupt);
+  });
 }
 
 export async function cmdReplay(argv: string[], io: Io): Promise<number> {
@@ -175,38 +182,55 @@ export async function cmdReplay(argv: string[], io: Io): Promise<number> {
     const seed = intFlag('seed', values.seed, -(2 ** 31))!;
     const path = values.path as string;
     if (!/^\d+(:\d+)*$/.test(path)) throw new UsageError(`--path: '${path}' is not a fast-check path (numbers separated by ':')`);
-    const summary = await withInterrupt((interrupt) => runSuite({
-      suite, variant: kernel ?? DEFAULT_VARIANT, cmdline: cmdlineFlag(values.cmdline), seed, runs: 1, mode: 'det', checkDeterminism: false, path,
-      json, regressionsDir: null, timeoutMs, tty: false, interrupt, io, properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite),
-      machines: machinesFlag(values.machines), swarm: values['no-swarm'] === true ? false : undefined,
-    }));
-    if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
-    else io.out(summaryLine(summary));
-    if (summary.verdict === 'interrupted') return 130;
-    return summary.verdict === 'pass' ? 0 : 1;
+    const cmdline = cmdlineFlag(values.cmdline);
+    const shape = { properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite), machines: machinesFlag(values.machines),
+      swarm: values['no-swarm'] === true ? false : undefined };
+    return withInterrupt(async (interrupt) => {
+      const summary = await runSuite({
+        suite, variant: kernel ?? DEFAULT_VARIANT, cmdline, seed, runs: 1, mode: 'det', checkDeterminism: false, path,
+        json, regressionsDir: null, timeoutMs, tty: false, interrupt, io, ...shape,
+      });
+      if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
+      else io.out(summaryLine(summary));
+      return runExitCode(summary, interrupt);
+    });
   }
   if (values.seed !== undefined || values.path !== undefined || values.suite !== undefined) throw new UsageError('replay: a FILE carries its own suite, seed and path');
   const regs = positionals.map((f) => ({ file: f, reg: loadRegression(f) }));
-  const docs: unknown[] = [];
-  let anyFail = false;
-  for (const { file, reg } of regs) {
-    const { result, asRecorded, sameHash } = await replayFile(reg, kernel, timeoutMs);
-    anyFail ||= result.failures.length > 0;
-    const variant = kernel ?? reg.variant;
-    if (json) {
-      docs.push({ file, suite: reg.suite, kernel: variant, property: reg.property, recorded_verdict: reg.verdict,
-        verdict: result.failures.length ? 'fail' : 'pass', as_recorded: asRecorded, trace_hash: result.traceHash, recorded_trace_hash: reg.trace_hash ?? null,
-        failures: result.failures.map((f) => ({ property: f.property, message: f.message, actor: f.actor ?? null })) });
-      continue;
+  return withInterrupt(async (interrupt) => {
+    const docs: unknown[] = [];
+    let anyFail = false;
+    for (const { file, reg } of regs) {
+      if (interrupt.stopped) {
+        if (json) docs.push({ file, verdict: 'interrupted' });
+        continue;
+      }
+      const { result, asRecorded, sameHash } = await replayFile(reg, kernel, timeoutMs, undefined, interrupt);
+      // a run the signal stopped is not a verdict either way (a failure it saw before the stop still counts)
+      const cut = result.interrupted;
+      anyFail ||= result.failures.length > 0;
+      const variant = kernel ?? reg.variant;
+      if (json) {
+        docs.push({ file, suite: reg.suite, kernel: variant, property: reg.property, recorded_verdict: reg.verdict,
+          verdict: result.failures.length ? 'fail' : cut ? 'interrupted' : 'pass', as_recorded: cut && !result.failures.length ? null : asRecorded,
+          trace_hash: result.traceHash, recorded_trace_hash: reg.trace_hash ?? null,
+          failures: result.failures.map((f) => ({ property: f.property, message: f.message, actor: f.actor ?? null })) });
+        continue;
+      }
+      io.out(`# replay ${file}: suite ${reg.suite}, kernel ${variant}, recorded: ${reg.property} ${reg.verdict === 'fail' ? 'fails' : 'holds'} (seed ${reg.seed}, path "${reg.path}")\n`);
+      const f = result.failures.find((g) => g.property === reg.property) ?? result.failures[0];
+      if (f) io.out(formatFailure(f, kernel ? { ...reg.case, variant: kernel } : reg.case, result, `(replayed from ${file})`));
+      if (cut) {
+        io.out(`interrupted: the replay was stopped${result.failures.length ? ` after ${[...new Set(result.failures.map((g) => g.property))].join(', ')} failed` : ''}\n`);
+        continue;
+      }
+      const hash = sameHash === null ? '' : sameHash ? ', same trace hash' : `, trace hash ${result.traceHash} differs from the recorded ${reg.trace_hash}`;
+      io.out(`${asRecorded ? 'reproduced' : 'NOT reproduced'}: ${result.failures.length ? `${[...new Set(result.failures.map((g) => g.property))].join(', ')} failed` : 'every property held'}${hash}\n`);
     }
-    io.out(`# replay ${file}: suite ${reg.suite}, kernel ${variant}, recorded: ${reg.property} ${reg.verdict === 'fail' ? 'fails' : 'holds'} (seed ${reg.seed}, path "${reg.path}")\n`);
-    const f = result.failures.find((g) => g.property === reg.property) ?? result.failures[0];
-    if (f) io.out(formatFailure(f, kernel ? { ...reg.case, variant: kernel } : reg.case, result, `(replayed from ${file})`));
-    const hash = sameHash === null ? '' : sameHash ? ', same trace hash' : `, trace hash ${result.traceHash} differs from the recorded ${reg.trace_hash}`;
-    io.out(`${asRecorded ? 'reproduced' : 'NOT reproduced'}: ${result.failures.length ? `${[...new Set(result.failures.map((g) => g.property))].join(', ')} failed` : 'every property held'}${hash}\n`);
-  }
-  if (json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
-  return anyFail ? 1 : 0;
+    if (json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
+    if (anyFail) return 1;
+    return interrupt.stopped ? signalExitCode(interrupt) : 0;
+  });
 }
 
 export const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = {

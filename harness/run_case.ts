@@ -69,7 +69,7 @@ export interface RunOptions {
   offlinePasses?: number;
   /** seed for device models' traffic choices */
   seed?: number;
-  /** set by Ctrl-C: the run is stopped and reported as interrupted (not as a failure) */
+  /** set by SIGINT or SIGTERM: the run is stopped and reported as interrupted (not as a failure) */
   interrupt?: { stopped: boolean };
   /** extra end-of-run checks (a suite's own): property name -> errors */
   checks?: Record<string, (m: Memmap) => string[]>;
@@ -189,10 +189,16 @@ export function validateCase(x: unknown): Case {
 
 // Booting costs more than a small case, and a fresh SharedArrayBuffer costs more to post to a worker
 // than one it has seen: a booted image is kept per command line and copied into a spare buffer (the
-// machine is nothing but its buffer), and the buffers of a case that ended cleanly are reused.
+// machine is nothing but its buffer), and the buffers of a case that ended cleanly are reused. Only for
+// small machines: a large one (a replay of mem=16G) is booted afresh, as pinlab layout boots it, since
+// a kept image and its copy would cost twice the machine's memory, all of it touched.
 interface BootImage { shape: Memmap['shape']; image: Uint8Array; spare: SharedArrayBuffer | null }
 const bootImages = new Map<string, BootImage>();
 const BOOT_IMAGES_MAX = 16;
+/** Machines up to this size keep a boot image (a mini machine is ~40 KiB; mem=1G with 4K pages ~10 MiB). */
+const BOOT_IMAGE_MAX_BYTES = 32 << 20;
+/** Machines above this size get a scratch buffer for the movable-offlinable copy (ActorTask.scratch). */
+const SCRATCH_MIN_BYTES = BOOT_IMAGE_MAX_BYTES;
 const spareControls = new Map<string, SharedArrayBuffer>();
 
 function bootCached(layout: Layout): Memmap {
@@ -206,6 +212,7 @@ function bootCached(layout: Layout): Memmap {
       if (e instanceof CmdlineError) throw new CaseError(`layout: ${e.message}`);
       throw e;
     }
+    if (m.sab.byteLength > BOOT_IMAGE_MAX_BYTES) return m;
     if (bootImages.size >= BOOT_IMAGES_MAX) bootImages.clear();
     bi = { shape: m.shape, image: new Uint8Array(m.sab).slice(), spare: null };
     bootImages.set(key, bi);
@@ -293,6 +300,8 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   if (opts.mode === 'det') initDeterministic(c, cs.schedule, order);
   if (n > m.nrCpus - 1) throw new CaseError(`${n} actors need ${n + 1} CPUs (one each, CPU 0 is the harness's): add cpus= to the geometry`);
   const cpus = names.map((_, k) => 1 + k);
+  // zero-filled on demand: costs only what the copy writes, and nothing when no block needs one
+  const scratch = m.sab.byteLength > SCRATCH_MIN_BYTES ? new SharedArrayBuffer(m.sab.byteLength) : undefined;
 
   // the quiescence barrier (harness/actor.ts) needs every actor to reach it: not with the harness's test actors
   const quiesce = names.every((x) => ['user', 'pinner', 'hotplug'].includes(actorKind(x)) || actorKind(x) in DEVICE_MODELS);
@@ -306,7 +315,7 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
       variant: cs.variant, det: opts.mode === 'det', faults: cs.faults[name] ?? {}, bugs: cs.bugs?.[name] ?? [],
       seed: opts.seed ?? 0, offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES, checkIsolate: opts.mode === 'det', debug: opts.debug,
       checkOfflinable: !opts.properties || opts.properties.includes('movable-offlinable'),
-      quiesce,
+      quiesce, scratch,
     };
     return pool.run(t).then(
       (r) => { results[k] = r as ActorResult; settledCount++; },
@@ -362,7 +371,7 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   let digest = 0;
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
-    failures.push(...endChecks(m, cs, base, opts.checks ?? {}, lastSeq));
+    failures.push(...endChecks(m, cs, base, opts.checks ?? {}, lastSeq, scratch));
   }
   if (opts.properties) {
     const keep = new Set([...opts.properties, ...RUN_FAILURES]);
@@ -404,7 +413,7 @@ function interleaveOutcome(c: Control, order: OrderEntry[], labels: Map<number, 
  * offline (on a copy of the machine, the process still alive), then the process exits and the
  * allocator must be sound and every pin and reference balanced.
  */
-function endChecks(m: Memmap, cs: Case, base: PageCounts, extra: Record<string, (m: Memmap) => string[]>, seq: number): Failure[] {
+function endChecks(m: Memmap, cs: Case, base: PageCounts, extra: Record<string, (m: Memmap) => string[]>, seq: number, scratch?: SharedArrayBuffer): Failure[] {
   const out: Failure[] = [];
   const savedVariant = setVariant(parseVariant(cs.variant));
   const savedTask = setCurrent(newTask(1, 'pinlab-check', 0, -1));
@@ -418,7 +427,7 @@ function endChecks(m: Memmap, cs: Case, base: PageCounts, extra: Record<string, 
   try {
     check('allocator-sound', () => checkAllocator(m).errors.map((e) => `after the run: ${e}`));
     check('kernel-bug', () => pageTableErrors(m).map((e) => `page_table_check after the run: ${e}`));
-    check('movable-offlinable', () => movableBlocksOfflinable(m, 100).map(formatOfflinable));
+    check('movable-offlinable', () => movableBlocksOfflinable(m, 100, scratch).map(formatOfflinable));
     for (const [name, fn] of Object.entries(extra)) check(name, () => fn(m));
     check('pins-balance', () => memlockBalanceErrors(m).map((e) => `after teardown: ${e}`));
     check('pins-balance', () => {

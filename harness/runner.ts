@@ -11,6 +11,7 @@ import { runCase, validateCase, Case, CaseResult, CaseError, Failure, RunOptions
 import { Suite, SUITES } from './suites';
 import { formatLine, window } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
+import type { Interrupt } from './signals';
 
 /** A free run's first failure and its deterministic replay. */
 type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
@@ -36,7 +37,8 @@ export interface RunConfig {
   timeoutMs?: number;
   /** show a progress bar (a TTY) */
   tty: boolean;
-  interrupt: { stopped: boolean };
+  /** set by SIGINT/SIGTERM (or the campaign's deadline): the run stops, keeping any failure found */
+  interrupt: Interrupt;
   io: Io;
   /** called when the search first meets a failing case (before shrinking) */
   onFirstFailure?: (cases: number) => void;
@@ -72,10 +74,14 @@ export interface FailureReport {
   case: Case;
   /** the properties the run checked (--property), when not all */
   properties?: string[];
+  /** shrinking was interrupted after this many steps: the case is smaller than found but maybe not minimal */
+  shrinkInterrupted?: number;
 }
 
 export interface RunSummary {
+  /** fail when a failure was found, even if the run was then interrupted (interrupted says so) */
   verdict: 'pass' | 'fail' | 'interrupted';
+  interrupted: boolean;
   suite: string;
   kernel: string;
   seed: number;
@@ -141,6 +147,7 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
   const doc = {
     name, suite: rep.suite, seed: rep.seed, path: rep.path, variant: rep.variant, property: rep.property, verdict: 'fail',
     message: rep.message, trace_hash: rep.trace_hash, ...(rep.reproduced !== undefined ? { reproduced: rep.reproduced } : {}),
+    ...(rep.shrinkInterrupted !== undefined ? { shrinking_interrupted_after: rep.shrinkInterrupted } : {}),
     ...(rep.properties ? { properties: rep.properties } : {}), case: rep.case,
   };
   const fd = fs.openSync(tmp, 'w');
@@ -154,14 +161,22 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
   return file;
 }
 
+/** What an interrupted shrink left: the last failing case fast-check reached. */
+export function shrinkInterruptedNote(steps: number): string {
+  return steps
+    ? `shrinking interrupted after ${steps} step${steps === 1 ? '' : 's'}: the case is smaller than found but maybe not minimal`
+    : 'shrinking interrupted before its first step: the case is as found, not shrunk';
+}
+
 /** The failure as text: property, shrunk case, trace around the violation. */
-export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: string): string {
+export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: string, shrinkInterrupted?: number): string {
   const out: string[] = [];
   out.push(`FAIL ${f.property}  ${header}`);
   out.push(`  ${f.message}`);
   const others = r.failures.filter((g) => g !== f);
   if (others.length) out.push(`  (and ${others.length} more: ${[...new Set(others.map((g) => g.property))].join(', ')})`);
-  out.push('shrunk case:');
+  if (shrinkInterrupted !== undefined) out.push(shrinkInterruptedNote(shrinkInterrupted));
+  out.push(shrinkInterrupted === undefined ? 'shrunk case:' : 'case (smallest failing so far):');
   out.push(describeCase(cs));
   out.push(`trace around the violation (${r.steps} preemption points, ${r.switches} switches, trace hash ${r.traceHash}):`);
   for (const l of window(r.lines, f.seq)) out.push(formatLine(l, r.names, r.cpus));
@@ -171,6 +186,15 @@ export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: strin
 function progressLine(done: number, total: number, steps: number, secs: number, width = 30): string {
   const fill = Math.round((done / Math.max(1, total)) * width);
   return `[${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${done}/${total} cases, ${steps} steps, ${Math.round(steps / Math.max(secs, 1e-3))} steps/s`;
+}
+
+/**
+ * Interrupted (SIGINT, SIGTERM, the campaign's deadline): fast-check's own interrupt, the precondition
+ * failure its interruptAfterTimeLimit returns, ends the search or the shrinking at once; fast-check keeps
+ * the last failing case it reached.
+ */
+function stop(): never {
+  throw new fc.PreconditionFailure(true);
 }
 
 /** Run a suite; returns the summary (the caller prints JSON or the summary line and picks the exit code). */
@@ -225,8 +249,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
   };
   const guard = async (fn: () => Promise<boolean>): Promise<boolean> => {
     if (fatal) return true;
-    // interrupted: fail at once, so fast-check stops generating (its shrinking of an instant failure is quick)
-    if (cfg.interrupt.stopped) throw new Error('interrupted');
+    if (cfg.interrupt.stopped) stop();
     try {
       return await fn();
     } catch (e) {
@@ -237,12 +260,18 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
     }
   };
 
+  /** A deterministic case; one the interrupt cut short counts as not run. */
+  const detCase = (cs: Case): Promise<boolean> => guard(async () => {
+    const r = await runDet(cs);
+    if (cfg.interrupt.stopped) stop();
+    return !failing(r, cs);
+  });
+
   const arb = suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline, bugs: cfg.bugs, machines: cfg.machines, swarm: cfg.swarm });
   let details: fc.RunDetails<[Case]>;
   try {
     if (cfg.mode === 'det') {
-      details = await fc.check(fc.asyncProperty(arb, (cs) => guard(async () => !failing(await runDet(cs), cs))),
-        { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: cfg.path !== undefined });
+      details = await fc.check(fc.asyncProperty(arb, detCase), { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: cfg.path !== undefined });
     } else {
       // free mode: threads race; the first failure is turned into a schedule and replayed deterministically
       details = await fc.check(fc.asyncProperty(arb, (cs) => guard(async () => {
@@ -250,9 +279,11 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         const r = await holder.run(cs, opts('free'));
         cases++;
         steps += r.steps;
+        if (cfg.interrupt.stopped) stop();
         if (!r.failures.length) return true;
         cfg.onFirstFailure?.(cases);
         const fr = await replayFreeFailure((c2, o) => holder.run(c2, o), cs, r, opts('det'));
+        if (cfg.interrupt.stopped && fr.property === null) fr.why = 'the deterministic replay was interrupted';
         freeFound = { result: r, failure: r.failures.find((g) => g.property === fr.property) ?? r.failures[0]!, ...fr };
         return false;
       })), { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: true });
@@ -264,8 +295,11 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
   const failures: FailureReport[] = [];
   try {
     if (fatal) throw fatal;
-    if (details.failed && !cfg.interrupt.stopped) {
+    // interrupted before any failure: fast-check reports none (or, with no case passed yet, one without a counterexample)
+    if (details.failed && details.counterexample !== null) {
       const pathStr = details.counterexamplePath ?? '';
+      // interrupted while shrinking: the counterexample is the last failing case fast-check reached
+      let shrinkInterrupted = details.interrupted ? details.numShrinks : undefined;
       const header = `(suite ${suite.name}, kernel ${cfg.variant}, seed ${cfg.seed}, path "${pathStr}", mode ${cfg.mode})`;
       let cs: Case = details.counterexample![0];
       let r: CaseResult;
@@ -282,11 +316,12 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         if (reproduced && ff.converted) {
           // shrink the deterministic case as a fast-check example
           target = ff.failure.property;
-          const shrunk = await fc.check(fc.asyncProperty(arb, (c2) => guard(async () => !failing(await runDet(c2), c2))),
-            { seed: cfg.seed, numRuns: 1, examples: [[ff.converted]] });
-          cs = shrunk.failed ? shrunk.counterexample![0] : ff.converted;
-          r = await resultOf(cs);
-          f = r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0]!;
+          const shrunk = await fc.check(fc.asyncProperty(arb, detCase), { seed: cfg.seed, numRuns: 1, examples: [[ff.converted]] });
+          cs = shrunk.failed && shrunk.counterexample !== null ? shrunk.counterexample[0] : ff.converted;
+          if (shrunk.interrupted) shrinkInterrupted = shrunk.failed ? shrunk.numShrinks : 0;
+          // interrupted before the converted case ran again: its replay's run is the result
+          r = cs === ff.converted && ff.replay && lastFail === null ? ff.replay : await resultOf(cs);
+          f = r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0] ?? ff.failure;
         } else {
           r = ff.result;
           f = ff.failure;
@@ -297,7 +332,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
       }
       const rep: FailureReport = {
         property: f.property, message: f.message, suite: suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
-        trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties,
+        trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties, shrinkInterrupted,
       };
       if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) rep.regression = writeRegression(cfg.regressionsDir, rep);
       rep.replay = rep.regression
@@ -305,7 +340,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         : `pinlab replay --suite ${suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
       failures.push(rep);
       if (!cfg.json) {
-        io.out(formatFailure(f, cs, r, header));
+        io.out(formatFailure(f, cs, r, header, shrinkInterrupted));
         io.out(`replay: ${rep.replay}\n`);
       }
     }
@@ -314,23 +349,24 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
   }
   const seconds = (performance.now() - t0) / 1000;
   return {
-    verdict: cfg.interrupt.stopped ? 'interrupted' : failures.length ? 'fail' : 'pass', suite: suite.name, kernel: cfg.variant,
+    verdict: failures.length ? 'fail' : cfg.interrupt.stopped ? 'interrupted' : 'pass', interrupted: cfg.interrupt.stopped, suite: suite.name, kernel: cfg.variant,
     seed: cfg.seed, mode: cfg.mode, cases, steps, seconds, steps_per_s: Math.round(steps / Math.max(seconds, 1e-6)), failures,
   };
 }
 
 export function summaryLine(s: RunSummary): string {
   const rate = s.steps_per_s >= 1000 ? `${(s.steps_per_s / 1000).toFixed(1)}k` : String(s.steps_per_s);
-  return `${s.verdict === 'interrupted' ? 'interrupted: ' : ''}${s.cases} cases, ${s.steps} steps in ${s.seconds.toFixed(1)} s (${rate} steps/s), ` +
+  return `${s.interrupted ? 'interrupted: ' : ''}${s.cases} cases, ${s.steps} steps in ${s.seconds.toFixed(1)} s (${rate} steps/s), ` +
     `${s.failures.length} failure${s.failures.length === 1 ? '' : 's'}: ${s.verdict}\n`;
 }
 
 export function summaryJson(s: RunSummary): unknown {
   return {
-    verdict: s.verdict, suite: s.suite, kernel: s.kernel, seed: s.seed, mode: s.mode, cases: s.cases, steps: s.steps,
+    verdict: s.verdict, interrupted: s.interrupted, suite: s.suite, kernel: s.kernel, seed: s.seed, mode: s.mode, cases: s.cases, steps: s.steps,
     seconds: +s.seconds.toFixed(3), steps_per_s: s.steps_per_s,
     failures: s.failures.map((f) => ({ property: f.property, message: f.message, seed: f.seed, path: f.path, trace_hash: f.trace_hash,
-      regression: f.regression ?? null, replay: f.replay, ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}) })),
+      regression: f.regression ?? null, replay: f.replay, ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}),
+      ...(f.shrinkInterrupted !== undefined ? { shrinking_interrupted_after: f.shrinkInterrupted } : {}) })),
   };
 }
 
@@ -388,14 +424,14 @@ export interface ReplayResult {
 }
 
 /** Run a regression file's case deterministically (optionally under another kernel variant). */
-export async function replayFile(reg: RegressionFile, variant?: string, timeoutMs?: number, shared?: PoolHolder): Promise<ReplayResult> {
+export async function replayFile(reg: RegressionFile, variant?: string, timeoutMs?: number, shared?: PoolHolder, interrupt?: Interrupt): Promise<ReplayResult> {
   const cs: Case = variant ? { ...reg.case, variant } : reg.case;
   const suite = SUITES[reg.suite];
   const threads = Object.keys(cs.programs).length;
   const holder = shared && shared.threads >= threads ? shared : new PoolHolder(threads);
   try {
     // the run's seed also seeds the devices' traffic choices (DeviceEnv.rand), as it did in the search
-    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks, properties: reg.properties, seed: reg.seed });
+    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks, properties: reg.properties, seed: reg.seed, interrupt });
     const failed = result.failures.some((f) => f.property === reg.property);
     const asRecorded = reg.verdict === 'fail' ? failed : result.failures.length === 0;
     return { result, asRecorded, sameHash: reg.trace_hash && !variant ? reg.trace_hash === result.traceHash : null };

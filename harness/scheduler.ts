@@ -63,7 +63,7 @@ export class ActorScheduler {
     this.n = c.nrActors;
     this.det = det;
     this.machineSab = machineSab;
-    this.machine32 = new Int32Array(machineSab, 0, machineSab.byteLength >>> 2);
+    this.machine32 = new Int32Array(machineSab, 0, Math.floor(machineSab.byteLength / 4)); // >>> 2 would wrap above 4 GiB
     this.cand = new Int32Array(this.n);
   }
 

@@ -294,6 +294,14 @@ register(selftest('clock', 'an actor whose preemption points depend on the clock
   { 'user-0': touch, 'test-clock-0': [{ op: 'tick' }, { op: 'tick' }, { op: 'tick' }, { op: 'tick' }] }, [1, 1, 1, 1, 1, 1, 1, 1]));
 register(selftest('property', 'an end-of-run property check throws', { 'user-0': touch, 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, [],
   { 'selftest-check': () => { throw new Error('selftest: this property check is broken'); } }));
+// a failure found at once whose shrinking takes seconds (every case spins 250 ms): to interrupt shrinking
+register({
+  name: 'selftest:shrink', summary: 'an actor throws in a long program that takes seconds to shrink (interrupt it while shrinking)',
+  actors: ['test-spin-0', 'test-throw-0'], properties: [], runs: 1, hidden: true,
+  arbitrary: (fc, o) => fc.array(fc.constantFrom<ActorOp>({ op: 'noop' }, { op: 'throw' }), { minLength: 24, maxLength: 24 })
+    .map((prog) => ({ layout: MINI_LAYOUTS[0]!, variant: o.variant, schedule: [], faults: {},
+      programs: { 'test-spin-0': [{ op: 'spin', ms: 250 }], 'test-throw-0': [...prog, { op: 'throw' }] } } as Case)),
+});
 
 export const DEFAULT_SUITE = 'longterm-pin';
 

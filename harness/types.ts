@@ -103,6 +103,8 @@ export interface ActorTask {
   checkIsolate: boolean;
   /** at quiescence (every program done, nothing torn down): offline each ZONE_MOVABLE block on a copy, pins held */
   checkOfflinable: boolean;
+  /** a large machine: a buffer of its size for that copy, which the end-of-run check reuses (one copy, not two) */
+  scratch?: SharedArrayBuffer;
   /** meet the other actors at the quiescence barrier after the program (every actor is a kernel agent or a device model) */
   quiesce: boolean;
   /** test switches: brokenSpinlocks makes this thread's spinlocks exclude nothing (mm/locking.ts lockingDebug) */

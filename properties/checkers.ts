@@ -181,10 +181,23 @@ function rmapLabelErrors(m: Memmap, mm: number, vpn: number, pfn: number, bad: (
   else if (m.index[head]! + (pfn - head) !== vpn) bad(`mm ${mm} vpn ${vpn} maps pfn ${pfn}, whose folio index says vpn ${m.index[head]! + (pfn - head)}: rmap walks cannot find the mapping`);
 }
 
-/** struct page snapshot for pin-balance checks: refcount, _pincount and _mapcount of every frame. */
-export interface PageCounts { refcount: Int32Array; pincount: Int32Array; mapcount: Int32Array }
+/**
+ * struct page snapshot for pin-balance checks: refcount, _pincount and _mapcount of every frame that has
+ * one not zero (pfns ascending; counts three per pfn). A booted machine has few, so a large one costs little.
+ */
+export interface PageCounts { pfns: Int32Array; counts: Int32Array }
 export function snapshotPageCounts(m: Memmap): PageCounts {
-  return { refcount: m.refcount.slice(), pincount: m.pincount.slice(), mapcount: m.mapcount.slice() };
+  const pfns: number[] = [];
+  const counts: number[] = [];
+  for (let pfn = 0; pfn < m.nrFrames; pfn++) {
+    const r = m.refcount[pfn]!;
+    const p = m.pincount[pfn]!;
+    const c = m.mapcount[pfn]!;
+    if (r === 0 && p === 0 && c === 0) continue;
+    pfns.push(pfn);
+    counts.push(r, p, c);
+  }
+  return { pfns: Int32Array.from(pfns), counts: Int32Array.from(counts) };
 }
 
 /**
@@ -212,10 +225,20 @@ export function memlockBalanceErrors(m: Memmap): string[] {
 export function pinBalanceErrors(m: Memmap, acquired: number, released: number, base: PageCounts): string[] {
   const errors: string[] = [];
   if (acquired !== released) errors.push(`nr_foll_pin_acquired ${acquired} != nr_foll_pin_released ${released} (${acquired - released} pins leaked)`);
+  let k = 0; // the next snapshot entry
   for (let pfn = 0; pfn < m.nrFrames && errors.length < 8; pfn++) {
-    if (m.refcount[pfn] !== base.refcount[pfn]) errors.push(`pfn ${pfn}: refcount ${m.refcount[pfn]}, was ${base.refcount[pfn]}`);
-    if (m.pincount[pfn] !== base.pincount[pfn]) errors.push(`pfn ${pfn}: _pincount ${m.pincount[pfn]}, was ${base.pincount[pfn]}`);
-    if (m.mapcount[pfn] !== base.mapcount[pfn]) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${base.mapcount[pfn]}`);
+    let r0 = 0;
+    let p0 = 0;
+    let c0 = 0;
+    if (k < base.pfns.length && base.pfns[k] === pfn) {
+      r0 = base.counts[3 * k]!;
+      p0 = base.counts[3 * k + 1]!;
+      c0 = base.counts[3 * k + 2]!;
+      k++;
+    }
+    if (m.refcount[pfn] !== r0) errors.push(`pfn ${pfn}: refcount ${m.refcount[pfn]}, was ${r0}`);
+    if (m.pincount[pfn] !== p0) errors.push(`pfn ${pfn}: _pincount ${m.pincount[pfn]}, was ${p0}`);
+    if (m.mapcount[pfn] !== c0) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${c0}`);
   }
   return errors;
 }

@@ -12,10 +12,36 @@ import { zoneInfo } from '../mm/vmstat';
 import { errname } from '../mm/errno';
 import { PG_buddy, PG_pcp, PG_reserved } from '../mm/memmap';
 
-/** A private copy of the machine (its own SharedArrayBuffer). */
-export function cloneMachine(m: Memmap): Memmap {
-  const sab = new SharedArrayBuffer(m.sab.byteLength);
-  new Uint8Array(sab).set(new Uint8Array(m.sab));
+/** Machines above this size are copied page by page, skipping pages of zeros (cloneMachine()). */
+const SPARSE_COPY_MIN_BYTES = 1 << 20;
+const COPY_PAGE = 4096;
+const COPY_WINDOW = 1 << 30; // a Buffer view spans at most 4 GiB
+const ZERO_PAGE = Buffer.alloc(COPY_PAGE);
+
+/**
+ * A private copy of the machine, in `into` (a buffer of the same size, e.g. the previous copy) or a new
+ * SharedArrayBuffer. A large machine is copied a 4 KiB page at a time and pages that are zero on both
+ * sides are skipped: a fresh buffer is zero-filled on demand, so what the machine never wrote (most
+ * page tables, shmem slots, the counts of free frames) costs the copy no memory.
+ */
+export function cloneMachine(m: Memmap, into?: SharedArrayBuffer): Memmap {
+  const n = m.sab.byteLength;
+  if (into && into.byteLength !== n) throw new Error(`cloneMachine: buffer is ${into.byteLength} bytes, the machine ${n}`);
+  const sab = into ?? new SharedArrayBuffer(n);
+  if (n < SPARSE_COPY_MIN_BYTES) {
+    new Uint8Array(sab).set(new Uint8Array(m.sab));
+    return new Memmap(m.shape, sab);
+  }
+  for (let w = 0; w < n; w += COPY_WINDOW) {
+    const len = Math.min(COPY_WINDOW, n - w);
+    const src = Buffer.from(m.sab, w, len);
+    const dst = Buffer.from(sab, w, len);
+    for (let p = 0; p < len; p += COPY_PAGE) {
+      const e = Math.min(p + COPY_PAGE, len);
+      if (src.compare(ZERO_PAGE, 0, e - p, p, e) !== 0) src.copy(dst, p, p, e);
+      else if (into && dst.compare(ZERO_PAGE, 0, e - p, p, e) !== 0) dst.fill(0, p, e);
+    }
+  }
   return new Memmap(m.shape, sab);
 }
 
@@ -65,11 +91,13 @@ function roomOutside(m: Memmap, b: number): number {
 export interface OfflinableFailure { block: number; rc: number; used: number; room: number; report: OfflineReport }
 
 /**
- * Offline every online ZONE_MOVABLE block, one at a time, each on a fresh copy of the machine.
+ * Offline every online ZONE_MOVABLE block, one at a time, each on a fresh copy of the machine (made
+ * in scratch, a buffer of the machine's size, when given; one copy serves every block).
  * Returns the blocks that failed although the rest of the machine had room for their pages.
  */
-export function movableBlocksOfflinable(m: Memmap, passesMax = 20): OfflinableFailure[] {
+export function movableBlocksOfflinable(m: Memmap, passesMax = 20, scratch?: SharedArrayBuffer): OfflinableFailure[] {
   const out: OfflinableFailure[] = [];
+  let buf = scratch;
   for (let b = 0; b < m.nrBlocks; b++) {
     if (m.blocks[b * MB_STRIDE + MB_STATE] !== MEM_ONLINE || m.blocks[b * MB_STRIDE + MB_ZONE] !== ZONE_MOVABLE) continue;
     if (hasCmaPageblock(m, b)) continue; // has_unmovable_pages(): CMA pageblocks fail MIGRATE_MOVABLE isolation (-EBUSY), by design
@@ -78,7 +106,8 @@ export function movableBlocksOfflinable(m: Memmap, passesMax = 20): OfflinableFa
     if (!used) continue;
     const room = roomOutside(m, b);
     if (room < used) continue; // nowhere to put its pages: offline may legitimately fail
-    const copy = cloneMachine(m);
+    const copy = cloneMachine(m, buf);
+    buf = copy.sab;
     const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
     const rc = memoryBlockStore(copy, b, 'offline', { report, passesMax });
     if (rc) out.push({ block: b, rc, used, room, report });

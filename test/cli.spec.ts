@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { main } from '../harness/cli';
+import { main, mainAsync } from '../harness/cli';
 
 function run(argv: string[]): { code: number; out: string; err: string } {
   let out = '';
@@ -41,6 +41,8 @@ describe('pinlab command line', () => {
     [['layout', '--frobnicate'], /^pinlab: layout: Unknown option '--frobnicate'/],
     [['layout', 'extra'], /^pinlab: layout: unexpected argument 'extra'/],
     [['frob'], /^pinlab: unknown verb 'frob'/],
+    [['toString'], /^pinlab: unknown verb 'toString'/],
+    [['constructor'], /^pinlab: unknown verb 'constructor'/],
   ])('%j is bad input: one line, exit 2', (argv, re) => {
     const r = run(argv as string[]);
     expect(r.code).toBe(2);
@@ -58,5 +60,12 @@ describe('pinlab command line', () => {
     const r = spawnSync(process.execPath, [bin, 'layout', '--cmdline', 'kernelcore=x'], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toBe("pinlab: kernelcore: bad size 'x' (expected a number with an optional K, M, G, T, P or E suffix)\n");
+  });
+
+  it.each(['toString', 'hasOwnProperty'])('a name of Object.prototype (%s) is an unknown verb, not a crash', async (verb) => {
+    let err = '';
+    const code = await mainAsync([verb], { out: () => undefined, err: (s) => (err += s) });
+    expect(code).toBe(2);
+    expect(err).toMatch(new RegExp(`^pinlab: unknown verb '${verb}'`));
   });
 });

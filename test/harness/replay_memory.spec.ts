@@ -1,0 +1,90 @@
+// A replay costs about what booting the machine costs: no kept boot image of a large machine, a sparse
+// snapshot of the page counts, and one copy of the machine for movable-offlinable, written only where the
+// machine is not zero; machines above 4 GiB of metadata (mem=512G) work (no typed array spans them whole).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Memmap, processShape, MINI } from '../../mm/memmap';
+import { cloneMachine } from '../../properties/offlinable';
+import { pinBalanceErrors, snapshotPageCounts } from '../../properties/checkers';
+import { Control } from '../../harness/schedctl';
+import { ActorScheduler } from '../../harness/scheduler';
+import { boot } from '../helpers';
+
+const root = path.join(__dirname, '..', '..');
+const bin = path.join(root, 'bin', 'pinlab.js');
+
+let tmp: string;
+beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-mem-')); });
+afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+/** A machine whose buffer exceeds 4 GiB, not booted (the buffer is zero but for what the test writes). */
+function hugeMemmap(): Memmap {
+  const nrFrames = 112 << 20; // ~4.5 GB of struct page, page tables and shmem slots
+  return new Memmap({ nrFrames, nrCpus: 2, maxOrder: MINI.maxOrder, pageblockOrder: MINI.pageblockOrder, blockPages: 1 << 15, nrVmItems: 8,
+    ...processShape(nrFrames, MINI.pageblockOrder) });
+}
+
+describe('copies of a machine', () => {
+  it('cloneMachine copies a machine above 4 GiB exactly, and a copy made into an old one drops what the old one had', () => {
+    const m = hugeMemmap();
+    expect(m.sab.byteLength).toBeGreaterThan(2 ** 32);
+    const last = m.nrFrames - 1;
+    m.flags[3] = 0x11;
+    m.content[last] = 0xdeadbeef; // beyond 4 GiB into the buffer
+    m.ptes[m.ptes.length - 1] = 42;
+    const c = cloneMachine(m);
+    expect(c.sab).not.toBe(m.sab);
+    expect([c.flags[3], c.content[last], c.ptes[c.ptes.length - 1]]).toEqual([0x11, 0xdeadbeef, 42]);
+    c.refcount[7] = 5; // the copy was used (an offline attempt wrote to it)
+    m.content[last] = 0; // and the machine moved on
+    m.index[9] = 3;
+    const again = cloneMachine(m, c.sab);
+    expect(again.sab).toBe(c.sab);
+    expect([again.flags[3], again.content[last], again.refcount[7], again.index[9]]).toEqual([0x11, 0, 0, 3]);
+  });
+
+  it('the scheduler sees every word of a machine above 4 GiB', () => {
+    const sab = new SharedArrayBuffer(2 ** 32 + 64);
+    const s = new ActorScheduler(new Control({ nrActors: 1, schedCap: 256, ringCap: 64, orderCap: 0 }), 0, sab, true);
+    expect((s as unknown as { machine32: Int32Array }).machine32.length).toBe(2 ** 30 + 16);
+  });
+
+  it('the page-count snapshot of a booted machine holds only frames with a count, and still finds every change', () => {
+    const m = boot('mem=4G movablecore=1G');
+    const base = snapshotPageCounts(m);
+    expect(base.pfns.length).toBeLessThan(m.nrFrames / 100);
+    expect(pinBalanceErrors(m, 0, 0, base)).toEqual([]);
+    const pfn = m.nrFrames - 3;
+    m.pincount[pfn] = 1;
+    m.refcount[base.pfns[0]!]! += 1;
+    expect(pinBalanceErrors(m, 0, 0, base)).toEqual([
+      `pfn ${base.pfns[0]}: refcount ${m.refcount[base.pfns[0]!]}, was ${base.counts[0]}`,
+      `pfn ${pfn}: _pincount 1, was 0`,
+    ]);
+  });
+});
+
+describe('the memory a replay takes', () => {
+  it('a replay of a mem=32G case peaks within 2.5x what pinlab layout of the same machine takes', () => {
+    const reg = JSON.parse(fs.readFileSync(path.join(root, 'regressions', 'longterm-pin-v5.12-no-longterm-pin-in-movable-7.json'), 'utf8'));
+    const cmdline = 'mem=32G movablecore=50%';
+    // the v5.12 pin lands in ZONE_MOVABLE: movable-offlinable copies the machine at quiescence and at the end
+    reg.case.layout = { ...reg.case.layout, cmdline };
+    delete reg.case.layout.geometry;
+    delete reg.trace_hash;
+    const file = path.join(tmp, 'big.json');
+    fs.writeFileSync(file, JSON.stringify(reg));
+    const hook = path.join(tmp, 'maxrss.js');
+    fs.writeFileSync(hook, "process.on('exit', () => require('fs').writeSync(2, `maxrss ${process.resourceUsage().maxRSS}\\n`));\n");
+    const peak = (args: string[]): number => {
+      const r = spawnSync(process.execPath, ['--require', hook, bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.stderr).toMatch(/^maxrss \d+$/m);
+      return Number(/^maxrss (\d+)$/m.exec(r.stderr)![1]);
+    };
+    const layout = peak(['layout', '--cmdline', cmdline]);
+    const replay = peak(['replay', file]);
+    expect(replay).toBeLessThan(2.5 * layout); // it was 7x: a kept boot image, a full snapshot and two full copies
+  });
+});
