@@ -22,7 +22,7 @@
 // (ibv_advise_mr PREFETCH[_WRITE]). addr is in the MR's hca address space. Generated ops name an MR
 // by position instead ({mr: i, off}: the i-th live MR, modulo their number, off bytes into it).
 // A DMA that uses a stale translation reports a violation: the frame is free, or not what the
-// process maps at that address now (device-models.md §7 property iii for ODP); so does an entry left
+// process maps at that address now (the ODP form of dma-integrity, docs/properties.md); so does an entry left
 // stale between operations or at close, which a peer's RDMA could use at any time.
 //
 // Simplified: one word of payload per page; rxe's lkey/rkey, PD and QP checks reduced to a key and

@@ -3,7 +3,7 @@
 // physically contiguous runs (vfio_pin_pages_remote) and maps each run into the domain, charging
 // mm->locked_vm; UNMAP_DMA unmaps, flushes the IOTLB, then unpins. The device's DMA goes by IOVA
 // through its IOTLB and the domain: the pfn captured at map time, never the process page table
-// (device-models.md §0.4).
+// (docs/properties.md, dma-integrity).
 //
 // Ops (bytes): map_dma {iova, vaddr, size, read, write}; unmap_dma {iova, size} or {all: true};
 // dma_write {iova, value}; dma_read {iova}. An IOMMU fault (no translation, or the wrong direction)

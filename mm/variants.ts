@@ -1,6 +1,6 @@
 // Kernel variants: one mm core, behaviour chosen by data consulted at the few places the long-term
 // pin path differs between versions, plus bug switches from the regression corpus (R1-R22 of
-// kernel-semantics.md §4). `pinlab variants` lists them; docs/kernel-variants.md explains each.
+// docs/regression-corpus.md). `pinlab variants` lists them; docs/kernel-variants.md explains each.
 
 export type BugSwitch = 'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R18' | 'R21';
 
@@ -33,7 +33,7 @@ export interface KernelVariant {
 
 export interface BugInfo { id: BugSwitch; commit: string; what: string }
 
-/** The bug switches the model can express (kernel-semantics.md §4). */
+/** The bug switches the model can express (docs/regression-corpus.md). */
 export const BUGS: BugInfo[] = [
   { id: 'R1', commit: 'c991ffef7bce (v5.13)', what: 'pin migration targets keep __GFP_MOVABLE and can land in ZONE_MOVABLE' },
   { id: 'R2', commit: '83c02c23d074 (v5.13)', what: 'collect steps over the rest of a compound page and misses pages after split_huge_pmd + munmap' },
