@@ -10,6 +10,7 @@ import { cmdCampaign } from './cli_campaign';
 
 const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = { ...RUN_VERBS, campaign: cmdCampaign };
 import { CaseError } from './run_case';
+import { own } from '../mm/own';
 
 export class UsageError extends Error {
   constructor(msg: string) {
@@ -206,8 +207,8 @@ export function main(argv: string[], io: Io): number {
     if (argv.length === 0) return cmdLayout([], io);
     const [verb, ...rest] = argv as [string, ...string[]];
     if (verb === '--help' || verb === '-h' || verb === 'help') { io.out(MAIN_HELP); return 0; }
-    const fn = VERBS[verb];
-    if (ASYNC_VERBS[verb]) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
+    const fn = own(VERBS, verb);
+    if (own(ASYNC_VERBS, verb)) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
     if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${[...Object.keys(VERBS), ...Object.keys(ASYNC_VERBS)].join(', ')}; see pinlab --help)`);
     return fn(rest, io);
   } catch (e) {
@@ -222,7 +223,7 @@ export function main(argv: string[], io: Io): number {
 /** main() for every verb, including the asynchronous ones (run, replay): resolves to the exit code. */
 export async function mainAsync(argv: string[], io: Io): Promise<number> {
   // no verb: the main job, the default property campaign
-  const fn = argv.length ? ASYNC_VERBS[argv[0]!] : cmdCampaign;
+  const fn = argv.length ? own(ASYNC_VERBS, argv[0]!) : cmdCampaign;
   if (!fn) return main(argv, io);
   try {
     return await fn(argv.slice(1), io);

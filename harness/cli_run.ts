@@ -8,7 +8,8 @@ import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS, Suite } from './suites';
 import { RUN_FAILURES } from './run_case';
 import { DEVICE_MODELS } from '../devices/index';
 import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig, shapeFlags } from './runner';
-import { setupMachine, CaseError } from './run_case';
+import { setupMachine, CaseError, actorKind } from './run_case';
+import { own, hasOwnKey } from '../mm/own';
 
 export const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
@@ -73,7 +74,7 @@ export function kernelFlag(v: string | boolean | undefined): string | undefined 
 
 function suiteFlag(v: string | boolean | undefined): string {
   const name = (v as string | undefined) ?? DEFAULT_SUITE;
-  if (!SUITES[name]) throw new UsageError(`--suite: unknown suite '${name}' (suites: ${Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ')})`);
+  if (!own(SUITES, name)) throw new UsageError(`--suite: unknown suite '${name}' (suites: ${Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ')})`);
   return name;
 }
 
@@ -102,11 +103,11 @@ export function propertyFlag(v: string | boolean | undefined, suite: Suite): str
 /** --bug: switches of the suite's device model. */
 export function bugFlag(v: string | boolean | undefined, suite: Suite): string[] | undefined {
   if (v === undefined) return undefined;
-  const model = suite.actors.map((a) => DEVICE_MODELS[a.replace(/-\d+$/, '')]).find((x) => x);
+  const model = suite.actors.map((a) => own(DEVICE_MODELS, actorKind(a))).find((x) => x);
   if (!model) throw new UsageError(`--bug: suite ${suite.name} has no device actor (use --suite device:<model>)`);
   const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
   if (!names.length) throw new UsageError('--bug: give at least one bug switch');
-  for (const n of names) if (!(n in model.bugs)) throw new UsageError(`--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`);
+  for (const n of names) if (!hasOwnKey(model.bugs, n)) throw new UsageError(`--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`);
   return names;
 }
 

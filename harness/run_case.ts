@@ -27,6 +27,7 @@ import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
 import { DEVICE_MODELS } from '../devices/index';
 import { AGENTS } from './agents';
+import { own, hasOwnKey } from '../mm/own';
 
 /** A process mapping the case asks for (anonymous, private, read-write), by name. */
 export interface MapSpec {
@@ -134,7 +135,7 @@ export function actorKind(name: string): string {
 }
 
 export function knownActorKind(kind: string): boolean {
-  return kind in AGENTS || kind in DEVICE_MODELS;
+  return hasOwnKey(AGENTS, kind) || hasOwnKey(DEVICE_MODELS, kind);
 }
 
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x);
@@ -175,9 +176,9 @@ export function validateCase(x: unknown): Case {
   if (c.bugs !== undefined) {
     if (!c.bugs || typeof c.bugs !== 'object' || Array.isArray(c.bugs)) bad("'bugs' must map actor names to lists of bug switches");
     for (const [a, list] of Object.entries(c.bugs as object)) {
-      const model = DEVICE_MODELS[actorKind(a)];
+      const model = own(DEVICE_MODELS, actorKind(a));
       if (!names.includes(a) || !model) bad(`bugs for '${a}', which is not a device actor of this case`);
-      if (!Array.isArray(list) || list.some((b) => typeof b !== 'string' || !(b in model!.bugs))) bad(`bugs.${a}: each must be one of ${Object.keys(model!.bugs).join(', ')}`);
+      if (!Array.isArray(list) || list.some((b) => typeof b !== 'string' || !hasOwnKey(model!.bugs, b))) bad(`bugs.${a}: each must be one of ${Object.keys(model!.bugs).join(', ')}`);
     }
   }
   return c as unknown as Case;
@@ -291,15 +292,15 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const cpus = names.map((_, k) => 1 + k);
 
   // the quiescence barrier (harness/actor.ts) needs every actor to reach it: not with the harness's test actors
-  const quiesce = names.every((x) => ['user', 'pinner', 'hotplug'].includes(actorKind(x)) || actorKind(x) in DEVICE_MODELS);
+  const quiesce = names.every((x) => ['user', 'pinner', 'hotplug'].includes(actorKind(x)) || hasOwnKey(DEVICE_MODELS, actorKind(x)));
   const results: (ActorResult | null)[] = new Array(n).fill(null);
   const crashes: (string | null)[] = new Array(n).fill(null);
   let settledCount = 0;
   const tasks = names.map((name, k) => {
     const t: ActorTask = {
       kind: 'actor', machine: { sab: m.sab, shape: m.shape }, ctl: c.sab, ctlShape: c.shape, index: k, name, names,
-      actorKind: actorKind(name), cpu: cpus[k]!, mm: actorKind(name) === 'hotplug' ? -1 : mm, maps, program: cs.programs[name]!,
-      variant: cs.variant, det: opts.mode === 'det', faults: cs.faults[name] ?? {}, bugs: cs.bugs?.[name] ?? [],
+      actorKind: actorKind(name), cpu: cpus[k]!, mm: actorKind(name) === 'hotplug' ? -1 : mm, maps, program: own(cs.programs, name)!,
+      variant: cs.variant, det: opts.mode === 'det', faults: own(cs.faults, name) ?? {}, bugs: (cs.bugs && own(cs.bugs, name)) ?? [],
       seed: opts.seed ?? 0, offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES, checkIsolate: opts.mode === 'det', debug: opts.debug,
       checkOfflinable: !opts.properties || opts.properties.includes('movable-offlinable'),
       quiesce,

@@ -11,6 +11,7 @@ import { runCase, validateCase, Case, CaseResult, CaseError, Failure, RunOptions
 import { Suite, SUITES } from './suites';
 import { formatLine, window } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
+import { own } from '../mm/own';
 
 /** A free run's first failure and its deterministic replay. */
 type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
@@ -389,7 +390,7 @@ export interface ReplayResult {
 /** Run a regression file's case deterministically (optionally under another kernel variant). */
 export async function replayFile(reg: RegressionFile, variant?: string, timeoutMs?: number, shared?: PoolHolder): Promise<ReplayResult> {
   const cs: Case = variant ? { ...reg.case, variant } : reg.case;
-  const suite = SUITES[reg.suite];
+  const suite = own(SUITES, reg.suite);
   const threads = Object.keys(cs.programs).length;
   const holder = shared && shared.threads >= threads ? shared : new PoolHolder(threads);
   try {
