@@ -66,6 +66,21 @@ kernel parameters honoured (kernel semantics and units: K/M/G, % where the kerne
 type Flags = Record<string, string | boolean | undefined>;
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
+/** A value from the command line, quoted for a message, cut short when long. */
+export function shown(v: unknown): string {
+  const s = String(v);
+  return `'${s.length > 60 ? `${s.slice(0, 57)}...` : s}'`;
+}
+
+/** Integer flags (--seed, --runs, --timeout, --time, --chunk, --kernelcore): decimal digits only, min..max. */
+export const INT_MAX = 2 ** 31 - 1;
+export function intFlag(name: string, v: string | boolean | undefined, min: number, max = INT_MAX): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^-?[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name}: ${shown(v)} is not an integer ${min}..${max}`);
+  return n;
+}
+
 /** util.parseArgs, strict; any mistake becomes a one-line UsageError naming the verb. */
 export function parse(verb: string, argv: string[], options: OptionSpec): { values: Flags; positionals: string[] } {
   try {
@@ -178,15 +193,11 @@ function cmdPinFraction(argv: string[], io: Io): number {
   if (kernel !== undefined) checkKernelFlag(kernel);
   const base = (values.cmdline as string | undefined) ?? 'mem=1G';
   if (/\b(kernelcore|movablecore)=/.test(base)) throw new UsageError('pin-fraction: --cmdline must not set kernelcore= or movablecore= (the verb varies kernelcore=)');
-  const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',').map((x) => {
-    const n = Number(x);
-    if (!Number.isInteger(n) || n < 1 || n > 99) throw new UsageError(`pin-fraction: --kernelcore '${x}' is not a whole percentage 1..99`);
-    return n;
-  });
-  const share = values.share === undefined ? 0.9 : Number(values.share);
-  if (!(share > 0 && share <= 1)) throw new UsageError(`pin-fraction: --share '${String(values.share)}' is not a fraction in (0, 1]`);
-  const chunk = values.chunk === undefined ? 512 : Number(values.chunk);
-  if (!Number.isInteger(chunk) || chunk < 1) throw new UsageError(`pin-fraction: --chunk '${String(values.chunk)}' is not a positive number of pages`);
+  const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',').map((x) => intFlag('kernelcore', x, 1, 99)!);
+  const shareText = values.share as string | undefined;
+  const share = shareText === undefined ? 0.9 : /^(0|1)?(\.[0-9]+)?$/.test(shareText) && shareText !== '' ? Number(shareText) : NaN;
+  if (!(share > 0 && share <= 1)) throw new UsageError(`--share: '${String(shareText)}' is not a fraction in (0, 1]`);
+  const chunk = intFlag('chunk', values.chunk, 1) ?? 512;
   bootFromSpec({ cmdline: `${base} kernelcore=${pcts[0]}%`, geometry: values.geometry as string | undefined }); // validate once
   const rows = pinFractionTable(pcts, { base, geometry: values.geometry as string | undefined, kernel, share, chunk });
   if (values.json) io.out(JSON.stringify({ cmdline: base, kernel: kernel ?? DEFAULT_VARIANT, share, chunk, rows }, null, 2) + '\n');
@@ -201,6 +212,16 @@ const VERBS: Record<string, (argv: string[], io: Io) => number> = {
   'pin-fraction': cmdPinFraction,
 };
 
+/** Bad input: one line on stderr, exit code 2. */
+function badInput(e: unknown): e is Error {
+  return e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError || e instanceof VariantError;
+}
+
+/** An error's message as one line (a bad file's name or value may hold newlines). */
+export function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
+
 /** Runs one command; returns the exit code (0 ok, 1 a property failed or a run broke, 2 bad input). */
 export function main(argv: string[], io: Io): number {
   try {
@@ -212,8 +233,8 @@ export function main(argv: string[], io: Io): number {
     if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${[...Object.keys(VERBS), ...Object.keys(ASYNC_VERBS)].join(', ')}; see pinlab --help)`);
     return fn(rest, io);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError) {
-      io.err(`pinlab: ${e.message}\n`);
+    if (badInput(e)) {
+      io.err(`pinlab: ${oneLine(e.message)}\n`);
       return 2;
     }
     throw e;
@@ -224,15 +245,14 @@ export function main(argv: string[], io: Io): number {
 export async function mainAsync(argv: string[], io: Io): Promise<number> {
   // no verb: the main job, the default property campaign
   const fn = argv.length ? own(ASYNC_VERBS, argv[0]!) : cmdCampaign;
-  if (!fn) return main(argv, io);
   try {
-    return await fn(argv.slice(1), io);
+    return fn ? await fn(argv.slice(1), io) : main(argv, io);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError) {
-      io.err(`pinlab: ${e.message}\n`);
+    if (badInput(e)) {
+      io.err(`pinlab: ${oneLine(e.message)}\n`);
       return 2;
     }
-    io.err(`pinlab: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+    io.err(`pinlab: internal error: ${oneLine(String((e as Error)?.message ?? e))}\n`);
     return 1;
   }
 }

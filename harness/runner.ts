@@ -73,6 +73,8 @@ export interface FailureReport {
   case: Case;
   /** the properties the run checked (--property), when not all */
   properties?: string[];
+  /** why the regression file could not be written (the replay line then names seed and path) */
+  saveError?: string;
 }
 
 export interface RunSummary {
@@ -133,9 +135,54 @@ function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9_.+-]+/g, '_');
 }
 
+/** The fs error of e as "ENOTDIR (not a directory)". */
+function fsWhy(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const what = /^[A-Z]+: ([^,]*)/.exec(err?.message ?? '')?.[1];
+  return err?.code ? `${err.code}${what ? ` (${what})` : ''}` : String(err?.message ?? e);
+}
+
+/**
+ * mkdir -p, one component at a time: fs.mkdirSync(dir, {recursive}) loops for ever (and Ctrl-C cannot
+ * stop it) where mkdir() answers ENOENT under a parent that exists (/proc). Throws one line naming the
+ * component that is not a directory, a dangling link, or cannot be created.
+ */
+export function mkdirs(dir: string): void {
+  const abs = path.resolve(dir);
+  const { root } = path.parse(abs);
+  let cur = root;
+  for (const part of abs.slice(root.length).split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, part);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(cur);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot use '${cur}': ${fsWhy(e)}`);
+      let link = false;
+      try { link = fs.lstatSync(cur).isSymbolicLink(); } catch { /* nothing there */ }
+      if (link) throw new Error(`'${cur}' is a dangling symbolic link`);
+      try { fs.mkdirSync(cur); } catch (e2) { throw new Error(`cannot create '${cur}': ${fsWhy(e2)}`); }
+      continue;
+    }
+    if (!st.isDirectory()) throw new Error(`'${cur}' is not a directory`);
+  }
+}
+
+/** The regressions directory, made and probed with a test file before a run: a run never ends unable to save. */
+export function prepareRegressionsDir(dir: string): void {
+  mkdirs(dir);
+  const probe = path.join(dir, `.pinlab-probe.${process.pid}.tmp`);
+  try {
+    fs.closeSync(fs.openSync(probe, 'wx'));
+    fs.unlinkSync(probe);
+  } catch (e) {
+    throw new Error(`cannot write in '${dir}': ${fsWhy(e)}`);
+  }
+}
+
 /** Write a regression file atomically (temporary file, fsync'd, then renamed). */
 export function writeRegression(dir: string, rep: Omit<FailureReport, 'regression' | 'replay'>): string {
-  fs.mkdirSync(dir, { recursive: true });
+  mkdirs(dir);
   const name = safeName(`${rep.suite}-${rep.variant}-${rep.property}-${rep.seed}`);
   const file = path.join(dir, `${name}.json`);
   const tmp = `${file}.${process.pid}.tmp`;
@@ -144,14 +191,19 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
     message: rep.message, trace_hash: rep.trace_hash, ...(rep.reproduced !== undefined ? { reproduced: rep.reproduced } : {}),
     ...(rep.properties ? { properties: rep.properties } : {}), case: rep.case,
   };
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, JSON.stringify(doc, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, JSON.stringify(doc, null, 2) + '\n');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try { fs.unlinkSync(tmp); } catch { /* never created */ }
+    throw new Error(`cannot write '${file}': ${fsWhy(e)}`);
   }
-  fs.renameSync(tmp, file);
   return file;
 }
 
@@ -172,6 +224,16 @@ export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: strin
 function progressLine(done: number, total: number, steps: number, secs: number, width = 30): string {
   const fill = Math.round((done / Math.max(1, total)) * width);
   return `[${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${done}/${total} cases, ${steps} steps, ${Math.round(steps / Math.max(secs, 1e-3))} steps/s`;
+}
+
+/** Does fast-check's path lead to a case of the suite under this seed? Generation only: nothing runs. */
+export function pathNamesACase(cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'bugs' | 'machines' | 'swarm'>): boolean {
+  const arb = cfg.suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline, bugs: cfg.bugs, machines: cfg.machines, swarm: cfg.swarm });
+  try {
+    return fc.check(fc.property(arb, () => true), { seed: cfg.seed, numRuns: 1, path: cfg.path }).numRuns > 0;
+  } catch {
+    return false; // fast-check: "Unable to replay, got invalid path"
+  }
 }
 
 /** Run a suite; returns the summary (the caller prints JSON or the summary line and picks the exit code). */
@@ -299,7 +361,13 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         property: f.property, message: f.message, suite: suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
         trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties,
       };
-      if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) rep.regression = writeRegression(cfg.regressionsDir, rep);
+      if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) {
+        try {
+          rep.regression = writeRegression(cfg.regressionsDir, rep);
+        } catch (e) {
+          rep.saveError = (e as Error).message;
+        }
+      }
       rep.replay = rep.regression
         ? `pinlab replay ${rep.regression}`
         : `pinlab replay --suite ${suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
@@ -308,6 +376,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         io.out(formatFailure(f, cs, r, header));
         io.out(`replay: ${rep.replay}\n`);
       }
+      if (rep.saveError) io.err(`pinlab: the failure was not saved: ${rep.saveError}\n`);
     }
   } finally {
     await holder.destroy();
@@ -330,7 +399,8 @@ export function summaryJson(s: RunSummary): unknown {
     verdict: s.verdict, suite: s.suite, kernel: s.kernel, seed: s.seed, mode: s.mode, cases: s.cases, steps: s.steps,
     seconds: +s.seconds.toFixed(3), steps_per_s: s.steps_per_s,
     failures: s.failures.map((f) => ({ property: f.property, message: f.message, seed: f.seed, path: f.path, trace_hash: f.trace_hash,
-      regression: f.regression ?? null, replay: f.replay, ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}) })),
+      regression: f.regression ?? null, replay: f.replay, ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}),
+      ...(f.saveError ? { save_error: f.saveError } : {}) })),
   };
 }
 

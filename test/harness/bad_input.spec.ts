@@ -16,7 +16,7 @@ export async function cli(argv: string[]): Promise<{ code: number; out: string; 
 /** Exit 2, exactly one line on stderr matching re. */
 async function refused(argv: string[], re: RegExp): Promise<string> {
   const r = await cli(argv);
-  expect({ code: r.code, err: r.err }).toEqual({ code: 2, err: expect.stringMatching(re) });
+  expect({ code: r.code, err: r.err.replace(/\n$/, '') }).toEqual({ code: 2, err: expect.stringMatching(re) });
   expect(r.err.endsWith('\n') && r.err.split('\n').length === 2).toBe(true);
   return r.err;
 }
@@ -58,5 +58,60 @@ describe('names looked up in tables: only their own keys name something', () => 
   it.each(['constructor-0', 'valueOf', '__proto__-0', 'hasOwnProperty-1'])('actor %s in a regression file', async (name) => {
     const f = file(`actor-${name}.json`, JSON.stringify({ ...goodFile, case: { ...goodCase, programs: { [name]: [{ op: 'pin' }] } } }));
     await refused(['replay', f], /unknown actor kind/);
+  });
+});
+
+describe('--regressions: the directory is checked before anything runs', () => {
+  it.each([
+    ['under /proc', '/proc/pinlab-no-such-dir/sub', /^pinlab: --regressions: cannot create '\/proc\/pinlab-no-such-dir': ENOENT/],
+    ['through a file', 'FILE/sub', /^pinlab: --regressions: '.*afile' is not a directory$/m],
+    ['a dangling link', 'LINK', /^pinlab: --regressions: '.*dangling' is a dangling symbolic link$/m],
+    ['empty', '', /^pinlab: --regressions: give a directory, or 'none'/],
+  ])('%s', async (_name, dir, re) => {
+    const f = file('afile', 'x');
+    const link = path.join(tmp, 'dangling');
+    if (!fs.existsSync(link) && !isLink(link)) fs.symlinkSync(path.join(tmp, 'nowhere', 'x'), link);
+    const d = dir.replace('FILE', f).replace('LINK', link);
+    for (const verb of [['run', '--runs', '1'], ['campaign', '--time', '1']]) {
+      const t0 = Date.now();
+      await refused([...verb, '--regressions', d], re);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    }
+    expect((await cli(['run', '--runs', '1', '--regressions', d])).out).toBe(''); // nothing ran
+  });
+
+  it('a failure that cannot be saved is still printed with its replay line, and a note says so', async () => {
+    const { runSuite } = await import('../../harness/runner');
+    const { SUITES } = await import('../../harness/suites');
+    let out = '';
+    let err = '';
+    const s = await runSuite({ suite: SUITES['selftest:throw']!, variant: 'v6.12', seed: 1, runs: 1, mode: 'det', checkDeterminism: false, json: false,
+      regressionsDir: path.join(file('afile2', 'x'), 'sub'), tty: false, interrupt: { stopped: false }, io: { out: (x) => (out += x), err: (x) => (err += x) } });
+    expect(s.verdict).toBe('fail');
+    expect(out).toMatch(/^FAIL actor-threw/m);
+    expect(out).toMatch(/^replay: pinlab replay --suite selftest:throw --kernel v6.12 --seed 1 --path "\d[\d:]*"$/m);
+    expect(err).toMatch(/^pinlab: the failure was not saved: '.*afile2' is not a directory$/m);
+    expect(s.failures[0]!.saveError).toMatch(/not a directory/);
+  });
+});
+
+function isLink(p: string): boolean {
+  try { return fs.lstatSync(p).isSymbolicLink(); } catch { return false; }
+}
+
+describe('--path and integer flags', () => {
+  it.each([
+    [['run', '--path', 'x', '--runs', '1'], /^pinlab: --path: 'x' is not a fast-check path/],
+    [['replay', '--seed', '1', '--path', '99999:99999'], /^pinlab: --path: '99999:99999' names no case of suite longterm-pin with seed 1/],
+    [['replay', '--seed', '1', '--path', '2000000'], /^pinlab: --path: '2000000' starts past case 1000000/],
+    [['run', '--runs', '1e3'], /^pinlab: --runs: '1e3' is not an integer 1\.\.2147483647$/],
+    [['pin-fraction', '--chunk', '1e3'], /^pinlab: --chunk: '1e3' is not an integer 1\.\.2147483647$/],
+    [['pin-fraction', '--kernelcore', '10,1e1'], /^pinlab: --kernelcore: '1e1' is not an integer 1\.\.99$/],
+    [['run', '--seed', '4294967296'], /^pinlab: --seed: '4294967296' is not an integer -2147483648\.\.2147483647$/],
+    [['run', '--timeout', ' 5'], /^pinlab: --timeout: ' 5' is not an integer/],
+    [['campaign', '--time', '9999999'], /^pinlab: --time: '9999999' is not an integer 1\.\.1000000$/],
+    [['replay', 'f.json', '--bug', 'x'], /^pinlab: replay: --bug does not go with a FILE/],
+  ])('%j', async (argv, re) => {
+    await refused(argv as string[], re);
   });
 });

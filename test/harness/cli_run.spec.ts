@@ -36,7 +36,7 @@ describe('bad input: one line on stderr, exit 2', () => {
     [['run', '--kernel', 'v9.9'], /^pinlab: --kernel: unknown kernel variant 'v9.9'/],
     [['run', '--kernel', 'v6.12+R99'], /^pinlab: --kernel: unknown bug switch 'R99'/],
     [['run', '--seed', 'x'], /^pinlab: --seed: 'x' is not an integer/],
-    [['run', '--runs', '0'], /^pinlab: --runs: '0' is not an integer >= 1/],
+    [['run', '--runs', '0'], /^pinlab: --runs: '0' is not an integer 1..2147483647/],
     [['run', '--mode', 'fast'], /^pinlab: --mode: 'fast' is not det or free/],
     [['run', '--frobnicate'], /^pinlab: run: Unknown option '--frobnicate'/],
     [['run', 'extra'], /^pinlab: run: unexpected argument 'extra'/],
