@@ -23,6 +23,7 @@ import { setCurrent, newTask } from '../mm/sched';
 import { parseVariant, setVariant, VariantError, DEFAULT_VARIANT, BugSwitch } from '../mm/variants';
 import { oomKills, KernelPanic } from '../mm/oom_kill';
 import { gupFaults } from '../mm/gup';
+import { bootWarnings } from '../mm/mm_init';
 
 export { ScenarioError, residency };
 export type { Step, StepResult, ScenarioContext };
@@ -354,6 +355,7 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
     if (e instanceof CmdlineError) throw new ScenarioError(`${file}: machine: ${e.message}`);
     throw e;
   }
+  for (const w of bootWarnings.get(booted.m) ?? []) out(`# warning: ${w}`);
   const ctx: ScenarioContext = { m: booted.m, procs: new Map(), maps: new Map(), dead: new Map(), held: new Map(), step: 0, out };
   const task = newTask(1, 'scenario', 0);
   const prev = setCurrent(task);

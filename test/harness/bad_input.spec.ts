@@ -115,3 +115,21 @@ describe('--path and integer flags', () => {
     await refused(argv as string[], re);
   });
 });
+
+describe('kernel command lines', () => {
+  it.each([
+    ['mem=1M "', /^pinlab: an empty argument in the command line \(a lone '"'\)/],
+    ['mem=1M sysctl.vm.min_free_kbytes=9999999999', /^pinlab: sysctl\.vm\.min_free_kbytes: 9999999999 out of range 0\.\.2147483647/],
+  ])('%s', async (cmdline, re) => {
+    await refused(['layout', '--geometry', 'mini', '--cmdline', cmdline], re);
+  });
+
+  it.each([
+    ['mem=1M "movablecore=512K', /^warning: unterminated quote in 'movablecore=512K': the rest of the command line is one argument/m],
+    ['mem=1M sysctl.vm.min_free_kbytes=99999', /^warning: sysctl\.vm\.min_free_kbytes=99999 is more than the kernel zones' 1004K of memory: not clamped/m],
+  ])('%s: a warning, as the kernel takes it', async (cmdline, re) => {
+    const r = await cli(['layout', '--geometry', 'mini', '--cmdline', cmdline]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(re);
+  });
+});
