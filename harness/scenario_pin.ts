@@ -2,7 +2,8 @@
 // kalloc/kfree (GFP_KERNEL pages), isolate/putback (a folio off the LRU), fragment (a zone left with
 // only order-0 free pages), inject (a fault point), vmstat, pin_max, and isolate_range/undo_isolate (a
 // memory block held MIGRATE_ISOLATE as mid cma_alloc/offline). See docs/scenarios.md.
-import { ScenarioContext, Step, StepKind, fail, sizePages, addrVpn, proc, hex } from './scenario_ctx';
+import { z } from 'zod';
+import { ScenarioContext, Step, StepKind, fail, sizePages, addrVpn, proc, hex, FIELD as F } from './scenario_ctx';
 import { Memmap, PG_zero } from '../mm/memmap';
 import { ZONE_NAMES, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE } from '../mm/mmzone';
 import { startIsolatePageRange, undoIsolatePageRange } from '../mm/page_isolation';
@@ -76,9 +77,16 @@ function allocUntilFail(m: Memmap, gfp: number): number[] {
   return got;
 }
 
+/** vmstat items: /proc/vmstat names, space- or comma-separated. */
+const VMSTAT_ITEMS = z.string({ errorMap: () => ({ message: 'expected /proc/vmstat names separated by spaces or commas' }) }).superRefine((v, ctx) => {
+  for (const it of v.split(/[ ,]+/).filter(Boolean)) {
+    if (!(VM_ITEMS as readonly string[]).includes(it)) ctx.addIssue({ code: 'custom', message: `unknown vmstat item '${it}'` });
+  }
+});
+
 export const PIN_STEPS: Record<string, StepKind> = {
   pin: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', as: 'string', write: 'boolean', longterm: 'boolean', fast: 'boolean' },
+    fields: { proc: F.proc, addr: F.addr, len: F.size, as: F.name, write: F.bool, longterm: F.bool, fast: F.bool },
     required: ['proc', 'addr', 'len', 'as'],
     run(ctx, s) {
       const mm = proc(ctx, 'pin', s);
@@ -97,7 +105,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
   unpin: {
     // if_pinned: true skips a name whose pin step failed (a scenario run under kernels where one pins and
     // one does not, scenarios/bugs/); without it an unknown name is an error
-    fields: { pin: 'string', dirty: 'boolean', if_pinned: 'boolean' }, required: ['pin'],
+    fields: { pin: F.name, dirty: F.bool, if_pinned: F.bool }, required: ['pin'],
     run(ctx, s) {
       if (s.if_pinned === true && typeof s.pin === 'string' && ctx.held.get(s.pin)?.kind !== 'pin') return { rc: 0, detail: 'not pinned' };
       const h = held(ctx, s, 'pin', 'pin');
@@ -106,7 +114,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   kalloc: {
-    fields: { size: 'size', as: 'string', movable: 'boolean' }, required: ['size', 'as'],
+    fields: { size: F.size, as: F.name, movable: F.bool }, required: ['size', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const n = sizePages('size', s.size);
@@ -123,7 +131,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   kfree: {
-    fields: { as: 'string' }, required: ['as'],
+    fields: { as: F.name }, required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'kalloc');
       for (const pfn of h.pages) freePages(ctx.m, pfn, 0);
@@ -131,7 +139,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   isolate: {
-    fields: { proc: 'string', addr: 'addr', as: 'string' }, required: ['proc', 'addr', 'as'],
+    fields: { proc: F.proc, addr: F.addr, as: F.name }, required: ['proc', 'addr', 'as'],
     run(ctx, s) {
       const mm = proc(ctx, 'isolate', s);
       const name = holdName(ctx, s);
@@ -148,7 +156,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   putback: {
-    fields: { as: 'string' }, required: ['as'],
+    fields: { as: F.name }, required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'isolated');
       const pfn = h.pages[0];
@@ -157,7 +165,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   fragment: {
-    fields: { zone: 'string', as: 'string' }, required: ['zone', 'as'],
+    fields: { zone: F.enum(ZONE_NAMES), as: F.name }, required: ['zone', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const z = ZONE_NAMES.indexOf(String(s.zone) as (typeof ZONE_NAMES)[number]);
@@ -178,7 +186,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   inject: {
-    fields: { fault: 'string', on: 'boolean' }, required: ['fault'],
+    fields: { fault: F.enum(['pofs_alloc']), on: F.bool }, required: ['fault'],
     run(_ctx, s) {
       if (s.fault !== 'pofs_alloc') fail('fault', `'${String(s.fault)}' is not a fault point (pofs_alloc)`);
       gupFaults.pofsAllocFails = s.on !== false;
@@ -186,7 +194,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   vmstat: {
-    fields: { items: 'string' }, required: [],
+    fields: { items: VMSTAT_ITEMS }, required: [],
     run(ctx, s) {
       const snap = vmstatSnapshot(ctx.m);
       const items = s.items === undefined ? ['nr_foll_pin_acquired', 'nr_foll_pin_released', 'pgmigrate_success', 'pgmigrate_fail', 'thp_migration_split', 'oom_kill']
@@ -199,7 +207,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
   // state cma_alloc() (alloc_contig_range) or offline_pages() leaves a range in while it migrates.
   // Lets a scenario pin while that is "in progress" (R8: an isolated CMA pageblock counted as pinnable).
   isolate_range: {
-    fields: { block: 'number', as: 'string' }, required: ['block', 'as'],
+    fields: { block: F.block, as: F.name }, required: ['block', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const b = s.block as number;
@@ -219,7 +227,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   undo_isolate: {
-    fields: { as: 'string' }, required: ['as'],
+    fields: { as: F.name }, required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'isolated_range');
       const [start, end, mt] = h.pages as [number, number, number];
@@ -228,7 +236,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   pin_max: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', chunk: 'size', as: 'string' }, required: ['proc', 'addr', 'len', 'chunk', 'as'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, chunk: F.size, as: F.name }, required: ['proc', 'addr', 'len', 'chunk', 'as'],
     run(ctx, s) {
       // how much of the range a long-term pinner can hold (pinChunks)
       const mm = proc(ctx, 'pin_max', s);

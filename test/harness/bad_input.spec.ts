@@ -133,3 +133,45 @@ describe('kernel command lines', () => {
     expect(r.out).toMatch(re);
   });
 });
+
+const MACHINE = `machine: { cmdline: ${MINI}, geometry: mini }\n`;
+
+describe('scenario files: the schema refuses them at load, one line naming the field', () => {
+  const STEP1 = '  - { op: spawn, proc: a }\n';
+  it.each([
+    ['cyclic alias', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: &x [*x] }\n`, /: YAML: the alias \*x is inside the node &x names \(cyclic data\)$/],
+    ['%YAML 9.9', `%YAML 9.9\n---\n${MACHINE}steps: []\n`, /: YAML: Unsupported YAML version 9\.9$/],
+    ['an unknown tag', `${MACHINE}steps:\n  - { op: spawn, proc: !foo a }\n`, /: YAML: Unresolved tag: !foo$/],
+    ['an alias bomb', `${MACHINE}a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n` +
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\nsteps: []\n', /: YAML: Excessive alias count/],
+    ['oom_score_adj NaN', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: .nan }\n`, /: step 1 \(spawn\): oom_score_adj: expected an oom_score_adj -1000\.\.1000, got NaN$/],
+    ['oom_score_adj 1e308', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: 1e308 }\n`, /: oom_score_adj: expected an oom_score_adj -1000\.\.1000, got 1e\+308$/],
+    ['passes -1', `${MACHINE}steps:\n  - { op: offline, block: 4, passes: -1 }\n`, /: step 1 \(offline\): passes: expected a number of passes 0\.\.10000, got -1$/],
+    ['passes 1e12', `${MACHINE}steps:\n  - { op: offline, block: 4, passes: 1e12 }\n`, /: passes: expected a number of passes 0\.\.10000, got 1000000000000$/],
+    ['an expect key +R99', `${MACHINE}steps:\n  - { op: zones, expect: { "+R99": 0 } }\n`, /: step 1 \(zones\): expect\["\+R99"\]: '\+R99' names no bug switch/],
+    ['an expect key v9.9', `${MACHINE}steps:\n  - { op: zones, expect_match: { v9.9: x } }\n`, /: expect_match\["v9\.9"\]: 'v9\.9' names no kernel: unknown kernel variant/],
+    ['an empty expect map', `${MACHINE}steps:\n  - { op: zones, expect: {} }\n`, /: step 1 \(zones\): expect: expected a number, .* with at least one key, got \{\}$/],
+    ['an unknown errno', `${MACHINE}steps:\n  - { op: zones, expect: -EBOGUS }\n`, /: expect: expected a number, an errno like -ENOMEM, killed or panic, got "-EBOGUS"$/],
+    ['a nested quantifier', `${MACHINE}steps:\n  - { op: zones, expect_match: "^(.+)+X$" }\n`, /: step 1 \(zones\): expect_match: '\(\.\+\)\+' repeats a group that itself repeats/],
+    ['a flag written yes', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 8K, shared: yes }\n`, /: step 2 \(mmap\): shared: expected true or false, got "yes"$/],
+    ['a size beyond 2^53 bytes', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 16E }\n`, /: step 2 \(mmap\): len: expected a size like 4K, .*, got "16E"$/],
+    ['a process name with a newline', `${MACHINE}steps:\n  - { op: spawn, proc: "a\\nb" }\n`, /: step 1 \(spawn\): proc: expected a process name like a, qemu or vm-1, got "a\\nb"$/],
+  ])('%s', async (_name, text, re) => {
+    const t0 = Date.now();
+    await refused(['scenario', file('s.yaml', text)], re);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a match that slips past the load check is stopped after 500 ms: exit 2 at that step', async () => {
+    const t0 = Date.now();
+    const f = file('slow.yaml', `${MACHINE}steps:\n  - { op: zones, expect_match: "^(.|.)*Q$" }\n`);
+    const r = await cli(['scenario', f]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^pinlab: .*: step 1 \(zones\): expect_match \/\^\(\.\|\.\)\*Q\$\/ ran longer than 500 ms on the step's detail \(catastrophic backtracking\)\n$/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it.each(['/dev/zero', os.tmpdir()])('%s is not a scenario file', async (f) => {
+    await refused(['scenario', f], /: not a regular file/);
+  });
+});
