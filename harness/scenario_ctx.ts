@@ -2,8 +2,9 @@
 // addresses, processes, protections) that turn a bad value into a ScenarioError naming it.
 import { Memmap, PAGE_SIZE, PG_zero } from '../mm/memmap';
 import { memparse } from '../mm/cmdline';
-import { PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { PROT_READ, PROT_WRITE, vmaList } from '../mm/mmap';
 import { ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
+import { vaPages } from '../mm/mm_types';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { ESRCH } from '../mm/errno';
 import { z } from 'zod';
@@ -151,13 +152,17 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
   const byZone = new Array(ZONE_NAMES.length).fill(0);
   let present = 0;
   let zero = 0;
+  // only pages inside VMAs can be present: the walk costs what is mapped, whatever the range's length
+  const vmas = vmaList(m, mm).filter((x) => x.end > vpn && x.start < vpn + nrPages);
   ptlLock(m, mm);
-  for (let v = vpn; v < vpn + nrPages; v++) {
-    const t = lookupLocked(m, mm, v);
-    if (!t || t.migrating) continue;
-    if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
-    present++;
-    byZone[m.pageZonenum(t.pfn)]++;
+  for (const x of vmas) {
+    for (let v = Math.max(x.start, vpn), end = Math.min(x.end, vpn + nrPages, vaPages(m)); v < end; v++) {
+      const t = lookupLocked(m, mm, v);
+      if (!t || t.migrating) continue;
+      if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
+      present++;
+      byZone[m.pageZonenum(t.pfn)]++;
+    }
   }
   ptlUnlock(m, mm);
   const zones = byZone.map((n, z) => (n ? `${ZONE_NAMES[z]} ${n}` : '')).filter(Boolean);

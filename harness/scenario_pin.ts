@@ -14,6 +14,7 @@ import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_NOWARN, __GFP_NORETRY, __GFP_THISNODE, __GFP_MEMALLOC } from '../mm/gfp';
 import { isolateFolio, putbackMovablePages } from '../mm/migrate';
 import { lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
+import { vaPages } from '../mm/mm_types';
 import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
 import { errname, ENOMEM, EFAULT, EBUSY } from '../mm/errno';
 import { pinChunks } from './pin_fraction';
@@ -95,9 +96,21 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const n = sizePages('len', s.len);
       const flags = (s.write === false ? 0 : FOLL_WRITE) | (s.longterm === false ? 0 : FOLL_LONGTERM);
-      const pages: number[] = new Array(n).fill(-1);
       const report = newPinReport();
-      const rc = (s.fast === false ? pinUserPages : pinUserPagesFast)(ctx.m, mm, vpn, n, flags, pages, report);
+      let rc: number;
+      let pages: number[] = [];
+      if (s.fast !== false) {
+        // pin_user_pages_fast(): -EFAULT for a range past TASK_SIZE before it looks at a page
+        pages = new Array(Math.max(0, Math.min(n, vaPages(ctx.m) - vpn))).fill(-1);
+        rc = pinUserPagesFast(ctx.m, mm, vpn, n, flags, pages, report);
+      } else {
+        // pin_user_pages(): __get_user_pages() stops at the first address without a VMA, at TASK_SIZE at
+        // the latest, so the caller's array never needs more entries than that
+        const room = Math.max(0, Math.min(n, vaPages(ctx.m) - vpn));
+        pages = new Array(room).fill(-1);
+        rc = room ? pinUserPages(ctx.m, mm, vpn, room, flags, pages, report) : -EFAULT;
+        if (!room) report.outcome = 'error';
+      }
       if (rc > 0) ctx.held.set(name, { kind: 'pin', pages: pages.slice(0, rc), n: rc, flags });
       return { rc, detail: `${hex(vpn)} ${n} pages: ${pinDetail(ctx.m, rc, pages, report)}` };
     },
@@ -145,6 +158,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const name = holdName(ctx, s);
       if (mm < 0) return { rc: mm, detail: '' };
       const vpn = addrVpn(ctx, 'addr', s.addr);
+      if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
       ptlLock(ctx.m, mm);
       const t = lookupLocked(ctx.m, mm, vpn);
       ptlUnlock(ctx.m, mm);
@@ -245,10 +259,13 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const n = sizePages('len', s.len);
       const chunk = sizePages('chunk', s.chunk);
-      const { pages: all, last } = pinChunks(ctx.m, mm, vpn, n, chunk);
+      // past TASK_SIZE nothing can be pinned: the chunk there fails with -EFAULT (pin_user_pages)
+      const room = Math.max(0, Math.min(n, vaPages(ctx.m) - vpn));
+      const { pages: all, last } = room ? pinChunks(ctx.m, mm, vpn, room, Math.min(chunk, room)) : { pages: [], last: -EFAULT };
+      const end = room < n && last === 'all' ? -EFAULT : last;
       ctx.held.set(name, { kind: 'pin', pages: all, n: all.length, flags: FOLL_WRITE | FOLL_LONGTERM });
       const pct = ((100 * all.length) / n).toFixed(1);
-      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${last !== 'all' && last < 0 ? `, then ${errname(last)}` : ''}` };
+      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${end !== 'all' && end < 0 ? `, then ${errname(end)}` : ''}` };
     },
   },
 };

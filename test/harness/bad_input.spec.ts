@@ -175,3 +175,36 @@ describe('scenario files: the schema refuses them at load, one line naming the f
     await refused(['scenario', f], /: not a regular file/);
   });
 });
+
+describe('sizes far beyond the machine: the kernel\'s errno, in time and memory proportional to the machine', () => {
+  const steps = [
+    '{ op: spawn, proc: a }', '{ op: mmap, proc: a, as: buf, len: 8K, populate: true }',
+    '{ op: madvise, proc: a, addr: buf, len: 1P, advice: dontneed }', '{ op: migrate, proc: a, addr: buf, len: 1P }',
+    '{ op: pin, proc: a, addr: buf, len: 256G, as: p }', '{ op: pin, proc: a, addr: buf, len: 1P, as: q, fast: false }',
+    '{ op: pin_max, proc: a, addr: buf, len: 1P, chunk: 1P, as: r }', '{ op: munmap, proc: a, addr: buf, len: 1P }',
+    '{ op: mprotect, proc: a, addr: buf, len: 1P, prot: r }', '{ op: mmap, proc: a, len: 1P }', '{ op: read, proc: a, addr: 1P }',
+    '{ op: isolate, proc: a, addr: 1P, as: i }', '{ op: spawn, proc: b, memlock: 1P }',
+  ];
+  it('each step returns what the kernel would', async () => {
+    const f = file('big.yaml', `${MACHINE}steps:\n${steps.map((s) => `  - ${s}\n`).join('')}`);
+    const rss0 = process.memoryUsage().rss;
+    const t0 = Date.now();
+    const r = await cli(['scenario', f, '--json']);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(256 << 20);
+    expect(r.code).toBe(0);
+    const got = JSON.parse(r.out).results.map((x: { op: string; result: string }) => `${x.op} ${x.result}`);
+    expect(got).toEqual(['spawn 0', 'mmap 0', 'madvise -ENOMEM', 'migrate 0', 'pin -EFAULT', 'pin 2', 'pin_max 2', 'munmap -EINVAL',
+      'mprotect -ENOMEM', 'mmap -ENOMEM', 'read -EFAULT', 'isolate -EFAULT', 'spawn 0']);
+  });
+
+  it('offline passes are bounded by the schema: 10000 failing passes stay seconds long', async () => {
+    const f = file('passes.yaml', `${MACHINE}steps:\n  - { op: spawn, proc: a }\n  - { op: mmap, proc: a, as: buf, len: 8K, populate: true }\n` +
+      '  - { op: drain }\n  - { op: isolate, proc: a, addr: buf, as: i }\n  - { op: offline, block: 7, passes: 10000, expect: -EINTR }\n');
+    const t0 = Date.now();
+    const r = await cli(['scenario', f]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/offline -> -EINTR \(expected -EINTR: ok\) {2}memory7, 10000 passes/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
