@@ -278,6 +278,11 @@ export const rdmaUmem: DeviceModel = {
   },
   create,
   arbitrary,
+  ops: {
+    reg_mr: { vaddr: 'vaddr', length: 'int', hca_va: 'int', access: { list: Object.keys(ACCESS_NAMES) } }, dereg_mr: { mr: 'int' },
+    // a work request names its MR by handle (mr) or key; via: which key (lkey: local, rkey: remote)
+    post: { mr: 'int', key: 'int', via: ['lkey', 'rkey'], kind: ['read', 'write'], offset: 'int', value: 'int' }, complete: {},
+  },
   errnos: {
     // ib_uverbs_reg_mr(): -EINVAL (start/hca_va offsets); ib_check_mr_access(): -EINVAL, -EOPNOTSUPP (ON_DEMAND);
     // ib_umem_get(): -EINVAL, -EPERM (!can_do_mlock), -ENOMEM (pinned_vm over RLIMIT_MEMLOCK), and from

@@ -120,9 +120,9 @@ function issueLine(issue: ZodIssue, doc: unknown, head?: PathHead): string {
       (issue.keys.length > 3 ? ` and ${issue.keys.length - 3} more` : '');
     return `${where(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}${issue.message.startsWith('(') ? ` ${issue.message}` : ''}`;
   }
-  // pinlab's schema messages start in lower case: "expected ..." (then the value follows) or a whole
-  // sentence; zod's own defaults ("Invalid input", "Expected string, received number") are reworded
-  const msg = /^[a-z'(]/.test(issue.message) ? issue.message : `expected ${zodExpected(issue)}`;
+  // pinlab's schema messages (and every custom issue) are "expected ..." (then the value follows) or a
+  // whole sentence; zod's own defaults ("Invalid input", "Expected string, received number") are reworded
+  const msg = issue.code === 'custom' || /^[a-z'(]/.test(issue.message) ? issue.message : `expected ${zodExpected(issue)}`;
   return `${where(path)}: ${msg}${msg.startsWith('expected') ? `, got ${preview(valueAt(doc, path))}` : ''}`;
 }
 

@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as fc from 'fast-check';
 import { ActorPool } from './pool';
-import { runCase, validateCase, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
+import { runCase, checkSetup, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
+import { parseRegression } from './case_schema';
+import { readInput } from './input';
 import { Suite, SUITES } from './suites';
 import { formatLine, window } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
@@ -421,13 +423,17 @@ export interface RegressionFile {
   case: Case;
 }
 
-/** Read and check a regression file; bad files are CaseError (one line, exit 2). */
+/**
+ * Read and check a regression file; bad files are CaseError (one line, exit 2), before anything runs:
+ * every field against the schema (harness/case_schema.ts), and the case's machine booted with its
+ * mappings made.
+ */
 export function loadRegression(file: string): RegressionFile {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readInput(file);
   } catch (e) {
-    throw new CaseError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new CaseError(`${file}: ${(e as Error).message}`);
   }
   let doc: unknown;
   try {
@@ -435,19 +441,19 @@ export function loadRegression(file: string): RegressionFile {
   } catch (e) {
     throw new CaseError(`${file}: not JSON (${(e as Error).message.split('\n')[0]})`);
   }
-  const d = doc as Record<string, unknown>;
-  if (!d || typeof d !== 'object' || Array.isArray(d)) throw new CaseError(`${file}: not a regression file (expected an object)`);
-  for (const k of ['suite', 'variant', 'property', 'path']) if (typeof d[k] !== 'string') throw new CaseError(`${file}: '${k}' must be a string`);
-  if (typeof d.seed !== 'number' || !Number.isSafeInteger(d.seed)) throw new CaseError(`${file}: 'seed' must be an integer`);
-  if (d.verdict !== 'fail' && d.verdict !== 'pass') throw new CaseError(`${file}: 'verdict' must be "fail" or "pass"`);
-  if (d.properties !== undefined && (!Array.isArray(d.properties) || d.properties.some((x) => typeof x !== 'string'))) throw new CaseError(`${file}: 'properties' must be a list of property names`);
+  let reg: RegressionFile;
   try {
-    validateCase(d.case);
+    reg = parseRegression(doc);
   } catch (e) {
-    if (e instanceof CaseError) throw new CaseError(`${file}: ${e.message}`);
+    throw new CaseError(`${file}: ${(e as Error).message}`);
+  }
+  try {
+    checkSetup(reg.case);
+  } catch (e) {
+    if (e instanceof CaseError) throw new CaseError(`${file}: case.${e.message}`);
     throw e;
   }
-  return d as unknown as RegressionFile;
+  return reg;
 }
 
 export interface ReplayResult {

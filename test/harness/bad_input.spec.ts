@@ -208,3 +208,45 @@ describe('sizes far beyond the machine: the kernel\'s errno, in time and memory 
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 });
+
+describe('regression files: every field is checked before anything runs', () => {
+  const withCase = (c: object, top: object = {}): object => ({ ...goodFile, ...top, case: { ...goodCase, ...c } });
+  const dev = (model: string, ops: object[]): object => ({ ...goodFile, suite: `device:${model}`, case: { ...goodCase, programs: { [`${model}-0`]: ops } } });
+  it.each([
+    ['an unknown op', withCase({ programs: { 'pinner-0': [{ op: 'frob' }] } }), /: case\.programs\["pinner-0"\]\[0\]: unknown op "frob" for pinner \(ops: pin, unpin, dma\)$/],
+    ['a map the case does not make', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'nope' }] } }),
+      /: case\.programs\["pinner-0"\]\[0\]\.map: expected a mapping of the case \(buf\), got "nope"$/],
+    ['a negative page', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: -1 }] } }), /\]\[0\]\.page: expected a whole number >= 0, got -1$/],
+    ['an unknown field', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'buf', pgae: 1 }] } }), /\]\[0\]: unknown key 'pgae' \(fields: map, page, pages/],
+    ['a device op naming no mapping', dev('vfio-type1', [{ op: 'map_dma', iova: 0, vaddr: { map: 'nope', off: 0 }, size: 4096 }]),
+      /: case\.programs\["vfio-type1-0"\]\[0\]\.vaddr: expected a byte address or \{ map, off, byte \} naming a mapping of the case \(buf\)/],
+    ['a device op nobody declared', dev('vfio-type1', [{ op: 'pin_pages', iova: 0 }]), /: unknown op "pin_pages" for vfio-type1 \(ops: map_dma, unmap_dma, dma_write, dma_read\)$/],
+    ['a malformed iovec', dev('io_uring-fixed', [{ op: 'register', iovecs: [null] }]), /\]\[0\]\.iovecs\[0\]: expected a mapping, got null$/],
+    ['a mapping named twice', withCase({ layout: { ...goodCase.layout, maps: [{ name: 'buf', pages: 8 }, { name: 'buf', pages: 2 }] } }),
+      /: case\.layout\.maps\[1\]\.name: mapping 'buf' named twice$/],
+    ['a mapping larger than the address space', withCase({ layout: { ...goodCase.layout, maps: [{ name: 'buf', pages: 1e9 }] } }),
+      /: case\.layout: mmap of buf \(1000000000 pages\) failed: -ENOMEM$/],
+    ['a fault point the actor does not have', withCase({ faults: { 'pinner-0': { frob: [1] } } }), /: case\.faults\["pinner-0"\]\.frob: 'frob' is not a fault point of pinner-0/],
+    ['faults of an actor not in the case', withCase({ faults: { 'user-0': {} } }), /: case\.faults\["user-0"\]: 'user-0' is not an actor of the case/],
+    ['a bug switch named constructor', { ...dev('vfio-type1', []), case: { ...goodCase, programs: { 'vfio-type1-0': [] }, bugs: { 'vfio-type1-0': ['constructor'] } } },
+      /: case\.bugs\["vfio-type1-0"\]\[0\]: expected a bug switch of vfio-type1/],
+    ['an actor the suite does not have', withCase({ programs: { 'pinner-3': [] } }), /: case\.programs\["pinner-3"\]: not an actor of suite longterm-pin/],
+    ['an unknown suite', withCase({}, { suite: 'toString' }), /: suite: unknown suite "toString"/],
+    ['a property the suite does not check', withCase({}, { property: 'frob' }), /: property: "frob" is not a property of suite longterm-pin/],
+    ['an edited top-level variant', withCase({}, { variant: 'v5.12' }), /: variant: 'v5\.12' but case\.variant is 'v6\.12': they must agree/],
+    ['a __proto__ key', JSON.parse('{"__proto__": {"suite": "x"}}'), /: top level: unknown key '__proto__'/],
+    ['an unknown top-level key', withCase({}, { frob: 1 }), /: top level: unknown key 'frob'/],
+  ])('%s', async (_name, doc, re) => {
+    const r = await refused(['replay', file('reg.json', JSON.stringify(doc))], re);
+    expect(r).not.toMatch(/internal error|at .*\.ts:/);
+  });
+
+  it('every suite\'s generated cases fit the schema (the op tables are complete)', async () => {
+    const fc = await import('fast-check');
+    const { SUITES } = await import('../../harness/suites');
+    const { parseCase } = await import('../../harness/case_schema');
+    for (const suite of Object.values(SUITES)) {
+      for (const cs of fc.sample(suite.arbitrary(fc, { variant: 'v6.12' }), { numRuns: 20, seed: 3 })) expect(() => parseCase(cs)).not.toThrow();
+    }
+  });
+});
