@@ -123,8 +123,8 @@ function cmdScenario(argv: string[], io: Io): number {
   if (kernel !== undefined) checkKernelFlag(kernel);
   let ok = true;
   const docs: unknown[] = [];
-  for (const file of positionals) {
-   const sc = loadScenario(file);
+  const loaded = positionals.map((file) => ({ file, sc: loadScenario(file) })); // every file is checked before any runs
+  for (const { file, sc } of loaded) {
    for (const k of scenarioKernels(sc, kernel)) {
     if (!values.json) io.out(`# ${file} [${k}]: ${sc.machine.cmdline}${sc.machine.geometry ? ` (geometry ${sc.machine.geometry})` : ''}\n`);
     const run = runScenario(file, sc, values.json ? undefined : (line) => io.out(line + '\n'), k);

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { parseYamlText, readInput, valueAt, zodLine, preview } from './input';
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
 import { Memmap } from '../mm/memmap';
-import { CmdlineError } from '../mm/cmdline';
+import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
 import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizePages, addrVpn, proc, prot, residency, hex, FIELD as F }
   from './scenario_ctx';
 import { PIN_STEPS } from './scenario_pin';
@@ -348,6 +348,12 @@ export function loadScenario(file: string, text?: string): Scenario {
   const r = SCENARIO.safeParse(raw);
   if (!r.success) throw new ScenarioError(`${file}: ${zodLine(r.error, raw, stepHead)}`);
   const { machine, steps, description, kernels } = r.data;
+  try {
+    parseCmdline(machine.cmdline, parseGeometry(machine.geometry)); // the syntax now; what cannot boot, when it boots
+  } catch (e) {
+    if (e instanceof CmdlineError) throw new ScenarioError(`${file}: machine: ${e.message}`);
+    throw e;
+  }
   return { description, machine, kernels, steps: steps as Step[] };
 }
 

@@ -250,3 +250,22 @@ describe('regression files: every field is checked before anything runs', () => 
     }
   });
 });
+
+describe('several files: every one is checked before the first runs', () => {
+  it('scenario A B, B bad: nothing runs', async () => {
+    const a = file('a.yaml', `${MACHINE}steps:\n  - { op: zones }\n`);
+    const b = file('b.yaml', 'machine: { cmdline: mem=1M bogus=1, geometry: mini }\nsteps: []\n');
+    const r = await cli(['scenario', a, b]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(/b\.yaml: machine: unknown kernel parameter 'bogus=1'/);
+  });
+
+  it('replay A B, B bad: nothing runs', async () => {
+    const a = file('a.json', JSON.stringify(goodFile));
+    const b = file('b.json', JSON.stringify({ ...goodFile, seed: 'x' }));
+    const r = await cli(['replay', a, b]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+  });
+});
