@@ -8,6 +8,11 @@ import type { ZodError, ZodIssue } from 'zod';
 /** Larger input files are refused: what they describe must fit the simulated machine anyway. */
 export const INPUT_MAX_BYTES = 16 << 20;
 
+/** An error's message for a bad file: a RangeError from parsing or checking means nesting past the stack. */
+export function badFileMessage(e: unknown): string {
+  return e instanceof RangeError ? `nested too deeply (${e.message})` : (e as Error).message;
+}
+
 /** The text of a regular file of at most INPUT_MAX_BYTES; anything else throws one line. */
 export function readInput(file: string): string {
   let fd: number;

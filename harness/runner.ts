@@ -9,7 +9,7 @@ import * as fc from 'fast-check';
 import { ActorPool } from './pool';
 import { runCase, checkSetup, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
 import { parseRegression } from './case_schema';
-import { readInput } from './input';
+import { readInput, badFileMessage } from './input';
 import { Suite, SUITES } from './suites';
 import { formatLine, window } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
@@ -439,13 +439,13 @@ export function loadRegression(file: string): RegressionFile {
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new CaseError(`${file}: not JSON (${(e as Error).message.split('\n')[0]})`);
+    throw new CaseError(`${file}: not JSON (${badFileMessage(e).split('\n')[0]})`);
   }
   let reg: RegressionFile;
   try {
     reg = parseRegression(doc);
   } catch (e) {
-    throw new CaseError(`${file}: ${(e as Error).message}`);
+    throw new CaseError(`${file}: ${badFileMessage(e)}`);
   }
   try {
     checkSetup(reg.case);

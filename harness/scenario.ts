@@ -3,7 +3,7 @@
 // result (errno, pages, zones); an `expect:` on a step turns a mismatch into a failed scenario.
 
 import { z } from 'zod';
-import { parseYamlText, readInput, valueAt, zodLine, preview } from './input';
+import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } from './input';
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
 import { Memmap } from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
@@ -327,7 +327,9 @@ const SCENARIO = z.object({
   }, expecting('expected a mapping with cmdline (and geometry, kernel)')).strict('(keys: cmdline, geometry, kernel)'),
   steps: z.array(STEP, expecting('expected a list of steps')),
   description: z.string(expecting('expected free text')).optional(),
-  kernels: z.array(VARIANT, expecting('expected a list of kernel variants')).nonempty('expected at least one kernel variant').optional(),
+  kernels: z.array(VARIANT, expecting('expected a list of kernel variants')).nonempty('expected at least one kernel variant').max(32)
+    .superRefine((ks, ctx) => ks.forEach((k, i) => { if (ks.indexOf(k) < i) ctx.addIssue({ code: 'custom', message: `'${k}' is listed twice`, path: [i] }); }))
+    .optional(),
 }, expecting("expected a mapping with 'machine' and 'steps'")).strict('(keys: machine, steps, description, kernels)');
 
 /** "step 3 (mmap)" for a path into steps[2]. */
@@ -343,9 +345,14 @@ export function loadScenario(file: string, text?: string): Scenario {
   try {
     raw = parseYamlText(text ?? readInput(file));
   } catch (e) {
-    throw new ScenarioError(`${file}: ${(e as Error).message}`);
+    throw new ScenarioError(`${file}: ${badFileMessage(e)}`);
   }
-  const r = SCENARIO.safeParse(raw);
+  let r: ReturnType<typeof SCENARIO.safeParse>;
+  try {
+    r = SCENARIO.safeParse(raw);
+  } catch (e) {
+    throw new ScenarioError(`${file}: ${badFileMessage(e)}`);
+  }
   if (!r.success) throw new ScenarioError(`${file}: ${zodLine(r.error, raw, stepHead)}`);
   const { machine, steps, description, kernels } = r.data;
   try {
