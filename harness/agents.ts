@@ -118,7 +118,8 @@ export const AGENT_OPS: Record<string, Record<string, Record<string, OpField>>> 
     munmap: RANGE, dontneed: RANGE, refault: { ...RANGE, value: 'nat' }, remap: { map: 'map' }, fork: {}, exit_child: {},
   },
   pinner: {
-    pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool' }, unpin: { slot: 'nat' }, dma: { slot: 'nat', page: 'nat', value: 'nat' },
+    pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool' }, unpin: { slot: 'nat' },
+    dma: { slot: 'nat', page: 'nat', value: 'nat' },
   },
   hotplug: { offline: { block: 'nat' }, online: { block: 'nat', type: ['online', 'online_kernel', 'online_movable'] } },
   cma: { isolate: { block: 'nat' }, undo_isolate: { slot: 'nat' } },

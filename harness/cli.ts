@@ -77,7 +77,9 @@ export const INT_MAX = 2 ** 31 - 1;
 export function intFlag(name: string, v: string | boolean | undefined, min: number, max = INT_MAX): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'string' && /^-?[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name}: ${shown(v)} is not an integer ${min}..${max}`);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: ${shown(v)} is not an integer ${min}..${max}`);
+  }
   return n;
 }
 
@@ -193,9 +195,11 @@ function cmdPinFraction(argv: string[], io: Io): number {
   if (kernel !== undefined) checkKernelFlag(kernel);
   const base = (values.cmdline as string | undefined) ?? 'mem=1G';
   if (/\b(kernelcore|movablecore)=/.test(base)) throw new UsageError('pin-fraction: --cmdline must not set kernelcore= or movablecore= (the verb varies kernelcore=)');
-  const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',').map((x) => intFlag('kernelcore', x, 1, 99)!);
+  const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',')
+    .map((x) => intFlag('kernelcore', x, 1, 99)!);
   const shareText = values.share as string | undefined;
-  const share = shareText === undefined ? 0.9 : /^(0|1)?(\.[0-9]+)?$/.test(shareText) && shareText !== '' ? Number(shareText) : NaN;
+  const decimal = shareText !== undefined && shareText !== '' && /^(0|1)?(\.[0-9]+)?$/.test(shareText);
+  const share = shareText === undefined ? 0.9 : decimal ? Number(shareText) : NaN;
   if (!(share > 0 && share <= 1)) throw new UsageError(`--share: '${String(shareText)}' is not a fraction in (0, 1]`);
   const chunk = intFlag('chunk', values.chunk, 1) ?? 512;
   bootFromSpec({ cmdline: `${base} kernelcore=${pcts[0]}%`, geometry: values.geometry as string | undefined }); // validate once
@@ -214,7 +218,8 @@ const VERBS: Record<string, (argv: string[], io: Io) => number> = {
 
 /** Bad input: one line on stderr, exit code 2. */
 function badInput(e: unknown): e is Error {
-  return e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError || e instanceof VariantError;
+  return e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError
+    || e instanceof VariantError;
 }
 
 /** An error's message as one line (a bad file's name or value may hold newlines). */

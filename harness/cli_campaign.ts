@@ -32,7 +32,8 @@ export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
   const variant = kernelFlag(values.kernel) ?? DEFAULT_VARIANT;
   const seed = seedFlag(values.seed) ?? randomInt(2 ** 31 - 1);
   const runs = intFlag('runs', values.runs, 1);
-  const timeSec = intFlag('time', values.time, 1, 1_000_000) ?? 60; // the hard stop at twice it is a setTimeout (at most 2^31-1 ms)
+  // the hard stop at twice the budget is a setTimeout, which takes at most 2^31-1 ms
+  const timeSec = intFlag('time', values.time, 1, 1_000_000) ?? 60;
   const regressionsDir = regressionsFlag(values.regressions);
   io.out(`# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
     `${campaignShapeNote()}\n`);

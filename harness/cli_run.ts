@@ -63,10 +63,12 @@ export function seedFlag(v: string | boolean | undefined): number | undefined {
   return intFlag('seed', v, -(2 ** 31), 2 ** 31 - 1);
 }
 
-/** --path: fast-check's path, numbers separated by ':'. Whether it names a case is checked by runSuite's caller (pathNamesACase). */
+/** --path: fast-check's path, numbers separated by ':' (whether it names a case: checkPath). */
 export function pathFlag(v: string | boolean | undefined): string | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^[0-9]{1,9}(:[0-9]{1,9})*$/.test(v)) throw new UsageError(`--path: ${shown(v)} is not a fast-check path (numbers separated by ':')`);
+  if (typeof v !== 'string' || !/^[0-9]{1,9}(:[0-9]{1,9})*$/.test(v)) {
+    throw new UsageError(`--path: ${shown(v)} is not a fast-check path (numbers separated by ':')`);
+  }
   // the first number is the index of the failing case: fast-check skips that many cases to reach it (about 2 s a million)
   if (Number(v.split(':')[0]) > PATH_FIRST_MAX) throw new UsageError(`--path: ${shown(v)} starts past case ${PATH_FIRST_MAX}`);
   return v;
@@ -75,7 +77,8 @@ export function pathFlag(v: string | boolean | undefined): string | undefined {
 /** The path must lead to a case of the suite under this seed (generation only, nothing runs). */
 function checkPath(cfg: Parameters<typeof pathNamesACase>[0]): void {
   if (cfg.path !== undefined && !pathNamesACase(cfg)) {
-    throw new UsageError(`--path: ${shown(cfg.path)} names no case of suite ${cfg.suite.name} with seed ${cfg.seed} (as printed with a failure: --seed and --path together)`);
+    throw new UsageError(`--path: ${shown(cfg.path)} names no case of suite ${cfg.suite.name} with seed ${cfg.seed}`
+      + ' (as printed with a failure: --seed and --path together)');
   }
 }
 
@@ -222,7 +225,8 @@ export async function cmdReplay(argv: string[], io: Io): Promise<number> {
     return summary.verdict === 'pass' ? 0 : 1;
   }
   for (const f of ['seed', 'path', 'suite', 'cmdline', 'property', 'bug', 'machines', 'no-swarm'] as const) {
-    if (values[f] !== undefined) throw new UsageError(`replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`);
+    if (values[f] === undefined) continue;
+    throw new UsageError(`replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`);
   }
   const regs = positionals.map((f) => ({ file: f, reg: loadRegression(f) }));
   const docs: unknown[] = [];

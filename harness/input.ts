@@ -117,13 +117,16 @@ function issueLine(issue: ZodIssue, doc: unknown, head?: PathHead): string {
   const where = (p: Path): string => [h?.text, pathText(p.slice(h?.used ?? 0))].filter(Boolean).join(': ') || 'top level';
   const parent = valueAt(doc, path.slice(0, -1));
   const key = path[path.length - 1];
-  const absent = typeof key === 'string' && typeof parent === 'object' && parent !== null && !Array.isArray(parent) && !Object.hasOwn(parent, key);
-  if (issue.code === 'invalid_union_discriminator') return `${where(path.slice(0, -1))}: ${issue.message}`; // names the key itself
+  const absent = typeof key === 'string' && typeof parent === 'object' && parent !== null && !Array.isArray(parent)
+    && !Object.hasOwn(parent, key);
+  // an unknown op: the message names the key itself
+  if (issue.code === 'invalid_union_discriminator') return `${where(path.slice(0, -1))}: ${issue.message}`;
   if (absent && (issue.code === 'invalid_type' || issue.code === 'custom')) return `${where(path.slice(0, -1))}: needs '${key}'`;
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.slice(0, 3).map((k) => preview(k).replace(/^"|"$/g, "'")).join(', ') +
       (issue.keys.length > 3 ? ` and ${issue.keys.length - 3} more` : '');
-    return `${where(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}${issue.message.startsWith('(') ? ` ${issue.message}` : ''}`;
+    const known = issue.message.startsWith('(') ? ` ${issue.message}` : '';
+    return `${where(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}${known}`;
   }
   // pinlab's schema messages (and every custom issue) are "expected ..." (then the value follows) or a
   // whole sentence; zod's own defaults ("Invalid input", "Expected string, received number") are reworded
@@ -134,7 +137,8 @@ function issueLine(issue: ZodIssue, doc: unknown, head?: PathHead): string {
 /** What zod's own issue asked for, in words (the schemas give their own messages where it matters). */
 function zodExpected(issue: ZodIssue): string {
   switch (issue.code) {
-    case 'invalid_type': return issue.expected === 'object' ? 'a mapping' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`;
+    case 'invalid_type':
+      return issue.expected === 'object' ? 'a mapping' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`;
     case 'invalid_literal': return JSON.stringify(issue.expected);
     case 'invalid_enum_value': return `one of ${issue.options.join(', ')}`;
     case 'too_small': return issue.type === 'array' ? `at least ${issue.minimum} entries` : `at least ${issue.minimum}`;

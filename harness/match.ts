@@ -10,7 +10,11 @@ export const MATCH_PATTERN_MAX = 1000;
 /** Why a pattern is refused, or null: not a regular expression, too long, or a repeated group that repeats. */
 export function patternProblem(src: string): string | null {
   if (src.length > MATCH_PATTERN_MAX) return `longer than ${MATCH_PATTERN_MAX} characters`;
-  try { new RegExp(src); } catch (e) { return `not a regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`; }
+  try {
+    new RegExp(src);
+  } catch (e) {
+    return `not a regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`;
+  }
   const nested = nestedRepeat(src);
   return nested === null ? null : `'${nested}' repeats a group that itself repeats (catastrophic backtracking)`;
 }

@@ -229,8 +229,10 @@ function progressLine(done: number, total: number, steps: number, secs: number, 
 }
 
 /** Does fast-check's path lead to a case of the suite under this seed? Generation only: nothing runs. */
-export function pathNamesACase(cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'bugs' | 'machines' | 'swarm'>): boolean {
-  const arb = cfg.suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline, bugs: cfg.bugs, machines: cfg.machines, swarm: cfg.swarm });
+export function pathNamesACase(cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'bugs' | 'machines' | 'swarm'>):
+  boolean {
+  const { variant, cmdline, bugs, machines, swarm } = cfg;
+  const arb = cfg.suite.arbitrary(fc, { variant, cmdline, bugs, machines, swarm });
   try {
     return fc.check(fc.property(arb, () => true), { seed: cfg.seed, numRuns: 1, path: cfg.path }).numRuns > 0;
   } catch {

@@ -7,8 +7,8 @@ import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } f
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
 import { Memmap } from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
-import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizePages, addrVpn, proc, prot, residency, hex, FIELD as F }
-  from './scenario_ctx';
+import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizePages, addrVpn, proc, prot, residency, hex,
+  FIELD as F } from './scenario_ctx';
 import { PIN_STEPS } from './scenario_pin';
 import { bootFromSpec, layoutJson } from './layout';
 import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED,
@@ -59,7 +59,8 @@ export const OFFLINE_PASSES_LIMIT = 10_000;
 export const STEP_KINDS: Record<string, StepKind> = {
   spawn: {
     // oom_score_adj: OOM_SCORE_ADJ_MIN..MAX, as oom_score_adj_write() checks
-    fields: { proc: F.proc, memlock: F.memlock, cap_ipc_lock: F.bool, oom_score_adj: F.int(-1000, 1000, 'an oom_score_adj') }, required: ['proc'],
+    fields: { proc: F.proc, memlock: F.memlock, cap_ipc_lock: F.bool, oom_score_adj: F.int(-1000, 1000, 'an oom_score_adj') },
+    required: ['proc'],
     run(ctx, s) {
       if (ctx.procs.has(s.proc as string)) fail(`step ${s.op}`, `process '${s.proc}' exists`);
       const mm = mmCreate(ctx.m, {
@@ -271,7 +272,8 @@ const VARIANT = z.string(expecting('expected a kernel variant like v6.12 or v6.1
 function kernelKeyProblem(k: string): string | null {
   if (k === 'default') return null;
   if (k.startsWith('+')) {
-    return BUGS.some((b) => `+${b.id}` === k) ? null : `'${k}' names no bug switch (${BUGS.map((b) => `+${b.id}`).join(', ')}, or a variant, or default)`;
+    if (BUGS.some((b) => `+${b.id}` === k)) return null;
+    return `'${k}' names no bug switch (${BUGS.map((b) => `+${b.id}`).join(', ')}, or a variant, or default)`;
   }
   try { parseVariant(k); return null; } catch (e) {
     if (!(e instanceof VariantError)) throw e;
@@ -287,7 +289,9 @@ function perKernel(v: z.ZodTypeAny, what: string): z.ZodTypeAny {
     };
     if (typeof x !== 'object' || x === null || Array.isArray(x)) { forward(v.safeParse(x), []); return; }
     const keys = Object.keys(x);
-    if (!keys.length) ctx.addIssue({ code: 'custom', message: `expected ${what}, or a map from kernel to it with at least one key` });
+    if (!keys.length) {
+      ctx.addIssue({ code: 'custom', message: `expected ${what}, or a map from kernel to it with at least one key` });
+    }
     for (const k of keys) {
       const why = kernelKeyProblem(k);
       if (why) ctx.addIssue({ code: 'custom', message: why, path: [k] });
@@ -297,27 +301,32 @@ function perKernel(v: z.ZodTypeAny, what: string): z.ZodTypeAny {
 }
 
 const EXPECT_WHAT = 'a number, an errno like -ENOMEM, killed or panic';
-const EXPECT = perKernel(z.custom((v) => Number.isSafeInteger(v) || (typeof v === 'string' && (errnoByName(v) !== undefined || v === 'killed' || v === 'panic')),
-  { message: `expected ${EXPECT_WHAT}` }), EXPECT_WHAT);
+const expectValue = (v: unknown): boolean =>
+  Number.isSafeInteger(v) || (typeof v === 'string' && (errnoByName(v) !== undefined || v === 'killed' || v === 'panic'));
+const EXPECT = perKernel(z.custom(expectValue, { message: `expected ${EXPECT_WHAT}` }), EXPECT_WHAT);
 const EXPECT_MATCH = perKernel(z.string(expecting('expected a regular expression')).superRefine((s, ctx) => {
   const why = patternProblem(s);
   if (why) ctx.addIssue({ code: 'custom', message: why });
 }), 'a regular expression');
 
 function stepSchema(op: string, kind: StepKind): z.AnyZodObject {
-  const shape: Record<string, z.ZodTypeAny> = { op: z.literal(op), expect: EXPECT.optional(), expect_match: EXPECT_MATCH.optional() };
+  const shape: Record<string, z.ZodTypeAny> = {
+    op: z.literal(op), expect: EXPECT.optional(), expect_match: EXPECT_MATCH.optional(),
+  };
   for (const [k, t] of Object.entries(kind.fields)) shape[k] = kind.required.includes(k) ? t : t.optional();
   return z.object(shape).strict(`(fields of ${op}: ${Object.keys(kind.fields).join(', ') || 'none'}; expect, expect_match)`);
 }
 
 const OPS = Object.keys(STEP_KINDS);
-const STEP = z.discriminatedUnion('op', OPS.map((op) => stepSchema(op, STEP_KINDS[op]!)) as unknown as [z.AnyZodObject, ...z.AnyZodObject[]], {
-  errorMap: (issue, ctx) => {
-    const op = (ctx.data as { op?: unknown } | undefined)?.op;
-    if (issue.code === 'invalid_union_discriminator') return { message: `${op === undefined ? "a step needs 'op'" : `unknown op ${preview(op)}`} (ops: ${OPS.join(', ')})` };
-    return { message: issue.code === 'invalid_type' ? "a step is a mapping with 'op' and its fields" : ctx.defaultError };
-  },
-});
+const STEP_ERRORS: z.ZodErrorMap = (issue, ctx) => {
+  const op = (ctx.data as { op?: unknown } | undefined)?.op;
+  if (issue.code === 'invalid_union_discriminator') {
+    return { message: `${op === undefined ? "a step needs 'op'" : `unknown op ${preview(op)}`} (ops: ${OPS.join(', ')})` };
+  }
+  return { message: issue.code === 'invalid_type' ? "a step is a mapping with 'op' and its fields" : ctx.defaultError };
+};
+const STEP = z.discriminatedUnion('op', OPS.map((op) => stepSchema(op, STEP_KINDS[op]!)) as unknown as [z.AnyZodObject, ...z.AnyZodObject[]],
+  { errorMap: STEP_ERRORS });
 
 const SCENARIO = z.object({
   machine: z.object({
@@ -328,7 +337,9 @@ const SCENARIO = z.object({
   steps: z.array(STEP, expecting('expected a list of steps')),
   description: z.string(expecting('expected free text')).optional(),
   kernels: z.array(VARIANT, expecting('expected a list of kernel variants')).nonempty('expected at least one kernel variant').max(32)
-    .superRefine((ks, ctx) => ks.forEach((k, i) => { if (ks.indexOf(k) < i) ctx.addIssue({ code: 'custom', message: `'${k}' is listed twice`, path: [i] }); }))
+    .superRefine((ks, ctx) => ks.forEach((k, i) => {
+      if (ks.indexOf(k) < i) ctx.addIssue({ code: 'custom', message: `'${k}' is listed twice`, path: [i] });
+    }))
     .optional(),
 }, expecting("expected a mapping with 'machine' and 'steps'")).strict('(keys: machine, steps, description, kernels)');
 
@@ -434,7 +445,10 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
       }
       if (typeof match === 'string') {
         const hit = boundedTest(new RegExp(match), r.detail);
-        if (hit === null) throw new ScenarioError(`${file}: step ${i + 1} (${s.op}): expect_match /${match}/ ran longer than ${MATCH_TIMEOUT_MS} ms on the step's detail (catastrophic backtracking)`);
+        if (hit === null) {
+          throw new ScenarioError(`${file}: step ${i + 1} (${s.op}): expect_match /${match}/ ran longer than ${MATCH_TIMEOUT_MS} ms`
+            + " on the step's detail (catastrophic backtracking)");
+        }
         ok = ok && hit;
       }
       const res: StepResult = { step: i + 1, op: s.op, proc: typeof s.proc === 'string' ? s.proc : undefined, rc: r.rc, result, detail: r.detail, ok };

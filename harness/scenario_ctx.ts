@@ -96,13 +96,16 @@ export const FIELD = {
   proc: z.string(expecting('expected a process name like a, qemu or vm-1')).regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/),
   name: z.string(expecting('expected a name like buf or p_1 (a letter or _, then letters, digits, _)')).regex(NAME_RE).max(64),
   bool: z.boolean(expecting('expected true or false')),
-  size: z.custom<number | string>((v) => sizeBytes(v) !== null, { message: 'expected a size like 4K, 2M or 1G, or 16p for 16 pages (whole 4K pages)' }),
+  size: z.custom<number | string>((v) => sizeBytes(v) !== null,
+    { message: 'expected a size like 4K, 2M or 1G, or 16p for 16 pages (whole 4K pages)' }),
   memlock: z.custom<number | string>((v) => v === 'unlimited' || sizeBytes(v) !== null, { message: 'expected a size like 64K, or unlimited' }),
-  addr: z.custom<number | string>(addrSyntax, { message: 'expected an address: a mapping name, name+offset (buf+8K, buf+2p) or a page-aligned byte address' }),
+  addr: z.custom<number | string>(addrSyntax,
+    { message: 'expected an address: a mapping name, name+offset (buf+8K, buf+2p) or a page-aligned byte address' }),
   /** a memory word, taken modulo 2^32 */
   word: z.number(expecting('expected a whole number (a memory word, taken modulo 2^32)')).int().safe(),
   block: z.number(expecting('expected a memory block number (memoryN)')).int().nonnegative().safe(),
-  enum: (values: readonly [string, ...string[]]) => z.enum(values as [string, ...string[]], expecting(`expected one of ${values.join(', ')}`)),
+  enum: (values: readonly [string, ...string[]]) =>
+    z.enum(values as [string, ...string[]], expecting(`expected one of ${values.join(', ')}`)),
   int: (min: number, max: number, what: string) => z.number(expecting(`expected ${what} ${min}..${max}`)).int().min(min).max(max),
 };
 

@@ -79,11 +79,12 @@ function allocUntilFail(m: Memmap, gfp: number): number[] {
 }
 
 /** vmstat items: /proc/vmstat names, space- or comma-separated. */
-const VMSTAT_ITEMS = z.string({ errorMap: () => ({ message: 'expected /proc/vmstat names separated by spaces or commas' }) }).superRefine((v, ctx) => {
-  for (const it of v.split(/[ ,]+/).filter(Boolean)) {
-    if (!(VM_ITEMS as readonly string[]).includes(it)) ctx.addIssue({ code: 'custom', message: `unknown vmstat item '${it}'` });
-  }
-});
+const VMSTAT_ITEMS = z.string({ errorMap: () => ({ message: 'expected /proc/vmstat names separated by spaces or commas' }) })
+  .superRefine((v, ctx) => {
+    for (const it of v.split(/[ ,]+/).filter(Boolean)) {
+      if (!(VM_ITEMS as readonly string[]).includes(it)) ctx.addIssue({ code: 'custom', message: `unknown vmstat item '${it}'` });
+    }
+  });
 
 export const PIN_STEPS: Record<string, StepKind> = {
   pin: {
@@ -250,7 +251,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   pin_max: {
-    fields: { proc: F.proc, addr: F.addr, len: F.size, chunk: F.size, as: F.name }, required: ['proc', 'addr', 'len', 'chunk', 'as'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, chunk: F.size, as: F.name },
+    required: ['proc', 'addr', 'len', 'chunk', 'as'],
     run(ctx, s) {
       // how much of the range a long-term pinner can hold (pinChunks)
       const mm = proc(ctx, 'pin_max', s);
@@ -265,7 +267,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const end = room < n && last === 'all' ? -EFAULT : last;
       ctx.held.set(name, { kind: 'pin', pages: all, n: all.length, flags: FOLL_WRITE | FOLL_LONGTERM });
       const pct = ((100 * all.length) / n).toFixed(1);
-      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${end !== 'all' && end < 0 ? `, then ${errname(end)}` : ''}` };
+      const then = end !== 'all' && end < 0 ? `, then ${errname(end)}` : '';
+      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${then}` };
     },
   },
 };

@@ -177,7 +177,9 @@ function splitArgs(cmdline: string, warnings: string[]): string[] {
       if (equals < 0 && s[i] === '=') equals = i;
       if (s[i] === '"') inQuote = !inQuote;
     }
-    if (inQuote) warnings.push(`unterminated quote in '${s.slice(0, i)}': the rest of the command line is one argument (next_arg)`);
+    if (inQuote) {
+      warnings.push(`unterminated quote in '${s.slice(0, i)}': the rest of the command line is one argument (next_arg)`);
+    }
     let arg = s.slice(0, i);
     if (equals >= 0 && arg[equals + 1] === '"') { // don't include quotes in the value
       arg = arg.slice(0, equals + 1) + arg.slice(equals + 2);

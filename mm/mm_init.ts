@@ -253,8 +253,9 @@ export function bootMachine(p: BootParams): Memmap {
     for (let z = 0; z < ZONE_MOVABLE; z++) lowmem += managed(m, z);
     const lowmemKbytes = lowmem << (PAGE_SHIFT - 10);
     if (p.minFreeKbytes > lowmemKbytes) {
-      plan.warnings.push(`sysctl.vm.min_free_kbytes=${p.minFreeKbytes} is more than the kernel zones' ${lowmemKbytes}K of memory: not clamped ` +
-        '(min_free_kbytes_sysctl_handler); every kernel zone is below its min watermark, so its allocations fail or invoke the OOM killer');
+      plan.warnings.push(`sysctl.vm.min_free_kbytes=${p.minFreeKbytes} is more than the kernel zones' ${lowmemKbytes}K of memory: ` +
+        'not clamped (min_free_kbytes_sysctl_handler); every kernel zone is below its min watermark, so its allocations fail ' +
+        'or invoke the OOM killer');
     }
   }
   hugetlbInit(m, p.hugepages.filter((x) => x.order <= p.geometry.maxOrder), plan.reservations, plan.warnings);

@@ -36,7 +36,9 @@ export const goodCase = {
   layout: { cmdline: MINI, geometry: 'mini', maps: [{ name: 'buf', pages: 8 }] },
   variant: 'v6.12', programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, schedule: [], faults: {},
 };
-export const goodFile = { suite: 'longterm-pin', seed: 1, path: '0', variant: 'v6.12', property: 'pins-balance', verdict: 'pass', case: goodCase };
+export const goodFile = {
+  suite: 'longterm-pin', seed: 1, path: '0', variant: 'v6.12', property: 'pins-balance', verdict: 'pass', case: goodCase,
+};
 
 describe('names looked up in tables: only their own keys name something', () => {
   it.each([
@@ -85,8 +87,11 @@ describe('--regressions: the directory is checked before anything runs', () => {
     const { SUITES } = await import('../../harness/suites');
     let out = '';
     let err = '';
-    const s = await runSuite({ suite: SUITES['selftest:throw']!, variant: 'v6.12', seed: 1, runs: 1, mode: 'det', checkDeterminism: false, json: false,
-      regressionsDir: path.join(file('afile2', 'x'), 'sub'), tty: false, interrupt: { stopped: false }, io: { out: (x) => (out += x), err: (x) => (err += x) } });
+    const s = await runSuite({
+      suite: SUITES['selftest:throw']!, variant: 'v6.12', seed: 1, runs: 1, mode: 'det', checkDeterminism: false, json: false,
+      regressionsDir: path.join(file('afile2', 'x'), 'sub'), tty: false, interrupt: { stopped: false },
+      io: { out: (x) => (out += x), err: (x) => (err += x) },
+    });
     expect(s.verdict).toBe('fail');
     expect(out).toMatch(/^FAIL actor-threw/m);
     expect(out).toMatch(/^replay: pinlab replay --suite selftest:throw --kernel v6.12 --seed 1 --path "\d[\d:]*"$/m);
@@ -119,14 +124,17 @@ describe('--path and integer flags', () => {
 describe('kernel command lines', () => {
   it.each([
     ['mem=1M "', /^pinlab: an empty argument in the command line \(a lone '"'\)/],
-    ['mem=1M sysctl.vm.min_free_kbytes=9999999999', /^pinlab: sysctl\.vm\.min_free_kbytes: 9999999999 out of range 0\.\.2147483647/],
+    ['mem=1M sysctl.vm.min_free_kbytes=9999999999',
+      /^pinlab: sysctl\.vm\.min_free_kbytes: 9999999999 out of range 0\.\.2147483647/],
   ])('%s', async (cmdline, re) => {
     await refused(['layout', '--geometry', 'mini', '--cmdline', cmdline], re);
   });
 
   it.each([
-    ['mem=1M "movablecore=512K', /^warning: unterminated quote in 'movablecore=512K': the rest of the command line is one argument/m],
-    ['mem=1M sysctl.vm.min_free_kbytes=99999', /^warning: sysctl\.vm\.min_free_kbytes=99999 is more than the kernel zones' 1004K of memory: not clamped/m],
+    ['mem=1M "movablecore=512K',
+      /^warning: unterminated quote in 'movablecore=512K': the rest of the command line is one argument/m],
+    ['mem=1M sysctl.vm.min_free_kbytes=99999',
+      /^warning: sysctl\.vm\.min_free_kbytes=99999 is more than the kernel zones' 1004K of memory: not clamped/m],
   ])('%s: a warning, as the kernel takes it', async (cmdline, re) => {
     const r = await cli(['layout', '--geometry', 'mini', '--cmdline', cmdline]);
     expect(r.code).toBe(0);
@@ -139,23 +147,36 @@ const MACHINE = `machine: { cmdline: ${MINI}, geometry: mini }\n`;
 describe('scenario files: the schema refuses them at load, one line naming the field', () => {
   const STEP1 = '  - { op: spawn, proc: a }\n';
   it.each([
-    ['cyclic alias', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: &x [*x] }\n`, /: YAML: the alias \*x is inside the node &x names \(cyclic data\)$/],
+    ['cyclic alias', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: &x [*x] }\n`,
+      /: YAML: the alias \*x is inside the node &x names \(cyclic data\)$/],
     ['%YAML 9.9', `%YAML 9.9\n---\n${MACHINE}steps: []\n`, /: YAML: Unsupported YAML version 9\.9$/],
     ['an unknown tag', `${MACHINE}steps:\n  - { op: spawn, proc: !foo a }\n`, /: YAML: Unresolved tag: !foo$/],
     ['an alias bomb', `${MACHINE}a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n` +
       'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\nsteps: []\n', /: YAML: Excessive alias count/],
-    ['oom_score_adj NaN', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: .nan }\n`, /: step 1 \(spawn\): oom_score_adj: expected an oom_score_adj -1000\.\.1000, got NaN$/],
-    ['oom_score_adj 1e308', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: 1e308 }\n`, /: oom_score_adj: expected an oom_score_adj -1000\.\.1000, got 1e\+308$/],
-    ['passes -1', `${MACHINE}steps:\n  - { op: offline, block: 4, passes: -1 }\n`, /: step 1 \(offline\): passes: expected a number of passes 0\.\.10000, got -1$/],
-    ['passes 1e12', `${MACHINE}steps:\n  - { op: offline, block: 4, passes: 1e12 }\n`, /: passes: expected a number of passes 0\.\.10000, got 1000000000000$/],
-    ['an expect key +R99', `${MACHINE}steps:\n  - { op: zones, expect: { "+R99": 0 } }\n`, /: step 1 \(zones\): expect\["\+R99"\]: '\+R99' names no bug switch/],
-    ['an expect key v9.9', `${MACHINE}steps:\n  - { op: zones, expect_match: { v9.9: x } }\n`, /: expect_match\["v9\.9"\]: 'v9\.9' names no kernel: unknown kernel variant/],
-    ['an empty expect map', `${MACHINE}steps:\n  - { op: zones, expect: {} }\n`, /: step 1 \(zones\): expect: expected a number, .* with at least one key, got \{\}$/],
-    ['an unknown errno', `${MACHINE}steps:\n  - { op: zones, expect: -EBOGUS }\n`, /: expect: expected a number, an errno like -ENOMEM, killed or panic, got "-EBOGUS"$/],
-    ['a nested quantifier', `${MACHINE}steps:\n  - { op: zones, expect_match: "^(.+)+X$" }\n`, /: step 1 \(zones\): expect_match: '\(\.\+\)\+' repeats a group that itself repeats/],
-    ['a flag written yes', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 8K, shared: yes }\n`, /: step 2 \(mmap\): shared: expected true or false, got "yes"$/],
-    ['a size beyond 2^53 bytes', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 16E }\n`, /: step 2 \(mmap\): len: expected a size like 4K, .*, got "16E"$/],
-    ['a process name with a newline', `${MACHINE}steps:\n  - { op: spawn, proc: "a\\nb" }\n`, /: step 1 \(spawn\): proc: expected a process name like a, qemu or vm-1, got "a\\nb"$/],
+    ['oom_score_adj NaN', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: .nan }\n`,
+      /: step 1 \(spawn\): oom_score_adj: expected an oom_score_adj -1000\.\.1000, got NaN$/],
+    ['oom_score_adj 1e308', `${MACHINE}steps:\n  - { op: spawn, proc: a, oom_score_adj: 1e308 }\n`,
+      /: oom_score_adj: expected an oom_score_adj -1000\.\.1000, got 1e\+308$/],
+    ['passes -1', `${MACHINE}steps:\n  - { op: offline, block: 4, passes: -1 }\n`,
+      /: step 1 \(offline\): passes: expected a number of passes 0\.\.10000, got -1$/],
+    ['passes 1e12', `${MACHINE}steps:\n  - { op: offline, block: 4, passes: 1e12 }\n`,
+      /: passes: expected a number of passes 0\.\.10000, got 1000000000000$/],
+    ['an expect key +R99', `${MACHINE}steps:\n  - { op: zones, expect: { "+R99": 0 } }\n`,
+      /: step 1 \(zones\): expect\["\+R99"\]: '\+R99' names no bug switch/],
+    ['an expect key v9.9', `${MACHINE}steps:\n  - { op: zones, expect_match: { v9.9: x } }\n`,
+      /: expect_match\["v9\.9"\]: 'v9\.9' names no kernel: unknown kernel variant/],
+    ['an empty expect map', `${MACHINE}steps:\n  - { op: zones, expect: {} }\n`,
+      /: step 1 \(zones\): expect: expected a number, .* with at least one key, got \{\}$/],
+    ['an unknown errno', `${MACHINE}steps:\n  - { op: zones, expect: -EBOGUS }\n`,
+      /: expect: expected a number, an errno like -ENOMEM, killed or panic, got "-EBOGUS"$/],
+    ['a nested quantifier', `${MACHINE}steps:\n  - { op: zones, expect_match: "^(.+)+X$" }\n`,
+      /: step 1 \(zones\): expect_match: '\(\.\+\)\+' repeats a group that itself repeats/],
+    ['a flag written yes', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 8K, shared: yes }\n`,
+      /: step 2 \(mmap\): shared: expected true or false, got "yes"$/],
+    ['a size beyond 2^53 bytes', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 16E }\n`,
+      /: step 2 \(mmap\): len: expected a size like 4K, .*, got "16E"$/],
+    ['a process name with a newline', `${MACHINE}steps:\n  - { op: spawn, proc: "a\\nb" }\n`,
+      /: step 1 \(spawn\): proc: expected a process name like a, qemu or vm-1, got "a\\nb"$/],
   ])('%s', async (_name, text, re) => {
     const t0 = Date.now();
     await refused(['scenario', file('s.yaml', text)], re);
@@ -167,7 +188,8 @@ describe('scenario files: the schema refuses them at load, one line naming the f
     const f = file('slow.yaml', `${MACHINE}steps:\n  - { op: zones, expect_match: "^(.|.)*Q$" }\n`);
     const r = await cli(['scenario', f]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/^pinlab: .*: step 1 \(zones\): expect_match \/\^\(\.\|\.\)\*Q\$\/ ran longer than 500 ms on the step's detail \(catastrophic backtracking\)\n$/);
+    expect(r.err).toMatch(/^pinlab: .*: step 1 \(zones\): expect_match \/\^\(\.\|\.\)\*Q\$\/ ran longer than 500 ms on the step's detail/);
+    expect(r.err).toMatch(/ \(catastrophic backtracking\)\n$/);
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
@@ -211,29 +233,41 @@ describe('sizes far beyond the machine: the kernel\'s errno, in time and memory 
 
 describe('regression files: every field is checked before anything runs', () => {
   const withCase = (c: object, top: object = {}): object => ({ ...goodFile, ...top, case: { ...goodCase, ...c } });
-  const dev = (model: string, ops: object[]): object => ({ ...goodFile, suite: `device:${model}`, case: { ...goodCase, programs: { [`${model}-0`]: ops } } });
+  const dev = (model: string, ops: object[]): object =>
+    ({ ...goodFile, suite: `device:${model}`, case: { ...goodCase, programs: { [`${model}-0`]: ops } } });
   it.each([
-    ['an unknown op', withCase({ programs: { 'pinner-0': [{ op: 'frob' }] } }), /: case\.programs\["pinner-0"\]\[0\]: unknown op "frob" for pinner \(ops: pin, unpin, dma\)$/],
+    ['an unknown op', withCase({ programs: { 'pinner-0': [{ op: 'frob' }] } }),
+      /: case\.programs\["pinner-0"\]\[0\]: unknown op "frob" for pinner \(ops: pin, unpin, dma\)$/],
     ['a map the case does not make', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'nope' }] } }),
       /: case\.programs\["pinner-0"\]\[0\]\.map: expected a mapping of the case \(buf\), got "nope"$/],
-    ['a negative page', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: -1 }] } }), /\]\[0\]\.page: expected a whole number >= 0, got -1$/],
-    ['an unknown field', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'buf', pgae: 1 }] } }), /\]\[0\]: unknown key 'pgae' \(fields: map, page, pages/],
+    ['a negative page', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: -1 }] } }),
+      /\]\[0\]\.page: expected a whole number >= 0, got -1$/],
+    ['an unknown field', withCase({ programs: { 'pinner-0': [{ op: 'pin', map: 'buf', pgae: 1 }] } }),
+      /\]\[0\]: unknown key 'pgae' \(fields: map, page, pages/],
     ['a device op naming no mapping', dev('vfio-type1', [{ op: 'map_dma', iova: 0, vaddr: { map: 'nope', off: 0 }, size: 4096 }]),
       /: case\.programs\["vfio-type1-0"\]\[0\]\.vaddr: expected a byte address or \{ map, off, byte \} naming a mapping of the case \(buf\)/],
-    ['a device op nobody declared', dev('vfio-type1', [{ op: 'pin_pages', iova: 0 }]), /: unknown op "pin_pages" for vfio-type1 \(ops: map_dma, unmap_dma, dma_write, dma_read\)$/],
-    ['a malformed iovec', dev('io_uring-fixed', [{ op: 'register', iovecs: [null] }]), /\]\[0\]\.iovecs\[0\]: expected a mapping, got null$/],
+    ['a device op nobody declared', dev('vfio-type1', [{ op: 'pin_pages', iova: 0 }]),
+      /: unknown op "pin_pages" for vfio-type1 \(ops: map_dma, unmap_dma, dma_write, dma_read\)$/],
+    ['a malformed iovec', dev('io_uring-fixed', [{ op: 'register', iovecs: [null] }]),
+      /\]\[0\]\.iovecs\[0\]: expected a mapping, got null$/],
     ['a mapping named twice', withCase({ layout: { ...goodCase.layout, maps: [{ name: 'buf', pages: 8 }, { name: 'buf', pages: 2 }] } }),
       /: case\.layout\.maps\[1\]\.name: mapping 'buf' named twice$/],
     ['a mapping larger than the address space', withCase({ layout: { ...goodCase.layout, maps: [{ name: 'buf', pages: 1e9 }] } }),
       /: case\.layout: mmap of buf \(1000000000 pages\) failed: -ENOMEM$/],
-    ['a fault point the actor does not have', withCase({ faults: { 'pinner-0': { frob: [1] } } }), /: case\.faults\["pinner-0"\]\.frob: 'frob' is not a fault point of pinner-0/],
-    ['faults of an actor not in the case', withCase({ faults: { 'user-0': {} } }), /: case\.faults\["user-0"\]: 'user-0' is not an actor of the case/],
-    ['a bug switch named constructor', { ...dev('vfio-type1', []), case: { ...goodCase, programs: { 'vfio-type1-0': [] }, bugs: { 'vfio-type1-0': ['constructor'] } } },
+    ['a fault point the actor does not have', withCase({ faults: { 'pinner-0': { frob: [1] } } }),
+      /: case\.faults\["pinner-0"\]\.frob: 'frob' is not a fault point of pinner-0/],
+    ['faults of an actor not in the case', withCase({ faults: { 'user-0': {} } }),
+      /: case\.faults\["user-0"\]: 'user-0' is not an actor of the case/],
+    ['a bug switch named constructor',
+      { ...dev('vfio-type1', []), case: { ...goodCase, programs: { 'vfio-type1-0': [] }, bugs: { 'vfio-type1-0': ['constructor'] } } },
       /: case\.bugs\["vfio-type1-0"\]\[0\]: expected a bug switch of vfio-type1/],
-    ['an actor the suite does not have', withCase({ programs: { 'pinner-3': [] } }), /: case\.programs\["pinner-3"\]: not an actor of suite longterm-pin/],
+    ['an actor the suite does not have', withCase({ programs: { 'pinner-3': [] } }),
+      /: case\.programs\["pinner-3"\]: not an actor of suite longterm-pin/],
     ['an unknown suite', withCase({}, { suite: 'toString' }), /: suite: unknown suite "toString"/],
-    ['a property the suite does not check', withCase({}, { property: 'frob' }), /: property: "frob" is not a property of suite longterm-pin/],
-    ['an edited top-level variant', withCase({}, { variant: 'v5.12' }), /: variant: 'v5\.12' but case\.variant is 'v6\.12': they must agree/],
+    ['a property the suite does not check', withCase({}, { property: 'frob' }),
+      /: property: "frob" is not a property of suite longterm-pin/],
+    ['an edited top-level variant', withCase({}, { variant: 'v5.12' }),
+      /: variant: 'v5\.12' but case\.variant is 'v6\.12': they must agree/],
     ['a __proto__ key', JSON.parse('{"__proto__": {"suite": "x"}}'), /: top level: unknown key '__proto__'/],
     ['an unknown top-level key', withCase({}, { frob: 1 }), /: top level: unknown key 'frob'/],
   ])('%s', async (_name, doc, re) => {
@@ -246,7 +280,8 @@ describe('regression files: every field is checked before anything runs', () => 
     const { SUITES } = await import('../../harness/suites');
     const { parseCase } = await import('../../harness/case_schema');
     for (const suite of Object.values(SUITES)) {
-      for (const cs of fc.sample(suite.arbitrary(fc, { variant: 'v6.12' }), { numRuns: 20, seed: 3 })) expect(() => parseCase(cs)).not.toThrow();
+      const cases = fc.sample(suite.arbitrary(fc, { variant: 'v6.12' }), { numRuns: 20, seed: 3 });
+      for (const cs of cases) expect(() => parseCase(cs)).not.toThrow();
     }
   });
 });

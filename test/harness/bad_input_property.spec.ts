@@ -80,7 +80,8 @@ function commandLines(): fc.Arbitrary<Input> {
     badFlag('--kernel', NASTY), badFlag('--suite', NASTY), badFlag('--runs', BAD_INTS), badFlag('--seed', BAD_INTS),
     badFlag('--timeout', BAD_INTS), badFlag('--path', ['x', '99999:99999', '0:99999', 'a:b', '1e3', '2000000']),
     badFlag('--cmdline', ['mem=1M "', 'mem=1T', `${MINI} sysctl.vm.min_free_kbytes=9999999999`, 'bogus=1', 'constructor']),
-    badFlag('--mode', NASTY), badFlag('--property', NASTY.filter(Boolean)), badFlag('--machines', NASTY), regsDir().map((d) => ['--regressions', d]),
+    badFlag('--mode', NASTY), badFlag('--property', NASTY.filter(Boolean)), badFlag('--machines', NASTY),
+    regsDir().map((d) => ['--regressions', d]),
     fc.constantFrom(['--suite', 'device:vfio-type1', '--bug', 'constructor'], ['--frobnicate'], ['extra-argument']),
   );
   const runValid = fc.constantFrom([], ['--kernel', 'v5.12'], ['--path', '0'], ['--mode', 'free'], ['--suite', 'device:example-pinbuf'],
@@ -95,10 +96,11 @@ function commandLines(): fc.Arbitrary<Input> {
     regsDir().map((d) => ['--regressions', d]))
     .map((p): Input => ({ argv: ['campaign', '--runs', '1', '--time', '1', '--regressions', 'none', ...p], bad: true }));
   const pinFraction = fc.oneof(
-    fc.oneof(badFlag('--chunk', BAD_INTS), badFlag('--kernelcore', ['10,1e1', '0', '100', 'x', '']), badFlag('--share', ['1e-1', '2', '0', 'x', '']),
-      badFlag('--kernel', NASTY)).map((p) => ({ p, bad: true })),
+    fc.oneof(badFlag('--chunk', BAD_INTS), badFlag('--kernelcore', ['10,1e1', '0', '100', 'x', '']),
+      badFlag('--share', ['1e-1', '2', '0', 'x', '']), badFlag('--kernel', NASTY)).map((p) => ({ p, bad: true })),
     fc.constant({ p: [] as string[], bad: false }),
-  ).map(({ p, bad }): Input => ({ argv: ['pin-fraction', '--cmdline', 'mem=4M', '--geometry', 'mini', '--kernelcore', '50', '--chunk', '64', ...p], bad }));
+  ).map(({ p, bad }): Input => ({
+    argv: ['pin-fraction', '--cmdline', 'mem=4M', '--geometry', 'mini', '--kernelcore', '50', '--chunk', '64', ...p], bad }));
   const layout = fc.oneof(
     fc.constantFrom('mem=1M "', 'mem=1T', 'mem=1M sysctl.vm.min_free_kbytes=9999999999', 'bogus=1', 'mem=1M kernelcore=constructor')
       .map((c): Input => ({ argv: ['layout', '--geometry', 'mini', '--cmdline', c], bad: true })),
@@ -108,10 +110,13 @@ function commandLines(): fc.Arbitrary<Input> {
   );
   const verbs = fc.oneof(
     fc.constantFrom(...NASTY.filter(Boolean)).map((v): Input => ({ argv: [v], bad: true })),
-    fc.constantFrom(['variants'], ['variants', '--json'], ['--help'], ['run', '--help']).map((argv): Input => ({ argv: [...argv], bad: false })),
-    fc.constantFrom(['variants', 'x'], ['scenario'], ['replay'], ['scenario', '--kernel', 'constructor', 'x.yaml']).map((argv): Input => ({ argv: [...argv], bad: true })),
+    fc.constantFrom(['variants'], ['variants', '--json'], ['--help'], ['run', '--help'])
+      .map((argv): Input => ({ argv: [...argv], bad: false })),
+    fc.constantFrom(['variants', 'x'], ['scenario'], ['replay'], ['scenario', '--kernel', 'constructor', 'x.yaml'])
+      .map((argv): Input => ({ argv: [...argv], bad: true })),
   );
-  return fc.oneof({ weight: 3, arbitrary: run }, replay, campaign, pinFraction, { weight: 2, arbitrary: layout }, { weight: 2, arbitrary: verbs });
+  return fc.oneof({ weight: 3, arbitrary: run }, replay, campaign, pinFraction, { weight: 2, arbitrary: layout },
+    { weight: 2, arbitrary: verbs });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,7 +124,8 @@ function commandLines(): fc.Arbitrary<Input> {
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-const NASTY_VALUES: Json[] = [null, true, false, 0, -1, 1.5, 1e12, 1e308, '1P', '256G', '16E', 'constructor', '__proto__', '', 'x'.repeat(300),
+const NASTY_VALUES: Json[] = [null, true, false, 0, -1, 1.5, 1e12, 1e308, '1P', '256G', '16E', 'constructor', '__proto__', '',
+  'x'.repeat(300),
   '(.+)+X', '^(a|a)*Q$', {}, [], { constructor: 1 }, [[[]]], 'a\nb', -0.5];
 
 /** Every path to a value in doc. */
@@ -148,21 +154,38 @@ function edit(doc: Json, p: (string | number)[], fn: (parent: Record<string | nu
   return copy;
 }
 
+const SIZED = ['len', 'size', 'passes', 'oom_score_adj', 'value', 'block', 'pages', 'page', 'iova'];
+const HUGE: Json[] = ['1P', '256G', '16E', 1e12, -1, 1e308, 0.5, '4097'];
+const PROTO_KEYS = ['constructor', '__proto__', 'toString', 'valueOf', 'frob'];
+
+/** doc with an own key k (even '__proto__') holding v in the object at p. */
+function withKey(doc: Json, p: (string | number)[], k: string, v: Json): Json {
+  const define = (o: object): void => { Object.defineProperty(o, k, { value: v, enumerable: true, writable: true }); };
+  if (p.length) return edit(doc, [...p, k], (o) => define(o));
+  const copy = JSON.parse(JSON.stringify(doc)) as object;
+  define(copy);
+  return copy as Json;
+}
+
 /** A mutation of a valid document; bad: true when the result is certainly bad input. */
 function mutated(valid: Json, extraBad: Json[] = []): fc.Arbitrary<{ doc: Json; bad: boolean | null }> {
   const all = paths(valid);
   const objs = objectPaths(valid);
   // sizes and counts: where 1P or 1e12 once hung, threw a RangeError or ate the heap
-  const sized = all.filter((p) => ['len', 'size', 'passes', 'oom_score_adj', 'value', 'block', 'pages', 'page', 'iova'].includes(String(p[p.length - 1])));
+  const sized = all.filter((p) => SIZED.includes(String(p[p.length - 1])));
+  const set = (p: (string | number)[], v: Json): Json => edit(valid, p, (o, k) => { o[k] = v; });
+  const drop = (p: (string | number)[]): Json => edit(valid, p, (o, k) => {
+    if (Array.isArray(o)) o.splice(k as number, 1);
+    else delete o[k];
+  });
   return fc.oneof(
     { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...all), fc.constantFrom(...NASTY_VALUES, ...extraBad))
-      .map(([p, v]) => ({ doc: edit(valid, p, (o, k) => { o[k] = v; }), bad: null })) },
-    { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...objs), fc.constantFrom('constructor', '__proto__', 'toString', 'valueOf', 'frob'), fc.constantFrom(...NASTY_VALUES))
-      .map(([p, k, v]) => ({ doc: p.length ? edit(valid, [...p, k], (o, kk) => { Object.defineProperty(o, kk, { value: v, enumerable: true, writable: true }); })
-        : Object.defineProperty(JSON.parse(JSON.stringify(valid)) as object, k, { value: v, enumerable: true, writable: true }) as Json, bad: true })) },
-    { weight: 1, arbitrary: fc.constantFrom(...all).map((p) => ({ doc: edit(valid, p, (o, k) => { if (Array.isArray(o)) o.splice(k as number, 1); else delete o[k]; }), bad: null })) },
-    { weight: 2, arbitrary: sized.length ? fc.tuple(fc.constantFrom(...sized), fc.constantFrom<Json>('1P', '256G', '16E', 1e12, -1, 1e308, 0.5, '4097'))
-      .map(([p, v]) => ({ doc: edit(valid, p, (o, k) => { o[k] = v; }), bad: null })) : fc.constant({ doc: valid, bad: false }) },
+      .map(([p, v]) => ({ doc: set(p, v), bad: null })) },
+    // every object of these documents is closed (or keyed by kernels, actors, fault points): an extra key is bad
+    { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...objs), fc.constantFrom(...PROTO_KEYS), fc.constantFrom(...NASTY_VALUES))
+      .map(([p, k, v]) => ({ doc: withKey(valid, p, k, v), bad: true })) },
+    { weight: 1, arbitrary: fc.constantFrom(...all).map((p) => ({ doc: drop(p), bad: null })) },
+    { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...sized), fc.constantFrom(...HUGE)).map(([p, v]) => ({ doc: set(p, v), bad: null })) },
     { weight: 1, arbitrary: fc.constant({ doc: valid, bad: false }) },
   );
 }
@@ -201,14 +224,18 @@ function scenarioText(): fc.Arbitrary<{ text: string; bad: boolean | null }> {
 
 const CASE: Json = {
   layout: { cmdline: MINI, geometry: 'mini', maps: [{ name: 'buf', pages: 8 }] },
-  variant: 'v6.12', programs: { 'user-0': [{ op: 'touch', map: 'buf', page: 1, write: true }], 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 2 }] },
+  variant: 'v6.12',
+  programs: { 'user-0': [{ op: 'touch', map: 'buf', page: 1, write: true }], 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 2 }] },
   schedule: [0, 1], faults: { 'pinner-0': { 'migrate:isolate': [0] } },
 };
-const REGRESSION: Json = { suite: 'longterm-pin', seed: 1, path: '0', variant: 'v6.12', property: 'pins-balance', verdict: 'pass', case: CASE };
+const REGRESSION: Json = {
+  suite: 'longterm-pin', seed: 1, path: '0', variant: 'v6.12', property: 'pins-balance', verdict: 'pass', case: CASE,
+};
 const DEVICE_REGRESSION: Json = {
   suite: 'device:vfio-type1', seed: 2, path: '0', variant: 'v6.12', property: 'dma-integrity', verdict: 'pass',
   case: { layout: { cmdline: MINI, geometry: 'mini', maps: [{ name: 'buf', pages: 8 }] }, variant: 'v6.12',
-    programs: { 'vfio-type1-0': [{ op: 'map_dma', iova: 0, vaddr: { map: 'buf', off: 0 }, size: 8192, read: true, write: true }, { op: 'dma_write', iova: 0, value: 5 }] },
+    programs: { 'vfio-type1-0': [
+      { op: 'map_dma', iova: 0, vaddr: { map: 'buf', off: 0 }, size: 8192, read: true, write: true }, { op: 'dma_write', iova: 0, value: 5 }] },
     schedule: [], faults: {}, bugs: { 'vfio-type1-0': ['no-longterm'] } },
 };
 
@@ -221,7 +248,8 @@ function regressionText(): fc.Arbitrary<{ text: string; bad: boolean | null }> {
       : { ...(REGRESSION as object), case: { ...(CASE as object), programs: { 'pinner-0': [{ op: name }] } } }), bad: true }));
   const truncated = doc.map(({ text }) => ({ text: text.slice(0, Math.floor(text.length / 2)), bad: true }));
   // an edited top-level variant (the header would name one kernel while the case runs another)
-  const variant = fc.constantFrom('v5.12', 'v6.12+R3', 'v6.1').map((v) => ({ text: JSON.stringify({ ...(REGRESSION as object), variant: v }), bad: true }));
+  const variant = fc.constantFrom('v5.12', 'v6.12+R3', 'v6.1')
+    .map((v) => ({ text: JSON.stringify({ ...(REGRESSION as object), variant: v }), bad: true }));
   return fc.oneof({ weight: 4, arbitrary: doc }, renamed, truncated, variant);
 }
 
@@ -235,8 +263,9 @@ describe('bad input, any shape of it: exit 0/1 with a report, or exit 2 with one
   }, 120_000);
 
   it('scenario documents', async () => {
-    await fc.assert(fc.asyncProperty(scenarioText(), fc.constantFrom([], ['--json'], ['--kernel', 'v6.12+R3']), async ({ text, bad }, flags) => {
-      await check({ argv: ['scenario', file('yaml', text), ...flags], bad });
+    const flags = fc.constantFrom<string[]>([], ['--json'], ['--kernel', 'v6.12+R3']);
+    await fc.assert(fc.asyncProperty(scenarioText(), flags, async ({ text, bad }, f) => {
+      await check({ argv: ['scenario', file('yaml', text), ...f], bad });
     }), { numRuns: 150, ...SETTINGS });
   }, 120_000);
 
