@@ -87,6 +87,14 @@ export interface GenShape {
   maxPages: number;
 }
 
+/**
+ * The type of an op field, for the regression-file schema (harness/case_schema.ts): 'int' a number
+ * (a value the uapi cannot hold is the model's errno, -EINVAL), 'nat' a whole number >= 0, 'bool',
+ * 'string', 'map' a mapping of the case, 'vaddr' a VaddrRef naming one (or a byte address), a list of
+ * strings (one of them), `{ list }` a list of values, `{ record }` a record with these fields.
+ */
+export type OpField = 'int' | 'nat' | 'bool' | 'string' | 'map' | 'vaddr' | readonly string[] | { list: OpField } | { record: Readonly<Record<string, OpField>> };
+
 export interface DeviceModel {
   /** registry name, e.g. 'vfio-type1' */
   name: string;
@@ -102,4 +110,6 @@ export interface DeviceModel {
   arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp>;
   /** op name -> the negative errnos that op can return (its kernel function's); the errno-contract property checks every result against it */
   errnos: Record<string, number[]>;
+  /** op name -> its fields (the same op names as errnos): a regression file may use only these */
+  ops: Record<string, Record<string, OpField>>;
 }

@@ -78,6 +78,7 @@ export const examplePinbuf: DeviceModel = {
     fc.record({ off: fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE), value: arbWord(fc) }).map((r): DeviceOp => ({ op: 'dma_write', ...r })),
     fc.nat(shape.maxPages - 1).map((p): DeviceOp => ({ op: 'dma_read', off: p * PAGE_SIZE })),
     fc.constant<DeviceOp>({ op: 'release' })),
+  ops: { pin: { vaddr: 'vaddr', len: 'int' }, dma_write: { off: 'int', value: 'int' }, dma_read: { off: 'int' }, release: {} },
   errnos: {
     // ib_umem_get(): -EINVAL, -EPERM, -ENOMEM; pin_user_pages_fast(): -EFAULT, -ENOMEM, -EINTR; -EBUSY: one buffer only
     pin: [-EBUSY, -EINVAL, -EPERM, -ENOMEM, -EFAULT, -EINTR],

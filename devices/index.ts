@@ -5,6 +5,7 @@
 import type { DeviceModel, DeviceOp, VaddrRef } from './device';
 import { PAGE_SIZE } from '../mm/memmap';
 import { ESRCH } from '../mm/errno';
+import { own } from '../mm/own';
 import { examplePinbuf } from './example_pinbuf';
 import { rdmaOdp } from './rdma_odp';
 import { vfioType1 } from './vfio_type1';
@@ -20,16 +21,17 @@ export const DEVICE_MODELS: Record<string, DeviceModel> = Object.fromEntries(MOD
 
 /** The model called name; an unknown name throws, listing the known ones. */
 export function deviceModel(name: string): DeviceModel {
-  const d = DEVICE_MODELS[name];
+  const d = own(DEVICE_MODELS, name);
   if (!d) throw new Error(`unknown device model '${name}' (models: ${Object.keys(DEVICE_MODELS).join(', ')})`);
   return d;
 }
 
 /** Is rc a result op may return? Successes (>= 0) always are; -ESRCH (the process was killed) too. */
 export function errnoAllowed(model: DeviceModel, op: string, rc: number): boolean {
-  if (!Object.prototype.hasOwnProperty.call(model.errnos, op)) return false; // unknown op names: false
+  const allowed = own(model.errnos, op);
+  if (!allowed) return false; // unknown op names: false
   if (rc >= 0 || rc === -ESRCH) return true;
-  return model.errnos[op]!.includes(rc);
+  return allowed.includes(rc);
 }
 
 /** Mapping names to the first vpn of each mapping, as the user agent created them. */
@@ -46,7 +48,7 @@ export function isVaddrRef(x: unknown): x is VaddrRef {
  * An unknown mapping name throws: the harness maps every name in shape.maps before devices run.
  */
 export function resolveVaddr(maps: MapTable, ref: VaddrRef): number {
-  const start = maps[ref.map];
+  const start = own(maps, ref.map);
   if (start === undefined) throw new Error(`resolveVaddr: no mapping named '${ref.map}' (mapped: ${Object.keys(maps).join(', ') || 'none'})`);
   return (start + ref.off) * PAGE_SIZE + (ref.byte ?? 0);
 }

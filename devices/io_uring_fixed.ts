@@ -255,6 +255,10 @@ export const ioUringFixed: DeviceModel = {
   bugs: { 'no-longterm': 'io_pin_pages() pins without FOLL_LONGTERM: registered buffers may stay in ZONE_MOVABLE/CMA' },
   create,
   arbitrary,
+  ops: {
+    register: { iovecs: { list: { record: { base: 'vaddr', len: 'int' } } } }, unregister: {},
+    read_fixed: { buf: 'int', off: 'int', addr: 'int', value: 'int' }, write_fixed: { buf: 'int', off: 'int', addr: 'int' },
+  },
   errnos: {
     // io_sqe_buffers_register(): -EBUSY (a table exists), -EINVAL (nr_args); io_buffer_validate(): -EFAULT, -EOVERFLOW;
     // io_pin_pages(): -EOVERFLOW, -EINVAL, -EFAULT (a partial pin), and pin_user_pages_fast()'s -EFAULT / -ENOMEM /

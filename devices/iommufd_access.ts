@@ -382,6 +382,11 @@ export const iommufdAccess: DeviceModel = {
   bugs: { 'callback-never-unpins': 'ops->unmap drops nothing: IOAS unmap retries 100 times, WARNs and fails with -EDEADLOCK' },
   create,
   arbitrary,
+  ops: {
+    ioas_map: { iova: 'int', vaddr: 'vaddr', length: 'int', read: 'bool', write: 'bool' }, ioas_unmap: { iova: 'int', length: 'int', all: 'bool' },
+    access_pin: { iova: 'int', length: 'int', write: 'bool' }, access_unpin: { iova: 'int', length: 'int' },
+    access_rw: { iova: 'int', write: 'bool', value: 'int' }, dma_write: { iova: 'int', value: 'int' }, dma_read: { iova: 'int' },
+  },
   errnos: {
     // iommufd_ioas_map() -> iopt_map_user_pages(): -EOVERFLOW, -EINVAL (flags, length 0, alignment), -EEXIST (iopt_check_iova), -ENOMEM
     ioas_map: [-EOVERFLOW, -EINVAL, -EEXIST, -ENOMEM],

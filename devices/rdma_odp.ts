@@ -505,6 +505,14 @@ export const rdmaOdp: DeviceModel = {
   },
   create,
   arbitrary,
+  ops: {
+    reg_mr: { vaddr: 'vaddr', len: 'int', hca_va: 'int', access: 'int' },
+    // an MR by the i-th live one (mr), or by lkey/key (remote: the rkey) with a device address (addr)
+    dereg_mr: { mr: 'int', key: 'int', lkey: 'int', remote: 'bool' },
+    rdma_write: { mr: 'int', key: 'int', lkey: 'int', remote: 'bool', addr: 'int', off: 'int', len: 'int', value: 'int' },
+    rdma_read: { mr: 'int', key: 'int', lkey: 'int', remote: 'bool', addr: 'int', off: 'int', len: 'int' },
+    prefetch: { mr: 'int', key: 'int', lkey: 'int', remote: 'bool', addr: 'int', off: 'int', len: 'int', write: 'bool' },
+  },
   errnos: {
     // ib_uverbs_reg_mr() / ib_check_mr_access(): -EINVAL; ib_umem_odp_get() -> ib_init_umem_odp(): -EINVAL, -EOVERFLOW,
     // -ENOMEM, and mmu_interval_notifier_insert()'s -EOVERFLOW / -ENOMEM / -EINVAL; rxe_odp_init_pages() ->

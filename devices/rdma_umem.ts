@@ -18,6 +18,7 @@ import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
+import { own } from '../mm/own';
 import { PAGE_SIZE, intField, isU64, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, memlockCounters,
   dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, memlockViolation } from './common';
 
@@ -139,7 +140,7 @@ function create(env: DeviceEnv): DeviceState {
     const names = Array.isArray(op.access) ? op.access : [];
     let access = 0;
     for (const n of names) {
-      const bit = typeof n === 'string' ? ACCESS_NAMES[n] : undefined;
+      const bit = typeof n === 'string' ? own(ACCESS_NAMES, n) : undefined;
       if (bit === undefined) return { rc: -EINVAL, detail: `unknown access ${String(n)}` };
       access |= bit;
     }
@@ -277,6 +278,11 @@ export const rdmaUmem: DeviceModel = {
   },
   create,
   arbitrary,
+  ops: {
+    reg_mr: { vaddr: 'vaddr', length: 'int', hca_va: 'int', access: { list: Object.keys(ACCESS_NAMES) } }, dereg_mr: { mr: 'int' },
+    // a work request names its MR by handle (mr) or key; via: which key (lkey: local, rkey: remote)
+    post: { mr: 'int', key: 'int', via: ['lkey', 'rkey'], kind: ['read', 'write'], offset: 'int', value: 'int' }, complete: {},
+  },
   errnos: {
     // ib_uverbs_reg_mr(): -EINVAL (start/hca_va offsets); ib_check_mr_access(): -EINVAL, -EOPNOTSUPP (ON_DEMAND);
     // ib_umem_get(): -EINVAL, -EPERM (!can_do_mlock), -ENOMEM (pinned_vm over RLIMIT_MEMLOCK), and from

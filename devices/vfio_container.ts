@@ -10,12 +10,16 @@
 // vaddr_get_pfns() never takes the follow_fault_pfn() path and no pfn is reserved; no VADDR
 // (live update) flags, no dirty tracking.
 
-import type { DeviceEnv, OpResult, HeldPage } from './device';
+import type { DeviceEnv, OpResult, HeldPage, OpField } from './device';
 import { pinUserPagesRemote, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { userAccess } from '../mm/memory';
 import { EINVAL, EEXIST, ENOSPC, EFAULT, EPERM, E2BIG, ENOMEM, EBUSY, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
 import { PAGE_SIZE, isU64, intField, pageAligned, accountLockedVm, capableIpcLock, rlimitMemlock, memlockCounters, hex, trace } from './common';
+
+/** VFIO_IOMMU_MAP_DMA / UNMAP_DMA fields (struct vfio_iommu_type1_dma_map / _unmap; all: VFIO_DMA_UNMAP_FLAG_ALL). */
+export const VFIO_MAP_DMA_FIELDS: Record<string, OpField> = { iova: 'int', vaddr: 'vaddr', size: 'int', read: 'bool', write: 'bool' };
+export const VFIO_UNMAP_DMA_FIELDS: Record<string, OpField> = { iova: 'int', size: 'int', all: 'bool' };
 
 export const IOMMU_READ = 1;
 export const IOMMU_WRITE = 2;

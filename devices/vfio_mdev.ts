@@ -15,7 +15,7 @@
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY, EPERM, E2BIG, errname } from '../mm/errno';
-import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_PIN_PAGES_MAX_ENTRIES } from './vfio_container';
+import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_PIN_PAGES_MAX_ENTRIES, VFIO_MAP_DMA_FIELDS, VFIO_UNMAP_DMA_FIELDS } from './vfio_container';
 import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
 
 const NAME = 'vfio-mdev';
@@ -161,6 +161,11 @@ export const vfioMdev: DeviceModel = {
   },
   create,
   arbitrary,
+  ops: {
+    map_dma: VFIO_MAP_DMA_FIELDS, unmap_dma: VFIO_UNMAP_DMA_FIELDS, pin_pages: { iova: 'int', npage: 'int', write: 'bool' },
+    unpin_pages: { iova: 'int', npage: 'int' }, dma_write: { iova: 'int', value: 'int' }, dma_read: { iova: 'int' },
+    dma_rw: { iova: 'int', write: 'bool', value: 'int' },
+  },
   errnos: {
     // vfio_dma_do_map() without an IOMMU domain (nothing pinned): -EINVAL, -EEXIST, -ENOSPC, -ENOMEM (kzalloc)
     map_dma: [-EINVAL, -EEXIST, -ENOSPC, -ENOMEM],

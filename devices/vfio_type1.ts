@@ -11,7 +11,7 @@
 
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY } from '../mm/errno';
-import { Type1Container, IOMMU_READ, IOMMU_WRITE } from './vfio_container';
+import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_MAP_DMA_FIELDS, VFIO_UNMAP_DMA_FIELDS } from './vfio_container';
 import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
 import type * as fcType from 'fast-check';
 import type { GenShape } from './device';
@@ -89,6 +89,9 @@ export const vfioType1: DeviceModel = {
   },
   create,
   arbitrary,
+  ops: {
+    map_dma: VFIO_MAP_DMA_FIELDS, unmap_dma: VFIO_UNMAP_DMA_FIELDS, dma_write: { iova: 'int', value: 'int' }, dma_read: { iova: 'int' },
+  },
   errnos: {
     // vfio_dma_do_map(): -EINVAL (u64 overflow, no READ/WRITE, alignment, wrap, outside the IOVA list), -EEXIST,
     // -ENOSPC (dma_entry_limit), -ENOMEM (RLIMIT_MEMLOCK in vfio_pin_pages_remote); vaddr_get_pfns() ->

@@ -24,6 +24,7 @@ import { KernelBug } from '../mm/debug';
 import { ActorScheduler, RunStopped } from './scheduler';
 import { AGENTS, AgentEnv, AgentState, AgentResult, AGENT_ERRNOS, PROP_ERRNO } from './agents';
 import { Prng } from './prng';
+import { own } from '../mm/own';
 import { DEVICE_MODELS, resolveOp, errnoAllowed as deviceErrnoAllowed } from '../devices/index';
 
 export const PROP_PINNABLE = 'no-longterm-pin-in-movable';
@@ -35,11 +36,11 @@ const NR_PIN_RELEASED = vmItem('nr_foll_pin_released');
 /** errno-contract: may this actor kind's op return rc? Successes and -ESRCH (process killed) always may. */
 function errnoAllowed(kind: string, op: string, rc: number): boolean | null {
   if (rc >= 0 || rc === -ESRCH) return true;
-  const model = DEVICE_MODELS[kind];
+  const model = own(DEVICE_MODELS, kind);
   if (model) return deviceErrnoAllowed(model, op, rc);
-  const table = AGENT_ERRNOS[kind];
+  const table = own(AGENT_ERRNOS, kind);
   if (!table) return null; // a kind without declarations (the harness's test actors)
-  return table[op]?.includes(rc) ?? false;
+  return own(table, op)?.includes(rc) ?? false;
 }
 
 /** The fault plan of one actor, counted on its own thread: deterministic in both modes. */
@@ -52,7 +53,7 @@ class FaultInjector {
   }
   /** Does this call of the fault point fail? */
   fire(point: string): boolean {
-    const at = this.plan[point];
+    const at = own(this.plan, point);
     if (!at || !at.length) return false;
     const n = this.calls.get(point) ?? 0;
     this.calls.set(point, n + 1);
@@ -341,7 +342,7 @@ function createActor(t: ActorTask, m: Memmap, sched: ActorScheduler, log: (s: st
     yieldPoint: (label) => yieldPoint(label), // through this thread's hook (signals are delivered there)
     trace: (line) => log(line),
   };
-  const agent = AGENTS[t.actorKind];
+  const agent = own(AGENTS, t.actorKind);
   if (agent) {
     const c = sched.c;
     const aenv: AgentEnv = {
@@ -351,7 +352,7 @@ function createActor(t: ActorTask, m: Memmap, sched: ActorScheduler, log: (s: st
     };
     return agent(aenv);
   }
-  const model = DEVICE_MODELS[t.actorKind];
+  const model = own(DEVICE_MODELS, t.actorKind);
   if (!model) throw new Error(`unknown actor kind '${t.actorKind}'`);
   const dev = model.create(env);
   // generated device ops name process addresses as { map, off }: resolve them against this run's maps

@@ -12,7 +12,7 @@
 // Plus misbehaving actors for the harness's own reliability tests (test-throw, test-exit, test-spin,
 // test-lock, test-clock): a simulator bug, a dying worker, a livelock, a deadlock, hidden
 // nondeterminism; and `yielder`, which only reaches preemption points (the scheduler benchmark).
-import type { DeviceEnv, DeviceState, OpResult } from '../devices/device';
+import type { DeviceEnv, DeviceState, OpResult, OpField } from '../devices/device';
 import type { Memmap as MemmapT } from '../mm/memmap';
 import type { ActorOp, MapInfo } from './types';
 import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC, MM_USERS, MM_PID } from '../mm/memmap';
@@ -106,6 +106,31 @@ export const AGENT_ERRNOS: Record<string, Record<string, number[]>> = {
     isolate: [-EBUSY], // alloc_contig_range() -> start_isolate_page_range(): an unmovable or already isolated pageblock
     undo_isolate: [],
   },
+};
+
+/**
+ * The fields of each agent kind's ops (the regression-file schema, harness/case_schema.ts, is built from
+ * this): 'map' names a mapping of the case (required), 'nat' a whole number >= 0 (page and block
+ * numbers are taken modulo the mapping's size and the number of blocks), 'bool' a flag.
+ */
+const RANGE: Record<string, OpField> = { map: 'map', page: 'nat', pages: 'nat' };
+export const AGENT_OPS: Record<string, Record<string, Record<string, OpField>>> = {
+  user: {
+    touch: { map: 'map', page: 'nat', write: 'bool', value: 'nat' }, write: { map: 'map', page: 'nat', value: 'nat' },
+    munmap: RANGE, dontneed: RANGE, refault: { ...RANGE, value: 'nat' }, remap: { map: 'map' }, fork: {}, exit_child: {},
+  },
+  pinner: {
+    pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool' }, unpin: { slot: 'nat' },
+    dma: { slot: 'nat', page: 'nat', value: 'nat' },
+  },
+  hotplug: { offline: { block: 'nat' }, online: { block: 'nat', type: ['online', 'online_kernel', 'online_movable'] } },
+  cma: { isolate: { block: 'nat' }, undo_isolate: { slot: 'nat' } },
+  'test-throw': { noop: {}, throw: { why: 'string' } },
+  'test-exit': { noop: {}, exit: {} },
+  'test-spin': { noop: {}, spin: { ms: 'nat' } },
+  'test-lock': { lock: {}, unlock: {}, wait: {}, yield: {} },
+  'test-clock': { tick: {} },
+  yielder: { yield: { n: 'nat' } },
 };
 
 /** Agents hold at most this many pins / children at once (ops beyond it fail with -EBUSY / -EAGAIN). */

@@ -98,7 +98,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     const line = `[${i + 1}/${plan.length}] ${label}: ${summary.cases} cases, ${summary.steps} steps, ${summary.seconds.toFixed(1)} s, ${summary.verdict}`;
     if (o.tty) o.io.err(`\r\x1b[K${line}\n`);
     else o.io.err(`pinlab: ${line}\n`);
-    for (const f of summary.failures) o.io.out(`FAIL ${f.property} (${suite.name}, ${shape.name}): ${f.message}\n  replay: ${f.replay}\n`);
+    for (const f of summary.failures) {
+      o.io.out(`FAIL ${f.property} (${suite.name}, ${shape.name}): ${f.message}\n  replay: ${f.replay}\n`);
+      if (f.saveError) o.io.err(`pinlab: the failure was not saved: ${f.saveError}\n`);
+    }
   }
   } finally {
     clearTimeout(timer);

@@ -11,6 +11,7 @@ import { cmdCampaign } from './cli_campaign';
 const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = { ...RUN_VERBS, campaign: cmdCampaign };
 import { CaseError } from './run_case';
 import { adoptProcessSignals, signalExitCode, ProcessSignals } from './signals';
+import { own } from '../mm/own';
 
 export class UsageError extends Error {
   constructor(msg: string) {
@@ -66,6 +67,23 @@ kernel parameters honoured (kernel semantics and units: K/M/G, % where the kerne
 type Flags = Record<string, string | boolean | undefined>;
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
+/** A value from the command line, quoted for a message, cut short when long. */
+export function shown(v: unknown): string {
+  const s = String(v);
+  return `'${s.length > 60 ? `${s.slice(0, 57)}...` : s}'`;
+}
+
+/** Integer flags (--seed, --runs, --timeout, --time, --chunk, --kernelcore): decimal digits only, min..max. */
+export const INT_MAX = 2 ** 31 - 1;
+export function intFlag(name: string, v: string | boolean | undefined, min: number, max = INT_MAX): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^-?[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: ${shown(v)} is not an integer ${min}..${max}`);
+  }
+  return n;
+}
+
 /** util.parseArgs, strict; any mistake becomes a one-line UsageError naming the verb. */
 export function parse(verb: string, argv: string[], options: OptionSpec): { values: Flags; positionals: string[] } {
   try {
@@ -108,8 +126,8 @@ function cmdScenario(argv: string[], io: Io): number {
   if (kernel !== undefined) checkKernelFlag(kernel);
   let ok = true;
   const docs: unknown[] = [];
-  for (const file of positionals) {
-   const sc = loadScenario(file);
+  const loaded = positionals.map((file) => ({ file, sc: loadScenario(file) })); // every file is checked before any runs
+  for (const { file, sc } of loaded) {
    for (const k of scenarioKernels(sc, kernel)) {
     if (!values.json) io.out(`# ${file} [${k}]: ${sc.machine.cmdline}${sc.machine.geometry ? ` (geometry ${sc.machine.geometry})` : ''}\n`);
     const run = runScenario(file, sc, values.json ? undefined : (line) => io.out(line + '\n'), k);
@@ -178,15 +196,13 @@ function cmdPinFraction(argv: string[], io: Io): number {
   if (kernel !== undefined) checkKernelFlag(kernel);
   const base = (values.cmdline as string | undefined) ?? 'mem=1G';
   if (/\b(kernelcore|movablecore)=/.test(base)) throw new UsageError('pin-fraction: --cmdline must not set kernelcore= or movablecore= (the verb varies kernelcore=)');
-  const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',').map((x) => {
-    const n = Number(x);
-    if (!Number.isInteger(n) || n < 1 || n > 99) throw new UsageError(`pin-fraction: --kernelcore '${x}' is not a whole percentage 1..99`);
-    return n;
-  });
-  const share = values.share === undefined ? 0.9 : Number(values.share);
-  if (!(share > 0 && share <= 1)) throw new UsageError(`pin-fraction: --share '${String(values.share)}' is not a fraction in (0, 1]`);
-  const chunk = values.chunk === undefined ? 512 : Number(values.chunk);
-  if (!Number.isInteger(chunk) || chunk < 1) throw new UsageError(`pin-fraction: --chunk '${String(values.chunk)}' is not a positive number of pages`);
+  const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',')
+    .map((x) => intFlag('kernelcore', x, 1, 99)!);
+  const shareText = values.share as string | undefined;
+  const decimal = shareText !== undefined && shareText !== '' && /^(0|1)?(\.[0-9]+)?$/.test(shareText);
+  const share = shareText === undefined ? 0.9 : decimal ? Number(shareText) : NaN;
+  if (!(share > 0 && share <= 1)) throw new UsageError(`--share: '${String(shareText)}' is not a fraction in (0, 1]`);
+  const chunk = intFlag('chunk', values.chunk, 1) ?? 512;
   bootFromSpec({ cmdline: `${base} kernelcore=${pcts[0]}%`, geometry: values.geometry as string | undefined }); // validate once
   const rows = pinFractionTable(pcts, { base, geometry: values.geometry as string | undefined, kernel, share, chunk });
   if (values.json) io.out(JSON.stringify({ cmdline: base, kernel: kernel ?? DEFAULT_VARIANT, share, chunk, rows }, null, 2) + '\n');
@@ -201,20 +217,30 @@ const VERBS: Record<string, (argv: string[], io: Io) => number> = {
   'pin-fraction': cmdPinFraction,
 };
 
+/** Bad input: one line on stderr, exit code 2. */
+function badInput(e: unknown): e is Error {
+  return e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError
+    || e instanceof VariantError;
+}
+
+/** An error's message as one line (a bad file's name or value may hold newlines). */
+export function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
+
 /** Runs one command; returns the exit code (0 ok, 1 a property failed or a run broke, 2 bad input). */
 export function main(argv: string[], io: Io): number {
   try {
     if (argv.length === 0) return cmdLayout([], io);
     const [verb, ...rest] = argv as [string, ...string[]];
     if (verb === '--help' || verb === '-h' || verb === 'help') { io.out(MAIN_HELP); return 0; }
-    // own properties only: 'toString' or 'constructor' is not a verb
-    const fn = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
-    if (Object.hasOwn(ASYNC_VERBS, verb)) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
+    const fn = own(VERBS, verb);
+    if (own(ASYNC_VERBS, verb)) throw new UsageError(`${verb}: runs asynchronously (call mainAsync)`);
     if (!fn) throw new UsageError(`unknown verb '${verb}' (verbs: ${[...Object.keys(VERBS), ...Object.keys(ASYNC_VERBS)].join(', ')}; see pinlab --help)`);
     return fn(rest, io);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError) {
-      io.err(`pinlab: ${e.message}\n`);
+    if (badInput(e)) {
+      io.err(`pinlab: ${oneLine(e.message)}\n`);
       return 2;
     }
     throw e;
@@ -224,16 +250,15 @@ export function main(argv: string[], io: Io): number {
 /** main() for every verb, including the asynchronous ones (run, replay): resolves to the exit code. */
 export async function mainAsync(argv: string[], io: Io): Promise<number> {
   // no verb: the main job, the default property campaign
-  const fn = argv.length ? (Object.hasOwn(ASYNC_VERBS, argv[0]!) ? ASYNC_VERBS[argv[0]!] : undefined) : cmdCampaign;
-  if (!fn) return main(argv, io);
+  const fn = argv.length ? own(ASYNC_VERBS, argv[0]!) : cmdCampaign;
   try {
-    return await fn(argv.slice(1), io);
+    return fn ? await fn(argv.slice(1), io) : main(argv, io);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError) {
-      io.err(`pinlab: ${e.message}\n`);
+    if (badInput(e)) {
+      io.err(`pinlab: ${oneLine(e.message)}\n`);
       return 2;
     }
-    io.err(`pinlab: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+    io.err(`pinlab: internal error: ${oneLine(String((e as Error)?.message ?? e))}\n`);
     return 1;
   }
 }

@@ -1,7 +1,7 @@
 // `pinlab campaign` (and `npm start`): the default property campaign. See harness/campaign.ts.
 import { randomInt } from 'node:crypto';
-import { UsageError, parse, Io } from './cli';
-import { intFlag, kernelFlag } from './cli_run';
+import { UsageError, parse, Io, intFlag } from './cli';
+import { kernelFlag, seedFlag, regressionsFlag } from './cli_run';
 import { withInterrupt, signalExitCode } from './signals';
 import { DEFAULT_VARIANT } from '../mm/variants';
 import { runCampaign, campaignShapeNote, formatCampaign, campaignSuites, CAMPAIGN_SHAPES } from './campaign';
@@ -33,15 +33,16 @@ export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
   if (values.help) { io.out(CAMPAIGN_HELP); return 0; }
   if (positionals.length) throw new UsageError(`campaign: unexpected argument '${positionals[0]}' (see pinlab campaign --help)`);
   const variant = kernelFlag(values.kernel) ?? DEFAULT_VARIANT;
-  const seed = intFlag('seed', values.seed, -(2 ** 31)) ?? randomInt(2 ** 31 - 1);
+  const seed = seedFlag(values.seed) ?? randomInt(2 ** 31 - 1);
   const runs = intFlag('runs', values.runs, 1);
-  const timeSec = intFlag('time', values.time, 1) ?? 60;
-  const regs = (values.regressions as string | undefined) ?? 'regressions';
+  // the hard stop at twice the budget is a setTimeout, which takes at most 2^31-1 ms
+  const timeSec = intFlag('time', values.time, 1, 1_000_000) ?? 60;
+  const regressionsDir = regressionsFlag(values.regressions);
   io.out(`# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
     `${campaignShapeNote()}\n`);
   return withInterrupt(async (interrupt) => {
     const r = await runCampaign({
-      variant, seed, runs, timeSec, regressionsDir: regs === 'none' ? null : regs, tty: process.stderr.isTTY === true, interrupt, io,
+      variant, seed, runs, timeSec, regressionsDir, tty: process.stderr.isTTY === true, interrupt, io,
     });
     io.out(formatCampaign(r, variant));
     if (r.verdict === 'fail') return 1;

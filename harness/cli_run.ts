@@ -3,14 +3,18 @@
 // properties held, 1 a property failed or a run broke (also when a signal then cut the run or its
 // shrinking short), 2 bad input (one line), 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM.
 import { randomInt } from 'node:crypto';
-import { UsageError, parse, Io } from './cli';
+import { UsageError, parse, Io, intFlag, shown } from './cli';
+
+const PATH_FIRST_MAX = 1_000_000;
 import { parseVariant, VariantError, DEFAULT_VARIANT } from '../mm/variants';
 import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS, Suite } from './suites';
 import { RUN_FAILURES } from './run_case';
 import { DEVICE_MODELS } from '../devices/index';
-import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig, RunSummary, shapeFlags } from './runner';
-import { setupMachine, CaseError } from './run_case';
+import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RunConfig, RunSummary, shapeFlags, pathNamesACase,
+  prepareRegressionsDir } from './runner';
+import { setupMachine, CaseError, actorKind } from './run_case';
 import { withInterrupt, signalExitCode, Interrupt } from './signals';
+import { own, hasOwnKey } from '../mm/own';
 
 export const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
@@ -32,8 +36,9 @@ options:
   --check-determinism  run every case twice and fail if the trace hashes differ
   --json               one JSON document: verdict, cases, steps, failures[] {property, seed, path, trace_hash}
   --timeout MS         time budget of one case (default 60000); past it the case fails as a hang
-  --regressions DIR    where failures are saved (default regressions; 'none' to save nothing)
-  --path P             with --seed: run only fast-check's path P (as printed with a failure)
+  --regressions DIR    where failures are saved (default regressions, created and checked before the run;
+                       'none' to save nothing)
+  --path P             with --seed: run only fast-check's path P (as printed with a failure; it must name a case)
   --property P[,P]     check only these properties (docs/properties.md); deadlock, hang and the other
                        failures of the run itself are always reported
   --bug NAME[,NAME]    turn on a device model's bug switch in a device:<model> suite (pinlab variants
@@ -61,11 +66,41 @@ Exit code: 1 when a property fails (as recorded for a regression), 0 when none d
 Ctrl-C (SIGTERM) stopped the replay first.
 `;
 
-export function intFlag(name: string, v: string | boolean | undefined, min: number): number | undefined {
+/** --seed: fast-check's seeds are 32-bit integers. */
+export function seedFlag(v: string | boolean | undefined): number | undefined {
+  return intFlag('seed', v, -(2 ** 31), 2 ** 31 - 1);
+}
+
+/** --path: fast-check's path, numbers separated by ':' (whether it names a case: checkPath). */
+export function pathFlag(v: string | boolean | undefined): string | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== 'string' || !/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name}: '${String(v)}' is not an integer >= ${min}`);
-  return n;
+  if (typeof v !== 'string' || !/^[0-9]{1,9}(:[0-9]{1,9})*$/.test(v)) {
+    throw new UsageError(`--path: ${shown(v)} is not a fast-check path (numbers separated by ':')`);
+  }
+  // the first number is the index of the failing case: fast-check skips that many cases to reach it (about 2 s a million)
+  if (Number(v.split(':')[0]) > PATH_FIRST_MAX) throw new UsageError(`--path: ${shown(v)} starts past case ${PATH_FIRST_MAX}`);
+  return v;
+}
+
+/** The path must lead to a case of the suite under this seed (generation only, nothing runs). */
+function checkPath(cfg: Parameters<typeof pathNamesACase>[0]): void {
+  if (cfg.path !== undefined && !pathNamesACase(cfg)) {
+    throw new UsageError(`--path: ${shown(cfg.path)} names no case of suite ${cfg.suite.name} with seed ${cfg.seed}`
+      + ' (as printed with a failure: --seed and --path together)');
+  }
+}
+
+/** --regressions: a directory (created and probed now, before any case runs), or 'none'. */
+export function regressionsFlag(v: string | boolean | undefined): string | null {
+  const dir = (v as string | undefined) ?? 'regressions';
+  if (dir === 'none') return null;
+  if (dir === '') throw new UsageError("--regressions: give a directory, or 'none' to save nothing");
+  try {
+    prepareRegressionsDir(dir);
+  } catch (e) {
+    throw new UsageError(`--regressions: ${(e as Error).message}`);
+  }
+  return dir;
 }
 
 export function kernelFlag(v: string | boolean | undefined): string | undefined {
@@ -81,7 +116,7 @@ export function kernelFlag(v: string | boolean | undefined): string | undefined 
 
 function suiteFlag(v: string | boolean | undefined): string {
   const name = (v as string | undefined) ?? DEFAULT_SUITE;
-  if (!SUITES[name]) throw new UsageError(`--suite: unknown suite '${name}' (suites: ${Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ')})`);
+  if (!own(SUITES, name)) throw new UsageError(`--suite: unknown suite '${name}' (suites: ${Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ')})`);
   return name;
 }
 
@@ -110,11 +145,11 @@ export function propertyFlag(v: string | boolean | undefined, suite: Suite): str
 /** --bug: switches of the suite's device model. */
 export function bugFlag(v: string | boolean | undefined, suite: Suite): string[] | undefined {
   if (v === undefined) return undefined;
-  const model = suite.actors.map((a) => DEVICE_MODELS[a.replace(/-\d+$/, '')]).find((x) => x);
+  const model = suite.actors.map((a) => own(DEVICE_MODELS, actorKind(a))).find((x) => x);
   if (!model) throw new UsageError(`--bug: suite ${suite.name} has no device actor (use --suite device:<model>)`);
   const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
   if (!names.length) throw new UsageError('--bug: give at least one bug switch');
-  for (const n of names) if (!(n in model.bugs)) throw new UsageError(`--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`);
+  for (const n of names) if (!hasOwnKey(model.bugs, n)) throw new UsageError(`--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`);
   return names;
 }
 
@@ -144,21 +179,23 @@ export async function cmdRun(argv: string[], io: Io): Promise<number> {
   const mode = (values.mode as string | undefined) ?? 'det';
   if (mode !== 'det' && mode !== 'free') throw new UsageError(`--mode: '${mode}' is not det or free`);
   const cmdline = cmdlineFlag(values.cmdline);
-  const seed = intFlag('seed', values.seed, -(2 ** 31)) ?? randomInt(2 ** 31 - 1);
+  const seed = seedFlag(values.seed) ?? randomInt(2 ** 31 - 1);
   const runs = intFlag('runs', values.runs, 1) ?? suite.runs;
   const timeoutMs = intFlag('timeout', values.timeout, 1);
-  const regs = (values.regressions as string | undefined) ?? 'regressions';
+  const path = pathFlag(values.path);
   const json = values.json === true;
   const shape = { cmdline, properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite), machines: machinesFlag(values.machines),
     swarm: values['no-swarm'] === true ? false : undefined };
+  checkPath({ suite, variant, seed, path, ...shape });
+  const regressionsDir = regressionsFlag(values.regressions);
   if (!json) {
     io.out(`# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
       `${shapeFlags(shape)}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`);
   }
   return withInterrupt(async (interrupt) => {
     const summary = await runSuite({
-      suite, variant, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path: values.path as string | undefined,
-      json, regressionsDir: regs === 'none' ? null : regs, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io, ...shape,
+      suite, variant, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path,
+      json, regressionsDir, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io, ...shape,
     } satisfies RunConfig);
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));
@@ -179,15 +216,15 @@ export async function cmdReplay(argv: string[], io: Io): Promise<number> {
   if (!positionals.length) {
     if (values.seed === undefined || values.path === undefined) throw new UsageError('replay: give a regression FILE, or --seed N and --path P (see pinlab replay --help)');
     const suite = SUITES[suiteFlag(values.suite)]!;
-    const seed = intFlag('seed', values.seed, -(2 ** 31))!;
-    const path = values.path as string;
-    if (!/^\d+(:\d+)*$/.test(path)) throw new UsageError(`--path: '${path}' is not a fast-check path (numbers separated by ':')`);
-    const cmdline = cmdlineFlag(values.cmdline);
-    const shape = { properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite), machines: machinesFlag(values.machines),
-      swarm: values['no-swarm'] === true ? false : undefined };
+    const seed = seedFlag(values.seed)!;
+    const path = pathFlag(values.path)!;
+    const shape = { cmdline: cmdlineFlag(values.cmdline), properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite),
+      machines: machinesFlag(values.machines), swarm: values['no-swarm'] === true ? false : undefined };
+    const variant = kernel ?? DEFAULT_VARIANT;
+    checkPath({ suite, variant, seed, path, ...shape });
     return withInterrupt(async (interrupt) => {
       const summary = await runSuite({
-        suite, variant: kernel ?? DEFAULT_VARIANT, cmdline, seed, runs: 1, mode: 'det', checkDeterminism: false, path,
+        suite, variant, seed, runs: 1, mode: 'det', checkDeterminism: false, path,
         json, regressionsDir: null, timeoutMs, tty: false, interrupt, io, ...shape,
       });
       if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
@@ -195,7 +232,10 @@ export async function cmdReplay(argv: string[], io: Io): Promise<number> {
       return runExitCode(summary, interrupt);
     });
   }
-  if (values.seed !== undefined || values.path !== undefined || values.suite !== undefined) throw new UsageError('replay: a FILE carries its own suite, seed and path');
+  for (const f of ['seed', 'path', 'suite', 'cmdline', 'property', 'bug', 'machines', 'no-swarm'] as const) {
+    if (values[f] === undefined) continue;
+    throw new UsageError(`replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`);
+  }
   const regs = positionals.map((f) => ({ file: f, reg: loadRegression(f) }));
   return withInterrupt(async (interrupt) => {
     const docs: unknown[] = [];

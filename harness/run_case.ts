@@ -12,7 +12,7 @@ import { mmCreate, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { MM_USERS } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { setCurrent, newTask } from '../mm/sched';
-import { parseVariant, setVariant, VariantError } from '../mm/variants';
+import { parseVariant, setVariant } from '../mm/variants';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { vmstatSnapshot } from '../mm/vmstat';
@@ -20,13 +20,13 @@ import { errname } from '../mm/errno';
 import { CmdlineError } from '../mm/cmdline';
 import { checkAllocator, pageTableErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, PageCounts } from '../properties/checkers';
 import { movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
-import { Control, MAX_ACTORS, MAX_MAPS, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
+import { Control, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
   A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
   MODE_FREE, C_MODE, readRing, RingEntry, K_VIOLATION, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
 import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
 import { DEVICE_MODELS } from '../devices/index';
-import { AGENTS } from './agents';
+import { own, hasOwnKey } from '../mm/own';
 
 /** A process mapping the case asks for (anonymous, private, read-write), by name. */
 export interface MapSpec {
@@ -137,56 +137,6 @@ export function actorKind(name: string): string {
   return mm ? mm[1]! : name;
 }
 
-export function knownActorKind(kind: string): boolean {
-  return kind in AGENTS || kind in DEVICE_MODELS;
-}
-
-const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x);
-
-/** Check a case read from a file or built by hand; throws CaseError naming the first problem. */
-export function validateCase(x: unknown): Case {
-  const bad = (what: string): never => { throw new CaseError(`case: ${what}`); };
-  if (typeof x !== 'object' || x === null || Array.isArray(x)) bad('not an object');
-  const c = x as Record<string, unknown>;
-  const layout = c.layout as Record<string, unknown> | undefined;
-  if (!layout || typeof layout !== 'object') bad("missing 'layout'");
-  if (typeof layout!.cmdline !== 'string') bad("layout.cmdline must be a string");
-  if (layout!.geometry !== undefined && typeof layout!.geometry !== 'string') bad('layout.geometry must be a string');
-  if (!Array.isArray(layout!.maps)) bad('layout.maps must be an array');
-  if (layout!.memlock !== undefined && (!isInt(layout!.memlock) || (layout!.memlock as number) < -1)) bad('layout.memlock must be pages >= 0, or -1 (unlimited)');
-  const maps = layout!.maps as unknown[];
-  if (maps.length > MAX_MAPS) bad(`at most ${MAX_MAPS} maps`);
-  for (const mp of maps) {
-    const r = mp as Record<string, unknown>;
-    if (!r || typeof r.name !== 'string' || !isInt(r.pages) || r.pages <= 0) bad('each map needs a name and pages > 0');
-  }
-  if (typeof c.variant !== 'string') bad("'variant' must be a string");
-  try { parseVariant(c.variant as string); } catch (e) { if (e instanceof VariantError) bad(e.message); throw e; }
-  if (!c.programs || typeof c.programs !== 'object' || Array.isArray(c.programs)) bad("'programs' must map actor names to op lists");
-  const names = Object.keys(c.programs as object);
-  if (!names.length || names.length > MAX_ACTORS) bad(`1 to ${MAX_ACTORS} actors`);
-  for (const n of names) {
-    if (!knownActorKind(actorKind(n))) bad(`unknown actor kind '${actorKind(n)}' in '${n}' (agents: ${Object.keys(AGENTS).join(', ')}; devices: ${Object.keys(DEVICE_MODELS).join(', ')})`);
-    const prog = (c.programs as Record<string, unknown>)[n];
-    if (!Array.isArray(prog) || prog.some((o) => !o || typeof o !== 'object' || typeof (o as ActorOp).op !== 'string')) bad(`programs.${n} must be a list of {op: ...}`);
-  }
-  if (!Array.isArray(c.schedule) || c.schedule.some((v) => !isInt(v) || v < 0)) bad("'schedule' must be a list of non-negative integers");
-  if (!c.faults || typeof c.faults !== 'object') bad("'faults' must be an object (actor -> fault point -> calls)");
-  for (const [a, plan] of Object.entries(c.faults as object)) {
-    if (!names.includes(a)) bad(`faults for unknown actor '${a}'`);
-    for (const [p, at] of Object.entries(plan as object)) if (!Array.isArray(at) || at.some((v) => !isInt(v) || v < 0)) bad(`faults.${a}.${p} must be a list of call numbers`);
-  }
-  if (c.bugs !== undefined) {
-    if (!c.bugs || typeof c.bugs !== 'object' || Array.isArray(c.bugs)) bad("'bugs' must map actor names to lists of bug switches");
-    for (const [a, list] of Object.entries(c.bugs as object)) {
-      const model = DEVICE_MODELS[actorKind(a)];
-      if (!names.includes(a) || !model) bad(`bugs for '${a}', which is not a device actor of this case`);
-      if (!Array.isArray(list) || list.some((b) => typeof b !== 'string' || !(b in model!.bugs))) bad(`bugs.${a}: each must be one of ${Object.keys(model!.bugs).join(', ')}`);
-    }
-  }
-  return c as unknown as Case;
-}
-
 // Booting costs more than a small case, and a fresh SharedArrayBuffer costs more to post to a worker
 // than one it has seen: a booted image is kept per command line and copied into a spare buffer (the
 // machine is nothing but its buffer), and the buffers of a case that ended cleanly are reused. Only for
@@ -240,6 +190,18 @@ function newControl(shape: ConstructorParameters<typeof Control>[0]): Control {
   const c = new Control(shape, sab);
   c.reset();
   return c;
+}
+
+/** Boot the case's machine and make its mappings as runCase() will, only to refuse a layout that cannot (CaseError). */
+export function checkSetup(c: Case): void {
+  const savedVariant = setVariant(parseVariant(c.variant));
+  const savedTask = setCurrent(newTask(1, 'pinlab', 0, -1));
+  try {
+    setupMachine(c);
+  } finally {
+    setVariant(savedVariant);
+    setCurrent(savedTask);
+  }
 }
 
 /** Boot the case's machine and create its process and mappings (deterministic, main thread). */
@@ -304,15 +266,15 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const scratch = m.sab.byteLength > SCRATCH_MIN_BYTES ? new SharedArrayBuffer(m.sab.byteLength) : undefined;
 
   // the quiescence barrier (harness/actor.ts) needs every actor to reach it: not with the harness's test actors
-  const quiesce = names.every((x) => ['user', 'pinner', 'hotplug'].includes(actorKind(x)) || actorKind(x) in DEVICE_MODELS);
+  const quiesce = names.every((x) => ['user', 'pinner', 'hotplug'].includes(actorKind(x)) || hasOwnKey(DEVICE_MODELS, actorKind(x)));
   const results: (ActorResult | null)[] = new Array(n).fill(null);
   const crashes: (string | null)[] = new Array(n).fill(null);
   let settledCount = 0;
   const tasks = names.map((name, k) => {
     const t: ActorTask = {
       kind: 'actor', machine: { sab: m.sab, shape: m.shape }, ctl: c.sab, ctlShape: c.shape, index: k, name, names,
-      actorKind: actorKind(name), cpu: cpus[k]!, mm: actorKind(name) === 'hotplug' ? -1 : mm, maps, program: cs.programs[name]!,
-      variant: cs.variant, det: opts.mode === 'det', faults: cs.faults[name] ?? {}, bugs: cs.bugs?.[name] ?? [],
+      actorKind: actorKind(name), cpu: cpus[k]!, mm: actorKind(name) === 'hotplug' ? -1 : mm, maps, program: own(cs.programs, name)!,
+      variant: cs.variant, det: opts.mode === 'det', faults: own(cs.faults, name) ?? {}, bugs: (cs.bugs && own(cs.bugs, name)) ?? [],
       seed: opts.seed ?? 0, offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES, checkIsolate: opts.mode === 'det', debug: opts.debug,
       checkOfflinable: !opts.properties || opts.properties.includes('movable-offlinable'),
       quiesce, scratch,

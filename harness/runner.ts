@@ -7,11 +7,14 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as fc from 'fast-check';
 import { ActorPool } from './pool';
-import { runCase, validateCase, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
+import { runCase, checkSetup, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
+import { parseRegression } from './case_schema';
+import { readInput, badFileMessage } from './input';
 import { Suite, SUITES } from './suites';
 import { formatLine, window } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
 import type { Interrupt } from './signals';
+import { own } from '../mm/own';
 
 /** A free run's first failure and its deterministic replay. */
 type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
@@ -76,6 +79,8 @@ export interface FailureReport {
   properties?: string[];
   /** shrinking was interrupted after this many steps: the case is smaller than found but maybe not minimal */
   shrinkInterrupted?: number;
+  /** why the regression file could not be written (the replay line then names seed and path) */
+  saveError?: string;
 }
 
 export interface RunSummary {
@@ -138,9 +143,54 @@ function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9_.+-]+/g, '_');
 }
 
+/** The fs error of e as "ENOTDIR (not a directory)". */
+function fsWhy(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const what = /^[A-Z]+: ([^,]*)/.exec(err?.message ?? '')?.[1];
+  return err?.code ? `${err.code}${what ? ` (${what})` : ''}` : String(err?.message ?? e);
+}
+
+/**
+ * mkdir -p, one component at a time: fs.mkdirSync(dir, {recursive}) loops for ever (and Ctrl-C cannot
+ * stop it) where mkdir() answers ENOENT under a parent that exists (/proc). Throws one line naming the
+ * component that is not a directory, a dangling link, or cannot be created.
+ */
+export function mkdirs(dir: string): void {
+  const abs = path.resolve(dir);
+  const { root } = path.parse(abs);
+  let cur = root;
+  for (const part of abs.slice(root.length).split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, part);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(cur);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot use '${cur}': ${fsWhy(e)}`);
+      let link = false;
+      try { link = fs.lstatSync(cur).isSymbolicLink(); } catch { /* nothing there */ }
+      if (link) throw new Error(`'${cur}' is a dangling symbolic link`);
+      try { fs.mkdirSync(cur); } catch (e2) { throw new Error(`cannot create '${cur}': ${fsWhy(e2)}`); }
+      continue;
+    }
+    if (!st.isDirectory()) throw new Error(`'${cur}' is not a directory`);
+  }
+}
+
+/** The regressions directory, made and probed with a test file before a run: a run never ends unable to save. */
+export function prepareRegressionsDir(dir: string): void {
+  mkdirs(dir);
+  const probe = path.join(dir, `.pinlab-probe.${process.pid}.tmp`);
+  try {
+    fs.closeSync(fs.openSync(probe, 'wx'));
+    fs.unlinkSync(probe);
+  } catch (e) {
+    throw new Error(`cannot write in '${dir}': ${fsWhy(e)}`);
+  }
+}
+
 /** Write a regression file atomically (temporary file, fsync'd, then renamed). */
 export function writeRegression(dir: string, rep: Omit<FailureReport, 'regression' | 'replay'>): string {
-  fs.mkdirSync(dir, { recursive: true });
+  mkdirs(dir);
   const name = safeName(`${rep.suite}-${rep.variant}-${rep.property}-${rep.seed}`);
   const file = path.join(dir, `${name}.json`);
   const tmp = `${file}.${process.pid}.tmp`;
@@ -150,14 +200,19 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
     ...(rep.shrinkInterrupted !== undefined ? { shrinking_interrupted_after: rep.shrinkInterrupted } : {}),
     ...(rep.properties ? { properties: rep.properties } : {}), case: rep.case,
   };
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, JSON.stringify(doc, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, JSON.stringify(doc, null, 2) + '\n');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try { fs.unlinkSync(tmp); } catch { /* never created */ }
+    throw new Error(`cannot write '${file}': ${fsWhy(e)}`);
   }
-  fs.renameSync(tmp, file);
   return file;
 }
 
@@ -195,6 +250,18 @@ function progressLine(done: number, total: number, steps: number, secs: number, 
  */
 function stop(): never {
   throw new fc.PreconditionFailure(true);
+}
+
+/** Does fast-check's path lead to a case of the suite under this seed? Generation only: nothing runs. */
+export function pathNamesACase(cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'bugs' | 'machines' | 'swarm'>):
+  boolean {
+  const { variant, cmdline, bugs, machines, swarm } = cfg;
+  const arb = cfg.suite.arbitrary(fc, { variant, cmdline, bugs, machines, swarm });
+  try {
+    return fc.check(fc.property(arb, () => true), { seed: cfg.seed, numRuns: 1, path: cfg.path }).numRuns > 0;
+  } catch {
+    return false; // fast-check: "Unable to replay, got invalid path"
+  }
 }
 
 /** Run a suite; returns the summary (the caller prints JSON or the summary line and picks the exit code). */
@@ -334,7 +401,13 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         property: f.property, message: f.message, suite: suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
         trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties, shrinkInterrupted,
       };
-      if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) rep.regression = writeRegression(cfg.regressionsDir, rep);
+      if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) {
+        try {
+          rep.regression = writeRegression(cfg.regressionsDir, rep);
+        } catch (e) {
+          rep.saveError = (e as Error).message;
+        }
+      }
       rep.replay = rep.regression
         ? `pinlab replay ${rep.regression}`
         : `pinlab replay --suite ${suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
@@ -343,6 +416,7 @@ export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
         io.out(formatFailure(f, cs, r, header, shrinkInterrupted));
         io.out(`replay: ${rep.replay}\n`);
       }
+      if (rep.saveError) io.err(`pinlab: the failure was not saved: ${rep.saveError}\n`);
     }
   } finally {
     await holder.destroy();
@@ -366,7 +440,8 @@ export function summaryJson(s: RunSummary): unknown {
     seconds: +s.seconds.toFixed(3), steps_per_s: s.steps_per_s,
     failures: s.failures.map((f) => ({ property: f.property, message: f.message, seed: f.seed, path: f.path, trace_hash: f.trace_hash,
       regression: f.regression ?? null, replay: f.replay, ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}),
-      ...(f.shrinkInterrupted !== undefined ? { shrinking_interrupted_after: f.shrinkInterrupted } : {}) })),
+      ...(f.shrinkInterrupted !== undefined ? { shrinking_interrupted_after: f.shrinkInterrupted } : {}),
+      ...(f.saveError ? { save_error: f.saveError } : {}) })),
   };
 }
 
@@ -387,33 +462,37 @@ export interface RegressionFile {
   case: Case;
 }
 
-/** Read and check a regression file; bad files are CaseError (one line, exit 2). */
+/**
+ * Read and check a regression file; bad files are CaseError (one line, exit 2), before anything runs:
+ * every field against the schema (harness/case_schema.ts), and the case's machine booted with its
+ * mappings made.
+ */
 export function loadRegression(file: string): RegressionFile {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readInput(file);
   } catch (e) {
-    throw new CaseError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new CaseError(`${file}: ${(e as Error).message}`);
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new CaseError(`${file}: not JSON (${(e as Error).message.split('\n')[0]})`);
+    throw new CaseError(`${file}: not JSON (${badFileMessage(e).split('\n')[0]})`);
   }
-  const d = doc as Record<string, unknown>;
-  if (!d || typeof d !== 'object' || Array.isArray(d)) throw new CaseError(`${file}: not a regression file (expected an object)`);
-  for (const k of ['suite', 'variant', 'property', 'path']) if (typeof d[k] !== 'string') throw new CaseError(`${file}: '${k}' must be a string`);
-  if (typeof d.seed !== 'number' || !Number.isSafeInteger(d.seed)) throw new CaseError(`${file}: 'seed' must be an integer`);
-  if (d.verdict !== 'fail' && d.verdict !== 'pass') throw new CaseError(`${file}: 'verdict' must be "fail" or "pass"`);
-  if (d.properties !== undefined && (!Array.isArray(d.properties) || d.properties.some((x) => typeof x !== 'string'))) throw new CaseError(`${file}: 'properties' must be a list of property names`);
+  let reg: RegressionFile;
   try {
-    validateCase(d.case);
+    reg = parseRegression(doc);
   } catch (e) {
-    if (e instanceof CaseError) throw new CaseError(`${file}: ${e.message}`);
+    throw new CaseError(`${file}: ${badFileMessage(e)}`);
+  }
+  try {
+    checkSetup(reg.case);
+  } catch (e) {
+    if (e instanceof CaseError) throw new CaseError(`${file}: case.${e.message}`);
     throw e;
   }
-  return d as unknown as RegressionFile;
+  return reg;
 }
 
 export interface ReplayResult {
@@ -426,7 +505,7 @@ export interface ReplayResult {
 /** Run a regression file's case deterministically (optionally under another kernel variant). */
 export async function replayFile(reg: RegressionFile, variant?: string, timeoutMs?: number, shared?: PoolHolder, interrupt?: Interrupt): Promise<ReplayResult> {
   const cs: Case = variant ? { ...reg.case, variant } : reg.case;
-  const suite = SUITES[reg.suite];
+  const suite = own(SUITES, reg.suite);
   const threads = Object.keys(cs.programs).length;
   const holder = shared && shared.threads >= threads ? shared : new PoolHolder(threads);
   try {

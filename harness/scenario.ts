@@ -2,11 +2,13 @@
 // The format is documented in docs/scenarios.md; YAML or JSON (JSON is YAML). Every step prints its
 // result (errno, pages, zones); an `expect:` on a step turns a mismatch into a failed scenario.
 
-import * as fs from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } from './input';
+import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
 import { Memmap } from '../mm/memmap';
-import { CmdlineError } from '../mm/cmdline';
-import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizePages, addrVpn, proc, prot, residency, hex } from './scenario_ctx';
+import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
+import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizePages, addrVpn, proc, prot, residency, hex,
+  FIELD as F } from './scenario_ctx';
 import { PIN_STEPS } from './scenario_pin';
 import { bootFromSpec, layoutJson } from './layout';
 import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED,
@@ -20,9 +22,10 @@ import { drainAllPages } from '../mm/page_alloc';
 import { lruAddDrainAll } from '../mm/swap';
 import { migrateRange } from '../mm/migrate';
 import { setCurrent, newTask } from '../mm/sched';
-import { parseVariant, setVariant, VariantError, DEFAULT_VARIANT, BugSwitch } from '../mm/variants';
+import { parseVariant, setVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
 import { oomKills, KernelPanic } from '../mm/oom_kill';
 import { gupFaults } from '../mm/gup';
+import { bootWarnings } from '../mm/mm_init';
 
 export { ScenarioError, residency };
 export type { Step, StepResult, ScenarioContext };
@@ -49,9 +52,15 @@ export interface ScenarioRun {
   vmstat: Record<string, number>;
 }
 
+const PROT = F.enum(['rw', 'r', 'w', 'none']);
+/** The largest `passes:` of an offline step: 100 times the default, a few seconds on a 128M block. */
+export const OFFLINE_PASSES_LIMIT = 10_000;
+
 export const STEP_KINDS: Record<string, StepKind> = {
   spawn: {
-    fields: { proc: 'string', memlock: 'size', cap_ipc_lock: 'boolean', oom_score_adj: 'number' }, required: ['proc'],
+    // oom_score_adj: OOM_SCORE_ADJ_MIN..MAX, as oom_score_adj_write() checks
+    fields: { proc: F.proc, memlock: F.memlock, cap_ipc_lock: F.bool, oom_score_adj: F.int(-1000, 1000, 'an oom_score_adj') },
+    required: ['proc'],
     run(ctx, s) {
       if (ctx.procs.has(s.proc as string)) fail(`step ${s.op}`, `process '${s.proc}' exists`);
       const mm = mmCreate(ctx.m, {
@@ -63,8 +72,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   mmap: {
-    fields: { proc: 'string', as: 'string', len: 'size', addr: 'addr', prot: 'string', shared: 'boolean', hugetlb: 'boolean',
-      pfnmap: 'boolean', populate: 'boolean', thp: 'boolean', nothp: 'boolean' }, required: ['proc', 'len'],
+    fields: { proc: F.proc, as: F.name, len: F.size, addr: F.addr, prot: PROT, shared: F.bool, hugetlb: F.bool,
+      pfnmap: F.bool, populate: F.bool, thp: F.bool, nothp: F.bool }, required: ['proc', 'len'],
     run(ctx, s) {
       const mm = proc(ctx, 'mmap', s);
       const nrPages = sizePages('len', s.len);
@@ -85,7 +94,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   touch: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', write: 'boolean', value: 'number' }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, write: F.bool, value: F.word }, required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'touch', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -99,7 +108,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   write: {
-    fields: { proc: 'string', addr: 'addr', value: 'number' }, required: ['proc', 'addr', 'value'],
+    fields: { proc: F.proc, addr: F.addr, value: F.word }, required: ['proc', 'addr', 'value'],
     run(ctx, s) {
       const mm = proc(ctx, 'write', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -108,7 +117,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   read: {
-    fields: { proc: 'string', addr: 'addr', value: 'number' }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, value: F.word }, required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'read', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -119,7 +128,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   munmap: {
-    fields: { proc: 'string', addr: 'addr', len: 'size' }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size }, required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'munmap', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -128,7 +137,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   mprotect: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', prot: 'string' }, required: ['proc', 'addr', 'prot'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, prot: PROT }, required: ['proc', 'addr', 'prot'],
     run(ctx, s) {
       const mm = proc(ctx, 'mprotect', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -137,7 +146,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   madvise: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', advice: 'string' }, required: ['proc', 'addr', 'advice'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, advice: F.enum(['dontneed', 'hugepage', 'nohugepage', 'populate_write']) },
+    required: ['proc', 'addr', 'advice'],
     run(ctx, s) {
       const mm = proc(ctx, 'madvise', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -148,7 +158,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   fork: {
-    fields: { proc: 'string', child: 'string' }, required: ['proc', 'child'],
+    fields: { proc: F.proc, child: F.proc }, required: ['proc', 'child'],
     run(ctx, s) {
       const mm = proc(ctx, 'fork', s);
       if (ctx.procs.has(s.child as string)) fail('child', `process '${s.child}' exists`);
@@ -158,7 +168,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   exit: {
-    fields: { proc: 'string' }, required: ['proc'],
+    fields: { proc: F.proc }, required: ['proc'],
     run(ctx, s) {
       const mm = proc(ctx, 'exit', s);
       exitMmap(ctx.m, mm);
@@ -168,7 +178,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   online: {
-    fields: { block: 'number', type: 'string' }, required: ['block'],
+    fields: { block: F.block, type: F.enum(['online', 'online_kernel', 'online_movable']) }, required: ['block'],
     run(ctx, s) {
       const b = blockIndex(ctx, s);
       const type = s.type === undefined ? 'online' : String(s.type);
@@ -177,7 +187,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   offline: {
-    fields: { block: 'number', passes: 'number' }, required: ['block'],
+    // passes: pinlab's retry budget (the kernel retries until a signal); bounded so a step stays seconds long
+    fields: { block: F.block, passes: F.int(0, OFFLINE_PASSES_LIMIT, 'a number of passes') }, required: ['block'],
     run(ctx, s) {
       const b = blockIndex(ctx, s);
       const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
@@ -192,7 +203,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   migrate: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', to: 'string' }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, to: F.enum(['any', 'kernel', 'movable']) }, required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'migrate', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -244,79 +255,124 @@ export function zoneSummary(m: Memmap): string {
   return parts.join('; ');
 }
 
-/** Parse and validate a scenario file; any problem is a ScenarioError naming the file and step. */
+// ---------------------------------------------------------------------------------------------
+// The file's schema (zod), built from STEP_KINDS: every field is declared once, in its step kind.
+
+const expecting = (message: string) => ({ errorMap: () => ({ message }) });
+
+/** A kernel variant name (`pinlab variants`). */
+const VARIANT = z.string(expecting('expected a kernel variant like v6.12 or v6.12+R3')).superRefine((k, ctx) => {
+  try { parseVariant(k); } catch (e) {
+    if (!(e instanceof VariantError)) throw e;
+    ctx.addIssue({ code: 'custom', message: e.message });
+  }
+});
+
+/** Why a key of a per-kernel map names no kernel, or null: a variant, '+Rn' of a known bug, or 'default'. */
+function kernelKeyProblem(k: string): string | null {
+  if (k === 'default') return null;
+  if (k.startsWith('+')) {
+    if (BUGS.some((b) => `+${b.id}` === k)) return null;
+    return `'${k}' names no bug switch (${BUGS.map((b) => `+${b.id}`).join(', ')}, or a variant, or default)`;
+  }
+  try { parseVariant(k); return null; } catch (e) {
+    if (!(e instanceof VariantError)) throw e;
+    return `'${k}' names no kernel: ${e.message}`;
+  }
+}
+
+/** v, or a non-empty map from kernel (variant, '+Rn', default) to v. */
+function perKernel(v: z.ZodTypeAny, what: string): z.ZodTypeAny {
+  return z.unknown().superRefine((x, ctx) => {
+    const forward = (r: z.SafeParseReturnType<unknown, unknown>, path: (string | number)[]): void => {
+      if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ ...iss, path: [...path, ...iss.path] } as z.IssueData);
+    };
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) { forward(v.safeParse(x), []); return; }
+    const keys = Object.keys(x);
+    if (!keys.length) {
+      ctx.addIssue({ code: 'custom', message: `expected ${what}, or a map from kernel to it with at least one key` });
+    }
+    for (const k of keys) {
+      const why = kernelKeyProblem(k);
+      if (why) ctx.addIssue({ code: 'custom', message: why, path: [k] });
+      else forward(v.safeParse((x as Record<string, unknown>)[k]), [k]);
+    }
+  });
+}
+
+const EXPECT_WHAT = 'a number, an errno like -ENOMEM, killed or panic';
+const expectValue = (v: unknown): boolean =>
+  Number.isSafeInteger(v) || (typeof v === 'string' && (errnoByName(v) !== undefined || v === 'killed' || v === 'panic'));
+const EXPECT = perKernel(z.custom(expectValue, { message: `expected ${EXPECT_WHAT}` }), EXPECT_WHAT);
+const EXPECT_MATCH = perKernel(z.string(expecting('expected a regular expression')).superRefine((s, ctx) => {
+  const why = patternProblem(s);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+}), 'a regular expression');
+
+function stepSchema(op: string, kind: StepKind): z.AnyZodObject {
+  const shape: Record<string, z.ZodTypeAny> = {
+    op: z.literal(op), expect: EXPECT.optional(), expect_match: EXPECT_MATCH.optional(),
+  };
+  for (const [k, t] of Object.entries(kind.fields)) shape[k] = kind.required.includes(k) ? t : t.optional();
+  return z.object(shape).strict(`(fields of ${op}: ${Object.keys(kind.fields).join(', ') || 'none'}; expect, expect_match)`);
+}
+
+const OPS = Object.keys(STEP_KINDS);
+const STEP_ERRORS: z.ZodErrorMap = (issue, ctx) => {
+  const op = (ctx.data as { op?: unknown } | undefined)?.op;
+  if (issue.code === 'invalid_union_discriminator') {
+    return { message: `${op === undefined ? "a step needs 'op'" : `unknown op ${preview(op)}`} (ops: ${OPS.join(', ')})` };
+  }
+  return { message: issue.code === 'invalid_type' ? "a step is a mapping with 'op' and its fields" : ctx.defaultError };
+};
+const STEP = z.discriminatedUnion('op', OPS.map((op) => stepSchema(op, STEP_KINDS[op]!)) as unknown as [z.AnyZodObject, ...z.AnyZodObject[]],
+  { errorMap: STEP_ERRORS });
+
+const SCENARIO = z.object({
+  machine: z.object({
+    cmdline: z.string(expecting('expected a kernel command line')),
+    geometry: z.string(expecting('expected a geometry like mini or x86_64,cpus=4')).optional(),
+    kernel: VARIANT.optional(),
+  }, expecting('expected a mapping with cmdline (and geometry, kernel)')).strict('(keys: cmdline, geometry, kernel)'),
+  steps: z.array(STEP, expecting('expected a list of steps')),
+  description: z.string(expecting('expected free text')).optional(),
+  kernels: z.array(VARIANT, expecting('expected a list of kernel variants')).nonempty('expected at least one kernel variant').max(32)
+    .superRefine((ks, ctx) => ks.forEach((k, i) => {
+      if (ks.indexOf(k) < i) ctx.addIssue({ code: 'custom', message: `'${k}' is listed twice`, path: [i] });
+    }))
+    .optional(),
+}, expecting("expected a mapping with 'machine' and 'steps'")).strict('(keys: machine, steps, description, kernels)');
+
+/** "step 3 (mmap)" for a path into steps[2]. */
+function stepHead(path: readonly (string | number)[], doc: unknown): { text: string; used: number } | null {
+  if (path[0] !== 'steps' || typeof path[1] !== 'number') return null;
+  const op = valueAt(doc, ['steps', path[1], 'op']);
+  return { text: `step ${path[1] + 1}${typeof op === 'string' && Object.hasOwn(STEP_KINDS, op) ? ` (${op})` : ''}`, used: 2 };
+}
+
+/** Parse and validate a scenario file; any problem is a ScenarioError naming the file, step and field. */
 export function loadScenario(file: string, text?: string): Scenario {
   let raw: unknown;
   try {
-    raw = parseYaml(text ?? fs.readFileSync(file, 'utf8'));
+    raw = parseYamlText(text ?? readInput(file));
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
-    throw new ScenarioError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid YAML/JSON: ${msg}`}`);
+    throw new ScenarioError(`${file}: ${badFileMessage(e)}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ScenarioError(`${file}: expected a mapping with 'machine' and 'steps'`);
-  const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) if (!['machine', 'steps', 'description', 'kernels'].includes(k)) throw new ScenarioError(`${file}: unknown top-level key '${k}' (machine, steps, description, kernels)`);
-  const machine = r.machine as Record<string, unknown> | undefined;
-  if (!machine || typeof machine.cmdline !== 'string') throw new ScenarioError(`${file}: machine.cmdline (a kernel command line) is required`);
-  for (const k of Object.keys(machine)) if (!['cmdline', 'geometry', 'kernel'].includes(k)) throw new ScenarioError(`${file}: unknown key 'machine.${k}' (cmdline, geometry, kernel)`);
-  if (machine.geometry !== undefined && typeof machine.geometry !== 'string') throw new ScenarioError(`${file}: machine.geometry must be a string`);
-  if (machine.kernel !== undefined) checkKernel(file, 'machine.kernel', machine.kernel);
-  let kernels: string[] | undefined;
-  if (r.kernels !== undefined) {
-    if (!Array.isArray(r.kernels) || !r.kernels.length) throw new ScenarioError(`${file}: kernels must be a non-empty list of kernel variants`);
-    kernels = r.kernels.map((k, i) => checkKernel(file, `kernels[${i}]`, k));
+  let r: ReturnType<typeof SCENARIO.safeParse>;
+  try {
+    r = SCENARIO.safeParse(raw);
+  } catch (e) {
+    throw new ScenarioError(`${file}: ${badFileMessage(e)}`);
   }
-  if (!Array.isArray(r.steps)) throw new ScenarioError(`${file}: steps must be a list`);
-  const steps = r.steps.map((s, i) => validateStep(file, i + 1, s));
-  return { description: typeof r.description === 'string' ? r.description : undefined,
-    machine: { cmdline: machine.cmdline, geometry: machine.geometry as string | undefined, kernel: machine.kernel as string | undefined }, kernels, steps };
-}
-
-function checkKernel(file: string, where: string, k: unknown): string {
-  if (typeof k !== 'string') throw new ScenarioError(`${file}: ${where} must be a kernel variant name like v6.12+R3`);
-  try { parseVariant(k); } catch (e) {
-    if (e instanceof VariantError) throw new ScenarioError(`${file}: ${where}: ${e.message}`);
+  if (!r.success) throw new ScenarioError(`${file}: ${zodLine(r.error, raw, stepHead)}`);
+  const { machine, steps, description, kernels } = r.data;
+  try {
+    parseCmdline(machine.cmdline, parseGeometry(machine.geometry)); // the syntax now; what cannot boot, when it boots
+  } catch (e) {
+    if (e instanceof CmdlineError) throw new ScenarioError(`${file}: machine: ${e.message}`);
     throw e;
   }
-  return k;
-}
-
-function validExpectValue(v: unknown): boolean {
-  return typeof v === 'number' || (typeof v === 'string' && (errnoByName(v) !== undefined || v === 'killed' || v === 'panic'));
-}
-
-function validateStep(file: string, n: number, s: unknown): Step {
-  const where = `${file}: step ${n}`;
-  if (typeof s !== 'object' || s === null || Array.isArray(s)) throw new ScenarioError(`${where}: a step is a mapping with 'op'`);
-  const st = s as Step;
-  if (st.op === undefined) throw new ScenarioError(`${where}: a step needs 'op' (ops: ${Object.keys(STEP_KINDS).join(', ')})`);
-  const kind = typeof st.op === 'string' && Object.hasOwn(STEP_KINDS, st.op) ? STEP_KINDS[st.op] : undefined;
-  if (!kind) throw new ScenarioError(`${where}: unknown op '${String(st.op)}' (ops: ${Object.keys(STEP_KINDS).join(', ')})`);
-  for (const k of Object.keys(st)) {
-    if (k === 'op' || k === 'expect' || k === 'expect_match') continue;
-    if (!Object.hasOwn(kind.fields, k)) throw new ScenarioError(`${where}: op ${st.op} has no field '${k}' (fields: ${Object.keys(kind.fields).join(', ') || 'none'})`);
-    const type = kind.fields[k]!;
-    const v = st[k];
-    const bad = (type === 'boolean' && typeof v !== 'boolean') || (type === 'number' && typeof v !== 'number')
-      || (type === 'string' && typeof v !== 'string') || ((type === 'size' || type === 'addr') && typeof v !== 'string' && typeof v !== 'number');
-    if (bad) throw new ScenarioError(`${where}: op ${st.op} field '${k}' must be a ${type === 'addr' ? 'address' : type}, got ${JSON.stringify(v)}`);
-  }
-  for (const k of kind.required) if (st[k] === undefined) throw new ScenarioError(`${where}: op ${st.op} needs '${k}'`);
-  for (const [key, allowed] of [['expect', 'a number, a known errno like -ENOMEM, killed or panic'], ['expect_match', 'a regular expression']] as const) {
-    const e = st[key];
-    if (e === undefined) continue;
-    const values = typeof e === 'object' && e !== null && !Array.isArray(e) ? Object.entries(e) : [['', e] as const];
-    for (const [k, v] of values) {
-      if (k && k !== 'default' && !/^\+R[0-9]+$/.test(k)) checkKernel(file, `step ${n} ${key} key`, k);
-      const ok = key === 'expect' ? validExpectValue(v) : typeof v === 'string' && isRegex(v);
-      if (!ok) throw new ScenarioError(`${where}: ${key}${k ? `[${k}]` : ''} must be ${allowed}, got ${JSON.stringify(v)}`);
-    }
-  }
-  return st;
-}
-
-function isRegex(s: string): boolean {
-  try { new RegExp(s); return true; } catch { return false; }
+  return { description, machine, kernels, steps: steps as Step[] };
 }
 
 /** The expectation that applies under a kernel: exact name, then the first '+Rn' the variant has, then 'default'. */
@@ -354,6 +410,7 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
     if (e instanceof CmdlineError) throw new ScenarioError(`${file}: machine: ${e.message}`);
     throw e;
   }
+  for (const w of bootWarnings.get(booted.m) ?? []) out(`# warning: ${w}`);
   const ctx: ScenarioContext = { m: booted.m, procs: new Map(), maps: new Map(), dead: new Map(), held: new Map(), step: 0, out };
   const task = newTask(1, 'scenario', 0);
   const prev = setCurrent(task);
@@ -386,7 +443,14 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
       if (exp !== undefined) {
         ok = ok && (exp === 'killed' ? selfKilled : exp === 'panic' ? panic !== undefined : typeof exp === 'number' ? r.rc === exp : result === exp);
       }
-      if (typeof match === 'string') ok = ok && new RegExp(match).test(r.detail);
+      if (typeof match === 'string') {
+        const hit = boundedTest(new RegExp(match), r.detail);
+        if (hit === null) {
+          throw new ScenarioError(`${file}: step ${i + 1} (${s.op}): expect_match /${match}/ ran longer than ${MATCH_TIMEOUT_MS} ms`
+            + " on the step's detail (catastrophic backtracking)");
+        }
+        ok = ok && hit;
+      }
       const res: StepResult = { step: i + 1, op: s.op, proc: typeof s.proc === 'string' ? s.proc : undefined, rc: r.rc, result, detail: r.detail, ok };
       results.push(res);
       out(formatResult(res, exp, match));

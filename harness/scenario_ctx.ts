@@ -2,10 +2,12 @@
 // addresses, processes, protections) that turn a bad value into a ScenarioError naming it.
 import { Memmap, PAGE_SIZE, PG_zero } from '../mm/memmap';
 import { memparse } from '../mm/cmdline';
-import { PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { PROT_READ, PROT_WRITE, vmaList } from '../mm/mmap';
 import { ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
+import { vaPages } from '../mm/mm_types';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { ESRCH } from '../mm/errno';
+import { z } from 'zod';
 
 export class ScenarioError extends Error {
   constructor(msg: string) {
@@ -41,9 +43,13 @@ export interface ScenarioContext {
   out: (line: string) => void;
 }
 
-/** A step kind: validates its fields (throwing ScenarioError) and runs. */
+/**
+ * A step kind: its fields (name -> zod schema: the file's schema is built from these tables, so each
+ * field is declared once) and how it runs. Values that depend on the run - a process or mapping name,
+ * whether a block exists - are checked when the step runs (ScenarioError).
+ */
 export interface StepKind {
-  fields: Record<string, 'string' | 'number' | 'size' | 'addr' | 'boolean' | 'any'>;
+  fields: Record<string, z.ZodTypeAny>;
   required: string[];
   run(ctx: ScenarioContext, s: Step): { rc: number; detail: string; bad?: boolean };
 }
@@ -52,17 +58,56 @@ export function fail(where: string, what: string): never {
   throw new ScenarioError(`${where}: ${what}`);
 }
 
-/** A size: bytes with K/M/G, a number of bytes, or "Np" pages; must be whole pages. */
-export function sizePages(where: string, v: unknown): number {
+/** Bytes of a size (bytes with K/M/G/T/P/E, a number of bytes, or "Np" pages; whole 4K pages), or null. */
+export function sizeBytes(v: unknown): number | null {
   let bytes: number;
   if (typeof v === 'number') bytes = v;
   else if (typeof v === 'string' && /^[0-9]+p$/.test(v)) bytes = Number(v.slice(0, -1)) * PAGE_SIZE;
   else if (typeof v === 'string') {
-    try { bytes = memparse('size', v); } catch { fail(where, `bad size '${v}' (bytes with K/M/G, or Np for pages)`); }
-  } else fail(where, `bad size ${JSON.stringify(v)}`);
-  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % PAGE_SIZE) fail(where, `size ${JSON.stringify(v)} is not a positive whole number of 4K pages`);
+    try { bytes = memparse('size', v); } catch { return null; }
+  } else return null;
+  return Number.isSafeInteger(bytes) && bytes > 0 && bytes % PAGE_SIZE === 0 ? bytes : null;
+}
+
+/** A size in pages; the file's schema has already checked it (sizeBytes). */
+export function sizePages(where: string, v: unknown): number {
+  const bytes = sizeBytes(v);
+  if (bytes === null) fail(where, `size ${JSON.stringify(v)} is not a positive whole number of 4K pages`);
   return bytes / PAGE_SIZE;
 }
+
+/** Is v an address as the file may write it (a mapping name, name+offset, a page-aligned byte address)? */
+function addrSyntax(v: unknown): boolean {
+  const aligned = (b: number): boolean => Number.isSafeInteger(b) && b >= 0 && b % PAGE_SIZE === 0;
+  if (typeof v === 'number') return aligned(v);
+  if (typeof v !== 'string') return false;
+  const mt = /^([A-Za-z_][A-Za-z0-9_]*)(?:\+(.+))?$/.exec(v);
+  const off = mt ? mt[2] : v;
+  if (off === undefined) return true;
+  if (/^[0-9]+p$/.test(off)) return aligned(Number(off.slice(0, -1)) * PAGE_SIZE);
+  try { return aligned(memparse('address', off)); } catch { return false; }
+}
+
+const expecting = (message: string) => ({ errorMap: () => ({ message }) });
+export const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The field types of scenario steps (docs/scenarios.md, "Values"). */
+export const FIELD = {
+  proc: z.string(expecting('expected a process name like a, qemu or vm-1')).regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/),
+  name: z.string(expecting('expected a name like buf or p_1 (a letter or _, then letters, digits, _)')).regex(NAME_RE).max(64),
+  bool: z.boolean(expecting('expected true or false')),
+  size: z.custom<number | string>((v) => sizeBytes(v) !== null,
+    { message: 'expected a size like 4K, 2M or 1G, or 16p for 16 pages (whole 4K pages)' }),
+  memlock: z.custom<number | string>((v) => v === 'unlimited' || sizeBytes(v) !== null, { message: 'expected a size like 64K, or unlimited' }),
+  addr: z.custom<number | string>(addrSyntax,
+    { message: 'expected an address: a mapping name, name+offset (buf+8K, buf+2p) or a page-aligned byte address' }),
+  /** a memory word, taken modulo 2^32 */
+  word: z.number(expecting('expected a whole number (a memory word, taken modulo 2^32)')).int().safe(),
+  block: z.number(expecting('expected a memory block number (memoryN)')).int().nonnegative().safe(),
+  enum: (values: readonly [string, ...string[]]) =>
+    z.enum(values as [string, ...string[]], expecting(`expected one of ${values.join(', ')}`)),
+  int: (min: number, max: number, what: string) => z.number(expecting(`expected ${what} ${min}..${max}`)).int().min(min).max(max),
+};
 
 /** An address: a mapping name with an optional +offset ("buf+8K"), or a hex/decimal byte address. */
 export function addrVpn(ctx: ScenarioContext, where: string, v: unknown): number {
@@ -110,13 +155,17 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
   const byZone = new Array(ZONE_NAMES.length).fill(0);
   let present = 0;
   let zero = 0;
+  // only pages inside VMAs can be present: the walk costs what is mapped, whatever the range's length
+  const vmas = vmaList(m, mm).filter((x) => x.end > vpn && x.start < vpn + nrPages);
   ptlLock(m, mm);
-  for (let v = vpn; v < vpn + nrPages; v++) {
-    const t = lookupLocked(m, mm, v);
-    if (!t || t.migrating) continue;
-    if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
-    present++;
-    byZone[m.pageZonenum(t.pfn)]++;
+  for (const x of vmas) {
+    for (let v = Math.max(x.start, vpn), end = Math.min(x.end, vpn + nrPages, vaPages(m)); v < end; v++) {
+      const t = lookupLocked(m, mm, v);
+      if (!t || t.migrating) continue;
+      if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
+      present++;
+      byZone[m.pageZonenum(t.pfn)]++;
+    }
   }
   ptlUnlock(m, mm);
   const zones = byZone.map((n, z) => (n ? `${ZONE_NAMES[z]} ${n}` : '')).filter(Boolean);

@@ -2,7 +2,8 @@
 // kalloc/kfree (GFP_KERNEL pages), isolate/putback (a folio off the LRU), fragment (a zone left with
 // only order-0 free pages), inject (a fault point), vmstat, pin_max, and isolate_range/undo_isolate (a
 // memory block held MIGRATE_ISOLATE as mid cma_alloc/offline). See docs/scenarios.md.
-import { ScenarioContext, Step, StepKind, fail, sizePages, addrVpn, proc, hex } from './scenario_ctx';
+import { z } from 'zod';
+import { ScenarioContext, Step, StepKind, fail, sizePages, addrVpn, proc, hex, FIELD as F } from './scenario_ctx';
 import { Memmap, PG_zero } from '../mm/memmap';
 import { ZONE_NAMES, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE } from '../mm/mmzone';
 import { startIsolatePageRange, undoIsolatePageRange } from '../mm/page_isolation';
@@ -13,6 +14,7 @@ import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_NOWARN, __GFP_NORETRY, __GFP_THISNODE, __GFP_MEMALLOC } from '../mm/gfp';
 import { isolateFolio, putbackMovablePages } from '../mm/migrate';
 import { lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
+import { vaPages } from '../mm/mm_types';
 import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
 import { errname, ENOMEM, EFAULT, EBUSY } from '../mm/errno';
 import { pinChunks } from './pin_fraction';
@@ -76,9 +78,17 @@ function allocUntilFail(m: Memmap, gfp: number): number[] {
   return got;
 }
 
+/** vmstat items: /proc/vmstat names, space- or comma-separated. */
+const VMSTAT_ITEMS = z.string({ errorMap: () => ({ message: 'expected /proc/vmstat names separated by spaces or commas' }) })
+  .superRefine((v, ctx) => {
+    for (const it of v.split(/[ ,]+/).filter(Boolean)) {
+      if (!(VM_ITEMS as readonly string[]).includes(it)) ctx.addIssue({ code: 'custom', message: `unknown vmstat item '${it}'` });
+    }
+  });
+
 export const PIN_STEPS: Record<string, StepKind> = {
   pin: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', as: 'string', write: 'boolean', longterm: 'boolean', fast: 'boolean' },
+    fields: { proc: F.proc, addr: F.addr, len: F.size, as: F.name, write: F.bool, longterm: F.bool, fast: F.bool },
     required: ['proc', 'addr', 'len', 'as'],
     run(ctx, s) {
       const mm = proc(ctx, 'pin', s);
@@ -87,9 +97,21 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const n = sizePages('len', s.len);
       const flags = (s.write === false ? 0 : FOLL_WRITE) | (s.longterm === false ? 0 : FOLL_LONGTERM);
-      const pages: number[] = new Array(n).fill(-1);
       const report = newPinReport();
-      const rc = (s.fast === false ? pinUserPages : pinUserPagesFast)(ctx.m, mm, vpn, n, flags, pages, report);
+      let rc: number;
+      let pages: number[] = [];
+      if (s.fast !== false) {
+        // pin_user_pages_fast(): -EFAULT for a range past TASK_SIZE before it looks at a page
+        pages = new Array(Math.max(0, Math.min(n, vaPages(ctx.m) - vpn))).fill(-1);
+        rc = pinUserPagesFast(ctx.m, mm, vpn, n, flags, pages, report);
+      } else {
+        // pin_user_pages(): __get_user_pages() stops at the first address without a VMA, at TASK_SIZE at
+        // the latest, so the caller's array never needs more entries than that
+        const room = Math.max(0, Math.min(n, vaPages(ctx.m) - vpn));
+        pages = new Array(room).fill(-1);
+        rc = room ? pinUserPages(ctx.m, mm, vpn, room, flags, pages, report) : -EFAULT;
+        if (!room) report.outcome = 'error';
+      }
       if (rc > 0) ctx.held.set(name, { kind: 'pin', pages: pages.slice(0, rc), n: rc, flags });
       return { rc, detail: `${hex(vpn)} ${n} pages: ${pinDetail(ctx.m, rc, pages, report)}` };
     },
@@ -97,7 +119,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
   unpin: {
     // if_pinned: true skips a name whose pin step failed (a scenario run under kernels where one pins and
     // one does not, scenarios/bugs/); without it an unknown name is an error
-    fields: { pin: 'string', dirty: 'boolean', if_pinned: 'boolean' }, required: ['pin'],
+    fields: { pin: F.name, dirty: F.bool, if_pinned: F.bool }, required: ['pin'],
     run(ctx, s) {
       if (s.if_pinned === true && typeof s.pin === 'string' && ctx.held.get(s.pin)?.kind !== 'pin') return { rc: 0, detail: 'not pinned' };
       const h = held(ctx, s, 'pin', 'pin');
@@ -106,7 +128,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   kalloc: {
-    fields: { size: 'size', as: 'string', movable: 'boolean' }, required: ['size', 'as'],
+    fields: { size: F.size, as: F.name, movable: F.bool }, required: ['size', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const n = sizePages('size', s.size);
@@ -123,7 +145,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   kfree: {
-    fields: { as: 'string' }, required: ['as'],
+    fields: { as: F.name }, required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'kalloc');
       for (const pfn of h.pages) freePages(ctx.m, pfn, 0);
@@ -131,12 +153,13 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   isolate: {
-    fields: { proc: 'string', addr: 'addr', as: 'string' }, required: ['proc', 'addr', 'as'],
+    fields: { proc: F.proc, addr: F.addr, as: F.name }, required: ['proc', 'addr', 'as'],
     run(ctx, s) {
       const mm = proc(ctx, 'isolate', s);
       const name = holdName(ctx, s);
       if (mm < 0) return { rc: mm, detail: '' };
       const vpn = addrVpn(ctx, 'addr', s.addr);
+      if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
       ptlLock(ctx.m, mm);
       const t = lookupLocked(ctx.m, mm, vpn);
       ptlUnlock(ctx.m, mm);
@@ -148,7 +171,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   putback: {
-    fields: { as: 'string' }, required: ['as'],
+    fields: { as: F.name }, required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'isolated');
       const pfn = h.pages[0];
@@ -157,7 +180,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   fragment: {
-    fields: { zone: 'string', as: 'string' }, required: ['zone', 'as'],
+    fields: { zone: F.enum(ZONE_NAMES), as: F.name }, required: ['zone', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const z = ZONE_NAMES.indexOf(String(s.zone) as (typeof ZONE_NAMES)[number]);
@@ -178,7 +201,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   inject: {
-    fields: { fault: 'string', on: 'boolean' }, required: ['fault'],
+    fields: { fault: F.enum(['pofs_alloc']), on: F.bool }, required: ['fault'],
     run(_ctx, s) {
       if (s.fault !== 'pofs_alloc') fail('fault', `'${String(s.fault)}' is not a fault point (pofs_alloc)`);
       gupFaults.pofsAllocFails = s.on !== false;
@@ -186,7 +209,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   vmstat: {
-    fields: { items: 'string' }, required: [],
+    fields: { items: VMSTAT_ITEMS }, required: [],
     run(ctx, s) {
       const snap = vmstatSnapshot(ctx.m);
       const items = s.items === undefined ? ['nr_foll_pin_acquired', 'nr_foll_pin_released', 'pgmigrate_success', 'pgmigrate_fail', 'thp_migration_split', 'oom_kill']
@@ -199,7 +222,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
   // state cma_alloc() (alloc_contig_range) or offline_pages() leaves a range in while it migrates.
   // Lets a scenario pin while that is "in progress" (R8: an isolated CMA pageblock counted as pinnable).
   isolate_range: {
-    fields: { block: 'number', as: 'string' }, required: ['block', 'as'],
+    fields: { block: F.block, as: F.name }, required: ['block', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const b = s.block as number;
@@ -219,7 +242,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   undo_isolate: {
-    fields: { as: 'string' }, required: ['as'],
+    fields: { as: F.name }, required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'isolated_range');
       const [start, end, mt] = h.pages as [number, number, number];
@@ -228,7 +251,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   pin_max: {
-    fields: { proc: 'string', addr: 'addr', len: 'size', chunk: 'size', as: 'string' }, required: ['proc', 'addr', 'len', 'chunk', 'as'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, chunk: F.size, as: F.name },
+    required: ['proc', 'addr', 'len', 'chunk', 'as'],
     run(ctx, s) {
       // how much of the range a long-term pinner can hold (pinChunks)
       const mm = proc(ctx, 'pin_max', s);
@@ -237,10 +261,14 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const n = sizePages('len', s.len);
       const chunk = sizePages('chunk', s.chunk);
-      const { pages: all, last } = pinChunks(ctx.m, mm, vpn, n, chunk);
+      // past TASK_SIZE nothing can be pinned: the chunk there fails with -EFAULT (pin_user_pages)
+      const room = Math.max(0, Math.min(n, vaPages(ctx.m) - vpn));
+      const { pages: all, last } = room ? pinChunks(ctx.m, mm, vpn, room, Math.min(chunk, room)) : { pages: [], last: -EFAULT };
+      const end = room < n && last === 'all' ? -EFAULT : last;
       ctx.held.set(name, { kind: 'pin', pages: all, n: all.length, flags: FOLL_WRITE | FOLL_LONGTERM });
       const pct = ((100 * all.length) / n).toFixed(1);
-      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${last !== 'all' && last < 0 ? `, then ${errname(last)}` : ''}` };
+      const then = end !== 'all' && end < 0 ? `, then ${errname(end)}` : '';
+      return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${then}` };
     },
   },
 };

@@ -19,6 +19,7 @@ import type { Memmap } from '../mm/memmap';
 import type { Case, Layout } from './run_case';
 import type { ActorOp, FaultPlan } from './types';
 import { DEVICE_MODELS } from '../devices/index';
+import { own } from '../mm/own';
 import type { GenShape } from '../devices/device';
 
 export interface SuiteOptions {
@@ -163,7 +164,7 @@ export const FAULT_POINTS: Record<string, string[]> = {
 };
 
 export function faultPlan(fc: typeof fcType, kind: string): fcType.Arbitrary<FaultPlan> {
-  const points = FAULT_POINTS[kind] ?? FAULT_POINTS.device!;
+  const points = own(FAULT_POINTS, kind) ?? FAULT_POINTS.device!;
   if (!points.length) return fc.constant({});
   const calls = fc.array(fc.nat(15), { maxLength: 2 });
   const plan = fc.record(Object.fromEntries(points.map((p) => [p, calls])), { requiredKeys: [] }) as fcType.Arbitrary<FaultPlan>;
@@ -194,8 +195,8 @@ function agentSuite(name: string, summary: string, actors: string[], lengths: Re
       programs: fc.record(Object.fromEntries(actors.map((a) => [a,
         swarmed(fc, progs(fc, kindOf(a)), opKinds(kindOf(a)), lengths[kindOf(a)] ?? 8, o.swarm !== false)]))),
       schedule: scheduleArb(fc),
-      faults: fc.record(Object.fromEntries(actors.map((a) => [a, faultPlan(fc, FAULT_POINTS[kindOf(a)] ? kindOf(a) : 'device')]))),
-      ...(o.bugs?.length ? { bugs: fc.constant(Object.fromEntries(actors.filter((a) => kindOf(a) in DEVICE_MODELS).map((a) => [a, o.bugs!]))) } : {}),
+      faults: fc.record(Object.fromEntries(actors.map((a) => [a, faultPlan(fc, own(FAULT_POINTS, kindOf(a)) ? kindOf(a) : 'device')]))),
+      ...(o.bugs?.length ? { bugs: fc.constant(Object.fromEntries(actors.filter((a) => own(DEVICE_MODELS, kindOf(a))).map((a) => [a, o.bugs!]))) } : {}),
     }) as unknown as fcType.Arbitrary<Case>,
   };
 }
@@ -217,7 +218,7 @@ const AGENT_OP_KINDS: Record<string, string[]> = {
   pinner: ['pin', 'unpin', 'dma'],
   hotplug: ['offline', 'online'],
 };
-const agentOpKinds = (kind: string): string[] => AGENT_OP_KINDS[kind] ?? [];
+const agentOpKinds = (kind: string): string[] => own(AGENT_OP_KINDS, kind) ?? [];
 
 /** The registry: `pinlab run --suite NAME`. */
 export const SUITES: Record<string, Suite> = {};

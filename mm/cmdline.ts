@@ -96,6 +96,13 @@ function parseUint(param: string, text: string): number {
   return v;
 }
 
+/** vm.min_free_kbytes: an int >= 0 (proc_dointvec_minmax with extra1 = SYSCTL_ZERO, no upper bound). */
+function parseMinFreeKbytes(param: string, text: string): number {
+  const v = parseUint(param, text);
+  if (v > 2 ** 31 - 1) throw new CmdlineError(`${param}: ${v} out of range 0..2147483647 (an int: proc_dointvec_minmax)`);
+  return v;
+}
+
 /** early_cma() (kernel/dma/contiguous.c): cma=nn[MG]@[start[MG][-end[MG]]] */
 function parseCma(text: string): CmaParam {
   const [size, place] = text.split('@', 2) as [string, string | undefined];
@@ -151,11 +158,37 @@ export function parseGeometry(spec: string | undefined): Geometry {
 
 export const DEFAULT_CMDLINE = 'mem=1G movablecore=512M';
 
-/** Split a command line the way the kernel's next_arg() does (double quotes group a value). */
-function splitArgs(cmdline: string): string[] {
+/**
+ * Split a command line as the kernel's next_arg() (kernel/params.c) does: a double quote toggles
+ * quoting, so spaces inside quotes stay in the argument; a quote opening the argument or its value,
+ * and the one closing it, are dropped. A quote left open runs to the end of the line (a warning).
+ */
+function splitArgs(cmdline: string, warnings: string[]): string[] {
   const out: string[] = [];
-  const re = /(?:[^\s"]+|"[^"]*")+/g;
-  for (const m of cmdline.matchAll(re)) out.push(m[0].replace(/"/g, ''));
+  let s = cmdline.replace(/^\s+/, '');
+  while (s) {
+    let inQuote = false;
+    let quoted = false;
+    if (s[0] === '"') { s = s.slice(1); inQuote = quoted = true; }
+    let i = 0;
+    let equals = -1;
+    for (; i < s.length; i++) {
+      if (/\s/.test(s[i]!) && !inQuote) break;
+      if (equals < 0 && s[i] === '=') equals = i;
+      if (s[i] === '"') inQuote = !inQuote;
+    }
+    if (inQuote) {
+      warnings.push(`unterminated quote in '${s.slice(0, i)}': the rest of the command line is one argument (next_arg)`);
+    }
+    let arg = s.slice(0, i);
+    if (equals >= 0 && arg[equals + 1] === '"') { // don't include quotes in the value
+      arg = arg.slice(0, equals + 1) + arg.slice(equals + 2);
+      if (arg.endsWith('"')) arg = arg.slice(0, -1);
+    } else if (quoted && arg.endsWith('"')) arg = arg.slice(0, -1);
+    if (arg === '') throw new CmdlineError(`an empty argument in the command line (a lone '"'): ${JSON.stringify(cmdline)}`);
+    out.push(arg);
+    s = s.slice(i).replace(/^\s+/, '');
+  }
   return out;
 }
 
@@ -168,7 +201,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
   };
   let hugeOrder = geometry.pageblockOrder; // default_hstate: hugepagesz= before hugepages= applies to it
   const seen = new Set<string>();
-  for (const arg of splitArgs(cmdline)) {
+  for (const arg of splitArgs(cmdline, p.warnings)) {
     const eq = arg.indexOf('=');
     const key = eq < 0 ? arg : arg.slice(0, eq);
     const val = eq < 0 ? undefined : arg.slice(eq + 1);
@@ -223,9 +256,9 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
       case 'min_free_kbytes':
         // Not a kernel boot parameter: the kernel knows only the sysctl. Taken as sysctl.vm.min_free_kbytes.
         p.warnings.push('min_free_kbytes= is not a kernel boot parameter; applied as sysctl.vm.min_free_kbytes=');
-        p.minFreeKbytes = parseUint(key, need());
+        p.minFreeKbytes = parseMinFreeKbytes(key, need());
         break;
-      case 'sysctl.vm.min_free_kbytes': p.minFreeKbytes = parseUint(key, need()); break;
+      case 'sysctl.vm.min_free_kbytes': p.minFreeKbytes = parseMinFreeKbytes(key, need()); break;
       case 'sysctl.vm.watermark_scale_factor': { // 1..3000 (proc_dointvec_minmax)
         const v = parseUint(key, need());
         if (v < 1 || v > 3000) throw new CmdlineError(`${key}: ${v} out of range 1..3000`);

@@ -594,6 +594,8 @@ export function pinUserPagesFast(m: Memmap, mm: number, vpn: number, nrPages: nu
   const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
   if (flags < 0 || flags & ~GUP_FAST_FLAGS) return finish(-EINVAL, nrPages, report);
   if (nrPages <= 0) return finish(0, nrPages, report);
+  // gup_fast_fallback(): end > TASK_SIZE_MAX
+  if (vpn < 0 || nrPages > mmTypes.vaPages(m) - vpn) return finish(-EFAULT, nrPages, report);
   const fast = gupFast(m, mm, vpn, nrPages, flags, pages);
   if (fast === nrPages) return finish(fast, nrPages, report);
   yieldPoint('gup:fast-to-slow'); // gup_fast_fallback(): interrupts back on, the slow path may sleep

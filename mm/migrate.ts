@@ -12,6 +12,7 @@ import { allocPages, NO_PAGE } from './page_alloc';
 import { __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, __GFP_THISNODE } from './gfp';
 import * as gfpNs from './gfp';
 import { lookupLocked, ptlLock, ptlUnlock, Translation } from './memory';
+import { vaPages } from './mm_types';
 import * as mmzoneNs from './mmzone';
 import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
   folioIsolateLruMark, folioPutbackLru, lruAddDrainAll } from './swap';
@@ -333,7 +334,8 @@ function isolateFolios(m: Memmap, heads: number[], list: number[]): void {
  */
 export function migrateRange(m: Memmap, mm: number, vpn: number, nrPages: number, to: 'kernel' | 'movable' | 'any'):
   { rc: number; migrated: number; failed: number } {
-  const heads = collectMappedFolios(m, mm, vpn, nrPages);
+  // do_pages_move(): an address beyond TASK_SIZE maps nothing (its status is -EFAULT)
+  const heads = collectMappedFolios(m, mm, vpn, Math.max(0, Math.min(nrPages, vaPages(m) - vpn)));
   lruAddDrainAll(m);
   const list: number[] = [];
   isolateFolios(m, heads, list);

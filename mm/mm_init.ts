@@ -245,7 +245,19 @@ export function bootMachine(p: BootParams): Memmap {
   freeAreaInit(m, plan);
   memblockFreeAll(m, plan);
   initPerZoneWmarkMin(m);
-  if (p.minFreeKbytes !== null) setMinFreeKbytes(m, p.minFreeKbytes);
+  if (p.minFreeKbytes !== null) {
+    setMinFreeKbytes(m, p.minFreeKbytes);
+    // the sysctl handler takes any int >= 0 and __setup_per_zone_wmarks() does not clamp it: above the
+    // kernel zones' memory every kernel zone's min watermark is above its managed pages
+    let lowmem = 0;
+    for (let z = 0; z < ZONE_MOVABLE; z++) lowmem += managed(m, z);
+    const lowmemKbytes = lowmem << (PAGE_SHIFT - 10);
+    if (p.minFreeKbytes > lowmemKbytes) {
+      plan.warnings.push(`sysctl.vm.min_free_kbytes=${p.minFreeKbytes} is more than the kernel zones' ${lowmemKbytes}K of memory: ` +
+        'not clamped (min_free_kbytes_sysctl_handler); every kernel zone is below its min watermark, so its allocations fail ' +
+        'or invoke the OOM killer');
+    }
+  }
   hugetlbInit(m, p.hugepages.filter((x) => x.order <= p.geometry.maxOrder), plan.reservations, plan.warnings);
   memoryDevInit(m, plan);
   mmInitProcessSpace(m);

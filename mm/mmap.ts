@@ -268,6 +268,7 @@ function freePgtables(m: Memmap, mm: number, start: number, end: number): void {
 /** do_vmi_munmap(): unmap [vpn, vpn + nrPages); splitting VMAs at the edges. Unmapping nothing is fine. */
 export function doMunmap(m: Memmap, mm: number, vpn: number, nrPages: number): number {
   if (!Number.isSafeInteger(vpn) || !Number.isSafeInteger(nrPages) || nrPages <= 0 || vpn < 0) return -EINVAL;
+  if (nrPages > vaPages(m) - vpn) return -EINVAL; // do_vmi_munmap(): start > TASK_SIZE || len > TASK_SIZE - start
   const end = vpn + nrPages;
   mmapWriteLock(m, mm);
   try {

@@ -1,6 +1,7 @@
 // Kernel variants: one mm core, behaviour chosen by data consulted at the few places the long-term
 // pin path differs between versions, plus bug switches from the regression corpus (R1-R22 of
 // docs/regression-corpus.md). `pinlab variants` lists them; docs/kernel-variants.md explains each.
+import { own } from './own';
 
 export type BugSwitch = 'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R18' | 'R21';
 
@@ -77,7 +78,7 @@ export class VariantError extends Error {
 /** "v6.12+R3+R12" -> the variant; an unknown base or switch is a VariantError naming it. */
 export function parseVariant(spec: string): KernelVariant {
   const [base, ...switches] = spec.split('+');
-  const b = BASE[base!];
+  const b = own(BASE, base!);
   if (!b) throw new VariantError(`unknown kernel variant '${base}' (variants: ${VARIANT_NAMES.join(', ')})`);
   const bugs = new Set<BugSwitch>(b.bugs);
   for (const s of switches) {

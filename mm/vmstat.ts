@@ -2,6 +2,7 @@
 // summed on read, as mm/vmstat.c does: a CPU's slot is written only by the thread running on it.
 import { Memmap } from './memmap';
 import { current } from './sched';
+import { own } from './own';
 
 export const VM_ITEMS = [
   'nr_foll_pin_acquired', 'nr_foll_pin_released',
@@ -23,7 +24,7 @@ export const NR_VM_ITEMS = VM_ITEMS.length;
 const ITEM_INDEX: Record<string, number> = Object.fromEntries(VM_ITEMS.map((n, i) => [n, i]));
 
 export function vmItem(name: VmItem): number {
-  return ITEM_INDEX[name]!;
+  return own(ITEM_INDEX, name)!;
 }
 
 /** count_vm_events() / mod_node_page_state() on the running CPU. */

@@ -89,41 +89,41 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
   const STEP1 = '  - { op: spawn, proc: a }\n';
   const cases: [string, string, RegExp][] = [
     ['malformed.yaml', `${MACHINE}steps:\n  - { op: spawn, proc: a\n`, /: not valid YAML\/JSON: /],
-    ['not-a-mapping.yaml', '- 1\n- 2\n', /: expected a mapping with 'machine' and 'steps'$/],
-    ['top-key.yaml', `${MACHINE}stpes: []\n`, /: unknown top-level key 'stpes' \(machine, steps, description, kernels\)$/],
-    ['no-cmdline.yaml', 'machine:\n  geometry: mini\nsteps: []\n', /: machine\.cmdline \(a kernel command line\) is required$/],
-    ['no-machine.yaml', 'steps: []\n', /: machine\.cmdline \(a kernel command line\) is required$/],
+    ['not-a-mapping.yaml', '- 1\n- 2\n', /: top level: expected a mapping with 'machine' and 'steps', got \[1,2\]$/],
+    ['top-key.yaml', `${MACHINE}stpes: []\n`, /: top level: unknown key 'stpes' \(keys: machine, steps, description, kernels\)$/],
+    ['no-cmdline.yaml', 'machine:\n  geometry: mini\nsteps: []\n', /: machine: needs 'cmdline'$/],
+    ['no-machine.yaml', 'steps: []\n', /: top level: needs 'machine'$/],
     ['bad-param.yaml', 'machine:\n  cmdline: mem=1M bogus=1\n  geometry: mini\nsteps: []\n', /: machine: unknown kernel parameter 'bogus=1'/],
     ['bad-unit.yaml', 'machine:\n  cmdline: mem=1Q\n  geometry: mini\nsteps: []\n', /: machine: mem: bad size '1Q'/],
     ['bad-geometry.yaml', 'machine:\n  cmdline: mem=1M\n  geometry: tiny\nsteps: []\n', /: machine: geometry: unknown preset 'tiny'/],
-    ['steps-map.yaml', `${MACHINE}steps:\n  op: spawn\n`, /: steps must be a list$/],
-    ['steps-missing.yaml', MACHINE, /: steps must be a list$/],
-    ['step-scalar.yaml', `${MACHINE}steps:\n  - spawn\n`, /: step 1: a step is a mapping with 'op'$/],
-    ['unknown-op.yaml', `${MACHINE}steps:\n${STEP1}  - { op: frob, proc: a }\n`, /: step 2: unknown op 'frob' \(ops: spawn, mmap, .*zones, .*pin_max\)$/],
-    ['unknown-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, size: 8K }\n`, /: step 2: op mmap has no field 'size' \(fields: proc, as, len, /],
-    ['no-field-op.yaml', `${MACHINE}steps:\n  - { op: zones, proc: a }\n`, /: step 1: op zones has no field 'proc' \(fields: none\)$/],
-    ['missing-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a }\n`, /: step 2: op mmap needs 'len'$/],
-    ['missing-value.yaml', `${MACHINE}steps:\n${STEP1}  - { op: write, proc: a, addr: 0x8000 }\n`, /: step 2: op write needs 'value'$/],
-    ['bad-size.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 4Q }\n`, /: step 2 \(mmap\): len: bad size '4Q'/],
-    ['partial-page.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 6K }\n`, /: step 2 \(mmap\): len: size "6K" is not a positive whole number of 4K pages$/],
-    ['zero-size.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 0 }\n`, /: step 2 \(mmap\): len: size 0 is not a positive whole number of 4K pages$/],
+    ['steps-map.yaml', `${MACHINE}steps:\n  op: spawn\n`, /: steps: expected a list of steps, got \{"op":"spawn"\}$/],
+    ['steps-missing.yaml', MACHINE, /: top level: needs 'steps'$/],
+    ['step-scalar.yaml', `${MACHINE}steps:\n  - spawn\n`, /: step 1: a step is a mapping with 'op' and its fields$/],
+    ['unknown-op.yaml', `${MACHINE}steps:\n${STEP1}  - { op: frob, proc: a }\n`, /: step 2: unknown op "frob" \(ops: spawn, mmap, .*zones, .*pin_max\)$/],
+    ['unknown-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, size: 8K }\n`, /: step 2 \(mmap\): unknown key 'size' \(fields of mmap: proc, as, len, /],
+    ['no-field-op.yaml', `${MACHINE}steps:\n  - { op: zones, proc: a }\n`, /: step 1 \(zones\): unknown key 'proc' \(fields of zones: none; expect, expect_match\)$/],
+    ['missing-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a }\n`, /: step 2 \(mmap\): needs 'len'$/],
+    ['missing-value.yaml', `${MACHINE}steps:\n${STEP1}  - { op: write, proc: a, addr: 0x8000 }\n`, /: step 2 \(write\): needs 'value'$/],
+    ['bad-size.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 4Q }\n`, /: step 2 \(mmap\): len: expected a size like 4K, 2M or 1G, or 16p for 16 pages \(whole 4K pages\), got "4Q"$/],
+    ['partial-page.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 6K }\n`, /: step 2 \(mmap\): len: expected a size like 4K, .*, got "6K"$/],
+    ['zero-size.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 0 }\n`, /: step 2 \(mmap\): len: expected a size like 4K, .*, got 0$/],
     ['unknown-map.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: write, proc: a, addr: bfu, value: 1 }\n`,
       /: step 3 \(write\): addr: unknown mapping 'bfu' \(name one with 'as:' on an mmap step\)$/],
     ['bad-offset.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: read, proc: a, addr: buf+1x }\n`,
-      /: step 3 \(read\): addr: bad address or offset '1x'$/],
+      /: step 3 \(read\): addr: expected an address: a mapping name, .*, got "buf\+1x"$/],
     ['unaligned.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: read, proc: a, addr: buf+100 }\n`,
-      /: step 3 \(read\): addr: address 100 is not page aligned$/],
+      /: step 3 \(read\): addr: expected an address: .*, got "buf\+100"$/],
     ['unknown-proc.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: b, len: 8K }\n`,
       /: step 2 \(mmap\): mmap: unknown process 'b' \(create it with 'op: spawn' or 'op: fork'\)$/],
     ['dup-proc.yaml', `${MACHINE}steps:\n${STEP1}${STEP1}`, /: step 2 \(spawn\): .*process 'a' exists$/],
     ['no-len.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: touch, proc: a, addr: buf+4K }\n`,
       /: step 3 \(touch\): len: needs 'len:' unless 'addr:' names a whole mapping$/],
-    ['bad-prot.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 8K, prot: rwx }\n`, /: step 2 \(mmap\): prot: prot 'rwx' is not one of r, rw, w, none$/],
+    ['bad-prot.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 8K, prot: rwx }\n`, /: step 2 \(mmap\): prot: expected one of rw, r, w, none, got "rwx"$/],
     ['bad-advice.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: madvise, proc: a, addr: buf, advice: free }\n`,
-      /: step 3 \(madvise\): advice: 'free' is not dontneed, hugepage, nohugepage or populate_write$/],
+      /: step 3 \(madvise\): advice: expected one of dontneed, hugepage, nohugepage, populate_write, got "free"$/],
     ['bad-block.yaml', `${MACHINE}steps:\n  - { op: offline, block: 99 }\n`, /: step 1 \(offline\): block: no memory block 99$/],
-    ['bad-expect.yaml', `${MACHINE}steps:\n${STEP1}  - { op: zones, expect: ENOMEM }\n`, /: step 2: expect must be a number, a known errno like -ENOMEM, killed or panic, got /],
-    ['bad-expect-bool.yaml', `${MACHINE}steps:\n  - { op: zones, expect: true }\n`, /: step 1: expect must be a number, a known errno like -ENOMEM, killed or panic, got /],
+    ['bad-expect.yaml', `${MACHINE}steps:\n${STEP1}  - { op: zones, expect: ENOMEM }\n`, /: step 2 \(zones\): expect: expected a number, an errno like -ENOMEM, killed or panic, got "ENOMEM"$/],
+    ['bad-expect-bool.yaml', `${MACHINE}steps:\n  - { op: zones, expect: true }\n`, /: step 1 \(zones\): expect: expected a number, an errno like -ENOMEM, killed or panic, got true$/],
   ];
 
   it.each(cases)('%s', (name, text, re) => {
@@ -142,7 +142,7 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
     const r = run(['scenario', f, '--json']);
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
-    expect(r.err).toMatch(/^pinlab: .*json-bad\.yaml: step 1: unknown op 'frob'/);
+    expect(r.err).toMatch(/^pinlab: .*json-bad\.yaml: step 1: unknown op "frob"/);
   });
 
   it('a missing file is exit 2', () => {

@@ -36,7 +36,7 @@ describe('bad input: one line on stderr, exit 2', () => {
     [['run', '--kernel', 'v9.9'], /^pinlab: --kernel: unknown kernel variant 'v9.9'/],
     [['run', '--kernel', 'v6.12+R99'], /^pinlab: --kernel: unknown bug switch 'R99'/],
     [['run', '--seed', 'x'], /^pinlab: --seed: 'x' is not an integer/],
-    [['run', '--runs', '0'], /^pinlab: --runs: '0' is not an integer >= 1/],
+    [['run', '--runs', '0'], /^pinlab: --runs: '0' is not an integer 1..2147483647/],
     [['run', '--mode', 'fast'], /^pinlab: --mode: 'fast' is not det or free/],
     [['run', '--frobnicate'], /^pinlab: run: Unknown option '--frobnicate'/],
     [['run', 'extra'], /^pinlab: run: unexpected argument 'extra'/],
@@ -54,12 +54,12 @@ describe('bad input: one line on stderr, exit 2', () => {
 
   it.each([
     ['not JSON', '{"suite": ', /not JSON/],
-    ['not an object', '[1, 2]', /not a regression file/],
-    ['no seed', { ...goodFile, seed: 'one' }, /'seed' must be an integer/],
-    ['bad verdict', { ...goodFile, verdict: 'maybe' }, /'verdict' must be "fail" or "pass"/],
-    ['no case', { ...goodFile, case: undefined }, /case: not an object/],
-    ['unknown actor', { ...goodFile, case: { ...goodCase, programs: { 'gpu-0': [] } } }, /unknown actor kind 'gpu' in 'gpu-0'/],
-    ['bad schedule', { ...goodFile, case: { ...goodCase, schedule: [1, -2] } }, /'schedule' must be a list of non-negative integers/],
+    ['not an object', '[1, 2]', /: top level: expected a regression file: .*, got \[1,2\]\n$/],
+    ['no seed', { ...goodFile, seed: 'one' }, /: seed: expected a 32-bit seed, got "one"\n$/],
+    ['bad verdict', { ...goodFile, verdict: 'maybe' }, /: verdict: expected "fail" or "pass", got "maybe"\n$/],
+    ['no case', { ...goodFile, case: undefined }, /: top level: needs 'case'\n$/],
+    ['unknown actor', { ...goodFile, case: { ...goodCase, programs: { 'gpu-0': [] } } }, /: case\.programs\["gpu-0"\]: unknown actor kind 'gpu' in 'gpu-0'/],
+    ['bad schedule', { ...goodFile, case: { ...goodCase, schedule: [1, -2] } }, /: case\.schedule\[1\]: expected a whole number >= 0, got -2\n$/],
     ['bad variant', { ...goodFile, case: { ...goodCase, variant: 'v1.0' } }, /unknown kernel variant 'v1.0'/],
     ['bad cmdline', { ...goodFile, case: { ...goodCase, layout: { ...goodCase.layout, cmdline: 'mem=1Q' } } }, /layout: mem: bad size '1Q'/],
   ])('a malformed regression file (%s)', async (name, doc, re) => {

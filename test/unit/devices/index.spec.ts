@@ -14,6 +14,21 @@ describe('devices/index.ts registry', () => {
     expect(Object.keys(DEVICE_MODELS).length).toBeGreaterThanOrEqual(6);
   });
 
+  it('every model declares the fields of exactly the ops it declares errnos for', () => {
+    for (const model of Object.values(DEVICE_MODELS)) expect(Object.keys(model.ops).sort()).toEqual(Object.keys(model.errnos).sort());
+  });
+
+  it('every generated op fits its model\'s field declarations (the regression-file schema)', () => {
+    const { parseCase } = require('../../../harness/case_schema') as typeof import('../../../harness/case_schema');
+    const shape = { maps: [{ name: 'a', pages: 8 }, { name: 'b', pages: 4 }], maxPages: 4 };
+    for (const model of Object.values(DEVICE_MODELS)) {
+      const ops = fc.sample(model.arbitrary(fc, shape), { numRuns: 300, seed: 5 });
+      const cs = { layout: { cmdline: 'mem=1M', geometry: 'mini', maps: shape.maps }, variant: 'v6.12', programs: { [`${model.name}-0`]: ops },
+        schedule: [], faults: {} };
+      expect(() => parseCase(cs)).not.toThrow();
+    }
+  });
+
   it('an unknown name throws, naming the known models', () => {
     expect(() => deviceModel('vfio-type2')).toThrow(/unknown device model 'vfio-type2' \(models: .*vfio-type1.*io_uring-fixed/);
   });
