@@ -5,6 +5,7 @@
 import type { ActorTask, ActorResult, ActorOp, Violation, FaultPlan } from './types';
 import type { DeviceEnv, DeviceState, HeldPage } from '../devices/device';
 import { Memmap, MM_USERS, MM_FLAGS, PG_zero } from '../mm/memmap';
+import { attachMachine } from '../mm/mm_init';
 import { mmBase } from '../mm/mm_types';
 import { MMF_OOM_VICTIM, oomVictimExit } from '../mm/oom_kill';
 import { setCurrent, newTask, setYieldHook, setFaultHook, yieldPoint, Task } from '../mm/sched';
@@ -102,7 +103,7 @@ function mmIsGone(m: Memmap, mm: number): boolean {
 }
 
 export function runActor(t: ActorTask): ActorResult {
-  const m = new Memmap(t.machine.shape, t.machine.sab);
+  const m = attachMachine(t.machine.shape, t.machine.sab);
   const c = new Control(t.ctlShape, t.ctl);
   const sched = new ActorScheduler(c, t.index, t.machine.sab, t.det);
   const res: ActorResult = { kind: 'actor', name: t.name, index: t.index, ops: [], violations: [], log: [], held: [] };

@@ -1,6 +1,7 @@
 // The one file that runs inside worker threads: attaches to the machine's SharedArrayBuffer and runs
 // the task it is given. Imports mm/ directly; never the pool or the CLI.
 import { Memmap } from '../mm/memmap';
+import { attachMachine } from '../mm/mm_init';
 import { setCurrent, newTask } from '../mm/sched';
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { __GFP_COMP, __GFP_NORETRY } from '../mm/gfp';
@@ -10,7 +11,7 @@ import { allocPairs } from '../bench/alloc_pairs';
 import { runActor } from './actor';
 
 function allocHammer(t: AllocHammerTask): AllocHammerResult {
-  const m = new Memmap(t.machine.shape, t.machine.sab);
+  const m = attachMachine(t.machine.shape, t.machine.sab);
   setCurrent(newTask(1000 + t.id, `hammer/${t.id}`, t.cpu));
   const owner = new Int32Array(t.owner);
   const rng = new Prng(t.seed);
@@ -42,7 +43,7 @@ function allocHammer(t: AllocHammerTask): AllocHammerResult {
 }
 
 function allocBench(t: AllocBenchTask): AllocBenchResult {
-  const m = new Memmap(t.machine.shape, t.machine.sab);
+  const m = attachMachine(t.machine.shape, t.machine.sab);
   setCurrent(newTask(2000 + t.cpu, `bench/${t.cpu}`, t.cpu));
   const go = new Int32Array(t.start);
   Atomics.add(go, 1, 1);

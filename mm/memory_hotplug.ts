@@ -12,14 +12,13 @@ import { ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, MIGRATE_MOVABLE, MIG
 import { EINVAL, ENODEV, EBUSY, EINTR, ENOENT } from './errno';
 import { MigrateFailure, MigrateStats, isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_MEMORY_HOTPLUG } from './migrate';
 import { folioTryGet, folioPut, folioOrder, lruCacheDisable, lruCacheEnable } from './swap';
-import { zonePcpDisable, zonePcpEnable, delPageFromFreeList } from './page_alloc';
+import { zonePcpDisable, zonePcpEnable, delPageFromFreeList, freeRange, initPerZoneWmarkMin } from './page_alloc';
 import { startIsolatePageRange, undoIsolatePageRange, testPagesIsolated, MEMORY_OFFLINE, REPORT_FAILURE } from './page_isolation';
 import { dissolveFreeHugetlbFolios } from './hugetlb';
 import { current, yieldPoint } from './sched';
 import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
 import { spinLock, spinUnlock, mutexLock, mutexUnlock } from './locking';
 import { isolatePageblockLocked, unsetMigratetypeIsolate } from './page_isolation';
-import { freeRange, initPerZoneWmarkMin } from './mm_init';
 
 // include/linux/memory_hotplug.h
 export const MMOP_OFFLINE = 0;

@@ -14,17 +14,14 @@ import { Memmap, MemmapShape, processShape, PAGE_SHIFT, PG_reserved, PG_hole, PG
   MB_STRIDE, MEM_ONLINE, MEM_OFFLINE, freeAreaHead, pcpBase, PG_zero } from './memmap';
 import { MAX_NR_ZONES, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATE_CMA,
   MIGRATE_PCPTYPES } from './mmzone';
-import { freePagesCore, NO_PAGE } from './page_alloc';
+import { NO_PAGE, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
+import { oomKillerInit } from './oom_kill';
 import { gfpZone, GFP_USER } from './gfp';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
 import { mmInitProcessSpace } from './mm_types';
-import './oom_kill'; // installs the allocator's OOM path
 import { MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, onlineMemoryBlock } from './memory_hotplug';
 
-const SWAP_CLUSTER_MAX = 32;
-// sysctl_lowmem_reserve_ratio[] (mm/page_alloc.c): DMA, DMA32, NORMAL, MOVABLE, DEVICE
-export const LOWMEM_RESERVE_RATIO = [256, 256, 32, 0, 0];
 
 export interface Reservation { startPfn: number; nrPages: number; what: string }
 
@@ -228,6 +225,7 @@ function shapeFor(plan: BootPlan): MemmapShape {
 export function bootMachine(p: BootParams): Memmap {
   const plan = planBoot(p);
   const m = new Memmap(shapeFor(plan));
+  oomKillerInit();
   const h = m.header;
   h[H_BOOT_END_PFN] = plan.bootPages;
   h[H_ZONE_MOVABLE_PFN] = plan.zoneMovablePfn;
@@ -250,7 +248,7 @@ export function bootMachine(p: BootParams): Memmap {
     // the sysctl handler takes any int >= 0 and __setup_per_zone_wmarks() does not clamp it: above the
     // kernel zones' memory every kernel zone's min watermark is above its managed pages
     let lowmem = 0;
-    for (let z = 0; z < ZONE_MOVABLE; z++) lowmem += managed(m, z);
+    for (let z = 0; z < ZONE_MOVABLE; z++) lowmem += m.zones[m.zoneBase(z) + Z_MANAGED]!;
     const lowmemKbytes = lowmem << (PAGE_SHIFT - 10);
     if (p.minFreeKbytes > lowmemKbytes) {
       plan.warnings.push(`sysctl.vm.min_free_kbytes=${p.minFreeKbytes} is more than the kernel zones' ${lowmemKbytes}K of memory: ` +
@@ -329,124 +327,18 @@ function memblockFreeAll(m: Memmap, plan: BootPlan): void {
   }
 }
 
-/** __free_pages_memory(): [start, end) in naturally aligned blocks that stay within one zone. */
-export function freeRange(m: Memmap, start: number, end: number): void {
-  while (start < end) {
-    let order = Math.min(m.maxOrder, start === 0 ? m.maxOrder : ctz(start));
-    while (start + (1 << order) > end) order--;
-    // a block must not straddle a zone boundary
-    const zid = m.pageZonenum(start);
-    while (order > 0 && m.pageZonenum(start + (1 << order) - 1) !== zid) order--;
-    freePagesCore(m, start, order);
-    start += 1 << order;
-  }
-}
-
-function ctz(x: number): number {
-  return 31 - Math.clz32(x & -x);
-}
-
 // ---------------------------------------------------------------------------------------------
-// Watermarks, lowmem_reserve and per-CPU list sizes
-
-function managed(m: Memmap, z: number): number {
-  return m.zones[m.zoneBase(z) + Z_MANAGED]!;
-}
-
-/** nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark, in zones GFP_USER may use. */
-export function nrFreeBufferPages(m: Memmap): number {
-  let sum = 0;
-  for (let z = 0; z <= gfpZone(GFP_USER); z++) sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
-  return sum;
-}
-
-/** calculate_min_free_kbytes(): sqrt(lowmem_kbytes * 16), clamped to [128, 262144], unless the user set more. */
-function calculateMinFreeKbytes(m: Memmap): void {
-  const lowmemKbytes = nrFreeBufferPages(m) * 4;
-  const v = Math.floor(Math.sqrt(lowmemKbytes * 16));
-  if (v > m.header[H_USER_MIN_FREE_KBYTES]!) m.header[H_MIN_FREE_KBYTES] = Math.min(262144, Math.max(128, v));
-}
-
-/** __setup_per_zone_wmarks(): min split over the kernel zones by size; ZONE_MOVABLE gets a token min. */
-export function setupPerZoneWmarks(m: Memmap): void {
-  const pagesMin = m.header[H_MIN_FREE_KBYTES]! >> (PAGE_SHIFT - 10);
-  const scale = m.header[H_WATERMARK_SCALE_FACTOR]!;
-  let lowmemPages = 0;
-  for (let z = 0; z < ZONE_MOVABLE; z++) lowmemPages += managed(m, z);
-  for (let z = 0; z < MAX_NR_ZONES; z++) {
-    const zb = m.zoneBase(z);
-    const man = managed(m, z);
-    let tmp = lowmemPages ? Math.floor((pagesMin * man) / lowmemPages) : 0;
-    if (z === ZONE_MOVABLE) m.zones[zb + Z_WMARK_MIN] = Math.min(128, Math.max(SWAP_CLUSTER_MAX, Math.floor(man / 1024)));
-    else m.zones[zb + Z_WMARK_MIN] = tmp;
-    tmp = Math.max(tmp >> 2, Math.floor((man * scale) / 10000));
-    m.zones[zb + Z_WMARK_LOW] = m.zones[zb + Z_WMARK_MIN]! + tmp;
-    m.zones[zb + Z_WMARK_HIGH] = m.zones[zb + Z_WMARK_LOW]! + tmp;
-  }
-  zoneSetPagesetHighAndBatch(m);
-}
-
-/** setup_per_zone_lowmem_reserve(): a lower zone keeps managed(higher zones)/ratio from higher requests. */
-export function setupPerZoneLowmemReserve(m: Memmap): void {
-  for (let i = 0; i < MAX_NR_ZONES; i++) {
-    const zb = m.zoneBase(i);
-    const ratio = LOWMEM_RESERVE_RATIO[i]!;
-    const clear = !ratio || !managed(m, i);
-    let man = 0;
-    for (let j = 0; j < MAX_NR_ZONES; j++) {
-      if (j <= i) { m.zones[zb + Z_LOWMEM_RESERVE + j] = 0; continue; }
-      man += managed(m, j);
-      m.zones[zb + Z_LOWMEM_RESERVE + j] = clear ? 0 : Math.floor(man / ratio);
-    }
-  }
-}
-
-/** zone_batchsize() and zone_highsize() (high_fraction 0: the low watermark split over the CPUs). */
-function zoneSetPagesetHighAndBatch(m: Memmap): void {
-  for (let z = 0; z < MAX_NR_ZONES; z++) {
-    let batch = Math.floor(Math.min(managed(m, z) >> 10, (1 << 20) >> PAGE_SHIFT) / 4);
-    if (batch < 1) batch = 1;
-    batch = Math.max(1, (1 << (31 - Math.clz32(batch + (batch >> 1)))) - 1);
-    const high = Math.max(Math.floor(m.zones[m.zoneBase(z) + Z_WMARK_LOW]! / m.nrCpus), batch << 2);
-    for (let cpu = 0; cpu < m.nrCpus; cpu++) {
-      const pb = pcpBase(m, cpu, z);
-      m.pcp[pb + PCP_BATCH] = batch;
-      m.pcp[pb + PCP_HIGH] = high;
-    }
-  }
-}
 
 /**
- * set_recommended_min_free_kbytes() (mm/khugepaged.c): with THP enabled, keep 2 + 9 pageblocks per
- * kernel zone free for anti-fragmentation, at most 5% of lowmem.
+ * Another thread takes part in a booted machine (a worker, a CPU coming up): its views over the shared
+ * buffer, and the per-thread wiring boot did for the booting thread (the OOM killer in the allocator's
+ * slow path).
  */
-function khugepagedMinFreeKbytesUpdate(m: Memmap): void {
-  if (m.header[H_THP_ENABLED] === 0) return; // calculate_min_free_kbytes() already ran
-  let nrZones = 0;
-  for (let z = 0; z <= gfpZone(GFP_USER); z++) if (managed(m, z) > 0) nrZones++;
-  let rec = m.pageblockNrPages * nrZones * 2 + m.pageblockNrPages * nrZones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES;
-  rec = Math.min(rec, Math.floor(nrFreeBufferPages(m) / 20));
-  rec <<= PAGE_SHIFT - 10;
-  if (rec > m.header[H_MIN_FREE_KBYTES]!) m.header[H_MIN_FREE_KBYTES] = rec;
-  setupPerZoneWmarks(m);
+export function attachMachine(shape: MemmapShape, sab: SharedArrayBuffer): Memmap {
+  const m = new Memmap(shape, sab);
+  oomKillerInit();
+  return m;
 }
-
-/** init_per_zone_wmark_min(): at boot and after every online/offline. */
-export function initPerZoneWmarkMin(m: Memmap): void {
-  calculateMinFreeKbytes(m);
-  setupPerZoneWmarks(m);
-  setupPerZoneLowmemReserve(m);
-  khugepagedMinFreeKbytesUpdate(m);
-}
-
-/** min_free_kbytes_sysctl_handler() */
-export function setMinFreeKbytes(m: Memmap, kbytes: number): void {
-  m.header[H_MIN_FREE_KBYTES] = kbytes;
-  m.header[H_USER_MIN_FREE_KBYTES] = kbytes;
-  setupPerZoneWmarks(m);
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /** memory_dev_init() / add_memory(): one device per present block; hot-added ones auto-online per policy. */
 function memoryDevInit(m: Memmap, plan: BootPlan): void {

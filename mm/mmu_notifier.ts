@@ -30,8 +30,6 @@ import { mmBase, vaPages } from './mm_types';
 import { spinLock, spinUnlock, waitWhileEqual, SPIN_LOCKUP_MS } from './locking';
 import { bug, vmWarnOnOnce } from './debug';
 import { EAGAIN, EINVAL, ENOMEM, EOVERFLOW } from './errno';
-import { rmapWalk } from './rmap';
-import { folioOrder } from './swap';
 
 // enum mmu_notifier_event (include/linux/mmu_notifier.h)
 export const MMU_NOTIFY_UNMAP = 0;
@@ -279,37 +277,6 @@ export function mmuNotifierInvalidateRangeEnd(m: Memmap, r: MmuNotifierRange | n
   if (!(openHere(m)[r.mm]! > 0)) bug(`mmu_notifier_invalidate_range_end without a start on mm ${r.mm}`);
   openHere(m)[r.mm]!--;
   mnItreeInvEnd(m, r.mm);
-}
-
-/**
- * try_to_migrate_one()'s notifier, for every mm mapping the folio: the range of the folio's pages
- * mapped there (the kernel's is per VMA, [address, vma_address_end)). null when no mm on the
- * machine has a subscription. The rmap walk collects the mappings first and the callbacks run after
- * it, outside the page-table locks (the kernel runs them under the anon_vma lock, which pinlab does
- * not model): a mapping added between the walk and the unmap is not notified.
- */
-export function mmuNotifierFolioInvalidateStart(m: Memmap, head: number, event: number): MmuNotifierRange[] | null {
-  if (atomicRead(m.mmuNotifiers, MNG_NR_SUBS) === 0) return null;
-  const nr = 1 << folioOrder(m, head);
-  let spans: Map<number, [number, number]> | null = null;
-  rmapWalk(m, head, (s) => {
-    const end = s.pmd ? s.vpn + nr : s.vpn + 1;
-    spans ??= new Map();
-    const cur = spans.get(s.mm);
-    spans.set(s.mm, cur ? [Math.min(cur[0], s.vpn), Math.max(cur[1], end)] : [s.vpn, end]);
-  });
-  if (!spans) return null;
-  const out: MmuNotifierRange[] = [];
-  for (const [mm, [start, end]] of spans as Map<number, [number, number]>) {
-    const r = mmuNotifierInvalidateRangeStart(m, mm, start, end, event);
-    if (r) out.push(r);
-  }
-  return out.length ? out : null;
-}
-
-/** The ends for mmuNotifierFolioInvalidateStart(). */
-export function mmuNotifierFolioInvalidateEnd(m: Memmap, rs: MmuNotifierRange[] | null): void {
-  if (rs) for (const r of rs) mmuNotifierInvalidateRangeEnd(m, r);
 }
 
 /**

@@ -142,4 +142,11 @@ function allocPagesMayOom(m: Memmap, gfp: number, order: number, attempt: number
   }
 }
 
-setSlowpathHook(allocPagesMayOom);
+/**
+ * Hook the OOM killer into the allocator's slow path (__alloc_pages_slowpath() calls
+ * __alloc_pages_may_oom()). Per thread: boot does it for the booting thread, attachMachine() for a
+ * worker.
+ */
+export function oomKillerInit(): void {
+  setSlowpathHook(allocPagesMayOom);
+}

@@ -13,7 +13,7 @@ import * as layout from './memmap';
 import { migratetypeIsMergeable, zoneName as zoneNameOf, MIGRATETYPE_NAMES } from './mmzone';
 import * as mmzoneNs from './mmzone';
 import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_MEMALLOC, __GFP_NOMEMALLOC, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
-} from './gfp';
+  GFP_USER } from './gfp';
 import { spinLock, spinUnlock, spinTrylock } from './locking';
 import { current, currentGfpContext, PF_MEMALLOC_NOCMA } from './sched';
 import { hasBug } from './variants';
@@ -25,9 +25,9 @@ import { vmBugOn, bug } from './debug';
 const { PG_buddy, PG_head, PG_tail, PG_pcp, PG_ZONE_MASK, PG_ORDER_SHIFT, PG_lru, PG_movable_ops, PG_hole, Z_LOCK,
   Z_NR_FREE, Z_NR_FREE_CMA, Z_MANAGED, Z_WMARK_MIN, Z_WMARK_LOW, Z_WMARK_HIGH, Z_LOWMEM_RESERVE,
   Z_NR_RESERVED_HIGHATOMIC, Z_PCP_DISABLED, Z_START_PFN, Z_SPANNED, PCP_LOCK, PCP_COUNT, PCP_HIGH, PCP_BATCH,
-  PCP_LISTS, NO_ZONE } = layout;
+  PCP_LISTS, NO_ZONE, H_MIN_FREE_KBYTES, H_USER_MIN_FREE_KBYTES, H_WATERMARK_SCALE_FACTOR, H_THP_ENABLED, PAGE_SHIFT } = layout;
 const { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-  MIGRATE_HIGHATOMIC, MIGRATE_TYPES, MAX_NR_ZONES, ZONE_NORMAL, ZONE_DMA32 } = mmzoneNs;
+  MIGRATE_HIGHATOMIC, MIGRATE_TYPES, MAX_NR_ZONES, ZONE_NORMAL, ZONE_DMA32, ZONE_MOVABLE } = mmzoneNs;
 
 // alloc_flags (mm/internal.h)
 const ALLOC_WMARK_MIN = 0;
@@ -765,3 +765,129 @@ function firstPopulatedZone(m: Memmap, highest: number): number {
   return -1;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Boot and hot-added memory to the buddy
+
+const SWAP_CLUSTER_MAX = 32;
+// sysctl_lowmem_reserve_ratio[] (mm/page_alloc.c): DMA, DMA32, NORMAL, MOVABLE, DEVICE
+export const LOWMEM_RESERVE_RATIO = [256, 256, 32, 0, 0];
+
+/**
+ * __free_pages_memory() (mm/memblock.c) and online_pages_range(): [start, end) to the buddy in naturally
+ * aligned blocks that stay within one zone.
+ */
+export function freeRange(m: Memmap, start: number, end: number): void {
+  while (start < end) {
+    let order = Math.min(m.maxOrder, start === 0 ? m.maxOrder : ctz(start));
+    while (start + (1 << order) > end) order--;
+    // a block must not straddle a zone boundary
+    const zid = m.pageZonenum(start);
+    while (order > 0 && m.pageZonenum(start + (1 << order) - 1) !== zid) order--;
+    freePagesCore(m, start, order);
+    start += 1 << order;
+  }
+}
+
+function ctz(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watermarks, lowmem_reserve and per-CPU list sizes (init_per_zone_wmark_min() and its helpers)
+
+function managed(m: Memmap, z: number): number {
+  return m.zones[m.zoneBase(z) + Z_MANAGED]!;
+}
+
+/** nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark, in zones GFP_USER may use. */
+export function nrFreeBufferPages(m: Memmap): number {
+  let sum = 0;
+  for (let z = 0; z <= gfpZone(GFP_USER); z++) sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
+  return sum;
+}
+
+/** calculate_min_free_kbytes(): sqrt(lowmem_kbytes * 16), clamped to [128, 262144], unless the user set more. */
+function calculateMinFreeKbytes(m: Memmap): void {
+  const lowmemKbytes = nrFreeBufferPages(m) * 4;
+  const v = Math.floor(Math.sqrt(lowmemKbytes * 16));
+  if (v > m.header[H_USER_MIN_FREE_KBYTES]!) m.header[H_MIN_FREE_KBYTES] = Math.min(262144, Math.max(128, v));
+}
+
+/** __setup_per_zone_wmarks(): min split over the kernel zones by size; ZONE_MOVABLE gets a token min. */
+export function setupPerZoneWmarks(m: Memmap): void {
+  const pagesMin = m.header[H_MIN_FREE_KBYTES]! >> (PAGE_SHIFT - 10);
+  const scale = m.header[H_WATERMARK_SCALE_FACTOR]!;
+  let lowmemPages = 0;
+  for (let z = 0; z < ZONE_MOVABLE; z++) lowmemPages += managed(m, z);
+  for (let z = 0; z < MAX_NR_ZONES; z++) {
+    const zb = m.zoneBase(z);
+    const man = managed(m, z);
+    let tmp = lowmemPages ? Math.floor((pagesMin * man) / lowmemPages) : 0;
+    if (z === ZONE_MOVABLE) m.zones[zb + Z_WMARK_MIN] = Math.min(128, Math.max(SWAP_CLUSTER_MAX, Math.floor(man / 1024)));
+    else m.zones[zb + Z_WMARK_MIN] = tmp;
+    tmp = Math.max(tmp >> 2, Math.floor((man * scale) / 10000));
+    m.zones[zb + Z_WMARK_LOW] = m.zones[zb + Z_WMARK_MIN]! + tmp;
+    m.zones[zb + Z_WMARK_HIGH] = m.zones[zb + Z_WMARK_LOW]! + tmp;
+  }
+  zoneSetPagesetHighAndBatch(m);
+}
+
+/** setup_per_zone_lowmem_reserve(): a lower zone keeps managed(higher zones)/ratio from higher requests. */
+export function setupPerZoneLowmemReserve(m: Memmap): void {
+  for (let i = 0; i < MAX_NR_ZONES; i++) {
+    const zb = m.zoneBase(i);
+    const ratio = LOWMEM_RESERVE_RATIO[i]!;
+    const clear = !ratio || !managed(m, i);
+    let man = 0;
+    for (let j = 0; j < MAX_NR_ZONES; j++) {
+      if (j <= i) { m.zones[zb + Z_LOWMEM_RESERVE + j] = 0; continue; }
+      man += managed(m, j);
+      m.zones[zb + Z_LOWMEM_RESERVE + j] = clear ? 0 : Math.floor(man / ratio);
+    }
+  }
+}
+
+/** zone_batchsize() and zone_highsize() (high_fraction 0: the low watermark split over the CPUs). */
+function zoneSetPagesetHighAndBatch(m: Memmap): void {
+  for (let z = 0; z < MAX_NR_ZONES; z++) {
+    let batch = Math.floor(Math.min(managed(m, z) >> 10, (1 << 20) >> PAGE_SHIFT) / 4);
+    if (batch < 1) batch = 1;
+    batch = Math.max(1, (1 << (31 - Math.clz32(batch + (batch >> 1)))) - 1);
+    const high = Math.max(Math.floor(m.zones[m.zoneBase(z) + Z_WMARK_LOW]! / m.nrCpus), batch << 2);
+    for (let cpu = 0; cpu < m.nrCpus; cpu++) {
+      const pb = pcpBase(m, cpu, z);
+      m.pcp[pb + PCP_BATCH] = batch;
+      m.pcp[pb + PCP_HIGH] = high;
+    }
+  }
+}
+
+/**
+ * set_recommended_min_free_kbytes() (mm/khugepaged.c): with THP enabled, keep 2 + 9 pageblocks per
+ * kernel zone free for anti-fragmentation, at most 5% of lowmem.
+ */
+function khugepagedMinFreeKbytesUpdate(m: Memmap): void {
+  if (m.header[H_THP_ENABLED] === 0) return; // calculate_min_free_kbytes() already ran
+  let nrZones = 0;
+  for (let z = 0; z <= gfpZone(GFP_USER); z++) if (managed(m, z) > 0) nrZones++;
+  let rec = m.pageblockNrPages * nrZones * 2 + m.pageblockNrPages * nrZones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES;
+  rec = Math.min(rec, Math.floor(nrFreeBufferPages(m) / 20));
+  rec <<= PAGE_SHIFT - 10;
+  if (rec > m.header[H_MIN_FREE_KBYTES]!) m.header[H_MIN_FREE_KBYTES] = rec;
+  setupPerZoneWmarks(m);
+}
+
+/** init_per_zone_wmark_min(): at boot and after every online/offline. */
+export function initPerZoneWmarkMin(m: Memmap): void {
+  calculateMinFreeKbytes(m);
+  setupPerZoneWmarks(m);
+  setupPerZoneLowmemReserve(m);
+  khugepagedMinFreeKbytesUpdate(m);
+}
+
+/** min_free_kbytes_sysctl_handler() */
+export function setMinFreeKbytes(m: Memmap, kbytes: number): void {
+  m.header[H_MIN_FREE_KBYTES] = kbytes;
+  m.header[H_USER_MIN_FREE_KBYTES] = kbytes;
+  setupPerZoneWmarks(m);
+}

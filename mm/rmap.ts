@@ -16,11 +16,11 @@ import { spinLock, spinUnlock } from './locking';
 import * as pinnableNs from './pinnable';
 import { variant } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
-import { mmuNotifierFolioInvalidateStart, mmuNotifierFolioInvalidateEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
+import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MmuNotifierRange, MMU_NOTIFY_CLEAR } from './mmu_notifier';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF, MM_NR_VMAS,
+const { MNG_NR_SUBS, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF, MM_NR_VMAS,
   MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE, H_FORK_SEQ } = layout;
 const { PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, PMD_HUGE, PFN_MASK } = mmTypes;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
@@ -141,6 +141,38 @@ function anyExclusive(m: Memmap, head: number): boolean {
 function pmdHolds(pmd: number, head: number, n: number): boolean {
   const pfn = pmd & PFN_MASK;
   return pfn >= head && pfn < head + n;
+}
+
+/**
+ * try_to_migrate_one()'s mmu notifier (mmu_notifier_invalidate_range_start() per VMA in the kernel, inside
+ * the rmap walk), for every mm mapping the folio: the range of the folio's pages
+ * mapped there (the kernel's is per VMA, [address, vma_address_end)). null when no mm on the
+ * machine has a subscription. The rmap walk collects the mappings first and the callbacks run after
+ * it, outside the page-table locks (the kernel runs them under the anon_vma lock, which pinlab does
+ * not model): a mapping added between the walk and the unmap is not notified.
+ */
+function mmuNotifierFolioInvalidateStart(m: Memmap, head: number, event: number): MmuNotifierRange[] | null {
+  if (atomicRead(m.mmuNotifiers, MNG_NR_SUBS) === 0) return null;
+  const nr = 1 << folioOrder(m, head);
+  let spans: Map<number, [number, number]> | null = null;
+  rmapWalk(m, head, (s) => {
+    const end = s.pmd ? s.vpn + nr : s.vpn + 1;
+    spans ??= new Map();
+    const cur = spans.get(s.mm);
+    spans.set(s.mm, cur ? [Math.min(cur[0], s.vpn), Math.max(cur[1], end)] : [s.vpn, end]);
+  });
+  if (!spans) return null;
+  const out: MmuNotifierRange[] = [];
+  for (const [mm, [start, end]] of spans as Map<number, [number, number]>) {
+    const r = mmuNotifierInvalidateRangeStart(m, mm, start, end, event);
+    if (r) out.push(r);
+  }
+  return out.length ? out : null;
+}
+
+/** The ends for mmuNotifierFolioInvalidateStart(). */
+function mmuNotifierFolioInvalidateEnd(m: Memmap, rs: MmuNotifierRange[] | null): void {
+  if (rs) for (const r of rs) mmuNotifierInvalidateRangeEnd(m, r);
 }
 
 /**
