@@ -9,11 +9,10 @@ import { attachMachine } from '../mm/mm_init';
 import { mmBase } from '../mm/mm_types';
 import { MMF_OOM_VICTIM, oomVictimExit } from '../mm/oom_kill';
 import { setCurrent, newTask, setYieldHook, setFaultHook, yieldPoint, Task } from '../mm/sched';
-import { setWaitHook, setLockTraceHook, lockingDebug } from '../mm/locking';
+import { setWaitHook, setLockTraceHook } from '../mm/locking';
 import { parseVariant, setVariant } from '../mm/variants';
 import { ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../mm/mmzone';
 import { errname, ESRCH } from '../mm/errno';
-import { gupThreadPins } from '../mm/gup';
 import { vmItem, vmstatRead } from '../mm/vmstat';
 import { setMmuNotifierDeliver as setDeliver } from '../mm/mmu_notifier';
 import { cloneMachine, movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
@@ -208,7 +207,7 @@ export function runActor(t: ActorTask): ActorResult {
     if (sched.stopped()) throw new RunStopped('stopped');
     Atomics.wait(a, i, v, 2);
   });
-  lockingDebug.brokenSpinlocks = t.debug?.brokenSpinlocks === true;
+  task.brokenSpinlocks = t.debug?.brokenSpinlocks === true;
 
   /** Every long-term pin the actor holds must be pinnable; a new one must not sit in a pageblock isolated throughout the op. */
   const checkHeld = (held: HeldPage[], before: Set<string> | null, isoBefore: Uint8Array | null): void => {
@@ -284,11 +283,11 @@ export function runActor(t: ActorTask): ActorResult {
       const args = describeOp(op);
       log(`pinlab_op: ${op.op}${args ? ` ${args}` : ''}`, seqOp);
       // the OOM killer took the process: it makes no more system calls (its devices are released at teardown, as exit closes the fds)
-      const pins0 = gupThreadPins.acquired - gupThreadPins.released;
+      const pins0 = task.pinsAcquired - task.pinsReleased;
       const r: AgentResult = mmIsGone(m, t.mm) ? { rc: -ESRCH, detail: 'the process was killed by the OOM killer', violation: undefined } : actor.step(op);
       // killed while in the kernel: the process exits on its way back to user space
       if (t.mm >= 0 && oomVictimExit(m, t.mm)) r.detail = `${r.detail ?? ''}${r.detail ? '; ' : ''}OOM-killed: the process exited`;
-      const pinsLeft = gupThreadPins.acquired - gupThreadPins.released - pins0;
+      const pinsLeft = task.pinsAcquired - task.pinsReleased - pins0;
       task.sigpending = false; // the signal is handled on the way back to user space
       task.fatalSignal = false;
       const seqRet = sched.record(K_RET, `op:${op.op}`, r.rc);
@@ -327,7 +326,6 @@ export function runActor(t: ActorTask): ActorResult {
     setFaultHook(null);
     setWaitHook(null);
     setMmuNotifierDeliver(prevDeliver);
-    lockingDebug.brokenSpinlocks = false;
     setCurrent(prevTask);
     setVariant(prevVariant);
   }

@@ -19,10 +19,10 @@ import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC, MM_USERS, MM_PID }
 import { mmBase } from '../mm/mm_types';
 import { atomicRead } from '../mm/atomic';
 import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
+import { current } from '../mm/sched';
 import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
 import { doMunmap, doMmap, doMadvise, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport,
-  gupFaultRetriesExhausted } from '../mm/gup';
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../mm/gup';
 import { memoryBlockStore, blockPresent, stateShow, blockStartPfn, OfflineReport } from '../mm/memory_hotplug';
 import { findVma } from '../mm/memory';
 import { VMA_FLAGS } from '../mm/memmap';
@@ -308,7 +308,7 @@ export const pinnerAgent: AgentFactory = (env) => {
         const report = newPinReport();
         const fast = op.fast === true;
         const flags = (op.write === false ? 0 : FOLL_WRITE) | (op.longterm === false ? 0 : FOLL_LONGTERM);
-        const gaveUp = gupFaultRetriesExhausted.count;
+        const gaveUp = current().gupFaultRetriesExhausted;
         const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, flags, pages, report);
         const how = describePin(report);
         const call = `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'}(${flags & FOLL_LONGTERM ? 'FOLL_LONGTERM' : 'short-term'}${flags & FOLL_WRITE ? '|FOLL_WRITE' : ''}) vpn ${vpn} +${n}`;
@@ -329,7 +329,7 @@ export const pinnerAgent: AgentFactory = (env) => {
             violation: `pin_user_pages vpn ${vpn} +${n} returned ${r} but pinned ${got.length} pages: the caller would use ${r - got.length} pages it does not hold` } as AgentResult;
         }
         // (not when the walk gave up faulting a page in: pinlab's retry bound, docs/simplifications.md)
-        if (r === -EFAULT && stable && flags & FOLL_LONGTERM && gupFaultRetriesExhausted.count === gaveUp) {
+        if (r === -EFAULT && stable && flags & FOLL_LONGTERM && current().gupFaultRetriesExhausted === gaveUp) {
           // __get_user_pages(): -EFAULT for the first page means no VMA or check_vma_flags() refused it;
           // an anonymous R/W mapping nobody unmapped during the pin faults in (or migrates) instead (R15)
           mmapReadLock(m, mm);

@@ -14,7 +14,7 @@ import { mmCreate, doMmap, populateRange, PROT_READ, PROT_WRITE } from '../mm/mm
 import { pinUserPages, unpinUserPages, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
 import { parseVariant, setVariant } from '../mm/variants';
 import { setCurrent, newTask, current } from '../mm/sched';
-import { oomKills, KernelPanic } from '../mm/oom_kill';
+import { KernelPanic } from '../mm/oom_kill';
 import { errname } from '../mm/errno';
 import { vmstatSnapshot } from '../mm/vmstat';
 
@@ -70,7 +70,6 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
   const prevVariant = setVariant(parseVariant(o.kernel ?? 'v6.12'));
   const task = newTask(1, 'qemu', 0);
   const prevTask = setCurrent(task);
-  oomKills.length = 0;
   try {
     const { m } = bootFromSpec({ cmdline: `${o.base ?? 'mem=1G'} kernelcore=${pct}%`, geometry: o.geometry });
     let managed = 0;
@@ -104,8 +103,7 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
   } finally {
     setCurrent(prevTask);
     setVariant(prevVariant);
-    oomKills.length = 0;
-  }
+    }
 }
 
 export interface PinFractionPair { kernelcore: number; fresh: PinFractionRow; prefault: PinFractionRow }

@@ -21,10 +21,10 @@ import { vmstatSnapshot, zoneInfo } from '../mm/vmstat';
 import { drainAllPages } from '../mm/page_alloc';
 import { lruAddDrainAll } from '../mm/swap';
 import { migrateRange } from '../mm/migrate';
-import { setCurrent, newTask } from '../mm/sched';
+import { newTask, current } from '../mm/sched';
+import { enterContext, leaveContext } from './context';
 import { parseVariant, setVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
-import { oomKills, KernelPanic } from '../mm/oom_kill';
-import { gupFaults } from '../mm/gup';
+import { KernelPanic } from '../mm/oom_kill';
 import { bootWarnings } from '../mm/mm_init';
 
 export { ScenarioError, residency };
@@ -400,23 +400,21 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
     if (e instanceof VariantError) throw new ScenarioError(`--kernel: ${e.message}`);
     throw e;
   }
-  const prevVariant = setVariant(variantNow);
-  const prevFaults = { ...gupFaults };
+  const task = newTask(1, 'scenario', 0);
+  const faults = new Set<string>();
+  const saved = enterContext({ task, variant: variantNow, faultHook: (point) => faults.has(point) });
   let booted;
   try {
     booted = bootFromSpec(sc.machine);
   } catch (e) {
-    setVariant(prevVariant);
+    leaveContext(saved);
     if (e instanceof CmdlineError) throw new ScenarioError(`${file}: machine: ${e.message}`);
     throw e;
   }
   for (const w of bootWarnings.get(booted.m) ?? []) out(`# warning: ${w}`);
-  const ctx: ScenarioContext = { m: booted.m, procs: new Map(), maps: new Map(), dead: new Map(), held: new Map(), step: 0, out };
-  const task = newTask(1, 'scenario', 0);
-  const prev = setCurrent(task);
+  const ctx: ScenarioContext = { m: booted.m, procs: new Map(), maps: new Map(), dead: new Map(), held: new Map(), step: 0, out, faults };
   const results: StepResult[] = [];
   let panic: string | undefined;
-  oomKills.length = 0;
   try {
     for (let i = 0; i < sc.steps.length && panic === undefined; i++) {
       const s = sc.steps[i]!;
@@ -458,9 +456,7 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
       if (panic !== undefined) out(`      ${panic}`);
     }
   } finally {
-    setCurrent(prev);
-    setVariant(prevVariant);
-    Object.assign(gupFaults, prevFaults);
+    leaveContext(saved);
   }
   return { file, kernel, results, ok: results.every((r) => r.ok), panic, layout: layoutJson(booted.m, booted.params), vmstat: vmstatSnapshot(booted.m) };
 }
@@ -471,7 +467,8 @@ let lastKills: { pid: number; name: string; rss: number; badness: number; reaped
 function reapOomKills(ctx: ScenarioContext): number[] {
   lastKills = [];
   const mms: number[] = [];
-  for (const k of oomKills) {
+  const kills = current().oomKills;
+  for (const k of kills) {
     for (const [name, mm] of ctx.procs) {
       if (mm !== k.mm) continue;
       ctx.procs.delete(name);
@@ -481,7 +478,7 @@ function reapOomKills(ctx: ScenarioContext): number[] {
     }
     mms.push(k.mm);
   }
-  oomKills.length = 0;
+  kills.length = 0;
   return mms;
 }
 

@@ -41,6 +41,8 @@ export interface ScenarioContext {
   /** name -> first vpn and length in pages */
   maps: Map<string, { proc: string; vpn: number; nrPages: number }>;
   out: (line: string) => void;
+  /** fault points a `fault` step armed: every call of them fails until disarmed */
+  faults: Set<string>;
 }
 
 /**

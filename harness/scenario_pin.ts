@@ -8,7 +8,7 @@ import { Memmap, PG_zero } from '../mm/memmap';
 import { ZONE_NAMES, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE } from '../mm/mmzone';
 import { startIsolatePageRange, undoIsolatePageRange } from '../mm/page_isolation';
 import { blockPresent, blockStartPfn } from '../mm/memory_hotplug';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, gupFaults, FOLL_WRITE, FOLL_LONGTERM,
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM,
   PinReport } from '../mm/gup';
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_NOWARN, __GFP_NORETRY, __GFP_THISNODE, __GFP_MEMALLOC } from '../mm/gfp';
@@ -202,10 +202,11 @@ export const PIN_STEPS: Record<string, StepKind> = {
   },
   inject: {
     fields: { fault: F.enum(['pofs_alloc']), on: F.bool }, required: ['fault'],
-    run(_ctx, s) {
+    run(ctx, s) {
       if (s.fault !== 'pofs_alloc') fail('fault', `'${String(s.fault)}' is not a fault point (pofs_alloc)`);
-      gupFaults.pofsAllocFails = s.on !== false;
-      return { rc: 0, detail: `pofs_alloc ${gupFaults.pofsAllocFails ? 'fails' : 'succeeds'}` };
+      if (s.on !== false) ctx.faults.add('gup:pofs-alloc');
+      else ctx.faults.delete('gup:pofs-alloc');
+      return { rc: 0, detail: `pofs_alloc ${ctx.faults.has('gup:pofs-alloc') ? 'fails' : 'succeeds'}` };
     },
   },
   vmstat: {

@@ -74,16 +74,6 @@ export interface PinReport {
   drains: number;
 }
 
-/** This thread's share of nr_foll_pin_acquired / nr_foll_pin_released (the harness: a failed op must leave none behind). */
-export const gupThreadPins = { acquired: 0, released: 0 };
-
-/**
- * Pages this thread's GUP walks gave up on after GUP_FAULT_RETRIES_MAX faults (-EFAULT): a simulator
- * bound where the kernel faults again for as long as it takes (a page migrated again and again by a
- * racing offline). The harness reads it to tell that -EFAULT from a bad address.
- */
-export const gupFaultRetriesExhausted = { count: 0 };
-
 export function newPinReport(): PinReport {
   return { outcome: 'pinned', retries: 0, migrated: 0, thpSplit: 0, collected: 0, failures: [], drains: 0 };
 }
@@ -122,7 +112,7 @@ export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: numbe
     }
   }
   countVmEvents(m, NR_FOLL_PIN_ACQUIRED, refs);
-  gupThreadPins.acquired += refs;
+  current().pinsAcquired += refs;
   return 0;
 }
 
@@ -131,7 +121,7 @@ export function gupPutFolio(m: Memmap, head: number, refs: number, flags: number
   if (flags & FOLL_PIN) {
     if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return;
     countVmEvents(m, NR_FOLL_PIN_RELEASED, refs);
-    gupThreadPins.released += refs;
+    current().pinsReleased += refs;
     if (hasPincount(m, head)) atomicFetchSub(m.pincount, head, refs);
     else refs *= GUP_PIN_COUNTING_BIAS;
   }
@@ -264,7 +254,7 @@ function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, f
       if (current().fatalSignal) { r = -EINTR; break; }
       const f = followPage(m, mm, v, flags);
       if (typeof f === 'number') { r = f; break; }
-      if (++tries > GUP_FAULT_RETRIES_MAX) { gupFaultRetriesExhausted.count++; r = -EFAULT; break; }
+      if (++tries > GUP_FAULT_RETRIES_MAX) { current().gupFaultRetriesExhausted++; r = -EFAULT; break; } // pinlab's bound: the harness tells it from a bad address
       const fr = f === 'unshare' ? handleUnshareFault(m, mm, v) : handleMmFault(m, mm, v, (flags & FOLL_WRITE) !== 0);
       if (fr & VM_FAULT_OOM) { r = current().fatalSignal ? -EINTR : -ENOMEM; break; }
       if (fr & VM_FAULT_ERROR) { r = -EFAULT; break; }
@@ -380,12 +370,9 @@ function migrateLongtermUnpinnableFolios(m: Memmap, list: number[], pages: numbe
   return -EAGAIN;
 }
 
-/** Fault points the harness can arm (seeded): the pofs temporary allocation of R14. */
-export const gupFaults = { pofsAllocFails: false };
-
 /** check_and_migrate_movable_pages() (v6.1+): 0 = all pinnable, -EAGAIN = re-pin, else an error. */
 function checkAndMigrateMovablePages(m: Memmap, nr: number, pages: number[], report: PinReport): number {
-  if (hasBug('R14') && (gupFaults.pofsAllocFails || faultPoint('gup:pofs-alloc'))) return -ENOMEM; // kmalloc_array() failed: pins leak (6.11)
+  if (hasBug('R14') && faultPoint('gup:pofs-alloc')) return -ENOMEM; // kmalloc_array() failed: pins leak (6.11)
   const { collected, list } = collectLongtermUnpinnableFolios(m, pages, nr, report);
   if (!collected) return 0;
   yieldPoint('gup:after-collect');

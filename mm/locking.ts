@@ -10,6 +10,7 @@
 //   waitWhileEqual(): wait_event() on a word (a migration entry to go away, an acknowledgement).
 import { atomicCmpxchg, atomicFetchSub, atomicRead, atomicXchg } from './atomic';
 import { KernelBug } from './debug';
+import { current } from './sched';
 
 /** A lock held this long is a simulator bug (the kernel's soft-lockup watchdog fires at 20 s). */
 export const SPIN_LOCKUP_MS = 10_000;
@@ -53,16 +54,10 @@ export function waitWhileEqual(a: Int32Array, i: number, value: number, reason: 
   return Atomics.wait(a, i, value, timeoutMs) !== 'timed-out';
 }
 
-/**
- * Test switch (per thread): spinlocks that exclude nothing, standing for a missing lock, so a test can
- * show that the free-running checks catch the lost updates and torn lists that follow. Never set otherwise.
- */
-export const lockingDebug = { brokenSpinlocks: false };
-
 // ---- spinlock ----
 
 export function spinLock(a: Int32Array, i: number): void {
-  if (atomicCmpxchg(a, i, 0, 1) !== 0 && !lockingDebug.brokenSpinlocks) lockSlow(a, i, SPIN_LOCKUP_MS, 'spinlock');
+  if (atomicCmpxchg(a, i, 0, 1) !== 0 && !current().brokenSpinlocks) lockSlow(a, i, SPIN_LOCKUP_MS, 'spinlock');
   if (lockTrace !== null) lockTrace(a, i);
 }
 

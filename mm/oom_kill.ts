@@ -10,7 +10,7 @@ import { setSlowpathHook, highWatermarkOk } from './page_alloc';
 import { atomicFetchOr, atomicRead } from './atomic';
 import { __GFP_NORETRY, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, gfpZone } from './gfp';
 import { ZONE_NORMAL, MAX_NR_ZONES } from './mmzone';
-import { current } from './sched';
+import { current, OomKill } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { exitMmap } from './mmap';
 import { downWriteTrylock, upWrite, mutexTrylock, mutexUnlock, waitWhileEqual } from './locking';
@@ -29,20 +29,6 @@ export class KernelPanic extends Error {
     this.name = 'KernelPanic';
   }
 }
-
-export interface OomKill {
-  mm: number;
-  pid: number;
-  badness: number;
-  /** pages the reaper freed (pinned pages stay) */
-  reaped: number;
-  /** the victim's resident pages when it was chosen */
-  rssBefore: number;
-  self: boolean;
-}
-
-/** What the OOM killer did on this thread (read and cleared by the scenario runner and the harness). */
-export const oomKills: OomKill[] = [];
 
 function totalPages(m: Memmap): number {
   let t = 0;
@@ -86,7 +72,7 @@ export function outOfMemory(m: Memmap): boolean {
   countVmEvents(m, vmItem('oom_kill'), 1);
   const self = current().mm === victim;
   const kill: OomKill = { mm: victim, pid: m.mms[b + MM_PID]!, badness: worst, reaped: 0, rssBefore: rss(m, victim), self };
-  oomKills.push(kill);
+  current().oomKills.push(kill); // the kernel log's "Out of memory: Killed process"
   if (self) {
     current().fatalSignal = true;
     return true;

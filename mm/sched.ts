@@ -20,11 +20,36 @@ export interface Task {
   fatalSignal: boolean;
   /** the address space the task runs in (current->mm); -1 for a kernel thread */
   mm: number;
+  /**
+   * FOLL_PIN references this task took and dropped: its share of nr_foll_pin_acquired and
+   * nr_foll_pin_released (the harness checks a failed op left none behind)
+   */
+  pinsAcquired: number;
+  pinsReleased: number;
+  /** GUP walks of this task that gave up on a page after GUP_FAULT_RETRIES_MAX faults (pinlab's bound) */
+  gupFaultRetriesExhausted: number;
+  /** the OOM kills this task's allocations made, as the kernel log reports them ("Out of memory: Killed process") */
+  oomKills: OomKill[];
+  /** test switch: this task's spinlocks exclude nothing (a missing lock), to show the free-running checks catch it */
+  brokenSpinlocks: boolean;
+}
+
+/** One OOM kill (oom_kill_process()). */
+export interface OomKill {
+  mm: number;
+  pid: number;
+  badness: number;
+  /** pages the reaper freed (pinned pages stay) */
+  reaped: number;
+  /** the victim's resident pages when it was chosen */
+  rssBefore: number;
+  self: boolean;
 }
 
 /** A task record for a thread or actor (the kernel's task_struct, reduced). */
 export function newTask(pid: number, comm: string, cpu: number, mm = -1): Task {
-  return { pid, comm, cpu, flags: 0, sigpending: false, fatalSignal: false, mm };
+  return { pid, comm, cpu, flags: 0, sigpending: false, fatalSignal: false, mm, pinsAcquired: 0, pinsReleased: 0, gupFaultRetriesExhausted: 0,
+    oomKills: [], brokenSpinlocks: false };
 }
 
 let cur: Task = newTask(0, 'swapper/0', 0);

@@ -3,17 +3,17 @@
 // reads what it wrote, and once every pin is released and every process has exited
 // NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED and every frame's refcount/_pincount/_mapcount is back.
 import * as fc from 'fast-check';
+import { enterContext, leaveContext } from '../harness/context';
 import { bootFromSpec } from '../harness/layout';
 import { mmCreate, doMmap, doMunmap, doFork, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, gupFaults, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
 import { Memmap } from '../mm/memmap';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { vmstatSnapshot } from '../mm/vmstat';
-import { setCurrent, newTask } from '../mm/sched';
-import { setVariant, parseVariant } from '../mm/variants';
-import { oomKills } from '../mm/oom_kill';
+import { newTask } from '../mm/sched';
+import { parseVariant } from '../mm/variants';
 import { checkAllocator, longtermPinErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, checkContent, modelMunmap, modelFork, modelExit,
   ProcModel } from './checkers';
 import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../devices/common';
@@ -69,11 +69,9 @@ function settle(m: Memmap): void {
  */
 export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: string; pofsAllocFails?: boolean; stats?: PinStats } = {}): void {
   const stats = opts.stats ?? newPinStats();
-  const prevVariant = setVariant(parseVariant(opts.variant ?? 'v6.12'));
-  const prevFault = gupFaults.pofsAllocFails;
-  const prevTask = setCurrent(newTask(1, 'pin_balance', 0));
-  gupFaults.pofsAllocFails = opts.pofsAllocFails ?? false;
-  oomKills.length = 0;
+  const task = newTask(1, 'pin_balance', 0);
+  const saved = enterContext({ variant: parseVariant(opts.variant ?? 'v6.12'), task,
+    faultHook: (point) => point === 'gup:pofs-alloc' && opts.pofsAllocFails === true });
   try {
     const m = bootFromSpec({ cmdline, geometry: 'mini' }).m;
     settle(m);
@@ -155,7 +153,7 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
         }
         case 'exit': modelExit(m, procs, o.p); break;
       }
-      if (oomKills.length) throw new Error(`${where}: the OOM killer ran (${JSON.stringify(oomKills[0])}); the property sizes memory so it never should`);
+      if (task.oomKills.length) throw new Error(`${where}: the OOM killer ran (${JSON.stringify(task.oomKills[0])}); the property sizes memory so it never should`);
       for (const h of held) if (h.longterm) fail(`${where} (pin from ${h.where})`, longtermPinErrors(m, h.pages, h.n, zero));
       checkContent(m, procs, where);
     });
@@ -168,10 +166,7 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
     fail('after unpinning everything and exiting', pinBalanceErrors(m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, base));
     if (s.nr_isolated_anon !== 0) throw new Error(`nr_isolated_anon ${s.nr_isolated_anon} after everything was released`);
   } finally {
-    setVariant(prevVariant);
-    gupFaults.pofsAllocFails = prevFault;
-    setCurrent(prevTask);
-    oomKills.length = 0;
+    leaveContext(saved);
   }
 }
 

@@ -4,7 +4,7 @@ import { boot, usedFrames } from '../../helpers';
 import { mmCreate, doMmap, doMunmap, doMprotect, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { userAccess, ptlLock, ptlUnlock, lookupLocked, findVma } from '../../../mm/memory';
 import { pinUserPages, pinUserPagesRemote, pinUserPagesFast, getUserPages, putUserPages, unpinUserPage, unpinUserPages,
-  unpinUserPagesDirtyLock, unpinUserPageRangeDirtyLock, isValidGupArgs, checkVmaFlags, newPinReport, gupFaults,
+  unpinUserPagesDirtyLock, unpinUserPageRangeDirtyLock, isValidGupArgs, checkVmaFlags, newPinReport,
   FOLL_WRITE, FOLL_GET, FOLL_PIN, FOLL_LONGTERM, FOLL_TOUCH, FOLL_PCI_P2PDMA, FOLL_FORCE,
   GUP_LONGTERM_RETRIES_MAX } from '../../../mm/gup';
 import { Memmap, PG_head, PG_dirty, PG_zero, PG_isolated, PG_lru, PG_buddy, PG_anon } from '../../../mm/memmap';
@@ -17,9 +17,9 @@ import { GFP_KERNEL, __GFP_NORETRY } from '../../../mm/gfp';
 import { GUP_PIN_COUNTING_BIAS, folioIsLongtermPinnable } from '../../../mm/pinnable';
 import { folioMaybeDmaPinned } from '../../../mm/rmap';
 import { isolateFolio, putbackMovablePages } from '../../../mm/migrate';
-import { setCurrent, newTask, current, Task } from '../../../mm/sched';
+import { setCurrent, newTask, current, Task, setFaultHook } from '../../../mm/sched';
 import { setVariant, parseVariant, variant, KernelVariant } from '../../../mm/variants';
-import { oomKills, KernelPanic } from '../../../mm/oom_kill';
+import { KernelPanic } from '../../../mm/oom_kill';
 import { pfnOf } from '../../../mm/memory';
 
 const MINI = 'mini';
@@ -37,13 +37,11 @@ let savedVariant: KernelVariant;
 beforeEach(() => {
   savedTask = current();
   savedVariant = variant();
-  oomKills.length = 0;
 });
 afterEach(() => {
   setCurrent(savedTask);
   setVariant(savedVariant);
-  gupFaults.pofsAllocFails = false;
-  oomKills.length = 0;
+  setFaultHook(null);
 });
 
 /** Boot, create the pinning process and make it current (the OOM killer asks current->mm). */
@@ -487,8 +485,8 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expect(rc).toBe(-ENOMEM);
     expect(r.outcome).toBe('killed');
     expect(current().fatalSignal).toBe(true);
-    expect(oomKills).toHaveLength(1);
-    expect(oomKills[0]).toMatchObject({ mm, self: true });
+    expect(current().oomKills).toHaveLength(1);
+    expect(current().oomKills[0]).toMatchObject({ mm, self: true });
     expect(vmstatSnapshot(m).oom_kill).toBe(1);
     expect(r.failures.some((f) => f.rc === -ENOMEM)).toBe(true);
     const s = pinStat(m);
@@ -512,7 +510,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     }
     expect(panic).toBeInstanceOf(KernelPanic);
     expect((panic as Error).message).toBe('Kernel panic - not syncing: System is deadlocked on memory');
-    expect(oomKills).toHaveLength(0);
+    expect(current().oomKills).toHaveLength(0);
   });
 });
 
@@ -633,7 +631,7 @@ describe('the -EAGAIN loop and fatal signals', () => {
     withVariant('v6.12+R14', () => {
       const { m, mm } = machine();
       const v = touched(m, mm, 4);
-      gupFaults.pofsAllocFails = true;
+      setFaultHook((point) => point === 'gup:pofs-alloc');
       expect(pinUserPages(m, mm, v, 4, LT, new Array(4).fill(-1))).toBe(-ENOMEM);
       const s = pinStat(m);
       expect(s.acquired - s.released).toBe(4); // the leak
@@ -641,7 +639,7 @@ describe('the -EAGAIN loop and fatal signals', () => {
     // without the bug the fault point is not there: the pin succeeds and balances
     const { m, mm } = machine();
     const v = touched(m, mm, 4);
-    gupFaults.pofsAllocFails = true;
+    setFaultHook((point) => point === 'gup:pofs-alloc');
     const pages = new Array(4).fill(-1);
     expect(pinUserPages(m, mm, v, 4, LT, pages)).toBe(4);
     unpinUserPages(m, pages, 4);

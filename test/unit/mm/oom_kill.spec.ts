@@ -7,7 +7,7 @@ import { mmCreate, doMmap, doFork, PROT_READ, PROT_WRITE } from '../../../mm/mma
 import { userAccess } from '../../../mm/memory';
 import { allocPages, NO_PAGE } from '../../../mm/page_alloc';
 import { GFP_KERNEL, __GFP_NORETRY } from '../../../mm/gfp';
-import { oomKills, oomVictimExit, outOfMemory, MMF_OOM_VICTIM } from '../../../mm/oom_kill';
+import { oomVictimExit, outOfMemory, MMF_OOM_VICTIM } from '../../../mm/oom_kill';
 import { setCurrent, newTask, current } from '../../../mm/sched';
 import { Memmap, H_OOM_LOCK, MM_USERS, MM_FLAGS, MM_PID } from '../../../mm/memmap';
 import { mmBase } from '../../../mm/mm_types';
@@ -18,7 +18,8 @@ const CMD = 'mem=1M sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
 
 const saved = current();
-afterEach(() => { setCurrent(saved); oomKills.length = 0; });
+afterEach(() => { setCurrent(saved); });
+const kills = () => current().oomKills; // the kernel log of the running task's allocations
 
 /** A process with n written pages. */
 function proc(m: Memmap, n: number): number {
@@ -44,11 +45,11 @@ describe('out_of_memory() and its callers', () => {
     m.header[H_OOM_LOCK] = 1; // another CPU is inside out_of_memory()
     setCurrent(newTask(100, 'b', 1, b));
     expect(allocPages(m, GFP_KERNEL, 0)).toBe(NO_PAGE);
-    expect(oomKills).toHaveLength(0);
+    expect(kills()).toHaveLength(0);
     expect([alive(m, a), alive(m, b)]).toEqual([true, true]);
     m.header[H_OOM_LOCK] = 0;
     expect(allocPages(m, GFP_KERNEL, 0)).not.toBe(NO_PAGE); // with the lock free it kills and gets memory
-    expect(oomKills).toMatchObject([{ mm: a, self: false }]);
+    expect(kills()).toMatchObject([{ mm: a, self: false }]);
   });
 
   it('a victim that has not exited yet is waited for: no second process is killed; once it exits, memory is there', () => {
@@ -58,17 +59,16 @@ describe('out_of_memory() and its callers', () => {
     exhaust(m);
     setCurrent(newTask(100, 'a', 1, a));
     expect(outOfMemory(m)).toBe(true); // a kills itself: marked, not reaped (it dies on its way out)
-    expect(oomKills).toMatchObject([{ mm: a, self: true }]);
-    oomKills.length = 0;
+    expect(kills()).toMatchObject([{ mm: a, self: true }]);
     setCurrent(newTask(101, 'b', 2, b));
     expect(allocPages(m, GFP_KERNEL, 0)).toBe(NO_PAGE); // selection aborts while a is dying
-    expect(oomKills).toHaveLength(0);
+    expect(kills()).toHaveLength(0);
     expect(alive(m, b)).toBe(true);
     expect(oomVictimExit(m, a)).toBe(true);
     expect(oomVictimExit(m, a)).toBe(false); // once
     expect(alive(m, a)).toBe(false);
     expect(allocPages(m, GFP_KERNEL, 0)).not.toBe(NO_PAGE);
-    expect(oomKills).toHaveLength(0);
+    expect(kills()).toHaveLength(0);
   });
 });
 

@@ -15,12 +15,14 @@ import { lruAddDrainAll, folioOrder } from '../../../mm/swap';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_SYSCALL, MigrateStats } from '../../../mm/migrate';
 import { splitFolio } from '../../../mm/huge_memory';
-import { oomKills } from '../../../mm/oom_kill';
+import { current, setCurrent, newTask } from '../../../mm/sched';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always hugepages=2';
 const RW = PROT_READ | PROT_WRITE;
-
-afterEach(() => { oomKills.length = 0; });
+// each test runs as a task of its own: its OOM kills are its own (current()->oomKills)
+const idle = current();
+beforeEach(() => { setCurrent(newTask(1, 'test', 0)); });
+afterEach(() => { setCurrent(idle); });
 
 /** Free PTE tables in the pool (the H_PTE_FREE list). */
 function ptePoolFree(m: Memmap): number {
@@ -129,7 +131,7 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
       expect(pgtableDepositedCount(m, p)).toBe(1); // each still maps one THP with a PMD
       expect(userAccess(m, p, v + 20, false)).toBe(120);
     }
-    expect(oomKills).toEqual([]); // no split asked for memory
+    expect(current().oomKills).toEqual([]); // no split asked for memory
     held.release();
     exitMmap(m, child);
     exitMmap(m, mm);
