@@ -29,8 +29,8 @@ import { memlockCounters } from '../devices/common';
 import type { DeviceEnv, DeviceState } from '../devices/device';
 import { Memmap, PAGE_SIZE, PG_head } from '../mm/memmap';
 import { ZONE_MOVABLE } from '../mm/mmzone';
-import { mmCreate, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
+import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { getUser, putUser, followPte, ptlLock, ptlUnlock } from '../mm/memory';
 import { folioIsLongtermPinnable } from '../mm/pinnable';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import { setCurrent, newTask } from '../mm/sched';
@@ -228,7 +228,7 @@ function inThreadEnv(m: Memmap, mm: number): DeviceEnv {
 /** A booted machine, the VMM process (RLIMIT_MEMLOCK = what it maps, as libvirt sets it) and a type1 container. */
 function bootVmm(thp: boolean, limitPages: number): Vmm {
   const { m } = bootFromSpec({ cmdline: `${MACHINE}${thp ? ' transparent_hugepage=always' : ''}` });
-  const mm = mmCreate(m, { rlimitMemlockPages: limitPages });
+  const mm = bprmMmInit(m, { rlimitMemlockPages: limitPages });
   setCurrent(newTask(1, 'qemu', 0, mm));
   return { m, mm, dev: vfioType1.create(inThreadEnv(m, mm)) };
 }
@@ -265,7 +265,7 @@ function checkUnmapped(v: Vmm, pinsBefore: number, what: string): void {
 
 /** The process writes a distinct word into every page of [vpn, vpn + n). */
 function prefault(v: Vmm, vpn: number, n: number): void {
-  for (let i = 0; i < n; i++) if (userAccess(v.m, v.mm, vpn + i, true, i + 1) !== i + 1) fail(`prefault of page ${i} failed`);
+  for (let i = 0; i < n; i++) if (putUser(v.m, v.mm, vpn + i, i + 1) !== i + 1) fail(`prefault of page ${i} failed`);
 }
 
 /** Pages of [vpn, vpn + n) in ZONE_MOVABLE, and how many of them sit in PMD-size THPs. */
@@ -365,7 +365,7 @@ function sizeRows(c: SizeCase): Row[] {
       const r = cycles(v, vpn, c.pages, c.chunks, 1, checked, what);
       const k1 = census(v, vpn, span);
       if (k1.missing || k1.movable) fail(`${what}: after the first maps ${k1.missing} pages missing, ${k1.movable} in ZONE_MOVABLE`);
-      if (prefaulted) for (let i = 0; i < span; i += Math.max(1, span >> 10)) if (userAccess(v.m, v.mm, vpn + i, false) !== i + 1) fail(`${what}: page ${i} lost its data`);
+      if (prefaulted) for (let i = 0; i < span; i += Math.max(1, span >> 10)) if (getUser(v.m, v.mm, vpn + i) !== i + 1) fail(`${what}: page ${i} lost its data`);
       if (!prefaulted) {
         if (!checked) fresh = add(fresh, r);
         notes.fresh = `faulted in by MAP_DMA, none in ZONE_MOVABLE${thpNote(k1)}`;

@@ -7,10 +7,10 @@ import { performance } from 'node:perf_hooks';
 import { bootFromSpec } from '../harness/layout';
 import { Memmap, PG_anon, PG_head, PG_buddy, PG_pcp } from '../mm/memmap';
 import { ZONE_MOVABLE } from '../mm/mmzone';
-import { mmCreate, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
+import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../mm/memory';
 import { migrateRange } from '../mm/migrate';
-import { memoryBlockStore, stateShow, blockPresent, OfflineReport } from '../mm/memory_hotplug';
+import { stateStore, stateShow, blockPresent, OfflineReport } from '../mm/memory_hotplug';
 import { folioOrder } from '../mm/swap';
 
 type Row = Record<string, string | number>;
@@ -46,12 +46,12 @@ interface Proc { mm: number; v: number; n: number; seed: number }
 
 /** A process that maps n anonymous pages and writes every one of them (faulting them in). */
 function writer(m: Memmap, n: number, seed: number): Proc {
-  const mm = mmCreate(m);
-  if (mm < 0) fail(`mmCreate: ${mm}`);
+  const mm = bprmMmInit(m);
+  if (mm < 0) fail(`bprmMmInit: ${mm}`);
   const v = doMmap(m, mm, { nrPages: n, prot: PROT_READ | PROT_WRITE });
   if (v < 0) fail(`doMmap of ${n} pages: ${v}`);
   for (let i = 0; i < n; i++) {
-    if (userAccess(m, mm, v + i, true, pattern(seed, i)) < 0) fail(`write fault at page ${i} of ${n} failed`);
+    if (putUser(m, mm, v + i, pattern(seed, i)) < 0) fail(`write fault at page ${i} of ${n} failed`);
   }
   return { mm, v, n, seed };
 }
@@ -63,7 +63,7 @@ function survey(m: Memmap, p: Proc): { movable: number; huge: number; pfns: Int3
   let huge = 0;
   ptlLock(m, p.mm);
   for (let i = 0; i < p.n; i++) {
-    const t = lookupLocked(m, p.mm, p.v + i);
+    const t = followPte(m, p.mm, p.v + i);
     if (!t || t.migrating) { ptlUnlock(m, p.mm); fail(`page ${i} is not mapped (${t ? 'migration entry' : 'no entry'})`); }
     pfns[i] = t.pfn;
     if (m.pageZonenum(t.pfn) === ZONE_MOVABLE) movable++;
@@ -73,10 +73,10 @@ function survey(m: Memmap, p: Proc): { movable: number; huge: number; pfns: Int3
   return { movable, huge, pfns };
 }
 
-/** Every page reads back what was written (userAccess, outside any timed region). */
+/** Every page reads back what was written (getUser, outside any timed region). */
 function checkContent(m: Memmap, p: Proc, when: string): void {
   for (let i = 0; i < p.n; i++) {
-    const got = userAccess(m, p.mm, p.v + i, false);
+    const got = getUser(m, p.mm, p.v + i);
     const want = pattern(p.seed, i);
     if (got !== want) fail(`${when}: page ${i} reads ${got}, wrote ${want}: content lost`);
   }
@@ -198,7 +198,7 @@ function offlineOnce(blockPages: number, thp: boolean): OfflineResult {
   if (c.folios !== blockPages / folioPages) fail(`block ${b}: ${c.folios} folios, expected ${blockPages / folioPages} of ${folioPages} pages`);
   const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
   const t0 = performance.now();
-  const rc = memoryBlockStore(m, b, 'offline', { report });
+  const rc = stateStore(m, b, 'offline', { report });
   const ms = performance.now() - t0;
   if (rc !== 0) fail(`offlining block ${b} returned ${rc}: ${report.reason} (pfn ${report.pfn}, ${report.failures.length} failures)`);
   if (stateShow(m, b) !== 'offline') fail(`block ${b} is '${stateShow(m, b)}' after a successful offline`);

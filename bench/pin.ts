@@ -7,8 +7,8 @@ import { performance } from 'node:perf_hooks';
 import { bootFromSpec } from '../harness/layout';
 import { Memmap } from '../mm/memmap';
 import { ZONE_MOVABLE } from '../mm/mmzone';
-import { mmCreate, doMmap, exitMmap, doMadvise, MADV_HUGEPAGE, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { userAccess } from '../mm/memory';
+import { bprmMmInit, doMmap, exitMmap, doMadvise, MADV_HUGEPAGE, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { getUser, putUser } from '../mm/memory';
 import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE, newPinReport } from '../mm/gup';
 import { setCurrent, newTask } from '../mm/sched';
 import { vmstatSnapshot } from '../mm/vmstat';
@@ -34,11 +34,11 @@ function runCase(c: Case, reps: number, mode: string): { row: Row; perSec: numbe
   let split = 0;
   for (let r = 0; r < reps + 2; r++) {
     const { m } = bootFromSpec({ cmdline: c.cmdline });
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     setCurrent(newTask(1, 'bench', 0, mm));
     const vpn = doMmap(m, mm, { nrPages: GiB, prot: PROT_READ | PROT_WRITE });
     if (c.thp) doMadvise(m, mm, vpn, GiB, MADV_HUGEPAGE);
-    for (let i = 0; i < GiB; i++) userAccess(m, mm, vpn + i, true, i + 1);
+    for (let i = 0; i < GiB; i++) putUser(m, mm, vpn + i, i + 1);
     const pages: number[] = new Array(GiB).fill(-1);
     const report = newPinReport();
     const c0 = process.cpuUsage();
@@ -65,7 +65,7 @@ function runCase(c: Case, reps: number, mode: string): { row: Row; perSec: numbe
 function check(m: Memmap, mm: number, vpn: number, n: number, pages: number[], c: Case): void {
   if (n !== GiB) fail(`${c.label}: pinned ${n} of ${GiB}`);
   for (let i = 0; i < n; i++) if (m.pageZonenum(pages[i]!) === ZONE_MOVABLE) fail(`${c.label}: page ${i} pinned in ZONE_MOVABLE`);
-  for (let i = 0; i < n; i += 4099) if (userAccess(m, mm, vpn + i, false) !== i + 1) fail(`${c.label}: page ${i} lost its content`);
+  for (let i = 0; i < n; i += 4099) if (getUser(m, mm, vpn + i) !== i + 1) fail(`${c.label}: page ${i} lost its content`);
   for (let i = 0; i < n; i += 4099) if (m.content[pages[i]!] !== i + 1) fail(`${c.label}: pinned frame of page ${i} is not the process's page`);
 }
 

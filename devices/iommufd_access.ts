@@ -17,7 +17,7 @@
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
-import { userAccess } from '../mm/memory';
+import { getUser, putUser } from '../mm/memory';
 import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, EFAULT, EDEADLK, ENOMEM, EINTR, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
 import { PAGE_SIZE, intField, isU64, pageAligned, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
@@ -304,7 +304,8 @@ function create(env: DeviceEnv): DeviceState {
       if (write) deviceWrite(m, pfn, intField(op, 'value', 0));
       return { rc: write ? 0 : deviceRead(m, pfn) };
     }
-    const r = userAccess(m, mm, a.vaddr / PAGE_SIZE + index, write, intField(op, 'value', 0)); // copy_{to,from}_user
+    const vpn = a.vaddr / PAGE_SIZE + index;
+    const r = write ? putUser(m, mm, vpn, intField(op, 'value', 0)) : getUser(m, mm, vpn); // copy_{to,from}_user
     if (r < 0) return { rc: -EFAULT };
     return { rc: write ? 0 : r };
   };

@@ -34,7 +34,7 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { Memmap, PG_buddy, PG_dirty, PG_zero, VMA_FLAGS } from '../mm/memmap';
 import { EBUSY, EACCES, EFAULT, EINVAL, ENOENT, ENOMEM, EOVERFLOW, errname } from '../mm/errno';
 import { bug } from '../mm/debug';
-import { findVma, handleMmFault, lookupLocked, ptlLock, ptlUnlock, VM_FAULT_ERROR } from '../mm/memory';
+import { findVma, handleMmFault, followPte, ptlLock, ptlUnlock, VM_FAULT_ERROR } from '../mm/memory';
 import { mmapReadLock, mmapReadUnlock, VM_IO, VM_PFNMAP, VM_READ } from '../mm/mm_types';
 import { MmuIntervalNotifier, MmuNotifierRange, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
   mmuIntervalReadRetry, mmuIntervalCheckRetry, mmuIntervalSetSeq, mmuIntervalNotifierMmAlive, mmuNotifierRangeBlockable,
@@ -138,7 +138,7 @@ export function hmmRangeFault(m: Memmap, mm: number, r: HmmRange): number {
         continue;
       }
       ptlLock(m, mm);
-      const t = lookupLocked(m, mm, vpn);
+      const t = followPte(m, mm, vpn);
       ptlUnlock(m, mm);
       const present = t !== null && !t.migrating;
       if (present && (!r.write || t.write)) {
@@ -172,7 +172,7 @@ export function odpDmaViolation(m: Memmap, mm: number, vpn: number, pfn: number,
   const zero = (m.flags[head]! & PG_zero) !== 0;
   if (!zero && (m.flags[pfn]! & PG_buddy || m.refcount[head]! <= 0)) return `${what}: DMA to pfn ${pfn}, a free page (stale ODP entry for vpn ${vpn})`;
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   if (!t || t.migrating || t.pfn !== pfn) {
     const now = !t ? 'nothing' : t.migrating ? `a migration entry for pfn ${t.pfn}` : `pfn ${t.pfn}`;

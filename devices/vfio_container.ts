@@ -12,7 +12,7 @@
 
 import type { DeviceEnv, OpResult, HeldPage, OpField } from './device';
 import { pinUserPagesRemote, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
-import { userAccess } from '../mm/memory';
+import { getUser, putUser } from '../mm/memory';
 import { EINVAL, EEXIST, ENOSPC, EFAULT, EPERM, E2BIG, ENOMEM, EBUSY, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
 import { PAGE_SIZE, isU64, intField, pageAligned, accountLockedVm, capableIpcLock, rlimitMemlock, memlockCounters, hex, trace } from './common';
@@ -437,7 +437,7 @@ export class Type1Container {
     if (!dma) return -EINVAL;
     if (!(dma.prot & (write ? IOMMU_WRITE : IOMMU_READ))) return -EPERM;
     const vpn = Math.floor((dma.vaddr + (iova - dma.iova)) / PAGE_SIZE);
-    const r = userAccess(this.env.m, this.env.mm, vpn, write, value); // copy_{to,from}_user() on dma->mm
+    const r = write ? putUser(this.env.m, this.env.mm, vpn, value) : getUser(this.env.m, this.env.mm, vpn); // copy_{to,from}_user() on dma->mm
     if (r < 0) return -EFAULT;
     return write ? 0 : r;
   }

@@ -20,10 +20,10 @@ import { mmBase } from '../mm/mm_types';
 import { atomicRead } from '../mm/atomic';
 import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
 import { current } from '../mm/sched';
-import { userAccess, lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
-import { doMunmap, doMmap, doMadvise, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { getUser, putUser, followPte, ptlLock, ptlUnlock } from '../mm/memory';
+import { doMunmap, doMmap, doMadvise, dupMm, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../mm/gup';
-import { memoryBlockStore, blockPresent, stateShow, blockStartPfn, OfflineReport } from '../mm/memory_hotplug';
+import { stateStore, blockPresent, stateShow, blockStartPfn, OfflineReport } from '../mm/memory_hotplug';
 import { findVma } from '../mm/memory';
 import { VMA_FLAGS } from '../mm/memmap';
 import { VM_READ, VM_WRITE, mmapReadLock, mmapReadUnlock } from '../mm/mm_types';
@@ -177,7 +177,7 @@ export const userAgent: AgentFactory = (env) => {
   const step = (op: ActorOp): OpResult => {
     if (op.op === 'fork') {
       if (children.length >= USER_CHILDREN_MAX) return rc(-EAGAIN, 'too many children');
-      const child = doFork(m, mm);
+      const child = dupMm(m, mm);
       if (child >= 0) children.push({ mm: child, pid: m.mms[mmBase(child) + MM_PID]! });
       return rc(child < 0 ? child : 0, errOr(child, `child mm ${child}`));
     }
@@ -192,11 +192,11 @@ export const userAgent: AgentFactory = (env) => {
     switch (op.op) {
       case 'touch': {
         const write = op.write === true;
-        const r = userAccess(m, mm, vpn, write, num(op, 'value', vpn));
+        const r = write ? putUser(m, mm, vpn, num(op, 'value', vpn)) : getUser(m, mm, vpn);
         return rc(r < 0 ? r : 0, `${write ? 'write' : 'read'} vpn ${vpn}: ${errOr(r, String(r))}`);
       }
       case 'write': {
-        const r = userAccess(m, mm, vpn, true, num(op, 'value'));
+        const r = putUser(m, mm, vpn, num(op, 'value'));
         return rc(r < 0 ? r : 0, `vpn ${vpn} = ${errOr(r, String(r))}`);
       }
       case 'munmap': {
@@ -213,7 +213,7 @@ export const userAgent: AgentFactory = (env) => {
         const r = unmapping(env, mp.i, () => doMadvise(m, mm, vpn, n, MADV_DONTNEED));
         if (r < 0) return rc(r, `vpn ${vpn} +${n}: ${errname(r)}`);
         for (let k = 0; k < n; k++) {
-          const t = userAccess(m, mm, vpn + k, true, num(op, 'value', vpn + k));
+          const t = putUser(m, mm, vpn + k, num(op, 'value', vpn + k));
           if (t < 0) return rc(t, `vpn ${vpn} +${n}: zapped, refault of vpn ${vpn + k}: ${errname(t)}`);
         }
         return rc(0, `vpn ${vpn} +${n}: zapped and faulted in again`);
@@ -265,7 +265,7 @@ function describeUnpinnable(m: MemmapT, mm: number, vpn: number, n: number): str
   ptlLock(m, mm);
   try {
     for (let k = 0; k < n && out.length < 3; k++) {
-      const t = lookupLocked(m, mm, vpn + k);
+      const t = followPte(m, mm, vpn + k);
       if (!t || t.pfn < 0) continue;
       const head = m.compoundHead(t.pfn);
       if (folioIsLongtermPinnable(m, head)) continue;
@@ -359,7 +359,7 @@ export const pinnerAgent: AgentFactory = (env) => {
         let violation = dmaTargetViolation(m, pfn, `pinner DMA to vpn ${vpn}`);
         if (!violation && p.gen >= 0 && env.mapGen(p.map) === p.gen) {
           ptlLock(m, mm);
-          const t = lookupLocked(m, mm, vpn);
+          const t = followPte(m, mm, vpn);
           ptlUnlock(m, mm);
           // a migration entry for our own frame is a migration that will fail (the pin holds a reference)
           if (t && t.pfn !== pfn && env.mapGen(p.map) === p.gen) {
@@ -418,14 +418,14 @@ export const hotplugAgent: AgentFactory = (env) => {
     const zone = m.blocks[b * MB_STRIDE + MB_ZONE]!;
     if (op.op === 'offline') {
       const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
-      const r = memoryBlockStore(m, b, 'offline', { passesMax: env.offlinePasses, report });
+      const r = stateStore(m, b, 'offline', { passesMax: env.offlinePasses, report });
       if (r === -EINTR && /budget/.test(report.reason)) stuck.add(b);
       const why = r ? ` (${report.reason}${report.pfn >= 0 ? ` at pfn ${report.pfn}` : ''}, ${report.passes} passes)` : '';
       return rc(r, `memory${b} (${zone >= 0 ? zoneName(zone) : 'no zone'}) offline: ${errOr(r, 'offline')}${why}`);
     }
     if (op.op === 'online') {
       const type = typeof op.type === 'string' ? op.type : 'online';
-      const r = memoryBlockStore(m, b, type);
+      const r = stateStore(m, b, type);
       return rc(r, `memory${b} ${type}: ${errOr(r, stateShow(m, b))}`);
     }
     return rc(-EINVAL, `unknown op ${op.op}`);
@@ -436,7 +436,7 @@ export const hotplugAgent: AgentFactory = (env) => {
       const copy = copyOf();
       if (stateShow(copy, b) !== 'online') continue;
       const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
-      const r = memoryBlockStore(copy, b, 'offline', { passesMax: env.offlinePasses * 4, report });
+      const r = stateStore(copy, b, 'offline', { passesMax: env.offlinePasses * 4, report });
       if (r !== -EINTR) continue; // went offline, or failed for a reason it reports at once
       const why = failureReasons(copy, report.failures);
       if (why.legit) continue; // a pin or a full machine blocks it: offline_pages() would wait for the holder

@@ -10,7 +10,7 @@
 import { bootFromSpec } from './layout';
 import { ZONE_NAMES, ZONE_MOVABLE } from '../mm/mmzone';
 import { Memmap, Z_MANAGED } from '../mm/memmap';
-import { mmCreate, doMmap, populateRange, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { bprmMmInit, doMmap, populateRange, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { pinUserPages, unpinUserPages, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
 import { parseVariant, setVariant } from '../mm/variants';
 import { setCurrent, newTask, current } from '../mm/sched';
@@ -79,7 +79,7 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
       managed += n;
       if (z !== ZONE_MOVABLE) kernelManaged += n;
     }
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     task.mm = mm;
     const nr = Math.floor(managed * (o.share ?? 0.9));
     const vpn = doMmap(m, mm, { nrPages: nr, prot: PROT_READ | PROT_WRITE });

@@ -8,7 +8,7 @@ import type { ActorOp, ActorResult, ActorTask, FaultPlan, MapInfo } from './type
 import type { ActorPool } from './pool';
 import { Memmap } from '../mm/memmap';
 import { bootFromSpec } from './layout';
-import { mmCreate, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { MM_USERS } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { setCurrent, newTask } from '../mm/sched';
@@ -207,7 +207,7 @@ export function checkSetup(c: Case): void {
 /** Boot the case's machine and create its process and mappings (deterministic, main thread). */
 export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
   const m = bootCached(c.layout);
-  const mm = mmCreate(m, { rlimitMemlockPages: c.layout.memlock });
+  const mm = bprmMmInit(m, { rlimitMemlockPages: c.layout.memlock });
   if (mm < 0) throw new CaseError('layout: no room for the process');
   const maps: MapInfo[] = [];
   for (const s of c.layout.maps) {

@@ -11,10 +11,10 @@ import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizeP
   FIELD as F } from './scenario_ctx';
 import { PIN_STEPS } from './scenario_pin';
 import { bootFromSpec, layoutJson } from './layout';
-import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED,
+import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED,
   MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE, populateRange } from '../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
-import { memoryBlockStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../mm/memory';
+import { stateStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
 import { errname, errnoByName, ESRCH } from '../mm/errno';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { vmstatSnapshot, zoneInfo } from '../mm/vmstat';
@@ -63,7 +63,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     required: ['proc'],
     run(ctx, s) {
       if (ctx.procs.has(s.proc as string)) fail(`step ${s.op}`, `process '${s.proc}' exists`);
-      const mm = mmCreate(ctx.m, {
+      const mm = bprmMmInit(ctx.m, {
         rlimitMemlockPages: s.memlock === undefined ? undefined : s.memlock === 'unlimited' ? -1 : sizePages('memlock', s.memlock),
         capIpcLock: s.cap_ipc_lock === true, oomScoreAdj: typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0,
       });
@@ -101,7 +101,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       const nrPages = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
       const write = s.write !== false;
       for (let i = 0; i < nrPages; i++) {
-        const r = userAccess(ctx.m, mm, vpn + i, write, typeof s.value === 'number' ? s.value + i : vpn + i);
+        const r = write ? putUser(ctx.m, mm, vpn + i, typeof s.value === 'number' ? s.value + i : vpn + i) : getUser(ctx.m, mm, vpn + i);
         if (r < 0) return { rc: r, detail: `at ${hex(vpn + i)}` };
       }
       return { rc: 0, detail: residency(ctx.m, mm, vpn, nrPages) };
@@ -112,7 +112,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'write', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const r = userAccess(ctx.m, mm, vpn, true, s.value as number);
+      const r = putUser(ctx.m, mm, vpn, s.value as number);
       return { rc: r < 0 ? r : 0, detail: r < 0 ? '' : `${hex(vpn)} = ${r}` };
     },
   },
@@ -121,7 +121,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'read', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const r = userAccess(ctx.m, mm, vpn, false);
+      const r = getUser(ctx.m, mm, vpn);
       if (r < 0) return { rc: r, detail: '' };
       if (typeof s.value === 'number' && r !== s.value >>> 0) return { rc: r, detail: `${hex(vpn)} = ${r}, expected ${s.value}`, bad: true };
       return { rc: r, detail: `${hex(vpn)} = ${r}` };
@@ -162,7 +162,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'fork', s);
       if (ctx.procs.has(s.child as string)) fail('child', `process '${s.child}' exists`);
-      const c = doFork(ctx.m, mm);
+      const c = dupMm(ctx.m, mm);
       if (c >= 0) ctx.procs.set(s.child as string, c);
       return { rc: c < 0 ? c : 0, detail: c < 0 ? '' : `child mm ${c}` };
     },
@@ -183,7 +183,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       const b = blockIndex(ctx, s);
       const type = s.type === undefined ? 'online' : String(s.type);
       if (!['online', 'online_kernel', 'online_movable'].includes(type)) fail('type', `'${type}' is not online, online_kernel or online_movable`);
-      return { rc: memoryBlockStore(ctx.m, b, type), detail: `memory${b}` };
+      return { rc: stateStore(ctx.m, b, type), detail: `memory${b}` };
     },
   },
   offline: {
@@ -192,7 +192,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const b = blockIndex(ctx, s);
       const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
-      const rc = memoryBlockStore(ctx.m, b, 'offline', { report, passesMax: typeof s.passes === 'number' ? s.passes : undefined });
+      const rc = stateStore(ctx.m, b, 'offline', { report, passesMax: typeof s.passes === 'number' ? s.passes : undefined });
       let detail = `memory${b}, ${report.passes} passes`;
       if (rc) {
         detail += `; failed due to ${report.reason}`;

@@ -3,7 +3,7 @@
 import { Memmap, PAGE_SIZE, PG_zero } from '../mm/memmap';
 import { memparse } from '../mm/cmdline';
 import { PROT_READ, PROT_WRITE, vmaList } from '../mm/mmap';
-import { ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
+import { ptlLock, ptlUnlock, followPte } from '../mm/memory';
 import { vaPages } from '../mm/mm_types';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { ESRCH } from '../mm/errno';
@@ -162,7 +162,7 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
   ptlLock(m, mm);
   for (const x of vmas) {
     for (let v = Math.max(x.start, vpn), end = Math.min(x.end, vpn + nrPages, vaPages(m)); v < end; v++) {
-      const t = lookupLocked(m, mm, v);
+      const t = followPte(m, mm, v);
       if (!t || t.migrating) continue;
       if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
       present++;

@@ -13,7 +13,7 @@ import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, 
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_NOWARN, __GFP_NORETRY, __GFP_THISNODE, __GFP_MEMALLOC } from '../mm/gfp';
 import { isolateFolio, putbackMovablePages } from '../mm/migrate';
-import { lookupLocked, ptlLock, ptlUnlock } from '../mm/memory';
+import { followPte, ptlLock, ptlUnlock } from '../mm/memory';
 import { vaPages } from '../mm/mm_types';
 import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
 import { errname, ENOMEM, EFAULT, EBUSY } from '../mm/errno';
@@ -161,7 +161,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const vpn = addrVpn(ctx, 'addr', s.addr);
       if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
       ptlLock(ctx.m, mm);
-      const t = lookupLocked(ctx.m, mm, vpn);
+      const t = followPte(ctx.m, mm, vpn);
       ptlUnlock(ctx.m, mm);
       if (!t || t.migrating || ctx.m.flags[t.pfn]! & PG_zero) return { rc: -EFAULT, detail: `${hex(vpn)} not present` };
       const head = ctx.m.compoundHead(t.pfn);

@@ -18,7 +18,7 @@ import { variant, hasBug } from './variants';
 import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { folioOrder, folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
-import { Translation, findVma, lookupLocked, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
+import { Translation, findVma, followPte, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
 import { mmapReadLock, mmapReadUnlock } from './mm_types';
 import * as mmTypes from './mm_types';
 import { folioMapcount } from './rmap';
@@ -156,8 +156,8 @@ export function unpinUserPageRangeDirtyLock(m: Memmap, pfn: number, nr: number, 
   }
 }
 
-/** put_page() for FOLL_GET references. */
-export function putUserPages(m: Memmap, pages: number[], nr: number): void {
+/** release_pages() (mm/swap.c): put_page() on each of the FOLL_GET references a get_user_pages() took. */
+export function releasePages(m: Memmap, pages: number[], nr: number): void {
   for (let i = 0; i < nr; i++) if (pages[i]! >= 0) gupPutFolio(m, m.compoundHead(pages[i]!), 1, FOLL_GET);
 }
 
@@ -204,7 +204,7 @@ const scratch: Translation = { pfn: 0, write: false, migrating: false, huge: fal
 function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
   ptlLock(m, mm);
   try {
-    const t = lookupLocked(m, mm, vpn, scratch);
+    const t = followPte(m, mm, vpn, scratch);
     if (!t || t.migrating) return 'fault';
     if (flags & FOLL_WRITE && !t.write) return 'fault';
     const head = m.compoundHead(t.pfn);
@@ -222,8 +222,9 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
 }
 
 /**
- * __get_user_pages(): walk [vpn, vpn + nrPages), faulting in what is missing, grabbing each page.
- * Returns how many were grabbed (a short count on a later error), or -errno if none was.
+ * __get_user_pages_locked(): the walk (getUserPagesWalk(), __get_user_pages()) under mmap_read_lock(),
+ * dropped again before the caller migrates. Returns how many pages were grabbed (a short count on a
+ * later error), or -errno if none was.
  */
 export function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset = 0): number {
   mmapReadLock(m, mm); // __get_user_pages_locked(): mmap_read_lock() for the walk, dropped before migration
@@ -234,6 +235,10 @@ export function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: 
   }
 }
 
+/**
+ * __get_user_pages(): walk [vpn, vpn + nrPages), faulting in what is missing (faultin_page()) and
+ * grabbing each page (try_grab_folio()); mmap_lock held for reading by the caller.
+ */
 function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset: number): number {
   let i = 0;
   let ret = 0;
@@ -550,7 +555,7 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
     if (vb < 0 || v < m.vmas[vb + VMA_START]! || v >= m.vmas[vb + VMA_END]!) vb = findVma(m, mm, v);
     if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (VM_READ | VM_WRITE))) break;
     ptlLock(m, mm); // stands for the lockless walk's re-check of the PTE after grabbing
-    const t = lookupLocked(m, mm, vpn + i, scratch);
+    const t = followPte(m, mm, vpn + i, scratch);
     let ok = !!t && !t.migrating && (!(flags & FOLL_WRITE) || t.write);
     let head = -1;
     if (ok) {

@@ -53,8 +53,12 @@ function pteSlot(m: Memmap, pmd: number, vpn: number): number {
 /** What the page tables say about vpn: a present pfn, a migration entry, or nothing. */
 export interface Translation { pfn: number; write: boolean; migrating: boolean; huge: boolean }
 
-/** follow_page() core (PTL held by the caller): the entry for vpn, or null when none is present. */
-export function lookupLocked(m: Memmap, mm: number, vpn: number, out?: Translation): Translation | null {
+/**
+ * follow_pte() (mm/memory.c until 6.10; folio_walk_start() and follow_pfnmap_start() since): the
+ * entry for vpn, a present page or a migration entry, or null when there is none. The caller holds
+ * the page table lock.
+ */
+export function followPte(m: Memmap, mm: number, vpn: number, out?: Translation): Translation | null {
   const pmd = m.pmds[pmdIndex(m, mm, vpn)]!;
   let pfn: number;
   let entry: number;
@@ -82,7 +86,7 @@ export function lookupLocked(m: Memmap, mm: number, vpn: number, out?: Translati
 /** The pfn vpn maps now (the page table walked under the PTL), or -1: what the process would touch. */
 export function pfnOf(m: Memmap, mm: number, vpn: number): number {
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   return t ? t.pfn : -1;
 }
@@ -432,10 +436,20 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
 // ---------------------------------------------------------------------------------------------
 
 /**
- * A CPU load or store at vpn (one 32-bit word, the frame's content payload), faulting as needed.
- * Returns the value read (or written), or -EFAULT when the access would SIGSEGV/SIGBUS/OOM.
+ * get_user(): one 32-bit word of user memory at vpn (the frame's content payload), faulting it in as a
+ * user access would (handle_mm_fault()). Returns the word, or -EFAULT when the access would
+ * SIGSEGV/SIGBUS/OOM. A CPU load by the process itself is the same.
  */
-export function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, value = 0): number {
+export function getUser(m: Memmap, mm: number, vpn: number): number {
+  return userAccess(m, mm, vpn, false, 0);
+}
+
+/** put_user(): store value at vpn, faulting as needed; returns the value stored or -EFAULT. A process's store. */
+export function putUser(m: Memmap, mm: number, vpn: number, value: number): number {
+  return userAccess(m, mm, vpn, true, value);
+}
+
+function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, value: number): number {
   mmapReadLock(m, mm); // the fault handler's mmap_read_lock (lock_mm_and_find_vma)
   try {
     return userAccessLocked(m, mm, vpn, write, value);
@@ -449,7 +463,7 @@ function userAccessLocked(m: Memmap, mm: number, vpn: number, write: boolean, va
   if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (write ? VM_WRITE : VM_READ))) return -EFAULT; // PROT_NONE PTEs are not accessible
   for (let tries = 0; tries < ACCESS_RETRIES_MAX; tries++) {
     ptlLock(m, mm);
-    const t = lookupLocked(m, mm, vpn);
+    const t = followPte(m, mm, vpn);
     if (t && !t.migrating && (!write || t.write)) {
       let r: number;
       if (write) {

@@ -224,11 +224,11 @@ export function blockPresent(m: Memmap, b: number): boolean {
 }
 
 /**
- * state_store(): "online", "online_kernel", "online_movable" or "offline". Returns 0 or -errno:
+ * state_store() (drivers/base/memory.c), a write to memoryN/state: "online", "online_kernel", "online_movable" or "offline". Returns 0 or -errno:
  * -EINVAL for an unknown string or a block already in that state (device_online()/device_offline()
  * return 1, which state_store turns into -EINVAL).
  */
-export function memoryBlockStore(m: Memmap, b: number, text: string, opts?: OfflineOptions): number {
+export function stateStore(m: Memmap, b: number, text: string, opts?: OfflineOptions): number {
   if (!blockPresent(m, b)) return -ENODEV;
   const type = mhpOnlineTypeFromStr(text);
   if (type < 0) return -EINVAL;

@@ -11,7 +11,7 @@ import * as layout from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, __GFP_THISNODE } from './gfp';
 import * as gfpNs from './gfp';
-import { lookupLocked, ptlLock, ptlUnlock, Translation } from './memory';
+import { followPte, ptlLock, ptlUnlock, Translation } from './memory';
 import { vaPages } from './mm_types';
 import * as mmzoneNs from './mmzone';
 import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
@@ -295,7 +295,7 @@ function collectMappedFolios(m: Memmap, mm: number, vpn: number, nrPages: number
   let prev = -1;
   ptlLock(m, mm);
   for (let v = vpn; v < vpn + nrPages; v++) {
-    const t = lookupLocked(m, mm, v, scratchT);
+    const t = followPte(m, mm, v, scratchT);
     if (!t || t.migrating || m.flags[t.pfn]! & PG_zero) continue;
     const h = m.compoundHead(t.pfn);
     if (h === prev) continue; // the next page of the same folio

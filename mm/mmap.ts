@@ -418,8 +418,12 @@ function madviseDontneedFree(m: Memmap, mm: number, v: VmaInfo, start: number, e
   return 0;
 }
 
-/** mm_alloc() for a new process; returns the mm id or -ENOMEM. */
-export function mmCreate(m: Memmap, opts: { rlimitMemlockPages?: number; capIpcLock?: boolean; oomScoreAdj?: number } = {}): number {
+/**
+ * bprm_mm_init() (fs/exec.c): the fresh address space a new program starts with (mm_alloc()), plus the
+ * task state pinlab keeps in the mm record: RLIMIT_MEMLOCK, CAP_IPC_LOCK, oom_score_adj. Returns the mm
+ * id or -ENOMEM.
+ */
+export function bprmMmInit(m: Memmap, opts: { rlimitMemlockPages?: number; capIpcLock?: boolean; oomScoreAdj?: number } = {}): number {
   const mm = mmAlloc(m);
   if (mm < 0) return -ENOMEM;
   const b = mmBase(mm);
@@ -429,8 +433,11 @@ export function mmCreate(m: Memmap, opts: { rlimitMemlockPages?: number; capIpcL
   return mm;
 }
 
-/** dup_mmap(): the child gets every VMA (but VM_DONTCOPY) and COW copies of the page tables. */
-export function doFork(m: Memmap, parent: number): number {
+/**
+ * dup_mm() (kernel/fork.c): a new mm (mm_alloc()) and dup_mmap(): the child gets every VMA (but
+ * VM_DONTCOPY) and COW copies of the page tables.
+ */
+export function dupMm(m: Memmap, parent: number): number {
   const child = mmAlloc(m);
   if (child < 0) return -ENOMEM;
   const pb = mmBase(parent);

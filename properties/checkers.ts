@@ -9,8 +9,8 @@ import { findVma } from '../mm/memory';
 import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES, MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE, zoneName,
   MIGRATETYPE_NAMES } from '../mm/mmzone';
 import { folioMaybeDmaPinned, entireMapcount } from '../mm/rmap';
-import { doMunmap, doFork, exitMmap } from '../mm/mmap';
-import { userAccess } from '../mm/memory';
+import { doMunmap, dupMm, exitMmap } from '../mm/mmap';
+import { getUser } from '../mm/memory';
 
 export interface AllocatorCensus {
   /** per zone: frames on buddy free lists (all types), on per-CPU lists, and the remainder (in use) */
@@ -251,7 +251,7 @@ export function checkContent(m: Memmap, procs: (ProcModel | null)[], where: stri
   for (const p of procs) {
     if (!p) continue;
     for (const [vpn, want] of p.content) {
-      const got = userAccess(m, p.mm, vpn, false);
+      const got = getUser(m, p.mm, vpn);
       if (got !== want) throw new Error(`${where}: mm ${p.mm} vpn ${vpn} reads ${got}, wrote ${want}`);
     }
   }
@@ -269,7 +269,7 @@ export function modelMunmap(m: Memmap, p: ProcModel, map: { vpn: number; pages: 
 export function modelFork(m: Memmap, procs: (ProcModel | null)[], p: ProcModel): void {
   const slot = procs.findIndex((x) => x === null);
   if (slot < 0) return;
-  const c = doFork(m, p.mm);
+  const c = dupMm(m, p.mm);
   if (c >= 0) procs[slot] = { mm: c, maps: p.maps.map((x) => ({ ...x })), content: new Map(p.content) };
 }
 

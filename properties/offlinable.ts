@@ -7,7 +7,7 @@
 // PageReserved, which has_unmovable_pages() refuses too).
 import { Memmap, MB_STRIDE, MB_STATE, MB_ZONE, Z_MANAGED, MEM_ONLINE } from '../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NAMES, MIGRATE_CMA } from '../mm/mmzone';
-import { memoryBlockStore, OfflineReport } from '../mm/memory_hotplug';
+import { stateStore, OfflineReport } from '../mm/memory_hotplug';
 import { zoneInfo } from '../mm/vmstat';
 import { errname } from '../mm/errno';
 import { PG_buddy, PG_pcp, PG_reserved } from '../mm/memmap';
@@ -109,7 +109,7 @@ export function movableBlocksOfflinable(m: Memmap, passesMax = 20, scratch?: Sha
     const copy = cloneMachine(m, buf);
     buf = copy.sab;
     const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
-    const rc = memoryBlockStore(copy, b, 'offline', { report, passesMax });
+    const rc = stateStore(copy, b, 'offline', { report, passesMax });
     if (rc) out.push({ block: b, rc, used, room, report });
   }
   return out;

@@ -5,8 +5,8 @@
 import * as fc from 'fast-check';
 import { enterContext, leaveContext } from '../harness/context';
 import { bootFromSpec } from '../harness/layout';
-import { mmCreate, doMmap, doMunmap, doFork, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { putUser, ptlLock, ptlUnlock, followPte } from '../mm/memory';
 import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
 import { Memmap } from '../mm/memmap';
 import { lruAddDrainAll } from '../mm/swap';
@@ -82,7 +82,7 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
     const heldPages = () => held.reduce((a, h) => a + h.n, 0);
     const get = (i: number): Proc | null => {
       if (!procs[i]) {
-        const mm = mmCreate(m);
+        const mm = bprmMmInit(m);
         if (mm < 0) return null;
         procs[i] = { mm, maps: [], content: new Map() };
       }
@@ -109,7 +109,7 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
           const map = p && mapOf(p, o.map);
           if (!p || !map) break;
           const vpn = map.vpn + (o.page % map.pages);
-          if (userAccess(m, p.mm, vpn, true, o.value) >= 0) p.content.set(vpn, o.value >>> 0);
+          if (putUser(m, p.mm, vpn, o.value) >= 0) p.content.set(vpn, o.value >>> 0);
           break;
         }
         case 'pin': {
@@ -216,7 +216,7 @@ describe('pin balance (properties)', () => {
 describe('memlock accounting back at zero (memlockBalanceErrors)', () => {
   it('flags a charge a close never gave back, on each of the three counters, and nothing once it is returned', () => {
     const { m } = bootFromSpec({ cmdline: 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', geometry: 'mini' });
-    const mm = mmCreate(m, { rlimitMemlockPages: 64 });
+    const mm = bprmMmInit(m, { rlimitMemlockPages: 64 });
     expect(memlockBalanceErrors(m)).toEqual([]);
     expect(accountLockedVm(m, mm, 8, true, false)).toBe(0); // vfio_lock_acct() at MAP_DMA
     expect(pinnedVmAddReturn(m, mm, 4)).toBe(4); // ib_umem_get()

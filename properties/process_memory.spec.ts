@@ -3,10 +3,10 @@
 // unpinned ZONE_MOVABLE block with room elsewhere always goes offline.
 import { fc, it } from '@fast-check/jest';
 import { bootFromSpec } from '../harness/layout';
-import { mmCreate, doMmap, doMunmap, doFork, exitMmap, doMadvise, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../mm/mmap';
-import { userAccess } from '../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, doMadvise, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../mm/mmap';
+import { putUser } from '../mm/memory';
 import { migrateRange } from '../mm/migrate';
-import { memoryBlockStore, stateShow, blockPresent } from '../mm/memory_hotplug';
+import { stateStore, stateShow, blockPresent } from '../mm/memory_hotplug';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { Memmap, MB_STRIDE, MB_ZONE } from '../mm/memmap';
@@ -54,14 +54,14 @@ it.prop([fc.constantFrom('always', 'never'), fc.array(opArb, { minLength: 1, max
     const base = usedTotal(m);
     const procs: (Proc | null)[] = [null, null, null, null];
     // every case starts with one written 16-page mapping in process 0 (so the ops have something to act on)
-    const p0 = { mm: mmCreate(m), maps: [] as { vpn: number; pages: number }[], content: new Map<number, number>() };
+    const p0 = { mm: bprmMmInit(m), maps: [] as { vpn: number; pages: number }[], content: new Map<number, number>() };
     const v0 = doMmap(m, p0.mm, { nrPages: 16, prot: PROT_READ | PROT_WRITE });
     p0.maps.push({ vpn: v0, pages: 16 });
-    for (let i = 0; i < 16; i++) { userAccess(m, p0.mm, v0 + i, true, 1 + i); p0.content.set(v0 + i, 1 + i); }
+    for (let i = 0; i < 16; i++) { putUser(m, p0.mm, v0 + i, 1 + i); p0.content.set(v0 + i, 1 + i); }
     procs[0] = p0;
     const get = (i: number): Proc => {
       let p = procs[i];
-      if (!p) { p = { mm: mmCreate(m), maps: [], content: new Map() }; procs[i] = p; }
+      if (!p) { p = { mm: bprmMmInit(m), maps: [], content: new Map() }; procs[i] = p; }
       return p;
     };
     const check = (where: string) => checkContent(m, procs, where);
@@ -79,7 +79,7 @@ it.prop([fc.constantFrom('always', 'never'), fc.array(opArb, { minLength: 1, max
           const map = p.maps[o.map % Math.max(1, p.maps.length)];
           if (!map) break;
           const vpn = map.vpn + (o.page % map.pages);
-          const r = userAccess(m, p.mm, vpn, true, o.value);
+          const r = putUser(m, p.mm, vpn, o.value);
           if (r >= 0) p.content.set(vpn, o.value);
           break;
         }
@@ -109,14 +109,14 @@ it.prop([fc.constantFrom('always', 'never'), fc.array(opArb, { minLength: 1, max
           if (!blockPresent(m, b) || stateShow(m, b) !== 'online') break;
           const movable = m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE;
           const used = usedInBlock(m, b);
-          const rc = memoryBlockStore(m, b, 'offline', { passesMax: 30 });
+          const rc = stateStore(m, b, 'offline', { passesMax: 30 });
           // an unpinned movable block with room elsewhere must go offline
           if (movable && rc !== 0 && roomElsewhere(m, b) > 2 * used + 16) throw new Error(`${where}: offline failed with ${rc} though ${used} used pages had room`);
           break;
         }
         case 'online': {
           const b = o.block % m.nrBlocks;
-          if (blockPresent(m, b) && stateShow(m, b) === 'offline') memoryBlockStore(m, b, 'online_movable');
+          if (blockPresent(m, b) && stateShow(m, b) === 'offline') stateStore(m, b, 'online_movable');
           break;
         }
       }

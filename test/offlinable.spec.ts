@@ -1,7 +1,7 @@
 // movable-blocks-offlinable on a copy of the machine: a ZONE_MOVABLE block of ordinary anonymous memory
 // offlines; one holding a long-term pin (v5.12 pins in place) does not, and the check says why.
 import { bootFromSpec } from '../harness/layout';
-import { mmCreate, doMmap, populateRange, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { bprmMmInit, doMmap, populateRange, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { pinUserPages, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { parseVariant, setVariant } from '../mm/variants';
 import { setCurrent, newTask, current } from '../mm/sched';
@@ -15,7 +15,7 @@ function machineWithPin(kernel: string) {
   const prevT = setCurrent(newTask(1, 't', 0));
   try {
     const { m } = bootFromSpec({ cmdline: CMD, geometry: 'mini' });
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     current().mm = mm;
     const v = doMmap(m, mm, { nrPages: 16, prot: PROT_READ | PROT_WRITE });
     expect(populateRange(m, mm, v, v + 16, true)).toBe(0);

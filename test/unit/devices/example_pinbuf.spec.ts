@@ -4,7 +4,7 @@ import { join } from 'path';
 import { examplePinbuf } from '../../../devices/example_pinbuf';
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
-import { userAccess } from '../../../mm/memory';
+import { getUser } from '../../../mm/memory';
 import { EBUSY, EINVAL, ENOMEM, EPERM, EFAULT } from '../../../mm/errno';
 
 describe('example-pinbuf (the docs/adding-a-device.md example)', () => {
@@ -22,7 +22,7 @@ describe('example-pinbuf (the docs/adding-a-device.md example)', () => {
     expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
     expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(4);
     expect(r.run({ op: 'dma_write', off: 2 * PAGE, value: 9 }).violation).toBeUndefined();
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, false)).toBe(9);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 2)).toBe(9);
     expect(r.run({ op: 'dma_read', off: 3 * PAGE }).rc).toBe(1003);
     expect(r.run({ op: 'pin', vaddr: { map: 'buf', off: 0 }, len: PAGE }).rc).toBe(-EBUSY);
     expect(r.run({ op: 'release' }).rc).toBe(4);

@@ -2,8 +2,8 @@
 // device instance run in-thread, and the checks every model must pass (held pins pinnable and pinned,
 // counters back to zero, pin events balanced).
 import { boot } from '../../helpers';
-import { mmCreate, doMmap, PROT_READ, PROT_WRITE, MmapArgs } from '../../../mm/mmap';
-import { ptlLock, ptlUnlock, lookupLocked, userAccess } from '../../../mm/memory';
+import { bprmMmInit, doMmap, PROT_READ, PROT_WRITE, MmapArgs } from '../../../mm/mmap';
+import { ptlLock, ptlUnlock, followPte, putUser } from '../../../mm/memory';
 import { Memmap, PG_zero } from '../../../mm/memmap';
 import { folioIsLongtermPinnable } from '../../../mm/pinnable';
 import { folioMaybeDmaPinned } from '../../../mm/rmap';
@@ -54,7 +54,7 @@ export interface Rig {
 
 export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
   const m = o.m ?? boot(o.cmd ?? CMD, MINI);
-  const mm = o.mm ?? mmCreate(m, { rlimitMemlockPages: o.rlimitMemlockPages, capIpcLock: o.capIpcLock });
+  const mm = o.mm ?? bprmMmInit(m, { rlimitMemlockPages: o.rlimitMemlockPages, capIpcLock: o.capIpcLock });
   const maps: Record<string, number> = {};
   for (const [name, spec] of Object.entries(o.maps ?? { buf: 16 })) {
     const a: MmapArgs = typeof spec === 'number' ? { nrPages: spec, prot: RW } : spec;
@@ -82,7 +82,7 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
 /** The frame a process page maps now, or -1. */
 /** Fill pages [off, off + n) of a mapping with distinct words (faulting them in). */
 export function fill(r: Rig, map: string, n: number, base = 1000, off = 0): void {
-  for (let i = 0; i < n; i++) expect(userAccess(r.m, r.mm, r.maps[map]! + off + i, true, base + i)).toBe(base + i);
+  for (let i = 0; i < n; i++) expect(putUser(r.m, r.mm, r.maps[map]! + off + i, base + i)).toBe(base + i);
 }
 
 /**

@@ -2,7 +2,7 @@ import * as fc from 'fast-check';
 import { ioUringFixed, IORING_MAX_REG_BUFFERS } from '../../../devices/io_uring_fixed';
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE, RW, CMD } from './helpers';
-import { userAccess } from '../../../mm/memory';
+import { getUser, putUser } from '../../../mm/memory';
 import { PROT_READ } from '../../../mm/mmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { PG_head } from '../../../mm/memmap';
@@ -69,7 +69,7 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
   it('hugetlb buffers: coalesced to one pin per folio, each huge page charged once by its full size', () => {
     const r = rig(ioUringFixed, { cmd: `${CMD} hugepagesz=2M hugepages=3`, maps: { huge: { nrPages: 16, prot: RW, hugetlb: true } } });
     const hp = r.m.ptrsPerTable; // pages per huge page on this geometry
-    for (let i = 0; i < 2 * hp; i++) userAccess(r.m, r.mm, r.maps.huge! + i, true, 500 + i);
+    for (let i = 0; i < 2 * hp; i++) putUser(r.m, r.mm, r.maps.huge! + i, 500 + i);
     // buffer 0: the whole first huge page and part of the second; buffer 1: inside the second again
     const res = r.run(register(iov('huge', 0, hp + 2), iov('huge', hp + 3, 2, 40)));
     expect(res.rc).toBe(0);
@@ -81,7 +81,7 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
     expect(memlockCounters(r.m, r.mm).user_locked_vm).toBe(2 * hp);
     // I/O through the coalesced buffer lands where the process looks
     expect(r.run({ op: 'read_fixed', buf: 0, off: (hp + 1) * PAGE + 8, value: 0xcafe }).violation).toBeUndefined();
-    expect(userAccess(r.m, r.mm, r.maps.huge! + hp + 1, false)).toBe(0xcafe);
+    expect(getUser(r.m, r.mm, r.maps.huge! + hp + 1)).toBe(0xcafe);
     expect(r.run({ op: 'write_fixed', buf: 1, addr: r.va('huge', hp + 4) }).rc).toBe(500 + hp + 4);
     expect(r.run({ op: 'write_fixed', buf: 1, addr: r.va('huge', hp + 3) + 36 }).rc).toBe(-EFAULT); // before ubuf
     r.run({ op: 'unregister' });
@@ -94,8 +94,8 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
     expect(r.run({ op: 'read_fixed', buf: 0, off: 0, value: 1 }).rc).toBe(-EFAULT); // nothing registered
     r.run(register(iov('buf', 1, 2, 100), { base: 0, len: 0 }));
     expect(r.run({ op: 'read_fixed', buf: 0, off: PAGE, value: 0x4242 }).rc).toBe(0);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, false)).toBe(0x4242);
-    userAccess(r.m, r.mm, r.maps.buf! + 1, true, 88);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 2)).toBe(0x4242);
+    putUser(r.m, r.mm, r.maps.buf! + 1, 88);
     expect(r.run({ op: 'write_fixed', buf: 0, off: 0 }).rc).toBe(88);
     expect(r.run({ op: 'write_fixed', buf: 0, addr: r.va('buf', 1) + 96 }).rc).toBe(-EFAULT);
     expect(r.run({ op: 'write_fixed', buf: 0, off: 2 * PAGE - 100 - 3 }).rc).toBe(-EFAULT); // word crosses the end

@@ -2,7 +2,7 @@ import * as fc from 'fast-check';
 import { iommufdAccess } from '../../../devices/iommufd_access';
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
-import { userAccess } from '../../../mm/memory';
+import { getUser } from '../../../mm/memory';
 import { PROT_READ } from '../../../mm/mmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, ENOMEM, EFAULT, EDEADLK } from '../../../mm/errno';
@@ -108,10 +108,10 @@ describe('iommufd-access: IOMMU_IOAS_MAP and iommufd_access_pin_pages', () => {
     expect(r.run({ op: 'dma_write', iova: 0, value: 3 }).rc).toBe(-EFAULT); // not pinned
     r.run(pin(0, 2));
     expect(r.run({ op: 'dma_write', iova: PAGE + 4, value: 0x1234 }).violation).toBeUndefined();
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 1, false)).toBe(0x1234);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 1)).toBe(0x1234);
     expect(r.run({ op: 'dma_read', iova: 0 }).rc).toBe(1000);
     expect(r.run({ op: 'access_rw', iova: 3 * PAGE, write: true, value: 55 }).rc).toBe(0); // unpinned: copy_to_user
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 3, false)).toBe(55);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 3)).toBe(55);
     expect(r.run({ op: 'access_rw', iova: 0, write: false }).rc).toBe(1000); // pinned: the xarray pfn
     expect(r.run({ op: 'access_rw', iova: 9 * PAGE, write: false }).rc).toBe(-ENOENT);
     r.run({ ...map(16, 0, 2, false), vaddr: { map: 'ro', off: 0 } });

@@ -6,10 +6,10 @@ import * as fc from 'fast-check';
 import { rig, Rig, fill, pfnOf, pinsHeld, expectReleased, CMD, PAGE } from './helpers';
 import { rdmaOdp, checkOdpCoherent, IB_ACCESS_LOCAL_WRITE, IB_ACCESS_REMOTE_READ, IB_ACCESS_REMOTE_WRITE, IB_ACCESS_ON_DEMAND,
   IB_ACCESS_HUGETLB, ODP_DEFAULT_ACCESS, ODP_MAP_RETRIES_MAX } from '../../../devices/rdma_odp';
-import { userAccess } from '../../../mm/memory';
-import { doMadvise, doMunmap, doMprotect, doFork, exitMmap, MADV_DONTNEED, PROT_READ } from '../../../mm/mmap';
+import { getUser, putUser } from '../../../mm/memory';
+import { doMadvise, doMunmap, doMprotect, dupMm, exitMmap, MADV_DONTNEED, PROT_READ } from '../../../mm/mmap';
 import { migrateRange } from '../../../mm/migrate';
-import { memoryBlockStore } from '../../../mm/memory_hotplug';
+import { stateStore } from '../../../mm/memory_hotplug';
 import { memlockCounters } from '../../../devices/common';
 import { EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EOVERFLOW, EAGAIN, ENOENT } from '../../../mm/errno';
 import { mmuIntervalNotifiers, mmuNotifierNrSubscriptions, mmuNotifierInvalidateRangeStartNonblock, MMU_NOTIFY_UNMAP } from '../../../mm/mmu_notifier';
@@ -90,7 +90,7 @@ describe('rdma-odp: registration pins and charges nothing', () => {
     expect(r.run({ op: 'dereg_mr', lkey }).rc).toBe(-ENOENT);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 1), value: 6 }).rc).toBe(-EINVAL);
     expect(mmuNotifierNrSubscriptions(r.m)).toBe(0);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 1, false)).toBe(5);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 1)).toBe(5);
     expectReleased(r);
   });
 });
@@ -103,14 +103,14 @@ describe('rdma-odp: DMA through the device page table', () => {
     const w = r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 2), len: 3 * PAGE, value: 0xabc });
     expect(w.rc).toBe(3);
     expect(w.violation).toBeUndefined();
-    for (const i of [2, 3, 4]) expect(userAccess(r.m, r.mm, r.maps.buf! + i, false)).toBe(0xabc);
+    for (const i of [2, 3, 4]) expect(getUser(r.m, r.mm, r.maps.buf! + i)).toBe(0xabc);
     expect(r.dev.inspect().held.map((h) => h.vpn - r.maps.buf!)).toEqual([2, 3, 4]);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 6, true, 77)).toBe(77);
+    expect(putUser(r.m, r.mm, r.maps.buf! + 6, 77)).toBe(77);
     const rd = r.run({ op: 'rdma_read', key: lkey, addr: r.va('buf', 6) + 8 });
     expect(rd).toMatchObject({ rc: 77, violation: undefined });
     // a remote peer through the rkey (== lkey with remote access)
     expect(r.run({ op: 'rdma_write', key: lkey, remote: true, addr: r.va('buf', 7), value: 9 }).rc).toBe(1);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 7, false)).toBe(9);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 7)).toBe(9);
     expect(pinsHeld(r.m)).toBe(0);
     expect(coherent(r)).toEqual([]);
   });
@@ -121,9 +121,9 @@ describe('rdma-odp: DMA through the device page table', () => {
     const lkey = r.run({ op: 'reg_mr', vaddr: r.va('buf', 2) + 100, len: PAGE, hca_va: hca }).rc;
     expect(lkey).toBeGreaterThan(0);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: hca, value: 0x51 }).rc).toBe(1);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, false)).toBe(0x51);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 2)).toBe(0x51);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: hca + PAGE - 4, value: 0x52 }).rc).toBe(1); // the MR's second page
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 3, false)).toBe(0x52);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 3)).toBe(0x52);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: hca + PAGE - 3, value: 1 }).rc).toBe(-EFAULT); // past ibmr.length
     expect(r.run({ op: 'rdma_read', key: lkey, addr: hca - 1 }).rc).toBe(-EFAULT);
     expect(r.dev.inspect().held.map((h) => [h.iova, h.vpn])).toEqual([[0x70000, r.maps.buf! + 2], [0x70001, r.maps.buf! + 3]]);
@@ -138,7 +138,7 @@ describe('rdma-odp: DMA through the device page table', () => {
     const w = r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf'), value: 42 });
     expect(w).toMatchObject({ rc: 1, violation: undefined });
     expect(r.dev.inspect().held[0]!.pfn).not.toBe(r.m.zeroPfn());
-    expect(userAccess(r.m, r.mm, r.maps.buf!, false)).toBe(42);
+    expect(getUser(r.m, r.mm, r.maps.buf!)).toBe(42);
     expect(r.traces.some((t) => t.includes('invalidate clear'))).toBe(true); // wp_page_copy invalidated the zero-page entry
   });
 
@@ -199,7 +199,7 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     expect(r.dev.inspect().held).toEqual([]);
     expect(r.run({ op: 'rdma_read', key: lkey, addr: r.va('buf', 1) }).rc).toBe(0); // anonymous memory refaults as zero
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 1), value: 12 }).rc).toBe(1);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 1, false)).toBe(12);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 1)).toBe(12);
     expect(coherent(r)).toEqual([]);
   });
 
@@ -208,12 +208,12 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     fill(r, 'buf', 4, 500);
     const lkey = reg(r, 0, 4);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 2), value: 1 }).rc).toBe(1);
-    const child = doFork(r.m, r.mm);
+    const child = dupMm(r.m, r.mm);
     expect(child).toBeGreaterThanOrEqual(0);
     expect(r.dev.inspect().held).toEqual([]); // MMU_NOTIFY_PROTECTION_PAGE over the COW mapping
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 2), value: 2 })).toMatchObject({ rc: 1, violation: undefined });
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, false)).toBe(2);
-    expect(userAccess(r.m, child, r.maps.buf! + 2, false)).toBe(1);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 2)).toBe(2);
+    expect(getUser(r.m, child, r.maps.buf! + 2)).toBe(1);
     expect(coherent(r)).toEqual([]);
   });
 
@@ -234,7 +234,7 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     expect(r.dev.inspect().held).toHaveLength(8);
     expect(doMadvise(r.m, r.mm, r.maps.buf! + 6, 2, MADV_DONTNEED)).toBe(0);
     expect(r.dev.inspect().held).toEqual([]);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 5, false)).toBe(8);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 5)).toBe(8);
     expect(r.run({ op: 'rdma_read', key: lkey, addr: r.va('buf', 5) }).rc).toBe(8);
     expect(coherent(r)).toEqual([]);
   });
@@ -252,8 +252,8 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     const now = r.dev.inspect().held[0]!.pfn;
     expect(now).not.toBe(old);
     expect(r.m.pageZonenum(now)).toBe(ZONE_NORMAL);
-    expect(userAccess(r.m, r.mm, r.maps.buf!, false)).toBe(22);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 3, false)).toBe(21);
+    expect(getUser(r.m, r.mm, r.maps.buf!)).toBe(22);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 3)).toBe(21);
   });
 
   it('nothing is pinned, so the ZONE_MOVABLE blocks under an active MR go offline', () => {
@@ -261,7 +261,7 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     const lkey = reg(r, 0, 8);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf'), len: 8 * PAGE, value: 31 }).rc).toBe(8);
     const blocks = new Set(r.dev.inspect().held.map((h) => Math.floor(h.pfn / r.m.blockPages)));
-    for (const b of blocks) expect(memoryBlockStore(r.m, b, 'offline')).toBe(0);
+    for (const b of blocks) expect(stateStore(r.m, b, 'offline')).toBe(0);
     expect(r.dev.inspect().held).toEqual([]);
     expect(r.run({ op: 'rdma_read', key: lkey, addr: r.va('buf', 7) }).rc).toBe(31);
     expect(r.dev.inspect().held.every((h) => !blocks.has(Math.floor(h.pfn / r.m.blockPages)))).toBe(true);
@@ -302,18 +302,18 @@ function raceMigration(bugs: string[], how: 'migrate' | 'offline'): { violation?
       fired = true;
       const vpn = r.maps.buf! + 1;
       if (how === 'migrate') expect(migrateRange(r.m, r.mm, vpn, 1, 'kernel').migrated).toBe(1);
-      else expect(memoryBlockStore(r.m, Math.floor(pfnOf(r.m, r.mm, vpn) / r.m.blockPages), 'offline')).toBe(0);
+      else expect(stateStore(r.m, Math.floor(pfnOf(r.m, r.mm, vpn) / r.m.blockPages), 'offline')).toBe(0);
     },
   });
-  for (const i of [0, 2, 3]) userAccess(r.m, r.mm, r.maps.buf! + i, true, 600 + i);
+  for (const i of [0, 2, 3]) putUser(r.m, r.mm, r.maps.buf! + i, 600 + i);
   const lkey = r.run({ op: 'reg_mr', vaddr: r.va('buf'), len: 4 * PAGE }).rc;
   expect(lkey).toBeGreaterThan(0);
-  userAccess(r.m, r.mm, r.maps.buf! + 1, true, 601); // after the snapshot: the device has no entry for page 1
+  putUser(r.m, r.mm, r.maps.buf! + 1, 601); // after the snapshot: the device has no entry for page 1
   armed = true;
   const w = r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 1), value: 0xfeed });
   expect(fired).toBe(true);
   expect(w.rc).toBe(1);
-  return { violation: w.violation, reads: userAccess(r.m, r.mm, r.maps.buf! + 1, false), retries: r.dev.inspect().accounting.retries!,
+  return { violation: w.violation, reads: getUser(r.m, r.mm, r.maps.buf! + 1), retries: r.dev.inspect().accounting.retries!,
     coherent: coherent(r) };
 }
 
@@ -325,7 +325,7 @@ function staleAfterMigration(bugs: string[]): { violation?: string; reads: numbe
   expect(migrateRange(r.m, r.mm, r.maps.buf!, 4, 'kernel').migrated).toBe(4);
   const afterMigration = coherent(r);
   const w = r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 2), value: 0xbeef });
-  return { violation: w.violation, reads: userAccess(r.m, r.mm, r.maps.buf! + 2, false), coherent: afterMigration };
+  return { violation: w.violation, reads: getUser(r.m, r.mm, r.maps.buf! + 2), coherent: afterMigration };
 }
 
 describe('rdma-odp: buggy variants are caught', () => {
@@ -399,8 +399,8 @@ describe('rdma-odp: generated programs against a moving mm', () => {
           case 0: migrateRange(rr.m, rr.mm, rr.maps.buf!, 8, 'kernel'); break;
           case 1: migrateRange(rr.m, rr.mm, rr.maps.buf!, 8, 'movable'); break;
           case 2: doMadvise(rr.m, rr.mm, vpn, 1, MADV_DONTNEED); break;
-          case 3: { const c = doFork(rr.m, rr.mm); if (c >= 0) { userAccess(rr.m, rr.mm, vpn, true, 5); exitMmap(rr.m, c); } break; }
-          default: userAccess(rr.m, rr.mm, vpn, true, e.page + 1); break;
+          case 3: { const c = dupMm(rr.m, rr.mm); if (c >= 0) { putUser(rr.m, rr.mm, vpn, 5); exitMmap(rr.m, c); } break; }
+          default: putUser(rr.m, rr.mm, vpn, e.page + 1); break;
         }
       }
       const errs = coherent(rr);

@@ -3,7 +3,7 @@ import { rdmaUmem } from '../../../devices/rdma_umem';
 import { memlockCounters } from '../../../devices/common';
 import { resolveOp } from '../../../devices/index';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
-import { userAccess } from '../../../mm/memory';
+import { getUser, putUser } from '../../../mm/memory';
 import { PROT_READ } from '../../../mm/mmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT } from '../../../mm/errno';
@@ -84,10 +84,10 @@ describe('rdma-umem work requests and dereg_mr', () => {
     fill(r, 'buf', 4);
     const h = r.run(reg(0, 4, RW, { hca_va: 0x100000 })).rc;
     expect(r.run({ op: 'post', mr: h, via: 'rkey', kind: 'write', offset: 2 * PAGE + 16, value: 0xfeed }).rc).toBe(1);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, false)).toBe(1002); // not executed yet
+    expect(getUser(r.m, r.mm, r.maps.buf! + 2)).toBe(1002); // not executed yet
     expect(r.run({ op: 'complete' })).toEqual({ rc: 0, violation: undefined });
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, false)).toBe(0xfeed);
-    userAccess(r.m, r.mm, r.maps.buf! + 3, true, 321);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 2)).toBe(0xfeed);
+    putUser(r.m, r.mm, r.maps.buf! + 3, 321);
     r.run({ op: 'post', mr: h, via: 'lkey', kind: 'read', offset: 3 * PAGE });
     expect(r.run({ op: 'complete' }).rc).toBe(321);
     expect(r.run({ op: 'complete' }).rc).toBe(0); // nothing in flight
@@ -122,7 +122,7 @@ describe('rdma-umem work requests and dereg_mr', () => {
     expect(pinsHeld(r.m)).toBe(4);
     expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(4);
     expect(r.run({ op: 'complete' }).violation).toBeUndefined();
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 1, false)).toBe(77);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 1)).toBe(77);
     expect(pinsHeld(r.m)).toBe(0);
     expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(0);
     expect(r.run({ op: 'dereg_mr', mr: h }).rc).toBe(-ENOENT);

@@ -2,7 +2,7 @@ import * as fc from 'fast-check';
 import { vfioMdev } from '../../../devices/vfio_mdev';
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
-import { userAccess } from '../../../mm/memory';
+import { getUser, putUser } from '../../../mm/memory';
 import { PROT_READ } from '../../../mm/mmap';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { EINVAL, E2BIG, EPERM, ENOMEM, EFAULT, EBUSY } from '../../../mm/errno';
@@ -85,11 +85,11 @@ describe('vfio-mdev: vfio_pin_pages / vfio_unpin_pages', () => {
     expect(r.run({ op: 'dma_write', iova: 0, value: 5 }).rc).toBe(-EFAULT); // not pinned yet
     r.run(pin(0, 2));
     expect(r.run({ op: 'dma_write', iova: PAGE + 12, value: 0xbeef }).violation).toBeUndefined();
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 1, false)).toBe(0xbeef);
-    userAccess(r.m, r.mm, r.maps.buf!, true, 42);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 1)).toBe(0xbeef);
+    putUser(r.m, r.mm, r.maps.buf!, 42);
     expect(r.run({ op: 'dma_read', iova: 0 }).rc).toBe(42);
     expect(r.run({ op: 'dma_rw', iova: 3 * PAGE, write: true, value: 31 }).rc).toBe(0);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 3, false)).toBe(31);
+    expect(getUser(r.m, r.mm, r.maps.buf! + 3)).toBe(31);
     expect(r.run({ op: 'dma_rw', iova: 3 * PAGE + 8, write: false }).rc).toBe(31);
     expect(r.run({ op: 'dma_rw', iova: 9 * PAGE, write: false }).rc).toBe(-EINVAL);
     expect(pinsHeld(r.m)).toBe(2); // dma_rw pins nothing

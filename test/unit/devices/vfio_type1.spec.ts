@@ -3,7 +3,7 @@ import { vfioType1 } from '../../../devices/vfio_type1';
 import { DMA_ENTRY_LIMIT, IOVA_APERTURE_END } from '../../../devices/vfio_container';
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
-import { userAccess } from '../../../mm/memory';
+import { getUser, putUser } from '../../../mm/memory';
 import { doMadvise, MADV_DONTNEED, PROT_READ } from '../../../mm/mmap';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { EINVAL, EEXIST, ENOSPC, ENOMEM, EFAULT } from '../../../mm/errno';
@@ -41,8 +41,8 @@ describe('vfio-type1 MAP_DMA (vfio_dma_do_map, vfio_pin_map_dma)', () => {
     fill(r, 'buf', 4);
     expect(r.run(map(16, 0, 4)).rc).toBe(0);
     for (let i = 0; i < 4; i++) expect(r.run({ op: 'dma_write', iova: (16 + i) * PAGE + 8, value: 0xabc0 + i }).rc).toBe(0);
-    for (let i = 0; i < 4; i++) expect(userAccess(r.m, r.mm, r.maps.buf! + i, false)).toBe(0xabc0 + i);
-    expect(userAccess(r.m, r.mm, r.maps.buf! + 2, true, 77)).toBe(77);
+    for (let i = 0; i < 4; i++) expect(getUser(r.m, r.mm, r.maps.buf! + i)).toBe(0xabc0 + i);
+    expect(putUser(r.m, r.mm, r.maps.buf! + 2, 77)).toBe(77);
     const rd = r.run({ op: 'dma_read', iova: 18 * PAGE });
     expect(rd.rc).toBe(77);
     expect(rd.violation).toBeUndefined();
@@ -56,11 +56,11 @@ describe('vfio-type1 MAP_DMA (vfio_dma_do_map, vfio_pin_map_dma)', () => {
     expect(r.run(map(0, 0, 2)).rc).toBe(0);
     const pinned = r.dev.inspect().held[0]!.pfn;
     expect(doMadvise(r.m, r.mm, r.maps.buf!, 1, MADV_DONTNEED)).toBe(0); // the process drops its page
-    expect(userAccess(r.m, r.mm, r.maps.buf!, true, 5)).toBe(5); // and faults a new one
+    expect(putUser(r.m, r.mm, r.maps.buf!, 5)).toBe(5); // and faults a new one
     expect(pfnOf(r.m, r.mm, r.maps.buf!)).not.toBe(pinned);
     expect(r.run({ op: 'dma_write', iova: 0, value: 99 }).violation).toBeUndefined();
     expect(r.m.content[pinned]).toBe(99); // DMA hits the page pinned at map time ...
-    expect(userAccess(r.m, r.mm, r.maps.buf!, false)).toBe(5); // ... not the one the vaddr maps now
+    expect(getUser(r.m, r.mm, r.maps.buf!)).toBe(5); // ... not the one the vaddr maps now
     expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
     r.dev.teardown();
     expectReleased(r);
@@ -227,7 +227,7 @@ describe('vfio-type1 buggy variants', () => {
       expect(r.run({ op: 'dma_write', iova: 0, value: 1 }).violation).toBeUndefined(); // the IOTLB caches iova 0
       expect(r.run({ op: 'unmap_dma', iova: 0, size: 2 * PAGE }).rc).toBe(2 * PAGE);
       const res = r.run({ op: 'dma_write', iova: 0, value: 666 });
-      const seen = userAccess(r.m, r.mm, r.maps.buf!, false);
+      const seen = getUser(r.m, r.mm, r.maps.buf!);
       r.dev.teardown();
       expectReleased(r);
       return { res, seen };

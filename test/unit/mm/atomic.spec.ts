@@ -4,10 +4,10 @@
 import { atomicFetchAdd, atomicFetchSub, atomicCmpxchg, atomicXchg, atomicRead, atomicSet, flagsFetchAnd, flagsFetchOr,
   flagsCmpxchg, flagsRead, smpEnable, smpEnabled } from '../../../mm/atomic';
 import { boot } from '../../helpers';
-import { mmCreate, doMmap, doMunmap, doFork, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { userAccess } from '../../../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { putUser } from '../../../mm/memory';
 import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE, newPinReport } from '../../../mm/gup';
-import { memoryBlockStore } from '../../../mm/memory_hotplug';
+import { stateStore } from '../../../mm/memory_hotplug';
 import { setCurrent, newTask } from '../../../mm/sched';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
@@ -38,22 +38,22 @@ function opTrace(): number[] {
  */
 function workload(): { bytes: Uint8Array; pinned: number; migrated: number; vmstat: Record<string, number>; offline: number } {
   const m = boot('mem=1G movablecore=512M transparent_hugepage=always');
-  const mm = mmCreate(m);
+  const mm = bprmMmInit(m);
   setCurrent(newTask(1, 'atomic', 0, mm));
   const n = 4096;
   const v = doMmap(m, mm, { nrPages: n, prot: PROT_READ | PROT_WRITE });
-  for (let i = 0; i < n; i++) userAccess(m, mm, v + i, true, i + 1);
+  for (let i = 0; i < n; i++) putUser(m, mm, v + i, i + 1);
   const pages = new Array<number>(1024).fill(-1);
   const report = newPinReport();
   const pinned = pinUserPagesFast(m, mm, v + 512, 1024, FOLL_LONGTERM | FOLL_WRITE, pages, report);
   for (let i = 0; i < pinned; i++) expect(m.pageZonenum(pages[i]!)).not.toBe(ZONE_MOVABLE);
-  const child = doFork(m, mm); // copies the pinned pages at once (copy_present_page), shares the rest COW
-  userAccess(m, child, v + 2048, true, 7); // and breaks one COW share
+  const child = dupMm(m, mm); // copies the pinned pages at once (copy_present_page), shares the rest COW
+  putUser(m, child, v + 2048, 7); // and breaks one COW share
   doMunmap(m, mm, v, 256);
   unpinUserPages(m, pages, pinned);
   exitMmap(m, child);
   // offline the last memory block (ZONE_MOVABLE)
-  const offline = memoryBlockStore(m, m.nrBlocks - 1, 'offline');
+  const offline = stateStore(m, m.nrBlocks - 1, 'offline');
   exitMmap(m, mm);
   return { bytes: new Uint8Array(m.sab.slice(0)), pinned, migrated: report.migrated, vmstat: vmstatSnapshot(m), offline };
 }

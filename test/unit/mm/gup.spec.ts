@@ -1,9 +1,9 @@
 // GUP and long-term pinning (mm/gup.c, v6.12 and the older loop forms): every errno path, the pin
 // accounting of try_grab_folio()/gup_put_folio(), and what __gup_longterm_locked() leaves behind.
 import { boot, usedFrames } from '../../helpers';
-import { mmCreate, doMmap, doMunmap, doMprotect, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked, findVma } from '../../../mm/memory';
-import { pinUserPages, pinUserPagesRemote, pinUserPagesFast, getUserPages, putUserPages, unpinUserPage, unpinUserPages,
+import { bprmMmInit, doMmap, doMunmap, doMprotect, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte, findVma } from '../../../mm/memory';
+import { pinUserPages, pinUserPagesRemote, pinUserPagesFast, getUserPages, releasePages, unpinUserPage, unpinUserPages,
   unpinUserPagesDirtyLock, unpinUserPageRangeDirtyLock, isValidGupArgs, checkVmaFlags, newPinReport,
   FOLL_WRITE, FOLL_GET, FOLL_PIN, FOLL_LONGTERM, FOLL_TOUCH, FOLL_PCI_P2PDMA, FOLL_FORCE,
   GUP_LONGTERM_RETRIES_MAX } from '../../../mm/gup';
@@ -47,7 +47,7 @@ afterEach(() => {
 /** Boot, create the pinning process and make it current (the OOM killer asks current->mm). */
 function machine(cmd = CMD, opts: { oomScoreAdj?: number } = {}): { m: Memmap; mm: number } {
   const m = boot(cmd, MINI);
-  const mm = mmCreate(m, opts);
+  const mm = bprmMmInit(m, opts);
   setCurrent(newTask(100, 'pinner', 0, mm));
   return { m, mm };
 }
@@ -56,7 +56,7 @@ function machine(cmd = CMD, opts: { oomScoreAdj?: number } = {}): { m: Memmap; m
 function touched(m: Memmap, mm: number, n: number, base = 500): number {
   const v = doMmap(m, mm, { nrPages: n, prot: RW });
   expect(v).toBeGreaterThanOrEqual(0);
-  for (let i = 0; i < n; i++) expect(userAccess(m, mm, v + i, true, base + i)).toBe(base + i);
+  for (let i = 0; i < n; i++) expect(putUser(m, mm, v + i, base + i)).toBe(base + i);
   return v;
 }
 
@@ -262,14 +262,14 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
       expect(m.pageZonenum(pages[i]!)).toBe(ZONE_NORMAL);
       expect(pfnOf(m, mm, v + i)).toBe(pages[i]); // the process's PTE points at the pinned frame
       expect(m.content[pages[i]!]).toBe(500 + i);
-      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+      expect(getUser(m, mm, v + i)).toBe(500 + i);
       expect(m.refcount[pages[i]!]).toBe(1 + GUP_PIN_COUNTING_BIAS); // mapping + pin
       expect(m.refcount[old[i]!]).toBe(0); // the source went back to the allocator
     }
     // DMA into the pinned frame is what the process reads, and the process's stores are what the device sees
     m.content[pages[3]!] = 0xd3a;
-    expect(userAccess(m, mm, v + 3, false)).toBe(0xd3a);
-    userAccess(m, mm, v + 4, true, 77);
+    expect(getUser(m, mm, v + 3)).toBe(0xd3a);
+    putUser(m, mm, v + 4, 77);
     expect(m.content[pages[4]!]).toBe(77);
     // every page was pinned twice (before and after migration) and unpinned once
     expect(pinStat(m)).toEqual({ acquired: 16, released: 8 });
@@ -291,7 +291,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expectLongtermPinned(m, pages, 8);
     for (let i = 0; i < 8; i++) {
       expect(pfnOf(m, mm, v + i)).toBe(pages[i]);
-      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+      expect(getUser(m, mm, v + i)).toBe(500 + i);
     }
     unpinUserPages(m, pages, 8);
     const s = pinStat(m);
@@ -346,7 +346,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
       // the last unpin must not free ZERO_PAGE into the buddy allocator
       expect(m.flags[zero]! & PG_buddy).toBe(0);
       expect(usedFrames(m)).toBeGreaterThan(0);
-      expect(userAccess(m, mm, v, false)).toBe(0);
+      expect(getUser(m, mm, v)).toBe(0);
     });
     // R18: v6.12 with the zero page pinned as any page: the counter check catches it
     withVariant('v6.12+R18', () => {
@@ -361,7 +361,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expect(pinUserPages(m, mm, v, 4, FOLL_LONGTERM, p4)).toBe(4);
     expect(p4.every((p) => p !== zero && (m.flags[p]! & PG_anon) !== 0)).toBe(true);
     expect(pinStat(m).acquired - pinStat(m).released).toBe(4);
-    for (let k = 0; k < 4; k++) expect(lookupLocked(m, mm, v + k)).toMatchObject({ pfn: p4[k], write: false });
+    for (let k = 0; k < 4; k++) expect(followPte(m, mm, v + k)).toMatchObject({ pfn: p4[k], write: false });
     unpinUserPages(m, p4, 4);
   });
 
@@ -386,7 +386,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expect(m.pincount[head]).toBe(3);
     expect(m.refcount[head]).toBe(1 + 3); // PMD mapping + one reference per pin (no bias on large folios)
     expect(folioMaybeDmaPinned(m, head)).toBe(true);
-    for (let i = 0; i < 8; i++) expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+    for (let i = 0; i < 8; i++) expect(getUser(m, mm, v + i)).toBe(500 + i);
     expect(pinStat(m)).toEqual({ acquired: 6, released: 3 });
     unpinUserPages(m, pages, 3);
     expect(m.pincount[head]).toBe(0);
@@ -411,7 +411,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     for (let i = 0; i < 8; i++) {
       expect(m.flags[pages[i]!]! & PG_head).toBeFalsy();
       expect(m.refcount[pages[i]!]).toBe(1 + GUP_PIN_COUNTING_BIAS);
-      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+      expect(getUser(m, mm, v + i)).toBe(500 + i);
     }
     unpinUserPages(m, pages, 8);
     const s = pinStat(m);
@@ -448,7 +448,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
       expect(m.refcount[p]).toBe(i === 2 ? 1 + GUP_PIN_COUNTING_BIAS : 1);
       expect(m.flags[p]! & PG_isolated).toBeFalsy();
       expect(m.flags[p]! & PG_lru).toBeTruthy();
-      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+      expect(getUser(m, mm, v + i)).toBe(500 + i);
     }
     expect(vmstatSnapshot(m).nr_isolated_anon).toBe(0);
     unpinUserPages(m, other, 1);
@@ -497,9 +497,9 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
 
   it('out_of_memory(): with oom_score_adj -1000 on every process there is no victim: panic', () => {
     const { m, mm } = machine(CMD, { oomScoreAdj: -1000 });
-    const bystander = mmCreate(m, { oomScoreAdj: -1000 });
+    const bystander = bprmMmInit(m, { oomScoreAdj: -1000 });
     const b = doMmap(m, bystander, { nrPages: 8, prot: RW });
-    for (let i = 0; i < 8; i++) userAccess(m, bystander, b + i, true, i);
+    for (let i = 0; i < 8; i++) putUser(m, bystander, b + i, i);
     const v = touched(m, mm, 96);
     for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0));
     let panic: unknown;
@@ -519,11 +519,11 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
 describe('a pin larger than the kernel zones', () => {
   it('fails with -ENOMEM holding nothing, the process intact (migrate_pages() with 200k failures, no stack overflow)', () => {
     const m = boot('mem=2G movablecore=1536M'); // 512M kernel zones: 330k pages cannot all move there
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     setCurrent(newTask(100, 'pinner', 0, mm));
     const n = 330_000;
     const v = doMmap(m, mm, { nrPages: n, prot: RW });
-    for (let i = 0; i < n; i++) userAccess(m, mm, v + i, true, i);
+    for (let i = 0; i < n; i++) putUser(m, mm, v + i, i);
     const pages = new Array(n).fill(-1);
     const report = newPinReport();
     const before = pinStat(m);
@@ -531,7 +531,7 @@ describe('a pin larger than the kernel zones', () => {
     expect(report.migrated).toBeGreaterThan(50_000);
     const after = pinStat(m);
     expect(after.acquired - before.acquired).toBe(after.released - before.released);
-    for (const i of [0, 77_777, n - 1]) expect(userAccess(m, mm, v + i, false)).toBe(i);
+    for (const i of [0, 77_777, n - 1]) expect(getUser(m, mm, v + i)).toBe(i);
   }, 60_000);
 });
 
@@ -567,7 +567,7 @@ describe('the -EAGAIN loop and fatal signals', () => {
         expect(s.acquired).toBe(s.released);
         for (let i = 0; i < 4; i++) {
           expect(m.pageZonenum(pfnOf(m, mm, v + i))).toBe(ZONE_MOVABLE);
-          expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+          expect(getUser(m, mm, v + i)).toBe(500 + i);
         }
       });
     }
@@ -734,7 +734,7 @@ describe('try_grab_folio() / gup_put_folio() accounting and the unpin family', (
       expect(m.pageZonenum(pages[i]!)).toBe(ZONE_MOVABLE);
     }
     expect(pinStat(m)).toEqual({ acquired: 0, released: 0 });
-    putUserPages(m, pages, 4);
+    releasePages(m, pages, 4);
     for (let i = 0; i < 4; i++) expect(m.refcount[pages[i]!]).toBe(1);
   });
 
@@ -742,7 +742,7 @@ describe('try_grab_folio() / gup_put_folio() accounting and the unpin family', (
     const { m, mm } = machine(`${CMD} transparent_hugepage=always`);
     const thp = touched(m, mm, 8);
     const small = doMmap(m, mm, { nrPages: 3, prot: RW });
-    for (let i = 0; i < 3; i++) userAccess(m, mm, small + i, true, i);
+    for (let i = 0; i < 3; i++) putUser(m, mm, small + i, i);
     settle(m);
     const sp: number[] = [];
     expect(pinUserPages(m, mm, small, 3, FOLL_WRITE, sp)).toBe(3);

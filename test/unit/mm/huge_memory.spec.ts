@@ -6,8 +6,8 @@
 // user agent forked meanwhile, offline's migration split the THP; pfn 304 kept a reference, pfn 305
 // (page[1], the entire mapcount) went to -1).
 import { boot } from '../../helpers';
-import { mmCreate, doMmap, doFork, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { bprmMmInit, doMmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
 import { migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MR_MEMORY_HOTPLUG, MigrateStats } from '../../../mm/migrate';
 import { splitFolio } from '../../../mm/huge_memory';
 import { Memmap, PG_head } from '../../../mm/memmap';
@@ -24,7 +24,7 @@ const RW = PROT_READ | PROT_WRITE;
 
 function at(m: Memmap, mm: number, vpn: number): { pfn: number; huge: boolean; migrating: boolean } | null {
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   return t ? { pfn: t.pfn, huge: t.huge, migrating: t.migrating } : null;
 }
@@ -39,9 +39,9 @@ function thpWithRacingFork(): { m: Memmap; parent: number; v: number; head: numb
   const m = boot(CMD, 'mini');
   drainAllPages(m);
   const base = snapshotPageCounts(m);
-  const parent = mmCreate(m);
+  const parent = bprmMmInit(m);
   const v = doMmap(m, parent, { nrPages: 8, prot: RW });
-  for (let i = 0; i < 8; i++) userAccess(m, parent, v + i, true, 700 + i);
+  for (let i = 0; i < 8; i++) putUser(m, parent, v + i, 700 + i);
   const t = at(m, parent, v)!;
   expect(t.huge).toBe(true);
   const head = t.pfn;
@@ -50,7 +50,7 @@ function thpWithRacingFork(): { m: Memmap; parent: number; v: number; head: numb
   const sub = new MmuIntervalNotifier({
     invalidate: (s, r, curSeq) => {
       mmuIntervalSetSeq(s, curSeq);
-      if (child < 0 && r.event === MMU_NOTIFY_CLEAR) child = doFork(m, parent); // its own notifier call nests here
+      if (child < 0 && r.event === MMU_NOTIFY_CLEAR) child = dupMm(m, parent); // its own notifier call nests here
       return true;
     },
   });
@@ -91,7 +91,7 @@ describe('THP split racing with fork (split_huge_page: TTU_SPLIT_HUGE_PMD)', () 
         expect(t.huge).toBe(false);
         expect(t.pfn < head || t.pfn >= head + 8).toBe(true); // nothing maps the old frames
         expect(m.pageZonenum(t.pfn)).toBe(ZONE_NORMAL);
-        expect(userAccess(m, mm, v + i, false)).toBe(700 + i);
+        expect(getUser(m, mm, v + i)).toBe(700 + i);
       }
     }
     for (let p = head; p < head + 8; p++) expect([p, m.refcount[p], m.mapcount[p], m.pincount[p]]).toEqual([p, 0, 0, 0]);
@@ -114,7 +114,7 @@ describe('THP split racing with fork (split_huge_page: TTU_SPLIT_HUGE_PMD)', () 
     for (const mm of [parent, c]) {
       for (let i = 0; i < 8; i++) {
         expect(at(m, mm, v + i)).toEqual({ pfn: head + i, huge: false, migrating: false });
-        expect(userAccess(m, mm, v + i, false)).toBe(700 + i);
+        expect(getUser(m, mm, v + i)).toBe(700 + i);
       }
     }
     putbackMovablePages(m, Array.from({ length: 8 }, (_, i) => head + i));

@@ -6,8 +6,8 @@
 // looped for ever in zapPageRange() trying to split the PMD: the guard below turns that loop into a
 // failure (every split attempt calls the mmu notifiers).
 import { boot, loopGuard } from '../../helpers';
-import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, exitMmap, vmaList, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
-import { userAccess, zapPageRange, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, exitMmap, vmaList, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
+import { getUser, putUser, zapPageRange, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
 import { Memmap, PG_hugetlb, HS_FREE_HUGE_PAGES } from '../../../mm/memmap';
 import { EINVAL, EFAULT } from '../../../mm/errno';
 import { KernelBug } from '../../../mm/debug';
@@ -24,7 +24,7 @@ function freeHuge(m: Memmap): number {
 
 function pfnAt(m: Memmap, mm: number, vpn: number): number {
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   return t ? t.pfn : -1;
 }
@@ -32,16 +32,16 @@ function pfnAt(m: Memmap, mm: number, vpn: number): number {
 /** Two huge pages, written: page i of huge page k holds 100 * k + i. */
 function setup(): { m: Memmap; mm: number; h: number; sub: MmuIntervalNotifier } {
   const m = boot(CMD, 'mini');
-  const mm = mmCreate(m);
+  const mm = bprmMmInit(m);
   const h = doMmap(m, mm, { nrPages: 2 * H, prot: RW, hugetlb: true });
   expect(h % H).toBe(0);
-  for (let i = 0; i < 2 * H; i++) expect(userAccess(m, mm, h + i, true, 100 * Math.floor(i / H) + (i % H))).toBeGreaterThanOrEqual(0);
+  for (let i = 0; i < 2 * H; i++) expect(putUser(m, mm, h + i, 100 * Math.floor(i / H) + (i % H))).toBeGreaterThanOrEqual(0);
   expect(freeHuge(m)).toBe(2);
   return { m, mm, h, sub: loopGuard(m, mm, h, 2 * H, 'the zap') };
 }
 
 function expectIntact(m: Memmap, mm: number, h: number, from = 0): void {
-  for (let i = from; i < 2 * H; i++) expect([i, userAccess(m, mm, h + i, false)]).toEqual([i, 100 * Math.floor(i / H) + (i % H)]);
+  for (let i = from; i < 2 * H; i++) expect([i, getUser(m, mm, h + i)]).toEqual([i, 100 * Math.floor(i / H) + (i % H)]);
 }
 
 describe('part of a hugetlb mapping', () => {
@@ -67,7 +67,7 @@ describe('part of a hugetlb mapping', () => {
     expect(freeHuge(m)).toBe(3); // the first huge page went back to the pool
     expect(pfnAt(m, mm, h)).toBe(-1);
     expectIntact(m, mm, h, H);
-    expect(userAccess(m, mm, h + 2, false)).toBe(0); // refaults a zeroed huge page
+    expect(getUser(m, mm, h + 2)).toBe(0); // refaults a zeroed huge page
     mmuIntervalNotifierRemove(sub);
     exitMmap(m, mm);
     expect(freeHuge(m)).toBe(4);
@@ -82,13 +82,13 @@ describe('part of a hugetlb mapping', () => {
     expect(doMprotect(m, mm, h, H + 4, PROT_READ)).toBe(-EINVAL);
     expect(vmaList(m, mm)).toEqual(before);
     expectIntact(m, mm, h);
-    expect(userAccess(m, mm, h + 1, true, 7)).toBe(7); // still writable
+    expect(putUser(m, mm, h + 1, 7)).toBe(7); // still writable
     // flags that do not change need no split (mprotect_fixup(): newflags == oldflags)
     expect(doMprotect(m, mm, h + 2, 3, RW)).toBe(0);
     expect(vmaList(m, mm)).toEqual(before);
     // aligned: fine
     expect(doMprotect(m, mm, h + H, H, PROT_READ)).toBe(0);
-    expect(userAccess(m, mm, h + H, true, 1)).toBe(-EFAULT);
+    expect(putUser(m, mm, h + H, 1)).toBe(-EFAULT);
     expect(doMunmap(m, mm, h, H)).toBe(0);
     expect(freeHuge(m)).toBe(3);
     mmuIntervalNotifierRemove(sub);
@@ -98,33 +98,33 @@ describe('part of a hugetlb mapping', () => {
 
   it('mprotect changes VMAs in address order: a hugetlb VMA that cannot be split ends it, the VMAs before stay changed', () => {
     const m = boot(CMD, 'mini');
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const a = doMmap(m, mm, { nrPages: H, prot: RW, vpn: 4 * H });
     const h = doMmap(m, mm, { nrPages: 2 * H, prot: RW, hugetlb: true, vpn: 5 * H });
     expect([a, h]).toEqual([4 * H, 5 * H]);
-    expect(userAccess(m, mm, a, true, 1)).toBe(1);
-    expect(userAccess(m, mm, h, true, 2)).toBe(2);
+    expect(putUser(m, mm, a, 1)).toBe(1);
+    expect(putUser(m, mm, h, 2)).toBe(2);
     expect(doMprotect(m, mm, a, H + 4, PROT_READ)).toBe(-EINVAL); // the end falls inside the first huge page
-    expect(userAccess(m, mm, a, true, 3)).toBe(-EFAULT); // the anonymous VMA was made read-only
-    expect(userAccess(m, mm, h, true, 4)).toBe(4); // the hugetlb VMA was not
+    expect(putUser(m, mm, a, 3)).toBe(-EFAULT); // the anonymous VMA was made read-only
+    expect(putUser(m, mm, h, 4)).toBe(4); // the hugetlb VMA was not
     expect(vmaList(m, mm).map((v) => [v.start, v.end])).toEqual([[a, a + H], [h, h + 2 * H]]);
     exitMmap(m, mm);
   });
 
   it('MADV_DONTNEED of a VM_PFNMAP or VM_LOCKED VMA is -EINVAL; the walk stops there (madvise_dontneed_free_valid_vma)', () => {
     const m = boot(CMD, 'mini');
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const a = doMmap(m, mm, { nrPages: 4, prot: RW, vpn: 4 * H });
     const p = doMmap(m, mm, { nrPages: 4, prot: RW, vpn: 4 * H + 4, pfnmap: true });
     const l = doMmap(m, mm, { nrPages: 4, prot: RW, vpn: 6 * H, locked: true, populate: true });
     expect([a, p, l]).toEqual([4 * H, 4 * H + 4, 6 * H]);
-    expect(userAccess(m, mm, a, true, 5)).toBe(5);
-    expect(userAccess(m, mm, l, true, 6)).toBe(6);
+    expect(putUser(m, mm, a, 5)).toBe(5);
+    expect(putUser(m, mm, l, 6)).toBe(6);
     expect(doMadvise(m, mm, p, 4, MADV_DONTNEED)).toBe(-EINVAL);
     expect(doMadvise(m, mm, l, 4, MADV_DONTNEED)).toBe(-EINVAL);
-    expect(userAccess(m, mm, l, false)).toBe(6); // mlocked memory stays
+    expect(getUser(m, mm, l)).toBe(6); // mlocked memory stays
     expect(doMadvise(m, mm, a, 8, MADV_DONTNEED)).toBe(-EINVAL); // the anonymous VMA first: zapped
-    expect(userAccess(m, mm, a, false)).toBe(0);
+    expect(getUser(m, mm, a)).toBe(0);
     exitMmap(m, mm);
   });
 

@@ -1,6 +1,6 @@
 import { boot, zone, usedFrames } from '../../helpers';
-import { mmCreate, doMmap, doMunmap, doMprotect, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
 import { Memmap, PG_zero, PG_head } from '../../../mm/memmap';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
 import { EFAULT, EINVAL, ENOMEM, EEXIST } from '../../../mm/errno';
@@ -16,107 +16,107 @@ const RW = PROT_READ | PROT_WRITE;
 describe('faults (mm/memory.c)', () => {
   it('a read fault maps the shared zero page; a write fault allocates in ZONE_MOVABLE', () => {
     const m = boot(CMD, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 4, prot: RW });
-    expect(userAccess(m, mm, v, false)).toBe(0);
+    expect(getUser(m, mm, v)).toBe(0);
     expect(m.flags[pfnOf(m, mm, v)]! & PG_zero).toBeTruthy();
-    expect(userAccess(m, mm, v, true, 7)).toBe(7);
+    expect(putUser(m, mm, v, 7)).toBe(7);
     const p = pfnOf(m, mm, v);
     expect(m.flags[p]! & PG_zero).toBeFalsy();
     expect(m.pageZonenum(p)).toBe(ZONE_MOVABLE);
-    expect(userAccess(m, mm, v, false)).toBe(7);
+    expect(getUser(m, mm, v)).toBe(7);
   });
 
   it('THP: an aligned range faults a PMD-sized folio when enabled, and falls back when no order-9 block is free', () => {
     const m = boot(`${CMD} transparent_hugepage=always`, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW });
-    userAccess(m, mm, v + 3, true, 1);
+    putUser(m, mm, v + 3, 1);
     const p = pfnOf(m, mm, v);
     expect(m.flags[p]! & PG_head).toBeTruthy();
     expect(pfnOf(m, mm, v + 3)).toBe(p + 3);
     expect(vmstatSnapshot(m).thp_fault_alloc).toBe(1);
     const never = boot(`${CMD} transparent_hugepage=never`, MINI);
-    const mm2 = mmCreate(never);
+    const mm2 = bprmMmInit(never);
     const w = doMmap(never, mm2, { nrPages: 8, prot: RW });
-    userAccess(never, mm2, w, true, 1);
+    putUser(never, mm2, w, 1);
     expect(never.flags[pfnOf(never, mm2, w)]! & PG_head).toBeFalsy();
   });
 
   it('madvise(MADV_HUGEPAGE) gets THPs under transparent_hugepage=madvise', () => {
     const m = boot(CMD, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 16, prot: RW });
     expect(doMadvise(m, mm, v, 16, 14)).toBe(0);
-    userAccess(m, mm, v, true, 1);
+    putUser(m, mm, v, 1);
     expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
   });
 
   it('fork shares pages copy-on-write: each side sees its own writes', () => {
     const m = boot(CMD, MINI);
-    const parent = mmCreate(m);
+    const parent = bprmMmInit(m);
     const v = doMmap(m, parent, { nrPages: 3, prot: RW });
-    for (let i = 0; i < 3; i++) userAccess(m, parent, v + i, true, 10 + i);
-    const child = doFork(m, parent);
+    for (let i = 0; i < 3; i++) putUser(m, parent, v + i, 10 + i);
+    const child = dupMm(m, parent);
     expect(pfnOf(m, child, v)).toBe(pfnOf(m, parent, v));
-    userAccess(m, child, v, true, 99);
-    expect(userAccess(m, parent, v, false)).toBe(10);
-    expect(userAccess(m, child, v, false)).toBe(99);
+    putUser(m, child, v, 99);
+    expect(getUser(m, parent, v)).toBe(10);
+    expect(getUser(m, child, v)).toBe(99);
     expect(pfnOf(m, child, v)).not.toBe(pfnOf(m, parent, v));
-    userAccess(m, parent, v + 1, true, 55);
-    expect(userAccess(m, child, v + 1, false)).toBe(11);
+    putUser(m, parent, v + 1, 55);
+    expect(getUser(m, child, v + 1)).toBe(11);
   });
 
   it('fork copies a possibly DMA-pinned page for the child at once (parent keeps the pinned page)', () => {
     const m = boot(CMD, MINI);
-    const parent = mmCreate(m);
+    const parent = bprmMmInit(m);
     const v = doMmap(m, parent, { nrPages: 1, prot: RW });
-    userAccess(m, parent, v, true, 5);
+    putUser(m, parent, v, 5);
     const p = pfnOf(m, parent, v);
     Atomics.add(m.refcount, p, GUP_PIN_COUNTING_BIAS); // as pin_user_pages() would
-    const child = doFork(m, parent);
+    const child = dupMm(m, parent);
     expect(pfnOf(m, child, v)).not.toBe(p);
-    expect(userAccess(m, child, v, false)).toBe(5);
-    userAccess(m, parent, v, true, 6);
+    expect(getUser(m, child, v)).toBe(5);
+    putUser(m, parent, v, 6);
     expect(pfnOf(m, parent, v)).toBe(p); // no COW break on the pinned page
     Atomics.sub(m.refcount, p, GUP_PIN_COUNTING_BIAS);
   });
 
   it('a shared mapping is shared with a forked child', () => {
     const m = boot(CMD, MINI);
-    const parent = mmCreate(m);
+    const parent = bprmMmInit(m);
     const v = doMmap(m, parent, { nrPages: 2, prot: RW, shared: true });
-    userAccess(m, parent, v, true, 1);
-    const child = doFork(m, parent);
-    userAccess(m, child, v, true, 2);
-    expect(userAccess(m, parent, v, false)).toBe(2);
+    putUser(m, parent, v, 1);
+    const child = dupMm(m, parent);
+    putUser(m, child, v, 2);
+    expect(getUser(m, parent, v)).toBe(2);
   });
 
   it('mprotect read-only makes writes fail; madvise(DONTNEED) drops anonymous contents', () => {
     const m = boot(CMD, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 4, prot: RW });
-    userAccess(m, mm, v + 1, true, 3);
+    putUser(m, mm, v + 1, 3);
     expect(doMprotect(m, mm, v, 2, PROT_READ)).toBe(0);
-    expect(userAccess(m, mm, v + 1, true, 4)).toBe(-EFAULT);
-    expect(userAccess(m, mm, v + 1, false)).toBe(3);
-    expect(userAccess(m, mm, v + 2, true, 4)).toBe(4); // the rest of the VMA is still writable
+    expect(putUser(m, mm, v + 1, 4)).toBe(-EFAULT);
+    expect(getUser(m, mm, v + 1)).toBe(3);
+    expect(putUser(m, mm, v + 2, 4)).toBe(4); // the rest of the VMA is still writable
     expect(doMprotect(m, mm, v, 2, RW)).toBe(0);
-    expect(userAccess(m, mm, v + 1, true, 8)).toBe(8);
+    expect(putUser(m, mm, v + 1, 8)).toBe(8);
     expect(doMadvise(m, mm, v, 4, MADV_DONTNEED)).toBe(0);
-    expect(userAccess(m, mm, v + 1, false)).toBe(0);
+    expect(getUser(m, mm, v + 1)).toBe(0);
     expect(doMprotect(m, mm, v + 100, 1, PROT_READ)).toBe(-ENOMEM);
   });
 
   it('munmap of part of a THP splits the PMD and frees only what is unmapped', () => {
     const m = boot(`${CMD} transparent_hugepage=always`, MINI);
     const base = usedFrames(m);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW });
-    for (let i = 0; i < 8; i++) userAccess(m, mm, v + i, true, i);
+    for (let i = 0; i < 8; i++) putUser(m, mm, v + i, i);
     expect(doMunmap(m, mm, v + 2, 3)).toBe(0);
-    expect(userAccess(m, mm, v + 2, false)).toBe(-EFAULT);
-    expect(userAccess(m, mm, v + 6, false)).toBe(6);
+    expect(getUser(m, mm, v + 2)).toBe(-EFAULT);
+    expect(getUser(m, mm, v + 6)).toBe(6);
     exitMmap(m, mm);
     expect(usedFrames(m)).toBe(base);
   });
@@ -124,11 +124,11 @@ describe('faults (mm/memory.c)', () => {
   it('hugetlb mappings fault from the pool and give folios back on munmap', () => {
     const m = boot(`${CMD} hugepages=4`, MINI);
     const pool = () => layoutJson(m, { cmdline: '', geometry: {} as never, warnings: [] } as never).hugetlb[0]!.free_hugepages;
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 16, prot: RW, hugetlb: true });
     expect(v).toBeGreaterThanOrEqual(0);
-    userAccess(m, mm, v, true, 1);
-    userAccess(m, mm, v + 9, true, 2);
+    putUser(m, mm, v, 1);
+    putUser(m, mm, v + 9, 2);
     expect(pool()).toBe(2);
     expect(doMunmap(m, mm, v, 8)).toBe(0);
     expect(pool()).toBe(3);
@@ -141,30 +141,30 @@ describe('faults (mm/memory.c)', () => {
 
   it('PROT_NONE memory cannot be read; madvise over a hole acts on the mapped part and returns -ENOMEM', () => {
     const m = boot(CMD, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 4, prot: RW });
-    userAccess(m, mm, v, true, 9);
+    putUser(m, mm, v, 9);
     expect(doMprotect(m, mm, v, 4, 0)).toBe(0);
-    expect(userAccess(m, mm, v, false)).toBe(-EFAULT);
+    expect(getUser(m, mm, v)).toBe(-EFAULT);
     expect(doMprotect(m, mm, v, 4, RW)).toBe(0);
-    expect(userAccess(m, mm, v, false)).toBe(9);
+    expect(getUser(m, mm, v)).toBe(9);
     expect(doMadvise(m, mm, v, 64, MADV_DONTNEED)).toBe(-ENOMEM);
-    expect(userAccess(m, mm, v, false)).toBe(0);
-    userAccess(m, mm, v, true, 5);
+    expect(getUser(m, mm, v)).toBe(0);
+    putUser(m, mm, v, 5);
     expect(doMprotect(m, mm, v, 64, PROT_READ)).toBe(-ENOMEM); // applied up to the hole
-    expect(userAccess(m, mm, v, true, 6)).toBe(-EFAULT);
+    expect(putUser(m, mm, v, 6)).toBe(-EFAULT);
   });
 
   it('VM_PFNMAP has no pages: access fails', () => {
     const m = boot(CMD, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 2, prot: RW, pfnmap: true });
-    expect(userAccess(m, mm, v, false)).toBe(-EFAULT);
+    expect(getUser(m, mm, v)).toBe(-EFAULT);
   });
 
   it('mmap errors: zero length, overlap, no address space left', () => {
     const m = boot(CMD, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     expect(doMmap(m, mm, { nrPages: 0, prot: RW })).toBe(-EINVAL);
     const v = doMmap(m, mm, { nrPages: 4, prot: RW });
     expect(doMmap(m, mm, { nrPages: 4, prot: RW, vpn: v + 2 })).toBe(-EEXIST);
@@ -174,11 +174,11 @@ describe('faults (mm/memory.c)', () => {
   it('every frame comes back after fork, COW, THP and exit (refcounts and mapcounts to baseline)', () => {
     const m = boot(`${CMD} transparent_hugepage=always`, MINI);
     const base = usedFrames(m);
-    const a = mmCreate(m);
+    const a = bprmMmInit(m);
     const v = doMmap(m, a, { nrPages: 24, prot: RW });
-    for (let i = 0; i < 24; i++) userAccess(m, a, v + i, true, i);
-    const b = doFork(m, a);
-    for (let i = 0; i < 24; i += 3) userAccess(m, b, v + i, true, 100 + i);
+    for (let i = 0; i < 24; i++) putUser(m, a, v + i, i);
+    const b = dupMm(m, a);
+    for (let i = 0; i < 24; i += 3) putUser(m, b, v + i, 100 + i);
     doMunmap(m, a, v + 4, 6);
     exitMmap(m, b);
     exitMmap(m, a);

@@ -1,5 +1,5 @@
 import { boot, zone, GiB } from '../../helpers';
-import { memoryBlockStore, validZonesShow, stateShow, removableShow, zoneForPfnRange, MMOP_ONLINE,
+import { stateStore, validZonesShow, stateShow, removableShow, zoneForPfnRange, MMOP_ONLINE,
   autoMovableCanOnlineMovable, registerMemoryNotifier } from '../../../mm/memory_hotplug';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { MEM_GOING_ONLINE } from '../../../mm/memmap';
@@ -13,7 +13,7 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
   it('contig-zones: hot-added memory next to nothing onlines to the kernel zone by default', () => {
     const m = boot('mem=16G pinlab.hotplug=1G');
     expect(validZonesShow(m, HOT)).toBe('Normal Movable');
-    expect(memoryBlockStore(m, HOT, 'online')).toBe(0);
+    expect(stateStore(m, HOT, 'online')).toBe(0);
     expect(stateShow(m, HOT)).toBe('online');
     expect(validZonesShow(m, HOT)).toBe('Normal');
     expect(zone(m, 'Normal').present).toBe(12 * GiB + 32768);
@@ -22,10 +22,10 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
   it('contig-zones: a block inside ZONE_MOVABLE\'s span inherits Movable; one merely adjacent does not', () => {
     const m = boot('mem=16G movablecore=4G pinlab.hotplug=1G');
     expect(validZonesShow(m, HOT)).toBe('Normal Movable'); // zone_intersects() needs overlap
-    expect(memoryBlockStore(m, HOT, 'online_movable')).toBe(0);
-    expect(memoryBlockStore(m, HOT + 2, 'online_movable')).toBe(0);
+    expect(stateStore(m, HOT, 'online_movable')).toBe(0);
+    expect(stateStore(m, HOT + 2, 'online_movable')).toBe(0);
     expect(validZonesShow(m, HOT + 1)).toBe('Movable Normal');
-    expect(memoryBlockStore(m, HOT + 1, 'online')).toBe(0);
+    expect(stateStore(m, HOT + 1, 'online')).toBe(0);
     expect(validZonesShow(m, HOT + 1)).toBe('Movable');
   });
 
@@ -36,10 +36,10 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
 
   it('online_movable / online_kernel pick the zone; there is no zone validity check in 6.12', () => {
     const m = boot('mem=16G movablecore=4G pinlab.hotplug=1G');
-    expect(memoryBlockStore(m, HOT, 'online_movable')).toBe(0);
+    expect(stateStore(m, HOT, 'online_movable')).toBe(0);
     // online_kernel on the next block, between Movable blocks: accepted, zones overlap
-    expect(memoryBlockStore(m, HOT + 2, 'online_movable')).toBe(0);
-    expect(memoryBlockStore(m, HOT + 1, 'online_kernel')).toBe(0);
+    expect(stateStore(m, HOT + 2, 'online_movable')).toBe(0);
+    expect(stateStore(m, HOT + 1, 'online_kernel')).toBe(0);
     expect(validZonesShow(m, HOT + 1)).toBe('Normal');
     expect(checkAllocator(m).errors).toEqual([]);
   });
@@ -47,7 +47,7 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
   it('newly onlined memory is free, MIGRATE_MOVABLE, and raises managed and the watermarks', () => {
     const m = boot('mem=16G movablecore=4G pinlab.hotplug=1G');
     const before = zone(m, 'Movable');
-    expect(memoryBlockStore(m, HOT, 'online_movable')).toBe(0);
+    expect(stateStore(m, HOT, 'online_movable')).toBe(0);
     const after = zone(m, 'Movable');
     expect(after.managed - before.managed).toBe(32768);
     expect(after.free - before.free).toBe(32768);
@@ -58,10 +58,10 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
 
   it('state_store errors: already online, already offline, bad string, no such block', () => {
     const m = boot('mem=16G pinlab.hotplug=1G');
-    expect(memoryBlockStore(m, 5, 'online')).toBe(-EINVAL);
-    expect(memoryBlockStore(m, HOT, 'offline')).toBe(-EINVAL);
-    expect(memoryBlockStore(m, HOT, 'online_sideways')).toBe(-EINVAL);
-    expect(memoryBlockStore(m, 9999, 'online')).toBe(-ENODEV);
+    expect(stateStore(m, 5, 'online')).toBe(-EINVAL);
+    expect(stateStore(m, HOT, 'offline')).toBe(-EINVAL);
+    expect(stateStore(m, HOT, 'online_sideways')).toBe(-EINVAL);
+    expect(stateStore(m, 9999, 'online')).toBe(-ENODEV);
     expect(removableShow(m, 5)).toBe('1');
   });
 
@@ -69,14 +69,14 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
     const m = boot('mem=16G pinlab.hotplug=1G');
     const unregister = registerMemoryNotifier((_m, action) => (action === MEM_GOING_ONLINE ? -EBUSY : 0));
     try {
-      expect(memoryBlockStore(m, HOT, 'online')).toBe(-EBUSY);
+      expect(stateStore(m, HOT, 'online')).toBe(-EBUSY);
     } finally {
       unregister();
     }
     expect(stateShow(m, HOT)).toBe('offline');
     expect(zone(m, 'Normal').present).toBe(12 * GiB);
     expect(checkAllocator(m).errors).toEqual([]);
-    expect(memoryBlockStore(m, HOT, 'online')).toBe(0);
+    expect(stateStore(m, HOT, 'online')).toBe(0);
   });
 
   it('memhp_default_state=online_movable onlines hot-added memory at boot', () => {
@@ -90,7 +90,7 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
     const zones: number[] = [];
     for (let b = HOT; b < HOT + 16; b++) {
       zones.push(zoneForPfnRange(m, MMOP_ONLINE, b * m.blockPages, m.blockPages));
-      expect(memoryBlockStore(m, b, 'online')).toBe(0);
+      expect(stateStore(m, b, 'online')).toBe(0);
     }
     const nMovable = zones.filter((z) => z === ZONE_MOVABLE).length;
     const kernelEarly = zone(m, 'DMA').present + zone(m, 'DMA32').present + 12 * GiB; // present_early_pages

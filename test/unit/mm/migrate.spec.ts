@@ -1,7 +1,7 @@
 import { boot } from '../../helpers';
-import { mmCreate, doMmap, doFork, doMadvise, MADV_DONTNEED, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
+import { bprmMmInit, doMmap, dupMm, doMadvise, MADV_DONTNEED, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
 import { setYieldHook } from '../../../mm/sched';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
 import { migrateRange, migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MIGRATE_REASON_NAMES, MR_TYPES,
   MR_COMPACTION, NR_MAX_MIGRATE_PAGES_RETRY, MigrateStats } from '../../../mm/migrate';
 import { Memmap, PG_head, PG_lru } from '../../../mm/memmap';
@@ -21,9 +21,9 @@ const RW = PROT_READ | PROT_WRITE;
 
 function setup(cmd = CMD, n = 8): { m: Memmap; mm: number; v: number } {
   const m = boot(cmd, MINI);
-  const mm = mmCreate(m);
+  const mm = bprmMmInit(m);
   const v = doMmap(m, mm, { nrPages: n, prot: RW });
-  for (let i = 0; i < n; i++) userAccess(m, mm, v + i, true, 500 + i);
+  for (let i = 0; i < n; i++) putUser(m, mm, v + i, 500 + i);
   return { m, mm, v };
 }
 
@@ -40,7 +40,7 @@ describe('migrate_pages (mm/migrate.c)', () => {
     expect(r).toEqual({ rc: 0, migrated: 8, failed: 0 });
     for (let i = 0; i < 8; i++) {
       expect(m.pageZonenum(pfnOf(m, mm, v + i))).toBe(ZONE_NORMAL);
-      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+      expect(getUser(m, mm, v + i)).toBe(500 + i);
     }
     expect(vmstatSnapshot(m).pgmigrate_success).toBe(8);
     expect(vmstatSnapshot(m).nr_isolated_anon).toBe(0);
@@ -61,7 +61,7 @@ describe('migrate_pages (mm/migrate.c)', () => {
     putbackMovablePages(m, list);
     expect(m.flags[p]! & PG_lru).toBeTruthy();
     expect(pfnOf(m, mm, v + 2)).toBe(p);
-    expect(userAccess(m, mm, v + 2, false)).toBe(502);
+    expect(getUser(m, mm, v + 2)).toBe(502);
     expect(vmstatSnapshot(m).pgmigrate_fail).toBe(1);
     folioPut(m, p);
     drainAllPages(m);
@@ -82,9 +82,9 @@ describe('migrate_pages (mm/migrate.c)', () => {
 
   it('a folio still in a per-CPU LRU batch cannot be isolated', () => {
     const m = boot(CMD, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 1, prot: RW });
-    userAccess(m, mm, v, true, 1);
+    putUser(m, mm, v, 1);
     const p = pfnOf(m, mm, v);
     expect(m.flags[p]! & PG_lru).toBeFalsy();
     expect(isolateFolio(m, p)).toBe(false);
@@ -109,7 +109,7 @@ describe('migrate_pages (mm/migrate.c)', () => {
     for (let i = 0; i < 8; i++) {
       expect(m.flags[pfnOf(m, mm, v + i)]! & PG_head).toBeFalsy();
       expect(m.pageZonenum(pfnOf(m, mm, v + i))).toBe(ZONE_NORMAL);
-      expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+      expect(getUser(m, mm, v + i)).toBe(500 + i);
     }
   });
 
@@ -129,7 +129,7 @@ describe('migrate_pages (mm/migrate.c)', () => {
     for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) held.push(p);
     const r = migrateRange(m, mm, v, 8, 'kernel');
     expect(r.rc).toBe(-ENOMEM);
-    for (let i = 0; i < 8; i++) expect(userAccess(m, mm, v + i, false)).toBe(500 + i);
+    for (let i = 0; i < 8; i++) expect(getUser(m, mm, v + i)).toBe(500 + i);
     for (const p of held) freePages(m, p, 0);
   });
 });
@@ -138,10 +138,10 @@ describe('migrate_pages (mm/migrate.c)', () => {
 describe('a fault racing with migration (filemap_get_entry, __anon_vma_prepare)', () => {
   it('a shmem fault that meets a folio migration has frozen takes no reference on it (folio_try_get) and maps the new folio once it is done', () => {
     const m = boot(CMD, MINI);
-    const parent = mmCreate(m);
+    const parent = bprmMmInit(m);
     const v = doMmap(m, parent, { nrPages: 2, prot: RW, shared: true });
-    expect(userAccess(m, parent, v, true, 4242)).toBe(4242);
-    const child = doFork(m, parent);
+    expect(putUser(m, parent, v, 4242)).toBe(4242);
+    const child = dupMm(m, parent);
     expect(doMadvise(m, child, v, 1, MADV_DONTNEED)).toBe(0); // the child faults the page cache folio in again
     const src = pfnOf(m, parent, v);
     lruAddDrainAll(m);
@@ -151,7 +151,7 @@ describe('a fault racing with migration (filemap_get_entry, __anon_vma_prepare)'
     const prev = setYieldHook((label) => {
       if (label !== 'migrate:freeze') return;
       expect(m.refcount[src]).toBe(0); // folio_ref_freeze() holds
-      during = userAccess(m, child, v, false);
+      during = getUser(m, child, v);
       expect(m.refcount[src]).toBe(0); // still frozen: the fault took no reference
       expect(pfnOf(m, child, v)).toBe(-1);
     });
@@ -163,7 +163,7 @@ describe('a fault racing with migration (filemap_get_entry, __anon_vma_prepare)'
     expect(during).toBeLessThan(0); // pinlab bounds the retries a single-threaded test would spin through
     const dst = pfnOf(m, parent, v);
     expect(dst).not.toBe(src);
-    expect(userAccess(m, child, v, false)).toBe(4242);
+    expect(getUser(m, child, v)).toBe(4242);
     expect(pfnOf(m, child, v)).toBe(dst);
     lruAddDrainAll(m);
     expect([m.refcount[dst], m.mapcount[dst]]).toEqual([3, 2]); // the page cache and two mappings

@@ -8,8 +8,8 @@
 //    zapped migration entry is uncounted (zap_nonpresent_ptes, zap_huge_pmd), while installing and
 //    removing migration entries leaves RSS alone (try_to_migrate_one, remove_migration_pte).
 import { boot, loopGuard } from '../../helpers';
-import { mmCreate, doMmap, doMunmap, doFork, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
 import { Memmap, MM_RSS_ANON, MM_RSS_SHMEM, MM_PGTABLES, H_PTE_FREE, PG_anon_exclusive, HS_FREE_HUGE_PAGES } from '../../../mm/memmap';
 import { mmBase, pgtableDepositedCount, pmdIsHuge, PTE_PRESENT, PTE_WRITE, PFN_MASK } from '../../../mm/mm_types';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_SYSCALL, MigrateStats } from '../../../mm/migrate';
@@ -50,7 +50,7 @@ function rss(m: Memmap, mm: number): { anon: number; shmem: number } {
 
 function at(m: Memmap, mm: number, vpn: number): { pfn: number; huge: boolean; migrating: boolean; write: boolean } | null {
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   return t ? { pfn: t.pfn, huge: t.huge, migrating: t.migrating, write: t.write } : null;
 }
@@ -92,15 +92,15 @@ describe('fork meets a migration entry', () => {
   it.each(LABELS)('PTE (at %s): copied read-only in parent and child; both then map the new page, COW holds, RSS balances', (label) => {
     const m = boot(BASE, 'mini');
     const base = usedFrames(m);
-    const parent = mmCreate(m);
+    const parent = bprmMmInit(m);
     const v = doMmap(m, parent, { nrPages: 4, prot: RW });
-    for (let i = 0; i < 4; i++) expect(userAccess(m, parent, v + i, true, 10 + i)).toBe(10 + i);
+    for (let i = 0; i < 4; i++) expect(putUser(m, parent, v + i, 10 + i)).toBe(10 + i);
     const src = at(m, parent, v + 1)!.pfn;
     expect(m.flags[src]! & PG_anon_exclusive).toBeTruthy();
     let child = -1;
     const stats = migrateWith(m, src, label, () => {
       expect(at(m, parent, v + 1)).toMatchObject({ pfn: src, migrating: true, write: true });
-      child = doFork(m, parent);
+      child = dupMm(m, parent);
       expect(child).toBeGreaterThanOrEqual(0);
       // copy_nonpresent_pte(): readable entries on both sides; the child's counts in its RSS
       expect(at(m, parent, v + 1)).toMatchObject({ pfn: src, migrating: true, write: false });
@@ -117,9 +117,9 @@ describe('fork meets a migration entry', () => {
     expect(m.flags[dst.pfn]! & PG_anon_exclusive).toBe(0); // mapped shared: not exclusive
     expect([m.refcount[src], m.mapcount[src]]).toEqual([0, 0]);
     // COW: the parent's write gets its own copy
-    expect(userAccess(m, parent, v + 1, true, 99)).toBe(99);
-    expect(userAccess(m, child, v + 1, false)).toBe(11);
-    expect(userAccess(m, parent, v + 1, false)).toBe(99);
+    expect(putUser(m, parent, v + 1, 99)).toBe(99);
+    expect(getUser(m, child, v + 1)).toBe(11);
+    expect(getUser(m, parent, v + 1)).toBe(99);
     for (const mm of [parent, child]) expect(rss(m, mm)).toEqual({ anon: 4, shmem: 0 });
     exitMmap(m, child);
     expect(rss(m, child)).toEqual({ anon: 0, shmem: 0 }); // check_mm(): no bad rss-counter state
@@ -132,16 +132,16 @@ describe('fork meets a migration entry', () => {
     const m = boot(THP, 'mini');
     const base = usedFrames(m);
     const pool = ptePoolFree(m);
-    const parent = mmCreate(m);
+    const parent = bprmMmInit(m);
     const v = doMmap(m, parent, { nrPages: 8, prot: RW });
-    for (let i = 0; i < 8; i++) expect(userAccess(m, parent, v + i, true, 700 + i)).toBe(700 + i);
+    for (let i = 0; i < 8; i++) expect(putUser(m, parent, v + i, 700 + i)).toBe(700 + i);
     const t = at(m, parent, v)!;
     expect(t.huge).toBe(true);
     const head = t.pfn;
     const splits = vmstatSnapshot(m).thp_split_pmd;
     let child = -1;
     const stats = migrateWith(m, head, label, () => {
-      child = doFork(m, parent);
+      child = dupMm(m, parent);
       expect(child).toBeGreaterThanOrEqual(0);
       for (const mm of [parent, child]) {
         const pmd = pmdOf(m, mm, v);
@@ -167,10 +167,10 @@ describe('fork meets a migration entry', () => {
     expect(m.refcount[dst]).toBe(2);
     expect(m.flags[dst]! & PG_anon_exclusive).toBe(0);
     expect([m.refcount[head], entireMapcount(m, head)]).toEqual([0, 0]);
-    for (let i = 0; i < 8; i++) for (const mm of [parent, child]) expect(userAccess(m, mm, v + i, false)).toBe(700 + i);
+    for (let i = 0; i < 8; i++) for (const mm of [parent, child]) expect(getUser(m, mm, v + i)).toBe(700 + i);
     // COW: the parent's write splits its PMD and copies the page; the child keeps the THP
-    expect(userAccess(m, parent, v + 3, true, 5)).toBe(5);
-    expect(userAccess(m, child, v + 3, false)).toBe(703);
+    expect(putUser(m, parent, v + 3, 5)).toBe(5);
+    expect(getUser(m, child, v + 3)).toBe(703);
     expect(at(m, child, v)!.huge).toBe(true);
     exitMmap(m, child);
     expect(rss(m, child)).toEqual({ anon: 0, shmem: 0 });
@@ -182,15 +182,15 @@ describe('fork meets a migration entry', () => {
 
   it.each(LABELS)('hugetlb (at %s): the PMD migration entry is copied; the child maps the new folio once migration completes', (label) => {
     const m = boot(HUGETLB, 'mini');
-    const parent = mmCreate(m);
+    const parent = bprmMmInit(m);
     const h = doMmap(m, parent, { nrPages: 8, prot: RW, hugetlb: true });
-    for (let i = 0; i < 8; i++) expect(userAccess(m, parent, h + i, true, 300 + i)).toBe(300 + i);
+    for (let i = 0; i < 8; i++) expect(putUser(m, parent, h + i, 300 + i)).toBe(300 + i);
     const head = at(m, parent, h)!.pfn;
     expect(freeHuge(m)).toBe(3);
     const sub = loopGuard(m, parent, h, 8, 'fork');
     let child = -1;
     const stats = migrateWith(m, head, label, () => {
-      child = doFork(m, parent);
+      child = dupMm(m, parent);
       expect(child).toBeGreaterThanOrEqual(0);
       for (const mm of [parent, child]) {
         const pmd = pmdOf(m, mm, h);
@@ -210,10 +210,10 @@ describe('fork meets a migration entry', () => {
     expect(m.flags[dst]! & PG_anon_exclusive).toBe(0);
     expect([m.refcount[head], entireMapcount(m, head)]).toEqual([0, 0]); // back in the pool
     expect(freeHuge(m)).toBe(3);
-    for (let i = 0; i < 8; i++) for (const mm of [parent, child]) expect(userAccess(m, mm, h + i, false)).toBe(300 + i);
+    for (let i = 0; i < 8; i++) for (const mm of [parent, child]) expect(getUser(m, mm, h + i)).toBe(300 + i);
     // COW (hugetlb_wp): the parent's write copies the huge page
-    expect(userAccess(m, parent, h + 2, true, 1)).toBe(1);
-    expect(userAccess(m, child, h + 2, false)).toBe(302);
+    expect(putUser(m, parent, h + 2, 1)).toBe(1);
+    expect(getUser(m, child, h + 2)).toBe(302);
     expect(freeHuge(m)).toBe(2);
     exitMmap(m, child);
     exitMmap(m, parent);
@@ -233,9 +233,9 @@ describe('zap meets a migration entry: RSS', () => {
     ({ cmd, pages, shared, counter, label }) => {
       const m = boot(cmd, 'mini');
       const base = usedFrames(m);
-      const mm = mmCreate(m);
+      const mm = bprmMmInit(m);
       const v = doMmap(m, mm, { nrPages: pages, prot: RW, shared });
-      for (let i = 0; i < pages; i++) expect(userAccess(m, mm, v + i, true, 40 + i)).toBe(40 + i);
+      for (let i = 0; i < pages; i++) expect(putUser(m, mm, v + i, 40 + i)).toBe(40 + i);
       expect(rss(m, mm)[counter]).toBe(pages);
       const t = at(m, mm, v)!;
       expect(t.huge).toBe(pages === 8);
@@ -256,9 +256,9 @@ describe('zap meets a migration entry: RSS', () => {
     const m = boot(THP, 'mini');
     const base = usedFrames(m);
     const pool = ptePoolFree(m);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 16, prot: RW });
-    for (let i = 0; i < 16; i++) userAccess(m, mm, v + i, true, i);
+    for (let i = 0; i < 16; i++) putUser(m, mm, v + i, i);
     migrateWith(m, at(m, mm, v + 8)!.pfn, 'migrate:unmap', () => exitMmap(m, mm));
     expect(rss(m, mm)).toEqual({ anon: 0, shmem: 0 });
     expect(ptePoolFree(m)).toBe(pool);

@@ -5,10 +5,10 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { smpEnable } from '../../../mm/atomic';
 import { boot } from '../../helpers';
-import { mmCreate, doMmap, doMunmap, doMadvise, doMprotect, doFork, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked, zapPageRange } from '../../../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, doMadvise, doMprotect, dupMm, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte, zapPageRange } from '../../../mm/memory';
 import { migrateRange } from '../../../mm/migrate';
-import { memoryBlockStore } from '../../../mm/memory_hotplug';
+import { stateStore } from '../../../mm/memory_hotplug';
 import { Memmap, MNG_NR_SUBS, MN_STRIDE, MNG_SLOTS, MMU_NOTIFIER_SUBS_MAX, MM_USERS } from '../../../mm/memmap';
 import { mmBase, vaPages } from '../../../mm/mm_types';
 import { EAGAIN, EINVAL, ENOMEM, EOVERFLOW } from '../../../mm/errno';
@@ -57,23 +57,23 @@ class Recorder {
 
 function pfnAt(m: Memmap, mm: number, vpn: number): number {
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   return !t ? -1 : t.migrating ? -2 : t.pfn;
 }
 
 function lookupLockedHuge(m: Memmap, mm: number, vpn: number): boolean {
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   return !!t && t.huge;
 }
 
 function setup(cmd = CMD, n = 8): { m: Memmap; mm: number; v: number } {
   const m = boot(cmd, MINI);
-  const mm = mmCreate(m);
+  const mm = bprmMmInit(m);
   const v = doMmap(m, mm, { nrPages: n, prot: RW });
-  for (let i = 0; i < n; i++) userAccess(m, mm, v + i, true, 100 + i);
+  for (let i = 0; i < n; i++) putUser(m, mm, v + i, 100 + i);
   return { m, mm, v };
 }
 
@@ -84,7 +84,7 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     expect(r.insert(v, 0)).toBe(-EOVERFLOW); // length == 0
     expect(r.insert(-1, 4)).toBe(-EOVERFLOW); // wraps
     expect(r.insert(0x7fffffff, 4)).toBe(-EOVERFLOW);
-    const dead = mmCreate(m);
+    const dead = bprmMmInit(m);
     m.mms[mmBase(dead) + MM_USERS] = 0;
     expect(mmuIntervalNotifierInsert(new MmuIntervalNotifier(r.sub.ops), m, dead, v, 4)).toBe(-EINVAL);
     expect(warnings).toContain('mmu_interval_notifier_insert on an mm without users');
@@ -164,7 +164,7 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     expect(r.events()).toEqual([`release 0+${vaPages(m)}`, `unmap ${v}+8`]);
     expect(mmuIntervalNotifierMmAlive(r.sub)).toBe(false); // umem->owning_mm has no users left
     // the slot is reused by a new process: it starts without notifiers, and its first insert drops the dead table
-    const mm2 = mmCreate(m);
+    const mm2 = bprmMmInit(m);
     expect(mm2).toBe(mm);
     expect(mmHasNotifiers(m, mm2)).toBe(false);
     const w = doMmap(m, mm2, { nrPages: 8, prot: RW });
@@ -183,25 +183,25 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     const { m, mm, v } = setup();
     const r = new Recorder(m, mm);
     expect(r.insert(v, 8)).toBe(0);
-    const child = doFork(m, mm);
+    const child = dupMm(m, mm);
     expect(child).toBeGreaterThanOrEqual(0);
     expect(r.events()).toEqual([`protection_page ${v}+8`]);
     r.watch = v + 5;
     const old = pfnAt(m, mm, v + 5);
-    expect(userAccess(m, mm, v + 5, true, 55)).toBe(55);
+    expect(putUser(m, mm, v + 5, 55)).toBe(55);
     expect(r.events()).toEqual([`protection_page ${v}+8`, `clear ${v + 5}+1`]);
     expect(r.seenPfn).toEqual([old]);
     expect(pfnAt(m, mm, v + 5)).not.toBe(old);
-    expect(userAccess(m, child, v + 5, false)).toBe(105);
+    expect(getUser(m, child, v + 5)).toBe(105);
     // the child's COW break is the child's mm: no callback here
-    expect(userAccess(m, child, v + 6, true, 66)).toBe(66);
+    expect(putUser(m, child, v + 6, 66)).toBe(66);
     expect(r.calls).toHaveLength(2);
     // a shared mapping is not write-protected by fork
     const sh = doMmap(m, mm, { nrPages: 2, prot: RW, shared: true });
-    userAccess(m, mm, sh, true, 1);
+    putUser(m, mm, sh, 1);
     const r2 = new Recorder(m, mm);
     expect(r2.insert(sh, 2)).toBe(0);
-    doFork(m, mm);
+    dupMm(m, mm);
     expect(r2.calls).toEqual([]);
   });
 
@@ -224,7 +224,7 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     expect(r.events().sort()).toEqual([`clear ${v + 2}+1`, `clear ${v + 3}+1`].sort());
     expect(r.seenPfn).toContain(old); // the old page was still mapped when the device was told
     expect(pfnAt(m, mm, v + 2)).not.toBe(old);
-    expect(userAccess(m, mm, v + 2, false)).toBe(102);
+    expect(getUser(m, mm, v + 2)).toBe(102);
   });
 
   it('offlining a block migrates its pages: each mapped page of the subscriber is invalidated first', () => {
@@ -232,16 +232,16 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     const r = new Recorder(m, mm);
     expect(r.insert(v, 4)).toBe(0);
     const blocks = new Set([0, 1, 2, 3].map((i) => Math.floor(pfnAt(m, mm, v + i) / m.blockPages)));
-    for (const b of blocks) expect(memoryBlockStore(m, b, 'offline')).toBe(0);
+    for (const b of blocks) expect(stateStore(m, b, 'offline')).toBe(0);
     expect(r.events().sort()).toEqual([0, 1, 2, 3].map((i) => `clear ${v + i}+1`).sort());
-    for (let i = 0; i < 4; i++) expect(userAccess(m, mm, v + i, false)).toBe(100 + i);
+    for (let i = 0; i < 4; i++) expect(getUser(m, mm, v + i)).toBe(100 + i);
   });
 
   it('THP: splitting the PMD (__split_huge_pmd) invalidates the whole PMD, nested in a partial zap or before a VMA split', () => {
     const m = boot(`${CMD} transparent_hugepage=always`, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW });
-    userAccess(m, mm, v, true, 1); // one PMD-sized folio
+    putUser(m, mm, v, 1); // one PMD-sized folio
     expect(lookupLockedHuge(m, mm, v)).toBe(true);
     const r = new Recorder(m, mm);
     expect(r.insert(v, 8)).toBe(0);
@@ -249,7 +249,7 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     expect(r.events()).toEqual([`clear ${v + 2}+3`, `clear ${v}+8`]);
     expect(r.calls[1]!.curSeq).toBe(r.calls[0]!.curSeq); // nested in the same write side
     const w = doMmap(m, mm, { nrPages: 8, prot: RW });
-    userAccess(m, mm, w, true, 1);
+    putUser(m, mm, w, 1);
     const r2 = new Recorder(m, mm);
     expect(r2.insert(w, 8)).toBe(0);
     expect(doMunmap(m, mm, w + 2, 3)).toBe(0); // __split_vma() splits the PMD first, then unmap_vmas()
@@ -258,16 +258,16 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
 
   it('hugetlb: a write to a private hugetlb page shared with a child copies it (hugetlb_wp: CLEAR of the huge page)', () => {
     const m = boot(`${CMD} hugepages=4`, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW, hugetlb: true });
-    userAccess(m, mm, v, true, 7);
+    putUser(m, mm, v, 7);
     const r = new Recorder(m, mm);
     expect(r.insert(v, 8)).toBe(0);
-    const child = doFork(m, mm);
+    const child = dupMm(m, mm);
     expect(child).toBeGreaterThanOrEqual(0);
-    expect(userAccess(m, mm, v + 3, true, 9)).toBe(9);
+    expect(putUser(m, mm, v + 3, 9)).toBe(9);
     expect(r.events()).toEqual([`protection_page ${v}+8`, `clear ${v}+8`]);
-    expect(userAccess(m, child, v, false)).toBe(7);
+    expect(getUser(m, child, v)).toBe(7);
   });
 
   it('non-blockable ranges: a refusing subscriber gives -EAGAIN and nothing stays open; a blockable refusal only warns', () => {
@@ -339,29 +339,29 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     try {
       const run = (mm: number): void => {
         const v = doMmap(m, mm, { nrPages: 8, prot: RW });
-        for (let i = 0; i < 8; i++) userAccess(m, mm, v + i, true, i);
-        const child = doFork(m, mm);
-        userAccess(m, mm, v, true, 1);
+        for (let i = 0; i < 8; i++) putUser(m, mm, v + i, i);
+        const child = dupMm(m, mm);
+        putUser(m, mm, v, 1);
         expect(doMprotect(m, mm, v, 2, PROT_READ)).toBe(0);
         expect(migrateRange(m, mm, v, 8, 'kernel').migrated).toBeGreaterThan(0);
         expect(doMadvise(m, mm, v + 2, 2, MADV_DONTNEED)).toBe(0);
         expect(doMunmap(m, mm, v + 4, 2)).toBe(0);
         exitMmap(m, child);
       };
-      const mm = mmCreate(m);
+      const mm = bprmMmInit(m);
       run(mm);
       expect(mmuNotifierInvalidateRangeStart(m, mm, 0, 8, MMU_NOTIFY_CLEAR)).toBeNull();
       exitMmap(m, mm);
       // the whole notifier region is untouched
       expect(m.mmuNotifiers.every((x) => x === 0)).toBe(true);
       // a subscriber on mm A: work on mm B neither delivers nor touches B's table
-      const a = mmCreate(m);
+      const a = bprmMmInit(m);
       const va = doMmap(m, a, { nrPages: 2, prot: RW });
       setMmuNotifierDeliver(prev);
       const r = new Recorder(m, a);
       expect(r.insert(va, 2)).toBe(0);
       setMmuNotifierDeliver(() => { throw new Error('delivered to the wrong mm'); });
-      const b = mmCreate(m);
+      const b = bprmMmInit(m);
       run(b);
       const tb = MNG_SLOTS + b * MN_STRIDE;
       expect([...m.mmuNotifiers.subarray(tb, tb + MN_STRIDE)].every((x) => x === 0)).toBe(true);

@@ -1,7 +1,7 @@
 import { boot, zone } from '../../helpers';
-import { mmCreate, doMmap, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
-import { memoryBlockStore, offlinePages, OfflineReport, stateShow, registerMemoryNotifier, OFFLINE_PASSES_MAX } from '../../../mm/memory_hotplug';
+import { bprmMmInit, doMmap, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
+import { stateStore, offlinePages, OfflineReport, stateShow, registerMemoryNotifier, OFFLINE_PASSES_MAX } from '../../../mm/memory_hotplug';
 import { Memmap, MEM_GOING_OFFLINE, PG_hugetlb } from '../../../mm/memmap';
 import { EINTR, EINVAL, EBUSY } from '../../../mm/errno';
 import { folioGet, folioPut, lruAddDrainAll } from '../../../mm/swap';
@@ -27,9 +27,9 @@ function sound(m: Memmap): void {
 /** A process with n written pages, all in ZONE_MOVABLE's last block (block 7 of the mini machine). */
 function filled(cmd = CMD, n = 20): { m: Memmap; mm: number; v: number } {
   const m = boot(cmd, MINI);
-  const mm = mmCreate(m);
+  const mm = bprmMmInit(m);
   const v = doMmap(m, mm, { nrPages: n, prot: RW });
-  for (let i = 0; i < n; i++) userAccess(m, mm, v + i, true, 7000 + i);
+  for (let i = 0; i < n; i++) putUser(m, mm, v + i, 7000 + i);
   return { m, mm, v };
 }
 
@@ -42,10 +42,10 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
     const { m, mm, v } = filled();
     const b = blockOf(m, pfnOf(m, mm, v));
     const r = report();
-    expect(memoryBlockStore(m, b, 'offline', { report: r })).toBe(0);
+    expect(stateStore(m, b, 'offline', { report: r })).toBe(0);
     expect(stateShow(m, b)).toBe('offline');
     for (let i = 0; i < 20; i++) {
-      expect(userAccess(m, mm, v + i, false)).toBe(7000 + i);
+      expect(getUser(m, mm, v + i)).toBe(7000 + i);
       expect(blockOf(m, pfnOf(m, mm, v + i))).not.toBe(b);
     }
     expect(zone(m, 'Movable').managed).toBe(96);
@@ -58,15 +58,15 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
     folioGet(m, p);
     const b = blockOf(m, p);
     const r = report();
-    expect(memoryBlockStore(m, b, 'offline', { report: r, passesMax: 25 })).toBe(-EINTR);
+    expect(stateStore(m, b, 'offline', { report: r, passesMax: 25 })).toBe(-EINTR);
     expect(r.passes).toBe(25);
     expect(r.reason).toMatch(/signal backoff/);
     expect(r.failures).toEqual([{ pfn: p, rc: -11, why: expect.stringMatching(/extra references/) }]);
     expect(stateShow(m, b)).toBe('online');
-    for (let i = 0; i < 20; i++) expect(userAccess(m, mm, v + i, false)).toBe(7000 + i);
+    for (let i = 0; i < 20; i++) expect(getUser(m, mm, v + i)).toBe(7000 + i);
     sound(m);
     folioPut(m, p);
-    expect(memoryBlockStore(m, b, 'offline')).toBe(0);
+    expect(stateStore(m, b, 'offline')).toBe(0);
     sound(m);
   });
 
@@ -77,7 +77,7 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
     const prev = setCurrent({ ...current(), sigpending: true });
     try {
       const r = report();
-      expect(memoryBlockStore(m, blockOf(m, p), 'offline', { report: r })).toBe(-EINTR);
+      expect(stateStore(m, blockOf(m, p), 'offline', { report: r })).toBe(-EINTR);
       expect(r.reason).toBe('signal backoff');
     } finally {
       setCurrent(prev);
@@ -88,11 +88,11 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
 
   it('refuses holes (-EINVAL), a block spanning zones (-EINVAL), unmovable kernel pages (-EBUSY)', () => {
     const m = boot('mem=1G movablecore=512M');
-    expect(memoryBlockStore(m, 0, 'offline')).toBe(-EINVAL); // DMA + DMA32: mem->zone == NULL
-    expect(memoryBlockStore(m, 1, 'offline')).toBe(0); // free DMA32 memory: fine
+    expect(stateStore(m, 0, 'offline')).toBe(-EINVAL); // DMA + DMA32: mem->zone == NULL
+    expect(stateStore(m, 1, 'offline')).toBe(0); // free DMA32 memory: fine
     const kernelPage = allocPages(m, GFP_KERNEL, 0);
     const r = report();
-    expect(memoryBlockStore(m, Math.floor(kernelPage / m.blockPages), 'offline', { report: r })).toBe(-EBUSY);
+    expect(stateStore(m, Math.floor(kernelPage / m.blockPages), 'offline', { report: r })).toBe(-EBUSY);
     expect(r.reason).toBe('failure to isolate range');
     expect(r.pfn).toBe(kernelPage);
     freePages(m, kernelPage, 0);
@@ -108,7 +108,7 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
     const off = registerMemoryNotifier((_m, action) => (action === MEM_GOING_OFFLINE ? -EBUSY : 0));
     try {
       const r = report();
-      expect(memoryBlockStore(m, 6, 'offline', { report: r })).toBe(-EBUSY);
+      expect(stateStore(m, 6, 'offline', { report: r })).toBe(-EBUSY);
       expect(r.reason).toBe('notifier failure');
     } finally {
       off();
@@ -118,14 +118,14 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
 
   it('free hugetlb folios are dissolved; in-use ones migrate', () => {
     const m = boot(`${CMD} hugepages=6`, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW, hugetlb: true });
-    userAccess(m, mm, v, true, 42);
+    putUser(m, mm, v, 42);
     const p = pfnOf(m, mm, v);
     expect(m.flags[p]! & PG_hugetlb).toBeTruthy();
     const b = blockOf(m, p);
-    expect(memoryBlockStore(m, b, 'offline')).toBe(0);
-    expect(userAccess(m, mm, v, false)).toBe(42);
+    expect(stateStore(m, b, 'offline')).toBe(0);
+    expect(getUser(m, mm, v)).toBe(42);
     expect(blockOf(m, pfnOf(m, mm, v))).not.toBe(b);
     exitMmap(m, mm);
     sound(m);
@@ -133,12 +133,12 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
 
   it('an in-use hugetlb folio migrates to a temporary folio when the pool has none free elsewhere', () => {
     const m = boot(`${CMD} hugepages=1`, MINI);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW, hugetlb: true });
-    userAccess(m, mm, v, true, 77);
+    putUser(m, mm, v, 77);
     const p = pfnOf(m, mm, v);
-    expect(memoryBlockStore(m, blockOf(m, p), 'offline')).toBe(0);
-    expect(userAccess(m, mm, v, false)).toBe(77);
+    expect(stateStore(m, blockOf(m, p), 'offline')).toBe(0);
+    expect(getUser(m, mm, v)).toBe(77);
     expect(m.flags[pfnOf(m, mm, v)]! & PG_hugetlb).toBeTruthy();
     exitMmap(m, mm);
     sound(m);
@@ -149,8 +149,8 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
     const before = checkAllocator(m).census;
     for (let i = 0; i < 20; i++) {
       const b = 4 + (i % 4);
-      const rc = memoryBlockStore(m, b, 'offline');
-      if (rc === 0) expect(memoryBlockStore(m, b, 'online_movable')).toBe(0);
+      const rc = stateStore(m, b, 'offline');
+      if (rc === 0) expect(stateStore(m, b, 'online_movable')).toBe(0);
     }
     exitMmap(m, mm);
     sound(m);

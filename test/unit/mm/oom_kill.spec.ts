@@ -3,8 +3,8 @@
 // the victim's memory goes when it exits. The user agent's children survive the OOM killer reaping
 // one of them and a later fork reusing its mm slot.
 import { boot } from '../../helpers';
-import { mmCreate, doMmap, doFork, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { userAccess } from '../../../mm/memory';
+import { bprmMmInit, doMmap, dupMm, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { putUser } from '../../../mm/memory';
 import { allocPages, NO_PAGE } from '../../../mm/page_alloc';
 import { GFP_KERNEL, __GFP_NORETRY } from '../../../mm/gfp';
 import { oomVictimExit, outOfMemory, MMF_OOM_VICTIM } from '../../../mm/oom_kill';
@@ -23,9 +23,9 @@ const kills = () => current().oomKills; // the kernel log of the running task's 
 
 /** A process with n written pages. */
 function proc(m: Memmap, n: number): number {
-  const mm = mmCreate(m);
+  const mm = bprmMmInit(m);
   const v = doMmap(m, mm, { nrPages: n, prot: RW });
-  for (let i = 0; i < n; i++) expect(userAccess(m, mm, v + i, true, i)).toBe(i);
+  for (let i = 0; i < n; i++) expect(putUser(m, mm, v + i, i)).toBe(i);
   return mm;
 }
 
@@ -86,7 +86,7 @@ describe('the user agent and the OOM killer', () => {
     // the OOM killer takes the child from another CPU and reaps it: the slot is free again
     m.mms[mmBase(child) + MM_FLAGS]! |= MMF_OOM_VICTIM;
     expect(oomVictimExit(m, child)).toBe(true);
-    const other = doFork(m, parent); // someone else's fork takes the slot
+    const other = dupMm(m, parent); // someone else's fork takes the slot
     expect(other).toBe(child);
     const pid = m.mms[mmBase(other) + MM_PID];
     expect(user.step({ op: 'exit_child' }).detail).toMatch(/already reaped/);

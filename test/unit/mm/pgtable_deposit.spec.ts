@@ -4,8 +4,8 @@
 // (zap_deposited_table). "Out of kernel memory" below is every ZONE_NORMAL frame down to the min
 // watermark taken with __GFP_NORETRY (no OOM kill), held by the test, not by any process.
 import { boot, usedFrames } from '../../helpers';
-import { mmCreate, doMmap, doMunmap, doMadvise, doFork, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
-import { userAccess, ptlLock, ptlUnlock, lookupLocked } from '../../../mm/memory';
+import { bprmMmInit, doMmap, doMunmap, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
+import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
 import { Memmap, MM_PGTABLES, MM_USERS, H_PTE_FREE, PG_hugetlb } from '../../../mm/memmap';
 import { mmBase, pmdIsHuge, PFN_MASK, PTE_PRESENT, pgtableDepositedCount } from '../../../mm/mm_types';
 import { ENOMEM, EFAULT } from '../../../mm/errno';
@@ -60,7 +60,7 @@ function expectOneDepositPerThpPmd(m: Memmap, mm: number): void {
 
 function at(m: Memmap, mm: number, vpn: number): { pfn: number; huge: boolean } | null {
   ptlLock(m, mm);
-  const t = lookupLocked(m, mm, vpn);
+  const t = followPte(m, mm, vpn);
   ptlUnlock(m, mm);
   return t ? { pfn: t.pfn, huge: t.huge } : null;
 }
@@ -69,12 +69,12 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
   it('a THP fault with no frame for its page table fails VM_FAULT_OOM and gives the THP back (__do_huge_pmd_anonymous_page)', () => {
     const m = boot(CMD, 'mini');
     const base = usedFrames(m);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW });
     const held = exhaustKernelMemory(m);
     const before = vmstatSnapshot(m);
     // v6.12 returns VM_FAULT_OOM here, not VM_FAULT_FALLBACK: the order-0 path would need a table too
-    expect(userAccess(m, mm, v + 3, true, 5)).toBe(-EFAULT);
+    expect(putUser(m, mm, v + 3, 5)).toBe(-EFAULT);
     const after = vmstatSnapshot(m);
     expect(after.thp_fault_alloc).toBe(before.thp_fault_alloc);
     expect(after.thp_fault_fallback).toBe(before.thp_fault_fallback);
@@ -84,7 +84,7 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     held.release();
     expect(usedFrames(m)).toBe(base); // the THP went back to the buddy
     // with memory for the table the same fault maps the THP and deposits the table
-    expect(userAccess(m, mm, v + 3, true, 5)).toBe(5);
+    expect(putUser(m, mm, v + 3, 5)).toBe(5);
     expect(at(m, mm, v)!.huge).toBe(true);
     expect(nrPtes(m, mm)).toBe(1);
     expectOneDepositPerThpPmd(m, mm);
@@ -96,11 +96,11 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
   it('splits at the min watermark succeed with nr_ptes unchanged: munmap of part, COW after fork, split_folio', () => {
     const m = boot(CMD, 'mini');
     const base = usedFrames(m);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 24, prot: RW });
-    for (let i = 0; i < 24; i++) expect(userAccess(m, mm, v + i, true, 100 + i)).toBe(100 + i);
+    for (let i = 0; i < 24; i++) expect(putUser(m, mm, v + i, 100 + i)).toBe(100 + i);
     for (const o of [0, 8, 16]) expect(at(m, mm, v + o)!.huge).toBe(true);
-    const child = doFork(m, mm);
+    const child = dupMm(m, mm);
     expect(child).toBeGreaterThanOrEqual(0);
     expect([nrPtes(m, mm), nrPtes(m, child)]).toEqual([3, 3]);
     expectOneDepositPerThpPmd(m, mm);
@@ -110,13 +110,13 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     // munmap of part of a THP: __split_huge_pmd() into the deposited table
     expect(doMunmap(m, mm, v + 2, 3)).toBe(0);
     expect(nrPtes(m, mm)).toBe(3);
-    expect(userAccess(m, mm, v + 2, false)).toBe(-EFAULT);
-    expect(userAccess(m, mm, v + 6, false)).toBe(106);
+    expect(getUser(m, mm, v + 2)).toBe(-EFAULT);
+    expect(getUser(m, mm, v + 6)).toBe(106);
     // a write to a PMD shared since fork: do_huge_pmd_wp_page() splits, then the COW copy is movable memory
-    expect(userAccess(m, child, v + 9, true, 7)).toBe(7);
+    expect(putUser(m, child, v + 9, 7)).toBe(7);
     expect(at(m, child, v + 9)!.huge).toBe(false);
     expect(nrPtes(m, child)).toBe(3);
-    expect(userAccess(m, mm, v + 9, false)).toBe(109);
+    expect(getUser(m, mm, v + 9)).toBe(109);
     // split_folio() of a THP the parent and the child map with PMDs: every PMD split, none fails
     const head = at(m, mm, v + 16)!.pfn;
     expect(folioOrder(m, head)).toBe(m.pmdOrder);
@@ -129,7 +129,7 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     for (const p of [mm, child]) {
       expectOneDepositPerThpPmd(m, p);
       expect(pgtableDepositedCount(m, p)).toBe(1); // each still maps one THP with a PMD
-      expect(userAccess(m, p, v + 20, false)).toBe(120);
+      expect(getUser(m, p, v + 20)).toBe(120);
     }
     expect(current().oomKills).toEqual([]); // no split asked for memory
     held.release();
@@ -142,23 +142,23 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     const m = boot(CMD, 'mini');
     const base = usedFrames(m);
     const pool = ptePoolFree(m);
-    const mm = mmCreate(m);
+    const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW });
-    for (let i = 0; i < 8; i++) userAccess(m, mm, v + i, true, 200 + i);
+    for (let i = 0; i < 8; i++) putUser(m, mm, v + i, 200 + i);
     const pmd = pmdOf(m, mm, v);
     expect(pmdIsHuge(pmd) && (pmd & PTE_PRESENT) !== 0).toBe(true);
     const head = pmd & PFN_MASK;
     const refs = m.refcount[head];
     const held = exhaustKernelMemory(m);
     const usersBefore = Array.from({ length: m.maxMms }, (_, k) => m.mms[mmBase(k) + MM_USERS]);
-    expect(doFork(m, mm)).toBe(-ENOMEM);
+    expect(dupMm(m, mm)).toBe(-ENOMEM);
     expect(Array.from({ length: m.maxMms }, (_, k) => m.mms[mmBase(k) + MM_USERS])).toEqual(usersBefore); // the child's mm is gone
     expect(pmdOf(m, mm, v)).toBe(pmd); // the parent's PMD untouched (still writable)
     expect(m.refcount[head]).toBe(refs);
     expect(ptePoolFree(m)).toBe(pool - 1); // only the parent's deposited table is in use
     expect(nrPtes(m, mm)).toBe(1);
     expectOneDepositPerThpPmd(m, mm);
-    expect(userAccess(m, mm, v + 4, true, 9)).toBe(9);
+    expect(putUser(m, mm, v + 4, 9)).toBe(9);
     held.release();
     exitMmap(m, mm);
     expect(ptePoolFree(m)).toBe(pool);
@@ -169,15 +169,15 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     const m = boot(CMD, 'mini');
     const base = usedFrames(m);
     const pool = ptePoolFree(m);
-    const a = mmCreate(m);
+    const a = bprmMmInit(m);
     const v = doMmap(m, a, { nrPages: 32, prot: RW });
-    for (let i = 0; i < 32; i++) userAccess(m, a, v + i, true, i);
+    for (let i = 0; i < 32; i++) putUser(m, a, v + i, i);
     const h = doMmap(m, a, { nrPages: 8, prot: RW, hugetlb: true });
-    expect(userAccess(m, a, h, true, 77)).toBe(77);
+    expect(putUser(m, a, h, 77)).toBe(77);
     expect(pgtableDepositedCount(m, a)).toBe(4); // four THPs; the hugetlb PMD has no table
     expect(nrPtes(m, a)).toBe(4);
     expectOneDepositPerThpPmd(m, a);
-    const b = doFork(m, a);
+    const b = dupMm(m, a);
     expectOneDepositPerThpPmd(m, b);
     expect(ptePoolFree(m)).toBe(pool - 8);
     // migration of a PMD-mapped THP to a new THP: the PMD (migration entry, then the new folio) keeps its table
