@@ -1042,7 +1042,15 @@ int main(int argc, char **argv)
 			for (char *c = strtok(ac > 1 ? av[1] : "", ","); c && ncounters < MAXC; c = strtok(NULL, ","))
 				snprintf(cname[ncounters++], sizeof(cname[0]), "%s", c);
 			read_counters(cbase);
-			jraw("{\"hello\":\"pinlab-probe\",\"release\":");
+			char up[64] = "0";
+			read_file("/proc/uptime", up, sizeof(up));
+			jraw("{\"hello\":\"pinlab-probe\",\"uptime_ms\":%ld,\"counters\":[", (long)(atof(up) * 1000));
+			for (int i = 0, first = 1; i < ncounters; i++)
+				if (cbase[i] >= 0) {
+					jraw("%s\"%s\"", first ? "" : ",", cname[i]);
+					first = 0;
+				}
+			jraw("],\"release\":");
 			jstr(u.release);
 			jraw(",\"page_size\":%ld,\"thp\":", page_size);
 			char thp[128] = "";
@@ -1051,6 +1059,7 @@ int main(int argc, char **argv)
 			jstr(thp);
 			jraw(",");
 			json_zones();
+			jraw("}");
 			jflush();
 			continue;
 		}
