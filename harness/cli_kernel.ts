@@ -100,10 +100,10 @@ export async function cmdKernel(argv: string[], io: Io): Promise<number> {
       const modelLines: string[] = [];
       if (values.diff) {
         model = runScenario(j.file, loadScenario(j.file), (l) => modelLines.push(l), run.variant);
-        diff = diffRuns(model, modelLines, run);
+        diff = diffRuns(model, modelLines, run, j.compiled.steps.some((s) => s.hold));
         ok &&= diff.same;
       } else ok &&= run.ok;
-      if (values.json) { docs.push(values.diff ? { ...run, model, diff } : run); continue; }
+      if (values.json) { docs.push(values.diff ? { ...run, model, diff: diff && { ...diff, notCompared: Object.fromEntries(diff.notCompared) } } : run); continue; }
       io.out(`# ${j.file} [${j.kernel}: ${run.release}, model ${run.variant}]: ${loadScenario(j.file).machine.cmdline}\n`);
       io.out(`# guest: qemu -M ${j.compiled.machine.machineType} -m ${j.compiled.machine.memMiB}M (TCG), cmdline: ${run.cmdline}\n`);
       for (const w of run.warnings) io.out(`# warning: ${w}\n`);

@@ -17,8 +17,8 @@ function zonesFact(s: string): string {
   return s.split(', ').filter(Boolean).sort((a, b) => order.indexOf(a.split(' ')[0]!) - order.indexOf(b.split(' ')[0]!)).join(', ');
 }
 
-/** The facts of one step's detail text (both sides print the model's format). */
-export function stepFacts(op: string, result: string, detail: string, killed: string[]): Facts {
+/** The facts of one step's detail text (both sides print the model's format); skip: counters not compared. */
+export function stepFacts(op: string, result: string, detail: string, killed: string[], skip: Map<string, string> = new Map()): Facts {
   const f: Facts = { result };
   if (killed.length) f.killed = [...killed].sort().join(', ');
   const res = /(\d+) pages present(?: \(([^)]*)\))?(?:, (\d+) zero-page)?/.exec(detail);
@@ -34,7 +34,9 @@ export function stepFacts(op: string, result: string, detail: string, killed: st
     f['THP split'] = /(\d+) THP split/.exec(detail)?.[1] ?? '0';
   }
   if (op === 'unpin') f.unpinned = /(\d+) pages unpinned/.exec(detail)?.[1] ?? detail;
-  if (op === 'vmstat') for (const mt of detail.matchAll(/([a-z_]+) (-?\d+|n\/a)/g)) f[mt[1]!] = mt[2]!;
+  if (op === 'vmstat') {
+    for (const mt of detail.matchAll(/([a-z_]+) (-?\d+|n\/a)/g)) if (COMPARED_COUNTERS.includes(mt[1]!) && !skip.has(mt[1]!)) f[mt[1]!] = mt[2]!;
+  }
   if (op === 'zones') f.zones = [...detail.matchAll(/(\w+): free/g)].map((m) => m[1]).join(', ');
   if (killed.length && f.killed && result !== 'panic') f.result = 'killed';
   return f;
@@ -54,6 +56,8 @@ export interface RunDiff {
   steps: StepDiff[];
   blocks: { block: string; model: string; kernel: string }[];
   counters: { name: string; model: number | null; kernel: number | null; compared: boolean }[];
+  /** counters left out of the comparison in this run, and why */
+  notCompared: Map<string, string>;
   agree: number;
   total: number;
   same: boolean;
@@ -72,16 +76,30 @@ export function modelKills(lines: string[]): Map<number, string[]> {
   return m;
 }
 
-export function diffRuns(model: ScenarioRun, modelLines: string[], kernel: KernelRun): RunDiff {
+/**
+ * Counters a run's own steps make incomparable: offline retries by passes in the model and by time on the
+ * kernel (pgmigrate_fail counts every retry); a short-term hold is FOLL_PIN in the model, a page reference
+ * (vmsplice) on the kernel.
+ */
+export function incomparable(model: ScenarioRun, kernel: KernelRun, holds: boolean): Map<string, string> {
+  const m = new Map<string, string>();
+  const retried = [...model.results, ...kernel.results].some((r) => r.op === 'offline' && r.result === '-EINTR');
+  if (retried) for (const c of ['pgmigrate_fail', 'thp_migration_fail']) m.set(c, 'an offline retried until -EINTR: the model counts passes, the kernel time');
+  if (holds) for (const c of ['nr_foll_pin_acquired', 'nr_foll_pin_released']) m.set(c, 'a short-term pin (longterm: false) is FOLL_PIN in the model, a vmsplice page reference on the kernel');
+  return m;
+}
+
+export function diffRuns(model: ScenarioRun, modelLines: string[], kernel: KernelRun, holds = false): RunDiff {
   const kills = modelKills(modelLines);
+  const skip = incomparable(model, kernel, holds);
   const n = Math.max(model.results.length, kernel.results.length);
   const steps: StepDiff[] = [];
   let agree = 0;
   for (let i = 0; i < n; i++) {
     const m = model.results[i];
     const k = kernel.results[i];
-    const mf = m ? stepFacts(m.op, m.result, m.detail, kills.get(m.step) ?? []) : undefined;
-    const kf = k ? stepFacts(k.op, k.result, k.detail, k.killed) : undefined;
+    const mf = m ? stepFacts(m.op, m.result, m.detail, kills.get(m.step) ?? [], skip) : undefined;
+    const kf = k ? stepFacts(k.op, k.result, k.detail, k.killed, skip) : undefined;
     const differs: Record<string, [string, string]> = {};
     if (!mf || !kf) differs.ran = [mf ? 'ran' : 'did not run', kf ? 'ran' : 'did not run'];
     else for (const key of new Set([...Object.keys(mf), ...Object.keys(kf)])) {
@@ -104,10 +122,10 @@ export function diffRuns(model: ScenarioRun, modelLines: string[], kernel: Kerne
   const mv = model.vmstat as Record<string, number>;
   for (const name of Object.keys(mv)) {
     const kv = kernel.vmstat[name];
-    counters.push({ name, model: mv[name] ?? null, kernel: kv ?? null, compared: COMPARED_COUNTERS.includes(name) && kv !== undefined && !kernel.panic && !model.panic });
+    counters.push({ name, model: mv[name] ?? null, kernel: kv ?? null, compared: COMPARED_COUNTERS.includes(name) && !skip.has(name) && kv !== undefined && !kernel.panic && !model.panic });
   }
   const counterDiffs = counters.filter((c) => c.compared && c.model !== c.kernel).length;
-  return { steps, blocks, counters, agree, total: n, same: agree === n && !blocks.length && !counterDiffs && !kernel.error };
+  return { steps, blocks, counters, notCompared: skip, agree, total: n, same: agree === n && !blocks.length && !counterDiffs && !kernel.error };
 }
 
 /** The diff as text: '=' a step whose facts agree, '!' one whose facts differ, each difference named. */
@@ -126,6 +144,7 @@ export function formatDiff(d: RunDiff): string[] {
   const cdiff = cd.filter((c) => c.model !== c.kernel);
   out.push(`${cdiff.length ? '!' : '='} counters at the end: ${cd.map((c) => `${c.name} ${c.model === c.kernel ? c.model : `model ${c.model} kernel ${c.kernel}`}`).join('; ')}`);
   for (const c of cdiff) out.push(`      DIFF ${c.name}: model ${c.model}, kernel ${c.kernel}`);
+  for (const [c, why] of d.notCompared) out.push(`  not compared: ${c} (${why})`);
   out.push(`# ${d.same ? 'same' : 'DIFFERENT'}: ${d.agree}/${d.total} steps agree${d.blocks.length ? `, ${d.blocks.length} memory blocks differ` : ''}${cdiff.length ? `, ${cdiff.length} counters differ` : ''}`);
   return out;
 }

@@ -479,10 +479,19 @@ static long w_hold(int h, unsigned long addr, unsigned long len)
 	if (pipe(hold_pipe[h]))
 		return -errno;
 	fcntl(hold_pipe[h][1], F_SETPIPE_SZ, (int)(len < 4096 ? 4096 : len));
-	struct iovec iov = { (void *)addr, len };
-	ssize_t r = vmsplice(hold_pipe[h][1], &iov, 1, SPLICE_F_NONBLOCK);
-	if (r < 0) {
-		int e = errno;
+	ssize_t r = 0;
+	while ((unsigned long)r < len) { /* vmsplice_to_pipe() may take part of the range per call */
+		struct iovec iov = { (void *)(addr + r), len - r };
+		ssize_t k = vmsplice(hold_pipe[h][1], &iov, 1, SPLICE_F_NONBLOCK);
+		if (k <= 0) {
+			if (!r)
+				r = k < 0 ? -1 : 0;
+			break;
+		}
+		r += k;
+	}
+	if (r <= 0) {
+		int e = r < 0 ? errno : EAGAIN;
 		close(hold_pipe[h][0]);
 		close(hold_pipe[h][1]);
 		hold_pipe[h][0] = hold_pipe[h][1] = 0;
