@@ -2,7 +2,7 @@
 // report as `pinlab scenario`; --diff runs the model too and marks every difference. docs/real-kernel.md.
 import * as os from 'node:os';
 import { UsageError, parse, Io } from './cli';
-import { loadScenario, runScenario, ScenarioRun } from './scenario';
+import { loadScenario, runScenario, ScenarioRun, ScenarioError } from './scenario';
 import { compileScenario, kernelMachine, setOfflineTimeout, CompiledScenario } from './kernel_compile';
 import { prepare, checkKernelSpec, SetupError, DEBIAN_KERNELS, KernelImage } from './kernel_setup';
 import { runOnKernel, KernelRun, formatKernelStep, zonesLine, blocksLine } from './kernel_run';
@@ -98,16 +98,25 @@ export async function cmdKernel(argv: string[], io: Io): Promise<number> {
       let diff: RunDiff | undefined;
       let model: ScenarioRun | undefined;
       const modelLines: string[] = [];
+      let modelError: string | undefined;
       if (values.diff) {
-        model = runScenario(j.file, loadScenario(j.file), (l) => modelLines.push(l), run.variant);
-        diff = diffRuns(model, modelLines, run, j.compiled.steps.some((s) => s.hold));
-        ok &&= diff.same;
+        try {
+          model = runScenario(j.file, loadScenario(j.file), (l) => modelLines.push(l), run.variant);
+          diff = diffRuns(model, modelLines, run, j.compiled.steps.some((s) => s.hold));
+          ok &&= diff.same;
+        } catch (e) { // the model stopped at a step (say an unpin of a pin that failed under this variant)
+          if (!(e instanceof ScenarioError)) throw e;
+          modelError = e.message;
+          ok = false;
+        }
       } else ok &&= run.ok;
-      if (values.json) { docs.push(values.diff ? { ...run, model, diff: diff && { ...diff, notCompared: Object.fromEntries(diff.notCompared) } } : run); continue; }
+      if (values.json) { docs.push(values.diff ? { ...run, model, model_error: modelError, diff: diff && { ...diff, notCompared: Object.fromEntries(diff.notCompared) } } : run); continue; }
       io.out(`# ${j.file} [${j.kernel}: ${run.release}, model ${run.variant}]: ${loadScenario(j.file).machine.cmdline}\n`);
       io.out(`# guest: qemu -M ${j.compiled.machine.machineType} -m ${j.compiled.machine.memMiB}M (TCG), cmdline: ${run.cmdline}\n`);
       for (const w of run.warnings) io.out(`# warning: ${w}\n`);
+      if (modelError) io.out(`# model stopped: ${modelError}\n${modelLines.map((l) => `#   model ${l}\n`).join('')}`);
       if (diff) for (const l of formatDiff(diff)) io.out(l + '\n');
+      else if (modelError) for (let s = 0; s < run.results.length; s++) for (const l of formatKernelStep(run.results[s]!, run.variant, j.compiled.steps[s]!)) io.out(l + '\n');
       else for (let s = 0; s < run.results.length; s++) for (const l of formatKernelStep(run.results[s]!, run.variant, j.compiled.steps[s]!)) io.out(l + '\n');
       if (run.zones.length) io.out(`# zones: ${zonesLine(run.zones)}\n`);
       if (run.blocks.length) io.out(`# blocks: ${blocksLine(run.blocks)}\n`);

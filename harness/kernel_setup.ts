@@ -124,12 +124,16 @@ const DEBIAN: Record<string, RegExp> = {
 
 export const DEBIAN_KERNELS = Object.keys(DEBIAN).map((k) => `debian:${k}`);
 
-/** The model variant for a kernel release: the newest variant not newer than it. */
-export function variantForRelease(release: string): string {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  const v = m ? Number(m[1]) * 1000 + Number(m[2]) : 0;
+/**
+ * The model variant for a kernel version (the full version string: Debian's 6.1 releases are named 6.1.0-N but
+ * say "Debian 6.1.192-3" further on): the newest variant not newer than it; 6.1.13 and later have R10's fix.
+ */
+export function variantForRelease(version: string): string {
+  const up = /Debian (\d+)\.(\d+)\.(\d+)/.exec(version) ?? /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version);
+  const v = up ? Number(up[1]) * 1000 + Number(up[2]) : 0;
+  const sub = up?.[3] !== undefined ? Number(up[3]) : 0;
   if (v >= 6012) return 'v6.12';
-  if (v >= 6001) return 'v6.1';
+  if (v >= 6001) return sub >= 13 ? 'v6.1+-R10' : 'v6.1';
   if (v >= 5013) return 'v5.13';
   return 'v5.12';
 }
@@ -145,14 +149,19 @@ export function checkKernelSpec(spec: string): void {
 }
 
 /** The version string in a bzImage's setup header (boot protocol 2.00+: kernel_version at 0x20e). */
-export function bzImageRelease(file: string): string | undefined {
+export function bzImageVersion(file: string): string | undefined {
   let b: Buffer;
   try { b = fs.readFileSync(file); } catch { return undefined; }
   if (b.length < 0x300 || b.toString('latin1', 0x202, 0x206) !== 'HdrS') return undefined;
   const off = b.readUInt16LE(0x20e) + 0x200;
   if (off >= b.length) return undefined;
   const end = b.indexOf(0, off);
-  return b.toString('latin1', off, end < 0 ? off + 64 : end).split(' ')[0];
+  return b.toString('latin1', off, end < 0 ? off + 160 : Math.min(end, off + 160));
+}
+
+/** uname -r of a bzImage. */
+export function bzImageRelease(file: string): string | undefined {
+  return bzImageVersion(file)?.split(' ')[0];
 }
 
 function readConfig(file: string): Map<string, string> | undefined {
@@ -175,17 +184,18 @@ export function resolveKernel(spec: string, opts: { modules?: string; log: (s: s
     if (modulesDir && !fs.existsSync(modulesDir)) throw new SetupError(`--modules: no such directory '${modulesDir}'`);
     if (modulesDir && fs.existsSync(path.join(modulesDir, 'lib', 'modules', release))) modulesDir = path.join(modulesDir, 'lib', 'modules', release);
     const config = readConfig(path.join(path.dirname(spec), '..', '..', '..', '.config')) ?? readConfig(path.join(path.dirname(spec), 'config'));
-    return { spec, bzImage: path.resolve(spec), release, modulesDir, config, variant: variantForRelease(release) };
+    return { spec, bzImage: path.resolve(spec), release, modulesDir, config, variant: variantForRelease(bzImageVersion(spec) ?? release) };
   }
   const ver = spec.slice(7);
   const dir = path.join(cacheDir(), 'kernels', `debian-${ver}`);
   const stamp = path.join(dir, 'kernel.json');
   if (!fs.existsSync(stamp)) fetchDebian(ver, dir, opts.log);
   const k = JSON.parse(fs.readFileSync(stamp, 'utf8')) as { package: string; release: string };
+  const bzImage = path.join(dir, 'boot', `vmlinuz-${k.release}`);
   return {
-    spec, bzImage: path.join(dir, 'boot', `vmlinuz-${k.release}`), release: k.release,
+    spec, bzImage, release: k.release,
     modulesDir: path.join(dir, 'lib', 'modules', k.release), config: readConfig(path.join(dir, 'boot', `config-${k.release}`)),
-    variant: variantForRelease(k.release),
+    variant: variantForRelease(bzImageVersion(bzImage) ?? k.release),
   };
 }
 
