@@ -114,6 +114,7 @@ export async function cmdKernel(argv: string[], io: Io): Promise<number> {
       io.out(`# ${j.file} [${j.kernel}: ${run.release}, model ${run.variant}]: ${loadScenario(j.file).machine.cmdline}\n`);
       io.out(`# guest: qemu -M ${j.compiled.machine.machineType} -m ${j.compiled.machine.memMiB}M (TCG), cmdline: ${run.cmdline}\n`);
       for (const w of run.warnings) io.out(`# warning: ${w}\n`);
+      for (const w of run.init) io.out(`# init: ${w}\n`);
       if (modelError) io.out(`# model stopped: ${modelError}\n${modelLines.map((l) => `#   model ${l}\n`).join('')}`);
       if (diff) for (const l of formatDiff(diff)) io.out(l + '\n');
       else if (modelError) for (let s = 0; s < run.results.length; s++) for (const l of formatKernelStep(run.results[s]!, run.variant, j.compiled.steps[s]!)) io.out(l + '\n');

@@ -40,6 +40,8 @@ export interface KernelRun {
   cmdline: string;
   qemu: string[];
   warnings: string[];
+  /** what the guest's /init said: modules loaded or not */
+  init: string[];
   results: KernelStepResult[];
   ok: boolean;
   panic?: string;
@@ -113,7 +115,9 @@ export async function runOnKernel(file: string, c: CompiledScenario, kernel: Ker
 /** The probe's lines (and the console, for a panic) as a report. Exported for the host tests. */
 export function buildReport(file: string, c: CompiledScenario, kernel: Pick<KernelImage, 'spec' | 'release' | 'variant'>, lines: string[], consoleText = ''): KernelRun {
   const recs: Record<string, unknown>[] = [];
+  const initLines: string[] = [];
   for (const l of lines) {
+    if (l.startsWith('pinlab-init: ')) initLines.push(l.slice(13).trim()); // /init's own notes (a module that did not load)
     const i = l.indexOf('{');
     if (i < 0) continue;
     try { recs.push(JSON.parse(l.slice(i)) as Record<string, unknown>); } catch { /* a line cut short by a panic */ }
@@ -124,7 +128,7 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
   for (const r of recs) if (typeof r.step === 'number') stepRecs.set(r.step, r);
   const run: KernelRun = {
     file, kernel: kernel.spec, release: hello?.release ?? kernel.release, variant: kernel.variant, cmdline: c.machine.cmdline, qemu: [],
-    warnings: [...c.machine.warnings], results: [], ok: true, zones: end?.zones ?? [], blocks: end?.blocks ?? [], vmstat: end?.vmstat ?? {},
+    warnings: [...c.machine.warnings], init: initLines, results: [], ok: true, zones: end?.zones ?? [], blocks: end?.blocks ?? [], vmstat: end?.vmstat ?? {},
     thp: hello?.thp, time: { boot_ms: hello?.uptime_ms ?? 0, steps_ms: end?.ms ?? 0, wall_ms: 0 },
   };
   const have = new Set(hello?.counters ?? COUNTERS);

@@ -95,9 +95,10 @@ export function buildProbe(): string {
   const out = path.join(dir, `pinlab-probe-${sha(src)}`);
   if (fs.existsSync(out)) return out;
   fs.mkdirSync(dir, { recursive: true });
-  const r = run('gcc', ['-static', '-O2', '-Wall', '-o', out + '.tmp', PROBE_SRC]);
+  const tmp = `${out}.${process.pid}.tmp`; // two runs may build at once
+  const r = run('gcc', ['-static', '-O2', '-Wall', '-o', tmp, PROBE_SRC]);
   if (r.status !== 0) throw new SetupError(`building the probe failed: ${(r.stderr || '').split('\n').find((l) => l.includes('error')) ?? lastLine(r.stderr)}`);
-  fs.renameSync(out + '.tmp', out);
+  fs.renameSync(tmp, out);
   return out;
 }
 
@@ -222,7 +223,7 @@ function fetchDebian(ver: string, dir: string, log: (s: string) => void): void {
   const pkg = debianPackage(ver);
   if (!pkg) throw new SetupError(`debian:${ver}: no package matching ${DEBIAN[ver]!.source} (apt-cache search found none)`);
   log(`pinlab: fetching ${pkg} (apt-get download, dpkg -x into ${path.relative(process.cwd(), dir) || dir})`);
-  const tmp = dir + '.tmp';
+  const tmp = `${dir}.${process.pid}.tmp`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   let r = run('apt-get', ['download', '-q', pkg], { cwd: tmp });
@@ -235,6 +236,7 @@ function fetchDebian(ver: string, dir: string, log: (s: string) => void): void {
   if (!vmlinuz) throw new SetupError(`${pkg} has no boot/vmlinuz-*`);
   fs.rmSync(path.join(tmp, 'usr'), { recursive: true, force: true });
   fs.writeFileSync(path.join(tmp, 'kernel.json'), JSON.stringify({ package: pkg, release: vmlinuz.slice(8) }) + '\n');
+  if (fs.existsSync(path.join(dir, 'kernel.json'))) { fs.rmSync(tmp, { recursive: true, force: true }); return; } // another run was first
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(tmp, dir);
 }
@@ -293,7 +295,7 @@ export function moduleClosure(modulesDir: string, names: string[]): { name: stri
 }
 
 function tmpKo(data: Buffer): string {
-  const f = path.join(cacheDir(), `modinfo-${process.pid}.ko`);
+  const f = path.join(cacheDir(), `modinfo-${process.pid}.ko`); // readelf-free: depends= is a plain string in .modinfo
   fs.writeFileSync(f, data);
   return f;
 }
@@ -324,7 +326,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 if [ -f /modules.list ]; then
-  while read m; do insmod /lib/modules/$m.ko || echo "pinlab-init: insmod $m failed" > /dev/ttyS1; done < /modules.list
+  while read m; do insmod /lib/modules/$m.ko && echo "pinlab-init: loaded $m" > /dev/ttyS1 || echo "pinlab-init: insmod $m failed" > /dev/ttyS1; done < /modules.list
 fi
 /probe /prog.txt /dev/ttyS1
 poweroff -f
@@ -344,8 +346,8 @@ export function baseInitramfs(probe: string): string {
     { name: 'probe', data: probeBin, mode: 0o755 },
     { name: 'init', data: Buffer.from(INIT_SCRIPT), mode: 0o755 },
   ]);
-  fs.writeFileSync(file + '.tmp', cpio);
-  fs.renameSync(file + '.tmp', file);
+  fs.writeFileSync(`${file}.${process.pid}.tmp`, cpio);
+  fs.renameSync(`${file}.${process.pid}.tmp`, file);
   return file;
 }
 
