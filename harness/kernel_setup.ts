@@ -287,7 +287,10 @@ export function moduleClosure(modulesDir: string, names: string[]): { name: stri
       if (r.status !== 0) throw new SetupError(`decompressing ${path.basename(file)} failed`);
       data = r.stdout;
     }
-    for (const d of koDepends(file.endsWith('.ko') ? file : tmpKo(data))) visit(d, [name, ...chain]);
+    const ko = file.endsWith('.ko') ? file : tmpKo(data);
+    const deps = koDepends(ko);
+    if (ko !== file) fs.rmSync(ko, { force: true });
+    for (const d of deps) visit(d, [name, ...chain]);
     out.push({ name, data });
   };
   for (const n of names) visit(n, []);
