@@ -27,7 +27,7 @@ export function stepFacts(op: string, result: string, detail: string, killed: st
     f.zones = zonesFact(res[2] ?? '');
     f['zero-page'] = res[3] ?? '0';
   }
-  if (op === 'pin' && !/outcome (killed|error)/.test(detail) && !result.startsWith('-')) {
+  if (op === 'pin' && !/outcome (killed|died|error)/.test(detail) && !result.startsWith('-') && !killed.length) {
     const p = /(\d+) pinned \(([^)]*)\)/.exec(detail);
     f.pinned = p ? `${p[1]} (${zonesFact(p[2]!)})` : '0';
     f.migrated = /(\d+) migrated/.exec(detail)?.[1] ?? '0';
@@ -79,12 +79,14 @@ export function modelKills(lines: string[]): Map<number, string[]> {
 /**
  * Counters a run's own steps make incomparable: offline retries by passes in the model and by time on the
  * kernel (pgmigrate_fail counts every retry); a short-term hold is FOLL_PIN in the model, a page reference
- * (vmsplice) on the kernel.
+ * (vmsplice) on the kernel; after an OOM kill, the pages migrated before memory ran out.
  */
 export function incomparable(model: ScenarioRun, kernel: KernelRun, holds: boolean): Map<string, string> {
   const m = new Map<string, string>();
   const retried = [...model.results, ...kernel.results].some((r) => r.op === 'offline' && r.result === '-EINTR');
   if (retried) for (const c of ['pgmigrate_fail', 'thp_migration_fail']) m.set(c, 'an offline retried until -EINTR: the model counts passes, the kernel time');
+  const oom = (model.vmstat as Record<string, number>).oom_kill || kernel.vmstat.oom_kill;
+  if (oom) m.set('pgmigrate_success', 'memory ran out: how many pages moved first depends on the kernel zones\' free pages, which differ');
   if (holds) for (const c of ['nr_foll_pin_acquired', 'nr_foll_pin_released']) m.set(c, 'a short-term pin (longterm: false) is FOLL_PIN in the model, a vmsplice page reference on the kernel');
   return m;
 }

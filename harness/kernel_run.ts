@@ -162,7 +162,13 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
     if (typeof r.error === 'string') { detail = `probe: ${r.error}`; bad = true; } else if (r.gone !== undefined) {
       rc = -ESRCH;
       detail = `${st.proc} was killed by the OOM killer at step ${r.gone}`;
-    } else if (rc === null) detail = killed.includes(st.proc ?? '') ? `${st.proc} was killed inside the step` : `${st.proc} died inside the step`;
+    } else if (rc === null) {
+      const how = killed.includes(st.proc ?? '') ? 'killed' : 'died';
+      const d = (r.d ?? {}) as Record<string, number>;
+      detail = st.op === 'pin' // the pinner taken by the OOM killer while its pin migrated pages
+        ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
+        : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
+    }
     else detail = stepDetail(st, r, rc, totals, pinPages);
     if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && (rc >>> 0) !== st.value) {
       detail += `, expected ${st.value}`;
