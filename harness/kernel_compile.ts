@@ -49,7 +49,7 @@ export interface CompiledScenario {
   program: string;
   machine: KernelMachine;
   /** per step: the names the report needs (proc, pin) and what the detail shows */
-  steps: { op: string; proc?: string; len?: number; expect?: unknown; expect_match?: unknown; value?: number; block?: number; items?: string[]; pin?: string; hold?: boolean }[];
+  steps: { op: string; proc?: string; child?: string; len?: number; expect?: unknown; expect_match?: unknown; value?: number; block?: number; items?: string[]; pin?: string; hold?: boolean }[];
 }
 
 function refuse(file: string, n: number, op: string, what: string): never {
@@ -223,6 +223,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         if (procs.has(child)) refuse(file, n, op, `process '${child}' exists`);
         const c = procs.size + exited.size;
         procs.set(child, c);
+        st.child = child;
         line = `fork p=${p} c=${c} name=${comm(child)}`;
         break;
       }

@@ -27,7 +27,7 @@ export function stepFacts(op: string, result: string, detail: string, killed: st
     f.zones = zonesFact(res[2] ?? '');
     f['zero-page'] = res[3] ?? '0';
   }
-  if (op === 'pin' && !/outcome (killed|died|error)/.test(detail) && !result.startsWith('-') && !killed.length) {
+  if (op === 'pin' && !/outcome (killed|died|error)/.test(detail) && !result.startsWith('-') && !killed.length && result !== 'panic') {
     const p = /(\d+) pinned \(([^)]*)\)/.exec(detail);
     f.pinned = p ? `${p[1]} (${zonesFact(p[2]!)})` : '0';
     f.migrated = /(\d+) migrated/.exec(detail)?.[1] ?? '0';
@@ -144,7 +144,8 @@ export function formatDiff(d: RunDiff): string[] {
   for (const b of d.blocks) out.push(`! memory block ${b.block}: model ${b.model}, kernel ${b.kernel}`);
   const cd = d.counters.filter((c) => c.compared);
   const cdiff = cd.filter((c) => c.model !== c.kernel);
-  out.push(`${cdiff.length ? '!' : '='} counters at the end: ${cd.map((c) => `${c.name} ${c.model === c.kernel ? c.model : `model ${c.model} kernel ${c.kernel}`}`).join('; ')}`);
+  if (!cd.length) out.push('  counters at the end: not compared (a run ended in a kernel panic)');
+  else out.push(`${cdiff.length ? '!' : '='} counters at the end: ${cd.map((c) => `${c.name} ${c.model === c.kernel ? c.model : `model ${c.model} kernel ${c.kernel}`}`).join('; ')}`);
   for (const c of cdiff) out.push(`      DIFF ${c.name}: model ${c.model}, kernel ${c.kernel}`);
   for (const [c, why] of d.notCompared) out.push(`  not compared: ${c} (${why})`);
   out.push(`# ${d.same ? 'same' : 'DIFFERENT'}: ${d.agree}/${d.total} steps agree${d.blocks.length ? `, ${d.blocks.length} memory blocks differ` : ''}${cdiff.length ? `, ${cdiff.length} counters differ` : ''}`);

@@ -134,6 +134,8 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
   const have = new Set(hello?.counters ?? COUNTERS);
   const totals: Record<string, number> = Object.fromEntries([...have].map((k) => [k, 0]));
   const pinPages = new Map<string, number>();
+  const pids = new Map<number, string>(); // guest pid -> scenario process
+  const seenKilled = new Set<string>();
   const panicMsg = /Kernel panic - not syncing: ([^\r\n]*)/.exec(consoleText)?.[1]?.trim();
   if (!hello) {
     run.ok = false;
@@ -148,13 +150,19 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
       if (panicMsg) {
         run.panic = panicMsg;
         const ok = expectationFor(st.expect, kernel.variant) === 'panic';
-        run.results.push({ step: n, op: st.op, proc: st.proc, rc: 0, result: 'panic', detail: panicMsg, ok, killed: [], log: [], raw: {} });
+        // the step never reported: its OOM kills are on the console (pr_err, shown even with quiet)
+        const log = [...consoleText.matchAll(/Out of memory: Killed process \d+ \([^)]*\)[^\r\n]*/g)].map((m) => m[0]);
+        const killed = log.map((l) => pids.get(Number(/Killed process (\d+)/.exec(l)![1]))).filter((x): x is string => x !== undefined && !seenKilled.has(x));
+        run.results.push({ step: n, op: st.op, proc: st.proc, rc: 0, result: 'panic', detail: `Kernel panic - not syncing: ${panicMsg}`, ok, killed,
+          log: log.filter((l) => killed.some((k) => l.includes(`(${k.slice(0, 15)})`))), raw: {} });
       } else if (!end) run.error = `no result for step ${n} (${st.op}): ${lastConsoleLine(consoleText)}`;
       break;
     }
     const d = (r.d ?? {}) as Record<string, number>;
     for (const [k, v] of Object.entries(d)) totals[k] = (totals[k] ?? 0) + v;
     const killed = (r.killed ?? []) as string[];
+    for (const k of killed) seenKilled.add(k);
+    if ((st.op === 'spawn' || st.op === 'fork') && r.rc === 0 && typeof r.aux === 'number') pids.set(r.aux, st.op === 'spawn' ? st.proc! : st.child!);
     const log = (r.log ?? []) as string[];
     let rc: number | null = typeof r.rc === 'number' ? r.rc : null;
     let detail = '';
@@ -282,7 +290,7 @@ export function formatKernelStep(r: KernelStepResult, variant: string, st: Compi
     const k = /Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB.*?oom_score_adj:(-?\d+)/.exec(l);
     if (k) out.push(`      Out of memory: Killed process ${k[1]} (${k[2]}) anon-rss:${k[3]}kB, oom_score_adj ${k[4]}`);
   }
-  if (r.result === 'panic') out.push(`      Kernel panic - not syncing: ${r.detail}`);
+  if (r.result === 'panic') out.push(`      ${r.detail}`);
   return out;
 }
 
