@@ -22,7 +22,6 @@ export const REFUSED_OPS: Record<string, string> = {
   inject: 'fault injection points are pinlab-only',
   migrate: 'move_pages() moves between nodes, not zones; a one-node guest migrates nothing',
   drain: 'no syscall runs lru_add_drain_all() + drain_all_pages() alone',
-  pin_max: 'not implemented on the kernel yet (chunked io_uring registrations)',
 };
 
 /** Fields that run differently or not at all on the kernel: [op, field, allowed value or undefined for none, why]. */
@@ -262,6 +261,22 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         // long-term: io_uring fixed buffers (FOLL_WRITE|FOLL_LONGTERM); short-term: a page reference held by vmsplice
         st.hold = s.longterm === false;
         line = `${st.hold ? 'hold' : 'pin'} p=${p} a=${a} len=${l} h=${h}`;
+        break;
+      }
+      case 'pin_max': {
+        // chunk after chunk, each IORING_REGISTER_BUFFERS_UPDATE of a sparse table: a long-term pin of its own
+        const p = pid(s.proc);
+        const name = s.as as string;
+        if (pins.has(name)) refuse(file, n, op, `pin '${name}' is already held (unpin it first)`);
+        const a = addrArg(file, n, op, s.addr, maps);
+        const l = size(file, n, op, 'len', s.len);
+        const chunk = size(file, n, op, 'chunk', s.chunk);
+        if (Math.ceil(l / chunk) > 16384) refuse(file, n, op, `chunk: ${Math.ceil(l / chunk)} chunks, io_uring registers at most 16384 buffers`);
+        const h = nextHold++;
+        pins.set(name, { h, proc: s.proc as string });
+        st.len = l;
+        st.pin = name;
+        line = `pinmax p=${p} a=${a} len=${l} chunk=${chunk} h=${h}`;
         break;
       }
       case 'unpin': {

@@ -33,6 +33,15 @@ export function stepFacts(op: string, result: string, detail: string, killed: st
     f.migrated = /(\d+) migrated/.exec(detail)?.[1] ?? '0';
     f['THP split'] = /(\d+) THP split/.exec(detail)?.[1] ?? '0';
   }
+  if (op === 'pin_max' && !killed.length && result !== 'panic') {
+    const p = /(\d+)\/(\d+) pages pinned \([0-9.]+%; ([^)]*)\)(?:, then (-E[A-Z]+))?/.exec(detail);
+    if (p) {
+      // how much fits before a chunk fails depends on the kernel zones' free pages, which differ: then only where
+      f.then = p[4] ?? 'all pinned';
+      const zones = zonesFact(p[3] === 'none' ? '' : p[3]!);
+      f.pinned = p[4] ? `in ${zones.replace(/ \d+/g, '') || 'none'}` : `${p[1]}/${p[2]} (${zones})`;
+    }
+  }
   if (op === 'unpin') f.unpinned = /(\d+) pages unpinned/.exec(detail)?.[1] ?? detail;
   if (op === 'vmstat') {
     for (const mt of detail.matchAll(/([a-z_]+) (-?\d+|n\/a)/g)) if (COMPARED_COUNTERS.includes(mt[1]!) && !skip.has(mt[1]!)) f[mt[1]!] = mt[2]!;
@@ -86,7 +95,11 @@ export function incomparable(model: ScenarioRun, kernel: KernelRun, holds: boole
   const retried = [...model.results, ...kernel.results].some((r) => r.op === 'offline' && r.result === '-EINTR');
   if (retried) for (const c of ['pgmigrate_fail', 'thp_migration_fail']) m.set(c, 'an offline retried until -EINTR: the model counts passes, the kernel time');
   const oom = (model.vmstat as Record<string, number>).oom_kill || kernel.vmstat.oom_kill;
-  if (oom) m.set('pgmigrate_success', 'memory ran out: how many pages moved first depends on the kernel zones\' free pages, which differ');
+  if (oom) {
+    for (const c of ['pgmigrate_success', 'pgmigrate_fail', 'nr_foll_pin_acquired', 'nr_foll_pin_released']) {
+      m.set(c, 'memory ran out: how far pinning and migration got first depends on the kernel zones\' free pages, which differ');
+    }
+  }
   if (holds) for (const c of ['nr_foll_pin_acquired', 'nr_foll_pin_released']) m.set(c, 'a short-term pin (longterm: false) is FOLL_PIN in the model, a vmsplice page reference on the kernel');
   return m;
 }

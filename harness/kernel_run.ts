@@ -136,6 +136,7 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
   const pinPages = new Map<string, number>();
   const pids = new Map<number, string>(); // guest pid -> scenario process
   const seenKilled = new Set<string>();
+  const diedPins = new Set<string>(); // pins whose process died inside the pinning step
   const panicMsg = /Kernel panic - not syncing: ([^\r\n]*)/.exec(consoleText)?.[1]?.trim();
   if (!hello) {
     run.ok = false;
@@ -173,11 +174,12 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
     } else if (rc === null) {
       const how = killed.includes(st.proc ?? '') ? 'killed' : 'died';
       const d = (r.d ?? {}) as Record<string, number>;
-      detail = st.op === 'pin' // the pinner taken by the OOM killer while its pin migrated pages
+      detail = st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
         ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
         : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
     }
-    else detail = stepDetail(st, r, rc, totals, pinPages);
+    else detail = stepDetail(st, r, rc, totals, pinPages, diedPins);
+    if (rc === null && st.pin) diedPins.add(st.pin);
     if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && (rc >>> 0) !== st.value) {
       detail += `, expected ${st.value}`;
       bad = true;
@@ -221,7 +223,8 @@ function zonesText(res: Res | undefined): string {
 }
 
 /** A step's detail in the model's words (docs/scenarios.md), from what the probe measured. */
-function stepDetail(st: CompiledScenario['steps'][number], r: Record<string, unknown>, rc: number, totals: Record<string, number>, pinPages: Map<string, number>): string {
+function stepDetail(st: CompiledScenario['steps'][number], r: Record<string, unknown>, rc: number, totals: Record<string, number>, pinPages: Map<string, number>,
+  diedPins: Set<string>): string {
   const res = r.res as Res | undefined;
   const addr = typeof r.addr === 'string' ? r.addr : '';
   const pages = (st.len ?? 0) / 4096;
@@ -266,8 +269,13 @@ function stepDetail(st: CompiledScenario['steps'][number], r: Record<string, unk
       if (d.pgmigrate_fail) parts.push(`${d.pgmigrate_fail} failed to migrate`);
       return `${addr} ${pages} pages: ${parts.join('; ')}`;
     }
+    case 'pin_max': {
+      pinPages.set(st.pin!, rc);
+      const last = Number(r.aux);
+      return `${rc}/${pages} pages pinned (${((100 * rc) / pages).toFixed(1)}%; ${rc > 0 ? zonesText(res) : 'none'})${last < 0 ? `, then ${errname(last)}` : ''}`;
+    }
     case 'unpin':
-      if (r.aux === -1) return 'not pinned';
+      if (r.aux === -1) return diedPins.has(st.pin!) ? `not pinned: its process died and io_uring released the buffers with it` : 'not pinned';
       return rc < 0 ? '' : `${pinPages.get(st.pin!) ?? 0} pages unpinned`;
     case 'vmstat': return (st.items ?? []).map((it) => `${it} ${it in totals ? totals[it] : 'n/a'}`).join('; ');
     case 'zones': {

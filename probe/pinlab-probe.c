@@ -455,6 +455,49 @@ static long w_pin(int h, unsigned long addr, unsigned long len)
 	return (long)(len / page_size);
 }
 
+/*
+ * pin_max: a sparse buffer table (IORING_REGISTER_BUFFERS2, IORING_RSRC_REGISTER_SPARSE), then one
+ * IORING_REGISTER_BUFFERS_UPDATE per chunk, each a long-term pin of its own, until one fails.
+ * Returns the pages pinned; *last is 0 when every chunk pinned, else the failing chunk's -errno.
+ */
+static long w_pinmax(int h, unsigned long addr, unsigned long len, unsigned long chunk, long long *last)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	*last = 0;
+	unsigned long n = (len + chunk - 1) / chunk;
+	if (!chunk || n > 16384) /* IORING_MAX_REG_BUFFERS */
+		return -EINVAL;
+	int fd = syscall(__NR_io_uring_setup, 1, &p);
+	if (fd < 0)
+		return -errno;
+	struct io_uring_rsrc_register rr;
+	memset(&rr, 0, sizeof(rr));
+	rr.nr = n;
+	rr.flags = IORING_RSRC_REGISTER_SPARSE;
+	if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS2, &rr, sizeof(rr)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	ring_fd[h] = fd;
+	long pinned = 0;
+	for (unsigned long i = 0; i < n; i++) {
+		struct iovec iov = { (void *)(addr + i * chunk), len - i * chunk < chunk ? len - i * chunk : chunk };
+		struct io_uring_rsrc_update2 up;
+		memset(&up, 0, sizeof(up));
+		up.offset = i;
+		up.data = (unsigned long)&iov;
+		up.nr = 1;
+		if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS_UPDATE, &up, sizeof(up)) < 0) {
+			*last = -errno;
+			break;
+		}
+		pinned += iov.iov_len / page_size;
+	}
+	return pinned;
+}
+
 static long w_unpin(int h)
 {
 	if (ring_fd[h] > 0) {
@@ -621,6 +664,10 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 		_exit(0);
 	} else if (!strcmp(op, "pin")) { /* pin H ADDR LEN */
 		reply(rep, w_pin((int)addr, len, strtoul(av[3], NULL, 0)), 0);
+	} else if (!strcmp(op, "pinmax")) { /* pinmax H ADDR LEN CHUNK */
+		long long last;
+		long r = w_pinmax((int)addr, len, strtoul(av[3], NULL, 0), strtoul(av[4], NULL, 0), &last);
+		reply(rep, r, last);
 	} else if (!strcmp(op, "hold")) {
 		reply(rep, w_hold((int)addr, len, strtoul(av[3], NULL, 0)), 0);
 	} else if (!strcmp(op, "unpin")) {
@@ -939,6 +986,13 @@ static int run_step(int step, char **av, int ac)
 		if (!died && rc > 0 && h >= 0 && h < MAXH)
 			held_proc[h] = p;
 		res = 1;
+	} else if (!strcmp(op, "pinmax")) {
+		int h = (int)argll(av, ac, "h", -1);
+		CALL("pinmax %d %lld %lld %lld", h, addr, len, argll(av, ac, "chunk", 0));
+		if (!died && rc >= 0 && h >= 0 && h < MAXH)
+			held_proc[h] = p;
+		if (!died && rc > 0 && p >= 0 && !procs[p].dead)
+			residency(p, (unsigned long)addr, (unsigned long)rc * page_size);
 	} else if (!strcmp(op, "unpin")) {
 		int h = (int)argll(av, ac, "h", -1);
 		p = h >= 0 && h < MAXH ? held_proc[h] : -1;

@@ -58,12 +58,12 @@ describe('pinlab kernel: compile', () => {
       '  - { op: spawn, proc: a, oom_score_adj: -1000 }', '  - { op: mmap, proc: a, len: 8K, as: b, thp: true, populate: true }',
       '  - { op: touch, proc: a, addr: b+4K, len: 4K, value: 3 }', '  - { op: fork, proc: a, child: c }',
       '  - { op: pin, proc: c, addr: b, len: 8K, as: r }', '  - { op: unpin, pin: r }', '  - { op: offline, block: 7 }',
-      '  - { op: vmstat }'].join('\n')));
+      '  - { op: vmstat }', '  - { op: pin_max, proc: a, addr: b, len: 8K, chunk: 4K, as: m }'].join('\n')));
     expect(c.program.split('\n')).toEqual([
       expect.stringMatching(/^counters nr_foll_pin_acquired,nr_foll_pin_released,/),
       '1 spawn p=0 name=a oom=-1000', '2 mmap p=0 m=0 len=8192 prot=3 shared=0 hugetlb=0 advice=14 populate=1',
       '3 touch p=0 a=0:4096 len=4096 write=1 value=3', '4 fork p=0 c=1 name=c', '5 pin p=1 a=0:0 len=8192 h=0', '6 unpin h=0',
-      '7 offline b=7 ms=10000', '8 vmstat', '']);
+      '7 offline b=7 ms=10000', '8 vmstat', '9 pinmax p=0 a=0:0 len=8192 chunk=4096 h=1', '']);
   });
 
   it('picks the model variant from the kernel version', () => {
@@ -107,7 +107,8 @@ describe('pinlab kernel: report and diff', () => {
     expect(rep.results[2]!.detail).toBe('2 pages present (Movable 2)');
     expect(rep.results[3]!.ok).toBe(true); // expect: killed
     expect(rep.results[4]!.detail).toBe('oom_kill 1');
-    expect(rep.results[5]).toMatchObject({ ok: true, detail: 'System is deadlocked on memory' });
+    expect(rep.results[3]!.detail).toBe('0x1000 2 pages: outcome killed; 1 migrated');
+    expect(rep.results[5]).toMatchObject({ ok: true, detail: 'Kernel panic - not syncing: System is deadlocked on memory' });
     expect(rep.panic).toBe('System is deadlocked on memory');
     expect(rep.time.boot_ms).toBe(4000);
   });

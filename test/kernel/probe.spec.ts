@@ -77,6 +77,17 @@ describe('pinlab-probe on the host kernel', () => {
     expect(step(recs, 5)).toMatchObject({ rc: 0, aux: -1 }); // if_pinned: nothing held
   });
 
+  it('pin_max registers chunk after chunk in a sparse io_uring buffer table until one fails', () => {
+    const recs = runProbe(['counters nr_foll_pin_acquired',
+      '1 spawn p=0 name=a', '2 mmap p=0 m=0 len=16384 prot=3 populate=1', '3 mprotect p=0 a=0:12288 len=4096 prot=1',
+      '4 pinmax p=0 a=0:0 len=16384 chunk=4096 h=0', '5 unpin h=0'].join('\n') + '\n');
+    expect(step(recs, 3)).toMatchObject({ rc: 0 });
+    expect(step(recs, 4)).toMatchObject({ op: 'pinmax', rc: 3, aux: -14 }); // the read-only chunk: -EFAULT
+    expect(step(recs, 4).res).toMatchObject({ pages: 3, present: 3 });
+    expect(step(recs, 4).d.nr_foll_pin_acquired).toBeGreaterThanOrEqual(3);
+    expect(step(recs, 5)).toMatchObject({ rc: 0 });
+  });
+
   it('a vmsplice hold takes the pages, a failed register is an errno, fork is copy-on-write', () => {
     const recs = runProbe(['counters nr_foll_pin_acquired',
       '1 spawn p=0 name=parent', '2 mmap p=0 m=0 len=16384 prot=3', '3 touch p=0 a=0:0 len=16384 value=10',
