@@ -7,8 +7,9 @@ import { pinFractionTable, formatPinFraction } from './pin_fraction';
 import { parseVariant, VariantError, VARIANT_NAMES, BUGS, DEFAULT_VARIANT } from '../mm/variants';
 import { ASYNC_VERBS as RUN_VERBS } from './cli_run';
 import { cmdCampaign } from './cli_campaign';
+import { cmdKernel } from './cli_kernel';
 
-const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = { ...RUN_VERBS, campaign: cmdCampaign };
+const ASYNC_VERBS: Record<string, (argv: string[], io: Io) => Promise<number>> = { ...RUN_VERBS, campaign: cmdCampaign, kernel: cmdKernel };
 import { CaseError } from './run_case';
 import { adoptProcessSignals, signalExitCode, ProcessSignals } from './signals';
 import { own } from '../mm/own';
@@ -37,6 +38,7 @@ verbs:
   replay     reproduce a failure from a regressions/*.json file, or from --seed and --path
   campaign   the default property campaign: every suite on several machine shapes (what npm start runs)
   pin-fraction  how much of memory can be pinned long-term for each kernelcore= share (S2)
+  kernel     run scenario files on a real Linux kernel under QEMU; --diff sets the model beside it
 
 Run 'pinlab <verb> --help' for a verb's options. With no verb, pinlab runs the main job: the default
 property campaign (pinlab campaign).

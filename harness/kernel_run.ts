@@ -1,0 +1,311 @@
+// Boot a kernel in qemu-system-x86_64 (TCG) with a compiled scenario and turn the probe's JSON lines
+// into the same per-step report as `pinlab scenario`: rc or errno, where the pages are by zone,
+// counters, the final zones and memory blocks. docs/real-kernel.md describes the pieces.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { CompiledScenario, COUNTERS } from './kernel_compile';
+import { cpioNewc, KernelImage, moduleClosure } from './kernel_setup';
+import { expectationFor } from './scenario';
+import { errname, ESRCH } from '../mm/errno';
+
+export interface KernelStepResult {
+  step: number;
+  op: string;
+  proc?: string;
+  /** null when the process died inside the step (its syscall never returned) */
+  rc: number | null;
+  result: string;
+  detail: string;
+  ok: boolean;
+  /** scenario processes the OOM killer took during this step */
+  killed: string[];
+  /** kernel log lines of the step: OOM kills, offline failures */
+  log: string[];
+  /** the probe's line for the step: addresses, residency, counters' deltas, VmLck/VmPin, time */
+  raw: Record<string, unknown>;
+}
+
+export interface KernelZone { name: string; start_pfn: number; spanned: number; present: number; managed: number; free: number; min: number }
+export interface KernelBlock { index: number; state: string; valid_zones: string }
+
+export interface KernelRun {
+  file: string;
+  kernel: string;
+  release: string;
+  /** the model variant whose expectations applied */
+  variant: string;
+  cmdline: string;
+  qemu: string[];
+  warnings: string[];
+  /** what the guest's /init said: modules loaded or not */
+  init: string[];
+  results: KernelStepResult[];
+  ok: boolean;
+  panic?: string;
+  /** the run did not finish: QEMU timed out or the probe broke */
+  error?: string;
+  zones: KernelZone[];
+  blocks: KernelBlock[];
+  /** counters' change from the probe's start to its end (those this kernel has) */
+  vmstat: Record<string, number>;
+  thp?: string;
+  time: { boot_ms: number; steps_ms: number; wall_ms: number };
+}
+
+export interface RunOptions {
+  timeoutMs: number;
+  keep?: boolean;
+  /** module names to insmod before the probe runs, dependencies first */
+  load?: string[];
+}
+
+/** qemu-system-x86_64's arguments for a run (TCG: this host has no usable KVM). */
+export function qemuArgs(c: CompiledScenario, kernel: KernelImage, initrd: string, consoleFile: string, resultFile: string): string[] {
+  return ['-M', c.machine.machineType, '-accel', 'tcg', '-cpu', 'qemu64', '-m', `${c.machine.memMiB}M`, '-smp', '1',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot',
+    '-kernel', kernel.bzImage, '-initrd', initrd, '-append', c.machine.cmdline,
+    '-serial', `file:${consoleFile}`, '-serial', `file:${resultFile}`];
+}
+
+/** Boot, run, collect. Never throws for what the guest does; SetupError for a missing QEMU. */
+export async function runOnKernel(file: string, c: CompiledScenario, kernel: KernelImage, baseInitrd: string, opts: RunOptions): Promise<KernelRun> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-kernel-'));
+  const consoleFile = path.join(dir, 'console.log');
+  const resultFile = path.join(dir, 'results.jsonl');
+  const initrd = path.join(dir, 'initrd.cpio');
+  const extra: { name: string; data?: Buffer; mode?: number; dir?: boolean }[] = [{ name: 'prog.txt', data: Buffer.from(c.program) }];
+  if (opts.load?.length) {
+    if (!kernel.modulesDir) throw new Error(`--load: ${kernel.spec} has no modules directory (give --modules DIR)`);
+    const mods = moduleClosure(kernel.modulesDir, opts.load);
+    for (const m of mods) extra.push({ name: `lib/modules/${m.name}.ko`, data: m.data });
+    extra.push({ name: 'modules.list', data: Buffer.from(mods.map((m) => m.name).join('\n') + '\n') });
+  }
+  // the kernel unpacks concatenated archives in turn: the cached base, then this run's program
+  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(baseInitrd), cpioNewc(extra)]));
+  const args = qemuArgs(c, kernel, initrd, consoleFile, resultFile);
+  const t0 = Date.now();
+  const exit = await new Promise<{ code: number | null; timedOut: boolean; spawnError?: string }>((resolve) => {
+    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    q.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; q.kill('SIGKILL'); }, opts.timeoutMs);
+    q.on('error', (e) => { clearTimeout(timer); resolve({ code: null, timedOut: false, spawnError: e.message }); });
+    q.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, timedOut, spawnError: code !== 0 && !timedOut && stderr.trim() ? stderr.trim().split('\n').pop() : undefined });
+    });
+  });
+  const wall = Date.now() - t0;
+  const lines = fs.existsSync(resultFile) ? fs.readFileSync(resultFile, 'utf8').split(/\r?\n/) : [];
+  const consoleText = fs.existsSync(consoleFile) ? fs.readFileSync(consoleFile, 'latin1') : '';
+  if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  const run = buildReport(file, c, kernel, lines, consoleText);
+  run.qemu = ['qemu-system-x86_64', ...args];
+  run.time.wall_ms = wall;
+  if (exit.spawnError && !run.error) run.error = `qemu-system-x86_64: ${exit.spawnError}`;
+  if (exit.timedOut && !run.error) run.error = `timed out after ${Math.round(opts.timeoutMs / 1000)} s (--timeout)`;
+  if (opts.keep) run.warnings.push(`kept ${dir}`);
+  return run;
+}
+
+/** The probe's lines (and the console, for a panic) as a report. Exported for the host tests. */
+export function buildReport(file: string, c: CompiledScenario, kernel: Pick<KernelImage, 'spec' | 'release' | 'variant'>, lines: string[], consoleText = ''): KernelRun {
+  const recs: Record<string, unknown>[] = [];
+  const initLines: string[] = [];
+  for (const l of lines) {
+    if (l.startsWith('pinlab-init: ')) initLines.push(l.slice(13).trim()); // /init's own notes (a module that did not load)
+    const i = l.indexOf('{');
+    if (i < 0) continue;
+    try { recs.push(JSON.parse(l.slice(i)) as Record<string, unknown>); } catch { /* a line cut short by a panic */ }
+  }
+  const hello = recs.find((r) => r.hello) as { uptime_ms?: number; counters?: string[]; release?: string; thp?: string; zones?: KernelZone[] } | undefined;
+  const end = recs.find((r) => r.end !== undefined) as { ms?: number; vmstat?: Record<string, number>; zones?: KernelZone[]; blocks?: KernelBlock[] } | undefined;
+  const stepRecs = new Map<number, Record<string, unknown>>();
+  for (const r of recs) if (typeof r.step === 'number') stepRecs.set(r.step, r);
+  const run: KernelRun = {
+    file, kernel: kernel.spec, release: hello?.release ?? kernel.release, variant: kernel.variant, cmdline: c.machine.cmdline, qemu: [],
+    warnings: [...c.machine.warnings], init: initLines, results: [], ok: true, zones: end?.zones ?? [], blocks: end?.blocks ?? [], vmstat: end?.vmstat ?? {},
+    thp: hello?.thp, time: { boot_ms: hello?.uptime_ms ?? 0, steps_ms: end?.ms ?? 0, wall_ms: 0 },
+  };
+  const have = new Set(hello?.counters ?? COUNTERS);
+  const totals: Record<string, number> = Object.fromEntries([...have].map((k) => [k, 0]));
+  const pinPages = new Map<string, number>();
+  const pids = new Map<number, string>(); // guest pid -> scenario process
+  const seenKilled = new Set<string>();
+  const diedPins = new Set<string>(); // pins whose process died inside the pinning step
+  const panicMsg = /Kernel panic - not syncing: ([^\r\n]*)/.exec(consoleText)?.[1]?.trim();
+  if (!hello) {
+    run.ok = false;
+    run.error = panicMsg ? `kernel panic before the probe started: ${panicMsg}` : `the probe never started (${lastConsoleLine(consoleText)})`;
+    return run;
+  }
+  for (let i = 0; i < c.steps.length; i++) {
+    const st = c.steps[i]!;
+    const n = i + 1;
+    const r = stepRecs.get(n);
+    if (!r) {
+      if (panicMsg) {
+        run.panic = panicMsg;
+        const ok = expectationFor(st.expect, kernel.variant) === 'panic';
+        // the step never reported: its OOM kills are on the console (pr_err, shown even with quiet)
+        const log = [...consoleText.matchAll(/Out of memory: Killed process \d+ \([^)]*\)[^\r\n]*/g)].map((m) => m[0]);
+        const killed = log.map((l) => pids.get(Number(/Killed process (\d+)/.exec(l)![1]))).filter((x): x is string => x !== undefined && !seenKilled.has(x));
+        run.results.push({ step: n, op: st.op, proc: st.proc, rc: 0, result: 'panic', detail: `Kernel panic - not syncing: ${panicMsg}`, ok, killed,
+          log: log.filter((l) => killed.some((k) => l.includes(`(${k.slice(0, 15)})`))), raw: {} });
+      } else if (!end) run.error = `no result for step ${n} (${st.op}): ${lastConsoleLine(consoleText)}`;
+      break;
+    }
+    const d = (r.d ?? {}) as Record<string, number>;
+    for (const [k, v] of Object.entries(d)) totals[k] = (totals[k] ?? 0) + v;
+    const killed = (r.killed ?? []) as string[];
+    for (const k of killed) seenKilled.add(k);
+    if ((st.op === 'spawn' || st.op === 'fork') && r.rc === 0 && typeof r.aux === 'number') pids.set(r.aux, st.op === 'spawn' ? st.proc! : st.child!);
+    const log = (r.log ?? []) as string[];
+    let rc: number | null = typeof r.rc === 'number' ? r.rc : null;
+    let detail = '';
+    let bad = false;
+    if (typeof r.error === 'string') { detail = `probe: ${r.error}`; bad = true; } else if (r.gone !== undefined) {
+      rc = -ESRCH;
+      detail = `${st.proc} was killed by the OOM killer at step ${r.gone}`;
+    } else if (rc === null) {
+      const how = killed.includes(st.proc ?? '') ? 'killed' : 'died';
+      const d = (r.d ?? {}) as Record<string, number>;
+      detail = st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
+        ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
+        : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
+    }
+    else detail = stepDetail(st, r, rc, totals, pinPages, diedPins);
+    if (rc === null && st.pin) diedPins.add(st.pin);
+    if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && (rc >>> 0) !== st.value) {
+      detail += `, expected ${st.value}`;
+      bad = true;
+    }
+    const result = rc === null ? (killed.includes(st.proc ?? '') ? 'killed' : 'died') : rc < 0 ? errname(rc) : String(rc);
+    const exp = expectationFor(st.expect, kernel.variant);
+    const match = expectationFor(st.expect_match, kernel.variant);
+    let ok = !bad;
+    if (exp !== undefined) {
+      const self = st.proc !== undefined && killed.includes(st.proc);
+      ok = ok && (exp === 'killed' ? self : exp === 'panic' ? false : typeof exp === 'number' ? rc === exp : result === exp);
+    }
+    if (typeof match === 'string') ok = ok && new RegExp(match).test(detail);
+    run.results.push({ step: n, op: st.op, proc: st.proc, rc, result, detail, ok, killed, log, raw: r });
+  }
+  if (!end && !run.panic && !run.error) run.error = `the probe did not finish: ${lastConsoleLine(consoleText)}`;
+  run.ok = !run.error && run.results.length === c.steps.length && run.results.every((x) => x.ok);
+  return run;
+}
+
+function lastConsoleLine(s: string): string {
+  const l = s.split(/\r?\n/).map((x) => x.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim()).filter(Boolean);
+  return l.length ? `console: ${l[l.length - 1]!.slice(0, 160)}` : 'no console output';
+}
+
+interface Res { present: number; zero: number; zones: Record<string, number>; unknown?: number }
+
+/** "16 pages present (Movable 12, Normal 4), 2 zero-page", as residency() in the model prints it. */
+export function residencyText(res: Res | undefined): string {
+  if (!res) return '';
+  const order = ['DMA', 'DMA32', 'Normal', 'Movable', 'Device'];
+  const zones = Object.entries(res.zones).sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0])).map(([z, c]) => `${z} ${c}`);
+  if (res.unknown) zones.push(`${res.unknown} in no zone`);
+  return `${res.present} pages present${zones.length ? ` (${zones.join(', ')})` : ''}${res.zero ? `, ${res.zero} zero-page` : ''}`;
+}
+
+function zonesText(res: Res | undefined): string {
+  if (!res) return 'none';
+  const order = ['DMA', 'DMA32', 'Normal', 'Movable', 'Device'];
+  return Object.entries(res.zones).sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0])).map(([z, c]) => `${z} ${c}`).join(', ') || 'none';
+}
+
+/** A step's detail in the model's words (docs/scenarios.md), from what the probe measured. */
+function stepDetail(st: CompiledScenario['steps'][number], r: Record<string, unknown>, rc: number, totals: Record<string, number>, pinPages: Map<string, number>,
+  diedPins: Set<string>): string {
+  const res = r.res as Res | undefined;
+  const addr = typeof r.addr === 'string' ? r.addr : '';
+  const pages = (st.len ?? 0) / 4096;
+  const d = (r.d ?? {}) as Record<string, number>;
+  switch (st.op) {
+    case 'spawn': return rc < 0 ? '' : `pid ${r.aux}`;
+    case 'mmap':
+      if (rc < 0) return typeof r.aux === 'number' && r.aux ? `at ${addr}, populate failed` : '';
+      return `${addr} ${pages} pages; ${residencyText(res)}`;
+    case 'touch': return rc < 0 ? `at 0x${Number(r.aux).toString(16)}` : residencyText(res);
+    case 'write': return rc < 0 ? '' : `${addr} = ${rc}`;
+    case 'read': return rc < 0 ? '' : `${addr} = ${rc}`;
+    case 'munmap': return `${addr} ${pages} pages`;
+    case 'mprotect': return '';
+    case 'madvise': return residencyText(res);
+    case 'fork': return rc < 0 ? '' : `child pid ${r.aux}`;
+    case 'exit': return '';
+    case 'online': return `memory${st.block}`;
+    case 'offline': {
+      let s = `memory${st.block}, ${r.ms} ms`;
+      if (rc < 0) {
+        const log = (r.log ?? []) as string[];
+        const why = log.map((l) => /failed due to (.*)$/.exec(l)?.[1]).find(Boolean);
+        if (why) s += `; failed due to ${why}`;
+        if (rc === -110) s += '; the write did not return within the time limit';
+        for (const l of log) {
+          const mt = /(migrating|failed to isolate) pfn ([0-9a-f]+)(?: failed ret:(-?\d+))?/.exec(l);
+          if (mt) s += `; pfn ${parseInt(mt[2]!, 16)}: ${mt[1] === 'migrating' ? `migration failed (ret ${mt[3]})` : 'isolation failed'}`;
+          if ((s.match(/; pfn /g) ?? []).length >= 4) break;
+        }
+      }
+      return s;
+    }
+    case 'pin': {
+      const parts = [`outcome ${rc > 0 ? 'pinned' : 'error'}`];
+      if (rc > 0) {
+        parts.push(`${rc} pinned (${zonesText(res)})`);
+        pinPages.set(st.pin!, rc);
+      }
+      if (d.pgmigrate_success) parts.push(`${d.pgmigrate_success} migrated`);
+      if (d.thp_migration_split) parts.push(`${d.thp_migration_split} THP split`);
+      if (d.pgmigrate_fail) parts.push(`${d.pgmigrate_fail} failed to migrate`);
+      return `${addr} ${pages} pages: ${parts.join('; ')}`;
+    }
+    case 'pin_max': {
+      pinPages.set(st.pin!, rc);
+      const last = Number(r.aux);
+      return `${rc}/${pages} pages pinned (${((100 * rc) / pages).toFixed(1)}%; ${rc > 0 ? zonesText(res) : 'none'})${last < 0 ? `, then ${errname(last)}` : ''}`;
+    }
+    case 'unpin':
+      if (r.aux === -1) return diedPins.has(st.pin!) ? `not pinned: its process died and io_uring released the buffers with it` : 'not pinned';
+      return rc < 0 ? '' : `${pinPages.get(st.pin!) ?? 0} pages unpinned`;
+    case 'vmstat': return (st.items ?? []).map((it) => `${it} ${it in totals ? totals[it] : 'n/a'}`).join('; ');
+    case 'zones': {
+      const zs = (r.zones ?? []) as KernelZone[];
+      return zs.filter((z) => z.managed || z.present).map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}`).join('; ');
+    }
+  }
+  return '';
+}
+
+/** One step as `pinlab scenario` prints it. */
+export function formatKernelStep(r: KernelStepResult, variant: string, st: CompiledScenario['steps'][number]): string[] {
+  const who = r.proc ? `${r.proc}: ` : '';
+  const exp = expectationFor(st.expect, variant);
+  const match = expectationFor(st.expect_match, variant);
+  const want = [exp !== undefined ? String(exp) : '', typeof match === 'string' ? `/${match}/` : ''].filter(Boolean).join(' ');
+  const tag = want ? (r.ok ? ` (expected ${want}: ok)` : ` (EXPECTED ${want}: MISMATCH)`) : !r.ok ? ' (MISMATCH)' : '';
+  const out = [`[${String(r.step).padStart(3)}] ${who}${r.op} -> ${r.result}${tag}${r.detail ? `  ${r.detail}` : ''}`];
+  for (const l of r.log) {
+    const k = /Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB.*?oom_score_adj:(-?\d+)/.exec(l);
+    if (k) out.push(`      Out of memory: Killed process ${k[1]} (${k[2]}) anon-rss:${k[3]}kB, oom_score_adj ${k[4]}`);
+  }
+  if (r.result === 'panic') out.push(`      ${r.detail}`);
+  return out;
+}
+
+export function zonesLine(zones: KernelZone[]): string {
+  return zones.filter((z) => z.managed || z.present).map((z) => `${z.name} free ${z.free}/${z.managed}`).join('; ');
+}
+
+export function blocksLine(blocks: KernelBlock[]): string {
+  return blocks.map((b) => `memory${b.index} ${b.state} ${b.valid_zones}`).join(', ');
+}
