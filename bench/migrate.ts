@@ -8,10 +8,11 @@ import { bootFromSpec } from '../harness/layout';
 import { Memmap, PG_anon, PG_head, PG_buddy, PG_pcp } from '../mm/memmap';
 import { ZONE_MOVABLE } from '../mm/mmzone';
 import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../mm/memory';
+import { getUser, putUser, followPte } from '../mm/memory';
 import { migrateRange } from '../mm/migrate';
 import { stateStore, stateShow, blockPresent, OfflineReport } from '../mm/memory_hotplug';
 import { folioOrder } from '../mm/swap';
+import { ptlLock, ptlUnlock } from '../mm/mm_types';
 
 type Row = Record<string, string | number>;
 

@@ -34,8 +34,8 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { Memmap, PG_buddy, PG_dirty, PG_zero, VMA_FLAGS } from '../mm/memmap';
 import { EBUSY, EACCES, EFAULT, EINVAL, ENOENT, ENOMEM, EOVERFLOW, errname } from '../mm/errno';
 import { bug } from '../mm/debug';
-import { findVma, handleMmFault, followPte, ptlLock, ptlUnlock, VM_FAULT_ERROR } from '../mm/memory';
-import { mmapReadLock, mmapReadUnlock, VM_IO, VM_PFNMAP, VM_READ } from '../mm/mm_types';
+import { findVma, handleMmFault, followPte } from '../mm/memory';
+import { mmapReadLock, mmapReadUnlock, VM_IO, VM_PFNMAP, VM_READ, ptlLock, ptlUnlock, VM_FAULT_ERROR } from '../mm/mm_types';
 import { MmuIntervalNotifier, MmuNotifierRange, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
   mmuIntervalReadRetry, mmuIntervalCheckRetry, mmuIntervalSetSeq, mmuIntervalNotifierMmAlive, mmuNotifierRangeBlockable,
   MMU_NOTIFY_EVENT_NAMES } from '../mm/mmu_notifier';

@@ -16,11 +16,11 @@ import type { DeviceEnv, DeviceState, OpResult, OpField } from '../devices/devic
 import type { Memmap as MemmapT } from '../mm/memmap';
 import type { ActorOp, MapInfo } from './types';
 import { Memmap, MB_STRIDE, MB_ZONE, H_HOTPLUG_LOCK, H_MAGIC, MM_USERS, MM_PID } from '../mm/memmap';
-import { mmBase } from '../mm/mm_types';
+import { mmBase, ptlLock, ptlUnlock } from '../mm/mm_types';
 import { atomicRead } from '../mm/atomic';
 import { mutexLock, mutexUnlock, waitWhileEqual } from '../mm/locking';
 import { current } from '../mm/sched';
-import { getUser, putUser, followPte, ptlLock, ptlUnlock } from '../mm/memory';
+import { getUser, putUser, followPte } from '../mm/memory';
 import { doMunmap, doMmap, doMadvise, dupMm, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../mm/gup';
 import { stateStore, blockPresent, stateShow, blockStartPfn, OfflineReport } from '../mm/memory_hotplug';

@@ -18,8 +18,8 @@ import { variant, hasBug } from './variants';
 import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { folioOrder, folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
-import { Translation, findVma, followPte, ptlLock, ptlUnlock, handleMmFault, handleUnshareFault, VM_FAULT_ERROR, VM_FAULT_OOM } from './memory';
-import { mmapReadLock, mmapReadUnlock } from './mm_types';
+import { Translation, findVma, followPte, handleMmFault, handleUnshareFault } from './memory';
+import { mmapReadLock, mmapReadUnlock, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_OOM } from './mm_types';
 import * as mmTypes from './mm_types';
 import { folioMapcount } from './rmap';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MigrateStats, MigrateFailure,

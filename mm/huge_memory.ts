@@ -1,10 +1,19 @@
-// Splitting transparent huge pages (mm/huge_memory.c, v6.12): split_huge_page_to_list_to_order() for
-// an isolated anonymous THP, used when migration cannot get a huge target ("THP broken by pinning").
-import { Memmap, PG_head, PG_tail, PG_ORDER_MASK, PG_isolated, PG_hugetlb, PG_anon } from './memmap';
+// Transparent huge pages (mm/huge_memory.c, v6.12): split_huge_page_to_list_to_order() for an isolated
+// anonymous THP, used when migration cannot get a huge target ("THP broken by pinning"); the PMD side:
+// do_huge_pmd_anonymous_page(), __split_huge_pmd() and zap_huge_pmd().
+import { Memmap, PG_head, PG_tail, PG_ORDER_MASK, PG_isolated, PG_hugetlb, PG_anon, PG_anon_exclusive, MM_RSS_ANON } from './memmap';
+import { atomicFetchAdd, flagsFetchOr } from './atomic';
+import { pmdIndex, pmdIsHuge, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree,
+  addMmCounter, pgtableTransHugeDeposit, pgtableTransHugeWithdraw, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_RETRY } from './mm_types';
+import { allocPages, NO_PAGE } from './page_alloc';
+import { GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
+import { folioAddLru, folioPut } from './swap';
+import { anonVmaPrepare, folioAddNewAnonRmap, pteMapInc, pmdMapInc, pmdMapDec } from './rmap';
+import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
+import { bug } from './debug';
 import { EAGAIN, EBUSY } from './errno';
 import { folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze } from './swap';
 import { rmapWalk, tryToMigrate, removeMigrationPtes, folioMapcount } from './rmap';
-import { splitHugePmd } from './memory';
 import { countVmEvents, vmItem } from './vmstat';
 import { vmWarnOnOnce } from './debug';
 
@@ -69,4 +78,118 @@ export function splitFolio(m: Memmap, head: number): number {
   folioUnlock(m, head);
   countVmEvents(m, vmItem('thp_split_page'), 1);
   return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PMD mappings of THPs: the fault, the split, the zap
+
+/**
+ * do_huge_pmd_anonymous_page(): a THP for the aligned PMD range if one can be had without reclaim
+ * (GFP_TRANSHUGE_LIGHT); otherwise thp_fault_fallback and the caller takes the PTE path
+ * (signalled by VM_FAULT_RETRY + 1). __do_huge_pmd_anonymous_page() then allocates the PTE table it
+ * deposits with the PMD (so that a split never needs memory); without one the fault fails with
+ * VM_FAULT_OOM, no fallback (v6.12).
+ */
+export function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number): number {
+  const FALLBACK = VM_FAULT_RETRY + 1;
+  const anonVma = anonVmaPrepare(m, mm, vb);
+  const pfn = allocPages(m, GFP_TRANSHUGE_LIGHT | __GFP_ZERO | __GFP_COMP, m.pmdOrder);
+  if (pfn === NO_PAGE) {
+    countVmEvents(m, vmItem('thp_fault_fallback'), 1);
+    return FALLBACK;
+  }
+  const t = pteAllocOne(m, mm); // pte_alloc_one(): counted in nr_ptes from now on (mm_inc_nr_ptes)
+  if (t < 0) {
+    folioPut(m, pfn);
+    return VM_FAULT_OOM;
+  }
+  const head = vpn & ~(m.ptrsPerTable - 1);
+  const pi = pmdIndex(m, mm, vpn);
+  ptlLock(m, mm);
+  if (m.pmds[pi] !== 0) {
+    ptlUnlock(m, mm);
+    pteFree(m, mm, t);
+    folioPut(m, pfn);
+    return FALLBACK;
+  }
+  folioAddNewAnonRmap(m, pfn, anonVma, head);
+  m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
+  pmdMapInc(m, pfn);
+  pgtableTransHugeDeposit(m, mm, t);
+  m.pmds[pi] = mkHugePmd(pfn, true);
+  addMmCounter(m, mm, MM_RSS_ANON, m.ptrsPerTable);
+  ptlUnlock(m, mm);
+  folioAddLru(m, pfn);
+  countVmEvents(m, vmItem('thp_fault_alloc'), 1);
+  return 0;
+}
+
+/**
+ * zap_huge_pmd(): clear a huge PMD (present or a migration entry). For an anonymous THP the deposited
+ * table goes too (zap_deposited_table(): pte_free, mm_dec_nr_ptes); hugetlb deposits none. Returns
+ * false when the PMD is no longer huge under the PTL (__pmd_trans_huge_lock(): split meanwhile).
+ */
+export function zapHugePmd(m: Memmap, mm: number, pi: number): boolean {
+  ptlLock(m, mm);
+  const pmd = m.pmds[pi]!;
+  if (!pmdIsHuge(pmd)) {
+    ptlUnlock(m, mm);
+    return false;
+  }
+  m.pmds[pi] = 0;
+  const head = pmd & PFN_MASK;
+  const hugetlb = (m.flags[head]! & PG_hugetlb) !== 0; // a migration entry names the source folio, still PG_hugetlb
+  const t = hugetlb ? -1 : pgtableTransHugeWithdraw(m, mm);
+  ptlUnlock(m, mm);
+  if (!hugetlb) {
+    if (t < 0) bug(`zap_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
+    pteFree(m, mm, t);
+    addMmCounter(m, mm, MM_RSS_ANON, -m.ptrsPerTable); // a migration entry counts too
+  }
+  if (!(pmd & PTE_PRESENT)) return true; // a migration entry: no mapping, no reference
+  pmdMapDec(m, head);
+  folioPut(m, head);
+  return true;
+}
+
+/**
+ * __split_huge_pmd(): turn one PMD mapping of a THP into PTEs mapping each page; every PTE holds a
+ * reference (folio_ref_add(nr - 1)). The PTEs go into the table deposited when the PMD was made
+ * (__split_huge_pmd_locked(): pgtable_trans_huge_withdraw), so a split needs no memory and cannot
+ * fail; nr_ptes does not change. A hugetlb PMD is never split.
+ */
+export function splitHugePmd(m: Memmap, mm: number, vpn: number): void {
+  const pi = pmdIndex(m, mm, vpn);
+  const hvpn = vpn & ~(m.ptrsPerTable - 1);
+  const range = mmuNotifierInvalidateRangeStart(m, mm, hvpn, hvpn + m.ptrsPerTable, MMU_NOTIFY_CLEAR); // __split_huge_pmd()
+  ptlLock(m, mm);
+  const pmd = m.pmds[pi]!;
+  if (!pmdIsHuge(pmd) || m.flags[pmd & PFN_MASK]! & PG_hugetlb) {
+    ptlUnlock(m, mm);
+    mmuNotifierInvalidateRangeEnd(m, range);
+    return;
+  }
+  const t = pgtableTransHugeWithdraw(m, mm);
+  if (t < 0) {
+    ptlUnlock(m, mm);
+    bug(`__split_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
+  }
+  const head = pmd & PFN_MASK;
+  const write = (pmd & PTE_WRITE) !== 0;
+  const present = (pmd & PTE_PRESENT) !== 0;
+  const base = t << m.pmdOrder;
+  const excl = m.flags[head]! & PG_anon_exclusive;
+  for (let i = 0; i < m.ptrsPerTable; i++) {
+    flagsFetchOr(m.flags, head + i, excl);
+    m.ptes[base + i] = present ? mkPte(head + i, write) : PTE_MIGRATION | (write ? PTE_WRITE : 0) | (head + i);
+    if (present) pteMapInc(m, head + i);
+  }
+  if (present) {
+    pmdMapDec(m, head);
+    atomicFetchAdd(m.refcount, head, m.ptrsPerTable - 1);
+  }
+  m.pmds[pi] = PMD_TABLE | t;
+  ptlUnlock(m, mm);
+  mmuNotifierInvalidateRangeEnd(m, range);
+  countVmEvents(m, vmItem('thp_split_pmd'), 1);
 }

@@ -12,23 +12,18 @@ import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAG
   MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION,
   PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, addMmCounter, pgtableTransHugeDeposit, pgtableTransHugeWithdraw, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE,
-  anonVmaAlloc, mmapReadLock, mmapReadUnlock } from './mm_types';
+  mmapReadLock, mmapReadUnlock, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_RETRY,
+  VM_FAULT_ERROR } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
 import { spinLock, spinUnlock, waitWhileEqual } from './locking';
 import { folioAddLru, folioGet, folioPut, folioOrder, folioTryGet, lruAddDrain } from './swap';
-import { folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
+import { anonVmaPrepare, folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
 import { EFAULT } from './errno';
+import { doHugePmdAnonymousPage, splitHugePmd, zapHugePmd } from './huge_memory';
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
-
-// vm_fault_t (include/linux/mm_types.h)
-export const VM_FAULT_OOM = 0x000001;
-export const VM_FAULT_SIGBUS = 0x000002;
-export const VM_FAULT_SIGSEGV = 0x000040;
-export const VM_FAULT_RETRY = 0x000400; // a migration entry: wait for it and retry
-export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV;
 
 /** Retries of one access when faults keep racing (each retry follows a completed fault). */
 export const ACCESS_RETRIES_MAX = 16;
@@ -100,13 +95,6 @@ function migrationEntryWait(a: Int32Array, i: number, entry: number): void {
   for (let n = 0; n < MIGRATION_WAIT_ROUNDS && atomicRead(a, i) === entry; n++) waitWhileEqual(a, i, entry, 'migration entry', 1);
 }
 
-export function ptlLock(m: Memmap, mm: number): void {
-  spinLock(m.mms, mmBase(mm) + MM_PTL);
-}
-export function ptlUnlock(m: Memmap, mm: number): void {
-  spinUnlock(m.mms, mmBase(mm) + MM_PTL);
-}
-
 /** thp_vma_allowable_order() for anonymous memory: THP enabled (always, or madvise + MADV_HUGEPAGE) and
  * the aligned PMD range lies inside the VMA. */
 function thpAllowed(m: Memmap, vb: number, vpn: number): boolean {
@@ -116,22 +104,6 @@ function thpAllowed(m: Memmap, vb: number, vpn: number): boolean {
   if (mode === 0 || (mode === 1 && !(flags & VM_HUGEPAGE))) return false;
   const start = vpn & ~(m.ptrsPerTable - 1);
   return start >= m.vmas[vb + VMA_START]! && start + m.ptrsPerTable <= m.vmas[vb + VMA_END]!;
-}
-
-/**
- * anon_vma_prepare() / __anon_vma_prepare() (mm/rmap.c): the VMA's first anonymous fault gives it an
- * anon_vma. Faults hold mmap_lock only for reading, so two can race here: the check is repeated under
- * mm->page_table_lock and the loser takes the winner's (else each would label its folio differently
- * and an rmap walk through the VMA would miss one of them).
- */
-function anonVmaPrepare(m: Memmap, mm: number, vb: number): number {
-  const av = atomicRead(m.vmas, vb + VMA_ANON_VMA);
-  if (av) return av;
-  ptlLock(m, mm);
-  if (!m.vmas[vb + VMA_ANON_VMA]) m.vmas[vb + VMA_ANON_VMA] = anonVmaAlloc(m);
-  const won = m.vmas[vb + VMA_ANON_VMA]!;
-  ptlUnlock(m, mm);
-  return won;
 }
 
 /**
@@ -221,47 +193,6 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
   addMmCounter(m, mm, MM_RSS_ANON, 1);
   ptlUnlock(m, mm);
   folioAddLru(m, pfn);
-  return 0;
-}
-
-/**
- * do_huge_pmd_anonymous_page(): a THP for the aligned PMD range if one can be had without reclaim
- * (GFP_TRANSHUGE_LIGHT); otherwise thp_fault_fallback and the caller takes the PTE path
- * (signalled by VM_FAULT_RETRY + 1). __do_huge_pmd_anonymous_page() then allocates the PTE table it
- * deposits with the PMD (so that a split never needs memory); without one the fault fails with
- * VM_FAULT_OOM, no fallback (v6.12).
- */
-function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number): number {
-  const FALLBACK = VM_FAULT_RETRY + 1;
-  const anonVma = anonVmaPrepare(m, mm, vb);
-  const pfn = allocPages(m, GFP_TRANSHUGE_LIGHT | __GFP_ZERO | __GFP_COMP, m.pmdOrder);
-  if (pfn === NO_PAGE) {
-    countVmEvents(m, vmItem('thp_fault_fallback'), 1);
-    return FALLBACK;
-  }
-  const t = pteAllocOne(m, mm); // pte_alloc_one(): counted in nr_ptes from now on (mm_inc_nr_ptes)
-  if (t < 0) {
-    folioPut(m, pfn);
-    return VM_FAULT_OOM;
-  }
-  const head = vpn & ~(m.ptrsPerTable - 1);
-  const pi = pmdIndex(m, mm, vpn);
-  ptlLock(m, mm);
-  if (m.pmds[pi] !== 0) {
-    ptlUnlock(m, mm);
-    pteFree(m, mm, t);
-    folioPut(m, pfn);
-    return FALLBACK;
-  }
-  folioAddNewAnonRmap(m, pfn, anonVma, head);
-  m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
-  pmdMapInc(m, pfn);
-  pgtableTransHugeDeposit(m, mm, t);
-  m.pmds[pi] = mkHugePmd(pfn, true);
-  addMmCounter(m, mm, MM_RSS_ANON, m.ptrsPerTable);
-  ptlUnlock(m, mm);
-  folioAddLru(m, pfn);
-  countVmEvents(m, vmItem('thp_fault_alloc'), 1);
   return 0;
 }
 
@@ -544,76 +475,6 @@ function zapPte(m: Memmap, mm: number, slot: number, migRss: number): void {
   pteMapDec(m, pfn);
   addMmCounter(m, mm, m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM, -1);
   folioPut(m, head);
-}
-
-/**
- * zap_huge_pmd(): clear a huge PMD (present or a migration entry). For an anonymous THP the deposited
- * table goes too (zap_deposited_table(): pte_free, mm_dec_nr_ptes); hugetlb deposits none. Returns
- * false when the PMD is no longer huge under the PTL (__pmd_trans_huge_lock(): split meanwhile).
- */
-function zapHugePmd(m: Memmap, mm: number, pi: number): boolean {
-  ptlLock(m, mm);
-  const pmd = m.pmds[pi]!;
-  if (!pmdIsHuge(pmd)) {
-    ptlUnlock(m, mm);
-    return false;
-  }
-  m.pmds[pi] = 0;
-  const head = pmd & PFN_MASK;
-  const hugetlb = (m.flags[head]! & PG_hugetlb) !== 0; // a migration entry names the source folio, still PG_hugetlb
-  const t = hugetlb ? -1 : pgtableTransHugeWithdraw(m, mm);
-  ptlUnlock(m, mm);
-  if (!hugetlb) {
-    if (t < 0) bug(`zap_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
-    pteFree(m, mm, t);
-    addMmCounter(m, mm, MM_RSS_ANON, -m.ptrsPerTable); // a migration entry counts too
-  }
-  if (!(pmd & PTE_PRESENT)) return true; // a migration entry: no mapping, no reference
-  pmdMapDec(m, head);
-  folioPut(m, head);
-  return true;
-}
-
-/**
- * __split_huge_pmd(): turn one PMD mapping of a THP into PTEs mapping each page; every PTE holds a
- * reference (folio_ref_add(nr - 1)). The PTEs go into the table deposited when the PMD was made
- * (__split_huge_pmd_locked(): pgtable_trans_huge_withdraw), so a split needs no memory and cannot
- * fail; nr_ptes does not change. A hugetlb PMD is never split.
- */
-export function splitHugePmd(m: Memmap, mm: number, vpn: number): void {
-  const pi = pmdIndex(m, mm, vpn);
-  const hvpn = vpn & ~(m.ptrsPerTable - 1);
-  const range = mmuNotifierInvalidateRangeStart(m, mm, hvpn, hvpn + m.ptrsPerTable, MMU_NOTIFY_CLEAR); // __split_huge_pmd()
-  ptlLock(m, mm);
-  const pmd = m.pmds[pi]!;
-  if (!pmdIsHuge(pmd) || m.flags[pmd & PFN_MASK]! & PG_hugetlb) {
-    ptlUnlock(m, mm);
-    mmuNotifierInvalidateRangeEnd(m, range);
-    return;
-  }
-  const t = pgtableTransHugeWithdraw(m, mm);
-  if (t < 0) {
-    ptlUnlock(m, mm);
-    bug(`__split_huge_pmd: mm ${mm} pmd ${pi} maps an anonymous THP but no page table is deposited`);
-  }
-  const head = pmd & PFN_MASK;
-  const write = (pmd & PTE_WRITE) !== 0;
-  const present = (pmd & PTE_PRESENT) !== 0;
-  const base = t << m.pmdOrder;
-  const excl = m.flags[head]! & PG_anon_exclusive;
-  for (let i = 0; i < m.ptrsPerTable; i++) {
-    flagsFetchOr(m.flags, head + i, excl);
-    m.ptes[base + i] = present ? mkPte(head + i, write) : PTE_MIGRATION | (write ? PTE_WRITE : 0) | (head + i);
-    if (present) pteMapInc(m, head + i);
-  }
-  if (present) {
-    pmdMapDec(m, head);
-    atomicFetchAdd(m.refcount, head, m.ptrsPerTable - 1);
-  }
-  m.pmds[pi] = PMD_TABLE | t;
-  ptlUnlock(m, mm);
-  mmuNotifierInvalidateRangeEnd(m, range);
-  countVmEvents(m, vmItem('thp_split_pmd'), 1);
 }
 
 /**

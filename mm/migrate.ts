@@ -11,8 +11,8 @@ import * as layout from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, __GFP_THISNODE } from './gfp';
 import * as gfpNs from './gfp';
-import { followPte, ptlLock, ptlUnlock, Translation } from './memory';
-import { vaPages } from './mm_types';
+import { followPte, Translation } from './memory';
+import { vaPages, ptlLock, ptlUnlock } from './mm_types';
 import * as mmzoneNs from './mmzone';
 import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
   folioIsolateLruMark, folioPutbackLru, lruAddDrainAll } from './swap';

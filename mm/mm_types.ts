@@ -6,7 +6,7 @@
 // next deposited table while it is deposited with an anonymous THP PMD (pgtable_trans_huge_deposit).
 
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicFetchOr, atomicFetchAnd, atomicSet } from './atomic';
-import { Memmap, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_PTE_LOCK, H_ANON_VMA_NEXT,
+import { Memmap, MM_PTL, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_PTE_LOCK, H_ANON_VMA_NEXT,
   H_NEXT_ID, MM_PGTABLES, MM_LOCK, H_MM_LIVE, MM_PMD_HUGE_PTE } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
 import { GFP_KERNEL, __GFP_ZERO } from './gfp';
@@ -191,4 +191,19 @@ export function mmapWriteLockRaw(m: Memmap, mm: number): void {
 }
 export function mmapWriteUnlockRaw(m: Memmap, mm: number): void {
   upWrite(m.mms, mmBase(mm) + MM_LOCK);
+}
+
+// vm_fault_t (include/linux/mm_types.h)
+export const VM_FAULT_OOM = 0x000001;
+export const VM_FAULT_SIGBUS = 0x000002;
+export const VM_FAULT_SIGSEGV = 0x000040;
+export const VM_FAULT_RETRY = 0x000400; // a migration entry: wait for it and retry
+export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV;
+
+// ---- mm->page_table_lock (pinlab has no split PTE/PMD locks: one lock per mm, pte_lockptr()'s role) ----
+export function ptlLock(m: Memmap, mm: number): void {
+  spinLock(m.mms, mmBase(mm) + MM_PTL);
+}
+export function ptlUnlock(m: Memmap, mm: number): void {
+  spinUnlock(m.mms, mmBase(mm) + MM_PTL);
 }

@@ -9,7 +9,7 @@
 import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
-import { mmBase, vmaBase, mmSlotsInUse, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
+import { ptlLock, ptlUnlock, anonVmaAlloc, mmBase, vmaBase, mmSlotsInUse, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
 import * as mmTypes from './mm_types';
 import { folioOrder, folioGet } from './swap';
 import { spinLock, spinUnlock } from './locking';
@@ -51,6 +51,22 @@ export function folioMapped(m: Memmap, head: number): boolean {
 export function folioMaybeDmaPinned(m: Memmap, head: number): boolean {
   if (m.flags[head]! & PG_head && folioOrder(m, head) >= variant().pincountMinOrder) return m.pincount[head]! > 0;
   return m.refcount[head]! >= GUP_PIN_COUNTING_BIAS;
+}
+
+/**
+ * anon_vma_prepare() / __anon_vma_prepare() (mm/rmap.c): the VMA's first anonymous fault gives it an
+ * anon_vma. Faults hold mmap_lock only for reading, so two can race here: the check is repeated under
+ * mm->page_table_lock and the loser takes the winner's (else each would label its folio differently
+ * and an rmap walk through the VMA would miss one of them).
+ */
+export function anonVmaPrepare(m: Memmap, mm: number, vb: number): number {
+  const av = atomicRead(m.vmas, vb + VMA_ANON_VMA);
+  if (av) return av;
+  ptlLock(m, mm);
+  if (!m.vmas[vb + VMA_ANON_VMA]) m.vmas[vb + VMA_ANON_VMA] = anonVmaAlloc(m);
+  const won = m.vmas[vb + VMA_ANON_VMA]!;
+  ptlUnlock(m, mm);
+  return won;
 }
 
 /** folio_add_new_anon_rmap(): a new anonymous folio at virtual page vpn (of its first page). */

@@ -6,7 +6,7 @@ import * as fc from 'fast-check';
 import { enterContext, leaveContext } from '../harness/context';
 import { bootFromSpec } from '../harness/layout';
 import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { putUser, ptlLock, ptlUnlock, followPte } from '../mm/memory';
+import { putUser, followPte } from '../mm/memory';
 import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
 import { Memmap } from '../mm/memmap';
 import { lruAddDrainAll } from '../mm/swap';
@@ -18,6 +18,7 @@ import { checkAllocator, longtermPinErrors, pinBalanceErrors, memlockBalanceErro
   ProcModel } from './checkers';
 import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../devices/common';
 import { pfnOf } from '../mm/memory';
+import { ptlLock, ptlUnlock } from '../mm/mm_types';
 
 export type PinOp =
   | { op: 'mmap'; p: number; pages: number; populate: boolean }

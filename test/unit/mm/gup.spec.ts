@@ -2,7 +2,7 @@
 // accounting of try_grab_folio()/gup_put_folio(), and what __gup_longterm_locked() leaves behind.
 import { boot, usedFrames } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, doMprotect, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte, findVma } from '../../../mm/memory';
+import { getUser, putUser, followPte, findVma } from '../../../mm/memory';
 import { pinUserPages, pinUserPagesRemote, pinUserPagesFast, getUserPages, releasePages, unpinUserPage, unpinUserPages,
   unpinUserPagesDirtyLock, unpinUserPageRangeDirtyLock, isValidGupArgs, checkVmaFlags, newPinReport,
   FOLL_WRITE, FOLL_GET, FOLL_PIN, FOLL_LONGTERM, FOLL_TOUCH, FOLL_PCI_P2PDMA, FOLL_FORCE,
@@ -21,6 +21,7 @@ import { setCurrent, newTask, current, Task, setFaultHook } from '../../../mm/sc
 import { setVariant, parseVariant, variant, KernelVariant } from '../../../mm/variants';
 import { KernelPanic } from '../../../mm/oom_kill';
 import { pfnOf } from '../../../mm/memory';
+import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

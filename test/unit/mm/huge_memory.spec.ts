@@ -7,7 +7,7 @@
 // (page[1], the entire mapcount) went to -1).
 import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
+import { getUser, putUser, followPte } from '../../../mm/memory';
 import { migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MR_MEMORY_HOTPLUG, MigrateStats } from '../../../mm/migrate';
 import { splitFolio } from '../../../mm/huge_memory';
 import { Memmap, PG_head } from '../../../mm/memmap';
@@ -18,6 +18,7 @@ import { drainAllPages, NO_PAGE } from '../../../mm/page_alloc';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalSetSeq, MMU_NOTIFY_CLEAR } from '../../../mm/mmu_notifier';
 import { checkAllocator, pinBalanceErrors, snapshotPageCounts } from '../../../properties/checkers';
+import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always';
 const RW = PROT_READ | PROT_WRITE;

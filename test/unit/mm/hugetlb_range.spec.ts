@@ -7,12 +7,13 @@
 // failure (every split attempt calls the mmu notifiers).
 import { boot, loopGuard } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, exitMmap, vmaList, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
-import { getUser, putUser, zapPageRange, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
+import { getUser, putUser, zapPageRange, followPte } from '../../../mm/memory';
 import { Memmap, PG_hugetlb, HS_FREE_HUGE_PAGES } from '../../../mm/memmap';
 import { EINVAL, EFAULT } from '../../../mm/errno';
 import { KernelBug } from '../../../mm/debug';
 import { hstateBase } from '../../../mm/hugetlb';
 import { MmuIntervalNotifier, mmuIntervalNotifierRemove } from '../../../mm/mmu_notifier';
+import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 hugepages=4';
 const RW = PROT_READ | PROT_WRITE;

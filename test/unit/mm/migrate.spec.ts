@@ -1,7 +1,7 @@
 import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, dupMm, doMadvise, MADV_DONTNEED, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
 import { setYieldHook } from '../../../mm/sched';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
+import { getUser, putUser, followPte } from '../../../mm/memory';
 import { migrateRange, migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MIGRATE_REASON_NAMES, MR_TYPES,
   MR_COMPACTION, NR_MAX_MIGRATE_PAGES_RETRY, MigrateStats } from '../../../mm/migrate';
 import { Memmap, PG_head, PG_lru } from '../../../mm/memmap';
@@ -14,6 +14,7 @@ import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { checkAllocator } from '../../../properties/checkers';
 import { pfnOf } from '../../../mm/memory';
+import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

@@ -9,9 +9,9 @@
 //    removing migration entries leaves RSS alone (try_to_migrate_one, remove_migration_pte).
 import { boot, loopGuard } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
+import { getUser, putUser, followPte } from '../../../mm/memory';
 import { Memmap, MM_RSS_ANON, MM_RSS_SHMEM, MM_PGTABLES, H_PTE_FREE, PG_anon_exclusive, HS_FREE_HUGE_PAGES } from '../../../mm/memmap';
-import { mmBase, pgtableDepositedCount, pmdIsHuge, PTE_PRESENT, PTE_WRITE, PFN_MASK } from '../../../mm/mm_types';
+import { mmBase, pgtableDepositedCount, pmdIsHuge, PTE_PRESENT, PTE_WRITE, PFN_MASK, ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_SYSCALL, MigrateStats } from '../../../mm/migrate';
 import { setYieldHook } from '../../../mm/sched';
 import { GFP_HIGHUSER } from '../../../mm/gfp';

@@ -6,11 +6,11 @@ import { Worker } from 'node:worker_threads';
 import { smpEnable } from '../../../mm/atomic';
 import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, doMadvise, doMprotect, dupMm, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte, zapPageRange } from '../../../mm/memory';
+import { getUser, putUser, followPte, zapPageRange } from '../../../mm/memory';
 import { migrateRange } from '../../../mm/migrate';
 import { stateStore } from '../../../mm/memory_hotplug';
 import { Memmap, MNG_NR_SUBS, MN_STRIDE, MNG_SLOTS, MMU_NOTIFIER_SUBS_MAX, MM_USERS } from '../../../mm/memmap';
-import { mmBase, vaPages } from '../../../mm/mm_types';
+import { mmBase, vaPages, ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { EAGAIN, EINVAL, ENOMEM, EOVERFLOW } from '../../../mm/errno';
 import { KernelBug, warnings } from '../../../mm/debug';
 import {

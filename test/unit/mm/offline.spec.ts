@@ -1,6 +1,6 @@
 import { boot, zone } from '../../helpers';
 import { bprmMmInit, doMmap, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
+import { getUser, putUser, followPte } from '../../../mm/memory';
 import { stateStore, offlinePages, OfflineReport, stateShow, registerMemoryNotifier, OFFLINE_PASSES_MAX } from '../../../mm/memory_hotplug';
 import { Memmap, MEM_GOING_OFFLINE, PG_hugetlb } from '../../../mm/memmap';
 import { EINTR, EINVAL, EBUSY } from '../../../mm/errno';
@@ -10,6 +10,7 @@ import { GFP_KERNEL } from '../../../mm/gfp';
 import { setCurrent, current } from '../../../mm/sched';
 import { checkAllocator } from '../../../properties/checkers';
 import { pfnOf } from '../../../mm/memory';
+import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

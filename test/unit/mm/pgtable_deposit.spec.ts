@@ -5,9 +5,9 @@
 // watermark taken with __GFP_NORETRY (no OOM kill), held by the test, not by any process.
 import { boot, usedFrames } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
-import { getUser, putUser, ptlLock, ptlUnlock, followPte } from '../../../mm/memory';
+import { getUser, putUser, followPte } from '../../../mm/memory';
 import { Memmap, MM_PGTABLES, MM_USERS, H_PTE_FREE, PG_hugetlb } from '../../../mm/memmap';
-import { mmBase, pmdIsHuge, PFN_MASK, PTE_PRESENT, pgtableDepositedCount } from '../../../mm/mm_types';
+import { mmBase, pmdIsHuge, PFN_MASK, PTE_PRESENT, pgtableDepositedCount, ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { ENOMEM, EFAULT } from '../../../mm/errno';
 import { allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER, __GFP_NORETRY } from '../../../mm/gfp';
