@@ -35,9 +35,9 @@ import { folioIsLongtermPinnable } from '../mm/pinnable';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import { setCurrent, newTask } from '../mm/sched';
 import { vmstatSnapshot } from '../mm/vmstat';
-import { folioOrder } from '../mm/swap';
 import { pfnOf } from '../mm/memory';
 import { ptlLock, ptlUnlock } from '../mm/mm_types';
+import { folioOrder } from '../mm/page_ref';
 
 type Row = Record<string, string | number>;
 

@@ -11,8 +11,8 @@ import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap'
 import { getUser, putUser, followPte } from '../mm/memory';
 import { migrateRange } from '../mm/migrate';
 import { stateStore, stateShow, blockPresent, OfflineReport } from '../mm/memory_hotplug';
-import { folioOrder } from '../mm/swap';
 import { ptlLock, ptlUnlock } from '../mm/mm_types';
+import { folioOrder } from '../mm/page_ref';
 
 type Row = Record<string, string | number>;
 

@@ -16,11 +16,11 @@
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
-import { folioNrPages } from '../mm/swap';
 import { PG_head, PG_tail } from '../mm/memmap';
 import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, intField, isU64, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
   dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, dmaAccess } from './common';
+import { folioNrPages } from '../mm/page_ref';
 
 const NAME = 'io_uring-fixed';
 /** IORING_MAX_REG_BUFFERS */

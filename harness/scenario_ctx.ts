@@ -4,10 +4,11 @@ import { Memmap, PAGE_SIZE, PG_zero } from '../mm/memmap';
 import { memparse } from '../mm/cmdline';
 import { PROT_READ, PROT_WRITE, vmaList } from '../mm/mmap';
 import { followPte } from '../mm/memory';
-import { vaPages, ptlLock, ptlUnlock } from '../mm/mm_types';
+import { ptlLock, ptlUnlock } from '../mm/mm_types';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { ESRCH } from '../mm/errno';
 import { z } from 'zod';
+import { vaPages } from '../mm/pgtable';
 
 export class ScenarioError extends Error {
   constructor(msg: string) {

@@ -14,10 +14,11 @@ import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_NOWARN, __GFP_NORETRY, __GFP_THISNODE, __GFP_MEMALLOC } from '../mm/gfp';
 import { isolateFolio, putbackMovablePages } from '../mm/migrate';
 import { followPte } from '../mm/memory';
-import { vaPages, ptlLock, ptlUnlock } from '../mm/mm_types';
+import { ptlLock, ptlUnlock } from '../mm/mm_types';
 import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
 import { errname, ENOMEM, EFAULT, EBUSY } from '../mm/errno';
 import { pinChunks } from './pin_fraction';
+import { vaPages } from '../mm/pgtable';
 
 function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
   const v = s[field];

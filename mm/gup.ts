@@ -17,16 +17,18 @@ import * as pinnableNs from './pinnable';
 import { variant, hasBug } from './variants';
 import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
-import { folioOrder, folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
+import { folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
 import { Translation, findVma, followPte, handleMmFault, handleUnshareFault } from './memory';
 import { mmapReadLock, mmapReadUnlock, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_OOM } from './mm_types';
 import * as mmTypes from './mm_types';
+import { vaPages } from './pgtable';
 import { folioMapcount } from './rmap';
 import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MigrateStats, MigrateFailure,
   MR_LONGTERM_PIN, MR_CONTIG_RANGE } from './migrate';
 import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import * as gfpNs from './gfp';
 import { bug } from './debug';
+import { folioOrder } from './page_ref';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
@@ -587,7 +589,7 @@ export function pinUserPagesFast(m: Memmap, mm: number, vpn: number, nrPages: nu
   if (flags < 0 || flags & ~GUP_FAST_FLAGS) return finish(-EINVAL, nrPages, report);
   if (nrPages <= 0) return finish(0, nrPages, report);
   // gup_fast_fallback(): end > TASK_SIZE_MAX
-  if (vpn < 0 || nrPages > mmTypes.vaPages(m) - vpn) return finish(-EFAULT, nrPages, report);
+  if (vpn < 0 || nrPages > vaPages(m) - vpn) return finish(-EFAULT, nrPages, report);
   const fast = gupFast(m, mm, vpn, nrPages, flags, pages);
   if (fast === nrPages) return finish(fast, nrPages, report);
   yieldPoint('gup:fast-to-slow'); // gup_fast_fallback(): interrupts back on, the slow path may sleep

@@ -3,8 +3,7 @@
 // do_huge_pmd_anonymous_page(), __split_huge_pmd() and zap_huge_pmd().
 import { Memmap, PG_head, PG_tail, PG_ORDER_MASK, PG_isolated, PG_hugetlb, PG_anon, PG_anon_exclusive, MM_RSS_ANON } from './memmap';
 import { atomicFetchAdd, flagsFetchOr } from './atomic';
-import { pmdIndex, pmdIsHuge, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree,
-  addMmCounter, pgtableTransHugeDeposit, pgtableTransHugeWithdraw, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_RETRY } from './mm_types';
+import { addMmCounter, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_RETRY } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
 import { folioAddLru, folioPut } from './swap';
@@ -12,10 +11,12 @@ import { anonVmaPrepare, folioAddNewAnonRmap, pteMapInc, pmdMapInc, pmdMapDec } 
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
 import { bug } from './debug';
 import { EAGAIN, EBUSY } from './errno';
-import { folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze } from './swap';
 import { rmapWalk, tryToMigrate, removeMigrationPtes, folioMapcount } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { vmWarnOnOnce } from './debug';
+import { folioOrder, folioRefFreeze, folioRefUnfreeze } from './page_ref';
+import { folioTrylock, folioUnlock } from './filemap';
+import { pmdIndex, pmdIsHuge, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit, pgtableTransHugeWithdraw } from './pgtable';
 
 /** Rounds of PMD splitting before splitFolio() gives up (each round's __split_huge_pmd() may wait for notifiers). */
 const SPLIT_PMD_ROUNDS_MAX = 8;

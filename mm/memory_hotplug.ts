@@ -11,7 +11,7 @@ import { Memmap, MB_STATE, MB_ZONE, MB_ONLINE_TYPE, MB_PRESENT, MB_EARLY, MB_STR
 import { ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, MIGRATE_MOVABLE, MIGRATE_ISOLATE, zoneName } from './mmzone';
 import { EINVAL, ENODEV, EBUSY, EINTR, ENOENT } from './errno';
 import { MigrateFailure, MigrateStats, isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_MEMORY_HOTPLUG } from './migrate';
-import { folioTryGet, folioPut, folioOrder, lruCacheDisable, lruCacheEnable } from './swap';
+import { folioPut, lruCacheDisable, lruCacheEnable } from './swap';
 import { zonePcpDisable, zonePcpEnable, delPageFromFreeList, freeRange, initPerZoneWmarkMin } from './page_alloc';
 import { startIsolatePageRange, undoIsolatePageRange, testPagesIsolated, MEMORY_OFFLINE, REPORT_FAILURE } from './page_isolation';
 import { dissolveFreeHugetlbFolios } from './hugetlb';
@@ -19,6 +19,7 @@ import { current, yieldPoint } from './sched';
 import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
 import { spinLock, spinUnlock, mutexLock, mutexUnlock } from './locking';
 import { isolatePageblockLocked, unsetMigratetypeIsolate } from './page_isolation';
+import { folioTryGet, folioOrder } from './page_ref';
 
 // include/linux/memory_hotplug.h
 export const MMOP_OFFLINE = 0;

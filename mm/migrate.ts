@@ -12,16 +12,19 @@ import { allocPages, NO_PAGE } from './page_alloc';
 import { __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, __GFP_THISNODE } from './gfp';
 import * as gfpNs from './gfp';
 import { followPte, Translation } from './memory';
-import { vaPages, ptlLock, ptlUnlock } from './mm_types';
+import { ptlLock, ptlUnlock } from './mm_types';
 import * as mmzoneNs from './mmzone';
-import { folioGet, folioPut, folioOrder, folioTrylock, folioUnlock, folioRefFreeze, folioRefUnfreeze, folioAddLru,
-  folioIsolateLruMark, folioPutbackLru, lruAddDrainAll } from './swap';
+import { folioPut, folioAddLru, lruAddDrainAll } from './swap';
 import { tryToMigrate, removeMigrationPtes, folioMapped } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import * as errnoNs from './errno';
 import { dequeueHugetlbFolio, hstateIndex, allocMigrateHugetlbFolio, moveHugetlbState } from './hugetlb';
 import { splitFolio } from './huge_memory';
 import { yieldPoint, faultPoint } from './sched';
+import { folioGet, folioOrder, folioRefFreeze, folioRefUnfreeze } from './page_ref';
+import { folioTrylock, folioUnlock } from './filemap';
+import { folioIsolateLruMark, folioPutbackLru } from './vmscan';
+import { vaPages } from './pgtable';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).

@@ -9,7 +9,7 @@ import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicXchg } from './ato
 import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
   VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
   MM_OOM_SCORE_ADJ, MM_PGTABLES, MM_PMD_HUGE_PTE, H_FORK_SEQ } from './memmap';
-import { mmBase, vmaBase, mmAlloc, mmDrop, pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages, VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED, VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_RETRY } from './mm_types';
+import { mmBase, vmaBase, mmAlloc, mmDrop, VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED, VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_RETRY } from './mm_types';
 import { zapPageRange, copyPageRange, handleMmFault } from './memory';
 import { spinLock, spinUnlock } from './locking';
 import { EINVAL, ENOMEM, EEXIST, EAGAIN, EPERM } from './errno';
@@ -19,6 +19,7 @@ import { bug } from './debug';
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, mmuNotifierRelease, MMU_NOTIFY_UNMAP,
   MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE } from './mmu_notifier';
 import { splitHugePmd } from './huge_memory';
+import { pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages } from './pgtable';
 
 export const PROT_READ = 0x1;
 export const PROT_WRITE = 0x2;

@@ -26,10 +26,11 @@ import { threadId } from 'node:worker_threads';
 import { Memmap, MM_PID, MM_USERS, MNG_NR_SUBS, MNG_NEXT_ID, MNG_SLOTS, MN_LOCK, MN_SEQ, MN_ACTIVE, MN_HAS_ITREE, MN_PID,
   MN_NR_SLOTS, MN_HDR, MN_STRIDE, MNS_STATE, MNS_START, MNS_END, MNS_SEQ, MNS_ID, MNS_OWNER, MNS_STRIDE,
   MMU_NOTIFIER_SUBS_MAX } from './memmap';
-import { mmBase, vaPages } from './mm_types';
+import { mmBase } from './mm_types';
 import { spinLock, spinUnlock, waitWhileEqual, SPIN_LOCKUP_MS } from './locking';
 import { bug, vmWarnOnOnce } from './debug';
 import { EAGAIN, EINVAL, ENOMEM, EOVERFLOW } from './errno';
+import { vaPages } from './pgtable';
 
 // enum mmu_notifier_event (include/linux/mmu_notifier.h)
 export const MMU_NOTIFY_UNMAP = 0;

@@ -9,20 +9,21 @@
 import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
-import { ptlLock, ptlUnlock, anonVmaAlloc, mmBase, vmaBase, mmSlotsInUse, pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './mm_types';
-import * as mmTypes from './mm_types';
-import { folioOrder, folioGet } from './swap';
+import { ptlLock, ptlUnlock, mmBase, vmaBase, mmSlotsInUse } from './mm_types';
+import * as pgtableNs from './pgtable';
 import { spinLock, spinUnlock } from './locking';
 import * as pinnableNs from './pinnable';
 import { variant } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MmuNotifierRange, MMU_NOTIFY_CLEAR } from './mmu_notifier';
+import { folioOrder, folioGet } from './page_ref';
+import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './pgtable';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { MNG_NR_SUBS, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF, MM_NR_VMAS,
+const { H_ANON_VMA_NEXT, MNG_NR_SUBS, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF, MM_NR_VMAS,
   MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE, H_FORK_SEQ } = layout;
-const { PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, PMD_HUGE, PFN_MASK } = mmTypes;
+const { PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, PMD_HUGE, PFN_MASK } = pgtableNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 
 const NR_ANON_THPS = vmItem('nr_anon_transparent_hugepages');
@@ -51,6 +52,11 @@ export function folioMapped(m: Memmap, head: number): boolean {
 export function folioMaybeDmaPinned(m: Memmap, head: number): boolean {
   if (m.flags[head]! & PG_head && folioOrder(m, head) >= variant().pincountMinOrder) return m.pincount[head]! > 0;
   return m.refcount[head]! >= GUP_PIN_COUNTING_BIAS;
+}
+
+/** anon_vma_alloc(): a new anon_vma id. Forked VMAs share their parent's (the anon_vma root). */
+export function anonVmaAlloc(m: Memmap): number {
+  return atomicFetchAdd(m.header, H_ANON_VMA_NEXT, 1);
 }
 
 /**

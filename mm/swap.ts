@@ -1,9 +1,11 @@
-// The LRU and folio references (mm/swap.c, include/linux/mm.h). The LRU is a flag (PG_lru): nothing
-// is reclaimed. What matters for pinning is the per-CPU add batch: a new folio sits there holding an
-// extra reference, off the LRU, until the batch fills or is drained (folio_add_lru, lru_add_drain).
+// The LRU's per-CPU add batches and the last folio_put() (mm/swap.c). The LRU is a flag (PG_lru):
+// nothing is reclaimed. What matters for pinning is the per-CPU add batch: a new folio sits there
+// holding an extra reference, off the LRU, until the batch fills or is drained (folio_add_lru,
+// lru_add_drain).
 
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicRead, atomicSet, flagsCmpxchg, flagsFetchAnd, flagsFetchOr, flagsRead } from './atomic';
 import { Memmap } from './memmap';
+import { folioGet } from './page_ref';
 import * as layout from './memmap';
 import { freeThePage } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
@@ -14,31 +16,6 @@ import { freeHugeFolio } from './hugetlb';
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
 const { PG_lru, PG_head, PG_hugetlb, PG_locked, H_LRU_DISABLED } = layout;
-
-/** folio_order() */
-export function folioOrder(m: Memmap, pfn: number): number {
-  return m.flags[pfn]! & PG_head ? m.pageOrder(pfn) : 0;
-}
-export function folioNrPages(m: Memmap, pfn: number): number {
-  return 1 << folioOrder(m, pfn);
-}
-export function folioTestLarge(m: Memmap, pfn: number): boolean {
-  return (m.flags[pfn]! & PG_head) !== 0;
-}
-
-/** folio_get() */
-export function folioGet(m: Memmap, pfn: number): void {
-  atomicFetchAdd(m.refcount, pfn, 1);
-}
-
-/** folio_try_get(): only while the folio is not frozen or free. */
-export function folioTryGet(m: Memmap, pfn: number): boolean {
-  for (;;) {
-    const r = atomicRead(m.refcount, pfn);
-    if (r <= 0) return false;
-    if (atomicCmpxchg(m.refcount, pfn, r, r + 1) === r) return true;
-  }
-}
 
 /** folio_put(): the last reference frees the folio (__folio_put: hugetlb back to its pool). */
 export function folioPut(m: Memmap, pfn: number): void {
@@ -54,26 +31,6 @@ export function folioPutRefs(m: Memmap, pfn: number, refs: number): void {
   // nobody holds a reference that could set PG_lru again: clear it only when it is set (an atomic costs)
   if (f & PG_lru) flagsFetchAnd(m.flags, pfn, ~PG_lru);
   freeThePage(m, pfn, f & PG_head ? m.pageOrder(pfn) : 0);
-}
-
-/** folio_ref_freeze(): refcount from expected to 0 in one step; fails on any extra reference. */
-export function folioRefFreeze(m: Memmap, pfn: number, expected: number): boolean {
-  return atomicCmpxchg(m.refcount, pfn, expected, 0) === expected;
-}
-export function folioRefUnfreeze(m: Memmap, pfn: number, count: number): void {
-  atomicSet(m.refcount, pfn, count);
-}
-
-// ---- the page lock (PG_locked) ----
-/** folio_trylock() */
-export function folioTrylock(m: Memmap, pfn: number): boolean {
-  return (flagsFetchOr(m.flags, pfn, PG_locked) & PG_locked) === 0;
-}
-export function folioUnlock(m: Memmap, pfn: number): void {
-  flagsFetchAnd(m.flags, pfn, ~PG_locked);
-}
-export function folioTestLocked(m: Memmap, pfn: number): boolean {
-  return (flagsRead(m.flags, pfn) & PG_locked) !== 0;
 }
 
 // ---- the LRU ----
@@ -162,31 +119,3 @@ export function lruCacheEnable(m: Memmap): void {
   atomicFetchSub(m.header, H_LRU_DISABLED, 1);
 }
 
-/** folio_isolate_lru(): take it off the LRU with a reference; false if it was not on the LRU. */
-export function folioIsolateLru(m: Memmap, pfn: number): boolean {
-  if (!(flagsFetchAnd(m.flags, pfn, ~PG_lru) & PG_lru)) return false;
-  folioGet(m, pfn);
-  return true;
-}
-
-/**
- * folio_isolate_lru() that also sets the flags in mark (PG_isolated for migration) in the same
- * atomic step that clears PG_lru: one compare-exchange instead of two read-modify-writes.
- */
-export function folioIsolateLruMark(m: Memmap, pfn: number, mark: number): boolean {
-  const flags = m.flags;
-  for (let f = flags[pfn]!; ;) {
-    if (!(f & PG_lru)) return false;
-    const seen = flagsCmpxchg(flags, pfn, f, (f & ~PG_lru) | mark);
-    if (seen === f) break;
-    f = seen; // another CPU changed a flag (PG_locked, PG_dirty): try again with its value
-  }
-  folioGet(m, pfn);
-  return true;
-}
-
-/** folio_putback_lru(): back on the LRU, dropping the isolation reference. */
-export function folioPutbackLru(m: Memmap, pfn: number): void {
-  flagsFetchOr(m.flags, pfn, PG_lru);
-  folioPut(m, pfn);
-}

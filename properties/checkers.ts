@@ -4,13 +4,14 @@
 
 import { Memmap, PG_buddy, PG_pcp, PG_ORDER_SHIFT, Z_MANAGED, Z_NR_FREE, Z_NR_FREE_CMA, PCP_COUNT, PCP_LISTS,
   freeAreaHead, freeAreaCount, pcpBase, NO_ZONE, MM_USERS, PG_zero, PG_head, PG_anon, VMA_ANON_VMA, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM } from '../mm/memmap';
-import { mmBase, pmdIsHuge, pmdIsTable, PFN_MASK, PTE_PRESENT, PTE_MIGRATION } from '../mm/mm_types';
+import { mmBase } from '../mm/mm_types';
 import { findVma } from '../mm/memory';
 import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES, MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE, zoneName,
   MIGRATETYPE_NAMES } from '../mm/mmzone';
 import { folioMaybeDmaPinned, entireMapcount } from '../mm/rmap';
 import { doMunmap, dupMm, exitMmap } from '../mm/mmap';
 import { getUser } from '../mm/memory';
+import { pmdIsHuge, pmdIsTable, PFN_MASK, PTE_PRESENT, PTE_MIGRATION } from '../mm/pgtable';
 
 export interface AllocatorCensus {
   /** per zone: frames on buddy free lists (all types), on per-CPU lists, and the remainder (in use) */

@@ -12,13 +12,14 @@ import { migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, 
 import { splitFolio } from '../../../mm/huge_memory';
 import { Memmap, PG_head } from '../../../mm/memmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
-import { folioOrder, lruAddDrainAll } from '../../../mm/swap';
+import { lruAddDrainAll } from '../../../mm/swap';
 import { GFP_HIGHUSER } from '../../../mm/gfp';
 import { drainAllPages, NO_PAGE } from '../../../mm/page_alloc';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalSetSeq, MMU_NOTIFY_CLEAR } from '../../../mm/mmu_notifier';
 import { checkAllocator, pinBalanceErrors, snapshotPageCounts } from '../../../properties/checkers';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
+import { folioOrder } from '../../../mm/page_ref';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always';
 const RW = PROT_READ | PROT_WRITE;

@@ -7,7 +7,7 @@ import { migrateRange, migratePages, isolateFolio, allocMigrationTarget, putback
 import { Memmap, PG_head, PG_lru } from '../../../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { EAGAIN, ENOMEM } from '../../../mm/errno';
-import { folioGet, folioPut, lruAddDrainAll } from '../../../mm/swap';
+import { folioPut, lruAddDrainAll } from '../../../mm/swap';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GFP_HIGHUSER, GFP_KERNEL, __GFP_NORETRY } from '../../../mm/gfp';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
@@ -15,6 +15,7 @@ import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_
 import { checkAllocator } from '../../../properties/checkers';
 import { pfnOf } from '../../../mm/memory';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
+import { folioGet } from '../../../mm/page_ref';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

@@ -10,7 +10,7 @@ import { getUser, putUser, followPte, zapPageRange } from '../../../mm/memory';
 import { migrateRange } from '../../../mm/migrate';
 import { stateStore } from '../../../mm/memory_hotplug';
 import { Memmap, MNG_NR_SUBS, MN_STRIDE, MNG_SLOTS, MMU_NOTIFIER_SUBS_MAX, MM_USERS } from '../../../mm/memmap';
-import { mmBase, vaPages, ptlLock, ptlUnlock } from '../../../mm/mm_types';
+import { mmBase, ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { EAGAIN, EINVAL, ENOMEM, EOVERFLOW } from '../../../mm/errno';
 import { KernelBug, warnings } from '../../../mm/debug';
 import {
@@ -20,6 +20,7 @@ import {
   mmHasNotifiers, mmuNotifierNrSubscriptions, mmuIntervalNotifiers, mmuIntervalNotifierMmAlive, MMU_NOTIFY_CLEAR,
   MMU_NOTIFY_UNMAP, MMU_NOTIFY_RELEASE, MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE, MMU_NOTIFY_EVENT_NAMES,
 } from '../../../mm/mmu_notifier';
+import { vaPages } from '../../../mm/pgtable';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

@@ -4,13 +4,14 @@ import { getUser, putUser, followPte } from '../../../mm/memory';
 import { stateStore, offlinePages, OfflineReport, stateShow, registerMemoryNotifier, OFFLINE_PASSES_MAX } from '../../../mm/memory_hotplug';
 import { Memmap, MEM_GOING_OFFLINE, PG_hugetlb } from '../../../mm/memmap';
 import { EINTR, EINVAL, EBUSY } from '../../../mm/errno';
-import { folioGet, folioPut, lruAddDrainAll } from '../../../mm/swap';
+import { folioPut, lruAddDrainAll } from '../../../mm/swap';
 import { drainAllPages, allocPages, freePages } from '../../../mm/page_alloc';
 import { GFP_KERNEL } from '../../../mm/gfp';
 import { setCurrent, current } from '../../../mm/sched';
 import { checkAllocator } from '../../../properties/checkers';
 import { pfnOf } from '../../../mm/memory';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
+import { folioGet } from '../../../mm/page_ref';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
