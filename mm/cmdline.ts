@@ -13,12 +13,12 @@ export class CmdlineError extends Error {
 }
 
 /** kernelcore=/movablecore=: a size or a percentage of memory (cmdline_parse_core, mm/mm_init.c). */
-export interface CoreSize {
+interface CoreSize {
   bytes?: number;
   percent?: number;
 }
 
-export interface CmaParam {
+interface CmaParam {
   bytes: number;
   /** explicit placement: cma=size@base (fixed) or cma=size@base-limit */
   baseBytes?: number;
@@ -31,7 +31,7 @@ export interface HugepageParam {
   count: number;
 }
 
-export type OnlineTypeName = 'offline' | 'online' | 'online_kernel' | 'online_movable';
+type OnlineTypeName = 'offline' | 'online' | 'online_kernel' | 'online_movable';
 
 export interface BootParams {
   cmdline: string;

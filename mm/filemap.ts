@@ -14,6 +14,3 @@ export function folioTrylock(m: Memmap, pfn: number): boolean {
 export function folioUnlock(m: Memmap, pfn: number): void {
   flagsFetchAnd(m.flags, pfn, ~PG_locked);
 }
-export function folioTestLocked(m: Memmap, pfn: number): boolean {
-  return (flagsRead(m.flags, pfn) & PG_locked) !== 0;
-}

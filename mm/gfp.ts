@@ -78,14 +78,3 @@ const COMPOSITES: [number, string][] = [
   [GFP_KERNEL, 'GFP_KERNEL'], [GFP_ATOMIC, 'GFP_ATOMIC'], [GFP_NOWAIT, 'GFP_NOWAIT'],
 ];
 
-/** show_gfp_flags() style: "GFP_USER|__GFP_NOWARN". */
-export function gfpName(gfp: number): string {
-  const parts: string[] = [];
-  let rest = gfp;
-  for (const [mask, name] of COMPOSITES) {
-    if ((rest & mask) === mask && mask !== 0) { parts.push(name); rest &= ~mask; break; }
-  }
-  for (const [bit, name] of FLAG_NAMES) if (rest & bit) { parts.push(name); rest &= ~bit; }
-  if (rest) parts.push(`0x${rest.toString(16)}`);
-  return parts.length ? parts.join('|') : '0';
-}

@@ -96,7 +96,7 @@ function isZeroFolio(m: Memmap, head: number): boolean {
  * or refs plus _pincount to a large one, and counts NR_FOLL_PIN_ACQUIRED. Since v6.5 pinning the
  * zero page is a no-op (R18). Returns 0 or -ENOMEM on refcount overflow.
  */
-export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: number): number {
+function tryGrabFolio(m: Memmap, head: number, refs: number, flags: number): number {
   if (flags & FOLL_GET) {
     atomicFetchAdd(m.refcount, head, refs);
     return 0;
@@ -119,7 +119,7 @@ export function tryGrabFolio(m: Memmap, head: number, refs: number, flags: numbe
 }
 
 /** gup_put_folio() */
-export function gupPutFolio(m: Memmap, head: number, refs: number, flags: number): void {
+function gupPutFolio(m: Memmap, head: number, refs: number, flags: number): void {
   if (flags & FOLL_PIN) {
     if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return;
     countVmEvents(m, NR_FOLL_PIN_RELEASED, refs);
@@ -228,7 +228,7 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
  * dropped again before the caller migrates. Returns how many pages were grabbed (a short count on a
  * later error), or -errno if none was.
  */
-export function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset = 0): number {
+function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset = 0): number {
   mmapReadLock(m, mm); // __get_user_pages_locked(): mmap_read_lock() for the walk, dropped before migration
   try {
     return getUserPagesWalk(m, mm, vpn, nrPages, flags, pages, offset);
@@ -436,7 +436,7 @@ function checkAndMigrateV513(m: Memmap, mm: number, vpn: number, nr: number, pag
  * folios had to move, unpin, migrate and pin again - all inside memalloc_pin_save().
  * Returns the number pinned or -errno; no pins are held after an error.
  */
-export function gupLongtermLocked(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number,
+function gupLongtermLocked(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number,
   report: PinReport = newPinReport(), offset = 0): number {
   if (!(flags & FOLL_LONGTERM)) return getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
   const saved = memallocPinSave();
@@ -596,11 +596,5 @@ export function pinUserPagesFast(m: Memmap, mm: number, vpn: number, nrPages: nu
   const rest = gupLongtermLocked(m, mm, vpn + fast, nrPages - fast, pages, flags, report, fast);
   if (rest < 0) return finish(fast ? fast : rest, nrPages, report);
   return finish(fast + rest, nrPages, report);
-}
-
-/** The vma of vpn is hugetlb (for callers that round to huge pages). */
-export function vmaIsHugetlb(m: Memmap, mm: number, vpn: number): boolean {
-  const vb = findVma(m, mm, vpn);
-  return vb >= 0 && (m.vmas[vb + VMA_FLAGS]! & VM_HUGETLB) !== 0;
 }
 

@@ -20,7 +20,7 @@ export function hstateBase(i: number): number {
 }
 
 /** hugepage_movable_supported(): gigantic pages are never allocated movable. */
-export function htlbAllocMask(m: Memmap, order: number): number {
+function htlbAllocMask(m: Memmap, order: number): number {
   return order > m.maxOrder ? GFP_HIGHUSER : GFP_HIGHUSER_MOVABLE;
 }
 
@@ -42,16 +42,6 @@ function enqueueHugetlbFolio(m: Memmap, hb: number, pfn: number): void {
   if (next !== -1) m.index[next] = pfn;
   m.header[hb + HS_FREE_LIST] = pfn;
   m.header[hb + HS_FREE_HUGE_PAGES]!++;
-}
-
-/** Free hugetlb folios of an hstate (walks the free list). */
-export function hugetlbFreeFolios(m: Memmap, hs: number): number[] {
-  const out: number[] = [];
-  const hb = hstateBase(hs);
-  spinLock(m.header, hb + HS_LOCK);
-  for (let p = m.header[hb + HS_FREE_LIST]!; p !== -1; p = m.mapping[p]!) out.push(p);
-  spinUnlock(m.header, hb + HS_LOCK);
-  return out;
 }
 
 /**

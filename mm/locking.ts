@@ -15,7 +15,7 @@ import { current } from './sched';
 /** A lock held this long is a simulator bug (the kernel's soft-lockup watchdog fires at 20 s). */
 export const SPIN_LOCKUP_MS = 10_000;
 /** A sleeping lock (mutex, rwsem) waited on this long is a hung task (hung_task_timeout_secs: 120). */
-export const HUNG_TASK_MS = 60_000;
+const HUNG_TASK_MS = 60_000;
 const WAIT_ROUND_MS = 50;
 
 /**
@@ -90,10 +90,6 @@ export function spinUnlock(a: Int32Array, i: number): void {
   if (atomicXchg(a, i, 0) === 2) Atomics.notify(a, i, 1);
 }
 
-export function spinIsLocked(a: Int32Array, i: number): boolean {
-  return atomicRead(a, i) !== 0;
-}
-
 // ---- mutex (sleeping; may be held across preemption points) ----
 
 /** mutex_lock() */
@@ -138,17 +134,6 @@ export function downRead(a: Int32Array, i: number): void {
       return;
     }
     rwsemWait(a, i, v, 'rwsem (read)', waited);
-  }
-}
-
-/** down_read_trylock() */
-export function downReadTrylock(a: Int32Array, i: number): boolean {
-  for (;;) {
-    const v = atomicRead(a, i);
-    if (v < 0) return false;
-    if (atomicCmpxchg(a, i, v, v + 1) !== v) continue;
-    if (lockTrace !== null) lockTrace(a, i);
-    return true;
   }
 }
 

@@ -82,7 +82,7 @@ const PG_ORDER_MASK = 31 << PG_ORDER_SHIFT;
 
 // ---- header slots (Int32) ----
 export const H_MAGIC = 0;
-export const H_NR_FRAMES = 1;
+const H_NR_FRAMES = 1;
 const H_ZERO_PFN = 2;
 export const H_HOTPLUG_LOCK = 3; // mem_hotplug_lock (sleeping lock word)
 export const H_NEXT_ID = 4; // id allocator for processes, anon_vmas, ...
@@ -118,7 +118,7 @@ export const H_LRU_DISABLED = H_PTE_FREE + 4; // lru_cache_disable() depth
 export const H_FORK_SEQ = H_PTE_FREE + 6; // odd while fork copies page tables (dup_mmap): see removeMigrationPtes()
 export const H_MM_LIVE = H_PTE_FREE + 5; // bit per mm slot in use: where rmap walks stop (the anon_vma chain's role)
 export const H_OOM_LOCK = H_PTE_FREE + 7; // oom_lock: one out_of_memory() at a time (mm/oom_kill.ts)
-export const H_SLOTS = H_PTE_FREE + 8;
+const H_SLOTS = H_PTE_FREE + 8;
 const MAGIC = 0x70696e6c; // "pinl"
 
 // ---- struct zone slots (Int32, one record per zone) ----
@@ -294,7 +294,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
   return { regions, byteLength: Math.ceil(off / 8) * 8 };
 }
 
-export function zoneStrideFor(maxOrder: number): number {
+function zoneStrideFor(maxOrder: number): number {
   return Z_FREE_AREA + 2 * (maxOrder + 1) * MIGRATE_TYPES;
 }
 

@@ -25,7 +25,7 @@ import { folioGet, folioOrder, folioTryGet } from './page_ref';
 import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit, pgtableTransHugeWithdraw } from './pgtable';
 
 /** Retries of one access when faults keep racing (each retry follows a completed fault). */
-export const ACCESS_RETRIES_MAX = 16;
+const ACCESS_RETRIES_MAX = 16;
 
 const PGFAULT = vmItem('pgfault');
 
@@ -89,7 +89,7 @@ export function pfnOf(m: Memmap, mm: number, vpn: number): number {
  * migration_entry_wait() / pmd_migration_entry_wait(): sleep until the migration entry at a[i] is
  * replaced (migration finished or failed, or the range was unmapped); bounded, then the fault retries.
  */
-export const MIGRATION_WAIT_ROUNDS = 1000;
+const MIGRATION_WAIT_ROUNDS = 1000;
 function migrationEntryWait(a: Int32Array, i: number, entry: number): void {
   for (let n = 0; n < MIGRATION_WAIT_ROUNDS && atomicRead(a, i) === entry; n++) waitWhileEqual(a, i, entry, 'migration entry', 1);
 }

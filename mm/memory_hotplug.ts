@@ -29,7 +29,7 @@ export const MMOP_ONLINE_MOVABLE = 3;
 const ONLINE_TYPE_TO_STR = ['offline', 'online', 'online_kernel', 'online_movable'];
 
 /** mhp_online_type_from_str() */
-export function mhpOnlineTypeFromStr(s: string): number {
+function mhpOnlineTypeFromStr(s: string): number {
   const i = ONLINE_TYPE_TO_STR.indexOf(s.trim());
   return i >= 0 ? i : -EINVAL;
 }
@@ -43,7 +43,7 @@ export function registerMemoryNotifier(fn: MemoryNotifier): () => void {
   return () => { const i = notifiers.indexOf(fn); if (i >= 0) notifiers.splice(i, 1); };
 }
 /** memory_notify(): the first notifier error wins (notifier_to_errno). */
-export function memoryNotify(m: Memmap, action: number, arg: MemoryNotifyArg): number {
+function memoryNotify(m: Memmap, action: number, arg: MemoryNotifyArg): number {
   for (const fn of notifiers) {
     const rc = fn(m, action, arg);
     if (rc < 0) return rc;
@@ -60,14 +60,14 @@ function zoneSpan(m: Memmap, zid: number): [number, number] {
 }
 
 /** zone_intersects() */
-export function zoneIntersects(m: Memmap, zid: number, startPfn: number, nrPages: number): boolean {
+function zoneIntersects(m: Memmap, zid: number, startPfn: number, nrPages: number): boolean {
   const [s, e] = zoneSpan(m, zid);
   if (e === s) return false;
   return startPfn < e && s < startPfn + nrPages;
 }
 
 /** default_kernel_zone_for_pfn(): the first kernel zone the range intersects, else ZONE_NORMAL. */
-export function defaultKernelZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
+function defaultKernelZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
   for (let zid = ZONE_DMA; zid <= ZONE_NORMAL; zid++) if (zoneIntersects(m, zid, startPfn, nrPages)) return zid;
   return ZONE_NORMAL;
 }
@@ -135,7 +135,7 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
 }
 
 /** remove_pfn_range_from_zone() + shrink_zone_span(): the range leaves the zone (frames have no zone). */
-export function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPages: number): void {
+function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPages: number): void {
   const zb = m.zoneBase(zid);
   const lk = zb + Z_LOCK;
   spinLock(m.zones, lk);
@@ -154,7 +154,7 @@ export function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number,
  * online_pages(): join the zone isolated, free the frames to the buddy, un-isolate, recompute
  * watermarks. Returns 0 or -errno (a MEM_GOING_ONLINE notifier's error).
  */
-export function onlinePages(m: Memmap, pfn: number, nrPages: number, zid: number): number {
+function onlinePages(m: Memmap, pfn: number, nrPages: number, zid: number): number {
   if (!nrPages || pfn % m.pageblockNrPages || (pfn + nrPages) % m.blockPages) return -EINVAL;
   movePfnRangeToZone(m, zid, pfn, nrPages);
   const arg = { startPfn: pfn, nrPages };
@@ -180,10 +180,10 @@ export function blockStartPfn(m: Memmap, b: number): number {
 }
 
 /** mem_hotplug_begin()/mem_hotplug_done(): serialises online/offline. */
-export function memHotplugBegin(m: Memmap): void {
+function memHotplugBegin(m: Memmap): void {
   mutexLock(m.header, H_HOTPLUG_LOCK); // a sleeping lock: held across offline_pages()' preemption points
 }
-export function memHotplugDone(m: Memmap): void {
+function memHotplugDone(m: Memmap): void {
   mutexUnlock(m.header, H_HOTPLUG_LOCK);
 }
 
@@ -204,7 +204,7 @@ export function onlineMemoryBlock(m: Memmap, b: number, onlineType: number): num
 }
 
 /** memory_block_offline() */
-export function offlineMemoryBlock(m: Memmap, b: number, opts?: OfflineOptions): number {
+function offlineMemoryBlock(m: Memmap, b: number, opts?: OfflineOptions): number {
   const o = b * MB_STRIDE;
   const zid = m.blocks[o + MB_ZONE]!;
   // A block spanning zones (mem->zone == NULL) cannot be offlined.
@@ -307,7 +307,7 @@ export const OFFLINE_PASSES_MAX = 100;
  * scan_movable_pages(): the first pfn in [start, end) holding an LRU, __PageMovable or in-use
  * hugetlb folio; -ENOENT when there is none; -EBUSY for a referenced PageOffline page.
  */
-export function scanMovablePages(m: Memmap, start: number, end: number, out: { pfn: number }): number {
+function scanMovablePages(m: Memmap, start: number, end: number, out: { pfn: number }): number {
   for (let pfn = start; pfn < end; pfn++) {
     const f = m.flags[pfn]!;
     if (f & (PG_lru | PG_movable_ops)) { out.pfn = pfn; return 0; }
@@ -329,7 +329,7 @@ export function scanMovablePages(m: Memmap, start: number, end: number, out: { p
  * do_migrate_range(): isolate what can be isolated in [start, end) and migrate it with
  * GFP_USER | __GFP_MOVABLE | __GFP_RETRY_MAYFAIL (MR_MEMORY_HOTPLUG); failures go back, errors ignored.
  */
-export function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateStats): void {
+function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateStats): void {
   const list: number[] = [];
   for (let pfn = start; pfn < end; pfn++) {
     const head = m.compoundHead(pfn);

@@ -62,7 +62,7 @@ function archZoneRanges(p: BootParams, end: number): [number, number][] {
  * find_zone_movable_pfns_for_nodes() for one node: turn kernelcore=/movablecore= into the first pfn of
  * ZONE_MOVABLE, carved from the highest populated zone; memory in lower zones counts as kernelcore.
  */
-export function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[]): number {
+function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[]): number {
   const ranges = archZoneRanges(p, totalPages);
   let movableZone = ZONE_DMA; // find_usable_zone_for_movable()
   for (let z = ZONE_NORMAL; z >= ZONE_DMA; z--) if (ranges[z]![1] > ranges[z]![0]) { movableZone = z; break; }

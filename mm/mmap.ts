@@ -39,10 +39,10 @@ export interface MmapArgs {
 }
 
 // ---- mmap_lock (a sleeping rwsem, mm/mm_types.ts; faults and GUP take it for reading) ----
-export function mmapWriteLock(m: Memmap, mm: number): void {
+function mmapWriteLock(m: Memmap, mm: number): void {
   mmapWriteLockRaw(m, mm);
 }
-export function mmapWriteUnlock(m: Memmap, mm: number): void {
+function mmapWriteUnlock(m: Memmap, mm: number): void {
   mmapWriteUnlockRaw(m, mm);
 }
 

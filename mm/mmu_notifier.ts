@@ -43,10 +43,10 @@ export const MMU_NOTIFY_MIGRATE = 6;
 export const MMU_NOTIFY_EXCLUSIVE = 7;
 export const MMU_NOTIFY_EVENT_NAMES = ['unmap', 'clear', 'protection_vma', 'protection_page', 'soft_dirty', 'release',
   'migrate', 'exclusive'] as const;
-export const MMU_NOTIFIER_RANGE_BLOCKABLE = 1 << 0;
+const MMU_NOTIFIER_RANGE_BLOCKABLE = 1 << 0;
 
 /** How long read_begin() / remove() may wait for an invalidation on another thread to end. */
-export const MMU_NOTIFIER_WAIT_MS_MAX = SPIN_LOCKUP_MS;
+const MMU_NOTIFIER_WAIT_MS_MAX = SPIN_LOCKUP_MS;
 const WAIT_SLICE_MS = 50;
 
 // subscription slot states (MNS_STATE)

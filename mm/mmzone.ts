@@ -26,11 +26,6 @@ export function migratetypeIsMergeable(mt: number): boolean {
   return mt < MIGRATE_PCPTYPES;
 }
 
-/** is_migrate_movable(): MOVABLE or CMA. */
-export function isMigrateMovable(mt: number): boolean {
-  return mt === MIGRATE_MOVABLE || mt === MIGRATE_CMA;
-}
-
 export function zoneName(zid: number): string {
   return ZONE_NAMES[zid] ?? `zone${zid}`;
 }

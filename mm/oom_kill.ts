@@ -19,9 +19,9 @@ import { MM_LOCK, H_OOM_LOCK } from './memmap';
 export const OOM_SCORE_ADJ_MIN = -1000;
 export const MMF_OOM_VICTIM = 0x1;
 /** The victim has exited (or been reaped): of no further interest to the OOM killer. */
-export const MMF_OOM_SKIP = 0x2;
+const MMF_OOM_SKIP = 0x2;
 /** PAGE_ALLOC_COSTLY_ORDER: above it the allocator fails instead of invoking the OOM killer. */
-export const PAGE_ALLOC_COSTLY_ORDER = 3;
+const PAGE_ALLOC_COSTLY_ORDER = 3;
 
 export class KernelPanic extends Error {
   constructor(msg: string) {

@@ -111,7 +111,7 @@ function accountFreepages(m: Memmap, zid: number, nr: number, mt: number): void 
 }
 
 /** move_to_free_list() */
-export function moveToFreeList(m: Memmap, zid: number, pfn: number, order: number, oldMt: number, newMt: number): void {
+function moveToFreeList(m: Memmap, zid: number, pfn: number, order: number, oldMt: number, newMt: number): void {
   delPageFromFreeList(m, zid, pfn, order, oldMt);
   addToFreeList(m, zid, pfn, order, newMt);
 }
@@ -447,7 +447,7 @@ function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number): vo
 }
 
 /** drain_pages_zone() for one CPU: empty its list for zone zid into the buddy. */
-export function drainPagesZone(m: Memmap, cpu: number, zid: number): void {
+function drainPagesZone(m: Memmap, cpu: number, zid: number): void {
   const pb = pcpBase(m, cpu, zid);
   spinLock(m.pcp, pb + PCP_LOCK);
   freePcppagesBulk(m, zid, pb, m.pcp[pb + PCP_COUNT]!);
@@ -504,7 +504,7 @@ export function freeThePage(m: Memmap, pfn: number, order: number): void {
  * __free_pages_core(): hand boot or hot-added memory to the buddy (memblock_free_all, generic_online_page).
  * Frames must be reserved and unused; the zone's managed count grows by the block.
  */
-export function freePagesCore(m: Memmap, pfn: number, order: number): void {
+function freePagesCore(m: Memmap, pfn: number, order: number): void {
   const n = 1 << order;
   const zid = m.pageZonenum(pfn);
   if (zid === NO_ZONE) bug(`__free_pages_core: pfn ${pfn} has no zone`);
@@ -529,7 +529,7 @@ function zoneWatermarkUnusableFree(m: Memmap, zb: number, order: number, allocFl
 }
 
 /** __zone_watermark_ok() */
-export function zoneWatermarkOk(m: Memmap, zid: number, order: number, mark: number, highestZoneidx: number,
+function zoneWatermarkOk(m: Memmap, zid: number, order: number, mark: number, highestZoneidx: number,
   allocFlags: number, freePages: number): boolean {
   const zb = m.zoneBase(zid);
   let min = mark;
@@ -564,7 +564,7 @@ function zoneWatermarkFast(m: Memmap, zid: number, order: number, mark: number, 
   return zoneWatermarkOk(m, zid, order, mark, highestZoneidx, allocFlags, free);
 }
 
-export function wmarkPages(m: Memmap, zid: number, allocFlags: number): number {
+function wmarkPages(m: Memmap, zid: number, allocFlags: number): number {
   const zb = m.zoneBase(zid);
   switch (allocFlags & ALLOC_WMARK_MASK) {
     case ALLOC_WMARK_MIN: return m.zones[zb + Z_WMARK_MIN]!;
@@ -702,7 +702,7 @@ export function setSlowpathHook(h: SlowpathHook | null): void {
 }
 
 /** Slow-path retry budget (the kernel's should_reclaim_retry(): MAX_RECLAIM_RETRIES = 16). */
-export const MAX_RECLAIM_RETRIES = 16;
+const MAX_RECLAIM_RETRIES = 16;
 
 /**
  * __alloc_pages(): returns the first pfn of a 1 << order block with refcount 1, or NO_PAGE.
@@ -770,7 +770,7 @@ function firstPopulatedZone(m: Memmap, highest: number): number {
 
 const SWAP_CLUSTER_MAX = 32;
 // sysctl_lowmem_reserve_ratio[] (mm/page_alloc.c): DMA, DMA32, NORMAL, MOVABLE, DEVICE
-export const LOWMEM_RESERVE_RATIO = [256, 256, 32, 0, 0];
+const LOWMEM_RESERVE_RATIO = [256, 256, 32, 0, 0];
 
 /**
  * __free_pages_memory() (mm/memblock.c) and online_pages_range(): [start, end) to the buddy in naturally
@@ -800,7 +800,7 @@ function managed(m: Memmap, z: number): number {
 }
 
 /** nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark, in zones GFP_USER may use. */
-export function nrFreeBufferPages(m: Memmap): number {
+function nrFreeBufferPages(m: Memmap): number {
   let sum = 0;
   for (let z = 0; z <= gfpZone(GFP_USER); z++) sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
   return sum;
@@ -814,7 +814,7 @@ function calculateMinFreeKbytes(m: Memmap): void {
 }
 
 /** __setup_per_zone_wmarks(): min split over the kernel zones by size; ZONE_MOVABLE gets a token min. */
-export function setupPerZoneWmarks(m: Memmap): void {
+function setupPerZoneWmarks(m: Memmap): void {
   const pagesMin = m.header[H_MIN_FREE_KBYTES]! >> (PAGE_SHIFT - 10);
   const scale = m.header[H_WATERMARK_SCALE_FACTOR]!;
   let lowmemPages = 0;
@@ -833,7 +833,7 @@ export function setupPerZoneWmarks(m: Memmap): void {
 }
 
 /** setup_per_zone_lowmem_reserve(): a lower zone keeps managed(higher zones)/ratio from higher requests. */
-export function setupPerZoneLowmemReserve(m: Memmap): void {
+function setupPerZoneLowmemReserve(m: Memmap): void {
   for (let i = 0; i < MAX_NR_ZONES; i++) {
     const zb = m.zoneBase(i);
     const ratio = LOWMEM_RESERVE_RATIO[i]!;

@@ -62,7 +62,7 @@ export const REPORT_FAILURE = 0x2;
  * pinned page passes here and fails later in migration); elsewhere LRU, __PageMovable, free and
  * migratable hugetlb pages pass. A CMA pageblock is unmovable unless the caller isolates for CMA.
  */
-export function hasUnmovablePages(m: Memmap, zid: number, start: number, end: number, migratetype: number, flags: number): number {
+function hasUnmovablePages(m: Memmap, zid: number, start: number, end: number, migratetype: number, flags: number): number {
   if (m.getPageblockMigratetype(start) === MIGRATE_CMA) return migratetype === MIGRATE_CMA ? -1 : start;
   for (let pfn = start; pfn < end; pfn++) {
     const f = m.flags[pfn]!;

@@ -17,10 +17,6 @@ export function folioOrder(m: Memmap, pfn: number): number {
 export function folioNrPages(m: Memmap, pfn: number): number {
   return 1 << folioOrder(m, pfn);
 }
-export function folioTestLarge(m: Memmap, pfn: number): boolean {
-  return (m.flags[pfn]! & PG_head) !== 0;
-}
-
 /** folio_get() */
 export function folioGet(m: Memmap, pfn: number): void {
   atomicFetchAdd(m.refcount, pfn, 1);

@@ -55,7 +55,7 @@ export function folioMaybeDmaPinned(m: Memmap, head: number): boolean {
 }
 
 /** anon_vma_alloc(): a new anon_vma id. Forked VMAs share their parent's (the anon_vma root). */
-export function anonVmaAlloc(m: Memmap): number {
+function anonVmaAlloc(m: Memmap): number {
   return atomicFetchAdd(m.header, H_ANON_VMA_NEXT, 1);
 }
 

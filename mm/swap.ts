@@ -101,15 +101,6 @@ function firstBusyRemoteCpu(m: Memmap): number {
   return -1;
 }
 
-/** Folios waiting in any CPU's batch (for checkers). */
-export function lruBatchContains(m: Memmap, pfn: number): boolean {
-  for (let cpu = 0; cpu < m.nrCpus; cpu++) {
-    const b = lruBase(m, cpu);
-    for (let i = 0; i < m.lru[b + 1]!; i++) if (m.lru[b + 2 + i] === pfn) return true;
-  }
-  return false;
-}
-
 /** lru_cache_disable(): drain everywhere and bypass the batches until lru_cache_enable(). */
 export function lruCacheDisable(m: Memmap): void {
   atomicFetchAdd(m.header, H_LRU_DISABLED, 1);

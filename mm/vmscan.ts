@@ -9,13 +9,6 @@ import { folioPut } from './swap';
 
 const { PG_lru } = layout;
 
-/** folio_isolate_lru(): take it off the LRU with a reference; false if it was not on the LRU. */
-export function folioIsolateLru(m: Memmap, pfn: number): boolean {
-  if (!(flagsFetchAnd(m.flags, pfn, ~PG_lru) & PG_lru)) return false;
-  folioGet(m, pfn);
-  return true;
-}
-
 /**
  * folio_isolate_lru() that also sets the flags in mark (PG_isolated for migration) in the same
  * atomic step that clears PG_lru: one compare-exchange instead of two read-modify-writes.

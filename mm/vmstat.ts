@@ -155,9 +155,4 @@ export function procPagetypeinfo(m: Memmap): string {
   return s;
 }
 
-/** /proc/vmstat lines for pinlab's counters. */
-export function procVmstat(m: Memmap): string {
-  return VM_ITEMS.map((n, i) => `${n} ${vmstatRead(m, i)}`).join('\n') + '\n';
-}
-
 
