@@ -9,25 +9,51 @@ const root = path.join(__dirname, '..');
 const stamp = path.join(root, 'dist', '.built');
 const SOURCES = ['mm', 'devices', 'harness', 'properties', 'bench'];
 
-function newestSource() {
-  let newest = fs.statSync(path.join(root, 'tsconfig.json')).mtimeMs;
-  const walk = (dir) => {
-    let entries;
-    try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
-    for (const e of entries) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-    }
-  };
-  for (const d of SOURCES) walk(path.join(root, d));
-  return newest;
+/** Every file under dir (relative to root) whose name passes keep. */
+function filesUnder(dir, keep, out = []) {
+  let entries;
+  try { entries = fs.readdirSync(path.join(root, dir), { withFileTypes: true }); } catch { return out; }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) filesUnder(p, keep, out);
+    else if (keep(e.name)) out.push(p);
+  }
+  return out;
 }
 
+const isSource = (name) => name.endsWith('.ts') && !name.endsWith('.spec.ts') && !name.endsWith('.d.ts');
+
+function sources() {
+  return SOURCES.flatMap((d) => filesUnder(d, isSource)).sort();
+}
+
+/** The stamp holds the source list of the last build: a file added, deleted or renamed rebuilds too. */
 function upToDate() {
   let built = 0;
-  try { built = fs.statSync(stamp).mtimeMs; } catch { /* never built */ }
-  return built >= newestSource();
+  let list = '';
+  try {
+    built = fs.statSync(stamp).mtimeMs;
+    list = fs.readFileSync(stamp, 'utf8');
+  } catch { /* never built */ }
+  const src = sources();
+  if (list !== src.join('\n') + '\n') return false;
+  let newest = fs.statSync(path.join(root, 'tsconfig.json')).mtimeMs;
+  for (const p of src) newest = Math.max(newest, fs.statSync(path.join(root, p)).mtimeMs);
+  return built >= newest;
+}
+
+/**
+ * tsc never deletes what it emitted for a source that is gone: remove it, or a stale dist/harness/x.js
+ * would shadow a new folder harness/x/. Then write the stamp.
+ */
+function finishBuild() {
+  const src = sources();
+  const have = new Set(src.map((p) => p.replace(/\.ts$/, '')));
+  for (const p of SOURCES.flatMap((d) => filesUnder(path.join('dist', d), (n) => /\.(js|js\.map|d\.ts)$/.test(n)))) {
+    const base = path.relative('dist', p).replace(/\.(js|js\.map|d\.ts)$/, '');
+    if (!have.has(base)) fs.rmSync(path.join(root, p), { force: true });
+  }
+  fs.writeFileSync(stamp, src.join('\n') + '\n');
 }
 
 function tscArgs() {
@@ -43,7 +69,7 @@ function ensureBuilt() {
   if (upToDate()) return;
   const r = spawnSync(process.execPath, tscArgs(), { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) failed();
-  fs.writeFileSync(stamp, new Date().toISOString() + '\n');
+  finishBuild();
 }
 
 /**
@@ -66,7 +92,7 @@ function ensureBuiltAsync(signals) {
         process.exit(signals.exitCode());
       }
       if (code !== 0) failed();
-      fs.writeFileSync(stamp, new Date().toISOString() + '\n');
+      finishBuild();
       resolve();
     });
   });

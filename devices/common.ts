@@ -14,8 +14,20 @@ import { ENOMEM } from '../mm/errno';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import { vmWarnOnOnce } from '../mm/debug';
 import type { GenShape, VaddrRef, DeviceEnv } from './device';
+import type { PropertyName } from '../properties/index';
+import { pinsBalance } from '../properties/pins_balance';
 
 export { PAGE_SIZE };
+
+/**
+ * The seeded fault points a device that pins through GUP meets: the migration of what it pins (the
+ * target allocation, a transient isolation failure, a folio left in another CPU's LRU batch), a fatal
+ * signal, and the pofs temporary allocation of R14.
+ */
+export const GUP_FAULT_POINTS = ['migrate:alloc-target', 'migrate:isolate', 'lru:batch-hold', 'fatal-signal', 'gup:pofs-alloc'] as const;
+
+/** The most ops a generated device program holds. */
+export const DEVICE_PROGRAM_LENGTH = 10;
 
 // ---------------------------------------------------------------------------------------------
 // Memlock accounting
@@ -82,19 +94,16 @@ export function decrUserLockedVm(m: Memmap, mm: number, pages: number): void {
   vmWarnOnOnce(before < pages, 'decr_user_locked_vm: user locked_vm would go negative');
 }
 
-/** The property a memlock counter left above RLIMIT_MEMLOCK breaks: pins are charged, and the charge balanced, within the limit. */
-export const PROP_MEMLOCK = 'pins-balance';
-
 /**
  * The memlock promise, checked where a charge is kept: the value the charge left in the counter (the
  * atomic add's return) is within RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK. ib_umem_get()
  * keeps only a charge whose atomic64_add_return() stayed within the limit; a check of the old value
  * followed by a separate add (the old siw) keeps charges two racing registrations pushed over it.
  */
-export function memlockViolation(m: Memmap, mm: number, counter: string, after: number, what: string): { property: string; violation: string } | undefined {
+export function memlockViolation(m: Memmap, mm: number, counter: string, after: number, what: string): { property: PropertyName; violation: string } | undefined {
   const limit = rlimitMemlock(m, mm);
   if (after <= limit || capableIpcLock(m, mm)) return undefined;
-  return { property: PROP_MEMLOCK, violation: `${what}: ${counter} is ${after} pages after the charge, above RLIMIT_MEMLOCK (${limit} pages) without CAP_IPC_LOCK` };
+  return { property: pinsBalance.name, violation: `${what}: ${counter} is ${after} pages after the charge, above RLIMIT_MEMLOCK (${limit} pages) without CAP_IPC_LOCK` };
 }
 
 /** The three counters of a process, in pages (VmLck, VmPin, and the user's locked_vm). */

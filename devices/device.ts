@@ -16,6 +16,7 @@
 
 import type * as fcType from 'fast-check';
 import type { Memmap } from '../mm/memmap';
+import type { PropertyName } from '../properties/index';
 
 /** A process address in a generated op: page `off` of mapping `map`, plus `byte` bytes (default 0). */
 export interface VaddrRef {
@@ -38,7 +39,7 @@ export interface OpResult {
   /** the device found a broken promise itself (DMA read back a wrong word, a pin it holds moved): a property failure */
   violation?: string;
   /** the property the violation breaks (default dma-integrity) */
-  property?: string;
+  property?: PropertyName;
 }
 
 /** What the harness gives a device instance. */
@@ -95,21 +96,38 @@ export interface GenShape {
  */
 export type OpField = 'int' | 'nat' | 'bool' | 'string' | 'map' | 'vaddr' | readonly string[] | { list: OpField } | { record: Readonly<Record<string, OpField>> };
 
-export interface DeviceModel {
-  /** registry name, e.g. 'vfio-type1' */
+/**
+ * An actor kind: a device model (devices/) or a kernel agent (harness/agents/). A case names its actors
+ * "<kind>-<n>"; the harness runs each in its own worker thread.
+ */
+export interface ActorModel<E extends DeviceEnv = DeviceEnv, S extends DeviceState = DeviceState> {
+  /** registry name, e.g. 'vfio-type1', 'pinner' */
   name: string;
   /** one line for --help and docs */
   summary: string;
   /** the kernel file(s) the model follows */
   source: string;
-  /** buggy-variant switches this model can turn on, each with one line of what it does */
-  bugs: Record<string, string>;
   /** a fresh instance attached to env.mm */
-  create(env: DeviceEnv): DeviceState;
+  create(env: E): S;
   /** fast-check arbitrary of this model's operations */
   arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp>;
   /** op name -> the negative errnos that op can return (its kernel function's); the errno-contract property checks every result against it */
   errnos: Record<string, number[]>;
   /** op name -> its fields (the same op names as errnos): a regression file may use only these */
   ops: Record<string, Record<string, OpField>>;
+  /** the op kinds swarm testing picks among, in this order (default: the keys of errnos) */
+  opKinds?: readonly string[];
+  /** the seeded fault points its ops can meet: a case's fault plan for the actor draws from these */
+  faultPoints: readonly string[];
+  /** the most ops a generated program of this kind holds */
+  programLength: number;
+  /** why it stays out of the quiescence barrier (absent: it joins, and the quiescence checks see its pins) */
+  skipsQuiescence?: string;
+  /** it works on no process of the case: its task has no mm (the hotplug admin writes sysfs from a shell of its own) */
+  withoutProcess?: boolean;
+}
+
+export interface DeviceModel extends ActorModel {
+  /** buggy-variant switches this model can turn on, each with one line of what it does */
+  bugs: Record<string, string>;
 }

@@ -7,7 +7,7 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { EBUSY, EINVAL, ENOMEM, EPERM, EFAULT, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, dmaTargetViolation, deviceWrite,
-  deviceRead, intField, isU64, pageAligned, arbRange, arbWord } from './common';
+  deviceRead, intField, isU64, pageAligned, arbRange, arbWord, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 
 function create(env: DeviceEnv): DeviceState {
   const { m, mm } = env;
@@ -68,6 +68,8 @@ function create(env: DeviceEnv): DeviceState {
 }
 
 export const examplePinbuf: DeviceModel = {
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
   name: 'example-pinbuf',
   summary: 'worked example: pins one buffer (pinned_vm, FOLL_LONGTERM) and DMAs into it',
   source: 'drivers/infiniband/core/umem.c ib_umem_get() (pattern only)',

@@ -19,7 +19,7 @@ import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../
 import { PG_head, PG_tail } from '../mm/memmap';
 import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, intField, isU64, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, dmaAccess } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, dmaAccess, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 import { folioNrPages } from '../mm/page_ref';
 
 const NAME = 'io_uring-fixed';
@@ -249,6 +249,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 export const ioUringFixed: DeviceModel = {
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
   summary: 'io_uring registered buffers: FOLL_WRITE|FOLL_LONGTERM pins until unregister, compound pages charged once',
   source: 'io_uring/rsrc.c (io_sqe_buffers_register, io_sqe_buffer_register, io_pin_pages, io_buffer_account_pin, io_import_fixed)',

@@ -21,7 +21,7 @@ import { getUser, putUser } from '../mm/memory';
 import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, EFAULT, EDEADLK, ENOMEM, EINTR, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
 import { PAGE_SIZE, intField, isU64, pageAligned, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, dmaAccess, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, dmaAccess, arbSlotBase, arbSlotPage, arbSlotSpan, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 
 const NAME = 'iommufd-access';
 /** iopt_unmap_iova_range(): WARN_ON(tries > 100) -> -EDEADLOCK */
@@ -377,6 +377,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 export const iommufdAccess: DeviceModel = {
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
   summary: 'iommufd access of an emulated device: exact-range pins on demand, revoked by ops->unmap on IOAS unmap',
   source: 'drivers/iommu/iommufd/device.c (iommufd_access_pin_pages/unpin_pages/rw), pages.c, io_pagetable.c (iopt_unmap_iova_range)',

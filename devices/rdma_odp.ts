@@ -39,7 +39,7 @@ import { mmapReadLock, mmapReadUnlock, VM_IO, VM_PFNMAP, VM_READ, ptlLock, ptlUn
 import { MmuIntervalNotifier, MmuNotifierRange, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
   mmuIntervalReadRetry, mmuIntervalCheckRetry, mmuIntervalSetSeq, mmuIntervalNotifierMmAlive, mmuNotifierRangeBlockable,
   MMU_NOTIFY_EVENT_NAMES } from '../mm/mmu_notifier';
-import { PAGE_SIZE, intField, isU64, hex, deviceRead, deviceWrite, arbRange, arbWord } from './common';
+import { PAGE_SIZE, intField, isU64, hex, deviceRead, deviceWrite, arbRange, arbWord, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 
 const NAME = 'rdma-odp';
 
@@ -496,6 +496,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 export const rdmaOdp: DeviceModel = {
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
   summary: 'RDMA on-demand-paging MRs: no pins; device page faults with mmu_interval_read_begin/retry, invalidation by notifier',
   source: 'drivers/infiniband/core/umem_odp.c, drivers/infiniband/sw/rxe/rxe_odp.c, mm/mmu_notifier.c',

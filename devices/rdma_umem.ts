@@ -20,7 +20,7 @@ import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } 
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
 import { own } from '../mm/own';
 import { PAGE_SIZE, intField, isU64, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, memlockCounters,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, memlockViolation } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, memlockViolation, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 
 const NAME = 'rdma-umem';
 
@@ -269,6 +269,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 export const rdmaUmem: DeviceModel = {
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
   summary: 'RDMA NIC with pinned MRs (ib_umem_get): pinned_vm charged first, lkey/rkey DMA, dereg deferred while requests are in flight',
   source: 'drivers/infiniband/core/umem.c (ib_umem_get, ib_umem_release), uverbs_cmd.c ib_uverbs_reg_mr, sw/rxe/rxe_mr.c',

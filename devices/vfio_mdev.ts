@@ -16,7 +16,7 @@ import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY, EPERM, E2BIG, errname } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_PIN_PAGES_MAX_ENTRIES, VFIO_MAP_DMA_FIELDS, VFIO_UNMAP_DMA_FIELDS } from './vfio_container';
-import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
+import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, arbSlotBase, arbSlotPage, arbSlotSpan, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 
 const NAME = 'vfio-mdev';
 
@@ -152,6 +152,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 export const vfioMdev: DeviceModel = {
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
   summary: 'VFIO mediated device: the vendor driver pins per IOVA (vfio_pin_pages) and must unpin in dma_unmap',
   source: 'drivers/vfio/vfio_main.c vfio_pin_pages; vfio_iommu_type1.c vfio_iommu_type1_pin_pages, vfio_dma_do_unmap; vfio_ccw/kvmgt dma_unmap',

@@ -12,7 +12,7 @@
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_MAP_DMA_FIELDS, VFIO_UNMAP_DMA_FIELDS } from './vfio_container';
-import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, arbSlotBase, arbSlotPage, arbSlotSpan } from './common';
+import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, arbSlotBase, arbSlotPage, arbSlotSpan, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 import type * as fcType from 'fast-check';
 import type { GenShape } from './device';
 
@@ -80,6 +80,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 export const vfioType1: DeviceModel = {
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
   summary: 'VFIO type1 passthrough device: MAP_DMA pins and maps long-term, DMA by IOVA through the IOMMU',
   source: 'drivers/vfio/vfio_iommu_type1.c (vfio_dma_do_map, vfio_pin_pages_remote, vfio_dma_do_unmap, vfio_unmap_unpin)',

@@ -4,7 +4,8 @@
 // failure. It is `pinlab run` in a loop; failures are shrunk and saved exactly as `pinlab run` does.
 import { performance } from 'node:perf_hooks';
 import { SUITES, Suite } from './suites';
-import { runSuite, RunSummary, Io } from './runner';
+import { runSuite, RunSummary } from './runner';
+import type { Io } from './io';
 import type { Interrupt } from './signals';
 
 /** Machine shapes the campaign adds to each suite's own (mini geometry; the suites' maps must fit). */

@@ -1,14 +1,14 @@
-// The regression file's schema (zod), built from the tables that say what runs - SUITES, AGENT_OPS,
-// each device model's `ops`, FAULT_POINTS, the kernel variants - so a file either runs exactly what it
+// The regression file's schema (zod), built from the tables that say what runs - SUITES, each actor
+// model's `ops` and `faultPoints` (harness/actors.ts), the kernel variants - so a file either runs exactly what it
 // says or is refused, in one line naming the field: `case.programs["pinner-0"][2].map: expected ...`.
 // Rules beyond the types (docs/harness.md): the top-level variant and case.variant agree; the case's
 // actors are actors of the suite; property and properties are properties of the suite.
 import { z } from 'zod';
 import type { OpField } from '../devices/device';
-import { DEVICE_MODELS } from '../devices/index';
-import { AGENT_OPS } from './agents';
-import { FAULT_POINTS, SUITES, Suite } from './suites';
-import { RUN_FAILURES, Case } from './run_case';
+import { actorKindOf, actorKinds, actorModel, deviceModelOf } from './actors';
+import { SUITES, Suite } from './suites';
+import type { Case } from './run_case';
+import { RUN_FAILURES } from '../properties/index';
 import { MAX_ACTORS, MAX_MAPS } from './schedctl';
 import { parseVariant, VariantError } from '../mm/variants';
 import { own } from '../mm/own';
@@ -27,14 +27,11 @@ export const VARIANT = z.string(expecting('expected a kernel variant like v6.12 
 });
 
 /** The kind of an actor name "<kind>-<n>" when the kind is an agent or a device model, else null. */
-export function knownKind(name: string): string | null {
-  const mt = /^(.+)-(0|[1-9][0-9]{0,5})$/.exec(name);
-  return mt && (own(AGENT_OPS, mt[1]!) || own(DEVICE_MODELS, mt[1]!)) ? mt[1]! : null;
-}
+export const knownKind = actorKindOf;
 
 /** The ops (op -> fields) of an actor kind. */
 function kindOps(kind: string): Record<string, Record<string, OpField>> {
-  return own(AGENT_OPS, kind) ?? own(DEVICE_MODELS, kind)!.ops;
+  return actorModel(kind)!.ops;
 }
 
 /** The schema of one op field, given the case's mapping names. */
@@ -137,22 +134,22 @@ function caseDeps(c: z.infer<typeof CASE_BASE>, raw: Record<string, unknown>): z
   const actors = typeof programs === 'object' && programs !== null && !Array.isArray(programs) ? Object.keys(programs) : [];
   const isActor = (a: string): string | null =>
     (actors.includes(a) ? null : `'${a}' is not an actor of the case (actors: ${actors.join(', ')})`);
-  const kinds = [...Object.keys(AGENT_OPS), ...Object.keys(DEVICE_MODELS)];
+  const kinds = actorKinds();
   const actorName = (a: string): string | null => {
     if (knownKind(a)) return null;
     return `unknown actor kind '${/^(.+)-[0-9]+$/.exec(a)?.[1] ?? a}' in '${a}' (actors are <kind>-<n>; kinds: ${kinds.join(', ')})`;
   };
   const faultPlan = (a: string): z.ZodTypeAny => {
     const kind = knownKind(a);
-    const points = (kind ? own(FAULT_POINTS, kind) : undefined) ?? FAULT_POINTS.device!;
+    const points = kind ? actorModel(kind)!.faultPoints : [];
     const point = (p: string): string | null =>
       (points.includes(p) ? null : `'${p}' is not a fault point of ${a} (points: ${points.join(', ') || 'none'})`);
     return keyed(`fault points of ${a}`, point, () => z.array(nat, expecting('expected a list of call numbers')).max(4096));
   };
   const device = (a: string): string | null =>
-    isActor(a) ?? (own(DEVICE_MODELS, knownKind(a) ?? '') ? null : `'${a}' is not a device`);
+    isActor(a) ?? (deviceModelOf(knownKind(a) ?? '') ? null : `'${a}' is not a device`);
   const bugList = (a: string): z.ZodTypeAny => {
-    const bugs = Object.keys(own(DEVICE_MODELS, knownKind(a)!)!.bugs);
+    const bugs = Object.keys(deviceModelOf(knownKind(a)!)!.bugs);
     const message = `expected a bug switch of ${knownKind(a)} (${bugs.join(', ') || 'none'})`;
     return z.array(z.custom<string>((b) => bugs.includes(b as string), { message }));
   };
@@ -217,7 +214,7 @@ export function parseRegression(doc: unknown): RegressionDoc {
   }
   const checkable = suite.properties.filter((p) => !RUN_FAILURES.includes(p));
   const all = [...new Set([...suite.properties, ...RUN_FAILURES])];
-  if (![...all, 'determinism'].includes(d.property)) {
+  if (!all.includes(d.property)) {
     bad(['property'], `${preview(d.property)} is not a property of suite ${suite.name} (${all.join(', ')})`);
   }
   d.properties?.forEach((p, i) => {

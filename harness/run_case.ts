@@ -1,8 +1,8 @@
 // Running one generated case (main thread): boot the machine it describes in a SharedArrayBuffer,
 // create the process and its mappings, start one actor per program in the pool (one worker thread
-// each), await the end of the run without ever blocking the event loop (Atomics.waitAsync), then
-// check what the actors could not see from inside: the allocator, pin balance, offlinable movable
-// blocks. A case is plain JSON, so it can be saved, replayed and shrunk.
+// each), await the end of the run without ever blocking the event loop (Atomics.waitAsync), then run
+// the property checks of phases 'teardown' and 'exit' (properties/index.ts), which see what the actors
+// could not from inside. A case is plain JSON, so it can be saved, replayed and shrunk.
 import { performance } from 'node:perf_hooks';
 import type { ActorOp, ActorResult, ActorTask, FaultPlan, MapInfo } from './types';
 import type { ActorPool } from './pool';
@@ -11,22 +11,25 @@ import { bootFromSpec } from './layout';
 import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { MM_USERS } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
-import { setCurrent, newTask } from '../mm/sched';
-import { parseVariant, setVariant } from '../mm/variants';
+import { newTask } from '../mm/sched';
+import { parseVariant } from '../mm/variants';
+import { withContext, ThreadContext } from './context';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
-import { vmstatSnapshot } from '../mm/vmstat';
 import { errname } from '../mm/errno';
 import { CmdlineError } from '../mm/cmdline';
-import { checkAllocator, pageTableErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, PageCounts } from '../properties/checkers';
-import { movableBlocksOfflinable, formatOfflinable } from '../properties/offlinable';
+import { KernelBug } from '../mm/debug';
+import { snapshotPageCounts, PageCounts } from '../properties/pins_balance';
+import { propertiesAt, RUN_FAILURES, EndCheck, Phase, Property } from '../properties/index';
+import { kernelBug } from '../properties/kernel_bug';
+import { deadlock, hang, kernelPanic, actorThrew, workerExit, propertyThrew } from '../properties/run_failures';
 import { Control, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
   A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
   MODE_FREE, C_MODE, readRing, RingEntry, K_VIOLATION, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
 import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
-import { DEVICE_MODELS } from '../devices/index';
-import { own, hasOwnKey } from '../mm/own';
+import { actorKind, actorModel } from './actors';
+import { own } from '../mm/own';
 
 /** A process mapping the case asks for (anonymous, private, read-write), by name. */
 export interface MapSpec {
@@ -83,9 +86,6 @@ export interface RunOptions {
   interleave?: OrderEntry[];
 }
 
-/** What breaks the run itself rather than a property: reported whatever --property selects. */
-export const RUN_FAILURES = ['deadlock', 'hang', 'kernel-bug', 'kernel-panic', 'actor-threw', 'worker-exit', 'property-threw'];
-
 export interface CaseResult {
   failures: Failure[];
   end: string;
@@ -130,12 +130,6 @@ const SCHED_CAP_MIN = 256;
 /** Trace ring entries: a free run keeps every point it reached, so its interleaving can be replayed. */
 const DET_RING_CAP = 1 << 14;
 const FREE_RING_CAP = 1 << 16;
-
-/** "pinner-0" -> "pinner"; "vfio-type1-0" -> "vfio-type1". */
-export function actorKind(name: string): string {
-  const mm = /^(.*)-(\d+)$/.exec(name);
-  return mm ? mm[1]! : name;
-}
 
 // Booting costs more than a small case, and a fresh SharedArrayBuffer costs more to post to a worker
 // than one it has seen: a booted image is kept per command line and copied into a spare buffer (the
@@ -194,15 +188,11 @@ function newControl(shape: ConstructorParameters<typeof Control>[0]): Control {
 
 /** Boot the case's machine and make its mappings as runCase() will, only to refuse a layout that cannot (CaseError). */
 export function checkSetup(c: Case): void {
-  const savedVariant = setVariant(parseVariant(c.variant));
-  const savedTask = setCurrent(newTask(1, 'pinlab', 0, -1));
-  try {
-    setupMachine(c);
-  } finally {
-    setVariant(savedVariant);
-    setCurrent(savedTask);
-  }
+  withContext(setupContext(c), () => setupMachine(c));
 }
+
+/** The main thread's context while it sets up a case: the case's kernel, a task of its own. */
+const setupContext = (c: Case): Partial<ThreadContext> => ({ variant: parseVariant(c.variant), task: newTask(1, 'pinlab', 0, -1) });
 
 /** Boot the case's machine and create its process and mappings (deterministic, main thread). */
 export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
@@ -241,18 +231,10 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const names = Object.keys(cs.programs);
   const n = names.length;
   if (n > pool.threads) throw new CaseError(`${n} actors but the pool has ${pool.threads} threads`);
-  const savedVariant = setVariant(parseVariant(cs.variant));
-  const savedTask = setCurrent(newTask(1, 'pinlab', 0, -1));
-  let setup: ReturnType<typeof setupMachine>;
-  let base: PageCounts;
-  try {
-    setup = setupMachine(cs);
-    base = snapshotPageCounts(setup.m);
-  } finally {
-    setVariant(savedVariant);
-    setCurrent(savedTask);
-  }
-  const { m, mm, maps } = setup;
+  const { m, mm, maps, base } = withContext(setupContext(cs), () => {
+    const setup = setupMachine(cs);
+    return { ...setup, base: snapshotPageCounts(setup.m) };
+  });
   const order = opts.mode === 'det' && opts.interleave?.length ? opts.interleave : undefined;
   // an interleaving replay writes every decision into the schedule: room for the points plus the waits between them
   const schedCap = Math.max(SCHED_CAP_MIN, cs.schedule.length, order ? 8 * order.length + 1024 : 0);
@@ -265,19 +247,20 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   // zero-filled on demand: costs only what the copy writes, and nothing when no block needs one
   const scratch = m.sab.byteLength > SCRATCH_MIN_BYTES ? new SharedArrayBuffer(m.sab.byteLength) : undefined;
 
-  // the quiescence barrier (harness/actor.ts) needs every actor to reach it: not with the harness's test actors
-  const quiesce = names.every((x) => ['user', 'pinner', 'hotplug'].includes(actorKind(x)) || hasOwnKey(DEVICE_MODELS, actorKind(x)));
+  // the quiescence barrier (harness/actor/quiescence.ts) needs every actor to reach it: each model says whether it does
+  const models = names.map((x) => actorModel(actorKind(x)));
+  for (const [k, model] of models.entries()) if (!model) throw new CaseError(`'${names[k]}' names no actor kind`);
+  const quiesce = models.every((x) => !x!.skipsQuiescence);
   const results: (ActorResult | null)[] = new Array(n).fill(null);
   const crashes: (string | null)[] = new Array(n).fill(null);
   let settledCount = 0;
   const tasks = names.map((name, k) => {
     const t: ActorTask = {
       kind: 'actor', machine: { sab: m.sab, shape: m.shape }, ctl: c.sab, ctlShape: c.shape, index: k, name, names,
-      actorKind: actorKind(name), cpu: cpus[k]!, mm: actorKind(name) === 'hotplug' ? -1 : mm, maps, program: own(cs.programs, name)!,
+      actorKind: models[k]!.name, cpu: cpus[k]!, mm: models[k]!.withoutProcess ? -1 : mm, maps, program: own(cs.programs, name)!,
       variant: cs.variant, det: opts.mode === 'det', faults: own(cs.faults, name) ?? {}, bugs: (cs.bugs && own(cs.bugs, name)) ?? [],
       seed: opts.seed ?? 0, offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES, checkIsolate: opts.mode === 'det', debug: opts.debug,
-      checkOfflinable: !opts.properties || opts.properties.includes('movable-offlinable'),
-      quiesce, scratch,
+      properties: opts.properties ?? null, quiesce, scratch,
     };
     return pool.run(t).then(
       (r) => { results[k] = r as ActorResult; settledCount++; },
@@ -309,11 +292,12 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   results.forEach((r, k) => {
     // where it threw: the actor's actor-threw entry in the ring
     const at = r?.error ? entries.find((e) => e.actor === k && e.kind === K_VIOLATION && e.arg === -1)?.seq ?? lastSeq : lastSeq;
-    if (r?.error) failures.push({ property: r.error.name === 'KernelBug' ? 'kernel-bug' : r.error.name === 'KernelPanic' ? 'kernel-panic' : 'actor-threw',
+    const property = r?.error?.name === 'KernelBug' ? kernelBug.name : r?.error?.name === 'KernelPanic' ? kernelPanic.name : actorThrew.name;
+    if (r?.error) failures.push({ property,
       message: `${names[k]}: ${r.error.name}: ${r.error.message}`, actor: names[k], seq: at });
   });
   crashes.forEach((e, k) => {
-    if (e !== null) failures.push({ property: 'worker-exit', message: `${names[k]}: its worker thread died: ${e}`, actor: names[k], seq: lastSeq });
+    if (e !== null) failures.push({ property: workerExit.name, message: `${names[k]}: its worker thread died: ${e}`, actor: names[k], seq: lastSeq });
   });
   if (end === END_DEADLOCK) {
     const who = names.map((name, k) => {
@@ -321,22 +305,22 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
       const reason = labels.get(c.i32[c.actor(k, A_REASON)]! >>> 0) ?? '?';
       return c.i32[c.actor(k, A_WAIT_BUF)] ? `${name} waits for ${reason}` : `${name} waits for ${reason} on ${describeWord(m, c.i32[c.actor(k, A_WAIT_IDX)]!)}`;
     }).filter(Boolean);
-    failures.push({ property: 'deadlock', message: `every unfinished actor is blocked: ${who.join('; ')}`, seq: lastSeq });
+    failures.push({ property: deadlock.name, message: `every unfinished actor is blocked: ${who.join('; ')}`, seq: lastSeq });
   }
   if (timedOut) {
-    failures.push({ property: 'hang', message: `the run did not finish within ${budget} ms (last trace entries: ${lines().slice(-3).map((l) => `${names[l.actor]} ${l.text}`).join(' | ')})`, seq: lastSeq });
+    failures.push({ property: hang.name, message: `the run did not finish within ${budget} ms (last trace entries: ${lines().slice(-3).map((l) => `${names[l.actor]} ${l.text}`).join(' | ')})`, seq: lastSeq });
   }
   if (end === END_ERROR && !results.some((r) => r?.error) && c.i32[C_ERR_ACTOR]! >= 0) {
-    failures.push({ property: 'actor-threw', message: `${names[c.i32[C_ERR_ACTOR]!]} failed and its result was lost`, seq: lastSeq });
+    failures.push({ property: actorThrew.name, message: `${names[c.i32[C_ERR_ACTOR]!]} failed and its result was lost`, seq: lastSeq });
   }
 
   let digest = 0;
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
-    failures.push(...endChecks(m, cs, base, opts.checks ?? {}, lastSeq, scratch));
+    failures.push(...endChecks(m, cs, opts, base, lastSeq, scratch));
   }
   if (opts.properties) {
-    const keep = new Set([...opts.properties, ...RUN_FAILURES]);
+    const keep = new Set<string>([...opts.properties, ...RUN_FAILURES]);
     for (let k = failures.length - 1; k >= 0; k--) if (!keep.has(failures[k]!.property)) failures.splice(k, 1);
   }
   failures.sort((a, b) => a.seq - b.seq);
@@ -371,38 +355,46 @@ function interleaveOutcome(c: Control, order: OrderEntry[], labels: Map<number, 
 }
 
 /**
- * End-of-run properties, in the main thread once every actor has torn down: movable blocks go
- * offline (on a copy of the machine, the process still alive), then the process exits and the
- * allocator must be sound and every pin and reference balanced.
+ * End-of-run properties, in the main thread once every actor has torn down: phase 'teardown' with the
+ * processes still alive (and the suite's own checks), then every process exits, the LRU batches and
+ * per-CPU lists are drained, and phase 'exit'.
  */
-function endChecks(m: Memmap, cs: Case, base: PageCounts, extra: Record<string, (m: Memmap) => string[]>, seq: number, scratch?: SharedArrayBuffer): Failure[] {
+function endChecks(m: Memmap, cs: Case, opts: RunOptions, base: PageCounts, seq: number, scratch?: SharedArrayBuffer): Failure[] {
   const out: Failure[] = [];
-  const savedVariant = setVariant(parseVariant(cs.variant));
-  const savedTask = setCurrent(newTask(1, 'pinlab-check', 0, -1));
+  const c: EndCheck = { m, base, scratch };
+  const selected = (p: Property): boolean => !opts.properties || opts.properties.includes(p.name) || p.runFailure === true;
   const check = (property: string, fn: () => string[]): void => {
     try {
       for (const e of fn().slice(0, 5)) out.push({ property, message: e, seq });
     } catch (e) {
-      out.push({ property: 'property-threw', message: `${property}: ${(e as Error)?.name}: ${(e as Error)?.message}`, seq });
+      out.push({ property: propertyThrew.name, message: `${property}: ${(e as Error)?.name}: ${(e as Error)?.message}`, seq });
     }
   };
-  try {
-    check('allocator-sound', () => checkAllocator(m).errors.map((e) => `after the run: ${e}`));
-    check('kernel-bug', () => pageTableErrors(m).map((e) => `page_table_check after the run: ${e}`));
-    check('movable-offlinable', () => movableBlocksOfflinable(m, 100, scratch).map(formatOfflinable));
-    for (const [name, fn] of Object.entries(extra)) check(name, () => fn(m));
-    check('pins-balance', () => memlockBalanceErrors(m).map((e) => `after teardown: ${e}`));
-    check('pins-balance', () => {
-      for (let k = 0; k < m.maxMms; k++) if (Atomics.load(m.mms, mmBase(k) + MM_USERS)) exitMmap(m, k);
-      lruAddDrainAll(m);
-      drainAllPages(m);
-      const s = vmstatSnapshot(m);
-      return pinBalanceErrors(m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, base).map((e) => `after teardown and exit: ${e}`);
-    });
-    check('allocator-sound', () => checkAllocator(m).errors.map((e) => `after exit: ${e}`));
-  } finally {
-    setVariant(savedVariant);
-    setCurrent(savedTask);
-  }
+  const phase = (ph: Phase): void => {
+    for (const p of propertiesAt(ph).filter(selected)) {
+      const fn = ph === 'teardown' ? p.atTeardown : p.atExit;
+      if (fn) check(p.name, () => fn(c));
+    }
+  };
+  withContext({ variant: parseVariant(cs.variant), task: newTask(1, 'pinlab-check', 0, -1) }, () => {
+    phase('teardown');
+    for (const [name, fn] of Object.entries(opts.checks ?? {})) check(name, () => fn(m));
+    if (exitAll(m, out, seq)) phase('exit');
+  });
   return out;
+}
+
+/** Every process exits and the LRU batches and per-CPU lists drain; false (and a failure) if the mm core broke. */
+function exitAll(m: Memmap, out: Failure[], seq: number): boolean {
+  try {
+    for (let k = 0; k < m.maxMms; k++) if (Atomics.load(m.mms, mmBase(k) + MM_USERS)) exitMmap(m, k);
+    lruAddDrainAll(m);
+    drainAllPages(m);
+    return true;
+  } catch (e) {
+    const err = e as Error;
+    const property = e instanceof KernelBug ? kernelBug.name : propertyThrew.name;
+    out.push({ property, message: `exit_mmap() and the drains after the run: ${err?.name}: ${err?.message}`, seq });
+    return false;
+  }
 }

@@ -14,15 +14,13 @@ import { Suite, SUITES } from './suites';
 import { formatLine, window } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
 import type { Interrupt } from './signals';
+import type { Io } from './io';
 import { own } from '../mm/own';
 
 /** A free run's first failure and its deterministic replay. */
 type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
 
-export interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
-}
+export type { Io };
 
 export interface RunConfig {
   suite: Suite;

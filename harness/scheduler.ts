@@ -53,8 +53,7 @@ export class ActorScheduler {
   private readonly machineSab: SharedArrayBuffer;
   private readonly labels = new Map<string, number>();
   private readonly cand: Int32Array;
-  /** run whatever another actor asked of this one (its mmu notifier callbacks); called whenever it has the CPU */
-  serve: () => void = () => undefined;
+  private server: () => void = () => undefined;
 
   constructor(c: Control, me: number, machineSab: SharedArrayBuffer, det: boolean) {
     this.c = c;
@@ -65,6 +64,16 @@ export class ActorScheduler {
     this.machineSab = machineSab;
     this.machine32 = new Int32Array(machineSab, 0, Math.floor(machineSab.byteLength / 4)); // >>> 2 would wrap above 4 GiB
     this.cand = new Int32Array(this.n);
+  }
+
+  /** What to run for other actors (its mmu notifier mailbox): called whenever this actor has the CPU. */
+  setServer(fn: () => void): void {
+    this.server = fn;
+  }
+
+  /** Run whatever another actor asked of this one. */
+  serve(): void {
+    this.server();
   }
 
   /** The label's hash, published in the shared table the first time this thread uses it. */

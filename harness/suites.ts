@@ -21,6 +21,11 @@ import type { ActorOp, FaultPlan } from './types';
 import { DEVICE_MODELS } from '../devices/index';
 import { own } from '../mm/own';
 import type { GenShape } from '../devices/device';
+import { actorModel, actorKind, deviceModelOf } from './actors';
+import { userOpsRefault, USER_OP_KINDS } from './agents/user';
+import { PROMISES } from '../properties/index';
+import { deadlock, hang } from '../properties/run_failures';
+import { kernelBug } from '../properties/kernel_bug';
 
 export interface SuiteOptions {
   variant: string;
@@ -39,7 +44,7 @@ export interface Suite {
   summary: string;
   /** actor names in order ("<kind>-<n>") */
   actors: string[];
-  properties: string[];
+  properties: readonly string[];
   arbitrary(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Case>;
   /** cases per `pinlab run` unless --runs says otherwise */
   runs: number;
@@ -51,8 +56,8 @@ export interface Suite {
   campaignFirstShapeOnly?: boolean;
 }
 
-export const CORE_PROPERTIES = ['no-longterm-pin-in-movable', 'dma-integrity', 'pins-balance', 'errno-contract', 'allocator-sound', 'movable-offlinable', 'no-livelock',
-  'deadlock', 'hang', 'kernel-bug'];
+/** What every suite checks: the kernel's promises, and the run failures the campaign reports per property. */
+export const CORE_PROPERTIES: readonly string[] = [...PROMISES, deadlock.name, hang.name, kernelBug.name];
 
 /** Miniature machines: Normal 128 frames with a 32-frame CMA area at pfn 64, ZONE_MOVABLE 128 frames (4 blocks). */
 export const MINI_LAYOUTS: Layout[] = [
@@ -104,67 +109,8 @@ function swarmed(fc: typeof fcType, ops: fcType.Arbitrary<ActorOp>, kinds: strin
   });
 }
 
-const MAP_NAMES = ['buf', 'ring'];
-
-export function userOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
-  const map = fc.constantFrom(...MAP_NAMES);
-  const page = fc.nat(31);
-  const pages = fc.integer({ min: 1, max: 4 });
-  return fc.oneof(
-    { weight: 5, arbitrary: fc.record({ op: fc.constant('touch'), map, page, write: fc.boolean() }) },
-    { weight: 3, arbitrary: fc.record({ op: fc.constant('write'), map, page, value: fc.nat(0xffff) }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('munmap'), map, page, pages }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('remap'), map }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('dontneed'), map, page, pages }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('fork') }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('exit_child') }) },
-  ) as fcType.Arbitrary<ActorOp>;
-}
-
-export function pinnerOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
-  const map = fc.constantFrom(...MAP_NAMES);
-  return fc.oneof(
-    { weight: 4, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean(),
-      write: fc.constant(false) }, { requiredKeys: ['op', 'map', 'page', 'pages', 'fast'] }) }, // write: false = a read-only pin (the zero page, R6)
-    // a short-term FOLL_PIN (O_DIRECT) held across one preemption point: another holder for R3
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean(), longterm: fc.constant(false) }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('unpin'), slot: fc.nat(7) }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('dma'), slot: fc.nat(7), page: fc.nat(7), value: fc.nat(0xffff) }) },
-  ) as fcType.Arbitrary<ActorOp>;
-}
-
-/** The longterm-pin-split-cma suite's user: userOps plus refault (MADV_DONTNEED and touch again: splits a THP's PMD, refills the hole). */
-export function userOpsRefault(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
-  const refault = fc.record({ op: fc.constant('refault'), map: fc.constantFrom(...MAP_NAMES), page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }) });
-  return fc.oneof({ weight: 13, arbitrary: userOps(fc) }, { weight: 2, arbitrary: refault }) as fcType.Arbitrary<ActorOp>;
-}
-
-/** The cma agent: cma_alloc()'s isolation window, opened and closed by separate ops. */
-export function cmaOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
-  return fc.oneof(
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('isolate'), block: fc.nat(7) }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('undo_isolate'), slot: fc.nat(1) }) },
-  ) as fcType.Arbitrary<ActorOp>;
-}
-
-export function hotplugOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
-  return fc.oneof(
-    { weight: 3, arbitrary: fc.record({ op: fc.constant('offline'), block: fc.nat(7) }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('online'), block: fc.nat(7), type: fc.constantFrom('online_movable', 'online', 'online_kernel') }) },
-  ) as fcType.Arbitrary<ActorOp>;
-}
-
-/** Seeded fault points an actor kind can meet (harness/types.ts FaultPlan). */
-export const FAULT_POINTS: Record<string, string[]> = {
-  pinner: ['migrate:alloc-target', 'migrate:isolate', 'lru:batch-hold', 'fatal-signal', 'gup:pofs-alloc'],
-  device: ['migrate:alloc-target', 'migrate:isolate', 'lru:batch-hold', 'fatal-signal', 'gup:pofs-alloc'],
-  hotplug: ['migrate:alloc-target', 'migrate:isolate', 'signal'],
-  user: [],
-  cma: [],
-};
-
-export function faultPlan(fc: typeof fcType, kind: string): fcType.Arbitrary<FaultPlan> {
-  const points = own(FAULT_POINTS, kind) ?? FAULT_POINTS.device!;
+/** A seeded fault plan over the fault points an actor kind meets (ActorModel.faultPoints). */
+export function faultPlan(fc: typeof fcType, points: readonly string[]): fcType.Arbitrary<FaultPlan> {
   if (!points.length) return fc.constant({});
   const calls = fc.array(fc.nat(15), { maxLength: 2 });
   const plan = fc.record(Object.fromEntries(points.map((p) => [p, calls])), { requiredKeys: [] }) as fcType.Arbitrary<FaultPlan>;
@@ -180,45 +126,33 @@ export function scheduleArb(fc: typeof fcType): fcType.Arbitrary<number[]> {
   return fc.array(fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(7) }), { maxLength: 96, size: 'medium' });
 }
 
-function kindOf(name: string): string {
-  return name.replace(/-\d+$/, '');
-}
+/** The shape of the process's mappings the generators draw addresses from. */
+const SHAPE: GenShape = { maps: MINI_LAYOUTS[0]!.maps.map((x) => ({ name: x.name, pages: x.pages })), maxPages: 4 };
 
-/** A suite over the given actors; programs come from `progs` by actor kind. */
-function agentSuite(name: string, summary: string, actors: string[], lengths: Record<string, number>, runs: number,
-  progs: (fc: typeof fcType, kind: string) => fcType.Arbitrary<ActorOp>, opKinds: (kind: string) => string[]): Suite {
+/** A suite's variation on a kind's own generator (ActorModel.arbitrary) and swarm kinds (ActorModel.opKinds). */
+type Generators = Partial<Record<string, { ops: (fc: typeof fcType) => fcType.Arbitrary<ActorOp>; kinds: readonly string[] }>>;
+
+/** A suite over the given actors, each kind generated by its model (or by gens, where a suite overrides it). */
+function agentSuite(name: string, summary: string, actors: string[], runs: number, gens: Generators = {}): Suite {
+  const models = actors.map((a) => actorModel(actorKind(a))!);
   return {
     name, summary, actors, properties: CORE_PROPERTIES, runs,
     arbitrary: (fc, o) => fc.record({
       layout: layouts(fc, o),
       variant: fc.constant(o.variant),
-      programs: fc.record(Object.fromEntries(actors.map((a) => [a,
-        swarmed(fc, progs(fc, kindOf(a)), opKinds(kindOf(a)), lengths[kindOf(a)] ?? 8, o.swarm !== false)]))),
+      programs: fc.record(Object.fromEntries(actors.map((a, k) => {
+        const model = models[k]!;
+        const gen = own(gens, model.name);
+        const ops = gen ? gen.ops(fc) : (model.arbitrary(fc, SHAPE) as fcType.Arbitrary<ActorOp>);
+        const kinds = [...(gen?.kinds ?? model.opKinds ?? Object.keys(model.errnos))];
+        return [a, swarmed(fc, ops, kinds, model.programLength, o.swarm !== false)];
+      }))),
       schedule: scheduleArb(fc),
-      faults: fc.record(Object.fromEntries(actors.map((a) => [a, faultPlan(fc, own(FAULT_POINTS, kindOf(a)) ? kindOf(a) : 'device')]))),
-      ...(o.bugs?.length ? { bugs: fc.constant(Object.fromEntries(actors.filter((a) => own(DEVICE_MODELS, kindOf(a))).map((a) => [a, o.bugs!]))) } : {}),
+      faults: fc.record(Object.fromEntries(actors.map((a, k) => [a, faultPlan(fc, models[k]!.faultPoints)]))),
+      ...(o.bugs?.length ? { bugs: fc.constant(Object.fromEntries(actors.filter((a) => deviceModelOf(actorKind(a))).map((a) => [a, o.bugs!]))) } : {}),
     }) as unknown as fcType.Arbitrary<Case>,
   };
 }
-
-function agentProgs(fc: typeof fcType, kind: string): fcType.Arbitrary<ActorOp> {
-  switch (kind) {
-    case 'user': return userOps(fc);
-    case 'pinner': return pinnerOps(fc);
-    case 'hotplug': return hotplugOps(fc);
-    default: throw new Error(`no generator for actor kind ${kind}`);
-  }
-}
-
-const LENGTHS = { user: 12, pinner: 10, hotplug: 4 };
-
-/** The operation kinds of each agent (swarm testing picks among them). */
-const AGENT_OP_KINDS: Record<string, string[]> = {
-  user: ['touch', 'write', 'munmap', 'remap', 'dontneed', 'fork', 'exit_child'],
-  pinner: ['pin', 'unpin', 'dma'],
-  hotplug: ['offline', 'online'],
-};
-const agentOpKinds = (kind: string): string[] => own(AGENT_OP_KINDS, kind) ?? [];
 
 /** The registry: `pinlab run --suite NAME`. */
 export const SUITES: Record<string, Suite> = {};
@@ -228,17 +162,14 @@ function register(s: Suite): void {
 }
 
 register(agentSuite('longterm-pin', 'a process (user), a long-term pinner calling mm/gup.ts and the hotplug agent, on a mini machine with ZONE_MOVABLE and CMA',
-  ['user-0', 'pinner-0', 'hotplug-0'], LENGTHS, 100, agentProgs, agentOpKinds));
+  ['user-0', 'pinner-0', 'hotplug-0'], 100));
 register(agentSuite('longterm-pin-4', 'as longterm-pin with two pinners racing on the same process',
-  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'], LENGTHS, 100, agentProgs, agentOpKinds));
+  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'], 100));
 
 // one suite per registered device model: the device, the process and the hotplug agent
 for (const model of Object.values(DEVICE_MODELS)) {
-  const shape: GenShape = { maps: MINI_LAYOUTS[0]!.maps.map((x) => ({ name: x.name, pages: x.pages })), maxPages: 4 };
   register(agentSuite(`device:${model.name}`, `${model.summary} (${model.source}), with the process and the hotplug agent`,
-    ['user-0', `${model.name}-0`, 'hotplug-0'], { ...LENGTHS, [model.name]: 10 }, 50,
-    (fc, kind) => (kind === model.name ? model.arbitrary(fc, shape) as fcType.Arbitrary<ActorOp> : agentProgs(fc, kind)),
-    (kind) => (kind === model.name ? Object.keys(model.errnos) : agentOpKinds(kind))));
+    ['user-0', `${model.name}-0`, 'hotplug-0'], 50));
 }
 
 // two instances of one model on the same process (device2:<model>): their registrations race on the
@@ -246,11 +177,8 @@ for (const model of Object.values(DEVICE_MODELS)) {
 // default before v5.16 - or today's 8M), so the limit is reachable on a mini machine
 export const DEVICE2_MEMLOCK_PAGES = [4, 8, 16, 2048];
 for (const model of Object.values(DEVICE_MODELS)) {
-  const shape: GenShape = { maps: MINI_LAYOUTS[0]!.maps.map((x) => ({ name: x.name, pages: x.pages })), maxPages: 4 };
   const base = agentSuite(`device2:${model.name}`, `two ${model.name} instances on the same process under a generated RLIMIT_MEMLOCK, with the hotplug agent`,
-    ['user-0', `${model.name}-0`, `${model.name}-1`, 'hotplug-0'], { ...LENGTHS, [model.name]: 10 }, 50,
-    (fc, kind) => (kind === model.name ? model.arbitrary(fc, shape) as fcType.Arbitrary<ActorOp> : agentProgs(fc, kind)),
-    (kind) => (kind === model.name ? Object.keys(model.errnos) : agentOpKinds(kind)));
+    ['user-0', `${model.name}-0`, `${model.name}-1`, 'hotplug-0'], 50);
   register({ ...base, campaignFirstShapeOnly: true, arbitrary: (fc, o) => fc.tuple(base.arbitrary(fc, o), fc.constantFrom(...DEVICE2_MEMLOCK_PAGES))
     .map(([c, memlock]) => ({ ...c, layout: { ...c.layout, memlock } })) });
 }
@@ -258,7 +186,6 @@ for (const model of Object.values(DEVICE_MODELS)) {
 // R2 and R8 need states no op of longterm-pin makes (a THP split with its hole refilled before a pin;
 // a CMA block held isolated across a pin): their ops get a suite of their own, so the other suites'
 // seeds generate what they always did
-const SPLIT_CMA_LENGTHS = { ...LENGTHS, cma: 3 };
 /**
  * Anonymous pages fault into CMA only while free CMA exceeds half the zone's free pages (__rmqueue()'s
  * ALLOC_CMA balancing), which machineArb()'s CMA areas (a quarter of the kernel zone at most, behind
@@ -270,9 +197,7 @@ export function cmaHeavyMachineArb(fc: typeof fcType): fcType.Arbitrary<Layout> 
   }));
 }
 const splitCma = agentSuite('longterm-pin-split-cma', 'as longterm-pin, with the user\'s refault op (MADV_DONTNEED and touch again, splitting THPs) and a cma agent holding CMA blocks isolated as cma_alloc() does',
-  ['user-0', 'cma-0', 'pinner-0', 'hotplug-0'], SPLIT_CMA_LENGTHS, 100,
-  (fc, kind) => (kind === 'user' ? userOpsRefault(fc) : kind === 'cma' ? cmaOps(fc) : agentProgs(fc, kind)),
-  (kind) => (kind === 'user' ? [...AGENT_OP_KINDS.user!, 'refault'] : kind === 'cma' ? ['isolate', 'undo_isolate'] : agentOpKinds(kind)));
+  ['user-0', 'cma-0', 'pinner-0', 'hotplug-0'], 100, { user: { ops: (fc) => userOpsRefault(fc, SHAPE), kinds: [...USER_OP_KINDS, 'refault'] } });
 register({ ...splitCma, campaignFirstShapeOnly: true, arbitrary: (fc, o) => (o.cmdline !== undefined || o.machines === 'fixed' ? splitCma.arbitrary(fc, o)
   : fc.tuple(splitCma.arbitrary(fc, o), fc.option(cmaHeavyMachineArb(fc), { freq: 2 })).map(([c, heavy]) => (heavy ? { ...c, layout: heavy } : c))) });
 

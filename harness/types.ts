@@ -51,7 +51,7 @@ export interface AllocBenchResult {
   seconds: number;
 }
 
-// ---- actors (harness/actor.ts): one per device instance or kernel agent, one per worker thread ----
+// ---- actors (harness/actor/): one per device instance or kernel agent, one per worker thread ----
 
 /** One operation of an actor's program (a DeviceOp: plain JSON). */
 export interface ActorOp {
@@ -101,11 +101,11 @@ export interface ActorTask {
   offlinePasses: number;
   /** check new long-term pins against pageblocks isolated since before the op (deterministic mode) */
   checkIsolate: boolean;
-  /** at quiescence (every program done, nothing torn down): offline each ZONE_MOVABLE block on a copy, pins held */
-  checkOfflinable: boolean;
-  /** a large machine: a buffer of its size for that copy, which the end-of-run check reuses (one copy, not two) */
+  /** --property: the costly checks run only when selected; null: every property */
+  properties: string[] | null;
+  /** a large machine: a buffer of its size for the quiescence checks' copies, which the end-of-run checks reuse */
   scratch?: SharedArrayBuffer;
-  /** meet the other actors at the quiescence barrier after the program (every actor is a kernel agent or a device model) */
+  /** meet the other actors at the quiescence barrier after the program (no actor of the run skips it) */
   quiesce: boolean;
   /** test switches: brokenSpinlocks makes this thread's spinlocks exclude nothing (mm/locking.ts lockingDebug) */
   debug?: { brokenSpinlocks?: boolean };

@@ -5,7 +5,7 @@ import { zoneInfo, ZoneInfo } from '../mm/vmstat';
 import { ZONE_NAMES } from '../mm/mmzone';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
-import { checkAllocator } from '../properties/checkers';
+import { checkAllocator } from '../properties/allocator_sound';
 import { MmuIntervalNotifier, mmuIntervalSetSeq, mmuIntervalNotifierInsert } from '../mm/mmu_notifier';
 
 export function boot(cmdline: string, geometry?: string): Memmap {

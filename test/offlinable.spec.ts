@@ -5,7 +5,7 @@ import { bprmMmInit, doMmap, populateRange, PROT_READ, PROT_WRITE } from '../mm/
 import { pinUserPages, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { parseVariant, setVariant } from '../mm/variants';
 import { setCurrent, newTask, current } from '../mm/sched';
-import { movableBlocksOfflinable, formatOfflinable, blockUsedPages } from '../properties/offlinable';
+import { movableBlocksOfflinable, formatOfflinable, blockUsedPages } from '../properties/movable_offlinable';
 import { stateShow } from '../mm/memory_hotplug';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

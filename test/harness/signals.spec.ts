@@ -179,13 +179,13 @@ export function run(argv: string[], signals: { interrupt: { stopped: boolean; si
   beforeAll(() => {
     proj = path.join(tmp, 'proj');
     fs.mkdirSync(path.join(proj, 'bin'), { recursive: true });
-    fs.mkdirSync(path.join(proj, 'harness'), { recursive: true });
+    fs.mkdirSync(path.join(proj, 'harness', 'cli'), { recursive: true });
     for (const f of ['pinlab.js', 'build.js', 'signals.js']) fs.copyFileSync(path.join(root, 'bin', f), path.join(proj, 'bin', f));
     fs.writeFileSync(path.join(proj, 'tsconfig.json'), JSON.stringify({
       compilerOptions: { target: 'ES2022', module: 'commonjs', strict: true, types: ['node'], skipLibCheck: true, noEmit: true }, include: ['harness'],
     }));
     fs.writeFileSync(path.join(proj, 'tsconfig.build.json'), JSON.stringify({ extends: './tsconfig.json', compilerOptions: { noEmit: false, outDir: 'dist', rootDir: '.' }, include: ['harness'] }));
-    fs.writeFileSync(path.join(proj, 'harness', 'cli.ts'), FAKE_CLI);
+    fs.writeFileSync(path.join(proj, 'harness', 'cli', 'index.ts'), FAKE_CLI);
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(proj, 'node_modules'));
   });
 

@@ -5,7 +5,7 @@ import { boot } from '../helpers';
 import { drainAllPages } from '../../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER } from '../../mm/gfp';
 import { Memmap } from '../../mm/memmap';
-import { checkAllocator } from '../../properties/checkers';
+import { checkAllocator } from '../../properties/allocator_sound';
 import type { AllocHammerResult } from '../../harness/types';
 
 let pool: ActorPool;

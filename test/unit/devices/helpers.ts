@@ -10,7 +10,7 @@ import { folioMaybeDmaPinned } from '../../../mm/rmap';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { lruAddDrainAll } from '../../../mm/swap';
 import { drainAllPages } from '../../../mm/page_alloc';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 import { Prng } from '../../../harness/prng';
 import { resolveOp, MapTable } from '../../../devices/index';
 import { memlockCounters } from '../../../devices/common';

@@ -17,7 +17,8 @@ import { GFP_HIGHUSER } from '../../../mm/gfp';
 import { drainAllPages, NO_PAGE } from '../../../mm/page_alloc';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalSetSeq, MMU_NOTIFY_CLEAR } from '../../../mm/mmu_notifier';
-import { checkAllocator, pinBalanceErrors, snapshotPageCounts } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
+import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_balance';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { folioOrder } from '../../../mm/page_ref';
 

@@ -4,7 +4,7 @@ import { stateStore, validZonesShow, stateShow, removableShow, zoneForPfnRange, 
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { MEM_GOING_ONLINE } from '../../../mm/memmap';
 import { EINVAL, ENODEV, EBUSY } from '../../../mm/errno';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 
 // 16G of boot memory (blocks 0..127) and 1G hot-pluggable (blocks 128..135)
 const HOT = 128;

@@ -12,7 +12,7 @@ import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GFP_HIGHUSER, GFP_KERNEL, __GFP_NORETRY } from '../../../mm/gfp';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 import { pfnOf } from '../../../mm/memory';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { folioGet } from '../../../mm/page_ref';

@@ -21,7 +21,7 @@ import { entireMapcount } from '../../../mm/rmap';
 import { hstateBase } from '../../../mm/hugetlb';
 import { oomBadness } from '../../../mm/oom_kill';
 import { vmstatSnapshot } from '../../../mm/vmstat';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 import { mmuIntervalNotifierRemove } from '../../../mm/mmu_notifier';
 import { folioOrder } from '../../../mm/page_ref';
 import { pgtableDepositedCount, pmdIsHuge, PTE_PRESENT, PTE_WRITE, PFN_MASK } from '../../../mm/pgtable';

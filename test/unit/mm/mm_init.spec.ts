@@ -3,7 +3,7 @@ import { layoutJson } from '../../../harness/layout';
 import { parseCmdline, parseGeometry } from '../../../mm/cmdline';
 import { Memmap, H_MIN_FREE_KBYTES, PG_hugetlb } from '../../../mm/memmap';
 import { ZONE_MOVABLE, MIGRATE_CMA } from '../../../mm/mmzone';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 
 const json = (cmdline: string, geometry?: string) => {
   const params = parseCmdline(cmdline, parseGeometry(geometry));

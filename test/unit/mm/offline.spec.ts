@@ -8,7 +8,7 @@ import { folioPut, lruAddDrainAll } from '../../../mm/swap';
 import { drainAllPages, allocPages, freePages } from '../../../mm/page_alloc';
 import { GFP_KERNEL } from '../../../mm/gfp';
 import { setCurrent, current } from '../../../mm/sched';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 import { pfnOf } from '../../../mm/memory';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { folioGet } from '../../../mm/page_ref';

@@ -11,7 +11,7 @@ import { oomVictimExit, outOfMemory, MMF_OOM_VICTIM } from '../../../mm/oom_kill
 import { setCurrent, newTask, current } from '../../../mm/sched';
 import { Memmap, H_OOM_LOCK, MM_USERS, MM_FLAGS, MM_PID } from '../../../mm/memmap';
 import { mmBase } from '../../../mm/mm_types';
-import { userAgent } from '../../../harness/agents';
+import { user as userModel } from '../../../harness/agents/user';
 
 // no ZONE_MOVABLE: the processes' pages are kernel-zone memory, so a victim's exit gives the allocator room
 const CMD = 'mem=1M sysctl.vm.min_free_kbytes=16';
@@ -79,7 +79,7 @@ describe('the user agent and the OOM killer', () => {
     setCurrent(newTask(100, 'user', 1, parent));
     const env = { m, mm: parent, name: 'user/0', bugs: new Set<string>(), rand: () => 0, yieldPoint: () => undefined, trace: () => undefined,
       maps: [], mapGen: () => 0, bumpMapGen: () => undefined, offlinePasses: 8 };
-    const user = userAgent(env);
+    const user = userModel.create(env);
     expect(user.step({ op: 'fork' }).rc).toBe(0);
     const child = 1 + parent; // the next free slot
     expect(alive(m, child)).toBe(true);

@@ -4,7 +4,7 @@ import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, GFP_DMA32, __GFP_MOVABLE, _
 import { ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_CMA, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, ZONE_DMA } from '../../../mm/mmzone';
 import { memallocPinSave, memallocPinRestore } from '../../../mm/sched';
 import { Memmap, PG_head, PG_tail, Z_MANAGED } from '../../../mm/memmap';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 import { boot, zone } from '../../helpers';
 
 const MINI = 'mini';

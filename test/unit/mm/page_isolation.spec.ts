@@ -9,7 +9,7 @@ import { startIsolatePageRange, undoIsolatePageRange, unsetMigratetypeIsolate } 
 import { GFP_HIGHUSER_MOVABLE, __GFP_NORETRY } from '../../../mm/gfp';
 import { MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { Memmap, PG_buddy, PG_ORDER_SHIFT } from '../../../mm/memmap';
-import { checkAllocator } from '../../../properties/checkers';
+import { checkAllocator } from '../../../properties/allocator_sound';
 
 // CMA at pfn 64-95 of a 256-frame mini machine: two free order-4 blocks (16 frames, two pageblocks each)
 const CMD = 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16';

@@ -2,13 +2,13 @@
 // after every step. free + per-CPU + in use = managed per zone; no frame handed out twice; nothing
 // non-movable in ZONE_MOVABLE or in a CMA pageblock; freeing everything merges back to the boot lists.
 import { fc, it } from '@fast-check/jest';
-import { allocPages, freePages, NO_PAGE, drainAllPages } from '../mm/page_alloc';
-import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, __GFP_COMP, __GFP_NORETRY, gfpMigratetype } from '../mm/gfp';
-import { memallocPinSave, memallocPinRestore, setCurrent, current } from '../mm/sched';
-import { MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_MOVABLE, ZONE_MOVABLE } from '../mm/mmzone';
-import { Memmap, freeAreaCount } from '../mm/memmap';
-import { checkAllocator } from './checkers';
-import { bootFromSpec } from '../harness/layout';
+import { allocPages, freePages, NO_PAGE, drainAllPages } from '../../mm/page_alloc';
+import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, __GFP_COMP, __GFP_NORETRY, gfpMigratetype } from '../../mm/gfp';
+import { memallocPinSave, memallocPinRestore, setCurrent, current } from '../../mm/sched';
+import { MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_MOVABLE, ZONE_MOVABLE } from '../../mm/mmzone';
+import { Memmap, freeAreaCount } from '../../mm/memmap';
+import { checkAllocator } from '../../properties/allocator_sound';
+import { bootFromSpec } from '../../harness/layout';
 
 const GFPS = [GFP_KERNEL, GFP_USER, GFP_HIGHUSER_MOVABLE] as const;
 

@@ -2,17 +2,18 @@
 // whatever the mm core moves underneath; every frame, reference and mapping comes back at the end; an
 // unpinned ZONE_MOVABLE block with room elsewhere always goes offline.
 import { fc, it } from '@fast-check/jest';
-import { bootFromSpec } from '../harness/layout';
-import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, doMadvise, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../mm/mmap';
-import { putUser } from '../mm/memory';
-import { migrateRange } from '../mm/migrate';
-import { stateStore, stateShow, blockPresent } from '../mm/memory_hotplug';
-import { lruAddDrainAll } from '../mm/swap';
-import { drainAllPages } from '../mm/page_alloc';
-import { Memmap, MB_STRIDE, MB_ZONE } from '../mm/memmap';
-import { ZONE_MOVABLE } from '../mm/mmzone';
-import { checkAllocator, checkContent, modelMunmap, modelFork, modelExit, ProcModel } from './checkers';
-import { zoneInfo, vmstatSnapshot } from '../mm/vmstat';
+import { bootFromSpec } from '../../harness/layout';
+import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, doMadvise, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../mm/mmap';
+import { putUser } from '../../mm/memory';
+import { migrateRange } from '../../mm/migrate';
+import { stateStore, stateShow, blockPresent } from '../../mm/memory_hotplug';
+import { lruAddDrainAll } from '../../mm/swap';
+import { drainAllPages } from '../../mm/page_alloc';
+import { Memmap, MB_STRIDE, MB_ZONE } from '../../mm/memmap';
+import { ZONE_MOVABLE } from '../../mm/mmzone';
+import { checkAllocator } from '../../properties/allocator_sound';
+import { checkContent, modelMunmap, modelFork, modelExit, ProcModel } from './process_model';
+import { zoneInfo, vmstatSnapshot } from '../../mm/vmstat';
 
 type Op =
   | { op: 'mmap'; p: number; pages: number }

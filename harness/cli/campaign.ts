@@ -1,12 +1,12 @@
-// `pinlab campaign` (and `npm start`): the default property campaign. See harness/campaign.ts.
+// pinlab campaign (and npm start): the default property campaign. See harness/campaign.ts.
 import { randomInt } from 'node:crypto';
-import { UsageError, parse, Io, intFlag } from './cli';
-import { kernelFlag, seedFlag, regressionsFlag } from './cli_run';
-import { withInterrupt, signalExitCode } from './signals';
-import { DEFAULT_VARIANT } from '../mm/variants';
-import { runCampaign, campaignShapeNote, formatCampaign, campaignSuites, CAMPAIGN_SHAPES } from './campaign';
+import { DEFAULT_VARIANT } from '../../mm/variants';
+import { runCampaign, campaignShapeNote, formatCampaign, CAMPAIGN_SHAPES } from '../campaign';
+import { withInterrupt, signalExitCode } from '../signals';
+import { Command, Io, parse, noPositionals } from './command';
+import { intFlag, kernelFlag, seedFlag, regressionsFlag } from './flags';
 
-export const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--runs N] [--time SECONDS] [--regressions DIR]
+const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--runs N] [--time SECONDS] [--regressions DIR]
 
 The default property campaign (what 'npm start' runs): every suite (pinlab run --help lists them: the
 long-term pinner agents and one suite per device model) against the kernel variant, on ${CAMPAIGN_SHAPES.length} miniature
@@ -25,13 +25,13 @@ short), 2 on bad input, 130 when Ctrl-C interrupted it (143 for SIGTERM): the ta
 suite runs were cut short or not run.
 `;
 
-export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
+async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('campaign', argv, {
     kernel: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' }, time: { type: 'string' },
-    regressions: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    regressions: { type: 'string' },
   });
   if (values.help) { io.out(CAMPAIGN_HELP); return 0; }
-  if (positionals.length) throw new UsageError(`campaign: unexpected argument '${positionals[0]}' (see pinlab campaign --help)`);
+  noPositionals('campaign', positionals);
   const variant = kernelFlag(values.kernel) ?? DEFAULT_VARIANT;
   const seed = seedFlag(values.seed) ?? randomInt(2 ** 31 - 1);
   const runs = intFlag('runs', values.runs, 1);
@@ -49,3 +49,10 @@ export async function cmdCampaign(argv: string[], io: Io): Promise<number> {
     return r.verdict === 'interrupted' ? signalExitCode(interrupt) : 0;
   });
 }
+
+export const campaign: Command = {
+  name: 'campaign',
+  summary: 'the default property campaign: every suite on several machine shapes (what npm start runs)',
+  help: () => CAMPAIGN_HELP,
+  run: campaignCommand,
+};

@@ -1,49 +1,37 @@
-// movable-blocks-offlinable: the promise ZONE_MOVABLE exists for (Documentation/admin-guide/mm/
+// movable-offlinable: the promise ZONE_MOVABLE exists for (Documentation/admin-guide/mm/
 // memory-hotplug.rst: "ZONE_MOVABLE ... memory can be offlined"; the series' cover letter). Checked on a
 // copy of the machine, so the run goes on untouched: every online ZONE_MOVABLE block whose used pages
 // fit in the free memory of the rest of the machine must go offline within the pass budget. Blocks with
 // CMA pageblocks are exempt: the kernel never offlines them (has_unmovable_pages() refuses CMA); so are
 // blocks holding boot memory the kernel reserved (its image and ZERO_PAGE under physical KASLR:
 // PageReserved, which has_unmovable_pages() refuses too).
-import { Memmap, MB_STRIDE, MB_STATE, MB_ZONE, Z_MANAGED, MEM_ONLINE } from '../mm/memmap';
+import { Memmap, MB_STRIDE, MB_STATE, MB_ZONE, Z_MANAGED, MEM_ONLINE, PG_buddy, PG_pcp, PG_reserved } from '../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NAMES, MIGRATE_CMA } from '../mm/mmzone';
 import { stateStore, OfflineReport } from '../mm/memory_hotplug';
-import { zoneInfo } from '../mm/vmstat';
+import { vmItem, vmstatRead, zoneInfo } from '../mm/vmstat';
 import { errname } from '../mm/errno';
-import { PG_buddy, PG_pcp, PG_reserved } from '../mm/memmap';
+import { cloneMachine } from './copy';
+import type { Property } from './property';
 
-/** Machines above this size are copied page by page, skipping pages of zeros (cloneMachine()). */
-const SPARSE_COPY_MIN_BYTES = 1 << 20;
-const COPY_PAGE = 4096;
-const COPY_WINDOW = 1 << 30; // a Buffer view spans at most 4 GiB
-const ZERO_PAGE = Buffer.alloc(COPY_PAGE);
+/** offline_pages() passes a check gives a block. */
+const PASSES = 100;
+const NR_PIN_ACQUIRED = vmItem('nr_foll_pin_acquired');
+const NR_PIN_RELEASED = vmItem('nr_foll_pin_released');
 
-/**
- * A private copy of the machine, in `into` (a buffer of the same size, e.g. the previous copy) or a new
- * SharedArrayBuffer. A large machine is copied a 4 KiB page at a time and pages that are zero on both
- * sides are skipped: a fresh buffer is zero-filled on demand, so what the machine never wrote (most
- * page tables, shmem slots, the counts of free frames) costs the copy no memory.
- */
-export function cloneMachine(m: Memmap, into?: SharedArrayBuffer): Memmap {
-  const n = m.sab.byteLength;
-  if (into && into.byteLength !== n) throw new Error(`cloneMachine: buffer is ${into.byteLength} bytes, the machine ${n}`);
-  const sab = into ?? new SharedArrayBuffer(n);
-  if (n < SPARSE_COPY_MIN_BYTES) {
-    new Uint8Array(sab).set(new Uint8Array(m.sab));
-    return new Memmap(m.shape, sab);
-  }
-  for (let w = 0; w < n; w += COPY_WINDOW) {
-    const len = Math.min(COPY_WINDOW, n - w);
-    const src = Buffer.from(m.sab, w, len);
-    const dst = Buffer.from(sab, w, len);
-    for (let p = 0; p < len; p += COPY_PAGE) {
-      const e = Math.min(p + COPY_PAGE, len);
-      if (src.compare(ZERO_PAGE, 0, e - p, p, e) !== 0) src.copy(dst, p, p, e);
-      else if (into && dst.compare(ZERO_PAGE, 0, e - p, p, e) !== 0) dst.fill(0, p, e);
-    }
-  }
-  return new Memmap(m.shape, sab);
-}
+export const movableOfflinable = {
+  name: 'movable-offlinable',
+  promise: 'Every online ZONE_MOVABLE block goes offline when the rest of memory has room for its pages, long-term pins held or not.',
+  reference: 'Documentation/admin-guide/mm/memory-hotplug.rst ("ZONE_MOVABLE ... can be offlined"); has_unmovable_pages() exempts CMA and reserved boot memory',
+  phases: ['quiescence', 'teardown'],
+  costly: true,
+  atQuiescence(c) {
+    // once, by the last actor to arrive; with no pin held anywhere it is the teardown check's question
+    if (!c.last || vmstatRead(c.m, NR_PIN_ACQUIRED) === vmstatRead(c.m, NR_PIN_RELEASED)) return [];
+    return movableBlocksOfflinable(c.m, PASSES, c.scratch)
+      .map((f) => ({ message: `with every actor idle and its long-term pins held, ${formatOfflinable(f)}`, dedupe: `block ${f.block}` }));
+  },
+  atTeardown: (c) => movableBlocksOfflinable(c.m, PASSES, c.scratch).map(formatOfflinable),
+} as const satisfies Property<'movable-offlinable'>;
 
 /** Frames of block b that are in use (not free in the buddy or a per-CPU list). */
 export function blockUsedPages(m: Memmap, b: number): number {

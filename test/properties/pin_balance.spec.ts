@@ -3,22 +3,24 @@
 // reads what it wrote, and once every pin is released and every process has exited
 // NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED and every frame's refcount/_pincount/_mapcount is back.
 import * as fc from 'fast-check';
-import { enterContext, leaveContext } from '../harness/context';
-import { bootFromSpec } from '../harness/layout';
-import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { putUser, followPte } from '../mm/memory';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_WRITE, FOLL_LONGTERM } from '../mm/gup';
-import { Memmap } from '../mm/memmap';
-import { lruAddDrainAll } from '../mm/swap';
-import { drainAllPages } from '../mm/page_alloc';
-import { vmstatSnapshot } from '../mm/vmstat';
-import { newTask } from '../mm/sched';
-import { parseVariant } from '../mm/variants';
-import { checkAllocator, longtermPinErrors, pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts, checkContent, modelMunmap, modelFork, modelExit,
-  ProcModel } from './checkers';
-import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../devices/common';
-import { pfnOf } from '../mm/memory';
-import { ptlLock, ptlUnlock } from '../mm/mm_types';
+import { enterContext, leaveContext } from '../../harness/context';
+import { bootFromSpec } from '../../harness/layout';
+import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../mm/mmap';
+import { putUser, followPte } from '../../mm/memory';
+import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_WRITE, FOLL_LONGTERM } from '../../mm/gup';
+import { Memmap } from '../../mm/memmap';
+import { lruAddDrainAll } from '../../mm/swap';
+import { drainAllPages } from '../../mm/page_alloc';
+import { vmstatSnapshot } from '../../mm/vmstat';
+import { newTask } from '../../mm/sched';
+import { parseVariant } from '../../mm/variants';
+import { checkAllocator } from '../../properties/allocator_sound';
+import { longtermPinErrors } from '../../properties/no_longterm_pin_in_movable';
+import { pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts } from '../../properties/pins_balance';
+import { checkContent, modelMunmap, modelFork, modelExit, ProcModel } from './process_model';
+import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../../devices/common';
+import { pfnOf } from '../../mm/memory';
+import { ptlLock, ptlUnlock } from '../../mm/mm_types';
 
 export type PinOp =
   | { op: 'mmap'; p: number; pages: number; populate: boolean }

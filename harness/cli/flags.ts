@@ -1,0 +1,151 @@
+// The flags several commands share, each parsed once: a value the command line cannot hold is a
+// one-line UsageError naming the flag.
+import { parseVariant, VariantError, DEFAULT_VARIANT } from '../../mm/variants';
+import { own, hasOwnKey } from '../../mm/own';
+import { RUN_FAILURES } from '../../properties/index';
+import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS, Suite } from '../suites';
+import { deviceModelOf, actorKind } from '../actors';
+import { setupMachine, CaseError } from '../run_case';
+import { pathNamesACase, prepareRegressionsDir } from '../runner';
+import { UsageError, shown } from './command';
+
+type Value = string | boolean | undefined;
+
+export const INT_MAX = 2 ** 31 - 1;
+
+/** Integer flags (--seed, --runs, --timeout, --time, --chunk, --jobs): decimal digits only, min..max. */
+export function intFlag(name: string, v: Value, min: number, max = INT_MAX): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^-?[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: ${shown(v)} is not an integer ${min}..${max}`);
+  }
+  return n;
+}
+
+/** Seconds and other decimal flags: a plain decimal number, min..max. */
+export function decimalFlag(name: string, v: Value, min: number, max = INT_MAX): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`--${name}: ${shown(v)} is not a number ${min}..${max}`);
+  return n;
+}
+
+/** --kernel: a kernel variant (pinlab variants). */
+export function kernelFlag(v: Value): string | undefined {
+  if (v === undefined) return undefined;
+  try {
+    parseVariant(v as string);
+  } catch (e) {
+    if (e instanceof VariantError) throw new UsageError(`--kernel: ${e.message}`);
+    throw e;
+  }
+  return v as string;
+}
+
+/** --seed: fast-check's seeds are 32-bit integers. */
+export function seedFlag(v: Value): number | undefined {
+  return intFlag('seed', v, -(2 ** 31), 2 ** 31 - 1);
+}
+
+/** fast-check skips cases to reach a path's first one (about 2 s a million): no further than this. */
+const PATH_FIRST_MAX = 1_000_000;
+
+/** --path: fast-check's path, numbers separated by ':' (whether it names a case: checkPath). */
+export function pathFlag(v: Value): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^[0-9]{1,9}(:[0-9]{1,9})*$/.test(v)) {
+    throw new UsageError(`--path: ${shown(v)} is not a fast-check path (numbers separated by ':')`);
+  }
+  if (Number(v.split(':')[0]) > PATH_FIRST_MAX) throw new UsageError(`--path: ${shown(v)} starts past case ${PATH_FIRST_MAX}`);
+  return v;
+}
+
+/** The path must lead to a case of the suite under this seed (generation only, nothing runs). */
+export function checkPath(cfg: Parameters<typeof pathNamesACase>[0]): void {
+  if (cfg.path !== undefined && !pathNamesACase(cfg)) {
+    throw new UsageError(`--path: ${shown(cfg.path)} names no case of suite ${cfg.suite.name} with seed ${cfg.seed}`
+      + ' (as printed with a failure: --seed and --path together)');
+  }
+}
+
+/** --regressions: a directory (created and probed now, before any case runs), or 'none'. */
+export function regressionsFlag(v: Value): string | null {
+  const dir = (v as string | undefined) ?? 'regressions';
+  if (dir === 'none') return null;
+  if (dir === '') throw new UsageError("--regressions: give a directory, or 'none' to save nothing");
+  try {
+    prepareRegressionsDir(dir);
+  } catch (e) {
+    throw new UsageError(`--regressions: ${(e as Error).message}`);
+  }
+  return dir;
+}
+
+const visibleSuites = (): string => Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ');
+
+/** --suite: a registered suite. */
+export function suiteFlag(v: Value): Suite {
+  const name = (v as string | undefined) ?? DEFAULT_SUITE;
+  const suite = own(SUITES, name);
+  if (!suite) throw new UsageError(`--suite: unknown suite '${name}' (suites: ${visibleSuites()})`);
+  return suite;
+}
+
+/** --cmdline: a mini machine's command line that boots and holds the suite's mappings. */
+export function cmdlineFlag(v: Value): string | undefined {
+  if (v === undefined) return undefined;
+  const cmdline = v as string;
+  try {
+    setupMachine({ layout: { ...MINI_LAYOUTS[0]!, cmdline }, variant: DEFAULT_VARIANT, programs: {}, schedule: [], faults: {} });
+  } catch (e) {
+    if (e instanceof CaseError) throw new UsageError(`--cmdline: ${e.message.replace(/^layout: /, '')}`);
+    throw e;
+  }
+  return cmdline;
+}
+
+/** --property: names from the suite's properties. */
+export function propertyFlag(v: Value, suite: Suite): string[] | undefined {
+  if (v === undefined) return undefined;
+  const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
+  const known = suite.properties.filter((p) => !RUN_FAILURES.includes(p));
+  if (!names.length) throw new UsageError('--property: give at least one property name');
+  for (const n of names) {
+    if (!known.includes(n)) throw new UsageError(`--property: unknown property '${n}' for suite ${suite.name} (properties: ${known.join(', ')})`);
+  }
+  return names;
+}
+
+/** --bug: switches of the suite's device model. */
+export function bugFlag(v: Value, suite: Suite): string[] | undefined {
+  if (v === undefined) return undefined;
+  const model = suite.actors.map((a) => deviceModelOf(actorKind(a))).find((x) => x);
+  if (!model) throw new UsageError(`--bug: suite ${suite.name} has no device actor (use --suite device:<model>)`);
+  const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
+  if (!names.length) throw new UsageError('--bug: give at least one bug switch');
+  for (const n of names) {
+    if (!hasOwnKey(model.bugs, n)) throw new UsageError(`--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`);
+  }
+  return names;
+}
+
+/** --machines: random or fixed. */
+export function machinesFlag(v: Value): 'random' | 'fixed' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'random' && v !== 'fixed') throw new UsageError(`--machines: '${String(v)}' is not random or fixed`);
+  return v;
+}
+
+/** The flags that shape a suite's cases (run, and replay by seed and path). */
+export function caseShapeFlags(values: Record<string, Value>, suite: Suite) {
+  return {
+    cmdline: cmdlineFlag(values.cmdline), properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite),
+    machines: machinesFlag(values.machines), swarm: values['no-swarm'] === true ? false : undefined,
+  };
+}
+
+/** Their option specs, for parse(). */
+export const CASE_SHAPE_OPTIONS = {
+  cmdline: { type: 'string' }, property: { type: 'string' }, bug: { type: 'string' }, machines: { type: 'string' }, 'no-swarm': { type: 'boolean' },
+} as const;

@@ -1,0 +1,82 @@
+// pins-balance: every pin and reference taken is given back. After teardown the memlock counters are
+// back at zero; after every process has exited, NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED and every
+// frame's refcount, _pincount and _mapcount is what it was before the run (mm/gup.c accounting).
+// Devices also check, where they keep a charge, that it left the counter within RLIMIT_MEMLOCK.
+import { Memmap, MM_USERS, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM } from '../mm/memmap';
+import { mmBase } from '../mm/mm_types';
+import { vmstatSnapshot } from '../mm/vmstat';
+import type { Property } from './property';
+
+export const pinsBalance = {
+  name: 'pins-balance',
+  promise: "Every FOLL_PIN is released and every reference and mapping given back, and locked_vm, pinned_vm and the user's locked_vm return to zero without ever passing RLIMIT_MEMLOCK unless CAP_IPC_LOCK.",
+  reference: 'mm/gup.c (nr_foll_pin_acquired, nr_foll_pin_released); __account_locked_vm() (mm/util.c), ib_umem_get(), __io_account_mem()',
+  phases: ['op', 'teardown', 'exit'],
+  atTeardown: (c) => memlockBalanceErrors(c.m).map((e) => `after teardown: ${e}`),
+  atExit(c) {
+    const s = vmstatSnapshot(c.m);
+    return pinBalanceErrors(c.m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, c.base).map((e) => `after teardown and exit: ${e}`);
+  },
+} as const satisfies Property<'pins-balance'>;
+
+/**
+ * struct page snapshot for pin-balance checks: refcount, _pincount and _mapcount of every frame that has
+ * one not zero (pfns ascending; counts three per pfn). A booted machine has few, so a large one costs little.
+ */
+export interface PageCounts { pfns: Int32Array; counts: Int32Array }
+export function snapshotPageCounts(m: Memmap): PageCounts {
+  const pfns: number[] = [];
+  const counts: number[] = [];
+  for (let pfn = 0; pfn < m.nrFrames; pfn++) {
+    const r = m.refcount[pfn]!;
+    const p = m.pincount[pfn]!;
+    const c = m.mapcount[pfn]!;
+    if (r === 0 && p === 0 && c === 0) continue;
+    pfns.push(pfn);
+    counts.push(r, p, c);
+  }
+  return { pfns: Int32Array.from(pfns), counts: Int32Array.from(counts) };
+}
+
+/**
+ * Memlock accounting back at zero once every device is closed: mm->locked_vm (VmLck), mm->pinned_vm
+ * (VmPin) and the user's locked_vm of every live process (devices/common.ts charges them; each
+ * close must give back what it charged, vfio_dma_do_unmap / ib_umem_release / io_sqe_buffers_unregister).
+ */
+export function memlockBalanceErrors(m: Memmap): string[] {
+  const errors: string[] = [];
+  for (let mm = 0; mm < m.maxMms; mm++) {
+    const b = mmBase(mm);
+    if (!Atomics.load(m.mms, b + MM_USERS)) continue;
+    for (const [name, slot] of [['locked_vm', MM_LOCKED_VM], ['pinned_vm', MM_PINNED_VM], ['user locked_vm', MM_USER_LOCKED_VM]] as const) {
+      const v = m.mms[b + slot]!;
+      if (v !== 0) errors.push(`mm ${mm}: ${name} ${v} pages after every device was closed (must be 0)`);
+    }
+  }
+  return errors;
+}
+
+/**
+ * Pins balance: NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED, and every frame's refcount, _pincount and
+ * _mapcount are back to what they were (the caller drains the LRU batches and per-CPU lists first).
+ */
+export function pinBalanceErrors(m: Memmap, acquired: number, released: number, base: PageCounts): string[] {
+  const errors: string[] = [];
+  if (acquired !== released) errors.push(`nr_foll_pin_acquired ${acquired} != nr_foll_pin_released ${released} (${acquired - released} pins leaked)`);
+  let k = 0; // the next snapshot entry
+  for (let pfn = 0; pfn < m.nrFrames && errors.length < 8; pfn++) {
+    let r0 = 0;
+    let p0 = 0;
+    let c0 = 0;
+    if (k < base.pfns.length && base.pfns[k] === pfn) {
+      r0 = base.counts[3 * k]!;
+      p0 = base.counts[3 * k + 1]!;
+      c0 = base.counts[3 * k + 2]!;
+      k++;
+    }
+    if (m.refcount[pfn] !== r0) errors.push(`pfn ${pfn}: refcount ${m.refcount[pfn]}, was ${r0}`);
+    if (m.pincount[pfn] !== p0) errors.push(`pfn ${pfn}: _pincount ${m.pincount[pfn]}, was ${p0}`);
+    if (m.mapcount[pfn] !== c0) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${c0}`);
+  }
+  return errors;
+}
