@@ -25,6 +25,9 @@ export class ActorPool {
     this.pool = new Piscina({
       filename: w.filename, execArgv: w.execArgv, minThreads: threads, maxThreads: threads,
       concurrentTasksPerWorker: 1, idleTimeout: 60_000,
+      // idle workers wait on their event loop, not in Atomics.wait: the loader's async writes (tsx's
+      // transform cache) finish between tasks instead of leaking an open file per worker
+      atomics: 'async',
     });
   }
 

@@ -1,6 +1,7 @@
 // When a run breaks - an actor throws, a worker thread dies, an actor spins forever, a property check
 // throws, hidden nondeterminism - the harness reports it with the seed and the trace, tears the pool
 // down (or replaces it), and neither hangs nor leaves threads behind.
+import * as fs from 'node:fs';
 import { PoolHolder, runSuite, RunConfig, describeCase } from '../../harness/runner';
 import { Case } from '../../harness/run_case';
 import { SUITES, MINI_LAYOUTS } from '../../harness/suites';
@@ -97,6 +98,17 @@ describe('a broken run is a reported failure, not a crash or a hang', () => {
     expect(s.cases).toBeGreaterThan(0);
     expect(s.cases).toBeLessThan(20_000);
   });
+});
+
+// Idle workers must keep their event loop: in Atomics.wait, the loader's async cache writes (tsx) never
+// finished and every pool left one open file per module behind, until a long test run hit EMFILE.
+const openFiles = (): number => fs.readdirSync('/proc/self/fd').length;
+(fs.existsSync('/proc/self/fd') ? it : it.skip)('suite runs leave no open files behind', async () => {
+  const run = (seed: number) => runSuite(cfg('device:vfio-type1', { seed, runs: 3, mode: 'free' }));
+  await run(1);
+  const before = openFiles();
+  for (let seed = 2; seed < 6; seed++) await run(seed);
+  expect(openFiles() - before).toBeLessThan(8);
 });
 
 describe('describeCase', () => {
