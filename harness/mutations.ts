@@ -48,6 +48,8 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     why: 'R10: folios isolated and never put back' },
   { variant: 'v6.1', property: 'no-livelock', suite: 'longterm-pin', only: true, fixed: 'v6.1+-R10', seed: 7, runs: 600,
     why: 'R10: a leaked isolation makes every later pin of that page retry forever' },
+  { variant: 'v6.1', property: 'lru-isolation-balanced', suite: 'longterm-pin', only: true, fixed: 'v6.1+-R10', seed: 3, runs: 600,
+    why: 'R10: a folio isolated and never put back stays off the LRU while mapped' },
   { variant: 'v6.12+R9', property: 'errno-contract', suite: 'longterm-pin', only: true, fixed: 'v6.12', seed: 1, runs: 600,
     why: 'returns the pages requested, not the pages pinned' },
   { variant: 'v6.12+R12', property: 'no-longterm-pin-in-movable', suite: 'longterm-pin', only: true, fixed: 'v6.12', seed: 1, runs: 1000,

@@ -83,6 +83,16 @@ export function folioAddLru(m: Memmap, pfn: number): void {
   spinUnlock(m.lru, b);
 }
 
+/** Is the folio waiting in a CPU's LRU add batch (off the LRU, holding the batch's reference)? */
+export function folioInLruBatch(m: Memmap, pfn: number): boolean {
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) {
+    const b = lruBase(m, cpu);
+    const n = atomicRead(m.lru, b + 1);
+    for (let i = 0; i < n; i++) if (m.lru[b + 2 + i] === pfn) return true;
+  }
+  return false;
+}
+
 /** lru_add_drain(): this CPU's batch. */
 export function lruAddDrain(m: Memmap): void {
   lruAddDrainCpu(m, current().cpu);

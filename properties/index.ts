@@ -9,6 +9,7 @@ import { errnoContract } from './errno_contract';
 import { noLongtermPinInMovable } from './no_longterm_pin_in_movable';
 import { dmaIntegrity } from './dma_integrity';
 import { noLivelock } from './no_livelock';
+import { lruIsolationBalanced } from './lru_isolation_balanced';
 import { deadlock, hang, kernelPanic, actorThrew, workerExit, propertyThrew, determinism } from './run_failures';
 
 export const PROPERTIES = [
@@ -20,6 +21,7 @@ export const PROPERTIES = [
   errnoContract,
   noLongtermPinInMovable,
   dmaIntegrity,
+  lruIsolationBalanced,
   deadlock,
   hang,
   kernelPanic,
