@@ -15,7 +15,8 @@ import { schedRows } from './sched';
 import { devicesRows } from './devices';
 import { mutationRows } from './mutation';
 import { soakRows } from './soak';
-import type { AllocBenchResult } from '../harness/types';
+import { loadPlugin } from '../harness/plugins';
+import { BENCH_PLUGIN, AllocBenchTask, AllocBenchResult } from './plugin';
 
 type Row = Record<string, string | number>;
 const results: Record<string, Row[]> = {};
@@ -51,9 +52,10 @@ async function benchAlloc(): Promise<void> {
         const start = new SharedArrayBuffer(8);
         const gfp = GFP_HIGHUSER_MOVABLE | (order ? __GFP_COMP : 0);
         const pairs = order ? 200_000 : 3_000_000;
-        const jobs = [...Array(threads).keys()].map((i) => pool.run({
-          kind: 'alloc-bench', machine: { sab: m.sab, shape: m.shape }, cpu: i + 1, order, gfp, pairs, batch, start,
-        }) as Promise<AllocBenchResult>);
+        const jobs = [...Array(threads).keys()].map((i) => {
+          const t: AllocBenchTask = { machine: { sab: m.sab, shape: m.shape }, cpu: i + 1, order, gfp, pairs, batch, start };
+          return pool.runTask('alloc-bench', t) as Promise<AllocBenchResult>;
+        });
         const s32 = new Int32Array(start);
         while (Atomics.load(s32, 1) < threads) await new Promise((r) => setTimeout(r, 1));
         Atomics.store(s32, 0, 1);
@@ -118,6 +120,7 @@ async function benchSoak(): Promise<void> {
 }
 
 async function mainBench(): Promise<void> {
+  loadPlugin(BENCH_PLUGIN); // the yielder actor and the alloc-bench task, here and in every pool's workers
   const which = process.argv.slice(2);
   const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline, pin: benchPin, sched: benchSched, devices: benchDevices, mutation: benchMutation, soak: benchSoak };
   // benchmarks that never start a worker run first: their single-threaded rows run UP (mm/atomic.ts),

@@ -7,7 +7,7 @@ const { spawn, spawnSync } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
 const stamp = path.join(root, 'dist', '.built');
-const SOURCES = ['mm', 'devices', 'harness', 'properties', 'bench'];
+const SOURCES = ['mm', 'devices', 'harness', 'properties', 'bench', 'test/plugins']; // test/plugins: PINLAB_PLUGINS
 
 /** Every file under dir (relative to root) whose name passes keep. */
 function filesUnder(dir, keep, out = []) {

@@ -3,7 +3,8 @@
 // source; a compiled build needs no loader.
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
-import type { WorkerTask, WorkerResult } from './types';
+import type { ActorTask, ActorResult, PluginTask } from './types';
+import { loadedPlugins } from './plugins';
 import { smpEnable } from '../mm/atomic';
 
 export function workerFile(): { filename: string; execArgv: string[] } {
@@ -28,11 +29,18 @@ export class ActorPool {
       // idle workers wait on their event loop, not in Atomics.wait: the loader's async writes (tsx's
       // transform cache) finish between tasks instead of leaking an open file per worker
       atomics: 'async',
+      workerData: { plugins: [...loadedPlugins()] }, // workers load the plugins this thread has (worker.ts)
     });
   }
 
-  run(task: WorkerTask): Promise<WorkerResult> {
-    return this.pool.run(task) as Promise<WorkerResult>;
+  run(task: ActorTask): Promise<ActorResult> {
+    return this.pool.run(task) as Promise<ActorResult>;
+  }
+
+  /** A plugin's worker task on one of the threads (harness/plugins.ts). */
+  runTask(task: string, data: unknown): Promise<unknown> {
+    const t: PluginTask = { kind: 'plugin', task, data };
+    return this.pool.run(t) as Promise<unknown>;
   }
 
   async destroy(): Promise<void> {

@@ -201,34 +201,6 @@ const splitCma = agentSuite('longterm-pin-split-cma', 'as longterm-pin, with the
 register({ ...splitCma, campaignFirstShapeOnly: true, arbitrary: (fc, o) => (o.cmdline !== undefined || o.machines === 'fixed' ? splitCma.arbitrary(fc, o)
   : fc.tuple(splitCma.arbitrary(fc, o), fc.option(cmaHeavyMachineArb(fc), { freq: 2 })).map(([c, heavy]) => (heavy ? { ...c, layout: heavy } : c))) });
 
-// ---- self-tests of the harness: each breaks the run in one way; `pinlab run --suite selftest:...` must
-// report it (exit 1, seed and trace), tear the pool down and exit on its own ----
-function selftest(name: string, summary: string, programs: Record<string, ActorOp[]>, schedule: number[] = [],
-  checks?: Suite['checks']): Suite {
-  return {
-    name: `selftest:${name}`, summary, actors: Object.keys(programs), properties: [], runs: 1, hidden: true, checks,
-    arbitrary: (fc, o) => fc.constant({ layout: MINI_LAYOUTS[0]!, variant: o.variant, programs, schedule, faults: {} } as Case),
-  };
-}
-const touch: ActorOp[] = [{ op: 'touch', map: 'buf', page: 0, write: true }, { op: 'touch', map: 'buf', page: 1, write: true }];
-register(selftest('throw', 'an actor throws (a simulator bug)', { 'user-0': touch, 'test-throw-0': [{ op: 'noop' }, { op: 'throw' }] }));
-register(selftest('exit', 'a worker thread exits under an actor', { 'user-0': touch, 'test-exit-0': [{ op: 'noop' }, { op: 'exit' }] }));
-register(selftest('hang', 'an actor spins without a preemption point (use --timeout)', { 'user-0': touch, 'test-spin-0': [{ op: 'spin', ms: 3_600_000 }] }));
-register(selftest('deadlock', 'an actor holds mem_hotplug_lock and waits for nothing while the hotplug agent offlines',
-  { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'wait' }], 'hotplug-0': [{ op: 'offline', block: 4 }] }, [0, 0, 0, 1]));
-register(selftest('clock', 'an actor whose preemption points depend on the clock (try --check-determinism)',
-  { 'user-0': touch, 'test-clock-0': [{ op: 'tick' }, { op: 'tick' }, { op: 'tick' }, { op: 'tick' }] }, [1, 1, 1, 1, 1, 1, 1, 1]));
-register(selftest('property', 'an end-of-run property check throws', { 'user-0': touch, 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, [],
-  { 'selftest-check': () => { throw new Error('selftest: this property check is broken'); } }));
-// a failure found at once whose shrinking takes seconds (every case spins 250 ms): to interrupt shrinking
-register({
-  name: 'selftest:shrink', summary: 'an actor throws in a long program that takes seconds to shrink (interrupt it while shrinking)',
-  actors: ['test-spin-0', 'test-throw-0'], properties: [], runs: 1, hidden: true,
-  arbitrary: (fc, o) => fc.array(fc.constantFrom<ActorOp>({ op: 'noop' }, { op: 'throw' }), { minLength: 24, maxLength: 24 })
-    .map((prog) => ({ layout: MINI_LAYOUTS[0]!, variant: o.variant, schedule: [], faults: {},
-      programs: { 'test-spin-0': [{ op: 'spin', ms: 250 }], 'test-throw-0': [...prog, { op: 'throw' }] } } as Case)),
-});
-
 export const DEFAULT_SUITE = 'longterm-pin';
 
 /** Register a suite (tests add their own). */

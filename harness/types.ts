@@ -8,49 +8,6 @@ export interface MachineHandle {
   shape: MemmapShape;
 }
 
-/** Allocator hammer: random alloc/free on one CPU, claiming each frame in a shared owner map. */
-export interface AllocHammerTask {
-  kind: 'alloc-hammer';
-  machine: MachineHandle;
-  /** Int32 per frame: 0 = not held by a hammer, else the holder's id */
-  owner: SharedArrayBuffer;
-  cpu: number;
-  id: number;
-  ops: number;
-  seed: number;
-  gfps: number[];
-  maxOrder: number;
-  /** allocations held at once before the hammer starts freeing */
-  holdMax: number;
-}
-
-export interface AllocHammerResult {
-  allocs: number;
-  frees: number;
-  failures: number;
-  /** frames found already owned by another hammer when handed out: must be empty */
-  doubles: string[];
-}
-
-/** Benchmark: alloc+free pairs of one order on one CPU, for a fixed count. */
-export interface AllocBenchTask {
-  kind: 'alloc-bench';
-  machine: MachineHandle;
-  cpu: number;
-  order: number;
-  gfp: number;
-  pairs: number;
-  /** pages held at once: each round allocates batch blocks, then frees them */
-  batch: number;
-  /** Int32 barrier word: workers start together */
-  start: SharedArrayBuffer;
-}
-
-export interface AllocBenchResult {
-  pairs: number;
-  seconds: number;
-}
-
 // ---- actors (harness/actor/): one per device instance or kernel agent, one per worker thread ----
 
 /** One operation of an actor's program (a DeviceOp: plain JSON). */
@@ -152,5 +109,11 @@ export interface ActorResult {
   locks?: number[];
 }
 
-export type WorkerTask = AllocHammerTask | AllocBenchTask | ActorTask;
-export type WorkerResult = AllocHammerResult | AllocBenchResult | ActorResult;
+/** A plugin's worker task (harness/plugins.ts): its name and its data, structured-cloned. */
+export interface PluginTask {
+  kind: 'plugin';
+  task: string;
+  data: unknown;
+}
+
+export type WorkerTask = ActorTask | PluginTask;

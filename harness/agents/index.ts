@@ -10,9 +10,8 @@ import { user } from './user';
 import { pinner } from './pinner';
 import { hotplug } from './hotplug';
 import { cma } from './cma';
-import { SELFTEST_AGENTS } from './selftest';
 
-export const AGENT_MODELS: readonly AgentModel[] = [user, pinner, hotplug, cma, ...SELFTEST_AGENTS];
+export const AGENT_MODELS: readonly AgentModel[] = [user, pinner, hotplug, cma];
 export type { AgentEnv, AgentState, AgentModel } from './agent';
 export { userOpsRefault, USER_CHILDREN_MAX } from './user';
 export { PINNER_SLOTS_MAX } from './pinner';

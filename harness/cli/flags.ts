@@ -82,7 +82,7 @@ export function regressionsFlag(v: Value): string | null {
   return dir;
 }
 
-const visibleSuites = (): string => Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ');
+export const visibleSuites = (): string => Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ');
 
 /** --suite: a registered suite. */
 export function suiteFlag(v: Value): Suite {

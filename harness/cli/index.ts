@@ -3,6 +3,7 @@
 import { CmdlineError } from '../../mm/cmdline';
 import { VariantError } from '../../mm/variants';
 import { ScenarioError } from '../scenario';
+import { loadPlugins, PluginError } from '../plugins';
 import { CaseError } from '../run_case';
 import { adoptProcessSignals, signalExitCode, ProcessSignals } from '../signals';
 import { Command, Io, UsageError, oneLine } from './command';
@@ -41,7 +42,7 @@ property campaign (pinlab campaign).
 /** Bad input: one line on stderr, exit code 2. */
 function badInput(e: unknown): e is Error {
   return e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError
-    || e instanceof VariantError;
+    || e instanceof VariantError || e instanceof PluginError;
 }
 
 /** The command argv names (null: pinlab --help); an unknown verb is a UsageError. */
@@ -92,6 +93,14 @@ export async function mainAsync(argv: string[], io: Io): Promise<number> {
 export function run(argv: string[], signals?: ProcessSignals): void {
   const io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
   adoptProcessSignals(signals ?? null);
+  try {
+    loadPlugins(process.env.PINLAB_PLUGINS); // before any command: their suites and actor kinds are names it may take
+  } catch (e) {
+    if (!(e instanceof PluginError)) throw e;
+    signals?.release();
+    process.exitCode = reportBadInput(new PluginError(`PINLAB_PLUGINS: ${e.message}`), io);
+    return;
+  }
   let sync = false;
   try {
     sync = commandOf(argv)?.sync === true;

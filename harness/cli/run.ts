@@ -3,13 +3,12 @@
 // input (one line), 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM.
 import { randomInt } from 'node:crypto';
 import { DEFAULT_VARIANT } from '../../mm/variants';
-import { SUITES, DEFAULT_SUITE } from '../suites';
+import { DEFAULT_SUITE } from '../suites';
 import { runSuite, summaryLine, summaryJson, RunConfig, RunSummary, shapeFlags } from '../runner';
 import { withInterrupt, signalExitCode, Interrupt } from '../signals';
 import { Command, Io, parse, noPositionals, UsageError } from './command';
-import { intFlag, kernelFlag, seedFlag, pathFlag, checkPath, regressionsFlag, suiteFlag, caseShapeFlags, CASE_SHAPE_OPTIONS } from './flags';
+import { intFlag, kernelFlag, seedFlag, pathFlag, checkPath, regressionsFlag, suiteFlag, caseShapeFlags, CASE_SHAPE_OPTIONS, visibleSuites } from './flags';
 
-const visibleSuites = (): string => Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ');
 
 const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]

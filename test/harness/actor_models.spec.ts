@@ -5,11 +5,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as fc from 'fast-check';
 import { actorKinds, actorModel, actorKind } from '../../harness/actors';
-import { SELFTEST_AGENTS } from '../../harness/agents/selftest';
+import { loadPlugin } from '../../harness/plugins';
+import { SELFTEST_PLUGIN } from '../plugins/selftest';
+import { BENCH_PLUGIN } from '../../bench/plugin';
 import { SUITES } from '../../harness/suites';
 import { PoolHolder } from '../../harness/runner';
 
-const kinds = actorKinds();
+const core = actorKinds(); // the agents and device models
+loadPlugin(SELFTEST_PLUGIN);
+loadPlugin(BENCH_PLUGIN);
+const kinds = actorKinds(); // and the plugins' actors, held to the same shape
 
 /** The fault points the mm core offers: faultPoint('...') calls, plus the signals the harness delivers at preemption points. */
 function mmFaultPoints(): Set<string> {
@@ -34,9 +39,12 @@ describe('actor models', () => {
     }
   });
 
-  it('every agent and device joins quiescence unless it says why not: only the harness\'s self-test actors stay out', () => {
+  it('every agent and device joins quiescence; only the plugins\' self-test and bench actors stay out, saying why', () => {
+    expect(core.filter((k) => actorModel(k)!.skipsQuiescence !== undefined)).toEqual([]);
     const out = kinds.filter((k) => actorModel(k)!.skipsQuiescence !== undefined);
-    expect(out.sort()).toEqual(SELFTEST_AGENTS.map((a) => a.name).sort());
+    expect(out.sort()).toEqual(kinds.filter((k) => !core.includes(k)).sort());
+    expect(out).toContain('test-throw');
+    expect(out).toContain('yielder');
     for (const k of out) expect(actorModel(k)!.skipsQuiescence!.length).toBeGreaterThan(10);
   });
 

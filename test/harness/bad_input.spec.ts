@@ -5,6 +5,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { mainAsync } from '../../harness/cli';
+import { loadPlugin } from '../../harness/plugins';
+import { SELFTEST_PLUGIN } from '../plugins/selftest';
+
+loadPlugin(SELFTEST_PLUGIN); // selftest:throw
 
 export async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';

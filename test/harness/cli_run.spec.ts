@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { mainAsync } from '../../harness/cli';
+import { SELFTEST_PLUGIN } from '../plugins/selftest';
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -127,11 +128,36 @@ describe('the installed bin', () => {
   const bin = path.join(__dirname, '..', '..', 'bin', 'pinlab.js');
 
   it('exits 1 on its own after a worker dies (the pool is torn down, no thread keeps it alive)', () => {
-    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:exit', '--seed', '5', '--regressions', 'none'], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:exit', '--seed', '5', '--regressions', 'none'],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PINLAB_PLUGINS: SELFTEST_PLUGIN } });
     expect(r.signal).toBeNull();
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/^FAIL worker-exit {2}\(suite selftest:exit, kernel v6.12, seed 5/m);
     expect(r.stdout).toMatch(/1 failure: fail\n$/);
+  });
+
+  it.each([
+    ['nope/none', /^pinlab: PINLAB_PLUGINS: plugin 'nope\/none': no file \S+none\.js$/],
+    ['../etc/passwd', /^pinlab: PINLAB_PLUGINS: plugin '\.\.\/etc\/passwd': not a path under the pinlab root/],
+    ['harness/types', /^pinlab: PINLAB_PLUGINS: plugin 'harness\/types': the module exports no 'plugin' object$/],
+    ['test/plugins/selftest,bench/plugin,test/plugins/selftest', null],
+  ])('PINLAB_PLUGINS=%s: a bad plugin is one line and exit 2, before any work', (plugins, bad) => {
+    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:throw', '--seed', '1', '--regressions', 'none'],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PINLAB_PLUGINS: plugins } });
+    if (bad) {
+      expect([r.status, r.stdout]).toEqual([2, '']);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.stderr.trimEnd()).toMatch(bad);
+    } else {
+      expect(r.status).toBe(1);
+      expect(r.stdout).toMatch(/^FAIL actor-threw /m);
+    }
+  });
+
+  it('without the self-test plugin, selftest suites do not exist', () => {
+    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:exit'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, PINLAB_PLUGINS: '' } });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^pinlab: .*selftest:exit/);
   });
 
   it('Ctrl-C stops a run cleanly and prints what ran (exit 130)', async () => {

@@ -5,6 +5,10 @@ import * as fs from 'node:fs';
 import { PoolHolder, runSuite, RunConfig, describeCase } from '../../harness/runner';
 import { Case } from '../../harness/run_case';
 import { SUITES, MINI_LAYOUTS } from '../../harness/suites';
+import { loadPlugin } from '../../harness/plugins';
+import { SELFTEST_PLUGIN } from '../plugins/selftest';
+
+loadPlugin(SELFTEST_PLUGIN); // the selftest:* suites and their misbehaving actors
 
 let pool: PoolHolder;
 beforeAll(() => { pool = new PoolHolder(3); });

@@ -8,6 +8,12 @@ import { K_POINT, K_EXIT, K_BLOCK, RingEntry, fnv1a } from '../../harness/schedc
 import type { ActorOp } from '../../harness/types';
 import { Prng } from '../../harness/prng';
 import { EINTR, ENOMEM } from '../../mm/errno';
+import { loadPlugin } from '../../harness/plugins';
+import { BENCH_PLUGIN } from '../../bench/plugin';
+import { SELFTEST_PLUGIN } from '../plugins/selftest';
+
+loadPlugin(BENCH_PLUGIN); // the yielder actor
+loadPlugin(SELFTEST_PLUGIN); // test-lock
 
 let pool: PoolHolder;
 beforeAll(() => { pool = new PoolHolder(4); });

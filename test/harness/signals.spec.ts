@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { mainAsync } from '../../harness/cli';
 import { adoptProcessSignals } from '../../harness/signals';
+import { SELFTEST_PLUGIN } from '../plugins/selftest';
 
 const root = path.join(__dirname, '..', '..');
 const bin = path.join(root, 'bin', 'pinlab.js');
@@ -18,8 +19,11 @@ afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
 interface Child { child: ChildProcess; out: () => string; err: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }> }
 
+/** The bin's environment: with the self-test plugin (selftest:* suites). */
+const env = { ...process.env, PINLAB_PLUGINS: SELFTEST_PLUGIN };
+
 function start(args: string[], binPath = bin): Child {
-  const child = spawn(process.execPath, [binPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [binPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -64,7 +68,7 @@ describe('signals to a run', () => {
     expect(doc.shrinking_interrupted_after).toBe(steps);
     expect(doc.path.split(':')).toHaveLength(steps + 1);
     // the saved case is the one printed, and it fails again with the same trace
-    const again = spawnSync(process.execPath, [bin, 'replay', file], { encoding: 'utf8', timeout: 60_000 });
+    const again = spawnSync(process.execPath, [bin, 'replay', file], { encoding: 'utf8', timeout: 60_000, env });
     expect(again.status).toBe(1);
     expect(again.stdout).toMatch(/^reproduced: actor-threw failed, same trace hash$/m);
   });

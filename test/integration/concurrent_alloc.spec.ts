@@ -6,18 +6,23 @@ import { drainAllPages } from '../../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER } from '../../mm/gfp';
 import { Memmap } from '../../mm/memmap';
 import { checkAllocator } from '../../properties/allocator_sound';
-import type { AllocHammerResult } from '../../harness/types';
+import { loadPlugin } from '../../harness/plugins';
+import { SELFTEST_PLUGIN, AllocHammerTask, AllocHammerResult } from '../plugins/selftest';
 
 let pool: ActorPool;
-beforeAll(() => { pool = new ActorPool(3); });
+beforeAll(() => {
+  loadPlugin(SELFTEST_PLUGIN); // the alloc-hammer worker task
+  pool = new ActorPool(3);
+});
 afterAll(async () => { await pool.destroy(); });
 
 async function hammer(m: Memmap, n: number, ops: number, seed: number, holdMax = 64): Promise<AllocHammerResult[]> {
   const owner = new SharedArrayBuffer(m.nrFrames * 4);
-  return Promise.all([...Array(n).keys()].map((i) => pool.run({
-    kind: 'alloc-hammer', machine: { sab: m.sab, shape: m.shape }, owner, cpu: i + 1, id: i + 1, ops, seed: seed + i,
-    gfps: [GFP_KERNEL, GFP_USER, GFP_HIGHUSER_MOVABLE], maxOrder: 4, holdMax,
-  }) as Promise<AllocHammerResult>));
+  return Promise.all([...Array(n).keys()].map((i) => {
+    const t: AllocHammerTask = { machine: { sab: m.sab, shape: m.shape }, owner, cpu: i + 1, id: i + 1, ops, seed: seed + i,
+      gfps: [GFP_KERNEL, GFP_USER, GFP_HIGHUSER_MOVABLE], maxOrder: 4, holdMax };
+    return pool.runTask('alloc-hammer', t) as Promise<AllocHammerResult>;
+  }));
 }
 
 it('three threads hammering one zone never get the same frame, and every frame comes back', async () => {
