@@ -30,13 +30,12 @@ import type { DeviceEnv, DeviceState } from '../devices/device';
 import { Memmap, PAGE_SIZE, PG_head } from '../mm/memmap';
 import { ZONE_MOVABLE } from '../mm/mmzone';
 import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
-import { getUser, putUser, followPte } from '../mm/memory';
+import { getUser, putUser } from '../mm/memory';
 import { folioIsLongtermPinnable } from '../mm/pinnable';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import { setCurrent, newTask } from '../mm/sched';
 import { vmstatSnapshot } from '../mm/vmstat';
 import { pfnOf } from '../mm/memory';
-import { ptlLock, ptlUnlock } from '../mm/mm_types';
 import { folioOrder } from '../mm/page_ref';
 
 type Row = Record<string, string | number>;

@@ -2,7 +2,7 @@
 // a bounded read of a regular file, YAML whose warnings count as errors and whose aliases may not
 // contain themselves, and a zod error reduced to its first issue with the field's path and value.
 import * as fs from 'node:fs';
-import { parseDocument, visit, Alias, Document } from 'yaml';
+import { parseDocument, visit, Document } from 'yaml';
 import type { ZodError, ZodIssue } from 'zod';
 
 /** Larger input files are refused: what they describe must fit the simulated machine anyway. */
@@ -20,7 +20,7 @@ export function readInput(file: string): string {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not block the open
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? 'no such file' : `cannot read it: ${code ?? (e as Error).message}`);
+    throw new Error(code === 'ENOENT' ? 'no such file' : `cannot read it: ${code ?? (e as Error).message}`, { cause: e });
   }
   try {
     const st = fs.fstatSync(fd);
@@ -57,7 +57,7 @@ export function parseYamlText(text: string): unknown {
   try {
     return doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    throw new Error(`YAML: ${firstLine((e as Error).message)}`); // maxAliasCount: an alias bomb
+    throw new Error(`YAML: ${firstLine((e as Error).message)}`, { cause: e }); // maxAliasCount: an alias bomb
   }
 }
 

@@ -166,7 +166,7 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
     if ((st.op === 'spawn' || st.op === 'fork') && r.rc === 0 && typeof r.aux === 'number') pids.set(r.aux, st.op === 'spawn' ? st.proc! : st.child!);
     const log = (r.log ?? []) as string[];
     let rc: number | null = typeof r.rc === 'number' ? r.rc : null;
-    let detail = '';
+    let detail: string;
     let bad = false;
     if (typeof r.error === 'string') { detail = `probe: ${r.error}`; bad = true; } else if (r.gone !== undefined) {
       rc = -ESRCH;
@@ -201,7 +201,7 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
 }
 
 function lastConsoleLine(s: string): string {
-  const l = s.split(/\r?\n/).map((x) => x.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim()).filter(Boolean);
+  const l = s.split(/\r?\n/).map((x) => x.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '') /* eslint-disable-line no-control-regex -- ANSI escapes */.trim()).filter(Boolean);
   return l.length ? `console: ${l[l.length - 1]!.slice(0, 160)}` : 'no console output';
 }
 

@@ -41,6 +41,7 @@ export function loadPlugin(name: string): void {
   if (!fs.existsSync(file)) throw new PluginError(`plugin '${name}': no file ${path.relative(process.cwd(), file) || file}`);
   let mod: { plugin?: Plugin };
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a plugin is found at run time
     mod = require(file) as { plugin?: Plugin };
   } catch (e) {
     throw new PluginError(`plugin '${name}': loading it failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`);

@@ -23,7 +23,7 @@ import { snapshotPageCounts, PageCounts } from '../properties/pins_balance';
 import { propertiesAt, RUN_FAILURES, EndCheck, Phase, Property } from '../properties/index';
 import { kernelBug } from '../properties/kernel_bug';
 import { deadlock, hang, kernelPanic, actorThrew, workerExit, propertyThrew } from '../properties/run_failures';
-import { Control, C_NR_ACTORS, C_RING_CAP, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
+import { Control, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
   A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
   MODE_FREE, C_MODE, readRing, RingEntry, K_VIOLATION, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
 import { initDeterministic, OrderEntry } from './scheduler';

@@ -163,11 +163,11 @@ export function mkdirs(dir: string): void {
     try {
       st = fs.statSync(cur);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot use '${cur}': ${fsWhy(e)}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot use '${cur}': ${fsWhy(e)}`, { cause: e });
       let link = false;
       try { link = fs.lstatSync(cur).isSymbolicLink(); } catch { /* nothing there */ }
-      if (link) throw new Error(`'${cur}' is a dangling symbolic link`);
-      try { fs.mkdirSync(cur); } catch (e2) { throw new Error(`cannot create '${cur}': ${fsWhy(e2)}`); }
+      if (link) throw new Error(`'${cur}' is a dangling symbolic link`, { cause: e });
+      try { fs.mkdirSync(cur); } catch (e2) { throw new Error(`cannot create '${cur}': ${fsWhy(e2)}`, { cause: e2 }); }
       continue;
     }
     if (!st.isDirectory()) throw new Error(`'${cur}' is not a directory`);
@@ -182,7 +182,7 @@ export function prepareRegressionsDir(dir: string): void {
     fs.closeSync(fs.openSync(probe, 'wx'));
     fs.unlinkSync(probe);
   } catch (e) {
-    throw new Error(`cannot write in '${dir}': ${fsWhy(e)}`);
+    throw new Error(`cannot write in '${dir}': ${fsWhy(e)}`, { cause: e });
   }
 }
 
@@ -209,7 +209,7 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
     fs.renameSync(tmp, file);
   } catch (e) {
     try { fs.unlinkSync(tmp); } catch { /* never created */ }
-    throw new Error(`cannot write '${file}': ${fsWhy(e)}`);
+    throw new Error(`cannot write '${file}': ${fsWhy(e)}`, { cause: e });
   }
   return file;
 }

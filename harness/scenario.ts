@@ -11,9 +11,9 @@ import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizeP
   FIELD as F } from './scenario_ctx';
 import { PIN_STEPS } from './scenario_pin';
 import { bootFromSpec, layoutJson } from './layout';
-import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED,
+import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, dupMm, exitMmap, PROT_WRITE, MADV_DONTNEED,
   MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE, populateRange } from '../mm/mmap';
-import { getUser, putUser, followPte } from '../mm/memory';
+import { getUser, putUser } from '../mm/memory';
 import { stateStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
 import { errname, errnoByName, ESRCH } from '../mm/errno';
 import { ZONE_NAMES } from '../mm/mmzone';
@@ -23,10 +23,9 @@ import { lruAddDrainAll } from '../mm/swap';
 import { migrateRange } from '../mm/migrate';
 import { newTask, current } from '../mm/sched';
 import { enterContext, leaveContext } from './context';
-import { parseVariant, setVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
+import { parseVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
 import { KernelPanic } from '../mm/oom_kill';
 import { bootWarnings } from '../mm/mm_init';
-import { ptlLock, ptlUnlock } from '../mm/mm_types';
 
 export { ScenarioError, residency };
 export type { Step, StepResult, ScenarioContext };

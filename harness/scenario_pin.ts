@@ -100,7 +100,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const flags = (s.write === false ? 0 : FOLL_WRITE) | (s.longterm === false ? 0 : FOLL_LONGTERM);
       const report = newPinReport();
       let rc: number;
-      let pages: number[] = [];
+      let pages: number[];
       if (s.fast !== false) {
         // pin_user_pages_fast(): -EFAULT for a range past TASK_SIZE before it looks at a page
         pages = new Array(Math.max(0, Math.min(n, vaPages(ctx.m) - vpn))).fill(-1);

@@ -1,7 +1,7 @@
 // The folio lock (PG_locked; folio_trylock() and folio_unlock() of include/linux/pagemap.h, mm/filemap.c).
 // Migration and THP splits take it with trylock only: a locked folio is -EAGAIN for that pass.
 
-import { flagsFetchAnd, flagsFetchOr, flagsRead } from './atomic';
+import { flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 

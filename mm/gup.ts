@@ -35,7 +35,7 @@ import { folioOrder } from './page_ref';
 const { PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_START, VMA_END } = layout;
 const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } = errnoNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
-const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_HUGETLB } = mmTypes;
+const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ } = mmTypes;
 const { GFP_USER } = gfpNs;
 
 // FOLL_* (include/linux/mm_types.h, 6.12 values); FOLL_PIN and FOLL_TOUCH are internal (mm/internal.h).
@@ -256,7 +256,7 @@ function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, f
       if (ret) break;
     }
     let tries = 0;
-    let r = 0;
+    let r: number;
     for (;;) {
       if (current().fatalSignal) { r = -EINTR; break; }
       const f = followPage(m, mm, v, flags);
@@ -453,7 +453,7 @@ function gupLongtermLocked(m: Memmap, mm: number, vpn: number, nrPages: number, 
 
 function longtermV61(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number, report: PinReport, offset: number): number {
   let rc: number;
-  let pinned = 0;
+  let pinned: number;
   for (;;) {
     pinned = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
     if (pinned <= 0) { rc = pinned; break; }

@@ -6,14 +6,14 @@
 // A CPU access is one instruction: it translates and reads/writes the frame under the lock, so a
 // migration either copies the value or the access faults on the migration entry and retries.
 
-import { atomicCmpxchg, atomicFetchAdd, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
+import { atomicCmpxchg, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { bug } from './debug';
-import { Memmap, MM_PTL, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF,
+import { Memmap, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_SHMEM, VMA_PGOFF,
   MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
 import { mmBase, vmaBase, addMmCounter, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, mmapReadLock, mmapReadUnlock, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_RETRY, VM_FAULT_ERROR } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
-import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
-import { spinLock, spinUnlock, waitWhileEqual } from './locking';
+import { GFP_HIGHUSER_MOVABLE, __GFP_ZERO } from './gfp';
+import { waitWhileEqual } from './locking';
 import { folioAddLru, folioPut, lruAddDrain } from './swap';
 import { anonVmaPrepare, folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
@@ -22,7 +22,7 @@ import { EFAULT } from './errno';
 import { doHugePmdAnonymousPage, splitHugePmd, zapHugePmd } from './huge_memory';
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
 import { folioGet, folioOrder, folioTryGet } from './page_ref';
-import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit, pgtableTransHugeWithdraw } from './pgtable';
+import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit } from './pgtable';
 
 /** Retries of one access when faults keep racing (each retry follows a completed fault). */
 const ACCESS_RETRIES_MAX = 16;

@@ -258,7 +258,6 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
         // (loops, not push(...rest): a spread of 100k+ folios overflows the stack)
         for (let k = i + 1; k < pending.length; k++) failed.push(pending[k]!);
         for (let k = 0; k < retry.length; k++) failed.push(retry[k]!);
-        pending = [];
         retry.length = 0;
         break;
       }

@@ -2,11 +2,9 @@
 // and VMA records, mm_alloc() and its release, the RSS counters, mmap_lock and the page table lock, and
 // vm_fault_t. The page tables themselves are mm/pgtable.ts.
 
-import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicFetchOr, atomicFetchAnd, atomicSet } from './atomic';
-import { Memmap, MM_PTL, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_PTE_LOCK, H_ANON_VMA_NEXT,
-  H_NEXT_ID, MM_PGTABLES, MM_LOCK, H_MM_LIVE, MM_PMD_HUGE_PTE } from './memmap';
-import { allocPages, freePages, NO_PAGE } from './page_alloc';
-import { GFP_KERNEL, __GFP_ZERO } from './gfp';
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchOr, atomicFetchAnd, atomicSet } from './atomic';
+import { Memmap, MM_PTL, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_ANON_VMA_NEXT,
+  H_NEXT_ID, MM_LOCK, H_MM_LIVE, MM_PMD_HUGE_PTE } from './memmap';
 import { spinLock, spinUnlock, downRead, upRead, downWrite, upWrite } from './locking';
 
 // vm_flags (include/linux/mm.h)

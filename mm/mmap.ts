@@ -6,12 +6,11 @@
 // other than shmem (shared anonymous memory, memfd-like); VM_PFNMAP/VM_IO regions have no pages.
 
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicXchg } from './atomic';
-import { Memmap, MM_LOCK, MM_NR_VMAS, MM_USERS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
+import { Memmap, MM_NR_VMAS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
   VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
   MM_OOM_SCORE_ADJ, MM_PGTABLES, MM_PMD_HUGE_PTE, H_FORK_SEQ } from './memmap';
 import { mmBase, vmaBase, mmAlloc, mmDrop, VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED, VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_RETRY } from './mm_types';
 import { zapPageRange, copyPageRange, handleMmFault } from './memory';
-import { spinLock, spinUnlock } from './locking';
 import { EINVAL, ENOMEM, EEXIST, EAGAIN, EPERM } from './errno';
 import { folioPut } from './swap';
 import { hstateIndex } from './hugetlb';

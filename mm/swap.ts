@@ -3,7 +3,7 @@
 // holding an extra reference, off the LRU, until the batch fills or is drained (folio_add_lru,
 // lru_add_drain).
 
-import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicRead, atomicSet, flagsCmpxchg, flagsFetchAnd, flagsFetchOr, flagsRead } from './atomic';
+import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import { folioGet } from './page_ref';
 import * as layout from './memmap';
@@ -15,7 +15,7 @@ import { freeHugeFolio } from './hugetlb';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { PG_lru, PG_head, PG_hugetlb, PG_locked, H_LRU_DISABLED } = layout;
+const { PG_lru, PG_head, PG_hugetlb, H_LRU_DISABLED } = layout;
 
 /** folio_put(): the last reference frees the folio (__folio_put: hugetlb back to its pool). */
 export function folioPut(m: Memmap, pfn: number): void {

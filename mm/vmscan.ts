@@ -1,7 +1,7 @@
 // Taking folios off the LRU and putting them back (folio_isolate_lru(), folio_putback_lru(): mm/vmscan.c).
 // Nothing is reclaimed in pinlab; isolation is what migration needs.
 
-import { flagsCmpxchg, flagsFetchAnd, flagsFetchOr } from './atomic';
+import { flagsCmpxchg, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { folioGet } from './page_ref';

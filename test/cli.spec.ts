@@ -13,7 +13,7 @@ describe('pinlab command line', () => {
   it('layout prints the kernel views of the default machine', () => {
     const r = run(['layout']);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^Node 0, zone  Movable$/m);
+    expect(r.out).toMatch(/^Node 0, zone {2}Movable$/m);
     expect(r.out).toMatch(/Movable zone start for each node\n {2}Node 0: 0x0000000020000000/);
     expect(r.out).toMatch(/Free pages count per migrate type at order/);
     expect(r.out).toMatch(/memory\{4\.\.7\} +online +Movable +1/);

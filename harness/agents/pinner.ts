@@ -12,8 +12,7 @@ import { ptlLock, ptlUnlock, VM_READ, VM_WRITE, mmapReadLock, mmapReadUnlock } f
 import { current } from '../../mm/sched';
 import { followPte, findVma } from '../../mm/memory';
 import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../../mm/gup';
-import { errname, EINVAL, EBUSY, EINTR, ENOMEM, EFAULT } from '../../mm/errno';
-import { folioMaybeDmaPinned } from '../../mm/rmap';
+import { EINVAL, EBUSY, EINTR, ENOMEM, EFAULT } from '../../mm/errno';
 import { folioIsLongtermPinnable } from '../../mm/pinnable';
 import { zoneName } from '../../mm/mmzone';
 import { dmaTargetViolation, deviceWrite, GUP_FAULT_POINTS } from '../../devices/common';

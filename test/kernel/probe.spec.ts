@@ -17,7 +17,7 @@ beforeAll(() => {
   probe = buildProbe(); // a SetupError (one line: gcc's error) fails every test here
 });
 
-type Rec = Record<string, any>;
+type Rec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the probe's JSON, read field by field
 
 function runProbe(program: string): Rec[] {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-probe-test-'));

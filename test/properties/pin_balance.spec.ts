@@ -5,8 +5,8 @@
 import * as fc from 'fast-check';
 import { enterContext, leaveContext } from '../../harness/context';
 import { bootFromSpec } from '../../harness/layout';
-import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../mm/mmap';
-import { putUser, followPte } from '../../mm/memory';
+import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../../mm/mmap';
+import { putUser } from '../../mm/memory';
 import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_WRITE, FOLL_LONGTERM } from '../../mm/gup';
 import { Memmap } from '../../mm/memmap';
 import { lruAddDrainAll } from '../../mm/swap';
@@ -20,7 +20,6 @@ import { pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts } from '../.
 import { checkContent, modelMunmap, modelFork, modelExit, ProcModel } from './process_model';
 import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../../devices/common';
 import { pfnOf } from '../../mm/memory';
-import { ptlLock, ptlUnlock } from '../../mm/mm_types';
 
 export type PinOp =
   | { op: 'mmap'; p: number; pages: number; populate: boolean }

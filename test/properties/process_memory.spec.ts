@@ -3,7 +3,7 @@
 // unpinned ZONE_MOVABLE block with room elsewhere always goes offline.
 import { fc, it } from '@fast-check/jest';
 import { bootFromSpec } from '../../harness/layout';
-import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, doMadvise, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../mm/mmap';
+import { bprmMmInit, doMmap, exitMmap, doMadvise, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../mm/mmap';
 import { putUser } from '../../mm/memory';
 import { migrateRange } from '../../mm/migrate';
 import { stateStore, stateShow, blockPresent } from '../../mm/memory_hotplug';

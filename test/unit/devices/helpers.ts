@@ -3,7 +3,7 @@
 // counters back to zero, pin events balanced).
 import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, PROT_READ, PROT_WRITE, MmapArgs } from '../../../mm/mmap';
-import { followPte, putUser } from '../../../mm/memory';
+import { putUser } from '../../../mm/memory';
 import { Memmap, PG_zero } from '../../../mm/memmap';
 import { folioIsLongtermPinnable } from '../../../mm/pinnable';
 import { folioMaybeDmaPinned } from '../../../mm/rmap';
@@ -16,7 +16,6 @@ import { resolveOp, MapTable } from '../../../devices/index';
 import { memlockCounters } from '../../../devices/common';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, HeldPage } from '../../../devices/device';
 import { pfnOf } from '../../../mm/memory';
-import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 export { pfnOf };
 
 export const MINI = 'mini';

@@ -1,6 +1,7 @@
 import * as fc from 'fast-check';
 import { DEVICE_MODELS, deviceModel, resolveOp, resolveVaddr, isVaddrRef } from '../../../devices/index';
 import { rig, expectReleased, PAGE } from './helpers';
+import { parseCase } from '../../../harness/case_schema';
 
 describe('devices/index.ts registry', () => {
   it('registers the models by name, each with a summary, kernel source and described bug switches', () => {
@@ -19,7 +20,6 @@ describe('devices/index.ts registry', () => {
   });
 
   it('every generated op fits its model\'s field declarations (the regression-file schema)', () => {
-    const { parseCase } = require('../../../harness/case_schema') as typeof import('../../../harness/case_schema');
     const shape = { maps: [{ name: 'a', pages: 8 }, { name: 'b', pages: 4 }], maxPages: 4 };
     for (const model of Object.values(DEVICE_MODELS)) {
       const ops = fc.sample(model.arbitrary(fc, shape), { numRuns: 300, seed: 5 });

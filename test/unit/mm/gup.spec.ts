@@ -21,7 +21,6 @@ import { setCurrent, newTask, current, Task, setFaultHook } from '../../../mm/sc
 import { setVariant, parseVariant, variant, KernelVariant } from '../../../mm/variants';
 import { KernelPanic } from '../../../mm/oom_kill';
 import { pfnOf } from '../../../mm/memory';
-import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

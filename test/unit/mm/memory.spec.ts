@@ -1,14 +1,13 @@
 import { boot, zone, usedFrames } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
-import { getUser, putUser, followPte } from '../../../mm/memory';
-import { Memmap, PG_zero, PG_head } from '../../../mm/memmap';
+import { getUser, putUser } from '../../../mm/memory';
+import { PG_zero, PG_head } from '../../../mm/memmap';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
 import { EFAULT, EINVAL, ENOMEM, EEXIST } from '../../../mm/errno';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { layoutJson } from '../../../harness/layout';
 import { pfnOf } from '../../../mm/memory';
-import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';

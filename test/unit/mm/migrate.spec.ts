@@ -1,7 +1,7 @@
 import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, dupMm, doMadvise, MADV_DONTNEED, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
 import { setYieldHook } from '../../../mm/sched';
-import { getUser, putUser, followPte } from '../../../mm/memory';
+import { getUser, putUser } from '../../../mm/memory';
 import { migrateRange, migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MIGRATE_REASON_NAMES, MR_TYPES,
   MR_COMPACTION, NR_MAX_MIGRATE_PAGES_RETRY, MigrateStats } from '../../../mm/migrate';
 import { Memmap, PG_head, PG_lru } from '../../../mm/memmap';
@@ -14,7 +14,6 @@ import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { pfnOf } from '../../../mm/memory';
-import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { folioGet } from '../../../mm/page_ref';
 
 const MINI = 'mini';

@@ -96,7 +96,7 @@ describe('boot: zones (free_area_init, memblock_free_all)', () => {
   it('too many hugepages: allocates what it can and warns as the kernel does', () => {
     const j = json('mem=512K hugepages=100 sysctl.vm.min_free_kbytes=16', 'mini');
     expect(j.hugetlb[0]!.nr_hugepages).toBeLessThan(100);
-    expect(j.warnings.join('\n')).toMatch(/HugeTLB: allocating 100 of page size 32.00 KiB failed\.  Only allocated \d+ hugepages\./);
+    expect(j.warnings.join('\n')).toMatch(/HugeTLB: allocating 100 of page size 32.00 KiB failed\. {2}Only allocated \d+ hugepages\./);
   });
 
   it('boots a 16G machine with hot-pluggable memory above it, offline until onlined', () => {

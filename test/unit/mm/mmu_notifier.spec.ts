@@ -21,6 +21,7 @@ import {
   MMU_NOTIFY_UNMAP, MMU_NOTIFY_RELEASE, MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE, MMU_NOTIFY_EVENT_NAMES,
 } from '../../../mm/mmu_notifier';
 import { vaPages } from '../../../mm/pgtable';
+import { threadId } from 'node:worker_threads';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
@@ -377,7 +378,7 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     const r = new Recorder(m, mm);
     expect(r.insert(v, 8)).toBe(0);
     const prev = setMmuNotifierDeliver((mm2, d) => {
-      expect(d.owner).toBe(require('node:worker_threads').threadId);
+      expect(d.owner).toBe(threadId);
       expect(d.range).toMatchObject({ mm, start: v, end: v + 1, event: MMU_NOTIFY_CLEAR });
       return prev(mm2, { ...d, subId: d.subId + 1000 }); // as if it were someone else's
     });
@@ -437,7 +438,7 @@ describe('across threads (the subscription table is in the shared buffer)', () =
     expect(mmuNotifierSeq(m, mm)).toBe(odd + 1);
     const res = await done;
     expect(res.error).toBeUndefined();
-    expect(res.seen).toEqual([[r.sub.id, require('node:worker_threads').threadId, MMU_NOTIFY_CLEAR, v, v + 1]]);
+    expect(res.seen).toEqual([[r.sub.id, threadId, MMU_NOTIFY_CLEAR, v, v + 1]]);
     expect(res.seq).toBe(odd + 1);
     expect(mmuIntervalNotifiers(m, mm).map((x) => x.state)).toEqual(['tree', 'tree']);
     // remove during a worker's invalidation: deferred, and it returns only once the callback cannot run any more

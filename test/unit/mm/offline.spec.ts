@@ -1,6 +1,6 @@
 import { boot, zone } from '../../helpers';
 import { bprmMmInit, doMmap, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
-import { getUser, putUser, followPte } from '../../../mm/memory';
+import { getUser, putUser } from '../../../mm/memory';
 import { stateStore, offlinePages, OfflineReport, stateShow, registerMemoryNotifier, OFFLINE_PASSES_MAX } from '../../../mm/memory_hotplug';
 import { Memmap, MEM_GOING_OFFLINE, PG_hugetlb } from '../../../mm/memmap';
 import { EINTR, EINVAL, EBUSY } from '../../../mm/errno';
@@ -10,7 +10,6 @@ import { GFP_KERNEL } from '../../../mm/gfp';
 import { setCurrent, current } from '../../../mm/sched';
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { pfnOf } from '../../../mm/memory';
-import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { folioGet } from '../../../mm/page_ref';
 
 const MINI = 'mini';
