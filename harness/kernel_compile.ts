@@ -156,6 +156,19 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       if (m === undefined || base![2] !== undefined) refuse(file, n, op, "len: needs 'len:' unless 'addr:' names a whole mapping");
       return mapLen.get(m)!;
     };
+    /** pin / pin_max: a new hold named by 'as:' on addr..addr+len of the process */
+    const newPin = (): { p: number; a: string; l: number; h: number } => {
+      const p = pid(s.proc);
+      const name = s.as as string;
+      if (pins.has(name)) refuse(file, n, op, `pin '${name}' is already held (unpin it first)`);
+      const a = addrArg(file, n, op, s.addr, maps);
+      const l = size(file, n, op, 'len', s.len);
+      const h = nextHold++;
+      pins.set(name, { h, proc: s.proc as string });
+      st.len = l;
+      st.pin = name;
+      return { p, a, l, h };
+    };
     let line: string;
     switch (op) {
       case 'spawn': {
@@ -249,15 +262,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         break;
       }
       case 'pin': {
-        const p = pid(s.proc);
-        const name = s.as as string;
-        if (pins.has(name)) refuse(file, n, op, `pin '${name}' is already held (unpin it first)`);
-        const a = addrArg(file, n, op, s.addr, maps);
-        const l = size(file, n, op, 'len', s.len);
-        const h = nextHold++;
-        pins.set(name, { h, proc: s.proc as string });
-        st.len = l;
-        st.pin = name;
+        const { p, a, l, h } = newPin();
         // long-term: io_uring fixed buffers (FOLL_WRITE|FOLL_LONGTERM); short-term: a page reference held by vmsplice
         st.hold = s.longterm === false;
         line = `${st.hold ? 'hold' : 'pin'} p=${p} a=${a} len=${l} h=${h}`;
@@ -265,17 +270,9 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       }
       case 'pin_max': {
         // chunk after chunk, each IORING_REGISTER_BUFFERS_UPDATE of a sparse table: a long-term pin of its own
-        const p = pid(s.proc);
-        const name = s.as as string;
-        if (pins.has(name)) refuse(file, n, op, `pin '${name}' is already held (unpin it first)`);
-        const a = addrArg(file, n, op, s.addr, maps);
-        const l = size(file, n, op, 'len', s.len);
+        const { p, a, l, h } = newPin();
         const chunk = size(file, n, op, 'chunk', s.chunk);
         if (Math.ceil(l / chunk) > 16384) refuse(file, n, op, `chunk: ${Math.ceil(l / chunk)} chunks, io_uring registers at most 16384 buffers`);
-        const h = nextHold++;
-        pins.set(name, { h, proc: s.proc as string });
-        st.len = l;
-        st.pin = name;
         line = `pinmax p=${p} a=${a} len=${l} chunk=${chunk} h=${h}`;
         break;
       }
