@@ -262,168 +262,212 @@ export function pathNamesACase(cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed'
   }
 }
 
-/** Run a suite; returns the summary (the caller prints JSON or the summary line and picks the exit code). */
-export async function runSuite(cfg: RunConfig): Promise<RunSummary> {
-  const { io, suite } = cfg;
-  const holder = new PoolHolder(suite.actors.length);
-  const t0 = performance.now();
-  let cases = 0;
-  let steps = 0;
-  let lastPlain = 0;
-  let target: string | null = null;
-  let fatal: Error | null = null;
-  let freeFound: FreeFound | null = null;
-  const opts = (mode: 'det' | 'free'): RunOptions => ({ mode, timeoutMs: cfg.timeoutMs, seed: cfg.seed, interrupt: cfg.interrupt, checks: suite.checks,
-    properties: cfg.properties });
-  const progress = (): void => {
-    const secs = (performance.now() - t0) / 1000;
-    if (cfg.tty) io.err(`\r${progressLine(cases, cfg.runs, steps, secs)}`);
-    else if (!cfg.json && cases - lastPlain >= Math.max(1, Math.ceil(cfg.runs / 10))) {
-      lastPlain = cases;
-      io.err(`pinlab: ${cases}/${cfg.runs} cases, ${steps} steps\n`);
+/**
+ * One `pinlab run`: fast-check's search over the suite's cases, the free-mode replay of a race, the
+ * shrinking and the report of the first failure. Counts cases and steps for the progress line.
+ */
+class SuiteRun {
+  private readonly holder: PoolHolder;
+  private readonly t0 = performance.now();
+  private readonly arb: fc.Arbitrary<Case>;
+  cases = 0;
+  steps = 0;
+  private lastPlain = 0;
+  /** the property of the first failure: shrinking keeps to it */
+  private target: string | null = null;
+  /** bad input met while running (a CaseError): ends the search, reported by run() */
+  private fatal: Error | null = null;
+  private freeFound: FreeFound | null = null;
+  /** the last failing run of the target property (the shrunk case's result, usually) */
+  private lastFail: { cs: Case; r: CaseResult } | null = null;
+
+  constructor(private readonly cfg: RunConfig) {
+    this.holder = new PoolHolder(cfg.suite.actors.length);
+    this.arb = cfg.suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline, bugs: cfg.bugs, machines: cfg.machines,
+      swarm: cfg.swarm });
+  }
+
+  private opts(mode: 'det' | 'free'): RunOptions {
+    const { cfg } = this;
+    return { mode, timeoutMs: cfg.timeoutMs, seed: cfg.seed, interrupt: cfg.interrupt, checks: cfg.suite.checks, properties: cfg.properties };
+  }
+
+  private progress(): void {
+    const { cfg, cases, steps } = this;
+    const secs = (performance.now() - this.t0) / 1000;
+    if (cfg.tty) cfg.io.err(`\r${progressLine(cases, cfg.runs, steps, secs)}`);
+    else if (!cfg.json && cases - this.lastPlain >= Math.max(1, Math.ceil(cfg.runs / 10))) {
+      this.lastPlain = cases;
+      cfg.io.err(`pinlab: ${cases}/${cfg.runs} cases, ${steps} steps\n`);
     }
-  };
-  const runDet = async (cs: Case): Promise<CaseResult> => {
-    const r = await holder.run(cs, opts('det'));
-    cases++;
-    steps += r.steps;
-    if (cfg.checkDeterminism && !r.interrupted && r.end !== 'stopped') {
-      const again = await holder.run(cs, opts('det'));
-      steps += again.steps;
+  }
+
+  /** One deterministic run (twice with --check-determinism: the trace hashes must agree). */
+  private async runDet(cs: Case): Promise<CaseResult> {
+    const r = await this.holder.run(cs, this.opts('det'));
+    this.cases++;
+    this.steps += r.steps;
+    if (this.cfg.checkDeterminism && !r.interrupted && r.end !== 'stopped') {
+      const again = await this.holder.run(cs, this.opts('det'));
+      this.steps += again.steps;
       if (again.traceHash !== r.traceHash) {
-        r.failures.push({ property: 'determinism', message: `the same case ran twice gave trace hashes ${r.traceHash} and ${again.traceHash}: hidden nondeterminism`, seq: 0 });
+        r.failures.push({ property: 'determinism', seq: 0,
+          message: `the same case ran twice gave trace hashes ${r.traceHash} and ${again.traceHash}: hidden nondeterminism` });
       }
     }
     return r;
-  };
-  let lastFail: { cs: Case; r: CaseResult } | null = null;
-  const failing = (r: CaseResult, cs: Case): boolean => {
+  }
+
+  /** Does r fail the target property (the first failure's, once there is one)? */
+  private failing(r: CaseResult, cs: Case): boolean {
     if (!r.failures.length) return false;
-    if (target === null) {
-      target = r.failures[0]!.property;
-      cfg.onFirstFailure?.(cases);
+    if (this.target === null) {
+      this.target = r.failures[0]!.property;
+      this.cfg.onFirstFailure?.(this.cases);
     }
-    const hit = r.failures.some((f) => f.property === target);
-    if (hit) lastFail = { cs, r };
+    const hit = r.failures.some((f) => f.property === this.target);
+    if (hit) this.lastFail = { cs, r };
     return hit;
-  };
+  }
+
   /** The shrunk case's result: the last failing run of that very case, else a fresh run. */
-  const resultOf = async (cs: Case): Promise<CaseResult> => {
-    const lf = lastFail as { cs: Case; r: CaseResult } | null;
-    return lf && lf.cs === cs ? lf.r : runDet(cs);
-  };
-  const guard = async (fn: () => Promise<boolean>): Promise<boolean> => {
-    if (fatal) return true;
-    if (cfg.interrupt.stopped) stop();
+  private resultOf(cs: Case): Promise<CaseResult> {
+    const lf = this.lastFail;
+    return lf && lf.cs === cs ? Promise.resolve(lf.r) : this.runDet(cs);
+  }
+
+  /** A property body: stops on Ctrl-C, keeps bad input (CaseError) for the report, shows progress. */
+  private async guard(fn: () => Promise<boolean>): Promise<boolean> {
+    if (this.fatal) return true;
+    if (this.cfg.interrupt.stopped) stop();
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof CaseError) { fatal = e; return true; }
+      if (e instanceof CaseError) { this.fatal = e; return true; }
       throw e;
     } finally {
-      progress();
+      this.progress();
     }
-  };
+  }
 
   /** A deterministic case; one the interrupt cut short counts as not run. */
-  const detCase = (cs: Case): Promise<boolean> => guard(async () => {
-    const r = await runDet(cs);
-    if (cfg.interrupt.stopped) stop();
-    return !failing(r, cs);
+  private readonly detCase = (cs: Case): Promise<boolean> => this.guard(async () => {
+    const r = await this.runDet(cs);
+    if (this.cfg.interrupt.stopped) stop();
+    return !this.failing(r, cs);
   });
 
-  const arb = suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline, bugs: cfg.bugs, machines: cfg.machines, swarm: cfg.swarm });
-  let details: fc.RunDetails<[Case]>;
-  try {
-    if (cfg.mode === 'det') {
-      details = await fc.check(fc.asyncProperty(arb, detCase), { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: cfg.path !== undefined });
-    } else {
-      // free mode: threads race; the first failure is turned into a schedule and replayed deterministically
-      details = await fc.check(fc.asyncProperty(arb, (cs) => guard(async () => {
-        if (freeFound) return true;
-        const r = await holder.run(cs, opts('free'));
-        cases++;
-        steps += r.steps;
-        if (cfg.interrupt.stopped) stop();
-        if (!r.failures.length) return true;
-        cfg.onFirstFailure?.(cases);
-        const fr = await replayFreeFailure((c2, o) => holder.run(c2, o), cs, r, opts('det'));
-        if (cfg.interrupt.stopped && fr.property === null) fr.why = 'the deterministic replay was interrupted';
-        freeFound = { result: r, failure: r.failures.find((g) => g.property === fr.property) ?? r.failures[0]!, ...fr };
-        return false;
-      })), { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: true });
+  /** free mode: threads race; the first failure is turned into a schedule and replayed deterministically */
+  private readonly freeCase = (cs: Case): Promise<boolean> => this.guard(async () => {
+    const { cfg } = this;
+    if (this.freeFound) return true;
+    const r = await this.holder.run(cs, this.opts('free'));
+    this.cases++;
+    this.steps += r.steps;
+    if (cfg.interrupt.stopped) stop();
+    if (!r.failures.length) return true;
+    cfg.onFirstFailure?.(this.cases);
+    const fr = await replayFreeFailure((c2, o) => this.holder.run(c2, o), cs, r, this.opts('det'));
+    if (cfg.interrupt.stopped && fr.property === null) fr.why = 'the deterministic replay was interrupted';
+    this.freeFound = { result: r, failure: r.failures.find((g) => g.property === fr.property) ?? r.failures[0]!, ...fr };
+    return false;
+  });
+
+  private async search(): Promise<fc.RunDetails<[Case]>> {
+    const { cfg } = this;
+    try {
+      const body = cfg.mode === 'det' ? this.detCase : this.freeCase;
+      return await fc.check(fc.asyncProperty(this.arb, body),
+        { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: cfg.mode === 'free' || cfg.path !== undefined });
+    } finally {
+      if (cfg.tty) cfg.io.err('\n');
     }
-  } finally {
-    if (cfg.tty) io.err('\n');
   }
 
-  const failures: FailureReport[] = [];
-  try {
-    if (fatal) throw fatal;
-    // interrupted before any failure: fast-check reports none (or, with no case passed yet, one without a counterexample)
-    if (details.failed && details.counterexample !== null) {
-      const pathStr = details.counterexamplePath ?? '';
-      // interrupted while shrinking: the counterexample is the last failing case fast-check reached
-      let shrinkInterrupted = details.interrupted ? details.numShrinks : undefined;
-      const header = `(suite ${suite.name}, kernel ${cfg.variant}, seed ${cfg.seed}, path "${pathStr}", mode ${cfg.mode})`;
-      let cs: Case = details.counterexample![0];
-      let r: CaseResult;
-      let reproduced: boolean | undefined;
-      let f: Failure;
-      if (cfg.mode === 'free' && freeFound) {
-        const ff = freeFound as FreeFound;
-        reproduced = ff.property !== null;
-        if (!cfg.json) {
-          io.out(reproduced
-            ? `free run failed (${ff.failure.property}); replayed deterministically along its interleaving (a schedule of ${ff.converted!.schedule.length} decisions), it fails the same way\n`
-            : `free run failed (${ff.failure.property}); it does NOT replay deterministically: ${ff.why}\n`);
-        }
-        if (reproduced && ff.converted) {
-          // shrink the deterministic case as a fast-check example
-          target = ff.failure.property;
-          const shrunk = await fc.check(fc.asyncProperty(arb, detCase), { seed: cfg.seed, numRuns: 1, examples: [[ff.converted]] });
-          cs = shrunk.failed && shrunk.counterexample !== null ? shrunk.counterexample[0] : ff.converted;
-          if (shrunk.interrupted) shrinkInterrupted = shrunk.failed ? shrunk.numShrinks : 0;
-          // interrupted before the converted case ran again: its replay's run is the result
-          r = cs === ff.converted && ff.replay && lastFail === null ? ff.replay : await resultOf(cs);
-          f = r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0] ?? ff.failure;
-        } else {
-          r = ff.result;
-          f = ff.failure;
-        }
-      } else {
-        r = await resultOf(cs);
-        f = r.failures.find((g) => g.property === target) ?? r.failures[0] ?? { property: target ?? 'unknown', message: 'the failure did not recur when the shrunk case was run again', seq: 0 };
-      }
-      const rep: FailureReport = {
-        property: f.property, message: f.message, suite: suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
-        trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties, shrinkInterrupted,
-      };
-      if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) {
-        try {
-          rep.regression = writeRegression(cfg.regressionsDir, rep);
-        } catch (e) {
-          rep.saveError = (e as Error).message;
-        }
-      }
-      rep.replay = rep.regression
-        ? `pinlab replay ${rep.regression}`
-        : `pinlab replay --suite ${suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
-      failures.push(rep);
-      if (!cfg.json) {
-        io.out(formatFailure(f, cs, r, header, shrinkInterrupted));
-        io.out(`replay: ${rep.replay}\n`);
-      }
-      if (rep.saveError) io.err(`pinlab: the failure was not saved: ${rep.saveError}\n`);
+  /**
+   * A free run's failure: said whether it replays deterministically; if it does, the converted case is
+   * shrunk as a fast-check example. The case to report, its result and failure.
+   */
+  private async freeFailure(ff: FreeFound, found: Case, shrink: { interrupted?: number }): Promise<{ cs: Case; r: CaseResult; f: Failure }> {
+    const reproduced = ff.property !== null;
+    if (!this.cfg.json) {
+      this.cfg.io.out(reproduced
+        ? `free run failed (${ff.failure.property}); replayed deterministically along its interleaving (a schedule of ${ff.converted!.schedule.length} decisions), it fails the same way\n`
+        : `free run failed (${ff.failure.property}); it does NOT replay deterministically: ${ff.why}\n`);
     }
-  } finally {
-    await holder.destroy();
+    if (!reproduced || !ff.converted) return { cs: found, r: ff.result, f: ff.failure };
+    this.target = ff.failure.property;
+    const shrunk = await fc.check(fc.asyncProperty(this.arb, this.detCase), { seed: this.cfg.seed, numRuns: 1, examples: [[ff.converted]] });
+    const cs = shrunk.failed && shrunk.counterexample !== null ? shrunk.counterexample[0] : ff.converted;
+    if (shrunk.interrupted) shrink.interrupted = shrunk.failed ? shrunk.numShrinks : 0;
+    // interrupted before the converted case ran again: its replay's run is the result
+    const r = cs === ff.converted && ff.replay && this.lastFail === null ? ff.replay : await this.resultOf(cs);
+    return { cs, r, f: r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0] ?? ff.failure };
   }
-  const seconds = (performance.now() - t0) / 1000;
-  return {
-    verdict: failures.length ? 'fail' : cfg.interrupt.stopped ? 'interrupted' : 'pass', interrupted: cfg.interrupt.stopped, suite: suite.name, kernel: cfg.variant,
-    seed: cfg.seed, mode: cfg.mode, cases, steps, seconds, steps_per_s: Math.round(steps / Math.max(seconds, 1e-6)), failures,
-  };
+
+  /** The failure fast-check found: shrunk, saved as a regression file, printed. */
+  private async report(details: fc.RunDetails<[Case]>): Promise<FailureReport> {
+    const { cfg } = this;
+    const pathStr = details.counterexamplePath ?? '';
+    // interrupted while shrinking: the counterexample is the last failing case fast-check reached
+    const shrink: { interrupted?: number } = { interrupted: details.interrupted ? details.numShrinks : undefined };
+    const header = `(suite ${cfg.suite.name}, kernel ${cfg.variant}, seed ${cfg.seed}, path "${pathStr}", mode ${cfg.mode})`;
+    const ff = cfg.mode === 'free' ? this.freeFound : null;
+    const reproduced = ff ? ff.property !== null : undefined;
+    let found: { cs: Case; r: CaseResult; f: Failure };
+    if (ff) found = await this.freeFailure(ff, details.counterexample![0], shrink);
+    else {
+      const cs = details.counterexample![0];
+      const r = await this.resultOf(cs);
+      found = { cs, r, f: r.failures.find((g) => g.property === this.target) ?? r.failures[0]
+        ?? { property: this.target ?? 'unknown', message: 'the failure did not recur when the shrunk case was run again', seq: 0 } };
+    }
+    const { cs, r, f } = found;
+    const rep: FailureReport = {
+      property: f.property, message: f.message, suite: cfg.suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
+      trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties, shrinkInterrupted: shrink.interrupted,
+    };
+    if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) {
+      try {
+        rep.regression = writeRegression(cfg.regressionsDir, rep);
+      } catch (e) {
+        rep.saveError = (e as Error).message;
+      }
+    }
+    rep.replay = rep.regression
+      ? `pinlab replay ${rep.regression}`
+      : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
+    if (!cfg.json) {
+      cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted));
+      cfg.io.out(`replay: ${rep.replay}\n`);
+    }
+    if (rep.saveError) cfg.io.err(`pinlab: the failure was not saved: ${rep.saveError}\n`);
+    return rep;
+  }
+
+  async run(): Promise<RunSummary> {
+    const { cfg } = this;
+    const failures: FailureReport[] = [];
+    try {
+      const details = await this.search();
+      if (this.fatal) throw this.fatal;
+      // interrupted before any failure: fast-check reports none (or, with no case passed yet, one without a counterexample)
+      if (details.failed && details.counterexample !== null) failures.push(await this.report(details));
+    } finally {
+      await this.holder.destroy();
+    }
+    const seconds = (performance.now() - this.t0) / 1000;
+    return {
+      verdict: failures.length ? 'fail' : cfg.interrupt.stopped ? 'interrupted' : 'pass', interrupted: cfg.interrupt.stopped,
+      suite: cfg.suite.name, kernel: cfg.variant, seed: cfg.seed, mode: cfg.mode, cases: this.cases, steps: this.steps, seconds,
+      steps_per_s: Math.round(this.steps / Math.max(seconds, 1e-6)), failures,
+    };
+  }
+}
+
+/** Run a suite; returns the summary (the caller prints JSON or the summary line and picks the exit code). */
+export function runSuite(cfg: RunConfig): Promise<RunSummary> {
+  return new SuiteRun(cfg).run();
 }
 
 export function summaryLine(s: RunSummary): string {
