@@ -28,7 +28,7 @@ import { Control, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, 
   MODE_FREE, C_MODE, readRing, RingEntry, K_VIOLATION, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
 import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
-import { actorKind, actorModel } from './actors';
+import { actorKind, actorModel, type AnyActorModel } from './actors';
 import { own } from '../mm/own';
 
 /** A process mapping the case asks for (anonymous, private, read-write), by name. */
@@ -225,9 +225,21 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref?.());
 
-/** Run one case; never throws for what happens inside the run (that is a failure in the result). */
-export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Promise<CaseResult> {
-  const t0 = performance.now();
+/** A case made ready to run: its machine and process, the control block, one model per actor. */
+interface Prepared {
+  m: Memmap;
+  mm: number;
+  maps: MapInfo[];
+  base: PageCounts;
+  c: Control;
+  order?: OrderEntry[];
+  names: string[];
+  cpus: number[];
+  models: AnyActorModel[];
+  scratch?: SharedArrayBuffer;
+}
+
+function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared {
   const names = Object.keys(cs.programs);
   const n = names.length;
   if (n > pool.threads) throw new CaseError(`${n} actors but the pool has ${pool.threads} threads`);
@@ -246,29 +258,43 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const cpus = names.map((_, k) => 1 + k);
   // zero-filled on demand: costs only what the copy writes, and nothing when no block needs one
   const scratch = m.sab.byteLength > SCRATCH_MIN_BYTES ? new SharedArrayBuffer(m.sab.byteLength) : undefined;
-
-  // the quiescence barrier (harness/actor/quiescence.ts) needs every actor to reach it: each model says whether it does
   const models = names.map((x) => actorModel(actorKind(x)));
   for (const [k, model] of models.entries()) if (!model) throw new CaseError(`'${names[k]}' names no actor kind`);
-  const quiesce = models.every((x) => !x!.skipsQuiescence);
-  const results: (ActorResult | null)[] = new Array(n).fill(null);
-  const crashes: (string | null)[] = new Array(n).fill(null);
-  let settledCount = 0;
+  return { m, mm, maps, base, c, order, names, cpus, models: models as AnyActorModel[], scratch };
+}
+
+/** The actors' tasks on the pool, and what each came back with: a result, or how its worker died. */
+interface Started {
+  tasks: Promise<void>[];
+  results: (ActorResult | null)[];
+  crashes: (string | null)[];
+  settled(): number;
+}
+
+function startActors(pool: ActorPool, p: Prepared, cs: Case, opts: RunOptions): Started {
+  const { m, c, names, models } = p;
+  const results: (ActorResult | null)[] = new Array(names.length).fill(null);
+  const crashes: (string | null)[] = new Array(names.length).fill(null);
+  let settled = 0;
+  // the quiescence barrier (harness/actor/quiescence.ts) needs every actor to reach it: each model says whether it does
+  const quiesce = models.every((x) => !x.skipsQuiescence);
   const tasks = names.map((name, k) => {
     const t: ActorTask = {
       kind: 'actor', machine: { sab: m.sab, shape: m.shape }, ctl: c.sab, ctlShape: c.shape, index: k, name, names,
-      actorKind: models[k]!.name, cpu: cpus[k]!, mm: models[k]!.withoutProcess ? -1 : mm, maps, program: own(cs.programs, name)!,
+      actorKind: models[k]!.name, cpu: p.cpus[k]!, mm: models[k]!.withoutProcess ? -1 : p.mm, maps: p.maps, program: own(cs.programs, name)!,
       variant: cs.variant, det: opts.mode === 'det', faults: own(cs.faults, name) ?? {}, bugs: (cs.bugs && own(cs.bugs, name)) ?? [],
       seed: opts.seed ?? 0, offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES, checkIsolate: opts.mode === 'det', debug: opts.debug,
-      properties: opts.properties ?? null, quiesce, scratch,
+      properties: opts.properties ?? null, quiesce, scratch: p.scratch,
     };
     return pool.run(t).then(
-      (r) => { results[k] = r as ActorResult; settledCount++; },
-      (e: Error) => { crashes[k] = e?.message ?? String(e); settledCount++; stopRun(c, END_STOPPED); });
+      (r) => { results[k] = r; settled++; },
+      (e: Error) => { crashes[k] = e?.message ?? String(e); settled++; stopRun(c, END_STOPPED); });
   });
+  return { tasks, results, crashes, settled: () => settled };
+}
 
-  // await the end: Atomics.waitAsync on C_END, with the time budget and Ctrl-C checked between rounds
-  const budget = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+/** Await the end: Atomics.waitAsync on C_END, with the time budget and Ctrl-C checked between rounds. */
+async function awaitEnd(c: Control, opts: RunOptions, t0: number, budget: number): Promise<{ timedOut: boolean; interrupted: boolean }> {
   let timedOut = false;
   let interrupted = false;
   while (Atomics.load(c.i32, C_END) === END_RUNNING) {
@@ -277,15 +303,13 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     if (opts.interrupt?.stopped && !interrupted) { interrupted = true; stopRun(c, END_STOPPED); }
     if (performance.now() - t0 > budget && !timedOut) { timedOut = true; stopRun(c, END_STOPPED); }
   }
-  const all = Promise.all(tasks);
-  await Promise.race([all, sleep(GRACE_MS)]);
-  const recyclePool = settledCount < n;
+  return { timedOut, interrupted };
+}
 
-  const end = Atomics.load(c.i32, C_END);
-  const { entries, lost } = readRing(c);
-  const labels = c.labels();
-  let merged: TraceLine[] | null = null; // built on demand: only a failure prints the trace
-  const lines = (): TraceLine[] => (merged ??= mergeTrace(entries, labels, results, m));
+/** The run's own failures: violations the actors reported, throws, dead workers, a deadlock, a hang. */
+function runFailures(p: Prepared, st: Started, entries: RingEntry[], labels: Map<number, string>, hung: string | null): Failure[] {
+  const { c, m, names } = p;
+  const { results } = st;
   const lastSeq = entries.length ? entries[entries.length - 1]!.seq + 1 : 0;
   const failures: Failure[] = [];
   for (const r of results) if (r) for (const v of r.violations) failures.push({ property: v.property, message: v.message, actor: v.actor, seq: v.seq });
@@ -296,9 +320,10 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     if (r?.error) failures.push({ property,
       message: `${names[k]}: ${r.error.name}: ${r.error.message}`, actor: names[k], seq: at });
   });
-  crashes.forEach((e, k) => {
+  st.crashes.forEach((e, k) => {
     if (e !== null) failures.push({ property: workerExit.name, message: `${names[k]}: its worker thread died: ${e}`, actor: names[k], seq: lastSeq });
   });
+  const end = Atomics.load(c.i32, C_END);
   if (end === END_DEADLOCK) {
     const who = names.map((name, k) => {
       if (c.i32[c.actor(k, A_STATE)] !== ST_BLOCKED) return null;
@@ -307,27 +332,47 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     }).filter(Boolean);
     failures.push({ property: deadlock.name, message: `every unfinished actor is blocked: ${who.join('; ')}`, seq: lastSeq });
   }
-  if (timedOut) {
-    failures.push({ property: hang.name, message: `the run did not finish within ${budget} ms (last trace entries: ${lines().slice(-3).map((l) => `${names[l.actor]} ${l.text}`).join(' | ')})`, seq: lastSeq });
-  }
+  if (hung !== null) failures.push({ property: hang.name, message: hung, seq: lastSeq });
   if (end === END_ERROR && !results.some((r) => r?.error) && c.i32[C_ERR_ACTOR]! >= 0) {
     failures.push({ property: actorThrew.name, message: `${names[c.i32[C_ERR_ACTOR]!]} failed and its result was lost`, seq: lastSeq });
   }
+  return failures;
+}
 
+/** Run one case; never throws for what happens inside the run (that is a failure in the result). */
+export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Promise<CaseResult> {
+  const t0 = performance.now();
+  const p = prepareCase(pool, cs, opts);
+  const { m, c, names, order } = p;
+  const st = startActors(pool, p, cs, opts);
+  const budget = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { timedOut, interrupted } = await awaitEnd(c, opts, t0, budget);
+  await Promise.race([Promise.all(st.tasks), sleep(GRACE_MS)]);
+  const recyclePool = st.settled() < names.length;
+
+  const end = Atomics.load(c.i32, C_END);
+  const { entries, lost } = readRing(c);
+  const labels = c.labels();
+  let merged: TraceLine[] | null = null; // built on demand: only a failure prints the trace
+  const lines = (): TraceLine[] => (merged ??= mergeTrace(entries, labels, st.results, m));
+  const hung = timedOut
+    ? `the run did not finish within ${budget} ms (last trace entries: ${lines().slice(-3).map((l) => `${names[l.actor]} ${l.text}`).join(' | ')})`
+    : null;
+  const failures = runFailures(p, st, entries, labels, hung);
   let digest = 0;
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
-    failures.push(...endChecks(m, cs, opts, base, lastSeq, scratch));
+    failures.push(...endChecks(m, cs, opts, p.base, entries.length ? entries[entries.length - 1]!.seq + 1 : 0, p.scratch));
   }
   if (opts.properties) {
     const keep = new Set<string>([...opts.properties, ...RUN_FAILURES]);
     for (let k = failures.length - 1; k >= 0; k--) if (!keep.has(failures[k]!.property)) failures.splice(k, 1);
   }
   failures.sort((a, b) => a.seq - b.seq);
-  if (!recyclePool && !crashes.some((e) => e !== null) && end !== END_STOPPED) recycle(cs.layout, m, c);
+  if (!recyclePool && !st.crashes.some((e) => e !== null) && end !== END_STOPPED) recycle(cs.layout, m, c);
   const result = {
     failures, end: END_NAMES[end] ?? String(end), interrupted, steps: c.i32[C_POINTS]!, switches: c.i32[C_SWITCHES]!, decisions: c.i32[C_DECISION]!,
-    traceHash: traceHash(entries, results, digest), ring: entries, ringLost: lost, labels, names, cpus, actors: results, recyclePool,
+    traceHash: traceHash(entries, st.results, digest), ring: entries, ringLost: lost, labels, names, cpus: p.cpus, actors: st.results, recyclePool,
     ms: performance.now() - t0, ...(order ? interleaveOutcome(c, order, labels) : {}),
   } as CaseResult;
   Object.defineProperty(result, 'lines', { get: lines, enumerable: true });
