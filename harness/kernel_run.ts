@@ -112,16 +112,83 @@ export async function runOnKernel(file: string, c: CompiledScenario, kernel: Ker
   return run;
 }
 
-/** The probe's lines (and the console, for a panic) as a report. Exported for the host tests. */
-export function buildReport(file: string, c: CompiledScenario, kernel: Pick<KernelImage, 'spec' | 'release' | 'variant'>, lines: string[], consoleText = ''): KernelRun {
+/** What the report accumulates over the steps: counters, pins, guest pids, the processes killed. */
+interface ReportState {
+  totals: Record<string, number>;
+  pinPages: Map<string, number>;
+  /** guest pid -> scenario process */
+  pids: Map<number, string>;
+  seenKilled: Set<string>;
+  /** pins whose process died inside the pinning step */
+  diedPins: Set<string>;
+}
+
+/** The probe's JSON records, and /init's own notes (a module that did not load). */
+function parseProbeLines(lines: string[]): { recs: Record<string, unknown>[]; initLines: string[] } {
   const recs: Record<string, unknown>[] = [];
   const initLines: string[] = [];
   for (const l of lines) {
-    if (l.startsWith('pinlab-init: ')) initLines.push(l.slice(13).trim()); // /init's own notes (a module that did not load)
+    if (l.startsWith('pinlab-init: ')) initLines.push(l.slice(13).trim());
     const i = l.indexOf('{');
     if (i < 0) continue;
     try { recs.push(JSON.parse(l.slice(i)) as Record<string, unknown>); } catch { /* a line cut short by a panic */ }
   }
+  return { recs, initLines };
+}
+
+/** The step a panic cut short: its OOM kills are on the console (pr_err, shown even with quiet). */
+function panicResult(st: CompiledScenario['steps'][number], n: number, panicMsg: string, consoleText: string, state: ReportState,
+  variant: string): KernelStepResult {
+  const ok = expectationFor(st.expect, variant) === 'panic';
+  const log = [...consoleText.matchAll(/Out of memory: Killed process \d+ \([^)]*\)[^\r\n]*/g)].map((m) => m[0]);
+  const killed = log.map((l) => state.pids.get(Number(/Killed process (\d+)/.exec(l)![1])))
+    .filter((x): x is string => x !== undefined && !state.seenKilled.has(x));
+  return { step: n, op: st.op, proc: st.proc, rc: 0, result: 'panic', detail: `Kernel panic - not syncing: ${panicMsg}`, ok, killed,
+    log: log.filter((l) => killed.some((k) => l.includes(`(${k.slice(0, 15)})`))), raw: {} };
+}
+
+/** One step's record as a result: rc (null when the process died in it), the detail, its expectation met or not. */
+function stepResult(st: CompiledScenario['steps'][number], n: number, r: Record<string, unknown>, state: ReportState,
+  variant: string): KernelStepResult {
+  const d = (r.d ?? {}) as Record<string, number>;
+  for (const [k, v] of Object.entries(d)) state.totals[k] = (state.totals[k] ?? 0) + v;
+  const killed = (r.killed ?? []) as string[];
+  for (const k of killed) state.seenKilled.add(k);
+  if ((st.op === 'spawn' || st.op === 'fork') && r.rc === 0 && typeof r.aux === 'number') state.pids.set(r.aux, st.op === 'spawn' ? st.proc! : st.child!);
+  const log = (r.log ?? []) as string[];
+  let rc: number | null = typeof r.rc === 'number' ? r.rc : null;
+  let detail: string;
+  let bad = false;
+  if (typeof r.error === 'string') { detail = `probe: ${r.error}`; bad = true; } else if (r.gone !== undefined) {
+    rc = -ESRCH;
+    detail = `${st.proc} was killed by the OOM killer at step ${r.gone}`;
+  } else if (rc === null) {
+    const how = killed.includes(st.proc ?? '') ? 'killed' : 'died';
+    detail = st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
+      ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
+      : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
+  }
+  else detail = stepDetail(st, r, rc, state.totals, state.pinPages, state.diedPins);
+  if (rc === null && st.pin) state.diedPins.add(st.pin);
+  if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && (rc >>> 0) !== st.value) {
+    detail += `, expected ${st.value}`;
+    bad = true;
+  }
+  const result = rc === null ? (killed.includes(st.proc ?? '') ? 'killed' : 'died') : rc < 0 ? errname(rc) : String(rc);
+  const exp = expectationFor(st.expect, variant);
+  const match = expectationFor(st.expect_match, variant);
+  let ok = !bad;
+  if (exp !== undefined) {
+    const self = st.proc !== undefined && killed.includes(st.proc);
+    ok = ok && (exp === 'killed' ? self : exp === 'panic' ? false : typeof exp === 'number' ? rc === exp : result === exp);
+  }
+  if (typeof match === 'string') ok = ok && new RegExp(match).test(detail);
+  return { step: n, op: st.op, proc: st.proc, rc, result, detail, ok, killed, log, raw: r };
+}
+
+/** The probe's lines (and the console, for a panic) as a report. Exported for the host tests. */
+export function buildReport(file: string, c: CompiledScenario, kernel: Pick<KernelImage, 'spec' | 'release' | 'variant'>, lines: string[], consoleText = ''): KernelRun {
+  const { recs, initLines } = parseProbeLines(lines);
   const hello = recs.find((r) => r.hello) as { uptime_ms?: number; counters?: string[]; release?: string; thp?: string; zones?: KernelZone[] } | undefined;
   const end = recs.find((r) => r.end !== undefined) as { ms?: number; vmstat?: Record<string, number>; zones?: KernelZone[]; blocks?: KernelBlock[] } | undefined;
   const stepRecs = new Map<number, Record<string, unknown>>();
@@ -132,11 +199,8 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
     thp: hello?.thp, time: { boot_ms: hello?.uptime_ms ?? 0, steps_ms: end?.ms ?? 0, wall_ms: 0 },
   };
   const have = new Set(hello?.counters ?? COUNTERS);
-  const totals: Record<string, number> = Object.fromEntries([...have].map((k) => [k, 0]));
-  const pinPages = new Map<string, number>();
-  const pids = new Map<number, string>(); // guest pid -> scenario process
-  const seenKilled = new Set<string>();
-  const diedPins = new Set<string>(); // pins whose process died inside the pinning step
+  const state: ReportState = { totals: Object.fromEntries([...have].map((k) => [k, 0])), pinPages: new Map(), pids: new Map(),
+    seenKilled: new Set(), diedPins: new Set() };
   const panicMsg = /Kernel panic - not syncing: ([^\r\n]*)/.exec(consoleText)?.[1]?.trim();
   if (!hello) {
     run.ok = false;
@@ -145,55 +209,15 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
   }
   for (let i = 0; i < c.steps.length; i++) {
     const st = c.steps[i]!;
-    const n = i + 1;
-    const r = stepRecs.get(n);
+    const r = stepRecs.get(i + 1);
     if (!r) {
       if (panicMsg) {
         run.panic = panicMsg;
-        const ok = expectationFor(st.expect, kernel.variant) === 'panic';
-        // the step never reported: its OOM kills are on the console (pr_err, shown even with quiet)
-        const log = [...consoleText.matchAll(/Out of memory: Killed process \d+ \([^)]*\)[^\r\n]*/g)].map((m) => m[0]);
-        const killed = log.map((l) => pids.get(Number(/Killed process (\d+)/.exec(l)![1]))).filter((x): x is string => x !== undefined && !seenKilled.has(x));
-        run.results.push({ step: n, op: st.op, proc: st.proc, rc: 0, result: 'panic', detail: `Kernel panic - not syncing: ${panicMsg}`, ok, killed,
-          log: log.filter((l) => killed.some((k) => l.includes(`(${k.slice(0, 15)})`))), raw: {} });
-      } else if (!end) run.error = `no result for step ${n} (${st.op}): ${lastConsoleLine(consoleText)}`;
+        run.results.push(panicResult(st, i + 1, panicMsg, consoleText, state, kernel.variant));
+      } else if (!end) run.error = `no result for step ${i + 1} (${st.op}): ${lastConsoleLine(consoleText)}`;
       break;
     }
-    const d = (r.d ?? {}) as Record<string, number>;
-    for (const [k, v] of Object.entries(d)) totals[k] = (totals[k] ?? 0) + v;
-    const killed = (r.killed ?? []) as string[];
-    for (const k of killed) seenKilled.add(k);
-    if ((st.op === 'spawn' || st.op === 'fork') && r.rc === 0 && typeof r.aux === 'number') pids.set(r.aux, st.op === 'spawn' ? st.proc! : st.child!);
-    const log = (r.log ?? []) as string[];
-    let rc: number | null = typeof r.rc === 'number' ? r.rc : null;
-    let detail: string;
-    let bad = false;
-    if (typeof r.error === 'string') { detail = `probe: ${r.error}`; bad = true; } else if (r.gone !== undefined) {
-      rc = -ESRCH;
-      detail = `${st.proc} was killed by the OOM killer at step ${r.gone}`;
-    } else if (rc === null) {
-      const how = killed.includes(st.proc ?? '') ? 'killed' : 'died';
-      const d = (r.d ?? {}) as Record<string, number>;
-      detail = st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
-        ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
-        : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
-    }
-    else detail = stepDetail(st, r, rc, totals, pinPages, diedPins);
-    if (rc === null && st.pin) diedPins.add(st.pin);
-    if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && (rc >>> 0) !== st.value) {
-      detail += `, expected ${st.value}`;
-      bad = true;
-    }
-    const result = rc === null ? (killed.includes(st.proc ?? '') ? 'killed' : 'died') : rc < 0 ? errname(rc) : String(rc);
-    const exp = expectationFor(st.expect, kernel.variant);
-    const match = expectationFor(st.expect_match, kernel.variant);
-    let ok = !bad;
-    if (exp !== undefined) {
-      const self = st.proc !== undefined && killed.includes(st.proc);
-      ok = ok && (exp === 'killed' ? self : exp === 'panic' ? false : typeof exp === 'number' ? rc === exp : result === exp);
-    }
-    if (typeof match === 'string') ok = ok && new RegExp(match).test(detail);
-    run.results.push({ step: n, op: st.op, proc: st.proc, rc, result, detail, ok, killed, log, raw: r });
+    run.results.push(stepResult(st, i + 1, r, state, kernel.variant));
   }
   if (!end && !run.panic && !run.error) run.error = `the probe did not finish: ${lastConsoleLine(consoleText)}`;
   run.ok = !run.error && run.results.length === c.steps.length && run.results.every((x) => x.ok);
