@@ -21,7 +21,7 @@ import { vmstatSnapshot, zoneInfo } from '../mm/vmstat';
 import { drainAllPages } from '../mm/page_alloc';
 import { lruAddDrainAll } from '../mm/swap';
 import { migrateRange } from '../mm/migrate';
-import { newTask, current } from '../mm/sched';
+import { newTask, current, type Task } from '../mm/sched';
 import { enterContext, leaveContext } from './context';
 import { parseVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
 import { KernelPanic } from '../mm/oom_kill';
@@ -394,6 +394,53 @@ export function scenarioKernels(sc: Scenario, override?: string): string[] {
 }
 
 /** Run a loaded scenario under one kernel variant. ScenarioError from a step names the step. */
+/** A step's expectations against its outcome: the result string and whether expect/expect_match hold. */
+function judgeStep(file: string, s: Step, n: number, kernel: string, r: { rc: number; detail: string; bad?: boolean }, panic: string | undefined,
+  selfKilled: boolean): { result: string; ok: boolean; exp: number | string | undefined; match: number | string | undefined } {
+  const result = panic !== undefined ? 'panic' : r.rc < 0 ? errname(r.rc) : String(r.rc);
+  const exp = expectationFor(s.expect, kernel);
+  const match = expectationFor(s.expect_match, kernel);
+  let ok = !r.bad;
+  if (exp !== undefined) {
+    ok = ok && (exp === 'killed' ? selfKilled : exp === 'panic' ? panic !== undefined : typeof exp === 'number' ? r.rc === exp : result === exp);
+  }
+  if (typeof match === 'string') {
+    const hit = boundedTest(new RegExp(match), r.detail);
+    if (hit === null) {
+      throw new ScenarioError(`${file}: step ${n} (${s.op}): expect_match /${match}/ ran longer than ${MATCH_TIMEOUT_MS} ms`
+        + " on the step's detail (catastrophic backtracking)");
+    }
+    ok = ok && hit;
+  }
+  return { result, ok, exp, match };
+}
+
+/** One step: run it (or -ESRCH for a process the OOM killer took), reap OOM kills, judge and print it. */
+function runStep(file: string, ctx: ScenarioContext, task: Task, s: Step, kernel: string): { res: StepResult; panic?: string } {
+  const n = ctx.step;
+  task.mm = typeof s.proc === 'string' ? ctx.procs.get(s.proc) ?? -1 : -1;
+  task.fatalSignal = false;
+  let r: { rc: number; detail: string; bad?: boolean };
+  let panic: string | undefined;
+  try {
+    // a process the OOM killer took is gone: every step naming it fails as a syscall on a dead pid would
+    const deadAt = typeof s.proc === 'string' ? ctx.dead.get(s.proc) : undefined;
+    r = deadAt !== undefined ? { rc: -ESRCH, detail: `${s.proc} was killed by the OOM killer at step ${deadAt}` } : STEP_KINDS[s.op]!.run(ctx, s);
+  } catch (e) {
+    if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${n} (${s.op}): ${e.message}`);
+    if (!(e instanceof KernelPanic)) throw e;
+    panic = e.message;
+    r = { rc: 0, detail: panic };
+  }
+  const { mms, kills } = reapOomKills(ctx);
+  const { result, ok, exp, match } = judgeStep(file, s, n, kernel, r, panic, task.mm >= 0 && mms.includes(task.mm));
+  const res: StepResult = { step: n, op: s.op, proc: typeof s.proc === 'string' ? s.proc : undefined, rc: r.rc, result, detail: r.detail, ok };
+  ctx.out(formatResult(res, exp, match));
+  for (const k of kills) ctx.out(`      Out of memory: Killed process ${k.pid} (${k.name}) anon-rss:${k.rss * 4}kB, oom_score ${k.badness}${k.reaped ? `; reaped ${k.reaped} pages` : ''}`);
+  if (panic !== undefined) ctx.out(`      ${panic}`);
+  return { res, panic };
+}
+
 export function runScenario(file: string, sc: Scenario, out: (line: string) => void = () => {}, kernel = scenarioKernels(sc)[0]!): ScenarioRun {
   let variantNow;
   try { variantNow = parseVariant(kernel); } catch (e) {
@@ -417,43 +464,10 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
   let panic: string | undefined;
   try {
     for (let i = 0; i < sc.steps.length && panic === undefined; i++) {
-      const s = sc.steps[i]!;
       ctx.step = i + 1;
-      task.mm = typeof s.proc === 'string' ? ctx.procs.get(s.proc) ?? -1 : -1;
-      task.fatalSignal = false;
-      let r: { rc: number; detail: string; bad?: boolean };
-      try {
-        // a process the OOM killer took is gone: every step naming it fails as a syscall on a dead pid would
-        const deadAt = typeof s.proc === 'string' ? ctx.dead.get(s.proc) : undefined;
-        r = deadAt !== undefined ? { rc: -ESRCH, detail: `${s.proc} was killed by the OOM killer at step ${deadAt}` } : STEP_KINDS[s.op]!.run(ctx, s);
-      } catch (e) {
-        if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${i + 1} (${s.op}): ${e.message}`);
-        if (!(e instanceof KernelPanic)) throw e;
-        panic = e.message;
-        r = { rc: 0, detail: panic };
-      }
-      const killed = reapOomKills(ctx);
-      const selfKilled = task.mm >= 0 && killed.includes(task.mm);
-      const result = panic !== undefined ? 'panic' : r.rc < 0 ? errname(r.rc) : String(r.rc);
-      const exp = expectationFor(s.expect, kernel);
-      const match = expectationFor(s.expect_match, kernel);
-      let ok = !r.bad;
-      if (exp !== undefined) {
-        ok = ok && (exp === 'killed' ? selfKilled : exp === 'panic' ? panic !== undefined : typeof exp === 'number' ? r.rc === exp : result === exp);
-      }
-      if (typeof match === 'string') {
-        const hit = boundedTest(new RegExp(match), r.detail);
-        if (hit === null) {
-          throw new ScenarioError(`${file}: step ${i + 1} (${s.op}): expect_match /${match}/ ran longer than ${MATCH_TIMEOUT_MS} ms`
-            + " on the step's detail (catastrophic backtracking)");
-        }
-        ok = ok && hit;
-      }
-      const res: StepResult = { step: i + 1, op: s.op, proc: typeof s.proc === 'string' ? s.proc : undefined, rc: r.rc, result, detail: r.detail, ok };
-      results.push(res);
-      out(formatResult(res, exp, match));
-      for (const k of lastKills) out(`      Out of memory: Killed process ${k.pid} (${k.name}) anon-rss:${k.rss * 4}kB, oom_score ${k.badness}${k.reaped ? `; reaped ${k.reaped} pages` : ''}`);
-      if (panic !== undefined) out(`      ${panic}`);
+      const done = runStep(file, ctx, task, sc.steps[i]!, kernel);
+      results.push(done.res);
+      panic = done.panic;
     }
   } finally {
     leaveContext(saved);
@@ -461,11 +475,11 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
   return { file, kernel, results, ok: results.every((r) => r.ok), panic, layout: layoutJson(booted.m, booted.params), vmstat: vmstatSnapshot(booted.m) };
 }
 
-let lastKills: { pid: number; name: string; rss: number; badness: number; reaped: number }[] = [];
+interface OomKill { pid: number; name: string; rss: number; badness: number; reaped: number }
 
-/** Move processes the OOM killer took into ctx.dead; returns their mms. */
-function reapOomKills(ctx: ScenarioContext): number[] {
-  lastKills = [];
+/** Move processes the OOM killer took into ctx.dead; returns their mms and the kills to print. */
+function reapOomKills(ctx: ScenarioContext): { mms: number[]; kills: OomKill[] } {
+  const out: OomKill[] = [];
   const mms: number[] = [];
   const kills = current().oomKills;
   for (const k of kills) {
@@ -474,12 +488,12 @@ function reapOomKills(ctx: ScenarioContext): number[] {
       ctx.procs.delete(name);
       ctx.dead.set(name, ctx.step);
       if (k.self) exitMmap(ctx.m, mm); // the victim was current: it exits on its way out of the kernel
-      lastKills.push({ pid: k.pid, name, rss: k.rssBefore, badness: k.badness, reaped: k.reaped });
+      out.push({ pid: k.pid, name, rss: k.rssBefore, badness: k.badness, reaped: k.reaped });
     }
     mms.push(k.mm);
   }
   kills.length = 0;
-  return mms;
+  return { mms, kills: out };
 }
 
 function formatResult(r: StepResult, exp: number | string | undefined, match: number | string | undefined): string {
