@@ -23,9 +23,16 @@ module.exports = tseslint.config(
     rules: {
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
-      'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }],
-      'max-len': ['error', { code: 120, ignoreUrls: true }],
+      // a function longer than this is a module: split it (a dispatch table over ops may say why it is not)
+      'max-lines-per-function': ['error', { max: 100, skipBlankLines: true, skipComments: true }],
+      // prettier wraps code at 120; strings, template literals and regexps stay whole (grep finds a message)
+      'max-len': ['error', { code: 120, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true }],
     },
+  },
+  {
+    // a describe() block is a list of tests, not a function to split
+    files: ['test/**/*.ts'],
+    rules: { 'max-lines-per-function': 'off' },
   },
   {
     // simulation code takes all randomness from the run's seed (harness/prng.ts) and no time from the wall clock

@@ -121,6 +121,7 @@ const PROT: Record<string, number> = { none: 0, r: 1, w: 2, rw: 3 };
 const ADVICE: Record<string, number> = { dontneed: 4, hugepage: 14, nohugepage: 15, populate_write: 23 };
 
 /** Compile a loaded scenario for the probe; a step the kernel cannot run is a ScenarioError naming it. */
+// eslint-disable-next-line max-lines-per-function -- its step callback is a table: one case per scenario op
 export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage): CompiledScenario {
   const machine = kernelMachine(file, sc, kernel);
   const lines: string[] = [`counters ${COUNTERS.join(',')}`];
@@ -133,6 +134,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
   const pins = new Map<string, { h: number; proc: string }>();
   let nextMap = 0;
   let nextHold = 0;
+  // eslint-disable-next-line max-lines-per-function -- one case per scenario op
   sc.steps.forEach((s: Step, i) => {
     const n = i + 1;
     const op = s.op;

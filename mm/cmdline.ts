@@ -192,6 +192,7 @@ function splitArgs(cmdline: string, warnings: string[]): string[] {
   return out;
 }
 
+// eslint-disable-next-line max-lines-per-function -- a table: one case per kernel parameter
 export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
   const p: BootParams = {
     cmdline, geometry, memBytes: geometry.dma32EndPfn ? 1 << 30 : 128 << PAGE_SHIFT,
