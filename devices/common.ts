@@ -134,7 +134,6 @@ export function deviceWrite(m: Memmap, pfn: number, value: number): void {
   Atomics.store(m.content, pfn, value >>> 0);
 }
 
-/** The device reads a frame's word (a DMA read). */
 /** One DMA through a device's own table: checked (dmaTargetViolation), then a write of op.value or a read. */
 export function dmaAccess(m: Memmap, pfn: number, write: boolean, op: Record<string, unknown>, what: string): { rc: number; violation?: string } {
   const violation = dmaTargetViolation(m, pfn, what);
@@ -145,6 +144,7 @@ export function dmaAccess(m: Memmap, pfn: number, write: boolean, op: Record<str
   return { rc: deviceRead(m, pfn), violation };
 }
 
+/** The device reads a frame's word (a DMA read). */
 export function deviceRead(m: Memmap, pfn: number): number {
   return Atomics.load(m.content, pfn);
 }
