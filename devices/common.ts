@@ -5,15 +5,18 @@
 //   mm->pinned_vm   atomic64_add_return() in ib_umem_get()       RDMA, io_uring, iommufd (always)
 //   user->locked_vm __io_account_mem() / incr_user_locked_vm()   io_uring, iommufd ACCOUNT_USER
 // Counters live in the shared mm record (MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM), in pages.
+// A device that maps without pinning, under an mmu interval notifier (RDMA ODP; GPU userptr with its
+// FOLL_GET references), checks its entries against the process page table: notifierDmaViolation().
 
 import type * as fcType from 'fast-check';
 import { Memmap, PAGE_SIZE, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
   PG_buddy, PG_zero } from '../mm/memmap';
-import { mmBase } from '../mm/mm_types';
+import { mmBase, ptlLock, ptlUnlock } from '../mm/mm_types';
+import { followPte } from '../mm/memory';
 import { ENOMEM } from '../mm/errno';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import { vmWarnOnOnce } from '../mm/debug';
-import type { GenShape, VaddrRef, DeviceEnv } from './device';
+import type { GenShape, VaddrRef, DeviceEnv, HeldPage } from './device';
 import type { PropertyName } from '../properties/index';
 import { pinsBalance } from '../properties/pins_balance';
 
@@ -147,6 +150,53 @@ export function dmaAccess(m: Memmap, pfn: number, write: boolean, op: Record<str
 /** The device reads a frame's word (a DMA read). */
 export function deviceRead(m: Memmap, pfn: number): number {
   return Atomics.load(m.content, pfn);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices that map without pinning, under an mmu interval notifier
+
+/**
+ * Why a DMA to pfn on behalf of process page vpn breaks the promise of a device that holds no pin
+ * but an mmu interval notifier, or undefined. Such a device keeps its own translations, taken by
+ * hmm_range_fault() (RDMA ODP) or with plain FOLL_GET references (GPU userptr, the old ODP): neither
+ * keeps the page in place, so an entry is valid only while it maps what the process maps now. The
+ * invalidate callback clears it before the PTE changes (mmu_interval_set_seq()), and a fault installs
+ * it only when mmu_interval_read_retry() saw no invalidation. Checked here: the frame is not free and
+ * is what the PTE of vpn points at now, writable for a write. `kind` names the entries ("ODP").
+ * Use it where a pinning device uses dmaTargetViolation(), which would demand a pin.
+ */
+export function notifierDmaViolation(m: Memmap, mm: number, vpn: number, pfn: number, write: boolean, what: string,
+  kind: string): string | undefined {
+  if (pfn < 0 || pfn >= m.nrFrames) return `${what}: pfn ${pfn} outside memory`;
+  const head = m.compoundHead(pfn);
+  const zero = (m.flags[head]! & PG_zero) !== 0;
+  if (!zero && (m.flags[pfn]! & PG_buddy || m.refcount[head]! <= 0)) {
+    return `${what}: DMA to pfn ${pfn}, a free page (stale ${kind} entry for vpn ${vpn})`;
+  }
+  ptlLock(m, mm);
+  const t = followPte(m, mm, vpn);
+  ptlUnlock(m, mm);
+  if (!t || t.migrating || t.pfn !== pfn) {
+    const now = !t ? 'nothing' : t.migrating ? `a migration entry for pfn ${t.pfn}` : `pfn ${t.pfn}`;
+    return `${what}: DMA to pfn ${pfn} for vpn ${vpn}, which maps ${now} (stale ${kind} entry)`;
+  }
+  if (write && !t.write) return `${what}: DMA write to pfn ${pfn} through a read-only mapping of vpn ${vpn}`;
+  return undefined;
+}
+
+/**
+ * notifierDmaViolation() over every entry a device reports holding that is not a long-term pin (its
+ * notifier-protected ones): a stale entry is a DMA into the wrong frame waiting to happen. Holds at
+ * any step boundary for a correct device, since its invalidate callback runs before the PTEs change.
+ */
+export function checkNotifierCoherent(m: Memmap, mm: number, held: HeldPage[], kind: string): string[] {
+  const errors: string[] = [];
+  for (const h of held) {
+    if (h.longterm) continue;
+    const v = notifierDmaViolation(m, mm, h.vpn, h.pfn, false, `device page ${h.iova}`, kind);
+    if (v) errors.push(v);
+  }
+  return errors;
 }
 
 // ---------------------------------------------------------------------------------------------

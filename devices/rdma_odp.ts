@@ -22,8 +22,9 @@
 // (ibv_advise_mr PREFETCH[_WRITE]). addr is in the MR's hca address space. Generated ops name an MR
 // by position instead ({mr: i, off}: the i-th live MR, modulo their number, off bytes into it).
 // A DMA that uses a stale translation reports a violation: the frame is free, or not what the
-// process maps at that address now (the ODP form of dma-integrity, docs/properties.md); so does an entry left
-// stale between operations or at close, which a peer's RDMA could use at any time.
+// process maps at that address now (the ODP form of dma-integrity, docs/properties.md; common.ts
+// notifierDmaViolation); so does an entry left stale between operations or at close, which a peer's
+// RDMA could use at any time.
 //
 // Simplified: one word of payload per page; rxe's lkey/rkey, PD and QP checks reduced to a key and
 // an access mask; no implicit ODP, no huge-page MRs (IB_ACCESS_HUGETLB); hmm_range_fault is walked
@@ -31,7 +32,7 @@
 
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
-import { Memmap, PG_buddy, PG_dirty, PG_zero, VMA_FLAGS } from '../mm/memmap';
+import { Memmap, PG_dirty, VMA_FLAGS } from '../mm/memmap';
 import { EBUSY, EACCES, EFAULT, EINVAL, ENOENT, ENOMEM, EOVERFLOW, errname } from '../mm/errno';
 import { bug } from '../mm/debug';
 import { findVma, handleMmFault, followPte } from '../mm/memory';
@@ -39,7 +40,8 @@ import { mmapReadLock, mmapReadUnlock, VM_IO, VM_PFNMAP, VM_READ, ptlLock, ptlUn
 import { MmuIntervalNotifier, MmuNotifierRange, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
   mmuIntervalReadRetry, mmuIntervalCheckRetry, mmuIntervalSetSeq, mmuIntervalNotifierMmAlive, mmuNotifierRangeBlockable,
   MMU_NOTIFY_EVENT_NAMES } from '../mm/mmu_notifier';
-import { PAGE_SIZE, intField, isU64, hex, deviceRead, deviceWrite, arbRange, arbWord, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+import { PAGE_SIZE, intField, isU64, hex, deviceRead, deviceWrite, arbRange, arbWord, notifierDmaViolation,
+  checkNotifierCoherent, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 
 const NAME = 'rdma-odp';
 
@@ -160,41 +162,6 @@ export function hmmRangeFault(m: Memmap, mm: number, r: HmmRange): number {
     if (!restart) return 0;
   }
   return -EBUSY;
-}
-
-/**
- * Why a device access to pfn on behalf of vpn breaks the ODP promise, or undefined: the frame must
- * not be free and must be what the process maps at vpn now (writable, for a write).
- */
-export function odpDmaViolation(m: Memmap, mm: number, vpn: number, pfn: number, write: boolean, what: string): string | undefined {
-  if (pfn < 0 || pfn >= m.nrFrames) return `${what}: pfn ${pfn} outside memory`;
-  const head = m.compoundHead(pfn);
-  const zero = (m.flags[head]! & PG_zero) !== 0;
-  if (!zero && (m.flags[pfn]! & PG_buddy || m.refcount[head]! <= 0)) return `${what}: DMA to pfn ${pfn}, a free page (stale ODP entry for vpn ${vpn})`;
-  ptlLock(m, mm);
-  const t = followPte(m, mm, vpn);
-  ptlUnlock(m, mm);
-  if (!t || t.migrating || t.pfn !== pfn) {
-    const now = !t ? 'nothing' : t.migrating ? `a migration entry for pfn ${t.pfn}` : `pfn ${t.pfn}`;
-    return `${what}: DMA to pfn ${pfn} for vpn ${vpn}, which maps ${now} (stale ODP entry)`;
-  }
-  if (write && !t.write) return `${what}: DMA write to pfn ${pfn} through a read-only mapping of vpn ${vpn}`;
-  return undefined;
-}
-
-/**
- * The ODP coherence property over what a device reports holding (its non-long-term entries): every
- * entry maps what the process maps at that address now. Valid at any step boundary for a correct
- * device, since the invalidate callback clears entries before the PTEs change.
- */
-export function checkOdpCoherent(m: Memmap, mm: number, held: HeldPage[]): string[] {
-  const errors: string[] = [];
-  for (const h of held) {
-    if (h.longterm) continue;
-    const v = odpDmaViolation(m, mm, h.vpn, h.pfn, false, `device page ${h.iova}`);
-    if (v) errors.push(v);
-  }
-  return errors;
 }
 
 function create(env: DeviceEnv): DeviceState {
@@ -343,7 +310,7 @@ function create(env: DeviceEnv): DeviceState {
     const word = intField(op, 'value', 0) >>> 0;
     for (let j = first; j < first + n; j++) {
       const pfn = mr.pfns[j]!;
-      violation ??= odpDmaViolation(m, mm, mr.vpn + j, pfn, write, `${env.name} rdma_${write ? 'write' : 'read'} lkey ${hex(mr.lkey)}`);
+      violation ??= notifierDmaViolation(m, mm, mr.vpn + j, pfn, write, `${env.name} rdma_${write ? 'write' : 'read'} lkey ${hex(mr.lkey)}`, 'ODP');
       if (write) deviceWrite(m, pfn, word);
       else if (j === first) value = deviceRead(m, pfn);
     }
@@ -443,12 +410,12 @@ function create(env: DeviceEnv): DeviceState {
   /**
    * A valid entry is one the device may DMA through at any time without a fault (a peer's RDMA READ
    * or WRITE needs no host involvement), so between operations every entry must map what the process
-   * maps (checkOdpCoherent): the invalidate callback clears an entry before its PTE changes, and a
+   * maps (checkNotifierCoherent): the invalidate callback clears an entry before its PTE changes, and a
    * fault installs only under a sequence no invalidation overtook. A stale entry is a DMA into the
    * wrong frame waiting to happen.
    */
   const staleEntries = (when: string): string | undefined => {
-    const stale = checkOdpCoherent(m, mm, entries());
+    const stale = checkNotifierCoherent(m, mm, entries(), 'ODP');
     return stale.length ? `${env.name}: ${stale.length} stale entr${stale.length > 1 ? 'ies' : 'y'} ${when}: ${stale[0]}` : undefined;
   };
 

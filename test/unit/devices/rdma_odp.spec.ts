@@ -4,13 +4,13 @@
 // device's preemption point 'odp:after-fault' runs a migration (or an offline) before it installs.
 import * as fc from 'fast-check';
 import { rig, Rig, fill, pfnOf, pinsHeld, expectReleased, CMD, PAGE } from './helpers';
-import { rdmaOdp, checkOdpCoherent, IB_ACCESS_LOCAL_WRITE, IB_ACCESS_REMOTE_READ, IB_ACCESS_REMOTE_WRITE, IB_ACCESS_ON_DEMAND,
+import { rdmaOdp, IB_ACCESS_LOCAL_WRITE, IB_ACCESS_REMOTE_READ, IB_ACCESS_REMOTE_WRITE, IB_ACCESS_ON_DEMAND,
   IB_ACCESS_HUGETLB, ODP_DEFAULT_ACCESS, ODP_MAP_RETRIES_MAX } from '../../../devices/rdma_odp';
 import { getUser, putUser } from '../../../mm/memory';
 import { doMadvise, doMunmap, doMprotect, dupMm, exitMmap, MADV_DONTNEED, PROT_READ } from '../../../mm/mmap';
 import { migrateRange } from '../../../mm/migrate';
 import { stateStore } from '../../../mm/memory_hotplug';
-import { memlockCounters } from '../../../devices/common';
+import { memlockCounters, checkNotifierCoherent } from '../../../devices/common';
 import { EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EOVERFLOW, EAGAIN, ENOENT } from '../../../mm/errno';
 import { mmuIntervalNotifiers, mmuNotifierNrSubscriptions, mmuNotifierInvalidateRangeStartNonblock, MMU_NOTIFY_UNMAP } from '../../../mm/mmu_notifier';
 import { MMU_NOTIFIER_SUBS_MAX } from '../../../mm/memmap';
@@ -32,7 +32,7 @@ function reg(r: Rig, off = 0, n = 8, access = ODP_DEFAULT_ACCESS): number {
 }
 
 function coherent(r: Rig): string[] {
-  return checkOdpCoherent(r.m, r.mm, r.dev.inspect().held);
+  return checkNotifierCoherent(r.m, r.mm, r.dev.inspect().held, 'ODP');
 }
 
 describe('rdma-odp: registration pins and charges nothing', () => {
