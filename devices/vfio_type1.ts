@@ -9,27 +9,49 @@
 // dma_write {iova, value}; dma_read {iova}. An IOMMU fault (no translation, or the wrong direction)
 // is rc -EFAULT with a "DMAR fault" detail.
 
-import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
+import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_MAP_DMA_FIELDS, VFIO_UNMAP_DMA_FIELDS } from './vfio_container';
-import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, arbSlotBase, arbSlotPage, arbSlotSpan, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, arbSlotBase,
+  arbSlotPage, arbSlotSpan, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
 import type * as fcType from 'fast-check';
-import type { GenShape } from './device';
 
 const NAME = 'vfio-type1';
 
-function create(env: DeviceEnv): DeviceState {
-  const c = new Type1Container(env, NAME, true);
-  const { m } = env;
+/**
+ * A vfio-pci device behind an IOMMU, in its type1 container with a domain: the ioctls go to the
+ * container, the device's DMA goes by IOVA through its IOTLB and the domain.
+ */
+class VfioPciDevice implements DeviceState {
+  private readonly container: Type1Container;
 
-  /** The device's DMA of one word at iova, through the IOMMU. */
-  const dma = (op: DeviceOp, write: boolean): OpResult => {
+  constructor(private readonly env: DeviceEnv) {
+    this.container = new Type1Container(env, NAME, true);
+  }
+
+  step(op: DeviceOp): OpResult {
+    switch (op.op) {
+      case 'map_dma': return this.container.doMap(op);
+      case 'unmap_dma': return this.container.doUnmap(op);
+      case 'dma_write': return this.dma(op, true);
+      case 'dma_read': return this.dma(op, false);
+      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+    }
+  }
+
+  /** The device's DMA of one word at iova, through the IOMMU (a DMAR fault without a translation). */
+  private dma(op: DeviceOp, write: boolean): OpResult {
+    const { m } = this.env;
     const iova = intField(op, 'iova');
     if (!isU64(iova)) return { rc: -EINVAL };
-    const pte = c.translate(Math.floor(iova / PAGE_SIZE));
+    const pte = this.container.translate(Math.floor(iova / PAGE_SIZE));
     if (!pte) return { rc: -EFAULT, detail: `DMAR fault: no translation for iova ${hex(iova)}` };
-    if (!(pte.prot & (write ? IOMMU_WRITE : IOMMU_READ))) return { rc: -EFAULT, detail: `DMAR fault: ${write ? 'write to' : 'read from'} iova ${hex(iova)} without permission` };
-    const violation = dmaTargetViolation(m, pte.pfn, `${env.name} ${write ? 'dma_write' : 'dma_read'} iova ${hex(iova)}`);
+    if (!(pte.prot & (write ? IOMMU_WRITE : IOMMU_READ))) {
+      const dir = write ? 'write to' : 'read from';
+      return { rc: -EFAULT, detail: `DMAR fault: ${dir} iova ${hex(iova)} without permission` };
+    }
+    const what = `${this.env.name} ${write ? 'dma_write' : 'dma_read'} iova ${hex(iova)}`;
+    const violation = dmaTargetViolation(m, pte.pfn, what);
     if (write) {
       const value = intField(op, 'value', 0);
       deviceWrite(m, pte.pfn, value);
@@ -37,24 +59,18 @@ function create(env: DeviceEnv): DeviceState {
     }
     const v = deviceRead(m, pte.pfn);
     return { rc: v, detail: `read ${hex(v)} from pfn ${pte.pfn}`, violation };
-  };
+  }
 
-  return {
-    step(op) {
-      switch (op.op) {
-        case 'map_dma': return c.doMap(op);
-        case 'unmap_dma': return c.doUnmap(op);
-        case 'dma_write': return dma(op, true);
-        case 'dma_read': return dma(op, false);
-        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
-      }
-    },
-    inspect: () => ({ held: c.domainHeld(), accounting: { locked_vm: c.lockedVm(), dmas: c.nrDmas() } }),
-    teardown: () => {
-      const n = c.releaseAll();
-      return { rc: n, detail: `container released: ${n} pages unpinned` };
-    },
-  };
+  inspect(): { held: HeldPage[]; accounting: Record<string, number> } {
+    const c = this.container;
+    return { held: c.domainHeld(), accounting: { locked_vm: c.lockedVm(), dmas: c.nrDmas() } };
+  }
+
+  /** vfio_iommu_type1_release(): the container goes with its last fd. */
+  teardown(): OpResult {
+    const n = this.container.releaseAll();
+    return { rc: n, detail: `container released: ${n} pages unpinned` };
+  }
 }
 
 /** IOVAs of generated ops: a small window so that maps overlap and unmaps hit. */
@@ -63,10 +79,11 @@ const IOVA_PAGES = 64;
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
   // a few slots (common.ts arbSlotBase): a map, the DMAs through it, its unmap and a DMA after it name the same IOVAs
   const base = arbSlotBase(fc, shape, IOVA_PAGES);
-  const map = fc.record({ at: base, r: arbRange(fc, shape), prot: fc.constantFrom('rw', 'rw', 'r', 'w'),
-    skew: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) }) })
-    .map(({ at, r, prot, skew }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE + skew, vaddr: r.vaddr, size: r.pages * PAGE_SIZE,
-      read: prot.includes('r'), write: prot.includes('w') }));
+  const skew = fc.oneof({ weight: 9, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) });
+  const map = fc.record({ at: base, r: arbRange(fc, shape), prot: fc.constantFrom('rw', 'rw', 'r', 'w'), skew })
+    .map(({ at, r, prot, skew: sk }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE + sk, vaddr: r.vaddr,
+      size: r.pages * PAGE_SIZE, read: prot.includes('r'), write: prot.includes('w') }));
   const unmap = fc.oneof(
     { weight: 8, arbitrary: fc.record({ at: base, pages: arbSlotSpan(fc, shape) })
       .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })) },
@@ -74,25 +91,26 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
       .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })) },
     { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'unmap_dma', all: true, iova: 0, size: 0 }) });
   const page = arbSlotPage(fc, shape, IOVA_PAGES);
-  const dw = fc.record({ at: page, value: arbWord(fc) }).map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
+  const dw = fc.record({ at: page, value: arbWord(fc) })
+    .map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
   const dr = page.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
-  return fc.oneof({ weight: 3, arbitrary: map }, { weight: 2, arbitrary: unmap }, { weight: 3, arbitrary: dw }, { weight: 2, arbitrary: dr });
+  return fc.oneof({ weight: 3, arbitrary: map }, { weight: 2, arbitrary: unmap }, { weight: 3, arbitrary: dw },
+    { weight: 2, arbitrary: dr });
 }
 
 export const vfioType1: DeviceModel = {
-  faultPoints: GUP_FAULT_POINTS,
-  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
   summary: 'VFIO type1 passthrough device: MAP_DMA pins and maps long-term, DMA by IOVA through the IOMMU',
-  source: 'drivers/vfio/vfio_iommu_type1.c (vfio_dma_do_map, vfio_pin_pages_remote, vfio_dma_do_unmap, vfio_unmap_unpin)',
+  source: 'drivers/vfio/vfio_iommu_type1.c '
+    + '(vfio_dma_do_map, vfio_pin_pages_remote, vfio_dma_do_unmap, vfio_unmap_unpin)',
   bugs: {
     'no-longterm': 'vaddr_get_pfns() pins without FOLL_LONGTERM: pinned pages may stay in ZONE_MOVABLE/CMA',
-    'dma-after-unmap': 'UNMAP_DMA skips the IOTLB invalidation: the device keeps DMAing to the old pfn after it is unpinned',
+    'dma-after-unmap': 'UNMAP_DMA skips the IOTLB invalidation: '
+      + 'the device keeps DMAing to the old pfn after it is unpinned',
   },
-  create,
-  arbitrary,
   ops: {
-    map_dma: VFIO_MAP_DMA_FIELDS, unmap_dma: VFIO_UNMAP_DMA_FIELDS, dma_write: { iova: 'int', value: 'int' }, dma_read: { iova: 'int' },
+    map_dma: VFIO_MAP_DMA_FIELDS, unmap_dma: VFIO_UNMAP_DMA_FIELDS, dma_write: { iova: 'int', value: 'int' },
+    dma_read: { iova: 'int' },
   },
   errnos: {
     // vfio_dma_do_map(): -EINVAL (u64 overflow, no READ/WRITE, alignment, wrap, outside the IOVA list), -EEXIST,
@@ -102,8 +120,13 @@ export const vfioType1: DeviceModel = {
     // vfio_dma_do_unmap(): -EINVAL (alignment, size 0, wrap, a bisected mapping). -EBUSY is pinlab's rc for
     // BUG_ON(++retries > 10), which the kernel never returns from: the op reports it as a violation
     unmap_dma: [-EINVAL, -EBUSY],
-    // no kernel function: the device's DMA through the IOMMU; a DMAR fault is -EFAULT, an iova pinlab cannot represent -EINVAL
+    // no kernel function: the device's DMA through the IOMMU; a DMAR fault is -EFAULT, an iova pinlab cannot
+    // represent -EINVAL
     dma_write: [-EINVAL, -EFAULT],
     dma_read: [-EINVAL, -EFAULT],
   },
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
+  arbitrary,
+  create: (env) => new VfioPciDevice(env),
 };
