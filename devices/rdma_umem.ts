@@ -20,7 +20,8 @@ import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } 
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
 import { own } from '../mm/own';
 import { PAGE_SIZE, intField, isU64, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, memlockCounters,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, memlockViolation, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, memlockViolation, GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH } from './common';
 
 const NAME = 'rdma-umem';
 
@@ -39,49 +40,55 @@ const IB_ACCESS_REMOTE = IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ | IB_ACC
 /** ib_umem_get() pins PAGE_SIZE / sizeof(struct page *) pages per pin_user_pages_fast() call. */
 export const UMEM_PIN_CHUNK = 512;
 
-interface Mr {
-  handle: number;
-  lkey: number;
-  /** 0 when no remote access was asked for */
-  rkey: number;
-  access: number;
-  /** hca_va: the MR's iova, bytes */
-  iova: number;
-  length: number;
-  /** the user address the umem starts at, bytes */
-  vaddr: number;
-  /** umem pages, from the page holding vaddr */
-  pages: number[];
-  writable: boolean;
-  /** RXE_MR_STATE_VALID until dereg */
-  valid: boolean;
-  /** in-flight work requests holding a reference */
-  refs: number;
-  released: boolean;
+/** ib_access_writable() (include/rdma/ib_umem.h) */
+function ibAccessWritable(access: number): boolean {
+  const writeBits = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_MW_BIND;
+  return (access & writeBits) !== 0;
 }
 
-interface Wqe { mr: Mr; kind: 'write' | 'read'; iova: number; value: number }
+/** ib_umem_num_pages() */
+function numPages(addr: number, size: number): number {
+  return Math.ceil((addr + size) / PAGE_SIZE) - Math.floor(addr / PAGE_SIZE);
+}
 
-function create(env: DeviceEnv): DeviceState {
-  const { m, mm } = env;
-  const mrs = new Map<number, Mr>();
-  const queue: Wqe[] = [];
-  let nextHandle = 0;
+/** The broken memlock promise of the charge a reg_mr kept (common.ts memlockViolation), reported with its result. */
+interface Charge { over?: ReturnType<typeof memlockViolation> }
 
-  /** ib_umem_num_pages() */
-  const numPages = (addr: number, size: number): number => Math.ceil((addr + size) / PAGE_SIZE) - Math.floor(addr / PAGE_SIZE);
+/** struct ib_umem: the user pages one MR pinned, and the pinned_vm charge they carry. */
+class IbUmem {
+  released = false;
 
-  /** The broken memlock promise of the charge reg_mr kept (common.ts memlockViolation), reported with its result. */
-  const charge: { over?: ReturnType<typeof memlockViolation> } = {};
+  /** address: the user address the umem starts at, bytes; pages: from the page holding it */
+  constructor(private readonly env: DeviceEnv, readonly address: number, readonly pages: number[],
+    readonly writable: boolean) {}
+
+  /** ib_umem_get(): the pinned umem or -errno; nothing pinned or charged on error. */
+  static get(env: DeviceEnv, addr: number, size: number, access: number, charge: Charge): IbUmem | number {
+    const { m, mm } = env;
+    if (!isU64(addr + size) || !isU64(Math.ceil((addr + size) / PAGE_SIZE) * PAGE_SIZE)) return -EINVAL;
+    if (!canDoMlock(m, mm)) return -EPERM;
+    if (access & IB_ACCESS_ON_DEMAND) return -EOPNOTSUPP;
+    const npages = numPages(addr, size);
+    if (!size || npages <= 0 || npages > 0xffffffff) return -EINVAL;
+    const rc = IbUmem.accountPinned(env, npages, charge);
+    if (rc) return rc;
+    env.yieldPoint(`${NAME}:accounted-not-pinned`);
+    const writable = ibAccessWritable(access);
+    const flags = FOLL_LONGTERM | (writable ? FOLL_WRITE : 0);
+    const pages = IbUmem.pinPages(env, Math.floor(addr / PAGE_SIZE), npages, flags);
+    return typeof pages === 'number' ? pages : new IbUmem(env, addr, pages, writable);
+  }
 
   /** The pinned_vm charge of ib_umem_get(): 0 or -ENOMEM. The bug variant is the old siw check-then-add. */
-  const accountPinned = (npages: number): number => {
+  private static accountPinned(env: DeviceEnv, npages: number, charge: Charge): number {
+    const { m, mm } = env;
     const limit = rlimitMemlock(m, mm);
     const cap = capableIpcLock(m, mm);
+    const what = `${env.name} reg_mr of ${npages} page(s)`;
     if (env.bugs.has('check-then-add')) {
       if (memlockCounters(m, mm).pinned_vm + npages > limit && !cap) return -ENOMEM;
       env.yieldPoint(`${NAME}:check-then-add`); // another registration can pass the same check here
-      charge.over = memlockViolation(m, mm, 'pinned_vm', pinnedVmAddReturn(m, mm, npages), `${env.name} reg_mr of ${npages} page(s)`);
+      charge.over = memlockViolation(m, mm, 'pinned_vm', pinnedVmAddReturn(m, mm, npages), what);
       return 0;
     }
     const after = pinnedVmAddReturn(m, mm, npages); // atomic64_add_return(), undone over the limit
@@ -89,24 +96,14 @@ function create(env: DeviceEnv): DeviceState {
       pinnedVmAddReturn(m, mm, -npages);
       return -ENOMEM;
     }
-    charge.over = memlockViolation(m, mm, 'pinned_vm', after, `${env.name} reg_mr of ${npages} page(s)`);
+    charge.over = memlockViolation(m, mm, 'pinned_vm', after, what);
     return 0;
-  };
+  }
 
-  /** ib_umem_get(): the pinned pages or -errno; nothing pinned or charged on error. */
-  const umemGet = (addr: number, size: number, access: number): number[] | number => {
-    if (!isU64(addr + size) || !isU64(Math.ceil((addr + size) / PAGE_SIZE) * PAGE_SIZE)) return -EINVAL;
-    if (!canDoMlock(m, mm)) return -EPERM;
-    if (access & IB_ACCESS_ON_DEMAND) return -EOPNOTSUPP;
-    const npages = numPages(addr, size);
-    if (!size || npages <= 0 || npages > 0xffffffff) return -EINVAL;
-    const rc = accountPinned(npages);
-    if (rc) return rc;
-    env.yieldPoint(`${NAME}:accounted-not-pinned`);
-    const writable = (access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_MW_BIND)) !== 0;
-    const flags = FOLL_LONGTERM | (writable ? FOLL_WRITE : 0);
+  /** The pin loop of ib_umem_get(): pin_user_pages_fast() by chunks; on failure unpin and uncharge (umem_release). */
+  private static pinPages(env: DeviceEnv, vpn: number, npages: number, flags: number): number[] | number {
+    const { m, mm } = env;
     const pages: number[] = [];
-    let vpn = Math.floor(addr / PAGE_SIZE);
     for (let left = npages; left > 0;) {
       const chunk: number[] = new Array(Math.min(left, UMEM_PIN_CHUNK)).fill(-1);
       const pinned = pinUserPagesFast(m, mm, vpn, chunk.length, flags, chunk);
@@ -120,170 +117,242 @@ function create(env: DeviceEnv): DeviceState {
       left -= pinned;
     }
     return pages;
-  };
+  }
 
   /** ib_umem_release(): unpin (dirty if writable) and uncharge pinned_vm. */
-  const umemRelease = (mr: Mr): number => {
-    if (mr.released) return 0;
-    unpinUserPagesDirtyLock(m, mr.pages, mr.pages.length, mr.writable);
-    pinnedVmAddReturn(m, mm, -mr.pages.length);
-    mr.released = true;
-    mrs.delete(mr.handle);
-    return mr.pages.length;
-  };
+  release(): number {
+    if (this.released) return 0;
+    unpinUserPagesDirtyLock(this.env.m, this.pages, this.pages.length, this.writable);
+    pinnedVmAddReturn(this.env.m, this.env.mm, -this.pages.length);
+    this.released = true;
+    return this.pages.length;
+  }
+}
+
+/** struct rxe_mr: keys, access, the MR's iova and length (bytes), its umem, and the requests holding it. */
+class RxeMr {
+  /** 0 when no remote access was asked for */
+  readonly rkey: number;
+  /** RXE_MR_STATE_VALID until dereg */
+  valid = true;
+  /** in-flight work requests holding a reference */
+  refs = 0;
+
+  constructor(readonly handle: number, readonly lkey: number, readonly access: number, readonly iova: number,
+    readonly length: number, readonly umem: IbUmem) {
+    this.rkey = access & IB_ACCESS_REMOTE ? lkey : 0;
+  }
+
+  /** The pinned frame of hca address iova (rxe_mr_copy()'s page lookup). */
+  pfnAt(iova: number): number {
+    return this.umem.pages[Math.floor((this.umem.address % PAGE_SIZE + (iova - this.iova)) / PAGE_SIZE)]!;
+  }
+}
+
+/** A work request in flight: struct rxe_send_wqe reduced to one word. */
+interface Wqe { mr: RxeMr; kind: 'write' | 'read'; iova: number; value: number }
+
+/** ib_access_flags from the op's access names, or the first name that is none. */
+function accessFlags(op: DeviceOp): number | string {
+  const names = Array.isArray(op.access) ? op.access : [];
+  let access = 0;
+  for (const n of names) {
+    const bit = typeof n === 'string' ? own(ACCESS_NAMES, n) : undefined;
+    if (bit === undefined) return String(n);
+    access |= bit;
+  }
+  return access;
+}
+
+/** ib_check_mr_access() and ib_uverbs_reg_mr()'s own checks: the refusal, or undefined. */
+function checkMrAccess(vaddr: number, length: number, hcaVa: number, access: number): OpResult | undefined {
+  if (!isU64(vaddr) || !isU64(length) || !isU64(hcaVa)) return { rc: -EINVAL };
+  if (vaddr % PAGE_SIZE !== hcaVa % PAGE_SIZE) return { rc: -EINVAL, detail: 'start and hca_va page offsets differ' };
+  if (access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC) && !(access & IB_ACCESS_LOCAL_WRITE)) {
+    return { rc: -EINVAL, detail: 'remote write/atomic without local write' };
+  }
+  if (access & IB_ACCESS_ON_DEMAND) return { rc: -EOPNOTSUPP, detail: 'no IBK_ON_DEMAND_PAGING' };
+  return undefined;
+}
+
+/** The rxe device as one verbs user sees it: its MRs by handle and its send queue. */
+class RxeDevice implements DeviceState {
+  private readonly mrs = new Map<number, RxeMr>();
+  private readonly queue: Wqe[] = [];
+  private nextHandle = 0;
+  private readonly charge: Charge = {};
+
+  constructor(private readonly env: DeviceEnv) {}
+
+  step(op: DeviceOp): OpResult {
+    switch (op.op) {
+      case 'reg_mr': return this.regMr(op);
+      case 'dereg_mr': return this.deregMr(op);
+      case 'post': return this.post(op);
+      case 'complete': return this.complete();
+      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+    }
+  }
 
   /** ib_uverbs_reg_mr() -> ib_check_mr_access() -> ib_umem_get() -> rxe_reg_user_mr(). */
-  const regMr = (op: DeviceOp): OpResult => {
+  private regMr(op: DeviceOp): OpResult {
     const vaddr = intField(op, 'vaddr');
     const length = intField(op, 'length');
     const hcaVa = intField(op, 'hca_va', vaddr);
-    const names = Array.isArray(op.access) ? op.access : [];
-    let access = 0;
-    for (const n of names) {
-      const bit = typeof n === 'string' ? own(ACCESS_NAMES, n) : undefined;
-      if (bit === undefined) return { rc: -EINVAL, detail: `unknown access ${String(n)}` };
-      access |= bit;
-    }
-    if (!isU64(vaddr) || !isU64(length) || !isU64(hcaVa)) return { rc: -EINVAL };
-    if (vaddr % PAGE_SIZE !== hcaVa % PAGE_SIZE) return { rc: -EINVAL, detail: 'start and hca_va page offsets differ' };
-    if (access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC) && !(access & IB_ACCESS_LOCAL_WRITE)) return { rc: -EINVAL, detail: 'remote write/atomic without local write' };
-    if (access & IB_ACCESS_ON_DEMAND) return { rc: -EOPNOTSUPP, detail: 'no IBK_ON_DEMAND_PAGING' };
-    charge.over = undefined;
-    const pages = umemGet(vaddr, length, access);
-    if (typeof pages === 'number') return { rc: pages, detail: `ib_umem_get: ${errname(pages)}`, ...(charge.over ?? {}) };
-    const handle = nextHandle++;
-    const lkey = ((handle + 1) << 8) | env.rand(256); // rxe: pool index << 8 | a random byte
-    const mr: Mr = { handle, lkey, rkey: access & IB_ACCESS_REMOTE ? lkey : 0, access, iova: hcaVa, length, vaddr, pages,
-      writable: (access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC | IB_ACCESS_MW_BIND)) !== 0,
-      valid: true, refs: 0, released: false };
-    mrs.set(handle, mr);
-    return { rc: handle, detail: `mr ${handle}: lkey ${hex(lkey)} rkey ${hex(mr.rkey)}, ${pages.length} page(s) pinned`, ...(charge.over ?? {}) };
-  };
+    const access = accessFlags(op);
+    if (typeof access === 'string') return { rc: -EINVAL, detail: `unknown access ${access}` };
+    const bad = checkMrAccess(vaddr, length, hcaVa, access);
+    if (bad) return bad;
+    this.charge.over = undefined;
+    const umem = IbUmem.get(this.env, vaddr, length, access, this.charge);
+    const over = this.charge.over ?? {};
+    if (typeof umem === 'number') return { rc: umem, detail: `ib_umem_get: ${errname(umem)}`, ...over };
+    const handle = this.nextHandle++;
+    const lkey = ((handle + 1) << 8) | this.env.rand(256); // rxe: pool index << 8 | a random byte
+    const mr = new RxeMr(handle, lkey, access, hcaVa, length, umem);
+    this.mrs.set(handle, mr);
+    const detail = `mr ${handle}: lkey ${hex(lkey)} rkey ${hex(mr.rkey)}, ${umem.pages.length} page(s) pinned`;
+    return { rc: handle, detail, ...over };
+  }
+
+  /** ib_umem_release() of the MR's umem, and the MR leaves the pool. */
+  private umemRelease(mr: RxeMr): number {
+    if (mr.umem.released) return 0;
+    const n = mr.umem.release();
+    this.mrs.delete(mr.handle);
+    return n;
+  }
 
   /** rxe_dereg_mr(): keys invalid at once; the umem goes when the last reference does. */
-  const deregMr = (op: DeviceOp): OpResult => {
-    const mr = mrs.get(intField(op, 'mr'));
-    if (!mr || !mr.valid) return { rc: -ENOENT, detail: 'no such MR' }; // uobj_perform_destroy(): lookup_get_idr_uobject() finds no handle
+  private deregMr(op: DeviceOp): OpResult {
+    const mr = this.mrs.get(intField(op, 'mr'));
+    // uobj_perform_destroy(): lookup_get_idr_uobject() finds no handle
+    if (!mr || !mr.valid) return { rc: -ENOENT, detail: 'no such MR' };
     mr.valid = false;
-    if (mr.refs && !env.bugs.has('dereg-during-dma')) {
-      trace(env, `dereg mr ${mr.handle}: ${mr.refs} request(s) in flight, umem release deferred`);
+    if (mr.refs && !this.env.bugs.has('dereg-during-dma')) {
+      trace(this.env, `dereg mr ${mr.handle}: ${mr.refs} request(s) in flight, umem release deferred`);
       return { rc: 0, detail: 'release deferred' };
     }
-    const n = umemRelease(mr);
+    const n = this.umemRelease(mr);
     return { rc: 0, detail: `${n} page(s) unpinned` };
-  };
+  }
 
   /** lookup_mr(): a valid MR whose lkey (or rkey) is key. */
-  const lookupMr = (key: number, remote: boolean): Mr | undefined => {
-    for (const mr of mrs.values()) if (mr.valid && key !== 0 && (remote ? mr.rkey : mr.lkey) === key) return mr;
+  private lookupMr(key: number, remote: boolean): RxeMr | undefined {
+    for (const mr of this.mrs.values()) if (mr.valid && key !== 0 && (remote ? mr.rkey : mr.lkey) === key) return mr;
     return undefined;
-  };
+  }
 
-  const post = (op: DeviceOp): OpResult => {
+  /** rxe_post_send(): checks of the MR the request names; it holds the MR until it completes. */
+  private post(op: DeviceOp): OpResult {
     const remote = op.via === 'rkey';
     const kind = op.kind === 'read' ? 'read' : 'write';
     let key = intField(op, 'key', -1);
     if (key < 0) {
-      const byHandle = mrs.get(intField(op, 'mr'));
+      const byHandle = this.mrs.get(intField(op, 'mr'));
       key = byHandle ? (remote ? byHandle.rkey : byHandle.lkey) : 0;
     }
-    const mr = lookupMr(key, remote);
+    const mr = this.lookupMr(key, remote);
     if (!mr) return { rc: -EINVAL, detail: `no valid MR with ${remote ? 'rkey' : 'lkey'} ${hex(key)}` };
-    const need = remote ? (kind === 'write' ? IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ) : (kind === 'write' ? IB_ACCESS_LOCAL_WRITE : 0);
+    const need = remote ? (kind === 'write' ? IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ)
+      : (kind === 'write' ? IB_ACCESS_LOCAL_WRITE : 0);
     if ((mr.access & need) !== need) return { rc: -EACCES, detail: `mr ${mr.handle} lacks access ${need}` };
     const offset = intField(op, 'offset', 0);
     if (!isU64(offset) || offset + 4 > mr.length) return { rc: -EFAULT, detail: 'outside the MR (mr_check_range)' };
     mr.refs++; // the request holds the MR until it completes
-    queue.push({ mr, kind, iova: mr.iova + offset, value: intField(op, 'value', 0) });
-    return { rc: queue.length, detail: `${kind} mr ${mr.handle} iova ${hex(mr.iova + offset)} queued` };
-  };
+    this.queue.push({ mr, kind, iova: mr.iova + offset, value: intField(op, 'value', 0) });
+    return { rc: this.queue.length, detail: `${kind} mr ${mr.handle} iova ${hex(mr.iova + offset)} queued` };
+  }
 
   /** The HCA executes the oldest request: rxe_mr_copy() through the pinned page. */
-  const complete = (): OpResult => {
-    const w = queue.shift();
+  private complete(): OpResult {
+    const { m } = this.env;
+    const w = this.queue.shift();
     if (!w) return { rc: 0, detail: 'no request in flight' };
     const { mr } = w;
-    env.yieldPoint(`${NAME}:dma`);
-    const index = Math.floor((mr.vaddr % PAGE_SIZE + (w.iova - mr.iova)) / PAGE_SIZE);
-    const pfn = mr.pages[index]!;
-    const violation = dmaTargetViolation(m, pfn, `${env.name} ${w.kind} mr ${mr.handle} iova ${hex(w.iova)}`);
+    this.env.yieldPoint(`${NAME}:dma`);
+    const pfn = mr.pfnAt(w.iova);
+    const violation = dmaTargetViolation(m, pfn, `${this.env.name} ${w.kind} mr ${mr.handle} iova ${hex(w.iova)}`);
     let rc = 0;
     if (w.kind === 'write') deviceWrite(m, pfn, w.value);
     else rc = deviceRead(m, pfn);
-    if (--mr.refs === 0 && !mr.valid) umemRelease(mr); // rxe_mr_cleanup() after the last reference
+    if (--mr.refs === 0 && !mr.valid) this.umemRelease(mr); // rxe_mr_cleanup() after the last reference
     return { rc, violation };
-  };
+  }
 
-  const held = (): HeldPage[] => {
+  private held(): HeldPage[] {
     const out: HeldPage[] = [];
-    for (const mr of mrs.values()) {
-      if (mr.released) continue;
+    for (const mr of this.mrs.values()) {
+      if (mr.umem.released) continue;
       const first = Math.floor(mr.iova / PAGE_SIZE);
-      mr.pages.forEach((pfn, i) => out.push({ iova: first + i, vpn: Math.floor(mr.vaddr / PAGE_SIZE) + i, pfn, longterm: true }));
+      const vpn = Math.floor(mr.umem.address / PAGE_SIZE);
+      mr.umem.pages.forEach((pfn, i) => out.push({ iova: first + i, vpn: vpn + i, pfn, longterm: true }));
     }
     return out;
-  };
+  }
 
-  return {
-    step(op) {
-      switch (op.op) {
-        case 'reg_mr': return regMr(op);
-        case 'dereg_mr': return deregMr(op);
-        case 'post': return post(op);
-        case 'complete': return complete();
-        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
-      }
-    },
-    inspect: () => ({ held: held(), accounting: { pinned_vm: [...mrs.values()].filter((x) => !x.released).reduce((s, x) => s + x.pages.length, 0),
-      mrs: [...mrs.values()].filter((x) => x.valid).length, inflight: queue.length } }),
-    teardown: () => {
-      queue.splice(0); // the QPs are destroyed: requests are flushed in error
-      let n = 0;
-      for (const mr of [...mrs.values()]) {
-        mr.refs = 0;
-        mr.valid = false;
-        n += umemRelease(mr);
-      }
-      return { rc: n, detail: `${n} page(s) unpinned` };
-    },
-  };
+  inspect(): { held: HeldPage[]; accounting: Record<string, number> } {
+    const mrs = [...this.mrs.values()];
+    const pinnedVm = mrs.filter((x) => !x.umem.released).reduce((s, x) => s + x.umem.pages.length, 0);
+    const accounting = { pinned_vm: pinnedVm, mrs: mrs.filter((x) => x.valid).length, inflight: this.queue.length };
+    return { held: this.held(), accounting };
+  }
+
+  /** The ucontext goes: the QPs are destroyed (requests flushed in error), then every MR. */
+  teardown(): OpResult {
+    this.queue.splice(0);
+    let n = 0;
+    for (const mr of [...this.mrs.values()]) {
+      mr.refs = 0;
+      mr.valid = false;
+      n += this.umemRelease(mr);
+    }
+    return { rc: n, detail: `${n} page(s) unpinned` };
+  }
 }
 
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
   // IB_ACCESS_LOCAL_WRITE most of the time (remote write and atomic need it), the remote bits at random
-  const access = fc.record({ local: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
-    remote: fc.subarray(['remote_write', 'remote_read', 'remote_atomic']) })
-    .map(({ local, remote }) => (local ? ['local_write', ...remote] : remote))
-    .chain((a) => fc.oneof({ weight: 20, arbitrary: fc.constant(a) }, { weight: 1, arbitrary: fc.constant([...a, 'on_demand']) }));
-  const reg = fc.record({ r: arbRange(fc, shape), access, skew: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) }),
-    trim: fc.integer({ min: 0, max: PAGE_SIZE - 1 }) })
-    .map(({ r, access: a, skew, trim }): DeviceOp => ({ op: 'reg_mr', vaddr: { ...r.vaddr, byte: skew }, length: Math.max(0, r.pages * PAGE_SIZE - skew - trim), access: a }));
+  const local = fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) });
+  const access = fc.record({ local, remote: fc.subarray(['remote_write', 'remote_read', 'remote_atomic']) })
+    .map(({ local: l, remote }) => (l ? ['local_write', ...remote] : remote))
+    .chain((a) => fc.oneof({ weight: 20, arbitrary: fc.constant(a) },
+      { weight: 1, arbitrary: fc.constant([...a, 'on_demand']) }));
+  const skew = fc.oneof({ weight: 6, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) });
+  const reg = fc.record({ r: arbRange(fc, shape), access, skew, trim: fc.integer({ min: 0, max: PAGE_SIZE - 1 }) })
+    .map(({ r, access: a, skew: sk, trim }): DeviceOp => ({ op: 'reg_mr', vaddr: { ...r.vaddr, byte: sk },
+      length: Math.max(0, r.pages * PAGE_SIZE - sk - trim), access: a }));
   // MR handles count up from 0 per device: name the first ones most often, so posts and deregs meet the MRs registered
-  const mr = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat(2) }, { weight: 1, arbitrary: fc.nat(5) });
+  const mr = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat(2) },
+    { weight: 1, arbitrary: fc.nat(5) });
   const dereg = mr.map((h): DeviceOp => ({ op: 'dereg_mr', mr: h }));
-  const offset = fc.oneof({ weight: 3, arbitrary: fc.nat(PAGE_SIZE - 4) }, { weight: 1, arbitrary: fc.nat(shape.maxPages * PAGE_SIZE) }).map((o) => o & ~3);
-  const post = fc.record({ mr, via: fc.constantFrom('lkey', 'lkey', 'rkey'), kind: fc.constantFrom('write', 'read'), offset, value: arbWord(fc) })
-    .map((p): DeviceOp => ({ op: 'post', ...p }));
+  const offset = fc.oneof({ weight: 3, arbitrary: fc.nat(PAGE_SIZE - 4) },
+    { weight: 1, arbitrary: fc.nat(shape.maxPages * PAGE_SIZE) }).map((o) => o & ~3);
+  const post = fc.record({ mr, via: fc.constantFrom('lkey', 'lkey', 'rkey'), kind: fc.constantFrom('write', 'read'),
+    offset, value: arbWord(fc) }).map((p): DeviceOp => ({ op: 'post', ...p }));
   return fc.oneof({ weight: 3, arbitrary: reg }, { weight: 2, arbitrary: dereg }, { weight: 4, arbitrary: post },
     { weight: 3, arbitrary: fc.constant<DeviceOp>({ op: 'complete' }) });
 }
 
 export const rdmaUmem: DeviceModel = {
-  faultPoints: GUP_FAULT_POINTS,
-  programLength: DEVICE_PROGRAM_LENGTH,
   name: NAME,
-  summary: 'RDMA NIC with pinned MRs (ib_umem_get): pinned_vm charged first, lkey/rkey DMA, dereg deferred while requests are in flight',
-  source: 'drivers/infiniband/core/umem.c (ib_umem_get, ib_umem_release), uverbs_cmd.c ib_uverbs_reg_mr, sw/rxe/rxe_mr.c',
+  summary: 'RDMA NIC with pinned MRs (ib_umem_get): pinned_vm charged first, lkey/rkey DMA, '
+    + 'dereg deferred while requests are in flight',
+  source: 'drivers/infiniband/core/umem.c (ib_umem_get, ib_umem_release), uverbs_cmd.c ib_uverbs_reg_mr, '
+    + 'sw/rxe/rxe_mr.c',
   bugs: {
-    'check-then-add': 'the old siw accounting: check pinned_vm against the limit, then add, with a window between (two registrations pass together)',
-    'dereg-during-dma': 'dereg_mr releases the umem at once although requests are in flight: their DMA hits unpinned pages',
+    'check-then-add': 'the old siw accounting: check pinned_vm against the limit, then add, with a window between '
+      + '(two registrations pass together)',
+    'dereg-during-dma': 'dereg_mr releases the umem at once although requests are in flight: '
+      + 'their DMA hits unpinned pages',
   },
-  create,
-  arbitrary,
   ops: {
-    reg_mr: { vaddr: 'vaddr', length: 'int', hca_va: 'int', access: { list: Object.keys(ACCESS_NAMES) } }, dereg_mr: { mr: 'int' },
+    reg_mr: { vaddr: 'vaddr', length: 'int', hca_va: 'int', access: { list: Object.keys(ACCESS_NAMES) } },
+    dereg_mr: { mr: 'int' },
     // a work request names its MR by handle (mr) or key; via: which key (lkey: local, rkey: remote)
-    post: { mr: 'int', key: 'int', via: ['lkey', 'rkey'], kind: ['read', 'write'], offset: 'int', value: 'int' }, complete: {},
+    post: { mr: 'int', key: 'int', via: ['lkey', 'rkey'], kind: ['read', 'write'], offset: 'int', value: 'int' },
+    complete: {},
   },
   errnos: {
     // ib_uverbs_reg_mr(): -EINVAL (start/hca_va offsets); ib_check_mr_access(): -EINVAL, -EOPNOTSUPP (ON_DEMAND);
@@ -298,4 +367,8 @@ export const rdmaUmem: DeviceModel = {
     // rxe_mr_copy() through the pinned page: the word read or 0, no error
     complete: [],
   },
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
+  arbitrary,
+  create: (env) => new RxeDevice(env),
 };
