@@ -3,27 +3,36 @@
 // mm->pinned_vm first, then pin_user_pages_fast(FOLL_LONGTERM | FOLL_WRITE); the device then DMAs
 // into the frames captured at pin time, and release unpins (dirty) and uncharges.
 
-import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult } from './device';
+import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, HeldPage } from './device';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { EBUSY, EINVAL, ENOMEM, EPERM, EFAULT, EINTR, errname } from '../mm/errno';
 import { PAGE_SIZE, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, dmaTargetViolation, deviceWrite,
-  deviceRead, intField, isU64, pageAligned, arbRange, arbWord, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+  deviceRead, intField, isU64, pageAligned, arbRange, arbWord, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH }
+  from './common';
 
-function create(env: DeviceEnv): DeviceState {
-  const { m, mm } = env;
-  let pages: number[] = []; // the frames the device DMAs into, captured at pin time
-  let vpn0 = 0;
-  const release = (): number => {
-    const n = pages.length;
-    unpinUserPagesDirtyLock(m, pages, n, true); // the device may have written: dirty them
-    pinnedVmAddReturn(m, mm, -n);
-    pages = [];
-    return n;
-  };
-  const pin = (op: DeviceOp): OpResult => {
+/** The pinbuf object: one user buffer pinned long-term, as an ib_umem holds it. */
+class Pinbuf implements DeviceState {
+  private pages: number[] = []; // the frames the device DMAs into, captured at pin time
+  private vpn0 = 0;
+
+  constructor(private readonly env: DeviceEnv) {}
+
+  step(op: DeviceOp): OpResult {
+    switch (op.op) {
+      case 'pin': return this.umemGet(op);
+      case 'dma_write': return this.dma(op, true);
+      case 'dma_read': return this.dma(op, false);
+      case 'release': return this.pages.length ? { rc: this.umemRelease() } : { rc: -EINVAL, detail: errname(-EINVAL) };
+      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+    }
+  }
+
+  /** ib_umem_get(): account first, then pin; a short pin is a failure that gives back what was pinned. */
+  private umemGet(op: DeviceOp): OpResult {
+    const { m, mm } = this.env;
     const vaddr = intField(op, 'vaddr');
     const len = intField(op, 'len');
-    if (pages.length) return { rc: -EBUSY };
+    if (this.pages.length) return { rc: -EBUSY };
     if (!isU64(vaddr) || !isU64(len) || !len || !pageAligned(vaddr) || !pageAligned(len)) return { rc: -EINVAL };
     if (!canDoMlock(m, mm)) return { rc: -EPERM };
     const n = len / PAGE_SIZE;
@@ -31,56 +40,58 @@ function create(env: DeviceEnv): DeviceState {
       pinnedVmAddReturn(m, mm, -n);
       return { rc: -ENOMEM };
     }
-    env.yieldPoint('example-pinbuf:accounted');
+    this.env.yieldPoint('example-pinbuf:accounted');
     const got: number[] = new Array(n).fill(-1);
-    const flags = FOLL_WRITE | (env.bugs.has('no-longterm') ? 0 : FOLL_LONGTERM);
+    const flags = FOLL_WRITE | (this.env.bugs.has('no-longterm') ? 0 : FOLL_LONGTERM);
     const rc = pinUserPagesFast(m, mm, vaddr / PAGE_SIZE, n, flags, got);
     if (rc !== n) { // a short pin is a failure here: give back what was pinned
       if (rc > 0) unpinUserPagesDirtyLock(m, got, rc, false);
       pinnedVmAddReturn(m, mm, -n);
       return { rc: rc < 0 ? rc : -EFAULT };
     }
-    pages = got;
-    vpn0 = vaddr / PAGE_SIZE;
+    this.pages = got;
+    this.vpn0 = vaddr / PAGE_SIZE;
     return { rc: n, detail: `pinned ${n} pages at pfn ${got[0]}...` };
-  };
-  const dma = (op: DeviceOp, write: boolean): OpResult => {
+  }
+
+  /** ib_umem_release(): unpin, dirty (the device may have written), and uncharge. */
+  private umemRelease(): number {
+    const n = this.pages.length;
+    unpinUserPagesDirtyLock(this.env.m, this.pages, n, true);
+    pinnedVmAddReturn(this.env.m, this.env.mm, -n);
+    this.pages = [];
+    return n;
+  }
+
+  /** The device's DMA of one word through the frames captured at pin time. */
+  private dma(op: DeviceOp, write: boolean): OpResult {
+    const { m } = this.env;
     const off = intField(op, 'off');
-    if (!isU64(off) || Math.floor(off / PAGE_SIZE) >= pages.length) return { rc: -EFAULT };
-    const pfn = pages[Math.floor(off / PAGE_SIZE)]!;
+    if (!isU64(off) || Math.floor(off / PAGE_SIZE) >= this.pages.length) return { rc: -EFAULT };
+    const pfn = this.pages[Math.floor(off / PAGE_SIZE)]!;
     const violation = dmaTargetViolation(m, pfn, `example-pinbuf ${write ? 'write' : 'read'}`);
     if (write) deviceWrite(m, pfn, intField(op, 'value', 0));
     return { rc: write ? 0 : deviceRead(m, pfn), violation };
-  };
-  return {
-    step(op) {
-      switch (op.op) {
-        case 'pin': return pin(op);
-        case 'dma_write': return dma(op, true);
-        case 'dma_read': return dma(op, false);
-        case 'release': return pages.length ? { rc: release() } : { rc: -EINVAL, detail: errname(-EINVAL) };
-        default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
-      }
-    },
-    inspect: () => ({ held: pages.map((pfn, i) => ({ iova: i, vpn: vpn0 + i, pfn, longterm: true })), accounting: { pinned_vm: pages.length } }),
-    teardown: () => ({ rc: release() }),
-  };
+  }
+
+  inspect(): { held: HeldPage[]; accounting: Record<string, number> } {
+    const held = this.pages.map((pfn, i) => ({ iova: i, vpn: this.vpn0 + i, pfn, longterm: true }));
+    return { held, accounting: { pinned_vm: this.pages.length } };
+  }
+
+  teardown(): OpResult {
+    return { rc: this.umemRelease() };
+  }
 }
 
 export const examplePinbuf: DeviceModel = {
-  faultPoints: GUP_FAULT_POINTS,
-  programLength: DEVICE_PROGRAM_LENGTH,
   name: 'example-pinbuf',
   summary: 'worked example: pins one buffer (pinned_vm, FOLL_LONGTERM) and DMAs into it',
   source: 'drivers/infiniband/core/umem.c ib_umem_get() (pattern only)',
   bugs: { 'no-longterm': 'pins without FOLL_LONGTERM, so the buffer may stay in ZONE_MOVABLE/CMA' },
-  create,
-  arbitrary: (fc, shape) => fc.oneof(
-    arbRange(fc, shape).map((r): DeviceOp => ({ op: 'pin', vaddr: r.vaddr, len: r.pages * PAGE_SIZE })),
-    fc.record({ off: fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE), value: arbWord(fc) }).map((r): DeviceOp => ({ op: 'dma_write', ...r })),
-    fc.nat(shape.maxPages - 1).map((p): DeviceOp => ({ op: 'dma_read', off: p * PAGE_SIZE })),
-    fc.constant<DeviceOp>({ op: 'release' })),
-  ops: { pin: { vaddr: 'vaddr', len: 'int' }, dma_write: { off: 'int', value: 'int' }, dma_read: { off: 'int' }, release: {} },
+  ops: {
+    pin: { vaddr: 'vaddr', len: 'int' }, dma_write: { off: 'int', value: 'int' }, dma_read: { off: 'int' }, release: {},
+  },
   errnos: {
     // ib_umem_get(): -EINVAL, -EPERM, -ENOMEM; pin_user_pages_fast(): -EFAULT, -ENOMEM, -EINTR; -EBUSY: one buffer only
     pin: [-EBUSY, -EINVAL, -EPERM, -ENOMEM, -EFAULT, -EINTR],
@@ -90,4 +101,13 @@ export const examplePinbuf: DeviceModel = {
     // ib_umem_release() cannot fail: -EINVAL is this model's "nothing pinned"
     release: [-EINVAL],
   },
+  faultPoints: GUP_FAULT_POINTS,
+  programLength: DEVICE_PROGRAM_LENGTH,
+  arbitrary: (fc, shape) => fc.oneof(
+    arbRange(fc, shape).map((r): DeviceOp => ({ op: 'pin', vaddr: r.vaddr, len: r.pages * PAGE_SIZE })),
+    fc.record({ off: fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE), value: arbWord(fc) })
+      .map((r): DeviceOp => ({ op: 'dma_write', ...r })),
+    fc.nat(shape.maxPages - 1).map((p): DeviceOp => ({ op: 'dma_read', off: p * PAGE_SIZE })),
+    fc.constant<DeviceOp>({ op: 'release' })),
+  create: (env) => new Pinbuf(env),
 };
