@@ -5,7 +5,7 @@
 //   mm->pinned_vm   atomic64_add_return() in ib_umem_get()       RDMA, io_uring, iommufd (always)
 //   user->locked_vm __io_account_mem() / incr_user_locked_vm()   io_uring, iommufd ACCOUNT_USER
 // Counters live in the shared mm record (MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM), in pages.
-// A device that maps without pinning, under an mmu interval notifier (RDMA ODP; GPU userptr with its
+// A device that maps without pinning, under an mmu interval notifier (RDMA ODP; GPU userptr with plain
 // FOLL_GET references), checks its entries against the process page table: notifierDmaViolation().
 
 import type * as fcType from 'fast-check';
@@ -158,8 +158,9 @@ export function deviceRead(m: Memmap, pfn: number): number {
 /**
  * Why a DMA to pfn on behalf of process page vpn breaks the promise of a device that holds no pin
  * but an mmu interval notifier, or undefined. Such a device keeps its own translations, taken by
- * hmm_range_fault() (RDMA ODP) or with plain FOLL_GET references (GPU userptr, the old ODP): neither
- * keeps the page in place, so an entry is valid only while it maps what the process maps now. The
+ * hmm_range_fault() (RDMA ODP: no reference) or with plain FOLL_GET references (get_user_pages(), as
+ * GPU userptr drivers did): a reference keeps the frame allocated, not mapped (COW, zap and munmap
+ * change the PTE anyway), so an entry is valid only while it maps what the process maps now. The
  * invalidate callback clears it before the PTE changes (mmu_interval_set_seq()), and a fault installs
  * it only when mmu_interval_read_retry() saw no invalidation. Checked here: the frame is not free and
  * is what the PTE of vpn points at now, writable for a write. `kind` names the entries ("ODP").
