@@ -58,7 +58,7 @@ class IoMappedUbuf {
 
 const isCompound = (f: number): boolean => (f & (PG_head | PG_tail)) !== 0;
 
-/** One folio per bvec entry: what io_coalesce_buffer() keeps of a pinned page array. */
+/** One folio per bvec entry: what io_do_coalesce_buffer() keeps of a pinned page array. */
 interface Coalesced { pages: number[]; folioPages: number; firstIdx: number }
 
 /** The io_ring_ctx of one process, with its registered buffer table (ctx->user_bufs). */
@@ -97,10 +97,10 @@ class IoRingCtx implements DeviceState {
   }
 
   /**
-   * io_check_coalesce_buffer() + io_coalesce_buffer(): when every page lies in large folios of one
+   * io_try_coalesce_buffer() + io_do_coalesce_buffer(): when every page lies in large folios of one
    * size - the first possibly entered mid-way, the middle ones whole - keep one pin per folio.
    */
-  private tryCoalesce(pages: number[]): Coalesced | null {
+  private tryCoalesceBuffer(pages: number[]): Coalesced | null {
     const { m } = this.env;
     if (pages.length <= 1) return null;
     let folio = m.compoundHead(pages[0]!);
@@ -176,7 +176,7 @@ class IoRingCtx implements DeviceState {
     const pinned = this.pinPages(base, len);
     if (typeof pinned === 'number') return pinned;
     this.env.yieldPoint(`${NAME}:pinned-not-accounted`);
-    const c = this.tryCoalesce(pinned);
+    const c = this.tryCoalesceBuffer(pinned);
     const imu = new IoMappedUbuf(base, len, c ? c.pages : pinned, c ? c.folioPages : 1,
       base % PAGE_SIZE + (c ? c.firstIdx * PAGE_SIZE : 0), Math.floor(base / PAGE_SIZE), pinned.length);
     const rc = this.bufferAccountPin(imu, last, registered);

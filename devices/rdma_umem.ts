@@ -243,7 +243,7 @@ class RxeDevice implements DeviceState {
     return undefined;
   }
 
-  /** rxe_post_send(): checks of the MR the request names; it holds the MR until it completes. */
+  /** rxe_post_send(): queue a request holding its MR (key, access and range checked here, not at execution). */
   private post(op: DeviceOp): OpResult {
     const remote = op.via === 'rkey';
     const kind = op.kind === 'read' ? 'read' : 'write';
