@@ -295,6 +295,7 @@ function raceMigration(bugs: string[], how: 'migrate' | 'offline'): { violation?
   let r: Rig | undefined;
   let armed = false; // only the RDMA WRITE's fault, not reg_mr's snapshot
   let fired = false;
+  // eslint-disable-next-line prefer-const -- the hook runs inside odp() and must see r still undefined
   r = odp({
     bugs,
     onYield: (label) => {
@@ -358,6 +359,7 @@ describe('rdma-odp: buggy variants are caught', () => {
   it('the sequence loop is bounded: a migration at every fault ends in -EBUSY, not a hang', () => {
     let r: Rig | undefined;
     let flip = false;
+    // eslint-disable-next-line prefer-const -- the hook runs inside odp() and must see r still undefined
     r = odp({
       onYield: (label) => {
         if (label !== 'odp:after-fault' || !r) return;
@@ -380,6 +382,7 @@ describe('rdma-odp: generated programs against a moving mm', () => {
   function run(bugs: string[], evs: Ev[], raceEvery: number): string | undefined {
     let r: Rig | undefined;
     let faults = 0;
+    // eslint-disable-next-line prefer-const -- the hook runs inside odp() and must see r still undefined
     r = odp({
       bugs,
       maps: { buf: 8 },
