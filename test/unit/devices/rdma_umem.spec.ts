@@ -146,6 +146,7 @@ describe('rdma-umem buggy variants', () => {
           inner = other.step(resolveOp(reg(4, 4), r.maps)).rc;
         },
       });
+      // eslint-disable-next-line prefer-const -- the hook above reads it and must see it undefined until now
       other = rdmaUmem.create({ ...r.env, name: 'rdma-umem/1' });
       const outer = r.run(reg(0, 4)).rc;
       const pinnedVm = memlockCounters(r.m, r.mm).pinned_vm;
