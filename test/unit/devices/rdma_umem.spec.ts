@@ -135,6 +135,7 @@ describe('rdma-umem work requests and dereg_mr', () => {
 describe('rdma-umem buggy variants', () => {
   it('check-then-add: two registrations racing in the window both pass the limit check; pinned_vm ends over RLIMIT_MEMLOCK', () => {
     const race = (bugs: string[]) => {
+      // eslint-disable-next-line prefer-const -- the hook reads it and must see it undefined until it is created
       let other: DeviceState | undefined;
       let inner: number | undefined;
       let switched = false;
@@ -146,7 +147,6 @@ describe('rdma-umem buggy variants', () => {
           inner = other.step(resolveOp(reg(4, 4), r.maps)).rc;
         },
       });
-      // eslint-disable-next-line prefer-const -- the hook above reads it and must see it undefined until now
       other = rdmaUmem.create({ ...r.env, name: 'rdma-umem/1' });
       const outer = r.run(reg(0, 4)).rc;
       const pinnedVm = memlockCounters(r.m, r.mm).pinned_vm;
