@@ -22,11 +22,17 @@ module.exports = tseslint.config(
     },
     rules: {
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // a function longer than this is a module: split it (a dispatch table over ops may say why it is not)
       'max-lines-per-function': ['error', { max: 100, skipBlankLines: true, skipComments: true }],
       // prettier wraps code at 120; strings, template literals and regexps stay whole (grep finds a message)
-      'max-len': ['error', { code: 120, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true }],
+      'max-len': [
+        'error',
+        { code: 120, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true },
+      ],
     },
   },
   {
@@ -38,14 +44,26 @@ module.exports = tseslint.config(
     // simulation code takes all randomness from the run's seed (harness/prng.ts) and no time from the wall clock
     files: ['mm/**/*.ts', 'devices/**/*.ts', 'harness/schedctl.ts', 'harness/actor/**/*.ts', 'harness/agents/**/*.ts'],
     rules: {
-      'no-restricted-properties': ['error',
-        { object: 'Math', property: 'random', message: 'take randomness from the run\'s seed (harness/prng.ts)' },
-        { object: 'Date', property: 'now', message: 'simulation code must not read the wall clock' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: "take randomness from the run's seed (harness/prng.ts)" },
+        { object: 'Date', property: 'now', message: 'simulation code must not read the wall clock' },
+      ],
     },
   },
   {
     files: ['bin/**/*.js', '*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly', setImmediate: 'readonly' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        process: 'readonly',
+        __dirname: 'readonly',
+        console: 'readonly',
+        setImmediate: 'readonly',
+      },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

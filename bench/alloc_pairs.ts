@@ -4,7 +4,13 @@ import { performance } from 'node:perf_hooks';
 import { Memmap } from '../mm/memmap';
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
 
-export function allocPairs(m: Memmap, order: number, gfp: number, pairs: number, batch: number): { pairs: number; seconds: number } {
+export function allocPairs(
+  m: Memmap,
+  order: number,
+  gfp: number,
+  pairs: number,
+  batch: number,
+): { pairs: number; seconds: number } {
   const held = new Int32Array(batch);
   let done = 0;
   const t0 = performance.now();

@@ -54,7 +54,11 @@ function range(rates: number[]): string {
 }
 
 function fmtBytes(r: number): string {
-  return r >= 2 ** 30 ? `${(r / 2 ** 30).toFixed(2)} GiB/s` : r >= 2 ** 20 ? `${(r / 2 ** 20).toFixed(2)} MiB/s` : `${(r / 2 ** 10).toFixed(1)} KiB/s`;
+  return r >= 2 ** 30
+    ? `${(r / 2 ** 30).toFixed(2)} GiB/s`
+    : r >= 2 ** 20
+      ? `${(r / 2 ** 20).toFixed(2)} MiB/s`
+      : `${(r / 2 ** 10).toFixed(1)} KiB/s`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -70,7 +74,10 @@ const DMA_OPS = 8000;
 const CASES = 3;
 
 /** An op and the rc it must return (undefined: any rc >= 0). */
-interface Step { op: ActorOp; rc?: number }
+interface Step {
+  op: ActorOp;
+  rc?: number;
+}
 
 /** How a model sets up a buffer of BUF_PAGES pages, DMAs one word into / out of page p, and tears it down. */
 interface DmaPlan {
@@ -95,25 +102,46 @@ const PLANS: Record<string, DmaPlan> = {
   },
   'vfio-mdev': {
     what: 'dma_write / dma_read through the pages the vendor driver pinned (vfio_pin_pages)',
-    setup: [{ op: { op: 'map_dma', iova: 0, vaddr: buf(), size: LEN, read: true, write: true }, rc: 0 },
-      { op: { op: 'pin_pages', iova: 0, npage: BUF_PAGES, write: true }, rc: BUF_PAGES }],
+    setup: [
+      { op: { op: 'map_dma', iova: 0, vaddr: buf(), size: LEN, read: true, write: true }, rc: 0 },
+      { op: { op: 'pin_pages', iova: 0, npage: BUF_PAGES, write: true }, rc: BUF_PAGES },
+    ],
     write: (p, value) => [{ op: { op: 'dma_write', iova: p * PAGE_SIZE, value }, rc: 0 }],
     read: (p, value) => [{ op: { op: 'dma_read', iova: p * PAGE_SIZE }, rc: value }],
-    end: [{ op: { op: 'unpin_pages', iova: 0, npage: BUF_PAGES }, rc: BUF_PAGES }, { op: { op: 'unmap_dma', iova: 0, size: LEN }, rc: LEN }],
+    end: [
+      { op: { op: 'unpin_pages', iova: 0, npage: BUF_PAGES }, rc: BUF_PAGES },
+      { op: { op: 'unmap_dma', iova: 0, size: LEN }, rc: LEN },
+    ],
   },
   'iommufd-access': {
     what: 'dma_write / dma_read through iommufd_access_pin_pages() pages',
-    setup: [{ op: { op: 'ioas_map', iova: 0, vaddr: buf(), length: LEN, read: true, write: true }, rc: 0 },
-      { op: { op: 'access_pin', iova: 0, length: LEN, write: true }, rc: 0 }],
+    setup: [
+      { op: { op: 'ioas_map', iova: 0, vaddr: buf(), length: LEN, read: true, write: true }, rc: 0 },
+      { op: { op: 'access_pin', iova: 0, length: LEN, write: true }, rc: 0 },
+    ],
     write: (p, value) => [{ op: { op: 'dma_write', iova: p * PAGE_SIZE, value }, rc: 0 }],
     read: (p, value) => [{ op: { op: 'dma_read', iova: p * PAGE_SIZE }, rc: value }],
-    end: [{ op: { op: 'access_unpin', iova: 0, length: LEN }, rc: 0 }, { op: { op: 'ioas_unmap', iova: 0, length: LEN }, rc: LEN }],
+    end: [
+      { op: { op: 'access_unpin', iova: 0, length: LEN }, rc: 0 },
+      { op: { op: 'ioas_unmap', iova: 0, length: LEN }, rc: LEN },
+    ],
   },
   'rdma-umem': {
     what: 'post + complete of a local RDMA write / read through the pinned MR (two actor ops)',
-    setup: [{ op: { op: 'reg_mr', vaddr: buf(), length: LEN, access: ['local_write', 'remote_write', 'remote_read'] }, rc: 0 }],
-    write: (p, value) => [{ op: { op: 'post', mr: 0, via: 'lkey', kind: 'write', offset: p * PAGE_SIZE, value }, rc: 1 }, { op: { op: 'complete' }, rc: 0 }],
-    read: (p, value) => [{ op: { op: 'post', mr: 0, via: 'lkey', kind: 'read', offset: p * PAGE_SIZE }, rc: 1 }, { op: { op: 'complete' }, rc: value }],
+    setup: [
+      {
+        op: { op: 'reg_mr', vaddr: buf(), length: LEN, access: ['local_write', 'remote_write', 'remote_read'] },
+        rc: 0,
+      },
+    ],
+    write: (p, value) => [
+      { op: { op: 'post', mr: 0, via: 'lkey', kind: 'write', offset: p * PAGE_SIZE, value }, rc: 1 },
+      { op: { op: 'complete' }, rc: 0 },
+    ],
+    read: (p, value) => [
+      { op: { op: 'post', mr: 0, via: 'lkey', kind: 'read', offset: p * PAGE_SIZE }, rc: 1 },
+      { op: { op: 'complete' }, rc: value },
+    ],
     end: [{ op: { op: 'dereg_mr', mr: 0 }, rc: 0 }],
   },
   'rdma-odp': {
@@ -158,11 +186,22 @@ function dmaProgram(plan: DmaPlan, dmaOps: number, seed: number): Step[] {
 }
 
 function dmaCase(model: string, steps: Step[]): Case {
-  return { layout: LAYOUT, variant: 'v6.12', programs: { [`${model}-0`]: steps.map((s) => s.op) }, schedule: [], faults: {} };
+  return {
+    layout: LAYOUT,
+    variant: 'v6.12',
+    programs: { [`${model}-0`]: steps.map((s) => s.op) },
+    schedule: [],
+    faults: {},
+  };
 }
 
 /** Run one case and check it: a clean end, no failure, every rc as expected. Returns wall seconds and actor ops. */
-async function runChecked(pool: ActorPool, model: string, steps: Step[], mode: 'det' | 'free'): Promise<{ s: number; ops: number }> {
+async function runChecked(
+  pool: ActorPool,
+  model: string,
+  steps: Step[],
+  mode: 'det' | 'free',
+): Promise<{ s: number; ops: number }> {
   const cs = dmaCase(model, steps);
   const t0 = performance.now();
   const r = await runCase(pool, cs, { mode, seed: 1 });
@@ -170,10 +209,12 @@ async function runChecked(pool: ActorPool, model: string, steps: Step[], mode: '
   if (r.failures.length) fail(`${model} (${mode}): ${r.failures[0]!.property}: ${r.failures[0]!.message}`);
   if (r.end !== 'done') fail(`${model} (${mode}): run ended '${r.end}'`);
   const res = r.actors[0];
-  if (!res || res.ops.length !== steps.length) fail(`${model} (${mode}): ${res?.ops.length ?? 0} of ${steps.length} ops ran`);
+  if (!res || res.ops.length !== steps.length)
+    fail(`${model} (${mode}): ${res?.ops.length ?? 0} of ${steps.length} ops ran`);
   res.ops.forEach((o, i) => {
     const want = steps[i]!.rc;
-    if (want === undefined ? o.rc < 0 : o.rc !== want) fail(`${model} (${mode}): op ${i} ${o.op} returned ${o.rc}, expected ${want ?? '>= 0'} (${o.detail ?? ''})`);
+    if (want === undefined ? o.rc < 0 : o.rc !== want)
+      fail(`${model} (${mode}): op ${i} ${o.op} returned ${o.rc}, expected ${want ?? '>= 0'} (${o.detail ?? ''})`);
   });
   if (!res.teardown || res.teardown.rc < 0) fail(`${model} (${mode}): teardown returned ${res.teardown?.rc}`);
   return { s, ops: res.ops.length };
@@ -204,9 +245,18 @@ async function dmaRows(pool: ActorPool): Promise<Row[]> {
       const dmaOps = DMA_OPS * CASES;
       const net = dmaOps / (s - setupS);
       rows.push({
-        bench: 'dma', case: `${model}, ${mode === 'det' ? 'deterministic' : 'free'}`, n: dmaOps, unit: `DMA ops (${actorOps} actor ops)`,
-        'wall s': +s.toFixed(3), 'setup-only s': +setupS.toFixed(3), '/s': fmtRate(dmaOps / s), 'net /s': fmtRate(net),
-        range: range(perCase), 'pages/s': '', 'payload B/s': fmtBytes(net * DMA_BYTES), note: plan.what,
+        bench: 'dma',
+        case: `${model}, ${mode === 'det' ? 'deterministic' : 'free'}`,
+        n: dmaOps,
+        unit: `DMA ops (${actorOps} actor ops)`,
+        'wall s': +s.toFixed(3),
+        'setup-only s': +setupS.toFixed(3),
+        '/s': fmtRate(dmaOps / s),
+        'net /s': fmtRate(net),
+        range: range(perCase),
+        'pages/s': '',
+        'payload B/s': fmtBytes(net * DMA_BYTES),
+        note: plan.what,
       });
     }
   }
@@ -218,11 +268,23 @@ async function dmaRows(pool: ActorPool): Promise<Row[]> {
 
 const MACHINE = 'mem=4G movablecore=2G';
 
-interface Vmm { m: Memmap; mm: number; dev: DeviceState }
+interface Vmm {
+  m: Memmap;
+  mm: number;
+  dev: DeviceState;
+}
 
 function inThreadEnv(m: Memmap, mm: number): DeviceEnv {
   const rng = new Prng(6);
-  return { m, mm, name: 'vfio-type1/0', bugs: new Set(), rand: (n) => rng.below(n), yieldPoint: () => undefined, trace: () => undefined };
+  return {
+    m,
+    mm,
+    name: 'vfio-type1/0',
+    bugs: new Set(),
+    rand: (n) => rng.below(n),
+    yieldPoint: () => undefined,
+    trace: () => undefined,
+  };
 }
 
 /** A booted machine, the VMM process (RLIMIT_MEMLOCK = what it maps, as libvirt sets it) and a type1 container. */
@@ -238,7 +300,14 @@ function pinsOutstanding(m: Memmap): number {
   return v.nr_foll_pin_acquired - v.nr_foll_pin_released;
 }
 
-const mapOp = (vpn: number, pages: number) => ({ op: 'map_dma', iova: 0, vaddr: vpn * PAGE_SIZE, size: pages * PAGE_SIZE, read: true, write: true });
+const mapOp = (vpn: number, pages: number) => ({
+  op: 'map_dma',
+  iova: 0,
+  vaddr: vpn * PAGE_SIZE,
+  size: pages * PAGE_SIZE,
+  read: true,
+  write: true,
+});
 const unmapOp = (pages: number) => ({ op: 'unmap_dma', iova: 0, size: pages * PAGE_SIZE });
 
 /** With a range mapped at IOVA 0: every page held, pinned, long-term pinnable, the page the process maps, charged. */
@@ -250,17 +319,22 @@ function checkMapped(v: Vmm, vpn: number, pages: number, what: string): void {
     const head = v.m.compoundHead(h.pfn);
     if (h.iova !== i || h.vpn !== vpn + i) fail(`${what}: held page ${i} is iova ${h.iova} vpn ${h.vpn}`);
     if (!folioMaybeDmaPinned(v.m, head)) fail(`${what}: pfn ${h.pfn} holds no pin`);
-    if (!folioIsLongtermPinnable(v.m, head)) fail(`${what}: pfn ${h.pfn} long-term pinned in zone ${v.m.pageZonenum(h.pfn)}`);
-    if (pfnOf(v.m, v.mm, vpn + i) !== h.pfn) fail(`${what}: iova page ${i} maps pfn ${h.pfn}, the process maps ${pfnOf(v.m, v.mm, vpn + i)}`);
+    if (!folioIsLongtermPinnable(v.m, head))
+      fail(`${what}: pfn ${h.pfn} long-term pinned in zone ${v.m.pageZonenum(h.pfn)}`);
+    if (pfnOf(v.m, v.mm, vpn + i) !== h.pfn)
+      fail(`${what}: iova page ${i} maps pfn ${h.pfn}, the process maps ${pfnOf(v.m, v.mm, vpn + i)}`);
   }
-  if (memlockCounters(v.m, v.mm).locked_vm !== pages) fail(`${what}: locked_vm ${memlockCounters(v.m, v.mm).locked_vm}, expected ${pages}`);
+  if (memlockCounters(v.m, v.mm).locked_vm !== pages)
+    fail(`${what}: locked_vm ${memlockCounters(v.m, v.mm).locked_vm}, expected ${pages}`);
 }
 
 /** Nothing mapped, pins balance, locked_vm 0. */
 function checkUnmapped(v: Vmm, pinsBefore: number, what: string): void {
   if (v.dev.inspect().held.length) fail(`${what}: pages still held after UNMAP_DMA`);
-  if (pinsOutstanding(v.m) !== pinsBefore) fail(`${what}: ${pinsOutstanding(v.m) - pinsBefore} FOLL_PIN(s) not released`);
-  if (memlockCounters(v.m, v.mm).locked_vm !== 0) fail(`${what}: locked_vm ${memlockCounters(v.m, v.mm).locked_vm} after UNMAP_DMA`);
+  if (pinsOutstanding(v.m) !== pinsBefore)
+    fail(`${what}: ${pinsOutstanding(v.m) - pinsBefore} FOLL_PIN(s) not released`);
+  if (memlockCounters(v.m, v.mm).locked_vm !== 0)
+    fail(`${what}: locked_vm ${memlockCounters(v.m, v.mm).locked_vm} after UNMAP_DMA`);
 }
 
 /** The process writes a distinct word into every page of [vpn, vpn + n). */
@@ -275,7 +349,10 @@ function census(v: Vmm, vpn: number, n: number): { movable: number; thpPages: nu
   let missing = 0;
   for (let i = 0; i < n; i++) {
     const pfn = pfnOf(v.m, v.mm, vpn + i);
-    if (pfn < 0) { missing++; continue; }
+    if (pfn < 0) {
+      missing++;
+      continue;
+    }
     if (v.m.pageZonenum(pfn) === ZONE_MOVABLE) movable++;
     const head = v.m.compoundHead(pfn);
     if (v.m.flags[head]! & PG_head && folioOrder(v.m, head) === v.m.pmdOrder) thpPages++;
@@ -284,7 +361,13 @@ function census(v: Vmm, vpn: number, n: number): { movable: number; thpPages: nu
 }
 
 /** Cycles run, seconds timed (0 when checked), and the seconds of each timed group of cycles. */
-interface CycleResult { cycles: number; s: number; trials: { cycles: number; s: number }[]; migrated: number; thpFaults: number }
+interface CycleResult {
+  cycles: number;
+  s: number;
+  trials: { cycles: number; s: number }[];
+  migrated: number;
+  thpFaults: number;
+}
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.(); // bin/bench.js runs node --expose-gc
 
@@ -295,7 +378,15 @@ const gc = (): void => (globalThis as { gc?: () => void }).gc?.(); // bin/bench.
  * setup's garbage is not counted, the cycles' own is), checking only the ioctls' return values.
  * Either way, afterwards: nothing held, pins balance, locked_vm 0, a FOLL_PIN per page per cycle.
  */
-function cycles(v: Vmm, vpn: number, pages: number, chunks: number, passes: number, checked: boolean, what: string): CycleResult {
+function cycles(
+  v: Vmm,
+  vpn: number,
+  pages: number,
+  chunks: number,
+  passes: number,
+  checked: boolean,
+  what: string,
+): CycleResult {
   const pinsBefore = pinsOutstanding(v.m);
   const vs0 = vmstatSnapshot(v.m);
   const size = pages * PAGE_SIZE;
@@ -320,24 +411,55 @@ function cycles(v: Vmm, vpn: number, pages: number, chunks: number, passes: numb
   }
   checkUnmapped(v, pinsBefore, what);
   const vs = vmstatSnapshot(v.m);
-  if (vs.nr_foll_pin_acquired - vs0.nr_foll_pin_acquired < n * pages) fail(`${what}: ${vs.nr_foll_pin_acquired - vs0.nr_foll_pin_acquired} FOLL_PIN events for ${n * pages} pages`);
-  return { cycles: n, s: trials.reduce((a, t) => a + t.s, 0), trials, migrated: vs.pgmigrate_success - vs0.pgmigrate_success, thpFaults: vs.thp_fault_alloc - vs0.thp_fault_alloc };
+  if (vs.nr_foll_pin_acquired - vs0.nr_foll_pin_acquired < n * pages)
+    fail(`${what}: ${vs.nr_foll_pin_acquired - vs0.nr_foll_pin_acquired} FOLL_PIN events for ${n * pages} pages`);
+  return {
+    cycles: n,
+    s: trials.reduce((a, t) => a + t.s, 0),
+    trials,
+    migrated: vs.pgmigrate_success - vs0.pgmigrate_success,
+    thpFaults: vs.thp_fault_alloc - vs0.thp_fault_alloc,
+  };
 }
 
 /** One size: `chunks` ranges of `pages` pages; `reps` machines per memory state, the first checked, the rest timed. */
-interface SizeCase { label: string; pages: number; thp: boolean; chunks: number; reps: number; steadyPasses: number }
+interface SizeCase {
+  label: string;
+  pages: number;
+  thp: boolean;
+  chunks: number;
+  reps: number;
+  steadyPasses: number;
+}
 
 function cycleRow(c: SizeCase, memory: string, r: CycleResult, note: string): Row {
   const perCycle = (x: number): string => `${+(x / r.cycles).toFixed(2)}`;
   return {
-    bench: 'vfio map+unmap', case: `${c.label}${c.thp ? ' thp=always' : ''}: ${memory}`, n: r.cycles, unit: 'cycles', 'wall s': +r.s.toFixed(3), 'setup-only s': '',
-    '/s': fmtRate(r.cycles / r.s), 'net /s': '', range: range(r.trials.map((t) => t.cycles / t.s)), 'pages/s': fmtRate((r.cycles * c.pages) / r.s), 'payload B/s': '',
+    bench: 'vfio map+unmap',
+    case: `${c.label}${c.thp ? ' thp=always' : ''}: ${memory}`,
+    n: r.cycles,
+    unit: 'cycles',
+    'wall s': +r.s.toFixed(3),
+    'setup-only s': '',
+    '/s': fmtRate(r.cycles / r.s),
+    'net /s': '',
+    range: range(r.trials.map((t) => t.cycles / t.s)),
+    'pages/s': fmtRate((r.cycles * c.pages) / r.s),
+    'payload B/s': '',
     note: `${note}; migrated ${perCycle(r.migrated)}, THP faults ${perCycle(r.thpFaults)} per cycle`,
   };
 }
 
 function add(a: CycleResult | null, b: CycleResult): CycleResult {
-  return a ? { cycles: a.cycles + b.cycles, s: a.s + b.s, trials: [...a.trials, ...b.trials], migrated: a.migrated + b.migrated, thpFaults: a.thpFaults + b.thpFaults } : b;
+  return a
+    ? {
+        cycles: a.cycles + b.cycles,
+        s: a.s + b.s,
+        trials: [...a.trials, ...b.trials],
+        migrated: a.migrated + b.migrated,
+        thpFaults: a.thpFaults + b.thpFaults,
+      }
+    : b;
 }
 
 /**
@@ -348,7 +470,8 @@ function add(a: CycleResult | null, b: CycleResult): CycleResult {
 function sizeRows(c: SizeCase): Row[] {
   const span = c.pages * c.chunks;
   const tag = `${c.label}${c.thp ? ' THP' : ''}`;
-  const thpNote = (x: { thpPages: number }): string => (c.thp ? `, ${Math.round((100 * x.thpPages) / span)}% of pages in THPs` : '');
+  const thpNote = (x: { thpPages: number }): string =>
+    c.thp ? `, ${Math.round((100 * x.thpPages) / span)}% of pages in THPs` : '';
   let fresh: CycleResult | null = null;
   let first: CycleResult | null = null;
   let steady: CycleResult | null = null;
@@ -364,15 +487,19 @@ function sizeRows(c: SizeCase): Row[] {
       if (k0 && k0.movable !== span) fail(`${what}: prefaulted ${k0.movable} of ${span} pages into ZONE_MOVABLE`);
       const r = cycles(v, vpn, c.pages, c.chunks, 1, checked, what);
       const k1 = census(v, vpn, span);
-      if (k1.missing || k1.movable) fail(`${what}: after the first maps ${k1.missing} pages missing, ${k1.movable} in ZONE_MOVABLE`);
-      if (prefaulted) for (let i = 0; i < span; i += Math.max(1, span >> 10)) if (getUser(v.m, v.mm, vpn + i) !== i + 1) fail(`${what}: page ${i} lost its data`);
+      if (k1.missing || k1.movable)
+        fail(`${what}: after the first maps ${k1.missing} pages missing, ${k1.movable} in ZONE_MOVABLE`);
+      if (prefaulted)
+        for (let i = 0; i < span; i += Math.max(1, span >> 10))
+          if (getUser(v.m, v.mm, vpn + i) !== i + 1) fail(`${what}: page ${i} lost its data`);
       if (!prefaulted) {
         if (!checked) fresh = add(fresh, r);
         notes.fresh = `faulted in by MAP_DMA, none in ZONE_MOVABLE${thpNote(k1)}`;
       } else {
         if (!checked) first = add(first, r);
         notes.first = `in ZONE_MOVABLE before${thpNote(k0!)}, in the kernel zones after${thpNote(k1)}`;
-        if (rep === c.reps - 1) { // the same ranges again, now pinnable
+        if (rep === c.reps - 1) {
+          // the same ranges again, now pinnable
           checkedOnce(v, vpn, c.pages, `${what} again`);
           steady = cycles(v, vpn, c.pages, c.chunks, c.steadyPasses, false, `${what} again`);
           if (steady.migrated) fail(`${what} again: ${steady.migrated} pages migrated`);
@@ -382,8 +509,11 @@ function sizeRows(c: SizeCase): Row[] {
       exitMmap(v.m, v.mm);
     }
   }
-  return [cycleRow(c, 'fresh', fresh!, notes.fresh), cycleRow(c, 'prefaulted, first map', first!, notes.first),
-    cycleRow(c, 'prefaulted, mapped again', steady!, notes.steady)];
+  return [
+    cycleRow(c, 'fresh', fresh!, notes.fresh),
+    cycleRow(c, 'prefaulted, first map', first!, notes.first),
+    cycleRow(c, 'prefaulted, mapped again', steady!, notes.steady),
+  ];
 }
 
 /** One MAP_DMA + UNMAP_DMA of the first range with the full checks, outside any timed region. */

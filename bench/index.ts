@@ -43,17 +43,35 @@ async function benchAlloc(): Promise<void> {
   ] as [number, number, number, string][]) {
     allocPairs(m, order, gfp, 200_000 >> (order ? 4 : 0), batch); // warm up the JIT
     const r = allocPairs(m, order, gfp, order ? 200_000 : 5_000_000, batch);
-    rows.push({ case: label, threads: 1, mode: smpEnabled() ? 'SMP' : 'UP', pairs: r.pairs, 'pairs/s': rate(r.pairs, r.seconds) });
+    rows.push({
+      case: label,
+      threads: 1,
+      mode: smpEnabled() ? 'SMP' : 'UP',
+      pairs: r.pairs,
+      'pairs/s': rate(r.pairs, r.seconds),
+    });
   }
   const pool = new ActorPool(2);
   try {
-    for (const [order, batch] of [[0, 1], [0, 64], [9, 1]] as [number, number][]) {
+    for (const [order, batch] of [
+      [0, 1],
+      [0, 64],
+      [9, 1],
+    ] as [number, number][]) {
       for (const threads of [1, 2]) {
         const start = new SharedArrayBuffer(8);
         const gfp = GFP_HIGHUSER_MOVABLE | (order ? __GFP_COMP : 0);
         const pairs = order ? 200_000 : 3_000_000;
         const jobs = [...Array(threads).keys()].map((i) => {
-          const t: AllocBenchTask = { machine: { sab: m.sab, shape: m.shape }, cpu: i + 1, order, gfp, pairs, batch, start };
+          const t: AllocBenchTask = {
+            machine: { sab: m.sab, shape: m.shape },
+            cpu: i + 1,
+            order,
+            gfp,
+            pairs,
+            batch,
+            start,
+          };
           return pool.runTask('alloc-bench', t) as Promise<AllocBenchResult>;
         });
         const s32 = new Int32Array(start);
@@ -63,7 +81,13 @@ async function benchAlloc(): Promise<void> {
         const rs = await Promise.all(jobs);
         const total = rs.reduce((a, r) => a + r.pairs, 0);
         const secs = Math.max(...rs.map((r) => r.seconds));
-        rows.push({ case: `order-${order} batch ${batch} (workers)`, threads, mode: 'SMP', pairs: total, 'pairs/s': rate(total, secs) });
+        rows.push({
+          case: `order-${order} batch ${batch} (workers)`,
+          threads,
+          mode: 'SMP',
+          pairs: total,
+          'pairs/s': rate(total, secs),
+        });
       }
     }
   } finally {
@@ -82,8 +106,15 @@ function benchBoot(): void {
     const { m } = bootFromSpec({ cmdline: `mem=${mem} movablecore=25%` });
     const ms = performance.now() - t0;
     const rss = process.memoryUsage().rss - rss0;
-    rows.push({ machine: `mem=${mem}`, frames: m.nrFrames, 'boot ms': Math.round(ms), 'buffer MiB': Math.round(m.sab.byteLength / 2 ** 20),
-      'bytes/frame': Memmap.bytesPerFrame(), 'buffer bytes/frame': +(m.sab.byteLength / m.nrFrames).toFixed(2), 'RSS growth MiB': Math.round(rss / 2 ** 20) });
+    rows.push({
+      machine: `mem=${mem}`,
+      frames: m.nrFrames,
+      'boot ms': Math.round(ms),
+      'buffer MiB': Math.round(m.sab.byteLength / 2 ** 20),
+      'bytes/frame': Memmap.bytesPerFrame(),
+      'buffer bytes/frame': +(m.sab.byteLength / m.nrFrames).toFixed(2),
+      'RSS growth MiB': Math.round(rss / 2 ** 20),
+    });
   }
   record('boot', rows);
 }
@@ -122,18 +153,37 @@ async function benchSoak(): Promise<void> {
 async function mainBench(): Promise<void> {
   loadPlugin(BENCH_PLUGIN); // the yielder actor and the alloc-bench task, here and in every pool's workers
   const which = process.argv.slice(2);
-  const all: Record<string, () => void | Promise<void>> = { alloc: benchAlloc, boot: benchBoot, migrate: benchMigrate, offline: benchOffline, pin: benchPin, sched: benchSched, devices: benchDevices, mutation: benchMutation, soak: benchSoak };
+  const all: Record<string, () => void | Promise<void>> = {
+    alloc: benchAlloc,
+    boot: benchBoot,
+    migrate: benchMigrate,
+    offline: benchOffline,
+    pin: benchPin,
+    sched: benchSched,
+    devices: benchDevices,
+    mutation: benchMutation,
+    soak: benchSoak,
+  };
   // benchmarks that never start a worker run first: their single-threaded rows run UP (mm/atomic.ts),
   // which a process gives up for good once it has a worker pool
   const single = ['boot', 'migrate', 'offline', 'pin'];
-  const names = (which.length ? which : Object.keys(all)).sort((a, b) => Number(!single.includes(a)) - Number(!single.includes(b)));
+  const names = (which.length ? which : Object.keys(all)).sort(
+    (a, b) => Number(!single.includes(a)) - Number(!single.includes(b)),
+  );
   for (const n of names) {
     const fn = all[n];
-    if (!fn) { console.error(`bench: unknown benchmark '${n}' (have: ${Object.keys(all).join(', ')})`); process.exitCode = 2; return; }
+    if (!fn) {
+      console.error(`bench: unknown benchmark '${n}' (have: ${Object.keys(all).join(', ')})`);
+      process.exitCode = 2;
+      return;
+    }
     await fn();
   }
   // compiled, this file runs from dist/bench/: the results belong in the source tree's bench/results/
-  const dir = path.join(path.basename(path.dirname(__dirname)) === 'dist' ? path.join(__dirname, '..', '..', 'bench') : __dirname, 'results');
+  const dir = path.join(
+    path.basename(path.dirname(__dirname)) === 'dist' ? path.join(__dirname, '..', '..', 'bench') : __dirname,
+    'results',
+  );
   fs.mkdirSync(dir, { recursive: true });
   for (const [n, rows] of Object.entries(results)) {
     fs.writeFileSync(path.join(dir, `${n}.json`), JSON.stringify({ node: process.version, rows }, null, 2) + '\n');

@@ -43,7 +43,12 @@ function fmtRate(r: number): string {
   return String(Math.round(r));
 }
 
-interface Proc { mm: number; v: number; n: number; seed: number }
+interface Proc {
+  mm: number;
+  v: number;
+  n: number;
+  seed: number;
+}
 
 /** A process that maps n anonymous pages and writes every one of them (faulting them in). */
 function writer(m: Memmap, n: number, seed: number): Proc {
@@ -65,7 +70,10 @@ function survey(m: Memmap, p: Proc): { movable: number; huge: number; pfns: Int3
   ptlLock(m, p.mm);
   for (let i = 0; i < p.n; i++) {
     const t = followPte(m, p.mm, p.v + i);
-    if (!t || t.migrating) { ptlUnlock(m, p.mm); fail(`page ${i} is not mapped (${t ? 'migration entry' : 'no entry'})`); }
+    if (!t || t.migrating) {
+      ptlUnlock(m, p.mm);
+      fail(`page ${i} is not mapped (${t ? 'migration entry' : 'no entry'})`);
+    }
     pfns[i] = t.pfn;
     if (m.pageZonenum(t.pfn) === ZONE_MOVABLE) movable++;
     if (t.huge) huge++;
@@ -86,7 +94,13 @@ function checkContent(m: Memmap, p: Proc, when: string): void {
 // ---------------------------------------------------------------------------------------------
 // migrate: migrateRange() there and back
 
-interface MigrateCase { label: string; thp: 'never' | 'always'; pages: number; rounds: number; warmPages: number }
+interface MigrateCase {
+  label: string;
+  thp: 'never' | 'always';
+  pages: number;
+  rounds: number;
+  warmPages: number;
+}
 
 /** One migrateRange() call, timed; the result is checked (all migrated, none failed) before returning. */
 function timedMigrate(m: Memmap, p: Proc, to: 'kernel' | 'movable'): number {
@@ -102,8 +116,10 @@ function timedMigrate(m: Memmap, p: Proc, to: 'kernel' | 'movable'): number {
 function checkPlacement(m: Memmap, p: Proc, to: 'kernel' | 'movable', thp: boolean, before: Int32Array): Int32Array {
   const s = survey(m, p);
   const want = to === 'movable' ? p.n : 0;
-  if (s.movable !== want) fail(`after migrating to '${to}': ${s.movable} of ${p.n} pages in ZONE_MOVABLE, expected ${want}`);
-  if (s.huge !== (thp ? p.n : 0)) fail(`after migrating to '${to}': ${s.huge} of ${p.n} pages PMD-mapped, expected ${thp ? p.n : 0}`);
+  if (s.movable !== want)
+    fail(`after migrating to '${to}': ${s.movable} of ${p.n} pages in ZONE_MOVABLE, expected ${want}`);
+  if (s.huge !== (thp ? p.n : 0))
+    fail(`after migrating to '${to}': ${s.huge} of ${p.n} pages PMD-mapped, expected ${thp ? p.n : 0}`);
   for (let i = 0; i < p.n; i++) if (s.pfns[i] === before[i]) fail(`page ${i} did not move (pfn ${before[i]})`);
   checkContent(m, p, `after migrating to '${to}'`);
   return s.pfns;
@@ -141,9 +157,14 @@ function runMigrateCase(c: MigrateCase): Row[] {
     const s = median(secs[to]);
     const folios = p.n / folioPages;
     rows.push({
-      case: `${c.label} ${to === 'kernel' ? 'Movable -> kernel' : 'kernel -> Movable'}`, pages: p.n, folios,
-      'ms (median)': +(s * 1000).toFixed(1), 'folios/s': Math.round(folios / s), 'pages/s': Math.round(p.n / s),
-      'GiB/s': +((p.n * 4096) / 2 ** 30 / s).toFixed(2), target: thp ? '' : '>= 1M pages/s',
+      case: `${c.label} ${to === 'kernel' ? 'Movable -> kernel' : 'kernel -> Movable'}`,
+      pages: p.n,
+      folios,
+      'ms (median)': +(s * 1000).toFixed(1),
+      'folios/s': Math.round(folios / s),
+      'pages/s': Math.round(p.n / s),
+      'GiB/s': +((p.n * 4096) / 2 ** 30 / s).toFixed(2),
+      target: thp ? '' : '>= 1M pages/s',
     });
   }
   return rows;
@@ -160,7 +181,12 @@ export function migrateRows(): Row[] {
 // ---------------------------------------------------------------------------------------------
 // offline: one ZONE_MOVABLE memory block full of anonymous pages
 
-interface OfflineResult { ms: number; passes: number; used: number; folios: number }
+interface OfflineResult {
+  ms: number;
+  passes: number;
+  used: number;
+  folios: number;
+}
 
 /** Frames of [start, start + n) that belong to an in-use anonymous folio. */
 function countAnonFrames(m: Memmap, start: number, n: number): { used: number; folios: number; free: number } {
@@ -169,7 +195,10 @@ function countAnonFrames(m: Memmap, start: number, n: number): { used: number; f
   let free = 0;
   for (let pfn = start; pfn < start + n; pfn++) {
     const f = m.flags[pfn]!;
-    if (f & (PG_buddy | PG_pcp)) { free++; continue; }
+    if (f & (PG_buddy | PG_pcp)) {
+      free++;
+      continue;
+    }
     const head = m.compoundHead(pfn);
     if (m.refcount[head]! > 0 && m.flags[head]! & PG_anon) {
       used++;
@@ -187,21 +216,30 @@ function countAnonFrames(m: Memmap, start: number, n: number): { used: number; f
 function offlineOnce(blockPages: number, thp: boolean): OfflineResult {
   // No gc() here: a full collection between two offlines throws away the mm hot paths' optimized code
   // (V8 "weak objects" deopts) and the next offline would time TurboFan recompiling them (see README).
-  const { m } = bootFromSpec({ cmdline: `${MACHINE} transparent_hugepage=${thp ? 'always' : 'never'}`, geometry: `x86_64,block_pages=${blockPages}` });
+  const { m } = bootFromSpec({
+    cmdline: `${MACHINE} transparent_hugepage=${thp ? 'always' : 'never'}`,
+    geometry: `x86_64,block_pages=${blockPages}`,
+  });
   let b = m.nrBlocks - 1;
   while (b >= 0 && !blockPresent(m, b)) b--;
   const start = b * blockPages;
-  for (let pfn = start; pfn < start + blockPages; pfn++) if (m.pageZonenum(pfn) !== ZONE_MOVABLE) fail(`block ${b}: pfn ${pfn} not in ZONE_MOVABLE`);
+  for (let pfn = start; pfn < start + blockPages; pfn++)
+    if (m.pageZonenum(pfn) !== ZONE_MOVABLE) fail(`block ${b}: pfn ${pfn} not in ZONE_MOVABLE`);
   const p = writer(m, blockPages + 16 * MiB, 0xb10c);
   const c = countAnonFrames(m, start, blockPages);
-  if (c.used !== blockPages) fail(`block ${b}: only ${c.used} of ${blockPages} frames hold anonymous pages (${c.free} free)`);
+  if (c.used !== blockPages)
+    fail(`block ${b}: only ${c.used} of ${blockPages} frames hold anonymous pages (${c.free} free)`);
   const folioPages = thp ? 1 << m.pmdOrder : 1;
-  if (c.folios !== blockPages / folioPages) fail(`block ${b}: ${c.folios} folios, expected ${blockPages / folioPages} of ${folioPages} pages`);
+  if (c.folios !== blockPages / folioPages)
+    fail(`block ${b}: ${c.folios} folios, expected ${blockPages / folioPages} of ${folioPages} pages`);
   const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
   const t0 = performance.now();
   const rc = stateStore(m, b, 'offline', { report });
   const ms = performance.now() - t0;
-  if (rc !== 0) fail(`offlining block ${b} returned ${rc}: ${report.reason} (pfn ${report.pfn}, ${report.failures.length} failures)`);
+  if (rc !== 0)
+    fail(
+      `offlining block ${b} returned ${rc}: ${report.reason} (pfn ${report.pfn}, ${report.failures.length} failures)`,
+    );
   if (stateShow(m, b) !== 'offline') fail(`block ${b} is '${stateShow(m, b)}' after a successful offline`);
   const s = survey(m, p);
   let huge = 0;
@@ -231,9 +269,15 @@ export function offlineRows(): Row[] {
       const per128 = ms / (bp / (128 * MiB));
       if (!base) base = per128;
       rows.push({
-        case: `${thp ? 'THP (2M)' : 'order-0'} block ${bp / MiB} MiB`, 'block pages': bp, 'used frames': runs[0]!.used,
-        folios: runs[0]!.folios, passes: runs[0]!.passes, 'ms (median)': +ms.toFixed(1), 'ms per 128 MiB': +per128.toFixed(1),
-        'vs 128 MiB': +(per128 / base).toFixed(2), 'pages/s': fmtRate(bp / (ms / 1000)),
+        case: `${thp ? 'THP (2M)' : 'order-0'} block ${bp / MiB} MiB`,
+        'block pages': bp,
+        'used frames': runs[0]!.used,
+        folios: runs[0]!.folios,
+        passes: runs[0]!.passes,
+        'ms (median)': +ms.toFixed(1),
+        'ms per 128 MiB': +per128.toFixed(1),
+        'vs 128 MiB': +(per128 / base).toFixed(2),
+        'pages/s': fmtRate(bp / (ms / 1000)),
       });
     }
   }

@@ -22,8 +22,14 @@ function median(xs: number[]): number {
 export async function mutationRows(only?: string): Promise<Row[]> {
   const rows: Row[] = [];
   // PINLAB_BENCH_ONLY=kernel | device | a substring of "<variant> <bugs>"
-  const entries: Mutation[] = only === 'kernel' ? KERNEL_MUTATIONS : only === 'device' ? DEVICE_MUTATIONS
-    : [...KERNEL_MUTATIONS, ...DEVICE_MUTATIONS].filter((mu) => !only || `${mu.variant} ${mu.bugs?.join(',') ?? ''}`.includes(only));
+  const entries: Mutation[] =
+    only === 'kernel'
+      ? KERNEL_MUTATIONS
+      : only === 'device'
+        ? DEVICE_MUTATIONS
+        : [...KERNEL_MUTATIONS, ...DEVICE_MUTATIONS].filter(
+            (mu) => !only || `${mu.variant} ${mu.bugs?.join(',') ?? ''}`.includes(only),
+          );
   for (const mu of entries) {
     const first: number[] = [];
     const firstCases: number[] = [];
@@ -37,20 +43,31 @@ export async function mutationRows(only?: string): Promise<Row[]> {
       const t0 = performance.now();
       const r = await runMutation(mu, seed, RUNS_CAP, () => performance.now());
       const f = r.summary.failures[0];
-      if (!f || f.property !== mu.property) { missed++; continue; }
+      if (!f || f.property !== mu.property) {
+        missed++;
+        continue;
+      }
       first.push(r.firstSeconds);
       firstCases.push(r.firstCases);
       total.push((performance.now() - t0) / 1000);
       ops.push(r.ops);
     }
     const row: Row = {
-      property: mu.property, breaker: `${mu.variant}${mu.bugs?.length ? ` --bug ${mu.bugs.join(',')}` : ''}`, suite: mu.suite,
-      found: `${SEEDS - missed}/${SEEDS}`, 'median first failure s': +median(first).toFixed(2), 'median cases': median(firstCases),
-      'median with shrinking s': +median(total).toFixed(2), 'median shrunk ops': median(ops), 'max shrunk ops': ops.length ? Math.max(...ops) : NaN,
+      property: mu.property,
+      breaker: `${mu.variant}${mu.bugs?.length ? ` --bug ${mu.bugs.join(',')}` : ''}`,
+      suite: mu.suite,
+      found: `${SEEDS - missed}/${SEEDS}`,
+      'median first failure s': +median(first).toFixed(2),
+      'median cases': median(firstCases),
+      'median with shrinking s': +median(total).toFixed(2),
+      'median shrunk ops': median(ops),
+      'max shrunk ops': ops.length ? Math.max(...ops) : NaN,
       seeds: seeds.join(' '),
     };
     rows.push(row);
-    console.log(`${row.breaker} -> ${row.property}: found ${row.found}, first failure ${row['median first failure s']} s (${row['median cases']} cases), shrunk ${row['median shrunk ops']} ops`);
+    console.log(
+      `${row.breaker} -> ${row.property}: found ${row.found}, first failure ${row['median first failure s']} s (${row['median cases']} cases), shrunk ${row['median shrunk ops']} ops`,
+    );
   }
   return rows;
 }

@@ -25,7 +25,13 @@ function fmtRate(r: number): string {
   return r >= 1e6 ? `${(r / 1e6).toFixed(2)}M` : `${(r / 1e3).toFixed(1)}k`;
 }
 
-interface Case { label: string; cmdline: string; thp: boolean; migrates: boolean; target: string }
+interface Case {
+  label: string;
+  cmdline: string;
+  thp: boolean;
+  migrates: boolean;
+  target: string;
+}
 
 function runCase(c: Case, reps: number, mode: string): { row: Row; perSec: number } {
   const times: number[] = [];
@@ -46,7 +52,10 @@ function runCase(c: Case, reps: number, mode: string): { row: Row; perSec: numbe
     const n = pinUserPagesFast(m, mm, vpn, GiB, FOLL_LONGTERM | FOLL_WRITE, pages, report);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(c0);
-    if (r > 1) { times.push(ms); cpus.push((cpu.user + cpu.system) / 1000); } // the first two runs warm the JIT
+    if (r > 1) {
+      times.push(ms);
+      cpus.push((cpu.user + cpu.system) / 1000);
+    } // the first two runs warm the JIT
     check(m, mm, vpn, n, pages, c);
     migrated = report.migrated;
     split = report.thpSplit;
@@ -59,24 +68,64 @@ function runCase(c: Case, reps: number, mode: string): { row: Row; perSec: numbe
   const med = median(times);
   const perSec = GiB / (med / 1000);
   const cpuPerSec = GiB / (median(cpus) / 1000);
-  return { perSec, row: { case: c.label, mode, pages: GiB, migrated, 'THP split': split, 'ms (median)': +med.toFixed(1), 'pins/s': fmtRate(perSec), 'pins/s (CPU)': fmtRate(cpuPerSec), target: c.target } };
+  return {
+    perSec,
+    row: {
+      case: c.label,
+      mode,
+      pages: GiB,
+      migrated,
+      'THP split': split,
+      'ms (median)': +med.toFixed(1),
+      'pins/s': fmtRate(perSec),
+      'pins/s (CPU)': fmtRate(cpuPerSec),
+      target: c.target,
+    },
+  };
 }
 
 function check(m: Memmap, mm: number, vpn: number, n: number, pages: number[], c: Case): void {
   if (n !== GiB) fail(`${c.label}: pinned ${n} of ${GiB}`);
-  for (let i = 0; i < n; i++) if (m.pageZonenum(pages[i]!) === ZONE_MOVABLE) fail(`${c.label}: page ${i} pinned in ZONE_MOVABLE`);
-  for (let i = 0; i < n; i += 4099) if (getUser(m, mm, vpn + i) !== i + 1) fail(`${c.label}: page ${i} lost its content`);
-  for (let i = 0; i < n; i += 4099) if (m.content[pages[i]!] !== i + 1) fail(`${c.label}: pinned frame of page ${i} is not the process's page`);
+  for (let i = 0; i < n; i++)
+    if (m.pageZonenum(pages[i]!) === ZONE_MOVABLE) fail(`${c.label}: page ${i} pinned in ZONE_MOVABLE`);
+  for (let i = 0; i < n; i += 4099)
+    if (getUser(m, mm, vpn + i) !== i + 1) fail(`${c.label}: page ${i} lost its content`);
+  for (let i = 0; i < n; i += 4099)
+    if (m.content[pages[i]!] !== i + 1) fail(`${c.label}: pinned frame of page ${i} is not the process's page`);
 }
 
 export function pinRows(): Row[] {
   const cases: Case[] = [
     // no ZONE_MOVABLE: anonymous memory faults into the kernel zones and pins in place
-    { label: 'pinnable order-0 (kernel zones)', cmdline: 'mem=4G', thp: false, migrates: false, target: '>= 10M pins/s' },
-    { label: 'pinnable THP (kernel zones)', cmdline: 'mem=4G transparent_hugepage=always', thp: true, migrates: false, target: '>= 10M pins/s' },
+    {
+      label: 'pinnable order-0 (kernel zones)',
+      cmdline: 'mem=4G',
+      thp: false,
+      migrates: false,
+      target: '>= 10M pins/s',
+    },
+    {
+      label: 'pinnable THP (kernel zones)',
+      cmdline: 'mem=4G transparent_hugepage=always',
+      thp: true,
+      migrates: false,
+      target: '>= 10M pins/s',
+    },
     // ZONE_MOVABLE first: every page migrates to the kernel zones before it is pinned
-    { label: 'ZONE_MOVABLE order-0 (migrates)', cmdline: 'mem=4G movablecore=2G', thp: false, migrates: true, target: '>= 1M pins/s' },
-    { label: 'ZONE_MOVABLE THP (migrates whole)', cmdline: 'mem=4G movablecore=2G transparent_hugepage=always', thp: true, migrates: true, target: '>= 1M pins/s' },
+    {
+      label: 'ZONE_MOVABLE order-0 (migrates)',
+      cmdline: 'mem=4G movablecore=2G',
+      thp: false,
+      migrates: true,
+      target: '>= 1M pins/s',
+    },
+    {
+      label: 'ZONE_MOVABLE THP (migrates whole)',
+      cmdline: 'mem=4G movablecore=2G transparent_hugepage=always',
+      thp: true,
+      migrates: true,
+      target: '>= 1M pins/s',
+    },
   ];
   const out: Row[] = [];
   // UP first (this thread is the only one touching the machine: plain accesses, mm/atomic.ts), then SMP
@@ -90,7 +139,17 @@ export function pinRows(): Row[] {
       rates.push(r.perSec);
       out.push(r.row);
     }
-    const ratio = (label: string, x: number): Row => ({ case: label, mode, pages: '', migrated: '', 'THP split': '', 'ms (median)': '', 'pins/s': `${x.toFixed(1)}x`, 'pins/s (CPU)': '', target: '' });
+    const ratio = (label: string, x: number): Row => ({
+      case: label,
+      mode,
+      pages: '',
+      migrated: '',
+      'THP split': '',
+      'ms (median)': '',
+      'pins/s': `${x.toFixed(1)}x`,
+      'pins/s (CPU)': '',
+      target: '',
+    });
     out.push(ratio('cost ratio order-0: migrating / pinnable', rates[0]! / rates[2]!));
     out.push(ratio('cost ratio THP: migrating / pinnable', rates[1]! / rates[3]!));
   }

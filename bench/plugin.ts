@@ -9,15 +9,21 @@ import { attachMachine } from '../mm/mm_init';
 import { setCurrent, newTask } from '../mm/sched';
 import { allocPairs } from './alloc_pairs';
 
-const yielder = simpleActorModel('yielder', 'reaches n preemption points per op (the scheduler benchmark)', (env) => ({
-  step: (op) => {
-    const n = num(op, 'n', 1);
-    for (let k = 0; k < n; k++) env.yieldPoint('yielder:yield');
-    return rc(n);
-  },
-  inspect: () => ({ held: [], accounting: {} }),
-  teardown: () => rc(0),
-}), { yield: { n: 'nat' } }, 'the scheduler benchmark measures the scheduler alone');
+const yielder = simpleActorModel(
+  'yielder',
+  'reaches n preemption points per op (the scheduler benchmark)',
+  (env) => ({
+    step: (op) => {
+      const n = num(op, 'n', 1);
+      for (let k = 0; k < n; k++) env.yieldPoint('yielder:yield');
+      return rc(n);
+    },
+    inspect: () => ({ held: [], accounting: {} }),
+    teardown: () => rc(0),
+  }),
+  { yield: { n: 'nat' } },
+  'the scheduler benchmark measures the scheduler alone',
+);
 
 /** alloc+free pairs of one order on one CPU, for a fixed count; workers start together. */
 export interface AllocBenchTask {

@@ -29,15 +29,37 @@ function fourActorCase(seed: number): Case {
   const user: ActorOp[] = [];
   const pin0: ActorOp[] = [];
   const pin1: ActorOp[] = [];
-  for (let k = 0; k < 16; k++) user.push({ op: k % 3 ? 'touch' : 'write', map: 'buf', page: r.below(24), write: true, value: k });
+  for (let k = 0; k < 16; k++)
+    user.push({ op: k % 3 ? 'touch' : 'write', map: 'buf', page: r.below(24), write: true, value: k });
   for (const p of [pin0, pin1]) {
-    p.push({ op: 'pin', map: 'buf', page: r.below(24), pages: 2, fast: true }, { op: 'dma', slot: 0, page: 1, value: 9 }, { op: 'unpin', slot: 0 });
-    p.push({ op: 'pin', map: 'ring', page: r.below(8), pages: 1 }, { op: 'dma', slot: 0, page: 0, value: 3 }, { op: 'unpin', slot: 0 });
-    p.push({ op: 'pin', map: 'buf', page: r.below(24), pages: 3 }, { op: 'dma', slot: 0, page: 2, value: 4 }, { op: 'unpin', slot: 0 });
+    p.push(
+      { op: 'pin', map: 'buf', page: r.below(24), pages: 2, fast: true },
+      { op: 'dma', slot: 0, page: 1, value: 9 },
+      { op: 'unpin', slot: 0 },
+    );
+    p.push(
+      { op: 'pin', map: 'ring', page: r.below(8), pages: 1 },
+      { op: 'dma', slot: 0, page: 0, value: 3 },
+      { op: 'unpin', slot: 0 },
+    );
+    p.push(
+      { op: 'pin', map: 'buf', page: r.below(24), pages: 3 },
+      { op: 'dma', slot: 0, page: 2, value: 4 },
+      { op: 'unpin', slot: 0 },
+    );
   }
-  const hot: ActorOp[] = [{ op: 'offline', block: 5 }, { op: 'online', block: 5, type: 'online_movable' }];
+  const hot: ActorOp[] = [
+    { op: 'offline', block: 5 },
+    { op: 'online', block: 5, type: 'online_movable' },
+  ];
   const schedule = Array.from({ length: 80 }, () => r.below(4));
-  return { layout: MINI_LAYOUTS[0]!, variant: 'v6.12', programs: { 'user-0': user, 'pinner-0': pin0, 'pinner-1': pin1, 'hotplug-0': hot }, schedule, faults: {} };
+  return {
+    layout: MINI_LAYOUTS[0]!,
+    variant: 'v6.12',
+    programs: { 'user-0': user, 'pinner-0': pin0, 'pinner-1': pin1, 'hotplug-0': hot },
+    schedule,
+    faults: {},
+  };
 }
 
 async function stepsPerSecond(pool: ActorPool, n: number, mode: 'det' | 'free', points: number): Promise<Row> {
@@ -52,8 +74,14 @@ async function stepsPerSecond(pool: ActorPool, n: number, mode: 'det' | 'free', 
     switches += r.switches;
   }
   const s = (performance.now() - t0) / 1000;
-  return { case: `${mode === 'det' ? 'deterministic' : 'free-running'}, ${n} actors`, steps, switches, seconds: +s.toFixed(2), 'steps/s': Math.round(steps / s),
-    target: mode === 'det' && n === 4 ? '>= 100k' : '' };
+  return {
+    case: `${mode === 'det' ? 'deterministic' : 'free-running'}, ${n} actors`,
+    steps,
+    switches,
+    seconds: +s.toFixed(2),
+    'steps/s': Math.round(steps / s),
+    target: mode === 'det' && n === 4 ? '>= 100k' : '',
+  };
 }
 
 export async function schedRows(): Promise<Row[]> {
@@ -69,12 +97,20 @@ export async function schedRows(): Promise<Row[]> {
     let steps = 0;
     for (let k = 0; k < N; k++) {
       const r = await runCase(pool, k % 2 ? cs : fourActorCase(k), { mode: 'det' });
-      if (r.failures.length) throw new Error(`bench case failed: ${r.failures[0]!.property}: ${r.failures[0]!.message}`);
+      if (r.failures.length)
+        throw new Error(`bench case failed: ${r.failures[0]!.property}: ${r.failures[0]!.message}`);
       steps += r.steps;
     }
     const s = (performance.now() - t0) / 1000;
-    rows.push({ case: '4-actor case on a mini machine (user, 2 pinners, hotplug)', steps: Math.round(steps / N), switches: '', seconds: +s.toFixed(2),
-      'steps/s': Math.round(steps / s), 'cases/s': Math.round(N / s), target: '>= 200 cases/s' });
+    rows.push({
+      case: '4-actor case on a mini machine (user, 2 pinners, hotplug)',
+      steps: Math.round(steps / N),
+      switches: '',
+      seconds: +s.toFixed(2),
+      'steps/s': Math.round(steps / s),
+      'cases/s': Math.round(N / s),
+      target: '>= 200 cases/s',
+    });
   } finally {
     await pool.destroy();
   }
@@ -84,12 +120,30 @@ export async function schedRows(): Promise<Row[]> {
     let first = 0;
     const out = { out: () => undefined, err: () => undefined };
     const summary = await runSuite({
-      suite: SUITES['longterm-pin']!, variant: 'v5.12', seed, runs: 200, mode: 'det', checkDeterminism: false, json: true,
-      regressionsDir: null, tty: false, interrupt: { stopped: false }, io: out,
-      onFirstFailure: () => { first = performance.now() - t0; },
+      suite: SUITES['longterm-pin']!,
+      variant: 'v5.12',
+      seed,
+      runs: 200,
+      mode: 'det',
+      checkDeterminism: false,
+      json: true,
+      regressionsDir: null,
+      tty: false,
+      interrupt: { stopped: false },
+      io: out,
+      onFirstFailure: () => {
+        first = performance.now() - t0;
+      },
     });
-    rows.push({ case: `v5.12, seed ${seed}: first failure (${summary.failures[0]?.property ?? 'none'})`, steps: summary.steps, switches: '', seconds: +(first / 1000).toFixed(2),
-      'steps/s': '', 'cases/s': '', target: `${summary.cases} cases; shrunk in ${((performance.now() - t0) / 1000).toFixed(2)} s` });
+    rows.push({
+      case: `v5.12, seed ${seed}: first failure (${summary.failures[0]?.property ?? 'none'})`,
+      steps: summary.steps,
+      switches: '',
+      seconds: +(first / 1000).toFixed(2),
+      'steps/s': '',
+      'cases/s': '',
+      target: `${summary.cases} cases; shrunk in ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+    });
   }
   return rows;
 }

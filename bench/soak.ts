@@ -18,9 +18,23 @@ type Row = Record<string, string | number>;
 /** Races injected on purpose: each needs two actors interleaved in a particular way. */
 export const INJECTED_RACES: { suite: string; kernel: string; bugs?: string[]; what: string }[] = [
   { suite: 'longterm-pin-4', kernel: 'v6.12+R12', what: 'R12: two pinners, an empty migration list counts as success' },
-  { suite: 'device:rdma-odp', kernel: DEFAULT_VARIANT, bugs: ['no-seq-retry'], what: 'ODP installs a pfn without mmu_interval_read_retry()' },
-  { suite: 'device2:rdma-umem', kernel: DEFAULT_VARIANT, bugs: ['check-then-add'], what: 'two registrations pass the pinned_vm check together' },
-  { suite: 'device:vfio-type1', kernel: 'v5.13+R3', what: 'R3: re-pin in place after a failed migration (another holder)' },
+  {
+    suite: 'device:rdma-odp',
+    kernel: DEFAULT_VARIANT,
+    bugs: ['no-seq-retry'],
+    what: 'ODP installs a pfn without mmu_interval_read_retry()',
+  },
+  {
+    suite: 'device2:rdma-umem',
+    kernel: DEFAULT_VARIANT,
+    bugs: ['check-then-add'],
+    what: 'two registrations pass the pinned_vm check together',
+  },
+  {
+    suite: 'device:vfio-type1',
+    kernel: 'v5.13+R3',
+    what: 'R3: re-pin in place after a failed migration (another holder)',
+  },
 ];
 
 function env(name: string, def: number): number {
@@ -36,7 +50,9 @@ function progress(s: string): void {
 async function soakSuites(rows: Row[]): Promise<void> {
   const perSuite = env('PINLAB_SOAK_CASES', 2000);
   const only = process.env.PINLAB_SOAK_SUITES?.split(',').filter(Boolean);
-  const names = Object.values(SUITES).filter((s) => !s.hidden && (!only || only.includes(s.name))).map((s) => s.name);
+  const names = Object.values(SUITES)
+    .filter((s) => !s.hidden && (!only || only.includes(s.name)))
+    .map((s) => s.name);
   let total = 0;
   let failed = 0;
   const t0 = performance.now();
@@ -56,7 +72,11 @@ async function soakSuites(rows: Row[]): Promise<void> {
         steps += r.steps;
         if (!r.failures.length) continue;
         failures++;
-        const fr = await replayFreeFailure((c2, o) => holder.run(c2, o), cs, r, { mode: 'det', seed, checks: suite.checks });
+        const fr = await replayFreeFailure((c2, o) => holder.run(c2, o), cs, r, {
+          mode: 'det',
+          seed,
+          checks: suite.checks,
+        });
         if (fr.property) replayed++;
         if (seen.length < 3) seen.push(`${r.failures[0]!.property}: ${r.failures[0]!.message.slice(0, 100)}`);
       }
@@ -66,13 +86,31 @@ async function soakSuites(rows: Row[]): Promise<void> {
     total += cases.length;
     failed += failures;
     const secs = (performance.now() - s0) / 1000;
-    rows.push({ suite: name, cases: cases.length, steps, seconds: +secs.toFixed(1), failures, 'per million': Math.round((failures / cases.length) * 1e6),
-      replayed: failures ? `${replayed}/${failures}` : '-', first: seen.join(' | ') || '-' });
+    rows.push({
+      suite: name,
+      cases: cases.length,
+      steps,
+      seconds: +secs.toFixed(1),
+      failures,
+      'per million': Math.round((failures / cases.length) * 1e6),
+      replayed: failures ? `${replayed}/${failures}` : '-',
+      first: seen.join(' | ') || '-',
+    });
     const left = ((performance.now() - t0) / 1000 / (k + 1)) * (names.length - k - 1);
-    progress(`${name}: ${cases.length} cases, ${failures} failures (${k + 1}/${names.length} suites, about ${Math.round(left)} s left)`);
+    progress(
+      `${name}: ${cases.length} cases, ${failures} failures (${k + 1}/${names.length} suites, about ${Math.round(left)} s left)`,
+    );
   }
-  rows.push({ suite: 'all', cases: total, steps: '', seconds: +((performance.now() - t0) / 1000).toFixed(1), failures: failed,
-    'per million': Math.round((failed / Math.max(1, total)) * 1e6), replayed: '', first: '' });
+  rows.push({
+    suite: 'all',
+    cases: total,
+    steps: '',
+    seconds: +((performance.now() - t0) / 1000).toFixed(1),
+    failures: failed,
+    'per million': Math.round((failed / Math.max(1, total)) * 1e6),
+    replayed: '',
+    first: '',
+  });
 }
 
 /** Each injected race, several seeds: time and cases to the first free-mode failure; replayed, shrunk and saved? */
@@ -84,21 +122,53 @@ async function soakInjected(rows: Row[]): Promise<void> {
       const t0 = performance.now();
       let firstAt = 0;
       const s = await runSuite({
-        suite, variant: race.kernel, seed, runs: 3000, mode: 'free', checkDeterminism: false, json: true, regressionsDir: null, tty: false,
-        interrupt: { stopped: false }, io: { out: () => undefined, err: () => undefined }, bugs: race.bugs,
-        onFirstFailure: () => { firstAt = performance.now(); },
+        suite,
+        variant: race.kernel,
+        seed,
+        runs: 3000,
+        mode: 'free',
+        checkDeterminism: false,
+        json: true,
+        regressionsDir: null,
+        tty: false,
+        interrupt: { stopped: false },
+        io: { out: () => undefined, err: () => undefined },
+        bugs: race.bugs,
+        onFirstFailure: () => {
+          firstAt = performance.now();
+        },
       });
       const f = s.failures[0];
-      rows.push({ race: race.what, suite: race.suite, kernel: race.kernel + (race.bugs ? ` --bug ${race.bugs.join(',')}` : ''), seed,
-        'cases to catch': f ? s.cases : `> ${s.cases}`, 'seconds to catch': f ? +((firstAt - t0) / 1000).toFixed(1) : '-',
-        property: f?.property ?? '-', replayed: f ? (f.reproduced ? 'yes' : 'no') : '-',
-        'shrunk case': f?.reproduced ? `${Object.values(f.case.programs).reduce((n, p) => n + p.length, 0)} ops, ${f.case.schedule.filter((x) => x).length} switches` : '-' });
-      progress(`${race.what}, seed ${seed}: ${f ? `${f.property} after ${s.cases} cases, replayed: ${f.reproduced}` : 'not caught'}`);
+      rows.push({
+        race: race.what,
+        suite: race.suite,
+        kernel: race.kernel + (race.bugs ? ` --bug ${race.bugs.join(',')}` : ''),
+        seed,
+        'cases to catch': f ? s.cases : `> ${s.cases}`,
+        'seconds to catch': f ? +((firstAt - t0) / 1000).toFixed(1) : '-',
+        property: f?.property ?? '-',
+        replayed: f ? (f.reproduced ? 'yes' : 'no') : '-',
+        'shrunk case': f?.reproduced
+          ? `${Object.values(f.case.programs).reduce((n, p) => n + p.length, 0)} ops, ${f.case.schedule.filter((x) => x).length} switches`
+          : '-',
+      });
+      progress(
+        `${race.what}, seed ${seed}: ${f ? `${f.property} after ${s.cases} cases, replayed: ${f.reproduced}` : 'not caught'}`,
+      );
     }
   }
   const caught = rows.filter((r) => r.property !== '-');
-  rows.push({ race: 'all', suite: '', kernel: '', seed: '', 'cases to catch': '', 'seconds to catch': '', property: `${caught.length} caught`,
-    replayed: `${caught.filter((r) => r.replayed === 'yes').length}/${caught.length}`, 'shrunk case': '' });
+  rows.push({
+    race: 'all',
+    suite: '',
+    kernel: '',
+    seed: '',
+    'cases to catch': '',
+    'seconds to catch': '',
+    property: `${caught.length} caught`,
+    replayed: `${caught.filter((r) => r.replayed === 'yes').length}/${caught.length}`,
+    'shrunk case': '',
+  });
 }
 
 export async function soakRows(): Promise<{ suites: Row[]; injected: Row[] }> {

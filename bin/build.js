@@ -12,7 +12,11 @@ const SOURCES = ['mm', 'devices', 'harness', 'properties', 'bench', 'test/plugin
 /** Every file under dir (relative to root) whose name passes keep. */
 function filesUnder(dir, keep, out = []) {
   let entries;
-  try { entries = fs.readdirSync(path.join(root, dir), { withFileTypes: true }); } catch { return out; }
+  try {
+    entries = fs.readdirSync(path.join(root, dir), { withFileTypes: true });
+  } catch {
+    return out;
+  }
   for (const e of entries) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) filesUnder(p, keep, out);
@@ -34,7 +38,9 @@ function upToDate() {
   try {
     built = fs.statSync(stamp).mtimeMs;
     list = fs.readFileSync(stamp, 'utf8');
-  } catch { /* never built */ }
+  } catch {
+    /* never built */
+  }
   const src = sources();
   if (list !== src.join('\n') + '\n') return false;
   let newest = fs.statSync(path.join(root, 'tsconfig.json')).mtimeMs;

@@ -7,7 +7,10 @@ signals.install();
 const path = require('node:path');
 const { ensureBuiltAsync, root } = require('./build');
 // A closed pipe (pinlab ... | head) ends the output quietly, as it does for any Unix tool.
-process.stdout.on('error', (e) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 void ensureBuiltAsync(signals).then(() => {
   const { run } = require(path.join(root, 'dist', 'harness', 'cli', 'index.js'));
   // a turn of the event loop first: a signal that came while the CLI loaded is seen before it starts

@@ -9,8 +9,17 @@
 // FOLL_GET references), checks its entries against the process page table: notifierDmaViolation().
 
 import type * as fcType from 'fast-check';
-import { Memmap, PAGE_SIZE, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
-  PG_buddy, PG_zero } from '../mm/memmap';
+import {
+  Memmap,
+  PAGE_SIZE,
+  MM_LOCKED_VM,
+  MM_PINNED_VM,
+  MM_USER_LOCKED_VM,
+  MM_RLIMIT_MEMLOCK,
+  MM_CAP_IPC_LOCK,
+  PG_buddy,
+  PG_zero,
+} from '../mm/memmap';
 import { mmBase, ptlLock, ptlUnlock } from '../mm/mm_types';
 import { followPte } from '../mm/memory';
 import { ENOMEM } from '../mm/errno';
@@ -27,7 +36,13 @@ export { PAGE_SIZE };
  * target allocation, a transient isolation failure, a folio left in another CPU's LRU batch), a fatal
  * signal, and the pofs temporary allocation of R14.
  */
-export const GUP_FAULT_POINTS = ['migrate:alloc-target', 'migrate:isolate', 'lru:batch-hold', 'fatal-signal', 'gup:pofs-alloc'] as const;
+export const GUP_FAULT_POINTS = [
+  'migrate:alloc-target',
+  'migrate:isolate',
+  'lru:batch-hold',
+  'fatal-signal',
+  'gup:pofs-alloc',
+] as const;
 
 /** The most ops a generated device program holds. */
 export const DEVICE_PROGRAM_LENGTH = 10;
@@ -103,16 +118,32 @@ export function decrUserLockedVm(m: Memmap, mm: number, pages: number): void {
  * keeps only a charge whose atomic64_add_return() stayed within the limit; a check of the old value
  * followed by a separate add (the old siw) keeps charges two racing registrations pushed over it.
  */
-export function memlockViolation(m: Memmap, mm: number, counter: string, after: number, what: string): { property: PropertyName; violation: string } | undefined {
+export function memlockViolation(
+  m: Memmap,
+  mm: number,
+  counter: string,
+  after: number,
+  what: string,
+): { property: PropertyName; violation: string } | undefined {
   const limit = rlimitMemlock(m, mm);
   if (after <= limit || capableIpcLock(m, mm)) return undefined;
-  return { property: pinsBalance.name, violation: `${what}: ${counter} is ${after} pages after the charge, above RLIMIT_MEMLOCK (${limit} pages) without CAP_IPC_LOCK` };
+  return {
+    property: pinsBalance.name,
+    violation: `${what}: ${counter} is ${after} pages after the charge, above RLIMIT_MEMLOCK (${limit} pages) without CAP_IPC_LOCK`,
+  };
 }
 
 /** The three counters of a process, in pages (VmLck, VmPin, and the user's locked_vm). */
-export function memlockCounters(m: Memmap, mm: number): { locked_vm: number; pinned_vm: number; user_locked_vm: number } {
+export function memlockCounters(
+  m: Memmap,
+  mm: number,
+): { locked_vm: number; pinned_vm: number; user_locked_vm: number } {
   const b = mmBase(mm);
-  return { locked_vm: m.mms[b + MM_LOCKED_VM]!, pinned_vm: m.mms[b + MM_PINNED_VM]!, user_locked_vm: m.mms[b + MM_USER_LOCKED_VM]! };
+  return {
+    locked_vm: m.mms[b + MM_LOCKED_VM]!,
+    pinned_vm: m.mms[b + MM_PINNED_VM]!,
+    user_locked_vm: m.mms[b + MM_USER_LOCKED_VM]!,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,8 +157,10 @@ export function memlockCounters(m: Memmap, mm: number): { locked_vm: number; pin
 export function dmaTargetViolation(m: Memmap, pfn: number, what: string): string | undefined {
   if (pfn < 0 || pfn >= m.nrFrames) return `${what}: pfn ${pfn} outside memory`;
   const head = m.compoundHead(pfn);
-  if (m.flags[head]! & PG_zero) return undefined; // the shared zero page: pins of it are not counted (v6.5+) and it is never freed
-  if (m.flags[pfn]! & PG_buddy || m.flags[head]! & PG_buddy || m.refcount[head]! <= 0) return `${what}: DMA to pfn ${pfn}, a free page`;
+  // the shared zero page: pins of it are not counted (v6.5+) and it is never freed
+  if (m.flags[head]! & PG_zero) return undefined;
+  if (m.flags[pfn]! & PG_buddy || m.flags[head]! & PG_buddy || m.refcount[head]! <= 0)
+    return `${what}: DMA to pfn ${pfn}, a free page`;
   if (!folioMaybeDmaPinned(m, head)) return `${what}: DMA to pfn ${pfn}, which holds no pin`;
   return undefined;
 }
@@ -138,7 +171,13 @@ export function deviceWrite(m: Memmap, pfn: number, value: number): void {
 }
 
 /** One DMA through a device's own table: checked (dmaTargetViolation), then a write of op.value or a read. */
-export function dmaAccess(m: Memmap, pfn: number, write: boolean, op: Record<string, unknown>, what: string): { rc: number; violation?: string } {
+export function dmaAccess(
+  m: Memmap,
+  pfn: number,
+  write: boolean,
+  op: Record<string, unknown>,
+  what: string,
+): { rc: number; violation?: string } {
   const violation = dmaTargetViolation(m, pfn, what);
   if (write) {
     deviceWrite(m, pfn, intField(op, 'value', 0));
@@ -166,8 +205,15 @@ export function deviceRead(m: Memmap, pfn: number): number {
  * is what the PTE of vpn points at now, writable for a write. `kind` names the entries ("ODP").
  * Use it where a pinning device uses dmaTargetViolation(), which would demand a pin.
  */
-export function notifierDmaViolation(m: Memmap, mm: number, vpn: number, pfn: number, write: boolean, what: string,
-  kind: string): string | undefined {
+export function notifierDmaViolation(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  pfn: number,
+  write: boolean,
+  what: string,
+  kind: string,
+): string | undefined {
   if (pfn < 0 || pfn >= m.nrFrames) return `${what}: pfn ${pfn} outside memory`;
   const head = m.compoundHead(pfn);
   const zero = (m.flags[head]! & PG_zero) !== 0;
@@ -248,10 +294,17 @@ export interface GenRange {
 export function arbRange(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<GenRange> {
   const maps = shape.maps.filter((x) => x.pages > 0);
   if (!maps.length) throw new Error('device generators need at least one mapping in shape.maps');
-  return fc.constantFrom(...maps).chain((mp) =>
-    fc.integer({ min: 0, max: mp.pages - 1 }).chain((off) =>
-      fc.integer({ min: 1, max: Math.max(1, Math.min(shape.maxPages, mp.pages - off)) })
-        .map((pages) => ({ vaddr: { map: mp.name, off }, pages }))));
+  return fc
+    .constantFrom(...maps)
+    .chain((mp) =>
+      fc
+        .integer({ min: 0, max: mp.pages - 1 })
+        .chain((off) =>
+          fc
+            .integer({ min: 1, max: Math.max(1, Math.min(shape.maxPages, mp.pages - off)) })
+            .map((pages) => ({ vaddr: { map: mp.name, off }, pages })),
+        ),
+    );
 }
 
 /** A 32-bit payload word. */
@@ -269,19 +322,33 @@ export const IOVA_SLOTS = 2;
 
 /** The first page of a slot, or now and then any page of the window (a map's or an unmap's start). */
 export function arbSlotBase(fc: typeof fcType, shape: GenShape, window: number): fcType.Arbitrary<number> {
-  return fc.oneof({ weight: 6, arbitrary: fc.nat(IOVA_SLOTS - 1).map((k) => k * shape.maxPages) },
-    { weight: 1, arbitrary: fc.nat(window - 1) });
+  return fc.oneof(
+    { weight: 6, arbitrary: fc.nat(IOVA_SLOTS - 1).map((k) => k * shape.maxPages) },
+    { weight: 1, arbitrary: fc.nat(window - 1) },
+  );
 }
 
-/** A page in a slot (its first page half the time), or now and then any page of the window (a pin's or a DMA's address). */
+/**
+ * A page in a slot (its first page half the time), or now and then any page of the window (a pin's or a DMA's address).
+ */
 export function arbSlotPage(fc: typeof fcType, shape: GenShape, window: number): fcType.Arbitrary<number> {
   const off = fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(shape.maxPages - 1) });
-  return fc.oneof({ weight: 6, arbitrary: fc.record({ k: fc.nat(IOVA_SLOTS - 1), off }).map(({ k, off: o }) => k * shape.maxPages + o) },
-    { weight: 1, arbitrary: fc.nat(window - 1) });
+  return fc.oneof(
+    {
+      weight: 6,
+      arbitrary: fc.record({ k: fc.nat(IOVA_SLOTS - 1), off }).map(({ k, off: o }) => k * shape.maxPages + o),
+    },
+    { weight: 1, arbitrary: fc.nat(window - 1) },
+  );
 }
 
-/** An unmap's length in pages: whole slots (every mapping a slot holds goes, none is bisected), or any length up to maxPages. */
+/**
+ * An unmap's length in pages: whole slots (every mapping a slot holds goes, none is bisected), or any length up to
+ * maxPages.
+ */
 export function arbSlotSpan(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<number> {
-  return fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: IOVA_SLOTS }).map((k) => k * shape.maxPages) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: shape.maxPages }) });
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.integer({ min: 1, max: IOVA_SLOTS }).map((k) => k * shape.maxPages) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: shape.maxPages }) },
+  );
 }

@@ -94,7 +94,16 @@ export interface GenShape {
  * 'string', 'map' a mapping of the case, 'vaddr' a VaddrRef naming one (or a byte address), a list of
  * strings (one of them), `{ list }` a list of values, `{ record }` a record with these fields.
  */
-export type OpField = 'int' | 'nat' | 'bool' | 'string' | 'map' | 'vaddr' | readonly string[] | { list: OpField } | { record: Readonly<Record<string, OpField>> };
+export type OpField =
+  | 'int'
+  | 'nat'
+  | 'bool'
+  | 'string'
+  | 'map'
+  | 'vaddr'
+  | readonly string[]
+  | { list: OpField }
+  | { record: Readonly<Record<string, OpField>> };
 
 /**
  * An actor kind: a device model (devices/) or a kernel agent (harness/agents/). A case names its actors
@@ -111,7 +120,10 @@ export interface ActorModel<E extends DeviceEnv = DeviceEnv, S extends DeviceSta
   create(env: E): S;
   /** fast-check arbitrary of this model's operations */
   arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp>;
-  /** op name -> the negative errnos that op can return (its kernel function's); the errno-contract property checks every result against it */
+  /**
+   * op name -> the negative errnos that op can return (its kernel function's); the errno-contract property checks every
+   * result against it
+   */
   errnos: Record<string, number[]>;
   /** op name -> its fields (the same op names as errnos): a regression file may use only these */
   ops: Record<string, Record<string, OpField>>;

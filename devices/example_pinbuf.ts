@@ -6,9 +6,23 @@
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, HeldPage } from './device';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { EBUSY, EINVAL, ENOMEM, EPERM, EFAULT, EINTR, errname } from '../mm/errno';
-import { PAGE_SIZE, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, dmaTargetViolation, deviceWrite,
-  deviceRead, intField, isU64, pageAligned, arbRange, arbWord, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH }
-  from './common';
+import {
+  PAGE_SIZE,
+  canDoMlock,
+  capableIpcLock,
+  rlimitMemlock,
+  pinnedVmAddReturn,
+  dmaTargetViolation,
+  deviceWrite,
+  deviceRead,
+  intField,
+  isU64,
+  pageAligned,
+  arbRange,
+  arbWord,
+  GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH,
+} from './common';
 
 /** The pinbuf object: one user buffer pinned long-term, as an ib_umem holds it. */
 class Pinbuf implements DeviceState {
@@ -19,11 +33,16 @@ class Pinbuf implements DeviceState {
 
   step(op: DeviceOp): OpResult {
     switch (op.op) {
-      case 'pin': return this.umemGet(op);
-      case 'dma_write': return this.dma(op, true);
-      case 'dma_read': return this.dma(op, false);
-      case 'release': return this.pages.length ? { rc: this.umemRelease() } : { rc: -EINVAL, detail: errname(-EINVAL) };
-      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      case 'pin':
+        return this.umemGet(op);
+      case 'dma_write':
+        return this.dma(op, true);
+      case 'dma_read':
+        return this.dma(op, false);
+      case 'release':
+        return this.pages.length ? { rc: this.umemRelease() } : { rc: -EINVAL, detail: errname(-EINVAL) };
+      default:
+        return { rc: -EINVAL, detail: `unknown op ${op.op}` };
     }
   }
 
@@ -36,7 +55,8 @@ class Pinbuf implements DeviceState {
     if (!isU64(vaddr) || !isU64(len) || !len || !pageAligned(vaddr) || !pageAligned(len)) return { rc: -EINVAL };
     if (!canDoMlock(m, mm)) return { rc: -EPERM };
     const n = len / PAGE_SIZE;
-    if (pinnedVmAddReturn(m, mm, n) > rlimitMemlock(m, mm) && !capableIpcLock(m, mm)) { // account first
+    if (pinnedVmAddReturn(m, mm, n) > rlimitMemlock(m, mm) && !capableIpcLock(m, mm)) {
+      // account first
       pinnedVmAddReturn(m, mm, -n);
       return { rc: -ENOMEM };
     }
@@ -44,7 +64,8 @@ class Pinbuf implements DeviceState {
     const got: number[] = new Array(n).fill(-1);
     const flags = FOLL_WRITE | (this.env.bugs.has('no-longterm') ? 0 : FOLL_LONGTERM);
     const rc = pinUserPagesFast(m, mm, vaddr / PAGE_SIZE, n, flags, got);
-    if (rc !== n) { // a short pin is a failure here: give back what was pinned
+    if (rc !== n) {
+      // a short pin is a failure here: give back what was pinned
       if (rc > 0) unpinUserPagesDirtyLock(m, got, rc, false);
       pinnedVmAddReturn(m, mm, -n);
       return { rc: rc < 0 ? rc : -EFAULT };
@@ -90,7 +111,10 @@ export const examplePinbuf: DeviceModel = {
   source: 'drivers/infiniband/core/umem.c ib_umem_get() (pattern only)',
   bugs: { 'no-longterm': 'pins without FOLL_LONGTERM, so the buffer may stay in ZONE_MOVABLE/CMA' },
   ops: {
-    pin: { vaddr: 'vaddr', len: 'int' }, dma_write: { off: 'int', value: 'int' }, dma_read: { off: 'int' }, release: {},
+    pin: { vaddr: 'vaddr', len: 'int' },
+    dma_write: { off: 'int', value: 'int' },
+    dma_read: { off: 'int' },
+    release: {},
   },
   errnos: {
     // ib_umem_get(): -EINVAL, -EPERM, -ENOMEM; pin_user_pages_fast(): -EFAULT, -ENOMEM, -EINTR; -EBUSY: one buffer only
@@ -103,11 +127,14 @@ export const examplePinbuf: DeviceModel = {
   },
   faultPoints: GUP_FAULT_POINTS,
   programLength: DEVICE_PROGRAM_LENGTH,
-  arbitrary: (fc, shape) => fc.oneof(
-    arbRange(fc, shape).map((r): DeviceOp => ({ op: 'pin', vaddr: r.vaddr, len: r.pages * PAGE_SIZE })),
-    fc.record({ off: fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE), value: arbWord(fc) })
-      .map((r): DeviceOp => ({ op: 'dma_write', ...r })),
-    fc.nat(shape.maxPages - 1).map((p): DeviceOp => ({ op: 'dma_read', off: p * PAGE_SIZE })),
-    fc.constant<DeviceOp>({ op: 'release' })),
+  arbitrary: (fc, shape) =>
+    fc.oneof(
+      arbRange(fc, shape).map((r): DeviceOp => ({ op: 'pin', vaddr: r.vaddr, len: r.pages * PAGE_SIZE })),
+      fc
+        .record({ off: fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE), value: arbWord(fc) })
+        .map((r): DeviceOp => ({ op: 'dma_write', ...r })),
+      fc.nat(shape.maxPages - 1).map((p): DeviceOp => ({ op: 'dma_read', off: p * PAGE_SIZE })),
+      fc.constant<DeviceOp>({ op: 'release' }),
+    ),
   create: (env) => new Pinbuf(env),
 };

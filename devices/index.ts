@@ -49,7 +49,8 @@ export function isVaddrRef(x: unknown): x is VaddrRef {
  */
 export function resolveVaddr(maps: MapTable, ref: VaddrRef): number {
   const start = own(maps, ref.map);
-  if (start === undefined) throw new Error(`resolveVaddr: no mapping named '${ref.map}' (mapped: ${Object.keys(maps).join(', ') || 'none'})`);
+  if (start === undefined)
+    throw new Error(`resolveVaddr: no mapping named '${ref.map}' (mapped: ${Object.keys(maps).join(', ') || 'none'})`);
   return (start + ref.off) * PAGE_SIZE + (ref.byte ?? 0);
 }
 

@@ -18,8 +18,21 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { PG_head, PG_tail } from '../mm/memmap';
 import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, errname } from '../mm/errno';
-import { PAGE_SIZE, intField, isU64, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
-  hex, arbRange, arbWord, dmaAccess, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+import {
+  PAGE_SIZE,
+  intField,
+  isU64,
+  capableIpcLock,
+  incrUserLockedVm,
+  decrUserLockedVm,
+  pinnedVmAddReturn,
+  hex,
+  arbRange,
+  arbWord,
+  dmaAccess,
+  GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH,
+} from './common';
 import { folioNrPages } from '../mm/page_ref';
 
 const NAME = 'io_uring-fixed';
@@ -38,8 +51,15 @@ class IoMappedUbuf {
    * each folio when coalesced; folioPages: pages per bvec entry (1 << (folio_shift - PAGE_SHIFT)), else 1;
    * offset: byte offset of ubuf into the first bvec entry; vpn, nrPages: the user pages it covers.
    */
-  constructor(readonly ubuf: number, readonly len: number, readonly pages: number[], readonly folioPages: number,
-    readonly offset: number, readonly vpn: number, readonly nrPages: number) {}
+  constructor(
+    readonly ubuf: number,
+    readonly len: number,
+    readonly pages: number[],
+    readonly folioPages: number,
+    readonly offset: number,
+    readonly vpn: number,
+    readonly nrPages: number,
+  ) {}
 
   /** The frame at byte off from the start of the first bvec entry (io_import_fixed()'s bvec walk). */
   pfnAt(off: number): number {
@@ -59,7 +79,11 @@ class IoMappedUbuf {
 const isCompound = (f: number): boolean => (f & (PG_head | PG_tail)) !== 0;
 
 /** One folio per bvec entry: what io_do_coalesce_buffer() keeps of a pinned page array. */
-interface Coalesced { pages: number[]; folioPages: number; firstIdx: number }
+interface Coalesced {
+  pages: number[];
+  folioPages: number;
+  firstIdx: number;
+}
 
 /** The io_ring_ctx of one process, with its registered buffer table (ctx->user_bufs). */
 class IoRingCtx implements DeviceState {
@@ -72,11 +96,16 @@ class IoRingCtx implements DeviceState {
 
   step(op: DeviceOp): OpResult {
     switch (op.op) {
-      case 'register': return this.sqeBuffersRegister(op);
-      case 'unregister': return this.sqeBuffersUnregister();
-      case 'read_fixed': return this.rwFixed(op, true);
-      case 'write_fixed': return this.rwFixed(op, false);
-      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      case 'register':
+        return this.sqeBuffersRegister(op);
+      case 'unregister':
+        return this.sqeBuffersUnregister();
+      case 'read_fixed':
+        return this.rwFixed(op, true);
+      case 'write_fixed':
+        return this.rwFixed(op, false);
+      default:
+        return { rc: -EINVAL, detail: `unknown op ${op.op}` };
     }
   }
 
@@ -109,7 +138,10 @@ class IoRingCtx implements DeviceState {
     let count = 1;
     const firsts = [0];
     for (let i = 1; i < pages.length; i++) {
-      if (m.compoundHead(pages[i]!) === folio && pages[i] === pages[i - 1]! + 1) { count++; continue; }
+      if (m.compoundHead(pages[i]!) === folio && pages[i] === pages[i - 1]! + 1) {
+        count++;
+        continue;
+      }
       if (firsts.length === 1) {
         if (pages[i - 1]! - folio !== mid - 1) return null; // the head folio must run to its end
       } else if (count !== mid) return null; // middle folios whole
@@ -142,7 +174,10 @@ class IoRingCtx implements DeviceState {
     const { pages } = imu;
     imu.acctPages = 0;
     for (let i = 0; i < pages.length; i++) {
-      if (!isCompound(m.flags[pages[i]!]!)) { imu.acctPages++; continue; }
+      if (!isCompound(m.flags[pages[i]!]!)) {
+        imu.acctPages++;
+        continue;
+      }
       const hpage = m.compoundHead(pages[i]!);
       if (hpage === last.hpage) continue;
       last.hpage = hpage;
@@ -152,7 +187,10 @@ class IoRingCtx implements DeviceState {
     if (!imu.acctPages) return 0;
     if (this.chargeUser) {
       const rc = incrUserLockedVm(m, mm, imu.acctPages); // __io_account_mem()
-      if (rc) { imu.acctPages = 0; return rc; }
+      if (rc) {
+        imu.acctPages = 0;
+        return rc;
+      }
     }
     pinnedVmAddReturn(m, mm, imu.acctPages);
     return 0;
@@ -170,15 +208,26 @@ class IoRingCtx implements DeviceState {
   }
 
   /** io_sqe_buffer_register(): null for a sparse slot, the buffer, or -errno with nothing held. */
-  private sqeBufferRegister(base: number, len: number, last: { hpage: number },
-    registered: (IoMappedUbuf | null)[]): IoMappedUbuf | null | number {
+  private sqeBufferRegister(
+    base: number,
+    len: number,
+    last: { hpage: number },
+    registered: (IoMappedUbuf | null)[],
+  ): IoMappedUbuf | null | number {
     if (!base) return null;
     const pinned = this.pinPages(base, len);
     if (typeof pinned === 'number') return pinned;
     this.env.yieldPoint(`${NAME}:pinned-not-accounted`);
     const c = this.tryCoalesceBuffer(pinned);
-    const imu = new IoMappedUbuf(base, len, c ? c.pages : pinned, c ? c.folioPages : 1,
-      base % PAGE_SIZE + (c ? c.firstIdx * PAGE_SIZE : 0), Math.floor(base / PAGE_SIZE), pinned.length);
+    const imu = new IoMappedUbuf(
+      base,
+      len,
+      c ? c.pages : pinned,
+      c ? c.folioPages : 1,
+      (base % PAGE_SIZE) + (c ? c.firstIdx * PAGE_SIZE : 0),
+      Math.floor(base / PAGE_SIZE),
+      pinned.length,
+    );
     const rc = this.bufferAccountPin(imu, last, registered);
     if (rc) {
       unpinUserPages(this.env.m, imu.pages, imu.pages.length);
@@ -188,8 +237,11 @@ class IoRingCtx implements DeviceState {
   }
 
   /** io_buffer_validate() of one iovec, then io_sqe_buffer_register(): the buffer, null (sparse), or -errno. */
-  private registerIovec(iov: Record<string, unknown>, last: { hpage: number },
-    bufs: (IoMappedUbuf | null)[]): IoMappedUbuf | null | number {
+  private registerIovec(
+    iov: Record<string, unknown>,
+    last: { hpage: number },
+    bufs: (IoMappedUbuf | null)[],
+  ): IoMappedUbuf | null | number {
     const base = intField(iov, 'base', 0);
     const len = intField(iov, 'len', 0);
     if (!isU64(base) || !isU64(len)) return -EFAULT;
@@ -202,17 +254,21 @@ class IoRingCtx implements DeviceState {
   /** io_sqe_buffers_register(): all or nothing. */
   private sqeBuffersRegister(op: DeviceOp): OpResult {
     if (this.table) return { rc: -EBUSY };
-    const iovecs = Array.isArray(op.iovecs) ? op.iovecs as Record<string, unknown>[] : [];
+    const iovecs = Array.isArray(op.iovecs) ? (op.iovecs as Record<string, unknown>[]) : [];
     if (!iovecs.length || iovecs.length > IORING_MAX_REG_BUFFERS) return { rc: -EINVAL };
     const bufs: (IoMappedUbuf | null)[] = [];
     const last = { hpage: -1 };
     let ret = 0;
     for (const iov of iovecs) {
       const imu = this.registerIovec(iov, last, bufs);
-      if (typeof imu === 'number') { ret = imu; break; }
+      if (typeof imu === 'number') {
+        ret = imu;
+        break;
+      }
       bufs.push(imu);
     }
-    if (ret) { // __io_sqe_buffers_unregister()
+    if (ret) {
+      // __io_sqe_buffers_unregister()
       for (const b of bufs) if (b) this.bufferUnmap(b);
       return { rc: ret, detail: `buffer ${bufs.length}: ${errname(ret)}` };
     }
@@ -267,32 +323,44 @@ class IoRingCtx implements DeviceState {
 }
 
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
-  const buffer = fc.record({ r: arbRange(fc, shape), skew: fc.nat(PAGE_SIZE - 1), trim: fc.nat(PAGE_SIZE - 1) })
-    .map(({ r, skew, trim }) => ({ base: { ...r.vaddr, byte: skew },
-      len: Math.max(1, r.pages * PAGE_SIZE - skew - trim) }));
+  const buffer = fc
+    .record({ r: arbRange(fc, shape), skew: fc.nat(PAGE_SIZE - 1), trim: fc.nat(PAGE_SIZE - 1) })
+    .map(({ r, skew, trim }) => ({
+      base: { ...r.vaddr, byte: skew },
+      len: Math.max(1, r.pages * PAGE_SIZE - skew - trim),
+    }));
   const iov = fc.oneof(
     { weight: 12, arbitrary: buffer },
     { weight: 1, arbitrary: fc.constant({ base: 0, len: 0 }) },
-    { weight: 1, arbitrary: arbRange(fc, shape).map((r) => ({ base: r.vaddr, len: 0 })) });
-  const register = fc.array(iov, { minLength: 1, maxLength: 3 })
+    { weight: 1, arbitrary: arbRange(fc, shape).map((r) => ({ base: r.vaddr, len: 0 })) },
+  );
+  const register = fc
+    .array(iov, { minLength: 1, maxLength: 3 })
     .map((iovecs): DeviceOp => ({ op: 'register', iovecs }));
   const off = fc.nat(shape.maxPages * PAGE_SIZE).map((o) => o & ~3);
-  const rw = fc.record({ buf: fc.nat(3), off, value: arbWord(fc), read: fc.boolean() })
-    .map(({ buf, off: o, value, read }): DeviceOp => (read ? { op: 'read_fixed', buf, off: o, value }
-      : { op: 'write_fixed', buf, off: o }));
+  const rw = fc
+    .record({ buf: fc.nat(3), off, value: arbWord(fc), read: fc.boolean() })
+    .map(({ buf, off: o, value, read }): DeviceOp =>
+      read ? { op: 'read_fixed', buf, off: o, value } : { op: 'write_fixed', buf, off: o },
+    );
   const unregister = fc.constant<DeviceOp>({ op: 'unregister' });
-  return fc.oneof({ weight: 3, arbitrary: register }, { weight: 2, arbitrary: unregister },
-    { weight: 5, arbitrary: rw });
+  return fc.oneof(
+    { weight: 3, arbitrary: register },
+    { weight: 2, arbitrary: unregister },
+    { weight: 5, arbitrary: rw },
+  );
 }
 
 export const ioUringFixed: DeviceModel = {
   name: NAME,
   summary: 'io_uring registered buffers: FOLL_WRITE|FOLL_LONGTERM pins until unregister, compound pages charged once',
-  source: 'io_uring/rsrc.c (io_sqe_buffers_register, io_sqe_buffer_register, io_pin_pages, io_buffer_account_pin, '
-    + 'io_import_fixed)',
+  source:
+    'io_uring/rsrc.c (io_sqe_buffers_register, io_sqe_buffer_register, io_pin_pages, io_buffer_account_pin, ' +
+    'io_import_fixed)',
   bugs: { 'no-longterm': 'io_pin_pages() pins without FOLL_LONGTERM: registered buffers may stay in ZONE_MOVABLE/CMA' },
   ops: {
-    register: { iovecs: { list: { record: { base: 'vaddr', len: 'int' } } } }, unregister: {},
+    register: { iovecs: { list: { record: { base: 'vaddr', len: 'int' } } } },
+    unregister: {},
     read_fixed: { buf: 'int', off: 'int', addr: 'int', value: 'int' },
     write_fixed: { buf: 'int', off: 'int', addr: 'int' },
   },

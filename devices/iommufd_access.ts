@@ -20,16 +20,39 @@ import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } 
 import { getUser, putUser } from '../mm/memory';
 import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, EFAULT, EDEADLK, ENOMEM, EINTR, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
-import { PAGE_SIZE, intField, isU64, pageAligned, capableIpcLock, incrUserLockedVm, decrUserLockedVm, pinnedVmAddReturn,
-  deviceRead, deviceWrite, hex, arbRange, arbWord, trace, dmaAccess, arbSlotBase, arbSlotPage, arbSlotSpan,
-  GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+import {
+  PAGE_SIZE,
+  intField,
+  isU64,
+  pageAligned,
+  capableIpcLock,
+  incrUserLockedVm,
+  decrUserLockedVm,
+  pinnedVmAddReturn,
+  deviceRead,
+  deviceWrite,
+  hex,
+  arbRange,
+  arbWord,
+  trace,
+  dmaAccess,
+  arbSlotBase,
+  arbSlotPage,
+  arbSlotSpan,
+  GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH,
+} from './common';
 
 const NAME = 'iommufd-access';
 /** iopt_unmap_iova_range(): WARN_ON(tries > 100) -> -EDEADLOCK */
 export const IOPT_UNMAP_TRIES_MAX = 100;
 
 /** struct iopt_pages_access: one exact index range and how many pins of it are outstanding. */
-interface PagesAccess { start: number; last: number; users: number }
+interface PagesAccess {
+  start: number;
+  last: number;
+  users: number;
+}
 
 /** struct iopt_area with its own struct iopt_pages: the pinned_pfns xarray and the exact-range accesses. */
 class IoptArea {
@@ -42,8 +65,15 @@ class IoptArea {
   npinned = 0;
 
   /** iova, length, vaddr in bytes; readable, writable: IOMMU_READ | IOMMU_WRITE; accountUser: ACCOUNT_USER */
-  constructor(private readonly env: DeviceEnv, readonly iova: number, readonly length: number, readonly vaddr: number,
-    readonly readable: boolean, readonly writable: boolean, readonly accountUser: boolean) {}
+  constructor(
+    private readonly env: DeviceEnv,
+    readonly iova: number,
+    readonly length: number,
+    readonly vaddr: number,
+    readonly readable: boolean,
+    readonly writable: boolean,
+    readonly accountUser: boolean,
+  ) {}
 
   /** do_update_pinned(): user->locked_vm (ACCOUNT_USER) then mm->pinned_vm. */
   private updatePinned(npages: number, inc: boolean): number {
@@ -88,7 +118,12 @@ class IoptArea {
       if (rc) trace(this.env, `iopt_pages: RLIMIT_MEMLOCK exceeded pinning ${got.length} page(s)`);
     }
     if (rc) {
-      unpinUserPagesDirtyLock(this.env.m, got.map((g) => g[1]), got.length, false);
+      unpinUserPagesDirtyLock(
+        this.env.m,
+        got.map((g) => g[1]),
+        got.length,
+        false,
+      );
       return rc;
     }
     for (const [i, pfn] of got) this.pinned.set(i, pfn);
@@ -101,7 +136,12 @@ class IoptArea {
     for (let i = start; i <= last; i++) {
       if (![...this.accesses.values()].some((x) => i >= x.start && i <= x.last) && this.pinned.has(i)) drop.push(i);
     }
-    unpinUserPagesDirtyLock(this.env.m, drop.map((i) => this.pinned.get(i)!), drop.length, this.writable);
+    unpinUserPagesDirtyLock(
+      this.env.m,
+      drop.map((i) => this.pinned.get(i)!),
+      drop.length,
+      this.writable,
+    );
     for (const i of drop) this.pinned.delete(i);
     if (drop.length) this.updatePinned(drop.length, false);
   }
@@ -177,8 +217,15 @@ class Ioas {
       return { rc: -EINVAL, detail: 'not aligned to the IOAS alignment' };
     }
     if (this.areas.some((a) => iova < a.iova + a.length && a.iova < iova + length)) return { rc: -EEXIST };
-    const a = new IoptArea(this.env, iova, length, vaddr, op.read === true, op.write === true,
-      !capableIpcLock(this.env.m, this.env.mm));
+    const a = new IoptArea(
+      this.env,
+      iova,
+      length,
+      vaddr,
+      op.read === true,
+      op.write === true,
+      !capableIpcLock(this.env.m, this.env.mm),
+    );
     let i = 0;
     while (i < this.areas.length && this.areas[i]!.iova < iova) i++;
     this.areas.splice(i, 0, a);
@@ -221,8 +268,8 @@ class Ioas {
         this.accessNotifyUnmap(a.iova, a.length);
         if (++tries > IOPT_UNMAP_TRIES_MAX) {
           const held = `${a.pinned.size} page(s) of ${hex(a.iova)}+${hex(a.length)}`;
-          const violation = `${this.env.name}: WARN_ON(tries > 100) in iopt_unmap_iova_range: `
-            + `accesses still hold ${held}`;
+          const violation =
+            `${this.env.name}: WARN_ON(tries > 100) in iopt_unmap_iova_range: ` + `accesses still hold ${held}`;
           return { rc: -EDEADLK, unmapped, violation };
         }
         continue;
@@ -241,7 +288,12 @@ class Ioas {
 }
 
 /** A pin the driver holds: the exact range it asked for and the pages it got. */
-interface DriverPin { iova: number; length: number; pfns: number[]; write: boolean }
+interface DriverPin {
+  iova: number;
+  length: number;
+  pfns: number[];
+  write: boolean;
+}
 
 /** struct iommufd_access of the emulated device's driver on its IOAS, with the pins the driver holds. */
 class IommufdAccess implements DeviceState {
@@ -255,14 +307,22 @@ class IommufdAccess implements DeviceState {
 
   step(op: DeviceOp): OpResult {
     switch (op.op) {
-      case 'ioas_map': return this.ioas.map(op);
-      case 'ioas_unmap': return this.ioas.unmap(op);
-      case 'access_pin': return this.accessPin(op);
-      case 'access_unpin': return this.accessUnpin(op);
-      case 'access_rw': return this.accessRw(op);
-      case 'dma_write': return this.dma(op, true);
-      case 'dma_read': return this.dma(op, false);
-      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      case 'ioas_map':
+        return this.ioas.map(op);
+      case 'ioas_unmap':
+        return this.ioas.unmap(op);
+      case 'access_pin':
+        return this.accessPin(op);
+      case 'access_unpin':
+        return this.accessUnpin(op);
+      case 'access_rw':
+        return this.accessRw(op);
+      case 'dma_write':
+        return this.dma(op, true);
+      case 'dma_read':
+        return this.dma(op, false);
+      default:
+        return { rc: -EINVAL, detail: `unknown op ${op.op}` };
     }
   }
 
@@ -277,11 +337,20 @@ class IommufdAccess implements DeviceState {
     let rc = 0;
     while (cur <= last) {
       const a = this.ioas.areaAt(cur);
-      if (!a) { rc = -ENOENT; break; } // !iopt_area_contig_done()
+      if (!a) {
+        rc = -ENOENT;
+        break;
+      } // !iopt_area_contig_done()
       const end = Math.min(last, a.iova + a.length - 1);
       // iopt_area_contig_is_aligned(): page-aligned start, and a page end where the range continues
-      if (a.preventAccess || cur % PAGE_SIZE || (end < last && (end + 1) % PAGE_SIZE)) { rc = -EINVAL; break; }
-      if (!(write ? a.writable : a.readable)) { rc = -EPERM; break; } // check_area_prot()
+      if (a.preventAccess || cur % PAGE_SIZE || (end < last && (end + 1) % PAGE_SIZE)) {
+        rc = -EINVAL;
+        break;
+      }
+      if (!(write ? a.writable : a.readable)) {
+        rc = -EPERM;
+        break;
+      } // check_area_prot()
       const s = (cur - a.iova) / PAGE_SIZE;
       const l = Math.floor((end - a.iova) / PAGE_SIZE);
       rc = a.addAccess(s, l, write);
@@ -352,7 +421,8 @@ class IommufdAccess implements DeviceState {
     if (!(write ? a.writable : a.readable)) return { rc: -EPERM };
     const index = Math.floor((iova - a.iova) / PAGE_SIZE);
     const pfn = a.pinned.get(index);
-    if (pfn !== undefined) { // iopt_pages_rw_access() -> the pinned_pfns xarray
+    if (pfn !== undefined) {
+      // iopt_pages_rw_access() -> the pinned_pfns xarray
       if (write) deviceWrite(m, pfn, intField(op, 'value', 0));
       return { rc: write ? 0 : deviceRead(m, pfn) };
     }
@@ -408,40 +478,61 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
   const base = arbSlotBase(fc, shape, IOVA_PAGES);
   const iovaPage = arbSlotPage(fc, shape, IOVA_PAGES);
   const pages = fc.integer({ min: 1, max: shape.maxPages });
-  const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() })
-    .map(({ at, r, ro }): DeviceOp => ({ op: 'ioas_map', iova: at * PAGE_SIZE, vaddr: r.vaddr,
-      length: r.pages * PAGE_SIZE, read: true, write: !ro }));
-  const pin = fc.record({ at: iovaPage, n: pages, write: fc.boolean() })
+  const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() }).map(({ at, r, ro }): DeviceOp => ({
+    op: 'ioas_map',
+    iova: at * PAGE_SIZE,
+    vaddr: r.vaddr,
+    length: r.pages * PAGE_SIZE,
+    read: true,
+    write: !ro,
+  }));
+  const pin = fc
+    .record({ at: iovaPage, n: pages, write: fc.boolean() })
     .map(({ at, n, write }): DeviceOp => ({ op: 'access_pin', iova: at * PAGE_SIZE, length: n * PAGE_SIZE, write }));
-  const unpin = fc.record({ at: iovaPage, n: pages })
+  const unpin = fc
+    .record({ at: iovaPage, n: pages })
     .map(({ at, n }): DeviceOp => ({ op: 'access_unpin', iova: at * PAGE_SIZE, length: n * PAGE_SIZE }));
-  const unmapRange = fc.record({ at: base, n: arbSlotSpan(fc, shape) })
+  const unmapRange = fc
+    .record({ at: base, n: arbSlotSpan(fc, shape) })
     .map(({ at, n }): DeviceOp => ({ op: 'ioas_unmap', iova: at * PAGE_SIZE, length: n * PAGE_SIZE }));
-  const unmap = fc.oneof({ weight: 6, arbitrary: unmapRange },
-    { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'ioas_unmap', all: true }) });
-  const rw = fc.record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
+  const unmap = fc.oneof(
+    { weight: 6, arbitrary: unmapRange },
+    { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'ioas_unmap', all: true }) },
+  );
+  const rw = fc
+    .record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
     .map(({ at, write, value }): DeviceOp => ({ op: 'access_rw', iova: at * PAGE_SIZE, write, value }));
-  const dw = fc.record({ at: iovaPage, value: arbWord(fc) })
+  const dw = fc
+    .record({ at: iovaPage, value: arbWord(fc) })
     .map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
   const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
-  return fc.oneof({ weight: 3, arbitrary: map }, { weight: 3, arbitrary: pin }, { weight: 2, arbitrary: unpin },
-    { weight: 2, arbitrary: unmap }, { weight: 1, arbitrary: rw }, { weight: 2, arbitrary: dw },
-    { weight: 1, arbitrary: dr });
+  return fc.oneof(
+    { weight: 3, arbitrary: map },
+    { weight: 3, arbitrary: pin },
+    { weight: 2, arbitrary: unpin },
+    { weight: 2, arbitrary: unmap },
+    { weight: 1, arbitrary: rw },
+    { weight: 2, arbitrary: dw },
+    { weight: 1, arbitrary: dr },
+  );
 }
 
 export const iommufdAccess: DeviceModel = {
   name: NAME,
   summary: 'iommufd access of an emulated device: exact-range pins on demand, revoked by ops->unmap on IOAS unmap',
-  source: 'drivers/iommu/iommufd/device.c (iommufd_access_pin_pages/unpin_pages/rw), pages.c, '
-    + 'io_pagetable.c (iopt_unmap_iova_range)',
+  source:
+    'drivers/iommu/iommufd/device.c (iommufd_access_pin_pages/unpin_pages/rw), pages.c, ' +
+    'io_pagetable.c (iopt_unmap_iova_range)',
   bugs: {
     'callback-never-unpins': 'ops->unmap drops nothing: IOAS unmap retries 100 times, WARNs and fails with -EDEADLOCK',
   },
   ops: {
     ioas_map: { iova: 'int', vaddr: 'vaddr', length: 'int', read: 'bool', write: 'bool' },
     ioas_unmap: { iova: 'int', length: 'int', all: 'bool' },
-    access_pin: { iova: 'int', length: 'int', write: 'bool' }, access_unpin: { iova: 'int', length: 'int' },
-    access_rw: { iova: 'int', write: 'bool', value: 'int' }, dma_write: { iova: 'int', value: 'int' },
+    access_pin: { iova: 'int', length: 'int', write: 'bool' },
+    access_unpin: { iova: 'int', length: 'int' },
+    access_rw: { iova: 'int', write: 'bool', value: 'int' },
+    dma_write: { iova: 'int', value: 'int' },
     dma_read: { iova: 'int' },
   },
   errnos: {

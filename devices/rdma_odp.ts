@@ -36,13 +36,44 @@ import { Memmap, PG_dirty, VMA_FLAGS } from '../mm/memmap';
 import { EBUSY, EACCES, EFAULT, EINVAL, ENOENT, ENOMEM, EOVERFLOW, errname } from '../mm/errno';
 import { bug } from '../mm/debug';
 import { findVma, handleMmFault, followPte } from '../mm/memory';
-import { mmapReadLock, mmapReadUnlock, VM_IO, VM_PFNMAP, VM_READ, ptlLock, ptlUnlock, VM_FAULT_ERROR }
-  from '../mm/mm_types';
-import { MmuIntervalNotifier, MmuNotifierRange, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove,
-  mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalCheckRetry, mmuIntervalSetSeq, mmuIntervalNotifierMmAlive,
-  mmuNotifierRangeBlockable, MMU_NOTIFY_EVENT_NAMES } from '../mm/mmu_notifier';
-import { PAGE_SIZE, intField, isU64, hex, deviceRead, deviceWrite, arbRange, arbWord, trace, notifierDmaViolation,
-  checkNotifierCoherent, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+import {
+  mmapReadLock,
+  mmapReadUnlock,
+  VM_IO,
+  VM_PFNMAP,
+  VM_READ,
+  ptlLock,
+  ptlUnlock,
+  VM_FAULT_ERROR,
+} from '../mm/mm_types';
+import {
+  MmuIntervalNotifier,
+  MmuNotifierRange,
+  mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove,
+  mmuIntervalReadBegin,
+  mmuIntervalReadRetry,
+  mmuIntervalCheckRetry,
+  mmuIntervalSetSeq,
+  mmuIntervalNotifierMmAlive,
+  mmuNotifierRangeBlockable,
+  MMU_NOTIFY_EVENT_NAMES,
+} from '../mm/mmu_notifier';
+import {
+  PAGE_SIZE,
+  intField,
+  isU64,
+  hex,
+  deviceRead,
+  deviceWrite,
+  arbRange,
+  arbWord,
+  trace,
+  notifierDmaViolation,
+  checkNotifierCoherent,
+  GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH,
+} from './common';
 
 const NAME = 'rdma-odp';
 
@@ -113,7 +144,8 @@ export function hmmRangeFault(m: Memmap, mm: number, r: HmmRange): number {
       r.perm[i] = 0;
       const vb = findVma(m, mm, vpn);
       const flags = vb < 0 ? 0 : m.vmas[vb + VMA_FLAGS]!;
-      if (vb < 0 || flags & (VM_IO | VM_PFNMAP) || !(flags & VM_READ)) { // hmm_vma_walk_hole / hmm_vma_walk_test
+      if (vb < 0 || flags & (VM_IO | VM_PFNMAP) || !(flags & VM_READ)) {
+        // hmm_vma_walk_hole / hmm_vma_walk_test
         if (r.fault) return -EFAULT;
         continue;
       }
@@ -127,7 +159,10 @@ export function hmmRangeFault(m: Memmap, mm: number, r: HmmRange): number {
         continue;
       }
       if (!r.fault) {
-        if (present) { r.pfns[i] = t.pfn; r.perm[i] = ODP_READ_ALLOWED_BIT; }
+        if (present) {
+          r.pfns[i] = t.pfn;
+          r.perm[i] = ODP_READ_ALLOWED_BIT;
+        }
         continue; // a snapshot leaves holes and migration entries invalid
       }
       // hmm_vma_fault(); on a migration entry handle_mm_fault() sleeps in migration_entry_wait() and
@@ -162,7 +197,12 @@ class IbUmemOdp {
   retries = 0;
 
   /** vpn, nrPages: the umem start (ib_umem_start) and length, in pages; lkey names it in traces */
-  constructor(private readonly env: DeviceEnv, readonly lkey: number, readonly vpn: number, readonly nrPages: number) {
+  constructor(
+    private readonly env: DeviceEnv,
+    readonly lkey: number,
+    readonly vpn: number,
+    readonly nrPages: number,
+  ) {
     this.pfns = new Int32Array(nrPages).fill(-1);
     this.perm = new Uint8Array(nrPages);
     this.notifier = new MmuIntervalNotifier({ invalidate: (_s, r, cur) => this.invalidateRange(r, cur) });
@@ -214,8 +254,11 @@ class IbUmemOdp {
     const n = this.unmapDmaPages(r.start, r.end);
     this.mutexUnlock();
     if (n) {
-      trace(this.env, `invalidate ${MMU_NOTIFY_EVENT_NAMES[r.event]} lkey ${hex(this.lkey)} vpn ${r.start}..${r.end}: `
-        + `${n} entries cleared`);
+      trace(
+        this.env,
+        `invalidate ${MMU_NOTIFY_EVENT_NAMES[r.event]} lkey ${hex(this.lkey)} vpn ${r.start}..${r.end}: ` +
+          `${n} entries cleared`,
+      );
     }
     return true;
   }
@@ -228,8 +271,16 @@ class IbUmemOdp {
     if (!accessMask) return -EINVAL;
     if (first < 0 || first + n > this.nrPages) return -EFAULT;
     const { m, mm } = this.env;
-    const range: HmmRange = { sub: this.notifier, notifierSeq: 0, start: this.vpn + first, nrPages: n, fault,
-      write: (accessMask & ODP_WRITE_ALLOWED_BIT) !== 0, pfns: new Int32Array(n), perm: new Uint8Array(n) };
+    const range: HmmRange = {
+      sub: this.notifier,
+      notifierSeq: 0,
+      start: this.vpn + first,
+      nrPages: n,
+      fault,
+      write: (accessMask & ODP_WRITE_ALLOWED_BIT) !== 0,
+      pfns: new Int32Array(n),
+      perm: new Uint8Array(n),
+    };
     for (let pass = 0; ; pass++) {
       if (pass >= ODP_MAP_RETRIES_MAX) return -EBUSY;
       if (!mmuIntervalNotifierMmAlive(this.notifier)) return -EINVAL; // get_pid_task() / mmget_not_zero() failed
@@ -246,8 +297,11 @@ class IbUmemOdp {
       if (!this.env.bugs.has('no-seq-retry') && mmuIntervalReadRetry(this.notifier, seq)) {
         this.mutexUnlock();
         this.retries++;
-        trace(this.env, `fault lkey ${hex(this.lkey)} vpn ${range.start}+${n}: `
-          + `collided with an invalidation (seq ${seq}), retrying`);
+        trace(
+          this.env,
+          `fault lkey ${hex(this.lkey)} vpn ${range.start}+${n}: ` +
+            `collided with an invalidation (seq ${seq}), retrying`,
+        );
         continue;
       }
       this.installPfns(range, first, accessMask, fault);
@@ -304,8 +358,15 @@ class RxeOdpMr {
   readonly iova: number;
 
   /** hcaVa, length: the MR's address on the wire (ibmr.iova) and length (ibmr.length), bytes */
-  constructor(private readonly env: DeviceEnv, readonly lkey: number, readonly access: number, readonly hcaVa: number,
-    readonly length: number, vaddr: number, readonly umem: IbUmemOdp) {
+  constructor(
+    private readonly env: DeviceEnv,
+    readonly lkey: number,
+    readonly access: number,
+    readonly hcaVa: number,
+    readonly length: number,
+    vaddr: number,
+    readonly umem: IbUmemOdp,
+  ) {
     this.rkey = access & REMOTE_ACCESS ? lkey : 0;
     this.writable = ibAccessWritable(access);
     this.iova = hcaVa - (vaddr % PAGE_SIZE);
@@ -375,18 +436,25 @@ class RxeOdpDevice implements DeviceState {
 
   private dispatch(op: DeviceOp): OpResult {
     switch (op.op) {
-      case 'reg_mr': return this.regMr(op);
-      case 'dereg_mr': return this.deregMr(op);
-      case 'rdma_write': return this.mrCopy(op, true);
-      case 'rdma_read': return this.mrCopy(op, false);
-      case 'prefetch': return this.adviseMr(op);
-      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      case 'reg_mr':
+        return this.regMr(op);
+      case 'dereg_mr':
+        return this.deregMr(op);
+      case 'rdma_write':
+        return this.mrCopy(op, true);
+      case 'rdma_read':
+        return this.mrCopy(op, false);
+      case 'prefetch':
+        return this.adviseMr(op);
+      default:
+        return { rc: -EINVAL, detail: `unknown op ${op.op}` };
     }
   }
 
   /** The MR an op names, and the hca address it names in it. */
   private findMr(op: DeviceOp): { mr?: RxeOdpMr; addr: number } {
-    if (op.key === undefined && op.lkey === undefined && typeof op.mr === 'number') { // generated: the i-th live MR
+    if (op.key === undefined && op.lkey === undefined && typeof op.mr === 'number') {
+      // generated: the i-th live MR
       const list = [...this.mrs.values()];
       if (!list.length) return { addr: NaN };
       const mr = list[Math.abs(op.mr) % list.length]!;
@@ -441,8 +509,11 @@ class RxeOdpDevice implements DeviceState {
     }
     mr.umem.mutexUnlock();
     const npages = mr.umem.npages;
-    trace(this.env, `reg_mr lkey ${hex(lkey)} rkey ${hex(mr.rkey)} vpn ${vpn}+${nrPages} access ${hex(access)}: `
-      + `${npages} present pages mapped, nothing pinned`);
+    trace(
+      this.env,
+      `reg_mr lkey ${hex(lkey)} rkey ${hex(mr.rkey)} vpn ${vpn}+${nrPages} access ${hex(access)}: ` +
+        `${npages} present pages mapped, nothing pinned`,
+    );
     return { rc: lkey, detail: `lkey ${hex(lkey)} rkey ${hex(mr.rkey)}, ${npages}/${nrPages} pages mapped` };
   }
 
@@ -542,48 +613,80 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
   const off = fc.nat(shape.maxPages - 1).map((p) => p * PAGE_SIZE);
   // ODP MRs are often large (a whole buffer): a whole mapping now and then, so the process's zaps and migrations
   // land in it
-  const whole = fc.constantFrom(...shape.maps.filter((x) => x.pages > 0))
+  const whole = fc
+    .constantFrom(...shape.maps.filter((x) => x.pages > 0))
     .map((mp) => ({ vaddr: { map: mp.name, off: 0 }, pages: mp.pages }));
   const range = fc.oneof({ weight: 1, arbitrary: arbRange(fc, shape) }, { weight: 1, arbitrary: whole });
-  const reg = fc.record({ r: range, ro: fc.boolean() }).map(({ r, ro }): DeviceOp => ({ op: 'reg_mr', vaddr: r.vaddr,
-    len: r.pages * PAGE_SIZE, access: ro ? IB_ACCESS_REMOTE_READ | IB_ACCESS_ON_DEMAND : ODP_DEFAULT_ACCESS }));
+  const reg = fc.record({ r: range, ro: fc.boolean() }).map(({ r, ro }): DeviceOp => ({
+    op: 'reg_mr',
+    vaddr: r.vaddr,
+    len: r.pages * PAGE_SIZE,
+    access: ro ? IB_ACCESS_REMOTE_READ | IB_ACCESS_ON_DEMAND : ODP_DEFAULT_ACCESS,
+  }));
   // an access of one word, or of a run of pages from the MR's start (one word per page; past the MR's end it is
   // -EFAULT)
-  const span = fc.oneof({ weight: 1, arbitrary: off.map((o) => ({ off: o })) },
-    { weight: 1, arbitrary: fc.constantFrom(...shape.maps.map((x) => x.pages))
-      .map((p) => ({ off: 0, len: p * PAGE_SIZE })) });
-  const wr = fc.record({ mr: mrIdx, at: span, value: arbWord(fc) })
+  const span = fc.oneof(
+    { weight: 1, arbitrary: off.map((o) => ({ off: o })) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(...shape.maps.map((x) => x.pages)).map((p) => ({ off: 0, len: p * PAGE_SIZE })),
+    },
+  );
+  const wr = fc
+    .record({ mr: mrIdx, at: span, value: arbWord(fc) })
     .map(({ mr, at, value }): DeviceOp => ({ op: 'rdma_write', mr, ...at, value }));
   const rd = fc.record({ mr: mrIdx, at: span }).map(({ mr, at }): DeviceOp => ({ op: 'rdma_read', mr, ...at }));
-  const pf = fc.record({ mr: mrIdx, at: span, write: fc.boolean() })
+  const pf = fc
+    .record({ mr: mrIdx, at: span, write: fc.boolean() })
     .map(({ mr, at, write }): DeviceOp => ({ op: 'prefetch', mr, len: PAGE_SIZE, ...at, write }));
   const dereg = mrIdx.map((i): DeviceOp => ({ op: 'dereg_mr', mr: i }));
-  return fc.oneof({ weight: 2, arbitrary: reg }, { weight: 4, arbitrary: wr }, { weight: 3, arbitrary: rd },
+  return fc.oneof(
+    { weight: 2, arbitrary: reg },
+    { weight: 4, arbitrary: wr },
+    { weight: 3, arbitrary: rd },
     { weight: 1, arbitrary: pf },
-    { weight: 1, arbitrary: dereg });
+    { weight: 1, arbitrary: dereg },
+  );
 }
 
 export const rdmaOdp: DeviceModel = {
   name: NAME,
-  summary: 'RDMA on-demand-paging MRs: no pins; device page faults with mmu_interval_read_begin/retry, '
-    + 'invalidation by notifier',
+  summary:
+    'RDMA on-demand-paging MRs: no pins; device page faults with mmu_interval_read_begin/retry, ' +
+    'invalidation by notifier',
   source: 'drivers/infiniband/core/umem_odp.c, drivers/infiniband/sw/rxe/rxe_odp.c, mm/mmu_notifier.c',
   bugs: {
-    'no-seq-retry': 'installs faulted pfns without mmu_interval_read_retry(): '
-      + 'a migration between the fault and the install leaves a stale pfn',
-    'invalidate-noop': 'the invalidate callback acknowledges without clearing device entries: '
-      + 'DMA goes to pages already migrated or freed',
+    'no-seq-retry':
+      'installs faulted pfns without mmu_interval_read_retry(): ' +
+      'a migration between the fault and the install leaves a stale pfn',
+    'invalidate-noop':
+      'the invalidate callback acknowledges without clearing device entries: ' +
+      'DMA goes to pages already migrated or freed',
   },
   ops: {
     reg_mr: { vaddr: 'vaddr', len: 'int', hca_va: 'int', access: 'int' },
     // an MR by the i-th live one (mr), or by lkey/key (remote: the rkey) with a device address (addr)
     dereg_mr: { mr: 'int', key: 'int', lkey: 'int', remote: 'bool' },
     rdma_write: {
-      mr: 'int', key: 'int', lkey: 'int', remote: 'bool', addr: 'int', off: 'int', len: 'int', value: 'int',
+      mr: 'int',
+      key: 'int',
+      lkey: 'int',
+      remote: 'bool',
+      addr: 'int',
+      off: 'int',
+      len: 'int',
+      value: 'int',
     },
     rdma_read: { mr: 'int', key: 'int', lkey: 'int', remote: 'bool', addr: 'int', off: 'int', len: 'int' },
     prefetch: {
-      mr: 'int', key: 'int', lkey: 'int', remote: 'bool', addr: 'int', off: 'int', len: 'int', write: 'bool',
+      mr: 'int',
+      key: 'int',
+      lkey: 'int',
+      remote: 'bool',
+      addr: 'int',
+      off: 'int',
+      len: 'int',
+      write: 'bool',
     },
   },
   errnos: {

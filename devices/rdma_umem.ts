@@ -19,9 +19,26 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
 import { own } from '../mm/own';
-import { PAGE_SIZE, intField, isU64, canDoMlock, capableIpcLock, rlimitMemlock, pinnedVmAddReturn, memlockCounters,
-  dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, trace, memlockViolation, GUP_FAULT_POINTS,
-  DEVICE_PROGRAM_LENGTH } from './common';
+import {
+  PAGE_SIZE,
+  intField,
+  isU64,
+  canDoMlock,
+  capableIpcLock,
+  rlimitMemlock,
+  pinnedVmAddReturn,
+  memlockCounters,
+  dmaTargetViolation,
+  deviceRead,
+  deviceWrite,
+  hex,
+  arbRange,
+  arbWord,
+  trace,
+  memlockViolation,
+  GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH,
+} from './common';
 
 const NAME = 'rdma-umem';
 
@@ -33,8 +50,12 @@ export const IB_ACCESS_REMOTE_ATOMIC = 8;
 export const IB_ACCESS_MW_BIND = 16;
 export const IB_ACCESS_ON_DEMAND = 64;
 const ACCESS_NAMES: Record<string, number> = {
-  local_write: IB_ACCESS_LOCAL_WRITE, remote_write: IB_ACCESS_REMOTE_WRITE, remote_read: IB_ACCESS_REMOTE_READ,
-  remote_atomic: IB_ACCESS_REMOTE_ATOMIC, mw_bind: IB_ACCESS_MW_BIND, on_demand: IB_ACCESS_ON_DEMAND,
+  local_write: IB_ACCESS_LOCAL_WRITE,
+  remote_write: IB_ACCESS_REMOTE_WRITE,
+  remote_read: IB_ACCESS_REMOTE_READ,
+  remote_atomic: IB_ACCESS_REMOTE_ATOMIC,
+  mw_bind: IB_ACCESS_MW_BIND,
+  on_demand: IB_ACCESS_ON_DEMAND,
 };
 const IB_ACCESS_REMOTE = IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC;
 /** ib_umem_get() pins PAGE_SIZE / sizeof(struct page *) pages per pin_user_pages_fast() call. */
@@ -52,15 +73,21 @@ function numPages(addr: number, size: number): number {
 }
 
 /** The broken memlock promise of the charge a reg_mr kept (common.ts memlockViolation), reported with its result. */
-interface Charge { over?: ReturnType<typeof memlockViolation> }
+interface Charge {
+  over?: ReturnType<typeof memlockViolation>;
+}
 
 /** struct ib_umem: the user pages one MR pinned, and the pinned_vm charge they carry. */
 class IbUmem {
   released = false;
 
   /** address: the user address the umem starts at, bytes; pages: from the page holding it */
-  constructor(private readonly env: DeviceEnv, readonly address: number, readonly pages: number[],
-    readonly writable: boolean) {}
+  constructor(
+    private readonly env: DeviceEnv,
+    readonly address: number,
+    readonly pages: number[],
+    readonly writable: boolean,
+  ) {}
 
   /** ib_umem_get(): the pinned umem or -errno; nothing pinned or charged on error. */
   static get(env: DeviceEnv, addr: number, size: number, access: number, charge: Charge): IbUmem | number {
@@ -107,7 +134,8 @@ class IbUmem {
     for (let left = npages; left > 0;) {
       const chunk: number[] = new Array(Math.min(left, UMEM_PIN_CHUNK)).fill(-1);
       const pinned = pinUserPagesFast(m, mm, vpn, chunk.length, flags, chunk);
-      if (pinned <= 0) { // umem_release:
+      if (pinned <= 0) {
+        // umem_release:
         unpinUserPagesDirtyLock(m, pages, pages.length, false);
         pinnedVmAddReturn(m, mm, -npages);
         return pinned < 0 ? pinned : -EFAULT;
@@ -138,19 +166,30 @@ class RxeMr {
   /** in-flight work requests holding a reference */
   refs = 0;
 
-  constructor(readonly handle: number, readonly lkey: number, readonly access: number, readonly iova: number,
-    readonly length: number, readonly umem: IbUmem) {
+  constructor(
+    readonly handle: number,
+    readonly lkey: number,
+    readonly access: number,
+    readonly iova: number,
+    readonly length: number,
+    readonly umem: IbUmem,
+  ) {
     this.rkey = access & IB_ACCESS_REMOTE ? lkey : 0;
   }
 
   /** The pinned frame of hca address iova (rxe_mr_copy()'s page lookup). */
   pfnAt(iova: number): number {
-    return this.umem.pages[Math.floor((this.umem.address % PAGE_SIZE + (iova - this.iova)) / PAGE_SIZE)]!;
+    return this.umem.pages[Math.floor(((this.umem.address % PAGE_SIZE) + (iova - this.iova)) / PAGE_SIZE)]!;
   }
 }
 
 /** A work request in flight: struct rxe_send_wqe reduced to one word. */
-interface Wqe { mr: RxeMr; kind: 'write' | 'read'; iova: number; value: number }
+interface Wqe {
+  mr: RxeMr;
+  kind: 'write' | 'read';
+  iova: number;
+  value: number;
+}
 
 /** ib_access_flags from the op's access names, or the first name that is none. */
 function accessFlags(op: DeviceOp): number | string {
@@ -186,11 +225,16 @@ class RxeDevice implements DeviceState {
 
   step(op: DeviceOp): OpResult {
     switch (op.op) {
-      case 'reg_mr': return this.regMr(op);
-      case 'dereg_mr': return this.deregMr(op);
-      case 'post': return this.post(op);
-      case 'complete': return this.complete();
-      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      case 'reg_mr':
+        return this.regMr(op);
+      case 'dereg_mr':
+        return this.deregMr(op);
+      case 'post':
+        return this.post(op);
+      case 'complete':
+        return this.complete();
+      default:
+        return { rc: -EINVAL, detail: `unknown op ${op.op}` };
     }
   }
 
@@ -254,8 +298,13 @@ class RxeDevice implements DeviceState {
     }
     const mr = this.lookupMr(key, remote);
     if (!mr) return { rc: -EINVAL, detail: `no valid MR with ${remote ? 'rkey' : 'lkey'} ${hex(key)}` };
-    const need = remote ? (kind === 'write' ? IB_ACCESS_REMOTE_WRITE : IB_ACCESS_REMOTE_READ)
-      : (kind === 'write' ? IB_ACCESS_LOCAL_WRITE : 0);
+    const need = remote
+      ? kind === 'write'
+        ? IB_ACCESS_REMOTE_WRITE
+        : IB_ACCESS_REMOTE_READ
+      : kind === 'write'
+        ? IB_ACCESS_LOCAL_WRITE
+        : 0;
     if ((mr.access & need) !== need) return { rc: -EACCES, detail: `mr ${mr.handle} lacks access ${need}` };
     const offset = intField(op, 'offset', 0);
     if (!isU64(offset) || offset + 4 > mr.length) return { rc: -EFAULT, detail: 'outside the MR (mr_check_range)' };
@@ -314,38 +363,68 @@ class RxeDevice implements DeviceState {
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
   // IB_ACCESS_LOCAL_WRITE most of the time (remote write and atomic need it), the remote bits at random
   const local = fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) });
-  const access = fc.record({ local, remote: fc.subarray(['remote_write', 'remote_read', 'remote_atomic']) })
+  const access = fc
+    .record({ local, remote: fc.subarray(['remote_write', 'remote_read', 'remote_atomic']) })
     .map(({ local: l, remote }) => (l ? ['local_write', ...remote] : remote))
-    .chain((a) => fc.oneof({ weight: 20, arbitrary: fc.constant(a) },
-      { weight: 1, arbitrary: fc.constant([...a, 'on_demand']) }));
-  const skew = fc.oneof({ weight: 6, arbitrary: fc.constant(0) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) });
-  const reg = fc.record({ r: arbRange(fc, shape), access, skew, trim: fc.integer({ min: 0, max: PAGE_SIZE - 1 }) })
-    .map(({ r, access: a, skew: sk, trim }): DeviceOp => ({ op: 'reg_mr', vaddr: { ...r.vaddr, byte: sk },
-      length: Math.max(0, r.pages * PAGE_SIZE - sk - trim), access: a }));
+    .chain((a) =>
+      fc.oneof({ weight: 20, arbitrary: fc.constant(a) }, { weight: 1, arbitrary: fc.constant([...a, 'on_demand']) }),
+    );
+  const skew = fc.oneof(
+    { weight: 6, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) },
+  );
+  const reg = fc
+    .record({ r: arbRange(fc, shape), access, skew, trim: fc.integer({ min: 0, max: PAGE_SIZE - 1 }) })
+    .map(({ r, access: a, skew: sk, trim }): DeviceOp => ({
+      op: 'reg_mr',
+      vaddr: { ...r.vaddr, byte: sk },
+      length: Math.max(0, r.pages * PAGE_SIZE - sk - trim),
+      access: a,
+    }));
   // MR handles count up from 0 per device: name the first ones most often, so posts and deregs meet the MRs registered
-  const mr = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat(2) },
-    { weight: 1, arbitrary: fc.nat(5) });
+  const mr = fc.oneof(
+    { weight: 4, arbitrary: fc.constant(0) },
+    { weight: 2, arbitrary: fc.nat(2) },
+    { weight: 1, arbitrary: fc.nat(5) },
+  );
   const dereg = mr.map((h): DeviceOp => ({ op: 'dereg_mr', mr: h }));
-  const offset = fc.oneof({ weight: 3, arbitrary: fc.nat(PAGE_SIZE - 4) },
-    { weight: 1, arbitrary: fc.nat(shape.maxPages * PAGE_SIZE) }).map((o) => o & ~3);
-  const post = fc.record({ mr, via: fc.constantFrom('lkey', 'lkey', 'rkey'), kind: fc.constantFrom('write', 'read'),
-    offset, value: arbWord(fc) }).map((p): DeviceOp => ({ op: 'post', ...p }));
-  return fc.oneof({ weight: 3, arbitrary: reg }, { weight: 2, arbitrary: dereg }, { weight: 4, arbitrary: post },
-    { weight: 3, arbitrary: fc.constant<DeviceOp>({ op: 'complete' }) });
+  const offset = fc
+    .oneof(
+      { weight: 3, arbitrary: fc.nat(PAGE_SIZE - 4) },
+      { weight: 1, arbitrary: fc.nat(shape.maxPages * PAGE_SIZE) },
+    )
+    .map((o) => o & ~3);
+  const post = fc
+    .record({
+      mr,
+      via: fc.constantFrom('lkey', 'lkey', 'rkey'),
+      kind: fc.constantFrom('write', 'read'),
+      offset,
+      value: arbWord(fc),
+    })
+    .map((p): DeviceOp => ({ op: 'post', ...p }));
+  return fc.oneof(
+    { weight: 3, arbitrary: reg },
+    { weight: 2, arbitrary: dereg },
+    { weight: 4, arbitrary: post },
+    { weight: 3, arbitrary: fc.constant<DeviceOp>({ op: 'complete' }) },
+  );
 }
 
 export const rdmaUmem: DeviceModel = {
   name: NAME,
-  summary: 'RDMA NIC with pinned MRs (ib_umem_get): pinned_vm charged first, lkey/rkey DMA, '
-    + 'dereg deferred while requests are in flight',
-  source: 'drivers/infiniband/core/umem.c (ib_umem_get, ib_umem_release), uverbs_cmd.c ib_uverbs_reg_mr, '
-    + 'sw/rxe/rxe_mr.c',
+  summary:
+    'RDMA NIC with pinned MRs (ib_umem_get): pinned_vm charged first, lkey/rkey DMA, ' +
+    'dereg deferred while requests are in flight',
+  source:
+    'drivers/infiniband/core/umem.c (ib_umem_get, ib_umem_release), uverbs_cmd.c ib_uverbs_reg_mr, ' +
+    'sw/rxe/rxe_mr.c',
   bugs: {
-    'check-then-add': 'the old siw accounting: check pinned_vm against the limit, then add, with a window between '
-      + '(two registrations pass together)',
-    'dereg-during-dma': 'dereg_mr releases the umem at once although requests are in flight: '
-      + 'their DMA hits unpinned pages',
+    'check-then-add':
+      'the old siw accounting: check pinned_vm against the limit, then add, with a window between ' +
+      '(two registrations pass together)',
+    'dereg-during-dma':
+      'dereg_mr releases the umem at once although requests are in flight: ' + 'their DMA hits unpinned pages',
   },
   ops: {
     reg_mr: { vaddr: 'vaddr', length: 'int', hca_va: 'int', access: { list: Object.keys(ACCESS_NAMES) } },

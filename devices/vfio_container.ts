@@ -15,10 +15,27 @@ import { pinUserPagesRemote, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE 
 import { getUser, putUser } from '../mm/memory';
 import { EINVAL, EEXIST, ENOSPC, EFAULT, EPERM, E2BIG, ENOMEM, EBUSY, errname } from '../mm/errno';
 import { vmWarnOnOnce } from '../mm/debug';
-import { PAGE_SIZE, isU64, intField, pageAligned, accountLockedVm, capableIpcLock, rlimitMemlock, memlockCounters, hex, trace } from './common';
+import {
+  PAGE_SIZE,
+  isU64,
+  intField,
+  pageAligned,
+  accountLockedVm,
+  capableIpcLock,
+  rlimitMemlock,
+  memlockCounters,
+  hex,
+  trace,
+} from './common';
 
 /** VFIO_IOMMU_MAP_DMA / UNMAP_DMA fields (struct vfio_iommu_type1_dma_map / _unmap; all: VFIO_DMA_UNMAP_FLAG_ALL). */
-export const VFIO_MAP_DMA_FIELDS: Record<string, OpField> = { iova: 'int', vaddr: 'vaddr', size: 'int', read: 'bool', write: 'bool' };
+export const VFIO_MAP_DMA_FIELDS: Record<string, OpField> = {
+  iova: 'int',
+  vaddr: 'vaddr',
+  size: 'int',
+  read: 'bool',
+  write: 'bool',
+};
 export const VFIO_UNMAP_DMA_FIELDS: Record<string, OpField> = { iova: 'int', size: 'int', all: 'bool' };
 
 export const IOMMU_READ = 1;
@@ -35,7 +52,10 @@ export const IOVA_APERTURE_END = 2 ** 48;
 export const VFIO_UNMAP_RETRIES_MAX = 10;
 
 /** struct vfio_pfn: one externally pinned IOVA page, refcounted. */
-interface VfioPfn { pfn: number; ref: number }
+interface VfioPfn {
+  pfn: number;
+  ref: number;
+}
 
 /** struct vfio_dma */
 export interface VfioDma {
@@ -52,10 +72,18 @@ export interface VfioDma {
 }
 
 /** An IOMMU page-table entry (iommu_map) and what the device's IOTLB caches. */
-interface IoPte { pfn: number; prot: number; vpn: number }
+interface IoPte {
+  pfn: number;
+  prot: number;
+  vpn: number;
+}
 
 /** struct vfio_batch: pages pinned ahead, consumed run by run. */
-interface VfioBatch { pages: number[]; offset: number; size: number }
+interface VfioBatch {
+  pages: number[];
+  offset: number;
+  size: number;
+}
 
 /** vfio_device_ops.dma_unmap(iova, length): the emulated device must unpin everything it holds in the range. */
 export type DmaUnmapCallback = (iova: number, length: number) => void;
@@ -70,7 +98,11 @@ export class Type1Container {
   /** emulated devices registered with a dma_unmap callback (iommu->device_list) */
   readonly devices: DmaUnmapCallback[] = [];
 
-  constructor(private readonly env: DeviceEnv, private readonly model: string, withDomain: boolean) {
+  constructor(
+    private readonly env: DeviceEnv,
+    private readonly model: string,
+    withDomain: boolean,
+  ) {
     this.domain = withDomain ? new Map() : null;
   }
 
@@ -103,17 +135,28 @@ export class Type1Container {
     const vaddr = intField(op, 'vaddr');
     const size = intField(op, 'size');
     const prot = (op.write ? IOMMU_WRITE : 0) | (op.read ? IOMMU_READ : 0);
-    if (!isU64(iova) || !isU64(vaddr) || !isU64(size) || !isU64(iova + size) || !isU64(vaddr + size)) return { rc: -EINVAL, detail: 'u64 overflow' };
+    if (!isU64(iova) || !isU64(vaddr) || !isU64(size) || !isU64(iova + size) || !isU64(vaddr + size))
+      return { rc: -EINVAL, detail: 'u64 overflow' };
     if (!prot) return { rc: -EINVAL, detail: 'neither READ nor WRITE' };
-    if (!size || !pageAligned(size) || !pageAligned(iova) || !pageAligned(vaddr)) return { rc: -EINVAL, detail: 'size 0 or not page aligned' };
+    if (!size || !pageAligned(size) || !pageAligned(iova) || !pageAligned(vaddr))
+      return { rc: -EINVAL, detail: 'size 0 or not page aligned' };
     if (this.findDma(iova, size)) return { rc: -EEXIST, detail: `${hex(iova)}+${hex(size)} overlaps a mapping` };
     if (!this.dmaAvail) return { rc: -ENOSPC, detail: 'dma_entry_limit reached' };
     if (iova + size > IOVA_APERTURE_END) return { rc: -EINVAL, detail: 'outside the valid IOVA list' };
     const { m, mm } = this.env;
     this.dmaAvail--;
-    const dma: VfioDma = { iova, vaddr, size: 0, prot, lockCap: capableIpcLock(m, mm), lockedVm: 0, pfnList: new Map() };
+    const dma: VfioDma = {
+      iova,
+      vaddr,
+      size: 0,
+      prot,
+      lockCap: capableIpcLock(m, mm),
+      lockedVm: 0,
+      pfnList: new Map(),
+    };
     this.link(dma);
-    if (!this.domain) { // no IOMMU-capable domain: nothing is pinned or mapped now
+    if (!this.domain) {
+      // no IOMMU-capable domain: nothing is pinned or mapped now
       dma.size = size;
       return { rc: 0, detail: `${hex(iova)}+${hex(size)} (no IOMMU domain: not pinned)` };
     }
@@ -141,7 +184,13 @@ export class Type1Container {
         break;
       }
       this.env.yieldPoint(`${this.model}:pinned-not-mapped`); // between vfio_pin_pages_remote and vfio_iommu_map
-      this.iommuMap(dma.iova + dma.size, run.pfnBase, run.npage, dma.prot, dma.vaddr / PAGE_SIZE + dma.size / PAGE_SIZE);
+      this.iommuMap(
+        dma.iova + dma.size,
+        run.pfnBase,
+        run.npage,
+        dma.prot,
+        dma.vaddr / PAGE_SIZE + dma.size / PAGE_SIZE,
+      );
       runs++;
       size -= run.npage * PAGE_SIZE;
       dma.size += run.npage * PAGE_SIZE;
@@ -170,7 +219,13 @@ export class Type1Container {
    * needed; each new page is checked against RLIMIT_MEMLOCK (-ENOMEM unless lock_cap) and the run is
    * charged with vfio_lock_acct(). On error the run and the batch are unpinned.
    */
-  private pinPagesRemote(dma: VfioDma, vaddr: number, npage: number, limit: number, batch: VfioBatch): { npage: number; pfnBase: number } {
+  private pinPagesRemote(
+    dma: VfioDma,
+    vaddr: number,
+    npage: number,
+    limit: number,
+    batch: VfioBatch,
+  ): { npage: number; pfnBase: number } {
     const { m, mm } = this.env;
     let pinned = 0;
     let lockAcct = 0;
@@ -181,7 +236,10 @@ export class Type1Container {
         const req = Math.min(npage, VFIO_BATCH_MAX_CAPACITY);
         const pages: number[] = new Array(req).fill(-1);
         const got = this.vaddrGetPfns(vaddr, req, dma.prot, pages);
-        if (got < 0) { ret = got; break; }
+        if (got < 0) {
+          ret = got;
+          break;
+        }
         batch.pages = pages;
         batch.size = got;
         batch.offset = 0;
@@ -208,7 +266,8 @@ export class Type1Container {
       ret = accountLockedVm(m, mm, lockAcct, true, dma.lockCap); // vfio_lock_acct()
       if (!ret) dma.lockedVm += lockAcct;
     }
-    if (ret < 0) { // unpin_out:
+    if (ret < 0) {
+      // unpin_out:
       if (pinned) unpinUserPagesDirtyLock(m, range(pfnBase, pinned), pinned, false);
       this.batchUnpin(batch);
       return { npage: ret, pfnBase };
@@ -218,7 +277,13 @@ export class Type1Container {
 
   /** vfio_batch_unpin(): drop the pages pinned ahead and not yet consumed. */
   private batchUnpin(batch: VfioBatch): void {
-    if (batch.size) unpinUserPagesDirtyLock(this.env.m, batch.pages.slice(batch.offset, batch.offset + batch.size), batch.size, false);
+    if (batch.size)
+      unpinUserPagesDirtyLock(
+        this.env.m,
+        batch.pages.slice(batch.offset, batch.offset + batch.size),
+        batch.size,
+        false,
+      );
     batch.size = 0;
   }
 
@@ -244,24 +309,30 @@ export class Type1Container {
     if (all) {
       if (iova || size) return { rc: -EINVAL, detail: 'UNMAP_ALL needs iova = size = 0' };
       size = Number.MAX_SAFE_INTEGER;
-    } else if (!size || !pageAligned(size) || !isU64(iova + size)) return { rc: -EINVAL, detail: 'size 0, misaligned or wrapping' };
+    } else if (!size || !pageAligned(size) || !isU64(iova + size))
+      return { rc: -EINVAL, detail: 'size 0, misaligned or wrapping' };
     let unmapped = 0;
     let dmaLast: VfioDma | undefined;
     let retries = 0;
     again: for (;;) {
       if (!all) {
         const first = this.findDma(iova, 1);
-        if (first && first.iova !== iova) return { rc: -EINVAL, detail: `${hex(iova)} bisects the mapping at ${hex(first.iova)}` };
+        if (first && first.iova !== iova)
+          return { rc: -EINVAL, detail: `${hex(iova)} bisects the mapping at ${hex(first.iova)}` };
         const last = this.findDma(iova + size - 1, 0);
-        if (last && last.iova + last.size !== iova + size) return { rc: -EINVAL, detail: `end ${hex(iova + size)} bisects the mapping at ${hex(last.iova)}` };
+        if (last && last.iova + last.size !== iova + size)
+          return { rc: -EINVAL, detail: `end ${hex(iova + size)} bisects the mapping at ${hex(last.iova)}` };
       }
       const first = this.lowerBound(iova);
       for (const dma of this.dmas.slice(first, this.lowerBound(iova + size))) {
         if (dma.pfnList.size) {
           if (dma === dmaLast) {
             if (++retries > VFIO_UNMAP_RETRIES_MAX) {
-              return { rc: -EBUSY, detail: `unmapped ${unmapped} bytes before the BUG`,
-                violation: `${this.env.name}: kernel BUG at vfio_dma_do_unmap: BUG_ON(++retries > 10): ${dma.pfnList.size} page(s) of ${hex(dma.iova)}+${hex(dma.size)} still pinned after ${retries} dma_unmap calls` };
+              return {
+                rc: -EBUSY,
+                detail: `unmapped ${unmapped} bytes before the BUG`,
+                violation: `${this.env.name}: kernel BUG at vfio_dma_do_unmap: BUG_ON(++retries > 10): ${dma.pfnList.size} page(s) of ${hex(dma.iova)}+${hex(dma.size)} still pinned after ${retries} dma_unmap calls`,
+              };
             }
           } else {
             dmaLast = dma;
@@ -298,7 +369,8 @@ export class Type1Container {
         pages.push(pte!.pfn);
       }
       // iommu_iotlb_sync(): the device's cached translations go before any page is unpinned
-      if (!this.env.bugs.has('dma-after-unmap')) for (let p = first; p < first + dma.size / PAGE_SIZE; p++) this.iotlb.delete(p);
+      if (!this.env.bugs.has('dma-after-unmap'))
+        for (let p = first; p < first + dma.size / PAGE_SIZE; p++) this.iotlb.delete(p);
       this.env.yieldPoint(`${this.model}:unmapped-not-unpinned`);
       unpinUserPagesDirtyLock(this.env.m, pages, pages.length, (dma.prot & IOMMU_WRITE) !== 0); // put_pfn()
       unlocked = pages.length;
@@ -314,7 +386,8 @@ export class Type1Container {
   /** vfio_iommu_unmap_unpin_all() at container release: every mapping, pins or not. Returns pages unpinned. */
   releaseAll(): number {
     let n = 0;
-    for (const dma of [...this.dmas].reverse()) { // from the end: each removal is then O(1)
+    for (const dma of [...this.dmas].reverse()) {
+      // from the end: each removal is then O(1)
       n += this.dropExternalPins(dma);
       n += this.removeDma(dma);
     }
@@ -368,22 +441,35 @@ export class Type1Container {
     for (; i < npage; i++) {
       const at = iova + i * PAGE_SIZE;
       const dma = this.findDma(at, PAGE_SIZE);
-      if (!dma) { ret = -EINVAL; break; }
-      if ((dma.prot & prot) !== prot) { ret = -EPERM; break; }
+      if (!dma) {
+        ret = -EINVAL;
+        break;
+      }
+      if ((dma.prot & prot) !== prot) {
+        ret = -EPERM;
+        break;
+      }
       const vpfn = dma.pfnList.get(at / PAGE_SIZE);
-      if (vpfn) { // vfio_iova_get_vfio_pfn(): already pinned, take a reference
+      if (vpfn) {
+        // vfio_iova_get_vfio_pfn(): already pinned, take a reference
         vpfn.ref++;
         pfns[i] = vpfn.pfn;
         continue;
       }
       const got = [-1];
       const rc = this.vaddrGetPfns(dma.vaddr + (at - dma.iova), 1, dma.prot, got); // vfio_pin_page_external()
-      if (rc !== 1) { ret = rc < 0 ? rc : -EFAULT; break; }
+      if (rc !== 1) {
+        ret = rc < 0 ? rc : -EFAULT;
+        break;
+      }
       if (doAccounting) {
         const a = accountLockedVm(this.env.m, this.env.mm, 1, true, dma.lockCap);
         if (a) {
           unpinUserPagesDirtyLock(this.env.m, got, 1, false);
-          trace(this.env, `vfio_pin_page_external: RLIMIT_MEMLOCK (${rlimitMemlock(this.env.m, this.env.mm) * PAGE_SIZE}) exceeded`);
+          trace(
+            this.env,
+            `vfio_pin_page_external: RLIMIT_MEMLOCK (${rlimitMemlock(this.env.m, this.env.mm) * PAGE_SIZE}) exceeded`,
+          );
           ret = a;
           break;
         }
@@ -392,7 +478,8 @@ export class Type1Container {
       dma.pfnList.set(at / PAGE_SIZE, { pfn: got[0]!, ref: 1 });
       pfns[i] = got[0]!;
     }
-    if (ret) { // pin_unwind:
+    if (ret) {
+      // pin_unwind:
       for (let j = 0; j < i; j++) this.unpinPageExternal(iova + j * PAGE_SIZE, doAccounting);
       return ret;
     }
@@ -437,7 +524,8 @@ export class Type1Container {
     if (!dma) return -EINVAL;
     if (!(dma.prot & (write ? IOMMU_WRITE : IOMMU_READ))) return -EPERM;
     const vpn = Math.floor((dma.vaddr + (iova - dma.iova)) / PAGE_SIZE);
-    const r = write ? putUser(this.env.m, this.env.mm, vpn, value) : getUser(this.env.m, this.env.mm, vpn); // copy_{to,from}_user() on dma->mm
+    // copy_{to,from}_user() on dma->mm
+    const r = write ? putUser(this.env.m, this.env.mm, vpn, value) : getUser(this.env.m, this.env.mm, vpn);
     if (r < 0) return -EFAULT;
     return write ? 0 : r;
   }
@@ -448,7 +536,9 @@ export class Type1Container {
   /** Pages the IOMMU domain maps now (pinned at MAP_DMA). */
   domainHeld(): HeldPage[] {
     const out: HeldPage[] = [];
-    if (this.domain) for (const [iovaPage, pte] of this.domain) out.push({ iova: iovaPage, vpn: pte.vpn, pfn: pte.pfn, longterm: true });
+    if (this.domain)
+      for (const [iovaPage, pte] of this.domain)
+        out.push({ iova: iovaPage, vpn: pte.vpn, pfn: pte.pfn, longterm: true });
     return out.sort((a, b) => a.iova - b.iova);
   }
 
@@ -457,7 +547,12 @@ export class Type1Container {
     const out: HeldPage[] = [];
     for (const dma of this.dmas) {
       for (const [iovaPage, v] of dma.pfnList) {
-        out.push({ iova: iovaPage, vpn: Math.floor((dma.vaddr + iovaPage * PAGE_SIZE - dma.iova) / PAGE_SIZE), pfn: v.pfn, longterm: true });
+        out.push({
+          iova: iovaPage,
+          vpn: Math.floor((dma.vaddr + iovaPage * PAGE_SIZE - dma.iova) / PAGE_SIZE),
+          pfn: v.pfn,
+          longterm: true,
+        });
       }
     }
     return out.sort((a, b) => a.iova - b.iova);

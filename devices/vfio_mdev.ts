@@ -15,15 +15,41 @@
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY, EPERM, E2BIG, errname } from '../mm/errno';
-import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_PIN_PAGES_MAX_ENTRIES, VFIO_MAP_DMA_FIELDS,
-  VFIO_UNMAP_DMA_FIELDS } from './vfio_container';
-import { PAGE_SIZE, intField, isU64, pageAligned, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord,
-  trace, arbSlotBase, arbSlotPage, arbSlotSpan, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+import {
+  Type1Container,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  VFIO_PIN_PAGES_MAX_ENTRIES,
+  VFIO_MAP_DMA_FIELDS,
+  VFIO_UNMAP_DMA_FIELDS,
+} from './vfio_container';
+import {
+  PAGE_SIZE,
+  intField,
+  isU64,
+  pageAligned,
+  dmaTargetViolation,
+  deviceRead,
+  deviceWrite,
+  hex,
+  arbRange,
+  arbWord,
+  trace,
+  arbSlotBase,
+  arbSlotPage,
+  arbSlotSpan,
+  GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH,
+} from './common';
 
 const NAME = 'vfio-mdev';
 
 /** A page the vendor driver pinned: the pfn vfio_pin_pages() returned and how many times it pinned it. */
-interface DriverPin { pfn: number; count: number; write: boolean }
+interface DriverPin {
+  pfn: number;
+  count: number;
+  write: boolean;
+}
 
 /**
  * The mdev's vfio_device with the pages its vendor driver pinned, in a type1 container without an
@@ -40,14 +66,22 @@ class MdevDevice implements DeviceState {
 
   step(op: DeviceOp): OpResult {
     switch (op.op) {
-      case 'map_dma': return this.container.doMap(op);
-      case 'unmap_dma': return this.container.doUnmap(op);
-      case 'pin_pages': return this.pinPages(op);
-      case 'unpin_pages': return this.unpinPages(op);
-      case 'dma_write': return this.dma(op, true);
-      case 'dma_read': return this.dma(op, false);
-      case 'dma_rw': return this.dmaRw(op);
-      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      case 'map_dma':
+        return this.container.doMap(op);
+      case 'unmap_dma':
+        return this.container.doUnmap(op);
+      case 'pin_pages':
+        return this.pinPages(op);
+      case 'unpin_pages':
+        return this.unpinPages(op);
+      case 'dma_write':
+        return this.dma(op, true);
+      case 'dma_read':
+        return this.dma(op, false);
+      case 'dma_rw':
+        return this.dmaRw(op);
+      default:
+        return { rc: -EINVAL, detail: `unknown op ${op.op}` };
     }
   }
 
@@ -156,41 +190,63 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
   // the same IOVAs
   const base = arbSlotBase(fc, shape, IOVA_PAGES);
   const iovaPage = arbSlotPage(fc, shape, IOVA_PAGES);
-  const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() })
-    .map(({ at, r, ro }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE, vaddr: r.vaddr, size: r.pages * PAGE_SIZE,
-      read: true, write: !ro }));
-  const npage = fc.oneof({ weight: 8, arbitrary: fc.constant(1) },
+  const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() }).map(({ at, r, ro }): DeviceOp => ({
+    op: 'map_dma',
+    iova: at * PAGE_SIZE,
+    vaddr: r.vaddr,
+    size: r.pages * PAGE_SIZE,
+    read: true,
+    write: !ro,
+  }));
+  const npage = fc.oneof(
+    { weight: 8, arbitrary: fc.constant(1) },
     { weight: 4, arbitrary: fc.integer({ min: 1, max: shape.maxPages }) },
-    { weight: 1, arbitrary: fc.constantFrom(0, VFIO_PIN_PAGES_MAX_ENTRIES + 1) });
-  const pin = fc.record({ at: iovaPage, npage, write: fc.boolean() })
+    { weight: 1, arbitrary: fc.constantFrom(0, VFIO_PIN_PAGES_MAX_ENTRIES + 1) },
+  );
+  const pin = fc
+    .record({ at: iovaPage, npage, write: fc.boolean() })
     .map(({ at, npage: n, write }): DeviceOp => ({ op: 'pin_pages', iova: at * PAGE_SIZE, npage: n, write }));
-  const unpin = fc.record({ at: iovaPage, npage: fc.integer({ min: 1, max: shape.maxPages }) })
+  const unpin = fc
+    .record({ at: iovaPage, npage: fc.integer({ min: 1, max: shape.maxPages }) })
     .map(({ at, npage: n }): DeviceOp => ({ op: 'unpin_pages', iova: at * PAGE_SIZE, npage: n }));
-  const unmap = fc.record({ at: base, pages: arbSlotSpan(fc, shape) })
+  const unmap = fc
+    .record({ at: base, pages: arbSlotSpan(fc, shape) })
     .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE }));
-  const dw = fc.record({ at: iovaPage, value: arbWord(fc) })
+  const dw = fc
+    .record({ at: iovaPage, value: arbWord(fc) })
     .map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
   const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
-  const rw = fc.record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
+  const rw = fc
+    .record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
     .map(({ at, write, value }): DeviceOp => ({ op: 'dma_rw', iova: at * PAGE_SIZE + 4, write, value }));
-  return fc.oneof({ weight: 3, arbitrary: map }, { weight: 3, arbitrary: pin }, { weight: 2, arbitrary: unpin },
-    { weight: 2, arbitrary: unmap }, { weight: 2, arbitrary: dw }, { weight: 1, arbitrary: dr },
-    { weight: 1, arbitrary: rw });
+  return fc.oneof(
+    { weight: 3, arbitrary: map },
+    { weight: 3, arbitrary: pin },
+    { weight: 2, arbitrary: unpin },
+    { weight: 2, arbitrary: unmap },
+    { weight: 2, arbitrary: dw },
+    { weight: 1, arbitrary: dr },
+    { weight: 1, arbitrary: rw },
+  );
 }
 
 export const vfioMdev: DeviceModel = {
   name: NAME,
   summary: 'VFIO mediated device: the vendor driver pins per IOVA (vfio_pin_pages) and must unpin in dma_unmap',
-  source: 'drivers/vfio/vfio_main.c vfio_pin_pages; vfio_iommu_type1.c vfio_iommu_type1_pin_pages, vfio_dma_do_unmap; '
-    + 'vfio_ccw/kvmgt dma_unmap',
+  source:
+    'drivers/vfio/vfio_main.c vfio_pin_pages; vfio_iommu_type1.c vfio_iommu_type1_pin_pages, vfio_dma_do_unmap; ' +
+    'vfio_ccw/kvmgt dma_unmap',
   bugs: {
     'unmap-ignores-length': 'dma_unmap unpins only the page at iova, ignoring length (the vfio_ap/vfio_ccw history)',
     'callback-never-unpins': 'dma_unmap unpins nothing: UNMAP_DMA hits BUG_ON(++retries > 10)',
   },
   ops: {
-    map_dma: VFIO_MAP_DMA_FIELDS, unmap_dma: VFIO_UNMAP_DMA_FIELDS,
+    map_dma: VFIO_MAP_DMA_FIELDS,
+    unmap_dma: VFIO_UNMAP_DMA_FIELDS,
     pin_pages: { iova: 'int', npage: 'int', write: 'bool' },
-    unpin_pages: { iova: 'int', npage: 'int' }, dma_write: { iova: 'int', value: 'int' }, dma_read: { iova: 'int' },
+    unpin_pages: { iova: 'int', npage: 'int' },
+    dma_write: { iova: 'int', value: 'int' },
+    dma_read: { iova: 'int' },
     dma_rw: { iova: 'int', write: 'bool', value: 'int' },
   },
   errnos: {

@@ -12,8 +12,22 @@
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { EFAULT, EINVAL, EEXIST, ENOSPC, ENOMEM, EINTR, EBUSY } from '../mm/errno';
 import { Type1Container, IOMMU_READ, IOMMU_WRITE, VFIO_MAP_DMA_FIELDS, VFIO_UNMAP_DMA_FIELDS } from './vfio_container';
-import { PAGE_SIZE, intField, isU64, dmaTargetViolation, deviceRead, deviceWrite, hex, arbRange, arbWord, arbSlotBase,
-  arbSlotPage, arbSlotSpan, GUP_FAULT_POINTS, DEVICE_PROGRAM_LENGTH } from './common';
+import {
+  PAGE_SIZE,
+  intField,
+  isU64,
+  dmaTargetViolation,
+  deviceRead,
+  deviceWrite,
+  hex,
+  arbRange,
+  arbWord,
+  arbSlotBase,
+  arbSlotPage,
+  arbSlotSpan,
+  GUP_FAULT_POINTS,
+  DEVICE_PROGRAM_LENGTH,
+} from './common';
 import type * as fcType from 'fast-check';
 
 const NAME = 'vfio-type1';
@@ -31,11 +45,16 @@ class VfioPciDevice implements DeviceState {
 
   step(op: DeviceOp): OpResult {
     switch (op.op) {
-      case 'map_dma': return this.container.doMap(op);
-      case 'unmap_dma': return this.container.doUnmap(op);
-      case 'dma_write': return this.dma(op, true);
-      case 'dma_read': return this.dma(op, false);
-      default: return { rc: -EINVAL, detail: `unknown op ${op.op}` };
+      case 'map_dma':
+        return this.container.doMap(op);
+      case 'unmap_dma':
+        return this.container.doUnmap(op);
+      case 'dma_write':
+        return this.dma(op, true);
+      case 'dma_read':
+        return this.dma(op, false);
+      default:
+        return { rc: -EINVAL, detail: `unknown op ${op.op}` };
     }
   }
 
@@ -79,37 +98,63 @@ const IOVA_PAGES = 64;
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
   // a few slots (common.ts arbSlotBase): a map, the DMAs through it, its unmap and a DMA after it name the same IOVAs
   const base = arbSlotBase(fc, shape, IOVA_PAGES);
-  const skew = fc.oneof({ weight: 9, arbitrary: fc.constant(0) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) });
-  const map = fc.record({ at: base, r: arbRange(fc, shape), prot: fc.constantFrom('rw', 'rw', 'r', 'w'), skew })
-    .map(({ at, r, prot, skew: sk }): DeviceOp => ({ op: 'map_dma', iova: at * PAGE_SIZE + sk, vaddr: r.vaddr,
-      size: r.pages * PAGE_SIZE, read: prot.includes('r'), write: prot.includes('w') }));
+  const skew = fc.oneof(
+    { weight: 9, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) },
+  );
+  const map = fc
+    .record({ at: base, r: arbRange(fc, shape), prot: fc.constantFrom('rw', 'rw', 'r', 'w'), skew })
+    .map(({ at, r, prot, skew: sk }): DeviceOp => ({
+      op: 'map_dma',
+      iova: at * PAGE_SIZE + sk,
+      vaddr: r.vaddr,
+      size: r.pages * PAGE_SIZE,
+      read: prot.includes('r'),
+      write: prot.includes('w'),
+    }));
   const unmap = fc.oneof(
-    { weight: 8, arbitrary: fc.record({ at: base, pages: arbSlotSpan(fc, shape) })
-      .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })) },
-    { weight: 1, arbitrary: fc.record({ at: base, pages: fc.constant(0) })
-      .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })) },
-    { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'unmap_dma', all: true, iova: 0, size: 0 }) });
+    {
+      weight: 8,
+      arbitrary: fc
+        .record({ at: base, pages: arbSlotSpan(fc, shape) })
+        .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ at: base, pages: fc.constant(0) })
+        .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })),
+    },
+    { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'unmap_dma', all: true, iova: 0, size: 0 }) },
+  );
   const page = arbSlotPage(fc, shape, IOVA_PAGES);
-  const dw = fc.record({ at: page, value: arbWord(fc) })
+  const dw = fc
+    .record({ at: page, value: arbWord(fc) })
     .map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
   const dr = page.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
-  return fc.oneof({ weight: 3, arbitrary: map }, { weight: 2, arbitrary: unmap }, { weight: 3, arbitrary: dw },
-    { weight: 2, arbitrary: dr });
+  return fc.oneof(
+    { weight: 3, arbitrary: map },
+    { weight: 2, arbitrary: unmap },
+    { weight: 3, arbitrary: dw },
+    { weight: 2, arbitrary: dr },
+  );
 }
 
 export const vfioType1: DeviceModel = {
   name: NAME,
   summary: 'VFIO type1 passthrough device: MAP_DMA pins and maps long-term, DMA by IOVA through the IOMMU',
-  source: 'drivers/vfio/vfio_iommu_type1.c '
-    + '(vfio_dma_do_map, vfio_pin_pages_remote, vfio_dma_do_unmap, vfio_unmap_unpin)',
+  source:
+    'drivers/vfio/vfio_iommu_type1.c ' +
+    '(vfio_dma_do_map, vfio_pin_pages_remote, vfio_dma_do_unmap, vfio_unmap_unpin)',
   bugs: {
     'no-longterm': 'vaddr_get_pfns() pins without FOLL_LONGTERM: pinned pages may stay in ZONE_MOVABLE/CMA',
-    'dma-after-unmap': 'UNMAP_DMA skips the IOTLB invalidation: '
-      + 'the device keeps DMAing to the old pfn after it is unpinned',
+    'dma-after-unmap':
+      'UNMAP_DMA skips the IOTLB invalidation: ' + 'the device keeps DMAing to the old pfn after it is unpinned',
   },
   ops: {
-    map_dma: VFIO_MAP_DMA_FIELDS, unmap_dma: VFIO_UNMAP_DMA_FIELDS, dma_write: { iova: 'int', value: 'int' },
+    map_dma: VFIO_MAP_DMA_FIELDS,
+    unmap_dma: VFIO_UNMAP_DMA_FIELDS,
+    dma_write: { iova: 'int', value: 'int' },
     dma_read: { iova: 'int' },
   },
   errnos: {

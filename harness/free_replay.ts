@@ -23,7 +23,12 @@ type Runner = (cs: Case, opts: RunOptions) => Promise<CaseResult>;
 
 export async function replayFreeFailure(run: Runner, cs: Case, free: CaseResult, det: RunOptions): Promise<FreeReplay> {
   if (!interleavingFromTrace(free.ring, free.ringLost)) {
-    return { property: null, converted: null, replay: null, why: `the trace ring wrapped (${free.ringLost} entries lost): the start of the interleaving is gone` };
+    return {
+      property: null,
+      converted: null,
+      replay: null,
+      why: `the trace ring wrapped (${free.ringLost} entries lost): the start of the interleaving is gone`,
+    };
   }
   const failed = new Set(free.failures.map((f) => f.property));
   const notes: string[] = [];
@@ -31,17 +36,22 @@ export async function replayFreeFailure(run: Runner, cs: Case, free: CaseResult,
   for (const by of ['end', 'start'] as const) {
     const order = interleavingFromTrace(free.ring, free.ringLost, by)!;
     const followed = await run(cs, { ...det, interleave: order });
-    if (!followed.scheduleTaken) { notes.push(`${by} order: more decisions than the schedule holds`); continue; }
+    if (!followed.scheduleTaken) {
+      notes.push(`${by} order: more decisions than the schedule holds`);
+      continue;
+    }
     const converted: Case = { ...cs, schedule: followed.scheduleTaken };
     const replay = await run(converted, det);
     const property = replay.failures.find((f) => failed.has(f.property))?.property ?? null;
     last = { property, converted, replay, why: '' };
     if (property) return last;
     const mm = followed.orderMismatch;
-    const label = (h: string): string => (/^#/.test(h) ? free.labels.get(parseInt(h.slice(1), 16)) ?? h : h);
-    notes.push(mm
-      ? `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay left the free run's path at point ${mm.index} of ${order.length} (${label(mm.reached)} where the free run had ${label(mm.expected)}; ${mm.count} such points)`
-      : `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay passed all ${order.length} points of the free run and no property failed`);
+    const label = (h: string): string => (/^#/.test(h) ? (free.labels.get(parseInt(h.slice(1), 16)) ?? h) : h);
+    notes.push(
+      mm
+        ? `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay left the free run's path at point ${mm.index} of ${order.length} (${label(mm.reached)} where the free run had ${label(mm.expected)}; ${mm.count} such points)`
+        : `in the order the steps ${by === 'end' ? 'ended' : 'began'}, the replay passed all ${order.length} points of the free run and no property failed`,
+    );
   }
   const first = free.failures.reduce((a, f) => (f.seq < a.seq ? f : a));
   const shared = sharedLocks(free, first.seq, first.actor);
@@ -52,7 +62,14 @@ export async function replayFreeFailure(run: Runner, cs: Case, free: CaseResult,
   return last ? { ...last, why } : { property: null, converted: null, replay: null, why };
 }
 
-interface Step { actor: number; from: string; to: string; start: number; end: number; words: Set<number> }
+interface Step {
+  actor: number;
+  from: string;
+  to: string;
+  start: number;
+  end: number;
+  words: Set<number>;
+}
 
 /**
  * The shared accesses of a race that did not replay: among the last steps (an actor's run from one
@@ -78,8 +95,14 @@ export function sharedLocks(free: CaseResult, upTo: number, actor?: string, wind
       let st = byStep.get(k);
       if (!st) {
         const next = own[k + 1];
-        st = { actor: a, from: k >= 0 ? label(own[k]!.label) : 'its start', to: next ? label(next.label) : 'the failure', start: k >= 0 ? own[k]!.seq : 0,
-          end: next ? next.seq : upTo, words: new Set() };
+        st = {
+          actor: a,
+          from: k >= 0 ? label(own[k]!.label) : 'its start',
+          to: next ? label(next.label) : 'the failure',
+          start: k >= 0 ? own[k]!.seq : 0,
+          end: next ? next.seq : upTo,
+          words: new Set(),
+        };
         byStep.set(k, st);
         steps.push(st);
       }
@@ -88,7 +111,8 @@ export function sharedLocks(free: CaseResult, upTo: number, actor?: string, wind
   });
   const out = new Map<string, string>();
   const failing = actor === undefined ? -1 : free.names.indexOf(actor);
-  if (failing >= 0) steps.sort((a, b) => Number(b.actor === failing) - Number(a.actor === failing)); // the failing actor's steps first
+  // the failing actor's steps first
+  if (failing >= 0) steps.sort((a, b) => Number(b.actor === failing) - Number(a.actor === failing));
   for (let i = 0; i < steps.length; i++) {
     for (let j = i + 1; j < steps.length; j++) {
       const x = steps[i]!;

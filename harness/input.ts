@@ -20,11 +20,14 @@ export function readInput(file: string): string {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not block the open
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? 'no such file' : `cannot read it: ${code ?? (e as Error).message}`, { cause: e });
+    throw new Error(code === 'ENOENT' ? 'no such file' : `cannot read it: ${code ?? (e as Error).message}`, {
+      cause: e,
+    });
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new Error(`not a regular file (${st.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`);
+    if (!st.isFile())
+      throw new Error(`not a regular file (${st.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`);
     if (st.size > INPUT_MAX_BYTES) throw new Error(`${st.size} bytes: larger than ${INPUT_MAX_BYTES >> 20} MiB`);
     const buf = Buffer.alloc(INPUT_MAX_BYTES + 1);
     let n = 0;
@@ -49,7 +52,10 @@ export function parseYamlText(text: string): unknown {
   visit(doc, {
     Alias(_key, node, path) {
       const src = node.resolve(doc as Document);
-      if (src && path.includes(src)) { cyclic = node.source; return visit.BREAK; }
+      if (src && path.includes(src)) {
+        cyclic = node.source;
+        return visit.BREAK;
+      }
       return undefined;
     },
   });
@@ -94,7 +100,11 @@ export function preview(v: unknown): string {
   if (v === undefined) s = 'nothing';
   else if (typeof v === 'number') s = Number.isNaN(v) ? 'NaN' : String(v);
   else {
-    try { s = JSON.stringify(v) ?? String(v); } catch { s = String(v); }
+    try {
+      s = JSON.stringify(v) ?? String(v);
+    } catch {
+      s = String(v);
+    }
   }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
@@ -114,23 +124,33 @@ export function zodLine(err: ZodError, doc: unknown, head?: PathHead): string {
 function issueLine(issue: ZodIssue, doc: unknown, head?: PathHead): string {
   const path = issue.path;
   const h = head?.(path, doc) ?? null;
-  const where = (p: Path): string => [h?.text, pathText(p.slice(h?.used ?? 0))].filter(Boolean).join(': ') || 'top level';
+  const where = (p: Path): string =>
+    [h?.text, pathText(p.slice(h?.used ?? 0))].filter(Boolean).join(': ') || 'top level';
   const parent = valueAt(doc, path.slice(0, -1));
   const key = path[path.length - 1];
-  const absent = typeof key === 'string' && typeof parent === 'object' && parent !== null && !Array.isArray(parent)
-    && !Object.hasOwn(parent, key);
+  const absent =
+    typeof key === 'string' &&
+    typeof parent === 'object' &&
+    parent !== null &&
+    !Array.isArray(parent) &&
+    !Object.hasOwn(parent, key);
   // an unknown op: the message names the key itself
   if (issue.code === 'invalid_union_discriminator') return `${where(path.slice(0, -1))}: ${issue.message}`;
-  if (absent && (issue.code === 'invalid_type' || issue.code === 'custom')) return `${where(path.slice(0, -1))}: needs '${key}'`;
+  if (absent && (issue.code === 'invalid_type' || issue.code === 'custom'))
+    return `${where(path.slice(0, -1))}: needs '${key}'`;
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.slice(0, 3).map((k) => preview(k).replace(/^"|"$/g, "'")).join(', ') +
-      (issue.keys.length > 3 ? ` and ${issue.keys.length - 3} more` : '');
+    const keys =
+      issue.keys
+        .slice(0, 3)
+        .map((k) => preview(k).replace(/^"|"$/g, "'"))
+        .join(', ') + (issue.keys.length > 3 ? ` and ${issue.keys.length - 3} more` : '');
     const known = issue.message.startsWith('(') ? ` ${issue.message}` : '';
     return `${where(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}${known}`;
   }
   // pinlab's schema messages (and every custom issue) are "expected ..." (then the value follows) or a
   // whole sentence; zod's own defaults ("Invalid input", "Expected string, received number") are reworded
-  const msg = issue.code === 'custom' || /^[a-z'(]/.test(issue.message) ? issue.message : `expected ${zodExpected(issue)}`;
+  const msg =
+    issue.code === 'custom' || /^[a-z'(]/.test(issue.message) ? issue.message : `expected ${zodExpected(issue)}`;
   return `${where(path)}: ${msg}${msg.startsWith('expected') ? `, got ${preview(valueAt(doc, path))}` : ''}`;
 }
 
@@ -139,10 +159,15 @@ function zodExpected(issue: ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
       return issue.expected === 'object' ? 'a mapping' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`;
-    case 'invalid_literal': return JSON.stringify(issue.expected);
-    case 'invalid_enum_value': return `one of ${issue.options.join(', ')}`;
-    case 'too_small': return issue.type === 'array' ? `at least ${issue.minimum} entries` : `at least ${issue.minimum}`;
-    case 'too_big': return issue.type === 'array' ? `at most ${issue.maximum} entries` : `at most ${issue.maximum}`;
-    default: return issue.message.toLowerCase();
+    case 'invalid_literal':
+      return JSON.stringify(issue.expected);
+    case 'invalid_enum_value':
+      return `one of ${issue.options.join(', ')}`;
+    case 'too_small':
+      return issue.type === 'array' ? `at least ${issue.minimum} entries` : `at least ${issue.minimum}`;
+    case 'too_big':
+      return issue.type === 'array' ? `at most ${issue.maximum} entries` : `at most ${issue.maximum}`;
+    default:
+      return issue.message.toLowerCase();
   }
 }

@@ -48,7 +48,19 @@ export interface CompiledScenario {
   program: string;
   machine: KernelMachine;
   /** per step: the names the report needs (proc, pin) and what the detail shows */
-  steps: { op: string; proc?: string; child?: string; len?: number; expect?: unknown; expect_match?: unknown; value?: number; block?: number; items?: string[]; pin?: string; hold?: boolean }[];
+  steps: {
+    op: string;
+    proc?: string;
+    child?: string;
+    len?: number;
+    expect?: unknown;
+    expect_match?: unknown;
+    value?: number;
+    block?: number;
+    items?: string[];
+    pin?: string;
+    hold?: boolean;
+  }[];
 }
 
 function refuse(file: string, n: number, op: string, what: string): never {
@@ -62,10 +74,14 @@ function refuse(file: string, n: number, op: string, what: string): never {
 export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage): KernelMachine {
   const geo = sc.machine.geometry;
   if (geo !== undefined && geo.trim() !== 'x86_64') {
-    throw new ScenarioError(`${file}: machine.geometry '${geo}': a real kernel has only the x86_64 geometry (128M memory blocks, pageblock order 9)`);
+    throw new ScenarioError(
+      `${file}: machine.geometry '${geo}': a real kernel has only the x86_64 geometry (128M memory blocks, pageblock order 9)`,
+    );
   }
   let params;
-  try { params = parseCmdline(sc.machine.cmdline, parseGeometry(undefined)); } catch (e) {
+  try {
+    params = parseCmdline(sc.machine.cmdline, parseGeometry(undefined));
+  } catch (e) {
     if (e instanceof CmdlineError) throw new ScenarioError(`${file}: machine: ${e.message}`);
     throw e;
   }
@@ -74,11 +90,19 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
   const out: string[] = [];
   for (const w of words) {
     const key = w.split('=')[0]!;
-    if (key === 'pinlab.hotplug') throw new ScenarioError(`${file}: machine: pinlab.hotplug= (hot-pluggable memory) is not mapped to QEMU memory devices yet`);
+    if (key === 'pinlab.hotplug')
+      throw new ScenarioError(
+        `${file}: machine: pinlab.hotplug= (hot-pluggable memory) is not mapped to QEMU memory devices yet`,
+      );
     if (key === 'cma' && kernel?.config && kernel.config.get('CONFIG_CMA') !== 'y') {
-      throw new ScenarioError(`${file}: machine: cma= needs CONFIG_CMA, which ${kernel.spec} (${kernel.release}) is built without`);
+      throw new ScenarioError(
+        `${file}: machine: cma= needs CONFIG_CMA, which ${kernel.spec} (${kernel.release}) is built without`,
+      );
     }
-    if (key === 'min_free_kbytes') { out.push(`sysctl.vm.${w}`); continue; } // what the model takes it as
+    if (key === 'min_free_kbytes') {
+      out.push(`sysctl.vm.${w}`);
+      continue;
+    } // what the model takes it as
     if (key === 'mem') continue;
     out.push(w);
   }
@@ -86,7 +110,9 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
   let qemuMiB = memMiB + 2;
   if (params.memBytes > 3 * 2 ** 30) {
     // the pc machine puts RAM above 3G at 4G (the PCI hole); mem= is an address limit on x86
-    warnings.push(`mem=${memMiB}M: RAM above 3G sits above 4G on a real pc (the PCI hole), the model's is contiguous: blocks and zones above 3G differ`);
+    warnings.push(
+      `mem=${memMiB}M: RAM above 3G sits above 4G on a real pc (the PCI hole), the model's is contiguous: blocks and zones above 3G differ`,
+    );
     qemuMiB = memMiB;
   } else out.unshift(`mem=${memMiB}M`);
   // the model's defaults where Debian's build differs: transparent_hugepage= (the model: madvise; Debian: always)
@@ -99,7 +125,12 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
 
 function addrArg(file: string, n: number, op: string, v: unknown, maps: Map<string, number>): string {
   if (typeof v === 'number' || typeof v !== 'string' || !/^[A-Za-z_]/.test(v)) {
-    refuse(file, n, op, `absolute address ${JSON.stringify(v)}: the kernel places mappings elsewhere; name the mapping (as:) and add an offset`);
+    refuse(
+      file,
+      n,
+      op,
+      `absolute address ${JSON.stringify(v)}: the kernel places mappings elsewhere; name the mapping (as:) and add an offset`,
+    );
   }
   const mt = /^([A-Za-z_][A-Za-z0-9_]*)(?:\+(.+))?$/.exec(v);
   if (!mt) refuse(file, n, op, `bad address '${v}'`);
@@ -107,14 +138,22 @@ function addrArg(file: string, n: number, op: string, v: unknown, maps: Map<stri
   if (m === undefined) refuse(file, n, op, `addr: unknown mapping '${mt[1]}' (name one with 'as:' on an mmap step)`);
   let off = 0;
   if (mt[2] !== undefined) {
-    try { off = offsetBytes('addr', mt[2]); } catch (e) { refuse(file, n, op, (e as Error).message); }
+    try {
+      off = offsetBytes('addr', mt[2]);
+    } catch (e) {
+      refuse(file, n, op, (e as Error).message);
+    }
   }
   if (off % PAGE) refuse(file, n, op, `addr: offset ${off} is not page aligned`);
   return `${m}:${off}`;
 }
 
 function size(file: string, n: number, op: string, field: string, v: unknown): number {
-  try { return sizePages(field, v) * PAGE; } catch (e) { return refuse(file, n, op, (e as Error).message); }
+  try {
+    return sizePages(field, v) * PAGE;
+  } catch (e) {
+    return refuse(file, n, op, (e as Error).message);
+  }
 }
 
 const PROT: Record<string, number> = { none: 0, r: 1, w: 2, rw: 3 };
@@ -141,7 +180,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
     if (Object.hasOwn(REFUSED_OPS, op)) refuse(file, n, op, `op ${op} cannot run on a real kernel: ${REFUSED_OPS[op]}`);
     if (!Object.hasOwn(STEP_KINDS, op)) refuse(file, n, op, `unknown op '${op}'`);
     for (const [o, f, allowed, why] of REFUSED_FIELDS) {
-      if (o === op && s[f] !== undefined && s[f] !== allowed) refuse(file, n, op, `${f}: ${JSON.stringify(s[f])} cannot run on a real kernel: ${why}`);
+      if (o === op && s[f] !== undefined && s[f] !== allowed)
+        refuse(file, n, op, `${f}: ${JSON.stringify(s[f])} cannot run on a real kernel: ${why}`);
     }
     const st: CompiledScenario['steps'][number] = { op, expect: s.expect, expect_match: s.expect_match };
     const pid = (name: unknown): number => {
@@ -155,7 +195,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       if (lenField !== undefined) return size(file, n, op, 'len', lenField);
       const base = typeof addrField === 'string' ? /^([A-Za-z_][A-Za-z0-9_]*)(?:\+(.+))?$/.exec(addrField) : null;
       const m = base ? maps.get(base[1]!) : undefined;
-      if (m === undefined || base![2] !== undefined) refuse(file, n, op, "len: needs 'len:' unless 'addr:' names a whole mapping");
+      if (m === undefined || base![2] !== undefined)
+        refuse(file, n, op, "len: needs 'len:' unless 'addr:' names a whole mapping");
       return mapLen.get(m)!;
     };
     /** pin / pin_max: a new hold named by 'as:' on addr..addr+len of the process */
@@ -179,7 +220,10 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         const p = procs.size + exited.size;
         procs.set(name, p);
         st.proc = name;
-        const memlock = s.memlock === undefined ? '' : ` memlock=${s.memlock === 'unlimited' ? -1 : size(file, n, op, 'memlock', s.memlock)} cap=${s.cap_ipc_lock === true ? 1 : 0}`;
+        const memlock =
+          s.memlock === undefined
+            ? ''
+            : ` memlock=${s.memlock === 'unlimited' ? -1 : size(file, n, op, 'memlock', s.memlock)} cap=${s.cap_ipc_lock === true ? 1 : 0}`;
         line = `spawn p=${p} name=${comm(name)}${memlock} oom=${typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0}`;
         break;
       }
@@ -190,7 +234,10 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         if (prot === undefined) refuse(file, n, op, `prot '${String(s.prot)}' is not one of r, rw, w, none`);
         const m = nextMap++;
         const at = s.addr === undefined ? '' : ` at=${addrArg(file, n, op, s.addr, maps)}`;
-        if (typeof s.as === 'string') { maps.set(s.as, m); mapOwner.set(s.as, s.proc as string); }
+        if (typeof s.as === 'string') {
+          maps.set(s.as, m);
+          mapOwner.set(s.as, s.proc as string);
+        }
         mapLen.set(m, l);
         st.len = l;
         const advice = s.thp === true ? 14 : s.nothp === true ? 15 : 0;
@@ -212,7 +259,9 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         line = `read p=${pid(s.proc)} a=${addrArg(file, n, op, s.addr, maps)}`;
         if (typeof s.value === 'number') st.value = s.value >>> 0;
         break;
-      case 'munmap': case 'mprotect': case 'madvise': {
+      case 'munmap':
+      case 'mprotect':
+      case 'madvise': {
         const p = pid(s.proc);
         const a = addrArg(file, n, op, s.addr, maps);
         const l = len(s.addr, s.len);
@@ -225,7 +274,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         }
         if (op === 'madvise') {
           const adv = ADVICE[String(s.advice)];
-          if (adv === undefined) refuse(file, n, op, `advice '${String(s.advice)}' is not dontneed, hugepage, nohugepage or populate_write`);
+          if (adv === undefined)
+            refuse(file, n, op, `advice '${String(s.advice)}' is not dontneed, hugepage, nohugepage or populate_write`);
           extra = ` advice=${adv}`;
         }
         line = `${op} p=${p} a=${a} len=${l}${extra}`;
@@ -244,21 +294,34 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       case 'exit': {
         const p = pid(s.proc);
         for (const [name, pin] of pins) {
-          if (pin.proc === s.proc) refuse(file, n, op, `exit of '${s.proc}' while it holds pin '${name}': io_uring releases a ring's buffers when the process exits (the model's pin outlives it); unpin first`);
+          if (pin.proc === s.proc)
+            refuse(
+              file,
+              n,
+              op,
+              `exit of '${s.proc}' while it holds pin '${name}': io_uring releases a ring's buffers when the process exits (the model's pin outlives it); unpin first`,
+            );
         }
         procs.delete(s.proc as string);
         exited.add(s.proc as string);
-        for (const [k, owner] of mapOwner) if (owner === s.proc) { maps.delete(k); mapOwner.delete(k); }
+        for (const [k, owner] of mapOwner)
+          if (owner === s.proc) {
+            maps.delete(k);
+            mapOwner.delete(k);
+          }
         line = `exit p=${p}`;
         break;
       }
-      case 'online': case 'offline': {
+      case 'online':
+      case 'offline': {
         const b = s.block;
-        if (typeof b !== 'number' || !Number.isInteger(b) || b < 0) refuse(file, n, op, `block: ${JSON.stringify(b)} is not a memory block number`);
+        if (typeof b !== 'number' || !Number.isInteger(b) || b < 0)
+          refuse(file, n, op, `block: ${JSON.stringify(b)} is not a memory block number`);
         st.block = b;
         if (op === 'online') {
           const type = s.type === undefined ? 'online' : String(s.type);
-          if (!['online', 'online_kernel', 'online_movable'].includes(type)) refuse(file, n, op, `type '${type}' is not online, online_kernel or online_movable`);
+          if (!['online', 'online_kernel', 'online_movable'].includes(type))
+            refuse(file, n, op, `type '${type}' is not online, online_kernel or online_movable`);
           line = `online b=${b} type=${type}`;
         } else line = `offline b=${b} ms=${OFFLINE_MS}`;
         break;
@@ -274,7 +337,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         // chunk after chunk, each IORING_REGISTER_BUFFERS_UPDATE of a sparse table: a long-term pin of its own
         const { p, a, l, h } = newPin();
         const chunk = size(file, n, op, 'chunk', s.chunk);
-        if (Math.ceil(l / chunk) > 16384) refuse(file, n, op, `chunk: ${Math.ceil(l / chunk)} chunks, io_uring registers at most 16384 buffers`);
+        if (Math.ceil(l / chunk) > 16384)
+          refuse(file, n, op, `chunk: ${Math.ceil(l / chunk)} chunks, io_uring registers at most 16384 buffers`);
         line = `pinmax p=${p} a=${a} len=${l} chunk=${chunk} h=${h}`;
         break;
       }
@@ -288,9 +352,19 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         break;
       }
       case 'vmstat': {
-        const items = s.items === undefined ? ['nr_foll_pin_acquired', 'nr_foll_pin_released', 'pgmigrate_success', 'pgmigrate_fail', 'thp_migration_split', 'oom_kill']
-          : String(s.items).split(/[ ,]+/).filter(Boolean);
-        for (const it of items) if (!(COUNTERS as readonly string[]).includes(it)) refuse(file, n, op, `items: unknown vmstat item '${it}'`);
+        const items =
+          s.items === undefined
+            ? [
+                'nr_foll_pin_acquired',
+                'nr_foll_pin_released',
+                'pgmigrate_success',
+                'pgmigrate_fail',
+                'thp_migration_split',
+                'oom_kill',
+              ]
+            : String(s.items).split(/[ ,]+/).filter(Boolean);
+        for (const it of items)
+          if (!(COUNTERS as readonly string[]).includes(it)) refuse(file, n, op, `items: unknown vmstat item '${it}'`);
         st.items = items;
         line = 'vmstat';
         break;

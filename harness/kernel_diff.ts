@@ -5,20 +5,42 @@
 import type { ScenarioRun } from './scenario';
 import type { KernelRun } from './kernel_run';
 
-/** Counters whose value is the scenario's own doing on both sides (the rest move with the guest's boot and the probe). */
-export const COMPARED_COUNTERS = ['nr_foll_pin_acquired', 'nr_foll_pin_released', 'pgmigrate_success', 'pgmigrate_fail',
-  'thp_migration_success', 'thp_migration_fail', 'thp_migration_split', 'thp_fault_alloc', 'thp_split_page', 'oom_kill'];
+/**
+ * Counters whose value is the scenario's own doing on both sides (the rest move with the guest's boot and the probe).
+ */
+export const COMPARED_COUNTERS = [
+  'nr_foll_pin_acquired',
+  'nr_foll_pin_released',
+  'pgmigrate_success',
+  'pgmigrate_fail',
+  'thp_migration_success',
+  'thp_migration_fail',
+  'thp_migration_split',
+  'thp_fault_alloc',
+  'thp_split_page',
+  'oom_kill',
+];
 
 export type Facts = Record<string, string>;
 
 function zonesFact(s: string): string {
   // "Movable 12, Normal 4" in a fixed order
   const order = ['DMA', 'DMA32', 'Normal', 'Movable', 'Device'];
-  return s.split(', ').filter(Boolean).sort((a, b) => order.indexOf(a.split(' ')[0]!) - order.indexOf(b.split(' ')[0]!)).join(', ');
+  return s
+    .split(', ')
+    .filter(Boolean)
+    .sort((a, b) => order.indexOf(a.split(' ')[0]!) - order.indexOf(b.split(' ')[0]!))
+    .join(', ');
 }
 
 /** The facts of one step's detail text (both sides print the model's format); skip: counters not compared. */
-export function stepFacts(op: string, result: string, detail: string, killed: string[], skip: Map<string, string> = new Map()): Facts {
+export function stepFacts(
+  op: string,
+  result: string,
+  detail: string,
+  killed: string[],
+  skip: Map<string, string> = new Map(),
+): Facts {
   const f: Facts = { result };
   if (killed.length) f.killed = [...killed].sort().join(', ');
   const res = /(\d+) pages present(?: \(([^)]*)\))?(?:, (\d+) zero-page)?/.exec(detail);
@@ -27,7 +49,13 @@ export function stepFacts(op: string, result: string, detail: string, killed: st
     f.zones = zonesFact(res[2] ?? '');
     f['zero-page'] = res[3] ?? '0';
   }
-  if (op === 'pin' && !/outcome (killed|died|error)/.test(detail) && !result.startsWith('-') && !killed.length && result !== 'panic') {
+  if (
+    op === 'pin' &&
+    !/outcome (killed|died|error)/.test(detail) &&
+    !result.startsWith('-') &&
+    !killed.length &&
+    result !== 'panic'
+  ) {
     const p = /(\d+) pinned \(([^)]*)\)/.exec(detail);
     f.pinned = p ? `${p[1]} (${zonesFact(p[2]!)})` : '0';
     f.migrated = /(\d+) migrated/.exec(detail)?.[1] ?? '0';
@@ -44,7 +72,8 @@ export function stepFacts(op: string, result: string, detail: string, killed: st
   }
   if (op === 'unpin') f.unpinned = /(\d+) pages unpinned/.exec(detail)?.[1] ?? detail;
   if (op === 'vmstat') {
-    for (const mt of detail.matchAll(/([a-z_]+) (-?\d+|n\/a)/g)) if (COMPARED_COUNTERS.includes(mt[1]!) && !skip.has(mt[1]!)) f[mt[1]!] = mt[2]!;
+    for (const mt of detail.matchAll(/([a-z_]+) (-?\d+|n\/a)/g))
+      if (COMPARED_COUNTERS.includes(mt[1]!) && !skip.has(mt[1]!)) f[mt[1]!] = mt[2]!;
   }
   if (op === 'zones') f.zones = [...detail.matchAll(/(\w+): free/g)].map((m) => m[1]).join(', ');
   if (killed.length && f.killed && result !== 'panic') f.result = 'killed';
@@ -93,14 +122,21 @@ export function modelKills(lines: string[]): Map<number, string[]> {
 export function incomparable(model: ScenarioRun, kernel: KernelRun, holds: boolean): Map<string, string> {
   const m = new Map<string, string>();
   const retried = [...model.results, ...kernel.results].some((r) => r.op === 'offline' && r.result === '-EINTR');
-  if (retried) for (const c of ['pgmigrate_fail', 'thp_migration_fail']) m.set(c, 'an offline retried until -EINTR: the model counts passes, the kernel time');
+  if (retried)
+    for (const c of ['pgmigrate_fail', 'thp_migration_fail'])
+      m.set(c, 'an offline retried until -EINTR: the model counts passes, the kernel time');
   const oom = (model.vmstat as Record<string, number>).oom_kill || kernel.vmstat.oom_kill;
   if (oom) {
     for (const c of ['pgmigrate_success', 'pgmigrate_fail', 'nr_foll_pin_acquired', 'nr_foll_pin_released']) {
-      m.set(c, 'memory ran out: how far pinning and migration got first depends on the kernel zones\' free pages, which differ');
+      m.set(
+        c,
+        "memory ran out: how far pinning and migration got first depends on the kernel zones' free pages, which differ",
+      );
     }
   }
-  if (holds) for (const c of ['nr_foll_pin_acquired', 'nr_foll_pin_released']) m.set(c, 'a short-term pin (longterm: false) is FOLL_PIN in the model, a vmsplice page reference on the kernel');
+  if (holds)
+    for (const c of ['nr_foll_pin_acquired', 'nr_foll_pin_released'])
+      m.set(c, 'a short-term pin (longterm: false) is FOLL_PIN in the model, a vmsplice page reference on the kernel');
   return m;
 }
 
@@ -117,13 +153,20 @@ export function diffRuns(model: ScenarioRun, modelLines: string[], kernel: Kerne
     const kf = k ? stepFacts(k.op, k.result, k.detail, k.killed, skip) : undefined;
     const differs: Record<string, [string, string]> = {};
     if (!mf || !kf) differs.ran = [mf ? 'ran' : 'did not run', kf ? 'ran' : 'did not run'];
-    else for (const key of new Set([...Object.keys(mf), ...Object.keys(kf)])) {
-      if (mf[key] !== kf[key]) differs[key] = [mf[key] ?? '-', kf[key] ?? '-'];
-    }
+    else
+      for (const key of new Set([...Object.keys(mf), ...Object.keys(kf)])) {
+        if (mf[key] !== kf[key]) differs[key] = [mf[key] ?? '-', kf[key] ?? '-'];
+      }
     if (!Object.keys(differs).length) agree++;
     const base = (m ?? k)!;
-    steps.push({ step: base.step, op: base.op, proc: base.proc, differs,
-      model: m && mf && { result: m.result, detail: m.detail, facts: mf }, kernel: k && kf && { result: k.result, detail: k.detail, facts: kf } });
+    steps.push({
+      step: base.step,
+      op: base.op,
+      proc: base.proc,
+      differs,
+      model: m && mf && { result: m.result, detail: m.detail, facts: mf },
+      kernel: k && kf && { result: k.result, detail: k.detail, facts: kf },
+    });
   }
   const blocks: RunDiff['blocks'] = [];
   const kb = new Map(kernel.blocks.map((b) => [b.index, `${b.state} ${b.valid_zones}`]));
@@ -131,16 +174,31 @@ export function diffRuns(model: ScenarioRun, modelLines: string[], kernel: Kerne
   for (const i of [...new Set([...mb.keys(), ...kb.keys()])].sort((a, b) => a - b)) {
     const a = mb.get(i) ?? 'absent';
     const b = kb.get(i) ?? 'absent';
-    if (a !== b && !kernel.error && !kernel.panic && !model.panic) blocks.push({ block: `memory${i}`, model: a, kernel: b });
+    if (a !== b && !kernel.error && !kernel.panic && !model.panic)
+      blocks.push({ block: `memory${i}`, model: a, kernel: b });
   }
   const counters: RunDiff['counters'] = [];
   const mv = model.vmstat as Record<string, number>;
   for (const name of Object.keys(mv)) {
     const kv = kernel.vmstat[name];
-    counters.push({ name, model: mv[name] ?? null, kernel: kv ?? null, compared: COMPARED_COUNTERS.includes(name) && !skip.has(name) && kv !== undefined && !kernel.panic && !model.panic });
+    counters.push({
+      name,
+      model: mv[name] ?? null,
+      kernel: kv ?? null,
+      compared:
+        COMPARED_COUNTERS.includes(name) && !skip.has(name) && kv !== undefined && !kernel.panic && !model.panic,
+    });
   }
   const counterDiffs = counters.filter((c) => c.compared && c.model !== c.kernel).length;
-  return { steps, blocks, counters, notCompared: skip, agree, total: n, same: agree === n && !blocks.length && !counterDiffs && !kernel.error };
+  return {
+    steps,
+    blocks,
+    counters,
+    notCompared: skip,
+    agree,
+    total: n,
+    same: agree === n && !blocks.length && !counterDiffs && !kernel.error,
+  };
 }
 
 /** The diff as text: '=' a step whose facts agree, '!' one whose facts differ, each difference named. */
@@ -158,9 +216,14 @@ export function formatDiff(d: RunDiff): string[] {
   const cd = d.counters.filter((c) => c.compared);
   const cdiff = cd.filter((c) => c.model !== c.kernel);
   if (!cd.length) out.push('  counters at the end: not compared (a run ended in a kernel panic)');
-  else out.push(`${cdiff.length ? '!' : '='} counters at the end: ${cd.map((c) => `${c.name} ${c.model === c.kernel ? c.model : `model ${c.model} kernel ${c.kernel}`}`).join('; ')}`);
+  else
+    out.push(
+      `${cdiff.length ? '!' : '='} counters at the end: ${cd.map((c) => `${c.name} ${c.model === c.kernel ? c.model : `model ${c.model} kernel ${c.kernel}`}`).join('; ')}`,
+    );
   for (const c of cdiff) out.push(`      DIFF ${c.name}: model ${c.model}, kernel ${c.kernel}`);
   for (const [c, why] of d.notCompared) out.push(`  not compared: ${c} (${why})`);
-  out.push(`# ${d.same ? 'same' : 'DIFFERENT'}: ${d.agree}/${d.total} steps agree${d.blocks.length ? `, ${d.blocks.length} memory blocks differ` : ''}${cdiff.length ? `, ${cdiff.length} counters differ` : ''}`);
+  out.push(
+    `# ${d.same ? 'same' : 'DIFFERENT'}: ${d.agree}/${d.total} steps agree${d.blocks.length ? `, ${d.blocks.length} memory blocks differ` : ''}${cdiff.length ? `, ${cdiff.length} counters differ` : ''}`,
+  );
   return out;
 }

@@ -28,8 +28,20 @@ export interface KernelStepResult {
   raw: Record<string, unknown>;
 }
 
-export interface KernelZone { name: string; start_pfn: number; spanned: number; present: number; managed: number; free: number; min: number }
-export interface KernelBlock { index: number; state: string; valid_zones: string }
+export interface KernelZone {
+  name: string;
+  start_pfn: number;
+  spanned: number;
+  present: number;
+  managed: number;
+  free: number;
+  min: number;
+}
+export interface KernelBlock {
+  index: number;
+  state: string;
+  valid_zones: string;
+}
 
 export interface KernelRun {
   file: string;
@@ -63,20 +75,59 @@ export interface RunOptions {
 }
 
 /** qemu-system-x86_64's arguments for a run (TCG: this host has no usable KVM). */
-export function qemuArgs(c: CompiledScenario, kernel: KernelImage, initrd: string, consoleFile: string, resultFile: string): string[] {
-  return ['-M', c.machine.machineType, '-accel', 'tcg', '-cpu', 'qemu64', '-m', `${c.machine.memMiB}M`, '-smp', '1',
-    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot',
-    '-kernel', kernel.bzImage, '-initrd', initrd, '-append', c.machine.cmdline,
-    '-serial', `file:${consoleFile}`, '-serial', `file:${resultFile}`];
+export function qemuArgs(
+  c: CompiledScenario,
+  kernel: KernelImage,
+  initrd: string,
+  consoleFile: string,
+  resultFile: string,
+): string[] {
+  return [
+    '-M',
+    c.machine.machineType,
+    '-accel',
+    'tcg',
+    '-cpu',
+    'qemu64',
+    '-m',
+    `${c.machine.memMiB}M`,
+    '-smp',
+    '1',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    kernel.bzImage,
+    '-initrd',
+    initrd,
+    '-append',
+    c.machine.cmdline,
+    '-serial',
+    `file:${consoleFile}`,
+    '-serial',
+    `file:${resultFile}`,
+  ];
 }
 
 /** Boot, run, collect. Never throws for what the guest does; SetupError for a missing QEMU. */
-export async function runOnKernel(file: string, c: CompiledScenario, kernel: KernelImage, baseInitrd: string, opts: RunOptions): Promise<KernelRun> {
+export async function runOnKernel(
+  file: string,
+  c: CompiledScenario,
+  kernel: KernelImage,
+  baseInitrd: string,
+  opts: RunOptions,
+): Promise<KernelRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-kernel-'));
   const consoleFile = path.join(dir, 'console.log');
   const resultFile = path.join(dir, 'results.jsonl');
   const initrd = path.join(dir, 'initrd.cpio');
-  const extra: { name: string; data?: Buffer; mode?: number; dir?: boolean }[] = [{ name: 'prog.txt', data: Buffer.from(c.program) }];
+  const extra: { name: string; data?: Buffer; mode?: number; dir?: boolean }[] = [
+    { name: 'prog.txt', data: Buffer.from(c.program) },
+  ];
   if (opts.load?.length) {
     if (!kernel.modulesDir) throw new Error(`--load: ${kernel.spec} has no modules directory (give --modules DIR)`);
     const mods = moduleClosure(kernel.modulesDir, opts.load);
@@ -90,13 +141,25 @@ export async function runOnKernel(file: string, c: CompiledScenario, kernel: Ker
   const exit = await new Promise<{ code: number | null; timedOut: boolean; spawnError?: string }>((resolve) => {
     const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    q.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    q.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; q.kill('SIGKILL'); }, opts.timeoutMs);
-    q.on('error', (e) => { clearTimeout(timer); resolve({ code: null, timedOut: false, spawnError: e.message }); });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      q.kill('SIGKILL');
+    }, opts.timeoutMs);
+    q.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, timedOut: false, spawnError: e.message });
+    });
     q.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, timedOut, spawnError: code !== 0 && !timedOut && stderr.trim() ? stderr.trim().split('\n').pop() : undefined });
+      resolve({
+        code,
+        timedOut,
+        spawnError: code !== 0 && !timedOut && stderr.trim() ? stderr.trim().split('\n').pop() : undefined,
+      });
     });
   });
   const wall = Date.now() - t0;
@@ -131,46 +194,76 @@ function parseProbeLines(lines: string[]): { recs: Record<string, unknown>[]; in
     if (l.startsWith('pinlab-init: ')) initLines.push(l.slice(13).trim());
     const i = l.indexOf('{');
     if (i < 0) continue;
-    try { recs.push(JSON.parse(l.slice(i)) as Record<string, unknown>); } catch { /* a line cut short by a panic */ }
+    try {
+      recs.push(JSON.parse(l.slice(i)) as Record<string, unknown>);
+    } catch {
+      /* a line cut short by a panic */
+    }
   }
   return { recs, initLines };
 }
 
 /** The step a panic cut short: its OOM kills are on the console (pr_err, shown even with quiet). */
-function panicResult(st: CompiledScenario['steps'][number], n: number, panicMsg: string, consoleText: string, state: ReportState,
-  variant: string): KernelStepResult {
+function panicResult(
+  st: CompiledScenario['steps'][number],
+  n: number,
+  panicMsg: string,
+  consoleText: string,
+  state: ReportState,
+  variant: string,
+): KernelStepResult {
   const ok = expectationFor(st.expect, variant) === 'panic';
   const log = [...consoleText.matchAll(/Out of memory: Killed process \d+ \([^)]*\)[^\r\n]*/g)].map((m) => m[0]);
-  const killed = log.map((l) => state.pids.get(Number(/Killed process (\d+)/.exec(l)![1])))
+  const killed = log
+    .map((l) => state.pids.get(Number(/Killed process (\d+)/.exec(l)![1])))
     .filter((x): x is string => x !== undefined && !state.seenKilled.has(x));
-  return { step: n, op: st.op, proc: st.proc, rc: 0, result: 'panic', detail: `Kernel panic - not syncing: ${panicMsg}`, ok, killed,
-    log: log.filter((l) => killed.some((k) => l.includes(`(${k.slice(0, 15)})`))), raw: {} };
+  return {
+    step: n,
+    op: st.op,
+    proc: st.proc,
+    rc: 0,
+    result: 'panic',
+    detail: `Kernel panic - not syncing: ${panicMsg}`,
+    ok,
+    killed,
+    log: log.filter((l) => killed.some((k) => l.includes(`(${k.slice(0, 15)})`))),
+    raw: {},
+  };
 }
 
 /** One step's record as a result: rc (null when the process died in it), the detail, its expectation met or not. */
-function stepResult(st: CompiledScenario['steps'][number], n: number, r: Record<string, unknown>, state: ReportState,
-  variant: string): KernelStepResult {
+function stepResult(
+  st: CompiledScenario['steps'][number],
+  n: number,
+  r: Record<string, unknown>,
+  state: ReportState,
+  variant: string,
+): KernelStepResult {
   const d = (r.d ?? {}) as Record<string, number>;
   for (const [k, v] of Object.entries(d)) state.totals[k] = (state.totals[k] ?? 0) + v;
   const killed = (r.killed ?? []) as string[];
   for (const k of killed) state.seenKilled.add(k);
-  if ((st.op === 'spawn' || st.op === 'fork') && r.rc === 0 && typeof r.aux === 'number') state.pids.set(r.aux, st.op === 'spawn' ? st.proc! : st.child!);
+  if ((st.op === 'spawn' || st.op === 'fork') && r.rc === 0 && typeof r.aux === 'number')
+    state.pids.set(r.aux, st.op === 'spawn' ? st.proc! : st.child!);
   const log = (r.log ?? []) as string[];
   let rc: number | null = typeof r.rc === 'number' ? r.rc : null;
   let detail: string;
   let bad = false;
-  if (typeof r.error === 'string') { detail = `probe: ${r.error}`; bad = true; } else if (r.gone !== undefined) {
+  if (typeof r.error === 'string') {
+    detail = `probe: ${r.error}`;
+    bad = true;
+  } else if (r.gone !== undefined) {
     rc = -ESRCH;
     detail = `${st.proc} was killed by the OOM killer at step ${r.gone}`;
   } else if (rc === null) {
     const how = killed.includes(st.proc ?? '') ? 'killed' : 'died';
-    detail = st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
-      ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
-      : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
-  }
-  else detail = stepDetail(st, r, rc, state.totals, state.pinPages, state.diedPins);
+    detail =
+      st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
+        ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
+        : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
+  } else detail = stepDetail(st, r, rc, state.totals, state.pinPages, state.diedPins);
   if (rc === null && st.pin) state.diedPins.add(st.pin);
-  if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && (rc >>> 0) !== st.value) {
+  if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && rc >>> 0 !== st.value) {
     detail += `, expected ${st.value}`;
     bad = true;
   }
@@ -180,31 +273,59 @@ function stepResult(st: CompiledScenario['steps'][number], n: number, r: Record<
   let ok = !bad;
   if (exp !== undefined) {
     const self = st.proc !== undefined && killed.includes(st.proc);
-    ok = ok && (exp === 'killed' ? self : exp === 'panic' ? false : typeof exp === 'number' ? rc === exp : result === exp);
+    ok =
+      ok && (exp === 'killed' ? self : exp === 'panic' ? false : typeof exp === 'number' ? rc === exp : result === exp);
   }
   if (typeof match === 'string') ok = ok && new RegExp(match).test(detail);
   return { step: n, op: st.op, proc: st.proc, rc, result, detail, ok, killed, log, raw: r };
 }
 
 /** The probe's lines (and the console, for a panic) as a report. Exported for the host tests. */
-export function buildReport(file: string, c: CompiledScenario, kernel: Pick<KernelImage, 'spec' | 'release' | 'variant'>, lines: string[], consoleText = ''): KernelRun {
+export function buildReport(
+  file: string,
+  c: CompiledScenario,
+  kernel: Pick<KernelImage, 'spec' | 'release' | 'variant'>,
+  lines: string[],
+  consoleText = '',
+): KernelRun {
   const { recs, initLines } = parseProbeLines(lines);
-  const hello = recs.find((r) => r.hello) as { uptime_ms?: number; counters?: string[]; release?: string; thp?: string; zones?: KernelZone[] } | undefined;
-  const end = recs.find((r) => r.end !== undefined) as { ms?: number; vmstat?: Record<string, number>; zones?: KernelZone[]; blocks?: KernelBlock[] } | undefined;
+  const hello = recs.find((r) => r.hello) as
+    { uptime_ms?: number; counters?: string[]; release?: string; thp?: string; zones?: KernelZone[] } | undefined;
+  const end = recs.find((r) => r.end !== undefined) as
+    { ms?: number; vmstat?: Record<string, number>; zones?: KernelZone[]; blocks?: KernelBlock[] } | undefined;
   const stepRecs = new Map<number, Record<string, unknown>>();
   for (const r of recs) if (typeof r.step === 'number') stepRecs.set(r.step, r);
   const run: KernelRun = {
-    file, kernel: kernel.spec, release: hello?.release ?? kernel.release, variant: kernel.variant, cmdline: c.machine.cmdline, qemu: [],
-    warnings: [...c.machine.warnings], init: initLines, results: [], ok: true, zones: end?.zones ?? [], blocks: end?.blocks ?? [], vmstat: end?.vmstat ?? {},
-    thp: hello?.thp, time: { boot_ms: hello?.uptime_ms ?? 0, steps_ms: end?.ms ?? 0, wall_ms: 0 },
+    file,
+    kernel: kernel.spec,
+    release: hello?.release ?? kernel.release,
+    variant: kernel.variant,
+    cmdline: c.machine.cmdline,
+    qemu: [],
+    warnings: [...c.machine.warnings],
+    init: initLines,
+    results: [],
+    ok: true,
+    zones: end?.zones ?? [],
+    blocks: end?.blocks ?? [],
+    vmstat: end?.vmstat ?? {},
+    thp: hello?.thp,
+    time: { boot_ms: hello?.uptime_ms ?? 0, steps_ms: end?.ms ?? 0, wall_ms: 0 },
   };
   const have = new Set(hello?.counters ?? COUNTERS);
-  const state: ReportState = { totals: Object.fromEntries([...have].map((k) => [k, 0])), pinPages: new Map(), pids: new Map(),
-    seenKilled: new Set(), diedPins: new Set() };
+  const state: ReportState = {
+    totals: Object.fromEntries([...have].map((k) => [k, 0])),
+    pinPages: new Map(),
+    pids: new Map(),
+    seenKilled: new Set(),
+    diedPins: new Set(),
+  };
   const panicMsg = /Kernel panic - not syncing: ([^\r\n]*)/.exec(consoleText)?.[1]?.trim();
   if (!hello) {
     run.ok = false;
-    run.error = panicMsg ? `kernel panic before the probe started: ${panicMsg}` : `the probe never started (${lastConsoleLine(consoleText)})`;
+    run.error = panicMsg
+      ? `kernel panic before the probe started: ${panicMsg}`
+      : `the probe never started (${lastConsoleLine(consoleText)})`;
     return run;
   }
   for (let i = 0; i < c.steps.length; i++) {
@@ -225,17 +346,31 @@ export function buildReport(file: string, c: CompiledScenario, kernel: Pick<Kern
 }
 
 function lastConsoleLine(s: string): string {
-  const l = s.split(/\r?\n/).map((x) => x.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '') /* eslint-disable-line no-control-regex -- ANSI escapes */.trim()).filter(Boolean);
+  const l = s
+    .split(/\r?\n/)
+    .map((x) =>
+      x
+        .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '') /* eslint-disable-line no-control-regex -- ANSI escapes */
+        .trim(),
+    )
+    .filter(Boolean);
   return l.length ? `console: ${l[l.length - 1]!.slice(0, 160)}` : 'no console output';
 }
 
-interface Res { present: number; zero: number; zones: Record<string, number>; unknown?: number }
+interface Res {
+  present: number;
+  zero: number;
+  zones: Record<string, number>;
+  unknown?: number;
+}
 
 /** "16 pages present (Movable 12, Normal 4), 2 zero-page", as residency() in the model prints it. */
 export function residencyText(res: Res | undefined): string {
   if (!res) return '';
   const order = ['DMA', 'DMA32', 'Normal', 'Movable', 'Device'];
-  const zones = Object.entries(res.zones).sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0])).map(([z, c]) => `${z} ${c}`);
+  const zones = Object.entries(res.zones)
+    .sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]))
+    .map(([z, c]) => `${z} ${c}`);
   if (res.unknown) zones.push(`${res.unknown} in no zone`);
   return `${res.present} pages present${zones.length ? ` (${zones.join(', ')})` : ''}${res.zero ? `, ${res.zero} zero-page` : ''}`;
 }
@@ -243,30 +378,51 @@ export function residencyText(res: Res | undefined): string {
 function zonesText(res: Res | undefined): string {
   if (!res) return 'none';
   const order = ['DMA', 'DMA32', 'Normal', 'Movable', 'Device'];
-  return Object.entries(res.zones).sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0])).map(([z, c]) => `${z} ${c}`).join(', ') || 'none';
+  return (
+    Object.entries(res.zones)
+      .sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]))
+      .map(([z, c]) => `${z} ${c}`)
+      .join(', ') || 'none'
+  );
 }
 
 /** A step's detail in the model's words (docs/scenarios.md), from what the probe measured. */
-function stepDetail(st: CompiledScenario['steps'][number], r: Record<string, unknown>, rc: number, totals: Record<string, number>, pinPages: Map<string, number>,
-  diedPins: Set<string>): string {
+function stepDetail(
+  st: CompiledScenario['steps'][number],
+  r: Record<string, unknown>,
+  rc: number,
+  totals: Record<string, number>,
+  pinPages: Map<string, number>,
+  diedPins: Set<string>,
+): string {
   const res = r.res as Res | undefined;
   const addr = typeof r.addr === 'string' ? r.addr : '';
   const pages = (st.len ?? 0) / 4096;
   const d = (r.d ?? {}) as Record<string, number>;
   switch (st.op) {
-    case 'spawn': return rc < 0 ? '' : `pid ${r.aux}`;
+    case 'spawn':
+      return rc < 0 ? '' : `pid ${r.aux}`;
     case 'mmap':
       if (rc < 0) return typeof r.aux === 'number' && r.aux ? `at ${addr}, populate failed` : '';
       return `${addr} ${pages} pages; ${residencyText(res)}`;
-    case 'touch': return rc < 0 ? `at 0x${Number(r.aux).toString(16)}` : residencyText(res);
-    case 'write': return rc < 0 ? '' : `${addr} = ${rc}`;
-    case 'read': return rc < 0 ? '' : `${addr} = ${rc}`;
-    case 'munmap': return `${addr} ${pages} pages`;
-    case 'mprotect': return '';
-    case 'madvise': return residencyText(res);
-    case 'fork': return rc < 0 ? '' : `child pid ${r.aux}`;
-    case 'exit': return '';
-    case 'online': return `memory${st.block}`;
+    case 'touch':
+      return rc < 0 ? `at 0x${Number(r.aux).toString(16)}` : residencyText(res);
+    case 'write':
+      return rc < 0 ? '' : `${addr} = ${rc}`;
+    case 'read':
+      return rc < 0 ? '' : `${addr} = ${rc}`;
+    case 'munmap':
+      return `${addr} ${pages} pages`;
+    case 'mprotect':
+      return '';
+    case 'madvise':
+      return residencyText(res);
+    case 'fork':
+      return rc < 0 ? '' : `child pid ${r.aux}`;
+    case 'exit':
+      return '';
+    case 'online':
+      return `memory${st.block}`;
     case 'offline': {
       let s = `memory${st.block}, ${r.ms} ms`;
       if (rc < 0) {
@@ -276,7 +432,8 @@ function stepDetail(st: CompiledScenario['steps'][number], r: Record<string, unk
         if (rc === -110) s += '; the write did not return within the time limit';
         for (const l of log) {
           const mt = /(migrating|failed to isolate) pfn ([0-9a-f]+)(?: failed ret:(-?\d+))?/.exec(l);
-          if (mt) s += `; pfn ${parseInt(mt[2]!, 16)}: ${mt[1] === 'migrating' ? `migration failed (ret ${mt[3]})` : 'isolation failed'}`;
+          if (mt)
+            s += `; pfn ${parseInt(mt[2]!, 16)}: ${mt[1] === 'migrating' ? `migration failed (ret ${mt[3]})` : 'isolation failed'}`;
           if ((s.match(/; pfn /g) ?? []).length >= 4) break;
         }
       }
@@ -299,23 +456,36 @@ function stepDetail(st: CompiledScenario['steps'][number], r: Record<string, unk
       return `${rc}/${pages} pages pinned (${((100 * rc) / pages).toFixed(1)}%; ${rc > 0 ? zonesText(res) : 'none'})${last < 0 ? `, then ${errname(last)}` : ''}`;
     }
     case 'unpin':
-      if (r.aux === -1) return diedPins.has(st.pin!) ? `not pinned: its process died and io_uring released the buffers with it` : 'not pinned';
+      if (r.aux === -1)
+        return diedPins.has(st.pin!)
+          ? `not pinned: its process died and io_uring released the buffers with it`
+          : 'not pinned';
       return rc < 0 ? '' : `${pinPages.get(st.pin!) ?? 0} pages unpinned`;
-    case 'vmstat': return (st.items ?? []).map((it) => `${it} ${it in totals ? totals[it] : 'n/a'}`).join('; ');
+    case 'vmstat':
+      return (st.items ?? []).map((it) => `${it} ${it in totals ? totals[it] : 'n/a'}`).join('; ');
     case 'zones': {
       const zs = (r.zones ?? []) as KernelZone[];
-      return zs.filter((z) => z.managed || z.present).map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}`).join('; ');
+      return zs
+        .filter((z) => z.managed || z.present)
+        .map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}`)
+        .join('; ');
     }
   }
   return '';
 }
 
 /** One step as `pinlab scenario` prints it. */
-export function formatKernelStep(r: KernelStepResult, variant: string, st: CompiledScenario['steps'][number]): string[] {
+export function formatKernelStep(
+  r: KernelStepResult,
+  variant: string,
+  st: CompiledScenario['steps'][number],
+): string[] {
   const who = r.proc ? `${r.proc}: ` : '';
   const exp = expectationFor(st.expect, variant);
   const match = expectationFor(st.expect_match, variant);
-  const want = [exp !== undefined ? String(exp) : '', typeof match === 'string' ? `/${match}/` : ''].filter(Boolean).join(' ');
+  const want = [exp !== undefined ? String(exp) : '', typeof match === 'string' ? `/${match}/` : '']
+    .filter(Boolean)
+    .join(' ');
   const tag = want ? (r.ok ? ` (expected ${want}: ok)` : ` (EXPECTED ${want}: MISMATCH)`) : !r.ok ? ' (MISMATCH)' : '';
   const out = [`[${String(r.step).padStart(3)}] ${who}${r.op} -> ${r.result}${tag}${r.detail ? `  ${r.detail}` : ''}`];
   for (const l of r.log) {
@@ -327,7 +497,10 @@ export function formatKernelStep(r: KernelStepResult, variant: string, st: Compi
 }
 
 export function zonesLine(zones: KernelZone[]): string {
-  return zones.filter((z) => z.managed || z.present).map((z) => `${z.name} free ${z.free}/${z.managed}`).join('; ');
+  return zones
+    .filter((z) => z.managed || z.present)
+    .map((z) => `${z.name} free ${z.free}/${z.managed}`)
+    .join('; ');
 }
 
 export function blocksLine(blocks: KernelBlock[]): string {

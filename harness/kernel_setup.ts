@@ -40,7 +40,10 @@ function debInstalled(pkg: string): boolean {
 /** Host packages: [package, how to tell it is there]. busybox must be the static build (the initramfs has no libc). */
 const HOST_NEEDS: [string, () => boolean][] = [
   ['qemu-system-x86', () => have('qemu-system-x86_64')],
-  ['busybox-static', () => debInstalled('busybox-static') || fs.existsSync('/bin/busybox') && isStatic('/bin/busybox')],
+  [
+    'busybox-static',
+    () => debInstalled('busybox-static') || (fs.existsSync('/bin/busybox') && isStatic('/bin/busybox')),
+  ],
   ['gcc', () => have('gcc')],
   ['libc6-dev', () => fs.existsSync('/usr/lib/x86_64-linux-gnu/libc.a')],
 ];
@@ -48,7 +51,11 @@ const HOST_NEEDS: [string, () => boolean][] = [
 /** An ELF file without a PT_INTERP program header is static. */
 export function isStatic(file: string): boolean {
   let b: Buffer;
-  try { b = fs.readFileSync(file); } catch { return false; }
+  try {
+    b = fs.readFileSync(file);
+  } catch {
+    return false;
+  }
   if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2) return false;
   const phoff = Number(b.readBigUInt64LE(0x20));
   const phentsize = b.readUInt16LE(0x36);
@@ -65,21 +72,32 @@ export function ensureHost(log: (s: string) => void): void {
   const missing = HOST_NEEDS.filter(([, ok]) => !ok()).map(([p]) => p);
   if (missing.length) {
     const cmd = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
-    if (process.getuid?.() !== 0 || !have('apt-get')) throw new SetupError(`missing ${missing.join(', ')} (install: ${cmd})`);
+    if (process.getuid?.() !== 0 || !have('apt-get'))
+      throw new SetupError(`missing ${missing.join(', ')} (install: ${cmd})`);
     log(`pinlab: installing ${missing.join(' ')} (${cmd})`);
     let r = run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd}`]);
-    if (r.status !== 0) { // a machine that never ran apt-get update has no package lists
+    if (r.status !== 0) {
+      // a machine that never ran apt-get update has no package lists
       run('sh', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get update -q']);
       r = run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd}`]);
     }
     const still = HOST_NEEDS.filter(([, ok]) => !ok()).map(([p]) => p);
-    if (r.status !== 0 || still.length) throw new SetupError(`missing ${still.join(', ') || missing.join(', ')}: '${cmd}' failed: ${lastLine(r.stderr || r.stdout)}`);
+    if (r.status !== 0 || still.length)
+      throw new SetupError(
+        `missing ${still.join(', ') || missing.join(', ')}: '${cmd}' failed: ${lastLine(r.stderr || r.stdout)}`,
+      );
   }
   hostChecked = true;
 }
 
 function lastLine(s: string | null): string {
-  return (s ?? '').trim().split('\n').filter((l) => !/^W: /.test(l)).pop() ?? '';
+  return (
+    (s ?? '')
+      .trim()
+      .split('\n')
+      .filter((l) => !/^W: /.test(l))
+      .pop() ?? ''
+  );
 }
 
 function sha(...parts: (string | Buffer)[]): string {
@@ -97,7 +115,10 @@ export function buildProbe(): string {
   fs.mkdirSync(dir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`; // two runs may build at once
   const r = run('gcc', ['-static', '-O2', '-Wall', '-o', tmp, PROBE_SRC]);
-  if (r.status !== 0) throw new SetupError(`building the probe failed: ${(r.stderr || '').split('\n').find((l) => l.includes('error')) ?? lastLine(r.stderr)}`);
+  if (r.status !== 0)
+    throw new SetupError(
+      `building the probe failed: ${(r.stderr || '').split('\n').find((l) => l.includes('error')) ?? lastLine(r.stderr)}`,
+    );
   fs.renameSync(tmp, out);
   return out;
 }
@@ -142,17 +163,23 @@ export function variantForRelease(version: string): string {
 /** Check a kernel name or path without fetching anything; a bad one is a SetupError (exit 2). */
 export function checkKernelSpec(spec: string): void {
   if (spec.startsWith('debian:')) {
-    if (!Object.hasOwn(DEBIAN, spec.slice(7))) throw new SetupError(`--kernel: unknown kernel '${spec}' (${DEBIAN_KERNELS.join(', ')}, or a path to a bzImage)`);
+    if (!Object.hasOwn(DEBIAN, spec.slice(7)))
+      throw new SetupError(`--kernel: unknown kernel '${spec}' (${DEBIAN_KERNELS.join(', ')}, or a path to a bzImage)`);
     return;
   }
-  if (!fs.existsSync(spec)) throw new SetupError(`--kernel: no such file '${spec}' (${DEBIAN_KERNELS.join(', ')}, or a path to a bzImage)`);
+  if (!fs.existsSync(spec))
+    throw new SetupError(`--kernel: no such file '${spec}' (${DEBIAN_KERNELS.join(', ')}, or a path to a bzImage)`);
   if (!fs.statSync(spec).isFile()) throw new SetupError(`--kernel: '${spec}' is not a file (a bzImage)`);
 }
 
 /** The version string in a bzImage's setup header (boot protocol 2.00+: kernel_version at 0x20e). */
 export function bzImageVersion(file: string): string | undefined {
   let b: Buffer;
-  try { b = fs.readFileSync(file); } catch { return undefined; }
+  try {
+    b = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
   if (b.length < 0x300 || b.toString('latin1', 0x202, 0x206) !== 'HdrS') return undefined;
   const off = b.readUInt16LE(0x20e) + 0x200;
   if (off >= b.length) return undefined;
@@ -183,9 +210,19 @@ export function resolveKernel(spec: string, opts: { modules?: string; log: (s: s
     if (!release) throw new SetupError(`--kernel: '${spec}' is not a bzImage (no HdrS setup header)`);
     let modulesDir = opts.modules;
     if (modulesDir && !fs.existsSync(modulesDir)) throw new SetupError(`--modules: no such directory '${modulesDir}'`);
-    if (modulesDir && fs.existsSync(path.join(modulesDir, 'lib', 'modules', release))) modulesDir = path.join(modulesDir, 'lib', 'modules', release);
-    const config = readConfig(path.join(path.dirname(spec), '..', '..', '..', '.config')) ?? readConfig(path.join(path.dirname(spec), 'config'));
-    return { spec, bzImage: path.resolve(spec), release, modulesDir, config, variant: variantForRelease(bzImageVersion(spec) ?? release) };
+    if (modulesDir && fs.existsSync(path.join(modulesDir, 'lib', 'modules', release)))
+      modulesDir = path.join(modulesDir, 'lib', 'modules', release);
+    const config =
+      readConfig(path.join(path.dirname(spec), '..', '..', '..', '.config')) ??
+      readConfig(path.join(path.dirname(spec), 'config'));
+    return {
+      spec,
+      bzImage: path.resolve(spec),
+      release,
+      modulesDir,
+      config,
+      variant: variantForRelease(bzImageVersion(spec) ?? release),
+    };
   }
   const ver = spec.slice(7);
   const dir = path.join(cacheDir(), 'kernels', `debian-${ver}`);
@@ -194,34 +231,45 @@ export function resolveKernel(spec: string, opts: { modules?: string; log: (s: s
   const k = JSON.parse(fs.readFileSync(stamp, 'utf8')) as { package: string; release: string };
   const bzImage = path.join(dir, 'boot', `vmlinuz-${k.release}`);
   return {
-    spec, bzImage, release: k.release,
-    modulesDir: path.join(dir, 'lib', 'modules', k.release), config: readConfig(path.join(dir, 'boot', `config-${k.release}`)),
+    spec,
+    bzImage,
+    release: k.release,
+    modulesDir: path.join(dir, 'lib', 'modules', k.release),
+    config: readConfig(path.join(dir, 'boot', `config-${k.release}`)),
     variant: variantForRelease(bzImageVersion(bzImage) ?? k.release),
   };
 }
 
 function debianPackage(ver: string): string | undefined {
-  const list = () => run('apt-cache', ['search', '--names-only', DEBIAN[ver]!.source]).stdout.split('\n')
-    .map((l) => l.split(' ')[0]!).filter((n) => DEBIAN[ver]!.test(n));
+  const list = () =>
+    run('apt-cache', ['search', '--names-only', DEBIAN[ver]!.source])
+      .stdout.split('\n')
+      .map((l) => l.split(' ')[0]!)
+      .filter((n) => DEBIAN[ver]!.test(n));
   let names = list();
-  if (!names.length) { // no package lists yet
+  if (!names.length) {
+    // no package lists yet
     run('sh', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get update -q']);
     names = list();
   }
   // the newest: compare the numbers in the name
   const key = (n: string) => (n.match(/\d+/g) ?? []).map(Number);
   names.sort((a, b) => {
-    const x = key(a), y = key(b);
-    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+    const x = key(a),
+      y = key(b);
+    for (let i = 0; i < Math.max(x.length, y.length); i++)
+      if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
     return 0;
   });
   return names.pop();
 }
 
 function fetchDebian(ver: string, dir: string, log: (s: string) => void): void {
-  if (!have('apt-get') || !have('dpkg')) throw new SetupError(`debian:${ver} needs apt-get and dpkg (a Debian host), or give --kernel PATH to a bzImage`);
+  if (!have('apt-get') || !have('dpkg'))
+    throw new SetupError(`debian:${ver} needs apt-get and dpkg (a Debian host), or give --kernel PATH to a bzImage`);
   const pkg = debianPackage(ver);
-  if (!pkg) throw new SetupError(`debian:${ver}: no package matching ${DEBIAN[ver]!.source} (apt-cache search found none)`);
+  if (!pkg)
+    throw new SetupError(`debian:${ver}: no package matching ${DEBIAN[ver]!.source} (apt-cache search found none)`);
   log(`pinlab: fetching ${pkg} (apt-get download, dpkg -x into ${path.relative(process.cwd(), dir) || dir})`);
   const tmp = `${dir}.${process.pid}.tmp`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -236,7 +284,10 @@ function fetchDebian(ver: string, dir: string, log: (s: string) => void): void {
   if (!vmlinuz) throw new SetupError(`${pkg} has no boot/vmlinuz-*`);
   fs.rmSync(path.join(tmp, 'usr'), { recursive: true, force: true });
   fs.writeFileSync(path.join(tmp, 'kernel.json'), JSON.stringify({ package: pkg, release: vmlinuz.slice(8) }) + '\n');
-  if (fs.existsSync(path.join(dir, 'kernel.json'))) { fs.rmSync(tmp, { recursive: true, force: true }); return; } // another run was first
+  if (fs.existsSync(path.join(dir, 'kernel.json'))) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    return;
+  } // another run was first
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(tmp, dir);
 }
@@ -249,7 +300,10 @@ function koDepends(file: string): string[] {
   const i = b.indexOf('depends=');
   if (i < 0) return [];
   const end = b.indexOf(0, i);
-  return b.toString('latin1', i + 8, end).split(',').filter(Boolean);
+  return b
+    .toString('latin1', i + 8, end)
+    .split(',')
+    .filter(Boolean);
 }
 
 /**
@@ -268,14 +322,19 @@ export function moduleClosure(modulesDir: string, names: string[]): { name: stri
   walk(modulesDir);
   const builtin = new Set<string>();
   const bf = path.join(modulesDir, 'modules.builtin');
-  if (fs.existsSync(bf)) for (const l of fs.readFileSync(bf, 'utf8').split('\n')) if (l) builtin.add(path.basename(l).replace(/\.ko$/, '').replace(/-/g, '_'));
+  if (fs.existsSync(bf))
+    for (const l of fs.readFileSync(bf, 'utf8').split('\n'))
+      if (l) builtin.add(path.basename(l).replace(/\.ko$/, '').replace(/-/g, '_'));
   const out: { name: string; data: Buffer }[] = [];
   const seen = new Set<string>();
   const visit = (n: string, chain: string[]) => {
     const name = n.replace(/-/g, '_');
     if (seen.has(name) || builtin.has(name)) return;
     const file = index.get(name);
-    if (!file) throw new SetupError(`--load: no module '${n}' in ${modulesDir}${chain.length ? ` (needed by ${chain.join(' <- ')})` : ''}`);
+    if (!file)
+      throw new SetupError(
+        `--load: no module '${n}' in ${modulesDir}${chain.length ? ` (needed by ${chain.join(' <- ')})` : ''}`,
+      );
     seen.add(name);
     let data = fs.readFileSync(file);
     if (file.endsWith('.xz')) {
@@ -316,7 +375,8 @@ export function cpioNewc(entries: { name: string; data?: Buffer; mode?: number; 
     const hdr = '070701' + [ino++, mode, 0, 0, 1, 0, data.length, 0, 0, 0, 0, nameBuf.length, 0].map(hex).join('');
     parts.push(Buffer.from(hdr), nameBuf, pad(110 + nameBuf.length), data, pad(data.length));
   };
-  for (const e of entries) add(e.name, e.dir ? 0o040755 : 0o100000 | (e.mode ?? 0o644), e.dir ? Buffer.alloc(0) : e.data ?? Buffer.alloc(0));
+  for (const e of entries)
+    add(e.name, e.dir ? 0o040755 : 0o100000 | (e.mode ?? 0o644), e.dir ? Buffer.alloc(0) : (e.data ?? Buffer.alloc(0)));
   add('TRAILER!!!', 0, Buffer.alloc(0));
   return Buffer.concat(parts);
 }
@@ -343,8 +403,13 @@ export function baseInitramfs(probe: string): string {
   if (fs.existsSync(file)) return file;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const cpio = cpioNewc([
-    { name: 'bin', dir: true }, { name: 'proc', dir: true }, { name: 'sys', dir: true }, { name: 'dev', dir: true },
-    { name: 'tmp', dir: true }, { name: 'lib', dir: true }, { name: 'lib/modules', dir: true },
+    { name: 'bin', dir: true },
+    { name: 'proc', dir: true },
+    { name: 'sys', dir: true },
+    { name: 'dev', dir: true },
+    { name: 'tmp', dir: true },
+    { name: 'lib', dir: true },
+    { name: 'lib/modules', dir: true },
     { name: 'bin/busybox', data: busybox, mode: 0o755 },
     { name: 'probe', data: probeBin, mode: 0o755 },
     { name: 'init', data: Buffer.from(INIT_SCRIPT), mode: 0o755 },
@@ -355,7 +420,10 @@ export function baseInitramfs(probe: string): string {
 }
 
 /** Everything a run needs, prepared once per kernel: host tools, probe, base initramfs, the kernel. */
-export function prepare(spec: string, opts: { modules?: string; log: (s: string) => void }): { kernel: KernelImage; probe: string; initramfs: string } {
+export function prepare(
+  spec: string,
+  opts: { modules?: string; log: (s: string) => void },
+): { kernel: KernelImage; probe: string; initramfs: string } {
   ensureHost(opts.log);
   const kernel = resolveKernel(spec, opts);
   const probe = buildProbe();

@@ -1,8 +1,20 @@
 // `pinlab layout`: a booted machine shown the way the kernel shows it — the boot log's zone ranges,
 // /proc/zoneinfo, /proc/pagetypeinfo and /sys/devices/system/memory — or the same as JSON.
 
-import { Memmap, H_ZONE_MOVABLE_PFN, H_BOOT_END_PFN, H_NR_CMA_AREAS, H_CMA_AREAS, HUGE_MAX_HSTATE, HS_ORDER,
-  HS_NR_HUGE_PAGES, HS_FREE_HUGE_PAGES, H_MIN_FREE_KBYTES, PAGE_SIZE, Geometry } from '../mm/memmap';
+import {
+  Memmap,
+  H_ZONE_MOVABLE_PFN,
+  H_BOOT_END_PFN,
+  H_NR_CMA_AREAS,
+  H_CMA_AREAS,
+  HUGE_MAX_HSTATE,
+  HS_ORDER,
+  HS_NR_HUGE_PAGES,
+  HS_FREE_HUGE_PAGES,
+  H_MIN_FREE_KBYTES,
+  PAGE_SIZE,
+  Geometry,
+} from '../mm/memmap';
 import { MAX_NR_ZONES } from '../mm/mmzone';
 import { zoneInfo, procZoneinfo, procPagetypeinfo, ZoneInfo } from '../mm/vmstat';
 import { blockPresent, stateShow, validZonesShow, removableShow, blockIsEarly } from '../mm/memory_hotplug';
@@ -50,21 +62,40 @@ export function layoutJson(m: Memmap, params: BootParams): LayoutJson {
     if (!blockPresent(m, b)) continue;
     const state = stateShow(m, b);
     const vz = validZonesShow(m, b);
-    blocks.push({ index: b, start_pfn: b * m.blockPages, state, zone: state === 'online' && vz !== 'none' ? vz : null,
-      valid_zones: vz, removable: Number(removableShow(m, b)), boot: blockIsEarly(m, b) });
+    blocks.push({
+      index: b,
+      start_pfn: b * m.blockPages,
+      state,
+      zone: state === 'online' && vz !== 'none' ? vz : null,
+      valid_zones: vz,
+      removable: Number(removableShow(m, b)),
+      boot: blockIsEarly(m, b),
+    });
   }
   const cma: { base_pfn: number; count: number }[] = [];
-  for (let i = 0; i < m.header[H_NR_CMA_AREAS]!; i++) cma.push({ base_pfn: m.header[H_CMA_AREAS + 2 * i]!, count: m.header[H_CMA_AREAS + 2 * i + 1]! });
+  for (let i = 0; i < m.header[H_NR_CMA_AREAS]!; i++)
+    cma.push({ base_pfn: m.header[H_CMA_AREAS + 2 * i]!, count: m.header[H_CMA_AREAS + 2 * i + 1]! });
   const hugetlb: LayoutJson['hugetlb'] = [];
   for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
     const hb = hstateBase(i);
     if (!m.header[hb + HS_ORDER]) continue;
-    hugetlb.push({ page_size: PAGE_SIZE * 2 ** m.header[hb + HS_ORDER]!, nr_hugepages: m.header[hb + HS_NR_HUGE_PAGES]!,
-      free_hugepages: m.header[hb + HS_FREE_HUGE_PAGES]! });
+    hugetlb.push({
+      page_size: PAGE_SIZE * 2 ** m.header[hb + HS_ORDER]!,
+      nr_hugepages: m.header[hb + HS_NR_HUGE_PAGES]!,
+      free_hugepages: m.header[hb + HS_FREE_HUGE_PAGES]!,
+    });
   }
-  return { cmdline: params.cmdline, geometry: params.geometry, warnings: bootWarnings.get(m) ?? [],
-    movable_zone_start_pfn: m.header[H_ZONE_MOVABLE_PFN]!, min_free_kbytes: m.header[H_MIN_FREE_KBYTES]!,
-    zones, blocks, cma_areas: cma, hugetlb };
+  return {
+    cmdline: params.cmdline,
+    geometry: params.geometry,
+    warnings: bootWarnings.get(m) ?? [],
+    movable_zone_start_pfn: m.header[H_ZONE_MOVABLE_PFN]!,
+    min_free_kbytes: m.header[H_MIN_FREE_KBYTES]!,
+    zones,
+    blocks,
+    cma_areas: cma,
+    hugetlb,
+  };
 }
 
 function hex16(pfn: number): string {
@@ -80,13 +111,16 @@ function dmesgZoneRanges(m: Memmap, j: LayoutJson): string {
   let s = 'Zone ranges:\n';
   for (const z of j.zones) {
     if (z.name === 'Movable') continue;
-    s += z.spanned ? `  ${z.name.padEnd(8)} [mem ${hex16(z.start_pfn)}-${hexEnd(z.start_pfn + z.spanned)}]\n` : `  ${z.name.padEnd(8)} empty\n`;
+    s += z.spanned
+      ? `  ${z.name.padEnd(8)} [mem ${hex16(z.start_pfn)}-${hexEnd(z.start_pfn + z.spanned)}]\n`
+      : `  ${z.name.padEnd(8)} empty\n`;
   }
   s += 'Movable zone start for each node\n';
   if (j.movable_zone_start_pfn) s += `  Node 0: ${hex16(j.movable_zone_start_pfn)}\n`;
   s += `Early memory node ranges\n  node   0: [mem ${hex16(0)}-${hexEnd(m.header[H_BOOT_END_PFN]!)}]\n`;
   for (const c of j.cma_areas) s += `cma: Reserved ${(c.count * 4) >> 10} MiB at ${hex16(c.base_pfn)}\n`;
-  for (const h of j.hugetlb) s += `HugeTLB: registered ${sizeString(h.page_size)} page size, pre-allocated ${h.nr_hugepages} pages\n`;
+  for (const h of j.hugetlb)
+    s += `HugeTLB: registered ${sizeString(h.page_size)} page size, pre-allocated ${h.nr_hugepages} pages\n`;
   return s;
 }
 
@@ -98,8 +132,13 @@ function sysMemory(m: Memmap, j: LayoutJson): string {
   while (i < j.blocks.length) {
     const a = j.blocks[i]!;
     let k = i;
-    while (k + 1 < j.blocks.length && j.blocks[k + 1]!.index === j.blocks[k]!.index + 1 && j.blocks[k + 1]!.state === a.state
-      && j.blocks[k + 1]!.valid_zones === a.valid_zones) k++;
+    while (
+      k + 1 < j.blocks.length &&
+      j.blocks[k + 1]!.index === j.blocks[k]!.index + 1 &&
+      j.blocks[k + 1]!.state === a.state &&
+      j.blocks[k + 1]!.valid_zones === a.valid_zones
+    )
+      k++;
     const name = k === i ? `memory${a.index}` : `memory{${a.index}..${j.blocks[k]!.index}}`;
     s += `${name.padEnd(18)} ${a.state.padEnd(14)} ${a.valid_zones.padEnd(20)} ${a.removable}\n`;
     i = k + 1;
@@ -119,5 +158,3 @@ export function layoutText(m: Memmap, params: BootParams): string {
   s += `\n== /sys/devices/system/memory ==\n${sysMemory(m, j)}`;
   return s;
 }
-
-

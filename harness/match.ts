@@ -1,5 +1,6 @@
 // expect_match in scenario files: JavaScript regular expressions, bounded. A pattern that repeats a group
-// which itself repeats (`(a+)+`, `(?:x*y){2,}`, `(a+){30}`) can backtrack catastrophically on a near miss and is refused
+// which itself repeats (`(a+)+`, `(?:x*y){2,}`, `(a+){30}`) can backtrack catastrophically on a near miss and is
+// refused
 // when the file loads; any other slow pattern (`(a|a)*`, `.*.*.*.*X`) is stopped by a time limit.
 import * as vm from 'node:vm';
 

@@ -23,7 +23,13 @@ import { vmstatSnapshot } from '../mm/vmstat';
  * short, fails, or the pinner is killed. Returns every frame pinned, and the last pin's return value
  * ('all' when every chunk pinned whole).
  */
-export function pinChunks(m: Memmap, mm: number, vpn: number, n: number, chunk: number): { pages: number[]; last: number | 'all' } {
+export function pinChunks(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  n: number,
+  chunk: number,
+): { pages: number[]; last: number | 'all' } {
   const out: number[] = [];
   for (let off = 0; off < n && !current().fatalSignal; off += chunk) {
     const len = Math.min(chunk, n - off);
@@ -85,7 +91,17 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
     const vpn = doMmap(m, mm, { nrPages: nr, prot: PROT_READ | PROT_WRITE });
     if (o.prefault && (populateRange(m, mm, vpn, vpn + nr, true) < 0 || task.fatalSignal)) {
       // the guest could not even touch that much: report it rather than pin
-      return { kernelcore: pct, managed, kernelManaged, mapped: nr, prefault: true, pinned: 0, pct: 0, end: task.fatalSignal ? 'killed prefaulting' : 'prefault failed', migrated: 0 };
+      return {
+        kernelcore: pct,
+        managed,
+        kernelManaged,
+        mapped: nr,
+        prefault: true,
+        pinned: 0,
+        pct: 0,
+        end: task.fatalSignal ? 'killed prefaulting' : 'prefault failed',
+        migrated: 0,
+      };
     }
     let pinned: number[] = [];
     let end = 'all';
@@ -99,25 +115,45 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
     }
     const migrated = vmstatSnapshot(m).pgmigrate_success;
     unpinUserPages(m, pinned, pinned.length);
-    return { kernelcore: pct, managed, kernelManaged, mapped: nr, prefault: !!o.prefault, pinned: pinned.length, pct: (100 * pinned.length) / managed, end, migrated };
+    return {
+      kernelcore: pct,
+      managed,
+      kernelManaged,
+      mapped: nr,
+      prefault: !!o.prefault,
+      pinned: pinned.length,
+      pct: (100 * pinned.length) / managed,
+      end,
+      migrated,
+    };
   } finally {
     setCurrent(prevTask);
     setVariant(prevVariant);
-    }
+  }
 }
 
-export interface PinFractionPair { kernelcore: number; fresh: PinFractionRow; prefault: PinFractionRow }
+export interface PinFractionPair {
+  kernelcore: number;
+  fresh: PinFractionRow;
+  prefault: PinFractionRow;
+}
 
 /** The S2 table: for each kernelcore= share, the pinnable fraction of fresh and of prefaulted memory. */
 export function pinFractionTable(pcts: number[], o: PinFractionOptions = {}): PinFractionPair[] {
-  return pcts.map((p) => ({ kernelcore: p, fresh: pinFraction(p, { ...o, prefault: false }), prefault: pinFraction(p, { ...o, prefault: true }) }));
+  return pcts.map((p) => ({
+    kernelcore: p,
+    fresh: pinFraction(p, { ...o, prefault: false }),
+    prefault: pinFraction(p, { ...o, prefault: true }),
+  }));
 }
 
 export function formatPinFraction(rows: PinFractionPair[]): string {
   const pct = (x: number) => `${x.toFixed(1)}%`;
   const lines = ['kernelcore  kernel zones  pinned (fresh)  ended by  pinned (prefaulted)  migrated  ended by'];
   for (const { kernelcore, fresh: f, prefault: p } of rows) {
-    lines.push(`${`${kernelcore}%`.padStart(10)}  ${pct((100 * f.kernelManaged) / f.managed).padStart(12)}  ${pct(f.pct).padStart(14)}  ${f.end.padEnd(8)}  ${pct(p.pct).padStart(19)}  ${String(p.migrated).padStart(8)}  ${p.end}`);
+    lines.push(
+      `${`${kernelcore}%`.padStart(10)}  ${pct((100 * f.kernelManaged) / f.managed).padStart(12)}  ${pct(f.pct).padStart(14)}  ${f.end.padEnd(8)}  ${pct(p.pct).padStart(19)}  ${String(p.migrated).padStart(8)}  ${p.end}`,
+    );
   }
   return lines.join('\n') + '\n';
 }

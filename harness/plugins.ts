@@ -36,9 +36,11 @@ const tasks = new Map<string, (data: never) => unknown>();
 /** Load a plugin by its path relative to the pinlab root, once; PluginError when it cannot be. */
 export function loadPlugin(name: string): void {
   if (loaded.includes(name)) return;
-  if (!NAME.test(name)) throw new PluginError(`plugin '${name}': not a path under the pinlab root (e.g. test/plugins/selftest)`);
+  if (!NAME.test(name))
+    throw new PluginError(`plugin '${name}': not a path under the pinlab root (e.g. test/plugins/selftest)`);
   const file = path.join(ROOT, name + EXT);
-  if (!fs.existsSync(file)) throw new PluginError(`plugin '${name}': no file ${path.relative(process.cwd(), file) || file}`);
+  if (!fs.existsSync(file))
+    throw new PluginError(`plugin '${name}': no file ${path.relative(process.cwd(), file) || file}`);
   let mod: { plugin?: Plugin };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- a plugin is found at run time
@@ -48,8 +50,15 @@ export function loadPlugin(name: string): void {
   }
   const p = mod.plugin;
   if (!p || typeof p !== 'object') throw new PluginError(`plugin '${name}': the module exports no 'plugin' object`);
-  const twice = [...(p.actorModels ?? []).map((m) => m.name).filter((k) => actorModel(k)).map((k) => `actor kind '${k}'`),
-    ...Object.keys(p.workerTasks ?? {}).filter((t) => tasks.has(t)).map((t) => `worker task '${t}'`)];
+  const twice = [
+    ...(p.actorModels ?? [])
+      .map((m) => m.name)
+      .filter((k) => actorModel(k))
+      .map((k) => `actor kind '${k}'`),
+    ...Object.keys(p.workerTasks ?? {})
+      .filter((t) => tasks.has(t))
+      .map((t) => `worker task '${t}'`),
+  ];
   if (twice.length) throw new PluginError(`plugin '${name}': ${twice.join(', ')} already registered`);
   for (const m of p.actorModels ?? []) registerActorModel(m);
   for (const s of p.suites ?? []) registerSuite(s);
@@ -59,7 +68,11 @@ export function loadPlugin(name: string): void {
 
 /** Load every plugin a PINLAB_PLUGINS value lists (comma-separated; empty: none). */
 export function loadPlugins(list: string | undefined): void {
-  for (const name of (list ?? '').split(',').map((s) => s.trim()).filter(Boolean)) loadPlugin(name);
+  for (const name of (list ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean))
+    loadPlugin(name);
 }
 
 /** The plugins loaded in this thread, in load order (what a pool hands its workers). */
@@ -76,11 +89,23 @@ export function workerTask(name: string): ((data: never) => unknown) | undefined
  * An actor model for a plugin's simple actor: ops without fault points, programs of one op by default,
  * out of the quiescence barrier for the reason given.
  */
-export function simpleActorModel(name: string, summary: string, create: (env: AgentEnv) => AgentState,
-  ops: AgentModel['ops'], skipsQuiescence: string): AgentModel {
+export function simpleActorModel(
+  name: string,
+  summary: string,
+  create: (env: AgentEnv) => AgentState,
+  ops: AgentModel['ops'],
+  skipsQuiescence: string,
+): AgentModel {
   return {
-    name, summary, source: 'a plugin', create, ops, errnos: Object.fromEntries(Object.keys(ops).map((o) => [o, []])),
+    name,
+    summary,
+    source: 'a plugin',
+    create,
+    ops,
+    errnos: Object.fromEntries(Object.keys(ops).map((o) => [o, []])),
     arbitrary: (fc: typeof fcType) => fc.constant({ op: Object.keys(ops)[0]! }) as fcType.Arbitrary<ActorOp>,
-    faultPoints: [], programLength: 1, skipsQuiescence,
+    faultPoints: [],
+    programLength: 1,
+    skipsQuiescence,
   };
 }

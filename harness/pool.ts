@@ -24,8 +24,12 @@ export class ActorPool {
     smpEnable(); // machines of this thread are shared with the workers from now on (mm/atomic.ts)
     const w = workerFile();
     this.pool = new Piscina({
-      filename: w.filename, execArgv: w.execArgv, minThreads: threads, maxThreads: threads,
-      concurrentTasksPerWorker: 1, idleTimeout: 60_000,
+      filename: w.filename,
+      execArgv: w.execArgv,
+      minThreads: threads,
+      maxThreads: threads,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 60_000,
       // idle workers wait on their event loop, not in Atomics.wait: the loader's async writes (tsx's
       // transform cache) finish between tasks instead of leaking an open file per worker
       atomics: 'async',

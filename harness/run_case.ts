@@ -23,9 +23,37 @@ import { snapshotPageCounts, PageCounts } from '../properties/pins_balance';
 import { propertiesAt, RUN_FAILURES, EndCheck, Phase, Property } from '../properties/index';
 import { kernelBug } from '../properties/kernel_bug';
 import { deadlock, hang, kernelPanic, actorThrew, workerExit, propertyThrew } from '../properties/run_failures';
-import { Control, C_END, C_STOP, C_POINTS, C_SWITCHES, C_DECISION, C_ERR_ACTOR, C_GO, A_STATE, A_WAKE,
-  A_WAIT_IDX, A_WAIT_BUF, A_REASON, ST_BLOCKED, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, END_STOPPED, END_NAMES, MODE_DET,
-  MODE_FREE, C_MODE, readRing, RingEntry, K_VIOLATION, C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL } from './schedctl';
+import {
+  Control,
+  C_END,
+  C_STOP,
+  C_POINTS,
+  C_SWITCHES,
+  C_DECISION,
+  C_ERR_ACTOR,
+  C_GO,
+  A_STATE,
+  A_WAKE,
+  A_WAIT_IDX,
+  A_WAIT_BUF,
+  A_REASON,
+  ST_BLOCKED,
+  END_RUNNING,
+  END_DONE,
+  END_ERROR,
+  END_DEADLOCK,
+  END_STOPPED,
+  END_NAMES,
+  MODE_DET,
+  MODE_FREE,
+  C_MODE,
+  readRing,
+  RingEntry,
+  K_VIOLATION,
+  C_ORDER_MISMATCH,
+  C_ORDER_FIRST_MISMATCH,
+  C_ORDER_MISMATCH_LABEL,
+} from './schedctl';
 import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
 import { actorKind, actorModel, type AnyActorModel } from './actors';
@@ -82,7 +110,9 @@ export interface RunOptions {
   debug?: ActorTask['debug'];
   /** check only these properties (--property); the run's own failures (deadlock, hang, kernel-bug ...) always count */
   properties?: string[];
-  /** deterministic mode: follow this interleaving of a free run (harness/scheduler.ts) instead of the case's schedule */
+  /**
+   * deterministic mode: follow this interleaving of a free run (harness/scheduler.ts) instead of the case's schedule
+   */
   interleave?: OrderEntry[];
 }
 
@@ -136,7 +166,11 @@ const FREE_RING_CAP = 1 << 16;
 // machine is nothing but its buffer), and the buffers of a case that ended cleanly are reused. Only for
 // small machines: a large one (a replay of mem=16G) is booted afresh, as pinlab layout boots it, since
 // a kept image and its copy would cost twice the machine's memory, all of it touched.
-interface BootImage { shape: Memmap['shape']; image: Uint8Array; spare: SharedArrayBuffer | null }
+interface BootImage {
+  shape: Memmap['shape'];
+  image: Uint8Array;
+  spare: SharedArrayBuffer | null;
+}
 const bootImages = new Map<string, BootImage>();
 const BOOT_IMAGES_MAX = 16;
 /** Machines up to this size keep a boot image (a mini machine is ~40 KiB; mem=1G with 4K pages ~10 MiB). */
@@ -192,7 +226,10 @@ export function checkSetup(c: Case): void {
 }
 
 /** The main thread's context while it sets up a case: the case's kernel, a task of its own. */
-const setupContext = (c: Case): Partial<ThreadContext> => ({ variant: parseVariant(c.variant), task: newTask(1, 'pinlab', 0, -1) });
+const setupContext = (c: Case): Partial<ThreadContext> => ({
+  variant: parseVariant(c.variant),
+  task: newTask(1, 'pinlab', 0, -1),
+});
 
 /** Boot the case's machine and create its process and mappings (deterministic, main thread). */
 export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
@@ -220,7 +257,12 @@ function stopRun(c: Control, code: number): void {
   Atomics.notify(i, C_END);
 }
 
-type WaitAsync = (a: Int32Array, i: number, v: number, t?: number) => { async: boolean; value: Promise<string> | string };
+type WaitAsync = (
+  a: Int32Array,
+  i: number,
+  v: number,
+  t?: number,
+) => { async: boolean; value: Promise<string> | string };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref?.());
@@ -254,7 +296,8 @@ function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared {
   const c = newControl({ nrActors: n, schedCap, ringCap, orderCap: order?.length ?? 0 });
   c.i32[C_MODE] = opts.mode === 'det' ? MODE_DET : MODE_FREE;
   if (opts.mode === 'det') initDeterministic(c, cs.schedule, order);
-  if (n > m.nrCpus - 1) throw new CaseError(`${n} actors need ${n + 1} CPUs (one each, CPU 0 is the harness's): add cpus= to the geometry`);
+  if (n > m.nrCpus - 1)
+    throw new CaseError(`${n} actors need ${n + 1} CPUs (one each, CPU 0 is the harness's): add cpus= to the geometry`);
   const cpus = names.map((_, k) => 1 + k);
   // zero-filled on demand: costs only what the copy writes, and nothing when no block needs one
   const scratch = m.sab.byteLength > SCRATCH_MIN_BYTES ? new SharedArrayBuffer(m.sab.byteLength) : undefined;
@@ -280,61 +323,137 @@ function startActors(pool: ActorPool, p: Prepared, cs: Case, opts: RunOptions): 
   const quiesce = models.every((x) => !x.skipsQuiescence);
   const tasks = names.map((name, k) => {
     const t: ActorTask = {
-      kind: 'actor', machine: { sab: m.sab, shape: m.shape }, ctl: c.sab, ctlShape: c.shape, index: k, name, names,
-      actorKind: models[k]!.name, cpu: p.cpus[k]!, mm: models[k]!.withoutProcess ? -1 : p.mm, maps: p.maps, program: own(cs.programs, name)!,
-      variant: cs.variant, det: opts.mode === 'det', faults: own(cs.faults, name) ?? {}, bugs: (cs.bugs && own(cs.bugs, name)) ?? [],
-      seed: opts.seed ?? 0, offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES, checkIsolate: opts.mode === 'det', debug: opts.debug,
-      properties: opts.properties ?? null, quiesce, scratch: p.scratch,
+      kind: 'actor',
+      machine: { sab: m.sab, shape: m.shape },
+      ctl: c.sab,
+      ctlShape: c.shape,
+      index: k,
+      name,
+      names,
+      actorKind: models[k]!.name,
+      cpu: p.cpus[k]!,
+      mm: models[k]!.withoutProcess ? -1 : p.mm,
+      maps: p.maps,
+      program: own(cs.programs, name)!,
+      variant: cs.variant,
+      det: opts.mode === 'det',
+      faults: own(cs.faults, name) ?? {},
+      bugs: (cs.bugs && own(cs.bugs, name)) ?? [],
+      seed: opts.seed ?? 0,
+      offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES,
+      checkIsolate: opts.mode === 'det',
+      debug: opts.debug,
+      properties: opts.properties ?? null,
+      quiesce,
+      scratch: p.scratch,
     };
     return pool.run(t).then(
-      (r) => { results[k] = r; settled++; },
-      (e: Error) => { crashes[k] = e?.message ?? String(e); settled++; stopRun(c, END_STOPPED); });
+      (r) => {
+        results[k] = r;
+        settled++;
+      },
+      (e: Error) => {
+        crashes[k] = e?.message ?? String(e);
+        settled++;
+        stopRun(c, END_STOPPED);
+      },
+    );
   });
   return { tasks, results, crashes, settled: () => settled };
 }
 
 /** Await the end: Atomics.waitAsync on C_END, with the time budget and Ctrl-C checked between rounds. */
-async function awaitEnd(c: Control, opts: RunOptions, t0: number, budget: number): Promise<{ timedOut: boolean; interrupted: boolean }> {
+async function awaitEnd(
+  c: Control,
+  opts: RunOptions,
+  t0: number,
+  budget: number,
+): Promise<{ timedOut: boolean; interrupted: boolean }> {
   let timedOut = false;
   let interrupted = false;
   while (Atomics.load(c.i32, C_END) === END_RUNNING) {
     const w = waitAsync(c.i32, C_END, END_RUNNING, 100);
     if (w.async) await w.value;
-    if (opts.interrupt?.stopped && !interrupted) { interrupted = true; stopRun(c, END_STOPPED); }
-    if (performance.now() - t0 > budget && !timedOut) { timedOut = true; stopRun(c, END_STOPPED); }
+    if (opts.interrupt?.stopped && !interrupted) {
+      interrupted = true;
+      stopRun(c, END_STOPPED);
+    }
+    if (performance.now() - t0 > budget && !timedOut) {
+      timedOut = true;
+      stopRun(c, END_STOPPED);
+    }
   }
   return { timedOut, interrupted };
 }
 
 /** The run's own failures: violations the actors reported, throws, dead workers, a deadlock, a hang. */
-function runFailures(p: Prepared, st: Started, entries: RingEntry[], labels: Map<number, string>, hung: string | null): Failure[] {
+function runFailures(
+  p: Prepared,
+  st: Started,
+  entries: RingEntry[],
+  labels: Map<number, string>,
+  hung: string | null,
+): Failure[] {
   const { c, m, names } = p;
   const { results } = st;
   const lastSeq = entries.length ? entries[entries.length - 1]!.seq + 1 : 0;
   const failures: Failure[] = [];
-  for (const r of results) if (r) for (const v of r.violations) failures.push({ property: v.property, message: v.message, actor: v.actor, seq: v.seq });
+  for (const r of results)
+    if (r)
+      for (const v of r.violations)
+        failures.push({ property: v.property, message: v.message, actor: v.actor, seq: v.seq });
   results.forEach((r, k) => {
     // where it threw: the actor's actor-threw entry in the ring
-    const at = r?.error ? entries.find((e) => e.actor === k && e.kind === K_VIOLATION && e.arg === -1)?.seq ?? lastSeq : lastSeq;
-    const property = r?.error?.name === 'KernelBug' ? kernelBug.name : r?.error?.name === 'KernelPanic' ? kernelPanic.name : actorThrew.name;
-    if (r?.error) failures.push({ property,
-      message: `${names[k]}: ${r.error.name}: ${r.error.message}`, actor: names[k], seq: at });
+    const at = r?.error
+      ? (entries.find((e) => e.actor === k && e.kind === K_VIOLATION && e.arg === -1)?.seq ?? lastSeq)
+      : lastSeq;
+    const property =
+      r?.error?.name === 'KernelBug'
+        ? kernelBug.name
+        : r?.error?.name === 'KernelPanic'
+          ? kernelPanic.name
+          : actorThrew.name;
+    if (r?.error)
+      failures.push({
+        property,
+        message: `${names[k]}: ${r.error.name}: ${r.error.message}`,
+        actor: names[k],
+        seq: at,
+      });
   });
   st.crashes.forEach((e, k) => {
-    if (e !== null) failures.push({ property: workerExit.name, message: `${names[k]}: its worker thread died: ${e}`, actor: names[k], seq: lastSeq });
+    if (e !== null)
+      failures.push({
+        property: workerExit.name,
+        message: `${names[k]}: its worker thread died: ${e}`,
+        actor: names[k],
+        seq: lastSeq,
+      });
   });
   const end = Atomics.load(c.i32, C_END);
   if (end === END_DEADLOCK) {
-    const who = names.map((name, k) => {
-      if (c.i32[c.actor(k, A_STATE)] !== ST_BLOCKED) return null;
-      const reason = labels.get(c.i32[c.actor(k, A_REASON)]! >>> 0) ?? '?';
-      return c.i32[c.actor(k, A_WAIT_BUF)] ? `${name} waits for ${reason}` : `${name} waits for ${reason} on ${describeWord(m, c.i32[c.actor(k, A_WAIT_IDX)]!)}`;
-    }).filter(Boolean);
-    failures.push({ property: deadlock.name, message: `every unfinished actor is blocked: ${who.join('; ')}`, seq: lastSeq });
+    const who = names
+      .map((name, k) => {
+        if (c.i32[c.actor(k, A_STATE)] !== ST_BLOCKED) return null;
+        const reason = labels.get(c.i32[c.actor(k, A_REASON)]! >>> 0) ?? '?';
+        return c.i32[c.actor(k, A_WAIT_BUF)]
+          ? `${name} waits for ${reason}`
+          : `${name} waits for ${reason} on ${describeWord(m, c.i32[c.actor(k, A_WAIT_IDX)]!)}`;
+      })
+      .filter(Boolean);
+    failures.push({
+      property: deadlock.name,
+      message: `every unfinished actor is blocked: ${who.join('; ')}`,
+      seq: lastSeq,
+    });
   }
   if (hung !== null) failures.push({ property: hang.name, message: hung, seq: lastSeq });
   if (end === END_ERROR && !results.some((r) => r?.error) && c.i32[C_ERR_ACTOR]! >= 0) {
-    failures.push({ property: actorThrew.name, message: `${names[c.i32[C_ERR_ACTOR]!]} failed and its result was lost`, seq: lastSeq });
+    failures.push({
+      property: actorThrew.name,
+      message: `${names[c.i32[C_ERR_ACTOR]!]} failed and its result was lost`,
+      seq: lastSeq,
+    });
   }
   return failures;
 }
@@ -356,13 +475,18 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   let merged: TraceLine[] | null = null; // built on demand: only a failure prints the trace
   const lines = (): TraceLine[] => (merged ??= mergeTrace(entries, labels, st.results, m));
   const hung = timedOut
-    ? `the run did not finish within ${budget} ms (last trace entries: ${lines().slice(-3).map((l) => `${names[l.actor]} ${l.text}`).join(' | ')})`
+    ? `the run did not finish within ${budget} ms (last trace entries: ${lines()
+        .slice(-3)
+        .map((l) => `${names[l.actor]} ${l.text}`)
+        .join(' | ')})`
     : null;
   const failures = runFailures(p, st, entries, labels, hung);
   let digest = 0;
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
-    failures.push(...endChecks(m, cs, opts, p.base, entries.length ? entries[entries.length - 1]!.seq + 1 : 0, p.scratch));
+    failures.push(
+      ...endChecks(m, cs, opts, p.base, entries.length ? entries[entries.length - 1]!.seq + 1 : 0, p.scratch),
+    );
   }
   if (opts.properties) {
     const keep = new Set<string>([...opts.properties, ...RUN_FAILURES]);
@@ -371,9 +495,22 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   failures.sort((a, b) => a.seq - b.seq);
   if (!recyclePool && !st.crashes.some((e) => e !== null) && end !== END_STOPPED) recycle(cs.layout, m, c);
   const result = {
-    failures, end: END_NAMES[end] ?? String(end), interrupted, steps: c.i32[C_POINTS]!, switches: c.i32[C_SWITCHES]!, decisions: c.i32[C_DECISION]!,
-    traceHash: traceHash(entries, st.results, digest), ring: entries, ringLost: lost, labels, names, cpus: p.cpus, actors: st.results, recyclePool,
-    ms: performance.now() - t0, ...(order ? interleaveOutcome(c, order, labels) : {}),
+    failures,
+    end: END_NAMES[end] ?? String(end),
+    interrupted,
+    steps: c.i32[C_POINTS]!,
+    switches: c.i32[C_SWITCHES]!,
+    decisions: c.i32[C_DECISION]!,
+    traceHash: traceHash(entries, st.results, digest),
+    ring: entries,
+    ringLost: lost,
+    labels,
+    names,
+    cpus: p.cpus,
+    actors: st.results,
+    recyclePool,
+    ms: performance.now() - t0,
+    ...(order ? interleaveOutcome(c, order, labels) : {}),
   } as CaseResult;
   Object.defineProperty(result, 'lines', { get: lines, enumerable: true });
   Object.defineProperty(result, 'wordName', { value: (idx: number) => describeWord(m, idx), enumerable: false });
@@ -381,7 +518,11 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
 }
 
 /** What an interleaving replay did: its decisions as a plain schedule, and where it left the free run's path. */
-function interleaveOutcome(c: Control, order: OrderEntry[], labels: Map<number, string>): Pick<CaseResult, 'scheduleTaken' | 'orderMismatch'> {
+function interleaveOutcome(
+  c: Control,
+  order: OrderEntry[],
+  labels: Map<number, string>,
+): Pick<CaseResult, 'scheduleTaken' | 'orderMismatch'> {
   const i = c.i32;
   const decisions = i[C_DECISION]!;
   const out: Pick<CaseResult, 'scheduleTaken' | 'orderMismatch'> = {};
@@ -404,15 +545,27 @@ function interleaveOutcome(c: Control, order: OrderEntry[], labels: Map<number, 
  * processes still alive (and the suite's own checks), then every process exits, the LRU batches and
  * per-CPU lists are drained, and phase 'exit'.
  */
-function endChecks(m: Memmap, cs: Case, opts: RunOptions, base: PageCounts, seq: number, scratch?: SharedArrayBuffer): Failure[] {
+function endChecks(
+  m: Memmap,
+  cs: Case,
+  opts: RunOptions,
+  base: PageCounts,
+  seq: number,
+  scratch?: SharedArrayBuffer,
+): Failure[] {
   const out: Failure[] = [];
   const c: EndCheck = { m, base, scratch };
-  const selected = (p: Property): boolean => !opts.properties || opts.properties.includes(p.name) || p.runFailure === true;
+  const selected = (p: Property): boolean =>
+    !opts.properties || opts.properties.includes(p.name) || p.runFailure === true;
   const check = (property: string, fn: () => string[]): void => {
     try {
       for (const e of fn().slice(0, 5)) out.push({ property, message: e, seq });
     } catch (e) {
-      out.push({ property: propertyThrew.name, message: `${property}: ${(e as Error)?.name}: ${(e as Error)?.message}`, seq });
+      out.push({
+        property: propertyThrew.name,
+        message: `${property}: ${(e as Error)?.name}: ${(e as Error)?.message}`,
+        seq,
+      });
     }
   };
   const phase = (ph: Phase): void => {

@@ -55,8 +55,10 @@ export interface RunConfig {
 
 /** The flags that shape generation and checking, as a replay line must repeat them. */
 export function shapeFlags(cfg: Pick<RunConfig, 'cmdline' | 'properties' | 'bugs' | 'machines' | 'swarm'>): string {
-  return `${cfg.cmdline ? ` --cmdline "${cfg.cmdline}"` : ''}${cfg.properties ? ` --property ${cfg.properties.join(',')}` : ''}` +
-    `${cfg.bugs?.length ? ` --bug ${cfg.bugs.join(',')}` : ''}${cfg.machines === 'fixed' ? ' --machines fixed' : ''}${cfg.swarm === false ? ' --no-swarm' : ''}`;
+  return (
+    `${cfg.cmdline ? ` --cmdline "${cfg.cmdline}"` : ''}${cfg.properties ? ` --property ${cfg.properties.join(',')}` : ''}` +
+    `${cfg.bugs?.length ? ` --bug ${cfg.bugs.join(',')}` : ''}${cfg.machines === 'fixed' ? ' --machines fixed' : ''}${cfg.swarm === false ? ' --no-swarm' : ''}`
+  );
 }
 
 export interface FailureReport {
@@ -119,20 +121,33 @@ export class PoolHolder {
 /** The case as readable steps per actor. */
 export function describeCase(cs: Case): string {
   const lines: string[] = [];
-  lines.push(`  machine: ${cs.layout.cmdline}${cs.layout.geometry ? ` (geometry ${cs.layout.geometry})` : ''}; maps ${cs.layout.maps.map((x) => `${x.name}[${x.pages}]`).join(' ')}`);
+  lines.push(
+    `  machine: ${cs.layout.cmdline}${cs.layout.geometry ? ` (geometry ${cs.layout.geometry})` : ''}; maps ${cs.layout.maps.map((x) => `${x.name}[${x.pages}]`).join(' ')}`,
+  );
   lines.push(`  kernel:  ${cs.variant}`);
   const w = Math.max(...Object.keys(cs.programs).map((n) => n.length));
   for (const [name, prog] of Object.entries(cs.programs)) {
-    if (!prog.length) { lines.push(`  ${name.padEnd(w)}  (no ops)`); continue; }
+    if (!prog.length) {
+      lines.push(`  ${name.padEnd(w)}  (no ops)`);
+      continue;
+    }
     prog.forEach((op, k) => {
-      const args = Object.entries(op).filter(([f]) => f !== 'op').map(([f, v]) => `${f}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+      const args = Object.entries(op)
+        .filter(([f]) => f !== 'op')
+        .map(([f, v]) => `${f}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+        .join(' ');
       lines.push(`  ${(k ? '' : name).padEnd(w)}  ${k + 1}. ${op.op}${args ? ' ' + args : ''}`);
     });
   }
   const pre = cs.schedule.filter((x) => x !== 0).length;
-  lines.push(`  schedule: ${cs.schedule.length ? `[${cs.schedule.join(',')}] (${pre} preemption choices)` : '[] (no preemption: each actor runs to its end)'}`);
-  const faults = Object.entries(cs.faults).flatMap(([a, plan]) => Object.entries(plan).filter(([, at]) => at.length)
-    .map(([p, at]) => `${a} ${p} at ${p.endsWith('signal') ? 'preemption point' : 'call'} ${at.join(',')}`));
+  lines.push(
+    `  schedule: ${cs.schedule.length ? `[${cs.schedule.join(',')}] (${pre} preemption choices)` : '[] (no preemption: each actor runs to its end)'}`,
+  );
+  const faults = Object.entries(cs.faults).flatMap(([a, plan]) =>
+    Object.entries(plan)
+      .filter(([, at]) => at.length)
+      .map(([p, at]) => `${a} ${p} at ${p.endsWith('signal') ? 'preemption point' : 'call'} ${at.join(',')}`),
+  );
   lines.push(`  faults:   ${faults.length ? faults.join('; ') : 'none'}`);
   return lines.join('\n');
 }
@@ -163,11 +178,20 @@ export function mkdirs(dir: string): void {
     try {
       st = fs.statSync(cur);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot use '${cur}': ${fsWhy(e)}`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`cannot use '${cur}': ${fsWhy(e)}`, { cause: e });
       let link = false;
-      try { link = fs.lstatSync(cur).isSymbolicLink(); } catch { /* nothing there */ }
+      try {
+        link = fs.lstatSync(cur).isSymbolicLink();
+      } catch {
+        /* nothing there */
+      }
       if (link) throw new Error(`'${cur}' is a dangling symbolic link`, { cause: e });
-      try { fs.mkdirSync(cur); } catch (e2) { throw new Error(`cannot create '${cur}': ${fsWhy(e2)}`, { cause: e2 }); }
+      try {
+        fs.mkdirSync(cur);
+      } catch (e2) {
+        throw new Error(`cannot create '${cur}': ${fsWhy(e2)}`, { cause: e2 });
+      }
       continue;
     }
     if (!st.isDirectory()) throw new Error(`'${cur}' is not a directory`);
@@ -193,10 +217,19 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
   const file = path.join(dir, `${name}.json`);
   const tmp = `${file}.${process.pid}.tmp`;
   const doc = {
-    name, suite: rep.suite, seed: rep.seed, path: rep.path, variant: rep.variant, property: rep.property, verdict: 'fail',
-    message: rep.message, trace_hash: rep.trace_hash, ...(rep.reproduced !== undefined ? { reproduced: rep.reproduced } : {}),
+    name,
+    suite: rep.suite,
+    seed: rep.seed,
+    path: rep.path,
+    variant: rep.variant,
+    property: rep.property,
+    verdict: 'fail',
+    message: rep.message,
+    trace_hash: rep.trace_hash,
+    ...(rep.reproduced !== undefined ? { reproduced: rep.reproduced } : {}),
     ...(rep.shrinkInterrupted !== undefined ? { shrinking_interrupted_after: rep.shrinkInterrupted } : {}),
-    ...(rep.properties ? { properties: rep.properties } : {}), case: rep.case,
+    ...(rep.properties ? { properties: rep.properties } : {}),
+    case: rep.case,
   };
   try {
     const fd = fs.openSync(tmp, 'w');
@@ -208,7 +241,11 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
     }
     fs.renameSync(tmp, file);
   } catch (e) {
-    try { fs.unlinkSync(tmp); } catch { /* never created */ }
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* never created */
+    }
     throw new Error(`cannot write '${file}': ${fsWhy(e)}`, { cause: e });
   }
   return file;
@@ -227,11 +264,14 @@ export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: strin
   out.push(`FAIL ${f.property}  ${header}`);
   out.push(`  ${f.message}`);
   const others = r.failures.filter((g) => g !== f);
-  if (others.length) out.push(`  (and ${others.length} more: ${[...new Set(others.map((g) => g.property))].join(', ')})`);
+  if (others.length)
+    out.push(`  (and ${others.length} more: ${[...new Set(others.map((g) => g.property))].join(', ')})`);
   if (shrinkInterrupted !== undefined) out.push(shrinkInterruptedNote(shrinkInterrupted));
   out.push(shrinkInterrupted === undefined ? 'shrunk case:' : 'case (smallest failing so far):');
   out.push(describeCase(cs));
-  out.push(`trace around the violation (${r.steps} preemption points, ${r.switches} switches, trace hash ${r.traceHash}):`);
+  out.push(
+    `trace around the violation (${r.steps} preemption points, ${r.switches} switches, trace hash ${r.traceHash}):`,
+  );
   for (const l of window(r.lines, f.seq)) out.push(formatLine(l, r.names, r.cpus));
   return out.join('\n') + '\n';
 }
@@ -251,12 +291,18 @@ function stop(): never {
 }
 
 /** Does fast-check's path lead to a case of the suite under this seed? Generation only: nothing runs. */
-export function pathNamesACase(cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'bugs' | 'machines' | 'swarm'>):
-  boolean {
+export function pathNamesACase(
+  cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'bugs' | 'machines' | 'swarm'>,
+): boolean {
   const { variant, cmdline, bugs, machines, swarm } = cfg;
   const arb = cfg.suite.arbitrary(fc, { variant, cmdline, bugs, machines, swarm });
   try {
-    return fc.check(fc.property(arb, () => true), { seed: cfg.seed, numRuns: 1, path: cfg.path }).numRuns > 0;
+    return (
+      fc.check(
+        fc.property(arb, () => true),
+        { seed: cfg.seed, numRuns: 1, path: cfg.path },
+      ).numRuns > 0
+    );
   } catch {
     return false; // fast-check: "Unable to replay, got invalid path"
   }
@@ -283,13 +329,25 @@ class SuiteRun {
 
   constructor(private readonly cfg: RunConfig) {
     this.holder = new PoolHolder(cfg.suite.actors.length);
-    this.arb = cfg.suite.arbitrary(fc, { variant: cfg.variant, cmdline: cfg.cmdline, bugs: cfg.bugs, machines: cfg.machines,
-      swarm: cfg.swarm });
+    this.arb = cfg.suite.arbitrary(fc, {
+      variant: cfg.variant,
+      cmdline: cfg.cmdline,
+      bugs: cfg.bugs,
+      machines: cfg.machines,
+      swarm: cfg.swarm,
+    });
   }
 
   private opts(mode: 'det' | 'free'): RunOptions {
     const { cfg } = this;
-    return { mode, timeoutMs: cfg.timeoutMs, seed: cfg.seed, interrupt: cfg.interrupt, checks: cfg.suite.checks, properties: cfg.properties };
+    return {
+      mode,
+      timeoutMs: cfg.timeoutMs,
+      seed: cfg.seed,
+      interrupt: cfg.interrupt,
+      checks: cfg.suite.checks,
+      properties: cfg.properties,
+    };
   }
 
   private progress(): void {
@@ -311,8 +369,11 @@ class SuiteRun {
       const again = await this.holder.run(cs, this.opts('det'));
       this.steps += again.steps;
       if (again.traceHash !== r.traceHash) {
-        r.failures.push({ property: 'determinism', seq: 0,
-          message: `the same case ran twice gave trace hashes ${r.traceHash} and ${again.traceHash}: hidden nondeterminism` });
+        r.failures.push({
+          property: 'determinism',
+          seq: 0,
+          message: `the same case ran twice gave trace hashes ${r.traceHash} and ${again.traceHash}: hidden nondeterminism`,
+        });
       }
     }
     return r;
@@ -343,7 +404,10 @@ class SuiteRun {
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof CaseError) { this.fatal = e; return true; }
+      if (e instanceof CaseError) {
+        this.fatal = e;
+        return true;
+      }
       throw e;
     } finally {
       this.progress();
@@ -351,34 +415,44 @@ class SuiteRun {
   }
 
   /** A deterministic case; one the interrupt cut short counts as not run. */
-  private readonly detCase = (cs: Case): Promise<boolean> => this.guard(async () => {
-    const r = await this.runDet(cs);
-    if (this.cfg.interrupt.stopped) stop();
-    return !this.failing(r, cs);
-  });
+  private readonly detCase = (cs: Case): Promise<boolean> =>
+    this.guard(async () => {
+      const r = await this.runDet(cs);
+      if (this.cfg.interrupt.stopped) stop();
+      return !this.failing(r, cs);
+    });
 
   /** free mode: threads race; the first failure is turned into a schedule and replayed deterministically */
-  private readonly freeCase = (cs: Case): Promise<boolean> => this.guard(async () => {
-    const { cfg } = this;
-    if (this.freeFound) return true;
-    const r = await this.holder.run(cs, this.opts('free'));
-    this.cases++;
-    this.steps += r.steps;
-    if (cfg.interrupt.stopped) stop();
-    if (!r.failures.length) return true;
-    cfg.onFirstFailure?.(this.cases);
-    const fr = await replayFreeFailure((c2, o) => this.holder.run(c2, o), cs, r, this.opts('det'));
-    if (cfg.interrupt.stopped && fr.property === null) fr.why = 'the deterministic replay was interrupted';
-    this.freeFound = { result: r, failure: r.failures.find((g) => g.property === fr.property) ?? r.failures[0]!, ...fr };
-    return false;
-  });
+  private readonly freeCase = (cs: Case): Promise<boolean> =>
+    this.guard(async () => {
+      const { cfg } = this;
+      if (this.freeFound) return true;
+      const r = await this.holder.run(cs, this.opts('free'));
+      this.cases++;
+      this.steps += r.steps;
+      if (cfg.interrupt.stopped) stop();
+      if (!r.failures.length) return true;
+      cfg.onFirstFailure?.(this.cases);
+      const fr = await replayFreeFailure((c2, o) => this.holder.run(c2, o), cs, r, this.opts('det'));
+      if (cfg.interrupt.stopped && fr.property === null) fr.why = 'the deterministic replay was interrupted';
+      this.freeFound = {
+        result: r,
+        failure: r.failures.find((g) => g.property === fr.property) ?? r.failures[0]!,
+        ...fr,
+      };
+      return false;
+    });
 
   private async search(): Promise<fc.RunDetails<[Case]>> {
     const { cfg } = this;
     try {
       const body = cfg.mode === 'det' ? this.detCase : this.freeCase;
-      return await fc.check(fc.asyncProperty(this.arb, body),
-        { seed: cfg.seed, numRuns: cfg.runs, path: cfg.path, endOnFailure: cfg.mode === 'free' || cfg.path !== undefined });
+      return await fc.check(fc.asyncProperty(this.arb, body), {
+        seed: cfg.seed,
+        numRuns: cfg.runs,
+        path: cfg.path,
+        endOnFailure: cfg.mode === 'free' || cfg.path !== undefined,
+      });
     } finally {
       if (cfg.tty) cfg.io.err('\n');
     }
@@ -388,16 +462,26 @@ class SuiteRun {
    * A free run's failure: said whether it replays deterministically; if it does, the converted case is
    * shrunk as a fast-check example. The case to report, its result and failure.
    */
-  private async freeFailure(ff: FreeFound, found: Case, shrink: { interrupted?: number }): Promise<{ cs: Case; r: CaseResult; f: Failure }> {
+  private async freeFailure(
+    ff: FreeFound,
+    found: Case,
+    shrink: { interrupted?: number },
+  ): Promise<{ cs: Case; r: CaseResult; f: Failure }> {
     const reproduced = ff.property !== null;
     if (!this.cfg.json) {
-      this.cfg.io.out(reproduced
-        ? `free run failed (${ff.failure.property}); replayed deterministically along its interleaving (a schedule of ${ff.converted!.schedule.length} decisions), it fails the same way\n`
-        : `free run failed (${ff.failure.property}); it does NOT replay deterministically: ${ff.why}\n`);
+      this.cfg.io.out(
+        reproduced
+          ? `free run failed (${ff.failure.property}); replayed deterministically along its interleaving (a schedule of ${ff.converted!.schedule.length} decisions), it fails the same way\n`
+          : `free run failed (${ff.failure.property}); it does NOT replay deterministically: ${ff.why}\n`,
+      );
     }
     if (!reproduced || !ff.converted) return { cs: found, r: ff.result, f: ff.failure };
     this.target = ff.failure.property;
-    const shrunk = await fc.check(fc.asyncProperty(this.arb, this.detCase), { seed: this.cfg.seed, numRuns: 1, examples: [[ff.converted]] });
+    const shrunk = await fc.check(fc.asyncProperty(this.arb, this.detCase), {
+      seed: this.cfg.seed,
+      numRuns: 1,
+      examples: [[ff.converted]],
+    });
     const cs = shrunk.failed && shrunk.counterexample !== null ? shrunk.counterexample[0] : ff.converted;
     if (shrunk.interrupted) shrink.interrupted = shrunk.failed ? shrunk.numShrinks : 0;
     // interrupted before the converted case ran again: its replay's run is the result
@@ -419,13 +503,31 @@ class SuiteRun {
     else {
       const cs = details.counterexample![0];
       const r = await this.resultOf(cs);
-      found = { cs, r, f: r.failures.find((g) => g.property === this.target) ?? r.failures[0]
-        ?? { property: this.target ?? 'unknown', message: 'the failure did not recur when the shrunk case was run again', seq: 0 } };
+      found = {
+        cs,
+        r,
+        f: r.failures.find((g) => g.property === this.target) ??
+          r.failures[0] ?? {
+            property: this.target ?? 'unknown',
+            message: 'the failure did not recur when the shrunk case was run again',
+            seq: 0,
+          },
+      };
     }
     const { cs, r, f } = found;
     const rep: FailureReport = {
-      property: f.property, message: f.message, suite: cfg.suite.name, variant: cfg.variant, seed: cfg.seed, path: pathStr,
-      trace_hash: r.traceHash, replay: '', reproduced, case: cs, properties: cfg.properties, shrinkInterrupted: shrink.interrupted,
+      property: f.property,
+      message: f.message,
+      suite: cfg.suite.name,
+      variant: cfg.variant,
+      seed: cfg.seed,
+      path: pathStr,
+      trace_hash: r.traceHash,
+      replay: '',
+      reproduced,
+      case: cs,
+      properties: cfg.properties,
+      shrinkInterrupted: shrink.interrupted,
     };
     if (cfg.regressionsDir && (cfg.mode === 'det' || reproduced)) {
       try {
@@ -451,16 +553,25 @@ class SuiteRun {
     try {
       const details = await this.search();
       if (this.fatal) throw this.fatal;
-      // interrupted before any failure: fast-check reports none (or, with no case passed yet, one without a counterexample)
+      // interrupted before any failure: fast-check reports none (or, with no case passed yet, one without a
+      // counterexample)
       if (details.failed && details.counterexample !== null) failures.push(await this.report(details));
     } finally {
       await this.holder.destroy();
     }
     const seconds = (performance.now() - this.t0) / 1000;
     return {
-      verdict: failures.length ? 'fail' : cfg.interrupt.stopped ? 'interrupted' : 'pass', interrupted: cfg.interrupt.stopped,
-      suite: cfg.suite.name, kernel: cfg.variant, seed: cfg.seed, mode: cfg.mode, cases: this.cases, steps: this.steps, seconds,
-      steps_per_s: Math.round(this.steps / Math.max(seconds, 1e-6)), failures,
+      verdict: failures.length ? 'fail' : cfg.interrupt.stopped ? 'interrupted' : 'pass',
+      interrupted: cfg.interrupt.stopped,
+      suite: cfg.suite.name,
+      kernel: cfg.variant,
+      seed: cfg.seed,
+      mode: cfg.mode,
+      cases: this.cases,
+      steps: this.steps,
+      seconds,
+      steps_per_s: Math.round(this.steps / Math.max(seconds, 1e-6)),
+      failures,
     };
   }
 }
@@ -472,18 +583,36 @@ export function runSuite(cfg: RunConfig): Promise<RunSummary> {
 
 export function summaryLine(s: RunSummary): string {
   const rate = s.steps_per_s >= 1000 ? `${(s.steps_per_s / 1000).toFixed(1)}k` : String(s.steps_per_s);
-  return `${s.interrupted ? 'interrupted: ' : ''}${s.cases} cases, ${s.steps} steps in ${s.seconds.toFixed(1)} s (${rate} steps/s), ` +
-    `${s.failures.length} failure${s.failures.length === 1 ? '' : 's'}: ${s.verdict}\n`;
+  return (
+    `${s.interrupted ? 'interrupted: ' : ''}${s.cases} cases, ${s.steps} steps in ${s.seconds.toFixed(1)} s (${rate} steps/s), ` +
+    `${s.failures.length} failure${s.failures.length === 1 ? '' : 's'}: ${s.verdict}\n`
+  );
 }
 
 export function summaryJson(s: RunSummary): unknown {
   return {
-    verdict: s.verdict, interrupted: s.interrupted, suite: s.suite, kernel: s.kernel, seed: s.seed, mode: s.mode, cases: s.cases, steps: s.steps,
-    seconds: +s.seconds.toFixed(3), steps_per_s: s.steps_per_s,
-    failures: s.failures.map((f) => ({ property: f.property, message: f.message, seed: f.seed, path: f.path, trace_hash: f.trace_hash,
-      regression: f.regression ?? null, replay: f.replay, ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}),
+    verdict: s.verdict,
+    interrupted: s.interrupted,
+    suite: s.suite,
+    kernel: s.kernel,
+    seed: s.seed,
+    mode: s.mode,
+    cases: s.cases,
+    steps: s.steps,
+    seconds: +s.seconds.toFixed(3),
+    steps_per_s: s.steps_per_s,
+    failures: s.failures.map((f) => ({
+      property: f.property,
+      message: f.message,
+      seed: f.seed,
+      path: f.path,
+      trace_hash: f.trace_hash,
+      regression: f.regression ?? null,
+      replay: f.replay,
+      ...(f.reproduced !== undefined ? { reproduced: f.reproduced } : {}),
       ...(f.shrinkInterrupted !== undefined ? { shrinking_interrupted_after: f.shrinkInterrupted } : {}),
-      ...(f.saveError ? { save_error: f.saveError } : {}) })),
+      ...(f.saveError ? { save_error: f.saveError } : {}),
+    })),
   };
 }
 
@@ -545,14 +674,27 @@ export interface ReplayResult {
 }
 
 /** Run a regression file's case deterministically (optionally under another kernel variant). */
-export async function replayFile(reg: RegressionFile, variant?: string, timeoutMs?: number, shared?: PoolHolder, interrupt?: Interrupt): Promise<ReplayResult> {
+export async function replayFile(
+  reg: RegressionFile,
+  variant?: string,
+  timeoutMs?: number,
+  shared?: PoolHolder,
+  interrupt?: Interrupt,
+): Promise<ReplayResult> {
   const cs: Case = variant ? { ...reg.case, variant } : reg.case;
   const suite = own(SUITES, reg.suite);
   const threads = Object.keys(cs.programs).length;
   const holder = shared && shared.threads >= threads ? shared : new PoolHolder(threads);
   try {
     // the run's seed also seeds the devices' traffic choices (DeviceEnv.rand), as it did in the search
-    const result = await holder.run(cs, { mode: 'det', timeoutMs, checks: suite?.checks, properties: reg.properties, seed: reg.seed, interrupt });
+    const result = await holder.run(cs, {
+      mode: 'det',
+      timeoutMs,
+      checks: suite?.checks,
+      properties: reg.properties,
+      seed: reg.seed,
+      interrupt,
+    });
     const failed = result.failures.some((f) => f.property === reg.property);
     const asRecorded = reg.verdict === 'fail' ? failed : result.failures.length === 0;
     return { result, asRecorded, sameHash: reg.trace_hash && !variant ? reg.trace_hash === result.traceHash : null };

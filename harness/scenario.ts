@@ -7,12 +7,38 @@ import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } f
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
 import { Memmap } from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
-import { ScenarioError, Step, StepKind, ScenarioContext, StepResult, fail, sizePages, addrVpn, proc, prot, residency, hex,
-  FIELD as F } from './scenario_ctx';
+import {
+  ScenarioError,
+  Step,
+  StepKind,
+  ScenarioContext,
+  StepResult,
+  fail,
+  sizePages,
+  addrVpn,
+  proc,
+  prot,
+  residency,
+  hex,
+  FIELD as F,
+} from './scenario_ctx';
 import { PIN_STEPS } from './scenario_pin';
 import { bootFromSpec, layoutJson } from './layout';
-import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, dupMm, exitMmap, PROT_WRITE, MADV_DONTNEED,
-  MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE, populateRange } from '../mm/mmap';
+import {
+  bprmMmInit,
+  doMmap,
+  doMunmap,
+  doMprotect,
+  doMadvise,
+  dupMm,
+  exitMmap,
+  PROT_WRITE,
+  MADV_DONTNEED,
+  MADV_HUGEPAGE,
+  MADV_NOHUGEPAGE,
+  MADV_POPULATE_WRITE,
+  populateRange,
+} from '../mm/mmap';
 import { getUser, putUser } from '../mm/memory';
 import { stateStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
 import { errname, errnoByName, ESRCH } from '../mm/errno';
@@ -59,28 +85,54 @@ export const OFFLINE_PASSES_LIMIT = 10_000;
 export const STEP_KINDS: Record<string, StepKind> = {
   spawn: {
     // oom_score_adj: OOM_SCORE_ADJ_MIN..MAX, as oom_score_adj_write() checks
-    fields: { proc: F.proc, memlock: F.memlock, cap_ipc_lock: F.bool, oom_score_adj: F.int(-1000, 1000, 'an oom_score_adj') },
+    fields: {
+      proc: F.proc,
+      memlock: F.memlock,
+      cap_ipc_lock: F.bool,
+      oom_score_adj: F.int(-1000, 1000, 'an oom_score_adj'),
+    },
     required: ['proc'],
     run(ctx, s) {
       if (ctx.procs.has(s.proc as string)) fail(`step ${s.op}`, `process '${s.proc}' exists`);
       const mm = bprmMmInit(ctx.m, {
-        rlimitMemlockPages: s.memlock === undefined ? undefined : s.memlock === 'unlimited' ? -1 : sizePages('memlock', s.memlock),
-        capIpcLock: s.cap_ipc_lock === true, oomScoreAdj: typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0,
+        rlimitMemlockPages:
+          s.memlock === undefined ? undefined : s.memlock === 'unlimited' ? -1 : sizePages('memlock', s.memlock),
+        capIpcLock: s.cap_ipc_lock === true,
+        oomScoreAdj: typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0,
       });
       if (mm >= 0) ctx.procs.set(s.proc as string, mm);
       return { rc: mm < 0 ? mm : 0, detail: mm < 0 ? '' : `mm ${mm}` };
     },
   },
   mmap: {
-    fields: { proc: F.proc, as: F.name, len: F.size, addr: F.addr, prot: PROT, shared: F.bool, hugetlb: F.bool,
-      pfnmap: F.bool, populate: F.bool, thp: F.bool, nothp: F.bool }, required: ['proc', 'len'],
+    fields: {
+      proc: F.proc,
+      as: F.name,
+      len: F.size,
+      addr: F.addr,
+      prot: PROT,
+      shared: F.bool,
+      hugetlb: F.bool,
+      pfnmap: F.bool,
+      populate: F.bool,
+      thp: F.bool,
+      nothp: F.bool,
+    },
+    required: ['proc', 'len'],
     run(ctx, s) {
       const mm = proc(ctx, 'mmap', s);
       const nrPages = sizePages('len', s.len);
       const vpn = s.addr === undefined ? undefined : addrVpn(ctx, 'addr', s.addr);
       const p = prot('prot', s.prot);
-      let rc = doMmap(ctx.m, mm, { nrPages, vpn, prot: p, shared: s.shared === true, hugetlb: s.hugetlb === true,
-        pfnmap: s.pfnmap === true, populate: false });
+      let rc = doMmap(ctx.m, mm, {
+        nrPages,
+        vpn,
+        prot: p,
+        shared: s.shared === true,
+        hugetlb: s.hugetlb === true,
+        pfnmap: s.pfnmap === true,
+        populate: false,
+      });
       if (rc < 0) return { rc, detail: '' };
       const start = rc;
       if (typeof s.as === 'string') ctx.maps.set(s.as, { proc: s.proc as string, vpn: start, nrPages });
@@ -94,21 +146,25 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   touch: {
-    fields: { proc: F.proc, addr: F.addr, len: F.size, write: F.bool, value: F.word }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, write: F.bool, value: F.word },
+    required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'touch', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const nrPages = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
       const write = s.write !== false;
       for (let i = 0; i < nrPages; i++) {
-        const r = write ? putUser(ctx.m, mm, vpn + i, typeof s.value === 'number' ? s.value + i : vpn + i) : getUser(ctx.m, mm, vpn + i);
+        const r = write
+          ? putUser(ctx.m, mm, vpn + i, typeof s.value === 'number' ? s.value + i : vpn + i)
+          : getUser(ctx.m, mm, vpn + i);
         if (r < 0) return { rc: r, detail: `at ${hex(vpn + i)}` };
       }
       return { rc: 0, detail: residency(ctx.m, mm, vpn, nrPages) };
     },
   },
   write: {
-    fields: { proc: F.proc, addr: F.addr, value: F.word }, required: ['proc', 'addr', 'value'],
+    fields: { proc: F.proc, addr: F.addr, value: F.word },
+    required: ['proc', 'addr', 'value'],
     run(ctx, s) {
       const mm = proc(ctx, 'write', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -117,18 +173,21 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   read: {
-    fields: { proc: F.proc, addr: F.addr, value: F.word }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, value: F.word },
+    required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'read', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const r = getUser(ctx.m, mm, vpn);
       if (r < 0) return { rc: r, detail: '' };
-      if (typeof s.value === 'number' && r !== s.value >>> 0) return { rc: r, detail: `${hex(vpn)} = ${r}, expected ${s.value}`, bad: true };
+      if (typeof s.value === 'number' && r !== s.value >>> 0)
+        return { rc: r, detail: `${hex(vpn)} = ${r}, expected ${s.value}`, bad: true };
       return { rc: r, detail: `${hex(vpn)} = ${r}` };
     },
   },
   munmap: {
-    fields: { proc: F.proc, addr: F.addr, len: F.size }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size },
+    required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'munmap', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -137,7 +196,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   mprotect: {
-    fields: { proc: F.proc, addr: F.addr, len: F.size, prot: PROT }, required: ['proc', 'addr', 'prot'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, prot: PROT },
+    required: ['proc', 'addr', 'prot'],
     run(ctx, s) {
       const mm = proc(ctx, 'mprotect', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -146,19 +206,31 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   madvise: {
-    fields: { proc: F.proc, addr: F.addr, len: F.size, advice: F.enum(['dontneed', 'hugepage', 'nohugepage', 'populate_write']) },
+    fields: {
+      proc: F.proc,
+      addr: F.addr,
+      len: F.size,
+      advice: F.enum(['dontneed', 'hugepage', 'nohugepage', 'populate_write']),
+    },
     required: ['proc', 'addr', 'advice'],
     run(ctx, s) {
       const mm = proc(ctx, 'madvise', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
       const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
-      const advice = { dontneed: MADV_DONTNEED, hugepage: MADV_HUGEPAGE, nohugepage: MADV_NOHUGEPAGE, populate_write: MADV_POPULATE_WRITE }[String(s.advice)];
-      if (advice === undefined) fail('advice', `'${String(s.advice)}' is not dontneed, hugepage, nohugepage or populate_write`);
+      const advice = {
+        dontneed: MADV_DONTNEED,
+        hugepage: MADV_HUGEPAGE,
+        nohugepage: MADV_NOHUGEPAGE,
+        populate_write: MADV_POPULATE_WRITE,
+      }[String(s.advice)];
+      if (advice === undefined)
+        fail('advice', `'${String(s.advice)}' is not dontneed, hugepage, nohugepage or populate_write`);
       return { rc: doMadvise(ctx.m, mm, vpn, n, advice), detail: residency(ctx.m, mm, vpn, n) };
     },
   },
   fork: {
-    fields: { proc: F.proc, child: F.proc }, required: ['proc', 'child'],
+    fields: { proc: F.proc, child: F.proc },
+    required: ['proc', 'child'],
     run(ctx, s) {
       const mm = proc(ctx, 'fork', s);
       if (ctx.procs.has(s.child as string)) fail('child', `process '${s.child}' exists`);
@@ -168,7 +240,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   exit: {
-    fields: { proc: F.proc }, required: ['proc'],
+    fields: { proc: F.proc },
+    required: ['proc'],
     run(ctx, s) {
       const mm = proc(ctx, 'exit', s);
       exitMmap(ctx.m, mm);
@@ -178,21 +251,27 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   online: {
-    fields: { block: F.block, type: F.enum(['online', 'online_kernel', 'online_movable']) }, required: ['block'],
+    fields: { block: F.block, type: F.enum(['online', 'online_kernel', 'online_movable']) },
+    required: ['block'],
     run(ctx, s) {
       const b = blockIndex(ctx, s);
       const type = s.type === undefined ? 'online' : String(s.type);
-      if (!['online', 'online_kernel', 'online_movable'].includes(type)) fail('type', `'${type}' is not online, online_kernel or online_movable`);
+      if (!['online', 'online_kernel', 'online_movable'].includes(type))
+        fail('type', `'${type}' is not online, online_kernel or online_movable`);
       return { rc: stateStore(ctx.m, b, type), detail: `memory${b}` };
     },
   },
   offline: {
     // passes: pinlab's retry budget (the kernel retries until a signal); bounded so a step stays seconds long
-    fields: { block: F.block, passes: F.int(0, OFFLINE_PASSES_LIMIT, 'a number of passes') }, required: ['block'],
+    fields: { block: F.block, passes: F.int(0, OFFLINE_PASSES_LIMIT, 'a number of passes') },
+    required: ['block'],
     run(ctx, s) {
       const b = blockIndex(ctx, s);
       const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
-      const rc = stateStore(ctx.m, b, 'offline', { report, passesMax: typeof s.passes === 'number' ? s.passes : undefined });
+      const rc = stateStore(ctx.m, b, 'offline', {
+        report,
+        passesMax: typeof s.passes === 'number' ? s.passes : undefined,
+      });
       let detail = `memory${b}, ${report.passes} passes`;
       if (rc) {
         detail += `; failed due to ${report.reason}`;
@@ -203,7 +282,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   migrate: {
-    fields: { proc: F.proc, addr: F.addr, len: F.size, to: F.enum(['any', 'kernel', 'movable']) }, required: ['proc', 'addr'],
+    fields: { proc: F.proc, addr: F.addr, len: F.size, to: F.enum(['any', 'kernel', 'movable']) },
+    required: ['proc', 'addr'],
     run(ctx, s) {
       const mm = proc(ctx, 'migrate', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
@@ -215,7 +295,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   drain: {
-    fields: {}, required: [],
+    fields: {},
+    required: [],
     run(ctx) {
       lruAddDrainAll(ctx.m);
       drainAllPages(ctx.m);
@@ -223,7 +304,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   zones: {
-    fields: {}, required: [],
+    fields: {},
+    required: [],
     run(ctx) {
       return { rc: 0, detail: zoneSummary(ctx.m) };
     },
@@ -241,7 +323,8 @@ function mapLen(ctx: ScenarioContext, addr: unknown, vpn: number): number {
 
 function blockIndex(ctx: ScenarioContext, s: Step): number {
   const b = s.block;
-  if (typeof b !== 'number' || !Number.isInteger(b) || !blockPresent(ctx.m, b)) fail('block', `no memory block ${JSON.stringify(b)}`);
+  if (typeof b !== 'number' || !Number.isInteger(b) || !blockPresent(ctx.m, b))
+    fail('block', `no memory block ${JSON.stringify(b)}`);
   return b;
 }
 
@@ -262,7 +345,9 @@ const expecting = (message: string) => ({ errorMap: () => ({ message }) });
 
 /** A kernel variant name (`pinlab variants`). */
 const VARIANT = z.string(expecting('expected a kernel variant like v6.12 or v6.12+R3')).superRefine((k, ctx) => {
-  try { parseVariant(k); } catch (e) {
+  try {
+    parseVariant(k);
+  } catch (e) {
     if (!(e instanceof VariantError)) throw e;
     ctx.addIssue({ code: 'custom', message: e.message });
   }
@@ -275,7 +360,10 @@ function kernelKeyProblem(k: string): string | null {
     if (BUGS.some((b) => `+${b.id}` === k)) return null;
     return `'${k}' names no bug switch (${BUGS.map((b) => `+${b.id}`).join(', ')}, or a variant, or default)`;
   }
-  try { parseVariant(k); return null; } catch (e) {
+  try {
+    parseVariant(k);
+    return null;
+  } catch (e) {
     if (!(e instanceof VariantError)) throw e;
     return `'${k}' names no kernel: ${e.message}`;
   }
@@ -285,9 +373,13 @@ function kernelKeyProblem(k: string): string | null {
 function perKernel(v: z.ZodTypeAny, what: string): z.ZodTypeAny {
   return z.unknown().superRefine((x, ctx) => {
     const forward = (r: z.SafeParseReturnType<unknown, unknown>, path: (string | number)[]): void => {
-      if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ ...iss, path: [...path, ...iss.path] } as z.IssueData);
+      if (!r.success)
+        for (const iss of r.error.issues) ctx.addIssue({ ...iss, path: [...path, ...iss.path] } as z.IssueData);
     };
-    if (typeof x !== 'object' || x === null || Array.isArray(x)) { forward(v.safeParse(x), []); return; }
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) {
+      forward(v.safeParse(x), []);
+      return;
+    }
     const keys = Object.keys(x);
     if (!keys.length) {
       ctx.addIssue({ code: 'custom', message: `expected ${what}, or a map from kernel to it with at least one key` });
@@ -302,52 +394,83 @@ function perKernel(v: z.ZodTypeAny, what: string): z.ZodTypeAny {
 
 const EXPECT_WHAT = 'a number, an errno like -ENOMEM, killed or panic';
 const expectValue = (v: unknown): boolean =>
-  Number.isSafeInteger(v) || (typeof v === 'string' && (errnoByName(v) !== undefined || v === 'killed' || v === 'panic'));
+  Number.isSafeInteger(v) ||
+  (typeof v === 'string' && (errnoByName(v) !== undefined || v === 'killed' || v === 'panic'));
 const EXPECT = perKernel(z.custom(expectValue, { message: `expected ${EXPECT_WHAT}` }), EXPECT_WHAT);
-const EXPECT_MATCH = perKernel(z.string(expecting('expected a regular expression')).superRefine((s, ctx) => {
-  const why = patternProblem(s);
-  if (why) ctx.addIssue({ code: 'custom', message: why });
-}), 'a regular expression');
+const EXPECT_MATCH = perKernel(
+  z.string(expecting('expected a regular expression')).superRefine((s, ctx) => {
+    const why = patternProblem(s);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  }),
+  'a regular expression',
+);
 
 function stepSchema(op: string, kind: StepKind): z.AnyZodObject {
   const shape: Record<string, z.ZodTypeAny> = {
-    op: z.literal(op), expect: EXPECT.optional(), expect_match: EXPECT_MATCH.optional(),
+    op: z.literal(op),
+    expect: EXPECT.optional(),
+    expect_match: EXPECT_MATCH.optional(),
   };
   for (const [k, t] of Object.entries(kind.fields)) shape[k] = kind.required.includes(k) ? t : t.optional();
-  return z.object(shape).strict(`(fields of ${op}: ${Object.keys(kind.fields).join(', ') || 'none'}; expect, expect_match)`);
+  return z
+    .object(shape)
+    .strict(`(fields of ${op}: ${Object.keys(kind.fields).join(', ') || 'none'}; expect, expect_match)`);
 }
 
 const OPS = Object.keys(STEP_KINDS);
 const STEP_ERRORS: z.ZodErrorMap = (issue, ctx) => {
   const op = (ctx.data as { op?: unknown } | undefined)?.op;
   if (issue.code === 'invalid_union_discriminator') {
-    return { message: `${op === undefined ? "a step needs 'op'" : `unknown op ${preview(op)}`} (ops: ${OPS.join(', ')})` };
+    return {
+      message: `${op === undefined ? "a step needs 'op'" : `unknown op ${preview(op)}`} (ops: ${OPS.join(', ')})`,
+    };
   }
   return { message: issue.code === 'invalid_type' ? "a step is a mapping with 'op' and its fields" : ctx.defaultError };
 };
-const STEP = z.discriminatedUnion('op', OPS.map((op) => stepSchema(op, STEP_KINDS[op]!)) as unknown as [z.AnyZodObject, ...z.AnyZodObject[]],
-  { errorMap: STEP_ERRORS });
+const STEP = z.discriminatedUnion(
+  'op',
+  OPS.map((op) => stepSchema(op, STEP_KINDS[op]!)) as unknown as [z.AnyZodObject, ...z.AnyZodObject[]],
+  { errorMap: STEP_ERRORS },
+);
 
-const SCENARIO = z.object({
-  machine: z.object({
-    cmdline: z.string(expecting('expected a kernel command line')),
-    geometry: z.string(expecting('expected a geometry like mini or x86_64,cpus=4')).optional(),
-    kernel: VARIANT.optional(),
-  }, expecting('expected a mapping with cmdline (and geometry, kernel)')).strict('(keys: cmdline, geometry, kernel)'),
-  steps: z.array(STEP, expecting('expected a list of steps')),
-  description: z.string(expecting('expected free text')).optional(),
-  kernels: z.array(VARIANT, expecting('expected a list of kernel variants')).nonempty('expected at least one kernel variant').max(32)
-    .superRefine((ks, ctx) => ks.forEach((k, i) => {
-      if (ks.indexOf(k) < i) ctx.addIssue({ code: 'custom', message: `'${k}' is listed twice`, path: [i] });
-    }))
-    .optional(),
-}, expecting("expected a mapping with 'machine' and 'steps'")).strict('(keys: machine, steps, description, kernels)');
+const SCENARIO = z
+  .object(
+    {
+      machine: z
+        .object(
+          {
+            cmdline: z.string(expecting('expected a kernel command line')),
+            geometry: z.string(expecting('expected a geometry like mini or x86_64,cpus=4')).optional(),
+            kernel: VARIANT.optional(),
+          },
+          expecting('expected a mapping with cmdline (and geometry, kernel)'),
+        )
+        .strict('(keys: cmdline, geometry, kernel)'),
+      steps: z.array(STEP, expecting('expected a list of steps')),
+      description: z.string(expecting('expected free text')).optional(),
+      kernels: z
+        .array(VARIANT, expecting('expected a list of kernel variants'))
+        .nonempty('expected at least one kernel variant')
+        .max(32)
+        .superRefine((ks, ctx) =>
+          ks.forEach((k, i) => {
+            if (ks.indexOf(k) < i) ctx.addIssue({ code: 'custom', message: `'${k}' is listed twice`, path: [i] });
+          }),
+        )
+        .optional(),
+    },
+    expecting("expected a mapping with 'machine' and 'steps'"),
+  )
+  .strict('(keys: machine, steps, description, kernels)');
 
 /** "step 3 (mmap)" for a path into steps[2]. */
 function stepHead(path: readonly (string | number)[], doc: unknown): { text: string; used: number } | null {
   if (path[0] !== 'steps' || typeof path[1] !== 'number') return null;
   const op = valueAt(doc, ['steps', path[1], 'op']);
-  return { text: `step ${path[1] + 1}${typeof op === 'string' && Object.hasOwn(STEP_KINDS, op) ? ` (${op})` : ''}`, used: 2 };
+  return {
+    text: `step ${path[1] + 1}${typeof op === 'string' && Object.hasOwn(STEP_KINDS, op) ? ` (${op})` : ''}`,
+    used: 2,
+  };
 }
 
 /** Parse and validate a scenario file; any problem is a ScenarioError naming the file, step and field. */
@@ -395,20 +518,37 @@ export function scenarioKernels(sc: Scenario, override?: string): string[] {
 
 /** Run a loaded scenario under one kernel variant. ScenarioError from a step names the step. */
 /** A step's expectations against its outcome: the result string and whether expect/expect_match hold. */
-function judgeStep(file: string, s: Step, n: number, kernel: string, r: { rc: number; detail: string; bad?: boolean }, panic: string | undefined,
-  selfKilled: boolean): { result: string; ok: boolean; exp: number | string | undefined; match: number | string | undefined } {
+function judgeStep(
+  file: string,
+  s: Step,
+  n: number,
+  kernel: string,
+  r: { rc: number; detail: string; bad?: boolean },
+  panic: string | undefined,
+  selfKilled: boolean,
+): { result: string; ok: boolean; exp: number | string | undefined; match: number | string | undefined } {
   const result = panic !== undefined ? 'panic' : r.rc < 0 ? errname(r.rc) : String(r.rc);
   const exp = expectationFor(s.expect, kernel);
   const match = expectationFor(s.expect_match, kernel);
   let ok = !r.bad;
   if (exp !== undefined) {
-    ok = ok && (exp === 'killed' ? selfKilled : exp === 'panic' ? panic !== undefined : typeof exp === 'number' ? r.rc === exp : result === exp);
+    ok =
+      ok &&
+      (exp === 'killed'
+        ? selfKilled
+        : exp === 'panic'
+          ? panic !== undefined
+          : typeof exp === 'number'
+            ? r.rc === exp
+            : result === exp);
   }
   if (typeof match === 'string') {
     const hit = boundedTest(new RegExp(match), r.detail);
     if (hit === null) {
-      throw new ScenarioError(`${file}: step ${n} (${s.op}): expect_match /${match}/ ran longer than ${MATCH_TIMEOUT_MS} ms`
-        + " on the step's detail (catastrophic backtracking)");
+      throw new ScenarioError(
+        `${file}: step ${n} (${s.op}): expect_match /${match}/ ran longer than ${MATCH_TIMEOUT_MS} ms` +
+          " on the step's detail (catastrophic backtracking)",
+      );
     }
     ok = ok && hit;
   }
@@ -416,16 +556,25 @@ function judgeStep(file: string, s: Step, n: number, kernel: string, r: { rc: nu
 }
 
 /** One step: run it (or -ESRCH for a process the OOM killer took), reap OOM kills, judge and print it. */
-function runStep(file: string, ctx: ScenarioContext, task: Task, s: Step, kernel: string): { res: StepResult; panic?: string } {
+function runStep(
+  file: string,
+  ctx: ScenarioContext,
+  task: Task,
+  s: Step,
+  kernel: string,
+): { res: StepResult; panic?: string } {
   const n = ctx.step;
-  task.mm = typeof s.proc === 'string' ? ctx.procs.get(s.proc) ?? -1 : -1;
+  task.mm = typeof s.proc === 'string' ? (ctx.procs.get(s.proc) ?? -1) : -1;
   task.fatalSignal = false;
   let r: { rc: number; detail: string; bad?: boolean };
   let panic: string | undefined;
   try {
     // a process the OOM killer took is gone: every step naming it fails as a syscall on a dead pid would
     const deadAt = typeof s.proc === 'string' ? ctx.dead.get(s.proc) : undefined;
-    r = deadAt !== undefined ? { rc: -ESRCH, detail: `${s.proc} was killed by the OOM killer at step ${deadAt}` } : STEP_KINDS[s.op]!.run(ctx, s);
+    r =
+      deadAt !== undefined
+        ? { rc: -ESRCH, detail: `${s.proc} was killed by the OOM killer at step ${deadAt}` }
+        : STEP_KINDS[s.op]!.run(ctx, s);
   } catch (e) {
     if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${n} (${s.op}): ${e.message}`);
     if (!(e instanceof KernelPanic)) throw e;
@@ -434,16 +583,34 @@ function runStep(file: string, ctx: ScenarioContext, task: Task, s: Step, kernel
   }
   const { mms, kills } = reapOomKills(ctx);
   const { result, ok, exp, match } = judgeStep(file, s, n, kernel, r, panic, task.mm >= 0 && mms.includes(task.mm));
-  const res: StepResult = { step: n, op: s.op, proc: typeof s.proc === 'string' ? s.proc : undefined, rc: r.rc, result, detail: r.detail, ok };
+  const res: StepResult = {
+    step: n,
+    op: s.op,
+    proc: typeof s.proc === 'string' ? s.proc : undefined,
+    rc: r.rc,
+    result,
+    detail: r.detail,
+    ok,
+  };
   ctx.out(formatResult(res, exp, match));
-  for (const k of kills) ctx.out(`      Out of memory: Killed process ${k.pid} (${k.name}) anon-rss:${k.rss * 4}kB, oom_score ${k.badness}${k.reaped ? `; reaped ${k.reaped} pages` : ''}`);
+  for (const k of kills)
+    ctx.out(
+      `      Out of memory: Killed process ${k.pid} (${k.name}) anon-rss:${k.rss * 4}kB, oom_score ${k.badness}${k.reaped ? `; reaped ${k.reaped} pages` : ''}`,
+    );
   if (panic !== undefined) ctx.out(`      ${panic}`);
   return { res, panic };
 }
 
-export function runScenario(file: string, sc: Scenario, out: (line: string) => void = () => {}, kernel = scenarioKernels(sc)[0]!): ScenarioRun {
+export function runScenario(
+  file: string,
+  sc: Scenario,
+  out: (line: string) => void = () => {},
+  kernel = scenarioKernels(sc)[0]!,
+): ScenarioRun {
   let variantNow;
-  try { variantNow = parseVariant(kernel); } catch (e) {
+  try {
+    variantNow = parseVariant(kernel);
+  } catch (e) {
     if (e instanceof VariantError) throw new ScenarioError(`--kernel: ${e.message}`);
     throw e;
   }
@@ -459,7 +626,16 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
     throw e;
   }
   for (const w of bootWarnings.get(booted.m) ?? []) out(`# warning: ${w}`);
-  const ctx: ScenarioContext = { m: booted.m, procs: new Map(), maps: new Map(), dead: new Map(), held: new Map(), step: 0, out, faults };
+  const ctx: ScenarioContext = {
+    m: booted.m,
+    procs: new Map(),
+    maps: new Map(),
+    dead: new Map(),
+    held: new Map(),
+    step: 0,
+    out,
+    faults,
+  };
   const results: StepResult[] = [];
   let panic: string | undefined;
   try {
@@ -472,10 +648,24 @@ export function runScenario(file: string, sc: Scenario, out: (line: string) => v
   } finally {
     leaveContext(saved);
   }
-  return { file, kernel, results, ok: results.every((r) => r.ok), panic, layout: layoutJson(booted.m, booted.params), vmstat: vmstatSnapshot(booted.m) };
+  return {
+    file,
+    kernel,
+    results,
+    ok: results.every((r) => r.ok),
+    panic,
+    layout: layoutJson(booted.m, booted.params),
+    vmstat: vmstatSnapshot(booted.m),
+  };
 }
 
-interface OomKill { pid: number; name: string; rss: number; badness: number; reaped: number }
+interface OomKill {
+  pid: number;
+  name: string;
+  rss: number;
+  badness: number;
+  reaped: number;
+}
 
 /** Move processes the OOM killer took into ctx.dead; returns their mms and the kills to print. */
 function reapOomKills(ctx: ScenarioContext): { mms: number[]; kills: OomKill[] } {
@@ -498,7 +688,9 @@ function reapOomKills(ctx: ScenarioContext): { mms: number[]; kills: OomKill[] }
 
 function formatResult(r: StepResult, exp: number | string | undefined, match: number | string | undefined): string {
   const who = r.proc ? `${r.proc}: ` : '';
-  const want = [exp !== undefined ? String(exp) : '', typeof match === 'string' ? `/${match}/` : ''].filter(Boolean).join(' ');
+  const want = [exp !== undefined ? String(exp) : '', typeof match === 'string' ? `/${match}/` : '']
+    .filter(Boolean)
+    .join(' ');
   const tag = want ? (r.ok ? ` (expected ${want}: ok)` : ` (EXPECTED ${want}: MISMATCH)`) : !r.ok ? ' (MISMATCH)' : '';
   return `[${String(r.step).padStart(3)}] ${who}${r.op} -> ${r.result}${tag}${r.detail ? `  ${r.detail}` : ''}`;
 }

@@ -67,7 +67,11 @@ export function sizeBytes(v: unknown): number | null {
   if (typeof v === 'number') bytes = v;
   else if (typeof v === 'string' && /^[0-9]+p$/.test(v)) bytes = Number(v.slice(0, -1)) * PAGE_SIZE;
   else if (typeof v === 'string') {
-    try { bytes = memparse('size', v); } catch { return null; }
+    try {
+      bytes = memparse('size', v);
+    } catch {
+      return null;
+    }
   } else return null;
   return Number.isSafeInteger(bytes) && bytes > 0 && bytes % PAGE_SIZE === 0 ? bytes : null;
 }
@@ -88,7 +92,11 @@ function addrSyntax(v: unknown): boolean {
   const off = mt ? mt[2] : v;
   if (off === undefined) return true;
   if (/^[0-9]+p$/.test(off)) return aligned(Number(off.slice(0, -1)) * PAGE_SIZE);
-  try { return aligned(memparse('address', off)); } catch { return false; }
+  try {
+    return aligned(memparse('address', off));
+  } catch {
+    return false;
+  }
 }
 
 const expecting = (message: string) => ({ errorMap: () => ({ message }) });
@@ -97,19 +105,31 @@ export const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The field types of scenario steps (docs/scenarios.md, "Values"). */
 export const FIELD = {
   proc: z.string(expecting('expected a process name like a, qemu or vm-1')).regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/),
-  name: z.string(expecting('expected a name like buf or p_1 (a letter or _, then letters, digits, _)')).regex(NAME_RE).max(64),
+  name: z
+    .string(expecting('expected a name like buf or p_1 (a letter or _, then letters, digits, _)'))
+    .regex(NAME_RE)
+    .max(64),
   bool: z.boolean(expecting('expected true or false')),
-  size: z.custom<number | string>((v) => sizeBytes(v) !== null,
-    { message: 'expected a size like 4K, 2M or 1G, or 16p for 16 pages (whole 4K pages)' }),
-  memlock: z.custom<number | string>((v) => v === 'unlimited' || sizeBytes(v) !== null, { message: 'expected a size like 64K, or unlimited' }),
-  addr: z.custom<number | string>(addrSyntax,
-    { message: 'expected an address: a mapping name, name+offset (buf+8K, buf+2p) or a page-aligned byte address' }),
+  size: z.custom<number | string>((v) => sizeBytes(v) !== null, {
+    message: 'expected a size like 4K, 2M or 1G, or 16p for 16 pages (whole 4K pages)',
+  }),
+  memlock: z.custom<number | string>((v) => v === 'unlimited' || sizeBytes(v) !== null, {
+    message: 'expected a size like 64K, or unlimited',
+  }),
+  addr: z.custom<number | string>(addrSyntax, {
+    message: 'expected an address: a mapping name, name+offset (buf+8K, buf+2p) or a page-aligned byte address',
+  }),
   /** a memory word, taken modulo 2^32 */
   word: z.number(expecting('expected a whole number (a memory word, taken modulo 2^32)')).int().safe(),
   block: z.number(expecting('expected a memory block number (memoryN)')).int().nonnegative().safe(),
   enum: (values: readonly [string, ...string[]]) =>
     z.enum(values as [string, ...string[]], expecting(`expected one of ${values.join(', ')}`)),
-  int: (min: number, max: number, what: string) => z.number(expecting(`expected ${what} ${min}..${max}`)).int().min(min).max(max),
+  int: (min: number, max: number, what: string) =>
+    z
+      .number(expecting(`expected ${what} ${min}..${max}`))
+      .int()
+      .min(min)
+      .max(max),
 };
 
 /** An address: a mapping name with an optional +offset ("buf+8K"), or a hex/decimal byte address. */
@@ -128,11 +148,16 @@ export function addrVpn(ctx: ScenarioContext, where: string, v: unknown): number
 
 export function offsetBytes(where: string, s: string): number {
   if (/^[0-9]+p$/.test(s)) return Number(s.slice(0, -1)) * PAGE_SIZE;
-  try { return memparse('address', s); } catch { return fail(where, `bad address or offset '${s}'`); }
+  try {
+    return memparse('address', s);
+  } catch {
+    return fail(where, `bad address or offset '${s}'`);
+  }
 }
 
 export function checkAligned(where: string, bytes: number): number {
-  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes % PAGE_SIZE) fail(where, `address ${bytes} is not page aligned`);
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes % PAGE_SIZE)
+    fail(where, `address ${bytes} is not page aligned`);
   return bytes / PAGE_SIZE;
 }
 
@@ -165,7 +190,10 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
     for (let v = Math.max(x.start, vpn), end = Math.min(x.end, vpn + nrPages, vaPages(m)); v < end; v++) {
       const t = followPte(m, mm, v);
       if (!t || t.migrating) continue;
-      if (m.flags[t.pfn]! & PG_zero) { zero++; continue; }
+      if (m.flags[t.pfn]! & PG_zero) {
+        zero++;
+        continue;
+      }
       present++;
       byZone[m.pageZonenum(t.pfn)]++;
     }
@@ -176,4 +204,3 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
 }
 
 export const hex = (vpn: number) => '0x' + (vpn * PAGE_SIZE).toString(16);
-

@@ -8,10 +8,24 @@ import { Memmap, PG_zero } from '../mm/memmap';
 import { ZONE_NAMES, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE } from '../mm/mmzone';
 import { startIsolatePageRange, undoIsolatePageRange } from '../mm/page_isolation';
 import { blockPresent, blockStartPfn } from '../mm/memory_hotplug';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM,
-  PinReport } from '../mm/gup';
+import {
+  pinUserPages,
+  pinUserPagesFast,
+  unpinUserPagesDirtyLock,
+  newPinReport,
+  FOLL_WRITE,
+  FOLL_LONGTERM,
+  PinReport,
+} from '../mm/gup';
 import { allocPages, freePages, NO_PAGE } from '../mm/page_alloc';
-import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_NOWARN, __GFP_NORETRY, __GFP_THISNODE, __GFP_MEMALLOC } from '../mm/gfp';
+import {
+  GFP_KERNEL,
+  GFP_HIGHUSER_MOVABLE,
+  __GFP_NOWARN,
+  __GFP_NORETRY,
+  __GFP_THISNODE,
+  __GFP_MEMALLOC,
+} from '../mm/gfp';
 import { isolateFolio, putbackMovablePages } from '../mm/migrate';
 import { followPte } from '../mm/memory';
 import { ptlLock, ptlUnlock } from '../mm/mm_types';
@@ -22,7 +36,8 @@ import { vaPages } from '../mm/pgtable';
 
 function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
   const v = s[field];
-  if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) fail(field, `needs '${field}:' naming what the step holds`);
+  if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v))
+    fail(field, `needs '${field}:' naming what the step holds`);
   if (ctx.held.has(v)) fail(field, `'${v}' is already held (unpin or free it first)`);
   return v;
 }
@@ -39,7 +54,9 @@ function held(ctx: ScenarioContext, s: Step, field: string, kind: string) {
 export function zonesOf(m: Memmap, pages: number[], n = pages.length): string {
   const byZone = new Array(ZONE_NAMES.length).fill(0);
   let unset = 0; // entries the call claims but never filled in (R9's over-count)
-  for (let i = 0; i < n; i++) if (pages[i]! < 0) unset++; else byZone[m.pageZonenum(pages[i]!)]++;
+  for (let i = 0; i < n; i++)
+    if (pages[i]! < 0) unset++;
+    else byZone[m.pageZonenum(pages[i]!)]++;
   const zones = byZone.map((c, z) => (c ? `${ZONE_NAMES[z]} ${c}` : ''));
   if (unset) zones.push(`${unset} not filled in`);
   return zones.filter(Boolean).join(', ') || 'none';
@@ -48,7 +65,8 @@ export function zonesOf(m: Memmap, pages: number[], n = pages.length): string {
 function pinDetail(m: Memmap, rc: number, pages: number[], r: PinReport): string {
   const parts = [`outcome ${r.outcome}`];
   if (rc > 0) parts.push(`${rc} pinned (${zonesOf(m, pages, rc)})`);
-  if (rc > 0) { // pins left in CMA or isolated pageblocks (R8, R12) are invisible in the zone counts
+  if (rc > 0) {
+    // pins left in CMA or isolated pageblocks (R8, R12) are invisible in the zone counts
     let cma = 0;
     let iso = 0;
     for (let i = 0; i < rc; i++) {
@@ -80,10 +98,12 @@ function allocUntilFail(m: Memmap, gfp: number): number[] {
 }
 
 /** vmstat items: /proc/vmstat names, space- or comma-separated. */
-const VMSTAT_ITEMS = z.string({ errorMap: () => ({ message: 'expected /proc/vmstat names separated by spaces or commas' }) })
+const VMSTAT_ITEMS = z
+  .string({ errorMap: () => ({ message: 'expected /proc/vmstat names separated by spaces or commas' }) })
   .superRefine((v, ctx) => {
     for (const it of v.split(/[ ,]+/).filter(Boolean)) {
-      if (!(VM_ITEMS as readonly string[]).includes(it)) ctx.addIssue({ code: 'custom', message: `unknown vmstat item '${it}'` });
+      if (!(VM_ITEMS as readonly string[]).includes(it))
+        ctx.addIssue({ code: 'custom', message: `unknown vmstat item '${it}'` });
     }
   });
 
@@ -120,16 +140,19 @@ export const PIN_STEPS: Record<string, StepKind> = {
   unpin: {
     // if_pinned: true skips a name whose pin step failed (a scenario run under kernels where one pins and
     // one does not, scenarios/bugs/); without it an unknown name is an error
-    fields: { pin: F.name, dirty: F.bool, if_pinned: F.bool }, required: ['pin'],
+    fields: { pin: F.name, dirty: F.bool, if_pinned: F.bool },
+    required: ['pin'],
     run(ctx, s) {
-      if (s.if_pinned === true && typeof s.pin === 'string' && ctx.held.get(s.pin)?.kind !== 'pin') return { rc: 0, detail: 'not pinned' };
+      if (s.if_pinned === true && typeof s.pin === 'string' && ctx.held.get(s.pin)?.kind !== 'pin')
+        return { rc: 0, detail: 'not pinned' };
       const h = held(ctx, s, 'pin', 'pin');
       unpinUserPagesDirtyLock(ctx.m, h.pages, h.n, s.dirty !== false && ((h.flags ?? 0) & FOLL_WRITE) !== 0);
       return { rc: 0, detail: `${h.n} pages unpinned` };
     },
   },
   kalloc: {
-    fields: { size: F.size, as: F.name, movable: F.bool }, required: ['size', 'as'],
+    fields: { size: F.size, as: F.name, movable: F.bool },
+    required: ['size', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const n = sizePages('size', s.size);
@@ -146,7 +169,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   kfree: {
-    fields: { as: F.name }, required: ['as'],
+    fields: { as: F.name },
+    required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'kalloc');
       for (const pfn of h.pages) freePages(ctx.m, pfn, 0);
@@ -154,7 +178,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   isolate: {
-    fields: { proc: F.proc, addr: F.addr, as: F.name }, required: ['proc', 'addr', 'as'],
+    fields: { proc: F.proc, addr: F.addr, as: F.name },
+    required: ['proc', 'addr', 'as'],
     run(ctx, s) {
       const mm = proc(ctx, 'isolate', s);
       const name = holdName(ctx, s);
@@ -172,7 +197,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   putback: {
-    fields: { as: F.name }, required: ['as'],
+    fields: { as: F.name },
+    required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'isolated');
       const pfn = h.pages[0];
@@ -181,7 +207,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   fragment: {
-    fields: { zone: F.enum(ZONE_NAMES), as: F.name }, required: ['zone', 'as'],
+    fields: { zone: F.enum(ZONE_NAMES), as: F.name },
+    required: ['zone', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const z = ZONE_NAMES.indexOf(String(s.zone) as (typeof ZONE_NAMES)[number]);
@@ -202,7 +229,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   inject: {
-    fields: { fault: F.enum(['pofs_alloc']), on: F.bool }, required: ['fault'],
+    fields: { fault: F.enum(['pofs_alloc']), on: F.bool },
+    required: ['fault'],
     run(ctx, s) {
       if (s.fault !== 'pofs_alloc') fail('fault', `'${String(s.fault)}' is not a fault point (pofs_alloc)`);
       if (s.on !== false) ctx.faults.add('gup:pofs-alloc');
@@ -211,12 +239,23 @@ export const PIN_STEPS: Record<string, StepKind> = {
     },
   },
   vmstat: {
-    fields: { items: VMSTAT_ITEMS }, required: [],
+    fields: { items: VMSTAT_ITEMS },
+    required: [],
     run(ctx, s) {
       const snap = vmstatSnapshot(ctx.m);
-      const items = s.items === undefined ? ['nr_foll_pin_acquired', 'nr_foll_pin_released', 'pgmigrate_success', 'pgmigrate_fail', 'thp_migration_split', 'oom_kill']
-        : String(s.items).split(/[ ,]+/).filter(Boolean);
-      for (const it of items) if (!(VM_ITEMS as readonly string[]).includes(it)) fail('items', `unknown vmstat item '${it}'`);
+      const items =
+        s.items === undefined
+          ? [
+              'nr_foll_pin_acquired',
+              'nr_foll_pin_released',
+              'pgmigrate_success',
+              'pgmigrate_fail',
+              'thp_migration_split',
+              'oom_kill',
+            ]
+          : String(s.items).split(/[ ,]+/).filter(Boolean);
+      for (const it of items)
+        if (!(VM_ITEMS as readonly string[]).includes(it)) fail('items', `unknown vmstat item '${it}'`);
       return { rc: 0, detail: items.map((it) => `${it} ${snap[it as keyof typeof snap]}`).join('; ') };
     },
   },
@@ -224,7 +263,8 @@ export const PIN_STEPS: Record<string, StepKind> = {
   // state cma_alloc() (alloc_contig_range) or offline_pages() leaves a range in while it migrates.
   // Lets a scenario pin while that is "in progress" (R8: an isolated CMA pageblock counted as pinnable).
   isolate_range: {
-    fields: { block: F.block, as: F.name }, required: ['block', 'as'],
+    fields: { block: F.block, as: F.name },
+    required: ['block', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
       const b = s.block as number;
@@ -233,18 +273,23 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const end = start + ctx.m.blockPages;
       const mt = ctx.m.getPageblockMigratetype(start);
       for (let pfn = start; pfn < end; pfn += ctx.m.pageblockNrPages) {
-        if (ctx.m.getPageblockMigratetype(pfn) !== mt) fail('block', `memory${b} mixes pageblock types; isolate_range needs one`);
+        if (ctx.m.getPageblockMigratetype(pfn) !== mt)
+          fail('block', `memory${b} mixes pageblock types; isolate_range needs one`);
       }
       if (mt !== MIGRATE_CMA && mt !== MIGRATE_MOVABLE) fail('block', `memory${b} is not a movable or CMA range`);
       const out = { pfn: -1 };
       const rc = startIsolatePageRange(ctx.m, start, end, mt, 0, out);
       if (rc) return { rc, detail: `memory${b}: unmovable or isolated page at pfn ${out.pfn}` };
       ctx.held.set(name, { kind: 'isolated_range', pages: [start, end, mt], n: end - start });
-      return { rc: 0, detail: `memory${b} (pfn ${start}-${end - 1}) ${mt === MIGRATE_CMA ? 'CMA' : 'movable'} pageblocks isolated` };
+      return {
+        rc: 0,
+        detail: `memory${b} (pfn ${start}-${end - 1}) ${mt === MIGRATE_CMA ? 'CMA' : 'movable'} pageblocks isolated`,
+      };
     },
   },
   undo_isolate: {
-    fields: { as: F.name }, required: ['as'],
+    fields: { as: F.name },
+    required: ['as'],
     run(ctx, s) {
       const h = held(ctx, s, 'as', 'isolated_range');
       const [start, end, mt] = h.pages as [number, number, number];
@@ -265,7 +310,9 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const chunk = sizePages('chunk', s.chunk);
       // past TASK_SIZE nothing can be pinned: the chunk there fails with -EFAULT (pin_user_pages)
       const room = Math.max(0, Math.min(n, vaPages(ctx.m) - vpn));
-      const { pages: all, last } = room ? pinChunks(ctx.m, mm, vpn, room, Math.min(chunk, room)) : { pages: [], last: -EFAULT };
+      const { pages: all, last } = room
+        ? pinChunks(ctx.m, mm, vpn, room, Math.min(chunk, room))
+        : { pages: [], last: -EFAULT };
       const end = room < n && last === 'all' ? -EFAULT : last;
       ctx.held.set(name, { kind: 'pin', pages: all, n: all.length, flags: FOLL_WRITE | FOLL_LONGTERM });
       const pct = ((100 * all.length) / n).toFixed(1);

@@ -59,7 +59,8 @@ export const A_MB_FROM = 10; // requesting actor
 export const A_MB_SUB = 11; // subscription id
 export const A_MB_ARGS = 12; // mm, start, end, event, flags, cur_seq (6 words)
 export const A_MB_RESULT = 18; // 1 = the callback returned true
-export const A_ORDER_CUR = 19; // interleaving replay: the order index of this actor's next point (C_ORDER_LEN: none left)
+// interleaving replay: the order index of this actor's next point (C_ORDER_LEN: none left)
+export const A_ORDER_CUR = 19;
 export const A_STRIDE = 20;
 export const MB_IDLE = 0;
 export const MB_PENDING = 1;
@@ -149,7 +150,8 @@ export class Control {
     const ints = this.labelBase + LABELS_MAX * 3;
     const bytes = ints * 4 + LABEL_CHARS_MAX * 2;
     this.sab = sab ?? new SharedArrayBuffer(bytes);
-    if (this.sab.byteLength !== bytes) throw new Error(`control: buffer is ${this.sab.byteLength} bytes, shape needs ${bytes}`);
+    if (this.sab.byteLength !== bytes)
+      throw new Error(`control: buffer is ${this.sab.byteLength} bytes, shape needs ${bytes}`);
     this.i32 = new Int32Array(this.sab, 0, ints);
     this.chars = new Uint16Array(this.sab, ints * 4, LABEL_CHARS_MAX);
     if (!sab) this.reset();

@@ -22,10 +22,46 @@
 //
 // Every wait is bounded (WAIT_ROUND_MS rounds) and rechecks C_STOP: the main thread stops a run
 // (time budget, a dead worker, Ctrl-C) by setting it, and every actor unwinds with RunStopped.
-import { Control, C_TOKEN, C_END, C_STOP, C_DECISION, C_DONE, C_SCHED_LEN, C_READY, C_GO, C_ERR_ACTOR, C_SWITCHES,
-  C_POINTS, A_STATE, A_WAKE, A_WAIT_IDX, A_WAIT_VAL, A_REASON, A_POINTS, A_WAIT_BUF, A_MB_STATE, MB_PENDING, ST_RUNNABLE,
-  ST_BLOCKED, ST_DONE, END_RUNNING, END_DONE, END_ERROR, END_DEADLOCK, K_POINT, K_BLOCK, K_EXIT, fnv1a, C_ORDER_LEN,
-  C_ORDER_MISMATCH, C_ORDER_FIRST_MISMATCH, C_ORDER_MISMATCH_LABEL, A_ORDER_CUR, ORDER_ENTRY } from './schedctl';
+import {
+  Control,
+  C_TOKEN,
+  C_END,
+  C_STOP,
+  C_DECISION,
+  C_DONE,
+  C_SCHED_LEN,
+  C_READY,
+  C_GO,
+  C_ERR_ACTOR,
+  C_SWITCHES,
+  C_POINTS,
+  A_STATE,
+  A_WAKE,
+  A_WAIT_IDX,
+  A_WAIT_VAL,
+  A_REASON,
+  A_POINTS,
+  A_WAIT_BUF,
+  A_MB_STATE,
+  MB_PENDING,
+  ST_RUNNABLE,
+  ST_BLOCKED,
+  ST_DONE,
+  END_RUNNING,
+  END_DONE,
+  END_ERROR,
+  END_DEADLOCK,
+  K_POINT,
+  K_BLOCK,
+  K_EXIT,
+  fnv1a,
+  C_ORDER_LEN,
+  C_ORDER_MISMATCH,
+  C_ORDER_FIRST_MISMATCH,
+  C_ORDER_MISMATCH_LABEL,
+  A_ORDER_CUR,
+  ORDER_ENTRY,
+} from './schedctl';
 
 /** Thrown inside an actor when the run was stopped (or deadlocked) under it: unwind, report nothing. */
 export class RunStopped extends Error {
@@ -62,7 +98,8 @@ export class ActorScheduler {
     this.n = c.nrActors;
     this.det = det;
     this.machineSab = machineSab;
-    this.machine32 = new Int32Array(machineSab, 0, Math.floor(machineSab.byteLength / 4)); // >>> 2 would wrap above 4 GiB
+    // >>> 2 would wrap above 4 GiB
+    this.machine32 = new Int32Array(machineSab, 0, Math.floor(machineSab.byteLength / 4));
     this.cand = new Int32Array(this.n);
   }
 
@@ -97,7 +134,10 @@ export class ActorScheduler {
 
   /** Wait for the first token (det) or for every actor to reach the start line (free). */
   start(): void {
-    if (this.det) { this.waitToken(); return; }
+    if (this.det) {
+      this.waitToken();
+      return;
+    }
     const i = this.i;
     if (Atomics.add(i, C_READY, 1) + 1 === this.n) {
       Atomics.store(i, C_GO, 1);
@@ -133,7 +173,8 @@ export class ActorScheduler {
    */
   block(a: Int32Array, idx: number, value: number, reason: string): void {
     const inControl = a.buffer === this.c.sab;
-    if (a.buffer !== this.machineSab && !inControl) throw new Error(`scheduler: a wait on a word outside the machine and control buffers (${reason})`);
+    if (a.buffer !== this.machineSab && !inControl)
+      throw new Error(`scheduler: a wait on a word outside the machine and control buffers (${reason})`);
     if (Atomics.load(a, idx) !== value) return;
     const i = this.i;
     const me = this.me;
@@ -142,7 +183,8 @@ export class ActorScheduler {
     i[this.c.actor(me, A_WAIT_VAL)] = value;
     i[this.c.actor(me, A_REASON)] = this.hash(reason);
     Atomics.store(i, this.c.actor(me, A_STATE), ST_BLOCKED);
-    this.record(K_BLOCK, reason, inControl ? -1 - ((a.byteOffset >>> 2) + idx) : (a.byteOffset >>> 2) + idx); // < 0: a control word
+    // < 0: a control word
+    this.record(K_BLOCK, reason, inControl ? -1 - ((a.byteOffset >>> 2) + idx) : (a.byteOffset >>> 2) + idx);
     const d = this.decide();
     if (d === 'deadlock') throw new RunStopped('deadlock');
     if (d === 'handed') this.waitToken();
@@ -207,10 +249,14 @@ export class ActorScheduler {
         Atomics.store(i, c.actor(a, A_STATE), ST_RUNNABLE);
       }
       // a blocked actor that another actor asked to run a callback may run for that (and block again)
-      if (st === ST_RUNNABLE || (st === ST_BLOCKED && Atomics.load(i, c.actor(a, A_MB_STATE)) === MB_PENDING)) this.cand[count++] = a;
+      if (st === ST_RUNNABLE || (st === ST_BLOCKED && Atomics.load(i, c.actor(a, A_MB_STATE)) === MB_PENDING))
+        this.cand[count++] = a;
     }
     if (count === 0) {
-      if (Atomics.load(i, C_DONE) === this.n) { this.end(END_DONE); return 'end'; }
+      if (Atomics.load(i, C_DONE) === this.n) {
+        this.end(END_DONE);
+        return 'end';
+      }
       this.end(END_DEADLOCK);
       return 'deadlock';
     }
@@ -235,7 +281,10 @@ export class ActorScheduler {
     let bestAt = i[C_ORDER_LEN]!;
     for (let k = 0; k < count; k++) {
       const at = i[this.c.actor(this.cand[k]!, A_ORDER_CUR)]!;
-      if (at < bestAt) { bestAt = at; best = k; }
+      if (at < bestAt) {
+        bestAt = at;
+        best = k;
+      }
     }
     return best;
   }
@@ -253,9 +302,15 @@ export class ActorScheduler {
     let k = i[cur]!;
     if (k >= len) return;
     if (i[c.orderBase + k * ORDER_ENTRY + 1]! >>> 0 !== labelHash) {
-      if (i[C_ORDER_MISMATCH]!++ === 0) { i[C_ORDER_FIRST_MISMATCH] = k; i[C_ORDER_MISMATCH_LABEL] = labelHash; }
+      if (i[C_ORDER_MISMATCH]!++ === 0) {
+        i[C_ORDER_FIRST_MISMATCH] = k;
+        i[C_ORDER_MISMATCH_LABEL] = labelHash;
+      }
       for (let j = this.orderNext(k), n = 0; j < len && n < ORDER_RESYNC_POINTS; j = this.orderNext(j), n++) {
-        if (i[c.orderBase + j * ORDER_ENTRY + 1]! >>> 0 === labelHash) { k = j; break; }
+        if (i[c.orderBase + j * ORDER_ENTRY + 1]! >>> 0 === labelHash) {
+          k = j;
+          break;
+        }
       }
     }
     i[cur] = this.orderNext(k);

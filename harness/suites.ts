@@ -31,7 +31,10 @@ export interface SuiteOptions {
   variant: string;
   /** replaces the suite's command lines (--cmdline) */
   cmdline?: string;
-  /** machines: 'random' (the default: generated kernelcore/movablecore splits, CMA, THP, hugetlb, hot-plugged blocks, KASLR) or 'fixed' (MINI_LAYOUTS) */
+  /**
+   * machines: 'random' (the default: generated kernelcore/movablecore splits, CMA, THP, hugetlb, hot-plugged blocks,
+   * KASLR) or 'fixed' (MINI_LAYOUTS)
+   */
   machines?: 'random' | 'fixed';
   /** swarm testing: each case enables a random subset of each actor's operation kinds (default on) */
   swarm?: boolean;
@@ -61,9 +64,22 @@ export const CORE_PROPERTIES: readonly string[] = [...PROMISES, deadlock.name, h
 
 /** Miniature machines: Normal 128 frames with a 32-frame CMA area at pfn 64, ZONE_MOVABLE 128 frames (4 blocks). */
 export const MINI_LAYOUTS: Layout[] = [
-  { cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 24 }, { name: 'ring', pages: 8 }] },
-  { cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always', geometry: 'mini',
-    maps: [{ name: 'buf', pages: 24 }, { name: 'ring', pages: 8 }] },
+  {
+    cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16',
+    geometry: 'mini',
+    maps: [
+      { name: 'buf', pages: 24 },
+      { name: 'ring', pages: 8 },
+    ],
+  },
+  {
+    cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always',
+    geometry: 'mini',
+    maps: [
+      { name: 'buf', pages: 24 },
+      { name: 'ring', pages: 8 },
+    ],
+  },
 ];
 
 /**
@@ -75,18 +91,29 @@ export const MINI_LAYOUTS: Layout[] = [
  * floor plus the process's 32 pages and page tables, or every case ends in an OOM panic.
  */
 export function machineArb(fc: typeof fcType): fcType.Arbitrary<Layout> {
-  return fc.record({
-    split: fc.constantFrom('movablecore=512K', 'movablecore=256K', 'kernelcore=384K', 'kernelcore=640K', 'movablecore=128K', ''),
-    cma: fc.constantFrom('cma=128K@256K', '', 'cma=64K@192K', 'cma=128K'), // the last at the top of memory: in ZONE_MOVABLE
-    thp: fc.constantFrom('', 'transparent_hugepage=always'),
-    hugetlb: fc.constantFrom('', 'hugepages=2'),
-    hotplug: fc.constantFrom('', 'pinlab.hotplug=256K memhp_default_state=online_movable'),
-    kaslr: fc.constantFrom('', ',kernel_pfn=192'),
-  }).map((x) => ({
-    cmdline: ['mem=1M', x.split, x.cma, 'sysctl.vm.min_free_kbytes=16', x.thp, x.hugetlb, x.hotplug].filter(Boolean).join(' '),
-    geometry: `mini${x.kaslr}`,
-    maps: MINI_LAYOUTS[0]!.maps,
-  }));
+  return fc
+    .record({
+      split: fc.constantFrom(
+        'movablecore=512K',
+        'movablecore=256K',
+        'kernelcore=384K',
+        'kernelcore=640K',
+        'movablecore=128K',
+        '',
+      ),
+      cma: fc.constantFrom('cma=128K@256K', '', 'cma=64K@192K', 'cma=128K'), // the last at the top of memory: in ZONE_MOVABLE
+      thp: fc.constantFrom('', 'transparent_hugepage=always'),
+      hugetlb: fc.constantFrom('', 'hugepages=2'),
+      hotplug: fc.constantFrom('', 'pinlab.hotplug=256K memhp_default_state=online_movable'),
+      kaslr: fc.constantFrom('', ',kernel_pfn=192'),
+    })
+    .map((x) => ({
+      cmdline: ['mem=1M', x.split, x.cma, 'sysctl.vm.min_free_kbytes=16', x.thp, x.hugetlb, x.hotplug]
+        .filter(Boolean)
+        .join(' '),
+      geometry: `mini${x.kaslr}`,
+      maps: MINI_LAYOUTS[0]!.maps,
+    }));
 }
 
 function layouts(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Layout> {
@@ -98,13 +125,23 @@ function layouts(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Layout> {
  * Swarm testing (Groce et al., "Swarm Testing", ISSTA 2012): a case enables a random subset of an
  * actor's operation kinds, so long runs of one kind (many pins, no unpins) happen often.
  */
-function swarmed(fc: typeof fcType, ops: fcType.Arbitrary<ActorOp>, kinds: string[], maxLength: number, on: boolean): fcType.Arbitrary<ActorOp[]> {
+function swarmed(
+  fc: typeof fcType,
+  ops: fcType.Arbitrary<ActorOp>,
+  kinds: string[],
+  maxLength: number,
+  on: boolean,
+): fcType.Arbitrary<ActorOp[]> {
   if (!on || kinds.length < 2) return fc.array(ops, { maxLength });
   // ops of a disabled kind are dropped (not filtered away: a subset a generator never yields cannot loop)
   return fc.subarray(kinds, { minLength: 1 }).chain((enabled) => {
     const set = new Set(enabled);
     const scale = Math.min(4, Math.ceil(kinds.length / enabled.length));
-    return fc.array(ops.map((op) => (set.has(op.op) ? op : null)), { maxLength: maxLength * scale })
+    return fc
+      .array(
+        ops.map((op) => (set.has(op.op) ? op : null)),
+        { maxLength: maxLength * scale },
+      )
       .map((a) => a.filter((op): op is ActorOp => op !== null).slice(0, maxLength));
   });
 }
@@ -113,7 +150,9 @@ function swarmed(fc: typeof fcType, ops: fcType.Arbitrary<ActorOp>, kinds: strin
 export function faultPlan(fc: typeof fcType, points: readonly string[]): fcType.Arbitrary<FaultPlan> {
   if (!points.length) return fc.constant({});
   const calls = fc.array(fc.nat(15), { maxLength: 2 });
-  const plan = fc.record(Object.fromEntries(points.map((p) => [p, calls])), { requiredKeys: [] }) as fcType.Arbitrary<FaultPlan>;
+  const plan = fc.record(Object.fromEntries(points.map((p) => [p, calls])), {
+    requiredKeys: [],
+  }) as fcType.Arbitrary<FaultPlan>;
   return fc.oneof({ weight: 2, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: plan });
 }
 
@@ -123,34 +162,54 @@ export function faultPlan(fc: typeof fcType, points: readonly string[]): fcType.
  * ever tried), two in three of them 0, so a case switches at about a third of its points.
  */
 export function scheduleArb(fc: typeof fcType): fcType.Arbitrary<number[]> {
-  return fc.array(fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(7) }), { maxLength: 96, size: 'medium' });
+  return fc.array(fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(7) }), {
+    maxLength: 96,
+    size: 'medium',
+  });
 }
 
 /** The shape of the process's mappings the generators draw addresses from. */
 const SHAPE: GenShape = { maps: MINI_LAYOUTS[0]!.maps.map((x) => ({ name: x.name, pages: x.pages })), maxPages: 4 };
 
 /** A suite's variation on a kind's own generator (ActorModel.arbitrary) and swarm kinds (ActorModel.opKinds). */
-type Generators = Partial<Record<string, { ops: (fc: typeof fcType) => fcType.Arbitrary<ActorOp>; kinds: readonly string[] }>>;
+type Generators = Partial<
+  Record<string, { ops: (fc: typeof fcType) => fcType.Arbitrary<ActorOp>; kinds: readonly string[] }>
+>;
 
 /** A suite over the given actors, each kind generated by its model (or by gens, where a suite overrides it). */
 function agentSuite(name: string, summary: string, actors: string[], runs: number, gens: Generators = {}): Suite {
   const models = actors.map((a) => actorModel(actorKind(a))!);
   return {
-    name, summary, actors, properties: CORE_PROPERTIES, runs,
-    arbitrary: (fc, o) => fc.record({
-      layout: layouts(fc, o),
-      variant: fc.constant(o.variant),
-      programs: fc.record(Object.fromEntries(actors.map((a, k) => {
-        const model = models[k]!;
-        const gen = own(gens, model.name);
-        const ops = gen ? gen.ops(fc) : (model.arbitrary(fc, SHAPE) as fcType.Arbitrary<ActorOp>);
-        const kinds = [...(gen?.kinds ?? model.opKinds ?? Object.keys(model.errnos))];
-        return [a, swarmed(fc, ops, kinds, model.programLength, o.swarm !== false)];
-      }))),
-      schedule: scheduleArb(fc),
-      faults: fc.record(Object.fromEntries(actors.map((a, k) => [a, faultPlan(fc, models[k]!.faultPoints)]))),
-      ...(o.bugs?.length ? { bugs: fc.constant(Object.fromEntries(actors.filter((a) => deviceModelOf(actorKind(a))).map((a) => [a, o.bugs!]))) } : {}),
-    }) as unknown as fcType.Arbitrary<Case>,
+    name,
+    summary,
+    actors,
+    properties: CORE_PROPERTIES,
+    runs,
+    arbitrary: (fc, o) =>
+      fc.record({
+        layout: layouts(fc, o),
+        variant: fc.constant(o.variant),
+        programs: fc.record(
+          Object.fromEntries(
+            actors.map((a, k) => {
+              const model = models[k]!;
+              const gen = own(gens, model.name);
+              const ops = gen ? gen.ops(fc) : (model.arbitrary(fc, SHAPE) as fcType.Arbitrary<ActorOp>);
+              const kinds = [...(gen?.kinds ?? model.opKinds ?? Object.keys(model.errnos))];
+              return [a, swarmed(fc, ops, kinds, model.programLength, o.swarm !== false)];
+            }),
+          ),
+        ),
+        schedule: scheduleArb(fc),
+        faults: fc.record(Object.fromEntries(actors.map((a, k) => [a, faultPlan(fc, models[k]!.faultPoints)]))),
+        ...(o.bugs?.length
+          ? {
+              bugs: fc.constant(
+                Object.fromEntries(actors.filter((a) => deviceModelOf(actorKind(a))).map((a) => [a, o.bugs!])),
+              ),
+            }
+          : {}),
+      }) as unknown as fcType.Arbitrary<Case>,
   };
 }
 
@@ -161,15 +220,33 @@ function register(s: Suite): void {
   SUITES[s.name] = s;
 }
 
-register(agentSuite('longterm-pin', 'a process (user), a long-term pinner calling mm/gup.ts and the hotplug agent, on a mini machine with ZONE_MOVABLE and CMA',
-  ['user-0', 'pinner-0', 'hotplug-0'], 100));
-register(agentSuite('longterm-pin-4', 'as longterm-pin with two pinners racing on the same process',
-  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'], 100));
+register(
+  agentSuite(
+    'longterm-pin',
+    'a process (user), a long-term pinner calling mm/gup.ts and the hotplug agent, on a mini machine with ZONE_MOVABLE and CMA',
+    ['user-0', 'pinner-0', 'hotplug-0'],
+    100,
+  ),
+);
+register(
+  agentSuite(
+    'longterm-pin-4',
+    'as longterm-pin with two pinners racing on the same process',
+    ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'],
+    100,
+  ),
+);
 
 // one suite per registered device model: the device, the process and the hotplug agent
 for (const model of Object.values(DEVICE_MODELS)) {
-  register(agentSuite(`device:${model.name}`, `${model.summary} (${model.source}), with the process and the hotplug agent`,
-    ['user-0', `${model.name}-0`, 'hotplug-0'], 50));
+  register(
+    agentSuite(
+      `device:${model.name}`,
+      `${model.summary} (${model.source}), with the process and the hotplug agent`,
+      ['user-0', `${model.name}-0`, 'hotplug-0'],
+      50,
+    ),
+  );
 }
 
 // two instances of one model on the same process (device2:<model>): their registrations race on the
@@ -177,10 +254,20 @@ for (const model of Object.values(DEVICE_MODELS)) {
 // default before v5.16 - or today's 8M), so the limit is reachable on a mini machine
 export const DEVICE2_MEMLOCK_PAGES = [4, 8, 16, 2048];
 for (const model of Object.values(DEVICE_MODELS)) {
-  const base = agentSuite(`device2:${model.name}`, `two ${model.name} instances on the same process under a generated RLIMIT_MEMLOCK, with the hotplug agent`,
-    ['user-0', `${model.name}-0`, `${model.name}-1`, 'hotplug-0'], 50);
-  register({ ...base, campaignFirstShapeOnly: true, arbitrary: (fc, o) => fc.tuple(base.arbitrary(fc, o), fc.constantFrom(...DEVICE2_MEMLOCK_PAGES))
-    .map(([c, memlock]) => ({ ...c, layout: { ...c.layout, memlock } })) });
+  const base = agentSuite(
+    `device2:${model.name}`,
+    `two ${model.name} instances on the same process under a generated RLIMIT_MEMLOCK, with the hotplug agent`,
+    ['user-0', `${model.name}-0`, `${model.name}-1`, 'hotplug-0'],
+    50,
+  );
+  register({
+    ...base,
+    campaignFirstShapeOnly: true,
+    arbitrary: (fc, o) =>
+      fc
+        .tuple(base.arbitrary(fc, o), fc.constantFrom(...DEVICE2_MEMLOCK_PAGES))
+        .map(([c, memlock]) => ({ ...c, layout: { ...c.layout, memlock } })),
+  });
 }
 
 // R2 and R8 need states no op of longterm-pin makes (a THP split with its hole refilled before a pin;
@@ -193,18 +280,35 @@ for (const model of Object.values(DEVICE_MODELS)) {
  */
 export function cmaHeavyMachineArb(fc: typeof fcType): fcType.Arbitrary<Layout> {
   return fc.constantFrom('', ' transparent_hugepage=always').map((thp) => ({
-    cmdline: `mem=1M cma=512K@512K sysctl.vm.min_free_kbytes=16${thp}`, geometry: 'mini', maps: MINI_LAYOUTS[0]!.maps,
+    cmdline: `mem=1M cma=512K@512K sysctl.vm.min_free_kbytes=16${thp}`,
+    geometry: 'mini',
+    maps: MINI_LAYOUTS[0]!.maps,
   }));
 }
-const splitCma = agentSuite('longterm-pin-split-cma', 'as longterm-pin, with the user\'s refault op (MADV_DONTNEED and touch again, splitting THPs) and a cma agent holding CMA blocks isolated as cma_alloc() does',
-  ['user-0', 'cma-0', 'pinner-0', 'hotplug-0'], 100, { user: { ops: (fc) => userOpsRefault(fc, SHAPE), kinds: [...USER_OP_KINDS, 'refault'] } });
-register({ ...splitCma, campaignFirstShapeOnly: true, arbitrary: (fc, o) => (o.cmdline !== undefined || o.machines === 'fixed' ? splitCma.arbitrary(fc, o)
-  : fc.tuple(splitCma.arbitrary(fc, o), fc.option(cmaHeavyMachineArb(fc), { freq: 2 })).map(([c, heavy]) => (heavy ? { ...c, layout: heavy } : c))) });
+const splitCma = agentSuite(
+  'longterm-pin-split-cma',
+  "as longterm-pin, with the user's refault op (MADV_DONTNEED and touch again, splitting THPs) and a cma agent holding CMA blocks isolated as cma_alloc() does",
+  ['user-0', 'cma-0', 'pinner-0', 'hotplug-0'],
+  100,
+  { user: { ops: (fc) => userOpsRefault(fc, SHAPE), kinds: [...USER_OP_KINDS, 'refault'] } },
+);
+register({
+  ...splitCma,
+  campaignFirstShapeOnly: true,
+  arbitrary: (fc, o) =>
+    o.cmdline !== undefined || o.machines === 'fixed'
+      ? splitCma.arbitrary(fc, o)
+      : fc
+          .tuple(splitCma.arbitrary(fc, o), fc.option(cmaHeavyMachineArb(fc), { freq: 2 }))
+          .map(([c, heavy]) => (heavy ? { ...c, layout: heavy } : c)),
+});
 
 export const DEFAULT_SUITE = 'longterm-pin';
 
 /** Register a suite (tests add their own). */
 export function registerSuite(s: Suite): () => void {
   register(s);
-  return () => { delete SUITES[s.name]; };
+  return () => {
+    delete SUITES[s.name];
+  };
 }

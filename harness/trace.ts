@@ -22,16 +22,33 @@ const MM_SLOTS = ['mm_users', 'mmap_lock', 'page_table_lock', 'nr_vmas', 'locked
 
 /** Which field of the machine an Int32 index of its buffer is (for wait reasons and deadlock reports). */
 export function describeWord(m: Memmap, idx: number): string {
-  const views: [string, Int32Array | Uint32Array][] = [['header', m.header], ['zones', m.zones], ['pcp', m.pcp], ['blocks', m.blocks],
-    ['flags', m.flags], ['refcount', m.refcount], ['mapcount', m.mapcount], ['pincount', m.pincount], ['mms', m.mms], ['vmas', m.vmas],
-    ['pmds', m.pmds], ['ptes', m.ptes], ['shmemPages', m.shmemPages], ['lru', m.lru], ['mmuNotifiers', m.mmuNotifiers]];
+  const views: [string, Int32Array | Uint32Array][] = [
+    ['header', m.header],
+    ['zones', m.zones],
+    ['pcp', m.pcp],
+    ['blocks', m.blocks],
+    ['flags', m.flags],
+    ['refcount', m.refcount],
+    ['mapcount', m.mapcount],
+    ['pincount', m.pincount],
+    ['mms', m.mms],
+    ['vmas', m.vmas],
+    ['pmds', m.pmds],
+    ['ptes', m.ptes],
+    ['shmemPages', m.shmemPages],
+    ['lru', m.lru],
+    ['mmuNotifiers', m.mmuNotifiers],
+  ];
   for (const [name, v] of views) {
     const first = v.byteOffset >>> 2;
     if (idx < first || idx >= first + v.length) continue;
     const k = idx - first;
     if (name === 'mms') return `mm ${Math.floor(k / MM_STRIDE)} ${MM_SLOTS[k % MM_STRIDE] ?? `slot ${k % MM_STRIDE}`}`;
     if (name === 'header' && k === 3) return 'mem_hotplug_lock';
-    if (name === 'zones') return k % m.zoneStride === 0 ? `zone ${zoneName(Math.floor(k / m.zoneStride))} zone->lock` : `zone ${zoneName(Math.floor(k / m.zoneStride))} word ${k % m.zoneStride}`;
+    if (name === 'zones')
+      return k % m.zoneStride === 0
+        ? `zone ${zoneName(Math.floor(k / m.zoneStride))} zone->lock`
+        : `zone ${zoneName(Math.floor(k / m.zoneStride))} word ${k % m.zoneStride}`;
     if (name === 'pcp') {
       const rec = Math.floor(k / PCP_STRIDE);
       return `cpu ${Math.floor(rec / MAX_NR_ZONES)} zone ${zoneName(rec % MAX_NR_ZONES)} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
@@ -50,14 +67,24 @@ export function describeWord(m: Memmap, idx: number): string {
 /** Text for one ring entry, when the actor's own log has nothing richer for it. */
 function entryText(e: RingEntry, label: string, m: Memmap | null): string {
   switch (e.kind) {
-    case K_POINT: return `sched_yield: ${label}`;
-    case K_BLOCK: return e.arg < 0 ? `sched_blocked: ${label}` : `sched_blocked: ${label} on ${m ? describeWord(m, e.arg) : `word ${e.arg}`}`;
-    case K_EXIT: return 'sched_exit';
-    case K_OP: return `pinlab_op: ${label.replace(/^op:/, '')} (#${e.arg})`;
-    case K_RET: return `pinlab_ret: ${label.replace(/^op:/, '')} rc=${e.arg}`;
-    case K_FAULT: return `pinlab_fault: ${label}`;
-    case K_VIOLATION: return `pinlab_violation: ${label}`;
-    default: return `? kind ${e.kind} ${label}`;
+    case K_POINT:
+      return `sched_yield: ${label}`;
+    case K_BLOCK:
+      return e.arg < 0
+        ? `sched_blocked: ${label}`
+        : `sched_blocked: ${label} on ${m ? describeWord(m, e.arg) : `word ${e.arg}`}`;
+    case K_EXIT:
+      return 'sched_exit';
+    case K_OP:
+      return `pinlab_op: ${label.replace(/^op:/, '')} (#${e.arg})`;
+    case K_RET:
+      return `pinlab_ret: ${label.replace(/^op:/, '')} rc=${e.arg}`;
+    case K_FAULT:
+      return `pinlab_fault: ${label}`;
+    case K_VIOLATION:
+      return `pinlab_violation: ${label}`;
+    default:
+      return `? kind ${e.kind} ${label}`;
   }
 }
 
@@ -65,7 +92,12 @@ function entryText(e: RingEntry, label: string, m: Memmap | null): string {
  * The merged trace: ring entries (yields, blocks, exits) with the actors' own log lines, which carry
  * the details of ops, faults and violations; an actor that died leaves only its ring entries.
  */
-export function mergeTrace(entries: RingEntry[], labels: Map<number, string>, results: (ActorResult | null)[], m: Memmap | null): TraceLine[] {
+export function mergeTrace(
+  entries: RingEntry[],
+  labels: Map<number, string>,
+  results: (ActorResult | null)[],
+  m: Memmap | null,
+): TraceLine[] {
   const lines: TraceLine[] = [];
   const logged = new Set<number>();
   results.forEach((r, a) => {
@@ -77,8 +109,13 @@ export function mergeTrace(entries: RingEntry[], labels: Map<number, string>, re
   });
   for (const e of entries) {
     if (logged.has(e.seq)) continue;
-    if (results[e.actor] && (e.kind === K_OP || e.kind === K_RET || e.kind === K_FAULT || e.kind === K_VIOLATION)) continue;
-    lines.push({ seq: e.seq, actor: e.actor, text: entryText(e, labels.get(e.label) ?? `#${e.label.toString(16)}`, m) });
+    if (results[e.actor] && (e.kind === K_OP || e.kind === K_RET || e.kind === K_FAULT || e.kind === K_VIOLATION))
+      continue;
+    lines.push({
+      seq: e.seq,
+      actor: e.actor,
+      text: entryText(e, labels.get(e.label) ?? `#${e.label.toString(16)}`, m),
+    });
   }
   return lines.sort((a, b) => a.seq - b.seq);
 }
@@ -111,7 +148,10 @@ export function traceHash(entries: RingEntry[], results: (ActorResult | null)[],
     h = fnvInt(h, e.arg);
   }
   for (const r of results) {
-    if (!r) { h = fnvInt(h, -1); continue; }
+    if (!r) {
+      h = fnvInt(h, -1);
+      continue;
+    }
     for (const o of r.ops) h = fnvInt(h, o.rc);
     h = fnvInt(h, r.violations.length);
   }
@@ -122,7 +162,9 @@ export function traceHash(entries: RingEntry[], results: (ActorResult | null)[],
 /** A digest of the machine's struct pages, pageblocks and page tables. */
 export function machineDigest(m: Memmap): number {
   let h = 0x811c9dc5;
-  const mix = (a: ArrayLike<number>): void => { for (let i = 0; i < a.length; i++) h = fnvInt(h, a[i]!); };
+  const mix = (a: ArrayLike<number>): void => {
+    for (let i = 0; i < a.length; i++) h = fnvInt(h, a[i]!);
+  };
   mix(m.flags);
   mix(m.refcount);
   mix(m.mapcount);
@@ -141,13 +183,21 @@ export function machineDigest(m: Memmap): number {
  * orders: 'end' puts the steps in the order they ended (the points as reached), 'start' in the order
  * they began. Null when the ring wrapped and the start of the run is lost.
  */
-export function interleavingFromTrace(entries: RingEntry[], lost: number, by: 'end' | 'start' = 'end'): OrderEntry[] | null {
+export function interleavingFromTrace(
+  entries: RingEntry[],
+  lost: number,
+  by: 'end' | 'start' = 'end',
+): OrderEntry[] | null {
   if (lost > 0) return null;
   const points = entries.filter((e) => e.kind === K_POINT || e.kind === K_EXIT);
   if (by === 'start') {
     // the step ending at a point began at the actor's previous point; every actor's first step at the start line
     const prev = new Map<number, number>();
-    const keyed = points.map((e, k) => { const start = prev.get(e.actor) ?? -1; prev.set(e.actor, k); return { e, start, k }; });
+    const keyed = points.map((e, k) => {
+      const start = prev.get(e.actor) ?? -1;
+      prev.set(e.actor, k);
+      return { e, start, k };
+    });
     keyed.sort((a, b) => a.start - b.start || a.k - b.k);
     return keyed.map(({ e }) => ({ actor: e.actor, label: e.label }));
   }

@@ -61,10 +61,17 @@ const SUFFIX: Record<string, number> = { K: 10, M: 20, G: 30, T: 40, P: 50, E: 6
 /** memparse() (lib/cmdline.c): a number (0x hex, 0 octal) with an optional K/M/G/T/P/E suffix. */
 export function memparse(param: string, text: string): number {
   const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([KkMmGgTtPpEe]?)$/.exec(text);
-  if (!m) throw new CmdlineError(`${param}: bad size '${text}' (expected a number with an optional K, M, G, T, P or E suffix)`);
+  if (!m)
+    throw new CmdlineError(
+      `${param}: bad size '${text}' (expected a number with an optional K, M, G, T, P or E suffix)`,
+    );
   const digits = m[1]!;
-  let v = digits.startsWith('0x') || digits.startsWith('0X') ? parseInt(digits.slice(2), 16)
-    : digits.length > 1 && digits.startsWith('0') ? parseInt(digits.slice(1), 8) : parseInt(digits, 10);
+  let v =
+    digits.startsWith('0x') || digits.startsWith('0X')
+      ? parseInt(digits.slice(2), 16)
+      : digits.length > 1 && digits.startsWith('0')
+        ? parseInt(digits.slice(1), 8)
+        : parseInt(digits, 10);
   if (m[2]) v *= 2 ** SUFFIX[m[2].toUpperCase()]!;
   if (!Number.isSafeInteger(v)) throw new CmdlineError(`${param}: size '${text}' is too large`);
   return v;
@@ -72,7 +79,8 @@ export function memparse(param: string, text: string): number {
 
 function parseCore(param: string, text: string): CoreSize {
   // cmdline_parse_core(): "nn%" or a memparse size; kernelcore=mirror is the mirrored-memory mode.
-  if (text === 'mirror') throw new CmdlineError(`${param}: 'mirror' needs mirrored memory, which pinlab does not model`);
+  if (text === 'mirror')
+    throw new CmdlineError(`${param}: 'mirror' needs mirrored memory, which pinlab does not model`);
   const pm = /^([0-9]+)%$/.exec(text);
   if (pm) {
     const percent = Number(pm[1]);
@@ -99,7 +107,8 @@ function parseUint(param: string, text: string): number {
 /** vm.min_free_kbytes: an int >= 0 (proc_dointvec_minmax with extra1 = SYSCTL_ZERO, no upper bound). */
 function parseMinFreeKbytes(param: string, text: string): number {
   const v = parseUint(param, text);
-  if (v > 2 ** 31 - 1) throw new CmdlineError(`${param}: ${v} out of range 0..2147483647 (an int: proc_dointvec_minmax)`);
+  if (v > 2 ** 31 - 1)
+    throw new CmdlineError(`${param}: ${v} out of range 0..2147483647 (an int: proc_dointvec_minmax)`);
   return v;
 }
 
@@ -132,25 +141,34 @@ export function parseGeometry(spec: string | undefined): Geometry {
   if (!spec || spec === 'x86_64') return { ...X86_64 };
   const parts = spec.split(',');
   let g: Geometry;
-  if (parts[0] === 'mini') { g = { ...MINI }; parts.shift(); }
-  else if (parts[0] === 'x86_64') { g = { ...X86_64 }; parts.shift(); }
-  else g = { ...X86_64 };
+  if (parts[0] === 'mini') {
+    g = { ...MINI };
+    parts.shift();
+  } else if (parts[0] === 'x86_64') {
+    g = { ...X86_64 };
+    parts.shift();
+  } else g = { ...X86_64 };
   for (const kv of parts) {
     const [k, v] = kv.split('=', 2) as [string, string | undefined];
-    if (v === undefined) throw new CmdlineError(`geometry: unknown preset '${kv}' (presets: x86_64, mini; then key=value overrides)`);
+    if (v === undefined)
+      throw new CmdlineError(`geometry: unknown preset '${kv}' (presets: x86_64, mini; then key=value overrides)`);
     const keys = ['pageblock_order', 'max_order', 'block_pages', 'cpus', 'kernel_pfn'];
     if (!keys.includes(k)) throw new CmdlineError(`geometry: unknown key '${k}' (keys: ${keys.join(', ')})`);
     const n = parseUint(`geometry ${k}`, v);
     if (k === 'pageblock_order') g.pageblockOrder = n;
     else if (k === 'max_order') g.maxOrder = n;
     else if (k === 'block_pages') g.blockPages = n;
-    else if (k === 'kernel_pfn') g.kernelStartPfn = n; // where the kernel image (and ZERO_PAGE) sits: physical KASLR
+    else if (k === 'kernel_pfn')
+      g.kernelStartPfn = n; // where the kernel image (and ZERO_PAGE) sits: physical KASLR
     else g.nrCpus = n;
   }
   if (g.maxOrder < 1 || g.maxOrder > 20) throw new CmdlineError(`geometry: max_order ${g.maxOrder} out of range 1..20`);
-  if (g.pageblockOrder < 1 || g.pageblockOrder > g.maxOrder) throw new CmdlineError(`geometry: pageblock_order ${g.pageblockOrder} must be in 1..max_order (${g.maxOrder})`);
+  if (g.pageblockOrder < 1 || g.pageblockOrder > g.maxOrder)
+    throw new CmdlineError(`geometry: pageblock_order ${g.pageblockOrder} must be in 1..max_order (${g.maxOrder})`);
   if (g.blockPages <= 0 || (g.blockPages & (g.blockPages - 1)) !== 0 || g.blockPages < 1 << g.maxOrder) {
-    throw new CmdlineError(`geometry: block_pages ${g.blockPages} must be a power of two of at least MAX_ORDER_NR_PAGES (${1 << g.maxOrder})`);
+    throw new CmdlineError(
+      `geometry: block_pages ${g.blockPages} must be a power of two of at least MAX_ORDER_NR_PAGES (${1 << g.maxOrder})`,
+    );
   }
   if (g.nrCpus < 1 || g.nrCpus > 64) throw new CmdlineError(`geometry: cpus ${g.nrCpus} out of range 1..64`);
   return g;
@@ -169,7 +187,10 @@ function splitArgs(cmdline: string, warnings: string[]): string[] {
   while (s) {
     let inQuote = false;
     let quoted = false;
-    if (s[0] === '"') { s = s.slice(1); inQuote = quoted = true; }
+    if (s[0] === '"') {
+      s = s.slice(1);
+      inQuote = quoted = true;
+    }
     let i = 0;
     let equals = -1;
     for (; i < s.length; i++) {
@@ -178,14 +199,18 @@ function splitArgs(cmdline: string, warnings: string[]): string[] {
       if (s[i] === '"') inQuote = !inQuote;
     }
     if (inQuote) {
-      warnings.push(`unterminated quote in '${s.slice(0, i)}': the rest of the command line is one argument (next_arg)`);
+      warnings.push(
+        `unterminated quote in '${s.slice(0, i)}': the rest of the command line is one argument (next_arg)`,
+      );
     }
     let arg = s.slice(0, i);
-    if (equals >= 0 && arg[equals + 1] === '"') { // don't include quotes in the value
+    if (equals >= 0 && arg[equals + 1] === '"') {
+      // don't include quotes in the value
       arg = arg.slice(0, equals + 1) + arg.slice(equals + 2);
       if (arg.endsWith('"')) arg = arg.slice(0, -1);
     } else if (quoted && arg.endsWith('"')) arg = arg.slice(0, -1);
-    if (arg === '') throw new CmdlineError(`an empty argument in the command line (a lone '"'): ${JSON.stringify(cmdline)}`);
+    if (arg === '')
+      throw new CmdlineError(`an empty argument in the command line (a lone '"'): ${JSON.stringify(cmdline)}`);
     out.push(arg);
     s = s.slice(i).replace(/^\s+/, '');
   }
@@ -195,10 +220,22 @@ function splitArgs(cmdline: string, warnings: string[]): string[] {
 // eslint-disable-next-line max-lines-per-function -- a table: one case per kernel parameter
 export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
   const p: BootParams = {
-    cmdline, geometry, memBytes: geometry.dma32EndPfn ? 1 << 30 : 128 << PAGE_SHIFT,
-    kernelcore: null, movablecore: null, cma: null, movableNode: false, memhpDefaultState: null,
-    onlinePolicy: 'contig-zones', autoMovableRatio: 301, hugepages: [], minFreeKbytes: null,
-    watermarkScaleFactor: 10, thp: 'madvise', hotplugBytes: 0, warnings: [],
+    cmdline,
+    geometry,
+    memBytes: geometry.dma32EndPfn ? 1 << 30 : 128 << PAGE_SHIFT,
+    kernelcore: null,
+    movablecore: null,
+    cma: null,
+    movableNode: false,
+    memhpDefaultState: null,
+    onlinePolicy: 'contig-zones',
+    autoMovableRatio: 301,
+    hugepages: [],
+    minFreeKbytes: null,
+    watermarkScaleFactor: 10,
+    thp: 'madvise',
+    hotplugBytes: 0,
+    warnings: [],
   };
   let hugeOrder = geometry.pageblockOrder; // default_hstate: hugepagesz= before hugepages= applies to it
   const seen = new Set<string>();
@@ -210,48 +247,74 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
       if (val === undefined || val === '') throw new CmdlineError(`${key}: needs a value (${key}=...)`);
       return val;
     };
-    if (seen.has(key) && key !== 'hugepagesz' && key !== 'hugepages') p.warnings.push(`${key}= given twice: the last one wins`);
+    if (seen.has(key) && key !== 'hugepagesz' && key !== 'hugepages')
+      p.warnings.push(`${key}= given twice: the last one wins`);
     seen.add(key);
     switch (key) {
-      case 'mem': { // parse_memopt(), arch/x86/kernel/e820.c
+      case 'mem': {
+        // parse_memopt(), arch/x86/kernel/e820.c
         const v = need();
         if (v === 'nopentium') throw new CmdlineError('mem=nopentium is a 32-bit option');
         p.memBytes = memparse('mem', v);
         if (p.memBytes === 0) throw new CmdlineError('mem: size 0');
         break;
       }
-      case 'kernelcore': p.kernelcore = parseCore('kernelcore', need()); break;
-      case 'movablecore': p.movablecore = parseCore('movablecore', need()); break;
-      case 'cma': p.cma = parseCma(need()); break;
+      case 'kernelcore':
+        p.kernelcore = parseCore('kernelcore', need());
+        break;
+      case 'movablecore':
+        p.movablecore = parseCore('movablecore', need());
+        break;
+      case 'cma':
+        p.cma = parseCma(need());
+        break;
       case 'movable_node': // cmdline_parse_movable_node(), mm/memory_hotplug.c
         if (val !== undefined) throw new CmdlineError('movable_node: takes no value');
         p.movableNode = true;
         break;
-      case 'memhp_default_state': { // setup_memhp_default_state(), mm/memory_hotplug.c
+      case 'memhp_default_state': {
+        // setup_memhp_default_state(), mm/memory_hotplug.c
         const v = need();
         if (v !== 'offline' && v !== 'online' && v !== 'online_kernel' && v !== 'online_movable') {
-          throw new CmdlineError(`memhp_default_state: '${v}' is not one of offline, online, online_kernel, online_movable`);
+          throw new CmdlineError(
+            `memhp_default_state: '${v}' is not one of offline, online, online_kernel, online_movable`,
+          );
         }
         p.memhpDefaultState = v;
         break;
       }
-      case 'memory_hotplug.online_policy': { // online_policy module param, mm/memory_hotplug.c
+      case 'memory_hotplug.online_policy': {
+        // online_policy module param, mm/memory_hotplug.c
         const v = need();
-        if (v !== 'contig-zones' && v !== 'auto-movable') throw new CmdlineError(`memory_hotplug.online_policy: '${v}' is not contig-zones or auto-movable`);
+        if (v !== 'contig-zones' && v !== 'auto-movable')
+          throw new CmdlineError(`memory_hotplug.online_policy: '${v}' is not contig-zones or auto-movable`);
         p.onlinePolicy = v;
         break;
       }
-      case 'memory_hotplug.auto_movable_ratio': p.autoMovableRatio = parseUint(key, need()); break;
-      case 'memory_hotplug.auto_movable_numa_aware': parseBool(key, need()); break; // one node: no effect
-      case 'hugepagesz': hugeOrder = hugepageOrder(need(), geometry); break;
-      case 'default_hugepagesz': hugeOrder = hugepageOrder(need(), geometry); break;
-      case 'hugepages': { // hugepages_setup(), mm/hugetlb.c
+      case 'memory_hotplug.auto_movable_ratio':
+        p.autoMovableRatio = parseUint(key, need());
+        break;
+      case 'memory_hotplug.auto_movable_numa_aware':
+        parseBool(key, need());
+        break; // one node: no effect
+      case 'hugepagesz':
+        hugeOrder = hugepageOrder(need(), geometry);
+        break;
+      case 'default_hugepagesz':
+        hugeOrder = hugepageOrder(need(), geometry);
+        break;
+      case 'hugepages': {
+        // hugepages_setup(), mm/hugetlb.c
         const v = need();
         if (/^[0-9]+:/.test(v)) throw new CmdlineError('hugepages: per-node counts (N:count) need more than one node');
         const count = parseUint(key, v);
         const prev = p.hugepages.find((h) => h.order === hugeOrder);
-        if (prev) { p.warnings.push(`hugepages= specified twice for ${hugeOrder === geometry.pageblockOrder ? '2M' : '1G'} pages: the last one wins`); prev.count = count; }
-        else p.hugepages.push({ order: hugeOrder, count });
+        if (prev) {
+          p.warnings.push(
+            `hugepages= specified twice for ${hugeOrder === geometry.pageblockOrder ? '2M' : '1G'} pages: the last one wins`,
+          );
+          prev.count = count;
+        } else p.hugepages.push({ order: hugeOrder, count });
         break;
       }
       case 'min_free_kbytes':
@@ -259,20 +322,27 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
         p.warnings.push('min_free_kbytes= is not a kernel boot parameter; applied as sysctl.vm.min_free_kbytes=');
         p.minFreeKbytes = parseMinFreeKbytes(key, need());
         break;
-      case 'sysctl.vm.min_free_kbytes': p.minFreeKbytes = parseMinFreeKbytes(key, need()); break;
-      case 'sysctl.vm.watermark_scale_factor': { // 1..3000 (proc_dointvec_minmax)
+      case 'sysctl.vm.min_free_kbytes':
+        p.minFreeKbytes = parseMinFreeKbytes(key, need());
+        break;
+      case 'sysctl.vm.watermark_scale_factor': {
+        // 1..3000 (proc_dointvec_minmax)
         const v = parseUint(key, need());
         if (v < 1 || v > 3000) throw new CmdlineError(`${key}: ${v} out of range 1..3000`);
         p.watermarkScaleFactor = v;
         break;
       }
-      case 'transparent_hugepage': { // setup_transparent_hugepage(), mm/huge_memory.c
+      case 'transparent_hugepage': {
+        // setup_transparent_hugepage(), mm/huge_memory.c
         const v = need();
-        if (v !== 'always' && v !== 'madvise' && v !== 'never') throw new CmdlineError(`transparent_hugepage: '${v}' is not always, madvise or never`);
+        if (v !== 'always' && v !== 'madvise' && v !== 'never')
+          throw new CmdlineError(`transparent_hugepage: '${v}' is not always, madvise or never`);
         p.thp = v;
         break;
       }
-      case 'pinlab.hotplug': p.hotplugBytes = memparse(key, need()); break;
+      case 'pinlab.hotplug':
+        p.hotplugBytes = memparse(key, need());
+        break;
       default:
         throw new CmdlineError(`unknown kernel parameter '${arg}' (see: pinlab layout --help)`);
     }

@@ -1,5 +1,13 @@
 // GFP flags and the zone table (include/linux/gfp_types.h, include/linux/gfp.h).
-import { ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE } from './mmzone';
+import {
+  ZONE_DMA,
+  ZONE_DMA32,
+  ZONE_MOVABLE,
+  ZONE_NORMAL,
+  MIGRATE_MOVABLE,
+  MIGRATE_RECLAIMABLE,
+  MIGRATE_UNMOVABLE,
+} from './mmzone';
 import { KernelBug } from './debug';
 
 export const __GFP_DMA = 0x01;
@@ -34,7 +42,8 @@ export const GFP_DMA32 = __GFP_DMA32;
 export const GFP_USER = GFP_KERNEL | __GFP_HARDWALL;
 export const GFP_HIGHUSER = GFP_USER | __GFP_HIGHMEM;
 export const GFP_HIGHUSER_MOVABLE = GFP_HIGHUSER | __GFP_MOVABLE;
-export const GFP_TRANSHUGE_LIGHT = (GFP_HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOMEMALLOC | __GFP_NOWARN) & ~__GFP_RECLAIM;
+export const GFP_TRANSHUGE_LIGHT =
+  (GFP_HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOMEMALLOC | __GFP_NOWARN) & ~__GFP_RECLAIM;
 export const GFP_TRANSHUGE = GFP_TRANSHUGE_LIGHT | __GFP_DIRECT_RECLAIM;
 
 /**
@@ -44,15 +53,24 @@ export const GFP_TRANSHUGE = GFP_TRANSHUGE_LIGHT | __GFP_DIRECT_RECLAIM;
  */
 export function gfpZone(gfp: number): number {
   switch (gfp & GFP_ZONEMASK) {
-    case 0: return ZONE_NORMAL;
-    case __GFP_DMA: return ZONE_DMA;
-    case __GFP_HIGHMEM: return ZONE_NORMAL;
-    case __GFP_DMA32: return ZONE_DMA32;
-    case __GFP_MOVABLE: return ZONE_NORMAL;
-    case __GFP_MOVABLE | __GFP_DMA: return ZONE_DMA;
-    case __GFP_MOVABLE | __GFP_HIGHMEM: return ZONE_MOVABLE;
-    case __GFP_MOVABLE | __GFP_DMA32: return ZONE_DMA32;
-    default: throw new KernelBug(`gfp_zone: bad zone bits 0x${(gfp & GFP_ZONEMASK).toString(16)}`);
+    case 0:
+      return ZONE_NORMAL;
+    case __GFP_DMA:
+      return ZONE_DMA;
+    case __GFP_HIGHMEM:
+      return ZONE_NORMAL;
+    case __GFP_DMA32:
+      return ZONE_DMA32;
+    case __GFP_MOVABLE:
+      return ZONE_NORMAL;
+    case __GFP_MOVABLE | __GFP_DMA:
+      return ZONE_DMA;
+    case __GFP_MOVABLE | __GFP_HIGHMEM:
+      return ZONE_MOVABLE;
+    case __GFP_MOVABLE | __GFP_DMA32:
+      return ZONE_DMA32;
+    default:
+      throw new KernelBug(`gfp_zone: bad zone bits 0x${(gfp & GFP_ZONEMASK).toString(16)}`);
   }
 }
 
@@ -62,5 +80,3 @@ export function gfpMigratetype(gfp: number): number {
   if (gfp & __GFP_RECLAIMABLE) return MIGRATE_RECLAIMABLE;
   return MIGRATE_UNMOVABLE;
 }
-
-

@@ -23,8 +23,16 @@ import { mmapReadLock, mmapReadUnlock, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FA
 import * as mmTypes from './mm_types';
 import { vaPages } from './pgtable';
 import { folioMapcount } from './rmap';
-import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MigrateStats, MigrateFailure,
-  MR_LONGTERM_PIN, MR_CONTIG_RANGE } from './migrate';
+import {
+  isolateFolio,
+  migratePages,
+  allocMigrationTarget,
+  putbackMovablePages,
+  MigrateStats,
+  MigrateFailure,
+  MR_LONGTERM_PIN,
+  MR_CONTIG_RANGE,
+} from './migrate';
 import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import * as gfpNs from './gfp';
 import { bug } from './debug';
@@ -32,7 +40,8 @@ import { folioOrder } from './page_ref';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_START, VMA_END } = layout;
+const { PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_START, VMA_END } =
+  layout;
 const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } = errnoNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ } = mmTypes;
@@ -49,8 +58,12 @@ const FOLL_PIN = 1 << 19;
 // Exported by name: uses in this file read local bindings, not properties of the exports object (hot paths).
 export { FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_LONGTERM, FOLL_PCI_P2PDMA, FOLL_TOUCH, FOLL_PIN };
 const INTERNAL_GUP_FLAGS = FOLL_PIN | FOLL_TOUCH;
-/** gup_fast_fallback()'s accepted flags; FOLL_NOFAULT (1 << 5), FOLL_HONOR_NUMA_FAULT (1 << 12), FOLL_FAST_ONLY (1 << 20) are not modelled. */
-const GUP_FAST_FLAGS = FOLL_WRITE | FOLL_LONGTERM | FOLL_FORCE | FOLL_PIN | FOLL_GET | FOLL_PCI_P2PDMA | 1 << 5 | 1 << 12 | 1 << 20;
+/**
+ * gup_fast_fallback()'s accepted flags; FOLL_NOFAULT (1 << 5), FOLL_HONOR_NUMA_FAULT (1 << 12), FOLL_FAST_ONLY (1 <<
+ * 20) are not modelled.
+ */
+const GUP_FAST_FLAGS =
+  FOLL_WRITE | FOLL_LONGTERM | FOLL_FORCE | FOLL_PIN | FOLL_GET | FOLL_PCI_P2PDMA | (1 << 5) | (1 << 12) | (1 << 20);
 
 /** pinlab's bound on the __gup_longterm_locked() -EAGAIN loop (the kernel has none). */
 export const GUP_LONGTERM_RETRIES_MAX = 64;
@@ -108,7 +121,8 @@ function tryGrabFolio(m: Memmap, head: number, refs: number, flags: number): num
     atomicFetchAdd(m.pincount, head, refs);
   } else {
     const before = atomicFetchAdd(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
-    if (before + refs * GUP_PIN_COUNTING_BIAS > 0x7fffffff || before < 0) { // WARN_ON_ONCE(folio_ref_count(folio) < 0)
+    if (before + refs * GUP_PIN_COUNTING_BIAS > 0x7fffffff || before < 0) {
+      // WARN_ON_ONCE(folio_ref_count(folio) < 0)
       atomicFetchSub(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
       return -ENOMEM;
     }
@@ -210,12 +224,25 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
     if (!t || t.migrating) return 'fault';
     if (flags & FOLL_WRITE && !t.write) return 'fault';
     const head = m.compoundHead(t.pfn);
-    if (flags & FOLL_PIN && !t.write && m.flags[head]! & PG_anon && !(m.flags[t.pfn]! & PG_anon_exclusive)
-      && !(m.flags[head]! & PG_hugetlb)) return 'unshare';
+    if (
+      flags & FOLL_PIN &&
+      !t.write &&
+      m.flags[head]! & PG_anon &&
+      !(m.flags[t.pfn]! & PG_anon_exclusive) &&
+      !(m.flags[head]! & PG_hugetlb)
+    )
+      return 'unshare';
     // gup_must_unshare(): a R/O long-term pin of a non-anonymous page (the zero page) in a COW mapping (v6.1+)
-    if ((flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM) && !t.write && m.flags[head]! & PG_zero && variant().roLongtermUnshare) return 'unshare';
+    if (
+      (flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM) &&
+      !t.write &&
+      m.flags[head]! & PG_zero &&
+      variant().roLongtermUnshare
+    )
+      return 'unshare';
     // R15: the slow path used the fast-path grab, which refuses unpinnable large folios
-    if (flags & FOLL_LONGTERM && m.flags[head]! & PG_head && hasBug('R15') && !folioIsLongtermPinnable(m, head)) return -EFAULT;
+    if (flags & FOLL_LONGTERM && m.flags[head]! & PG_head && hasBug('R15') && !folioIsLongtermPinnable(m, head))
+      return -EFAULT;
     const rc = tryGrabFolio(m, head, 1, flags);
     return rc < 0 ? rc : t.pfn;
   } finally {
@@ -228,7 +255,15 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
  * dropped again before the caller migrates. Returns how many pages were grabbed (a short count on a
  * later error), or -errno if none was.
  */
-function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset = 0): number {
+function getUserPagesLocked(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  flags: number,
+  pages: number[],
+  offset = 0,
+): number {
   mmapReadLock(m, mm); // __get_user_pages_locked(): mmap_read_lock() for the walk, dropped before migration
   try {
     return getUserPagesWalk(m, mm, vpn, nrPages, flags, pages, offset);
@@ -241,7 +276,15 @@ function getUserPagesLocked(m: Memmap, mm: number, vpn: number, nrPages: number,
  * __get_user_pages(): walk [vpn, vpn + nrPages), faulting in what is missing (faultin_page()) and
  * grabbing each page (try_grab_folio()); mmap_lock held for reading by the caller.
  */
-function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[], offset: number): number {
+function getUserPagesWalk(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  flags: number,
+  pages: number[],
+  offset: number,
+): number {
   let i = 0;
   let ret = 0;
   let vb = -1;
@@ -250,7 +293,10 @@ function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, f
     const v = vpn + i;
     if (vb < 0 || v >= vmaEnd) {
       vb = findVma(m, mm, v);
-      if (vb < 0) { ret = -EFAULT; break; }
+      if (vb < 0) {
+        ret = -EFAULT;
+        break;
+      }
       vmaEnd = m.vmas[vb + VMA_END]!;
       ret = checkVmaFlags(m, vb, flags);
       if (ret) break;
@@ -258,15 +304,34 @@ function getUserPagesWalk(m: Memmap, mm: number, vpn: number, nrPages: number, f
     let tries = 0;
     let r: number;
     for (;;) {
-      if (current().fatalSignal) { r = -EINTR; break; }
+      if (current().fatalSignal) {
+        r = -EINTR;
+        break;
+      }
       const f = followPage(m, mm, v, flags);
-      if (typeof f === 'number') { r = f; break; }
-      if (++tries > GUP_FAULT_RETRIES_MAX) { current().gupFaultRetriesExhausted++; r = -EFAULT; break; } // pinlab's bound: the harness tells it from a bad address
+      if (typeof f === 'number') {
+        r = f;
+        break;
+      }
+      if (++tries > GUP_FAULT_RETRIES_MAX) {
+        current().gupFaultRetriesExhausted++;
+        r = -EFAULT;
+        break;
+      } // pinlab's bound: the harness tells it from a bad address
       const fr = f === 'unshare' ? handleUnshareFault(m, mm, v) : handleMmFault(m, mm, v, (flags & FOLL_WRITE) !== 0);
-      if (fr & VM_FAULT_OOM) { r = current().fatalSignal ? -EINTR : -ENOMEM; break; }
-      if (fr & VM_FAULT_ERROR) { r = -EFAULT; break; }
+      if (fr & VM_FAULT_OOM) {
+        r = current().fatalSignal ? -EINTR : -ENOMEM;
+        break;
+      }
+      if (fr & VM_FAULT_ERROR) {
+        r = -EFAULT;
+        break;
+      }
     }
-    if (r < 0) { ret = r; break; }
+    if (r < 0) {
+      ret = r;
+      break;
+    }
     pages[offset + i] = r;
     i++;
   }
@@ -288,7 +353,10 @@ function collectBusy(m: Memmap, head: number, small: boolean, pinRefs: number): 
 }
 
 /** What collect_longterm_unpinnable_folios() found: how many folios are unpinnable, and the isolated ones. */
-interface Collected { collected: number; list: number[] }
+interface Collected {
+  collected: number;
+  list: number[];
+}
 
 /**
  * collect_longterm_unpinnable_folios(): every distinct unpinnable folio among the pinned pages is
@@ -313,7 +381,8 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
     if (folioIsLongtermPinnable(m, head)) continue;
     collected++;
     if (m.flags[head]! & PG_hugetlb) {
-      if (isolateFolio(m, head)) { // isolate_hugetlb(): failure ignored, still collected
+      if (isolateFolio(m, head)) {
+        // isolate_hugetlb(): failure ignored, still collected
         list ??= new Array<number>(nr - i);
         list[listed++] = head;
       }
@@ -321,10 +390,19 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
     }
     const small = !(m.flags[head]! & PG_head);
     if (v.drain === 'refcount') {
-      if (small && drained < 2) { // only small folios can look busy
+      if (small && drained < 2) {
+        // only small folios can look busy
         const pinRefs = hasPincount(m, head) || r21 ? 1 : GUP_PIN_COUNTING_BIAS;
-        if (drained === 0 && collectBusy(m, head, small, pinRefs)) { lruAddDrain(m); drained = 1; report.drains++; }
-        if (drained === 1 && collectBusy(m, head, small, pinRefs)) { lruAddDrainAll(m); drained = 2; report.drains++; }
+        if (drained === 0 && collectBusy(m, head, small, pinRefs)) {
+          lruAddDrain(m);
+          drained = 1;
+          report.drains++;
+        }
+        if (drained === 1 && collectBusy(m, head, small, pinRefs)) {
+          lruAddDrainAll(m);
+          drained = 2;
+          report.drains++;
+        }
       }
     } else if (!(m.flags[head]! & PG_lru) && drained === 0) {
       lruAddDrainAll(m);
@@ -350,8 +428,10 @@ function pinTargetGfp(): number {
 function pinMigrate(m: Memmap, list: number[], report: PinReport): number {
   const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
   yieldPoint('gup:before-migrate');
-  const rc = migratePages(m, list, allocMigrationTarget(pinTargetGfp()),
-    { reason: variant().reasonContigRange ? MR_CONTIG_RANGE : MR_LONGTERM_PIN, stats });
+  const rc = migratePages(m, list, allocMigrationTarget(pinTargetGfp()), {
+    reason: variant().reasonContigRange ? MR_CONTIG_RANGE : MR_LONGTERM_PIN,
+    stats,
+  });
   yieldPoint('gup:after-migrate');
   report.migrated += stats.nrSucceeded;
   report.thpSplit += stats.nrThpSplit;
@@ -364,7 +444,13 @@ function pinMigrate(m: Memmap, list: number[], report: PinReport): number {
  * GFP_USER | __GFP_NOWARN in the pin scope). -EAGAIN: re-pin and check again; -ENOMEM: migration left
  * folios behind. No pins are held on return.
  */
-function migrateLongtermUnpinnableFolios(m: Memmap, list: number[], pages: number[], nr: number, report: PinReport): number {
+function migrateLongtermUnpinnableFolios(
+  m: Memmap,
+  list: number[],
+  pages: number[],
+  nr: number,
+  report: PinReport,
+): number {
   for (let i = 0; i < nr; i++) {
     unpinUserPage(m, pages[i]!);
     pages[i] = -1;
@@ -392,7 +478,16 @@ function checkAndMigrateMovablePages(m: Memmap, nr: number, pages: number[], rep
  * failed isolation; otherwise unpin everything, migrate, and return 0 (retry) or -ENOMEM. Returns nr
  * on success.
  */
-function checkAndMigrateV513(m: Memmap, mm: number, vpn: number, nr: number, pages: number[], flags: number, offset: number, report: PinReport): number {
+function checkAndMigrateV513(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nr: number,
+  pages: number[],
+  flags: number,
+  offset: number,
+  report: PinReport,
+): number {
   const list: number[] = [];
   let isolationErrors = 0;
   let drainAllow = true;
@@ -412,7 +507,11 @@ function checkAndMigrateV513(m: Memmap, mm: number, vpn: number, nr: number, pag
       else isolationErrors++;
       continue;
     }
-    if (!(m.flags[head]! & PG_lru) && drainAllow) { lruAddDrainAll(m); drainAllow = false; report.drains++; }
+    if (!(m.flags[head]! & PG_lru) && drainAllow) {
+      lruAddDrainAll(m);
+      drainAllow = false;
+      report.drains++;
+    }
     if (isolateFolio(m, head)) list.push(head);
     else isolationErrors++;
   }
@@ -436,27 +535,50 @@ function checkAndMigrateV513(m: Memmap, mm: number, vpn: number, nr: number, pag
  * folios had to move, unpin, migrate and pin again - all inside memalloc_pin_save().
  * Returns the number pinned or -errno; no pins are held after an error.
  */
-function gupLongtermLocked(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number,
-  report: PinReport = newPinReport(), offset = 0): number {
+function gupLongtermLocked(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  pages: number[],
+  flags: number,
+  report: PinReport = newPinReport(),
+  offset = 0,
+): number {
   if (!(flags & FOLL_LONGTERM)) return getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
   const saved = memallocPinSave();
   try {
     switch (variant().loop) {
-      case 'v5.12': return longtermV512(m, mm, vpn, nrPages, pages, flags, report, offset);
-      case 'v5.13': return longtermV513(m, mm, vpn, nrPages, pages, flags, report, offset);
-      default: return longtermV61(m, mm, vpn, nrPages, pages, flags, report, offset);
+      case 'v5.12':
+        return longtermV512(m, mm, vpn, nrPages, pages, flags, report, offset);
+      case 'v5.13':
+        return longtermV513(m, mm, vpn, nrPages, pages, flags, report, offset);
+      default:
+        return longtermV61(m, mm, vpn, nrPages, pages, flags, report, offset);
     }
   } finally {
     memallocPinRestore(saved);
   }
 }
 
-function longtermV61(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number, report: PinReport, offset: number): number {
+function longtermV61(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  pages: number[],
+  flags: number,
+  report: PinReport,
+  offset: number,
+): number {
   let rc: number;
   let pinned: number;
   for (;;) {
     pinned = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
-    if (pinned <= 0) { rc = pinned; break; }
+    if (pinned <= 0) {
+      rc = pinned;
+      break;
+    }
     const view = offset ? pages.slice(offset, offset + pinned) : pages;
     rc = checkAndMigrateMovablePages(m, pinned, view, report);
     if (offset) for (let i = 0; i < pinned; i++) pages[offset + i] = view[i]!;
@@ -470,7 +592,16 @@ function longtermV61(m: Memmap, mm: number, vpn: number, nrPages: number, pages:
   return hasBug('R9') ? nrPages : pinned;
 }
 
-function longtermV513(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number, report: PinReport, offset: number): number {
+function longtermV513(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  pages: number[],
+  flags: number,
+  report: PinReport,
+  offset: number,
+): number {
   let rc: number;
   do {
     rc = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
@@ -484,8 +615,20 @@ function longtermV513(m: Memmap, mm: number, vpn: number, nrPages: number, pages
   return rc;
 }
 
-/** check_and_migrate_cma_pages() (v5.12): only CMA pages move, targets may be ZONE_MOVABLE, failures to isolate are ignored. */
-function longtermV512(m: Memmap, mm: number, vpn: number, nrPages: number, pages: number[], flags: number, report: PinReport, offset: number): number {
+/**
+ * check_and_migrate_cma_pages() (v5.12): only CMA pages move, targets may be ZONE_MOVABLE, failures to isolate are
+ * ignored.
+ */
+function longtermV512(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  pages: number[],
+  flags: number,
+  report: PinReport,
+  offset: number,
+): number {
   let n = getUserPagesLocked(m, mm, vpn, nrPages, flags, pages, offset);
   for (let round = 0; n > 0 && round < PINNABLE_MIGRATE_MAX; round++) {
     const list: number[] = [];
@@ -496,7 +639,11 @@ function longtermV512(m: Memmap, mm: number, vpn: number, nrPages: number, pages
       if (head === prev || folioIsLongtermPinnable(m, head)) continue;
       prev = head;
       report.collected++;
-      if (!(m.flags[head]! & PG_lru) && drainAllow) { lruAddDrainAll(m); drainAllow = false; report.drains++; }
+      if (!(m.flags[head]! & PG_lru) && drainAllow) {
+        lruAddDrainAll(m);
+        drainAllow = false;
+        report.drains++;
+      }
       if (isolateFolio(m, head)) list.push(head);
     }
     if (!list.length) return n;
@@ -525,18 +672,38 @@ function finish(rc: number, nrPages: number, report: PinReport): number {
   return rc;
 }
 
-/** pin_user_pages() / pin_user_pages_remote(): FOLL_PIN on another or the current mm. Bad arguments return 0 (6.12), not -EINVAL. */
-export function pinUserPages(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[],
-  report: PinReport = newPinReport()): number {
+/**
+ * pin_user_pages() / pin_user_pages_remote(): FOLL_PIN on another or the current mm. Bad arguments return 0 (6.12), not
+ * -EINVAL.
+ */
+export function pinUserPages(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  gupFlags: number,
+  pages: number[],
+  report: PinReport = newPinReport(),
+): number {
   const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
-  if (flags < 0) { report.outcome = 'error'; return 0; }
+  if (flags < 0) {
+    report.outcome = 'error';
+    return 0;
+  }
   if (nrPages <= 0) return finish(0, nrPages, report);
   return finish(gupLongtermLocked(m, mm, vpn, nrPages, pages, flags, report), nrPages, report);
 }
 export const pinUserPagesRemote = pinUserPages;
 
 /** get_user_pages(): FOLL_GET references (FOLL_LONGTERM is not allowed without FOLL_PIN). */
-export function getUserPages(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[]): number {
+export function getUserPages(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  gupFlags: number,
+  pages: number[],
+): number {
   const flags = isValidGupArgs(pages, gupFlags, FOLL_GET);
   if (flags < 0) return flags;
   return getUserPagesLocked(m, mm, vpn, nrPages, flags, pages);
@@ -562,8 +729,10 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
     let head = -1;
     if (ok) {
       head = m.compoundHead(t!.pfn);
-      if (m.flags[head]! & PG_zero) ok = false; // pte_special(): the slow path handles it
-      else if (flags & FOLL_PIN && !t!.write && m.flags[head]! & PG_anon && !(m.flags[t!.pfn]! & PG_anon_exclusive)) ok = false;
+      if (m.flags[head]! & PG_zero)
+        ok = false; // pte_special(): the slow path handles it
+      else if (flags & FOLL_PIN && !t!.write && m.flags[head]! & PG_anon && !(m.flags[t!.pfn]! & PG_anon_exclusive))
+        ok = false;
       else if (flags & FOLL_LONGTERM && !folioIsLongtermPinnable(m, head)) ok = false;
       else if (m.refcount[head]! <= 0) ok = false; // folio_try_get() failed: frozen or freed
     }
@@ -583,8 +752,15 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
  * __gup_longterm_locked(). If that fails after the fast walk pinned k > 0 pages, k is returned and the
  * caller must unpin them.
  */
-export function pinUserPagesFast(m: Memmap, mm: number, vpn: number, nrPages: number, gupFlags: number, pages: number[],
-  report: PinReport = newPinReport()): number {
+export function pinUserPagesFast(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  gupFlags: number,
+  pages: number[],
+  report: PinReport = newPinReport(),
+): number {
   const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
   if (flags < 0 || flags & ~GUP_FAST_FLAGS) return finish(-EINVAL, nrPages, report);
   if (nrPages <= 0) return finish(0, nrPages, report);
@@ -597,4 +773,3 @@ export function pinUserPagesFast(m: Memmap, mm: number, vpn: number, nrPages: nu
   if (rest < 0) return finish(fast ? fast : rest, nrPages, report);
   return finish(fast + rest, nrPages, report);
 }
-

@@ -1,7 +1,17 @@
 // Transparent huge pages (mm/huge_memory.c, v6.12): split_huge_page_to_list_to_order() for an isolated
 // anonymous THP, used when migration cannot get a huge target ("THP broken by pinning"); the PMD side:
 // do_huge_pmd_anonymous_page(), __split_huge_pmd() and zap_huge_pmd().
-import { Memmap, PG_head, PG_tail, PG_ORDER_MASK, PG_isolated, PG_hugetlb, PG_anon, PG_anon_exclusive, MM_RSS_ANON } from './memmap';
+import {
+  Memmap,
+  PG_head,
+  PG_tail,
+  PG_ORDER_MASK,
+  PG_isolated,
+  PG_hugetlb,
+  PG_anon,
+  PG_anon_exclusive,
+  MM_RSS_ANON,
+} from './memmap';
 import { atomicFetchAdd, flagsFetchOr } from './atomic';
 import { addMmCounter, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_RETRY } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
@@ -16,7 +26,21 @@ import { countVmEvents, vmItem } from './vmstat';
 import { vmWarnOnOnce } from './debug';
 import { folioOrder, folioRefFreeze, folioRefUnfreeze } from './page_ref';
 import { folioTrylock, folioUnlock } from './filemap';
-import { pmdIndex, pmdIsHuge, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit, pgtableTransHugeWithdraw } from './pgtable';
+import {
+  pmdIndex,
+  pmdIsHuge,
+  mkPte,
+  mkHugePmd,
+  PTE_PRESENT,
+  PTE_WRITE,
+  PTE_MIGRATION,
+  PFN_MASK,
+  PMD_TABLE,
+  pteAllocOne,
+  pteFree,
+  pgtableTransHugeDeposit,
+  pgtableTransHugeWithdraw,
+} from './pgtable';
 
 /** Rounds of PMD splitting before splitFolio() gives up (each round's __split_huge_pmd() may wait for notifiers). */
 const SPLIT_PMD_ROUNDS_MAX = 8;
@@ -24,7 +48,9 @@ const SPLIT_PMD_ROUNDS_MAX = 8;
 /** The PMD entries (present or migration) that map the folio at head, as [mm, vpn]. */
 function pmdSitesOf(m: Memmap, head: number): [number, number][] {
   const sites: [number, number][] = [];
-  rmapWalk(m, head, (s) => { if (s.pmd) sites.push([s.mm, s.vpn]); });
+  rmapWalk(m, head, (s) => {
+    if (s.pmd) sites.push([s.mm, s.vpn]);
+  });
   return sites;
 }
 
@@ -51,7 +77,10 @@ export function splitFolio(m: Memmap, head: number): number {
   for (let round = 0; ; round++) {
     const pmdSites = pmdSitesOf(m, head);
     if (!pmdSites.length) break;
-    if (round === SPLIT_PMD_ROUNDS_MAX) { folioUnlock(m, head); return failed(); }
+    if (round === SPLIT_PMD_ROUNDS_MAX) {
+      folioUnlock(m, head);
+      return failed();
+    }
     for (const [mm, vpn] of pmdSites) splitHugePmd(m, mm, vpn); // into the PMD's deposited table: cannot fail
   }
   const wasMapped = folioMapcount(m, head) > 0;
@@ -62,7 +91,8 @@ export function splitFolio(m: Memmap, head: number): number {
   };
   if (wasMapped && !tryToMigrate(m, head)) return undo();
   // never expected: a PMD (migration) entry must not outlive the compound page
-  if (wasMapped && vmWarnOnOnce(pmdSitesOf(m, head).length > 0, 'split_folio: a PMD entry survived unmap_folio()')) return undo();
+  if (wasMapped && vmWarnOnOnce(pmdSitesOf(m, head).length > 0, 'split_folio: a PMD entry survived unmap_folio()'))
+    return undo();
   if (!folioRefFreeze(m, head, 1)) return undo();
   const anonVma = m.mapping[head]!;
   const index = m.index[head]!;
@@ -162,7 +192,8 @@ export function zapHugePmd(m: Memmap, mm: number, pi: number): boolean {
 export function splitHugePmd(m: Memmap, mm: number, vpn: number): void {
   const pi = pmdIndex(m, mm, vpn);
   const hvpn = vpn & ~(m.ptrsPerTable - 1);
-  const range = mmuNotifierInvalidateRangeStart(m, mm, hvpn, hvpn + m.ptrsPerTable, MMU_NOTIFY_CLEAR); // __split_huge_pmd()
+  // __split_huge_pmd()
+  const range = mmuNotifierInvalidateRangeStart(m, mm, hvpn, hvpn + m.ptrsPerTable, MMU_NOTIFY_CLEAR);
   ptlLock(m, mm);
   const pmd = m.pmds[pi]!;
   if (!pmdIsHuge(pmd) || m.flags[pmd & PFN_MASK]! & PG_hugetlb) {

@@ -3,14 +3,40 @@
 //
 // Simplified: one node; no surplus pages, no reservations (resv_map), no HVO (vmemmap optimisation).
 
-import { Memmap, H_HSTATES, HS_ORDER, HS_NR_HUGE_PAGES, HS_FREE_HUGE_PAGES, HS_FREE_LIST, HS_LOCK, HS_STRIDE,
-  HUGE_MAX_HSTATE, PG_head, PG_tail, PG_hugetlb, PG_ZONE_MASK, PG_ORDER_SHIFT, Z_MANAGED, PG_isolated, PG_locked,
-  PG_anon, PG_dirty, PG_hugetlb_temporary } from './memmap';
+import {
+  Memmap,
+  H_HSTATES,
+  HS_ORDER,
+  HS_NR_HUGE_PAGES,
+  HS_FREE_HUGE_PAGES,
+  HS_FREE_LIST,
+  HS_LOCK,
+  HS_STRIDE,
+  HUGE_MAX_HSTATE,
+  PG_head,
+  PG_tail,
+  PG_hugetlb,
+  PG_ZONE_MASK,
+  PG_ORDER_SHIFT,
+  Z_MANAGED,
+  PG_isolated,
+  PG_locked,
+  PG_anon,
+  PG_dirty,
+  PG_hugetlb_temporary,
+} from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
 import { MIGRATE_ISOLATE } from './mmzone';
 import { current, PF_MEMALLOC_PIN } from './sched';
 import { folioIsLongtermPinnable } from './pinnable';
-import { GFP_HIGHUSER_MOVABLE, GFP_HIGHUSER, __GFP_COMP, __GFP_THISNODE, __GFP_RETRY_MAYFAIL, __GFP_NOWARN } from './gfp';
+import {
+  GFP_HIGHUSER_MOVABLE,
+  GFP_HIGHUSER,
+  __GFP_COMP,
+  __GFP_THISNODE,
+  __GFP_RETRY_MAYFAIL,
+  __GFP_NOWARN,
+} from './gfp';
 import { spinLock, spinUnlock } from './locking';
 import type { HugepageParam } from './cmdline';
 import type { Reservation } from './mm_init';
@@ -48,7 +74,12 @@ function enqueueHugetlbFolio(m: Memmap, hb: number, pfn: number): void {
  * hugetlb_init(): gigantic pages reserved from memblock at boot join their pool (managed again);
  * smaller pages come from the buddy with htlb_alloc_mask | __GFP_THISNODE | __GFP_RETRY_MAYFAIL.
  */
-export function hugetlbInit(m: Memmap, buddyPools: HugepageParam[], reservations: Reservation[], warnings: string[]): void {
+export function hugetlbInit(
+  m: Memmap,
+  buddyPools: HugepageParam[],
+  reservations: Reservation[],
+  warnings: string[],
+): void {
   for (let i = 0; i < HUGE_MAX_HSTATE; i++) m.header[hstateBase(i) + HS_FREE_LIST] = -1;
   let next = 0;
   const gig = reservations.filter((r) => r.what === 'gigantic hugetlb page');
@@ -76,7 +107,9 @@ export function hugetlbInit(m: Memmap, buddyPools: HugepageParam[], reservations
       m.header[hb + HS_NR_HUGE_PAGES]!++;
     }
     if (got < pool.count) {
-      warnings.push(`HugeTLB: allocating ${pool.count} of page size ${sizeString(4096 * 2 ** pool.order)} failed.  Only allocated ${got} hugepages.`);
+      warnings.push(
+        `HugeTLB: allocating ${pool.count} of page size ${sizeString(4096 * 2 ** pool.order)} failed.  Only allocated ${got} hugepages.`,
+      );
     }
   }
 }
@@ -85,7 +118,10 @@ export function hugetlbInit(m: Memmap, buddyPools: HugepageParam[], reservations
 export function sizeString(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
+  while (bytes >= 1024 && i < units.length - 1) {
+    bytes /= 1024;
+    i++;
+  }
   return `${bytes.toFixed(2)} ${units[i]}`;
 }
 
@@ -183,8 +219,12 @@ export function dissolveFreeHugetlbFolios(m: Memmap, startPfn: number, endPfn: n
     if (!m.header[hb + HS_ORDER]) continue;
     spinLock(m.header, hb + HS_LOCK);
     const victims: number[] = [];
-    for (let p = m.header[hb + HS_FREE_LIST]!; p !== -1; p = m.mapping[p]!) if (p >= startPfn && p < endPfn) victims.push(p);
-    for (const p of victims) { unlinkFree(m, hb, p); m.header[hb + HS_NR_HUGE_PAGES]!--; }
+    for (let p = m.header[hb + HS_FREE_LIST]!; p !== -1; p = m.mapping[p]!)
+      if (p >= startPfn && p < endPfn) victims.push(p);
+    for (const p of victims) {
+      unlinkFree(m, hb, p);
+      m.header[hb + HS_NR_HUGE_PAGES]!--;
+    }
     spinUnlock(m.header, hb + HS_LOCK);
     for (const p of victims) {
       const order = m.pageOrder(p);

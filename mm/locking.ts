@@ -75,7 +75,10 @@ function lockSlow(a: Int32Array, i: number, limitMs: number, what: string): void
     }
     if (Atomics.wait(a, i, 2, WAIT_ROUND_MS) === 'timed-out') {
       waitedMs += WAIT_ROUND_MS;
-      if (waitedMs >= limitMs) throw new KernelBug(`${what === 'spinlock' ? 'soft lockup' : 'hung task'}: ${what} word ${i} held for ${waitedMs} ms`);
+      if (waitedMs >= limitMs)
+        throw new KernelBug(
+          `${what === 'spinlock' ? 'soft lockup' : 'hung task'}: ${what} word ${i} held for ${waitedMs} ms`,
+        );
     }
   }
 }
@@ -119,7 +122,8 @@ function rwsemWait(a: Int32Array, i: number, seen: number, what: string, waited:
   }
   if (Atomics.wait(a, i, seen, WAIT_ROUND_MS) === 'timed-out') {
     waited.ms += WAIT_ROUND_MS;
-    if (waited.ms >= HUNG_TASK_MS) throw new KernelBug(`hung task: ${what} on word ${i} (value ${seen}) for ${waited.ms} ms`);
+    if (waited.ms >= HUNG_TASK_MS)
+      throw new KernelBug(`hung task: ${what} on word ${i} (value ${seen}) for ${waited.ms} ms`);
   }
 }
 

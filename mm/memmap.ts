@@ -40,16 +40,30 @@ export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 4096;
 
 export const X86_64: Geometry = {
-  pageblockOrder: 9, maxOrder: 10, blockPages: 32768,
-  dmaEndPfn: 4096, dma32EndPfn: 1 << 20,
-  kernelStartPfn: 4096, kernelImagePages: 8192, structPageBytes: 64, nrCpus: 8, thpMinPages: 131072,
+  pageblockOrder: 9,
+  maxOrder: 10,
+  blockPages: 32768,
+  dmaEndPfn: 4096,
+  dma32EndPfn: 1 << 20,
+  kernelStartPfn: 4096,
+  kernelImagePages: 8192,
+  structPageBytes: 64,
+  nrCpus: 8,
+  thpMinPages: 131072,
 };
 
 /** A miniature machine: 8-frame pageblocks, 32-frame memory blocks, orders 0..4, one kernel zone. */
 export const MINI: Geometry = {
-  pageblockOrder: 3, maxOrder: 4, blockPages: 32,
-  dmaEndPfn: 0, dma32EndPfn: 0,
-  kernelStartPfn: 0, kernelImagePages: 0, structPageBytes: 64, nrCpus: 8, thpMinPages: 0,
+  pageblockOrder: 3,
+  maxOrder: 4,
+  blockPages: 32,
+  dmaEndPfn: 0,
+  dma32EndPfn: 0,
+  kernelStartPfn: 0,
+  kernelImagePages: 0,
+  structPageBytes: 64,
+  nrCpus: 8,
+  thpMinPages: 0,
 };
 
 // ---- struct page flags (page->flags; page types folded in) ----
@@ -71,7 +85,8 @@ export const PG_pcp = 1 << 14; // on a per-CPU free list (the kernel knows this 
 export const PG_movable_ops = 1 << 15; // __PageMovable: non-LRU movable (balloon, zsmalloc)
 export const PG_hole = 1 << 16; // no RAM behind this pfn (memory hole / not present)
 export const PG_zero = 1 << 17; // the shared zero page (is_zero_pfn)
-export const PG_hugetlb_temporary = 1 << 19; // a surplus hugetlb folio made for migration (folio_test_hugetlb_temporary)
+// a surplus hugetlb folio made for migration (folio_test_hugetlb_temporary)
+export const PG_hugetlb_temporary = 1 << 19;
 export const PG_anon_exclusive = 1 << 18; // PageAnonExclusive: mapped by exactly one process, may be pinned
 
 const PG_ZONE_SHIFT = 20;
@@ -243,18 +258,34 @@ export interface MemmapShape {
 }
 
 /** Process-space sizes for a machine of nrFrames frames (two address spaces' worth of page tables). */
-export function processShape(nrFrames: number, pmdOrder: number): Pick<MemmapShape, 'maxMms' | 'maxVmas' | 'pmdOrder' | 'vaPmds' | 'pteTables' | 'shmemObjects' | 'shmemPages' | 'lruBatch'> {
+export function processShape(
+  nrFrames: number,
+  pmdOrder: number,
+): Pick<
+  MemmapShape,
+  'maxMms' | 'maxVmas' | 'pmdOrder' | 'vaPmds' | 'pteTables' | 'shmemObjects' | 'shmemPages' | 'lruBatch'
+> {
   const ptrs = 1 << pmdOrder;
   const maxMms = 16;
   const vaPages = Math.min(Math.max(2 * nrFrames, 64 * ptrs), 1 << 22);
   return {
-    maxMms, maxVmas: 32, pmdOrder, vaPmds: Math.ceil(vaPages / ptrs),
-    pteTables: Math.ceil((2 * nrFrames) / ptrs) + maxMms * 8, shmemObjects: 16, shmemPages: nrFrames,
+    maxMms,
+    maxVmas: 32,
+    pmdOrder,
+    vaPmds: Math.ceil(vaPages / ptrs),
+    pteTables: Math.ceil((2 * nrFrames) / ptrs) + maxMms * 8,
+    shmemObjects: 16,
+    shmemPages: nrFrames,
     lruBatch: 31, // FOLIO_BATCH_SIZE
   };
 }
 
-interface Region { name: string; byteOffset: number; length: number; bytesPer: number }
+interface Region {
+  name: string;
+  byteOffset: number;
+  length: number;
+  bytesPer: number;
+}
 
 function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLength: number } {
   const nrPageblocks = Math.ceil(s.nrFrames / (1 << s.pageblockOrder));
@@ -347,7 +378,8 @@ export class Memmap {
     const { regions, byteLength } = planLayout(shape);
     this.shape = { ...shape };
     this.sab = sab ?? new SharedArrayBuffer(byteLength);
-    if (this.sab.byteLength !== byteLength) throw new Error(`memmap: buffer is ${this.sab.byteLength} bytes, shape needs ${byteLength}`);
+    if (this.sab.byteLength !== byteLength)
+      throw new Error(`memmap: buffer is ${this.sab.byteLength} bytes, shape needs ${byteLength}`);
     this.nrFrames = shape.nrFrames;
     this.maxOrder = shape.maxOrder;
     this.pageblockOrder = shape.pageblockOrder;

@@ -8,21 +8,87 @@
 
 import { atomicCmpxchg, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { bug } from './debug';
-import { Memmap, MM_RSS_ANON, MM_RSS_SHMEM, VMA_START, VMA_END, VMA_FLAGS, VMA_SHMEM, VMA_PGOFF,
-  MM_NR_VMAS, PG_dirty, PG_zero, SH_BASE, SH_SIZE, SH_STRIDE, H_THP_ENABLED, PG_anon, PG_hugetlb, PG_swapbacked, PG_lru, PG_anon_exclusive } from './memmap';
-import { mmBase, vmaBase, addMmCounter, VM_WRITE, VM_READ, VM_SHARED, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, mmapReadLock, mmapReadUnlock, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_RETRY, VM_FAULT_ERROR } from './mm_types';
+import {
+  Memmap,
+  MM_RSS_ANON,
+  MM_RSS_SHMEM,
+  VMA_START,
+  VMA_END,
+  VMA_FLAGS,
+  VMA_SHMEM,
+  VMA_PGOFF,
+  MM_NR_VMAS,
+  PG_dirty,
+  PG_zero,
+  SH_BASE,
+  SH_SIZE,
+  SH_STRIDE,
+  H_THP_ENABLED,
+  PG_anon,
+  PG_hugetlb,
+  PG_swapbacked,
+  PG_lru,
+  PG_anon_exclusive,
+} from './memmap';
+import {
+  mmBase,
+  vmaBase,
+  addMmCounter,
+  VM_WRITE,
+  VM_READ,
+  VM_SHARED,
+  VM_PFNMAP,
+  VM_IO,
+  VM_HUGETLB,
+  VM_HUGEPAGE,
+  VM_NOHUGEPAGE,
+  mmapReadLock,
+  mmapReadUnlock,
+  ptlLock,
+  ptlUnlock,
+  VM_FAULT_OOM,
+  VM_FAULT_SIGBUS,
+  VM_FAULT_SIGSEGV,
+  VM_FAULT_RETRY,
+  VM_FAULT_ERROR,
+} from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, __GFP_ZERO } from './gfp';
 import { waitWhileEqual } from './locking';
 import { folioAddLru, folioPut, lruAddDrain } from './swap';
-import { anonVmaPrepare, folioAddNewAnonRmap, folioSetShmem, pteMapInc, pteMapDec, pmdMapInc, pmdMapDec, folioMaybeDmaPinned, folioMapcount } from './rmap';
+import {
+  anonVmaPrepare,
+  folioAddNewAnonRmap,
+  folioSetShmem,
+  pteMapInc,
+  pteMapDec,
+  pmdMapInc,
+  pmdMapDec,
+  folioMaybeDmaPinned,
+  folioMapcount,
+} from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
 import { EFAULT } from './errno';
 import { doHugePmdAnonymousPage, splitHugePmd, zapHugePmd } from './huge_memory';
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
 import { folioGet, folioOrder, folioTryGet } from './page_ref';
-import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkHugePmd, PTE_PRESENT, PTE_WRITE, PTE_MIGRATION, PFN_MASK, PMD_TABLE, pteAllocOne, pteFree, pgtableTransHugeDeposit } from './pgtable';
+import {
+  pmdIndex,
+  pmdIsHuge,
+  pmdIsTable,
+  ptePfn,
+  mkPte,
+  mkHugePmd,
+  PTE_PRESENT,
+  PTE_WRITE,
+  PTE_MIGRATION,
+  PFN_MASK,
+  PMD_TABLE,
+  pteAllocOne,
+  pteFree,
+  pgtableTransHugeDeposit,
+} from './pgtable';
 
 /** Retries of one access when faults keep racing (each retry follows a completed fault). */
 const ACCESS_RETRIES_MAX = 16;
@@ -45,7 +111,12 @@ function pteSlot(m: Memmap, pmd: number, vpn: number): number {
 }
 
 /** What the page tables say about vpn: a present pfn, a migration entry, or nothing. */
-export interface Translation { pfn: number; write: boolean; migrating: boolean; huge: boolean }
+export interface Translation {
+  pfn: number;
+  write: boolean;
+  migrating: boolean;
+  huge: boolean;
+}
 
 /**
  * follow_pte() (mm/memory.c until 6.10; folio_walk_start() and follow_pfnmap_start() since): the
@@ -91,7 +162,8 @@ export function pfnOf(m: Memmap, mm: number, vpn: number): number {
  */
 const MIGRATION_WAIT_ROUNDS = 1000;
 function migrationEntryWait(a: Int32Array, i: number, entry: number): void {
-  for (let n = 0; n < MIGRATION_WAIT_ROUNDS && atomicRead(a, i) === entry; n++) waitWhileEqual(a, i, entry, 'migration entry', 1);
+  for (let n = 0; n < MIGRATION_WAIT_ROUNDS && atomicRead(a, i) === entry; n++)
+    waitWhileEqual(a, i, entry, 'migration entry', 1);
 }
 
 /** thp_vma_allowable_order() for anonymous memory: THP enabled (always, or madvise + MADV_HUGEPAGE) and
@@ -126,7 +198,10 @@ export function handleMmFault(m: Memmap, mm: number, vpn: number, write: boolean
     pmd = atomicRead(m.pmds, pi);
   }
   if (pmdIsHuge(pmd)) {
-    if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
+    if (!(pmd & PTE_PRESENT)) {
+      migrationEntryWait(m.pmds, pi, pmd);
+      return VM_FAULT_RETRY;
+    }
     if (!write || pmd & PTE_WRITE) return 0;
     // do_huge_pmd_wp_page(): fall back to PTEs (the split uses the deposited table), then COW a page
     splitHugePmd(m, mm, vpn);
@@ -153,11 +228,13 @@ function freeUnusedTable(m: Memmap, mm: number, t: number): void {
   ptlLock(m, mm);
 }
 
-
 function handlePteFault(m: Memmap, mm: number, vb: number, vpn: number, write: boolean, pmd: number): number {
   const slot = pteSlot(m, pmd, vpn);
   const pte = atomicRead(m.ptes, slot);
-  if (pte & PTE_MIGRATION) { migrationEntryWait(m.ptes, slot, pte); return VM_FAULT_RETRY; }
+  if (pte & PTE_MIGRATION) {
+    migrationEntryWait(m.ptes, slot, pte);
+    return VM_FAULT_RETRY;
+  }
   const flags = m.vmas[vb + VMA_FLAGS]!;
   if (!(pte & PTE_PRESENT)) {
     if (m.vmas[vb + VMA_SHMEM]) return shmemFault(m, mm, vb, vpn, write, slot);
@@ -180,7 +257,8 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
   const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0); // vma_alloc_zeroed_movable_folio()
   if (pfn === NO_PAGE) return VM_FAULT_OOM;
   ptlLock(m, mm);
-  if (m.ptes[slot] !== 0) { // pte_same() failed: someone else faulted it in
+  if (m.ptes[slot] !== 0) {
+    // pte_same() failed: someone else faulted it in
     ptlUnlock(m, mm);
     folioPut(m, pfn);
     return 0;
@@ -205,7 +283,8 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   const old = ptePfn(pte);
   const isZero = (m.flags[old]! & PG_zero) !== 0;
   const writable = (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0;
-  if (m.vmas[vb + VMA_SHMEM]) { // a shared mapping: just make it writable
+  if (m.vmas[vb + VMA_SHMEM]) {
+    // a shared mapping: just make it writable
     if (unshare) return 0;
     ptlLock(m, mm);
     if (m.ptes[slot] === pte) m.ptes[slot] = pte | PTE_WRITE;
@@ -222,8 +301,13 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   }
   // wp_can_reuse_anon_folio(): a reference from this CPU's LRU batch does not count (drain it first)
   if (!isZero && m.refcount[head]! > 1 && !(m.flags[head]! & PG_lru)) lruAddDrain(m);
-  if (!isZero && !(m.flags[head]! & PG_hugetlb) && folioOrder(m, head) === 0 && folioMapcount(m, head) === 1
-    && m.refcount[head]! === 1) {
+  if (
+    !isZero &&
+    !(m.flags[head]! & PG_hugetlb) &&
+    folioOrder(m, head) === 0 &&
+    folioMapcount(m, head) === 1 &&
+    m.refcount[head]! === 1
+  ) {
     ptlLock(m, mm);
     if (m.ptes[slot] === pte) {
       flagsFetchOr(m.flags, old, PG_anon_exclusive); // the page is on the LRU: others change its flags concurrently
@@ -270,7 +354,10 @@ export function handleUnshareFault(m: Memmap, mm: number, vpn: number): number {
   const pi = pmdIndex(m, mm, vpn);
   let pmd = atomicRead(m.pmds, pi);
   if (pmdIsHuge(pmd)) {
-    if (!(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
+    if (!(pmd & PTE_PRESENT)) {
+      migrationEntryWait(m.pmds, pi, pmd);
+      return VM_FAULT_RETRY;
+    }
     if (m.flags[pmd & PFN_MASK]! & (PG_anon_exclusive | PG_hugetlb)) return 0;
     splitHugePmd(m, mm, vpn);
     pmd = atomicRead(m.pmds, pi);
@@ -313,7 +400,10 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
     if (atomicRead(m.shmemPages, pc) - 1 === pfn) waitWhileEqual(m.refcount, pfn, 0, 'frozen folio', 1);
     return VM_FAULT_RETRY;
   }
-  if (atomicRead(m.shmemPages, pc) - 1 !== pfn) { folioPut(m, pfn); return VM_FAULT_RETRY; }
+  if (atomicRead(m.shmemPages, pc) - 1 !== pfn) {
+    folioPut(m, pfn);
+    return VM_FAULT_RETRY;
+  }
   ptlLock(m, mm);
   if (m.ptes[slot] !== 0) {
     ptlUnlock(m, mm);
@@ -333,13 +423,18 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
   if (hs < 0) return VM_FAULT_SIGBUS;
   const pi = pmdIndex(m, mm, vpn);
   const pmd = atomicRead(m.pmds, pi);
-  if (pmd !== 0 && !(pmd & PTE_PRESENT)) { migrationEntryWait(m.pmds, pi, pmd); return VM_FAULT_RETRY; }
+  if (pmd !== 0 && !(pmd & PTE_PRESENT)) {
+    migrationEntryWait(m.pmds, pi, pmd);
+    return VM_FAULT_RETRY;
+  }
   if (pmd !== 0 && (!write || pmd & PTE_WRITE)) return 0;
   const pfn = dequeueHugetlbFolio(m, hs);
   if (pfn < 0) return VM_FAULT_OOM; // VM_FAULT_OOM when the pool is empty (no surplus pages)
   const anonVma = anonVmaPrepare(m, mm, vb);
   const head = vpn & ~(m.ptrsPerTable - 1);
-  const range = pmd !== 0 ? mmuNotifierInvalidateRangeStart(m, mm, head, head + m.ptrsPerTable, MMU_NOTIFY_CLEAR) : null; // hugetlb_wp()
+  const range =
+    // hugetlb_wp()
+    pmd !== 0 ? mmuNotifierInvalidateRangeStart(m, mm, head, head + m.ptrsPerTable, MMU_NOTIFY_CLEAR) : null;
   ptlLock(m, mm);
   if (m.pmds[pi] !== pmd) {
     ptlUnlock(m, mm);
@@ -348,7 +443,8 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
     return 0;
   }
   const n = m.ptrsPerTable;
-  if (pmd !== 0) { // hugetlb_wp(): copy the shared folio
+  if (pmd !== 0) {
+    // hugetlb_wp(): copy the shared folio
     const old = pmd & PFN_MASK;
     m.content.copyWithin(pfn, old, old + n);
     pmdMapDec(m, old);
@@ -390,7 +486,8 @@ function userAccess(m: Memmap, mm: number, vpn: number, write: boolean, value: n
 
 function userAccessLocked(m: Memmap, mm: number, vpn: number, write: boolean, value: number): number {
   const vb = findVma(m, mm, vpn);
-  if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (write ? VM_WRITE : VM_READ))) return -EFAULT; // PROT_NONE PTEs are not accessible
+  // PROT_NONE PTEs are not accessible
+  if (vb < 0 || !(m.vmas[vb + VMA_FLAGS]! & (write ? VM_WRITE : VM_READ))) return -EFAULT;
   for (let tries = 0; tries < ACCESS_RETRIES_MAX; tries++) {
     ptlLock(m, mm);
     const t = followPte(m, mm, vpn);
@@ -449,7 +546,10 @@ export function zapPageRange(m: Memmap, mm: number, start: number, end: number, 
       splitHugePmd(m, mm, vpn);
       continue;
     }
-    if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
+    if (!pmdIsTable(pmd)) {
+      vpn = pmdEnd;
+      continue;
+    }
     const stop = Math.min(end, pmdEnd);
     for (; vpn < stop; vpn++) zapPte(m, mm, pteSlot(m, pmd, vpn), migRss);
   }
@@ -481,7 +581,14 @@ function zapPte(m: Memmap, mm: number, slot: number, migRss: number): void {
  * except that a possibly DMA-pinned anonymous folio is copied for the child at once
  * (copy_present_page(): the parent keeps the pinned page, the "fork with pins" rule).
  */
-export function copyPageRange(m: Memmap, dst: number, src: number, start: number, end: number, shared: boolean): number {
+export function copyPageRange(
+  m: Memmap,
+  dst: number,
+  src: number,
+  start: number,
+  end: number,
+  shared: boolean,
+): number {
   const mask = m.ptrsPerTable - 1;
   for (let vpn = start; vpn < end;) {
     const spi = pmdIndex(m, src, vpn);
@@ -490,7 +597,8 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
     if (pmdIsHuge(pmd)) {
       const head = pmd & PFN_MASK;
       const hugetlb = (m.flags[head]! & PG_hugetlb) !== 0;
-      if (!(pmd & PTE_PRESENT)) { // a migration entry: copied as it is
+      if (!(pmd & PTE_PRESENT)) {
+        // a migration entry: copied as it is
         const rc = copyMigrationPmd(m, dst, src, vpn, pmd, hugetlb, shared);
         if (rc < 0) return -1;
         if (rc === 0) vpn = pmdEnd; // else it changed meanwhile: look again
@@ -526,7 +634,10 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
       vpn = pmdEnd;
       continue;
     }
-    if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
+    if (!pmdIsTable(pmd)) {
+      vpn = pmdEnd;
+      continue;
+    }
     const dpi = pmdIndex(m, dst, vpn);
     if (m.pmds[dpi] === 0) {
       const t = pteAllocOne(m, dst);
@@ -550,7 +661,15 @@ export function copyPageRange(m: Memmap, dst: number, src: number, start: number
  * (without one fork fails with -ENOMEM), and counts HPAGE_PMD_NR in the child's MM_ANONPAGES; hugetlb
  * deposits none and counts no RSS. Returns 0, -1 (-ENOMEM) or COPY_AGAIN (the entry changed).
  */
-function copyMigrationPmd(m: Memmap, dst: number, src: number, vpn: number, pmd: number, hugetlb: boolean, shared: boolean): number {
+function copyMigrationPmd(
+  m: Memmap,
+  dst: number,
+  src: number,
+  vpn: number,
+  pmd: number,
+  hugetlb: boolean,
+  shared: boolean,
+): number {
   const t = hugetlb ? -1 : pteAllocOne(m, dst);
   if (!hugetlb && t < 0) return -1;
   const spi = pmdIndex(m, src, vpn);
@@ -561,7 +680,8 @@ function copyMigrationPmd(m: Memmap, dst: number, src: number, vpn: number, pmd:
     return COPY_AGAIN;
   }
   let entry = pmd;
-  if (!shared) { // is_cow_mapping()
+  if (!shared) {
+    // is_cow_mapping()
     entry = pmd & ~PTE_WRITE;
     m.pmds[spi] = entry;
     const head = pmd & PFN_MASK;
@@ -591,7 +711,15 @@ function ptlUnlock2(m: Memmap, src: number, dst: number): void {
  * maybe-pinned exclusive page is copied for the child instead) and copied with both page table locks
  * held, as the kernel holds them: a pin or a migration racing with fork sees the entry before or after.
  */
-function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: number, vpn: number, shared: boolean): number {
+function copyPte(
+  m: Memmap,
+  dst: number,
+  src: number,
+  dslot: number,
+  sslot: number,
+  vpn: number,
+  shared: boolean,
+): number {
   for (let tries = 0; ; tries++) {
     const rc = copyPteOnce(m, dst, src, dslot, sslot, vpn, shared);
     if (rc !== COPY_AGAIN || tries > 16) return rc === COPY_AGAIN ? -1 : rc;
@@ -600,7 +728,15 @@ function copyPte(m: Memmap, dst: number, src: number, dslot: number, sslot: numb
 
 const COPY_AGAIN = 1;
 
-function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: number, vpn: number, shared: boolean): number {
+function copyPteOnce(
+  m: Memmap,
+  dst: number,
+  src: number,
+  dslot: number,
+  sslot: number,
+  vpn: number,
+  shared: boolean,
+): number {
   const pte = atomicRead(m.ptes, sslot);
   if (!(pte & PTE_PRESENT)) {
     ptlLock2(m, src, dst);
@@ -620,7 +756,8 @@ function copyPteOnce(m: Memmap, dst: number, src: number, dslot: number, sslot: 
   }
   const pfn = ptePfn(pte);
   const head = m.compoundHead(pfn);
-  const pinnedExclusive = (): boolean => !shared && (m.flags[pfn]! & PG_anon_exclusive) !== 0 && folioMaybeDmaPinned(m, head);
+  const pinnedExclusive = (): boolean =>
+    !shared && (m.flags[pfn]! & PG_anon_exclusive) !== 0 && folioMaybeDmaPinned(m, head);
   if (!(m.flags[pfn]! & PG_zero) && pinnedExclusive()) {
     // copy_present_page(): the child gets its own copy now; allocated before the locks are taken
     const n = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);

@@ -3,17 +3,71 @@
 //
 // Simplified: one node, no memory groups (each block onlines on its own), no memmap_on_memory.
 
-import { Memmap, MB_STATE, MB_ZONE, MB_ONLINE_TYPE, MB_PRESENT, MB_EARLY, MB_STRIDE, MEM_ONLINE, MEM_OFFLINE,
-  MEM_GOING_OFFLINE, MEM_GOING_ONLINE, MEM_CANCEL_ONLINE, Z_LOCK, Z_START_PFN, Z_SPANNED, Z_PRESENT, Z_PRESENT_EARLY,
-  Z_CMA_PAGES, H_ONLINE_POLICY, H_AUTO_MOVABLE_RATIO, H_MOVABLE_NODE, H_HOTPLUG_LOCK, PG_ZONE_SHIFT, PG_reserved,
-  MEM_CANCEL_OFFLINE, Z_MANAGED, Z_NR_ISOLATE_PAGEBLOCK, PG_lru, PG_movable_ops, PG_offline,
-  PG_hugetlb, PG_tail, PG_head, PG_buddy, PG_hole } from './memmap';
-import { ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, MIGRATE_MOVABLE, MIGRATE_ISOLATE, zoneName } from './mmzone';
+import {
+  Memmap,
+  MB_STATE,
+  MB_ZONE,
+  MB_ONLINE_TYPE,
+  MB_PRESENT,
+  MB_EARLY,
+  MB_STRIDE,
+  MEM_ONLINE,
+  MEM_OFFLINE,
+  MEM_GOING_OFFLINE,
+  MEM_GOING_ONLINE,
+  MEM_CANCEL_ONLINE,
+  Z_LOCK,
+  Z_START_PFN,
+  Z_SPANNED,
+  Z_PRESENT,
+  Z_PRESENT_EARLY,
+  Z_CMA_PAGES,
+  H_ONLINE_POLICY,
+  H_AUTO_MOVABLE_RATIO,
+  H_MOVABLE_NODE,
+  H_HOTPLUG_LOCK,
+  PG_ZONE_SHIFT,
+  PG_reserved,
+  MEM_CANCEL_OFFLINE,
+  Z_MANAGED,
+  Z_NR_ISOLATE_PAGEBLOCK,
+  PG_lru,
+  PG_movable_ops,
+  PG_offline,
+  PG_hugetlb,
+  PG_tail,
+  PG_head,
+  PG_buddy,
+  PG_hole,
+} from './memmap';
+import {
+  ZONE_DMA,
+  ZONE_NORMAL,
+  ZONE_MOVABLE,
+  MAX_NR_ZONES,
+  MIGRATE_MOVABLE,
+  MIGRATE_ISOLATE,
+  zoneName,
+} from './mmzone';
 import { EINVAL, ENODEV, EBUSY, EINTR, ENOENT } from './errno';
-import { MigrateFailure, MigrateStats, isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_MEMORY_HOTPLUG } from './migrate';
+import {
+  MigrateFailure,
+  MigrateStats,
+  isolateFolio,
+  migratePages,
+  allocMigrationTarget,
+  putbackMovablePages,
+  MR_MEMORY_HOTPLUG,
+} from './migrate';
 import { folioPut, lruCacheDisable, lruCacheEnable } from './swap';
 import { zonePcpDisable, zonePcpEnable, delPageFromFreeList, freeRange, initPerZoneWmarkMin } from './page_alloc';
-import { startIsolatePageRange, undoIsolatePageRange, testPagesIsolated, MEMORY_OFFLINE, REPORT_FAILURE } from './page_isolation';
+import {
+  startIsolatePageRange,
+  undoIsolatePageRange,
+  testPagesIsolated,
+  MEMORY_OFFLINE,
+  REPORT_FAILURE,
+} from './page_isolation';
 import { dissolveFreeHugetlbFolios } from './hugetlb';
 import { current, yieldPoint } from './sched';
 import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
@@ -35,12 +89,18 @@ function mhpOnlineTypeFromStr(s: string): number {
 }
 
 // ---- memory notifier (memory_notify / register_memory_notifier), per thread ----
-export interface MemoryNotifyArg { startPfn: number; nrPages: number }
+export interface MemoryNotifyArg {
+  startPfn: number;
+  nrPages: number;
+}
 export type MemoryNotifier = (m: Memmap, action: number, arg: MemoryNotifyArg) => number;
 const notifiers: MemoryNotifier[] = [];
 export function registerMemoryNotifier(fn: MemoryNotifier): () => void {
   notifiers.push(fn);
-  return () => { const i = notifiers.indexOf(fn); if (i >= 0) notifiers.splice(i, 1); };
+  return () => {
+    const i = notifiers.indexOf(fn);
+    if (i >= 0) notifiers.splice(i, 1);
+  };
 }
 /** memory_notify(): the first notifier error wins (notifier_to_errno). */
 function memoryNotify(m: Memmap, action: number, arg: MemoryNotifyArg): number {
@@ -72,7 +132,9 @@ function defaultKernelZoneForPfn(m: Memmap, startPfn: number, nrPages: number): 
   return ZONE_NORMAL;
 }
 
-/** default_zone_for_pfn() (contig-zones): inherit the one zone the range touches, else kernel (movable_node: movable). */
+/**
+ * default_zone_for_pfn() (contig-zones): inherit the one zone the range touches, else kernel (movable_node: movable).
+ */
 function defaultZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
   const kernelZone = defaultKernelZoneForPfn(m, startPfn, nrPages);
   const inKernel = zoneIntersects(m, kernelZone, startPfn, nrPages);
@@ -142,9 +204,18 @@ function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPage
   m.flags.fill((7 << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
   let [s, e] = zoneSpan(m, zid);
   // shrink_zone_span(): find the first/last pfn still in the zone
-  if (startPfn <= s) { s = startPfn + nrPages; while (s < e && m.pageZonenum(s) !== zid) s++; }
-  if (startPfn + nrPages >= e) { e = startPfn; while (e > s && m.pageZonenum(e - 1) !== zid) e--; }
-  if (e <= s) { s = 0; e = 0; }
+  if (startPfn <= s) {
+    s = startPfn + nrPages;
+    while (s < e && m.pageZonenum(s) !== zid) s++;
+  }
+  if (startPfn + nrPages >= e) {
+    e = startPfn;
+    while (e > s && m.pageZonenum(e - 1) !== zid) e--;
+  }
+  if (e <= s) {
+    s = 0;
+    e = 0;
+  }
   m.zones[zb + Z_START_PFN] = s;
   m.zones[zb + Z_SPANNED] = e - s;
   spinUnlock(m.zones, lk);
@@ -225,7 +296,8 @@ export function blockPresent(m: Memmap, b: number): boolean {
 }
 
 /**
- * state_store() (drivers/base/memory.c), a write to memoryN/state: "online", "online_kernel", "online_movable" or "offline". Returns 0 or -errno:
+ * state_store() (drivers/base/memory.c), a write to memoryN/state: "online", "online_kernel", "online_movable" or
+ * "offline". Returns 0 or -errno:
  * -EINVAL for an unknown string or a block already in that state (device_online()/device_offline()
  * return 1, which state_store turns into -EINVAL).
  */
@@ -245,10 +317,14 @@ export function stateStore(m: Memmap, b: number, text: string, opts?: OfflineOpt
 /** state_show() */
 export function stateShow(m: Memmap, b: number): string {
   switch (m.blocks[b * MB_STRIDE + MB_STATE]) {
-    case MEM_ONLINE: return 'online';
-    case MEM_OFFLINE: return 'offline';
-    case MEM_GOING_OFFLINE: return 'going-offline';
-    default: return `ERROR-UNKNOWN-${m.blocks[b * MB_STRIDE + MB_STATE]}`;
+    case MEM_ONLINE:
+      return 'online';
+    case MEM_OFFLINE:
+      return 'offline';
+    case MEM_GOING_OFFLINE:
+      return 'going-offline';
+    default:
+      return `ERROR-UNKNOWN-${m.blocks[b * MB_STRIDE + MB_STATE]}`;
   }
 }
 
@@ -281,7 +357,6 @@ export function blockIsEarly(m: Memmap, b: number): boolean {
   return m.blocks[b * MB_STRIDE + MB_EARLY] === 1;
 }
 
-
 /** Options and report of offline_pages(). */
 export interface OfflineOptions {
   /**
@@ -310,16 +385,28 @@ export const OFFLINE_PASSES_MAX = 100;
 function scanMovablePages(m: Memmap, start: number, end: number, out: { pfn: number }): number {
   for (let pfn = start; pfn < end; pfn++) {
     const f = m.flags[pfn]!;
-    if (f & (PG_lru | PG_movable_ops)) { out.pfn = pfn; return 0; }
-    if (f & PG_offline && m.refcount[pfn]! > 0) { out.pfn = pfn; return -EBUSY; }
+    if (f & (PG_lru | PG_movable_ops)) {
+      out.pfn = pfn;
+      return 0;
+    }
+    if (f & PG_offline && m.refcount[pfn]! > 0) {
+      out.pfn = pfn;
+      return -EBUSY;
+    }
     if (!(f & PG_hugetlb)) {
       if (f & PG_tail) {
         const head = m.compoundHead(pfn);
-        if (m.flags[head]! & PG_lru) { out.pfn = head; return 0; }
+        if (m.flags[head]! & PG_lru) {
+          out.pfn = head;
+          return 0;
+        }
       }
       continue;
     }
-    if (f & PG_head && m.refcount[pfn]! > 0) { out.pfn = pfn; return 0; }
+    if (f & PG_head && m.refcount[pfn]! > 0) {
+      out.pfn = pfn;
+      return 0;
+    }
     pfn = m.compoundHead(pfn) + (1 << m.pageOrder(m.compoundHead(pfn))) - 1;
   }
   return -ENOENT;
@@ -340,8 +427,10 @@ function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateSta
     folioPut(m, head);
   }
   if (!list.length) return;
-  const rc = migratePages(m, list, allocMigrationTarget(GFP_USER | __GFP_MOVABLE | __GFP_RETRY_MAYFAIL),
-    { reason: MR_MEMORY_HOTPLUG, stats });
+  const rc = migratePages(m, list, allocMigrationTarget(GFP_USER | __GFP_MOVABLE | __GFP_RETRY_MAYFAIL), {
+    reason: MR_MEMORY_HOTPLUG,
+    stats,
+  });
   if (rc) putbackMovablePages(m, list);
 }
 
@@ -378,13 +467,24 @@ export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts:
   const report: OfflineReport = opts.report ?? { reason: '', pfn: -1, passes: 0, failures: [] };
   const passesMax = opts.passesMax ?? OFFLINE_PASSES_MAX;
   const end = startPfn + nrPages;
-  if (!nrPages || startPfn % m.pageblockNrPages || end % m.blockPages) { report.reason = 'unaligned range'; return -EINVAL; }
+  if (!nrPages || startPfn % m.pageblockNrPages || end % m.blockPages) {
+    report.reason = 'unaligned range';
+    return -EINVAL;
+  }
   for (let pfn = startPfn; pfn < end; pfn++) {
-    if (m.flags[pfn]! & PG_hole) { report.reason = 'memory holes'; report.pfn = pfn; return -EINVAL; }
+    if (m.flags[pfn]! & PG_hole) {
+      report.reason = 'memory holes';
+      report.pfn = pfn;
+      return -EINVAL;
+    }
   }
   const zid = m.pageZonenum(startPfn);
   for (let pfn = startPfn; pfn < end; pfn++) {
-    if (m.pageZonenum(pfn) !== zid) { report.reason = 'multizone range'; report.pfn = pfn; return -EINVAL; }
+    if (m.pageZonenum(pfn) !== zid) {
+      report.reason = 'multizone range';
+      report.pfn = pfn;
+      return -EINVAL;
+    }
   }
   zonePcpDisable(m, zid);
   lruCacheDisable(m);
@@ -415,7 +515,10 @@ export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts:
     do {
       if (current().sigpending || report.passes >= passesMax) {
         report.failures = lastFailures(m, stats, startPfn, end);
-        return failed(-EINTR, current().sigpending ? 'signal backoff' : `signal backoff (retry budget of ${passesMax} passes spent)`);
+        return failed(
+          -EINTR,
+          current().sigpending ? 'signal backoff' : `signal backoff (retry budget of ${passesMax} passes spent)`,
+        );
       }
       report.passes++;
       yieldPoint('offline:scan'); // cond_resched() before scan_movable_pages()
@@ -426,7 +529,10 @@ export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts:
         yieldPoint('offline:migrate');
       }
     } while (!rc);
-    if (rc !== -ENOENT) { report.pfn = out.pfn; return failed(rc, 'unmovable page'); }
+    if (rc !== -ENOENT) {
+      report.pfn = out.pfn;
+      return failed(rc, 'unmovable page');
+    }
     rc = dissolveFreeHugetlbFolios(m, startPfn, end);
     if (rc) return failed(rc, 'failure to dissolve huge pages');
     yieldPoint('offline:test');
@@ -452,6 +558,7 @@ export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts:
 /** The latest reason for every pfn of the range that is still not free. */
 function lastFailures(m: Memmap, stats: MigrateStats, start: number, end: number): MigrateFailure[] {
   const seen = new Map<number, MigrateFailure>();
-  for (const f of stats.failures) if (f.pfn >= start && f.pfn < end && !(m.flags[f.pfn]! & PG_buddy)) seen.set(f.pfn, f);
+  for (const f of stats.failures)
+    if (f.pfn >= start && f.pfn < end && !(m.flags[f.pfn]! & PG_buddy)) seen.set(f.pfn, f);
   return [...seen.values()].sort((a, b) => a.pfn - b.pfn);
 }

@@ -28,8 +28,19 @@ import { vaPages } from './pgtable';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { PG_anon, PG_dirty, PG_swapbacked, PG_hugetlb, PG_isolated, PG_mlocked, PG_lru, SH_BASE, SH_STRIDE, PG_zero,
-  PG_anon_exclusive } = layout;
+const {
+  PG_anon,
+  PG_dirty,
+  PG_swapbacked,
+  PG_hugetlb,
+  PG_isolated,
+  PG_mlocked,
+  PG_lru,
+  SH_BASE,
+  SH_STRIDE,
+  PG_zero,
+  PG_anon_exclusive,
+} = layout;
 const { GFP_TRANSHUGE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE } = gfpNs;
 const { ZONE_MOVABLE } = mmzoneNs;
 const { EAGAIN, ENOMEM } = errnoNs;
@@ -46,8 +57,18 @@ export const MR_LONGTERM_PIN = 7;
 export const MR_DEMOTION = 8;
 export const MR_DAMON = 9;
 export const MR_TYPES = 10;
-export const MIGRATE_REASON_NAMES = ['compaction', 'memory_failure', 'memory_hotplug', 'syscall_or_cpuset',
-  'mempolicy_mbind', 'numa_misplaced', 'contig_range', 'longterm_pin', 'demotion', 'damon'] as const;
+export const MIGRATE_REASON_NAMES = [
+  'compaction',
+  'memory_failure',
+  'memory_hotplug',
+  'syscall_or_cpuset',
+  'mempolicy_mbind',
+  'numa_misplaced',
+  'contig_range',
+  'longterm_pin',
+  'demotion',
+  'damon',
+] as const;
 
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
 
@@ -63,8 +84,17 @@ const THP_MIGRATION_FAIL = vmItem('thp_migration_fail');
 export type NewFolio = (m: Memmap, src: number) => number;
 
 /** What happened to each folio, for callers that explain failures (offline, pin). */
-export interface MigrateFailure { pfn: number; rc: number; why: string }
-export interface MigrateStats { nrSucceeded: number; nrFailedPages: number; nrThpSplit: number; failures: MigrateFailure[] }
+export interface MigrateFailure {
+  pfn: number;
+  rc: number;
+  why: string;
+}
+export interface MigrateStats {
+  nrSucceeded: number;
+  nrFailedPages: number;
+  nrThpSplit: number;
+  failures: MigrateFailure[];
+}
 
 /**
  * alloc_migration_target(): same order as the source; large folios add GFP_TRANSHUGE without reclaim;
@@ -73,7 +103,8 @@ export interface MigrateStats { nrSucceeded: number; nrFailedPages: number; nrTh
 export function allocMigrationTarget(gfp: number): NewFolio {
   return (m, src) => {
     if (faultPoint('migrate:alloc-target')) return NO_PAGE; // seeded: the target allocation fails
-    if (m.flags[src]! & PG_hugetlb) { // alloc_hugetlb_folio_nodemask()
+    if (m.flags[src]! & PG_hugetlb) {
+      // alloc_hugetlb_folio_nodemask()
       const hs = hstateIndex(m, folioOrder(m, src));
       if (hs < 0) return NO_PAGE;
       const pfn = dequeueHugetlbFolio(m, hs);
@@ -81,7 +112,8 @@ export function allocMigrationTarget(gfp: number): NewFolio {
     }
     let mask = gfp;
     const order = folioOrder(m, src);
-    if (order > 0) mask = ((mask & ~__GFP_RECLAIM) | GFP_TRANSHUGE | __GFP_COMP) & (gfp & __GFP_MOVABLE ? ~0 : ~__GFP_MOVABLE);
+    if (order > 0)
+      mask = ((mask & ~__GFP_RECLAIM) | GFP_TRANSHUGE | __GFP_COMP) & (gfp & __GFP_MOVABLE ? ~0 : ~__GFP_MOVABLE);
     if (m.pageZonenum(src) === ZONE_MOVABLE) mask |= __GFP_HIGHMEM;
     return allocPages(m, mask, order);
   };
@@ -96,7 +128,10 @@ export function isolateFolio(m: Memmap, head: number): boolean {
   if (faultPoint('migrate:isolate')) return false; // seeded: a transient isolation failure (a racing isolator)
   if (m.flags[head]! & PG_hugetlb) {
     if (flagsFetchOr(m.flags, head, PG_isolated) & PG_isolated) return false;
-    if (m.refcount[head]! === 0) { flagsFetchAnd(m.flags, head, ~PG_isolated); return false; } // a free pool folio
+    if (m.refcount[head]! === 0) {
+      flagsFetchAnd(m.flags, head, ~PG_isolated);
+      return false;
+    } // a free pool folio
     folioGet(m, head);
     yieldPoint('migrate:isolate');
     return true;
@@ -115,7 +150,10 @@ export function putbackMovablePages(m: Memmap, list: number[]): void {
 
 function putbackOne(m: Memmap, head: number): void {
   flagsFetchAnd(m.flags, head, ~PG_isolated);
-  if (m.flags[head]! & PG_hugetlb) { folioPut(m, head); return; }
+  if (m.flags[head]! & PG_hugetlb) {
+    folioPut(m, head);
+    return;
+  }
   countVmEvents(m, m.flags[head]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE, -(1 << folioOrder(m, head)));
   folioPutbackLru(m, head);
 }
@@ -156,9 +194,16 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
     // the folio was freed from under us (only our isolation reference is left): done
     return 0;
   }
-  if (!folioTrylock(m, src)) { migrateWhy = 'folio locked'; return -EAGAIN; }
+  if (!folioTrylock(m, src)) {
+    migrateWhy = 'folio locked';
+    return -EAGAIN;
+  }
   const dst = getNew(m, src);
-  if (dst === NO_PAGE) { folioUnlock(m, src); migrateWhy = 'no target memory'; return -ENOMEM; }
+  if (dst === NO_PAGE) {
+    folioUnlock(m, src);
+    migrateWhy = 'no target memory';
+    return -ENOMEM;
+  }
   folioTrylock(m, dst);
   const wasMapped = folioMapped(m, src);
   if (wasMapped && !tryToMigrate(m, src)) {
@@ -168,7 +213,14 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
   const expected = expectedRefs(m, src) + 1;
   if (!folioRefFreeze(m, src, expected)) {
     const refs = m.refcount[src]!;
-    return migrateFolioUndo(m, src, dst, wasMapped, -EAGAIN, `extra references: refcount ${refs}, expected ${expected}`);
+    return migrateFolioUndo(
+      m,
+      src,
+      dst,
+      wasMapped,
+      -EAGAIN,
+      `extra references: refcount ${refs}, expected ${expected}`,
+    );
   }
   yieldPoint('migrate:freeze'); // folio_ref_freeze() held: concurrent folio_try_get() fails
   // No turning back: folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
@@ -196,7 +248,8 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
   flagsFetchAnd(flags, src, ~(PG_anon | PG_swapbacked | PG_dirty | PG_mlocked | PG_isolated));
   yieldPoint('migrate:copy'); // copied, the old folio unfrozen; PTEs still hold migration entries
   if (wasMapped) removeMigrationPtes(m, src, dst);
-  for (let i = 0; i < nr; i++) if (flags[src + i]! & PG_anon_exclusive) flagsFetchAnd(flags, src + i, ~PG_anon_exclusive);
+  for (let i = 0; i < nr; i++)
+    if (flags[src + i]! & PG_anon_exclusive) flagsFetchAnd(flags, src + i, ~PG_anon_exclusive);
   folioUnlock(m, dst);
   folioUnlock(m, src);
   if (!(flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);
@@ -231,7 +284,8 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       const src = pending[i]!;
       const nr = 1 << folioOrder(m, src);
       const large = nr > 1 && !(m.flags[src]! & PG_hugetlb);
-      const isolatedItem = m.flags[src]! & PG_hugetlb ? -1 : (m.flags[src]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE);
+      const isolatedItem =
+        m.flags[src]! & PG_hugetlb ? -1 : m.flags[src]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE;
       const rc = migrateFolio(m, src, getNew);
       if (rc === 0) {
         stats.nrSucceeded += nr;
@@ -240,7 +294,11 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
         dropFromList(m, src, isolatedItem, nr);
         continue;
       }
-      if (rc === -EAGAIN) { retry.push(src); if (pass === passes - 1) stats.failures.push({ pfn: src, rc, why: migrateWhy }); continue; }
+      if (rc === -EAGAIN) {
+        retry.push(src);
+        if (pass === passes - 1) stats.failures.push({ pfn: src, rc, why: migrateWhy });
+        continue;
+      }
       if (rc === -ENOMEM && large && !opts.nosplit && splitFolio(m, src) === 0) {
         // THP broken by migration: the base pages go on the list instead
         stats.nrThpSplit++;
@@ -253,7 +311,8 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       countVmEvents(m, PGMIGRATE_FAIL, nr);
       if (large) countVmEvents(m, THP_MIGRATION_FAIL, 1);
       failed.push(src);
-      if (rc === -ENOMEM) { // out of memory: stop here, the rest stays on the list untried
+      if (rc === -ENOMEM) {
+        // out of memory: stop here, the rest stays on the list untried
         rcSaved = -ENOMEM;
         // (loops, not push(...rest): a spread of 100k+ folios overflows the stack)
         for (let k = i + 1; k < pending.length; k++) failed.push(pending[k]!);
@@ -334,8 +393,13 @@ function isolateFolios(m: Memmap, heads: number[], list: number[]): void {
  * folio mapped in [vpn, vpn + nrPages) and migrate it to memory the target mask allows: 'kernel'
  * (GFP_HIGHUSER: ZONE_NORMAL and below, as pinning does), 'movable' or 'any' (GFP_HIGHUSER_MOVABLE).
  */
-export function migrateRange(m: Memmap, mm: number, vpn: number, nrPages: number, to: 'kernel' | 'movable' | 'any'):
-  { rc: number; migrated: number; failed: number } {
+export function migrateRange(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  to: 'kernel' | 'movable' | 'any',
+): { rc: number; migrated: number; failed: number } {
   // do_pages_move(): an address beyond TASK_SIZE maps nothing (its status is -EFAULT)
   const heads = collectMappedFolios(m, mm, vpn, Math.max(0, Math.min(nrPages, vaPages(m) - vpn)));
   lruAddDrainAll(m);

@@ -6,22 +6,77 @@
 // kernel allocates the memmap top-down and can leave it inside ZONE_MOVABLE (mmzone.h exception 2).
 
 import { BootParams, CmdlineError, HugepageParam } from './cmdline';
-import { Memmap, MemmapShape, processShape, PAGE_SHIFT, PG_reserved, PG_hole, PG_ZONE_SHIFT, NO_ZONE, H_BOOT_END_PFN, H_ZONE_MOVABLE_PFN,
-  H_HOTPLUG_START_PFN, H_HOTPLUG_END_PFN, H_ZERO_PFN, H_USER_MIN_FREE_KBYTES, H_WATERMARK_SCALE_FACTOR,
-  H_ONLINE_POLICY, H_AUTO_MOVABLE_RATIO, H_MOVABLE_NODE, H_DEFAULT_ONLINE_TYPE, H_THP_ENABLED, H_NR_CMA_AREAS, H_CMA_AREAS,
-  MAX_CMA_AREAS, Z_START_PFN, Z_SPANNED, Z_PRESENT, Z_PRESENT_EARLY, Z_MANAGED, Z_CMA_PAGES, PCP_LISTS, MB_STATE, MB_ZONE, MB_ONLINE_TYPE, MB_PRESENT, MB_EARLY,
-  MB_STRIDE, MEM_ONLINE, MEM_OFFLINE, freeAreaHead, pcpBase, PG_zero } from './memmap';
-import { MAX_NR_ZONES, ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATE_CMA,
-  MIGRATE_PCPTYPES } from './mmzone';
+import {
+  Memmap,
+  MemmapShape,
+  processShape,
+  PAGE_SHIFT,
+  PG_reserved,
+  PG_hole,
+  PG_ZONE_SHIFT,
+  NO_ZONE,
+  H_BOOT_END_PFN,
+  H_ZONE_MOVABLE_PFN,
+  H_HOTPLUG_START_PFN,
+  H_HOTPLUG_END_PFN,
+  H_ZERO_PFN,
+  H_USER_MIN_FREE_KBYTES,
+  H_WATERMARK_SCALE_FACTOR,
+  H_ONLINE_POLICY,
+  H_AUTO_MOVABLE_RATIO,
+  H_MOVABLE_NODE,
+  H_DEFAULT_ONLINE_TYPE,
+  H_THP_ENABLED,
+  H_NR_CMA_AREAS,
+  H_CMA_AREAS,
+  MAX_CMA_AREAS,
+  Z_START_PFN,
+  Z_SPANNED,
+  Z_PRESENT,
+  Z_PRESENT_EARLY,
+  Z_MANAGED,
+  Z_CMA_PAGES,
+  PCP_LISTS,
+  MB_STATE,
+  MB_ZONE,
+  MB_ONLINE_TYPE,
+  MB_PRESENT,
+  MB_EARLY,
+  MB_STRIDE,
+  MEM_ONLINE,
+  MEM_OFFLINE,
+  freeAreaHead,
+  pcpBase,
+  PG_zero,
+} from './memmap';
+import {
+  MAX_NR_ZONES,
+  ZONE_DMA,
+  ZONE_NORMAL,
+  ZONE_MOVABLE,
+  MIGRATE_MOVABLE,
+  MIGRATE_TYPES,
+  MIGRATE_CMA,
+  MIGRATE_PCPTYPES,
+} from './mmzone';
 import { NO_PAGE, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
 import { oomKillerInit } from './oom_kill';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
 import { mmInitProcessSpace } from './mm_types';
-import { MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, onlineMemoryBlock } from './memory_hotplug';
+import {
+  MMOP_OFFLINE,
+  MMOP_ONLINE,
+  MMOP_ONLINE_KERNEL,
+  MMOP_ONLINE_MOVABLE,
+  onlineMemoryBlock,
+} from './memory_hotplug';
 
-
-export interface Reservation { startPfn: number; nrPages: number; what: string }
+export interface Reservation {
+  startPfn: number;
+  nrPages: number;
+  what: string;
+}
 
 /** Everything boot decides before the buffer exists. */
 export interface BootPlan {
@@ -53,7 +108,13 @@ function archZoneRanges(p: BootParams, end: number): [number, number][] {
   const g = p.geometry;
   const dmaEnd = Math.min(g.dmaEndPfn, end);
   const dma32End = g.dma32EndPfn ? Math.max(Math.min(g.dma32EndPfn, end), dmaEnd) : dmaEnd;
-  return [[0, dmaEnd], [dmaEnd, dma32End], [dma32End, end], [0, 0], [0, 0]];
+  return [
+    [0, dmaEnd],
+    [dmaEnd, dma32End],
+    [dma32End, end],
+    [0, 0],
+    [0, 0],
+  ];
 }
 
 /**
@@ -63,7 +124,11 @@ function archZoneRanges(p: BootParams, end: number): [number, number][] {
 function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[]): number {
   const ranges = archZoneRanges(p, totalPages);
   let movableZone = ZONE_DMA; // find_usable_zone_for_movable()
-  for (let z = ZONE_NORMAL; z >= ZONE_DMA; z--) if (ranges[z]![1] > ranges[z]![0]) { movableZone = z; break; }
+  for (let z = ZONE_NORMAL; z >= ZONE_DMA; z--)
+    if (ranges[z]![1] > ranges[z]![0]) {
+      movableZone = z;
+      break;
+    }
   const usableStartPfn = ranges[movableZone]![0];
   let requiredKernelcore = 0;
   let requiredMovablecore = 0;
@@ -71,7 +136,8 @@ function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[
     c.percent !== undefined ? Math.floor((totalPages * c.percent) / 100) : Math.floor(c.bytes! / 2 ** PAGE_SHIFT);
   if (p.movableNode) {
     // movable_node: ZONE_MOVABLE from the firmware's hotpluggable ranges; boot RAM has none here.
-    if (p.kernelcore || p.movablecore) warnings.push('movable_node: kernelcore=/movablecore= are ignored (find_zone_movable_pfns_for_nodes)');
+    if (p.kernelcore || p.movablecore)
+      warnings.push('movable_node: kernelcore=/movablecore= are ignored (find_zone_movable_pfns_for_nodes)');
     return 0;
   }
   if (p.kernelcore) requiredKernelcore = pages(p.kernelcore);
@@ -81,15 +147,19 @@ function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[
     requiredMovablecore = Math.min(totalPages, requiredMovablecore);
     const corepages = totalPages - requiredMovablecore;
     if (p.kernelcore && requiredKernelcore > corepages) {
-      warnings.push(`kernelcore= and movablecore= both given: kernelcore (${requiredKernelcore} pages) is at least its value, ZONE_MOVABLE shrinks`);
+      warnings.push(
+        `kernelcore= and movablecore= both given: kernelcore (${requiredKernelcore} pages) is at least its value, ZONE_MOVABLE shrinks`,
+      );
     }
     requiredKernelcore = Math.max(requiredKernelcore, corepages);
   }
   if (!p.kernelcore && !p.movablecore) return 0;
   if (!requiredKernelcore || requiredKernelcore >= totalPages) {
-    warnings.push(requiredKernelcore
-      ? `kernelcore covers all ${totalPages} pages of memory: no ZONE_MOVABLE (find_zone_movable_pfns_for_nodes)`
-      : `movablecore covers all of memory, leaving kernelcore 0: no ZONE_MOVABLE (find_zone_movable_pfns_for_nodes)`);
+    warnings.push(
+      requiredKernelcore
+        ? `kernelcore covers all ${totalPages} pages of memory: no ZONE_MOVABLE (find_zone_movable_pfns_for_nodes)`
+        : `movablecore covers all of memory, leaving kernelcore 0: no ZONE_MOVABLE (find_zone_movable_pfns_for_nodes)`,
+    );
     return 0;
   }
   let zoneMovablePfn = 0;
@@ -137,27 +207,40 @@ function zoneSpans(p: BootParams, bootPages: number, zoneMovablePfn: number): [n
  * cma_declare_contiguous_nid() (mm/cma.c): size and base aligned to pageblocks; without a fixed base,
  * bottom-up from 4 GiB when memory extends above it, else top-down below the end of memory.
  */
-function placeCma(p: BootParams, bootPages: number, reservations: Reservation[], warnings: string[]): { basePfn: number; count: number }[] {
+function placeCma(
+  p: BootParams,
+  bootPages: number,
+  reservations: Reservation[],
+  warnings: string[],
+): { basePfn: number; count: number }[] {
   if (!p.cma) return [];
   const align = 1 << p.geometry.pageblockOrder; // CMA_MIN_ALIGNMENT_PAGES
   const count = roundup(Math.ceil(p.cma.bytes / 2 ** PAGE_SHIFT), align);
-  const limit = p.cma.limitBytes !== undefined ? Math.min(bootPages, Math.floor(p.cma.limitBytes / 2 ** PAGE_SHIFT)) : bootPages;
+  const limit =
+    p.cma.limitBytes !== undefined ? Math.min(bootPages, Math.floor(p.cma.limitBytes / 2 ** PAGE_SHIFT)) : bootPages;
   const overlaps = (s: number) => reservations.some((r) => s < r.startPfn + r.nrPages && r.startPfn < s + count);
   if (p.cma.baseBytes !== undefined && p.cma.baseBytes !== 0) {
     const base = p.cma.baseBytes / 2 ** PAGE_SHIFT;
-    if (!Number.isInteger(base) || base % align) throw new CmdlineError(`cma: base ${p.cma.baseBytes} is not aligned to a pageblock (${align * 4}K)`);
+    if (!Number.isInteger(base) || base % align)
+      throw new CmdlineError(`cma: base ${p.cma.baseBytes} is not aligned to a pageblock (${align * 4}K)`);
     if (base + count > bootPages || overlaps(base)) {
-      warnings.push(`cma: failed to reserve ${count} pages at pfn ${base}: range not free (cma_declare_contiguous_nid: -EBUSY); no CMA area`);
+      warnings.push(
+        `cma: failed to reserve ${count} pages at pfn ${base}: range not free (cma_declare_contiguous_nid: -EBUSY); no CMA area`,
+      );
       return [];
     }
     return [{ basePfn: base, count }];
   }
   const g = p.geometry;
   if (g.dma32EndPfn && bootPages > g.dma32EndPfn) {
-    for (let s = roundup(g.dma32EndPfn, align); s + count <= limit; s += align) if (!overlaps(s)) return [{ basePfn: s, count }];
+    for (let s = roundup(g.dma32EndPfn, align); s + count <= limit; s += align)
+      if (!overlaps(s)) return [{ basePfn: s, count }];
   }
-  for (let s = Math.floor((limit - count) / align) * align; s >= 0; s -= align) if (!overlaps(s)) return [{ basePfn: s, count }];
-  warnings.push(`cma: failed to reserve ${count} pages: not enough memory (cma_declare_contiguous_nid: -ENOMEM); no CMA area`);
+  for (let s = Math.floor((limit - count) / align) * align; s >= 0; s -= align)
+    if (!overlaps(s)) return [{ basePfn: s, count }];
+  warnings.push(
+    `cma: failed to reserve ${count} pages: not enough memory (cma_declare_contiguous_nid: -ENOMEM); no CMA area`,
+  );
   return [];
 }
 
@@ -165,7 +248,8 @@ export function planBoot(p: BootParams): BootPlan {
   const g = p.geometry;
   const warnings = [...p.warnings];
   const bootPages = Math.floor(p.memBytes / 2 ** PAGE_SHIFT);
-  if (bootPages * 2 ** PAGE_SHIFT !== p.memBytes) warnings.push(`mem=${p.memBytes}: not a multiple of 4K, rounded down`);
+  if (bootPages * 2 ** PAGE_SHIFT !== p.memBytes)
+    warnings.push(`mem=${p.memBytes}: not a multiple of 4K, rounded down`);
   // memblock reservations: the kernel image (its .bss holds ZERO_PAGE), then the memmap
   const memmapPages = Math.ceil((bootPages * g.structPageBytes) / 2 ** PAGE_SHIFT);
   const imagePages = Math.max(1, g.kernelImagePages);
@@ -176,47 +260,79 @@ export function planBoot(p: BootParams): BootPlan {
   const reservedEnd = g.kernelStartPfn + imagePages + memmapPages;
   const minPages = reservedEnd + 4 * (1 << g.pageblockOrder);
   if (bootPages < minPages) {
-    throw new CmdlineError(`mem: ${p.memBytes} bytes is too small: the kernel image and memmap end at ${reservedEnd * 4}K; give at least ${minPages * 4}K`);
+    throw new CmdlineError(
+      `mem: ${p.memBytes} bytes is too small: the kernel image and memmap end at ${reservedEnd * 4}K; give at least ${minPages * 4}K`,
+    );
   }
   const maxFrames = 2 ** 27; // page-table entries keep 27 bits of pfn (mm/mm_types.ts)
   const blockPages = g.blockPages;
   let hotplugStartPfn = roundup(bootPages, blockPages);
-  if (g.dma32EndPfn && bootPages < g.dma32EndPfn && p.hotplugBytes) hotplugStartPfn = roundup(g.dma32EndPfn, blockPages); // x86: hotplug ranges above 4G
+  if (g.dma32EndPfn && bootPages < g.dma32EndPfn && p.hotplugBytes)
+    hotplugStartPfn = roundup(g.dma32EndPfn, blockPages); // x86: hotplug ranges above 4G
   const hotplugPages = roundup(Math.floor(p.hotplugBytes / 2 ** PAGE_SHIFT), blockPages);
   if (hotplugPages * 2 ** PAGE_SHIFT !== p.hotplugBytes && p.hotplugBytes) {
-    warnings.push(`pinlab.hotplug: ${p.hotplugBytes} bytes is not a whole number of memory blocks: rounded up to ${hotplugPages / blockPages}`);
+    warnings.push(
+      `pinlab.hotplug: ${p.hotplugBytes} bytes is not a whole number of memory blocks: rounded up to ${hotplugPages / blockPages}`,
+    );
   }
   const nrFrames = hotplugPages ? hotplugStartPfn + hotplugPages : roundup(bootPages, blockPages);
-  if (nrFrames > maxFrames) throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (512 GiB)`);
+  if (nrFrames > maxFrames)
+    throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (512 GiB)`);
   const zoneMovablePfn = findZoneMovablePfn(p, bootPages, warnings);
   const cmaAreas = placeCma(p, bootPages, reservations, warnings);
-  for (const h of p.hugepages) if (h.order > g.maxOrder) reserveGigantic(h, bootPages, reservations, cmaAreas, warnings);
+  for (const h of p.hugepages)
+    if (h.order > g.maxOrder) reserveGigantic(h, bootPages, reservations, cmaAreas, warnings);
   return {
-    params: p, bootPages, nrFrames, hotplugStartPfn, hotplugPages, zoneMovablePfn,
-    zoneSpans: zoneSpans(p, bootPages, zoneMovablePfn), cmaAreas, reservations,
-    zeroPfn: g.kernelStartPfn + imagePages - 1, warnings,
+    params: p,
+    bootPages,
+    nrFrames,
+    hotplugStartPfn,
+    hotplugPages,
+    zoneMovablePfn,
+    zoneSpans: zoneSpans(p, bootPages, zoneMovablePfn),
+    cmaAreas,
+    reservations,
+    zeroPfn: g.kernelStartPfn + imagePages - 1,
+    warnings,
   };
 }
 
 /** hugetlb_hstate_alloc_pages() for gigantic pages: memblock, top-down, naturally aligned. */
-function reserveGigantic(h: HugepageParam, bootPages: number, reservations: Reservation[],
-  cma: { basePfn: number; count: number }[], warnings: string[]): void {
+function reserveGigantic(
+  h: HugepageParam,
+  bootPages: number,
+  reservations: Reservation[],
+  cma: { basePfn: number; count: number }[],
+  warnings: string[],
+): void {
   const n = 1 << h.order;
   let got = 0;
-  const busy = (s: number) => [...reservations, ...cma.map((c) => ({ startPfn: c.basePfn, nrPages: c.count }))]
-    .some((r) => s < r.startPfn + r.nrPages && r.startPfn < s + n);
+  const busy = (s: number) =>
+    [...reservations, ...cma.map((c) => ({ startPfn: c.basePfn, nrPages: c.count }))].some(
+      (r) => s < r.startPfn + r.nrPages && r.startPfn < s + n,
+    );
   for (let s = Math.floor((bootPages - n) / n) * n; s >= 0 && got < h.count; s -= n) {
     if (busy(s)) continue;
     reservations.push({ startPfn: s, nrPages: n, what: 'gigantic hugetlb page' });
     got++;
   }
-  if (got < h.count) warnings.push(`HugeTLB: allocating ${h.count} of page size ${sizeString(4096 * n)} failed.  Only allocated ${got} hugepages.`);
+  if (got < h.count)
+    warnings.push(
+      `HugeTLB: allocating ${h.count} of page size ${sizeString(4096 * n)} failed.  Only allocated ${got} hugepages.`,
+    );
 }
 
 function shapeFor(plan: BootPlan): MemmapShape {
   const g = plan.params.geometry;
-  return { nrFrames: plan.nrFrames, nrCpus: g.nrCpus, maxOrder: g.maxOrder, pageblockOrder: g.pageblockOrder,
-    blockPages: g.blockPages, nrVmItems: NR_VM_ITEMS, ...processShape(plan.nrFrames, g.pageblockOrder) };
+  return {
+    nrFrames: plan.nrFrames,
+    nrCpus: g.nrCpus,
+    maxOrder: g.maxOrder,
+    pageblockOrder: g.pageblockOrder,
+    blockPages: g.blockPages,
+    nrVmItems: NR_VM_ITEMS,
+    ...processShape(plan.nrFrames, g.pageblockOrder),
+  };
 }
 
 /** Boot a machine from its command line: the buffer, the buddy, watermarks, hugetlb, memory blocks. */
@@ -249,12 +365,19 @@ export function bootMachine(p: BootParams): Memmap {
     for (let z = 0; z < ZONE_MOVABLE; z++) lowmem += m.zones[m.zoneBase(z) + Z_MANAGED]!;
     const lowmemKbytes = lowmem << (PAGE_SHIFT - 10);
     if (p.minFreeKbytes > lowmemKbytes) {
-      plan.warnings.push(`sysctl.vm.min_free_kbytes=${p.minFreeKbytes} is more than the kernel zones' ${lowmemKbytes}K of memory: ` +
-        'not clamped (min_free_kbytes_sysctl_handler); every kernel zone is below its min watermark, so its allocations fail ' +
-        'or invoke the OOM killer');
+      plan.warnings.push(
+        `sysctl.vm.min_free_kbytes=${p.minFreeKbytes} is more than the kernel zones' ${lowmemKbytes}K of memory: ` +
+          'not clamped (min_free_kbytes_sysctl_handler); every kernel zone is below its min watermark, so its allocations fail ' +
+          'or invoke the OOM killer',
+      );
     }
   }
-  hugetlbInit(m, p.hugepages.filter((x) => x.order <= p.geometry.maxOrder), plan.reservations, plan.warnings);
+  hugetlbInit(
+    m,
+    p.hugepages.filter((x) => x.order <= p.geometry.maxOrder),
+    plan.reservations,
+    plan.warnings,
+  );
   memoryDevInit(m, plan);
   mmInitProcessSpace(m);
   bootWarnings.set(m, plan.warnings);
@@ -266,10 +389,14 @@ export const bootWarnings = new WeakMap<Memmap, string[]>();
 
 function onlineTypeOf(s: string | null): number {
   switch (s) {
-    case 'online': return MMOP_ONLINE;
-    case 'online_kernel': return MMOP_ONLINE_KERNEL;
-    case 'online_movable': return MMOP_ONLINE_MOVABLE;
-    default: return MMOP_OFFLINE;
+    case 'online':
+      return MMOP_ONLINE;
+    case 'online_kernel':
+      return MMOP_ONLINE_KERNEL;
+    case 'online_movable':
+      return MMOP_ONLINE_MOVABLE;
+    default:
+      return MMOP_OFFLINE;
   }
 }
 
@@ -282,7 +409,8 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
     m.zones[zb + Z_SPANNED] = e - s;
     m.zones[zb + Z_PRESENT] = e - s;
     m.zones[zb + Z_PRESENT_EARLY] = e - s;
-    for (let o = 0; o <= m.maxOrder; o++) for (let mt = 0; mt < MIGRATE_TYPES; mt++) m.zones[freeAreaHead(m, z, o, mt)] = NO_PAGE;
+    for (let o = 0; o <= m.maxOrder; o++)
+      for (let mt = 0; mt < MIGRATE_TYPES; mt++) m.zones[freeAreaHead(m, z, o, mt)] = NO_PAGE;
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
       const pb = pcpBase(m, cpu, z);
       for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) m.pcp[pb + PCP_LISTS + mt] = NO_PAGE;
@@ -292,7 +420,11 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
   }
   m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | PG_hole, plan.bootPages, m.nrFrames);
   // hot-pluggable memory exists (reserved, offline) but has no zone until onlined
-  m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved, plan.hotplugStartPfn, plan.hotplugStartPfn + plan.hotplugPages);
+  m.flags.fill(
+    (NO_ZONE << PG_ZONE_SHIFT) | PG_reserved,
+    plan.hotplugStartPfn,
+    plan.hotplugStartPfn + plan.hotplugPages,
+  );
   m.pageblock.fill(MIGRATE_MOVABLE);
   m.flags[plan.zeroPfn] = m.flags[plan.zeroPfn]! | PG_zero;
   m.refcount[plan.zeroPfn] = 1; // a reserved page keeps init_page_count()'s reference: pins of ZERO_PAGE never free it
@@ -309,7 +441,8 @@ function memblockFreeAll(m: Memmap, plan: BootPlan): void {
   plan.cmaAreas.forEach((c, i) => {
     m.header[H_CMA_AREAS + 2 * i] = c.basePfn;
     m.header[H_CMA_AREAS + 2 * i + 1] = c.count;
-    for (let pfn = c.basePfn; pfn < c.basePfn + c.count; pfn += m.pageblockNrPages) m.setPageblockMigratetype(pfn, MIGRATE_CMA);
+    for (let pfn = c.basePfn; pfn < c.basePfn + c.count; pfn += m.pageblockNrPages)
+      m.setPageblockMigratetype(pfn, MIGRATE_CMA);
     for (let pfn = c.basePfn; pfn < c.basePfn + c.count; pfn++) {
       const zb = m.zoneBase(m.pageZonenum(pfn));
       m.zones[zb + Z_CMA_PAGES]!++;
@@ -317,7 +450,10 @@ function memblockFreeAll(m: Memmap, plan: BootPlan): void {
   });
   let start = 0;
   while (start < plan.bootPages) {
-    if (reserved[start]) { start++; continue; }
+    if (reserved[start]) {
+      start++;
+      continue;
+    }
     let end = start;
     while (end < plan.bootPages && !reserved[end]) end++;
     freeRange(m, start, end);
@@ -373,4 +509,3 @@ function earlyBlockZone(m: Memmap, start: number, end: number): number {
   }
   return zid;
 }
-

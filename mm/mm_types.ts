@@ -3,8 +3,21 @@
 // vm_fault_t. The page tables themselves are mm/pgtable.ts.
 
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchOr, atomicFetchAnd, atomicSet } from './atomic';
-import { Memmap, MM_PTL, MM_STRIDE, MM_USERS, MM_PID, MM_RLIMIT_MEMLOCK, VMA_STRIDE, H_PTE_FREE, H_ANON_VMA_NEXT,
-  H_NEXT_ID, MM_LOCK, H_MM_LIVE, MM_PMD_HUGE_PTE } from './memmap';
+import {
+  Memmap,
+  MM_PTL,
+  MM_STRIDE,
+  MM_USERS,
+  MM_PID,
+  MM_RLIMIT_MEMLOCK,
+  VMA_STRIDE,
+  H_PTE_FREE,
+  H_ANON_VMA_NEXT,
+  H_NEXT_ID,
+  MM_LOCK,
+  H_MM_LIVE,
+  MM_PMD_HUGE_PTE,
+} from './memmap';
 import { spinLock, spinUnlock, downRead, upRead, downWrite, upWrite } from './locking';
 
 // vm_flags (include/linux/mm.h)

@@ -6,17 +6,66 @@
 // other than shmem (shared anonymous memory, memfd-like); VM_PFNMAP/VM_IO regions have no pages.
 
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicXchg } from './atomic';
-import { Memmap, MM_NR_VMAS, MM_LOCKED_VM, VMA_START, VMA_END, VMA_FLAGS, VMA_ANON_VMA, VMA_SHMEM,
-  VMA_PGOFF, VMA_STRIDE, SH_USERS, SH_SIZE, SH_BASE, SH_STRIDE, H_SHMEM_NEXT, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK,
-  MM_OOM_SCORE_ADJ, MM_PGTABLES, MM_PMD_HUGE_PTE, H_FORK_SEQ } from './memmap';
-import { mmBase, vmaBase, mmAlloc, mmDrop, VM_READ, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_PFNMAP, VM_IO, VM_HUGETLB, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED, VM_LOCKONFAULT, VM_DONTCOPY, mmapWriteLockRaw, mmapWriteUnlockRaw, ptlLock, ptlUnlock, VM_FAULT_ERROR, VM_FAULT_RETRY } from './mm_types';
+import {
+  Memmap,
+  MM_NR_VMAS,
+  MM_LOCKED_VM,
+  VMA_START,
+  VMA_END,
+  VMA_FLAGS,
+  VMA_ANON_VMA,
+  VMA_SHMEM,
+  VMA_PGOFF,
+  VMA_STRIDE,
+  SH_USERS,
+  SH_SIZE,
+  SH_BASE,
+  SH_STRIDE,
+  H_SHMEM_NEXT,
+  MM_RLIMIT_MEMLOCK,
+  MM_CAP_IPC_LOCK,
+  MM_OOM_SCORE_ADJ,
+  MM_PGTABLES,
+  MM_PMD_HUGE_PTE,
+  H_FORK_SEQ,
+} from './memmap';
+import {
+  mmBase,
+  vmaBase,
+  mmAlloc,
+  mmDrop,
+  VM_READ,
+  VM_WRITE,
+  VM_SHARED,
+  VM_MAYWRITE,
+  VM_PFNMAP,
+  VM_IO,
+  VM_HUGETLB,
+  VM_HUGEPAGE,
+  VM_NOHUGEPAGE,
+  VM_LOCKED,
+  VM_LOCKONFAULT,
+  VM_DONTCOPY,
+  mmapWriteLockRaw,
+  mmapWriteUnlockRaw,
+  ptlLock,
+  ptlUnlock,
+  VM_FAULT_ERROR,
+  VM_FAULT_RETRY,
+} from './mm_types';
 import { zapPageRange, copyPageRange, handleMmFault } from './memory';
 import { EINVAL, ENOMEM, EEXIST, EAGAIN, EPERM } from './errno';
 import { folioPut } from './swap';
 import { hstateIndex } from './hugetlb';
 import { bug } from './debug';
-import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, mmuNotifierRelease, MMU_NOTIFY_UNMAP,
-  MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE } from './mmu_notifier';
+import {
+  mmuNotifierInvalidateRangeStart,
+  mmuNotifierInvalidateRangeEnd,
+  mmuNotifierRelease,
+  MMU_NOTIFY_UNMAP,
+  MMU_NOTIFY_PROTECTION_VMA,
+  MMU_NOTIFY_PROTECTION_PAGE,
+} from './mmu_notifier';
 import { splitHugePmd } from './huge_memory';
 import { pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages } from './pgtable';
 
@@ -54,7 +103,16 @@ function nrVmas(m: Memmap, mm: number): number {
 // is added, moved, removed or resized under the page_table_lock too, the role vma_prepare()'s
 // anon_vma_lock_write()/i_mmap_lock_write() play for vma_link(), vma_shrink() and vma_complete().
 
-function vmaAdd(m: Memmap, mm: number, start: number, end: number, flags: number, anonVma: number, shmem: number, pgoff: number): number {
+function vmaAdd(
+  m: Memmap,
+  mm: number,
+  start: number,
+  end: number,
+  flags: number,
+  anonVma: number,
+  shmem: number,
+  pgoff: number,
+): number {
   const n = nrVmas(m, mm);
   if (n >= m.maxVmas) return -ENOMEM; // sysctl_max_map_count
   const vb = vmaBase(m, mm, n);
@@ -80,13 +138,26 @@ function vmaRemove(m: Memmap, mm: number, vb: number): void {
 }
 
 /** The VMAs of an mm as plain records, sorted by address (/proc/PID/maps). */
-export interface VmaInfo { start: number; end: number; flags: number; anonVma: number; shmem: number; pgoff: number }
+export interface VmaInfo {
+  start: number;
+  end: number;
+  flags: number;
+  anonVma: number;
+  shmem: number;
+  pgoff: number;
+}
 export function vmaList(m: Memmap, mm: number): VmaInfo[] {
   const out: VmaInfo[] = [];
   for (let i = 0; i < nrVmas(m, mm); i++) {
     const vb = vmaBase(m, mm, i);
-    out.push({ start: m.vmas[vb + VMA_START]!, end: m.vmas[vb + VMA_END]!, flags: m.vmas[vb + VMA_FLAGS]!,
-      anonVma: m.vmas[vb + VMA_ANON_VMA]!, shmem: m.vmas[vb + VMA_SHMEM]!, pgoff: m.vmas[vb + VMA_PGOFF]! });
+    out.push({
+      start: m.vmas[vb + VMA_START]!,
+      end: m.vmas[vb + VMA_END]!,
+      flags: m.vmas[vb + VMA_FLAGS]!,
+      anonVma: m.vmas[vb + VMA_ANON_VMA]!,
+      shmem: m.vmas[vb + VMA_SHMEM]!,
+      pgoff: m.vmas[vb + VMA_PGOFF]!,
+    });
   }
   return out.sort((a, b) => a.start - b.start);
 }
@@ -138,7 +209,8 @@ export function doMmap(m: Memmap, mm: number, a: MmapArgs): number {
   if (a.hugetlb) {
     if (hstateIndex(m, m.pmdOrder) < 0) return -ENOMEM; // no hugetlb pool of the PMD size
     if (a.vpn !== undefined && a.vpn % m.ptrsPerTable) return -EINVAL;
-    a = { ...a, nrPages: Math.ceil(a.nrPages / m.ptrsPerTable) * m.ptrsPerTable }; // ksys_mmap_pgoff(): ALIGN(len, huge_page_size)
+    // ksys_mmap_pgoff(): ALIGN(len, huge_page_size)
+    a = { ...a, nrPages: Math.ceil(a.nrPages / m.ptrsPerTable) * m.ptrsPerTable };
   }
   mmapWriteLock(m, mm);
   try {
@@ -209,8 +281,16 @@ function splitVma(m: Memmap, mm: number, vb: number, at: number): number {
   if (flags & VM_HUGETLB && at % m.ptrsPerTable) return -EINVAL;
   // a THP straddling the split point is split first (vma_adjust_trans_huge)
   if (at % m.ptrsPerTable && pmdIsHuge(m.pmds[pmdIndex(m, mm, at)]!)) splitHugePmd(m, mm, at);
-  const nb = vmaAdd(m, mm, at, end, flags, m.vmas[vb + VMA_ANON_VMA]!, m.vmas[vb + VMA_SHMEM]!,
-    m.vmas[vb + VMA_PGOFF]! + (at - start));
+  const nb = vmaAdd(
+    m,
+    mm,
+    at,
+    end,
+    flags,
+    m.vmas[vb + VMA_ANON_VMA]!,
+    m.vmas[vb + VMA_SHMEM]!,
+    m.vmas[vb + VMA_PGOFF]! + (at - start),
+  );
   if (nb < 0) return nb;
   if (m.vmas[vb + VMA_SHMEM]) atomicFetchAdd(m.shmem, (m.vmas[vb + VMA_SHMEM]! - 1) * SH_STRIDE + SH_USERS, 1);
   ptlLock(m, mm);
@@ -353,8 +433,15 @@ function changeProtection(m: Memmap, mm: number, start: number, end: number): vo
     const pi = pmdIndex(m, mm, vpn);
     const pmd = m.pmds[pi]!;
     const pmdEnd = (vpn & ~mask) + m.ptrsPerTable;
-    if (pmdIsHuge(pmd)) { m.pmds[pi] = pmd & ~PTE_WRITE; vpn = pmdEnd; continue; }
-    if (!pmdIsTable(pmd)) { vpn = pmdEnd; continue; }
+    if (pmdIsHuge(pmd)) {
+      m.pmds[pi] = pmd & ~PTE_WRITE;
+      vpn = pmdEnd;
+      continue;
+    }
+    if (!pmdIsTable(pmd)) {
+      vpn = pmdEnd;
+      continue;
+    }
     const base = (pmd & PFN_MASK) << m.pmdOrder;
     for (const stop = Math.min(end, pmdEnd); vpn < stop; vpn++) m.ptes[base + (vpn & mask)]! &= ~PTE_WRITE;
   }
@@ -422,7 +509,10 @@ function madviseDontneedFree(m: Memmap, mm: number, v: VmaInfo, start: number, e
  * task state pinlab keeps in the mm record: RLIMIT_MEMLOCK, CAP_IPC_LOCK, oom_score_adj. Returns the mm
  * id or -ENOMEM.
  */
-export function bprmMmInit(m: Memmap, opts: { rlimitMemlockPages?: number; capIpcLock?: boolean; oomScoreAdj?: number } = {}): number {
+export function bprmMmInit(
+  m: Memmap,
+  opts: { rlimitMemlockPages?: number; capIpcLock?: boolean; oomScoreAdj?: number } = {},
+): number {
   const mm = mmAlloc(m);
   if (mm < 0) return -ENOMEM;
   const b = mmBase(mm);
@@ -448,15 +538,23 @@ export function dupMm(m: Memmap, parent: number): number {
     for (const v of vmaList(m, parent)) {
       if (v.flags & VM_DONTCOPY) continue;
       const flags = v.flags & ~(VM_LOCKED | VM_LOCKONFAULT); // mlock is not inherited
-      if (vmaAdd(m, child, v.start, v.end, flags, v.anonVma, v.shmem, v.pgoff) < 0) { exitMmap(m, child); return -ENOMEM; }
+      if (vmaAdd(m, child, v.start, v.end, flags, v.anonVma, v.shmem, v.pgoff) < 0) {
+        exitMmap(m, child);
+        return -ENOMEM;
+      }
       if (v.shmem) atomicFetchAdd(m.shmem, (v.shmem - 1) * SH_STRIDE + SH_USERS, 1);
       if (v.flags & (VM_PFNMAP | VM_IO)) continue;
       const shared = (v.flags & VM_SHARED) !== 0;
       // copy_page_range(): a COW mapping's PTEs are write-protected in the parent
-      const range = shared ? null : mmuNotifierInvalidateRangeStart(m, parent, v.start, v.end, MMU_NOTIFY_PROTECTION_PAGE);
+      const range = shared
+        ? null
+        : mmuNotifierInvalidateRangeStart(m, parent, v.start, v.end, MMU_NOTIFY_PROTECTION_PAGE);
       const rc = copyPageRange(m, child, parent, v.start, v.end, shared);
       mmuNotifierInvalidateRangeEnd(m, range);
-      if (rc < 0) { exitMmap(m, child); return -ENOMEM; }
+      if (rc < 0) {
+        exitMmap(m, child);
+        return -ENOMEM;
+      }
     }
     return child;
   } finally {
@@ -483,9 +581,9 @@ export function exitMmap(m: Memmap, mm: number): void {
   // and no page table is left ("BUG: non-zero pgtables_bytes on freeing mm")
   const b = mmBase(mm);
   if (m.mms[b + MM_PMD_HUGE_PTE] !== -1 || m.mms[b + MM_PGTABLES] !== 0) {
-    bug(`check_mm: mm ${mm} exits with ${m.mms[b + MM_PGTABLES]} page tables, ${m.mms[b + MM_PMD_HUGE_PTE] === -1 ? 'none' : 'some'} deposited`);
+    bug(
+      `check_mm: mm ${mm} exits with ${m.mms[b + MM_PGTABLES]} page tables, ${m.mms[b + MM_PMD_HUGE_PTE] === -1 ? 'none' : 'some'} deposited`,
+    );
   }
   mmDrop(m, mm);
 }
-
-

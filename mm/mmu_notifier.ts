@@ -23,9 +23,30 @@
 
 import { atomicFetchAdd, atomicFetchSub, atomicRead, atomicSet } from './atomic';
 import { threadId } from 'node:worker_threads';
-import { Memmap, MM_PID, MM_USERS, MNG_NR_SUBS, MNG_NEXT_ID, MNG_SLOTS, MN_LOCK, MN_SEQ, MN_ACTIVE, MN_HAS_ITREE, MN_PID,
-  MN_NR_SLOTS, MN_HDR, MN_STRIDE, MNS_STATE, MNS_START, MNS_END, MNS_SEQ, MNS_ID, MNS_OWNER, MNS_STRIDE,
-  MMU_NOTIFIER_SUBS_MAX } from './memmap';
+import {
+  Memmap,
+  MM_PID,
+  MM_USERS,
+  MNG_NR_SUBS,
+  MNG_NEXT_ID,
+  MNG_SLOTS,
+  MN_LOCK,
+  MN_SEQ,
+  MN_ACTIVE,
+  MN_HAS_ITREE,
+  MN_PID,
+  MN_NR_SLOTS,
+  MN_HDR,
+  MN_STRIDE,
+  MNS_STATE,
+  MNS_START,
+  MNS_END,
+  MNS_SEQ,
+  MNS_ID,
+  MNS_OWNER,
+  MNS_STRIDE,
+  MMU_NOTIFIER_SUBS_MAX,
+} from './memmap';
 import { mmBase } from './mm_types';
 import { spinLock, spinUnlock, waitWhileEqual, SPIN_LOCKUP_MS } from './locking';
 import { bug, vmWarnOnOnce } from './debug';
@@ -41,8 +62,16 @@ export const MMU_NOTIFY_SOFT_DIRTY = 4;
 export const MMU_NOTIFY_RELEASE = 5;
 export const MMU_NOTIFY_MIGRATE = 6;
 export const MMU_NOTIFY_EXCLUSIVE = 7;
-export const MMU_NOTIFY_EVENT_NAMES = ['unmap', 'clear', 'protection_vma', 'protection_page', 'soft_dirty', 'release',
-  'migrate', 'exclusive'] as const;
+export const MMU_NOTIFY_EVENT_NAMES = [
+  'unmap',
+  'clear',
+  'protection_vma',
+  'protection_page',
+  'soft_dirty',
+  'release',
+  'migrate',
+  'exclusive',
+] as const;
 const MMU_NOTIFIER_RANGE_BLOCKABLE = 1 << 0;
 
 /** How long read_begin() / remove() may wait for an invalidation on another thread to end. */
@@ -117,7 +146,10 @@ function openHere(m: Memmap): number[] {
 /** Run a callback whose subscription lives in this thread (the harness calls it on the owner's thread). */
 export function mmuNotifierDeliverLocal(_m: Memmap, d: MmuNotifierDelivery): boolean {
   const sub = localSubs.get(d.subId);
-  if (!sub) bug(`mmu notifier: subscription ${d.subId} belongs to thread ${d.owner}, not ${threadId}; install a cross-thread delivery (setMmuNotifierDeliver)`);
+  if (!sub)
+    bug(
+      `mmu notifier: subscription ${d.subId} belongs to thread ${d.owner}, not ${threadId}; install a cross-thread delivery (setMmuNotifierDeliver)`,
+    );
   return sub.ops.invalidate(sub, d.range, d.curSeq);
 }
 
@@ -173,7 +205,11 @@ function waitSeqReleased(m: Memmap, mm: number, seq: number, who: string): void 
 // ---------------------------------------------------------------------------------------------
 // The write side: invalidate_range_start / end
 
-interface Hit { slot: number; id: number; owner: number }
+interface Hit {
+  slot: number;
+  id: number;
+  owner: number;
+}
 
 /** mn_itree_inv_start_range(): count the range as active; the subscriptions it intersects, with cur_seq. */
 function mnItreeInvStartRange(m: Memmap, r: MmuNotifierRange): { hits: Hit[]; curSeq: number } {
@@ -227,7 +263,8 @@ function mnItreeInvalidate(m: Memmap, r: MmuNotifierRange): number {
   const { hits, curSeq } = mnItreeInvStartRange(m, r);
   for (const h of hits) {
     if (deliver(m, { subId: h.id, owner: h.owner, range: r, curSeq })) continue;
-    if (mmuNotifierRangeBlockable(r)) { // WARN_ON(mmu_notifier_range_blockable(range)): ignored
+    if (mmuNotifierRangeBlockable(r)) {
+      // WARN_ON(mmu_notifier_range_blockable(range)): ignored
       vmWarnOnOnce(true, `mmu_interval_notifier ${h.id} refused a blockable ${MMU_NOTIFY_EVENT_NAMES[r.event]} range`);
       continue;
     }
@@ -247,7 +284,13 @@ function rangeInit(mm: number, start: number, end: number, event: number, flags:
  * null - and costs nothing beyond two loads - when the mm has no notifiers. Pair with
  * mmuNotifierInvalidateRangeEnd() once the PTEs are changed.
  */
-export function mmuNotifierInvalidateRangeStart(m: Memmap, mm: number, start: number, end: number, event: number): MmuNotifierRange | null {
+export function mmuNotifierInvalidateRangeStart(
+  m: Memmap,
+  mm: number,
+  start: number,
+  end: number,
+  event: number,
+): MmuNotifierRange | null {
   if (!mmHasNotifiers(m, mm)) return null;
   const r = rangeInit(mm, start, end, event, MMU_NOTIFIER_RANGE_BLOCKABLE);
   openHere(m)[mm]!++;
@@ -259,8 +302,13 @@ export function mmuNotifierInvalidateRangeStart(m: Memmap, mm: number, start: nu
  * mmu_notifier_invalidate_range_start_nonblock() (the OOM reaper's): rc -EAGAIN when a subscriber
  * cannot serve the range without sleeping; then nothing is open and range_end must not be called.
  */
-export function mmuNotifierInvalidateRangeStartNonblock(m: Memmap, mm: number, start: number, end: number, event: number):
-  { rc: number; range: MmuNotifierRange | null } {
+export function mmuNotifierInvalidateRangeStartNonblock(
+  m: Memmap,
+  mm: number,
+  start: number,
+  end: number,
+  event: number,
+): { rc: number; range: MmuNotifierRange | null } {
   if (!mmHasNotifiers(m, mm)) return { rc: 0, range: null };
   const r = rangeInit(mm, start, end, event, 0);
   openHere(m)[mm]!++;
@@ -306,8 +354,10 @@ function mmuNotifierRegisterItree(m: Memmap, mm: number): void {
   const b = tableBase(mm);
   const pid = m.mms[mmBase(mm) + MM_PID]!;
   if (t[b + MN_HAS_ITREE] && t[b + MN_PID] === pid) return;
-  if (t[b + MN_HAS_ITREE]) { // the dead mm's subscriptions go with its mm_struct
-    for (let s = 0; s < t[b + MN_NR_SLOTS]!; s++) if (t[subBase(mm, s) + MNS_STATE] !== SUB_FREE) freeSlot(m, subBase(mm, s));
+  if (t[b + MN_HAS_ITREE]) {
+    // the dead mm's subscriptions go with its mm_struct
+    for (let s = 0; s < t[b + MN_NR_SLOTS]!; s++)
+      if (t[subBase(mm, s) + MNS_STATE] !== SUB_FREE) freeSlot(m, subBase(mm, s));
     t.fill(0, b + MN_HDR, b + MN_STRIDE);
   }
   t[b + MN_PID] = pid;
@@ -323,11 +373,25 @@ function mmuNotifierRegisterItree(m: Memmap, mm: number): void {
  * table is full). Inserted during an invalidation, the subscription may only enter the tree at its
  * end; either way the caller must establish device PTEs through mmuIntervalReadBegin().
  */
-export function mmuIntervalNotifierInsert(sub: MmuIntervalNotifier, m: Memmap, mm: number, start: number, nrPages: number): number {
+export function mmuIntervalNotifierInsert(
+  sub: MmuIntervalNotifier,
+  m: Memmap,
+  mm: number,
+  start: number,
+  nrPages: number,
+): number {
   if (sub.id) bug(`mmu_interval_notifier_insert: subscription ${sub.id} is already inserted`);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(nrPages) || nrPages === 0 || start < 0 || nrPages < 0
-    || start + nrPages > 0x7fffffff) return -EOVERFLOW;
-  if (vmWarnOnOnce(m.mms[mmBase(mm) + MM_USERS]! <= 0, 'mmu_interval_notifier_insert on an mm without users')) return -EINVAL;
+  if (
+    !Number.isSafeInteger(start) ||
+    !Number.isSafeInteger(nrPages) ||
+    nrPages === 0 ||
+    start < 0 ||
+    nrPages < 0 ||
+    start + nrPages > 0x7fffffff
+  )
+    return -EOVERFLOW;
+  if (vmWarnOnOnce(m.mms[mmBase(mm) + MM_USERS]! <= 0, 'mmu_interval_notifier_insert on an mm without users'))
+    return -EINVAL;
   const t = m.mmuNotifiers;
   const b = tableBase(mm);
   spinLock(t, b + MN_LOCK);
@@ -387,7 +451,8 @@ export function mmuIntervalNotifierRemove(sub: MmuIntervalNotifier): void {
   if (sb >= 0) {
     spinLock(t, b + MN_LOCK);
     if (isInvalidating(t, b)) {
-      if (t[sb + MNS_STATE] === SUB_DEFERRED_INSERT) freeSlot(m, sb); // never reached the tree
+      if (t[sb + MNS_STATE] === SUB_DEFERRED_INSERT)
+        freeSlot(m, sb); // never reached the tree
       else {
         t[sb + MNS_STATE] = SUB_DEFERRED_REMOVE;
         seq = t[b + MN_SEQ]!;
@@ -452,7 +517,10 @@ export function mmuIntervalNotifierMmAlive(sub: MmuIntervalNotifier): boolean {
 }
 
 /** The mm's subscriptions as /sys-like records (debugging, tests): [start, end), seq, state. */
-export function mmuIntervalNotifiers(m: Memmap, mm: number): { id: number; start: number; end: number; seq: number; state: string }[] {
+export function mmuIntervalNotifiers(
+  m: Memmap,
+  mm: number,
+): { id: number; start: number; end: number; seq: number; state: string }[] {
   if (!mmHasNotifiers(m, mm)) return [];
   const t = m.mmuNotifiers;
   const out = [];
@@ -460,8 +528,13 @@ export function mmuIntervalNotifiers(m: Memmap, mm: number): { id: number; start
   for (let s = 0; s < t[tableBase(mm) + MN_NR_SLOTS]!; s++) {
     const sb = subBase(mm, s);
     if (t[sb + MNS_STATE] === SUB_FREE) continue;
-    out.push({ id: t[sb + MNS_ID]!, start: t[sb + MNS_START]!, end: t[sb + MNS_END]!, seq: t[sb + MNS_SEQ]!, state: names[t[sb + MNS_STATE]!]! });
+    out.push({
+      id: t[sb + MNS_ID]!,
+      start: t[sb + MNS_START]!,
+      end: t[sb + MNS_END]!,
+      seq: t[sb + MNS_SEQ]!,
+      state: names[t[sb + MNS_STATE]!]!,
+    });
   }
   return out;
 }
-

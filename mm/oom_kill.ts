@@ -4,7 +4,18 @@
 // memory reaped - all but what devices still pin. With no killable process left the kernel panics
 // ("System is deadlocked on memory"); pinlab throws KernelPanic, an outcome, not an errno.
 
-import { Memmap, MM_USERS, MM_RSS_ANON, MM_RSS_FILE, MM_RSS_SHMEM, MM_PGTABLES, MM_OOM_SCORE_ADJ, MM_FLAGS, MM_PID, Z_MANAGED } from './memmap';
+import {
+  Memmap,
+  MM_USERS,
+  MM_RSS_ANON,
+  MM_RSS_FILE,
+  MM_RSS_SHMEM,
+  MM_PGTABLES,
+  MM_OOM_SCORE_ADJ,
+  MM_FLAGS,
+  MM_PID,
+  Z_MANAGED,
+} from './memmap';
 import { mmBase } from './mm_types';
 import { setSlowpathHook, highWatermarkOk } from './page_alloc';
 import { atomicFetchOr, atomicRead } from './atomic';
@@ -64,14 +75,24 @@ export function outOfMemory(m: Memmap): boolean {
     // allocation retries) rather than a second process being killed
     if (atomicRead(m.mms, mmBase(mm) + MM_FLAGS) & MMF_OOM_VICTIM) return true;
     const bad = oomBadness(m, mm);
-    if (bad > worst) { worst = bad; victim = mm; }
+    if (bad > worst) {
+      worst = bad;
+      victim = mm;
+    }
   }
   if (victim < 0) throw new KernelPanic('System is deadlocked on memory');
   const b = mmBase(victim);
   atomicFetchOr(m.mms, b + MM_FLAGS, MMF_OOM_VICTIM);
   countVmEvents(m, vmItem('oom_kill'), 1);
   const self = current().mm === victim;
-  const kill: OomKill = { mm: victim, pid: m.mms[b + MM_PID]!, badness: worst, reaped: 0, rssBefore: rss(m, victim), self };
+  const kill: OomKill = {
+    mm: victim,
+    pid: m.mms[b + MM_PID]!,
+    badness: worst,
+    reaped: 0,
+    rssBefore: rss(m, victim),
+    self,
+  };
   current().oomKills.push(kill); // the kernel log's "Out of memory: Killed process"
   if (self) {
     current().fatalSignal = true;
@@ -112,7 +133,8 @@ function allocPagesMayOom(m: Memmap, gfp: number, order: number, attempt: number
   if (gfpZone(gfp) < ZONE_NORMAL) return false;
   // tsk_is_oom_victim(): a thread of a process already chosen (on any CPU) is dying too
   const cur = current();
-  if (cur.fatalSignal || (cur.mm >= 0 && m.mms[mmBase(cur.mm) + MM_FLAGS]! & MMF_OOM_VICTIM)) return attempt === 0; // one more try with the OOM reserves, then fail
+  // one more try with the OOM reserves, then fail
+  if (cur.fatalSignal || (cur.mm >= 0 && m.mms[mmBase(cur.mm) + MM_FLAGS]! & MMF_OOM_VICTIM)) return attempt === 0;
   // one OOM killer at a time (oom_lock): another CPU's kill is progress; wait a tick, then retry
   if (!mutexTrylock(m.header, H_OOM_LOCK)) {
     waitWhileEqual(m.header, H_OOM_LOCK, 1, 'oom_lock', 1); // schedule_timeout_uninterruptible(1)

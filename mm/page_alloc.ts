@@ -12,8 +12,18 @@ import { Memmap, freeAreaHead, freeAreaCount, pcpBase } from './memmap';
 import * as layout from './memmap';
 import { migratetypeIsMergeable, zoneName as zoneNameOf, MIGRATETYPE_NAMES } from './mmzone';
 import * as mmzoneNs from './mmzone';
-import { gfpZone, gfpMigratetype, __GFP_HIGH, __GFP_MEMALLOC, __GFP_NOMEMALLOC, __GFP_COMP, __GFP_ZERO, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
-  GFP_USER } from './gfp';
+import {
+  gfpZone,
+  gfpMigratetype,
+  __GFP_HIGH,
+  __GFP_MEMALLOC,
+  __GFP_NOMEMALLOC,
+  __GFP_COMP,
+  __GFP_ZERO,
+  __GFP_KSWAPD_RECLAIM,
+  __GFP_DIRECT_RECLAIM,
+  GFP_USER,
+} from './gfp';
 import { spinLock, spinUnlock, spinTrylock } from './locking';
 import { current, currentGfpContext, PF_MEMALLOC_NOCMA } from './sched';
 import { hasBug } from './variants';
@@ -22,12 +32,54 @@ import { vmBugOn, bug } from './debug';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { PG_buddy, PG_head, PG_tail, PG_pcp, PG_ZONE_MASK, PG_ORDER_SHIFT, PG_lru, PG_movable_ops, PG_hole, Z_LOCK,
-  Z_NR_FREE, Z_NR_FREE_CMA, Z_MANAGED, Z_WMARK_MIN, Z_WMARK_LOW, Z_WMARK_HIGH, Z_LOWMEM_RESERVE,
-  Z_NR_RESERVED_HIGHATOMIC, Z_PCP_DISABLED, Z_START_PFN, Z_SPANNED, PCP_LOCK, PCP_COUNT, PCP_HIGH, PCP_BATCH,
-  PCP_LISTS, NO_ZONE, H_MIN_FREE_KBYTES, H_USER_MIN_FREE_KBYTES, H_WATERMARK_SCALE_FACTOR, H_THP_ENABLED, PAGE_SHIFT } = layout;
-const { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-  MIGRATE_HIGHATOMIC, MIGRATE_TYPES, MAX_NR_ZONES, ZONE_NORMAL, ZONE_DMA32, ZONE_MOVABLE } = mmzoneNs;
+const {
+  PG_buddy,
+  PG_head,
+  PG_tail,
+  PG_pcp,
+  PG_ZONE_MASK,
+  PG_ORDER_SHIFT,
+  PG_lru,
+  PG_movable_ops,
+  PG_hole,
+  Z_LOCK,
+  Z_NR_FREE,
+  Z_NR_FREE_CMA,
+  Z_MANAGED,
+  Z_WMARK_MIN,
+  Z_WMARK_LOW,
+  Z_WMARK_HIGH,
+  Z_LOWMEM_RESERVE,
+  Z_NR_RESERVED_HIGHATOMIC,
+  Z_PCP_DISABLED,
+  Z_START_PFN,
+  Z_SPANNED,
+  PCP_LOCK,
+  PCP_COUNT,
+  PCP_HIGH,
+  PCP_BATCH,
+  PCP_LISTS,
+  NO_ZONE,
+  H_MIN_FREE_KBYTES,
+  H_USER_MIN_FREE_KBYTES,
+  H_WATERMARK_SCALE_FACTOR,
+  H_THP_ENABLED,
+  PAGE_SHIFT,
+} = layout;
+const {
+  MIGRATE_CMA,
+  MIGRATE_ISOLATE,
+  MIGRATE_MOVABLE,
+  MIGRATE_PCPTYPES,
+  MIGRATE_RECLAIMABLE,
+  MIGRATE_UNMOVABLE,
+  MIGRATE_HIGHATOMIC,
+  MIGRATE_TYPES,
+  MAX_NR_ZONES,
+  ZONE_NORMAL,
+  ZONE_DMA32,
+  ZONE_MOVABLE,
+} = mmzoneNs;
 
 // alloc_flags (mm/internal.h)
 const ALLOC_WMARK_MIN = 0;
@@ -50,8 +102,23 @@ const NO_PAGE = -1;
 
 // Exported by name rather than `export const`: uses inside this file then read a local binding, not a
 // property of this module's exports object (what tsc emits for `export const`), on the hot paths.
-export { ALLOC_WMARK_MIN, ALLOC_WMARK_LOW, ALLOC_WMARK_HIGH, ALLOC_WMARK_MASK, ALLOC_NO_WATERMARKS, ALLOC_OOM, ALLOC_NON_BLOCK,
-  ALLOC_MIN_RESERVE, ALLOC_CPUSET, ALLOC_CMA, ALLOC_NOFRAGMENT, ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_RESERVES, NO_PAGE };
+export {
+  ALLOC_WMARK_MIN,
+  ALLOC_WMARK_LOW,
+  ALLOC_WMARK_HIGH,
+  ALLOC_WMARK_MASK,
+  ALLOC_NO_WATERMARKS,
+  ALLOC_OOM,
+  ALLOC_NON_BLOCK,
+  ALLOC_MIN_RESERVE,
+  ALLOC_CPUSET,
+  ALLOC_CMA,
+  ALLOC_NOFRAGMENT,
+  ALLOC_HIGHATOMIC,
+  ALLOC_KSWAPD,
+  ALLOC_RESERVES,
+  NO_PAGE,
+};
 
 // fallbacks[] (mm/page_alloc.c): which free lists a migratetype may steal from, in order.
 const FALLBACKS: number[][] = [
@@ -90,7 +157,9 @@ export function delPageFromFreeList(m: Memmap, zid: number, pfn: number, order: 
   const prev = m.index[pfn]!;
   const h = freeAreaHead(m, zid, order, mt);
   if ((prev !== NO_PAGE ? m.mapping[prev] : m.zones[h]) !== pfn || (next !== NO_PAGE && m.index[next] !== pfn)) {
-    bug(`list_del corruption: pfn ${pfn} is not on the ${zoneNameOf(zid)} order-${order} ${MIGRATETYPE_NAMES[mt]} free list it is taken off (prev ${prev}, next ${next}; pageblock ${MIGRATETYPE_NAMES[m.getPageblockMigratetype(pfn)]})`);
+    bug(
+      `list_del corruption: pfn ${pfn} is not on the ${zoneNameOf(zid)} order-${order} ${MIGRATETYPE_NAMES[mt]} free list it is taken off (prev ${prev}, next ${next}; pageblock ${MIGRATETYPE_NAMES[m.getPageblockMigratetype(pfn)]})`,
+    );
   }
   if (prev !== NO_PAGE) m.mapping[prev] = next;
   else m.zones[h] = next;
@@ -217,12 +286,20 @@ function moveFreepagesBlock(m: Memmap, zid: number, start: number, oldMt: number
  * try_to_steal_block() (6.12.117): a block of pageblock_order or more is claimed whole; a smaller one
  * claims its pageblock only when half of it is free or alike, else nothing is taken here.
  */
-function tryToStealBlock(m: Memmap, zid: number, pfn: number, currentOrder: number, order: number, startMt: number): number {
+function tryToStealBlock(
+  m: Memmap,
+  zid: number,
+  pfn: number,
+  currentOrder: number,
+  order: number,
+  startMt: number,
+): number {
   const blockMt = m.getPageblockMigratetype(pfn);
   if (blockMt === MIGRATE_HIGHATOMIC) return NO_PAGE;
   if (currentOrder >= m.pageblockOrder) {
     delPageFromFreeList(m, zid, pfn, currentOrder, blockMt);
-    for (let p = pfn; p < pfn + (1 << currentOrder); p += m.pageblockNrPages) m.setPageblockMigratetype(p, startMt); // change_pageblock_range()
+    // change_pageblock_range()
+    for (let p = pfn; p < pfn + (1 << currentOrder); p += m.pageblockNrPages) m.setPageblockMigratetype(p, startMt);
     expand(m, zid, pfn, order, currentOrder, startMt);
     return pfn;
   }
@@ -322,9 +399,13 @@ export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: nu
  * never end up inside a free block of another type.
  */
 function splitLargeBuddy(m: Memmap, zid: number, pfn: number, order: number): void {
-  if (order <= m.pageblockOrder) { freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn)); return; }
+  if (order <= m.pageblockOrder) {
+    freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn));
+    return;
+  }
   const end = pfn + (1 << order);
-  for (let p = pfn; p < end; p += m.pageblockNrPages) freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p));
+  for (let p = pfn; p < end; p += m.pageblockNrPages)
+    freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p));
 }
 
 /** free_one_page(): take the zone lock and merge (split_large_buddy() for blocks above a pageblock). */
@@ -529,8 +610,15 @@ function zoneWatermarkUnusableFree(m: Memmap, zb: number, order: number, allocFl
 }
 
 /** __zone_watermark_ok() */
-function zoneWatermarkOk(m: Memmap, zid: number, order: number, mark: number, highestZoneidx: number,
-  allocFlags: number, freePages: number): boolean {
+function zoneWatermarkOk(
+  m: Memmap,
+  zid: number,
+  order: number,
+  mark: number,
+  highestZoneidx: number,
+  allocFlags: number,
+  freePages: number,
+): boolean {
   const zb = m.zoneBase(zid);
   let min = mark;
   freePages -= zoneWatermarkUnusableFree(m, zb, order, allocFlags);
@@ -552,8 +640,14 @@ function zoneWatermarkOk(m: Memmap, zid: number, order: number, mark: number, hi
 }
 
 /** zone_watermark_fast() */
-function zoneWatermarkFast(m: Memmap, zid: number, order: number, mark: number, highestZoneidx: number,
-  allocFlags: number): boolean {
+function zoneWatermarkFast(
+  m: Memmap,
+  zid: number,
+  order: number,
+  mark: number,
+  highestZoneidx: number,
+  allocFlags: number,
+): boolean {
   const zb = m.zoneBase(zid);
   const free = m.zones[zb + Z_NR_FREE]!;
   if (!order) {
@@ -567,9 +661,12 @@ function zoneWatermarkFast(m: Memmap, zid: number, order: number, mark: number, 
 function wmarkPages(m: Memmap, zid: number, allocFlags: number): number {
   const zb = m.zoneBase(zid);
   switch (allocFlags & ALLOC_WMARK_MASK) {
-    case ALLOC_WMARK_MIN: return m.zones[zb + Z_WMARK_MIN]!;
-    case ALLOC_WMARK_LOW: return m.zones[zb + Z_WMARK_LOW]!;
-    default: return m.zones[zb + Z_WMARK_HIGH]!;
+    case ALLOC_WMARK_MIN:
+      return m.zones[zb + Z_WMARK_MIN]!;
+    case ALLOC_WMARK_LOW:
+      return m.zones[zb + Z_WMARK_LOW]!;
+    default:
+      return m.zones[zb + Z_WMARK_HIGH]!;
   }
 }
 
@@ -634,7 +731,9 @@ function rmqueueZone(m: Memmap, zid: number, order: number, mt: number, allocFla
  */
 function prepNewPage(m: Memmap, pfn: number, order: number, gfp: number): void {
   if (m.refcount[pfn] !== 0 || m.mapcount[pfn] !== 0) {
-    bug(`bad page state: pfn ${pfn} allocated with refcount ${m.refcount[pfn]} mapcount ${m.mapcount[pfn]} (check_new_page)`);
+    bug(
+      `bad page state: pfn ${pfn} allocated with refcount ${m.refcount[pfn]} mapcount ${m.mapcount[pfn]} (check_new_page)`,
+    );
   }
   m.refcount[pfn] = 1;
   const n = 1 << order;
@@ -655,7 +754,13 @@ function allocFlagsNofragment(m: Memmap, zid: number): number {
 }
 
 /** get_page_from_freelist(): walk the zonelist from highestZoneidx down. */
-function getPageFromFreelist(m: Memmap, gfp: number, order: number, allocFlags: number, highestZoneidx: number): number {
+function getPageFromFreelist(
+  m: Memmap,
+  gfp: number,
+  order: number,
+  allocFlags: number,
+  highestZoneidx: number,
+): number {
   const mt = gfpMigratetype(gfp);
   for (;;) {
     for (let zid = highestZoneidx; zid >= 0; zid--) {
@@ -677,7 +782,9 @@ function getPageFromFreelist(m: Memmap, gfp: number, order: number, allocFlags: 
   }
 }
 
-/** gfp_to_alloc_flags_cma(): only movable allocations may use CMA pageblocks (and not under v5.12's PF_MEMALLOC_NOCMA). */
+/**
+ * gfp_to_alloc_flags_cma(): only movable allocations may use CMA pageblocks (and not under v5.12's PF_MEMALLOC_NOCMA).
+ */
 function gfpToAllocFlagsCma(gfp: number, allocFlags: number): number {
   if (gfpMigratetype(gfp) === MIGRATE_MOVABLE && !(current().flags & PF_MEMALLOC_NOCMA)) allocFlags |= ALLOC_CMA;
   return allocFlags;
@@ -713,7 +820,8 @@ export function allocPages(m: Memmap, gfp: number, order: number): number {
   // R5: before "mm: apply per-task gfp constraints in fast path" the scope reached only the slow path
   const raw = gfp;
   gfp = currentGfpContext(gfp);
-  if (raw !== gfp && hasBug('R5')) { // (with no scope in force R5 allocates exactly as below)
+  if (raw !== gfp && hasBug('R5')) {
+    // (with no scope in force R5 allocates exactly as below)
     const h = gfpZone(raw);
     let f = gfpToAllocFlagsCma(raw, ALLOC_WMARK_LOW);
     f |= allocFlagsNofragment(m, firstPopulatedZone(m, h));
@@ -733,7 +841,8 @@ export function allocPages(m: Memmap, gfp: number, order: number): number {
 function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: number): number {
   let allocFlags = gfpToAllocFlags(gfp);
   // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC ignores the watermarks (unless __GFP_NOMEMALLOC)
-  if (gfp & __GFP_MEMALLOC && !(gfp & __GFP_NOMEMALLOC)) allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_NO_WATERMARKS) | (allocFlags & ALLOC_KSWAPD);
+  if (gfp & __GFP_MEMALLOC && !(gfp & __GFP_NOMEMALLOC))
+    allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_NO_WATERMARKS) | (allocFlags & ALLOC_KSWAPD);
   for (let attempt = 0; attempt <= MAX_RECLAIM_RETRIES; attempt++) {
     // an OOM victim may dip into the reserves on its way out (ALLOC_OOM, oom_reserves_allowed())
     const f = current().fatalSignal ? allocFlags | ALLOC_OOM : allocFlags;
@@ -755,7 +864,8 @@ export function highWatermarkOk(m: Memmap, gfp: number, order: number): boolean 
   for (let zid = highest; zid >= 0; zid--) {
     const zb = m.zoneBase(zid);
     if (m.zones[zb + Z_MANAGED]! === 0) continue;
-    if (zoneWatermarkOk(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highest, allocFlags, m.zones[zb + Z_NR_FREE]!)) return true;
+    if (zoneWatermarkOk(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highest, allocFlags, m.zones[zb + Z_NR_FREE]!))
+      return true;
   }
   return false;
 }
@@ -802,7 +912,8 @@ function managed(m: Memmap, z: number): number {
 /** nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark, in zones GFP_USER may use. */
 function nrFreeBufferPages(m: Memmap): number {
   let sum = 0;
-  for (let z = 0; z <= gfpZone(GFP_USER); z++) sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
+  for (let z = 0; z <= gfpZone(GFP_USER); z++)
+    sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
   return sum;
 }
 
@@ -823,7 +934,8 @@ function setupPerZoneWmarks(m: Memmap): void {
     const zb = m.zoneBase(z);
     const man = managed(m, z);
     let tmp = lowmemPages ? Math.floor((pagesMin * man) / lowmemPages) : 0;
-    if (z === ZONE_MOVABLE) m.zones[zb + Z_WMARK_MIN] = Math.min(128, Math.max(SWAP_CLUSTER_MAX, Math.floor(man / 1024)));
+    if (z === ZONE_MOVABLE)
+      m.zones[zb + Z_WMARK_MIN] = Math.min(128, Math.max(SWAP_CLUSTER_MAX, Math.floor(man / 1024)));
     else m.zones[zb + Z_WMARK_MIN] = tmp;
     tmp = Math.max(tmp >> 2, Math.floor((man * scale) / 10000));
     m.zones[zb + Z_WMARK_LOW] = m.zones[zb + Z_WMARK_MIN]! + tmp;
@@ -840,7 +952,10 @@ function setupPerZoneLowmemReserve(m: Memmap): void {
     const clear = !ratio || !managed(m, i);
     let man = 0;
     for (let j = 0; j < MAX_NR_ZONES; j++) {
-      if (j <= i) { m.zones[zb + Z_LOWMEM_RESERVE + j] = 0; continue; }
+      if (j <= i) {
+        m.zones[zb + Z_LOWMEM_RESERVE + j] = 0;
+        continue;
+      }
       man += managed(m, j);
       m.zones[zb + Z_LOWMEM_RESERVE + j] = clear ? 0 : Math.floor(man / ratio);
     }

@@ -1,7 +1,21 @@
 // Pageblock isolation (mm/page_isolation.c, v6.12): MIGRATE_ISOLATE pageblocks hand out nothing; their
 // free pages sit on the ISOLATE lists and leave NR_FREE_PAGES (account_freepages).
-import { Memmap, Z_LOCK, Z_NR_ISOLATE_PAGEBLOCK, PG_buddy, PG_ORDER_SHIFT, PG_reserved, PG_hole, PG_head, PG_tail, PG_hugetlb,
-  PG_lru, PG_movable_ops, PG_hwpoison, PG_offline } from './memmap';
+import {
+  Memmap,
+  Z_LOCK,
+  Z_NR_ISOLATE_PAGEBLOCK,
+  PG_buddy,
+  PG_ORDER_SHIFT,
+  PG_reserved,
+  PG_hole,
+  PG_head,
+  PG_tail,
+  PG_hugetlb,
+  PG_lru,
+  PG_movable_ops,
+  PG_hwpoison,
+  PG_offline,
+} from './memmap';
 import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE } from './mmzone';
 import { EBUSY } from './errno';
 import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList } from './page_alloc';
@@ -29,7 +43,10 @@ export function unsetMigratetypeIsolate(m: Memmap, zid: number, pfn: number, mt:
   const lk = m.zoneBase(zid) + Z_LOCK;
   spinLock(m.zones, lk);
   const start = pfn & ~(m.pageblockNrPages - 1);
-  if (m.getPageblockMigratetype(start) !== MIGRATE_ISOLATE) { spinUnlock(m.zones, lk); return; }
+  if (m.getPageblockMigratetype(start) !== MIGRATE_ISOLATE) {
+    spinUnlock(m.zones, lk);
+    return;
+  }
   const f = m.flags[start]!;
   const order = (f >>> PG_ORDER_SHIFT) & 31;
   let putback = false;
@@ -37,7 +54,12 @@ export function unsetMigratetypeIsolate(m: Memmap, zid: number, pfn: number, mt:
     const buddy = start ^ (1 << order);
     const bf = buddy < m.nrFrames ? m.flags[buddy]! : 0;
     const sameZone = m.pageZonenum(buddy) === zid;
-    if (bf & PG_buddy && ((bf >>> PG_ORDER_SHIFT) & 31) === order && sameZone && m.getPageblockMigratetype(buddy) !== MIGRATE_ISOLATE) {
+    if (
+      bf & PG_buddy &&
+      ((bf >>> PG_ORDER_SHIFT) & 31) === order &&
+      sameZone &&
+      m.getPageblockMigratetype(buddy) !== MIGRATE_ISOLATE
+    ) {
       delPageFromFreeList(m, zid, start, order, MIGRATE_ISOLATE);
       putback = true;
     }
@@ -62,7 +84,14 @@ export const REPORT_FAILURE = 0x2;
  * pinned page passes here and fails later in migration); elsewhere LRU, __PageMovable, free and
  * migratable hugetlb pages pass. A CMA pageblock is unmovable unless the caller isolates for CMA.
  */
-function hasUnmovablePages(m: Memmap, zid: number, start: number, end: number, migratetype: number, flags: number): number {
+function hasUnmovablePages(
+  m: Memmap,
+  zid: number,
+  start: number,
+  end: number,
+  migratetype: number,
+  flags: number,
+): number {
   if (m.getPageblockMigratetype(start) === MIGRATE_CMA) return migratetype === MIGRATE_CMA ? -1 : start;
   for (let pfn = start; pfn < end; pfn++) {
     const f = m.flags[pfn]!;
@@ -89,13 +118,28 @@ function hasUnmovablePages(m: Memmap, zid: number, start: number, end: number, m
  * set_migratetype_isolate(): under the zone lock, isolate one pageblock unless it is already isolated
  * (-EBUSY) or holds an unmovable page (-EBUSY; *unmovable receives the pfn).
  */
-function setMigratetypeIsolate(m: Memmap, zid: number, pfn: number, migratetype: number, flags: number, out: { pfn: number }): number {
+function setMigratetypeIsolate(
+  m: Memmap,
+  zid: number,
+  pfn: number,
+  migratetype: number,
+  flags: number,
+  out: { pfn: number },
+): number {
   const lk = m.zoneBase(zid) + Z_LOCK;
   spinLock(m.zones, lk);
   const start = pfn & ~(m.pageblockNrPages - 1);
-  if (m.getPageblockMigratetype(start) === MIGRATE_ISOLATE) { spinUnlock(m.zones, lk); out.pfn = start; return -EBUSY; }
+  if (m.getPageblockMigratetype(start) === MIGRATE_ISOLATE) {
+    spinUnlock(m.zones, lk);
+    out.pfn = start;
+    return -EBUSY;
+  }
   const bad = hasUnmovablePages(m, zid, start, start + m.pageblockNrPages, migratetype, flags);
-  if (bad >= 0) { spinUnlock(m.zones, lk); out.pfn = bad; return -EBUSY; }
+  if (bad >= 0) {
+    spinUnlock(m.zones, lk);
+    out.pfn = bad;
+    return -EBUSY;
+  }
   isolatePageblockLocked(m, zid, start);
   spinUnlock(m.zones, lk);
   return 0;
@@ -105,12 +149,19 @@ function setMigratetypeIsolate(m: Memmap, zid: number, pfn: number, migratetype:
  * start_isolate_page_range(): isolate every pageblock of [start, end) or none (undo on failure).
  * Does not guarantee anything about pages still on per-CPU lists: callers disable them first.
  */
-export function startIsolatePageRange(m: Memmap, start: number, end: number, migratetype: number, flags: number,
-  out: { pfn: number } = { pfn: -1 }): number {
+export function startIsolatePageRange(
+  m: Memmap,
+  start: number,
+  end: number,
+  migratetype: number,
+  flags: number,
+  out: { pfn: number } = { pfn: -1 },
+): number {
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) {
     const rc = setMigratetypeIsolate(m, m.pageZonenum(pfn), pfn, migratetype, flags, out);
     if (rc) {
-      for (let p = start; p < pfn; p += m.pageblockNrPages) unsetMigratetypeIsolate(m, m.pageZonenum(p), p, migratetype);
+      for (let p = start; p < pfn; p += m.pageblockNrPages)
+        unsetMigratetypeIsolate(m, m.pageZonenum(p), p, migratetype);
       return rc;
     }
   }
@@ -119,7 +170,8 @@ export function startIsolatePageRange(m: Memmap, start: number, end: number, mig
 
 /** undo_isolate_page_range(): every isolated pageblock back to migratetype. */
 export function undoIsolatePageRange(m: Memmap, start: number, end: number, migratetype: number): void {
-  for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) unsetMigratetypeIsolate(m, m.pageZonenum(pfn), pfn, migratetype);
+  for (let pfn = start; pfn < end; pfn += m.pageblockNrPages)
+    unsetMigratetypeIsolate(m, m.pageZonenum(pfn), pfn, migratetype);
 }
 
 /**
@@ -127,14 +179,29 @@ export function undoIsolatePageRange(m: Memmap, start: number, end: number, migr
  * the buddy (or hwpoisoned / an unreferenced PageOffline, when offlining); else -EBUSY with the pfn.
  * As the kernel-doc says, end is the first pfn after the range.
  */
-export function testPagesIsolated(m: Memmap, start: number, end: number, flags: number, out: { pfn: number } = { pfn: -1 }): number {
+export function testPagesIsolated(
+  m: Memmap,
+  start: number,
+  end: number,
+  flags: number,
+  out: { pfn: number } = { pfn: -1 },
+): number {
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) {
-    if (m.getPageblockMigratetype(pfn) !== MIGRATE_ISOLATE) { out.pfn = pfn; return -EBUSY; }
+    if (m.getPageblockMigratetype(pfn) !== MIGRATE_ISOLATE) {
+      out.pfn = pfn;
+      return -EBUSY;
+    }
   }
   for (let pfn = start; pfn < end;) {
     const f = m.flags[pfn]!;
-    if (f & PG_buddy) { pfn += 1 << ((f >>> PG_ORDER_SHIFT) & 31); continue; }
-    if (flags & MEMORY_OFFLINE && (f & PG_hwpoison || (f & PG_offline && m.refcount[pfn] === 0))) { pfn++; continue; }
+    if (f & PG_buddy) {
+      pfn += 1 << ((f >>> PG_ORDER_SHIFT) & 31);
+      continue;
+    }
+    if (flags & MEMORY_OFFLINE && (f & PG_hwpoison || (f & PG_offline && m.refcount[pfn] === 0))) {
+      pfn++;
+      continue;
+    }
     out.pfn = pfn;
     return -EBUSY;
   }

@@ -15,14 +15,37 @@ import { spinLock, spinUnlock } from './locking';
 import * as pinnableNs from './pinnable';
 import { variant } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
-import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MmuNotifierRange, MMU_NOTIFY_CLEAR } from './mmu_notifier';
+import {
+  mmuNotifierInvalidateRangeStart,
+  mmuNotifierInvalidateRangeEnd,
+  MmuNotifierRange,
+  MMU_NOTIFY_CLEAR,
+} from './mmu_notifier';
 import { folioOrder, folioGet } from './page_ref';
 import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './pgtable';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { H_ANON_VMA_NEXT, MNG_NR_SUBS, PG_anon, PG_head, PG_zero, MM_USERS, VMA_START, VMA_END, VMA_ANON_VMA, VMA_SHMEM, VMA_PGOFF, MM_NR_VMAS,
-  MM_PTL, PG_hugetlb, PG_anon_exclusive, MM_STRIDE, VMA_STRIDE, H_FORK_SEQ } = layout;
+const {
+  H_ANON_VMA_NEXT,
+  MNG_NR_SUBS,
+  PG_anon,
+  PG_head,
+  PG_zero,
+  MM_USERS,
+  VMA_START,
+  VMA_END,
+  VMA_ANON_VMA,
+  VMA_SHMEM,
+  VMA_PGOFF,
+  MM_NR_VMAS,
+  MM_PTL,
+  PG_hugetlb,
+  PG_anon_exclusive,
+  MM_STRIDE,
+  VMA_STRIDE,
+  H_FORK_SEQ,
+} = layout;
 const { PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, PMD_HUGE, PFN_MASK } = pgtableNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 
@@ -97,10 +120,12 @@ export function pteMapDec(m: Memmap, pfn: number): void {
 }
 /** The entire mapcount sits in page[1]'s pincount slot (page[1]'s mapcount counts its own PTEs). */
 export function pmdMapInc(m: Memmap, head: number): void {
-  if (atomicFetchAdd(m.pincount, head + 1, 1) === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
+  if (atomicFetchAdd(m.pincount, head + 1, 1) === 0 && !(m.flags[head]! & PG_hugetlb))
+    countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
 }
 export function pmdMapDec(m: Memmap, head: number): void {
-  if (atomicFetchSub(m.pincount, head + 1, 1) === 1 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, -1);
+  if (atomicFetchSub(m.pincount, head + 1, 1) === 1 && !(m.flags[head]! & PG_hugetlb))
+    countVmEvents(m, NR_ANON_THPS, -1);
 }
 
 export interface RmapSite {
@@ -141,13 +166,25 @@ export function rmapWalk(m: Memmap, head: number, visit: (s: RmapSite, entry: nu
         const pmd = m.pmds[pi]!;
         if (pmdIsHuge(pmd)) {
           // a PMD maps the folio as a whole: visit once, at its first page
-          if ((v & mask) === 0 && pmdHolds(pmd, matchHead, n)) { site.mm = mm; site.vpn = v; site.pmd = true; site.slot = pi; visit(site, pmd); }
+          if ((v & mask) === 0 && pmdHolds(pmd, matchHead, n)) {
+            site.mm = mm;
+            site.vpn = v;
+            site.pmd = true;
+            site.slot = pi;
+            visit(site, pmd);
+          }
           continue;
         }
         if (!pmdIsTable(pmd)) continue;
         const slot = ((pmd & PFN_MASK) << m.pmdOrder) + (v & mask);
         const pte = m.ptes[slot]!;
-        if (pte & (PTE_PRESENT | PTE_MIGRATION) && ptePfn(pte) === matchHead + (v - first)) { site.mm = mm; site.vpn = v; site.pmd = false; site.slot = slot; visit(site, pte); }
+        if (pte & (PTE_PRESENT | PTE_MIGRATION) && ptePfn(pte) === matchHead + (v - first)) {
+          site.mm = mm;
+          site.vpn = v;
+          site.pmd = false;
+          site.slot = slot;
+          visit(site, pte);
+        }
       }
     }
     spinUnlock(m.mms, mb + MM_PTL);
@@ -204,14 +241,16 @@ function mmuNotifierFolioInvalidateEnd(m: Memmap, rs: MmuNotifierRange[] | null)
  * Returns whether the folio is now unmapped.
  */
 export function tryToMigrate(m: Memmap, head: number): boolean {
-  const inv = mmuNotifierFolioInvalidateStart(m, head, MMU_NOTIFY_CLEAR); // try_to_migrate_one(): before the PTEs change
+  // try_to_migrate_one(): before the PTEs change
+  const inv = mmuNotifierFolioInvalidateStart(m, head, MMU_NOTIFY_CLEAR);
   const unmapped = tryToMigrateOne(m, head);
   mmuNotifierFolioInvalidateEnd(m, inv);
   return unmapped;
 }
 
 function tryToMigrateOne(m: Memmap, head: number): boolean {
-  if ((m.flags[head]! & (PG_anon | PG_hugetlb)) === PG_anon && folioMaybeDmaPinned(m, head) && anyExclusive(m, head)) return false;
+  if ((m.flags[head]! & (PG_anon | PG_hugetlb)) === PG_anon && folioMaybeDmaPinned(m, head) && anyExclusive(m, head))
+    return false;
   rmapWalkMigration(m, head, head, false);
   return !folioMapped(m, head);
 }
@@ -271,7 +310,10 @@ function rmapWalkMigration(m: Memmap, head: number, src: number, remove: boolean
       const hi = first + n < end ? first + n : end;
       if (lo >= hi) continue; // not in the interval tree's range for this folio
       migrationEntriesVma(m, mm, head, src, n, first, lo, hi, remove);
-      if (!remove && !folioMapped(m, head)) { done = true; break; } // rwc->done: folio_not_mapped()
+      if (!remove && !folioMapped(m, head)) {
+        done = true;
+        break;
+      } // rwc->done: folio_not_mapped()
     }
     spinUnlock(mms, mb + MM_PTL);
     if (done) return;
@@ -282,8 +324,17 @@ function rmapWalkMigration(m: Memmap, head: number, src: number, remove: boolean
  * try_to_migrate_one() (remove = false) or remove_migration_pte() (remove = true) for the pages
  * [lo, hi) of one VMA, where the folio's first page sits at virtual page first (PTL held).
  */
-function migrationEntriesVma(m: Memmap, mm: number, head: number, src: number, n: number, first: number, lo: number,
-  hi: number, remove: boolean): void {
+function migrationEntriesVma(
+  m: Memmap,
+  mm: number,
+  head: number,
+  src: number,
+  n: number,
+  first: number,
+  lo: number,
+  hi: number,
+  remove: boolean,
+): void {
   const pmds = m.pmds;
   const ptes = m.ptes;
   const pmdOrder = m.pmdOrder;

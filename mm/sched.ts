@@ -48,8 +48,20 @@ export interface OomKill {
 
 /** A task record for a thread or actor (the kernel's task_struct, reduced). */
 export function newTask(pid: number, comm: string, cpu: number, mm = -1): Task {
-  return { pid, comm, cpu, flags: 0, sigpending: false, fatalSignal: false, mm, pinsAcquired: 0, pinsReleased: 0, gupFaultRetriesExhausted: 0,
-    oomKills: [], brokenSpinlocks: false };
+  return {
+    pid,
+    comm,
+    cpu,
+    flags: 0,
+    sigpending: false,
+    fatalSignal: false,
+    mm,
+    pinsAcquired: 0,
+    pinsReleased: 0,
+    gupFaultRetriesExhausted: 0,
+    oomKills: [],
+    brokenSpinlocks: false,
+  };
 }
 
 let cur: Task = newTask(0, 'swapper/0', 0);

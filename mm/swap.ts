@@ -27,7 +27,10 @@ export function folioPutRefs(m: Memmap, pfn: number, refs: number): void {
   if (r < refs) bug(`folio_put: pfn ${pfn} refcount was ${r}, dropping ${refs}`);
   if (r !== refs) return;
   const f = m.flags[pfn]!;
-  if (f & PG_hugetlb) { freeHugeFolio(m, pfn); return; }
+  if (f & PG_hugetlb) {
+    freeHugeFolio(m, pfn);
+    return;
+  }
   // nobody holds a reference that could set PG_lru again: clear it only when it is set (an atomic costs)
   if (f & PG_lru) flagsFetchAnd(m.flags, pfn, ~PG_lru);
   freeThePage(m, pfn, f & PG_head ? m.pageOrder(pfn) : 0);
@@ -68,7 +71,8 @@ export function folioAddLru(m: Memmap, pfn: number): void {
     lruAddDrainCpu(m, current().cpu);
     return;
   }
-  if (m.header[H_LRU_DISABLED]! > 0) { // lru_cache_disabled(): a plain read, as the kernel's atomic_read()
+  if (m.header[H_LRU_DISABLED]! > 0) {
+    // lru_cache_disabled(): a plain read, as the kernel's atomic_read()
     flagsFetchOr(m.flags, pfn, PG_lru);
     return;
   }
@@ -107,7 +111,8 @@ export function lruAddDrainAll(m: Memmap): void {
 }
 
 function firstBusyRemoteCpu(m: Memmap): number {
-  for (let cpu = 0; cpu < m.nrCpus; cpu++) if (cpu !== current().cpu && atomicRead(m.lru, lruBase(m, cpu) + 1) > 0) return cpu;
+  for (let cpu = 0; cpu < m.nrCpus; cpu++)
+    if (cpu !== current().cpu && atomicRead(m.lru, lruBase(m, cpu) + 1) > 0) return cpu;
   return -1;
 }
 
@@ -119,4 +124,3 @@ export function lruCacheDisable(m: Memmap): void {
 export function lruCacheEnable(m: Memmap): void {
   atomicFetchSub(m.header, H_LRU_DISABLED, 1);
 }
-

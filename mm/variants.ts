@@ -3,7 +3,8 @@
 // docs/regression-corpus.md). `pinlab variants` lists them; docs/kernel-variants.md explains each.
 import { own } from './own';
 
-export type BugSwitch = 'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R18' | 'R21';
+export type BugSwitch =
+  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R18' | 'R21';
 
 export interface KernelVariant {
   name: string;
@@ -32,37 +33,157 @@ export interface KernelVariant {
   bugs: Set<BugSwitch>;
 }
 
-export interface BugInfo { id: BugSwitch; commit: string; what: string }
+export interface BugInfo {
+  id: BugSwitch;
+  commit: string;
+  what: string;
+}
 
 /** The bug switches the model can express (docs/regression-corpus.md). */
 export const BUGS: BugInfo[] = [
-  { id: 'R1', commit: 'c991ffef7bce (v5.13)', what: 'pin migration targets keep __GFP_MOVABLE and can land in ZONE_MOVABLE' },
-  { id: 'R2', commit: '83c02c23d074 (v5.13)', what: 'collect steps over the rest of a compound page and misses pages after split_huge_pmd + munmap' },
-  { id: 'R3', commit: 'f0f4463837da (v5.13)', what: 'after a failed migration the pages are re-pinned in place instead of -ENOMEM' },
-  { id: 'R4', commit: '6e7f34ebb8d2 (v5.13)', what: 'an isolation failure with nothing listed counts as success: the unpinnable page stays pinned' },
-  { id: 'R5', commit: '"mm: apply per-task gfp constraints in fast path" (v5.13)', what: 'the pin scope is applied only on the allocator slow path' },
-  { id: 'R6', commit: '9afaf30f7a1a (v5.13)', what: 'the zero page in ZONE_MOVABLE counts as unpinnable and is "migrated"' },
-  { id: 'R8', commit: '"mm: fix is_pinnable_page against a cma page" (v5.19)', what: 'a CMA pageblock in MIGRATE_ISOLATE (mid cma_alloc) counts as pinnable' },
-  { id: 'R9', commit: '"mm/gup.c: Fix return value for __gup_longterm_locked()" (syzbot, pre-merge v6.1)', what: 'returns the number of pages requested, not pinned' },
-  { id: 'R10', commit: '"mm/gup: add folio to list when folio_isolate_lru() succeed" (6.1.13)', what: 'inverted isolation check: folios isolated but never listed or put back' },
-  { id: 'R12', commit: '1aaf8c122918 (6.12.14), reverted by 517f496e1e61 (6.12.36)', what: 'an empty migration list counts as success: a CMA/MOVABLE folio briefly off the LRU gets pinned' },
-  { id: 'R14', commit: '"stop leaking pinned pages in low memory conditions" (v6.12-rc)', what: 'a failed temporary allocation returns -ENOMEM with the pages still pinned' },
-  { id: 'R15', commit: '"mm: gup: do not call try_grab_folio() in slow path" (v6.10)', what: 'the slow path uses the fast grab: pinning a THP in MOVABLE/CMA fails with -EFAULT' },
-  { id: 'R18', commit: '"mm: Don\'t pin ZERO_PAGE in pin_user_pages()" (v6.5)', what: 'pins of the zero page take 1024 references each and overflow after ~2M pins' },
-  { id: 'R21', commit: '"mm/gup: fix always draining LRU caches in collect_longterm_unpinnable_folios()" (6.12.111)', what: 'the drain check ignores the pin bias, so every pin drains the LRU caches' },
+  {
+    id: 'R1',
+    commit: 'c991ffef7bce (v5.13)',
+    what: 'pin migration targets keep __GFP_MOVABLE and can land in ZONE_MOVABLE',
+  },
+  {
+    id: 'R2',
+    commit: '83c02c23d074 (v5.13)',
+    what: 'collect steps over the rest of a compound page and misses pages after split_huge_pmd + munmap',
+  },
+  {
+    id: 'R3',
+    commit: 'f0f4463837da (v5.13)',
+    what: 'after a failed migration the pages are re-pinned in place instead of -ENOMEM',
+  },
+  {
+    id: 'R4',
+    commit: '6e7f34ebb8d2 (v5.13)',
+    what: 'an isolation failure with nothing listed counts as success: the unpinnable page stays pinned',
+  },
+  {
+    id: 'R5',
+    commit: '"mm: apply per-task gfp constraints in fast path" (v5.13)',
+    what: 'the pin scope is applied only on the allocator slow path',
+  },
+  {
+    id: 'R6',
+    commit: '9afaf30f7a1a (v5.13)',
+    what: 'the zero page in ZONE_MOVABLE counts as unpinnable and is "migrated"',
+  },
+  {
+    id: 'R8',
+    commit: '"mm: fix is_pinnable_page against a cma page" (v5.19)',
+    what: 'a CMA pageblock in MIGRATE_ISOLATE (mid cma_alloc) counts as pinnable',
+  },
+  {
+    id: 'R9',
+    commit: '"mm/gup.c: Fix return value for __gup_longterm_locked()" (syzbot, pre-merge v6.1)',
+    what: 'returns the number of pages requested, not pinned',
+  },
+  {
+    id: 'R10',
+    commit: '"mm/gup: add folio to list when folio_isolate_lru() succeed" (6.1.13)',
+    what: 'inverted isolation check: folios isolated but never listed or put back',
+  },
+  {
+    id: 'R12',
+    commit: '1aaf8c122918 (6.12.14), reverted by 517f496e1e61 (6.12.36)',
+    what: 'an empty migration list counts as success: a CMA/MOVABLE folio briefly off the LRU gets pinned',
+  },
+  {
+    id: 'R14',
+    commit: '"stop leaking pinned pages in low memory conditions" (v6.12-rc)',
+    what: 'a failed temporary allocation returns -ENOMEM with the pages still pinned',
+  },
+  {
+    id: 'R15',
+    commit: '"mm: gup: do not call try_grab_folio() in slow path" (v6.10)',
+    what: 'the slow path uses the fast grab: pinning a THP in MOVABLE/CMA fails with -EFAULT',
+  },
+  {
+    id: 'R18',
+    commit: '"mm: Don\'t pin ZERO_PAGE in pin_user_pages()" (v6.5)',
+    what: 'pins of the zero page take 1024 references each and overflow after ~2M pins',
+  },
+  {
+    id: 'R21',
+    commit: '"mm/gup: fix always draining LRU caches in collect_longterm_unpinnable_folios()" (6.12.111)',
+    what: 'the drain check ignores the pin bias, so every pin drains the LRU caches',
+  },
 ];
 
 const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> = {
-  'v5.12': { name: 'v5.12', commit: 'v5.12 (before "prohibit pinning pages in ZONE_MOVABLE")', summary: 'only CMA pages are migrated before a long-term pin; pins land in ZONE_MOVABLE',
-    predicate: 'cma-only', scope: 'nocma', loop: 'v5.12', roLongtermUnshare: false, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: true, bugs: ['R1'] },
-  'series-v1': { name: 'series-v1', commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (Dec 2020)', summary: 'the series as first posted, with the bugs review and later revisions fixed',
-    predicate: 'movable', scope: 'pin', loop: 'v5.13', roLongtermUnshare: false, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R8'] },
-  'v5.13': { name: 'v5.13', commit: 'd1e153fea2a8, f68749ec342b (v5.13)', summary: 'the series as merged: ZONE_MOVABLE and CMA migrated away under PF_MEMALLOC_PIN',
-    predicate: 'movable', scope: 'pin', loop: 'v5.13', roLongtermUnshare: false, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R8'] },
-  'v6.1': { name: 'v6.1', commit: '24a95998e9ba, 67e139b02d99 (v6.1.0)', summary: 'collect/migrate split with the -EAGAIN loop, as released (the 6.1.13 fix for R10 not yet in)',
-    predicate: 'movable-isolate', scope: 'pin', loop: 'v6.1', roLongtermUnshare: true, drain: 'not-lru', zeroPagePinCounts: true, pincountMinOrder: 2, reasonContigRange: false, bugs: ['R10'] },
-  'v6.12': { name: 'v6.12', commit: 'v6.12.117 (Debian linux-source-6.12)', summary: 'current: pofs, refcount-based LRU drains, zero page not pinned (the default)',
-    predicate: 'movable-isolate', scope: 'pin', loop: 'v6.1', roLongtermUnshare: true, drain: 'refcount', zeroPagePinCounts: false, pincountMinOrder: 1, reasonContigRange: false, bugs: [] },
+  'v5.12': {
+    name: 'v5.12',
+    commit: 'v5.12 (before "prohibit pinning pages in ZONE_MOVABLE")',
+    summary: 'only CMA pages are migrated before a long-term pin; pins land in ZONE_MOVABLE',
+    predicate: 'cma-only',
+    scope: 'nocma',
+    loop: 'v5.12',
+    roLongtermUnshare: false,
+    drain: 'not-lru',
+    zeroPagePinCounts: true,
+    pincountMinOrder: 2,
+    reasonContigRange: true,
+    bugs: ['R1'],
+  },
+  'series-v1': {
+    name: 'series-v1',
+    commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (Dec 2020)',
+    summary: 'the series as first posted, with the bugs review and later revisions fixed',
+    predicate: 'movable',
+    scope: 'pin',
+    loop: 'v5.13',
+    roLongtermUnshare: false,
+    drain: 'not-lru',
+    zeroPagePinCounts: true,
+    pincountMinOrder: 2,
+    reasonContigRange: false,
+    bugs: ['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R8'],
+  },
+  'v5.13': {
+    name: 'v5.13',
+    commit: 'd1e153fea2a8, f68749ec342b (v5.13)',
+    summary: 'the series as merged: ZONE_MOVABLE and CMA migrated away under PF_MEMALLOC_PIN',
+    predicate: 'movable',
+    scope: 'pin',
+    loop: 'v5.13',
+    roLongtermUnshare: false,
+    drain: 'not-lru',
+    zeroPagePinCounts: true,
+    pincountMinOrder: 2,
+    reasonContigRange: false,
+    bugs: ['R8'],
+  },
+  'v6.1': {
+    name: 'v6.1',
+    commit: '24a95998e9ba, 67e139b02d99 (v6.1.0)',
+    summary: 'collect/migrate split with the -EAGAIN loop, as released (the 6.1.13 fix for R10 not yet in)',
+    predicate: 'movable-isolate',
+    scope: 'pin',
+    loop: 'v6.1',
+    roLongtermUnshare: true,
+    drain: 'not-lru',
+    zeroPagePinCounts: true,
+    pincountMinOrder: 2,
+    reasonContigRange: false,
+    bugs: ['R10'],
+  },
+  'v6.12': {
+    name: 'v6.12',
+    commit: 'v6.12.117 (Debian linux-source-6.12)',
+    summary: 'current: pofs, refcount-based LRU drains, zero page not pinned (the default)',
+    predicate: 'movable-isolate',
+    scope: 'pin',
+    loop: 'v6.1',
+    roLongtermUnshare: true,
+    drain: 'refcount',
+    zeroPagePinCounts: false,
+    pincountMinOrder: 1,
+    reasonContigRange: false,
+    bugs: [],
+  },
 };
 
 export const DEFAULT_VARIANT = 'v6.12';
@@ -84,7 +205,10 @@ export function parseVariant(spec: string): KernelVariant {
   for (const s of switches) {
     const neg = s.startsWith('-');
     const id = (neg ? s.slice(1) : s) as BugSwitch;
-    if (!BUGS.some((x) => x.id === id)) throw new VariantError(`unknown bug switch '${s}' (switches: ${BUGS.map((x) => x.id).join(', ')}; -Rn turns one off)`);
+    if (!BUGS.some((x) => x.id === id))
+      throw new VariantError(
+        `unknown bug switch '${s}' (switches: ${BUGS.map((x) => x.id).join(', ')}; -Rn turns one off)`,
+      );
     if (neg) bugs.delete(id);
     else bugs.add(id);
   }

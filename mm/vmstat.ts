@@ -5,17 +5,33 @@ import { current } from './sched';
 import { own } from './own';
 
 export const VM_ITEMS = [
-  'nr_foll_pin_acquired', 'nr_foll_pin_released',
-  'nr_isolated_anon', 'nr_isolated_file',
+  'nr_foll_pin_acquired',
+  'nr_foll_pin_released',
+  'nr_isolated_anon',
+  'nr_isolated_file',
   'nr_anon_transparent_hugepages',
-  'pgalloc_dma', 'pgalloc_dma32', 'pgalloc_normal', 'pgalloc_movable',
-  'allocstall_normal', 'allocstall_movable',
-  'pgfree', 'pgfault',
-  'pgmigrate_success', 'pgmigrate_fail',
-  'thp_migration_success', 'thp_migration_fail', 'thp_migration_split',
-  'thp_fault_alloc', 'thp_fault_fallback', 'thp_split_page', 'thp_split_page_failed', 'thp_split_pmd',
-  'compact_migrate_scanned', 'compact_isolated',
-  'htlb_buddy_alloc_success', 'htlb_buddy_alloc_fail',
+  'pgalloc_dma',
+  'pgalloc_dma32',
+  'pgalloc_normal',
+  'pgalloc_movable',
+  'allocstall_normal',
+  'allocstall_movable',
+  'pgfree',
+  'pgfault',
+  'pgmigrate_success',
+  'pgmigrate_fail',
+  'thp_migration_success',
+  'thp_migration_fail',
+  'thp_migration_split',
+  'thp_fault_alloc',
+  'thp_fault_fallback',
+  'thp_split_page',
+  'thp_split_page_failed',
+  'thp_split_pmd',
+  'compact_migrate_scanned',
+  'compact_isolated',
+  'htlb_buddy_alloc_success',
+  'htlb_buddy_alloc_fail',
   'oom_kill',
   'pcp_drain_all',
 ] as const;
@@ -48,8 +64,24 @@ export function vmstatSnapshot(m: Memmap): Record<VmItem, number> {
 // ---------------------------------------------------------------------------------------------
 // /proc/zoneinfo, /proc/pagetypeinfo, /proc/vmstat (mm/vmstat.c) and their JSON twins.
 
-import { Z_START_PFN, Z_SPANNED, Z_PRESENT, Z_MANAGED, Z_CMA_PAGES, Z_NR_FREE, Z_NR_FREE_CMA, Z_WMARK_MIN, Z_WMARK_LOW,
-  Z_WMARK_HIGH, Z_LOWMEM_RESERVE, PCP_COUNT, PCP_HIGH, PCP_BATCH, freeAreaCount, pcpBase } from './memmap';
+import {
+  Z_START_PFN,
+  Z_SPANNED,
+  Z_PRESENT,
+  Z_MANAGED,
+  Z_CMA_PAGES,
+  Z_NR_FREE,
+  Z_NR_FREE_CMA,
+  Z_WMARK_MIN,
+  Z_WMARK_LOW,
+  Z_WMARK_HIGH,
+  Z_LOWMEM_RESERVE,
+  PCP_COUNT,
+  PCP_HIGH,
+  PCP_BATCH,
+  freeAreaCount,
+  pcpBase,
+} from './memmap';
 import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATETYPE_NAMES, ZONE_NAMES } from './mmzone';
 
 export interface ZoneInfo {
@@ -97,10 +129,21 @@ export function zoneInfo(m: Memmap, zid: number): ZoneInfo {
   const protection: number[] = [];
   for (let j = 0; j < MAX_NR_ZONES; j++) protection.push(zfield(m, zid, Z_LOWMEM_RESERVE + j));
   return {
-    name: ZONE_NAMES[zid]!, start_pfn: start, spanned: zfield(m, zid, Z_SPANNED), present: zfield(m, zid, Z_PRESENT),
-    managed: zfield(m, zid, Z_MANAGED), free: zfield(m, zid, Z_NR_FREE), cma: zfield(m, zid, Z_CMA_PAGES),
-    nr_free_cma: zfield(m, zid, Z_NR_FREE_CMA), min: zfield(m, zid, Z_WMARK_MIN), low: zfield(m, zid, Z_WMARK_LOW),
-    high: zfield(m, zid, Z_WMARK_HIGH), protection, free_area: freeArea, pageblocks: blocks, pcp_count: pcpCount,
+    name: ZONE_NAMES[zid]!,
+    start_pfn: start,
+    spanned: zfield(m, zid, Z_SPANNED),
+    present: zfield(m, zid, Z_PRESENT),
+    managed: zfield(m, zid, Z_MANAGED),
+    free: zfield(m, zid, Z_NR_FREE),
+    cma: zfield(m, zid, Z_CMA_PAGES),
+    nr_free_cma: zfield(m, zid, Z_NR_FREE_CMA),
+    min: zfield(m, zid, Z_WMARK_MIN),
+    low: zfield(m, zid, Z_WMARK_LOW),
+    high: zfield(m, zid, Z_WMARK_HIGH),
+    protection,
+    free_area: freeArea,
+    pageblocks: blocks,
+    pcp_count: pcpCount,
   };
 }
 
@@ -115,7 +158,10 @@ export function procZoneinfo(m: Memmap): string {
     s += `\n        high     ${z.high}\n        promo    ${promo}\n        spanned  ${z.spanned}`;
     s += `\n        present  ${z.present}\n        managed  ${z.managed}\n        cma      ${z.cma}`;
     s += `\n        protection: (${z.protection.join(', ')})`;
-    if (z.managed === 0 && z.present === 0) { out.push(s + '\n'); continue; }
+    if (z.managed === 0 && z.present === 0) {
+      out.push(s + '\n');
+      continue;
+    }
     s += `\n      ${'nr_free_pages'.padEnd(12)} ${z.free}\n      ${'nr_free_cma'.padEnd(12)} ${z.nr_free_cma}`;
     s += '\n  pagesets';
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
@@ -131,7 +177,9 @@ export function procZoneinfo(m: Memmap): string {
 
 /** pagetypeinfo_show(): free blocks by order and type, then pageblocks by type (populated zones only). */
 export function procPagetypeinfo(m: Memmap): string {
-  const zones = [...Array(MAX_NR_ZONES).keys()].map((z) => zoneInfo(m, z)).filter((z) => z.managed > 0 || z.present > 0);
+  const zones = [...Array(MAX_NR_ZONES).keys()]
+    .map((z) => zoneInfo(m, z))
+    .filter((z) => z.managed > 0 || z.present > 0);
   let s = `Page block order: ${m.pageblockOrder}\nPages per block:  ${m.pageblockNrPages}\n\n`;
   s += `${'Free pages count per migrate type at order'.padEnd(43)} `;
   for (let o = 0; o <= m.maxOrder; o++) s += `${String(o).padStart(6)} `;
@@ -140,7 +188,8 @@ export function procPagetypeinfo(m: Memmap): string {
     for (let mt = 0; mt < MIGRATE_TYPES; mt++) {
       const name = MIGRATETYPE_NAMES[mt]!;
       s += `Node ${'0'.padStart(4)}, zone ${z.name.padStart(8)}, type ${name.padStart(12)} `;
-      for (const c of z.free_area[name]!) s += c >= 100000 ? `>${String(100000).padStart(6)} ` : `${String(c).padStart(6)} `;
+      for (const c of z.free_area[name]!)
+        s += c >= 100000 ? `>${String(100000).padStart(6)} ` : `${String(c).padStart(6)} `;
       s += '\n';
     }
   }
@@ -154,5 +203,3 @@ export function procPagetypeinfo(m: Memmap): string {
   }
   return s;
 }
-
-

@@ -1,15 +1,37 @@
 // allocator-sound: every managed frame is free in the buddy, on a per-CPU list or in use, exactly once,
 // and the counters agree with the lists (the kernel's check_free_page() and debug_pagealloc spirit).
-import { Memmap, PG_buddy, PG_pcp, PG_ORDER_SHIFT, Z_MANAGED, Z_NR_FREE, Z_NR_FREE_CMA, PCP_COUNT, PCP_LISTS,
-  freeAreaHead, freeAreaCount, pcpBase } from '../mm/memmap';
-import { MAX_NR_ZONES, MIGRATE_TYPES, MIGRATE_PCPTYPES, MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE, zoneName,
-  MIGRATETYPE_NAMES } from '../mm/mmzone';
+import {
+  Memmap,
+  PG_buddy,
+  PG_pcp,
+  PG_ORDER_SHIFT,
+  Z_MANAGED,
+  Z_NR_FREE,
+  Z_NR_FREE_CMA,
+  PCP_COUNT,
+  PCP_LISTS,
+  freeAreaHead,
+  freeAreaCount,
+  pcpBase,
+} from '../mm/memmap';
+import {
+  MAX_NR_ZONES,
+  MIGRATE_TYPES,
+  MIGRATE_PCPTYPES,
+  MIGRATE_CMA,
+  MIGRATE_ISOLATE,
+  ZONE_MOVABLE,
+  zoneName,
+  MIGRATETYPE_NAMES,
+} from '../mm/mmzone';
 import type { Property } from './property';
 
 export const allocatorSound = {
   name: 'allocator-sound',
-  promise: 'Every managed frame is free, on a per-CPU list or in use exactly once, and NR_FREE_PAGES, NR_FREE_CMA_PAGES and each nr_free count what the lists hold.',
-  reference: "mm/page_alloc.c free lists and per-CPU lists (check_free_page(), __del_page_from_free_list()'s list checks)",
+  promise:
+    'Every managed frame is free, on a per-CPU list or in use exactly once, and NR_FREE_PAGES, NR_FREE_CMA_PAGES and each nr_free count what the lists hold.',
+  reference:
+    "mm/page_alloc.c free lists and per-CPU lists (check_free_page(), __del_page_from_free_list()'s list checks)",
   phases: ['teardown', 'exit'],
   atTeardown: (c) => checkAllocator(c.m).errors.map((e) => `after the run: ${e}`),
   atExit: (c) => checkAllocator(c.m).errors.map((e) => `after exit: ${e}`),
@@ -37,8 +59,14 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
   const used = new Array(MAX_NR_ZONES).fill(0);
   const mark = (pfn: number, n: number, what: string): void => {
     for (let p = pfn; p < pfn + n; p++) {
-      if (p >= m.nrFrames) { errors.push(`${what}: pfn ${p} beyond the end of memory`); return; }
-      if (onList[p]) { errors.push(`${what}: pfn ${p} is on two lists (handed out twice)`); return; }
+      if (p >= m.nrFrames) {
+        errors.push(`${what}: pfn ${p} beyond the end of memory`);
+        return;
+      }
+      if (onList[p]) {
+        errors.push(`${what}: pfn ${p} is on two lists (handed out twice)`);
+        return;
+      }
       onList[p] = 1;
     }
   };
@@ -51,10 +79,14 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
         let prev = -1;
         const where = `zone ${zoneName(zid)} order ${o} ${MIGRATETYPE_NAMES[mt]}`;
         for (let pfn = m.zones[freeAreaHead(m, zid, o, mt)]!; pfn !== -1; pfn = m.mapping[pfn]!) {
-          if (n > m.nrFrames) { errors.push(`${where}: free list loops`); break; }
+          if (n > m.nrFrames) {
+            errors.push(`${where}: free list loops`);
+            break;
+          }
           const f = m.flags[pfn]!;
           if (!(f & PG_buddy)) errors.push(`${where}: pfn ${pfn} listed but not PageBuddy`);
-          if (((f >>> PG_ORDER_SHIFT) & 31) !== o) errors.push(`${where}: pfn ${pfn} has buddy_order ${(f >>> PG_ORDER_SHIFT) & 31}`);
+          if (((f >>> PG_ORDER_SHIFT) & 31) !== o)
+            errors.push(`${where}: pfn ${pfn} has buddy_order ${(f >>> PG_ORDER_SHIFT) & 31}`);
           if (m.pageZonenum(pfn) !== zid) errors.push(`${where}: pfn ${pfn} belongs to zone ${m.pageZonenum(pfn)}`);
           if (pfn & ((1 << o) - 1)) errors.push(`${where}: pfn ${pfn} not aligned to its order`);
           if (m.index[pfn] !== prev) errors.push(`${where}: pfn ${pfn} has a broken back link`);
@@ -62,7 +94,12 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
           // freelist hygiene (6.10+): every pageblock a free block covers has the type of its list
           for (let pb = pfn; pb < pfn + (1 << o); pb += m.pageblockNrPages) {
             const bmt = m.getPageblockMigratetype(pb);
-            if (bmt !== mt) { errors.push(`${where}: pfn ${pfn} covers pfn ${pb} of a ${MIGRATETYPE_NAMES[bmt]} pageblock (freelist hygiene)`); break; }
+            if (bmt !== mt) {
+              errors.push(
+                `${where}: pfn ${pfn} covers pfn ${pb} of a ${MIGRATETYPE_NAMES[bmt]} pageblock (freelist hygiene)`,
+              );
+              break;
+            }
           }
           mark(pfn, 1 << o, where);
           prev = pfn;
@@ -71,29 +108,43 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
           if (mt === MIGRATE_CMA) nrFreeCma += 1 << o;
           free[zid] += 1 << o;
         }
-        if (n !== m.zones[freeAreaCount(m, zid, o, mt)]) errors.push(`${where}: ${n} blocks listed, nr_free says ${m.zones[freeAreaCount(m, zid, o, mt)]}`);
+        if (n !== m.zones[freeAreaCount(m, zid, o, mt)])
+          errors.push(`${where}: ${n} blocks listed, nr_free says ${m.zones[freeAreaCount(m, zid, o, mt)]}`);
       }
     }
     const zb = m.zoneBase(zid);
-    if (nrFree !== m.zones[zb + Z_NR_FREE]) errors.push(`zone ${zoneName(zid)}: NR_FREE_PAGES ${m.zones[zb + Z_NR_FREE]} but lists hold ${nrFree}`);
-    if (nrFreeCma !== m.zones[zb + Z_NR_FREE_CMA]) errors.push(`zone ${zoneName(zid)}: NR_FREE_CMA_PAGES ${m.zones[zb + Z_NR_FREE_CMA]} but lists hold ${nrFreeCma}`);
+    if (nrFree !== m.zones[zb + Z_NR_FREE])
+      errors.push(`zone ${zoneName(zid)}: NR_FREE_PAGES ${m.zones[zb + Z_NR_FREE]} but lists hold ${nrFree}`);
+    if (nrFreeCma !== m.zones[zb + Z_NR_FREE_CMA])
+      errors.push(
+        `zone ${zoneName(zid)}: NR_FREE_CMA_PAGES ${m.zones[zb + Z_NR_FREE_CMA]} but lists hold ${nrFreeCma}`,
+      );
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
       const pb = pcpBase(m, cpu, zid);
       let n = 0;
       for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
         for (let pfn = m.pcp[pb + PCP_LISTS + mt]!; pfn !== -1; pfn = m.mapping[pfn]!) {
-          if (n > m.nrFrames) { errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp list loops`); break; }
-          if (!(m.flags[pfn]! & PG_pcp)) errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pfn ${pfn} on pcp list but not marked`);
-          if (m.pageZonenum(pfn) !== zid) errors.push(`cpu ${cpu}: pfn ${pfn} of zone ${m.pageZonenum(pfn)} on zone ${zoneName(zid)}'s pcp list`);
+          if (n > m.nrFrames) {
+            errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp list loops`);
+            break;
+          }
+          if (!(m.flags[pfn]! & PG_pcp))
+            errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pfn ${pfn} on pcp list but not marked`);
+          if (m.pageZonenum(pfn) !== zid)
+            errors.push(`cpu ${cpu}: pfn ${pfn} of zone ${m.pageZonenum(pfn)} on zone ${zoneName(zid)}'s pcp list`);
           mark(pfn, 1, `cpu ${cpu} pcp`);
           n++;
         }
       }
-      if (n !== m.pcp[pb + PCP_COUNT]) errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp count ${m.pcp[pb + PCP_COUNT]} but lists hold ${n}`);
+      if (n !== m.pcp[pb + PCP_COUNT])
+        errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp count ${m.pcp[pb + PCP_COUNT]} but lists hold ${n}`);
       pcp[zid] += n;
     }
     used[zid] = m.zones[zb + Z_MANAGED]! - free[zid] - pcp[zid];
-    if (used[zid] < 0) errors.push(`zone ${zoneName(zid)}: free ${free[zid]} + pcp ${pcp[zid]} exceeds managed ${m.zones[zb + Z_MANAGED]}`);
+    if (used[zid] < 0)
+      errors.push(
+        `zone ${zoneName(zid)}: free ${free[zid]} + pcp ${pcp[zid]} exceeds managed ${m.zones[zb + Z_MANAGED]}`,
+      );
   }
   return { census: { free, pcp, used, onList }, errors };
 }

@@ -16,7 +16,8 @@ const ZERO_PAGE = Buffer.alloc(COPY_PAGE);
  */
 export function cloneMachine(m: Memmap, into?: SharedArrayBuffer): Memmap {
   const n = m.sab.byteLength;
-  if (into && into.byteLength !== n) throw new Error(`cloneMachine: buffer is ${into.byteLength} bytes, the machine ${n}`);
+  if (into && into.byteLength !== n)
+    throw new Error(`cloneMachine: buffer is ${into.byteLength} bytes, the machine ${n}`);
   const sab = into ?? new SharedArrayBuffer(n);
   if (n < SPARSE_COPY_MIN_BYTES) {
     new Uint8Array(sab).set(new Uint8Array(m.sab));

@@ -5,7 +5,9 @@ import type { Property } from './property';
 
 export const dmaIntegrity = {
   name: 'dma-integrity',
-  promise: 'A DMA lands in the frame pinned at map time, which is allocated, still pinned and still what the process maps there unless it unmapped the range; through an mmu interval notifier, only via a translation made under an unretried sequence.',
-  reference: 'pin_user_pages() (Documentation/core-api/pin_user_pages.rst, case 2: RDMA and VFIO); mmu_interval_read_retry() (mm/mmu_notifier.c)',
+  promise:
+    'A DMA lands in the frame pinned at map time, which is allocated, still pinned and still what the process maps there unless it unmapped the range; through an mmu interval notifier, only via a translation made under an unretried sequence.',
+  reference:
+    'pin_user_pages() (Documentation/core-api/pin_user_pages.rst, case 2: RDMA and VFIO); mmu_interval_read_retry() (mm/mmu_notifier.c)',
   phases: ['op'],
 } as const satisfies Property<'dma-integrity'>;

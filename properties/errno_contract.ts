@@ -8,18 +8,27 @@ import type { Finding, OpCheck, Property } from './property';
 
 export const errnoContract = {
   name: 'errno-contract',
-  promise: "Every op returns a count or one of the errnos its kernel function can return, and a failed op leaves no pin behind.",
-  reference: "each op's kernel function (docs/simplifications.md, device errno declarations); __gup_longterm_locked() returns the pinned count or -errno and unpins on failure",
+  promise:
+    'Every op returns a count or one of the errnos its kernel function can return, and a failed op leaves no pin behind.',
+  reference:
+    "each op's kernel function (docs/simplifications.md, device errno declarations); __gup_longterm_locked() returns the pinned count or -errno and unpins on failure",
   phases: ['op'],
   afterOp(c) {
     if (!c.op) return [];
     const out: Finding[] = [];
     if (errnoAllowed(c) === false) {
-      out.push({ message: `${c.op.op} returned ${errname(c.rc)}, which its kernel function never returns`, dedupe: `${c.op.op} ${c.rc}` });
+      out.push({
+        message: `${c.op.op} returned ${errname(c.rc)}, which its kernel function never returns`,
+        dedupe: `${c.op.op} ${c.rc}`,
+      });
     }
     if (c.rc < 0 && c.pinsLeft > 0) {
-      out.push({ message: `${c.op.op} failed with ${errname(c.rc)} but left ${c.pinsLeft} pins behind (nr_foll_pin_acquired - ` +
-        `nr_foll_pin_released grew by ${c.pinsLeft} on this thread): a failed pin must hold nothing`, dedupe: `left ${c.op.op}` });
+      out.push({
+        message:
+          `${c.op.op} failed with ${errname(c.rc)} but left ${c.pinsLeft} pins behind (nr_foll_pin_acquired - ` +
+          `nr_foll_pin_released grew by ${c.pinsLeft} on this thread): a failed pin must hold nothing`,
+        dedupe: `left ${c.op.op}`,
+      });
     }
     return out;
   },

@@ -10,7 +10,8 @@ import type { Property } from './property';
 
 export const kernelBug = {
   name: 'kernel-bug',
-  promise: 'The mm core never hits a BUG_ON() or a bad page state, and its page tables agree with struct page: every mapcount counts the entries that map the frame, every mapped anonymous folio is reachable by its rmap walk.',
+  promise:
+    'The mm core never hits a BUG_ON() or a bad page state, and its page tables agree with struct page: every mapcount counts the entries that map the frame, every mapped anonymous folio is reachable by its rmap walk.',
   reference: 'VM_BUG_ON() and bad_page() (mm/page_alloc.c); mm/page_table_check.c; print_bad_pte() (mm/memory.c)',
   phases: ['op', 'teardown'],
   runFailure: true,
@@ -28,7 +29,9 @@ export function pageTableErrors(m: Memmap): string[] {
   const errors: string[] = [];
   const ptes = new Int32Array(m.nrFrames);
   const pmds = new Int32Array(m.nrFrames);
-  const bad = (s: string): void => { if (errors.length < 8) errors.push(s); };
+  const bad = (s: string): void => {
+    if (errors.length < 8) errors.push(s);
+  };
   for (let mm = 0; mm < m.maxMms; mm++) {
     if (!Atomics.load(m.mms, mmBase(mm) + MM_USERS)) continue;
     for (let p = 0; p < m.vaPmds; p++) {
@@ -47,7 +50,10 @@ export function pageTableErrors(m: Memmap): string[] {
         const pte = m.ptes[base + k]!;
         if (!(pte & (PTE_PRESENT | PTE_MIGRATION))) continue;
         const pfn = pte & PFN_MASK;
-        if (!(pte & PTE_PRESENT)) { bad(`mm ${mm} vpn ${v0 + k}: a migration entry for pfn ${pfn} with nothing migrating`); continue; }
+        if (!(pte & PTE_PRESENT)) {
+          bad(`mm ${mm} vpn ${v0 + k}: a migration entry for pfn ${pfn} with nothing migrating`);
+          continue;
+        }
         if (m.flags[pfn]! & PG_zero) continue;
         ptes[pfn]!++;
         rmapLabelErrors(m, mm, v0 + k, pfn, bad);
@@ -57,7 +63,8 @@ export function pageTableErrors(m: Memmap): string[] {
   for (let pfn = 0; pfn < m.nrFrames; pfn++) {
     if (m.flags[pfn]! & (PG_zero | PG_buddy)) continue;
     if (m.mapcount[pfn] !== ptes[pfn]) bad(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]} but ${ptes[pfn]} PTEs map it`);
-    if (m.flags[pfn]! & PG_head && entireMapcount(m, pfn) !== pmds[pfn]) bad(`pfn ${pfn}: entire mapcount ${entireMapcount(m, pfn)} but ${pmds[pfn]} PMDs map it`);
+    if (m.flags[pfn]! & PG_head && entireMapcount(m, pfn) !== pmds[pfn])
+      bad(`pfn ${pfn}: entire mapcount ${entireMapcount(m, pfn)} but ${pmds[pfn]} PMDs map it`);
   }
   return errors;
 }
@@ -67,8 +74,17 @@ function rmapLabelErrors(m: Memmap, mm: number, vpn: number, pfn: number, bad: (
   const head = m.compoundHead(pfn);
   if (!(m.flags[head]! & PG_anon)) return;
   const vb = findVma(m, mm, vpn);
-  if (vb < 0) { bad(`mm ${mm} vpn ${vpn} maps pfn ${pfn} outside any VMA`); return; }
+  if (vb < 0) {
+    bad(`mm ${mm} vpn ${vpn} maps pfn ${pfn} outside any VMA`);
+    return;
+  }
   const av = m.vmas[vb + VMA_ANON_VMA]!;
-  if (av !== m.mapping[head]) bad(`mm ${mm} vpn ${vpn} maps pfn ${pfn}, whose anon_vma is ${m.mapping[head]}, in a VMA of anon_vma ${av}: rmap walks cannot find the mapping`);
-  else if (m.index[head]! + (pfn - head) !== vpn) bad(`mm ${mm} vpn ${vpn} maps pfn ${pfn}, whose folio index says vpn ${m.index[head]! + (pfn - head)}: rmap walks cannot find the mapping`);
+  if (av !== m.mapping[head])
+    bad(
+      `mm ${mm} vpn ${vpn} maps pfn ${pfn}, whose anon_vma is ${m.mapping[head]}, in a VMA of anon_vma ${av}: rmap walks cannot find the mapping`,
+    );
+  else if (m.index[head]! + (pfn - head) !== vpn)
+    bad(
+      `mm ${mm} vpn ${vpn} maps pfn ${pfn}, whose folio index says vpn ${m.index[head]! + (pfn - head)}: rmap walks cannot find the mapping`,
+    );
 }

@@ -12,8 +12,10 @@ import type { Property } from './property';
 
 export const lruIsolationBalanced = {
   name: 'lru-isolation-balanced',
-  promise: 'Every folio isolated from the LRU to be migrated is put back or freed: with nothing in flight, every folio a live process maps is on the LRU or in a per-CPU LRU add batch.',
-  reference: "folio_isolate_lru() and folio_putback_lru() (mm/vmscan.c); migrate_pages()'s caller puts back what did not move (putback_movable_pages(), mm/migrate.c); R10's fix (6.1.13)",
+  promise:
+    'Every folio isolated from the LRU to be migrated is put back or freed: with nothing in flight, every folio a live process maps is on the LRU or in a per-CPU LRU add batch.',
+  reference:
+    "folio_isolate_lru() and folio_putback_lru() (mm/vmscan.c); migrate_pages()'s caller puts back what did not move (putback_movable_pages(), mm/migrate.c); R10's fix (6.1.13)",
   phases: ['teardown'],
   atTeardown: (c) => leftIsolated(c.m),
 } as const satisfies Property<'lru-isolation-balanced'>;
@@ -26,7 +28,9 @@ export function leftIsolated(m: Memmap): string[] {
     const f = m.flags[pfn]!;
     if (f & (PG_lru | PG_zero | PG_hugetlb) || !folioMapped(m, pfn)) continue; // hugetlb folios never are on the LRU
     if (folioInLruBatch(m, pfn)) continue;
-    out.push(`pfn ${pfn} is mapped but off the LRU and in no LRU batch (refcount ${m.refcount[pfn]}): isolated and never put back`);
+    out.push(
+      `pfn ${pfn} is mapped but off the LRU and in no LRU batch (refcount ${m.refcount[pfn]}): isolated and never put back`,
+    );
   }
   return out;
 }

@@ -5,7 +5,17 @@
 // CMA pageblocks are exempt: the kernel never offlines them (has_unmovable_pages() refuses CMA); so are
 // blocks holding boot memory the kernel reserved (its image and ZERO_PAGE under physical KASLR:
 // PageReserved, which has_unmovable_pages() refuses too).
-import { Memmap, MB_STRIDE, MB_STATE, MB_ZONE, Z_MANAGED, MEM_ONLINE, PG_buddy, PG_pcp, PG_reserved } from '../mm/memmap';
+import {
+  Memmap,
+  MB_STRIDE,
+  MB_STATE,
+  MB_ZONE,
+  Z_MANAGED,
+  MEM_ONLINE,
+  PG_buddy,
+  PG_pcp,
+  PG_reserved,
+} from '../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NAMES, MIGRATE_CMA } from '../mm/mmzone';
 import { stateStore, OfflineReport } from '../mm/memory_hotplug';
 import { vmItem, vmstatRead, zoneInfo } from '../mm/vmstat';
@@ -20,15 +30,19 @@ const NR_PIN_RELEASED = vmItem('nr_foll_pin_released');
 
 export const movableOfflinable = {
   name: 'movable-offlinable',
-  promise: 'Every online ZONE_MOVABLE block goes offline when the rest of memory has room for its pages, long-term pins held or not.',
-  reference: 'Documentation/admin-guide/mm/memory-hotplug.rst ("ZONE_MOVABLE ... can be offlined"); has_unmovable_pages() exempts CMA and reserved boot memory',
+  promise:
+    'Every online ZONE_MOVABLE block goes offline when the rest of memory has room for its pages, long-term pins held or not.',
+  reference:
+    'Documentation/admin-guide/mm/memory-hotplug.rst ("ZONE_MOVABLE ... can be offlined"); has_unmovable_pages() exempts CMA and reserved boot memory',
   phases: ['quiescence', 'teardown'],
   costly: true,
   atQuiescence(c) {
     // once, by the last actor to arrive; with no pin held anywhere it is the teardown check's question
     if (!c.last || vmstatRead(c.m, NR_PIN_ACQUIRED) === vmstatRead(c.m, NR_PIN_RELEASED)) return [];
-    return movableBlocksOfflinable(c.m, PASSES, c.scratch)
-      .map((f) => ({ message: `with every actor idle and its long-term pins held, ${formatOfflinable(f)}`, dedupe: `block ${f.block}` }));
+    return movableBlocksOfflinable(c.m, PASSES, c.scratch).map((f) => ({
+      message: `with every actor idle and its long-term pins held, ${formatOfflinable(f)}`,
+      dedupe: `block ${f.block}`,
+    }));
   },
   atTeardown: (c) => movableBlocksOfflinable(c.m, PASSES, c.scratch).map(formatOfflinable),
 } as const satisfies Property<'movable-offlinable'>;
@@ -40,7 +54,10 @@ export function blockUsedPages(m: Memmap, b: number): number {
   const end = Math.min(start + m.blockPages, m.nrFrames);
   for (let pfn = start; pfn < end;) {
     const f = m.flags[pfn]!;
-    if (f & PG_buddy) { pfn += 1 << m.pageOrder(pfn); continue; }
+    if (f & PG_buddy) {
+      pfn += 1 << m.pageOrder(pfn);
+      continue;
+    }
     if (!(f & PG_pcp)) used++;
     pfn++;
   }
@@ -57,7 +74,8 @@ function hasCmaPageblock(m: Memmap, b: number): boolean {
 
 /** A page of block b the kernel reserved at boot (memblock: the kernel image, ZERO_PAGE). */
 function hasReservedPage(m: Memmap, b: number): boolean {
-  for (let pfn = b * m.blockPages; pfn < (b + 1) * m.blockPages && pfn < m.nrFrames; pfn++) if (m.flags[pfn]! & PG_reserved) return true;
+  for (let pfn = b * m.blockPages; pfn < (b + 1) * m.blockPages && pfn < m.nrFrames; pfn++)
+    if (m.flags[pfn]! & PG_reserved) return true;
   return false;
 }
 
@@ -71,12 +89,22 @@ function roomOutside(m: Memmap, b: number): number {
   }
   const start = b * m.blockPages;
   for (let pfn = start; pfn < start + m.blockPages && pfn < m.nrFrames;) {
-    if (m.flags[pfn]! & PG_buddy) { const n = 1 << m.pageOrder(pfn); room -= n; pfn += n; } else pfn++;
+    if (m.flags[pfn]! & PG_buddy) {
+      const n = 1 << m.pageOrder(pfn);
+      room -= n;
+      pfn += n;
+    } else pfn++;
   }
   return room;
 }
 
-export interface OfflinableFailure { block: number; rc: number; used: number; room: number; report: OfflineReport }
+export interface OfflinableFailure {
+  block: number;
+  rc: number;
+  used: number;
+  room: number;
+  report: OfflineReport;
+}
 
 /**
  * Offline every online ZONE_MOVABLE block, one at a time, each on a fresh copy of the machine (made
@@ -87,9 +115,12 @@ export function movableBlocksOfflinable(m: Memmap, passesMax = 20, scratch?: Sha
   const out: OfflinableFailure[] = [];
   let buf = scratch;
   for (let b = 0; b < m.nrBlocks; b++) {
-    if (m.blocks[b * MB_STRIDE + MB_STATE] !== MEM_ONLINE || m.blocks[b * MB_STRIDE + MB_ZONE] !== ZONE_MOVABLE) continue;
-    if (hasCmaPageblock(m, b)) continue; // has_unmovable_pages(): CMA pageblocks fail MIGRATE_MOVABLE isolation (-EBUSY), by design
-    if (hasReservedPage(m, b)) continue; // has_unmovable_pages(): PageReserved (the kernel image under KASLR), by design
+    if (m.blocks[b * MB_STRIDE + MB_STATE] !== MEM_ONLINE || m.blocks[b * MB_STRIDE + MB_ZONE] !== ZONE_MOVABLE)
+      continue;
+    // has_unmovable_pages(): CMA pageblocks fail MIGRATE_MOVABLE isolation (-EBUSY), by design
+    if (hasCmaPageblock(m, b)) continue;
+    // has_unmovable_pages(): PageReserved (the kernel image under KASLR), by design
+    if (hasReservedPage(m, b)) continue;
     const used = blockUsedPages(m, b);
     if (!used) continue;
     const room = roomOutside(m, b);
@@ -105,6 +136,8 @@ export function movableBlocksOfflinable(m: Memmap, passesMax = 20, scratch?: Sha
 
 export function formatOfflinable(f: OfflinableFailure): string {
   const first = f.report.failures[0];
-  return `memory${f.block} (ZONE_MOVABLE, ${f.used} pages used, room for ${f.room} elsewhere) failed to go offline: ${errname(f.rc)}, ` +
-    `${f.report.reason}${f.report.pfn >= 0 ? ` at pfn ${f.report.pfn}` : ''}${first ? `; pfn ${first.pfn}: ${errname(first.rc)} ${first.why}` : ''}`;
+  return (
+    `memory${f.block} (ZONE_MOVABLE, ${f.used} pages used, room for ${f.room} elsewhere) failed to go offline: ${errname(f.rc)}, ` +
+    `${f.report.reason}${f.report.pfn >= 0 ? ` at pfn ${f.report.pfn}` : ''}${first ? `; pfn ${first.pfn}: ${errname(first.rc)} ${first.why}` : ''}`
+  );
 }

@@ -6,8 +6,10 @@ import type { Property } from './property';
 
 export const noLivelock = {
   name: 'no-livelock',
-  promise: 'A long-term pin and a memory offline make progress once nothing else runs, unless a pin or a lack of memory blocks them.',
-  reference: "__gup_longterm_locked()'s -EAGAIN loop (mm/gup.c); offline_pages()'s retry loop (mm/memory_hotplug.c; memory-hotplug.rst: it retries until it succeeds or a signal arrives)",
+  promise:
+    'A long-term pin and a memory offline make progress once nothing else runs, unless a pin or a lack of memory blocks them.',
+  reference:
+    "__gup_longterm_locked()'s -EAGAIN loop (mm/gup.c); offline_pages()'s retry loop (mm/memory_hotplug.c; memory-hotplug.rst: it retries until it succeeds or a signal arrives)",
   phases: ['quiescence'],
   atQuiescence: (c) => c.recheck?.(c.copy) ?? [],
 } as const satisfies Property<'no-livelock'>;

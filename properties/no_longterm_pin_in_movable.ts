@@ -11,8 +11,10 @@ import type { Finding, Property } from './property';
 
 export const noLongtermPinInMovable = {
   name: 'no-longterm-pin-in-movable',
-  promise: 'A long-term pin never holds a frame in ZONE_MOVABLE or a CMA pageblock, nor a new one in a pageblock isolated since before the pin began.',
-  reference: "folio_is_longterm_pinnable() (include/linux/mm.h); the series' cover letter; R8's fix (v5.19) for MIGRATE_ISOLATE",
+  promise:
+    'A long-term pin never holds a frame in ZONE_MOVABLE or a CMA pageblock, nor a new one in a pageblock isolated since before the pin began.',
+  reference:
+    "folio_is_longterm_pinnable() (include/linux/mm.h); the series' cover letter; R8's fix (v5.19) for MIGRATE_ISOLATE",
   phases: ['op'],
   afterOp(c) {
     const out: Finding[] = [];
@@ -21,13 +23,23 @@ export const noLongtermPinInMovable = {
       const mt = c.m.getPageblockMigratetype(h.pfn);
       const what = `pfn ${h.pfn} (vpn ${h.vpn}) is long-term pinned`;
       if (c.m.pageZonenum(h.pfn) === ZONE_MOVABLE) {
-        out.push({ message: `${what} in ZONE_MOVABLE: the block cannot go offline while the pin lasts`, dedupe: `movable ${h.pfn}` });
+        out.push({
+          message: `${what} in ZONE_MOVABLE: the block cannot go offline while the pin lasts`,
+          dedupe: `movable ${h.pfn}`,
+        });
       } else if (mt === MIGRATE_CMA) {
         out.push({ message: `${what} in a CMA pageblock: cma_alloc() cannot have it back`, dedupe: `cma ${h.pfn}` });
-      } else if (c.isolatedBefore && c.heldBefore && !c.heldBefore.has(heldKey(h)) && mt === MIGRATE_ISOLATE
-        && c.isolatedBefore[h.pfn >>> c.m.pageblockOrder]) {
-        out.push({ message: `${what} in pageblock ${h.pfn >>> c.m.pageblockOrder}, which was MIGRATE_ISOLATE before the pin began and still is`,
-          dedupe: `isolate ${h.pfn}` });
+      } else if (
+        c.isolatedBefore &&
+        c.heldBefore &&
+        !c.heldBefore.has(heldKey(h)) &&
+        mt === MIGRATE_ISOLATE &&
+        c.isolatedBefore[h.pfn >>> c.m.pageblockOrder]
+      ) {
+        out.push({
+          message: `${what} in pageblock ${h.pfn >>> c.m.pageblockOrder}, which was MIGRATE_ISOLATE before the pin began and still is`,
+          dedupe: `isolate ${h.pfn}`,
+        });
       }
     }
     return out;
@@ -59,7 +71,10 @@ export function longtermPinErrors(m: Memmap, pages: number[], n: number, zeroPfn
     if (m.pageZonenum(pfn) === ZONE_MOVABLE) errors.push(`long-term pin of pfn ${pfn} in ZONE_MOVABLE`);
     if (m.getPageblockMigratetype(pfn) === MIGRATE_CMA) errors.push(`long-term pin of pfn ${pfn} in a CMA pageblock`);
     const head = m.compoundHead(pfn);
-    if (!folioMaybeDmaPinned(m, head)) errors.push(`pfn ${pfn} is held by a pin but its folio does not look pinned (refcount ${m.refcount[head]}, pincount ${m.pincount[head]})`);
+    if (!folioMaybeDmaPinned(m, head))
+      errors.push(
+        `pfn ${pfn} is held by a pin but its folio does not look pinned (refcount ${m.refcount[head]}, pincount ${m.pincount[head]})`,
+      );
   }
   return errors;
 }

@@ -9,13 +9,17 @@ import type { Property } from './property';
 
 export const pinsBalance = {
   name: 'pins-balance',
-  promise: "Every FOLL_PIN is released and every reference and mapping given back, and locked_vm, pinned_vm and the user's locked_vm return to zero without ever passing RLIMIT_MEMLOCK unless CAP_IPC_LOCK.",
-  reference: 'mm/gup.c (nr_foll_pin_acquired, nr_foll_pin_released); __account_locked_vm() (mm/util.c), ib_umem_get(), __io_account_mem()',
+  promise:
+    "Every FOLL_PIN is released and every reference and mapping given back, and locked_vm, pinned_vm and the user's locked_vm return to zero without ever passing RLIMIT_MEMLOCK unless CAP_IPC_LOCK.",
+  reference:
+    'mm/gup.c (nr_foll_pin_acquired, nr_foll_pin_released); __account_locked_vm() (mm/util.c), ib_umem_get(), __io_account_mem()',
   phases: ['op', 'teardown', 'exit'],
   atTeardown: (c) => memlockBalanceErrors(c.m).map((e) => `after teardown: ${e}`),
   atExit(c) {
     const s = vmstatSnapshot(c.m);
-    return pinBalanceErrors(c.m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, c.base).map((e) => `after teardown and exit: ${e}`);
+    return pinBalanceErrors(c.m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, c.base).map(
+      (e) => `after teardown and exit: ${e}`,
+    );
   },
 } as const satisfies Property<'pins-balance'>;
 
@@ -23,7 +27,10 @@ export const pinsBalance = {
  * struct page snapshot for pin-balance checks: refcount, _pincount and _mapcount of every frame that has
  * one not zero (pfns ascending; counts three per pfn). A booted machine has few, so a large one costs little.
  */
-export interface PageCounts { pfns: Int32Array; counts: Int32Array }
+export interface PageCounts {
+  pfns: Int32Array;
+  counts: Int32Array;
+}
 export function snapshotPageCounts(m: Memmap): PageCounts {
   const pfns: number[] = [];
   const counts: number[] = [];
@@ -48,7 +55,11 @@ export function memlockBalanceErrors(m: Memmap): string[] {
   for (let mm = 0; mm < m.maxMms; mm++) {
     const b = mmBase(mm);
     if (!Atomics.load(m.mms, b + MM_USERS)) continue;
-    for (const [name, slot] of [['locked_vm', MM_LOCKED_VM], ['pinned_vm', MM_PINNED_VM], ['user locked_vm', MM_USER_LOCKED_VM]] as const) {
+    for (const [name, slot] of [
+      ['locked_vm', MM_LOCKED_VM],
+      ['pinned_vm', MM_PINNED_VM],
+      ['user locked_vm', MM_USER_LOCKED_VM],
+    ] as const) {
       const v = m.mms[b + slot]!;
       if (v !== 0) errors.push(`mm ${mm}: ${name} ${v} pages after every device was closed (must be 0)`);
     }
@@ -62,7 +73,10 @@ export function memlockBalanceErrors(m: Memmap): string[] {
  */
 export function pinBalanceErrors(m: Memmap, acquired: number, released: number, base: PageCounts): string[] {
   const errors: string[] = [];
-  if (acquired !== released) errors.push(`nr_foll_pin_acquired ${acquired} != nr_foll_pin_released ${released} (${acquired - released} pins leaked)`);
+  if (acquired !== released)
+    errors.push(
+      `nr_foll_pin_acquired ${acquired} != nr_foll_pin_released ${released} (${acquired - released} pins leaked)`,
+    );
   let k = 0; // the next snapshot entry
   for (let pfn = 0; pfn < m.nrFrames && errors.length < 8; pfn++) {
     let r0 = 0;

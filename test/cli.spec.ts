@@ -23,9 +23,16 @@ describe('pinlab command line', () => {
     const r = run(['layout', '--cmdline', 'mem=1G movablecore=512M', '--json']);
     const j = JSON.parse(r.out);
     expect(j.zones.map((z: { name: string }) => z.name)).toEqual(['DMA', 'DMA32', 'Normal', 'Movable', 'Device']);
-    for (const k of ['name', 'start_pfn', 'spanned', 'present', 'managed', 'free']) expect(j.zones[3]).toHaveProperty(k);
+    for (const k of ['name', 'start_pfn', 'spanned', 'present', 'managed', 'free'])
+      expect(j.zones[3]).toHaveProperty(k);
     for (const k of ['index', 'state', 'zone', 'valid_zones', 'removable']) expect(j.blocks[0]).toHaveProperty(k);
-    expect(j.blocks[7]).toMatchObject({ index: 7, state: 'online', zone: 'Movable', valid_zones: 'Movable', removable: 1 });
+    expect(j.blocks[7]).toMatchObject({
+      index: 7,
+      state: 'online',
+      zone: 'Movable',
+      valid_zones: 'Movable',
+      removable: 1,
+    });
   });
 
   it('warns where the kernel silently ignores a value', () => {
@@ -59,13 +66,18 @@ describe('pinlab command line', () => {
     const bin = path.join(__dirname, '..', 'bin', 'pinlab.js');
     const r = spawnSync(process.execPath, [bin, 'layout', '--cmdline', 'kernelcore=x'], { encoding: 'utf8' });
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe("pinlab: kernelcore: bad size 'x' (expected a number with an optional K, M, G, T, P or E suffix)\n");
+    expect(r.stderr).toBe(
+      "pinlab: kernelcore: bad size 'x' (expected a number with an optional K, M, G, T, P or E suffix)\n",
+    );
   });
 
-  it.each(['toString', 'hasOwnProperty'])('a name of Object.prototype (%s) is an unknown verb, not a crash', async (verb) => {
-    let err = '';
-    const code = await mainAsync([verb], { out: () => undefined, err: (s) => (err += s) });
-    expect(code).toBe(2);
-    expect(err).toMatch(new RegExp(`^pinlab: unknown verb '${verb}'`));
-  });
+  it.each(['toString', 'hasOwnProperty'])(
+    'a name of Object.prototype (%s) is an unknown verb, not a crash',
+    async (verb) => {
+      let err = '';
+      const code = await mainAsync([verb], { out: () => undefined, err: (s) => (err += s) });
+      expect(code).toBe(2);
+      expect(err).toMatch(new RegExp(`^pinlab: unknown verb '${verb}'`));
+    },
+  );
 });

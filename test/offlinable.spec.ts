@@ -40,7 +40,9 @@ describe('movable-blocks-offlinable', () => {
     const f = movableBlocksOfflinable(m);
     expect(f.length).toBe(1);
     expect(blockUsedPages(m, f[0]!.block)).toBeGreaterThan(0);
-    expect(formatOfflinable(f[0]!)).toMatch(/^memory[4-7] \(ZONE_MOVABLE, \d+ pages used, room for \d+ elsewhere\) failed to go offline: -EINTR/);
+    expect(formatOfflinable(f[0]!)).toMatch(
+      /^memory[4-7] \(ZONE_MOVABLE, \d+ pages used, room for \d+ elsewhere\) failed to go offline: -EINTR/,
+    );
     unpinUserPages(m, pages, 4);
     expect(movableBlocksOfflinable(m)).toEqual([]); // released: it can go now
   });

@@ -19,7 +19,7 @@ describe('pin-fraction (S2)', () => {
     expect(rows[1]!.fresh.pinned).toBeLessThan(rows[2]!.fresh.pinned);
   });
 
-  it('prefaulted memory pins far less: the guest\'s own pages fill the kernel zones, migration targets run out', () => {
+  it("prefaulted memory pins far less: the guest's own pages fill the kernel zones, migration targets run out", () => {
     for (const { fresh, prefault } of rows) {
       expect(prefault.migrated).toBeGreaterThan(0);
       expect(prefault.pinned).toBeLessThan(fresh.pinned);
@@ -36,10 +36,40 @@ describe('pin-fraction (S2)', () => {
   it('pinlab pin-fraction prints the table; bad flags are exit 2', () => {
     let out = '';
     let err = '';
-    const io = { out: (s: string) => { out += s; }, err: (s: string) => { err += s; } };
-    expect(main(['pin-fraction', '--cmdline', O.base, '--geometry', 'mini', '--share', '0.8', '--chunk', '32', '--kernelcore', '50'], io)).toBe(0);
+    const io = {
+      out: (s: string) => {
+        out += s;
+      },
+      err: (s: string) => {
+        err += s;
+      },
+    };
+    expect(
+      main(
+        [
+          'pin-fraction',
+          '--cmdline',
+          O.base,
+          '--geometry',
+          'mini',
+          '--share',
+          '0.8',
+          '--chunk',
+          '32',
+          '--kernelcore',
+          '50',
+        ],
+        io,
+      ),
+    ).toBe(0);
     expect(out).toMatch(/^ +50% +49\.2% +4\d\.\d% +killed/m);
-    for (const bad of [['--kernelcore', '0'], ['--share', '2'], ['--chunk', 'x'], ['--cmdline', 'mem=8M kernelcore=50%'], ['--kernel', 'v9']]) {
+    for (const bad of [
+      ['--kernelcore', '0'],
+      ['--share', '2'],
+      ['--chunk', 'x'],
+      ['--cmdline', 'mem=8M kernelcore=50%'],
+      ['--kernel', 'v9'],
+    ]) {
       err = '';
       expect(main(['pin-fraction', ...bad], io)).toBe(2);
       expect(err.trim().split('\n')).toHaveLength(1);

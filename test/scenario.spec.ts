@@ -14,7 +14,10 @@ function run(argv: string[]): { code: number; out: string; err: string } {
 }
 
 const SCENARIOS = path.join(__dirname, '..', 'scenarios');
-const files = fs.readdirSync(SCENARIOS).filter((f) => f.endsWith('.yaml')).sort();
+const files = fs
+  .readdirSync(SCENARIOS)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 const MACHINE = 'machine:\n  cmdline: mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16\n  geometry: mini\n';
 
@@ -35,8 +38,16 @@ function scenarioFile(name: string, text: string): string {
 
 describe('scenarios/*.yaml', () => {
   it('has the examples the docs promise', () => {
-    for (const f of ['offline-basic', 'fork-cow', 'mprotect-readonly', 'madvise-dontneed', 'shared-fork', 'thp-offline',
-      'hugetlb-offline']) expect(files).toContain(`${f}.yaml`);
+    for (const f of [
+      'offline-basic',
+      'fork-cow',
+      'mprotect-readonly',
+      'madvise-dontneed',
+      'shared-fork',
+      'thp-offline',
+      'hugetlb-offline',
+    ])
+      expect(files).toContain(`${f}.yaml`);
   });
 
   it.each(files)('%s loads and every expectation holds under each of its kernels', (f) => {
@@ -90,40 +101,114 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
   const cases: [string, string, RegExp][] = [
     ['malformed.yaml', `${MACHINE}steps:\n  - { op: spawn, proc: a\n`, /: not valid YAML\/JSON: /],
     ['not-a-mapping.yaml', '- 1\n- 2\n', /: top level: expected a mapping with 'machine' and 'steps', got \[1,2\]$/],
-    ['top-key.yaml', `${MACHINE}stpes: []\n`, /: top level: unknown key 'stpes' \(keys: machine, steps, description, kernels\)$/],
+    [
+      'top-key.yaml',
+      `${MACHINE}stpes: []\n`,
+      /: top level: unknown key 'stpes' \(keys: machine, steps, description, kernels\)$/,
+    ],
     ['no-cmdline.yaml', 'machine:\n  geometry: mini\nsteps: []\n', /: machine: needs 'cmdline'$/],
     ['no-machine.yaml', 'steps: []\n', /: top level: needs 'machine'$/],
-    ['bad-param.yaml', 'machine:\n  cmdline: mem=1M bogus=1\n  geometry: mini\nsteps: []\n', /: machine: unknown kernel parameter 'bogus=1'/],
+    [
+      'bad-param.yaml',
+      'machine:\n  cmdline: mem=1M bogus=1\n  geometry: mini\nsteps: []\n',
+      /: machine: unknown kernel parameter 'bogus=1'/,
+    ],
     ['bad-unit.yaml', 'machine:\n  cmdline: mem=1Q\n  geometry: mini\nsteps: []\n', /: machine: mem: bad size '1Q'/],
-    ['bad-geometry.yaml', 'machine:\n  cmdline: mem=1M\n  geometry: tiny\nsteps: []\n', /: machine: geometry: unknown preset 'tiny'/],
+    [
+      'bad-geometry.yaml',
+      'machine:\n  cmdline: mem=1M\n  geometry: tiny\nsteps: []\n',
+      /: machine: geometry: unknown preset 'tiny'/,
+    ],
     ['steps-map.yaml', `${MACHINE}steps:\n  op: spawn\n`, /: steps: expected a list of steps, got \{"op":"spawn"\}$/],
     ['steps-missing.yaml', MACHINE, /: top level: needs 'steps'$/],
     ['step-scalar.yaml', `${MACHINE}steps:\n  - spawn\n`, /: step 1: a step is a mapping with 'op' and its fields$/],
-    ['unknown-op.yaml', `${MACHINE}steps:\n${STEP1}  - { op: frob, proc: a }\n`, /: step 2: unknown op "frob" \(ops: spawn, mmap, .*zones, .*pin_max\)$/],
-    ['unknown-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, size: 8K }\n`, /: step 2 \(mmap\): unknown key 'size' \(fields of mmap: proc, as, len, /],
-    ['no-field-op.yaml', `${MACHINE}steps:\n  - { op: zones, proc: a }\n`, /: step 1 \(zones\): unknown key 'proc' \(fields of zones: none; expect, expect_match\)$/],
+    [
+      'unknown-op.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: frob, proc: a }\n`,
+      /: step 2: unknown op "frob" \(ops: spawn, mmap, .*zones, .*pin_max\)$/,
+    ],
+    [
+      'unknown-field.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, size: 8K }\n`,
+      /: step 2 \(mmap\): unknown key 'size' \(fields of mmap: proc, as, len, /,
+    ],
+    [
+      'no-field-op.yaml',
+      `${MACHINE}steps:\n  - { op: zones, proc: a }\n`,
+      /: step 1 \(zones\): unknown key 'proc' \(fields of zones: none; expect, expect_match\)$/,
+    ],
     ['missing-field.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a }\n`, /: step 2 \(mmap\): needs 'len'$/],
-    ['missing-value.yaml', `${MACHINE}steps:\n${STEP1}  - { op: write, proc: a, addr: 0x8000 }\n`, /: step 2 \(write\): needs 'value'$/],
-    ['bad-size.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 4Q }\n`, /: step 2 \(mmap\): len: expected a size like 4K, 2M or 1G, or 16p for 16 pages \(whole 4K pages\), got "4Q"$/],
-    ['partial-page.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 6K }\n`, /: step 2 \(mmap\): len: expected a size like 4K, .*, got "6K"$/],
-    ['zero-size.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 0 }\n`, /: step 2 \(mmap\): len: expected a size like 4K, .*, got 0$/],
-    ['unknown-map.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: write, proc: a, addr: bfu, value: 1 }\n`,
-      /: step 3 \(write\): addr: unknown mapping 'bfu' \(name one with 'as:' on an mmap step\)$/],
-    ['bad-offset.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: read, proc: a, addr: buf+1x }\n`,
-      /: step 3 \(read\): addr: expected an address: a mapping name, .*, got "buf\+1x"$/],
-    ['unaligned.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: read, proc: a, addr: buf+100 }\n`,
-      /: step 3 \(read\): addr: expected an address: .*, got "buf\+100"$/],
-    ['unknown-proc.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: b, len: 8K }\n`,
-      /: step 2 \(mmap\): mmap: unknown process 'b' \(create it with 'op: spawn' or 'op: fork'\)$/],
+    [
+      'missing-value.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: write, proc: a, addr: 0x8000 }\n`,
+      /: step 2 \(write\): needs 'value'$/,
+    ],
+    [
+      'bad-size.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 4Q }\n`,
+      /: step 2 \(mmap\): len: expected a size like 4K, 2M or 1G, or 16p for 16 pages \(whole 4K pages\), got "4Q"$/,
+    ],
+    [
+      'partial-page.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 6K }\n`,
+      /: step 2 \(mmap\): len: expected a size like 4K, .*, got "6K"$/,
+    ],
+    [
+      'zero-size.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 0 }\n`,
+      /: step 2 \(mmap\): len: expected a size like 4K, .*, got 0$/,
+    ],
+    [
+      'unknown-map.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: write, proc: a, addr: bfu, value: 1 }\n`,
+      /: step 3 \(write\): addr: unknown mapping 'bfu' \(name one with 'as:' on an mmap step\)$/,
+    ],
+    [
+      'bad-offset.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: read, proc: a, addr: buf+1x }\n`,
+      /: step 3 \(read\): addr: expected an address: a mapping name, .*, got "buf\+1x"$/,
+    ],
+    [
+      'unaligned.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: read, proc: a, addr: buf+100 }\n`,
+      /: step 3 \(read\): addr: expected an address: .*, got "buf\+100"$/,
+    ],
+    [
+      'unknown-proc.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: b, len: 8K }\n`,
+      /: step 2 \(mmap\): mmap: unknown process 'b' \(create it with 'op: spawn' or 'op: fork'\)$/,
+    ],
     ['dup-proc.yaml', `${MACHINE}steps:\n${STEP1}${STEP1}`, /: step 2 \(spawn\): .*process 'a' exists$/],
-    ['no-len.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: touch, proc: a, addr: buf+4K }\n`,
-      /: step 3 \(touch\): len: needs 'len:' unless 'addr:' names a whole mapping$/],
-    ['bad-prot.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 8K, prot: rwx }\n`, /: step 2 \(mmap\): prot: expected one of rw, r, w, none, got "rwx"$/],
-    ['bad-advice.yaml', `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: madvise, proc: a, addr: buf, advice: free }\n`,
-      /: step 3 \(madvise\): advice: expected one of dontneed, hugepage, nohugepage, populate_write, got "free"$/],
-    ['bad-block.yaml', `${MACHINE}steps:\n  - { op: offline, block: 99 }\n`, /: step 1 \(offline\): block: no memory block 99$/],
-    ['bad-expect.yaml', `${MACHINE}steps:\n${STEP1}  - { op: zones, expect: ENOMEM }\n`, /: step 2 \(zones\): expect: expected a number, an errno like -ENOMEM, killed or panic, got "ENOMEM"$/],
-    ['bad-expect-bool.yaml', `${MACHINE}steps:\n  - { op: zones, expect: true }\n`, /: step 1 \(zones\): expect: expected a number, an errno like -ENOMEM, killed or panic, got true$/],
+    [
+      'no-len.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: touch, proc: a, addr: buf+4K }\n`,
+      /: step 3 \(touch\): len: needs 'len:' unless 'addr:' names a whole mapping$/,
+    ],
+    [
+      'bad-prot.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, len: 8K, prot: rwx }\n`,
+      /: step 2 \(mmap\): prot: expected one of rw, r, w, none, got "rwx"$/,
+    ],
+    [
+      'bad-advice.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: madvise, proc: a, addr: buf, advice: free }\n`,
+      /: step 3 \(madvise\): advice: expected one of dontneed, hugepage, nohugepage, populate_write, got "free"$/,
+    ],
+    [
+      'bad-block.yaml',
+      `${MACHINE}steps:\n  - { op: offline, block: 99 }\n`,
+      /: step 1 \(offline\): block: no memory block 99$/,
+    ],
+    [
+      'bad-expect.yaml',
+      `${MACHINE}steps:\n${STEP1}  - { op: zones, expect: ENOMEM }\n`,
+      /: step 2 \(zones\): expect: expected a number, an errno like -ENOMEM, killed or panic, got "ENOMEM"$/,
+    ],
+    [
+      'bad-expect-bool.yaml',
+      `${MACHINE}steps:\n  - { op: zones, expect: true }\n`,
+      /: step 1 \(zones\): expect: expected a number, an errno like -ENOMEM, killed or panic, got true$/,
+    ],
   ];
 
   it.each(cases)('%s', (name, text, re) => {
@@ -161,13 +246,16 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
 
 describe('pinlab scenario: expectations', () => {
   it('a mismatch exits 1 and says so; the other steps still run', () => {
-    const f = scenarioFile('mismatch.yaml', `${MACHINE}steps:
+    const f = scenarioFile(
+      'mismatch.yaml',
+      `${MACHINE}steps:
   - { op: spawn, proc: a }
   - { op: mmap, proc: a, as: buf, len: 8K, prot: r }
   - { op: write, proc: a, addr: buf, value: 1, expect: 0 }
   - { op: read, proc: a, addr: buf+4K, value: 5 }
   - { op: zones, expect: 0 }
-`);
+`,
+    );
     const r = run(['scenario', f]);
     expect(r.code).toBe(1);
     expect(r.err).toBe('');
@@ -178,7 +266,9 @@ describe('pinlab scenario: expectations', () => {
   });
 
   it('an errno expectation compares names, a number compares the rc', () => {
-    const f = scenarioFile('errno.yaml', `${MACHINE}steps:
+    const f = scenarioFile(
+      'errno.yaml',
+      `${MACHINE}steps:
   - { op: spawn, proc: a }
   - { op: mmap, proc: a, as: buf, len: 8K }
   - { op: write, proc: a, addr: buf, value: 42, expect: 0 }
@@ -186,7 +276,8 @@ describe('pinlab scenario: expectations', () => {
   - { op: munmap, proc: a, addr: buf }
   - { op: read, proc: a, addr: 0x8000, expect: -EFAULT }
   - { op: offline, block: 0, expect: -16 }
-`);
+`,
+    );
     const r = run(['scenario', f]);
     expect(r.out).toMatch(/^# ok: 7\/7 steps as expected$/m);
     expect(r.code).toBe(0);
@@ -222,15 +313,25 @@ describe('pinlab scenario --json', () => {
     const dn = j.results.find((x: { op: string }) => x.op === 'madvise');
     expect(dn).toMatchObject({ rc: 0, result: '0', ok: true });
     expect(j.results.find((x: { result: string }) => x.result === '-ENOMEM')).toMatchObject({ op: 'madvise', rc: -12 });
-    expect(j.layout.zones.map((z: { name: string }) => z.name)).toEqual(['DMA', 'DMA32', 'Normal', 'Movable', 'Device']);
-    for (const k of ['name', 'start_pfn', 'spanned', 'present', 'managed', 'free', 'min']) expect(j.layout.zones[3]).toHaveProperty(k);
+    expect(j.layout.zones.map((z: { name: string }) => z.name)).toEqual([
+      'DMA',
+      'DMA32',
+      'Normal',
+      'Movable',
+      'Device',
+    ]);
+    for (const k of ['name', 'start_pfn', 'spanned', 'present', 'managed', 'free', 'min'])
+      expect(j.layout.zones[3]).toHaveProperty(k);
     expect(j.layout.blocks).toHaveLength(8);
     expect(typeof j.vmstat.pgfault).toBe('number');
     expect(j.vmstat.pgfault).toBeGreaterThan(0);
   });
 
   it('a step without a process has no proc; a mismatch is ok: false with exit 1', () => {
-    const f = scenarioFile('json-mismatch.yaml', `${MACHINE}steps:\n  - { op: zones }\n  - { op: offline, block: 0, expect: 0 }\n`);
+    const f = scenarioFile(
+      'json-mismatch.yaml',
+      `${MACHINE}steps:\n  - { op: zones }\n  - { op: offline, block: 0, expect: 0 }\n`,
+    );
     const r = run(['scenario', f, '--json']);
     expect(r.code).toBe(1);
     const j = JSON.parse(r.out);
@@ -240,7 +341,12 @@ describe('pinlab scenario --json', () => {
   });
 
   it('several files give an array', () => {
-    const r = run(['scenario', path.join(SCENARIOS, 'fork-cow.yaml'), path.join(SCENARIOS, 'shared-fork.yaml'), '--json']);
+    const r = run([
+      'scenario',
+      path.join(SCENARIOS, 'fork-cow.yaml'),
+      path.join(SCENARIOS, 'shared-fork.yaml'),
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
     expect(j).toHaveLength(2);

@@ -7,7 +7,10 @@ import { loadScenario, runScenario, scenarioKernels, expectationFor, Scenario, S
 import { parseVariant, BUGS, BugSwitch } from '../mm/variants';
 
 const DIR = path.join(__dirname, '..', 'scenarios', 'bugs');
-const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort();
+const files = fs
+  .readdirSync(DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 /** "r12-empty-list-success.yaml" -> "R12" */
 function bugOf(file: string): BugSwitch {
@@ -24,14 +27,24 @@ function expectationsOf(sc: Scenario, kernel: string): Scenario {
       const t = { ...s };
       const e = expectationFor(s.expect, kernel);
       const mt = expectationFor(s.expect_match, kernel);
-      if (e === undefined) delete t.expect; else t.expect = e;
-      if (mt === undefined) delete t.expect_match; else t.expect_match = mt;
+      if (e === undefined) delete t.expect;
+      else t.expect = e;
+      if (mt === undefined) delete t.expect_match;
+      else t.expect_match = mt;
       return t;
     }),
   };
 }
 
-interface Loaded { file: string; full: string; bug: BugSwitch; sc: Scenario; fixed: string[]; buggy: string[]; runs: Map<string, ScenarioRun> }
+interface Loaded {
+  file: string;
+  full: string;
+  bug: BugSwitch;
+  sc: Scenario;
+  fixed: string[];
+  buggy: string[];
+  runs: Map<string, ScenarioRun>;
+}
 const cache = new Map<string, Loaded>();
 
 /** Load a file and run it once under each of its kernels (cached across the tests below). */
@@ -65,7 +78,10 @@ describe('scenarios/bugs', () => {
       expect(l.fixed.length).toBeGreaterThan(0);
       expect(l.buggy.length).toBeGreaterThan(0);
       for (const [k, r] of l.runs) {
-        expect([k, r.results.filter((x) => !x.ok).map((x) => `${x.step} ${x.op}: ${x.result} ${x.detail}`)]).toEqual([k, []]);
+        expect([k, r.results.filter((x) => !x.ok).map((x) => `${x.step} ${x.op}: ${x.result} ${x.detail}`)]).toEqual([
+          k,
+          [],
+        ]);
         expect([k, r.ok, r.panic]).toEqual([k, true, undefined]);
         expect(r.results).toHaveLength(l.sc.steps.length);
       }
@@ -88,8 +104,14 @@ describe('scenarios/bugs', () => {
       for (const f of l.fixed) {
         for (const b of l.buggy) {
           // bug off they pass (the run above); bug on, the same checks catch it
-          expect([`${f} checks under ${b}`, runScenario(l.full, expectationsOf(l.sc, f), () => {}, b).ok]).toEqual([`${f} checks under ${b}`, false]);
-          expect([`${b} checks under ${f}`, runScenario(l.full, expectationsOf(l.sc, b), () => {}, f).ok]).toEqual([`${b} checks under ${f}`, false]);
+          expect([`${f} checks under ${b}`, runScenario(l.full, expectationsOf(l.sc, f), () => {}, b).ok]).toEqual([
+            `${f} checks under ${b}`,
+            false,
+          ]);
+          expect([`${b} checks under ${f}`, runScenario(l.full, expectationsOf(l.sc, b), () => {}, f).ok]).toEqual([
+            `${b} checks under ${f}`,
+            false,
+          ]);
         }
       }
     });

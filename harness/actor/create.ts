@@ -17,17 +17,27 @@ export function createActor(t: ActorTask, m: Memmap, c: Control, log: (line: str
   if (!model) throw new Error(`unknown actor kind '${t.actorKind}'`);
   const rng = new Prng(t.seed ^ Math.imul(t.index + 1, 0x9e3779b1));
   const env: AgentEnv = {
-    m, mm: t.mm, name: traceName(t.name), bugs: new Set(t.bugs),
+    m,
+    mm: t.mm,
+    name: traceName(t.name),
+    bugs: new Set(t.bugs),
     rand: (n) => rng.below(n),
     yieldPoint: (label) => yieldPoint(label), // through this thread's hook (signals are delivered there)
     trace: (line) => log(line),
-    maps: t.maps, offlinePasses: t.offlinePasses,
+    maps: t.maps,
+    offlinePasses: t.offlinePasses,
     mapGen: (i) => Atomics.load(c.i32, c.mapgenBase + i),
-    bumpMapGen: (i) => { Atomics.add(c.i32, c.mapgenBase + i, 1); },
+    bumpMapGen: (i) => {
+      Atomics.add(c.i32, c.mapgenBase + i, 1);
+    },
   };
   const actor = model.create(env);
   if (!deviceModelOf(t.actorKind)) return actor;
   // generated device ops name process addresses as { map, off }: resolve them against this run's maps
   const maps = Object.fromEntries(t.maps.map((x) => [x.name, x.vpn]));
-  return { step: (op) => actor.step(resolveOp(op, maps)), inspect: () => actor.inspect(), teardown: () => actor.teardown() };
+  return {
+    step: (op) => actor.step(resolveOp(op, maps)),
+    inspect: () => actor.inspect(),
+    teardown: () => actor.teardown(),
+  };
 }

@@ -28,7 +28,10 @@ import { createActor } from './create';
 const LOCK_LOG_MAX = 512;
 
 function describeOp(op: ActorOp): string {
-  return Object.entries(op).filter(([k]) => k !== 'op').map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+  return Object.entries(op)
+    .filter(([k]) => k !== 'op')
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
 }
 
 const showRc = (r: number): string => (r < 0 ? errname(r) : String(r));
@@ -79,7 +82,10 @@ class ActorRun {
 
   /** Wait while a control word holds value: a blocking decision (det), or serve and sleep a little (free). */
   private readonly waitCtl: CtlWait = (idx, value, reason) => {
-    if (this.t.det) { this.sched.block(this.c.i32, idx, value, reason); return; }
+    if (this.t.det) {
+      this.sched.block(this.c.i32, idx, value, reason);
+      return;
+    }
     this.sched.serve();
     if (this.sched.stopped()) throw new RunStopped('stopped');
     Atomics.wait(this.c.i32, idx, value, 2);
@@ -106,18 +112,22 @@ class ActorRun {
         this.log(`pinlab_fault: ${point} fails`, sched.record(K_FAULT, point, 0));
         return true;
       },
-      waitHook: t.det ? (a, i, v, reason) => sched.block(a, i, v, reason) : (a, i, v) => {
-        sched.serve(); // a waiting actor still answers callbacks others wait for
-        if (sched.stopped()) throw new RunStopped('stopped');
-        Atomics.wait(a, i, v, 2);
-      },
+      waitHook: t.det
+        ? (a, i, v, reason) => sched.block(a, i, v, reason)
+        : (a, i, v) => {
+            sched.serve(); // a waiting actor still answers callbacks others wait for
+            if (sched.stopped()) throw new RunStopped('stopped');
+            Atomics.wait(a, i, v, 2);
+          },
       // free mode: the locks this actor takes, by trace position, for the report of a race that does not replay
-      lockTrace: t.det ? undefined : (a, i) => {
-        if (a.buffer !== t.machine.sab) return; // a copy of the machine (quiescent checks)
-        const k = 2 * (this.lockCount++ % LOCK_LOG_MAX);
-        this.lockLog[k] = Atomics.load(this.c.i32, C_SEQ);
-        this.lockLog[k + 1] = (a.byteOffset >>> 2) + i;
-      },
+      lockTrace: t.det
+        ? undefined
+        : (a, i) => {
+            if (a.buffer !== t.machine.sab) return; // a copy of the machine (quiescent checks)
+            const k = 2 * (this.lockCount++ % LOCK_LOG_MAX);
+            this.lockLog[k] = Atomics.load(this.c.i32, C_SEQ);
+            this.lockLog[k + 1] = (a.byteOffset >>> 2) + i;
+          },
       deliver: (m, d) => this.mailbox.deliver(m, d),
     };
   }
@@ -128,7 +138,11 @@ class ActorRun {
       this.sched.start();
       const actor = createActor(this.t, this.m, this.c, (line) => this.log(line));
       for (let k = 0; k < this.t.program.length; k++) this.step(actor, k, this.t.program[k]!);
-      if (this.t.quiesce) quiesce({ c: this.c, m: this.m, det: this.t.det, wait: this.waitCtl, checks: this.checks, scratch: this.t.scratch }, actor);
+      if (this.t.quiesce)
+        quiesce(
+          { c: this.c, m: this.m, det: this.t.det, wait: this.waitCtl, checks: this.checks, scratch: this.t.scratch },
+          actor,
+        );
       this.teardown(actor);
       this.sched.exit();
     } catch (e) {
@@ -148,10 +162,14 @@ class ActorRun {
     const args = describeOp(op);
     this.log(`pinlab_op: ${op.op}${args ? ` ${args}` : ''}`, sched.record(K_OP, `op:${op.op}`, k));
     const pins0 = task.pinsAcquired - task.pinsReleased;
-    // the OOM killer took the process: it makes no more system calls (its devices are released at teardown, as exit closes the fds)
-    const r: OpResult = mmIsGone(m, t.mm) ? { rc: -ESRCH, detail: 'the process was killed by the OOM killer' } : actor.step(op);
+    // the OOM killer took the process: it makes no more system calls (its devices are released at teardown, as exit
+    // closes the fds)
+    const r: OpResult = mmIsGone(m, t.mm)
+      ? { rc: -ESRCH, detail: 'the process was killed by the OOM killer' }
+      : actor.step(op);
     // killed while in the kernel: the process exits on its way back to user space
-    if (t.mm >= 0 && oomVictimExit(m, t.mm)) r.detail = `${r.detail ?? ''}${r.detail ? '; ' : ''}OOM-killed: the process exited`;
+    if (t.mm >= 0 && oomVictimExit(m, t.mm))
+      r.detail = `${r.detail ?? ''}${r.detail ? '; ' : ''}OOM-killed: the process exited`;
     const pinsLeft = task.pinsAcquired - task.pinsReleased - pins0;
     task.sigpending = false; // the signal is handled on the way back to user space
     task.fatalSignal = false;
@@ -160,7 +178,18 @@ class ActorRun {
     this.log(`pinlab_ret: ${op.op} rc=${showRc(r.rc)}${r.detail ? ` ${r.detail}` : ''}`, seq);
     this.checks.opResult(r);
     const held = actor.inspect().held;
-    this.checks.op({ m, actor: t.name, kind: t.actorKind, op, rc: r.rc, held, heldBefore, isolatedBefore, errnos: this.errnos, pinsLeft });
+    this.checks.op({
+      m,
+      actor: t.name,
+      kind: t.actorKind,
+      op,
+      rc: r.rc,
+      held,
+      heldBefore,
+      isolatedBefore,
+      errnos: this.errnos,
+      pinsLeft,
+    });
   }
 
   private teardown(actor: AgentState): void {
@@ -168,20 +197,42 @@ class ActorRun {
     sched.point('op:teardown');
     const held = actor.inspect().held;
     res.held = held.map((h) => ({ pfn: h.pfn, vpn: h.vpn, longterm: h.longterm }));
-    this.checks.op({ m, actor: t.name, kind: t.actorKind, op: null, rc: 0, held, heldBefore: null, isolatedBefore: null, errnos: null, pinsLeft: 0 });
+    this.checks.op({
+      m,
+      actor: t.name,
+      kind: t.actorKind,
+      op: null,
+      rc: 0,
+      held,
+      heldBefore: null,
+      isolatedBefore: null,
+      errnos: null,
+      pinsLeft: 0,
+    });
     const td = actor.teardown();
     res.teardown = { rc: td.rc, detail: td.detail };
-    this.log(`pinlab_teardown: rc=${showRc(td.rc)}${td.detail ? ` ${td.detail}` : ''}`, sched.record(K_RET, 'op:teardown', td.rc));
+    this.log(
+      `pinlab_teardown: rc=${showRc(td.rc)}${td.detail ? ` ${td.detail}` : ''}`,
+      sched.record(K_RET, 'op:teardown', td.rc),
+    );
     this.checks.opResult(td);
   }
 
   private failed(e: unknown): void {
-    if (e instanceof RunStopped) { this.res.stopped = e.message; return; }
+    if (e instanceof RunStopped) {
+      this.res.stopped = e.message;
+      return;
+    }
     const err = e as Error;
     this.res.error = { name: err?.name ?? 'Error', message: err?.message ?? String(e), stack: err?.stack };
     try {
-      this.log(`pinlab_bug: ${this.res.error.name}: ${this.res.error.message}`, this.sched.record(K_VIOLATION, 'actor-threw', -1));
-    } catch { /* ring full or gone */ }
+      this.log(
+        `pinlab_bug: ${this.res.error.name}: ${this.res.error.message}`,
+        this.sched.record(K_VIOLATION, 'actor-threw', -1),
+      );
+    } catch {
+      /* ring full or gone */
+    }
     this.sched.fail();
   }
 
@@ -189,7 +240,8 @@ class ActorRun {
   private orderedLockLog(): number[] {
     const n = Math.min(this.lockCount, LOCK_LOG_MAX);
     const out: number[] = [];
-    for (let j = this.lockCount - n; j < this.lockCount; j++) out.push(this.lockLog[2 * (j % LOCK_LOG_MAX)]!, this.lockLog[2 * (j % LOCK_LOG_MAX) + 1]!);
+    for (let j = this.lockCount - n; j < this.lockCount; j++)
+      out.push(this.lockLog[2 * (j % LOCK_LOG_MAX)]!, this.lockLog[2 * (j % LOCK_LOG_MAX) + 1]!);
     return out;
   }
 }

@@ -7,7 +7,19 @@ import { threadId } from 'node:worker_threads';
 import type { Memmap } from '../../mm/memmap';
 import { mmuNotifierDeliverLocal, MmuNotifierDelivery, MMU_NOTIFY_EVENT_NAMES } from '../../mm/mmu_notifier';
 import { KernelBug } from '../../mm/debug';
-import { Control, A_TID, A_MB_LOCK, A_MB_STATE, A_MB_FROM, A_MB_SUB, A_MB_ARGS, A_MB_RESULT, MB_IDLE, MB_PENDING, MB_DONE } from '../schedctl';
+import {
+  Control,
+  A_TID,
+  A_MB_LOCK,
+  A_MB_STATE,
+  A_MB_FROM,
+  A_MB_SUB,
+  A_MB_ARGS,
+  A_MB_RESULT,
+  MB_IDLE,
+  MB_PENDING,
+  MB_DONE,
+} from '../schedctl';
 
 /** Wait while a control word holds value, as the run's mode waits (harness/actor/index.ts). */
 export type CtlWait = (idx: number, value: number, reason: string) => void;
@@ -38,7 +50,9 @@ export class NotifierMailbox {
     try {
       const a = c.actor(this.me, A_MB_ARGS);
       const d: MmuNotifierDelivery = {
-        subId: i32[c.actor(this.me, A_MB_SUB)]!, owner: threadId, curSeq: i32[a + 5]!,
+        subId: i32[c.actor(this.me, A_MB_SUB)]!,
+        owner: threadId,
+        curSeq: i32[a + 5]!,
         range: { mm: i32[a]!, start: i32[a + 1]!, end: i32[a + 2]!, event: i32[a + 3]!, flags: i32[a + 4]! },
       };
       const from = this.names[i32[c.actor(this.me, A_MB_FROM)]!] ?? '?';
@@ -59,7 +73,10 @@ export class NotifierMailbox {
     const i32 = c.i32;
     let target = -1;
     for (let k = 0; k < c.nrActors; k++) if (i32[c.actor(k, A_TID)] === d.owner) target = k;
-    if (target < 0) throw new KernelBug(`mmu notifier: subscription ${d.subId} belongs to thread ${d.owner}, which runs no actor of this run`);
+    if (target < 0)
+      throw new KernelBug(
+        `mmu notifier: subscription ${d.subId} belongs to thread ${d.owner}, which runs no actor of this run`,
+      );
     const who = this.names[target] ?? `actor ${target}`;
     const lock = c.actor(target, A_MB_LOCK);
     const st = c.actor(target, A_MB_STATE);

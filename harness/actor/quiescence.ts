@@ -43,5 +43,6 @@ export function quiesce(q: Quiescence, actor: AgentState): void {
   });
   // deterministic mode: the last actor's checks ran holding the CPU, before anyone could tear down;
   // the second barrier is needed only when another actor has re-checks of its own still to run
-  if (!q.det || Atomics.load(c.i32, C_QUIESCE_WORK) > 0) barrier(c, C_QUIESCE_DONE, q.wait, 'quiescence: the other actors are still checking');
+  if (!q.det || Atomics.load(c.i32, C_QUIESCE_WORK) > 0)
+    barrier(c, C_QUIESCE_DONE, q.wait, 'quiescence: the other actors are still checking');
 }

@@ -27,10 +27,16 @@ suite runs were cut short or not run.
 
 async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('campaign', argv, {
-    kernel: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' }, time: { type: 'string' },
+    kernel: { type: 'string' },
+    seed: { type: 'string' },
+    runs: { type: 'string' },
+    time: { type: 'string' },
     regressions: { type: 'string' },
   });
-  if (values.help) { io.out(CAMPAIGN_HELP); return 0; }
+  if (values.help) {
+    io.out(CAMPAIGN_HELP);
+    return 0;
+  }
   noPositionals('campaign', positionals);
   const variant = kernelFlag(values.kernel) ?? DEFAULT_VARIANT;
   const seed = seedFlag(values.seed) ?? randomInt(2 ** 31 - 1);
@@ -38,11 +44,20 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
   // the hard stop at twice the budget is a setTimeout, which takes at most 2^31-1 ms
   const timeSec = intFlag('time', values.time, 1, 1_000_000) ?? 60;
   const regressionsDir = regressionsFlag(values.regressions);
-  io.out(`# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
-    `${campaignShapeNote()}\n`);
+  io.out(
+    `# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
+      `${campaignShapeNote()}\n`,
+  );
   return withInterrupt(async (interrupt) => {
     const r = await runCampaign({
-      variant, seed, runs, timeSec, regressionsDir, tty: process.stderr.isTTY === true, interrupt, io,
+      variant,
+      seed,
+      runs,
+      timeSec,
+      regressionsDir,
+      tty: process.stderr.isTTY === true,
+      interrupt,
+      io,
     });
     io.out(formatCampaign(r, variant));
     if (r.verdict === 'fail') return 1;

@@ -18,18 +18,33 @@ export const devices: Command = {
   run(argv, io) {
     const { values, positionals } = parse('devices', argv, { json: { type: 'boolean' } });
     noPositionals('devices', positionals);
-    if (values.help) { io.out(DEVICES_HELP); return 0; }
+    if (values.help) {
+      io.out(DEVICES_HELP);
+      return 0;
+    }
     const models = Object.values(DEVICE_MODELS);
     if (values.json) {
-      const list = models.map((d) => ({ name: d.name, summary: d.summary, source: d.source, errnos: d.errnos, bugs: d.bugs, fault_points: d.faultPoints }));
+      const list = models.map((d) => ({
+        name: d.name,
+        summary: d.summary,
+        source: d.source,
+        errnos: d.errnos,
+        bugs: d.bugs,
+        fault_points: d.faultPoints,
+      }));
       io.out(JSON.stringify(list, null, 2) + '\n');
       return 0;
     }
     for (const d of models) {
       io.out(`${d.name}: ${d.summary}\n  from ${d.source}\n  ops:\n`);
-      for (const [op, errs] of Object.entries(d.errnos)) io.out(`    ${op.padEnd(16)} ${errs.map(errname).join(' ') || '(never fails)'}\n`);
+      for (const [op, errs] of Object.entries(d.errnos))
+        io.out(`    ${op.padEnd(16)} ${errs.map(errname).join(' ') || '(never fails)'}\n`);
       const bugs = Object.entries(d.bugs);
-      io.out(bugs.length ? `  bug switches (--bug):\n${bugs.map(([b, what]) => `    ${b.padEnd(22)} ${what}\n`).join('')}` : '  no bug switches\n');
+      io.out(
+        bugs.length
+          ? `  bug switches (--bug):\n${bugs.map(([b, what]) => `    ${b.padEnd(22)} ${what}\n`).join('')}`
+          : '  no bug switches\n',
+      );
     }
     return 0;
   },

@@ -57,15 +57,18 @@ export function pathFlag(v: Value): string | undefined {
   if (typeof v !== 'string' || !/^[0-9]{1,9}(:[0-9]{1,9})*$/.test(v)) {
     throw new UsageError(`--path: ${shown(v)} is not a fast-check path (numbers separated by ':')`);
   }
-  if (Number(v.split(':')[0]) > PATH_FIRST_MAX) throw new UsageError(`--path: ${shown(v)} starts past case ${PATH_FIRST_MAX}`);
+  if (Number(v.split(':')[0]) > PATH_FIRST_MAX)
+    throw new UsageError(`--path: ${shown(v)} starts past case ${PATH_FIRST_MAX}`);
   return v;
 }
 
 /** The path must lead to a case of the suite under this seed (generation only, nothing runs). */
 export function checkPath(cfg: Parameters<typeof pathNamesACase>[0]): void {
   if (cfg.path !== undefined && !pathNamesACase(cfg)) {
-    throw new UsageError(`--path: ${shown(cfg.path)} names no case of suite ${cfg.suite.name} with seed ${cfg.seed}`
-      + ' (as printed with a failure: --seed and --path together)');
+    throw new UsageError(
+      `--path: ${shown(cfg.path)} names no case of suite ${cfg.suite.name} with seed ${cfg.seed}` +
+        ' (as printed with a failure: --seed and --path together)',
+    );
   }
 }
 
@@ -82,7 +85,10 @@ export function regressionsFlag(v: Value): string | null {
   return dir;
 }
 
-export const visibleSuites = (): string => Object.keys(SUITES).filter((s) => !SUITES[s]!.hidden).join(', ');
+export const visibleSuites = (): string =>
+  Object.keys(SUITES)
+    .filter((s) => !SUITES[s]!.hidden)
+    .join(', ');
 
 /** --suite: a registered suite. */
 export function suiteFlag(v: Value): Suite {
@@ -97,7 +103,13 @@ export function cmdlineFlag(v: Value): string | undefined {
   if (v === undefined) return undefined;
   const cmdline = v as string;
   try {
-    setupMachine({ layout: { ...MINI_LAYOUTS[0]!, cmdline }, variant: DEFAULT_VARIANT, programs: {}, schedule: [], faults: {} });
+    setupMachine({
+      layout: { ...MINI_LAYOUTS[0]!, cmdline },
+      variant: DEFAULT_VARIANT,
+      programs: {},
+      schedule: [],
+      faults: {},
+    });
   } catch (e) {
     if (e instanceof CaseError) throw new UsageError(`--cmdline: ${e.message.replace(/^layout: /, '')}`);
     throw e;
@@ -108,11 +120,17 @@ export function cmdlineFlag(v: Value): string | undefined {
 /** --property: names from the suite's properties. */
 export function propertyFlag(v: Value, suite: Suite): string[] | undefined {
   if (v === undefined) return undefined;
-  const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
+  const names = String(v)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   const known = suite.properties.filter((p) => !RUN_FAILURES.includes(p));
   if (!names.length) throw new UsageError('--property: give at least one property name');
   for (const n of names) {
-    if (!known.includes(n)) throw new UsageError(`--property: unknown property '${n}' for suite ${suite.name} (properties: ${known.join(', ')})`);
+    if (!known.includes(n))
+      throw new UsageError(
+        `--property: unknown property '${n}' for suite ${suite.name} (properties: ${known.join(', ')})`,
+      );
   }
   return names;
 }
@@ -122,10 +140,16 @@ export function bugFlag(v: Value, suite: Suite): string[] | undefined {
   if (v === undefined) return undefined;
   const model = suite.actors.map((a) => deviceModelOf(actorKind(a))).find((x) => x);
   if (!model) throw new UsageError(`--bug: suite ${suite.name} has no device actor (use --suite device:<model>)`);
-  const names = String(v).split(',').map((x) => x.trim()).filter(Boolean);
+  const names = String(v)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   if (!names.length) throw new UsageError('--bug: give at least one bug switch');
   for (const n of names) {
-    if (!hasOwnKey(model.bugs, n)) throw new UsageError(`--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`);
+    if (!hasOwnKey(model.bugs, n))
+      throw new UsageError(
+        `--bug: ${model.name} has no bug '${n}' (its bugs: ${Object.keys(model.bugs).join(', ') || 'none'})`,
+      );
   }
   return names;
 }
@@ -140,12 +164,19 @@ export function machinesFlag(v: Value): 'random' | 'fixed' | undefined {
 /** The flags that shape a suite's cases (run, and replay by seed and path). */
 export function caseShapeFlags(values: Record<string, Value>, suite: Suite) {
   return {
-    cmdline: cmdlineFlag(values.cmdline), properties: propertyFlag(values.property, suite), bugs: bugFlag(values.bug, suite),
-    machines: machinesFlag(values.machines), swarm: values['no-swarm'] === true ? false : undefined,
+    cmdline: cmdlineFlag(values.cmdline),
+    properties: propertyFlag(values.property, suite),
+    bugs: bugFlag(values.bug, suite),
+    machines: machinesFlag(values.machines),
+    swarm: values['no-swarm'] === true ? false : undefined,
   };
 }
 
 /** Their option specs, for parse(). */
 export const CASE_SHAPE_OPTIONS = {
-  cmdline: { type: 'string' }, property: { type: 'string' }, bug: { type: 'string' }, machines: { type: 'string' }, 'no-swarm': { type: 'boolean' },
+  cmdline: { type: 'string' },
+  property: { type: 'string' },
+  bug: { type: 'string' },
+  machines: { type: 'string' },
+  'no-swarm': { type: 'boolean' },
 } as const;

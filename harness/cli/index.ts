@@ -22,7 +22,18 @@ export type { Io };
 export { UsageError };
 
 /** In the order pinlab --help lists them. */
-export const COMMANDS: readonly Command[] = [layout, scenario, variants, properties, devices, runCmd, replay, campaign, pinFraction, kernel];
+export const COMMANDS: readonly Command[] = [
+  layout,
+  scenario,
+  variants,
+  properties,
+  devices,
+  runCmd,
+  replay,
+  campaign,
+  pinFraction,
+  kernel,
+];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
@@ -41,8 +52,14 @@ property campaign (pinlab campaign).
 
 /** Bad input: one line on stderr, exit code 2. */
 function badInput(e: unknown): e is Error {
-  return e instanceof UsageError || e instanceof CmdlineError || e instanceof ScenarioError || e instanceof CaseError
-    || e instanceof VariantError || e instanceof PluginError;
+  return (
+    e instanceof UsageError ||
+    e instanceof CmdlineError ||
+    e instanceof ScenarioError ||
+    e instanceof CaseError ||
+    e instanceof VariantError ||
+    e instanceof PluginError
+  );
 }
 
 /** The command argv names (null: pinlab --help); an unknown verb is a UsageError. */
@@ -51,7 +68,10 @@ function commandOf(argv: string[]): Command | null {
   const verb = argv[0]!;
   if (verb === '--help' || verb === '-h' || verb === 'help') return null;
   const cmd = BY_NAME.get(verb);
-  if (!cmd) throw new UsageError(`unknown verb '${verb}' (verbs: ${COMMANDS.map((c) => c.name).join(', ')}; see pinlab --help)`);
+  if (!cmd)
+    throw new UsageError(
+      `unknown verb '${verb}' (verbs: ${COMMANDS.map((c) => c.name).join(', ')}; see pinlab --help)`,
+    );
   return cmd;
 }
 
@@ -65,7 +85,10 @@ function reportBadInput(e: unknown, io: Io): number {
 export function main(argv: string[], io: Io): number {
   try {
     const cmd = commandOf(argv);
-    if (!cmd) { io.out(mainHelp()); return 0; }
+    if (!cmd) {
+      io.out(mainHelp());
+      return 0;
+    }
     if (!cmd.sync) throw new UsageError(`${cmd.name}: runs asynchronously (call mainAsync)`);
     return cmd.run(argv.slice(1), io) as number;
   } catch (e) {
@@ -77,7 +100,10 @@ export function main(argv: string[], io: Io): number {
 export async function mainAsync(argv: string[], io: Io): Promise<number> {
   try {
     const cmd = commandOf(argv);
-    if (!cmd) { io.out(mainHelp()); return 0; }
+    if (!cmd) {
+      io.out(mainHelp());
+      return 0;
+    }
     return await cmd.run(argv.slice(1), io);
   } catch (e) {
     if (badInput(e)) return reportBadInput(e, io);
@@ -104,7 +130,9 @@ export function run(argv: string[], signals?: ProcessSignals): void {
   let sync = false;
   try {
     sync = commandOf(argv)?.sync === true;
-  } catch { /* an unknown verb: mainAsync reports it */ }
+  } catch {
+    /* an unknown verb: mainAsync reports it */
+  }
   if (signals && sync) {
     // a command that computes without yielding never sees a signal: it ends the process instead
     if (signals.interrupt.stopped) {

@@ -41,16 +41,31 @@ Exit code 0 when every step's expect: held on the kernel (with --diff: when the 
 agree on every comparable fact), 1 when not or when a guest failed, 2 for bad input or a missing tool.
 `;
 
-interface Job { file: string; kernel: string; compiled: CompiledScenario; img?: KernelImage; initramfs?: string }
+interface Job {
+  file: string;
+  kernel: string;
+  compiled: CompiledScenario;
+  img?: KernelImage;
+  initramfs?: string;
+}
 
-interface KernelOptions { jobs: number; timeoutMs: number; keep: boolean; load?: string[]; diff: boolean; json: boolean }
+interface KernelOptions {
+  jobs: number;
+  timeoutMs: number;
+  keep: boolean;
+  load?: string[];
+  diff: boolean;
+  json: boolean;
+}
 
 function options(values: Flags): KernelOptions {
   setOfflineTimeout((decimalFlag('offline-timeout', values['offline-timeout'], 0.1) ?? 10) * 1000);
   return {
     jobs: intFlag('jobs', values.jobs, 1) ?? Math.min(2, os.cpus().length),
     timeoutMs: (decimalFlag('timeout', values.timeout, 5) ?? 300) * 1000,
-    keep: values.keep === true, diff: values.diff === true, json: values.json === true,
+    keep: values.keep === true,
+    diff: values.diff === true,
+    json: values.json === true,
     load: values.load === undefined ? undefined : String(values.load).split(',').filter(Boolean),
   };
 }
@@ -68,7 +83,8 @@ function plan(files: string[], kernels: string[], modules: string | undefined, i
     const p = images.get(j.kernel)!;
     j.img = p.kernel;
     j.initramfs = p.initramfs;
-    j.compiled.machine = kernelMachine(j.file, loadScenario(j.file), p.kernel); // the kernel's .config: cma= needs CONFIG_CMA
+    // the kernel's .config: cma= needs CONFIG_CMA
+    j.compiled.machine = kernelMachine(j.file, loadScenario(j.file), p.kernel);
   }
   return jobs;
 }
@@ -81,7 +97,11 @@ async function runJobs(jobs: Job[], o: KernelOptions): Promise<KernelRun[]> {
     while (next < jobs.length) {
       const i = next++;
       const j = jobs[i]!;
-      runs[i] = await runOnKernel(j.file, j.compiled, j.img!, j.initramfs!, { timeoutMs: o.timeoutMs, keep: o.keep, load: o.load });
+      runs[i] = await runOnKernel(j.file, j.compiled, j.img!, j.initramfs!, {
+        timeoutMs: o.timeoutMs,
+        keep: o.keep,
+        load: o.load,
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(o.jobs, jobs.length) }, worker));
@@ -89,14 +109,29 @@ async function runJobs(jobs: Job[], o: KernelOptions): Promise<KernelRun[]> {
 }
 
 /** The model's run of the same file under the kernel's variant, set beside the kernel's (--diff). */
-interface ModelSide { model?: ScenarioRun; lines: string[]; error?: string; diff?: RunDiff }
+interface ModelSide {
+  model?: ScenarioRun;
+  lines: string[];
+  error?: string;
+  diff?: RunDiff;
+}
 
 function modelSide(j: Job, run: KernelRun): ModelSide {
   const lines: string[] = [];
   try {
     const model = runScenario(j.file, loadScenario(j.file), (l) => lines.push(l), run.variant);
-    return { model, lines, diff: diffRuns(model, lines, run, j.compiled.steps.some((s) => s.hold)) };
-  } catch (e) { // the model stopped at a step (say an unpin of a pin that failed under this variant)
+    return {
+      model,
+      lines,
+      diff: diffRuns(
+        model,
+        lines,
+        run,
+        j.compiled.steps.some((s) => s.hold),
+      ),
+    };
+  } catch (e) {
+    // the model stopped at a step (say an unpin of a pin that failed under this variant)
     if (!(e instanceof ScenarioError)) throw e;
     return { lines, error: e.message };
   }
@@ -104,21 +139,29 @@ function modelSide(j: Job, run: KernelRun): ModelSide {
 
 function report(j: Job, run: KernelRun, side: ModelSide | null, io: Io): void {
   io.out(`# ${j.file} [${j.kernel}: ${run.release}, model ${run.variant}]: ${loadScenario(j.file).machine.cmdline}\n`);
-  io.out(`# guest: qemu -M ${j.compiled.machine.machineType} -m ${j.compiled.machine.memMiB}M (TCG), cmdline: ${run.cmdline}\n`);
+  io.out(
+    `# guest: qemu -M ${j.compiled.machine.machineType} -m ${j.compiled.machine.memMiB}M (TCG), cmdline: ${run.cmdline}\n`,
+  );
   for (const w of run.warnings) io.out(`# warning: ${w}\n`);
   for (const w of run.init) io.out(`# init: ${w}\n`);
   if (side?.error) io.out(`# model stopped: ${side.error}\n${side.lines.map((l) => `#   model ${l}\n`).join('')}`);
   if (side?.diff) for (const l of formatDiff(side.diff)) io.out(l + '\n');
-  else for (let s = 0; s < run.results.length; s++) for (const l of formatKernelStep(run.results[s]!, run.variant, j.compiled.steps[s]!)) io.out(l + '\n');
+  else
+    for (let s = 0; s < run.results.length; s++)
+      for (const l of formatKernelStep(run.results[s]!, run.variant, j.compiled.steps[s]!)) io.out(l + '\n');
   if (run.zones.length) io.out(`# zones: ${zonesLine(run.zones)}\n`);
   if (run.blocks.length) io.out(`# blocks: ${blocksLine(run.blocks)}\n`);
   if (run.error) io.out(`# error: ${run.error}\n`);
   if (!side?.diff) {
     const asExpected = run.results.filter((r) => r.ok).length;
-    io.out(`# ${run.ok ? 'ok' : 'FAILED'}: ${asExpected}/${j.compiled.steps.length} steps as expected${run.panic ? ' (ended in a kernel panic)' : ''}\n`);
+    io.out(
+      `# ${run.ok ? 'ok' : 'FAILED'}: ${asExpected}/${j.compiled.steps.length} steps as expected${run.panic ? ' (ended in a kernel panic)' : ''}\n`,
+    );
   }
   const t = run.time;
-  io.out(`# time: boot ${(t.boot_ms / 1000).toFixed(1)} s, steps ${(t.steps_ms / 1000).toFixed(1)} s, qemu ${(t.wall_ms / 1000).toFixed(1)} s\n`);
+  io.out(
+    `# time: boot ${(t.boot_ms / 1000).toFixed(1)} s, steps ${(t.steps_ms / 1000).toFixed(1)} s, qemu ${(t.wall_ms / 1000).toFixed(1)} s\n`,
+  );
 }
 
 function jsonDoc(run: KernelRun, side: ModelSide | null): unknown {
@@ -129,14 +172,25 @@ function jsonDoc(run: KernelRun, side: ModelSide | null): unknown {
 
 async function kernelCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('kernel', argv, {
-    kernel: { type: 'string' }, diff: { type: 'boolean' }, json: { type: 'boolean' }, jobs: { type: 'string' },
-    timeout: { type: 'string' }, 'offline-timeout': { type: 'string' }, modules: { type: 'string' }, load: { type: 'string' },
+    kernel: { type: 'string' },
+    diff: { type: 'boolean' },
+    json: { type: 'boolean' },
+    jobs: { type: 'string' },
+    timeout: { type: 'string' },
+    'offline-timeout': { type: 'string' },
+    modules: { type: 'string' },
+    load: { type: 'string' },
     keep: { type: 'boolean' },
   });
-  if (values.help) { io.out(KERNEL_HELP); return 0; }
+  if (values.help) {
+    io.out(KERNEL_HELP);
+    return 0;
+  }
   if (!positionals.length) throw new UsageError('kernel: give at least one scenario FILE (see pinlab kernel --help)');
   const o = options(values);
-  const kernels = String(values.kernel ?? 'debian:6.12').split(',').filter(Boolean);
+  const kernels = String(values.kernel ?? 'debian:6.12')
+    .split(',')
+    .filter(Boolean);
   try {
     const jobs = plan(positionals, kernels, values.modules as string | undefined, io);
     const runs = await runJobs(jobs, o);
@@ -152,7 +206,10 @@ async function kernelCommand(argv: string[], io: Io): Promise<number> {
     if (o.json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
     return ok ? 0 : 1;
   } catch (e) {
-    if (e instanceof SetupError) { io.err(`pinlab: kernel: ${e.message}\n`); return 2; }
+    if (e instanceof SetupError) {
+      io.err(`pinlab: kernel: ${e.message}\n`);
+      return 2;
+    }
     throw e;
   }
 }

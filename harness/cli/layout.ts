@@ -31,9 +31,17 @@ export const layout: Command = {
   help: () => LAYOUT_HELP,
   sync: true,
   run(argv, io) {
-    const { values, positionals } = parse('layout', argv, { cmdline: { type: 'string' }, geometry: { type: 'string' }, json: { type: 'boolean' } });
-    if (positionals.length) throw new UsageError(`layout: unexpected argument '${positionals[0]}' (quote the command line: --cmdline "...")`);
-    if (values.help) { io.out(LAYOUT_HELP); return 0; }
+    const { values, positionals } = parse('layout', argv, {
+      cmdline: { type: 'string' },
+      geometry: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    if (positionals.length)
+      throw new UsageError(`layout: unexpected argument '${positionals[0]}' (quote the command line: --cmdline "...")`);
+    if (values.help) {
+      io.out(LAYOUT_HELP);
+      return 0;
+    }
     const cmdline = (values.cmdline as string | undefined) ?? DEFAULT_CMDLINE;
     const { m, params } = bootFromSpec({ cmdline, geometry: values.geometry as string | undefined });
     io.out(values.json ? JSON.stringify(layoutJson(m, params), null, 2) + '\n' : layoutText(m, params));

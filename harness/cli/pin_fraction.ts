@@ -22,15 +22,27 @@ export const pinFraction: Command = {
   sync: true,
   run(argv, io) {
     const { values, positionals } = parse('pin-fraction', argv, {
-      cmdline: { type: 'string' }, geometry: { type: 'string' }, kernel: { type: 'string' }, kernelcore: { type: 'string' },
-      share: { type: 'string' }, chunk: { type: 'string' }, json: { type: 'boolean' },
+      cmdline: { type: 'string' },
+      geometry: { type: 'string' },
+      kernel: { type: 'string' },
+      kernelcore: { type: 'string' },
+      share: { type: 'string' },
+      chunk: { type: 'string' },
+      json: { type: 'boolean' },
     });
     noPositionals('pin-fraction', positionals);
-    if (values.help) { io.out(PIN_FRACTION_HELP); return 0; }
+    if (values.help) {
+      io.out(PIN_FRACTION_HELP);
+      return 0;
+    }
     const kernel = kernelFlag(values.kernel);
     const base = (values.cmdline as string | undefined) ?? 'mem=1G';
-    if (/\b(kernelcore|movablecore)=/.test(base)) throw new UsageError('pin-fraction: --cmdline must not set kernelcore= or movablecore= (the verb varies kernelcore=)');
-    const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90').split(',')
+    if (/\b(kernelcore|movablecore)=/.test(base))
+      throw new UsageError(
+        'pin-fraction: --cmdline must not set kernelcore= or movablecore= (the verb varies kernelcore=)',
+      );
+    const pcts = ((values.kernelcore as string | undefined) ?? '10,20,30,40,50,60,70,80,90')
+      .split(',')
       .map((x) => intFlag('kernelcore', x, 1, 99)!);
     const shareText = values.share as string | undefined;
     const decimal = shareText !== undefined && shareText !== '' && /^(0|1)?(\.[0-9]+)?$/.test(shareText);
@@ -38,9 +50,19 @@ export const pinFraction: Command = {
     if (!(share > 0 && share <= 1)) throw new UsageError(`--share: '${String(shareText)}' is not a fraction in (0, 1]`);
     const chunk = intFlag('chunk', values.chunk, 1) ?? 512;
     bootFromSpec({ cmdline: `${base} kernelcore=${pcts[0]}%`, geometry: values.geometry as string | undefined }); // validate once
-    const rows = pinFractionTable(pcts, { base, geometry: values.geometry as string | undefined, kernel, share, chunk });
-    if (values.json) io.out(JSON.stringify({ cmdline: base, kernel: kernel ?? DEFAULT_VARIANT, share, chunk, rows }, null, 2) + '\n');
-    else io.out(`# ${base} kernelcore=N%, kernel ${kernel ?? DEFAULT_VARIANT}, mapping ${share * 100}% of managed memory, pinned in ${chunk}-page chunks\n${formatPinFraction(rows)}`);
+    const rows = pinFractionTable(pcts, {
+      base,
+      geometry: values.geometry as string | undefined,
+      kernel,
+      share,
+      chunk,
+    });
+    if (values.json)
+      io.out(JSON.stringify({ cmdline: base, kernel: kernel ?? DEFAULT_VARIANT, share, chunk, rows }, null, 2) + '\n');
+    else
+      io.out(
+        `# ${base} kernelcore=N%, kernel ${kernel ?? DEFAULT_VARIANT}, mapping ${share * 100}% of managed memory, pinned in ${chunk}-page chunks\n${formatPinFraction(rows)}`,
+      );
     return 0;
   },
 };

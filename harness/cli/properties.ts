@@ -16,7 +16,10 @@ how to add one.
 `;
 
 const PHASE_WORDS: Record<Phase, string> = {
-  op: 'after every op', quiescence: 'at quiescence', teardown: 'after teardown', exit: 'after exit',
+  op: 'after every op',
+  quiescence: 'at quiescence',
+  teardown: 'after teardown',
+  exit: 'after exit',
 };
 
 /** Where the property is checked, in words. */
@@ -29,7 +32,8 @@ function when(p: Property): string {
 function brokenBy(p: Property): string[] {
   const out = new Set<string>();
   for (const mu of KERNEL_MUTATIONS) if (mu.property === p.name) out.add(mu.variant);
-  for (const mu of DEVICE_MUTATIONS) if (mu.property === p.name) out.add(`${mu.suite.replace(/^device2?:/, '')} --bug ${mu.bugs!.join(',')}`);
+  for (const mu of DEVICE_MUTATIONS)
+    if (mu.property === p.name) out.add(`${mu.suite.replace(/^device2?:/, '')} --bug ${mu.bugs!.join(',')}`);
   return [...out];
 }
 
@@ -37,9 +41,15 @@ const cell = (s: string): string => s.replace(/\|/g, '\\|');
 
 /** The markdown table docs/properties.md holds between its markers. */
 export function propertiesMarkdown(): string {
-  const rows = ['| property | the promise | where the kernel makes it | checked | broken by |', '|---|---|---|---|---|'];
+  const rows = [
+    '| property | the promise | where the kernel makes it | checked | broken by |',
+    '|---|---|---|---|---|',
+  ];
   for (const p of PROPERTIES as readonly Property[]) {
-    const broken = brokenBy(p).map((b) => `\`${b}\``).join(', ') || '—';
+    const broken =
+      brokenBy(p)
+        .map((b) => `\`${b}\``)
+        .join(', ') || '—';
     rows.push(`| \`${p.name}\` | ${cell(p.promise)} | ${cell(p.reference)} | ${when(p)} | ${broken} |`);
   }
   return rows.join('\n') + '\n';
@@ -51,17 +61,38 @@ export const properties: Command = {
   help: () => PROPERTIES_HELP,
   sync: true,
   run(argv, io) {
-    const { values, positionals } = parse('properties', argv, { json: { type: 'boolean' }, markdown: { type: 'boolean' } });
+    const { values, positionals } = parse('properties', argv, {
+      json: { type: 'boolean' },
+      markdown: { type: 'boolean' },
+    });
     noPositionals('properties', positionals);
-    if (values.help) { io.out(PROPERTIES_HELP); return 0; }
-    if (values.markdown) { io.out(propertiesMarkdown()); return 0; }
+    if (values.help) {
+      io.out(PROPERTIES_HELP);
+      return 0;
+    }
+    if (values.markdown) {
+      io.out(propertiesMarkdown());
+      return 0;
+    }
     const list = (PROPERTIES as readonly Property[]).map((p) => ({
-      name: p.name, promise: p.promise, reference: p.reference, phases: p.phases, run_failure: p.runFailure === true, broken_by: brokenBy(p),
+      name: p.name,
+      promise: p.promise,
+      reference: p.reference,
+      phases: p.phases,
+      run_failure: p.runFailure === true,
+      broken_by: brokenBy(p),
     }));
-    if (values.json) { io.out(JSON.stringify(list, null, 2) + '\n'); return 0; }
+    if (values.json) {
+      io.out(JSON.stringify(list, null, 2) + '\n');
+      return 0;
+    }
     for (const p of list) {
-      io.out(`${p.name}${p.run_failure ? ' (a failure of the run itself)' : ''}\n  ${p.promise}\n  kernel: ${p.reference}\n`);
-      io.out(`  checked: ${when(PROPERTIES.find((q) => q.name === p.name)!)}${p.broken_by.length ? `\n  broken by: ${p.broken_by.join('; ')}` : ''}\n`);
+      io.out(
+        `${p.name}${p.run_failure ? ' (a failure of the run itself)' : ''}\n  ${p.promise}\n  kernel: ${p.reference}\n`,
+      );
+      io.out(
+        `  checked: ${when(PROPERTIES.find((q) => q.name === p.name)!)}${p.broken_by.length ? `\n  broken by: ${p.broken_by.join('; ')}` : ''}\n`,
+      );
     }
     return 0;
   },

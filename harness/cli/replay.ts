@@ -1,10 +1,27 @@
 // pinlab replay: reproduce a failure from a regression file, or regenerate a case from a seed and a
 // fast-check path. Exit codes as pinlab run's.
 import { DEFAULT_VARIANT } from '../../mm/variants';
-import { runSuite, summaryLine, summaryJson, loadRegression, replayFile, formatFailure, RegressionFile } from '../runner';
+import {
+  runSuite,
+  summaryLine,
+  summaryJson,
+  loadRegression,
+  replayFile,
+  formatFailure,
+  RegressionFile,
+} from '../runner';
 import { withInterrupt, signalExitCode } from '../signals';
 import { Command, Io, parse, UsageError } from './command';
-import { intFlag, kernelFlag, seedFlag, pathFlag, checkPath, suiteFlag, caseShapeFlags, CASE_SHAPE_OPTIONS } from './flags';
+import {
+  intFlag,
+  kernelFlag,
+  seedFlag,
+  pathFlag,
+  checkPath,
+  suiteFlag,
+  caseShapeFlags,
+  CASE_SHAPE_OPTIONS,
+} from './flags';
 import { runExitCode } from './run';
 
 const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json]
@@ -22,7 +39,13 @@ Ctrl-C (SIGTERM) stopped the replay first.
 type ReplayValues = Parameters<typeof caseShapeFlags>[0] & { seed?: string; path?: string; suite?: string };
 
 /** --seed N --path P: regenerate the case from fast-check's seed and path and run it once. */
-function replayPath(values: ReplayValues, kernel: string | undefined, timeoutMs: number | undefined, json: boolean, io: Io): Promise<number> {
+function replayPath(
+  values: ReplayValues,
+  kernel: string | undefined,
+  timeoutMs: number | undefined,
+  json: boolean,
+  io: Io,
+): Promise<number> {
   if (values.seed === undefined || values.path === undefined) {
     throw new UsageError('replay: give a regression FILE, or --seed N and --path P (see pinlab replay --help)');
   }
@@ -34,8 +57,20 @@ function replayPath(values: ReplayValues, kernel: string | undefined, timeoutMs:
   checkPath({ suite, variant, seed, path, ...shape });
   return withInterrupt(async (interrupt) => {
     const summary = await runSuite({
-      suite, variant, seed, runs: 1, mode: 'det', checkDeterminism: false, path,
-      json, regressionsDir: null, timeoutMs, tty: false, interrupt, io, ...shape,
+      suite,
+      variant,
+      seed,
+      runs: 1,
+      mode: 'det',
+      checkDeterminism: false,
+      path,
+      json,
+      regressionsDir: null,
+      timeoutMs,
+      tty: false,
+      interrupt,
+      io,
+      ...shape,
     });
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));
@@ -47,31 +82,65 @@ type Replayed = Awaited<ReturnType<typeof replayFile>>;
 const failedList = (r: Replayed['result']): string => [...new Set(r.failures.map((g) => g.property))].join(', ');
 
 /** One regression file's replay as JSON. */
-function replayDoc(file: string, reg: RegressionFile, kernel: string | undefined, { result, asRecorded }: Replayed): unknown {
+function replayDoc(
+  file: string,
+  reg: RegressionFile,
+  kernel: string | undefined,
+  { result, asRecorded }: Replayed,
+): unknown {
   const cut = result.interrupted;
   return {
-    file, suite: reg.suite, kernel: kernel ?? reg.variant, property: reg.property, recorded_verdict: reg.verdict,
-    verdict: result.failures.length ? 'fail' : cut ? 'interrupted' : 'pass', as_recorded: cut && !result.failures.length ? null : asRecorded,
-    trace_hash: result.traceHash, recorded_trace_hash: reg.trace_hash ?? null,
+    file,
+    suite: reg.suite,
+    kernel: kernel ?? reg.variant,
+    property: reg.property,
+    recorded_verdict: reg.verdict,
+    verdict: result.failures.length ? 'fail' : cut ? 'interrupted' : 'pass',
+    as_recorded: cut && !result.failures.length ? null : asRecorded,
+    trace_hash: result.traceHash,
+    recorded_trace_hash: reg.trace_hash ?? null,
     failures: result.failures.map((f) => ({ property: f.property, message: f.message, actor: f.actor ?? null })),
   };
 }
 
 /** One regression file's replay as text: the failure, then reproduced or not and the trace hash. */
-function replayText(file: string, reg: RegressionFile, kernel: string | undefined, { result, asRecorded, sameHash }: Replayed): string {
+function replayText(
+  file: string,
+  reg: RegressionFile,
+  kernel: string | undefined,
+  { result, asRecorded, sameHash }: Replayed,
+): string {
   let out = `# replay ${file}: suite ${reg.suite}, kernel ${kernel ?? reg.variant}, recorded: ${reg.property} ${reg.verdict === 'fail' ? 'fails' : 'holds'} (seed ${reg.seed}, path "${reg.path}")\n`;
   const f = result.failures.find((g) => g.property === reg.property) ?? result.failures[0];
-  if (f) out += formatFailure(f, kernel ? { ...reg.case, variant: kernel } : reg.case, result, `(replayed from ${file})`);
+  if (f)
+    out += formatFailure(f, kernel ? { ...reg.case, variant: kernel } : reg.case, result, `(replayed from ${file})`);
   // a run the signal stopped is not a verdict either way (a failure it saw before the stop still counts)
   if (result.interrupted) {
-    return out + `interrupted: the replay was stopped${result.failures.length ? ` after ${failedList(result)} failed` : ''}\n`;
+    return (
+      out +
+      `interrupted: the replay was stopped${result.failures.length ? ` after ${failedList(result)} failed` : ''}\n`
+    );
   }
-  const hash = sameHash === null ? '' : sameHash ? ', same trace hash' : `, trace hash ${result.traceHash} differs from the recorded ${reg.trace_hash}`;
-  return out + `${asRecorded ? 'reproduced' : 'NOT reproduced'}: ${result.failures.length ? `${failedList(result)} failed` : 'every property held'}${hash}\n`;
+  const hash =
+    sameHash === null
+      ? ''
+      : sameHash
+        ? ', same trace hash'
+        : `, trace hash ${result.traceHash} differs from the recorded ${reg.trace_hash}`;
+  return (
+    out +
+    `${asRecorded ? 'reproduced' : 'NOT reproduced'}: ${result.failures.length ? `${failedList(result)} failed` : 'every property held'}${hash}\n`
+  );
 }
 
 /** FILE...: each regression file's case, deterministically; exit 1 when any property fails. */
-function replayFiles(files: string[], kernel: string | undefined, timeoutMs: number | undefined, json: boolean, io: Io): Promise<number> {
+function replayFiles(
+  files: string[],
+  kernel: string | undefined,
+  timeoutMs: number | undefined,
+  json: boolean,
+  io: Io,
+): Promise<number> {
   const regs = files.map((f) => ({ file: f, reg: loadRegression(f) }));
   return withInterrupt(async (interrupt) => {
     const docs: unknown[] = [];
@@ -94,17 +163,27 @@ function replayFiles(files: string[], kernel: string | undefined, timeoutMs: num
 
 async function replayCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('replay', argv, {
-    suite: { type: 'string' }, kernel: { type: 'string' }, seed: { type: 'string' }, path: { type: 'string' }, json: { type: 'boolean' },
-    timeout: { type: 'string' }, ...CASE_SHAPE_OPTIONS,
+    suite: { type: 'string' },
+    kernel: { type: 'string' },
+    seed: { type: 'string' },
+    path: { type: 'string' },
+    json: { type: 'boolean' },
+    timeout: { type: 'string' },
+    ...CASE_SHAPE_OPTIONS,
   });
-  if (values.help) { io.out(REPLAY_HELP); return 0; }
+  if (values.help) {
+    io.out(REPLAY_HELP);
+    return 0;
+  }
   const kernel = kernelFlag(values.kernel);
   const timeoutMs = intFlag('timeout', values.timeout, 1);
   const json = values.json === true;
   if (!positionals.length) return replayPath(values, kernel, timeoutMs, json, io);
   for (const f of ['seed', 'path', 'suite', 'cmdline', 'property', 'bug', 'machines', 'no-swarm'] as const) {
     if (values[f] === undefined) continue;
-    throw new UsageError(`replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`);
+    throw new UsageError(
+      `replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`,
+    );
   }
   return replayFiles(positionals, kernel, timeoutMs, json, io);
 }

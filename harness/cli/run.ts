@@ -7,8 +7,18 @@ import { DEFAULT_SUITE } from '../suites';
 import { runSuite, summaryLine, summaryJson, RunConfig, RunSummary, shapeFlags } from '../runner';
 import { withInterrupt, signalExitCode, Interrupt } from '../signals';
 import { Command, Io, parse, noPositionals, UsageError } from './command';
-import { intFlag, kernelFlag, seedFlag, pathFlag, checkPath, regressionsFlag, suiteFlag, caseShapeFlags, CASE_SHAPE_OPTIONS, visibleSuites } from './flags';
-
+import {
+  intFlag,
+  kernelFlag,
+  seedFlag,
+  pathFlag,
+  checkPath,
+  regressionsFlag,
+  suiteFlag,
+  caseShapeFlags,
+  CASE_SHAPE_OPTIONS,
+  visibleSuites,
+} from './flags';
 
 const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
@@ -56,11 +66,22 @@ export function runExitCode(s: RunSummary, interrupt: Interrupt): number {
 
 async function runCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('run', argv, {
-    suite: { type: 'string' }, kernel: { type: 'string' }, seed: { type: 'string' }, runs: { type: 'string' }, mode: { type: 'string' },
-    json: { type: 'boolean' }, 'check-determinism': { type: 'boolean' }, timeout: { type: 'string' }, regressions: { type: 'string' },
-    path: { type: 'string' }, ...CASE_SHAPE_OPTIONS,
+    suite: { type: 'string' },
+    kernel: { type: 'string' },
+    seed: { type: 'string' },
+    runs: { type: 'string' },
+    mode: { type: 'string' },
+    json: { type: 'boolean' },
+    'check-determinism': { type: 'boolean' },
+    timeout: { type: 'string' },
+    regressions: { type: 'string' },
+    path: { type: 'string' },
+    ...CASE_SHAPE_OPTIONS,
   });
-  if (values.help) { io.out(RUN_HELP); return 0; }
+  if (values.help) {
+    io.out(RUN_HELP);
+    return 0;
+  }
   noPositionals('run', positionals);
   const suite = suiteFlag(values.suite);
   const variant = kernelFlag(values.kernel) ?? DEFAULT_VARIANT;
@@ -75,13 +96,27 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   checkPath({ suite, variant, seed, path, ...shape });
   const regressionsDir = regressionsFlag(values.regressions);
   if (!json) {
-    io.out(`# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
-      `${shapeFlags(shape)}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`);
+    io.out(
+      `# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
+        `${shapeFlags(shape)}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`,
+    );
   }
   return withInterrupt(async (interrupt) => {
     const summary = await runSuite({
-      suite, variant, seed, runs, mode, checkDeterminism: values['check-determinism'] === true, path,
-      json, regressionsDir, timeoutMs, tty: !json && process.stderr.isTTY === true, interrupt, io, ...shape,
+      suite,
+      variant,
+      seed,
+      runs,
+      mode,
+      checkDeterminism: values['check-determinism'] === true,
+      path,
+      json,
+      regressionsDir,
+      timeoutMs,
+      tty: !json && process.stderr.isTTY === true,
+      interrupt,
+      io,
+      ...shape,
     } satisfies RunConfig);
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));

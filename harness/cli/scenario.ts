@@ -21,10 +21,17 @@ options:
 function report(file: string, k: string, sc: ReturnType<typeof loadScenario>, io: Io): ScenarioRun {
   io.out(`# ${file} [${k}]: ${sc.machine.cmdline}${sc.machine.geometry ? ` (geometry ${sc.machine.geometry})` : ''}\n`);
   const run = runScenario(file, sc, (line) => io.out(line + '\n'), k);
-  io.out(`# zones: ${run.layout.zones.filter((z) => z.managed || z.present).map((z) => `${z.name} free ${z.free}/${z.managed}`).join('; ')}\n`);
+  io.out(
+    `# zones: ${run.layout.zones
+      .filter((z) => z.managed || z.present)
+      .map((z) => `${z.name} free ${z.free}/${z.managed}`)
+      .join('; ')}\n`,
+  );
   io.out(`# blocks: ${run.layout.blocks.map((b) => `memory${b.index} ${b.state} ${b.valid_zones}`).join(', ')}\n`);
   const asExpected = run.results.filter((r) => r.ok).length;
-  io.out(`# ${run.ok ? 'ok' : 'FAILED'}: ${asExpected}/${run.results.length} steps as expected${run.panic ? ' (ended in a kernel panic)' : ''}\n`);
+  io.out(
+    `# ${run.ok ? 'ok' : 'FAILED'}: ${asExpected}/${run.results.length} steps as expected${run.panic ? ' (ended in a kernel panic)' : ''}\n`,
+  );
   return run;
 }
 
@@ -35,12 +42,17 @@ export const scenario: Command = {
   sync: true,
   run(argv, io) {
     const { values, positionals } = parse('scenario', argv, { json: { type: 'boolean' }, kernel: { type: 'string' } });
-    if (values.help) { io.out(SCENARIO_HELP); return 0; }
-    if (!positionals.length) throw new UsageError('scenario: give at least one scenario FILE (see pinlab scenario --help)');
+    if (values.help) {
+      io.out(SCENARIO_HELP);
+      return 0;
+    }
+    if (!positionals.length)
+      throw new UsageError('scenario: give at least one scenario FILE (see pinlab scenario --help)');
     const kernel = kernelFlag(values.kernel);
     let ok = true;
     const docs: ScenarioRun[] = [];
-    const loaded = positionals.map((file) => ({ file, sc: loadScenario(file) })); // every file is checked before any runs
+    // every file is checked before any runs
+    const loaded = positionals.map((file) => ({ file, sc: loadScenario(file) }));
     for (const { file, sc } of loaded) {
       for (const k of scenarioKernels(sc, kernel)) {
         const run = values.json ? runScenario(file, sc, undefined, k) : report(file, k, sc, io);

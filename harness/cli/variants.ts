@@ -16,15 +16,23 @@ export const variants: Command = {
   run(argv, io) {
     const { values, positionals } = parse('variants', argv, { json: { type: 'boolean' } });
     noPositionals('variants', positionals);
-    if (values.help) { io.out(VARIANTS_HELP); return 0; }
+    if (values.help) {
+      io.out(VARIANTS_HELP);
+      return 0;
+    }
     const variants = VARIANT_NAMES.map((n) => {
       const v = parseVariant(n);
       return { name: n, default: n === DEFAULT_VARIANT, commit: v.commit, summary: v.summary, bugs: [...v.bugs] };
     });
-    if (values.json) { io.out(JSON.stringify({ variants, bugs: BUGS }, null, 2) + '\n'); return 0; }
+    if (values.json) {
+      io.out(JSON.stringify({ variants, bugs: BUGS }, null, 2) + '\n');
+      return 0;
+    }
     io.out('kernel variants:\n');
     for (const v of variants) {
-      io.out(`  ${v.name.padEnd(10)} ${v.summary}${v.default ? ' [default]' : ''}\n  ${''.padEnd(10)} from ${v.commit}${v.bugs.length ? `; has ${v.bugs.join(' ')}` : ''}\n`);
+      io.out(
+        `  ${v.name.padEnd(10)} ${v.summary}${v.default ? ' [default]' : ''}\n  ${''.padEnd(10)} from ${v.commit}${v.bugs.length ? `; has ${v.bugs.join(' ')}` : ''}\n`,
+      );
     }
     io.out('\nbug switches (+Rn adds one, +-Rn removes one):\n');
     for (const b of BUGS) io.out(`  ${b.id.padEnd(4)} ${b.what}\n       fixed by ${b.commit}\n`);

@@ -16,7 +16,10 @@ loadPlugin(SELFTEST_PLUGIN);
 loadPlugin(BENCH_PLUGIN);
 const kinds = actorKinds(); // and the plugins' actors, held to the same shape
 
-/** The fault points the mm core offers: faultPoint('...') calls, plus the signals the harness delivers at preemption points. */
+/**
+ * The fault points the mm core offers: faultPoint('...') calls, plus the signals the harness delivers at preemption
+ * points.
+ */
 function mmFaultPoints(): Set<string> {
   const dir = path.join(__dirname, '../../mm');
   const out = new Set(['signal', 'fatal-signal']);
@@ -34,12 +37,15 @@ describe('actor models', () => {
     const known = mmFaultPoints();
     expect(model.faultPoints.filter((p) => !known.has(p))).toEqual([]);
     expect(model.programLength).toBeGreaterThan(0);
-    for (const op of fc.sample(model.arbitrary(fc, { maps: [{ name: 'buf', pages: 24 }], maxPages: 8 }), { numRuns: 30, seed: 1 })) {
+    for (const op of fc.sample(model.arbitrary(fc, { maps: [{ name: 'buf', pages: 24 }], maxPages: 8 }), {
+      numRuns: 30,
+      seed: 1,
+    })) {
       expect(Object.keys(model.ops)).toContain(op.op);
     }
   });
 
-  it('every agent and device joins quiescence; only the plugins\' self-test and bench actors stay out, saying why', () => {
+  it("every agent and device joins quiescence; only the plugins' self-test and bench actors stay out, saying why", () => {
     expect(core.filter((k) => actorModel(k)!.skipsQuiescence !== undefined)).toEqual([]);
     const out = kinds.filter((k) => actorModel(k)!.skipsQuiescence !== undefined);
     expect(out.sort()).toEqual(kinds.filter((k) => !core.includes(k)).sort());
@@ -57,10 +63,18 @@ describe('actor models', () => {
 
 describe('quiescence', () => {
   let pool: PoolHolder;
-  beforeAll(() => { pool = new PoolHolder(4); });
-  afterAll(async () => { await pool.destroy(); });
+  beforeAll(() => {
+    pool = new PoolHolder(4);
+  });
+  afterAll(async () => {
+    await pool.destroy();
+  });
 
-  it.each(Object.values(SUITES).filter((s) => !s.hidden).map((s) => s.name))('%s: every actor meets the others at the barrier', async (name) => {
+  it.each(
+    Object.values(SUITES)
+      .filter((s) => !s.hidden)
+      .map((s) => s.name),
+  )('%s: every actor meets the others at the barrier', async (name) => {
     const suite = SUITES[name]!;
     const [cs] = fc.sample(suite.arbitrary(fc, { variant: 'v6.12' }), { numRuns: 1, seed: 5 });
     const r = await pool.run(cs!, { mode: 'det', seed: 5 });
@@ -68,7 +82,9 @@ describe('quiescence', () => {
     // in deterministic mode every actor but the last to arrive blocks at the barrier
     const waits = [...r.labels.values()].filter((l) => l.startsWith('quiescence: the other actors are still running'));
     expect(waits).toHaveLength(1);
-    const blocked = new Set(r.lines.filter((l) => l.text.includes('quiescence: the other actors are still running')).map((l) => l.actor));
+    const blocked = new Set(
+      r.lines.filter((l) => l.text.includes('quiescence: the other actors are still running')).map((l) => l.actor),
+    );
     expect(blocked.size).toBe(Object.keys(cs!.programs).length - 1);
   });
 });

@@ -16,8 +16,12 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
 }
 
 let tmp: string;
-beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-run-')); });
-afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-run-'));
+});
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 function writeJson(name: string, doc: unknown): string {
   const f = path.join(tmp, name);
@@ -26,14 +30,32 @@ function writeJson(name: string, doc: unknown): string {
 }
 
 const goodCase = {
-  layout: { cmdline: 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 8 }] },
-  variant: 'v6.12', programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, schedule: [], faults: {},
+  layout: {
+    cmdline: 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16',
+    geometry: 'mini',
+    maps: [{ name: 'buf', pages: 8 }],
+  },
+  variant: 'v6.12',
+  programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] },
+  schedule: [],
+  faults: {},
 };
-const goodFile = { suite: 'longterm-pin', seed: 1, path: '0', variant: 'v6.12', property: 'pins-balance', verdict: 'pass', case: goodCase };
+const goodFile = {
+  suite: 'longterm-pin',
+  seed: 1,
+  path: '0',
+  variant: 'v6.12',
+  property: 'pins-balance',
+  verdict: 'pass',
+  case: goodCase,
+};
 
 describe('bad input: one line on stderr, exit 2', () => {
   it.each([
-    [['run', '--suite', 'nope'], /^pinlab: --suite: unknown suite 'nope' \(suites: longterm-pin, longterm-pin-4, device:/],
+    [
+      ['run', '--suite', 'nope'],
+      /^pinlab: --suite: unknown suite 'nope' \(suites: longterm-pin, longterm-pin-4, device:/,
+    ],
     [['run', '--kernel', 'v9.9'], /^pinlab: --kernel: unknown kernel variant 'v9.9'/],
     [['run', '--kernel', 'v6.12+R99'], /^pinlab: --kernel: unknown bug switch 'R99'/],
     [['run', '--seed', 'x'], /^pinlab: --seed: 'x' is not an integer/],
@@ -59,10 +81,22 @@ describe('bad input: one line on stderr, exit 2', () => {
     ['no seed', { ...goodFile, seed: 'one' }, /: seed: expected a 32-bit seed, got "one"\n$/],
     ['bad verdict', { ...goodFile, verdict: 'maybe' }, /: verdict: expected "fail" or "pass", got "maybe"\n$/],
     ['no case', { ...goodFile, case: undefined }, /: top level: needs 'case'\n$/],
-    ['unknown actor', { ...goodFile, case: { ...goodCase, programs: { 'gpu-0': [] } } }, /: case\.programs\["gpu-0"\]: unknown actor kind 'gpu' in 'gpu-0'/],
-    ['bad schedule', { ...goodFile, case: { ...goodCase, schedule: [1, -2] } }, /: case\.schedule\[1\]: expected a whole number >= 0, got -2\n$/],
+    [
+      'unknown actor',
+      { ...goodFile, case: { ...goodCase, programs: { 'gpu-0': [] } } },
+      /: case\.programs\["gpu-0"\]: unknown actor kind 'gpu' in 'gpu-0'/,
+    ],
+    [
+      'bad schedule',
+      { ...goodFile, case: { ...goodCase, schedule: [1, -2] } },
+      /: case\.schedule\[1\]: expected a whole number >= 0, got -2\n$/,
+    ],
     ['bad variant', { ...goodFile, case: { ...goodCase, variant: 'v1.0' } }, /unknown kernel variant 'v1.0'/],
-    ['bad cmdline', { ...goodFile, case: { ...goodCase, layout: { ...goodCase.layout, cmdline: 'mem=1Q' } } }, /layout: mem: bad size '1Q'/],
+    [
+      'bad cmdline',
+      { ...goodFile, case: { ...goodCase, layout: { ...goodCase.layout, cmdline: 'mem=1Q' } } },
+      /layout: mem: bad size '1Q'/,
+    ],
   ])('a malformed regression file (%s)', async (name, doc, re) => {
     const r = await run(['replay', writeJson(`${name.replace(/ /g, '_')}.json`, doc)]);
     expect(r.code).toBe(2);
@@ -76,7 +110,15 @@ describe('run', () => {
     const r = await run(['run', '--runs', '12', '--seed', '3', '--json', '--regressions', 'none']);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    expect(j).toMatchObject({ verdict: 'pass', suite: 'longterm-pin', kernel: 'v6.12', seed: 3, mode: 'det', cases: 12, failures: [] });
+    expect(j).toMatchObject({
+      verdict: 'pass',
+      suite: 'longterm-pin',
+      kernel: 'v6.12',
+      seed: 3,
+      mode: 'det',
+      cases: 12,
+      failures: [],
+    });
     expect(j.steps).toBeGreaterThan(12);
   });
 
@@ -85,7 +127,9 @@ describe('run', () => {
     const r = await run(['run', '--kernel', 'v5.12', '--seed', '1', '--runs', '200', '--regressions', dir]);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/^# pinlab run --suite longterm-pin --kernel v5.12 --seed 1 --runs 200 --mode det$/m);
-    expect(r.out).toMatch(/^FAIL no-longterm-pin-in-movable {2}\(suite longterm-pin, kernel v5.12, seed 1, path "[\d:]+", mode det\)$/m);
+    expect(r.out).toMatch(
+      /^FAIL no-longterm-pin-in-movable {2}\(suite longterm-pin, kernel v5.12, seed 1, path "[\d:]+", mode det\)$/m,
+    );
     expect(r.out).toMatch(/long-term pinned in ZONE_MOVABLE/);
     expect(r.out).toMatch(/^shrunk case:$/m);
     expect(r.out).toMatch(/pinner-0 +1\. pin map=\w+ page=\d+ pages=1/); // shrunk to a single one-page pin
@@ -93,7 +137,13 @@ describe('run', () => {
     const replay = /^replay: pinlab replay (.*)$/m.exec(r.out)![1]!;
     expect(fs.readdirSync(dir)).toEqual([path.basename(replay)]); // no temporary file left
     const doc = JSON.parse(fs.readFileSync(replay, 'utf8'));
-    expect(doc).toMatchObject({ suite: 'longterm-pin', seed: 1, variant: 'v5.12', property: 'no-longterm-pin-in-movable', verdict: 'fail' });
+    expect(doc).toMatchObject({
+      suite: 'longterm-pin',
+      seed: 1,
+      variant: 'v5.12',
+      property: 'no-longterm-pin-in-movable',
+      verdict: 'fail',
+    });
     const again = await run(['replay', replay]);
     expect(again.code).toBe(1);
     expect(again.out).toMatch(/^reproduced: no-longterm-pin-in-movable, movable-offlinable failed, same trace hash$/m); // the pin also keeps its block online
@@ -102,21 +152,57 @@ describe('run', () => {
     expect(fixed.out).toMatch(/^NOT reproduced: every property held$/m);
     const byPath = await run(['replay', '--kernel', 'v5.12', '--seed', '1', '--path', doc.path, '--json']);
     expect(byPath.code).toBe(1);
-    expect(JSON.parse(byPath.out).failures[0]).toMatchObject({ property: 'no-longterm-pin-in-movable', seed: 1, path: doc.path, trace_hash: doc.trace_hash });
+    expect(JSON.parse(byPath.out).failures[0]).toMatchObject({
+      property: 'no-longterm-pin-in-movable',
+      seed: 1,
+      path: doc.path,
+      trace_hash: doc.trace_hash,
+    });
   });
 
   it('--json failures carry property, seed, path and trace hash', async () => {
-    const r = await run(['run', '--kernel', 'v5.12', '--seed', '1', '--runs', '200', '--json', '--regressions', 'none']);
+    const r = await run([
+      'run',
+      '--kernel',
+      'v5.12',
+      '--seed',
+      '1',
+      '--runs',
+      '200',
+      '--json',
+      '--regressions',
+      'none',
+    ]);
     expect(r.code).toBe(1);
     const j = JSON.parse(r.out);
     expect(j.verdict).toBe('fail');
     expect(j.failures).toHaveLength(1);
-    expect(j.failures[0]).toEqual(expect.objectContaining({ property: 'no-longterm-pin-in-movable', seed: 1, path: expect.stringMatching(/^\d+(:\d+)*$/),
-      trace_hash: expect.stringMatching(/^[0-9a-f]{8}$/), regression: null }));
+    expect(j.failures[0]).toEqual(
+      expect.objectContaining({
+        property: 'no-longterm-pin-in-movable',
+        seed: 1,
+        path: expect.stringMatching(/^\d+(:\d+)*$/),
+        trace_hash: expect.stringMatching(/^[0-9a-f]{8}$/),
+        regression: null,
+      }),
+    );
   });
 
   it('--mode free: a failing free run is turned into a schedule and reproduced deterministically', async () => {
-    const r = await run(['run', '--kernel', 'v5.12', '--seed', '4', '--runs', '100', '--mode', 'free', '--json', '--regressions', path.join(tmp, 'free')]);
+    const r = await run([
+      'run',
+      '--kernel',
+      'v5.12',
+      '--seed',
+      '4',
+      '--runs',
+      '100',
+      '--mode',
+      'free',
+      '--json',
+      '--regressions',
+      path.join(tmp, 'free'),
+    ]);
     expect(r.code).toBe(1);
     const j = JSON.parse(r.out);
     expect(j.failures[0]).toMatchObject({ property: 'no-longterm-pin-in-movable', reproduced: true });
@@ -128,8 +214,11 @@ describe('the installed bin', () => {
   const bin = path.join(__dirname, '..', '..', 'bin', 'pinlab.js');
 
   it('exits 1 on its own after a worker dies (the pool is torn down, no thread keeps it alive)', () => {
-    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:exit', '--seed', '5', '--regressions', 'none'],
-      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PINLAB_PLUGINS: SELFTEST_PLUGIN } });
+    const r = spawnSync(
+      process.execPath,
+      [bin, 'run', '--suite', 'selftest:exit', '--seed', '5', '--regressions', 'none'],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PINLAB_PLUGINS: SELFTEST_PLUGIN } },
+    );
     expect(r.signal).toBeNull();
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/^FAIL worker-exit {2}\(suite selftest:exit, kernel v6.12, seed 5/m);
@@ -142,8 +231,11 @@ describe('the installed bin', () => {
     ['harness/types', /^pinlab: PINLAB_PLUGINS: plugin 'harness\/types': the module exports no 'plugin' object$/],
     ['test/plugins/selftest,bench/plugin,test/plugins/selftest', null],
   ])('PINLAB_PLUGINS=%s: a bad plugin is one line and exit 2, before any work', (plugins, bad) => {
-    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:throw', '--seed', '1', '--regressions', 'none'],
-      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PINLAB_PLUGINS: plugins } });
+    const r = spawnSync(
+      process.execPath,
+      [bin, 'run', '--suite', 'selftest:throw', '--seed', '1', '--regressions', 'none'],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PINLAB_PLUGINS: plugins } },
+    );
     if (bad) {
       expect([r.status, r.stdout]).toEqual([2, '']);
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
@@ -155,18 +247,31 @@ describe('the installed bin', () => {
   });
 
   it('without the self-test plugin, selftest suites do not exist', () => {
-    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:exit'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, PINLAB_PLUGINS: '' } });
+    const r = spawnSync(process.execPath, [bin, 'run', '--suite', 'selftest:exit'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, PINLAB_PLUGINS: '' },
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^pinlab: .*selftest:exit/);
   });
 
   it('Ctrl-C stops a run cleanly and prints what ran (exit 130)', async () => {
-    const child = spawn(process.execPath, [bin, 'run', '--runs', '1000000', '--seed', '6', '--regressions', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'run', '--runs', '1000000', '--seed', '6', '--regressions', 'none'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     child.stderr.on('data', () => undefined);
     await new Promise<void>((resolve) => {
-      const poll = setInterval(() => { if (out.includes('# pinlab run')) { clearInterval(poll); resolve(); } }, 50);
+      const poll = setInterval(() => {
+        if (out.includes('# pinlab run')) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 50);
     });
     await new Promise((r) => setTimeout(r, 1500));
     child.kill('SIGINT');

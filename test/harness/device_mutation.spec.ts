@@ -13,7 +13,9 @@ const modelOf = (mu: Mutation): string => mu.suite.replace(/^device2?:/, '');
 
 describe('every device bug breaks a property through the harness', () => {
   it('has one entry per bug switch of every registered model, on device suites of the default kernel', () => {
-    const want = Object.values(DEVICE_MODELS).flatMap((d) => Object.keys(d.bugs).map((b) => `${d.name} ${b}`)).sort();
+    const want = Object.values(DEVICE_MODELS)
+      .flatMap((d) => Object.keys(d.bugs).map((b) => `${d.name} ${b}`))
+      .sort();
     const have = DEVICE_MUTATIONS.map((mu) => `${modelOf(mu)} ${(mu.bugs ?? []).join(',')}`).sort();
     expect(have).toEqual(want);
     for (const mu of DEVICE_MUTATIONS) {
@@ -24,20 +26,26 @@ describe('every device bug breaks a property through the harness', () => {
     }
   });
 
-  const label = DEVICE_MUTATIONS.map((mu) => [`${modelOf(mu)} ${mu.bugs!.join(',')} breaks ${mu.property} (${mu.suite}, seed ${mu.seed})`, mu] as const);
-  it.each(label)('%s', async (_name, mu) => {
-    const r = await runMutation(mu, mu.seed, mu.runs, () => performance.now());
-    const s = r.summary;
-    expect([s.verdict, s.failures.map((f) => f.property)]).toEqual(['fail', [mu.property]]);
-    expect(r.ops).toBeGreaterThan(0);
-    expect(r.ops).toBeLessThanOrEqual(10); // shrunk to a small counterexample
-    const f = s.failures[0]!;
-    expect(f.case.bugs).toBeDefined();
-    expect(f.replay).toContain(`--suite ${mu.suite}`);
-    expect(f.replay).toContain(`--bug ${mu.bugs!.join(',')}`);
-    // the same search with the model's bug switched off holds
-    const fixed = await runSuite(mutationConfig(mu, mu.fixed, mu.seed, mu.runs, []));
-    expect([fixed.verdict, fixed.failures.map((x) => `${x.property}: ${x.message}`)]).toEqual(['pass', []]);
-    expect(fixed.cases).toBe(mu.runs);
-  }, 120_000);
+  const label = DEVICE_MUTATIONS.map(
+    (mu) => [`${modelOf(mu)} ${mu.bugs!.join(',')} breaks ${mu.property} (${mu.suite}, seed ${mu.seed})`, mu] as const,
+  );
+  it.each(label)(
+    '%s',
+    async (_name, mu) => {
+      const r = await runMutation(mu, mu.seed, mu.runs, () => performance.now());
+      const s = r.summary;
+      expect([s.verdict, s.failures.map((f) => f.property)]).toEqual(['fail', [mu.property]]);
+      expect(r.ops).toBeGreaterThan(0);
+      expect(r.ops).toBeLessThanOrEqual(10); // shrunk to a small counterexample
+      const f = s.failures[0]!;
+      expect(f.case.bugs).toBeDefined();
+      expect(f.replay).toContain(`--suite ${mu.suite}`);
+      expect(f.replay).toContain(`--bug ${mu.bugs!.join(',')}`);
+      // the same search with the model's bug switched off holds
+      const fixed = await runSuite(mutationConfig(mu, mu.fixed, mu.seed, mu.runs, []));
+      expect([fixed.verdict, fixed.failures.map((x) => `${x.property}: ${x.message}`)]).toEqual(['pass', []]);
+      expect(fixed.cases).toBe(mu.runs);
+    },
+    120_000,
+  );
 });

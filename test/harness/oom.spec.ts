@@ -5,17 +5,31 @@ import { PoolHolder } from '../../harness/runner';
 import { Case } from '../../harness/run_case';
 
 let pool: PoolHolder;
-beforeAll(() => { pool = new PoolHolder(3); });
-afterAll(async () => { await pool.destroy(); });
+beforeAll(() => {
+  pool = new PoolHolder(3);
+});
+afterAll(async () => {
+  await pool.destroy();
+});
 
 it('a long-term pin that needs more kernel memory than there is OOM-kills the pinning process, which exits after the op', async () => {
   const touch = Array.from({ length: 96 }, (_, k) => ({ op: 'write', map: 'buf', page: k, value: k }));
   const cs: Case = {
-    layout: { cmdline: 'mem=1M movablecore=768K sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 96 }] },
-    variant: 'v6.12', schedule: [], faults: {},
-    programs: { 'user-0': [...touch, { op: 'touch', map: 'buf', page: 0, write: false }], 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 96 }] },
+    layout: {
+      cmdline: 'mem=1M movablecore=768K sysctl.vm.min_free_kbytes=16',
+      geometry: 'mini',
+      maps: [{ name: 'buf', pages: 96 }],
+    },
+    variant: 'v6.12',
+    schedule: [],
+    faults: {},
+    programs: {
+      'user-0': [...touch, { op: 'touch', map: 'buf', page: 0, write: false }],
+      'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 96 }],
+    },
   };
-  // no preemption: user-0 writes every page (all in ZONE_MOVABLE), then the pin migrates them into a kernel zone too small for them
+  // no preemption: user-0 writes every page (all in ZONE_MOVABLE), then the pin migrates them into a kernel zone too
+  // small for them
   const r = await pool.run({ ...cs, schedule: [0] }, { mode: 'det' });
   expect(r.failures.map((f) => f.property)).toEqual([]);
   const pin = r.actors[1]!.ops[0]!;

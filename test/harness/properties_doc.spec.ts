@@ -6,7 +6,9 @@ import { PROPERTIES } from '../../properties/index';
 
 it('docs/properties.md holds the table pinlab properties --markdown prints', () => {
   const doc = fs.readFileSync(path.join(__dirname, '../../docs/properties.md'), 'utf8');
-  const m = /<!-- BEGIN pinlab properties --markdown -->\n([\s\S]*?)<!-- END pinlab properties --markdown -->/.exec(doc);
+  const m = /<!-- BEGIN pinlab properties --markdown -->\n([\s\S]*?)<!-- END pinlab properties --markdown -->/.exec(
+    doc,
+  );
   expect(m).not.toBeNull();
   expect(m![1]).toBe(propertiesMarkdown());
 });

@@ -5,11 +5,20 @@ import * as path from 'node:path';
 import { loadRegression, replayFile, PoolHolder } from '../../harness/runner';
 
 const dir = path.join(__dirname, '..', '..', 'regressions');
-const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort() : [];
+const files = fs.existsSync(dir)
+  ? fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+  : [];
 
 let pool: PoolHolder;
-beforeAll(() => { pool = new PoolHolder(4); });
-afterAll(async () => { await pool.destroy(); });
+beforeAll(() => {
+  pool = new PoolHolder(4);
+});
+afterAll(async () => {
+  await pool.destroy();
+});
 
 it('there is at least one committed regression, found with --kernel v5.12', () => {
   expect(files.some((f) => loadRegression(path.join(dir, f)).variant === 'v5.12')).toBe(true);

@@ -11,13 +11,31 @@ import { SELFTEST_PLUGIN } from '../plugins/selftest';
 loadPlugin(SELFTEST_PLUGIN); // the selftest:* suites and their misbehaving actors
 
 let pool: PoolHolder;
-beforeAll(() => { pool = new PoolHolder(3); });
-afterAll(async () => { await pool.destroy(); });
+beforeAll(() => {
+  pool = new PoolHolder(3);
+});
+afterAll(async () => {
+  await pool.destroy();
+});
 
 const L = MINI_LAYOUTS[0]!;
-const touch = [{ op: 'touch', map: 'buf', page: 0, write: true }, { op: 'touch', map: 'buf', page: 1, write: true }];
-const healthy: Case = { layout: L, variant: 'v6.12', schedule: [1, 1, 1], faults: {},
-  programs: { 'user-0': touch, 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 2 }, { op: 'unpin', slot: 0 }] } };
+const touch = [
+  { op: 'touch', map: 'buf', page: 0, write: true },
+  { op: 'touch', map: 'buf', page: 1, write: true },
+];
+const healthy: Case = {
+  layout: L,
+  variant: 'v6.12',
+  schedule: [1, 1, 1],
+  faults: {},
+  programs: {
+    'user-0': touch,
+    'pinner-0': [
+      { op: 'pin', map: 'buf', page: 0, pages: 2 },
+      { op: 'unpin', slot: 0 },
+    ],
+  },
+};
 
 async function stillWorks(): Promise<void> {
   const r = await pool.run(healthy, { mode: 'det' });
@@ -26,19 +44,47 @@ async function stillWorks(): Promise<void> {
 }
 
 function io(): { out: string; err: string; io: RunConfig['io'] } {
-  const o = { out: '', err: '', io: { out: (s: string) => { o.out += s; }, err: (s: string) => { o.err += s; } } };
+  const o = {
+    out: '',
+    err: '',
+    io: {
+      out: (s: string) => {
+        o.out += s;
+      },
+      err: (s: string) => {
+        o.err += s;
+      },
+    },
+  };
   return o;
 }
 
 function cfg(suite: string, extra: Partial<RunConfig> = {}): RunConfig {
-  return { suite: SUITES[suite]!, variant: 'v6.12', seed: 77, runs: 1, mode: 'det', checkDeterminism: false, json: false,
-    regressionsDir: null, tty: false, interrupt: { stopped: false }, io: io().io, ...extra };
+  return {
+    suite: SUITES[suite]!,
+    variant: 'v6.12',
+    seed: 77,
+    runs: 1,
+    mode: 'det',
+    checkDeterminism: false,
+    json: false,
+    regressionsDir: null,
+    tty: false,
+    interrupt: { stopped: false },
+    io: io().io,
+    ...extra,
+  };
 }
 
 describe('a broken run is a reported failure, not a crash or a hang', () => {
   it('an actor that throws: actor-threw with its message and trace; the others unwind', async () => {
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [1, 1, 1, 1], faults: {},
-      programs: { 'user-0': touch, 'test-throw-0': [{ op: 'noop' }, { op: 'throw', why: 'here' }] } };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [1, 1, 1, 1],
+      faults: {},
+      programs: { 'user-0': touch, 'test-throw-0': [{ op: 'noop' }, { op: 'throw', why: 'here' }] },
+    };
     const r = await pool.run(cs, { mode: 'det' });
     expect(r.end).toBe('error');
     expect(r.failures.map((f) => f.property)).toEqual(['actor-threw']);
@@ -49,7 +95,13 @@ describe('a broken run is a reported failure, not a crash or a hang', () => {
   });
 
   it('a worker thread that exits: worker-exit, and the pool replaces it', async () => {
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [], faults: {}, programs: { 'user-0': touch, 'test-exit-0': [{ op: 'exit' }] } };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [],
+      faults: {},
+      programs: { 'user-0': touch, 'test-exit-0': [{ op: 'exit' }] },
+    };
     const r = await pool.run(cs, { mode: 'det' });
     expect(r.failures.map((f) => f.property)).toEqual(['worker-exit']);
     expect(r.failures[0]!.message).toMatch(/test-exit-0: its worker thread died: .*exited with code/);
@@ -59,7 +111,13 @@ describe('a broken run is a reported failure, not a crash or a hang', () => {
 
   it('an actor that never reaches a preemption point: hang after the time budget; the pool is replaced', async () => {
     const before = pool.pool;
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [], faults: {}, programs: { 'user-0': touch, 'test-spin-0': [{ op: 'spin', ms: 3_600_000 }] } };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [],
+      faults: {},
+      programs: { 'user-0': touch, 'test-spin-0': [{ op: 'spin', ms: 3_600_000 }] },
+    };
     const r = await pool.run(cs, { mode: 'det', timeoutMs: 1500 });
     expect(r.failures.map((f) => f.property)).toEqual(['hang']);
     expect(r.failures[0]!.message).toMatch(/did not finish within 1500 ms.*test-spin-0 pinlab_op: spin/);
@@ -69,8 +127,17 @@ describe('a broken run is a reported failure, not a crash or a hang', () => {
   });
 
   it('a property check that throws: property-threw, named', async () => {
-    const r = await pool.run(healthy, { mode: 'det', checks: { 'broken-check': () => { throw new Error('no such field'); } } });
-    expect(r.failures).toEqual([{ property: 'property-threw', message: 'broken-check: Error: no such field', seq: expect.any(Number) }]);
+    const r = await pool.run(healthy, {
+      mode: 'det',
+      checks: {
+        'broken-check': () => {
+          throw new Error('no such field');
+        },
+      },
+    });
+    expect(r.failures).toEqual([
+      { property: 'property-threw', message: 'broken-check: Error: no such field', seq: expect.any(Number) },
+    ]);
   });
 
   it('runSuite prints the failure with its seed, the case, the trace and a replay line', async () => {
@@ -116,8 +183,11 @@ const openFiles = (): number => fs.readdirSync('/proc/self/fd').length;
 });
 
 describe('describeCase', () => {
-  it('lists each actor\'s steps, the schedule and the faults', () => {
-    const text = describeCase({ ...healthy, faults: { 'pinner-0': { 'migrate:isolate': [2], signal: [] }, 'user-0': { 'fatal-signal': [4] } } });
+  it("lists each actor's steps, the schedule and the faults", () => {
+    const text = describeCase({
+      ...healthy,
+      faults: { 'pinner-0': { 'migrate:isolate': [2], signal: [] }, 'user-0': { 'fatal-signal': [4] } },
+    });
     expect(text).toMatch(/user-0 {4}1\. touch map=buf page=0 write=true/);
     expect(text).toMatch(/pinner-0 {2}1\. pin map=buf page=0 pages=2\n {12}2\. unpin slot=0/);
     expect(text).toMatch(/schedule: \[1,1,1\] \(3 preemption choices\)/);

@@ -16,14 +16,25 @@ const root = path.join(__dirname, '..', '..');
 const bin = path.join(root, 'bin', 'pinlab.js');
 
 let tmp: string;
-beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-mem-')); });
-afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-mem-'));
+});
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 /** A machine whose buffer exceeds 4 GiB, not booted (the buffer is zero but for what the test writes). */
 function hugeMemmap(): Memmap {
   const nrFrames = 112 << 20; // ~4.5 GB of struct page, page tables and shmem slots
-  return new Memmap({ nrFrames, nrCpus: 2, maxOrder: MINI.maxOrder, pageblockOrder: MINI.pageblockOrder, blockPages: 1 << 15, nrVmItems: 8,
-    ...processShape(nrFrames, MINI.pageblockOrder) });
+  return new Memmap({
+    nrFrames,
+    nrCpus: 2,
+    maxOrder: MINI.maxOrder,
+    pageblockOrder: MINI.pageblockOrder,
+    blockPages: 1 << 15,
+    nrVmItems: 8,
+    ...processShape(nrFrames, MINI.pageblockOrder),
+  });
 }
 
 describe('copies of a machine', () => {
@@ -68,7 +79,9 @@ describe('copies of a machine', () => {
 
 describe('the memory a replay takes', () => {
   it('a replay of a mem=32G case peaks within 2.5x what pinlab layout of the same machine takes', () => {
-    const reg = JSON.parse(fs.readFileSync(path.join(root, 'regressions', 'longterm-pin-v5.12-no-longterm-pin-in-movable-7.json'), 'utf8'));
+    const reg = JSON.parse(
+      fs.readFileSync(path.join(root, 'regressions', 'longterm-pin-v5.12-no-longterm-pin-in-movable-7.json'), 'utf8'),
+    );
     const cmdline = 'mem=32G movablecore=50%';
     // the v5.12 pin lands in ZONE_MOVABLE: movable-offlinable copies the machine at quiescence and at the end
     reg.case.layout = { ...reg.case.layout, cmdline };
@@ -77,7 +90,10 @@ describe('the memory a replay takes', () => {
     const file = path.join(tmp, 'big.json');
     fs.writeFileSync(file, JSON.stringify(reg));
     const hook = path.join(tmp, 'maxrss.js');
-    fs.writeFileSync(hook, "process.on('exit', () => require('fs').writeSync(2, `maxrss ${process.resourceUsage().maxRSS}\\n`));\n");
+    fs.writeFileSync(
+      hook,
+      "process.on('exit', () => require('fs').writeSync(2, `maxrss ${process.resourceUsage().maxRSS}\\n`));\n",
+    );
     const peak = (args: string[]): number => {
       const r = spawnSync(process.execPath, ['--require', hook, bin, ...args], { encoding: 'utf8', timeout: 120_000 });
       expect(r.stderr).toMatch(/^maxrss \d+$/m);

@@ -16,20 +16,28 @@ loadPlugin(BENCH_PLUGIN); // the yielder actor
 loadPlugin(SELFTEST_PLUGIN); // test-lock
 
 let pool: PoolHolder;
-beforeAll(() => { pool = new PoolHolder(4); });
-afterAll(async () => { await pool.destroy(); });
+beforeAll(() => {
+  pool = new PoolHolder(4);
+});
+afterAll(async () => {
+  await pool.destroy();
+});
 
 const L = MINI_LAYOUTS[0]!;
 
 function yielders(points: number[], schedule: number[]): Case {
   const programs: Record<string, ActorOp[]> = {};
-  points.forEach((p, k) => { programs[`yielder-${k}`] = [{ op: 'yield', n: p }]; });
+  points.forEach((p, k) => {
+    programs[`yielder-${k}`] = [{ op: 'yield', n: p }];
+  });
   return { layout: L, variant: 'v6.12', programs, schedule, faults: {} };
 }
 
 /** The scheduling decisions of a run: which actor reached each preemption point or exit. */
 function decisions(ring: RingEntry[]): string[] {
-  return ring.filter((e) => e.kind === K_POINT || e.kind === K_EXIT).map((e) => `${e.actor}${e.kind === K_EXIT ? 'x' : ''}`);
+  return ring
+    .filter((e) => e.kind === K_POINT || e.kind === K_EXIT)
+    .map((e) => `${e.actor}${e.kind === K_EXIT ? 'x' : ''}`);
 }
 
 /**
@@ -51,7 +59,14 @@ function expectedDecisions(points: number[], schedule: number[]): string[] {
   };
   let cur = pick(0);
   for (;;) {
-    if (left[cur]! > 0) { left[cur]!--; out.push(String(cur)); } else { done[cur] = true; out.push(`${cur}x`); if (done.every(Boolean)) break; }
+    if (left[cur]! > 0) {
+      left[cur]!--;
+      out.push(String(cur));
+    } else {
+      done[cur] = true;
+      out.push(`${cur}x`);
+      if (done.every(Boolean)) break;
+    }
     cur = pick(cur);
   }
   return out;
@@ -60,7 +75,10 @@ function expectedDecisions(points: number[], schedule: number[]): string[] {
 describe('deterministic mode', () => {
   it('runs the same case to the same trace hash, and another schedule to another', async () => {
     const r = new Prng(5);
-    const cs = yielders([30, 20, 25], Array.from({ length: 80 }, () => r.below(5)));
+    const cs = yielders(
+      [30, 20, 25],
+      Array.from({ length: 80 }, () => r.below(5)),
+    );
     const a = await pool.run(cs, { mode: 'det' });
     const b = await pool.run(cs, { mode: 'det' });
     expect(a.end).toBe('done');
@@ -84,8 +102,16 @@ describe('deterministic mode', () => {
 
   it('skips an actor blocked on a lock until the holder lets go', async () => {
     // test-lock takes mem_hotplug_lock and yields; the hotplug agent's offline blocks on it; test-lock unlocks
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [0, 0, 0, 1],
-      programs: { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'unlock' }], 'hotplug-0': [{ op: 'offline', block: 4 }] }, faults: {} };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [0, 0, 0, 1],
+      programs: {
+        'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'unlock' }],
+        'hotplug-0': [{ op: 'offline', block: 4 }],
+      },
+      faults: {},
+    };
     const r = await pool.run(cs, { mode: 'det' });
     expect(r.end).toBe('done');
     expect(r.failures).toEqual([]);
@@ -96,12 +122,22 @@ describe('deterministic mode', () => {
   });
 
   it('reports a deadlock with each blocked actor and what it waits for, without hanging', async () => {
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [0, 0, 0, 1],
-      programs: { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'wait' }], 'hotplug-0': [{ op: 'offline', block: 4 }] }, faults: {} };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [0, 0, 0, 1],
+      programs: {
+        'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'wait' }],
+        'hotplug-0': [{ op: 'offline', block: 4 }],
+      },
+      faults: {},
+    };
     const r = await pool.run(cs, { mode: 'det', timeoutMs: 20_000 });
     expect(r.end).toBe('deadlock');
     expect(r.failures.map((f) => f.property)).toEqual(['deadlock']);
-    expect(r.failures[0]!.message).toMatch(/test-lock-0 waits for test-lock: an event that never comes on header\[0\]; hotplug-0 waits for mutex on mem_hotplug_lock/);
+    expect(r.failures[0]!.message).toMatch(
+      /test-lock-0 waits for test-lock: an event that never comes on header\[0\]; hotplug-0 waits for mutex on mem_hotplug_lock/,
+    );
     expect(r.actors.every((a) => a?.stopped === 'deadlock' || a?.stopped === 'stopped')).toBe(true);
   });
 });
@@ -127,7 +163,7 @@ describe('free mode', () => {
     expect(raced).toBe(true); // threads really interleaved at least once
   });
 
-  it('an interleaving that is not the run\'s own is followed where it can be and the first point it leaves is named', async () => {
+  it("an interleaving that is not the run's own is followed where it can be and the first point it leaves is named", async () => {
     const cs = yielders([3, 3], []);
     const free = await pool.run(cs, { mode: 'free' });
     const order = interleavingFromTrace(free.ring, free.ringLost)!;
@@ -144,13 +180,18 @@ describe('free mode', () => {
   });
 });
 
-const touchAll = (n: number): ActorOp[] => Array.from({ length: n }, (_, k) => ({ op: 'touch', map: 'buf', page: k, write: true }));
+const touchAll = (n: number): ActorOp[] =>
+  Array.from({ length: n }, (_, k) => ({ op: 'touch', map: 'buf', page: k, write: true }));
 
 describe('seeded fault points', () => {
   it('a failing migration target makes the pin fail with -ENOMEM, and the trace says why', async () => {
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [],
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [],
       programs: { 'user-0': touchAll(2), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 2 }] },
-      faults: { 'pinner-0': { 'migrate:alloc-target': [0] } } };
+      faults: { 'pinner-0': { 'migrate:alloc-target': [0] } },
+    };
     const r = await pool.run(cs, { mode: 'det' });
     expect(r.actors[1]!.ops[0]!.rc).toBe(-ENOMEM);
     expect(r.lines.some((l) => l.text === 'pinlab_fault: migrate:alloc-target fails')).toBe(true);
@@ -160,8 +201,13 @@ describe('seeded fault points', () => {
   });
 
   it('a signal during offline ends it with -EINTR (signal backoff)', async () => {
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [],
-      programs: { 'user-0': touchAll(4), 'hotplug-0': [{ op: 'offline', block: 7 }] }, faults: { 'hotplug-0': { signal: [0] } } };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [],
+      programs: { 'user-0': touchAll(4), 'hotplug-0': [{ op: 'offline', block: 7 }] },
+      faults: { 'hotplug-0': { signal: [0] } },
+    };
     const r = await pool.run(cs, { mode: 'det' });
     expect(r.actors[1]!.ops[0]!.rc).toBe(-EINTR);
     expect(r.actors[1]!.ops[0]!.detail).toMatch(/signal backoff/);
@@ -169,16 +215,26 @@ describe('seeded fault points', () => {
   });
 
   it('a fatal signal during a pin ends it with -EINTR and nothing stays pinned', async () => {
-    const cs: Case = { layout: L, variant: 'v6.12', schedule: [],
-      programs: { 'user-0': touchAll(4), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 4 }] }, faults: { 'pinner-0': { 'fatal-signal': [0] } } };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12',
+      schedule: [],
+      programs: { 'user-0': touchAll(4), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 4 }] },
+      faults: { 'pinner-0': { 'fatal-signal': [0] } },
+    };
     const r = await pool.run(cs, { mode: 'det' });
     expect(r.actors[1]!.ops[0]!.rc).toBe(-EINTR);
     expect(r.failures).toEqual([]); // pins balance: the interrupted pin released what it took
   });
 
   it('a transient isolation failure is retried by v6.12 but pinned in place by R12 (caught)', async () => {
-    const cs: Case = { layout: L, variant: 'v6.12+R12', schedule: [],
-      programs: { 'user-0': touchAll(1), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] }, faults: { 'pinner-0': { 'migrate:isolate': [0] } } };
+    const cs: Case = {
+      layout: L,
+      variant: 'v6.12+R12',
+      schedule: [],
+      programs: { 'user-0': touchAll(1), 'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 1 }] },
+      faults: { 'pinner-0': { 'migrate:isolate': [0] } },
+    };
     const bug = await pool.run(cs, { mode: 'det' });
     // the pin in CMA is caught at the pin; at quiescence the pinned page also keeps its block from going offline
     expect(bug.failures.map((f) => f.property)).toEqual(['no-longterm-pin-in-movable', 'movable-offlinable']);
@@ -195,9 +251,15 @@ describe('in-thread pin checks', () => {
   // the user fills block 6 (pfn 192-223) of an all-Normal machine; the hotplug agent isolates it for
   // offlining; then, before it migrates anything, the pinner pins four of those pages
   const cs = (variant: string): Case => ({
-    layout: { cmdline: 'mem=1M sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 64 }] }, variant,
-    programs: { 'user-0': touchAll(48), 'hotplug-0': [{ op: 'offline', block: 6 }], 'pinner-0': [{ op: 'pin', map: 'buf', page: 30, pages: 4 }] },
-    schedule: [...Array(52).fill(0), 1], faults: {},
+    layout: { cmdline: 'mem=1M sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 64 }] },
+    variant,
+    programs: {
+      'user-0': touchAll(48),
+      'hotplug-0': [{ op: 'offline', block: 6 }],
+      'pinner-0': [{ op: 'pin', map: 'buf', page: 30, pages: 4 }],
+    },
+    schedule: [...Array(52).fill(0), 1],
+    faults: {},
   });
 
   it('v5.13 pins in a pageblock isolated since before the pin (no ISOLATE check yet): caught', async () => {
@@ -213,10 +275,22 @@ describe('in-thread pin checks', () => {
   });
 
   it('v5.12 pins in ZONE_MOVABLE: caught at the pin', async () => {
-    const c: Case = { layout: L, variant: 'v5.12', schedule: [], programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: 3, pages: 2, fast: true }] }, faults: {} };
+    const c: Case = {
+      layout: L,
+      variant: 'v5.12',
+      schedule: [],
+      programs: { 'pinner-0': [{ op: 'pin', map: 'buf', page: 3, pages: 2, fast: true }] },
+      faults: {},
+    };
     const r = await pool.run(c, { mode: 'det' });
-    expect(r.failures.map((f) => f.property)).toEqual(['no-longterm-pin-in-movable', 'no-longterm-pin-in-movable', 'movable-offlinable']);
-    expect(r.failures[2]!.message).toMatch(/with every actor idle and its long-term pins held, memory\d+ \(ZONE_MOVABLE.*failed to go offline/);
+    expect(r.failures.map((f) => f.property)).toEqual([
+      'no-longterm-pin-in-movable',
+      'no-longterm-pin-in-movable',
+      'movable-offlinable',
+    ]);
+    expect(r.failures[2]!.message).toMatch(
+      /with every actor idle and its long-term pins held, memory\d+ \(ZONE_MOVABLE.*failed to go offline/,
+    );
     expect((await pool.run({ ...c, variant: 'v6.12' }, { mode: 'det' })).failures).toEqual([]);
   });
 });

@@ -14,10 +14,19 @@ const root = path.join(__dirname, '..', '..');
 const bin = path.join(root, 'bin', 'pinlab.js');
 
 let tmp: string;
-beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-signals-')); });
-afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-signals-'));
+});
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
-interface Child { child: ChildProcess; out: () => string; err: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }> }
+interface Child {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
 
 /** The bin's environment: with the self-test plugin (selftest:* suites). */
 const env = { ...process.env, PINLAB_PLUGINS: SELFTEST_PLUGIN };
@@ -26,8 +35,12 @@ function start(args: string[], binPath = bin): Child {
   const child = spawn(process.execPath, [binPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
     child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() }));
   });
@@ -55,14 +68,24 @@ describe('signals to a run', () => {
     const { code } = await c.exit;
     const out = c.out();
     expect(code).toBe(1);
-    expect(out).toMatch(/^FAIL actor-threw {2}\(suite selftest:shrink, kernel v6.12, seed 1, path "0(:\d+)+", mode det\)$/m);
-    expect(out).toMatch(/^shrinking interrupted after \d+ steps?: the case is smaller than found but maybe not minimal$/m);
+    expect(out).toMatch(
+      /^FAIL actor-threw {2}\(suite selftest:shrink, kernel v6.12, seed 1, path "0(:\d+)+", mode det\)$/m,
+    );
+    expect(out).toMatch(
+      /^shrinking interrupted after \d+ steps?: the case is smaller than found but maybe not minimal$/m,
+    );
     expect(out).toMatch(/^case \(smallest failing so far\):$/m);
     expect(out).toMatch(/^trace around the violation/m);
     expect(out).toMatch(/^interrupted: \d+ cases, \d+ steps in [\d.]+ s .*, 1 failure: fail$/m);
     const file = /^replay: pinlab replay (.*)$/m.exec(out)![1]!;
     const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
-    expect(doc).toMatchObject({ suite: 'selftest:shrink', seed: 1, property: 'actor-threw', verdict: 'fail', shrinking_interrupted_after: expect.any(Number) });
+    expect(doc).toMatchObject({
+      suite: 'selftest:shrink',
+      seed: 1,
+      property: 'actor-threw',
+      verdict: 'fail',
+      shrinking_interrupted_after: expect.any(Number),
+    });
     expect(doc.shrinking_interrupted_after).toBeGreaterThanOrEqual(1);
     const steps = Number(/after (\d+) step/.exec(out)![1]);
     expect(doc.shrinking_interrupted_after).toBe(steps);
@@ -75,7 +98,11 @@ describe('signals to a run', () => {
 
   it('SIGTERM ends a run as Ctrl-C does: the running case stopped, the summary printed, exit 143', async () => {
     const c = start(['run', '--runs', '1000000', '--seed', '6', '--regressions', 'none']);
-    await until(() => /^pinlab: \d+\/1000000 cases/m.test(c.err()) || c.out().includes('# pinlab run'), 30_000, 'the run to start');
+    await until(
+      () => /^pinlab: \d+\/1000000 cases/m.test(c.err()) || c.out().includes('# pinlab run'),
+      30_000,
+      'the run to start',
+    );
     await sleep(500);
     c.child.kill('SIGTERM');
     const { code, signal } = await c.exit;
@@ -132,8 +159,14 @@ describe('signals to a run', () => {
 });
 
 describe('a signal that came before the run started (bin/pinlab.js remembers it)', () => {
-  const signals = (signal: 'SIGINT' | 'SIGTERM') => ({ interrupt: { stopped: true, signal }, release: () => undefined });
-  async function run(argv: string[], signal: 'SIGINT' | 'SIGTERM'): Promise<{ code: number; out: string; err: string }> {
+  const signals = (signal: 'SIGINT' | 'SIGTERM') => ({
+    interrupt: { stopped: true, signal },
+    release: () => undefined,
+  });
+  async function run(
+    argv: string[],
+    signal: 'SIGINT' | 'SIGTERM',
+  ): Promise<{ code: number; out: string; err: string }> {
     let out = '';
     let err = '';
     adoptProcessSignals(signals(signal));
@@ -184,11 +217,30 @@ export function run(argv: string[], signals: { interrupt: { stopped: boolean; si
     proj = path.join(tmp, 'proj');
     fs.mkdirSync(path.join(proj, 'bin'), { recursive: true });
     fs.mkdirSync(path.join(proj, 'harness', 'cli'), { recursive: true });
-    for (const f of ['pinlab.js', 'build.js', 'signals.js']) fs.copyFileSync(path.join(root, 'bin', f), path.join(proj, 'bin', f));
-    fs.writeFileSync(path.join(proj, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'commonjs', strict: true, types: ['node'], skipLibCheck: true, noEmit: true }, include: ['harness'],
-    }));
-    fs.writeFileSync(path.join(proj, 'tsconfig.build.json'), JSON.stringify({ extends: './tsconfig.json', compilerOptions: { noEmit: false, outDir: 'dist', rootDir: '.' }, include: ['harness'] }));
+    for (const f of ['pinlab.js', 'build.js', 'signals.js'])
+      fs.copyFileSync(path.join(root, 'bin', f), path.join(proj, 'bin', f));
+    fs.writeFileSync(
+      path.join(proj, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'commonjs',
+          strict: true,
+          types: ['node'],
+          skipLibCheck: true,
+          noEmit: true,
+        },
+        include: ['harness'],
+      }),
+    );
+    fs.writeFileSync(
+      path.join(proj, 'tsconfig.build.json'),
+      JSON.stringify({
+        extends: './tsconfig.json',
+        compilerOptions: { noEmit: false, outDir: 'dist', rootDir: '.' },
+        include: ['harness'],
+      }),
+    );
     fs.writeFileSync(path.join(proj, 'harness', 'cli', 'index.ts'), FAKE_CLI);
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(proj, 'node_modules'));
   });
@@ -202,13 +254,17 @@ export function run(argv: string[], signals: { interrupt: { stopped: boolean; si
     expect(c.err()).toBe('pinlab: interrupted (SIGINT) while building dist/\n');
     expect(c.out()).toBe('');
     expect(fs.existsSync(path.join(proj, 'dist', '.built'))).toBe(false);
-    const again = spawnSync(process.execPath, [path.join(proj, 'bin', 'pinlab.js'), 'y'], { encoding: 'utf8', timeout: 60_000 });
+    const again = spawnSync(process.execPath, [path.join(proj, 'bin', 'pinlab.js'), 'y'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(again.stdout).toBe('run y: stopped=false signal=null\n');
     expect(again.status).toBe(0);
   });
 
   it('a signal while the CLI loads is handed to it: the run starts stopped (exit 143 for SIGTERM)', async () => {
-    if (!fs.existsSync(path.join(proj, 'dist', '.built'))) spawnSync(process.execPath, [path.join(proj, 'bin', 'build.js')], { timeout: 60_000 });
+    if (!fs.existsSync(path.join(proj, 'dist', '.built')))
+      spawnSync(process.execPath, [path.join(proj, 'bin', 'build.js')], { timeout: 60_000 });
     const c = start(['z'], path.join(proj, 'bin', 'pinlab.js'));
     await sleep(500);
     c.child.kill('SIGTERM');

@@ -19,13 +19,17 @@ const recorded: Record<string, Entry> = fs.existsSync(FILE) ? JSON.parse(fs.read
 const now: Record<string, Entry> = {};
 
 let pool: PoolHolder;
-beforeAll(() => { pool = new PoolHolder(4); });
+beforeAll(() => {
+  pool = new PoolHolder(4);
+});
 afterAll(async () => {
   await pool.destroy();
   if (update) fs.writeFileSync(FILE, JSON.stringify(now, null, 1) + '\n');
 });
 
-const suites = Object.values(SUITES).filter((s) => !s.hidden).map((s) => s.name);
+const suites = Object.values(SUITES)
+  .filter((s) => !s.hidden)
+  .map((s) => s.name);
 
 it.each(suites)('%s: the fixed cases keep their trace hashes', async (name) => {
   const suite = SUITES[name]!;
@@ -36,7 +40,8 @@ it.each(suites)('%s: the fixed cases keep their trace hashes', async (name) => {
     const key = `${name}#${k}`;
     now[key] = { hash: r.traceHash, failures: [...new Set(r.failures.map((f) => f.property))].sort() };
     const was = recorded[key];
-    if (!update && JSON.stringify(was) !== JSON.stringify(now[key])) diffs.push(`${key}: recorded ${JSON.stringify(was)}, now ${JSON.stringify(now[key])}`);
+    if (!update && JSON.stringify(was) !== JSON.stringify(now[key]))
+      diffs.push(`${key}: recorded ${JSON.stringify(was)}, now ${JSON.stringify(now[key])}`);
   }
   expect(diffs).toEqual([]);
 });

@@ -14,15 +14,28 @@ beforeAll(() => {
   loadPlugin(SELFTEST_PLUGIN); // the alloc-hammer worker task
   pool = new ActorPool(3);
 });
-afterAll(async () => { await pool.destroy(); });
+afterAll(async () => {
+  await pool.destroy();
+});
 
 async function hammer(m: Memmap, n: number, ops: number, seed: number, holdMax = 64): Promise<AllocHammerResult[]> {
   const owner = new SharedArrayBuffer(m.nrFrames * 4);
-  return Promise.all([...Array(n).keys()].map((i) => {
-    const t: AllocHammerTask = { machine: { sab: m.sab, shape: m.shape }, owner, cpu: i + 1, id: i + 1, ops, seed: seed + i,
-      gfps: [GFP_KERNEL, GFP_USER, GFP_HIGHUSER_MOVABLE], maxOrder: 4, holdMax };
-    return pool.runTask('alloc-hammer', t) as Promise<AllocHammerResult>;
-  }));
+  return Promise.all(
+    [...Array(n).keys()].map((i) => {
+      const t: AllocHammerTask = {
+        machine: { sab: m.sab, shape: m.shape },
+        owner,
+        cpu: i + 1,
+        id: i + 1,
+        ops,
+        seed: seed + i,
+        gfps: [GFP_KERNEL, GFP_USER, GFP_HIGHUSER_MOVABLE],
+        maxOrder: 4,
+        holdMax,
+      };
+      return pool.runTask('alloc-hammer', t) as Promise<AllocHammerResult>;
+    }),
+  );
 }
 
 it('three threads hammering one zone never get the same frame, and every frame comes back', async () => {

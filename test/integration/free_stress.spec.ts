@@ -10,8 +10,12 @@ import { Prng } from '../../harness/prng';
 import type { ActorOp } from '../../harness/types';
 
 let pool: PoolHolder;
-beforeAll(() => { pool = new PoolHolder(4); });
-afterAll(async () => { await pool.destroy(); });
+beforeAll(() => {
+  pool = new PoolHolder(4);
+});
+afterAll(async () => {
+  await pool.destroy();
+});
 
 function program(r: Prng, kind: 'user' | 'pinner' | 'hotplug', n: number): ActorOp[] {
   const ops: ActorOp[] = [];
@@ -31,7 +35,8 @@ function program(r: Prng, kind: 'user' | 'pinner' | 'hotplug', n: number): Actor
       else if (x < 75) ops.push({ op: 'unpin', slot: r.below(8) });
       else ops.push({ op: 'dma', slot: r.below(8), page: r.below(8), value: r.below(65536) });
     } else if (x < 60) ops.push({ op: 'offline', block: r.below(8) });
-    else ops.push({ op: 'online', block: r.below(8), type: ['online_movable', 'online', 'online_kernel'][r.below(3)]! });
+    else
+      ops.push({ op: 'online', block: r.below(8), type: ['online_movable', 'online', 'online_kernel'][r.below(3)]! });
   }
   return ops;
 }
@@ -39,9 +44,16 @@ function program(r: Prng, kind: 'user' | 'pinner' | 'hotplug', n: number): Actor
 function stressCase(seed: number, nops: number, variant = 'v6.12'): Case {
   const r = new Prng(seed);
   return {
-    layout: MINI_LAYOUTS[0]!, variant, schedule: [], faults: {},
-    programs: { 'user-0': program(r, 'user', nops), 'pinner-0': program(r, 'pinner', nops), 'pinner-1': program(r, 'pinner', nops),
-      'hotplug-0': program(r, 'hotplug', nops / 10) },
+    layout: MINI_LAYOUTS[0]!,
+    variant,
+    schedule: [],
+    faults: {},
+    programs: {
+      'user-0': program(r, 'user', nops),
+      'pinner-0': program(r, 'pinner', nops),
+      'pinner-1': program(r, 'pinner', nops),
+      'hotplug-0': program(r, 'hotplug', nops / 10),
+    },
   };
 }
 
@@ -69,7 +81,12 @@ it('the same checks catch spinlocks that exclude nothing (lost updates on the fr
   // 128); stop at the first that does. 60 tries miss it with probability 0.9^60 < 0.2%.
   const deadline = Date.now() + 150_000;
   for (let attempt = 0; attempt < 60 && !caught.length && Date.now() < deadline; attempt++) {
-    const r = await pool.run(stressCase(4 + attempt, 2000), { mode: 'free', ringCap: 1 << 17, timeoutMs: 15_000, debug: { brokenSpinlocks: true } });
+    const r = await pool.run(stressCase(4 + attempt, 2000), {
+      mode: 'free',
+      ringCap: 1 << 17,
+      timeoutMs: 15_000,
+      debug: { brokenSpinlocks: true },
+    });
     caught.push(...r.failures.map((f) => f.property));
   }
   // whichever check sees it first: a torn free list (allocator-sound), a lost refcount or mapcount

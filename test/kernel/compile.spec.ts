@@ -21,22 +21,40 @@ function refusal(steps: string, extra = ''): string {
 
 describe('pinlab kernel: compile', () => {
   it('refuses pinlab-only ops and fields with one line naming the step', () => {
-    expect(refusal('  - { op: kalloc, size: 4M, as: k }')).toMatch(/^t\.yaml: step 1 \(kalloc\): op kalloc cannot run on a real kernel/);
+    expect(refusal('  - { op: kalloc, size: 4M, as: k }')).toMatch(
+      /^t\.yaml: step 1 \(kalloc\): op kalloc cannot run on a real kernel/,
+    );
     expect(refusal('  - { op: fragment, zone: DMA32, as: f }')).toMatch(/step 1 \(fragment\)/);
     expect(refusal('  - { op: drain }')).toMatch(/step 1 \(drain\)/);
-    expect(refusal('  - { op: spawn, proc: a }\n  - { op: mmap, proc: a, len: 4K, pfnmap: true }')).toMatch(/step 2 \(mmap\): pfnmap/);
-    expect(refusal('  - { op: spawn, proc: a }\n  - { op: mmap, proc: a, len: 4K, as: b }\n  - { op: pin, proc: a, addr: b, len: 4K, as: p, write: false }'))
-      .toMatch(/step 3 \(pin\): write: false cannot run on a real kernel: io_uring/);
-    expect(refusal('  - { op: spawn, proc: a }\n  - { op: read, proc: a, addr: 0x8000 }')).toMatch(/step 2 \(read\): absolute address/);
-    expect(refusal('  - { op: spawn, proc: a }\n  - { op: mmap, proc: a, len: 4K, as: b }\n  - { op: pin, proc: a, addr: b, len: 4K, as: p }\n  - { op: exit, proc: a }'))
-      .toMatch(/step 4 \(exit\): exit of 'a' while it holds pin 'p'/);
-    expect(refusal('  - { op: zones }', ', geometry: mini')).toMatch(/machine.geometry 'mini': a real kernel has only the x86_64 geometry/);
+    expect(refusal('  - { op: spawn, proc: a }\n  - { op: mmap, proc: a, len: 4K, pfnmap: true }')).toMatch(
+      /step 2 \(mmap\): pfnmap/,
+    );
+    expect(
+      refusal(
+        '  - { op: spawn, proc: a }\n  - { op: mmap, proc: a, len: 4K, as: b }\n  - { op: pin, proc: a, addr: b, len: 4K, as: p, write: false }',
+      ),
+    ).toMatch(/step 3 \(pin\): write: false cannot run on a real kernel: io_uring/);
+    expect(refusal('  - { op: spawn, proc: a }\n  - { op: read, proc: a, addr: 0x8000 }')).toMatch(
+      /step 2 \(read\): absolute address/,
+    );
+    expect(
+      refusal(
+        '  - { op: spawn, proc: a }\n  - { op: mmap, proc: a, len: 4K, as: b }\n  - { op: pin, proc: a, addr: b, len: 4K, as: p }\n  - { op: exit, proc: a }',
+      ),
+    ).toMatch(/step 4 \(exit\): exit of 'a' while it holds pin 'p'/);
+    expect(refusal('  - { op: zones }', ', geometry: mini')).toMatch(
+      /machine.geometry 'mini': a real kernel has only the x86_64 geometry/,
+    );
   });
 
   it('refuses every mini-geometry scenario in scenarios/ and runs the x86_64 ones it can', () => {
     expect(() => compileScenario('fork-cow.yaml', loadScenario('scenarios/fork-cow.yaml'))).toThrow(/geometry 'mini'/);
-    expect(() => compileScenario('s1.yaml', loadScenario('scenarios/s1-kernel-zone-exhaustion.yaml'))).toThrow(/step 2 \(kalloc\)/);
-    expect(() => compileScenario('s4.yaml', loadScenario('scenarios/s4-pin-fails-with-movable-free.yaml'))).not.toThrow();
+    expect(() => compileScenario('s1.yaml', loadScenario('scenarios/s1-kernel-zone-exhaustion.yaml'))).toThrow(
+      /step 2 \(kalloc\)/,
+    );
+    expect(() =>
+      compileScenario('s4.yaml', loadScenario('scenarios/s4-pin-fails-with-movable-free.yaml')),
+    ).not.toThrow();
   });
 
   it('maps mem= to QEMU -m plus 2M, trims with mem= and adds the model defaults the guest needs', () => {
@@ -45,30 +63,63 @@ describe('pinlab kernel: compile', () => {
     expect(m.machineType).toBe('pc');
     expect(m.cmdline).toMatch(/^mem=1024M movablecore=512M transparent_hugepage=madvise console=ttyS0 /);
     expect(m.cmdline).toMatch(/panic=-1/);
-    const big = kernelMachine('t.yaml', yaml('  - { op: zones }', 'mem=8G min_free_kbytes=8192 transparent_hugepage=always'));
+    const big = kernelMachine(
+      't.yaml',
+      yaml('  - { op: zones }', 'mem=8G min_free_kbytes=8192 transparent_hugepage=always'),
+    );
     expect(big.memMiB).toBe(8192);
     expect(big.cmdline).toMatch(/^sysctl\.vm\.min_free_kbytes=8192 transparent_hugepage=always console/);
     expect(big.warnings[0]).toMatch(/PCI hole/);
-    expect(() => kernelMachine('t.yaml', yaml('  - { op: zones }', 'mem=1G cma=64M'), { spec: 'debian:6.12', bzImage: '', release: 'x', variant: 'v6.12', config: new Map() }))
-      .toThrow(/cma= needs CONFIG_CMA/);
+    expect(() =>
+      kernelMachine('t.yaml', yaml('  - { op: zones }', 'mem=1G cma=64M'), {
+        spec: 'debian:6.12',
+        bzImage: '',
+        release: 'x',
+        variant: 'v6.12',
+        config: new Map(),
+      }),
+    ).toThrow(/cma= needs CONFIG_CMA/);
   });
 
   it('writes one probe line per step with mappings, processes and pins as numbers', () => {
-    const c = compileScenario('t.yaml', yaml([
-      '  - { op: spawn, proc: a, oom_score_adj: -1000 }', '  - { op: mmap, proc: a, len: 8K, as: b, thp: true, populate: true }',
-      '  - { op: touch, proc: a, addr: b+4K, len: 4K, value: 3 }', '  - { op: fork, proc: a, child: c }',
-      '  - { op: pin, proc: c, addr: b, len: 8K, as: r }', '  - { op: unpin, pin: r }', '  - { op: offline, block: 7 }',
-      '  - { op: vmstat }', '  - { op: pin_max, proc: a, addr: b, len: 8K, chunk: 4K, as: m }'].join('\n')));
+    const c = compileScenario(
+      't.yaml',
+      yaml(
+        [
+          '  - { op: spawn, proc: a, oom_score_adj: -1000 }',
+          '  - { op: mmap, proc: a, len: 8K, as: b, thp: true, populate: true }',
+          '  - { op: touch, proc: a, addr: b+4K, len: 4K, value: 3 }',
+          '  - { op: fork, proc: a, child: c }',
+          '  - { op: pin, proc: c, addr: b, len: 8K, as: r }',
+          '  - { op: unpin, pin: r }',
+          '  - { op: offline, block: 7 }',
+          '  - { op: vmstat }',
+          '  - { op: pin_max, proc: a, addr: b, len: 8K, chunk: 4K, as: m }',
+        ].join('\n'),
+      ),
+    );
     expect(c.program.split('\n')).toEqual([
       expect.stringMatching(/^counters nr_foll_pin_acquired,nr_foll_pin_released,/),
-      '1 spawn p=0 name=a oom=-1000', '2 mmap p=0 m=0 len=8192 prot=3 shared=0 hugetlb=0 advice=14 populate=1',
-      '3 touch p=0 a=0:4096 len=4096 write=1 value=3', '4 fork p=0 c=1 name=c', '5 pin p=1 a=0:0 len=8192 h=0', '6 unpin h=0',
-      '7 offline b=7 ms=10000', '8 vmstat', '9 pinmax p=0 a=0:0 len=8192 chunk=4096 h=1', '']);
+      '1 spawn p=0 name=a oom=-1000',
+      '2 mmap p=0 m=0 len=8192 prot=3 shared=0 hugetlb=0 advice=14 populate=1',
+      '3 touch p=0 a=0:4096 len=4096 write=1 value=3',
+      '4 fork p=0 c=1 name=c',
+      '5 pin p=1 a=0:0 len=8192 h=0',
+      '6 unpin h=0',
+      '7 offline b=7 ms=10000',
+      '8 vmstat',
+      '9 pinmax p=0 a=0:0 len=8192 chunk=4096 h=1',
+      '',
+    ]);
   });
 
   it('picks the model variant from the kernel version', () => {
-    expect(variantForRelease('6.12.118+deb12-amd64 (debian-kernel@lists.debian.org) #1 SMP Debian 6.12.118-1~deb12u1')).toBe('v6.12');
-    expect(variantForRelease('6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3')).toBe('v6.1+-R10');
+    expect(
+      variantForRelease('6.12.118+deb12-amd64 (debian-kernel@lists.debian.org) #1 SMP Debian 6.12.118-1~deb12u1'),
+    ).toBe('v6.12');
+    expect(
+      variantForRelease('6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3'),
+    ).toBe('v6.1+-R10');
     expect(variantForRelease('6.1.5')).toBe('v6.1');
     expect(variantForRelease('5.15.0')).toBe('v5.13');
     expect(variantForRelease('6.18.0-rc1')).toBe('v6.12');
@@ -86,13 +137,21 @@ describe('pinlab kernel: compile', () => {
 });
 
 describe('pinlab kernel: report and diff', () => {
-  const sc = yaml([
-    '  - { op: spawn, proc: vm }', '  - { op: mmap, proc: vm, len: 8K, as: g, expect: 0 }',
-    '  - { op: touch, proc: vm, addr: g, value: 1 }', '  - { op: pin, proc: vm, addr: g, len: 8K, as: r, expect: killed }',
-    '  - { op: vmstat, items: oom_kill }', '  - { op: spawn, proc: b, expect: panic }'].join('\n'));
+  const sc = yaml(
+    [
+      '  - { op: spawn, proc: vm }',
+      '  - { op: mmap, proc: vm, len: 8K, as: g, expect: 0 }',
+      '  - { op: touch, proc: vm, addr: g, value: 1 }',
+      '  - { op: pin, proc: vm, addr: g, len: 8K, as: r, expect: killed }',
+      '  - { op: vmstat, items: oom_kill }',
+      '  - { op: spawn, proc: b, expect: panic }',
+    ].join('\n'),
+  );
   const c = compileScenario('t.yaml', sc);
-  const hello = '{"hello":"pinlab-probe","uptime_ms":4000,"counters":["oom_kill","pgmigrate_success"],"release":"6.12.0","thp":"always [madvise] never","zones":[],"block_pages":32768,"blocks":[]}';
-  const lines = [hello,
+  const hello =
+    '{"hello":"pinlab-probe","uptime_ms":4000,"counters":["oom_kill","pgmigrate_success"],"release":"6.12.0","thp":"always [madvise] never","zones":[],"block_pages":32768,"blocks":[]}';
+  const lines = [
+    hello,
     '{"step":1,"op":"spawn","rc":0,"aux":99,"d":{},"log":[],"killed":[]}',
     '{"step":2,"op":"mmap","rc":0,"aux":4096,"addr":"0x1000","res":{"pages":2,"present":0,"zero":0,"zones":{}},"d":{},"log":[],"killed":[]}',
     '{"step":3,"op":"touch","rc":0,"aux":0,"addr":"0x1000","res":{"pages":2,"present":2,"zero":0,"zones":{"Movable":2}},"d":{},"log":[],"killed":[]}',
@@ -101,28 +160,48 @@ describe('pinlab kernel: report and diff', () => {
   ];
   const console = '[ 9.1] Kernel panic - not syncing: System is deadlocked on memory\n';
 
-  it('turns probe lines into the scenario report: zones, an OOM kill of the step\'s process, a panic', () => {
+  it("turns probe lines into the scenario report: zones, an OOM kill of the step's process, a panic", () => {
     const rep = buildReport('t.yaml', c, { spec: 'debian:6.12', release: '6.12.0', variant: 'v6.12' }, lines, console);
     expect(rep.results.map((r) => r.result)).toEqual(['0', '0', '0', 'killed', '0', 'panic']);
     expect(rep.results[2]!.detail).toBe('2 pages present (Movable 2)');
     expect(rep.results[3]!.ok).toBe(true); // expect: killed
     expect(rep.results[4]!.detail).toBe('oom_kill 1');
     expect(rep.results[3]!.detail).toBe('0x1000 2 pages: outcome killed; 1 migrated');
-    expect(rep.results[5]).toMatchObject({ ok: true, detail: 'Kernel panic - not syncing: System is deadlocked on memory' });
+    expect(rep.results[5]).toMatchObject({
+      ok: true,
+      detail: 'Kernel panic - not syncing: System is deadlocked on memory',
+    });
     expect(rep.panic).toBe('System is deadlocked on memory');
     expect(rep.time.boot_ms).toBe(4000);
   });
 
   it('a guest that never ran the probe is an error, not a pass', () => {
-    const rep = buildReport('t.yaml', c, { spec: 'debian:6.12', release: '6.12.0', variant: 'v6.12' }, [], '[ 1.0] reboot: Power down\n');
+    const rep = buildReport(
+      't.yaml',
+      c,
+      { spec: 'debian:6.12', release: '6.12.0', variant: 'v6.12' },
+      [],
+      '[ 1.0] reboot: Power down\n',
+    );
     expect(rep.ok).toBe(false);
     expect(rep.error).toMatch(/the probe never started \(console: \[ 1.0\] reboot: Power down\)/);
   });
 
   it('compares facts, not addresses or counts that cannot match', () => {
-    expect(stepFacts('touch', '0', '16 pages present (Normal 4, Movable 12), 2 zero-page', [])).toEqual({ result: '0', present: '16', zones: 'Normal 4, Movable 12', 'zero-page': '2' });
-    expect(stepFacts('pin', '512', '0x200000 512 pages: outcome pinned; 512 pinned (DMA32 512); 512 migrated; 1 retries', []))
-      .toEqual({ result: '512', pinned: '512 (DMA32 512)', migrated: '512', 'THP split': '0' });
+    expect(stepFacts('touch', '0', '16 pages present (Normal 4, Movable 12), 2 zero-page', [])).toEqual({
+      result: '0',
+      present: '16',
+      zones: 'Normal 4, Movable 12',
+      'zero-page': '2',
+    });
+    expect(
+      stepFacts(
+        'pin',
+        '512',
+        '0x200000 512 pages: outcome pinned; 512 pinned (DMA32 512); 512 migrated; 1 retries',
+        [],
+      ),
+    ).toEqual({ result: '512', pinned: '512 (DMA32 512)', migrated: '512', 'THP split': '0' });
     expect(stepFacts('vmstat', '0', 'pgfault 12; oom_kill 1', [])).toEqual({ result: '0', oom_kill: '1' });
     const file = 'scenarios/kernel/longterm-pin-movable.yaml';
     const s = loadScenario(file);
@@ -136,7 +215,10 @@ describe('pinlab kernel: report and diff', () => {
     kernel.vmstat = { ...model.vmstat } as Record<string, number>;
     kernel.error = undefined;
     expect(diffRuns(model, lines, kernel).same).toBe(true);
-    kernel.results[3] = { ...kernel.results[3]!, detail: kernel.results[3]!.detail.replace('DMA32 4096', 'Movable 4096') };
+    kernel.results[3] = {
+      ...kernel.results[3]!,
+      detail: kernel.results[3]!.detail.replace('DMA32 4096', 'Movable 4096'),
+    };
     const d = diffRuns(model, lines, kernel);
     expect(d.same).toBe(false);
     expect(formatDiff(d)).toContain('      DIFF pinned: model 4096 (DMA32 4096), kernel 4096 (Movable 4096)');
@@ -153,13 +235,17 @@ describe('pinlab kernel: bad input is one line and exit 2', () => {
   it('an unknown kernel, a missing bzImage, a refused op', async () => {
     let r = await run(['kernel', 'scenarios/kernel/longterm-pin-movable.yaml', '--kernel', 'debian:4.19']);
     expect(r).toMatchObject({ code: 2, out: '' });
-    expect(r.err).toMatch(/^pinlab: kernel: --kernel: unknown kernel 'debian:4.19' \(debian:6.12, debian:6.1, or a path to a bzImage\)\n$/);
+    expect(r.err).toMatch(
+      /^pinlab: kernel: --kernel: unknown kernel 'debian:4.19' \(debian:6.12, debian:6.1, or a path to a bzImage\)\n$/,
+    );
     r = await run(['kernel', 'scenarios/kernel/longterm-pin-movable.yaml', '--kernel', '/nonexistent/bzImage']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^pinlab: kernel: --kernel: no such file '\/nonexistent\/bzImage'/);
     r = await run(['kernel', 'scenarios/s1-kernel-zone-exhaustion.yaml']);
     expect(r.code).toBe(2);
-    expect(r.err).toBe('pinlab: scenarios/s1-kernel-zone-exhaustion.yaml: step 2 (kalloc): op kalloc cannot run on a real kernel: kernel allocations held by the kernel have no syscall (a test module would be needed)\n');
+    expect(r.err).toBe(
+      'pinlab: scenarios/s1-kernel-zone-exhaustion.yaml: step 2 (kalloc): op kalloc cannot run on a real kernel: kernel allocations held by the kernel have no syscall (a test module would be needed)\n',
+    );
     r = await run(['kernel', '--help']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^usage: pinlab kernel FILE/);

@@ -17,7 +17,8 @@ beforeAll(() => {
   probe = buildProbe(); // a SetupError (one line: gcc's error) fails every test here
 });
 
-type Rec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the probe's JSON, read field by field
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the probe's JSON, read field by field
+type Rec = Record<string, any>;
 
 function runProbe(program: string): Rec[] {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-probe-test-'));
@@ -26,7 +27,10 @@ function runProbe(program: string): Rec[] {
   const r = spawnSync(probe, [file], { encoding: 'utf8', timeout: 30000 });
   fs.rmSync(dir, { recursive: true, force: true });
   expect(r.status).toBe(0);
-  return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rec);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Rec);
 }
 
 const step = (recs: Rec[], n: number) => recs.find((r) => r.step === n)!;
@@ -43,14 +47,29 @@ describe('pinlab-probe on the host kernel', () => {
   });
 
   it('mmap, touch, read back, residency from pagemap, munmap, then a fault reads as -EFAULT', () => {
-    const recs = runProbe(['counters pgfault',
-      '1 spawn p=0 name=a', '2 mmap p=0 m=0 len=65536 prot=3', '3 touch p=0 a=0:0 len=65536 value=100',
-      '4 read p=0 a=0:8192', '5 write p=0 a=0:8192 value=7', '6 read p=0 a=0:8192',
-      '7 madvise p=0 a=0:0 len=8192 advice=4', '8 touch p=0 a=0:0 len=8192 write=0', '9 munmap p=0 a=0:0 len=65536', '10 read p=0 a=0:0'].join('\n') + '\n');
+    const recs = runProbe(
+      [
+        'counters pgfault',
+        '1 spawn p=0 name=a',
+        '2 mmap p=0 m=0 len=65536 prot=3',
+        '3 touch p=0 a=0:0 len=65536 value=100',
+        '4 read p=0 a=0:8192',
+        '5 write p=0 a=0:8192 value=7',
+        '6 read p=0 a=0:8192',
+        '7 madvise p=0 a=0:0 len=8192 advice=4',
+        '8 touch p=0 a=0:0 len=8192 write=0',
+        '9 munmap p=0 a=0:0 len=65536',
+        '10 read p=0 a=0:0',
+      ].join('\n') + '\n',
+    );
     expect(step(recs, 2).res).toMatchObject({ pages: 16, present: 0 });
     expect(step(recs, 3)).toMatchObject({ rc: 0 });
     expect(step(recs, 3).res).toMatchObject({ pages: 16, present: 16, zero: 0 });
-    if (root) expect(Object.values(step(recs, 3).res.zones as Record<string, number>).reduce((a, b) => a + b, 0) + step(recs, 3).res.unknown).toBe(16);
+    if (root)
+      expect(
+        Object.values(step(recs, 3).res.zones as Record<string, number>).reduce((a, b) => a + b, 0) +
+          step(recs, 3).res.unknown,
+      ).toBe(16);
     expect(step(recs, 4).rc).toBe(102);
     expect(step(recs, 6).rc).toBe(7);
     // MADV_DONTNEED, then read faults map the zero page (kpageflags says so, as root)
@@ -64,9 +83,16 @@ describe('pinlab-probe on the host kernel', () => {
   });
 
   it('an io_uring fixed buffer pins every page (FOLL_PIN counters) until it is unregistered', () => {
-    const recs = runProbe(['counters nr_foll_pin_acquired,nr_foll_pin_released',
-      '1 spawn p=0 name=a', '2 mmap p=0 m=0 len=1048576 prot=3 populate=1', '3 pin p=0 a=0:0 len=1048576 h=0',
-      '4 unpin h=0', '5 unpin h=0 ifp=1'].join('\n') + '\n');
+    const recs = runProbe(
+      [
+        'counters nr_foll_pin_acquired,nr_foll_pin_released',
+        '1 spawn p=0 name=a',
+        '2 mmap p=0 m=0 len=1048576 prot=3 populate=1',
+        '3 pin p=0 a=0:0 len=1048576 h=0',
+        '4 unpin h=0',
+        '5 unpin h=0 ifp=1',
+      ].join('\n') + '\n',
+    );
     expect(step(recs, 2).res).toMatchObject({ present: 256 });
     expect(step(recs, 3)).toMatchObject({ op: 'pin', rc: 256 });
     expect(step(recs, 3).d.nr_foll_pin_acquired).toBeGreaterThanOrEqual(256);
@@ -78,9 +104,16 @@ describe('pinlab-probe on the host kernel', () => {
   });
 
   it('pin_max registers chunk after chunk in a sparse io_uring buffer table until one fails', () => {
-    const recs = runProbe(['counters nr_foll_pin_acquired',
-      '1 spawn p=0 name=a', '2 mmap p=0 m=0 len=16384 prot=3 populate=1', '3 mprotect p=0 a=0:12288 len=4096 prot=1',
-      '4 pinmax p=0 a=0:0 len=16384 chunk=4096 h=0', '5 unpin h=0'].join('\n') + '\n');
+    const recs = runProbe(
+      [
+        'counters nr_foll_pin_acquired',
+        '1 spawn p=0 name=a',
+        '2 mmap p=0 m=0 len=16384 prot=3 populate=1',
+        '3 mprotect p=0 a=0:12288 len=4096 prot=1',
+        '4 pinmax p=0 a=0:0 len=16384 chunk=4096 h=0',
+        '5 unpin h=0',
+      ].join('\n') + '\n',
+    );
     expect(step(recs, 3)).toMatchObject({ rc: 0 });
     expect(step(recs, 4)).toMatchObject({ op: 'pinmax', rc: 3, aux: -14 }); // the read-only chunk: -EFAULT
     expect(step(recs, 4).res).toMatchObject({ pages: 3, present: 3 });
@@ -89,12 +122,24 @@ describe('pinlab-probe on the host kernel', () => {
   });
 
   it('a vmsplice hold takes the pages, a failed register is an errno, fork is copy-on-write', () => {
-    const recs = runProbe(['counters nr_foll_pin_acquired',
-      '1 spawn p=0 name=parent', '2 mmap p=0 m=0 len=16384 prot=3', '3 touch p=0 a=0:0 len=16384 value=10',
-      '4 hold p=0 a=0:0 len=16384 h=0', '5 unpin h=0',
-      '6 mmap p=0 m=1 len=8192 prot=1', '7 pin p=0 a=1:0 len=8192 h=1',
-      '8 fork p=0 c=1 name=child', '9 write p=1 a=0:4096 value=5', '10 read p=0 a=0:4096', '11 read p=1 a=0:4096',
-      '12 exit p=1', '13 read p=1 a=0:0'].join('\n') + '\n');
+    const recs = runProbe(
+      [
+        'counters nr_foll_pin_acquired',
+        '1 spawn p=0 name=parent',
+        '2 mmap p=0 m=0 len=16384 prot=3',
+        '3 touch p=0 a=0:0 len=16384 value=10',
+        '4 hold p=0 a=0:0 len=16384 h=0',
+        '5 unpin h=0',
+        '6 mmap p=0 m=1 len=8192 prot=1',
+        '7 pin p=0 a=1:0 len=8192 h=1',
+        '8 fork p=0 c=1 name=child',
+        '9 write p=1 a=0:4096 value=5',
+        '10 read p=0 a=0:4096',
+        '11 read p=1 a=0:4096',
+        '12 exit p=1',
+        '13 read p=1 a=0:0',
+      ].join('\n') + '\n',
+    );
     expect(step(recs, 4)).toMatchObject({ rc: 4 });
     expect(step(recs, 5)).toMatchObject({ rc: 0 });
     expect(step(recs, 7).rc).toBeLessThan(0); // FOLL_WRITE on a read-only mapping
@@ -108,7 +153,12 @@ describe('pinlab-probe on the host kernel', () => {
     const file = path.join(__dirname, '..', '..', 'scenarios', 'kernel', 'longterm-pin-movable.yaml');
     const c = compileScenario(file, loadScenario(file));
     const recs = runProbe(c.program);
-    const rep = buildReport(file, c, { spec: 'host', release: os.release(), variant: 'v6.12' }, recs.map((r) => JSON.stringify(r)));
+    const rep = buildReport(
+      file,
+      c,
+      { spec: 'host', release: os.release(), variant: 'v6.12' },
+      recs.map((r) => JSON.stringify(r)),
+    );
     expect(rep.error).toBeUndefined();
     expect(rep.results.map((r) => r.result)).toEqual(['0', '0', '0', '4096', '1001', '5095', '0', '0', '0']);
     expect(rep.results[2]!.detail).toMatch(/^4096 pages present/);

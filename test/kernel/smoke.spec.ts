@@ -9,12 +9,21 @@ it('debian:6.12 runs scenarios/kernel/longterm-pin-movable.yaml and agrees with 
   let out = '';
   let err = '';
   const t0 = Date.now();
-  const code = await mainAsync(['kernel', 'scenarios/kernel/longterm-pin-movable.yaml', '--kernel', 'debian:6.12', '--diff', '--timeout', '150'],
-    { out: (s) => (out += s), err: (s) => (err += s) });
-  const failure = err.split('\n').filter((l) => l.startsWith('pinlab: ') && !/installing|fetching/.test(l)).join('\n');
+  const code = await mainAsync(
+    ['kernel', 'scenarios/kernel/longterm-pin-movable.yaml', '--kernel', 'debian:6.12', '--diff', '--timeout', '150'],
+    { out: (s) => (out += s), err: (s) => (err += s) },
+  );
+  const failure = err
+    .split('\n')
+    .filter((l) => l.startsWith('pinlab: ') && !/installing|fetching/.test(l))
+    .join('\n');
   if (code !== 0) throw new Error(failure || `exit ${code}:\n${out}`);
-  expect(out).toMatch(/^# scenarios\/kernel\/longterm-pin-movable\.yaml \[debian:6\.12: 6\.12\.\d+\+deb\d+-amd64, model v6\.12\]/);
-  expect(out).toMatch(/^= \[ {2}4\] vmm: pin\n {6}model: {2}-> 4096 .*4096 pinned \(DMA32 4096\); 4096 migrated.*\n {6}kernel: -> 4096 .*4096 pinned \(DMA32 4096\); 4096 migrated$/m);
+  expect(out).toMatch(
+    /^# scenarios\/kernel\/longterm-pin-movable\.yaml \[debian:6\.12: 6\.12\.\d+\+deb\d+-amd64, model v6\.12\]/,
+  );
+  expect(out).toMatch(
+    /^= \[ {2}4\] vmm: pin\n {6}model: {2}-> 4096 .*4096 pinned \(DMA32 4096\); 4096 migrated.*\n {6}kernel: -> 4096 .*4096 pinned \(DMA32 4096\); 4096 migrated$/m,
+  );
   expect(out).toMatch(/^# same: 9\/9 steps agree$/m);
   expect(Date.now() - t0).toBeLessThan(180_000);
 });

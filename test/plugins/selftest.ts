@@ -44,7 +44,9 @@ const testSpin = (): AgentState => ({
     if (op.op === 'spin') {
       const end = Number(op.ms ?? 1e9);
       const t0 = process.hrtime.bigint();
-      while (Number(process.hrtime.bigint() - t0) / 1e6 < end) { /* no preemption point */ }
+      while (Number(process.hrtime.bigint() - t0) / 1e6 < end) {
+        /* no preemption point */
+      }
     }
     return rc(0);
   },
@@ -61,7 +63,8 @@ const testLock = (env: AgentEnv): AgentState => ({
     if (op.op === 'lock') mutexLock(env.m.header, H_HOTPLUG_LOCK);
     else if (op.op === 'unlock') mutexUnlock(env.m.header, H_HOTPLUG_LOCK);
     else if (op.op === 'wait') {
-      for (let n = 0; n < 100_000; n++) waitWhileEqual(env.m.header, H_MAGIC, env.m.header[H_MAGIC]!, 'test-lock: an event that never comes', 10);
+      for (let n = 0; n < 100_000; n++)
+        waitWhileEqual(env.m.header, H_MAGIC, env.m.header[H_MAGIC]!, 'test-lock: an event that never comes', 10);
     } else if (op.op === 'yield') env.yieldPoint('test-lock:yield');
     return rc(0, op.op);
   },
@@ -84,44 +87,103 @@ const testClock = (env: AgentEnv): AgentState => ({
 });
 
 const SKIP = 'a harness self-test actor: it breaks the run on purpose';
-const model = (name: string, summary: string, create: (env: AgentEnv) => AgentState, ops: AgentModel['ops']): AgentModel =>
-  simpleActorModel(name, summary, create, ops, SKIP);
+const model = (
+  name: string,
+  summary: string,
+  create: (env: AgentEnv) => AgentState,
+  ops: AgentModel['ops'],
+): AgentModel => simpleActorModel(name, summary, create, ops, SKIP);
 
 const SELFTEST_AGENTS: AgentModel[] = [
-  model('test-throw', 'throws at its op throw (a simulator bug inside an actor)', testThrow, { noop: {}, throw: { why: 'string' } }),
+  model('test-throw', 'throws at its op throw (a simulator bug inside an actor)', testThrow, {
+    noop: {},
+    throw: { why: 'string' },
+  }),
   model('test-exit', 'ends its worker thread', testExit, { noop: {}, exit: {} }),
   model('test-spin', 'spins without a preemption point', testSpin, { noop: {}, spin: { ms: 'nat' } }),
-  model('test-lock', 'holds mem_hotplug_lock across ops and waits for an event that never comes', testLock, { lock: {}, unlock: {}, wait: {}, yield: {} }),
+  model('test-lock', 'holds mem_hotplug_lock across ops and waits for an event that never comes', testLock, {
+    lock: {},
+    unlock: {},
+    wait: {},
+    yield: {},
+  }),
   model('test-clock', 'reaches 1 to 3 preemption points depending on the clock', testClock, { tick: {} }),
 ];
 
 // ---- the selftest:* suites ----
-function selftest(name: string, summary: string, programs: Record<string, ActorOp[]>, schedule: number[] = [],
-  checks?: Suite['checks']): Suite {
+function selftest(
+  name: string,
+  summary: string,
+  programs: Record<string, ActorOp[]>,
+  schedule: number[] = [],
+  checks?: Suite['checks'],
+): Suite {
   return {
-    name: `selftest:${name}`, summary, actors: Object.keys(programs), properties: [], runs: 1, hidden: true, checks,
-    arbitrary: (fc, o) => fc.constant({ layout: MINI_LAYOUTS[0]!, variant: o.variant, programs, schedule, faults: {} } as Case),
+    name: `selftest:${name}`,
+    summary,
+    actors: Object.keys(programs),
+    properties: [],
+    runs: 1,
+    hidden: true,
+    checks,
+    arbitrary: (fc, o) =>
+      fc.constant({ layout: MINI_LAYOUTS[0]!, variant: o.variant, programs, schedule, faults: {} } as Case),
   };
 }
-const touch: ActorOp[] = [{ op: 'touch', map: 'buf', page: 0, write: true }, { op: 'touch', map: 'buf', page: 1, write: true }];
+const touch: ActorOp[] = [
+  { op: 'touch', map: 'buf', page: 0, write: true },
+  { op: 'touch', map: 'buf', page: 1, write: true },
+];
 const pinOne: ActorOp[] = [{ op: 'pin', map: 'buf', page: 0, pages: 1 }];
 const SELFTEST_SUITES: Suite[] = [
-  selftest('throw', 'an actor throws (a simulator bug)', { 'user-0': touch, 'test-throw-0': [{ op: 'noop' }, { op: 'throw' }] }),
-  selftest('exit', 'a worker thread exits under an actor', { 'user-0': touch, 'test-exit-0': [{ op: 'noop' }, { op: 'exit' }] }),
-  selftest('hang', 'an actor spins without a preemption point (use --timeout)', { 'user-0': touch, 'test-spin-0': [{ op: 'spin', ms: 3_600_000 }] }),
-  selftest('deadlock', 'an actor holds mem_hotplug_lock and waits for nothing while the hotplug agent offlines',
-    { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'wait' }], 'hotplug-0': [{ op: 'offline', block: 4 }] }, [0, 0, 0, 1]),
-  selftest('clock', 'an actor whose preemption points depend on the clock (try --check-determinism)',
-    { 'user-0': touch, 'test-clock-0': [{ op: 'tick' }, { op: 'tick' }, { op: 'tick' }, { op: 'tick' }] }, [1, 1, 1, 1, 1, 1, 1, 1]),
-  selftest('property', 'an end-of-run property check throws', { 'user-0': touch, 'pinner-0': pinOne }, [],
-    { 'selftest-check': () => { throw new Error('selftest: this property check is broken'); } }),
+  selftest('throw', 'an actor throws (a simulator bug)', {
+    'user-0': touch,
+    'test-throw-0': [{ op: 'noop' }, { op: 'throw' }],
+  }),
+  selftest('exit', 'a worker thread exits under an actor', {
+    'user-0': touch,
+    'test-exit-0': [{ op: 'noop' }, { op: 'exit' }],
+  }),
+  selftest('hang', 'an actor spins without a preemption point (use --timeout)', {
+    'user-0': touch,
+    'test-spin-0': [{ op: 'spin', ms: 3_600_000 }],
+  }),
+  selftest(
+    'deadlock',
+    'an actor holds mem_hotplug_lock and waits for nothing while the hotplug agent offlines',
+    { 'test-lock-0': [{ op: 'lock' }, { op: 'yield' }, { op: 'wait' }], 'hotplug-0': [{ op: 'offline', block: 4 }] },
+    [0, 0, 0, 1],
+  ),
+  selftest(
+    'clock',
+    'an actor whose preemption points depend on the clock (try --check-determinism)',
+    { 'user-0': touch, 'test-clock-0': [{ op: 'tick' }, { op: 'tick' }, { op: 'tick' }, { op: 'tick' }] },
+    [1, 1, 1, 1, 1, 1, 1, 1],
+  ),
+  selftest('property', 'an end-of-run property check throws', { 'user-0': touch, 'pinner-0': pinOne }, [], {
+    'selftest-check': () => {
+      throw new Error('selftest: this property check is broken');
+    },
+  }),
   // a failure found at once whose shrinking takes seconds (every case spins 250 ms): to interrupt shrinking
   {
-    name: 'selftest:shrink', summary: 'an actor throws in a long program that takes seconds to shrink (interrupt it while shrinking)',
-    actors: ['test-spin-0', 'test-throw-0'], properties: [], runs: 1, hidden: true,
-    arbitrary: (fc, o) => fc.array(fc.constantFrom<ActorOp>({ op: 'noop' }, { op: 'throw' }), { minLength: 24, maxLength: 24 })
-      .map((prog) => ({ layout: MINI_LAYOUTS[0]!, variant: o.variant, schedule: [], faults: {},
-        programs: { 'test-spin-0': [{ op: 'spin', ms: 250 }], 'test-throw-0': [...prog, { op: 'throw' }] } } as Case)),
+    name: 'selftest:shrink',
+    summary: 'an actor throws in a long program that takes seconds to shrink (interrupt it while shrinking)',
+    actors: ['test-spin-0', 'test-throw-0'],
+    properties: [],
+    runs: 1,
+    hidden: true,
+    arbitrary: (fc, o) =>
+      fc.array(fc.constantFrom<ActorOp>({ op: 'noop' }, { op: 'throw' }), { minLength: 24, maxLength: 24 }).map(
+        (prog) =>
+          ({
+            layout: MINI_LAYOUTS[0]!,
+            variant: o.variant,
+            schedule: [],
+            faults: {},
+            programs: { 'test-spin-0': [{ op: 'spin', ms: 250 }], 'test-throw-0': [...prog, { op: 'throw' }] },
+          }) as Case,
+      ),
   },
 ];
 
@@ -166,15 +228,22 @@ function allocHammer(t: AllocHammerTask): AllocHammerResult {
     r.frees++;
   };
   for (let i = 0; i < t.ops; i++) {
-    if (held.length && (rng.below(2) === 0 || held.length > t.holdMax)) { release(rng.below(held.length)); continue; }
+    if (held.length && (rng.below(2) === 0 || held.length > t.holdMax)) {
+      release(rng.below(held.length));
+      continue;
+    }
     const order = rng.below(8) === 0 ? rng.below(t.maxOrder + 1) : 0;
     const gfp = t.gfps[rng.below(t.gfps.length)]! | (order ? __GFP_COMP : 0);
     const pfn = allocPages(m, gfp | __GFP_NORETRY, order); // no process to OOM-kill: fail instead of panicking
-    if (pfn === NO_PAGE) { r.failures++; continue; }
+    if (pfn === NO_PAGE) {
+      r.failures++;
+      continue;
+    }
     r.allocs++;
     for (let p = pfn; p < pfn + (1 << order); p++) {
       const prev = Atomics.compareExchange(owner, p, 0, t.id);
-      if (prev !== 0 && r.doubles.length < 10) r.doubles.push(`pfn ${p} handed to hammer ${t.id} while hammer ${prev} holds it`);
+      if (prev !== 0 && r.doubles.length < 10)
+        r.doubles.push(`pfn ${p} handed to hammer ${t.id} while hammer ${prev} holds it`);
     }
     held.push([pfn, order]);
   }

@@ -18,5 +18,7 @@ it('the example is registered, has its mutation entry and its committed regressi
   expect(PROPERTIES).toContain(lruIsolationBalanced);
   const mu = KERNEL_MUTATIONS.find((x) => x.property === lruIsolationBalanced.name);
   expect(mu).toMatchObject({ variant: 'v6.1', fixed: 'v6.1+-R10' });
-  expect(fs.existsSync(path.join(root, 'regressions', `longterm-pin-v6.1-lru-isolation-balanced-${mu!.seed}.json`))).toBe(true);
+  expect(
+    fs.existsSync(path.join(root, 'regressions', `longterm-pin-v6.1-lru-isolation-balanced-${mu!.seed}.json`)),
+  ).toBe(true);
 });

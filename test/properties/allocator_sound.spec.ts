@@ -24,8 +24,20 @@ const machineArb = fc.record({
 });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('alloc' as const), gfp: fc.constantFrom(...GFPS), order: fc.integer({ min: 0, max: 4 }), pin: fc.boolean(), cpu: fc.integer({ min: 0, max: 3 }) }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('free' as const), which: fc.nat(), cpu: fc.integer({ min: 0, max: 3 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant('alloc' as const),
+      gfp: fc.constantFrom(...GFPS),
+      order: fc.integer({ min: 0, max: 4 }),
+      pin: fc.boolean(),
+      cpu: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant('free' as const), which: fc.nat(), cpu: fc.integer({ min: 0, max: 3 }) }),
+  },
   { weight: 1, arbitrary: fc.constant({ op: 'drain' as const }) },
 );
 
@@ -38,15 +50,20 @@ function cmdlineFor(mc: { memKiB: number; movablePct: number; cmaPageblocks: num
 
 function perOrderFree(m: Memmap): number[] {
   const out: number[] = [];
-  for (let z = 0; z < MAX_NR_ZONES; z++) for (let o = 0; o <= m.maxOrder; o++) {
-    let n = 0;
-    for (let mt = 0; mt < 6; mt++) n += m.zones[freeAreaCount(m, z, o, mt)]!;
-    out.push(n);
-  }
+  for (let z = 0; z < MAX_NR_ZONES; z++)
+    for (let o = 0; o <= m.maxOrder; o++) {
+      let n = 0;
+      for (let mt = 0; mt < 6; mt++) n += m.zones[freeAreaCount(m, z, o, mt)]!;
+      out.push(n);
+    }
   return out;
 }
 
-interface Allocation { pfn: number; order: number; movable: boolean }
+interface Allocation {
+  pfn: number;
+  order: number;
+  movable: boolean;
+}
 
 it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns: 150 })(
   'allocator-sound: every managed frame is free, cached or in use exactly once',
@@ -57,7 +74,9 @@ it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns
       drainAllPages(m);
       const boot = perOrderFree(m);
       const live: Allocation[] = [];
-      const fail = (why: string) => { throw new Error(`${why}\ncmdline: ${cmdlineFor(mc)}`); };
+      const fail = (why: string) => {
+        throw new Error(`${why}\ncmdline: ${cmdlineFor(mc)}`);
+      };
       for (const op of ops) {
         if (op.op === 'alloc') {
           current().cpu = op.cpu;
@@ -68,9 +87,11 @@ it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns
           const movable = gfpMigratetype(gfp) === MIGRATE_MOVABLE && !op.pin;
           if (op.pin) memallocPinRestore(saved);
           if (pfn === NO_PAGE) continue;
-          if (!movable && m.pageZonenum(pfn) === ZONE_MOVABLE) fail(`non-movable allocation in ZONE_MOVABLE at pfn ${pfn}`);
+          if (!movable && m.pageZonenum(pfn) === ZONE_MOVABLE)
+            fail(`non-movable allocation in ZONE_MOVABLE at pfn ${pfn}`);
           for (let p = pfn; p < pfn + (1 << op.order); p++) {
-            if (!movable && m.getPageblockMigratetype(p) === MIGRATE_CMA) fail(`non-movable allocation in a CMA pageblock at pfn ${p}`);
+            if (!movable && m.getPageblockMigratetype(p) === MIGRATE_CMA)
+              fail(`non-movable allocation in a CMA pageblock at pfn ${p}`);
           }
           live.push({ pfn, order: op.order, movable });
         } else if (op.op === 'free') {
@@ -84,7 +105,8 @@ it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns
         let inUse = 0;
         for (const a of live) {
           inUse += 1 << a.order;
-          for (let p = a.pfn; p < a.pfn + (1 << a.order); p++) if (census.onList[p]) fail(`allocated pfn ${p} is also on a free list`);
+          for (let p = a.pfn; p < a.pfn + (1 << a.order); p++)
+            if (census.onList[p]) fail(`allocated pfn ${p} is also on a free list`);
         }
         const used = census.used.reduce((x, y) => x + y, 0);
         if (used !== inUse) fail(`zones account ${used} frames in use, the program holds ${inUse}`);

@@ -41,24 +41,73 @@ export const MACHINES = [
 ];
 
 export const pinOpArb: fc.Arbitrary<PinOp> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('mmap' as const), p: fc.nat(NPROC - 1), pages: fc.integer({ min: 1, max: 12 }), populate: fc.boolean() }) },
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('touch' as const), p: fc.nat(NPROC - 1), map: fc.nat(3), page: fc.nat(11), value: fc.integer({ min: 1, max: 1 << 30 }) }) },
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('pin' as const), p: fc.nat(NPROC - 1), map: fc.nat(3), page: fc.nat(11), len: fc.integer({ min: 1, max: 8 }),
-    longterm: fc.boolean(), fast: fc.boolean(), write: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('mmap' as const),
+      p: fc.nat(NPROC - 1),
+      pages: fc.integer({ min: 1, max: 12 }),
+      populate: fc.boolean(),
+    }),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant('touch' as const),
+      p: fc.nat(NPROC - 1),
+      map: fc.nat(3),
+      page: fc.nat(11),
+      value: fc.integer({ min: 1, max: 1 << 30 }),
+    }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant('pin' as const),
+      p: fc.nat(NPROC - 1),
+      map: fc.nat(3),
+      page: fc.nat(11),
+      len: fc.integer({ min: 1, max: 8 }),
+      longterm: fc.boolean(),
+      fast: fc.boolean(),
+      write: fc.boolean(),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('unpin' as const), pin: fc.nat(7), dirty: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('munmap' as const), p: fc.nat(NPROC - 1), map: fc.nat(3), page: fc.nat(11), pages: fc.integer({ min: 1, max: 6 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('munmap' as const),
+      p: fc.nat(NPROC - 1),
+      map: fc.nat(3),
+      page: fc.nat(11),
+      pages: fc.integer({ min: 1, max: 6 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('fork' as const), p: fc.nat(NPROC - 1) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('exit' as const), p: fc.nat(NPROC - 1) }) },
 );
 
 /** What a run did, summed over runs, so a test can show the property is not vacuous. */
-export interface PinStats { longterm: number; shortterm: number; migrated: number; thpPinned: number; failed: number }
+export interface PinStats {
+  longterm: number;
+  shortterm: number;
+  migrated: number;
+  thpPinned: number;
+  failed: number;
+}
 export function newPinStats(): PinStats {
   return { longterm: 0, shortterm: 0, migrated: 0, thpPinned: 0, failed: 0 };
 }
 
 type Proc = ProcModel;
-interface Held { pages: number[]; n: number; longterm: boolean; write: boolean; where: string }
+interface Held {
+  pages: number[];
+  n: number;
+  longterm: boolean;
+  write: boolean;
+  where: string;
+}
 
 function settle(m: Memmap): void {
   lruAddDrainAll(m);
@@ -69,11 +118,18 @@ function settle(m: Memmap): void {
  * Run ops on a fresh mini machine under a kernel variant and throw on the first broken promise. The
  * variant and the pofs fault point are restored on the way out.
  */
-export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: string; pofsAllocFails?: boolean; stats?: PinStats } = {}): void {
+export function runPinOps(
+  cmdline: string,
+  ops: PinOp[],
+  opts: { variant?: string; pofsAllocFails?: boolean; stats?: PinStats } = {},
+): void {
   const stats = opts.stats ?? newPinStats();
   const task = newTask(1, 'pin_balance', 0);
-  const saved = enterContext({ variant: parseVariant(opts.variant ?? 'v6.12'), task,
-    faultHook: (point) => point === 'gup:pofs-alloc' && opts.pofsAllocFails === true });
+  const saved = enterContext({
+    variant: parseVariant(opts.variant ?? 'v6.12'),
+    task,
+    faultHook: (point) => point === 'gup:pofs-alloc' && opts.pofsAllocFails === true,
+  });
   try {
     const m = bootFromSpec({ cmdline, geometry: 'mini' }).m;
     settle(m);
@@ -103,7 +159,8 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
           const vpn = doMmap(m, p.mm, { nrPages: o.pages, prot: PROT_READ | PROT_WRITE, populate: o.populate });
           if (vpn < 0) break;
           p.maps.push({ vpn, pages: o.pages });
-          if (o.populate) for (let v = vpn; v < vpn + o.pages; v++) p.content.set(v, 0); // MAP_POPULATE write-faults zeroed pages
+          // MAP_POPULATE write-faults zeroed pages
+          if (o.populate) for (let v = vpn; v < vpn + o.pages; v++) p.content.set(v, 0);
           break;
         }
         case 'touch': {
@@ -131,7 +188,8 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
             // the process's page tables point at the frames the device got
             for (let k = 0; k < rc; k++) {
               const now = pfnOf(m, p.mm, vpn + k);
-              if (now !== pages[k]) throw new Error(`${where}: vpn ${vpn + k} maps pfn ${now}, the pin returned ${pages[k]}`);
+              if (now !== pages[k])
+                throw new Error(`${where}: vpn ${vpn + k} maps pfn ${now}, the pin returned ${pages[k]}`);
             }
           }
           break;
@@ -153,10 +211,16 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
           if (p) modelFork(m, procs, p);
           break;
         }
-        case 'exit': modelExit(m, procs, o.p); break;
+        case 'exit':
+          modelExit(m, procs, o.p);
+          break;
       }
-      if (task.oomKills.length) throw new Error(`${where}: the OOM killer ran (${JSON.stringify(task.oomKills[0])}); the property sizes memory so it never should`);
-      for (const h of held) if (h.longterm) fail(`${where} (pin from ${h.where})`, longtermPinErrors(m, h.pages, h.n, zero));
+      if (task.oomKills.length)
+        throw new Error(
+          `${where}: the OOM killer ran (${JSON.stringify(task.oomKills[0])}); the property sizes memory so it never should`,
+        );
+      for (const h of held)
+        if (h.longterm) fail(`${where} (pin from ${h.where})`, longtermPinErrors(m, h.pages, h.n, zero));
       checkContent(m, procs, where);
     });
     for (const h of held.splice(0)) unpinUserPagesDirtyLock(m, h.pages, h.n, h.write);
@@ -165,8 +229,12 @@ export function runPinOps(cmdline: string, ops: PinOp[], opts: { variant?: strin
     fail('after unpinning everything and exiting', checkAllocator(m).errors);
     const s = vmstatSnapshot(m);
     stats.migrated += s.pgmigrate_success;
-    fail('after unpinning everything and exiting', pinBalanceErrors(m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, base));
-    if (s.nr_isolated_anon !== 0) throw new Error(`nr_isolated_anon ${s.nr_isolated_anon} after everything was released`);
+    fail(
+      'after unpinning everything and exiting',
+      pinBalanceErrors(m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, base),
+    );
+    if (s.nr_isolated_anon !== 0)
+      throw new Error(`nr_isolated_anon ${s.nr_isolated_anon} after everything was released`);
   } finally {
     leaveContext(saved);
   }
@@ -186,8 +254,12 @@ describe('pin balance (properties)', () => {
   it('v6.12: long-term pins stay out of ZONE_MOVABLE/CMA while held; everything balances after unpin and exit', () => {
     const stats = newPinStats();
     fc.assert(
-      fc.property(fc.constantFrom(...MACHINES), fc.constantFrom('always', 'never'), fc.array(pinOpArb, { minLength: 1, maxLength: 40, size: 'max' }),
-        (machine, thp, ops) => runPinOps(`${machine} transparent_hugepage=${thp}`, ops, { stats })),
+      fc.property(
+        fc.constantFrom(...MACHINES),
+        fc.constantFrom('always', 'never'),
+        fc.array(pinOpArb, { minLength: 1, maxLength: 40, size: 'max' }),
+        (machine, thp, ops) => runPinOps(`${machine} transparent_hugepage=${thp}`, ops, { stats }),
+      ),
       { numRuns: 100 },
     );
     // not vacuous: the runs pinned long- and short-term, migrated, and pinned THPs through _pincount
@@ -198,11 +270,14 @@ describe('pin balance (properties)', () => {
   });
 
   it('the fixed sequences pass on v6.12 (on both machines, slow and fast pins)', () => {
-    for (const machine of MACHINES) for (const fast of [false, true]) expect(() => runPinOps(machine, pinOnce(fast))).not.toThrow();
+    for (const machine of MACHINES)
+      for (const fast of [false, true]) expect(() => runPinOps(machine, pinOnce(fast))).not.toThrow();
   });
 
   it('the checker catches v5.12 (long-term pins left in ZONE_MOVABLE)', () => {
-    expect(() => runPinOps(MACHINES[0]!, pinOnce(false), { variant: 'v5.12' })).toThrow(/long-term pin of pfn \d+ in ZONE_MOVABLE/);
+    expect(() => runPinOps(MACHINES[0]!, pinOnce(false), { variant: 'v5.12' })).toThrow(
+      /long-term pin of pfn \d+ in ZONE_MOVABLE/,
+    );
     expect(() => runPinOps(MACHINES[0]!, pinOnce(true), { variant: 'v5.12' })).toThrow(/in ZONE_MOVABLE/);
   });
 

@@ -5,7 +5,11 @@ import { doMunmap, dupMm, exitMmap } from '../../mm/mmap';
 import { getUser } from '../../mm/memory';
 
 /** A process as the property specs model it: its mappings and the word it last wrote at each vpn. */
-export interface ProcModel { mm: number; maps: { vpn: number; pages: number }[]; content: Map<number, number> }
+export interface ProcModel {
+  mm: number;
+  maps: { vpn: number; pages: number }[];
+  content: Map<number, number>;
+}
 
 /** Every word each process wrote still reads back; throws naming the first that does not. */
 export function checkContent(m: Memmap, procs: (ProcModel | null)[], where: string): void {
@@ -19,7 +23,14 @@ export function checkContent(m: Memmap, procs: (ProcModel | null)[], where: stri
 }
 
 /** munmap() of pages [page, page + pages) of one of p's maps (clamped to it); the model forgets them. */
-export function modelMunmap(m: Memmap, p: ProcModel, map: { vpn: number; pages: number }, page: number, pages: number, where: string): void {
+export function modelMunmap(
+  m: Memmap,
+  p: ProcModel,
+  map: { vpn: number; pages: number },
+  page: number,
+  pages: number,
+  where: string,
+): void {
   const start = map.vpn + (page % map.pages);
   const n = Math.min(pages, map.vpn + map.pages - start);
   if (doMunmap(m, p.mm, start, n) !== 0) throw new Error(`${where}: munmap failed`);
@@ -37,15 +48,29 @@ export function modelFork(m: Memmap, procs: (ProcModel | null)[], p: ProcModel):
 /** exit of the process in slot i, if any. */
 export function modelExit(m: Memmap, procs: (ProcModel | null)[], i: number): void {
   const p = procs[i];
-  if (p) { exitMmap(m, p.mm); procs[i] = null; }
+  if (p) {
+    exitMmap(m, p.mm);
+    procs[i] = null;
+  }
 }
 
-/** A process model's bookkeeping after munmap of [start, start + n) inside one of its maps: forget the pages, split the map. */
-export function forgetUnmapped(p: { maps: { vpn: number; pages: number }[]; content: Map<number, unknown> }, map: { vpn: number; pages: number },
-  start: number, n: number): void {
+/**
+ * A process model's bookkeeping after munmap of [start, start + n) inside one of its maps: forget the pages, split the
+ * map.
+ */
+export function forgetUnmapped(
+  p: { maps: { vpn: number; pages: number }[]; content: Map<number, unknown> },
+  map: { vpn: number; pages: number },
+  start: number,
+  n: number,
+): void {
   for (let v = start; v < start + n; v++) p.content.delete(v);
-  p.maps = p.maps.flatMap((mp) => (mp !== map ? [mp] : [
-    ...(start > mp.vpn ? [{ vpn: mp.vpn, pages: start - mp.vpn }] : []),
-    ...(start + n < mp.vpn + mp.pages ? [{ vpn: start + n, pages: mp.vpn + mp.pages - start - n }] : []),
-  ]));
+  p.maps = p.maps.flatMap((mp) =>
+    mp !== map
+      ? [mp]
+      : [
+          ...(start > mp.vpn ? [{ vpn: mp.vpn, pages: start - mp.vpn }] : []),
+          ...(start + n < mp.vpn + mp.pages ? [{ vpn: start + n, pages: mp.vpn + mp.pages - start - n }] : []),
+        ],
+  );
 }

@@ -13,13 +13,28 @@ import { PROT_READ } from '../../../mm/mmap';
 import { errname, EEXIST, E2BIG, EPERM, ENOENT, ENXIO, ENOMEM, EINTR, ESRCH, EINVAL } from '../../../mm/errno';
 
 const MODELS = Object.values(DEVICE_MODELS);
-const SHAPE: GenShape = { maps: [{ name: 'a', pages: 8 }, { name: 'b', pages: 4 }, { name: 'ro', pages: 4 }], maxPages: 4 };
+const SHAPE: GenShape = {
+  maps: [
+    { name: 'a', pages: 8 },
+    { name: 'b', pages: 4 },
+    { name: 'ro', pages: 4 },
+  ],
+  maxPages: 4,
+};
 const RIG_MAPS = { a: 8, b: 4, ro: { nrPages: 4, prot: PROT_READ } };
 const NUM_RUNS = 100;
 const SEED = 20250607;
 
-interface Step { op: DeviceOp; kill: boolean; fail: boolean }
-interface Program { rlimit: number | undefined; cap: boolean; steps: Step[] }
+interface Step {
+  op: DeviceOp;
+  kill: boolean;
+  fail: boolean;
+}
+interface Program {
+  rlimit: number | undefined;
+  cap: boolean;
+  steps: Step[];
+}
 
 function arbProgram(model: DeviceModel): fc.Arbitrary<Program> {
   const step = fc.record({
@@ -27,7 +42,11 @@ function arbProgram(model: DeviceModel): fc.Arbitrary<Program> {
     kill: fc.oneof({ weight: 14, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     fail: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   });
-  return fc.record({ rlimit: fc.constantFrom(undefined, 0, 3, 12), cap: fc.boolean(), steps: fc.array(step, { minLength: 1, maxLength: 30, size: 'max' }) });
+  return fc.record({
+    rlimit: fc.constantFrom(undefined, 0, 3, 12),
+    cap: fc.boolean(),
+    steps: fc.array(step, { minLength: 1, maxLength: 30, size: 'max' }),
+  });
 }
 
 /** (op, rc) pairs a program produced with rc < 0, by "op rc". */
@@ -64,7 +83,9 @@ function runProgram(model: DeviceModel, p: Program, seen?: Seen): void {
       if (!Number.isInteger(res.rc)) throw new Error(`${model.name} ${s.op.op} returned a non-integer rc ${res.rc}`);
       if (!errnoAllowed(model, s.op.op, res.rc)) {
         const declared = (model.errnos[s.op.op] ?? []).map(errname).join(', ');
-        throw new Error(`errno-contract: ${model.name} ${s.op.op} returned ${errname(res.rc)}, not in its declaration [${declared}] (${res.detail ?? 'no detail'})`);
+        throw new Error(
+          `errno-contract: ${model.name} ${s.op.op} returned ${errname(res.rc)}, not in its declaration [${declared}] (${res.detail ?? 'no detail'})`,
+        );
       }
       if (res.rc < 0 && seen) {
         const k = `${s.op.op} ${res.rc}`;
@@ -90,7 +111,12 @@ describe('errno-contract: declarations', () => {
   it('every op name a model generates has a declaration, and every declared op is one step() accepts', () => {
     for (const model of MODELS) {
       const generated = new Set(fc.sample(model.arbitrary(fc, SHAPE), { numRuns: 2000, seed: 1 }).map((op) => op.op));
-      for (const op of generated) expect([model.name, op, Object.prototype.hasOwnProperty.call(model.errnos, op)]).toEqual([model.name, op, true]);
+      for (const op of generated)
+        expect([model.name, op, Object.prototype.hasOwnProperty.call(model.errnos, op)]).toEqual([
+          model.name,
+          op,
+          true,
+        ]);
       const r = rig(model, { maps: RIG_MAPS });
       for (const op of Object.keys(model.errnos)) {
         expect([model.name, op, r.run({ op }).detail ?? '']).not.toEqual([model.name, op, `unknown op ${op}`]);
@@ -158,36 +184,70 @@ describe('errno-contract: each model produces declared errnos (deterministic ops
 
   // named errno paths beyond a missing field; a model need not have one
   const cases: [string, (r: Rig) => [DeviceOp, number], number][] = [
-    ['vfio-type1', (r) => { // vfio_dma_do_map(): an overlapping mapping
-      r.run({ op: 'map_dma', iova: 0, vaddr: r.va('a'), size: 2 * PAGE, read: true, write: true });
-      const op = { op: 'map_dma', iova: PAGE, vaddr: r.va('a', 2), size: PAGE, read: true, write: true };
-      return [op, r.run(op).rc];
-    }, -EEXIST],
-    ['vfio-mdev', (r) => { // vfio_device_container_pin_pages(): npage > VFIO_PIN_PAGES_MAX_ENTRIES
-      const op = { op: 'pin_pages', iova: 0, npage: 513, write: false };
-      return [op, r.run(op).rc];
-    }, -E2BIG],
-    ['iommufd-access', (r) => { // iommufd_access_pin_pages(): check_area_prot() of a read-only area
-      r.run({ op: 'ioas_map', iova: 0, vaddr: r.va('a'), length: 2 * PAGE, read: true, write: false });
-      const op = { op: 'access_pin', iova: 0, length: PAGE, write: true };
-      return [op, r.run(op).rc];
-    }, -EPERM],
-    ['rdma-umem', (r) => { // uobj_perform_destroy(): no MR with that handle
-      const op = { op: 'dereg_mr', mr: 7 };
-      return [op, r.run(op).rc];
-    }, -ENOENT],
-    ['rdma-odp', (r) => {
-      const op = { op: 'dereg_mr', lkey: 0x1234 };
-      return [op, r.run(op).rc];
-    }, -ENOENT],
-    ['io_uring-fixed', (r) => { // io_sqe_buffers_unregister() with nothing registered
-      const op = { op: 'unregister' };
-      return [op, r.run(op).rc];
-    }, -ENXIO],
-    ['example-pinbuf', (r) => { // ib_umem_get()'s pinned_vm over RLIMIT_MEMLOCK (3 pages)
-      const op = { op: 'pin', vaddr: r.va('a'), len: 4 * PAGE };
-      return [op, r.run(op).rc];
-    }, -ENOMEM],
+    [
+      'vfio-type1',
+      (r) => {
+        // vfio_dma_do_map(): an overlapping mapping
+        r.run({ op: 'map_dma', iova: 0, vaddr: r.va('a'), size: 2 * PAGE, read: true, write: true });
+        const op = { op: 'map_dma', iova: PAGE, vaddr: r.va('a', 2), size: PAGE, read: true, write: true };
+        return [op, r.run(op).rc];
+      },
+      -EEXIST,
+    ],
+    [
+      'vfio-mdev',
+      (r) => {
+        // vfio_device_container_pin_pages(): npage > VFIO_PIN_PAGES_MAX_ENTRIES
+        const op = { op: 'pin_pages', iova: 0, npage: 513, write: false };
+        return [op, r.run(op).rc];
+      },
+      -E2BIG,
+    ],
+    [
+      'iommufd-access',
+      (r) => {
+        // iommufd_access_pin_pages(): check_area_prot() of a read-only area
+        r.run({ op: 'ioas_map', iova: 0, vaddr: r.va('a'), length: 2 * PAGE, read: true, write: false });
+        const op = { op: 'access_pin', iova: 0, length: PAGE, write: true };
+        return [op, r.run(op).rc];
+      },
+      -EPERM,
+    ],
+    [
+      'rdma-umem',
+      (r) => {
+        // uobj_perform_destroy(): no MR with that handle
+        const op = { op: 'dereg_mr', mr: 7 };
+        return [op, r.run(op).rc];
+      },
+      -ENOENT,
+    ],
+    [
+      'rdma-odp',
+      (r) => {
+        const op = { op: 'dereg_mr', lkey: 0x1234 };
+        return [op, r.run(op).rc];
+      },
+      -ENOENT,
+    ],
+    [
+      'io_uring-fixed',
+      (r) => {
+        // io_sqe_buffers_unregister() with nothing registered
+        const op = { op: 'unregister' };
+        return [op, r.run(op).rc];
+      },
+      -ENXIO,
+    ],
+    [
+      'example-pinbuf',
+      (r) => {
+        // ib_umem_get()'s pinned_vm over RLIMIT_MEMLOCK (3 pages)
+        const op = { op: 'pin', vaddr: r.va('a'), len: 4 * PAGE };
+        return [op, r.run(op).rc];
+      },
+      -ENOMEM,
+    ],
   ];
 
   it('each named case is a registered model', () => {
@@ -226,24 +286,39 @@ describe('errno-contract: random programs (fast-check)', () => {
   it.each(MODELS.map((m) => [m.name, m] as const))('%s: every result is a declared errno', (_name, model) => {
     const seen: Seen = new Map();
     seenBy.set(model.name, seen);
-    fc.assert(fc.property(arbProgram(model), (p) => runProgram(model, p, seen)), { numRuns: NUM_RUNS, seed: SEED });
+    fc.assert(
+      fc.property(arbProgram(model), (p) => runProgram(model, p, seen)),
+      { numRuns: NUM_RUNS, seed: SEED },
+    );
     // the programs reach the error paths: several distinct declared errnos per model
     expect(new Set([...seen.values()].map((e) => e.rc)).size).toBeGreaterThanOrEqual(2);
   });
 
-  it.each(MODELS.map((m) => [m.name, m] as const))('%s: the property fails once any errno it saw is taken out of the declaration', (_name, model) => {
-    let seen = seenBy.get(model.name);
-    if (!seen) { // run alone (jest -t): collect what the property produces first
-      seen = new Map();
-      const s = seen;
-      fc.assert(fc.property(arbProgram(model), (p) => runProgram(model, p, s)), { numRuns: NUM_RUNS, seed: SEED });
-    }
-    expect(seen.size).toBeGreaterThan(0);
-    for (const { op, rc } of seen.values()) {
-      const crippled = without(model, op, rc);
-      const out = fc.check(fc.property(arbProgram(crippled), (p) => runProgram(crippled, p)), { numRuns: NUM_RUNS, seed: SEED, endOnFailure: true });
-      expect([op, errname(rc), out.failed]).toEqual([op, errname(rc), true]);
-      expect(String((out.errorInstance as Error).message)).toContain(`${model.name} ${op} returned ${errname(rc)}, not in its declaration`);
-    }
-  });
+  it.each(MODELS.map((m) => [m.name, m] as const))(
+    '%s: the property fails once any errno it saw is taken out of the declaration',
+    (_name, model) => {
+      let seen = seenBy.get(model.name);
+      if (!seen) {
+        // run alone (jest -t): collect what the property produces first
+        seen = new Map();
+        const s = seen;
+        fc.assert(
+          fc.property(arbProgram(model), (p) => runProgram(model, p, s)),
+          { numRuns: NUM_RUNS, seed: SEED },
+        );
+      }
+      expect(seen.size).toBeGreaterThan(0);
+      for (const { op, rc } of seen.values()) {
+        const crippled = without(model, op, rc);
+        const out = fc.check(
+          fc.property(arbProgram(crippled), (p) => runProgram(crippled, p)),
+          { numRuns: NUM_RUNS, seed: SEED, endOnFailure: true },
+        );
+        expect([op, errname(rc), out.failed]).toEqual([op, errname(rc), true]);
+        expect(String((out.errorInstance as Error).message)).toContain(
+          `${model.name} ${op} returned ${errname(rc)}, not in its declaration`,
+        );
+      }
+    },
+  );
 });

@@ -38,7 +38,9 @@ describe('example-pinbuf (the docs/adding-a-device.md example)', () => {
     expect(r.run({ op: 'pin', vaddr: { map: 'buf', off: 14 }, len: 3 * PAGE }).rc).toBe(-EFAULT);
     expect(pinsHeld(r.m)).toBe(0);
     expectReleased(r);
-    expect(rig(examplePinbuf, { rlimitMemlockPages: 0 }).run({ op: 'pin', vaddr: { map: 'buf', off: 0 }, len: PAGE }).rc).toBe(-EPERM);
+    expect(
+      rig(examplePinbuf, { rlimitMemlockPages: 0 }).run({ op: 'pin', vaddr: { map: 'buf', off: 0 }, len: PAGE }).rc,
+    ).toBe(-EPERM);
   });
 
   it('no-longterm is caught by the pinnable check', () => {
@@ -57,14 +59,17 @@ describe('example-pinbuf (the docs/adding-a-device.md example)', () => {
 
   it('generated ops keep the promises', () => {
     const shape = { maps: [{ name: 'a', pages: 8 }], maxPages: 4 };
-    fc.assert(fc.property(fc.array(examplePinbuf.arbitrary(fc, shape), { maxLength: 20 }), (ops) => {
-      const r = rig(examplePinbuf, { maps: { a: 8 } });
-      for (const op of ops) {
-        expect(r.run(op).violation).toBeUndefined();
-        expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
-      }
-      r.dev.teardown();
-      expectReleased(r);
-    }), { numRuns: 30, seed: 1 });
+    fc.assert(
+      fc.property(fc.array(examplePinbuf.arbitrary(fc, shape), { maxLength: 20 }), (ops) => {
+        const r = rig(examplePinbuf, { maps: { a: 8 } });
+        for (const op of ops) {
+          expect(r.run(op).violation).toBeUndefined();
+          expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
+        }
+        r.dev.teardown();
+        expectReleased(r);
+      }),
+      { numRuns: 30, seed: 1 },
+    );
   });
 });

@@ -27,7 +27,7 @@ export const PAGE = 4096;
 export interface RigOptions {
   cmd?: string;
   /** mappings to create, name -> pages or full mmap arguments (default: buf 16 pages, rw) */
-  maps?: Record<string, number | Omit<MmapArgs, 'nrPages'> & { nrPages: number }>;
+  maps?: Record<string, number | (Omit<MmapArgs, 'nrPages'> & { nrPages: number })>;
   rlimitMemlockPages?: number;
   capIpcLock?: boolean;
   bugs?: string[];
@@ -66,14 +66,26 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
   const traces: string[] = [];
   const rng = new Prng(12345);
   const env: DeviceEnv = {
-    m, mm, name: `${model.name}/0`, bugs: new Set(o.bugs ?? []),
+    m,
+    mm,
+    name: `${model.name}/0`,
+    bugs: new Set(o.bugs ?? []),
     rand: (n) => rng.below(n),
-    yieldPoint: (label) => { yields.push(label); o.onYield?.(label); },
+    yieldPoint: (label) => {
+      yields.push(label);
+      o.onYield?.(label);
+    },
     trace: (line) => traces.push(line),
   };
   const dev = model.create(env);
   return {
-    m, mm, maps, env, dev, yields, traces,
+    m,
+    mm,
+    maps,
+    env,
+    dev,
+    yields,
+    traces,
     run: (op) => dev.step(resolveOp(op, maps)),
     va: (map, off = 0) => (maps[map]! + off) * PAGE,
   };
@@ -93,8 +105,12 @@ export function checkHeld(m: Memmap, held: HeldPage[]): string[] {
   const errors: string[] = [];
   for (const h of held) {
     const head = m.compoundHead(h.pfn);
-    if (m.flags[head]! & PG_zero) continue; // a read-only pin of untouched memory maps the zero page, which is never counted
-    if (h.longterm && !folioIsLongtermPinnable(m, head)) errors.push(`iova page ${h.iova}: pfn ${h.pfn} is long-term pinned but not pinnable (zone ${m.pageZonenum(h.pfn)})`);
+    // a read-only pin of untouched memory maps the zero page, which is never counted
+    if (m.flags[head]! & PG_zero) continue;
+    if (h.longterm && !folioIsLongtermPinnable(m, head))
+      errors.push(
+        `iova page ${h.iova}: pfn ${h.pfn} is long-term pinned but not pinnable (zone ${m.pageZonenum(h.pfn)})`,
+      );
     if (h.longterm && !folioMaybeDmaPinned(m, head)) errors.push(`iova page ${h.iova}: pfn ${h.pfn} holds no pin`);
   }
   return errors;

@@ -9,7 +9,10 @@ import { PG_head } from '../../../mm/memmap';
 import { EBUSY, EINVAL, EFAULT, ENOMEM, ENXIO } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
 
-const iov = (map: string, off: number, pages: number, byte = 0) => ({ base: { map, off, byte }, len: pages * PAGE - byte });
+const iov = (map: string, off: number, pages: number, byte = 0) => ({
+  base: { map, off, byte },
+  len: pages * PAGE - byte,
+});
 const register = (...iovecs: unknown[]): DeviceOp => ({ op: 'register', iovecs });
 
 describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
@@ -35,7 +38,9 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
   it('errnos: -EBUSY registered twice, -EINVAL 0 or too many, -EFAULT bad iovecs, read-only or partial pins', () => {
     const r = rig(ioUringFixed, { maps: { buf: 8, ro: { nrPages: 2, prot: PROT_READ } } });
     expect(r.run(register()).rc).toBe(-EINVAL);
-    expect(r.run({ op: 'register', iovecs: new Array(IORING_MAX_REG_BUFFERS + 1).fill({ base: 0, len: 0 }) }).rc).toBe(-EINVAL);
+    expect(r.run({ op: 'register', iovecs: new Array(IORING_MAX_REG_BUFFERS + 1).fill({ base: 0, len: 0 }) }).rc).toBe(
+      -EINVAL,
+    );
     expect(r.run(register({ base: 0, len: PAGE })).rc).toBe(-EFAULT); // NULL base with a length
     expect(r.run(register({ ...iov('buf', 0, 1), len: 0 })).rc).toBe(-EFAULT);
     expect(r.run(register({ ...iov('buf', 0, 1), len: 2 ** 30 + 1 })).rc).toBe(-EFAULT);
@@ -67,7 +72,10 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
   });
 
   it('hugetlb buffers: coalesced to one pin per folio, each huge page charged once by its full size', () => {
-    const r = rig(ioUringFixed, { cmd: `${CMD} hugepagesz=2M hugepages=3`, maps: { huge: { nrPages: 16, prot: RW, hugetlb: true } } });
+    const r = rig(ioUringFixed, {
+      cmd: `${CMD} hugepagesz=2M hugepages=3`,
+      maps: { huge: { nrPages: 16, prot: RW, hugetlb: true } },
+    });
     const hp = r.m.ptrsPerTable; // pages per huge page on this geometry
     for (let i = 0; i < 2 * hp; i++) putUser(r.m, r.mm, r.maps.huge! + i, 500 + i);
     // buffer 0: the whole first huge page and part of the second; buffer 1: inside the second again
@@ -125,19 +133,28 @@ describe('io_uring-fixed buggy variant', () => {
 
 describe('io_uring-fixed generated ops', () => {
   it('random op sequences: pinnable pins, accounting matches, no violations, all released', () => {
-    const shape = { maps: [{ name: 'a', pages: 10 }, { name: 'b', pages: 6 }], maxPages: 6 };
-    fc.assert(fc.property(fc.array(ioUringFixed.arbitrary(fc, shape), { maxLength: 25 }), (ops) => {
-      const r = rig(ioUringFixed, { maps: { a: 10, b: 6 } });
-      for (const op of ops) {
-        expect(r.run(op).violation).toBeUndefined();
-        const { held, accounting } = r.dev.inspect();
-        expect(checkHeld(r.m, held)).toEqual([]);
-        const c = memlockCounters(r.m, r.mm);
-        expect(c.user_locked_vm).toBe(accounting.user_locked_vm);
-        expect(c.pinned_vm).toBe(accounting.pinned_vm);
-      }
-      r.dev.teardown();
-      expectReleased(r);
-    }), { numRuns: 40, seed: 9 });
+    const shape = {
+      maps: [
+        { name: 'a', pages: 10 },
+        { name: 'b', pages: 6 },
+      ],
+      maxPages: 6,
+    };
+    fc.assert(
+      fc.property(fc.array(ioUringFixed.arbitrary(fc, shape), { maxLength: 25 }), (ops) => {
+        const r = rig(ioUringFixed, { maps: { a: 10, b: 6 } });
+        for (const op of ops) {
+          expect(r.run(op).violation).toBeUndefined();
+          const { held, accounting } = r.dev.inspect();
+          expect(checkHeld(r.m, held)).toEqual([]);
+          const c = memlockCounters(r.m, r.mm);
+          expect(c.user_locked_vm).toBe(accounting.user_locked_vm);
+          expect(c.pinned_vm).toBe(accounting.pinned_vm);
+        }
+        r.dev.teardown();
+        expectReleased(r);
+      }),
+      { numRuns: 40, seed: 9 },
+    );
   });
 });

@@ -8,10 +8,25 @@ import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { EINVAL, EOVERFLOW, EEXIST, ENOENT, EPERM, ENOMEM, EFAULT, EDEADLK } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
 
-const map = (iova: number, off: number, pages: number, write = true): DeviceOp =>
-  ({ op: 'ioas_map', iova: iova * PAGE, vaddr: { map: 'buf', off }, length: pages * PAGE, read: true, write });
-const pin = (iova: number, pages: number, write = true): DeviceOp => ({ op: 'access_pin', iova: iova * PAGE, length: pages * PAGE, write });
-const unpin = (iova: number, pages: number): DeviceOp => ({ op: 'access_unpin', iova: iova * PAGE, length: pages * PAGE });
+const map = (iova: number, off: number, pages: number, write = true): DeviceOp => ({
+  op: 'ioas_map',
+  iova: iova * PAGE,
+  vaddr: { map: 'buf', off },
+  length: pages * PAGE,
+  read: true,
+  write,
+});
+const pin = (iova: number, pages: number, write = true): DeviceOp => ({
+  op: 'access_pin',
+  iova: iova * PAGE,
+  length: pages * PAGE,
+  write,
+});
+const unpin = (iova: number, pages: number): DeviceOp => ({
+  op: 'access_unpin',
+  iova: iova * PAGE,
+  length: pages * PAGE,
+});
 
 describe('iommufd-access: IOMMU_IOAS_MAP and iommufd_access_pin_pages', () => {
   it('IOAS_MAP pins nothing; access_pin pins long-term, once per page, charging user locked_vm and pinned_vm', () => {
@@ -167,19 +182,28 @@ describe('iommufd-access buggy variant', () => {
 
 describe('iommufd-access generated ops', () => {
   it('random op sequences: pinned once, pinnable, accounted, no violations, all released', () => {
-    const shape = { maps: [{ name: 'a', pages: 10 }, { name: 'b', pages: 6 }], maxPages: 6 };
-    fc.assert(fc.property(fc.array(iommufdAccess.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
-      const r = rig(iommufdAccess, { maps: { a: 10, b: 6 } });
-      for (const op of ops) {
-        expect(r.run(op).violation).toBeUndefined();
-        const { held, accounting } = r.dev.inspect();
-        expect(checkHeld(r.m, held)).toEqual([]);
-        const c = memlockCounters(r.m, r.mm);
-        expect(c.pinned_vm).toBe(accounting.pinned_vm);
-        expect(c.user_locked_vm).toBe(accounting.user_locked_vm);
-      }
-      r.dev.teardown();
-      expectReleased(r);
-    }), { numRuns: 40, seed: 3 });
+    const shape = {
+      maps: [
+        { name: 'a', pages: 10 },
+        { name: 'b', pages: 6 },
+      ],
+      maxPages: 6,
+    };
+    fc.assert(
+      fc.property(fc.array(iommufdAccess.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
+        const r = rig(iommufdAccess, { maps: { a: 10, b: 6 } });
+        for (const op of ops) {
+          expect(r.run(op).violation).toBeUndefined();
+          const { held, accounting } = r.dev.inspect();
+          expect(checkHeld(r.m, held)).toEqual([]);
+          const c = memlockCounters(r.m, r.mm);
+          expect(c.pinned_vm).toBe(accounting.pinned_vm);
+          expect(c.user_locked_vm).toBe(accounting.user_locked_vm);
+        }
+        r.dev.teardown();
+        expectReleased(r);
+      }),
+      { numRuns: 40, seed: 3 },
+    );
   });
 });

@@ -4,15 +4,28 @@
 // device's preemption point 'odp:after-fault' runs a migration (or an offline) before it installs.
 import * as fc from 'fast-check';
 import { rig, Rig, fill, pfnOf, pinsHeld, expectReleased, CMD, PAGE } from './helpers';
-import { rdmaOdp, IB_ACCESS_LOCAL_WRITE, IB_ACCESS_REMOTE_READ, IB_ACCESS_REMOTE_WRITE, IB_ACCESS_ON_DEMAND,
-  IB_ACCESS_HUGETLB, ODP_DEFAULT_ACCESS, ODP_MAP_RETRIES_MAX } from '../../../devices/rdma_odp';
+import {
+  rdmaOdp,
+  IB_ACCESS_LOCAL_WRITE,
+  IB_ACCESS_REMOTE_READ,
+  IB_ACCESS_REMOTE_WRITE,
+  IB_ACCESS_ON_DEMAND,
+  IB_ACCESS_HUGETLB,
+  ODP_DEFAULT_ACCESS,
+  ODP_MAP_RETRIES_MAX,
+} from '../../../devices/rdma_odp';
 import { getUser, putUser } from '../../../mm/memory';
 import { doMadvise, doMunmap, doMprotect, dupMm, exitMmap, MADV_DONTNEED, PROT_READ } from '../../../mm/mmap';
 import { migrateRange } from '../../../mm/migrate';
 import { stateStore } from '../../../mm/memory_hotplug';
 import { memlockCounters, checkNotifierCoherent } from '../../../devices/common';
 import { EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EOVERFLOW, EAGAIN, ENOENT } from '../../../mm/errno';
-import { mmuIntervalNotifiers, mmuNotifierNrSubscriptions, mmuNotifierInvalidateRangeStartNonblock, MMU_NOTIFY_UNMAP } from '../../../mm/mmu_notifier';
+import {
+  mmuIntervalNotifiers,
+  mmuNotifierNrSubscriptions,
+  mmuNotifierInvalidateRangeStartNonblock,
+  MMU_NOTIFY_UNMAP,
+} from '../../../mm/mmu_notifier';
 import { MMU_NOTIFIER_SUBS_MAX } from '../../../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import type { DeviceOp } from '../../../devices/device';
@@ -52,18 +65,22 @@ describe('rdma-odp: registration pins and charges nothing', () => {
     expect(held.every((h) => !h.longterm)).toBe(true);
     expect(held[0]!.pfn).toBe(p0);
     expect(r.dev.inspect().accounting).toMatchObject({ mrs: 1, npages: 4 });
-    expect(mmuIntervalNotifiers(r.m, r.mm)).toEqual([expect.objectContaining({ start: r.maps.buf!, end: r.maps.buf! + 8, state: 'tree' })]);
+    expect(mmuIntervalNotifiers(r.m, r.mm)).toEqual([
+      expect.objectContaining({ start: r.maps.buf!, end: r.maps.buf! + 8, state: 'tree' }),
+    ]);
     expect(r.m.pageZonenum(p0)).toBe(ZONE_MOVABLE); // and it may stay there: nothing is pinned
   });
 
   it('reg_mr errnos (ib_uverbs_reg_mr, ib_check_mr_access, ib_umem_odp_get, mmu_interval_notifier_insert)', () => {
     const r = odp();
     const va = r.va('buf');
-    const regRc = (o: Partial<DeviceOp>): number => r.run({ op: 'reg_mr', vaddr: va, len: 4 * PAGE, access: ODP_DEFAULT_ACCESS, ...o }).rc;
+    const regRc = (o: Partial<DeviceOp>): number =>
+      r.run({ op: 'reg_mr', vaddr: va, len: 4 * PAGE, access: ODP_DEFAULT_ACCESS, ...o }).rc;
     expect(regRc({ vaddr: -PAGE })).toBe(-EINVAL);
     expect(regRc({ len: 1.5 })).toBe(-EINVAL);
     expect(regRc({ hca_va: va + 12 })).toBe(-EINVAL); // page offsets of start and hca_va differ
-    expect(regRc({ access: IB_ACCESS_REMOTE_WRITE | IB_ACCESS_ON_DEMAND })).toBe(-EINVAL); // remote write needs local write
+    // remote write needs local write
+    expect(regRc({ access: IB_ACCESS_REMOTE_WRITE | IB_ACCESS_ON_DEMAND })).toBe(-EINVAL);
     expect(regRc({ access: ODP_DEFAULT_ACCESS | (1 << 12) })).toBe(-EINVAL); // unknown bits
     expect(regRc({ access: IB_ACCESS_LOCAL_WRITE })).toBe(-EINVAL); // not ON_DEMAND: that is rdma-umem
     expect(regRc({ access: ODP_DEFAULT_ACCESS | IB_ACCESS_HUGETLB })).toBe(-EINVAL);
@@ -126,7 +143,10 @@ describe('rdma-odp: DMA through the device page table', () => {
     expect(getUser(r.m, r.mm, r.maps.buf! + 3)).toBe(0x52);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: hca + PAGE - 3, value: 1 }).rc).toBe(-EFAULT); // past ibmr.length
     expect(r.run({ op: 'rdma_read', key: lkey, addr: hca - 1 }).rc).toBe(-EFAULT);
-    expect(r.dev.inspect().held.map((h) => [h.iova, h.vpn])).toEqual([[0x70000, r.maps.buf! + 2], [0x70001, r.maps.buf! + 3]]);
+    expect(r.dev.inspect().held.map((h) => [h.iova, h.vpn])).toEqual([
+      [0x70000, r.maps.buf! + 2],
+      [0x70001, r.maps.buf! + 3],
+    ]);
   });
 
   it('a read faults read-only (the zero page); a later write breaks COW through the notifier and retries', () => {
@@ -145,15 +165,28 @@ describe('rdma-odp: DMA through the device page table', () => {
   it('access errnos: key, permission, range, length, unmapped or read-only memory, a dead process', () => {
     const r = odp({ maps: { buf: BUF, ro: { nrPages: 2, prot: PROT_READ } } });
     const lkey = reg(r, 0, 4);
-    const ronly = r.run({ op: 'reg_mr', vaddr: r.va('buf', 4), len: 2 * PAGE, access: IB_ACCESS_REMOTE_READ | IB_ACCESS_ON_DEMAND }).rc;
+    const ronly = r.run({
+      op: 'reg_mr',
+      vaddr: r.va('buf', 4),
+      len: 2 * PAGE,
+      access: IB_ACCESS_REMOTE_READ | IB_ACCESS_ON_DEMAND,
+    }).rc;
     expect(ronly).toBeGreaterThan(0);
-    const local = r.run({ op: 'reg_mr', vaddr: r.va('buf', 6), len: PAGE, access: IB_ACCESS_LOCAL_WRITE | IB_ACCESS_ON_DEMAND }).rc;
+    const local = r.run({
+      op: 'reg_mr',
+      vaddr: r.va('buf', 6),
+      len: PAGE,
+      access: IB_ACCESS_LOCAL_WRITE | IB_ACCESS_ON_DEMAND,
+    }).rc;
     expect(r.run({ op: 'rdma_write', key: 12345, addr: r.va('buf'), value: 1 }).rc).toBe(-EINVAL);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf'), len: 0, value: 1 }).rc).toBe(-EINVAL);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 3) + 4, len: PAGE, value: 1 }).rc).toBe(-EFAULT); // mr_check_range
     expect(r.run({ op: 'rdma_read', key: lkey, addr: r.va('buf') - 4 }).rc).toBe(-EFAULT);
     expect(r.run({ op: 'rdma_write', key: ronly, addr: r.va('buf', 4), value: 1 }).rc).toBe(-EINVAL); // no IB_ACCESS_LOCAL_WRITE
-    expect(r.run({ op: 'rdma_write', key: ronly, remote: true, addr: r.va('buf', 4), value: 1 })).toMatchObject({ rc: -EACCES, detail: 'IB_WC_REM_ACCESS_ERR' });
+    expect(r.run({ op: 'rdma_write', key: ronly, remote: true, addr: r.va('buf', 4), value: 1 })).toMatchObject({
+      rc: -EACCES,
+      detail: 'IB_WC_REM_ACCESS_ERR',
+    });
     expect(r.run({ op: 'rdma_read', key: ronly, remote: true, addr: r.va('buf', 4) }).rc).toBe(0);
     expect(r.run({ op: 'rdma_read', key: local, remote: true, addr: r.va('buf', 6) }).rc).toBe(-EINVAL); // rkey 0: no such rkey
     // a write MR over a read-only mapping registers, and its write faults fail (SIGSEGV -> -EFAULT)
@@ -203,7 +236,7 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     expect(coherent(r)).toEqual([]);
   });
 
-  it('fork: the parent\'s write-protect invalidates; a later DMA write breaks COW for the parent, the child keeps the old data', () => {
+  it("fork: the parent's write-protect invalidates; a later DMA write breaks COW for the parent, the child keeps the old data", () => {
     const r = odp();
     fill(r, 'buf', 4, 500);
     const lkey = reg(r, 0, 4);
@@ -211,7 +244,10 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     const child = dupMm(r.m, r.mm);
     expect(child).toBeGreaterThanOrEqual(0);
     expect(r.dev.inspect().held).toEqual([]); // MMU_NOTIFY_PROTECTION_PAGE over the COW mapping
-    expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 2), value: 2 })).toMatchObject({ rc: 1, violation: undefined });
+    expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 2), value: 2 })).toMatchObject({
+      rc: 1,
+      violation: undefined,
+    });
     expect(getUser(r.m, r.mm, r.maps.buf! + 2)).toBe(2);
     expect(getUser(r.m, child, r.maps.buf! + 2)).toBe(1);
     expect(coherent(r)).toEqual([]);
@@ -267,7 +303,7 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
     expect(r.dev.inspect().held.every((h) => !blocks.has(Math.floor(h.pfn / r.m.blockPages)))).toBe(true);
   });
 
-  it('a non-blockable invalidation (the OOM reaper\'s) is refused: -EAGAIN, the entries stay', () => {
+  it("a non-blockable invalidation (the OOM reaper's) is refused: -EAGAIN, the entries stay", () => {
     const r = odp();
     const lkey = reg(r, 0, 2);
     expect(r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf'), value: 1 }).rc).toBe(1);
@@ -291,7 +327,10 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
  * The ODP race: a migration (or an offline) lands between hmm_range_fault() and the install. Returns
  * what the process reads afterwards, the DMA's violation and the retries the device made.
  */
-function raceMigration(bugs: string[], how: 'migrate' | 'offline'): { violation?: string; reads: number; retries: number; coherent: string[] } {
+function raceMigration(
+  bugs: string[],
+  how: 'migrate' | 'offline',
+): { violation?: string; reads: number; retries: number; coherent: string[] } {
   let r: Rig | undefined;
   let armed = false; // only the RDMA WRITE's fault, not reg_mr's snapshot
   let fired = false;
@@ -314,8 +353,12 @@ function raceMigration(bugs: string[], how: 'migrate' | 'offline'): { violation?
   const w = r.run({ op: 'rdma_write', key: lkey, addr: r.va('buf', 1), value: 0xfeed });
   expect(fired).toBe(true);
   expect(w.rc).toBe(1);
-  return { violation: w.violation, reads: getUser(r.m, r.mm, r.maps.buf! + 1), retries: r.dev.inspect().accounting.retries!,
-    coherent: coherent(r) };
+  return {
+    violation: w.violation,
+    reads: getUser(r.m, r.mm, r.maps.buf! + 1),
+    retries: r.dev.inspect().accounting.retries!,
+    coherent: coherent(r),
+  };
 }
 
 /** invalidate-noop's failure: entries survive a migration, the next DMA goes to the freed frame. */
@@ -330,16 +373,23 @@ function staleAfterMigration(bugs: string[]): { violation?: string; reads: numbe
 }
 
 describe('rdma-odp: buggy variants are caught', () => {
-  it.each(['migrate', 'offline'] as const)('a %s between fault and install: the fixed model retries and the DMA lands in the new frame', (how) => {
-    const ok = raceMigration([], how);
-    expect(ok.retries).toBeGreaterThanOrEqual(1);
-    expect(ok.violation).toBeUndefined();
-    expect(ok.reads).toBe(0xfeed);
-    expect(ok.coherent).toEqual([]);
-  });
+  it.each(['migrate', 'offline'] as const)(
+    'a %s between fault and install: the fixed model retries and the DMA lands in the new frame',
+    (how) => {
+      const ok = raceMigration([], how);
+      expect(ok.retries).toBeGreaterThanOrEqual(1);
+      expect(ok.violation).toBeUndefined();
+      expect(ok.reads).toBe(0xfeed);
+      expect(ok.coherent).toEqual([]);
+    },
+  );
 
-  it.each([['no-seq-retry', 'migrate'], ['no-seq-retry', 'offline'], ['invalidate-noop', 'migrate'], ['invalidate-noop', 'offline']] as const)(
-    '%s: after a %s in the window the device installs the old pfn and writes a freed frame', (bug, how) => {
+  it.each([
+    ['no-seq-retry', 'migrate'],
+    ['no-seq-retry', 'offline'],
+    ['invalidate-noop', 'migrate'],
+    ['invalidate-noop', 'offline'],
+  ] as const)('%s: after a %s in the window the device installs the old pfn and writes a freed frame', (bug, how) => {
     const bad = raceMigration([bug], how);
     expect(bad.retries).toBe(0);
     expect(bad.violation).toMatch(/stale ODP entry/);
@@ -399,11 +449,26 @@ describe('rdma-odp: generated programs against a moving mm', () => {
       } else {
         const vpn = rr.maps.buf! + e.page;
         switch (e.what) {
-          case 0: migrateRange(rr.m, rr.mm, rr.maps.buf!, 8, 'kernel'); break;
-          case 1: migrateRange(rr.m, rr.mm, rr.maps.buf!, 8, 'movable'); break;
-          case 2: doMadvise(rr.m, rr.mm, vpn, 1, MADV_DONTNEED); break;
-          case 3: { const c = dupMm(rr.m, rr.mm); if (c >= 0) { putUser(rr.m, rr.mm, vpn, 5); exitMmap(rr.m, c); } break; }
-          default: putUser(rr.m, rr.mm, vpn, e.page + 1); break;
+          case 0:
+            migrateRange(rr.m, rr.mm, rr.maps.buf!, 8, 'kernel');
+            break;
+          case 1:
+            migrateRange(rr.m, rr.mm, rr.maps.buf!, 8, 'movable');
+            break;
+          case 2:
+            doMadvise(rr.m, rr.mm, vpn, 1, MADV_DONTNEED);
+            break;
+          case 3: {
+            const c = dupMm(rr.m, rr.mm);
+            if (c >= 0) {
+              putUser(rr.m, rr.mm, vpn, 5);
+              exitMmap(rr.m, c);
+            }
+            break;
+          }
+          default:
+            putUser(rr.m, rr.mm, vpn, e.page + 1);
+            break;
         }
       }
       const errs = coherent(rr);
@@ -415,17 +480,32 @@ describe('rdma-odp: generated programs against a moving mm', () => {
   const shape = { maps: [{ name: 'buf', pages: 8 }], maxPages: 4 };
   const ev: fc.Arbitrary<Ev> = fc.oneof(
     { weight: 3, arbitrary: rdmaOdp.arbitrary(fc, shape).map((op): Ev => ({ kind: 'op', op })) },
-    { weight: 1, arbitrary: fc.record({ what: fc.nat(4), page: fc.nat(7) }).map((x): Ev => ({ kind: 'mm', ...x })) });
-  const regFirst = (evs: Ev[]): Ev[] => [{ kind: 'op', op: { op: 'reg_mr', vaddr: { map: 'buf', off: 0 }, len: 8 * PAGE } }, ...evs];
+    { weight: 1, arbitrary: fc.record({ what: fc.nat(4), page: fc.nat(7) }).map((x): Ev => ({ kind: 'mm', ...x })) },
+  );
+  const regFirst = (evs: Ev[]): Ev[] => [
+    { kind: 'op', op: { op: 'reg_mr', vaddr: { map: 'buf', off: 0 }, len: 8 * PAGE } },
+    ...evs,
+  ];
 
   it('the fixed model never uses a stale translation (fast-check, 150 programs)', () => {
-    fc.assert(fc.property(fc.array(ev, { maxLength: 30 }), fc.nat(3), (evs, race) => run([], regFirst(evs), race) === undefined),
-      { numRuns: 150, seed: 20240601 });
+    fc.assert(
+      fc.property(
+        fc.array(ev, { maxLength: 30 }),
+        fc.nat(3),
+        (evs, race) => run([], regFirst(evs), race) === undefined,
+      ),
+      { numRuns: 150, seed: 20240601 },
+    );
   });
 
-  it.each([['invalidate-noop', 0], ['no-seq-retry', 1]] as const)('%s is found by the same property', (bug, race) => {
-    const out = fc.check(fc.property(fc.array(ev, { maxLength: 30 }), (evs) => run([bug], regFirst(evs), race) === undefined),
-      { numRuns: 300, seed: 20240601 });
+  it.each([
+    ['invalidate-noop', 0],
+    ['no-seq-retry', 1],
+  ] as const)('%s is found by the same property', (bug, race) => {
+    const out = fc.check(
+      fc.property(fc.array(ev, { maxLength: 30 }), (evs) => run([bug], regFirst(evs), race) === undefined),
+      { numRuns: 300, seed: 20240601 },
+    );
     expect(out.failed).toBe(true);
   });
 });

@@ -10,8 +10,13 @@ import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT } from '../..
 import type { DeviceOp, DeviceState } from '../../../devices/device';
 
 const RW = ['local_write', 'remote_write', 'remote_read'];
-const reg = (off: number, pages: number, access = RW, extra: Partial<DeviceOp> = {}): DeviceOp =>
-  ({ op: 'reg_mr', vaddr: { map: 'buf', off }, length: pages * PAGE, access, ...extra });
+const reg = (off: number, pages: number, access = RW, extra: Partial<DeviceOp> = {}): DeviceOp => ({
+  op: 'reg_mr',
+  vaddr: { map: 'buf', off },
+  length: pages * PAGE,
+  access,
+  ...extra,
+});
 
 describe('rdma-umem reg_mr (ib_uverbs_reg_mr, ib_umem_get)', () => {
   it('pins long-term out of ZONE_MOVABLE, charges pinned_vm, hands out lkey/rkey', () => {
@@ -40,7 +45,9 @@ describe('rdma-umem reg_mr (ib_uverbs_reg_mr, ib_umem_get)', () => {
 
   it('an unaligned range pins every page it touches', () => {
     const r = rig(rdmaUmem);
-    const res = r.run(reg(1, 0, RW, { vaddr: { map: 'buf', off: 1, byte: 100 }, length: PAGE, hca_va: 5 * PAGE + 100 }));
+    const res = r.run(
+      reg(1, 0, RW, { vaddr: { map: 'buf', off: 1, byte: 100 }, length: PAGE, hca_va: 5 * PAGE + 100 }),
+    );
     expect(res.rc).toBe(0);
     expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(2);
     r.dev.teardown();
@@ -140,8 +147,11 @@ describe('rdma-umem buggy variants', () => {
       let inner: number | undefined;
       let switched = false;
       const r = rig(rdmaUmem, {
-        bugs, rlimitMemlockPages: 6, maps: { buf: 8 },
-        onYield: (label) => { // the scheduler runs a second registration inside the first one's window
+        bugs,
+        rlimitMemlockPages: 6,
+        maps: { buf: 8 },
+        onYield: (label) => {
+          // the scheduler runs a second registration inside the first one's window
           if (!other || switched || !label.startsWith('rdma-umem:')) return;
           switched = true;
           inner = other.step(resolveOp(reg(4, 4), r.maps)).rc;
@@ -184,18 +194,27 @@ describe('rdma-umem buggy variants', () => {
 
 describe('rdma-umem generated ops', () => {
   it('random op sequences: pinnable pins, pinned_vm matches and stays under the limit, no violations, all released', () => {
-    const shape = { maps: [{ name: 'a', pages: 10 }, { name: 'b', pages: 6 }], maxPages: 6 };
-    fc.assert(fc.property(fc.array(rdmaUmem.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
-      const r = rig(rdmaUmem, { maps: { a: 10, b: 6 }, rlimitMemlockPages: 16 });
-      for (const op of ops) {
-        expect(r.run(op).violation).toBeUndefined();
-        const { held, accounting } = r.dev.inspect();
-        expect(checkHeld(r.m, held)).toEqual([]);
-        expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(accounting.pinned_vm);
-        expect(accounting.pinned_vm).toBeLessThanOrEqual(16);
-      }
-      r.dev.teardown();
-      expectReleased(r);
-    }), { numRuns: 40, seed: 5 });
+    const shape = {
+      maps: [
+        { name: 'a', pages: 10 },
+        { name: 'b', pages: 6 },
+      ],
+      maxPages: 6,
+    };
+    fc.assert(
+      fc.property(fc.array(rdmaUmem.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
+        const r = rig(rdmaUmem, { maps: { a: 10, b: 6 }, rlimitMemlockPages: 16 });
+        for (const op of ops) {
+          expect(r.run(op).violation).toBeUndefined();
+          const { held, accounting } = r.dev.inspect();
+          expect(checkHeld(r.m, held)).toEqual([]);
+          expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(accounting.pinned_vm);
+          expect(accounting.pinned_vm).toBeLessThanOrEqual(16);
+        }
+        r.dev.teardown();
+        expectReleased(r);
+      }),
+      { numRuns: 40, seed: 5 },
+    );
   });
 });

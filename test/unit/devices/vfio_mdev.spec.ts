@@ -9,9 +9,20 @@ import { EINVAL, E2BIG, EPERM, ENOMEM, EFAULT, EBUSY } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
 import { PG_zero } from '../../../mm/memmap';
 
-const map = (iova: number, off: number, pages: number, write = true): DeviceOp =>
-  ({ op: 'map_dma', iova: iova * PAGE, vaddr: { map: 'buf', off }, size: pages * PAGE, read: true, write });
-const pin = (iova: number, npage: number, write = true): DeviceOp => ({ op: 'pin_pages', iova: iova * PAGE, npage, write });
+const map = (iova: number, off: number, pages: number, write = true): DeviceOp => ({
+  op: 'map_dma',
+  iova: iova * PAGE,
+  vaddr: { map: 'buf', off },
+  size: pages * PAGE,
+  read: true,
+  write,
+});
+const pin = (iova: number, npage: number, write = true): DeviceOp => ({
+  op: 'pin_pages',
+  iova: iova * PAGE,
+  npage,
+  write,
+});
 
 describe('vfio-mdev: vfio_pin_pages / vfio_unpin_pages', () => {
   it('MAP_DMA pins nothing; vfio_pin_pages pins long-term per IOVA page and charges locked_vm', () => {
@@ -163,18 +174,27 @@ describe('vfio-mdev buggy variants', () => {
 
 describe('vfio-mdev generated ops', () => {
   it('random op sequences: pins pinnable, accounting matches, no violations, all released', () => {
-    const shape = { maps: [{ name: 'a', pages: 10 }, { name: 'b', pages: 6 }], maxPages: 6 };
-    fc.assert(fc.property(fc.array(vfioMdev.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
-      const r = rig(vfioMdev, { maps: { a: 10, b: 6 } });
-      for (const op of ops) {
-        expect(r.run(op).violation).toBeUndefined();
-        const { held, accounting } = r.dev.inspect();
-        expect(checkHeld(r.m, held)).toEqual([]);
-        expect(memlockCounters(r.m, r.mm).locked_vm).toBe(accounting.locked_vm);
-        expect(pinsHeld(r.m)).toBe(held.filter((h) => !(r.m.flags[h.pfn]! & PG_zero)).length);
-      }
-      r.dev.teardown();
-      expectReleased(r);
-    }), { numRuns: 40, seed: 11 });
+    const shape = {
+      maps: [
+        { name: 'a', pages: 10 },
+        { name: 'b', pages: 6 },
+      ],
+      maxPages: 6,
+    };
+    fc.assert(
+      fc.property(fc.array(vfioMdev.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
+        const r = rig(vfioMdev, { maps: { a: 10, b: 6 } });
+        for (const op of ops) {
+          expect(r.run(op).violation).toBeUndefined();
+          const { held, accounting } = r.dev.inspect();
+          expect(checkHeld(r.m, held)).toEqual([]);
+          expect(memlockCounters(r.m, r.mm).locked_vm).toBe(accounting.locked_vm);
+          expect(pinsHeld(r.m)).toBe(held.filter((h) => !(r.m.flags[h.pfn]! & PG_zero)).length);
+        }
+        r.dev.teardown();
+        expectReleased(r);
+      }),
+      { numRuns: 40, seed: 11 },
+    );
   });
 });

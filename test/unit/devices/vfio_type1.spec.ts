@@ -10,8 +10,15 @@ import { EINVAL, EEXIST, ENOSPC, ENOMEM, EFAULT } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
 import { PG_dirty } from '../../../mm/memmap';
 
-const map = (iova: number, off: number, pages: number, extra: Partial<DeviceOp> = {}): DeviceOp =>
-  ({ op: 'map_dma', iova: iova * PAGE, vaddr: { map: 'buf', off }, size: pages * PAGE, read: true, write: true, ...extra });
+const map = (iova: number, off: number, pages: number, extra: Partial<DeviceOp> = {}): DeviceOp => ({
+  op: 'map_dma',
+  iova: iova * PAGE,
+  vaddr: { map: 'buf', off },
+  size: pages * PAGE,
+  read: true,
+  write: true,
+  ...extra,
+});
 
 describe('vfio-type1 MAP_DMA (vfio_dma_do_map, vfio_pin_map_dma)', () => {
   it('pins the whole range long-term out of ZONE_MOVABLE, maps it, and charges locked_vm', () => {
@@ -40,7 +47,8 @@ describe('vfio-type1 MAP_DMA (vfio_dma_do_map, vfio_pin_map_dma)', () => {
     const r = rig(vfioType1);
     fill(r, 'buf', 4);
     expect(r.run(map(16, 0, 4)).rc).toBe(0);
-    for (let i = 0; i < 4; i++) expect(r.run({ op: 'dma_write', iova: (16 + i) * PAGE + 8, value: 0xabc0 + i }).rc).toBe(0);
+    for (let i = 0; i < 4; i++)
+      expect(r.run({ op: 'dma_write', iova: (16 + i) * PAGE + 8, value: 0xabc0 + i }).rc).toBe(0);
     for (let i = 0; i < 4; i++) expect(getUser(r.m, r.mm, r.maps.buf! + i)).toBe(0xabc0 + i);
     expect(putUser(r.m, r.mm, r.maps.buf! + 2, 77)).toBe(77);
     const rd = r.run({ op: 'dma_read', iova: 18 * PAGE });
@@ -136,19 +144,34 @@ describe('vfio-type1 MAP_DMA (vfio_dma_do_map, vfio_pin_map_dma)', () => {
     const r = rig(vfioType1, { rlimitMemlockPages: -1 });
     fill(r, 'buf', 1);
     for (let i = 0; i < DMA_ENTRY_LIMIT; i++) {
-      const rc = r.dev.step({ op: 'map_dma', iova: i * PAGE, vaddr: r.va('buf'), size: PAGE, read: true, write: true }).rc;
+      const rc = r.dev.step({
+        op: 'map_dma',
+        iova: i * PAGE,
+        vaddr: r.va('buf'),
+        size: PAGE,
+        read: true,
+        write: true,
+      }).rc;
       if (rc !== 0) throw new Error(`map ${i}: ${rc}`);
     }
-    expect(r.dev.step({ op: 'map_dma', iova: DMA_ENTRY_LIMIT * PAGE, vaddr: r.va('buf'), size: PAGE, read: true }).rc).toBe(-ENOSPC);
+    expect(
+      r.dev.step({ op: 'map_dma', iova: DMA_ENTRY_LIMIT * PAGE, vaddr: r.va('buf'), size: PAGE, read: true }).rc,
+    ).toBe(-ENOSPC);
     expect(r.run({ op: 'unmap_dma', iova: 0, size: PAGE }).rc).toBe(PAGE);
-    expect(r.dev.step({ op: 'map_dma', iova: DMA_ENTRY_LIMIT * PAGE, vaddr: r.va('buf'), size: PAGE, read: true }).rc).toBe(0);
+    expect(
+      r.dev.step({ op: 'map_dma', iova: DMA_ENTRY_LIMIT * PAGE, vaddr: r.va('buf'), size: PAGE, read: true }).rc,
+    ).toBe(0);
     expect(memlockCounters(r.m, r.mm).locked_vm).toBe(DMA_ENTRY_LIMIT); // the same page is charged once per mapping
     r.dev.teardown();
     expectReleased(r);
   });
 
   it('pins in physically contiguous runs across several 512-page batches', () => {
-    const r = rig(vfioType1, { cmd: 'mem=16M movablecore=4M sysctl.vm.min_free_kbytes=64', maps: { buf: 1100 }, rlimitMemlockPages: -1 });
+    const r = rig(vfioType1, {
+      cmd: 'mem=16M movablecore=4M sysctl.vm.min_free_kbytes=64',
+      maps: { buf: 1100 },
+      rlimitMemlockPages: -1,
+    });
     const res = r.run(map(0, 0, 1100));
     expect(res.rc).toBe(0);
     const runs = Number(/(\d+) contiguous run/.exec(res.detail!)![1]);
@@ -244,18 +267,27 @@ describe('vfio-type1 buggy variants', () => {
 
 describe('vfio-type1 generated ops', () => {
   it('random op sequences keep every promise: pinnable pins, no violations, everything released at teardown', () => {
-    const shape = { maps: [{ name: 'a', pages: 12 }, { name: 'b', pages: 6 }], maxPages: 8 };
-    fc.assert(fc.property(fc.array(vfioType1.arbitrary(fc, shape), { maxLength: 25 }), (ops) => {
-      const r = rig(vfioType1, { maps: { a: 12, b: 6 } });
-      for (const op of ops) {
-        const res = r.run(op);
-        expect(res.violation).toBeUndefined();
-        expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
-        expect(memlockCounters(r.m, r.mm).locked_vm).toBe(r.dev.inspect().accounting.locked_vm);
-        expect(memlockCounters(r.m, r.mm).locked_vm).toBeLessThanOrEqual(2048);
-      }
-      r.dev.teardown();
-      expectReleased(r);
-    }), { numRuns: 40, seed: 7 });
+    const shape = {
+      maps: [
+        { name: 'a', pages: 12 },
+        { name: 'b', pages: 6 },
+      ],
+      maxPages: 8,
+    };
+    fc.assert(
+      fc.property(fc.array(vfioType1.arbitrary(fc, shape), { maxLength: 25 }), (ops) => {
+        const r = rig(vfioType1, { maps: { a: 12, b: 6 } });
+        for (const op of ops) {
+          const res = r.run(op);
+          expect(res.violation).toBeUndefined();
+          expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
+          expect(memlockCounters(r.m, r.mm).locked_vm).toBe(r.dev.inspect().accounting.locked_vm);
+          expect(memlockCounters(r.m, r.mm).locked_vm).toBeLessThanOrEqual(2048);
+        }
+        r.dev.teardown();
+        expectReleased(r);
+      }),
+      { numRuns: 40, seed: 7 },
+    );
   });
 });

@@ -1,8 +1,20 @@
 // mm/atomic.ts: UP (plain accesses, one thread) and SMP (Atomics) must give the same results, op by op
 // and over a whole workload. UP runs first: smpEnable() is one-way, and a jest test file has its own
 // module instances, so this file starts UP (main thread, no worker pool yet).
-import { atomicFetchAdd, atomicFetchSub, atomicCmpxchg, atomicXchg, atomicRead, atomicSet, flagsFetchAnd, flagsFetchOr,
-  flagsCmpxchg, flagsRead, smpEnable, smpEnabled } from '../../../mm/atomic';
+import {
+  atomicFetchAdd,
+  atomicFetchSub,
+  atomicCmpxchg,
+  atomicXchg,
+  atomicRead,
+  atomicSet,
+  flagsFetchAnd,
+  flagsFetchOr,
+  flagsCmpxchg,
+  flagsRead,
+  smpEnable,
+  smpEnabled,
+} from '../../../mm/atomic';
 import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { putUser } from '../../../mm/memory';
@@ -36,7 +48,13 @@ function opTrace(): number[] {
  * A workload through faults, THP, a migrating long-term pin, fork, munmap, offlining and exit; returns
  * the whole machine buffer and the counters.
  */
-function workload(): { bytes: Uint8Array; pinned: number; migrated: number; vmstat: Record<string, number>; offline: number } {
+function workload(): {
+  bytes: Uint8Array;
+  pinned: number;
+  migrated: number;
+  vmstat: Record<string, number>;
+  offline: number;
+} {
   const m = boot('mem=1G movablecore=512M transparent_hugepage=always');
   const mm = bprmMmInit(m);
   setCurrent(newTask(1, 'atomic', 0, mm));
@@ -55,7 +73,13 @@ function workload(): { bytes: Uint8Array; pinned: number; migrated: number; vmst
   // offline the last memory block (ZONE_MOVABLE)
   const offline = stateStore(m, m.nrBlocks - 1, 'offline');
   exitMmap(m, mm);
-  return { bytes: new Uint8Array(m.sab.slice(0)), pinned, migrated: report.migrated, vmstat: vmstatSnapshot(m), offline };
+  return {
+    bytes: new Uint8Array(m.sab.slice(0)),
+    pinned,
+    migrated: report.migrated,
+    vmstat: vmstatSnapshot(m),
+    offline,
+  };
 }
 
 describe('mm/atomic: UP and SMP', () => {

@@ -43,7 +43,9 @@ describe('parseCmdline', () => {
   it('parses geometry presets and overrides', () => {
     expect(parseGeometry('mini')).toMatchObject({ pageblockOrder: 3, maxOrder: 4, blockPages: 32 });
     expect(parseGeometry('mini,cpus=2,block_pages=64')).toMatchObject({ nrCpus: 2, blockPages: 64 });
-    expect(() => parseGeometry('mini,block_pages=8')).toThrow(/block_pages 8 must be a power of two of at least MAX_ORDER_NR_PAGES/);
+    expect(() => parseGeometry('mini,block_pages=8')).toThrow(
+      /block_pages 8 must be a power of two of at least MAX_ORDER_NR_PAGES/,
+    );
     expect(() => parseGeometry('mini,colour=red')).toThrow(/unknown key 'colour'/);
   });
 });

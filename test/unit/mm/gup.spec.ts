@@ -3,10 +3,28 @@
 import { boot, usedFrames } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, doMprotect, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { getUser, putUser, followPte, findVma } from '../../../mm/memory';
-import { pinUserPages, pinUserPagesRemote, pinUserPagesFast, getUserPages, releasePages, unpinUserPage, unpinUserPages,
-  unpinUserPagesDirtyLock, unpinUserPageRangeDirtyLock, isValidGupArgs, checkVmaFlags, newPinReport,
-  FOLL_WRITE, FOLL_GET, FOLL_PIN, FOLL_LONGTERM, FOLL_TOUCH, FOLL_PCI_P2PDMA, FOLL_FORCE,
-  GUP_LONGTERM_RETRIES_MAX } from '../../../mm/gup';
+import {
+  pinUserPages,
+  pinUserPagesRemote,
+  pinUserPagesFast,
+  getUserPages,
+  releasePages,
+  unpinUserPage,
+  unpinUserPages,
+  unpinUserPagesDirtyLock,
+  unpinUserPageRangeDirtyLock,
+  isValidGupArgs,
+  checkVmaFlags,
+  newPinReport,
+  FOLL_WRITE,
+  FOLL_GET,
+  FOLL_PIN,
+  FOLL_LONGTERM,
+  FOLL_TOUCH,
+  FOLL_PCI_P2PDMA,
+  FOLL_FORCE,
+  GUP_LONGTERM_RETRIES_MAX,
+} from '../../../mm/gup';
 import { Memmap, PG_head, PG_dirty, PG_zero, PG_isolated, PG_lru, PG_buddy, PG_anon } from '../../../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_CMA } from '../../../mm/mmzone';
 import { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } from '../../../mm/errno';
@@ -112,7 +130,13 @@ describe('is_valid_gup_args() (mm/gup.c 6.12)', () => {
     const { m, mm } = machine();
     const v = touched(m, mm, 4);
     const before = vmstatSnapshot(m);
-    const bad: [number, number[] | null][] = [[FOLL_GET, []], [FOLL_PIN, []], [FOLL_TOUCH, []], [FOLL_LONGTERM | FOLL_PCI_P2PDMA, []], [FOLL_LONGTERM, null]];
+    const bad: [number, number[] | null][] = [
+      [FOLL_GET, []],
+      [FOLL_PIN, []],
+      [FOLL_TOUCH, []],
+      [FOLL_LONGTERM | FOLL_PCI_P2PDMA, []],
+      [FOLL_LONGTERM, null],
+    ];
     for (const [flags, pages] of bad) {
       const r = newPinReport();
       expect(pinUserPages(m, mm, v, 4, flags, pages as number[], r)).toBe(0);
@@ -239,7 +263,8 @@ describe('check_vma_flags() and __get_user_pages() errors', () => {
       const pages = new Array(8).fill(-1);
       const rc = pinUserPages(m, mm, v, 8, LT, pages);
       expect(rc).toBe(8); // the bug
-      expect(pages.slice(0, rc).filter((p) => p < 0)).toHaveLength(3); // the check that catches it: 3 entries are not pages
+      // the check that catches it: 3 entries are not pages
+      expect(pages.slice(0, rc).filter((p) => p < 0)).toHaveLength(3);
     });
   });
 });
@@ -326,7 +351,8 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     const ref0 = m.refcount[zero]!;
     expect(ref0).toBeGreaterThan(0); // a reserved page: init_page_count()'s reference is never dropped
     const pages = new Array(4).fill(-1);
-    expect(pinUserPages(m, mm, v, 4, 0, pages)).toBe(4); // short-term read pins (O_DIRECT): do_anonymous_page maps the zero page
+    // short-term read pins (O_DIRECT): do_anonymous_page maps the zero page
+    expect(pinUserPages(m, mm, v, 4, 0, pages)).toBe(4);
     expect(pages).toEqual([zero, zero, zero, zero]);
     expect(folioIsLongtermPinnable(m, zero)).toBe(true);
     expect(m.refcount[zero]).toBe(ref0);
@@ -399,8 +425,17 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     const { m, mm } = machine(`${CMD} transparent_hugepage=always`);
     const v = touched(m, mm, 8);
     const held: number[] = [];
-    for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) held.push(p);
-    held.sort((a, b) => a - b).forEach((p, i) => { if (i % 2) freePages(m, p, 0); });
+    for (
+      let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0);
+      p !== NO_PAGE;
+      p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)
+    )
+      held.push(p);
+    held
+      .sort((a, b) => a - b)
+      .forEach((p, i) => {
+        if (i % 2) freePages(m, p, 0);
+      });
     drainAllPages(m);
     const pages = new Array(8).fill(-1);
     const r = newPinReport();
@@ -477,7 +512,12 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     const { m, mm } = machine();
     const v = touched(m, mm, 96);
     const held: number[] = [];
-    for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) held.push(p);
+    for (
+      let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0);
+      p !== NO_PAGE;
+      p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)
+    )
+      held.push(p);
     for (const p of held.splice(0, 24)) freePages(m, p, 0);
     const pages = new Array(96).fill(-1);
     const r = newPinReport();
@@ -501,7 +541,11 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     const b = doMmap(m, bystander, { nrPages: 8, prot: RW });
     for (let i = 0; i < 8; i++) putUser(m, bystander, b + i, i);
     const v = touched(m, mm, 96);
-    for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0));
+    for (
+      let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0);
+      p !== NO_PAGE;
+      p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)
+    );
     let panic: unknown;
     try {
       pinUserPages(m, mm, v, 96, LT, new Array(96).fill(-1));
@@ -562,7 +606,11 @@ describe('the -EAGAIN loop and fatal signals', () => {
         const pages = new Array(4).fill(-1);
         const r = newPinReport();
         expect(pinUserPages(m, mm, v, 4, LT, pages, r)).toBe(-EINTR);
-        expect(r).toMatchObject({ outcome: 'no-progress', retries: GUP_LONGTERM_RETRIES_MAX, migrated: 4 * GUP_LONGTERM_RETRIES_MAX });
+        expect(r).toMatchObject({
+          outcome: 'no-progress',
+          retries: GUP_LONGTERM_RETRIES_MAX,
+          migrated: 4 * GUP_LONGTERM_RETRIES_MAX,
+        });
         const s = pinStat(m);
         expect(s.acquired).toBe(s.released);
         for (let i = 0; i < 4; i++) {

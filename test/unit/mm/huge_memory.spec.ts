@@ -8,7 +8,14 @@
 import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, dupMm, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { getUser, putUser, followPte } from '../../../mm/memory';
-import { migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MR_MEMORY_HOTPLUG, MigrateStats } from '../../../mm/migrate';
+import {
+  migratePages,
+  isolateFolio,
+  allocMigrationTarget,
+  putbackMovablePages,
+  MR_MEMORY_HOTPLUG,
+  MigrateStats,
+} from '../../../mm/migrate';
 import { splitFolio } from '../../../mm/huge_memory';
 import { Memmap, PG_head } from '../../../mm/memmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
@@ -16,7 +23,13 @@ import { lruAddDrainAll } from '../../../mm/swap';
 import { GFP_HIGHUSER } from '../../../mm/gfp';
 import { drainAllPages, NO_PAGE } from '../../../mm/page_alloc';
 import { vmstatSnapshot } from '../../../mm/vmstat';
-import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalSetSeq, MMU_NOTIFY_CLEAR } from '../../../mm/mmu_notifier';
+import {
+  MmuIntervalNotifier,
+  mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove,
+  mmuIntervalSetSeq,
+  MMU_NOTIFY_CLEAR,
+} from '../../../mm/mmu_notifier';
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_balance';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
@@ -37,8 +50,15 @@ function at(m: Memmap, mm: number, vpn: number): { pfn: number; huge: boolean; m
  * (the split's __split_huge_pmd) runs fork: copy_huge_pmd() copies the still-huge PMD to the child
  * while the splitter waits for the callback.
  */
-function thpWithRacingFork(): { m: Memmap; parent: number; v: number; head: number; child: () => number; sub: MmuIntervalNotifier;
-  base: ReturnType<typeof snapshotPageCounts> } {
+function thpWithRacingFork(): {
+  m: Memmap;
+  parent: number;
+  v: number;
+  head: number;
+  child: () => number;
+  sub: MmuIntervalNotifier;
+  base: ReturnType<typeof snapshotPageCounts>;
+} {
   const m = boot(CMD, 'mini');
   drainAllPages(m);
   const base = snapshotPageCounts(m);
@@ -61,7 +81,12 @@ function thpWithRacingFork(): { m: Memmap; parent: number; v: number; head: numb
   return { m, parent, v, head, child: () => child, sub, base };
 }
 
-function expectBalancedAfterExit(m: Memmap, mms: number[], sub: MmuIntervalNotifier, base: ReturnType<typeof snapshotPageCounts>): void {
+function expectBalancedAfterExit(
+  m: Memmap,
+  mms: number[],
+  sub: MmuIntervalNotifier,
+  base: ReturnType<typeof snapshotPageCounts>,
+): void {
   mmuIntervalNotifierRemove(sub);
   for (const mm of mms) exitMmap(m, mm);
   lruAddDrainAll(m);
@@ -97,12 +122,13 @@ describe('THP split racing with fork (split_huge_page: TTU_SPLIT_HUGE_PMD)', () 
         expect(getUser(m, mm, v + i)).toBe(700 + i);
       }
     }
-    for (let p = head; p < head + 8; p++) expect([p, m.refcount[p], m.mapcount[p], m.pincount[p]]).toEqual([p, 0, 0, 0]);
+    for (let p = head; p < head + 8; p++)
+      expect([p, m.refcount[p], m.mapcount[p], m.pincount[p]]).toEqual([p, 0, 0, 0]);
     expect(vmstatSnapshot(m).nr_isolated_anon).toBe(0);
     expectBalancedAfterExit(m, [parent, c], sub, base);
   });
 
-  it('splitFolio(): the PMD fork copied meanwhile is split too; each page holds exactly its mappings and the caller\'s reference', () => {
+  it("splitFolio(): the PMD fork copied meanwhile is split too; each page holds exactly its mappings and the caller's reference", () => {
     const { m, parent, v, head, child, sub, base } = thpWithRacingFork();
     lruAddDrainAll(m);
     expect(isolateFolio(m, head)).toBe(true);
@@ -120,7 +146,10 @@ describe('THP split racing with fork (split_huge_page: TTU_SPLIT_HUGE_PMD)', () 
         expect(getUser(m, mm, v + i)).toBe(700 + i);
       }
     }
-    putbackMovablePages(m, Array.from({ length: 8 }, (_, i) => head + i));
+    putbackMovablePages(
+      m,
+      Array.from({ length: 8 }, (_, i) => head + i),
+    );
     expectBalancedAfterExit(m, [parent, c], sub, base);
   });
 });

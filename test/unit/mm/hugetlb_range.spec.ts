@@ -6,7 +6,18 @@
 // looped for ever in zapPageRange() trying to split the PMD: the guard below turns that loop into a
 // failure (every split attempt calls the mmu notifiers).
 import { boot, loopGuard } from '../../helpers';
-import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, exitMmap, vmaList, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
+import {
+  bprmMmInit,
+  doMmap,
+  doMunmap,
+  doMprotect,
+  doMadvise,
+  exitMmap,
+  vmaList,
+  PROT_READ,
+  PROT_WRITE,
+  MADV_DONTNEED,
+} from '../../../mm/mmap';
 import { getUser, putUser, zapPageRange, followPte } from '../../../mm/memory';
 import { Memmap, PG_hugetlb, HS_FREE_HUGE_PAGES } from '../../../mm/memmap';
 import { EINVAL, EFAULT } from '../../../mm/errno';
@@ -36,7 +47,8 @@ function setup(): { m: Memmap; mm: number; h: number; sub: MmuIntervalNotifier }
   const mm = bprmMmInit(m);
   const h = doMmap(m, mm, { nrPages: 2 * H, prot: RW, hugetlb: true });
   expect(h % H).toBe(0);
-  for (let i = 0; i < 2 * H; i++) expect(putUser(m, mm, h + i, 100 * Math.floor(i / H) + (i % H))).toBeGreaterThanOrEqual(0);
+  for (let i = 0; i < 2 * H; i++)
+    expect(putUser(m, mm, h + i, 100 * Math.floor(i / H) + (i % H))).toBeGreaterThanOrEqual(0);
   expect(freeHuge(m)).toBe(2);
   return { m, mm, h, sub: loopGuard(m, mm, h, 2 * H, 'the zap') };
 }
@@ -108,7 +120,10 @@ describe('part of a hugetlb mapping', () => {
     expect(doMprotect(m, mm, a, H + 4, PROT_READ)).toBe(-EINVAL); // the end falls inside the first huge page
     expect(putUser(m, mm, a, 3)).toBe(-EFAULT); // the anonymous VMA was made read-only
     expect(putUser(m, mm, h, 4)).toBe(4); // the hugetlb VMA was not
-    expect(vmaList(m, mm).map((v) => [v.start, v.end])).toEqual([[a, a + H], [h, h + 2 * H]]);
+    expect(vmaList(m, mm).map((v) => [v.start, v.end])).toEqual([
+      [a, a + H],
+      [h, h + 2 * H],
+    ]);
     exitMmap(m, mm);
   });
 

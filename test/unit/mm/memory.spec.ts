@@ -1,5 +1,16 @@
 import { boot, zone, usedFrames } from '../../helpers';
-import { bprmMmInit, doMmap, doMunmap, doMprotect, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
+import {
+  bprmMmInit,
+  doMmap,
+  doMunmap,
+  doMprotect,
+  doMadvise,
+  dupMm,
+  exitMmap,
+  PROT_READ,
+  PROT_WRITE,
+  MADV_DONTNEED,
+} from '../../../mm/mmap';
 import { getUser, putUser } from '../../../mm/memory';
 import { PG_zero, PG_head } from '../../../mm/memmap';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
@@ -123,7 +134,8 @@ describe('faults (mm/memory.c)', () => {
 
   it('hugetlb mappings fault from the pool and give folios back on munmap', () => {
     const m = boot(`${CMD} hugepages=4`, MINI);
-    const pool = () => layoutJson(m, { cmdline: '', geometry: {} as never, warnings: [] } as never).hugetlb[0]!.free_hugepages;
+    const pool = () =>
+      layoutJson(m, { cmdline: '', geometry: {} as never, warnings: [] } as never).hugetlb[0]!.free_hugepages;
     const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 16, prot: RW, hugetlb: true });
     expect(v).toBeGreaterThanOrEqual(0);

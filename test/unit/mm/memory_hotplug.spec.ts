@@ -1,6 +1,14 @@
 import { boot, zone, GiB } from '../../helpers';
-import { stateStore, validZonesShow, stateShow, removableShow, zoneForPfnRange, MMOP_ONLINE,
-  autoMovableCanOnlineMovable, registerMemoryNotifier } from '../../../mm/memory_hotplug';
+import {
+  stateStore,
+  validZonesShow,
+  stateShow,
+  removableShow,
+  zoneForPfnRange,
+  MMOP_ONLINE,
+  autoMovableCanOnlineMovable,
+  registerMemoryNotifier,
+} from '../../../mm/memory_hotplug';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { MEM_GOING_ONLINE } from '../../../mm/memmap';
 import { EINVAL, ENODEV, EBUSY } from '../../../mm/errno';
@@ -19,7 +27,7 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
     expect(zone(m, 'Normal').present).toBe(12 * GiB + 32768);
   });
 
-  it('contig-zones: a block inside ZONE_MOVABLE\'s span inherits Movable; one merely adjacent does not', () => {
+  it("contig-zones: a block inside ZONE_MOVABLE's span inherits Movable; one merely adjacent does not", () => {
     const m = boot('mem=16G movablecore=4G pinlab.hotplug=1G');
     expect(validZonesShow(m, HOT)).toBe('Normal Movable'); // zone_intersects() needs overlap
     expect(stateStore(m, HOT, 'online_movable')).toBe(0);
@@ -86,7 +94,9 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
 
   it('auto-movable: MOVABLE while MOVABLE+CMA : KERNEL_EARLY stays within auto_movable_ratio', () => {
     // 16G early kernel memory; ratio 10% allows 1.6G movable: 12 blocks of 128M
-    const m = boot('mem=16G pinlab.hotplug=2G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=10');
+    const m = boot(
+      'mem=16G pinlab.hotplug=2G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=10',
+    );
     const zones: number[] = [];
     for (let b = HOT; b < HOT + 16; b++) {
       zones.push(zoneForPfnRange(m, MMOP_ONLINE, b * m.blockPages, m.blockPages));
@@ -100,8 +110,12 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
   });
 
   it('auto-movable counts CMA as movable', () => {
-    const a = boot('mem=16G pinlab.hotplug=1G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=1');
-    const b = boot('mem=16G cma=128M pinlab.hotplug=1G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=1');
+    const a = boot(
+      'mem=16G pinlab.hotplug=1G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=1',
+    );
+    const b = boot(
+      'mem=16G cma=128M pinlab.hotplug=1G memory_hotplug.online_policy=auto-movable memory_hotplug.auto_movable_ratio=1',
+    );
     expect(zoneForPfnRange(a, MMOP_ONLINE, HOT * a.blockPages, a.blockPages)).toBe(ZONE_MOVABLE);
     expect(zoneForPfnRange(b, MMOP_ONLINE, HOT * b.blockPages, b.blockPages)).toBe(ZONE_NORMAL);
   });

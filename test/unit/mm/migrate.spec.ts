@@ -2,8 +2,18 @@ import { boot } from '../../helpers';
 import { bprmMmInit, doMmap, dupMm, doMadvise, MADV_DONTNEED, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
 import { setYieldHook } from '../../../mm/sched';
 import { getUser, putUser } from '../../../mm/memory';
-import { migrateRange, migratePages, isolateFolio, allocMigrationTarget, putbackMovablePages, MIGRATE_REASON_NAMES, MR_TYPES,
-  MR_COMPACTION, NR_MAX_MIGRATE_PAGES_RETRY, MigrateStats } from '../../../mm/migrate';
+import {
+  migrateRange,
+  migratePages,
+  isolateFolio,
+  allocMigrationTarget,
+  putbackMovablePages,
+  MIGRATE_REASON_NAMES,
+  MR_TYPES,
+  MR_COMPACTION,
+  NR_MAX_MIGRATE_PAGES_RETRY,
+  MigrateStats,
+} from '../../../mm/migrate';
 import { Memmap, PG_head, PG_lru } from '../../../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { EAGAIN, ENOMEM } from '../../../mm/errno';
@@ -57,7 +67,9 @@ describe('migrate_pages (mm/migrate.c)', () => {
     list.push(p);
     const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
     expect(migratePages(m, list, allocMigrationTarget(GFP_HIGHUSER), { reason: MR_COMPACTION, stats })).toBe(1);
-    expect(stats.failures).toEqual([{ pfn: p, rc: -EAGAIN, why: expect.stringMatching(/extra references: refcount 2, expected 1/) }]);
+    expect(stats.failures).toEqual([
+      { pfn: p, rc: -EAGAIN, why: expect.stringMatching(/extra references: refcount 2, expected 1/) },
+    ]);
     expect(list).toEqual([p]);
     putbackMovablePages(m, list);
     expect(m.flags[p]! & PG_lru).toBeTruthy();
@@ -99,8 +111,17 @@ describe('migrate_pages (mm/migrate.c)', () => {
     expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
     // fragment the kernel zone: plenty of free order-0 pages, no free order-3 block
     const held: number[] = [];
-    for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) held.push(p);
-    held.sort((a, b) => a - b).forEach((p, i) => { if (i % 2) freePages(m, p, 0); });
+    for (
+      let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0);
+      p !== NO_PAGE;
+      p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)
+    )
+      held.push(p);
+    held
+      .sort((a, b) => a - b)
+      .forEach((p, i) => {
+        if (i % 2) freePages(m, p, 0);
+      });
     drainAllPages(m);
     const r = migrateRange(m, mm, v, 8, 'kernel');
     const s = vmstatSnapshot(m);
@@ -127,14 +148,18 @@ describe('migrate_pages (mm/migrate.c)', () => {
     const { m, mm, v } = setup();
     // exhaust the kernel zone with kernel allocations (a faulting hog would be OOM-killed and reaped)
     const held: number[] = [];
-    for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) held.push(p);
+    for (
+      let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0);
+      p !== NO_PAGE;
+      p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)
+    )
+      held.push(p);
     const r = migrateRange(m, mm, v, 8, 'kernel');
     expect(r.rc).toBe(-ENOMEM);
     for (let i = 0; i < 8; i++) expect(getUser(m, mm, v + i)).toBe(500 + i);
     for (const p of held) freePages(m, p, 0);
   });
 });
-
 
 describe('a fault racing with migration (filemap_get_entry, __anon_vma_prepare)', () => {
   it('a shmem fault that meets a folio migration has frozen takes no reference on it (folio_try_get) and maps the new folio once it is done', () => {

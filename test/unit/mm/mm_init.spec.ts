@@ -19,7 +19,12 @@ describe('boot: zones (free_area_init, memblock_free_all)', () => {
     // kernel image (32M) and memmap (64 bytes per 4K frame of 1G = 16M) are memblock-reserved
     expect(dma32.managed).toBe(dma32.present - 8192 - 4096);
     expect(zone(m, 'Normal')).toMatchObject({ spanned: 0, present: 0, managed: 0 });
-    expect(zone(m, 'Movable')).toMatchObject({ start_pfn: 512 * MiB, spanned: 512 * MiB, managed: 512 * MiB, free: 512 * MiB });
+    expect(zone(m, 'Movable')).toMatchObject({
+      start_pfn: 512 * MiB,
+      spanned: 512 * MiB,
+      managed: 512 * MiB,
+      free: 512 * MiB,
+    });
     expect(checkAllocator(m).errors).toEqual([]);
   });
 
@@ -61,7 +66,13 @@ describe('boot: zones (free_area_init, memblock_free_all)', () => {
     const m = boot('mem=1G movablecore=512M');
     const dma32 = zone(m, 'DMA32').managed;
     const mov = zone(m, 'Movable').managed;
-    expect(zone(m, 'DMA').protection).toEqual([0, Math.floor(dma32 / 256), Math.floor(dma32 / 256), Math.floor((dma32 + mov) / 256), Math.floor((dma32 + mov) / 256)]);
+    expect(zone(m, 'DMA').protection).toEqual([
+      0,
+      Math.floor(dma32 / 256),
+      Math.floor(dma32 / 256),
+      Math.floor((dma32 + mov) / 256),
+      Math.floor((dma32 + mov) / 256),
+    ]);
     expect(zone(m, 'DMA32').protection).toEqual([0, 0, 0, Math.floor(mov / 256), Math.floor(mov / 256)]);
     expect(zone(m, 'Movable').protection).toEqual([0, 0, 0, 0, 0]);
   });
@@ -81,7 +92,8 @@ describe('boot: zones (free_area_init, memblock_free_all)', () => {
     expect(j.hugetlb).toEqual([{ page_size: 2 << 20, nr_hugepages: 8, free_hugepages: 8 }]);
     const m = boot('mem=1G movablecore=512M hugepages=8');
     let inMovable = 0;
-    for (let p = 0; p < m.nrFrames; p += 512) if (m.flags[p]! & PG_hugetlb && m.pageZonenum(p) === ZONE_MOVABLE) inMovable++;
+    for (let p = 0; p < m.nrFrames; p += 512)
+      if (m.flags[p]! & PG_hugetlb && m.pageZonenum(p) === ZONE_MOVABLE) inMovable++;
     expect(inMovable).toBe(8);
   });
 
@@ -96,7 +108,9 @@ describe('boot: zones (free_area_init, memblock_free_all)', () => {
   it('too many hugepages: allocates what it can and warns as the kernel does', () => {
     const j = json('mem=512K hugepages=100 sysctl.vm.min_free_kbytes=16', 'mini');
     expect(j.hugetlb[0]!.nr_hugepages).toBeLessThan(100);
-    expect(j.warnings.join('\n')).toMatch(/HugeTLB: allocating 100 of page size 32.00 KiB failed\. {2}Only allocated \d+ hugepages\./);
+    expect(j.warnings.join('\n')).toMatch(
+      /HugeTLB: allocating 100 of page size 32.00 KiB failed\. {2}Only allocated \d+ hugepages\./,
+    );
   });
 
   it('boots a 16G machine with hot-pluggable memory above it, offline until onlined', () => {

@@ -5,7 +5,18 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { smpEnable } from '../../../mm/atomic';
 import { boot } from '../../helpers';
-import { bprmMmInit, doMmap, doMunmap, doMadvise, doMprotect, dupMm, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import {
+  bprmMmInit,
+  doMmap,
+  doMunmap,
+  doMadvise,
+  doMprotect,
+  dupMm,
+  exitMmap,
+  MADV_DONTNEED,
+  PROT_READ,
+  PROT_WRITE,
+} from '../../../mm/mmap';
 import { getUser, putUser, followPte, zapPageRange } from '../../../mm/memory';
 import { migrateRange } from '../../../mm/migrate';
 import { stateStore } from '../../../mm/memory_hotplug';
@@ -14,11 +25,30 @@ import { mmBase, ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { EAGAIN, EINVAL, ENOMEM, EOVERFLOW } from '../../../mm/errno';
 import { KernelBug, warnings } from '../../../mm/debug';
 import {
-  MmuIntervalNotifier, MmuNotifierRange, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
-  mmuIntervalReadRetry, mmuIntervalCheckRetry, mmuIntervalSetSeq, mmuNotifierSeq, mmuNotifierInvalidateRangeStart,
-  mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStartNonblock, mmuNotifierRangeBlockable, setMmuNotifierDeliver,
-  mmHasNotifiers, mmuNotifierNrSubscriptions, mmuIntervalNotifiers, mmuIntervalNotifierMmAlive, MMU_NOTIFY_CLEAR,
-  MMU_NOTIFY_UNMAP, MMU_NOTIFY_RELEASE, MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE, MMU_NOTIFY_EVENT_NAMES,
+  MmuIntervalNotifier,
+  MmuNotifierRange,
+  mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove,
+  mmuIntervalReadBegin,
+  mmuIntervalReadRetry,
+  mmuIntervalCheckRetry,
+  mmuIntervalSetSeq,
+  mmuNotifierSeq,
+  mmuNotifierInvalidateRangeStart,
+  mmuNotifierInvalidateRangeEnd,
+  mmuNotifierInvalidateRangeStartNonblock,
+  mmuNotifierRangeBlockable,
+  setMmuNotifierDeliver,
+  mmHasNotifiers,
+  mmuNotifierNrSubscriptions,
+  mmuIntervalNotifiers,
+  mmuIntervalNotifierMmAlive,
+  MMU_NOTIFY_CLEAR,
+  MMU_NOTIFY_UNMAP,
+  MMU_NOTIFY_RELEASE,
+  MMU_NOTIFY_PROTECTION_VMA,
+  MMU_NOTIFY_PROTECTION_PAGE,
+  MMU_NOTIFY_EVENT_NAMES,
 } from '../../../mm/mmu_notifier';
 import { vaPages } from '../../../mm/pgtable';
 import { threadId } from 'node:worker_threads';
@@ -27,7 +57,14 @@ const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
 
-interface Call { event: string; start: number; end: number; blockable: boolean; curSeq: number; mmSeq: number }
+interface Call {
+  event: string;
+  start: number;
+  end: number;
+  blockable: boolean;
+  curSeq: number;
+  mmSeq: number;
+}
 
 /** A subscriber that records every callback (and what the PTEs said at that moment) and acknowledges it. */
 class Recorder {
@@ -37,11 +74,20 @@ class Recorder {
   watch = -1;
   answer: (r: Readonly<MmuNotifierRange>) => boolean = () => true;
   readonly sub: MmuIntervalNotifier;
-  constructor(readonly m: Memmap, readonly mm: number) {
+  constructor(
+    readonly m: Memmap,
+    readonly mm: number,
+  ) {
     this.sub = new MmuIntervalNotifier({
       invalidate: (sub, r, curSeq) => {
-        this.calls.push({ event: MMU_NOTIFY_EVENT_NAMES[r.event]!, start: r.start, end: r.end, blockable: mmuNotifierRangeBlockable(r),
-          curSeq, mmSeq: mmuNotifierSeq(m, sub.mm) });
+        this.calls.push({
+          event: MMU_NOTIFY_EVENT_NAMES[r.event]!,
+          start: r.start,
+          end: r.end,
+          blockable: mmuNotifierRangeBlockable(r),
+          curSeq,
+          mmSeq: mmuNotifierSeq(m, sub.mm),
+        });
         if (this.watch >= 0) this.seenPfn.push(pfnAt(m, mm, this.watch));
         const ok = this.answer(r);
         if (ok) mmuIntervalSetSeq(sub, curSeq);
@@ -276,7 +322,8 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     const { m, mm, v } = setup();
     const a = new Recorder(m, mm);
     const b = new Recorder(m, mm);
-    a.answer = (r) => mmuNotifierRangeBlockable(r); // rxe/mlx5: `if (!mmu_notifier_range_blockable(range)) return false`
+    // rxe/mlx5: `if (!mmu_notifier_range_blockable(range)) return false`
+    a.answer = (r) => mmuNotifierRangeBlockable(r);
     expect(a.insert(v, 8)).toBe(0);
     expect(b.insert(v, 8)).toBe(0);
     const s = mmuIntervalReadBegin(a.sub);
@@ -325,19 +372,33 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     expect(mmuIntervalNotifiers(m, mm).every((s) => s.state === 'tree')).toBe(true);
     expect(mmuIntervalReadBegin(late.sub)).toBe(3); // after the end: no wait
     // a subscription inserted by a callback has the running seq: reading it there would wait for ourselves
-    a.answer = () => { const x = new Recorder(m, mm); x.insert(v, 1); mmuIntervalReadBegin(x.sub); return true; };
-    expect(() => zapPageRange(m, mm, v, v + 1)).toThrow(/mmu_interval_read_begin: waits for an invalidation of mm \d+ that this thread is running/);
+    a.answer = () => {
+      const x = new Recorder(m, mm);
+      x.insert(v, 1);
+      mmuIntervalReadBegin(x.sub);
+      return true;
+    };
+    expect(() => zapPageRange(m, mm, v, v + 1)).toThrow(
+      /mmu_interval_read_begin: waits for an invalidation of mm \d+ that this thread is running/,
+    );
     // "It cannot be called from any ops callback" (mmu_interval_notifier_remove)
     const f = setup();
     const b = new Recorder(f.m, f.mm);
     expect(b.insert(f.v, 8)).toBe(0);
-    b.answer = () => { mmuIntervalNotifierRemove(b.sub); return true; };
-    expect(() => zapPageRange(f.m, f.mm, f.v, f.v + 1)).toThrow(/mmu_interval_notifier_remove: waits for an invalidation/);
+    b.answer = () => {
+      mmuIntervalNotifierRemove(b.sub);
+      return true;
+    };
+    expect(() => zapPageRange(f.m, f.mm, f.v, f.v + 1)).toThrow(
+      /mmu_interval_notifier_remove: waits for an invalidation/,
+    );
   });
 
-  it('no subscriptions: every hook returns at once and never delivers; another mm\'s subscriptions cost this mm nothing', () => {
+  it("no subscriptions: every hook returns at once and never delivers; another mm's subscriptions cost this mm nothing", () => {
     const m = boot(CMD, MINI);
-    const prev = setMmuNotifierDeliver(() => { throw new Error('delivered without a subscription'); });
+    const prev = setMmuNotifierDeliver(() => {
+      throw new Error('delivered without a subscription');
+    });
     try {
       const run = (mm: number): void => {
         const v = doMmap(m, mm, { nrPages: 8, prot: RW });
@@ -362,7 +423,9 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
       setMmuNotifierDeliver(prev);
       const r = new Recorder(m, a);
       expect(r.insert(va, 2)).toBe(0);
-      setMmuNotifierDeliver(() => { throw new Error('delivered to the wrong mm'); });
+      setMmuNotifierDeliver(() => {
+        throw new Error('delivered to the wrong mm');
+      });
       const b = bprmMmInit(m);
       run(b);
       const tb = MNG_SLOTS + b * MN_STRIDE;
@@ -414,12 +477,15 @@ describe('across threads (the subscription table is in the shared buffer)', () =
     smpEnable(); // this thread now shares a machine with the worker (mm/atomic.ts)
     const w = new Worker(workerCode, { eval: true, workerData: data, execArgv: ['--require', 'tsx/cjs'] });
     return new Promise((resolve, reject) => {
-      w.once('message', (msg) => { resolve(msg); void w.terminate(); });
+      w.once('message', (msg) => {
+        resolve(msg);
+        void w.terminate();
+      });
       w.once('error', reject);
     });
   }
 
-  it('a worker sees this thread\'s subscription; read_begin and remove here wait for its invalidation to end', async () => {
+  it("a worker sees this thread's subscription; read_begin and remove here wait for its invalidation to end", async () => {
     const { m, mm, v } = setup();
     const r = new Recorder(m, mm);
     expect(r.insert(v, 8)).toBe(0);

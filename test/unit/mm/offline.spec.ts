@@ -1,7 +1,14 @@
 import { boot, zone } from '../../helpers';
 import { bprmMmInit, doMmap, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
 import { getUser, putUser } from '../../../mm/memory';
-import { stateStore, offlinePages, OfflineReport, stateShow, registerMemoryNotifier, OFFLINE_PASSES_MAX } from '../../../mm/memory_hotplug';
+import {
+  stateStore,
+  offlinePages,
+  OfflineReport,
+  stateShow,
+  registerMemoryNotifier,
+  OFFLINE_PASSES_MAX,
+} from '../../../mm/memory_hotplug';
 import { Memmap, MEM_GOING_OFFLINE, PG_hugetlb } from '../../../mm/memmap';
 import { EINTR, EINVAL, EBUSY } from '../../../mm/errno';
 import { folioPut, lruAddDrainAll } from '../../../mm/swap';

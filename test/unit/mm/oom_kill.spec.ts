@@ -18,7 +18,9 @@ const CMD = 'mem=1M sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
 
 const saved = current();
-afterEach(() => { setCurrent(saved); });
+afterEach(() => {
+  setCurrent(saved);
+});
 const kills = () => current().oomKills; // the kernel log of the running task's allocations
 
 /** A process with n written pages. */
@@ -77,8 +79,19 @@ describe('the user agent and the OOM killer', () => {
     const m = boot(CMD, 'mini');
     const parent = proc(m, 4);
     setCurrent(newTask(100, 'user', 1, parent));
-    const env = { m, mm: parent, name: 'user/0', bugs: new Set<string>(), rand: () => 0, yieldPoint: () => undefined, trace: () => undefined,
-      maps: [], mapGen: () => 0, bumpMapGen: () => undefined, offlinePasses: 8 };
+    const env = {
+      m,
+      mm: parent,
+      name: 'user/0',
+      bugs: new Set<string>(),
+      rand: () => 0,
+      yieldPoint: () => undefined,
+      trace: () => undefined,
+      maps: [],
+      mapGen: () => 0,
+      bumpMapGen: () => undefined,
+      offlinePasses: 8,
+    };
     const user = userModel.create(env);
     expect(user.step({ op: 'fork' }).rc).toBe(0);
     const child = 1 + parent; // the next free slot

@@ -1,7 +1,26 @@
 import { allocPages, freePages, NO_PAGE, drainAllPages, zonePcpCount } from '../../../mm/page_alloc';
-import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, GFP_DMA32, __GFP_MOVABLE, __GFP_COMP, __GFP_ZERO,
-  gfpZone, gfpMigratetype, GFP_HIGHUSER, __GFP_NORETRY } from '../../../mm/gfp';
-import { ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_CMA, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, ZONE_DMA } from '../../../mm/mmzone';
+import {
+  GFP_KERNEL,
+  GFP_HIGHUSER_MOVABLE,
+  GFP_USER,
+  GFP_DMA32,
+  __GFP_MOVABLE,
+  __GFP_COMP,
+  __GFP_ZERO,
+  gfpZone,
+  gfpMigratetype,
+  GFP_HIGHUSER,
+  __GFP_NORETRY,
+} from '../../../mm/gfp';
+import {
+  ZONE_DMA32,
+  ZONE_MOVABLE,
+  ZONE_NORMAL,
+  MIGRATE_CMA,
+  MIGRATE_MOVABLE,
+  MIGRATE_UNMOVABLE,
+  ZONE_DMA,
+} from '../../../mm/mmzone';
 import { memallocPinSave, memallocPinRestore } from '../../../mm/sched';
 import { Memmap, PG_head, PG_tail, Z_MANAGED } from '../../../mm/memmap';
 import { checkAllocator } from '../../../properties/allocator_sound';
@@ -151,7 +170,7 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     expect(zonePcpCount(m, ZONE_MOVABLE)).toBe(0);
   });
 
-  it('lowmem_reserve keeps GFP_HIGHUSER_MOVABLE out of a lower zone\'s reserve (x86 layout)', () => {
+  it("lowmem_reserve keeps GFP_HIGHUSER_MOVABLE out of a lower zone's reserve (x86 layout)", () => {
     const m = boot('mem=64M sysctl.vm.min_free_kbytes=128');
     // DMA's protection against DMA32-capable requests is DMA32's managed / 256
     expect(zone(m, 'DMA').protection[ZONE_DMA32]).toBe(Math.floor(zone(m, 'DMA32').managed / 256));

@@ -32,7 +32,12 @@ describe('isolating pageblocks of a larger free block (move_freepages_block_isol
     expect(checkAllocator(m).errors).toEqual([]);
     // other CPUs allocate meanwhile: movable requests take CMA first while CMA is over half the free memory
     const got: number[] = [];
-    for (let p = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_NORETRY, 0)) got.push(p);
+    for (
+      let p = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_NORETRY, 0);
+      p !== NO_PAGE;
+      p = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_NORETRY, 0)
+    )
+      got.push(p);
     expect(got.some((p) => p >= 64 && p < 72)).toBe(true);
     expect(got.some((p) => p >= 72 && p < 80)).toBe(false); // nothing from the isolated pageblock
     undoIsolatePageRange(m, 64, 80, MIGRATE_CMA);

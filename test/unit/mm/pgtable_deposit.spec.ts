@@ -4,7 +4,17 @@
 // (zap_deposited_table). "Out of kernel memory" below is every ZONE_NORMAL frame down to the min
 // watermark taken with __GFP_NORETRY (no OOM kill), held by the test, not by any process.
 import { boot, usedFrames } from '../../helpers';
-import { bprmMmInit, doMmap, doMunmap, doMadvise, dupMm, exitMmap, PROT_READ, PROT_WRITE, MADV_DONTNEED } from '../../../mm/mmap';
+import {
+  bprmMmInit,
+  doMmap,
+  doMunmap,
+  doMadvise,
+  dupMm,
+  exitMmap,
+  PROT_READ,
+  PROT_WRITE,
+  MADV_DONTNEED,
+} from '../../../mm/mmap';
 import { getUser, putUser, followPte } from '../../../mm/memory';
 import { Memmap, MM_PGTABLES, MM_USERS, H_PTE_FREE, PG_hugetlb } from '../../../mm/memmap';
 import { mmBase, ptlLock, ptlUnlock } from '../../../mm/mm_types';
@@ -13,7 +23,14 @@ import { allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { GFP_KERNEL, GFP_HIGHUSER, __GFP_NORETRY } from '../../../mm/gfp';
 import { lruAddDrainAll } from '../../../mm/swap';
 import { vmstatSnapshot } from '../../../mm/vmstat';
-import { isolateFolio, migratePages, allocMigrationTarget, putbackMovablePages, MR_SYSCALL, MigrateStats } from '../../../mm/migrate';
+import {
+  isolateFolio,
+  migratePages,
+  allocMigrationTarget,
+  putbackMovablePages,
+  MR_SYSCALL,
+  MigrateStats,
+} from '../../../mm/migrate';
 import { splitFolio } from '../../../mm/huge_memory';
 import { current, setCurrent, newTask } from '../../../mm/sched';
 import { folioOrder } from '../../../mm/page_ref';
@@ -23,8 +40,12 @@ const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 transparent_hu
 const RW = PROT_READ | PROT_WRITE;
 // each test runs as a task of its own: its OOM kills are its own (current()->oomKills)
 const idle = current();
-beforeEach(() => { setCurrent(newTask(1, 'test', 0)); });
-afterEach(() => { setCurrent(idle); });
+beforeEach(() => {
+  setCurrent(newTask(1, 'test', 0));
+});
+afterEach(() => {
+  setCurrent(idle);
+});
 
 /** Free PTE tables in the pool (the H_PTE_FREE list). */
 function ptePoolFree(m: Memmap): number {
@@ -40,10 +61,20 @@ function nrPtes(m: Memmap, mm: number): number {
 /** Every ZONE_NORMAL frame down to the min watermark (no OOM kill: __GFP_NORETRY); give back with release(). */
 function exhaustKernelMemory(m: Memmap): { frames: number[]; release: () => void } {
   const frames: number[] = [];
-  for (let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0); p !== NO_PAGE; p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)) frames.push(p);
+  for (
+    let p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0);
+    p !== NO_PAGE;
+    p = allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)
+  )
+    frames.push(p);
   expect(frames.length).toBeGreaterThan(0);
   expect(allocPages(m, GFP_KERNEL | __GFP_NORETRY, 0)).toBe(NO_PAGE);
-  return { frames, release: () => { for (const p of frames.splice(0)) freePages(m, p, 0); } };
+  return {
+    frames,
+    release: () => {
+      for (const p of frames.splice(0)) freePages(m, p, 0);
+    },
+  };
 }
 
 function pmdOf(m: Memmap, mm: number, vpn: number): number {
@@ -125,7 +156,10 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     lruAddDrainAll(m);
     expect(isolateFolio(m, head)).toBe(true);
     expect(splitFolio(m, head)).toBe(0);
-    putbackMovablePages(m, Array.from({ length: 8 }, (_, i) => head + i));
+    putbackMovablePages(
+      m,
+      Array.from({ length: 8 }, (_, i) => head + i),
+    );
     expect([nrPtes(m, mm), nrPtes(m, child)]).toEqual([3, 3]);
     expect(vmstatSnapshot(m).thp_split_pmd).toBe(splits + 4);
     for (const p of [mm, child]) {
@@ -140,7 +174,7 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     expect(usedFrames(m)).toBe(base);
   });
 
-  it('fork of a THP mapping without memory for the child\'s table fails -ENOMEM and leaks nothing (copy_huge_pmd)', () => {
+  it("fork of a THP mapping without memory for the child's table fails -ENOMEM and leaks nothing (copy_huge_pmd)", () => {
     const m = boot(CMD, 'mini');
     const base = usedFrames(m);
     const pool = ptePoolFree(m);
@@ -154,7 +188,8 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     const held = exhaustKernelMemory(m);
     const usersBefore = Array.from({ length: m.maxMms }, (_, k) => m.mms[mmBase(k) + MM_USERS]);
     expect(dupMm(m, mm)).toBe(-ENOMEM);
-    expect(Array.from({ length: m.maxMms }, (_, k) => m.mms[mmBase(k) + MM_USERS])).toEqual(usersBefore); // the child's mm is gone
+    // the child's mm is gone
+    expect(Array.from({ length: m.maxMms }, (_, k) => m.mms[mmBase(k) + MM_USERS])).toEqual(usersBefore);
     expect(pmdOf(m, mm, v)).toBe(pmd); // the parent's PMD untouched (still writable)
     expect(m.refcount[head]).toBe(refs);
     expect(ptePoolFree(m)).toBe(pool - 1); // only the parent's deposited table is in use
@@ -194,7 +229,10 @@ describe('PTE table deposited with a THP PMD (pgtable_trans_huge_deposit)', () =
     expect(dst.huge).toBe(true);
     expect(dst.pfn).not.toBe(src);
     expect(at(m, b, v + 24)!.pfn).toBe(dst.pfn);
-    for (const p of [a, b]) { expectOneDepositPerThpPmd(m, p); expect(nrPtes(m, p)).toBe(4); }
+    for (const p of [a, b]) {
+      expectOneDepositPerThpPmd(m, p);
+      expect(nrPtes(m, p)).toBe(4);
+    }
     // a whole PMD zapped: its table freed at once
     expect(doMadvise(m, a, v, 8, MADV_DONTNEED)).toBe(0);
     expect(nrPtes(m, a)).toBe(3);
