@@ -20,54 +20,70 @@ export const CMA_ISOLATIONS_MAX = 2;
  * a pin there breaks no-longterm-pin-in-movable anyway, and an isolated pageblock there would no
  * longer look like CMA to movable-offlinable's exemption). The migration itself is not modelled.
  */
-const createCma = (env: AgentEnv): AgentState => {
-  const { m } = env;
-  const blocks: number[] = [];
-  for (let b = 0; b < m.nrBlocks; b++) {
-    if (!blockPresent(m, b)) continue;
-    const start = blockStartPfn(m, b);
-    let cma = true;
-    for (let pfn = start; pfn < start + m.blockPages && cma; pfn += m.pageblockNrPages) {
-      cma = m.getPageblockMigratetype(pfn) === MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
-    }
-    if (cma) blocks.push(b);
-  }
-  const held: number[] = []; // blocks this agent holds isolated, oldest first
-  const undo = (b: number): void => {
-    const start = blockStartPfn(m, b);
-    undoIsolatePageRange(m, start, start + m.blockPages, MIGRATE_CMA);
-  };
-  const step = (op: ActorOp): OpResult => {
-    if (op.op === 'isolate') {
-      if (!blocks.length) return rc(0, 'no CMA memory block in a kernel zone');
-      const b = blocks[num(op, 'block') % blocks.length]!;
-      if (held.includes(b) || held.length >= CMA_ISOLATIONS_MAX) return rc(-EBUSY, `memory${b}: ${held.includes(b) ? 'already isolated' : 'isolations in use'}`);
-      if (stateShow(m, b) !== 'online') return rc(-EBUSY, `memory${b} is ${stateShow(m, b)}`);
+class CmaAllocation implements AgentState {
+  /** CMA memory blocks in the kernel zones */
+  private readonly blocks: number[] = [];
+  /** blocks this agent holds isolated, oldest first */
+  private readonly held: number[] = [];
+
+  constructor(private readonly env: AgentEnv) {
+    const { m } = env;
+    for (let b = 0; b < m.nrBlocks; b++) {
+      if (!blockPresent(m, b)) continue;
       const start = blockStartPfn(m, b);
-      const out = { pfn: -1 };
-      const r = startIsolatePageRange(m, start, start + m.blockPages, MIGRATE_CMA, 0, out);
-      if (r) return rc(r, `memory${b}: ${errname(r)} at pfn ${out.pfn}`);
-      held.push(b);
-      return rc(0, `memory${b} (pfn ${start}-${start + m.blockPages - 1}) CMA pageblocks isolated`);
+      let cma = true;
+      for (let pfn = start; pfn < start + m.blockPages && cma; pfn += m.pageblockNrPages) {
+        cma = m.getPageblockMigratetype(pfn) === MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
+      }
+      if (cma) this.blocks.push(b);
     }
+  }
+
+  step(op: ActorOp): OpResult {
+    if (op.op === 'isolate') return this.isolate(op);
     if (op.op === 'undo_isolate') {
-      if (!held.length) return rc(0, 'nothing isolated');
-      const b = held.splice(num(op, 'slot') % held.length, 1)[0]!;
-      undo(b);
+      if (!this.held.length) return rc(0, 'nothing isolated');
+      const b = this.held.splice(num(op, 'slot') % this.held.length, 1)[0]!;
+      this.undo(b);
       return rc(0, `memory${b} back to CMA`);
     }
     return rc(-EINVAL, `unknown op ${op.op}`);
-  };
-  return {
-    step,
-    inspect: () => ({ held: [], accounting: { isolated: held.length } }),
-    teardown: () => {
-      const n = held.length;
-      while (held.length) undo(held.shift()!);
-      return rc(n, `${n} blocks back to CMA`);
-    },
-  };
-};
+  }
+
+  /** alloc_contig_range()'s start_isolate_page_range() over one CMA block. */
+  private isolate(op: ActorOp): OpResult {
+    const { m } = this.env;
+    const { blocks, held } = this;
+    if (!blocks.length) return rc(0, 'no CMA memory block in a kernel zone');
+    const b = blocks[num(op, 'block') % blocks.length]!;
+    if (held.includes(b) || held.length >= CMA_ISOLATIONS_MAX)
+      return rc(-EBUSY, `memory${b}: ${held.includes(b) ? 'already isolated' : 'isolations in use'}`);
+    if (stateShow(m, b) !== 'online') return rc(-EBUSY, `memory${b} is ${stateShow(m, b)}`);
+    const start = blockStartPfn(m, b);
+    const out = { pfn: -1 };
+    const r = startIsolatePageRange(m, start, start + m.blockPages, MIGRATE_CMA, 0, out);
+    if (r) return rc(r, `memory${b}: ${errname(r)} at pfn ${out.pfn}`);
+    held.push(b);
+    return rc(0, `memory${b} (pfn ${start}-${start + m.blockPages - 1}) CMA pageblocks isolated`);
+  }
+
+  /** undo_isolate_page_range(): the block's pageblocks back to MIGRATE_CMA. */
+  private undo(b: number): void {
+    const { m } = this.env;
+    const start = blockStartPfn(m, b);
+    undoIsolatePageRange(m, start, start + m.blockPages, MIGRATE_CMA);
+  }
+
+  inspect(): ReturnType<AgentState['inspect']> {
+    return { held: [], accounting: { isolated: this.held.length } };
+  }
+
+  teardown(): OpResult {
+    const n = this.held.length;
+    while (this.held.length) this.undo(this.held.shift()!);
+    return rc(n, `${n} blocks back to CMA`);
+  }
+}
 
 function cmaOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
   return fc.oneof(
@@ -78,16 +94,16 @@ function cmaOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
 
 export const cma: AgentModel = {
   name: 'cma',
-  summary: "a cma_alloc() in progress: holds CMA memory blocks MIGRATE_ISOLATE across ops",
+  summary: 'a cma_alloc() in progress: holds CMA memory blocks MIGRATE_ISOLATE across ops',
   source: 'mm/cma.c cma_alloc() -> alloc_contig_range(); mm/page_isolation.c',
-  create: createCma,
-  arbitrary: cmaOps,
-  opKinds: ['isolate', 'undo_isolate'],
+  ops: { isolate: { block: 'nat' }, undo_isolate: { slot: 'nat' } },
   errnos: {
     isolate: [-EBUSY], // alloc_contig_range() -> start_isolate_page_range(): an unmovable or already isolated pageblock
     undo_isolate: [],
   },
-  ops: { isolate: { block: 'nat' }, undo_isolate: { slot: 'nat' } },
   faultPoints: [],
   programLength: 3,
+  opKinds: ['isolate', 'undo_isolate'],
+  arbitrary: cmaOps,
+  create: (env) => new CmaAllocation(env),
 };

@@ -13,57 +13,96 @@ import { AgentEnv, AgentModel, AgentState, rc, errOr, num, failureReasons } from
 
 /**
  * The memory hotplug agent: writes memoryN/state of the hot-pluggable blocks - those in ZONE_MOVABLE
- * when the run starts (every block on a machine without one), taken modulo their number. Boot memory of the kernel zones is left alone: on a
- * miniature machine, offlining it leaves the kernel zones below min_free_kbytes' 128K floor and every
- * case ends in an OOM panic that says nothing about pinning (docs/simplifications.md).
+ * when the run starts (every block on a machine without one), taken modulo their number. Boot memory of
+ * the kernel zones is left alone: on a miniature machine, offlining it leaves the kernel zones below
+ * min_free_kbytes' 128K floor and every case ends in an OOM panic that says nothing about pinning
+ * (docs/simplifications.md).
  */
-const createHotplug = (env: AgentEnv): AgentState => {
-  const { m } = env;
-  const all: number[] = [];
-  for (let b = 0; b < m.nrBlocks; b++) if (blockPresent(m, b)) all.push(b);
-  const movable = all.filter((b) => m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE);
-  const present = movable.length ? movable : all; // a machine without ZONE_MOVABLE: any block
-  const stuck = new Set<number>(); // blocks whose offline ran out of its pass budget
-  const step = (op: ActorOp): OpResult => {
-    if (!present.length) return rc(-EINVAL, 'no memory blocks');
-    const b = present[num(op, 'block') % present.length]!;
-    const zone = m.blocks[b * MB_STRIDE + MB_ZONE]!;
-    if (op.op === 'offline') {
-      const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
-      const r = stateStore(m, b, 'offline', { passesMax: env.offlinePasses, report });
-      if (r === -EINTR && /budget/.test(report.reason)) stuck.add(b);
-      const why = r ? ` (${report.reason}${report.pfn >= 0 ? ` at pfn ${report.pfn}` : ''}, ${report.passes} passes)` : '';
-      return rc(r, `memory${b} (${zone >= 0 ? zoneName(zone) : 'no zone'}) offline: ${errOr(r, 'offline')}${why}`);
-    }
+class HotplugAgent implements AgentState {
+  /** the blocks it writes: ZONE_MOVABLE's at the start, or every present block on a machine without one */
+  private readonly present: number[];
+  /** blocks whose offline ran out of its pass budget */
+  private readonly stuck = new Set<number>();
+
+  constructor(private readonly env: AgentEnv) {
+    const { m } = env;
+    const all: number[] = [];
+    for (let b = 0; b < m.nrBlocks; b++) if (blockPresent(m, b)) all.push(b);
+    const movable = all.filter((b) => m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE);
+    this.present = movable.length ? movable : all;
+  }
+
+  step(op: ActorOp): OpResult {
+    const { m } = this.env;
+    if (!this.present.length) return rc(-EINVAL, 'no memory blocks');
+    const b = this.present[num(op, 'block') % this.present.length]!;
+    if (op.op === 'offline') return this.offline(b);
     if (op.op === 'online') {
       const type = typeof op.type === 'string' ? op.type : 'online';
       const r = stateStore(m, b, type);
       return rc(r, `memory${b} ${type}: ${errOr(r, stateShow(m, b))}`);
     }
     return rc(-EINVAL, `unknown op ${op.op}`);
-  };
-  const recheck = (copyOf: () => Memmap): Finding[] => {
+  }
+
+  /** state_store("offline"): offline_pages() with the run's pass budget. */
+  private offline(b: number): OpResult {
+    const { m } = this.env;
+    const zone = m.blocks[b * MB_STRIDE + MB_ZONE]!;
+    const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
+    const r = stateStore(m, b, 'offline', { passesMax: this.env.offlinePasses, report });
+    if (r === -EINTR && /budget/.test(report.reason)) this.stuck.add(b);
+    const why = r
+      ? ` (${report.reason}${report.pfn >= 0 ? ` at pfn ${report.pfn}` : ''}, ${report.passes} passes)`
+      : '';
+    return rc(r, `memory${b} (${zone >= 0 ? zoneName(zone) : 'no zone'}) offline: ${errOr(r, 'offline')}${why}`);
+  }
+
+  /** The offlines that ran out of budget, again on a quiescent copy with a bigger one: still stuck is a livelock. */
+  recheck(copyOf: () => Memmap): Finding[] {
+    const { offlinePasses } = this.env;
     const out: Finding[] = [];
-    for (const b of stuck) {
+    for (const b of this.stuck) {
       const copy = copyOf();
       if (stateShow(copy, b) !== 'online') continue;
       const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
-      const r = stateStore(copy, b, 'offline', { passesMax: env.offlinePasses * 4, report });
+      const r = stateStore(copy, b, 'offline', { passesMax: offlinePasses * 4, report });
       if (r !== -EINTR) continue; // went offline, or failed for a reason it reports at once
       const why = failureReasons(copy, report.failures);
       if (why.legit) continue; // a pin or a full machine blocks it: offline_pages() would wait for the holder
-      out.push({ message: `memory${b} offline ran out of its ${env.offlinePasses}-pass budget and, with every other actor idle, ` +
-        `still makes no progress in ${report.passes} passes: ${why.text}` });
+      out.push({
+        message:
+          `memory${b} offline ran out of its ${offlinePasses}-pass budget and, with every other actor idle, ` +
+          `still makes no progress in ${report.passes} passes: ${why.text}`,
+      });
     }
     return out;
-  };
-  return { step, inspect: () => ({ held: [], accounting: {} }), teardown: () => rc(0), recheck, recheckWork: () => stuck.size };
-};
+  }
+
+  recheckWork(): number {
+    return this.stuck.size;
+  }
+
+  inspect(): ReturnType<AgentState['inspect']> {
+    return { held: [], accounting: {} };
+  }
+
+  teardown(): OpResult {
+    return rc(0);
+  }
+}
 
 function hotplugOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
   return fc.oneof(
     { weight: 3, arbitrary: fc.record({ op: fc.constant('offline'), block: fc.nat(7) }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('online'), block: fc.nat(7), type: fc.constantFrom('online_movable', 'online', 'online_kernel') }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        op: fc.constant('online'),
+        block: fc.nat(7),
+        type: fc.constantFrom('online_movable', 'online', 'online_kernel'),
+      }),
+    },
   ) as fcType.Arbitrary<ActorOp>;
 }
 
@@ -71,16 +110,16 @@ export const hotplug: AgentModel = {
   name: 'hotplug',
   summary: 'writes memoryN/state of the hot-pluggable blocks: offline, online, online_kernel, online_movable',
   source: 'drivers/base/memory.c state_store(); mm/memory_hotplug.c offline_pages(), online_pages()',
-  create: createHotplug,
-  arbitrary: hotplugOps,
-  opKinds: ['offline', 'online'],
+  ops: { offline: { block: 'nat' }, online: { block: 'nat', type: ['online', 'online_kernel', 'online_movable'] } },
   errnos: {
     // memory_subsys_offline() -> offline_pages(): -EBUSY (unmovable, isolation), -EINTR (signal), -EINVAL, -ENOMEM
     offline: [-EBUSY, -EINTR, -EINVAL, -ENOMEM, -ENODEV],
     online: [-EINVAL, -EBUSY, -ENOMEM, -ENODEV],
   },
-  ops: { offline: { block: 'nat' }, online: { block: 'nat', type: ['online', 'online_kernel', 'online_movable'] } },
   faultPoints: ['migrate:alloc-target', 'migrate:isolate', 'signal'],
   programLength: 4,
+  opKinds: ['offline', 'online'],
   withoutProcess: true,
+  arbitrary: hotplugOps,
+  create: (env) => new HotplugAgent(env),
 };

@@ -11,7 +11,15 @@ import { PG_lru, VMA_FLAGS } from '../../mm/memmap';
 import { ptlLock, ptlUnlock, VM_READ, VM_WRITE, mmapReadLock, mmapReadUnlock } from '../../mm/mm_types';
 import { current } from '../../mm/sched';
 import { followPte, findVma } from '../../mm/memory';
-import { pinUserPages, pinUserPagesFast, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM, PinReport } from '../../mm/gup';
+import {
+  pinUserPages,
+  pinUserPagesFast,
+  unpinUserPagesDirtyLock,
+  newPinReport,
+  FOLL_WRITE,
+  FOLL_LONGTERM,
+  PinReport,
+} from '../../mm/gup';
 import { EINVAL, EBUSY, EINTR, ENOMEM, EFAULT } from '../../mm/errno';
 import { folioIsLongtermPinnable } from '../../mm/pinnable';
 import { zoneName } from '../../mm/mmzone';
@@ -23,10 +31,21 @@ import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, 
 export const PINNER_SLOTS_MAX = 8;
 
 /** gen: the mapping's generation over the whole pin (even, unchanged), or -1 when an unmap raced with it */
-interface Pin { map: number; vpn: number; pfns: number[]; gen: number; write: boolean }
+interface Pin {
+  map: number;
+  vpn: number;
+  pfns: number[];
+  gen: number;
+  write: boolean;
+}
 
 /** A long-term pin that ran out of its retry budget (outcome no-progress), to re-run on a quiescent copy. */
-interface StuckPin { vpn: number; n: number; flags: number; fast: boolean }
+interface StuckPin {
+  vpn: number;
+  n: number;
+  flags: number;
+  fast: boolean;
+}
 
 /** The pages of a range that are not long-term pinnable, with what keeps them from migrating. */
 function describeUnpinnable(m: Memmap, mm: number, vpn: number, n: number): string {
@@ -38,7 +57,9 @@ function describeUnpinnable(m: Memmap, mm: number, vpn: number, n: number): stri
       if (!t || t.pfn < 0) continue;
       const head = m.compoundHead(t.pfn);
       if (folioIsLongtermPinnable(m, head)) continue;
-      out.push(`pfn ${t.pfn} (${zoneName(m.pageZonenum(t.pfn))}${m.flags[head]! & PG_lru ? '' : ', not on the LRU'}, refcount ${m.refcount[head]}) cannot be isolated or moved`);
+      out.push(
+        `pfn ${t.pfn} (${zoneName(m.pageZonenum(t.pfn))}${m.flags[head]! & PG_lru ? '' : ', not on the LRU'}, refcount ${m.refcount[head]}) cannot be isolated or moved`,
+      );
     }
   } finally {
     ptlUnlock(m, mm);
@@ -56,124 +77,208 @@ function describePin(report: PinReport): string {
  * A DMA checks the pinning promise: the frame still carries a pin, and, unless the process unmapped
  * or replaced the range since (its generation word), the process still maps that very frame.
  */
-const createPinner = (env: AgentEnv): AgentState => {
-  const { m, mm } = env;
-  const pins: Pin[] = [];
-  const stuck: StuckPin[] = [];
-  const held = () => pins.flatMap((p) => p.pfns.map((pfn, k) => ({ iova: 0, vpn: p.vpn + k, pfn, longterm: true })));
-  const release = (p: Pin): number => {
-    unpinUserPagesDirtyLock(m, p.pfns, p.pfns.length, p.write);
-    return p.pfns.length;
-  };
-  const step = (op: ActorOp): OpResult => {
+class Pinner implements AgentState {
+  private readonly pins: Pin[] = [];
+  private readonly stuck: StuckPin[] = [];
+
+  constructor(private readonly env: AgentEnv) {}
+
+  step(op: ActorOp): OpResult {
     switch (op.op) {
-      case 'pin': {
-        const mp = mapOf(env, op.map);
-        if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
-        if (pins.length >= PINNER_SLOTS_MAX) return rc(-EBUSY, 'all pin slots in use');
-        const { vpn, n } = range(mp.map, op);
-        const gen = env.mapGen(mp.i);
-        const pages: number[] = new Array(n).fill(-1);
-        const report = newPinReport();
-        const fast = op.fast === true;
-        const flags = (op.write === false ? 0 : FOLL_WRITE) | (op.longterm === false ? 0 : FOLL_LONGTERM);
-        const gaveUp = current().gupFaultRetriesExhausted;
-        const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, flags, pages, report);
-        const how = describePin(report);
-        const call = `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'}(${flags & FOLL_LONGTERM ? 'FOLL_LONGTERM' : 'short-term'}${flags & FOLL_WRITE ? '|FOLL_WRITE' : ''}) vpn ${vpn} +${n}`;
-        if (report.outcome === 'no-progress' && stuck.length < 4) stuck.push({ vpn, n, flags, fast });
-        if (!(flags & FOLL_LONGTERM)) {
-          // a short-term pin (O_DIRECT): held across the I/O, one preemption point, then released dirty
-          if (r <= 0) return rc(r, `${call}: ${errOr(r, 'nothing pinned')} (${how})`);
-          env.yieldPoint('pinner:short-term-io');
-          unpinUserPagesDirtyLock(m, pages, r, (flags & FOLL_WRITE) !== 0);
-          return rc(r, `${call}: ${r} pinned for the I/O and released`);
-        }
-        const stable = gen % 2 === 0 && env.mapGen(mp.i) === gen; // no unmap of the mapping overlapped the pin
-        const got = r > 0 ? pages.slice(0, r).filter((p) => p >= 0) : [];
-        if (got.length) pins.push({ map: mp.i, vpn, pfns: got, gen: stable ? gen : -1, write: (flags & FOLL_WRITE) !== 0 });
-        if (r > n || got.length < r) {
-          // __gup_longterm_locked() returns the number of pages it pinned, never more (R9)
-          return { rc: r, detail: `${call}: returned ${r} for ${n} requested, ${got.length} pages filled in (${how})`, property: errnoContract.name,
-            violation: `pin_user_pages vpn ${vpn} +${n} returned ${r} but pinned ${got.length} pages: the caller would use ${r - got.length} pages it does not hold` } as OpResult;
-        }
-        // (not when the walk gave up faulting a page in: pinlab's retry bound, docs/simplifications.md)
-        if (r === -EFAULT && stable && flags & FOLL_LONGTERM && current().gupFaultRetriesExhausted === gaveUp) {
-          // __get_user_pages(): -EFAULT for the first page means no VMA or check_vma_flags() refused it;
-          // an anonymous R/W mapping nobody unmapped during the pin faults in (or migrates) instead (R15)
-          mmapReadLock(m, mm);
-          const vb = findVma(m, mm, vpn);
-          const ok = vb >= 0 && (m.vmas[vb + VMA_FLAGS]! & (flags & FOLL_WRITE ? VM_WRITE : VM_READ)) !== 0;
-          mmapReadUnlock(m, mm);
-          // and still nobody unmapped or remapped it: the VMA read above is the one the pin saw
-          if (ok && env.mapGen(mp.i) === gen) {
-            return { rc: r, detail: `${call}: -EFAULT (${how})`, property: errnoContract.name,
-              violation: `pin_user_pages vpn ${vpn} +${n} returned -EFAULT, but a VMA the pin may access maps vpn ${vpn} and nothing unmapped it during the pin: -EFAULT means a bad address` } as OpResult;
-          }
-        }
-        const where = r > 0 ? ` pfn ${pages.slice(0, r).map((p) => `${p}(${zoneName(m.pageZonenum(p))})`).join(',')}` : '';
-        return rc(r, `${call}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
-      }
-      case 'unpin': {
-        if (!pins.length) return rc(0, 'nothing pinned');
-        const p = pins.splice(num(op, 'slot') % pins.length, 1)[0]!;
-        return rc(release(p), `unpin_user_pages_dirty_lock vpn ${p.vpn} +${p.pfns.length}`);
-      }
-      case 'dma': {
-        if (!pins.length) return rc(0, 'nothing pinned');
-        const p = pins[num(op, 'slot') % pins.length]!;
-        const k = num(op, 'page') % p.pfns.length;
-        const pfn = p.pfns[k]!;
-        const vpn = p.vpn + k;
-        let violation = dmaTargetViolation(m, pfn, `pinner DMA to vpn ${vpn}`);
-        if (!violation && p.gen >= 0 && env.mapGen(p.map) === p.gen) {
-          ptlLock(m, mm);
-          const t = followPte(m, mm, vpn);
-          ptlUnlock(m, mm);
-          // a migration entry for our own frame is a migration that will fail (the pin holds a reference)
-          if (t && t.pfn !== pfn && env.mapGen(p.map) === p.gen) {
-            violation = `vpn ${vpn} is long-term pinned at pfn ${pfn}, but the process now maps pfn ${t.pfn}${t.migrating ? ' (a migration entry)' : ''}: the device DMAs where the process no longer looks`;
-          }
-        }
-        if (!p.write) return { rc: 0, detail: `DMA read pfn ${pfn} (vpn ${vpn}) = ${Atomics.load(m.content, pfn)} (a read-only pin)`, violation };
-        deviceWrite(m, pfn, num(op, 'value'));
-        return { rc: 0, detail: `DMA write pfn ${pfn} (vpn ${vpn}) = ${num(op, 'value')}`, violation };
-      }
-      default: return rc(-EINVAL, `unknown op ${op.op}`);
+      case 'pin':
+        return this.pin(op);
+      case 'unpin':
+        return this.unpin(op);
+      case 'dma':
+        return this.dma(op);
+      default:
+        return rc(-EINVAL, `unknown op ${op.op}`);
     }
-  };
-  return {
-    step,
-    inspect: () => ({ held: held(), accounting: { pinned: pins.reduce((a, p) => a + p.pfns.length, 0) } }),
-    teardown: () => {
-      let n = 0;
-      while (pins.length) n += release(pins.pop()!);
-      return rc(n, `${n} pages unpinned`);
-    },
-    recheckWork: () => stuck.length,
-    recheck: (copyOf) => stuck.map((s) => {
-      const copy = copyOf();
-      const pages: number[] = new Array(s.n).fill(-1);
-      const report = newPinReport();
-      const r = (s.fast ? pinUserPagesFast : pinUserPages)(copy, mm, s.vpn, s.n, s.flags, pages, report);
-      if (report.outcome !== 'no-progress') return null;
-      const why = report.failures.length ? failureReasons(copy, report.failures) : { text: describeUnpinnable(copy, mm, s.vpn, s.n) };
-      return { message: `pin_user_pages vpn ${s.vpn} +${s.n} made no progress (${report.retries} rounds, ${errOr(r, String(r))}) ` +
-        `and still makes none with every other actor idle: ${why.text}` };
-    }).filter((x): x is Finding => x !== null),
-  };
-};
+  }
+
+  /** pin_user_pages(_fast)(): a long-term pin kept in a slot, or a short-term one held for one I/O. */
+  private pin(op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    const mp = mapOf(this.env, op.map);
+    if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
+    if (this.pins.length >= PINNER_SLOTS_MAX) return rc(-EBUSY, 'all pin slots in use');
+    const { vpn, n } = range(mp.map, op);
+    const gen = this.env.mapGen(mp.i);
+    const pages: number[] = new Array(n).fill(-1);
+    const report = newPinReport();
+    const fast = op.fast === true;
+    const flags = (op.write === false ? 0 : FOLL_WRITE) | (op.longterm === false ? 0 : FOLL_LONGTERM);
+    const gaveUp = current().gupFaultRetriesExhausted;
+    const r = (fast ? pinUserPagesFast : pinUserPages)(m, mm, vpn, n, flags, pages, report);
+    const how = describePin(report);
+    const call = `${fast ? 'pin_user_pages_fast' : 'pin_user_pages'}(${flags & FOLL_LONGTERM ? 'FOLL_LONGTERM' : 'short-term'}${flags & FOLL_WRITE ? '|FOLL_WRITE' : ''}) vpn ${vpn} +${n}`;
+    if (report.outcome === 'no-progress' && this.stuck.length < 4) this.stuck.push({ vpn, n, flags, fast });
+    if (!(flags & FOLL_LONGTERM)) return this.shortTermIo(r, pages, flags, `${call}: `, how);
+    const stable = gen % 2 === 0 && this.env.mapGen(mp.i) === gen; // no unmap of the mapping overlapped the pin
+    const got = r > 0 ? pages.slice(0, r).filter((p) => p >= 0) : [];
+    if (got.length)
+      this.pins.push({ map: mp.i, vpn, pfns: got, gen: stable ? gen : -1, write: (flags & FOLL_WRITE) !== 0 });
+    if (r > n || got.length < r) {
+      // __gup_longterm_locked() returns the number of pages it pinned, never more (R9)
+      return {
+        rc: r,
+        detail: `${call}: returned ${r} for ${n} requested, ${got.length} pages filled in (${how})`,
+        property: errnoContract.name,
+        violation: `pin_user_pages vpn ${vpn} +${n} returned ${r} but pinned ${got.length} pages: the caller would use ${r - got.length} pages it does not hold`,
+      } as OpResult;
+    }
+    // (not when the walk gave up faulting a page in: pinlab's retry bound, docs/simplifications.md)
+    if (r === -EFAULT && stable && current().gupFaultRetriesExhausted === gaveUp) {
+      const bad = this.efaultViolation(mp.i, gen, vpn, n, flags);
+      if (bad)
+        return { rc: r, detail: `${call}: -EFAULT (${how})`, property: errnoContract.name, violation: bad } as OpResult;
+    }
+    const where =
+      r > 0
+        ? ` pfn ${pages
+            .slice(0, r)
+            .map((p) => `${p}(${zoneName(m.pageZonenum(p))})`)
+            .join(',')}`
+        : '';
+    return rc(r, `${call}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
+  }
+
+  /** A short-term pin (O_DIRECT): held across the I/O, one preemption point, then released dirty. */
+  private shortTermIo(r: number, pages: number[], flags: number, call: string, how: string): OpResult {
+    if (r <= 0) return rc(r, `${call}${errOr(r, 'nothing pinned')} (${how})`);
+    this.env.yieldPoint('pinner:short-term-io');
+    unpinUserPagesDirtyLock(this.env.m, pages, r, (flags & FOLL_WRITE) !== 0);
+    return rc(r, `${call}${r} pinned for the I/O and released`);
+  }
+
+  /**
+   * __get_user_pages(): -EFAULT for the first page means no VMA or check_vma_flags() refused it; an
+   * anonymous R/W mapping nobody unmapped during the pin faults in (or migrates) instead (R15).
+   */
+  private efaultViolation(map: number, gen: number, vpn: number, n: number, flags: number): string | undefined {
+    const { m, mm } = this.env;
+    mmapReadLock(m, mm);
+    const vb = findVma(m, mm, vpn);
+    const ok = vb >= 0 && (m.vmas[vb + VMA_FLAGS]! & (flags & FOLL_WRITE ? VM_WRITE : VM_READ)) !== 0;
+    mmapReadUnlock(m, mm);
+    // and still nobody unmapped or remapped it: the VMA read above is the one the pin saw
+    if (!ok || this.env.mapGen(map) !== gen) return undefined;
+    return `pin_user_pages vpn ${vpn} +${n} returned -EFAULT, but a VMA the pin may access maps vpn ${vpn} and nothing unmapped it during the pin: -EFAULT means a bad address`;
+  }
+
+  /** unpin_user_pages_dirty_lock() of one slot. */
+  private unpin(op: ActorOp): OpResult {
+    if (!this.pins.length) return rc(0, 'nothing pinned');
+    const p = this.pins.splice(num(op, 'slot') % this.pins.length, 1)[0]!;
+    return rc(this.release(p), `unpin_user_pages_dirty_lock vpn ${p.vpn} +${p.pfns.length}`);
+  }
+
+  /** A device DMA through a frame captured at pin time: a write, or a read through a read-only pin. */
+  private dma(op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    if (!this.pins.length) return rc(0, 'nothing pinned');
+    const p = this.pins[num(op, 'slot') % this.pins.length]!;
+    const k = num(op, 'page') % p.pfns.length;
+    const pfn = p.pfns[k]!;
+    const vpn = p.vpn + k;
+    let violation = dmaTargetViolation(m, pfn, `pinner DMA to vpn ${vpn}`);
+    if (!violation && p.gen >= 0 && this.env.mapGen(p.map) === p.gen) {
+      ptlLock(m, mm);
+      const t = followPte(m, mm, vpn);
+      ptlUnlock(m, mm);
+      // a migration entry for our own frame is a migration that will fail (the pin holds a reference)
+      if (t && t.pfn !== pfn && this.env.mapGen(p.map) === p.gen) {
+        violation = `vpn ${vpn} is long-term pinned at pfn ${pfn}, but the process now maps pfn ${t.pfn}${t.migrating ? ' (a migration entry)' : ''}: the device DMAs where the process no longer looks`;
+      }
+    }
+    if (!p.write)
+      return {
+        rc: 0,
+        detail: `DMA read pfn ${pfn} (vpn ${vpn}) = ${Atomics.load(m.content, pfn)} (a read-only pin)`,
+        violation,
+      };
+    deviceWrite(m, pfn, num(op, 'value'));
+    return { rc: 0, detail: `DMA write pfn ${pfn} (vpn ${vpn}) = ${num(op, 'value')}`, violation };
+  }
+
+  private release(p: Pin): number {
+    unpinUserPagesDirtyLock(this.env.m, p.pfns, p.pfns.length, p.write);
+    return p.pfns.length;
+  }
+
+  inspect(): ReturnType<AgentState['inspect']> {
+    const held = this.pins.flatMap((p) => p.pfns.map((pfn, k) => ({ iova: 0, vpn: p.vpn + k, pfn, longterm: true })));
+    return { held, accounting: { pinned: this.pins.reduce((a, p) => a + p.pfns.length, 0) } };
+  }
+
+  teardown(): OpResult {
+    let n = 0;
+    while (this.pins.length) n += this.release(this.pins.pop()!);
+    return rc(n, `${n} pages unpinned`);
+  }
+
+  recheckWork(): number {
+    return this.stuck.length;
+  }
+
+  /** The pins that made no progress, again on a quiescent copy: still none is a livelock. */
+  recheck(copyOf: () => Memmap): Finding[] {
+    const { mm } = this.env;
+    return this.stuck
+      .map((s) => {
+        const copy = copyOf();
+        const pages: number[] = new Array(s.n).fill(-1);
+        const report = newPinReport();
+        const r = (s.fast ? pinUserPagesFast : pinUserPages)(copy, mm, s.vpn, s.n, s.flags, pages, report);
+        if (report.outcome !== 'no-progress') return null;
+        const why = report.failures.length
+          ? failureReasons(copy, report.failures)
+          : { text: describeUnpinnable(copy, mm, s.vpn, s.n) };
+        return {
+          message:
+            `pin_user_pages vpn ${s.vpn} +${s.n} made no progress (${report.retries} rounds, ${errOr(r, String(r))}) ` +
+            `and still makes none with every other actor idle: ${why.text}`,
+        };
+      })
+      .filter((x): x is Finding => x !== null);
+  }
+}
 
 /** The pinner's ops as generated. */
 function pinnerOps(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
   const map = fc.constantFrom(...shape.maps.map((x) => x.name));
   return fc.oneof(
-    { weight: 4, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean(),
-      write: fc.constant(false) }, { requiredKeys: ['op', 'map', 'page', 'pages', 'fast'] }) }, // write: false = a read-only pin (the zero page, R6)
+    {
+      weight: 4,
+      arbitrary: fc.record(
+        {
+          op: fc.constant('pin'),
+          map,
+          page: fc.nat(31),
+          pages: fc.integer({ min: 1, max: 4 }),
+          fast: fc.boolean(),
+          write: fc.constant(false),
+        },
+        { requiredKeys: ['op', 'map', 'page', 'pages', 'fast'] },
+      ),
+    }, // write: false = a read-only pin (the zero page, R6)
     // a short-term FOLL_PIN (O_DIRECT) held across one preemption point: another holder for R3
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('pin'), map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean(), longterm: fc.constant(false) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constant('pin'),
+        map,
+        page: fc.nat(31),
+        pages: fc.integer({ min: 1, max: 4 }),
+        fast: fc.boolean(),
+        longterm: fc.constant(false),
+      }),
+    },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('unpin'), slot: fc.nat(7) }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('dma'), slot: fc.nat(7), page: fc.nat(7), value: fc.nat(0xffff) }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({ op: fc.constant('dma'), slot: fc.nat(7), page: fc.nat(7), value: fc.nat(0xffff) }),
+    },
   ) as fcType.Arbitrary<ActorOp>;
 }
 
@@ -181,16 +286,21 @@ export const pinner: AgentModel = {
   name: 'pinner',
   summary: 'a long-term pinner calling pin_user_pages(_fast)() directly, with DMA through what it pinned',
   source: 'mm/gup.c __gup_longterm_locked(), gup_fast_fallback(); unpin_user_pages_dirty_lock()',
-  create: createPinner,
-  arbitrary: pinnerOps,
-  opKinds: ['pin', 'unpin', 'dma'],
+  ops: {
+    pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool' },
+    unpin: { slot: 'nat' },
+    dma: { slot: 'nat', page: 'nat', value: 'nat' },
+  },
   errnos: {
-    // __gup_longterm_locked(): -EFAULT, -ENOMEM, -EINTR (fatal signal, or pinlab's retry budget); -EBUSY: the agent's slots are full
+    // __gup_longterm_locked(): -EFAULT, -ENOMEM, -EINTR (fatal signal, or pinlab's retry budget);
+    // -EBUSY: the agent's slots are full
     pin: [-EFAULT, -ENOMEM, -EINTR, -EBUSY],
     unpin: [],
     dma: [],
   },
-  ops: { pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool' }, unpin: { slot: 'nat' }, dma: { slot: 'nat', page: 'nat', value: 'nat' } },
   faultPoints: GUP_FAULT_POINTS,
   programLength: 10,
+  opKinds: ['pin', 'unpin', 'dma'],
+  arbitrary: pinnerOps,
+  create: (env) => new Pinner(env),
 };

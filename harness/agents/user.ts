@@ -3,7 +3,7 @@
 // longterm-pin-split-cma suite only.
 import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
-import type { ActorOp } from '../types';
+import type { ActorOp, MapInfo } from '../types';
 import { MM_USERS, MM_PID } from '../../mm/memmap';
 import { mmBase } from '../../mm/mm_types';
 import { atomicRead } from '../../mm/atomic';
@@ -15,81 +15,112 @@ import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, 
 /** Children the user agent holds at once (a fork beyond it fails with -EAGAIN, as RLIMIT_NPROC would). */
 export const USER_CHILDREN_MAX = 2;
 
+/** A child the user forked: its mm slot and pid (the OOM killer may reap it, a later fork take its slot). */
+interface Child {
+  mm: number;
+  pid: number;
+}
+
 /** The process itself (a VMM or a verbs application): its own memory operations. */
-const createUser = (env: AgentEnv): AgentState => {
-  const { m, mm } = env;
-  // a child is its mm slot and pid: the OOM killer may reap a child meanwhile, and a later fork take its slot
-  const children: { mm: number; pid: number }[] = [];
-  const exitChild = (c: { mm: number; pid: number }): string => {
-    const b = mmBase(c.mm);
-    if (atomicRead(m.mms, b + MM_USERS) === 0 || m.mms[b + MM_PID] !== c.pid) return `child pid ${c.pid} was already reaped by the OOM killer`;
-    exitMmap(m, c.mm);
-    return `child mm ${c.mm} exited`;
-  };
-  const step = (op: ActorOp): OpResult => {
-    if (op.op === 'fork') {
-      if (children.length >= USER_CHILDREN_MAX) return rc(-EAGAIN, 'too many children');
-      const child = dupMm(m, mm);
-      if (child >= 0) children.push({ mm: child, pid: m.mms[mmBase(child) + MM_PID]! });
-      return rc(child < 0 ? child : 0, errOr(child, `child mm ${child}`));
-    }
+class UserProcess implements AgentState {
+  private readonly children: Child[] = [];
+
+  constructor(private readonly env: AgentEnv) {}
+
+  step(op: ActorOp): OpResult {
+    if (op.op === 'fork') return this.fork();
     if (op.op === 'exit_child') {
-      const child = children.shift();
-      if (child === undefined) return rc(0, 'no child');
-      return rc(0, exitChild(child));
+      const child = this.children.shift();
+      return rc(0, child === undefined ? 'no child' : this.exitChild(child));
     }
-    const mp = mapOf(env, op.map);
+    const mp = mapOf(this.env, op.map);
     if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
     const { vpn, n } = range(mp.map, op);
     switch (op.op) {
-      case 'touch': {
-        const write = op.write === true;
-        const r = write ? putUser(m, mm, vpn, num(op, 'value', vpn)) : getUser(m, mm, vpn);
-        return rc(r < 0 ? r : 0, `${write ? 'write' : 'read'} vpn ${vpn}: ${errOr(r, String(r))}`);
-      }
+      case 'touch':
+        return this.touch(vpn, op.write === true, num(op, 'value', vpn));
       case 'write': {
-        const r = putUser(m, mm, vpn, num(op, 'value'));
+        const r = putUser(this.env.m, this.env.mm, vpn, num(op, 'value'));
         return rc(r < 0 ? r : 0, `vpn ${vpn} = ${errOr(r, String(r))}`);
       }
       case 'munmap': {
-        const r = unmapping(env, mp.i, () => doMunmap(m, mm, vpn, n));
+        const r = unmapping(this.env, mp.i, () => doMunmap(this.env.m, this.env.mm, vpn, n));
         return rc(r, `vpn ${vpn} +${n}: ${errOr(r, 'unmapped')}`);
       }
       case 'dontneed': {
-        const r = unmapping(env, mp.i, () => doMadvise(m, mm, vpn, n, MADV_DONTNEED));
+        const r = unmapping(this.env, mp.i, () => doMadvise(this.env.m, this.env.mm, vpn, n, MADV_DONTNEED));
         return rc(r, `vpn ${vpn} +${n}: ${errOr(r, 'zapped')}`);
       }
-      case 'refault': {
-        // MADV_DONTNEED then touch each page again (a balloon or allocator handing memory back and
-        // reusing it): inside a THP, zap_pmd_range() splits the PMD and the hole refills with small pages
-        const r = unmapping(env, mp.i, () => doMadvise(m, mm, vpn, n, MADV_DONTNEED));
-        if (r < 0) return rc(r, `vpn ${vpn} +${n}: ${errname(r)}`);
-        for (let k = 0; k < n; k++) {
-          const t = putUser(m, mm, vpn + k, num(op, 'value', vpn + k));
-          if (t < 0) return rc(t, `vpn ${vpn} +${n}: zapped, refault of vpn ${vpn + k}: ${errname(t)}`);
-        }
-        return rc(0, `vpn ${vpn} +${n}: zapped and faulted in again`);
-      }
-      case 'remap': {
-        const r = unmapping(env, mp.i, () => {
-          const u = doMunmap(m, mm, mp.map.vpn, mp.map.pages);
-          return u === 0 ? doMmap(m, mm, { nrPages: mp.map.pages, vpn: mp.map.vpn, prot: PROT_READ | PROT_WRITE }) : u;
-        });
-        return rc(r < 0 ? r : 0, `${mp.map.name} at vpn ${mp.map.vpn}: ${errOr(r, 'mapped afresh')}`);
-      }
-      default: return rc(-EINVAL, `unknown op ${op.op}`);
+      case 'refault':
+        return this.refault(mp.i, vpn, n, op);
+      case 'remap':
+        return this.remap(mp.i, mp.map);
+      default:
+        return rc(-EINVAL, `unknown op ${op.op}`);
     }
-  };
-  return {
-    step,
-    inspect: () => ({ held: [], accounting: { children: children.length } }),
-    teardown: () => {
-      const n = children.length;
-      while (children.length) exitChild(children.shift()!);
-      return rc(n, `${n} children exited`);
-    },
-  };
-};
+  }
+
+  /** fork(): dup_mm() of the process; -EAGAIN beyond USER_CHILDREN_MAX. */
+  private fork(): OpResult {
+    const { m, mm } = this.env;
+    if (this.children.length >= USER_CHILDREN_MAX) return rc(-EAGAIN, 'too many children');
+    const child = dupMm(m, mm);
+    if (child >= 0) this.children.push({ mm: child, pid: m.mms[mmBase(child) + MM_PID]! });
+    return rc(child < 0 ? child : 0, errOr(child, `child mm ${child}`));
+  }
+
+  /** A child's exit_mmap(), unless the OOM killer reaped it already. */
+  private exitChild(c: Child): string {
+    const { m } = this.env;
+    const b = mmBase(c.mm);
+    if (atomicRead(m.mms, b + MM_USERS) === 0 || m.mms[b + MM_PID] !== c.pid)
+      return `child pid ${c.pid} was already reaped by the OOM killer`;
+    exitMmap(m, c.mm);
+    return `child mm ${c.mm} exited`;
+  }
+
+  /** A CPU access: get_user() or put_user(), faulting the page in (handle_mm_fault()). */
+  private touch(vpn: number, write: boolean, value: number): OpResult {
+    const { m, mm } = this.env;
+    const r = write ? putUser(m, mm, vpn, value) : getUser(m, mm, vpn);
+    return rc(r < 0 ? r : 0, `${write ? 'write' : 'read'} vpn ${vpn}: ${errOr(r, String(r))}`);
+  }
+
+  /**
+   * MADV_DONTNEED then touch each page again (a balloon or allocator handing memory back and reusing
+   * it): inside a THP, zap_pmd_range() splits the PMD and the hole refills with small pages.
+   */
+  private refault(map: number, vpn: number, n: number, op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    const r = unmapping(this.env, map, () => doMadvise(m, mm, vpn, n, MADV_DONTNEED));
+    if (r < 0) return rc(r, `vpn ${vpn} +${n}: ${errname(r)}`);
+    for (let k = 0; k < n; k++) {
+      const t = putUser(m, mm, vpn + k, num(op, 'value', vpn + k));
+      if (t < 0) return rc(t, `vpn ${vpn} +${n}: zapped, refault of vpn ${vpn + k}: ${errname(t)}`);
+    }
+    return rc(0, `vpn ${vpn} +${n}: zapped and faulted in again`);
+  }
+
+  /** munmap() of the whole mapping and mmap() at the same address: fresh, unfaulted memory. */
+  private remap(i: number, map: MapInfo): OpResult {
+    const { m, mm } = this.env;
+    const r = unmapping(this.env, i, () => {
+      const u = doMunmap(m, mm, map.vpn, map.pages);
+      return u === 0 ? doMmap(m, mm, { nrPages: map.pages, vpn: map.vpn, prot: PROT_READ | PROT_WRITE }) : u;
+    });
+    return rc(r < 0 ? r : 0, `${map.name} at vpn ${map.vpn}: ${errOr(r, 'mapped afresh')}`);
+  }
+
+  inspect(): ReturnType<AgentState['inspect']> {
+    return { held: [], accounting: { children: this.children.length } };
+  }
+
+  teardown(): OpResult {
+    const n = this.children.length;
+    while (this.children.length) this.exitChild(this.children.shift()!);
+    return rc(n, `${n} children exited`);
+  }
+}
 
 /** The user's ops as generated: accesses, unmaps, remaps, MADV_DONTNEED, fork and exit of children. */
 function userOps(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
@@ -109,9 +140,16 @@ function userOps(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> 
 
 /** userOps plus refault (MADV_DONTNEED and touch again: splits a THP's PMD, refills the hole): the split-cma suite. */
 export function userOpsRefault(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
-  const refault = fc.record({ op: fc.constant('refault'), map: fc.constantFrom(...shape.maps.map((x) => x.name)), page: fc.nat(31),
-    pages: fc.integer({ min: 1, max: 4 }) });
-  return fc.oneof({ weight: 13, arbitrary: userOps(fc, shape) }, { weight: 2, arbitrary: refault }) as fcType.Arbitrary<ActorOp>;
+  const refault = fc.record({
+    op: fc.constant('refault'),
+    map: fc.constantFrom(...shape.maps.map((x) => x.name)),
+    page: fc.nat(31),
+    pages: fc.integer({ min: 1, max: 4 }),
+  });
+  return fc.oneof(
+    { weight: 13, arbitrary: userOps(fc, shape) },
+    { weight: 2, arbitrary: refault },
+  ) as fcType.Arbitrary<ActorOp>;
 }
 
 export const USER_OP_KINDS = ['touch', 'write', 'munmap', 'remap', 'dontneed', 'fork', 'exit_child'] as const;
@@ -120,9 +158,16 @@ export const user: AgentModel = {
   name: 'user',
   summary: 'the process: accesses, munmap, remap, MADV_DONTNEED, fork and exit of its children',
   source: 'mm/memory.c handle_mm_fault(), mm/mmap.c, mm/madvise.c, kernel/fork.c dup_mm()',
-  create: createUser,
-  arbitrary: userOps,
-  opKinds: USER_OP_KINDS,
+  ops: {
+    touch: { map: 'map', page: 'nat', write: 'bool', value: 'nat' },
+    write: { map: 'map', page: 'nat', value: 'nat' },
+    munmap: RANGE,
+    dontneed: RANGE,
+    refault: { ...RANGE, value: 'nat' },
+    remap: { map: 'map' },
+    fork: {},
+    exit_child: {},
+  },
   errnos: {
     fork: [-ENOMEM, -EAGAIN], // dup_mm(); -EAGAIN: pinlab's child limit (as RLIMIT_NPROC)
     exit_child: [],
@@ -133,10 +178,9 @@ export const user: AgentModel = {
     remap: [-EINVAL, -ENOMEM],
     refault: [-EINVAL, -ENOMEM, -EFAULT], // madvise_dontneed_free(), then handle_mm_fault() per page
   },
-  ops: {
-    touch: { map: 'map', page: 'nat', write: 'bool', value: 'nat' }, write: { map: 'map', page: 'nat', value: 'nat' },
-    munmap: RANGE, dontneed: RANGE, refault: { ...RANGE, value: 'nat' }, remap: { map: 'map' }, fork: {}, exit_child: {},
-  },
   faultPoints: [],
   programLength: 12,
+  opKinds: USER_OP_KINDS,
+  arbitrary: userOps,
+  create: (env) => new UserProcess(env),
 };
