@@ -3,7 +3,7 @@
 // model does is refused here, before anything boots, with one line naming it (docs/real-kernel.md).
 
 import { Scenario, STEP_KINDS } from './scenario';
-import { ScenarioError, Step, sizePages, offsetBytes } from './scenario_ctx';
+import { ScenarioError, Step, sizePages, offsetBytes, vmstatItems } from './scenario_ctx';
 import { parseCmdline, parseGeometry, CmdlineError } from '../mm/cmdline';
 import { VM_ITEMS } from '../mm/vmstat';
 import type { KernelImage } from './kernel_setup';
@@ -352,17 +352,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         break;
       }
       case 'vmstat': {
-        const items =
-          s.items === undefined
-            ? [
-                'nr_foll_pin_acquired',
-                'nr_foll_pin_released',
-                'pgmigrate_success',
-                'pgmigrate_fail',
-                'thp_migration_split',
-                'oom_kill',
-              ]
-            : String(s.items).split(/[ ,]+/).filter(Boolean);
+        const items = vmstatItems(s.items);
         for (const it of items)
           if (!(COUNTERS as readonly string[]).includes(it)) refuse(file, n, op, `items: unknown vmstat item '${it}'`);
         st.items = items;

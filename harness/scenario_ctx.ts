@@ -204,3 +204,16 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
 }
 
 export const hex = (vpn: number) => '0x' + (vpn * PAGE_SIZE).toString(16);
+
+/** The vmstat step's items: `items:` as a list (spaces or commas), or the pinning counters. */
+export function vmstatItems(items: unknown): string[] {
+  if (items !== undefined) return String(items).split(/[ ,]+/).filter(Boolean);
+  return [
+    'nr_foll_pin_acquired',
+    'nr_foll_pin_released',
+    'pgmigrate_success',
+    'pgmigrate_fail',
+    'thp_migration_split',
+    'oom_kill',
+  ];
+}

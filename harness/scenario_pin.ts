@@ -3,7 +3,18 @@
 // only order-0 free pages), inject (a fault point), vmstat, pin_max, and isolate_range/undo_isolate (a
 // memory block held MIGRATE_ISOLATE as mid cma_alloc/offline). See docs/scenarios.md.
 import { z } from 'zod';
-import { ScenarioContext, Step, StepKind, fail, sizePages, addrVpn, proc, hex, FIELD as F } from './scenario_ctx';
+import {
+  ScenarioContext,
+  Step,
+  StepKind,
+  fail,
+  sizePages,
+  addrVpn,
+  proc,
+  hex,
+  vmstatItems,
+  FIELD as F,
+} from './scenario_ctx';
 import { Memmap, PG_zero } from '../mm/memmap';
 import { ZONE_NAMES, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE } from '../mm/mmzone';
 import { startIsolatePageRange, undoIsolatePageRange } from '../mm/page_isolation';
@@ -243,17 +254,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     required: [],
     run(ctx, s) {
       const snap = vmstatSnapshot(ctx.m);
-      const items =
-        s.items === undefined
-          ? [
-              'nr_foll_pin_acquired',
-              'nr_foll_pin_released',
-              'pgmigrate_success',
-              'pgmigrate_fail',
-              'thp_migration_split',
-              'oom_kill',
-            ]
-          : String(s.items).split(/[ ,]+/).filter(Boolean);
+      const items = vmstatItems(s.items);
       for (const it of items)
         if (!(VM_ITEMS as readonly string[]).includes(it)) fail('items', `unknown vmstat item '${it}'`);
       return { rc: 0, detail: items.map((it) => `${it} ${snap[it as keyof typeof snap]}`).join('; ') };
