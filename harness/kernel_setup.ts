@@ -147,17 +147,61 @@ const DEBIAN: Record<string, RegExp> = {
 export const DEBIAN_KERNELS = Object.keys(DEBIAN).map((k) => `debian:${k}`);
 
 /**
- * The model variant for a kernel version (the full version string: Debian's 6.1 releases are named 6.1.0-N but
- * say "Debian 6.1.192-3" further on): the newest variant not newer than it; 6.1.13 and later have R10's fix.
+ * Kernel releases and the model variant that stands for each, newest first: a release runs as the first
+ * row it is not older than. The rows follow the fixes of the regression corpus: R10's in v6.2 and 6.1.13,
+ * R8's in v5.19, the series in v5.13. `debian` names the package image that is such a release.
+ */
+export const RELEASE_VARIANTS: readonly {
+  from: readonly [number, number, number];
+  variant: string;
+  debian?: string;
+}[] = [
+  { from: [6, 12, 0], variant: 'v6.12', debian: 'debian:6.12' },
+  { from: [6, 2, 0], variant: 'v6.1+-R10' },
+  { from: [6, 1, 13], variant: 'v6.1+-R10', debian: 'debian:6.1' },
+  { from: [6, 1, 0], variant: 'v6.1' },
+  { from: [5, 19, 0], variant: 'v5.13+-R8' },
+  { from: [5, 13, 0], variant: 'v5.13' },
+  { from: [0, 0, 0], variant: 'v5.12' },
+];
+
+const older = (a: readonly number[], b: readonly number[]): boolean =>
+  a[0]! !== b[0]! ? a[0]! < b[0]! : a[1]! !== b[1]! ? a[1]! < b[1]! : a[2]! < b[2]!;
+
+/**
+ * The model variant for a kernel version (the full version string: Debian's 6.1 releases are named 6.1.0-N
+ * but say "Debian 6.1.192-3" further on): the first row of RELEASE_VARIANTS the version is not older than.
  */
 export function variantForRelease(version: string): string {
   const up = /Debian (\d+)\.(\d+)\.(\d+)/.exec(version) ?? /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version);
-  const v = up ? Number(up[1]) * 1000 + Number(up[2]) : 0;
-  const sub = up?.[3] !== undefined ? Number(up[3]) : 0;
-  if (v >= 6012) return 'v6.12';
-  if (v >= 6001) return sub >= 13 ? 'v6.1+-R10' : 'v6.1';
-  if (v >= 5013) return 'v5.13';
-  return 'v5.12';
+  const v = up ? [Number(up[1]), Number(up[2]), up[3] !== undefined ? Number(up[3]) : 0] : [0, 0, 0];
+  return RELEASE_VARIANTS.find((r) => !older(v, r.from))!.variant;
+}
+
+/** "6.1.13", "5.19": a release as people write it. */
+const releaseName = (r: readonly number[]): string => (r[2] ? r.join('.') : `${r[0]}.${r[1]}`);
+
+/**
+ * Which real kernels a model variant stands for: Debian's images (`--kernel debian:X`) and the release
+ * ranges a user's own bzImage must come from. A variant no release matches (series-v1, one with a bug
+ * switch added) runs only on a kernel built with that code.
+ */
+export function realKernelsFor(variant: string): { debian: string[]; releases: string[] } {
+  const debian: string[] = [];
+  const releases: string[] = [];
+  RELEASE_VARIANTS.forEach((r, i) => {
+    if (r.variant !== variant) return;
+    if (r.debian) debian.push(r.debian);
+    if (RELEASE_VARIANTS[i + 1]?.variant === variant) return; // one range: from the oldest row of a run
+    let top = i;
+    while (RELEASE_VARIANTS[top - 1]?.variant === variant) top--;
+    const next = RELEASE_VARIANTS[top - 1]?.from;
+    const low = releaseName(r.from);
+    if (!next) releases.push(`${low} and later`);
+    else if (r.from[0] === 0) releases.push(`before ${releaseName(next)}`);
+    else releases.push(`${low} to before ${releaseName(next)}`);
+  });
+  return { debian, releases };
 }
 
 /** Check a kernel name or path without fetching anything; a bad one is a SetupError (exit 2). */

@@ -1,10 +1,21 @@
 // pinlab kernel without a guest: what is refused up front, the machine QEMU gets, the program the probe
 // runs, the report from canned probe lines (an OOM kill, a panic) and the diff against the model.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { loadScenario, runScenario } from '../../harness/scenario';
 import { compileScenario, kernelMachine } from '../../harness/kernel_compile';
 import { buildReport } from '../../harness/kernel_run';
 import { diffRuns, formatDiff, stepFacts } from '../../harness/kernel_diff';
-import { variantForRelease, cpioNewc, checkKernelSpec, isStatic } from '../../harness/kernel_setup';
+import {
+  variantForRelease,
+  cpioNewc,
+  checkKernelSpec,
+  isStatic,
+  realKernelsFor,
+  RELEASE_VARIANTS,
+} from '../../harness/kernel_setup';
+import { realKernelMarkdown } from '../../harness/cli/variants';
+import { parseVariant } from '../../mm/variants';
 import { mainAsync } from '../../harness/cli';
 
 const yaml = (steps: string, cmdline = 'mem=1G movablecore=512M', extra = '') =>
@@ -121,8 +132,35 @@ describe('pinlab kernel: compile', () => {
       variantForRelease('6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3'),
     ).toBe('v6.1+-R10');
     expect(variantForRelease('6.1.5')).toBe('v6.1');
+    expect(variantForRelease('6.1.13')).toBe('v6.1+-R10');
     expect(variantForRelease('5.15.0')).toBe('v5.13');
     expect(variantForRelease('6.18.0-rc1')).toBe('v6.12');
+    // R10 was fixed in v6.2 (and 6.1.13), R8 in v5.19: later releases do not have them
+    expect(variantForRelease('6.5.3')).toBe('v6.1+-R10');
+    expect(variantForRelease('6.0.9')).toBe('v5.13+-R8');
+    expect(variantForRelease('5.19.0')).toBe('v5.13+-R8');
+    expect(variantForRelease('5.18.19')).toBe('v5.13');
+    expect(variantForRelease('5.12.1')).toBe('v5.12');
+  });
+
+  it('says which real kernels each variant stands for, the inverse of the release table', () => {
+    expect(realKernelsFor('v6.12')).toEqual({ debian: ['debian:6.12'], releases: ['6.12 and later'] });
+    expect(realKernelsFor('v6.1+-R10')).toEqual({ debian: ['debian:6.1'], releases: ['6.1.13 to before 6.12'] });
+    expect(realKernelsFor('v6.1')).toEqual({ debian: [], releases: ['6.1 to before 6.1.13'] });
+    expect(realKernelsFor('v5.12')).toEqual({ debian: [], releases: ['before 5.13'] });
+    expect(realKernelsFor('series-v1')).toEqual({ debian: [], releases: [] });
+    // every release row's variant parses, and the first release of each range maps back to it
+    for (const r of RELEASE_VARIANTS) {
+      expect(() => parseVariant(r.variant)).not.toThrow();
+      expect(variantForRelease(r.from.join('.'))).toBe(r.variant);
+    }
+  });
+
+  it('docs/real-kernel.md holds the table pinlab variants --markdown prints', () => {
+    const doc = fs.readFileSync(path.join(__dirname, '../../docs/real-kernel.md'), 'utf8');
+    const m = /<!-- BEGIN pinlab variants --markdown -->\n([\s\S]*?)<!-- END pinlab variants --markdown -->/.exec(doc);
+    expect(m).not.toBeNull();
+    expect(m![1]).toBe(realKernelMarkdown());
   });
 
   it('writes newc archives and tells static ELF files', () => {
