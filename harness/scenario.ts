@@ -516,7 +516,6 @@ export function scenarioKernels(sc: Scenario, override?: string): string[] {
   return sc.kernels ?? [sc.machine.kernel ?? DEFAULT_VARIANT];
 }
 
-/** Run a loaded scenario under one kernel variant. ScenarioError from a step names the step. */
 /** A step's expectations against its outcome: the result string and whether expect/expect_match hold. */
 function judgeStep(
   file: string,
@@ -601,6 +600,7 @@ function runStep(
   return { res, panic };
 }
 
+/** Run a loaded scenario under one kernel variant. ScenarioError from a step names the step. */
 export function runScenario(
   file: string,
   sc: Scenario,
