@@ -220,9 +220,9 @@ function newControl(shape: ConstructorParameters<typeof Control>[0]): Control {
   return c;
 }
 
-/** Boot the case's machine and make its mappings as runCase() will, only to refuse a layout that cannot (CaseError). */
-export function checkSetup(c: Case): void {
-  withContext(setupContext(c), () => setupMachine(c));
+/** Boot the case's machine and make its mappings as runCase() will (a layout that cannot: CaseError). */
+export function checkSetup(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
+  return withContext(setupContext(c), () => setupMachine(c));
 }
 
 /** The main thread's context while it sets up a case: the case's kernel, a task of its own. */

@@ -4,6 +4,7 @@
 import type * as fcType from 'fast-check';
 import type { OpResult } from '../../devices/device';
 import type { ActorOp } from '../types';
+import type { Memmap } from '../../mm/memmap';
 import { blockPresent, stateShow, blockStartPfn } from '../../mm/memory_hotplug';
 import { startIsolatePageRange, undoIsolatePageRange } from '../../mm/page_isolation';
 import { errname, EBUSY, EINVAL } from '../../mm/errno';
@@ -20,23 +21,29 @@ export const CMA_ISOLATIONS_MAX = 2;
  * a pin there breaks no-longterm-pin-in-movable anyway, and an isolated pageblock there would no
  * longer look like CMA to movable-offlinable's exemption). The migration itself is not modelled.
  */
+/** CMA memory blocks in the kernel zones: the blocks the agent isolates. */
+export function cmaBlocks(m: Memmap): number[] {
+  const blocks: number[] = [];
+  for (let b = 0; b < m.nrBlocks; b++) {
+    if (!blockPresent(m, b)) continue;
+    const start = blockStartPfn(m, b);
+    let cma = true;
+    for (let pfn = start; pfn < start + m.blockPages && cma; pfn += m.pageblockNrPages) {
+      cma = m.getPageblockMigratetype(pfn) === MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
+    }
+    if (cma) blocks.push(b);
+  }
+  return blocks;
+}
+
 class CmaAllocation implements AgentState {
   /** CMA memory blocks in the kernel zones */
-  private readonly blocks: number[] = [];
+  private readonly blocks: number[];
   /** blocks this agent holds isolated, oldest first */
   private readonly held: number[] = [];
 
   constructor(private readonly env: AgentEnv) {
-    const { m } = env;
-    for (let b = 0; b < m.nrBlocks; b++) {
-      if (!blockPresent(m, b)) continue;
-      const start = blockStartPfn(m, b);
-      let cma = true;
-      for (let pfn = start; pfn < start + m.blockPages && cma; pfn += m.pageblockNrPages) {
-        cma = m.getPageblockMigratetype(pfn) === MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
-      }
-      if (cma) this.blocks.push(b);
-    }
+    this.blocks = cmaBlocks(env.m);
   }
 
   step(op: ActorOp): OpResult {

@@ -18,6 +18,14 @@ import { AgentEnv, AgentModel, AgentState, rc, errOr, num, failureReasons } from
  * min_free_kbytes' 128K floor and every case ends in an OOM panic that says nothing about pinning
  * (docs/simplifications.md).
  */
+/** The blocks the agent writes: ZONE_MOVABLE's at the start, or every present block on a machine without one. */
+export function hotplugBlocks(m: Memmap): number[] {
+  const all: number[] = [];
+  for (let b = 0; b < m.nrBlocks; b++) if (blockPresent(m, b)) all.push(b);
+  const movable = all.filter((b) => m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE);
+  return movable.length ? movable : all;
+}
+
 class HotplugAgent implements AgentState {
   /** the blocks it writes: ZONE_MOVABLE's at the start, or every present block on a machine without one */
   private readonly present: number[];
@@ -25,11 +33,7 @@ class HotplugAgent implements AgentState {
   private readonly stuck = new Set<number>();
 
   constructor(private readonly env: AgentEnv) {
-    const { m } = env;
-    const all: number[] = [];
-    for (let b = 0; b < m.nrBlocks; b++) if (blockPresent(m, b)) all.push(b);
-    const movable = all.filter((b) => m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE);
-    this.present = movable.length ? movable : all;
+    this.present = hotplugBlocks(env.m);
   }
 
   step(op: ActorOp): OpResult {

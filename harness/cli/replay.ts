@@ -23,8 +23,13 @@ import {
   CASE_SHAPE_OPTIONS,
 } from './flags';
 import { runExitCode } from './run';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { caseToScenario } from '../export_scenario';
+import { loadScenario, runScenario } from '../scenario';
 
 const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json]
+       pinlab replay FILE --scenario OUT.yaml [--kernel VARIANT]
        pinlab replay --seed N --path P [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--json]
                      [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
 
@@ -32,6 +37,10 @@ Reproduce a failure: run a regression file's case deterministically (the schedul
 programs are in the file) and report whether the recorded property fails again and whether the trace
 hash matches; --kernel runs the same case under another variant (a fixed kernel should pass). With
 --seed and --path, regenerate the case from fast-check's seed and path instead.
+With --scenario, write the case as a scenario file instead (the agents' ops as steps, in the order they
+started in the replay; '-' for stdout), run it on the model, and say so: take it to a real kernel that
+has the bug with pinlab kernel OUT.yaml --kernel PATH-TO-BZIMAGE (pinlab variants says which releases).
+Device actors have no scenario form and are refused.
 Exit code: 1 when a property fails (as recorded for a regression), 0 when none does, 130 (143) when
 Ctrl-C (SIGTERM) stopped the replay first.
 `;
@@ -134,12 +143,43 @@ function replayText(
 }
 
 /** FILE...: each regression file's case, deterministically; exit 1 when any property fails. */
+/**
+ * --scenario OUT: the replayed case as a scenario file (harness/export_scenario.ts), then run on the
+ * model to show it loads and runs; '-' writes it to stdout.
+ */
+function exportScenario(
+  out: string,
+  file: string,
+  reg: RegressionFile,
+  kernel: string | undefined,
+  replayed: Replayed,
+  io: Io,
+): void {
+  const cs = kernel ? { ...reg.case, variant: kernel } : reg.case;
+  const yaml = caseToScenario(cs, replayed.result, `${reg.property} on ${cs.variant}, from ${path.basename(file)}`);
+  if (out === '-') return void io.out(yaml);
+  try {
+    fs.writeFileSync(out, yaml);
+  } catch (e) {
+    throw new UsageError(
+      `--scenario: cannot write '${out}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+  const sc = loadScenario(out, yaml);
+  const run = runScenario(out, sc);
+  const bad = run.results.filter((r) => !r.ok).length;
+  io.out(
+    `scenario: wrote ${out} (${sc.steps.length} steps); on the model ${run.panic ? `it panics: ${run.panic}` : `it runs to the end${bad ? `, ${bad} steps mismatched` : ''}`} (pinlab scenario ${out}; pinlab kernel ${out} --diff)\n`,
+  );
+}
+
 function replayFiles(
   files: string[],
   kernel: string | undefined,
   timeoutMs: number | undefined,
   json: boolean,
   io: Io,
+  scenarioOut?: string,
 ): Promise<number> {
   const regs = files.map((f) => ({ file: f, reg: loadRegression(f) }));
   return withInterrupt(async (interrupt) => {
@@ -152,9 +192,11 @@ function replayFiles(
       }
       const replayed = await replayFile(reg, kernel, timeoutMs, undefined, interrupt);
       anyFail ||= replayed.result.failures.length > 0;
-      if (json) docs.push(replayDoc(file, reg, kernel, replayed));
+      if (scenarioOut !== undefined) exportScenario(scenarioOut, file, reg, kernel, replayed, io);
+      else if (json) docs.push(replayDoc(file, reg, kernel, replayed));
       else io.out(replayText(file, reg, kernel, replayed));
     }
+    if (scenarioOut !== undefined) return interrupt.stopped ? signalExitCode(interrupt) : 0;
     if (json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
     if (anyFail) return 1;
     return interrupt.stopped ? signalExitCode(interrupt) : 0;
@@ -169,6 +211,7 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
     path: { type: 'string' },
     json: { type: 'boolean' },
     timeout: { type: 'string' },
+    scenario: { type: 'string' },
     ...CASE_SHAPE_OPTIONS,
   });
   if (values.help) {
@@ -178,14 +221,21 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
   const kernel = kernelFlag(values.kernel);
   const timeoutMs = intFlag('timeout', values.timeout, 1);
   const json = values.json === true;
-  if (!positionals.length) return replayPath(values, kernel, timeoutMs, json, io);
+  if (!positionals.length) {
+    if (values.scenario !== undefined) throw new UsageError('replay: --scenario needs a regression FILE');
+    return replayPath(values, kernel, timeoutMs, json, io);
+  }
+  if (values.scenario !== undefined && (positionals.length > 1 || json)) {
+    throw new UsageError('replay: --scenario takes one FILE and no --json');
+  }
+  if (values.scenario === '') throw new UsageError('replay: --scenario needs a file name (or - for stdout)');
   for (const f of ['seed', 'path', 'suite', 'cmdline', 'property', 'bug', 'machines', 'no-swarm'] as const) {
     if (values[f] === undefined) continue;
     throw new UsageError(
       `replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`,
     );
   }
-  return replayFiles(positionals, kernel, timeoutMs, json, io);
+  return replayFiles(positionals, kernel, timeoutMs, json, io, values.scenario as string | undefined);
 }
 
 export const replay: Command = {

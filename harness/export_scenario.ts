@@ -1,0 +1,209 @@
+// A regression file's case as a scenario (`pinlab replay FILE --scenario OUT`), so a failure the
+// property search found can be run step by step on a real kernel (`pinlab kernel OUT`). A scenario is
+// sequential: the agents' ops become steps in the order they started in the deterministic replay; what
+// interleaved inside an op (a preemption between a pin's collect and its migration) is not kept, and
+// the steps say so. Device actors and DMA have no scenario form: an op of a device model is refused,
+// a DMA becomes a comment.
+import type { Case, CaseResult } from './run_case';
+import type { ActorOp } from './types';
+import { CaseError, checkSetup } from './run_case';
+import { actorKind } from './actors';
+import { hotplugBlocks } from './agents/hotplug';
+import { cmaBlocks } from './agents/cma';
+import { K_OP } from './schedctl';
+import { PAGE_SIZE } from '../mm/memmap';
+
+/** One scenario step (plain YAML flow mapping), or a comment line. */
+type Line = Record<string, string | number | boolean> | string;
+
+const PROC = 'user';
+
+/** A YAML scalar: plain when it reads back as the same string, else JSON-quoted. */
+function scalar(v: string | number | boolean): string {
+  if (typeof v !== 'string') return String(v);
+  return /^[A-Za-z_][A-Za-z0-9_+.:-]*$/.test(v) && !/^(true|false|null|yes|no|on|off)$/i.test(v)
+    ? v
+    : JSON.stringify(v);
+}
+
+function lineText(l: Line): string {
+  if (typeof l === 'string') return `  # ${l}`;
+  return `  - { ${Object.entries(l)
+    .map(([k, v]) => `${k}: ${scalar(v)}`)
+    .join(', ')} }`;
+}
+
+const nat = (op: ActorOp, f: string, def = 0): number => {
+  const v = op[f];
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : def;
+};
+
+/** What the export keeps between ops: names of pins, children and isolations, as the agents' slots hold them. */
+class Exporter {
+  readonly lines: Line[] = [];
+  private readonly pins: string[] = [];
+  private readonly children: string[] = [];
+  private readonly isolated: { name: string; block: number }[] = [];
+  private nPin = 0;
+  private nChild = 0;
+  private nRemap = 0;
+
+  constructor(
+    private readonly cs: Case,
+    private readonly maps: { name: string; pages: number }[],
+    private readonly hotplug: number[],
+    private readonly cma: number[],
+  ) {}
+
+  /** The page range of an op, as the agents take it (agents/agent.ts range()): "buf+8K" and a length. */
+  private range(op: ActorOp): { addr: string; len: string; map: string; off: number; n: number } | null {
+    const map = this.maps.find((x) => x.name === op.map);
+    if (!map) return null;
+    const off = nat(op, 'page') % map.pages;
+    const n = Math.max(1, Math.min(nat(op, 'pages', 1), map.pages - off));
+    return { addr: off ? `${map.name}+${off * (PAGE_SIZE / 1024)}K` : map.name, len: `${n}p`, map: map.name, off, n };
+  }
+
+  user(op: ActorOp): void {
+    if (op.op === 'fork') {
+      const child = `child${++this.nChild}`;
+      this.children.push(child);
+      this.lines.push({ op: 'fork', proc: PROC, child });
+      return;
+    }
+    if (op.op === 'exit_child') {
+      const child = this.children.shift();
+      this.lines.push(child ? { op: 'exit', proc: child } : 'exit_child: no child');
+      return;
+    }
+    const r = this.range(op);
+    if (!r) return void this.lines.push(`${op.op}: no mapping ${String(op.map)}`);
+    const { addr, len } = r;
+    const at = (k: number): string => (r.off + k ? `${r.map}+${((r.off + k) * PAGE_SIZE) / 1024}K` : r.map);
+    switch (op.op) {
+      case 'touch':
+        if (op.write === true) this.lines.push({ op: 'write', proc: PROC, addr, value: nat(op, 'value') });
+        else this.lines.push({ op: 'read', proc: PROC, addr });
+        return;
+      case 'write':
+        return void this.lines.push({ op: 'write', proc: PROC, addr, value: nat(op, 'value') });
+      case 'munmap':
+        return void this.lines.push({ op: 'munmap', proc: PROC, addr, len });
+      case 'dontneed':
+        return void this.lines.push({ op: 'madvise', proc: PROC, addr, len, advice: 'dontneed' });
+      case 'refault':
+        this.lines.push({ op: 'madvise', proc: PROC, addr, len, advice: 'dontneed' });
+        for (let k = 0; k < r.n; k++)
+          this.lines.push({ op: 'write', proc: PROC, addr: at(k), value: nat(op, 'value') });
+        return;
+      case 'remap': {
+        const pages = this.maps.find((x) => x.name === r.map)!.pages;
+        this.lines.push({ op: 'munmap', proc: PROC, addr: r.map, len: `${pages}p` });
+        this.lines.push({
+          op: 'mmap',
+          proc: PROC,
+          as: `${r.map}_remap${++this.nRemap}`,
+          addr: r.map,
+          len: `${pages}p`,
+        });
+        return;
+      }
+      default:
+        this.lines.push(`${op.op}: not a user op`);
+    }
+  }
+
+  /** rc: what the op returned in the replay (a pin that pinned nothing holds no slot). */
+  pinner(op: ActorOp, rc: number): void {
+    if (op.op === 'unpin') {
+      if (!this.pins.length) return void this.lines.push('unpin: nothing pinned');
+      const name = this.pins.splice(nat(op, 'slot') % this.pins.length, 1)[0]!;
+      return void this.lines.push({ op: 'unpin', pin: name });
+    }
+    if (op.op === 'dma')
+      return void this.lines.push(`pinner dma slot ${nat(op, 'slot')} page ${nat(op, 'page')}: no scenario form`);
+    if (op.op !== 'pin') return void this.lines.push(`${op.op}: not a pinner op`);
+    const r = this.range(op);
+    if (!r) return void this.lines.push(`pin: no mapping ${String(op.map)}`);
+    const name = `p${++this.nPin}`;
+    const step: Line = { op: 'pin', proc: PROC, addr: r.addr, len: r.len, as: name, fast: op.fast === true };
+    if (op.write === false) step.write = false;
+    if (op.longterm === false) step.longterm = false;
+    this.lines.push(step);
+    // a short-term pin is released in the same op; a long-term one holds a slot when it pinned something
+    if (op.longterm === false) this.lines.push({ op: 'unpin', pin: name, if_pinned: true });
+    else if (rc > 0) this.pins.push(name);
+  }
+
+  hotplugOp(op: ActorOp): void {
+    if (!this.hotplug.length) return void this.lines.push(`${op.op}: no memory blocks`);
+    const block = this.hotplug[nat(op, 'block') % this.hotplug.length]!;
+    if (op.op === 'offline') return void this.lines.push({ op: 'offline', block });
+    const type = typeof op.type === 'string' ? op.type : 'online';
+    this.lines.push({ op: 'online', block, type });
+  }
+
+  cmaOp(op: ActorOp, rc: number): void {
+    if (op.op === 'undo_isolate') {
+      if (!this.isolated.length) return void this.lines.push('undo_isolate: nothing isolated');
+      const { name } = this.isolated.splice(nat(op, 'slot') % this.isolated.length, 1)[0]!;
+      return void this.lines.push({ op: 'undo_isolate', as: name });
+    }
+    if (!this.cma.length) return void this.lines.push('isolate: no CMA memory block in a kernel zone');
+    const block = this.cma[nat(op, 'block') % this.cma.length]!;
+    const name = `cma${block}`;
+    this.lines.push({ op: 'isolate_range', block, as: name });
+    if (rc === 0) this.isolated.push({ name, block });
+  }
+
+  /** One op of one actor, as steps. */
+  op(actor: string, op: ActorOp, rc: number): void {
+    const kind = actorKind(actor);
+    if (kind === 'user') this.user(op);
+    else if (kind === 'pinner') this.pinner(op, rc);
+    else if (kind === 'hotplug') this.hotplugOp(op);
+    else if (kind === 'cma') this.cmaOp(op, rc);
+    else throw new CaseError(`--scenario: ${actor} is a device model; device ops have no scenario form`);
+  }
+}
+
+/** The case's ops in the order they started in its replay: [actor, op, rc]. */
+function opsInOrder(cs: Case, r: CaseResult): [string, ActorOp, number][] {
+  if (r.ringLost) throw new CaseError('--scenario: the replay trace lost entries; the op order is not known');
+  const out: [string, ActorOp, number][] = [];
+  for (const e of r.ring) {
+    if (e.kind !== K_OP) continue;
+    const name = r.names[e.actor]!;
+    const op = cs.programs[name]?.[e.arg];
+    const rec = r.actors[e.actor]?.ops.find((o) => o.i === e.arg);
+    if (op) out.push([name, op, rec?.rc ?? 0]);
+  }
+  return out;
+}
+
+/** The case as scenario YAML. r: its deterministic replay (the op order and each op's result). */
+export function caseToScenario(cs: Case, r: CaseResult, title: string): string {
+  const { m } = checkSetup(cs);
+  const ex = new Exporter(cs, cs.layout.maps, hotplugBlocks(m), cmaBlocks(m));
+  const spawn: Line = { op: 'spawn', proc: PROC };
+  if (cs.layout.memlock !== undefined) spawn.memlock = cs.layout.memlock < 0 ? 'unlimited' : `${cs.layout.memlock}p`;
+  const setup: Line[] = [spawn];
+  for (const map of cs.layout.maps)
+    setup.push({ op: 'mmap', proc: PROC, as: map.name, len: `${map.pages}p`, prot: 'rw' });
+  for (const [actor, op, rc] of opsInOrder(cs, r)) {
+    ex.lines.push(`${actor}: ${op.op}`);
+    ex.op(actor, op, rc);
+  }
+  const faults = Object.entries(cs.faults).filter(([, f]) => Object.values(f).some((x) => x.length));
+  const machine = `{ cmdline: ${JSON.stringify(cs.layout.cmdline)}${cs.layout.geometry ? `, geometry: ${scalar(cs.layout.geometry)}` : ''}, kernel: ${scalar(cs.variant)} }`;
+  return [
+    'description: >',
+    `  ${title}, exported by pinlab replay --scenario: the agents' ops in the order they started in the`,
+    '  deterministic replay, one step each. Preemptions inside an op are not kept.',
+    ...(faults.length ? [`  Seeded faults (${faults.map(([a]) => a).join(', ')}) are not exported.`] : []),
+    `machine: ${machine}`,
+    'steps:',
+    ...[...setup, ...ex.lines, { op: 'vmstat' }, { op: 'zones' }].map(lineText),
+    '',
+  ].join('\n');
+}
