@@ -17,6 +17,7 @@ import { pinFraction } from './pin_fraction';
 import { kernel } from './kernel';
 import { properties } from './properties';
 import { devices } from './devices';
+import { fidelity } from './fidelity';
 
 export type { Io };
 export { UsageError };
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   campaign,
   pinFraction,
   kernel,
+  fidelity,
 ];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
