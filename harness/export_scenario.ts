@@ -5,7 +5,8 @@
 // the steps say so. Device actors and DMA have no scenario form: an op of a device model is refused,
 // a DMA becomes a comment.
 import type { Case, CaseResult } from './run_case';
-import type { ActorOp } from './types';
+import type { ActorOp, MapInfo } from './types';
+import { num, range } from './agents/agent';
 import { CaseError, checkSetup } from './run_case';
 import { actorKind } from './actors';
 import { hotplugBlocks } from './agents/hotplug';
@@ -33,10 +34,8 @@ function lineText(l: Line): string {
     .join(', ')} }`;
 }
 
-const nat = (op: ActorOp, f: string, def = 0): number => {
-  const v = op[f];
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : def;
-};
+/** "buf", "buf+8K": page off of a mapping, as a scenario address. */
+const addrOf = (map: string, off: number): string => (off ? `${map}+${(off * PAGE_SIZE) / 1024}K` : map);
 
 /** What the export keeps between ops: names of pins, children and isolations, as the agents' slots hold them. */
 class Exporter {
@@ -49,19 +48,17 @@ class Exporter {
   private nRemap = 0;
 
   constructor(
-    private readonly cs: Case,
-    private readonly maps: { name: string; pages: number }[],
+    private readonly maps: MapInfo[],
     private readonly hotplug: number[],
     private readonly cma: number[],
   ) {}
 
-  /** The page range of an op, as the agents take it (agents/agent.ts range()): "buf+8K" and a length. */
+  /** The page range of an op as the agents take it (range()): "buf+8K" and a length. Maps start at vpn 0 here. */
   private range(op: ActorOp): { addr: string; len: string; map: string; off: number; n: number } | null {
     const map = this.maps.find((x) => x.name === op.map);
     if (!map) return null;
-    const off = nat(op, 'page') % map.pages;
-    const n = Math.max(1, Math.min(nat(op, 'pages', 1), map.pages - off));
-    return { addr: off ? `${map.name}+${off * (PAGE_SIZE / 1024)}K` : map.name, len: `${n}p`, map: map.name, off, n };
+    const { vpn: off, n } = range(map, op);
+    return { addr: addrOf(map.name, off), len: `${n}p`, map: map.name, off, n };
   }
 
   user(op: ActorOp): void {
@@ -79,14 +76,13 @@ class Exporter {
     const r = this.range(op);
     if (!r) return void this.lines.push(`${op.op}: no mapping ${String(op.map)}`);
     const { addr, len } = r;
-    const at = (k: number): string => (r.off + k ? `${r.map}+${((r.off + k) * PAGE_SIZE) / 1024}K` : r.map);
     switch (op.op) {
       case 'touch':
-        if (op.write === true) this.lines.push({ op: 'write', proc: PROC, addr, value: nat(op, 'value') });
+        if (op.write === true) this.lines.push({ op: 'write', proc: PROC, addr, value: num(op, 'value') });
         else this.lines.push({ op: 'read', proc: PROC, addr });
         return;
       case 'write':
-        return void this.lines.push({ op: 'write', proc: PROC, addr, value: nat(op, 'value') });
+        return void this.lines.push({ op: 'write', proc: PROC, addr, value: num(op, 'value') });
       case 'munmap':
         return void this.lines.push({ op: 'munmap', proc: PROC, addr, len });
       case 'dontneed':
@@ -94,7 +90,7 @@ class Exporter {
       case 'refault':
         this.lines.push({ op: 'madvise', proc: PROC, addr, len, advice: 'dontneed' });
         for (let k = 0; k < r.n; k++)
-          this.lines.push({ op: 'write', proc: PROC, addr: at(k), value: nat(op, 'value') });
+          this.lines.push({ op: 'write', proc: PROC, addr: addrOf(r.map, r.off + k), value: num(op, 'value') });
         return;
       case 'remap': {
         const pages = this.maps.find((x) => x.name === r.map)!.pages;
@@ -117,11 +113,11 @@ class Exporter {
   pinner(op: ActorOp, rc: number): void {
     if (op.op === 'unpin') {
       if (!this.pins.length) return void this.lines.push('unpin: nothing pinned');
-      const name = this.pins.splice(nat(op, 'slot') % this.pins.length, 1)[0]!;
+      const name = this.pins.splice(num(op, 'slot') % this.pins.length, 1)[0]!;
       return void this.lines.push({ op: 'unpin', pin: name });
     }
     if (op.op === 'dma')
-      return void this.lines.push(`pinner dma slot ${nat(op, 'slot')} page ${nat(op, 'page')}: no scenario form`);
+      return void this.lines.push(`pinner dma slot ${num(op, 'slot')} page ${num(op, 'page')}: no scenario form`);
     if (op.op !== 'pin') return void this.lines.push(`${op.op}: not a pinner op`);
     const r = this.range(op);
     if (!r) return void this.lines.push(`pin: no mapping ${String(op.map)}`);
@@ -137,7 +133,7 @@ class Exporter {
 
   hotplugOp(op: ActorOp): void {
     if (!this.hotplug.length) return void this.lines.push(`${op.op}: no memory blocks`);
-    const block = this.hotplug[nat(op, 'block') % this.hotplug.length]!;
+    const block = this.hotplug[num(op, 'block') % this.hotplug.length]!;
     if (op.op === 'offline') return void this.lines.push({ op: 'offline', block });
     const type = typeof op.type === 'string' ? op.type : 'online';
     this.lines.push({ op: 'online', block, type });
@@ -146,11 +142,11 @@ class Exporter {
   cmaOp(op: ActorOp, rc: number): void {
     if (op.op === 'undo_isolate') {
       if (!this.isolated.length) return void this.lines.push('undo_isolate: nothing isolated');
-      const { name } = this.isolated.splice(nat(op, 'slot') % this.isolated.length, 1)[0]!;
+      const { name } = this.isolated.splice(num(op, 'slot') % this.isolated.length, 1)[0]!;
       return void this.lines.push({ op: 'undo_isolate', as: name });
     }
     if (!this.cma.length) return void this.lines.push('isolate: no CMA memory block in a kernel zone');
-    const block = this.cma[nat(op, 'block') % this.cma.length]!;
+    const block = this.cma[num(op, 'block') % this.cma.length]!;
     const name = `cma${block}`;
     this.lines.push({ op: 'isolate_range', block, as: name });
     if (rc === 0) this.isolated.push({ name, block });
@@ -184,7 +180,8 @@ function opsInOrder(cs: Case, r: CaseResult): [string, ActorOp, number][] {
 /** The case as scenario YAML. r: its deterministic replay (the op order and each op's result). */
 export function caseToScenario(cs: Case, r: CaseResult, title: string): string {
   const { m } = checkSetup(cs);
-  const ex = new Exporter(cs, cs.layout.maps, hotplugBlocks(m), cmaBlocks(m));
+  const maps = cs.layout.maps.map((x) => ({ name: x.name, pages: x.pages, vpn: 0 }));
+  const ex = new Exporter(maps, hotplugBlocks(m), cmaBlocks(m));
   const spawn: Line = { op: 'spawn', proc: PROC };
   if (cs.layout.memlock !== undefined) spawn.memlock = cs.layout.memlock < 0 ? 'unlimited' : `${cs.layout.memlock}p`;
   const setup: Line[] = [spawn];

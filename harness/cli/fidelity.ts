@@ -107,8 +107,8 @@ export function fidelityMarkdown(rows: FidelityRow[], refused: { file: string; w
   return out.join('\n');
 }
 
-/** Every scenario file under scenarios/, sorted. */
-function scenarioFiles(root: string): string[] {
+/** Every scenario file under root (scenarios/), sorted. */
+export function scenarioFiles(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -178,10 +178,9 @@ async function fidelityCommand(argv: string[], io: Io): Promise<number> {
         refused.push({ file: j.file, why: `${j.k}: ${err.trim().split('\n').pop() ?? 'refused'}` });
         continue;
       }
-      rows.push(fidelityRow(JSON.parse(text) as DiffDoc));
-      io.err(
-        `pinlab: fidelity: ${j.file} on ${j.k}: ${rows[rows.length - 1]!.agree}/${rows[rows.length - 1]!.total} steps agree\n`,
-      );
+      const row = fidelityRow(JSON.parse(text) as DiffDoc);
+      rows.push(row);
+      io.err(`pinlab: fidelity: ${j.file} on ${j.k}: ${row.agree}/${row.total} steps agree\n`);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker));

@@ -2,7 +2,7 @@
 // the committed table names every shipped scenario, as run or as refused.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fidelityRow, fidelityMarkdown, DiffDoc } from '../../harness/cli/fidelity';
+import { fidelityRow, fidelityMarkdown, scenarioFiles, DiffDoc } from '../../harness/cli/fidelity';
 import { mainAsync } from '../../harness/cli';
 
 const doc: DiffDoc = {
@@ -50,14 +50,8 @@ it('writes the summary table, the differences per run and the refusals', () => {
 
 it('docs/fidelity.md names every shipped scenario (run npm run fidelity after adding one)', () => {
   const table = fs.readFileSync(path.join(__dirname, '../../docs/fidelity.md'), 'utf8');
-  const files: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else if (/\.ya?ml$/.test(e.name)) files.push(path.join(d, e.name));
-    }
-  };
-  walk('scenarios');
+  const files = scenarioFiles('scenarios');
+  expect(files.length).toBeGreaterThan(20);
   expect(files.filter((f) => !table.includes(`\`${f}\``))).toEqual([]);
 });
 
