@@ -149,12 +149,16 @@ export function memlockCounters(
 // ---------------------------------------------------------------------------------------------
 // The device side of DMA: one 32-bit content word per frame
 
+/** DMAs checked in this thread (dma-integrity's coverage: harness/actor/checks.ts reads and clears it). */
+export const dmaChecks = { n: 0 };
+
 /**
  * Why a DMA to pfn breaks the pinning promise, or undefined when it is fine: the frame must not be
  * free and its folio must carry a pin (folio_maybe_dma_pinned()). Devices check this before every
  * access through a pinned translation (the device half of "pin before DMA").
  */
 export function dmaTargetViolation(m: Memmap, pfn: number, what: string): string | undefined {
+  dmaChecks.n++;
   if (pfn < 0 || pfn >= m.nrFrames) return `${what}: pfn ${pfn} outside memory`;
   const head = m.compoundHead(pfn);
   // the shared zero page: pins of it are not counted (v6.5+) and it is never freed
@@ -214,6 +218,7 @@ export function notifierDmaViolation(
   what: string,
   kind: string,
 ): string | undefined {
+  dmaChecks.n++;
   if (pfn < 0 || pfn >= m.nrFrames) return `${what}: pfn ${pfn} outside memory`;
   const head = m.compoundHead(pfn);
   const zero = (m.flags[head]! & PG_zero) !== 0;

@@ -4,7 +4,16 @@
 // the property checks of phases 'teardown' and 'exit' (properties/index.ts), which see what the actors
 // could not from inside. A case is plain JSON, so it can be saved, replayed and shrunk.
 import { performance } from 'node:perf_hooks';
-import type { ActorOp, ActorResult, ActorTask, FaultPlan, MapInfo } from './types';
+import {
+  tallyAdd,
+  tallyMerge,
+  type ActorOp,
+  type ActorResult,
+  type ActorTask,
+  type FaultPlan,
+  type MapInfo,
+  type Tally,
+} from './types';
 import type { ActorPool } from './pool';
 import { Memmap } from '../mm/memmap';
 import { bootFromSpec } from './layout';
@@ -17,6 +26,7 @@ import { withContext, ThreadContext } from './context';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { errname } from '../mm/errno';
+import { vmstatSnapshot } from '../mm/vmstat';
 import { CmdlineError } from '../mm/cmdline';
 import { KernelBug } from '../mm/debug';
 import { snapshotPageCounts, PageCounts } from '../properties/pins_balance';
@@ -138,6 +148,10 @@ export interface CaseResult {
   actors: (ActorResult | null)[];
   /** a worker did not give its thread back: the pool must be replaced */
   recyclePool: boolean;
+  /** per property: what its checks saw and their time, actors' threads and main thread summed */
+  tally: Tally;
+  /** the kernel paths the case took: the machine's event counters (/proc/vmstat) at its end, those not 0 */
+  events: Record<string, number>;
   ms: number;
   /** an interleaving replay: the decisions it took, as a schedule that replays the run without the interleaving */
   scheduleTaken?: number[];
@@ -482,11 +496,14 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     : null;
   const failures = runFailures(p, st, entries, labels, hung);
   let digest = 0;
+  const tally: Tally = {};
+  for (const r of st.results) tallyMerge(tally, r?.tally);
+  const events: Record<string, number> = {};
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
-    failures.push(
-      ...endChecks(m, cs, opts, p.base, entries.length ? entries[entries.length - 1]!.seq + 1 : 0, p.scratch),
-    );
+    const seq = entries.length ? entries[entries.length - 1]!.seq + 1 : 0;
+    failures.push(...endChecks(m, cs, opts, { base: p.base, seq, scratch: p.scratch, tally }));
+    for (const [k, v] of Object.entries(vmstatSnapshot(m))) if (v) events[k] = v;
   }
   if (opts.properties) {
     const keep = new Set<string>([...opts.properties, ...RUN_FAILURES]);
@@ -509,6 +526,8 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     cpus: p.cpus,
     actors: st.results,
     recyclePool,
+    tally,
+    events,
     ms: performance.now() - t0,
     ...(order ? interleaveOutcome(c, order, labels) : {}),
   } as CaseResult;
@@ -549,17 +568,20 @@ function endChecks(
   m: Memmap,
   cs: Case,
   opts: RunOptions,
-  base: PageCounts,
-  seq: number,
-  scratch?: SharedArrayBuffer,
+  at: { base: PageCounts; seq: number; scratch?: SharedArrayBuffer; tally: Tally },
 ): Failure[] {
+  const { base, seq, scratch } = at;
   const out: Failure[] = [];
-  const c: EndCheck = { m, base, scratch };
+  const c: EndCheck = { m, base, scratch, checked: 0 };
   const selected = (p: Property): boolean =>
     !opts.properties || opts.properties.includes(p.name) || p.runFailure === true;
   const check = (property: string, fn: () => string[]): void => {
+    c.checked = 0;
+    const t0 = performance.now();
     try {
-      for (const e of fn().slice(0, 5)) out.push({ property, message: e, seq });
+      const errors = fn();
+      tallyAdd(at.tally, property, c.checked, performance.now() - t0);
+      for (const e of errors.slice(0, 5)) out.push({ property, message: e, seq });
     } catch (e) {
       out.push({
         property: propertyThrew.name,

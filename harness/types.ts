@@ -91,12 +91,30 @@ export interface LogLine {
   text: string;
 }
 
+/** Per property: what its checks had to look at (Checked, properties/property.ts) and the time they took. */
+export type Tally = Record<string, { checked: number; ms: number }>;
+
+/** Add what a check saw and its time to a tally. */
+export function tallyAdd(t: Tally, property: string, checked: number, ms: number): void {
+  const e = (t[property] ??= { checked: 0, ms: 0 });
+  e.checked += checked;
+  e.ms += ms;
+}
+
+/** Sum tallies into the first. */
+export function tallyMerge(into: Tally, from: Tally | undefined): Tally {
+  for (const [p, e] of Object.entries(from ?? {})) tallyAdd(into, p, e.checked, e.ms);
+  return into;
+}
+
 export interface ActorResult {
   kind: 'actor';
   name: string;
   index: number;
   ops: OpRecord[];
   violations: Violation[];
+  /** the checks run in this thread, per property */
+  tally: Tally;
   log: LogLine[];
   /** long-term pins the actor held at the end of its program (before teardown) */
   held: { pfn: number; vpn: number; longterm: boolean }[];

@@ -15,6 +15,7 @@ export const errnoContract = {
   phases: ['op'],
   afterOp(c) {
     if (!c.op) return [];
+    if (c.rc < 0) c.checked++; // an errno path taken
     const out: Finding[] = [];
     if (errnoAllowed(c) === false) {
       out.push({

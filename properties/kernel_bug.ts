@@ -15,7 +15,10 @@ export const kernelBug = {
   reference: 'VM_BUG_ON() and bad_page() (mm/page_alloc.c); mm/page_table_check.c; print_bad_pte() (mm/memory.c)',
   phases: ['op', 'teardown'],
   runFailure: true,
-  atTeardown: (c) => pageTableErrors(c.m).map((e) => `page_table_check after the run: ${e}`),
+  atTeardown(c) {
+    c.checked++;
+    return pageTableErrors(c.m).map((e) => `page_table_check after the run: ${e}`);
+  },
 } as const satisfies Property<'kernel-bug'>;
 
 /**

@@ -8,6 +8,7 @@
 import { Memmap, PG_lru, PG_zero, PG_hugetlb } from '../mm/memmap';
 import { folioMapped } from '../mm/rmap';
 import { folioInLruBatch } from '../mm/swap';
+import { vmstatSnapshot } from '../mm/vmstat';
 import type { Property } from './property';
 
 export const lruIsolationBalanced = {
@@ -17,7 +18,12 @@ export const lruIsolationBalanced = {
   reference:
     "folio_isolate_lru() and folio_putback_lru() (mm/vmscan.c); migrate_pages()'s caller puts back what did not move (putback_movable_pages(), mm/migrate.c); R10's fix (6.1.13)",
   phases: ['teardown'],
-  atTeardown: (c) => leftIsolated(c.m),
+  atTeardown(c) {
+    // folios isolated to be migrated in the run, each to be put back or freed
+    const s = vmstatSnapshot(c.m);
+    c.checked += s.pgmigrate_success + s.pgmigrate_fail;
+    return leftIsolated(c.m);
+  },
 } as const satisfies Property<'lru-isolation-balanced'>;
 
 /** Mapped folios off the LRU and out of every LRU batch (at most 5). */

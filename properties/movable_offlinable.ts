@@ -21,7 +21,7 @@ import { stateStore, OfflineReport } from '../mm/memory_hotplug';
 import { vmItem, vmstatRead, zoneInfo } from '../mm/vmstat';
 import { errname } from '../mm/errno';
 import { cloneMachine } from './copy';
-import type { Property } from './property';
+import type { Checked, Property } from './property';
 
 /** offline_pages() passes a check gives a block. */
 const PASSES = 100;
@@ -39,7 +39,7 @@ export const movableOfflinable = {
   atQuiescence(c) {
     // once, by the last actor to arrive; with no pin held anywhere it is the teardown check's question
     if (!c.last || vmstatRead(c.m, NR_PIN_ACQUIRED) === vmstatRead(c.m, NR_PIN_RELEASED)) return [];
-    return movableBlocksOfflinable(c.m, PASSES, c.scratch).map((f) => ({
+    return movableBlocksOfflinable(c.m, PASSES, c.scratch, c).map((f) => ({
       message: `with every actor idle and its long-term pins held, ${formatOfflinable(f)}`,
       dedupe: `block ${f.block}`,
     }));
@@ -111,7 +111,12 @@ export interface OfflinableFailure {
  * in scratch, a buffer of the machine's size, when given; one copy serves every block).
  * Returns the blocks that failed although the rest of the machine had room for their pages.
  */
-export function movableBlocksOfflinable(m: Memmap, passesMax = 20, scratch?: SharedArrayBuffer): OfflinableFailure[] {
+export function movableBlocksOfflinable(
+  m: Memmap,
+  passesMax = 20,
+  scratch?: SharedArrayBuffer,
+  tried?: Checked,
+): OfflinableFailure[] {
   const out: OfflinableFailure[] = [];
   let buf = scratch;
   for (let b = 0; b < m.nrBlocks; b++) {
@@ -127,6 +132,7 @@ export function movableBlocksOfflinable(m: Memmap, passesMax = 20, scratch?: Sha
     if (room < used) continue; // nowhere to put its pages: offline may legitimately fail
     const copy = cloneMachine(m, buf);
     buf = copy.sab;
+    if (tried) tried.checked++;
     const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
     const rc = stateStore(copy, b, 'offline', { report, passesMax });
     if (rc) out.push({ block: b, rc, used, room, report });

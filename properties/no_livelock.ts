@@ -11,5 +11,8 @@ export const noLivelock = {
   reference:
     "__gup_longterm_locked()'s -EAGAIN loop (mm/gup.c); offline_pages()'s retry loop (mm/memory_hotplug.c; memory-hotplug.rst: it retries until it succeeds or a signal arrives)",
   phases: ['quiescence'],
-  atQuiescence: (c) => c.recheck?.(c.copy) ?? [],
+  atQuiescence(c) {
+    c.checked += c.rechecks; // the no-progress outcomes run again
+    return c.recheck?.(c.copy) ?? [];
+  },
 } as const satisfies Property<'no-livelock'>;

@@ -20,6 +20,7 @@ export const noLongtermPinInMovable = {
     const out: Finding[] = [];
     for (const h of c.held) {
       if (!h.longterm || h.pfn < 0 || h.pfn >= c.m.nrFrames || c.m.flags[h.pfn]! & PG_zero) continue;
+      c.checked++;
       const mt = c.m.getPageblockMigratetype(h.pfn);
       const what = `pfn ${h.pfn} (vpn ${h.vpn}) is long-term pinned`;
       if (c.m.pageZonenum(h.pfn) === ZONE_MOVABLE) {

@@ -17,6 +17,7 @@ export const pinsBalance = {
   atTeardown: (c) => memlockBalanceErrors(c.m).map((e) => `after teardown: ${e}`),
   atExit(c) {
     const s = vmstatSnapshot(c.m);
+    c.checked += s.nr_foll_pin_acquired; // pins that had to come back
     return pinBalanceErrors(c.m, s.nr_foll_pin_acquired, s.nr_foll_pin_released, c.base).map(
       (e) => `after teardown and exit: ${e}`,
     );

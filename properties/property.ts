@@ -22,8 +22,17 @@ export interface Finding {
   dedupe?: string;
 }
 
+/**
+ * Coverage: a check adds to `checked` what it had to look at (the harness zeroes it before each check
+ * and sums it per property). A property whose checks never add anything over a campaign is "not
+ * exercised": it held only because nothing put it to the test.
+ */
+export interface Checked {
+  checked: number;
+}
+
 /** What an op-phase check sees (in the actor's thread). */
-export interface OpCheck {
+export interface OpCheck extends Checked {
   m: Memmap;
   /** the actor ("pinner-0") and its kind ("pinner") */
   actor: string;
@@ -43,7 +52,7 @@ export interface OpCheck {
 }
 
 /** What a quiescence check sees (in each actor's thread, every actor idle). */
-export interface QuiescentCheck {
+export interface QuiescentCheck extends Checked {
   m: Memmap;
   /** a private copy of the machine (a fresh one per call), to try things on without touching the run */
   copy(): Memmap;
@@ -51,12 +60,14 @@ export interface QuiescentCheck {
   last: boolean;
   /** the actor's own re-checks of what ran out of its budget during the run (no-livelock) */
   recheck?(copy: () => Memmap): Finding[];
+  /** how many of the actor's outcomes recheck() runs again */
+  rechecks: number;
   /** scratch buffer for large copies (reused between checks) */
   scratch?: SharedArrayBuffer;
 }
 
 /** What a teardown- or exit-phase check sees (main thread). */
-export interface EndCheck {
+export interface EndCheck extends Checked {
   m: Memmap;
   /** every frame's refcount, _pincount and _mapcount before the actors ran */
   base: PageCounts;

@@ -3,12 +3,14 @@
 // the trace, once per property and dedupe key, at most VIOLATIONS_MAX per actor. Every check runs
 // whatever --property selects (the main thread drops the rest), so a run's trace does not depend on
 // the selection, except the costly ones, which run only when selected.
-import type { ActorResult, ActorTask, Violation } from '../types';
+import { performance } from 'node:perf_hooks';
+import { tallyAdd, type ActorResult, type ActorTask, type Violation } from '../types';
 import type { OpResult } from '../../devices/device';
 import type { ActorScheduler } from '../scheduler';
 import { K_VIOLATION } from '../schedctl';
 import { propertiesAt, Finding, OpCheck, Property, QuiescentCheck } from '../../properties/index';
 import { dmaIntegrity } from '../../properties/dma_integrity';
+import { dmaChecks } from '../../devices/common';
 
 const VIOLATIONS_MAX = 8;
 
@@ -26,6 +28,7 @@ export class ActorChecks {
     const runs = (p: Property): boolean => !p.costly || !t.properties || t.properties.includes(p.name);
     this.afterOp = propertiesAt('op').filter((p) => p.afterOp && runs(p));
     this.atQuiescence = propertiesAt('quiescence').filter((p) => p.atQuiescence && runs(p));
+    dmaChecks.n = 0;
   }
 
   violate(property: string, message: string, dedupe = message): void {
@@ -41,19 +44,27 @@ export class ActorChecks {
   /** What the actor itself saw broken while running an op (a device's DMA): dma-integrity unless it names another. */
   opResult(r: OpResult): void {
     if (r.violation) this.violate(r.property ?? dmaIntegrity.name, r.violation);
+    // the DMAs the op checked (dmaTargetViolation(), notifierDmaViolation() in devices/common.ts)
+    if (dmaChecks.n) tallyAdd(this.res.tally, dmaIntegrity.name, dmaChecks.n, 0);
+    dmaChecks.n = 0;
   }
 
   /** Phase 'op': right after an op (and with op null, before teardown). */
   op(c: OpCheck): void {
-    for (const p of this.afterOp) this.report(p, p.afterOp!(c));
+    for (const p of this.afterOp) this.report(p, c, () => p.afterOp!(c));
   }
 
   /** Phase 'quiescence': every actor idle. */
   quiescence(c: QuiescentCheck): void {
-    for (const p of this.atQuiescence) this.report(p, p.atQuiescence!(c));
+    for (const p of this.atQuiescence) this.report(p, c, () => p.atQuiescence!(c));
   }
 
-  private report(p: Property, findings: Finding[]): void {
+  /** Run one property's check, tallying what it saw and its time; its findings become violations. */
+  private report(p: Property, c: { checked: number }, check: () => Finding[]): void {
+    c.checked = 0;
+    const t0 = performance.now();
+    const findings = check();
+    tallyAdd(this.res.tally, p.name, c.checked, performance.now() - t0);
     for (const f of findings) this.violate(p.name, f.message, f.dedupe);
   }
 }

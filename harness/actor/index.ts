@@ -65,7 +65,7 @@ class ActorRun {
     this.m = attachMachine(t.machine.shape, t.machine.sab);
     this.c = new Control(t.ctlShape, t.ctl);
     this.sched = new ActorScheduler(this.c, t.index, t.machine.sab, t.det);
-    this.res = { kind: 'actor', name: t.name, index: t.index, ops: [], violations: [], log: [], held: [] };
+    this.res = { kind: 'actor', name: t.name, index: t.index, ops: [], violations: [], tally: {}, log: [], held: [] };
     this.task = newTask(100 + t.index, t.name, t.cpu, t.mm);
     this.task.brokenSpinlocks = t.debug?.brokenSpinlocks === true;
     this.faults = new FaultInjector(t.faults);
@@ -189,6 +189,7 @@ class ActorRun {
       isolatedBefore,
       errnos: this.errnos,
       pinsLeft,
+      checked: 0,
     });
   }
 
@@ -208,6 +209,7 @@ class ActorRun {
       isolatedBefore: null,
       errnos: null,
       pinsLeft: 0,
+      checked: 0,
     });
     const td = actor.teardown();
     res.teardown = { rc: td.rc, detail: td.detail };

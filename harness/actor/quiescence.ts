@@ -35,11 +35,12 @@ export interface Quiescence {
 
 export function quiesce(q: Quiescence, actor: AgentState): void {
   const { c, m } = q;
-  if ((actor.recheckWork?.() ?? 0) > 0) Atomics.add(c.i32, C_QUIESCE_WORK, 1);
+  const rechecks = actor.recheckWork?.() ?? 0;
+  if (rechecks > 0) Atomics.add(c.i32, C_QUIESCE_WORK, 1);
   const last = barrier(c, C_QUIESCE, q.wait, 'quiescence: the other actors are still running their programs');
   const recheck = actor.recheck?.bind(actor);
   withContext({ ...QUIET, lockTrace: undefined, deliver: () => true }, () => {
-    q.checks.quiescence({ m, copy: () => cloneMachine(m), last, recheck, scratch: q.scratch });
+    q.checks.quiescence({ m, copy: () => cloneMachine(m), last, recheck, rechecks, scratch: q.scratch, checked: 0 });
   });
   // deterministic mode: the last actor's checks ran holding the CPU, before anyone could tear down;
   // the second barrier is needed only when another actor has re-checks of its own still to run
