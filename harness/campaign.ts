@@ -1,10 +1,15 @@
-// The default campaign (`npm start` = `pinlab campaign`): every registered suite - the agents' and one
-// per device model - against one kernel variant on a handful of miniature machine shapes, bounded in
-// time, ending with a table per property (cases, steps, verdict, time) and the replay line of every
-// failure. It is `pinlab run` in a loop; failures are shrunk and saved exactly as `pinlab run` does.
+// The default campaign (`npm start` = `pinlab campaign`): a fixed plan of suite runs - every registered
+// suite (the agents' and one per device model) on each machine shape - against one kernel variant. Suite
+// run i has seed base + i and a fixed case count, so the plan is the same on every machine; it runs on
+// --jobs case runners (threads, each with its own machines and actor workers), can be cut into --shard
+// i/n, and ends with a verdict a CI can trust (judgeCampaign()): pass only when every planned suite run
+// ran to its end, no property failed, and every property had something to check.
 import { performance } from 'node:perf_hooks';
+import { availableParallelism } from 'node:os';
 import { SUITES, Suite } from './suites';
-import { runSuite, RunSummary } from './runner';
+import { mergeCoverage, type Coverage, type FailureReport } from './runner';
+import { PROMISES } from '../properties/index';
+import { CampaignJobs, type JobItem, type JobResult } from './campaign_jobs';
 import type { Io } from './io';
 import type { Interrupt } from './signals';
 
@@ -18,184 +23,283 @@ export const CAMPAIGN_SHAPES: { name: string; cmdline?: string }[] = [
   },
 ];
 
-/** The default campaign runs each suite this many times its own case count: about a minute on 2 cores. */
+/** Each suite run of the default plan runs this many times the suite's own case count. */
 export const CAMPAIGN_RUNS_FACTOR = 10;
 
 /** Time budget of one case in the campaign (a case past it fails as a hang). */
 export const CAMPAIGN_CASE_TIMEOUT_MS = 10_000;
 
+/** The schema of the campaign's JSON (docs/campaign.md); `pinlab merge` reads only this one. */
+export const CAMPAIGN_SCHEMA = 'pinlab-campaign/1';
+
+/** Exit code of an incomplete campaign: planned work did not run (--time, a missing shard). */
+export const EXIT_INCOMPLETE = 3;
+
 export interface CampaignOptions {
   variant: string;
   seed: number;
-  /** cases per suite and shape (default: CAMPAIGN_RUNS_FACTOR x the suite's own count) */
+  /** cases per suite run (default: CAMPAIGN_RUNS_FACTOR x the suite's own count) */
   runs?: number;
-  /** stop starting new suite runs after this many seconds */
-  timeSec: number;
+  /** a cap: after this many seconds running suite runs are cut and no more start (verdict incomplete) */
+  timeSec?: number;
+  /** case runners in parallel (default: the CPUs) */
+  jobs?: number;
+  /** run only shard index (1-based) of count */
+  shard?: { index: number; count: number };
+  /** a property with nothing to check is not a failure */
+  allowUnexercised?: boolean;
   regressionsDir: string | null;
   tty: boolean;
   interrupt: Interrupt;
   io: Io;
 }
 
-/**
- * A property's verdict over the campaign: FAIL (a suite run found a failure), pass (every suite run that
- * checks it ran, or was skipped for the time budget, and it held), interrupted (it held in what ran, but a
- * signal cut a run that checks it short or kept one from starting), not run (no case checked it).
- */
+/** One suite run of the plan, as it ran (or why it did not). */
+export interface CampaignItem {
+  index: number;
+  suite: string;
+  shape: string;
+  cmdline: string | null;
+  seed: number;
+  runs: number;
+  /** the properties its cases check */
+  properties: readonly string[];
+  /** done: ran all its cases; cut: stopped part way (signal, --time); not run: never started */
+  status: 'done' | 'cut' | 'not run';
+  why?: 'interrupted' | 'time cap';
+  cases: number;
+  steps: number;
+  seconds: number;
+  digest: string | null;
+  failures: FailureReport[];
+  coverage: Coverage;
+}
+
+/** A property's row: its cases, the cases whose checks saw something, its checks' time, its verdict. */
 export interface PropertyRow {
   property: string;
   cases: number;
-  steps: number;
-  verdict: 'pass' | 'FAIL' | 'interrupted' | 'not run';
-  seconds: number;
+  seen: number;
+  checked: number;
+  failures: number;
+  ms: number;
+  verdict: 'pass' | 'FAIL' | 'not exercised' | 'incomplete' | 'interrupted' | 'not run';
 }
 
-export interface CampaignResult {
-  /** fail when a failure was found, even if the campaign was then interrupted (interrupted says so) */
-  verdict: 'pass' | 'fail' | 'interrupted';
+/** The campaign as JSON (CAMPAIGN_SCHEMA): what `--json` writes and `pinlab merge` reads and writes. */
+export interface CampaignDoc {
+  schema: string;
+  kernel: string;
+  seed: number;
+  /** --runs, when it replaced the default case counts */
+  runs: number | null;
+  /** suite runs in the whole (unsharded) plan */
+  plan: number;
+  /** the shards this document covers (1-based), of count; [1] of 1 for a whole campaign */
+  shards: number[];
+  shardCount: number;
+  jobs: number;
   interrupted: boolean;
-  /** cut: a signal stopped this run before its last case */
-  runs: { suite: string; shape: string; summary: RunSummary; cut: boolean }[];
-  /** suite runs never started, and why */
-  notRun: { suite: string; shape: string; why: 'interrupted' | 'time budget' }[];
-  properties: PropertyRow[];
-  skipped: number;
   seconds: number;
-}
-
-/** "16 suites, 9 of them on 3 machine shapes" */
-export function campaignShapeNote(): string {
-  const suites = campaignSuites();
-  const all = suites.filter((s) => !s.campaignFirstShapeOnly).length;
-  return `${suites.length} suites, ${all} of them on ${CAMPAIGN_SHAPES.length} machine shapes, the rest on the first`;
+  items: CampaignItem[];
+  /** judgeCampaign()'s */
+  verdict: 'pass' | 'fail' | 'incomplete' | 'interrupted';
+  reasons: string[];
+  properties: PropertyRow[];
+  events: Coverage['events'];
 }
 
 export function campaignSuites(): Suite[] {
   return Object.values(SUITES).filter((s) => !s.hidden);
 }
 
-export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
-  const t0 = performance.now();
-  const runs: CampaignResult['runs'] = [];
+/** The whole plan: every suite on the first shape, those not campaignFirstShapeOnly on the others. */
+export function campaignPlan(o: { seed: number; runs?: number }): JobItem[] {
   const suites = campaignSuites();
-  const plan = CAMPAIGN_SHAPES.flatMap((shape, k) =>
+  const pairs = CAMPAIGN_SHAPES.flatMap((shape, k) =>
     suites.filter((suite) => k === 0 || !suite.campaignFirstShapeOnly).map((suite) => ({ suite, shape })),
   );
-  let skipped = 0;
-  const notRun: CampaignResult['notRun'] = [];
-  const quiet: Io = { out: () => {}, err: () => {} };
-  // a hard stop at twice the budget: a suite run still searching or shrinking is interrupted (its
-  // failures so far are kept), so the campaign always ends
-  const deadline = { stopped: false };
-  const timer = setTimeout(() => {
-    deadline.stopped = true;
-  }, o.timeSec * 2000);
-  const stop = {
-    get stopped() {
-      return o.interrupt.stopped || deadline.stopped;
-    },
-    set stopped(v: boolean) {
-      o.interrupt.stopped = v;
-    },
-  };
-  try {
-    for (let i = 0; i < plan.length; i++) {
-      const { suite, shape } = plan[i]!;
-      const elapsed = (performance.now() - t0) / 1000;
-      if (o.interrupt.stopped || elapsed >= o.timeSec) {
-        skipped = plan.length - i;
-        const why = o.interrupt.stopped ? 'interrupted' : 'time budget';
-        for (const p of plan.slice(i)) notRun.push({ suite: p.suite.name, shape: p.shape.name, why });
-        break;
-      }
-      const label = `${suite.name} on ${shape.name}`;
-      if (o.tty) o.io.err(`\r\x1b[K[${i + 1}/${plan.length}] ${label}`);
-      const summary = await runSuite({
-        suite,
-        variant: o.variant,
-        cmdline: shape.cmdline,
-        seed: (o.seed + i) | 0,
-        runs: o.runs ?? suite.runs * CAMPAIGN_RUNS_FACTOR,
-        mode: 'det',
-        checkDeterminism: false,
-        json: true,
-        regressionsDir: o.regressionsDir,
-        tty: false,
-        interrupt: stop,
-        io: quiet,
-        timeoutMs: CAMPAIGN_CASE_TIMEOUT_MS,
-      });
-      runs.push({ suite: suite.name, shape: shape.name, summary, cut: summary.interrupted && o.interrupt.stopped });
-      const line = `[${i + 1}/${plan.length}] ${label}: ${summary.cases} cases, ${summary.steps} steps, ${summary.seconds.toFixed(1)} s, ${summary.verdict}`;
-      if (o.tty) o.io.err(`\r\x1b[K${line}\n`);
-      else o.io.err(`pinlab: ${line}\n`);
-      for (const f of summary.failures) {
-        o.io.out(`FAIL ${f.property} (${suite.name}, ${shape.name}): ${f.message}\n  replay: ${f.replay}\n`);
-        if (f.saveError) o.io.err(`pinlab: the failure was not saved: ${f.saveError}\n`);
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  if (deadline.stopped && !o.interrupt.stopped)
-    o.io.err('pinlab: campaign: hard time limit reached, the last suite run was cut short\n');
-  const props = new Map<string, PropertyRow>();
-  for (const s of suites)
-    for (const p of s.properties)
-      if (!props.has(p)) props.set(p, { property: p, cases: 0, steps: 0, verdict: 'not run', seconds: 0 });
-  // properties that a run a signal cut short, or kept from starting, would have checked
-  const incomplete = new Set<string>();
-  for (const x of [...runs.filter((r) => r.cut), ...notRun.filter((n) => n.why === 'interrupted')])
-    for (const p of SUITES[x.suite]!.properties) incomplete.add(p);
-  for (const r of runs) {
-    const suite = SUITES[r.suite]!;
-    for (const p of suite.properties) {
-      const row = props.get(p)!;
-      row.cases += r.summary.cases;
-      row.steps += r.summary.steps;
-      row.seconds += r.summary.seconds;
-      if (row.verdict === 'not run' && r.summary.cases) row.verdict = incomplete.has(p) ? 'interrupted' : 'pass';
-    }
-    for (const f of r.summary.failures) {
-      const row = props.get(f.property) ?? { property: f.property, cases: 0, steps: 0, verdict: 'pass', seconds: 0 };
-      row.verdict = 'FAIL';
-      props.set(f.property, row);
-    }
-  }
-  const failed = runs.some((r) => r.summary.verdict === 'fail' || r.summary.failures.length > 0);
+  return pairs.map(({ suite, shape }, index) => ({
+    index,
+    suite: suite.name,
+    shape: shape.name,
+    cmdline: shape.cmdline ?? null,
+    seed: (o.seed + index) | 0,
+    runs: o.runs ?? suite.runs * CAMPAIGN_RUNS_FACTOR,
+    properties: suite.properties,
+  }));
+}
+
+/** Shard index of count (1-based): every count-th suite run, so each shard gets a mix of suites and shapes. */
+export function shardOf<T extends { index: number }>(plan: T[], index: number, count: number): T[] {
+  return plan.filter((x) => x.index % count === index - 1);
+}
+
+/** "16 suites, 9 of them on 3 machine shapes, the rest on the first" */
+export function campaignShapeNote(): string {
+  const suites = campaignSuites();
+  const all = suites.filter((s) => !s.campaignFirstShapeOnly).length;
+  return `${suites.length} suites, ${all} of them on ${CAMPAIGN_SHAPES.length} machine shapes, the rest on the first`;
+}
+
+export function defaultJobs(): number {
+  return Math.max(1, availableParallelism());
+}
+
+const emptyCoverage = (): Coverage => ({ properties: {}, events: {} });
+
+function notRunItem(x: JobItem, why: CampaignItem['why']): CampaignItem {
   return {
-    verdict: failed ? 'fail' : o.interrupt.stopped ? 'interrupted' : 'pass',
-    interrupted: o.interrupt.stopped,
-    runs,
-    notRun,
-    properties: [...props.values()],
-    skipped,
-    seconds: (performance.now() - t0) / 1000,
+    ...x,
+    status: 'not run',
+    why,
+    cases: 0,
+    steps: 0,
+    seconds: 0,
+    digest: null,
+    failures: [],
+    coverage: emptyCoverage(),
   };
 }
 
-export function formatCampaign(r: CampaignResult, variant: string): string {
-  const lines = [`\nproperty                     cases   steps   verdict       time`];
-  for (const p of r.properties) {
-    lines.push(
-      `${p.property.padEnd(28)} ${String(p.cases).padStart(6)} ${String(p.steps).padStart(7)}   ${p.verdict.padEnd(11)} ${p.seconds.toFixed(1).padStart(5)} s`,
+function itemOf(x: JobItem, r: JobResult, why: CampaignItem['why']): CampaignItem {
+  const s = r.summary!;
+  return {
+    ...x,
+    status: s.interrupted ? 'cut' : 'done',
+    ...(s.interrupted ? { why } : {}),
+    cases: s.cases,
+    steps: s.steps,
+    seconds: s.seconds,
+    digest: s.digest,
+    failures: s.failures,
+    coverage: s.coverage,
+  };
+}
+
+/** Run the plan (or a shard of it) on the job runners; the document, judged. */
+export async function runCampaign(o: CampaignOptions): Promise<CampaignDoc> {
+  const t0 = performance.now();
+  const whole = campaignPlan(o);
+  const shard = o.shard ?? { index: 1, count: 1 };
+  const plan = shardOf(whole, shard.index, shard.count);
+  const jobs = Math.max(1, Math.min(o.jobs ?? defaultJobs(), plan.length || 1));
+  const items = new Map<number, CampaignItem>();
+  const pool = new CampaignJobs(jobs, o.interrupt);
+  let capped = false;
+  const cap = o.timeSec
+    ? setTimeout(() => {
+        capped = true;
+        pool.stopAll();
+      }, o.timeSec * 1000)
+    : null;
+  const why = (): CampaignItem['why'] => (o.interrupt.stopped ? 'interrupted' : capped ? 'time cap' : undefined);
+  let done = 0;
+  try {
+    await pool.runAll(
+      plan,
+      {
+        variant: o.variant,
+        regressionsDir: o.regressionsDir,
+        timeoutMs: CAMPAIGN_CASE_TIMEOUT_MS,
+      },
+      (x, r) => {
+        const item = itemOf(x, r, why());
+        items.set(x.index, item);
+        done++;
+        reportItem(o, item, done, plan.length);
+      },
     );
+  } finally {
+    if (cap) clearTimeout(cap);
+    await pool.destroy();
   }
-  const cut = r.runs.filter((x) => x.cut);
-  const byShape = new Map<string, string[]>();
-  for (const n of r.notRun)
-    if (n.why === 'interrupted') byShape.set(n.shape, [...(byShape.get(n.shape) ?? []), n.suite]);
-  if (cut.length || byShape.size) lines.push('');
-  for (const x of cut) lines.push(`cut short (interrupted): ${x.suite} on ${x.shape}, after ${x.summary.cases} cases`);
-  for (const [shape, names] of byShape) lines.push(`not run (interrupted) on ${shape}: ${names.join(', ')}`);
-  const cases = r.runs.reduce((n, x) => n + x.summary.cases, 0);
-  const steps = r.runs.reduce((n, x) => n + x.summary.steps, 0);
-  const budget = r.notRun.filter((n) => n.why === 'time budget').length;
-  const interrupted = r.notRun.length - budget;
-  lines.push(
-    `\n${r.runs.length} suite runs (${campaignShapeNote()}${budget ? `, ${budget} skipped: time budget` : ''}` +
-      `${interrupted ? `, ${interrupted} not run: interrupted` : ''}), ` +
-      `${cases} cases, ${steps} steps in ${r.seconds.toFixed(1)} s, kernel ${variant}: ${r.verdict}${r.interrupted && r.verdict !== 'interrupted' ? ' (interrupted)' : ''}`,
-  );
-  return lines.join('\n') + '\n';
+  const doc: CampaignDoc = {
+    schema: CAMPAIGN_SCHEMA,
+    kernel: o.variant,
+    seed: o.seed,
+    runs: o.runs ?? null,
+    plan: whole.length,
+    shards: [shard.index],
+    shardCount: shard.count,
+    jobs,
+    interrupted: o.interrupt.stopped,
+    seconds: (performance.now() - t0) / 1000,
+    items: plan.map((x) => items.get(x.index) ?? notRunItem(x, why() ?? 'interrupted')),
+    verdict: 'pass',
+    reasons: [],
+    properties: [],
+    events: {},
+  };
+  return judgeCampaign(doc, { allowUnexercised: o.allowUnexercised });
+}
+
+/** One finished suite run: a progress line on stderr, its failures on stdout. */
+function reportItem(o: CampaignOptions, x: CampaignItem, done: number, total: number): void {
+  const state = x.status === 'done' ? (x.failures.length ? 'fail' : 'pass') : `cut short (${x.why})`;
+  const line = `[${done}/${total}] ${x.suite} on ${x.shape}: ${x.cases} cases, ${x.steps} steps, ${x.seconds.toFixed(1)} s, ${state}`;
+  o.io.err(o.tty ? `\r\x1b[K${line}\n` : `pinlab: ${line}\n`);
+  for (const f of x.failures) {
+    o.io.out(`FAIL ${f.property} (${x.suite}, ${x.shape}): ${f.message}\n  replay: ${f.replay}\n`);
+    if (f.saveError) o.io.err(`pinlab: the failure was not saved: ${f.saveError}\n`);
+  }
+}
+
+/**
+ * The verdict of a campaign document (a run, a shard, or shards merged), with its reasons, the property
+ * rows and the kernel paths reached. fail: a property failed, or (the whole plan covered) a promise had
+ * nothing to check in any case ("not exercised"); interrupted: a signal stopped it; incomplete: planned
+ * suite runs did not run to their end (--time, a shard missing); pass: none of these.
+ */
+export function judgeCampaign(doc: CampaignDoc, o: { allowUnexercised?: boolean } = {}): CampaignDoc {
+  const rows = propertyRows(doc.items);
+  const events: Coverage['events'] = {};
+  for (const x of doc.items) mergeCoverage({ properties: {}, events }, x.coverage);
+  const reasons: string[] = [];
+  const failed = doc.items.filter((x) => x.failures.length);
+  if (failed.length) reasons.push(`${failed.length} suite run${failed.length === 1 ? '' : 's'} found a failure`);
+  const missing = doc.plan - doc.items.length;
+  const short = doc.items.filter((x) => x.status !== 'done');
+  const cut = short.filter((x) => x.status === 'cut').length;
+  if (missing > 0) reasons.push(`${missing} of ${doc.plan} suite runs are in no shard given`);
+  if (cut) reasons.push(`${cut} suite run${cut === 1 ? '' : 's'} cut short`);
+  if (short.length > cut) reasons.push(`${short.length - cut} not run`);
+  const complete = missing <= 0 && !short.length;
+  const promises = new Set(PROMISES);
+  const idle = rows.filter((r) => promises.has(r.property) && r.cases > 0 && r.seen === 0);
+  // a shard alone may never meet what another shard exercises: only the whole plan is judged for it
+  const judged = complete && !o.allowUnexercised;
+  for (const r of rows) {
+    if (r.failures) r.verdict = 'FAIL';
+    else if (r.cases === 0) r.verdict = 'not run';
+    else if (!complete) r.verdict = doc.interrupted ? 'interrupted' : 'incomplete';
+    else if (idle.includes(r)) r.verdict = 'not exercised';
+  }
+  if (idle.length && judged) reasons.push(`not exercised: ${idle.map((r) => r.property).join(', ')}`);
+  let verdict: CampaignDoc['verdict'] = 'pass';
+  if (failed.length || (idle.length && judged)) verdict = 'fail';
+  else if (doc.interrupted) verdict = 'interrupted';
+  else if (!complete) verdict = 'incomplete';
+  return { ...doc, verdict, reasons, properties: rows, events };
+}
+
+function propertyRows(items: CampaignItem[]): PropertyRow[] {
+  const rows = new Map<string, PropertyRow>();
+  const row = (p: string): PropertyRow => {
+    let r = rows.get(p);
+    if (!r) rows.set(p, (r = { property: p, cases: 0, seen: 0, checked: 0, failures: 0, ms: 0, verdict: 'pass' }));
+    return r;
+  };
+  for (const x of items) {
+    for (const p of x.properties) row(p);
+    for (const [p, c] of Object.entries(x.coverage.properties)) {
+      const r = row(p);
+      r.cases += c.cases;
+      r.seen += c.seen;
+      r.checked += c.checked;
+      r.ms += c.ms;
+    }
+    for (const f of x.failures) row(f.property).failures++;
+  }
+  return [...rows.values()];
 }

@@ -16,6 +16,7 @@ import { replayFreeFailure, FreeReplay } from './free_replay';
 import type { Interrupt } from './signals';
 import type { Io } from './io';
 import { own } from '../mm/own';
+import { fnv1a } from './schedctl';
 
 /** A free run's first failure and its deterministic replay. */
 type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
@@ -51,6 +52,8 @@ export interface RunConfig {
   machines?: 'random' | 'fixed';
   /** swarm testing (default on; --no-swarm) */
   swarm?: boolean;
+  /** a pool to use and leave running (the campaign's runners keep one across suite runs), if it has threads enough */
+  pool?: PoolHolder;
 }
 
 /** The flags that shape generation and checking, as a replay line must repeat them. */
@@ -83,6 +86,58 @@ export interface FailureReport {
   saveError?: string;
 }
 
+/**
+ * A property's coverage over a run: the cases that ran its checks, those in which they saw something,
+ * what they saw (Checked, properties/property.ts) and their time.
+ */
+export interface PropertyCoverage {
+  cases: number;
+  seen: number;
+  checked: number;
+  ms: number;
+}
+
+/** What a run's cases checked and reached (summed by the campaign and `pinlab merge`). */
+export interface Coverage {
+  properties: Record<string, PropertyCoverage>;
+  /** kernel event counters (/proc/vmstat names): the sum over cases and the cases that took the path */
+  events: Record<string, { total: number; cases: number }>;
+}
+
+/** Add one case's tally and events to a coverage; every property of props ran its checks on it. */
+export function coverCase(cov: Coverage, r: Pick<CaseResult, 'tally' | 'events'>, props: readonly string[]): void {
+  for (const p of props) (cov.properties[p] ??= { cases: 0, seen: 0, checked: 0, ms: 0 }).cases++;
+  for (const [p, t] of Object.entries(r.tally ?? {})) {
+    const e = cov.properties[p];
+    if (!e) continue; // checked in the actors' threads but not selected
+    if (t.checked > 0) e.seen++;
+    e.checked += t.checked;
+    e.ms += t.ms;
+  }
+  for (const [k, v] of Object.entries(r.events ?? {})) {
+    const e = (cov.events[k] ??= { total: 0, cases: 0 });
+    e.total += v;
+    e.cases++;
+  }
+}
+
+/** Sum coverages into the first. */
+export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
+  for (const [p, t] of Object.entries(from.properties)) {
+    const e = (into.properties[p] ??= { cases: 0, seen: 0, checked: 0, ms: 0 });
+    e.cases += t.cases;
+    e.seen += t.seen;
+    e.checked += t.checked;
+    e.ms += t.ms;
+  }
+  for (const [k, v] of Object.entries(from.events)) {
+    const e = (into.events[k] ??= { total: 0, cases: 0 });
+    e.total += v.total;
+    e.cases += v.cases;
+  }
+  return into;
+}
+
 export interface RunSummary {
   /** fail when a failure was found, even if the run was then interrupted (interrupted says so) */
   verdict: 'pass' | 'fail' | 'interrupted';
@@ -96,6 +151,9 @@ export interface RunSummary {
   seconds: number;
   steps_per_s: number;
   failures: FailureReport[];
+  coverage: Coverage;
+  /** the cases' trace hashes, in order, hashed (fnv1a): equal digests, equal runs (for --jobs, --shard) */
+  digest: string;
 }
 
 /** The pool of a run, replaced when a worker does not come back from a stopped case. */
@@ -213,7 +271,9 @@ export function prepareRegressionsDir(dir: string): void {
 /** Write a regression file atomically (temporary file, fsync'd, then renamed). */
 export function writeRegression(dir: string, rep: Omit<FailureReport, 'regression' | 'replay'>): string {
   mkdirs(dir);
-  const name = safeName(`${rep.suite}-${rep.variant}-${rep.property}-${rep.seed}`);
+  // the case's hash in the name: two runs' failures never overwrite each other silently
+  const hash = fnv1a(JSON.stringify(rep.case)).toString(16).padStart(8, '0');
+  const name = safeName(`${rep.suite}-${rep.variant}-${rep.property}-${rep.seed}-${hash}`);
   const file = path.join(dir, `${name}.json`);
   const tmp = `${file}.${process.pid}.tmp`;
   const doc = {
@@ -318,6 +378,10 @@ class SuiteRun {
   private readonly arb: fc.Arbitrary<Case>;
   cases = 0;
   steps = 0;
+  readonly coverage: Coverage = { properties: {}, events: {} };
+  private digest = 0x811c9dc5;
+  /** the properties each case checks: the suite's, or those --property selects */
+  private readonly checked: readonly string[];
   private lastPlain = 0;
   /** the property of the first failure: shrinking keeps to it */
   private target: string | null = null;
@@ -328,7 +392,9 @@ class SuiteRun {
   private lastFail: { cs: Case; r: CaseResult } | null = null;
 
   constructor(private readonly cfg: RunConfig) {
-    this.holder = new PoolHolder(cfg.suite.actors.length);
+    const threads = cfg.suite.actors.length;
+    this.holder = cfg.pool && cfg.pool.threads >= threads ? cfg.pool : new PoolHolder(threads);
+    this.checked = cfg.properties ?? cfg.suite.properties;
     this.arb = cfg.suite.arbitrary(fc, {
       variant: cfg.variant,
       cmdline: cfg.cmdline,
@@ -365,6 +431,8 @@ class SuiteRun {
     const r = await this.holder.run(cs, this.opts('det'));
     this.cases++;
     this.steps += r.steps;
+    coverCase(this.coverage, r, this.checked);
+    this.digest = fnv1a(r.traceHash, this.digest);
     if (this.cfg.checkDeterminism && !r.interrupted && r.end !== 'stopped') {
       const again = await this.holder.run(cs, this.opts('det'));
       this.steps += again.steps;
@@ -430,6 +498,8 @@ class SuiteRun {
       const r = await this.holder.run(cs, this.opts('free'));
       this.cases++;
       this.steps += r.steps;
+      coverCase(this.coverage, r, this.checked);
+      this.digest = fnv1a(r.traceHash, this.digest);
       if (cfg.interrupt.stopped) stop();
       if (!r.failures.length) return true;
       cfg.onFirstFailure?.(this.cases);
@@ -557,7 +627,7 @@ class SuiteRun {
       // counterexample)
       if (details.failed && details.counterexample !== null) failures.push(await this.report(details));
     } finally {
-      await this.holder.destroy();
+      if (this.holder !== cfg.pool) await this.holder.destroy();
     }
     const seconds = (performance.now() - this.t0) / 1000;
     return {
@@ -572,6 +642,8 @@ class SuiteRun {
       seconds,
       steps_per_s: Math.round(this.steps / Math.max(seconds, 1e-6)),
       failures,
+      coverage: this.coverage,
+      digest: (this.digest >>> 0).toString(16).padStart(8, '0'),
     };
   }
 }

@@ -72,15 +72,21 @@ export function checkPath(cfg: Parameters<typeof pathNamesACase>[0]): void {
   }
 }
 
-/** --regressions: a directory (created and probed now, before any case runs), or 'none'. */
-export function regressionsFlag(v: Value): string | null {
-  const dir = (v as string | undefined) ?? 'regressions';
+/**
+ * Where runs save their failures by default: a git-ignored folder. regressions/ holds the committed
+ * ones, which npm test replays; moving a file there is a deliberate step.
+ */
+export const DEFAULT_SAVE_DIR = 'failures';
+
+/** --save (--regressions): a directory (created and probed now, before any case runs), or 'none'. */
+export function regressionsFlag(v: Value, flag = 'regressions'): string | null {
+  const dir = (v as string | undefined) ?? DEFAULT_SAVE_DIR;
   if (dir === 'none') return null;
-  if (dir === '') throw new UsageError("--regressions: give a directory, or 'none' to save nothing");
+  if (dir === '') throw new UsageError(`--${flag}: give a directory, or 'none' to save nothing`);
   try {
     prepareRegressionsDir(dir);
   } catch (e) {
-    throw new UsageError(`--regressions: ${(e as Error).message}`);
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
   }
   return dir;
 }

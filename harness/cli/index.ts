@@ -12,7 +12,7 @@ import { scenario } from './scenario';
 import { variants } from './variants';
 import { run as runCmd } from './run';
 import { replay } from './replay';
-import { campaign } from './campaign';
+import { campaign, merge } from './campaign';
 import { pinFraction } from './pin_fraction';
 import { kernel } from './kernel';
 import { properties } from './properties';
@@ -32,6 +32,7 @@ export const COMMANDS: readonly Command[] = [
   runCmd,
   replay,
   campaign,
+  merge,
   pinFraction,
   kernel,
   fidelity,

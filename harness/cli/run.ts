@@ -14,6 +14,7 @@ import {
   pathFlag,
   checkPath,
   regressionsFlag,
+  DEFAULT_SAVE_DIR,
   suiteFlag,
   caseShapeFlags,
   CASE_SHAPE_OPTIONS,
@@ -21,13 +22,13 @@ import {
 } from './flags';
 
 const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
-                 [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
+                 [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--save DIR]
                  [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
 
 Run a property suite: fast-check generates cases (a machine, one program per actor, a schedule, seeded
 faults), each actor runs in its own worker thread on the shared machine, and the properties are checked
 during and after the run. A failure is shrunk and printed (the property, the case as steps per actor, the
-trace around the violation, one replay line) and saved as regressions/<name>.json.
+trace around the violation, one replay line) and saved as failures/<name>.json (--save).
 
 options:
   --suite NAME         the suite (default ${DEFAULT_SUITE}); suites: ${visibleSuites()}
@@ -40,8 +41,9 @@ options:
   --check-determinism  run every case twice and fail if the trace hashes differ
   --json               one JSON document: verdict, cases, steps, failures[] {property, seed, path, trace_hash}
   --timeout MS         time budget of one case (default 60000); past it the case fails as a hang
-  --regressions DIR    where failures are saved (default regressions, created and checked before the run;
-                       'none' to save nothing)
+  --save DIR           where failures are saved (default ${DEFAULT_SAVE_DIR}/, git-ignored; created and checked
+                       before the run; 'none' to save nothing; --regressions DIR is the same). regressions/
+                       holds the committed ones, which npm test replays: moving one there is deliberate
   --path P             with --seed: run only fast-check's path P (as printed with a failure; it must name a case)
   --property P[,P]     check only these properties (docs/properties.md); deadlock, hang and the other
                        failures of the run itself are always reported
@@ -75,6 +77,7 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
     'check-determinism': { type: 'boolean' },
     timeout: { type: 'string' },
     regressions: { type: 'string' },
+    save: { type: 'string' },
     path: { type: 'string' },
     ...CASE_SHAPE_OPTIONS,
   });
@@ -94,7 +97,12 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   const json = values.json === true;
   const shape = caseShapeFlags(values, suite);
   checkPath({ suite, variant, seed, path, ...shape });
-  const regressionsDir = regressionsFlag(values.regressions);
+  if (values.save !== undefined && values.regressions !== undefined)
+    throw new UsageError('--save and --regressions name the same directory: give one');
+  const regressionsDir = regressionsFlag(
+    values.save ?? values.regressions,
+    values.save !== undefined ? 'save' : 'regressions',
+  );
   if (!json) {
     io.out(
       `# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
