@@ -107,6 +107,8 @@ export interface CampaignDoc {
   reasons: string[];
   properties: PropertyRow[];
   events: Coverage['events'];
+  /** the regression corpus's bug sites the cases reached (R1...), summed over items */
+  corpus: Coverage['corpus'];
 }
 
 export function campaignSuites(): Suite[] {
@@ -146,7 +148,7 @@ export function defaultJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
-const emptyCoverage = (): Coverage => ({ properties: {}, events: {} });
+const emptyCoverage = (): Coverage => ({ properties: {}, events: {}, corpus: {} });
 
 function notRunItem(x: JobItem, why: CampaignItem['why']): CampaignItem {
   return {
@@ -230,6 +232,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignDoc> {
     reasons: [],
     properties: [],
     events: {},
+    corpus: {},
   };
   return judgeCampaign(doc, { allowUnexercised: o.allowUnexercised });
 }
@@ -253,8 +256,8 @@ function reportItem(o: CampaignOptions, x: CampaignItem, done: number, total: nu
  */
 export function judgeCampaign(doc: CampaignDoc, o: { allowUnexercised?: boolean } = {}): CampaignDoc {
   const rows = propertyRows(doc.items);
-  const events: Coverage['events'] = {};
-  for (const x of doc.items) mergeCoverage({ properties: {}, events }, x.coverage);
+  const sum = emptyCoverage();
+  for (const x of doc.items) mergeCoverage(sum, x.coverage);
   const reasons: string[] = [];
   const failed = doc.items.filter((x) => x.failures.length);
   if (failed.length) reasons.push(`${failed.length} suite run${failed.length === 1 ? '' : 's'} found a failure`);
@@ -280,7 +283,7 @@ export function judgeCampaign(doc: CampaignDoc, o: { allowUnexercised?: boolean 
   if (failed.length || (idle.length && judged)) verdict = 'fail';
   else if (doc.interrupted) verdict = 'interrupted';
   else if (!complete) verdict = 'incomplete';
-  return { ...doc, verdict, reasons, properties: rows, events };
+  return { ...doc, verdict, reasons, properties: rows, events: sum.events, corpus: sum.corpus };
 }
 
 function propertyRows(items: CampaignItem[]): PropertyRow[] {

@@ -10,6 +10,7 @@ const count = z.number().int().nonnegative();
 const coverage = z.object({
   properties: z.record(z.object({ cases: count, seen: count, checked: count, ms: z.number().nonnegative() })),
   events: z.record(z.object({ total: count, cases: count })),
+  corpus: z.record(z.object({ total: count, cases: count })),
 });
 const failure = z
   .object({ property: z.string(), message: z.string(), replay: z.string(), seed: z.number().int(), path: z.string() })
@@ -50,6 +51,7 @@ export const campaignDocSchema = z
     reasons: z.array(z.string()),
     properties: z.array(z.object({ property: z.string() }).passthrough()),
     events: coverage.shape.events,
+    corpus: coverage.shape.corpus,
   })
   .strict();
 

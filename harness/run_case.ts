@@ -26,7 +26,7 @@ import { withContext, ThreadContext } from './context';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { errname } from '../mm/errno';
-import { vmstatSnapshot } from '../mm/vmstat';
+import { vmstatSnapshot, pathSnapshot } from '../mm/vmstat';
 import { CmdlineError } from '../mm/cmdline';
 import { KernelBug } from '../mm/debug';
 import { snapshotPageCounts, PageCounts } from '../properties/pins_balance';
@@ -150,8 +150,10 @@ export interface CaseResult {
   recyclePool: boolean;
   /** per property: what its checks saw and their time, actors' threads and main thread summed */
   tally: Tally;
-  /** the kernel paths the case took: the machine's event counters (/proc/vmstat) at its end, those not 0 */
+  /** the kernel paths the case took: its event counters (/proc/vmstat, PATH_ITEMS) at its end, those not 0 */
   events: Record<string, number>;
+  /** how often the actors' ops reached each regression-corpus bug site (mm/variants.ts bugSites) */
+  sites: Record<string, number>;
   ms: number;
   /** an interleaving replay: the decisions it took, as a schedule that replays the run without the interleaving */
   scheduleTaken?: number[];
@@ -497,13 +499,19 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const failures = runFailures(p, st, entries, labels, hung);
   let digest = 0;
   const tally: Tally = {};
-  for (const r of st.results) tallyMerge(tally, r?.tally);
+  const sites: Record<string, number> = {};
+  for (const r of st.results) {
+    tallyMerge(tally, r?.tally);
+    for (const [k, v] of Object.entries(r?.bugSites ?? {})) sites[k] = (sites[k] ?? 0) + v;
+  }
   const events: Record<string, number> = {};
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
     const seq = entries.length ? entries[entries.length - 1]!.seq + 1 : 0;
+    // the case's paths: before the harness's own exit and drains (exitAll()); events, not the nr_* levels
+    for (const [k, v] of Object.entries({ ...vmstatSnapshot(m), ...pathSnapshot(m) }))
+      if (v && (!k.startsWith('nr_') || k.startsWith('nr_foll_pin'))) events[k] = v;
     failures.push(...endChecks(m, cs, opts, { base: p.base, seq, scratch: p.scratch, tally }));
-    for (const [k, v] of Object.entries(vmstatSnapshot(m))) if (v) events[k] = v;
   }
   if (opts.properties) {
     const keep = new Set<string>([...opts.properties, ...RUN_FAILURES]);
@@ -528,6 +536,7 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     recyclePool,
     tally,
     events,
+    sites,
     ms: performance.now() - t0,
     ...(order ? interleaveOutcome(c, order, labels) : {}),
   } as CaseResult;

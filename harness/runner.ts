@@ -102,10 +102,16 @@ export interface Coverage {
   properties: Record<string, PropertyCoverage>;
   /** kernel event counters (/proc/vmstat names): the sum over cases and the cases that took the path */
   events: Record<string, { total: number; cases: number }>;
+  /** regression-corpus bug sites (R1...) reached by the cases' ops, bug on or off: as events */
+  corpus: Record<string, { total: number; cases: number }>;
 }
 
 /** Add one case's tally and events to a coverage; every property of props ran its checks on it. */
-export function coverCase(cov: Coverage, r: Pick<CaseResult, 'tally' | 'events'>, props: readonly string[]): void {
+export function coverCase(
+  cov: Coverage,
+  r: Pick<CaseResult, 'tally' | 'events' | 'sites'>,
+  props: readonly string[],
+): void {
   for (const p of props) (cov.properties[p] ??= { cases: 0, seen: 0, checked: 0, ms: 0 }).cases++;
   for (const [p, t] of Object.entries(r.tally ?? {})) {
     const e = cov.properties[p];
@@ -114,8 +120,16 @@ export function coverCase(cov: Coverage, r: Pick<CaseResult, 'tally' | 'events'>
     e.checked += t.checked;
     e.ms += t.ms;
   }
-  for (const [k, v] of Object.entries(r.events ?? {})) {
-    const e = (cov.events[k] ??= { total: 0, cases: 0 });
+  countIn(cov.events, r.events);
+  countIn(cov.corpus, r.sites);
+}
+
+function countIn(
+  into: Record<string, { total: number; cases: number }>,
+  from: Record<string, number> | undefined,
+): void {
+  for (const [k, v] of Object.entries(from ?? {})) {
+    const e = (into[k] ??= { total: 0, cases: 0 });
     e.total += v;
     e.cases++;
   }
@@ -130,10 +144,12 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
     e.checked += t.checked;
     e.ms += t.ms;
   }
-  for (const [k, v] of Object.entries(from.events)) {
-    const e = (into.events[k] ??= { total: 0, cases: 0 });
-    e.total += v.total;
-    e.cases += v.cases;
+  for (const key of ['events', 'corpus'] as const) {
+    for (const [k, v] of Object.entries(from[key] ?? {})) {
+      const e = (into[key][k] ??= { total: 0, cases: 0 });
+      e.total += v.total;
+      e.cases += v.cases;
+    }
   }
   return into;
 }
@@ -378,7 +394,7 @@ class SuiteRun {
   private readonly arb: fc.Arbitrary<Case>;
   cases = 0;
   steps = 0;
-  readonly coverage: Coverage = { properties: {}, events: {} };
+  readonly coverage: Coverage = { properties: {}, events: {}, corpus: {} };
   private digest = 0x811c9dc5;
   /** the properties each case checks: the suite's, or those --property selects */
   private readonly checked: readonly string[];

@@ -115,6 +115,8 @@ export interface ActorResult {
   violations: Violation[];
   /** the checks run in this thread, per property */
   tally: Tally;
+  /** how often its ops reached each bug switch's site (mm/variants.ts bugSites), bug on or off */
+  bugSites?: Record<string, number>;
   log: LogLine[];
   /** long-term pins the actor held at the end of its program (before teardown) */
   held: { pfn: number; vpn: number; longterm: boolean }[];

@@ -70,6 +70,7 @@ export const GUP_LONGTERM_RETRIES_MAX = 64;
 
 const NR_FOLL_PIN_ACQUIRED = vmItem('nr_foll_pin_acquired');
 const NR_FOLL_PIN_RELEASED = vmItem('nr_foll_pin_released');
+const GUP_LONGTERM_RETRY = vmItem('gup_longterm_retry');
 /** Faults GUP takes for one page before giving up with -EFAULT (each retry follows a completed fault). */
 export const GUP_FAULT_RETRIES_MAX = 16;
 /** v5.12's check_and_migrate_cma_pages() gave up re-migrating after this many rounds. */
@@ -663,14 +664,26 @@ function longtermV512(
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
-function finish(rc: number, nrPages: number, report: PinReport): number {
-  if (report.outcome === 'no-progress') return rc;
-  if (current().fatalSignal && rc < 0) report.outcome = 'killed';
-  else if (rc < 0) report.outcome = 'error';
-  else if (rc < nrPages) report.outcome = 'partial';
-  else report.outcome = 'pinned';
+function finish(m: Memmap, rc: number, nrPages: number, report: PinReport): number {
+  if (report.outcome !== 'no-progress') {
+    if (current().fatalSignal && rc < 0) report.outcome = 'killed';
+    else if (rc < 0) report.outcome = 'error';
+    else if (rc < nrPages) report.outcome = 'partial';
+    else report.outcome = 'pinned';
+  }
+  if (report.retries) countVmEvents(m, GUP_LONGTERM_RETRY, report.retries);
+  const path = PIN_OUTCOME_PATHS[report.outcome];
+  if (path !== undefined) countVmEvents(m, path, 1);
   return rc;
 }
+
+/** The kernel paths a pin's outcome took (mm/vmstat.ts PATH_ITEMS); a full pin counts as nothing special. */
+const PIN_OUTCOME_PATHS: Partial<Record<PinReport['outcome'], number>> = {
+  partial: vmItem('gup_pin_partial'),
+  error: vmItem('gup_pin_error'),
+  killed: vmItem('gup_pin_killed'),
+  'no-progress': vmItem('gup_longterm_no_progress'),
+};
 
 /**
  * pin_user_pages() / pin_user_pages_remote(): FOLL_PIN on another or the current mm. Bad arguments return 0 (6.12), not
@@ -690,8 +703,8 @@ export function pinUserPages(
     report.outcome = 'error';
     return 0;
   }
-  if (nrPages <= 0) return finish(0, nrPages, report);
-  return finish(gupLongtermLocked(m, mm, vpn, nrPages, pages, flags, report), nrPages, report);
+  if (nrPages <= 0) return finish(m, 0, nrPages, report);
+  return finish(m, gupLongtermLocked(m, mm, vpn, nrPages, pages, flags, report), nrPages, report);
 }
 export const pinUserPagesRemote = pinUserPages;
 
@@ -762,14 +775,14 @@ export function pinUserPagesFast(
   report: PinReport = newPinReport(),
 ): number {
   const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
-  if (flags < 0 || flags & ~GUP_FAST_FLAGS) return finish(-EINVAL, nrPages, report);
-  if (nrPages <= 0) return finish(0, nrPages, report);
+  if (flags < 0 || flags & ~GUP_FAST_FLAGS) return finish(m, -EINVAL, nrPages, report);
+  if (nrPages <= 0) return finish(m, 0, nrPages, report);
   // gup_fast_fallback(): end > TASK_SIZE_MAX
-  if (vpn < 0 || nrPages > vaPages(m) - vpn) return finish(-EFAULT, nrPages, report);
+  if (vpn < 0 || nrPages > vaPages(m) - vpn) return finish(m, -EFAULT, nrPages, report);
   const fast = gupFast(m, mm, vpn, nrPages, flags, pages);
-  if (fast === nrPages) return finish(fast, nrPages, report);
+  if (fast === nrPages) return finish(m, fast, nrPages, report);
   yieldPoint('gup:fast-to-slow'); // gup_fast_fallback(): interrupts back on, the slow path may sleep
   const rest = gupLongtermLocked(m, mm, vpn + fast, nrPages - fast, pages, flags, report, fast);
-  if (rest < 0) return finish(fast ? fast : rest, nrPages, report);
-  return finish(fast + rest, nrPages, report);
+  if (rest < 0) return finish(m, fast ? fast : rest, nrPages, report);
+  return finish(m, fast + rest, nrPages, report);
 }

@@ -74,6 +74,11 @@ import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
 import { spinLock, spinUnlock, mutexLock, mutexUnlock } from './locking';
 import { isolatePageblockLocked, unsetMigratetypeIsolate } from './page_isolation';
 import { folioTryGet, folioOrder } from './page_ref';
+import { countVmEvents, vmItem } from './vmstat';
+
+const OFFLINE_RETRY = vmItem('offline_pages_retry');
+const OFFLINE_FAIL = vmItem('offline_pages_fail');
+const OFFLINE_SUCCESS = vmItem('offline_pages_success');
 
 // include/linux/memory_hotplug.h
 export const MMOP_OFFLINE = 0;
@@ -464,6 +469,13 @@ function offlineIsolatedPages(m: Memmap, zid: number, start: number, end: number
  * (isolation failed, an unmovable page, a notifier) or -EINTR (a signal, or the pass budget spent).
  */
 export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts: OfflineOptions = {}): number {
+  const rc = doOfflinePages(m, startPfn, nrPages, opts);
+  countVmEvents(m, rc ? OFFLINE_FAIL : OFFLINE_SUCCESS, 1);
+  return rc;
+}
+
+/** offline_pages()'s body. */
+function doOfflinePages(m: Memmap, startPfn: number, nrPages: number, opts: OfflineOptions): number {
   const report: OfflineReport = opts.report ?? { reason: '', pfn: -1, passes: 0, failures: [] };
   const passesMax = opts.passesMax ?? OFFLINE_PASSES_MAX;
   const end = startPfn + nrPages;
@@ -520,7 +532,7 @@ export function offlinePages(m: Memmap, startPfn: number, nrPages: number, opts:
           current().sigpending ? 'signal backoff' : `signal backoff (retry budget of ${passesMax} passes spent)`,
         );
       }
-      report.passes++;
+      if (report.passes++) countVmEvents(m, OFFLINE_RETRY, 1);
       yieldPoint('offline:scan'); // cond_resched() before scan_movable_pages()
       rc = scanMovablePages(m, pfn, end, out);
       pfn = out.pfn;

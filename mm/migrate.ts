@@ -70,9 +70,19 @@ export const MIGRATE_REASON_NAMES = [
   'damon',
 ] as const;
 
+/** migrate_pages() by reason, as trace_mm_migrate_pages() reports it (mm/vmstat.ts PATH_ITEMS). */
+const MIGRATE_REASON_PATHS: Partial<Record<number, number>> = {
+  [MR_COMPACTION]: vmItem('migrate_reason_compaction'),
+  [MR_MEMORY_HOTPLUG]: vmItem('migrate_reason_memory_hotplug'),
+  [MR_SYSCALL]: vmItem('migrate_reason_syscall'),
+  [MR_CONTIG_RANGE]: vmItem('migrate_reason_contig_range'),
+  [MR_LONGTERM_PIN]: vmItem('migrate_reason_longterm_pin'),
+};
+
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
 
 const NR_ISOLATED_ANON = vmItem('nr_isolated_anon');
+const ISOLATE_FOLIO_FAIL = vmItem('isolate_folio_fail');
 const NR_ISOLATED_FILE = vmItem('nr_isolated_file');
 const PGMIGRATE_SUCCESS = vmItem('pgmigrate_success');
 const PGMIGRATE_FAIL = vmItem('pgmigrate_fail');
@@ -125,6 +135,12 @@ export function allocMigrationTarget(gfp: number): NewFolio {
  * someone else, never on the LRU).
  */
 export function isolateFolio(m: Memmap, head: number): boolean {
+  const ok = isolateFolioOnce(m, head);
+  if (!ok) countVmEvents(m, ISOLATE_FOLIO_FAIL, 1);
+  return ok;
+}
+
+function isolateFolioOnce(m: Memmap, head: number): boolean {
   if (faultPoint('migrate:isolate')) return false; // seeded: a transient isolation failure (a racing isolator)
   if (m.flags[head]! & PG_hugetlb) {
     if (flagsFetchOr(m.flags, head, PG_isolated) & PG_isolated) return false;
@@ -273,6 +289,8 @@ export interface MigrateOptions {
  * or -ENOMEM when a target could not be allocated (the rest of the list is not tried).
  */
 export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: MigrateOptions): number {
+  const path = MIGRATE_REASON_PATHS[opts.reason];
+  if (path !== undefined) countVmEvents(m, path, list.length);
   const stats = opts.stats ?? { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
   const passes = opts.passes ?? NR_MAX_MIGRATE_PAGES_RETRY;
   let pending = list; // the first pass reads the caller's list, which is only rewritten at the end

@@ -1,7 +1,7 @@
 // folio_is_longterm_pinnable() and friends (include/linux/mm.h, v6.12). Kernel variants change this
 // predicate; see mm/variants.ts.
 import { Memmap, PG_zero } from './memmap';
-import { variant } from './variants';
+import { variant, hasBug } from './variants';
 import { MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE } from './mmzone';
 
 /** GUP_PIN_COUNTING_BIAS: a FOLL_PIN on a small folio adds this much to its refcount. */
@@ -17,11 +17,11 @@ export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
   const v = variant();
   const mt = m.getPageblockMigratetype(pfn);
   if (v.predicate === 'cma-only') return mt !== MIGRATE_CMA;
-  const zeroOk = (m.flags[pfn]! & PG_zero) !== 0 && !v.bugs.has('R6');
+  const zeroOk = (m.flags[pfn]! & PG_zero) !== 0 && !hasBug('R6');
   if (v.predicate === 'movable-isolate' && mt === MIGRATE_CMA) return false;
   // v5.19 "fix is_pinnable_page against a cma page": an isolated pageblock is not pinnable (R8 lacks it;
   // v5.13 has R8, v5.13+-R8 gets the fix)
-  if (mt === MIGRATE_ISOLATE && !v.bugs.has('R8')) return false;
+  if (mt === MIGRATE_ISOLATE && !hasBug('R8')) return false;
   if (zeroOk) return true;
   return mt !== MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
 }

@@ -12,6 +12,9 @@ import { spinLock, spinUnlock } from './locking';
 import { current, faultPoint } from './sched';
 import { bug } from './debug';
 import { freeHugeFolio } from './hugetlb';
+import { countVmEvents, vmItem } from './vmstat';
+
+const LRU_ADD_DRAIN_ALL = vmItem('lru_add_drain_all');
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
@@ -104,6 +107,7 @@ export function lruAddDrain(m: Memmap): void {
 
 /** lru_add_drain_all(): every CPU's batch. */
 export function lruAddDrainAll(m: Memmap): void {
+  countVmEvents(m, LRU_ADD_DRAIN_ALL, 1);
   // seeded fault: one remote CPU's batch still holds its folios (one added there just after the drain);
   // never while lru_cache_disable() is in force, which guarantees empty batches
   const hold = atomicRead(m.header, H_LRU_DISABLED) === 0 && faultPoint('lru:batch-hold') ? firstBusyRemoteCpu(m) : -1;

@@ -226,6 +226,22 @@ export function setVariant(v: KernelVariant): KernelVariant {
   active = v;
   return prev;
 }
+/**
+ * How often this thread reached each bug switch's site, bug on or off (the campaign's coverage of the
+ * regression corpus: harness/actor/ reads and clears it per actor). A site is where hasBug() is asked.
+ */
+export const bugSites: Partial<Record<BugSwitch, number>> = {};
+
 export function hasBug(id: BugSwitch): boolean {
+  bugSites[id] = (bugSites[id] ?? 0) + 1;
   return active.bugs.has(id);
+}
+
+/** bugSites as it is now, and back to that later (checks run the mm on copies: not the case's paths). */
+export function bugSitesSave(): Partial<Record<BugSwitch, number>> {
+  return { ...bugSites };
+}
+export function bugSitesRestore(saved: Partial<Record<BugSwitch, number>>): void {
+  for (const k of Object.keys(bugSites) as BugSwitch[]) delete bugSites[k];
+  Object.assign(bugSites, saved);
 }

@@ -36,10 +36,35 @@ export const VM_ITEMS = [
   'pcp_drain_all',
 ] as const;
 export type VmItem = (typeof VM_ITEMS)[number];
-export const NR_VM_ITEMS = VM_ITEMS.length;
-const ITEM_INDEX: Record<string, number> = Object.fromEntries(VM_ITEMS.map((n, i) => [n, i]));
 
-export function vmItem(name: VmItem): number {
+/**
+ * Kernel paths that have no /proc/vmstat counter, counted where a tracepoint would fire: pinlab's
+ * coverage of the mm core (the campaign's "kernel paths" table). Kept after VM_ITEMS in the same per-CPU
+ * array, never shown as /proc/vmstat.
+ */
+export const PATH_ITEMS = [
+  'gup_longterm_retry', // __gup_longterm_locked() pins again after migrating (-EAGAIN)
+  'gup_longterm_no_progress', // its retry budget spent (the kernel would spin until SIGKILL)
+  'gup_pin_partial', // a pin returned fewer pages than asked
+  'gup_pin_error', // a pin returned an errno
+  'gup_pin_killed', // a fatal signal ended it
+  'migrate_reason_compaction', // migrate_pages() by reason (trace_mm_migrate_pages), folios listed
+  'migrate_reason_memory_hotplug',
+  'migrate_reason_syscall',
+  'migrate_reason_contig_range',
+  'migrate_reason_longterm_pin',
+  'isolate_folio_fail', // folio_isolate_lru() / isolate_hugetlb() refused a folio
+  'lru_add_drain_all',
+  'offline_pages_retry', // another pass of offline_pages()'s loop
+  'offline_pages_fail',
+  'offline_pages_success',
+] as const;
+export type PathItem = (typeof PATH_ITEMS)[number];
+
+export const NR_VM_ITEMS = VM_ITEMS.length + PATH_ITEMS.length;
+const ITEM_INDEX: Record<string, number> = Object.fromEntries([...VM_ITEMS, ...PATH_ITEMS].map((n, i) => [n, i]));
+
+export function vmItem(name: VmItem | PathItem): number {
   return own(ITEM_INDEX, name)!;
 }
 
@@ -58,6 +83,13 @@ export function vmstatRead(m: Memmap, item: number): number {
 export function vmstatSnapshot(m: Memmap): Record<VmItem, number> {
   const out = {} as Record<VmItem, number>;
   VM_ITEMS.forEach((n, i) => (out[n] = vmstatRead(m, i)));
+  return out;
+}
+
+/** The PATH_ITEMS counters, summed over CPUs. */
+export function pathSnapshot(m: Memmap): Record<PathItem, number> {
+  const out = {} as Record<PathItem, number>;
+  PATH_ITEMS.forEach((n, i) => (out[n] = vmstatRead(m, VM_ITEMS.length + i)));
   return out;
 }
 

@@ -11,6 +11,7 @@ import { K_VIOLATION } from '../schedctl';
 import { propertiesAt, Finding, OpCheck, Property, QuiescentCheck } from '../../properties/index';
 import { dmaIntegrity } from '../../properties/dma_integrity';
 import { dmaChecks } from '../../devices/common';
+import { bugSitesSave, bugSitesRestore } from '../../mm/variants';
 
 const VIOLATIONS_MAX = 8;
 
@@ -51,12 +52,16 @@ export class ActorChecks {
 
   /** Phase 'op': right after an op (and with op null, before teardown). */
   op(c: OpCheck): void {
+    const sites = bugSitesSave(); // checks may run the mm (on copies): not the case's paths
     for (const p of this.afterOp) this.report(p, c, () => p.afterOp!(c));
+    bugSitesRestore(sites);
   }
 
   /** Phase 'quiescence': every actor idle. */
   quiescence(c: QuiescentCheck): void {
+    const sites = bugSitesSave();
     for (const p of this.atQuiescence) this.report(p, c, () => p.atQuiescence!(c));
+    bugSitesRestore(sites);
   }
 
   /** Run one property's check, tallying what it saw and its time; its findings become violations. */

@@ -23,6 +23,7 @@ import { NotifierMailbox, CtlWait } from './mailbox';
 import { ActorChecks } from './checks';
 import { quiesce } from './quiescence';
 import { createActor } from './create';
+import { bugSitesSave, bugSitesRestore } from '../../mm/variants';
 
 /** Lock acquisitions an actor remembers in free mode (the most recent ones). */
 const LOCK_LOG_MAX = 512;
@@ -134,6 +135,7 @@ class ActorRun {
 
   run(): ActorResult {
     const saved = enterContext(this.context());
+    bugSitesRestore({}); // this actor's own count (the thread ran others before)
     try {
       this.sched.start();
       const actor = createActor(this.t, this.m, this.c, (line) => this.log(line));
@@ -149,6 +151,7 @@ class ActorRun {
       this.failed(e);
     } finally {
       if (this.lockCount) this.res.locks = this.orderedLockLog();
+      this.res.bugSites = bugSitesSave();
       leaveContext(saved);
     }
     return this.res;

@@ -64,6 +64,7 @@ describe('verdicts (judgeCampaign)', () => {
       coverage: {
         properties: Object.fromEntries(x.properties.map((p) => [p, { cases: 2, seen: 1, checked: 3, ms: 1 }])),
         events: {},
+        corpus: {},
       },
     }));
     return {
@@ -82,6 +83,7 @@ describe('verdicts (judgeCampaign)', () => {
       reasons: [],
       properties: [],
       events: {},
+      corpus: {},
     };
   };
 
