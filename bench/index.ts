@@ -15,6 +15,7 @@ import { schedRows } from './sched';
 import { devicesRows } from './devices';
 import { mutationRows } from './mutation';
 import { soakRows } from './soak';
+import { campaignRows } from './campaign';
 import { loadPlugin } from '../harness/plugins';
 import { BENCH_PLUGIN, AllocBenchTask, AllocBenchResult } from './plugin';
 
@@ -163,6 +164,7 @@ async function mainBench(): Promise<void> {
     devices: benchDevices,
     mutation: benchMutation,
     soak: benchSoak,
+    campaign: async () => record('campaign', await campaignRows()),
   };
   // benchmarks that never start a worker run first: their single-threaded rows run UP (mm/atomic.ts),
   // which a process gives up for good once it has a worker pool

@@ -366,6 +366,7 @@ export function mutationConfig(mu: Mutation, variant: string, seed: number, runs
     timeoutMs: 10_000,
     properties: mu.only ? [mu.property] : undefined,
     bugs,
+    guided: process.env.PINLAB_GUIDED === '1',
   };
 }
 

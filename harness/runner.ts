@@ -17,6 +17,7 @@ import type { Interrupt } from './signals';
 import type { Io } from './io';
 import { own } from '../mm/own';
 import { fnv1a } from './schedctl';
+import { GuidedCorpus } from './guided';
 
 /** A free run's first failure and its deterministic replay. */
 type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
@@ -52,6 +53,8 @@ export interface RunConfig {
   machines?: 'random' | 'fixed';
   /** swarm testing (default on; --no-swarm) */
   swarm?: boolean;
+  /** coverage-guided generation (harness/guided.ts; deterministic mode only) */
+  guided?: boolean;
   /** a pool to use and leave running (the campaign's runners keep one across suite runs), if it has threads enough */
   pool?: PoolHolder;
 }
@@ -392,6 +395,8 @@ class SuiteRun {
   private readonly holder: PoolHolder;
   private readonly t0 = performance.now();
   private readonly arb: fc.Arbitrary<Case>;
+  /** the guided search's corpus (--guided) */
+  readonly guide: GuidedCorpus | null;
   cases = 0;
   steps = 0;
   readonly coverage: Coverage = { properties: {}, events: {}, corpus: {} };
@@ -411,13 +416,15 @@ class SuiteRun {
     const threads = cfg.suite.actors.length;
     this.holder = cfg.pool && cfg.pool.threads >= threads ? cfg.pool : new PoolHolder(threads);
     this.checked = cfg.properties ?? cfg.suite.properties;
-    this.arb = cfg.suite.arbitrary(fc, {
+    const base = cfg.suite.arbitrary(fc, {
       variant: cfg.variant,
       cmdline: cfg.cmdline,
       bugs: cfg.bugs,
       machines: cfg.machines,
       swarm: cfg.swarm,
     });
+    this.guide = cfg.guided && cfg.mode === 'det' ? new GuidedCorpus() : null;
+    this.arb = this.guide ? this.guide.arbitrary(fc, base) : base;
   }
 
   private opts(mode: 'det' | 'free'): RunOptions {
@@ -449,6 +456,7 @@ class SuiteRun {
     this.steps += r.steps;
     coverCase(this.coverage, r, this.checked);
     this.digest = fnv1a(r.traceHash, this.digest);
+    this.guide?.observe(cs, r);
     if (this.cfg.checkDeterminism && !r.interrupted && r.end !== 'stopped') {
       const again = await this.holder.run(cs, this.opts('det'));
       this.steps += again.steps;
@@ -622,9 +630,12 @@ class SuiteRun {
         rep.saveError = (e as Error).message;
       }
     }
+    // a guided search's case depends on the cases before it: the search again, not a path, regenerates it
     rep.replay = rep.regression
       ? `pinlab replay ${rep.regression}`
-      : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
+      : this.guide
+        ? `pinlab run --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --runs ${cfg.runs} --guided${shapeFlags(cfg)}`
+        : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
     if (!cfg.json) {
       cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted));
       cfg.io.out(`replay: ${rep.replay}\n`);

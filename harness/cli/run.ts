@@ -23,7 +23,7 @@ import {
 
 const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--save DIR]
-                 [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
+                 [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm] [--guided]
 
 Run a property suite: fast-check generates cases (a machine, one program per actor, a schedule, seeded
 faults), each actor runs in its own worker thread on the shared machine, and the properties are checked
@@ -52,6 +52,9 @@ options:
   --machines M         random (default): generated mini machines (kernelcore/movablecore splits, CMA, THP,
                        hugetlb pools, hot-plugged blocks, KASLR); fixed: the two fixed mini layouts
   --no-swarm           every case may use every operation kind (default: swarm testing, a random subset)
+  --guided             coverage-guided: a case that reached a new bug site or kernel path joins a corpus,
+                       and half the cases splice a corpus case with a fresh one (docs/campaign.md). Det
+                       mode only; a failure replays from its saved file, or by running the search again
   -h, --help           this text
 
 Ctrl-C (or SIGTERM) stops the run and prints what ran; a failure found so far, even one still being
@@ -79,6 +82,7 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
     regressions: { type: 'string' },
     save: { type: 'string' },
     path: { type: 'string' },
+    guided: { type: 'boolean' },
     ...CASE_SHAPE_OPTIONS,
   });
   if (values.help) {
@@ -99,6 +103,11 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   checkPath({ suite, variant, seed, path, ...shape });
   if (values.save !== undefined && values.regressions !== undefined)
     throw new UsageError('--save and --regressions name the same directory: give one');
+  const guided = values.guided === true;
+  if (guided && (mode !== 'det' || path !== undefined))
+    throw new UsageError(
+      '--guided: deterministic mode only, and not with --path (a guided case needs the cases before it)',
+    );
   const regressionsDir = regressionsFlag(
     values.save ?? values.regressions,
     values.save !== undefined ? 'save' : 'regressions',
@@ -106,7 +115,7 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   if (!json) {
     io.out(
       `# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
-        `${shapeFlags(shape)}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`,
+        `${shapeFlags(shape)}${guided ? ' --guided' : ''}${values['check-determinism'] ? ' --check-determinism' : ''}${values.path ? ` --path "${values.path as string}"` : ''}\n`,
     );
   }
   return withInterrupt(async (interrupt) => {
@@ -124,6 +133,7 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
       tty: !json && process.stderr.isTTY === true,
       interrupt,
       io,
+      guided,
       ...shape,
     } satisfies RunConfig);
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
