@@ -1,6 +1,6 @@
 // user: the process itself (a VMM or a verbs application): faults and writes its memory, munmap, remap
 // and MADV_DONTNEED, fork and exit of children; refault (MADV_DONTNEED and touch again) in the
-// longterm-pin-split-cma suite only.
+// longterm-pin-split-cma suite only; MAP_HUGETLB faults and move_pages(2) in longterm-pin-move only.
 import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
 import type { ActorOp, MapInfo } from '../types';
@@ -9,7 +9,8 @@ import { mmBase } from '../../mm/mm_types';
 import { atomicRead } from '../../mm/atomic';
 import { getUser, putUser } from '../../mm/memory';
 import { doMunmap, doMmap, doMadvise, dupMm, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../../mm/mmap';
-import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT } from '../../mm/errno';
+import { migrateRange } from '../../mm/migrate';
+import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST } from '../../mm/errno';
 import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, unmapping } from './agent';
 
 /** Children the user agent holds at once (a fork beyond it fails with -EAGAIN, as RLIMIT_NPROC would). */
@@ -21,9 +22,14 @@ interface Child {
   pid: number;
 }
 
+/** move_pages(2) targets, as migrateRange() takes them (the scenario op `migrate`'s `to`). */
+export const MOVE_TARGETS = ['kernel', 'movable', 'any'] as const;
+
 /** The process itself (a VMM or a verbs application): its own memory operations. */
 class UserProcess implements AgentState {
   private readonly children: Child[] = [];
+  /** first vpn of the MAP_HUGETLB mapping (one PMD-sized huge page) its first 'hugetlb' op made; -1: none */
+  private hugeVpn = -1;
 
   constructor(private readonly env: AgentEnv) {}
 
@@ -33,6 +39,7 @@ class UserProcess implements AgentState {
       const child = this.children.shift();
       return rc(0, child === undefined ? 'no child' : this.exitChild(child));
     }
+    if (op.op === 'hugetlb') return this.hugetlb(op);
     const mp = mapOf(this.env, op.map);
     if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
     const { vpn, n } = range(mp.map, op);
@@ -55,6 +62,8 @@ class UserProcess implements AgentState {
         return this.refault(mp.i, vpn, n, op);
       case 'remap':
         return this.remap(mp.i, mp.map);
+      case 'move_pages':
+        return this.movePages(vpn, n, op);
       default:
         return rc(-EINVAL, `unknown op ${op.op}`);
     }
@@ -111,6 +120,47 @@ class UserProcess implements AgentState {
     return rc(r < 0 ? r : 0, `${map.name} at vpn ${map.vpn}: ${errOr(r, 'mapped afresh')}`);
   }
 
+  /**
+   * A MAP_HUGETLB mapping of one huge page, above the case's mappings (so no remap meets it): mapped
+   * by the first op, then a CPU access of one of its pages (hugetlb_fault(): a folio from the pool,
+   * or a copy after fork); with unmap, munmap() of it (the folio goes back to the pool).
+   */
+  private hugetlb(op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    const h = m.ptrsPerTable;
+    if (op.unmap === true) {
+      if (this.hugeVpn < 0) return rc(0, 'no hugetlb mapping');
+      const r = doMunmap(m, mm, this.hugeVpn, h);
+      const detail = `hugetlb at vpn ${this.hugeVpn}: ${errOr(r, 'unmapped')}`;
+      if (r === 0) this.hugeVpn = -1;
+      return rc(r, detail);
+    }
+    if (this.hugeVpn < 0) {
+      const top = Math.max(0, ...this.env.maps.map((x) => x.vpn + x.pages));
+      const v = doMmap(m, mm, { nrPages: h, vpn: Math.ceil(top / h) * h, prot: PROT_READ | PROT_WRITE, hugetlb: true });
+      if (v < 0) return rc(v, `mmap(MAP_HUGETLB) of ${h} pages: ${errname(v)}`);
+      this.hugeVpn = v;
+    }
+    const vpn = this.hugeVpn + (num(op, 'page') % h);
+    return this.touch(vpn, op.write === true, num(op, 'value', vpn));
+  }
+
+  /**
+   * move_pages(2) of a range (do_move_pages_to_node(), migrateRange()): of the case's mapping, or with
+   * huge of the hugetlb mapping if there is one; to the kernel zones, ZONE_MOVABLE or anywhere.
+   */
+  private movePages(vpn: number, n: number, op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    const to = MOVE_TARGETS.find((t) => t === op.to) ?? 'any';
+    if (op.huge === true && this.hugeVpn >= 0) {
+      const off = num(op, 'page') % m.ptrsPerTable;
+      vpn = this.hugeVpn + off;
+      n = Math.max(1, Math.min(num(op, 'pages', 1), m.ptrsPerTable - off));
+    }
+    const r = migrateRange(m, mm, vpn, n, to);
+    return rc(r.rc, `vpn ${vpn} +${n} to ${to}: ${errOr(r.rc, `${r.migrated} migrated, ${r.failed} failed`)}`);
+  }
+
   inspect(): ReturnType<AgentState['inspect']> {
     return { held: [], accounting: { children: this.children.length } };
   }
@@ -152,6 +202,33 @@ export function userOpsRefault(fc: typeof fcType, shape: GenShape): fcType.Arbit
   ) as fcType.Arbitrary<ActorOp>;
 }
 
+/**
+ * userOps plus MAP_HUGETLB faults and move_pages(2) (the longterm-pin-move suite): the hugetlb fault
+ * path (hugetlb_fault(), dequeue_hugetlb_folio()) and MR_SYSCALL migration racing the pinner.
+ */
+export function userOpsHugetlbMove(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
+  const hugetlb = fc.record({
+    op: fc.constant('hugetlb'),
+    page: fc.nat(7),
+    write: fc.boolean(),
+    value: fc.nat(0xffff),
+    unmap: fc.boolean(),
+  });
+  const movePages = fc.record({
+    op: fc.constant('move_pages'),
+    map: fc.constantFrom(...shape.maps.map((x) => x.name)),
+    page: fc.nat(31),
+    pages: fc.integer({ min: 1, max: 8 }),
+    to: fc.constantFrom(...MOVE_TARGETS),
+    huge: fc.boolean(),
+  });
+  return fc.oneof(
+    { weight: 12, arbitrary: userOps(fc, shape) },
+    { weight: 2, arbitrary: hugetlb },
+    { weight: 2, arbitrary: movePages },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
 export const USER_OP_KINDS = ['touch', 'write', 'munmap', 'remap', 'dontneed', 'fork', 'exit_child'] as const;
 
 export const user: AgentModel = {
@@ -165,6 +242,8 @@ export const user: AgentModel = {
     dontneed: RANGE,
     refault: { ...RANGE, value: 'nat' },
     remap: { map: 'map' },
+    hugetlb: { page: 'nat', write: 'bool', value: 'nat', unmap: 'bool' },
+    move_pages: { ...RANGE, to: MOVE_TARGETS, huge: 'bool' },
     fork: {},
     exit_child: {},
   },
@@ -177,6 +256,10 @@ export const user: AgentModel = {
     dontneed: [-EINVAL, -ENOMEM], // madvise_dontneed_free()
     remap: [-EINVAL, -ENOMEM],
     refault: [-EINVAL, -ENOMEM, -EFAULT], // madvise_dontneed_free(), then handle_mm_fault() per page
+    // do_mmap() (-ENOMEM: no pool of the PMD size, no room; -EEXIST: MAP_FIXED_NOREPLACE), hugetlb_fault()
+    // (VM_FAULT_OOM: the pool is empty), do_vmi_munmap()
+    hugetlb: [-ENOMEM, -EEXIST, -EFAULT, -EINVAL],
+    move_pages: [-ENOMEM], // migrate_pages(): no target memory
   },
   faultPoints: [],
   programLength: 12,
