@@ -22,9 +22,11 @@ export const EXPECTED_SECONDS: Record<string, number> = {
   soak: 300,
 };
 
-/** mm:ss, or h:mm:ss past an hour. */
+/** Seconds under a minute ("0.4 s", "25 s"), else m:ss, or h:mm:ss past an hour. */
 export function clock(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
+  const t = Math.max(0, seconds);
+  if (t < 59.5) return `${t < 9.95 ? t.toFixed(1) : Math.round(t)} s`;
+  const s = Math.round(t);
   const mm = String(Math.floor(s / 60) % 60).padStart(2, '0');
   const ss = String(s % 60).padStart(2, '0');
   return s >= 3600 ? `${Math.floor(s / 3600)}:${mm}:${ss}` : `${Math.floor(s / 60)}:${ss}`;

@@ -36,9 +36,12 @@ describe('bench progress', () => {
     p.start(0);
     p.end(0);
     p.start(1);
-    expect(lines[0]).toMatch(/^bench: \[1\/2\] boot started \(expect ~0:05\); elapsed 0:00, ~10:05 left$/);
-    expect(lines[1]).toMatch(/^bench: \[1\/2\] boot done in 0:00; elapsed 0:00, ~10:00 left$/);
+    expect(lines[0]).toMatch(/^bench: \[1\/2\] boot started \(expect ~5\.0 s\); elapsed 0\.0 s, ~10:05 left$/);
+    expect(lines[1]).toMatch(/^bench: \[1\/2\] boot done in 0\.\d s; elapsed 0\.\d s, ~10:00 left$/);
     expect(lines[2]).toMatch(/^bench: \[2\/2\] mutation started \(expect ~10:00\)/);
     expect(clock(3725)).toBe('1:02:05');
+    expect(clock(25.4)).toBe('25 s');
+    expect(clock(0.44)).toBe('0.4 s');
+    expect(clock(61)).toBe('1:01');
   });
 });
