@@ -12,13 +12,14 @@ const FOLDERS = ['mm', 'devices'];
 const DEFAULTS = { '--seed': '1', '--time': '600', '--kernel': 'v6.12', '--regressions': 'none' };
 const HELP = `usage: npm run coverage -- [--out DIR] [--report-only] [CAMPAIGN OPTIONS]
 
-Runs 'pinlab campaign' (default: ${Object.entries(DEFAULTS)
-  .map(([k, v]) => `${k} ${v}`)
-  .join(' ')}) under c8 and prints the coverage
-of mm/ and devices/ per .ts file (statements, branches, functions) and every function never entered.
-Options other than --out go to the campaign (pinlab campaign --help). --out DIR (default coverage/)
-gets c8's JSON and HTML reports; --report-only prints the report of the last run there again.
-Exit code: the campaign's (2 on bad input, without a report).
+Runs 'pinlab campaign' under c8 and prints the coverage of mm/ and devices/ per .ts file (statements,
+branches, functions) and every function never entered. Campaign defaults:
+  ${Object.entries(DEFAULTS)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(' ')}
+Other options go to the campaign (pinlab campaign --help). --out DIR (default coverage/) gets c8's
+JSON and HTML reports; --report-only prints the report of the last run there again. Exit code: the
+campaign's (2 on bad input, without a report). docs/coverage.md.
 `;
 
 function parseArgs(argv) {
@@ -79,7 +80,13 @@ function main() {
 function report(out, status) {
   const report = require(path.join(root, 'dist', 'harness', 'coverage_report.js'));
   const { formatTable } = require(path.join(root, 'dist', 'bench', 'table.js'));
-  const final = JSON.parse(fs.readFileSync(path.join(out, 'coverage-final.json'), 'utf8'));
+  let final;
+  try {
+    final = JSON.parse(fs.readFileSync(path.join(out, 'coverage-final.json'), 'utf8'));
+  } catch (e) {
+    process.stderr.write(`coverage: no report in ${out} (${e.code ?? e.message})\n`);
+    return 2;
+  }
   // modules of types only compile to no code: not counted (docs/coverage.md)
   const skip = (file) => {
     try {

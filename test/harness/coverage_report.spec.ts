@@ -1,5 +1,9 @@
 // harness/coverage_report.ts: npm run coverage's table and its list of functions never entered, from
 // istanbul JSON as c8 writes it (made up here: a file of mm/, one of devices/, one outside both).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { fileRows, totals, neverEntered, tableRows, typesOnly, FileCoverage } from '../../harness/coverage_report';
 
 const fn = (name: string, line: number): FileCoverage['fnMap'][string] => ({
@@ -61,5 +65,26 @@ describe('coverage report', () => {
       '"use strict";\n// types\n/** doc */\nObject.defineProperty(exports, "__esModule", { value: true });\n//# sourceMappingURL=d.js.map\n';
     expect(typesOnly(empty)).toBe(true);
     expect(typesOnly(empty + 'exports.X = 1;\n')).toBe(false);
+  });
+});
+
+describe('npm run coverage (bin/coverage.js)', () => {
+  const bin = path.join(__dirname, '..', '..', 'bin', 'coverage.js');
+  const out = path.join(os.tmpdir(), `pinlab-coverage-spec-${process.pid}`);
+  const none = path.join(os.tmpdir(), `pinlab-coverage-spec-${process.pid}-none`);
+  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  it("bad campaign input: the campaign's one line, exit 2, no report", () => {
+    const r = spawnSync(process.execPath, [bin, '--kernel', 'nope', '--out', out], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^pinlab: --kernel: unknown kernel variant 'nope'/m);
+    expect(r.stderr).not.toMatch(/at .*\.js:\d+/); // no stack trace
+    expect(r.stdout).not.toMatch(/== coverage/);
+  });
+
+  it('--report-only without a run: one line, exit 2', () => {
+    const r = spawnSync(process.execPath, [bin, '--report-only', '--out', none], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe(`coverage: no report in ${none} (ENOENT)`);
   });
 });
