@@ -1,6 +1,7 @@
 // user: the process itself (a VMM or a verbs application): faults and writes its memory, munmap, remap
 // and MADV_DONTNEED, fork and exit of children; refault (MADV_DONTNEED and touch again) in the
-// longterm-pin-split-cma suite only; MAP_HUGETLB faults and move_pages(2) in longterm-pin-move only.
+// longterm-pin-split-cma suite only; MAP_HUGETLB and MAP_SHARED mappings, move_pages(2) and mprotect()
+// in longterm-pin-move only.
 import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
 import type { ActorOp, MapInfo } from '../types';
