@@ -1,5 +1,6 @@
-// pinlab benchmarks: `npm run bench [-- NAME...]`. Figures go to stdout as a table and to
-// bench/results/<name>.json. Timed here, never in tests.
+// pinlab benchmarks: `npm run bench [-- [--write] NAME...]`. Figures go to stdout as plain tables and
+// to bench/out/<name>.json (git-ignored); --write updates the committed bench/results/<name>.json
+// instead. Progress and estimates go to stderr. Timed here, never in tests.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,14 +19,15 @@ import { soakRows } from './soak';
 import { campaignRows } from './campaign';
 import { loadPlugin } from '../harness/plugins';
 import { BENCH_PLUGIN, AllocBenchTask, AllocBenchResult } from './plugin';
+import { Row, formatTable } from './table';
+import { Progress, EXPECTED_SECONDS, recordedSeconds } from './progress';
 
-type Row = Record<string, string | number>;
-const results: Record<string, Row[]> = {};
+/** What the benchmark running now has recorded: results file name -> rows. */
+let results: Record<string, Row[]> = {};
 
 function record(name: string, rows: Row[]): void {
   results[name] = rows;
-  console.log(`\n== ${name} ==`);
-  console.table(rows);
+  process.stdout.write(`\n== ${name} ==\n${formatTable(rows)}`);
 }
 
 function rate(n: number, s: number): number {
@@ -97,6 +99,18 @@ async function benchAlloc(): Promise<void> {
   record('alloc', rows);
 }
 
+/** Bytes per frame of the buffer's parts, measured from the views: struct page, page tables, shmem slots. */
+function frameBytes(m: Memmap): Row {
+  const per = (...views: ArrayBufferView[]): number =>
+    +(views.reduce((a, v) => a + v.byteLength, 0) / m.nrFrames).toFixed(2);
+  return {
+    'struct page B/frame': per(m.flags, m.refcount, m.mapcount, m.pincount, m.mapping, m.index, m.content),
+    'page tables B/frame': per(m.ptes, m.pteMeta, m.pmds),
+    'shmem B/frame': per(m.shmemPages),
+    'buffer B/frame': +(m.sab.byteLength / m.nrFrames).toFixed(2),
+  };
+}
+
 function benchBoot(): void {
   const rows: Row[] = [];
   for (const mem of ['1G', '16G', '64G']) {
@@ -112,8 +126,7 @@ function benchBoot(): void {
       frames: m.nrFrames,
       'boot ms': Math.round(ms),
       'buffer MiB': Math.round(m.sab.byteLength / 2 ** 20),
-      'bytes/frame': Memmap.bytesPerFrame(),
-      'buffer bytes/frame': +(m.sab.byteLength / m.nrFrames).toFixed(2),
+      ...frameBytes(m),
       'RSS growth MiB': Math.round(rss / 2 ** 20),
     });
   }
@@ -151,9 +164,44 @@ async function benchSoak(): Promise<void> {
   record('soak-injected', injected);
 }
 
+const BENCH_HELP = `usage: npm run bench -- [--write] [NAME...]
+
+Runs the benchmarks (all, or the NAMEs given) and prints a table for each; progress, with the time
+so far and an estimate of the time left, goes to stderr. Results go to bench/out/<name>.json (not
+committed). --write writes the committed bench/results/<name>.json instead. bench/README.md says what
+each figure means.
+`;
+
+/** bench/ in the source tree: compiled, this file runs from dist/bench/. */
+function benchDir(): string {
+  return path.basename(path.dirname(__dirname)) === 'dist' ? path.join(__dirname, '..', '..', 'bench') : __dirname;
+}
+
+/** The results file a benchmark writes, for its duration estimate (mutation's name depends on its env). */
+function resultsName(n: string): string {
+  return n === 'mutation' && process.env.PINLAB_BENCH_ONLY === 'device' ? 'mutation-devices' : n;
+}
+
+function parseArgs(argv: string[]): { names: string[]; write: boolean } | undefined {
+  const names: string[] = [];
+  let write = false;
+  for (const a of argv) {
+    if (a === '--write') write = true;
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(BENCH_HELP);
+      return undefined;
+    } else if (a.startsWith('-')) {
+      console.error(`bench: unknown option '${a}' (have: --write, --help)`);
+      process.exitCode = 2;
+      return undefined;
+    } else names.push(a);
+  }
+  return { names, write };
+}
+
 async function mainBench(): Promise<void> {
-  loadPlugin(BENCH_PLUGIN); // the yielder actor and the alloc-bench task, here and in every pool's workers
-  const which = process.argv.slice(2);
+  const args = parseArgs(process.argv.slice(2));
+  if (!args) return;
   const all: Record<string, () => void | Promise<void>> = {
     alloc: benchAlloc,
     boot: benchBoot,
@@ -166,30 +214,37 @@ async function mainBench(): Promise<void> {
     soak: benchSoak,
     campaign: async () => record('campaign', await campaignRows()),
   };
+  const unknown = args.names.filter((n) => !all[n]);
+  if (unknown.length) {
+    console.error(`bench: unknown benchmark '${unknown[0]}' (have: ${Object.keys(all).join(', ')})`);
+    process.exitCode = 2;
+    return;
+  }
+  loadPlugin(BENCH_PLUGIN); // the yielder actor and the alloc-bench task, here and in every pool's workers
   // benchmarks that never start a worker run first: their single-threaded rows run UP (mm/atomic.ts),
   // which a process gives up for good once it has a worker pool
   const single = ['boot', 'migrate', 'offline', 'pin'];
-  const names = (which.length ? which : Object.keys(all)).sort(
+  const names = (args.names.length ? args.names : Object.keys(all)).sort(
     (a, b) => Number(!single.includes(a)) - Number(!single.includes(b)),
   );
-  for (const n of names) {
-    const fn = all[n];
-    if (!fn) {
-      console.error(`bench: unknown benchmark '${n}' (have: ${Object.keys(all).join(', ')})`);
-      process.exitCode = 2;
-      return;
-    }
-    await fn();
-  }
-  // compiled, this file runs from dist/bench/: the results belong in the source tree's bench/results/
-  const dir = path.join(
-    path.basename(path.dirname(__dirname)) === 'dist' ? path.join(__dirname, '..', '..', 'bench') : __dirname,
-    'results',
-  );
+  const out = path.join(benchDir(), 'out');
+  const dir = args.write ? path.join(benchDir(), 'results') : out;
+  const estimate = (n: string): number =>
+    recordedSeconds([out, path.join(benchDir(), 'results')], resultsName(n)) ?? EXPECTED_SECONDS[n] ?? 60;
+  const progress = new Progress(names, estimate);
   fs.mkdirSync(dir, { recursive: true });
-  for (const [n, rows] of Object.entries(results)) {
-    fs.writeFileSync(path.join(dir, `${n}.json`), JSON.stringify({ node: process.version, rows }, null, 2) + '\n');
+  for (const [i, n] of names.entries()) {
+    progress.start(i);
+    results = {};
+    await all[n]!();
+    const seconds = +progress.end(i).toFixed(1);
+    // each benchmark's files as soon as it ends: an interrupted run keeps what finished
+    for (const [file, rows] of Object.entries(results)) {
+      const json = JSON.stringify({ node: process.version, seconds, rows }, null, 2) + '\n';
+      fs.writeFileSync(path.join(dir, `${file}.json`), json);
+    }
   }
+  process.stderr.write(`bench: results in ${path.relative(process.cwd(), dir) || dir}/\n`);
 }
 
 void mainBench();

@@ -30,7 +30,7 @@ export async function mutationRows(only?: string): Promise<Row[]> {
         : [...KERNEL_MUTATIONS, ...DEVICE_MUTATIONS].filter(
             (mu) => !only || `${mu.variant} ${mu.bugs?.join(',') ?? ''}`.includes(only),
           );
-  for (const mu of entries) {
+  for (const [e, mu] of entries.entries()) {
     const first: number[] = [];
     const firstCases: number[] = [];
     const total: number[] = [];
@@ -65,8 +65,8 @@ export async function mutationRows(only?: string): Promise<Row[]> {
       seeds: seeds.join(' '),
     };
     rows.push(row);
-    console.log(
-      `${row.breaker} -> ${row.property}: found ${row.found}, first failure ${row['median first failure s']} s (${row['median cases']} cases), shrunk ${row['median shrunk ops']} ops`,
+    process.stderr.write(
+      `mutation [${e + 1}/${entries.length}]: ${row.breaker} -> ${row.property}: found ${row.found}, first failure ${row['median first failure s']} s (${row['median cases']} cases), shrunk ${row['median shrunk ops']} ops\n`,
     );
   }
   return rows;

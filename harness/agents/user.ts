@@ -1,6 +1,7 @@
 // user: the process itself (a VMM or a verbs application): faults and writes its memory, munmap, remap
 // and MADV_DONTNEED, fork and exit of children; refault (MADV_DONTNEED and touch again) in the
-// longterm-pin-split-cma suite only.
+// longterm-pin-split-cma suite only; MAP_HUGETLB and MAP_SHARED mappings, move_pages(2) and mprotect()
+// in longterm-pin-move only.
 import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
 import type { ActorOp, MapInfo } from '../types';
@@ -8,8 +9,19 @@ import { MM_USERS, MM_PID } from '../../mm/memmap';
 import { mmBase } from '../../mm/mm_types';
 import { atomicRead } from '../../mm/atomic';
 import { getUser, putUser } from '../../mm/memory';
-import { doMunmap, doMmap, doMadvise, dupMm, exitMmap, MADV_DONTNEED, PROT_READ, PROT_WRITE } from '../../mm/mmap';
-import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT } from '../../mm/errno';
+import {
+  doMunmap,
+  doMmap,
+  doMadvise,
+  doMprotect,
+  dupMm,
+  exitMmap,
+  MADV_DONTNEED,
+  PROT_READ,
+  PROT_WRITE,
+} from '../../mm/mmap';
+import { migrateRange } from '../../mm/migrate';
+import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM } from '../../mm/errno';
 import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, unmapping } from './agent';
 
 /** Children the user agent holds at once (a fork beyond it fails with -EAGAIN, as RLIMIT_NPROC would). */
@@ -21,9 +33,17 @@ interface Child {
   pid: number;
 }
 
+/** move_pages(2) targets, as migrateRange() takes them (the scenario op `migrate`'s `to`). */
+export const MOVE_TARGETS = ['kernel', 'movable', 'any'] as const;
+/** The user's extra mappings (longterm-pin-move): one huge page MAP_HUGETLB, one PMD's worth MAP_SHARED. */
+export const SCRATCH_KINDS = ['hugetlb', 'shared'] as const;
+type ScratchKind = (typeof SCRATCH_KINDS)[number];
+
 /** The process itself (a VMM or a verbs application): its own memory operations. */
 class UserProcess implements AgentState {
   private readonly children: Child[] = [];
+  /** first vpn of the hugetlb and shared mappings the first 'hugetlb' / 'shared' op made; -1: none */
+  private readonly scratchVpn: Record<ScratchKind, number> = { hugetlb: -1, shared: -1 };
 
   constructor(private readonly env: AgentEnv) {}
 
@@ -33,6 +53,7 @@ class UserProcess implements AgentState {
       const child = this.children.shift();
       return rc(0, child === undefined ? 'no child' : this.exitChild(child));
     }
+    if (op.op === 'hugetlb' || op.op === 'shared') return this.scratch(op.op, op);
     const mp = mapOf(this.env, op.map);
     if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
     const { vpn, n } = range(mp.map, op);
@@ -55,6 +76,10 @@ class UserProcess implements AgentState {
         return this.refault(mp.i, vpn, n, op);
       case 'remap':
         return this.remap(mp.i, mp.map);
+      case 'move_pages':
+        return this.movePages(vpn, n, op);
+      case 'mprotect':
+        return this.mprotect(vpn, n, op);
       default:
         return rc(-EINVAL, `unknown op ${op.op}`);
     }
@@ -111,13 +136,73 @@ class UserProcess implements AgentState {
     return rc(r < 0 ? r : 0, `${map.name} at vpn ${map.vpn}: ${errOr(r, 'mapped afresh')}`);
   }
 
+  /**
+   * An extra mapping of one PMD's worth of pages above the case's mappings (so no remap meets it):
+   * MAP_HUGETLB (one huge page: hugetlb_fault() takes a folio from the pool, or copies after fork) or
+   * MAP_SHARED anonymous (shmem: shmem_zero_setup(), shmem_fault()), MAP_LOCKED when asked (mlock
+   * accounting, populated at mmap). The first op maps it, then each op is a CPU access of one of its
+   * pages; with unmap, munmap() of it.
+   */
+  private scratch(kind: ScratchKind, op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    const h = m.ptrsPerTable;
+    const at = this.scratchVpn[kind];
+    if (op.unmap === true) {
+      if (at < 0) return rc(0, `no ${kind} mapping`);
+      const r = doMunmap(m, mm, at, h);
+      if (r === 0) this.scratchVpn[kind] = -1;
+      return rc(r, `${kind} at vpn ${at}: ${errOr(r, 'unmapped')}`);
+    }
+    if (at < 0) {
+      const top = Math.ceil(Math.max(0, ...this.env.maps.map((x) => x.vpn + x.pages)) / h) * h;
+      const prot = PROT_READ | PROT_WRITE;
+      const v =
+        kind === 'hugetlb'
+          ? doMmap(m, mm, { nrPages: h, vpn: top, prot, hugetlb: true })
+          : doMmap(m, mm, { nrPages: h, vpn: top + h, prot, shared: true, locked: op.locked === true });
+      if (v < 0) return rc(v, `mmap(${kind}) of ${h} pages: ${errname(v)}`);
+      this.scratchVpn[kind] = v;
+    }
+    const vpn = this.scratchVpn[kind] + (num(op, 'page') % h);
+    return this.touch(vpn, op.write === true, num(op, 'value', vpn));
+  }
+
+  /**
+   * move_pages(2) of a range (do_move_pages_to_node(), migrateRange()): of the case's mapping, or of
+   * the hugetlb or shared mapping if there is one; to the kernel zones, ZONE_MOVABLE or anywhere.
+   */
+  private movePages(vpn: number, n: number, op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    const to = MOVE_TARGETS.find((t) => t === op.to) ?? 'any';
+    const of = SCRATCH_KINDS.find((k) => k === op.of);
+    if (of !== undefined && this.scratchVpn[of] >= 0) {
+      const off = num(op, 'page') % m.ptrsPerTable;
+      vpn = this.scratchVpn[of] + off;
+      n = Math.max(1, Math.min(num(op, 'pages', 1), m.ptrsPerTable - off));
+    }
+    const r = migrateRange(m, mm, vpn, n, to);
+    return rc(r.rc, `vpn ${vpn} +${n} to ${to}: ${errOr(r.rc, `${r.migrated} migrated, ${r.failed} failed`)}`);
+  }
+
+  /** mprotect() of a range: read-only (change_protection() write-protects its entries) or read-write again. */
+  private mprotect(vpn: number, n: number, op: ActorOp): OpResult {
+    const prot = PROT_READ | (op.write === true ? PROT_WRITE : 0);
+    const r = doMprotect(this.env.m, this.env.mm, vpn, n, prot);
+    return rc(r, `vpn ${vpn} +${n} ${op.write === true ? 'rw' : 'r'}: ${errOr(r, 'done')}`);
+  }
+
   inspect(): ReturnType<AgentState['inspect']> {
     return { held: [], accounting: { children: this.children.length } };
   }
 
+  /**
+   * Children exit; the extra mappings go (munmap(): a MAP_LOCKED one gives its locked_vm back, which
+   * pins-balance expects at 0 once teardown is over).
+   */
   teardown(): OpResult {
     const n = this.children.length;
     while (this.children.length) this.exitChild(this.children.shift()!);
+    for (const k of SCRATCH_KINDS) if (this.scratchVpn[k] >= 0) this.scratch(k, { op: k, unmap: true });
     return rc(n, `${n} children exited`);
   }
 }
@@ -152,7 +237,48 @@ export function userOpsRefault(fc: typeof fcType, shape: GenShape): fcType.Arbit
   ) as fcType.Arbitrary<ActorOp>;
 }
 
+/**
+ * userOps plus MAP_HUGETLB and MAP_SHARED mappings, move_pages(2) and mprotect() (the longterm-pin-move
+ * suite): the hugetlb and shmem fault paths, MR_SYSCALL migration and write-protection racing the pinner.
+ */
+export function userOpsHugetlbMove(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
+  const map = fc.constantFrom(...shape.maps.map((x) => x.name));
+  const scratch = (op: ScratchKind): fcType.Arbitrary<ActorOp> =>
+    fc.record({
+      op: fc.constant(op),
+      page: fc.nat(7),
+      write: fc.boolean(),
+      value: fc.nat(0xffff),
+      unmap: fc.boolean(),
+      ...(op === 'shared' ? { locked: fc.boolean() } : {}),
+    }) as fcType.Arbitrary<ActorOp>;
+  const movePages = fc.record({
+    op: fc.constant('move_pages'),
+    map,
+    page: fc.nat(31),
+    pages: fc.integer({ min: 1, max: 8 }),
+    to: fc.constantFrom(...MOVE_TARGETS),
+    of: fc.constantFrom('map', ...SCRATCH_KINDS),
+  });
+  const mprotect = fc.record({
+    op: fc.constant('mprotect'),
+    map,
+    page: fc.nat(31),
+    pages: fc.integer({ min: 1, max: 8 }),
+    write: fc.boolean(),
+  });
+  return fc.oneof(
+    { weight: 12, arbitrary: userOps(fc, shape) },
+    { weight: 2, arbitrary: scratch('hugetlb') },
+    { weight: 2, arbitrary: scratch('shared') },
+    { weight: 2, arbitrary: movePages },
+    { weight: 2, arbitrary: mprotect },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
 export const USER_OP_KINDS = ['touch', 'write', 'munmap', 'remap', 'dontneed', 'fork', 'exit_child'] as const;
+/** The op kinds longterm-pin-move's swarm picks among. */
+export const USER_MOVE_OP_KINDS = [...USER_OP_KINDS, 'hugetlb', 'shared', 'move_pages', 'mprotect'];
 
 export const user: AgentModel = {
   name: 'user',
@@ -165,6 +291,10 @@ export const user: AgentModel = {
     dontneed: RANGE,
     refault: { ...RANGE, value: 'nat' },
     remap: { map: 'map' },
+    hugetlb: { page: 'nat', write: 'bool', value: 'nat', unmap: 'bool' },
+    shared: { page: 'nat', write: 'bool', value: 'nat', unmap: 'bool', locked: 'bool' },
+    move_pages: { ...RANGE, to: MOVE_TARGETS, of: ['map', ...SCRATCH_KINDS] },
+    mprotect: { ...RANGE, write: 'bool' },
     fork: {},
     exit_child: {},
   },
@@ -177,6 +307,13 @@ export const user: AgentModel = {
     dontneed: [-EINVAL, -ENOMEM], // madvise_dontneed_free()
     remap: [-EINVAL, -ENOMEM],
     refault: [-EINVAL, -ENOMEM, -EFAULT], // madvise_dontneed_free(), then handle_mm_fault() per page
+    // do_mmap() (-ENOMEM: no pool of the PMD size, no room; -EEXIST: MAP_FIXED_NOREPLACE), hugetlb_fault()
+    // (VM_FAULT_OOM: the pool is empty), do_vmi_munmap()
+    hugetlb: [-ENOMEM, -EEXIST, -EFAULT, -EINVAL],
+    // as hugetlb, and mlock_future_ok() for MAP_LOCKED (-EAGAIN over RLIMIT_MEMLOCK, -EPERM at 0)
+    shared: [-ENOMEM, -EEXIST, -EFAULT, -EINVAL, -EAGAIN, -EPERM],
+    move_pages: [-ENOMEM], // migrate_pages(): no target memory
+    mprotect: [-ENOMEM, -EINVAL], // do_mprotect_pkey(): a hole; split_vma()
   },
   faultPoints: [],
   programLength: 12,

@@ -1,0 +1,82 @@
+// The user agent's hugetlb, shared, move_pages and mprotect ops (the longterm-pin-move suite): a MAP_HUGETLB
+// fault takes a folio from the pool (dequeue_hugetlb_folio()), a MAP_SHARED one a shmem page, move_pages(2)
+// migrates a range where it is told to, mprotect() write-protects.
+import { PoolHolder } from '../../harness/runner';
+import { Case } from '../../harness/run_case';
+import { ENOMEM, EFAULT } from '../../mm/errno';
+
+let pool: PoolHolder;
+beforeAll(() => {
+  pool = new PoolHolder(2);
+});
+afterAll(async () => {
+  await pool.destroy();
+});
+
+const userCase = (cmdline: string, ops: Record<string, unknown>[]): Case => ({
+  layout: { cmdline, geometry: 'mini', maps: [{ name: 'buf', pages: 24 }] },
+  variant: 'v6.12',
+  schedule: [],
+  faults: {},
+  programs: { 'user-0': ops as Case['programs'][string] },
+});
+
+it('faults a hugetlb page from the pool, migrates it and the small pages, and gives the huge page back', async () => {
+  const writes = [0, 1, 2, 3].map((k) => ({ op: 'write', map: 'buf', page: k, value: 100 + k }));
+  const cs = userCase('mem=1M movablecore=512K hugepages=2 sysctl.vm.min_free_kbytes=16', [
+    ...writes,
+    { op: 'move_pages', map: 'buf', page: 0, pages: 4, to: 'kernel' },
+    { op: 'hugetlb', page: 2, write: true, value: 77 },
+    { op: 'hugetlb', page: 2, write: false },
+    { op: 'move_pages', map: 'buf', page: 0, pages: 8, to: 'any', of: 'hugetlb' },
+    { op: 'hugetlb', page: 2, write: false },
+    { op: 'hugetlb', unmap: true },
+    { op: 'touch', map: 'buf', page: 1, write: false },
+  ]);
+  const r = await pool.run(cs, { mode: 'det' });
+  expect(r.failures.map((f) => f.property)).toEqual([]);
+  const ops = r.actors[0]!.ops;
+  expect(ops.map((o) => o.rc)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  expect(ops[4]!.detail).toMatch(/to kernel: 4 migrated, 0 failed/);
+  expect(ops[6]!.detail).toMatch(/: 77$/);
+  expect(ops[7]!.detail).toMatch(/vpn 32 \+8 to any: 8 migrated, 0 failed/); // the hugetlb folio, all 8 pages
+  expect(ops[8]!.detail).toMatch(/: 77$/); // the copy kept what was written
+  expect(ops[9]!.detail).toMatch(/unmapped/);
+  expect(ops[10]!.detail).toMatch(/: 101$/);
+});
+
+it('a hugetlb op on a machine without a pool fails -ENOMEM (mmap of MAP_HUGETLB)', async () => {
+  const r = await pool.run(
+    userCase('mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', [{ op: 'hugetlb', page: 0 }]),
+    {
+      mode: 'det',
+    },
+  );
+  expect(r.failures.map((f) => f.property)).toEqual([]);
+  expect(r.actors[0]!.ops[0]!.rc).toBe(-ENOMEM);
+});
+
+it('maps shared memory (MAP_LOCKED: populated, locked_vm given back at teardown), migrates it, write-protects a range', async () => {
+  const cs = userCase('mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', [
+    { op: 'shared', page: 1, write: true, value: 5, locked: true },
+    { op: 'shared', page: 1, write: false },
+    { op: 'move_pages', map: 'buf', page: 0, pages: 8, to: 'kernel', of: 'shared' },
+    { op: 'shared', page: 1, write: false },
+    { op: 'write', map: 'buf', page: 0, value: 9 },
+    { op: 'mprotect', map: 'buf', page: 0, pages: 2, write: false },
+    { op: 'write', map: 'buf', page: 0, value: 10 },
+    { op: 'touch', map: 'buf', page: 0, write: false },
+    { op: 'mprotect', map: 'buf', page: 0, pages: 2, write: true },
+    { op: 'write', map: 'buf', page: 0, value: 11 },
+    { op: 'touch', map: 'buf', page: 0, write: false },
+  ]);
+  const r = await pool.run(cs, { mode: 'det' });
+  expect(r.failures.map((f) => f.property)).toEqual([]); // pins-balance: locked_vm back to 0
+  const ops = r.actors[0]!.ops;
+  expect(ops.map((o) => o.rc)).toEqual([0, 0, 0, 0, 0, 0, -EFAULT, 0, 0, 0, 0]);
+  expect(ops[1]!.detail).toMatch(/: 5$/);
+  expect(ops[2]!.detail).toMatch(/to kernel: 8 migrated, 0 failed/); // MAP_LOCKED populated all 8
+  expect(ops[3]!.detail).toMatch(/: 5$/);
+  expect(ops[7]!.detail).toMatch(/: 9$/); // the write to the read-only range did not land
+  expect(ops[10]!.detail).toMatch(/: 11$/);
+});
