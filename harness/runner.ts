@@ -11,7 +11,7 @@ import { runCase, checkSetup, Case, CaseResult, CaseError, Failure, RunOptions }
 import { parseRegression } from './case_schema';
 import { readInput, badFileMessage } from './input';
 import { Suite, SUITES } from './suites';
-import { formatLine, window } from './trace';
+import { formatTraceWindow } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
 import type { Interrupt } from './signals';
 import type { Io } from './io';
@@ -51,6 +51,10 @@ export interface RunConfig {
   machines?: 'random' | 'fixed';
   /** swarm testing (default on; --no-swarm) */
   swarm?: boolean;
+  /** trace lines (folded) printed around a failure (--trace-lines; default 30) */
+  traceLines?: number;
+  /** write an HTML report of the failure into this directory (--html) */
+  htmlDir?: string;
 }
 
 /** The flags that shape generation and checking, as a replay line must repeat them. */
@@ -259,7 +263,14 @@ export function shrinkInterruptedNote(steps: number): string {
 }
 
 /** The failure as text: property, shrunk case, trace around the violation. */
-export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: string, shrinkInterrupted?: number): string {
+export function formatFailure(
+  f: Failure,
+  cs: Case,
+  r: CaseResult,
+  header: string,
+  shrinkInterrupted?: number,
+  traceLines?: number,
+): string {
   const out: string[] = [];
   out.push(`FAIL ${f.property}  ${header}`);
   out.push(`  ${f.message}`);
@@ -272,7 +283,8 @@ export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: strin
   out.push(
     `trace around the violation (${r.steps} preemption points, ${r.switches} switches, trace hash ${r.traceHash}):`,
   );
-  for (const l of window(r.lines, f.seq)) out.push(formatLine(l, r.names, r.cpus));
+  // repeated lines and retry rounds folded with a count (the trace and its hash are unchanged)
+  out.push(...formatTraceWindow(r.lines, f.seq, r.names, r.cpus, traceLines));
   return out.join('\n') + '\n';
 }
 
@@ -540,7 +552,7 @@ class SuiteRun {
       ? `pinlab replay ${rep.regression}`
       : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
     if (!cfg.json) {
-      cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted));
+      cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted, cfg.traceLines));
       cfg.io.out(`replay: ${rep.replay}\n`);
     }
     if (rep.saveError) cfg.io.err(`pinlab: the failure was not saved: ${rep.saveError}\n`);
@@ -680,6 +692,7 @@ export async function replayFile(
   timeoutMs?: number,
   shared?: PoolHolder,
   interrupt?: Interrupt,
+  snapshots = false,
 ): Promise<ReplayResult> {
   const cs: Case = variant ? { ...reg.case, variant } : reg.case;
   const suite = own(SUITES, reg.suite);
@@ -694,6 +707,7 @@ export async function replayFile(
       properties: reg.properties,
       seed: reg.seed,
       interrupt,
+      snapshots,
     });
     const failed = result.failures.some((f) => f.property === reg.property);
     const asRecorded = reg.verdict === 'fail' ? failed : result.failures.length === 0;

@@ -18,11 +18,15 @@ import {
   caseShapeFlags,
   CASE_SHAPE_OPTIONS,
   visibleSuites,
+  htmlFlag,
+  traceLinesFlag,
 } from './flags';
+import { writeRunReports } from '../report/index';
 
 const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--regressions DIR]
                  [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
+                 [--trace-lines N] [--html DIR]
 
 Run a property suite: fast-check generates cases (a machine, one program per actor, a schedule, seeded
 faults), each actor runs in its own worker thread on the shared machine, and the properties are checked
@@ -50,6 +54,9 @@ options:
   --machines M         random (default): generated mini machines (kernelcore/movablecore splits, CMA, THP,
                        hugetlb pools, hot-plugged blocks, KASLR); fixed: the two fixed mini layouts
   --no-swarm           every case may use every operation kind (default: swarm testing, a random subset)
+  --trace-lines N      trace lines printed around a failure (default 30; repeated lines and rounds folded)
+  --html DIR           also write each failure as an HTML report in DIR (memory map, timeline, trace:
+                       docs/report.md)
   -h, --help           this text
 
 Ctrl-C (or SIGTERM) stops the run and prints what ran; a failure found so far, even one still being
@@ -64,6 +71,17 @@ export function runExitCode(s: RunSummary, interrupt: Interrupt): number {
   return s.interrupted ? signalExitCode(interrupt) : 0;
 }
 
+/** --html DIR: each failure's report (its case replayed with machine snapshots); one line each on stderr. */
+export async function htmlReports(
+  summary: RunSummary,
+  dir: string,
+  timeoutMs: number | undefined,
+  interrupt: Interrupt,
+  io: Io,
+): Promise<void> {
+  for (const file of await writeRunReports(summary, dir, { timeoutMs, interrupt })) io.err(`report: wrote ${file}\n`);
+}
+
 async function runCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('run', argv, {
     suite: { type: 'string' },
@@ -76,6 +94,8 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
     timeout: { type: 'string' },
     regressions: { type: 'string' },
     path: { type: 'string' },
+    'trace-lines': { type: 'string' },
+    html: { type: 'string' },
     ...CASE_SHAPE_OPTIONS,
   });
   if (values.help) {
@@ -95,6 +115,8 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   const shape = caseShapeFlags(values, suite);
   checkPath({ suite, variant, seed, path, ...shape });
   const regressionsDir = regressionsFlag(values.regressions);
+  const traceLines = traceLinesFlag(values['trace-lines']);
+  const htmlDir = htmlFlag(values.html);
   if (!json) {
     io.out(
       `# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
@@ -116,10 +138,12 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
       tty: !json && process.stderr.isTTY === true,
       interrupt,
       io,
+      traceLines,
       ...shape,
     } satisfies RunConfig);
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));
+    if (htmlDir) await htmlReports(summary, htmlDir, timeoutMs, interrupt, io);
     return runExitCode(summary, interrupt);
   });
 }
