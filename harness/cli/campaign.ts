@@ -4,7 +4,8 @@ import { DEFAULT_VARIANT } from '../../mm/variants';
 import { runCampaign, campaignShapeNote, formatCampaign, CAMPAIGN_SHAPES } from '../campaign';
 import { withInterrupt, signalExitCode } from '../signals';
 import { Command, Io, parse, noPositionals } from './command';
-import { intFlag, kernelFlag, seedFlag, regressionsFlag } from './flags';
+import { intFlag, kernelFlag, seedFlag, regressionsFlag, htmlFlag } from './flags';
+import { writeCampaignReport } from '../report/index';
 
 const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--runs N] [--time SECONDS] [--regressions DIR]
 
@@ -20,6 +21,7 @@ options:
   --runs N          cases per suite and machine shape (default: 10x each suite's own, 500-1000)
   --time S          time budget in seconds (default 60)
   --regressions D   where failures are saved (default regressions; 'none' to save nothing)
+  --html DIR        also write DIR/index.html (properties, suites by shape) and a report per failure
 Exit code 0 when every property held, 1 when one failed (also when a signal then cut the campaign
 short), 2 on bad input, 130 when Ctrl-C interrupted it (143 for SIGTERM): the table then says which
 suite runs were cut short or not run.
@@ -32,6 +34,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
     runs: { type: 'string' },
     time: { type: 'string' },
     regressions: { type: 'string' },
+    html: { type: 'string' },
   });
   if (values.help) {
     io.out(CAMPAIGN_HELP);
@@ -44,6 +47,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
   // the hard stop at twice the budget is a setTimeout, which takes at most 2^31-1 ms
   const timeSec = intFlag('time', values.time, 1, 1_000_000) ?? 60;
   const regressionsDir = regressionsFlag(values.regressions);
+  const htmlDir = htmlFlag(values.html);
   io.out(
     `# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''} --time ${timeSec}: ` +
       `${campaignShapeNote()}\n`,
@@ -60,6 +64,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
       io,
     });
     io.out(formatCampaign(r, variant));
+    if (htmlDir) io.err(`report: wrote ${await writeCampaignReport(r, htmlDir, interrupt)}\n`);
     if (r.verdict === 'fail') return 1;
     return r.verdict === 'interrupted' ? signalExitCode(interrupt) : 0;
   });

@@ -155,6 +155,14 @@ function failingSnapshot(snaps: MachineSnapshot[], seq: number): number {
   return at;
 }
 
+/** Memory blocks a failure names as not going offline (memoryN in movable-offlinable's messages, or the failure's). */
+function badBlocks(f: Failure, all: Failure[]): number[] {
+  const named = [f, ...all.filter((g) => g.property === 'movable-offlinable')].flatMap((g) =>
+    [...g.message.matchAll(/memory(\d+) \(ZONE_MOVABLE/g)].map((x) => Number(x[1])),
+  );
+  return [...new Set(named)];
+}
+
 export function buildReportData(src: ReportSource): ReportData {
   const { cs, result: r, failure: f } = src;
   const v = parseVariant(cs.variant);
@@ -217,7 +225,7 @@ export function buildReportData(src: ReportSource): ReportData {
     foldsCut: cut,
     snapshots: snaps,
     failingSnapshot: failingSnapshot(snaps, f.seq),
-    badBlocks: [...f.message.matchAll(/memory(\d+)/g)].map((x) => Number(x[1])),
+    badBlocks: badBlocks(f, r.failures),
     classes: FRAME_CLASSES,
     migratetypes: MIGRATETYPE_NAMES,
   };
