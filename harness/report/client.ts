@@ -1,6 +1,6 @@
-// The report page's own script and style, inlined into each report (no network). Plain browser
-// JavaScript over the embedded JSON (harness/report/data.ts): the memory map as SVG with a step
-// slider, the actors' timeline, the filterable trace.
+// The report page's own script and style, inlined into each report (no network). Browser JavaScript
+// over the embedded JSON (harness/report/data.ts): the memory map as SVG with a step slider, the
+// actors' timeline (d3, inlined from node_modules by html.ts: scale, axis, zoom), the filterable trace.
 
 export const REPORT_CSS = `
 body { font: 13px/1.4 system-ui, sans-serif; margin: 0 16px 40px; color: #222; }
@@ -157,51 +157,81 @@ export const REPORT_JS = `
       (s.unit > 1 ? ' - one cell per ' + size(s.unit) + ' (' + s.unit + ' frames), classes stacked by count' : '');
   }
 
-  // ---- timeline ----
-  var W = 1100, L = 130;
-  function tx(seq) { return L + (Math.max(0, seq) / D.maxSeq) * (W - L - 10); }
+  // ---- timeline (d3: scale, axis, zoom and pan along the trace) ----
+  var W = 1100, L = 130, LANE = 26;
   function drawTimeline() {
-    var box = document.getElementById('timeline'), lane = 26, n = D.actors.length;
-    var svg = el('svg', { width: W, height: (n + 2) * lane + 20, id: 'tlsvg' }, box);
-    el('text', { x: 0, y: 14 }, svg, 'scheduler');
-    D.switches.forEach(function (s) {
-      tip(el('line', { x1: tx(s.seq), y1: 2, x2: tx(s.seq), y2: 20, stroke: '#555', 'class': 'switch' }, svg),
-        stamp(s.seq) + ': switch ' + D.actors[s.from].name + ' -> ' + D.actors[s.to].name);
+    var n = D.actors.length, bottom = (n + 1) * LANE, H = bottom + 56;
+    var svg = d3.select('#timeline').append('svg').attr('id', 'tlsvg').attr('width', W).attr('height', H);
+    svg.append('defs').append('clipPath').attr('id', 'tlclip').append('rect')
+      .attr('x', L).attr('y', 0).attr('width', W - L - 10).attr('height', H);
+    svg.append('text').attr('x', 0).attr('y', 14).text('scheduler');
+    svg.selectAll('g.lane').data(D.actors).join('g').attr('class', 'lane')
+      .attr('data-actor', function (a) { return a.name; })
+      .each(function (a, k) {
+        var g = d3.select(this);
+        g.append('rect').attr('x', 0).attr('y', (k + 1) * LANE).attr('width', W).attr('height', LANE - 2)
+          .attr('fill', k % 2 ? '#fafafa' : '#f0f0f0');
+        g.append('text').attr('x', 2).attr('y', (k + 1) * LANE + 16).text(a.name + ' [' + String(a.cpu).padStart(3, '0') + ']');
+      });
+    var plot = svg.append('g').attr('clip-path', 'url(#tlclip)');
+    var x0 = d3.scaleLinear().domain([0, D.maxSeq]).range([L, W - 10]), x = x0;
+    var axis = svg.append('g').attr('transform', 'translate(0,' + (bottom + 2) + ')');
+    var sw = plot.selectAll('line.switch').data(D.switches).join('line').attr('class', 'switch')
+      .attr('y1', 2).attr('y2', 20).attr('stroke', '#555');
+    sw.append('title').text(function (s) {
+      return stamp(s.seq) + ': switch ' + D.actors[s.from].name + ' -> ' + D.actors[s.to].name;
     });
-    D.actors.forEach(function (a, k) {
-      var y = (k + 1) * lane;
-      var g = el('g', { 'class': 'lane', 'data-actor': a.name }, svg);
-      el('rect', { x: 0, y: y, width: W, height: lane - 2, fill: k % 2 ? '#fafafa' : '#f0f0f0' }, g);
-      el('text', { x: 2, y: y + 16 }, g, a.name + ' [' + String(a.cpu).padStart(3, '0') + ']');
+    var ops = plot.selectAll('rect.op').data(D.ops).join('rect').attr('class', 'op')
+      .attr('y', function (o) { return (o.actor + 1) * LANE + 3; }).attr('height', LANE - 8).attr('stroke', '#444')
+      .attr('data-seq', function (o) { return o.start; })
+      .attr('fill', function (o) { return o.end < 0 ? '#bbb' : o.rc < 0 ? '#e06666' : '#93c47d'; })
+      .on('click', function (ev, o) { showTrace(o.start); });
+    ops.append('title').text(function (o) {
+      return D.actors[o.actor].name + ' op ' + (o.i + 1) + ': ' + o.text + ' -> ' + o.rcText + (o.detail ? ' ' + o.detail : '');
     });
-    D.ops.forEach(function (o) {
-      var y = (o.actor + 1) * lane + 3, x = tx(o.start), x2 = o.end < 0 ? W - 10 : tx(o.end);
-      var w = Math.max(3, x2 - x);
-      var r = tip(el('rect', { x: x, y: y, width: w, height: lane - 8, fill: o.end < 0 ? '#bbb' : o.rc < 0 ? '#e06666' :
-        '#93c47d', stroke: '#444', 'class': 'op', 'data-seq': o.start }, svg),
-        D.actors[o.actor].name + ' op ' + (o.i + 1) + ': ' + o.text + ' -> ' + o.rcText + (o.detail ? ' ' + o.detail : ''));
-      r.addEventListener('click', function () { showTrace(o.start); });
-      if (w > 50) el('text', { x: x + 2, y: y + 13, 'pointer-events': 'none' }, svg,
-        (o.text.split(' ')[0] + ' ' + o.rcText).slice(0, Math.floor(w / 6)));
-    });
-    D.events.forEach(function (e) {
-      if (e.actor < 0) return;
-      var y = (e.actor + 1) * lane, x = tx(e.seq), f = /^(pinlab_fault|signal_generate)/.test(e.text);
-      var v = /^(pinlab_violation|pinlab_bug)/.test(e.text);
-      if (!f && !v) { if (/^sched_blocked/.test(e.text)) tip(el('circle', { cx: x, cy: y + lane - 5, r: 2, fill: '#777' },
-        svg), stamp(e.seq) + ' ' + e.text); return; }
-      var m = tip(el('path', { d: 'M' + x + ' ' + (y + 2) + ' l-5 -0 l5 9 l5 -9 z', fill: v ? '#c00' : '#f90',
-        stroke: '#000', 'class': v ? 'violation-mark' : 'fault' }, svg), stamp(e.seq) + ' ' + e.text);
-      m.addEventListener('click', function () { showTrace(e.seq); });
-    });
-    var vx = tx(D.violation.seq), bottom = (n + 1) * lane;
-    el('line', { x1: vx, y1: 0, x2: vx, y2: bottom, stroke: '#c00', 'stroke-width': 2, 'class': 'violation' }, svg);
-    el('text', { x: Math.min(vx + 3, W - 140), y: bottom + 12, fill: '#c00' }, svg, 'property broke ' + stamp(D.violation.seq));
-    D.snapshots.forEach(function (s, k) {
-      var m = tip(el('rect', { x: tx(s.seq) - 1, y: bottom + 16, width: 3, height: 8, fill: '#3c78d8', 'class': 'snap' },
-        svg), 'memory map step ' + (k + 1) + ': ' + s.label);
-      m.addEventListener('click', function () { setStep(k); });
-    });
+    var labels = plot.selectAll('text.oplabel').data(D.ops).join('text').attr('class', 'oplabel')
+      .attr('pointer-events', 'none').attr('y', function (o) { return (o.actor + 1) * LANE + 16; });
+    var marks = D.events.filter(function (e) { return e.actor >= 0; });
+    var ev = plot.selectAll('path.ev').data(marks).join('path')
+      .attr('class', function (e) {
+        return /^(pinlab_violation|pinlab_bug)/.test(e.text) ? 'ev violation-mark' : /^sched_blocked/.test(e.text) ?
+          'ev wait' : 'ev fault';
+      })
+      .attr('fill', function (e) { return /^(pinlab_violation|pinlab_bug)/.test(e.text) ? '#c00' :
+        /^sched_blocked/.test(e.text) ? '#777' : '#f90'; })
+      .on('click', function (e2, e) { showTrace(e.seq); });
+    ev.append('title').text(function (e) { return stamp(e.seq) + ' ' + e.text; });
+    var vline = plot.append('line').attr('class', 'violation').attr('y1', 0).attr('y2', bottom)
+      .attr('stroke', '#c00').attr('stroke-width', 2);
+    var vtext = svg.append('text').attr('y', bottom + 42).attr('fill', '#c00').text('property broke ' + stamp(D.violation.seq));
+    var snaps = plot.selectAll('rect.snap').data(D.snapshots).join('rect').attr('class', 'snap')
+      .attr('y', bottom + 30).attr('width', 3).attr('height', 8).attr('fill', '#3c78d8')
+      .on('click', function (e, s) { setStep(D.snapshots.indexOf(s)); });
+    snaps.append('title').text(function (s, k) { return 'memory map step ' + (k + 1) + ': ' + s.label; });
+    function place() {
+      sw.attr('x1', function (s) { return x(s.seq); }).attr('x2', function (s) { return x(s.seq); });
+      ops.attr('x', function (o) { return x(o.start); }).attr('width', function (o) {
+        return Math.max(3, (o.end < 0 ? W : x(o.end)) - x(o.start));
+      });
+      labels.attr('x', function (o) { return Math.max(L, x(o.start)) + 2; }).text(function (o) {
+        var w = Math.min(W - 10, o.end < 0 ? W : x(o.end)) - Math.max(L, x(o.start));
+        return w > 50 ? (o.text.split(' ')[0] + ' ' + o.rcText).slice(0, Math.floor(w / 6)) : '';
+      });
+      ev.attr('d', function (e) {
+        var cx = x(e.seq), y = (e.actor + 1) * LANE;
+        return /^sched_blocked/.test(e.text) ? 'M' + (cx - 2) + ' ' + (y + LANE - 7) + ' h4 v4 h-4 z' :
+          'M' + (cx - 5) + ' ' + (y + 2) + ' h10 l-5 9 z';
+      });
+      vline.attr('x1', x(D.violation.seq)).attr('x2', x(D.violation.seq));
+      vtext.attr('x', Math.max(L, Math.min(x(D.violation.seq) + 3, W - 160)));
+      snaps.attr('x', function (s) { return x(s.seq) - 1; });
+      axis.call(d3.axisBottom(x).ticks(10).tickFormat(function (t) { return stamp(t); }));
+    }
+    var zoom = d3.zoom().scaleExtent([1, Math.max(2, D.maxSeq / 4)])
+      .extent([[L, 0], [W - 10, H]]).translateExtent([[L, 0], [W - 10, H]])
+      .on('zoom', function (e) { x = e.transform.rescaleX(x0); place(); });
+    svg.call(zoom);
+    place();
   }
 
   // ---- trace ----

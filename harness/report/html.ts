@@ -1,7 +1,19 @@
 // The report as one self-contained HTML file: the data as JSON, the page's script and style inline,
 // nothing fetched (docs/report.md).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { ReportData } from './data';
 import { REPORT_CSS, REPORT_JS } from './client';
+
+let d3Text: string | null = null;
+
+/** d3's UMD bundle (node_modules/d3/dist/d3.min.js), read once, safe inside a <script> element. */
+export function d3Source(): string {
+  // (d3's "exports" map names the UMD file only under its "umd" condition: found beside src/index.js)
+  const file = path.join(path.dirname(require.resolve('d3')), '..', 'dist', 'd3.min.js');
+  d3Text ??= fs.readFileSync(file, 'utf8').replace(/<\/(script)/gi, '<\\/$1');
+  return d3Text;
+}
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -80,7 +92,7 @@ ${d.others.length ? `<p class="small">and ${d.others.length} more: ${e(d.others.
 <p>step <input id="step" type="range" min="0" max="0" value="0" style="width:420px"> <span id="mapinfo" class="small"></span></p>
 <div id="map"></div>
 <h2>Timeline</h2>
-<p class="small">one lane per actor; bars are ops (green: rc &gt;= 0, red: an errno), ticks on top the scheduler's switches,
+<p class="small">one lane per actor (scroll to zoom, drag to pan); bars are ops (green: rc &gt;= 0, red: an errno), ticks on top the scheduler's switches,
 orange marks injected faults and signals, the red line where the property broke, blue ticks below the memory map's steps;
 click a bar or a mark for its trace lines.</p>
 <div id="timeline"></div>
@@ -92,6 +104,7 @@ ${d.foldsCut ? `<p class="small">the first ${d.foldsCut} folded lines are left o
 <div id="trace"><table><tbody></tbody></table></div>
 ${caseSection(d)}
 <script type="application/json" id="pinlab-data">${scriptJson(d)}</script>
+<script>${d3Source()}</script>
 <script>${REPORT_JS}</script>
 </body></html>
 `;
