@@ -182,13 +182,13 @@ export const CASE_SHAPE_OPTIONS = {
 } as const;
 
 /** --html DIR: where HTML reports go (created and probed now, before any case runs). */
-export function htmlFlag(v: Value): string | undefined {
+export function htmlFlag(v: Value, flag = '--html'): string | undefined {
   if (v === undefined) return undefined;
-  if (v === '' || typeof v !== 'string') throw new UsageError('--html: give a directory for the reports');
+  if (v === '' || typeof v !== 'string') throw new UsageError(`${flag}: give a directory for the reports`);
   try {
     prepareRegressionsDir(v);
   } catch (e) {
-    throw new UsageError(`--html: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
   }
   return v;
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { withInterrupt, signalExitCode } from '../signals';
 import { reportInputs, regressionSource, reportHtml, writeHtml, reportName } from '../report/index';
 import { Command, Io, parse, UsageError } from './command';
-import { intFlag, kernelFlag } from './flags';
+import { intFlag, kernelFlag, htmlFlag } from './flags';
 
 const REPORT_HELP = `usage: pinlab report FILE.json [-o REPORT.html] [--kernel VARIANT] [--timeout MS]
 
@@ -37,6 +37,7 @@ async function reportCommand(argv: string[], io: Io): Promise<number> {
   if (out === '') throw new UsageError('report: -o needs a file name');
   if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory())
     throw new UsageError(`report: -o '${out}' is a directory`);
+  if (out !== undefined) htmlFlag(path.dirname(out), '-o'); // its directory made and probed before the replay
   const kernel = kernelFlag(values.kernel);
   const timeoutMs = intFlag('timeout', values.timeout, 1);
   const inputs = reportInputs(positionals[0]!);

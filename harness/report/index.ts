@@ -11,6 +11,7 @@ import type { Interrupt } from '../signals';
 import { buildReportData, ReportSource } from './data';
 import { renderReport, escapeHtml } from './html';
 import { campaignPage } from './campaign_page';
+import { readInput } from '../input';
 
 export { buildReportData, renderReport };
 
@@ -121,7 +122,7 @@ export async function writeRunReports(
 export function reportInputs(file: string): { file: string; reg: RegressionFile }[] {
   let doc: unknown;
   try {
-    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+    doc = JSON.parse(readInput(file)); // bounded: a FIFO or a device is refused, not read for ever
   } catch {
     return [{ file, reg: loadRegression(file) }]; // loadRegression says what is wrong in one line
   }
