@@ -105,7 +105,10 @@ describe('pinlab report: bad input is one line, exit 2', () => {
     [['report', 'regressions/longterm-pin-v6.1-no-livelock-7.json', '-o', '/'], /-o '\/' is a directory/],
     [['report', 'README.md'], /README\.md: not JSON/],
     [['report', '/dev/zero'], /not a regular file/],
-    [['report', 'regressions/longterm-pin-v6.1-no-livelock-7.json', '-o', '/proc/x/r.html'], /^pinlab: -o: cannot create/],
+    [
+      ['report', 'regressions/longterm-pin-v6.1-no-livelock-7.json', '-o', '/proc/x/r.html'],
+      /^pinlab: -o: cannot create/,
+    ],
     [['run', '--html', ''], /--html: give a directory/],
     [['replay', '--trace-lines', 'x', 'regressions/longterm-pin-v6.1-no-livelock-7.json'], /--trace-lines: 'x' is not/],
   ])('%j', async (argv, re) => {
