@@ -99,7 +99,7 @@ export const REPORT_JS = `
     if (s.unit === 1) return t + ': ' + D.classes[s.cls[pfn]];
     var parts = [];
     for (var c = 0; c < NC - 1; c++) if (counts[c]) parts.push(counts[c] + ' ' + D.classes[c]);
-    if (counts[NC - 1]) parts.push(counts[NC - 1] + ' pinned in ZONE_MOVABLE or CMA');
+    if (counts[NC - 1]) parts.push(counts[NC - 1] + ' pinned in ZONE_MOVABLE, CMA or Isolate');
     return t + ': ' + parts.join(', ');
   }
   function drawCell(g, s, u, x, y, cw, ch) {
@@ -125,7 +125,7 @@ export const REPORT_JS = `
     el('rect', { x: x, y: y + ch + 4, width: cw - 1, height: 3, fill: ZONE_COLORS[zoneOf(s, pfn)] || '#fff' }, g);
     var cell = tip(el('rect', { x: x, y: y, width: cw - 1, height: ch + 7, fill: 'transparent',
       'class': 'cell' + (bad ? ' offending' : ''), 'data-pfn': pfn }, g), unitTitle(s, u, pfn, counts || []) +
-      (bad ? ' - OFFENDING: a long-term pin in ZONE_MOVABLE or a CMA pageblock' : ''));
+      (bad ? ' - OFFENDING: a long-term pin in ZONE_MOVABLE, a CMA or an isolated pageblock' : ''));
     if (bad) {
       cell.setAttribute('data-offending', '1');
       cell.setAttribute('stroke', '#000');
@@ -151,7 +151,7 @@ export const REPORT_JS = `
       for (var c = 0; c < cols && u0 + c < units; c++) drawCell(g, s, u0 + c, 100 + c * cw, y, cw, ch);
     }
     var bad = s.bad.length ? s.bad.length + (s.bad.length >= 64 ? '+' : '') + ' offending frame(s): pfn ' +
-      s.bad.slice(0, 8).join(', ') : 'no long-term pin in ZONE_MOVABLE or CMA at this step';
+      s.bad.slice(0, 8).join(', ') : 'no long-term pin in ZONE_MOVABLE, CMA or Isolate at this step';
     document.getElementById('mapinfo').textContent = 'step ' + (k + 1) + '/' + D.snapshots.length + ' at ' +
       stamp(s.seq) + ': ' + s.label + (k === D.failingSnapshot ? ' (the failing step)' : '') + ' - ' + bad +
       (s.unit > 1 ? ' - one cell per ' + size(s.unit) + ' (' + s.unit + ' frames), classes stacked by count' : '');

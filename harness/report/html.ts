@@ -88,7 +88,7 @@ ${d.others.length ? `<p class="small">and ${d.others.length} more: ${e(d.others.
 <p>replay: <code id="replay">${e(d.replay)}</code> <button id="copy" type="button">copy</button></p>
 <h2>Memory map</h2>
 <div class="legend">${legend(LEGEND_CLASSES)} &nbsp; pageblocks: ${legend(LEGEND_MT)} &nbsp;
-<span><i style="background:#fff;border:2.5px solid #000"></i>offending (a long-term pin in ZONE_MOVABLE or CMA; a block that would not go offline)</span></div>
+<span><i style="background:#fff;border:2.5px solid #000"></i>offending (a long-term pin in ZONE_MOVABLE, a CMA or an isolated pageblock; a block that would not go offline)</span></div>
 <p>step <input id="step" type="range" min="0" max="0" value="0" style="width:420px"> <span id="mapinfo" class="small"></span></p>
 <div id="map"></div>
 <h2>Timeline</h2>

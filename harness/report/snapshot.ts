@@ -20,7 +20,7 @@ export const C_THP = 4;
 export const C_HUGETLB = 5;
 export const C_KERNEL = 6;
 export const C_PINNED = 7;
-/** aggregate units add one count: pinned frames in ZONE_MOVABLE or a CMA pageblock */
+/** aggregate units add one count: pinned frames in ZONE_MOVABLE, a CMA or an isolated pageblock */
 export const C_BAD = 8;
 export const NR_COUNTS = 9;
 
@@ -49,9 +49,15 @@ export interface MachineSnapshot {
   cls: number[];
   /** migratetype of each pageblock (unit <= pageblock); per unit the notable one (Isolate, CMA, else majority) */
   mt: number[];
-  /** pinned frames in ZONE_MOVABLE or a CMA pageblock (the first few) */
+  /** pinned frames in ZONE_MOVABLE, a CMA or an isolated pageblock (the first few) */
   bad: number[];
 }
+
+/**
+ * A pin in a CMA pageblock (cma_alloc() cannot have it back) or an isolated one (the cma_alloc() or
+ * offline that isolated it cannot finish): folio_is_longterm_pinnable() refuses both (v5.19+).
+ */
+const offendingMt = (mt: number): boolean => mt === MIGRATE_CMA || mt === MIGRATE_ISOLATE;
 
 /** The class of one frame. */
 export function frameClass(m: Memmap, pfn: number, offline: boolean): number {
@@ -104,7 +110,7 @@ export function takeSnapshot(m: Memmap, seq: number, actor: number, label: strin
     const blk = m.blocks[m.blockIndex(pfn) * MB_STRIDE + MB_STATE]!;
     const c = frameClass(m, pfn, (blk & MEM_OFFLINE) !== 0);
     const isBad =
-      c === C_PINNED && (m.pageZonenum(pfn) === ZONE_MOVABLE || m.getPageblockMigratetype(pfn) === MIGRATE_CMA);
+      c === C_PINNED && (m.pageZonenum(pfn) === ZONE_MOVABLE || offendingMt(m.getPageblockMigratetype(pfn)));
     if (isBad && bad.length < BAD_LISTED_MAX) bad.push(pfn);
     if (unit === 1) cls.push(c);
     else {

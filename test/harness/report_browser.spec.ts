@@ -57,7 +57,10 @@ const SEEN = `(() => ({
 
 /** What the failure's message says must be marked: a pinned pfn in ZONE_MOVABLE/CMA, or a memory block. */
 function expectedMarks(property: string, message: string): { pfns: number[]; blocks: number[] } {
-  const pin = /pfn (\d+) \(vpn \d+\) is long-term pinned in (ZONE_MOVABLE|a CMA pageblock)/.exec(message);
+  const pin =
+    /pfn (\d+) \(vpn \d+\) is long-term pinned in (ZONE_MOVABLE|a CMA pageblock|pageblock \d+, which was MIGRATE_ISOLATE)/.exec(
+      message,
+    );
   const block = /^(?:with every actor idle[^:]*, )?memory(\d+) \(ZONE_MOVABLE/.exec(message);
   return {
     pfns: property === 'no-longterm-pin-in-movable' && pin ? [Number(pin[1])] : [],
