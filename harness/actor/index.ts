@@ -25,6 +25,9 @@ import { quiesce } from './quiescence';
 import { createActor } from './create';
 import { SnapshotLog } from '../report/snapshot';
 
+/** Tracepoint lines (mm_migrate_folio) an actor keeps: a pin of a large range migrates one folio a line. */
+const TRACEPOINT_LINES_MAX = 16384;
+
 /** Lock acquisitions an actor remembers in free mode (the most recent ones). */
 const LOCK_LOG_MAX = 512;
 
@@ -59,6 +62,7 @@ class ActorRun {
   private readonly mailbox: NotifierMailbox;
   private readonly lockLog = new Int32Array(2 * LOCK_LOG_MAX);
   private lockCount = 0;
+  private tracepointLines = 0;
   /** machine snapshots after each op, for the HTML report (det mode only: the machine is still) */
   private readonly snaps: SnapshotLog | null;
   /** the errnos the kind declares per op (errno-contract) */
@@ -111,7 +115,12 @@ class ActorRun {
         }
         sched.point(label);
       },
-      traceHook: (text) => this.log(text),
+      traceHook: (text) => {
+        const n = ++this.tracepointLines;
+        if (n <= TRACEPOINT_LINES_MAX) this.log(text);
+        else if (n === TRACEPOINT_LINES_MAX + 1)
+          this.log(`pinlab_trace: tracepoint lines past ${TRACEPOINT_LINES_MAX} dropped`);
+      },
       faultHook: (point) => {
         if (!faults.fire(point)) return false;
         this.log(`pinlab_fault: ${point} fails`, sched.record(K_FAULT, point, 0));
