@@ -53,8 +53,6 @@ export interface RunConfig {
   swarm?: boolean;
   /** trace lines (folded) printed around a failure (--trace-lines; default 30) */
   traceLines?: number;
-  /** write an HTML report of the failure into this directory (--html) */
-  htmlDir?: string;
 }
 
 /** The flags that shape generation and checking, as a replay line must repeat them. */

@@ -128,13 +128,6 @@ export function formatLine(l: TraceLine, names: string[], cpus: number[]): strin
   return `${comm}  [${cpu}] .... ${ts}: ${l.text}`;
 }
 
-/** The lines around position seq: `before` lines up to it, `after` past it. */
-export function window(lines: TraceLine[], seq: number, before = 24, after = 6): TraceLine[] {
-  let at = lines.findIndex((l) => l.seq > seq);
-  if (at < 0) at = lines.length;
-  return lines.slice(Math.max(0, at - before), at + after);
-}
-
 /**
  * The trace hash: every ring entry (sequence, actor, kind, label, argument), every op's result, and
  * a digest of the machine at the end. Equal for two runs of one case in deterministic mode.
