@@ -5,7 +5,16 @@
 //
 //   const saved = enterContext({ task, variant, yieldHook });
 //   try { ... } finally { leaveContext(saved); }
-import { setCurrent, setYieldHook, setFaultHook, Task, YieldHook, FaultHook } from '../mm/sched';
+import {
+  setCurrent,
+  setYieldHook,
+  setFaultHook,
+  setTraceHook,
+  Task,
+  YieldHook,
+  FaultHook,
+  TraceHook,
+} from '../mm/sched';
 import { setVariant, KernelVariant } from '../mm/variants';
 import { setWaitHook, setLockTraceHook, WaitHook, LockTraceHook } from '../mm/locking';
 import { setMmuNotifierDeliver, MmuNotifierDeliver } from '../mm/mmu_notifier';
@@ -15,6 +24,8 @@ export interface ThreadContext {
   variant: KernelVariant;
   yieldHook: YieldHook | null;
   faultHook: FaultHook | null;
+  /** tracepoint lines (mm_migrate_folio ...) for the trace */
+  traceHook: TraceHook | null;
   waitHook: WaitHook | null;
   lockTrace: LockTraceHook | null;
   deliver: MmuNotifierDeliver;
@@ -27,6 +38,7 @@ export function enterContext(c: Partial<ThreadContext>): Partial<ThreadContext> 
   if (c.variant !== undefined) prev.variant = setVariant(c.variant);
   if (c.yieldHook !== undefined) prev.yieldHook = setYieldHook(c.yieldHook);
   if (c.faultHook !== undefined) prev.faultHook = setFaultHook(c.faultHook);
+  if (c.traceHook !== undefined) prev.traceHook = setTraceHook(c.traceHook);
   if (c.waitHook !== undefined) prev.waitHook = setWaitHook(c.waitHook);
   if (c.lockTrace !== undefined) prev.lockTrace = setLockTraceHook(c.lockTrace);
   if (c.deliver !== undefined) prev.deliver = setMmuNotifierDeliver(c.deliver);
@@ -49,4 +61,10 @@ export function withContext<T>(c: Partial<ThreadContext>, fn: () => T): T {
 }
 
 /** Every hook off: the harness's own checks on a copy of the machine run uninterrupted and unfaulted. */
-export const QUIET: Partial<ThreadContext> = { yieldHook: null, faultHook: null, waitHook: null, lockTrace: null };
+export const QUIET: Partial<ThreadContext> = {
+  yieldHook: null,
+  faultHook: null,
+  traceHook: null,
+  waitHook: null,
+  lockTrace: null,
+};

@@ -69,25 +69,35 @@ let hostChecked = false;
 /** Install what is missing with apt-get (as root), or say in one line what is missing. */
 export function ensureHost(log: (s: string) => void): void {
   if (hostChecked) return;
-  const missing = HOST_NEEDS.filter(([, ok]) => !ok()).map(([p]) => p);
-  if (missing.length) {
-    const cmd = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
-    if (process.getuid?.() !== 0 || !have('apt-get'))
-      throw new SetupError(`missing ${missing.join(', ')} (install: ${cmd})`);
-    log(`pinlab: installing ${missing.join(' ')} (${cmd})`);
-    let r = run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd}`]);
-    if (r.status !== 0) {
-      // a machine that never ran apt-get update has no package lists
-      run('sh', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get update -q']);
-      r = run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd}`]);
-    }
-    const still = HOST_NEEDS.filter(([, ok]) => !ok()).map(([p]) => p);
-    if (r.status !== 0 || still.length)
-      throw new SetupError(
-        `missing ${still.join(', ') || missing.join(', ')}: '${cmd}' failed: ${lastLine(r.stderr || r.stdout)}`,
-      );
-  }
+  ensurePackages(HOST_NEEDS, log);
   hostChecked = true;
+}
+
+/** Debian packages a feature needs ([package, how to tell it is there]): apt-get install the missing ones as root. */
+export function ensurePackages(needs: [string, () => boolean][], log: (s: string) => void): void {
+  const missing = needs.filter(([, ok]) => !ok()).map(([p]) => p);
+  if (!missing.length) return;
+  const cmd = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+  if (process.getuid?.() !== 0 || !have('apt-get'))
+    throw new SetupError(`missing ${missing.join(', ')} (install: ${cmd})`);
+  log(`pinlab: installing ${missing.join(' ')} (${cmd})`);
+  let r = run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd}`]);
+  if (r.status !== 0) {
+    // a machine that never ran apt-get update has no package lists
+    run('sh', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get update -q']);
+    r = run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd}`]);
+  }
+  const still = needs.filter(([, ok]) => !ok()).map(([p]) => p);
+  if (r.status !== 0 || still.length)
+    throw new SetupError(
+      `missing ${still.join(', ') || missing.join(', ')}: '${cmd}' failed: ${lastLine(r.stderr || r.stdout)}`,
+    );
+}
+
+/** The path of a program on PATH, or null. */
+export function which(bin: string): string | null {
+  const r = run('sh', ['-c', `command -v ${bin}`]);
+  return r.status === 0 ? r.stdout.trim() || null : null;
 }
 
 function lastLine(s: string | null): string {

@@ -67,6 +67,7 @@ import {
 import { initDeterministic, OrderEntry } from './scheduler';
 import { mergeTrace, traceHash, machineDigest, describeWord, TraceLine } from './trace';
 import { actorKind, actorModel, type AnyActorModel } from './actors';
+import { takeSnapshot, type MachineSnapshot } from './report/snapshot';
 import { own } from '../mm/own';
 
 /** A process mapping the case asks for (anonymous, private, read-write), by name. */
@@ -124,6 +125,8 @@ export interface RunOptions {
    * deterministic mode: follow this interleaving of a free run (harness/scheduler.ts) instead of the case's schedule
    */
   interleave?: OrderEntry[];
+  /** deterministic mode: machine snapshots at boot, after every op and around the end-of-run checks (HTML report) */
+  snapshots?: boolean;
 }
 
 export interface CaseResult {
@@ -159,6 +162,8 @@ export interface CaseResult {
   scheduleTaken?: number[];
   /** an interleaving replay: points reached where the free run had another label (the replay diverged there) */
   orderMismatch?: { count: number; index: number; expected: string; reached: string };
+  /** RunOptions.snapshots: the machine at boot, after each op, after teardown and after exit, by trace position */
+  snapshots?: MachineSnapshot[];
 }
 
 /** Bad case data (a malformed regression file, an unknown actor kind): one line, exit code 2. */
@@ -362,6 +367,7 @@ function startActors(pool: ActorPool, p: Prepared, cs: Case, opts: RunOptions): 
       properties: opts.properties ?? null,
       quiesce,
       scratch: p.scratch,
+      snapshots: opts.snapshots === true,
     };
     return pool.run(t).then(
       (r) => {
@@ -479,6 +485,13 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   const t0 = performance.now();
   const p = prepareCase(pool, cs, opts);
   const { m, c, names, order } = p;
+  const snaps: MachineSnapshot[] = [];
+  const snap = opts.snapshots
+    ? (seq: number, label: string): void => {
+        withContext(setupContext(cs), () => snaps.push(takeSnapshot(m, seq, -1, label)));
+      }
+    : null;
+  snap?.(0, 'boot: the machine and the process mappings');
   const st = startActors(pool, p, cs, opts);
   const budget = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const { timedOut, interrupted } = await awaitEnd(c, opts, t0, budget);
@@ -511,7 +524,7 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     // the case's paths: before the harness's own exit and drains (exitAll()); events, not the nr_* levels
     for (const [k, v] of Object.entries({ ...vmstatSnapshot(m), ...pathSnapshot(m) }))
       if (v && (!k.startsWith('nr_') || k.startsWith('nr_foll_pin'))) events[k] = v;
-    failures.push(...endChecks(m, cs, opts, { base: p.base, seq, scratch: p.scratch, tally }));
+    failures.push(...endChecks(m, cs, opts, { base: p.base, seq, scratch: p.scratch, tally, snap }));
   }
   if (opts.properties) {
     const keep = new Set<string>([...opts.properties, ...RUN_FAILURES]);
@@ -539,10 +552,18 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     sites,
     ms: performance.now() - t0,
     ...(order ? interleaveOutcome(c, order, labels) : {}),
+    ...(snap ? { snapshots: mergeSnapshots(snaps, st.results) } : {}),
   } as CaseResult;
   Object.defineProperty(result, 'lines', { get: lines, enumerable: true });
   Object.defineProperty(result, 'wordName', { value: (idx: number) => describeWord(m, idx), enumerable: false });
   return result;
+}
+
+/** The main thread's snapshots and the actors', in trace order. */
+function mergeSnapshots(main: MachineSnapshot[], results: (ActorResult | null)[]): MachineSnapshot[] {
+  const all = [...main];
+  for (const r of results) if (r?.snapshots) all.push(...r.snapshots);
+  return all.sort((a, b) => a.seq - b.seq);
 }
 
 /** What an interleaving replay did: its decisions as a plain schedule, and where it left the free run's path. */
@@ -577,9 +598,15 @@ function endChecks(
   m: Memmap,
   cs: Case,
   opts: RunOptions,
-  at: { base: PageCounts; seq: number; scratch?: SharedArrayBuffer; tally: Tally },
+  at: {
+    base: PageCounts;
+    seq: number;
+    scratch?: SharedArrayBuffer;
+    tally: Tally;
+    snap?: ((seq: number, label: string) => void) | null;
+  },
 ): Failure[] {
-  const { base, seq, scratch } = at;
+  const { base, seq, scratch, snap } = at;
   const out: Failure[] = [];
   const c: EndCheck = { m, base, scratch, checked: 0 };
   const selected = (p: Property): boolean =>
@@ -608,7 +635,11 @@ function endChecks(
   withContext({ variant: parseVariant(cs.variant), task: newTask(1, 'pinlab-check', 0, -1) }, () => {
     phase('teardown');
     for (const [name, fn] of Object.entries(opts.checks ?? {})) check(name, () => fn(m));
-    if (exitAll(m, out, seq)) phase('exit');
+    snap?.(seq, 'after teardown: every actor closed, the processes alive');
+    if (exitAll(m, out, seq)) {
+      snap?.(seq + 0.5, 'after exit: every process exited, LRU batches and per-CPU lists drained');
+      phase('exit');
+    }
   });
   return out;
 }

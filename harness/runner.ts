@@ -11,7 +11,7 @@ import { runCase, checkSetup, Case, CaseResult, CaseError, Failure, RunOptions }
 import { parseRegression } from './case_schema';
 import { readInput, badFileMessage } from './input';
 import { Suite, SUITES } from './suites';
-import { formatLine, window } from './trace';
+import { formatTraceWindow } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
 import type { Interrupt } from './signals';
 import type { Io } from './io';
@@ -57,6 +57,8 @@ export interface RunConfig {
   guided?: boolean;
   /** a pool to use and leave running (the campaign's runners keep one across suite runs), if it has threads enough */
   pool?: PoolHolder;
+  /** trace lines (folded) printed around a failure (--trace-lines; default 30) */
+  traceLines?: number;
 }
 
 /** The flags that shape generation and checking, as a replay line must repeat them. */
@@ -338,7 +340,14 @@ export function shrinkInterruptedNote(steps: number): string {
 }
 
 /** The failure as text: property, shrunk case, trace around the violation. */
-export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: string, shrinkInterrupted?: number): string {
+export function formatFailure(
+  f: Failure,
+  cs: Case,
+  r: CaseResult,
+  header: string,
+  shrinkInterrupted?: number,
+  traceLines?: number,
+): string {
   const out: string[] = [];
   out.push(`FAIL ${f.property}  ${header}`);
   out.push(`  ${f.message}`);
@@ -351,7 +360,8 @@ export function formatFailure(f: Failure, cs: Case, r: CaseResult, header: strin
   out.push(
     `trace around the violation (${r.steps} preemption points, ${r.switches} switches, trace hash ${r.traceHash}):`,
   );
-  for (const l of window(r.lines, f.seq)) out.push(formatLine(l, r.names, r.cpus));
+  // repeated lines and retry rounds folded with a count (the trace and its hash are unchanged)
+  out.push(...formatTraceWindow(r.lines, f.seq, r.names, r.cpus, traceLines));
   return out.join('\n') + '\n';
 }
 
@@ -637,7 +647,7 @@ class SuiteRun {
         ? `pinlab run --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --runs ${cfg.runs} --guided${shapeFlags(cfg)}`
         : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
     if (!cfg.json) {
-      cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted));
+      cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted, cfg.traceLines));
       cfg.io.out(`replay: ${rep.replay}\n`);
     }
     if (rep.saveError) cfg.io.err(`pinlab: the failure was not saved: ${rep.saveError}\n`);
@@ -779,6 +789,7 @@ export async function replayFile(
   timeoutMs?: number,
   shared?: PoolHolder,
   interrupt?: Interrupt,
+  snapshots = false,
 ): Promise<ReplayResult> {
   const cs: Case = variant ? { ...reg.case, variant } : reg.case;
   const suite = own(SUITES, reg.suite);
@@ -793,6 +804,7 @@ export async function replayFile(
       properties: reg.properties,
       seed: reg.seed,
       interrupt,
+      snapshots,
     });
     const failed = result.failures.some((f) => f.property === reg.property);
     const asRecorded = reg.verdict === 'fail' ? failed : result.failures.length === 0;

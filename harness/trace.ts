@@ -128,13 +128,6 @@ export function formatLine(l: TraceLine, names: string[], cpus: number[]): strin
   return `${comm}  [${cpu}] .... ${ts}: ${l.text}`;
 }
 
-/** The lines around position seq: `before` lines up to it, `after` past it. */
-export function window(lines: TraceLine[], seq: number, before = 24, after = 6): TraceLine[] {
-  let at = lines.findIndex((l) => l.seq > seq);
-  if (at < 0) at = lines.length;
-  return lines.slice(Math.max(0, at - before), at + after);
-}
-
 /**
  * The trace hash: every ring entry (sequence, actor, kind, label, argument), every op's result, and
  * a digest of the machine at the end. Equal for two runs of one case in deterministic mode.
@@ -202,4 +195,75 @@ export function interleavingFromTrace(
     return keyed.map(({ e }) => ({ actor: e.actor, label: e.label }));
   }
   return points.map((e) => ({ actor: e.actor, label: e.label }));
+}
+
+/** Consecutive repeats of one line or block of lines (a retry loop), shown once with a count. */
+export interface Fold {
+  /** the last repetition's lines (the one nearest what follows) */
+  lines: TraceLine[];
+  /** how many times the block ran (1: not folded) */
+  count: number;
+  /** where the first repetition began */
+  firstSeq: number;
+}
+
+/** Blocks up to this many lines fold (a migration round is about ten). */
+const FOLD_PERIOD_MAX = 12;
+
+/** Two lines are the same step when actor and text agree, pfns aside (a migration moves another page each round). */
+const foldKey = (l: TraceLine): string => `${l.actor}|${l.text.replace(/pfn \d+/g, 'pfn #')}`;
+
+/** Fold repeated lines and repeated blocks of lines (presentation only: the trace and its hash are unchanged). */
+export function foldTrace(lines: TraceLine[]): Fold[] {
+  const keys = lines.map(foldKey);
+  const same = (a: number, b: number, k: number): boolean => {
+    for (let j = 0; j < k; j++) if (keys[a + j] !== keys[b + j]) return false;
+    return true;
+  };
+  const out: Fold[] = [];
+  let i = 0;
+  while (i < lines.length) {
+    let best = { k: 1, reps: 1 };
+    for (let k = 1; k <= FOLD_PERIOD_MAX && i + 2 * k <= lines.length; k++) {
+      let reps = 1;
+      while (i + (reps + 1) * k <= lines.length && same(i, i + reps * k, k)) reps++;
+      if (reps >= 2 && reps * k > best.reps * best.k) best = { k, reps };
+    }
+    const last = i + (best.reps - 1) * best.k;
+    out.push({ lines: lines.slice(last, last + best.k), count: best.reps, firstSeq: lines[i]!.seq });
+    i += best.reps * best.k;
+  }
+  return out;
+}
+
+/** The folds around position seq: `before` up to it, `after` past it. */
+export function foldWindow(folds: Fold[], seq: number, before = 24, after = 6): Fold[] {
+  let at = folds.findIndex((f) => f.lines[f.lines.length - 1]!.seq > seq);
+  if (at < 0) at = folds.length;
+  return folds.slice(Math.max(0, at - before), at + after);
+}
+
+const stamp = (seq: number): string => (Math.max(0, Math.floor(seq + 0.5)) / 1e6).toFixed(6);
+
+/** A fold as text lines: "19 x sched_yield: ..." for one repeated line, a header then the block for more. */
+export function formatFold(f: Fold, names: string[], cpus: number[]): string[] {
+  if (f.count === 1) return f.lines.map((l) => formatLine(l, names, cpus));
+  if (f.lines.length === 1) {
+    const l = f.lines[0]!;
+    return [formatLine({ ...l, text: `${f.count} x ${l.text} (from ${stamp(f.firstSeq)})` }, names, cpus)];
+  }
+  const head = `${' '.repeat(12)}  ${f.count} x the ${f.lines.length} lines below (from ${stamp(f.firstSeq)}; the last time shown):`;
+  return [head, ...f.lines.map((l) => formatLine(l, names, cpus))];
+}
+
+/** The trace around seq, folded, as text lines: about `total` folds, a fifth of them after seq. */
+export function formatTraceWindow(
+  lines: TraceLine[],
+  seq: number,
+  names: string[],
+  cpus: number[],
+  total = 30,
+): string[] {
+  const after = Math.min(6, Math.floor(total / 5));
+  return foldWindow(foldTrace(lines), seq, total - after, after).flatMap((f) => formatFold(f, names, cpus));
 }

@@ -1,6 +1,7 @@
 // The main thread <-> worker protocol, typed once (types only; both sides `import type` it).
 import type { MemmapShape } from '../mm/memmap';
 import type { ControlShape } from './schedctl';
+import type { MachineSnapshot } from './report/snapshot';
 
 /** How a worker attaches to the machine: the buffer plus the shape that fixes its layout. */
 export interface MachineHandle {
@@ -64,6 +65,8 @@ export interface ActorTask {
   scratch?: SharedArrayBuffer;
   /** meet the other actors at the quiescence barrier after the program (no actor of the run skips it) */
   quiesce: boolean;
+  /** take a machine snapshot after each op (the HTML report's memory map; deterministic mode) */
+  snapshots?: boolean;
   /** test switches: brokenSpinlocks makes this thread's spinlocks exclude nothing (mm/locking.ts lockingDebug) */
   debug?: { brokenSpinlocks?: boolean };
 }
@@ -125,6 +128,8 @@ export interface ActorResult {
   error?: { name: string; message: string; stack?: string };
   /** the run stopped under it (deadlock, another actor failed, the main thread stopped it) */
   stopped?: string;
+  /** machine snapshots after its ops (ActorTask.snapshots) */
+  snapshots?: MachineSnapshot[];
   /** free mode: the last locks it took, as [trace position, machine word index] pairs, oldest first */
   locks?: number[];
 }

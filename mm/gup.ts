@@ -88,6 +88,8 @@ export interface PinReport {
   failures: MigrateFailure[];
   /** lru_add_drain() / lru_add_drain_all() calls made by collect */
   drains: number;
+  /** the last folio migrated: source and target head pfn */
+  lastMoved?: { src: number; dst: number };
 }
 
 export function newPinReport(): PinReport {
@@ -435,6 +437,7 @@ function pinMigrate(m: Memmap, list: number[], report: PinReport): number {
   });
   yieldPoint('gup:after-migrate');
   report.migrated += stats.nrSucceeded;
+  if (stats.lastMoved) report.lastMoved = stats.lastMoved;
   report.thpSplit += stats.nrThpSplit;
   for (const f of stats.failures) report.failures.push(f); // (not push(...): 100k+ failures would overflow the stack)
   return rc;

@@ -20,7 +20,7 @@ import { countVmEvents, vmItem } from './vmstat';
 import * as errnoNs from './errno';
 import { dequeueHugetlbFolio, hstateIndex, allocMigrateHugetlbFolio, moveHugetlbState } from './hugetlb';
 import { splitFolio } from './huge_memory';
-import { yieldPoint, faultPoint } from './sched';
+import { yieldPoint, faultPoint, traceEvent } from './sched';
 import { folioGet, folioOrder, folioRefFreeze, folioRefUnfreeze } from './page_ref';
 import { folioTrylock, folioUnlock } from './filemap';
 import { folioIsolateLruMark, folioPutbackLru } from './vmscan';
@@ -104,6 +104,8 @@ export interface MigrateStats {
   nrFailedPages: number;
   nrThpSplit: number;
   failures: MigrateFailure[];
+  /** the last folio moved: source and target head pfn */
+  lastMoved?: { src: number; dst: number };
 }
 
 /**
@@ -188,6 +190,8 @@ function shmemSlot(m: Memmap, head: number): number {
 
 /** Why the last migrateFolio() call on this thread failed (read at once by migratePages()). */
 let migrateWhy = '';
+/** the target of the last folio migrateFolio() moved */
+let migrateDst = -1;
 
 /** The undo of a failed migrate_folio_unmap()/move: remap src, unlock both, free the target. */
 function migrateFolioUndo(m: Memmap, src: number, dst: number, wasMapped: boolean, rc: number, why: string): number {
@@ -271,6 +275,7 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
   if (!(flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);
   folioPut(m, dst);
   yieldPoint('migrate:remap'); // remove_migration_ptes() done: the new folio is mapped
+  migrateDst = dst;
   return 0;
 }
 
@@ -304,8 +309,19 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       const large = nr > 1 && !(m.flags[src]! & PG_hugetlb);
       const isolatedItem =
         m.flags[src]! & PG_hugetlb ? -1 : m.flags[src]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE;
+      migrateDst = -1;
       const rc = migrateFolio(m, src, getNew);
       if (rc === 0) {
+        if (migrateDst >= 0) {
+          const dst = migrateDst;
+          stats.lastMoved = { src, dst };
+          // (pinlab's tracepoint: the kernel's mm_migrate_pages counts, it names no pfn)
+          traceEvent(
+            () =>
+              `mm_migrate_folio: pfn ${src} (${mmzoneNs.zoneName(m.pageZonenum(src))}) -> pfn ${dst} ` +
+              `(${mmzoneNs.zoneName(m.pageZonenum(dst))}) order=${folioOrder(m, dst)} reason=${MIGRATE_REASON_NAMES[opts.reason] ?? opts.reason}`,
+          );
+        }
         stats.nrSucceeded += nr;
         countVmEvents(m, PGMIGRATE_SUCCESS, nr);
         if (large) countVmEvents(m, THP_MIGRATION_SUCCESS, 1);

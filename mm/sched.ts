@@ -105,8 +105,12 @@ export type YieldHook = (label: string) => void;
 /** Whether a seeded fault fires at this call of a fault point (the harness's plan; never random here). */
 export type FaultHook = (point: string) => boolean;
 
+/** Where a tracepoint's line goes (the actor's trace log); never read back by the mm core. */
+export type TraceHook = (text: string) => void;
+
 let yieldHook: YieldHook | null = null;
 let faultHook: FaultHook | null = null;
+let traceHook: TraceHook | null = null;
 
 /**
  * A place where the kernel can be preempted or sleep (cond_resched(), a sleeping lock, the gap
@@ -120,6 +124,17 @@ export function yieldPoint(label: string): void {
 /** A seeded fault point (the kernel's should_fail()/fault-injection sites): true = fail this call. */
 export function faultPoint(point: string): boolean {
   return faultHook !== null && faultHook(point);
+}
+
+/** A tracepoint (include/trace/events/*.h): a line for the trace, no-op unless the harness listens. */
+export function traceEvent(text: () => string): void {
+  if (traceHook !== null) traceHook(text());
+}
+
+export function setTraceHook(h: TraceHook | null): TraceHook | null {
+  const prev = traceHook;
+  traceHook = h;
+  return prev;
 }
 
 export function setYieldHook(h: YieldHook | null): YieldHook | null {

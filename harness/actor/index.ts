@@ -24,6 +24,10 @@ import { ActorChecks } from './checks';
 import { quiesce } from './quiescence';
 import { createActor } from './create';
 import { bugSitesSave, bugSitesRestore } from '../../mm/variants';
+import { SnapshotLog } from '../report/snapshot';
+
+/** Tracepoint lines (mm_migrate_folio) an actor keeps: a pin of a large range migrates one folio a line. */
+const TRACEPOINT_LINES_MAX = 16384;
 
 /** Lock acquisitions an actor remembers in free mode (the most recent ones). */
 const LOCK_LOG_MAX = 512;
@@ -59,6 +63,9 @@ class ActorRun {
   private readonly mailbox: NotifierMailbox;
   private readonly lockLog = new Int32Array(2 * LOCK_LOG_MAX);
   private lockCount = 0;
+  private tracepointLines = 0;
+  /** machine snapshots after each op, for the HTML report (det mode only: the machine is still) */
+  private readonly snaps: SnapshotLog | null;
   /** the errnos the kind declares per op (errno-contract) */
   private readonly errnos: Record<string, number[]> | null;
 
@@ -71,6 +78,7 @@ class ActorRun {
     this.task.brokenSpinlocks = t.debug?.brokenSpinlocks === true;
     this.faults = new FaultInjector(t.faults);
     this.errnos = actorModel(t.actorKind)?.errnos ?? null;
+    this.snaps = t.snapshots && t.det ? new SnapshotLog() : null;
     this.checks = new ActorChecks(t, this.sched, this.res, (text, seq) => this.log(text, seq));
     this.mailbox = new NotifierMailbox(this.c, t.index, t.names, this.waitCtl, (line) => this.log(line));
     this.sched.setServer(() => this.mailbox.serve(this.m));
@@ -107,6 +115,12 @@ class ActorRun {
           this.log(`signal_generate: ${what} at ${label}`, sched.record(K_FAULT, sig, 0));
         }
         sched.point(label);
+      },
+      traceHook: (text) => {
+        const n = ++this.tracepointLines;
+        if (n <= TRACEPOINT_LINES_MAX) this.log(text);
+        else if (n === TRACEPOINT_LINES_MAX + 1)
+          this.log(`pinlab_trace: tracepoint lines past ${TRACEPOINT_LINES_MAX} dropped`);
       },
       faultHook: (point) => {
         if (!faults.fire(point)) return false;
@@ -152,6 +166,7 @@ class ActorRun {
     } finally {
       if (this.lockCount) this.res.locks = this.orderedLockLog();
       this.res.bugSites = bugSitesSave();
+      if (this.snaps) this.res.snapshots = this.snaps.list;
       leaveContext(saved);
     }
     return this.res;
@@ -179,6 +194,7 @@ class ActorRun {
     const seq = sched.record(K_RET, `op:${op.op}`, r.rc);
     res.ops.push({ i: k, op: op.op, rc: r.rc, detail: r.detail, seq });
     this.log(`pinlab_ret: ${op.op} rc=${showRc(r.rc)}${r.detail ? ` ${r.detail}` : ''}`, seq);
+    this.snaps?.take(m, seq, t.index, `${t.name} ${op.op} rc=${showRc(r.rc)}`);
     this.checks.opResult(r);
     const held = actor.inspect().held;
     this.checks.op({
@@ -216,6 +232,7 @@ class ActorRun {
     });
     const td = actor.teardown();
     res.teardown = { rc: td.rc, detail: td.detail };
+    this.snaps?.take(m, Atomics.load(this.c.i32, C_SEQ), t.index, `${t.name} teardown rc=${showRc(td.rc)}`);
     this.log(
       `pinlab_teardown: rc=${showRc(td.rc)}${td.detail ? ` ${td.detail}` : ''}`,
       sched.record(K_RET, 'op:teardown', td.rc),

@@ -22,7 +22,7 @@ import {
 } from '../../mm/gup';
 import { EINVAL, EBUSY, EINTR, ENOMEM, EFAULT } from '../../mm/errno';
 import { folioIsLongtermPinnable } from '../../mm/pinnable';
-import { zoneName } from '../../mm/mmzone';
+import { zoneName, ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../../mm/mmzone';
 import { dmaTargetViolation, deviceWrite, GUP_FAULT_POINTS } from '../../devices/common';
 import { errnoContract } from '../../properties/errno_contract';
 import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, failureReasons } from './agent';
@@ -57,14 +57,42 @@ function describeUnpinnable(m: Memmap, mm: number, vpn: number, n: number): stri
       if (!t || t.pfn < 0) continue;
       const head = m.compoundHead(t.pfn);
       if (folioIsLongtermPinnable(m, head)) continue;
+      const where = `pfn ${t.pfn} (${zoneName(m.pageZonenum(t.pfn))}, refcount ${m.refcount[head]})`;
       out.push(
-        `pfn ${t.pfn} (${zoneName(m.pageZonenum(t.pfn))}${m.flags[head]! & PG_lru ? '' : ', not on the LRU'}, refcount ${m.refcount[head]}) cannot be isolated or moved`,
+        m.flags[head]! & PG_lru
+          ? `${where} is on the LRU but is not migrated`
+          : `${where} is off the LRU, so folio_isolate_lru() fails and it is never migrated; every round collects it again`,
       );
     }
   } finally {
     ptlUnlock(m, mm);
   }
   return out.join('; ') || 'every page is pinnable now';
+}
+
+/**
+ * A pin whose pages migrated every round: where the last one went, and why that target is again not
+ * long-term pinnable (folio_is_longterm_pinnable()), so the next round migrates it again.
+ */
+function describeMovedAgain(m: Memmap, report: PinReport): string | null {
+  const mv = report.lastMoved;
+  if (!report.migrated || !mv) return null;
+  const at = (pfn: number): string => `pfn ${pfn} (${zoneName(m.pageZonenum(pfn))})`;
+  const mt = m.getPageblockMigratetype(mv.dst);
+  const why =
+    m.pageZonenum(mv.dst) === ZONE_MOVABLE
+      ? 'the migration target was allocated in ZONE_MOVABLE'
+      : mt === MIGRATE_CMA
+        ? 'the migration target was allocated in a CMA pageblock'
+        : mt === MIGRATE_ISOLATE
+          ? 'the migration target sits in an isolated pageblock'
+          : folioIsLongtermPinnable(m, mv.dst)
+            ? 'the re-pin found another unpinnable page'
+            : 'the target is not long-term pinnable';
+  return (
+    `the pages moved ${report.migrated} times and every round found them unpinnable again: the last move took ` +
+    `${at(mv.src)} to ${at(mv.dst)}, and ${why} (not long-term pinnable), so the next round migrates it again`
+  );
 }
 
 function describePin(report: PinReport): string {
@@ -231,9 +259,10 @@ class Pinner implements AgentState {
         const report = newPinReport();
         const r = (s.fast ? pinUserPagesFast : pinUserPages)(copy, mm, s.vpn, s.n, s.flags, pages, report);
         if (report.outcome !== 'no-progress') return null;
+        const moved = describeMovedAgain(copy, report);
         const why = report.failures.length
           ? failureReasons(copy, report.failures)
-          : { text: describeUnpinnable(copy, mm, s.vpn, s.n) };
+          : { text: moved ?? describeUnpinnable(copy, mm, s.vpn, s.n) };
         return {
           message:
             `pin_user_pages vpn ${s.vpn} +${s.n} made no progress (${report.retries} rounds, ${errOr(r, String(r))}) ` +

@@ -17,7 +17,8 @@ import { mergeCampaignDocs, parseCampaignDoc } from '../campaign_merge';
 import { readInput, badFileMessage } from '../input';
 import { withInterrupt, signalExitCode, type Interrupt } from '../signals';
 import { Command, Io, parse, noPositionals, UsageError, type Flags } from './command';
-import { intFlag, kernelFlag, seedFlag, regressionsFlag, DEFAULT_SAVE_DIR } from './flags';
+import { intFlag, kernelFlag, seedFlag, regressionsFlag, DEFAULT_SAVE_DIR, htmlFlag } from './flags';
+import { writeCampaignReport } from '../report/index';
 
 const OUTPUT_HELP = `  --json FILE       write the campaign as JSON (schema in docs/campaign.md), for tools and pinlab merge
   --junit FILE      write JUnit XML: a test case per suite run and property, and one per property
@@ -43,6 +44,8 @@ options:
   --save DIR        where failures are saved (default ${DEFAULT_SAVE_DIR}/, git-ignored; 'none': nowhere).
                     Committing one to regressions/ (which npm test replays) is a deliberate step.
 ${OUTPUT_HELP}
+  --html DIR        also write DIR/index.html (properties, suites by shape, what was reached) and a report
+                    per failure (docs/report.md)
 Verdicts and exit codes: pass 0 (every suite run ran to its end, every property held and every
 property had something to check); fail 1 (a property failed, or one was not exercised); incomplete
 ${EXIT_INCOMPLETE} (planned suite runs were cut or never ran: --time); 2 bad input; 130 Ctrl-C (143
@@ -106,6 +109,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
     save: { type: 'string' },
     regressions: { type: 'string' },
     ...OUTPUT_OPTIONS,
+    html: { type: 'string' },
   });
   if (values.help) {
     io.out(CAMPAIGN_HELP);
@@ -125,6 +129,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
     values.save ?? values.regressions,
     values.save !== undefined ? 'save' : 'regressions',
   );
+  const htmlDir = htmlFlag(values.html);
   const planned = campaignPlan({ seed, runs }).length;
   io.out(
     `# pinlab campaign --kernel ${variant} --seed ${seed}${runs ? ` --runs ${runs}` : ''}` +
@@ -145,7 +150,9 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
       interrupt,
       io,
     });
-    return finish(doc, values, io, interrupt);
+    const code = finish(doc, values, io, interrupt);
+    if (htmlDir) io.err(`report: wrote ${await writeCampaignReport(doc, htmlDir, interrupt)}\n`);
+    return code;
   });
 }
 

@@ -186,3 +186,20 @@ export const CASE_SHAPE_OPTIONS = {
   machines: { type: 'string' },
   'no-swarm': { type: 'boolean' },
 } as const;
+
+/** --html DIR: where HTML reports go (created and probed now, before any case runs). */
+export function htmlFlag(v: Value, flag = '--html'): string | undefined {
+  if (v === undefined) return undefined;
+  if (v === '' || typeof v !== 'string') throw new UsageError(`${flag}: give a directory for the reports`);
+  try {
+    prepareRegressionsDir(v);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
+  return v;
+}
+
+/** --trace-lines N: folded trace lines printed around a failure. */
+export function traceLinesFlag(v: Value): number | undefined {
+  return intFlag('trace-lines', v, 1, 100_000);
+}

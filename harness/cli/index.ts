@@ -18,6 +18,7 @@ import { kernel } from './kernel';
 import { properties } from './properties';
 import { devices } from './devices';
 import { fidelity } from './fidelity';
+import { report } from './report';
 
 export type { Io };
 export { UsageError };
@@ -31,6 +32,7 @@ export const COMMANDS: readonly Command[] = [
   devices,
   runCmd,
   replay,
+  report,
   campaign,
   merge,
   pinFraction,

@@ -21,14 +21,17 @@ import {
   suiteFlag,
   caseShapeFlags,
   CASE_SHAPE_OPTIONS,
+  htmlFlag,
+  traceLinesFlag,
 } from './flags';
-import { runExitCode } from './run';
+import { runExitCode, htmlReports } from './run';
+import { replayedSource, reportHtml, writeHtml, reportName } from '../report/index';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { caseToScenario } from '../export_scenario';
 import { loadScenario, runScenario } from '../scenario';
 
-const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json]
+const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json] [--trace-lines N] [--html DIR]
        pinlab replay FILE --scenario OUT.yaml [--kernel VARIANT]
        pinlab replay --seed N --path P [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--json]
                      [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
@@ -41,6 +44,8 @@ With --scenario, write the case as a scenario file instead (the agents' ops as s
 started in the replay; '-' for stdout), run it on the model, and say so: take it to a real kernel that
 has the bug with pinlab kernel OUT.yaml --kernel PATH-TO-BZIMAGE (pinlab variants says which releases).
 Device actors have no scenario form and are refused.
+--trace-lines N prints N trace lines around the failure (default 30; repeated lines and rounds folded);
+--html DIR also writes each replayed failure as an HTML report in DIR (docs/report.md).
 Exit code: 1 when a property fails (as recorded for a regression), 0 when none does, 130 (143) when
 Ctrl-C (SIGTERM) stopped the replay first.
 `;
@@ -48,12 +53,19 @@ Ctrl-C (SIGTERM) stopped the replay first.
 type ReplayValues = Parameters<typeof caseShapeFlags>[0] & { seed?: string; path?: string; suite?: string };
 
 /** --seed N --path P: regenerate the case from fast-check's seed and path and run it once. */
+/** --trace-lines and --html */
+interface Presentation {
+  traceLines?: number;
+  htmlDir?: string;
+}
+
 function replayPath(
   values: ReplayValues,
   kernel: string | undefined,
   timeoutMs: number | undefined,
   json: boolean,
   io: Io,
+  pres: Presentation,
 ): Promise<number> {
   if (values.seed === undefined || values.path === undefined) {
     throw new UsageError('replay: give a regression FILE, or --seed N and --path P (see pinlab replay --help)');
@@ -79,10 +91,12 @@ function replayPath(
       tty: false,
       interrupt,
       io,
+      traceLines: pres.traceLines,
       ...shape,
     });
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));
+    if (pres.htmlDir) await htmlReports(summary, pres.htmlDir, timeoutMs, interrupt, io);
     return runExitCode(summary, interrupt);
   });
 }
@@ -118,11 +132,19 @@ function replayText(
   reg: RegressionFile,
   kernel: string | undefined,
   { result, asRecorded, sameHash }: Replayed,
+  traceLines?: number,
 ): string {
   let out = `# replay ${file}: suite ${reg.suite}, kernel ${kernel ?? reg.variant}, recorded: ${reg.property} ${reg.verdict === 'fail' ? 'fails' : 'holds'} (seed ${reg.seed}, path "${reg.path}")\n`;
   const f = result.failures.find((g) => g.property === reg.property) ?? result.failures[0];
   if (f)
-    out += formatFailure(f, kernel ? { ...reg.case, variant: kernel } : reg.case, result, `(replayed from ${file})`);
+    out += formatFailure(
+      f,
+      kernel ? { ...reg.case, variant: kernel } : reg.case,
+      result,
+      `(replayed from ${file})`,
+      undefined,
+      traceLines,
+    );
   // a run the signal stopped is not a verdict either way (a failure it saw before the stop still counts)
   if (result.interrupted) {
     return (
@@ -179,6 +201,7 @@ function replayFiles(
   timeoutMs: number | undefined,
   json: boolean,
   io: Io,
+  pres: Presentation,
   scenarioOut?: string,
 ): Promise<number> {
   const regs = files.map((f) => ({ file: f, reg: loadRegression(f) }));
@@ -190,11 +213,16 @@ function replayFiles(
         if (json) docs.push({ file, verdict: 'interrupted' });
         continue;
       }
-      const replayed = await replayFile(reg, kernel, timeoutMs, undefined, interrupt);
+      const replayed = await replayFile(reg, kernel, timeoutMs, undefined, interrupt, pres.htmlDir !== undefined);
       anyFail ||= replayed.result.failures.length > 0;
+      if (pres.htmlDir !== undefined && !replayed.result.interrupted) {
+        const out = reportName(pres.htmlDir, file);
+        writeHtml(out, reportHtml(replayedSource(file, reg, replayed, { kernel })));
+        io.err(`report: wrote ${out}\n`);
+      }
       if (scenarioOut !== undefined) exportScenario(scenarioOut, file, reg, kernel, replayed, io);
       else if (json) docs.push(replayDoc(file, reg, kernel, replayed));
-      else io.out(replayText(file, reg, kernel, replayed));
+      else io.out(replayText(file, reg, kernel, replayed, pres.traceLines));
     }
     if (scenarioOut !== undefined) return interrupt.stopped ? signalExitCode(interrupt) : 0;
     if (json) io.out(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
@@ -212,6 +240,8 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
     json: { type: 'boolean' },
     timeout: { type: 'string' },
     scenario: { type: 'string' },
+    'trace-lines': { type: 'string' },
+    html: { type: 'string' },
     ...CASE_SHAPE_OPTIONS,
   });
   if (values.help) {
@@ -221,9 +251,10 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
   const kernel = kernelFlag(values.kernel);
   const timeoutMs = intFlag('timeout', values.timeout, 1);
   const json = values.json === true;
+  const pres: Presentation = { traceLines: traceLinesFlag(values['trace-lines']), htmlDir: htmlFlag(values.html) };
   if (!positionals.length) {
     if (values.scenario !== undefined) throw new UsageError('replay: --scenario needs a regression FILE');
-    return replayPath(values, kernel, timeoutMs, json, io);
+    return replayPath(values, kernel, timeoutMs, json, io, pres);
   }
   if (values.scenario !== undefined && (positionals.length > 1 || json)) {
     throw new UsageError('replay: --scenario takes one FILE and no --json');
@@ -235,7 +266,7 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
       `replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`,
     );
   }
-  return replayFiles(positionals, kernel, timeoutMs, json, io, values.scenario as string | undefined);
+  return replayFiles(positionals, kernel, timeoutMs, json, io, pres, values.scenario as string | undefined);
 }
 
 export const replay: Command = {

@@ -19,11 +19,15 @@ import {
   caseShapeFlags,
   CASE_SHAPE_OPTIONS,
   visibleSuites,
+  htmlFlag,
+  traceLinesFlag,
 } from './flags';
+import { writeRunReports } from '../report/index';
 
 const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--save DIR]
                  [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm] [--guided]
+                 [--trace-lines N] [--html DIR]
 
 Run a property suite: fast-check generates cases (a machine, one program per actor, a schedule, seeded
 faults), each actor runs in its own worker thread on the shared machine, and the properties are checked
@@ -55,6 +59,9 @@ options:
   --guided             coverage-guided: a case that reached a new bug site or kernel path joins a corpus,
                        and half the cases splice a corpus case with a fresh one (docs/campaign.md). Det
                        mode only; a failure replays from its saved file, or by running the search again
+  --trace-lines N      trace lines printed around a failure (default 30; repeated lines and rounds folded)
+  --html DIR           also write each failure as an HTML report in DIR (memory map, timeline, trace:
+                       docs/report.md)
   -h, --help           this text
 
 Ctrl-C (or SIGTERM) stops the run and prints what ran; a failure found so far, even one still being
@@ -67,6 +74,17 @@ bad input, 130 when Ctrl-C stopped the run (143 for SIGTERM).
 export function runExitCode(s: RunSummary, interrupt: Interrupt): number {
   if (s.failures.length || s.verdict === 'fail') return 1;
   return s.interrupted ? signalExitCode(interrupt) : 0;
+}
+
+/** --html DIR: each failure's report (its case replayed with machine snapshots); one line each on stderr. */
+export async function htmlReports(
+  summary: RunSummary,
+  dir: string,
+  timeoutMs: number | undefined,
+  interrupt: Interrupt,
+  io: Io,
+): Promise<void> {
+  for (const file of await writeRunReports(summary, dir, { timeoutMs, interrupt })) io.err(`report: wrote ${file}\n`);
 }
 
 async function runCommand(argv: string[], io: Io): Promise<number> {
@@ -83,6 +101,8 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
     save: { type: 'string' },
     path: { type: 'string' },
     guided: { type: 'boolean' },
+    'trace-lines': { type: 'string' },
+    html: { type: 'string' },
     ...CASE_SHAPE_OPTIONS,
   });
   if (values.help) {
@@ -112,6 +132,8 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
     values.save ?? values.regressions,
     values.save !== undefined ? 'save' : 'regressions',
   );
+  const traceLines = traceLinesFlag(values['trace-lines']);
+  const htmlDir = htmlFlag(values.html);
   if (!json) {
     io.out(
       `# pinlab run --suite ${suite.name} --kernel ${variant} --seed ${seed} --runs ${runs} --mode ${mode}` +
@@ -134,10 +156,12 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
       interrupt,
       io,
       guided,
+      traceLines,
       ...shape,
     } satisfies RunConfig);
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));
+    if (htmlDir) await htmlReports(summary, htmlDir, timeoutMs, interrupt, io);
     return runExitCode(summary, interrupt);
   });
 }
