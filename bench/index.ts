@@ -3,6 +3,7 @@
 // instead. Progress and estimates go to stderr. Timed here, never in tests.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { bootFromSpec } from '../harness/layout';
 import { Memmap } from '../mm/memmap';
@@ -14,7 +15,7 @@ import { migrateRows, offlineRows } from './migrate';
 import { pinRows } from './pin';
 import { schedRows } from './sched';
 import { devicesRows } from './devices';
-import { mutationRows } from './mutation';
+import { mutationRows, mutationTable, replaceTable } from './mutation';
 import { soakRows } from './soak';
 import { campaignRows } from './campaign';
 import { loadPlugin } from '../harness/plugins';
@@ -151,7 +152,24 @@ async function benchSched(): Promise<void> {
 
 async function benchMutation(): Promise<void> {
   const only = process.env.PINLAB_BENCH_ONLY;
-  record(only === 'device' ? 'mutation-devices' : 'mutation', await mutationRows(only));
+  const load = os.loadavg()[0]!.toFixed(1);
+  const rows = await mutationRows(only);
+  record(only === 'device' ? 'mutation-devices' : 'mutation', rows);
+  if (!writeDocs) return;
+  // --write: docs/properties.md's tables come from this run alone, each only when all its entries ran
+  const kinds = (['kernel', 'device'] as const).filter((k) => !only || only === k);
+  if (!kinds.length) {
+    process.stderr.write('bench: docs/properties.md not rewritten: PINLAB_BENCH_ONLY ran a subset of the entries\n');
+    return;
+  }
+  const file = path.join(benchDir(), '..', 'docs', 'properties.md');
+  const measured =
+    `Measured by \`npm run bench -- --write mutation\` on ${new Date().toISOString().slice(0, 10)}, node ` +
+    `${process.version}, ${os.cpus().length} CPUs, load average ${load} at the start.`;
+  let doc = fs.readFileSync(file, 'utf8');
+  for (const k of kinds) doc = replaceTable(doc, k, mutationTable(rows, k, measured));
+  fs.writeFileSync(file, doc);
+  process.stderr.write(`bench: rewrote the ${kinds.join(' and ')} tables of docs/properties.md\n`);
 }
 
 async function benchDevices(): Promise<void> {
@@ -199,9 +217,13 @@ function parseArgs(argv: string[]): { names: string[]; write: boolean } | undefi
   return { names, write };
 }
 
+/** --write: committed results, and the docs tables a benchmark owns */
+let writeDocs = false;
+
 async function mainBench(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (!args) return;
+  writeDocs = args.write;
   const all: Record<string, () => void | Promise<void>> = {
     alloc: benchAlloc,
     boot: benchBoot,

@@ -63,6 +63,8 @@ export async function mutationRows(only?: string): Promise<Row[]> {
       'median shrunk ops': median(ops),
       'max shrunk ops': ops.length ? Math.max(...ops) : NaN,
       seeds: seeds.join(' '),
+      'what the bug is': mu.why,
+      kind: DEVICE_MUTATIONS.includes(mu) ? 'device' : 'kernel',
     };
     rows.push(row);
     process.stderr.write(
@@ -70,4 +72,44 @@ export async function mutationRows(only?: string): Promise<Row[]> {
     );
   }
   return rows;
+}
+
+/** The markers around each generated table in docs/properties.md. */
+export function tableMarkers(kind: 'kernel' | 'device'): [string, string] {
+  return [
+    `<!-- BEGIN npm run bench -- --write mutation: ${kind} -->`,
+    `<!-- END npm run bench -- --write mutation: ${kind} -->`,
+  ];
+}
+
+const s2 = (x: unknown): string => (typeof x === 'number' && Number.isFinite(x) ? `${x} s` : '—');
+const n2 = (x: unknown): string => (typeof x === 'number' && Number.isFinite(x) ? String(x) : '—');
+
+/** docs/properties.md's table of one kind, from the benchmark's rows, with how it was measured. */
+export function mutationTable(rows: Row[], kind: 'kernel' | 'device', measured: string): string {
+  const head =
+    kind === 'kernel'
+      ? '| property | broken by | what the bug is | found | median first failure | median cases | median with shrinking | median / max shrunk ops |'
+      : '| property | model and bug | what the bug is | found | median first failure | median cases | median with shrinking | median / max shrunk ops |';
+  const lines = [measured, '', head, '|---|---|---|---|---|---|---|---|'];
+  for (const r of rows.filter((x) => x.kind === kind)) {
+    const breaker =
+      kind === 'kernel'
+        ? `\`${r.breaker}\`${r.suite !== 'longterm-pin' ? ` (${r.suite})` : ''}`
+        : `\`${String(r.breaker).replace(/^v[^ ]* --bug /, `${r.suite} --bug `)}\``;
+    lines.push(
+      `| \`${r.property}\` | ${breaker} | ${r['what the bug is']} | ${r.found} | ${s2(r['median first failure s'])} | ` +
+        `${n2(r['median cases'])} | ${s2(r['median with shrinking s'])} | ${n2(r['median shrunk ops'])} / ${n2(r['max shrunk ops'])} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The document with the table of that kind between its markers replaced; throws when a marker is missing. */
+export function replaceTable(doc: string, kind: 'kernel' | 'device', table: string): string {
+  const [begin, end] = tableMarkers(kind);
+  const i = doc.indexOf(begin);
+  const j = doc.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`docs/properties.md: no '${begin}' ... '${end}'`);
+  return `${doc.slice(0, i + begin.length)}\n${table}\n${doc.slice(j)}`;
 }
