@@ -24,7 +24,7 @@ export const CAMPAIGN_SHAPES: { name: string; cmdline?: string }[] = [
 ];
 
 /** Each suite run of the default plan runs this many times the suite's own case count. */
-export const CAMPAIGN_RUNS_FACTOR = 10;
+export const CAMPAIGN_RUNS_FACTOR = 20;
 
 /** Time budget of one case in the campaign (a case past it fails as a hang). */
 export const CAMPAIGN_CASE_TIMEOUT_MS = 10_000;
