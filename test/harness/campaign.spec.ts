@@ -201,9 +201,11 @@ describe('JUnit XML', () => {
       '--shard',
       '1/4',
       '--save',
-      'none',
+      path.join(tmp, 'saved'),
       '--junit',
       junit,
+      '--html',
+      path.join(tmp, 'html'),
     ]);
     expect(r.code).toBe(1);
     const doc = new XMLParser({ ignoreAttributes: false, isArray: (n) => ['testsuite', 'testcase'].includes(n) }).parse(
@@ -221,9 +223,17 @@ describe('JUnit XML', () => {
     const first = failures.find((c) => c['@_name'] === 'no-longterm-pin-in-movable') as {
       failure: { '#text': string };
     };
+    // saved under --save, the file named with the case's hash; the replay line names the file
     expect(first.failure['#text']).toMatch(
-      /ZONE_MOVABLE[\s\S]*\nreplay: pinlab replay --suite \S+ --kernel v5.12 --seed \d+ --path /,
+      /ZONE_MOVABLE[\s\S]*\nreplay: pinlab replay \S*saved\/\S+-v5\.12-no-longterm-pin-in-movable-\d+-[0-9a-f]{8}\.json$/,
     );
     expect(Number(doc.testsuites['@_failures'])).toBe(failures.length);
+    // --html: the summary page with its rows and matrix, a report per failure it links to
+    const index = fs.readFileSync(path.join(tmp, 'html', 'index.html'), 'utf8');
+    expect(index).toMatch(/<h1>pinlab campaign: fail<\/h1>/);
+    expect(index).toContain('<td>no-longterm-pin-in-movable</td><td class="FAIL">FAIL</td>');
+    const links = [...index.matchAll(/<a href="([^"]+)">/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(0);
+    for (const l of links) expect(fs.existsSync(path.join(tmp, 'html', l))).toBe(true);
   }, 300_000);
 });
