@@ -18,6 +18,7 @@ import { devicesRows } from './devices';
 import { mutationRows, mutationTable, replaceTable } from './mutation';
 import { soakRows } from './soak';
 import { campaignRows } from './campaign';
+import { mmMutantRows, mutantScores } from './mm_mutants';
 import { loadPlugin } from '../harness/plugins';
 import { BENCH_PLUGIN, AllocBenchTask, AllocBenchResult } from './plugin';
 import { Row, formatTable } from './table';
@@ -235,6 +236,11 @@ async function mainBench(): Promise<void> {
     mutation: benchMutation,
     soak: benchSoak,
     campaign: async () => record('campaign', await campaignRows()),
+    'mm-mutants': async () => {
+      const rows = await mmMutantRows(path.join(benchDir(), '..'));
+      record('mm-mutants', rows);
+      record('mm-mutants-score', mutantScores(rows));
+    },
   };
   const unknown = args.names.filter((n) => !all[n]);
   if (unknown.length) {

@@ -21,6 +21,7 @@ export const EXPECTED_SECONDS: Record<string, number> = {
   mutation: 600,
   soak: 300,
   campaign: 90,
+  'mm-mutants': 2400,
 };
 
 /** Seconds under a minute ("0.4 s", "25 s"), else m:ss, or h:mm:ss past an hour. */
