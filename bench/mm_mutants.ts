@@ -5,7 +5,7 @@
 // negated, an expression statement deleted, a constant changed by one - and each mutant runs, in a copy
 // of the repository, against the mm unit specs (jest, type checks off: a mutant that only breaks the
 // types is not a caught bug) and a short campaign (every suite, 20 cases a suite run). Killed: either
-// failed or timed out. Survivors are listed: some are equivalent mutants, which no test can kill.
+// failed or timed out (2 minutes each). Survivors are listed: some are equivalent mutants, which no test can kill.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -112,8 +112,8 @@ export async function mmMutantRows(root: string): Promise<Row[]> {
   const dir = sandbox(root);
   const rows: Row[] = [];
   const unitRun = (): ReturnType<typeof run> =>
-    run('npx', ['jest', '--config', 'jest.mutants.json', '--silent', '--bail'], dir, 300_000);
-  const campaignRun = (): ReturnType<typeof run> => run('npx', ['tsx', '-e', CAMPAIGN], dir, 300_000);
+    run('npx', ['jest', '--config', 'jest.mutants.json', '--silent', '--bail'], dir, 120_000);
+  const campaignRun = (): ReturnType<typeof run> => run('npx', ['tsx', '-e', CAMPAIGN], dir, 120_000);
   try {
     // without a mutant both must pass, or every mutant would count as killed
     const base = [unitRun(), campaignRun()];

@@ -2,9 +2,9 @@
 // at a time with its own machines and actor workers (harness/runner.ts runSuite()). A suite run's seed
 // and cases come from the plan, never from the runner that took it, so results do not depend on --jobs.
 // A signal or the --time cap reaches every runner through one shared word.
-import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import { loadedPlugins } from './plugins';
+import { workerFile } from './pool';
 import type { RunSummary } from './runner';
 import type { Interrupt } from './signals';
 
@@ -38,14 +38,6 @@ export const JOB_RUN = 0;
 export const JOB_SIGNAL = 1;
 export const JOB_CAP = 2;
 
-function jobFile(): { filename: string; execArgv: string[] } {
-  const ts = __filename.endsWith('.ts');
-  return {
-    filename: path.join(__dirname, ts ? 'campaign_worker.ts' : 'campaign_worker.js'),
-    execArgv: ts ? ['--require', 'tsx/cjs'] : [],
-  };
-}
-
 export class CampaignJobs {
   private readonly pool: Piscina;
   private readonly stop = new Int32Array(new SharedArrayBuffer(4));
@@ -55,7 +47,7 @@ export class CampaignJobs {
     readonly jobs: number,
     interrupt: Interrupt,
   ) {
-    const f = jobFile();
+    const f = workerFile('campaign_worker');
     this.pool = new Piscina({
       filename: f.filename,
       execArgv: f.execArgv,

@@ -7,10 +7,11 @@ import type { ActorTask, ActorResult, PluginTask } from './types';
 import { loadedPlugins } from './plugins';
 import { smpEnable } from '../mm/atomic';
 
-export function workerFile(): { filename: string; execArgv: string[] } {
+/** A worker thread's file beside this one (base name), and the loader it needs when running from source. */
+export function workerFile(base = 'worker'): { filename: string; execArgv: string[] } {
   const ts = __filename.endsWith('.ts');
   return {
-    filename: path.join(__dirname, ts ? 'worker.ts' : 'worker.js'),
+    filename: path.join(__dirname, `${base}.${ts ? 'ts' : 'js'}`),
     execArgv: ts ? ['--require', 'tsx/cjs'] : [],
   };
 }

@@ -17,7 +17,7 @@ import { mergeCampaignDocs, parseCampaignDoc } from '../campaign_merge';
 import { readInput, badFileMessage } from '../input';
 import { withInterrupt, signalExitCode, type Interrupt } from '../signals';
 import { Command, Io, parse, noPositionals, UsageError, type Flags } from './command';
-import { intFlag, kernelFlag, seedFlag, regressionsFlag, DEFAULT_SAVE_DIR, htmlFlag } from './flags';
+import { intFlag, kernelFlag, seedFlag, saveFlag, DEFAULT_SAVE_DIR, htmlFlag } from './flags';
 import { writeCampaignReport } from '../report/index';
 
 const OUTPUT_HELP = `  --json FILE       write the campaign as JSON (schema in docs/campaign.md), for tools and pinlab merge
@@ -123,12 +123,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const shard = shardFlag(values.shard);
   const timeSec = intFlag('time', values.time, 1, 1_000_000);
   outputFlags(values);
-  if (values.save !== undefined && values.regressions !== undefined)
-    throw new UsageError('--save and --regressions name the same directory: give one');
-  const regressionsDir = regressionsFlag(
-    values.save ?? values.regressions,
-    values.save !== undefined ? 'save' : 'regressions',
-  );
+  const regressionsDir = saveFlag(values);
   const htmlDir = htmlFlag(values.html);
   const planned = campaignPlan({ seed, runs }).length;
   io.out(

@@ -78,6 +78,13 @@ export function checkPath(cfg: Parameters<typeof pathNamesACase>[0]): void {
  */
 export const DEFAULT_SAVE_DIR = 'failures';
 
+/** --save DIR, or its older name --regressions DIR (one of them): regressionsFlag() of it. */
+export function saveFlag(values: { save?: Value; regressions?: Value }): string | null {
+  if (values.save !== undefined && values.regressions !== undefined)
+    throw new UsageError('--save and --regressions name the same directory: give one');
+  return values.save !== undefined ? regressionsFlag(values.save, 'save') : regressionsFlag(values.regressions);
+}
+
 /** --save (--regressions): a directory (created and probed now, before any case runs), or 'none'. */
 export function regressionsFlag(v: Value, flag = 'regressions'): string | null {
   const dir = (v as string | undefined) ?? DEFAULT_SAVE_DIR;

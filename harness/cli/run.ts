@@ -13,7 +13,7 @@ import {
   seedFlag,
   pathFlag,
   checkPath,
-  regressionsFlag,
+  saveFlag,
   DEFAULT_SAVE_DIR,
   suiteFlag,
   caseShapeFlags,
@@ -121,17 +121,12 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   const json = values.json === true;
   const shape = caseShapeFlags(values, suite);
   checkPath({ suite, variant, seed, path, ...shape });
-  if (values.save !== undefined && values.regressions !== undefined)
-    throw new UsageError('--save and --regressions name the same directory: give one');
   const guided = values.guided === true;
   if (guided && (mode !== 'det' || path !== undefined))
     throw new UsageError(
       '--guided: deterministic mode only, and not with --path (a guided case needs the cases before it)',
     );
-  const regressionsDir = regressionsFlag(
-    values.save ?? values.regressions,
-    values.save !== undefined ? 'save' : 'regressions',
-  );
+  const regressionsDir = saveFlag(values);
   const traceLines = traceLinesFlag(values['trace-lines']);
   const htmlDir = htmlFlag(values.html);
   if (!json) {

@@ -187,6 +187,18 @@ describe('pinlab campaign and pinlab merge', () => {
   }, 120_000);
 });
 
+it('--save and its older name --regressions together are refused, as is a bad --shard', async () => {
+  for (const verb of [['campaign'], ['run']]) {
+    const r = await cli([...verb, '--save', 'none', '--regressions', 'none']);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('pinlab: --save and --regressions name the same directory: give one\n');
+  }
+  for (const bad of ['0/2', '3/2', '1/0', 'x', '1/']) {
+    const r = await cli(['campaign', '--shard', bad, '--save', 'none']);
+    expect([r.code, r.err]).toEqual([2, `pinlab: --shard: '${bad}' is not I/N with 1 <= I <= N (e.g. 2/4)\n`]);
+  }
+});
+
 describe('JUnit XML', () => {
   it('one test case per suite run and property; a failure carries its message and replay line', async () => {
     const junit = path.join(tmp, 'fail.xml');
