@@ -5,7 +5,13 @@
 // isolated and a non-isolated pageblock would put pages on the wrong lists.
 import { boot } from '../../helpers';
 import { allocPages, freePages, NO_PAGE, drainAllPages } from '../../../mm/page_alloc';
-import { startIsolatePageRange, undoIsolatePageRange, unsetMigratetypeIsolate } from '../../../mm/page_isolation';
+import {
+  startIsolatePageRange,
+  undoIsolatePageRange,
+  unsetMigratetypeIsolate,
+  testPagesIsolated,
+} from '../../../mm/page_isolation';
+import { EBUSY } from '../../../mm/errno';
 import { GFP_HIGHUSER_MOVABLE, __GFP_NORETRY } from '../../../mm/gfp';
 import { MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { Memmap, PG_buddy, PG_ORDER_SHIFT } from '../../../mm/memmap';
@@ -45,5 +51,30 @@ describe('isolating pageblocks of a larger free block (move_freepages_block_isol
     for (const p of got) freePages(m, p, 0);
     drainAllPages(m);
     expect(checkAllocator(m).errors).toEqual([]);
+  });
+});
+
+describe('test_pages_isolated() names the pfn that is not free', () => {
+  it('a pageblock not isolated, then a page in use: -EBUSY with that pfn (offline_pages() reports it)', () => {
+    const m = boot(CMD, 'mini');
+    drainAllPages(m);
+    const out = { pfn: -1 };
+    expect(testPagesIsolated(m, 64, 80, 0, out)).toBe(-EBUSY);
+    expect(out.pfn).toBe(64); // not isolated yet: the first pageblock
+    expect(startIsolatePageRange(m, 64, 80, MIGRATE_CMA, 0)).toBe(0);
+    expect(testPagesIsolated(m, 64, 80, 0, out)).toBe(0);
+    undoIsolatePageRange(m, 64, 80, MIGRATE_CMA);
+    // a CMA page in use (movable allocations take CMA first here), then the range isolated around it
+    let p: number;
+    const taken: number[] = [];
+    while ((p = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_NORETRY, 0)) !== NO_PAGE && !(p >= 64 && p < 80))
+      taken.push(p);
+    expect(p >= 64 && p < 80).toBe(true);
+    drainAllPages(m);
+    expect(startIsolatePageRange(m, 64, 80, MIGRATE_CMA, 0)).toBe(0);
+    out.pfn = -1;
+    expect(testPagesIsolated(m, 64, 80, 0, out)).toBe(-EBUSY);
+    expect(out.pfn).toBe(p);
+    undoIsolatePageRange(m, 64, 80, MIGRATE_CMA);
   });
 });
