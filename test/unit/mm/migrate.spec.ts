@@ -144,6 +144,28 @@ describe('migrate_pages (mm/migrate.c)', () => {
     expect(m.pageZonenum(pfnOf(m, mm, v))).toBe(ZONE_NORMAL);
   });
 
+  it('-ENOMEM stops the passes; the folios waiting for another pass go back on the list with the rest', () => {
+    const { m, mm, v } = setup();
+    const busy = pfnOf(m, mm, v + 1); // an extra reference: -EAGAIN, kept for the next pass
+    const next = pfnOf(m, mm, v + 2);
+    folioGet(m, busy);
+    lruAddDrainAll(m);
+    const list = [busy, next];
+    for (const p of list) expect(isolateFolio(m, p)).toBe(true);
+    let calls = 0;
+    const target = allocMigrationTarget(GFP_HIGHUSER);
+    // a target for the first folio, none for the second: -ENOMEM in the middle of the first pass
+    const getNew = (mm2: Memmap, src: number): number => (calls++ === 0 ? target(mm2, src) : NO_PAGE);
+    expect(migratePages(m, list, getNew, { reason: MR_COMPACTION })).toBe(-ENOMEM);
+    expect([...list].sort((a, b) => a - b)).toEqual([busy, next].sort((a, b) => a - b));
+    putbackMovablePages(m, list);
+    for (const p of [busy, next]) expect(m.flags[p]! & PG_lru).toBeTruthy(); // none left isolated
+    expect([getUser(m, mm, v + 1), getUser(m, mm, v + 2)]).toEqual([501, 502]);
+    folioPut(m, busy);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
   it('with no target memory at all, migrate_pages stops with -ENOMEM and the folios stay', () => {
     const { m, mm, v } = setup();
     // exhaust the kernel zone with kernel allocations (a faulting hog would be OOM-killed and reaped)
