@@ -1,6 +1,7 @@
 import { allocPages, freePages, NO_PAGE, drainAllPages, zonePcpCount } from '../../../mm/page_alloc';
 import {
   GFP_KERNEL,
+  GFP_ATOMIC,
   GFP_HIGHUSER_MOVABLE,
   GFP_USER,
   GFP_DMA32,
@@ -83,6 +84,21 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     const z = zone(m, 'Normal');
     expect(z.free).toBeLessThanOrEqual(z.min + 1);
     expect(z.free).toBeGreaterThanOrEqual(z.min - 0);
+  });
+
+  it('__GFP_HIGH (GFP_ATOMIC) may go down to half the min watermark, GFP_KERNEL not (ALLOC_MIN_RESERVE)', () => {
+    const m = boot(CMD, MINI);
+    drainTo(m, GFP_KERNEL);
+    drainAllPages(m);
+    const z = zone(m, 'Normal');
+    expect(z.min).toBeGreaterThanOrEqual(4); // room between min and min/2 to see the difference
+    const atomic = drainTo(m, GFP_ATOMIC);
+    drainAllPages(m);
+    const after = zone(m, 'Normal');
+    expect(atomic.length).toBeGreaterThan(0);
+    // __zone_watermark_ok(): min -= min / 2, then ALLOC_NON_BLOCK (no direct reclaim) takes a quarter more
+    expect(after.free).toBeLessThan(z.min - Math.floor(z.min / 2) + 1);
+    expect(after.free).toBeGreaterThanOrEqual(Math.floor((z.min - Math.floor(z.min / 2)) * 0.75) - 1);
   });
 
   it('GFP_HIGHUSER_MOVABLE prefers ZONE_MOVABLE, then falls back to Normal', () => {
