@@ -90,7 +90,10 @@ export function spinTrylock(a: Int32Array, i: number): boolean {
 }
 
 export function spinUnlock(a: Int32Array, i: number): void {
-  if (atomicXchg(a, i, 0) === 2) Atomics.notify(a, i, 1);
+  const old = atomicXchg(a, i, 0);
+  // CONFIG_DEBUG_SPINLOCK's spin_bug(lock, "already unlocked"): an unlock without its lock
+  if (old === 0) throw new KernelBug('spin_unlock: lock already unlocked');
+  if (old === 2) Atomics.notify(a, i, 1);
 }
 
 // ---- mutex (sleeping; may be held across preemption points) ----
