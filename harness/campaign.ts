@@ -55,15 +55,7 @@ export interface CampaignOptions {
 }
 
 /** One suite run of the plan, as it ran (or why it did not). */
-export interface CampaignItem {
-  index: number;
-  suite: string;
-  shape: string;
-  cmdline: string | null;
-  seed: number;
-  runs: number;
-  /** the properties its cases check */
-  properties: readonly string[];
+export interface CampaignItem extends JobItem {
   /** done: ran all its cases; cut: stopped part way (signal, --time); not run: never started */
   status: 'done' | 'cut' | 'not run';
   why?: 'interrupted' | 'time cap';
