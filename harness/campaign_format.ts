@@ -2,7 +2,6 @@
 // something, checks, failures, the checks' own time, verdict; the kernel paths reached; what did not
 // run), JUnit XML for CI systems (one test case per suite run and property), and the JSON document
 // (CAMPAIGN_SCHEMA, docs/campaign.md) that `pinlab merge` reads back.
-import * as fs from 'node:fs';
 import { VM_ITEMS, PATH_ITEMS } from '../mm/vmstat';
 import { BUGS } from '../mm/variants';
 import { campaignShapeNote, CAMPAIGN_SCHEMA, type CampaignDoc, type CampaignItem } from './campaign';
@@ -120,20 +119,6 @@ function itemSuite(x: CampaignItem): string[] {
   }
   out.push('  </testsuite>');
   return out;
-}
-
-/** Write a file atomically (a temporary file, then rename); one line naming the file on failure. */
-export function writeOutput(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw new Error(`cannot write '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-      cause: e,
-    });
-  }
 }
 
 /** The JSON document: the campaign as run, with each failure's case (a regression file's). */

@@ -129,15 +129,17 @@ export function coverCase(
   countIn(cov.corpus, r.sites);
 }
 
-function countIn(
-  into: Record<string, { total: number; cases: number }>,
-  from: Record<string, number> | undefined,
-): void {
-  for (const [k, v] of Object.entries(from ?? {})) {
-    const e = (into[k] ??= { total: 0, cases: 0 });
-    e.total += v;
-    e.cases++;
-  }
+type Counts = Record<string, { total: number; cases: number }>;
+
+function addCount(into: Counts, k: string, total: number, cases: number): void {
+  const e = (into[k] ??= { total: 0, cases: 0 });
+  e.total += total;
+  e.cases += cases;
+}
+
+/** One case's counters: each one not 0 is a case that took the path. */
+function countIn(into: Counts, from: Record<string, number> | undefined): void {
+  for (const [k, v] of Object.entries(from ?? {})) addCount(into, k, v, 1);
 }
 
 /** Sum coverages into the first. */
@@ -149,13 +151,8 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
     e.checked += t.checked;
     e.ms += t.ms;
   }
-  for (const key of ['events', 'corpus'] as const) {
-    for (const [k, v] of Object.entries(from[key] ?? {})) {
-      const e = (into[key][k] ??= { total: 0, cases: 0 });
-      e.total += v.total;
-      e.cases += v.cases;
-    }
-  }
+  for (const key of ['events', 'corpus'] as const)
+    for (const [k, v] of Object.entries(from[key] ?? {})) addCount(into[key], k, v.total, v.cases);
   return into;
 }
 

@@ -12,7 +12,8 @@ import {
   EXIT_INCOMPLETE,
   type CampaignDoc,
 } from '../campaign';
-import { formatCampaign, campaignJunit, campaignJson, writeOutput } from '../campaign_format';
+import { formatCampaign, campaignJunit, campaignJson } from '../campaign_format';
+import { writeFileAtomic } from '../io';
 import { mergeCampaignDocs, parseCampaignDoc } from '../campaign_merge';
 import { readInput, badFileMessage } from '../input';
 import { withInterrupt, signalExitCode, type Interrupt } from '../signals';
@@ -77,8 +78,8 @@ function shardFlag(v: Flags[string]): { index: number; count: number } | undefin
 function finish(doc: CampaignDoc, values: Flags, io: Io, interrupt: Interrupt | null): number {
   io.out(formatCampaign(doc));
   try {
-    if (values.json) writeOutput(String(values.json), campaignJson(doc));
-    if (values.junit) writeOutput(String(values.junit), campaignJunit(doc));
+    if (values.json) writeFileAtomic(String(values.json), campaignJson(doc));
+    if (values.junit) writeFileAtomic(String(values.junit), campaignJunit(doc));
   } catch (e) {
     io.err(`pinlab: ${(e as Error).message}\n`);
     return 2;

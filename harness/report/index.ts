@@ -1,7 +1,6 @@
 // `pinlab report`, `--html DIR` of run and replay, and the campaign's summary page: a failing case
 // replayed deterministically with machine snapshots, written as one self-contained HTML file
 // (docs/report.md).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CaseResult, Failure } from '../run_case';
 import { CaseError } from '../run_case';
@@ -12,6 +11,7 @@ import { buildReportData, ReportSource } from './data';
 import { renderReport, escapeHtml } from './html';
 import { campaignPage } from './campaign_page';
 import { readInput } from '../input';
+import { writeFileAtomic } from '../io';
 
 export { buildReportData, renderReport };
 
@@ -34,11 +34,9 @@ export function writeHtml(file: string, html: string): void {
   const dir = path.dirname(path.resolve(file));
   try {
     mkdirs(dir);
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, html);
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, html);
   } catch (e) {
-    throw new CaseError(`cannot write '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CaseError((e as Error).message); // bad --html / -o: one line, exit 2
   }
 }
 
