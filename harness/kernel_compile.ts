@@ -39,6 +39,8 @@ export interface KernelMachine {
   /** QEMU -m in MiB */
   memMiB: number;
   machineType: string;
+  /** QEMU device arguments a device step needs (intel-iommu and edu for vfio-type1) */
+  devices?: string[];
   /** the guest's kernel command line */
   cmdline: string;
   warnings: string[];
@@ -47,6 +49,8 @@ export interface KernelMachine {
 export interface CompiledScenario {
   program: string;
   machine: KernelMachine;
+  /** kernel modules the device steps need, loaded by /init as --load's (dependencies first) */
+  modules?: string[];
   /** per step: the names the report needs (proc, pin) and what the detail shows */
   steps: {
     op: string;
@@ -60,8 +64,41 @@ export interface CompiledScenario {
     items?: string[];
     pin?: string;
     hold?: boolean;
+    /** open/call/close: the device (as:/dev:) and the call made */
+    dev?: string;
+    call?: string;
+    iova?: number;
   }[];
 }
+
+/**
+ * Device models a scenario can open (op: open) on a real kernel, and their ops: each op either runs (the probe's
+ * line) or is refused, with why. A device not named here is refused (docs/real-kernel.md).
+ */
+export const KERNEL_DEVICES: Record<string, { runs: string[]; refused: Record<string, string> }> = {
+  'vfio-type1': {
+    runs: ['map_dma', 'unmap_dma'],
+    refused: {
+      dma_write:
+        "edu's DMA engine moves data only between RAM and its own buffer, which the CPU cannot reach: a staging map_dma would change what is pinned",
+      dma_read:
+        "edu's DMA engine moves data only between RAM and its own buffer, which the CPU cannot reach: a staging map_dma would change what is pinned",
+    },
+  },
+};
+
+/** Devices with no kernel mapping yet: why. */
+const REFUSED_DEVICES: Record<string, string> = {
+  'rdma-umem': 'RDMA memory registration on rdma_rxe is not mapped to the probe yet',
+  'io-uring-fixed':
+    "not mapped as a device: op pin is IORING_REGISTER_BUFFERS (io_uring's fixed buffers) on the kernel",
+};
+
+/** The vfio-type1 guest: q35 with QEMU's intel-iommu and its edu device, bound to vfio-pci in the guest. */
+const VFIO_QEMU = ['-device', 'intel-iommu,intremap=on,caching-mode=on', '-device', 'edu'];
+const VFIO_MODULES = ['vfio_iommu_type1', 'vfio_pci'];
+/** pc_q35_init(): RAM below 4G ends at 2G when there is 0xb0000000 or more of it */
+const Q35_LOWMEM_LIMIT = 0xb0000000;
 
 function refuse(file: string, n: number, op: string, what: string): never {
   throw new ScenarioError(`${file}: step ${n} (${op}): ${what}`);
@@ -120,7 +157,16 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
   // what the guest needs: the console, a panic that ends QEMU, offline failure reasons (pr_debug), no KASLR, no
   // speculative-execution mitigations (page table isolation makes every syscall slow under TCG)
   out.push('console=ttyS0', 'quiet', 'panic=-1', 'nokaslr', 'mitigations=off', 'dyndbg="file memory_hotplug.c +p"');
-  return { memMiB: qemuMiB, machineType: 'pc', cmdline: out.join(' '), warnings };
+  const machine: KernelMachine = { memMiB: qemuMiB, machineType: 'pc', cmdline: out.join(' '), warnings };
+  if (sc.steps.some((s) => s.op === 'open' && s.device === 'vfio-type1')) {
+    // intel-iommu needs q35; kernel-irqchip=split is what interrupt remapping asks of KVM (TCG ignores it)
+    machine.machineType = 'q35,kernel-irqchip=split';
+    machine.devices = VFIO_QEMU;
+    machine.cmdline += ' intel_iommu=on';
+    if (qemuMiB * 2 ** 20 >= Q35_LOWMEM_LIMIT)
+      warnings.push(`mem=${memMiB}M: q35 puts RAM above 2G at 4G from 2816M on: blocks and zones above 2G differ`);
+  }
+  return machine;
 }
 
 function addrArg(file: string, n: number, op: string, v: unknown, maps: Map<string, number>): string {
@@ -171,6 +217,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
   const mapOwner = new Map<string, string>();
   const mapLen = new Map<number, number>();
   const pins = new Map<string, { h: number; proc: string }>();
+  const devs = new Map<string, { h: number; proc: string; device: string }>();
+  let vfio = false;
   let nextMap = 0;
   let nextHold = 0;
   // eslint-disable-next-line max-lines-per-function -- one case per scenario op
@@ -178,7 +226,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
     const n = i + 1;
     const op = s.op;
     if (Object.hasOwn(REFUSED_OPS, op)) refuse(file, n, op, `op ${op} cannot run on a real kernel: ${REFUSED_OPS[op]}`);
-    if (!Object.hasOwn(STEP_KINDS, op)) refuse(file, n, op, `unknown op '${op}'`);
+    if (!Object.hasOwn(STEP_KINDS, op) && !DEVICE_STEPS.includes(op)) refuse(file, n, op, `unknown op '${op}'`);
     for (const [o, f, allowed, why] of REFUSED_FIELDS) {
       if (o === op && s[f] !== undefined && s[f] !== allowed)
         refuse(file, n, op, `${f}: ${JSON.stringify(s[f])} cannot run on a real kernel: ${why}`);
@@ -302,6 +350,15 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
               `exit of '${s.proc}' while it holds pin '${name}': io_uring releases a ring's buffers when the process exits (the model's pin outlives it); unpin first`,
             );
         }
+        for (const [name, d] of devs) {
+          if (d.proc === s.proc)
+            refuse(
+              file,
+              n,
+              op,
+              `exit of '${s.proc}' while device '${name}' is open: its fds close with the process and release the container; close it first`,
+            );
+        }
         procs.delete(s.proc as string);
         exited.add(s.proc as string);
         for (const [k, owner] of mapOwner)
@@ -362,14 +419,113 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       case 'zones':
         line = 'zones';
         break;
+      case 'open': {
+        const device = String(s.device);
+        const p = pid(s.proc);
+        const dv = KERNEL_DEVICES[device];
+        if (!dv)
+          refuse(
+            file,
+            n,
+            op,
+            `device '${device}' cannot run on a real kernel: ${REFUSED_DEVICES[device] ?? 'no kernel mapping (vfio-type1 has one)'}`,
+          );
+        const name = s.as;
+        if (typeof name !== 'string') refuse(file, n, op, "needs 'as:' (the name call and close use)");
+        if (devs.has(name)) refuse(file, n, op, `device '${name}' is already open`);
+        const h = nextHold++;
+        devs.set(name, { h, proc: s.proc as string, device });
+        vfio = true;
+        st.dev = name;
+        line = `vfio_open p=${p} h=${h}`;
+        break;
+      }
+      case 'call':
+      case 'close': {
+        const name = String(s.dev);
+        const d = devs.get(name);
+        if (!d) refuse(file, n, op, `dev: no open device named '${name}'`);
+        const p = pid(d.proc);
+        st.dev = name;
+        if (op === 'close') {
+          devs.delete(name);
+          line = `vfio_close p=${p} h=${d.h}`;
+          break;
+        }
+        const call = String(s.call);
+        const dv = KERNEL_DEVICES[d.device]!;
+        if (Object.hasOwn(dv.refused, call))
+          refuse(file, n, op, `${d.device} ${call} cannot run on a real kernel: ${dv.refused[call]}`);
+        if (!dv.runs.includes(call)) refuse(file, n, op, `${d.device} has no op '${call}'`);
+        st.call = call;
+        line = deviceCall(file, n, d, p, call, (s.args ?? {}) as Record<string, unknown>, maps, mapOwner, st);
+        break;
+      }
       default:
         return refuse(file, n, op, `op ${op} has no kernel mapping`);
     }
     lines.push(`${n} ${line}`);
     steps.push(st);
   });
-  return { program: lines.join('\n') + '\n', machine, steps };
+  return { program: lines.join('\n') + '\n', machine, steps, modules: vfio ? VFIO_MODULES : [] };
 }
+
+/** Device steps (a `pinlab devices` model opened for a process, its ops, its close). */
+export const DEVICE_STEPS = ['open', 'call', 'close'];
+
+/** A byte count or address given as a number or a size ('2M'). */
+function bytesArg(file: string, n: number, field: string, v: unknown): number {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+  if (typeof v !== 'string')
+    return refuse(file, n, 'call', `${field}: needs a byte count or address, got ${JSON.stringify(v)}`);
+  try {
+    return offsetBytes(field, v);
+  } catch (e) {
+    return refuse(file, n, 'call', (e as Error).message);
+  }
+}
+
+/** vfio-type1 map_dma / unmap_dma as the probe's line (VFIO_IOMMU_MAP_DMA / VFIO_IOMMU_UNMAP_DMA). */
+function deviceCall(
+  file: string,
+  n: number,
+  d: { h: number; proc: string },
+  pnum: number,
+  call: string,
+  args: Record<string, unknown>,
+  maps: Map<string, number>,
+  mapOwner: Map<string, string>,
+  st: CompiledScenario['steps'][number],
+): string {
+  const head = `p=${pnum} h=${d.h}`;
+  for (const k of Object.keys(args))
+    if (!Object.hasOwn(VFIO_ARGS[call]!, k))
+      refuse(file, n, 'call', `${call}: unknown argument '${k}' (${Object.keys(VFIO_ARGS[call]!).join(', ')})`);
+  if (call === 'unmap_dma') {
+    if (args.all === true) return `vfio_unmap ${head} iova=0 len=0 all=1`;
+    const iova = bytesArg(file, n, 'iova', args.iova);
+    const sz = bytesArg(file, n, 'size', args.size);
+    st.iova = iova;
+    st.len = sz;
+    return `vfio_unmap ${head} iova=${iova} len=${sz} all=0`;
+  }
+  const iova = bytesArg(file, n, 'iova', args.iova);
+  const sz = bytesArg(file, n, 'size', args.size);
+  const base = typeof args.vaddr === 'string' ? /^[A-Za-z_][A-Za-z0-9_]*/.exec(args.vaddr)?.[0] : undefined;
+  if (base !== undefined && mapOwner.get(base) !== undefined && mapOwner.get(base) !== d.proc)
+    refuse(file, n, 'call', `vaddr: mapping '${base}' is ${mapOwner.get(base)}'s, the device is open in ${d.proc}`);
+  const a = addrArg(file, n, 'call', args.vaddr, maps);
+  st.iova = iova;
+  st.len = sz;
+  const prot = (args.read === true ? 1 : 0) | (args.write === true ? 2 : 0);
+  return `vfio_map ${head} iova=${iova} a=${a} len=${sz} prot=${prot}`;
+}
+
+/** The arguments each run vfio-type1 op takes (the model's fields, devices/vfio_container.ts). */
+const VFIO_ARGS: Record<string, Record<string, true>> = {
+  map_dma: { iova: true, vaddr: true, size: true, read: true, write: true },
+  unmap_dma: { iova: true, size: true, all: true },
+};
 
 /** A time limit for offline (the kernel retries while pages fail to migrate; a signal ends it with -EINTR). */
 export let OFFLINE_MS = 10000;

@@ -111,6 +111,7 @@ export function qemuArgs(
     `file:${consoleFile}`,
     '-serial',
     `file:${resultFile}`,
+    ...(c.machine.devices ?? []),
   ];
 }
 
@@ -129,9 +130,11 @@ export async function runOnKernel(
   const extra: { name: string; data?: Buffer; mode?: number; dir?: boolean }[] = [
     { name: 'prog.txt', data: Buffer.from(c.program) },
   ];
-  if (opts.load?.length) {
+  // --load's modules, then the device steps' (vfio-pci and vfio_iommu_type1 for vfio-type1)
+  const load = [...(opts.load ?? []), ...(c.modules ?? [])];
+  if (load.length) {
     if (!kernel.modulesDir) throw new Error(`--load: ${kernel.spec} has no modules directory (give --modules DIR)`);
-    const mods = moduleClosure(kernel.modulesDir, opts.load);
+    const mods = moduleClosure(kernel.modulesDir, load);
     for (const m of mods) extra.push({ name: `lib/modules/${m.name}.ko`, data: m.data });
     extra.push({ name: 'modules.list', data: Buffer.from(mods.map((m) => m.name).join('\n') + '\n') });
   }
@@ -464,6 +467,20 @@ function stepDetail(
       return rc < 0 ? '' : `${pinPages.get(st.pin!) ?? 0} pages unpinned`;
     case 'vmstat':
       return (st.items ?? []).map((it) => `${it} ${it in totals ? totals[it] : 'n/a'}`).join('; ');
+    case 'open':
+      return rc < 0 ? '' : `vfio-pci edu in iommu group ${r.aux}; container set to VFIO_TYPE1v2_IOMMU`;
+    case 'call': {
+      const iova = `0x${(st.iova ?? 0).toString(16)}`;
+      if (st.call === 'unmap_dma') return rc < 0 ? '' : `${rc} bytes unmapped`;
+      if (rc < 0) return '';
+      const vm = r.vm as { VmLck?: number } | undefined;
+      const parts = [`${iova}+0x${(pages * 4096).toString(16)} pinned and mapped: ${residencyText(res)}`];
+      if (d.pgmigrate_success) parts.push(`${d.pgmigrate_success} migrated`);
+      if (vm?.VmLck !== undefined) parts.push(`locked_vm ${vm.VmLck / 4} pages`);
+      return parts.join('; ');
+    }
+    case 'close':
+      return rc < 0 ? '' : 'container released';
     case 'zones': {
       const zs = (r.zones ?? []) as KernelZone[];
       return zs

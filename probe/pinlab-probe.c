@@ -14,7 +14,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <linux/io_uring.h>
+#include <linux/vfio.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -543,6 +546,137 @@ static long w_hold(int h, unsigned long addr, unsigned long len)
 	return r / page_size;
 }
 
+/* ---------- VFIO type1: QEMU's edu PCI device (1234:11e8) bound to vfio-pci, behind intel-iommu ---------- */
+
+static int vf_ct[MAXH], vf_grp[MAXH], vf_dev[MAXH];
+
+/* the edu device's PCI address; -ENODEV without one */
+static int edu_find(char *bdf, size_t n)
+{
+	DIR *d = opendir("/sys/bus/pci/devices");
+	if (!d)
+		return -ENODEV;
+	int r = -ENODEV;
+	for (struct dirent *e; r && (e = readdir(d));) {
+		char p[300], v[32] = "", dv[32] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/vendor", e->d_name);
+		read_file(p, v, sizeof(v));
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/device", e->d_name);
+		read_file(p, dv, sizeof(dv));
+		if (!strncmp(v, "0x1234", 6) && !strncmp(dv, "0x11e8", 6)) {
+			snprintf(bdf, n, "%s", e->d_name);
+			r = 0;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+/* bind the device to vfio-pci (driver_override, then drivers_probe); its iommu group number, or -errno */
+static int vfio_bind(const char *bdf)
+{
+	char p[300], l[300];
+	snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/driver", bdf);
+	ssize_t k = readlink(p, l, sizeof(l) - 1);
+	l[k > 0 ? k : 0] = 0;
+	if (!strstr(l, "/vfio-pci")) {
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/driver_override", bdf);
+		int e = write_file(p, "vfio-pci");
+		if (e)
+			return e;
+		if (k > 0) {
+			snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
+			write_file(p, bdf);
+		}
+		if ((e = write_file("/sys/bus/pci/drivers_probe", bdf)))
+			return e;
+	}
+	snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	k = readlink(p, l, sizeof(l) - 1);
+	if (k <= 0)
+		return -ENODEV; /* no IOMMU: vfio-pci will not take it */
+	l[k] = 0;
+	return atoi(strrchr(l, '/') + 1);
+}
+
+static void vfio_close_slot(int h)
+{
+	int *fds[] = { &vf_dev[h], &vf_grp[h], &vf_ct[h] };
+	for (int i = 0; i < 3; i++)
+		if (*fds[i] > 0) {
+			close(*fds[i]);
+			*fds[i] = 0;
+		}
+}
+
+/*
+ * open: the container (/dev/vfio/vfio), edu bound to vfio-pci, its group, VFIO_GROUP_SET_CONTAINER,
+ * VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU), VFIO_GROUP_GET_DEVICE_FD. Returns the group number or -errno.
+ */
+static long w_vfio_open(int h)
+{
+	char bdf[256], p[64];
+	int ct = open("/dev/vfio/vfio", O_RDWR);
+	if (ct < 0)
+		return -errno;
+	vf_ct[h] = ct;
+	long r;
+	if (ioctl(ct, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
+		r = -EINVAL;
+	else if ((r = edu_find(bdf, sizeof(bdf))) == 0 && (r = vfio_bind(bdf)) >= 0) {
+		int g = (int)r;
+		snprintf(p, sizeof(p), "/dev/vfio/%d", g);
+		struct vfio_group_status gs = { .argsz = sizeof(gs) };
+		if ((vf_grp[h] = open(p, O_RDWR)) < 0 || ioctl(vf_grp[h], VFIO_GROUP_GET_STATUS, &gs) ||
+		    ioctl(vf_grp[h], VFIO_GROUP_SET_CONTAINER, &ct) || ioctl(ct, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) ||
+		    (vf_dev[h] = ioctl(vf_grp[h], VFIO_GROUP_GET_DEVICE_FD, bdf)) < 0)
+			r = -errno;
+		else if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE))
+			r = -EPERM;
+		else
+			return g;
+		if (vf_grp[h] < 0)
+			vf_grp[h] = 0;
+		if (vf_dev[h] < 0)
+			vf_dev[h] = 0;
+	}
+	vfio_close_slot(h);
+	return r;
+}
+
+/* VFIO_IOMMU_MAP_DMA: vfio_pin_pages_remote() pins the range FOLL_WRITE|FOLL_LONGTERM and maps it */
+static long w_vfio_map(int h, unsigned long iova, unsigned long vaddr, unsigned long size, int prot)
+{
+	if (vf_ct[h] <= 0)
+		return -EBADF;
+	struct vfio_iommu_type1_dma_map m = { .argsz = sizeof(m), .flags = 0, .vaddr = vaddr, .iova = iova, .size = size };
+	if (prot & 1)
+		m.flags |= VFIO_DMA_MAP_FLAG_READ;
+	if (prot & 2)
+		m.flags |= VFIO_DMA_MAP_FLAG_WRITE;
+	return ioctl(vf_ct[h], VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
+}
+
+/* VFIO_IOMMU_UNMAP_DMA: the bytes unmapped (the kernel writes them back into .size), or -errno */
+static long w_vfio_unmap(int h, unsigned long iova, unsigned long size, int all)
+{
+	if (vf_ct[h] <= 0)
+		return -EBADF;
+	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u), .flags = all ? VFIO_DMA_UNMAP_FLAG_ALL : 0, .iova = iova, .size = size };
+	return ioctl(vf_ct[h], VFIO_IOMMU_UNMAP_DMA, &u) ? -errno : (long)u.size;
+}
+
+/* close the device, the group and the container: vfio_iommu_type1_release() unmaps and unpins what is left */
+static long w_vfio_close(int h)
+{
+	if (vf_ct[h] <= 0)
+		return -EBADF;
+	vfio_close_slot(h);
+	return 0;
+}
+
 static void open_fifos(int id, int *cmd, int *rep, int worker)
 {
 	char c[300], r[300];
@@ -654,6 +788,7 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 					close(hold_pipe[h][1]);
 				}
 				ring_fd[h] = hold_pipe[h][0] = hold_pipe[h][1] = 0;
+				vfio_close_slot(h);
 			}
 			prctl(PR_SET_NAME, av[2]);
 			worker_loop(child);
@@ -672,6 +807,15 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 		reply(rep, w_hold((int)addr, len, strtoul(av[3], NULL, 0)), 0);
 	} else if (!strcmp(op, "unpin")) {
 		reply(rep, w_unpin((int)addr), 0);
+	} else if (!strcmp(op, "vfio_open")) { /* vfio_open H */
+		long r = w_vfio_open((int)addr);
+		reply(rep, r < 0 ? r : 0, r < 0 ? 0 : r);
+	} else if (!strcmp(op, "vfio_map")) { /* vfio_map H IOVA VADDR SIZE PROT */
+		reply(rep, w_vfio_map((int)addr, len, strtoul(av[3], NULL, 0), strtoul(av[4], NULL, 0), atoi(av[5])), 0);
+	} else if (!strcmp(op, "vfio_unmap")) { /* vfio_unmap H IOVA SIZE ALL */
+		reply(rep, w_vfio_unmap((int)addr, len, strtoul(av[3], NULL, 0), atoi(av[4])), 0);
+	} else if (!strcmp(op, "vfio_close")) { /* vfio_close H */
+		reply(rep, w_vfio_close((int)addr), 0);
 	} else
 		reply(rep, -ENOSYS, 0);
 }
@@ -1006,6 +1150,26 @@ static int run_step(int step, char **av, int ac)
 			CALL("unpin %d", h);
 		if (!died && p >= 0 && rc == 0)
 			held_proc[h] = -1;
+	} else if (!strncmp(op, "vfio_", 5)) {
+		/* a VFIO container held in slot h of process p: vfio_open, vfio_map, vfio_unmap, vfio_close */
+		int h = (int)argll(av, ac, "h", -1);
+		if (h < 0 || h >= MAXH) {
+			jraw(",\"error\":\"bad slot\"");
+			return 0;
+		}
+		if (!strcmp(op, "vfio_open"))
+			CALL("vfio_open %d", h);
+		else if (!strcmp(op, "vfio_map")) {
+			CALL("vfio_map %d %lld %lld %lld %lld", h, argll(av, ac, "iova", 0), addr, len, argll(av, ac, "prot", 3));
+			res = 1;
+		} else if (!strcmp(op, "vfio_unmap"))
+			CALL("vfio_unmap %d %lld %lld %lld", h, argll(av, ac, "iova", 0), len, argll(av, ac, "all", 0));
+		else if (!strcmp(op, "vfio_close"))
+			CALL("vfio_close %d", h);
+		else {
+			jraw(",\"error\":\"unknown op %s\"", op);
+			return 0;
+		}
 	} else if (!strcmp(op, "online") || !strcmp(op, "offline")) {
 		int b = (int)argll(av, ac, "b", -1);
 		const char *type = arg(av, ac, "type") ?: op;
