@@ -2,9 +2,10 @@
 // runs, the report from canned probe lines (an OOM kill, a panic) and the diff against the model.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadScenario, runScenario } from '../../harness/scenario';
+import { loadScenario, runScenario, Scenario } from '../../harness/scenario';
+import { parseYamlText } from '../../harness/input';
 import { compileScenario, kernelMachine } from '../../harness/kernel_compile';
-import { buildReport } from '../../harness/kernel_run';
+import { buildReport, qemuArgs } from '../../harness/kernel_run';
 import { diffRuns, formatDiff, stepFacts } from '../../harness/kernel_diff';
 import {
   variantForRelease,
@@ -13,6 +14,7 @@ import {
   isStatic,
   realKernelsFor,
   RELEASE_VARIANTS,
+  KernelImage,
 } from '../../harness/kernel_setup';
 import { realKernelMarkdown } from '../../harness/cli/variants';
 import { parseVariant } from '../../mm/variants';
@@ -287,5 +289,161 @@ describe('pinlab kernel: bad input is one line and exit 2', () => {
     r = await run(['kernel', '--help']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^usage: pinlab kernel FILE/);
+  });
+});
+
+describe('pinlab kernel: device steps (open, call, close)', () => {
+  // the steps as the scenario file writes them, read without the model's schema: the kernel side stands alone
+  const dev = (steps: string, cmdline = 'mem=1G movablecore=256M'): Scenario =>
+    parseYamlText(`machine: { cmdline: "${cmdline}" }\nsteps:\n${steps}`) as Scenario;
+  const head = [
+    '  - { op: spawn, proc: a }',
+    '  - { op: mmap, proc: a, as: buf, len: 2M, populate: true }',
+    '  - { op: open, proc: a, device: vfio-type1, as: vf }',
+  ];
+  const devRefusal = (...steps: string[]): string => {
+    try {
+      compileScenario('t.yaml', dev([...head, ...steps].join('\n')));
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'not refused';
+  };
+
+  it('compiles vfio-type1 map_dma/unmap_dma/close to the probe, on q35 with intel-iommu and edu', () => {
+    const c = compileScenario(
+      't.yaml',
+      dev(
+        [
+          ...head,
+          '  - { op: call, dev: vf, call: map_dma, args: { iova: 0x100000, vaddr: buf, size: 2M, read: true, write: true }, expect: 0 }',
+          '  - { op: call, dev: vf, call: unmap_dma, args: { iova: 1M, size: 1M } }',
+          '  - { op: call, dev: vf, call: unmap_dma, args: { all: true } }',
+          '  - { op: close, dev: vf }',
+        ].join('\n'),
+      ),
+    );
+    expect(c.program.split('\n').slice(3, 8)).toEqual([
+      '3 vfio_open p=0 h=0',
+      '4 vfio_map p=0 h=0 iova=1048576 a=0:0 len=2097152 prot=3',
+      '5 vfio_unmap p=0 h=0 iova=1048576 len=1048576 all=0',
+      '6 vfio_unmap p=0 h=0 iova=0 len=0 all=1',
+      '7 vfio_close p=0 h=0',
+    ]);
+    expect(c.modules).toEqual(['vfio_iommu_type1', 'vfio_pci']);
+    expect(c.machine.machineType).toBe('q35,kernel-irqchip=split');
+    expect(c.machine.cmdline).toMatch(/ intel_iommu=on$/);
+    const args = qemuArgs(c, { bzImage: 'bz' } as KernelImage, 'i', 'c', 'r');
+    expect(args.join(' ')).toMatch(
+      /^-M q35,kernel-irqchip=split .* -device intel-iommu,intremap=on,caching-mode=on -device edu$/,
+    );
+    // without a device step: the pc machine, no devices, no modules
+    const plain = compileScenario('t.yaml', dev(head.slice(0, 2).join('\n')));
+    expect([plain.machine.machineType, plain.machine.devices, plain.modules]).toEqual(['pc', undefined, []]);
+    expect(qemuArgs(plain, { bzImage: 'bz' } as KernelImage, 'i', 'c', 'r')).not.toContain('edu');
+    // kernelMachine alone (pinlab kernel recomputes it with the kernel's .config) gives the same guest
+    expect(kernelMachine('t.yaml', dev(head.join('\n')))).toEqual(c.machine);
+  });
+
+  it('compiles the shipped VFIO scenario', () => {
+    const file = 'scenarios/kernel/vfio-map-movable.yaml';
+    const c = compileScenario(file, parseYamlText(fs.readFileSync(file, 'utf8')) as Scenario);
+    expect(c.program).toMatch(/^4 vfio_map p=0 h=0 iova=1048576 a=0:0 len=209715200 prot=3$/m);
+    expect(c.machine.devices).toContain('edu');
+  });
+
+  it('refuses, naming the step, every device and op that does not run on the kernel', () => {
+    const open = (device: string): string => {
+      try {
+        compileScenario(
+          't.yaml',
+          dev(`  - { op: spawn, proc: a }\n  - { op: open, proc: a, device: ${device}, as: d }`),
+        );
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'not refused';
+    };
+    expect(open('rdma-umem')).toMatch(
+      /^t\.yaml: step 2 \(open\): device 'rdma-umem' cannot run on a real kernel: RDMA/,
+    );
+    expect(open('io-uring-fixed')).toMatch(/step 2 \(open\): device 'io-uring-fixed' cannot run .*op pin/);
+    expect(open('nvme')).toMatch(/step 2 \(open\): device 'nvme' cannot run on a real kernel: no kernel mapping/);
+    expect(devRefusal('  - { op: call, dev: vf, call: dma_write, args: { iova: 0, value: 1 } }')).toMatch(
+      /^t\.yaml: step 4 \(call\): vfio-type1 dma_write cannot run on a real kernel: edu's DMA engine/,
+    );
+    expect(devRefusal('  - { op: call, dev: vf, call: dma_read, args: { iova: 0 } }')).toMatch(
+      /step 4 \(call\): vfio-type1 dma_read/,
+    );
+    expect(devRefusal('  - { op: call, dev: vf, call: reg_mr, args: {} }')).toMatch(
+      /step 4 \(call\): vfio-type1 has no op 'reg_mr'/,
+    );
+    expect(devRefusal('  - { op: call, dev: vf, call: unmap_dma, args: { iova: 0, len: 4K } }')).toMatch(
+      /step 4 \(call\): unmap_dma: unknown argument 'len'/,
+    );
+    expect(devRefusal('  - { op: call, dev: vx, call: unmap_dma, args: { all: true } }')).toMatch(
+      /step 4 \(call\): dev: no open device named 'vx'/,
+    );
+    expect(
+      devRefusal('  - { op: call, dev: vf, call: map_dma, args: { iova: 0, vaddr: 0x7000, size: 4K, read: true } }'),
+    ).toMatch(/step 4 \(call\): absolute address 28672/);
+    expect(devRefusal('  - { op: call, dev: vf, call: map_dma, args: { iova: [1], vaddr: buf, size: 4K } }')).toMatch(
+      /step 4 \(call\): iova: needs a byte count or address/,
+    );
+    expect(
+      devRefusal(
+        '  - { op: spawn, proc: b }',
+        '  - { op: mmap, proc: b, as: other, len: 4K }',
+        '  - { op: call, dev: vf, call: map_dma, args: { iova: 0, vaddr: other, size: 4K, read: true } }',
+      ),
+    ).toMatch(/step 6 \(call\): vaddr: mapping 'other' is b's, the device is open in a/);
+    expect(devRefusal('  - { op: exit, proc: a }')).toMatch(/step 4 \(exit\): exit of 'a' while device 'vf' is open/);
+    expect(devRefusal('  - { op: close, dev: vf }', '  - { op: close, dev: vf }')).toMatch(
+      /step 5 \(close\): dev: no open device named 'vf'/,
+    );
+    expect(devRefusal('  - { op: open, proc: a, device: vfio-type1, as: vf }')).toMatch(
+      /step 4 \(open\): device 'vf' is already open/,
+    );
+    expect(devRefusal('  - { op: close, dev: vf }', '  - { op: exit, proc: a }')).toBe('not refused');
+  });
+
+  it("reports a device step in the model's words, with the kernel's rc checked against expect", () => {
+    const c = compileScenario(
+      't.yaml',
+      dev(
+        [
+          ...head,
+          '  - { op: call, dev: vf, call: map_dma, args: { iova: 0x100000, vaddr: buf, size: 2M, read: true, write: true }, expect: 0 }',
+          '  - { op: call, dev: vf, call: unmap_dma, args: { iova: 0x100000, size: 2M }, expect: 2097152 }',
+          '  - { op: close, dev: vf, expect: -EBADF }',
+        ].join('\n'),
+      ),
+    );
+    const hello =
+      '{"hello":"pinlab-probe","uptime_ms":3000,"counters":["pgmigrate_success"],"release":"6.12.0","zones":[]}';
+    const rep = buildReport('t.yaml', c, { spec: 'debian:6.12', release: '6.12.0', variant: 'v6.12' }, [
+      hello,
+      '{"step":1,"op":"spawn","rc":0,"aux":90,"d":{},"log":[],"killed":[]}',
+      '{"step":2,"op":"mmap","rc":0,"aux":4096,"addr":"0x200000","res":{"pages":512,"present":512,"zero":0,"zones":{"Movable":512}},"d":{},"log":[],"killed":[]}',
+      '{"step":3,"op":"vfio_open","rc":0,"aux":1,"d":{},"log":[],"killed":[]}',
+      '{"step":4,"op":"vfio_map","rc":0,"aux":0,"addr":"0x200000","res":{"pages":512,"present":512,"zero":0,"zones":{"DMA32":512}},"vm":{"VmLck":2048,"VmPin":0},"d":{"pgmigrate_success":512},"log":[],"killed":[]}',
+      '{"step":5,"op":"vfio_unmap","rc":1048576,"aux":0,"d":{},"log":[],"killed":[]}',
+      '{"step":6,"op":"vfio_close","rc":0,"aux":0,"d":{},"log":[],"killed":[]}',
+      '{"end":6,"ms":100,"vmstat":{},"zones":[],"blocks":[]}',
+    ]);
+    expect(rep.results.map((r) => [r.op, r.proc, r.result, r.ok])).toEqual([
+      ['spawn', 'a', '0', true],
+      ['mmap', 'a', '0', true],
+      ['open', 'a', '0', true],
+      ['call', 'a', '0', true],
+      ['call', 'a', '1048576', false], // expected 2097152
+      ['close', 'a', '0', false], // expected -EBADF
+    ]);
+    expect(rep.results[2]!.detail).toBe('vfio-pci edu in iommu group 1; container set to VFIO_TYPE1v2_IOMMU');
+    expect(rep.results[3]!.detail).toBe(
+      '0x100000+0x200000 pinned and mapped: 512 pages present (DMA32 512); 512 migrated; locked_vm 512 pages',
+    );
+    expect(rep.results[4]!.detail).toBe('1048576 bytes unmapped');
+    expect(rep.ok).toBe(false);
   });
 });

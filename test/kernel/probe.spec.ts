@@ -149,6 +149,30 @@ describe('pinlab-probe on the host kernel', () => {
     expect(step(recs, 13)).toMatchObject({ rc: -3 }); // the process is gone: -ESRCH
   });
 
+  it('vfio ops on a host without vfio or edu: open fails with the errno, the slot holds nothing', () => {
+    const recs = runProbe(
+      [
+        'counters nr_foll_pin_acquired',
+        '1 spawn p=0 name=a',
+        '2 mmap p=0 m=0 len=8192 prot=3 populate=1',
+        '3 vfio_open p=0 h=0',
+        '4 vfio_map p=0 h=0 iova=1048576 a=0:0 len=8192 prot=3',
+        '5 vfio_unmap p=0 h=0 iova=1048576 len=8192 all=0',
+        '6 vfio_close p=0 h=0',
+        '7 vfio_open p=0 h=99',
+      ].join('\n') + '\n',
+    );
+    // no /dev/vfio/vfio (no vfio module): -ENOENT; vfio but no edu device (1234:11e8): -ENODEV
+    expect([-2, -19]).toContain(step(recs, 3).rc);
+    // nothing open in slot 0: map, unmap and close get -EBADF and pin nothing
+    expect(step(recs, 4)).toMatchObject({ op: 'vfio_map', rc: -9 });
+    expect(step(recs, 4).res).toMatchObject({ pages: 2, present: 2 });
+    expect(step(recs, 4).d.nr_foll_pin_acquired ?? 0).toBe(0);
+    expect(step(recs, 5)).toMatchObject({ rc: -9 });
+    expect(step(recs, 6)).toMatchObject({ rc: -9 });
+    expect(step(recs, 7)).toMatchObject({ error: 'bad slot' });
+  });
+
   it('runs a compiled scenario and the report reads like pinlab scenario', () => {
     const file = path.join(__dirname, '..', '..', 'scenarios', 'kernel', 'longterm-pin-movable.yaml');
     const c = compileScenario(file, loadScenario(file));
