@@ -66,6 +66,7 @@ export interface CompiledScenario {
     hold?: boolean;
     /** open/call/close: the device (as:/dev:) and the call made */
     dev?: string;
+    device?: string;
     call?: string;
     iova?: number;
   }[];
@@ -85,11 +86,17 @@ export const KERNEL_DEVICES: Record<string, { runs: string[]; refused: Record<st
         "edu's DMA engine moves data only between RAM and its own buffer, which the CPU cannot reach: a staging map_dma would change what is pinned",
     },
   },
+  'rdma-umem': {
+    runs: ['reg_mr', 'dereg_mr'],
+    refused: {
+      post: 'a work request needs a queue pair and a peer, which the probe does not set up',
+      complete: 'a work request needs a queue pair and a peer, which the probe does not set up',
+    },
+  },
 };
 
 /** Devices with no kernel mapping yet: why. */
 const REFUSED_DEVICES: Record<string, string> = {
-  'rdma-umem': 'RDMA memory registration on rdma_rxe is not mapped to the probe yet',
   'io-uring-fixed':
     "not mapped as a device: op pin is IORING_REGISTER_BUFFERS (io_uring's fixed buffers) on the kernel",
 };
@@ -97,6 +104,14 @@ const REFUSED_DEVICES: Record<string, string> = {
 /** The vfio-type1 guest: q35 with QEMU's intel-iommu and its edu device, bound to vfio-pci in the guest. */
 const VFIO_QEMU = ['-device', 'intel-iommu,intremap=on,caching-mode=on', '-device', 'edu'];
 const VFIO_MODULES = ['vfio_iommu_type1', 'vfio_pci'];
+/** The rdma-umem guest: an e1000 NIC (user-mode network) with rdma_rxe on it, verbs through ib_uverbs. */
+const RDMA_QEMU = ['-netdev', 'user,id=n0', '-device', 'e1000,netdev=n0'];
+const RDMA_MODULES = ['e1000', 'crc32_generic', 'rdma_rxe', 'ib_uverbs'];
+/** The probe's line per device and step: open, call (by op), close. */
+const PROBE_OPS: Record<string, { open: string; close: string }> = {
+  'vfio-type1': { open: 'vfio_open', close: 'vfio_close' },
+  'rdma-umem': { open: 'rdma_open', close: 'rdma_close' },
+};
 /** pc_q35_init(): RAM below 4G ends at 2G when there is 0xb0000000 or more of it */
 const Q35_LOWMEM_LIMIT = 0xb0000000;
 
@@ -158,10 +173,11 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
   // speculative-execution mitigations (page table isolation makes every syscall slow under TCG)
   out.push('console=ttyS0', 'quiet', 'panic=-1', 'nokaslr', 'mitigations=off', 'dyndbg="file memory_hotplug.c +p"');
   const machine: KernelMachine = { memMiB: qemuMiB, machineType: 'pc', cmdline: out.join(' '), warnings };
+  if (sc.steps.some((s) => s.op === 'open' && s.device === 'rdma-umem')) machine.devices = RDMA_QEMU;
   if (sc.steps.some((s) => s.op === 'open' && s.device === 'vfio-type1')) {
     // intel-iommu needs q35; kernel-irqchip=split is what interrupt remapping asks of KVM (TCG ignores it)
     machine.machineType = 'q35,kernel-irqchip=split';
-    machine.devices = VFIO_QEMU;
+    machine.devices = [...VFIO_QEMU, ...(machine.devices ?? [])];
     machine.cmdline += ' intel_iommu=on';
     if (qemuMiB * 2 ** 20 >= Q35_LOWMEM_LIMIT)
       warnings.push(`mem=${memMiB}M: q35 puts RAM above 2G at 4G from 2816M on: blocks and zones above 2G differ`);
@@ -218,7 +234,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
   const mapLen = new Map<number, number>();
   const pins = new Map<string, { h: number; proc: string }>();
   const devs = new Map<string, { h: number; proc: string; device: string }>();
-  let vfio = false;
+  const opened = new Set<string>();
   let nextMap = 0;
   let nextHold = 0;
   // eslint-disable-next-line max-lines-per-function -- one case per scenario op
@@ -435,9 +451,10 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         if (devs.has(name)) refuse(file, n, op, `device '${name}' is already open`);
         const h = nextHold++;
         devs.set(name, { h, proc: s.proc as string, device });
-        vfio = true;
+        opened.add(device);
         st.dev = name;
-        line = `vfio_open p=${p} h=${h}`;
+        st.device = device;
+        line = `${PROBE_OPS[device]!.open} p=${p} h=${h}`;
         break;
       }
       case 'call':
@@ -447,9 +464,10 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         if (!d) refuse(file, n, op, `dev: no open device named '${name}'`);
         const p = pid(d.proc);
         st.dev = name;
+        st.device = d.device;
         if (op === 'close') {
           devs.delete(name);
-          line = `vfio_close p=${p} h=${d.h}`;
+          line = `${PROBE_OPS[d.device]!.close} p=${p} h=${d.h}`;
           break;
         }
         const call = String(s.call);
@@ -467,7 +485,10 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
     lines.push(`${n} ${line}`);
     steps.push(st);
   });
-  return { program: lines.join('\n') + '\n', machine, steps, modules: vfio ? VFIO_MODULES : [] };
+  // rdma link add rxe0 type rxe netdev eth0 (the e1000), before the first step
+  if (opened.has('rdma-umem')) lines.splice(1, 0, 'rxelink eth0');
+  const modules = [...(opened.has('vfio-type1') ? VFIO_MODULES : []), ...(opened.has('rdma-umem') ? RDMA_MODULES : [])];
+  return { program: lines.join('\n') + '\n', machine, steps, modules };
 }
 
 /** Device steps (a `pinlab devices` model opened for a process, its ops, its close). */
@@ -489,7 +510,7 @@ function bytesArg(file: string, n: number, field: string, v: unknown): number {
 function deviceCall(
   file: string,
   n: number,
-  d: { h: number; proc: string },
+  d: { h: number; proc: string; device: string },
   pnum: number,
   call: string,
   args: Record<string, unknown>,
@@ -499,8 +520,45 @@ function deviceCall(
 ): string {
   const head = `p=${pnum} h=${d.h}`;
   for (const k of Object.keys(args))
-    if (!Object.hasOwn(VFIO_ARGS[call]!, k))
-      refuse(file, n, 'call', `${call}: unknown argument '${k}' (${Object.keys(VFIO_ARGS[call]!).join(', ')})`);
+    if (!Object.hasOwn(DEVICE_ARGS[call]!, k))
+      refuse(file, n, 'call', `${call}: unknown argument '${k}' (${Object.keys(DEVICE_ARGS[call]!).join(', ')})`);
+  const ownMapping = (v: unknown): void => {
+    const base = typeof v === 'string' ? /^[A-Za-z_][A-Za-z0-9_]*/.exec(v)?.[0] : undefined;
+    if (base !== undefined && mapOwner.get(base) !== undefined && mapOwner.get(base) !== d.proc)
+      refuse(file, n, 'call', `vaddr: mapping '${base}' is ${mapOwner.get(base)}'s, the device is open in ${d.proc}`);
+  };
+  if (call === 'dereg_mr') {
+    const mr = args.mr;
+    if (typeof mr !== 'number' || !Number.isSafeInteger(mr))
+      refuse(file, n, 'call', `mr: ${JSON.stringify(mr)} is not an MR number`);
+    return `rdma_dereg ${head} mr=${mr}`;
+  }
+  if (call === 'reg_mr') {
+    ownMapping(args.vaddr);
+    const a = addrArg(file, n, 'call', args.vaddr, maps);
+    const len = bytesArg(file, n, 'length', args.length);
+    let access = 0;
+    for (const name of Array.isArray(args.access)
+      ? (args.access as unknown[])
+      : args.access === undefined
+        ? []
+        : [args.access]) {
+      const bit = Object.hasOwn(IB_ACCESS, String(name)) ? IB_ACCESS[String(name)] : undefined;
+      if (bit === undefined)
+        refuse(file, n, 'call', `access: '${String(name)}' is not one of ${Object.keys(IB_ACCESS).join(', ')}`);
+      access |= bit;
+    }
+    st.len = len;
+    // hca_va: the model's addresses are not the kernel's: only the default (the buffer's own address) runs
+    if (args.hca_va !== undefined)
+      refuse(
+        file,
+        n,
+        'call',
+        "hca_va: an absolute I/O address; the kernel places the buffer elsewhere (leave it out: the buffer's address)",
+      );
+    return `rdma_reg ${head} a=${a} len=${len} access=${access}`;
+  }
   if (call === 'unmap_dma') {
     if (args.all === true) return `vfio_unmap ${head} iova=0 len=0 all=1`;
     const iova = bytesArg(file, n, 'iova', args.iova);
@@ -511,9 +569,7 @@ function deviceCall(
   }
   const iova = bytesArg(file, n, 'iova', args.iova);
   const sz = bytesArg(file, n, 'size', args.size);
-  const base = typeof args.vaddr === 'string' ? /^[A-Za-z_][A-Za-z0-9_]*/.exec(args.vaddr)?.[0] : undefined;
-  if (base !== undefined && mapOwner.get(base) !== undefined && mapOwner.get(base) !== d.proc)
-    refuse(file, n, 'call', `vaddr: mapping '${base}' is ${mapOwner.get(base)}'s, the device is open in ${d.proc}`);
+  ownMapping(args.vaddr);
   const a = addrArg(file, n, 'call', args.vaddr, maps);
   st.iova = iova;
   st.len = sz;
@@ -521,10 +577,22 @@ function deviceCall(
   return `vfio_map ${head} iova=${iova} a=${a} len=${sz} prot=${prot}`;
 }
 
-/** The arguments each run vfio-type1 op takes (the model's fields, devices/vfio_container.ts). */
-const VFIO_ARGS: Record<string, Record<string, true>> = {
+/** The arguments each device op that runs takes (the models' fields: devices/vfio_container.ts, rdma_umem.ts). */
+const DEVICE_ARGS: Record<string, Record<string, true>> = {
   map_dma: { iova: true, vaddr: true, size: true, read: true, write: true },
   unmap_dma: { iova: true, size: true, all: true },
+  reg_mr: { vaddr: true, length: true, hca_va: true, access: true },
+  dereg_mr: { mr: true },
+};
+
+/** enum ib_access_flags, by the model's access names */
+const IB_ACCESS: Record<string, number> = {
+  local_write: 1,
+  remote_write: 2,
+  remote_read: 4,
+  remote_atomic: 8,
+  mw_bind: 16,
+  on_demand: 64,
 };
 
 /** A time limit for offline (the kernel retries while pages fail to migrate; a signal ends it with -EINTR). */

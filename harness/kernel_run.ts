@@ -316,6 +316,10 @@ export function buildReport(
     thp: hello?.thp,
     time: { boot_ms: hello?.uptime_ms ?? 0, steps_ms: end?.ms ?? 0, wall_ms: 0 },
   };
+  // rdma-umem: the probe's rdma link add before the first step
+  const link = recs.find((r) => typeof r.rxelink === 'number')?.rxelink as number | undefined;
+  if (link !== undefined)
+    run.init.push(`rdma link add rxe0 type rxe netdev eth0: ${link < 0 ? `failed, ${errname(link)}` : 'ok'}`);
   const have = new Set(hello?.counters ?? COUNTERS);
   const state: ReportState = {
     totals: Object.fromEntries([...have].map((k) => [k, 0])),
@@ -468,8 +472,41 @@ function stepDetail(
     case 'vmstat':
       return (st.items ?? []).map((it) => `${it} ${it in totals ? totals[it] : 'n/a'}`).join('; ');
     case 'open':
-      return rc < 0 ? '' : `vfio-pci edu in iommu group ${r.aux}; container set to VFIO_TYPE1v2_IOMMU`;
+    case 'call':
+    case 'close':
+      return deviceDetail(st, r, rc);
+    case 'zones': {
+      const zs = (r.zones ?? []) as KernelZone[];
+      return zs
+        .filter((z) => z.managed || z.present)
+        .map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}`)
+        .join('; ');
+    }
+  }
+  return '';
+}
+
+/** open, call, close of a device: what the probe measured, in the model's words where it has them. */
+function deviceDetail(st: CompiledScenario['steps'][number], r: Record<string, unknown>, rc: number): string {
+  const res = r.res as Res | undefined;
+  const pages = (st.len ?? 0) / 4096;
+  const d = (r.d ?? {}) as Record<string, number>;
+  switch (st.op) {
+    case 'open':
+      if (rc < 0) return '';
+      return st.device === 'rdma-umem'
+        ? 'rxe0 on eth0: ucontext and PD allocated'
+        : `vfio-pci edu in iommu group ${r.aux}; container set to VFIO_TYPE1v2_IOMMU`;
     case 'call': {
+      if (st.call === 'dereg_mr') return '';
+      if (st.call === 'reg_mr') {
+        if (rc < 0) return '';
+        const vm = r.vm as { VmPin?: number } | undefined;
+        const parts = [`mr ${rc}: lkey 0x${Number(r.aux).toString(16)}, ${residencyText(res)}`];
+        if (d.pgmigrate_success) parts.push(`${d.pgmigrate_success} migrated`);
+        if (vm?.VmPin !== undefined) parts.push(`pinned_vm ${vm.VmPin / 4} pages`);
+        return parts.join('; ');
+      }
       const iova = `0x${(st.iova ?? 0).toString(16)}`;
       if (st.call === 'unmap_dma') return rc < 0 ? '' : `${rc} bytes unmapped`;
       if (rc < 0) return '';
@@ -480,14 +517,7 @@ function stepDetail(
       return parts.join('; ');
     }
     case 'close':
-      return rc < 0 ? '' : 'container released';
-    case 'zones': {
-      const zs = (r.zones ?? []) as KernelZone[];
-      return zs
-        .filter((z) => z.managed || z.present)
-        .map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}`)
-        .join('; ');
-    }
+      return rc < 0 ? '' : st.device === 'rdma-umem' ? 'uverbs context closed' : 'container released';
   }
   return '';
 }

@@ -16,7 +16,11 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <linux/io_uring.h>
+#include <linux/netlink.h>
 #include <linux/vfio.h>
+#include <net/if.h>
+#include <rdma/ib_user_verbs.h>
+#include <rdma/rdma_netlink.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -29,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -677,6 +682,150 @@ static long w_vfio_close(int h)
 	return 0;
 }
 
+/* ---------- RDMA: rdma_rxe on the guest's NIC, memory regions through /dev/infiniband/uverbs0 ---------- */
+
+#define MAXMR 256
+static int rd_fd[MAXH], rd_async[MAXH], rd_nmr[MAXH];
+static uint32_t rd_pd[MAXH];
+static int64_t rd_mr[MAXH][MAXMR]; /* the kernel's mr_handle by the device's MR number; -1 once deregistered */
+
+static void nla_str(char *buf, size_t *len, int type, const char *v)
+{
+	struct nlattr *a = (struct nlattr *)(buf + *len);
+	a->nla_type = type;
+	a->nla_len = NLA_HDRLEN + strlen(v) + 1;
+	memcpy(buf + *len + NLA_HDRLEN, v, strlen(v) + 1);
+	*len += NLA_ALIGN(a->nla_len);
+}
+
+/*
+ * rdma link add rxe0 type rxe netdev NDEV: RDMA_NLDEV_CMD_NEWLINK over NETLINK_RDMA (nldev_newlink(), what
+ * iproute2 sends), after bringing NDEV up. 0 or the kernel's -errno.
+ */
+static int rxe_link(const char *ndev)
+{
+	int ifs = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (ifs >= 0) {
+		struct ifreq ifr = { 0 };
+		snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ndev);
+		if (!ioctl(ifs, SIOCGIFFLAGS, &ifr)) {
+			ifr.ifr_flags |= IFF_UP;
+			ioctl(ifs, SIOCSIFFLAGS, &ifr);
+		}
+		close(ifs);
+	}
+	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_RDMA);
+	if (s < 0)
+		return -errno;
+	char buf[512] = { 0 };
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	size_t len = NLMSG_HDRLEN;
+	nla_str(buf, &len, RDMA_NLDEV_ATTR_DEV_NAME, "rxe0");
+	nla_str(buf, &len, RDMA_NLDEV_ATTR_LINK_TYPE, "rxe");
+	nla_str(buf, &len, RDMA_NLDEV_ATTR_NDEV_NAME, ndev);
+	h->nlmsg_len = len;
+	h->nlmsg_type = RDMA_NL_GET_TYPE(RDMA_NL_NLDEV, RDMA_NLDEV_CMD_NEWLINK);
+	h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	h->nlmsg_seq = 1;
+	int r = -EIO;
+	if (send(s, buf, len, 0) != (ssize_t)len)
+		r = -errno;
+	else {
+		ssize_t k = recv(s, buf, sizeof(buf), 0);
+		h = (struct nlmsghdr *)buf;
+		if (k >= (ssize_t)(NLMSG_HDRLEN + sizeof(struct nlmsgerr)) && h->nlmsg_type == NLMSG_ERROR)
+			r = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+	close(s);
+	return r;
+}
+
+/* one legacy uverbs command: write() of the header and the command, the response through cmd.response */
+static long uverbs_cmd(int fd, uint32_t command, void *cmd, size_t len, size_t resp_len)
+{
+	char b[256];
+	struct ib_uverbs_cmd_hdr hdr = { command, (uint16_t)((sizeof(hdr) + len) / 4), (uint16_t)(resp_len / 4) };
+	memcpy(b, &hdr, sizeof(hdr));
+	memcpy(b + sizeof(hdr), cmd, len);
+	return write(fd, b, sizeof(hdr) + len) < 0 ? -errno : 0;
+}
+
+static void rdma_close_slot(int h)
+{
+	if (rd_async[h] > 0)
+		close(rd_async[h]);
+	if (rd_fd[h] > 0)
+		close(rd_fd[h]); /* ib_uverbs_close(): every MR deregistered, its umem released */
+	rd_fd[h] = rd_async[h] = rd_nmr[h] = 0;
+}
+
+/* open: /dev/infiniband/uverbs0, IB_USER_VERBS_CMD_GET_CONTEXT, IB_USER_VERBS_CMD_ALLOC_PD. 0 or -errno */
+static long w_rdma_open(int h)
+{
+	int fd = open("/dev/infiniband/uverbs0", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rd_fd[h] = fd;
+	struct ib_uverbs_get_context_resp cr;
+	struct ib_uverbs_get_context gc = { .response = (uintptr_t)&cr };
+	long r = uverbs_cmd(fd, IB_USER_VERBS_CMD_GET_CONTEXT, &gc, sizeof(gc), sizeof(cr));
+	if (!r) {
+		rd_async[h] = (int)cr.async_fd;
+		struct ib_uverbs_alloc_pd_resp pr;
+		struct ib_uverbs_alloc_pd ap = { .response = (uintptr_t)&pr };
+		r = uverbs_cmd(fd, IB_USER_VERBS_CMD_ALLOC_PD, &ap, sizeof(ap), sizeof(pr));
+		if (!r) {
+			rd_pd[h] = pr.pd_handle;
+			return 0;
+		}
+	}
+	rdma_close_slot(h);
+	return r;
+}
+
+/*
+ * IB_USER_VERBS_CMD_REG_MR: ib_umem_get() charges mm->pinned_vm and pins FOLL_LONGTERM (|FOLL_WRITE when
+ * writable). rc: the device's MR number (0, 1, ... in order, as the model numbers them), or -errno; *keys:
+ * the lkey.
+ */
+static long w_rdma_reg(int h, unsigned long vaddr, unsigned long len, unsigned long hca_va, int access, long long *keys)
+{
+	if (rd_fd[h] <= 0)
+		return -EBADF;
+	if (rd_nmr[h] >= MAXMR)
+		return -ENOSPC;
+	struct ib_uverbs_reg_mr_resp mr;
+	struct ib_uverbs_reg_mr c = { .response = (uintptr_t)&mr, .start = vaddr, .length = len, .hca_va = hca_va,
+				      .pd_handle = rd_pd[h], .access_flags = (uint32_t)access };
+	long r = uverbs_cmd(rd_fd[h], IB_USER_VERBS_CMD_REG_MR, &c, sizeof(c), sizeof(mr));
+	if (r)
+		return r;
+	*keys = mr.lkey; /* rxe: the rkey is the lkey when remote access is asked for, else 0 */
+	rd_mr[h][rd_nmr[h]] = mr.mr_handle;
+	return rd_nmr[h]++;
+}
+
+/* IB_USER_VERBS_CMD_DEREG_MR of MR number n; a number naming no live MR sends a handle no object has */
+static long w_rdma_dereg(int h, long n)
+{
+	if (rd_fd[h] <= 0)
+		return -EBADF;
+	int live = n >= 0 && n < rd_nmr[h] && rd_mr[h][n] >= 0;
+	struct ib_uverbs_dereg_mr c = { .mr_handle = live ? (uint32_t)rd_mr[h][n] : 0xffffffffu };
+	long r = uverbs_cmd(rd_fd[h], IB_USER_VERBS_CMD_DEREG_MR, &c, sizeof(c), 0);
+	if (!r && live)
+		rd_mr[h][n] = -1;
+	return r;
+}
+
+static long w_rdma_close(int h)
+{
+	if (rd_fd[h] <= 0)
+		return -EBADF;
+	rdma_close_slot(h);
+	return 0;
+}
+
 static void open_fifos(int id, int *cmd, int *rep, int worker)
 {
 	char c[300], r[300];
@@ -789,6 +938,7 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 				}
 				ring_fd[h] = hold_pipe[h][0] = hold_pipe[h][1] = 0;
 				vfio_close_slot(h);
+				rdma_close_slot(h);
 			}
 			prctl(PR_SET_NAME, av[2]);
 			worker_loop(child);
@@ -816,6 +966,16 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 		reply(rep, w_vfio_unmap((int)addr, len, strtoul(av[3], NULL, 0), atoi(av[4])), 0);
 	} else if (!strcmp(op, "vfio_close")) { /* vfio_close H */
 		reply(rep, w_vfio_close((int)addr), 0);
+	} else if (!strcmp(op, "rdma_open")) { /* rdma_open H */
+		reply(rep, w_rdma_open((int)addr), 0);
+	} else if (!strcmp(op, "rdma_reg")) { /* rdma_reg H VADDR LEN HCA_VA ACCESS */
+		long long keys = 0;
+		long r = w_rdma_reg((int)addr, len, strtoul(av[3], NULL, 0), strtoul(av[4], NULL, 0), atoi(av[5]), &keys);
+		reply(rep, r, keys);
+	} else if (!strcmp(op, "rdma_dereg")) { /* rdma_dereg H N */
+		reply(rep, w_rdma_dereg((int)addr, (long)len), 0);
+	} else if (!strcmp(op, "rdma_close")) { /* rdma_close H */
+		reply(rep, w_rdma_close((int)addr), 0);
 	} else
 		reply(rep, -ENOSYS, 0);
 }
@@ -1170,6 +1330,28 @@ static int run_step(int step, char **av, int ac)
 			jraw(",\"error\":\"unknown op %s\"", op);
 			return 0;
 		}
+	} else if (!strncmp(op, "rdma_", 5)) {
+		/* an rdma_rxe verbs context with a PD held in slot h of process p */
+		int h = (int)argll(av, ac, "h", -1);
+		if (h < 0 || h >= MAXH) {
+			jraw(",\"error\":\"bad slot\"");
+			return 0;
+		}
+		if (!strcmp(op, "rdma_open"))
+			CALL("rdma_open %d", h);
+		else if (!strcmp(op, "rdma_reg")) {
+			/* hca_va=-1: the MR's iova is its address, as ibv_reg_mr() gives it */
+			long long hva = argll(av, ac, "hva", -1);
+			CALL("rdma_reg %d %lld %lld %lld %lld", h, addr, len, hva < 0 ? addr : hva, argll(av, ac, "access", 0));
+			res = 1;
+		} else if (!strcmp(op, "rdma_dereg"))
+			CALL("rdma_dereg %d %lld", h, argll(av, ac, "mr", -1));
+		else if (!strcmp(op, "rdma_close"))
+			CALL("rdma_close %d", h);
+		else {
+			jraw(",\"error\":\"unknown op %s\"", op);
+			return 0;
+		}
 	} else if (!strcmp(op, "online") || !strcmp(op, "offline")) {
 		int b = (int)argll(av, ac, "b", -1);
 		const char *type = arg(av, ac, "type") ?: op;
@@ -1287,6 +1469,11 @@ int main(int argc, char **argv)
 			jraw(",");
 			json_zones();
 			jraw("}");
+			jflush();
+			continue;
+		}
+		if (!strcmp(av[0], "rxelink")) { /* rxelink NDEV: rdma link add rxe0 type rxe netdev NDEV */
+			jraw("{\"rxelink\":%d}", ac > 1 ? rxe_link(av[1]) : -EINVAL);
 			jflush();
 			continue;
 		}

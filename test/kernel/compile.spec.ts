@@ -364,9 +364,6 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
       }
       return 'not refused';
     };
-    expect(open('rdma-umem')).toMatch(
-      /^t\.yaml: step 2 \(open\): device 'rdma-umem' cannot run on a real kernel: RDMA/,
-    );
     expect(open('io-uring-fixed')).toMatch(/step 2 \(open\): device 'io-uring-fixed' cannot run .*op pin/);
     expect(open('nvme')).toMatch(/step 2 \(open\): device 'nvme' cannot run on a real kernel: no kernel mapping/);
     expect(devRefusal('  - { op: call, dev: vf, call: dma_write, args: { iova: 0, value: 1 } }')).toMatch(
@@ -407,6 +404,59 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
     expect(devRefusal('  - { op: close, dev: vf }', '  - { op: exit, proc: a }')).toBe('not refused');
   });
 
+  it('compiles rdma-umem reg_mr/dereg_mr/close to the probe, with an e1000 and rdma_rxe linked on it', () => {
+    const c = compileScenario(
+      't.yaml',
+      dev(
+        [
+          '  - { op: spawn, proc: a }',
+          '  - { op: mmap, proc: a, as: buf, len: 2M, populate: true }',
+          '  - { op: open, proc: a, device: rdma-umem, as: nic }',
+          '  - { op: call, dev: nic, call: reg_mr, args: { vaddr: buf+4K, length: 1M, access: [local_write, remote_read] } }',
+          '  - { op: call, dev: nic, call: dereg_mr, args: { mr: 0 } }',
+          '  - { op: close, dev: nic }',
+        ].join('\n'),
+      ),
+    );
+    const lines = c.program.split('\n');
+    expect(lines[1]).toBe('rxelink eth0');
+    expect(lines.slice(4, 8)).toEqual([
+      '3 rdma_open p=0 h=0',
+      '4 rdma_reg p=0 h=0 a=0:4096 len=1048576 access=5',
+      '5 rdma_dereg p=0 h=0 mr=0',
+      '6 rdma_close p=0 h=0',
+    ]);
+    expect(c.modules).toEqual(['e1000', 'crc32_generic', 'rdma_rxe', 'ib_uverbs']);
+    expect([c.machine.machineType, c.machine.devices]).toEqual([
+      'pc',
+      ['-netdev', 'user,id=n0', '-device', 'e1000,netdev=n0'],
+    ]);
+    const nic = (call: string) => {
+      try {
+        compileScenario(
+          't.yaml',
+          dev([...head.slice(0, 2), '  - { op: open, proc: a, device: rdma-umem, as: nic }', call].join('\n')),
+        );
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'not refused';
+    };
+    expect(nic('  - { op: call, dev: nic, call: post, args: { mr: 0 } }')).toMatch(
+      /^t\.yaml: step 4 \(call\): rdma-umem post cannot run on a real kernel: a work request needs a queue pair/,
+    );
+    expect(nic('  - { op: call, dev: nic, call: complete, args: {} }')).toMatch(/step 4 \(call\): rdma-umem complete/);
+    expect(
+      nic('  - { op: call, dev: nic, call: reg_mr, args: { vaddr: buf, length: 4K, access: [toString] } }'),
+    ).toMatch(/step 4 \(call\): access: 'toString' is not one of local_write/);
+    expect(nic('  - { op: call, dev: nic, call: reg_mr, args: { vaddr: buf, length: 4K, hca_va: 4096 } }')).toMatch(
+      /step 4 \(call\): hca_va: an absolute I\/O address/,
+    );
+    expect(nic('  - { op: call, dev: nic, call: dereg_mr, args: { mr: x } }')).toMatch(
+      /step 4 \(call\): mr: "x" is not an MR number/,
+    );
+  });
+
   it("reports a device step in the model's words, with the kernel's rc checked against expect", () => {
     const c = compileScenario(
       't.yaml',
@@ -445,5 +495,38 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
     );
     expect(rep.results[4]!.detail).toBe('1048576 bytes unmapped');
     expect(rep.ok).toBe(false);
+  });
+
+  it('reports rdma-umem: the link the probe added, an MR with its lkey, pages and pinned_vm', () => {
+    const c = compileScenario(
+      't.yaml',
+      dev(
+        [
+          ...head.slice(0, 2),
+          '  - { op: open, proc: a, device: rdma-umem, as: nic, expect: 0 }',
+          '  - { op: call, dev: nic, call: reg_mr, args: { vaddr: buf, length: 2M, access: [local_write] }, expect: 0 }',
+          '  - { op: call, dev: nic, call: dereg_mr, args: { mr: 1 }, expect: -ENOENT }',
+        ].join('\n'),
+      ),
+    );
+    const hello =
+      '{"hello":"pinlab-probe","uptime_ms":3000,"counters":["pgmigrate_success"],"release":"6.12.0","zones":[]}';
+    const rep = buildReport('t.yaml', c, { spec: 'debian:6.12', release: '6.12.0', variant: 'v6.12' }, [
+      hello,
+      '{"rxelink":-2}',
+      '{"step":1,"op":"spawn","rc":0,"aux":90,"d":{},"log":[],"killed":[]}',
+      '{"step":2,"op":"mmap","rc":0,"aux":4096,"addr":"0x200000","res":{"pages":512,"present":512,"zero":0,"zones":{"Movable":512}},"d":{},"log":[],"killed":[]}',
+      '{"step":3,"op":"rdma_open","rc":0,"aux":0,"d":{},"log":[],"killed":[]}',
+      '{"step":4,"op":"rdma_reg","rc":0,"aux":607,"addr":"0x200000","res":{"pages":512,"present":512,"zero":0,"zones":{"DMA32":512}},"vm":{"VmLck":0,"VmPin":2048},"d":{"pgmigrate_success":512},"log":[],"killed":[]}',
+      '{"step":5,"op":"rdma_dereg","rc":-2,"aux":0,"d":{},"log":[],"killed":[]}',
+      '{"end":5,"ms":100,"vmstat":{},"zones":[],"blocks":[]}',
+    ]);
+    expect(rep.init).toEqual(['rdma link add rxe0 type rxe netdev eth0: failed, -ENOENT']);
+    expect(rep.results[2]!.detail).toBe('rxe0 on eth0: ucontext and PD allocated');
+    expect(rep.results[3]!.detail).toBe(
+      'mr 0: lkey 0x25f, 512 pages present (DMA32 512); 512 migrated; pinned_vm 512 pages',
+    );
+    expect(rep.results.map((r) => r.ok)).toEqual([true, true, true, true, true]);
+    expect(rep.ok).toBe(true);
   });
 });

@@ -173,6 +173,28 @@ describe('pinlab-probe on the host kernel', () => {
     expect(step(recs, 7)).toMatchObject({ error: 'bad slot' });
   });
 
+  it('rdma ops on a host without rdma_rxe: open fails with the errno, reg_mr/dereg_mr/close get -EBADF', () => {
+    // no rxelink line here: the probe never adds an RDMA link to the host
+    const recs = runProbe(
+      [
+        'counters nr_foll_pin_acquired',
+        '1 spawn p=0 name=a',
+        '2 mmap p=0 m=0 len=8192 prot=3 populate=1',
+        '3 rdma_open p=0 h=0',
+        '4 rdma_reg p=0 h=0 a=0:0 len=8192 access=1',
+        '5 rdma_dereg p=0 h=0 mr=0',
+        '6 rdma_close p=0 h=0',
+      ].join('\n') + '\n',
+    );
+    if (fs.existsSync('/dev/infiniband/uverbs0')) expect(step(recs, 3).rc).toBe(0);
+    else expect(step(recs, 3).rc).toBe(-2);
+    if (step(recs, 3).rc === 0) return; // a host with RDMA: the error path below does not apply
+    expect(step(recs, 4)).toMatchObject({ op: 'rdma_reg', rc: -9 });
+    expect(step(recs, 4).d.nr_foll_pin_acquired ?? 0).toBe(0);
+    expect(step(recs, 5)).toMatchObject({ rc: -9 });
+    expect(step(recs, 6)).toMatchObject({ rc: -9 });
+  });
+
   it('runs a compiled scenario and the report reads like pinlab scenario', () => {
     const file = path.join(__dirname, '..', '..', 'scenarios', 'kernel', 'longterm-pin-movable.yaml');
     const c = compileScenario(file, loadScenario(file));
