@@ -86,6 +86,13 @@ export const KERNEL_DEVICES: Record<string, { runs: string[]; refused: Record<st
         "edu's DMA engine moves data only between RAM and its own buffer, which the CPU cannot reach: a staging map_dma would change what is pinned",
     },
   },
+  'io-uring-fixed': {
+    runs: ['register', 'unregister'],
+    refused: {
+      read_fixed: "READ_FIXED needs a file, and the model's file data has no kernel counterpart: not mapped",
+      write_fixed: "WRITE_FIXED needs a file, and the model's file data has no kernel counterpart: not mapped",
+    },
+  },
   'rdma-umem': {
     runs: ['reg_mr', 'dereg_mr'],
     refused: {
@@ -93,12 +100,6 @@ export const KERNEL_DEVICES: Record<string, { runs: string[]; refused: Record<st
       complete: 'a work request needs a queue pair and a peer, which the probe does not set up',
     },
   },
-};
-
-/** Devices with no kernel mapping yet: why. */
-const REFUSED_DEVICES: Record<string, string> = {
-  'io-uring-fixed':
-    "not mapped as a device: op pin is IORING_REGISTER_BUFFERS (io_uring's fixed buffers) on the kernel",
 };
 
 /** The vfio-type1 guest: q35 with QEMU's intel-iommu and its edu device, bound to vfio-pci in the guest. */
@@ -111,7 +112,10 @@ const RDMA_MODULES = ['e1000', 'crc32_generic', 'rdma_rxe', 'ib_uverbs'];
 const PROBE_OPS: Record<string, { open: string; close: string }> = {
   'vfio-type1': { open: 'vfio_open', close: 'vfio_close' },
   'rdma-umem': { open: 'rdma_open', close: 'rdma_close' },
+  'io-uring-fixed': { open: 'uring_open', close: 'uring_close' },
 };
+/** The most iovecs one register step passes to the probe */
+const MAX_IOVECS = 36;
 /** pc_q35_init(): RAM below 4G ends at 2G when there is 0xb0000000 or more of it */
 const Q35_LOWMEM_LIMIT = 0xb0000000;
 
@@ -438,13 +442,13 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       case 'open': {
         const device = String(s.device);
         const p = pid(s.proc);
-        const dv = KERNEL_DEVICES[device];
+        const dv = Object.hasOwn(KERNEL_DEVICES, device) ? KERNEL_DEVICES[device] : undefined;
         if (!dv)
           refuse(
             file,
             n,
             op,
-            `device '${device}' cannot run on a real kernel: ${REFUSED_DEVICES[device] ?? 'no kernel mapping (vfio-type1 has one)'}`,
+            `device '${device}' cannot run on a real kernel: no kernel mapping (${Object.keys(KERNEL_DEVICES).join(', ')} have one)`,
           );
         const name = s.as;
         if (typeof name !== 'string') refuse(file, n, op, "needs 'as:' (the name call and close use)");
@@ -527,6 +531,23 @@ function deviceCall(
     if (base !== undefined && mapOwner.get(base) !== undefined && mapOwner.get(base) !== d.proc)
       refuse(file, n, 'call', `vaddr: mapping '${base}' is ${mapOwner.get(base)}'s, the device is open in ${d.proc}`);
   };
+  if (call === 'unregister') return `uring_unreg ${head}`;
+  if (call === 'register') {
+    const iovecs = args.iovecs;
+    if (!Array.isArray(iovecs) || iovecs.length > MAX_IOVECS)
+      refuse(file, n, 'call', `iovecs: a list of at most ${MAX_IOVECS} {base, len} (the probe's line)`);
+    const iov = (iovecs as unknown[]).map((v) => {
+      const o = (v ?? {}) as Record<string, unknown>;
+      for (const k of Object.keys(o))
+        if (k !== 'base' && k !== 'len') refuse(file, n, 'call', `iovecs: unknown field '${k}' (base, len)`);
+      const len = bytesArg(file, n, 'len', o.len);
+      if (o.base === 0) return `-:0:${len}`; // NULL: a sparse slot with len 0, else -EFAULT from the kernel
+      ownMapping(o.base);
+      return `${addrArg(file, n, 'call', o.base, maps)}:${len}`;
+    });
+    st.len = iov.length === 1 ? Number(iov[0]!.split(':')[2]) : 0;
+    return `uring_reg ${head} iov=${iov.join(',')}`;
+  }
   if (call === 'dereg_mr') {
     const mr = args.mr;
     if (typeof mr !== 'number' || !Number.isSafeInteger(mr))
@@ -582,6 +603,8 @@ const DEVICE_ARGS: Record<string, Record<string, true>> = {
   map_dma: { iova: true, vaddr: true, size: true, read: true, write: true },
   unmap_dma: { iova: true, size: true, all: true },
   reg_mr: { vaddr: true, length: true, hca_va: true, access: true },
+  register: { iovecs: true },
+  unregister: {},
   dereg_mr: { mr: true },
 };
 

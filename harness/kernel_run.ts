@@ -494,11 +494,20 @@ function deviceDetail(st: CompiledScenario['steps'][number], r: Record<string, u
   switch (st.op) {
     case 'open':
       if (rc < 0) return '';
+      if (st.device === 'io-uring-fixed') return 'io_uring ring set up';
       return st.device === 'rdma-umem'
         ? 'rxe0 on eth0: ucontext and PD allocated'
         : `vfio-pci edu in iommu group ${r.aux}; container set to VFIO_TYPE1v2_IOMMU`;
     case 'call': {
-      if (st.call === 'dereg_mr') return '';
+      if (st.call === 'dereg_mr' || st.call === 'unregister') return '';
+      if (st.call === 'register') {
+        if (rc < 0) return '';
+        const vm = r.vm as { VmPin?: number } | undefined;
+        const parts = [res ? `registered: ${residencyText(res)}` : 'registered'];
+        if (d.pgmigrate_success) parts.push(`${d.pgmigrate_success} migrated`);
+        if (vm?.VmPin !== undefined) parts.push(`pinned_vm ${vm.VmPin / 4} pages`);
+        return parts.join('; ');
+      }
       if (st.call === 'reg_mr') {
         if (rc < 0) return '';
         const vm = r.vm as { VmPin?: number } | undefined;
@@ -517,7 +526,12 @@ function deviceDetail(st: CompiledScenario['steps'][number], r: Record<string, u
       return parts.join('; ');
     }
     case 'close':
-      return rc < 0 ? '' : st.device === 'rdma-umem' ? 'uverbs context closed' : 'container released';
+      if (rc < 0) return '';
+      return st.device === 'rdma-umem'
+        ? 'uverbs context closed'
+        : st.device === 'io-uring-fixed'
+          ? 'ring closed'
+          : 'container released';
   }
   return '';
 }

@@ -506,6 +506,31 @@ static long w_pinmax(int h, unsigned long addr, unsigned long len, unsigned long
 	return pinned;
 }
 
+/* io-uring-fixed: a ring of its own (io_uring_setup) in slot h */
+static long w_uring_open(int h)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	int fd = syscall(__NR_io_uring_setup, 1, &p);
+	if (fd < 0)
+		return -errno;
+	ring_fd[h] = fd;
+	return 0;
+}
+
+/* IORING_REGISTER_BUFFERS of the iovecs as given (base 0, len 0: a sparse slot), or IORING_UNREGISTER_BUFFERS */
+static long w_uring_reg(int h, int n, char **av)
+{
+	struct iovec iov[36];
+	if (ring_fd[h] <= 0)
+		return -EBADF;
+	for (int i = 0; i < n && i < 36; i++) {
+		iov[i].iov_base = (void *)strtoul(av[2 * i], NULL, 0);
+		iov[i].iov_len = strtoul(av[2 * i + 1], NULL, 0);
+	}
+	return syscall(__NR_io_uring_register, ring_fd[h], IORING_REGISTER_BUFFERS, iov, n) < 0 ? -errno : 0;
+}
+
 static long w_unpin(int h)
 {
 	if (ring_fd[h] > 0) {
@@ -966,6 +991,19 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 		reply(rep, w_vfio_unmap((int)addr, len, strtoul(av[3], NULL, 0), atoi(av[4])), 0);
 	} else if (!strcmp(op, "vfio_close")) { /* vfio_close H */
 		reply(rep, w_vfio_close((int)addr), 0);
+	} else if (!strcmp(op, "uring_open")) { /* uring_open H */
+		reply(rep, w_uring_open((int)addr), 0);
+	} else if (!strcmp(op, "uring_reg")) { /* uring_reg H N BASE LEN ... */
+		int n = (int)len;
+		reply(rep, n < 0 || n > 36 || ac < 3 + 2 * n ? -EINVAL : w_uring_reg((int)addr, n, av + 3), 0);
+	} else if (!strcmp(op, "uring_unreg")) { /* uring_unreg H */
+		long r = ring_fd[addr] > 0 ? syscall(__NR_io_uring_register, ring_fd[addr], IORING_UNREGISTER_BUFFERS, NULL, 0) : -1;
+		reply(rep, ring_fd[addr] <= 0 ? -EBADF : r < 0 ? -errno : 0, 0);
+	} else if (!strcmp(op, "uring_close")) { /* uring_close H */
+		if (ring_fd[addr] > 0)
+			close(ring_fd[addr]);
+		reply(rep, ring_fd[addr] > 0 ? 0 : -EBADF, 0);
+		ring_fd[addr] = 0;
 	} else if (!strcmp(op, "rdma_open")) { /* rdma_open H */
 		reply(rep, w_rdma_open((int)addr), 0);
 	} else if (!strcmp(op, "rdma_reg")) { /* rdma_reg H VADDR LEN HCA_VA ACCESS */
@@ -988,9 +1026,9 @@ static void worker_loop(int id)
 	FILE *in = fdopen(cmd, "r");
 	char line[LINE];
 	while (fgets(line, sizeof(line), in)) {
-		char *av[16];
+		char *av[80];
 		int ac = 0;
-		for (char *t = strtok(line, " \n"); t && ac < 16; t = strtok(NULL, " \n"))
+		for (char *t = strtok(line, " \n"); t && ac < 80; t = strtok(NULL, " \n"))
 			av[ac++] = t;
 		if (ac)
 			worker_cmd(id, rep, av, ac);
@@ -1326,6 +1364,39 @@ static int run_step(int step, char **av, int ac)
 			CALL("vfio_unmap %d %lld %lld %lld", h, argll(av, ac, "iova", 0), len, argll(av, ac, "all", 0));
 		else if (!strcmp(op, "vfio_close"))
 			CALL("vfio_close %d", h);
+		else {
+			jraw(",\"error\":\"unknown op %s\"", op);
+			return 0;
+		}
+	} else if (!strncmp(op, "uring_", 6)) {
+		/* io-uring-fixed: a ring in slot h of process p; uring_reg's iov=M:OFF:LEN,... ("-:0:0" a sparse slot) */
+		int h = (int)argll(av, ac, "h", -1);
+		if (h < 0 || h >= MAXH) {
+			jraw(",\"error\":\"bad slot\"");
+			return 0;
+		}
+		if (!strcmp(op, "uring_reg")) {
+			char lst[LINE] = "", iv[LINE];
+			int n = 0;
+			size_t k = 0;
+			snprintf(iv, sizeof(iv), "%s", arg(av, ac, "iov") ?: "");
+			for (char *save, *t = strtok_r(iv, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
+				char *l = strrchr(t, ':');
+				unsigned long long b = 0, bl = l ? strtoull(l + 1, NULL, 0) : 0;
+				if (t[0] != '-' && (b = (unsigned long long)mapaddr(t, &ok), !ok)) {
+					jraw(",\"error\":\"unknown mapping %s\"", t);
+					return 0;
+				}
+				if (n == 0) { /* the first buffer's residency */
+					addr = (long long)b;
+					len = (long long)bl;
+				}
+				k += snprintf(lst + k, sizeof(lst) - k, " %llu %llu", b, bl);
+			}
+			CALL("uring_reg %d %d%s", h, n, lst);
+			res = n == 1;
+		} else if (!strcmp(op, "uring_open") || !strcmp(op, "uring_unreg") || !strcmp(op, "uring_close"))
+			CALL("%s %d", op, h);
 		else {
 			jraw(",\"error\":\"unknown op %s\"", op);
 			return 0;

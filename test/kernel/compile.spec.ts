@@ -364,8 +364,8 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
       }
       return 'not refused';
     };
-    expect(open('io-uring-fixed')).toMatch(/step 2 \(open\): device 'io-uring-fixed' cannot run .*op pin/);
     expect(open('nvme')).toMatch(/step 2 \(open\): device 'nvme' cannot run on a real kernel: no kernel mapping/);
+    expect(open('constructor')).toMatch(/step 2 \(open\): device 'constructor' cannot run on a real kernel/);
     expect(devRefusal('  - { op: call, dev: vf, call: dma_write, args: { iova: 0, value: 1 } }')).toMatch(
       /^t\.yaml: step 4 \(call\): vfio-type1 dma_write cannot run on a real kernel: edu's DMA engine/,
     );
@@ -455,6 +455,57 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
     expect(nic('  - { op: call, dev: nic, call: dereg_mr, args: { mr: x } }')).toMatch(
       /step 4 \(call\): mr: "x" is not an MR number/,
     );
+  });
+
+  it('compiles io-uring-fixed register/unregister/close to a ring of its own; read_fixed and write_fixed are refused', () => {
+    const steps = [
+      ...head.slice(0, 2),
+      '  - { op: mmap, proc: a, as: two, len: 8K }',
+      '  - { op: open, proc: a, device: io-uring-fixed, as: ring }',
+    ];
+    const c = compileScenario(
+      't.yaml',
+      dev(
+        [
+          ...steps,
+          '  - { op: call, dev: ring, call: register, args: { iovecs: [{ base: buf, len: 1M }, { base: 0, len: 0 }, { base: two+4K, len: 4K }] } }',
+          '  - { op: call, dev: ring, call: unregister, args: {} }',
+          '  - { op: close, dev: ring }',
+        ].join('\n'),
+      ),
+    );
+    expect(c.program.split('\n').slice(4, 8)).toEqual([
+      '4 uring_open p=0 h=0',
+      '5 uring_reg p=0 h=0 iov=0:0:1048576,-:0:0,1:4096:4096',
+      '6 uring_unreg p=0 h=0',
+      '7 uring_close p=0 h=0',
+    ]);
+    expect([c.machine.machineType, c.machine.devices, c.modules]).toEqual(['pc', undefined, []]);
+    const ring = (call: string) => {
+      try {
+        compileScenario('t.yaml', dev([...steps, call].join('\n')));
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'not refused';
+    };
+    expect(ring('  - { op: call, dev: ring, call: read_fixed, args: { buf: 0, off: 0, value: 1 } }')).toMatch(
+      /^t\.yaml: step 5 \(call\): io-uring-fixed read_fixed cannot run on a real kernel: READ_FIXED needs a file/,
+    );
+    expect(ring('  - { op: call, dev: ring, call: write_fixed, args: { buf: 0, off: 0 } }')).toMatch(
+      /step 5 \(call\): io-uring-fixed write_fixed/,
+    );
+    expect(ring('  - { op: call, dev: ring, call: register, args: { iovecs: [{ base: 0x1000, len: 4K }] } }')).toMatch(
+      /step 5 \(call\): absolute address 4096/,
+    );
+    expect(ring('  - { op: call, dev: ring, call: register, args: { iovecs: [{ addr: buf, len: 4K }] } }')).toMatch(
+      /step 5 \(call\): iovecs: unknown field 'addr'/,
+    );
+    expect(
+      ring(
+        `  - { op: call, dev: ring, call: register, args: { iovecs: [${Array(37).fill('{ base: buf, len: 4K }').join(', ')}] } }`,
+      ),
+    ).toMatch(/step 5 \(call\): iovecs: a list of at most 36/);
   });
 
   it("reports a device step in the model's words, with the kernel's rc checked against expect", () => {

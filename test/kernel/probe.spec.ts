@@ -195,6 +195,38 @@ describe('pinlab-probe on the host kernel', () => {
     expect(step(recs, 6)).toMatchObject({ rc: -9 });
   });
 
+  it('io-uring-fixed on the host: a ring of its own, one table (-EBUSY), unregister twice (-ENXIO), closed', () => {
+    const recs = runProbe(
+      [
+        'counters nr_foll_pin_acquired,nr_foll_pin_released',
+        '1 spawn p=0 name=a',
+        '2 mmap p=0 m=0 len=16384 prot=3 populate=1',
+        '3 uring_open p=0 h=0',
+        '4 uring_reg p=0 h=0 iov=0:0:8192,-:0:0,0:8192:4096',
+        '5 uring_reg p=0 h=0 iov=0:0:4096',
+        '6 uring_unreg p=0 h=0',
+        '7 uring_unreg p=0 h=0',
+        '8 uring_reg p=0 h=0 iov=-:0:4096',
+        '9 uring_reg p=0 h=0 iov=0:0:16384',
+        '10 uring_close p=0 h=0',
+        '11 uring_reg p=0 h=0 iov=0:0:4096',
+      ].join('\n') + '\n',
+    );
+    expect(step(recs, 3)).toMatchObject({ rc: 0 });
+    expect(step(recs, 4)).toMatchObject({ rc: 0 });
+    expect(step(recs, 4).d.nr_foll_pin_acquired).toBeGreaterThanOrEqual(3); // two buffers, a sparse slot between
+    expect(step(recs, 4).vm.VmPin).toBe(12);
+    expect(step(recs, 5)).toMatchObject({ rc: -16 }); // a table exists: -EBUSY
+    expect(step(recs, 6)).toMatchObject({ rc: 0 });
+    expect(step(recs, 6).vm.VmPin).toBe(0);
+    expect(step(recs, 7)).toMatchObject({ rc: -6 }); // no table: -ENXIO
+    expect(step(recs, 8)).toMatchObject({ rc: -14 }); // NULL base with a length: -EFAULT
+    expect(step(recs, 9)).toMatchObject({ rc: 0 });
+    expect(step(recs, 9).res).toMatchObject({ pages: 4, present: 4 });
+    expect(step(recs, 10)).toMatchObject({ rc: 0 });
+    expect(step(recs, 11)).toMatchObject({ rc: -9 }); // closed
+  });
+
   it('runs a compiled scenario and the report reads like pinlab scenario', () => {
     const file = path.join(__dirname, '..', '..', 'scenarios', 'kernel', 'longterm-pin-movable.yaml');
     const c = compileScenario(file, loadScenario(file));
