@@ -16,8 +16,10 @@ Boot a real Linux kernel in qemu-system-x86_64 (TCG) with each scenario's machin
 the pc machine, the rest of machine.cmdline as the guest's command line), run the steps in a small
 static probe (probe/pinlab-probe.c) and print the same per-step report as 'pinlab scenario': the rc or
 errno, where the pages are by zone, pins, counters, the final zones and memory blocks. A long-term pin
-is an io_uring fixed buffer (IORING_REGISTER_BUFFERS: FOLL_WRITE|FOLL_LONGTERM). Ops and fields the
-kernel cannot run (kalloc, fragment, isolate, inject, ...) are refused before anything boots.
+is an io_uring fixed buffer (IORING_REGISTER_BUFFERS: FOLL_WRITE|FOLL_LONGTERM). Device steps run on
+real drivers: vfio-type1 on QEMU's edu behind its intel-iommu (q35, vfio-pci), rdma-umem on rdma_rxe
+over an e1000, io-uring-fixed on its own ring. Ops and fields the kernel cannot run (kalloc, fragment,
+isolate, inject, DMA through edu, RDMA work requests, ...) are refused before anything boots.
 
 First use installs qemu-system-x86, busybox-static and gcc with apt-get when missing (as root) and
 fetches the kernel package; downloads and builds are cached in .cache/. docs/real-kernel.md has more.
