@@ -8,6 +8,7 @@ export const EINTR = 4;
 export const EIO = 5;
 export const ENXIO = 6;
 export const E2BIG = 7;
+export const EBADF = 9;
 export const ENODEV = 19;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
@@ -29,6 +30,7 @@ const NAMES: Record<number, string> = {
   [EIO]: 'EIO',
   [ENXIO]: 'ENXIO',
   [E2BIG]: 'E2BIG',
+  [EBADF]: 'EBADF',
   [ENODEV]: 'ENODEV',
   [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM',
