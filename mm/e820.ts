@@ -38,7 +38,7 @@ const SPLIT: Record<QemuMachine, { lowmemMax: number; split: number }> = {
  */
 export function qemuRam(memBytes: number, machine: QemuMachine): { ramBytes: number; memLimit: number | null } {
   const mib = Math.ceil(memBytes / MiB) * MiB;
-  if (mib + 2 * MiB < SPLIT[machine].lowmemMax) return { ramBytes: mib + 2 * MiB, memLimit: memBytes };
+  if (mib + 2 * MiB < SPLIT[machine].lowmemMax) return { ramBytes: mib + 2 * MiB, memLimit: mib };
   return { ramBytes: mib, memLimit: null };
 }
 

@@ -80,7 +80,17 @@ describe('pinlab kernel: compile', () => {
     );
     expect(big.memMiB).toBe(8192);
     expect(big.cmdline).toMatch(/^sysctl\.vm\.min_free_kbytes=8192 transparent_hugepage=always console/);
-    expect(big.warnings[0]).toMatch(/PCI hole/);
+    expect(big.warnings).toEqual([]); // the model boots the same split map (mm/e820.ts)
+    // pinlab.machine= picks QEMU's -M; on q35 RAM splits at 2G once it reaches 2.75G, so no mem= then
+    const q35 = kernelMachine('t.yaml', yaml('  - { op: zones }', 'mem=2816M pinlab.machine=q35'));
+    expect(q35).toMatchObject({ machineType: 'q35', memMiB: 2816 });
+    expect(q35.cmdline).not.toMatch(/mem=|pinlab\.machine/);
+    const q35small = kernelMachine(
+      't.yaml',
+      yaml('  - { op: zones }', 'mem=2G pinlab.machine=q35 memmap=64M$0x10000000'),
+    );
+    expect(q35small).toMatchObject({ machineType: 'q35', memMiB: 2050 });
+    expect(q35small.cmdline).toMatch(/^mem=2048M memmap=64M\$0x10000000 /);
     expect(() =>
       kernelMachine('t.yaml', yaml('  - { op: zones }', 'mem=1G cma=64M'), {
         spec: 'debian:6.12',
