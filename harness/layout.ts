@@ -123,12 +123,21 @@ function dmesgZoneRanges(j: LayoutJson): string {
     s += `BIOS-provided physical RAM map (QEMU ${j.e820.machine}):\n${e820PrintTable(j.e820.firmware, 'BIOS-e820')}`;
     if (j.e820.user) s += `user-defined physical RAM map:\n${e820PrintTable(j.e820.user, 'user')}`;
   }
+  // print_zone_ranges: arch_zone_lowest/highest_possible_pfn, before ZONE_MOVABLE is carved out
+  const first = j.memory_ranges[0]![0];
+  const last = j.memory_ranges[j.memory_ranges.length - 1]![1];
+  const dmaEnd = Math.max(first, Math.min(j.geometry.dmaEndPfn, last));
+  const dma32End = j.geometry.dma32EndPfn ? Math.max(dmaEnd, Math.min(j.geometry.dma32EndPfn, last)) : dmaEnd;
+  const arch: [number, number][] = [
+    [first, dmaEnd],
+    [dmaEnd, dma32End],
+    [dma32End, last],
+  ];
   s += 'Zone ranges:\n';
   for (const z of j.zones) {
     if (z.name === 'Movable') continue;
-    s += z.spanned
-      ? `  ${z.name.padEnd(8)} [mem ${hex16(z.start_pfn)}-${hexEnd(z.start_pfn + z.spanned)}]\n`
-      : `  ${z.name.padEnd(8)} empty\n`;
+    const [a, b] = arch[j.zones.indexOf(z)] ?? [0, 0];
+    s += a < b ? `  ${z.name.padEnd(8)} [mem ${hex16(a)}-${hexEnd(b)}]\n` : `  ${z.name.padEnd(8)} empty\n`;
   }
   s += 'Movable zone start for each node\n';
   if (j.movable_zone_start_pfn) s += `  Node 0: ${hex16(j.movable_zone_start_pfn)}\n`;

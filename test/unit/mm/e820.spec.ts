@@ -93,6 +93,28 @@ describe("QEMU's e820 map (SeaBIOS on pc and q35, as Debian 6.12 prints it)", ()
   });
 });
 
+describe('pinlab layout prints the boot log', () => {
+  it('mem=1G kernelcore=512M: as Debian 6.12 on QEMU pc -m 1026M prints it', () => {
+    const text = layoutText(boot('mem=1G kernelcore=512M'), parseCmdline('mem=1G kernelcore=512M', X86_64));
+    expect(text).toContain(
+      [
+        'Zone ranges:',
+        '  DMA      [mem 0x0000000000001000-0x0000000000ffffff]',
+        '  DMA32    [mem 0x0000000001000000-0x000000003fffffff]',
+        '  Normal   empty',
+        '  Device   empty',
+        'Movable zone start for each node',
+        '  Node 0: 0x0000000020400000',
+        'Early memory node ranges',
+        '  node   0: [mem 0x0000000000001000-0x000000000009efff]',
+        '  node   0: [mem 0x0000000000100000-0x000000003fffffff]',
+      ].join('\n'),
+    );
+    expect(text).toContain('BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable\n');
+    expect(text).toContain('user: [mem 0x0000000000100000-0x000000003fffffff] usable\n');
+  });
+});
+
 describe('parse_memmap_one (arch/x86/kernel/e820.c)', () => {
   it('nn$ss reserves a range of RAM: a hole in memblock, fewer present pages', () => {
     const p = plan('mem=1G memmap=64M$0x10000000');
