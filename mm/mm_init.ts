@@ -320,11 +320,15 @@ export function planBoot(p: BootParams): BootPlan {
   if (e820) reservations.push({ startPfn: 0, nrPages: 256, what: 'the first 1M (reserve_real_mode)' });
   const reservedEnd = g.kernelStartPfn + imagePages + memmapPages;
   const minPages = reservedEnd + 4 * (1 << g.pageblockOrder);
-  if (bootPages < minPages || !inRam(memRanges, g.kernelStartPfn, reservedEnd - g.kernelStartPfn)) {
+  if (bootPages < minPages) {
     throw new CmdlineError(
       `mem: ${p.memBytes} bytes is too small: the kernel image and memmap end at ${reservedEnd * 4}K; give at least ${minPages * 4}K`,
     );
   }
+  if (!inRam(memRanges, g.kernelStartPfn, reservedEnd - g.kernelStartPfn))
+    throw new CmdlineError(
+      `memmap: the kernel image and memmap (${g.kernelStartPfn * 4}K-${reservedEnd * 4}K) are not all usable RAM`,
+    );
   const maxFrames = 2 ** 27; // page-table entries keep 27 bits of pfn (mm/mm_types.ts)
   const blockPages = g.blockPages;
   let hotplugStartPfn = roundup(bootPages, blockPages);

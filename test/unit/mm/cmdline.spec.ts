@@ -35,6 +35,7 @@ describe('parseCmdline', () => {
     ['memmap=1Gx', /memmap: bad size/],
     ['pinlab.machine=isapc', /pinlab.machine: 'isapc' is not pc or q35/],
     ['memmap=exactmap', /no usable RAM left/],
+    ['memmap=4M$20M', /memmap: the kernel image and memmap \(16384K-.*\) are not all usable RAM/],
   ])('%s is a CmdlineError', (cmdline, re) => {
     expect(() => plan(cmdline)).toThrow(CmdlineError);
     expect(() => plan(cmdline)).toThrow(re);
