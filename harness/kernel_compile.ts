@@ -2,6 +2,7 @@
 // machine (QEMU -m and machine type, kernel command line). Anything the kernel cannot do the way the
 // model does is refused here, before anything boots, with one line naming it (docs/real-kernel.md).
 
+import { qemuRam } from '../mm/e820';
 import { Scenario, STEP_KINDS } from './scenario';
 import { ScenarioError, Step, sizePages, offsetBytes, vmstatItems } from './scenario_ctx';
 import { parseCmdline, parseGeometry, CmdlineError } from '../mm/cmdline';
@@ -116,16 +117,15 @@ const PROBE_OPS: Record<string, { open: string; close: string }> = {
 };
 /** The most iovecs one register step passes to the probe */
 const MAX_IOVECS = 36;
-/** pc_q35_init(): RAM below 4G ends at 2G when there is 0xb0000000 or more of it */
-const Q35_LOWMEM_LIMIT = 0xb0000000;
-
 function refuse(file: string, n: number, op: string, what: string): never {
   throw new ScenarioError(`${file}: step ${n} (${op}): ${what}`);
 }
 
 /**
- * The guest: QEMU -m is mem= plus 2 MiB on the pc machine (SeaBIOS keeps the ACPI tables at the top of RAM),
- * and mem= on the guest's command line trims RAM back to exactly mem=, so memory blocks are whole as in the model.
+ * The guest: QEMU -M from pinlab.machine= (pc by default); -m is mem= plus 2 MiB (SeaBIOS keeps its tables at
+ * the top of RAM) and mem= on the guest's command line trims RAM back to exactly mem=, so memory blocks are
+ * whole, when that RAM fits below the PCI hole; else -m is mem= and RAM above the hole sits above 4G. The
+ * model boots from the same e820 map (qemuRam(), mm/e820.ts).
  */
 export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage): KernelMachine {
   const geo = sc.machine.geometry;
@@ -159,32 +159,30 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
       out.push(`sysctl.vm.${w}`);
       continue;
     } // what the model takes it as
-    if (key === 'mem') continue;
+    if (key === 'mem' || key === 'pinlab.machine') continue;
     out.push(w);
   }
-  const memMiB = Math.ceil(params.memBytes / (1 << 20));
-  let qemuMiB = memMiB + 2;
-  if (params.memBytes > 3 * 2 ** 30) {
-    // the pc machine puts RAM above 3G at 4G (the PCI hole); mem= is an address limit on x86
-    warnings.push(
-      `mem=${memMiB}M: RAM above 3G sits above 4G on a real pc (the PCI hole), the model's is contiguous: blocks and zones above 3G differ`,
-    );
-    qemuMiB = memMiB;
-  } else out.unshift(`mem=${memMiB}M`);
+  // mem= is an address limit on x86 (parse_memopt): given only when all RAM sits below the PCI hole
+  const { ramBytes, memLimit } = qemuRam(params.memBytes, params.machine);
+  const qemuMiB = ramBytes / (1 << 20);
+  if (memLimit !== null) out.unshift(`mem=${memLimit / (1 << 20)}M`);
   // the model's defaults where Debian's build differs: transparent_hugepage= (the model: madvise; Debian: always)
   if (!words.some((w) => w.startsWith('transparent_hugepage='))) out.push(`transparent_hugepage=${params.thp}`);
   // what the guest needs: the console, a panic that ends QEMU, offline failure reasons (pr_debug), no KASLR, no
   // speculative-execution mitigations (page table isolation makes every syscall slow under TCG)
   out.push('console=ttyS0', 'quiet', 'panic=-1', 'nokaslr', 'mitigations=off', 'dyndbg="file memory_hotplug.c +p"');
-  const machine: KernelMachine = { memMiB: qemuMiB, machineType: 'pc', cmdline: out.join(' '), warnings };
+  const machine: KernelMachine = { memMiB: qemuMiB, machineType: params.machine, cmdline: out.join(' '), warnings };
   if (sc.steps.some((s) => s.op === 'open' && s.device === 'rdma-umem')) machine.devices = RDMA_QEMU;
   if (sc.steps.some((s) => s.op === 'open' && s.device === 'vfio-type1')) {
-    // intel-iommu needs q35; kernel-irqchip=split is what interrupt remapping asks of KVM (TCG ignores it)
+    // QEMU has intel-iommu only on q35; the model boots from q35's e820 map only when told to (mm/e820.ts)
+    if (params.machine !== 'q35')
+      throw new ScenarioError(
+        `${file}: machine: vfio-type1 runs behind QEMU's intel-iommu, which needs q35: add pinlab.machine=q35 to machine.cmdline`,
+      );
+    // kernel-irqchip=split is what interrupt remapping asks of KVM (TCG ignores it)
     machine.machineType = 'q35,kernel-irqchip=split';
     machine.devices = [...VFIO_QEMU, ...(machine.devices ?? [])];
     machine.cmdline += ' intel_iommu=on';
-    if (qemuMiB * 2 ** 20 >= Q35_LOWMEM_LIMIT)
-      warnings.push(`mem=${memMiB}M: q35 puts RAM above 2G at 4G from 2816M on: blocks and zones above 2G differ`);
   }
   return machine;
 }

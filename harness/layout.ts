@@ -20,7 +20,8 @@ import { zoneInfo, procZoneinfo, procPagetypeinfo, ZoneInfo } from '../mm/vmstat
 import { blockPresent, stateShow, validZonesShow, removableShow, blockIsEarly } from '../mm/memory_hotplug';
 import { hstateBase, sizeString } from '../mm/hugetlb';
 import { parseCmdline, parseGeometry, BootParams } from '../mm/cmdline';
-import { bootMachine, bootWarnings } from '../mm/mm_init';
+import { bootMachine, bootRamOf, bootWarnings } from '../mm/mm_init';
+import { E820Entry, e820PrintTable } from '../mm/e820';
 
 export interface MachineSpec {
   cmdline: string;
@@ -47,6 +48,10 @@ export interface LayoutJson {
   cmdline: string;
   geometry: Geometry;
   warnings: string[];
+  /** the x86_64 geometry's QEMU machine and e820 maps (null on a miniature geometry) */
+  e820: { machine: string; firmware: E820Entry[]; user: E820Entry[] | null } | null;
+  /** memblock.memory: the boot RAM's [start_pfn, end_pfn) ranges */
+  memory_ranges: [number, number][];
   movable_zone_start_pfn: number;
   min_free_kbytes: number;
   zones: ZoneInfo[];
@@ -85,10 +90,14 @@ export function layoutJson(m: Memmap, params: BootParams): LayoutJson {
       free_hugepages: m.header[hb + HS_FREE_HUGE_PAGES]!,
     });
   }
+  const ram = bootRamOf.get(m);
+  const e = ram?.e820;
   return {
     cmdline: params.cmdline,
     geometry: params.geometry,
     warnings: bootWarnings.get(m) ?? [],
+    e820: e ? { machine: e.machine, firmware: e.firmware, user: e.user } : null,
+    memory_ranges: ram?.memRanges ?? [[0, m.header[H_BOOT_END_PFN]!]],
     movable_zone_start_pfn: m.header[H_ZONE_MOVABLE_PFN]!,
     min_free_kbytes: m.header[H_MIN_FREE_KBYTES]!,
     zones,
@@ -107,17 +116,33 @@ function hexEnd(pfn: number): string {
 }
 
 /** The boot log lines free_area_init() prints (print of zone ranges and the movable zone start). */
-function dmesgZoneRanges(m: Memmap, j: LayoutJson): string {
-  let s = 'Zone ranges:\n';
+function dmesgZoneRanges(j: LayoutJson): string {
+  let s = '';
+  if (j.e820) {
+    // e820__memory_setup() and e820__finish_early_params()
+    s += `BIOS-provided physical RAM map (QEMU ${j.e820.machine}):\n${e820PrintTable(j.e820.firmware, 'BIOS-e820')}`;
+    if (j.e820.user) s += `user-defined physical RAM map:\n${e820PrintTable(j.e820.user, 'user')}`;
+  }
+  // print_zone_ranges: arch_zone_lowest/highest_possible_pfn, before ZONE_MOVABLE is carved out
+  const first = j.memory_ranges[0]![0];
+  const last = j.memory_ranges[j.memory_ranges.length - 1]![1];
+  const dmaEnd = Math.max(first, Math.min(j.geometry.dmaEndPfn, last));
+  const dma32End = j.geometry.dma32EndPfn ? Math.max(dmaEnd, Math.min(j.geometry.dma32EndPfn, last)) : dmaEnd;
+  const arch: [number, number][] = [
+    [first, dmaEnd],
+    [dmaEnd, dma32End],
+    [dma32End, last],
+  ];
+  s += 'Zone ranges:\n';
   for (const z of j.zones) {
     if (z.name === 'Movable') continue;
-    s += z.spanned
-      ? `  ${z.name.padEnd(8)} [mem ${hex16(z.start_pfn)}-${hexEnd(z.start_pfn + z.spanned)}]\n`
-      : `  ${z.name.padEnd(8)} empty\n`;
+    const [a, b] = arch[j.zones.indexOf(z)] ?? [0, 0];
+    s += a < b ? `  ${z.name.padEnd(8)} [mem ${hex16(a)}-${hexEnd(b)}]\n` : `  ${z.name.padEnd(8)} empty\n`;
   }
   s += 'Movable zone start for each node\n';
   if (j.movable_zone_start_pfn) s += `  Node 0: ${hex16(j.movable_zone_start_pfn)}\n`;
-  s += `Early memory node ranges\n  node   0: [mem ${hex16(0)}-${hexEnd(m.header[H_BOOT_END_PFN]!)}]\n`;
+  s += 'Early memory node ranges\n';
+  for (const [a, b] of j.memory_ranges) s += `  node   0: [mem ${hex16(a)}-${hexEnd(b)}]\n`;
   for (const c of j.cma_areas) s += `cma: Reserved ${(c.count * 4) >> 10} MiB at ${hex16(c.base_pfn)}\n`;
   for (const h of j.hugetlb)
     s += `HugeTLB: registered ${sizeString(h.page_size)} page size, pre-allocated ${h.nr_hugepages} pages\n`;
@@ -152,7 +177,7 @@ export function layoutText(m: Memmap, params: BootParams): string {
   let s = `# pinlab layout: ${params.cmdline || '(empty command line)'}\n`;
   s += `# geometry: 4K pages, pageblock_order ${g.pageblockOrder}, MAX_PAGE_ORDER ${g.maxOrder}, memory block ${sizeString(g.blockPages * PAGE_SIZE)}, ${g.nrCpus} CPUs\n`;
   for (const w of j.warnings) s += `warning: ${w}\n`;
-  s += `\n== dmesg ==\n${dmesgZoneRanges(m, j)}min_free_kbytes: ${j.min_free_kbytes}\n`;
+  s += `\n== dmesg ==\n${dmesgZoneRanges(j)}min_free_kbytes: ${j.min_free_kbytes}\n`;
   s += `\n== /proc/zoneinfo ==\n${procZoneinfo(m)}`;
   s += `\n== /proc/pagetypeinfo ==\n${procPagetypeinfo(m)}`;
   s += `\n== /sys/devices/system/memory ==\n${sysMemory(m, j)}`;

@@ -4,6 +4,7 @@
 // value it is done the same way and said in a warning.
 
 import { Geometry, MINI, X86_64, PAGE_SHIFT } from './memmap';
+import { E820Edit, E820_TYPE_ACPI, E820_TYPE_PRAM, E820_TYPE_RAM, E820_TYPE_RESERVED, QemuMachine } from './e820';
 
 export class CmdlineError extends Error {
   constructor(msg: string) {
@@ -53,6 +54,10 @@ export interface BootParams {
   thp: 'always' | 'madvise' | 'never';
   /** pinlab.hotplug=: hot-pluggable memory that boots offline, in bytes */
   hotplugBytes: number;
+  /** pinlab.machine=: the QEMU machine whose firmware map boots an x86_64 geometry (pc, as pinlab kernel runs) */
+  machine: QemuMachine;
+  /** memmap=: edits of the e820 map in command-line order (parse_memmap_opt) */
+  memmap: E820Edit[];
   warnings: string[];
 }
 
@@ -135,6 +140,19 @@ function hugepageOrder(text: string, g: Geometry): number {
   if (bytes === 2 << 20) return g.pageblockOrder;
   if (bytes === 1 << 30) return g.pageblockOrder + 9;
   throw new CmdlineError(`hugepagesz: unsupported page size ${text} (x86-64 has 2M and 1G)`);
+}
+
+/** parse_memmap_one(): nn@ss (RAM), nn$ss (reserved), nn#ss (ACPI data), nn!ss (persistent), nn (a limit), exactmap. */
+function parseMemmapOne(text: string): E820Edit {
+  if (text === 'exactmap') return { kind: 'exactmap' };
+  const m = /^([^@$#!%]+)(?:([@$#!%])(.*))?$/.exec(text);
+  if (!m) throw new CmdlineError(`memmap: bad value '${text}' (nn[KMG]@ss, nn$ss, nn#ss, nn!ss, nn or exactmap)`);
+  const size = memparse('memmap', m[1]!);
+  if (m[2] === undefined) return { kind: 'limit', bytes: size };
+  if (m[2] === '%') throw new CmdlineError(`memmap: '${text}': the % form (change a range's type) is not modelled`);
+  const addr = memparse('memmap', m[3]!);
+  const type = { '@': E820_TYPE_RAM, $: E820_TYPE_RESERVED, '#': E820_TYPE_ACPI, '!': E820_TYPE_PRAM }[m[2]]!;
+  return { kind: 'add', addr, size, type };
 }
 
 export function parseGeometry(spec: string | undefined): Geometry {
@@ -235,6 +253,8 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
     watermarkScaleFactor: 10,
     thp: 'madvise',
     hotplugBytes: 0,
+    machine: 'pc',
+    memmap: [],
     warnings: [],
   };
   let hugeOrder = geometry.pageblockOrder; // default_hstate: hugepagesz= before hugepages= applies to it
@@ -247,7 +267,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
       if (val === undefined || val === '') throw new CmdlineError(`${key}: needs a value (${key}=...)`);
       return val;
     };
-    if (seen.has(key) && key !== 'hugepagesz' && key !== 'hugepages')
+    if (seen.has(key) && key !== 'hugepagesz' && key !== 'hugepages' && key !== 'memmap')
       p.warnings.push(`${key}= given twice: the last one wins`);
     seen.add(key);
     switch (key) {
@@ -343,6 +363,17 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
       case 'pinlab.hotplug':
         p.hotplugBytes = memparse(key, need());
         break;
+      case 'memmap': // parse_memmap_opt(), arch/x86/kernel/e820.c: comma-separated parse_memmap_one()s
+        if (!geometry.dma32EndPfn) throw new CmdlineError('memmap: a miniature geometry has no e820 map');
+        for (const one of need().split(',')) p.memmap.push(parseMemmapOne(one));
+        break;
+      case 'pinlab.machine': {
+        const v = need();
+        if (!geometry.dma32EndPfn) throw new CmdlineError('pinlab.machine: a miniature geometry is not a PC');
+        if (v !== 'pc' && v !== 'q35') throw new CmdlineError(`pinlab.machine: '${v}' is not pc or q35`);
+        p.machine = v;
+        break;
+      }
       default:
         throw new CmdlineError(`unknown kernel parameter '${arg}' (see: pinlab layout --help)`);
     }

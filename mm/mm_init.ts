@@ -1,11 +1,13 @@
 // Boot: zone sizing, ZONE_MOVABLE from kernelcore=/movablecore=, memblock reservations, memmap init,
 // handing memory to the buddy, watermarks (mm/mm_init.c, mm/memblock.c, mm/page_alloc.c, v6.12).
 //
-// Simplified (docs/simplifications.md): one node, contiguous boot RAM from pfn 0 with no firmware
-// holes; memblock reservations (kernel image, then the memmap) sit at the bottom of RAM, whereas the
-// kernel allocates the memmap top-down and can leave it inside ZONE_MOVABLE (mmzone.h exception 2).
+// Simplified (docs/simplifications.md): one node; the x86_64 geometry boots from QEMU's e820 map
+// (mm/e820.ts), a miniature one from one flat range at pfn 0; memblock reservations (kernel image,
+// then the memmap) sit low in RAM, whereas the kernel allocates the memmap top-down and can leave it
+// inside ZONE_MOVABLE (mmzone.h exception 2).
 
 import { BootParams, CmdlineError, HugepageParam } from './cmdline';
+import { BootE820, bootE820, qemuRam } from './e820';
 import {
   Memmap,
   MemmapShape,
@@ -81,7 +83,12 @@ export interface Reservation {
 /** Everything boot decides before the buffer exists. */
 export interface BootPlan {
   params: BootParams;
+  /** the end of boot RAM (max_pfn) */
   bootPages: number;
+  /** memblock.memory: the boot RAM's pfn ranges, holes between them */
+  memRanges: [number, number][];
+  /** the x86_64 geometry's e820 map (null: a miniature geometry, one range from pfn 0) */
+  e820: BootE820 | null;
   nrFrames: number;
   hotplugStartPfn: number;
   hotplugPages: number;
@@ -103,13 +110,20 @@ function roundup(x: number, a: number): number {
   return Math.ceil(x / a) * a;
 }
 
-/** arch_zone_lowest/highest_possible_pfn for the boot RAM [0, end). */
-function archZoneRanges(p: BootParams, end: number): [number, number][] {
+/** Pages of [s, e) that are RAM (memblock.memory): the kernel's present pages (__absent_pages_in_range). */
+export function ramPagesIn(ranges: [number, number][], s: number, e: number): number {
+  let n = 0;
+  for (const [a, b] of ranges) n += Math.max(0, Math.min(b, e) - Math.max(a, s));
+  return n;
+}
+
+/** arch_zone_lowest/highest_possible_pfn for the boot RAM [start, end) (zone spans clamped to the node). */
+function archZoneRanges(p: BootParams, start: number, end: number): [number, number][] {
   const g = p.geometry;
-  const dmaEnd = Math.min(g.dmaEndPfn, end);
+  const dmaEnd = Math.max(Math.min(g.dmaEndPfn, end), start);
   const dma32End = g.dma32EndPfn ? Math.max(Math.min(g.dma32EndPfn, end), dmaEnd) : dmaEnd;
   return [
-    [0, dmaEnd],
+    [start, dmaEnd],
     [dmaEnd, dma32End],
     [dma32End, end],
     [0, 0],
@@ -120,9 +134,13 @@ function archZoneRanges(p: BootParams, end: number): [number, number][] {
 /**
  * find_zone_movable_pfns_for_nodes() for one node: turn kernelcore=/movablecore= into the first pfn of
  * ZONE_MOVABLE, carved from the highest populated zone; memory in lower zones counts as kernelcore.
+ * Both count present pages (early_calculate_totalpages), walking memblock's ranges over the holes.
  */
-function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[]): number {
-  const ranges = archZoneRanges(p, totalPages);
+function findZoneMovablePfn(p: BootParams, memRanges: [number, number][], warnings: string[]): number {
+  const nodeStart = memRanges[0]![0];
+  const nodeEnd = memRanges[memRanges.length - 1]![1];
+  const totalPages = ramPagesIn(memRanges, nodeStart, nodeEnd);
+  const ranges = archZoneRanges(p, nodeStart, nodeEnd);
   let movableZone = ZONE_DMA; // find_usable_zone_for_movable()
   for (let z = ZONE_NORMAL; z >= ZONE_DMA; z--)
     if (ranges[z]![1] > ranges[z]![0]) {
@@ -164,22 +182,26 @@ function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[
   }
   let zoneMovablePfn = 0;
   let kernelcoreRemaining = requiredKernelcore;
-  // one memory range, [0, totalPages)
-  let start = 0;
-  const end = totalPages;
-  if (start < usableStartPfn) {
-    const kernelPages = Math.min(end, usableStartPfn) - start;
-    kernelcoreRemaining -= Math.min(kernelPages, kernelcoreRemaining);
-    if (end <= usableStartPfn) zoneMovablePfn = end;
-    start = usableStartPfn;
-  }
-  if (start < end) {
+  for (const [rs, end] of memRanges) {
+    let start = Math.max(rs, zoneMovablePfn);
+    if (start >= end) continue;
+    if (start < usableStartPfn) {
+      const kernelPages = Math.min(end, usableStartPfn) - start;
+      kernelcoreRemaining -= Math.min(kernelPages, kernelcoreRemaining);
+      if (end <= usableStartPfn) {
+        zoneMovablePfn = end;
+        continue;
+      }
+      start = usableStartPfn;
+    }
     const sizePages = Math.min(end - start, kernelcoreRemaining);
     zoneMovablePfn = start + sizePages;
+    kernelcoreRemaining -= sizePages;
+    if (!kernelcoreRemaining) break;
   }
   // out2: align the start of ZONE_MOVABLE to MAX_ORDER_NR_PAGES; none if that passes the node's end
   zoneMovablePfn = roundup(zoneMovablePfn, maxOrderNrPages(p));
-  if (zoneMovablePfn >= totalPages) {
+  if (zoneMovablePfn >= nodeEnd) {
     warnings.push('ZONE_MOVABLE would start at or past the end of memory after rounding: none created');
     return 0;
   }
@@ -187,8 +209,9 @@ function findZoneMovablePfn(p: BootParams, totalPages: number, warnings: string[
 }
 
 /** adjust_zone_range_for_zone_movable() */
-function zoneSpans(p: BootParams, bootPages: number, zoneMovablePfn: number): [number, number][] {
-  const r = archZoneRanges(p, bootPages);
+function zoneSpans(p: BootParams, memRanges: [number, number][], zoneMovablePfn: number): [number, number][] {
+  const bootPages = memRanges[memRanges.length - 1]![1];
+  const r = archZoneRanges(p, memRanges[0]![0], bootPages);
   const out: [number, number][] = [];
   for (let z = 0; z < ZONE_MOVABLE; z++) {
     let [s, e] = r[z]!;
@@ -209,16 +232,18 @@ function zoneSpans(p: BootParams, bootPages: number, zoneMovablePfn: number): [n
  */
 function placeCma(
   p: BootParams,
-  bootPages: number,
+  memRanges: [number, number][],
   reservations: Reservation[],
   warnings: string[],
 ): { basePfn: number; count: number }[] {
+  const bootPages = memRanges[memRanges.length - 1]![1];
   if (!p.cma) return [];
   const align = 1 << p.geometry.pageblockOrder; // CMA_MIN_ALIGNMENT_PAGES
   const count = roundup(Math.ceil(p.cma.bytes / 2 ** PAGE_SHIFT), align);
   const limit =
     p.cma.limitBytes !== undefined ? Math.min(bootPages, Math.floor(p.cma.limitBytes / 2 ** PAGE_SHIFT)) : bootPages;
-  const overlaps = (s: number) => reservations.some((r) => s < r.startPfn + r.nrPages && r.startPfn < s + count);
+  const overlaps = (s: number) =>
+    !inRam(memRanges, s, count) || reservations.some((r) => s < r.startPfn + r.nrPages && r.startPfn < s + count);
   if (p.cma.baseBytes !== undefined && p.cma.baseBytes !== 0) {
     const base = p.cma.baseBytes / 2 ** PAGE_SHIFT;
     if (!Number.isInteger(base) || base % align)
@@ -244,19 +269,55 @@ function placeCma(
   return [];
 }
 
+/** [s, s+n) lies in one RAM range (memblock allocations never span a hole). */
+function inRam(memRanges: [number, number][], s: number, n: number): boolean {
+  return memRanges.some(([a, b]) => a <= s && s + n <= b);
+}
+
+/** The boot RAM: e820 (QEMU's map, mem=, memmap=, trim_bios_range) on x86_64; one flat range on a mini machine. */
+function bootRam(p: BootParams, warnings: string[]): { memRanges: [number, number][]; e820: BootE820 | null } {
+  if (!p.geometry.dma32EndPfn) {
+    const bootPages = Math.floor(p.memBytes / 2 ** PAGE_SHIFT);
+    if (bootPages * 2 ** PAGE_SHIFT !== p.memBytes)
+      warnings.push(`mem=${p.memBytes}: not a multiple of 4K, rounded down`);
+    return { memRanges: [[0, bootPages]], e820: null };
+  }
+  const { ramBytes, memLimit } = qemuRam(p.memBytes, p.machine);
+  const edits = [...(memLimit !== null ? [{ kind: 'limit' as const, bytes: memLimit }] : []), ...p.memmap];
+  const e820 = bootE820(p.machine, ramBytes, edits);
+  if (!e820.memRanges.length) throw new CmdlineError('memmap: the e820 map has no usable RAM left');
+  return { memRanges: e820.memRanges, e820 };
+}
+
+/** The memmap's size: 64 bytes per frame of every present section (a miniature machine: of every frame). */
+function memmapPagesFor(p: BootParams, memRanges: [number, number][]): number {
+  const g = p.geometry;
+  const section = g.dma32EndPfn ? g.blockPages : 1;
+  const sections = new Set<number>();
+  let frames = 0;
+  for (const [a, b] of memRanges)
+    for (let s = Math.floor(a / section); s * section < b; s++)
+      if (!sections.has(s)) {
+        sections.add(s);
+        frames += section;
+      }
+  return Math.ceil((frames * g.structPageBytes) / 2 ** PAGE_SHIFT);
+}
+
 export function planBoot(p: BootParams): BootPlan {
   const g = p.geometry;
   const warnings = [...p.warnings];
-  const bootPages = Math.floor(p.memBytes / 2 ** PAGE_SHIFT);
-  if (bootPages * 2 ** PAGE_SHIFT !== p.memBytes)
-    warnings.push(`mem=${p.memBytes}: not a multiple of 4K, rounded down`);
-  // memblock reservations: the kernel image (its .bss holds ZERO_PAGE), then the memmap
-  const memmapPages = Math.ceil((bootPages * g.structPageBytes) / 2 ** PAGE_SHIFT);
+  const { memRanges, e820 } = bootRam(p, warnings);
+  const bootPages = memRanges[memRanges.length - 1]![1];
+  // memblock reservations: the first 1M on x86 (reserve_real_mode), the kernel image (its .bss holds
+  // ZERO_PAGE), then the memmap
+  const memmapPages = memmapPagesFor(p, memRanges);
   const imagePages = Math.max(1, g.kernelImagePages);
   const reservations: Reservation[] = [
     { startPfn: g.kernelStartPfn, nrPages: imagePages, what: 'kernel image' },
     { startPfn: g.kernelStartPfn + imagePages, nrPages: memmapPages, what: 'memmap' },
   ];
+  if (e820) reservations.push({ startPfn: 0, nrPages: 256, what: 'the first 1M (reserve_real_mode)' });
   const reservedEnd = g.kernelStartPfn + imagePages + memmapPages;
   const minPages = reservedEnd + 4 * (1 << g.pageblockOrder);
   if (bootPages < minPages) {
@@ -264,6 +325,10 @@ export function planBoot(p: BootParams): BootPlan {
       `mem: ${p.memBytes} bytes is too small: the kernel image and memmap end at ${reservedEnd * 4}K; give at least ${minPages * 4}K`,
     );
   }
+  if (!inRam(memRanges, g.kernelStartPfn, reservedEnd - g.kernelStartPfn))
+    throw new CmdlineError(
+      `memmap: the kernel image and memmap (${g.kernelStartPfn * 4}K-${reservedEnd * 4}K) are not all usable RAM`,
+    );
   const maxFrames = 2 ** 27; // page-table entries keep 27 bits of pfn (mm/mm_types.ts)
   const blockPages = g.blockPages;
   let hotplugStartPfn = roundup(bootPages, blockPages);
@@ -278,18 +343,20 @@ export function planBoot(p: BootParams): BootPlan {
   const nrFrames = hotplugPages ? hotplugStartPfn + hotplugPages : roundup(bootPages, blockPages);
   if (nrFrames > maxFrames)
     throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (512 GiB)`);
-  const zoneMovablePfn = findZoneMovablePfn(p, bootPages, warnings);
-  const cmaAreas = placeCma(p, bootPages, reservations, warnings);
+  const zoneMovablePfn = findZoneMovablePfn(p, memRanges, warnings);
+  const cmaAreas = placeCma(p, memRanges, reservations, warnings);
   for (const h of p.hugepages)
-    if (h.order > g.maxOrder) reserveGigantic(h, bootPages, reservations, cmaAreas, warnings);
+    if (h.order > g.maxOrder) reserveGigantic(h, memRanges, reservations, cmaAreas, warnings);
   return {
     params: p,
     bootPages,
+    memRanges,
+    e820,
     nrFrames,
     hotplugStartPfn,
     hotplugPages,
     zoneMovablePfn,
-    zoneSpans: zoneSpans(p, bootPages, zoneMovablePfn),
+    zoneSpans: zoneSpans(p, memRanges, zoneMovablePfn),
     cmaAreas,
     reservations,
     zeroPfn: g.kernelStartPfn + imagePages - 1,
@@ -300,14 +367,16 @@ export function planBoot(p: BootParams): BootPlan {
 /** hugetlb_hstate_alloc_pages() for gigantic pages: memblock, top-down, naturally aligned. */
 function reserveGigantic(
   h: HugepageParam,
-  bootPages: number,
+  memRanges: [number, number][],
   reservations: Reservation[],
   cma: { basePfn: number; count: number }[],
   warnings: string[],
 ): void {
   const n = 1 << h.order;
+  const bootPages = memRanges[memRanges.length - 1]![1];
   let got = 0;
   const busy = (s: number) =>
+    !inRam(memRanges, s, n) ||
     [...reservations, ...cma.map((c) => ({ startPfn: c.basePfn, nrPages: c.count }))].some(
       (r) => s < r.startPfn + r.nrPages && r.startPfn < s + n,
     );
@@ -381,11 +450,14 @@ export function bootMachine(p: BootParams): Memmap {
   memoryDevInit(m, plan);
   mmInitProcessSpace(m);
   bootWarnings.set(m, plan.warnings);
+  bootRamOf.set(m, { memRanges: plan.memRanges, e820: plan.e820 });
   return m;
 }
 
 /** Warnings printed while booting (the kernel's pr_warn/pr_info lines about the command line). */
 export const bootWarnings = new WeakMap<Memmap, string[]>();
+/** The boot RAM a machine came up with: memblock.memory's ranges and (x86_64) the e820 map, for `pinlab layout`. */
+export const bootRamOf = new WeakMap<Memmap, { memRanges: [number, number][]; e820: BootE820 | null }>();
 
 function onlineTypeOf(s: string | null): number {
   switch (s) {
@@ -402,23 +474,27 @@ function onlineTypeOf(s: string | null): number {
 
 /** free_area_init() + memmap_init(): zone spans, struct pages (reserved until freed), pageblock types. */
 function freeAreaInit(m: Memmap, plan: BootPlan): void {
+  m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | PG_hole, 0, m.nrFrames);
   for (let z = 0; z < MAX_NR_ZONES; z++) {
     const zb = m.zoneBase(z);
     const [s, e] = plan.zoneSpans[z]!;
+    const present = ramPagesIn(plan.memRanges, s, e); // calculate_node_totalpages(): spanned less holes
     m.zones[zb + Z_START_PFN] = s;
     m.zones[zb + Z_SPANNED] = e - s;
-    m.zones[zb + Z_PRESENT] = e - s;
-    m.zones[zb + Z_PRESENT_EARLY] = e - s;
+    m.zones[zb + Z_PRESENT] = present;
+    m.zones[zb + Z_PRESENT_EARLY] = present;
     for (let o = 0; o <= m.maxOrder; o++)
       for (let mt = 0; mt < MIGRATE_TYPES; mt++) m.zones[freeAreaHead(m, z, o, mt)] = NO_PAGE;
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
       const pb = pcpBase(m, cpu, z);
       for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) m.pcp[pb + PCP_LISTS + mt] = NO_PAGE;
     }
-    const flagsZ = (z << PG_ZONE_SHIFT) | PG_reserved;
-    m.flags.fill(flagsZ, s, e);
+    // a hole inside a span keeps the zone (init_unavailable_range) and stays PageReserved
+    m.flags.fill((z << PG_ZONE_SHIFT) | PG_reserved | PG_hole, s, e);
+    for (const [a, b] of plan.memRanges)
+      if (Math.max(a, s) < Math.min(b, e))
+        m.flags.fill((z << PG_ZONE_SHIFT) | PG_reserved, Math.max(a, s), Math.min(b, e));
   }
-  m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | PG_hole, plan.bootPages, m.nrFrames);
   // hot-pluggable memory exists (reserved, offline) but has no zone until onlined
   m.flags.fill(
     (NO_ZONE << PG_ZONE_SHIFT) | PG_reserved,
@@ -448,16 +524,18 @@ function memblockFreeAll(m: Memmap, plan: BootPlan): void {
       m.zones[zb + Z_CMA_PAGES]!++;
     }
   });
-  let start = 0;
-  while (start < plan.bootPages) {
-    if (reserved[start]) {
-      start++;
-      continue;
+  for (const [a, b] of plan.memRanges) {
+    let start = a;
+    while (start < b) {
+      if (reserved[start]) {
+        start++;
+        continue;
+      }
+      let end = start;
+      while (end < b && !reserved[end]) end++;
+      freeRange(m, start, end);
+      start = end;
     }
-    let end = start;
-    while (end < plan.bootPages && !reserved[end]) end++;
-    freeRange(m, start, end);
-    start = end;
   }
 }
 
@@ -480,7 +558,7 @@ function memoryDevInit(m: Memmap, plan: BootPlan): void {
     const o = b * MB_STRIDE;
     const start = b * m.blockPages;
     const end = start + m.blockPages;
-    const early = start < plan.bootPages;
+    const early = plan.memRanges.some(([a, z]) => a < end && start < z); // a section with RAM is present
     const hot = start >= plan.hotplugStartPfn && end <= plan.hotplugStartPfn + plan.hotplugPages;
     m.blocks[o + MB_PRESENT] = early || hot ? 1 : 0;
     m.blocks[o + MB_EARLY] = early ? 1 : 0;

@@ -13,7 +13,7 @@ const KERNEL_HELP = `usage: pinlab kernel FILE... [--kernel K[,K...]] [--diff] [
                     [--offline-timeout S] [--modules DIR] [--load MOD[,MOD]] [--keep]
 
 Boot a real Linux kernel in qemu-system-x86_64 (TCG) with each scenario's machine (QEMU -m from mem=,
-the pc machine, the rest of machine.cmdline as the guest's command line), run the steps in a small
+-M from pinlab.machine=pc|q35, default pc; the rest of machine.cmdline as the guest's command line), run the steps in a small
 static probe (probe/pinlab-probe.c) and print the same per-step report as 'pinlab scenario': the rc or
 errno, where the pages are by zone, pins, counters, the final zones and memory blocks. A long-term pin
 is an io_uring fixed buffer (IORING_REGISTER_BUFFERS: FOLL_WRITE|FOLL_LONGTERM). Device steps run on

@@ -5,7 +5,7 @@ import { Command, parse, UsageError } from './command';
 
 const LAYOUT_HELP = `usage: pinlab layout [--cmdline "..."] [--geometry G] [--json] [--pcp]
 
-Boot a machine and print it the way the kernel shows it: the boot log's zone ranges, /proc/zoneinfo,
+Boot a machine and print it the way the kernel shows it: the boot log's e820 map and zone ranges, /proc/zoneinfo,
 /proc/pagetypeinfo, and /sys/devices/system/memory/memoryN/{state,valid_zones,removable}.
 
 options:
@@ -23,6 +23,9 @@ kernel parameters honoured (kernel semantics and units: K/M/G, % where the kerne
   hugepagesz=  hugepages=  default_hugepagesz=  sysctl.vm.min_free_kbytes=  min_free_kbytes=
   sysctl.vm.watermark_scale_factor=  transparent_hugepage=always|madvise|never
   pinlab.hotplug=SIZE   hot-pluggable memory that boots offline (onlined per memhp_default_state)
+  memmap=nn@ss|nn$ss|nn#ss|nn!ss|nn|exactmap   edit the e820 map (RAM, reserved, ACPI data, persistent, limit)
+  pinlab.machine=pc|q35 the QEMU machine whose e820 map x86_64 boots from (default pc, as pinlab kernel runs);
+                        mem=SIZE is its RAM (split around the PCI hole, the rest above 4G)
 `;
 
 export const layout: Command = {

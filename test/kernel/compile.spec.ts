@@ -82,7 +82,17 @@ describe('pinlab kernel: compile', () => {
     );
     expect(big.memMiB).toBe(8192);
     expect(big.cmdline).toMatch(/^sysctl\.vm\.min_free_kbytes=8192 transparent_hugepage=always console/);
-    expect(big.warnings[0]).toMatch(/PCI hole/);
+    expect(big.warnings).toEqual([]); // the model boots the same split map (mm/e820.ts)
+    // pinlab.machine= picks QEMU's -M; on q35 RAM splits at 2G once it reaches 2.75G, so no mem= then
+    const q35 = kernelMachine('t.yaml', yaml('  - { op: zones }', 'mem=2816M pinlab.machine=q35'));
+    expect(q35).toMatchObject({ machineType: 'q35', memMiB: 2816 });
+    expect(q35.cmdline).not.toMatch(/mem=|pinlab\.machine/);
+    const q35small = kernelMachine(
+      't.yaml',
+      yaml('  - { op: zones }', 'mem=2G pinlab.machine=q35 memmap=64M$0x10000000'),
+    );
+    expect(q35small).toMatchObject({ machineType: 'q35', memMiB: 2050 });
+    expect(q35small.cmdline).toMatch(/^mem=2048M memmap=64M\$0x10000000 /);
     expect(() =>
       kernelMachine('t.yaml', yaml('  - { op: zones }', 'mem=1G cma=64M'), {
         spec: 'debian:6.12',
@@ -294,6 +304,7 @@ describe('pinlab kernel: bad input is one line and exit 2', () => {
 
 describe('pinlab kernel: device steps (open, call, close)', () => {
   // the steps as the scenario file writes them, read without the model's schema: the kernel side stands alone
+  const Q35 = 'mem=1G movablecore=256M pinlab.machine=q35';
   const dev = (steps: string, cmdline = 'mem=1G movablecore=256M'): Scenario =>
     parseYamlText(`machine: { cmdline: "${cmdline}" }\nsteps:\n${steps}`) as Scenario;
   const head = [
@@ -303,12 +314,18 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
   ];
   const devRefusal = (...steps: string[]): string => {
     try {
-      compileScenario('t.yaml', dev([...head, ...steps].join('\n')));
+      compileScenario('t.yaml', dev([...head, ...steps].join('\n'), Q35));
     } catch (e) {
       return (e as Error).message;
     }
     return 'not refused';
   };
+
+  it('refuses vfio-type1 on a pc machine: intel-iommu needs q35, and the model must boot the same map', () => {
+    expect(() => compileScenario('t.yaml', dev(head.join('\n')))).toThrow(
+      /^t\.yaml: machine: vfio-type1 runs behind QEMU's intel-iommu, which needs q35: add pinlab\.machine=q35/,
+    );
+  });
 
   it('compiles vfio-type1 map_dma/unmap_dma/close to the probe, on q35 with intel-iommu and edu', () => {
     const c = compileScenario(
@@ -321,6 +338,7 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
           '  - { op: call, dev: vf, call: unmap_dma, args: { all: true } }',
           '  - { op: close, dev: vf }',
         ].join('\n'),
+        Q35,
       ),
     );
     expect(c.program.split('\n').slice(3, 8)).toEqual([
@@ -342,7 +360,7 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
     expect([plain.machine.machineType, plain.machine.devices, plain.modules]).toEqual(['pc', undefined, []]);
     expect(qemuArgs(plain, { bzImage: 'bz' } as KernelImage, 'i', 'c', 'r')).not.toContain('edu');
     // kernelMachine alone (pinlab kernel recomputes it with the kernel's .config) gives the same guest
-    expect(kernelMachine('t.yaml', dev(head.join('\n')))).toEqual(c.machine);
+    expect(kernelMachine('t.yaml', dev(head.join('\n'), Q35))).toEqual(c.machine);
   });
 
   it('compiles the shipped VFIO scenario', () => {
@@ -518,6 +536,7 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
           '  - { op: call, dev: vf, call: unmap_dma, args: { iova: 0x100000, size: 2M }, expect: 2097152 }',
           '  - { op: close, dev: vf, expect: -EBADF }',
         ].join('\n'),
+        Q35,
       ),
     );
     const hello =

@@ -31,6 +31,11 @@ describe('parseCmdline', () => {
     ['movable_node=1', /movable_node: takes no value/],
     ['cma=10%', /cma: percentages/],
     ['mem=64K', /mem: 65536 bytes is too small/],
+    ['memmap=1G%0x100000-1+2', /memmap: .* % form/],
+    ['memmap=1Gx', /memmap: bad size/],
+    ['pinlab.machine=isapc', /pinlab.machine: 'isapc' is not pc or q35/],
+    ['memmap=exactmap', /no usable RAM left/],
+    ['memmap=4M$20M', /memmap: the kernel image and memmap \(16384K-.*\) are not all usable RAM/],
   ])('%s is a CmdlineError', (cmdline, re) => {
     expect(() => plan(cmdline)).toThrow(CmdlineError);
     expect(() => plan(cmdline)).toThrow(re);
@@ -60,11 +65,13 @@ describe('find_zone_movable_pfns_for_nodes (mm/mm_init.c)', () => {
   });
   it('with both, kernelcore is at least its value', () => {
     const p = plan('mem=1G kernelcore=800M movablecore=512M');
-    expect(p.zoneMovablePfn).toBe(800 * MiB);
+    // 800M of present pages span 800M plus the 98 pages of holes below 1M: rounded up to 804M
+    expect(p.zoneMovablePfn).toBe(804 * MiB);
     expect(p.warnings.join('\n')).toMatch(/kernelcore .* is at least its value/);
   });
-  it('percentages are of all memory', () => {
-    expect(plan('mem=1G kernelcore=50%').zoneMovablePfn).toBe(512 * MiB);
+  it('percentages are of present pages (early_calculate_totalpages)', () => {
+    // 50% of 262046 present pages = 131023, over the holes below 1M: 131121, rounded up to 516M
+    expect(plan('mem=1G kernelcore=50%').zoneMovablePfn).toBe(516 * MiB);
     expect(plan('mem=1G movablecore=25%').zoneMovablePfn).toBe(768 * MiB);
   });
   it('movablecore covering all memory creates no ZONE_MOVABLE (kernelcore becomes 0)', () => {
@@ -81,10 +88,18 @@ describe('find_zone_movable_pfns_for_nodes (mm/mm_init.c)', () => {
     expect(p.zoneSpans[3]).toEqual([0, 0]);
   });
   it('above 4G, ZONE_MOVABLE is carved from Normal and DMA/DMA32 count as kernelcore (9afaf30f7a1a layout)', () => {
+    // QEMU pc: 3G below the PCI hole (less 128K of SeaBIOS tables and the holes below 1M), 13G above 4G
     const p = plan('mem=16G kernelcore=5G');
-    expect(p.zoneMovablePfn).toBe(5 * GiB);
-    expect(p.zoneSpans[2]).toEqual([4 * GiB, 5 * GiB]);
-    expect(p.zoneSpans[3]).toEqual([5 * GiB, 16 * GiB]);
+    const below4g = 158 + (3 * GiB - 32 - 256);
+    expect(p.memRanges).toEqual([
+      [1, 0x9f],
+      [256, 3 * GiB - 32],
+      [4 * GiB, 17 * GiB],
+    ]);
+    expect(p.zoneMovablePfn).toBe(Math.ceil((4 * GiB + 5 * GiB - below4g) / 1024) * 1024);
+    expect(p.zoneMovablePfn).toBe(6 * GiB + 4 * MiB);
+    expect(p.zoneSpans[2]).toEqual([4 * GiB, 6 * GiB + 4 * MiB]);
+    expect(p.zoneSpans[3]).toEqual([6 * GiB + 4 * MiB, 17 * GiB]);
   });
   it('below 4G, ZONE_MOVABLE is carved from DMA32', () => {
     const p = plan('mem=1G movablecore=512M');
@@ -96,6 +111,26 @@ describe('find_zone_movable_pfns_for_nodes (mm/mm_init.c)', () => {
     const p = plan('mem=1G movablecore=512M movable_node');
     expect(p.zoneMovablePfn).toBe(0);
     expect(p.warnings.join('\n')).toMatch(/movable_node/);
+  });
+});
+
+describe('find_zone_movable_pfns_for_nodes over the e820 map (as Debian 6.12 boots on QEMU pc)', () => {
+  // the kernel's boot log: "Movable zone start for each node / Node 0: 0x0000000020400000" (kernelcore=512M)
+  // and 0x000000002d400000 (movablecore=300M), on QEMU -m 1026M with mem=1024M
+  it('kernelcore=512M counts present pages, so ZONE_MOVABLE starts one MAX_ORDER block above 512M', () => {
+    expect(plan('mem=1G kernelcore=512M').zoneMovablePfn).toBe(0x20400);
+  });
+  it('movablecore=300M leaves 262046 - 76800 present pages to the kernel', () => {
+    expect(plan('mem=1G movablecore=300M').zoneMovablePfn).toBe(0x2d400);
+  });
+  it('on q35 above 2.75G, RAM splits at 2G and the rest sits above 4G', () => {
+    const p = plan('mem=6G pinlab.machine=q35 movablecore=1G');
+    expect(p.memRanges).toEqual([
+      [1, 0x9f],
+      [256, 2 * GiB - 32],
+      [4 * GiB, 8 * GiB],
+    ]);
+    expect(p.zoneMovablePfn).toBe(7 * GiB);
   });
 });
 
