@@ -10,7 +10,7 @@
 //    checks), every op returned what it should, and every DMA read returned the word written before it.
 //
 // 2. VFIO_IOMMU_MAP_DMA + UNMAP_DMA cycles/s for vfio-type1 at 4 KiB, 2 MiB and 1 GiB on
-//    mem=4G movablecore=2G, in-thread (the main thread calls the model's step(), as the unit tests do).
+//    mem=5G movablecore=2G, in-thread (the main thread calls the model's step(), as the unit tests do).
 //    Memory states: fresh (untouched: vaddr_get_pfns() faults the pages in, under PF_MEMALLOC_PIN),
 //    prefaulted by the process (in ZONE_MOVABLE: the first MAP_DMA of each range migrates it), and
 //    prefaulted and already pinnable (every later MAP_DMA pins in place); with transparent_hugepage=always
@@ -266,7 +266,7 @@ async function dmaRows(pool: ActorPool): Promise<Row[]> {
 // ---------------------------------------------------------------------------------------------
 // 2. vfio-type1 MAP_DMA + UNMAP_DMA cycles, in-thread
 
-const MACHINE = 'mem=4G movablecore=2G';
+const MACHINE = 'mem=5G movablecore=2G';
 
 interface Vmm {
   m: Memmap;

@@ -38,7 +38,7 @@ function rate(n: number, s: number): number {
 
 async function benchAlloc(): Promise<void> {
   const rows: Row[] = [];
-  const { m } = bootFromSpec({ cmdline: 'mem=4G movablecore=2G' });
+  const { m } = bootFromSpec({ cmdline: 'mem=5G movablecore=2G' });
   for (const [order, gfp, batch, label] of [
     [0, GFP_HIGHUSER_MOVABLE, 1, 'order-0 alloc,free (pcp hot)'],
     [0, GFP_HIGHUSER_MOVABLE, 64, 'order-0 64 allocs, 64 frees'],

@@ -16,7 +16,7 @@ import { folioOrder } from '../mm/page_ref';
 
 type Row = Record<string, string | number>;
 
-const MACHINE = 'mem=4G movablecore=2G';
+const MACHINE = 'mem=5G movablecore=2G';
 const MiB = 256; // 4 KiB frames per MiB
 
 function fail(what: string): never {

@@ -114,14 +114,14 @@ export function pinRows(): Row[] {
     // ZONE_MOVABLE first: every page migrates to the kernel zones before it is pinned
     {
       label: 'ZONE_MOVABLE order-0 (migrates)',
-      cmdline: 'mem=4G movablecore=2G',
+      cmdline: 'mem=5G movablecore=2G',
       thp: false,
       migrates: true,
       target: '>= 1M pins/s',
     },
     {
       label: 'ZONE_MOVABLE THP (migrates whole)',
-      cmdline: 'mem=4G movablecore=2G transparent_hugepage=always',
+      cmdline: 'mem=5G movablecore=2G transparent_hugepage=always',
       thp: true,
       migrates: true,
       target: '>= 1M pins/s',
