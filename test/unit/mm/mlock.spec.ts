@@ -134,6 +134,15 @@ describe('mlock, mlock2, munlock (mm/mlock.c do_mlock, apply_vma_lock_flags, mlo
     expect(vmaList(m, mm)[0]!.flags & VM_LOCKED).toBe(0);
     const io2 = doMmap(m, mm, { nrPages: 12, prot: RW, pfnmap: true });
     expect(sysMlock(m, mm, io2, 12)).toBe(-ENOMEM); // do_mlock() checks len, whatever is mapped there
+
+    const hm = boot(`${CMD} hugepages=2`, 'mini');
+    const hmm = bprmMmInit(hm);
+    const h = doMmap(hm, hmm, { nrPages: 8, prot: RW, hugetlb: true }); // one PMD-size huge page (mini: 8 pages)
+    expect(h).toBeGreaterThan(0);
+    expect(sysMlock(hm, hmm, h, 8)).toBe(0);
+    expect(lockedVm(hm, hmm)).toBe(0);
+    expect(vmaList(hm, hmm)[0]!.flags & VM_LOCKED).toBe(0);
+    expect(present(hm, hmm, h, 8)).toBe(8); // __mm_populate() still faults a hugetlb VMA in
   });
 
   it('a long-term pin still migrates mlocked memory out of ZONE_MOVABLE (mlocked pages are movable)', () => {
