@@ -347,6 +347,16 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         line = `${op} p=${p} a=${a} len=${l}${extra}`;
         break;
       }
+      case 'mlock':
+      case 'munlock': {
+        // mlock2(MLOCK_ONFAULT if onfault) / munlock(); the probe reads VmLck after every step
+        const p = pid(s.proc);
+        const a = addrArg(file, n, op, s.addr, maps);
+        const l = len(s.addr, s.len);
+        st.len = l;
+        line = `${op} p=${p} a=${a} len=${l}${op === 'mlock' ? ` onfault=${s.onfault === true ? 1 : 0}` : ''}`;
+        break;
+      }
       case 'fork': {
         const p = pid(s.proc);
         const child = s.child as string;

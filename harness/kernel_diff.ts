@@ -44,7 +44,7 @@ export function stepFacts(
   const f: Facts = { result };
   if (killed.length) f.killed = [...killed].sort().join(', ');
   const res = /(\d+) pages present(?: \(([^)]*)\))?(?:, (\d+) zero-page)?/.exec(detail);
-  if (res && ['mmap', 'touch', 'madvise'].includes(op)) {
+  if (res && ['mmap', 'touch', 'madvise', 'mlock'].includes(op)) {
     f.present = res[1]!;
     f.zones = zonesFact(res[2] ?? '');
     f['zero-page'] = res[3] ?? '0';
@@ -70,6 +70,7 @@ export function stepFacts(
       f.pinned = p[4] ? `in ${zones.replace(/ \d+/g, '') || 'none'}` : `${p[1]}/${p[2]} (${zones})`;
     }
   }
+  if (op === 'mlock' || op === 'munlock') f.locked_vm = /locked_vm (\d+) pages/.exec(detail)?.[1] ?? 'unknown';
   if (op === 'unpin') f.unpinned = /(\d+) pages unpinned/.exec(detail)?.[1] ?? detail;
   if (op === 'vmstat') {
     for (const mt of detail.matchAll(/([a-z_]+) (-?\d+|n\/a)/g))

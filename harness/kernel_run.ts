@@ -394,6 +394,12 @@ function zonesText(res: Res | undefined): string {
   );
 }
 
+/** mm->locked_vm from the VmLck (kB) the probe read after the step, in the model's words. */
+function vmLckText(r: Record<string, unknown>): string {
+  const kb = (r.vm as { VmLck?: number } | undefined)?.VmLck;
+  return typeof kb === 'number' ? `locked_vm ${kb / 4} pages (VmLck ${kb} kB)` : 'locked_vm unknown';
+}
+
 /** A step's detail in the model's words (docs/scenarios.md), from what the probe measured. */
 function stepDetail(
   st: CompiledScenario['steps'][number],
@@ -425,6 +431,10 @@ function stepDetail(
       return '';
     case 'madvise':
       return residencyText(res);
+    case 'mlock':
+      return `${vmLckText(r)}; ${residencyText(res)}`;
+    case 'munlock':
+      return vmLckText(r);
     case 'fork':
       return rc < 0 ? '' : `child pid ${r.aux}`;
     case 'exit':

@@ -40,6 +40,7 @@ import {
   populateRange,
 } from '../mm/mmap';
 import { getUser, putUser } from '../mm/memory';
+import { sysMlock, sysMlock2, sysMunlock, lockedVm, MLOCK_ONFAULT } from '../mm/mlock';
 import { stateStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
 import { errname, errnoByName, ESRCH } from '../mm/errno';
 import { ZONE_NAMES } from '../mm/mmzone';
@@ -195,6 +196,28 @@ export const STEP_KINDS: Record<string, StepKind> = {
       return { rc: doMunmap(ctx.m, mm, vpn, n), detail: `${hex(vpn)} ${n} pages` };
     },
   },
+  mlock: {
+    // mlock(2), or mlock2(MLOCK_ONFAULT) with onfault: true (mm/mlock.ts)
+    fields: { proc: F.proc, addr: F.addr, len: F.size, onfault: F.bool },
+    required: ['proc', 'addr'],
+    run(ctx, s) {
+      const mm = proc(ctx, 'mlock', s);
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const rc = s.onfault === true ? sysMlock2(ctx.m, mm, vpn, n, MLOCK_ONFAULT) : sysMlock(ctx.m, mm, vpn, n);
+      return { rc, detail: `${lockedVmText(ctx.m, mm)}; ${residency(ctx.m, mm, vpn, n)}` };
+    },
+  },
+  munlock: {
+    fields: { proc: F.proc, addr: F.addr, len: F.size },
+    required: ['proc', 'addr'],
+    run(ctx, s) {
+      const mm = proc(ctx, 'munlock', s);
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      return { rc: sysMunlock(ctx.m, mm, vpn, n), detail: lockedVmText(ctx.m, mm) };
+    },
+  },
   mprotect: {
     fields: { proc: F.proc, addr: F.addr, len: F.size, prot: PROT },
     required: ['proc', 'addr', 'prot'],
@@ -312,6 +335,12 @@ export const STEP_KINDS: Record<string, StepKind> = {
   },
   ...PIN_STEPS,
 };
+
+/** mm->locked_vm as the step detail reports it: pages, and /proc/PID/status's VmLck. */
+function lockedVmText(m: Memmap, mm: number): string {
+  const n = lockedVm(m, mm);
+  return `locked_vm ${n} pages (VmLck ${n * 4} kB)`;
+}
 
 function mapLen(ctx: ScenarioContext, addr: unknown, vpn: number): number {
   if (typeof addr === 'string') {

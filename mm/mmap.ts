@@ -299,8 +299,8 @@ function splitVma(m: Memmap, mm: number, vb: number, at: number): number {
   return 0;
 }
 
-/** Split VMAs so that [start, end) is covered by whole VMAs; returns their slots. */
-function isolateRange(m: Memmap, mm: number, start: number, end: number): number[] | number {
+/** Split VMAs so that [start, end) is covered by whole VMAs; returns their start vpns. */
+export function isolateRange(m: Memmap, mm: number, start: number, end: number): number[] | number {
   for (const edge of [start, end]) {
     for (let i = 0; i < nrVmas(m, mm); i++) {
       const vb = vmaBase(m, mm, i);
@@ -319,9 +319,38 @@ function isolateRange(m: Memmap, mm: number, start: number, end: number): number
   return out;
 }
 
-function vmaAt(m: Memmap, mm: number, start: number): number {
+/** The slot of the VMA that starts at start, or -1. */
+export function vmaAt(m: Memmap, mm: number, start: number): number {
   for (let i = 0; i < nrVmas(m, mm); i++) if (m.vmas[vmaBase(m, mm, i) + VMA_START] === start) return vmaBase(m, mm, i);
   return -1;
+}
+
+/**
+ * vma_merge_existing_range() (mm/vma.c), as far as pinlab merges: the VMA ending at vpn and the one
+ * starting there become one when is_mergeable_vma() holds: equal flags, the same shmem inode at
+ * contiguous offsets, and the same anon_vma or none on one side. Returns whether they merged.
+ */
+export function vmaMergeAt(m: Memmap, mm: number, vpn: number): boolean {
+  let prev = -1;
+  for (let i = 0; i < nrVmas(m, mm) && prev < 0; i++)
+    if (m.vmas[vmaBase(m, mm, i) + VMA_END] === vpn) prev = vmaBase(m, mm, i);
+  const next = vmaAt(m, mm, vpn);
+  if (prev < 0 || next < 0) return false;
+  const pa = m.vmas[prev + VMA_ANON_VMA]!;
+  const na = m.vmas[next + VMA_ANON_VMA]!;
+  const shmem = m.vmas[prev + VMA_SHMEM]!;
+  if (m.vmas[prev + VMA_FLAGS] !== m.vmas[next + VMA_FLAGS] || shmem !== m.vmas[next + VMA_SHMEM]) return false;
+  if (pa && na && pa !== na) return false;
+  if (shmem && m.vmas[prev + VMA_PGOFF]! + (vpn - m.vmas[prev + VMA_START]!) !== m.vmas[next + VMA_PGOFF]) return false;
+  const end = m.vmas[next + VMA_END]!;
+  ptlLock(m, mm);
+  m.vmas[prev + VMA_END] = end;
+  m.vmas[prev + VMA_ANON_VMA] = pa || na;
+  ptlUnlock(m, mm);
+  // prev's slot may move when next's is removed (vmaRemove() fills the hole with the last slot)
+  vmaRemove(m, mm, next);
+  if (shmem) shmemPut(m, shmem - 1); // the removed VMA's reference on the inode
+  return true;
 }
 
 /** free_pgtables(): PTE tables left empty in [start, end) go back. */

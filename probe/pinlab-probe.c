@@ -948,6 +948,10 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 		reply(rep, mprotect((void *)addr, len, atoi(av[3])) ? -errno : 0, 0);
 	} else if (!strcmp(op, "madvise")) {
 		reply(rep, madvise((void *)addr, len, atoi(av[3])) ? -errno : 0, 0);
+	} else if (!strcmp(op, "mlock")) { /* mlock ADDR LEN FLAGS: mlock2(), FLAGS 1 = MLOCK_ONFAULT */
+		reply(rep, syscall(SYS_mlock2, addr, len, atoi(av[3])) ? -errno : 0, 0);
+	} else if (!strcmp(op, "munlock")) {
+		reply(rep, munlock((void *)addr, len) ? -errno : 0, 0);
 	} else if (!strcmp(op, "fork")) { /* fork CHILDID NAME */
 		int child = (int)addr;
 		pid_t pid = fork();
@@ -1295,6 +1299,11 @@ static int run_step(int step, char **av, int ac)
 	} else if (!strcmp(op, "madvise")) {
 		CALL("madvise %lld %lld %lld", addr, len, argll(av, ac, "advice", 0));
 		res = 1;
+	} else if (!strcmp(op, "mlock")) {
+		CALL("mlock %lld %lld %lld", addr, len, argll(av, ac, "onfault", 0));
+		res = 1;
+	} else if (!strcmp(op, "munlock")) {
+		CALL("munlock %lld %lld", addr, len);
 	} else if (!strcmp(op, "fork")) {
 		int c = (int)argll(av, ac, "c", -1);
 		if (c < 0 || c >= MAXP) {

@@ -353,3 +353,45 @@ describe('pinlab scenario --json', () => {
     expect(j.map((d: { ok: boolean }) => d.ok)).toEqual([true, true]);
   });
 });
+
+describe('pinlab scenario: mlock and munlock (mm/mlock.c)', () => {
+  it('report locked_vm (VmLck); over RLIMIT_MEMLOCK is -ENOMEM, an unmapped range -ENOMEM, onfault faults nothing', () => {
+    const f = scenarioFile(
+      'mlock.yaml',
+      `${MACHINE}steps:
+  - { op: spawn, proc: a, memlock: 32K }
+  - { op: mmap, proc: a, as: buf, len: 64K }
+  - { op: mlock, proc: a, addr: buf, len: 16K, expect: 0 }
+  - { op: mlock, proc: a, addr: buf+16K, len: 16K, onfault: true, expect: 0 }
+  - { op: mlock, proc: a, addr: buf, len: 36K, expect: -ENOMEM }
+  - { op: munlock, proc: a, addr: buf+8K, len: 8K, expect: 0 }
+  - { op: mlock, proc: a, addr: buf+60K, len: 8K, expect: -ENOMEM }
+  - { op: munlock, proc: a, addr: buf, expect: 0 }
+`,
+    );
+    const r = run(['scenario', f]);
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(
+      /^\[ {2}3\] a: mlock -> 0 \(expected 0: ok\) {2}locked_vm 4 pages \(VmLck 16 kB\); 4 pages present \(Movable 4\)$/m,
+    );
+    expect(r.out).toMatch(
+      /^\[ {2}4\] a: mlock -> 0 \(expected 0: ok\) {2}locked_vm 8 pages \(VmLck 32 kB\); 0 pages present$/m,
+    );
+    expect(r.out).toMatch(/^\[ {2}5\] a: mlock -> -ENOMEM \(expected -ENOMEM: ok\) {2}locked_vm 8 pages/m);
+    expect(r.out).toMatch(/^\[ {2}6\] a: munlock -> 0 \(expected 0: ok\) {2}locked_vm 6 pages \(VmLck 24 kB\)$/m);
+    expect(r.out).toMatch(/^\[ {2}7\] a: mlock -> -ENOMEM \(expected -ENOMEM: ok\) {2}locked_vm 7 pages/m); // the page before the hole stays locked
+    expect(r.out).toMatch(/^\[ {2}8\] a: munlock -> 0 \(expected 0: ok\) {2}locked_vm 0 pages \(VmLck 0 kB\)$/m);
+    expect(r.code).toBe(0);
+  });
+
+  it('a bad onfault is one line and exit 2', () => {
+    const f = scenarioFile(
+      'mlock-bad.yaml',
+      `${MACHINE}steps:\n  - { op: spawn, proc: a }\n  - { op: mlock, proc: a, addr: 0x8000, len: 4K, onfault: 1 }\n`,
+    );
+    const r = run(['scenario', f]);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/step 2 \(mlock\).*onfault.*expected true or false/);
+  });
+});

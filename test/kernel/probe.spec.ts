@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { buildProbe } from '../../harness/kernel_setup';
 import { compileScenario } from '../../harness/kernel_compile';
 import { buildReport } from '../../harness/kernel_run';
-import { loadScenario } from '../../harness/scenario';
+import { loadScenario, runScenario } from '../../harness/scenario';
 
 let probe: string;
 const root = process.getuid?.() === 0;
@@ -225,6 +225,28 @@ describe('pinlab-probe on the host kernel', () => {
     expect(step(recs, 9).res).toMatchObject({ pages: 4, present: 4 });
     expect(step(recs, 10)).toMatchObject({ rc: 0 });
     expect(step(recs, 11)).toMatchObject({ rc: -9 }); // closed
+  });
+
+  it('mlock, mlock2(MLOCK_ONFAULT) and munlock: VmLck after each step is what the model reports as locked_vm', () => {
+    const file = path.join(__dirname, '..', '..', 'scenarios', 'kernel', 'mlock-longterm-pin.yaml');
+    const sc = loadScenario(file);
+    const c = compileScenario(file, sc);
+    expect(c.program).toContain('\n6 mlock p=0 a=0:0 len=8388608 onfault=0\n');
+    expect(c.program).toContain('\n7 munlock p=0 a=1:0 len=65536\n');
+    const recs = runProbe(c.program);
+    const rep = buildReport(
+      file,
+      c,
+      { spec: 'host', release: os.release(), variant: 'v6.12' },
+      recs.map((r) => JSON.stringify(r)),
+    );
+    expect(rep.error).toBeUndefined();
+    const model = runScenario(file, sc, () => {}, 'v6.12');
+    const lockedVm = (d: string) => /^locked_vm \d+ pages/.exec(d)?.[0];
+    expect(rep.results.map((r) => r.result)).toEqual(model.results.map((r) => r.result));
+    expect(rep.results.map((r) => lockedVm(r.detail))).toEqual(model.results.map((r) => lockedVm(r.detail)));
+    expect(rep.results[5]!.result).toBe('-ENOMEM'); // do_mlock(): 2048 + 1040 - 1024 > 2048
+    expect(rep.results[4]!.detail).toMatch(/; 0 pages present$/); // MLOCK_ONFAULT: nothing faulted in
   });
 
   it('runs a compiled scenario and the report reads like pinlab scenario', () => {
