@@ -289,7 +289,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         const memlock =
           s.memlock === undefined
             ? ''
-            : ` memlock=${s.memlock === 'unlimited' ? -1 : size(file, n, op, 'memlock', s.memlock)} cap=${s.cap_ipc_lock === true ? 1 : 0}`;
+            : ` memlock=${s.memlock === 'unlimited' ? -1 : s.memlock === 0 || s.memlock === '0' ? 0 : size(file, n, op, 'memlock', s.memlock)} cap=${s.cap_ipc_lock === true ? 1 : 0}`;
         line = `spawn p=${p} name=${comm(name)}${memlock} oom=${typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0}`;
         break;
       }

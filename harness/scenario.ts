@@ -23,6 +23,7 @@ import {
   FIELD as F,
 } from './scenario_ctx';
 import { PIN_STEPS } from './scenario_pin';
+import { DEVICE_STEPS, deviceStepProblem, deviceStepProc } from './scenario_dev';
 import { bootFromSpec, layoutJson } from './layout';
 import {
   bprmMmInit,
@@ -96,8 +97,15 @@ export const STEP_KINDS: Record<string, StepKind> = {
       if (ctx.procs.has(s.proc as string)) fail(`step ${s.op}`, `process '${s.proc}' exists`);
       const mm = bprmMmInit(ctx.m, {
         rlimitMemlockPages:
-          s.memlock === undefined ? undefined : s.memlock === 'unlimited' ? -1 : sizePages('memlock', s.memlock),
-        capIpcLock: s.cap_ipc_lock === true,
+          s.memlock === undefined
+            ? undefined
+            : s.memlock === 'unlimited'
+              ? -1
+              : s.memlock === 0 || s.memlock === '0'
+                ? 0
+                : sizePages('memlock', s.memlock),
+        // without memlock/cap_ipc_lock the process is root's, as the probe's workers are: CAP_IPC_LOCK
+        capIpcLock: s.cap_ipc_lock === true || (s.memlock === undefined && s.cap_ipc_lock === undefined),
         oomScoreAdj: typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0,
       });
       if (mm >= 0) ctx.procs.set(s.proc as string, mm);
@@ -310,6 +318,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       return { rc: 0, detail: zoneSummary(ctx.m) };
     },
   },
+  ...DEVICE_STEPS,
   ...PIN_STEPS,
 };
 
@@ -489,6 +498,11 @@ export function loadScenario(file: string, text?: string): Scenario {
   }
   if (!r.success) throw new ScenarioError(`${file}: ${zodLine(r.error, raw, stepHead)}`);
   const { machine, steps, description, kernels } = r.data;
+  const dp = deviceStepProblem(steps as Step[]);
+  if (dp) {
+    const where = dp.path.length ? `${dp.path.join('.')}: ` : '';
+    throw new ScenarioError(`${file}: step ${dp.i + 1} (${(steps[dp.i] as Step).op}): ${where}${dp.msg}`);
+  }
   try {
     parseCmdline(machine.cmdline, parseGeometry(machine.geometry)); // the syntax now; what cannot boot, when it boots
   } catch (e) {
@@ -563,16 +577,17 @@ function runStep(
   kernel: string,
 ): { res: StepResult; panic?: string } {
   const n = ctx.step;
-  task.mm = typeof s.proc === 'string' ? (ctx.procs.get(s.proc) ?? -1) : -1;
+  const who = typeof s.proc === 'string' ? s.proc : deviceStepProc(ctx, s);
+  task.mm = who !== undefined ? (ctx.procs.get(who) ?? -1) : -1;
   task.fatalSignal = false;
   let r: { rc: number; detail: string; bad?: boolean };
   let panic: string | undefined;
   try {
     // a process the OOM killer took is gone: every step naming it fails as a syscall on a dead pid would
-    const deadAt = typeof s.proc === 'string' ? ctx.dead.get(s.proc) : undefined;
+    const deadAt = who !== undefined ? ctx.dead.get(who) : undefined;
     r =
       deadAt !== undefined
-        ? { rc: -ESRCH, detail: `${s.proc} was killed by the OOM killer at step ${deadAt}` }
+        ? { rc: -ESRCH, detail: `${who} was killed by the OOM killer at step ${deadAt}` }
         : STEP_KINDS[s.op]!.run(ctx, s);
   } catch (e) {
     if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${n} (${s.op}): ${e.message}`);
@@ -585,7 +600,7 @@ function runStep(
   const res: StepResult = {
     step: n,
     op: s.op,
-    proc: typeof s.proc === 'string' ? s.proc : undefined,
+    proc: who,
     rc: r.rc,
     result,
     detail: r.detail,
@@ -632,6 +647,9 @@ export function runScenario(
     maps: new Map(),
     dead: new Map(),
     held: new Map(),
+    released: new Map(),
+    devs: new Map(),
+    devProcs: new Map(),
     step: 0,
     out,
     faults,
