@@ -359,24 +359,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       }
       case 'exit': {
         const p = pid(s.proc);
-        for (const [name, pin] of pins) {
-          if (pin.proc === s.proc)
-            refuse(
-              file,
-              n,
-              op,
-              `exit of '${s.proc}' while it holds pin '${name}': io_uring releases a ring's buffers when the process exits (the model's pin outlives it); unpin first`,
-            );
-        }
-        for (const [name, d] of devs) {
-          if (d.proc === s.proc)
-            refuse(
-              file,
-              n,
-              op,
-              `exit of '${s.proc}' while device '${name}' is open: its fds close with the process and release the container; close it first`,
-            );
-        }
+        // its pins (io_uring rings) and devices close with its files, in the model as on the kernel (exit_files())
+        for (const [name, d] of devs) if (d.proc === s.proc) devs.delete(name);
         procs.delete(s.proc as string);
         exited.add(s.proc as string);
         for (const [k, owner] of mapOwner)

@@ -22,7 +22,7 @@ import {
   hex,
   FIELD as F,
 } from './scenario_ctx';
-import { PIN_STEPS } from './scenario_pin';
+import { PIN_STEPS, releaseProcess } from './scenario_pin';
 import { DEVICE_STEPS, deviceStepProblem, deviceStepProc } from './scenario_dev';
 import { bootFromSpec, layoutJson } from './layout';
 import {
@@ -51,7 +51,7 @@ import { migrateRange } from '../mm/migrate';
 import { newTask, current, type Task } from '../mm/sched';
 import { enterContext, leaveContext } from './context';
 import { parseVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
-import { KernelPanic } from '../mm/oom_kill';
+import { KernelPanic, setOomVictimExitHook } from '../mm/oom_kill';
 import { bootWarnings } from '../mm/mm_init';
 
 export { ScenarioError, residency };
@@ -253,9 +253,10 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'exit', s);
       exitMmap(ctx.m, mm);
+      const released = releaseProcess(ctx, s.proc as string); // exit_files(): its pins and devices go
       ctx.procs.delete(s.proc as string);
       for (const [k, v] of ctx.maps) if (v.proc === s.proc) ctx.maps.delete(k);
-      return { rc: 0, detail: '' };
+      return { rc: 0, detail: released ? `${released} pinned pages released with its files` : '' };
     },
   },
   online: {
@@ -656,6 +657,10 @@ export function runScenario(
   };
   const results: StepResult[] = [];
   let panic: string | undefined;
+  // a victim the OOM killer reaps mid-step releases its pins at once (outOfMemory())
+  setOomVictimExitHook((_m, mm) => {
+    for (const [name, v] of ctx.procs) if (v === mm) releaseProcess(ctx, name);
+  });
   try {
     for (let i = 0; i < sc.steps.length && panic === undefined; i++) {
       ctx.step = i + 1;
@@ -664,6 +669,7 @@ export function runScenario(
       panic = done.panic;
     }
   } finally {
+    setOomVictimExitHook(null);
     leaveContext(saved);
   }
   return {
@@ -696,6 +702,7 @@ function reapOomKills(ctx: ScenarioContext): { mms: number[]; kills: OomKill[] }
       ctx.procs.delete(name);
       ctx.dead.set(name, ctx.step);
       if (k.self) exitMmap(ctx.m, mm); // the victim was current: it exits on its way out of the kernel
+      releaseProcess(ctx, name); // and its files close (exit_files()): idempotent for a victim released already
       out.push({ pid: k.pid, name, rss: k.rssBefore, badness: k.badness, reaped: k.reaped });
     }
     mms.push(k.mm);

@@ -37,7 +37,7 @@ export interface ScenarioContext {
   /** processes the OOM killer took, with the step that killed them */
   dead: Map<string, number>;
   /** named things steps hold: pins, kernel allocations, isolated folios */
-  held: Map<string, { kind: string; pages: number[]; n: number; flags?: number; proc?: string }>;
+  held: Map<string, { kind: string; pages: number[]; n: number; flags?: number; proc?: string; at?: number }>;
   /** pins released with their process (exit or OOM kill): pin name -> its process, and whether the pin step died */
   released: Map<string, { proc: string; inStep: boolean }>;
   /** open devices by handle (op: open ... as:) */
