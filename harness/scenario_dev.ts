@@ -88,7 +88,7 @@ export function deviceStepProblem(
   for (let i = 0; i < steps.length; i++) {
     const s = steps[i]!;
     if (s.op === 'open') {
-      const model = own(DEVICE_MODELS, String(s.device))!;
+      const model = modelNamed(s.device);
       opened.set(String(s.as), model);
     } else if (s.op === 'call' || s.op === 'close') {
       const model = opened.get(String(s.dev));
@@ -159,7 +159,15 @@ export function closeProcDevices(ctx: ScenarioContext, procName: string): number
   return n;
 }
 
-const DEVICE_NAMES = Object.keys(DEVICE_MODELS) as [string, ...string[]];
+/** Other spellings of a model's name: the kernel side (harness/kernel_compile.ts) writes io-uring-fixed. */
+const DEVICE_ALIASES: Record<string, string> = { 'io-uring-fixed': 'io_uring-fixed' };
+const DEVICE_NAMES = [...Object.keys(DEVICE_MODELS), ...Object.keys(DEVICE_ALIASES)] as [string, ...string[]];
+
+/** The model a step's `device:` names (the schema has checked it is one). */
+function modelNamed(name: unknown): DeviceModel {
+  const n = String(name);
+  return own(DEVICE_MODELS, own(DEVICE_ALIASES, n) ?? n)!;
+}
 
 export const DEVICE_STEPS: Record<string, StepKind> = {
   open: {
@@ -171,7 +179,7 @@ export const DEVICE_STEPS: Record<string, StepKind> = {
       const as = String(s.as);
       if (!NAME_RE.test(as)) fail('as', `bad handle name '${as}'`);
       if (ctx.devs.has(as)) fail('as', `device '${as}' is already open (close it first)`);
-      const model = own(DEVICE_MODELS, String(s.device))!;
+      const model = modelNamed(s.device);
       // the model's traffic choices: seeded from the step number, so a scenario replays exactly
       const rng = new Prng(ctx.step * 0x9e3779b1);
       const state = model.create({
