@@ -6,6 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from '../harness/cli';
 import { loadScenario, runScenario, ScenarioRun } from '../harness/scenario';
+import { compileScenario } from '../harness/kernel_compile';
+import { buildReport } from '../harness/kernel_run';
+import { diffRuns } from '../harness/kernel_diff';
 
 function cli(argv: string[]): { code: number; out: string; err: string } {
   let out = '';
@@ -232,5 +235,36 @@ steps:
       detail: 'not pinned: its process died and io_uring released the buffers with it',
     });
     expect(run(text(false)).results[3]).toMatchObject({ result: '-ENOENT', detail: '' });
+  });
+});
+
+describe('scenarios/kernel/pin-max.yaml against the kernel run docs/fidelity.md records', () => {
+  it('the unpin after the kill now compares equal: the pin went with its process on both sides', () => {
+    const file = path.join(__dirname, '..', 'scenarios', 'kernel', 'pin-max.yaml');
+    const sc = loadScenario(file);
+    const modelLines: string[] = [];
+    const model = runScenario(file, sc, (l) => modelLines.push(l), 'v6.12');
+    const c = compileScenario(file, sc);
+    // the probe's records of that run: the pinner killed inside pin_max, then if_pinned finds nothing held
+    const rec = (step: number, op: string, more: string) =>
+      `{"step":${step},"op":"${op}",${more},"d":{},"log":[],"killed":[]}`;
+    const lines = [
+      '{"hello":"pinlab-probe","uptime_ms":4000,"counters":["oom_kill","nr_foll_pin_acquired","nr_foll_pin_released"],"release":"6.12.0","thp":"always [madvise] never","zones":[],"block_pages":32768,"blocks":[]}',
+      rec(1, 'spawn', '"rc":0,"aux":99'),
+      rec(
+        2,
+        'mmap',
+        '"rc":0,"aux":0,"addr":"0x1000","res":{"pages":57344,"present":57344,"zero":0,"zones":{"Movable":57344}}',
+      ),
+      '{"step":3,"op":"pinmax","addr":"0x1000","died":true,"d":{"oom_kill":1,"nr_foll_pin_acquired":93200,"nr_foll_pin_released":93200},"log":["Out of memory: Killed process 99 (vmm)"],"killed":["vmm"]}',
+      rec(4, 'vmstat', '"rc":0,"aux":0'),
+      rec(5, 'unpin', '"rc":0,"aux":-1'),
+      rec(6, 'vmstat', '"rc":0,"aux":0'),
+    ];
+    const kernel = buildReport(file, c, { spec: 'debian:6.12', release: '6.12.0', variant: 'v6.12' }, lines);
+    const d = diffRuns(model, modelLines, kernel);
+    const unpin = d.steps.find((s) => s.op === 'unpin')!;
+    expect(unpin.kernel!.detail).toBe('not pinned: its process died and io_uring released the buffers with it');
+    expect(unpin.differs).toEqual({});
   });
 });
