@@ -268,3 +268,33 @@ describe('scenarios/kernel/pin-max.yaml against the kernel run docs/fidelity.md 
     expect(unpin.differs).toEqual({});
   });
 });
+
+describe('spawn: memlock 0 and CAP_IPC_LOCK, the same in the model and on the kernel', () => {
+  it('compiles memlock 0 (cap dropped), cap_ipc_lock alone (the default 8 MiB limit), and neither (root)', () => {
+    const c = compileScenario(
+      't.yaml',
+      loadScenario(
+        't.yaml',
+        `${X86}steps:\n  - { op: spawn, proc: a, memlock: 0 }\n  - { op: spawn, proc: b, cap_ipc_lock: false }\n  - { op: spawn, proc: r }\n`,
+      ),
+    );
+    expect(c.program).toMatch(/^1 spawn p=0 name=a memlock=0 cap=0 oom=0$/m);
+    expect(c.program).toMatch(/^2 spawn p=1 name=b memlock=8388608 cap=0 oom=0$/m);
+    expect(c.program).toMatch(/^3 spawn p=2 name=r oom=0$/m);
+  });
+
+  it('the model: without memlock a process is root (MAP_DMA of 16M passes), cap_ipc_lock: false keeps 8 MiB', () => {
+    const r = run(`${X86}steps:
+  - { op: spawn, proc: r }
+  - { op: mmap, proc: r, as: buf, len: 16M, populate: true }
+  - { op: open, proc: r, device: vfio-type1, as: vf }
+  - { op: call, dev: vf, call: map_dma, args: { iova: 0, vaddr: buf, size: 16M, read: true }, expect: 0 }
+  - { op: spawn, proc: b, cap_ipc_lock: false }
+  - { op: mmap, proc: b, as: bb, len: 16M, populate: true }
+  - { op: open, proc: b, device: vfio-type1, as: vb }
+  - { op: call, dev: vb, call: map_dma, args: { iova: 0, vaddr: bb, size: 16M, read: true }, expect: -ENOMEM }
+  - { op: call, dev: vb, call: map_dma, args: { iova: 0, vaddr: bb, size: 8M, read: true }, expect: 0 }
+`);
+    expect(lines(r).filter((_, i) => !r.results[i]!.ok)).toEqual([]);
+  });
+});
