@@ -298,3 +298,22 @@ describe('spawn: memlock 0 and CAP_IPC_LOCK, the same in the model and on the ke
     expect(lines(r).filter((_, i) => !r.results[i]!.ok)).toEqual([]);
   });
 });
+
+describe('further kills', () => {
+  it("one allocation, two victims: the second's io_uring ring teardown lets the retry through", () => {
+    const r = run(`${X86}steps:
+  - { op: spawn, proc: a }
+  - { op: mmap, proc: a, len: 160M, as: ga, populate: true }
+  - { op: pin, proc: a, addr: ga, len: 160M, as: pa }
+  - { op: spawn, proc: b }
+  - { op: mmap, proc: b, len: 150M, as: gb, populate: true }
+  - { op: open, proc: b, device: io-uring-fixed, as: ring }
+  - { op: call, dev: ring, call: register, args: { iovecs: [ { base: gb, len: 150M } ] }, expect: 0 }
+  - { op: kalloc, size: 300M, as: k, expect: 76800 }
+  - { op: call, dev: ring, call: unregister, expect: -ESRCH }
+  - { op: vmstat, items: oom_kill nr_foll_pin_acquired nr_foll_pin_released, expect_match: "oom_kill 2; nr_foll_pin_acquired (\\\\d+); nr_foll_pin_released \\\\1$" }
+`);
+    expect(lines(r).filter((_, i) => !r.results[i]!.ok)).toEqual([]);
+    expect(r.panic).toBeUndefined();
+  });
+});
