@@ -2,7 +2,7 @@
 // runs in-thread against the scenario's machine; closing the fd (or the process exiting or being
 // OOM-killed: exit_files()) runs the model's teardown, which releases what it pins. See docs/scenarios.md.
 import { z } from 'zod';
-import { ScenarioContext, StepKind, Step, fail, FIELD as F, NAME_RE, ScenarioError } from './scenario_ctx';
+import { ScenarioContext, StepKind, Step, fail, FIELD as F, NAME_RE } from './scenario_ctx';
 import { DEVICE_MODELS } from '../devices/index';
 import type { DeviceModel, DeviceState, OpField } from '../devices/device';
 import { PAGE_SIZE } from '../mm/memmap';
@@ -231,5 +231,3 @@ export function deviceStepProc(ctx: ScenarioContext, s: Step): string | undefine
   if (s.op !== 'call' && s.op !== 'close') return undefined;
   return ctx.devs.get(String(s.dev))?.proc ?? ctx.devProcs.get(String(s.dev));
 }
-
-export { ScenarioError };
