@@ -286,10 +286,20 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         const p = procs.size + exited.size;
         procs.set(name, p);
         st.proc = name;
-        const memlock =
+        // neither memlock nor cap_ipc_lock: the worker stays root (CAP_IPC_LOCK), as the model's spawn is; a
+        // cap_ipc_lock alone keeps the default RLIMIT_MEMLOCK (8 MiB, MLOCK_LIMIT), as the model does
+        const limit =
           s.memlock === undefined
+            ? 8 << 20
+            : s.memlock === 'unlimited'
+              ? -1
+              : s.memlock === 0 || s.memlock === '0'
+                ? 0
+                : size(file, n, op, 'memlock', s.memlock);
+        const memlock =
+          s.memlock === undefined && s.cap_ipc_lock === undefined
             ? ''
-            : ` memlock=${s.memlock === 'unlimited' ? -1 : size(file, n, op, 'memlock', s.memlock)} cap=${s.cap_ipc_lock === true ? 1 : 0}`;
+            : ` memlock=${limit} cap=${s.cap_ipc_lock === true ? 1 : 0}`;
         line = `spawn p=${p} name=${comm(name)}${memlock} oom=${typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0}`;
         break;
       }
@@ -369,24 +379,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       }
       case 'exit': {
         const p = pid(s.proc);
-        for (const [name, pin] of pins) {
-          if (pin.proc === s.proc)
-            refuse(
-              file,
-              n,
-              op,
-              `exit of '${s.proc}' while it holds pin '${name}': io_uring releases a ring's buffers when the process exits (the model's pin outlives it); unpin first`,
-            );
-        }
-        for (const [name, d] of devs) {
-          if (d.proc === s.proc)
-            refuse(
-              file,
-              n,
-              op,
-              `exit of '${s.proc}' while device '${name}' is open: its fds close with the process and release the container; close it first`,
-            );
-        }
+        // its pins (io_uring rings) and devices close with its files, in the model as on the kernel (exit_files())
+        for (const [name, d] of devs) if (d.proc === s.proc) devs.delete(name);
         procs.delete(s.proc as string);
         exited.add(s.proc as string);
         for (const [k, owner] of mapOwner)

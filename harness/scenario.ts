@@ -22,7 +22,8 @@ import {
   hex,
   FIELD as F,
 } from './scenario_ctx';
-import { PIN_STEPS } from './scenario_pin';
+import { PIN_STEPS, releaseProcess } from './scenario_pin';
+import { DEVICE_STEPS, deviceStepProblem, deviceStepProc } from './scenario_dev';
 import { bootFromSpec, layoutJson } from './layout';
 import {
   bprmMmInit,
@@ -51,7 +52,7 @@ import { migrateRange } from '../mm/migrate';
 import { newTask, current, type Task } from '../mm/sched';
 import { enterContext, leaveContext } from './context';
 import { parseVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
-import { KernelPanic } from '../mm/oom_kill';
+import { KernelPanic, setOomVictimExitHook } from '../mm/oom_kill';
 import { bootWarnings } from '../mm/mm_init';
 
 export { ScenarioError, residency };
@@ -97,8 +98,15 @@ export const STEP_KINDS: Record<string, StepKind> = {
       if (ctx.procs.has(s.proc as string)) fail(`step ${s.op}`, `process '${s.proc}' exists`);
       const mm = bprmMmInit(ctx.m, {
         rlimitMemlockPages:
-          s.memlock === undefined ? undefined : s.memlock === 'unlimited' ? -1 : sizePages('memlock', s.memlock),
-        capIpcLock: s.cap_ipc_lock === true,
+          s.memlock === undefined
+            ? undefined
+            : s.memlock === 'unlimited'
+              ? -1
+              : s.memlock === 0 || s.memlock === '0'
+                ? 0
+                : sizePages('memlock', s.memlock),
+        // without memlock/cap_ipc_lock the process is root's, as the probe's workers are: CAP_IPC_LOCK
+        capIpcLock: s.cap_ipc_lock === true || (s.memlock === undefined && s.cap_ipc_lock === undefined),
         oomScoreAdj: typeof s.oom_score_adj === 'number' ? s.oom_score_adj : 0,
       });
       if (mm >= 0) ctx.procs.set(s.proc as string, mm);
@@ -268,9 +276,10 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'exit', s);
       exitMmap(ctx.m, mm);
+      const released = releaseProcess(ctx, s.proc as string); // exit_files(): its pins and devices go
       ctx.procs.delete(s.proc as string);
       for (const [k, v] of ctx.maps) if (v.proc === s.proc) ctx.maps.delete(k);
-      return { rc: 0, detail: '' };
+      return { rc: 0, detail: released ? `${released} pinned pages released with its files` : '' };
     },
   },
   online: {
@@ -333,6 +342,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       return { rc: 0, detail: zoneSummary(ctx.m) };
     },
   },
+  ...DEVICE_STEPS,
   ...PIN_STEPS,
 };
 
@@ -518,6 +528,11 @@ export function loadScenario(file: string, text?: string): Scenario {
   }
   if (!r.success) throw new ScenarioError(`${file}: ${zodLine(r.error, raw, stepHead)}`);
   const { machine, steps, description, kernels } = r.data;
+  const dp = deviceStepProblem(steps as Step[]);
+  if (dp) {
+    const where = dp.path.length ? `${dp.path.join('.')}: ` : '';
+    throw new ScenarioError(`${file}: step ${dp.i + 1} (${(steps[dp.i] as Step).op}): ${where}${dp.msg}`);
+  }
   try {
     parseCmdline(machine.cmdline, parseGeometry(machine.geometry)); // the syntax now; what cannot boot, when it boots
   } catch (e) {
@@ -592,16 +607,17 @@ function runStep(
   kernel: string,
 ): { res: StepResult; panic?: string } {
   const n = ctx.step;
-  task.mm = typeof s.proc === 'string' ? (ctx.procs.get(s.proc) ?? -1) : -1;
+  const who = typeof s.proc === 'string' ? s.proc : deviceStepProc(ctx, s);
+  task.mm = who !== undefined ? (ctx.procs.get(who) ?? -1) : -1;
   task.fatalSignal = false;
   let r: { rc: number; detail: string; bad?: boolean };
   let panic: string | undefined;
   try {
     // a process the OOM killer took is gone: every step naming it fails as a syscall on a dead pid would
-    const deadAt = typeof s.proc === 'string' ? ctx.dead.get(s.proc) : undefined;
+    const deadAt = who !== undefined ? ctx.dead.get(who) : undefined;
     r =
       deadAt !== undefined
-        ? { rc: -ESRCH, detail: `${s.proc} was killed by the OOM killer at step ${deadAt}` }
+        ? { rc: -ESRCH, detail: `${who} was killed by the OOM killer at step ${deadAt}` }
         : STEP_KINDS[s.op]!.run(ctx, s);
   } catch (e) {
     if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${n} (${s.op}): ${e.message}`);
@@ -614,7 +630,7 @@ function runStep(
   const res: StepResult = {
     step: n,
     op: s.op,
-    proc: typeof s.proc === 'string' ? s.proc : undefined,
+    proc: who,
     rc: r.rc,
     result,
     detail: r.detail,
@@ -661,12 +677,19 @@ export function runScenario(
     maps: new Map(),
     dead: new Map(),
     held: new Map(),
+    released: new Map(),
+    devs: new Map(),
+    devProcs: new Map(),
     step: 0,
     out,
     faults,
   };
   const results: StepResult[] = [];
   let panic: string | undefined;
+  // a victim the OOM killer reaps mid-step releases its pins at once (outOfMemory())
+  setOomVictimExitHook((_m, mm) => {
+    for (const [name, v] of ctx.procs) if (v === mm) releaseProcess(ctx, name);
+  });
   try {
     for (let i = 0; i < sc.steps.length && panic === undefined; i++) {
       ctx.step = i + 1;
@@ -675,6 +698,7 @@ export function runScenario(
       panic = done.panic;
     }
   } finally {
+    setOomVictimExitHook(null);
     leaveContext(saved);
   }
   return {
@@ -707,6 +731,7 @@ function reapOomKills(ctx: ScenarioContext): { mms: number[]; kills: OomKill[] }
       ctx.procs.delete(name);
       ctx.dead.set(name, ctx.step);
       if (k.self) exitMmap(ctx.m, mm); // the victim was current: it exits on its way out of the kernel
+      releaseProcess(ctx, name); // and its files close (exit_files()): idempotent for a victim released already
       out.push({ pid: k.pid, name, rss: k.rssBefore, badness: k.badness, reaped: k.reaped });
     }
     mms.push(k.mm);

@@ -37,7 +37,13 @@ export interface ScenarioContext {
   /** processes the OOM killer took, with the step that killed them */
   dead: Map<string, number>;
   /** named things steps hold: pins, kernel allocations, isolated folios */
-  held: Map<string, { kind: string; pages: number[]; n: number; flags?: number }>;
+  held: Map<string, { kind: string; pages: number[]; n: number; flags?: number; proc?: string; at?: number }>;
+  /** pins released with their process (exit or OOM kill): pin name -> its process, and whether the pin step died */
+  released: Map<string, { proc: string; inStep: boolean }>;
+  /** open devices by handle (op: open ... as:) */
+  devs: Map<string, import('./scenario_dev').OpenDevice>;
+  /** every device handle ever opened -> its process (a step on a dead process's device is -ESRCH) */
+  devProcs: Map<string, string>;
   step: number;
   /** name -> first vpn and length in pages */
   maps: Map<string, { proc: string; vpn: number; nrPages: number }>;
@@ -113,8 +119,8 @@ export const FIELD = {
   size: z.custom<number | string>((v) => sizeBytes(v) !== null, {
     message: 'expected a size like 4K, 2M or 1G, or 16p for 16 pages (whole 4K pages)',
   }),
-  memlock: z.custom<number | string>((v) => v === 'unlimited' || sizeBytes(v) !== null, {
-    message: 'expected a size like 64K, or unlimited',
+  memlock: z.custom<number | string>((v) => v === 'unlimited' || v === 0 || v === '0' || sizeBytes(v) !== null, {
+    message: 'expected a size like 64K, 0, or unlimited',
   }),
   addr: z.custom<number | string>(addrSyntax, {
     message: 'expected an address: a mapping name, name+offset (buf+8K, buf+2p) or a page-aligned byte address',

@@ -41,7 +41,8 @@ import { isolateFolio, putbackMovablePages } from '../mm/migrate';
 import { followPte } from '../mm/memory';
 import { ptlLock, ptlUnlock } from '../mm/mm_types';
 import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
-import { errname, ENOMEM, EFAULT, EBUSY } from '../mm/errno';
+import { errname, ENOMEM, EFAULT, EBUSY, ENOENT, ESRCH } from '../mm/errno';
+import { closeProcDevices } from './scenario_dev';
 import { pinChunks } from './pin_fraction';
 import { vaPages } from '../mm/pgtable';
 
@@ -50,6 +51,7 @@ function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
   if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v))
     fail(field, `needs '${field}:' naming what the step holds`);
   if (ctx.held.has(v)) fail(field, `'${v}' is already held (unpin or free it first)`);
+  ctx.released.delete(v);
   return v;
 }
 
@@ -144,7 +146,16 @@ export const PIN_STEPS: Record<string, StepKind> = {
         rc = room ? pinUserPages(ctx.m, mm, vpn, room, flags, pages, report) : -EFAULT;
         if (!room) report.outcome = 'error';
       }
-      if (rc > 0) ctx.held.set(name, { kind: 'pin', pages: pages.slice(0, rc), n: rc, flags });
+      // the process's: an io_uring fixed buffer on the kernel, released with its ring when the process exits
+      if (rc > 0)
+        ctx.held.set(name, {
+          kind: 'pin',
+          pages: pages.slice(0, rc),
+          n: rc,
+          flags,
+          proc: s.proc as string,
+          at: ctx.step,
+        });
       return { rc, detail: `${hex(vpn)} ${n} pages: ${pinDetail(ctx.m, rc, pages, report)}` };
     },
   },
@@ -154,6 +165,16 @@ export const PIN_STEPS: Record<string, StepKind> = {
     fields: { pin: F.name, dirty: F.bool, if_pinned: F.bool },
     required: ['pin'],
     run(ctx, s) {
+      // a pin its process took with it (exit, OOM kill): what the probe answers on the kernel, where the
+      // buffers went with the ring - a pin step the process died in left nothing (-ENOENT, or nothing to
+      // do with if_pinned); a process that died later is gone (-ESRCH)
+      const gone = typeof s.pin === 'string' ? ctx.released.get(s.pin) : undefined;
+      if (gone && !ctx.held.has(s.pin as string)) {
+        if (!gone.inStep) return { rc: -ESRCH, detail: '' };
+        if (s.if_pinned === true)
+          return { rc: 0, detail: 'not pinned: its process died and io_uring released the buffers with it' };
+        return { rc: -ENOENT, detail: '' };
+      }
       if (s.if_pinned === true && typeof s.pin === 'string' && ctx.held.get(s.pin)?.kind !== 'pin')
         return { rc: 0, detail: 'not pinned' };
       const h = held(ctx, s, 'pin', 'pin');
@@ -315,10 +336,35 @@ export const PIN_STEPS: Record<string, StepKind> = {
         ? pinChunks(ctx.m, mm, vpn, room, Math.min(chunk, room))
         : { pages: [], last: -EFAULT };
       const end = room < n && last === 'all' ? -EFAULT : last;
-      ctx.held.set(name, { kind: 'pin', pages: all, n: all.length, flags: FOLL_WRITE | FOLL_LONGTERM });
+      ctx.held.set(name, {
+        kind: 'pin',
+        pages: all,
+        n: all.length,
+        flags: FOLL_WRITE | FOLL_LONGTERM,
+        proc: s.proc as string,
+        at: ctx.step,
+      });
       const pct = ((100 * all.length) / n).toFixed(1);
       const then = end !== 'all' && end < 0 ? `, then ${errname(end)}` : '';
       return { rc: all.length, detail: `${all.length}/${n} pages pinned (${pct}%; ${zonesOf(ctx.m, all)})${then}` };
     },
   },
 };
+
+/**
+ * A process leaves (exit, OOM kill): its files close (exit_files()), and with them what they pinned - an
+ * io_uring ring's buffers (io_ring_exit_work() -> io_sqe_buffers_unregister()), a device's container or
+ * context (the model's teardown). Kernel allocations (kalloc) and isolated folios are the kernel's: they
+ * stay. Returns the pages released.
+ */
+export function releaseProcess(ctx: ScenarioContext, procName: string): number {
+  let n = closeProcDevices(ctx, procName);
+  for (const [name, h] of ctx.held) {
+    if (h.kind !== 'pin' || h.proc !== procName) continue;
+    ctx.held.delete(name);
+    unpinUserPagesDirtyLock(ctx.m, h.pages, h.n, ((h.flags ?? 0) & FOLL_WRITE) !== 0);
+    ctx.released.set(name, { proc: procName, inStep: h.at === ctx.step });
+    n += h.n;
+  }
+  return n;
+}

@@ -41,6 +41,16 @@ export class KernelPanic extends Error {
   }
 }
 
+/**
+ * The victim's exit beyond its mm: do_exit() -> exit_files() closes its files, and what they pinned
+ * (an io_uring ring's buffers, a VFIO container, an RDMA context) is released. Whoever tracks those
+ * (the scenario runner) sets it; per thread, as the slow-path hook is.
+ */
+let victimExitHook: ((m: Memmap, mm: number) => void) | null = null;
+export function setOomVictimExitHook(h: ((m: Memmap, mm: number) => void) | null): void {
+  victimExitHook = h;
+}
+
 function totalPages(m: Memmap): number {
   let t = 0;
   for (let z = 0; z < MAX_NR_ZONES; z++) t += m.zones[m.zoneBase(z) + Z_MANAGED]!;
@@ -105,6 +115,8 @@ export function outOfMemory(m: Memmap): boolean {
   atomicFetchOr(m.mms, b + MM_FLAGS, MMF_OOM_SKIP);
   exitMmap(m, victim);
   kill.reaped = kill.rssBefore - rss(m, victim);
+  // the victim is not current: woken by SIGKILL it exits, and its files' pins go before the retry
+  victimExitHook?.(m, victim);
   return true;
 }
 
