@@ -293,14 +293,16 @@ function bootRam(p: BootParams, warnings: string[]): { memRanges: [number, numbe
 function memmapPagesFor(p: BootParams, memRanges: [number, number][]): number {
   const g = p.geometry;
   const section = g.dma32EndPfn ? g.blockPages : 1;
-  const sections = new Set<number>();
+  // memRanges are sorted and disjoint (memblock): count each section once, without a per-section walk
   let frames = 0;
-  for (const [a, b] of memRanges)
-    for (let s = Math.floor(a / section); s * section < b; s++)
-      if (!sections.has(s)) {
-        sections.add(s);
-        frames += section;
-      }
+  let last = -1;
+  for (const [a, b] of memRanges) {
+    const first = Math.max(Math.floor(a / section), last + 1);
+    const end = Math.ceil(b / section) - 1;
+    if (end < first) continue;
+    frames += (end - first + 1) * section;
+    last = end;
+  }
   return Math.ceil((frames * g.structPageBytes) / 2 ** PAGE_SHIFT);
 }
 
