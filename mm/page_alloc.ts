@@ -8,7 +8,7 @@
 // compaction and the OOM killer sit behind the slow path's hook (mm/oom_kill.ts installs it).
 
 import { atomicFetchAdd, atomicFetchSub } from './atomic';
-import { Memmap, freeAreaHead, freeAreaCount, pcpBase } from './memmap';
+import { Memmap, freeAreaHead, freeAreaCount, freeAreaTail, pcpBase } from './memmap';
 import * as layout from './memmap';
 import { migratetypeIsMergeable, zoneName as zoneNameOf, MIGRATETYPE_NAMES } from './mmzone';
 import * as mmzoneNs from './mmzone';
@@ -59,6 +59,7 @@ const {
   PCP_HIGH,
   PCP_BATCH,
   PCP_LISTS,
+  PCP_TAILS,
   NO_ZONE,
   H_MIN_FREE_KBYTES,
   H_USER_MIN_FREE_KBYTES,
@@ -133,15 +134,26 @@ const PGFREE = vmItem('pgfree');
 // ---------------------------------------------------------------------------------------------
 // Free lists (zone->lock held). page->buddy_list is mapping (next) / index (prev).
 
-/** __add_to_free_list() + account_freepages() */
-function addToFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: number): void {
+/** __add_to_free_list() + account_freepages(): list_add() at the head, or list_add_tail() when tail. */
+function addToFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: number, tail: boolean): void {
   const h = freeAreaHead(m, zid, order, mt);
+  const t = freeAreaTail(m, zid, order, mt);
   const zones = m.zones;
-  const next = zones[h]!;
-  m.mapping[pfn] = next;
-  m.index[pfn] = NO_PAGE;
-  if (next !== NO_PAGE) m.index[next] = pfn;
-  zones[h] = pfn;
+  if (tail) {
+    const prev = zones[t]!;
+    m.mapping[pfn] = NO_PAGE;
+    m.index[pfn] = prev;
+    if (prev !== NO_PAGE) m.mapping[prev] = pfn;
+    else zones[h] = pfn;
+    zones[t] = pfn;
+  } else {
+    const next = zones[h]!;
+    m.mapping[pfn] = next;
+    m.index[pfn] = NO_PAGE;
+    if (next !== NO_PAGE) m.index[next] = pfn;
+    else zones[t] = pfn;
+    zones[h] = pfn;
+  }
   zones[freeAreaCount(m, zid, order, mt)]!++;
   m.flags[pfn] = (m.flags[pfn]! & PG_ZONE_MASK) | PG_buddy | (order << PG_ORDER_SHIFT);
   accountFreepages(m, zid, 1 << order, mt);
@@ -164,6 +176,7 @@ export function delPageFromFreeList(m: Memmap, zid: number, pfn: number, order: 
   if (prev !== NO_PAGE) m.mapping[prev] = next;
   else m.zones[h] = next;
   if (next !== NO_PAGE) m.index[next] = prev;
+  else m.zones[freeAreaTail(m, zid, order, mt)] = prev;
   m.mapping[pfn] = 0;
   m.index[pfn] = 0;
   m.zones[freeAreaCount(m, zid, order, mt)]!--;
@@ -179,10 +192,10 @@ function accountFreepages(m: Memmap, zid: number, nr: number, mt: number): void 
   if (mt === MIGRATE_CMA) m.zones[zb + Z_NR_FREE_CMA]! += nr;
 }
 
-/** move_to_free_list() */
+/** move_to_free_list(): list_move_tail(), so the moved blocks are not the next ones handed out. */
 function moveToFreeList(m: Memmap, zid: number, pfn: number, order: number, oldMt: number, newMt: number): void {
   delPageFromFreeList(m, zid, pfn, order, oldMt);
-  addToFreeList(m, zid, pfn, order, newMt);
+  addToFreeList(m, zid, pfn, order, newMt, true);
 }
 
 /** page_is_buddy(): free, of this order, and in the same zone. */
@@ -191,13 +204,16 @@ function pageIsBuddy(m: Memmap, buddy: number, order: number, zoneBits: number):
   return (f & PG_buddy) !== 0 && ((f >>> PG_ORDER_SHIFT) & 31) === order && (f & PG_ZONE_MASK) === zoneBits;
 }
 
-/** expand(): split a block of order high down to low, the halves going onto mt's lists. */
+/**
+ * expand(): split a block of order high down to low; the upper halves go to the head of mt's lists
+ * (__add_to_free_list(..., false)), so the next requests take the pages just above this one.
+ */
 function expand(m: Memmap, zid: number, pfn: number, low: number, high: number, mt: number): void {
   let size = 1 << high;
   while (high > low) {
     high--;
     size >>>= 1;
-    addToFreeList(m, zid, pfn + size, high, mt);
+    addToFreeList(m, zid, pfn + size, high, mt, false);
   }
 }
 
@@ -368,15 +384,44 @@ function rmqueue(m: Memmap, zid: number, order: number, mt: number, allocFlags: 
 // ---------------------------------------------------------------------------------------------
 // Freeing
 
+// fpi_t flags (mm/page_alloc.c); FPI_SKIP_REPORT_NOTIFY has nothing to notify (no page reporting)
+const FPI_NONE = 0;
+const FPI_TO_TAIL = 2;
+export { FPI_NONE, FPI_TO_TAIL };
+
+/**
+ * buddy_merge_likely(): is the block formed by merging this one with its buddy (pfn & buddyPfn, one
+ * order up) itself next to a free buddy? Then the freed block goes to the tail, to stay free until its
+ * buddy is freed too. Never at MAX_PAGE_ORDER - 1 and above.
+ */
+function buddyMergeLikely(m: Memmap, pfn: number, buddyPfn: number, order: number, zoneBits: number): boolean {
+  if (order >= m.maxOrder - 1) return false;
+  const higher = buddyPfn & pfn;
+  const higherBuddy = higher ^ (1 << (order + 1));
+  // page_is_buddy() also wants higher_page in the zone: it is this block or its buddy
+  if (higherBuddy >= m.nrFrames || (m.flags[higher]! & PG_ZONE_MASK) !== zoneBits) return false;
+  return pageIsBuddy(m, higherBuddy, order + 1, zoneBits);
+}
+
 /**
  * __free_one_page(): merge with free buddies up to MAX_PAGE_ORDER. Below pageblock_order buddies share
  * the pageblock (and its type); above it, CMA/ISOLATE/HIGHATOMIC blocks never merge with other types,
- * and a mergeable buddy block of another type is converted to ours.
+ * and a mergeable buddy block of another type is converted to ours. The merged block goes to the tail
+ * of its list with FPI_TO_TAIL, else where buddy_merge_likely() says (no page_alloc.shuffle: Debian's
+ * default leaves shuffling off, so is_shuffle_order() is false).
  */
-export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: number, mt: number): void {
+export function freeOnePageLocked(
+  m: Memmap,
+  pfn: number,
+  zid: number,
+  order: number,
+  mt: number,
+  fpi = FPI_NONE,
+): void {
   const zoneBits = m.flags[pfn]! & PG_ZONE_MASK;
+  let buddy = 0; // buddy_pfn: the last buddy looked at
   while (order < m.maxOrder) {
-    const buddy = pfn ^ (1 << order);
+    buddy = pfn ^ (1 << order);
     if (buddy >= m.nrFrames || !pageIsBuddy(m, buddy, order, zoneBits)) break;
     let buddyMt = mt;
     if (order >= m.pageblockOrder) {
@@ -390,7 +435,8 @@ export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: nu
     pfn &= buddy;
     order++;
   }
-  addToFreeList(m, zid, pfn, order, mt);
+  const toTail = (fpi & FPI_TO_TAIL) !== 0 || buddyMergeLikely(m, pfn, buddy, order, zoneBits);
+  addToFreeList(m, zid, pfn, order, mt, toTail);
 }
 
 /**
@@ -398,21 +444,21 @@ export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: nu
  * is freed a pageblock at a time, each onto its own pageblock's type, so CMA and ISOLATE pageblocks
  * never end up inside a free block of another type.
  */
-function splitLargeBuddy(m: Memmap, zid: number, pfn: number, order: number): void {
+function splitLargeBuddy(m: Memmap, zid: number, pfn: number, order: number, fpi: number): void {
   if (order <= m.pageblockOrder) {
-    freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn));
+    freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn), fpi);
     return;
   }
   const end = pfn + (1 << order);
   for (let p = pfn; p < end; p += m.pageblockNrPages)
-    freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p));
+    freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p), fpi);
 }
 
 /** free_one_page(): take the zone lock and merge (split_large_buddy() for blocks above a pageblock). */
-function freeOnePage(m: Memmap, pfn: number, zid: number, order: number): void {
+function freeOnePage(m: Memmap, pfn: number, zid: number, order: number, fpi: number): void {
   const lk = m.zoneBase(zid) + Z_LOCK;
   spinLock(m.zones, lk);
-  splitLargeBuddy(m, zid, pfn, order);
+  splitLargeBuddy(m, zid, pfn, order, fpi);
   spinUnlock(m.zones, lk);
 }
 
@@ -443,7 +489,7 @@ export function moveFreepagesBlockIsolate(m: Memmap, zid: number, start: number,
   if (big !== start || (f & PG_buddy && order > m.pageblockOrder)) {
     delPageFromFreeList(m, zid, big, order, m.getPageblockMigratetype(big));
     m.setPageblockMigratetype(start, mt);
-    splitLargeBuddy(m, zid, big, order);
+    splitLargeBuddy(m, zid, big, order, FPI_NONE);
     return;
   }
   moveFreepagesBlock(m, zid, start, m.getPageblockMigratetype(start), mt);
@@ -472,7 +518,7 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
   let mt = m.getPageblockMigratetype(pfn);
   if (mt >= MIGRATE_PCPTYPES) {
     if (mt === MIGRATE_ISOLATE) {
-      freeOnePage(m, pfn, zid, 0);
+      freeOnePage(m, pfn, zid, 0, FPI_NONE);
       return;
     }
     mt = MIGRATE_MOVABLE; // CMA and HIGHATOMIC pages share the movable list
@@ -482,7 +528,7 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
   const pcp = m.pcp;
   // a plain read of zone_pcp_disable()'s depth (Atomics.load is a call in V8): checked without the pcp lock either way
   if (m.zones[zb + Z_PCP_DISABLED]! > 0 || !spinTrylock(pcp, pb + PCP_LOCK)) {
-    freeOnePage(m, pfn, zid, 0);
+    freeOnePage(m, pfn, zid, 0, FPI_NONE);
     return;
   }
   const h = pb + PCP_LISTS + mt;
@@ -490,10 +536,11 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
   m.mapping[pfn] = next;
   m.index[pfn] = NO_PAGE;
   if (next !== NO_PAGE) m.index[next] = pfn;
+  else pcp[pb + PCP_TAILS + mt] = pfn;
   pcp[h] = pfn;
   m.flags[pfn] = m.flags[pfn]! | PG_pcp;
   const count = ++pcp[pb + PCP_COUNT]!;
-  if (count >= pcp[pb + PCP_HIGH]!) freePcppagesBulk(m, zid, pb, pcp[pb + PCP_BATCH]!);
+  if (count >= pcp[pb + PCP_HIGH]!) freePcppagesBulk(m, zid, pb, pcp[pb + PCP_BATCH]!, mt);
   spinUnlock(pcp, pb + PCP_LOCK);
 }
 
@@ -505,6 +552,7 @@ function pcpPop(m: Memmap, pb: number, mt: number): number {
   const next = m.mapping[pfn]!;
   pcp[h] = next;
   if (next !== NO_PAGE) m.index[next] = NO_PAGE;
+  else pcp[pb + PCP_TAILS + mt] = NO_PAGE;
   m.mapping[pfn] = 0;
   m.index[pfn] = 0;
   m.flags[pfn] = m.flags[pfn]! & ~PG_pcp;
@@ -512,17 +560,40 @@ function pcpPop(m: Memmap, pb: number, mt: number): number {
   return pfn;
 }
 
-/** free_pcppages_bulk(): return count pages to the buddy, round-robin over the lists (pcp lock held). */
-function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number): void {
+/** Take the last (coldest) page off a per-CPU list: list_last_entry() + list_del(). */
+function pcpPopTail(m: Memmap, pb: number, mt: number): number {
+  const pcp = m.pcp;
+  const t = pb + PCP_TAILS + mt;
+  const pfn = pcp[t]!;
+  const prev = m.index[pfn]!;
+  pcp[t] = prev;
+  if (prev !== NO_PAGE) m.mapping[prev] = NO_PAGE;
+  else pcp[pb + PCP_LISTS + mt] = NO_PAGE;
+  m.mapping[pfn] = 0;
+  m.index[pfn] = 0;
+  m.flags[pfn] = m.flags[pfn]! & ~PG_pcp;
+  pcp[pb + PCP_COUNT]!--;
+  return pfn;
+}
+
+/**
+ * free_pcppages_bulk() (pcp lock held): return count pages to the buddy (FPI_NONE), the coldest of a
+ * list first, emptying one list before the next; the lists in turn from pindex (the list just freed
+ * to, 0 for a drain).
+ */
+function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number, pindex: number): void {
   const lk = m.zoneBase(zid) + Z_LOCK;
+  const pcp = m.pcp;
+  count = Math.min(count, pcp[pb + PCP_COUNT]!);
   spinLock(m.zones, lk);
-  let mt = 0;
-  while (count > 0 && m.pcp[pb + PCP_COUNT]! > 0) {
-    const pfn = pcpPop(m, pb, mt);
-    if (++mt === MIGRATE_PCPTYPES) mt = 0; // round robin (a modulo here costs a division per page)
-    if (pfn === NO_PAGE) continue;
-    freeOnePageLocked(m, pfn, zid, 0, m.getPageblockMigratetype(pfn));
-    count--;
+  let mt = pindex;
+  while (count > 0) {
+    while (pcp[pb + PCP_LISTS + mt] === NO_PAGE) if (++mt === MIGRATE_PCPTYPES) mt = 0; // round robin
+    do {
+      const pfn = pcpPopTail(m, pb, mt);
+      count--;
+      freeOnePageLocked(m, pfn, zid, 0, m.getPageblockMigratetype(pfn), FPI_NONE);
+    } while (count > 0 && pcp[pb + PCP_LISTS + mt] !== NO_PAGE);
   }
   spinUnlock(m.zones, lk);
 }
@@ -531,7 +602,7 @@ function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number): vo
 function drainPagesZone(m: Memmap, cpu: number, zid: number): void {
   const pb = pcpBase(m, cpu, zid);
   spinLock(m.pcp, pb + PCP_LOCK);
-  freePcppagesBulk(m, zid, pb, m.pcp[pb + PCP_COUNT]!);
+  freePcppagesBulk(m, zid, pb, m.pcp[pb + PCP_COUNT]!, 0);
   spinUnlock(m.pcp, pb + PCP_LOCK);
 }
 
@@ -578,14 +649,16 @@ export function freeThePage(m: Memmap, pfn: number, order: number): void {
   if (zid === NO_ZONE) bug(`freeing pfn ${pfn} of offline memory`);
   freePagesPrepare(m, pfn, order);
   if (order === 0) freeUnrefPage(m, pfn, zid);
-  else freeOnePage(m, pfn, zid, order);
+  else freeOnePage(m, pfn, zid, order, FPI_NONE);
 }
 
 /**
  * __free_pages_core(): hand boot or hot-added memory to the buddy (memblock_free_all, generic_online_page).
- * Frames must be reserved and unused; the zone's managed count grows by the block.
+ * Frames must be reserved and unused; the zone's managed count grows by the block. __free_pages_ok()
+ * with FPI_TO_TAIL: each block goes behind the ones freed before it, so after boot the lowest pfns
+ * of a zone are handed out first.
  */
-function freePagesCore(m: Memmap, pfn: number, order: number): void {
+function freePagesCore(m: Memmap, pfn: number, order: number, fpi: number): void {
   const n = 1 << order;
   const zid = m.pageZonenum(pfn);
   if (zid === NO_ZONE) bug(`__free_pages_core: pfn ${pfn} has no zone`);
@@ -595,7 +668,7 @@ function freePagesCore(m: Memmap, pfn: number, order: number): void {
     m.refcount[p] = 0;
   }
   atomicFetchAdd(m.zones, m.zoneBase(zid) + Z_MANAGED, n);
-  freeOnePage(m, pfn, zid, order);
+  freeOnePage(m, pfn, zid, order, fpi);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,21 +746,26 @@ function wmarkPages(m: Memmap, zid: number, allocFlags: number): number {
 // ---------------------------------------------------------------------------------------------
 // Allocation
 
-/** rmqueue_bulk() into a per-CPU list; returns how many pages it added. */
+/**
+ * rmqueue_bulk() into a per-CPU list; returns how many pages it added. Each page goes to the list's
+ * tail (list_add_tail()), so the list holds expand()'s pages in pfn order and hands out the lowest first.
+ */
 function rmqueueBulk(m: Memmap, zid: number, pb: number, count: number, mt: number, allocFlags: number): number {
   const lk = m.zoneBase(zid) + Z_LOCK;
   const pcp = m.pcp;
   const h = pb + PCP_LISTS + mt;
+  const t = pb + PCP_TAILS + mt;
   spinLock(m.zones, lk);
   let n = 0;
   for (; n < count; n++) {
     const pfn = rmqueue(m, zid, 0, mt, allocFlags);
     if (pfn === NO_PAGE) break;
-    const next = pcp[h]!;
-    m.mapping[pfn] = next;
-    m.index[pfn] = NO_PAGE;
-    if (next !== NO_PAGE) m.index[next] = pfn;
-    pcp[h] = pfn;
+    const prev = pcp[t]!;
+    m.mapping[pfn] = NO_PAGE;
+    m.index[pfn] = prev;
+    if (prev !== NO_PAGE) m.mapping[prev] = pfn;
+    else pcp[h] = pfn;
+    pcp[t] = pfn;
     m.flags[pfn] = m.flags[pfn]! | PG_pcp;
   }
   pcp[pb + PCP_COUNT]! += n;
@@ -884,16 +962,17 @@ const LOWMEM_RESERVE_RATIO = [256, 256, 32, 0, 0];
 
 /**
  * __free_pages_memory() (mm/memblock.c) and online_pages_range(): [start, end) to the buddy in naturally
- * aligned blocks that stay within one zone.
+ * aligned blocks that stay within one zone. Both free with FPI_TO_TAIL (__free_pages_core());
+ * init_cma_reserved_pageblock()'s __free_pages() with FPI_NONE.
  */
-export function freeRange(m: Memmap, start: number, end: number): void {
+export function freeRange(m: Memmap, start: number, end: number, fpi = FPI_TO_TAIL): void {
   while (start < end) {
     let order = Math.min(m.maxOrder, start === 0 ? m.maxOrder : ctz(start));
     while (start + (1 << order) > end) order--;
     // a block must not straddle a zone boundary
     const zid = m.pageZonenum(start);
     while (order > 0 && m.pageZonenum(start + (1 << order) - 1) !== zid) order--;
-    freePagesCore(m, start, order);
+    freePagesCore(m, start, order, fpi);
     start += 1 << order;
   }
 }
