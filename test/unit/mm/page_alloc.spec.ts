@@ -22,8 +22,23 @@ import {
   MIGRATE_UNMOVABLE,
   ZONE_DMA,
 } from '../../../mm/mmzone';
-import { memallocPinSave, memallocPinRestore } from '../../../mm/sched';
-import { Memmap, PG_head, PG_tail, Z_MANAGED } from '../../../mm/memmap';
+import { memallocPinSave, memallocPinRestore, current } from '../../../mm/sched';
+import {
+  Memmap,
+  PG_head,
+  PG_tail,
+  PG_buddy,
+  PG_pcp,
+  PG_ORDER_SHIFT,
+  Z_MANAGED,
+  Z_START_PFN,
+  PCP_HIGH,
+  PCP_BATCH,
+  PCP_COUNT,
+  freeAreaHead,
+  freeAreaTail,
+  pcpBase,
+} from '../../../mm/memmap';
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { boot, zone } from '../../helpers';
 
@@ -194,5 +209,85 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     const dma = got.filter((p) => m.pageZonenum(p) === ZONE_DMA).length;
     const z = zone(m, 'DMA');
     expect(z.managed - dma).toBeGreaterThan(z.min + z.protection[ZONE_DMA32]! - 2);
+  });
+});
+
+describe('where freed blocks go on the free lists (__free_one_page, mm/page_alloc.c)', () => {
+  const movableStart = (m: Memmap): number => m.zones[m.zoneBase(ZONE_MOVABLE) + Z_START_PFN]!;
+
+  it('memblock_free_all() frees with FPI_TO_TAIL and rmqueue_bulk() appends: the lowest pfns go first', () => {
+    const m = boot(CMD, MINI);
+    const start = movableStart(m);
+    const got: number[] = [];
+    for (let i = 0; i < 12; i++) got.push(allocPages(m, GFP_HIGHUSER_MOVABLE, 0));
+    expect(got).toEqual(Array.from({ length: 12 }, (_, i) => start + i));
+    // a THP-sized request: the lowest free block of its order, above the pages just taken
+    const big = allocPages(m, GFP_HIGHUSER_MOVABLE, m.maxOrder);
+    expect(big).toBe(start + (1 << m.maxOrder));
+    // the kernel zone too: an unmovable request claims its lowest whole free block (__rmqueue_claim())
+    let lowest = 0;
+    const isMaxBlock = (p: number): boolean =>
+      (m.flags[p]! & PG_buddy) !== 0 && ((m.flags[p]! >>> PG_ORDER_SHIFT) & 31) === m.maxOrder;
+    while (m.pageZonenum(lowest) !== ZONE_NORMAL || !isMaxBlock(lowest)) lowest++;
+    expect(allocPages(m, GFP_KERNEL, 0)).toBe(lowest);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('buddy_merge_likely(): a block whose merged parent has a free buddy goes to the tail', () => {
+    const m = boot(CMD, MINI);
+    const s = movableStart(m);
+    const a = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const b = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const c = allocPages(m, GFP_HIGHUSER_MOVABLE, 2);
+    const d = allocPages(m, GFP_HIGHUSER_MOVABLE, 3);
+    expect([a, b, c, d]).toEqual([s, s + 2, s + 4, s + 8]); // the first order-4 block, split by expand()
+    const e = allocPages(m, GFP_HIGHUSER_MOVABLE, 1); // splits the next one: s + 20 (order 2) is free
+    expect(e).toBe(s + 16);
+    freePages(m, d, 3); // order 3 = MAX_PAGE_ORDER - 1: never "likely"; its buddy is in use anyway
+    // c's buddy (a + b) is in use; the order-3 parent's buddy d is free: the merge is likely
+    freePages(m, c, 2);
+    expect(m.zones[freeAreaTail(m, ZONE_MOVABLE, 2, MIGRATE_MOVABLE)]).toBe(c);
+    expect(m.zones[freeAreaHead(m, ZONE_MOVABLE, 2, MIGRATE_MOVABLE)]).toBe(s + 20);
+    // so the next order-2 request takes the other block, and c stays free to merge with a and b
+    expect(allocPages(m, GFP_HIGHUSER_MOVABLE, 2)).toBe(s + 20);
+    // b: its buddy a is in use and the parent's buddy c is free at order 2: likely, to the tail
+    freePages(m, b, 1);
+    expect(m.zones[freeAreaTail(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(b);
+    freePages(m, a, 1); // merges up to a whole order-4 block
+    expect(m.flags[s]! & PG_buddy).toBeTruthy();
+    expect((m.flags[s]! >>> PG_ORDER_SHIFT) & 31).toBe(4);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('buddy_merge_likely(): a block whose merged parent has no free buddy goes to the head', () => {
+    const m = boot(CMD, MINI);
+    const s = movableStart(m);
+    const a = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const b = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const c = allocPages(m, GFP_HIGHUSER_MOVABLE, 2);
+    allocPages(m, GFP_HIGHUSER_MOVABLE, 1); // s + 8; s + 10 (order 1) and s + 12 (order 2) stay free
+    expect(m.zones[freeAreaHead(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(s + 10);
+    freePages(m, b, 1); // buddy a in use, parent's buddy c in use
+    expect(m.zones[freeAreaHead(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(b);
+    expect(m.zones[freeAreaTail(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(s + 10);
+    freePages(m, a, 1);
+    freePages(m, c, 2);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('free_pcppages_bulk() returns the coldest pages first', () => {
+    const m = boot(CMD, MINI);
+    const pb = pcpBase(m, current().cpu, ZONE_MOVABLE);
+    const high = m.pcp[pb + PCP_HIGH]!;
+    const batch = m.pcp[pb + PCP_BATCH]!;
+    const got: number[] = [];
+    for (let i = 0; i < high; i++) got.push(allocPages(m, GFP_HIGHUSER_MOVABLE, 0));
+    drainAllPages(m);
+    // each free goes to the head; the one that reaches high sends batch pages back, from the tail
+    for (const p of got) freePages(m, p, 0);
+    expect(m.pcp[pb + PCP_COUNT]).toBe(high - batch);
+    for (const p of got.slice(0, batch)) expect(m.flags[p]! & PG_pcp).toBe(0);
+    for (const p of got.slice(batch)) expect(m.flags[p]! & PG_pcp).toBeTruthy();
+    expect(checkAllocator(m).errors).toEqual([]);
   });
 });
