@@ -215,7 +215,7 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
 describe('where freed blocks go on the free lists (__free_one_page, mm/page_alloc.c)', () => {
   const movableStart = (m: Memmap): number => m.zones[m.zoneBase(ZONE_MOVABLE) + Z_START_PFN]!;
 
-  it('memblock_free_all() frees with FPI_TO_TAIL and rmqueue_bulk() appends: the lowest pfns go first', () => {
+  it('memblock_free_all() frees with FPI_TO_TAIL: the lowest pfns of a zone go first', () => {
     const m = boot(CMD, MINI);
     const start = movableStart(m);
     const got: number[] = [];
@@ -231,6 +231,16 @@ describe('where freed blocks go on the free lists (__free_one_page, mm/page_allo
     while (m.pageZonenum(lowest) !== ZONE_NORMAL || !isMaxBlock(lowest)) lowest++;
     expect(allocPages(m, GFP_KERNEL, 0)).toBe(lowest);
     expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('rmqueue_bulk() adds each page at the list tail: a batch is handed out in pfn order (x86 layout)', () => {
+    const m = boot('mem=1G movablecore=512M');
+    const pb = pcpBase(m, current().cpu, ZONE_MOVABLE);
+    expect(m.pcp[pb + PCP_BATCH]).toBeGreaterThan(8); // one refill serves every request below
+    const start = movableStart(m);
+    const got: number[] = [];
+    for (let i = 0; i < 8; i++) got.push(allocPages(m, GFP_HIGHUSER_MOVABLE, 0));
+    expect(got).toEqual(Array.from({ length: 8 }, (_, i) => start + i));
   });
 
   it('buddy_merge_likely(): a block whose merged parent has a free buddy goes to the tail', () => {
