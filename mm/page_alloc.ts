@@ -4,7 +4,7 @@
 //
 // Simplified (docs/simplifications.md): one node; no ZONE_HIGHMEM; per-CPU lists hold order 0 only
 // (6.12 also caches orders 1-3 and pageblock_order); no highatomic reserves, no watermark boosting, no
-// page reporting or shuffling; free pages go to the head of their list (never "to_tail"). Reclaim,
+// page reporting or shuffling (free-list placement as 6.12: FPI_TO_TAIL, buddy_merge_likely()). Reclaim,
 // compaction and the OOM killer sit behind the slow path's hook (mm/oom_kill.ts installs it).
 
 import { atomicFetchAdd, atomicFetchSub } from './atomic';
