@@ -60,6 +60,12 @@ const {
   PCP_BATCH,
   PCP_LISTS,
   PCP_TAILS,
+  PCP_HIGH_MIN,
+  PCP_HIGH_MAX,
+  PCP_FREE_COUNT,
+  PCP_ALLOC_FACTOR,
+  Z_FLAGS,
+  ZONE_BELOW_HIGH,
   NO_ZONE,
   H_MIN_FREE_KBYTES,
   H_USER_MIN_FREE_KBYTES,
@@ -531,6 +537,19 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
     freeOnePage(m, pfn, zid, 0, FPI_NONE);
     return;
   }
+  freeUnrefPageCommit(m, zid, pb, pfn, mt);
+  spinUnlock(pcp, pb + PCP_LOCK);
+}
+
+const PCP_BATCH_SCALE_MAX = 5; // CONFIG_PCP_BATCH_SCALE_MAX
+
+/**
+ * free_unref_page_commit() (pcp lock held): onto the list's head; past nr_pcp_high() the coldest
+ * nr_pcp_free() pages go back to the buddy. Order 0 only, so never free_high.
+ */
+function freeUnrefPageCommit(m: Memmap, zid: number, pb: number, pfn: number, mt: number): void {
+  const pcp = m.pcp;
+  pcp[pb + PCP_ALLOC_FACTOR]! >>= 1;
   const h = pb + PCP_LISTS + mt;
   const next = pcp[h]!;
   m.mapping[pfn] = next;
@@ -540,8 +559,98 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
   pcp[h] = pfn;
   m.flags[pfn] = m.flags[pfn]! | PG_pcp;
   const count = ++pcp[pb + PCP_COUNT]!;
-  if (count >= pcp[pb + PCP_HIGH]!) freePcppagesBulk(m, zid, pb, pcp[pb + PCP_BATCH]!, mt);
-  spinUnlock(pcp, pb + PCP_LOCK);
+  const batch = pcp[pb + PCP_BATCH]!;
+  if (pcp[pb + PCP_FREE_COUNT]! < batch << PCP_BATCH_SCALE_MAX) pcp[pb + PCP_FREE_COUNT]!++;
+  const high = nrPcpHigh(m, zid, pb, batch);
+  if (count >= high) {
+    freePcppagesBulk(m, zid, pb, nrPcpFree(m, pb, batch, high), mt);
+    const zb = m.zoneBase(zid);
+    if (
+      m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH &&
+      zoneWatermarkOk(m, zid, 0, m.zones[zb + Z_WMARK_HIGH]!, ZONE_MOVABLE, 0, m.zones[zb + Z_NR_FREE]!)
+    )
+      m.zones[zb + Z_FLAGS]! &= ~ZONE_BELOW_HIGH;
+  }
+}
+
+/**
+ * nr_pcp_high(): clamp pcp->high into [high_min, high_max]; shrink it by the pages freed in a row while
+ * the zone is below its high watermark (ZONE_BELOW_HIGH), grow it to hold them otherwise. Returns the
+ * count at which to free. (No ZONE_RECLAIM_ACTIVE: pinlab has no kswapd.)
+ */
+export function nrPcpHigh(m: Memmap, zid: number, pb: number, batch: number): number {
+  const pcp = m.pcp;
+  const highMin = pcp[pb + PCP_HIGH_MIN]!;
+  const highMax = pcp[pb + PCP_HIGH_MAX]!;
+  let high = Math.min(Math.max(pcp[pb + PCP_HIGH]!, highMin), highMax);
+  pcp[pb + PCP_HIGH] = high;
+  if (!high) return 0;
+  if (highMin === highMax) return high;
+  if (m.zones[m.zoneBase(zid) + Z_FLAGS]! & ZONE_BELOW_HIGH) {
+    const freeCount = Math.max(pcp[pb + PCP_FREE_COUNT]!, batch);
+    pcp[pb + PCP_HIGH] = Math.max(high - freeCount, highMin);
+    high = Math.max(pcp[pb + PCP_COUNT]!, highMin);
+  } else if (pcp[pb + PCP_COUNT]! >= high) {
+    const needHigh = pcp[pb + PCP_FREE_COUNT]! + batch;
+    if (high < needHigh) pcp[pb + PCP_HIGH] = Math.min(Math.max(needHigh, highMin), highMax);
+  }
+  return high;
+}
+
+/** nr_pcp_free(): free the pages freed in a row, at least batch, leaving at least batch on the list. */
+export function nrPcpFree(m: Memmap, pb: number, batch: number, high: number): number {
+  if (high < batch) return 1; // pcp disabled or the boot pageset
+  return Math.min(Math.max(m.pcp[pb + PCP_FREE_COUNT]!, batch), high - batch); // clamp_t()
+}
+
+/**
+ * nr_pcp_alloc() for order 0: the refill doubles (alloc_factor) while allocations come without frees,
+ * and pcp->high grows by it unless the zone is below its high watermark.
+ */
+export function nrPcpAlloc(m: Memmap, zid: number, pb: number): number {
+  const pcp = m.pcp;
+  const baseBatch = pcp[pb + PCP_BATCH]!;
+  const highMin = pcp[pb + PCP_HIGH_MIN]!;
+  const highMax = pcp[pb + PCP_HIGH_MAX]!;
+  let high = Math.min(Math.max(pcp[pb + PCP_HIGH]!, highMin), highMax);
+  pcp[pb + PCP_HIGH] = high;
+  if (high < baseBatch) return 1;
+  let batch = baseBatch << pcp[pb + PCP_ALLOC_FACTOR]!;
+  if (highMin !== highMax && !(m.zones[m.zoneBase(zid) + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
+    high = Math.min(high + batch, highMax);
+    pcp[pb + PCP_HIGH] = high;
+  }
+  const maxNrAlloc = Math.max(high - pcp[pb + PCP_COUNT]! - baseBatch, baseBatch);
+  if (batch <= maxNrAlloc && pcp[pb + PCP_ALLOC_FACTOR]! < PCP_BATCH_SCALE_MAX) pcp[pb + PCP_ALLOC_FACTOR]!++;
+  batch = Math.min(batch, maxNrAlloc);
+  return batch > 1 ? Math.max(batch, 2) : batch;
+}
+
+/**
+ * decay_pcp_high() (refresh_cpu_vm_stats(), every second on the kernel): lower pcp->high by an eighth
+ * toward high_min and free what lies above it, a batch at a time. Returns whether more remains to do.
+ */
+export function decayPcpHigh(m: Memmap, zid: number, cpu: number): boolean {
+  const pb = pcpBase(m, cpu, zid);
+  const pcp = m.pcp;
+  const highMin = pcp[pb + PCP_HIGH_MIN]!;
+  const batch = pcp[pb + PCP_BATCH]!;
+  let todo = false;
+  const high = pcp[pb + PCP_HIGH]!;
+  if (high > highMin) {
+    pcp[pb + PCP_HIGH] = Math.max(pcp[pb + PCP_COUNT]! - (batch << PCP_BATCH_SCALE_MAX), high - (high >> 3), highMin);
+    if (pcp[pb + PCP_HIGH]! > highMin) todo = true;
+  }
+  let toDrain = pcp[pb + PCP_COUNT]! - pcp[pb + PCP_HIGH]!;
+  while (toDrain > 0) {
+    const n = Math.min(toDrain, batch);
+    spinLock(pcp, pb + PCP_LOCK);
+    freePcppagesBulk(m, zid, pb, n, 0);
+    spinUnlock(pcp, pb + PCP_LOCK);
+    todo = true;
+    toDrain -= n;
+  }
+  return todo;
 }
 
 function pcpPop(m: Memmap, pb: number, mt: number): number {
@@ -780,8 +889,9 @@ function rmqueuePcplist(m: Memmap, zid: number, mt: number, allocFlags: number):
   const pb = pcpBase(m, current().cpu, zid);
   const pcp = m.pcp;
   if (!spinTrylock(pcp, pb + PCP_LOCK)) return NO_PAGE;
+  pcp[pb + PCP_FREE_COUNT]! >>= 1;
   let pfn = pcpPop(m, pb, mt);
-  if (pfn === NO_PAGE && rmqueueBulk(m, zid, pb, pcp[pb + PCP_BATCH]!, mt, allocFlags) > 0) pfn = pcpPop(m, pb, mt);
+  if (pfn === NO_PAGE && rmqueueBulk(m, zid, pb, nrPcpAlloc(m, zid, pb), mt, allocFlags) > 0) pfn = pcpPop(m, pb, mt);
   spinUnlock(pcp, pb + PCP_LOCK);
   return pfn;
 }
@@ -842,8 +952,15 @@ function getPageFromFreelist(
   const mt = gfpMigratetype(gfp);
   for (;;) {
     for (let zid = highestZoneidx; zid >= 0; zid--) {
-      if (m.zones[m.zoneBase(zid) + Z_MANAGED]! === 0) continue;
-      if (!(allocFlags & ALLOC_NO_WATERMARKS)) {
+      const zb = m.zoneBase(zid);
+      if (m.zones[zb + Z_MANAGED]! === 0) continue;
+      // above the high watermark nothing more to check; below it, ZONE_BELOW_HIGH shrinks pcp->high
+      let ok = false;
+      if (!(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
+        ok = zoneWatermarkFast(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highestZoneidx, allocFlags);
+        if (!ok) m.zones[zb + Z_FLAGS]! |= ZONE_BELOW_HIGH;
+      }
+      if (!ok && !(allocFlags & ALLOC_NO_WATERMARKS)) {
         const mark = wmarkPages(m, zid, allocFlags);
         if (!zoneWatermarkFast(m, zid, order, mark, highestZoneidx, allocFlags)) continue;
       }
@@ -1041,17 +1158,29 @@ function setupPerZoneLowmemReserve(m: Memmap): void {
   }
 }
 
-/** zone_batchsize() and zone_highsize() (high_fraction 0: the low watermark split over the CPUs). */
+/** MIN_PERCPU_PAGELIST_HIGH_FRACTION: high_max is an eighth of the zone, split over the CPUs */
+const MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8;
+
+/**
+ * zone_set_pageset_high_and_batch(): zone_batchsize(), and zone_highsize() for high_min (the low
+ * watermark split over the CPUs) and high_max (managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION split the
+ * same way); pageset_update() leaves pcp->high to be clamped into them at its next use.
+ */
 function zoneSetPagesetHighAndBatch(m: Memmap): void {
   for (let z = 0; z < MAX_NR_ZONES; z++) {
     let batch = Math.floor(Math.min(managed(m, z) >> 10, (1 << 20) >> PAGE_SHIFT) / 4);
     if (batch < 1) batch = 1;
     batch = Math.max(1, (1 << (31 - Math.clz32(batch + (batch >> 1)))) - 1);
-    const high = Math.max(Math.floor(m.zones[m.zoneBase(z) + Z_WMARK_LOW]! / m.nrCpus), batch << 2);
+    const highMin = Math.max(Math.floor(m.zones[m.zoneBase(z) + Z_WMARK_LOW]! / m.nrCpus), batch << 2);
+    const highMax = Math.max(
+      Math.floor(Math.floor(managed(m, z) / MIN_PERCPU_PAGELIST_HIGH_FRACTION) / m.nrCpus),
+      batch << 2,
+    );
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
       const pb = pcpBase(m, cpu, z);
       m.pcp[pb + PCP_BATCH] = batch;
-      m.pcp[pb + PCP_HIGH] = high;
+      m.pcp[pb + PCP_HIGH_MIN] = highMin;
+      m.pcp[pb + PCP_HIGH_MAX] = highMax;
     }
   }
 }
