@@ -1,6 +1,7 @@
 // The buddy allocator (mm/page_alloc.c, v6.12.117): free lists per order and migratetype with 6.10+
 // freelist hygiene (a free page sits on the list of its pageblock's type), fallback and pageblock
-// stealing, per-CPU lists for order 0, watermarks and lowmem_reserve, the zonelist walk.
+// stealing, per-CPU lists for order 0 (pcp->high between high_min and high_max, as 6.7+), watermarks
+// and lowmem_reserve, the zonelist walk.
 //
 // Simplified (docs/simplifications.md): one node; no ZONE_HIGHMEM; per-CPU lists hold order 0 only
 // (6.12 also caches orders 1-3 and pageblock_order); no highatomic reserves, no watermark boosting, no
