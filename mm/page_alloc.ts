@@ -538,18 +538,7 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
     freeOnePage(m, pfn, zid, 0, FPI_NONE);
     return;
   }
-  freeUnrefPageCommit(m, zid, pb, pfn, mt);
-  spinUnlock(pcp, pb + PCP_LOCK);
-}
-
-const PCP_BATCH_SCALE_MAX = 5; // CONFIG_PCP_BATCH_SCALE_MAX
-
-/**
- * free_unref_page_commit() (pcp lock held): onto the list's head; past nr_pcp_high() the coldest
- * nr_pcp_free() pages go back to the buddy. Order 0 only, so never free_high.
- */
-function freeUnrefPageCommit(m: Memmap, zid: number, pb: number, pfn: number, mt: number): void {
-  const pcp = m.pcp;
+  // free_unref_page_commit(): onto the list's head (inline here: the hot path)
   pcp[pb + PCP_ALLOC_FACTOR]! >>= 1;
   const h = pb + PCP_LISTS + mt;
   const next = pcp[h]!;
@@ -560,12 +549,31 @@ function freeUnrefPageCommit(m: Memmap, zid: number, pb: number, pfn: number, mt
   pcp[h] = pfn;
   m.flags[pfn] = m.flags[pfn]! | PG_pcp;
   const count = ++pcp[pb + PCP_COUNT]!;
-  const batch = pcp[pb + PCP_BATCH]!;
-  if (pcp[pb + PCP_FREE_COUNT]! < batch << PCP_BATCH_SCALE_MAX) pcp[pb + PCP_FREE_COUNT]!++;
+  if (pcp[pb + PCP_FREE_COUNT]! < pcp[pb + PCP_BATCH]! << PCP_BATCH_SCALE_MAX) pcp[pb + PCP_FREE_COUNT]!++;
+  // below a pcp->high already in [high_min, high_max], outside ZONE_BELOW_HIGH, nr_pcp_high() changes
+  // nothing and returns pcp->high: the call is skipped
+  const high0 = pcp[pb + PCP_HIGH]!;
+  if (
+    count >= high0 ||
+    m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH ||
+    high0 < pcp[pb + PCP_HIGH_MIN]! ||
+    high0 > pcp[pb + PCP_HIGH_MAX]!
+  )
+    freeUnrefPageCommitHigh(m, zid, zb, pb, count, mt);
+  spinUnlock(pcp, pb + PCP_LOCK);
+}
+
+const PCP_BATCH_SCALE_MAX = 5; // CONFIG_PCP_BATCH_SCALE_MAX
+
+/**
+ * free_unref_page_commit()'s tail (pcp lock held): past nr_pcp_high() the coldest nr_pcp_free() pages
+ * go back to the buddy. Order 0 only, so never free_high.
+ */
+function freeUnrefPageCommitHigh(m: Memmap, zid: number, zb: number, pb: number, count: number, mt: number): void {
+  const batch = m.pcp[pb + PCP_BATCH]!;
   const high = nrPcpHigh(m, zid, pb, batch);
   if (count >= high) {
     freePcppagesBulk(m, zid, pb, nrPcpFree(m, pb, batch, high), mt);
-    const zb = m.zoneBase(zid);
     if (
       m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH &&
       zoneWatermarkOk(m, zid, 0, m.zones[zb + Z_WMARK_HIGH]!, ZONE_MOVABLE, 0, m.zones[zb + Z_NR_FREE]!)
