@@ -153,15 +153,22 @@ export const Z_PRESENT_EARLY = 12; // present pages from boot memory
 export const Z_LOWMEM_RESERVE = 13; // [MAX_NR_ZONES]
 export const Z_NR_ISOLATE_PAGEBLOCK = Z_LOWMEM_RESERVE + MAX_NR_ZONES;
 export const Z_PCP_DISABLED = Z_NR_ISOLATE_PAGEBLOCK + 1; // zone_pcp_disable() depth
-const Z_FREE_AREA = Z_PCP_DISABLED + 1; // heads then counts, [order][migratetype]
+export const Z_FLAGS = Z_PCP_DISABLED + 1; // zone->flags: ZONE_BELOW_HIGH
+export const ZONE_BELOW_HIGH = 1;
+const Z_FREE_AREA = Z_FLAGS + 1; // heads, counts, then tails, [order][migratetype]
 
 // ---- struct per_cpu_pages slots (Int32, one record per cpu per zone) ----
 export const PCP_LOCK = 0;
 export const PCP_COUNT = 1;
-export const PCP_HIGH = 2;
+export const PCP_HIGH = 2; // pcp->high: moves between high_min and high_max (6.7+)
 export const PCP_BATCH = 3;
 export const PCP_LISTS = 4; // heads [MIGRATE_PCPTYPES]
-const PCP_STRIDE = PCP_LISTS + MIGRATE_PCPTYPES;
+export const PCP_TAILS = PCP_LISTS + MIGRATE_PCPTYPES; // tails [MIGRATE_PCPTYPES]
+export const PCP_HIGH_MIN = PCP_TAILS + MIGRATE_PCPTYPES;
+export const PCP_HIGH_MAX = PCP_HIGH_MIN + 1;
+export const PCP_FREE_COUNT = PCP_HIGH_MAX + 1; // pages freed since the last allocation (halved by each)
+export const PCP_ALLOC_FACTOR = PCP_FREE_COUNT + 1; // rmqueue_bulk() batch scale, halved by each free
+const PCP_STRIDE = PCP_ALLOC_FACTOR + 1;
 // Exported by name: memmap's own accessors (page_zonenum(), compound_head(), the free-area and per-CPU
 // offsets) then read local bindings, not properties of this module's exports object, on every call.
 export { PG_tail, PG_ZONE_SHIFT, PG_ZONE_MASK, PG_ORDER_SHIFT, PG_ORDER_MASK, H_ZERO_PFN, Z_FREE_AREA, PCP_STRIDE };
@@ -326,7 +333,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
 }
 
 function zoneStrideFor(maxOrder: number): number {
-  return Z_FREE_AREA + 2 * (maxOrder + 1) * MIGRATE_TYPES;
+  return Z_FREE_AREA + 3 * (maxOrder + 1) * MIGRATE_TYPES;
 }
 
 /**
@@ -479,6 +486,10 @@ export function freeAreaHead(m: Memmap, zid: number, order: number, mt: number):
 }
 export function freeAreaCount(m: Memmap, zid: number, order: number, mt: number): number {
   return m.zoneBase(zid) + Z_FREE_AREA + (m.maxOrder + 1) * MIGRATE_TYPES + order * MIGRATE_TYPES + mt;
+}
+/** The free list's last block (list_last_entry()): list_add_tail() and move_to_free_list() append there. */
+export function freeAreaTail(m: Memmap, zid: number, order: number, mt: number): number {
+  return m.zoneBase(zid) + Z_FREE_AREA + 2 * (m.maxOrder + 1) * MIGRATE_TYPES + order * MIGRATE_TYPES + mt;
 }
 export function pcpBase(m: Memmap, cpu: number, zid: number): number {
   return (cpu * MAX_NR_ZONES + zid) * PCP_STRIDE;

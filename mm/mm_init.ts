@@ -39,6 +39,7 @@ import {
   Z_MANAGED,
   Z_CMA_PAGES,
   PCP_LISTS,
+  PCP_TAILS,
   MB_STATE,
   MB_ZONE,
   MB_ONLINE_TYPE,
@@ -48,6 +49,7 @@ import {
   MEM_ONLINE,
   MEM_OFFLINE,
   freeAreaHead,
+  freeAreaTail,
   pcpBase,
   PG_zero,
 } from './memmap';
@@ -61,7 +63,7 @@ import {
   MIGRATE_CMA,
   MIGRATE_PCPTYPES,
 } from './mmzone';
-import { NO_PAGE, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
+import { NO_PAGE, FPI_NONE, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
 import { oomKillerInit } from './oom_kill';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
@@ -486,10 +488,11 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
     m.zones[zb + Z_PRESENT] = present;
     m.zones[zb + Z_PRESENT_EARLY] = present;
     for (let o = 0; o <= m.maxOrder; o++)
-      for (let mt = 0; mt < MIGRATE_TYPES; mt++) m.zones[freeAreaHead(m, z, o, mt)] = NO_PAGE;
+      for (let mt = 0; mt < MIGRATE_TYPES; mt++)
+        m.zones[freeAreaHead(m, z, o, mt)] = m.zones[freeAreaTail(m, z, o, mt)] = NO_PAGE;
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
       const pb = pcpBase(m, cpu, z);
-      for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) m.pcp[pb + PCP_LISTS + mt] = NO_PAGE;
+      for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) m.pcp[pb + PCP_LISTS + mt] = m.pcp[pb + PCP_TAILS + mt] = NO_PAGE;
     }
     // a hole inside a span keeps the zone (init_unavailable_range) and stays PageReserved
     m.flags.fill((z << PG_ZONE_SHIFT) | PG_reserved | PG_hole, s, e);
@@ -510,11 +513,13 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
 
 /**
  * memblock_free_all() then cma_init_reserved_areas(): every unreserved boot frame goes to the buddy in
- * the largest aligned blocks (__free_pages_memory); CMA pageblocks become MIGRATE_CMA first.
+ * the largest aligned blocks (__free_pages_memory, FPI_TO_TAIL); CMA areas are memblock-reserved until
+ * init_cma_reserved_pageblock() frees them a pageblock at a time (__free_pages(), FPI_NONE).
  */
 function memblockFreeAll(m: Memmap, plan: BootPlan): void {
   const reserved = new Uint8Array(plan.bootPages);
   for (const r of plan.reservations) reserved.fill(1, r.startPfn, Math.min(plan.bootPages, r.startPfn + r.nrPages));
+  for (const c of plan.cmaAreas) reserved.fill(1, c.basePfn, Math.min(plan.bootPages, c.basePfn + c.count));
   m.header[H_NR_CMA_AREAS] = Math.min(plan.cmaAreas.length, MAX_CMA_AREAS);
   plan.cmaAreas.forEach((c, i) => {
     m.header[H_CMA_AREAS + 2 * i] = c.basePfn;
@@ -538,6 +543,11 @@ function memblockFreeAll(m: Memmap, plan: BootPlan): void {
       freeRange(m, start, end);
       start = end;
     }
+  }
+  for (const c of plan.cmaAreas) {
+    const end = Math.min(plan.bootPages, c.basePfn + c.count);
+    for (let pfn = c.basePfn; pfn < end; pfn += m.pageblockNrPages)
+      freeRange(m, pfn, Math.min(end, pfn + m.pageblockNrPages), FPI_NONE);
   }
 }
 

@@ -1,14 +1,15 @@
 // The buddy allocator (mm/page_alloc.c, v6.12.117): free lists per order and migratetype with 6.10+
 // freelist hygiene (a free page sits on the list of its pageblock's type), fallback and pageblock
-// stealing, per-CPU lists for order 0, watermarks and lowmem_reserve, the zonelist walk.
+// stealing, per-CPU lists for order 0 (pcp->high between high_min and high_max, as 6.7+), watermarks
+// and lowmem_reserve, the zonelist walk.
 //
 // Simplified (docs/simplifications.md): one node; no ZONE_HIGHMEM; per-CPU lists hold order 0 only
 // (6.12 also caches orders 1-3 and pageblock_order); no highatomic reserves, no watermark boosting, no
-// page reporting or shuffling; free pages go to the head of their list (never "to_tail"). Reclaim,
+// page reporting or shuffling (free-list placement as 6.12: FPI_TO_TAIL, buddy_merge_likely()). Reclaim,
 // compaction and the OOM killer sit behind the slow path's hook (mm/oom_kill.ts installs it).
 
 import { atomicFetchAdd, atomicFetchSub } from './atomic';
-import { Memmap, freeAreaHead, freeAreaCount, pcpBase } from './memmap';
+import { Memmap, freeAreaHead, freeAreaCount, freeAreaTail, pcpBase } from './memmap';
 import * as layout from './memmap';
 import { migratetypeIsMergeable, zoneName as zoneNameOf, MIGRATETYPE_NAMES } from './mmzone';
 import * as mmzoneNs from './mmzone';
@@ -59,6 +60,13 @@ const {
   PCP_HIGH,
   PCP_BATCH,
   PCP_LISTS,
+  PCP_TAILS,
+  PCP_HIGH_MIN,
+  PCP_HIGH_MAX,
+  PCP_FREE_COUNT,
+  PCP_ALLOC_FACTOR,
+  Z_FLAGS,
+  ZONE_BELOW_HIGH,
   NO_ZONE,
   H_MIN_FREE_KBYTES,
   H_USER_MIN_FREE_KBYTES,
@@ -133,15 +141,26 @@ const PGFREE = vmItem('pgfree');
 // ---------------------------------------------------------------------------------------------
 // Free lists (zone->lock held). page->buddy_list is mapping (next) / index (prev).
 
-/** __add_to_free_list() + account_freepages() */
-function addToFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: number): void {
+/** __add_to_free_list() + account_freepages(): list_add() at the head, or list_add_tail() when tail. */
+function addToFreeList(m: Memmap, zid: number, pfn: number, order: number, mt: number, tail: boolean): void {
   const h = freeAreaHead(m, zid, order, mt);
+  const t = freeAreaTail(m, zid, order, mt);
   const zones = m.zones;
-  const next = zones[h]!;
-  m.mapping[pfn] = next;
-  m.index[pfn] = NO_PAGE;
-  if (next !== NO_PAGE) m.index[next] = pfn;
-  zones[h] = pfn;
+  if (tail) {
+    const prev = zones[t]!;
+    m.mapping[pfn] = NO_PAGE;
+    m.index[pfn] = prev;
+    if (prev !== NO_PAGE) m.mapping[prev] = pfn;
+    else zones[h] = pfn;
+    zones[t] = pfn;
+  } else {
+    const next = zones[h]!;
+    m.mapping[pfn] = next;
+    m.index[pfn] = NO_PAGE;
+    if (next !== NO_PAGE) m.index[next] = pfn;
+    else zones[t] = pfn;
+    zones[h] = pfn;
+  }
   zones[freeAreaCount(m, zid, order, mt)]!++;
   m.flags[pfn] = (m.flags[pfn]! & PG_ZONE_MASK) | PG_buddy | (order << PG_ORDER_SHIFT);
   accountFreepages(m, zid, 1 << order, mt);
@@ -164,6 +183,7 @@ export function delPageFromFreeList(m: Memmap, zid: number, pfn: number, order: 
   if (prev !== NO_PAGE) m.mapping[prev] = next;
   else m.zones[h] = next;
   if (next !== NO_PAGE) m.index[next] = prev;
+  else m.zones[freeAreaTail(m, zid, order, mt)] = prev;
   m.mapping[pfn] = 0;
   m.index[pfn] = 0;
   m.zones[freeAreaCount(m, zid, order, mt)]!--;
@@ -179,10 +199,10 @@ function accountFreepages(m: Memmap, zid: number, nr: number, mt: number): void 
   if (mt === MIGRATE_CMA) m.zones[zb + Z_NR_FREE_CMA]! += nr;
 }
 
-/** move_to_free_list() */
+/** move_to_free_list(): list_move_tail(), so the moved blocks are not the next ones handed out. */
 function moveToFreeList(m: Memmap, zid: number, pfn: number, order: number, oldMt: number, newMt: number): void {
   delPageFromFreeList(m, zid, pfn, order, oldMt);
-  addToFreeList(m, zid, pfn, order, newMt);
+  addToFreeList(m, zid, pfn, order, newMt, true);
 }
 
 /** page_is_buddy(): free, of this order, and in the same zone. */
@@ -191,13 +211,16 @@ function pageIsBuddy(m: Memmap, buddy: number, order: number, zoneBits: number):
   return (f & PG_buddy) !== 0 && ((f >>> PG_ORDER_SHIFT) & 31) === order && (f & PG_ZONE_MASK) === zoneBits;
 }
 
-/** expand(): split a block of order high down to low, the halves going onto mt's lists. */
+/**
+ * expand(): split a block of order high down to low; the upper halves go to the head of mt's lists
+ * (__add_to_free_list(..., false)), so the next requests take the pages just above this one.
+ */
 function expand(m: Memmap, zid: number, pfn: number, low: number, high: number, mt: number): void {
   let size = 1 << high;
   while (high > low) {
     high--;
     size >>>= 1;
-    addToFreeList(m, zid, pfn + size, high, mt);
+    addToFreeList(m, zid, pfn + size, high, mt, false);
   }
 }
 
@@ -368,15 +391,44 @@ function rmqueue(m: Memmap, zid: number, order: number, mt: number, allocFlags: 
 // ---------------------------------------------------------------------------------------------
 // Freeing
 
+// fpi_t flags (mm/page_alloc.c); FPI_SKIP_REPORT_NOTIFY has nothing to notify (no page reporting)
+const FPI_NONE = 0;
+const FPI_TO_TAIL = 2;
+export { FPI_NONE, FPI_TO_TAIL };
+
+/**
+ * buddy_merge_likely(): is the block formed by merging this one with its buddy (pfn & buddyPfn, one
+ * order up) itself next to a free buddy? Then the freed block goes to the tail, to stay free until its
+ * buddy is freed too. Never at MAX_PAGE_ORDER - 1 and above.
+ */
+function buddyMergeLikely(m: Memmap, pfn: number, buddyPfn: number, order: number, zoneBits: number): boolean {
+  if (order >= m.maxOrder - 1) return false;
+  const higher = buddyPfn & pfn;
+  const higherBuddy = higher ^ (1 << (order + 1));
+  // page_is_buddy() also wants higher_page in the zone: it is this block or its buddy
+  if (higherBuddy >= m.nrFrames || (m.flags[higher]! & PG_ZONE_MASK) !== zoneBits) return false;
+  return pageIsBuddy(m, higherBuddy, order + 1, zoneBits);
+}
+
 /**
  * __free_one_page(): merge with free buddies up to MAX_PAGE_ORDER. Below pageblock_order buddies share
  * the pageblock (and its type); above it, CMA/ISOLATE/HIGHATOMIC blocks never merge with other types,
- * and a mergeable buddy block of another type is converted to ours.
+ * and a mergeable buddy block of another type is converted to ours. The merged block goes to the tail
+ * of its list with FPI_TO_TAIL, else where buddy_merge_likely() says (no page_alloc.shuffle: Debian's
+ * default leaves shuffling off, so is_shuffle_order() is false).
  */
-export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: number, mt: number): void {
+export function freeOnePageLocked(
+  m: Memmap,
+  pfn: number,
+  zid: number,
+  order: number,
+  mt: number,
+  fpi = FPI_NONE,
+): void {
   const zoneBits = m.flags[pfn]! & PG_ZONE_MASK;
+  let buddy = 0; // buddy_pfn: the last buddy looked at
   while (order < m.maxOrder) {
-    const buddy = pfn ^ (1 << order);
+    buddy = pfn ^ (1 << order);
     if (buddy >= m.nrFrames || !pageIsBuddy(m, buddy, order, zoneBits)) break;
     let buddyMt = mt;
     if (order >= m.pageblockOrder) {
@@ -390,7 +442,8 @@ export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: nu
     pfn &= buddy;
     order++;
   }
-  addToFreeList(m, zid, pfn, order, mt);
+  const toTail = (fpi & FPI_TO_TAIL) !== 0 || buddyMergeLikely(m, pfn, buddy, order, zoneBits);
+  addToFreeList(m, zid, pfn, order, mt, toTail);
 }
 
 /**
@@ -398,21 +451,21 @@ export function freeOnePageLocked(m: Memmap, pfn: number, zid: number, order: nu
  * is freed a pageblock at a time, each onto its own pageblock's type, so CMA and ISOLATE pageblocks
  * never end up inside a free block of another type.
  */
-function splitLargeBuddy(m: Memmap, zid: number, pfn: number, order: number): void {
+function splitLargeBuddy(m: Memmap, zid: number, pfn: number, order: number, fpi: number): void {
   if (order <= m.pageblockOrder) {
-    freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn));
+    freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn), fpi);
     return;
   }
   const end = pfn + (1 << order);
   for (let p = pfn; p < end; p += m.pageblockNrPages)
-    freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p));
+    freeOnePageLocked(m, p, zid, m.pageblockOrder, m.getPageblockMigratetype(p), fpi);
 }
 
 /** free_one_page(): take the zone lock and merge (split_large_buddy() for blocks above a pageblock). */
-function freeOnePage(m: Memmap, pfn: number, zid: number, order: number): void {
+function freeOnePage(m: Memmap, pfn: number, zid: number, order: number, fpi: number): void {
   const lk = m.zoneBase(zid) + Z_LOCK;
   spinLock(m.zones, lk);
-  splitLargeBuddy(m, zid, pfn, order);
+  splitLargeBuddy(m, zid, pfn, order, fpi);
   spinUnlock(m.zones, lk);
 }
 
@@ -443,7 +496,7 @@ export function moveFreepagesBlockIsolate(m: Memmap, zid: number, start: number,
   if (big !== start || (f & PG_buddy && order > m.pageblockOrder)) {
     delPageFromFreeList(m, zid, big, order, m.getPageblockMigratetype(big));
     m.setPageblockMigratetype(start, mt);
-    splitLargeBuddy(m, zid, big, order);
+    splitLargeBuddy(m, zid, big, order, FPI_NONE);
     return;
   }
   moveFreepagesBlock(m, zid, start, m.getPageblockMigratetype(start), mt);
@@ -472,7 +525,7 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
   let mt = m.getPageblockMigratetype(pfn);
   if (mt >= MIGRATE_PCPTYPES) {
     if (mt === MIGRATE_ISOLATE) {
-      freeOnePage(m, pfn, zid, 0);
+      freeOnePage(m, pfn, zid, 0, FPI_NONE);
       return;
     }
     mt = MIGRATE_MOVABLE; // CMA and HIGHATOMIC pages share the movable list
@@ -482,19 +535,131 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
   const pcp = m.pcp;
   // a plain read of zone_pcp_disable()'s depth (Atomics.load is a call in V8): checked without the pcp lock either way
   if (m.zones[zb + Z_PCP_DISABLED]! > 0 || !spinTrylock(pcp, pb + PCP_LOCK)) {
-    freeOnePage(m, pfn, zid, 0);
+    freeOnePage(m, pfn, zid, 0, FPI_NONE);
     return;
   }
+  // free_unref_page_commit(): onto the list's head (inline here: the hot path)
+  pcp[pb + PCP_ALLOC_FACTOR]! >>= 1;
   const h = pb + PCP_LISTS + mt;
   const next = pcp[h]!;
   m.mapping[pfn] = next;
   m.index[pfn] = NO_PAGE;
   if (next !== NO_PAGE) m.index[next] = pfn;
+  else pcp[pb + PCP_TAILS + mt] = pfn;
   pcp[h] = pfn;
   m.flags[pfn] = m.flags[pfn]! | PG_pcp;
   const count = ++pcp[pb + PCP_COUNT]!;
-  if (count >= pcp[pb + PCP_HIGH]!) freePcppagesBulk(m, zid, pb, pcp[pb + PCP_BATCH]!);
+  if (pcp[pb + PCP_FREE_COUNT]! < pcp[pb + PCP_BATCH]! << PCP_BATCH_SCALE_MAX) pcp[pb + PCP_FREE_COUNT]!++;
+  // below a pcp->high already in [high_min, high_max], outside ZONE_BELOW_HIGH, nr_pcp_high() changes
+  // nothing and returns pcp->high: the call is skipped
+  const high0 = pcp[pb + PCP_HIGH]!;
+  if (
+    count >= high0 ||
+    m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH ||
+    high0 < pcp[pb + PCP_HIGH_MIN]! ||
+    high0 > pcp[pb + PCP_HIGH_MAX]!
+  )
+    freeUnrefPageCommitHigh(m, zid, zb, pb, count, mt);
   spinUnlock(pcp, pb + PCP_LOCK);
+}
+
+const PCP_BATCH_SCALE_MAX = 5; // CONFIG_PCP_BATCH_SCALE_MAX
+
+/**
+ * free_unref_page_commit()'s tail (pcp lock held): past nr_pcp_high() the coldest nr_pcp_free() pages
+ * go back to the buddy. Order 0 only, so never free_high.
+ */
+function freeUnrefPageCommitHigh(m: Memmap, zid: number, zb: number, pb: number, count: number, mt: number): void {
+  const batch = m.pcp[pb + PCP_BATCH]!;
+  const high = nrPcpHigh(m, zid, pb, batch);
+  if (count >= high) {
+    freePcppagesBulk(m, zid, pb, nrPcpFree(m, pb, batch, high), mt);
+    if (
+      m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH &&
+      zoneWatermarkOk(m, zid, 0, m.zones[zb + Z_WMARK_HIGH]!, ZONE_MOVABLE, 0, m.zones[zb + Z_NR_FREE]!)
+    )
+      m.zones[zb + Z_FLAGS]! &= ~ZONE_BELOW_HIGH;
+  }
+}
+
+/**
+ * nr_pcp_high(): clamp pcp->high into [high_min, high_max]; shrink it by the pages freed in a row while
+ * the zone is below its high watermark (ZONE_BELOW_HIGH), grow it to hold them otherwise. Returns the
+ * count at which to free. (No ZONE_RECLAIM_ACTIVE: pinlab has no kswapd.)
+ */
+export function nrPcpHigh(m: Memmap, zid: number, pb: number, batch: number): number {
+  const pcp = m.pcp;
+  const highMin = pcp[pb + PCP_HIGH_MIN]!;
+  const highMax = pcp[pb + PCP_HIGH_MAX]!;
+  let high = Math.min(Math.max(pcp[pb + PCP_HIGH]!, highMin), highMax);
+  pcp[pb + PCP_HIGH] = high;
+  if (!high) return 0;
+  if (highMin === highMax) return high;
+  if (m.zones[m.zoneBase(zid) + Z_FLAGS]! & ZONE_BELOW_HIGH) {
+    const freeCount = Math.max(pcp[pb + PCP_FREE_COUNT]!, batch);
+    pcp[pb + PCP_HIGH] = Math.max(high - freeCount, highMin);
+    high = Math.max(pcp[pb + PCP_COUNT]!, highMin);
+  } else if (pcp[pb + PCP_COUNT]! >= high) {
+    const needHigh = pcp[pb + PCP_FREE_COUNT]! + batch;
+    if (high < needHigh) pcp[pb + PCP_HIGH] = Math.min(Math.max(needHigh, highMin), highMax);
+  }
+  return high;
+}
+
+/** nr_pcp_free(): free the pages freed in a row, at least batch, leaving at least batch on the list. */
+export function nrPcpFree(m: Memmap, pb: number, batch: number, high: number): number {
+  if (high < batch) return 1; // pcp disabled or the boot pageset
+  return Math.min(Math.max(m.pcp[pb + PCP_FREE_COUNT]!, batch), high - batch); // clamp_t()
+}
+
+/**
+ * nr_pcp_alloc() for order 0: the refill doubles (alloc_factor) while allocations come without frees,
+ * and pcp->high grows by it unless the zone is below its high watermark.
+ */
+export function nrPcpAlloc(m: Memmap, zid: number, pb: number): number {
+  const pcp = m.pcp;
+  const baseBatch = pcp[pb + PCP_BATCH]!;
+  const highMin = pcp[pb + PCP_HIGH_MIN]!;
+  const highMax = pcp[pb + PCP_HIGH_MAX]!;
+  let high = Math.min(Math.max(pcp[pb + PCP_HIGH]!, highMin), highMax);
+  pcp[pb + PCP_HIGH] = high;
+  if (high < baseBatch) return 1;
+  let batch = baseBatch << pcp[pb + PCP_ALLOC_FACTOR]!;
+  if (highMin !== highMax && !(m.zones[m.zoneBase(zid) + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
+    high = Math.min(high + batch, highMax);
+    pcp[pb + PCP_HIGH] = high;
+  }
+  const maxNrAlloc = Math.max(high - pcp[pb + PCP_COUNT]! - baseBatch, baseBatch);
+  if (batch <= maxNrAlloc && pcp[pb + PCP_ALLOC_FACTOR]! < PCP_BATCH_SCALE_MAX) pcp[pb + PCP_ALLOC_FACTOR]!++;
+  batch = Math.min(batch, maxNrAlloc);
+  return batch > 1 ? Math.max(batch, 2) : batch;
+}
+
+/**
+ * decay_pcp_high() (refresh_cpu_vm_stats(), every second on the kernel): lower pcp->high by an eighth
+ * toward high_min and free what lies above it, a batch at a time. Returns whether more remains to do.
+ */
+export function decayPcpHigh(m: Memmap, zid: number, cpu: number): boolean {
+  const pb = pcpBase(m, cpu, zid);
+  const pcp = m.pcp;
+  const highMin = pcp[pb + PCP_HIGH_MIN]!;
+  const batch = pcp[pb + PCP_BATCH]!;
+  let todo = false;
+  const high = pcp[pb + PCP_HIGH]!;
+  if (high > highMin) {
+    pcp[pb + PCP_HIGH] = Math.max(pcp[pb + PCP_COUNT]! - (batch << PCP_BATCH_SCALE_MAX), high - (high >> 3), highMin);
+    if (pcp[pb + PCP_HIGH]! > highMin) todo = true;
+  }
+  let toDrain = pcp[pb + PCP_COUNT]! - pcp[pb + PCP_HIGH]!;
+  while (toDrain > 0) {
+    const n = Math.min(toDrain, batch);
+    spinLock(pcp, pb + PCP_LOCK);
+    freePcppagesBulk(m, zid, pb, n, 0);
+    spinUnlock(pcp, pb + PCP_LOCK);
+    todo = true;
+    toDrain -= n;
+  }
+  return todo;
 }
 
 function pcpPop(m: Memmap, pb: number, mt: number): number {
@@ -505,6 +670,7 @@ function pcpPop(m: Memmap, pb: number, mt: number): number {
   const next = m.mapping[pfn]!;
   pcp[h] = next;
   if (next !== NO_PAGE) m.index[next] = NO_PAGE;
+  else pcp[pb + PCP_TAILS + mt] = NO_PAGE;
   m.mapping[pfn] = 0;
   m.index[pfn] = 0;
   m.flags[pfn] = m.flags[pfn]! & ~PG_pcp;
@@ -512,17 +678,40 @@ function pcpPop(m: Memmap, pb: number, mt: number): number {
   return pfn;
 }
 
-/** free_pcppages_bulk(): return count pages to the buddy, round-robin over the lists (pcp lock held). */
-function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number): void {
+/** Take the last (coldest) page off a per-CPU list: list_last_entry() + list_del(). */
+function pcpPopTail(m: Memmap, pb: number, mt: number): number {
+  const pcp = m.pcp;
+  const t = pb + PCP_TAILS + mt;
+  const pfn = pcp[t]!;
+  const prev = m.index[pfn]!;
+  pcp[t] = prev;
+  if (prev !== NO_PAGE) m.mapping[prev] = NO_PAGE;
+  else pcp[pb + PCP_LISTS + mt] = NO_PAGE;
+  m.mapping[pfn] = 0;
+  m.index[pfn] = 0;
+  m.flags[pfn] = m.flags[pfn]! & ~PG_pcp;
+  pcp[pb + PCP_COUNT]!--;
+  return pfn;
+}
+
+/**
+ * free_pcppages_bulk() (pcp lock held): return count pages to the buddy (FPI_NONE), the coldest of a
+ * list first, emptying one list before the next; the lists in turn from pindex (the list just freed
+ * to, 0 for a drain).
+ */
+function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number, pindex: number): void {
   const lk = m.zoneBase(zid) + Z_LOCK;
+  const pcp = m.pcp;
+  count = Math.min(count, pcp[pb + PCP_COUNT]!);
   spinLock(m.zones, lk);
-  let mt = 0;
-  while (count > 0 && m.pcp[pb + PCP_COUNT]! > 0) {
-    const pfn = pcpPop(m, pb, mt);
-    if (++mt === MIGRATE_PCPTYPES) mt = 0; // round robin (a modulo here costs a division per page)
-    if (pfn === NO_PAGE) continue;
-    freeOnePageLocked(m, pfn, zid, 0, m.getPageblockMigratetype(pfn));
-    count--;
+  let mt = pindex;
+  while (count > 0) {
+    while (pcp[pb + PCP_LISTS + mt] === NO_PAGE) if (++mt === MIGRATE_PCPTYPES) mt = 0; // round robin
+    do {
+      const pfn = pcpPopTail(m, pb, mt);
+      count--;
+      freeOnePageLocked(m, pfn, zid, 0, m.getPageblockMigratetype(pfn), FPI_NONE);
+    } while (count > 0 && pcp[pb + PCP_LISTS + mt] !== NO_PAGE);
   }
   spinUnlock(m.zones, lk);
 }
@@ -531,7 +720,7 @@ function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number): vo
 function drainPagesZone(m: Memmap, cpu: number, zid: number): void {
   const pb = pcpBase(m, cpu, zid);
   spinLock(m.pcp, pb + PCP_LOCK);
-  freePcppagesBulk(m, zid, pb, m.pcp[pb + PCP_COUNT]!);
+  freePcppagesBulk(m, zid, pb, m.pcp[pb + PCP_COUNT]!, 0);
   spinUnlock(m.pcp, pb + PCP_LOCK);
 }
 
@@ -578,14 +767,16 @@ export function freeThePage(m: Memmap, pfn: number, order: number): void {
   if (zid === NO_ZONE) bug(`freeing pfn ${pfn} of offline memory`);
   freePagesPrepare(m, pfn, order);
   if (order === 0) freeUnrefPage(m, pfn, zid);
-  else freeOnePage(m, pfn, zid, order);
+  else freeOnePage(m, pfn, zid, order, FPI_NONE);
 }
 
 /**
  * __free_pages_core(): hand boot or hot-added memory to the buddy (memblock_free_all, generic_online_page).
- * Frames must be reserved and unused; the zone's managed count grows by the block.
+ * Frames must be reserved and unused; the zone's managed count grows by the block. __free_pages_ok()
+ * with FPI_TO_TAIL: each block goes behind the ones freed before it, so after boot the lowest pfns
+ * of a zone are handed out first.
  */
-function freePagesCore(m: Memmap, pfn: number, order: number): void {
+function freePagesCore(m: Memmap, pfn: number, order: number, fpi: number): void {
   const n = 1 << order;
   const zid = m.pageZonenum(pfn);
   if (zid === NO_ZONE) bug(`__free_pages_core: pfn ${pfn} has no zone`);
@@ -595,7 +786,7 @@ function freePagesCore(m: Memmap, pfn: number, order: number): void {
     m.refcount[p] = 0;
   }
   atomicFetchAdd(m.zones, m.zoneBase(zid) + Z_MANAGED, n);
-  freeOnePage(m, pfn, zid, order);
+  freeOnePage(m, pfn, zid, order, fpi);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,21 +864,26 @@ function wmarkPages(m: Memmap, zid: number, allocFlags: number): number {
 // ---------------------------------------------------------------------------------------------
 // Allocation
 
-/** rmqueue_bulk() into a per-CPU list; returns how many pages it added. */
+/**
+ * rmqueue_bulk() into a per-CPU list; returns how many pages it added. Each page goes to the list's
+ * tail (list_add_tail()), so the list holds expand()'s pages in pfn order and hands out the lowest first.
+ */
 function rmqueueBulk(m: Memmap, zid: number, pb: number, count: number, mt: number, allocFlags: number): number {
   const lk = m.zoneBase(zid) + Z_LOCK;
   const pcp = m.pcp;
   const h = pb + PCP_LISTS + mt;
+  const t = pb + PCP_TAILS + mt;
   spinLock(m.zones, lk);
   let n = 0;
   for (; n < count; n++) {
     const pfn = rmqueue(m, zid, 0, mt, allocFlags);
     if (pfn === NO_PAGE) break;
-    const next = pcp[h]!;
-    m.mapping[pfn] = next;
-    m.index[pfn] = NO_PAGE;
-    if (next !== NO_PAGE) m.index[next] = pfn;
-    pcp[h] = pfn;
+    const prev = pcp[t]!;
+    m.mapping[pfn] = NO_PAGE;
+    m.index[pfn] = prev;
+    if (prev !== NO_PAGE) m.mapping[prev] = pfn;
+    else pcp[h] = pfn;
+    pcp[t] = pfn;
     m.flags[pfn] = m.flags[pfn]! | PG_pcp;
   }
   pcp[pb + PCP_COUNT]! += n;
@@ -702,8 +898,9 @@ function rmqueuePcplist(m: Memmap, zid: number, mt: number, allocFlags: number):
   const pb = pcpBase(m, current().cpu, zid);
   const pcp = m.pcp;
   if (!spinTrylock(pcp, pb + PCP_LOCK)) return NO_PAGE;
+  pcp[pb + PCP_FREE_COUNT]! >>= 1;
   let pfn = pcpPop(m, pb, mt);
-  if (pfn === NO_PAGE && rmqueueBulk(m, zid, pb, pcp[pb + PCP_BATCH]!, mt, allocFlags) > 0) pfn = pcpPop(m, pb, mt);
+  if (pfn === NO_PAGE && rmqueueBulk(m, zid, pb, nrPcpAlloc(m, zid, pb), mt, allocFlags) > 0) pfn = pcpPop(m, pb, mt);
   spinUnlock(pcp, pb + PCP_LOCK);
   return pfn;
 }
@@ -764,8 +961,15 @@ function getPageFromFreelist(
   const mt = gfpMigratetype(gfp);
   for (;;) {
     for (let zid = highestZoneidx; zid >= 0; zid--) {
-      if (m.zones[m.zoneBase(zid) + Z_MANAGED]! === 0) continue;
-      if (!(allocFlags & ALLOC_NO_WATERMARKS)) {
+      const zb = m.zoneBase(zid);
+      if (m.zones[zb + Z_MANAGED]! === 0) continue;
+      // above the high watermark nothing more to check; below it, ZONE_BELOW_HIGH shrinks pcp->high
+      let ok = false;
+      if (!(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
+        ok = zoneWatermarkFast(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highestZoneidx, allocFlags);
+        if (!ok) m.zones[zb + Z_FLAGS]! |= ZONE_BELOW_HIGH;
+      }
+      if (!ok && !(allocFlags & ALLOC_NO_WATERMARKS)) {
         const mark = wmarkPages(m, zid, allocFlags);
         if (!zoneWatermarkFast(m, zid, order, mark, highestZoneidx, allocFlags)) continue;
       }
@@ -884,16 +1088,17 @@ const LOWMEM_RESERVE_RATIO = [256, 256, 32, 0, 0];
 
 /**
  * __free_pages_memory() (mm/memblock.c) and online_pages_range(): [start, end) to the buddy in naturally
- * aligned blocks that stay within one zone.
+ * aligned blocks that stay within one zone. Both free with FPI_TO_TAIL (__free_pages_core());
+ * init_cma_reserved_pageblock()'s __free_pages() with FPI_NONE.
  */
-export function freeRange(m: Memmap, start: number, end: number): void {
+export function freeRange(m: Memmap, start: number, end: number, fpi = FPI_TO_TAIL): void {
   while (start < end) {
     let order = Math.min(m.maxOrder, start === 0 ? m.maxOrder : ctz(start));
     while (start + (1 << order) > end) order--;
     // a block must not straddle a zone boundary
     const zid = m.pageZonenum(start);
     while (order > 0 && m.pageZonenum(start + (1 << order) - 1) !== zid) order--;
-    freePagesCore(m, start, order);
+    freePagesCore(m, start, order, fpi);
     start += 1 << order;
   }
 }
@@ -962,17 +1167,29 @@ function setupPerZoneLowmemReserve(m: Memmap): void {
   }
 }
 
-/** zone_batchsize() and zone_highsize() (high_fraction 0: the low watermark split over the CPUs). */
+/** MIN_PERCPU_PAGELIST_HIGH_FRACTION: high_max is an eighth of the zone, split over the CPUs */
+const MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8;
+
+/**
+ * zone_set_pageset_high_and_batch(): zone_batchsize(), and zone_highsize() for high_min (the low
+ * watermark split over the CPUs) and high_max (managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION split the
+ * same way); pageset_update() leaves pcp->high to be clamped into them at its next use.
+ */
 function zoneSetPagesetHighAndBatch(m: Memmap): void {
   for (let z = 0; z < MAX_NR_ZONES; z++) {
     let batch = Math.floor(Math.min(managed(m, z) >> 10, (1 << 20) >> PAGE_SHIFT) / 4);
     if (batch < 1) batch = 1;
     batch = Math.max(1, (1 << (31 - Math.clz32(batch + (batch >> 1)))) - 1);
-    const high = Math.max(Math.floor(m.zones[m.zoneBase(z) + Z_WMARK_LOW]! / m.nrCpus), batch << 2);
+    const highMin = Math.max(Math.floor(m.zones[m.zoneBase(z) + Z_WMARK_LOW]! / m.nrCpus), batch << 2);
+    const highMax = Math.max(
+      Math.floor(Math.floor(managed(m, z) / MIN_PERCPU_PAGELIST_HIGH_FRACTION) / m.nrCpus),
+      batch << 2,
+    );
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
       const pb = pcpBase(m, cpu, z);
       m.pcp[pb + PCP_BATCH] = batch;
-      m.pcp[pb + PCP_HIGH] = high;
+      m.pcp[pb + PCP_HIGH_MIN] = highMin;
+      m.pcp[pb + PCP_HIGH_MAX] = highMax;
     }
   }
 }

@@ -18,7 +18,7 @@ import {
 } from './memmap';
 import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE } from './mmzone';
 import { EBUSY } from './errno';
-import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList } from './page_alloc';
+import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList, FPI_TO_TAIL } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
 
 /**
@@ -66,7 +66,7 @@ export function unsetMigratetypeIsolate(m: Memmap, zid: number, pfn: number, mt:
   }
   if (putback) {
     m.setPageblockMigratetype(start, mt);
-    freeOnePageLocked(m, start, zid, order, mt);
+    freeOnePageLocked(m, start, zid, order, mt, FPI_TO_TAIL); // __putback_isolated_page()
   } else moveFreepagesBlockIsolate(m, zid, start, mt);
   m.zones[m.zoneBase(zid) + Z_NR_ISOLATE_PAGEBLOCK]!--;
   spinUnlock(m.zones, lk);

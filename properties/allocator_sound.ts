@@ -10,7 +10,9 @@ import {
   Z_NR_FREE_CMA,
   PCP_COUNT,
   PCP_LISTS,
+  PCP_TAILS,
   freeAreaHead,
+  freeAreaTail,
   freeAreaCount,
   pcpBase,
 } from '../mm/memmap';
@@ -50,6 +52,46 @@ export interface AllocatorCensus {
   used: number[];
   /** frame -> 1 if on a free or per-CPU list */
   onList: Uint8Array;
+}
+
+/** The per-CPU lists of one zone: each entry marked, in the zone, linked both ways, the tail its last page. */
+function checkPcpLists(
+  m: Memmap,
+  zid: number,
+  mark: (pfn: number, n: number, what: string) => void,
+  errors: string[],
+): number {
+  let total = 0;
+  for (let cpu = 0; cpu < m.nrCpus; cpu++) {
+    const pb = pcpBase(m, cpu, zid);
+    let n = 0;
+    for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
+      let prev = -1;
+      for (let pfn = m.pcp[pb + PCP_LISTS + mt]!; pfn !== -1; pfn = m.mapping[pfn]!) {
+        if (n > m.nrFrames) {
+          errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp list loops`);
+          break;
+        }
+        if (!(m.flags[pfn]! & PG_pcp))
+          errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pfn ${pfn} on pcp list but not marked`);
+        if (m.pageZonenum(pfn) !== zid)
+          errors.push(`cpu ${cpu}: pfn ${pfn} of zone ${m.pageZonenum(pfn)} on zone ${zoneName(zid)}'s pcp list`);
+        if (m.index[pfn] !== prev)
+          errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp pfn ${pfn} has a broken back link`);
+        mark(pfn, 1, `cpu ${cpu} pcp`);
+        prev = pfn;
+        n++;
+      }
+      if (m.pcp[pb + PCP_TAILS + mt] !== prev)
+        errors.push(
+          `cpu ${cpu} zone ${zoneName(zid)}: pcp list ${mt}'s tail is ${m.pcp[pb + PCP_TAILS + mt]}, its last page ${prev}`,
+        );
+    }
+    if (n !== m.pcp[pb + PCP_COUNT])
+      errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp count ${m.pcp[pb + PCP_COUNT]} but lists hold ${n}`);
+    total += n;
+  }
+  return total;
 }
 
 /**
@@ -116,6 +158,8 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
         }
         if (n !== m.zones[freeAreaCount(m, zid, o, mt)])
           errors.push(`${where}: ${n} blocks listed, nr_free says ${m.zones[freeAreaCount(m, zid, o, mt)]}`);
+        if (m.zones[freeAreaTail(m, zid, o, mt)] !== prev)
+          errors.push(`${where}: the list's tail is ${m.zones[freeAreaTail(m, zid, o, mt)]}, its last block ${prev}`);
       }
     }
     const zb = m.zoneBase(zid);
@@ -125,27 +169,7 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
       errors.push(
         `zone ${zoneName(zid)}: NR_FREE_CMA_PAGES ${m.zones[zb + Z_NR_FREE_CMA]} but lists hold ${nrFreeCma}`,
       );
-    for (let cpu = 0; cpu < m.nrCpus; cpu++) {
-      const pb = pcpBase(m, cpu, zid);
-      let n = 0;
-      for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
-        for (let pfn = m.pcp[pb + PCP_LISTS + mt]!; pfn !== -1; pfn = m.mapping[pfn]!) {
-          if (n > m.nrFrames) {
-            errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp list loops`);
-            break;
-          }
-          if (!(m.flags[pfn]! & PG_pcp))
-            errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pfn ${pfn} on pcp list but not marked`);
-          if (m.pageZonenum(pfn) !== zid)
-            errors.push(`cpu ${cpu}: pfn ${pfn} of zone ${m.pageZonenum(pfn)} on zone ${zoneName(zid)}'s pcp list`);
-          mark(pfn, 1, `cpu ${cpu} pcp`);
-          n++;
-        }
-      }
-      if (n !== m.pcp[pb + PCP_COUNT])
-        errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp count ${m.pcp[pb + PCP_COUNT]} but lists hold ${n}`);
-      pcp[zid] += n;
-    }
+    pcp[zid] = checkPcpLists(m, zid, mark, errors);
     used[zid] = m.zones[zb + Z_MANAGED]! - free[zid] - pcp[zid];
     if (used[zid] < 0)
       errors.push(

@@ -76,7 +76,7 @@ describe('scenarios/*.yaml', () => {
     expect(r.vmstat.thp_fault_alloc).toBe(2);
     expect(r.vmstat.thp_migration_success).toBe(2);
     expect(r.vmstat.thp_migration_split).toBe(0);
-    expect(r.layout.blocks.find((b) => b.index === 7)!.state).toBe('offline');
+    expect(r.layout.blocks.find((b) => b.index === 4)!.state).toBe('offline'); // the lowest movable block
   });
 
   it('the hugetlb example dissolves the free pool pages of the offlined block', () => {
@@ -84,7 +84,7 @@ describe('scenarios/*.yaml', () => {
     const r = runScenario(file, loadScenario(file));
     expect(r.layout.hugetlb).toEqual([{ page_size: 32768, nr_hugepages: 4, free_hugepages: 4 }]);
     expect(r.vmstat.pgmigrate_success).toBe(8);
-    expect(r.layout.blocks.find((b) => b.index === 6)!.state).toBe('offline');
+    expect(r.layout.blocks.find((b) => b.index === 5)!.state).toBe('offline');
   });
 
   it('the CLI runs them all: exit 0', () => {

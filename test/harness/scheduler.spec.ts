@@ -248,14 +248,15 @@ describe('seeded fault points', () => {
 });
 
 describe('in-thread pin checks', () => {
-  // the user fills block 6 (pfn 192-223) of an all-Normal machine; the hotplug agent isolates it for
-  // offlining; then, before it migrates anything, the pinner pins four of those pages
+  // the user fills memory of an all-Normal machine from its lowest free pfns (buf pages 30-33 land in
+  // block 1, pfn 32-63); the hotplug agent isolates that block for offlining; then, before it migrates
+  // anything, the pinner pins those four pages
   const cs = (variant: string): Case => ({
     layout: { cmdline: 'mem=1M sysctl.vm.min_free_kbytes=16', geometry: 'mini', maps: [{ name: 'buf', pages: 64 }] },
     variant,
     programs: {
       'user-0': touchAll(48),
-      'hotplug-0': [{ op: 'offline', block: 6 }],
+      'hotplug-0': [{ op: 'offline', block: 1 }],
       'pinner-0': [{ op: 'pin', map: 'buf', page: 30, pages: 4 }],
     },
     schedule: [...Array(52).fill(0), 1],

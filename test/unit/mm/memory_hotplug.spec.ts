@@ -13,6 +13,8 @@ import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { MEM_GOING_ONLINE } from '../../../mm/memmap';
 import { EINVAL, ENODEV, EBUSY } from '../../../mm/errno';
 import { checkAllocator } from '../../../properties/allocator_sound';
+import { allocPages, freePages } from '../../../mm/page_alloc';
+import { GFP_HIGHUSER_MOVABLE } from '../../../mm/gfp';
 
 // 16G of boot memory on QEMU pc: 3G below the PCI hole (blocks 0..23), 13G above 4G (blocks 32..135);
 // 1G hot-pluggable after it (blocks 136..143)
@@ -50,6 +52,18 @@ describe('memory block onlining (drivers/base/memory.c, mm/memory_hotplug.c)', (
     expect(stateStore(m, HOT + 2, 'online_movable')).toBe(0);
     expect(stateStore(m, HOT + 1, 'online_kernel')).toBe(0);
     expect(validZonesShow(m, HOT + 1)).toBe('Normal');
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('online_pages() puts the block at the tail (__free_pages_core FPI_TO_TAIL, __putback_isolated_page, move_to_free_list)', () => {
+    // mini: blocks 4..7 are ZONE_MOVABLE (pfn 128..255)
+    const m = boot('mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', 'mini');
+    expect(stateStore(m, 4, 'offline')).toBe(0);
+    expect(stateStore(m, 4, 'online_movable')).toBe(0);
+    // memory4 is back at the tail of the free lists: the zone's older free memory (memory5) goes first
+    const p = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
+    expect(p).toBe(5 * m.blockPages);
+    freePages(m, p, 0);
     expect(checkAllocator(m).errors).toEqual([]);
   });
 

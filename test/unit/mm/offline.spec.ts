@@ -98,7 +98,16 @@ describe('offline_pages (mm/memory_hotplug.c)', () => {
     const m = boot('mem=1G movablecore=512M');
     expect(stateStore(m, 0, 'offline')).toBe(-EINVAL); // DMA + DMA32: mem->zone == NULL
     expect(stateStore(m, 1, 'offline')).toBe(0); // free DMA32 memory: fine
-    const kernelPage = allocPages(m, GFP_KERNEL, 0);
+    // the lowest pfns go first (memblock_free_all()'s FPI_TO_TAIL): the first pages sit in memory0, which
+    // spans DMA and DMA32; allocate until one lands in a block of its own zone
+    const taken: number[] = [];
+    let kernelPage = allocPages(m, GFP_KERNEL, 0);
+    while (Math.floor(kernelPage / m.blockPages) === 0) {
+      taken.push(kernelPage);
+      kernelPage = allocPages(m, GFP_KERNEL, 0);
+    }
+    expect(taken.length).toBeGreaterThan(0);
+    for (const p of taken) freePages(m, p, 0);
     const r = report();
     expect(stateStore(m, Math.floor(kernelPage / m.blockPages), 'offline', { report: r })).toBe(-EBUSY);
     expect(r.reason).toBe('failure to isolate range');

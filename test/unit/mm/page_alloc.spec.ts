@@ -1,4 +1,14 @@
-import { allocPages, freePages, NO_PAGE, drainAllPages, zonePcpCount } from '../../../mm/page_alloc';
+import {
+  allocPages,
+  freePages,
+  NO_PAGE,
+  drainAllPages,
+  zonePcpCount,
+  nrPcpHigh,
+  nrPcpFree,
+  nrPcpAlloc,
+  decayPcpHigh,
+} from '../../../mm/page_alloc';
 import {
   GFP_KERNEL,
   GFP_ATOMIC,
@@ -22,8 +32,29 @@ import {
   MIGRATE_UNMOVABLE,
   ZONE_DMA,
 } from '../../../mm/mmzone';
-import { memallocPinSave, memallocPinRestore } from '../../../mm/sched';
-import { Memmap, PG_head, PG_tail, Z_MANAGED } from '../../../mm/memmap';
+import { memallocPinSave, memallocPinRestore, current } from '../../../mm/sched';
+import {
+  Memmap,
+  PG_head,
+  PG_tail,
+  PG_buddy,
+  PG_pcp,
+  PG_ORDER_SHIFT,
+  Z_MANAGED,
+  Z_START_PFN,
+  PCP_HIGH,
+  PCP_HIGH_MIN,
+  PCP_HIGH_MAX,
+  PCP_FREE_COUNT,
+  PCP_ALLOC_FACTOR,
+  Z_FLAGS,
+  ZONE_BELOW_HIGH,
+  PCP_BATCH,
+  PCP_COUNT,
+  freeAreaHead,
+  freeAreaTail,
+  pcpBase,
+} from '../../../mm/memmap';
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { boot, zone } from '../../helpers';
 
@@ -93,8 +124,7 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     const z = zone(m, 'Normal');
     expect(z.min).toBeGreaterThanOrEqual(4); // room between min and min/2 to see the difference
     const atomic = drainTo(m, GFP_ATOMIC);
-    drainAllPages(m);
-    const after = zone(m, 'Normal');
+    const after = zone(m, 'Normal'); // NR_FREE_PAGES where the watermark stopped it (pcp pages are not free)
     expect(atomic.length).toBeGreaterThan(0);
     // __zone_watermark_ok(): min -= min / 2, then ALLOC_NON_BLOCK (no direct reclaim) takes a quarter more
     expect(after.free).toBeLessThan(z.min - Math.floor(z.min / 2) + 1);
@@ -106,8 +136,10 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     const got = drainTo(m, GFP_HIGHUSER_MOVABLE);
     const inMovable = got.filter((p) => m.pageZonenum(p) === ZONE_MOVABLE).length;
     expect(got[0] !== undefined && m.pageZonenum(got[0])).toBe(ZONE_MOVABLE);
-    // ZONE_MOVABLE keeps its min watermark: clamp(managed/1024, SWAP_CLUSTER_MAX, 128) = 32 pages
-    expect(inMovable).toBe(zone(m, 'Movable').managed - zone(m, 'Movable').min);
+    // ZONE_MOVABLE keeps its min watermark: clamp(managed/1024, SWAP_CLUSTER_MAX, 128) = 32 pages; the
+    // pages left on the per-CPU lists are not NR_FREE_PAGES, so the watermark stops the zone before them
+    const stranded = zonePcpCount(m, ZONE_MOVABLE);
+    expect(inMovable + stranded).toBe(zone(m, 'Movable').managed - zone(m, 'Movable').min);
     expect(got.some((p) => m.pageZonenum(p) === ZONE_NORMAL)).toBe(true);
   });
 
@@ -194,5 +226,199 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     const dma = got.filter((p) => m.pageZonenum(p) === ZONE_DMA).length;
     const z = zone(m, 'DMA');
     expect(z.managed - dma).toBeGreaterThan(z.min + z.protection[ZONE_DMA32]! - 2);
+  });
+});
+
+describe('where freed blocks go on the free lists (__free_one_page, mm/page_alloc.c)', () => {
+  const movableStart = (m: Memmap): number => m.zones[m.zoneBase(ZONE_MOVABLE) + Z_START_PFN]!;
+
+  it('memblock_free_all() frees with FPI_TO_TAIL: the lowest pfns of a zone go first', () => {
+    const m = boot(CMD, MINI);
+    const start = movableStart(m);
+    const got: number[] = [];
+    for (let i = 0; i < 12; i++) got.push(allocPages(m, GFP_HIGHUSER_MOVABLE, 0));
+    expect(got).toEqual(Array.from({ length: 12 }, (_, i) => start + i));
+    // a THP-sized request: the lowest free block of its order, above the pages just taken
+    const big = allocPages(m, GFP_HIGHUSER_MOVABLE, m.maxOrder);
+    expect(big).toBe(start + (1 << m.maxOrder));
+    // the kernel zone too: an unmovable request claims its lowest whole free block (__rmqueue_claim())
+    let lowest = 0;
+    const isMaxBlock = (p: number): boolean =>
+      (m.flags[p]! & PG_buddy) !== 0 && ((m.flags[p]! >>> PG_ORDER_SHIFT) & 31) === m.maxOrder;
+    while (m.pageZonenum(lowest) !== ZONE_NORMAL || !isMaxBlock(lowest)) lowest++;
+    expect(allocPages(m, GFP_KERNEL, 0)).toBe(lowest);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('rmqueue_bulk() adds each page at the list tail: a batch is handed out in pfn order (x86 layout)', () => {
+    const m = boot('mem=1G movablecore=512M');
+    const pb = pcpBase(m, current().cpu, ZONE_MOVABLE);
+    expect(m.pcp[pb + PCP_BATCH]).toBeGreaterThan(8); // one refill serves every request below
+    const start = movableStart(m);
+    const got: number[] = [];
+    for (let i = 0; i < 8; i++) got.push(allocPages(m, GFP_HIGHUSER_MOVABLE, 0));
+    expect(got).toEqual(Array.from({ length: 8 }, (_, i) => start + i));
+  });
+
+  it('buddy_merge_likely(): a block whose merged parent has a free buddy goes to the tail', () => {
+    const m = boot(CMD, MINI);
+    const s = movableStart(m);
+    const a = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const b = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const c = allocPages(m, GFP_HIGHUSER_MOVABLE, 2);
+    const d = allocPages(m, GFP_HIGHUSER_MOVABLE, 3);
+    expect([a, b, c, d]).toEqual([s, s + 2, s + 4, s + 8]); // the first order-4 block, split by expand()
+    const e = allocPages(m, GFP_HIGHUSER_MOVABLE, 1); // splits the next one: s + 20 (order 2) is free
+    expect(e).toBe(s + 16);
+    freePages(m, d, 3); // order 3 = MAX_PAGE_ORDER - 1: never "likely"; its buddy is in use anyway
+    // c's buddy (a + b) is in use; the order-3 parent's buddy d is free: the merge is likely
+    freePages(m, c, 2);
+    expect(m.zones[freeAreaTail(m, ZONE_MOVABLE, 2, MIGRATE_MOVABLE)]).toBe(c);
+    expect(m.zones[freeAreaHead(m, ZONE_MOVABLE, 2, MIGRATE_MOVABLE)]).toBe(s + 20);
+    // so the next order-2 request takes the other block, and c stays free to merge with a and b
+    expect(allocPages(m, GFP_HIGHUSER_MOVABLE, 2)).toBe(s + 20);
+    // b: its buddy a is in use and the parent's buddy c is free at order 2: likely, to the tail
+    freePages(m, b, 1);
+    expect(m.zones[freeAreaTail(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(b);
+    freePages(m, a, 1); // merges up to a whole order-4 block
+    expect(m.flags[s]! & PG_buddy).toBeTruthy();
+    expect((m.flags[s]! >>> PG_ORDER_SHIFT) & 31).toBe(4);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('buddy_merge_likely(): a block whose merged parent has no free buddy goes to the head', () => {
+    const m = boot(CMD, MINI);
+    const s = movableStart(m);
+    const a = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const b = allocPages(m, GFP_HIGHUSER_MOVABLE, 1);
+    const c = allocPages(m, GFP_HIGHUSER_MOVABLE, 2);
+    allocPages(m, GFP_HIGHUSER_MOVABLE, 1); // s + 8; s + 10 (order 1) and s + 12 (order 2) stay free
+    expect(m.zones[freeAreaHead(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(s + 10);
+    freePages(m, b, 1); // buddy a in use, parent's buddy c in use
+    expect(m.zones[freeAreaHead(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(b);
+    expect(m.zones[freeAreaTail(m, ZONE_MOVABLE, 1, MIGRATE_MOVABLE)]).toBe(s + 10);
+    freePages(m, a, 1);
+    freePages(m, c, 2);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('free_pcppages_bulk() returns the coldest pages first', () => {
+    const m = boot(CMD, MINI);
+    const pb = pcpBase(m, current().cpu, ZONE_MOVABLE);
+    const got: number[] = [];
+    for (let i = 0; i < m.pcp[pb + PCP_HIGH_MAX]! + 4; i++) got.push(allocPages(m, GFP_HIGHUSER_MOVABLE, 0));
+    drainAllPages(m);
+    // each free goes to the head; past pcp->high the pages go back from the tail: the first freed
+    for (const p of got) freePages(m, p, 0);
+    const kept = m.pcp[pb + PCP_COUNT]!;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(got.length);
+    for (const p of got.slice(0, got.length - kept)) expect(m.flags[p]! & PG_pcp).toBe(0);
+    for (const p of got.slice(got.length - kept)) expect(m.flags[p]! & PG_pcp).toBeTruthy();
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+});
+
+describe('per-CPU list high and batch (6.12: nr_pcp_high, nr_pcp_free, nr_pcp_alloc, decay_pcp_high)', () => {
+  // x86 layout: ZONE_MOVABLE of 512M
+  const setup = (): { m: Memmap; pb: number; zb: number; batch: number; min: number; max: number } => {
+    const m = boot('mem=1G movablecore=512M');
+    const pb = pcpBase(m, current().cpu, ZONE_MOVABLE);
+    const batch = m.pcp[pb + PCP_BATCH]!;
+    return {
+      m,
+      pb,
+      zb: m.zoneBase(ZONE_MOVABLE),
+      batch,
+      min: m.pcp[pb + PCP_HIGH_MIN]!,
+      max: m.pcp[pb + PCP_HIGH_MAX]!,
+    };
+  };
+
+  it('zone_set_pageset_high_and_batch(): high_min from the low watermark, high_max an eighth of the zone', () => {
+    const { m, batch, min, max } = setup();
+    const z = zone(m, 'Movable');
+    expect(batch).toBe(31); // zone_batchsize(): rounddown_pow_of_two(512M / 1024 / 4 pages * 1.5) - 1
+    expect(min).toBe(Math.max(Math.floor(z.low / m.nrCpus), batch << 2));
+    expect(max).toBe(Math.max(Math.floor(Math.floor(z.managed / 8) / m.nrCpus), batch << 2));
+    expect(max).toBeGreaterThan(min);
+  });
+
+  it('nr_pcp_free(): the pages freed in a row, at least batch, leaving batch on the list', () => {
+    const { m, pb, batch } = setup();
+    m.pcp[pb + PCP_FREE_COUNT] = 10;
+    expect(nrPcpFree(m, pb, batch, 500)).toBe(batch);
+    m.pcp[pb + PCP_FREE_COUNT] = 200;
+    expect(nrPcpFree(m, pb, batch, 500)).toBe(200);
+    m.pcp[pb + PCP_FREE_COUNT] = 1000;
+    expect(nrPcpFree(m, pb, batch, 500)).toBe(500 - batch);
+    expect(nrPcpFree(m, pb, batch, batch - 1)).toBe(1); // pcp disabled or the boot pageset
+  });
+
+  it('nr_pcp_high(): clamps pcp->high, grows it to hold the pages freed in a row, shrinks it below the high watermark', () => {
+    const { m, pb, zb, batch, min, max } = setup();
+    m.pcp[pb + PCP_HIGH] = 0; // BOOT_PAGESET_HIGH until first use
+    expect(nrPcpHigh(m, ZONE_MOVABLE, pb, batch)).toBe(min);
+    expect(m.pcp[pb + PCP_HIGH]).toBe(min);
+    // a full list after many frees in a row: high grows to free_count + batch, this free still frees
+    m.pcp[pb + PCP_COUNT] = min;
+    m.pcp[pb + PCP_FREE_COUNT] = min + 100;
+    expect(nrPcpHigh(m, ZONE_MOVABLE, pb, batch)).toBe(min);
+    expect(m.pcp[pb + PCP_HIGH]).toBe(Math.min(min + 100 + batch, max));
+    // ZONE_BELOW_HIGH: high drops by the pages freed in a row (at least batch), never below high_min
+    m.zones[zb + Z_FLAGS] = ZONE_BELOW_HIGH;
+    m.pcp[pb + PCP_HIGH] = max;
+    m.pcp[pb + PCP_FREE_COUNT] = 10;
+    m.pcp[pb + PCP_COUNT] = 5;
+    expect(nrPcpHigh(m, ZONE_MOVABLE, pb, batch)).toBe(min); // max(count, high_min)
+    expect(m.pcp[pb + PCP_HIGH]).toBe(Math.max(max - batch, min));
+    m.pcp[pb + PCP_COUNT] = 0;
+    m.zones[zb + Z_FLAGS] = 0;
+  });
+
+  it('nr_pcp_alloc(): the refill doubles while allocations come without frees, and pcp->high grows with it', () => {
+    const { m, pb, zb, batch, min, max } = setup();
+    m.pcp[pb + PCP_HIGH] = min;
+    expect(nrPcpAlloc(m, ZONE_MOVABLE, pb)).toBe(batch);
+    expect(m.pcp[pb + PCP_HIGH]).toBe(Math.min(min + batch, max));
+    expect(m.pcp[pb + PCP_ALLOC_FACTOR]).toBe(1);
+    expect(nrPcpAlloc(m, ZONE_MOVABLE, pb)).toBe(Math.min(batch << 1, Math.min(min + 3 * batch, max) - batch));
+    // below the high watermark pcp->high stays put
+    m.zones[zb + Z_FLAGS] = ZONE_BELOW_HIGH;
+    const high = m.pcp[pb + PCP_HIGH]!;
+    nrPcpAlloc(m, ZONE_MOVABLE, pb);
+    expect(m.pcp[pb + PCP_HIGH]).toBe(high);
+    m.zones[zb + Z_FLAGS] = 0;
+    // a free halves the factor (free_unref_page_commit())
+    const before = m.pcp[pb + PCP_ALLOC_FACTOR]!;
+    freePages(m, allocPages(m, GFP_HIGHUSER_MOVABLE, 0), 0);
+    expect(m.pcp[pb + PCP_ALLOC_FACTOR]).toBeLessThan(Math.max(before, 1) + 1);
+  });
+
+  it('decay_pcp_high(): pcp->high drops by an eighth toward high_min and what lies above it is freed', () => {
+    const { m, pb, batch, min } = setup();
+    const got: number[] = [];
+    for (let i = 0; i < 2000; i++) got.push(allocPages(m, GFP_HIGHUSER_MOVABLE, 0));
+    for (const p of got) freePages(m, p, 0);
+    const high = m.pcp[pb + PCP_HIGH]!;
+    const count = m.pcp[pb + PCP_COUNT]!;
+    expect(high).toBeGreaterThan(min); // the frees in a row raised it
+    const want = Math.max(count - (batch << 5), high - (high >> 3), min);
+    expect(decayPcpHigh(m, ZONE_MOVABLE, current().cpu)).toBe(true);
+    expect(m.pcp[pb + PCP_HIGH]).toBe(want);
+    expect(m.pcp[pb + PCP_COUNT]).toBe(Math.min(count, want));
+    for (let i = 0; i < 100 && decayPcpHigh(m, ZONE_MOVABLE, current().cpu); i++);
+    expect(m.pcp[pb + PCP_HIGH]).toBe(min);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('ZONE_BELOW_HIGH: set by an allocation below the high watermark, cleared by a bulk free above it', () => {
+    const m = boot(CMD, MINI);
+    const zb = m.zoneBase(ZONE_MOVABLE);
+    expect(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH).toBe(0);
+    const got = drainTo(m, GFP_HIGHUSER_MOVABLE);
+    expect(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH).toBe(ZONE_BELOW_HIGH);
+    for (const p of got) freePages(m, p, 0);
+    expect(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH).toBe(0);
   });
 });
