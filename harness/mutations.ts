@@ -312,7 +312,7 @@ export const DEVICE_MUTATIONS: Mutation[] = [
     suite: 'device:rdma-odp',
     bugs: ['no-seq-retry'],
     fixed: 'v6.12',
-    seed: 9,
+    seed: 11,
     runs: 600,
     why: 'no mmu_interval_read_retry(): a pfn faulted while the range was invalidated is installed, stale',
   },
