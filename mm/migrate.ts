@@ -109,8 +109,8 @@ export interface MigrateStats {
 }
 
 /**
- * alloc_migration_target(): same order as the source; large folios add GFP_TRANSHUGE without reclaim;
- * ZONE_MOVABLE sources add __GFP_HIGHMEM; hugetlb comes from the pool.
+ * alloc_migration_target(): same order as the source; large folios add GFP_TRANSHUGE (__GFP_MOVABLE
+ * included) without reclaim; ZONE_MOVABLE sources add __GFP_HIGHMEM; hugetlb comes from the pool.
  */
 export function allocMigrationTarget(gfp: number): NewFolio {
   return (m, src) => {
@@ -124,8 +124,9 @@ export function allocMigrationTarget(gfp: number): NewFolio {
     }
     let mask = gfp;
     const order = folioOrder(m, src);
-    if (order > 0)
-      mask = ((mask & ~__GFP_RECLAIM) | GFP_TRANSHUGE | __GFP_COMP) & (gfp & __GFP_MOVABLE ? ~0 : ~__GFP_MOVABLE);
+    // GFP_TRANSHUGE carries __GFP_MOVABLE: a long-term pin relies on current_gfp_context() (PF_MEMALLOC_PIN)
+    // in the allocator to strip it, so R5 (scope on the slow path only) lets a THP target into ZONE_MOVABLE
+    if (order > 0) mask = (mask & ~__GFP_RECLAIM) | GFP_TRANSHUGE | __GFP_COMP;
     if (m.pageZonenum(src) === ZONE_MOVABLE) mask |= __GFP_HIGHMEM;
     return allocPages(m, mask, order);
   };
