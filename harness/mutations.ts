@@ -49,13 +49,13 @@ export const KERNEL_MUTATIONS: Mutation[] = [
   },
   {
     variant: 'series-v1',
-    property: 'no-livelock',
+    property: 'no-longterm-pin-in-movable',
     suite: 'longterm-pin',
     only: true,
     fixed: 'v5.13',
     seed: 1,
     runs: 600,
-    why: 'the series as posted: R1 with R5 migrates into ZONE_MOVABLE again, forever',
+    why: 'the series as posted: R4, an isolation failure with nothing listed counts as success and the page is pinned in place',
   },
   {
     variant: 'v5.13+R1+R5',
@@ -189,13 +189,13 @@ export const KERNEL_MUTATIONS: Mutation[] = [
   },
   {
     variant: 'series-v1',
-    property: 'no-livelock',
+    property: 'no-longterm-pin-in-movable',
     suite: 'longterm-pin-split-cma',
     only: true,
-    fixed: 'v5.13',
+    fixed: 'v5.13+-R8',
     seed: 1,
     runs: 600,
-    why: 'with the cma agent in the quiescence barrier: the pin that migrates into ZONE_MOVABLE again is re-run there',
+    why: 'R8: is_migrate_movable(pageblock) is false for a CMA pageblock cma_alloc() holds MIGRATE_ISOLATE, so the page is pinned there',
   },
   {
     variant: 'v6.12+R8',

@@ -453,7 +453,7 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expect(s.acquired).toBe(s.released);
   });
 
-  it('alloc_migration_target(): a THP target keeps GFP_TRANSHUGE\'s __GFP_MOVABLE; only the PF_MEMALLOC_PIN scope in __alloc_pages() strips it, so R5 (scope on the slow path only) migrates it into ZONE_MOVABLE again', () => {
+  it("alloc_migration_target(): a THP target keeps GFP_TRANSHUGE's __GFP_MOVABLE; only the PF_MEMALLOC_PIN scope in __alloc_pages() strips it, so R5 (scope on the slow path only) migrates it into ZONE_MOVABLE again", () => {
     for (const spec of ['v6.12', 'v5.13', 'v6.12+R5', 'v5.13+R5']) {
       withVariant(spec, () => {
         const { m, mm } = machine(`${CMD} transparent_hugepage=always`);
