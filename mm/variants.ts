@@ -131,8 +131,8 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
   },
   'series-v1': {
     name: 'series-v1',
-    commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (Dec 2020)',
-    summary: 'the series as first posted: movable pageblocks migrated, v5.12 loop bugs kept (R1, R5 fixed in it)',
+    commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (2 Dec 2020)',
+    summary: 'the series as first posted: MOVABLE/CMA pageblocks migrated in the old loop; R1, R5 not in it',
     predicate: 'movable-pageblock',
     scope: 'pin',
     loop: 'v5.13',
