@@ -109,10 +109,11 @@ export interface MigrateStats {
 }
 
 /**
- * alloc_migration_target(): same order as the source; large folios add GFP_TRANSHUGE without reclaim;
- * ZONE_MOVABLE sources add __GFP_HIGHMEM; hugetlb comes from the pool.
+ * alloc_migration_target(): same order as the source; large folios add GFP_TRANSHUGE (__GFP_MOVABLE
+ * included) without reclaim; ZONE_MOVABLE sources add __GFP_HIGHMEM; hugetlb comes from the pool.
+ * nodeHasNoMovable: the target node has no ZONE_MOVABLE (one node here, so the mask says it).
  */
-export function allocMigrationTarget(gfp: number): NewFolio {
+export function allocMigrationTarget(gfp: number, nodeHasNoMovable = false): NewFolio {
   return (m, src) => {
     if (faultPoint('migrate:alloc-target')) return NO_PAGE; // seeded: the target allocation fails
     if (m.flags[src]! & PG_hugetlb) {
@@ -124,8 +125,11 @@ export function allocMigrationTarget(gfp: number): NewFolio {
     }
     let mask = gfp;
     const order = folioOrder(m, src);
-    if (order > 0)
-      mask = ((mask & ~__GFP_RECLAIM) | GFP_TRANSHUGE | __GFP_COMP) & (gfp & __GFP_MOVABLE ? ~0 : ~__GFP_MOVABLE);
+    // GFP_TRANSHUGE carries __GFP_MOVABLE: a long-term pin relies on current_gfp_context() (PF_MEMALLOC_PIN)
+    // in the allocator to strip it, so R5 (scope on the slow path only) lets a THP target into ZONE_MOVABLE
+    if (order > 0) mask = (mask & ~__GFP_RECLAIM) | GFP_TRANSHUGE | __GFP_COMP;
+    // pinlab has one node: a target node without ZONE_MOVABLE (move_pages 'kernel') is this mask
+    if (nodeHasNoMovable) mask &= ~__GFP_MOVABLE;
     if (m.pageZonenum(src) === ZONE_MOVABLE) mask |= __GFP_HIGHMEM;
     return allocPages(m, mask, order);
   };
@@ -425,7 +429,7 @@ function isolateFolios(m: Memmap, heads: number[], list: number[]): void {
 /**
  * do_move_pages_to_node() for one address range (the move_pages(2) path, MR_SYSCALL): isolate every
  * folio mapped in [vpn, vpn + nrPages) and migrate it to memory the target mask allows: 'kernel'
- * (GFP_HIGHUSER: ZONE_NORMAL and below, as pinning does), 'movable' or 'any' (GFP_HIGHUSER_MOVABLE).
+ * (a node with no ZONE_MOVABLE: ZONE_NORMAL and below, THP targets too), 'movable' or 'any' (GFP_HIGHUSER_MOVABLE).
  */
 export function migrateRange(
   m: Memmap,
@@ -442,7 +446,8 @@ export function migrateRange(
   const stats: MigrateStats = { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
   // add_page_for_migration() targets: __GFP_THISNODE, so a shortage fails instead of invoking the OOM killer
   const gfp = (to === 'kernel' ? GFP_HIGHUSER : GFP_HIGHUSER_MOVABLE) | __GFP_THISNODE;
-  const rc = list.length ? migratePages(m, list, allocMigrationTarget(gfp), { reason: MR_SYSCALL, stats }) : 0;
+  const target = allocMigrationTarget(gfp, to === 'kernel');
+  const rc = list.length ? migratePages(m, list, target, { reason: MR_SYSCALL, stats }) : 0;
   if (list.length) putbackMovablePages(m, list);
   return { rc: rc > 0 ? 0 : rc, migrated: stats.nrSucceeded, failed: stats.nrFailedPages };
 }

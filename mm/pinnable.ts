@@ -2,7 +2,7 @@
 // predicate; see mm/variants.ts.
 import { Memmap, PG_zero } from './memmap';
 import { variant, hasBug } from './variants';
-import { MIGRATE_CMA, MIGRATE_ISOLATE, ZONE_MOVABLE } from './mmzone';
+import { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, ZONE_MOVABLE } from './mmzone';
 
 /** GUP_PIN_COUNTING_BIAS: a FOLL_PIN on a small folio adds this much to its refcount. */
 export const GUP_PIN_COUNTING_BIAS = 1024;
@@ -10,7 +10,8 @@ export const GUP_PIN_COUNTING_BIAS = 1024;
 /**
  * folio_is_longterm_pinnable() (v5.19+): not in a CMA or isolated pageblock (read once), then the
  * zero page is fine, then anything outside ZONE_MOVABLE. The variant picks the older forms:
- * is_pinnable_page() of v5.13 (MOVABLE or CMA; zero page excepted) and v5.12's CMA-only check.
+ * is_pinnable_page() of v5.13 (MOVABLE or CMA; zero page excepted), series-v1's pageblock test and
+ * v5.12's CMA-only check.
  * (Device-coherent and fsdax folios are not modelled.)
  */
 export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
@@ -18,6 +19,13 @@ export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
   const mt = m.getPageblockMigratetype(pfn);
   if (v.predicate === 'cma-only') return mt !== MIGRATE_CMA;
   const zeroOk = (m.flags[pfn]! & PG_zero) !== 0 && !hasBug('R6');
+  // series-v1's check_and_migrate_movable_pages(): is_migrate_movable(get_pageblock_migratetype(head)),
+  // the pageblock type and not the zone (an ISOLATE pageblock is pinnable: R8)
+  if (v.predicate === 'movable-pageblock') {
+    if (zeroOk) return true;
+    if (mt === MIGRATE_ISOLATE) return hasBug('R8');
+    return mt !== MIGRATE_MOVABLE && mt !== MIGRATE_CMA;
+  }
   if (v.predicate === 'movable-isolate' && mt === MIGRATE_CMA) return false;
   // v5.19 "fix is_pinnable_page against a cma page": an isolated pageblock is not pinnable (R8 lacks it;
   // v5.13 has R8, v5.13+-R8 gets the fix)

@@ -13,9 +13,10 @@ export interface KernelVariant {
   summary: string;
   /**
    * The pinnability predicate: 'cma-only' (v5.12: only CMA is migrated away), 'movable' (v5.13:
-   * ZONE_MOVABLE or CMA, zero page excepted), 'movable-isolate' (v5.19+: CMA or ISOLATE first).
+   * ZONE_MOVABLE or CMA, zero page excepted), 'movable-pageblock' (series-v1: a MOVABLE or CMA
+   * pageblock, whatever the zone), 'movable-isolate' (v5.19+: CMA or ISOLATE first).
    */
-  predicate: 'cma-only' | 'movable' | 'movable-isolate';
+  predicate: 'cma-only' | 'movable' | 'movable-pageblock' | 'movable-isolate';
   /** allocation scope inside the pin: PF_MEMALLOC_NOCMA (v5.12) or PF_MEMALLOC_PIN (v5.13+) */
   scope: 'nocma' | 'pin';
   /** the check-and-migrate loop: v5.12 (check_and_migrate_cma_pages), v5.13 (rc == 0 retries), v6.1+ (-EAGAIN) */
@@ -130,17 +131,17 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
   },
   'series-v1': {
     name: 'series-v1',
-    commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (Dec 2020)',
-    summary: 'the series as first posted, with the bugs review and later revisions fixed',
-    predicate: 'movable',
+    commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (2 Dec 2020)',
+    summary: 'the series as first posted: MOVABLE/CMA pageblocks migrated in the old loop; R1, R5 not in it',
+    predicate: 'movable-pageblock',
     scope: 'pin',
     loop: 'v5.13',
     roLongtermUnshare: false,
     drain: 'not-lru',
     zeroPagePinCounts: true,
     pincountMinOrder: 2,
-    reasonContigRange: false,
-    bugs: ['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R8'],
+    reasonContigRange: true,
+    bugs: ['R2', 'R3', 'R4', 'R6', 'R8'],
   },
   'v5.13': {
     name: 'v5.13',

@@ -26,7 +26,7 @@ import {
   GUP_LONGTERM_RETRIES_MAX,
 } from '../../../mm/gup';
 import { Memmap, PG_head, PG_dirty, PG_zero, PG_isolated, PG_lru, PG_buddy, PG_anon } from '../../../mm/memmap';
-import { ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_CMA } from '../../../mm/mmzone';
+import { ZONE_MOVABLE, ZONE_NORMAL, MIGRATE_CMA, MIGRATE_MOVABLE } from '../../../mm/mmzone';
 import { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } from '../../../mm/errno';
 import { lruAddDrainAll } from '../../../mm/swap';
 import { drainAllPages, allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
@@ -453,6 +453,46 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expect(s.acquired).toBe(s.released);
   });
 
+  it("alloc_migration_target(): a THP target keeps GFP_TRANSHUGE's __GFP_MOVABLE; only the PF_MEMALLOC_PIN scope in __alloc_pages() strips it, so R5 (scope on the slow path only) migrates it into ZONE_MOVABLE again", () => {
+    for (const spec of ['v6.12', 'v5.13', 'v6.12+R5', 'v5.13+R5']) {
+      withVariant(spec, () => {
+        const { m, mm } = machine(`${CMD} transparent_hugepage=always`);
+        const v = touched(m, mm, 8);
+        expect(m.pageZonenum(pfnOf(m, mm, v))).toBe(ZONE_MOVABLE);
+        const pages = new Array(8).fill(-1);
+        const r = newPinReport();
+        const rc = pinUserPages(m, mm, v, 8, LT, pages, r);
+        const head = pfnOf(m, mm, v);
+        expect(m.flags[head]! & PG_head).toBeTruthy(); // migrated whole each time, never split
+        for (let i = 0; i < 8; i++) expect(getUser(m, mm, v + i)).toBe(500 + i);
+        if (spec.endsWith('+R5')) {
+          // every round's order-3 target comes from ZONE_MOVABLE on the fast path: no progress
+          expect(rc).toBe(-EINTR);
+          expect(r.outcome).toBe('no-progress');
+          expect(r.migrated).toBe(8 * GUP_LONGTERM_RETRIES_MAX);
+          expect(m.pageZonenum(head)).toBe(ZONE_MOVABLE);
+          const s = pinStat(m);
+          expect(s.acquired).toBe(s.released);
+        } else {
+          expect(rc).toBe(8);
+          expect(r.migrated).toBe(8);
+          expect(m.pageZonenum(head)).toBe(ZONE_NORMAL);
+          unpinUserPages(m, pages, 8);
+        }
+      });
+    }
+  });
+
+  it('series-v1 check_and_migrate_movable_pages(): is_migrate_movable(pageblock) - a page in a MOVABLE pageblock of ZONE_NORMAL is not pinnable, an isolated one is (R8)', () => {
+    const { m } = machine();
+    let normalMovable = -1;
+    for (let p = 0; p < m.flags.length && normalMovable < 0; p++)
+      if (m.pageZonenum(p) === ZONE_NORMAL && m.getPageblockMigratetype(p) === MIGRATE_MOVABLE) normalMovable = p;
+    expect(normalMovable).toBeGreaterThanOrEqual(0);
+    withVariant('series-v1', () => expect(folioIsLongtermPinnable(m, normalMovable)).toBe(false));
+    withVariant('v5.13', () => expect(folioIsLongtermPinnable(m, normalMovable)).toBe(true));
+  });
+
   it('R15 (v6.10): the slow path refusing an unpinnable THP (-EFAULT instead of migrating) is caught', () => {
     withVariant('v6.12+R15', () => {
       const { m, mm } = machine(`${CMD} transparent_hugepage=always`);
@@ -598,8 +638,8 @@ describe('the -EAGAIN loop and fatal signals', () => {
     });
   });
 
-  it('series v1 (R1 + R5): targets keep __GFP_MOVABLE and the scope misses the fast path, so every round migrates into ZONE_MOVABLE again', () => {
-    for (const spec of ['series-v1', 'v5.13+R1+R5']) {
+  it('R1 + R5: targets keep __GFP_MOVABLE and the scope misses the fast path, so every round migrates into ZONE_MOVABLE again', () => {
+    for (const spec of ['v5.13+R1+R5']) {
       withVariant(spec, () => {
         const { m, mm } = machine();
         const v = touched(m, mm, 4);
@@ -620,7 +660,9 @@ describe('the -EAGAIN loop and fatal signals', () => {
       });
     }
     // either fix alone ends the loop
-    for (const spec of ['series-v1+-R5', 'series-v1+-R1', 'v5.13']) {
+    // either fix alone ends the loop; series-v1 as posted has both (its patch 2/6 is R1's fix, its 5/6
+    // strips __GFP_MOVABLE in __alloc_pages_nodemask() before the fast path)
+    for (const spec of ['v5.13+R1', 'v5.13+R5', 'v5.13', 'series-v1']) {
       withVariant(spec, () => {
         const { m, mm } = machine();
         const v = touched(m, mm, 4);
