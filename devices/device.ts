@@ -60,6 +60,8 @@ export interface DeviceEnv {
   trace(line: string): void;
   /** the kernel variant the device runs under (default: this thread's variant(), see kernelOf()) */
   kernel?: KernelVariant;
+  /** model parameters (module parameters like vfio's dma_entry_limit); each model documents its own */
+  params?: Readonly<Record<string, number>>;
 }
 
 /** The variant a device model follows: env.kernel, else the thread's variant (mm/variants.ts). */

@@ -34,6 +34,8 @@ export interface RigOptions {
   bugs?: string[];
   /** the kernel variant the device follows (env.kernel; default: the thread's variant) */
   kernel?: KernelVariant;
+  /** model parameters (env.params) */
+  params?: Record<string, number>;
   /** what a preemption point does (default: record the label) */
   onYield?: (label: string) => void;
   /** reuse a machine / process instead of booting one */
@@ -80,6 +82,7 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
     },
     trace: (line) => traces.push(line),
     kernel: o.kernel,
+    params: o.params,
   };
   const dev = model.create(env);
   return {
