@@ -17,6 +17,7 @@
 import type * as fcType from 'fast-check';
 import type { Memmap } from '../mm/memmap';
 import type { PropertyName } from '../properties/index';
+import { variant, type KernelVariant } from '../mm/variants';
 
 /** A process address in a generated op: page `off` of mapping `map`, plus `byte` bytes (default 0). */
 export interface VaddrRef {
@@ -57,6 +58,15 @@ export interface DeviceEnv {
   yieldPoint(label: string): void;
   /** trace line (ftrace-like), kept in the run's trace ring */
   trace(line: string): void;
+  /** the kernel variant the device runs under (default: this thread's variant(), see kernelOf()) */
+  kernel?: KernelVariant;
+  /** model parameters (module parameters like vfio's dma_entry_limit); each model documents its own */
+  params?: Readonly<Record<string, number>>;
+}
+
+/** The variant a device model follows: env.kernel, else the thread's variant (mm/variants.ts). */
+export function kernelOf(env: DeviceEnv): KernelVariant {
+  return env.kernel ?? variant();
 }
 
 /** A long-term pin or mapping a device holds, for properties (no-longterm-pin-in-movable, dma-integrity). */

@@ -1,6 +1,6 @@
 // io_uring-fixed: io_uring registered (fixed) buffers (io_uring/rsrc.c, 6.12): IORING_REGISTER_BUFFERS
 // pins each iovec with pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM) (io_pin_pages; a partial pin is
-// -EFAULT), coalesces buffers made of whole large folios to one pin per folio, and charges
+// -EFAULT), coalesces buffers made of whole large folios to one pin per folio (6.10+), and charges
 // user->locked_vm (only without CAP_IPC_LOCK: ctx->user is unset then) plus mm->pinned_vm, counting
 // each compound page once, by its full size, across the whole table (io_buffer_account_pin). The
 // pages stay pinned until IORING_UNREGISTER_BUFFERS. READ_FIXED / WRITE_FIXED do their I/O straight
@@ -15,6 +15,8 @@
 
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
+import { kernelOf } from './device';
+import { releaseAtLeast } from '../mm/variants';
 import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { PG_head, PG_tail } from '../mm/memmap';
 import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, errname } from '../mm/errno';
@@ -218,7 +220,8 @@ class IoRingCtx implements DeviceState {
     const pinned = this.pinPages(base, len);
     if (typeof pinned === 'number') return pinned;
     this.env.yieldPoint(`${NAME}:pinned-not-accounted`);
-    const c = this.tryCoalesceBuffer(pinned);
+    // io_try_coalesce_buffer() is 6.10+; 6.1 keeps one bvec entry and one pin per 4 KiB page
+    const c = releaseAtLeast(kernelOf(this.env), 6, 10) ? this.tryCoalesceBuffer(pinned) : null;
     const imu = new IoMappedUbuf(
       base,
       len,

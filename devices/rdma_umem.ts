@@ -16,6 +16,8 @@
 
 import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
+import { kernelOf } from './device';
+import { releaseAtLeast, type KernelVariant } from '../mm/variants';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
 import { own } from '../mm/own';
@@ -203,14 +205,26 @@ function accessFlags(op: DeviceOp): number | string {
   return access;
 }
 
-/** ib_check_mr_access() and ib_uverbs_reg_mr()'s own checks: the refusal, or undefined. */
-function checkMrAccess(vaddr: number, length: number, hcaVa: number, access: number): OpResult | undefined {
+/**
+ * ib_check_mr_access() and ib_uverbs_reg_mr()'s own checks: the refusal, or undefined. ON_DEMAND on a
+ * device without IBK_ON_DEMAND_PAGING: -EINVAL up to 6.1, -EOPNOTSUPP after ("RDMA/core: Return
+ * -EOPNOTSUPP for ODP unsupported device").
+ */
+function checkMrAccess(
+  kernel: KernelVariant,
+  vaddr: number,
+  length: number,
+  hcaVa: number,
+  access: number,
+): OpResult | undefined {
   if (!isU64(vaddr) || !isU64(length) || !isU64(hcaVa)) return { rc: -EINVAL };
   if (vaddr % PAGE_SIZE !== hcaVa % PAGE_SIZE) return { rc: -EINVAL, detail: 'start and hca_va page offsets differ' };
   if (access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC) && !(access & IB_ACCESS_LOCAL_WRITE)) {
     return { rc: -EINVAL, detail: 'remote write/atomic without local write' };
   }
-  if (access & IB_ACCESS_ON_DEMAND) return { rc: -EOPNOTSUPP, detail: 'no IBK_ON_DEMAND_PAGING' };
+  if (access & IB_ACCESS_ON_DEMAND) {
+    return { rc: releaseAtLeast(kernel, 6, 2) ? -EOPNOTSUPP : -EINVAL, detail: 'no IBK_ON_DEMAND_PAGING' };
+  }
   return undefined;
 }
 
@@ -245,7 +259,7 @@ class RxeDevice implements DeviceState {
     const hcaVa = intField(op, 'hca_va', vaddr);
     const access = accessFlags(op);
     if (typeof access === 'string') return { rc: -EINVAL, detail: `unknown access ${access}` };
-    const bad = checkMrAccess(vaddr, length, hcaVa, access);
+    const bad = checkMrAccess(kernelOf(this.env), vaddr, length, hcaVa, access);
     if (bad) return bad;
     this.charge.over = undefined;
     const umem = IbUmem.get(this.env, vaddr, length, access, this.charge);

@@ -5,7 +5,9 @@
 // MAP_DMA); vfio-mdev without one (nothing pinned at MAP_DMA; the vendor driver pins per IOVA).
 //
 // Units: iova, vaddr and size are bytes, as in struct vfio_iommu_type1_dma_map; the IOMMU page size is
-// PAGE_SIZE. Simplified: the valid IOVA list is [0, 2^48) (no reserved regions); a u64 field pinlab
+// PAGE_SIZE. The valid IOVA list (with a domain) is the aperture [0, 2^addr_width) less the MSI window
+// (vfio_iommu_iova_dma_valid(), default 39 bits); dma_entry_limit and addr_width are model
+// parameters (DeviceEnv.params). Simplified: a u64 field pinlab
 // cannot represent (not a safe integer) is an overflow, -EINVAL; no VM_PFNMAP (BAR) mappings, so
 // vaddr_get_pfns() never takes the follow_fault_pfn() path and no pfn is reserved; no VADDR
 // (live update) flags, no dirty tracking.
@@ -46,8 +48,31 @@ export const VFIO_PIN_PAGES_MAX_ENTRIES = 512;
 export const DMA_ENTRY_LIMIT = 65535;
 /** VFIO_BATCH_MAX_CAPACITY: PAGE_SIZE / sizeof(struct page *) */
 export const VFIO_BATCH_MAX_CAPACITY = 512;
-/** End of the valid IOVA list (a 48-bit IOMMU aperture; no reserved regions). */
-export const IOVA_APERTURE_END = 2 ** 48;
+/** The IOMMU's address width by default: QEMU's intel-iommu (aw-bits=39), aperture [0, 2^39). */
+export const IOMMU_ADDR_WIDTH = 39;
+/** The reserved region iommu_get_group_resv_regions() reports on Intel: the MSI window (IOMMU_RESV_MSI). */
+export const MSI_RESV_START = 0xfee00000;
+export const MSI_RESV_END = 0xfeefffff;
+/** Model parameters (DeviceEnv.params): the module's dma_entry_limit and the IOMMU address width. */
+export const VFIO_PARAMS = { dma_entry_limit: DMA_ENTRY_LIMIT, addr_width: IOMMU_ADDR_WIDTH } as const;
+
+/** struct vfio_iova: one valid IOVA range, inclusive. */
+export interface IovaRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * vfio_iommu_aper_expand() + vfio_iommu_resv_exclude(): the aperture [0, 2^width - 1] less the
+ * reserved regions (the MSI window when it lies inside).
+ */
+export function buildIovaList(addrWidth: number): IovaRange[] {
+  const end = 2 ** addrWidth - 1;
+  if (MSI_RESV_START > end) return [{ start: 0, end }];
+  const list = [{ start: 0, end: MSI_RESV_START - 1 }];
+  if (MSI_RESV_END < end) list.push({ start: MSI_RESV_END + 1, end });
+  return list;
+}
 /** vfio_dma_do_unmap(): BUG_ON(++retries > 10) while the same vfio_dma keeps pinned pages. */
 export const VFIO_UNMAP_RETRIES_MAX = 10;
 
@@ -90,7 +115,9 @@ export type DmaUnmapCallback = (iova: number, length: number) => void;
 
 export class Type1Container {
   private readonly dmas: VfioDma[] = []; // sorted by iova (the kernel's rb-tree)
-  private dmaAvail = DMA_ENTRY_LIMIT;
+  private dmaAvail: number;
+  /** iommu->iova_list: empty for a container without an IOMMU domain (a single mdev: every IOVA valid) */
+  readonly iovaList: IovaRange[];
   /** the IOMMU domain's page table, by IOVA page; null: no IOMMU-capable domain (mdev-only container) */
   private readonly domain: Map<number, IoPte> | null;
   /** the device's IOTLB: translations it has used, valid until an invalidation */
@@ -104,6 +131,27 @@ export class Type1Container {
     withDomain: boolean,
   ) {
     this.domain = withDomain ? new Map() : null;
+    // vfio_iommu_type1_open(): iommu->dma_avail = dma_entry_limit
+    this.dmaAvail = env.params?.dma_entry_limit ?? DMA_ENTRY_LIMIT;
+    this.iovaList = withDomain ? buildIovaList(env.params?.addr_width ?? IOMMU_ADDR_WIDTH) : [];
+  }
+
+  /** vfio_iommu_iova_dma_valid(): [start, end] inside one valid range, or no list at all. */
+  iovaDmaValid(start: number, end: number): boolean {
+    return !this.iovaList.length || this.iovaList.some((r) => start >= r.start && end <= r.end);
+  }
+
+  /** VFIO_IOMMU_GET_INFO's VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE (vfio_iommu_iova_build_caps()). */
+  iovaRanges(): string {
+    return this.iovaList.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(', ');
+  }
+
+  /** vfio_iommu_type1_get_info(): the IOVA-range capability (vfio_iommu_iova_build_caps()) and dma_avail. */
+  getInfo(): OpResult {
+    return {
+      rc: 0,
+      detail: `iova ranges: ${this.iovaRanges() || 'none (no IOMMU domain)'}; dma_avail ${this.dmaAvail}`,
+    };
   }
 
   /** vfio_find_dma(): the mapping overlapping [start, start + size), as the rb-tree search finds it. */
@@ -142,7 +190,8 @@ export class Type1Container {
       return { rc: -EINVAL, detail: 'size 0 or not page aligned' };
     if (this.findDma(iova, size)) return { rc: -EEXIST, detail: `${hex(iova)}+${hex(size)} overlaps a mapping` };
     if (!this.dmaAvail) return { rc: -ENOSPC, detail: 'dma_entry_limit reached' };
-    if (iova + size > IOVA_APERTURE_END) return { rc: -EINVAL, detail: 'outside the valid IOVA list' };
+    if (!this.iovaDmaValid(iova, iova + size - 1))
+      return { rc: -EINVAL, detail: `${hex(iova)}+${hex(size)} outside the valid IOVA list (${this.iovaRanges()})` };
     const { m, mm } = this.env;
     this.dmaAvail--;
     const dma: VfioDma = {

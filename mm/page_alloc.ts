@@ -27,7 +27,7 @@ import {
 } from './gfp';
 import { spinLock, spinUnlock, spinTrylock } from './locking';
 import { current, currentGfpContext, PF_MEMALLOC_NOCMA } from './sched';
-import { hasBug } from './variants';
+import { hasBug, releaseAtLeast, variant } from './variants';
 import { countVmEvents, vmItem } from './vmstat';
 import { vmBugOn, bug } from './debug';
 
@@ -1129,17 +1129,22 @@ function calculateMinFreeKbytes(m: Memmap): void {
   if (v > m.header[H_USER_MIN_FREE_KBYTES]!) m.header[H_MIN_FREE_KBYTES] = Math.min(262144, Math.max(128, v));
 }
 
-/** __setup_per_zone_wmarks(): min split over the kernel zones by size; ZONE_MOVABLE gets a token min. */
+/**
+ * __setup_per_zone_wmarks(): min split over the kernel zones by size; ZONE_MOVABLE gets a token min.
+ * Up to 6.1 ZONE_MOVABLE counts in lowmem_pages and gets its proportional share as min (only highmem,
+ * absent on x86-64, was capped); "mm: cap zone movable's min wmark to small value" (6.2) changed that.
+ */
 function setupPerZoneWmarks(m: Memmap): void {
   const pagesMin = m.header[H_MIN_FREE_KBYTES]! >> (PAGE_SHIFT - 10);
   const scale = m.header[H_WATERMARK_SCALE_FACTOR]!;
+  const capMovable = releaseAtLeast(variant(), 6, 2);
   let lowmemPages = 0;
-  for (let z = 0; z < ZONE_MOVABLE; z++) lowmemPages += managed(m, z);
+  for (let z = 0; z < MAX_NR_ZONES; z++) if (z !== ZONE_MOVABLE || !capMovable) lowmemPages += managed(m, z);
   for (let z = 0; z < MAX_NR_ZONES; z++) {
     const zb = m.zoneBase(z);
     const man = managed(m, z);
     let tmp = lowmemPages ? Math.floor((pagesMin * man) / lowmemPages) : 0;
-    if (z === ZONE_MOVABLE)
+    if (z === ZONE_MOVABLE && capMovable)
       m.zones[zb + Z_WMARK_MIN] = Math.min(128, Math.max(SWAP_CLUSTER_MAX, Math.floor(man / 1024)));
     else m.zones[zb + Z_WMARK_MIN] = tmp;
     tmp = Math.max(tmp >> 2, Math.floor((man * scale) / 10000));

@@ -12,6 +12,11 @@ export interface KernelVariant {
   commit: string;
   summary: string;
   /**
+   * The release the behaviour comes from, [major, minor]: device models and version-dependent mm code
+   * compare it with releaseAtLeast() (series-v1 was posted against v5.11).
+   */
+  release: readonly [number, number];
+  /**
    * The pinnability predicate: 'cma-only' (v5.12: only CMA is migrated away), 'movable' (v5.13:
    * ZONE_MOVABLE or CMA, zero page excepted), 'movable-pageblock' (series-v1: a MOVABLE or CMA
    * pageblock, whatever the zone), 'movable-isolate' (v5.19+: CMA or ISOLATE first).
@@ -119,6 +124,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     name: 'v5.12',
     commit: 'v5.12 (before "prohibit pinning pages in ZONE_MOVABLE")',
     summary: 'only CMA pages are migrated before a long-term pin; pins land in ZONE_MOVABLE',
+    release: [5, 12],
     predicate: 'cma-only',
     scope: 'nocma',
     loop: 'v5.12',
@@ -133,6 +139,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     name: 'series-v1',
     commit: 'Pavel Tatashin, "prohibit pinning pages in ZONE_MOVABLE" v1 (2 Dec 2020)',
     summary: 'the series as first posted: MOVABLE/CMA pageblocks migrated in the old loop; R1, R5 not in it',
+    release: [5, 11],
     predicate: 'movable-pageblock',
     scope: 'pin',
     loop: 'v5.13',
@@ -147,6 +154,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     name: 'v5.13',
     commit: 'd1e153fea2a8, f68749ec342b (v5.13)',
     summary: 'the series as merged: ZONE_MOVABLE and CMA migrated away under PF_MEMALLOC_PIN',
+    release: [5, 13],
     predicate: 'movable',
     scope: 'pin',
     loop: 'v5.13',
@@ -161,6 +169,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     name: 'v6.1',
     commit: '24a95998e9ba, 67e139b02d99 (v6.1.0)',
     summary: 'collect/migrate split with the -EAGAIN loop, as released (the 6.1.13 fix for R10 not yet in)',
+    release: [6, 1],
     predicate: 'movable-isolate',
     scope: 'pin',
     loop: 'v6.1',
@@ -175,6 +184,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     name: 'v6.12',
     commit: 'v6.12.117 (Debian linux-source-6.12)',
     summary: 'current: pofs, refcount-based LRU drains, zero page not pinned (the default)',
+    release: [6, 12],
     predicate: 'movable-isolate',
     scope: 'pin',
     loop: 'v6.1',
@@ -214,6 +224,12 @@ export function parseVariant(spec: string): KernelVariant {
     else bugs.add(id);
   }
   return { ...b, name: spec, bugs };
+}
+
+/** Whether variant v comes from release major.minor or later (a device model's per-version switch). */
+export function releaseAtLeast(v: KernelVariant, major: number, minor: number): boolean {
+  const [a, b] = v.release;
+  return a > major || (a === major && b >= minor);
 }
 
 let active: KernelVariant = parseVariant(DEFAULT_VARIANT);

@@ -8,6 +8,7 @@ import { yieldPoint } from '../../mm/sched';
 import { actorModel, deviceModelOf } from '../actors';
 import { resolveOp } from '../../devices/index';
 import { Prng } from '../prng';
+import { variant } from '../../mm/variants';
 
 /** The actor's name in traces: "vfio-type1-0" -> "vfio-type1/0". */
 const traceName = (name: string): string => name.replace(/-(\d+)$/, '/$1');
@@ -24,6 +25,7 @@ export function createActor(t: ActorTask, m: Memmap, c: Control, log: (line: str
     rand: (n) => rng.below(n),
     yieldPoint: (label) => yieldPoint(label), // through this thread's hook (signals are delivered there)
     trace: (line) => log(line),
+    kernel: variant(),
     maps: t.maps,
     offlinePasses: t.offlinePasses,
     mapGen: (i) => Atomics.load(c.i32, c.mapgenBase + i),

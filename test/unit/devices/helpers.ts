@@ -16,6 +16,7 @@ import { resolveOp, MapTable } from '../../../devices/index';
 import { memlockCounters } from '../../../devices/common';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, HeldPage } from '../../../devices/device';
 import { pfnOf } from '../../../mm/memory';
+import type { KernelVariant } from '../../../mm/variants';
 export { pfnOf };
 
 export const MINI = 'mini';
@@ -31,6 +32,10 @@ export interface RigOptions {
   rlimitMemlockPages?: number;
   capIpcLock?: boolean;
   bugs?: string[];
+  /** the kernel variant the device follows (env.kernel; default: the thread's variant) */
+  kernel?: KernelVariant;
+  /** model parameters (env.params) */
+  params?: Record<string, number>;
   /** what a preemption point does (default: record the label) */
   onYield?: (label: string) => void;
   /** reuse a machine / process instead of booting one */
@@ -76,6 +81,8 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
       o.onYield?.(label);
     },
     trace: (line) => traces.push(line),
+    kernel: o.kernel,
+    params: o.params,
   };
   const dev = model.create(env);
   return {

@@ -8,6 +8,7 @@ import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { PG_head } from '../../../mm/memmap';
 import { EBUSY, EINVAL, EFAULT, ENOMEM, ENXIO } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
+import { parseVariant, setVariant } from '../../../mm/variants';
 
 const iov = (map: string, off: number, pages: number, byte = 0) => ({
   base: { map, off, byte },
@@ -94,6 +95,31 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
     expect(r.run({ op: 'write_fixed', buf: 1, addr: r.va('huge', hp + 3) + 36 }).rc).toBe(-EFAULT); // before ubuf
     r.run({ op: 'unregister' });
     expectReleased(r);
+  });
+
+  it('6.1 has no io_try_coalesce_buffer(): one bvec entry and one pin per 4 KiB page of a huge page', () => {
+    const prev = setVariant(parseVariant('v6.1'));
+    try {
+      const r = rig(ioUringFixed, {
+        cmd: `${CMD} hugepagesz=2M hugepages=3`,
+        maps: { huge: { nrPages: 16, prot: RW, hugetlb: true } },
+      });
+      const hp = r.m.ptrsPerTable;
+      for (let i = 0; i < 2 * hp; i++) putUser(r.m, r.mm, r.maps.huge! + i, 500 + i);
+      const res = r.run(register(iov('huge', 0, hp + 2), iov('huge', hp + 3, 2, 40)));
+      expect(res.detail).toBe(`2 buffer(s), ${hp + 4} page(s) pinned, ${2 * hp} charged`);
+      const held = r.dev.inspect().held;
+      expect(held.length).toBe(hp + 4); // v6.12 holds one entry per folio (3)
+      expect(r.m.pincount[r.m.compoundHead(held[0]!.pfn)]).toBe(hp); // one pin per page
+      expect(r.m.pincount[r.m.compoundHead(held[hp]!.pfn)]).toBe(4);
+      expect(r.run({ op: 'read_fixed', buf: 0, off: (hp + 1) * PAGE + 8, value: 0xcafe }).violation).toBeUndefined();
+      expect(getUser(r.m, r.mm, r.maps.huge! + hp + 1)).toBe(0xcafe);
+      expect(r.run({ op: 'write_fixed', buf: 1, addr: r.va('huge', hp + 4) }).rc).toBe(500 + hp + 4);
+      r.run({ op: 'unregister' });
+      expectReleased(r);
+    } finally {
+      setVariant(prev);
+    }
   });
 
   it('read_fixed / write_fixed move data through the pinned pages; -EFAULT outside [ubuf, ubuf + len) or on a sparse slot', () => {

@@ -8,6 +8,7 @@ import { PROT_READ } from '../../../mm/mmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT } from '../../../mm/errno';
 import type { DeviceOp, DeviceState } from '../../../devices/device';
+import { parseVariant } from '../../../mm/variants';
 
 const RW = ['local_write', 'remote_write', 'remote_read'];
 const reg = (off: number, pages: number, access = RW, extra: Partial<DeviceOp> = {}): DeviceOp => ({
@@ -52,6 +53,16 @@ describe('rdma-umem reg_mr (ib_uverbs_reg_mr, ib_umem_get)', () => {
     expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(2);
     r.dev.teardown();
     expectReleased(r);
+  });
+
+  it('ib_check_mr_access(): ON_DEMAND without IBK_ON_DEMAND_PAGING is -EINVAL on 6.1, -EOPNOTSUPP on 6.12', () => {
+    const r61 = rig(rdmaUmem, { kernel: parseVariant('v6.1') });
+    expect(r61.run(reg(0, 1, ['local_write', 'on_demand'])).rc).toBe(-EINVAL);
+    const r612 = rig(rdmaUmem, { kernel: parseVariant('v6.12') });
+    expect(r612.run(reg(0, 1, ['local_write', 'on_demand'])).rc).toBe(-EOPNOTSUPP);
+    for (const v of ['v5.12', 'v5.13', 'series-v1']) {
+      expect(rig(rdmaUmem, { kernel: parseVariant(v) }).run(reg(0, 1, ['local_write', 'on_demand'])).rc).toBe(-EINVAL);
+    }
   });
 
   it('errnos: -EINVAL (offsets, access combination, unknown access, length 0), -EOPNOTSUPP, -EPERM, -ENOMEM, -EFAULT', () => {

@@ -1,6 +1,8 @@
 import * as fc from 'fast-check';
 import { vfioType1 } from '../../../devices/vfio_type1';
-import { DMA_ENTRY_LIMIT, IOVA_APERTURE_END } from '../../../devices/vfio_container';
+import { DMA_ENTRY_LIMIT, IOMMU_ADDR_WIDTH, MSI_RESV_START, MSI_RESV_END } from '../../../devices/vfio_container';
+
+const IOVA_APERTURE_END = 2 ** IOMMU_ADDR_WIDTH;
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
 import { getUser, putUser } from '../../../mm/memory';
@@ -87,6 +89,39 @@ describe('vfio-type1 MAP_DMA (vfio_dma_do_map, vfio_pin_map_dma)', () => {
     expect(r.run({ ...map(0, 1, 2), iova: IOVA_APERTURE_END - PAGE }).rc).toBe(-EEXIST);
     expect(r.run({ ...map(0, 1, 2), iova: IOVA_APERTURE_END }).rc).toBe(-EINVAL);
     expect(r.run({ op: 'no_such_ioctl' }).rc).toBe(-EINVAL);
+    r.dev.teardown();
+    expectReleased(r);
+  });
+
+  it('vfio_iommu_iova_dma_valid(): the MSI window and past the 39-bit aperture are -EINVAL; GET_INFO reports the ranges', () => {
+    const r = rig(vfioType1);
+    const mb = (iova: number, pages: number) => ({ ...map(0, 0, pages), iova });
+    expect(r.run(mb(MSI_RESV_START, 1)).rc).toBe(-EINVAL); // inside the reserved region
+    expect(r.run(mb(MSI_RESV_START + 0x80000, 1)).rc).toBe(-EINVAL);
+    expect(r.run(mb(MSI_RESV_START - PAGE, 2)).rc).toBe(-EINVAL); // straddles its start
+    expect(r.run(mb(MSI_RESV_END + 1 - PAGE, 2)).rc).toBe(-EINVAL); // straddles its end
+    expect(r.run(mb(MSI_RESV_START - PAGE, 1)).rc).toBe(0); // just below
+    expect(r.run({ ...map(0, 1, 1), iova: MSI_RESV_END + 1 }).rc).toBe(0); // just above
+    expect(r.run({ ...map(0, 2, 2), iova: IOVA_APERTURE_END - PAGE }).rc).toBe(-EINVAL); // past the aperture
+    expect(r.run({ op: 'get_info' }).detail).toBe(
+      'iova ranges: 0x0-0xfedfffff, 0xfef00000-0x7fffffffff; dma_avail 65533',
+    );
+    // UNMAP_ALL takes the two mappings beside the window, and nothing was ever mapped inside it
+    expect(r.run({ op: 'unmap_dma', all: true, iova: 0, size: 0 }).rc).toBe(2 * PAGE);
+    r.dev.teardown();
+    expectReleased(r);
+  });
+
+  it('parameters: addr_width sets the aperture, dma_entry_limit the mapping count (-ENOSPC past it)', () => {
+    const r = rig(vfioType1, { params: { addr_width: 48, dma_entry_limit: 2 } });
+    expect(r.run({ ...map(0, 0, 1), iova: 2 ** 39 }).rc).toBe(0); // inside a 48-bit aperture
+    expect(r.run(map(0, 1, 1)).rc).toBe(0);
+    expect(r.run(map(4, 2, 1)).rc).toBe(-ENOSPC);
+    expect(r.run({ op: 'get_info' }).detail).toBe(
+      'iova ranges: 0x0-0xfedfffff, 0xfef00000-0xffffffffffff; dma_avail 0',
+    );
+    expect(r.run({ op: 'unmap_dma', iova: 0, size: PAGE }).rc).toBe(PAGE);
+    expect(r.run(map(4, 2, 1)).rc).toBe(0); // the entry came back
     r.dev.teardown();
     expectReleased(r);
   });

@@ -57,6 +57,7 @@ import {
 } from '../../../mm/memmap';
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { boot, zone } from '../../helpers';
+import { parseVariant, setVariant } from '../../../mm/variants';
 
 const MINI = 'mini';
 // 256 frames: Normal 128 (3 reserved), Movable 128; min watermark kept small with the sysctl
@@ -420,5 +421,47 @@ describe('per-CPU list high and batch (6.12: nr_pcp_high, nr_pcp_free, nr_pcp_al
     expect(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH).toBe(ZONE_BELOW_HIGH);
     for (const p of got) freePages(m, p, 0);
     expect(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH).toBe(0);
+  });
+});
+
+describe('__setup_per_zone_wmarks() per version (mm/page_alloc.c)', () => {
+  // pages_min = 1024 KiB >> 2 = 256 pages; watermark_scale_factor 10 (0.1%)
+  const WCMD = 'mem=64M movablecore=32M sysctl.vm.min_free_kbytes=1024';
+  function wmarks(spec: string) {
+    const prev = setVariant(parseVariant(spec));
+    try {
+      const m = boot(WCMD, MINI);
+      return (['DMA', 'DMA32', 'Normal', 'Movable'] as const).map((n) => zone(m, n));
+    } finally {
+      setVariant(prev);
+    }
+  }
+  /** the formula by hand: min (proportional share or the movable cap), low = min + d, high = low + d */
+  function expected(zs: { managed: number }[], movableInLowmem: boolean) {
+    const lowmem = zs.reduce((a, z, i) => a + (i === 3 && !movableInLowmem ? 0 : z.managed), 0);
+    return zs.map((z, i) => {
+      const tmp = Math.floor((256 * z.managed) / lowmem);
+      const min = i === 3 && !movableInLowmem ? Math.min(128, Math.max(32, Math.floor(z.managed / 1024))) : tmp;
+      const d = Math.max(tmp >> 2, Math.floor((z.managed * 10) / 10000));
+      return { min, low: min + d, high: min + 2 * d };
+    });
+  }
+
+  it('6.12: ZONE_MOVABLE left out of lowmem_pages, its min capped to managed/1024 in [32, 128]', () => {
+    const zs = wmarks('v6.12');
+    expect(zs[3]!.managed).toBeGreaterThan(0);
+    expect(zs.map((z) => ({ min: z.min, low: z.low, high: z.high }))).toEqual(expected(zs, false));
+    expect(zs[3]!.min).toBe(32); // 8192 managed / 1024 = 8, clamped up to SWAP_CLUSTER_MAX
+  });
+
+  it('6.1: ZONE_MOVABLE counted in lowmem_pages and given its proportional min', () => {
+    const zs = wmarks('v6.1');
+    expect(zs.map((z) => ({ min: z.min, low: z.low, high: z.high }))).toEqual(expected(zs, true));
+    // the four shares add up to pages_min (less rounding), about half of it in ZONE_MOVABLE
+    const sum = zs.reduce((a, z) => a + z.min, 0);
+    expect(sum).toBeLessThanOrEqual(256);
+    expect(sum).toBeGreaterThan(252);
+    expect(zs[3]!.min).toBeGreaterThan(100);
+    expect(wmarks('v5.13')[3]!.min).toBe(zs[3]!.min); // older releases as 6.1
   });
 });
