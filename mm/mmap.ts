@@ -5,7 +5,9 @@
 // Simplified: MAP_FIXED never replaces (it behaves as MAP_FIXED_NOREPLACE); no stack, brk or files
 // other than shmem (shared anonymous memory, memfd-like); VM_PFNMAP/VM_IO regions have no pages.
 
-import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicXchg } from './atomic';
+import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicRead } from './atomic';
+import { folioTryGet } from './page_ref';
+import { waitWhileEqual } from './locking';
 import {
   Memmap,
   MM_NR_VMAS,
@@ -195,11 +197,25 @@ function shmemZeroSetup(m: Memmap, nrPages: number): number {
 function shmemPut(m: Memmap, inode: number): void {
   const sb = inode * SH_STRIDE;
   if (atomicFetchSub(m.shmem, sb + SH_USERS, 1) !== 1) return;
-  // shmem_evict_inode(): the page cache lets go of its folios
+  // shmem_evict_inode() -> truncate_inode_pages_range(): the page cache lets go of its folios. Each entry is
+  // taken with folio_try_get() and the slot reloaded (find_lock_entries): a folio migration has frozen
+  // (refcount 0) is waited for, and one it replaced is found at its new pfn
   const base = m.shmem[sb + SH_BASE]!;
   for (let i = 0; i < m.shmem[sb + SH_SIZE]!; i++) {
-    const pfn = atomicXchg(m.shmemPages, base + i, 0) - 1;
-    if (pfn >= 0) folioPut(m, pfn);
+    for (;;) {
+      const pfn = atomicRead(m.shmemPages, base + i) - 1;
+      if (pfn < 0) break;
+      if (!folioTryGet(m, pfn)) {
+        if (atomicRead(m.shmemPages, base + i) - 1 === pfn) waitWhileEqual(m.refcount, pfn, 0, 'frozen folio', 1);
+        continue;
+      }
+      const removed = atomicCmpxchg(m.shmemPages, base + i, pfn + 1, 0) === pfn + 1;
+      folioPut(m, pfn); // the reference taken above
+      if (removed) {
+        folioPut(m, pfn); // the page cache's (filemap_remove_folio)
+        break;
+      }
+    }
   }
 }
 
