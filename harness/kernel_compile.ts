@@ -8,6 +8,7 @@ import { ScenarioError, Step, sizePages, offsetBytes, vmstatItems } from './scen
 import { parseCmdline, parseGeometry, CmdlineError } from '../mm/cmdline';
 import { VM_ITEMS } from '../mm/vmstat';
 import type { KernelImage } from './kernel_setup';
+import { deviceModelName } from './scenario_dev';
 
 const PAGE = 4096;
 
@@ -87,7 +88,7 @@ export const KERNEL_DEVICES: Record<string, { runs: string[]; refused: Record<st
         "edu's DMA engine moves data only between RAM and its own buffer, which the CPU cannot reach: a staging map_dma would change what is pinned",
     },
   },
-  'io-uring-fixed': {
+  'io_uring-fixed': {
     runs: ['register', 'unregister'],
     refused: {
       read_fixed: "READ_FIXED needs a file, and the model's file data has no kernel counterpart: not mapped",
@@ -113,7 +114,7 @@ const RDMA_MODULES = ['e1000', 'crc32_generic', 'rdma_rxe', 'ib_uverbs'];
 const PROBE_OPS: Record<string, { open: string; close: string }> = {
   'vfio-type1': { open: 'vfio_open', close: 'vfio_close' },
   'rdma-umem': { open: 'rdma_open', close: 'rdma_close' },
-  'io-uring-fixed': { open: 'uring_open', close: 'uring_close' },
+  'io_uring-fixed': { open: 'uring_open', close: 'uring_close' },
 };
 /** The most iovecs one register step passes to the probe */
 const MAX_IOVECS = 36;
@@ -442,7 +443,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         line = 'zones';
         break;
       case 'open': {
-        const device = String(s.device);
+        const device = deviceModelName(String(s.device));
         const p = pid(s.proc);
         const dv = Object.hasOwn(KERNEL_DEVICES, device) ? KERNEL_DEVICES[device] : undefined;
         if (!dv)

@@ -159,9 +159,14 @@ export function closeProcDevices(ctx: ScenarioContext, procName: string): number
   return n;
 }
 
-/** Other spellings of a model's name: the kernel side (harness/kernel_compile.ts) writes io-uring-fixed. */
+/** Other spellings of a model's name (io-uring-fixed, as the probe's op names read). */
 const DEVICE_ALIASES: Record<string, string> = { 'io-uring-fixed': 'io_uring-fixed' };
 const DEVICE_NAMES = [...Object.keys(DEVICE_MODELS), ...Object.keys(DEVICE_ALIASES)] as [string, ...string[]];
+
+/** The registered name of a model a step's `device:` names (an alias: its model's name). */
+export function deviceModelName(name: string): string {
+  return own(DEVICE_ALIASES, name) ?? name;
+}
 
 /** The model a step's `device:` names (the schema has checked it is one). */
 function modelNamed(name: unknown): DeviceModel {

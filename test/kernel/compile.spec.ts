@@ -482,6 +482,14 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
     );
   });
 
+  it("takes the model's registered name io_uring-fixed as well as io-uring-fixed", () => {
+    const c = compileScenario(
+      't.yaml',
+      dev([...head.slice(0, 2), '  - { op: open, proc: a, device: io_uring-fixed, as: ring }'].join('\n')),
+    );
+    expect(c.program).toContain('\n3 uring_open p=0 h=0');
+  });
+
   it('compiles io-uring-fixed register/unregister/close to a ring of its own; read_fixed and write_fixed are refused', () => {
     const steps = [
       ...head.slice(0, 2),
@@ -515,10 +523,10 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
       return 'not refused';
     };
     expect(ring('  - { op: call, dev: ring, call: read_fixed, args: { buf: 0, off: 0, value: 1 } }')).toMatch(
-      /^t\.yaml: step 5 \(call\): io-uring-fixed read_fixed cannot run on a real kernel: READ_FIXED needs a file/,
+      /^t\.yaml: step 5 \(call\): io_uring-fixed read_fixed cannot run on a real kernel: READ_FIXED needs a file/,
     );
     expect(ring('  - { op: call, dev: ring, call: write_fixed, args: { buf: 0, off: 0 } }')).toMatch(
-      /step 5 \(call\): io-uring-fixed write_fixed/,
+      /step 5 \(call\): io_uring-fixed write_fixed/,
     );
     expect(ring('  - { op: call, dev: ring, call: register, args: { iovecs: [{ base: 0x1000, len: 4K }] } }')).toMatch(
       /step 5 \(call\): absolute address 4096/,
