@@ -338,7 +338,9 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         break;
       case 'munmap':
       case 'mprotect':
-      case 'madvise': {
+      case 'madvise':
+      case 'mlock':
+      case 'munlock': {
         const p = pid(s.proc);
         const a = addrArg(file, n, op, s.addr, maps);
         const l = len(s.addr, s.len);
@@ -355,17 +357,9 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
             refuse(file, n, op, `advice '${String(s.advice)}' is not dontneed, hugepage, nohugepage or populate_write`);
           extra = ` advice=${adv}`;
         }
+        // mlock2(MLOCK_ONFAULT if onfault); the probe reads VmLck after every step
+        if (op === 'mlock') extra = ` onfault=${s.onfault === true ? 1 : 0}`;
         line = `${op} p=${p} a=${a} len=${l}${extra}`;
-        break;
-      }
-      case 'mlock':
-      case 'munlock': {
-        // mlock2(MLOCK_ONFAULT if onfault) / munlock(); the probe reads VmLck after every step
-        const p = pid(s.proc);
-        const a = addrArg(file, n, op, s.addr, maps);
-        const l = len(s.addr, s.len);
-        st.len = l;
-        line = `${op} p=${p} a=${a} len=${l}${op === 'mlock' ? ` onfault=${s.onfault === true ? 1 : 0}` : ''}`;
         break;
       }
       case 'fork': {

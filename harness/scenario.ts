@@ -160,7 +160,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'touch', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const nrPages = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const nrPages = rangeLen(ctx, s, vpn);
       const write = s.write !== false;
       for (let i = 0; i < nrPages; i++) {
         const r = write
@@ -200,7 +200,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'munmap', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const n = rangeLen(ctx, s, vpn);
       return { rc: doMunmap(ctx.m, mm, vpn, n), detail: `${hex(vpn)} ${n} pages` };
     },
   },
@@ -211,7 +211,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'mlock', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const n = rangeLen(ctx, s, vpn);
       const rc = s.onfault === true ? sysMlock2(ctx.m, mm, vpn, n, MLOCK_ONFAULT) : sysMlock(ctx.m, mm, vpn, n);
       return { rc, detail: `${lockedVmText(ctx.m, mm)}; ${residency(ctx.m, mm, vpn, n)}` };
     },
@@ -222,7 +222,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'munlock', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const n = rangeLen(ctx, s, vpn);
       return { rc: sysMunlock(ctx.m, mm, vpn, n), detail: lockedVmText(ctx.m, mm) };
     },
   },
@@ -232,7 +232,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'mprotect', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const n = rangeLen(ctx, s, vpn);
       return { rc: doMprotect(ctx.m, mm, vpn, n, prot('prot', s.prot)), detail: '' };
     },
   },
@@ -247,7 +247,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'madvise', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const n = rangeLen(ctx, s, vpn);
       const advice = {
         dontneed: MADV_DONTNEED,
         hugepage: MADV_HUGEPAGE,
@@ -319,7 +319,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     run(ctx, s) {
       const mm = proc(ctx, 'migrate', s);
       const vpn = addrVpn(ctx, 'addr', s.addr);
-      const n = s.len === undefined ? mapLen(ctx, s.addr, vpn) : sizePages('len', s.len);
+      const n = rangeLen(ctx, s, vpn);
       const to = s.to === undefined ? 'any' : String(s.to);
       if (!['kernel', 'movable', 'any'].includes(to)) fail('to', `'${to}' is not kernel, movable or any`);
       const r = migrateRange(ctx.m, mm, vpn, n, to as 'kernel' | 'movable' | 'any');
@@ -352,9 +352,11 @@ function lockedVmText(m: Memmap, mm: number): string {
   return `locked_vm ${n} pages (VmLck ${n * 4} kB)`;
 }
 
-function mapLen(ctx: ScenarioContext, addr: unknown, vpn: number): number {
-  if (typeof addr === 'string') {
-    const map = ctx.maps.get(addr);
+/** A step's range in pages from vpn: its len:, else to the end of the mapping its addr: names. */
+function rangeLen(ctx: ScenarioContext, s: Step, vpn: number): number {
+  if (s.len !== undefined) return sizePages('len', s.len);
+  if (typeof s.addr === 'string') {
+    const map = ctx.maps.get(s.addr);
     if (map) return map.nrPages - (vpn - map.vpn);
   }
   return fail('len', "needs 'len:' unless 'addr:' names a whole mapping");
