@@ -160,7 +160,7 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
       out.push(`sysctl.vm.${w}`);
       continue;
     } // what the model takes it as
-    if (key === 'mem' || key === 'pinlab.machine') continue;
+    if (key === 'mem' || key === 'pinlab.machine' || key === 'pinlab.kmem') continue;
     out.push(w);
   }
   // mem= is an address limit on x86 (parse_memopt): given only when all RAM sits below the PCI hole

@@ -56,6 +56,8 @@ export interface BootParams {
   hotplugBytes: number;
   /** pinlab.machine=: the QEMU machine whose firmware map boots an x86_64 geometry (pc, as pinlab kernel runs) */
   machine: QemuMachine;
+  /** pinlab.kmem=: whether the booted kernel's own memory (mm_init.ts KERNEL_FOOTPRINTS) is allocated */
+  kmem: boolean;
   /** memmap=: edits of the e820 map in command-line order (parse_memmap_opt) */
   memmap: E820Edit[];
   warnings: string[];
@@ -255,6 +257,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
     hotplugBytes: 0,
     machine: 'pc',
     memmap: [],
+    kmem: geometry.dma32EndPfn !== 0,
     warnings: [],
   };
   let hugeOrder = geometry.pageblockOrder; // default_hstate: hugepagesz= before hugepages= applies to it
@@ -367,6 +370,14 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
         if (!geometry.dma32EndPfn) throw new CmdlineError('memmap: a miniature geometry has no e820 map');
         for (const one of need().split(',')) p.memmap.push(parseMemmapOne(one));
         break;
+      case 'pinlab.kmem': {
+        const v = need();
+        if (!geometry.dma32EndPfn)
+          throw new CmdlineError('pinlab.kmem: a miniature geometry boots no kernel footprint');
+        if (v !== 'debian' && v !== 'none') throw new CmdlineError(`pinlab.kmem: '${v}' is not debian or none`);
+        p.kmem = v === 'debian';
+        break;
+      }
       case 'pinlab.machine': {
         const v = need();
         if (!geometry.dma32EndPfn) throw new CmdlineError('pinlab.machine: a miniature geometry is not a PC');

@@ -2,9 +2,10 @@
 // handing memory to the buddy, watermarks (mm/mm_init.c, mm/memblock.c, mm/page_alloc.c, v6.12).
 //
 // Simplified (docs/simplifications.md): one node; the x86_64 geometry boots from QEMU's e820 map
-// (mm/e820.ts), a miniature one from one flat range at pfn 0; memblock reservations (kernel image,
-// then the memmap) sit low in RAM, whereas the kernel allocates the memmap top-down and can leave it
-// inside ZONE_MOVABLE (mmzone.h exception 2).
+// (mm/e820.ts) and places memblock reservations as x86 does (the image low, the memmap and the large
+// system hashes top-down, so inside ZONE_MOVABLE when it holds the top of RAM: mmzone.h exception 2);
+// a miniature geometry boots from one flat range at pfn 0 with its reservations low. What a booted
+// Debian kernel keeps for itself is measured, not booted (KERNEL_FOOTPRINTS).
 
 import { BootParams, CmdlineError, HugepageParam } from './cmdline';
 import { BootE820, bootE820, qemuRam } from './e820';
@@ -63,11 +64,13 @@ import {
   MIGRATE_CMA,
   MIGRATE_PCPTYPES,
 } from './mmzone';
-import { NO_PAGE, FPI_NONE, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
+import { NO_PAGE, FPI_NONE, allocPages, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
 import { oomKillerInit } from './oom_kill';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
 import { mmInitProcessSpace } from './mm_types';
+import { releaseAtLeast, variant } from './variants';
+import { GFP_KERNEL, GFP_DMA, GFP_DMA32, __GFP_NOWARN } from './gfp';
 import {
   MMOP_OFFLINE,
   MMOP_ONLINE,
@@ -314,15 +317,15 @@ export function planBoot(p: BootParams): BootPlan {
   const { memRanges, e820 } = bootRam(p, warnings);
   const bootPages = memRanges[memRanges.length - 1]![1];
   // memblock reservations: the first 1M on x86 (reserve_real_mode), the kernel image (its .bss holds
-  // ZERO_PAGE), then the memmap
+  // ZERO_PAGE), then the memmap: top-down on x86_64 (below, after CMA), right after the image on a
+  // miniature machine
   const memmapPages = memmapPagesFor(p, memRanges);
-  const imagePages = Math.max(1, g.kernelImagePages);
-  const reservations: Reservation[] = [
-    { startPfn: g.kernelStartPfn, nrPages: imagePages, what: 'kernel image' },
-    { startPfn: g.kernelStartPfn + imagePages, nrPages: memmapPages, what: 'memmap' },
-  ];
+  const footprint = e820 ? kernelFootprint() : null;
+  const imagePages = footprint ? footprint.imagePages : Math.max(1, g.kernelImagePages);
+  const reservations: Reservation[] = [{ startPfn: g.kernelStartPfn, nrPages: imagePages, what: 'kernel image' }];
   if (e820) reservations.push({ startPfn: 0, nrPages: 256, what: 'the first 1M (reserve_real_mode)' });
-  const reservedEnd = g.kernelStartPfn + imagePages + memmapPages;
+  else reservations.push({ startPfn: g.kernelStartPfn + imagePages, nrPages: memmapPages, what: 'memmap' });
+  const reservedEnd = g.kernelStartPfn + imagePages + (e820 ? 0 : memmapPages);
   const minPages = reservedEnd + 4 * (1 << g.pageblockOrder);
   if (bootPages < minPages) {
     throw new CmdlineError(
@@ -349,6 +352,7 @@ export function planBoot(p: BootParams): BootPlan {
     throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (512 GiB)`);
   const zoneMovablePfn = findZoneMovablePfn(p, memRanges, warnings);
   const cmaAreas = placeCma(p, memRanges, reservations, warnings);
+  if (footprint) memblockTopDown(p, memRanges, reservations, cmaAreas, memmapPages, footprint);
   for (const h of p.hugepages)
     if (h.order > g.maxOrder) reserveGigantic(h, memRanges, reservations, cmaAreas, warnings);
   return {
@@ -366,6 +370,93 @@ export function planBoot(p: BootParams): BootPlan {
     zeroPfn: g.kernelStartPfn + imagePages - 1,
     warnings,
   };
+}
+
+/**
+ * What a booted Debian kernel keeps of a QEMU guest's memory beyond what pinlab derives (the memmap, the
+ * dentry and inode hashes, the DMA atomic pools). The model does not boot Linux, so these are inputs,
+ * measured with `pinlab kernel` (a `zones` step right after boot, per-CPU list pages subtracted) on
+ * mem=512M..4G with and without ZONE_MOVABLE; docs/simplifications.md has the table.
+ */
+export interface KernelFootprint {
+  name: string;
+  /** memblock-reserved pages from the image's start: text, data, bss and the early allocations below it */
+  imagePages: number;
+  /** top-down memblock allocations besides the memmap and the hashes (the first per-CPU chunk, ...) */
+  earlyTopDownPages: number;
+  /** unmovable pages a booted kernel holds beside the DMA atomic pools: slab, stacks, per-CPU, page tables, vmalloc */
+  runtimeBasePages: number;
+  /** ... and per GiB of managed memory */
+  runtimePagesPerGiB: number;
+}
+
+export const KERNEL_FOOTPRINTS: readonly KernelFootprint[] = [
+  { name: 'debian:6.1', imagePages: 11318, earlyTopDownPages: 122, runtimeBasePages: 6148, runtimePagesPerGiB: 167 },
+  { name: 'debian:6.12', imagePages: 9557, earlyTopDownPages: 125, runtimeBasePages: 4280, runtimePagesPerGiB: 161 },
+];
+
+/** The measured kernel nearest the running variant's release: 6.1's figures before 6.7, 6.12's from it. */
+export function kernelFootprint(): KernelFootprint {
+  return KERNEL_FOOTPRINTS[releaseAtLeast(variant(), 6, 7) ? 1 : 0]!;
+}
+
+/**
+ * memblock_alloc() on x86_64: top-down (memblock_find_in_range_node()), below every earlier reservation
+ * and CMA area, never across a hole. Returns the start pfn or -1.
+ */
+function memblockAllocTopDown(
+  memRanges: [number, number][],
+  taken: { startPfn: number; nrPages: number }[],
+  n: number,
+  align: number,
+): number {
+  for (let i = memRanges.length - 1; i >= 0; i--) {
+    const [a, b] = memRanges[i]!;
+    let s = Math.floor((b - n) / align) * align;
+    while (s >= a) {
+      const hit = taken.find((r) => s < r.startPfn + r.nrPages && r.startPfn < s + n);
+      if (!hit) return s;
+      s = Math.floor((hit.startPfn - n) / align) * align;
+    }
+  }
+  return -1;
+}
+
+/**
+ * The x86_64 top-down memblock allocations after CMA: sparse_init()'s memmap (one PMD-aligned buffer,
+ * sparse_buffer_init()), then vfs_caches_init_early()'s dentry and inode hashes (alloc_large_system_hash():
+ * one bucket per 2^13 and 2^14 bytes of nr_kernel_pages, 8-byte buckets), then the rest the footprint names.
+ */
+function memblockTopDown(
+  p: BootParams,
+  memRanges: [number, number][],
+  reservations: Reservation[],
+  cma: { basePfn: number; count: number }[],
+  memmapPages: number,
+  fp: KernelFootprint,
+): void {
+  const taken = () => [...reservations, ...cma.map((c) => ({ startPfn: c.basePfn, nrPages: c.count }))];
+  const reserve = (n: number, align: number, what: string): void => {
+    if (n <= 0) return;
+    const s = memblockAllocTopDown(memRanges, taken(), n, align);
+    if (s < 0) throw new CmdlineError(`mem: ${p.memBytes} bytes is too small: no room for the ${what} (${n * 4}K)`);
+    reservations.push({ startPfn: s, nrPages: n, what });
+  };
+  reserve(memmapPages, 1 << p.geometry.pageblockOrder, 'memmap');
+  // calc_nr_kernel_pages(): the free memblock ranges once the memmap is reserved
+  let nrKernelPages = memRanges.reduce((t, [a, b]) => t + b - a, 0);
+  for (const r of taken()) nrKernelPages -= r.nrPages;
+  const hashPages = (scale: number): number => {
+    const entries = roundupPowOfTwo(roundup(nrKernelPages, 256) >> (scale - PAGE_SHIFT));
+    return Math.max(1, (entries * 8) >> PAGE_SHIFT);
+  };
+  reserve(hashPages(13), 1, 'Dentry cache hash table');
+  reserve(hashPages(14), 1, 'Inode-cache hash table');
+  reserve(fp.earlyTopDownPages, 1, 'early allocations (first per-CPU chunk, ...)');
+}
+
+function roundupPowOfTwo(n: number): number {
+  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
 }
 
 /** hugetlb_hstate_alloc_pages() for gigantic pages: memblock, top-down, naturally aligned. */
@@ -445,6 +536,7 @@ export function bootMachine(p: BootParams): Memmap {
       );
     }
   }
+  if (plan.e820 && p.kmem) kernelOwnMemory(m, kernelFootprint());
   hugetlbInit(
     m,
     p.hugepages.filter((x) => x.order <= p.geometry.maxOrder),
@@ -456,6 +548,27 @@ export function bootMachine(p: BootParams): Memmap {
   bootWarnings.set(m, plan.warnings);
   bootRamOf.set(m, { memRanges: plan.memRanges, e820: plan.e820 });
   return m;
+}
+
+/**
+ * The running kernel's own memory, allocated through the buddy as the kernel does at boot, before the
+ * hugetlb pool: dma_atomic_pool_init()'s three pools (GFP_KERNEL, GFP_DMA, GFP_DMA32; 128K per GiB of
+ * totalram_pages(), at least 128K, at most MAX_ORDER_NR_PAGES, one block of get_order(size) each), then
+ * the measured rest (slab, stacks, per-CPU areas, page tables, vmalloc) as GFP_KERNEL order-0 pages.
+ * Nothing frees them: like the kernel's, they are unmovable and not on the LRU.
+ */
+function kernelOwnMemory(m: Memmap, fp: KernelFootprint): void {
+  let totalram = 0;
+  for (let z = 0; z < MAX_NR_ZONES; z++) totalram += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+  const poolPages = Math.min(1 << m.maxOrder, Math.max(32, Math.floor(totalram / 8192)));
+  const order = Math.ceil(Math.log2(poolPages));
+  for (const gfp of [GFP_KERNEL, GFP_KERNEL | GFP_DMA, GFP_KERNEL | GFP_DMA32]) {
+    // has_managed_dma(): no GFP_DMA pool without ZONE_DMA memory
+    if (gfp & GFP_DMA && !m.zones[m.zoneBase(ZONE_DMA) + Z_MANAGED]) continue;
+    allocPages(m, gfp | __GFP_NOWARN, order);
+  }
+  const rest = fp.runtimeBasePages + Math.round((fp.runtimePagesPerGiB * totalram) / 262144);
+  for (let i = 0; i < rest; i++) if (allocPages(m, GFP_KERNEL | __GFP_NOWARN, 0) === NO_PAGE) break;
 }
 
 /** Warnings printed while booting (the kernel's pr_warn/pr_info lines about the command line). */

@@ -3,13 +3,21 @@ import { bootFromSpec } from '../harness/layout';
 import { Memmap } from '../mm/memmap';
 import { zoneInfo, ZoneInfo } from '../mm/vmstat';
 import { ZONE_NAMES } from '../mm/mmzone';
+import { parseVariant, setVariant } from '../mm/variants';
 import { lruAddDrainAll } from '../mm/swap';
 import { drainAllPages } from '../mm/page_alloc';
 import { checkAllocator } from '../properties/allocator_sound';
 import { MmuIntervalNotifier, mmuIntervalSetSeq, mmuIntervalNotifierInsert } from '../mm/mmu_notifier';
 
-export function boot(cmdline: string, geometry?: string): Memmap {
-  return bootFromSpec({ cmdline, geometry }).m;
+/** Boot as the CLI does; variant: the kernel variant boot runs under (its release picks the kernel footprint). */
+export function boot(cmdline: string, geometry?: string, variant?: string): Memmap {
+  if (variant === undefined) return bootFromSpec({ cmdline, geometry }).m;
+  const prev = setVariant(parseVariant(variant));
+  try {
+    return bootFromSpec({ cmdline, geometry }).m;
+  } finally {
+    setVariant(prev);
+  }
 }
 
 export function zone(m: Memmap, name: (typeof ZONE_NAMES)[number]): ZoneInfo {

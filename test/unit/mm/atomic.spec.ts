@@ -70,8 +70,8 @@ function workload(): {
   doMunmap(m, mm, v, 256);
   unpinUserPages(m, pages, pinned);
   exitMmap(m, child);
-  // offline the last memory block (ZONE_MOVABLE)
-  const offline = stateStore(m, m.nrBlocks - 1, 'offline');
+  // offline the first ZONE_MOVABLE block (the user pages' block; the last one holds the memmap)
+  const offline = stateStore(m, 4, 'offline');
   exitMmap(m, mm);
   return {
     bytes: new Uint8Array(m.sab.slice(0)),
