@@ -18,7 +18,9 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { kernelOf } from './device';
 import { releaseAtLeast } from '../mm/variants';
 import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
-import { PG_head, PG_tail } from '../mm/memmap';
+import { Memmap, PG_head, PG_tail } from '../mm/memmap';
+import { KBuf, kvfree, kvmalloc } from '../mm/slab';
+import { GFP_KERNEL_ACCOUNT } from '../mm/gfp';
 import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, errname } from '../mm/errno';
 import {
   PAGE_SIZE,
@@ -47,6 +49,8 @@ export const IO_BUF_MAX_LEN = 1 << 30;
 class IoMappedUbuf {
   /** pages charged for this buffer by io_buffer_account_pin() */
   acctPages = 0;
+  /** the struct itself with its bvec array, kvmalloc()ed (imuAlloc) */
+  kmem: KBuf | null = null;
 
   /**
    * ubuf, len: the user buffer (bytes); pages: the bvec pages, every page or the first pinned page of
@@ -76,6 +80,16 @@ class IoMappedUbuf {
       out.push({ iova: b * (IO_BUF_MAX_LEN / PAGE_SIZE + 1) + i, vpn: this.vpn + i, pfn, longterm: true });
     }
   }
+}
+
+/** kvmalloc(struct_size(imu, bvec, nr_bvecs)): a 32-byte header and a 16-byte bio_vec per entry. */
+export function imuBytes(nrBvecs: number): number {
+  return 32 + 16 * nrBvecs;
+}
+
+/** io_sqe_buffer_register()'s allocation of a buffer's io_mapped_ubuf (GFP_KERNEL_ACCOUNT), or null. */
+export function imuAlloc(m: Memmap, nrBvecs: number): KBuf | null {
+  return kvmalloc(m, imuBytes(nrBvecs), GFP_KERNEL_ACCOUNT);
 }
 
 const isCompound = (f: number): boolean => (f & (PG_head | PG_tail)) !== 0;
@@ -202,6 +216,8 @@ class IoRingCtx implements DeviceState {
   private bufferUnmap(imu: IoMappedUbuf): number {
     const { m, mm } = this.env;
     unpinUserPages(m, imu.pages, imu.pages.length);
+    kvfree(m, imu.kmem);
+    imu.kmem = null;
     if (imu.acctPages) {
       if (this.chargeUser) decrUserLockedVm(m, mm, imu.acctPages);
       pinnedVmAddReturn(m, mm, -imu.acctPages);
@@ -231,8 +247,10 @@ class IoRingCtx implements DeviceState {
       Math.floor(base / PAGE_SIZE),
       pinned.length,
     );
-    const rc = this.bufferAccountPin(imu, last, registered);
+    imu.kmem = imuAlloc(this.env.m, imu.pages.length);
+    const rc = imu.kmem ? this.bufferAccountPin(imu, last, registered) : -ENOMEM;
     if (rc) {
+      kvfree(this.env.m, imu.kmem);
       unpinUserPages(this.env.m, imu.pages, imu.pages.length);
       return rc;
     }

@@ -1,11 +1,12 @@
 // S2 from the review thread: "can standard systems still pin > 80% of memory?" For each kernelcore=
-// share, a process maps most of memory (the VMM's guest RAM) and pins it long-term in chunks (as VFIO's
-// MAP_DMA does) until a pin fails. Two ways: 'fresh' memory, faulted in by GUP itself inside the
-// PF_MEMALLOC_PIN scope (so it is allocated in the kernel zones at once), and 'prefault' memory the
-// guest touched before the pin (it sits in ZONE_MOVABLE first and must migrate, and the guest's own
-// unpinned pages already fill the kernel zones). Everything pinned must live in the kernel zones, so
-// the answer is bounded by kernelcore= minus the watermarks; the pinner ends OOM-killed (v5.13+), or
-// on v5.12 pins nearly everything, in ZONE_MOVABLE.
+// share, a process maps most of memory (the VMM's guest RAM) and pins it long-term in 2 MiB chunks (as
+// VFIO's MAP_DMA does; each chunk an io_uring fixed buffer, as `pinlab kernel` runs it) until a pin
+// fails. Two ways: 'fresh' memory, faulted in by GUP itself inside the PF_MEMALLOC_PIN scope (so it is
+// allocated in the kernel zones at once), and 'prefault' memory the guest touched before the pin (it
+// sits in ZONE_MOVABLE first and must migrate, and the guest's own unpinned pages already fill the
+// kernel zones). Everything pinned must live in the kernel zones, so the answer is bounded by
+// kernelcore= minus the watermarks and the kernel's own memory; the pinner ends OOM-killed (v5.13+),
+// or on v5.12 pins nearly everything, in ZONE_MOVABLE.
 
 import { bootFromSpec } from './layout';
 import { ZONE_NAMES, ZONE_MOVABLE } from '../mm/mmzone';
@@ -17,10 +18,15 @@ import { setCurrent, newTask, current } from '../mm/sched';
 import { KernelPanic } from '../mm/oom_kill';
 import { errname } from '../mm/errno';
 import { vmstatSnapshot } from '../mm/vmstat';
+import { KBuf, kvfree } from '../mm/slab';
+import { ENOMEM } from '../mm/errno';
+import { imuAlloc } from '../devices/io_uring_fixed';
 
 /**
- * Long-term pin [vpn, vpn + n) in chunks of `chunk` pages (one VFIO MAP_DMA each) until a pin comes up
- * short, fails, or the pinner is killed. Returns every frame pinned, and the last pin's return value
+ * Long-term pin [vpn, vpn + n) in chunks of `chunk` pages until a pin comes up short, fails, or the
+ * pinner is killed. Each chunk is what `pinlab kernel` runs: an io_uring fixed buffer, whose
+ * io_mapped_ubuf is kvmalloc()ed once its pages are pinned (-ENOMEM, the chunk unpinned, when that
+ * fails). Returns every frame pinned, the buffers' kernel memory, and the last pin's return value
  * ('all' when every chunk pinned whole).
  */
 export function pinChunks(
@@ -29,16 +35,27 @@ export function pinChunks(
   vpn: number,
   n: number,
   chunk: number,
-): { pages: number[]; last: number | 'all' } {
+): { pages: number[]; kmem: KBuf[]; last: number | 'all' } {
   const out: number[] = [];
+  const kmem: KBuf[] = [];
   for (let off = 0; off < n && !current().fatalSignal; off += chunk) {
     const len = Math.min(chunk, n - off);
     const pages: number[] = new Array(len).fill(-1);
     const rc = pinUserPages(m, mm, vpn + off, len, FOLL_WRITE | FOLL_LONGTERM, pages);
+    if (rc !== len) {
+      // io_pin_pages(): a partial pin is released
+      if (rc > 0) unpinUserPages(m, pages, rc);
+      return { pages: out, kmem, last: rc };
+    }
+    const imu = imuAlloc(m, len);
+    if (!imu) {
+      unpinUserPages(m, pages, len);
+      return { pages: out, kmem, last: -ENOMEM };
+    }
+    kmem.push(imu);
     for (let i = 0; i < rc; i++) out.push(pages[i]!);
-    if (rc !== len) return { pages: out, last: rc };
   }
-  return { pages: out, last: 'all' };
+  return { pages: out, kmem, last: 'all' };
 }
 
 export interface PinFractionRow {
@@ -104,10 +121,12 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
       };
     }
     let pinned: number[] = [];
+    let kmem: KBuf[] = [];
     let end = 'all';
     try {
       const r = pinChunks(m, mm, vpn, nr, o.chunk ?? 512);
       pinned = r.pages;
+      kmem = r.kmem;
       if (r.last !== 'all') end = task.fatalSignal ? 'killed' : r.last < 0 ? errname(r.last) : `short ${r.last}`;
     } catch (e) {
       if (!(e instanceof KernelPanic)) throw e;
@@ -115,6 +134,7 @@ export function pinFraction(pct: number, o: PinFractionOptions = {}): PinFractio
     }
     const migrated = vmstatSnapshot(m).pgmigrate_success;
     unpinUserPages(m, pinned, pinned.length);
+    for (const b of kmem) kvfree(m, b);
     return {
       kernelcore: pct,
       managed,
@@ -155,5 +175,57 @@ export function formatPinFraction(rows: PinFractionPair[]): string {
       `${`${kernelcore}%`.padStart(10)}  ${pct((100 * f.kernelManaged) / f.managed).padStart(12)}  ${pct(f.pct).padStart(14)}  ${f.end.padEnd(8)}  ${pct(p.pct).padStart(19)}  ${String(p.migrated).padStart(8)}  ${p.end}`,
     );
   }
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * One kernelcore= row as a scenario file for `pinlab kernel`: a process pins `pages` of fresh memory in
+ * chunks until the OOM killer takes it, then another touches as much and pins that (prefaulted). Both
+ * in one boot: the first pinner's memory went with it.
+ */
+export function pinFractionScenario(base: string, pct: number, pages: number, chunkPages: number): string {
+  const len = `${pages * 4}K`;
+  const chunk = `${chunkPages * 4}K`;
+  return [
+    `description: pin-fraction row, ${base} kernelcore=${pct}% (generated by pinlab pin-fraction --real)`,
+    `machine: { cmdline: "${base} kernelcore=${pct}%" }`,
+    'steps:',
+    '  - { op: spawn, proc: fresh }',
+    `  - { op: mmap, proc: fresh, len: ${len}, as: a }`,
+    `  - { op: pin_max, proc: fresh, addr: a, len: ${len}, chunk: ${chunk}, as: pa }`,
+    '  - { op: vmstat, items: oom_kill }',
+    '  - { op: spawn, proc: touched }',
+    `  - { op: mmap, proc: touched, len: ${len}, as: b, populate: true }`,
+    `  - { op: pin_max, proc: touched, addr: b, len: ${len}, chunk: ${chunk}, as: pb }`,
+    '  - { op: vmstat, items: oom_kill pgmigrate_success }',
+    '',
+  ].join('\n');
+}
+
+/** The pin_max steps of pinFractionScenario(): step numbers (1-based) of the fresh and the prefaulted pin. */
+export const PIN_FRACTION_STEPS = { fresh: 3, prefault: 7 } as const;
+
+/** Model and kernel side by side for one row: pages pinned each way. */
+export interface PinFractionCompare {
+  kernelcore: number;
+  managed: number;
+  mapped: number;
+  fresh: { model: number; kernel: number | null };
+  prefault: { model: number; kernel: number | null };
+}
+
+export function formatPinFractionCompare(rows: PinFractionCompare[], kernel: string): string {
+  const mib = (p: number) => (p * 4) / 1024;
+  const cell = (m: number, k: number | null, managed: number) =>
+    k === null
+      ? `${((100 * m) / managed).toFixed(1)}%  ?`.padStart(24)
+      : `${((100 * m) / managed).toFixed(1)}% ${((100 * k) / managed).toFixed(1)}% ${(mib(m - k) >= 0 ? '+' : '') + mib(m - k).toFixed(0)}M`.padStart(
+          24,
+        );
+  const lines = [`kernelcore  fresh: model ${kernel.padEnd(11)} diff  prefaulted: model ${kernel.padEnd(11)} diff`];
+  for (const r of rows)
+    lines.push(
+      `${`${r.kernelcore}%`.padStart(10)}  ${cell(r.fresh.model, r.fresh.kernel, r.managed)}  ${cell(r.prefault.model, r.prefault.kernel, r.managed)}`,
+    );
   return lines.join('\n') + '\n';
 }

@@ -37,7 +37,19 @@ export interface ScenarioContext {
   /** processes the OOM killer took, with the step that killed them */
   dead: Map<string, number>;
   /** named things steps hold: pins, kernel allocations, isolated folios */
-  held: Map<string, { kind: string; pages: number[]; n: number; flags?: number; proc?: string; at?: number }>;
+  held: Map<
+    string,
+    {
+      kind: string;
+      pages: number[];
+      n: number;
+      flags?: number;
+      proc?: string;
+      at?: number;
+      /** kernel memory the hold keeps (a long-term pin's io_mapped_ubuf) */
+      kmem?: import('../mm/slab').KBuf[];
+    }
+  >;
   /** pins released with their process (exit or OOM kill): pin name -> its process, and whether the pin step died */
   released: Map<string, { proc: string; inStep: boolean }>;
   /** open devices by handle (op: open ... as:) */

@@ -44,6 +44,8 @@ import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
 import { errname, ENOMEM, EFAULT, EBUSY, ENOENT, ESRCH } from '../mm/errno';
 import { closeProcDevices } from './scenario_dev';
 import { pinChunks } from './pin_fraction';
+import { KBuf, kvfree } from '../mm/slab';
+import { imuAlloc } from '../devices/io_uring_fixed';
 import { vaPages } from '../mm/pgtable';
 
 function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
@@ -146,7 +148,17 @@ export const PIN_STEPS: Record<string, StepKind> = {
         rc = room ? pinUserPages(ctx.m, mm, vpn, room, flags, pages, report) : -EFAULT;
         if (!room) report.outcome = 'error';
       }
-      // the process's: an io_uring fixed buffer on the kernel, released with its ring when the process exits
+      // the process's: an io_uring fixed buffer on the kernel, released with its ring when the process
+      // exits; a long-term one holds the buffer's io_mapped_ubuf as the kernel's does (-ENOMEM without it)
+      let kmem: KBuf[] | undefined;
+      if (rc > 0 && flags & FOLL_LONGTERM) {
+        const imu = imuAlloc(ctx.m, rc);
+        if (imu) kmem = [imu];
+        else {
+          unpinUserPagesDirtyLock(ctx.m, pages, rc, false);
+          rc = -ENOMEM;
+        }
+      }
       if (rc > 0)
         ctx.held.set(name, {
           kind: 'pin',
@@ -155,6 +167,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
           flags,
           proc: s.proc as string,
           at: ctx.step,
+          kmem,
         });
       return { rc, detail: `${hex(vpn)} ${n} pages: ${pinDetail(ctx.m, rc, pages, report)}` };
     },
@@ -179,6 +192,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
         return { rc: 0, detail: 'not pinned' };
       const h = held(ctx, s, 'pin', 'pin');
       unpinUserPagesDirtyLock(ctx.m, h.pages, h.n, s.dirty !== false && ((h.flags ?? 0) & FOLL_WRITE) !== 0);
+      for (const b of h.kmem ?? []) kvfree(ctx.m, b);
       return { rc: 0, detail: `${h.n} pages unpinned` };
     },
   },
@@ -332,9 +346,11 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const chunk = sizePages('chunk', s.chunk);
       // past TASK_SIZE nothing can be pinned: the chunk there fails with -EFAULT (pin_user_pages)
       const room = Math.max(0, Math.min(n, vaPages(ctx.m) - vpn));
-      const { pages: all, last } = room
-        ? pinChunks(ctx.m, mm, vpn, room, Math.min(chunk, room))
-        : { pages: [], last: -EFAULT };
+      const {
+        pages: all,
+        kmem,
+        last,
+      } = room ? pinChunks(ctx.m, mm, vpn, room, Math.min(chunk, room)) : { pages: [], kmem: [], last: -EFAULT };
       const end = room < n && last === 'all' ? -EFAULT : last;
       ctx.held.set(name, {
         kind: 'pin',
@@ -343,6 +359,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
         flags: FOLL_WRITE | FOLL_LONGTERM,
         proc: s.proc as string,
         at: ctx.step,
+        kmem,
       });
       const pct = ((100 * all.length) / n).toFixed(1);
       const then = end !== 'all' && end < 0 ? `, then ${errname(end)}` : '';
@@ -363,6 +380,7 @@ export function releaseProcess(ctx: ScenarioContext, procName: string): number {
     if (h.kind !== 'pin' || h.proc !== procName) continue;
     ctx.held.delete(name);
     unpinUserPagesDirtyLock(ctx.m, h.pages, h.n, ((h.flags ?? 0) & FOLL_WRITE) !== 0);
+    for (const b of h.kmem ?? []) kvfree(ctx.m, b);
     ctx.released.set(name, { proc: procName, inStep: h.at === ctx.step });
     n += h.n;
   }

@@ -30,12 +30,14 @@ export const __GFP_COMP = 0x40000;
 export const __GFP_NOMEMALLOC = 0x80000;
 export const __GFP_HARDWALL = 0x100000;
 export const __GFP_THISNODE = 0x200000;
+export const __GFP_ACCOUNT = 0x400000; // charged to the caller's memcg (not modelled: no memcg)
 
 export const GFP_ZONEMASK = __GFP_DMA | __GFP_HIGHMEM | __GFP_DMA32 | __GFP_MOVABLE;
 export const __GFP_RECLAIM = __GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM;
 
 export const GFP_ATOMIC = __GFP_HIGH | __GFP_KSWAPD_RECLAIM;
 export const GFP_KERNEL = __GFP_RECLAIM | __GFP_IO | __GFP_FS;
+export const GFP_KERNEL_ACCOUNT = GFP_KERNEL | __GFP_ACCOUNT;
 export const GFP_NOWAIT = __GFP_KSWAPD_RECLAIM;
 export const GFP_DMA = __GFP_DMA;
 export const GFP_DMA32 = __GFP_DMA32;

@@ -6,6 +6,9 @@ import { getUser, putUser } from '../../../mm/memory';
 import { PROT_READ } from '../../../mm/mmap';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { PG_head } from '../../../mm/memmap';
+import { zoneInfo, vmstatSnapshot } from '../../../mm/vmstat';
+import { allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
+import { GFP_KERNEL, __GFP_MEMALLOC, __GFP_NOWARN, __GFP_NORETRY } from '../../../mm/gfp';
 import { EBUSY, EINVAL, EFAULT, ENOMEM, ENXIO } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
 import { parseVariant, setVariant } from '../../../mm/variants';
@@ -32,6 +35,35 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
     }
     expect(memlockCounters(r.m, r.mm)).toEqual({ locked_vm: 0, pinned_vm: 7, user_locked_vm: 7 });
     expect(r.yields).toContain('io_uring-fixed:pinned-not-accounted');
+    expect(r.run({ op: 'unregister' }).rc).toBe(0);
+    expectReleased(r);
+  });
+
+  it("holds each buffer's io_mapped_ubuf in the kernel zones (kvmalloc of 32 + 16 bytes a bvec); the OOM killer when it cannot be had", () => {
+    const r = rig(ioUringFixed, { cmd: 'mem=8M movablecore=4M sysctl.vm.min_free_kbytes=16', maps: { buf: 600 } });
+    fill(r, 'buf', 600);
+    const normal = () => {
+      const z = zoneInfo(r.m, ZONE_NORMAL);
+      return z.free + z.pcp_count;
+    };
+    const free0 = normal();
+    expect(r.run(register(iov('buf', 0, 600))).rc).toBe(0);
+    // 600 pages migrated in, and 9632 bytes of io_mapped_ubuf: kmalloc_large, order 2
+    expect(free0 - normal()).toBe(600 + 4);
+    expect(r.run({ op: 'unregister' }).rc).toBe(0);
+    expect(free0 - normal()).toBe(600); // the buffer's pages stay where the pin put them; the ubuf is freed
+    // with the kernel zone exhausted the fallback's GFP_KERNEL vmalloc() enters the OOM killer rather than
+    // failing: the registering process is the victim, and its reserves (ALLOC_OOM) get the buffer through
+    const taken: number[] = [];
+    for (;;) {
+      const pfn = allocPages(r.m, GFP_KERNEL | __GFP_MEMALLOC | __GFP_NOWARN | __GFP_NORETRY, 0);
+      if (pfn === NO_PAGE) break;
+      taken.push(pfn);
+    }
+    expect(normal()).toBe(0);
+    expect(r.run(register(iov('buf', 0, 600))).rc).toBe(0);
+    expect(vmstatSnapshot(r.m).oom_kill).toBe(1);
+    for (const p of taken) freePages(r.m, p, 0);
     expect(r.run({ op: 'unregister' }).rc).toBe(0);
     expectReleased(r);
   });
