@@ -37,6 +37,8 @@ export interface KernelZone {
   managed: number;
   free: number;
   min: number;
+  /** pages on the per-CPU lists (the pagesets' count: lines), not in free */
+  pcp?: number;
 }
 export interface KernelBlock {
   index: number;
@@ -263,7 +265,7 @@ function stepResult(
     const how = killed.includes(st.proc ?? '') ? 'killed' : 'died';
     detail =
       st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
-        ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
+        ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${typeof r.pinned === 'number' ? `; ${r.pinned} pinned before` : ''}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
         : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
   } else detail = stepDetail(st, r, rc, state.totals, state.pinPages, state.diedPins);
   if (rc === null && st.pin) state.diedPins.add(st.pin);

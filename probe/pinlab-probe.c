@@ -166,7 +166,7 @@ static void jflush(void)
 
 /* ---------- zones and memory blocks ---------- */
 
-struct zone { char name[16]; int node; long start, spanned, present, managed, free, min; };
+struct zone { char name[16]; int node; long start, spanned, present, managed, free, min, pcp; };
 static struct zone zones[MAXZ];
 static int nzones;
 static long block_pages;
@@ -198,6 +198,7 @@ static void read_zones(void)
 		else if (z && sscanf(l, " present %ld", &v) == 1) z->present = v;
 		else if (z && sscanf(l, " managed %ld", &v) == 1) z->managed = v;
 		else if (z && sscanf(l, " start_pfn: %ld", &v) == 1) z->start = v;
+		else if (z && sscanf(l, " count: %ld", &v) == 1) z->pcp += v; /* a pageset's pages: not in "pages free" */
 	}
 }
 
@@ -264,8 +265,8 @@ static void json_zones(void)
 	jraw("\"zones\":[");
 	for (int i = 0, first = 1; i < nzones; i++) {
 		struct zone *z = &zones[i];
-		jraw("%s{\"name\":\"%s\",\"node\":%d,\"start_pfn\":%ld,\"spanned\":%ld,\"present\":%ld,\"managed\":%ld,\"free\":%ld,\"min\":%ld}",
-		     first ? "" : ",", z->name, z->node, z->start, z->spanned, z->present, z->managed, z->free, z->min);
+		jraw("%s{\"name\":\"%s\",\"node\":%d,\"start_pfn\":%ld,\"spanned\":%ld,\"present\":%ld,\"managed\":%ld,\"free\":%ld,\"min\":%ld,\"pcp\":%ld}",
+		     first ? "" : ",", z->name, z->node, z->start, z->spanned, z->present, z->managed, z->free, z->min, z->pcp);
 		first = 0;
 	}
 	jraw("],\"block_pages\":%ld,\"blocks\":[", block_pages);
@@ -439,6 +440,7 @@ static int drop_cap_ipc_lock(void)
 
 static int ring_fd[MAXH];
 static int hold_pipe[MAXH][2];
+static volatile long *pinmax_done; /* MAP_SHARED: pages pin_max has pinned so far, per hold (read when the worker dies) */
 
 /* IORING_REGISTER_BUFFERS: pin_user_pages_fast(FOLL_WRITE|FOLL_LONGTERM) of every iovec (at most 1G each) */
 static long w_pin(int h, unsigned long addr, unsigned long len)
@@ -490,6 +492,8 @@ static long w_pinmax(int h, unsigned long addr, unsigned long len, unsigned long
 	}
 	ring_fd[h] = fd;
 	long pinned = 0;
+	if (pinmax_done)
+		pinmax_done[h] = 0;
 	for (unsigned long i = 0; i < n; i++) {
 		struct iovec iov = { (void *)(addr + i * chunk), len - i * chunk < chunk ? len - i * chunk : chunk };
 		struct io_uring_rsrc_update2 up;
@@ -502,6 +506,8 @@ static long w_pinmax(int h, unsigned long addr, unsigned long len, unsigned long
 			break;
 		}
 		pinned += iov.iov_len / page_size;
+		if (pinmax_done)
+			pinmax_done[h] = pinned;
 	}
 	return pinned;
 }
@@ -1342,6 +1348,8 @@ static int run_step(int step, char **av, int ac)
 		CALL("pinmax %d %lld %lld %lld", h, addr, len, argll(av, ac, "chunk", 0));
 		if (!died && rc >= 0 && h >= 0 && h < MAXH)
 			held_proc[h] = p;
+		if (died && pinmax_done && h >= 0 && h < MAXH)
+			jraw(",\"pinned\":%ld", pinmax_done[h]); /* the chunks registered before the kill */
 		if (!died && rc > 0 && p >= 0 && !procs[p].dead)
 			residency(p, (unsigned long)addr, (unsigned long)rc * page_size);
 	} else if (!strcmp(op, "unpin")) {
@@ -1495,6 +1503,8 @@ int main(int argc, char **argv)
 		tcsetattr(fileno(out), TCSANOW, &t);
 	}
 	write_file("/proc/self/oom_score_adj", "-1000"); /* the OOM killer takes workers, never the controller */
+	void *shared = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pinmax_done = shared == MAP_FAILED ? NULL : shared;
 	prctl(PR_SET_CHILD_SUBREAPER, 1); /* a forked worker whose parent exits is still ours to reap */
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_fault;

@@ -43,7 +43,7 @@ Exit code 0 when every step's expect: held on the kernel (with --diff: when the 
 agree on every comparable fact), 1 when not or when a guest failed, 2 for bad input or a missing tool.
 `;
 
-interface Job {
+export interface Job {
   file: string;
   kernel: string;
   compiled: CompiledScenario;
@@ -51,7 +51,7 @@ interface Job {
   initramfs?: string;
 }
 
-interface KernelOptions {
+export interface KernelOptions {
   jobs: number;
   timeoutMs: number;
   keep: boolean;
@@ -73,7 +73,7 @@ function options(values: Flags): KernelOptions {
 }
 
 /** Every file and kernel checked up front, before any download or boot; then the kernels fetched and built. */
-function plan(files: string[], kernels: string[], modules: string | undefined, io: Io): Job[] {
+export function plan(files: string[], kernels: string[], modules: string | undefined, io: Io): Job[] {
   for (const k of kernels) checkKernelSpec(k);
   const jobs: Job[] = [];
   for (const file of files) {
@@ -92,7 +92,7 @@ function plan(files: string[], kernels: string[], modules: string | undefined, i
 }
 
 /** Independent guests in parallel, up to --jobs; the runs in the order given. */
-async function runJobs(jobs: Job[], o: KernelOptions): Promise<KernelRun[]> {
+export async function runJobs(jobs: Job[], o: KernelOptions): Promise<KernelRun[]> {
   const runs: KernelRun[] = new Array(jobs.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -1,18 +1,41 @@
 // pinlab pin-fraction: how much of memory can be pinned long-term for each kernelcore= share.
 import { DEFAULT_VARIANT } from '../../mm/variants';
 import { bootFromSpec } from '../layout';
-import { pinFractionTable, formatPinFraction } from '../pin_fraction';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  pinFractionTable,
+  formatPinFraction,
+  pinFractionScenario,
+  PIN_FRACTION_STEPS,
+  PinFractionCompare,
+  formatPinFractionCompare,
+} from '../pin_fraction';
+import { loadScenario, runScenario } from '../scenario';
+import { prepare, SetupError, DEBIAN_KERNELS } from '../kernel_setup';
+import { KernelRun } from '../kernel_run';
+import { Io } from '../io';
+import { plan, runJobs } from './kernel';
+import { Z_MANAGED } from '../../mm/memmap';
+import { ZONE_NAMES } from '../../mm/mmzone';
+import { parseVariant, setVariant } from '../../mm/variants';
 import { Command, parse, noPositionals, UsageError } from './command';
 import { intFlag, kernelFlag } from './flags';
 
 const PIN_FRACTION_HELP = `usage: pinlab pin-fraction [--cmdline "mem=1G"] [--geometry G] [--kernel V] [--kernelcore 10,20,...]
-                           [--share 0.9] [--chunk PAGES] [--json]
+                           [--share 0.9] [--chunk PAGES] [--json] [--real K[,K...]]
 
 "Can standard systems still pin > 80% of memory?" For each kernelcore= share (appended to --cmdline), a process
 maps --share of managed memory and pins it long-term in --chunk pages (default 512, a 2M MAP_DMA) until a pin
 fails: once with fresh memory (GUP faults it in, inside PF_MEMALLOC_PIN: straight into the kernel zones) and
 once prefaulted (the guest touched it first: it sits in ZONE_MOVABLE and must migrate, and its unpinned pages
 already fill the kernel zones). Prints the pinned share of managed memory and how the pinning ended.
+
+--real K (${DEBIAN_KERNELS.join(', ')} or a bzImage path; a comma list runs each) runs every row on that
+real kernel under QEMU as pinlab kernel does (each chunk an io_uring fixed buffer; both ways in one boot,
+the second pinner after the OOM killer took the first) and prints the model's share, the kernel's and
+the difference in MiB. The model runs the same scenario under the kernel's variant.
 `;
 
 export const pinFraction: Command = {
@@ -29,6 +52,7 @@ export const pinFraction: Command = {
       share: { type: 'string' },
       chunk: { type: 'string' },
       json: { type: 'boolean' },
+      real: { type: 'string' },
     });
     noPositionals('pin-fraction', positionals);
     if (values.help) {
@@ -50,6 +74,12 @@ export const pinFraction: Command = {
     if (!(share > 0 && share <= 1)) throw new UsageError(`--share: '${String(shareText)}' is not a fraction in (0, 1]`);
     const chunk = intFlag('chunk', values.chunk, 1) ?? 512;
     bootFromSpec({ cmdline: `${base} kernelcore=${pcts[0]}%`, geometry: values.geometry as string | undefined }); // validate once
+    if (values.real !== undefined) {
+      if (values.geometry !== undefined) throw new UsageError('pin-fraction: --real runs the x86_64 geometry only');
+      const kernels = String(values.real).split(',').filter(Boolean);
+      if (!kernels.length) throw new UsageError('--real: name a kernel (debian:6.12, debian:6.1 or a bzImage path)');
+      return realRows(base, pcts, share, chunk, kernels, values.json === true, io);
+    }
     const rows = pinFractionTable(pcts, {
       base,
       geometry: values.geometry as string | undefined,
@@ -66,3 +96,91 @@ export const pinFraction: Command = {
     return 0;
   },
 };
+
+/** Managed pages of a model boot of cmdline under variant (what the kernel's zoneinfo says too). */
+function managedPages(cmdline: string, variant: string): number {
+  const prev = setVariant(parseVariant(variant));
+  try {
+    const { m } = bootFromSpec({ cmdline });
+    let n = 0;
+    for (let z = 0; z < ZONE_NAMES.length; z++) n += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+    return n;
+  } finally {
+    setVariant(prev);
+  }
+}
+
+/** Pages a pin_max step pinned: its rc, or (the pinner killed inside it) the chunks registered before. */
+function kernelPinned(run: KernelRun, step: number): number | null {
+  const r = run.results[step - 1];
+  if (!r) return null;
+  if (typeof r.rc === 'number') return r.rc >= 0 ? r.rc : 0;
+  return typeof r.raw.pinned === 'number' ? r.raw.pinned : null;
+}
+
+async function realRows(
+  base: string,
+  pcts: number[],
+  share: number,
+  chunk: number,
+  kernels: string[],
+  json: boolean,
+  io: Io,
+): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-pin-fraction-'));
+  try {
+    const out: { kernel: string; variant: string; rows: PinFractionCompare[] }[] = [];
+    for (const k of kernels) {
+      const variant = prepare(k, { log: (s: string) => io.err(s + '\n') }).kernel.variant;
+      const files = pcts.map((pct) => {
+        const managed = managedPages(`${base} kernelcore=${pct}%`, variant);
+        const file = path.join(dir, `${k.replace(/[^a-z0-9.]+/gi, '_')}-kc${pct}.yaml`);
+        fs.writeFileSync(file, pinFractionScenario(base, pct, Math.floor(managed * share), chunk));
+        return { pct, managed, file };
+      });
+      const jobs = plan(
+        files.map((f) => f.file),
+        [k],
+        undefined,
+        io,
+      );
+      const runs = await runJobs(jobs, {
+        jobs: Math.min(2, os.cpus().length),
+        timeoutMs: 300_000,
+        keep: false,
+        diff: false,
+        json: false,
+      });
+      const rows = files.map((f, i) => {
+        const model = runScenario(f.file, loadScenario(f.file), () => {}, runs[i]!.variant);
+        const mp = (step: number) => Math.max(0, model.results[step - 1]?.rc ?? 0);
+        return {
+          kernelcore: f.pct,
+          managed: f.managed,
+          mapped: Math.floor(f.managed * share),
+          fresh: { model: mp(PIN_FRACTION_STEPS.fresh), kernel: kernelPinned(runs[i]!, PIN_FRACTION_STEPS.fresh) },
+          prefault: {
+            model: mp(PIN_FRACTION_STEPS.prefault),
+            kernel: kernelPinned(runs[i]!, PIN_FRACTION_STEPS.prefault),
+          },
+        };
+      });
+      out.push({ kernel: k, variant: runs[0]?.variant ?? variant, rows });
+    }
+    if (json) io.out(JSON.stringify({ cmdline: base, share, chunk, runs: out }, null, 2) + '\n');
+    else
+      for (const o of out)
+        io.out(
+          `# ${base} kernelcore=N%, model ${o.variant} beside ${o.kernel}, mapping ${share * 100}% of managed memory, pinned in ${chunk}-page chunks\n${formatPinFractionCompare(o.rows, o.kernel)}`,
+        );
+    return 0;
+  } catch (e) {
+    if (e instanceof SetupError) {
+      io.err(`pinlab: pin-fraction: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

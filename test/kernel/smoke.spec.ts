@@ -27,3 +27,18 @@ it('debian:6.12 runs scenarios/kernel/longterm-pin-movable.yaml and agrees with 
   expect(out).toMatch(/^# same: 9\/9 steps agree$/m);
   expect(Date.now() - t0).toBeLessThan(180_000);
 });
+
+it('pin-fraction --real: the model pins what debian:6.12 pins, within 4 MiB (the kernel own memory counted)', async () => {
+  let out = '';
+  let err = '';
+  const code = await mainAsync(['pin-fraction', '--real', 'debian:6.12', '--kernelcore', '50', '--json'], {
+    out: (s) => (out += s),
+    err: (s) => (err += s),
+  });
+  if (code !== 0) throw new Error(err || `exit ${code}`);
+  const row = JSON.parse(out).runs[0].rows[0];
+  expect(row.kernelcore).toBe(50);
+  // fresh memory: GUP faults it straight into the kernel zones until the OOM killer ends the pinner
+  expect(row.fresh.kernel).toBeGreaterThan(0.4 * row.managed);
+  expect(Math.abs(row.fresh.model - row.fresh.kernel)).toBeLessThanOrEqual(1024);
+});
