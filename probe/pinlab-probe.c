@@ -1505,6 +1505,8 @@ int main(int argc, char **argv)
 	write_file("/proc/self/oom_score_adj", "-1000"); /* the OOM killer takes workers, never the controller */
 	void *shared = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pinmax_done = shared == MAP_FAILED ? NULL : shared;
+	if (pinmax_done) /* touched now: read after an OOM kill, a first fault here would need page tables */
+		memset(shared, 0, page_size);
 	prctl(PR_SET_CHILD_SUBREAPER, 1); /* a forked worker whose parent exits is still ours to reap */
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_fault;

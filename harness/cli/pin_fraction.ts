@@ -8,7 +8,7 @@ import {
   pinFractionTable,
   formatPinFraction,
   pinFractionScenario,
-  PIN_FRACTION_STEPS,
+  PIN_FRACTION_STEP,
   PinFractionCompare,
   formatPinFractionCompare,
 } from '../pin_fraction';
@@ -33,8 +33,8 @@ once prefaulted (the guest touched it first: it sits in ZONE_MOVABLE and must mi
 already fill the kernel zones). Prints the pinned share of managed memory and how the pinning ended.
 
 --real K (${DEBIAN_KERNELS.join(', ')} or a bzImage path; a comma list runs each) runs every row on that
-real kernel under QEMU as pinlab kernel does (each chunk an io_uring fixed buffer; both ways in one boot,
-the second pinner after the OOM killer took the first) and prints the model's share, the kernel's and
+real kernel under QEMU as pinlab kernel does (each chunk an io_uring fixed buffer; a boot for each way)
+and prints the model's share, the kernel's and
 the difference in MiB. The model runs the same scenario under the kernel's variant.
 `;
 
@@ -132,11 +132,16 @@ async function realRows(
     const out: { kernel: string; variant: string; rows: PinFractionCompare[] }[] = [];
     for (const k of kernels) {
       const variant = prepare(k, { log: (s: string) => io.err(s + '\n') }).kernel.variant;
-      const files = pcts.map((pct) => {
+      const files = pcts.flatMap((pct) => {
         const managed = managedPages(`${base} kernelcore=${pct}%`, variant);
-        const file = path.join(dir, `${k.replace(/[^a-z0-9.]+/gi, '_')}-kc${pct}.yaml`);
-        fs.writeFileSync(file, pinFractionScenario(base, pct, Math.floor(managed * share), chunk));
-        return { pct, managed, file };
+        return [false, true].map((prefault) => {
+          const file = path.join(
+            dir,
+            `${k.replace(/[^a-z0-9.]+/gi, '_')}-kc${pct}-${prefault ? 'prefault' : 'fresh'}.yaml`,
+          );
+          fs.writeFileSync(file, pinFractionScenario(base, pct, Math.floor(managed * share), chunk, prefault));
+          return { pct, managed, file };
+        });
       });
       const jobs = plan(
         files.map((f) => f.file),
@@ -151,20 +156,21 @@ async function realRows(
         diff: false,
         json: false,
       });
-      const rows = files.map((f, i) => {
+      const pinned = (i: number) => {
+        const f = files[i]!;
         const model = runScenario(f.file, loadScenario(f.file), () => {}, runs[i]!.variant);
-        const mp = (step: number) => Math.max(0, model.results[step - 1]?.rc ?? 0);
         return {
-          kernelcore: f.pct,
-          managed: f.managed,
-          mapped: Math.floor(f.managed * share),
-          fresh: { model: mp(PIN_FRACTION_STEPS.fresh), kernel: kernelPinned(runs[i]!, PIN_FRACTION_STEPS.fresh) },
-          prefault: {
-            model: mp(PIN_FRACTION_STEPS.prefault),
-            kernel: kernelPinned(runs[i]!, PIN_FRACTION_STEPS.prefault),
-          },
+          model: Math.max(0, model.results[PIN_FRACTION_STEP - 1]?.rc ?? 0),
+          kernel: kernelPinned(runs[i]!, PIN_FRACTION_STEP),
         };
-      });
+      };
+      const rows = pcts.map((pct, r) => ({
+        kernelcore: pct,
+        managed: files[2 * r]!.managed,
+        mapped: Math.floor(files[2 * r]!.managed * share),
+        fresh: pinned(2 * r),
+        prefault: pinned(2 * r + 1),
+      }));
       out.push({ kernel: k, variant: runs[0]?.variant ?? variant, rows });
     }
     if (json) io.out(JSON.stringify({ cmdline: base, share, chunk, runs: out }, null, 2) + '\n');
