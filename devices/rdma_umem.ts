@@ -19,6 +19,8 @@ import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape,
 import { kernelOf } from './device';
 import { releaseAtLeast, type KernelVariant } from '../mm/variants';
 import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
+import { KBuf, getFreePage, kvfree } from '../mm/slab';
+import { GFP_KERNEL } from '../mm/gfp';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
 import { own } from '../mm/own';
 import {
@@ -79,9 +81,28 @@ interface Charge {
   over?: ReturnType<typeof memlockViolation>;
 }
 
+/** SG_MAX_SINGLE_ALLOC: scatterlist entries in one page (a chained chunk gives its last to the chain link). */
+const SG_MAX_SINGLE_ALLOC = PAGE_SIZE / 32;
+
+/**
+ * The pages of umem->sgt_append for these pinned pages (sg_alloc_append_table_from_pages()): one entry per
+ * physically contiguous run (rxe uses virtual DMA, so ib_dma_max_seg_size() is UINT_MAX), in chunks of
+ * SG_MAX_SINGLE_ALLOC; a full chunk is a page (sg_kmalloc(): __get_free_page()), a shorter last one a
+ * kmalloc() from a slab cache (no frames in pinlab).
+ */
+export function sgTablePages(pages: number[]): number {
+  let nents = pages.length ? 1 : 0;
+  for (let i = 1; i < pages.length; i++) if (pages[i] !== pages[i - 1]! + 1) nents++;
+  let n = 0;
+  for (; nents > SG_MAX_SINGLE_ALLOC; nents -= SG_MAX_SINGLE_ALLOC - 1) n++;
+  return n + (nents === SG_MAX_SINGLE_ALLOC ? 1 : 0);
+}
+
 /** struct ib_umem: the user pages one MR pinned, and the pinned_vm charge they carry. */
 class IbUmem {
   released = false;
+  /** the scatter table's pages */
+  private sg: KBuf[] = [];
 
   /** address: the user address the umem starts at, bytes; pages: from the page holding it */
   constructor(
@@ -97,15 +118,41 @@ class IbUmem {
     if (!isU64(addr + size) || !isU64(Math.ceil((addr + size) / PAGE_SIZE) * PAGE_SIZE)) return -EINVAL;
     if (!canDoMlock(m, mm)) return -EPERM;
     if (access & IB_ACCESS_ON_DEMAND) return -EOPNOTSUPP;
+    // page_list: a page of struct page pointers for the pin loop (__get_free_page(GFP_KERNEL))
+    const pageList = getFreePage(m, GFP_KERNEL);
+    if (!pageList) return -ENOMEM;
+    const pages = IbUmem.accountAndPin(env, addr, size, access, charge);
+    kvfree(m, pageList);
+    if (typeof pages === 'number') return pages;
+    const writable = ibAccessWritable(access);
+    const umem = new IbUmem(env, addr, pages, writable);
+    // the scatter table, appended to as the loop pins (GFP_KERNEL); without it: umem_release, -ENOMEM
+    for (let i = sgTablePages(pages); i > 0; i--) {
+      const b = getFreePage(m, GFP_KERNEL);
+      if (!b) {
+        umem.release();
+        return -ENOMEM;
+      }
+      umem.sg.push(b);
+    }
+    return umem;
+  }
+
+  /** ib_umem_get() between its page_list and its scatter table: the checks, the charge, the pin loop. */
+  private static accountAndPin(
+    env: DeviceEnv,
+    addr: number,
+    size: number,
+    access: number,
+    charge: Charge,
+  ): number[] | number {
     const npages = numPages(addr, size);
     if (!size || npages <= 0 || npages > 0xffffffff) return -EINVAL;
     const rc = IbUmem.accountPinned(env, npages, charge);
     if (rc) return rc;
     env.yieldPoint(`${NAME}:accounted-not-pinned`);
-    const writable = ibAccessWritable(access);
-    const flags = FOLL_LONGTERM | (writable ? FOLL_WRITE : 0);
-    const pages = IbUmem.pinPages(env, Math.floor(addr / PAGE_SIZE), npages, flags);
-    return typeof pages === 'number' ? pages : new IbUmem(env, addr, pages, writable);
+    const flags = FOLL_LONGTERM | (ibAccessWritable(access) ? FOLL_WRITE : 0);
+    return IbUmem.pinPages(env, Math.floor(addr / PAGE_SIZE), npages, flags);
   }
 
   /** The pinned_vm charge of ib_umem_get(): 0 or -ENOMEM. The bug variant is the old siw check-then-add. */
@@ -152,6 +199,8 @@ class IbUmem {
   /** ib_umem_release(): unpin (dirty if writable) and uncharge pinned_vm. */
   release(): number {
     if (this.released) return 0;
+    for (const b of this.sg) kvfree(this.env.m, b); // sg_free_append_table()
+    this.sg = [];
     unpinUserPagesDirtyLock(this.env.m, this.pages, this.pages.length, this.writable);
     pinnedVmAddReturn(this.env.m, this.env.mm, -this.pages.length);
     this.released = true;

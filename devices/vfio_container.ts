@@ -29,6 +29,11 @@ import {
   hex,
   trace,
 } from './common';
+import { KBuf, getFreePage, kvfree } from '../mm/slab';
+import { GFP_KERNEL_ACCOUNT, __GFP_ZERO } from '../mm/gfp';
+
+/** Pages per last-level IOMMU table (512 8-byte PTEs) and per second-level one: 2 MiB and 1 GiB of IOVA. */
+const PT_SPAN = 512;
 
 /** VFIO_IOMMU_MAP_DMA / UNMAP_DMA fields (struct vfio_iommu_type1_dma_map / _unmap; all: VFIO_DMA_UNMAP_FLAG_ALL). */
 export const VFIO_MAP_DMA_FIELDS: Record<string, OpField> = {
@@ -124,6 +129,12 @@ export class Type1Container {
   private readonly iotlb = new Map<number, IoPte>();
   /** emulated devices registered with a dma_unmap callback (iommu->device_list) */
   readonly devices: DmaUnmapCallback[] = [];
+  /**
+   * The IOMMU's own page-table pages (intel-iommu, 39-bit: three levels): 'root', 'l2:<GiB>', 'l1:<2 MiB
+   * block>', each one page the kernel allocates as it maps; and the 2 MiB blocks mapped as superpages.
+   */
+  private readonly ptables = new Map<string, KBuf>();
+  private readonly superpages = new Set<number>();
 
   constructor(
     private readonly env: DeviceEnv,
@@ -233,13 +244,21 @@ export class Type1Container {
         break;
       }
       this.env.yieldPoint(`${this.model}:pinned-not-mapped`); // between vfio_pin_pages_remote and vfio_iommu_map
-      this.iommuMap(
+      const mapped = this.iommuMap(
         dma.iova + dma.size,
         run.pfnBase,
         run.npage,
         dma.prot,
         dma.vaddr / PAGE_SIZE + dma.size / PAGE_SIZE,
       );
+      if (mapped) {
+        // vfio_unpin_pages_remote(dma, iova + dma->size, pfn, npage, true): this run, and its charge
+        unpinUserPagesDirtyLock(this.env.m, range(run.pfnBase, run.npage), run.npage, false);
+        accountLockedVm(this.env.m, this.env.mm, run.npage, false, dma.lockCap);
+        dma.lockedVm -= run.npage;
+        ret = mapped;
+        break;
+      }
       runs++;
       size -= run.npage * PAGE_SIZE;
       dma.size += run.npage * PAGE_SIZE;
@@ -336,9 +355,62 @@ export class Type1Container {
     batch.size = 0;
   }
 
-  /** vfio_iommu_map() -> iommu_map(): npage IOMMU PTEs from iova to pfn.. */
-  private iommuMap(iova: number, pfn: number, npage: number, prot: number, vpn: number): void {
-    for (let i = 0; i < npage; i++) this.domain!.set(iova / PAGE_SIZE + i, { pfn: pfn + i, prot, vpn: vpn + i });
+  /**
+   * vfio_iommu_map() -> iommu_map() -> intel_iommu_map_pages(): npage IOMMU PTEs from iova to pfn. The
+   * page-table levels that are missing are allocated first (pfn_to_dma_pte(), GFP_KERNEL_ACCOUNT from
+   * VFIO); a 2 MiB block the run covers whole from a 2 MiB-aligned pfn is one superpage
+   * (hardware_largepage_caps(): QEMU's intel-iommu offers 2 MiB), needing no last-level table.
+   * 0, or -ENOMEM when a table page cannot be had (nothing of the run mapped).
+   */
+  private iommuMap(iova: number, pfn: number, npage: number, prot: number, vpn: number): number {
+    const first = iova / PAGE_SIZE;
+    const end = first + npage;
+    if (!this.ptable('root')) return -ENOMEM;
+    for (let blk = Math.floor(first / PT_SPAN); blk * PT_SPAN < end; blk++) {
+      const s = blk * PT_SPAN;
+      if (!this.ptable(`l2:${Math.floor(blk / PT_SPAN)}`)) return -ENOMEM;
+      const whole = s >= first && s + PT_SPAN <= end && (pfn + s - first) % PT_SPAN === 0;
+      if (whole && !this.ptables.has(`l1:${blk}`)) this.superpages.add(blk);
+      else if (!this.ptable(`l1:${blk}`)) return -ENOMEM;
+    }
+    for (let i = 0; i < npage; i++) this.domain!.set(first + i, { pfn: pfn + i, prot, vpn: vpn + i });
+    return 0;
+  }
+
+  /** The page-table page named key, allocated (zeroed) when missing; false when it cannot be. */
+  private ptable(key: string): boolean {
+    if (this.ptables.has(key)) return true;
+    const b = getFreePage(this.env.m, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+    if (!b) return false;
+    this.ptables.set(key, b);
+    return true;
+  }
+
+  /**
+   * iommu_unmap_fast() of one contiguous run -> domain_unmap(): the tables whose whole span the range
+   * covers are freed (dma_pte_free_level(): the freelist); a table only partly unmapped stays until the
+   * domain goes.
+   */
+  private iommuUnmapTables(first: number, n: number): void {
+    const end = first + n;
+    for (let blk = Math.ceil(first / PT_SPAN); (blk + 1) * PT_SPAN <= end; blk++) {
+      this.superpages.delete(blk);
+      this.freeTable(`l1:${blk}`);
+    }
+    const gib = PT_SPAN * PT_SPAN;
+    for (let g = Math.ceil(first / gib); (g + 1) * gib <= end; g++) this.freeTable(`l2:${g}`);
+  }
+
+  private freeTable(key: string): void {
+    const b = this.ptables.get(key);
+    if (!b) return;
+    kvfree(this.env.m, b);
+    this.ptables.delete(key);
+  }
+
+  /** Frames the IOMMU's page tables hold now. */
+  iommuTablePages(): number {
+    return this.ptables.size;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -411,12 +483,18 @@ export class Type1Container {
     if (this.domain) {
       const pages: number[] = [];
       const first = dma.iova / PAGE_SIZE;
+      let runStart = first;
       for (let p = first; p < first + dma.size / PAGE_SIZE; p++) {
         const pte = this.domain.get(p);
         if (vmWarnOnOnce(!pte, 'vfio_unmap_unpin: iova not mapped')) continue;
-        this.domain.delete(p); // iommu_unmap_fast()
+        this.domain.delete(p); // iommu_unmap_fast(), one physically contiguous run at a time
+        if (pages.length && pte!.pfn !== pages[pages.length - 1]! + 1) {
+          this.iommuUnmapTables(runStart, p - runStart);
+          runStart = p;
+        }
         pages.push(pte!.pfn);
       }
+      this.iommuUnmapTables(runStart, first + dma.size / PAGE_SIZE - runStart);
       // iommu_iotlb_sync(): the device's cached translations go before any page is unpinned
       if (!this.env.bugs.has('dma-after-unmap'))
         for (let p = first; p < first + dma.size / PAGE_SIZE; p++) this.iotlb.delete(p);
@@ -441,6 +519,9 @@ export class Type1Container {
       n += this.removeDma(dma);
     }
     this.iotlb.clear();
+    // the domain goes (domain_exit()): every table left, the root too
+    for (const key of [...this.ptables.keys()]) this.freeTable(key);
+    this.superpages.clear();
     return n;
   }
 

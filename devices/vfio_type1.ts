@@ -94,7 +94,8 @@ class VfioPciDevice implements DeviceState {
 
   inspect(): { held: HeldPage[]; accounting: Record<string, number> } {
     const c = this.container;
-    return { held: c.domainHeld(), accounting: { locked_vm: c.lockedVm(), dmas: c.nrDmas() } };
+    const accounting = { locked_vm: c.lockedVm(), dmas: c.nrDmas(), iommu_pt_pages: c.iommuTablePages() };
+    return { held: c.domainHeld(), accounting };
   }
 
   /** vfio_iommu_type1_release(): the container goes with its last fd. */

@@ -65,7 +65,9 @@ import {
   MIGRATE_PCPTYPES,
 } from './mmzone';
 import { NO_PAGE, FPI_NONE, allocPages, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
-import { oomKillerInit } from './oom_kill';
+import { oomKillerInit, OOM_SCORE_ADJ_MIN } from './oom_kill';
+import { bprmMmInit, doMmap, populateRange, PROT_READ, PROT_WRITE } from './mmap';
+import { newTask, setCurrent } from './sched';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
 import { mmInitProcessSpace } from './mm_types';
@@ -388,11 +390,30 @@ export interface KernelFootprint {
   runtimeBasePages: number;
   /** ... and per GiB of managed memory */
   runtimePagesPerGiB: number;
+  /** the guest's user space once booted: the initramfs unpacked into tmpfs (shmem), and init's own pages */
+  rootfsPages: number;
+  initAnonPages: number;
 }
 
 export const KERNEL_FOOTPRINTS: readonly KernelFootprint[] = [
-  { name: 'debian:6.1', imagePages: 11318, earlyTopDownPages: 122, runtimeBasePages: 6148, runtimePagesPerGiB: 167 },
-  { name: 'debian:6.12', imagePages: 9557, earlyTopDownPages: 125, runtimeBasePages: 4280, runtimePagesPerGiB: 161 },
+  {
+    name: 'debian:6.1',
+    imagePages: 11318,
+    earlyTopDownPages: 122,
+    runtimeBasePages: 6148,
+    runtimePagesPerGiB: 167,
+    rootfsPages: 714,
+    initAnonPages: 41,
+  },
+  {
+    name: 'debian:6.12',
+    imagePages: 9557,
+    earlyTopDownPages: 125,
+    runtimeBasePages: 4280,
+    runtimePagesPerGiB: 161,
+    rootfsPages: 714,
+    initAnonPages: 42,
+  },
 ];
 
 /** The measured kernel nearest the running variant's release: 6.1's figures before 6.7, 6.12's from it. */
@@ -545,6 +566,7 @@ export function bootMachine(p: BootParams): Memmap {
   );
   memoryDevInit(m, plan);
   mmInitProcessSpace(m);
+  if (plan.e820 && p.kmem) bootUserSpace(m, kernelFootprint());
   bootWarnings.set(m, plan.warnings);
   bootRamOf.set(m, { memRanges: plan.memRanges, e820: plan.e820 });
   return m;
@@ -569,6 +591,30 @@ function kernelOwnMemory(m: Memmap, fp: KernelFootprint): void {
   }
   const rest = fp.runtimeBasePages + Math.round((fp.runtimePagesPerGiB * totalram) / 262144);
   for (let i = 0; i < rest; i++) if (allocPages(m, GFP_KERNEL | __GFP_NOWARN, 0) === NO_PAGE) break;
+}
+
+/**
+ * The guest's user space as `pinlab kernel` boots it: init (PID 1, which the OOM killer never picks:
+ * oom_score_adj -1000 stands for is_global_init()) with the initramfs unpacked into tmpfs, mapped shared,
+ * and a few pages of its own. Movable allocations after boot, so they take ZONE_MOVABLE's free blocks
+ * smallest first (the fragments beside memblock's top-down reservations); they migrate when their block
+ * goes offline. It is mm 0: the first process a scenario spawns is mm 1.
+ */
+function bootUserSpace(m: Memmap, fp: KernelFootprint): void {
+  const mm = bprmMmInit(m, { oomScoreAdj: OOM_SCORE_ADJ_MIN });
+  if (mm < 0) return;
+  const prev = setCurrent(newTask(1, 'init', 0, mm));
+  try {
+    for (const [nrPages, shared] of [
+      [fp.rootfsPages, true],
+      [fp.initAnonPages, false],
+    ] as const) {
+      const vpn = doMmap(m, mm, { nrPages, prot: PROT_READ | PROT_WRITE, shared });
+      if (vpn < 0 || populateRange(m, mm, vpn, vpn + nrPages, true) < 0) return;
+    }
+  } finally {
+    setCurrent(prev);
+  }
 }
 
 /** Warnings printed while booting (the kernel's pr_warn/pr_info lines about the command line). */

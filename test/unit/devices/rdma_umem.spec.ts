@@ -1,5 +1,5 @@
 import * as fc from 'fast-check';
-import { rdmaUmem } from '../../../devices/rdma_umem';
+import { rdmaUmem, sgTablePages } from '../../../devices/rdma_umem';
 import { memlockCounters } from '../../../devices/common';
 import { resolveOp } from '../../../devices/index';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
@@ -17,6 +17,19 @@ const reg = (off: number, pages: number, access = RW, extra: Partial<DeviceOp> =
   length: pages * PAGE,
   access,
   ...extra,
+});
+
+describe("rdma-umem's scatter table (sg_alloc_append_table_from_pages)", () => {
+  const runs = (n: number) => Array.from({ length: n }, (_, i) => 2 * i); // n pages, none contiguous
+  it('one entry per contiguous run; a page per full chunk of 128 (127 and a chain link), a shorter last one from a slab', () => {
+    expect(sgTablePages(Array.from({ length: 100000 }, (_, i) => 7 + i))).toBe(0); // one run: one entry
+    expect(sgTablePages(runs(127))).toBe(0);
+    expect(sgTablePages(runs(128))).toBe(1);
+    expect(sgTablePages(runs(129))).toBe(1);
+    expect(sgTablePages(runs(255))).toBe(2);
+    expect(sgTablePages(runs(1000))).toBe(7);
+    expect(sgTablePages([])).toBe(0);
+  });
 });
 
 describe('rdma-umem reg_mr (ib_uverbs_reg_mr, ib_umem_get)', () => {

@@ -1,4 +1,5 @@
 import * as fc from 'fast-check';
+import { zoneInfo } from '../../../mm/vmstat';
 import { vfioType1 } from '../../../devices/vfio_type1';
 import { DMA_ENTRY_LIMIT, IOMMU_ADDR_WIDTH, MSI_RESV_START, MSI_RESV_END } from '../../../devices/vfio_container';
 
@@ -175,8 +176,35 @@ describe('vfio-type1 MAP_DMA (vfio_dma_do_map, vfio_pin_map_dma)', () => {
     expectReleased(r);
   });
 
+  it("the IOMMU's page tables are kernel memory: a page per level as the mapping needs it, freed when unmapped whole", () => {
+    const r = rig(vfioType1, { cmd: 'mem=8M movablecore=4M sysctl.vm.min_free_kbytes=16', maps: { buf: 1024 } });
+    fill(r, 'buf', 1024);
+    const kernelFree = () => {
+      const z = zoneInfo(r.m, ZONE_NORMAL);
+      return z.free + z.pcp_count;
+    };
+    // one 4K page at IOVA 0: the root, a second-level and a last-level table (pfn_to_dma_pte())
+    expect(r.run({ op: 'map_dma', iova: 0, vaddr: r.va('buf'), size: PAGE, read: true, write: true }).rc).toBe(0);
+    expect(r.dev.inspect().accounting.iommu_pt_pages).toBe(3);
+    // 2 MiB more in the next two 2 MiB blocks of IOVA: at most two more last-level tables (none for a superpage)
+    expect(r.run({ op: 'map_dma', iova: 4 << 20, vaddr: r.va('buf', 1), size: 512 * PAGE, read: true }).rc).toBe(0);
+    const tables = r.dev.inspect().accounting.iommu_pt_pages!;
+    expect(tables).toBeGreaterThanOrEqual(3);
+    expect(tables).toBeLessThanOrEqual(5);
+    // a page of IOVA unmapped: its table covers 2 MiB, so it stays until the domain goes
+    expect(r.run({ op: 'unmap_dma', iova: 0, size: PAGE }).rc).toBe(PAGE);
+    expect(r.dev.inspect().accounting.iommu_pt_pages).toBe(tables);
+    // the container goes: the pages stay mapped by the process, every table page goes back (domain_exit())
+    const before = kernelFree();
+    r.dev.teardown();
+    expect(r.dev.inspect().accounting.iommu_pt_pages).toBe(0);
+    expect(kernelFree() - before).toBe(tables);
+    expectReleased(r);
+  });
+
   it('-ENOSPC once dma_entry_limit mappings exist', () => {
-    const r = rig(vfioType1, { rlimitMemlockPages: -1 });
+    // 65535 one-page mappings span 256 MiB of IOVA: 128 last-level IOMMU tables, a machine big enough for them
+    const r = rig(vfioType1, { rlimitMemlockPages: -1, cmd: 'mem=4M movablecore=1M sysctl.vm.min_free_kbytes=16' });
     fill(r, 'buf', 1);
     for (let i = 0; i < DMA_ENTRY_LIMIT; i++) {
       const rc = r.dev.step({

@@ -252,7 +252,7 @@ describe('where freed blocks go on the free lists (__free_one_page, mm/page_allo
   });
 
   it('rmqueue_bulk() adds each page at the list tail: a batch is handed out in pfn order (x86 layout)', () => {
-    const m = boot('mem=1G movablecore=512M');
+    const m = boot('mem=1G movablecore=512M pinlab.kmem=none'); // no user space has taken the fragments yet
     const pb = pcpBase(m, current().cpu, ZONE_MOVABLE);
     expect(m.pcp[pb + PCP_BATCH]).toBeGreaterThan(8); // one refill serves every request below
     const got: number[] = [];
@@ -326,7 +326,7 @@ describe('where freed blocks go on the free lists (__free_one_page, mm/page_allo
 describe('per-CPU list high and batch (6.12: nr_pcp_high, nr_pcp_free, nr_pcp_alloc, decay_pcp_high)', () => {
   // x86 layout: ZONE_MOVABLE of 512M
   const setup = (): { m: Memmap; pb: number; zb: number; batch: number; min: number; max: number } => {
-    const m = boot('mem=1G movablecore=512M');
+    const m = boot('mem=1G movablecore=512M pinlab.kmem=none'); // per-CPU lists untouched since boot
     const pb = pcpBase(m, current().cpu, ZONE_MOVABLE);
     const batch = m.pcp[pb + PCP_BATCH]!;
     return {
