@@ -130,10 +130,13 @@ export class Type1Container {
   /** emulated devices registered with a dma_unmap callback (iommu->device_list) */
   readonly devices: DmaUnmapCallback[] = [];
   /**
-   * The IOMMU's own page-table pages (intel-iommu, 39-bit: three levels): 'root', 'l2:<GiB>', 'l1:<2 MiB
-   * block>', each one page the kernel allocates as it maps; and the 2 MiB blocks mapped as superpages.
+   * The IOMMU's own page-table pages (intel-iommu: three levels for 39 bits, four for 48): 'root',
+   * 'l3:<512 GiB>' (four levels), 'l2:<GiB>', 'l1:<2 MiB block>', each one page the kernel allocates as
+   * it maps; and the 2 MiB blocks mapped as superpages.
    */
   private readonly ptables = new Map<string, KBuf>();
+  /** page-table levels: three for a 39-bit address width, four above it (agaw) */
+  private readonly levels: number;
   private readonly superpages = new Set<number>();
 
   constructor(
@@ -145,6 +148,7 @@ export class Type1Container {
     // vfio_iommu_type1_open(): iommu->dma_avail = dma_entry_limit
     this.dmaAvail = env.params?.dma_entry_limit ?? DMA_ENTRY_LIMIT;
     this.iovaList = withDomain ? buildIovaList(env.params?.addr_width ?? IOMMU_ADDR_WIDTH) : [];
+    this.levels = (env.params?.addr_width ?? IOMMU_ADDR_WIDTH) > 39 ? 4 : 3;
   }
 
   /** vfio_iommu_iova_dma_valid(): [start, end] inside one valid range, or no list at all. */
@@ -368,6 +372,7 @@ export class Type1Container {
     if (!this.ptable('root')) return -ENOMEM;
     for (let blk = Math.floor(first / PT_SPAN); blk * PT_SPAN < end; blk++) {
       const s = blk * PT_SPAN;
+      if (this.levels === 4 && !this.ptable(`l3:${Math.floor(blk / (PT_SPAN * PT_SPAN))}`)) return -ENOMEM;
       if (!this.ptable(`l2:${Math.floor(blk / PT_SPAN)}`)) return -ENOMEM;
       const whole = s >= first && s + PT_SPAN <= end && (pfn + s - first) % PT_SPAN === 0;
       if (whole && !this.ptables.has(`l1:${blk}`)) this.superpages.add(blk);
@@ -399,6 +404,8 @@ export class Type1Container {
     }
     const gib = PT_SPAN * PT_SPAN;
     for (let g = Math.ceil(first / gib); (g + 1) * gib <= end; g++) this.freeTable(`l2:${g}`);
+    const top = gib * PT_SPAN;
+    for (let t = Math.ceil(first / top); (t + 1) * top <= end; t++) this.freeTable(`l3:${t}`);
   }
 
   private freeTable(key: string): void {

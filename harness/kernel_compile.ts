@@ -46,6 +46,8 @@ export interface KernelMachine {
   /** the guest's kernel command line */
   cmdline: string;
   warnings: string[];
+  /** module parameters /init gives insmod, by module (vfio_iommu_type1.dma_entry_limit= on the machine's line) */
+  moduleArgs?: Record<string, string>;
 }
 
 export interface CompiledScenario {
@@ -143,6 +145,7 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
     throw e;
   }
   const warnings: string[] = [];
+  const moduleArgs: Record<string, string> = {};
   const words = sc.machine.cmdline.trim().split(/\s+/).filter(Boolean);
   const out: string[] = [];
   for (const w of words) {
@@ -160,7 +163,13 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
       out.push(`sysctl.vm.${w}`);
       continue;
     } // what the model takes it as
-    if (key === 'mem' || key === 'pinlab.machine' || key === 'pinlab.kmem') continue;
+    if (key === 'mem' || key === 'pinlab.machine' || key === 'pinlab.kmem' || key === 'pinlab.iommu_aw_bits') continue;
+    // a loadable module's parameter: modprobe would take it from /proc/cmdline; busybox's insmod is given it
+    const mod = /^(vfio_iommu_type1)\.(.+)$/.exec(w);
+    if (mod) {
+      moduleArgs[mod[1]!] = [moduleArgs[mod[1]!], mod[2]!].filter(Boolean).join(' ');
+      continue;
+    }
     out.push(w);
   }
   // mem= is an address limit on x86 (parse_memopt): given only when all RAM sits below the PCI hole
@@ -173,6 +182,7 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
   // speculative-execution mitigations (page table isolation makes every syscall slow under TCG)
   out.push('console=ttyS0', 'quiet', 'panic=-1', 'nokaslr', 'mitigations=off', 'dyndbg="file memory_hotplug.c +p"');
   const machine: KernelMachine = { memMiB: qemuMiB, machineType: params.machine, cmdline: out.join(' '), warnings };
+  if (Object.keys(moduleArgs).length) machine.moduleArgs = moduleArgs;
   if (sc.steps.some((s) => s.op === 'open' && s.device === 'rdma-umem')) machine.devices = RDMA_QEMU;
   if (sc.steps.some((s) => s.op === 'open' && s.device === 'vfio-type1')) {
     // QEMU has intel-iommu only on q35; the model boots from q35's e820 map only when told to (mm/e820.ts)
@@ -182,7 +192,11 @@ export function kernelMachine(file: string, sc: Scenario, kernel?: KernelImage):
       );
     // kernel-irqchip=split is what interrupt remapping asks of KVM (TCG ignores it)
     machine.machineType = 'q35,kernel-irqchip=split';
-    machine.devices = [...VFIO_QEMU, ...(machine.devices ?? [])];
+    // pinlab.iommu_aw_bits=: the IOMMU's address width, QEMU's aw-bits (the model's addr_width)
+    const aw = params.deviceParams.addr_width;
+    const iommu =
+      aw === undefined ? VFIO_QEMU : VFIO_QEMU.map((a) => (a.startsWith('intel-iommu') ? `${a},aw-bits=${aw}` : a));
+    machine.devices = [...iommu, ...(machine.devices ?? [])];
     machine.cmdline += ' intel_iommu=on';
   }
   return machine;

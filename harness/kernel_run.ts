@@ -138,7 +138,10 @@ export async function runOnKernel(
     if (!kernel.modulesDir) throw new Error(`--load: ${kernel.spec} has no modules directory (give --modules DIR)`);
     const mods = moduleClosure(kernel.modulesDir, load);
     for (const m of mods) extra.push({ name: `lib/modules/${m.name}.ko`, data: m.data });
-    extra.push({ name: 'modules.list', data: Buffer.from(mods.map((m) => m.name).join('\n') + '\n') });
+    // one line a module: its name, then what insmod is to set (the machine's module parameters)
+    const args = c.machine.moduleArgs ?? {};
+    const list = mods.map((m) => [m.name, args[m.name] ?? ''].join(' ').trim());
+    extra.push({ name: 'modules.list', data: Buffer.from(list.join('\n') + '\n') });
   }
   // the kernel unpacks concatenated archives in turn: the cached base, then this run's program
   fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(baseInitrd), cpioNewc(extra)]));

@@ -443,7 +443,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 if [ -f /modules.list ]; then
-  while read m; do insmod /lib/modules/$m.ko && echo "pinlab-init: loaded $m" > /dev/ttyS1 || echo "pinlab-init: insmod $m failed" > /dev/ttyS1; done < /modules.list
+  while read m a; do insmod /lib/modules/$m.ko $a && echo "pinlab-init: loaded $m $a" > /dev/ttyS1 || echo "pinlab-init: insmod $m $a failed" > /dev/ttyS1; done < /modules.list
 fi
 /probe /prog.txt /dev/ttyS1
 poweroff -f

@@ -17,6 +17,7 @@ import {
 import type { ActorPool } from './pool';
 import { Memmap } from '../mm/memmap';
 import { bootFromSpec } from './layout';
+import { parseCmdline, parseGeometry } from '../mm/cmdline';
 import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { MM_USERS } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
@@ -335,6 +336,19 @@ interface Started {
   settled(): number;
 }
 
+const deviceParamsCache = new Map<string, Record<string, number>>();
+/** BootParams.deviceParams of a case's machine (parsed once per command line). */
+function deviceParamsOf(cmdline: string, geometry: string | undefined): Record<string, number> {
+  const key = `${geometry ?? ''}|${cmdline}`;
+  let p = deviceParamsCache.get(key);
+  if (!p) {
+    p = parseCmdline(cmdline, parseGeometry(geometry)).deviceParams;
+    if (deviceParamsCache.size > 256) deviceParamsCache.clear();
+    deviceParamsCache.set(key, p);
+  }
+  return p;
+}
+
 function startActors(pool: ActorPool, p: Prepared, cs: Case, opts: RunOptions): Started {
   const { m, c, names, models } = p;
   const results: (ActorResult | null)[] = new Array(names.length).fill(null);
@@ -342,6 +356,8 @@ function startActors(pool: ActorPool, p: Prepared, cs: Case, opts: RunOptions): 
   let settled = 0;
   // the quiescence barrier (harness/actor/quiescence.ts) needs every actor to reach it: each model says whether it does
   const quiesce = models.every((x) => !x.skipsQuiescence);
+  // the device models' parameters from the case's command line (vfio_iommu_type1.dma_entry_limit=, ...)
+  const deviceParams = deviceParamsOf(cs.layout.cmdline, cs.layout.geometry);
   const tasks = names.map((name, k) => {
     const t: ActorTask = {
       kind: 'actor',
@@ -360,6 +376,7 @@ function startActors(pool: ActorPool, p: Prepared, cs: Case, opts: RunOptions): 
       det: opts.mode === 'det',
       faults: own(cs.faults, name) ?? {},
       bugs: (cs.bugs && own(cs.bugs, name)) ?? [],
+      params: deviceParams,
       seed: opts.seed ?? 0,
       offlinePasses: opts.offlinePasses ?? AGENT_OFFLINE_PASSES,
       checkIsolate: opts.mode === 'det',

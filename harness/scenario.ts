@@ -685,6 +685,7 @@ export function runScenario(
     step: 0,
     out,
     faults,
+    deviceParams: booted.params.deviceParams,
   };
   const results: StepResult[] = [];
   let panic: string | undefined;

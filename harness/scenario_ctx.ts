@@ -60,6 +60,8 @@ export interface ScenarioContext {
   /** name -> first vpn and length in pages */
   maps: Map<string, { proc: string; vpn: number; nrPages: number }>;
   out: (line: string) => void;
+  /** what the machine's command line sets for device models (BootParams.deviceParams) */
+  deviceParams?: Readonly<Record<string, number>>;
   /** fault points a `fault` step armed: every call of them fails until disarmed */
   faults: Set<string>;
 }

@@ -192,6 +192,7 @@ export const DEVICE_STEPS: Record<string, StepKind> = {
         mm,
         name: `${model.name}/${as}`,
         bugs: new Set(),
+        params: ctx.deviceParams,
         rand: (n) => rng.below(n),
         yieldPoint: () => {},
         trace: () => {},

@@ -54,6 +54,8 @@ export interface ActorTask {
   faults: FaultPlan;
   /** device-model bug switches for this instance */
   bugs: string[];
+  /** what the case's command line sets for device models (BootParams.deviceParams) */
+  params?: Record<string, number>;
   seed: number;
   /** offline_pages() pass budget for the hotplug agent */
   offlinePasses: number;

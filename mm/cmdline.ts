@@ -58,6 +58,11 @@ export interface BootParams {
   machine: QemuMachine;
   /** pinlab.kmem=: whether the booted kernel's own memory (mm_init.ts KERNEL_FOOTPRINTS) is allocated */
   kmem: boolean;
+  /**
+   * What device models read (DeviceEnv.params): vfio_iommu_type1.dma_entry_limit= (the module parameter,
+   * as `dma_entry_limit`) and pinlab.iommu_aw_bits= (QEMU intel-iommu's aw-bits, as `addr_width`)
+   */
+  deviceParams: Record<string, number>;
   /** memmap=: edits of the e820 map in command-line order (parse_memmap_opt) */
   memmap: E820Edit[];
   warnings: string[];
@@ -258,6 +263,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
     machine: 'pc',
     memmap: [],
     kmem: geometry.dma32EndPfn !== 0,
+    deviceParams: {},
     warnings: [],
   };
   let hugeOrder = geometry.pageblockOrder; // default_hstate: hugepagesz= before hugepages= applies to it
@@ -370,6 +376,18 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
         if (!geometry.dma32EndPfn) throw new CmdlineError('memmap: a miniature geometry has no e820 map');
         for (const one of need().split(',')) p.memmap.push(parseMemmapOne(one));
         break;
+      case 'vfio_iommu_type1.dma_entry_limit': // module_param_named(dma_entry_limit, ..., uint, 0644)
+        p.deviceParams.dma_entry_limit = parseUint(key, need());
+        if (p.deviceParams.dma_entry_limit > 0xffffffff)
+          throw new CmdlineError(`${key}: ${p.deviceParams.dma_entry_limit} does not fit a uint`);
+        break;
+      case 'pinlab.iommu_aw_bits': {
+        // QEMU's intel-iommu aw-bits: 39 (three-level tables) or 48 (four)
+        const v = need();
+        if (v !== '39' && v !== '48') throw new CmdlineError(`pinlab.iommu_aw_bits: '${v}' is not 39 or 48`);
+        p.deviceParams.addr_width = Number(v);
+        break;
+      }
       case 'pinlab.kmem': {
         const v = need();
         if (!geometry.dma32EndPfn)

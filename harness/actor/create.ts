@@ -22,6 +22,7 @@ export function createActor(t: ActorTask, m: Memmap, c: Control, log: (line: str
     mm: t.mm,
     name: traceName(t.name),
     bugs: new Set(t.bugs),
+    params: t.params,
     rand: (n) => rng.below(n),
     yieldPoint: (label) => yieldPoint(label), // through this thread's hook (signals are delivered there)
     trace: (line) => log(line),

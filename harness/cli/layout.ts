@@ -26,6 +26,11 @@ kernel parameters honoured (kernel semantics and units: K/M/G, % where the kerne
   memmap=nn@ss|nn$ss|nn#ss|nn!ss|nn|exactmap   edit the e820 map (RAM, reserved, ACPI data, persistent, limit)
   pinlab.machine=pc|q35 the QEMU machine whose e820 map x86_64 boots from (default pc, as pinlab kernel runs);
                         mem=SIZE is its RAM (split around the PCI hole, the rest above 4G)
+  pinlab.kmem=debian|none   x86_64: whether the booted kernel's own memory (slab, stacks, DMA pools, ...,
+                        measured on Debian's 6.12 or 6.1 by the variant's release) and the guest's init are
+                        allocated after boot (default debian; docs/simplifications.md)
+  vfio_iommu_type1.dma_entry_limit=N   the VFIO module parameter (vfio-type1, vfio-mdev)
+  pinlab.iommu_aw_bits=39|48   the IOMMU's address width (QEMU intel-iommu aw-bits; vfio-type1's aperture)
 `;
 
 export const layout: Command = {

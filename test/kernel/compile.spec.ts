@@ -366,6 +366,17 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
     expect(kernelMachine('t.yaml', dev(head.join('\n'), Q35))).toEqual(c.machine);
   });
 
+  it("gives insmod the machine's module parameters and QEMU the IOMMU's address width", () => {
+    const c = compileScenario(
+      't.yaml',
+      dev(head.join('\n'), `${Q35} vfio_iommu_type1.dma_entry_limit=2 pinlab.iommu_aw_bits=48`),
+    );
+    expect(c.machine.moduleArgs).toEqual({ vfio_iommu_type1: 'dma_entry_limit=2' });
+    expect(c.machine.cmdline).not.toMatch(/dma_entry_limit|aw_bits/);
+    const args = qemuArgs(c, { bzImage: 'bz' } as KernelImage, 'i', 'c', 'r');
+    expect(args.join(' ')).toMatch(/ -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48 -device edu$/);
+  });
+
   it('compiles the shipped VFIO scenario', () => {
     const file = 'scenarios/kernel/vfio-map-movable.yaml';
     const c = compileScenario(file, parseYamlText(fs.readFileSync(file, 'utf8')) as Scenario);

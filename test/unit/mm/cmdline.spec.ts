@@ -34,12 +34,22 @@ describe('parseCmdline', () => {
     ['memmap=1G%0x100000-1+2', /memmap: .* % form/],
     ['memmap=1Gx', /memmap: bad size/],
     ['pinlab.machine=isapc', /pinlab.machine: 'isapc' is not pc or q35/],
+    ['pinlab.kmem=maybe', /pinlab.kmem: 'maybe' is not debian or none/],
+    ['vfio_iommu_type1.dma_entry_limit=-1', /vfio_iommu_type1.dma_entry_limit: expected a non-negative integer/],
+    ['vfio_iommu_type1.dma_entry_limit=4294967296', /does not fit a uint/],
+    ['pinlab.iommu_aw_bits=40', /pinlab.iommu_aw_bits: '40' is not 39 or 48/],
     ['memmap=exactmap', /no usable RAM left/],
     ['memmap=4M$20M', /memmap: the kernel image and memmap \(16384K-.*\) are not all usable RAM/],
   ])('%s is a CmdlineError', (cmdline, re) => {
     expect(() => plan(cmdline)).toThrow(CmdlineError);
     expect(() => plan(cmdline)).toThrow(re);
   });
+  it("takes the device models' parameters: a module's (vfio_iommu_type1.dma_entry_limit=) and the IOMMU's width", () => {
+    expect(parseCmdline('mem=1G', { ...X86_64 }).deviceParams).toEqual({});
+    const p = parseCmdline('vfio_iommu_type1.dma_entry_limit=7 pinlab.iommu_aw_bits=48', { ...X86_64 });
+    expect(p.deviceParams).toEqual({ dma_entry_limit: 7, addr_width: 48 });
+  });
+
   it('takes min_free_kbytes= as the sysctl, with a warning that it is not a boot parameter', () => {
     const p = parseCmdline('min_free_kbytes=4096', { ...X86_64 });
     expect(p.minFreeKbytes).toBe(4096);
