@@ -63,7 +63,7 @@ class VfioPciDevice implements DeviceState {
         return this.dma(op, true);
       case 'dma_read':
         return this.dma(op, false);
-      case 'get_info': // a query, not in `ops`: generated programs never pick it (the op mix stays as it was)
+      case 'get_info': // a query: not among opKinds, so generated programs never pick it
         return this.container.getInfo();
       default:
         return { rc: -EINVAL, detail: `unknown op ${op.op}` };
@@ -178,7 +178,10 @@ export const vfioType1: DeviceModel = {
     unmap_dma: VFIO_UNMAP_DMA_FIELDS,
     dma_write: { iova: 'int', value: 'int' },
     dma_read: { iova: 'int' },
+    get_info: {},
   },
+  // swarm testing's op kinds: the ones that change state (get_info only reads)
+  opKinds: ['map_dma', 'unmap_dma', 'dma_write', 'dma_read'],
   errnos: {
     // vfio_dma_do_map(): -EINVAL (u64 overflow, no READ/WRITE, alignment, wrap, outside the IOVA list), -EEXIST,
     // -ENOSPC (dma_entry_limit), -ENOMEM (RLIMIT_MEMLOCK in vfio_pin_pages_remote); vaddr_get_pfns() ->
@@ -191,6 +194,8 @@ export const vfioType1: DeviceModel = {
     // represent -EINVAL
     dma_write: [-EINVAL, -EFAULT],
     dma_read: [-EINVAL, -EFAULT],
+    // vfio_iommu_type1_get_info(): -EFAULT/-EINVAL only for a bad user buffer, which pinlab's op has none of
+    get_info: [],
   },
   faultPoints: GUP_FAULT_POINTS,
   programLength: DEVICE_PROGRAM_LENGTH,

@@ -82,7 +82,7 @@ export interface CompiledScenario {
  */
 export const KERNEL_DEVICES: Record<string, { runs: string[]; refused: Record<string, string> }> = {
   'vfio-type1': {
-    runs: ['map_dma', 'unmap_dma'],
+    runs: ['map_dma', 'unmap_dma', 'get_info'],
     refused: {
       dma_write:
         "edu's DMA engine moves data only between RAM and its own buffer, which the CPU cannot reach: a staging map_dma would change what is pinned",
@@ -591,6 +591,7 @@ function deviceCall(
       );
     return `rdma_reg ${head} a=${a} len=${len} access=${access}`;
   }
+  if (call === 'get_info') return `vfio_info ${head}`;
   if (call === 'unmap_dma') {
     if (args.all === true) return `vfio_unmap ${head} iova=0 len=0 all=1`;
     const iova = bytesArg(file, n, 'iova', args.iova);

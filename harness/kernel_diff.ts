@@ -77,6 +77,12 @@ export function stepFacts(
       if (COMPARED_COUNTERS.includes(mt[1]!) && !skip.has(mt[1]!)) f[mt[1]!] = mt[2]!;
   }
   if (op === 'zones') f.zones = [...detail.matchAll(/(\w+): free/g)].map((m) => m[1]).join(', ');
+  const info = op === 'call' ? /iova ranges: ([^;]*)(?:; dma_avail (\d+))?/.exec(detail) : null;
+  if (info) {
+    // VFIO_IOMMU_GET_INFO: the valid IOVA list and the vfio_dma entries left
+    f['iova ranges'] = info[1]!;
+    f.dma_avail = info[2] ?? 'n/a';
+  }
   if (killed.length && f.killed && result !== 'panic') f.result = 'killed';
   return f;
 }

@@ -270,7 +270,10 @@ function stepResult(
       st.op === 'pin' || st.op === 'pin_max' // the pinner taken by the OOM killer while its pin migrated pages
         ? `${r.addr ?? ''} ${(st.len ?? 0) / 4096} pages: outcome ${how}${typeof r.pinned === 'number' ? `; ${r.pinned} pinned before` : ''}${d.pgmigrate_success ? `; ${d.pgmigrate_success} migrated` : ''}`
         : `${st.proc} was ${how === 'killed' ? 'killed by the OOM killer' : 'ended by a signal'} inside the step`;
-  } else detail = stepDetail(st, r, rc, state.totals, state.pinPages, state.diedPins);
+  } else {
+    detail = stepDetail(st, r, rc, state.totals, state.pinPages, state.diedPins);
+    if (st.op === 'call' && st.call === 'get_info' && rc > 0) rc = 0; // the ioctl's 0; the probe's rc counted ranges
+  }
   if (rc === null && st.pin) state.diedPins.add(st.pin);
   if (rc !== null && st.op === 'read' && st.value !== undefined && rc >= 0 && rc >>> 0 !== st.value) {
     detail += `, expected ${st.value}`;
@@ -530,6 +533,13 @@ function deviceDetail(st: CompiledScenario['steps'][number], r: Record<string, u
         if (d.pgmigrate_success) parts.push(`${d.pgmigrate_success} migrated`);
         if (vm?.VmPin !== undefined) parts.push(`pinned_vm ${vm.VmPin / 4} pages`);
         return parts.join('; ');
+      }
+      if (st.call === 'get_info') {
+        // VFIO_IOMMU_GET_INFO: the IOVA-range capability's ranges (the probe's "iova") and DMA_AVAIL's count (aux)
+        if (rc < 0) return '';
+        const ranges = (r.iova as [string, string][] | undefined) ?? [];
+        const avail = Number(r.aux) >= 0 ? `; dma_avail ${r.aux}` : '';
+        return `iova ranges: ${ranges.map(([a, b]) => `${a}-${b}`).join(', ') || 'none (no IOMMU domain)'}${avail}`;
       }
       const iova = `0x${(st.iova ?? 0).toString(16)}`;
       if (st.call === 'unmap_dma') return rc < 0 ? '' : `${rc} bytes unmapped`;

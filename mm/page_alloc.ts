@@ -5,8 +5,10 @@
 //
 // Simplified (docs/simplifications.md): one node; no ZONE_HIGHMEM; per-CPU lists hold order 0 only
 // (6.12 also caches orders 1-3 and pageblock_order); no highatomic reserves, no watermark boosting, no
-// page reporting or shuffling (free-list placement as 6.12: FPI_TO_TAIL, buddy_merge_likely()). Reclaim,
-// compaction and the OOM killer sit behind the slow path's hook (mm/oom_kill.ts installs it).
+// page reporting or shuffling (free-list placement as 6.12: FPI_TO_TAIL, buddy_merge_likely()). Direct
+// reclaim frees nothing (no page cache, no swap) but drains every CPU's lists once, as
+// __alloc_pages_direct_reclaim() does; compaction and the OOM killer sit behind the slow path's hook
+// (mm/oom_kill.ts installs it).
 
 import { atomicFetchAdd, atomicFetchSub } from './atomic';
 import { Memmap, freeAreaHead, freeAreaCount, freeAreaTail, pcpBase } from './memmap';
@@ -1047,12 +1049,23 @@ function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: numb
   // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC ignores the watermarks (unless __GFP_NOMEMALLOC)
   if (gfp & __GFP_MEMALLOC && !(gfp & __GFP_NOMEMALLOC))
     allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_NO_WATERMARKS) | (allocFlags & ALLOC_KSWAPD);
+  let drained = false;
   for (let attempt = 0; attempt <= MAX_RECLAIM_RETRIES; attempt++) {
     // an OOM victim may dip into the reserves on its way out (ALLOC_OOM, oom_reserves_allowed())
     const f = current().fatalSignal ? allocFlags | ALLOC_OOM : allocFlags;
     const pfn = getPageFromFreelist(m, gfp, order, f, highest);
     if (pfn !== NO_PAGE) return pfn;
-    if (!(gfp & __GFP_DIRECT_RECLAIM) || !slowpathHook || !slowpathHook(m, gfp, order, attempt)) break;
+    if (!(gfp & __GFP_DIRECT_RECLAIM)) break;
+    // __alloc_pages_direct_reclaim(): reclaim frees nothing here (no page cache, no swap), so the
+    // per-CPU lists of every CPU go back to the buddy once (drain_all_pages()) and the freelists are
+    // tried again, before the OOM killer
+    if (!drained) {
+      drained = true;
+      drainAllPages(m);
+      attempt--;
+      continue;
+    }
+    if (!slowpathHook || !slowpathHook(m, gfp, order, attempt)) break;
   }
   return NO_PAGE;
 }

@@ -704,6 +704,40 @@ static long w_vfio_unmap(int h, unsigned long iova, unsigned long size, int all)
 	return ioctl(vf_ct[h], VFIO_IOMMU_UNMAP_DMA, &u) ? -errno : (long)u.size;
 }
 
+/*
+ * VFIO_IOMMU_GET_INFO with its capability chain: the IOVA ranges (VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) go
+ * into the shared page for the controller (at most 16); returns how many, *avail the DMA_AVAIL capability's
+ * count (-1 without it), or -errno.
+ */
+#define INFO_SLOT 64 /* longs into the shared page: after pin_max's progress words */
+static long w_vfio_info(int h, long long *avail)
+{
+	if (vf_ct[h] <= 0)
+		return -EBADF;
+	static char buf[4096];
+	struct vfio_iommu_type1_info *in = (void *)buf;
+	memset(buf, 0, sizeof(buf));
+	in->argsz = sizeof(buf);
+	if (ioctl(vf_ct[h], VFIO_IOMMU_GET_INFO, in))
+		return -errno;
+	long n = 0;
+	*avail = -1;
+	for (uint32_t off = (in->flags & VFIO_IOMMU_INFO_CAPS) ? in->cap_offset : 0; off && off + 8 <= sizeof(buf);) {
+		struct vfio_info_cap_header *c = (void *)(buf + off);
+		if (c->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+			struct vfio_iommu_type1_info_cap_iova_range *r = (void *)c;
+			for (uint32_t i = 0; i < r->nr_iovas && n < 16; i++, n++)
+				if (pinmax_done) {
+					pinmax_done[INFO_SLOT + 2 * n] = (long)r->iova_ranges[i].start;
+					pinmax_done[INFO_SLOT + 2 * n + 1] = (long)r->iova_ranges[i].end;
+				}
+		} else if (c->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL)
+			*avail = ((struct vfio_iommu_type1_info_dma_avail *)c)->avail;
+		off = c->next;
+	}
+	return n;
+}
+
 /* close the device, the group and the container: vfio_iommu_type1_release() unmaps and unpins what is left */
 static long w_vfio_close(int h)
 {
@@ -997,6 +1031,10 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 		reply(rep, r < 0 ? r : 0, r < 0 ? 0 : r);
 	} else if (!strcmp(op, "vfio_map")) { /* vfio_map H IOVA VADDR SIZE PROT */
 		reply(rep, w_vfio_map((int)addr, len, strtoul(av[3], NULL, 0), strtoul(av[4], NULL, 0), atoi(av[5])), 0);
+	} else if (!strcmp(op, "vfio_info")) { /* vfio_info H */
+		long long avail;
+		long r = w_vfio_info((int)addr, &avail);
+		reply(rep, r, avail);
 	} else if (!strcmp(op, "vfio_unmap")) { /* vfio_unmap H IOVA SIZE ALL */
 		reply(rep, w_vfio_unmap((int)addr, len, strtoul(av[3], NULL, 0), atoi(av[4])), 0);
 	} else if (!strcmp(op, "vfio_close")) { /* vfio_close H */
@@ -1379,6 +1417,16 @@ static int run_step(int step, char **av, int ac)
 			res = 1;
 		} else if (!strcmp(op, "vfio_unmap"))
 			CALL("vfio_unmap %d %lld %lld %lld", h, argll(av, ac, "iova", 0), len, argll(av, ac, "all", 0));
+		else if (!strcmp(op, "vfio_info")) {
+			CALL("vfio_info %d", h);
+			if (!died && rc >= 0 && pinmax_done) { /* the ranges the worker left in the shared page */
+				jraw(",\"iova\":[");
+				for (long i = 0; i < rc; i++)
+					jraw("%s[\"0x%lx\",\"0x%lx\"]", i ? "," : "", (unsigned long)pinmax_done[INFO_SLOT + 2 * i],
+					     (unsigned long)pinmax_done[INFO_SLOT + 2 * i + 1]);
+				jraw("]");
+			}
+		}
 		else if (!strcmp(op, "vfio_close"))
 			CALL("vfio_close %d", h);
 		else {

@@ -52,7 +52,7 @@ describe('device steps: bad args are one line on stderr and exit 2', () => {
     [
       'unknown-call',
       `${HEAD}  - { op: call, dev: vf, call: reg_mr, args: {} }\n`,
-      /: step 4 \(call\): call: vfio-type1 has no op 'reg_mr' \(ops: map_dma, unmap_dma, dma_write, dma_read\)$/,
+      /: step 4 \(call\): call: vfio-type1 has no op 'reg_mr' \(ops: map_dma, unmap_dma, dma_write, dma_read, get_info\)$/,
     ],
     [
       'unknown-arg',

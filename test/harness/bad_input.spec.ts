@@ -390,7 +390,7 @@ describe('regression files: every field is checked before anything runs', () => 
     [
       'a device op nobody declared',
       dev('vfio-type1', [{ op: 'pin_pages', iova: 0 }]),
-      /: unknown op "pin_pages" for vfio-type1 \(ops: map_dma, unmap_dma, dma_write, dma_read\)$/,
+      /: unknown op "pin_pages" for vfio-type1 \(ops: map_dma, unmap_dma, dma_write, dma_read, get_info\)$/,
     ],
     [
       'a malformed iovec',

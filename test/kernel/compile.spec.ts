@@ -369,8 +369,17 @@ describe('pinlab kernel: device steps (open, call, close)', () => {
   it("gives insmod the machine's module parameters and QEMU the IOMMU's address width", () => {
     const c = compileScenario(
       't.yaml',
-      dev(head.join('\n'), `${Q35} vfio_iommu_type1.dma_entry_limit=2 pinlab.iommu_aw_bits=48`),
+      dev(
+        [...head, '  - { op: call, dev: vf, call: get_info }'].join('\n'),
+        `${Q35} vfio_iommu_type1.dma_entry_limit=2 pinlab.iommu_aw_bits=48`,
+      ),
     );
+    expect(c.program.split('\n')[4]).toBe('4 vfio_info p=0 h=0'); // VFIO_IOMMU_GET_INFO
+    expect(stepFacts('call', '0', 'iova ranges: 0x0-0xfedfffff, 0xfef00000-0xffffffffffff; dma_avail 2', [])).toEqual({
+      result: '0',
+      'iova ranges': '0x0-0xfedfffff, 0xfef00000-0xffffffffffff',
+      dma_avail: '2',
+    });
     expect(c.machine.moduleArgs).toEqual({ vfio_iommu_type1: 'dma_entry_limit=2' });
     expect(c.machine.cmdline).not.toMatch(/dma_entry_limit|aw_bits/);
     const args = qemuArgs(c, { bzImage: 'bz' } as KernelImage, 'i', 'c', 'r');
