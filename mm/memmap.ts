@@ -26,7 +26,10 @@ export interface Geometry {
   dma32EndPfn: number;
   /** physical start of the kernel image in frames (x86-64 CONFIG_PHYSICAL_START: 16 MiB) */
   kernelStartPfn: number;
-  /** frames memblock keeps for the kernel image and early allocations */
+  /**
+   * frames memblock keeps for the kernel image on a geometry without an e820 map (a miniature one); on
+   * x86_64 the measured Debian kernel decides (mm_init.ts KERNEL_FOOTPRINTS)
+   */
   kernelImagePages: number;
   /** bytes of struct page the real kernel spends per frame (for memmap reservation): 64 */
   structPageBytes: number;
@@ -46,7 +49,7 @@ export const X86_64: Geometry = {
   dmaEndPfn: 4096,
   dma32EndPfn: 1 << 20,
   kernelStartPfn: 4096,
-  kernelImagePages: 8192,
+  kernelImagePages: 0, // KERNEL_FOOTPRINTS' imagePages
   structPageBytes: 64,
   nrCpus: 8,
   thpMinPages: 131072,

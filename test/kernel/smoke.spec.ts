@@ -28,7 +28,7 @@ it('debian:6.12 runs scenarios/kernel/longterm-pin-movable.yaml and agrees with 
   expect(Date.now() - t0).toBeLessThan(180_000);
 });
 
-it('pin-fraction --real: the model pins what debian:6.12 pins, within 4 MiB (the kernel own memory counted)', async () => {
+it("pin-fraction --real: the model pins what debian:6.12 pins, within the kernel's own spread (its own memory counted)", async () => {
   let out = '';
   let err = '';
   const code = await mainAsync(['pin-fraction', '--real', 'debian:6.12', '--kernelcore', '50', '--json'], {
@@ -40,5 +40,10 @@ it('pin-fraction --real: the model pins what debian:6.12 pins, within 4 MiB (the
   expect(row.kernelcore).toBe(50);
   // fresh memory: GUP faults it straight into the kernel zones until the OOM killer ends the pinner
   expect(row.fresh.kernel).toBeGreaterThan(0.4 * row.managed);
-  expect(Math.abs(row.fresh.model - row.fresh.kernel)).toBeLessThanOrEqual(1024);
+  // within a chunk below the kernel, and above it by at most the kernel's own spread: on 6.12 direct reclaim
+  // frees the reclaimable slab onto the per-CPU list below the min watermark, where it stays unused, up to
+  // ~2,300 pages depending on timing (docs/review-thread.md). Before the kernel's own memory was modelled
+  // the model pinned 3,000-7,000 pages more.
+  expect(row.fresh.model - row.fresh.kernel).toBeGreaterThanOrEqual(-512);
+  expect(row.fresh.model - row.fresh.kernel).toBeLessThanOrEqual(2560);
 });
