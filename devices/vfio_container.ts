@@ -132,12 +132,11 @@ export class Type1Container {
   /**
    * The IOMMU's own page-table pages (intel-iommu: three levels for 39 bits, four for 48): 'root',
    * 'l3:<512 GiB>' (four levels), 'l2:<GiB>', 'l1:<2 MiB block>', each one page the kernel allocates as
-   * it maps; and the 2 MiB blocks mapped as superpages.
+   * it maps (a 2 MiB superpage has no 'l1').
    */
   private readonly ptables = new Map<string, KBuf>();
   /** page-table levels: three for a 39-bit address width, four above it (agaw) */
   private readonly levels: number;
-  private readonly superpages = new Set<number>();
 
   constructor(
     private readonly env: DeviceEnv,
@@ -375,8 +374,8 @@ export class Type1Container {
       if (this.levels === 4 && !this.ptable(`l3:${Math.floor(blk / (PT_SPAN * PT_SPAN))}`)) return -ENOMEM;
       if (!this.ptable(`l2:${Math.floor(blk / PT_SPAN)}`)) return -ENOMEM;
       const whole = s >= first && s + PT_SPAN <= end && (pfn + s - first) % PT_SPAN === 0;
-      if (whole && !this.ptables.has(`l1:${blk}`)) this.superpages.add(blk);
-      else if (!this.ptable(`l1:${blk}`)) return -ENOMEM;
+      const superpage = whole && !this.ptables.has(`l1:${blk}`);
+      if (!superpage && !this.ptable(`l1:${blk}`)) return -ENOMEM;
     }
     for (let i = 0; i < npage; i++) this.domain!.set(first + i, { pfn: pfn + i, prot, vpn: vpn + i });
     return 0;
@@ -398,10 +397,7 @@ export class Type1Container {
    */
   private iommuUnmapTables(first: number, n: number): void {
     const end = first + n;
-    for (let blk = Math.ceil(first / PT_SPAN); (blk + 1) * PT_SPAN <= end; blk++) {
-      this.superpages.delete(blk);
-      this.freeTable(`l1:${blk}`);
-    }
+    for (let blk = Math.ceil(first / PT_SPAN); (blk + 1) * PT_SPAN <= end; blk++) this.freeTable(`l1:${blk}`);
     const gib = PT_SPAN * PT_SPAN;
     for (let g = Math.ceil(first / gib); (g + 1) * gib <= end; g++) this.freeTable(`l2:${g}`);
     const top = gib * PT_SPAN;
@@ -528,7 +524,6 @@ export class Type1Container {
     this.iotlb.clear();
     // the domain goes (domain_exit()): every table left, the root too
     for (const key of [...this.ptables.keys()]) this.freeTable(key);
-    this.superpages.clear();
     return n;
   }
 

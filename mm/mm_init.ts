@@ -64,7 +64,16 @@ import {
   MIGRATE_CMA,
   MIGRATE_PCPTYPES,
 } from './mmzone';
-import { NO_PAGE, FPI_NONE, allocPages, freeRange, initPerZoneWmarkMin, setMinFreeKbytes } from './page_alloc';
+import {
+  NO_PAGE,
+  FPI_NONE,
+  allocPages,
+  freeRange,
+  initPerZoneWmarkMin,
+  setMinFreeKbytes,
+  totalramPages,
+} from './page_alloc';
+import { getOrder } from './slab';
 import { oomKillerInit, OOM_SCORE_ADJ_MIN } from './oom_kill';
 import { bprmMmInit, doMmap, populateRange, PROT_READ, PROT_WRITE } from './mmap';
 import { newTask, setCurrent } from './sched';
@@ -580,10 +589,9 @@ export function bootMachine(p: BootParams): Memmap {
  * Nothing frees them: like the kernel's, they are unmovable and not on the LRU.
  */
 function kernelOwnMemory(m: Memmap, fp: KernelFootprint): void {
-  let totalram = 0;
-  for (let z = 0; z < MAX_NR_ZONES; z++) totalram += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+  const totalram = totalramPages(m);
   const poolPages = Math.min(1 << m.maxOrder, Math.max(32, Math.floor(totalram / 8192)));
-  const order = Math.ceil(Math.log2(poolPages));
+  const order = getOrder(poolPages << PAGE_SHIFT);
   for (const gfp of [GFP_KERNEL, GFP_KERNEL | GFP_DMA, GFP_KERNEL | GFP_DMA32]) {
     // has_managed_dma(): no GFP_DMA pool without ZONE_DMA memory
     if (gfp & GFP_DMA && !m.zones[m.zoneBase(ZONE_DMA) + Z_MANAGED]) continue;

@@ -14,13 +14,12 @@ import {
   MM_OOM_SCORE_ADJ,
   MM_FLAGS,
   MM_PID,
-  Z_MANAGED,
 } from './memmap';
 import { mmBase } from './mm_types';
-import { setSlowpathHook, highWatermarkOk } from './page_alloc';
+import { setSlowpathHook, highWatermarkOk, totalramPages } from './page_alloc';
 import { atomicFetchOr, atomicRead } from './atomic';
 import { __GFP_NORETRY, __GFP_RETRY_MAYFAIL, __GFP_THISNODE, gfpZone } from './gfp';
-import { ZONE_NORMAL, MAX_NR_ZONES } from './mmzone';
+import { ZONE_NORMAL } from './mmzone';
 import { current, OomKill } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { exitMmap } from './mmap';
@@ -51,19 +50,13 @@ export function setOomVictimExitHook(h: ((m: Memmap, mm: number) => void) | null
   victimExitHook = h;
 }
 
-function totalPages(m: Memmap): number {
-  let t = 0;
-  for (let z = 0; z < MAX_NR_ZONES; z++) t += m.zones[m.zoneBase(z) + Z_MANAGED]!;
-  return t;
-}
-
 /** oom_badness(): resident pages plus page tables, adjusted by oom_score_adj in thousandths of memory. */
 export function oomBadness(m: Memmap, mm: number): number {
   const b = mmBase(mm);
   const adj = m.mms[b + MM_OOM_SCORE_ADJ]!;
   if (adj === OOM_SCORE_ADJ_MIN || m.mms[b + MM_FLAGS]! & MMF_OOM_VICTIM) return -Infinity;
   const points = m.mms[b + MM_RSS_ANON]! + m.mms[b + MM_RSS_FILE]! + m.mms[b + MM_RSS_SHMEM]! + m.mms[b + MM_PGTABLES]!;
-  return points + Math.floor((adj * totalPages(m)) / 1000);
+  return points + Math.floor((adj * totalramPages(m)) / 1000);
 }
 
 function rss(m: Memmap, mm: number): number {

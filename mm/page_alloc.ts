@@ -1087,6 +1087,13 @@ export function highWatermarkOk(m: Memmap, gfp: number, order: number): boolean 
   return false;
 }
 
+/** totalram_pages(): the managed pages of every zone. */
+export function totalramPages(m: Memmap): number {
+  let t = 0;
+  for (let z = 0; z < MAX_NR_ZONES; z++) t += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+  return t;
+}
+
 function firstPopulatedZone(m: Memmap, highest: number): number {
   for (let zid = highest; zid >= 0; zid--) if (m.zones[m.zoneBase(zid) + Z_MANAGED]! > 0) return zid;
   return -1;

@@ -17,8 +17,7 @@ import { prepare, SetupError, DEBIAN_KERNELS } from '../kernel_setup';
 import { KernelRun } from '../kernel_run';
 import { Io } from '../io';
 import { plan, runJobs } from './kernel';
-import { Z_MANAGED } from '../../mm/memmap';
-import { ZONE_NAMES } from '../../mm/mmzone';
+import { totalramPages } from '../../mm/page_alloc';
 import { parseVariant, setVariant } from '../../mm/variants';
 import { Command, parse, noPositionals, UsageError } from './command';
 import { intFlag, kernelFlag } from './flags';
@@ -101,10 +100,7 @@ export const pinFraction: Command = {
 function managedPages(cmdline: string, variant: string): number {
   const prev = setVariant(parseVariant(variant));
   try {
-    const { m } = bootFromSpec({ cmdline });
-    let n = 0;
-    for (let z = 0; z < ZONE_NAMES.length; z++) n += m.zones[m.zoneBase(z) + Z_MANAGED]!;
-    return n;
+    return totalramPages(bootFromSpec({ cmdline }).m);
   } finally {
     setVariant(prev);
   }
