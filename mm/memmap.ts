@@ -165,9 +165,13 @@ export const PCP_LOCK = 0;
 export const PCP_COUNT = 1;
 export const PCP_HIGH = 2; // pcp->high: moves between high_min and high_max (6.7+)
 export const PCP_BATCH = 3;
-export const PCP_LISTS = 4; // heads [MIGRATE_PCPTYPES]
-export const PCP_TAILS = PCP_LISTS + MIGRATE_PCPTYPES; // tails [MIGRATE_PCPTYPES]
-export const PCP_HIGH_MIN = PCP_TAILS + MIGRATE_PCPTYPES;
+// lists[NR_PCP_LISTS] (pindex): order 0 per MIGRATE_PCPTYPES, then the THP (pageblock_order) lists
+// (NR_PCP_THP: non-movable, movable; orders 1-3 are not cached)
+export const NR_PCP_THP = 2;
+export const NR_PCP_LISTS = MIGRATE_PCPTYPES + NR_PCP_THP;
+export const PCP_LISTS = 4; // heads [NR_PCP_LISTS]
+export const PCP_TAILS = PCP_LISTS + NR_PCP_LISTS; // tails [NR_PCP_LISTS]
+export const PCP_HIGH_MIN = PCP_TAILS + NR_PCP_LISTS;
 export const PCP_HIGH_MAX = PCP_HIGH_MIN + 1;
 export const PCP_FREE_COUNT = PCP_HIGH_MAX + 1; // pages freed since the last allocation (halved by each)
 export const PCP_ALLOC_FACTOR = PCP_FREE_COUNT + 1; // rmqueue_bulk() batch scale, halved by each free

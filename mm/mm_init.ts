@@ -41,6 +41,7 @@ import {
   Z_CMA_PAGES,
   PCP_LISTS,
   PCP_TAILS,
+  NR_PCP_LISTS,
   MB_STATE,
   MB_ZONE,
   MB_ONLINE_TYPE,
@@ -62,7 +63,6 @@ import {
   MIGRATE_MOVABLE,
   MIGRATE_TYPES,
   MIGRATE_CMA,
-  MIGRATE_PCPTYPES,
 } from './mmzone';
 import {
   NO_PAGE,
@@ -659,7 +659,7 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
         m.zones[freeAreaHead(m, z, o, mt)] = m.zones[freeAreaTail(m, z, o, mt)] = NO_PAGE;
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
       const pb = pcpBase(m, cpu, z);
-      for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) m.pcp[pb + PCP_LISTS + mt] = m.pcp[pb + PCP_TAILS + mt] = NO_PAGE;
+      for (let pi = 0; pi < NR_PCP_LISTS; pi++) m.pcp[pb + PCP_LISTS + pi] = m.pcp[pb + PCP_TAILS + pi] = NO_PAGE;
     }
     // a hole inside a span keeps the zone (init_unavailable_range) and stays PageReserved
     m.flags.fill((z << PG_ZONE_SHIFT) | PG_reserved | PG_hole, s, e);

@@ -1,10 +1,10 @@
 // The buddy allocator (mm/page_alloc.c, v6.12.117): free lists per order and migratetype with 6.10+
 // freelist hygiene (a free page sits on the list of its pageblock's type), fallback and pageblock
-// stealing, per-CPU lists for order 0 (pcp->high between high_min and high_max, as 6.7+), watermarks
-// and lowmem_reserve, the zonelist walk.
+// stealing, per-CPU lists for order 0 and pageblock_order (THP; pcp->high between high_min and
+// high_max, as 6.7+), watermarks and lowmem_reserve, the zonelist walk.
 //
-// Simplified (docs/simplifications.md): one node; no ZONE_HIGHMEM; per-CPU lists hold order 0 only
-// (6.12 also caches orders 1-3 and pageblock_order); no highatomic reserves, no watermark boosting, no
+// Simplified (docs/simplifications.md): one node; no ZONE_HIGHMEM; per-CPU lists hold orders 0 and
+// pageblock_order only (6.12 also caches orders 1-3); no highatomic reserves, no watermark boosting, no
 // page reporting or shuffling (free-list placement as 6.12: FPI_TO_TAIL, buddy_merge_likely()). Direct
 // reclaim frees nothing (no page cache, no swap) but drains every CPU's lists once, as
 // __alloc_pages_direct_reclaim() does; compaction and the OOM killer sit behind the slow path's hook
@@ -42,6 +42,7 @@ const {
   PG_pcp,
   PG_ZONE_MASK,
   PG_ORDER_SHIFT,
+  PG_ORDER_MASK,
   PG_lru,
   PG_movable_ops,
   PG_hole,
@@ -63,6 +64,7 @@ const {
   PCP_BATCH,
   PCP_LISTS,
   PCP_TAILS,
+  NR_PCP_LISTS,
   PCP_HIGH_MIN,
   PCP_HIGH_MAX,
   PCP_FREE_COUNT,
@@ -568,14 +570,69 @@ function freeUnrefPage(m: Memmap, pfn: number, zid: number): void {
 const PCP_BATCH_SCALE_MAX = 5; // CONFIG_PCP_BATCH_SCALE_MAX
 
 /**
- * free_unref_page_commit()'s tail (pcp lock held): past nr_pcp_high() the coldest nr_pcp_free() pages
- * go back to the buddy. Order 0 only, so never free_high.
+ * Whether pageblock_order (THP-sized) blocks go through the per-CPU lists: pcp_allowed_order() since
+ * 44042b449872 (v5.13).
  */
-function freeUnrefPageCommitHigh(m: Memmap, zid: number, zb: number, pb: number, count: number, mt: number): void {
+function pcpThp(): boolean {
+  return releaseAtLeast(variant(), 5, 13);
+}
+
+/**
+ * order_to_pindex() for a THP: NR_LOWORDER_PCP_LISTS + movable, one list for MIGRATE_MOVABLE and one
+ * for the others (bf14ed81f571, v6.10). R16: 5d0a661d808f's (v6.0) single THP list, whatever the
+ * migratetype, so a non-movable request can take a CMA THP someone freed.
+ */
+function thpPindex(mt: number): number {
+  if (hasBug('R16')) return MIGRATE_PCPTYPES;
+  return MIGRATE_PCPTYPES + (mt === MIGRATE_MOVABLE ? 1 : 0);
+}
+
+/**
+ * free_unref_page() + free_unref_page_commit() for a pageblock_order block: onto the THP list of its
+ * pageblock's type (CMA and HIGHATOMIC count as movable, ISOLATE straight to the buddy). Never
+ * free_high (that is orders 1-3); past nr_pcp_high() the bulk free starts at this list.
+ */
+function freeUnrefPageThp(m: Memmap, pfn: number, zid: number, order: number): void {
+  let mt = m.getPageblockMigratetype(pfn);
+  if (mt >= MIGRATE_PCPTYPES) {
+    if (mt === MIGRATE_ISOLATE) {
+      freeOnePage(m, pfn, zid, order, FPI_NONE);
+      return;
+    }
+    mt = MIGRATE_MOVABLE;
+  }
+  const zb = m.zoneBase(zid);
+  const pb = pcpBase(m, current().cpu, zid);
+  const pcp = m.pcp;
+  if (m.zones[zb + Z_PCP_DISABLED]! > 0 || !spinTrylock(pcp, pb + PCP_LOCK)) {
+    freeOnePage(m, pfn, zid, order, FPI_NONE);
+    return;
+  }
+  pcp[pb + PCP_ALLOC_FACTOR]! >>= 1;
+  const pi = thpPindex(mt);
+  const h = pb + PCP_LISTS + pi;
+  const next = pcp[h]!;
+  m.mapping[pfn] = next;
+  m.index[pfn] = NO_PAGE;
+  if (next !== NO_PAGE) m.index[next] = pfn;
+  else pcp[pb + PCP_TAILS + pi] = pfn;
+  pcp[h] = pfn;
+  m.flags[pfn] = m.flags[pfn]! | PG_pcp | (order << PG_ORDER_SHIFT); // the order: what the list says
+  const count = (pcp[pb + PCP_COUNT]! += 1 << order);
+  if (pcp[pb + PCP_FREE_COUNT]! < pcp[pb + PCP_BATCH]! << PCP_BATCH_SCALE_MAX) pcp[pb + PCP_FREE_COUNT]! += 1 << order;
+  freeUnrefPageCommitHigh(m, zid, zb, pb, count, pi);
+  spinUnlock(pcp, pb + PCP_LOCK);
+}
+
+/**
+ * free_unref_page_commit()'s tail (pcp lock held): past nr_pcp_high() the coldest nr_pcp_free() pages
+ * go back to the buddy, from list pi on. Orders 0 and pageblock_order only, so never free_high.
+ */
+function freeUnrefPageCommitHigh(m: Memmap, zid: number, zb: number, pb: number, count: number, pi: number): void {
   const batch = m.pcp[pb + PCP_BATCH]!;
   const high = nrPcpHigh(m, zid, pb, batch);
   if (count >= high) {
-    freePcppagesBulk(m, zid, pb, nrPcpFree(m, pb, batch, high), mt);
+    freePcppagesBulk(m, zid, pb, nrPcpFree(m, pb, batch, high), pi);
     if (
       m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH &&
       zoneWatermarkOk(m, zid, 0, m.zones[zb + Z_WMARK_HIGH]!, ZONE_MOVABLE, 0, m.zones[zb + Z_NR_FREE]!)
@@ -615,10 +672,11 @@ export function nrPcpFree(m: Memmap, pb: number, batch: number, high: number): n
 }
 
 /**
- * nr_pcp_alloc() for order 0: the refill doubles (alloc_factor) while allocations come without frees,
- * and pcp->high grows by it unless the zone is below its high watermark.
+ * nr_pcp_alloc(): for order 0 the refill doubles (alloc_factor) while allocations come without frees;
+ * pcp->high grows by the batch unless the zone is below its high watermark. A THP refill is
+ * batch >> order blocks, at least 2 (1 on a batch of 1).
  */
-export function nrPcpAlloc(m: Memmap, zid: number, pb: number): number {
+export function nrPcpAlloc(m: Memmap, zid: number, pb: number, order = 0): number {
   const pcp = m.pcp;
   const baseBatch = pcp[pb + PCP_BATCH]!;
   const highMin = pcp[pb + PCP_HIGH_MIN]!;
@@ -626,15 +684,17 @@ export function nrPcpAlloc(m: Memmap, zid: number, pb: number): number {
   let high = Math.min(Math.max(pcp[pb + PCP_HIGH]!, highMin), highMax);
   pcp[pb + PCP_HIGH] = high;
   if (high < baseBatch) return 1;
-  let batch = baseBatch << pcp[pb + PCP_ALLOC_FACTOR]!;
+  let batch = order ? baseBatch : baseBatch << pcp[pb + PCP_ALLOC_FACTOR]!;
   if (highMin !== highMax && !(m.zones[m.zoneBase(zid) + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
     high = Math.min(high + batch, highMax);
     pcp[pb + PCP_HIGH] = high;
   }
-  const maxNrAlloc = Math.max(high - pcp[pb + PCP_COUNT]! - baseBatch, baseBatch);
-  if (batch <= maxNrAlloc && pcp[pb + PCP_ALLOC_FACTOR]! < PCP_BATCH_SCALE_MAX) pcp[pb + PCP_ALLOC_FACTOR]!++;
-  batch = Math.min(batch, maxNrAlloc);
-  return batch > 1 ? Math.max(batch, 2) : batch;
+  if (!order) {
+    const maxNrAlloc = Math.max(high - pcp[pb + PCP_COUNT]! - baseBatch, baseBatch);
+    if (batch <= maxNrAlloc && pcp[pb + PCP_ALLOC_FACTOR]! < PCP_BATCH_SCALE_MAX) pcp[pb + PCP_ALLOC_FACTOR]!++;
+    batch = Math.min(batch, maxNrAlloc);
+  }
+  return batch > 1 ? Math.max(batch >> order, 2) : batch;
 }
 
 /**
@@ -664,61 +724,68 @@ export function decayPcpHigh(m: Memmap, zid: number, cpu: number): boolean {
   return todo;
 }
 
-function pcpPop(m: Memmap, pb: number, mt: number): number {
+/**
+ * Take the first page off per-CPU list pi (list_first_entry() + list_del()); pcp->count drops by its
+ * size (order 0, or the order a THP list's entry carries in its flags).
+ */
+function pcpPop(m: Memmap, pb: number, pi: number): number {
   const pcp = m.pcp;
-  const h = pb + PCP_LISTS + mt;
+  const h = pb + PCP_LISTS + pi;
   const pfn = pcp[h]!;
   if (pfn === NO_PAGE) return NO_PAGE;
   const next = m.mapping[pfn]!;
   pcp[h] = next;
   if (next !== NO_PAGE) m.index[next] = NO_PAGE;
-  else pcp[pb + PCP_TAILS + mt] = NO_PAGE;
+  else pcp[pb + PCP_TAILS + pi] = NO_PAGE;
   m.mapping[pfn] = 0;
   m.index[pfn] = 0;
-  m.flags[pfn] = m.flags[pfn]! & ~PG_pcp;
-  pcp[pb + PCP_COUNT]!--;
+  const f = m.flags[pfn]!;
+  m.flags[pfn] = f & ~(PG_pcp | PG_ORDER_MASK);
+  pcp[pb + PCP_COUNT]! -= 1 << ((f & PG_ORDER_MASK) >>> PG_ORDER_SHIFT);
   return pfn;
 }
 
-/** Take the last (coldest) page off a per-CPU list: list_last_entry() + list_del(). */
-function pcpPopTail(m: Memmap, pb: number, mt: number): number {
+/** Take the last (coldest) page off a per-CPU list: list_last_entry() + list_del(). Returns it; its order in flags. */
+function pcpPopTail(m: Memmap, pb: number, pi: number): number {
   const pcp = m.pcp;
-  const t = pb + PCP_TAILS + mt;
+  const t = pb + PCP_TAILS + pi;
   const pfn = pcp[t]!;
   const prev = m.index[pfn]!;
   pcp[t] = prev;
   if (prev !== NO_PAGE) m.mapping[prev] = NO_PAGE;
-  else pcp[pb + PCP_LISTS + mt] = NO_PAGE;
+  else pcp[pb + PCP_LISTS + pi] = NO_PAGE;
   m.mapping[pfn] = 0;
   m.index[pfn] = 0;
-  m.flags[pfn] = m.flags[pfn]! & ~PG_pcp;
-  pcp[pb + PCP_COUNT]!--;
   return pfn;
 }
 
 /**
  * free_pcppages_bulk() (pcp lock held): return count pages to the buddy (FPI_NONE), the coldest of a
  * list first, emptying one list before the next; the lists in turn from pindex (the list just freed
- * to, 0 for a drain).
+ * to, 0 for a drain), the order-0 lists then the THP ones. A THP counts 1 << order against count.
  */
 function freePcppagesBulk(m: Memmap, zid: number, pb: number, count: number, pindex: number): void {
   const lk = m.zoneBase(zid) + Z_LOCK;
   const pcp = m.pcp;
   count = Math.min(count, pcp[pb + PCP_COUNT]!);
   spinLock(m.zones, lk);
-  let mt = pindex;
+  let pi = pindex;
   while (count > 0) {
-    while (pcp[pb + PCP_LISTS + mt] === NO_PAGE) if (++mt === MIGRATE_PCPTYPES) mt = 0; // round robin
+    while (pcp[pb + PCP_LISTS + pi] === NO_PAGE) if (++pi === NR_PCP_LISTS) pi = 0; // round robin
     do {
-      const pfn = pcpPopTail(m, pb, mt);
-      count--;
-      freeOnePageLocked(m, pfn, zid, 0, m.getPageblockMigratetype(pfn), FPI_NONE);
-    } while (count > 0 && pcp[pb + PCP_LISTS + mt] !== NO_PAGE);
+      const pfn = pcpPopTail(m, pb, pi);
+      const f = m.flags[pfn]!;
+      const order = (f & PG_ORDER_MASK) >>> PG_ORDER_SHIFT;
+      m.flags[pfn] = f & ~(PG_pcp | PG_ORDER_MASK);
+      count -= 1 << order;
+      pcp[pb + PCP_COUNT]! -= 1 << order;
+      freeOnePageLocked(m, pfn, zid, order, m.getPageblockMigratetype(pfn), FPI_NONE);
+    } while (count > 0 && pcp[pb + PCP_LISTS + pi] !== NO_PAGE);
   }
   spinUnlock(m.zones, lk);
 }
 
-/** drain_pages_zone() for one CPU: empty its list for zone zid into the buddy. */
+/** drain_pages_zone() for one CPU: empty its lists (order 0 and THP) for zone zid into the buddy. */
 function drainPagesZone(m: Memmap, cpu: number, zid: number): void {
   const pb = pcpBase(m, cpu, zid);
   spinLock(m.pcp, pb + PCP_LOCK);
@@ -769,6 +836,7 @@ export function freeThePage(m: Memmap, pfn: number, order: number): void {
   if (zid === NO_ZONE) bug(`freeing pfn ${pfn} of offline memory`);
   freePagesPrepare(m, pfn, order);
   if (order === 0) freeUnrefPage(m, pfn, zid);
+  else if (order === m.pageblockOrder && pcpThp()) freeUnrefPageThp(m, pfn, zid, order);
   else freeOnePage(m, pfn, zid, order, FPI_NONE);
 }
 
@@ -867,18 +935,29 @@ function wmarkPages(m: Memmap, zid: number, allocFlags: number): number {
 // Allocation
 
 /**
- * rmqueue_bulk() into a per-CPU list; returns how many pages it added. Each page goes to the list's
- * tail (list_add_tail()), so the list holds expand()'s pages in pfn order and hands out the lowest first.
+ * rmqueue_bulk() of count blocks of this order (__rmqueue(), mt and allocFlags) onto per-CPU list pi;
+ * returns how many it added. Each goes to the list's tail (list_add_tail()), so the list holds
+ * expand()'s pages in pfn order and hands out the lowest first.
  */
-function rmqueueBulk(m: Memmap, zid: number, pb: number, count: number, mt: number, allocFlags: number): number {
+function rmqueueBulk(
+  m: Memmap,
+  zid: number,
+  pb: number,
+  count: number,
+  order: number,
+  mt: number,
+  pi: number,
+  allocFlags: number,
+): number {
   const lk = m.zoneBase(zid) + Z_LOCK;
   const pcp = m.pcp;
-  const h = pb + PCP_LISTS + mt;
-  const t = pb + PCP_TAILS + mt;
+  const h = pb + PCP_LISTS + pi;
+  const t = pb + PCP_TAILS + pi;
+  const mark = PG_pcp | (order << PG_ORDER_SHIFT);
   spinLock(m.zones, lk);
   let n = 0;
   for (; n < count; n++) {
-    const pfn = rmqueue(m, zid, 0, mt, allocFlags);
+    const pfn = rmqueue(m, zid, order, mt, allocFlags);
     if (pfn === NO_PAGE) break;
     const prev = pcp[t]!;
     m.mapping[pfn] = NO_PAGE;
@@ -886,34 +965,45 @@ function rmqueueBulk(m: Memmap, zid: number, pb: number, count: number, mt: numb
     if (prev !== NO_PAGE) m.mapping[prev] = pfn;
     else pcp[h] = pfn;
     pcp[t] = pfn;
-    m.flags[pfn] = m.flags[pfn]! | PG_pcp;
+    m.flags[pfn] = m.flags[pfn]! | mark;
   }
-  pcp[pb + PCP_COUNT]! += n;
+  pcp[pb + PCP_COUNT]! += n << order;
   spinUnlock(m.zones, lk);
   return n;
 }
 
-/** rmqueue_pcplist() */
-function rmqueuePcplist(m: Memmap, zid: number, mt: number, allocFlags: number): number {
+/**
+ * rmqueue_pcplist(): order 0 from the migratetype's list, a THP from its THP list (order_to_pindex());
+ * an empty list is refilled by rmqueue_bulk() first.
+ */
+function rmqueuePcplist(m: Memmap, zid: number, order: number, mt: number, allocFlags: number): number {
   const zb = m.zoneBase(zid);
   if (m.zones[zb + Z_PCP_DISABLED]! > 0) return NO_PAGE; // a plain read, as in freeUnrefPage()
   const pb = pcpBase(m, current().cpu, zid);
   const pcp = m.pcp;
   if (!spinTrylock(pcp, pb + PCP_LOCK)) return NO_PAGE;
   pcp[pb + PCP_FREE_COUNT]! >>= 1;
-  let pfn = pcpPop(m, pb, mt);
-  if (pfn === NO_PAGE && rmqueueBulk(m, zid, pb, nrPcpAlloc(m, zid, pb), mt, allocFlags) > 0) pfn = pcpPop(m, pb, mt);
+  const pi = order ? thpPindex(mt) : mt;
+  let pfn = pcpPop(m, pb, pi);
+  if (pfn === NO_PAGE && rmqueueBulk(m, zid, pb, nrPcpAlloc(m, zid, pb, order), order, mt, pi, allocFlags) > 0)
+    pfn = pcpPop(m, pb, pi);
   spinUnlock(pcp, pb + PCP_LOCK);
   return pfn;
 }
 
 /**
- * rmqueue(): order 0 through the per-CPU list, else the buddy under the zone lock. The movable list
- * may hold CMA pages, so a movable request without ALLOC_CMA (v5.12's PF_MEMALLOC_NOCMA) skips it.
+ * rmqueue(): order 0 and pageblock_order (pcp_allowed_order(), v5.13+) through the per-CPU lists,
+ * else the buddy under the zone lock. The movable list may hold CMA pages, so an order-0 movable
+ * request without ALLOC_CMA (v5.12's PF_MEMALLOC_NOCMA) skips it; the THP lists never check.
  */
 function rmqueueZone(m: Memmap, zid: number, order: number, mt: number, allocFlags: number): number {
-  if (order === 0 && (allocFlags & ALLOC_CMA || mt !== MIGRATE_MOVABLE)) {
-    const pfn = rmqueuePcplist(m, zid, mt, allocFlags);
+  if (order === 0) {
+    if (allocFlags & ALLOC_CMA || mt !== MIGRATE_MOVABLE) {
+      const pfn = rmqueuePcplist(m, zid, 0, mt, allocFlags);
+      if (pfn !== NO_PAGE) return pfn;
+    }
+  } else if (order === m.pageblockOrder && pcpThp()) {
+    const pfn = rmqueuePcplist(m, zid, order, mt, allocFlags);
     if (pfn !== NO_PAGE) return pfn;
   }
   const lk = m.zoneBase(zid) + Z_LOCK;

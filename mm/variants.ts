@@ -4,7 +4,7 @@
 import { own } from './own';
 
 export type BugSwitch =
-  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R18' | 'R21';
+  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R16' | 'R18' | 'R21';
 
 export interface KernelVariant {
   name: string;
@@ -108,6 +108,11 @@ export const BUGS: BugInfo[] = [
     what: 'the slow path uses the fast grab: pinning a THP in MOVABLE/CMA fails with -EFAULT',
   },
   {
+    id: 'R16',
+    commit: 'bf14ed81f571 (v6.10; 6.1.97), fixes 5d0a661d808f (v6.0)',
+    what: 'one per-CPU THP list for every migratetype: a pin target (non-movable) can get a CMA THP',
+  },
+  {
     id: 'R18',
     commit: '"mm: Don\'t pin ZERO_PAGE in pin_user_pages()" (v6.5)',
     what: 'pins of the zero page take 1024 references each and overflow after ~2M pins',
@@ -168,7 +173,8 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
   'v6.1': {
     name: 'v6.1',
     commit: '24a95998e9ba, 67e139b02d99 (v6.1.0)',
-    summary: 'collect/migrate split with the -EAGAIN loop, as released (the 6.1.13 fix for R10 not yet in)',
+    summary:
+      'collect/migrate split with the -EAGAIN loop, as released (the fixes for R10, 6.1.13, and R16, 6.1.97, not yet in)',
     release: [6, 1],
     predicate: 'movable-isolate',
     scope: 'pin',
@@ -178,7 +184,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     zeroPagePinCounts: true,
     pincountMinOrder: 2,
     reasonContigRange: false,
-    bugs: ['R10'],
+    bugs: ['R10', 'R16'],
   },
   'v6.12': {
     name: 'v6.12',

@@ -11,6 +11,7 @@ import {
   PCP_COUNT,
   PCP_LISTS,
   PCP_TAILS,
+  NR_PCP_LISTS,
   freeAreaHead,
   freeAreaTail,
   freeAreaCount,
@@ -54,7 +55,10 @@ export interface AllocatorCensus {
   onList: Uint8Array;
 }
 
-/** The per-CPU lists of one zone: each entry marked, in the zone, linked both ways, the tail its last page. */
+/**
+ * The per-CPU lists of one zone: each entry marked, in the zone, linked both ways, the tail its last
+ * page; order 0 on the MIGRATE_PCPTYPES lists, pageblock_order (aligned) on the THP lists.
+ */
 function checkPcpLists(
   m: Memmap,
   zid: number,
@@ -65,9 +69,10 @@ function checkPcpLists(
   for (let cpu = 0; cpu < m.nrCpus; cpu++) {
     const pb = pcpBase(m, cpu, zid);
     let n = 0;
-    for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
+    for (let pi = 0; pi < NR_PCP_LISTS; pi++) {
       let prev = -1;
-      for (let pfn = m.pcp[pb + PCP_LISTS + mt]!; pfn !== -1; pfn = m.mapping[pfn]!) {
+      const order = pi < MIGRATE_PCPTYPES ? 0 : m.pageblockOrder;
+      for (let pfn = m.pcp[pb + PCP_LISTS + pi]!; pfn !== -1; pfn = m.mapping[pfn]!) {
         if (n > m.nrFrames) {
           errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp list loops`);
           break;
@@ -78,13 +83,15 @@ function checkPcpLists(
           errors.push(`cpu ${cpu}: pfn ${pfn} of zone ${m.pageZonenum(pfn)} on zone ${zoneName(zid)}'s pcp list`);
         if (m.index[pfn] !== prev)
           errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp pfn ${pfn} has a broken back link`);
-        mark(pfn, 1, `cpu ${cpu} pcp`);
+        if (m.pageOrder(pfn) !== order || pfn & ((1 << order) - 1))
+          errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pfn ${pfn} of order ${m.pageOrder(pfn)} on pcp list ${pi}`);
+        mark(pfn, 1 << order, `cpu ${cpu} pcp`);
         prev = pfn;
-        n++;
+        n += 1 << order;
       }
-      if (m.pcp[pb + PCP_TAILS + mt] !== prev)
+      if (m.pcp[pb + PCP_TAILS + pi] !== prev)
         errors.push(
-          `cpu ${cpu} zone ${zoneName(zid)}: pcp list ${mt}'s tail is ${m.pcp[pb + PCP_TAILS + mt]}, its last page ${prev}`,
+          `cpu ${cpu} zone ${zoneName(zid)}: pcp list ${pi}'s tail is ${m.pcp[pb + PCP_TAILS + pi]}, its last page ${prev}`,
         );
     }
     if (n !== m.pcp[pb + PCP_COUNT])

@@ -54,11 +54,11 @@ export function blockUsedPages(m: Memmap, b: number): number {
   const end = Math.min(start + m.blockPages, m.nrFrames);
   for (let pfn = start; pfn < end;) {
     const f = m.flags[pfn]!;
-    if (f & PG_buddy) {
-      pfn += 1 << m.pageOrder(pfn);
+    if (f & (PG_buddy | PG_pcp)) {
+      pfn += 1 << m.pageOrder(pfn); // a THP on a per-CPU list carries its order too
       continue;
     }
-    if (!(f & PG_pcp)) used++;
+    used++;
     pfn++;
   }
   return used;
