@@ -228,6 +228,16 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     why: 'R15: a slow-path long-term pin of a THP in ZONE_MOVABLE/CMA fails -EFAULT instead of migrating it',
   },
   {
+    variant: 'v6.12+R16',
+    property: 'no-livelock',
+    suite: 'longterm-pin-thp-pcp',
+    only: true,
+    fixed: 'v6.12',
+    seed: 4,
+    runs: 600,
+    why: "R16: one per-CPU THP list, so a migrated CMA THP's freed source becomes the next pin target: into CMA every round",
+  },
+  {
     variant: 'v6.12+R14',
     property: 'pins-balance',
     suite: 'longterm-pin',

@@ -325,6 +325,30 @@ register({
     ),
 });
 
+// R16 needs a THP freed to a per-CPU list that keeps it: pcp->high above a THP's 8 frames, and high_max
+// is an eighth of the zone over the CPUs, so a 1M mini machine needs at most 3 of them - one per actor
+// plus the harness's. A suite of its own (user and pinner) keeps every other suite's cases as they were.
+/** One CPU per actor on a 1M mini machine whose CMA is most of memory (movable faults take CMA), THP always. */
+export const THP_PCP_LAYOUT: Layout = {
+  cmdline: 'mem=1M cma=640K@384K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always',
+  geometry: 'mini,cpus=3',
+  maps: MINI_LAYOUTS[0]!.maps,
+};
+const thpPcp = agentSuite(
+  'longterm-pin-thp-pcp',
+  'a process and a long-term pinner on a 3-CPU mini machine, CMA most of memory and THP always: migrated CMA THPs pass through the per-CPU THP lists',
+  ['user-0', 'pinner-0'],
+  100,
+);
+register({
+  ...thpPcp,
+  campaignFirstShapeOnly: true,
+  arbitrary: (fc, o) =>
+    o.cmdline !== undefined || o.machines === 'fixed'
+      ? thpPcp.arbitrary(fc, o)
+      : thpPcp.arbitrary(fc, o).map((c) => ({ ...c, layout: THP_PCP_LAYOUT })),
+});
+
 export const DEFAULT_SUITE = 'longterm-pin';
 
 /** Register a suite (tests add their own). */
