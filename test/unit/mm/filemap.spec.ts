@@ -15,7 +15,14 @@ import {
   PROT_WRITE,
 } from '../../../mm/mmap';
 import { getUser, putUser, followPte, findVma, pfnOf } from '../../../mm/memory';
-import { pinUserPages, pinUserPagesFast, unpinUserPages, newPinReport, FOLL_WRITE, FOLL_LONGTERM } from '../../../mm/gup';
+import {
+  pinUserPages,
+  pinUserPagesFast,
+  unpinUserPages,
+  newPinReport,
+  FOLL_WRITE,
+  FOLL_LONGTERM,
+} from '../../../mm/gup';
 import { Memmap, PG_anon, PG_dirty, PG_swapbacked, PG_lru, MM_RSS_ANON, MM_RSS_FILE } from '../../../mm/memmap';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
 import { EFAULT } from '../../../mm/errno';
