@@ -348,8 +348,8 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   ...DEVICE_STEPS,
-  ...PIN_STEPS,
   ...FILE_STEPS,
+  ...PIN_STEPS,
 };
 
 /** mm->locked_vm as the step detail reports it: pages, and /proc/PID/status's VmLck. */
