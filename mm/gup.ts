@@ -783,11 +783,11 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
     let head = -1;
     if (ok) {
       head = m.compoundHead(t!.pfn);
-      if (m.flags[head]! & PG_zero)
+      const hf = m.flags[head]!;
+      if (hf & PG_zero)
         ok = false; // pte_special(): the slow path handles it
-      else if (flags & FOLL_PIN && !t!.write && m.flags[head]! & PG_anon && !(m.flags[t!.pfn]! & PG_anon_exclusive))
-        ok = false;
-      else if (notFile && !(m.flags[head]! & notFile)) ok = false;
+      else if (flags & FOLL_PIN && !t!.write && hf & PG_anon && !(m.flags[t!.pfn]! & PG_anon_exclusive)) ok = false;
+      else if (notFile && !(hf & notFile)) ok = false;
       else if (flags & FOLL_LONGTERM && !folioIsLongtermPinnable(m, head)) ok = false;
       else if (m.refcount[head]! <= 0) ok = false; // folio_try_get() failed: frozen or freed
     }
