@@ -21,7 +21,10 @@ import { pinUserPagesFast, unpinUserPages, FOLL_LONGTERM, FOLL_WRITE } from '../
 import { Memmap, PG_head, PG_tail } from '../mm/memmap';
 import { KBuf, kvfree, kvmalloc } from '../mm/slab';
 import { GFP_KERNEL_ACCOUNT } from '../mm/gfp';
-import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, errname } from '../mm/errno';
+import { EBUSY, EINVAL, EFAULT, EOVERFLOW, ENXIO, ENOMEM, EINTR, EOPNOTSUPP, errname } from '../mm/errno';
+import { vmaIsFileNotShmem } from '../mm/filemap';
+import { findVma } from '../mm/memory';
+import { mmapReadLock, mmapReadUnlock } from '../mm/mm_types';
 import {
   PAGE_SIZE,
   intField,
@@ -136,9 +139,34 @@ class IoRingCtx implements DeviceState {
     const pages: number[] = new Array(nr).fill(-1);
     const flags = FOLL_WRITE | (this.env.bugs.has('no-longterm') ? 0 : FOLL_LONGTERM);
     const ret = pinUserPagesFast(m, mm, start, nr, flags, pages);
+    if (ret === nr && !releaseAtLeast(kernelOf(this.env), 6, 5) && this.fileBacked(start, nr)) {
+      unpinUserPages(m, pages, ret);
+      return -EOPNOTSUPP;
+    }
     if (ret === nr) return pages;
     if (ret > 0) unpinUserPages(m, pages, ret);
     return ret < 0 ? ret : -EFAULT;
+  }
+
+  /**
+   * Up to 6.4 io_pin_pages() looked at the pinned range's VMAs itself ("don't support file backed
+   * memory"): a file-backed VMA that is neither shmem nor hugetlbfs is -EOPNOTSUPP. From 6.5 ("io_uring:
+   * rsrc: delegate VMA file-backed check to GUP") GUP alone decides: only a shared writable mapping of
+   * a file with writeback fails (-EFAULT). The 6.1 check that every page lies in the same file (-EINVAL
+   * otherwise) is not modelled.
+   */
+  private fileBacked(start: number, nr: number): boolean {
+    const { m, mm } = this.env;
+    mmapReadLock(m, mm);
+    try {
+      for (let v = start; v < start + nr; v++) {
+        const vb = findVma(m, mm, v);
+        if (vb >= 0 && vmaIsFileNotShmem(m, vb)) return true;
+      }
+      return false;
+    } finally {
+      mmapReadUnlock(m, mm);
+    }
   }
 
   /**
@@ -389,7 +417,8 @@ export const ioUringFixed: DeviceModel = {
     // io_sqe_buffers_register(): -EBUSY (a table exists), -EINVAL (nr_args); io_buffer_validate(): -EFAULT, -EOVERFLOW;
     // io_pin_pages(): -EOVERFLOW, -EINVAL, -EFAULT (a partial pin), and pin_user_pages_fast()'s -EFAULT / -ENOMEM /
     // -EINTR; io_buffer_account_pin() -> __io_account_mem(): -ENOMEM
-    register: [-EBUSY, -EINVAL, -EFAULT, -EOVERFLOW, -ENOMEM, -EINTR],
+    // io_pin_pages() up to 6.4: -EOPNOTSUPP for a file-backed VMA that is not shmem or hugetlbfs
+    register: [-EBUSY, -EINVAL, -EFAULT, -EOVERFLOW, -ENOMEM, -EINTR, -EOPNOTSUPP],
     // io_sqe_buffers_unregister(): -ENXIO when no buffers are registered
     unregister: [-ENXIO],
     // io_prep_rw_fixed() (buf_index out of range) and io_import_fixed() (range outside the buffer): -EFAULT

@@ -137,10 +137,11 @@ const MAP_SPEC = z
         .int()
         .min(1)
         .max(2 ** 31 - 1),
+      file: z.enum(['shared', 'private'], expecting('expected shared or private')).optional(),
     },
     expecting('expected { name, pages }'),
   )
-  .strict('(fields: name, pages)');
+  .strict('(fields: name, pages, file)');
 
 const LAYOUT = z
   .object(

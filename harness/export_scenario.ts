@@ -185,8 +185,17 @@ export function caseToScenario(cs: Case, r: CaseResult, title: string): string {
   const spawn: Line = { op: 'spawn', proc: PROC };
   if (cs.layout.memlock !== undefined) spawn.memlock = cs.layout.memlock < 0 ? 'unlimited' : `${cs.layout.memlock}p`;
   const setup: Line[] = [spawn];
-  for (const map of cs.layout.maps)
-    setup.push({ op: 'mmap', proc: PROC, as: map.name, len: `${map.pages}p`, prot: 'rw' });
+  for (const map of cs.layout.maps) {
+    const len = `${map.pages}p`;
+    if (!map.file) {
+      setup.push({ op: 'mmap', proc: PROC, as: map.name, len, prot: 'rw' });
+      continue;
+    }
+    // a file map (MapSpec.file): the file opened, mapped shared or private (docs/scenarios.md open_file)
+    setup.push({ op: 'open_file', proc: PROC, kind: 'file', len, as: `${map.name}_fd` });
+    const shared = map.file === 'shared';
+    setup.push({ op: 'mmap', proc: PROC, as: map.name, len, prot: 'rw', fd: `${map.name}_fd`, shared });
+  }
   for (const [actor, op, rc] of opsInOrder(cs, r)) {
     ex.lines.push(`${actor}: ${op.op}`);
     ex.op(actor, op, rc);

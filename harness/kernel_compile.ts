@@ -24,11 +24,13 @@ export const REFUSED_OPS: Record<string, string> = {
   inject: 'fault injection points are pinlab-only',
   migrate: 'move_pages() moves between nodes, not zones; a one-node guest migrates nothing',
   drain: 'no syscall runs lru_add_drain_all() + drain_all_pages() alone',
+  open_file: 'the probe does not create files yet (memfd_create, O_TMPFILE)',
 };
 
 /** Fields that run differently or not at all on the kernel: [op, field, allowed value or undefined for none, why]. */
 const REFUSED_FIELDS: [string, string, unknown, string][] = [
   ['mmap', 'pfnmap', false, 'a VM_PFNMAP mapping needs a device driver'],
+  ['mmap', 'fd', undefined, 'the probe does not map files yet'],
   ['pin', 'write', true, 'io_uring fixed buffers always pin FOLL_WRITE'],
   ['pin', 'fast', true, 'io_uring pins with pin_user_pages_fast()'],
   ['unpin', 'dirty', undefined, 'io_uring unpins with unpin_user_folio(), never dirtying'],

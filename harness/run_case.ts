@@ -18,7 +18,8 @@ import type { ActorPool } from './pool';
 import { Memmap } from '../mm/memmap';
 import { bootFromSpec } from './layout';
 import { parseCmdline, parseGeometry } from '../mm/cmdline';
-import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { bprmMmInit, doMmap, exitMmap, fileInodeCreate, fileInodePut, PROT_READ, PROT_WRITE } from '../mm/mmap';
+import { AS_WRITEBACK } from '../mm/filemap';
 import { MM_USERS } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { newTask } from '../mm/sched';
@@ -75,6 +76,8 @@ import { own } from '../mm/own';
 export interface MapSpec {
   name: string;
   pages: number;
+  /** a mapping of a file on a filesystem with writeback, MAP_SHARED or MAP_PRIVATE (default: anonymous) */
+  file?: 'shared' | 'private';
 }
 
 export interface Layout {
@@ -260,7 +263,12 @@ export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] 
   if (mm < 0) throw new CaseError('layout: no room for the process');
   const maps: MapInfo[] = [];
   for (const s of c.layout.maps) {
-    const vpn = doMmap(m, mm, { nrPages: s.pages, prot: PROT_READ | PROT_WRITE });
+    // a file map: open(O_TMPFILE) + ftruncate on a filesystem with writeback, mmap, close (the VMA keeps it)
+    const inode = s.file ? fileInodeCreate(m, s.pages, AS_WRITEBACK) : undefined;
+    if (inode !== undefined && inode < 0) throw new CaseError(`layout: no file for ${s.name}: ${errname(inode)}`);
+    const shared = s.file === 'shared';
+    const vpn = doMmap(m, mm, { nrPages: s.pages, prot: PROT_READ | PROT_WRITE, shared, inode });
+    if (inode !== undefined) fileInodePut(m, inode);
     if (vpn < 0) throw new CaseError(`layout: mmap of ${s.name} (${s.pages} pages) failed: ${errname(vpn)}`);
     maps.push({ name: s.name, vpn, pages: s.pages });
   }

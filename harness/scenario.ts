@@ -23,6 +23,7 @@ import {
   FIELD as F,
 } from './scenario_ctx';
 import { PIN_STEPS, releaseProcess } from './scenario_pin';
+import { FILE_STEPS, fileOf, closeProcFiles } from './scenario_file';
 import { DEVICE_STEPS, deviceStepProblem, deviceStepProc } from './scenario_dev';
 import { bootFromSpec, layoutJson } from './layout';
 import {
@@ -126,6 +127,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       populate: F.bool,
       thp: F.bool,
       nothp: F.bool,
+      fd: F.name,
     },
     required: ['proc', 'len'],
     run(ctx, s) {
@@ -133,14 +135,16 @@ export const STEP_KINDS: Record<string, StepKind> = {
       const nrPages = sizePages('len', s.len);
       const vpn = s.addr === undefined ? undefined : addrVpn(ctx, 'addr', s.addr);
       const p = prot('prot', s.prot);
+      const file = s.fd === undefined ? undefined : fileOf(ctx, s); // mmap(..., fd, 0)
       let rc = doMmap(ctx.m, mm, {
         nrPages,
         vpn,
         prot: p,
         shared: s.shared === true,
-        hugetlb: s.hugetlb === true,
+        hugetlb: s.hugetlb === true || file?.kind === 'hugetlb',
         pfnmap: s.pfnmap === true,
         populate: false,
+        inode: file && file.inode >= 0 ? file.inode : undefined,
       });
       if (rc < 0) return { rc, detail: '' };
       const start = rc;
@@ -277,6 +281,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       const mm = proc(ctx, 'exit', s);
       exitMmap(ctx.m, mm);
       const released = releaseProcess(ctx, s.proc as string); // exit_files(): its pins and devices go
+      closeProcFiles(ctx, s.proc as string); // and its open files
       ctx.procs.delete(s.proc as string);
       for (const [k, v] of ctx.maps) if (v.proc === s.proc) ctx.maps.delete(k);
       return { rc: 0, detail: released ? `${released} pinned pages released with its files` : '' };
@@ -343,6 +348,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
     },
   },
   ...DEVICE_STEPS,
+  ...FILE_STEPS,
   ...PIN_STEPS,
 };
 

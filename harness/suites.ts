@@ -317,12 +317,15 @@ register({
   ...move,
   campaignFirstShapeOnly: true,
   arbitrary: (fc, o) =>
-    move.arbitrary(fc, o).map((c) =>
-      // machineArb()'s pool (hugepages=2), on every random machine
-      o.cmdline !== undefined || o.machines === 'fixed' || /hugepages=/.test(c.layout.cmdline)
-        ? c
-        : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} hugepages=2` } },
-    ),
+    move
+      .arbitrary(fc, o)
+      .map((c) =>
+        // machineArb()'s pool (hugepages=2), on every random machine
+        o.cmdline !== undefined || o.machines === 'fixed' || /hugepages=/.test(c.layout.cmdline)
+          ? c
+          : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} hugepages=2` } },
+      )
+      .chain((c) => fileMapArb(fc).map((file) => (file ? withFileMap(c, file) : c))),
 });
 
 // R16 needs a THP freed to a per-CPU list that keeps it: pcp->high above a THP's 8 frames, and high_max
@@ -348,6 +351,21 @@ register({
       ? thpPcp.arbitrary(fc, o)
       : thpPcp.arbitrary(fc, o).map((c) => ({ ...c, layout: THP_PCP_LAYOUT })),
 });
+/**
+ * At a low weight, longterm-pin-move's 'ring' is a file on a filesystem with writeback, MAP_SHARED or
+ * MAP_PRIVATE (MapSpec.file): the pinner and the user then meet page-cache folios, dirty tracking and
+ * 6.5's refusal of R/W long-term pins of shared file mappings (docs/selftests.md).
+ */
+function fileMapArb(fc: typeof fcType): fcType.Arbitrary<'shared' | 'private' | undefined> {
+  return fc.oneof(
+    { weight: 16, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.constant('shared' as const) },
+    { weight: 1, arbitrary: fc.constant('private' as const) },
+  );
+}
+function withFileMap(c: Case, file: 'shared' | 'private'): Case {
+  return { ...c, layout: { ...c.layout, maps: c.layout.maps.map((x) => (x.name === 'ring' ? { ...x, file } : x)) } };
+}
 
 export const DEFAULT_SUITE = 'longterm-pin';
 

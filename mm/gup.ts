@@ -14,7 +14,7 @@ import * as layout from './memmap';
 import * as errnoNs from './errno';
 import { folioIsLongtermPinnable } from './pinnable';
 import * as pinnableNs from './pinnable';
-import { variant, hasBug } from './variants';
+import { variant, hasBug, releaseAtLeast } from './variants';
 import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
 import { countVmEvents, vmItem } from './vmstat';
 import { folioPutRefs, lruAddDrain, lruAddDrainAll } from './swap';
@@ -37,14 +37,27 @@ import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import * as gfpNs from './gfp';
 import { bug } from './debug';
 import { folioOrder } from './page_ref';
+import { vmaNeedsDirtyTracking } from './filemap';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
-const { PG_zero, PG_anon, PG_anon_exclusive, PG_lru, PG_hugetlb, PG_dirty, PG_head, VMA_FLAGS, VMA_START, VMA_END } =
-  layout;
+const {
+  PG_zero,
+  PG_anon,
+  PG_anon_exclusive,
+  PG_lru,
+  PG_hugetlb,
+  PG_dirty,
+  PG_head,
+  PG_swapbacked,
+  VMA_FLAGS,
+  VMA_START,
+  VMA_END,
+  VMA_SHMEM,
+} = layout;
 const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } = errnoNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
-const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ } = mmTypes;
+const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_SHARED } = mmTypes;
 const { GFP_USER } = gfpNs;
 
 // FOLL_* (include/linux/mm_types.h, 6.12 values); FOLL_PIN and FOLL_TOUCH are internal (mm/internal.h).
@@ -197,14 +210,26 @@ export function isValidGupArgs(pages: number[] | null, gupFlags: number, toSet: 
   return gupFlags;
 }
 
-/** check_vma_flags(): VM_IO/VM_PFNMAP and protection mismatches are -EFAULT. */
+/**
+ * writable_file_mapping_allowed() (v6.5, "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to
+ * file-backed mappings"): no FOLL_PIN|FOLL_LONGTERM write into a mapping that needs dirty tracking (a
+ * shared mapping of a file on a filesystem with writeback). Before v6.5 it was allowed.
+ */
+function writableFileMappingAllowed(m: Memmap, vb: number, gupFlags: number): boolean {
+  if ((gupFlags & (FOLL_PIN | FOLL_LONGTERM)) !== (FOLL_PIN | FOLL_LONGTERM)) return true;
+  return !vmaNeedsDirtyTracking(m, vb) || !releaseAtLeast(variant(), 6, 5);
+}
+
+/** check_vma_flags(): VM_IO/VM_PFNMAP, protection mismatches and disallowed file writes are -EFAULT. */
 export function checkVmaFlags(m: Memmap, vb: number, gupFlags: number): number {
   const f = m.vmas[vb + VMA_FLAGS]!;
   if (f & (VM_IO | VM_PFNMAP)) return -EFAULT;
   if (gupFlags & FOLL_WRITE) {
+    // !vma_is_anonymous(vma) && !writable_file_mapping_allowed()
+    if (m.vmas[vb + VMA_SHMEM] && !writableFileMappingAllowed(m, vb, gupFlags)) return -EFAULT;
     if (!(f & VM_WRITE) && !(gupFlags & FOLL_FORCE)) return -EFAULT;
   } else if (!(f & VM_READ) && !(gupFlags & FOLL_FORCE)) return -EFAULT;
-  // fsdax (-EOPNOTSUPP for FOLL_LONGTERM) and file-backed dirty tracking are not modelled
+  // fsdax (-EOPNOTSUPP for FOLL_LONGTERM) is not modelled
   return 0;
 }
 
@@ -220,7 +245,7 @@ type Follow = number | 'fault' | 'unshare';
  */
 const scratch: Translation = { pfn: 0, write: false, migrating: false, huge: false };
 
-function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
+function followPage(m: Memmap, mm: number, vpn: number, flags: number, vmFlags: number): Follow {
   ptlLock(m, mm);
   try {
     const t = followPte(m, mm, vpn, scratch);
@@ -235,11 +260,12 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number): Follow {
       !(m.flags[head]! & PG_hugetlb)
     )
       return 'unshare';
-    // gup_must_unshare(): a R/O long-term pin of a non-anonymous page (the zero page) in a COW mapping (v6.1+)
+    // gup_must_unshare(): a R/O long-term pin of a non-anonymous page (the zero page, or a page-cache
+    // folio of a private file mapping) in a COW mapping (v6.1+)
     if (
       (flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM) &&
       !t.write &&
-      m.flags[head]! & PG_zero &&
+      (m.flags[head]! & PG_zero || (!(m.flags[head]! & (PG_anon | PG_hugetlb)) && !(vmFlags & VM_SHARED))) &&
       variant().roLongtermUnshare
     )
       return 'unshare';
@@ -311,7 +337,7 @@ function getUserPagesWalk(
         r = -EINTR;
         break;
       }
-      const f = followPage(m, mm, v, flags);
+      const f = followPage(m, mm, v, flags, m.vmas[vb + VMA_FLAGS]!);
       if (typeof f === 'number') {
         r = f;
         break;
@@ -733,6 +759,18 @@ export function getUserPages(
 function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: number, pages: number[]): number {
   let i = 0;
   let vb = -1;
+  // gup_fast_folio_allowed() (v6.5): a long-term write pin takes only anonymous, shmem and hugetlb folios
+  // (anything else falls back to the slow path, which has the VMA); gup_must_unshare() without a VMA: a
+  // R/O long-term pin of a page-cache folio falls back too (v6.1+)
+  const lt = (flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM);
+  const notFile =
+    lt && flags & FOLL_WRITE
+      ? releaseAtLeast(variant(), 6, 5)
+        ? PG_anon | PG_swapbacked | PG_hugetlb
+        : 0
+      : lt && variant().roLongtermUnshare
+        ? PG_anon | PG_hugetlb
+        : 0;
   for (; i < nrPages; i++) {
     // pte_protnone(): pinlab keeps PROT_NONE in the VMA only, so the walk asks it (the kernel reads the PTE);
     // the VMA slot of the previous page, while it still covers this one, is the one findVma() would return
@@ -745,10 +783,11 @@ function gupFast(m: Memmap, mm: number, vpn: number, nrPages: number, flags: num
     let head = -1;
     if (ok) {
       head = m.compoundHead(t!.pfn);
-      if (m.flags[head]! & PG_zero)
+      const hf = m.flags[head]!;
+      if (hf & PG_zero)
         ok = false; // pte_special(): the slow path handles it
-      else if (flags & FOLL_PIN && !t!.write && m.flags[head]! & PG_anon && !(m.flags[t!.pfn]! & PG_anon_exclusive))
-        ok = false;
+      else if (flags & FOLL_PIN && !t!.write && hf & PG_anon && !(m.flags[t!.pfn]! & PG_anon_exclusive)) ok = false;
+      else if (notFile && !(hf & notFile)) ok = false;
       else if (flags & FOLL_LONGTERM && !folioIsLongtermPinnable(m, head)) ok = false;
       else if (m.refcount[head]! <= 0) ok = false; // folio_try_get() failed: frozen or freed
     }

@@ -250,6 +250,7 @@ export const MN_STRIDE = MN_HDR + MMU_NOTIFIER_SUBS_MAX * MNS_STRIDE;
 export const SH_USERS = 0;
 export const SH_SIZE = 1; // pages
 export const SH_BASE = 2; // first slot in shmemPages
+export const SH_FLAGS = 3; // AS_* of mm/filemap.ts: what kind of inode (shmem, or a file with writeback)
 export const SH_STRIDE = 4;
 
 /** Sizes that fix the SharedArrayBuffer's layout; passed to workers with the buffer. */

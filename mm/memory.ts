@@ -11,6 +11,7 @@ import { bug } from './debug';
 import {
   Memmap,
   MM_RSS_ANON,
+  MM_RSS_FILE,
   MM_RSS_SHMEM,
   VMA_START,
   VMA_END,
@@ -23,6 +24,7 @@ import {
   SH_BASE,
   SH_SIZE,
   SH_STRIDE,
+  SH_FLAGS,
   H_THP_ENABLED,
   PG_anon,
   PG_hugetlb,
@@ -68,6 +70,7 @@ import {
   folioMapcount,
 } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
+import { AS_SHMEM, vmaNeedsDirtyTracking } from './filemap';
 import { dequeueHugetlbFolio, hstateIndex } from './hugetlb';
 import { EFAULT } from './errno';
 import { doHugePmdAnonymousPage, splitHugePmd, zapHugePmd } from './huge_memory';
@@ -94,6 +97,12 @@ import {
 const ACCESS_RETRIES_MAX = 16;
 
 const PGFAULT = vmItem('pgfault');
+
+/** mm_counter() (include/linux/mm.h): the RSS counter a mapped folio counts in: anon, shmem or file. */
+export function mmCounter(m: Memmap, head: number): number {
+  const f = m.flags[head]!;
+  return f & PG_anon ? MM_RSS_ANON : f & PG_swapbacked ? MM_RSS_SHMEM : MM_RSS_FILE;
+}
 
 /** find_vma(): the VMA slot (base offset into m.vmas) containing vpn, or -1. */
 export function findVma(m: Memmap, mm: number, vpn: number): number {
@@ -170,7 +179,8 @@ function migrationEntryWait(a: Int32Array, i: number, entry: number): void {
  * the aligned PMD range lies inside the VMA. */
 function thpAllowed(m: Memmap, vb: number, vpn: number): boolean {
   const flags = m.vmas[vb + VMA_FLAGS]!;
-  if (flags & (VM_NOHUGEPAGE | VM_SHARED | VM_HUGETLB)) return false;
+  // a file VMA: file THPs are not modelled
+  if (flags & (VM_NOHUGEPAGE | VM_SHARED | VM_HUGETLB) || m.vmas[vb + VMA_SHMEM]) return false;
   const mode = m.header[H_THP_ENABLED]!;
   if (mode === 0 || (mode === 1 && !(flags & VM_HUGEPAGE))) return false;
   const start = vpn & ~(m.ptrsPerTable - 1);
@@ -237,8 +247,13 @@ function handlePteFault(m: Memmap, mm: number, vb: number, vpn: number, write: b
   }
   const flags = m.vmas[vb + VMA_FLAGS]!;
   if (!(pte & PTE_PRESENT)) {
-    if (m.vmas[vb + VMA_SHMEM]) return shmemFault(m, mm, vb, vpn, write, slot);
-    return doAnonymousPage(m, mm, vb, vpn, write, slot);
+    if (!m.vmas[vb + VMA_SHMEM]) return doAnonymousPage(m, mm, vb, vpn, write, slot);
+    const rc = shmemFault(m, mm, vb, vpn, write, slot);
+    if (rc || !write || flags & VM_SHARED) return rc;
+    // do_cow_fault(): a write to a private file mapping copies the page-cache folio into an anonymous
+    // one; pinlab maps the page-cache folio read-only first and breaks COW on it at once (do_wp_page())
+    const mapped = atomicRead(m.ptes, slot);
+    return mapped & PTE_PRESENT && !(mapped & PTE_WRITE) ? doWpPage(m, mm, vb, vpn, slot, mapped) : 0;
   }
   if (!write || pte & PTE_WRITE) return 0;
   if (!(flags & VM_WRITE)) return VM_FAULT_SIGSEGV;
@@ -283,11 +298,15 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   const old = ptePfn(pte);
   const isZero = (m.flags[old]! & PG_zero) !== 0;
   const writable = (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0;
-  if (m.vmas[vb + VMA_SHMEM]) {
-    // a shared mapping: just make it writable
+  if (m.vmas[vb + VMA_SHMEM] && m.vmas[vb + VMA_FLAGS]! & VM_SHARED) {
+    // wp_page_shared(): a shared mapping is made writable; with dirty tracking the folio is dirtied
+    // now (fault_dirty_shared_page(), the filesystem's page_mkwrite)
     if (unshare) return 0;
     ptlLock(m, mm);
-    if (m.ptes[slot] === pte) m.ptes[slot] = pte | PTE_WRITE;
+    if (m.ptes[slot] === pte) {
+      m.ptes[slot] = pte | PTE_WRITE;
+      if (vmaNeedsDirtyTracking(m, vb)) flagsFetchOr(m.flags, m.compoundHead(old), PG_dirty);
+    }
     ptlUnlock(m, mm);
     return 0;
   }
@@ -303,7 +322,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   if (!isZero && m.refcount[head]! > 1 && !(m.flags[head]! & PG_lru)) lruAddDrain(m);
   if (
     !isZero &&
-    !(m.flags[head]! & PG_hugetlb) &&
+    (m.flags[head]! & (PG_hugetlb | PG_anon)) === PG_anon && // wp_can_reuse_anon_folio(): anonymous only
     folioOrder(m, head) === 0 &&
     folioMapcount(m, head) === 1 &&
     m.refcount[head]! === 1
@@ -334,6 +353,11 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   m.ptes[slot] = mkPte(pfn, !unshare && writable);
   if (!isZero) {
     pteMapDec(m, old);
+    const was = mmCounter(m, head); // a page-cache folio of a private file mapping: file -> anon
+    if (was !== MM_RSS_ANON) {
+      addMmCounter(m, mm, was, -1);
+      addMmCounter(m, mm, MM_RSS_ANON, 1);
+    }
   } else {
     addMmCounter(m, mm, MM_RSS_ANON, 1);
   }
@@ -385,7 +409,8 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
     const n = allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0);
     if (n === NO_PAGE) return VM_FAULT_OOM;
     folioSetShmem(m, n, inode, off);
-    m.flags[n] = m.flags[n]! | PG_swapbacked;
+    // shmem folios are swap-backed; a regular file's page cache is the file LRU's (filemap_add_folio())
+    if (m.shmem[sb + SH_FLAGS]! & AS_SHMEM) m.flags[n] = m.flags[n]! | PG_swapbacked;
     if (atomicCmpxchg(m.shmemPages, pc, 0, n + 1) !== 0) {
       folioPut(m, n);
       return VM_FAULT_RETRY;
@@ -411,8 +436,13 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
     return 0;
   }
   pteMapInc(m, pfn);
-  m.ptes[slot] = mkPte(pfn, write || (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
-  addMmCounter(m, mm, MM_RSS_SHMEM, 1);
+  // finish_fault(): a private mapping maps the page cache read-only (COW); a shared one writable,
+  // except that dirty tracking (vma_wants_writenotify()) maps read-only until the first write
+  const vf = m.vmas[vb + VMA_FLAGS]!;
+  const track = vmaNeedsDirtyTracking(m, vb);
+  m.ptes[slot] = mkPte(pfn, (vf & VM_SHARED) !== 0 && (write || (!track && (vf & VM_WRITE) !== 0)));
+  if (write && track) flagsFetchOr(m.flags, pfn, PG_dirty); // do_shared_fault(): fault_dirty_shared_page()
+  addMmCounter(m, mm, mmCounter(m, pfn), 1);
   ptlUnlock(m, mm);
   return 0;
 }
@@ -524,9 +554,11 @@ export function zapPageRange(m: Memmap, mm: number, start: number, end: number, 
     bug(`__unmap_hugepage_range: mm ${mm} [${start}, ${end}) is not huge page aligned`);
   }
   // mm_counter() of a migration entry's folio (zap_nonpresent_ptes): the kernel reads the source folio's
-  // PageAnon, which pinlab clears once the data is copied (migrateFolio); pinlab's shmem VMAs map only
-  // shmem folios and its private ones only anonymous folios, so the VMA tells
-  const migRss = vb >= 0 && m.vmas[vb + VMA_SHMEM] ? MM_RSS_SHMEM : MM_RSS_ANON;
+  // PageAnon, which pinlab clears once the data is copied (migrateFolio); pinlab's shared file VMAs map
+  // only page-cache folios and its private ones anonymous folios, so the VMA tells (a private file
+  // mapping's page-cache folio zapped mid-migration counts as anonymous: docs/simplifications.md)
+  const sharedFile = vb >= 0 && m.vmas[vb + VMA_SHMEM] && m.vmas[vb + VMA_FLAGS]! & VM_SHARED;
+  const migRss = sharedFile ? shmemRss(m, vb) : MM_RSS_ANON;
   const range = mmuNotifierInvalidateRangeStart(m, mm, start, end, event);
   for (let vpn = start; vpn < end;) {
     const pi = pmdIndex(m, mm, vpn);
@@ -556,6 +588,11 @@ export function zapPageRange(m: Memmap, mm: number, start: number, end: number, 
   mmuNotifierInvalidateRangeEnd(m, range);
 }
 
+function shmemRss(m: Memmap, vb: number): number {
+  const inode = m.vmas[vb + VMA_SHMEM]! - 1;
+  return m.shmem[inode * SH_STRIDE + SH_FLAGS]! & AS_SHMEM ? MM_RSS_SHMEM : MM_RSS_FILE;
+}
+
 /** zap_pte_range() for one entry; migRss is the RSS counter a migration entry there counts in. */
 function zapPte(m: Memmap, mm: number, slot: number, migRss: number): void {
   ptlLock(m, mm);
@@ -572,7 +609,7 @@ function zapPte(m: Memmap, mm: number, slot: number, migRss: number): void {
   if (m.flags[pfn]! & PG_zero) return;
   const head = m.compoundHead(pfn);
   pteMapDec(m, pfn);
-  addMmCounter(m, mm, m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM, -1);
+  addMmCounter(m, mm, mmCounter(m, head), -1);
   folioPut(m, head);
 }
 
@@ -793,7 +830,7 @@ function copyPteOnce(
   if (!shared) flagsFetchAnd(m.flags, pfn, ~PG_anon_exclusive); // folio_try_dup_anon_rmap_pte()
   pteMapInc(m, pfn);
   folioGet(m, head);
-  addMmCounter(m, dst, m.flags[head]! & PG_anon ? MM_RSS_ANON : MM_RSS_SHMEM, 1);
+  addMmCounter(m, dst, mmCounter(m, head), 1);
   ptlUnlock2(m, src, dst);
   return 0;
 }

@@ -2,8 +2,9 @@
 // mm/madvise.c, kernel/fork.c dup_mmap, v6.12). Addresses and lengths are in pages (vpn); the
 // scenario layer converts bytes. Every call takes the mm's mmap_lock for writing.
 //
-// Simplified: MAP_FIXED never replaces (it behaves as MAP_FIXED_NOREPLACE); no stack, brk or files
-// other than shmem (shared anonymous memory, memfd-like); VM_PFNMAP/VM_IO regions have no pages.
+// Simplified: MAP_FIXED never replaces (it behaves as MAP_FIXED_NOREPLACE); no stack or brk; files are
+// the inodes of m.shmem: shmem (shared anonymous memory, tmpfs, memfd) and files of a filesystem with
+// writeback (mm/filemap.ts), made by fileInodeCreate(); VM_PFNMAP/VM_IO regions have no pages.
 
 import { atomicCmpxchg, atomicFetchAdd, atomicFetchSub, atomicRead } from './atomic';
 import { folioTryGet } from './page_ref';
@@ -23,6 +24,7 @@ import {
   SH_SIZE,
   SH_BASE,
   SH_STRIDE,
+  SH_FLAGS,
   H_SHMEM_NEXT,
   MM_RLIMIT_MEMLOCK,
   MM_CAP_IPC_LOCK,
@@ -69,6 +71,7 @@ import {
   MMU_NOTIFY_PROTECTION_PAGE,
 } from './mmu_notifier';
 import { splitHugePmd } from './huge_memory';
+import { AS_SHMEM } from './filemap';
 import { pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages } from './pgtable';
 
 export const PROT_READ = 0x1;
@@ -86,6 +89,8 @@ export interface MmapArgs {
   pfnmap?: boolean;
   populate?: boolean;
   locked?: boolean;
+  /** map this inode (fileInodeCreate()) from offset 0: MAP_SHARED or, without shared, MAP_PRIVATE of a file */
+  inode?: number;
 }
 
 // ---- mmap_lock (a sleeping rwsem, mm/mm_types.ts; faults and GUP take it for reading) ----
@@ -179,8 +184,13 @@ function getUnmappedArea(m: Memmap, mm: number, nrPages: number): number {
   return start + nrPages <= vaPages(m) ? start : -ENOMEM;
 }
 
-/** shmem_zero_setup(): a shmem inode backing a shared anonymous mapping. Returns its id or -ENOMEM. */
-function shmemZeroSetup(m: Memmap, nrPages: number): number {
+/**
+ * A new inode of nrPages pages with an empty page cache, one reference held (the caller's file):
+ * shmem_file_setup() for tmpfs and memfd (asFlags AS_SHMEM), or a file created on a filesystem with
+ * writeback (AS_WRITEBACK, mm/filemap.ts). Returns its id or -ENOMEM.
+ */
+export function fileInodeCreate(m: Memmap, nrPages: number, asFlags: number): number {
+  if (!Number.isSafeInteger(nrPages) || nrPages <= 0) return -EINVAL;
   const base = atomicFetchAdd(m.header, H_SHMEM_NEXT, nrPages);
   if (base + nrPages > m.shmemPages.length) return -ENOMEM;
   for (let i = 0; i < m.shape.shmemObjects; i++) {
@@ -188,10 +198,21 @@ function shmemZeroSetup(m: Memmap, nrPages: number): number {
     if (atomicCmpxchg(m.shmem, sb + SH_USERS, 0, 1) === 0) {
       m.shmem[sb + SH_SIZE] = nrPages;
       m.shmem[sb + SH_BASE] = base;
+      m.shmem[sb + SH_FLAGS] = asFlags;
       return i;
     }
   }
   return -ENOMEM;
+}
+
+/** shmem_zero_setup(): a shmem inode backing a shared anonymous mapping. Returns its id or -ENOMEM. */
+function shmemZeroSetup(m: Memmap, nrPages: number): number {
+  return fileInodeCreate(m, nrPages, AS_SHMEM);
+}
+
+/** fput() of a file made by fileInodeCreate(): the last reference evicts the inode and its page cache. */
+export function fileInodePut(m: Memmap, inode: number): void {
+  shmemPut(m, inode);
 }
 
 function shmemPut(m: Memmap, inode: number): void {
@@ -249,7 +270,10 @@ export function doMmap(m: Memmap, mm: number, a: MmapArgs): number {
       flags |= VM_LOCKED;
     }
     let shmem = 0;
-    if (a.shared && !a.hugetlb && !a.pfnmap) {
+    if (a.inode !== undefined) {
+      atomicFetchAdd(m.shmem, a.inode * SH_STRIDE + SH_USERS, 1); // the VMA's get_file()
+      shmem = a.inode + 1;
+    } else if (a.shared && !a.hugetlb && !a.pfnmap) {
       const inode = shmemZeroSetup(m, a.nrPages);
       if (inode < 0) return inode;
       shmem = inode + 1;

@@ -22,6 +22,8 @@ import {
 } from '../../mm/gup';
 import { EINVAL, EBUSY, EINTR, ENOMEM, EFAULT } from '../../mm/errno';
 import { folioIsLongtermPinnable } from '../../mm/pinnable';
+import { vmaNeedsDirtyTracking } from '../../mm/filemap';
+import { releaseAtLeast, variant } from '../../mm/variants';
 import { zoneName, ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../../mm/mmzone';
 import { dmaTargetViolation, deviceWrite, GUP_FAULT_POINTS } from '../../devices/common';
 import { errnoContract } from '../../properties/errno_contract';
@@ -105,6 +107,15 @@ function describePin(report: PinReport): string {
  * A DMA checks the pinning promise: the frame still carries a pin, and, unless the process unmapped
  * or replaced the range since (its generation word), the process still maps that very frame.
  */
+/**
+ * writable_file_mapping_allowed() refuses it (v6.5+): a long-term write pin of a shared mapping of a file
+ * with writeback is -EFAULT (check_vma_flags()), not a bad address.
+ */
+function fileWriteRefused(m: Memmap, vb: number, flags: number): boolean {
+  const lt = FOLL_WRITE | FOLL_LONGTERM;
+  return (flags & lt) === lt && vmaNeedsDirtyTracking(m, vb) && releaseAtLeast(variant(), 6, 5);
+}
+
 class Pinner implements AgentState {
   private readonly pins: Pin[] = [];
   private readonly stuck: StuckPin[] = [];
@@ -187,7 +198,10 @@ class Pinner implements AgentState {
     const { m, mm } = this.env;
     mmapReadLock(m, mm);
     const vb = findVma(m, mm, vpn);
-    const ok = vb >= 0 && (m.vmas[vb + VMA_FLAGS]! & (flags & FOLL_WRITE ? VM_WRITE : VM_READ)) !== 0;
+    const ok =
+      vb >= 0 &&
+      (m.vmas[vb + VMA_FLAGS]! & (flags & FOLL_WRITE ? VM_WRITE : VM_READ)) !== 0 &&
+      !fileWriteRefused(m, vb, flags);
     mmapReadUnlock(m, mm);
     // and still nobody unmapped or remapped it: the VMA read above is the one the pin saw
     if (!ok || this.env.mapGen(map) !== gen) return undefined;

@@ -92,3 +92,22 @@ describe('the command line', () => {
     expect(r.err).toMatch(msg);
   });
 });
+
+it("a file map (MapSpec.file) exports as open_file and mmap fd:, and the scenario's pin sees the file", async () => {
+  const file = 'longterm-pin-v5.12-no-longterm-pin-in-movable-7.json';
+  const reg = loadRegression(path.join(dir, file));
+  const c = {
+    ...reg.case,
+    variant: 'v6.12',
+    layout: { ...reg.case.layout, maps: reg.case.layout.maps.map((x) => ({ ...x, file: 'shared' as const })) },
+  };
+  const { result } = await replayFile({ ...reg, case: c }, 'v6.12', undefined, pool);
+  const yaml = caseToScenario(c, result, file);
+  for (const x of c.layout.maps) {
+    expect(yaml).toContain(`{ op: open_file, proc: user, kind: file, len: "${x.pages}p", as: ${x.name}_fd }`);
+    expect(yaml).toContain(`fd: ${x.name}_fd, shared: true }`);
+  }
+  const run = runScenario(file, loadScenario(file, yaml));
+  // the case's R/W long-term pin of a shared mapping of a file with writeback: 6.5's -EFAULT
+  expect(run.results.find((r) => r.op === 'pin')!.result).toBe('-EFAULT');
+});

@@ -3,13 +3,15 @@ import { ioUringFixed, IORING_MAX_REG_BUFFERS } from '../../../devices/io_uring_
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE, RW, CMD } from './helpers';
 import { getUser, putUser } from '../../../mm/memory';
-import { PROT_READ } from '../../../mm/mmap';
+import { PROT_READ, bprmMmInit, fileInodeCreate, fileInodePut } from '../../../mm/mmap';
+import { AS_SHMEM, AS_WRITEBACK } from '../../../mm/filemap';
+import { boot } from '../../helpers';
 import { ZONE_NORMAL } from '../../../mm/mmzone';
 import { PG_head } from '../../../mm/memmap';
 import { zoneInfo, vmstatSnapshot } from '../../../mm/vmstat';
 import { allocPages, freePages, NO_PAGE } from '../../../mm/page_alloc';
 import { GFP_KERNEL, __GFP_MEMALLOC, __GFP_NOWARN, __GFP_NORETRY } from '../../../mm/gfp';
-import { EBUSY, EINVAL, EFAULT, ENOMEM, ENXIO } from '../../../mm/errno';
+import { EBUSY, EINVAL, EFAULT, ENOMEM, ENXIO, EOPNOTSUPP } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
 import { parseVariant, setVariant } from '../../../mm/variants';
 
@@ -214,5 +216,47 @@ describe('io_uring-fixed generated ops', () => {
       }),
       { numRuns: 40, seed: 9 },
     );
+  });
+});
+
+describe('io_uring-fixed and file mappings (io_pin_pages())', () => {
+  /** A rig whose maps are a file with writeback, MAP_SHARED and MAP_PRIVATE, and a memfd, MAP_SHARED. */
+  const fileRig = () => {
+    const m = boot(CMD, 'mini');
+    const mm = bprmMmInit(m);
+    const file = fileInodeCreate(m, 4, AS_WRITEBACK);
+    const memfd = fileInodeCreate(m, 2, AS_SHMEM);
+    const r = rig(ioUringFixed, {
+      m,
+      mm,
+      maps: {
+        fshared: { nrPages: 2, prot: RW, shared: true, inode: file },
+        fprivate: { nrPages: 2, prot: RW, inode: file },
+        memfd: { nrPages: 2, prot: RW, shared: true, inode: memfd },
+      },
+    });
+    fileInodePut(m, file);
+    fileInodePut(m, memfd);
+    for (const map of ['fshared', 'fprivate', 'memfd']) fill(r, map, 2);
+    return r;
+  };
+
+  it.each([
+    // 6.12: GUP decides (a shared writable mapping of a file with writeback is -EFAULT); 6.1: io_pin_pages()
+    // refuses every file-backed VMA that is not shmem or hugetlbfs with -EOPNOTSUPP
+    ['v6.12', { fshared: -EFAULT, fprivate: 0, memfd: 0 }],
+    ['v6.1+-R10', { fshared: -EOPNOTSUPP, fprivate: -EOPNOTSUPP, memfd: 0 }],
+  ])('%s', (variant, want) => {
+    const prev = setVariant(parseVariant(variant));
+    try {
+      const r = fileRig();
+      for (const [map, rc] of Object.entries(want)) {
+        expect([map, r.run(register(iov(map, 0, 2))).rc]).toEqual([map, rc]);
+        if (rc === 0) expect(r.run({ op: 'unregister' }).rc).toBe(0);
+        expect(pinsHeld(r.m)).toBe(0); // a refused register unpins what it pinned
+      }
+    } finally {
+      setVariant(prev);
+    }
   });
 });
