@@ -20,7 +20,7 @@ import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE } from './mmzone';
 import { EBUSY } from './errno';
 import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList, FPI_TO_TAIL } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
-import { waitForFreedHugetlbFolios } from './hugetlb';
+import { waitForFreedHugetlbFolios, hugetlbFreesPending } from './hugetlb';
 import { hasBug } from './variants';
 
 /**
@@ -189,7 +189,7 @@ export function testPagesIsolated(
   flags: number,
   out: { pfn: number } = { pfn: -1 },
 ): number {
-  if (!hasBug('R19')) waitForFreedHugetlbFolios(m);
+  if (hugetlbFreesPending(m) && !hasBug('R19')) waitForFreedHugetlbFolios(m);
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) {
     if (m.getPageblockMigratetype(pfn) !== MIGRATE_ISOLATE) {
       out.pfn = pfn;
