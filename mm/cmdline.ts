@@ -48,7 +48,7 @@ export interface BootParams {
   onlinePolicy: 'contig-zones' | 'auto-movable';
   autoMovableRatio: number;
   hugepages: HugepageParam[];
-  /** hugetlb_free_vmemmap=: HVO (mm/hugetlb_vmemmap.c vmemmap_optimize_enabled; off in Debian's build) */
+  /** hugetlb_free_vmemmap=: HVO (mm/hugetlb_vmemmap.c vmemmap_optimize_enabled; off unless ..._DEFAULT_ON) */
   hugetlbFreeVmemmap: boolean;
   /** vm.min_free_kbytes set by the user, or null for the kernel's own value */
   minFreeKbytes: number | null;
