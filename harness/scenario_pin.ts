@@ -44,6 +44,8 @@ import { vmstatSnapshot, VM_ITEMS } from '../mm/vmstat';
 import { errname, ENOMEM, EFAULT, EBUSY, ENOENT, ESRCH } from '../mm/errno';
 import { closeProcDevices } from './scenario_dev';
 import { pinChunks } from './pin_fraction';
+import { allocContigRange, freeContigRange, ContigReport } from '../mm/page_alloc_contig';
+import { freeHpageWorkfn } from '../mm/hugetlb';
 import { KBuf, kvfree } from '../mm/slab';
 import { imuAlloc } from '../devices/io_uring_fixed';
 import { vaPages } from '../mm/pgtable';
@@ -331,6 +333,47 @@ export const PIN_STEPS: Record<string, StepKind> = {
       const [start, end, mt] = h.pages as [number, number, number];
       undoIsolatePageRange(ctx.m, start, end, mt);
       return { rc: 0, detail: `pfn ${start}-${end - 1} back to ${mt === MIGRATE_CMA ? 'CMA' : 'movable'}` };
+    },
+  },
+  // alloc_contig_range / free_contig_range: alloc_contig_range() over a memory block of MOVABLE or CMA
+  // pageblocks (what cma_alloc() and alloc_contig_pages() do): in-use folios migrate out, then every
+  // page must be free in the buddy (test_pages_isolated(): R19's deferred hugetlb frees).
+  alloc_contig_range: {
+    fields: { block: F.block, as: F.name },
+    required: ['block', 'as'],
+    run(ctx, s) {
+      const name = holdName(ctx, s);
+      const b = s.block as number;
+      if (!Number.isInteger(b) || !blockPresent(ctx.m, b)) fail('block', `no memory block ${JSON.stringify(b)}`);
+      const start = blockStartPfn(ctx.m, b);
+      const end = start + ctx.m.blockPages;
+      const mt = ctx.m.getPageblockMigratetype(start);
+      if (mt !== MIGRATE_CMA && mt !== MIGRATE_MOVABLE) fail('block', `memory${b} is not a movable or CMA range`);
+      const report: ContigReport = { busyPfn: -1, migrated: 0 };
+      const rc = allocContigRange(ctx.m, start, end, mt, report);
+      const moved = `${report.migrated} migrated`;
+      if (rc) return { rc, detail: `memory${b}: ${moved}; ${errname(rc)} at pfn ${report.busyPfn}` };
+      ctx.held.set(name, { kind: 'contig_range', pages: [start, end], n: end - start });
+      return { rc: 0, detail: `memory${b} (pfn ${start}-${end - 1}) allocated; ${moved}` };
+    },
+  },
+  free_contig_range: {
+    fields: { as: F.name },
+    required: ['as'],
+    run(ctx, s) {
+      const h = held(ctx, s, 'as', 'contig_range');
+      const [start, end] = h.pages as [number, number];
+      freeContigRange(ctx.m, start, end - start);
+      return { rc: 0, detail: `pfn ${start}-${end - 1} freed` };
+    },
+  },
+  // kworker: the workqueue runs free_hpage_workfn() (hugetlb folios whose free was deferred, R19)
+  kworker: {
+    fields: {},
+    required: [],
+    run(ctx) {
+      const n = freeHpageWorkfn(ctx.m);
+      return { rc: 0, detail: `free_hpage_work: ${n} hugetlb folios freed to the buddy` };
     },
   },
   pin_max: {

@@ -85,11 +85,25 @@ export const MINI_LAYOUTS: Layout[] = [
 /**
  * Random miniature machines (mini geometry: 1 MiB, 256 frames, 32-frame memory blocks, THP and hugetlb
  * order 3): where ZONE_MOVABLE starts (kernelcore= or movablecore=, or none), a CMA area in the kernel
- * zone or none, THP always or never, a hugetlb pool, 256K of hot-plugged memory onlined to
+ * zone or none, THP always or never, a hugetlb pool (HVO on some: hvo()), 256K of hot-plugged memory onlined to
  * ZONE_MOVABLE, and where the kernel image and ZERO_PAGE sit (physical KASLR: kernel_pfn=192 puts them
  * in ZONE_MOVABLE when it reaches that far). The kernel zones keep >= 384K: min_free_kbytes' 128K
  * floor plus the process's 32 pages and page tables, or every case ends in an OOM panic.
  */
+/**
+ * HVO (hugetlb_free_vmemmap=on: frees of hugetlb folios leaving the pool deferred to a kworker, R19) on
+ * a quarter of the machines, those with a pool and THP not always: derived from choices already drawn,
+ * so the generator's random stream, and every other machine, stay as they were.
+ */
+function hvo(x: { hugetlb: string; thp: string }): string {
+  return x.hugetlb && !x.thp ? 'hugetlb_free_vmemmap=on' : '';
+}
+
+/** machineArb()'s pool added to a machine drawn without one, with HVO by the same rule as hvo(). */
+function withPool(cmdline: string): string {
+  return /transparent_hugepage=always/.test(cmdline) ? 'hugepages=2' : 'hugepages=2 hugetlb_free_vmemmap=on';
+}
+
 export function machineArb(fc: typeof fcType): fcType.Arbitrary<Layout> {
   return fc
     .record({
@@ -108,7 +122,7 @@ export function machineArb(fc: typeof fcType): fcType.Arbitrary<Layout> {
       kaslr: fc.constantFrom('', ',kernel_pfn=192'),
     })
     .map((x) => ({
-      cmdline: ['mem=1M', x.split, x.cma, 'sysctl.vm.min_free_kbytes=16', x.thp, x.hugetlb, x.hotplug]
+      cmdline: ['mem=1M', x.split, x.cma, 'sysctl.vm.min_free_kbytes=16', x.thp, x.hugetlb, hvo(x), x.hotplug]
         .filter(Boolean)
         .join(' '),
       geometry: `mini${x.kaslr}`,
@@ -323,7 +337,7 @@ register({
         // machineArb()'s pool (hugepages=2), on every random machine
         o.cmdline !== undefined || o.machines === 'fixed' || /hugepages=/.test(c.layout.cmdline)
           ? c
-          : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} hugepages=2` } },
+          : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} ${withPool(c.layout.cmdline)}` } },
       )
       .chain((c) => fileMapArb(fc).map((file) => (file ? withFileMap(c, file) : c))),
 });

@@ -48,6 +48,8 @@ export interface BootParams {
   onlinePolicy: 'contig-zones' | 'auto-movable';
   autoMovableRatio: number;
   hugepages: HugepageParam[];
+  /** hugetlb_free_vmemmap=: HVO (mm/hugetlb_vmemmap.c vmemmap_optimize_enabled; off unless ..._DEFAULT_ON) */
+  hugetlbFreeVmemmap: boolean;
   /** vm.min_free_kbytes set by the user, or null for the kernel's own value */
   minFreeKbytes: number | null;
   watermarkScaleFactor: number;
@@ -256,6 +258,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
     onlinePolicy: 'contig-zones',
     autoMovableRatio: 301,
     hugepages: [],
+    hugetlbFreeVmemmap: false,
     minFreeKbytes: null,
     watermarkScaleFactor: 10,
     thp: 'madvise',
@@ -326,6 +329,9 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
       case 'memory_hotplug.auto_movable_numa_aware':
         parseBool(key, need());
         break; // one node: no effect
+      case 'hugetlb_free_vmemmap': // core_param(hugetlb_free_vmemmap), mm/hugetlb_vmemmap.c
+        p.hugetlbFreeVmemmap = parseBool(key, need());
+        break;
       case 'hugepagesz':
         hugeOrder = hugepageOrder(need(), geometry);
         break;

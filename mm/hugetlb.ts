@@ -1,7 +1,9 @@
 // hugetlbfs pools (mm/hugetlb.c, v6.12): boot-time pools from hugepages=/hugepagesz=, free lists per
 // hstate, dequeue and enqueue. A free hugetlb folio has refcount 0 and sits on its hstate's free list.
 //
-// Simplified: one node; no surplus pages, no reservations (resv_map), no HVO (vmemmap optimisation).
+// Simplified: one node; no surplus pages, no reservations (resv_map). HVO (hugetlb_free_vmemmap=on) is
+// a boot switch that covers every folio; only its effect on freeing is modelled: free_huge_folio() of
+// an optimised folio defers the free to the free_hpage_work kworker (hpage_freelist).
 
 import {
   Memmap,
@@ -24,6 +26,8 @@ import {
   PG_anon,
   PG_dirty,
   PG_hugetlb_temporary,
+  H_HPAGE_FREELIST,
+  H_HUGETLB_VMEMMAP,
 } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
 import { MIGRATE_ISOLATE } from './mmzone';
@@ -38,6 +42,7 @@ import {
   __GFP_NOWARN,
 } from './gfp';
 import { spinLock, spinUnlock } from './locking';
+import { atomicCmpxchg, atomicRead, atomicXchg } from './atomic';
 import type { HugepageParam } from './cmdline';
 import type { Reservation } from './mm_init';
 
@@ -186,15 +191,17 @@ export function moveHugetlbState(m: Memmap, oldPfn: number, newPfn: number): voi
   m.flags[oldPfn] = m.flags[oldPfn]! | PG_hugetlb_temporary;
 }
 
-/** free_huge_folio(): refcount reached 0; back on the free list (a temporary folio goes back to the buddy). */
+/**
+ * free_huge_folio(): refcount reached 0; back on the free list. A temporary folio leaves the pool
+ * (remove_hugetlb_folio()) and goes back to the buddy: update_and_free_hugetlb_folio(atomic = true).
+ */
 export function freeHugeFolio(m: Memmap, pfn: number): void {
   if (m.flags[pfn]! & PG_hugetlb_temporary) {
     const order = m.pageOrder(pfn);
     for (let p = pfn; p < pfn + (1 << order); p++) m.mapcount[p] = 0;
     m.pincount[pfn + 1] = 0;
-    m.flags[pfn] = m.flags[pfn]! & ~(PG_hugetlb | PG_hugetlb_temporary | PG_isolated | PG_locked | PG_anon | PG_dirty);
-    m.refcount[pfn] = 1;
-    freePages(m, pfn, order);
+    m.flags[pfn] = m.flags[pfn]! & ~(PG_hugetlb_temporary | PG_isolated | PG_locked | PG_anon | PG_dirty);
+    updateAndFreeHugetlbFolio(m, pfn, true);
     return;
   }
   const hs = hstateIndex(m, m.pageOrder(pfn));
@@ -234,4 +241,71 @@ export function dissolveFreeHugetlbFolios(m: Memmap, startPfn: number, endPfn: n
     }
   }
   return 0;
+}
+
+// ---- freeing to the buddy, deferred for HVO folios (mm/hugetlb.c, hugetlb_vmemmap.c) ----
+
+/** folio_test_hugetlb_vmemmap_optimized(): every folio when hugetlb_free_vmemmap=on (a boot switch here). */
+function folioVmemmapOptimized(m: Memmap): boolean {
+  return m.header[H_HUGETLB_VMEMMAP] !== 0;
+}
+
+/**
+ * update_and_free_hugetlb_folio(): a folio already out of the pool goes back to the buddy. An
+ * HVO folio freed where it must not sleep (atomic: free_huge_folio()) cannot allocate its vmemmap
+ * back here: it goes on hpage_freelist for free_hpage_work, still PageHuge (remove_hugetlb_folio()
+ * keeps the flag for optimised folios), refcount 0, in neither the pool nor the buddy.
+ */
+export function updateAndFreeHugetlbFolio(m: Memmap, pfn: number, atomic: boolean): void {
+  if (atomic && folioVmemmapOptimized(m)) {
+    // llist_add(&folio->mapping, &hpage_freelist): lockless, a cmpxchg loop on the head
+    let head = atomicRead(m.header, H_HPAGE_FREELIST);
+    for (;;) {
+      m.mapping[pfn] = head;
+      const was = atomicCmpxchg(m.header, H_HPAGE_FREELIST, head, pfn + 1);
+      if (was === head) break;
+      head = was;
+    }
+    return; // schedule_work(&free_hpage_work)
+  }
+  hugetlbFreeToBuddy(m, pfn);
+}
+
+/** __update_and_free_hugetlb_folio(): vmemmap restored, PageHuge cleared, refcount 1, to the buddy. */
+function hugetlbFreeToBuddy(m: Memmap, pfn: number): void {
+  m.mapping[pfn] = 0;
+  m.flags[pfn] = m.flags[pfn]! & ~PG_hugetlb;
+  m.refcount[pfn] = 1;
+  freePages(m, pfn, m.pageOrder(pfn));
+}
+
+/** Whether free_hpage_work has folios to free (!llist_empty(&hpage_freelist)). */
+export function hugetlbFreesPending(m: Memmap): boolean {
+  return atomicRead(m.header, H_HPAGE_FREELIST) !== 0;
+}
+
+/**
+ * free_hpage_workfn(): the kworker takes the whole list (llist_del_all()) and frees each folio to the
+ * buddy. Returns how many. pinlab runs it where the harness gives the kworker the CPU (between an
+ * actor's ops), at the `kworker` scenario op, and from flush_work().
+ */
+export function freeHpageWorkfn(m: Memmap): number {
+  let node = atomicXchg(m.header, H_HPAGE_FREELIST, 0); // llist_del_all()
+  let n = 0;
+  while (node !== 0) {
+    const pfn = node - 1;
+    node = m.mapping[pfn]!;
+    hugetlbFreeToBuddy(m, pfn);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * wait_for_freed_hugetlb_folios() (R19's fix, "mm/hugetlb: wait for hugetlb folios to be freed", v6.14,
+ * 6.12.20): flush_work(&free_hpage_work) unless the list is empty. pinlab's flush runs the work itself.
+ */
+export function waitForFreedHugetlbFolios(m: Memmap): void {
+  if (!hugetlbFreesPending(m)) return;
+  freeHpageWorkfn(m);
 }

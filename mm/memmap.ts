@@ -136,7 +136,11 @@ export const H_LRU_DISABLED = H_PTE_FREE + 4; // lru_cache_disable() depth
 export const H_FORK_SEQ = H_PTE_FREE + 6; // odd while fork copies page tables (dup_mmap): see removeMigrationPtes()
 export const H_MM_LIVE = H_PTE_FREE + 5; // bit per mm slot in use: where rmap walks stop (the anon_vma chain's role)
 export const H_OOM_LOCK = H_PTE_FREE + 7; // oom_lock: one out_of_memory() at a time (mm/oom_kill.ts)
-const H_SLOTS = H_PTE_FREE + 8;
+// hpage_freelist (mm/hugetlb.c): hugetlb folios whose free is deferred to free_hpage_work, head pfn + 1
+// (0: empty), linked through mapping as the kernel's llist is
+export const H_HPAGE_FREELIST = H_PTE_FREE + 8;
+export const H_HUGETLB_VMEMMAP = H_PTE_FREE + 9; // hugetlb_free_vmemmap= (vmemmap_optimize_enabled)
+const H_SLOTS = H_PTE_FREE + 10;
 const MAGIC = 0x70696e6c; // "pinl"
 
 // ---- struct zone slots (Int32, one record per zone) ----

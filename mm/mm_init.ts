@@ -28,6 +28,7 @@ import {
   H_ONLINE_POLICY,
   H_AUTO_MOVABLE_RATIO,
   H_MOVABLE_NODE,
+  H_HUGETLB_VMEMMAP,
   H_DEFAULT_ONLINE_TYPE,
   H_THP_ENABLED,
   H_NR_CMA_AREAS,
@@ -545,6 +546,7 @@ export function bootMachine(p: BootParams): Memmap {
   h[H_ONLINE_POLICY] = p.onlinePolicy === 'auto-movable' ? 1 : 0;
   h[H_AUTO_MOVABLE_RATIO] = p.autoMovableRatio;
   h[H_MOVABLE_NODE] = p.movableNode ? 1 : 0;
+  h[H_HUGETLB_VMEMMAP] = p.hugetlbFreeVmemmap ? 1 : 0;
   h[H_DEFAULT_ONLINE_TYPE] = onlineTypeOf(p.memhpDefaultState);
   // hugepage_init(): THP is disabled on machines below 512 MiB (geometry.thpMinPages)
   h[H_THP_ENABLED] = p.thp === 'never' || plan.bootPages < p.geometry.thpMinPages ? 0 : p.thp === 'madvise' ? 1 : 2;

@@ -20,6 +20,8 @@ import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE } from './mmzone';
 import { EBUSY } from './errno';
 import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList, FPI_TO_TAIL } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
+import { waitForFreedHugetlbFolios, hugetlbFreesPending } from './hugetlb';
+import { hasBug } from './variants';
 
 /**
  * Make the pageblock at pfn MIGRATE_ISOLATE without the unmovable-page check (the caller decides:
@@ -177,7 +179,8 @@ export function undoIsolatePageRange(m: Memmap, start: number, end: number, migr
 /**
  * test_pages_isolated(): 0 when every pageblock of [start, end) is isolated and every page is free in
  * the buddy (or hwpoisoned / an unreferenced PageOffline, when offlining); else -EBUSY with the pfn.
- * As the kernel-doc says, end is the first pfn after the range.
+ * As the kernel-doc says, end is the first pfn after the range. First it waits for hugetlb folios
+ * whose free to the buddy was deferred (wait_for_freed_hugetlb_folios(); not before R19's fix).
  */
 export function testPagesIsolated(
   m: Memmap,
@@ -186,6 +189,7 @@ export function testPagesIsolated(
   flags: number,
   out: { pfn: number } = { pfn: -1 },
 ): number {
+  if (hugetlbFreesPending(m) && !hasBug('R19')) waitForFreedHugetlbFolios(m);
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) {
     if (m.getPageblockMigratetype(pfn) !== MIGRATE_ISOLATE) {
       out.pfn = pfn;

@@ -4,7 +4,7 @@
 import { own } from './own';
 
 export type BugSwitch =
-  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R16' | 'R18' | 'R21';
+  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R16' | 'R18' | 'R19' | 'R21';
 
 export interface KernelVariant {
   name: string;
@@ -116,6 +116,11 @@ export const BUGS: BugInfo[] = [
     id: 'R18',
     commit: '"mm: Don\'t pin ZERO_PAGE in pin_user_pages()" (v6.5)',
     what: 'pins of the zero page take 1024 references each and overflow after ~2M pins',
+  },
+  {
+    id: 'R19',
+    commit: '"mm/hugetlb: wait for hugetlb folios to be freed" (v6.14; 6.12.20)',
+    what: 'test_pages_isolated() does not wait for deferred hugetlb frees: cma_alloc() fails with -EBUSY',
   },
   {
     id: 'R21',

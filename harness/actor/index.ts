@@ -25,6 +25,7 @@ import { quiesce } from './quiescence';
 import { createActor } from './create';
 import { bugSitesSave, bugSitesRestore } from '../../mm/variants';
 import { SnapshotLog } from '../report/snapshot';
+import { kworkerRuns } from './kworker';
 
 /** Tracepoint lines (mm_migrate_folio) an actor keeps: a pin of a large range migrates one folio a line. */
 const TRACEPOINT_LINES_MAX = 16384;
@@ -175,6 +176,7 @@ class ActorRun {
   private step(actor: AgentState, k: number, op: ActorOp): void {
     const { t, m, sched, task, res } = this;
     sched.point(`op:${op.op}`);
+    kworkerRuns(m, (text) => this.log(text));
     const isolatedBefore = t.checkIsolate ? isolatedPageblocks(m) : null;
     const heldBefore = isolatedBefore ? new Set(actor.inspect().held.map(heldKey)) : null;
     const args = describeOp(op);

@@ -10,6 +10,7 @@ import type { CtlWait } from './mailbox';
 import { Control, C_QUIESCE, C_QUIESCE_DONE, C_QUIESCE_WORK } from '../schedctl';
 import { withContext, QUIET } from '../context';
 import { cloneMachine } from '../../properties/copy';
+import { kworkerRuns } from './kworker';
 
 /** Count this actor in at a control-block barrier and wait for the rest; true for the last to arrive. */
 export function barrier(c: Control, slot: number, wait: CtlWait, reason: string): boolean {
@@ -35,6 +36,7 @@ export interface Quiescence {
 
 export function quiesce(q: Quiescence, actor: AgentState): void {
   const { c, m } = q;
+  kworkerRuns(m); // with every actor idle the workqueue is too: before the barrier, so no copy sees it run
   const rechecks = actor.recheckWork?.() ?? 0;
   if (rechecks > 0) Atomics.add(c.i32, C_QUIESCE_WORK, 1);
   const last = barrier(c, C_QUIESCE, q.wait, 'quiescence: the other actors are still running their programs');

@@ -20,7 +20,7 @@ options:
 kernel parameters honoured (kernel semantics and units: K/M/G, % where the kernel allows it):
   mem=  kernelcore=  movablecore=  cma=size[@base[-limit]]  movable_node  memhp_default_state=
   memory_hotplug.online_policy=contig-zones|auto-movable  memory_hotplug.auto_movable_ratio=
-  hugepagesz=  hugepages=  default_hugepagesz=  sysctl.vm.min_free_kbytes=  min_free_kbytes=
+  hugepagesz=  hugepages=  default_hugepagesz=  hugetlb_free_vmemmap=on|off  sysctl.vm.min_free_kbytes=  min_free_kbytes=
   sysctl.vm.watermark_scale_factor=  transparent_hugepage=always|madvise|never
   pinlab.hotplug=SIZE   hot-pluggable memory that boots offline (onlined per memhp_default_state)
   memmap=nn@ss|nn$ss|nn#ss|nn!ss|nn|exactmap   edit the e820 map (RAM, reserved, ACPI data, persistent, limit)
