@@ -247,16 +247,7 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     runs: 600,
     why: 'the same leak seen at teardown',
   },
-  {
-    variant: 'v6.12+R19',
-    property: 'movable-offlinable',
-    suite: 'longterm-pin-move',
-    only: true,
-    fixed: 'v6.12',
-    seed: 1,
-    runs: 600,
-    why: "R19: with HVO the hugetlb folio migrated away waits for the kworker, and test_pages_isolated() does not wait: the block's offline retries until its budget",
-  },
+
 ];
 
 /**

@@ -68,7 +68,7 @@ import {
   MEMORY_OFFLINE,
   REPORT_FAILURE,
 } from './page_isolation';
-import { dissolveFreeHugetlbFolios } from './hugetlb';
+import { dissolveFreeHugetlbFolios, freeHpageWorkfn, hugetlbFreesPending } from './hugetlb';
 import { current, yieldPoint } from './sched';
 import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
 import { spinLock, spinUnlock, mutexLock, mutexUnlock } from './locking';
@@ -534,6 +534,8 @@ function doOfflinePages(m: Memmap, startPfn: number, nrPages: number, opts: Offl
       }
       if (report.passes++) countVmEvents(m, OFFLINE_RETRY, 1);
       yieldPoint('offline:scan'); // cond_resched() before scan_movable_pages()
+      // the kworker gets the CPU at that cond_resched(): deferred hugetlb frees reach the buddy (R19)
+      if (hugetlbFreesPending(m)) freeHpageWorkfn(m);
       rc = scanMovablePages(m, pfn, end, out);
       pfn = out.pfn;
       if (!rc) {
