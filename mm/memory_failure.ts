@@ -10,12 +10,12 @@
 import { flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
-import { EBUSY, EHWPOISON, ENXIO, EINVAL, EFAULT, EIO } from './errno';
+import { EAGAIN, EBUSY, EHWPOISON, ENXIO, EINVAL, EFAULT, EIO } from './errno';
 import { folioTryGet, folioOrder } from './page_ref';
 import { folioPut, lruAddDrainAll } from './swap';
 import { folioIsolateLruMark, folioPutbackLru } from './vmscan';
 import { folioTrylock, folioUnlock } from './filemap';
-import { folioMapped, tryToUnmap, TTU_IGNORE_MLOCK, TTU_HWPOISON } from './rmap';
+import { folioMapped, folioMapcount, tryToUnmap, TTU_IGNORE_MLOCK, TTU_HWPOISON } from './rmap';
 import { splitFolio } from './huge_memory';
 import { getUserPages } from './gup';
 
@@ -84,7 +84,8 @@ function tryToSplitThpPage(m: Memmap, head: number): number {
     return -EBUSY;
   }
   folioPut(m, head); // the isolation reference stands in for memory failure's
-  const rc = splitFolio(m, head);
+  // can_split_folio() before unmap_folio(): an extra reference (a pin) fails the split with the PMDs intact
+  const rc = folioMapcount(m, head) === m.refcount[head]! - 1 ? splitFolio(m, head) : -EAGAIN;
   if (rc) {
     flagsFetchAnd(m.flags, head, ~PG_isolated);
     folioPutbackLru(m, head);
