@@ -40,6 +40,7 @@ import {
   PG_buddy,
   PG_hole,
   PG_hwpoison,
+  NO_ZONE,
 } from './memmap';
 import {
   ZONE_DMA,
@@ -201,6 +202,8 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
   m.zones[zb + Z_START_PFN] = ns;
   m.zones[zb + Z_SPANNED] = ne - ns;
   m.flags.fill((zid << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
+  // __init_single_page(): a page memory failure held when the block went offline starts afresh
+  m.refcount.fill(0, startPfn, startPfn + nrPages);
   for (let p = startPfn; p < startPfn + nrPages; p += m.pageblockNrPages) {
     m.setPageblockMigratetype(p, MIGRATE_MOVABLE);
     isolatePageblockLocked(m, zid, p);
@@ -213,7 +216,10 @@ function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPage
   const zb = m.zoneBase(zid);
   const lk = zb + Z_LOCK;
   spinLock(m.zones, lk);
-  m.flags.fill((7 << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
+  for (let p = startPfn; p < startPfn + nrPages; p++) {
+    // the memmap stays while the block is offline: a poisoned page keeps PG_hwpoison (and its reference)
+    m.flags[p] = (NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | (m.flags[p]! & PG_hwpoison);
+  }
   let [s, e] = zoneSpan(m, zid);
   // shrink_zone_span(): find the first/last pfn still in the zone
   if (startPfn <= s) {

@@ -16,6 +16,14 @@ import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { parseVariant, setVariant } from '../../../mm/variants';
 import { KernelBug } from '../../../mm/debug';
 import { isHwpoisonPte, pmdIndex, PFN_MASK } from '../../../mm/pgtable';
+import { pageTableErrors } from '../../../properties/kernel_bug';
+import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_balance';
+import { checkAllocator } from '../../../properties/allocator_sound';
+import { movableBlocksOfflinable } from '../../../properties/movable_offlinable';
+import { dmaTargetViolation } from '../../../devices/common';
+import { pinUserPages, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE } from '../../../mm/gup';
+import { exitMmap } from '../../../mm/mmap';
+import { drainAllPages } from '../../../mm/page_alloc';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const THP = `${CMD} transparent_hugepage=always`;
@@ -177,5 +185,83 @@ describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () =
       folioPut(m, head);
       expect(() => stateStore(m, blockOf(m, head), 'offline', { passesMax: 5 })).toThrow(KernelBug);
     });
+  });
+});
+
+describe('properties with poisoned pages', () => {
+  it('pins-balance: a pinned page poisoned, then unpinned and the process gone: only memory failure keeps a reference', () => {
+    const m = boot(CMD, 'mini');
+    const base = snapshotPageCounts(m);
+    const mm = bprmMmInit(m);
+    const v = doMmap(m, mm, { nrPages: 2, prot: RW });
+    for (let i = 0; i < 2; i++) putUser(m, mm, v + i, 700 + i);
+    const pages: number[] = [];
+    expect(pinUserPages(m, mm, v, 2, FOLL_WRITE, pages, newPinReport())).toBe(2);
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(0);
+    // the pin holds: the device still DMAs into the frame it pinned (the process maps it no more)
+    expect(dmaTargetViolation(m, pages[0]!, 'test')).toBeUndefined();
+    unpinUserPagesDirtyLock(m, pages, 2, true);
+    exitMmap(m, mm);
+    lruAddDrainAll(m);
+    drainAllPages(m);
+    expect(m.refcount[pages[0]!]).toBe(1);
+    expect(pinBalanceErrors(m, 1, 1, base)).toEqual([]);
+    expect(checkAllocator(m).errors).toEqual([]);
+    // the property still sees a reference a poisoned page did not take
+    m.refcount[pages[1]!]!++;
+    expect(pinBalanceErrors(m, 1, 1, base)).toEqual([`pfn ${pages[1]}: refcount 1, was 0`]);
+  });
+
+  it('kernel-bug sees R20: a PTE left mapping a frame of the offlined block', () => {
+    for (const [variant, errors] of [
+      ['v6.12', 0],
+      ['v6.12+R20', 1],
+    ] as const) {
+      under(variant, () => {
+        const { m, mm, v } = proc();
+        const pfn = pfnOf(m, mm, v);
+        expect(isolateFolio(m, pfn)).toBe(true);
+        expect(memoryFailure(m, pfn, 0)).toBe(-EBUSY);
+        putbackMovablePages(m, [pfn]);
+        expect(stateStore(m, blockOf(m, pfn), 'offline')).toBe(0);
+        const errs = pageTableErrors(m);
+        expect(errs).toHaveLength(errors);
+        if (errors) expect(errs[0]).toMatch(/maps pfn \d+ of an offline memory block/);
+      });
+    }
+  });
+
+  it('an offlined block with a poisoned page: allocator sound, and it onlines again with the frame free', () => {
+    const { m, mm, v } = proc(CMD, 2);
+    const pfn = pfnOf(m, mm, v);
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(0);
+    const b = blockOf(m, pfn);
+    expect(stateStore(m, b, 'offline')).toBe(0);
+    expect(m.flags[pfn]! & PG_hwpoison).toBeTruthy();
+    lruAddDrainAll(m);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+    expect(stateStore(m, b, 'online_movable')).toBe(0);
+    expect(m.flags[pfn]! & PG_hwpoison).toBe(0);
+    expect(m.refcount[pfn]).toBe(0);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('movable-offlinable: with a recovered poisoned page every Movable block still goes offline', () => {
+    const { m, mm, v } = proc(CMD, 4);
+    expect(doMadvise(m, mm, v + 2, 1, MADV_HWPOISON)).toBe(0);
+    expect(movableBlocksOfflinable(m, 20)).toEqual([]);
+  });
+
+  it('movable-offlinable: a block with a poisoned THP memory failure could not split is exempt (6.12.86 skips it)', () => {
+    const { m, mm, v } = proc(THP, 8);
+    const head = pfnOf(m, mm, v);
+    folioGet(m, head);
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(-EHWPOISON);
+    folioPut(m, head);
+    expect(movableBlocksOfflinable(m, 5)).toEqual([]);
+    m.flags[head]! &= ~PG_has_hwpoisoned; // without the exemption the skipped THP fails the block
+    expect(movableBlocksOfflinable(m, 5).map((f) => f.block)).toEqual([blockOf(m, head)]);
   });
 });
