@@ -22,7 +22,7 @@ import { DEVICE_MODELS } from '../devices/index';
 import { own } from '../mm/own';
 import type { GenShape } from '../devices/device';
 import { actorModel, actorKind, deviceModelOf } from './actors';
-import { userOpsRefault, userOpsHugetlbMove, USER_OP_KINDS, USER_MOVE_OP_KINDS } from './agents/user';
+import { userOpsRefault, userOpsHugetlbMove, userOpsHwpoison, USER_OP_KINDS, USER_MOVE_OP_KINDS } from './agents/user';
 import { PROMISES } from '../properties/index';
 import { deadlock, hang } from '../properties/run_failures';
 import { kernelBug } from '../properties/kernel_bug';
@@ -323,6 +323,19 @@ register({
         ? c
         : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} hugepages=2` } },
     ),
+});
+
+// madvise(MADV_HWPOISON) while the hotplug agent offlines (R20): a suite of its own, every other suite's
+// cases stay as they were
+register({
+  ...agentSuite(
+    'longterm-pin-hwpoison',
+    "as longterm-pin, with the user's madvise(MADV_HWPOISON) of a page (memory_failure(): unmapped to a hwpoison entry, or a THP it cannot split left mapped) while blocks go offline",
+    ['user-0', 'pinner-0', 'hotplug-0'],
+    100,
+    { user: { ops: (fc) => userOpsHwpoison(fc, SHAPE), kinds: [...USER_OP_KINDS, 'hwpoison'] } },
+  ),
+  campaignFirstShapeOnly: true,
 });
 
 export const DEFAULT_SUITE = 'longterm-pin';
