@@ -18,6 +18,7 @@ import { folioTrylock, folioUnlock } from './filemap';
 import { folioMapped, folioMapcount, tryToUnmap, TTU_IGNORE_MLOCK, TTU_HWPOISON } from './rmap';
 import { splitFolio } from './huge_memory';
 import { getUserPages } from './gup';
+import { isHwpoisonPte, pmdIndex, pmdIsTable, PFN_MASK } from './pgtable';
 
 const { PG_lru, PG_head, PG_hugetlb, PG_hwpoison, PG_has_hwpoisoned, PG_isolated, PG_reserved, PG_zero, PG_hole } =
   layout;
@@ -40,6 +41,13 @@ export function pageHwpoison(m: Memmap, pfn: number): boolean {
 export function folioContainHwpoisonedPage(m: Memmap, head: number): boolean {
   const f = m.flags[head]!;
   return (f & PG_hwpoison) !== 0 || ((f & PG_head) !== 0 && (f & PG_has_hwpoisoned) !== 0);
+}
+
+/** Whether mm's PTE for vpn is a hwpoison entry (an access there is SIGBUS, GUP -EFAULT or -EHWPOISON). */
+export function hwpoisonEntryAt(m: Memmap, mm: number, vpn: number): boolean {
+  const pmd = m.pmds[pmdIndex(m, mm, vpn)]!;
+  if (!pmdIsTable(pmd)) return false;
+  return isHwpoisonPte(m.ptes[((pmd & PFN_MASK) << m.pmdOrder) + (vpn & (m.ptrsPerTable - 1))]!);
 }
 
 /** HWPoisonHandlable(): an LRU page (free buddy pages are not modelled). */
@@ -128,8 +136,11 @@ export function memoryFailure(m: Memmap, pfn: number, flags: number): number {
     return -EHWPOISON;
   }
   if (!(flags & MF_COUNT_INCREASED)) {
-    // a free page (get_hwpoison_page() 0) would be taken off the buddy: not modelled, it stays there
-    if (m.refcount[head0]! === 0) return -EBUSY;
+    // a free page (get_hwpoison_page() 0) would be taken off the buddy: not modelled, it stays there unmarked
+    if (m.refcount[head0]! === 0) {
+      flagsFetchAnd(m.flags, pfn, ~PG_hwpoison);
+      return -EBUSY;
+    }
     if (getAnyPage(m, pfn) < 0) return -EBUSY; // MF_MSG_GET_HWPOISON, MF_IGNORED: still mapped
   }
   let head = m.compoundHead(pfn);
