@@ -436,17 +436,16 @@ function scanMovablePages(m: Memmap, start: number, end: number, out: { pfn: num
  */
 function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateStats): void {
   const list: number[] = [];
-  const r20 = hasBug('R20');
   for (let pfn = start; pfn < end; pfn++) {
     const head = m.compoundHead(pfn);
-    if (r20 && folioContainHwpoisonedPage(m, head)) {
+    if (folioContainHwpoisonedPage(m, head) && hasBug('R20')) {
       pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
       hwpoisonedFolioBeforeV614(m, head);
       continue;
     }
     if (!folioTryGet(m, head)) continue;
     pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
-    if (!r20 && folioContainHwpoisonedPage(m, head)) {
+    if (folioContainHwpoisonedPage(m, head)) {
       hwpoisonedFolio(m, head);
       folioPut(m, head);
       continue;
@@ -480,9 +479,10 @@ function hwpoisonedFolio(m: Memmap, head: number): void {
 }
 
 /**
- * R20, do_migrate_range() before those fixes (v6.12.0), with no reference held: a poisoned folio
+ * R20, do_migrate_range() before those fixes (v6.4 to 6.12.85), with no reference held: a poisoned folio
  * still on the LRU is taken off it (WARN_ON), and a mapped one unmapped with try_to_unmap(folio,
- * TTU_IGNORE_MLOCK), unlocked and without TTU_HWPOISON. An anonymous page then has no entry to
+ * TTU_IGNORE_MLOCK), unlocked and without TTU_HWPOISON (since 6da6b1d4a7df, v6.4, the flag
+ * that asks for hwpoison entries; before it TTU_IGNORE_HWPOISON, unset here, made them). An anonymous page then has no entry to
  * become (try_to_unmap_one() WARNs and gives up): it stays mapped while test_pages_isolated() lets the
  * block go offline under it. A PMD-mapped THP is VM_BUG_ON_FOLIO(!pvmw.pte) (a NULL dereference).
  */

@@ -116,7 +116,7 @@ export const BUGS: BugInfo[] = [
     id: 'R20',
     commit:
       '"mm: memory-hotplug: check folio ref count first in do_migrate_range", "hwpoison, memory_hotplug: lock folio before unmap hwpoisoned folio", "mm: memory-failure: update ttu flag inside unmap_poisoned_folio" (v6.14); "mm/memory_hotplug: fix hwpoisoned large folio handling in do_migrate_range()" (6.12.86)',
-    what: 'offlining unmaps a poisoned folio without TTU_HWPOISON: a mapped anonymous page stays mapped in the offlined block; a poisoned PMD-mapped THP is a kernel BUG',
+    what: 'offlining unmaps a poisoned folio without TTU_HWPOISON (v6.4+): a mapped anonymous page stays mapped in the offlined block; a poisoned PMD-mapped THP is a kernel BUG',
   },
   {
     id: 'R21',
