@@ -481,10 +481,10 @@ function hwpoisonedFolio(m: Memmap, head: number): void {
 /**
  * R20, do_migrate_range() before those fixes (v6.4 to 6.12.85), with no reference held: a poisoned folio
  * still on the LRU is taken off it (WARN_ON), and a mapped one unmapped with try_to_unmap(folio,
- * TTU_IGNORE_MLOCK), unlocked and without TTU_HWPOISON (since 6da6b1d4a7df, v6.4, the flag
- * that asks for hwpoison entries; before it TTU_IGNORE_HWPOISON, unset here, made them). An anonymous page then has no entry to
- * become (try_to_unmap_one() WARNs and gives up): it stays mapped while test_pages_isolated() lets the
- * block go offline under it. A PMD-mapped THP is VM_BUG_ON_FOLIO(!pvmw.pte) (a NULL dereference).
+ * TTU_IGNORE_MLOCK), unlocked and without TTU_HWPOISON (since 6da6b1d4a7df, v6.4, the flag that asks
+ * for hwpoison entries; before it an unset TTU_IGNORE_HWPOISON made them). An anonymous page then has no
+ * entry to become (try_to_unmap_one() WARNs and gives up): it stays mapped while test_pages_isolated()
+ * lets the block go offline under it. A PMD-mapped THP is VM_BUG_ON_FOLIO(!pvmw.pte) (a NULL dereference).
  */
 function hwpoisonedFolioBeforeV614(m: Memmap, head: number): void {
   if (vmWarnOnOnce((m.flags[head]! & PG_lru) !== 0, 'do_migrate_range: a hwpoisoned folio on the LRU'))
