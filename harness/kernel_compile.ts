@@ -25,6 +25,7 @@ export const REFUSED_OPS: Record<string, string> = {
   migrate: 'move_pages() moves between nodes, not zones; a one-node guest migrates nothing',
   drain: 'no syscall runs lru_add_drain_all() + drain_all_pages() alone',
   open_file: 'the probe does not create files yet (memfd_create, O_TMPFILE)',
+  memory_failure: 'a machine check has no syscall (madvise hwpoison is refused too: it poisons the guest for good)',
 };
 
 /** Fields that run differently or not at all on the kernel: [op, field, allowed value or undefined for none, why]. */

@@ -218,6 +218,16 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     why: 'R8: a CMA pageblock held MIGRATE_ISOLATE by cma_alloc() counts as pinnable',
   },
   {
+    variant: 'v6.12+R20',
+    property: 'kernel-bug',
+    suite: 'longterm-pin-hwpoison',
+    only: true,
+    fixed: 'v6.12',
+    seed: 22,
+    runs: 1700,
+    why: 'R20: offlining leaves a poisoned page mapped (no TTU_HWPOISON), and a PTE maps a frame of the offline block',
+  },
+  {
     variant: 'v6.12+R15',
     property: 'errno-contract',
     suite: 'longterm-pin',

@@ -39,6 +39,7 @@ import {
   MADV_HUGEPAGE,
   MADV_NOHUGEPAGE,
   MADV_POPULATE_WRITE,
+  MADV_HWPOISON,
   populateRange,
 } from '../mm/mmap';
 import { getUser, putUser } from '../mm/memory';
@@ -245,7 +246,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       proc: F.proc,
       addr: F.addr,
       len: F.size,
-      advice: F.enum(['dontneed', 'hugepage', 'nohugepage', 'populate_write']),
+      advice: F.enum(['dontneed', 'hugepage', 'nohugepage', 'populate_write', 'hwpoison']),
     },
     required: ['proc', 'addr', 'advice'],
     run(ctx, s) {
@@ -257,9 +258,10 @@ export const STEP_KINDS: Record<string, StepKind> = {
         hugepage: MADV_HUGEPAGE,
         nohugepage: MADV_NOHUGEPAGE,
         populate_write: MADV_POPULATE_WRITE,
+        hwpoison: MADV_HWPOISON,
       }[String(s.advice)];
       if (advice === undefined)
-        fail('advice', `'${String(s.advice)}' is not dontneed, hugepage, nohugepage or populate_write`);
+        fail('advice', `'${String(s.advice)}' is not dontneed, hugepage, nohugepage, populate_write or hwpoison`);
       return { rc: doMadvise(ctx.m, mm, vpn, n, advice), detail: residency(ctx.m, mm, vpn, n) };
     },
   },

@@ -203,6 +203,7 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
   const byZone = new Array(ZONE_NAMES.length).fill(0);
   let present = 0;
   let zero = 0;
+  let offline = 0;
   // only pages inside VMAs can be present: the walk costs what is mapped, whatever the range's length
   const vmas = vmaList(m, mm).filter((x) => x.end > vpn && x.start < vpn + nrPages);
   ptlLock(m, mm);
@@ -215,11 +216,13 @@ export function residency(m: Memmap, mm: number, vpn: number, nrPages: number): 
         continue;
       }
       present++;
-      byZone[m.pageZonenum(t.pfn)]++;
+      if (m.pageZonenum(t.pfn) < ZONE_NAMES.length) byZone[m.pageZonenum(t.pfn)]++;
+      else offline++; // a frame of an offline memory block (R20)
     }
   }
   ptlUnlock(m, mm);
   const zones = byZone.map((n, z) => (n ? `${ZONE_NAMES[z]} ${n}` : '')).filter(Boolean);
+  if (offline) zones.push(`offline memory ${offline}`);
   return `${present} pages present${zones.length ? ` (${zones.join(', ')})` : ''}${zero ? `, ${zero} zero-page` : ''}`;
 }
 

@@ -15,7 +15,9 @@ import {
   vmstatItems,
   FIELD as F,
 } from './scenario_ctx';
-import { Memmap, PG_zero } from '../mm/memmap';
+import { Memmap, PG_zero, PG_hwpoison, PG_has_hwpoisoned, PG_lru } from '../mm/memmap';
+import { memoryFailure } from '../mm/memory_failure';
+import { folioMapped } from '../mm/rmap';
 import { ZONE_NAMES, MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE } from '../mm/mmzone';
 import { startIsolatePageRange, undoIsolatePageRange } from '../mm/page_isolation';
 import { blockPresent, blockStartPfn } from '../mm/memory_hotplug';
@@ -49,6 +51,16 @@ import { freeHpageWorkfn } from '../mm/hugetlb';
 import { KBuf, kvfree } from '../mm/slab';
 import { imuAlloc } from '../devices/io_uring_fixed';
 import { vaPages } from '../mm/pgtable';
+
+/** "pfn P hwpoison, mapped 1, off the LRU": what memory failure left of a frame. */
+export function poisonState(m: Memmap, pfn: number): string {
+  const head = m.compoundHead(pfn);
+  const f = m.flags[head]!;
+  const parts = [`pfn ${pfn}${m.flags[pfn]! & PG_hwpoison ? ' hwpoison' : ''}`];
+  if (head !== pfn) parts.push(`in a THP at ${head}${f & PG_has_hwpoisoned ? ' (has_hwpoisoned)' : ''}`);
+  parts.push(folioMapped(m, head) ? 'mapped' : 'unmapped', f & PG_lru ? 'on the LRU' : 'off the LRU');
+  return parts.join(', ');
+}
 
 function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
   const v = s[field];
@@ -242,6 +254,24 @@ export const PIN_STEPS: Record<string, StepKind> = {
       if (!isolateFolio(ctx.m, head)) return { rc: -EBUSY, detail: `pfn ${head} not on the LRU` };
       ctx.held.set(name, { kind: 'isolated', pages: [head], n: 1 });
       return { rc: 0, detail: `pfn ${head} isolated from the LRU` };
+    },
+  },
+  // memory_failure: a hardware memory error at the frame behind addr (a machine check reported with
+  // memory_failure(pfn, 0), not madvise(MADV_HWPOISON)'s MF_COUNT_INCREASED), R20
+  memory_failure: {
+    fields: { proc: F.proc, addr: F.addr },
+    required: ['proc', 'addr'],
+    run(ctx, s) {
+      const mm = proc(ctx, 'memory_failure', s);
+      if (mm < 0) return { rc: mm, detail: '' };
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
+      ptlLock(ctx.m, mm);
+      const t = followPte(ctx.m, mm, vpn);
+      ptlUnlock(ctx.m, mm);
+      if (!t || t.migrating) return { rc: -EFAULT, detail: `${hex(vpn)} not present` };
+      const rc = memoryFailure(ctx.m, t.pfn, 0);
+      return { rc, detail: poisonState(ctx.m, t.pfn) };
     },
   },
   putback: {

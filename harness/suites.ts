@@ -22,7 +22,7 @@ import { DEVICE_MODELS } from '../devices/index';
 import { own } from '../mm/own';
 import type { GenShape } from '../devices/device';
 import { actorModel, actorKind, deviceModelOf } from './actors';
-import { userOpsRefault, userOpsHugetlbMove, USER_OP_KINDS, USER_MOVE_OP_KINDS } from './agents/user';
+import { userOpsRefault, userOpsHugetlbMove, userOpsHwpoison, USER_OP_KINDS, USER_MOVE_OP_KINDS } from './agents/user';
 import { PROMISES } from '../properties/index';
 import { deadlock, hang } from '../properties/run_failures';
 import { kernelBug } from '../properties/kernel_bug';
@@ -380,6 +380,26 @@ function fileMapArb(fc: typeof fcType): fcType.Arbitrary<'shared' | 'private' | 
 function withFileMap(c: Case, file: 'shared' | 'private'): Case {
   return { ...c, layout: { ...c.layout, maps: c.layout.maps.map((x) => (x.name === 'ring' ? { ...x, file } : x)) } };
 }
+// madvise(MADV_HWPOISON) while the hotplug agent offlines (R20): a suite of its own, every other suite's
+// cases stay as they were
+const hwpoison = agentSuite(
+  'longterm-pin-hwpoison',
+  "as longterm-pin, with the user's madvise(MADV_HWPOISON) of a page (memory_failure(): unmapped to a hwpoison entry, or a THP it cannot split left mapped) while blocks go offline, on random machines that always have THP",
+  ['user-0', 'pinner-0', 'hotplug-0'],
+  100,
+  { user: { ops: (fc) => userOpsHwpoison(fc, SHAPE), kinds: [...USER_OP_KINDS, 'hwpoison'] } },
+);
+register({
+  ...hwpoison,
+  campaignFirstShapeOnly: true,
+  arbitrary: (fc, o) =>
+    hwpoison.arbitrary(fc, o).map((c) =>
+      // a THP memory failure cannot split (a short-term pin holds it) is half of R20
+      o.cmdline !== undefined || o.machines === 'fixed' || /transparent_hugepage=/.test(c.layout.cmdline)
+        ? c
+        : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} transparent_hugepage=always` } },
+    ),
+});
 
 export const DEFAULT_SUITE = 'longterm-pin';
 

@@ -21,6 +21,7 @@ export const ENOSPC = 28;
 export const EDEADLK = 35; // EDEADLOCK is the same number on x86
 export const EOVERFLOW = 75;
 export const EOPNOTSUPP = 95;
+export const EHWPOISON = 133; // memory page has hardware error
 
 const NAMES: Record<number, string> = {
   [EPERM]: 'EPERM',
@@ -43,6 +44,7 @@ const NAMES: Record<number, string> = {
   [EDEADLK]: 'EDEADLK',
   [EOVERFLOW]: 'EOVERFLOW',
   [EOPNOTSUPP]: 'EOPNOTSUPP',
+  [EHWPOISON]: 'EHWPOISON',
 };
 
 /** "-ENOMEM" for -12; a non-negative value prints as itself. */

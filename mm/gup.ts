@@ -55,7 +55,7 @@ const {
   VMA_END,
   VMA_SHMEM,
 } = layout;
-const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN } = errnoNs;
+const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN, EHWPOISON } = errnoNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_SHARED } = mmTypes;
 const { GFP_USER } = gfpNs;
@@ -64,12 +64,13 @@ const { GFP_USER } = gfpNs;
 const FOLL_WRITE = 1 << 0;
 const FOLL_GET = 1 << 1;
 const FOLL_FORCE = 1 << 3;
+const FOLL_HWPOISON = 1 << 6; // a hwpoisoned page is -EHWPOISON, not -EFAULT
 const FOLL_LONGTERM = 1 << 8;
 const FOLL_PCI_P2PDMA = 1 << 10;
 const FOLL_TOUCH = 1 << 16;
 const FOLL_PIN = 1 << 19;
 // Exported by name: uses in this file read local bindings, not properties of the exports object (hot paths).
-export { FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_LONGTERM, FOLL_PCI_P2PDMA, FOLL_TOUCH, FOLL_PIN };
+export { FOLL_HWPOISON, FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_LONGTERM, FOLL_PCI_P2PDMA, FOLL_TOUCH, FOLL_PIN };
 const INTERNAL_GUP_FLAGS = FOLL_PIN | FOLL_TOUCH;
 /**
  * gup_fast_fallback()'s accepted flags; FOLL_NOFAULT (1 << 5), FOLL_HONOR_NUMA_FAULT (1 << 12), FOLL_FAST_ONLY (1 <<
@@ -353,7 +354,8 @@ function getUserPagesWalk(
         break;
       }
       if (fr & VM_FAULT_ERROR) {
-        r = -EFAULT;
+        // vm_fault_to_errno()
+        r = fr & mmTypes.VM_FAULT_HWPOISON && flags & FOLL_HWPOISON ? -EHWPOISON : -EFAULT;
         break;
       }
     }

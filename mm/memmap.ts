@@ -91,6 +91,8 @@ export const PG_zero = 1 << 17; // the shared zero page (is_zero_pfn)
 // a surplus hugetlb folio made for migration (folio_test_hugetlb_temporary)
 export const PG_hugetlb_temporary = 1 << 19;
 export const PG_anon_exclusive = 1 << 18; // PageAnonExclusive: mapped by exactly one process, may be pinned
+// PG_has_hwpoisoned (a large folio with a poisoned page; the kernel keeps it on the second page, pinlab on the head)
+export const PG_has_hwpoisoned = 1 << 23;
 
 const PG_ZONE_SHIFT = 20;
 const PG_ZONE_MASK = 7 << PG_ZONE_SHIFT;

@@ -53,6 +53,7 @@ import {
   VM_FAULT_SIGSEGV,
   VM_FAULT_RETRY,
   VM_FAULT_ERROR,
+  VM_FAULT_HWPOISON,
 } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, __GFP_ZERO } from './gfp';
@@ -91,6 +92,7 @@ import {
   pteAllocOne,
   pteFree,
   pgtableTransHugeDeposit,
+  isHwpoisonPte,
 } from './pgtable';
 
 /** Retries of one access when faults keep racing (each retry follows a completed fault). */
@@ -247,6 +249,7 @@ function handlePteFault(m: Memmap, mm: number, vb: number, vpn: number, write: b
   }
   const flags = m.vmas[vb + VMA_FLAGS]!;
   if (!(pte & PTE_PRESENT)) {
+    if (isHwpoisonPte(pte)) return VM_FAULT_HWPOISON; // do_swap_page(): is_hwpoison_entry()
     if (!m.vmas[vb + VMA_SHMEM]) return doAnonymousPage(m, mm, vb, vpn, write, slot);
     const rc = shmemFault(m, mm, vb, vpn, write, slot);
     if (rc || !write || flags & VM_SHARED) return rc;
@@ -778,6 +781,7 @@ function copyPteOnce(
   if (!(pte & PTE_PRESENT)) {
     ptlLock2(m, src, dst);
     const again = m.ptes[sslot] !== pte;
+    if (!again && isHwpoisonPte(pte)) m.ptes[dslot] = pte; // copy_nonpresent_pte(): the child inherits the entry
     if (!again && pte & PTE_MIGRATION) {
       // copy_nonpresent_pte(): the child's entry counts in its RSS (rss[mm_counter(folio)]++); in a COW
       // mapping both entries become readable, so the page is no longer exclusive (see copyMigrationPmd)

@@ -39,6 +39,8 @@ import {
   PG_head,
   PG_buddy,
   PG_hole,
+  PG_hwpoison,
+  NO_ZONE,
 } from './memmap';
 import {
   ZONE_DMA,
@@ -75,6 +77,12 @@ import { spinLock, spinUnlock, mutexLock, mutexUnlock } from './locking';
 import { isolatePageblockLocked, unsetMigratetypeIsolate } from './page_isolation';
 import { folioTryGet, folioOrder } from './page_ref';
 import { countVmEvents, vmItem } from './vmstat';
+import { hasBug } from './variants';
+import { folioContainHwpoisonedPage, unmapPoisonedFolio } from './memory_failure';
+import { folioMapped, tryToUnmap, TTU_IGNORE_MLOCK } from './rmap';
+import { folioIsolateLruMark } from './vmscan';
+import { folioTrylock, folioUnlock } from './filemap';
+import { vmWarnOnOnce } from './debug';
 
 const OFFLINE_RETRY = vmItem('offline_pages_retry');
 const OFFLINE_FAIL = vmItem('offline_pages_fail');
@@ -194,6 +202,8 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
   m.zones[zb + Z_START_PFN] = ns;
   m.zones[zb + Z_SPANNED] = ne - ns;
   m.flags.fill((zid << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
+  // __init_single_page(): a page memory failure held when the block went offline starts afresh
+  m.refcount.fill(0, startPfn, startPfn + nrPages);
   for (let p = startPfn; p < startPfn + nrPages; p += m.pageblockNrPages) {
     m.setPageblockMigratetype(p, MIGRATE_MOVABLE);
     isolatePageblockLocked(m, zid, p);
@@ -206,7 +216,10 @@ function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPage
   const zb = m.zoneBase(zid);
   const lk = zb + Z_LOCK;
   spinLock(m.zones, lk);
-  m.flags.fill((7 << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
+  for (let p = startPfn; p < startPfn + nrPages; p++) {
+    // the memmap stays while the block is offline: a poisoned page keeps PG_hwpoison (and its reference)
+    m.flags[p] = (NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | (m.flags[p]! & PG_hwpoison);
+  }
   let [s, e] = zoneSpan(m, zid);
   // shrink_zone_span(): find the first/last pfn still in the zone
   if (startPfn <= s) {
@@ -425,8 +438,18 @@ function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateSta
   const list: number[] = [];
   for (let pfn = start; pfn < end; pfn++) {
     const head = m.compoundHead(pfn);
+    if (folioContainHwpoisonedPage(m, head) && hasBug('R20')) {
+      pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
+      hwpoisonedFolioBeforeV614(m, head);
+      continue;
+    }
     if (!folioTryGet(m, head)) continue;
     pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
+    if (folioContainHwpoisonedPage(m, head)) {
+      hwpoisonedFolio(m, head);
+      folioPut(m, head);
+      continue;
+    }
     if (isolateFolio(m, head)) list.push(head);
     else stats.failures.push({ pfn: head, rc: -EBUSY, why: 'failed to isolate (not on the LRU)' });
     folioPut(m, head);
@@ -437,6 +460,36 @@ function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateSta
     stats,
   });
   if (rc) putbackMovablePages(m, list);
+}
+
+/**
+ * do_migrate_range() on a folio holding a poisoned page (6.12.86: "fix hwpoisoned large folio handling",
+ * after v6.14's "check folio ref count first" and "lock folio before unmap hwpoisoned folio"), with a
+ * reference held: not migrated. A large non-hugetlb folio is skipped (unmap_poisoned_folio() cannot
+ * handle it); otherwise it goes off the LRU for good and a mapping left is unmapped under the folio
+ * lock with TTU_HWPOISON, so test_pages_isolated() can pass it.
+ */
+function hwpoisonedFolio(m: Memmap, head: number): void {
+  if (m.flags[head]! & PG_head && !(m.flags[head]! & PG_hugetlb)) return;
+  if (m.flags[head]! & PG_lru && !folioIsolateLruMark(m, head, 0)) return; // folio_isolate_lru(): kept
+  if (!folioMapped(m, head)) return;
+  if (!folioTrylock(m, head)) return; // folio_lock() sleeps; pinlab tries (the next pass comes back)
+  unmapPoisonedFolio(m, head);
+  folioUnlock(m, head);
+}
+
+/**
+ * R20, do_migrate_range() before those fixes (v6.4 to 6.12.85), with no reference held: a poisoned folio
+ * still on the LRU is taken off it (WARN_ON), and a mapped one unmapped with try_to_unmap(folio,
+ * TTU_IGNORE_MLOCK), unlocked and without TTU_HWPOISON (since 6da6b1d4a7df, v6.4, the flag that asks
+ * for hwpoison entries; before it an unset TTU_IGNORE_HWPOISON made them). An anonymous page then has no
+ * entry to become (try_to_unmap_one() WARNs and gives up): it stays mapped while test_pages_isolated()
+ * lets the block go offline under it. A PMD-mapped THP is VM_BUG_ON_FOLIO(!pvmw.pte) (a NULL dereference).
+ */
+function hwpoisonedFolioBeforeV614(m: Memmap, head: number): void {
+  if (vmWarnOnOnce((m.flags[head]! & PG_lru) !== 0, 'do_migrate_range: a hwpoisoned folio on the LRU'))
+    folioIsolateLruMark(m, head, 0);
+  if (folioMapped(m, head)) tryToUnmap(m, head, TTU_IGNORE_MLOCK);
 }
 
 /**
@@ -456,6 +509,7 @@ function offlineIsolatedPages(m: Memmap, zid: number, start: number, end: number
       pfn += 1 << order;
       continue;
     }
+    if (f & PG_hwpoison) n++; // memory failure's page, still managed: it goes with the block
     pfn++;
   }
   m.zones[m.zoneBase(zid) + Z_NR_ISOLATE_PAGEBLOCK]! -= (end - start) / m.pageblockNrPages;

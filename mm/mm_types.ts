@@ -108,7 +108,8 @@ export const VM_FAULT_OOM = 0x000001;
 export const VM_FAULT_SIGBUS = 0x000002;
 export const VM_FAULT_SIGSEGV = 0x000040;
 export const VM_FAULT_RETRY = 0x000400; // a migration entry: wait for it and retry
-export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV;
+export const VM_FAULT_HWPOISON = 0x000010; // a hwpoison entry: SIGBUS (BUS_MCEERR_AR)
+export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV | VM_FAULT_HWPOISON;
 
 // ---- mm->page_table_lock (pinlab has no split PTE/PMD locks: one lock per mm, pte_lockptr()'s role) ----
 export function ptlLock(m: Memmap, mm: number): void {

@@ -17,7 +17,9 @@ export const PFN_MASK = (1 << 27) - 1;
 export const PTE_MIGRATION = 1 << 27; // a migration entry: the pfn being migrated (not present)
 export const PTE_WRITE = 1 << 28;
 export const PMD_HUGE = 1 << 29; // PMD maps a PMD-sized folio
-export const PTE_PRESENT = 1 << 30; // for a PMD: points to a PTE table (index in bits 0..26)
+export const PTE_PRESENT = 1 << 30;
+/** a hwpoison entry (make_hwpoison_entry()): not present; an access is SIGBUS. A PTE never has PMD_HUGE. */
+export const PTE_HWPOISON = PMD_HUGE; // for a PMD: points to a PTE table (index in bits 0..26)
 export const PMD_TABLE = PTE_PRESENT;
 
 export function ptePfn(pte: number): number {
@@ -28,6 +30,13 @@ export function mkPte(pfn: number, write: boolean): number {
 }
 export function mkMigrationEntry(pfn: number, write: boolean): number {
   return PTE_MIGRATION | (write ? PTE_WRITE : 0) | pfn;
+}
+export function mkHwpoisonEntry(pfn: number): number {
+  return PTE_HWPOISON | pfn;
+}
+/** is_hwpoison_entry() for a PTE (not a PMD: there PMD_HUGE means a huge mapping) */
+export function isHwpoisonPte(pte: number): boolean {
+  return (pte & (PTE_HWPOISON | PTE_PRESENT | PTE_MIGRATION)) === PTE_HWPOISON;
 }
 export function mkHugePmd(pfn: number, write: boolean): number {
   return PMD_HUGE | PTE_PRESENT | (write ? PTE_WRITE : 0) | pfn;

@@ -9,7 +9,8 @@
 import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
-import { ptlLock, ptlUnlock, mmBase, vmaBase, mmSlotsInUse } from './mm_types';
+import { ptlLock, ptlUnlock, mmBase, vmaBase, mmSlotsInUse, addMmCounter } from './mm_types';
+import { bug, vmWarnOnOnce } from './debug';
 import * as pgtableNs from './pgtable';
 import { spinLock, spinUnlock } from './locking';
 import * as pinnableNs from './pinnable';
@@ -22,7 +23,7 @@ import {
   MMU_NOTIFY_CLEAR,
 } from './mmu_notifier';
 import { folioOrder, folioGet } from './page_ref';
-import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry } from './pgtable';
+import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry, mkHwpoisonEntry } from './pgtable';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
@@ -45,6 +46,9 @@ const {
   MM_STRIDE,
   VMA_STRIDE,
   H_FORK_SEQ,
+  PG_hwpoison,
+  MM_RSS_ANON,
+  MM_RSS_SHMEM,
 } = layout;
 const { PTE_MIGRATION, PTE_PRESENT, PTE_WRITE, PMD_HUGE, PFN_MASK } = pgtableNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
@@ -253,6 +257,44 @@ function tryToMigrateOne(m: Memmap, head: number): boolean {
     return false;
   rmapWalkMigration(m, head, head, false);
   return !folioMapped(m, head);
+}
+
+// enum ttu_flags (include/linux/rmap.h)
+export const TTU_SPLIT_HUGE_PMD = 0x4;
+export const TTU_IGNORE_MLOCK = 0x8;
+export const TTU_HWPOISON = 0x20;
+
+/**
+ * try_to_unmap() of a small folio or a hugetlb-free large one (the caller holds a reference): every
+ * present PTE of it goes, dropping the mapping's reference and RSS. With TTU_HWPOISON a hwpoisoned
+ * page's PTE becomes a hwpoison entry. Otherwise an anonymous page needs a swap entry, and pinlab has
+ * no swap cache (swapbacked != swapcache): try_to_unmap_one() WARNs and aborts the walk, the folio
+ * stays mapped. A shmem page's PTE is just cleared. A PMD mapping without TTU_SPLIT_HUGE_PMD is
+ * VM_BUG_ON_FOLIO(!pvmw.pte) (a NULL dereference without CONFIG_DEBUG_VM): a kernel BUG.
+ */
+export function tryToUnmap(m: Memmap, head: number, flags: number): void {
+  if (flags & TTU_SPLIT_HUGE_PMD) bug('try_to_unmap: TTU_SPLIT_HUGE_PMD is not modelled');
+  const inv = mmuNotifierFolioInvalidateStart(m, head, MMU_NOTIFY_CLEAR);
+  let abort = false;
+  try {
+    rmapWalk(m, head, (s, entry) => {
+      if (abort || !(entry & PTE_PRESENT)) return;
+      if (s.pmd) bug(`try_to_unmap_one: unexpected PMD-mapped folio ${head} (VM_BUG_ON_FOLIO(!pvmw.pte))`);
+      const pfn = ptePfn(entry);
+      const anon = (m.flags[head]! & PG_anon) !== 0;
+      if (m.flags[pfn]! & PG_hwpoison && flags & TTU_HWPOISON) m.ptes[s.slot] = mkHwpoisonEntry(pfn);
+      else if (anon) {
+        vmWarnOnOnce(true, 'try_to_unmap_one: an anonymous folio with no swap entry (swapbacked != swapcache)');
+        abort = true;
+        return;
+      } else m.ptes[s.slot] = 0;
+      addMmCounter(m, s.mm, anon ? MM_RSS_ANON : MM_RSS_SHMEM, -1);
+      pteMapDec(m, pfn);
+      atomicFetchSub(m.refcount, head, 1);
+    });
+  } finally {
+    mmuNotifierFolioInvalidateEnd(m, inv);
+  }
 }
 
 /**

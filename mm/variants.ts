@@ -4,7 +4,23 @@
 import { own } from './own';
 
 export type BugSwitch =
-  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R16' | 'R18' | 'R19' | 'R21';
+  | 'R1'
+  | 'R2'
+  | 'R3'
+  | 'R4'
+  | 'R5'
+  | 'R6'
+  | 'R8'
+  | 'R9'
+  | 'R10'
+  | 'R12'
+  | 'R14'
+  | 'R15'
+  | 'R16'
+  | 'R18'
+  | 'R19'
+  | 'R20'
+  | 'R21';
 
 export interface KernelVariant {
   name: string;
@@ -121,6 +137,12 @@ export const BUGS: BugInfo[] = [
     id: 'R19',
     commit: '"mm/hugetlb: wait for hugetlb folios to be freed" (v6.14; 6.12.20)',
     what: 'test_pages_isolated() does not wait for deferred hugetlb frees: cma_alloc() fails with -EBUSY',
+  },
+  {
+    id: 'R20',
+    commit:
+      '"mm: memory-hotplug: check folio ref count first in do_migrate_range", "hwpoison, memory_hotplug: lock folio before unmap hwpoisoned folio", "mm: memory-failure: update ttu flag inside unmap_poisoned_folio" (v6.14); "mm/memory_hotplug: fix hwpoisoned large folio handling in do_migrate_range()" (6.12.86)',
+    what: 'offlining unmaps a poisoned folio without TTU_HWPOISON (v6.4+): a mapped anonymous page stays mapped in the offlined block; a poisoned PMD-mapped THP is a kernel BUG',
   },
   {
     id: 'R21',

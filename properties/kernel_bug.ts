@@ -1,7 +1,7 @@
 // kernel-bug: the mm core hit a BUG_ON() or a "bad page state" (an actor threw KernelBug), or at the end
 // of the run its page tables and struct pages disagree (CONFIG_PAGE_TABLE_CHECK's and the rmap debug
 // checks' view).
-import { Memmap, MM_USERS, PG_zero, PG_head, PG_buddy, PG_anon, VMA_ANON_VMA } from '../mm/memmap';
+import { Memmap, MM_USERS, PG_zero, PG_head, PG_buddy, PG_anon, VMA_ANON_VMA, NO_ZONE } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { findVma } from '../mm/memory';
 import { entireMapcount } from '../mm/rmap';
@@ -11,7 +11,7 @@ import type { Property } from './property';
 export const kernelBug = {
   name: 'kernel-bug',
   promise:
-    'The mm core never hits a BUG_ON() or a bad page state, and its page tables agree with struct page: every mapcount counts the entries that map the frame, every mapped anonymous folio is reachable by its rmap walk.',
+    'The mm core never hits a BUG_ON() or a bad page state, and its page tables agree with struct page: every mapcount counts the entries that map the frame, every mapped anonymous folio is reachable by its rmap walk, no PTE maps a frame of an offline memory block.',
   reference: 'VM_BUG_ON() and bad_page() (mm/page_alloc.c); mm/page_table_check.c; print_bad_pte() (mm/memory.c)',
   phases: ['op', 'teardown'],
   runFailure: true,
@@ -58,6 +58,8 @@ export function pageTableErrors(m: Memmap): string[] {
           continue;
         }
         if (m.flags[pfn]! & PG_zero) continue;
+        // offline_pages() succeeded under a mapped page (R20: do_migrate_range() could not unmap a poisoned one)
+        if (m.pageZonenum(pfn) === NO_ZONE) bad(`mm ${mm} vpn ${v0 + k} maps pfn ${pfn} of an offline memory block`);
         ptes[pfn]!++;
         rmapLabelErrors(m, mm, v0 + k, pfn, bad);
       }

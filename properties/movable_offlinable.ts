@@ -4,7 +4,8 @@
 // fit in the free memory of the rest of the machine must go offline within the pass budget. Blocks with
 // CMA pageblocks are exempt: the kernel never offlines them (has_unmovable_pages() refuses CMA); so are
 // blocks holding boot memory the kernel reserved (its image and ZERO_PAGE under physical KASLR:
-// PageReserved, which has_unmovable_pages() refuses too).
+// PageReserved, which has_unmovable_pages() refuses too), and blocks holding a THP with a poisoned page
+// that memory failure could not split (do_migrate_range() skips it, 6.12.86).
 import {
   Memmap,
   MB_STRIDE,
@@ -15,6 +16,9 @@ import {
   PG_buddy,
   PG_pcp,
   PG_reserved,
+  PG_head,
+  PG_hugetlb,
+  PG_has_hwpoisoned,
 } from '../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NAMES, MIGRATE_CMA } from '../mm/mmzone';
 import { stateStore, OfflineReport } from '../mm/memory_hotplug';
@@ -79,6 +83,13 @@ function hasReservedPage(m: Memmap, b: number): boolean {
   return false;
 }
 
+/** A THP of block b that memory failure marked PG_has_hwpoisoned but could not split. */
+function hasHwpoisonedLargeFolio(m: Memmap, b: number): boolean {
+  for (let pfn = b * m.blockPages; pfn < (b + 1) * m.blockPages && pfn < m.nrFrames; pfn++)
+    if ((m.flags[pfn]! & (PG_head | PG_has_hwpoisoned | PG_hugetlb)) === (PG_head | PG_has_hwpoisoned)) return true;
+  return false;
+}
+
 /** Free pages of the machine outside block b, above every zone's min watermark. */
 function roomOutside(m: Memmap, b: number): number {
   let room = 0;
@@ -126,6 +137,8 @@ export function movableBlocksOfflinable(
     if (hasCmaPageblock(m, b)) continue;
     // has_unmovable_pages(): PageReserved (the kernel image under KASLR), by design
     if (hasReservedPage(m, b)) continue;
+    // do_migrate_range() skips a large folio holding a poisoned page until memory failure splits it (6.12.86)
+    if (hasHwpoisonedLargeFolio(m, b)) continue;
     const used = blockUsedPages(m, b);
     if (!used) continue;
     const room = roomOutside(m, b);

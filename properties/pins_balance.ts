@@ -2,7 +2,7 @@
 // back at zero; after every process has exited, NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED and every
 // frame's refcount, _pincount and _mapcount is what it was before the run (mm/gup.c accounting).
 // Devices also check, where they keep a charge, that it left the counter within RLIMIT_MEMLOCK.
-import { Memmap, MM_USERS, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM } from '../mm/memmap';
+import { Memmap, MM_USERS, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM, PG_hwpoison } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { vmstatSnapshot } from '../mm/vmstat';
 import type { Property } from './property';
@@ -89,7 +89,10 @@ export function pinBalanceErrors(m: Memmap, acquired: number, released: number, 
       c0 = base.counts[3 * k + 2]!;
       k++;
     }
-    if (m.refcount[pfn] !== r0) errors.push(`pfn ${pfn}: refcount ${m.refcount[pfn]}, was ${r0}`);
+    // memory failure (or do_migrate_range()'s folio_isolate_lru()) keeps a reference on a poisoned page
+    // for good, also once its block is offline
+    if (m.refcount[pfn] !== r0 && !(m.flags[pfn]! & PG_hwpoison && m.refcount[pfn]! > r0))
+      errors.push(`pfn ${pfn}: refcount ${m.refcount[pfn]}, was ${r0}`);
     if (m.pincount[pfn] !== p0) errors.push(`pfn ${pfn}: _pincount ${m.pincount[pfn]}, was ${p0}`);
     if (m.mapcount[pfn] !== c0) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${c0}`);
   }

@@ -2,6 +2,7 @@
 // do without their accounting: pin_user_pages(_fast)(FOLL_LONGTERM [| FOLL_WRITE]) on the process, DMA
 // through the frames captured at pin time, unpin dirty; or a short-term FOLL_PIN held across one
 // preemption point, as O_DIRECT holds it for the I/O.
+import { hwpoisonEntryAt } from '../../mm/memory_failure';
 import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
 import type { Memmap } from '../../mm/memmap';
@@ -205,6 +206,8 @@ class Pinner implements AgentState {
     mmapReadUnlock(m, mm);
     // and still nobody unmapped or remapped it: the VMA read above is the one the pin saw
     if (!ok || this.env.mapGen(map) !== gen) return undefined;
+    // a poisoned page: vm_fault_to_errno() makes VM_FAULT_HWPOISON -EFAULT without FOLL_HWPOISON
+    if (hwpoisonEntryAt(m, mm, vpn)) return undefined;
     return `pin_user_pages vpn ${vpn} +${n} returned -EFAULT, but a VMA the pin may access maps vpn ${vpn} and nothing unmapped it during the pin: -EFAULT means a bad address`;
   }
 

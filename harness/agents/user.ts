@@ -21,7 +21,8 @@ import {
   PROT_WRITE,
 } from '../../mm/mmap';
 import { migrateRange } from '../../mm/migrate';
-import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM } from '../../mm/errno';
+import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM, EBUSY, EHWPOISON } from '../../mm/errno';
+import { MADV_HWPOISON } from '../../mm/memory_failure';
 import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, unmapping } from './agent';
 
 /** Children the user agent holds at once (a fork beyond it fails with -EAGAIN, as RLIMIT_NPROC would). */
@@ -80,6 +81,12 @@ class UserProcess implements AgentState {
         return this.movePages(vpn, n, op);
       case 'mprotect':
         return this.mprotect(vpn, n, op);
+      case 'hwpoison': {
+        // madvise(MADV_HWPOISON) of one page: memory_failure() unmaps it (a hwpoison entry), or leaves a THP
+        // it cannot split mapped with PG_has_hwpoisoned; not an unmap of the range the pinner watches
+        const r = doMadvise(this.env.m, this.env.mm, vpn, 1, MADV_HWPOISON);
+        return rc(r, `vpn ${vpn}: ${errOr(r, 'poisoned')}`);
+      }
       default:
         return rc(-EINVAL, `unknown op ${op.op}`);
     }
@@ -237,6 +244,19 @@ export function userOpsRefault(fc: typeof fcType, shape: GenShape): fcType.Arbit
   ) as fcType.Arbitrary<ActorOp>;
 }
 
+/** userOps plus hwpoison (madvise(MADV_HWPOISON) of a page, R20) at a low weight: the longterm-pin-hwpoison suite. */
+export function userOpsHwpoison(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
+  const hwpoison = fc.record({
+    op: fc.constant('hwpoison'),
+    map: fc.constantFrom(...shape.maps.map((x) => x.name)),
+    page: fc.nat(31),
+  });
+  return fc.oneof(
+    { weight: 14, arbitrary: userOps(fc, shape) },
+    { weight: 1, arbitrary: hwpoison },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
 /**
  * userOps plus MAP_HUGETLB and MAP_SHARED mappings, move_pages(2) and mprotect() (the longterm-pin-move
  * suite): the hugetlb and shmem fault paths, MR_SYSCALL migration and write-protection racing the pinner.
@@ -295,6 +315,7 @@ export const user: AgentModel = {
     shared: { page: 'nat', write: 'bool', value: 'nat', unmap: 'bool', locked: 'bool' },
     move_pages: { ...RANGE, to: MOVE_TARGETS, of: ['map', ...SCRATCH_KINDS] },
     mprotect: { ...RANGE, write: 'bool' },
+    hwpoison: { map: 'map', page: 'nat' },
     fork: {},
     exit_child: {},
   },
@@ -314,6 +335,8 @@ export const user: AgentModel = {
     shared: [-ENOMEM, -EEXIST, -EFAULT, -EINVAL, -EAGAIN, -EPERM],
     move_pages: [-ENOMEM], // migrate_pages(): no target memory
     mprotect: [-ENOMEM, -EINVAL], // do_mprotect_pkey(): a hole; split_vma()
+    // madvise_inject_error(): get_user_pages_fast() (-EFAULT on a poisoned page, -ENOMEM), memory_failure()
+    hwpoison: [-EFAULT, -ENOMEM, -EBUSY, -EHWPOISON],
   },
   faultPoints: [],
   programLength: 12,

@@ -1,0 +1,267 @@
+// Memory failure (mm/memory_failure.ts) and offlining a block that holds poisoned pages
+// (do_migrate_range() in mm/memory_hotplug.ts, R20).
+import { boot, zone } from '../../helpers';
+import { bprmMmInit, doMmap, doMadvise, dupMm, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { getUser, putUser, followPte, pfnOf } from '../../../mm/memory';
+import { memoryFailure, madviseInjectError, MADV_HWPOISON, MF_COUNT_INCREASED } from '../../../mm/memory_failure';
+import { stateStore, OfflineReport } from '../../../mm/memory_hotplug';
+import { Memmap, PG_head, PG_hwpoison, PG_has_hwpoisoned, PG_lru } from '../../../mm/memmap';
+import { EBUSY, EFAULT, EHWPOISON, EINTR } from '../../../mm/errno';
+import { lruAddDrainAll, folioPut } from '../../../mm/swap';
+import { isolateFolio, putbackMovablePages } from '../../../mm/migrate';
+import { getUserPages, FOLL_HWPOISON } from '../../../mm/gup';
+import { folioGet } from '../../../mm/page_ref';
+import { folioMapped } from '../../../mm/rmap';
+import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
+import { parseVariant, setVariant } from '../../../mm/variants';
+import { KernelBug } from '../../../mm/debug';
+import { isHwpoisonPte, pmdIndex, PFN_MASK } from '../../../mm/pgtable';
+import { pageTableErrors } from '../../../properties/kernel_bug';
+import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_balance';
+import { checkAllocator } from '../../../properties/allocator_sound';
+import { movableBlocksOfflinable } from '../../../properties/movable_offlinable';
+import { dmaTargetViolation } from '../../../devices/common';
+import { pinUserPages, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE } from '../../../mm/gup';
+import { exitMmap } from '../../../mm/mmap';
+import { drainAllPages } from '../../../mm/page_alloc';
+
+const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
+const THP = `${CMD} transparent_hugepage=always`;
+const RW = PROT_READ | PROT_WRITE;
+const report = (): OfflineReport => ({ reason: '', pfn: -1, passes: 0, failures: [] });
+
+function proc(cmd = CMD, n = 1): { m: Memmap; mm: number; v: number } {
+  const m = boot(cmd, 'mini');
+  const mm = bprmMmInit(m);
+  const v = doMmap(m, mm, { nrPages: n, prot: RW });
+  for (let i = 0; i < n; i++) putUser(m, mm, v + i, 700 + i);
+  lruAddDrainAll(m);
+  return { m, mm, v };
+}
+
+/** The raw PTE at vpn (0 when there is no table). */
+function rawPte(m: Memmap, mm: number, vpn: number): number {
+  const pmd = m.pmds[pmdIndex(m, mm, vpn)]!;
+  return m.ptes[((pmd & PFN_MASK) << m.pmdOrder) + (vpn & (m.ptrsPerTable - 1))]!;
+}
+
+function under<T>(variant: string, fn: () => T): T {
+  const prev = setVariant(parseVariant(variant));
+  try {
+    return fn();
+  } finally {
+    setVariant(prev);
+  }
+}
+
+const blockOf = (m: Memmap, pfn: number): number => Math.floor(pfn / m.blockPages);
+
+describe('memory_failure() (mm/memory-failure.c)', () => {
+  it('madvise(MADV_HWPOISON) on a small anonymous page: unmapped to a hwpoison entry, held off the LRU', () => {
+    const { m, mm, v } = proc();
+    const pfn = pfnOf(m, mm, v);
+    const refs = m.refcount[pfn]!;
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(0);
+    expect(m.flags[pfn]! & PG_hwpoison).toBeTruthy();
+    expect(m.flags[pfn]! & PG_lru).toBeFalsy();
+    expect(folioMapped(m, pfn)).toBe(false);
+    expect(m.refcount[pfn]).toBe(refs); // the mapping's reference gone, GUP's kept by memory failure
+    expect(isHwpoisonPte(rawPte(m, mm, v))).toBe(true);
+    expect(getUser(m, mm, v)).toBe(-EFAULT); // SIGBUS
+    expect(putUser(m, mm, v, 1)).toBe(-EFAULT); // no fresh page over the entry
+    expect(getUserPages(m, mm, v, 1, FOLL_HWPOISON, [])).toBe(-EHWPOISON);
+    expect(getUserPages(m, mm, v, 1, 0, [])).toBe(-EFAULT);
+    expect(madviseInjectError(m, mm, v, v + 1)).toBe(-EFAULT); // GUP fails first
+    expect(memoryFailure(m, pfn, 0)).toBe(-EHWPOISON); // already poisoned
+  });
+
+  it('fork copies the hwpoison entry: the child is SIGBUS too', () => {
+    const { m, mm, v } = proc();
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(0);
+    const child = dupMm(m, mm);
+    expect(getUser(m, child, v)).toBe(-EFAULT);
+    expect(isHwpoisonPte(rawPte(m, child, v))).toBe(true);
+  });
+
+  it('a hardware error on a page someone holds off the LRU is ignored: it stays mapped, poisoned', () => {
+    const { m, mm, v } = proc();
+    const pfn = pfnOf(m, mm, v);
+    expect(isolateFolio(m, pfn)).toBe(true);
+    expect(memoryFailure(m, pfn, 0)).toBe(-EBUSY);
+    expect(m.flags[pfn]! & PG_hwpoison).toBeTruthy();
+    expect(folioMapped(m, pfn)).toBe(true);
+    putbackMovablePages(m, [pfn]);
+    expect(getUser(m, mm, v)).toBe(700);
+  });
+
+  it('a THP is split: only the poisoned page goes, its neighbours keep their data', () => {
+    const { m, mm, v } = proc(THP, 8);
+    const head = pfnOf(m, mm, v);
+    expect(m.flags[head]! & PG_head).toBeTruthy();
+    expect(doMadvise(m, mm, v + 3, 1, MADV_HWPOISON)).toBe(0);
+    expect(m.flags[head]! & (PG_head | PG_has_hwpoisoned)).toBe(0);
+    expect(m.flags[head + 3]! & PG_hwpoison).toBeTruthy();
+    expect(getUser(m, mm, v + 3)).toBe(-EFAULT);
+    for (const i of [0, 1, 2, 4, 5, 6, 7]) {
+      expect(getUser(m, mm, v + i)).toBe(700 + i);
+      expect(m.flags[head + i]! & PG_hwpoison).toBe(0);
+    }
+  });
+
+  it('a THP that cannot be split (an extra reference) stays mapped, PG_has_hwpoisoned: -EHWPOISON', () => {
+    const { m, mm, v } = proc(THP, 8);
+    const head = pfnOf(m, mm, v);
+    folioGet(m, head);
+    expect(doMadvise(m, mm, v + 3, 1, MADV_HWPOISON)).toBe(-EHWPOISON);
+    expect(m.flags[head]! & PG_has_hwpoisoned).toBeTruthy();
+    expect(m.flags[head + 3]! & PG_hwpoison).toBeTruthy();
+    ptlLock(m, mm);
+    expect(followPte(m, mm, v)?.huge).toBe(true);
+    ptlUnlock(m, mm);
+    folioPut(m, head);
+  });
+
+  it('MF_COUNT_INCREASED on an already poisoned page drops the caller reference', () => {
+    const { m, mm, v } = proc();
+    const pfn = pfnOf(m, mm, v);
+    expect(memoryFailure(m, pfn, 0)).toBe(0);
+    const refs = m.refcount[pfn]!;
+    folioGet(m, pfn);
+    expect(memoryFailure(m, pfn, MF_COUNT_INCREASED)).toBe(-EHWPOISON);
+    expect(m.refcount[pfn]).toBe(refs);
+  });
+});
+
+describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () => {
+  it('a recovered poisoned page does not stop offlining; managed pages drop by the whole block', () => {
+    const { m, mm, v } = proc(CMD, 4);
+    const pfn = pfnOf(m, mm, v + 1);
+    expect(doMadvise(m, mm, v + 1, 1, MADV_HWPOISON)).toBe(0);
+    const before = zone(m, 'Movable').managed;
+    expect(stateStore(m, blockOf(m, pfn), 'offline')).toBe(0);
+    expect(zone(m, 'Movable').managed).toBe(before - m.blockPages);
+    for (const i of [0, 2, 3]) expect(getUser(m, mm, v + i)).toBe(700 + i);
+    expect(getUser(m, mm, v + 1)).toBe(-EFAULT);
+  });
+
+  for (const [variant, mapped] of [
+    ['v6.12', false],
+    ['v6.12+R20', true],
+  ] as const) {
+    it(`${variant}: a poisoned page still mapped is ${mapped ? 'left mapped in offline memory' : 'unmapped (hwpoison entry)'}`, () => {
+      under(variant, () => {
+        const { m, mm, v } = proc();
+        const pfn = pfnOf(m, mm, v);
+        expect(isolateFolio(m, pfn)).toBe(true);
+        expect(memoryFailure(m, pfn, 0)).toBe(-EBUSY);
+        putbackMovablePages(m, [pfn]);
+        const b = blockOf(m, pfn);
+        expect(stateStore(m, b, 'offline')).toBe(0);
+        expect(folioMapped(m, pfn)).toBe(mapped);
+        expect(getUser(m, mm, v)).toBe(mapped ? 700 : -EFAULT);
+        expect(m.flags[pfn]! & PG_lru).toBeFalsy();
+      });
+    });
+  }
+
+  it('v6.12: a poisoned THP memory failure could not split is skipped, so the block does not go offline', () => {
+    const { m, mm, v } = proc(THP, 8);
+    const head = pfnOf(m, mm, v);
+    folioGet(m, head);
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(-EHWPOISON);
+    folioPut(m, head);
+    const r = report();
+    expect(stateStore(m, blockOf(m, head), 'offline', { report: r, passesMax: 5 })).toBe(-EINTR);
+    expect(getUser(m, mm, v + 1)).toBe(701);
+    expect(m.flags[head]! & PG_lru).toBeTruthy();
+  });
+
+  it('v6.12+R20: the same THP is unmapped without TTU_SPLIT_HUGE_PMD: a kernel BUG', () => {
+    under('v6.12+R20', () => {
+      const { m, mm, v } = proc(THP, 8);
+      const head = pfnOf(m, mm, v);
+      folioGet(m, head);
+      expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(-EHWPOISON);
+      folioPut(m, head);
+      expect(() => stateStore(m, blockOf(m, head), 'offline', { passesMax: 5 })).toThrow(KernelBug);
+    });
+  });
+});
+
+describe('properties with poisoned pages', () => {
+  it('pins-balance: a pinned page poisoned, then unpinned and the process gone: only memory failure keeps a reference', () => {
+    const m = boot(CMD, 'mini');
+    const base = snapshotPageCounts(m);
+    const mm = bprmMmInit(m);
+    const v = doMmap(m, mm, { nrPages: 2, prot: RW });
+    for (let i = 0; i < 2; i++) putUser(m, mm, v + i, 700 + i);
+    const pages: number[] = [];
+    expect(pinUserPages(m, mm, v, 2, FOLL_WRITE, pages, newPinReport())).toBe(2);
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(0);
+    // the pin holds: the device still DMAs into the frame it pinned (the process maps it no more)
+    expect(dmaTargetViolation(m, pages[0]!, 'test')).toBeUndefined();
+    unpinUserPagesDirtyLock(m, pages, 2, true);
+    exitMmap(m, mm);
+    lruAddDrainAll(m);
+    drainAllPages(m);
+    expect(m.refcount[pages[0]!]).toBe(1);
+    expect(pinBalanceErrors(m, 1, 1, base)).toEqual([]);
+    expect(checkAllocator(m).errors).toEqual([]);
+    // the property still sees a reference a poisoned page did not take
+    m.refcount[pages[1]!]!++;
+    expect(pinBalanceErrors(m, 1, 1, base)).toEqual([`pfn ${pages[1]}: refcount 1, was 0`]);
+  });
+
+  it('kernel-bug sees R20: a PTE left mapping a frame of the offlined block', () => {
+    for (const [variant, errors] of [
+      ['v6.12', 0],
+      ['v6.12+R20', 1],
+    ] as const) {
+      under(variant, () => {
+        const { m, mm, v } = proc();
+        const pfn = pfnOf(m, mm, v);
+        expect(isolateFolio(m, pfn)).toBe(true);
+        expect(memoryFailure(m, pfn, 0)).toBe(-EBUSY);
+        putbackMovablePages(m, [pfn]);
+        expect(stateStore(m, blockOf(m, pfn), 'offline')).toBe(0);
+        const errs = pageTableErrors(m);
+        expect(errs).toHaveLength(errors);
+        if (errors) expect(errs[0]).toMatch(/maps pfn \d+ of an offline memory block/);
+      });
+    }
+  });
+
+  it('an offlined block with a poisoned page: allocator sound, and it onlines again with the frame free', () => {
+    const { m, mm, v } = proc(CMD, 2);
+    const pfn = pfnOf(m, mm, v);
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(0);
+    const b = blockOf(m, pfn);
+    expect(stateStore(m, b, 'offline')).toBe(0);
+    expect(m.flags[pfn]! & PG_hwpoison).toBeTruthy();
+    lruAddDrainAll(m);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+    expect(stateStore(m, b, 'online_movable')).toBe(0);
+    expect(m.flags[pfn]! & PG_hwpoison).toBe(0);
+    expect(m.refcount[pfn]).toBe(0);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('movable-offlinable: with a recovered poisoned page every Movable block still goes offline', () => {
+    const { m, mm, v } = proc(CMD, 4);
+    expect(doMadvise(m, mm, v + 2, 1, MADV_HWPOISON)).toBe(0);
+    expect(movableBlocksOfflinable(m, 20)).toEqual([]);
+  });
+
+  it('movable-offlinable: a block with a poisoned THP memory failure could not split is exempt (6.12.86 skips it)', () => {
+    const { m, mm, v } = proc(THP, 8);
+    const head = pfnOf(m, mm, v);
+    folioGet(m, head);
+    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(-EHWPOISON);
+    folioPut(m, head);
+    expect(movableBlocksOfflinable(m, 5)).toEqual([]);
+    m.flags[head]! &= ~PG_has_hwpoisoned; // without the exemption the skipped THP fails the block
+    expect(movableBlocksOfflinable(m, 5).map((f) => f.block)).toEqual([blockOf(m, head)]);
+  });
+});
