@@ -53,7 +53,7 @@ export function unsetMigratetypeIsolate(m: Memmap, zid: number, pfn: number, mt:
   if (f & PG_buddy && order >= m.pageblockOrder && order < m.maxOrder) {
     const buddy = start ^ (1 << order);
     const bf = buddy < m.nrFrames ? m.flags[buddy]! : 0;
-    const sameZone = m.pageZonenum(buddy) === zid;
+    const sameZone = m.pageZone(buddy) === zid;
     if (
       bf & PG_buddy &&
       ((bf >>> PG_ORDER_SHIFT) & 31) === order &&
@@ -158,10 +158,10 @@ export function startIsolatePageRange(
   out: { pfn: number } = { pfn: -1 },
 ): number {
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) {
-    const rc = setMigratetypeIsolate(m, m.pageZonenum(pfn), pfn, migratetype, flags, out);
+    const rc = setMigratetypeIsolate(m, m.pageZone(pfn), pfn, migratetype, flags, out);
     if (rc) {
       for (let p = start; p < pfn; p += m.pageblockNrPages)
-        unsetMigratetypeIsolate(m, m.pageZonenum(p), p, migratetype);
+        unsetMigratetypeIsolate(m, m.pageZone(p), p, migratetype);
       return rc;
     }
   }
@@ -171,7 +171,7 @@ export function startIsolatePageRange(
 /** undo_isolate_page_range(): every isolated pageblock back to migratetype. */
 export function undoIsolatePageRange(m: Memmap, start: number, end: number, migratetype: number): void {
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages)
-    unsetMigratetypeIsolate(m, m.pageZonenum(pfn), pfn, migratetype);
+    unsetMigratetypeIsolate(m, m.pageZone(pfn), pfn, migratetype);
 }
 
 /**

@@ -4,7 +4,7 @@
 import { own } from './own';
 
 export type BugSwitch =
-  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R18' | 'R21';
+  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R18' | 'R21' | 'R22';
 
 export interface KernelVariant {
   name: string;
@@ -101,6 +101,11 @@ export const BUGS: BugInfo[] = [
     id: 'R14',
     commit: '"stop leaking pinned pages in low memory conditions" (v6.12-rc)',
     what: 'a failed temporary allocation returns -ENOMEM with the pages still pinned',
+  },
+  {
+    id: 'R22',
+    commit: '"mm/page_alloc.c: don\'t create ZONE_MOVABLE beyond the end of a node" (2022; Fixes 2a1e274acf0b)',
+    what: "find_zone_movable_pfns_for_nodes() keeps a zone_movable_pfn[nid] rounded past a small node's end",
   },
   {
     id: 'R15',
