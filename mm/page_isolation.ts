@@ -16,7 +16,7 @@ import {
   PG_hwpoison,
   PG_offline,
 } from './memmap';
-import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE } from './mmzone';
+import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE, MAX_NR_ZONES } from './mmzone';
 import { EBUSY } from './errno';
 import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList, FPI_TO_TAIL } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
@@ -96,7 +96,7 @@ function hasUnmovablePages(
   for (let pfn = start; pfn < end; pfn++) {
     const f = m.flags[pfn]!;
     if (f & (PG_reserved | PG_hole)) return pfn;
-    if (zid === ZONE_MOVABLE) continue;
+    if (zid % MAX_NR_ZONES === ZONE_MOVABLE) continue; // zone_idx(zone): any node's
     if (f & (PG_head | PG_tail)) {
       const head = m.compoundHead(pfn);
       if (!(m.flags[head]! & PG_hugetlb) && !(m.flags[head]! & (PG_lru | PG_movable_ops))) return pfn;
@@ -160,8 +160,7 @@ export function startIsolatePageRange(
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) {
     const rc = setMigratetypeIsolate(m, m.pageZone(pfn), pfn, migratetype, flags, out);
     if (rc) {
-      for (let p = start; p < pfn; p += m.pageblockNrPages)
-        unsetMigratetypeIsolate(m, m.pageZone(p), p, migratetype);
+      for (let p = start; p < pfn; p += m.pageblockNrPages) unsetMigratetypeIsolate(m, m.pageZone(p), p, migratetype);
       return rc;
     }
   }
