@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } from './input';
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
-import { Memmap } from '../mm/memmap';
+import { Memmap, H_NODES, ND_STRIDE, ND_ZONE_MOVABLE_PFN, nodeSpan } from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
 import {
   ScenarioError,
@@ -342,6 +342,13 @@ export const STEP_KINDS: Record<string, StepKind> = {
       return { rc: 0, detail: zoneSummary(ctx.m) };
     },
   },
+  nodes: {
+    fields: {},
+    required: [],
+    run(ctx) {
+      return { rc: 0, detail: nodeSummary(ctx.m) };
+    },
+  },
   ...DEVICE_STEPS,
   ...PIN_STEPS,
 };
@@ -371,10 +378,32 @@ function blockIndex(ctx: ScenarioContext, s: Step): number {
 
 export function zoneSummary(m: Memmap): string {
   const parts: string[] = [];
-  for (let z = 0; z < ZONE_NAMES.length; z++) {
+  for (let z = 0; z < m.nrZones; z++) {
     const zi = zoneInfo(m, z);
     if (!zi.managed && !zi.present) continue;
-    parts.push(`${zi.name}: free ${zi.free}/${zi.managed} min ${zi.min}`);
+    const name = m.nrNodes > 1 ? `Node ${Math.floor(z / ZONE_NAMES.length)} ${zi.name}` : zi.name;
+    parts.push(`${name}: free ${zi.free}/${zi.managed} min ${zi.min}`);
+  }
+  return parts.join('; ');
+}
+
+/**
+ * The `nodes` step: each node's pfns, the boot's zone_movable_pfn[nid] (flagged when it is at or past the
+ * node's end: R22) and its zones' spans [start, end).
+ */
+export function nodeSummary(m: Memmap): string {
+  const parts: string[] = [];
+  for (let nid = 0; nid < m.nrNodes; nid++) {
+    const [start, end] = nodeSpan(m, nid);
+    const zmp = m.header[H_NODES + nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!;
+    let s = `node ${nid}: pfn ${start}-${end}, zone_movable_pfn ${zmp}`;
+    if (zmp && zmp >= end) s += ' (at or past the node end)';
+    const zones: string[] = [];
+    for (let z = 0; z < ZONE_NAMES.length; z++) {
+      const zi = zoneInfo(m, nid * ZONE_NAMES.length + z);
+      if (zi.spanned) zones.push(`${zi.name} ${zi.start_pfn}-${zi.start_pfn + zi.spanned}`);
+    }
+    parts.push(`${s}; ${zones.join(', ') || 'no zones'}`);
   }
   return parts.join('; ');
 }

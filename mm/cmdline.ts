@@ -67,6 +67,11 @@ export interface BootParams {
   memmap: E820Edit[];
   /** numa=fake=N: emulated NUMA nodes (numa_emu_cmdline(); 0 = off, one node) */
   numaFake: number;
+  /**
+   * pinlab.numa_nodes=SIZE,SIZE...: the machine's NUMA nodes, bytes of RAM each from the bottom (QEMU's
+   * `-numa node,mem=SIZE`, which the guest reads from the SRAT); the last node takes what is left
+   */
+  numaNodeBytes: number[];
   /** pinlab.hotpluggable_node=N[,M]: nodes whose memory the firmware (SRAT) marks hotpluggable */
   hotpluggableNodes: number[];
   warnings: string[];
@@ -289,6 +294,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
     kmem: geometry.dma32EndPfn !== 0,
     deviceParams: {},
     numaFake: 0,
+    numaNodeBytes: [],
     hotpluggableNodes: [],
     warnings: [],
   };
@@ -432,6 +438,13 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
       case 'numa':
         parseNuma(p, need());
         break;
+      case 'pinlab.numa_nodes':
+        p.numaNodeBytes = need()
+          .split(',')
+          .map((v) => memparse(key, v));
+        if (p.numaNodeBytes.length > PINLAB_MAX_NUMNODES)
+          throw new CmdlineError(`${key}: at most ${PINLAB_MAX_NUMNODES} nodes`);
+        break;
       case 'pinlab.hotpluggable_node':
         p.hotpluggableNodes = need()
           .split(',')
@@ -443,5 +456,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
         throw new CmdlineError(`unknown kernel parameter '${arg}' (see: pinlab layout --help)`);
     }
   }
+  if (p.numaFake && p.numaNodeBytes.length > 1)
+    throw new CmdlineError('numa=fake= over several physical nodes (pinlab.numa_nodes=) is not modelled');
   return p;
 }

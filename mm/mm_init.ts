@@ -287,6 +287,7 @@ export function splitNodesInterleave(
   dma32EndPfn: number,
 ): [number, number][][] | null {
   const maxPfn = memRanges[memRanges.length - 1]![1];
+  // mem_hole_size(): pages of [a, b) that are not RAM, past max_pfn included
   const hole = (a: number, b: number) => b - a - ramPagesIn(memRanges, a, b);
   let size = Math.floor((maxPfn - hole(0, maxPfn)) / nrNodes);
   const big = Math.floor(((size % minPages) * nrNodes) / minPages);
@@ -298,7 +299,7 @@ export function splitNodesInterleave(
   for (let nid = 0; start < limit; nid++) {
     let end = start + size;
     if (nid < big) end += minPages;
-    while (end - start - hole(start, Math.min(end, limit)) < size) {
+    while (end - start - hole(start, end) < size) {
       end += minPages;
       if (end > limit) {
         end = limit;
@@ -314,10 +315,28 @@ export function splitNodesInterleave(
   return nodes;
 }
 
+/**
+ * The firmware's nodes (acpi_numa_memory_affinity_init() from QEMU's `-numa node,mem=`): consecutive
+ * pfn ranges of the given sizes from pfn 0, holes included in the node they fall in; the last node
+ * takes the rest of memory.
+ */
+function sratNodes(memRanges: [number, number][], sizes: number[]): [number, number][][] {
+  const maxPfn = memRanges[memRanges.length - 1]![1];
+  const out: [number, number][][] = [];
+  let start = 0;
+  sizes.forEach((bytes, i) => {
+    const end = i === sizes.length - 1 ? maxPfn : Math.min(maxPfn, start + Math.floor(bytes / 2 ** PAGE_SHIFT));
+    out.push([[start, end]]);
+    start = end;
+  });
+  return out;
+}
+
 /** memblock_set_node(): the node plans for the boot RAM (one node without numa=fake). */
 export function planNodes(p: BootParams, memRanges: [number, number][], warnings: string[]): NodePlan[] {
   let spans: [number, number][][] = [[[memRanges[0]![0], memRanges[memRanges.length - 1]![1]]]];
-  if (p.numaFake > 1) {
+  if (p.numaNodeBytes.length > 1) spans = sratNodes(memRanges, p.numaNodeBytes);
+  else if (p.numaFake > 1) {
     const split = splitNodesInterleave(memRanges, p.numaFake, fakeNodeMinPages(p), p.geometry.dma32EndPfn);
     if (split) spans = split;
     else warnings.push('Not enough memory for each node.  NUMA emulation disabled.');
