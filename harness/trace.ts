@@ -45,13 +45,14 @@ export function describeWord(m: Memmap, idx: number): string {
     const k = idx - first;
     if (name === 'mms') return `mm ${Math.floor(k / MM_STRIDE)} ${MM_SLOTS[k % MM_STRIDE] ?? `slot ${k % MM_STRIDE}`}`;
     if (name === 'header' && k === 3) return 'mem_hotplug_lock';
-    if (name === 'zones')
-      return k % m.zoneStride === 0
-        ? `zone ${zoneName(Math.floor(k / m.zoneStride))} zone->lock`
-        : `zone ${zoneName(Math.floor(k / m.zoneStride))} word ${k % m.zoneStride}`;
+    if (name === 'zones') {
+      const zh = Math.floor(k / m.zoneStride); // a zone handle: node zh / MAX_NR_ZONES
+      const zn = `${zoneName(zh % MAX_NR_ZONES)}${zh >= MAX_NR_ZONES ? ` node ${Math.floor(zh / MAX_NR_ZONES)}` : ''}`;
+      return k % m.zoneStride === 0 ? `zone ${zn} zone->lock` : `zone ${zn} word ${k % m.zoneStride}`;
+    }
     if (name === 'pcp') {
       const rec = Math.floor(k / PCP_STRIDE);
-      return `cpu ${Math.floor(rec / MAX_NR_ZONES)} zone ${zoneName(rec % MAX_NR_ZONES)} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
+      return `cpu ${Math.floor(rec / m.nrZones)} zone ${zoneName(rec % MAX_NR_ZONES)}${m.nrNodes > 1 ? ` node ${Math.floor((rec % m.nrZones) / MAX_NR_ZONES)}` : ''} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
     }
     if (name === 'lru') {
       const stride = m.shape.lruBatch + 2;
