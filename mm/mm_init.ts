@@ -1,7 +1,7 @@
 // Boot: zone sizing, ZONE_MOVABLE from kernelcore=/movablecore=, memblock reservations, memmap init,
 // handing memory to the buddy, watermarks (mm/mm_init.c, mm/memblock.c, mm/page_alloc.c, v6.12).
 //
-// Simplified (docs/simplifications.md): one node; the x86_64 geometry boots from QEMU's e820 map
+// Simplified (docs/simplifications.md): one node unless numa=fake=N or pinlab.numa_nodes= asks for more; the x86_64 geometry boots from QEMU's e820 map
 // (mm/e820.ts) and places memblock reservations as x86 does (the image low, the memmap and the large
 // system hashes top-down, so inside ZONE_MOVABLE when it holds the top of RAM: mmzone.h exception 2);
 // a miniature geometry boots from one flat range at pfn 0 with its reservations low. What a booted
