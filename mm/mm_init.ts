@@ -1,11 +1,12 @@
 // Boot: zone sizing, ZONE_MOVABLE from kernelcore=/movablecore=, memblock reservations, memmap init,
 // handing memory to the buddy, watermarks (mm/mm_init.c, mm/memblock.c, mm/page_alloc.c, v6.12).
 //
-// Simplified (docs/simplifications.md): one node unless numa=fake=N or pinlab.numa_nodes= asks for more; the x86_64 geometry boots from QEMU's e820 map
-// (mm/e820.ts) and places memblock reservations as x86 does (the image low, the memmap and the large
-// system hashes top-down, so inside ZONE_MOVABLE when it holds the top of RAM: mmzone.h exception 2);
-// a miniature geometry boots from one flat range at pfn 0 with its reservations low. What a booted
-// Debian kernel keeps for itself is measured, not booted (KERNEL_FOOTPRINTS).
+// Simplified (docs/simplifications.md): one node unless numa=fake=N or pinlab.numa_nodes= asks for
+// more; the x86_64 geometry boots from QEMU's e820 map (mm/e820.ts) and places memblock reservations
+// as x86 does (the image low, the memmap and the large system hashes top-down, so inside ZONE_MOVABLE
+// when it holds the top of RAM: mmzone.h exception 2); a miniature geometry boots from one flat range
+// at pfn 0 with its reservations low. What a booted Debian kernel keeps for itself is measured, not
+// booted (KERNEL_FOOTPRINTS).
 
 import { BootParams, CmdlineError, HugepageParam } from './cmdline';
 import { BootE820, bootE820, qemuRam } from './e820';
@@ -799,7 +800,8 @@ export function bootMachine(p: BootParams): Memmap {
     // the sysctl handler takes any int >= 0 and __setup_per_zone_wmarks() does not clamp it: above the
     // kernel zones' memory every kernel zone's min watermark is above its managed pages
     let lowmem = 0;
-    for (let z = 0; z < ZONE_MOVABLE; z++) lowmem += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+    for (let z = 0; z < m.nrZones; z++)
+      if (z % MAX_NR_ZONES < ZONE_MOVABLE) lowmem += m.zones[m.zoneBase(z) + Z_MANAGED]!;
     const lowmemKbytes = lowmem << (PAGE_SHIFT - 10);
     if (p.minFreeKbytes > lowmemKbytes) {
       plan.warnings.push(

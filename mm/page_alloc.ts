@@ -1194,8 +1194,10 @@ function managed(m: Memmap, z: number): number {
 /** nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark, in zones GFP_USER may use. */
 function nrFreeBufferPages(m: Memmap): number {
   let sum = 0;
-  for (let z = 0; z <= gfpZone(GFP_USER); z++)
-    sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
+  for (let z = 0; z < m.nrZones; z++)
+    // the zonelist: every node's zones up to gfp_zone(GFP_USER)
+    if (z % MAX_NR_ZONES <= gfpZone(GFP_USER))
+      sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
   return sum;
 }
 
@@ -1288,7 +1290,7 @@ function zoneSetPagesetHighAndBatch(m: Memmap): void {
 function khugepagedMinFreeKbytesUpdate(m: Memmap): void {
   if (m.header[H_THP_ENABLED] === 0) return; // calculate_min_free_kbytes() already ran
   let nrZones = 0;
-  for (let z = 0; z <= gfpZone(GFP_USER); z++) if (managed(m, z) > 0) nrZones++;
+  for (let z = 0; z < m.nrZones; z++) if (z % MAX_NR_ZONES <= gfpZone(GFP_USER) && managed(m, z) > 0) nrZones++;
   let rec = m.pageblockNrPages * nrZones * 2 + m.pageblockNrPages * nrZones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES;
   rec = Math.min(rec, Math.floor(nrFreeBufferPages(m) / 20));
   rec <<= PAGE_SHIFT - 10;
