@@ -52,7 +52,12 @@ export function describeWord(m: Memmap, idx: number): string {
     }
     if (name === 'pcp') {
       const rec = Math.floor(k / PCP_STRIDE);
-      return `cpu ${Math.floor(rec / m.nrZones)} zone ${zoneName(rec % MAX_NR_ZONES)}${m.nrNodes > 1 ? ` node ${Math.floor((rec % m.nrZones) / MAX_NR_ZONES)}` : ''} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
+      // node 0's records first (cpu-major), then the other nodes' (pcpBase())
+      const n0 = m.nrCpus * MAX_NR_ZONES;
+      const per = m.nrZones - MAX_NR_ZONES;
+      const cpu = rec < n0 ? Math.floor(rec / MAX_NR_ZONES) : Math.floor((rec - n0) / per);
+      const zh = rec < n0 ? rec % MAX_NR_ZONES : MAX_NR_ZONES + ((rec - n0) % per);
+      return `cpu ${cpu} zone ${zoneName(zh % MAX_NR_ZONES)}${zh >= MAX_NR_ZONES ? ` node ${Math.floor(zh / MAX_NR_ZONES)}` : ''} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
     }
     if (name === 'lru') {
       const stride = m.shape.lruBatch + 2;

@@ -530,7 +530,9 @@ export function freeAreaTail(m: Memmap, zid: number, order: number, mt: number):
   return m.zoneBase(zid) + Z_FREE_AREA + 2 * (m.maxOrder + 1) * MIGRATE_TYPES + order * MIGRATE_TYPES + mt;
 }
 export function pcpBase(m: Memmap, cpu: number, zid: number): number {
-  return (cpu * m.nrZones + zid) * PCP_STRIDE;
+  // node 0's records where one node has them (a constant stride: the hot path), other nodes' after them
+  if (zid < MAX_NR_ZONES) return (cpu * MAX_NR_ZONES + zid) * PCP_STRIDE;
+  return (m.nrCpus * MAX_NR_ZONES + cpu * (m.nrZones - MAX_NR_ZONES) + zid - MAX_NR_ZONES) * PCP_STRIDE;
 }
 
 /** page->flags' node and zone bits for a zone handle (set_page_links()). */
