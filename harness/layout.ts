@@ -14,7 +14,6 @@ import {
   H_MIN_FREE_KBYTES,
   PAGE_SIZE,
   Geometry,
-  H_NODES,
   ND_STRIDE,
   ND_ZONE_MOVABLE_PFN,
   nodeSpan,
@@ -75,7 +74,7 @@ function nodesJson(m: Memmap): LayoutJson['nodes'] {
       nid,
       start_pfn: start,
       end_pfn: end,
-      zone_movable_pfn: m.header[H_NODES + nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!,
+      zone_movable_pfn: m.nodes[nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!,
       zones: [...Array(MAX_NR_ZONES).keys()].map((z) => zoneInfo(m, nid * MAX_NR_ZONES + z)),
     };
   });

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } from './input';
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
-import { Memmap, H_NODES, ND_STRIDE, ND_ZONE_MOVABLE_PFN, nodeSpan } from '../mm/memmap';
+import { Memmap, ND_STRIDE, ND_ZONE_MOVABLE_PFN, nodeSpan } from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
 import {
   ScenarioError,
@@ -396,7 +396,7 @@ export function nodeSummary(m: Memmap): string {
   const parts: string[] = [];
   for (let nid = 0; nid < m.nrNodes; nid++) {
     const [start, end] = nodeSpan(m, nid);
-    const zmp = m.header[H_NODES + nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!;
+    const zmp = m.nodes[nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!;
     let s = `node ${nid}: pfn ${start}-${end}, zone_movable_pfn ${zmp}`;
     if (zmp && zmp >= end) s += ' (at or past the node end)';
     const zones: string[] = [];

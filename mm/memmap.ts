@@ -143,14 +143,14 @@ export const H_LRU_DISABLED = H_PTE_FREE + 4; // lru_cache_disable() depth
 export const H_FORK_SEQ = H_PTE_FREE + 6; // odd while fork copies page tables (dup_mmap): see removeMigrationPtes()
 export const H_MM_LIVE = H_PTE_FREE + 5; // bit per mm slot in use: where rmap walks stop (the anon_vma chain's role)
 export const H_OOM_LOCK = H_PTE_FREE + 7; // oom_lock: one out_of_memory() at a time (mm/oom_kill.ts)
-// NUMA nodes (pg_data_t): [MAX_NUMNODES] x (node_start_pfn, node end pfn, zone_movable_pfn[nid])
+const H_SLOTS = H_PTE_FREE + 8;
+// ---- NUMA nodes (pg_data_t; Int32, the region `nodes`, last in the buffer so that no other region
+// moves): [MAX_NUMNODES] x (node_start_pfn, node end pfn, zone_movable_pfn[nid]) ----
 export const MAX_NUMNODES = 4;
-export const H_NODES = H_PTE_FREE + 8;
 export const ND_START = 0;
 export const ND_END = 1;
 export const ND_ZONE_MOVABLE_PFN = 2;
 export const ND_STRIDE = 3;
-const H_SLOTS = H_NODES + MAX_NUMNODES * ND_STRIDE;
 const MAGIC = 0x70696e6c; // "pinl"
 
 // ---- struct zone slots (Int32, one record per zone) ----
@@ -340,6 +340,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['lru', s.nrCpus * (s.lruBatch + 2), 4],
     ['pageblock', nrPageblocks, 1],
     ['mmuNotifiers', MNG_SLOTS + s.maxMms * MN_STRIDE, 4],
+    ['nodes', MAX_NUMNODES * ND_STRIDE, 4],
   ];
   const regions: Record<string, Region> = {};
   let off = 0;
@@ -396,6 +397,8 @@ export class Memmap {
   readonly shmemPages: Int32Array;
   readonly lru: Int32Array;
   readonly mmuNotifiers: Int32Array;
+  /** pg_data_t per node: ND_* slots */
+  readonly nodes: Int32Array;
   readonly maxMms: number;
   readonly maxVmas: number;
   readonly pmdOrder: number;
@@ -444,6 +447,7 @@ export class Memmap {
     this.shmemPages = new Int32Array(b, r('shmemPages').byteOffset, r('shmemPages').length);
     this.lru = new Int32Array(b, r('lru').byteOffset, r('lru').length);
     this.mmuNotifiers = new Int32Array(b, r('mmuNotifiers').byteOffset, r('mmuNotifiers').length);
+    this.nodes = new Int32Array(b, r('nodes').byteOffset, r('nodes').length);
     this.maxMms = shape.maxMms;
     this.maxVmas = shape.maxVmas;
     this.pmdOrder = shape.pmdOrder;
@@ -554,12 +558,12 @@ export function zoneNid(zh: number): number {
 
 /** The node's [start, end) pfns (node_start_pfn, pgdat_end_pfn()). */
 export function nodeSpan(m: Memmap, nid: number): [number, number] {
-  const o = H_NODES + nid * ND_STRIDE;
-  return [m.header[o + ND_START]!, m.header[o + ND_END]!];
+  const o = nid * ND_STRIDE;
+  return [m.nodes[o + ND_START]!, m.nodes[o + ND_END]!];
 }
 
 /** The node a pfn belongs to by the node spans (for memory without a zone yet: hot-added, offline). */
 export function pfnToNid(m: Memmap, pfn: number): number {
-  for (let nid = m.nrNodes - 1; nid > 0; nid--) if (pfn >= m.header[H_NODES + nid * ND_STRIDE + ND_START]!) return nid;
+  for (let nid = m.nrNodes - 1; nid > 0; nid--) if (pfn >= m.nodes[nid * ND_STRIDE + ND_START]!) return nid;
   return 0;
 }

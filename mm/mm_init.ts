@@ -22,7 +22,6 @@ import {
   NO_ZONE_HANDLE,
   H_BOOT_END_PFN,
   H_ZONE_MOVABLE_PFN,
-  H_NODES,
   ND_START,
   ND_END,
   ND_ZONE_MOVABLE_PFN,
@@ -776,10 +775,10 @@ export function bootMachine(p: BootParams): Memmap {
   h[H_BOOT_END_PFN] = plan.bootPages;
   h[H_ZONE_MOVABLE_PFN] = plan.zoneMovablePfn;
   for (const n of plan.nodes) {
-    const o = H_NODES + n.nid * ND_STRIDE;
-    h[o + ND_START] = n.startPfn;
-    h[o + ND_END] = n.endPfn;
-    h[o + ND_ZONE_MOVABLE_PFN] = n.zoneMovablePfn;
+    const o = n.nid * ND_STRIDE;
+    m.nodes[o + ND_START] = n.startPfn;
+    m.nodes[o + ND_END] = n.endPfn;
+    m.nodes[o + ND_ZONE_MOVABLE_PFN] = n.zoneMovablePfn;
   }
   h[H_HOTPLUG_START_PFN] = plan.hotplugStartPfn;
   h[H_HOTPLUG_END_PFN] = plan.hotplugStartPfn + plan.hotplugPages;
