@@ -14,6 +14,9 @@ import {
   H_MIN_FREE_KBYTES,
   PAGE_SIZE,
   Geometry,
+  ND_STRIDE,
+  ND_ZONE_MOVABLE_PFN,
+  nodeSpan,
 } from '../mm/memmap';
 import { MAX_NR_ZONES } from '../mm/mmzone';
 import { zoneInfo, procZoneinfo, procPagetypeinfo, ZoneInfo } from '../mm/vmstat';
@@ -58,6 +61,23 @@ export interface LayoutJson {
   blocks: BlockInfo[];
   cma_areas: { base_pfn: number; count: number }[];
   hugetlb: { page_size: number; nr_hugepages: number; free_hugepages: number }[];
+  /** NUMA nodes beyond one (numa=fake=N): each node's pfns, zone_movable_pfn[nid] and zones */
+  nodes?: { nid: number; start_pfn: number; end_pfn: number; zone_movable_pfn: number; zones: ZoneInfo[] }[];
+}
+
+/** The machine's nodes (numa=fake=N) for `layout --json`; none on a one-node machine. */
+function nodesJson(m: Memmap): LayoutJson['nodes'] {
+  if (m.nrNodes === 1) return undefined;
+  return [...Array(m.nrNodes).keys()].map((nid) => {
+    const [start, end] = nodeSpan(m, nid);
+    return {
+      nid,
+      start_pfn: start,
+      end_pfn: end,
+      zone_movable_pfn: m.nodes[nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!,
+      zones: [...Array(MAX_NR_ZONES).keys()].map((z) => zoneInfo(m, nid * MAX_NR_ZONES + z)),
+    };
+  });
 }
 
 export function layoutJson(m: Memmap, params: BootParams): LayoutJson {
@@ -104,6 +124,7 @@ export function layoutJson(m: Memmap, params: BootParams): LayoutJson {
     blocks,
     cma_areas: cma,
     hugetlb,
+    ...(m.nrNodes > 1 ? { nodes: nodesJson(m) } : {}),
   };
 }
 
@@ -140,9 +161,20 @@ function dmesgZoneRanges(j: LayoutJson): string {
     s += a < b ? `  ${z.name.padEnd(8)} [mem ${hex16(a)}-${hexEnd(b)}]\n` : `  ${z.name.padEnd(8)} empty\n`;
   }
   s += 'Movable zone start for each node\n';
-  if (j.movable_zone_start_pfn) s += `  Node 0: ${hex16(j.movable_zone_start_pfn)}\n`;
+  if (j.nodes) {
+    for (const n of j.nodes) if (n.zone_movable_pfn) s += `  Node ${n.nid}: ${hex16(n.zone_movable_pfn)}\n`;
+  } else if (j.movable_zone_start_pfn) s += `  Node 0: ${hex16(j.movable_zone_start_pfn)}\n`;
   s += 'Early memory node ranges\n';
-  for (const [a, b] of j.memory_ranges) s += `  node   0: [mem ${hex16(a)}-${hexEnd(b)}]\n`;
+  const nodeOf = (pfn: number) => (j.nodes ? j.nodes.filter((n) => n.start_pfn <= pfn).length - 1 : 0);
+  for (const [a, b] of j.memory_ranges) {
+    // a memblock range split where the nodes split it (memblock_set_node())
+    const cuts = (j.nodes ?? []).map((n) => n.start_pfn).filter((p) => p > a && p < b);
+    let s0 = a;
+    for (const c of [...cuts, b]) {
+      s += `  node ${String(nodeOf(s0)).padStart(3)}: [mem ${hex16(s0)}-${hexEnd(c)}]\n`;
+      s0 = c;
+    }
+  }
   for (const c of j.cma_areas) s += `cma: Reserved ${(c.count * 4) >> 10} MiB at ${hex16(c.base_pfn)}\n`;
   for (const h of j.hugetlb)
     s += `HugeTLB: registered ${sizeString(h.page_size)} page size, pre-allocated ${h.nr_hugepages} pages\n`;

@@ -257,7 +257,16 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     runs: 600,
     why: 'the same leak seen at teardown',
   },
-
+  {
+    variant: 'v6.12+R14',
+    property: 'kernel-bug',
+    suite: 'longterm-pin',
+    only: true,
+    fixed: 'v6.12',
+    seed: 1,
+    runs: 600,
+    why: 'part (c): a seeded migration failure sends the cleared entries to unpin_user_pages(): an oops',
+  },
 ];
 
 /**

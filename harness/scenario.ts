@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } from './input';
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
-import { Memmap } from '../mm/memmap';
+import { Memmap, ND_STRIDE, ND_ZONE_MOVABLE_PFN, nodeSpan } from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
 import {
   ScenarioError,
@@ -55,6 +55,7 @@ import { newTask, current, type Task } from '../mm/sched';
 import { enterContext, leaveContext } from './context';
 import { parseVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
 import { KernelPanic, setOomVictimExitHook } from '../mm/oom_kill';
+import { KernelOops } from '../mm/debug';
 import { bootWarnings } from '../mm/mm_init';
 
 export { ScenarioError, residency };
@@ -349,6 +350,13 @@ export const STEP_KINDS: Record<string, StepKind> = {
       return { rc: 0, detail: zoneSummary(ctx.m) };
     },
   },
+  nodes: {
+    fields: {},
+    required: [],
+    run(ctx) {
+      return { rc: 0, detail: nodeSummary(ctx.m) };
+    },
+  },
   ...DEVICE_STEPS,
   ...FILE_STEPS,
   ...PIN_STEPS,
@@ -379,10 +387,32 @@ function blockIndex(ctx: ScenarioContext, s: Step): number {
 
 export function zoneSummary(m: Memmap): string {
   const parts: string[] = [];
-  for (let z = 0; z < ZONE_NAMES.length; z++) {
+  for (let z = 0; z < m.nrZones; z++) {
     const zi = zoneInfo(m, z);
     if (!zi.managed && !zi.present) continue;
-    parts.push(`${zi.name}: free ${zi.free}/${zi.managed} min ${zi.min}`);
+    const name = m.nrNodes > 1 ? `Node ${Math.floor(z / ZONE_NAMES.length)} ${zi.name}` : zi.name;
+    parts.push(`${name}: free ${zi.free}/${zi.managed} min ${zi.min}`);
+  }
+  return parts.join('; ');
+}
+
+/**
+ * The `nodes` step: each node's pfns, the boot's zone_movable_pfn[nid] (flagged when it is at or past the
+ * node's end: R22) and its zones' spans [start, end).
+ */
+export function nodeSummary(m: Memmap): string {
+  const parts: string[] = [];
+  for (let nid = 0; nid < m.nrNodes; nid++) {
+    const [start, end] = nodeSpan(m, nid);
+    const zmp = m.nodes[nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!;
+    let s = `node ${nid}: pfn ${start}-${end}, zone_movable_pfn ${zmp}`;
+    if (zmp && zmp >= end) s += ' (at or past the node end)';
+    const zones: string[] = [];
+    for (let z = 0; z < ZONE_NAMES.length; z++) {
+      const zi = zoneInfo(m, nid * ZONE_NAMES.length + z);
+      if (zi.spanned) zones.push(`${zi.name} ${zi.start_pfn}-${zi.start_pfn + zi.spanned}`);
+    }
+    parts.push(`${s}; ${zones.join(', ') || 'no zones'}`);
   }
   return parts.join('; ');
 }
@@ -576,11 +606,11 @@ function judgeStep(
   s: Step,
   n: number,
   kernel: string,
-  r: { rc: number; detail: string; bad?: boolean },
+  r: StepRun,
   panic: string | undefined,
   selfKilled: boolean,
 ): { result: string; ok: boolean; exp: number | string | undefined; match: number | string | undefined } {
-  const result = panic !== undefined ? 'panic' : r.rc < 0 ? errname(r.rc) : String(r.rc);
+  const result = panic !== undefined ? 'panic' : r.killed ? 'killed' : r.rc < 0 ? errname(r.rc) : String(r.rc);
   const exp = expectationFor(s.expect, kernel);
   const match = expectationFor(s.expect_match, kernel);
   let ok = !r.bad;
@@ -620,23 +650,31 @@ function runStep(
   const who = typeof s.proc === 'string' ? s.proc : deviceStepProc(ctx, s);
   task.mm = who !== undefined ? (ctx.procs.get(who) ?? -1) : -1;
   task.fatalSignal = false;
-  let r: { rc: number; detail: string; bad?: boolean };
+  let r: StepRun;
   let panic: string | undefined;
   try {
     // a process the OOM killer took is gone: every step naming it fails as a syscall on a dead pid would
     const deadAt = who !== undefined ? ctx.dead.get(who) : undefined;
     r =
       deadAt !== undefined
-        ? { rc: -ESRCH, detail: `${who} was killed by the OOM killer at step ${deadAt}` }
+        ? {
+            rc: -ESRCH,
+            detail: `${who} was killed by ${ctx.deadBy?.get(who ?? '') ?? 'the OOM killer'} at step ${deadAt}`,
+          }
         : STEP_KINDS[s.op]!.run(ctx, s);
   } catch (e) {
     if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${n} (${s.op}): ${e.message}`);
-    if (!(e instanceof KernelPanic)) throw e;
-    panic = e.message;
-    r = { rc: 0, detail: panic };
+    if (e instanceof KernelOops && who !== undefined) {
+      r = oopsKills(ctx, who, n, e);
+    } else {
+      if (!(e instanceof KernelPanic)) throw e;
+      panic = e.message;
+      r = { rc: 0, detail: panic };
+    }
   }
   const { mms, kills } = reapOomKills(ctx);
-  const { result, ok, exp, match } = judgeStep(file, s, n, kernel, r, panic, task.mm >= 0 && mms.includes(task.mm));
+  const selfKilled = (task.mm >= 0 && mms.includes(task.mm)) || r.killed === true;
+  const { result, ok, exp, match } = judgeStep(file, s, n, kernel, r, panic, selfKilled);
   const res: StepResult = {
     step: n,
     op: s.op,
@@ -654,6 +692,20 @@ function runStep(
   if (panic !== undefined) ctx.out(`      ${panic}`);
   return { res, panic };
 }
+
+/**
+ * An oops in a process's syscall (die(): panic_on_oops is 0 on Debian): the task is killed where it
+ * stood, holding what it held (its mmap_lock, isolated folios); its exit then blocks on that lock, so
+ * nothing of it is freed. Later steps naming it are -ESRCH.
+ */
+function oopsKills(ctx: ScenarioContext, who: string, n: number, e: KernelOops): StepRun {
+  ctx.procs.delete(who);
+  ctx.dead.set(who, n);
+  (ctx.deadBy ??= new Map()).set(who, 'an oops');
+  return { rc: 0, detail: `${e.message}; ${who} killed`, killed: true };
+}
+
+type StepRun = { rc: number; detail: string; bad?: boolean; killed?: boolean };
 
 /** Run a loaded scenario under one kernel variant. ScenarioError from a step names the step. */
 export function runScenario(

@@ -36,6 +36,8 @@ export interface ScenarioContext {
   procs: Map<string, number>;
   /** processes the OOM killer took, with the step that killed them */
   dead: Map<string, number>;
+  /** dead processes not killed by the OOM killer: what killed them (an oops) */
+  deadBy?: Map<string, string>;
   /** named things steps hold: pins, kernel allocations, isolated folios */
   held: Map<
     string,

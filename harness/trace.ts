@@ -45,13 +45,19 @@ export function describeWord(m: Memmap, idx: number): string {
     const k = idx - first;
     if (name === 'mms') return `mm ${Math.floor(k / MM_STRIDE)} ${MM_SLOTS[k % MM_STRIDE] ?? `slot ${k % MM_STRIDE}`}`;
     if (name === 'header' && k === 3) return 'mem_hotplug_lock';
-    if (name === 'zones')
-      return k % m.zoneStride === 0
-        ? `zone ${zoneName(Math.floor(k / m.zoneStride))} zone->lock`
-        : `zone ${zoneName(Math.floor(k / m.zoneStride))} word ${k % m.zoneStride}`;
+    if (name === 'zones') {
+      const zh = Math.floor(k / m.zoneStride); // a zone handle: node zh / MAX_NR_ZONES
+      const zn = `${zoneName(zh % MAX_NR_ZONES)}${zh >= MAX_NR_ZONES ? ` node ${Math.floor(zh / MAX_NR_ZONES)}` : ''}`;
+      return k % m.zoneStride === 0 ? `zone ${zn} zone->lock` : `zone ${zn} word ${k % m.zoneStride}`;
+    }
     if (name === 'pcp') {
       const rec = Math.floor(k / PCP_STRIDE);
-      return `cpu ${Math.floor(rec / MAX_NR_ZONES)} zone ${zoneName(rec % MAX_NR_ZONES)} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
+      // node 0's records first (cpu-major), then the other nodes' (pcpBase())
+      const n0 = m.nrCpus * MAX_NR_ZONES;
+      const per = m.nrZones - MAX_NR_ZONES;
+      const cpu = rec < n0 ? Math.floor(rec / MAX_NR_ZONES) : Math.floor((rec - n0) / per);
+      const zh = rec < n0 ? rec % MAX_NR_ZONES : MAX_NR_ZONES + ((rec - n0) % per);
+      return `cpu ${cpu} zone ${zoneName(zh % MAX_NR_ZONES)}${zh >= MAX_NR_ZONES ? ` node ${Math.floor(zh / MAX_NR_ZONES)}` : ''} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
     }
     if (name === 'lru') {
       const stride = m.shape.lruBatch + 2;

@@ -67,8 +67,20 @@ export interface BootParams {
   deviceParams: Record<string, number>;
   /** memmap=: edits of the e820 map in command-line order (parse_memmap_opt) */
   memmap: E820Edit[];
+  /** numa=fake=N: emulated NUMA nodes (numa_emu_cmdline(); 0 = off, one node) */
+  numaFake: number;
+  /**
+   * pinlab.numa_nodes=SIZE,SIZE...: the machine's NUMA nodes, bytes of RAM each from the bottom (QEMU's
+   * `-numa node,mem=SIZE`, which the guest reads from the SRAT); the last node takes what is left
+   */
+  numaNodeBytes: number[];
+  /** pinlab.hotpluggable_node=N[,M]: nodes whose memory the firmware (SRAT) marks hotpluggable */
+  hotpluggableNodes: number[];
   warnings: string[];
 }
+
+/** MAX_NUMNODES pinlab handles (the node id takes two bits of page->flags: mm/memmap.ts). */
+export const PINLAB_MAX_NUMNODES = 4;
 
 const SUFFIX: Record<string, number> = { K: 10, M: 20, G: 30, T: 40, P: 50, E: 60 };
 
@@ -244,6 +256,23 @@ function splitArgs(cmdline: string, warnings: string[]): string[] {
   return out;
 }
 
+/**
+ * numa_setup() (arch/x86/mm/numa.c): numa=off and numa=fake=N (numa_emu_cmdline(), mm/numa_emulation.c;
+ * a plain count: the `NU` size form is not modelled). Above MAX_NUMNODES the kernel reduces it.
+ */
+function parseNuma(p: BootParams, v: string): void {
+  if (v === 'off') {
+    p.numaFake = 0;
+    return;
+  }
+  if (!v.startsWith('fake=')) throw new CmdlineError(`numa: '${v}' is not off or fake=N`);
+  const n = parseUint('numa=fake', v.slice(5));
+  if (n > PINLAB_MAX_NUMNODES) {
+    p.warnings.push(`numa=fake=${n} too large, reducing to ${PINLAB_MAX_NUMNODES}`);
+    p.numaFake = PINLAB_MAX_NUMNODES;
+  } else p.numaFake = n <= 1 ? 0 : n;
+}
+
 // eslint-disable-next-line max-lines-per-function -- a table: one case per kernel parameter
 export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
   const p: BootParams = {
@@ -267,6 +296,9 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
     memmap: [],
     kmem: geometry.dma32EndPfn !== 0,
     deviceParams: {},
+    numaFake: 0,
+    numaNodeBytes: [],
+    hotpluggableNodes: [],
     warnings: [],
   };
   let hugeOrder = geometry.pageblockOrder; // default_hstate: hugepagesz= before hugepages= applies to it
@@ -409,9 +441,28 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
         p.machine = v;
         break;
       }
+      case 'numa':
+        parseNuma(p, need());
+        break;
+      case 'pinlab.numa_nodes':
+        p.numaNodeBytes = need()
+          .split(',')
+          .map((v) => memparse(key, v));
+        if (p.numaNodeBytes.length > PINLAB_MAX_NUMNODES)
+          throw new CmdlineError(`${key}: at most ${PINLAB_MAX_NUMNODES} nodes`);
+        break;
+      case 'pinlab.hotpluggable_node':
+        p.hotpluggableNodes = need()
+          .split(',')
+          .map((v) => parseUint(key, v));
+        if (p.hotpluggableNodes.some((n) => n >= PINLAB_MAX_NUMNODES))
+          throw new CmdlineError(`${key}: node ids go up to ${PINLAB_MAX_NUMNODES - 1}`);
+        break;
       default:
         throw new CmdlineError(`unknown kernel parameter '${arg}' (see: pinlab layout --help)`);
     }
   }
+  if (p.numaFake && p.numaNodeBytes.length > 1)
+    throw new CmdlineError('numa=fake= over several physical nodes (pinlab.numa_nodes=) is not modelled');
   return p;
 }

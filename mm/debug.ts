@@ -8,6 +8,18 @@ export class KernelBug extends Error {
   }
 }
 
+/**
+ * An oops: the kernel dereferenced a bad pointer (die() -> "BUG: kernel NULL pointer dereference").
+ * A KernelBug to the campaign; a scenario step ends in it as in a panic (the task dies holding its
+ * locks, so pinlab runs nothing after it).
+ */
+export class KernelOops extends KernelBug {
+  constructor(what: string) {
+    super(what);
+    this.message = `Oops: ${what}`;
+  }
+}
+
 /** VM_BUG_ON with a constant message. Where the message is built from values, write
  * `if (cond) bug(\`...\`)` so the string is made only when the check fails (hot paths). */
 export function vmBugOn(cond: boolean, what: string): void {

@@ -35,7 +35,7 @@ import {
 } from './migrate';
 import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import * as gfpNs from './gfp';
-import { bug } from './debug';
+import { bug, KernelOops } from './debug';
 import { folioOrder } from './page_ref';
 import { vmaNeedsDirtyTracking } from './filemap';
 
@@ -488,11 +488,26 @@ function migrateLongtermUnpinnableFolios(
     pages[i] = -1;
   }
   if (list.length && pinMigrate(m, list, report)) {
+    pofsUnpin(m, pages, nr); // err: every entry was cleared above
     putbackMovablePages(m, list);
     return -ENOMEM;
   }
   putbackMovablePages(m, list);
   return -EAGAIN;
+}
+
+/**
+ * pofs_unpin() on migrate_longterm_unpinnable_folios()' error path, where every entry is NULL by then.
+ * R14 (part c): before "mm/gup: handle NULL pages in unpin_user_pages()" (6.13-rc, 6.12.5)
+ * unpin_user_pages() took the first entry's folio (gup_folio_next()): a NULL dereference.
+ */
+function pofsUnpin(m: Memmap, pages: number[], nr: number): void {
+  if (nr > 0 && pages[0]! < 0 && hasBug('R14'))
+    throw new KernelOops(
+      'BUG: kernel NULL pointer dereference, address: 0000000000000008 (page_folio(NULL) in gup_folio_next()); ' +
+        'RIP: unpin_user_pages <- pofs_unpin <- migrate_longterm_unpinnable_folios <- __gup_longterm_locked',
+    );
+  unpinUserPages(m, pages, nr);
 }
 
 /** check_and_migrate_movable_pages() (v6.1+): 0 = all pinnable, -EAGAIN = re-pin, else an error. */

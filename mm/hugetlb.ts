@@ -94,7 +94,7 @@ export function hugetlbInit(
     m.header[hb + HS_ORDER] = order;
     for (const r of gig) {
       prepHugetlbFolio(m, r.startPfn, order);
-      m.zones[m.zoneBase(m.pageZonenum(r.startPfn)) + Z_MANAGED]! += r.nrPages;
+      m.zones[m.zoneBase(m.pageZone(r.startPfn)) + Z_MANAGED]! += r.nrPages;
       enqueueHugetlbFolio(m, hb, r.startPfn);
       m.header[hb + HS_NR_HUGE_PAGES]!++;
     }

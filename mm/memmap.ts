@@ -95,8 +95,15 @@ export const PG_anon_exclusive = 1 << 18; // PageAnonExclusive: mapped by exactl
 export const PG_has_hwpoisoned = 1 << 23;
 
 const PG_ZONE_SHIFT = 20;
-const PG_ZONE_MASK = 7 << PG_ZONE_SHIFT;
+const PG_ZONEID_MASK = 7 << PG_ZONE_SHIFT;
+// page_to_nid(): the node id sits in bits 29-30 (NODES_PGSHIFT); "the zone bits" that free and merge
+// keep and compare are node and zone together, as the kernel's page_zone_id()
+const PG_NID_SHIFT = 29;
+const PG_NID_MASK = 3 << PG_NID_SHIFT;
+const PG_ZONE_MASK = PG_ZONEID_MASK | PG_NID_MASK;
 export const NO_ZONE = 7;
+/** page_zone() of a frame without a zone (a zone handle of node 1 can be 7) */
+export const NO_ZONE_HANDLE = -1;
 const PG_ORDER_SHIFT = 24;
 const PG_ORDER_MASK = 31 << PG_ORDER_SHIFT;
 
@@ -143,6 +150,13 @@ export const H_OOM_LOCK = H_PTE_FREE + 7; // oom_lock: one out_of_memory() at a 
 export const H_HPAGE_FREELIST = H_PTE_FREE + 8;
 export const H_HUGETLB_VMEMMAP = H_PTE_FREE + 9; // hugetlb_free_vmemmap= (vmemmap_optimize_enabled)
 const H_SLOTS = H_PTE_FREE + 10;
+// ---- NUMA nodes (pg_data_t; Int32, the region `nodes`, last in the buffer so that no other region
+// moves): [MAX_NUMNODES] x (node_start_pfn, node end pfn, zone_movable_pfn[nid]) ----
+export const MAX_NUMNODES = 4;
+export const ND_START = 0;
+export const ND_END = 1;
+export const ND_ZONE_MOVABLE_PFN = 2;
+export const ND_STRIDE = 3;
 const MAGIC = 0x70696e6c; // "pinl"
 
 // ---- struct zone slots (Int32, one record per zone) ----
@@ -276,6 +290,8 @@ export interface MemmapShape {
   shmemObjects: number;
   shmemPages: number;
   lruBatch: number;
+  /** NUMA nodes (numa=fake=N); absent = 1 */
+  nrNodes?: number;
 }
 
 /** Process-space sizes for a machine of nrFrames frames (two address spaces' worth of page tables). */
@@ -315,8 +331,8 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
   const items: [string, number, number][] = [
     ['vmstat', s.nrCpus * s.nrVmItems, 8], // per-cpu counters, Float64 (exact to 2^53)
     ['header', H_SLOTS, 4],
-    ['zones', MAX_NR_ZONES * zoneStride, 4],
-    ['pcp', s.nrCpus * MAX_NR_ZONES * PCP_STRIDE, 4],
+    ['zones', (s.nrNodes ?? 1) * MAX_NR_ZONES * zoneStride, 4],
+    ['pcp', s.nrCpus * (s.nrNodes ?? 1) * MAX_NR_ZONES * PCP_STRIDE, 4],
     ['blocks', nrBlocks * MB_STRIDE, 4],
     ['flags', s.nrFrames, 4],
     ['refcount', s.nrFrames, 4],
@@ -335,6 +351,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['lru', s.nrCpus * (s.lruBatch + 2), 4],
     ['pageblock', nrPageblocks, 1],
     ['mmuNotifiers', MNG_SLOTS + s.maxMms * MN_STRIDE, 4],
+    ['nodes', MAX_NUMNODES * ND_STRIDE, 4],
   ];
   const regions: Record<string, Region> = {};
   let off = 0;
@@ -364,6 +381,9 @@ export class Memmap {
   readonly blockPages: number;
   readonly nrBlocks: number;
   readonly nrCpus: number;
+  /** NUMA nodes; zone records are per node: zone handle = nid * MAX_NR_ZONES + zone index */
+  readonly nrNodes: number;
+  readonly nrZones: number;
   readonly zoneStride: number;
   readonly nrVmItems: number;
   readonly header: Int32Array;
@@ -388,6 +408,8 @@ export class Memmap {
   readonly shmemPages: Int32Array;
   readonly lru: Int32Array;
   readonly mmuNotifiers: Int32Array;
+  /** pg_data_t per node: ND_* slots */
+  readonly nodes: Int32Array;
   readonly maxMms: number;
   readonly maxVmas: number;
   readonly pmdOrder: number;
@@ -408,6 +430,8 @@ export class Memmap {
     this.blockPages = shape.blockPages;
     this.nrBlocks = Math.ceil(shape.nrFrames / shape.blockPages);
     this.nrCpus = shape.nrCpus;
+    this.nrNodes = shape.nrNodes ?? 1;
+    this.nrZones = this.nrNodes * MAX_NR_ZONES;
     this.zoneStride = zoneStrideFor(shape.maxOrder);
     this.nrVmItems = shape.nrVmItems;
     const b = this.sab;
@@ -434,6 +458,7 @@ export class Memmap {
     this.shmemPages = new Int32Array(b, r('shmemPages').byteOffset, r('shmemPages').length);
     this.lru = new Int32Array(b, r('lru').byteOffset, r('lru').length);
     this.mmuNotifiers = new Int32Array(b, r('mmuNotifiers').byteOffset, r('mmuNotifiers').length);
+    this.nodes = new Int32Array(b, r('nodes').byteOffset, r('nodes').length);
     this.maxMms = shape.maxMms;
     this.maxVmas = shape.maxVmas;
     this.pmdOrder = shape.pmdOrder;
@@ -460,10 +485,24 @@ export class Memmap {
   }
   /** page_zonenum(); NO_ZONE for frames of offline memory. */
   pageZonenum(pfn: number): number {
-    return (this.flags[pfn]! & PG_ZONE_MASK) >>> PG_ZONE_SHIFT;
+    return (this.flags[pfn]! & PG_ZONEID_MASK) >>> PG_ZONE_SHIFT;
   }
+  /** page_to_nid() */
+  pageNid(pfn: number): number {
+    return (this.flags[pfn]! & PG_NID_MASK) >>> PG_NID_SHIFT;
+  }
+  /**
+   * page_zone(): the zone handle (nid * MAX_NR_ZONES + page_zonenum()) that indexes zone records; on one
+   * node it is page_zonenum(). Frames without a zone give NO_ZONE_HANDLE.
+   */
+  pageZone(pfn: number): number {
+    const f = this.flags[pfn]!;
+    const z = (f & PG_ZONEID_MASK) >>> PG_ZONE_SHIFT;
+    return z === NO_ZONE ? NO_ZONE_HANDLE : z + ((f & PG_NID_MASK) >>> PG_NID_SHIFT) * MAX_NR_ZONES;
+  }
+  /** set_page_zone(); a zone handle of another node also sets the node (set_page_node()). */
   setPageZone(pfn: number, zid: number): void {
-    this.flags[pfn] = (this.flags[pfn]! & ~PG_ZONE_MASK) | (zid << PG_ZONE_SHIFT);
+    this.flags[pfn] = (this.flags[pfn]! & ~PG_ZONE_MASK) | zoneBits(zid);
   }
   /** buddy_order() for PG_buddy pages; folio_order() for PG_head pages. */
   pageOrder(pfn: number): number {
@@ -506,5 +545,36 @@ export function freeAreaTail(m: Memmap, zid: number, order: number, mt: number):
   return m.zoneBase(zid) + Z_FREE_AREA + 2 * (m.maxOrder + 1) * MIGRATE_TYPES + order * MIGRATE_TYPES + mt;
 }
 export function pcpBase(m: Memmap, cpu: number, zid: number): number {
-  return (cpu * MAX_NR_ZONES + zid) * PCP_STRIDE;
+  // node 0's records where one node has them (a constant stride: the hot path), other nodes' after them
+  if (zid < MAX_NR_ZONES) return (cpu * MAX_NR_ZONES + zid) * PCP_STRIDE;
+  return (m.nrCpus * MAX_NR_ZONES + cpu * (m.nrZones - MAX_NR_ZONES) + zid - MAX_NR_ZONES) * PCP_STRIDE;
+}
+
+/** page->flags' node and zone bits for a zone handle (set_page_links()). */
+export function zoneBits(zh: number): number {
+  if (zh === NO_ZONE_HANDLE) return NO_ZONE << PG_ZONE_SHIFT;
+  const nid = Math.floor(zh / MAX_NR_ZONES);
+  return ((zh - nid * MAX_NR_ZONES) << PG_ZONE_SHIFT) | (nid << PG_NID_SHIFT);
+}
+
+/** zone_idx(): the zone index (ZONE_DMA..ZONE_DEVICE) of a zone handle. */
+export function zoneIdx(zh: number): number {
+  return zh % MAX_NR_ZONES;
+}
+
+/** zone_to_nid() of a zone handle. */
+export function zoneNid(zh: number): number {
+  return Math.floor(zh / MAX_NR_ZONES);
+}
+
+/** The node's [start, end) pfns (node_start_pfn, pgdat_end_pfn()). */
+export function nodeSpan(m: Memmap, nid: number): [number, number] {
+  const o = nid * ND_STRIDE;
+  return [m.nodes[o + ND_START]!, m.nodes[o + ND_END]!];
+}
+
+/** The node a pfn belongs to by the node spans (for memory without a zone yet: hot-added, offline). */
+export function pfnToNid(m: Memmap, pfn: number): number {
+  for (let nid = m.nrNodes - 1; nid > 0; nid--) if (pfn >= m.nodes[nid * ND_STRIDE + ND_START]!) return nid;
+  return 0;
 }

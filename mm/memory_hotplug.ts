@@ -27,6 +27,8 @@ import {
   H_MOVABLE_NODE,
   H_HOTPLUG_LOCK,
   PG_ZONE_SHIFT,
+  zoneBits,
+  pfnToNid,
   PG_reserved,
   MEM_CANCEL_OFFLINE,
   Z_MANAGED,
@@ -141,7 +143,8 @@ function zoneIntersects(m: Memmap, zid: number, startPfn: number, nrPages: numbe
 
 /** default_kernel_zone_for_pfn(): the first kernel zone the range intersects, else ZONE_NORMAL. */
 function defaultKernelZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
-  for (let zid = ZONE_DMA; zid <= ZONE_NORMAL; zid++) if (zoneIntersects(m, zid, startPfn, nrPages)) return zid;
+  const nb = pfnToNid(m, startPfn) * MAX_NR_ZONES; // NODE_DATA(nid)->node_zones
+  for (let zid = ZONE_DMA; zid <= ZONE_NORMAL; zid++) if (zoneIntersects(m, nb + zid, startPfn, nrPages)) return zid;
   return ZONE_NORMAL;
 }
 
@@ -150,8 +153,9 @@ function defaultKernelZoneForPfn(m: Memmap, startPfn: number, nrPages: number): 
  */
 function defaultZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number {
   const kernelZone = defaultKernelZoneForPfn(m, startPfn, nrPages);
-  const inKernel = zoneIntersects(m, kernelZone, startPfn, nrPages);
-  const inMovable = zoneIntersects(m, ZONE_MOVABLE, startPfn, nrPages);
+  const nb = pfnToNid(m, startPfn) * MAX_NR_ZONES;
+  const inKernel = zoneIntersects(m, nb + kernelZone, startPfn, nrPages);
+  const inMovable = zoneIntersects(m, nb + ZONE_MOVABLE, startPfn, nrPages);
   if (inKernel !== inMovable) return inKernel ? kernelZone : ZONE_MOVABLE;
   return m.header[H_MOVABLE_NODE] ? ZONE_MOVABLE : kernelZone;
 }
@@ -163,9 +167,9 @@ function defaultZoneForPfn(m: Memmap, startPfn: number, nrPages: number): number
 export function autoMovableCanOnlineMovable(m: Memmap, nrPages: number): boolean {
   let kernelEarly = 0;
   let movable = 0;
-  for (let zid = 0; zid < MAX_NR_ZONES; zid++) {
+  for (let zid = 0; zid < m.nrZones; zid++) {
     const zb = m.zoneBase(zid);
-    if (zid === ZONE_MOVABLE) movable += m.zones[zb + Z_PRESENT]!;
+    if (zid % MAX_NR_ZONES === ZONE_MOVABLE) movable += m.zones[zb + Z_PRESENT]!;
     else {
       kernelEarly += m.zones[zb + Z_PRESENT_EARLY]!;
       movable += m.zones[zb + Z_CMA_PAGES]!;
@@ -201,7 +205,7 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
   const ne = e === s ? startPfn + nrPages : Math.max(e, startPfn + nrPages);
   m.zones[zb + Z_START_PFN] = ns;
   m.zones[zb + Z_SPANNED] = ne - ns;
-  m.flags.fill((zid << PG_ZONE_SHIFT) | PG_reserved, startPfn, startPfn + nrPages);
+  m.flags.fill(zoneBits(zid) | PG_reserved, startPfn, startPfn + nrPages);
   // __init_single_page(): a page memory failure held when the block went offline starts afresh
   m.refcount.fill(0, startPfn, startPfn + nrPages);
   for (let p = startPfn; p < startPfn + nrPages; p += m.pageblockNrPages) {
@@ -224,11 +228,11 @@ function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPage
   // shrink_zone_span(): find the first/last pfn still in the zone
   if (startPfn <= s) {
     s = startPfn + nrPages;
-    while (s < e && m.pageZonenum(s) !== zid) s++;
+    while (s < e && m.pageZone(s) !== zid) s++;
   }
   if (startPfn + nrPages >= e) {
     e = startPfn;
-    while (e > s && m.pageZonenum(e - 1) !== zid) e--;
+    while (e > s && m.pageZone(e - 1) !== zid) e--;
   }
   if (e <= s) {
     s = 0;
@@ -281,7 +285,8 @@ export function onlineMemoryBlock(m: Memmap, b: number, onlineType: number): num
   const start = blockStartPfn(m, b);
   const zid = zoneForPfnRange(m, onlineType, start, m.blockPages);
   memHotplugBegin(m);
-  const rc = onlinePages(m, start, m.blockPages, zid);
+  // the block's node (memory_block->nid): its zone of that index
+  const rc = onlinePages(m, start, m.blockPages, pfnToNid(m, start) * MAX_NR_ZONES + zid);
   if (rc === 0) {
     const o = b * MB_STRIDE;
     m.blocks[o + MB_STATE] = MEM_ONLINE;
@@ -544,9 +549,9 @@ function doOfflinePages(m: Memmap, startPfn: number, nrPages: number, opts: Offl
       return -EINVAL;
     }
   }
-  const zid = m.pageZonenum(startPfn);
+  const zid = m.pageZone(startPfn);
   for (let pfn = startPfn; pfn < end; pfn++) {
-    if (m.pageZonenum(pfn) !== zid) {
+    if (m.pageZone(pfn) !== zid) {
       report.reason = 'multizone range';
       report.pfn = pfn;
       return -EINVAL;

@@ -1,11 +1,12 @@
 // Boot: zone sizing, ZONE_MOVABLE from kernelcore=/movablecore=, memblock reservations, memmap init,
 // handing memory to the buddy, watermarks (mm/mm_init.c, mm/memblock.c, mm/page_alloc.c, v6.12).
 //
-// Simplified (docs/simplifications.md): one node; the x86_64 geometry boots from QEMU's e820 map
-// (mm/e820.ts) and places memblock reservations as x86 does (the image low, the memmap and the large
-// system hashes top-down, so inside ZONE_MOVABLE when it holds the top of RAM: mmzone.h exception 2);
-// a miniature geometry boots from one flat range at pfn 0 with its reservations low. What a booted
-// Debian kernel keeps for itself is measured, not booted (KERNEL_FOOTPRINTS).
+// Simplified (docs/simplifications.md): one node unless numa=fake=N or pinlab.numa_nodes= asks for
+// more; the x86_64 geometry boots from QEMU's e820 map (mm/e820.ts) and places memblock reservations
+// as x86 does (the image low, the memmap and the large system hashes top-down, so inside ZONE_MOVABLE
+// when it holds the top of RAM: mmzone.h exception 2); a miniature geometry boots from one flat range
+// at pfn 0 with its reservations low. What a booted Debian kernel keeps for itself is measured, not
+// booted (KERNEL_FOOTPRINTS).
 
 import { BootParams, CmdlineError, HugepageParam } from './cmdline';
 import { BootE820, bootE820, qemuRam } from './e820';
@@ -18,8 +19,14 @@ import {
   PG_hole,
   PG_ZONE_SHIFT,
   NO_ZONE,
+  NO_ZONE_HANDLE,
   H_BOOT_END_PFN,
   H_ZONE_MOVABLE_PFN,
+  ND_START,
+  ND_END,
+  ND_ZONE_MOVABLE_PFN,
+  ND_STRIDE,
+  zoneBits,
   H_HOTPLUG_START_PFN,
   H_HOTPLUG_END_PFN,
   H_ZERO_PFN,
@@ -61,6 +68,7 @@ import {
   ZONE_DMA,
   ZONE_NORMAL,
   ZONE_MOVABLE,
+  ZONE_DEVICE,
   MIGRATE_MOVABLE,
   MIGRATE_TYPES,
   MIGRATE_CMA,
@@ -81,7 +89,7 @@ import { newTask, setCurrent } from './sched';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
 import { mmInitProcessSpace } from './mm_types';
-import { releaseAtLeast, variant } from './variants';
+import { hasBug, releaseAtLeast, variant } from './variants';
 import { GFP_KERNEL, GFP_DMA, GFP_DMA32, __GFP_NOWARN } from './gfp';
 import {
   MMOP_OFFLINE,
@@ -111,12 +119,28 @@ export interface BootPlan {
   hotplugPages: number;
   /** zone_movable_pfn[0]; 0 = no ZONE_MOVABLE */
   zoneMovablePfn: number;
-  /** [start, end) of each zone at boot, after ZONE_MOVABLE is carved out */
+  /** [start, end) of each zone at boot, after ZONE_MOVABLE is carved out (node 0's) */
   zoneSpans: [number, number][];
+  /** pg_data_t of every node (one unless numa=fake=N): its memblock ranges, zone_movable_pfn[nid], zones */
+  nodes: NodePlan[];
   cmaAreas: { basePfn: number; count: number }[];
   reservations: Reservation[];
   zeroPfn: number;
   warnings: string[];
+}
+
+export interface NodePlan {
+  nid: number;
+  /** memblock.memory's ranges of this node (for_each_mem_pfn_range(i, nid, ...)) */
+  memRanges: [number, number][];
+  /** get_pfn_range_for_nid() */
+  startPfn: number;
+  endPfn: number;
+  hotpluggable: boolean;
+  /** zone_movable_pfn[nid]; 0 = none */
+  zoneMovablePfn: number;
+  /** [start, end) of each zone of the node (zone_spanned_pages_in_node()) */
+  zoneSpans: [number, number][];
 }
 
 function maxOrderNrPages(p: BootParams): number {
@@ -243,6 +267,211 @@ function zoneSpans(p: BootParams, memRanges: [number, number][], zoneMovablePfn:
   return out;
 }
 
+// ---- NUMA (numa=fake=N) ----
+
+/** FAKE_NODE_MIN_SIZE (mm/numa_emulation.c: 32 MiB); a miniature geometry scales it as 32M:128M to its blocks. */
+export function fakeNodeMinPages(p: BootParams): number {
+  return p.geometry.dma32EndPfn ? (32 << 20) >> PAGE_SHIFT : Math.max(1, p.geometry.blockPages >> 2);
+}
+
+/**
+ * split_nodes_interleave() (mm/numa_emulation.c) over the one physical node [0, max_pfn): each fake node
+ * gets an even share of the RAM (holes do not count: mem_hole_size()), sizes rounded down to
+ * FAKE_NODE_MIN_SIZE with the remainder spread as "big" nodes; a node stops at ZONE_DMA32's end when the
+ * next would get less than FAKE_NODE_MIN_SIZE below it, and the last takes what is left. Returns each
+ * node's pfn intervals, or null when there is not enough memory for each node (emulation disabled).
+ */
+export function splitNodesInterleave(
+  memRanges: [number, number][],
+  nrNodes: number,
+  minPages: number,
+  dma32EndPfn: number,
+): [number, number][][] | null {
+  const maxPfn = memRanges[memRanges.length - 1]![1];
+  // mem_hole_size(): pages of [a, b) that are not RAM, past max_pfn included
+  const hole = (a: number, b: number) => b - a - ramPagesIn(memRanges, a, b);
+  let size = Math.floor((maxPfn - hole(0, maxPfn)) / nrNodes);
+  const big = Math.floor(((size % minPages) * nrNodes) / minPages);
+  size -= size % minPages;
+  if (!size) return null;
+  const nodes: [number, number][][] = Array.from({ length: nrNodes }, () => []);
+  let start = 0;
+  const limit = maxPfn;
+  for (let nid = 0; start < limit; nid++) {
+    let end = start + size;
+    if (nid < big) end += minPages;
+    while (end - start - hole(start, end) < size) {
+      end += minPages;
+      if (end > limit) {
+        end = limit;
+        break;
+      }
+    }
+    if (dma32EndPfn && end < dma32EndPfn && dma32EndPfn - end - hole(end, dma32EndPfn) < minPages) end = dma32EndPfn;
+    if (limit - end - hole(end, limit) < size) end = limit;
+    end = Math.min(end, limit);
+    nodes[nid % nrNodes]!.push([start, end]);
+    start = end;
+  }
+  return nodes;
+}
+
+/**
+ * The firmware's nodes (acpi_numa_memory_affinity_init() from QEMU's `-numa node,mem=`): consecutive
+ * pfn ranges of the given sizes from pfn 0, holes included in the node they fall in; the last node
+ * takes the rest of memory.
+ */
+function sratNodes(memRanges: [number, number][], sizes: number[]): [number, number][][] {
+  const maxPfn = memRanges[memRanges.length - 1]![1];
+  const out: [number, number][][] = [];
+  let start = 0;
+  sizes.forEach((bytes, i) => {
+    const end = i === sizes.length - 1 ? maxPfn : Math.min(maxPfn, start + Math.floor(bytes / 2 ** PAGE_SHIFT));
+    out.push([[start, end]]);
+    start = end;
+  });
+  return out;
+}
+
+/** memblock_set_node(): the node plans for the boot RAM (one node without numa=fake). */
+export function planNodes(p: BootParams, memRanges: [number, number][], warnings: string[]): NodePlan[] {
+  let spans: [number, number][][] = [[[memRanges[0]![0], memRanges[memRanges.length - 1]![1]]]];
+  if (p.numaNodeBytes.length > 1) spans = sratNodes(memRanges, p.numaNodeBytes);
+  else if (p.numaFake > 1) {
+    const split = splitNodesInterleave(memRanges, p.numaFake, fakeNodeMinPages(p), p.geometry.dma32EndPfn);
+    if (split) spans = split;
+    else warnings.push('Not enough memory for each node.  NUMA emulation disabled.');
+  }
+  const nodes: NodePlan[] = [];
+  for (const iv of spans) {
+    const ranges: [number, number][] = [];
+    for (const [a, b] of memRanges)
+      for (const [s, e] of iv) if (Math.max(a, s) < Math.min(b, e)) ranges.push([Math.max(a, s), Math.min(b, e)]);
+    ranges.sort((x, y) => x[0] - y[0]);
+    const nid = nodes.length;
+    if (!ranges.length) continue; // a node without memory is not N_MEMORY
+    nodes.push({
+      nid,
+      memRanges: ranges,
+      startPfn: ranges[0]![0],
+      endPfn: ranges[ranges.length - 1]![1],
+      hotpluggable: p.hotpluggableNodes.includes(nid),
+      zoneMovablePfn: 0,
+      zoneSpans: [],
+    });
+  }
+  return nodes;
+}
+
+/**
+ * find_zone_movable_pfns_for_nodes() over several nodes: movable_node takes each hotpluggable node's
+ * memory from its lowest pfn; kernelcore=/movablecore= spread kernelcore evenly over the nodes
+ * (kernelcore_node = required_kernelcore / usable_nodes), restarting with one node fewer while some is
+ * left; out2 rounds zone_movable_pfn[nid] up to MAX_ORDER_NR_PAGES and, fixed (R22), drops it where that
+ * reaches the node's end. Writes node.zoneMovablePfn.
+ */
+export function findZoneMovablePfnsForNodes(p: BootParams, nodes: NodePlan[], warnings: string[]): void {
+  const all = nodes.flatMap((n) => n.memRanges);
+  const totalPages = all.reduce((t, [a, b]) => t + b - a, 0);
+  const ranges = archZoneRanges(p, nodes[0]!.startPfn, nodes[nodes.length - 1]!.endPfn);
+  const zmp = nodes.map(() => 0);
+  const out2 = (): void => {
+    nodes.forEach((n, i) => {
+      zmp[i] = roundup(zmp[i]!, maxOrderNrPages(p));
+      if (zmp[i]! >= n.endPfn) {
+        if (zmp[i] && hasBug('R22'))
+          warnings.push(`R22: node ${n.nid}'s ZONE_MOVABLE start ${zmp[i]} is at or past the node's end ${n.endPfn}`);
+        else zmp[i] = 0;
+      }
+      n.zoneMovablePfn = zmp[i]!;
+    });
+  };
+  if (p.movableNode) {
+    if (p.kernelcore || p.movablecore)
+      warnings.push('movable_node: kernelcore=/movablecore= are ignored (find_zone_movable_pfns_for_nodes)');
+    nodes.forEach((n, i) => {
+      if (n.hotpluggable) zmp[i] = n.startPfn; // every range of a hotpluggable node is hotpluggable
+    });
+    out2();
+    return;
+  }
+  let movableZone = ZONE_DMA;
+  for (let z = ZONE_NORMAL; z >= ZONE_DMA; z--)
+    if (ranges[z]![1] > ranges[z]![0]) {
+      movableZone = z;
+      break;
+    }
+  const pages = (c: { bytes?: number; percent?: number }) =>
+    c.percent !== undefined ? Math.floor((totalPages * c.percent) / 100) : Math.floor(c.bytes! / 2 ** PAGE_SHIFT);
+  let requiredKernelcore = p.kernelcore ? pages(p.kernelcore) : 0;
+  if (p.movablecore) {
+    let requiredMovablecore = roundup(pages(p.movablecore), maxOrderNrPages(p));
+    requiredMovablecore = Math.min(totalPages, requiredMovablecore);
+    requiredKernelcore = Math.max(requiredKernelcore, totalPages - requiredMovablecore);
+  }
+  if (!requiredKernelcore || requiredKernelcore >= totalPages) {
+    nodes.forEach((n) => (n.zoneMovablePfn = 0));
+    return;
+  }
+  const usableStartPfn = ranges[movableZone]![0];
+  let usableNodes = nodes.length;
+  for (;;) {
+    // restart: spread kernelcore memory as evenly as possible throughout nodes
+    let kernelcoreNode = Math.floor(requiredKernelcore / usableNodes);
+    nodes.forEach((n, i) => {
+      if (requiredKernelcore < kernelcoreNode) kernelcoreNode = Math.floor(requiredKernelcore / usableNodes);
+      let remaining = kernelcoreNode;
+      for (const [rs, end] of n.memRanges) {
+        let start = Math.max(rs, zmp[i]!);
+        if (start >= end) continue;
+        if (start < usableStartPfn) {
+          const kernelPages = Math.min(end, usableStartPfn) - start;
+          remaining -= Math.min(kernelPages, remaining);
+          requiredKernelcore -= Math.min(kernelPages, requiredKernelcore);
+          if (end <= usableStartPfn) {
+            zmp[i] = end;
+            continue;
+          }
+          start = usableStartPfn;
+        }
+        const sizePages = Math.min(end - start, remaining);
+        zmp[i] = start + sizePages;
+        requiredKernelcore -= Math.min(requiredKernelcore, sizePages);
+        remaining -= sizePages;
+        if (!remaining) break;
+      }
+    });
+    usableNodes--;
+    if (!(usableNodes && requiredKernelcore > usableNodes)) break;
+  }
+  out2();
+}
+
+/** zone_spanned_pages_in_node() with adjust_zone_range_for_zone_movable() for each zone of a node. */
+export function nodeZoneSpans(p: BootParams, n: NodePlan, maxPfn: number): [number, number][] {
+  const r = archZoneRanges(p, 0, maxPfn);
+  const zmp = n.zoneMovablePfn;
+  const out: [number, number][] = [];
+  for (let z = 0; z < MAX_NR_ZONES; z++) {
+    let [s, e] = r[z]!;
+    s = Math.min(Math.max(n.startPfn, s), e);
+    e = Math.max(Math.min(n.endPfn, e), s);
+    if (z === ZONE_MOVABLE) [s, e] = zmp ? [zmp, n.endPfn] : [0, 0];
+    else if (z < ZONE_MOVABLE && zmp) {
+      if (s < zmp && e > zmp) e = zmp;
+      else if (s >= zmp) s = e;
+    }
+    if (z === ZONE_DEVICE || e < n.startPfn || s > n.endPfn) {
+      out.push([0, 0]);
+      continue;
+    }
+    e = Math.min(e, n.endPfn);
+    s = Math.max(s, n.startPfn);
+    out.push(e > s ? [s, e] : [0, 0]); // spanned 0: zone_start_pfn 0 (calculate_node_totalpages())
+  }
+  return out;
+}
+
 /**
  * cma_declare_contiguous_nid() (mm/cma.c): size and base aligned to pageblocks; without a fixed base,
  * bottom-up from 4 GiB when memory extends above it, else top-down below the end of memory.
@@ -362,7 +591,13 @@ export function planBoot(p: BootParams): BootPlan {
   const nrFrames = hotplugPages ? hotplugStartPfn + hotplugPages : roundup(bootPages, blockPages);
   if (nrFrames > maxFrames)
     throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (512 GiB)`);
-  const zoneMovablePfn = findZoneMovablePfn(p, memRanges, warnings);
+  const nodes = planNodes(p, memRanges, warnings);
+  const numa = nodes.length > 1 || p.hotpluggableNodes.length > 0;
+  const zoneMovablePfn = numa ? 0 : findZoneMovablePfn(p, memRanges, warnings);
+  if (numa) findZoneMovablePfnsForNodes(p, nodes, warnings);
+  else nodes[0]!.zoneMovablePfn = zoneMovablePfn;
+  const spans = zoneSpans(p, memRanges, numa ? nodes[0]!.zoneMovablePfn : zoneMovablePfn);
+  for (const n of nodes) n.zoneSpans = numa ? nodeZoneSpans(p, n, bootPages) : spans;
   const cmaAreas = placeCma(p, memRanges, reservations, warnings);
   if (footprint) memblockTopDown(p, memRanges, reservations, cmaAreas, memmapPages, footprint);
   for (const h of p.hugepages)
@@ -375,8 +610,9 @@ export function planBoot(p: BootParams): BootPlan {
     nrFrames,
     hotplugStartPfn,
     hotplugPages,
-    zoneMovablePfn,
-    zoneSpans: zoneSpans(p, memRanges, zoneMovablePfn),
+    zoneMovablePfn: nodes[0]!.zoneMovablePfn,
+    zoneSpans: nodes[0]!.zoneSpans,
+    nodes,
     cmaAreas,
     reservations,
     zeroPfn: g.kernelStartPfn + imagePages - 1,
@@ -527,6 +763,7 @@ function shapeFor(plan: BootPlan): MemmapShape {
     blockPages: g.blockPages,
     nrVmItems: NR_VM_ITEMS,
     ...processShape(plan.nrFrames, g.pageblockOrder),
+    ...(plan.nodes.length > 1 ? { nrNodes: plan.nodes.length } : {}),
   };
 }
 
@@ -538,6 +775,12 @@ export function bootMachine(p: BootParams): Memmap {
   const h = m.header;
   h[H_BOOT_END_PFN] = plan.bootPages;
   h[H_ZONE_MOVABLE_PFN] = plan.zoneMovablePfn;
+  for (const n of plan.nodes) {
+    const o = n.nid * ND_STRIDE;
+    m.nodes[o + ND_START] = n.startPfn;
+    m.nodes[o + ND_END] = n.endPfn;
+    m.nodes[o + ND_ZONE_MOVABLE_PFN] = n.zoneMovablePfn;
+  }
   h[H_HOTPLUG_START_PFN] = plan.hotplugStartPfn;
   h[H_HOTPLUG_END_PFN] = plan.hotplugStartPfn + plan.hotplugPages;
   h[H_ZERO_PFN] = plan.zeroPfn;
@@ -558,7 +801,8 @@ export function bootMachine(p: BootParams): Memmap {
     // the sysctl handler takes any int >= 0 and __setup_per_zone_wmarks() does not clamp it: above the
     // kernel zones' memory every kernel zone's min watermark is above its managed pages
     let lowmem = 0;
-    for (let z = 0; z < ZONE_MOVABLE; z++) lowmem += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+    for (let z = 0; z < m.nrZones; z++)
+      if (z % MAX_NR_ZONES < ZONE_MOVABLE) lowmem += m.zones[m.zoneBase(z) + Z_MANAGED]!;
     const lowmemKbytes = lowmem << (PAGE_SHIFT - 10);
     if (p.minFreeKbytes > lowmemKbytes) {
       plan.warnings.push(
@@ -648,9 +892,10 @@ function onlineTypeOf(s: string | null): number {
 /** free_area_init() + memmap_init(): zone spans, struct pages (reserved until freed), pageblock types. */
 function freeAreaInit(m: Memmap, plan: BootPlan): void {
   m.flags.fill((NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | PG_hole, 0, m.nrFrames);
-  for (let z = 0; z < MAX_NR_ZONES; z++) {
-    const zb = m.zoneBase(z);
-    const [s, e] = plan.zoneSpans[z]!;
+  for (let zh = 0; zh < m.nrZones; zh++) {
+    const z = zh % MAX_NR_ZONES; // a zone handle: node zh / MAX_NR_ZONES, zone index z
+    const zb = m.zoneBase(zh);
+    const [s, e] = plan.nodes[(zh - z) / MAX_NR_ZONES]!.zoneSpans[z]!;
     const present = ramPagesIn(plan.memRanges, s, e); // calculate_node_totalpages(): spanned less holes
     m.zones[zb + Z_START_PFN] = s;
     m.zones[zb + Z_SPANNED] = e - s;
@@ -658,16 +903,15 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
     m.zones[zb + Z_PRESENT_EARLY] = present;
     for (let o = 0; o <= m.maxOrder; o++)
       for (let mt = 0; mt < MIGRATE_TYPES; mt++)
-        m.zones[freeAreaHead(m, z, o, mt)] = m.zones[freeAreaTail(m, z, o, mt)] = NO_PAGE;
+        m.zones[freeAreaHead(m, zh, o, mt)] = m.zones[freeAreaTail(m, zh, o, mt)] = NO_PAGE;
     for (let cpu = 0; cpu < m.nrCpus; cpu++) {
-      const pb = pcpBase(m, cpu, z);
+      const pb = pcpBase(m, cpu, zh);
       for (let pi = 0; pi < NR_PCP_LISTS; pi++) m.pcp[pb + PCP_LISTS + pi] = m.pcp[pb + PCP_TAILS + pi] = NO_PAGE;
     }
     // a hole inside a span keeps the zone (init_unavailable_range) and stays PageReserved
-    m.flags.fill((z << PG_ZONE_SHIFT) | PG_reserved | PG_hole, s, e);
+    m.flags.fill(zoneBits(zh) | PG_reserved | PG_hole, s, e);
     for (const [a, b] of plan.memRanges)
-      if (Math.max(a, s) < Math.min(b, e))
-        m.flags.fill((z << PG_ZONE_SHIFT) | PG_reserved, Math.max(a, s), Math.min(b, e));
+      if (Math.max(a, s) < Math.min(b, e)) m.flags.fill(zoneBits(zh) | PG_reserved, Math.max(a, s), Math.min(b, e));
   }
   // hot-pluggable memory exists (reserved, offline) but has no zone until onlined
   m.flags.fill(
@@ -696,7 +940,7 @@ function memblockFreeAll(m: Memmap, plan: BootPlan): void {
     for (let pfn = c.basePfn; pfn < c.basePfn + c.count; pfn += m.pageblockNrPages)
       m.setPageblockMigratetype(pfn, MIGRATE_CMA);
     for (let pfn = c.basePfn; pfn < c.basePfn + c.count; pfn++) {
-      const zb = m.zoneBase(m.pageZonenum(pfn));
+      const zb = m.zoneBase(m.pageZone(pfn));
       m.zones[zb + Z_CMA_PAGES]!++;
     }
   });
@@ -761,10 +1005,10 @@ function memoryDevInit(m: Memmap, plan: BootPlan): void {
 function earlyBlockZone(m: Memmap, start: number, end: number): number {
   let zid = -1;
   for (let pfn = start; pfn < end; pfn++) {
-    const z = m.pageZonenum(pfn);
-    if (z === NO_ZONE) continue;
+    const z = m.pageZone(pfn);
+    if (z === NO_ZONE_HANDLE) continue;
     if (zid === -1) zid = z;
     else if (zid !== z) return -1;
   }
-  return zid;
+  return zid < 0 ? zid : zid % MAX_NR_ZONES; // mem->zone's zone index
 }

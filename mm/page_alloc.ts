@@ -71,7 +71,7 @@ const {
   PCP_ALLOC_FACTOR,
   Z_FLAGS,
   ZONE_BELOW_HIGH,
-  NO_ZONE,
+  NO_ZONE_HANDLE,
   H_MIN_FREE_KBYTES,
   H_USER_MIN_FREE_KBYTES,
   H_WATERMARK_SCALE_FACTOR,
@@ -795,7 +795,7 @@ function drainPagesZone(m: Memmap, cpu: number, zid: number): void {
 
 /** drain_all_pages(zone): every CPU's list for the zone (every zone when zid < 0). */
 export function drainAllPages(m: Memmap, zid = -1): void {
-  for (let z = 0; z < MAX_NR_ZONES; z++) {
+  for (let z = 0; z < m.nrZones; z++) {
     if (zid >= 0 && z !== zid) continue;
     for (let cpu = 0; cpu < m.nrCpus; cpu++) drainPagesZone(m, cpu, z);
   }
@@ -832,8 +832,8 @@ export function freePages(m: Memmap, pfn: number, order: number): void {
 
 /** free_the_page(): refcount already 0. */
 export function freeThePage(m: Memmap, pfn: number, order: number): void {
-  const zid = m.pageZonenum(pfn);
-  if (zid === NO_ZONE) bug(`freeing pfn ${pfn} of offline memory`);
+  const zid = m.pageZone(pfn);
+  if (zid === NO_ZONE_HANDLE) bug(`freeing pfn ${pfn} of offline memory`);
   freePagesPrepare(m, pfn, order);
   if (order === 0) freeUnrefPage(m, pfn, zid);
   else if (order === m.pageblockOrder && pcpThp()) freeUnrefPageThp(m, pfn, zid, order);
@@ -848,8 +848,8 @@ export function freeThePage(m: Memmap, pfn: number, order: number): void {
  */
 function freePagesCore(m: Memmap, pfn: number, order: number, fpi: number): void {
   const n = 1 << order;
-  const zid = m.pageZonenum(pfn);
-  if (zid === NO_ZONE) bug(`__free_pages_core: pfn ${pfn} has no zone`);
+  const zid = m.pageZone(pfn);
+  if (zid === NO_ZONE_HANDLE) bug(`__free_pages_core: pfn ${pfn} has no zone`);
   for (let p = pfn; p < pfn + n; p++) {
     if ((m.flags[p]! & PG_hole) !== 0) bug(`__free_pages_core: pfn ${p} is a hole`);
     m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
@@ -1051,6 +1051,7 @@ function getPageFromFreelist(
   highestZoneidx: number,
 ): number {
   const mt = gfpMigratetype(gfp);
+  if (m.nrNodes > 1) return getPageFromZonelist(m, gfp, order, allocFlags, highestZoneidx, mt);
   for (;;) {
     for (let zid = highestZoneidx; zid >= 0; zid--) {
       const zb = m.zoneBase(zid);
@@ -1073,6 +1074,60 @@ function getPageFromFreelist(
       }
     }
     // It's possible on a UMA machine to get through all zones that are fragmented: retry without.
+    if (!(allocFlags & ALLOC_NOFRAGMENT)) return NO_PAGE;
+    allocFlags &= ~ALLOC_NOFRAGMENT;
+  }
+}
+
+/**
+ * build_zonelists() (ZONELIST_FALLBACK, node order): the node's own zones high to low, then the other
+ * nodes' by find_next_best_node(): all fake nodes of one physical node are at LOCAL_DISTANCE, so the
+ * "n < node" penalty orders them node+1, ..., then 0, ... (node_load[] balancing is not modelled).
+ */
+export function zonelistNodes(m: Memmap, nid: number): number[] {
+  const order: number[] = [];
+  for (let k = 0; k < m.nrNodes; k++) order.push((nid + k) % m.nrNodes);
+  return order;
+}
+
+/** numa_node_id(): the CPU's node (CPUs spread round-robin over the nodes, numa_init_array()'s way). */
+export function cpuToNode(m: Memmap, cpu: number): number {
+  return cpu % m.nrNodes;
+}
+
+/** get_page_from_freelist() over a NUMA zonelist: the local node first, then the others, each high to low. */
+function getPageFromZonelist(
+  m: Memmap,
+  gfp: number,
+  order: number,
+  allocFlags: number,
+  highestZoneidx: number,
+  mt: number,
+): number {
+  const nodes = zonelistNodes(m, cpuToNode(m, current().cpu));
+  for (;;) {
+    for (const nid of nodes) {
+      for (let z = highestZoneidx; z >= 0; z--) {
+        const zid = nid * MAX_NR_ZONES + z;
+        const zb = m.zoneBase(zid);
+        if (m.zones[zb + Z_MANAGED]! === 0) continue;
+        let ok = false;
+        if (!(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
+          ok = zoneWatermarkFast(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highestZoneidx, allocFlags);
+          if (!ok) m.zones[zb + Z_FLAGS]! |= ZONE_BELOW_HIGH;
+        }
+        if (!ok && !(allocFlags & ALLOC_NO_WATERMARKS)) {
+          const mark = wmarkPages(m, zid, allocFlags);
+          if (!zoneWatermarkFast(m, zid, order, mark, highestZoneidx, allocFlags)) continue;
+        }
+        const pfn = rmqueueZone(m, zid, order, mt, allocFlags);
+        if (pfn !== NO_PAGE) {
+          prepNewPage(m, pfn, order, gfp);
+          countVmEvents(m, PGALLOC_BASE + z, 1 << order);
+          return pfn;
+        }
+      }
+    }
     if (!(allocFlags & ALLOC_NOFRAGMENT)) return NO_PAGE;
     allocFlags &= ~ALLOC_NOFRAGMENT;
   }
@@ -1168,7 +1223,9 @@ export function highWatermarkOk(m: Memmap, gfp: number, order: number): boolean 
   gfp = currentGfpContext(gfp);
   const highest = gfpZone(gfp);
   const allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_WMARK_HIGH | ALLOC_CPUSET);
-  for (let zid = highest; zid >= 0; zid--) {
+  for (let zh = highest + (m.nrNodes - 1) * MAX_NR_ZONES; zh >= 0; zh--) {
+    const zid = zh % MAX_NR_ZONES > highest ? -1 : zh; // every node's zones up to highest
+    if (zid < 0) continue;
     const zb = m.zoneBase(zid);
     if (m.zones[zb + Z_MANAGED]! === 0) continue;
     if (zoneWatermarkOk(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highest, allocFlags, m.zones[zb + Z_NR_FREE]!))
@@ -1180,7 +1237,7 @@ export function highWatermarkOk(m: Memmap, gfp: number, order: number): boolean 
 /** totalram_pages(): the managed pages of every zone. */
 export function totalramPages(m: Memmap): number {
   let t = 0;
-  for (let z = 0; z < MAX_NR_ZONES; z++) t += m.zones[m.zoneBase(z) + Z_MANAGED]!;
+  for (let z = 0; z < m.nrZones; z++) t += m.zones[m.zoneBase(z) + Z_MANAGED]!;
   return t;
 }
 
@@ -1206,8 +1263,8 @@ export function freeRange(m: Memmap, start: number, end: number, fpi = FPI_TO_TA
     let order = Math.min(m.maxOrder, start === 0 ? m.maxOrder : ctz(start));
     while (start + (1 << order) > end) order--;
     // a block must not straddle a zone boundary
-    const zid = m.pageZonenum(start);
-    while (order > 0 && m.pageZonenum(start + (1 << order) - 1) !== zid) order--;
+    const zid = m.pageZone(start);
+    while (order > 0 && m.pageZone(start + (1 << order) - 1) !== zid) order--;
     freePagesCore(m, start, order, fpi);
     start += 1 << order;
   }
@@ -1227,8 +1284,10 @@ function managed(m: Memmap, z: number): number {
 /** nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark, in zones GFP_USER may use. */
 function nrFreeBufferPages(m: Memmap): number {
   let sum = 0;
-  for (let z = 0; z <= gfpZone(GFP_USER); z++)
-    sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
+  for (let z = 0; z < m.nrZones; z++)
+    // the zonelist: every node's zones up to gfp_zone(GFP_USER)
+    if (z % MAX_NR_ZONES <= gfpZone(GFP_USER))
+      sum += Math.max(0, managed(m, z) - m.zones[m.zoneBase(z) + Z_WMARK_HIGH]!);
   return sum;
 }
 
@@ -1249,10 +1308,13 @@ function setupPerZoneWmarks(m: Memmap): void {
   const scale = m.header[H_WATERMARK_SCALE_FACTOR]!;
   const capMovable = releaseAtLeast(variant(), 6, 2);
   let lowmemPages = 0;
-  for (let z = 0; z < MAX_NR_ZONES; z++) if (z !== ZONE_MOVABLE || !capMovable) lowmemPages += managed(m, z);
-  for (let z = 0; z < MAX_NR_ZONES; z++) {
-    const zb = m.zoneBase(z);
-    const man = managed(m, z);
+  // every node's zones (zone handle zh: zone index zh % MAX_NR_ZONES)
+  for (let zh = 0; zh < m.nrZones; zh++)
+    if (zh % MAX_NR_ZONES !== ZONE_MOVABLE || !capMovable) lowmemPages += managed(m, zh);
+  for (let zh = 0; zh < m.nrZones; zh++) {
+    const z = zh % MAX_NR_ZONES;
+    const zb = m.zoneBase(zh);
+    const man = managed(m, zh);
     let tmp = lowmemPages ? Math.floor((pagesMin * man) / lowmemPages) : 0;
     if (z === ZONE_MOVABLE && capMovable)
       m.zones[zb + Z_WMARK_MIN] = Math.min(128, Math.max(SWAP_CLUSTER_MAX, Math.floor(man / 1024)));
@@ -1266,17 +1328,19 @@ function setupPerZoneWmarks(m: Memmap): void {
 
 /** setup_per_zone_lowmem_reserve(): a lower zone keeps managed(higher zones)/ratio from higher requests. */
 function setupPerZoneLowmemReserve(m: Memmap): void {
-  for (let i = 0; i < MAX_NR_ZONES; i++) {
-    const zb = m.zoneBase(i);
+  for (let zh = 0; zh < m.nrZones; zh++) {
+    const i = zh % MAX_NR_ZONES;
+    const node = zh - i; // for_each_online_pgdat(): the higher zones of the same node
+    const zb = m.zoneBase(zh);
     const ratio = LOWMEM_RESERVE_RATIO[i]!;
-    const clear = !ratio || !managed(m, i);
+    const clear = !ratio || !managed(m, zh);
     let man = 0;
     for (let j = 0; j < MAX_NR_ZONES; j++) {
       if (j <= i) {
         m.zones[zb + Z_LOWMEM_RESERVE + j] = 0;
         continue;
       }
-      man += managed(m, j);
+      man += managed(m, node + j);
       m.zones[zb + Z_LOWMEM_RESERVE + j] = clear ? 0 : Math.floor(man / ratio);
     }
   }
@@ -1291,7 +1355,7 @@ const MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8;
  * same way); pageset_update() leaves pcp->high to be clamped into them at its next use.
  */
 function zoneSetPagesetHighAndBatch(m: Memmap): void {
-  for (let z = 0; z < MAX_NR_ZONES; z++) {
+  for (let z = 0; z < m.nrZones; z++) {
     let batch = Math.floor(Math.min(managed(m, z) >> 10, (1 << 20) >> PAGE_SHIFT) / 4);
     if (batch < 1) batch = 1;
     batch = Math.max(1, (1 << (31 - Math.clz32(batch + (batch >> 1)))) - 1);
@@ -1316,7 +1380,7 @@ function zoneSetPagesetHighAndBatch(m: Memmap): void {
 function khugepagedMinFreeKbytesUpdate(m: Memmap): void {
   if (m.header[H_THP_ENABLED] === 0) return; // calculate_min_free_kbytes() already ran
   let nrZones = 0;
-  for (let z = 0; z <= gfpZone(GFP_USER); z++) if (managed(m, z) > 0) nrZones++;
+  for (let z = 0; z < m.nrZones; z++) if (z % MAX_NR_ZONES <= gfpZone(GFP_USER) && managed(m, z) > 0) nrZones++;
   let rec = m.pageblockNrPages * nrZones * 2 + m.pageblockNrPages * nrZones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES;
   rec = Math.min(rec, Math.floor(nrFreeBufferPages(m) / 20));
   rec <<= PAGE_SHIFT - 10;

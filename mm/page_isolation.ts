@@ -16,7 +16,7 @@ import {
   PG_hwpoison,
   PG_offline,
 } from './memmap';
-import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE } from './mmzone';
+import { MIGRATE_ISOLATE, MIGRATE_CMA, ZONE_MOVABLE, MAX_NR_ZONES } from './mmzone';
 import { EBUSY } from './errno';
 import { moveFreepagesBlockIsolate, freeOnePageLocked, delPageFromFreeList, FPI_TO_TAIL } from './page_alloc';
 import { spinLock, spinUnlock } from './locking';
@@ -55,7 +55,7 @@ export function unsetMigratetypeIsolate(m: Memmap, zid: number, pfn: number, mt:
   if (f & PG_buddy && order >= m.pageblockOrder && order < m.maxOrder) {
     const buddy = start ^ (1 << order);
     const bf = buddy < m.nrFrames ? m.flags[buddy]! : 0;
-    const sameZone = m.pageZonenum(buddy) === zid;
+    const sameZone = m.pageZone(buddy) === zid;
     if (
       bf & PG_buddy &&
       ((bf >>> PG_ORDER_SHIFT) & 31) === order &&
@@ -98,7 +98,7 @@ function hasUnmovablePages(
   for (let pfn = start; pfn < end; pfn++) {
     const f = m.flags[pfn]!;
     if (f & (PG_reserved | PG_hole)) return pfn;
-    if (zid === ZONE_MOVABLE) continue;
+    if (zid % MAX_NR_ZONES === ZONE_MOVABLE) continue; // zone_idx(zone): any node's
     if (f & (PG_head | PG_tail)) {
       const head = m.compoundHead(pfn);
       if (!(m.flags[head]! & PG_hugetlb) && !(m.flags[head]! & (PG_lru | PG_movable_ops))) return pfn;
@@ -160,10 +160,9 @@ export function startIsolatePageRange(
   out: { pfn: number } = { pfn: -1 },
 ): number {
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages) {
-    const rc = setMigratetypeIsolate(m, m.pageZonenum(pfn), pfn, migratetype, flags, out);
+    const rc = setMigratetypeIsolate(m, m.pageZone(pfn), pfn, migratetype, flags, out);
     if (rc) {
-      for (let p = start; p < pfn; p += m.pageblockNrPages)
-        unsetMigratetypeIsolate(m, m.pageZonenum(p), p, migratetype);
+      for (let p = start; p < pfn; p += m.pageblockNrPages) unsetMigratetypeIsolate(m, m.pageZone(p), p, migratetype);
       return rc;
     }
   }
@@ -173,7 +172,7 @@ export function startIsolatePageRange(
 /** undo_isolate_page_range(): every isolated pageblock back to migratetype. */
 export function undoIsolatePageRange(m: Memmap, start: number, end: number, migratetype: number): void {
   for (let pfn = start; pfn < end; pfn += m.pageblockNrPages)
-    unsetMigratetypeIsolate(m, m.pageZonenum(pfn), pfn, migratetype);
+    unsetMigratetypeIsolate(m, m.pageZone(pfn), pfn, migratetype);
 }
 
 /**

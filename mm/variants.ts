@@ -20,7 +20,8 @@ export type BugSwitch =
   | 'R18'
   | 'R19'
   | 'R20'
-  | 'R21';
+  | 'R21'
+  | 'R22';
 
 export interface KernelVariant {
   name: string;
@@ -117,6 +118,11 @@ export const BUGS: BugInfo[] = [
     id: 'R14',
     commit: '"stop leaking pinned pages in low memory conditions" (v6.12-rc)',
     what: 'a failed temporary allocation returns -ENOMEM with the pages still pinned',
+  },
+  {
+    id: 'R22',
+    commit: '"mm/page_alloc.c: don\'t create ZONE_MOVABLE beyond the end of a node" (2022; Fixes 2a1e274acf0b)',
+    what: "find_zone_movable_pfns_for_nodes() keeps a zone_movable_pfn[nid] rounded past a small node's end",
   },
   {
     id: 'R15',

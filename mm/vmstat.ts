@@ -153,7 +153,7 @@ export function zoneInfo(m: Memmap, zid: number): ZoneInfo {
   const end = start + zfield(m, zid, Z_SPANNED);
   for (let pfn = start - (start % m.pageblockNrPages); pfn < end; pfn += m.pageblockNrPages) {
     const p = Math.max(pfn, start);
-    if (m.pageZonenum(p) !== zid) continue;
+    if (m.pageZone(p) !== zid) continue;
     blocks[MIGRATETYPE_NAMES[m.getPageblockMigratetype(p)]!]!++;
   }
   let pcpCount = 0;
@@ -161,7 +161,7 @@ export function zoneInfo(m: Memmap, zid: number): ZoneInfo {
   const protection: number[] = [];
   for (let j = 0; j < MAX_NR_ZONES; j++) protection.push(zfield(m, zid, Z_LOWMEM_RESERVE + j));
   return {
-    name: ZONE_NAMES[zid]!,
+    name: ZONE_NAMES[zid % MAX_NR_ZONES]!,
     start_pfn: start,
     spanned: zfield(m, zid, Z_SPANNED),
     present: zfield(m, zid, Z_PRESENT),
@@ -179,13 +179,13 @@ export function zoneInfo(m: Memmap, zid: number): ZoneInfo {
   };
 }
 
-/** zoneinfo_show_print() for every zone of node 0. */
+/** zoneinfo_show_print() for every zone of every node. */
 export function procZoneinfo(m: Memmap): string {
   const out: string[] = [];
-  for (let zid = 0; zid < MAX_NR_ZONES; zid++) {
+  for (let zid = 0; zid < m.nrZones; zid++) {
     const z = zoneInfo(m, zid);
     const promo = z.high + (z.high - z.low);
-    let s = `Node 0, zone ${z.name.padStart(8)}`;
+    let s = `Node ${Math.floor(zid / MAX_NR_ZONES)}, zone ${z.name.padStart(8)}`;
     s += `\n  pages free     ${z.free}\n        boost    0\n        min      ${z.min}\n        low      ${z.low}`;
     s += `\n        high     ${z.high}\n        promo    ${promo}\n        spanned  ${z.spanned}`;
     s += `\n        present  ${z.present}\n        managed  ${z.managed}\n        cma      ${z.cma}`;
@@ -209,8 +209,8 @@ export function procZoneinfo(m: Memmap): string {
 
 /** pagetypeinfo_show(): free blocks by order and type, then pageblocks by type (populated zones only). */
 export function procPagetypeinfo(m: Memmap): string {
-  const zones = [...Array(MAX_NR_ZONES).keys()]
-    .map((z) => zoneInfo(m, z))
+  const zones = [...Array(m.nrZones).keys()]
+    .map((z) => ({ ...zoneInfo(m, z), nid: Math.floor(z / MAX_NR_ZONES) }))
     .filter((z) => z.managed > 0 || z.present > 0);
   let s = `Page block order: ${m.pageblockOrder}\nPages per block:  ${m.pageblockNrPages}\n\n`;
   s += `${'Free pages count per migrate type at order'.padEnd(43)} `;
@@ -219,7 +219,7 @@ export function procPagetypeinfo(m: Memmap): string {
   for (const z of zones) {
     for (let mt = 0; mt < MIGRATE_TYPES; mt++) {
       const name = MIGRATETYPE_NAMES[mt]!;
-      s += `Node ${'0'.padStart(4)}, zone ${z.name.padStart(8)}, type ${name.padStart(12)} `;
+      s += `Node ${String(z.nid).padStart(4)}, zone ${z.name.padStart(8)}, type ${name.padStart(12)} `;
       for (const c of z.free_area[name]!)
         s += c >= 100000 ? `>${String(100000).padStart(6)} ` : `${String(c).padStart(6)} `;
       s += '\n';
@@ -229,7 +229,7 @@ export function procPagetypeinfo(m: Memmap): string {
   for (const name of MIGRATETYPE_NAMES) s += `${name.padStart(12)} `;
   s += '\n';
   for (const z of zones) {
-    s += `Node 0, zone ${z.name.padStart(8)} `;
+    s += `Node ${z.nid}, zone ${z.name.padStart(8)} `;
     for (const name of MIGRATETYPE_NAMES) s += `${String(z.pageblocks[name]).padStart(12)} `;
     s += '\n';
   }

@@ -18,7 +18,6 @@ import {
   pcpBase,
 } from '../mm/memmap';
 import {
-  MAX_NR_ZONES,
   MIGRATE_TYPES,
   MIGRATE_PCPTYPES,
   MIGRATE_CMA,
@@ -79,8 +78,8 @@ function checkPcpLists(
         }
         if (!(m.flags[pfn]! & PG_pcp))
           errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pfn ${pfn} on pcp list but not marked`);
-        if (m.pageZonenum(pfn) !== zid)
-          errors.push(`cpu ${cpu}: pfn ${pfn} of zone ${m.pageZonenum(pfn)} on zone ${zoneName(zid)}'s pcp list`);
+        if (m.pageZone(pfn) !== zid)
+          errors.push(`cpu ${cpu}: pfn ${pfn} of zone ${m.pageZone(pfn)} on zone ${zoneName(zid)}'s pcp list`);
         if (m.index[pfn] !== prev)
           errors.push(`cpu ${cpu} zone ${zoneName(zid)}: pcp pfn ${pfn} has a broken back link`);
         if (m.pageOrder(pfn) !== order || pfn & ((1 << order) - 1))
@@ -109,9 +108,10 @@ function checkPcpLists(
 export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: string[] } {
   const errors: string[] = [];
   const onList = new Uint8Array(m.nrFrames);
-  const free = new Array(MAX_NR_ZONES).fill(0);
-  const pcp = new Array(MAX_NR_ZONES).fill(0);
-  const used = new Array(MAX_NR_ZONES).fill(0);
+  // indexed by zone handle (node * MAX_NR_ZONES + zone index): one node's are the zone indices
+  const free = new Array(m.nrZones).fill(0);
+  const pcp = new Array(m.nrZones).fill(0);
+  const used = new Array(m.nrZones).fill(0);
   const mark = (pfn: number, n: number, what: string): void => {
     for (let p = pfn; p < pfn + n; p++) {
       if (p >= m.nrFrames) {
@@ -125,7 +125,7 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
       onList[p] = 1;
     }
   };
-  for (let zid = 0; zid < MAX_NR_ZONES; zid++) {
+  for (let zid = 0; zid < m.nrZones; zid++) {
     let nrFree = 0;
     let nrFreeCma = 0;
     for (let o = 0; o <= m.maxOrder; o++) {
@@ -142,7 +142,7 @@ export function checkAllocator(m: Memmap): { census: AllocatorCensus; errors: st
           if (!(f & PG_buddy)) errors.push(`${where}: pfn ${pfn} listed but not PageBuddy`);
           if (((f >>> PG_ORDER_SHIFT) & 31) !== o)
             errors.push(`${where}: pfn ${pfn} has buddy_order ${(f >>> PG_ORDER_SHIFT) & 31}`);
-          if (m.pageZonenum(pfn) !== zid) errors.push(`${where}: pfn ${pfn} belongs to zone ${m.pageZonenum(pfn)}`);
+          if (m.pageZone(pfn) !== zid) errors.push(`${where}: pfn ${pfn} belongs to zone ${m.pageZone(pfn)}`);
           if (pfn & ((1 << o) - 1)) errors.push(`${where}: pfn ${pfn} not aligned to its order`);
           if (m.index[pfn] !== prev) errors.push(`${where}: pfn ${pfn} has a broken back link`);
           if (m.refcount[pfn] !== 0) errors.push(`${where}: free pfn ${pfn} has refcount ${m.refcount[pfn]}`);

@@ -20,7 +20,7 @@ import {
   PG_hugetlb,
   PG_has_hwpoisoned,
 } from '../mm/memmap';
-import { ZONE_MOVABLE, ZONE_NAMES, MIGRATE_CMA } from '../mm/mmzone';
+import { ZONE_MOVABLE, MIGRATE_CMA } from '../mm/mmzone';
 import { stateStore, OfflineReport } from '../mm/memory_hotplug';
 import { vmItem, vmstatRead, zoneInfo } from '../mm/vmstat';
 import { errname } from '../mm/errno';
@@ -93,7 +93,7 @@ function hasHwpoisonedLargeFolio(m: Memmap, b: number): boolean {
 /** Free pages of the machine outside block b, above every zone's min watermark. */
 function roomOutside(m: Memmap, b: number): number {
   let room = 0;
-  for (let z = 0; z < ZONE_NAMES.length; z++) {
+  for (let z = 0; z < m.nrZones; z++) {
     if (!m.zones[m.zoneBase(z) + Z_MANAGED]) continue;
     const zi = zoneInfo(m, z);
     room += Math.max(0, zi.free - zi.high);

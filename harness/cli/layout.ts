@@ -31,6 +31,9 @@ kernel parameters honoured (kernel semantics and units: K/M/G, % where the kerne
                         allocated after boot (default debian; docs/simplifications.md)
   vfio_iommu_type1.dma_entry_limit=N   the VFIO module parameter (vfio-type1, vfio-mdev)
   pinlab.iommu_aw_bits=39|48   the IOMMU's address width (QEMU intel-iommu aw-bits; vfio-type1's aperture)
+  numa=fake=N | numa=off   NUMA emulation: N nodes split from the one physical node (at most 4)
+  pinlab.numa_nodes=SIZE,SIZE...   the machine's NUMA nodes from pfn 0 (QEMU -numa node,mem=; the last takes the rest)
+  pinlab.hotpluggable_node=N[,M]   nodes whose memory the SRAT marks hotpluggable (all ZONE_MOVABLE with movable_node)
 `;
 
 export const layout: Command = {

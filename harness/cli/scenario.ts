@@ -21,8 +21,12 @@ options:
 function report(file: string, k: string, sc: ReturnType<typeof loadScenario>, io: Io): ScenarioRun {
   io.out(`# ${file} [${k}]: ${sc.machine.cmdline}${sc.machine.geometry ? ` (geometry ${sc.machine.geometry})` : ''}\n`);
   const run = runScenario(file, sc, (line) => io.out(line + '\n'), k);
+  // a NUMA machine's zones node by node ("Node 1 Normal"); one node's as before
+  const zones = run.layout.nodes
+    ? run.layout.nodes.flatMap((n) => n.zones.map((z) => ({ ...z, name: `Node ${n.nid} ${z.name}` })))
+    : run.layout.zones;
   io.out(
-    `# zones: ${run.layout.zones
+    `# zones: ${zones
       .filter((z) => z.managed || z.present)
       .map((z) => `${z.name} free ${z.free}/${z.managed}`)
       .join('; ')}\n`,

@@ -87,11 +87,12 @@ export function snapshotUnit(m: Memmap): number {
 /** Take a snapshot of the machine. */
 export function takeSnapshot(m: Memmap, seq: number, actor: number, label: string): MachineSnapshot {
   const zones: MachineSnapshot['zones'] = [];
-  for (let z = 0; z < MAX_NR_ZONES; z++) {
+  for (let z = 0; z < m.nrZones; z++) {
     const b = m.zoneBase(z);
     const spanned = m.zones[b + Z_SPANNED]!;
-    if (spanned)
-      zones.push({ name: ZONE_NAMES[z]!, start: m.zones[b + Z_START_PFN]!, spanned, present: m.zones[b + Z_PRESENT]! });
+    const name =
+      z < MAX_NR_ZONES ? ZONE_NAMES[z]! : `Node ${Math.floor(z / MAX_NR_ZONES)} ${ZONE_NAMES[z % MAX_NR_ZONES]}`;
+    if (spanned) zones.push({ name, start: m.zones[b + Z_START_PFN]!, spanned, present: m.zones[b + Z_PRESENT]! });
   }
   const blocks: MachineSnapshot['blocks'] = [];
   for (let b = 0; b < m.nrBlocks; b++) {
