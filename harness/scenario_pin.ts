@@ -136,6 +136,26 @@ const VMSTAT_ITEMS = z
     }
   });
 
+/** The memory block named by s.block, a MOVABLE or CMA range; with uniform (op names the caller), all its
+ * pageblocks must share that type. */
+function contigBlock(
+  ctx: ScenarioContext,
+  s: Step,
+  uniform?: string,
+): { b: number; start: number; end: number; mt: number } {
+  const b = s.block as number;
+  if (!Number.isInteger(b) || !blockPresent(ctx.m, b)) fail('block', `no memory block ${JSON.stringify(b)}`);
+  const start = blockStartPfn(ctx.m, b);
+  const end = start + ctx.m.blockPages;
+  const mt = ctx.m.getPageblockMigratetype(start);
+  for (let pfn = start; uniform && pfn < end; pfn += ctx.m.pageblockNrPages) {
+    if (ctx.m.getPageblockMigratetype(pfn) !== mt)
+      fail('block', `memory${b} mixes pageblock types; ${uniform} needs one`);
+  }
+  if (mt !== MIGRATE_CMA && mt !== MIGRATE_MOVABLE) fail('block', `memory${b} is not a movable or CMA range`);
+  return { b, start, end, mt };
+}
+
 export const PIN_STEPS: Record<string, StepKind> = {
   pin: {
     fields: { proc: F.proc, addr: F.addr, len: F.size, as: F.name, write: F.bool, longterm: F.bool, fast: F.bool },
@@ -335,16 +355,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     required: ['block', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
-      const b = s.block as number;
-      if (!Number.isInteger(b) || !blockPresent(ctx.m, b)) fail('block', `no memory block ${JSON.stringify(b)}`);
-      const start = blockStartPfn(ctx.m, b);
-      const end = start + ctx.m.blockPages;
-      const mt = ctx.m.getPageblockMigratetype(start);
-      for (let pfn = start; pfn < end; pfn += ctx.m.pageblockNrPages) {
-        if (ctx.m.getPageblockMigratetype(pfn) !== mt)
-          fail('block', `memory${b} mixes pageblock types; isolate_range needs one`);
-      }
-      if (mt !== MIGRATE_CMA && mt !== MIGRATE_MOVABLE) fail('block', `memory${b} is not a movable or CMA range`);
+      const { b, start, end, mt } = contigBlock(ctx, s, 'isolate_range');
       const out = { pfn: -1 };
       const rc = startIsolatePageRange(ctx.m, start, end, mt, 0, out);
       if (rc) return { rc, detail: `memory${b}: unmovable or isolated page at pfn ${out.pfn}` };
@@ -373,12 +384,7 @@ export const PIN_STEPS: Record<string, StepKind> = {
     required: ['block', 'as'],
     run(ctx, s) {
       const name = holdName(ctx, s);
-      const b = s.block as number;
-      if (!Number.isInteger(b) || !blockPresent(ctx.m, b)) fail('block', `no memory block ${JSON.stringify(b)}`);
-      const start = blockStartPfn(ctx.m, b);
-      const end = start + ctx.m.blockPages;
-      const mt = ctx.m.getPageblockMigratetype(start);
-      if (mt !== MIGRATE_CMA && mt !== MIGRATE_MOVABLE) fail('block', `memory${b} is not a movable or CMA range`);
+      const { b, start, end, mt } = contigBlock(ctx, s);
       const report: ContigReport = { busyPfn: -1, migrated: 0 };
       const rc = allocContigRange(ctx.m, start, end, mt, report);
       const moved = `${report.migrated} migrated`;

@@ -1054,29 +1054,48 @@ function getPageFromFreelist(
   if (m.nrNodes > 1) return getPageFromZonelist(m, gfp, order, allocFlags, highestZoneidx, mt);
   for (;;) {
     for (let zid = highestZoneidx; zid >= 0; zid--) {
-      const zb = m.zoneBase(zid);
-      if (m.zones[zb + Z_MANAGED]! === 0) continue;
-      // above the high watermark nothing more to check; below it, ZONE_BELOW_HIGH shrinks pcp->high
-      let ok = false;
-      if (!(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
-        ok = zoneWatermarkFast(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highestZoneidx, allocFlags);
-        if (!ok) m.zones[zb + Z_FLAGS]! |= ZONE_BELOW_HIGH;
-      }
-      if (!ok && !(allocFlags & ALLOC_NO_WATERMARKS)) {
-        const mark = wmarkPages(m, zid, allocFlags);
-        if (!zoneWatermarkFast(m, zid, order, mark, highestZoneidx, allocFlags)) continue;
-      }
-      const pfn = rmqueueZone(m, zid, order, mt, allocFlags);
-      if (pfn !== NO_PAGE) {
-        prepNewPage(m, pfn, order, gfp);
-        countVmEvents(m, PGALLOC_BASE + zid, 1 << order);
-        return pfn;
-      }
+      const pfn = zoneTryAlloc(m, zid, zid, gfp, order, allocFlags, highestZoneidx, mt);
+      if (pfn !== NO_PAGE) return pfn;
     }
     // It's possible on a UMA machine to get through all zones that are fragmented: retry without.
     if (!(allocFlags & ALLOC_NOFRAGMENT)) return NO_PAGE;
     allocFlags &= ~ALLOC_NOFRAGMENT;
   }
+}
+
+/**
+ * One zone of get_page_from_freelist()'s zonelist walk: skip it if it manages nothing or is below its
+ * watermark, else rmqueue() and prep_new_page(). zid is the zone record, zoneType its zone index
+ * (the PGALLOC_* event). NO_PAGE when the zone gave nothing.
+ */
+function zoneTryAlloc(
+  m: Memmap,
+  zid: number,
+  zoneType: number,
+  gfp: number,
+  order: number,
+  allocFlags: number,
+  highestZoneidx: number,
+  mt: number,
+): number {
+  const zb = m.zoneBase(zid);
+  if (m.zones[zb + Z_MANAGED]! === 0) return NO_PAGE;
+  // above the high watermark nothing more to check; below it, ZONE_BELOW_HIGH shrinks pcp->high
+  let ok = false;
+  if (!(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
+    ok = zoneWatermarkFast(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highestZoneidx, allocFlags);
+    if (!ok) m.zones[zb + Z_FLAGS]! |= ZONE_BELOW_HIGH;
+  }
+  if (!ok && !(allocFlags & ALLOC_NO_WATERMARKS)) {
+    const mark = wmarkPages(m, zid, allocFlags);
+    if (!zoneWatermarkFast(m, zid, order, mark, highestZoneidx, allocFlags)) return NO_PAGE;
+  }
+  const pfn = rmqueueZone(m, zid, order, mt, allocFlags);
+  if (pfn !== NO_PAGE) {
+    prepNewPage(m, pfn, order, gfp);
+    countVmEvents(m, PGALLOC_BASE + zoneType, 1 << order);
+  }
+  return pfn;
 }
 
 /**
@@ -1108,24 +1127,8 @@ function getPageFromZonelist(
   for (;;) {
     for (const nid of nodes) {
       for (let z = highestZoneidx; z >= 0; z--) {
-        const zid = nid * MAX_NR_ZONES + z;
-        const zb = m.zoneBase(zid);
-        if (m.zones[zb + Z_MANAGED]! === 0) continue;
-        let ok = false;
-        if (!(m.zones[zb + Z_FLAGS]! & ZONE_BELOW_HIGH)) {
-          ok = zoneWatermarkFast(m, zid, order, m.zones[zb + Z_WMARK_HIGH]!, highestZoneidx, allocFlags);
-          if (!ok) m.zones[zb + Z_FLAGS]! |= ZONE_BELOW_HIGH;
-        }
-        if (!ok && !(allocFlags & ALLOC_NO_WATERMARKS)) {
-          const mark = wmarkPages(m, zid, allocFlags);
-          if (!zoneWatermarkFast(m, zid, order, mark, highestZoneidx, allocFlags)) continue;
-        }
-        const pfn = rmqueueZone(m, zid, order, mt, allocFlags);
-        if (pfn !== NO_PAGE) {
-          prepNewPage(m, pfn, order, gfp);
-          countVmEvents(m, PGALLOC_BASE + z, 1 << order);
-          return pfn;
-        }
+        const pfn = zoneTryAlloc(m, nid * MAX_NR_ZONES + z, z, gfp, order, allocFlags, highestZoneidx, mt);
+        if (pfn !== NO_PAGE) return pfn;
       }
     }
     if (!(allocFlags & ALLOC_NOFRAGMENT)) return NO_PAGE;

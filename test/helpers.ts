@@ -12,9 +12,14 @@ import { MmuIntervalNotifier, mmuIntervalSetSeq, mmuIntervalNotifierInsert } fro
 /** Boot as the CLI does; variant: the kernel variant boot runs under (its release picks the kernel footprint). */
 export function boot(cmdline: string, geometry?: string, variant?: string): Memmap {
   if (variant === undefined) return bootFromSpec({ cmdline, geometry }).m;
+  return withVariant(variant, () => bootFromSpec({ cmdline, geometry }).m);
+}
+
+/** Run fn under a kernel variant ("v6.12+R19"), then put the previous one back. */
+export function withVariant<T>(variant: string, fn: () => T): T {
   const prev = setVariant(parseVariant(variant));
   try {
-    return bootFromSpec({ cmdline, geometry }).m;
+    return fn();
   } finally {
     setVariant(prev);
   }

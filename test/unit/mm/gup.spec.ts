@@ -1,6 +1,6 @@
 // GUP and long-term pinning (mm/gup.c, v6.12 and the older loop forms): every errno path, the pin
 // accounting of try_grab_folio()/gup_put_folio(), and what __gup_longterm_locked() leaves behind.
-import { boot, usedFrames } from '../../helpers';
+import { boot, usedFrames, withVariant } from '../../helpers';
 import { bprmMmInit, doMmap, doMunmap, doMprotect, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { getUser, putUser, followPte, findVma } from '../../../mm/memory';
 import {
@@ -36,7 +36,7 @@ import { GUP_PIN_COUNTING_BIAS, folioIsLongtermPinnable } from '../../../mm/pinn
 import { folioMaybeDmaPinned } from '../../../mm/rmap';
 import { isolateFolio, putbackMovablePages } from '../../../mm/migrate';
 import { setCurrent, newTask, current, Task, setFaultHook } from '../../../mm/sched';
-import { setVariant, parseVariant, variant, KernelVariant } from '../../../mm/variants';
+import { setVariant, variant, KernelVariant } from '../../../mm/variants';
 import { KernelPanic } from '../../../mm/oom_kill';
 import { pfnOf } from '../../../mm/memory';
 
@@ -87,15 +87,6 @@ function pinStat(m: Memmap): { acquired: number; released: number } {
 function settle(m: Memmap): void {
   lruAddDrainAll(m);
   drainAllPages(m);
-}
-
-function withVariant<T>(spec: string, fn: () => T): T {
-  const prev = setVariant(parseVariant(spec));
-  try {
-    return fn();
-  } finally {
-    setVariant(prev);
-  }
 }
 
 /** Every frame of a mapping: in a kernel zone, not CMA, pinned (folio_maybe_dma_pinned). */

@@ -2,7 +2,7 @@
 // folio leaving the pool goes on hpage_freelist for free_hpage_work; meanwhile the folio is PageHuge
 // with refcount 0, in neither the pool nor the buddy. test_pages_isolated() waits for the work
 // (wait_for_freed_hugetlb_folios(), R19's fix); under R19 it does not, and alloc_contig_range() fails.
-import { boot } from '../../helpers';
+import { boot, withVariant } from '../../helpers';
 import { bprmMmInit, doMmap, exitMmap, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { getUser, putUser, pfnOf } from '../../../mm/memory';
 import { Memmap, PG_hugetlb, PG_buddy, H_HUGETLB_VMEMMAP } from '../../../mm/memmap';
@@ -12,7 +12,6 @@ import { allocContigRange, freeContigRange, ContigReport } from '../../../mm/pag
 import { startIsolatePageRange, undoIsolatePageRange, testPagesIsolated } from '../../../mm/page_isolation';
 import { stateStore, OfflineReport } from '../../../mm/memory_hotplug';
 import { MIGRATE_MOVABLE } from '../../../mm/mmzone';
-import { setVariant, parseVariant } from '../../../mm/variants';
 import { parseCmdline } from '../../../mm/cmdline';
 import { MINI } from '../../../mm/memmap';
 import { lruAddDrainAll } from '../../../mm/swap';
@@ -23,15 +22,6 @@ const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 hugepages=1';
 const HVO = `${CMD} hugetlb_free_vmemmap=on`;
 const RW = PROT_READ | PROT_WRITE;
 const BLOCK = 4; // the pool's one folio: the lowest ZONE_MOVABLE pfns (memory4, pfn 128)
-
-function withVariant<T>(spec: string, fn: () => T): T {
-  const prev = setVariant(parseVariant(spec));
-  try {
-    return fn();
-  } finally {
-    setVariant(prev);
-  }
-}
 
 /** A process mapping the pool's only hugetlb folio, written. */
 function mapped(cmd: string): { m: Memmap; mm: number; v: number; pfn: number } {

@@ -1,6 +1,6 @@
 // Memory failure (mm/memory_failure.ts) and offlining a block that holds poisoned pages
 // (do_migrate_range() in mm/memory_hotplug.ts, R20).
-import { boot, zone } from '../../helpers';
+import { boot, zone, withVariant } from '../../helpers';
 import { bprmMmInit, doMmap, doMadvise, dupMm, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { getUser, putUser, followPte, pfnOf } from '../../../mm/memory';
 import { memoryFailure, madviseInjectError, MADV_HWPOISON, MF_COUNT_INCREASED } from '../../../mm/memory_failure';
@@ -13,7 +13,6 @@ import { getUserPages, FOLL_HWPOISON } from '../../../mm/gup';
 import { folioGet } from '../../../mm/page_ref';
 import { folioMapped } from '../../../mm/rmap';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
-import { parseVariant, setVariant } from '../../../mm/variants';
 import { KernelBug } from '../../../mm/debug';
 import { isHwpoisonPte, pmdIndex, PFN_MASK } from '../../../mm/pgtable';
 import { pageTableErrors } from '../../../properties/kernel_bug';
@@ -43,15 +42,6 @@ function proc(cmd = CMD, n = 1): { m: Memmap; mm: number; v: number } {
 function rawPte(m: Memmap, mm: number, vpn: number): number {
   const pmd = m.pmds[pmdIndex(m, mm, vpn)]!;
   return m.ptes[((pmd & PFN_MASK) << m.pmdOrder) + (vpn & (m.ptrsPerTable - 1))]!;
-}
-
-function under<T>(variant: string, fn: () => T): T {
-  const prev = setVariant(parseVariant(variant));
-  try {
-    return fn();
-  } finally {
-    setVariant(prev);
-  }
 }
 
 const blockOf = (m: Memmap, pfn: number): number => Math.floor(pfn / m.blockPages);
@@ -149,7 +139,7 @@ describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () =
     ['v6.12+R20', true],
   ] as const) {
     it(`${variant}: a poisoned page still mapped is ${mapped ? 'left mapped in offline memory' : 'unmapped (hwpoison entry)'}`, () => {
-      under(variant, () => {
+      withVariant(variant, () => {
         const { m, mm, v } = proc();
         const pfn = pfnOf(m, mm, v);
         expect(isolateFolio(m, pfn)).toBe(true);
@@ -177,7 +167,7 @@ describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () =
   });
 
   it('v6.12+R20: the same THP is unmapped without TTU_SPLIT_HUGE_PMD: a kernel BUG', () => {
-    under('v6.12+R20', () => {
+    withVariant('v6.12+R20', () => {
       const { m, mm, v } = proc(THP, 8);
       const head = pfnOf(m, mm, v);
       folioGet(m, head);
@@ -217,7 +207,7 @@ describe('properties with poisoned pages', () => {
       ['v6.12', 0],
       ['v6.12+R20', 1],
     ] as const) {
-      under(variant, () => {
+      withVariant(variant, () => {
         const { m, mm, v } = proc();
         const pfn = pfnOf(m, mm, v);
         expect(isolateFolio(m, pfn)).toBe(true);

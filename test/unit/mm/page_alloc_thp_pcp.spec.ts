@@ -30,8 +30,8 @@ import {
 } from '../../../mm/memmap';
 import { startIsolatePageRange, undoIsolatePageRange } from '../../../mm/page_isolation';
 import { checkAllocator } from '../../../properties/allocator_sound';
-import { boot } from '../../helpers';
-import { parseVariant, setVariant, KernelVariant } from '../../../mm/variants';
+import { boot, withVariant } from '../../helpers';
+import { parseVariant } from '../../../mm/variants';
 
 // One CPU, so pcp->high may reach 31 pages (high_max: an eighth of the zone) and hold an 8-page THP;
 // it starts at high_min (5: the low watermark), and roomForThp() stands for the frees in a row that
@@ -39,15 +39,6 @@ import { parseVariant, setVariant, KernelVariant } from '../../../mm/variants';
 const CMA_CMD = 'mem=1M cma=640K@384K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always';
 const GEOM = 'mini,cpus=1';
 const THP_MOVABLE = GFP_HIGHUSER_MOVABLE | __GFP_COMP;
-
-function withVariant<T>(v: string, f: () => T): T {
-  const prev: KernelVariant = setVariant(parseVariant(v));
-  try {
-    return f();
-  } finally {
-    setVariant(prev);
-  }
-}
 
 /** pcp->high at high_max, as a run of frees leaves it: a THP freed now stays on the list. */
 function roomForThp(m: Memmap): void {
