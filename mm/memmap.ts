@@ -324,6 +324,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['lru', s.nrCpus * (s.lruBatch + 2), 4],
     ['pageblock', nrPageblocks, 1],
     ['mmuNotifiers', MNG_SLOTS + s.maxMms * MN_STRIDE, 4],
+    ['mlock', s.nrCpus * (s.lruBatch + 2), 4], // mlock_fbatch: lock, count, entries per CPU
   ];
   const regions: Record<string, Region> = {};
   let off = 0;
@@ -377,6 +378,7 @@ export class Memmap {
   readonly shmemPages: Int32Array;
   readonly lru: Int32Array;
   readonly mmuNotifiers: Int32Array;
+  readonly mlock: Int32Array;
   readonly maxMms: number;
   readonly maxVmas: number;
   readonly pmdOrder: number;
@@ -423,6 +425,7 @@ export class Memmap {
     this.shmemPages = new Int32Array(b, r('shmemPages').byteOffset, r('shmemPages').length);
     this.lru = new Int32Array(b, r('lru').byteOffset, r('lru').length);
     this.mmuNotifiers = new Int32Array(b, r('mmuNotifiers').byteOffset, r('mmuNotifiers').length);
+    this.mlock = new Int32Array(b, r('mlock').byteOffset, r('mlock').length);
     this.maxMms = shape.maxMms;
     this.maxVmas = shape.maxVmas;
     this.pmdOrder = shape.pmdOrder;

@@ -55,7 +55,7 @@ import {
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, __GFP_ZERO } from './gfp';
 import { waitWhileEqual } from './locking';
-import { folioAddLru, folioPut, lruAddDrain } from './swap';
+import { folioAddLru, folioAddLruVma, folioPut, lruAddDrain, mlockVmaFolio } from './swap';
 import {
   anonVmaPrepare,
   folioAddNewAnonRmap,
@@ -269,7 +269,7 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
   m.ptes[slot] = mkPte(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
   addMmCounter(m, mm, MM_RSS_ANON, 1);
   ptlUnlock(m, mm);
-  folioAddLru(m, pfn);
+  folioAddLruVma(m, pfn, m.vmas[vb + VMA_FLAGS]!);
   return 0;
 }
 
@@ -340,7 +340,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   ptlUnlock(m, mm);
   mmuNotifierInvalidateRangeEnd(m, range);
   if (!isZero) folioPut(m, head);
-  folioAddLru(m, pfn);
+  folioAddLruVma(m, pfn, m.vmas[vb + VMA_FLAGS]!);
   return 0;
 }
 
@@ -413,6 +413,7 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
   pteMapInc(m, pfn);
   m.ptes[slot] = mkPte(pfn, write || (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
   addMmCounter(m, mm, MM_RSS_SHMEM, 1);
+  mlockVmaFolio(m, pfn, m.vmas[vb + VMA_FLAGS]!); // __folio_add_file_rmap()
   ptlUnlock(m, mm);
   return 0;
 }
