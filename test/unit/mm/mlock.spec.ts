@@ -279,6 +279,18 @@ describe('the per-CPU mlock folio batch (mm/mlock.c mlock_fbatch; R13)', () => {
     }
   });
 
+  it('munlock() walks the present pages too (munlock_folio()) and leaves no batch reference', () => {
+    const { m, mm, buf } = proc();
+    on(0, mm);
+    expect(sysMlock(m, mm, buf, 4)).toBe(0); // populated: new folios wait in the mlock batch
+    const pfns = [0, 1, 2, 3].map((i) => pfnOf(m, mm, buf + i));
+    expect(pfns.map((p) => folioInMlockBatch(m, p))).toEqual([true, true, true, true]);
+    expect(sysMunlock(m, mm, buf, 4)).toBe(0); // mlock_vma_pages_range(): drain, walk, drain
+    expect(pfns.map((p) => [folioInMlockBatch(m, p), m.refcount[p], m.flags[p]! & PG_lru])).toEqual(
+      pfns.map(() => [false, 1, PG_lru]),
+    );
+  });
+
   /** A shmem page on the LRU, then mapped into a VM_LOCKONFAULT VMA: mlock_folio() keeps PG_lru. */
   function cachedLockedShmem() {
     const { m, mm } = proc();
