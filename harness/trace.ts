@@ -38,6 +38,7 @@ export function describeWord(m: Memmap, idx: number): string {
     ['shmemPages', m.shmemPages],
     ['lru', m.lru],
     ['mmuNotifiers', m.mmuNotifiers],
+    ['mlock', m.mlock],
   ];
   for (const [name, v] of views) {
     const first = v.byteOffset >>> 2;
@@ -59,9 +60,10 @@ export function describeWord(m: Memmap, idx: number): string {
       const zh = rec < n0 ? rec % MAX_NR_ZONES : MAX_NR_ZONES + ((rec - n0) % per);
       return `cpu ${cpu} zone ${zoneName(zh % MAX_NR_ZONES)}${zh >= MAX_NR_ZONES ? ` node ${Math.floor(zh / MAX_NR_ZONES)}` : ''} pcp${k % PCP_STRIDE === 0 ? '->lock' : ` word ${k % PCP_STRIDE}`}`;
     }
-    if (name === 'lru') {
+    if (name === 'lru' || name === 'mlock') {
       const stride = m.shape.lruBatch + 2;
-      return `cpu ${Math.floor(k / stride)} lru_add folio batch${k % stride === 0 ? ' lock' : ` word ${k % stride}`}`;
+      const batch = name === 'lru' ? 'lru_add' : 'mlock';
+      return `cpu ${Math.floor(k / stride)} ${batch} folio batch${k % stride === 0 ? ' lock' : ` word ${k % stride}`}`;
     }
     if (name === 'ptes') return `pte slot ${k} (table ${k >>> m.pmdOrder})`;
     if (name === 'pmds') return `pmd slot ${k} (mm ${Math.floor(k / m.vaPmds)})`;

@@ -405,6 +405,9 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
   const v = variant();
   const r10 = hasBug('R10');
   const r21 = hasBug('R21');
+  // R13: before "mm/gup: check ref_count instead of lru before migration", a folio off the LRU was
+  // the only drain trigger: one parked in an mlock batch with PG_lru still set was not drained
+  const byRefcount = v.drain === 'refcount' && !hasBug('R13');
   for (let i = 0; i < nr; i++) {
     const head = m.compoundHead(pages[i]!);
     if (head === prevHead) continue; // pofs_next_folio(): one visit per folio
@@ -420,7 +423,7 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
       continue;
     }
     const small = !(m.flags[head]! & PG_head);
-    if (v.drain === 'refcount') {
+    if (byRefcount) {
       if (small && drained < 2) {
         // only small folios can look busy
         const pinRefs = hasPincount(m, head) || r21 ? 1 : GUP_PIN_COUNTING_BIAS;

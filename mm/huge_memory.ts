@@ -11,12 +11,13 @@ import {
   PG_anon,
   PG_anon_exclusive,
   MM_RSS_ANON,
+  VMA_FLAGS,
 } from './memmap';
 import { atomicFetchAdd, flagsFetchOr } from './atomic';
 import { addMmCounter, ptlLock, ptlUnlock, VM_FAULT_OOM, VM_FAULT_RETRY } from './mm_types';
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP } from './gfp';
-import { folioAddLru, folioPut } from './swap';
+import { folioAddLruVma, folioPut } from './swap';
 import { anonVmaPrepare, folioAddNewAnonRmap, pteMapInc, pmdMapInc, pmdMapDec } from './rmap';
 import { mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, MMU_NOTIFY_CLEAR } from './mmu_notifier';
 import { bug } from './debug';
@@ -150,7 +151,7 @@ export function doHugePmdAnonymousPage(m: Memmap, mm: number, vb: number, vpn: n
   m.pmds[pi] = mkHugePmd(pfn, true);
   addMmCounter(m, mm, MM_RSS_ANON, m.ptrsPerTable);
   ptlUnlock(m, mm);
-  folioAddLru(m, pfn);
+  folioAddLruVma(m, pfn, m.vmas[vb + VMA_FLAGS]!);
   countVmEvents(m, vmItem('thp_fault_alloc'), 1);
   return 0;
 }

@@ -352,6 +352,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['pageblock', nrPageblocks, 1],
     ['mmuNotifiers', MNG_SLOTS + s.maxMms * MN_STRIDE, 4],
     ['nodes', MAX_NUMNODES * ND_STRIDE, 4],
+    ['mlock', s.nrCpus * (s.lruBatch + 2), 4], // mlock_fbatch: lock, count, entries per CPU
   ];
   const regions: Record<string, Region> = {};
   let off = 0;
@@ -410,6 +411,7 @@ export class Memmap {
   readonly mmuNotifiers: Int32Array;
   /** pg_data_t per node: ND_* slots */
   readonly nodes: Int32Array;
+  readonly mlock: Int32Array;
   readonly maxMms: number;
   readonly maxVmas: number;
   readonly pmdOrder: number;
@@ -459,6 +461,7 @@ export class Memmap {
     this.lru = new Int32Array(b, r('lru').byteOffset, r('lru').length);
     this.mmuNotifiers = new Int32Array(b, r('mmuNotifiers').byteOffset, r('mmuNotifiers').length);
     this.nodes = new Int32Array(b, r('nodes').byteOffset, r('nodes').length);
+    this.mlock = new Int32Array(b, r('mlock').byteOffset, r('mlock').length);
     this.maxMms = shape.maxMms;
     this.maxVmas = shape.maxVmas;
     this.pmdOrder = shape.pmdOrder;

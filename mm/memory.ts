@@ -58,7 +58,7 @@ import {
 import { allocPages, NO_PAGE } from './page_alloc';
 import { GFP_HIGHUSER_MOVABLE, __GFP_ZERO } from './gfp';
 import { waitWhileEqual } from './locking';
-import { folioAddLru, folioPut, lruAddDrain } from './swap';
+import { folioAddLru, folioAddLruVma, folioPut, lruAddDrain, mlockVmaFolio } from './swap';
 import {
   anonVmaPrepare,
   folioAddNewAnonRmap,
@@ -287,7 +287,7 @@ function doAnonymousPage(m: Memmap, mm: number, vb: number, vpn: number, write: 
   m.ptes[slot] = mkPte(pfn, (m.vmas[vb + VMA_FLAGS]! & VM_WRITE) !== 0);
   addMmCounter(m, mm, MM_RSS_ANON, 1);
   ptlUnlock(m, mm);
-  folioAddLru(m, pfn);
+  folioAddLruVma(m, pfn, m.vmas[vb + VMA_FLAGS]!);
   return 0;
 }
 
@@ -367,7 +367,7 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   ptlUnlock(m, mm);
   mmuNotifierInvalidateRangeEnd(m, range);
   if (!isZero) folioPut(m, head);
-  folioAddLru(m, pfn);
+  folioAddLruVma(m, pfn, m.vmas[vb + VMA_FLAGS]!);
   return 0;
 }
 
@@ -446,6 +446,7 @@ function shmemFault(m: Memmap, mm: number, vb: number, vpn: number, write: boole
   m.ptes[slot] = mkPte(pfn, (vf & VM_SHARED) !== 0 && (write || (!track && (vf & VM_WRITE) !== 0)));
   if (write && track) flagsFetchOr(m.flags, pfn, PG_dirty); // do_shared_fault(): fault_dirty_shared_page()
   addMmCounter(m, mm, mmCounter(m, pfn), 1);
+  mlockVmaFolio(m, pfn, vf); // __folio_add_file_rmap()
   ptlUnlock(m, mm);
   return 0;
 }

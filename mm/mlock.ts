@@ -3,10 +3,14 @@
 // converts bytes. mm->locked_vm is the counter VFIO's vfio_lock_acct() charges too (devices/common.ts
 // accountLockedVm()): neither looks at the other, so mlocked memory VFIO then maps is charged twice.
 //
-// Simplified: no unevictable LRU (pinlab's LRU is the PG_lru flag and nothing is reclaimed), so
-// mlock_vma_pages_range() sets the VMA flags only: no mlock_folio()/PG_mlocked, no mlock_count.
+// mlock.c's per-CPU folio batch (mlock_fbatch, mlock_folio() and friends) lives in mm/swap.ts beside
+// the LRU add batch: this file imports memory.ts, which imports swap.ts, and imports may not cycle.
+//
+// Simplified: no unevictable LRU (pinlab's LRU is the PG_lru flag and nothing is reclaimed) and no
+// PG_mlocked or mlock_count: processing a batch entry only puts a new folio on the LRU and drops the
+// batch's reference.
 
-import { Memmap, MM_LOCKED_VM, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK, VMA_FLAGS, VMA_END } from './memmap';
+import { Memmap, MM_LOCKED_VM, MM_RLIMIT_MEMLOCK, MM_CAP_IPC_LOCK, VMA_FLAGS, VMA_END, PG_zero } from './memmap';
 import {
   mmBase,
   mmapWriteLockRaw,
@@ -31,6 +35,30 @@ import {
 import { vmaList, isolateRange, vmaAt, vmaMergeAt } from './mmap';
 import { findVma, followPte, handleMmFault } from './memory';
 import { EINVAL, ENOMEM, EPERM, EAGAIN, EFAULT } from './errno';
+import { lruAddDrain, mlockFolio, munlockFolio } from './swap';
+
+/**
+ * mlock_vma_pages_range(): after the new flags are set, this CPU's batches are drained, every folio
+ * the range maps is mlocked (VM_LOCKED) or munlocked (mlock_pte_range(); the zero page is no normal
+ * folio; a PMD-mapped THP once), and the batches are drained again, so none of these references
+ * outlives the call.
+ */
+function mlockVmaPagesRange(m: Memmap, mm: number, start: number, end: number, newflags: number): void {
+  lruAddDrain(m);
+  let prev = -1;
+  ptlLock(m, mm);
+  for (let vpn = start; vpn < end; vpn++) {
+    const t = followPte(m, mm, vpn);
+    if (!t || t.migrating || m.flags[t.pfn]! & PG_zero) continue;
+    const head = m.compoundHead(t.pfn);
+    if (head === prev) continue;
+    prev = head;
+    if (newflags & VM_LOCKED) mlockFolio(m, head);
+    else munlockFolio(m, head);
+  }
+  ptlUnlock(m, mm);
+  lruAddDrain(m);
+}
 
 /** mlock2() flags (include/uapi/asm-generic/mman-common.h) */
 export const MLOCK_ONFAULT = 0x01;
@@ -93,6 +121,8 @@ function mlockFixup(m: Memmap, mm: number, vb: number, start: number, end: numbe
   ptlLock(m, mm);
   m.vmas[piece + VMA_FLAGS] = newflags; // vm_flags_reset()
   ptlUnlock(m, mm);
+  // both locked: "no work to do, and mlocking twice would be wrong"
+  if (!(newflags & oldflags & VM_LOCKED)) mlockVmaPagesRange(m, mm, start, end, newflags);
   vmaMergeAt(m, mm, end);
   vmaMergeAt(m, mm, start);
   return 0;

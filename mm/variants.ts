@@ -14,6 +14,7 @@ export type BugSwitch =
   | 'R9'
   | 'R10'
   | 'R12'
+  | 'R13'
   | 'R14'
   | 'R15'
   | 'R16'
@@ -43,7 +44,10 @@ export interface KernelVariant {
   scope: 'nocma' | 'pin';
   /** the check-and-migrate loop: v5.12 (check_and_migrate_cma_pages), v5.13 (rc == 0 retries), v6.1+ (-EAGAIN) */
   loop: 'v5.12' | 'v5.13' | 'v6.1';
-  /** when collect drains LRU batches: only for a folio off the LRU (<= 6.1), or by refcount (6.12.y) */
+  /**
+   * when collect drains LRU batches: only for a folio off the LRU (v5.x), or by refcount (6.1.155,
+   * 6.12.49+); R13 turns a refcount variant back to the not-lru form (v6.1 has R13)
+   */
   drain: 'not-lru' | 'refcount';
   /** pinning the zero page takes references and counts (before v6.5) */
   zeroPagePinCounts: boolean;
@@ -113,6 +117,11 @@ export const BUGS: BugInfo[] = [
     id: 'R12',
     commit: '1aaf8c122918 (6.12.14), reverted by 517f496e1e61 (6.12.36)',
     what: 'an empty migration list counts as success: a CMA/MOVABLE folio briefly off the LRU gets pinned',
+  },
+  {
+    id: 'R13',
+    commit: '"mm/gup: check ref_count instead of lru before migration" (Hugh Dickins, v6.17; 6.12.49, 6.1.155)',
+    what: 'collect drains only for a folio off the LRU: one held by an mlock batch with PG_lru set fails migration',
   },
   {
     id: 'R14',
@@ -213,11 +222,11 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     scope: 'pin',
     loop: 'v6.1',
     roLongtermUnshare: true,
-    drain: 'not-lru',
+    drain: 'refcount', // with R13: the pre-6.1.155 not-lru form
     zeroPagePinCounts: true,
     pincountMinOrder: 2,
     reasonContigRange: false,
-    bugs: ['R10', 'R16'],
+    bugs: ['R10', 'R13', 'R16'],
   },
   'v6.12': {
     name: 'v6.12',

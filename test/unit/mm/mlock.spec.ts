@@ -1,8 +1,22 @@
 import { boot } from '../../helpers';
-import { bprmMmInit, doMmap, doMunmap, dupMm, vmaList, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import {
+  bprmMmInit,
+  doMmap,
+  doMunmap,
+  dupMm,
+  vmaList,
+  PROT_READ,
+  PROT_WRITE,
+  doMadvise,
+  MADV_DONTNEED,
+} from '../../../mm/mmap';
 import { sysMlock, sysMlock2, sysMunlock, lockedVm, MLOCK_ONFAULT } from '../../../mm/mlock';
 import { VM_LOCKED, VM_LOCKONFAULT } from '../../../mm/mm_types';
-import { pfnOf } from '../../../mm/memory';
+import { pfnOf, putUser, getUser } from '../../../mm/memory';
+import { folioInMlockBatch, folioInLruBatch, lruAddDrain, lruAddDrainAll } from '../../../mm/swap';
+import { setCurrent, newTask } from '../../../mm/sched';
+import { setVariant, parseVariant } from '../../../mm/variants';
+import { PG_lru } from '../../../mm/memmap';
 import { ZONE_MOVABLE, ZONE_NORMAL } from '../../../mm/mmzone';
 import { pinUserPages, unpinUserPages, newPinReport, FOLL_LONGTERM, FOLL_WRITE } from '../../../mm/gup';
 import { EINVAL, ENOMEM, EPERM, EAGAIN } from '../../../mm/errno';
@@ -213,5 +227,113 @@ describe('locked_vm shared by mlock and VFIO (vfio_lock_acct, do_mlock)', () => 
     r.dev.teardown();
     expect(sysMunlock(r.m, r.mm, r.maps.buf!, 8)).toBe(0);
     expectReleased(r);
+  });
+});
+
+describe('the per-CPU mlock folio batch (mm/mlock.c mlock_fbatch; R13)', () => {
+  const ONFAULT = (m: ReturnType<typeof boot>, mm: number, v: number, n: number) =>
+    expect(sysMlock2(m, mm, v, n, MLOCK_ONFAULT)).toBe(0);
+  function on(cpu: number, mm: number): void {
+    setCurrent(newTask(200 + cpu, `cpu${cpu}`, cpu, mm));
+  }
+  afterEach(() => setCurrent(newTask(1, 'init', 0)));
+
+  it('a fault into a VM_LOCKONFAULT VMA parks the new folio in the mlock batch, off the LRU, until lru_add_drain()', () => {
+    const { m, mm, buf } = proc();
+    on(0, mm);
+    ONFAULT(m, mm, buf, 1);
+    expect(putUser(m, mm, buf, 7)).toBe(7);
+    const pfn = pfnOf(m, mm, buf);
+    expect(folioInMlockBatch(m, pfn)).toBe(true);
+    expect(folioInLruBatch(m, pfn)).toBe(false); // folio_add_lru_vma(): mlock_new_folio(), not folio_add_lru()
+    expect(m.flags[pfn]! & PG_lru).toBe(0);
+    expect(m.refcount[pfn]).toBe(2); // the mapping and the batch
+    lruAddDrain(m); // mlock_drain_local()
+    expect(folioInMlockBatch(m, pfn)).toBe(false);
+    expect(m.flags[pfn]! & PG_lru).toBe(PG_lru); // __mlock_new_folio()
+    expect(m.refcount[pfn]).toBe(1);
+  });
+
+  it("lru_add_drain_all() reaches a remote CPU's mlock batch; lru_add_drain() does not", () => {
+    const { m, mm, buf } = proc();
+    ONFAULT(m, mm, buf, 1);
+    on(3, mm);
+    expect(putUser(m, mm, buf, 7)).toBe(7);
+    const pfn = pfnOf(m, mm, buf);
+    on(0, mm);
+    lruAddDrain(m);
+    expect(folioInMlockBatch(m, pfn)).toBe(true);
+    lruAddDrainAll(m);
+    expect(folioInMlockBatch(m, pfn)).toBe(false);
+    expect(m.refcount[pfn]).toBe(1);
+  });
+
+  it('mlock() itself leaves no batch reference: mlock_vma_pages_range() drains after its walk', () => {
+    const { m, mm, buf } = proc();
+    on(0, mm);
+    for (let i = 0; i < 4; i++) expect(putUser(m, mm, buf + i, i)).toBe(i);
+    expect(sysMlock2(m, mm, buf, 4, MLOCK_ONFAULT)).toBe(0);
+    for (let i = 0; i < 4; i++) {
+      const pfn = pfnOf(m, mm, buf + i);
+      expect([folioInMlockBatch(m, pfn), folioInLruBatch(m, pfn), m.refcount[pfn]]).toEqual([false, false, 1]);
+    }
+  });
+
+  it('munlock() walks the present pages too (munlock_folio()) and leaves no batch reference', () => {
+    const { m, mm, buf } = proc();
+    on(0, mm);
+    expect(sysMlock(m, mm, buf, 4)).toBe(0); // populated: new folios wait in the mlock batch
+    const pfns = [0, 1, 2, 3].map((i) => pfnOf(m, mm, buf + i));
+    expect(pfns.map((p) => folioInMlockBatch(m, p))).toEqual([true, true, true, true]);
+    expect(sysMunlock(m, mm, buf, 4)).toBe(0); // mlock_vma_pages_range(): drain, walk, drain
+    expect(pfns.map((p) => [folioInMlockBatch(m, p), m.refcount[p], m.flags[p]! & PG_lru])).toEqual(
+      pfns.map(() => [false, 1, PG_lru]),
+    );
+  });
+
+  /** A shmem page on the LRU, then mapped into a VM_LOCKONFAULT VMA: mlock_folio() keeps PG_lru. */
+  function cachedLockedShmem() {
+    const { m, mm } = proc();
+    on(0, mm);
+    const buf = doMmap(m, mm, { nrPages: 1, prot: RW, shared: true });
+    expect(buf).toBeGreaterThan(0);
+    expect(putUser(m, mm, buf, 5)).toBe(5);
+    lruAddDrainAll(m);
+    expect(doMadvise(m, mm, buf, 1, MADV_DONTNEED)).toBe(0); // the page cache keeps the folio
+    ONFAULT(m, mm, buf, 1);
+    expect(getUser(m, mm, buf)).toBe(5); // __folio_add_file_rmap(): mlock_vma_folio()
+    return { m, mm, buf, pfn: pfnOf(m, mm, buf) };
+  }
+
+  it('a folio on the LRU mapped into a locked VMA waits in the batch with PG_lru set and an extra reference', () => {
+    const { m, pfn } = cachedLockedShmem();
+    expect(folioInMlockBatch(m, pfn)).toBe(true);
+    expect(m.flags[pfn]! & PG_lru).toBe(PG_lru);
+    expect(m.refcount[pfn]).toBe(3); // page cache, mapping, batch
+  });
+
+  it.each([
+    ['v6.12', 1],
+    ['v6.12+R13', -ENOMEM],
+    ['v6.1+-R10+-R13', 1],
+    ['v6.1+-R10', -ENOMEM],
+  ])('%s: a long-term pin of that folio gives %d', (spec, want) => {
+    const prev = setVariant(parseVariant(spec));
+    try {
+      const { m, mm, buf } = cachedLockedShmem();
+      const pages: number[] = [-1];
+      const report = newPinReport();
+      expect(pinUserPages(m, mm, buf, 1, FOLL_WRITE | FOLL_LONGTERM, pages, report)).toBe(want);
+      if (want === 1) {
+        // collect's refcount check drained this CPU's batches (mlock_drain_local()) before migrating
+        expect([report.drains, report.migrated, m.pageZonenum(pages[0]!)]).toEqual([1, 1, ZONE_NORMAL]);
+        unpinUserPages(m, pages, 1);
+      } else {
+        // PG_lru set: no drain, the folio is isolated and migrate_pages() fails on the batch's reference
+        expect([report.drains, report.migrated, m.pageZonenum(pfnOf(m, mm, buf))]).toEqual([0, 0, ZONE_MOVABLE]);
+      }
+    } finally {
+      setVariant(prev);
+    }
   });
 });
