@@ -49,6 +49,7 @@ import { freeHpageWorkfn } from '../mm/hugetlb';
 import { KBuf, kvfree } from '../mm/slab';
 import { imuAlloc } from '../devices/io_uring_fixed';
 import { vaPages } from '../mm/pgtable';
+import { holdTransientRef, transientRefsHeld } from '../mm/huge_memory';
 
 function holdName(ctx: ScenarioContext, s: Step, field = 'as'): string {
   const v = s[field];
@@ -242,6 +243,28 @@ export const PIN_STEPS: Record<string, StepKind> = {
       if (!isolateFolio(ctx.m, head)) return { rc: -EBUSY, detail: `pfn ${head} not on the LRU` };
       ctx.held.set(name, { kind: 'isolated', pages: [head], n: 1 });
       return { rc: 0, detail: `pfn ${head} isolated from the LRU` };
+    },
+  },
+  // hold_ref: a transient extra reference on the folio at addr (folio_try_get() elsewhere, e.g. drop_caches),
+  // let go after `passes` failed splits of that folio (R11: can_split_folio() fails with -EAGAIN meanwhile)
+  hold_ref: {
+    fields: { proc: F.proc, addr: F.addr, passes: F.int(1, 100, 'a number of failed splits') },
+    required: ['proc', 'addr', 'passes'],
+    run(ctx, s) {
+      const mm = proc(ctx, 'hold_ref', s);
+      if (mm < 0) return { rc: mm, detail: '' };
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
+      ptlLock(ctx.m, mm);
+      const t = followPte(ctx.m, mm, vpn);
+      ptlUnlock(ctx.m, mm);
+      if (!t || t.migrating || ctx.m.flags[t.pfn]! & PG_zero) return { rc: -EFAULT, detail: `${hex(vpn)} not present` };
+      const head = ctx.m.compoundHead(t.pfn);
+      if (transientRefsHeld(ctx.m).some(([h]) => h === head))
+        return { rc: -EBUSY, detail: `pfn ${head} already holds a transient reference` };
+      const passes = s.passes as number;
+      holdTransientRef(ctx.m, head, passes);
+      return { rc: 0, detail: `pfn ${head} referenced until ${passes} split${passes > 1 ? 's' : ''} of it fail` };
     },
   },
   putback: {

@@ -4,7 +4,7 @@
 import { own } from './own';
 
 export type BugSwitch =
-  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R12' | 'R14' | 'R15' | 'R16' | 'R18' | 'R19' | 'R21';
+  'R1' | 'R2' | 'R3' | 'R4' | 'R5' | 'R6' | 'R8' | 'R9' | 'R10' | 'R11' | 'R12' | 'R14' | 'R15' | 'R16' | 'R18' | 'R19' | 'R21';
 
 export interface KernelVariant {
   name: string;
@@ -93,6 +93,11 @@ export const BUGS: BugInfo[] = [
     what: 'inverted isolation check: folios isolated but never listed or put back',
   },
   {
+    id: 'R11',
+    commit: 'fd4a7ac32918 "mm: migrate: try again if THP split is failed due to page refcnt" (v6.2; 6.1.116)',
+    what: 'a THP split failing on a transient reference fails the long-term pin\'s migration (-ENOMEM), no retry',
+  },
+  {
     id: 'R12',
     commit: '1aaf8c122918 (6.12.14), reverted by 517f496e1e61 (6.12.36)',
     what: 'an empty migration list counts as success: a CMA/MOVABLE folio briefly off the LRU gets pinned',
@@ -179,7 +184,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     name: 'v6.1',
     commit: '24a95998e9ba, 67e139b02d99 (v6.1.0)',
     summary:
-      'collect/migrate split with the -EAGAIN loop, as released (the fixes for R10, 6.1.13, and R16, 6.1.97, not yet in)',
+      'collect/migrate split with the -EAGAIN loop, as released (the fixes for R10, 6.1.13, R16, 6.1.97, and R11, 6.1.116, not yet in)',
     release: [6, 1],
     predicate: 'movable-isolate',
     scope: 'pin',
@@ -189,7 +194,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     zeroPagePinCounts: true,
     pincountMinOrder: 2,
     reasonContigRange: false,
-    bugs: ['R10', 'R16'],
+    bugs: ['R10', 'R11', 'R16'],
   },
   'v6.12': {
     name: 'v6.12',
