@@ -352,7 +352,8 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
         // reference (-EAGAIN), instead of failing the whole migration with -ENOMEM (R11: not yet)
         if (split === -EAGAIN && opts.reason === MR_LONGTERM_PIN && !hasBug('R11')) {
           retry.push(src);
-          if (pass === passes - 1) stats.failures.push({ pfn: src, rc: split, why: 'THP split failed: extra references' });
+          if (pass === passes - 1)
+            stats.failures.push({ pfn: src, rc: split, why: 'THP split failed: extra references' });
           continue;
         }
       }

@@ -95,7 +95,7 @@ export const BUGS: BugInfo[] = [
   {
     id: 'R11',
     commit: 'fd4a7ac32918 "mm: migrate: try again if THP split is failed due to page refcnt" (v6.2; 6.1.116)',
-    what: 'a THP split failing on a transient reference fails the long-term pin\'s migration (-ENOMEM), no retry',
+    what: "a THP split failing on a transient reference fails the long-term pin's migration (-ENOMEM), no retry",
   },
   {
     id: 'R12',
