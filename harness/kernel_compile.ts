@@ -19,6 +19,7 @@ export const REFUSED_OPS: Record<string, string> = {
   fragment: 'holding every other free page of a zone has no syscall',
   isolate: 'taking a folio off the LRU has no syscall',
   putback: 'puts back an isolate, which the kernel cannot run',
+  hold_ref: 'holding a transient reference on a folio has no syscall',
   isolate_range: 'holding a block MIGRATE_ISOLATE has no syscall',
   undo_isolate: 'undoes an isolate_range, which the kernel cannot run',
   inject: 'fault injection points are pinlab-only',

@@ -51,6 +51,7 @@ import { freeHpageWorkfn } from '../mm/hugetlb';
 import { KBuf, kvfree } from '../mm/slab';
 import { imuAlloc } from '../devices/io_uring_fixed';
 import { vaPages } from '../mm/pgtable';
+import { holdTransientRef, transientRefsHeld } from '../mm/huge_memory';
 
 /** "pfn P hwpoison, mapped 1, off the LRU": what memory failure left of a frame. */
 export function poisonState(m: Memmap, pfn: number): string {
@@ -154,6 +155,26 @@ function contigBlock(
   }
   if (mt !== MIGRATE_CMA && mt !== MIGRATE_MOVABLE) fail('block', `memory${b} is not a movable or CMA range`);
   return { b, start, end, mt };
+}
+
+/** The frame the PTE at s.addr of s.proc maps (follow_page_pte()), or the step's -EFAULT: past TASK_SIZE,
+ * not present, a migration entry, or (unless zeroOk) the zero page. */
+function mappedFrame(
+  ctx: ScenarioContext,
+  s: Step,
+  op: string,
+  zeroOk: boolean,
+): { pfn: number } | { rc: number; detail: string } {
+  const mm = proc(ctx, op, s);
+  if (mm < 0) return { rc: mm, detail: '' };
+  const vpn = addrVpn(ctx, 'addr', s.addr);
+  if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
+  ptlLock(ctx.m, mm);
+  const t = followPte(ctx.m, mm, vpn);
+  ptlUnlock(ctx.m, mm);
+  if (!t || t.migrating || (!zeroOk && ctx.m.flags[t.pfn]! & PG_zero))
+    return { rc: -EFAULT, detail: `${hex(vpn)} not present` };
+  return { pfn: t.pfn };
 }
 
 export const PIN_STEPS: Record<string, StepKind> = {
@@ -261,16 +282,10 @@ export const PIN_STEPS: Record<string, StepKind> = {
     fields: { proc: F.proc, addr: F.addr, as: F.name },
     required: ['proc', 'addr', 'as'],
     run(ctx, s) {
-      const mm = proc(ctx, 'isolate', s);
       const name = holdName(ctx, s);
-      if (mm < 0) return { rc: mm, detail: '' };
-      const vpn = addrVpn(ctx, 'addr', s.addr);
-      if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
-      ptlLock(ctx.m, mm);
-      const t = followPte(ctx.m, mm, vpn);
-      ptlUnlock(ctx.m, mm);
-      if (!t || t.migrating || ctx.m.flags[t.pfn]! & PG_zero) return { rc: -EFAULT, detail: `${hex(vpn)} not present` };
-      const head = ctx.m.compoundHead(t.pfn);
+      const f = mappedFrame(ctx, s, 'isolate', false);
+      if ('rc' in f) return f;
+      const head = ctx.m.compoundHead(f.pfn);
       if (!isolateFolio(ctx.m, head)) return { rc: -EBUSY, detail: `pfn ${head} not on the LRU` };
       ctx.held.set(name, { kind: 'isolated', pages: [head], n: 1 });
       return { rc: 0, detail: `pfn ${head} isolated from the LRU` };
@@ -282,16 +297,26 @@ export const PIN_STEPS: Record<string, StepKind> = {
     fields: { proc: F.proc, addr: F.addr },
     required: ['proc', 'addr'],
     run(ctx, s) {
-      const mm = proc(ctx, 'memory_failure', s);
-      if (mm < 0) return { rc: mm, detail: '' };
-      const vpn = addrVpn(ctx, 'addr', s.addr);
-      if (vpn >= vaPages(ctx.m)) return { rc: -EFAULT, detail: `${hex(vpn)} is past TASK_SIZE` };
-      ptlLock(ctx.m, mm);
-      const t = followPte(ctx.m, mm, vpn);
-      ptlUnlock(ctx.m, mm);
-      if (!t || t.migrating) return { rc: -EFAULT, detail: `${hex(vpn)} not present` };
-      const rc = memoryFailure(ctx.m, t.pfn, 0);
-      return { rc, detail: poisonState(ctx.m, t.pfn) };
+      const f = mappedFrame(ctx, s, 'memory_failure', true);
+      if ('rc' in f) return f;
+      const rc = memoryFailure(ctx.m, f.pfn, 0);
+      return { rc, detail: poisonState(ctx.m, f.pfn) };
+    },
+  },
+  // hold_ref: a transient extra reference on the folio at addr (folio_try_get() elsewhere, e.g. drop_caches),
+  // let go after `passes` failed splits of that folio (R11: can_split_folio() fails with -EAGAIN meanwhile)
+  hold_ref: {
+    fields: { proc: F.proc, addr: F.addr, passes: F.int(1, 100, 'a number of failed splits') },
+    required: ['proc', 'addr', 'passes'],
+    run(ctx, s) {
+      const f = mappedFrame(ctx, s, 'hold_ref', false);
+      if ('rc' in f) return f;
+      const head = ctx.m.compoundHead(f.pfn);
+      if (transientRefsHeld(ctx.m).some(([h]) => h === head))
+        return { rc: -EBUSY, detail: `pfn ${head} already holds a transient reference` };
+      const passes = s.passes as number;
+      holdTransientRef(ctx.m, head, passes);
+      return { rc: 0, detail: `pfn ${head} referenced until ${passes} split${passes > 1 ? 's' : ''} of it fail` };
     },
   },
   putback: {

@@ -46,6 +46,58 @@ import {
 /** Rounds of PMD splitting before splitFolio() gives up (each round's __split_huge_pmd() may wait for notifiers). */
 const SPLIT_PMD_ROUNDS_MAX = 8;
 
+/**
+ * can_split_folio(): every reference is a mapping or the caller's (callerPins); an anonymous folio
+ * outside the swap cache has no page-cache references (pinlab has no swap cache).
+ */
+export function canSplitFolio(m: Memmap, head: number, callerPins: number): boolean {
+  const extraPins = m.flags[head]! & PG_anon ? 0 : 1 << folioOrder(m, head);
+  return folioMapcount(m, head) === m.refcount[head]! - extraPins - callerPins;
+}
+
+/**
+ * pinlab's transient extra references (R11): a folio_try_get() held elsewhere for a while (the kernel's
+ * example: drop_caches walking the page cache). holdTransientRef() takes a reference on the folio that
+ * is dropped after `attempts` splits of it have failed on it; per memmap, head -> attempts left.
+ */
+const transientRefs = new WeakMap<Memmap, Map<number, number>>();
+
+export function holdTransientRef(m: Memmap, head: number, attempts: number): void {
+  let held = transientRefs.get(m);
+  if (!held) transientRefs.set(m, (held = new Map()));
+  if (held.has(head)) bug(`holdTransientRef: pfn ${head} already holds a transient reference`);
+  atomicFetchAdd(m.refcount, head, 1); // folio_try_get() on a folio in use
+  held.set(head, attempts);
+}
+
+/** Transient references still held, as [head, attempts left]. */
+export function transientRefsHeld(m: Memmap): [number, number][] {
+  return [...(transientRefs.get(m) ?? [])];
+}
+
+/** A split of head failed: a transient holder counts the attempt and lets go after its last (folio_put()). */
+function transientRefTick(m: Memmap, head: number): void {
+  const held = transientRefs.get(m);
+  const left = held?.get(head);
+  if (left === undefined) return;
+  if (left > 1) {
+    held!.set(head, left - 1);
+    return;
+  }
+  held!.delete(head);
+  folioPut(m, head);
+}
+
+/** Every transient reference dropped now (a scenario's end). Returns how many were held. */
+export function dropTransientRefs(m: Memmap): number {
+  const held = transientRefs.get(m);
+  if (!held) return 0;
+  const n = held.size;
+  for (const head of held.keys()) folioPut(m, head);
+  held.clear();
+  return n;
+}
+
 /** The PMD entries (present or migration) that map the folio at head, as [mm, vpn]. */
 function pmdSitesOf(m: Memmap, head: number): [number, number][] {
   const sites: [number, number][] = [];
@@ -59,8 +111,8 @@ function pmdSitesOf(m: Memmap, head: number): [number, number][] {
  * split_folio_to_list(): the caller holds one reference (isolation). Every PMD mapping is split to
  * PTEs, the folio is unmapped to migration entries, frozen at its expected count, turned into base
  * pages that each carry the caller's reference (and PG_isolated), and remapped. Returns 0, -EAGAIN
- * (folio locked, extra references such as a pin, or PMDs still appearing after 8 rounds) or -EBUSY
- * (not an anonymous THP).
+ * (folio locked, extra references such as a pin - can_split_folio() before the unmap, the freeze after -
+ * or PMDs still appearing after 8 rounds) or -EBUSY (not an anonymous THP).
  */
 export function splitFolio(m: Memmap, head: number): number {
   const order = folioOrder(m, head);
@@ -71,6 +123,12 @@ export function splitFolio(m: Memmap, head: number): number {
     countVmEvents(m, vmItem('thp_split_page_failed'), 1);
     return -EAGAIN;
   };
+  // the racy can_split_folio() check before unmap_folio(): an extra reference is -EAGAIN at once
+  if (!canSplitFolio(m, head, 1)) {
+    folioUnlock(m, head);
+    transientRefTick(m, head);
+    return failed();
+  }
   // unmap_folio() unmaps with TTU_SPLIT_HUGE_PMD: try_to_migrate_one() splits each VMA's PMD mapping
   // (split_huge_pmd_address(freeze)), so no PMD entry survives the unmap. Here the PMDs are split first,
   // walking again until none is left: fork's copy_huge_pmd() can add one in another mm while

@@ -25,6 +25,7 @@ import { folioGet, folioOrder, folioRefFreeze, folioRefUnfreeze } from './page_r
 import { folioTrylock, folioUnlock } from './filemap';
 import { folioIsolateLruMark, folioPutbackLru } from './vmscan';
 import { vaPages } from './pgtable';
+import { hasBug } from './variants';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
@@ -337,12 +338,24 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
         if (pass === passes - 1) stats.failures.push({ pfn: src, rc, why: migrateWhy });
         continue;
       }
-      if (rc === -ENOMEM && large && !opts.nosplit && splitFolio(m, src) === 0) {
-        // THP broken by migration: the base pages go on the list instead
-        stats.nrThpSplit++;
-        countVmEvents(m, THP_MIGRATION_SPLIT, 1);
-        for (let p = src; p < src + nr; p++) retry.push(p);
-        continue;
+      if (rc === -ENOMEM && large && !opts.nosplit) {
+        const split = splitFolio(m, src);
+        if (split === 0) {
+          // THP broken by migration: the base pages go on the list instead; the THP counts as failed
+          stats.nrThpSplit++;
+          countVmEvents(m, THP_MIGRATION_SPLIT, 1);
+          countVmEvents(m, THP_MIGRATION_FAIL, 1);
+          for (let p = src; p < src + nr; p++) retry.push(p);
+          continue;
+        }
+        // fd4a7ac32918: a long-term pin tries the split again next pass when it failed on a transient
+        // reference (-EAGAIN), instead of failing the whole migration with -ENOMEM (R11: not yet)
+        if (split === -EAGAIN && opts.reason === MR_LONGTERM_PIN && !hasBug('R11')) {
+          retry.push(src);
+          if (pass === passes - 1)
+            stats.failures.push({ pfn: src, rc: split, why: 'THP split failed: extra references' });
+          continue;
+        }
       }
       stats.failures.push({ pfn: src, rc, why: migrateWhy });
       stats.nrFailedPages += nr;

@@ -13,6 +13,7 @@ export type BugSwitch =
   | 'R8'
   | 'R9'
   | 'R10'
+  | 'R11'
   | 'R12'
   | 'R13'
   | 'R14'
@@ -112,6 +113,11 @@ export const BUGS: BugInfo[] = [
     id: 'R10',
     commit: '"mm/gup: add folio to list when folio_isolate_lru() succeed" (6.1.13)',
     what: 'inverted isolation check: folios isolated but never listed or put back',
+  },
+  {
+    id: 'R11',
+    commit: 'fd4a7ac32918 "mm: migrate: try again if THP split is failed due to page refcnt" (v6.2; 6.1.116)',
+    what: "a THP split failing on a transient reference fails the long-term pin's migration (-ENOMEM), no retry",
   },
   {
     id: 'R12',
@@ -216,7 +222,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     name: 'v6.1',
     commit: '24a95998e9ba, 67e139b02d99 (v6.1.0)',
     summary:
-      'collect/migrate split with the -EAGAIN loop, as released (the fixes for R10, 6.1.13, and R16, 6.1.97, not yet in)',
+      'collect/migrate split with the -EAGAIN loop, as released (the fixes for R10, 6.1.13, R16, 6.1.97, and R11, 6.1.116, not yet in)',
     release: [6, 1],
     predicate: 'movable-isolate',
     scope: 'pin',
@@ -226,7 +232,7 @@ const BASE: Record<string, Omit<KernelVariant, 'bugs'> & { bugs: BugSwitch[] }> 
     zeroPagePinCounts: true,
     pincountMinOrder: 2,
     reasonContigRange: false,
-    bugs: ['R10', 'R13', 'R16'],
+    bugs: ['R10', 'R11', 'R13', 'R16'],
   },
   'v6.12': {
     name: 'v6.12',
