@@ -22,6 +22,7 @@ import { DEVICE_MODELS } from '../devices/index';
 import { own } from '../mm/own';
 import type { GenShape } from '../devices/device';
 import { actorModel, actorKind, deviceModelOf } from './actors';
+import { pinner, pinnerOps } from './agents/pinner';
 import { userOpsRefault, userOpsHugetlbMove, userOpsHwpoison, USER_OP_KINDS, USER_MOVE_OP_KINDS } from './agents/user';
 import { PROMISES } from '../properties/index';
 import { deadlock, hang } from '../properties/run_failures';
@@ -406,7 +407,11 @@ const hwpoison = agentSuite(
   "as longterm-pin, with the user's madvise(MADV_HWPOISON) of a page (memory_failure(): unmapped to a hwpoison entry, or a THP it cannot split left mapped) while blocks go offline, on random machines that always have THP",
   ['user-0', 'pinner-0', 'hotplug-0'],
   100,
-  { user: { ops: (fc) => userOpsHwpoison(fc, SHAPE), kinds: [...USER_OP_KINDS, 'hwpoison'] } },
+  {
+    user: { ops: (fc) => userOpsHwpoison(fc, SHAPE), kinds: [...USER_OP_KINDS, 'hwpoison'] },
+    // more short-term pins: a THP that memory_failure() cannot split while one holds it is R20's BUG
+    pinner: { ops: (fc) => pinnerOps(fc, SHAPE, 4), kinds: pinner.opKinds! },
+  },
 );
 register({
   ...hwpoison,

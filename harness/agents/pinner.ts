@@ -290,8 +290,8 @@ class Pinner implements AgentState {
   }
 }
 
-/** The pinner's ops as generated. */
-function pinnerOps(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
+/** The pinner's ops as generated; shortTerm: the weight of short-term pins (4 long-term pins weigh 4). */
+export function pinnerOps(fc: typeof fcType, shape: GenShape, shortTerm = 1): fcType.Arbitrary<ActorOp> {
   const map = fc.constantFrom(...shape.maps.map((x) => x.name));
   return fc.oneof(
     {
@@ -310,7 +310,7 @@ function pinnerOps(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp
     }, // write: false = a read-only pin (the zero page, R6)
     // a short-term FOLL_PIN (O_DIRECT) held across one preemption point: another holder for R3
     {
-      weight: 1,
+      weight: shortTerm,
       arbitrary: fc.record({
         op: fc.constant('pin'),
         map,
@@ -347,6 +347,6 @@ export const pinner: AgentModel = {
   faultPoints: GUP_FAULT_POINTS,
   programLength: 10,
   opKinds: ['pin', 'unpin', 'dma'],
-  arbitrary: pinnerOps,
+  arbitrary: (fc, shape) => pinnerOps(fc, shape),
   create: (env) => new Pinner(env),
 };

@@ -253,7 +253,7 @@ export function userOpsHwpoison(fc: typeof fcType, shape: GenShape): fcType.Arbi
   });
   return fc.oneof(
     { weight: 14, arbitrary: userOps(fc, shape) },
-    { weight: 1, arbitrary: hwpoison },
+    { weight: 5, arbitrary: hwpoison },
   ) as fcType.Arbitrary<ActorOp>;
 }
 
