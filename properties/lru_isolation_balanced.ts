@@ -4,17 +4,18 @@
 // putback_movable_pages()). One left isolated stays off the LRU for ever: no later migration can
 // isolate it again, so its block never goes offline and a long-term pin of it retries until it gives
 // up. Checked once every device is closed, with nothing in flight: every folio a live process maps is
-// on the LRU, or waiting in a CPU's LRU add batch to join it. R10 (6.1.0-6.1.12) broke it.
+// on the LRU, or waiting in a CPU's LRU add or mlock batch to join it (mlock_new_folio() keeps a new
+// folio of a VM_LOCKED VMA off the LRU until mlock_folio_batch()). R10 (6.1.0-6.1.12) broke it.
 import { Memmap, PG_lru, PG_zero, PG_hugetlb } from '../mm/memmap';
 import { folioMapped } from '../mm/rmap';
-import { folioInLruBatch } from '../mm/swap';
+import { folioInLruBatch, folioInMlockBatch } from '../mm/swap';
 import { vmstatSnapshot } from '../mm/vmstat';
 import type { Property } from './property';
 
 export const lruIsolationBalanced = {
   name: 'lru-isolation-balanced',
   promise:
-    'Every folio isolated from the LRU to be migrated is put back or freed: with nothing in flight, every folio a live process maps is on the LRU or in a per-CPU LRU add batch.',
+    'Every folio isolated from the LRU to be migrated is put back or freed: with nothing in flight, every folio a live process maps is on the LRU or in a per-CPU LRU add or mlock batch.',
   reference:
     "folio_isolate_lru() and folio_putback_lru() (mm/vmscan.c); migrate_pages()'s caller puts back what did not move (putback_movable_pages(), mm/migrate.c); R10's fix (6.1.13)",
   phases: ['teardown'],
@@ -33,7 +34,7 @@ export function leftIsolated(m: Memmap): string[] {
     if (m.compoundHead(pfn) !== pfn) continue; // one visit per folio
     const f = m.flags[pfn]!;
     if (f & (PG_lru | PG_zero | PG_hugetlb) || !folioMapped(m, pfn)) continue; // hugetlb folios never are on the LRU
-    if (folioInLruBatch(m, pfn)) continue;
+    if (folioInLruBatch(m, pfn) || folioInMlockBatch(m, pfn)) continue;
     out.push(
       `pfn ${pfn} is mapped but off the LRU and in no LRU batch (refcount ${m.refcount[pfn]}): isolated and never put back`,
     );

@@ -23,6 +23,7 @@ import {
 import { migrateRange } from '../../mm/migrate';
 import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM, EBUSY, EHWPOISON } from '../../mm/errno';
 import { MADV_HWPOISON } from '../../mm/memory_failure';
+import { sysMlock, sysMlock2, sysMunlock, MLOCK_ONFAULT } from '../../mm/mlock';
 import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, unmapping } from './agent';
 
 /** Children the user agent holds at once (a fork beyond it fails with -EAGAIN, as RLIMIT_NPROC would). */
@@ -45,6 +46,8 @@ class UserProcess implements AgentState {
   private readonly children: Child[] = [];
   /** first vpn of the hugetlb and shared mappings the first 'hugetlb' / 'shared' op made; -1: none */
   private readonly scratchVpn: Record<ScratchKind, number> = { hugetlb: -1, shared: -1 };
+  /** an mlock op ran: teardown munlocks the case's mappings */
+  private mlocked = false;
 
   constructor(private readonly env: AgentEnv) {}
 
@@ -81,6 +84,8 @@ class UserProcess implements AgentState {
         return this.movePages(vpn, n, op);
       case 'mprotect':
         return this.mprotect(vpn, n, op);
+      case 'mlock':
+        return this.mlock(vpn, n, op);
       case 'hwpoison': {
         // madvise(MADV_HWPOISON) of one page: memory_failure() unmaps it (a hwpoison entry), or leaves a THP
         // it cannot split mapped with PG_has_hwpoisoned; not an unmap of the range the pinner watches
@@ -181,14 +186,37 @@ class UserProcess implements AgentState {
   private movePages(vpn: number, n: number, op: ActorOp): OpResult {
     const { m, mm } = this.env;
     const to = MOVE_TARGETS.find((t) => t === op.to) ?? 'any';
-    const of = SCRATCH_KINDS.find((k) => k === op.of);
-    if (of !== undefined && this.scratchVpn[of] >= 0) {
-      const off = num(op, 'page') % m.ptrsPerTable;
-      vpn = this.scratchVpn[of] + off;
-      n = Math.max(1, Math.min(num(op, 'pages', 1), m.ptrsPerTable - off));
-    }
+    ({ vpn, n } = this.ofScratch(vpn, n, op));
     const r = migrateRange(m, mm, vpn, n, to);
     return rc(r.rc, `vpn ${vpn} +${n} to ${to}: ${errOr(r.rc, `${r.migrated} migrated, ${r.failed} failed`)}`);
+  }
+
+  /** The range op.of names: the hugetlb or shared mapping if there is one, else the case's mapping's. */
+  private ofScratch(vpn: number, n: number, op: ActorOp): { vpn: number; n: number } {
+    const h = this.env.m.ptrsPerTable;
+    const of = SCRATCH_KINDS.find((k) => k === op.of);
+    if (of === undefined || this.scratchVpn[of] < 0) return { vpn, n };
+    const off = num(op, 'page') % h;
+    return { vpn: this.scratchVpn[of] + off, n: Math.max(1, Math.min(num(op, 'pages', 1), h - off)) };
+  }
+
+  /**
+   * mlock(2), mlock2(MLOCK_ONFAULT) or munlock(2) of a range (do_mlock(), apply_vma_lock_flags()): of the
+   * case's mapping or the shared one. mlock2(MLOCK_ONFAULT) over faulted shmem pages puts them in the
+   * per-CPU mlock batch with PG_lru still set (mlock_folio()), the state R13's collect missed.
+   */
+  private mlock(vpn: number, n: number, op: ActorOp): OpResult {
+    const { m, mm } = this.env;
+    ({ vpn, n } = this.ofScratch(vpn, n, op));
+    const how = MLOCK_HOWS.find((x) => x === op.how) ?? 'mlock';
+    this.mlocked ||= how !== 'munlock';
+    const r =
+      how === 'munlock'
+        ? sysMunlock(m, mm, vpn, n)
+        : how === 'onfault'
+          ? sysMlock2(m, mm, vpn, n, MLOCK_ONFAULT)
+          : sysMlock(m, mm, vpn, n);
+    return rc(r, `${how} vpn ${vpn} +${n}: ${errOr(r, 'done')}`);
   }
 
   /** mprotect() of a range: read-only (change_protection() write-protects its entries) or read-write again. */
@@ -204,12 +232,16 @@ class UserProcess implements AgentState {
 
   /**
    * Children exit; the extra mappings go (munmap(): a MAP_LOCKED one gives its locked_vm back, which
-   * pins-balance expects at 0 once teardown is over).
+   * pins-balance expects at 0 once teardown is over), and what mlock ops locked is munlocked, page by
+   * page (munlock(2) of a range with a hole stops at the hole: -ENOMEM).
    */
   teardown(): OpResult {
     const n = this.children.length;
     while (this.children.length) this.exitChild(this.children.shift()!);
     for (const k of SCRATCH_KINDS) if (this.scratchVpn[k] >= 0) this.scratch(k, { op: k, unmap: true });
+    if (this.mlocked)
+      for (const mp of this.env.maps)
+        for (let k = 0; k < mp.pages; k++) sysMunlock(this.env.m, this.env.mm, mp.vpn + k, 1);
     return rc(n, `${n} children exited`);
   }
 }
@@ -287,18 +319,29 @@ export function userOpsHugetlbMove(fc: typeof fcType, shape: GenShape): fcType.A
     pages: fc.integer({ min: 1, max: 8 }),
     write: fc.boolean(),
   });
+  const mlock = fc.record({
+    op: fc.constant('mlock'),
+    map,
+    page: fc.nat(31),
+    pages: fc.integer({ min: 1, max: 8 }),
+    how: fc.constantFrom(...MLOCK_HOWS),
+    of: fc.constantFrom('map', 'shared'),
+  });
   return fc.oneof(
     { weight: 12, arbitrary: userOps(fc, shape) },
     { weight: 2, arbitrary: scratch('hugetlb') },
     { weight: 2, arbitrary: scratch('shared') },
     { weight: 2, arbitrary: movePages },
     { weight: 2, arbitrary: mprotect },
+    { weight: 1, arbitrary: mlock },
   ) as fcType.Arbitrary<ActorOp>;
 }
 
 export const USER_OP_KINDS = ['touch', 'write', 'munmap', 'remap', 'dontneed', 'fork', 'exit_child'] as const;
 /** The op kinds longterm-pin-move's swarm picks among. */
-export const USER_MOVE_OP_KINDS = [...USER_OP_KINDS, 'hugetlb', 'shared', 'move_pages', 'mprotect'];
+export const USER_MOVE_OP_KINDS = [...USER_OP_KINDS, 'hugetlb', 'shared', 'move_pages', 'mprotect', 'mlock'];
+/** The user's mlock op: mlock(2), mlock2(MLOCK_ONFAULT) or munlock(2). */
+export const MLOCK_HOWS = ['mlock', 'onfault', 'munlock'] as const;
 
 export const user: AgentModel = {
   name: 'user',
@@ -315,6 +358,7 @@ export const user: AgentModel = {
     shared: { page: 'nat', write: 'bool', value: 'nat', unmap: 'bool', locked: 'bool' },
     move_pages: { ...RANGE, to: MOVE_TARGETS, of: ['map', ...SCRATCH_KINDS] },
     mprotect: { ...RANGE, write: 'bool' },
+    mlock: { ...RANGE, how: MLOCK_HOWS, of: ['map', 'shared'] },
     hwpoison: { map: 'map', page: 'nat' },
     fork: {},
     exit_child: {},
@@ -335,6 +379,8 @@ export const user: AgentModel = {
     shared: [-ENOMEM, -EEXIST, -EFAULT, -EINVAL, -EAGAIN, -EPERM],
     move_pages: [-ENOMEM], // migrate_pages(): no target memory
     mprotect: [-ENOMEM, -EINVAL], // do_mprotect_pkey(): a hole; split_vma()
+    // do_mlock(): -EPERM (RLIMIT_MEMLOCK 0), -ENOMEM (over the limit, or a hole), -EAGAIN (populate ran out)
+    mlock: [-EPERM, -ENOMEM, -EAGAIN],
     // madvise_inject_error(): get_user_pages_fast() (-EFAULT on a poisoned page, -ENOMEM), memory_failure()
     hwpoison: [-EFAULT, -ENOMEM, -EBUSY, -EHWPOISON],
   },
