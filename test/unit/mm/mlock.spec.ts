@@ -25,6 +25,9 @@ import { rdmaUmem } from '../../../devices/rdma_umem';
 import { memlockCounters } from '../../../devices/common';
 import { rig, expectReleased, PAGE } from '../devices/helpers';
 import type { DeviceOp } from '../../../devices/device';
+import { leftIsolated } from '../../../properties/lru_isolation_balanced';
+import { folioPutbackLru } from '../../../mm/vmscan';
+import { isolateFolio } from '../../../mm/migrate';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
@@ -248,10 +251,14 @@ describe('the per-CPU mlock folio batch (mm/mlock.c mlock_fbatch; R13)', () => {
     expect(folioInLruBatch(m, pfn)).toBe(false); // folio_add_lru_vma(): mlock_new_folio(), not folio_add_lru()
     expect(m.flags[pfn]! & PG_lru).toBe(0);
     expect(m.refcount[pfn]).toBe(2); // the mapping and the batch
+    expect(leftIsolated(m)).toEqual([]); // lru-isolation-balanced: waiting in a batch is not isolated
     lruAddDrain(m); // mlock_drain_local()
     expect(folioInMlockBatch(m, pfn)).toBe(false);
     expect(m.flags[pfn]! & PG_lru).toBe(PG_lru); // __mlock_new_folio()
     expect(m.refcount[pfn]).toBe(1);
+    expect(isolateFolio(m, pfn)).toBe(true); // off the LRU and out of every batch: now it is reported
+    expect(leftIsolated(m)).toHaveLength(1);
+    folioPutbackLru(m, pfn);
   });
 
   it("lru_add_drain_all() reaches a remote CPU's mlock batch; lru_add_drain() does not", () => {
