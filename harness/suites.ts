@@ -23,6 +23,7 @@ import { own } from '../mm/own';
 import type { GenShape } from '../devices/device';
 import { actorModel, actorKind, deviceModelOf } from './actors';
 import { pinner, pinnerOps } from './agents/pinner';
+import { cmaOpsAlloc, CMA_ALLOC_OP_KINDS } from './agents/cma';
 import { userOpsRefault, userOpsHugetlbMove, userOpsHwpoison, USER_OP_KINDS, USER_MOVE_OP_KINDS } from './agents/user';
 import { PROMISES } from '../properties/index';
 import { deadlock, hang } from '../properties/run_failures';
@@ -342,10 +343,14 @@ register({
 // cases as they were
 const move = agentSuite(
   'longterm-pin-move',
-  "as longterm-pin, with the user's MAP_HUGETLB (the machine always has a hugetlb pool) and MAP_SHARED mappings, move_pages(2) and mprotect() racing the pinner",
-  ['user-0', 'pinner-0', 'hotplug-0'],
+  "as longterm-pin, with the user's MAP_HUGETLB (the machine always has a hugetlb pool) and MAP_SHARED mappings, move_pages(2), mprotect() and mlock() racing the pinner, and a cma agent whose cma_alloc()s migrate out of CMA",
+  ['user-0', 'pinner-0', 'hotplug-0', 'cma-0'],
   100,
-  { user: { ops: (fc) => userOpsHugetlbMove(fc, SHAPE), kinds: USER_MOVE_OP_KINDS } },
+  {
+    user: { ops: (fc) => userOpsHugetlbMove(fc, SHAPE), kinds: USER_MOVE_OP_KINDS },
+    // whole cma_alloc()s: alloc_contig_range() migrating the user's folios, hugetlb ones included (R19)
+    cma: { ops: cmaOpsAlloc, kinds: CMA_ALLOC_OP_KINDS },
+  },
 );
 register({
   ...move,

@@ -3,7 +3,7 @@
 // migrates a range where it is told to, mprotect() write-protects.
 import { PoolHolder } from '../../harness/runner';
 import { Case } from '../../harness/run_case';
-import { ENOMEM, EFAULT } from '../../mm/errno';
+import { ENOMEM, EFAULT, EBUSY } from '../../mm/errno';
 
 let pool: PoolHolder;
 beforeAll(() => {
@@ -79,4 +79,48 @@ it('maps shared memory (MAP_LOCKED: populated, locked_vm given back at teardown)
   expect(ops[3]!.detail).toMatch(/: 5$/);
   expect(ops[7]!.detail).toMatch(/: 9$/); // the write to the read-only range did not land
   expect(ops[10]!.detail).toMatch(/: 11$/);
+});
+
+it('mlock, mlock2(MLOCK_ONFAULT) and munlock of a range and of the shared mapping; teardown munlocks the rest', async () => {
+  const cs = userCase('mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', [
+    { op: 'mlock', map: 'buf', page: 0, pages: 4, how: 'mlock' },
+    { op: 'mlock', map: 'buf', page: 8, pages: 4, how: 'onfault' },
+    { op: 'write', map: 'buf', page: 8, value: 3 },
+    { op: 'shared', page: 1, write: true, value: 5 },
+    { op: 'mlock', map: 'buf', page: 0, pages: 8, how: 'onfault', of: 'shared' },
+    { op: 'mlock', map: 'buf', page: 2, pages: 2, how: 'munlock' },
+    { op: 'mlock', map: 'buf', page: 20, pages: 4, how: 'mlock' },
+  ]);
+  const r = await pool.run(cs, { mode: 'det' });
+  // pins-balance: locked_vm 0 after teardown; lru-isolation-balanced: folios in the mlock batch are not isolated
+  expect(r.failures.map((f) => f.property)).toEqual([]);
+  const ops = r.actors[0]!.ops;
+  expect(ops.map((o) => o.rc)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+  expect(ops[0]!.detail).toBe('mlock vpn 8 +4: done');
+  expect(ops[4]!.detail).toMatch(/^onfault vpn \d+ \+8: done$/); // of the shared mapping, not buf
+  expect(ops[4]!.detail).not.toMatch(/^onfault vpn 8 /);
+});
+
+it("the cma agent's alloc is a whole cma_alloc() (alloc_contig_range() of a CMA block); release frees it", async () => {
+  const cmd = 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16';
+  const cs: Case = {
+    ...userCase(cmd, []),
+    programs: {
+      'cma-0': [
+        { op: 'alloc', block: 0 },
+        { op: 'alloc', block: 0 },
+        { op: 'release', slot: 0 },
+        { op: 'release', slot: 0 },
+        { op: 'alloc', block: 0 },
+      ],
+    },
+  };
+  const r = await pool.run(cs, { mode: 'det' });
+  expect(r.failures.map((f) => f.property)).toEqual([]); // allocator-sound: the last allocation freed at teardown
+  const ops = r.actors[0]!.ops;
+  expect(ops.map((o) => o.rc)).toEqual([0, -EBUSY, 0, 0, 0]);
+  expect(ops[0]!.detail).toMatch(/^memory2 \(pfn 64-95\) allocated; \d+ migrated$/);
+  expect(ops[1]!.detail).toBe('memory2: already allocated');
+  expect(ops[2]!.detail).toBe('memory2 freed (cma_release())');
+  expect(ops[3]!.detail).toBe('nothing allocated');
 });
