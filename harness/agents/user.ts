@@ -272,7 +272,7 @@ export function userOpsRefault(fc: typeof fcType, shape: GenShape): fcType.Arbit
   });
   return fc.oneof(
     { weight: 13, arbitrary: userOps(fc, shape) },
-    { weight: 2, arbitrary: refault },
+    { weight: 6, arbitrary: refault },
   ) as fcType.Arbitrary<ActorOp>;
 }
 
