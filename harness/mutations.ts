@@ -248,6 +248,16 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     why: "R16: one per-CPU THP list, so a migrated CMA THP's freed source becomes the next pin target: into CMA every round",
   },
   {
+    variant: 'v6.12+R17',
+    property: 'no-longterm-pin-in-movable',
+    suite: 'longterm-pin-move',
+    only: true,
+    fixed: 'v6.12',
+    seed: 3,
+    runs: 700,
+    why: "R17: folio_is_longterm_pinnable() without the device-coherent test: GUP-fast pins a device's coherent memory in place",
+  },
+  {
     variant: 'v6.12+R14',
     property: 'pins-balance',
     suite: 'longterm-pin',

@@ -44,6 +44,8 @@ import {
 } from '../mm/mmap';
 import { getUser, putUser } from '../mm/memory';
 import { sysMlock, sysMlock2, sysMunlock, lockedVm, MLOCK_ONFAULT } from '../mm/mlock';
+import { deviceRange } from '../mm/memremap';
+import { migrateVmaToDevice } from '../mm/migrate_device';
 import { stateStore, OfflineReport, blockPresent } from '../mm/memory_hotplug';
 import { errname, errnoByName, ESRCH } from '../mm/errno';
 import { ZONE_NAMES } from '../mm/mmzone';
@@ -220,6 +222,21 @@ export const STEP_KINDS: Record<string, StepKind> = {
       const n = rangeLen(ctx, s, vpn);
       const rc = s.onfault === true ? sysMlock2(ctx.m, mm, vpn, n, MLOCK_ONFAULT) : sysMlock(ctx.m, mm, vpn, n);
       return { rc, detail: `${lockedVmText(ctx.m, mm)}; ${residency(ctx.m, mm, vpn, n)}` };
+    },
+  },
+  // migrate_to_device: a driver moves the range's small anonymous pages into its device-coherent memory
+  // (migrate_vma_setup/pages/finalize(), as lib/test_hmm.c does; the machine needs pinlab.device_coherent=), R17
+  migrate_to_device: {
+    fields: { proc: F.proc, addr: F.addr, len: F.size },
+    required: ['proc', 'addr'],
+    run(ctx, s) {
+      const mm = proc(ctx, 'migrate_to_device', s);
+      const vpn = addrVpn(ctx, 'addr', s.addr);
+      const n = rangeLen(ctx, s, vpn);
+      if (!deviceRange(ctx.m).pages)
+        fail('machine', 'migrate_to_device needs device memory: add pinlab.device_coherent=SIZE');
+      const r = migrateVmaToDevice(ctx.m, mm, vpn, n);
+      return { rc: 0, detail: `${r.migrated} migrated, ${r.failed} not; ${residency(ctx.m, mm, vpn, n)}` };
     },
   },
   munlock: {

@@ -364,8 +364,20 @@ register({
           ? c
           : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} ${withPool(c.layout.cmdline)}` } },
       )
-      .chain((c) => fileMapArb(fc).map((file) => (file ? withFileMap(c, file) : c))),
+      .chain((c) => fileMapArb(fc).map((file) => (file ? withFileMap(c, file) : c)))
+      .chain((c) => deviceArb(fc, o).map((dev) => (dev ? withDeviceMemory(c) : c))),
 });
+/**
+ * One random machine in four of longterm-pin-move has a device's coherent memory (memremap_pages() of
+ * MEMORY_DEVICE_COHERENT, pinlab.device_coherent=) for the user's migrate_to_device: R17's pages.
+ */
+function deviceArb(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<boolean> {
+  if (o.cmdline !== undefined || o.machines === 'fixed') return fc.constant(false);
+  return fc.oneof({ weight: 1, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
+}
+function withDeviceMemory(c: Case): Case {
+  return { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} pinlab.device_coherent=128K` } };
+}
 
 // R16 needs a THP freed to a per-CPU list that keeps it: pcp->high above a THP's 8 frames, and high_max
 // is an eighth of the zone over the CPUs, so a 1M mini machine needs at most 3 of them - one per actor

@@ -56,6 +56,8 @@ export interface BootParams {
   thp: 'always' | 'madvise' | 'never';
   /** pinlab.hotplug=: hot-pluggable memory that boots offline, in bytes */
   hotplugBytes: number;
+  /** pinlab.device_coherent=: a device's coherent memory (MEMORY_DEVICE_COHERENT, memremap_pages()), in bytes */
+  deviceCoherentBytes: number;
   /** pinlab.machine=: the QEMU machine whose firmware map boots an x86_64 geometry (pc, as pinlab kernel runs) */
   machine: QemuMachine;
   /** pinlab.kmem=: whether the booted kernel's own memory (mm_init.ts KERNEL_FOOTPRINTS) is allocated */
@@ -292,6 +294,7 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
     watermarkScaleFactor: 10,
     thp: 'madvise',
     hotplugBytes: 0,
+    deviceCoherentBytes: 0,
     machine: 'pc',
     memmap: [],
     kmem: geometry.dma32EndPfn !== 0,
@@ -409,6 +412,9 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
       }
       case 'pinlab.hotplug':
         p.hotplugBytes = memparse(key, need());
+        break;
+      case 'pinlab.device_coherent': // a driver's memremap_pages() of MEMORY_DEVICE_COHERENT memory (R17)
+        p.deviceCoherentBytes = memparse(key, need());
         break;
       case 'memmap': // parse_memmap_opt(), arch/x86/kernel/e820.c: comma-separated parse_memmap_one()s
         if (!geometry.dma32EndPfn) throw new CmdlineError('memmap: a miniature geometry has no e820 map');

@@ -13,6 +13,8 @@ import { Memmap } from './memmap';
 import * as layout from './memmap';
 import * as errnoNs from './errno';
 import { folioIsLongtermPinnable } from './pinnable';
+import { folioIsDeviceCoherent } from './memremap';
+
 import * as pinnableNs from './pinnable';
 import { variant, hasBug, releaseAtLeast } from './variants';
 import { current, memallocPinSave, memallocPinRestore, yieldPoint, faultPoint } from './sched';
@@ -32,11 +34,12 @@ import {
   MigrateFailure,
   MR_LONGTERM_PIN,
   MR_CONTIG_RANGE,
+  migrateDeviceCoherentFolio,
 } from './migrate';
 import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import * as gfpNs from './gfp';
 import { bug, KernelOops } from './debug';
-import { folioOrder } from './page_ref';
+import { folioGet, folioOrder } from './page_ref';
 import { vmaNeedsDirtyTracking } from './filemap';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
@@ -55,7 +58,7 @@ const {
   VMA_END,
   VMA_SHMEM,
 } = layout;
-const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN, EHWPOISON } = errnoNs;
+const { EFAULT, EINVAL, EINTR, ENOMEM, EAGAIN, EHWPOISON, EBUSY } = errnoNs;
 const { GUP_PIN_COUNTING_BIAS } = pinnableNs;
 const { VM_IO, VM_PFNMAP, VM_WRITE, VM_READ, VM_SHARED } = mmTypes;
 const { GFP_USER } = gfpNs;
@@ -412,8 +415,12 @@ function collectLongtermUnpinnableFolios(m: Memmap, pages: number[], nr: number,
     const head = m.compoundHead(pages[i]!);
     if (head === prevHead) continue; // pofs_next_folio(): one visit per folio
     prevHead = head;
-    if (folioIsLongtermPinnable(m, head)) continue;
+    // a device-coherent folio is collected whatever the predicate says: the slow path migrated it even
+    // in the series before folio_is_longterm_pinnable() learnt of it (R17), so only GUP-fast differs
+    const coherent = folioIsDeviceCoherent(m, head);
+    if (!coherent && folioIsLongtermPinnable(m, head)) continue;
     collected++;
+    if (coherent) continue; // migrated in migrate_longterm_unpinnable_folios(), not from the LRU
     if (m.flags[head]! & PG_hugetlb) {
       if (isolateFolio(m, head)) {
         // isolate_hugetlb(): failure ignored, still collected
@@ -487,6 +494,20 @@ function migrateLongtermUnpinnableFolios(
   report: PinReport,
 ): number {
   for (let i = 0; i < nr; i++) {
+    const head = m.compoundHead(pages[i]!);
+    if (folioIsDeviceCoherent(m, head)) {
+      // the pin becomes a plain reference (migration fails on a pinned folio), which the move consumes
+      pages[i] = -1;
+      folioGet(m, head);
+      unpinUserPage(m, head);
+      if (migrateDeviceCoherentFolio(m, head)) {
+        pofsUnpin(m, pages, nr); // err:
+        putbackMovablePages(m, list);
+        return -EBUSY;
+      }
+      report.migrated++;
+      continue;
+    }
     unpinUserPage(m, pages[i]!);
     pages[i] = -1;
   }

@@ -9,7 +9,7 @@ import { atomicFetchAdd, atomicSet, flagsFetchAnd, flagsFetchOr } from './atomic
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { allocPages, NO_PAGE } from './page_alloc';
-import { __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, __GFP_THISNODE } from './gfp';
+import { __GFP_RECLAIM, __GFP_HIGHMEM, __GFP_COMP, __GFP_MOVABLE, __GFP_THISNODE, GFP_USER, __GFP_NOWARN } from './gfp';
 import * as gfpNs from './gfp';
 import { followPte, Translation } from './memory';
 import { ptlLock, ptlUnlock } from './mm_types';
@@ -43,8 +43,8 @@ const {
   PG_anon_exclusive,
 } = layout;
 const { GFP_TRANSHUGE, GFP_HIGHUSER, GFP_HIGHUSER_MOVABLE } = gfpNs;
-const { ZONE_MOVABLE } = mmzoneNs;
-const { EAGAIN, ENOMEM } = errnoNs;
+const { ZONE_MOVABLE, ZONE_DEVICE } = mmzoneNs;
+const { EAGAIN, ENOMEM, EBUSY } = errnoNs;
 
 // enum migrate_reason (include/linux/migrate_mode.h) and migrate_reason_names[] (mm/debug.c)
 export const MR_COMPACTION = 0;
@@ -277,11 +277,49 @@ function migrateFolio(m: Memmap, src: number, getNew: NewFolio): number {
     if (flags[src + i]! & PG_anon_exclusive) flagsFetchAnd(flags, src + i, ~PG_anon_exclusive);
   folioUnlock(m, dst);
   folioUnlock(m, src);
-  if (!(flags[dst]! & PG_hugetlb)) folioAddLru(m, dst);
+  // a ZONE_DEVICE target is never on the LRU (migrate_device_finalize())
+  if (!(flags[dst]! & PG_hugetlb) && m.pageZonenum(dst) !== ZONE_DEVICE) folioAddLru(m, dst);
   folioPut(m, dst);
   yieldPoint('migrate:remap'); // remove_migration_ptes() done: the new folio is mapped
   migrateDst = dst;
   return 0;
+}
+
+/**
+ * One folio moved to getNew's target outside migrate_pages() (migrate_device_pages() and
+ * migrate_device_finalize(), mm/migrate_device.ts): the caller holds the reference migrate_pages()'s
+ * isolation would. 0 with the target pfn, or the errno and why.
+ */
+export function migrateOneFolio(m: Memmap, src: number, getNew: NewFolio): { rc: number; dst: number; why: string } {
+  migrateDst = -1;
+  const rc = migrateFolio(m, src, getNew);
+  return { rc, dst: rc === 0 ? migrateDst : -1, why: rc === 0 ? '' : migrateWhy };
+}
+
+/** migrateOneFolio() of a folio isolateFolio() took: a moved one leaves the isolation (migrate_folio_done()). */
+export function migrateIsolatedFolio(
+  m: Memmap,
+  src: number,
+  getNew: NewFolio,
+): { rc: number; dst: number; why: string } {
+  const isolatedItem = m.flags[src]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE;
+  const r = migrateOneFolio(m, src, getNew);
+  if (r.rc === 0) dropFromList(m, src, isolatedItem, 1);
+  return r;
+}
+
+/** The target of migrate_device_coherent_folio(): folio_alloc(GFP_USER | __GFP_NOWARN, 0). */
+const toRam: NewFolio = (m) => allocPages(m, GFP_USER | __GFP_NOWARN, 0);
+
+/**
+ * migrate_device_coherent_folio() (mm/migrate_device.c): move one device-coherent folio back to system
+ * memory. The caller holds a reference, which this consumes (moved with the folio, or dropped on
+ * failure). 0 or -EBUSY (still mapped or referenced elsewhere, locked, or no memory for the copy).
+ */
+export function migrateDeviceCoherentFolio(m: Memmap, head: number): number {
+  const r = migrateOneFolio(m, head, toRam);
+  folioPut(m, head);
+  return r.rc === 0 ? 0 : -EBUSY;
 }
 
 export interface MigrateOptions {
@@ -400,7 +438,7 @@ const scratchT: Translation = { pfn: 0, write: false, migrating: false, huge: fa
  * The distinct folios mapped in [vpn, vpn + nrPages) (no migration entries, no zero page), in the
  * order of their first mapping, under one hold of the page table lock.
  */
-function collectMappedFolios(m: Memmap, mm: number, vpn: number, nrPages: number): number[] {
+export function collectMappedFolios(m: Memmap, mm: number, vpn: number, nrPages: number): number[] {
   const heads: number[] = [];
   let lo = 0x7fffffff;
   let hi = -1;

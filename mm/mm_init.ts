@@ -63,6 +63,7 @@ import {
   pcpBase,
   PG_zero,
 } from './memmap';
+import { memmapInitZoneDevice } from './memremap';
 import {
   MAX_NR_ZONES,
   ZONE_DMA,
@@ -117,6 +118,9 @@ export interface BootPlan {
   nrFrames: number;
   hotplugStartPfn: number;
   hotplugPages: number;
+  /** pinlab.device_coherent=: the ZONE_DEVICE range memremap_pages() adds after everything else */
+  deviceStartPfn: number;
+  devicePages: number;
   /** zone_movable_pfn[0]; 0 = no ZONE_MOVABLE */
   zoneMovablePfn: number;
   /** [start, end) of each zone at boot, after ZONE_MOVABLE is carved out (node 0's) */
@@ -588,7 +592,10 @@ export function planBoot(p: BootParams): BootPlan {
       `pinlab.hotplug: ${p.hotplugBytes} bytes is not a whole number of memory blocks: rounded up to ${hotplugPages / blockPages}`,
     );
   }
-  const nrFrames = hotplugPages ? hotplugStartPfn + hotplugPages : roundup(bootPages, blockPages);
+  const ramFrames = hotplugPages ? hotplugStartPfn + hotplugPages : roundup(bootPages, blockPages);
+  // memremap_pages() maps whole sections: the device's range starts and ends on a memory block
+  const devicePages = roundup(Math.ceil(p.deviceCoherentBytes / 2 ** PAGE_SHIFT), blockPages);
+  const nrFrames = ramFrames + devicePages;
   if (nrFrames > maxFrames)
     throw new CmdlineError(`mem: the machine needs ${nrFrames} frames; pinlab handles at most ${maxFrames} (512 GiB)`);
   const nodes = planNodes(p, memRanges, warnings);
@@ -610,6 +617,8 @@ export function planBoot(p: BootParams): BootPlan {
     nrFrames,
     hotplugStartPfn,
     hotplugPages,
+    deviceStartPfn: ramFrames,
+    devicePages,
     zoneMovablePfn: nodes[0]!.zoneMovablePfn,
     zoneSpans: nodes[0]!.zoneSpans,
     nodes,
@@ -919,6 +928,7 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
     plan.hotplugStartPfn,
     plan.hotplugStartPfn + plan.hotplugPages,
   );
+  if (plan.devicePages) memmapInitZoneDevice(m, plan.deviceStartPfn, plan.devicePages);
   m.pageblock.fill(MIGRATE_MOVABLE);
   m.flags[plan.zeroPfn] = m.flags[plan.zeroPfn]! | PG_zero;
   m.refcount[plan.zeroPfn] = 1; // a reserved page keeps init_page_count()'s reference: pins of ZERO_PAGE never free it

@@ -2,7 +2,7 @@
 // predicate; see mm/variants.ts.
 import { Memmap, PG_zero } from './memmap';
 import { variant, hasBug } from './variants';
-import { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, ZONE_MOVABLE } from './mmzone';
+import { MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, ZONE_MOVABLE, ZONE_DEVICE } from './mmzone';
 
 /** GUP_PIN_COUNTING_BIAS: a FOLL_PIN on a small folio adds this much to its refcount. */
 export const GUP_PIN_COUNTING_BIAS = 1024;
@@ -12,11 +12,15 @@ export const GUP_PIN_COUNTING_BIAS = 1024;
  * zero page is fine, then anything outside ZONE_MOVABLE. The variant picks the older forms:
  * is_pinnable_page() of v5.13 (MOVABLE or CMA; zero page excepted), series-v1's pageblock test and
  * v5.12's CMA-only check.
- * (Device-coherent and fsdax folios are not modelled.)
+ * Device-coherent folios (ZONE_DEVICE, mm/memremap.ts) are never pinnable; fsdax folios are not modelled.
  */
 export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
   const v = variant();
   const mt = m.getPageblockMigratetype(pfn);
+  const zone = m.pageZonenum(pfn);
+  // "Coherent device memory must always allow eviction" (v6.0); R17: the series before that check, where
+  // GUP-fast pinned such pages in place
+  if (zone === ZONE_DEVICE) return hasBug('R17');
   if (v.predicate === 'cma-only') return mt !== MIGRATE_CMA;
   const zeroOk = (m.flags[pfn]! & PG_zero) !== 0 && !hasBug('R6');
   // series-v1's check_and_migrate_movable_pages(): is_migrate_movable(get_pageblock_migratetype(head)),
@@ -31,5 +35,5 @@ export function folioIsLongtermPinnable(m: Memmap, pfn: number): boolean {
   // v5.13 has R8, v5.13+-R8 gets the fix)
   if (mt === MIGRATE_ISOLATE && !hasBug('R8')) return false;
   if (zeroOk) return true;
-  return mt !== MIGRATE_CMA && m.pageZonenum(pfn) !== ZONE_MOVABLE;
+  return mt !== MIGRATE_CMA && zone !== ZONE_MOVABLE;
 }

@@ -3,6 +3,7 @@
 // holding an extra reference, off the LRU, until the batch fills or is drained (folio_add_lru,
 // lru_add_drain).
 
+import { folioIsDeviceCoherent, freeZoneDeviceFolio } from './memremap';
 import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import { folioGet } from './page_ref';
@@ -38,6 +39,10 @@ export function folioPutRefs(m: Memmap, pfn: number, refs: number): void {
   }
   // nobody holds a reference that could set PG_lru again: clear it only when it is set (an atomic costs)
   if (f & PG_lru) flagsFetchAnd(m.flags, pfn, ~PG_lru);
+  if (folioIsDeviceCoherent(m, pfn)) {
+    freeZoneDeviceFolio(m, pfn); // free_zone_device_folio(): back to the driver, not the buddy
+    return;
+  }
   freeThePage(m, pfn, f & PG_head ? m.pageOrder(pfn) : 0);
 }
 

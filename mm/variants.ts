@@ -19,6 +19,7 @@ export type BugSwitch =
   | 'R14'
   | 'R15'
   | 'R16'
+  | 'R17'
   | 'R18'
   | 'R19'
   | 'R20'
@@ -148,6 +149,12 @@ export const BUGS: BugInfo[] = [
     id: 'R16',
     commit: 'bf14ed81f571 (v6.10; 6.1.97), fixes 5d0a661d808f (v6.0)',
     what: 'one per-CPU THP list for every migratetype: a pin target (non-movable) can get a CMA THP',
+  },
+  {
+    id: 'R17',
+    commit:
+      '"mm: add device coherent checker to is_pinnable_page" (Alex Sierra, v6.0; in the device-coherent series b05a79d4377f, after review found GUP-fast would pin such pages)',
+    what: 'folio_is_longterm_pinnable() lacks the device-coherent test: GUP-fast long-term pins a device-coherent page in place (the slow path migrates it)',
   },
   {
     id: 'R18',

@@ -10,6 +10,7 @@ import { Memmap, PG_lru, PG_zero, PG_hugetlb } from '../mm/memmap';
 import { folioMapped } from '../mm/rmap';
 import { folioInLruBatch, folioInMlockBatch } from '../mm/swap';
 import { vmstatSnapshot } from '../mm/vmstat';
+import { ZONE_DEVICE } from '../mm/mmzone';
 import type { Property } from './property';
 
 export const lruIsolationBalanced = {
@@ -33,7 +34,8 @@ export function leftIsolated(m: Memmap): string[] {
   for (let pfn = 0; pfn < m.nrFrames && out.length < 5; pfn++) {
     if (m.compoundHead(pfn) !== pfn) continue; // one visit per folio
     const f = m.flags[pfn]!;
-    if (f & (PG_lru | PG_zero | PG_hugetlb) || !folioMapped(m, pfn)) continue; // hugetlb folios never are on the LRU
+    // hugetlb folios and device memory (ZONE_DEVICE) are never on the LRU
+    if (f & (PG_lru | PG_zero | PG_hugetlb) || !folioMapped(m, pfn) || m.pageZonenum(pfn) === ZONE_DEVICE) continue;
     if (folioInLruBatch(m, pfn) || folioInMlockBatch(m, pfn)) continue;
     out.push(
       `pfn ${pfn} is mapped but off the LRU and in no LRU batch (refcount ${m.refcount[pfn]}): isolated and never put back`,

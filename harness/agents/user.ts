@@ -24,6 +24,8 @@ import { migrateRange } from '../../mm/migrate';
 import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM, EBUSY, EHWPOISON } from '../../mm/errno';
 import { MADV_HWPOISON } from '../../mm/memory_failure';
 import { sysMlock, sysMlock2, sysMunlock, MLOCK_ONFAULT } from '../../mm/mlock';
+import { deviceRange } from '../../mm/memremap';
+import { migrateVmaToDevice } from '../../mm/migrate_device';
 import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, unmapping } from './agent';
 
 /** Children the user agent holds at once (a fork beyond it fails with -EAGAIN, as RLIMIT_NPROC would). */
@@ -86,6 +88,12 @@ class UserProcess implements AgentState {
         return this.mprotect(vpn, n, op);
       case 'mlock':
         return this.mlock(vpn, n, op);
+      case 'migrate_to_device': {
+        // a driver's migrate_vma_*() of the range into its device-coherent memory (R17's pages)
+        if (!deviceRange(this.env.m).pages) return rc(0, 'no device-coherent memory');
+        const r = migrateVmaToDevice(this.env.m, this.env.mm, vpn, n);
+        return rc(0, `vpn ${vpn} +${n}: ${r.migrated} migrated to the device, ${r.failed} not`);
+      }
       case 'hwpoison': {
         // madvise(MADV_HWPOISON) of one page: memory_failure() unmaps it (a hwpoison entry), or leaves a THP
         // it cannot split mapped with PG_has_hwpoisoned; not an unmap of the range the pinner watches
@@ -334,12 +342,29 @@ export function userOpsHugetlbMove(fc: typeof fcType, shape: GenShape): fcType.A
     { weight: 2, arbitrary: movePages },
     { weight: 2, arbitrary: mprotect },
     { weight: 1, arbitrary: mlock },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        op: fc.constant('migrate_to_device'),
+        map,
+        page: fc.nat(31),
+        pages: fc.integer({ min: 1, max: 32 }),
+      }),
+    },
   ) as fcType.Arbitrary<ActorOp>;
 }
 
 export const USER_OP_KINDS = ['touch', 'write', 'munmap', 'remap', 'dontneed', 'fork', 'exit_child'] as const;
 /** The op kinds longterm-pin-move's swarm picks among. */
-export const USER_MOVE_OP_KINDS = [...USER_OP_KINDS, 'hugetlb', 'shared', 'move_pages', 'mprotect', 'mlock'];
+export const USER_MOVE_OP_KINDS = [
+  ...USER_OP_KINDS,
+  'hugetlb',
+  'shared',
+  'move_pages',
+  'mprotect',
+  'mlock',
+  'migrate_to_device',
+];
 /** The user's mlock op: mlock(2), mlock2(MLOCK_ONFAULT) or munlock(2). */
 export const MLOCK_HOWS = ['mlock', 'onfault', 'munlock'] as const;
 
@@ -359,6 +384,7 @@ export const user: AgentModel = {
     move_pages: { ...RANGE, to: MOVE_TARGETS, of: ['map', ...SCRATCH_KINDS] },
     mprotect: { ...RANGE, write: 'bool' },
     mlock: { ...RANGE, how: MLOCK_HOWS, of: ['map', 'shared'] },
+    migrate_to_device: RANGE,
     hwpoison: { map: 'map', page: 'nat' },
     fork: {},
     exit_child: {},
@@ -381,6 +407,7 @@ export const user: AgentModel = {
     mprotect: [-ENOMEM, -EINVAL], // do_mprotect_pkey(): a hole; split_vma()
     // do_mlock(): -EPERM (RLIMIT_MEMLOCK 0), -ENOMEM (over the limit, or a hole), -EAGAIN (populate ran out)
     mlock: [-EPERM, -ENOMEM, -EAGAIN],
+    migrate_to_device: [], // a page that cannot move stays where it is
     // madvise_inject_error(): get_user_pages_fast() (-EFAULT on a poisoned page, -ENOMEM), memory_failure()
     hwpoison: [-EFAULT, -ENOMEM, -EBUSY, -EHWPOISON],
   },

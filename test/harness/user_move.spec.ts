@@ -124,3 +124,23 @@ it("the cma agent's alloc is a whole cma_alloc() (alloc_contig_range() of a CMA 
   expect(ops[2]!.detail).toBe('memory2 freed (cma_release())');
   expect(ops[3]!.detail).toBe('nothing allocated');
 });
+
+it("migrate_to_device, then the pinner's GUP-fast long-term pin: RAM on v6.12, device memory with R17 (no-longterm-pin-in-movable)", async () => {
+  const cmd = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 pinlab.device_coherent=128K';
+  const writes = [0, 1, 2, 3].map((k) => ({ op: 'write', map: 'buf', page: k, value: 60 + k }));
+  for (const variant of ['v6.12', 'v6.12+R17']) {
+    const cs: Case = {
+      ...userCase(cmd, [...writes, { op: 'migrate_to_device', map: 'buf', page: 0, pages: 4 }]),
+      variant,
+      programs: {
+        'user-0': [...writes, { op: 'migrate_to_device', map: 'buf', page: 0, pages: 4 }],
+        'pinner-0': [{ op: 'pin', map: 'buf', page: 0, pages: 4, fast: true, write: true }],
+      },
+    };
+    const r = await pool.run(cs, { mode: 'det' });
+    expect(r.actors[0]!.ops[4]!.detail).toBe('vpn 8 +4: 4 migrated to the device, 0 not');
+    expect([...new Set(r.failures.map((f) => f.property))]).toEqual(
+      variant === 'v6.12' ? [] : ['no-longterm-pin-in-movable'],
+    );
+  }
+});
