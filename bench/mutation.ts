@@ -5,6 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { KERNEL_MUTATIONS, DEVICE_MUTATIONS, runMutation, Mutation } from '../harness/mutations';
+import { onCurrentCpu } from '../harness/affinity';
 
 type Row = Record<string, string | number>;
 
@@ -30,48 +31,53 @@ export async function mutationRows(only?: string): Promise<Row[]> {
         : [...KERNEL_MUTATIONS, ...DEVICE_MUTATIONS].filter(
             (mu) => !only || `${mu.variant} ${mu.bugs?.join(',') ?? ''}`.includes(only),
           );
-  for (const [e, mu] of entries.entries()) {
-    const first: number[] = [];
-    const firstCases: number[] = [];
-    const total: number[] = [];
-    const ops: number[] = [];
-    const seeds: number[] = [];
-    let missed = 0;
-    for (let k = 0; k < SEEDS; k++) {
-      const seed = randomInt(2 ** 31 - 1);
-      seeds.push(seed);
-      const t0 = performance.now();
-      const r = await runMutation(mu, seed, RUNS_CAP, () => performance.now());
-      const f = r.summary.failures[0];
-      if (!f || f.property !== mu.property) {
-        missed++;
-        continue;
-      }
-      first.push(r.firstSeconds);
-      firstCases.push(r.firstCases);
-      total.push((performance.now() - t0) / 1000);
-      ops.push(r.ops);
+  // the searches run as pinlab run does: this thread and its actor workers on one CPU (harness/affinity.ts)
+  return onCurrentCpu(async () => {
+    for (const [e, mu] of entries.entries()) rows.push(await entryRow(mu, e, entries.length));
+    return rows;
+  });
+}
+
+async function entryRow(mu: Mutation, e: number, count: number): Promise<Row> {
+  const first: number[] = [];
+  const firstCases: number[] = [];
+  const total: number[] = [];
+  const ops: number[] = [];
+  const seeds: number[] = [];
+  let missed = 0;
+  for (let k = 0; k < SEEDS; k++) {
+    const seed = randomInt(2 ** 31 - 1);
+    seeds.push(seed);
+    const t0 = performance.now();
+    const r = await runMutation(mu, seed, RUNS_CAP, () => performance.now());
+    const f = r.summary.failures[0];
+    if (!f || f.property !== mu.property) {
+      missed++;
+      continue;
     }
-    const row: Row = {
-      property: mu.property,
-      breaker: `${mu.variant}${mu.bugs?.length ? ` --bug ${mu.bugs.join(',')}` : ''}`,
-      suite: mu.suite,
-      found: `${SEEDS - missed}/${SEEDS}`,
-      'median first failure s': +median(first).toFixed(2),
-      'median cases': median(firstCases),
-      'median with shrinking s': +median(total).toFixed(2),
-      'median shrunk ops': median(ops),
-      'max shrunk ops': ops.length ? Math.max(...ops) : NaN,
-      seeds: seeds.join(' '),
-      'what the bug is': mu.why,
-      kind: DEVICE_MUTATIONS.includes(mu) ? 'device' : 'kernel',
-    };
-    rows.push(row);
-    process.stderr.write(
-      `mutation [${e + 1}/${entries.length}]: ${row.breaker} -> ${row.property}: found ${row.found}, first failure ${row['median first failure s']} s (${row['median cases']} cases), shrunk ${row['median shrunk ops']} ops\n`,
-    );
+    first.push(r.firstSeconds);
+    firstCases.push(r.firstCases);
+    total.push((performance.now() - t0) / 1000);
+    ops.push(r.ops);
   }
-  return rows;
+  const row: Row = {
+    property: mu.property,
+    breaker: `${mu.variant}${mu.bugs?.length ? ` --bug ${mu.bugs.join(',')}` : ''}`,
+    suite: mu.suite,
+    found: `${SEEDS - missed}/${SEEDS}`,
+    'median first failure s': +median(first).toFixed(2),
+    'median cases': median(firstCases),
+    'median with shrinking s': +median(total).toFixed(2),
+    'median shrunk ops': median(ops),
+    'max shrunk ops': ops.length ? Math.max(...ops) : NaN,
+    seeds: seeds.join(' '),
+    'what the bug is': mu.why,
+    kind: DEVICE_MUTATIONS.includes(mu) ? 'device' : 'kernel',
+  };
+  process.stderr.write(
+    `mutation [${e + 1}/${count}]: ${row.breaker} -> ${row.property}: found ${row.found}, first failure ${row['median first failure s']} s (${row['median cases']} cases), shrunk ${row['median shrunk ops']} ops\n`,
+  );
+  return row;
 }
 
 /** The markers around each generated table in docs/properties.md. */

@@ -20,7 +20,7 @@ export const EXPECTED_SECONDS: Record<string, number> = {
   devices: 40,
   mutation: 600,
   soak: 300,
-  campaign: 90,
+  campaign: 240,
   'mm-mutants': 2400,
 };
 

@@ -48,6 +48,8 @@ export interface CampaignOptions {
   shard?: { index: number; count: number };
   /** a property with nothing to check is not a failure */
   allowUnexercised?: boolean;
+  /** bind each case runner to a CPU of its own when there are enough (default true; harness/affinity.ts) */
+  affinity?: boolean;
   regressionsDir: string | null;
   tty: boolean;
   interrupt: Interrupt;
@@ -179,7 +181,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignDoc> {
   const plan = shardOf(whole, shard.index, shard.count);
   const jobs = Math.max(1, Math.min(o.jobs ?? defaultJobs(), plan.length || 1));
   const items = new Map<number, CampaignItem>();
-  const pool = new CampaignJobs(jobs, o.interrupt);
+  const pool = new CampaignJobs(jobs, o.interrupt, o.affinity ?? true);
+  if (pool.cpus.length)
+    o.io.err(`pinlab: ${jobs} case runner${jobs === 1 ? '' : 's'} bound to CPU ${pool.cpus.join(', ')}\n`);
   let capped = false;
   const cap = o.timeSec
     ? setTimeout(() => {

@@ -1,12 +1,14 @@
 // The campaign's case runners (--jobs): a thread each (piscina), each running one suite run of the plan
 // at a time with its own machines and actor workers (harness/runner.ts runSuite()). A suite run's seed
 // and cases come from the plan, never from the runner that took it, so results do not depend on --jobs.
-// A signal or the --time cap reaches every runner through one shared word.
+// A signal or the --time cap reaches every runner through one shared word. Each runner binds itself
+// (and so its actor workers) to a CPU of its own when there are enough (harness/affinity.ts).
 import { Piscina } from 'piscina';
 import { loadedPlugins } from './plugins';
 import { workerFile } from './pool';
 import type { RunSummary } from './runner';
 import type { Interrupt } from './signals';
+import { allowedCpus, runnerCpus } from './affinity';
 
 /** One suite run of the plan. */
 export interface JobItem {
@@ -38,15 +40,27 @@ export const JOB_RUN = 0;
 export const JOB_SIGNAL = 1;
 export const JOB_CAP = 2;
 
+/** What every runner thread starts with. */
+export interface RunnerData {
+  plugins: string[];
+  stop: SharedArrayBuffer;
+  cpus: number[];
+  next: SharedArrayBuffer;
+}
+
 export class CampaignJobs {
   private readonly pool: Piscina;
   private readonly stop = new Int32Array(new SharedArrayBuffer(4));
   private readonly poll: NodeJS.Timeout;
+  /** the CPUs runners bind to, in runner order (empty: unbound) */
+  readonly cpus: number[];
 
   constructor(
     readonly jobs: number,
     interrupt: Interrupt,
+    affinity = true,
   ) {
+    this.cpus = affinity ? runnerCpus(jobs, allowedCpus()) : [];
     const f = workerFile('campaign_worker');
     this.pool = new Piscina({
       filename: f.filename,
@@ -56,7 +70,12 @@ export class CampaignJobs {
       concurrentTasksPerWorker: 1,
       idleTimeout: 60_000,
       atomics: 'async', // as harness/pool.ts: idle runners wait on their event loop
-      workerData: { plugins: [...loadedPlugins()], stop: this.stop.buffer },
+      workerData: {
+        plugins: [...loadedPlugins()],
+        stop: this.stop.buffer,
+        cpus: this.cpus,
+        next: new SharedArrayBuffer(4), // runner k takes cpus[k]
+      } satisfies RunnerData,
     });
     // a signal arrives on this thread: hand it to the runners
     this.poll = setInterval(() => {

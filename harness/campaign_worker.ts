@@ -4,12 +4,16 @@ import { workerData } from 'piscina';
 import { loadPlugin } from './plugins';
 import { runSuite, PoolHolder } from './runner';
 import { SUITES } from './suites';
-import { JOB_RUN, type JobTask, type JobResult } from './campaign_jobs';
+import { JOB_RUN, type JobTask, type JobResult, type RunnerData } from './campaign_jobs';
+import { bindThisThread } from './affinity';
 import type { Interrupt } from './signals';
 
-const data = workerData as { plugins?: string[]; stop: SharedArrayBuffer };
-for (const name of data.plugins ?? []) loadPlugin(name);
+const data = workerData as RunnerData;
+for (const name of data.plugins) loadPlugin(name);
 const stop = new Int32Array(data.stop);
+// a CPU of its own, before the actor workers start: they inherit it (harness/affinity.ts)
+const cpu = data.cpus[Atomics.add(new Int32Array(data.next), 0, 1)];
+if (cpu !== undefined) bindThisThread(cpu);
 // one actor pool for every suite run of this runner: threads start (and load the code) once
 let pool: PoolHolder | null = null;
 

@@ -27,6 +27,7 @@ const OUTPUT_HELP = `  --json FILE       write the campaign as JSON (schema in d
 
 const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--runs N] [--jobs N] [--shard I/N]
                        [--time SECONDS] [--save DIR] [--json FILE] [--junit FILE] [--allow-unexercised]
+                       [--no-affinity]
 
 The default property campaign (what 'npm start' runs): a fixed plan of suite runs - every suite
 (pinlab run --help lists them) on ${CAMPAIGN_SHAPES.length} miniature machine shapes, ${CAMPAIGN_RUNS_FACTOR}x each suite's own case
@@ -39,7 +40,9 @@ options:
   --kernel V        kernel variant (default ${DEFAULT_VARIANT}); try v5.12 to watch properties fail
   --seed N          base seed (default random, printed first)
   --runs N          cases per suite run (default: ${CAMPAIGN_RUNS_FACTOR}x each suite's own)
-  --jobs N          case runners in parallel (default: the CPUs, here ${defaultJobs()})
+  --jobs N          case runners in parallel (default: the CPUs, here ${defaultJobs()}); each is bound to a
+                    CPU of its own (with its actor threads) when there are as many CPUs as jobs
+  --no-affinity     leave the case runners unbound: the scheduler places their threads
   --shard I/N       run shard I of N (every Nth suite run); pinlab merge combines the shards' --json
   --time S          a cap: after S seconds, running suite runs stop and no more start (verdict incomplete)
   --save DIR        where failures are saved (default ${DEFAULT_SAVE_DIR}/, git-ignored; 'none': nowhere).
@@ -109,6 +112,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
     time: { type: 'string' },
     save: { type: 'string' },
     regressions: { type: 'string' },
+    'no-affinity': { type: 'boolean' },
     ...OUTPUT_OPTIONS,
     html: { type: 'string' },
   });
@@ -141,6 +145,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
       shard,
       timeSec,
       allowUnexercised: values['allow-unexercised'] === true,
+      affinity: values['no-affinity'] !== true,
       regressionsDir,
       tty: process.stderr.isTTY === true,
       interrupt,

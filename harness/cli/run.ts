@@ -1,6 +1,7 @@
 // pinlab run: a property suite over actors in worker threads. Exit codes: 0 the properties held, 1 a
 // property failed or a run broke (also when a signal then cut the run or its shrinking short), 2 bad
 // input (one line), 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM.
+import { onCurrentCpu } from '../affinity';
 import { randomInt } from 'node:crypto';
 import { DEFAULT_VARIANT } from '../../mm/variants';
 import { DEFAULT_SUITE } from '../suites';
@@ -136,24 +137,27 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
     );
   }
   return withInterrupt(async (interrupt) => {
-    const summary = await runSuite({
-      suite,
-      variant,
-      seed,
-      runs,
-      mode,
-      checkDeterminism: values['check-determinism'] === true,
-      path,
-      json,
-      regressionsDir,
-      timeoutMs,
-      tty: !json && process.stderr.isTTY === true,
-      interrupt,
-      io,
-      guided,
-      traceLines,
-      ...shape,
-    } satisfies RunConfig);
+    const suiteRun = (): Promise<RunSummary> =>
+      runSuite({
+        suite,
+        variant,
+        seed,
+        runs,
+        mode,
+        checkDeterminism: values['check-determinism'] === true,
+        path,
+        json,
+        regressionsDir,
+        timeoutMs,
+        tty: !json && process.stderr.isTTY === true,
+        interrupt,
+        io,
+        guided,
+        traceLines,
+        ...shape,
+      } satisfies RunConfig);
+    // one actor runs at a time: keep its hand-offs on one core (harness/affinity.ts); free runs race on all
+    const summary = mode === 'det' ? await onCurrentCpu(suiteRun) : await suiteRun();
     if (json) io.out(JSON.stringify(summaryJson(summary), null, 2) + '\n');
     else io.out(summaryLine(summary));
     if (htmlDir) await htmlReports(summary, htmlDir, timeoutMs, interrupt, io);

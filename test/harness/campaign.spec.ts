@@ -1,6 +1,7 @@
 // The campaign CI relies on: a fixed plan cut into shards that together are the plan, results that do
 // not depend on --jobs or --shard, pinlab merge's verdict over shards, the verdicts (incomplete, not
 // exercised), and the JUnit XML read back by a real XML parser.
+import { allowedCpus } from '../../harness/affinity';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -136,6 +137,17 @@ describe('pinlab campaign and pinlab merge', () => {
     const two = readDoc(path.join(tmp, 'jobs2.json'));
     expect(two.jobs).toBe(2);
     expect(digests(two)).toEqual(digests(whole));
+  }, 300_000);
+
+  it('--no-affinity leaves the runners unbound and runs the same cases', async () => {
+    const r = await cli(['campaign', ...ARGS, '--jobs', '2', '--no-affinity', '--json', path.join(tmp, 'free.json')]);
+    expect(r.err).not.toMatch(/bound to CPU/);
+    expect(digests(readDoc(path.join(tmp, 'free.json')))).toEqual(digests(whole));
+    const cpus = allowedCpus();
+    if (process.platform === 'linux' && cpus && cpus.length >= 2) {
+      const bound = await cli(['campaign', ...ARGS, '--jobs', '2', '--shard', '1/9']);
+      expect(bound.err).toMatch(new RegExp(`2 case runners bound to CPU ${cpus.at(-1)}, ${cpus.at(-2)}`));
+    }
   }, 300_000);
 
   it('shards merged are the unsharded campaign: the same cases, table and verdict', async () => {
