@@ -268,14 +268,14 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     why: 'the same leak seen at teardown',
   },
   {
-    variant: 'v6.12+R14',
+    variant: 'v6.12+R14c',
     property: 'kernel-bug',
     suite: 'longterm-pin',
     only: true,
     fixed: 'v6.12',
-    seed: 1,
+    seed: 6,
     runs: 600,
-    why: 'part (c): a seeded migration failure sends the cleared entries to unpin_user_pages(): an oops',
+    why: "R14c (R14's part c): a seeded migration failure sends the cleared entries to unpin_user_pages(): an oops",
   },
 ];
 

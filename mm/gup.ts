@@ -522,11 +522,11 @@ function migrateLongtermUnpinnableFolios(
 
 /**
  * pofs_unpin() on migrate_longterm_unpinnable_folios()' error path, where every entry is NULL by then.
- * R14 (part c): before "mm/gup: handle NULL pages in unpin_user_pages()" (6.13-rc, 6.12.5)
+ * R14c (R14's part c): before "mm/gup: handle NULL pages in unpin_user_pages()" (6.13-rc, 6.12.5)
  * unpin_user_pages() took the first entry's folio (gup_folio_next()): a NULL dereference.
  */
 function pofsUnpin(m: Memmap, pages: number[], nr: number): void {
-  if (nr > 0 && pages[0]! < 0 && hasBug('R14'))
+  if (nr > 0 && pages[0]! < 0 && hasBug('R14c'))
     throw new KernelOops(
       'BUG: kernel NULL pointer dereference, address: 0000000000000008 (page_folio(NULL) in gup_folio_next()); ' +
         'RIP: unpin_user_pages <- pofs_unpin <- migrate_longterm_unpinnable_folios <- __gup_longterm_locked',

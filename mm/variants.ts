@@ -17,6 +17,7 @@ export type BugSwitch =
   | 'R12'
   | 'R13'
   | 'R14'
+  | 'R14c'
   | 'R15'
   | 'R16'
   | 'R17'
@@ -134,6 +135,11 @@ export const BUGS: BugInfo[] = [
     id: 'R14',
     commit: '"stop leaking pinned pages in low memory conditions" (v6.12-rc)',
     what: 'a failed temporary allocation returns -ENOMEM with the pages still pinned',
+  },
+  {
+    id: 'R14c',
+    commit: '"mm/gup: handle NULL pages in unpin_user_pages()" (6.13-rc; 6.12.5), R14\'s part (c)',
+    what: "migrate_longterm_unpinnable_folios()' error path hands its cleared (NULL) entries to unpin_user_pages(): an oops",
   },
   {
     id: 'R22',

@@ -14,7 +14,7 @@ const files = fs
 
 /** "r12-empty-list-success.yaml" -> "R12" */
 function bugOf(file: string): BugSwitch {
-  const m = /^r([0-9]+)-[a-z0-9-]+\.yaml$/.exec(file);
+  const m = /^r([0-9]+c?)-[a-z0-9-]+\.yaml$/.exec(file);
   if (!m) throw new Error(`${file}: bug scenarios are named rN-<short-name>.yaml`);
   return `R${m[1]}` as BugSwitch;
 }
