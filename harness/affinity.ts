@@ -1,5 +1,5 @@
-// CPU affinity for the campaign's case runners (--jobs): each runner thread binds itself to one CPU of
-// the process's allowed set before it starts its actor workers, which inherit the binding (a new thread
+// CPU affinity for case runners: each campaign runner (--jobs) binds itself to one CPU of the
+// process's allowed set before it starts its actor workers, which inherit the binding (a new thread
 // takes its creator's mask, sched_setaffinity(2)). A case hands the CPU from one of its threads to the
 // next hundreds of times (harness/scheduler.ts); bound, those hand-offs stay on one core and its
 // caches, where the scheduler would otherwise spread one job's threads over both cores and make two
@@ -56,7 +56,7 @@ export function currentCpu(): number | null {
 }
 
 /**
- * A single runner (pinlab run, replay, a benchmark's suite runs): bind the calling thread, and so the
+ * A single runner (pinlab run, the mutation benchmark's searches): bind the calling thread, and so the
  * actor workers it starts later, to the CPU it is on now, when the process may use more than one.
  * Concurrent pinlab processes are then likely on different CPUs, as the scheduler placed them. The
  * CPU bound to, or null (nothing to gain, or not possible here).
@@ -79,7 +79,7 @@ export async function onCurrentCpu<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The CPUs the thread's mask allows now (its /proc/thread-self/status), or null where unknown. */
+/** The CPUs a thread's mask allows now (Cpus_allowed_list of its status), or null where unknown. */
 export function threadCpus(tid: number | null = threadId()): number[] | null {
   if (tid === null) return null;
   try {
