@@ -42,7 +42,8 @@ options:
   --seed N             fast-check seed (default: a random one, printed)
   --runs N             cases to run (default: the suite's)
   --mode det|free      det (default): one actor runs at a time, switched at preemption points by the case's
-                       schedule; free: threads race, and a failing run's trace is replayed deterministically
+                       schedule, all of the run's threads bound to the CPU it starts on (Linux); free:
+                       threads race on every CPU, and a failing run's trace is replayed deterministically
   --check-determinism  run every case twice and fail if the trace hashes differ
   --json               one JSON document: verdict, cases, steps, failures[] {property, seed, path, trace_hash}
   --timeout MS         time budget of one case (default 60000); past it the case fails as a hang
