@@ -223,8 +223,8 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     suite: 'longterm-pin-hwpoison',
     only: true,
     fixed: 'v6.12',
-    seed: 1,
-    runs: 1400,
+    seed: 5,
+    runs: 400,
     why: 'R20: offlining leaves a poisoned page mapped (no TTU_HWPOISON), and a PTE maps a frame of the offline block',
   },
   {
