@@ -10,14 +10,7 @@ import { execFileSync } from 'node:child_process';
 
 /** The CPUs this process may run on (Cpus_allowed_list of /proc/self/status), or null where unknown. */
 export function allowedCpus(): number[] | null {
-  let status: string;
-  try {
-    status = fs.readFileSync('/proc/self/status', 'utf8');
-  } catch {
-    return null;
-  }
-  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1];
-  return list ? parseCpuList(list) : null;
+  return cpusAllowed('/proc/self/status');
 }
 
 /** The calling thread's kernel thread id (the last part of /proc/thread-self), or null. */
@@ -61,7 +54,7 @@ export function currentCpu(): number | null {
  * Concurrent pinlab processes are then likely on different CPUs, as the scheduler placed them. The
  * CPU bound to, or null (nothing to gain, or not possible here).
  */
-export function bindToCurrentCpu(): number | null {
+function bindToCurrentCpu(): number | null {
   const allowed = allowedCpus();
   const cpu = currentCpu();
   if (!allowed || allowed.length < 2 || cpu === null || !allowed.includes(cpu)) return null;
@@ -81,14 +74,19 @@ export async function onCurrentCpu<T>(fn: () => Promise<T>): Promise<T> {
 
 /** The CPUs a thread's mask allows now (Cpus_allowed_list of its status), or null where unknown. */
 export function threadCpus(tid: number | null = threadId()): number[] | null {
-  if (tid === null) return null;
+  return tid === null ? null : cpusAllowed(`/proc/self/task/${tid}/status`);
+}
+
+/** Cpus_allowed_list of a /proc status file, or null where unreadable. */
+function cpusAllowed(statusFile: string): number[] | null {
+  let status: string;
   try {
-    const s = fs.readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
-    const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(s)?.[1];
-    return list ? parseCpuList(list) : null;
+    status = fs.readFileSync(statusFile, 'utf8');
   } catch {
     return null;
   }
+  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1];
+  return list ? parseCpuList(list) : null;
 }
 
 function parseCpuList(list: string): number[] | null {
