@@ -20,7 +20,7 @@ import { bootFromSpec } from './layout';
 import { parseCmdline, parseGeometry } from '../mm/cmdline';
 import { bprmMmInit, doMmap, exitMmap, fileInodeCreate, fileInodePut, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { AS_WRITEBACK } from '../mm/filemap';
-import { MM_USERS } from '../mm/memmap';
+import { H_MM_LIVE, MM_USERS } from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { newTask } from '../mm/sched';
 import { parseVariant } from '../mm/variants';
@@ -259,6 +259,7 @@ const setupContext = (c: Case): Partial<ThreadContext> => ({
 /** Boot the case's machine and create its process and mappings (deterministic, main thread). */
 export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
   const m = bootCached(c.layout);
+  bootProcesses.set(m, m.header[H_MM_LIVE]!);
   const mm = bprmMmInit(m, { rlimitMemlockPages: c.layout.memlock });
   if (mm < 0) throw new CaseError('layout: no room for the process');
   const maps: MapInfo[] = [];
@@ -297,12 +298,22 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref?.());
 
+/** The counters that say which kernel paths ran: vmstat's events (not the nr_* levels) and the path items. */
+function eventCounters(m: Memmap): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries({ ...vmstatSnapshot(m), ...pathSnapshot(m) }))
+    if (v && (!k.startsWith('nr_') || k.startsWith('nr_foll_pin'))) out[k] = v;
+  return out;
+}
+
 /** A case made ready to run: its machine and process, the control block, one model per actor. */
 interface Prepared {
   m: Memmap;
   mm: number;
   maps: MapInfo[];
   base: PageCounts;
+  /** the event counters (vmstat and path items) at setup: the machine's boot counted some (x86_64) */
+  events0: Record<string, number>;
   c: Control;
   order?: OrderEntry[];
   names: string[];
@@ -317,8 +328,9 @@ function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared {
   if (n > pool.threads) throw new CaseError(`${n} actors but the pool has ${pool.threads} threads`);
   const { m, mm, maps, base } = withContext(setupContext(cs), () => {
     const setup = setupMachine(cs);
-    return { ...setup, base: snapshotPageCounts(setup.m) };
+    return { ...setup, base: snapshotPageCounts(setup.m, bootProcesses.get(setup.m) ?? 0) };
   });
+  const events0 = eventCounters(m);
   const order = opts.mode === 'det' && opts.interleave?.length ? opts.interleave : undefined;
   // an interleaving replay writes every decision into the schedule: room for the points plus the waits between them
   const schedCap = Math.max(SCHED_CAP_MIN, cs.schedule.length, order ? 8 * order.length + 1024 : 0);
@@ -333,7 +345,7 @@ function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared {
   const scratch = m.sab.byteLength > SCRATCH_MIN_BYTES ? new SharedArrayBuffer(m.sab.byteLength) : undefined;
   const models = names.map((x) => actorModel(actorKind(x)));
   for (const [k, model] of models.entries()) if (!model) throw new CaseError(`'${names[k]}' names no actor kind`);
-  return { m, mm, maps, base, c, order, names, cpus, models: models as AnyActorModel[], scratch };
+  return { m, mm, maps, base, events0, c, order, names, cpus, models: models as AnyActorModel[], scratch };
 }
 
 /** The actors' tasks on the pool, and what each came back with: a result, or how its worker died. */
@@ -546,9 +558,8 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
     const seq = entries.length ? entries[entries.length - 1]!.seq + 1 : 0;
-    // the case's paths: before the harness's own exit and drains (exitAll()); events, not the nr_* levels
-    for (const [k, v] of Object.entries({ ...vmstatSnapshot(m), ...pathSnapshot(m) }))
-      if (v && (!k.startsWith('nr_') || k.startsWith('nr_foll_pin'))) events[k] = v;
+    // the case's paths: before the harness's own exit and drains (exitAll()), less what boot counted
+    for (const [k, v] of Object.entries(eventCounters(m))) if (v !== p.events0[k]) events[k] = v - (p.events0[k] ?? 0);
     failures.push(...endChecks(m, cs, opts, { base: p.base, seq, scratch: p.scratch, tally, snap }));
   }
   if (opts.properties) {
@@ -669,10 +680,21 @@ function endChecks(
   return out;
 }
 
-/** Every process exits and the LRU batches and per-CPU lists drain; false (and a failure) if the mm core broke. */
+/**
+ * The processes a machine booted with (the x86_64 geometry's init, mm/mm_init.ts bootUserSpace()): a bit
+ * per mm slot, as H_MM_LIVE. They outlive the case, as init outlives every process: exitAll() leaves them.
+ */
+const bootProcesses = new WeakMap<Memmap, number>();
+
+/**
+ * Every process the case made exits and the LRU batches and per-CPU lists drain; false (and a failure)
+ * if the mm core broke.
+ */
 function exitAll(m: Memmap, out: Failure[], seq: number): boolean {
+  const boot = bootProcesses.get(m) ?? 0;
   try {
-    for (let k = 0; k < m.maxMms; k++) if (Atomics.load(m.mms, mmBase(k) + MM_USERS)) exitMmap(m, k);
+    for (let k = 0; k < m.maxMms; k++)
+      if (!(boot & (1 << k)) && Atomics.load(m.mms, mmBase(k) + MM_USERS)) exitMmap(m, k);
     lruAddDrainAll(m);
     drainAllPages(m);
     return true;

@@ -90,6 +90,7 @@ import { newTask, setCurrent } from './sched';
 import { NR_VM_ITEMS } from './vmstat';
 import { hugetlbInit, sizeString } from './hugetlb';
 import { mmInitProcessSpace } from './mm_types';
+import { lruAddDrainAll } from './swap';
 import { hasBug, releaseAtLeast, variant } from './variants';
 import { GFP_KERNEL, GFP_DMA, GFP_DMA32, __GFP_NOWARN } from './gfp';
 import {
@@ -875,6 +876,8 @@ function bootUserSpace(m: Memmap, fp: KernelFootprint): void {
       const vpn = doMmap(m, mm, { nrPages, prot: PROT_READ | PROT_WRITE, shared });
       if (vpn < 0 || populateRange(m, mm, vpn, vpn + nrPages, true) < 0) return;
     }
+    // the folio batches' references go by the time anyone looks: lru_add_drain() at exec and exit
+    lruAddDrainAll(m);
   } finally {
     setCurrent(prev);
   }

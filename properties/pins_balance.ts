@@ -2,8 +2,19 @@
 // back at zero; after every process has exited, NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED and every
 // frame's refcount, _pincount and _mapcount is what it was before the run (mm/gup.c accounting).
 // Devices also check, where they keep a charge, that it left the counter within RLIMIT_MEMLOCK.
-import { Memmap, MM_USERS, MM_LOCKED_VM, MM_PINNED_VM, MM_USER_LOCKED_VM, PG_hwpoison } from '../mm/memmap';
-import { mmBase } from '../mm/mm_types';
+import {
+  Memmap,
+  MM_USERS,
+  MM_LOCKED_VM,
+  MM_PINNED_VM,
+  MM_USER_LOCKED_VM,
+  MM_NR_VMAS,
+  PG_hwpoison,
+  VMA_START,
+  VMA_END,
+} from '../mm/memmap';
+import { mmBase, vmaBase } from '../mm/mm_types';
+import { followPte } from '../mm/memory';
 import { vmstatSnapshot } from '../mm/vmstat';
 import type { Property } from './property';
 
@@ -27,12 +38,16 @@ export const pinsBalance = {
 /**
  * struct page snapshot for pin-balance checks: refcount, _pincount and _mapcount of every frame that has
  * one not zero (pfns ascending; counts three per pfn). A booted machine has few, so a large one costs little.
+ * bootMms (a bit per mm slot) are the processes the machine booted with (init on the x86_64 geometry), which
+ * outlive the case; boot holds the pfns they map, whose pages may migrate during the case.
  */
 export interface PageCounts {
   pfns: Int32Array;
   counts: Int32Array;
+  bootMms: number;
+  boot: Int32Array;
 }
-export function snapshotPageCounts(m: Memmap): PageCounts {
+export function snapshotPageCounts(m: Memmap, bootMms = 0): PageCounts {
   const pfns: number[] = [];
   const counts: number[] = [];
   for (let pfn = 0; pfn < m.nrFrames; pfn++) {
@@ -43,7 +58,24 @@ export function snapshotPageCounts(m: Memmap): PageCounts {
     pfns.push(pfn);
     counts.push(r, p, c);
   }
-  return { pfns: Int32Array.from(pfns), counts: Int32Array.from(counts) };
+  return { pfns: Int32Array.from(pfns), counts: Int32Array.from(counts), bootMms, boot: mappedPfns(m, bootMms) };
+}
+
+/** The pfns the processes of mms (a bit per mm slot) map, ascending: a walk of their VMAs' page tables. */
+function mappedPfns(m: Memmap, mms: number): Int32Array {
+  const pfns = new Set<number>();
+  for (let mm = 0; mm < m.maxMms; mm++) {
+    if (!(mms & (1 << mm)) || !Atomics.load(m.mms, mmBase(mm) + MM_USERS)) continue;
+    const nv = m.mms[mmBase(mm) + MM_NR_VMAS]!;
+    for (let i = 0; i < nv; i++) {
+      const vb = vmaBase(m, mm, i);
+      for (let vpn = m.vmas[vb + VMA_START]!; vpn < m.vmas[vb + VMA_END]!; vpn++) {
+        const t = followPte(m, mm, vpn);
+        if (t && !t.migrating) pfns.add(t.pfn);
+      }
+    }
+  }
+  return Int32Array.from([...pfns].sort((a, b) => a - b));
 }
 
 /**
@@ -70,7 +102,9 @@ export function memlockBalanceErrors(m: Memmap): string[] {
 
 /**
  * Pins balance: NR_FOLL_PIN_ACQUIRED == NR_FOLL_PIN_RELEASED, and every frame's refcount, _pincount and
- * _mapcount are back to what they were (the caller drains the LRU batches and per-CPU lists first).
+ * _mapcount are back to what they were (the caller drains the LRU batches and per-CPU lists first). The
+ * pages of the processes the machine booted with may have migrated (an offline moves them): their frames,
+ * before and after, must hold the same counts as a whole, a page's counts having moved with it.
  */
 export function pinBalanceErrors(m: Memmap, acquired: number, released: number, base: PageCounts): string[] {
   const errors: string[] = [];
@@ -78,7 +112,12 @@ export function pinBalanceErrors(m: Memmap, acquired: number, released: number, 
     errors.push(
       `nr_foll_pin_acquired ${acquired} != nr_foll_pin_released ${released} (${acquired - released} pins leaked)`,
     );
+  const bootAfter = base.bootMms ? mappedPfns(m, base.bootMms) : base.boot;
+  const moved = Int32Array.from(new Set([...base.boot, ...bootAfter])).sort();
+  const before: string[] = [];
+  const after: string[] = [];
   let k = 0; // the next snapshot entry
+  let j = 0; // the next moved frame
   for (let pfn = 0; pfn < m.nrFrames && errors.length < 8; pfn++) {
     let r0 = 0;
     let p0 = 0;
@@ -89,6 +128,13 @@ export function pinBalanceErrors(m: Memmap, acquired: number, released: number, 
       c0 = base.counts[3 * k + 2]!;
       k++;
     }
+    if (j < moved.length && moved[j] === pfn) {
+      j++;
+      if (r0 || p0 || c0) before.push(`${r0}/${p0}/${c0}`);
+      if (m.refcount[pfn] || m.pincount[pfn] || m.mapcount[pfn])
+        after.push(`${m.refcount[pfn]}/${m.pincount[pfn]}/${m.mapcount[pfn]}`);
+      continue;
+    }
     // memory failure (or do_migrate_range()'s folio_isolate_lru()) keeps a reference on a poisoned page
     // for good, also once its block is offline
     if (m.refcount[pfn] !== r0 && !(m.flags[pfn]! & PG_hwpoison && m.refcount[pfn]! > r0))
@@ -96,5 +142,18 @@ export function pinBalanceErrors(m: Memmap, acquired: number, released: number, 
     if (m.pincount[pfn] !== p0) errors.push(`pfn ${pfn}: _pincount ${m.pincount[pfn]}, was ${p0}`);
     if (m.mapcount[pfn] !== c0) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${c0}`);
   }
+  const tally = (xs: string[]) => xs.sort().join(' ');
+  if (errors.length < 8 && tally(before) !== tally(after))
+    errors.push(
+      `the boot processes' ${base.boot.length} pages (now ${bootAfter.length}): refcount/_pincount/_mapcount ` +
+        `${summary(after)}, were ${summary(before)}`,
+    );
   return errors;
+}
+
+/** "2/0/1 x 40, 3/0/1 x 2": counts and how many frames hold them. */
+function summary(xs: string[]): string {
+  const n = new Map<string, number>();
+  for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
+  return [...n].map(([x, c]) => `${x} x ${c}`).join(', ') || 'none';
 }
