@@ -160,20 +160,56 @@ export function traceHash(entries: RingEntry[], results: (ActorResult | null)[],
   return h.toString(16).padStart(8, '0');
 }
 
-/** A digest of the machine's struct pages, pageblocks and page tables. */
+/** A digest of the machine's struct pages, pageblocks and memory blocks: fnvInt() over every word, in order. */
 export function machineDigest(m: Memmap): number {
   let h = 0x811c9dc5;
-  const mix = (a: ArrayLike<number>): void => {
-    for (let i = 0; i < a.length; i++) h = fnvInt(h, a[i]!);
-  };
-  mix(m.flags);
-  mix(m.refcount);
-  mix(m.mapcount);
-  mix(m.pincount);
-  mix(m.content);
-  mix(m.pageblock);
-  mix(m.blocks);
+  h = fnvWords(h, m.flags);
+  h = fnvWords(h, m.refcount);
+  h = fnvWords(h, m.mapcount);
+  h = fnvWords(h, m.pincount);
+  h = fnvWords(h, m.content);
+  h = fnvWords(h, m.pageblock);
+  h = fnvWords(h, m.blocks);
   return h;
+}
+
+const FNV_PRIME = 0x01000193;
+
+/**
+ * fnvInt() folded over a's words, the same value, faster: a run of n zero words (most of a large
+ * machine's struct page fields) only multiplies by FNV_PRIME^(4n) mod 2^32, one exponentiation.
+ */
+function fnvWords(h: number, a: Int32Array | Uint32Array | Uint8Array): number {
+  const n = a.length;
+  let i = 0;
+  while (i < n) {
+    const x = a[i]!;
+    if (x === 0) {
+      let j = i + 1;
+      while (j < n && a[j] === 0) j++;
+      h = Math.imul(h, primePow(4 * (j - i)));
+      i = j;
+      continue;
+    }
+    h = Math.imul(h ^ (x & 0xff), FNV_PRIME);
+    h = Math.imul(h ^ ((x >>> 8) & 0xff), FNV_PRIME);
+    h = Math.imul(h ^ ((x >>> 16) & 0xff), FNV_PRIME);
+    h = Math.imul(h ^ ((x >>> 24) & 0xff), FNV_PRIME);
+    i++;
+  }
+  return h >>> 0;
+}
+
+/** FNV_PRIME^e mod 2^32 (square and multiply). */
+function primePow(e: number): number {
+  let r = 1;
+  let b = FNV_PRIME;
+  while (e > 0) {
+    if (e & 1) r = Math.imul(r, b);
+    b = Math.imul(b, b);
+    e >>>= 1;
+  }
+  return r;
 }
 
 /**
