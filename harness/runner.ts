@@ -28,6 +28,8 @@ export interface RunConfig {
   suite: Suite;
   variant: string;
   cmdline?: string;
+  /** the geometry of --cmdline's machine (default mini) */
+  geometry?: string;
   seed: number;
   runs: number;
   mode: 'det' | 'free';
@@ -62,9 +64,11 @@ export interface RunConfig {
 }
 
 /** The flags that shape generation and checking, as a replay line must repeat them. */
-export function shapeFlags(cfg: Pick<RunConfig, 'cmdline' | 'properties' | 'bugs' | 'machines' | 'swarm'>): string {
+export function shapeFlags(
+  cfg: Pick<RunConfig, 'cmdline' | 'geometry' | 'properties' | 'bugs' | 'machines' | 'swarm'>,
+): string {
   return (
-    `${cfg.cmdline ? ` --cmdline "${cfg.cmdline}"` : ''}${cfg.properties ? ` --property ${cfg.properties.join(',')}` : ''}` +
+    `${cfg.cmdline ? ` --cmdline "${cfg.cmdline}"` : ''}${cfg.geometry ? ` --geometry ${cfg.geometry}` : ''}${cfg.properties ? ` --property ${cfg.properties.join(',')}` : ''}` +
     `${cfg.bugs?.length ? ` --bug ${cfg.bugs.join(',')}` : ''}${cfg.machines === 'fixed' ? ' --machines fixed' : ''}${cfg.swarm === false ? ' --no-swarm' : ''}`
   );
 }
@@ -378,10 +382,10 @@ function stop(): never {
 
 /** Does fast-check's path lead to a case of the suite under this seed? Generation only: nothing runs. */
 export function pathNamesACase(
-  cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'bugs' | 'machines' | 'swarm'>,
+  cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'geometry' | 'bugs' | 'machines' | 'swarm'>,
 ): boolean {
-  const { variant, cmdline, bugs, machines, swarm } = cfg;
-  const arb = cfg.suite.arbitrary(fc, { variant, cmdline, bugs, machines, swarm });
+  const { variant, cmdline, geometry, bugs, machines, swarm } = cfg;
+  const arb = cfg.suite.arbitrary(fc, { variant, cmdline, geometry, bugs, machines, swarm });
   try {
     return (
       fc.check(
@@ -426,6 +430,7 @@ class SuiteRun {
     const base = cfg.suite.arbitrary(fc, {
       variant: cfg.variant,
       cmdline: cfg.cmdline,
+      geometry: cfg.geometry,
       bugs: cfg.bugs,
       machines: cfg.machines,
       swarm: cfg.swarm,

@@ -33,6 +33,8 @@ export interface SuiteOptions {
   variant: string;
   /** replaces the suite's command lines (--cmdline) */
   cmdline?: string;
+  /** the geometry of cmdline's machine (--geometry; default mini) */
+  geometry?: string;
   /**
    * machines: 'random' (the default: generated kernelcore/movablecore splits, CMA, THP, hugetlb, hot-plugged blocks,
    * KASLR) or 'fixed' (MINI_LAYOUTS)
@@ -152,7 +154,8 @@ function numaOf(x: { cma: string; thp: string; kaslr: string }): string {
 }
 
 function layouts(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Layout> {
-  if (o.cmdline !== undefined) return fc.constant({ ...MINI_LAYOUTS[0]!, cmdline: o.cmdline });
+  if (o.cmdline !== undefined)
+    return fc.constant({ ...MINI_LAYOUTS[0]!, cmdline: o.cmdline, geometry: o.geometry ?? MINI_LAYOUTS[0]!.geometry });
   return o.machines === 'fixed' ? fc.constantFrom(...MINI_LAYOUTS) : machineArb(fc);
 }
 

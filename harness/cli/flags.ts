@@ -1,6 +1,7 @@
 // The flags several commands share, each parsed once: a value the command line cannot hold is a
 // one-line UsageError naming the flag.
 import { parseVariant, VariantError, DEFAULT_VARIANT } from '../../mm/variants';
+import { parseGeometry, CmdlineError } from '../../mm/cmdline';
 import { own, hasOwnKey } from '../../mm/own';
 import { RUN_FAILURES } from '../../properties/index';
 import { SUITES, DEFAULT_SUITE, MINI_LAYOUTS, Suite } from '../suites';
@@ -111,13 +112,13 @@ export function suiteFlag(v: Value): Suite {
   return suite;
 }
 
-/** --cmdline: a mini machine's command line that boots and holds the suite's mappings. */
-export function cmdlineFlag(v: Value): string | undefined {
+/** --cmdline: a command line that boots (mini geometry unless --geometry) and holds the suite's mappings. */
+export function cmdlineFlag(v: Value, geometry?: string): string | undefined {
   if (v === undefined) return undefined;
   const cmdline = v as string;
   try {
     setupMachine({
-      layout: { ...MINI_LAYOUTS[0]!, cmdline },
+      layout: { ...MINI_LAYOUTS[0]!, cmdline, geometry: geometry ?? MINI_LAYOUTS[0]!.geometry },
       variant: DEFAULT_VARIANT,
       programs: {},
       schedule: [],
@@ -174,10 +175,25 @@ export function machinesFlag(v: Value): 'random' | 'fixed' | undefined {
   return v;
 }
 
+/** --geometry (with --cmdline): x86_64 or mini, with key=value overrides (pinlab layout --help). */
+export function geometryFlag(v: Value, cmdline: Value): string | undefined {
+  if (v === undefined) return undefined;
+  if (cmdline === undefined) throw new UsageError('--geometry goes with --cmdline (the machine it shapes)');
+  try {
+    parseGeometry(v as string);
+  } catch (e) {
+    if (e instanceof CmdlineError) throw new UsageError(`--geometry: ${e.message.replace(/^geometry: /, '')}`);
+    throw e;
+  }
+  return v as string;
+}
+
 /** The flags that shape a suite's cases (run, and replay by seed and path). */
 export function caseShapeFlags(values: Record<string, Value>, suite: Suite) {
+  const geometry = geometryFlag(values.geometry, values.cmdline);
   return {
-    cmdline: cmdlineFlag(values.cmdline),
+    cmdline: cmdlineFlag(values.cmdline, geometry),
+    geometry,
     properties: propertyFlag(values.property, suite),
     bugs: bugFlag(values.bug, suite),
     machines: machinesFlag(values.machines),
@@ -188,6 +204,7 @@ export function caseShapeFlags(values: Record<string, Value>, suite: Suite) {
 /** Their option specs, for parse(). */
 export const CASE_SHAPE_OPTIONS = {
   cmdline: { type: 'string' },
+  geometry: { type: 'string' },
   property: { type: 'string' },
   bug: { type: 'string' },
   machines: { type: 'string' },

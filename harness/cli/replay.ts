@@ -33,7 +33,7 @@ import { loadScenario, runScenario } from '../scenario';
 
 const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json] [--trace-lines N] [--html DIR]
        pinlab replay FILE --scenario OUT.yaml [--kernel VARIANT]
-       pinlab replay --seed N --path P [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--json]
+       pinlab replay --seed N --path P [--suite NAME] [--kernel VARIANT] [--cmdline "..." [--geometry G]] [--json]
                      [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
 
 Reproduce a failure: run a regression file's case deterministically (the schedule, the faults and the
@@ -260,7 +260,17 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
     throw new UsageError('replay: --scenario takes one FILE and no --json');
   }
   if (values.scenario === '') throw new UsageError('replay: --scenario needs a file name (or - for stdout)');
-  for (const f of ['seed', 'path', 'suite', 'cmdline', 'property', 'bug', 'machines', 'no-swarm'] as const) {
+  for (const f of [
+    'seed',
+    'path',
+    'suite',
+    'cmdline',
+    'geometry',
+    'property',
+    'bug',
+    'machines',
+    'no-swarm',
+  ] as const) {
     if (values[f] === undefined) continue;
     throw new UsageError(
       `replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`,

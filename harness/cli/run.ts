@@ -25,7 +25,7 @@ import {
 } from './flags';
 import { writeRunReports } from '../report/index';
 
-const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..."] [--seed N] [--runs N]
+const RUN_HELP = `usage: pinlab run [--suite NAME] [--kernel VARIANT] [--cmdline "..." [--geometry G]] [--seed N] [--runs N]
                  [--mode det|free] [--check-determinism] [--json] [--timeout MS] [--save DIR]
                  [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm] [--guided]
                  [--trace-lines N] [--html DIR]
@@ -38,7 +38,10 @@ trace around the violation, one replay line) and saved as failures/<name>.json (
 options:
   --suite NAME         the suite (default ${DEFAULT_SUITE}); suites: ${visibleSuites()}
   --kernel VARIANT     kernel variant (default ${DEFAULT_VARIANT}; pinlab variants lists them, e.g. v5.12, v6.12+R12)
-  --cmdline "..."      replace the suite's machine command line (mini geometry)
+  --cmdline "..."      replace the suite's machine command line (mini geometry unless --geometry)
+  --geometry G         the geometry of --cmdline's machine: mini (default) or x86_64, the real layout as
+                       pinlab kernel boots it under QEMU (e820 map, ZONE_DMA/DMA32, the kernel's own
+                       memory, init); key=value overrides as in pinlab layout (cases cost ~20x a mini one's)
   --seed N             fast-check seed (default: a random one, printed)
   --runs N             cases to run (default: the suite's)
   --mode det|free      det (default): one actor runs at a time, switched at preemption points by the case's

@@ -64,6 +64,9 @@ describe('bad input: one line on stderr, exit 2', () => {
     [['run', '--frobnicate'], /^pinlab: run: Unknown option '--frobnicate'/],
     [['run', 'extra'], /^pinlab: run: unexpected argument 'extra'/],
     [['run', '--cmdline', 'mem=1M bogus=1'], /^pinlab: --cmdline: unknown kernel parameter 'bogus=1'/],
+    [['run', '--geometry', 'x86_64'], /^pinlab: --geometry goes with --cmdline \(the machine it shapes\)\n$/],
+    [['run', '--cmdline', 'mem=1G', '--geometry', 'arm64'], /^pinlab: --geometry: unknown preset 'arm64'/],
+    [['replay', '--seed', '1', '--path', '0', '--geometry', 'x86_64'], /^pinlab: --geometry goes with --cmdline/],
     [['replay'], /^pinlab: replay: give a regression FILE, or --seed N and --path P/],
     [['replay', '--seed', '1', '--path', 'x:y'], /^pinlab: --path: 'x:y' is not a fast-check path/],
     [['replay', '/nonexistent/r.json'], /^pinlab: \/nonexistent\/r.json: no such file\n$/],
@@ -212,6 +215,26 @@ describe('run', () => {
 
 describe('the installed bin', () => {
   const bin = path.join(__dirname, '..', '..', 'bin', 'pinlab.js');
+
+  // the compiled CLI: a machine of 131,072 frames runs ~20x slower inside jest's module sandbox
+  it('--geometry x86_64: a real machine layout (e820, DMA zones, the kernel and init) passes on v6.12 and fails on v5.12, replayably', () => {
+    const pinlab = (argv: string[]) =>
+      spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8', timeout: 120_000 });
+    const machine = ['--cmdline', 'mem=512M movablecore=128M transparent_hugepage=always', '--geometry', 'x86_64'];
+    // init's pages migrate when its block goes offline, and it outlives the case: pins-balance follows them
+    const ok = pinlab(['run', ...machine, '--seed', '2', '--runs', '40', '--save', 'none']);
+    expect(ok.stdout).toMatch(/^40 cases, .* 0 failures: pass$/m);
+    expect(ok.status).toBe(0);
+    const bad = pinlab(['run', ...machine, '--kernel', 'v5.12', '--seed', '1', '--runs', '200', '--save', 'none']);
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toMatch(/machine: mem=512M movablecore=128M transparent_hugepage=always \(geometry x86_64\)/);
+    const line = /^replay: pinlab (replay .*)$/m.exec(bad.stdout)![1]!;
+    expect(line).toMatch(/ --geometry x86_64$/);
+    const argv = line.match(/"[^"]*"|\S+/g)!.map((x) => x.replace(/^"|"$/g, ''));
+    const again = pinlab([...argv, '--json']);
+    expect(again.status).toBe(1);
+    expect(JSON.parse(again.stdout).failures[0].property).toBe('no-longterm-pin-in-movable');
+  });
 
   it('exits 1 on its own after a worker dies (the pool is torn down, no thread keeps it alive)', () => {
     const r = spawnSync(
