@@ -13,13 +13,32 @@ import { CampaignJobs, type JobItem, type JobResult } from './campaign_jobs';
 import type { Io } from './io';
 import type { Interrupt } from './signals';
 
-/** Machine shapes the campaign adds to each suite's own (mini geometry; the suites' maps must fit). */
-export const CAMPAIGN_SHAPES: { name: string; cmdline?: string }[] = [
+/**
+ * Machine shapes the campaign adds to each suite's own: miniature ones (mini geometry; the suites' maps
+ * must fit), and one real x86_64 machine as `pinlab kernel` boots it under QEMU (e820 map, ZONE_DMA and
+ * DMA32, the kernel's own memory, init), whose cases cost ~20x a mini one's: it runs runsFactor x the
+ * suite's own case count.
+ */
+export interface CampaignShape {
+  name: string;
+  cmdline?: string;
+  /** the geometry of cmdline's machine (default mini) */
+  geometry?: string;
+  /** cases per suite run: this many times the suite's own count (default CAMPAIGN_RUNS_FACTOR) */
+  runsFactor?: number;
+}
+export const CAMPAIGN_SHAPES: CampaignShape[] = [
   { name: 'random mini machines' }, // harness/suites.ts machineArb(): ZONE_MOVABLE splits, CMA, THP, hugetlb, hot-plug, KASLR
   { name: 'small ZONE_MOVABLE', cmdline: 'mem=1M movablecore=256K sysctl.vm.min_free_kbytes=16' },
   {
     name: 'larger ZONE_MOVABLE, THP',
     cmdline: 'mem=1M movablecore=640K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always',
+  },
+  {
+    name: 'x86_64 512M, QEMU pc',
+    cmdline: 'mem=512M movablecore=128M cma=16M transparent_hugepage=always hugepages=2',
+    geometry: 'x86_64',
+    runsFactor: 1,
   },
 ];
 
@@ -120,8 +139,9 @@ export function campaignPlan(o: { seed: number; runs?: number }): JobItem[] {
     suite: suite.name,
     shape: shape.name,
     cmdline: shape.cmdline ?? null,
+    geometry: shape.geometry ?? null,
     seed: (o.seed + index) | 0,
-    runs: o.runs ?? suite.runs * CAMPAIGN_RUNS_FACTOR,
+    runs: o.runs ?? suite.runs * (shape.runsFactor ?? CAMPAIGN_RUNS_FACTOR),
     properties: suite.properties,
   }));
 }

@@ -16,6 +16,8 @@ export interface JobItem {
   suite: string;
   shape: string;
   cmdline: string | null;
+  /** the geometry of cmdline's machine (null: mini) */
+  geometry: string | null;
   seed: number;
   runs: number;
   properties: readonly string[];

@@ -20,6 +20,7 @@ const item = z.object({
   suite: z.string(),
   shape: z.string(),
   cmdline: z.string().nullable(),
+  geometry: z.string().nullable().default(null),
   seed: z.number().int(),
   runs: count,
   properties: z.array(z.string()),

@@ -37,6 +37,7 @@ export default async function run(t: JobTask): Promise<JobResult> {
     suite,
     variant: t.variant,
     cmdline: t.cmdline ?? undefined,
+    geometry: t.geometry ?? undefined,
     seed: t.seed,
     runs: t.runs,
     mode: 'det',
