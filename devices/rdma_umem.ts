@@ -18,7 +18,8 @@ import type * as fcType from 'fast-check';
 import type { DeviceModel, DeviceEnv, DeviceState, DeviceOp, OpResult, GenShape, HeldPage } from './device';
 import { kernelOf } from './device';
 import { releaseAtLeast, type KernelVariant } from '../mm/variants';
-import { pinUserPagesFast, unpinUserPagesDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
+import type { Memmap } from '../mm/memmap';
+import { pinUserPagesFast, unpinUserPageRangeDirtyLock, FOLL_LONGTERM, FOLL_WRITE } from '../mm/gup';
 import { KBuf, getFreePage, kvfree } from '../mm/slab';
 import { GFP_KERNEL } from '../mm/gfp';
 import { EINVAL, EPERM, ENOMEM, EOPNOTSUPP, EFAULT, EACCES, ENOENT, EINTR, errname } from '../mm/errno';
@@ -184,8 +185,8 @@ class IbUmem {
       const chunk: number[] = new Array(Math.min(left, UMEM_PIN_CHUNK)).fill(-1);
       const pinned = pinUserPagesFast(m, mm, vpn, chunk.length, flags, chunk);
       if (pinned <= 0) {
-        // umem_release:
-        unpinUserPagesDirtyLock(m, pages, pages.length, false);
+        // umem_release: __ib_umem_release(device, umem, 0), the pages appended to the sg table so far
+        unpinSgRanges(m, pages, false);
         pinnedVmAddReturn(m, mm, -npages);
         return pinned < 0 ? pinned : -EFAULT;
       }
@@ -201,10 +202,24 @@ class IbUmem {
     if (this.released) return 0;
     for (const b of this.sg) kvfree(this.env.m, b); // sg_free_append_table()
     this.sg = [];
-    unpinUserPagesDirtyLock(this.env.m, this.pages, this.pages.length, this.writable);
+    unpinSgRanges(this.env.m, this.pages, this.writable);
     pinnedVmAddReturn(this.env.m, this.env.mm, -this.pages.length);
     this.released = true;
     return this.pages.length;
+  }
+}
+
+/**
+ * __ib_umem_release()'s loop: the sg table holds the pinned pages as runs of physically contiguous
+ * ones (sg_alloc_append_table_from_pages() merges them), each unpinned with
+ * unpin_user_page_range_dirty_lock(sg_page(sg), DIV_ROUND_UP(sg->length, PAGE_SIZE), make_dirty).
+ */
+function unpinSgRanges(m: Memmap, pages: number[], makeDirty: boolean): void {
+  for (let i = 0; i < pages.length; ) {
+    let n = 1;
+    while (i + n < pages.length && pages[i + n] === pages[i]! + n) n++;
+    unpinUserPageRangeDirtyLock(m, pages[i]!, n, makeDirty);
+    i += n;
   }
 }
 

@@ -39,7 +39,7 @@ import {
 import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import * as gfpNs from './gfp';
 import { bug, KernelOops } from './debug';
-import { folioGet, folioOrder } from './page_ref';
+import { folioGet, folioNrPages, folioOrder } from './page_ref';
 import { vmaNeedsDirtyTracking } from './filemap';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
@@ -184,11 +184,18 @@ export function unpinUserPagesDirtyLock(m: Memmap, pages: number[], nr: number, 
   }
 }
 
-/** unpin_user_page_range_dirty_lock(): nr pages from pfn (physically contiguous, as ib_umem_release uses it). */
+/**
+ * unpin_user_page_range_dirty_lock(): nr physically contiguous pages from pfn (an sg entry, as
+ * __ib_umem_release() gives them), a folio at a time: gup_folio_range_next() takes the pages of the
+ * range inside one folio, and one gup_put_folio() drops their pins together.
+ */
 export function unpinUserPageRangeDirtyLock(m: Memmap, pfn: number, nr: number, makeDirty: boolean): void {
-  for (let i = 0; i < nr; i++) {
-    if (makeDirty) flagsFetchOr(m.flags, m.compoundHead(pfn + i), PG_dirty);
-    unpinUserPage(m, pfn + i);
+  for (let i = 0; i < nr; ) {
+    const head = m.compoundHead(pfn + i);
+    const n = Math.min(head + folioNrPages(m, head) - (pfn + i), nr - i);
+    if (makeDirty) flagsFetchOr(m.flags, head, PG_dirty);
+    gupPutFolio(m, head, n, FOLL_PIN);
+    i += n;
   }
 }
 
