@@ -368,8 +368,23 @@ register({
           : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} ${withPool(c.layout.cmdline)}` } },
       )
       .chain((c) => fileMapArb(fc).map((file) => (file ? withFileMap(c, file) : c)))
-      .chain((c) => deviceArb(fc, o).map((dev) => (dev ? withDeviceMemory(c) : c))),
+      .chain((c) => deviceArb(fc, o).map((dev) => (dev ? withDeviceMemory(c) : c)))
+      .chain((c) => cmaHeavyArb(fc, o).map((heavy) => (heavy ? onCmaHeavy(c, heavy) : c))),
 });
+/**
+ * One random machine in four of longterm-pin-move is cmaHeavyMachineArb()'s, the rest of its choices
+ * (the pool, device memory) kept: only there do the user's faults land in CMA, so that the cma agent's
+ * cma_alloc() has pages to migrate (MR_CONTIG_RANGE), hugetlb folios of the pool among them (R19).
+ */
+function cmaHeavyArb(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Layout | null> {
+  if (o.cmdline !== undefined || o.machines === 'fixed') return fc.constant(null);
+  return fc.option(cmaHeavyMachineArb(fc), { freq: 3 });
+}
+function onCmaHeavy(c: Case, heavy: Layout): Case {
+  const keep = c.layout.cmdline.match(/ (pinlab\.device_coherent=\S+)/)?.[1];
+  const cmdline = `${heavy.cmdline} ${withPool(heavy.cmdline)}${keep ? ` ${keep}` : ''}`;
+  return { ...c, layout: { ...c.layout, cmdline, geometry: heavy.geometry } };
+}
 /**
  * One random machine in four of longterm-pin-move has a device's coherent memory (memremap_pages() of
  * MEMORY_DEVICE_COHERENT, pinlab.device_coherent=) for the user's migrate_to_device: R17's pages.
