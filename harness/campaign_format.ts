@@ -2,7 +2,7 @@
 // something, checks, failures, the checks' own time, verdict; the kernel paths reached; what did not
 // run), JUnit XML for CI systems (one test case per suite run and property), and the JSON document
 // (CAMPAIGN_SCHEMA, docs/campaign.md) that `pinlab merge` reads back.
-import { VM_ITEMS, PATH_ITEMS } from '../mm/vmstat';
+import { VM_ITEMS, PATH_ITEMS, NOT_MODELLED } from '../mm/vmstat';
 import { BUGS } from '../mm/variants';
 import { campaignShapeNote, CAMPAIGN_SCHEMA, type CampaignDoc, type CampaignItem } from './campaign';
 
@@ -40,7 +40,7 @@ function formatEvents(doc: CampaignDoc): string[] {
   const hit = Object.entries(doc.events).sort((a, b) => b[1].cases - a[1].cases);
   // event counters only: the nr_* items are levels (node_stat_item), 0 again when a case ends
   const never = [...VM_ITEMS, ...PATH_ITEMS].filter(
-    (k) => !doc.events[k] && (!k.startsWith('nr_') || k.startsWith('nr_foll_pin')),
+    (k) => !doc.events[k] && (!k.startsWith('nr_') || k.startsWith('nr_foll_pin')) && !NOT_MODELLED.includes(k),
   );
   const corpus = Object.entries(doc.corpus).sort((a, b) => Number(a[0].slice(1)) - Number(b[0].slice(1)));
   const missed = BUGS.map((b) => b.id).filter((id) => !doc.corpus?.[id]);
@@ -48,7 +48,7 @@ function formatEvents(doc: CampaignDoc): string[] {
     `regression-corpus bug sites reached (docs/regression-corpus.md; times, cases): ${corpus.map(([k, v]) => `${k} ${v.total} in ${v.cases}`).join(', ') || 'none'}`,
     `bug sites never reached: ${missed.join(', ') || 'none'}`,
     `kernel paths taken (/proc/vmstat events and pinlab's path counters: total, cases): ${hit.map(([k, v]) => `${k} ${v.total} in ${v.cases}`).join(', ') || 'none'}`,
-    `kernel paths never taken: ${never.join(', ') || 'none'}`,
+    `kernel paths never taken: ${never.join(', ') || 'none'} (not modelled: ${NOT_MODELLED.join(', ')})`,
   ];
 }
 

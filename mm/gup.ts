@@ -190,7 +190,7 @@ export function unpinUserPagesDirtyLock(m: Memmap, pages: number[], nr: number, 
  * range inside one folio, and one gup_put_folio() drops their pins together.
  */
 export function unpinUserPageRangeDirtyLock(m: Memmap, pfn: number, nr: number, makeDirty: boolean): void {
-  for (let i = 0; i < nr; ) {
+  for (let i = 0; i < nr;) {
     const head = m.compoundHead(pfn + i);
     const n = Math.min(head + folioNrPages(m, head) - (pfn + i), nr - i);
     if (makeDirty) flagsFetchOr(m.flags, head, PG_dirty);

@@ -30,6 +30,7 @@ import {
   H_HUGETLB_VMEMMAP,
 } from './memmap';
 import { allocPages, freePages, NO_PAGE } from './page_alloc';
+import { countVmEvents, vmItem } from './vmstat';
 import { MIGRATE_ISOLATE } from './mmzone';
 import { current, PF_MEMALLOC_PIN } from './sched';
 import { folioIsLongtermPinnable } from './pinnable';
@@ -105,7 +106,7 @@ export function hugetlbInit(
     let got = 0;
     const gfp = htlbAllocMask(m, pool.order) | __GFP_COMP | __GFP_THISNODE | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
     for (; got < pool.count; got++) {
-      const pfn = allocPages(m, gfp, pool.order);
+      const pfn = allocBuddyHugetlbFolio(m, gfp, pool.order);
       if (pfn === NO_PAGE) break;
       prepHugetlbFolio(m, pfn, pool.order);
       enqueueHugetlbFolio(m, hb, pfn);
@@ -118,6 +119,15 @@ export function hugetlbInit(
     }
   }
 }
+
+/** alloc_buddy_hugetlb_folio(): a fresh folio from the buddy, counted htlb_buddy_alloc_success or _fail. */
+function allocBuddyHugetlbFolio(m: Memmap, gfp: number, order: number): number {
+  const pfn = allocPages(m, gfp, order);
+  countVmEvents(m, pfn === NO_PAGE ? HTLB_BUDDY_PGALLOC_FAIL : HTLB_BUDDY_PGALLOC, 1);
+  return pfn;
+}
+const HTLB_BUDDY_PGALLOC = vmItem('htlb_buddy_alloc_success');
+const HTLB_BUDDY_PGALLOC_FAIL = vmItem('htlb_buddy_alloc_fail');
 
 /** string_get_size() with units of 1024: "2.00 MiB". */
 export function sizeString(bytes: number): string {
@@ -176,7 +186,7 @@ export function dequeueHugetlbFolio(m: Memmap, hs: number): number {
  * from the buddy (htlb_alloc_mask, same node). Returns it with refcount 1, or NO_PAGE.
  */
 export function allocMigrateHugetlbFolio(m: Memmap, order: number): number {
-  const pfn = allocPages(m, htlbAllocMask(m, order) | __GFP_COMP | __GFP_THISNODE | __GFP_NOWARN, order);
+  const pfn = allocBuddyHugetlbFolio(m, htlbAllocMask(m, order) | __GFP_COMP | __GFP_THISNODE | __GFP_NOWARN, order);
   if (pfn === NO_PAGE) return NO_PAGE;
   prepHugetlbFolio(m, pfn, order);
   m.flags[pfn] = m.flags[pfn]! | PG_hugetlb_temporary;

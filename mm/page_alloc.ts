@@ -141,6 +141,9 @@ const FALLBACKS: number[][] = [
 
 const PGALLOC_BASE = vmItem('pgalloc_dma');
 const PGFREE = vmItem('pgfree');
+// allocstall_dma and allocstall_dma32 are not kept: /proc/vmstat's other two
+const ALLOCSTALL_NORMAL = vmItem('allocstall_normal');
+const ALLOCSTALL_MOVABLE = vmItem('allocstall_movable');
 
 // ---------------------------------------------------------------------------------------------
 // Free lists (zone->lock held). page->buddy_list is mapping (next) / index (prev).
@@ -1198,17 +1201,24 @@ function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: numb
   if (gfp & __GFP_MEMALLOC && !(gfp & __GFP_NOMEMALLOC))
     allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_NO_WATERMARKS) | (allocFlags & ALLOC_KSWAPD);
   let drained = false;
+  let afterDrain = false;
   for (let attempt = 0; attempt <= MAX_RECLAIM_RETRIES; attempt++) {
     // an OOM victim may dip into the reserves on its way out (ALLOC_OOM, oom_reserves_allowed())
     const f = current().fatalSignal ? allocFlags | ALLOC_OOM : allocFlags;
     const pfn = getPageFromFreelist(m, gfp, order, f, highest);
     if (pfn !== NO_PAGE) return pfn;
     if (!(gfp & __GFP_DIRECT_RECLAIM)) break;
+    // do_try_to_free_pages(): __count_zid_vm_events(ALLOCSTALL, sc->reclaim_idx, 1) once per direct
+    // reclaim (the freelists tried again after its drain are the same attempt)
+    if (!afterDrain && (highest === ZONE_NORMAL || highest === ZONE_MOVABLE))
+      countVmEvents(m, highest === ZONE_NORMAL ? ALLOCSTALL_NORMAL : ALLOCSTALL_MOVABLE, 1);
+    afterDrain = false;
     // __alloc_pages_direct_reclaim(): reclaim frees nothing here (no page cache, no swap), so the
     // per-CPU lists of every CPU go back to the buddy once (drain_all_pages()) and the freelists are
     // tried again, before the OOM killer
     if (!drained) {
       drained = true;
+      afterDrain = true;
       drainAllPages(m);
       attempt--;
       continue;

@@ -56,6 +56,8 @@ import {
   pcpBase,
 } from '../../../mm/memmap';
 import { checkAllocator } from '../../../properties/allocator_sound';
+import { vmstatSnapshot } from '../../../mm/vmstat';
+import { allocMigrateHugetlbFolio } from '../../../mm/hugetlb';
 import { boot, zone } from '../../helpers';
 import { parseVariant, setVariant } from '../../../mm/variants';
 
@@ -466,5 +468,38 @@ describe('__setup_per_zone_wmarks() per version (mm/page_alloc.c)', () => {
     expect(sum).toBeGreaterThan(252);
     expect(zs[3]!.min).toBeGreaterThan(100);
     expect(wmarks('v5.13')[3]!.min).toBe(zs[3]!.min); // older releases as 6.1
+  });
+});
+
+describe('allocstall and htlb_buddy_alloc counters (/proc/vmstat)', () => {
+  it('a direct reclaim counts allocstall_<reclaim_idx> once, the retry after its drain included; no reclaim, no count', () => {
+    const m = boot(CMD, MINI);
+    const stall = () => {
+      const s = vmstatSnapshot(m);
+      return [s.allocstall_normal, s.allocstall_movable];
+    };
+    expect(drainTo(m, GFP_HIGHUSER_MOVABLE).length).toBeGreaterThan(100);
+    const [normal0, movable0] = stall();
+    expect(movable0).toBeGreaterThanOrEqual(1); // the failed last request, and any the drain saved
+    expect(normal0).toBe(0);
+    // one more failing request: one direct reclaim (__GFP_NORETRY: no retry), its drain's retry not counted again
+    expect(allocPages(m, GFP_HIGHUSER_MOVABLE | __GFP_NORETRY, 0)).toBe(NO_PAGE);
+    expect(stall()).toEqual([0, movable0! + 1]);
+    expect(allocPages(m, GFP_ATOMIC, 0)).not.toBe(NO_PAGE); // no __GFP_DIRECT_RECLAIM: never reclaims
+    expect(stall()).toEqual([0, movable0! + 1]);
+    drainTo(m, GFP_KERNEL);
+    expect(stall()[0]).toBeGreaterThanOrEqual(1);
+    expect(stall()[1]).toBe(movable0! + 1);
+  });
+
+  it('alloc_buddy_hugetlb_folio(): the boot pool and a temporary folio for migration count success or failure', () => {
+    const m = boot(`${CMD} hugepages=3`, MINI);
+    expect(vmstatSnapshot(m).htlb_buddy_alloc_success).toBe(3);
+    expect(vmstatSnapshot(m).htlb_buddy_alloc_fail).toBe(0);
+    const got: number[] = [];
+    for (let p = allocMigrateHugetlbFolio(m, 3); p !== NO_PAGE; p = allocMigrateHugetlbFolio(m, 3)) got.push(p);
+    const s = vmstatSnapshot(m);
+    expect(s.htlb_buddy_alloc_success).toBe(3 + got.length);
+    expect(s.htlb_buddy_alloc_fail).toBe(1);
   });
 });
