@@ -215,7 +215,7 @@ class IbUmem {
  * unpin_user_page_range_dirty_lock(sg_page(sg), DIV_ROUND_UP(sg->length, PAGE_SIZE), make_dirty).
  */
 function unpinSgRanges(m: Memmap, pages: number[], makeDirty: boolean): void {
-  for (let i = 0; i < pages.length; ) {
+  for (let i = 0; i < pages.length;) {
     let n = 1;
     while (i + n < pages.length && pages[i + n] === pages[i]! + n) n++;
     unpinUserPageRangeDirtyLock(m, pages[i]!, n, makeDirty);
