@@ -11,7 +11,7 @@ import type { Interrupt } from './signals';
 const data = workerData as RunnerData;
 for (const name of data.plugins) loadPlugin(name);
 const stop = new Int32Array(data.stop);
-// a CPU of its own, before the actor workers start: they inherit it (harness/affinity.ts)
+// a CPU of its own; the actor workers bind to it once loaded (harness/affinity.ts startWide())
 const cpu = data.cpus[Atomics.add(new Int32Array(data.next), 0, 1)];
 if (cpu !== undefined) bindThisThread(cpu);
 // one actor pool for every suite run of this runner: threads start (and load the code) once

@@ -3,7 +3,8 @@
 // source; a compiled build needs no loader.
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
-import type { ActorTask, ActorResult, PluginTask } from './types';
+import type { ActorTask, ActorResult, PluginTask, WorkerData } from './types';
+import { startWide } from './affinity';
 import { loadedPlugins } from './plugins';
 import { smpEnable } from '../mm/atomic';
 
@@ -24,18 +25,23 @@ export class ActorPool {
     this.threads = threads;
     smpEnable(); // machines of this thread are shared with the workers from now on (mm/atomic.ts)
     const w = workerFile();
-    this.pool = new Piscina({
-      filename: w.filename,
-      execArgv: w.execArgv,
-      minThreads: threads,
-      maxThreads: threads,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: 60_000,
-      // idle workers wait on their event loop, not in Atomics.wait: the loader's async writes (tsx's
-      // transform cache) finish between tasks instead of leaking an open file per worker
-      atomics: 'async',
-      workerData: { plugins: [...loadedPlugins()] }, // workers load the plugins this thread has (worker.ts)
-    });
+    // a bound runner's workers load on every CPU, then bind to its CPU (worker.ts)
+    this.pool = startWide(
+      (cpu) =>
+        new Piscina({
+          filename: w.filename,
+          execArgv: w.execArgv,
+          minThreads: threads,
+          maxThreads: threads,
+          concurrentTasksPerWorker: 1,
+          idleTimeout: 60_000,
+          // idle workers wait on their event loop, not in Atomics.wait: the loader's async writes (tsx's
+          // transform cache) finish between tasks instead of leaking an open file per worker
+          atomics: 'async',
+          // workers load the plugins this thread has, and bind to cpu (worker.ts)
+          workerData: { plugins: [...loadedPlugins()], cpu } satisfies WorkerData,
+        }),
+    );
   }
 
   run(task: ActorTask): Promise<ActorResult> {

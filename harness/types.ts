@@ -144,3 +144,11 @@ export interface PluginTask {
 }
 
 export type WorkerTask = ActorTask | PluginTask;
+
+/** What an actor pool's workers start with (harness/pool.ts, worker.ts). */
+export interface WorkerData {
+  /** the plugins the pool's thread loaded */
+  plugins: string[];
+  /** the CPU to bind to once loaded (the pool's thread's), or null: stay as started */
+  cpu: number | null;
+}

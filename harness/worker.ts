@@ -1,11 +1,17 @@
 // The one file that runs inside worker threads: loads the plugins its pool loaded (harness/plugins.ts),
 // then runs each task it is given - an actor (harness/actor/) or a plugin's task. Never the pool or the CLI.
-import { workerData } from 'piscina';
-import type { WorkerTask, ActorResult } from './types';
+// piscina's worker passes the pool's workerData through as node:worker_threads' own (piscina/dist/worker.js);
+// importing it from 'piscina' would load the whole pool side of piscina into every worker (~30 ms each)
+import { workerData } from 'node:worker_threads';
+import type { WorkerTask, ActorResult, WorkerData } from './types';
 import { runActor } from './actor';
 import { loadPlugin, workerTask } from './plugins';
+import { bindThisThread } from './affinity';
 
-for (const name of (workerData as { plugins?: string[] } | undefined)?.plugins ?? []) loadPlugin(name);
+const data = workerData as WorkerData | undefined;
+for (const name of data?.plugins ?? []) loadPlugin(name);
+// started unbound to load the code above on every CPU; now onto the pool's CPU (affinity.ts startWide())
+if (typeof data?.cpu === 'number') bindThisThread(data.cpu);
 
 export default function run(task: WorkerTask): ActorResult | unknown {
   if (task.kind === 'actor') return runActor(task);

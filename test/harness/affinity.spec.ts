@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { execFileSync } from 'node:child_process';
 import { allowedCpus, runnerCpus, threadCpus, currentCpu, onCurrentCpu } from '../../harness/affinity';
+import { PoolHolder } from '../../harness/runner';
 
 const MOD = path.join(__dirname, '../../harness/affinity.ts');
 
@@ -68,6 +69,31 @@ describe('binding', () => {
       await w.terminate();
       expect(r).toEqual({ bound: true, own: [cpu], child: [cpu] });
       expect(threadCpus()).toEqual(all);
+    },
+    60_000,
+  );
+
+  itBinds(
+    "a bound thread's actor pool: its workers start on every CPU, then bind to the thread's CPU",
+    async () => {
+      const masks = () =>
+        fs
+          .readdirSync('/proc/self/task')
+          .map((t) => /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8'))![1]);
+      await onCurrentCpu(async () => {
+        const mine = threadCpus()!;
+        expect(mine).toHaveLength(1);
+        const before = masks().filter((x) => x === String(mine[0])).length;
+        const h = new PoolHolder(3);
+        try {
+          expect(threadCpus()).toEqual(mine); // the widened mask is the caller's again
+          // a task on each worker: every one has loaded its code (and bound itself) by then
+          await Promise.all([0, 1, 2].map(() => h.pool.runTask('none', null).catch(() => null)));
+          expect(masks().filter((x) => x === String(mine[0])).length).toBe(before + 3);
+        } finally {
+          await h.destroy();
+        }
+      });
     },
     60_000,
   );
