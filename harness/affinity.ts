@@ -2,10 +2,10 @@
 // process's allowed set, and its actor workers bind to the same CPU once they have loaded their code
 // (startWide(); a new thread takes its creator's mask, sched_setaffinity(2)). A case hands the CPU
 // from one of its threads to the next hundreds of times (harness/scheduler.ts); bound, those hand-offs
-// stay on one core and its
-// caches, where the scheduler would otherwise spread one job's threads over both cores and make two
-// jobs wait for each other (bench/README.md). Linux only, through taskset(1) on the thread's own id;
-// anywhere else, or when it fails, a runner runs unbound: only time depends on this, never a result.
+// stay on one core and its caches, where the scheduler would otherwise spread one job's threads over
+// both cores and make two jobs wait for each other (bench/README.md). Linux only, through taskset(1)
+// on the thread's own id; anywhere else, or when it fails, a runner runs unbound: only time depends on
+// this, never a result.
 import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
