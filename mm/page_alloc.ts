@@ -1147,11 +1147,23 @@ function gfpToAllocFlagsCma(gfp: number, allocFlags: number): number {
   return allocFlags;
 }
 
-/** gfp_to_alloc_flags() for the slow path. */
-function gfpToAllocFlags(gfp: number): number {
+/**
+ * gfp_to_alloc_flags() for the slow path. A request that cannot reclaim (GFP_ATOMIC, GFP_NOWAIT) is
+ * ALLOC_NON_BLOCK, which with __GFP_HIGH lets it below another quarter of the min watermark
+ * (__zone_watermark_ok()); an order > 0 one with __GFP_HIGH may also take the highatomic lists (6.12.y:
+ * "only set ALLOC_HIGHATOMIC for __GFP_HIGH allocations"; pinlab reserves none, docs/simplifications.md).
+ */
+function gfpToAllocFlags(gfp: number, order: number): number {
   let f = ALLOC_WMARK_MIN | ALLOC_CPUSET;
   if (gfp & __GFP_HIGH) f |= ALLOC_MIN_RESERVE;
   if (gfp & __GFP_KSWAPD_RECLAIM) f |= ALLOC_KSWAPD;
+  if (!(gfp & __GFP_DIRECT_RECLAIM)) {
+    if (!(gfp & __GFP_NOMEMALLOC)) {
+      f |= ALLOC_NON_BLOCK;
+      if (order > 0 && f & ALLOC_MIN_RESERVE) f |= ALLOC_HIGHATOMIC;
+    }
+    if (f & ALLOC_MIN_RESERVE) f &= ~ALLOC_CPUSET;
+  }
   return gfpToAllocFlagsCma(gfp, f);
 }
 
@@ -1196,7 +1208,7 @@ export function allocPages(m: Memmap, gfp: number, order: number): number {
 
 /** __alloc_pages_slowpath(): min watermark, then reclaim/compaction/OOM through the hook. */
 function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: number): number {
-  let allocFlags = gfpToAllocFlags(gfp);
+  let allocFlags = gfpToAllocFlags(gfp, order);
   // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC ignores the watermarks (unless __GFP_NOMEMALLOC)
   if (gfp & __GFP_MEMALLOC && !(gfp & __GFP_NOMEMALLOC))
     allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_NO_WATERMARKS) | (allocFlags & ALLOC_KSWAPD);

@@ -12,6 +12,7 @@ import {
 import {
   GFP_KERNEL,
   GFP_ATOMIC,
+  GFP_NOWAIT,
   GFP_HIGHUSER_MOVABLE,
   GFP_USER,
   GFP_DMA32,
@@ -132,6 +133,25 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     // __zone_watermark_ok(): min -= min / 2, then ALLOC_NON_BLOCK (no direct reclaim) takes a quarter more
     expect(after.free).toBeLessThan(z.min - Math.floor(z.min / 2) + 1);
     expect(after.free).toBeGreaterThanOrEqual(Math.floor((z.min - Math.floor(z.min / 2)) * 0.75) - 1);
+  });
+
+  it('gfp_to_alloc_flags(): GFP_ATOMIC (non-blocking __GFP_HIGH) goes to min - min/2 - (min - min/2)/4; GFP_NOWAIT and GFP_KERNEL stop at min', () => {
+    // order-1 requests: no per-CPU list in between, so NR_FREE_PAGES stops exactly where
+    // __zone_watermark_ok() does (free - 1 unusable > min), within one request's two pages; min is large
+    // enough here for a quarter of half of it to show
+    const cmd = 'mem=4M movablecore=2M sysctl.vm.min_free_kbytes=512';
+    const stopsAt = (gfp: number): number => {
+      const m = boot(cmd, MINI);
+      while (allocPages(m, gfp | __GFP_NORETRY, 1) !== NO_PAGE);
+      return zone(m, 'Normal').free;
+    };
+    const min = zone(boot(cmd, MINI), 'Normal').min;
+    expect(min).toBeGreaterThanOrEqual(80);
+    const half = min - Math.floor(min / 2);
+    const atomic = half - Math.floor(half / 4); // ALLOC_MIN_RESERVE, then ALLOC_NON_BLOCK
+    expect([atomic, atomic + 1]).toContain(stopsAt(GFP_ATOMIC));
+    expect([min, min + 1]).toContain(stopsAt(GFP_NOWAIT)); // ALLOC_NON_BLOCK alone: no reserve
+    expect([min, min + 1]).toContain(stopsAt(GFP_KERNEL));
   });
 
   it('GFP_HIGHUSER_MOVABLE prefers ZONE_MOVABLE, then falls back to Normal', () => {
