@@ -44,6 +44,7 @@ const {
   PG_ORDER_SHIFT,
   PG_ORDER_MASK,
   PG_lru,
+  PG_locked,
   PG_movable_ops,
   PG_hole,
   Z_LOCK,
@@ -519,12 +520,19 @@ function freePagesPrepare(m: Memmap, pfn: number, order: number): void {
   for (let p = pfn; p < pfn + n; p++) {
     if (m.mapcount[p] !== 0) bug(`bad page state: pfn ${p} freed while mapped (mapcount ${m.mapcount[p]})`);
     if (p !== pfn && m.refcount[p] !== 0) bug(`bad page state: tail pfn ${p} has refcount ${m.refcount[p]}`);
+    // free_page_is_bad(): PAGE_FLAGS_CHECK_AT_FREE (a folio freed locked, or still on an LRU list)
+    if (m.flags[p]! & (PG_locked | PG_lru)) bug(`bad page state: pfn ${p} freed with flags ${badFlags(m.flags[p]!)}`);
     m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
     m.mapping[p] = 0;
     m.index[p] = 0;
     m.pincount[p] = 0;
   }
   countVmEvents(m, PGFREE, n);
+}
+
+/** The PAGE_FLAGS_CHECK_AT_FREE bits pinlab has, as dump_page() names them. */
+function badFlags(f: number): string {
+  return [f & PG_locked ? 'locked' : '', f & PG_lru ? 'lru' : ''].filter(Boolean).join('|');
 }
 
 /** free_unref_page(): order-0 pages go to this CPU's list; isolated ones straight to the buddy. */

@@ -37,6 +37,8 @@ import { memallocPinSave, memallocPinRestore, current } from '../../../mm/sched'
 import {
   Memmap,
   PG_head,
+  PG_locked,
+  PG_lru,
   PG_tail,
   PG_buddy,
   PG_pcp,
@@ -152,6 +154,18 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
     expect([atomic, atomic + 1]).toContain(stopsAt(GFP_ATOMIC));
     expect([min, min + 1]).toContain(stopsAt(GFP_NOWAIT)); // ALLOC_NON_BLOCK alone: no reserve
     expect([min, min + 1]).toContain(stopsAt(GFP_KERNEL));
+  });
+
+  it('free_page_is_bad(): a page freed locked or still on an LRU list is a bad page state (PAGE_FLAGS_CHECK_AT_FREE)', () => {
+    const m = boot(CMD, MINI);
+    for (const [flag, name] of [
+      [PG_locked, 'locked'],
+      [PG_lru, 'lru'],
+    ] as const) {
+      const p = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
+      m.flags[p] = m.flags[p]! | flag;
+      expect(() => freePages(m, p, 0)).toThrow(new RegExp(`bad page state: pfn ${p} freed with flags ${name}`));
+    }
   });
 
   it('GFP_HIGHUSER_MOVABLE prefers ZONE_MOVABLE, then falls back to Normal', () => {
