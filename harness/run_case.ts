@@ -256,10 +256,14 @@ const setupContext = (c: Case): Partial<ThreadContext> => ({
   task: newTask(1, 'pinlab', 0, -1),
 });
 
-/** Boot the case's machine and create its process and mappings (deterministic, main thread). */
-export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
+/**
+ * Boot the case's machine and create its process and mappings (deterministic, main thread). bootMms: the
+ * processes the machine booted with (the x86_64 geometry's init, mm/mm_init.ts bootUserSpace()), a bit per
+ * mm slot as H_MM_LIVE; they outlive the case, as init outlives every process.
+ */
+export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[]; bootMms: number } {
   const m = bootCached(c.layout);
-  bootProcesses.set(m, m.header[H_MM_LIVE]!);
+  const bootMms = m.header[H_MM_LIVE]!;
   const mm = bprmMmInit(m, { rlimitMemlockPages: c.layout.memlock });
   if (mm < 0) throw new CaseError('layout: no room for the process');
   const maps: MapInfo[] = [];
@@ -273,7 +277,7 @@ export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[] 
     if (vpn < 0) throw new CaseError(`layout: mmap of ${s.name} (${s.pages} pages) failed: ${errname(vpn)}`);
     maps.push({ name: s.name, vpn, pages: s.pages });
   }
-  return { m, mm, maps };
+  return { m, mm, maps, bootMms };
 }
 
 function stopRun(c: Control, code: number): void {
@@ -328,7 +332,7 @@ function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared {
   if (n > pool.threads) throw new CaseError(`${n} actors but the pool has ${pool.threads} threads`);
   const { m, mm, maps, base } = withContext(setupContext(cs), () => {
     const setup = setupMachine(cs);
-    return { ...setup, base: snapshotPageCounts(setup.m, bootProcesses.get(setup.m) ?? 0) };
+    return { ...setup, base: snapshotPageCounts(setup.m, setup.bootMms) };
   });
   const events0 = eventCounters(m);
   const order = opts.mode === 'det' && opts.interleave?.length ? opts.interleave : undefined;
@@ -672,7 +676,7 @@ function endChecks(
     phase('teardown');
     for (const [name, fn] of Object.entries(opts.checks ?? {})) check(name, () => fn(m));
     snap?.(seq, 'after teardown: every actor closed, the processes alive');
-    if (exitAll(m, out, seq)) {
+    if (exitAll(m, base.bootMms, out, seq)) {
       snap?.(seq + 0.5, 'after exit: every process exited, LRU batches and per-CPU lists drained');
       phase('exit');
     }
@@ -681,20 +685,13 @@ function endChecks(
 }
 
 /**
- * The processes a machine booted with (the x86_64 geometry's init, mm/mm_init.ts bootUserSpace()): a bit
- * per mm slot, as H_MM_LIVE. They outlive the case, as init outlives every process: exitAll() leaves them.
+ * Every process the case made exits (not bootMms, the machine's own) and the LRU batches and per-CPU
+ * lists drain; false (and a failure) if the mm core broke.
  */
-const bootProcesses = new WeakMap<Memmap, number>();
-
-/**
- * Every process the case made exits and the LRU batches and per-CPU lists drain; false (and a failure)
- * if the mm core broke.
- */
-function exitAll(m: Memmap, out: Failure[], seq: number): boolean {
-  const boot = bootProcesses.get(m) ?? 0;
+function exitAll(m: Memmap, bootMms: number, out: Failure[], seq: number): boolean {
   try {
     for (let k = 0; k < m.maxMms; k++)
-      if (!(boot & (1 << k)) && Atomics.load(m.mms, mmBase(k) + MM_USERS)) exitMmap(m, k);
+      if (!(bootMms & (1 << k)) && Atomics.load(m.mms, mmBase(k) + MM_USERS)) exitMmap(m, k);
     lruAddDrainAll(m);
     drainAllPages(m);
     return true;

@@ -120,14 +120,15 @@ export function hugetlbInit(
   }
 }
 
+const HTLB_BUDDY_PGALLOC = vmItem('htlb_buddy_alloc_success');
+const HTLB_BUDDY_PGALLOC_FAIL = vmItem('htlb_buddy_alloc_fail');
+
 /** alloc_buddy_hugetlb_folio(): a fresh folio from the buddy, counted htlb_buddy_alloc_success or _fail. */
 function allocBuddyHugetlbFolio(m: Memmap, gfp: number, order: number): number {
   const pfn = allocPages(m, gfp, order);
   countVmEvents(m, pfn === NO_PAGE ? HTLB_BUDDY_PGALLOC_FAIL : HTLB_BUDDY_PGALLOC, 1);
   return pfn;
 }
-const HTLB_BUDDY_PGALLOC = vmItem('htlb_buddy_alloc_success');
-const HTLB_BUDDY_PGALLOC_FAIL = vmItem('htlb_buddy_alloc_fail');
 
 /** string_get_size() with units of 1024: "2.00 MiB". */
 export function sizeString(bytes: number): string {

@@ -520,9 +520,10 @@ function freePagesPrepare(m: Memmap, pfn: number, order: number): void {
   for (let p = pfn; p < pfn + n; p++) {
     if (m.mapcount[p] !== 0) bug(`bad page state: pfn ${p} freed while mapped (mapcount ${m.mapcount[p]})`);
     if (p !== pfn && m.refcount[p] !== 0) bug(`bad page state: tail pfn ${p} has refcount ${m.refcount[p]}`);
+    const f = m.flags[p]!;
     // free_page_is_bad(): PAGE_FLAGS_CHECK_AT_FREE (a folio freed locked, or still on an LRU list)
-    if (m.flags[p]! & (PG_locked | PG_lru)) bug(`bad page state: pfn ${p} freed with flags ${badFlags(m.flags[p]!)}`);
-    m.flags[p] = m.flags[p]! & PG_ZONE_MASK;
+    if (f & (PG_locked | PG_lru)) bug(`bad page state: pfn ${p} freed with flags ${badFlags(f)}`);
+    m.flags[p] = f & PG_ZONE_MASK;
     m.mapping[p] = 0;
     m.index[p] = 0;
     m.pincount[p] = 0;
@@ -1220,28 +1221,24 @@ function allocPagesSlowpath(m: Memmap, gfp: number, order: number, highest: numb
   // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC ignores the watermarks (unless __GFP_NOMEMALLOC)
   if (gfp & __GFP_MEMALLOC && !(gfp & __GFP_NOMEMALLOC))
     allocFlags = gfpToAllocFlagsCma(gfp, ALLOC_NO_WATERMARKS) | (allocFlags & ALLOC_KSWAPD);
+  // an OOM victim may dip into the reserves on its way out (ALLOC_OOM, oom_reserves_allowed())
+  const flagsNow = (): number => (current().fatalSignal ? allocFlags | ALLOC_OOM : allocFlags);
   let drained = false;
-  let afterDrain = false;
   for (let attempt = 0; attempt <= MAX_RECLAIM_RETRIES; attempt++) {
-    // an OOM victim may dip into the reserves on its way out (ALLOC_OOM, oom_reserves_allowed())
-    const f = current().fatalSignal ? allocFlags | ALLOC_OOM : allocFlags;
-    const pfn = getPageFromFreelist(m, gfp, order, f, highest);
+    const pfn = getPageFromFreelist(m, gfp, order, flagsNow(), highest);
     if (pfn !== NO_PAGE) return pfn;
     if (!(gfp & __GFP_DIRECT_RECLAIM)) break;
-    // do_try_to_free_pages(): __count_zid_vm_events(ALLOCSTALL, sc->reclaim_idx, 1) once per direct
-    // reclaim (the freelists tried again after its drain are the same attempt)
-    if (!afterDrain && (highest === ZONE_NORMAL || highest === ZONE_MOVABLE))
+    // do_try_to_free_pages(): __count_zid_vm_events(ALLOCSTALL, sc->reclaim_idx, 1)
+    if (highest === ZONE_NORMAL || highest === ZONE_MOVABLE)
       countVmEvents(m, highest === ZONE_NORMAL ? ALLOCSTALL_NORMAL : ALLOCSTALL_MOVABLE, 1);
-    afterDrain = false;
     // __alloc_pages_direct_reclaim(): reclaim frees nothing here (no page cache, no swap), so the
     // per-CPU lists of every CPU go back to the buddy once (drain_all_pages()) and the freelists are
-    // tried again, before the OOM killer
+    // tried again, within the same reclaim, before the OOM killer
     if (!drained) {
       drained = true;
-      afterDrain = true;
       drainAllPages(m);
-      attempt--;
-      continue;
+      const again = getPageFromFreelist(m, gfp, order, flagsNow(), highest);
+      if (again !== NO_PAGE) return again;
     }
     if (!slowpathHook || !slowpathHook(m, gfp, order, attempt)) break;
   }
