@@ -67,6 +67,8 @@ export interface CampaignOptions {
   shard?: { index: number; count: number };
   /** a property with nothing to check is not a failure */
   allowUnexercised?: boolean;
+  /** stop at the first suite run that finds a failure: running ones are cut, waiting ones never start */
+  failFast?: boolean;
   /** bind each case runner to a CPU of its own when there are enough (default true; harness/affinity.ts) */
   affinity?: boolean;
   regressionsDir: string | null;
@@ -79,7 +81,7 @@ export interface CampaignOptions {
 export interface CampaignItem extends JobItem {
   /** done: ran all its cases; cut: stopped part way (signal, --time); not run: never started */
   status: 'done' | 'cut' | 'not run';
-  why?: 'interrupted' | 'time cap';
+  why?: 'interrupted' | 'time cap' | 'fail fast';
   cases: number;
   steps: number;
   seconds: number;
@@ -211,7 +213,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignDoc> {
         pool.stopAll();
       }, o.timeSec * 1000)
     : null;
-  const why = (): CampaignItem['why'] => (o.interrupt.stopped ? 'interrupted' : capped ? 'time cap' : undefined);
+  let failedFast = false;
+  const why = (): CampaignItem['why'] =>
+    o.interrupt.stopped ? 'interrupted' : capped ? 'time cap' : failedFast ? 'fail fast' : undefined;
   let done = 0;
   try {
     await pool.runAll(
@@ -224,6 +228,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignDoc> {
       (x, r) => {
         const item = itemOf(x, r, why());
         items.set(x.index, item);
+        if (o.failFast && item.failures.length && !failedFast) {
+          failedFast = true;
+          pool.stopAll();
+        }
         done++;
         reportItem(o, item, done, plan.length);
       },

@@ -37,7 +37,7 @@ export interface JobResult {
   summary: RunSummary | null;
 }
 
-/** The stop word's values: running, a signal, the --time cap. */
+/** The stop word's values: running, a signal, the --time cap (or --fail-fast's first failure). */
 export const JOB_RUN = 0;
 export const JOB_SIGNAL = 1;
 export const JOB_CAP = 2;
@@ -85,7 +85,7 @@ export class CampaignJobs {
     }, 50);
   }
 
-  /** The --time cap: running suite runs stop (keeping what they found), waiting ones do not start. */
+  /** The --time cap, --fail-fast: running suite runs stop (keeping what they found), waiting ones do not start. */
   stopAll(): void {
     Atomics.compareExchange(this.stop, 0, JOB_RUN, JOB_CAP);
   }

@@ -25,7 +25,7 @@ const item = z.object({
   runs: count,
   properties: z.array(z.string()),
   status: z.enum(['done', 'cut', 'not run']),
-  why: z.enum(['interrupted', 'time cap']).optional(),
+  why: z.enum(['interrupted', 'time cap', 'fail fast']).optional(),
   cases: count,
   steps: count,
   seconds: z.number().nonnegative(),

@@ -27,7 +27,7 @@ const OUTPUT_HELP = `  --json FILE       write the campaign as JSON (schema in d
 
 const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--runs N] [--jobs N] [--shard I/N]
                        [--time SECONDS] [--save DIR] [--json FILE] [--junit FILE] [--allow-unexercised]
-                       [--no-affinity]
+                       [--no-affinity] [--fail-fast]
 
 The default property campaign (what 'npm start' runs): a fixed plan of suite runs - every suite
 (pinlab run --help lists them) on ${CAMPAIGN_SHAPES.length} miniature machine shapes, ${CAMPAIGN_RUNS_FACTOR}x each suite's own case
@@ -45,6 +45,8 @@ options:
   --no-affinity     leave the case runners unbound: the scheduler places their threads
   --shard I/N       run shard I of N (every Nth suite run); pinlab merge combines the shards' --json
   --time S          a cap: after S seconds, running suite runs stop and no more start (verdict incomplete)
+  --fail-fast       stop at the first suite run that finds a failure (the others are cut or not run;
+                    verdict fail): a quick yes/no, as a bisection or a mutation run wants
   --save DIR        where failures are saved (default ${DEFAULT_SAVE_DIR}/, git-ignored; 'none': nowhere).
                     Committing one to regressions/ (which npm test replays) is a deliberate step.
 ${OUTPUT_HELP}
@@ -113,6 +115,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
     save: { type: 'string' },
     regressions: { type: 'string' },
     'no-affinity': { type: 'boolean' },
+    'fail-fast': { type: 'boolean' },
     ...OUTPUT_OPTIONS,
     html: { type: 'string' },
   });
@@ -145,6 +148,7 @@ async function campaignCommand(argv: string[], io: Io): Promise<number> {
       shard,
       timeSec,
       allowUnexercised: values['allow-unexercised'] === true,
+      failFast: values['fail-fast'] === true,
       affinity: values['no-affinity'] !== true,
       regressionsDir,
       tty: process.stderr.isTTY === true,

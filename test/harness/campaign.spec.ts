@@ -197,6 +197,22 @@ describe('pinlab campaign and pinlab merge', () => {
     expect(r.out).toMatch(/^(cut short \(time cap\): |not run \(time cap\) on )/m);
     expect(r.out).toMatch(/: incomplete \(.*(cut short|not run)\)$/m);
   }, 120_000);
+
+  it('--fail-fast stops at the first suite run that fails: the rest are cut or never run, the verdict is fail', async () => {
+    const json = path.join(tmp, 'fast.json');
+    const argv = ['campaign', '--kernel', 'v5.12', '--seed', '2', '--runs', '30', '--save', 'none', '--jobs', '1'];
+    const r = await cli([...argv, '--fail-fast', '--json', json]);
+    expect(r.code).toBe(1);
+    const doc = readDoc(json);
+    expect(doc.verdict).toBe('fail');
+    // one job: exactly one suite run ran to its failure, and nothing started after it
+    const failed = doc.items.filter((x) => x.failures.length);
+    expect(failed.length).toBe(1);
+    const after = doc.items.filter((x) => x.index > failed[0]!.index);
+    expect(after.length).toBeGreaterThan(0);
+    for (const x of after) expect([x.status, x.why]).toEqual(['not run', 'fail fast']);
+    expect(r.out).toMatch(/^not run \(fail fast\) on /m);
+  }, 120_000);
 });
 
 it('--save and its older name --regressions together are refused, as is a bad --shard', async () => {
