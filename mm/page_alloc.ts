@@ -1031,13 +1031,17 @@ function rmqueueZone(m: Memmap, zid: number, order: number, mt: number, allocFla
  * would give two owners one frame.
  */
 function prepNewPage(m: Memmap, pfn: number, order: number, gfp: number): void {
-  if (m.refcount[pfn] !== 0 || m.mapcount[pfn] !== 0) {
-    bug(
-      `bad page state: pfn ${pfn} allocated with refcount ${m.refcount[pfn]} mapcount ${m.mapcount[pfn]} (check_new_page)`,
-    );
+  const n = 1 << order;
+  // check_new_pages() (CONFIG_DEBUG_VM): every page handed out has no references, no mapping and no
+  // flags but its zone's (PAGE_FLAGS_CHECK_AT_PREP): a free page that kept state from its last user
+  for (let p = pfn; p < pfn + n; p++) {
+    if (m.refcount[p] !== 0 || m.mapcount[p] !== 0 || m.mapping[p] !== 0 || (m.flags[p]! & ~PG_ZONE_MASK) !== 0) {
+      bug(
+        `bad page state: pfn ${p} allocated with refcount ${m.refcount[p]} mapcount ${m.mapcount[p]} mapping ${m.mapping[p]} flags 0x${(m.flags[p]! & ~PG_ZONE_MASK).toString(16)} (check_new_page)`,
+      );
+    }
   }
   m.refcount[pfn] = 1;
-  const n = 1 << order;
   if (gfp & __GFP_ZERO) m.content.fill(0, pfn, pfn + n);
   if (order > 0 && gfp & __GFP_COMP) {
     const ob = order << PG_ORDER_SHIFT;

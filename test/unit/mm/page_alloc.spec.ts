@@ -39,6 +39,7 @@ import {
   PG_head,
   PG_locked,
   PG_lru,
+  PG_dirty,
   PG_tail,
   PG_buddy,
   PG_pcp,
@@ -166,6 +167,30 @@ describe('__alloc_pages (mm/page_alloc.c)', () => {
       m.flags[p] = m.flags[p]! | flag;
       expect(() => freePages(m, p, 0)).toThrow(new RegExp(`bad page state: pfn ${p} freed with flags ${name}`));
     }
+  });
+
+  it('check_new_page(): a free page that kept a flag or a mapping is a bad page state when handed out', () => {
+    const m = boot(CMD, MINI);
+    const p = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
+    freePages(m, p, 0);
+    // a clean free page comes back (the per-CPU list is LIFO)
+    expect(allocPages(m, GFP_HIGHUSER_MOVABLE, 0)).toBe(p);
+    freePages(m, p, 0);
+    m.flags[p] = m.flags[p]! | PG_dirty; // state its last user left behind
+    expect(() => allocPages(m, GFP_HIGHUSER_MOVABLE, 0)).toThrow(
+      new RegExp(
+        `bad page state: pfn ${p} allocated with refcount 0 mapcount 0 mapping 0 flags 0x${PG_dirty.toString(16)}`,
+      ),
+    );
+    // a tail page of a compound allocation is checked too
+    const m2 = boot(CMD, MINI);
+    const q = allocPages(m2, GFP_KERNEL, 2);
+    freePages(m2, q, 2);
+    m2.mapping[q + 3] = 5;
+    const drain = (): void => {
+      while (allocPages(m2, GFP_KERNEL, 2) !== NO_PAGE);
+    };
+    expect(drain).toThrow(new RegExp(`bad page state: pfn ${q + 3} allocated .*mapping 5`));
   });
 
   it('GFP_HIGHUSER_MOVABLE prefers ZONE_MOVABLE, then falls back to Normal', () => {
