@@ -1,7 +1,22 @@
 // allocator-sound: every managed frame is free in the buddy, on a per-CPU list or in use, exactly once,
-// and the counters agree with the lists (the kernel's check_free_page() and debug_pagealloc spirit).
+// and the counters agree with the lists (the kernel's check_free_page() and debug_pagealloc spirit);
+// zone spans, present pages and memory block states agree with the frames (memory hotplug's books).
 import {
   Memmap,
+  MB_STRIDE,
+  MB_STATE,
+  MB_ZONE,
+  MB_PRESENT,
+  MEM_ONLINE,
+  MEM_OFFLINE,
+  NO_ZONE_HANDLE,
+  NO_ZONE,
+  PG_ZONE_MASK,
+  PG_ZONE_SHIFT,
+  PG_hole,
+  Z_START_PFN,
+  Z_SPANNED,
+  Z_PRESENT,
   PG_buddy,
   PG_pcp,
   PG_ORDER_SHIFT,
@@ -23,6 +38,8 @@ import {
   MIGRATE_CMA,
   MIGRATE_ISOLATE,
   ZONE_MOVABLE,
+  ZONE_DEVICE,
+  MAX_NR_ZONES,
   zoneName,
   MIGRATETYPE_NAMES,
 } from '../mm/mmzone';
@@ -31,9 +48,9 @@ import type { Property } from './property';
 export const allocatorSound = {
   name: 'allocator-sound',
   promise:
-    'Every managed frame is free, on a per-CPU list or in use exactly once, and NR_FREE_PAGES, NR_FREE_CMA_PAGES and each nr_free count what the lists hold.',
+    "Every managed frame is free, on a per-CPU list or in use exactly once, and NR_FREE_PAGES, NR_FREE_CMA_PAGES and each nr_free count what the lists hold; each zone's span and present pages, and each memory block's state, agree with its frames.",
   reference:
-    "mm/page_alloc.c free lists and per-CPU lists (check_free_page(), __del_page_from_free_list()'s list checks)",
+    "mm/page_alloc.c free lists and per-CPU lists (check_free_page(), __del_page_from_free_list()'s list checks); shrink_zone_span() and resize_zone_range() (mm/memory_hotplug.c); /sys/devices/system/memory/memoryN/state",
   phases: ['teardown', 'exit'],
   atTeardown(c) {
     c.checked++; // every frame's list membership, every count
@@ -41,7 +58,8 @@ export const allocatorSound = {
   },
   atExit(c) {
     c.checked++;
-    return checkAllocator(c.m).errors.map((e) => `after exit: ${e}`);
+    // zones and blocks change only in hotplug operations, which are all over by the teardown: once, here
+    return [...checkAllocator(c.m).errors, ...checkZoneSpans(c.m)].map((e) => `after exit: ${e}`);
   },
 } as const satisfies Property<'allocator-sound'>;
 
@@ -192,6 +210,68 @@ export function checkMovableZone(m: Memmap, isMovableAllocation: (pfn: number) =
   for (let pfn = 0; pfn < m.nrFrames; pfn++) {
     if (m.pageZonenum(pfn) !== ZONE_MOVABLE || m.refcount[pfn] === 0) continue;
     if (!isMovableAllocation(pfn)) errors.push(`pfn ${pfn} in ZONE_MOVABLE holds a non-movable allocation`);
+  }
+  return errors;
+}
+
+/**
+ * Zones and memory blocks against the frames, with no hotplug operation in flight:
+ * - a zone's span runs from its first frame to its last (init_unavailable_range() gives holes inside
+ *   a span the zone; shrink_zone_span() and resize_zone_range() keep both ends tight across offline
+ *   and online), an empty zone spans nothing;
+ * - present_pages counts its frames that are not holes (adjust_present_page_count());
+ * - a memory block is online or offline (never going-offline or going-online between operations); an
+ *   offline one's frames have no zone (remove_pfn_range_from_zone()), an online one's RAM frames all
+ *   have one, its zone when it names one (valid_zones: a block in one zone).
+ */
+export function checkZoneSpans(m: Memmap): string[] {
+  const errors: string[] = [];
+  const first = new Int32Array(m.nrZones).fill(-1);
+  const last = new Int32Array(m.nrZones).fill(-1);
+  const present = new Int32Array(m.nrZones);
+  const flags = m.flags;
+  for (let b = 0; b < m.nrBlocks; b++) {
+    const o = b * MB_STRIDE;
+    const state = m.blocks[o + MB_PRESENT] ? m.blocks[o + MB_STATE]! : -1;
+    const zone = m.blocks[o + MB_ZONE]!;
+    if (state !== -1 && state !== MEM_ONLINE && state !== MEM_OFFLINE)
+      errors.push(`memory${b}: state ${state} (neither online nor offline) with no operation in flight`);
+    let bad = -1;
+    const end = Math.min((b + 1) * m.blockPages, m.nrFrames);
+    for (let pfn = b * m.blockPages; pfn < end; pfn++) {
+      const f = flags[pfn]!;
+      const zi = (f & PG_ZONE_MASK) >>> PG_ZONE_SHIFT; // the node's bits above the zone's: page_zone_id()
+      if ((zi & 7) === NO_ZONE) {
+        if (state === MEM_ONLINE && !(f & PG_hole) && bad < 0) bad = pfn;
+        continue;
+      }
+      const zn = zi & 7;
+      if (bad < 0 && (state === MEM_OFFLINE || (state === MEM_ONLINE && zone >= 0 && zn !== zone))) bad = pfn;
+      if (zn === ZONE_DEVICE) continue;
+      const z = m.pageZone(pfn);
+      if (first[z] === -1) first[z] = pfn;
+      last[z] = pfn;
+      if (!(f & PG_hole)) present[z]++;
+    }
+    if (bad >= 0) {
+      const z = m.pageZone(bad);
+      errors.push(
+        `memory${b} is ${state === MEM_ONLINE ? 'online' : 'offline'}${zone >= 0 ? ` in ${zoneName(zone)}` : ''} but pfn ${bad} is in ${z === NO_ZONE_HANDLE ? 'no zone' : `zone ${zoneName(z)}`}`,
+      );
+    }
+  }
+  for (let z = 0; z < m.nrZones; z++) {
+    if (z % MAX_NR_ZONES === ZONE_DEVICE) continue; // memremap_pages(): its own span, no memory blocks
+    const zb = m.zoneBase(z);
+    const start = m.zones[zb + Z_START_PFN]!;
+    const spanned = m.zones[zb + Z_SPANNED]!;
+    const want = first[z] === -1 ? [start, 0] : [first[z]!, last[z]! + 1 - first[z]!];
+    if (start !== want[0] || spanned !== want[1])
+      errors.push(
+        `zone ${zoneName(z)}: spans [${start}, ${start + spanned}) but its frames run [${want[0]}, ${want[0]! + want[1]!})`,
+      );
+    if (m.zones[zb + Z_PRESENT] !== present[z])
+      errors.push(`zone ${zoneName(z)}: present_pages ${m.zones[zb + Z_PRESENT]} but ${present[z]} frames are in it`);
   }
   return errors;
 }

@@ -5,7 +5,8 @@
 // isolate it again, so its block never goes offline and a long-term pin of it retries until it gives
 // up. Checked once every device is closed, with nothing in flight: every folio a live process maps is
 // on the LRU, or waiting in a CPU's LRU add or mlock batch to join it (mlock_new_folio() keeps a new
-// folio of a VM_LOCKED VMA off the LRU until mlock_folio_batch()). R10 (6.1.0-6.1.12) broke it.
+// folio of a VM_LOCKED VMA off the LRU until mlock_folio_batch()), and nr_isolated_anon/file are back
+// to 0. R10 (6.1.0-6.1.12) broke it.
 import { Memmap, PG_lru, PG_zero, PG_hugetlb } from '../mm/memmap';
 import { folioMapped } from '../mm/rmap';
 import { folioInLruBatch, folioInMlockBatch } from '../mm/swap';
@@ -24,7 +25,11 @@ export const lruIsolationBalanced = {
     // folios isolated to be migrated in the run, each to be put back or freed
     const s = vmstatSnapshot(c.m);
     c.checked += s.pgmigrate_success + s.pgmigrate_fail;
-    return leftIsolated(c.m);
+    const out = leftIsolated(c.m);
+    // node_page_state(NR_ISOLATED_*): what is isolated now; too_many_isolated() throttles on a leaked count
+    for (const k of ['nr_isolated_anon', 'nr_isolated_file'] as const)
+      if (s[k] !== 0) out.push(`${k} is ${s[k]} with nothing in flight: an isolation not accounted back`);
+    return out;
   },
 } as const satisfies Property<'lru-isolation-balanced'>;
 

@@ -6,8 +6,19 @@ import { allocPages, freePages, NO_PAGE, drainAllPages } from '../../mm/page_all
 import { GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_USER, __GFP_COMP, __GFP_NORETRY, gfpMigratetype } from '../../mm/gfp';
 import { memallocPinSave, memallocPinRestore, setCurrent, current } from '../../mm/sched';
 import { MAX_NR_ZONES, MIGRATE_CMA, MIGRATE_MOVABLE, ZONE_MOVABLE } from '../../mm/mmzone';
-import { Memmap, freeAreaCount } from '../../mm/memmap';
-import { checkAllocator } from '../../properties/allocator_sound';
+import {
+  Memmap,
+  freeAreaCount,
+  MB_STRIDE,
+  MB_STATE,
+  MB_ZONE,
+  MEM_ONLINE,
+  MEM_GOING_OFFLINE,
+  Z_SPANNED,
+  Z_PRESENT,
+} from '../../mm/memmap';
+import { checkAllocator, checkZoneSpans } from '../../properties/allocator_sound';
+import { stateStore } from '../../mm/memory_hotplug';
 import { bootFromSpec } from '../../harness/layout';
 
 const GFPS = [GFP_KERNEL, GFP_USER, GFP_HIGHUSER_MOVABLE] as const;
@@ -119,3 +130,45 @@ it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns
     }
   },
 );
+
+describe('zone spans and memory block states (checkZoneSpans)', () => {
+  const CMD = 'mem=1M movablecore=50% sysctl.vm.min_free_kbytes=16';
+  it('hold at boot and across offlining and onlining every ZONE_MOVABLE block, in any order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 12 }), (picks) => {
+        const { m } = bootFromSpec({ cmdline: CMD, geometry: 'mini' });
+        expect(checkZoneSpans(m)).toEqual([]);
+        const blocks = [...Array(m.nrBlocks).keys()].filter((b) => m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE);
+        expect(blocks.length).toBeGreaterThan(1);
+        for (const k of picks) {
+          const b = blocks[k % blocks.length]!;
+          const on = m.blocks[b * MB_STRIDE + MB_STATE] === MEM_ONLINE;
+          expect(stateStore(m, b, on ? 'offline' : 'online_movable')).toBe(0);
+          expect(checkZoneSpans(m)).toEqual([]);
+        }
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('a span not shrunk, a wrong present count and a block left going-offline are each reported', () => {
+    const { m } = bootFromSpec({ cmdline: CMD, geometry: 'mini' });
+    const b = [...Array(m.nrBlocks).keys()].reverse().find((x) => m.blocks[x * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE)!;
+    expect(stateStore(m, b, 'offline')).toBe(0);
+    const zb = m.zoneBase(ZONE_MOVABLE);
+    m.zones[zb + Z_SPANNED]! += m.blockPages; // shrink_zone_span() skipped
+    expect(checkZoneSpans(m)).toEqual([expect.stringMatching(/^zone Movable: spans \[\d+, \d+\) but its frames run/)]);
+    m.zones[zb + Z_SPANNED]! -= m.blockPages;
+    m.zones[zb + Z_PRESENT]! += 1;
+    expect(checkZoneSpans(m)).toEqual([expect.stringMatching(/^zone Movable: present_pages \d+ but \d+ frames/)]);
+    m.zones[zb + Z_PRESENT]! -= 1;
+    m.blocks[b * MB_STRIDE + MB_STATE] = MEM_GOING_OFFLINE;
+    expect(checkZoneSpans(m)).toEqual([
+      `memory${b}: state ${MEM_GOING_OFFLINE} (neither online nor offline) with no operation in flight`,
+    ]);
+    m.blocks[b * MB_STRIDE + MB_STATE] = MEM_ONLINE; // says online, its frames have no zone
+    expect(checkZoneSpans(m)).toEqual([
+      expect.stringMatching(new RegExp(`^memory${b} is online but pfn \\d+ is in no zone`)),
+    ]);
+  });
+});
