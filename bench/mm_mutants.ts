@@ -4,8 +4,9 @@
 // TypeScript syntax tree - a comparison flipped, a && made || (and back), a ! dropped, an if condition
 // negated, an expression statement deleted, a constant changed by one - and each mutant runs, in a copy
 // of the repository, against the mm unit specs (jest, type checks off: a mutant that only breaks the
-// types is not a caught bug) and a short campaign (every suite, 20 cases a suite run). Killed: either
-// failed or timed out (2 minutes each). Survivors are listed: some are equivalent mutants, which no test can kill.
+// types is not a caught bug) and the default campaign (seed 1, stopped at its first failure:
+// --fail-fast). Killed: either failed or timed out (2 minutes each). Survivors are listed: some are
+// equivalent mutants, which no test can kill.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -83,6 +84,9 @@ function sandbox(root: string): string {
     fs.copyFileSync(path.join(root, f), path.join(dir, f));
   }
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+  // the campaign runs the compiled build, as npm start does (tsx's esbuild exports are slower on mm's hot
+  // paths); a mutant replaces one file's .js with transpileModule()'s, which is tsc's emit for the file
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir });
   // the unit specs without type checks: a mutant that only breaks the types is no caught bug
   fs.writeFileSync(
     path.join(dir, 'jest.mutants.json'),
@@ -97,7 +101,20 @@ function sandbox(root: string): string {
   return dir;
 }
 
-const CAMPAIGN = `require('./harness/cli/index').mainAsync(['campaign','--seed','1','--runs','20','--jobs','2','--save','none','--allow-unexercised'],{out(){},err(){}}).then((c)=>process.exit(c))`;
+// the default campaign (npm start's plan, every suite on every shape), stopped at its first failure
+const CAMPAIGN = `require('./dist/harness/cli/index').mainAsync(['campaign','--seed','1','--fail-fast','--save','none','--allow-unexercised'],{out(){},err(){}}).then((c)=>process.exit(c))`;
+
+/** tsc's CommonJS emit of one file (the build's options; isolatedModules makes it file by file). */
+function emitJs(text: string): string {
+  return ts.transpileModule(text, {
+    compilerOptions: {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.CommonJS,
+      esModuleInterop: true,
+      isolatedModules: true,
+    },
+  }).outputText;
+}
 
 export async function mmMutantRows(root: string): Promise<Row[]> {
   const n = Number(process.env.PINLAB_MUTANTS ?? 40);
@@ -112,20 +129,33 @@ export async function mmMutantRows(root: string): Promise<Row[]> {
   const dir = sandbox(root);
   const rows: Row[] = [];
   const unitRun = (): ReturnType<typeof run> =>
-    run('npx', ['jest', '--config', 'jest.mutants.json', '--silent', '--bail'], dir, 120_000);
-  const campaignRun = (): ReturnType<typeof run> => run('npx', ['tsx', '-e', CAMPAIGN], dir, 120_000);
+    run('npx', ['jest', '--config', 'jest.mutants.json', '--silent', '--bail', '--maxWorkers=2'], dir, 120_000);
+  const campaignRun = (): ReturnType<typeof run> => run(process.execPath, ['-e', CAMPAIGN], dir, 120_000);
   try {
+    // a mutant's .js must be what the build would emit for it: checked on the files as they are
+    for (const f of MUTATED_FILES) {
+      const js = fs
+        .readFileSync(path.join(dir, 'dist', 'mm', `${f}.js`), 'utf8')
+        .replace(/\n\/\/# sourceMappingURL=.*\n?$/, '\n');
+      if (js !== emitJs(fs.readFileSync(path.join(dir, 'mm', `${f}.ts`), 'utf8')))
+        throw new Error(`mm-mutants: transpileModule() does not emit what tsc built for mm/${f}.ts`);
+    }
     // without a mutant both must pass, or every mutant would count as killed
     const base = [unitRun(), campaignRun()];
     if (base.some((r) => r !== 'pass'))
       throw new Error(`mm-mutants: the unmutated tree does not pass (unit ${base[0]}, campaign ${base[1]})`);
     for (const [k, mu] of picked.entries()) {
       const src = path.join(dir, mu.file);
+      const js = path.join(dir, 'dist', mu.file.replace(/\.ts$/, '.js'));
       const text = fs.readFileSync(src, 'utf8');
-      fs.writeFileSync(src, text.slice(0, mu.start) + mu.to + text.slice(mu.end));
+      const built = fs.readFileSync(js, 'utf8');
+      const mutated = text.slice(0, mu.start) + mu.to + text.slice(mu.end);
+      fs.writeFileSync(src, mutated);
+      fs.writeFileSync(js, emitJs(mutated));
       const unit = unitRun();
       const campaign = campaignRun();
       fs.writeFileSync(src, text);
+      fs.writeFileSync(js, built);
       const killed = unit !== 'pass' || campaign !== 'pass';
       rows.push({
         file: mu.file,
