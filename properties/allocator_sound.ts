@@ -10,9 +10,6 @@ import {
   MEM_ONLINE,
   MEM_OFFLINE,
   NO_ZONE_HANDLE,
-  NO_ZONE,
-  PG_ZONE_MASK,
-  PG_ZONE_SHIFT,
   PG_hole,
   Z_START_PFN,
   Z_SPANNED,
@@ -59,7 +56,7 @@ export const allocatorSound = {
   atExit(c) {
     c.checked++;
     // zones and blocks change only in hotplug operations, which are all over by the teardown: once, here
-    return [...checkAllocator(c.m).errors, ...checkZoneSpans(c.m)].map((e) => `after exit: ${e}`);
+    return [...checkAllocator(c.m).errors, ...checkZonesAndBlocks(c.m)].map((e) => `after exit: ${e}`);
   },
 } as const satisfies Property<'allocator-sound'>;
 
@@ -224,7 +221,7 @@ export function checkMovableZone(m: Memmap, isMovableAllocation: (pfn: number) =
  *   offline one's frames have no zone (remove_pfn_range_from_zone()), an online one's RAM frames all
  *   have one, its zone when it names one (valid_zones: a block in one zone).
  */
-export function checkZoneSpans(m: Memmap): string[] {
+export function checkZonesAndBlocks(m: Memmap): string[] {
   const errors: string[] = [];
   const first = new Int32Array(m.nrZones).fill(-1);
   const last = new Int32Array(m.nrZones).fill(-1);
@@ -240,15 +237,14 @@ export function checkZoneSpans(m: Memmap): string[] {
     const end = Math.min((b + 1) * m.blockPages, m.nrFrames);
     for (let pfn = b * m.blockPages; pfn < end; pfn++) {
       const f = flags[pfn]!;
-      const zi = (f & PG_ZONE_MASK) >>> PG_ZONE_SHIFT; // the node's bits above the zone's: page_zone_id()
-      if ((zi & 7) === NO_ZONE) {
+      const z = m.pageZone(pfn);
+      if (z === NO_ZONE_HANDLE) {
         if (state === MEM_ONLINE && !(f & PG_hole) && bad < 0) bad = pfn;
         continue;
       }
-      const zn = zi & 7;
+      const zn = z % MAX_NR_ZONES;
       if (bad < 0 && (state === MEM_OFFLINE || (state === MEM_ONLINE && zone >= 0 && zn !== zone))) bad = pfn;
       if (zn === ZONE_DEVICE) continue;
-      const z = m.pageZone(pfn);
       if (first[z] === -1) first[z] = pfn;
       last[z] = pfn;
       if (!(f & PG_hole)) present[z]++;

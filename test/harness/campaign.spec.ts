@@ -205,12 +205,13 @@ describe('pinlab campaign and pinlab merge', () => {
     expect(r.code).toBe(1);
     const doc = readDoc(json);
     expect(doc.verdict).toBe('fail');
-    // one job: exactly one suite run ran to its failure, and nothing started after it
-    const failed = doc.items.filter((x) => x.failures.length);
-    expect(failed.length).toBe(1);
-    const after = doc.items.filter((x) => x.index > failed[0]!.index);
-    expect(after.length).toBeGreaterThan(0);
-    for (const x of after) expect([x.status, x.why]).toEqual(['not run', 'fail fast']);
+    // one job: a suite run found a failure; of those that did not run to their end (the plan's order is
+    // the runners' to choose), at most one was running when it came (cut), the rest never started
+    expect(doc.items.some((x) => x.failures.length)).toBe(true);
+    const stopped = doc.items.filter((x) => x.status !== 'done');
+    expect(stopped.length).toBeGreaterThan(1);
+    for (const x of stopped) expect(x.why).toBe('fail fast');
+    expect(stopped.filter((x) => x.status === 'cut').length).toBeLessThanOrEqual(1);
     expect(r.out).toMatch(/^not run \(fail fast\) on /m);
   }, 120_000);
 });

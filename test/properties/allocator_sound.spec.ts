@@ -17,7 +17,7 @@ import {
   Z_SPANNED,
   Z_PRESENT,
 } from '../../mm/memmap';
-import { checkAllocator, checkZoneSpans } from '../../properties/allocator_sound';
+import { checkAllocator, checkZonesAndBlocks } from '../../properties/allocator_sound';
 import { stateStore } from '../../mm/memory_hotplug';
 import { bootFromSpec } from '../../harness/layout';
 
@@ -131,20 +131,20 @@ it.prop([machineArb, fc.array(opArb, { maxLength: 60, size: 'max' })], { numRuns
   },
 );
 
-describe('zone spans and memory block states (checkZoneSpans)', () => {
+describe('zone spans and memory block states (checkZonesAndBlocks)', () => {
   const CMD = 'mem=1M movablecore=50% sysctl.vm.min_free_kbytes=16';
   it('hold at boot and across offlining and onlining every ZONE_MOVABLE block, in any order', () => {
     fc.assert(
       fc.property(fc.array(fc.nat(), { maxLength: 12 }), (picks) => {
         const { m } = bootFromSpec({ cmdline: CMD, geometry: 'mini' });
-        expect(checkZoneSpans(m)).toEqual([]);
+        expect(checkZonesAndBlocks(m)).toEqual([]);
         const blocks = [...Array(m.nrBlocks).keys()].filter((b) => m.blocks[b * MB_STRIDE + MB_ZONE] === ZONE_MOVABLE);
         expect(blocks.length).toBeGreaterThan(1);
         for (const k of picks) {
           const b = blocks[k % blocks.length]!;
           const on = m.blocks[b * MB_STRIDE + MB_STATE] === MEM_ONLINE;
           expect(stateStore(m, b, on ? 'offline' : 'online_movable')).toBe(0);
-          expect(checkZoneSpans(m)).toEqual([]);
+          expect(checkZonesAndBlocks(m)).toEqual([]);
         }
       }),
       { numRuns: 30 },
@@ -157,17 +157,19 @@ describe('zone spans and memory block states (checkZoneSpans)', () => {
     expect(stateStore(m, b, 'offline')).toBe(0);
     const zb = m.zoneBase(ZONE_MOVABLE);
     m.zones[zb + Z_SPANNED]! += m.blockPages; // shrink_zone_span() skipped
-    expect(checkZoneSpans(m)).toEqual([expect.stringMatching(/^zone Movable: spans \[\d+, \d+\) but its frames run/)]);
+    expect(checkZonesAndBlocks(m)).toEqual([
+      expect.stringMatching(/^zone Movable: spans \[\d+, \d+\) but its frames run/),
+    ]);
     m.zones[zb + Z_SPANNED]! -= m.blockPages;
     m.zones[zb + Z_PRESENT]! += 1;
-    expect(checkZoneSpans(m)).toEqual([expect.stringMatching(/^zone Movable: present_pages \d+ but \d+ frames/)]);
+    expect(checkZonesAndBlocks(m)).toEqual([expect.stringMatching(/^zone Movable: present_pages \d+ but \d+ frames/)]);
     m.zones[zb + Z_PRESENT]! -= 1;
     m.blocks[b * MB_STRIDE + MB_STATE] = MEM_GOING_OFFLINE;
-    expect(checkZoneSpans(m)).toEqual([
+    expect(checkZonesAndBlocks(m)).toEqual([
       `memory${b}: state ${MEM_GOING_OFFLINE} (neither online nor offline) with no operation in flight`,
     ]);
     m.blocks[b * MB_STRIDE + MB_STATE] = MEM_ONLINE; // says online, its frames have no zone
-    expect(checkZoneSpans(m)).toEqual([
+    expect(checkZonesAndBlocks(m)).toEqual([
       expect.stringMatching(new RegExp(`^memory${b} is online but pfn \\d+ is in no zone`)),
     ]);
   });
