@@ -100,6 +100,18 @@ function report(out, status) {
   process.stdout.write(formatTable(report.tableRows([...rows, ...report.totals(rows, FOLDERS)])));
   const never = report.neverEntered(final, root, FOLDERS, skip);
   process.stdout.write(`\n== functions never entered (${never.length}) ==\n${never.join('\n')}\n`);
+  // the same less the functions harness/coverage_scope.ts puts off the default variant's paths
+  const { OFF_PATH } = require(path.join(root, 'dist', 'harness', 'coverage_scope.js'));
+  const on = report.onPathRows(final, root, FOLDERS, skip, OFF_PATH);
+  const offFns = OFF_PATH.reduce((n, o) => n + o.functions.length, 0);
+  process.stdout.write(
+    `\n== on the default variant's paths (less the ${offFns} functions of harness/coverage_scope.ts) ==\n`,
+  );
+  process.stdout.write(formatTable(report.tableRows(report.totals(on, FOLDERS))));
+  const gaps = report.neverEntered(final, root, FOLDERS, skip, OFF_PATH);
+  process.stdout.write(`\n== on the paths, never entered (${gaps.length}) ==\n${gaps.join('\n')}\n`);
+  const stale = report.staleOffPath(final, root, OFF_PATH);
+  if (stale.length) process.stdout.write(`\n== stale entries of harness/coverage_scope.ts ==\n${stale.join('\n')}\n`);
   process.stderr.write(`coverage: reports in ${path.relative(process.cwd(), out) || out}/ (index.html)\n`);
   return status;
 }

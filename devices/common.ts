@@ -270,13 +270,6 @@ export function pageAligned(x: number): boolean {
   return x % PAGE_SIZE === 0;
 }
 
-/** First and one-past-last page of the byte range [addr, addr + len). */
-export function pageSpan(addr: number, len: number): { first: number; nrPages: number } {
-  const first = Math.floor(addr / PAGE_SIZE);
-  const end = Math.floor((addr + len + PAGE_SIZE - 1) / PAGE_SIZE);
-  return { first, nrPages: end - first };
-}
-
 export function hex(x: number): string {
   return `0x${x.toString(16)}`;
 }

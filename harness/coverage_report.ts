@@ -2,6 +2,7 @@
 // JSON c8 writes (coverage/coverage-final.json, already mapped back to the .ts sources), as one row per
 // file and the list of functions never entered. docs/coverage.md.
 import * as path from 'node:path';
+import { OFF_PATH, OffPath, offPathFunctions } from './coverage_scope';
 
 /** The part of an istanbul file coverage object that the report reads. */
 export interface FileCoverage {
@@ -9,7 +10,14 @@ export interface FileCoverage {
   s: Record<string, number>;
   b: Record<string, number[]>;
   f: Record<string, number>;
-  fnMap: Record<string, { name: string; decl?: { start: { line: number } }; loc: { start: { line: number } } }>;
+  fnMap: Record<string, { name: string; decl?: { start: { line: number } }; loc: Span }>;
+  statementMap?: Record<string, Span>;
+  branchMap?: Record<string, { loc?: Span; locations?: Span[] }>;
+}
+
+interface Span {
+  start: { line: number };
+  end?: { line: number };
 }
 
 export interface Count {
@@ -125,15 +133,81 @@ export function neverEntered(
   root: string,
   folders: readonly string[],
   skip: (file: string) => boolean = () => false,
+  list: readonly OffPath[] = [],
 ): string[] {
   const out: { file: string; line: number; name: string }[] = [];
   for (const [file, fc] of pick(final, root, folders, skip)) {
+    const names = offPathFunctions(file, list);
     for (const [id, n] of Object.entries(fc.f)) {
-      if (n > 0) continue;
+      if (n > 0 || names.has(fc.fnMap[id]!.name)) continue;
       const fn = fc.fnMap[id]!;
       out.push({ file, line: (fn.decl ?? fn.loc).start.line, name: fn.name });
     }
   }
   out.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
   return out.map((x) => `${x.file}:${x.line} ${x.name}`);
+}
+
+/** The line ranges of the file's off-path functions (harness/coverage_scope.ts). */
+function offPathSpans(file: string, fc: FileCoverage, list: readonly OffPath[]): [number, number][] {
+  const names = offPathFunctions(file, list);
+  return Object.values(fc.fnMap)
+    .filter((fn) => names.has(fn.name))
+    .map((fn) => [fn.loc.start.line, fn.loc.end?.line ?? fn.loc.start.line]);
+}
+
+/**
+ * As fileRows(), less the off-path functions and every statement and branch inside them: the figures
+ * on the default variant's paths.
+ */
+export function onPathRows(
+  final: Record<string, FileCoverage>,
+  root: string,
+  folders: readonly string[],
+  skip: (file: string) => boolean = () => false,
+  list: readonly OffPath[] = OFF_PATH,
+): FileRow[] {
+  const rows: FileRow[] = [];
+  for (const [file, fc] of pick(final, root, folders, skip)) {
+    const spans = offPathSpans(file, fc, list);
+    const off = (line: number): boolean => spans.some(([a, b]) => line >= a && line <= b);
+    const names = offPathFunctions(file, list);
+    const s = Object.entries(fc.s).filter(([k]) => !off(fc.statementMap?.[k]?.start.line ?? -1));
+    const b = Object.entries(fc.b).filter(([k]) => {
+      const loc = fc.branchMap?.[k]?.loc ?? fc.branchMap?.[k]?.locations?.[0];
+      return !off(loc?.start.line ?? -1);
+    });
+    const f = Object.entries(fc.f).filter(([k]) => !names.has(fc.fnMap[k]!.name));
+    rows.push({
+      file,
+      statements: count(s.map(([, n]) => n)),
+      branches: count(b.flatMap(([, n]) => n)),
+      functions: count(f.map(([, n]) => n)),
+    });
+  }
+  return rows.sort((a, b) => a.file.localeCompare(b.file));
+}
+
+/**
+ * The list's stale entries: an off-path function the run entered (it is on a path after all), or one
+ * the coverage data does not have (renamed or removed). Files the data lacks are not checked.
+ */
+export function staleOffPath(
+  final: Record<string, FileCoverage>,
+  root: string,
+  list: readonly OffPath[] = OFF_PATH,
+): string[] {
+  const out: string[] = [];
+  const byFile = new Map(pick(final, root, [...new Set(list.map((o) => o.file.split('/')[0]!))], () => false));
+  for (const o of list) {
+    const fc = byFile.get(o.file);
+    if (!fc) continue;
+    for (const name of o.functions) {
+      const fns = Object.entries(fc.fnMap).filter(([, fn]) => fn.name === name);
+      if (!fns.length) out.push(`${o.file} ${name}: listed off the paths, but no such function`);
+      else if (fns.some(([k]) => fc.f[k]! > 0))
+        out.push(`${o.file} ${name}: listed off the paths, but the run entered it`);
+    }
+  }
+  return out;
 }

@@ -36,11 +36,6 @@ export function vmaInodeFlags(m: Memmap, vb: number): number {
   return sh ? m.shmem[(sh - 1) * layout.SH_STRIDE + layout.SH_FLAGS]! : 0;
 }
 
-/** mapping_can_writeback() (include/linux/backing-dev.h): inode_to_bdi()->capabilities & BDI_CAP_WRITEBACK. */
-export function mappingCanWriteback(m: Memmap, inode: number): boolean {
-  return (m.shmem[inode * layout.SH_STRIDE + layout.SH_FLAGS]! & AS_WRITEBACK) !== 0;
-}
-
 /**
  * vma_needs_dirty_tracking() (mm/mmap.c): only a shared writable mapping of a file whose filesystem
  * writes back (vma_fs_can_writeback()) needs to know when a page is dirtied; VM_PFNMAP never does.

@@ -477,11 +477,6 @@ export class Memmap {
     }
   }
 
-  /** Bytes of per-frame metadata (struct page) per 4 KiB frame. */
-  static bytesPerFrame(): number {
-    return 7 * 4;
-  }
-
   // ---- field accessors used across mm/ ----
   zoneBase(zid: number): number {
     return zid * this.zoneStride;
@@ -503,16 +498,9 @@ export class Memmap {
     const z = (f & PG_ZONEID_MASK) >>> PG_ZONE_SHIFT;
     return z === NO_ZONE ? NO_ZONE_HANDLE : z + ((f & PG_NID_MASK) >>> PG_NID_SHIFT) * MAX_NR_ZONES;
   }
-  /** set_page_zone(); a zone handle of another node also sets the node (set_page_node()). */
-  setPageZone(pfn: number, zid: number): void {
-    this.flags[pfn] = (this.flags[pfn]! & ~PG_ZONE_MASK) | zoneBits(zid);
-  }
   /** buddy_order() for PG_buddy pages; folio_order() for PG_head pages. */
   pageOrder(pfn: number): number {
     return (this.flags[pfn]! & PG_ORDER_MASK) >>> PG_ORDER_SHIFT;
-  }
-  setPageOrder(pfn: number, order: number): void {
-    this.flags[pfn] = (this.flags[pfn]! & ~PG_ORDER_MASK) | (order << PG_ORDER_SHIFT);
   }
   /** get_pfnblock_migratetype() */
   getPageblockMigratetype(pfn: number): number {
@@ -558,16 +546,6 @@ export function zoneBits(zh: number): number {
   if (zh === NO_ZONE_HANDLE) return NO_ZONE << PG_ZONE_SHIFT;
   const nid = Math.floor(zh / MAX_NR_ZONES);
   return ((zh - nid * MAX_NR_ZONES) << PG_ZONE_SHIFT) | (nid << PG_NID_SHIFT);
-}
-
-/** zone_idx(): the zone index (ZONE_DMA..ZONE_DEVICE) of a zone handle. */
-export function zoneIdx(zh: number): number {
-  return zh % MAX_NR_ZONES;
-}
-
-/** zone_to_nid() of a zone handle. */
-export function zoneNid(zh: number): number {
-  return Math.floor(zh / MAX_NR_ZONES);
 }
 
 /** The node's [start, end) pfns (node_start_pfn, pgdat_end_pfn()). */

@@ -32,11 +32,6 @@ export const MF_SW_SIMULATED = 1 << 5;
 /** MADV_HWPOISON (include/uapi/asm-generic/mman-common.h) */
 export const MADV_HWPOISON = 100;
 
-/** PageHWPoison() */
-export function pageHwpoison(m: Memmap, pfn: number): boolean {
-  return (m.flags[pfn]! & PG_hwpoison) !== 0;
-}
-
 /** folio_contain_hwpoisoned_page(): the folio is poisoned, or a large one holds a poisoned page. */
 export function folioContainHwpoisonedPage(m: Memmap, head: number): boolean {
   const f = m.flags[head]!;

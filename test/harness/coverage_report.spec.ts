@@ -4,7 +4,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { fileRows, totals, neverEntered, tableRows, typesOnly, FileCoverage } from '../../harness/coverage_report';
+import {
+  fileRows,
+  totals,
+  neverEntered,
+  tableRows,
+  typesOnly,
+  onPathRows,
+  staleOffPath,
+  FileCoverage,
+} from '../../harness/coverage_report';
+import { OFF_PATH, OffPath } from '../../harness/coverage_scope';
 
 const fn = (name: string, line: number): FileCoverage['fnMap'][string] => ({
   name,
@@ -58,6 +68,62 @@ describe('coverage report', () => {
     const skip = (f: string): boolean => f === 'devices/d.ts';
     expect(neverEntered(final, '/r', ['mm', 'devices'], skip)).toEqual(['mm/a.ts:9 neverUsed']);
     expect(fileRows(final, '/r', ['mm', 'devices'], skip).map((r) => r.file)).toEqual(['mm/a.ts']);
+  });
+
+  // a.ts off the paths: lines 9-12 (neverUsed: statements 1 and 3, branch 1); b.ts: a function the run entered
+  const scoped: Record<string, FileCoverage> = {
+    '/r/mm/a.ts': {
+      ...final['/r/mm/a.ts']!,
+      fnMap: { 0: fn('used', 1), 1: { ...fn('neverUsed', 9), loc: { start: { line: 9 }, end: { line: 12 } } } },
+      statementMap: {
+        0: { start: { line: 2 } },
+        1: { start: { line: 10 } },
+        2: { start: { line: 3 } },
+        3: { start: { line: 11 } },
+      },
+      branchMap: { 0: { loc: { start: { line: 2 } } }, 1: { locations: [{ start: { line: 10 } }] } },
+    },
+    '/r/mm/b.ts': { path: '/r/mm/b.ts', s: { 0: 1 }, b: {}, f: { 0: 1 }, fnMap: { 0: fn('ran', 1) } },
+  };
+  const list: OffPath[] = [
+    { file: 'mm/a.ts', functions: ['neverUsed'], why: 'test' },
+    { file: 'mm/b.ts', functions: ['ran', 'gone'], why: 'test' },
+    { file: 'mm/absent.ts', functions: ['x'], why: 'a file the run did not load: not checked' },
+  ];
+
+  it('leaves the off-path functions, and what is inside them, out of the on-path figures', () => {
+    const rows = onPathRows(scoped, '/r', ['mm'], () => false, [list[0]!]);
+    expect(rows[0]).toEqual({
+      file: 'mm/a.ts',
+      statements: { covered: 2, total: 2 },
+      branches: { covered: 1, total: 2 },
+      functions: { covered: 1, total: 1 },
+    });
+    expect(neverEntered(scoped, '/r', ['mm'], () => false, list)).toEqual([]);
+    expect(neverEntered(scoped, '/r', ['mm'])).toEqual(['mm/a.ts:9 neverUsed']);
+  });
+
+  it('reports stale off-path entries: entered by the run, or no such function', () => {
+    expect(staleOffPath(scoped, '/r', list)).toEqual([
+      'mm/b.ts ran: listed off the paths, but the run entered it',
+      'mm/b.ts gone: listed off the paths, but no such function',
+    ]);
+  });
+
+  it('harness/coverage_scope.ts names real functions of real files, each with a reason', () => {
+    const root = path.join(__dirname, '..', '..');
+    for (const o of OFF_PATH) {
+      const src = fs.readFileSync(path.join(root, o.file), 'utf8');
+      expect(o.why.length).toBeGreaterThan(10);
+      for (const name of o.functions) {
+        if (name === 'get') continue; // tsc's re-export getter: no source of its own
+        expect([
+          o.file,
+          name,
+          new RegExp(`(function|class) ${name}\\b|^\\s+(static )?${name}\\(`, 'm').test(src),
+        ]).toEqual([o.file, name, true]);
+      }
+    }
   });
 
   it('knows tsc output with no code', () => {
