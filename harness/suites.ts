@@ -24,7 +24,14 @@ import type { GenShape } from '../devices/device';
 import { actorModel, actorKind, deviceModelOf } from './actors';
 import { pinner, pinnerOps } from './agents/pinner';
 import { cmaOpsAlloc, CMA_ALLOC_OP_KINDS } from './agents/cma';
-import { userOpsRefault, userOpsHugetlbMove, userOpsHwpoison, USER_OP_KINDS, USER_MOVE_OP_KINDS } from './agents/user';
+import {
+  userOpsRefault,
+  userOpsRefaultSoftOffline,
+  userOpsHugetlbMove,
+  userOpsHwpoison,
+  USER_OP_KINDS,
+  USER_MOVE_OP_KINDS,
+} from './agents/user';
 import { PROMISES } from '../properties/index';
 import { deadlock, hang } from '../properties/run_failures';
 import { kernelBug } from '../properties/kernel_bug';
@@ -459,6 +466,21 @@ register({
         : { ...c, layout: { ...c.layout, cmdline: `${c.layout.cmdline} transparent_hugepage=always` } },
     ),
 });
+
+// plain FOLL_GET references (get_user_pages(_fast)(), put_page()) and soft offline (madvise(MADV_SOFT_OFFLINE))
+// racing long-term pins, THP splits and offlines: no other suite makes them; a suite of its own keeps every
+// other suite's cases
+const get = agentSuite(
+  'longterm-pin-get',
+  "as longterm-pin-4, the pinners also taking plain FOLL_GET references (get_user_pages(_fast)(), as KVM's hva_to_pfn() and access_process_vm() do) held across a preemption point: extra references that make migrations, THP splits and offlines fail and retry; the user's refault splits THPs and madvise(MADV_SOFT_OFFLINE) migrates a page away and poisons it",
+  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'],
+  100,
+  {
+    user: { ops: (fc) => userOpsRefaultSoftOffline(fc, SHAPE), kinds: [...USER_OP_KINDS, 'refault', 'soft_offline'] },
+    pinner: { ops: (fc) => pinnerOps(fc, SHAPE, 1, 4), kinds: [...pinner.opKinds!, 'get'] },
+  },
+);
+register({ ...get, campaignFirstShapeOnly: true });
 
 export const DEFAULT_SUITE = 'longterm-pin';
 

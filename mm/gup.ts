@@ -866,13 +866,43 @@ export function pinUserPagesFast(
 ): number {
   const flags = isValidGupArgs(pages, gupFlags, FOLL_PIN);
   if (flags < 0 || flags & ~GUP_FAST_FLAGS) return finish(m, -EINVAL, nrPages, report);
-  if (nrPages <= 0) return finish(m, 0, nrPages, report);
-  // gup_fast_fallback(): end > TASK_SIZE_MAX
-  if (vpn < 0 || nrPages > vaPages(m) - vpn) return finish(m, -EFAULT, nrPages, report);
+  return finish(m, gupFastFallback(m, mm, vpn, nrPages, flags, pages, report), nrPages, report);
+}
+
+/** gup_fast_fallback() with the flags checked: the fast walk, then the slow path for the rest. */
+function gupFastFallback(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  flags: number,
+  pages: number[],
+  report: PinReport,
+): number {
+  if (nrPages <= 0) return 0;
+  // end > TASK_SIZE_MAX
+  if (vpn < 0 || nrPages > vaPages(m) - vpn) return -EFAULT;
   const fast = gupFast(m, mm, vpn, nrPages, flags, pages);
-  if (fast === nrPages) return finish(m, fast, nrPages, report);
-  yieldPoint('gup:fast-to-slow'); // gup_fast_fallback(): interrupts back on, the slow path may sleep
+  if (fast === nrPages) return fast;
+  yieldPoint('gup:fast-to-slow'); // interrupts back on, the slow path may sleep
   const rest = gupLongtermLocked(m, mm, vpn + fast, nrPages - fast, pages, flags, report, fast);
-  if (rest < 0) return finish(m, fast ? fast : rest, nrPages, report);
-  return finish(m, fast + rest, nrPages, report);
+  if (rest < 0) return fast ? fast : rest;
+  return fast + rest;
+}
+
+/**
+ * get_user_pages_fast(): FOLL_GET references through gup_fast_fallback() (KVM's hva_to_pfn(), the
+ * futex and AIO paths); no FOLL_LONGTERM without FOLL_PIN. Returns the pages got, or an errno.
+ */
+export function getUserPagesFast(
+  m: Memmap,
+  mm: number,
+  vpn: number,
+  nrPages: number,
+  gupFlags: number,
+  pages: number[],
+): number {
+  const flags = isValidGupArgs(pages, gupFlags, FOLL_GET);
+  if (flags < 0 || flags & ~GUP_FAST_FLAGS) return -EINVAL;
+  return gupFastFallback(m, mm, vpn, nrPages, flags, pages, newPinReport());
 }

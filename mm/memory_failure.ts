@@ -1,5 +1,7 @@
 // Memory failure (mm/memory-failure.c, v6.12): memory_failure() for a page the hardware (a machine check)
-// or madvise(MADV_HWPOISON) reports corrupted, unmap_poisoned_folio(), and madvise_inject_error().
+// or madvise(MADV_HWPOISON) reports corrupted, unmap_poisoned_folio(), soft_offline_page() for a page
+// with corrected errors (madvise(MADV_SOFT_OFFLINE): migrated away, then poisoned), and
+// madvise_inject_error().
 //
 // A poisoned page gets PG_hwpoison; a large folio with a poisoned page also PG_has_hwpoisoned and is
 // split if it can be. An LRU page is unmapped (its PTEs become hwpoison entries: an access is SIGBUS,
@@ -17,20 +19,39 @@ import { folioIsolateLruMark, folioPutbackLru } from './vmscan';
 import { folioTrylock, folioUnlock } from './filemap';
 import { folioMapped, folioMapcount, tryToUnmap, TTU_IGNORE_MLOCK, TTU_HWPOISON } from './rmap';
 import { splitFolio } from './huge_memory';
-import { getUserPages } from './gup';
+import { getUserPages, getUserPagesFast } from './gup';
+import { isFreeBuddyPage } from './page_alloc';
+import { ZONE_DEVICE } from './mmzone';
+import { allocMigrationTarget, isolateFolio, migratePages, putbackMovablePages, MR_MEMORY_FAILURE } from './migrate';
+import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
 import { isHwpoisonPte, pmdIndex, pmdIsTable, PFN_MASK } from './pgtable';
 
-const { PG_lru, PG_head, PG_hugetlb, PG_hwpoison, PG_has_hwpoisoned, PG_isolated, PG_reserved, PG_zero, PG_hole } =
-  layout;
+const {
+  PG_lru,
+  PG_head,
+  PG_hugetlb,
+  PG_hwpoison,
+  PG_has_hwpoisoned,
+  PG_isolated,
+  PG_reserved,
+  PG_zero,
+  PG_hole,
+  PG_movable_ops,
+} = layout;
 
 // enum mf_flags (include/linux/mm.h)
 export const MF_COUNT_INCREASED = 1 << 0;
 export const MF_ACTION_REQUIRED = 1 << 1;
 export const MF_MUST_KILL = 1 << 2;
+export const MF_SOFT_OFFLINE = 1 << 3;
 export const MF_SW_SIMULATED = 1 << 5;
 
-/** MADV_HWPOISON (include/uapi/asm-generic/mman-common.h) */
+/** GET_PAGE_MAX_RETRY_NUM */
+const GET_PAGE_MAX_RETRY_NUM = 3;
+
+/** MADV_HWPOISON, MADV_SOFT_OFFLINE (include/uapi/asm-generic/mman-common.h) */
 export const MADV_HWPOISON = 100;
+export const MADV_SOFT_OFFLINE = 101;
 
 /** folio_contain_hwpoisoned_page(): the folio is poisoned, or a large one holds a poisoned page. */
 export function folioContainHwpoisonedPage(m: Memmap, head: number): boolean {
@@ -45,24 +66,66 @@ export function hwpoisonEntryAt(m: Memmap, mm: number, vpn: number): boolean {
   return isHwpoisonPte(m.ptes[((pmd & PFN_MASK) << m.pmdOrder) + (vpn & (m.ptrsPerTable - 1))]!);
 }
 
-/** HWPoisonHandlable(): an LRU page (free buddy pages are not modelled). */
-function hwpoisonHandlable(m: Memmap, head: number): boolean {
-  return (m.flags[head]! & PG_lru) !== 0;
+/**
+ * HWPoisonHandlable(): an LRU page or a free buddy page; for soft offline also a non-LRU movable page
+ * (slab pages, never handlable in the kernel, are not marked in pinlab).
+ */
+function hwpoisonHandlable(m: Memmap, head: number, flags: number): boolean {
+  const f = m.flags[head]!;
+  if (flags & MF_SOFT_OFFLINE && f & PG_movable_ops) return true;
+  return (f & PG_lru) !== 0 || isFreeBuddyPage(m, head);
 }
 
 /**
- * get_any_page(): a reference on a handlable folio (1), or -EIO after three tries that each drain the
- * LRU caches (shake_page()): a page off the LRU (isolated by someone) or of an unhandlable kind.
+ * __get_hwpoison_page(): a reference on a handlable folio that still holds pfn (1), none (0: free, or
+ * split meanwhile), or -EBUSY for a folio of a kind memory failure cannot handle (yet).
  */
-function getAnyPage(m: Memmap, pfn: number): number {
-  for (let pass = 0; ; pass++) {
-    const head = m.compoundHead(pfn);
-    if (hwpoisonHandlable(m, head) && folioTryGet(m, head)) {
-      if (m.compoundHead(pfn) === head) return 1;
-      folioPut(m, head); // "cannot catch tail": split meanwhile
+function getHwpoisonPage(m: Memmap, pfn: number, flags: number): number {
+  const head = m.compoundHead(pfn);
+  if (!hwpoisonHandlable(m, head, flags)) return -EBUSY;
+  if (folioTryGet(m, head)) {
+    if (m.compoundHead(pfn) === head) return 1;
+    folioPut(m, head); // "cannot catch tail": split meanwhile
+  }
+  return 0;
+}
+
+/**
+ * get_any_page(): with MF_COUNT_INCREASED the caller's reference is used; otherwise one is taken. 1: a
+ * referenced handlable page; 0: a free page; -EBUSY: it kept being allocated; -EIO: a kind memory
+ * failure cannot handle, after three tries that each drain the LRU caches (shake_page()).
+ */
+function getAnyPage(m: Memmap, pfn: number, flags: number): number {
+  let countIncreased = (flags & MF_COUNT_INCREASED) !== 0;
+  for (let pass = 0; ;) {
+    if (!countIncreased) {
+      const r = getHwpoisonPage(m, pfn, flags);
+      if (r === 0) {
+        if (m.refcount[m.compoundHead(pfn)]! > 0) {
+          if (pass++ < GET_PAGE_MAX_RETRY_NUM) continue; // raced with an allocation
+          return -EBUSY;
+        }
+        if (!isFreeBuddyPage(m, pfn)) {
+          if (pass++ < GET_PAGE_MAX_RETRY_NUM) continue; // raced with put_page()
+          return -EIO;
+        }
+        return 0;
+      }
+      if (r === -EBUSY) {
+        if (pass++ < GET_PAGE_MAX_RETRY_NUM) {
+          lruAddDrainAll(m); // shake_page()
+          continue;
+        }
+        return -EIO;
+      }
     }
-    if (pass === 3) return -EIO;
-    lruAddDrainAll(m); // shake_page()
+    const head = m.compoundHead(pfn);
+    if (hwpoisonHandlable(m, head, flags)) return 1;
+    // a page it cannot handle: drop the reference, drain, and try to take one again
+    folioPut(m, head);
+    if (pass++ >= GET_PAGE_MAX_RETRY_NUM) return -EIO;
+    lruAddDrainAll(m);
+    countIncreased = false;
   }
 }
 
@@ -136,7 +199,7 @@ export function memoryFailure(m: Memmap, pfn: number, flags: number): number {
       flagsFetchAnd(m.flags, pfn, ~PG_hwpoison);
       return -EBUSY;
     }
-    if (getAnyPage(m, pfn) < 0) return -EBUSY; // MF_MSG_GET_HWPOISON, MF_IGNORED: still mapped
+    if (getAnyPage(m, pfn, flags) <= 0) return -EBUSY; // MF_MSG_GET_HWPOISON, MF_IGNORED: still mapped
   }
   let head = m.compoundHead(pfn);
   if (m.flags[head]! & PG_head) {
@@ -161,19 +224,106 @@ export function memoryFailure(m: Memmap, pfn: number, flags: number): number {
 }
 
 /**
+ * soft_offline_in_use_page() with the page's reference held: split a THP (-EBUSY if it cannot be: a
+ * pin), then isolate the page and migrate it (MR_MEMORY_FAILURE, GFP_USER | __GFP_MOVABLE: ZONE_MOVABLE
+ * only for a ZONE_MOVABLE source); migrated, the old page is poisoned and kept (page_handle_poison()).
+ * A page that will not migrate (a pin, another reference) is put back: -EBUSY. Not modelled: hugetlb
+ * folios (-EBUSY), mapping_evict_folio() of clean unmapped page cache (the madvise path's page is mapped).
+ */
+function softOfflineInUsePage(m: Memmap, pfn: number): number {
+  let head = m.compoundHead(pfn);
+  if (m.flags[head]! & PG_hugetlb) {
+    folioPut(m, head);
+    return -EBUSY;
+  }
+  if (m.flags[head]! & PG_head) {
+    const nr = 1 << folioOrder(m, head);
+    if (tryToSplitThpPage(m, head) < 0) return -EBUSY; // "thp split failed"; the reference is dropped
+    putbackSplit(m, head, nr, pfn);
+    head = pfn;
+  }
+  if (!folioTrylock(m, head)) {
+    folioPut(m, head);
+    return -EBUSY;
+  }
+  const poisoned = (m.flags[pfn]! & PG_hwpoison) !== 0;
+  folioUnlock(m, head);
+  if (poisoned) {
+    folioPut(m, head); // "page already poisoned"
+    return 0;
+  }
+  const list: number[] = [];
+  // isolate_folio_to_list() takes a reference of its own: drop get_any_page()'s either way
+  if (isolateFolio(m, head)) list.push(head);
+  folioPut(m, head);
+  if (!list.length) return -EBUSY; // "isolation failed"
+  const target = allocMigrationTarget(GFP_USER | __GFP_MOVABLE | __GFP_RETRY_MAYFAIL);
+  const r = migratePages(m, list, target, { reason: MR_MEMORY_FAILURE });
+  if (r === 0) {
+    // page_handle_poison(page, false, true): poisoned; its reference (the isolation one, kept by
+    // migrate_folio_done()) is dropped and taken again: the page is never freed
+    flagsFetchOr(m.flags, pfn, PG_hwpoison);
+    return 0;
+  }
+  putbackMovablePages(m, list);
+  return r > 0 ? -EBUSY : r;
+}
+
+/**
+ * soft_offline_page(pfn, flags): move a page that is not corrupted yet (corrected errors) out of the
+ * way without killing anything. 0 (migrated and poisoned, or already poisoned), -EBUSY (it cannot
+ * migrate: pinned, a THP that cannot split; or free: take_page_off_buddy() is not modelled), -EIO (a
+ * page memory failure cannot handle), -ENXIO (no such pfn).
+ */
+export function softOfflinePage(m: Memmap, pfn: number, flags: number): number {
+  if (pfn < 0 || pfn >= m.nrFrames || m.flags[pfn]! & PG_hole) return -ENXIO; // !pfn_valid()
+  const putRef = (): void => {
+    if (flags & MF_COUNT_INCREASED) folioPut(m, m.compoundHead(pfn)); // put_ref_page()
+  };
+  const zone = m.pageZonenum(pfn);
+  if (zone === layout.NO_ZONE || zone === ZONE_DEVICE) {
+    putRef(); // pfn_to_online_page(): only online pages, not ZONE_DEVICE
+    return -EIO;
+  }
+  if (m.flags[pfn]! & PG_hwpoison) {
+    putRef(); // "page already poisoned"
+    return 0;
+  }
+  const r = getAnyPage(m, pfn, flags | MF_SOFT_OFFLINE);
+  if (r > 0) return softOfflineInUsePage(m, pfn);
+  // a free page: page_handle_poison(page, true, false) would take it off the buddy; pinlab does not,
+  // so the retry without MF_COUNT_INCREASED ends as the kernel's does when the page is reallocated
+  return r === 0 ? -EBUSY : r;
+}
+
+/**
  * madvise_inject_error() for MADV_HWPOISON over [start, end): per page, get_user_pages_fast() then
  * memory_failure(pfn, MF_ACTION_REQUIRED | MF_COUNT_INCREASED | MF_SW_SIMULATED); a large folio is
  * stepped over whole. The first error ends it. (CAP_SYS_ADMIN: pinlab's processes are root's.)
  */
-export function madviseInjectError(m: Memmap, mm: number, start: number, end: number): number {
+export function madviseInjectError(
+  m: Memmap,
+  mm: number,
+  start: number,
+  end: number,
+  behavior = MADV_HWPOISON,
+): number {
   if (start < 0 || end <= start) return -EINVAL;
   for (let vpn = start; vpn < end;) {
     const pages: number[] = [];
-    const got = getUserPages(m, mm, vpn, 1, 0, pages);
+    // the kernel takes the page with get_user_pages_fast(); MADV_HWPOISON here with the slow walk, as
+    // it was first modelled (the same page and reference, other preemption points), so its cases stay
+    const got =
+      behavior === MADV_SOFT_OFFLINE
+        ? getUserPagesFast(m, mm, vpn, 1, 0, pages)
+        : getUserPages(m, mm, vpn, 1, 0, pages);
     if (got !== 1) return got < 0 ? got : -EFAULT;
     const pfn = pages[0]!;
     const size = 1 << folioOrder(m, m.compoundHead(pfn)); // page_size(compound_head(page))
-    const rc = memoryFailure(m, pfn, MF_ACTION_REQUIRED | MF_COUNT_INCREASED | MF_SW_SIMULATED);
+    const rc =
+      behavior === MADV_SOFT_OFFLINE
+        ? softOfflinePage(m, pfn, MF_COUNT_INCREASED)
+        : memoryFailure(m, pfn, MF_ACTION_REQUIRED | MF_COUNT_INCREASED | MF_SW_SIMULATED);
     if (rc) return rc;
     vpn += size;
   }

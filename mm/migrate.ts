@@ -368,7 +368,8 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
         stats.nrSucceeded += nr;
         countVmEvents(m, PGMIGRATE_SUCCESS, nr);
         if (large) countVmEvents(m, THP_MIGRATION_SUCCESS, 1);
-        dropFromList(m, src, isolatedItem, nr);
+        // migrate_folio_done(): memory failure keeps the source's reference (page_handle_poison() drops it)
+        dropFromList(m, src, isolatedItem, nr, opts.reason === MR_MEMORY_FAILURE);
         continue;
       }
       if (rc === -EAGAIN) {
@@ -425,11 +426,11 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
 }
 
 /** A migrated folio leaves the list: drop the isolation reference (migrate_folio_done). */
-function dropFromList(m: Memmap, src: number, isolatedItem: number, nr: number): void {
+function dropFromList(m: Memmap, src: number, isolatedItem: number, nr: number, keepRef = false): void {
   // migrateFolio() cleared PG_isolated (PG_lru went at isolation): the atomic only for a folio freed under us
   if (m.flags[src]! & (PG_isolated | PG_lru)) flagsFetchAnd(m.flags, src, ~(PG_isolated | PG_lru));
   if (isolatedItem >= 0) countVmEvents(m, isolatedItem, -nr);
-  folioPut(m, src);
+  if (!keepRef) folioPut(m, src);
 }
 
 const scratchT: Translation = { pfn: 0, write: false, migrating: false, huge: false };

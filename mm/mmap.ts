@@ -72,7 +72,7 @@ import {
 } from './mmu_notifier';
 import { splitHugePmd } from './huge_memory';
 import { AS_SHMEM } from './filemap';
-import { madviseInjectError, MADV_HWPOISON } from './memory_failure';
+import { madviseInjectError, MADV_HWPOISON, MADV_SOFT_OFFLINE } from './memory_failure';
 import { pmdIndex, pmdIsHuge, pmdIsTable, pteFree, PFN_MASK, PTE_WRITE, vaPages } from './pgtable';
 
 export const PROT_READ = 0x1;
@@ -523,13 +523,14 @@ export const MADV_DONTNEED = 4;
 export const MADV_HUGEPAGE = 14;
 export const MADV_NOHUGEPAGE = 15;
 export const MADV_POPULATE_WRITE = 23;
-export { MADV_HWPOISON };
+export { MADV_HWPOISON, MADV_SOFT_OFFLINE };
 
 /** madvise(): DONTNEED zaps (anonymous memory refaults as zero), HUGEPAGE/NOHUGEPAGE set VMA flags. */
 export function doMadvise(m: Memmap, mm: number, vpn: number, nrPages: number, advice: number): number {
   if (nrPages <= 0 || vpn < 0) return -EINVAL;
   const end = vpn + nrPages;
-  if (advice === MADV_HWPOISON) return madviseInjectError(m, mm, vpn, end); // do_madvise(): before mmap_lock
+  // do_madvise(): before mmap_lock
+  if (advice === MADV_HWPOISON || advice === MADV_SOFT_OFFLINE) return madviseInjectError(m, mm, vpn, end, advice);
   if (![MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE].includes(advice)) return -EINVAL;
   mmapWriteLock(m, mm);
   try {

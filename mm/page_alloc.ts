@@ -1436,3 +1436,13 @@ export function setMinFreeKbytes(m: Memmap, kbytes: number): void {
   m.header[H_USER_MIN_FREE_KBYTES] = kbytes;
   setupPerZoneWmarks(m);
 }
+
+/** is_free_buddy_page(): pfn lies inside a free buddy block (of any order that covers it). */
+export function isFreeBuddyPage(m: Memmap, pfn: number): boolean {
+  for (let order = 0; order <= m.maxOrder; order++) {
+    const head = pfn & ~((1 << order) - 1);
+    const f = m.flags[head]!;
+    if (f & layout.PG_buddy && (f & layout.PG_ORDER_MASK) >>> layout.PG_ORDER_SHIFT >= order) return true;
+  }
+  return false;
+}

@@ -1,7 +1,8 @@
 // pinner: a long-term pinner calling mm/gup.ts directly, as vfio_pin_pages_remote() and ib_umem_get()
 // do without their accounting: pin_user_pages(_fast)(FOLL_LONGTERM [| FOLL_WRITE]) on the process, DMA
 // through the frames captured at pin time, unpin dirty; or a short-term FOLL_PIN held across one
-// preemption point, as O_DIRECT holds it for the I/O.
+// preemption point, as O_DIRECT holds it for the I/O; or plain FOLL_GET references held for one access,
+// as KVM's hva_to_pfn() and access_process_vm() take them.
 import { hwpoisonEntryAt } from '../../mm/memory_failure';
 import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
@@ -15,6 +16,9 @@ import { followPte, findVma } from '../../mm/memory';
 import {
   pinUserPages,
   pinUserPagesFast,
+  getUserPages,
+  getUserPagesFast,
+  releasePages,
   unpinUserPagesDirtyLock,
   newPinReport,
   FOLL_WRITE,
@@ -131,6 +135,8 @@ class Pinner implements AgentState {
         return this.unpin(op);
       case 'dma':
         return this.dma(op);
+      case 'get':
+        return this.get(op);
       default:
         return rc(-EINVAL, `unknown op ${op.op}`);
     }
@@ -169,7 +175,7 @@ class Pinner implements AgentState {
     }
     // (not when the walk gave up faulting a page in: pinlab's retry bound, docs/simplifications.md)
     if (r === -EFAULT && stable && current().gupFaultRetriesExhausted === gaveUp) {
-      const bad = this.efaultViolation(mp.i, gen, vpn, n, flags);
+      const bad = this.efaultViolation(mp.i, gen, vpn, n, flags, 'pin_user_pages');
       if (bad)
         return { rc: r, detail: `${call}: -EFAULT (${how})`, property: errnoContract.name, violation: bad } as OpResult;
     }
@@ -181,6 +187,45 @@ class Pinner implements AgentState {
             .join(',')}`
         : '';
     return rc(r, `${call}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
+  }
+
+  /**
+   * get_user_pages(_fast)(): plain FOLL_GET references, as KVM's hva_to_pfn() and access_process_vm()
+   * take them, held across one preemption point (the access), then dropped (release_pages()). Not a
+   * pin: while held it is an extra reference that makes a racing migration, THP split or offline fail
+   * and retry.
+   */
+  private get(op: ActorOp): OpResult {
+    const { m } = this.env;
+    const mp = mapOf(this.env, op.map);
+    if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
+    const { vpn, n } = range(mp.map, op);
+    const gen = this.env.mapGen(mp.i);
+    const pages: number[] = new Array(n).fill(-1);
+    const fast = op.fast === true;
+    const flags = op.write === false ? 0 : FOLL_WRITE;
+    const gaveUp = current().gupFaultRetriesExhausted;
+    const r = (fast ? getUserPagesFast : getUserPages)(m, this.env.mm, vpn, n, flags, pages);
+    const call = `${fast ? 'get_user_pages_fast' : 'get_user_pages'}(${flags & FOLL_WRITE ? 'FOLL_WRITE' : '0'}) vpn ${vpn} +${n}`;
+    const got = r > 0 ? pages.slice(0, r).filter((p) => p >= 0).length : 0;
+    if (r > n || got < r) {
+      releasePages(m, pages, n);
+      return {
+        rc: r,
+        detail: `${call}: returned ${r} for ${n} requested, ${got} pages filled in`,
+        property: errnoContract.name,
+        violation: `get_user_pages vpn ${vpn} +${n} returned ${r} but got ${got} pages: the caller would use ${r - got} pages it holds no reference on`,
+      } as OpResult;
+    }
+    const stable = gen % 2 === 0 && this.env.mapGen(mp.i) === gen;
+    if (r === -EFAULT && stable && current().gupFaultRetriesExhausted === gaveUp) {
+      const bad = this.efaultViolation(mp.i, gen, vpn, n, flags, 'get_user_pages');
+      if (bad) return { rc: r, detail: `${call}: -EFAULT`, property: errnoContract.name, violation: bad } as OpResult;
+    }
+    if (r <= 0) return rc(r, `${call}: ${errOr(r, 'nothing got')}`);
+    this.env.yieldPoint('pinner:get-access');
+    releasePages(m, pages, r);
+    return rc(r, `${call}: ${r} got, accessed and put`);
   }
 
   /** A short-term pin (O_DIRECT): held across the I/O, one preemption point, then released dirty. */
@@ -195,7 +240,14 @@ class Pinner implements AgentState {
    * __get_user_pages(): -EFAULT for the first page means no VMA or check_vma_flags() refused it; an
    * anonymous R/W mapping nobody unmapped during the pin faults in (or migrates) instead (R15).
    */
-  private efaultViolation(map: number, gen: number, vpn: number, n: number, flags: number): string | undefined {
+  private efaultViolation(
+    map: number,
+    gen: number,
+    vpn: number,
+    n: number,
+    flags: number,
+    call: string,
+  ): string | undefined {
     const { m, mm } = this.env;
     mmapReadLock(m, mm);
     const vb = findVma(m, mm, vpn);
@@ -208,7 +260,7 @@ class Pinner implements AgentState {
     if (!ok || this.env.mapGen(map) !== gen) return undefined;
     // a poisoned page: vm_fault_to_errno() makes VM_FAULT_HWPOISON -EFAULT without FOLL_HWPOISON
     if (hwpoisonEntryAt(m, mm, vpn)) return undefined;
-    return `pin_user_pages vpn ${vpn} +${n} returned -EFAULT, but a VMA the pin may access maps vpn ${vpn} and nothing unmapped it during the pin: -EFAULT means a bad address`;
+    return `${call} vpn ${vpn} +${n} returned -EFAULT, but a VMA the pin may access maps vpn ${vpn} and nothing unmapped it during the pin: -EFAULT means a bad address`;
   }
 
   /** unpin_user_pages_dirty_lock() of one slot. */
@@ -290,10 +342,29 @@ class Pinner implements AgentState {
   }
 }
 
-/** The pinner's ops as generated; shortTerm: the weight of short-term pins (4 long-term pins weigh 4). */
-export function pinnerOps(fc: typeof fcType, shape: GenShape, shortTerm = 1): fcType.Arbitrary<ActorOp> {
+/**
+ * The pinner's ops as generated; shortTerm: the weight of short-term pins (4 long-term pins weigh 4);
+ * get: the weight of FOLL_GET references (none unless asked, so the other suites draw what they did).
+ */
+export function pinnerOps(fc: typeof fcType, shape: GenShape, shortTerm = 1, get = 0): fcType.Arbitrary<ActorOp> {
   const map = fc.constantFrom(...shape.maps.map((x) => x.name));
+  const gets = get
+    ? [
+        {
+          weight: get,
+          arbitrary: fc.record({
+            op: fc.constant('get'),
+            map,
+            page: fc.nat(31),
+            pages: fc.integer({ min: 1, max: 4 }),
+            fast: fc.boolean(),
+            write: fc.boolean(),
+          }),
+        },
+      ]
+    : [];
   return fc.oneof(
+    ...gets,
     {
       weight: 4,
       arbitrary: fc.record(
@@ -336,6 +407,7 @@ export const pinner: AgentModel = {
     pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool' },
     unpin: { slot: 'nat' },
     dma: { slot: 'nat', page: 'nat', value: 'nat' },
+    get: { ...RANGE, fast: 'bool', write: 'bool' },
   },
   errnos: {
     // __gup_longterm_locked(): -EFAULT, -ENOMEM, -EINTR (fatal signal, or pinlab's retry budget);
@@ -343,6 +415,8 @@ export const pinner: AgentModel = {
     pin: [-EFAULT, -ENOMEM, -EINTR, -EBUSY],
     unpin: [],
     dma: [],
+    // __get_user_pages(): -EFAULT, -ENOMEM, -EINTR (fatal signal)
+    get: [-EFAULT, -ENOMEM, -EINTR],
   },
   faultPoints: GUP_FAULT_POINTS,
   programLength: 10,

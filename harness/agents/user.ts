@@ -1,7 +1,8 @@
 // user: the process itself (a VMM or a verbs application): faults and writes its memory, munmap, remap
 // and MADV_DONTNEED, fork and exit of children; refault (MADV_DONTNEED and touch again) in the
-// longterm-pin-split-cma suite only; MAP_HUGETLB and MAP_SHARED mappings, move_pages(2) and mprotect()
-// in longterm-pin-move only.
+// longterm-pin-split-cma and longterm-pin-get suites only; MAP_HUGETLB and MAP_SHARED mappings, move_pages(2)
+// and mprotect() in longterm-pin-move only; madvise(MADV_HWPOISON) in longterm-pin-hwpoison,
+// madvise(MADV_SOFT_OFFLINE) in longterm-pin-get.
 import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
 import type { ActorOp, MapInfo } from '../types';
@@ -21,8 +22,8 @@ import {
   PROT_WRITE,
 } from '../../mm/mmap';
 import { migrateRange } from '../../mm/migrate';
-import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM, EBUSY, EHWPOISON } from '../../mm/errno';
-import { MADV_HWPOISON } from '../../mm/memory_failure';
+import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM, EBUSY, EHWPOISON, EIO } from '../../mm/errno';
+import { MADV_HWPOISON, MADV_SOFT_OFFLINE } from '../../mm/memory_failure';
 import { sysMlock, sysMlock2, sysMunlock, MLOCK_ONFAULT } from '../../mm/mlock';
 import { deviceRange } from '../../mm/memremap';
 import { migrateVmaToDevice } from '../../mm/migrate_device';
@@ -99,6 +100,12 @@ class UserProcess implements AgentState {
         // it cannot split mapped with PG_has_hwpoisoned; not an unmap of the range the pinner watches
         const r = doMadvise(this.env.m, this.env.mm, vpn, 1, MADV_HWPOISON);
         return rc(r, `vpn ${vpn}: ${errOr(r, 'poisoned')}`);
+      }
+      case 'soft_offline': {
+        // madvise(MADV_SOFT_OFFLINE) of one page: soft_offline_page() migrates it away (a THP split
+        // first) and poisons the old frame; a page that will not migrate (pinned) stays: -EBUSY
+        const r = doMadvise(this.env.m, this.env.mm, vpn, 1, MADV_SOFT_OFFLINE);
+        return rc(r, `vpn ${vpn}: ${errOr(r, 'soft-offlined')}`);
       }
       default:
         return rc(-EINVAL, `unknown op ${op.op}`);
@@ -302,6 +309,22 @@ export function userOpsHwpoison(fc: typeof fcType, shape: GenShape): fcType.Arbi
 }
 
 /**
+ * userOpsRefault plus soft_offline (madvise(MADV_SOFT_OFFLINE) of a page): the longterm-pin-get suite,
+ * where FOLL_GET references and pins race the migration it makes.
+ */
+export function userOpsRefaultSoftOffline(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
+  const softOffline = fc.record({
+    op: fc.constant('soft_offline'),
+    map: fc.constantFrom(...shape.maps.map((x) => x.name)),
+    page: fc.nat(31),
+  });
+  return fc.oneof(
+    { weight: 19, arbitrary: userOpsRefault(fc, shape) },
+    { weight: 4, arbitrary: softOffline },
+  ) as fcType.Arbitrary<ActorOp>;
+}
+
+/**
  * userOps plus MAP_HUGETLB and MAP_SHARED mappings, move_pages(2) and mprotect() (the longterm-pin-move
  * suite): the hugetlb and shmem fault paths, MR_SYSCALL migration and write-protection racing the pinner.
  */
@@ -390,6 +413,7 @@ export const user: AgentModel = {
     mlock: { ...RANGE, how: MLOCK_HOWS, of: ['map', 'shared'] },
     migrate_to_device: RANGE,
     hwpoison: { map: 'map', page: 'nat' },
+    soft_offline: { map: 'map', page: 'nat' },
     fork: {},
     exit_child: {},
   },
@@ -414,6 +438,9 @@ export const user: AgentModel = {
     migrate_to_device: [], // a page that cannot move stays where it is
     // madvise_inject_error(): get_user_pages_fast() (-EFAULT on a poisoned page, -ENOMEM), memory_failure()
     hwpoison: [-EFAULT, -ENOMEM, -EBUSY, -EHWPOISON],
+    // get_user_pages_fast() (-EFAULT: a poisoned or unmapped page, -ENOMEM), soft_offline_page() (-EBUSY: it
+    // will not migrate or split; -EIO: a page it cannot handle; -ENOMEM: no target)
+    soft_offline: [-EFAULT, -ENOMEM, -EBUSY, -EIO],
   },
   faultPoints: [],
   programLength: 12,

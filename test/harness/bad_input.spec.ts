@@ -365,7 +365,7 @@ describe('regression files: every field is checked before anything runs', () => 
     [
       'an unknown op',
       withCase({ programs: { 'pinner-0': [{ op: 'frob' }] } }),
-      /: case\.programs\["pinner-0"\]\[0\]: unknown op "frob" for pinner \(ops: pin, unpin, dma\)$/,
+      /: case\.programs\["pinner-0"\]\[0\]: unknown op "frob" for pinner \(ops: pin, unpin, dma, get\)$/,
     ],
     [
       'a map the case does not make',

@@ -120,7 +120,7 @@ describe('coverage report', () => {
         expect([
           o.file,
           name,
-          new RegExp(`(function|class) ${name}\\b|^\\s+(static )?${name}\\(`, 'm').test(src),
+          new RegExp(`(function|class) ${name}\\b|^\\s+((private|protected|public|static) )*${name}\\(`, 'm').test(src),
         ]).toEqual([o.file, name, true]);
       }
     }

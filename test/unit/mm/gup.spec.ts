@@ -8,6 +8,7 @@ import {
   pinUserPagesRemote,
   pinUserPagesFast,
   getUserPages,
+  getUserPagesFast,
   releasePages,
   unpinUserPage,
   unpinUserPages,
@@ -523,6 +524,46 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expect(pinUserPages(m, mm, v, 8, LT, pages)).toBe(8);
     expectLongtermPinned(m, pages, 8);
     unpinUserPages(m, pages, 8);
+  });
+
+  it('get_user_pages(_fast)(): FOLL_GET references, no pins; while one is held a long-term pin of the page cannot migrate it', () => {
+    const { m, mm } = machine();
+    const v = touched(m, mm, 8);
+    settle(m);
+    const before = pinStat(m);
+    const refs = (n: number): number[] => Array.from({ length: n }, (_, i) => m.refcount[pfnOf(m, mm, v + i)]!);
+    const start = refs(8);
+    const got = new Array(4).fill(-1);
+    expect(getUserPagesFast(m, mm, v, 4, FOLL_WRITE, got)).toBe(4); // all mapped: the fast walk alone
+    const slow = new Array(2).fill(-1);
+    expect(getUserPages(m, mm, v + 2, 2, 0, slow)).toBe(2);
+    expect(refs(8)).toEqual(start.map((r, i) => r + (i < 4 ? 1 : 0) + (i === 2 || i === 3 ? 1 : 0)));
+    expect(pinStat(m)).toEqual(before); // references are not pins
+    expect(got.map((p) => folioMaybeDmaPinned(m, m.compoundHead(p)))).toEqual([false, false, false, false]);
+    // a long-term pin over the range: page 2's extra references keep it from migrating (-EAGAIN)
+    const pages = new Array(8).fill(-1);
+    const r = newPinReport();
+    expect(pinUserPages(m, mm, v, 8, LT, pages, r)).toBe(-ENOMEM);
+    expect(r.failures.map((f) => f.rc)).toContain(-EAGAIN);
+    expect(pinStat(m).acquired - pinStat(m).released).toBe(0);
+    releasePages(m, got, 4);
+    releasePages(m, slow, 2);
+    settle(m); // pages 4-7 migrated: their new frames sat in an LRU add batch
+    expect(refs(8)).toEqual(start);
+    expect(pinUserPages(m, mm, v, 8, LT, pages)).toBe(8);
+    expectLongtermPinned(m, pages, 8);
+    unpinUserPages(m, pages, 8);
+    // FOLL_LONGTERM without FOLL_PIN, flags outside the fast set: -EINVAL, nothing taken
+    expect(getUserPagesFast(m, mm, v, 1, FOLL_LONGTERM, [])).toBe(-EINVAL);
+    expect(getUserPagesFast(m, mm, v, 1, FOLL_DUMP, [])).toBe(-EINVAL);
+    // an unmapped page: the slow path faults it in and takes a reference
+    const u = doMmap(m, mm, { nrPages: 2, prot: RW });
+    const one = [-1];
+    expect(getUserPagesFast(m, mm, u + 1, 1, FOLL_WRITE, one)).toBe(1);
+    settle(m); // the new page's LRU add batch reference
+    expect(m.refcount[one[0]!]).toBe(2); // the mapping's and ours
+    releasePages(m, one, 1);
+    expect(m.refcount[one[0]!]).toBe(1);
   });
 
   it('R3 (series v1): re-pinning in place after a failed migration is caught (a long-term pin in ZONE_MOVABLE)', () => {

@@ -3,10 +3,18 @@
 import { boot, zone, withVariant } from '../../helpers';
 import { bprmMmInit, doMmap, doMadvise, dupMm, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { getUser, putUser, followPte, pfnOf } from '../../../mm/memory';
-import { memoryFailure, madviseInjectError, MADV_HWPOISON, MF_COUNT_INCREASED } from '../../../mm/memory_failure';
+import {
+  memoryFailure,
+  madviseInjectError,
+  softOfflinePage,
+  MADV_HWPOISON,
+  MADV_SOFT_OFFLINE,
+  MF_COUNT_INCREASED,
+} from '../../../mm/memory_failure';
 import { stateStore, OfflineReport } from '../../../mm/memory_hotplug';
 import { Memmap, PG_head, PG_hwpoison, PG_has_hwpoisoned, PG_lru } from '../../../mm/memmap';
-import { EBUSY, EFAULT, EHWPOISON, EINTR } from '../../../mm/errno';
+import { EBUSY, EFAULT, EHWPOISON, EINTR, EIO, ENXIO } from '../../../mm/errno';
+import { deviceRange } from '../../../mm/memremap';
 import { lruAddDrainAll, folioPut } from '../../../mm/swap';
 import { isolateFolio, putbackMovablePages } from '../../../mm/migrate';
 import { getUserPages, FOLL_HWPOISON } from '../../../mm/gup';
@@ -20,9 +28,10 @@ import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_b
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { movableBlocksOfflinable } from '../../../properties/movable_offlinable';
 import { dmaTargetViolation } from '../../../devices/common';
-import { pinUserPages, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE } from '../../../mm/gup';
+import { pinUserPages, unpinUserPagesDirtyLock, newPinReport, FOLL_WRITE, FOLL_LONGTERM } from '../../../mm/gup';
 import { exitMmap } from '../../../mm/mmap';
-import { drainAllPages } from '../../../mm/page_alloc';
+import { drainAllPages, isFreeBuddyPage } from '../../../mm/page_alloc';
+import { vmstatSnapshot } from '../../../mm/vmstat';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const THP = `${CMD} transparent_hugepage=always`;
@@ -253,5 +262,96 @@ describe('properties with poisoned pages', () => {
     expect(movableBlocksOfflinable(m, 5)).toEqual([]);
     m.flags[head]! &= ~PG_has_hwpoisoned; // without the exemption the skipped THP fails the block
     expect(movableBlocksOfflinable(m, 5).map((f) => f.block)).toEqual([blockOf(m, head)]);
+  });
+});
+
+describe('soft_offline_page() (madvise(MADV_SOFT_OFFLINE))', () => {
+  it('a small anonymous page moves to a new frame with its data; the old one is poisoned and kept', () => {
+    const m = boot(CMD, 'mini');
+    const base = snapshotPageCounts(m);
+    const mm = bprmMmInit(m);
+    const v = doMmap(m, mm, { nrPages: 2, prot: RW });
+    for (let i = 0; i < 2; i++) putUser(m, mm, v + i, 700 + i);
+    lruAddDrainAll(m);
+    const old = pfnOf(m, mm, v);
+    expect(doMadvise(m, mm, v, 1, MADV_SOFT_OFFLINE)).toBe(0);
+    const now = pfnOf(m, mm, v);
+    expect(now).not.toBe(old);
+    expect(getUser(m, mm, v)).toBe(700);
+    expect(pfnOf(m, mm, v + 1)).toBeGreaterThanOrEqual(0);
+    expect(m.flags[old]! & PG_hwpoison).toBeTruthy();
+    expect(m.flags[old]! & PG_lru).toBeFalsy();
+    expect(folioMapped(m, old)).toBe(false);
+    expect(m.refcount[old]).toBe(1); // page_handle_poison(): never freed
+    expect(vmstatSnapshot(m).nr_isolated_anon).toBe(0);
+    // again on the new frame, and on a poisoned pfn: nothing to do
+    expect(doMadvise(m, mm, v, 1, MADV_SOFT_OFFLINE)).toBe(0);
+    expect(getUser(m, mm, v)).toBe(700);
+    expect(softOfflinePage(m, old, 0)).toBe(0);
+    exitMmap(m, mm);
+    lruAddDrainAll(m);
+    drainAllPages(m);
+    expect(pinBalanceErrors(m, 1, 1, base)).toEqual([]);
+    expect(checkAllocator(m).errors).toEqual([]);
+    expect(movableBlocksOfflinable(m, 20)).toEqual([]);
+  });
+
+  it('a page still in a per-CPU LRU batch: get_any_page() drains (shake_page()) and it moves', () => {
+    const m = boot(CMD, 'mini');
+    const mm = bprmMmInit(m);
+    const v = doMmap(m, mm, { nrPages: 1, prot: RW });
+    putUser(m, mm, v, 5);
+    const old = pfnOf(m, mm, v);
+    expect(m.flags[old]! & PG_lru).toBe(0);
+    expect(doMadvise(m, mm, v, 1, MADV_SOFT_OFFLINE)).toBe(0);
+    expect(pfnOf(m, mm, v)).not.toBe(old);
+    expect(getUser(m, mm, v)).toBe(5);
+  });
+
+  it('a long-term pinned page does not move: -EBUSY, mapped where the pin is, not poisoned', () => {
+    const { m, mm, v } = proc(CMD, 2);
+    const pages: number[] = [];
+    expect(pinUserPages(m, mm, v, 1, FOLL_WRITE | FOLL_LONGTERM, pages, newPinReport())).toBe(1);
+    lruAddDrainAll(m); // the pin's migration target sat in an LRU add batch
+    const refs = m.refcount[pages[0]!]!;
+    expect(doMadvise(m, mm, v, 1, MADV_SOFT_OFFLINE)).toBe(-EBUSY);
+    expect(pfnOf(m, mm, v)).toBe(pages[0]);
+    expect(m.flags[pages[0]!]! & PG_hwpoison).toBe(0);
+    expect(m.refcount[pages[0]!]).toBe(refs);
+    expect(dmaTargetViolation(m, pages[0]!, 'test')).toBeUndefined();
+    expect(vmstatSnapshot(m).nr_isolated_anon).toBe(0);
+    unpinUserPagesDirtyLock(m, pages, 1, true);
+  });
+
+  it('a THP is split and only the page moves; one that cannot split (an extra reference) stays whole: -EBUSY', () => {
+    const { m, mm, v } = proc(THP, 8);
+    const head = pfnOf(m, mm, v);
+    folioGet(m, head);
+    expect(doMadvise(m, mm, v + 3, 1, MADV_SOFT_OFFLINE)).toBe(-EBUSY);
+    expect(m.flags[head]! & PG_head).toBeTruthy();
+    expect(m.flags[head + 3]! & (PG_hwpoison | PG_has_hwpoisoned)).toBe(0);
+    folioPut(m, head);
+    expect(doMadvise(m, mm, v + 3, 1, MADV_SOFT_OFFLINE)).toBe(0);
+    expect(m.flags[head]! & PG_head).toBe(0);
+    expect(m.flags[head + 3]! & PG_hwpoison).toBeTruthy();
+    expect(pfnOf(m, mm, v + 3)).not.toBe(head + 3);
+    for (let i = 0; i < 8; i++) expect(getUser(m, mm, v + i)).toBe(700 + i);
+    for (const i of [0, 1, 2, 4, 5, 6, 7]) expect(pfnOf(m, mm, v + i)).toBe(head + i);
+  });
+
+  it('no such pfn: -ENXIO; a free page: -EBUSY (take_page_off_buddy() is not modelled); device memory: -EIO', () => {
+    const m = boot(CMD, 'mini');
+    expect(softOfflinePage(m, m.nrFrames, 0)).toBe(-ENXIO);
+    let free = -1;
+    for (let p = m.nrFrames - 1; p >= 0 && free < 0; p--) if (m.refcount[p] === 0 && isFreeBuddyPage(m, p)) free = p;
+    expect(free).toBeGreaterThanOrEqual(0);
+    expect(softOfflinePage(m, free, 0)).toBe(-EBUSY);
+    expect(m.flags[free]! & PG_hwpoison).toBe(0);
+    expect(checkAllocator(m).errors).toEqual([]);
+    // pfn_to_online_page(): not a device's memory (ZONE_DEVICE)
+    const dev = boot(`${CMD} pinlab.device_coherent=128K`, 'mini');
+    const { start, pages } = deviceRange(dev);
+    expect(pages).toBeGreaterThan(0);
+    expect(softOfflinePage(dev, start, 0)).toBe(-EIO);
   });
 });
