@@ -29,14 +29,18 @@ export interface CampaignShape {
 }
 export const CAMPAIGN_SHAPES: CampaignShape[] = [
   { name: 'random mini machines' }, // harness/suites.ts machineArb(): ZONE_MOVABLE splits, CMA, THP, hugetlb, hot-plug, KASLR
-  { name: 'small ZONE_MOVABLE', cmdline: 'mem=1M movablecore=256K sysctl.vm.min_free_kbytes=16' },
+  {
+    name: 'small ZONE_MOVABLE',
+    // blocks onlined as plain "online" get the zone auto_movable_zone_for_pfn() picks (virtio-mem's set-up)
+    cmdline: 'mem=1M movablecore=256K sysctl.vm.min_free_kbytes=16 memory_hotplug.online_policy=auto-movable',
+  },
   {
     name: 'larger ZONE_MOVABLE, THP',
     cmdline: 'mem=1M movablecore=640K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always',
   },
   {
     name: 'x86_64 512M, QEMU pc',
-    cmdline: 'mem=512M movablecore=128M cma=16M transparent_hugepage=always hugepages=2',
+    cmdline: 'mem=512M movablecore=128M cma=16M transparent_hugepage=always hugepagesz=2M hugepages=2',
     geometry: 'x86_64',
     runsFactor: 1,
   },
