@@ -240,7 +240,14 @@ function size(file: string, n: number, op: string, field: string, v: unknown): n
 }
 
 const PROT: Record<string, number> = { none: 0, r: 1, w: 2, rw: 3 };
-const ADVICE: Record<string, number> = { dontneed: 4, hugepage: 14, nohugepage: 15, populate_write: 23 };
+// MADV_SOFT_OFFLINE migrates and poisons the old frame without killing anyone (MADV_HWPOISON would SIGBUS the probe)
+const ADVICE: Record<string, number> = {
+  dontneed: 4,
+  hugepage: 14,
+  nohugepage: 15,
+  populate_write: 23,
+  soft_offline: 101,
+};
 
 /** Compile a loaded scenario for the probe; a step the kernel cannot run is a ScenarioError naming it. */
 // eslint-disable-next-line max-lines-per-function -- its step callback is a table: one case per scenario op
@@ -372,7 +379,12 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         if (op === 'madvise') {
           const adv = ADVICE[String(s.advice)];
           if (adv === undefined)
-            refuse(file, n, op, `advice '${String(s.advice)}' is not dontneed, hugepage, nohugepage or populate_write`);
+            refuse(
+              file,
+              n,
+              op,
+              `advice '${String(s.advice)}' is not dontneed, hugepage, nohugepage, populate_write or soft_offline`,
+            );
           extra = ` advice=${adv}`;
         }
         // mlock2(MLOCK_ONFAULT if onfault); the probe reads VmLck after every step

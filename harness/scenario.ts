@@ -40,6 +40,7 @@ import {
   MADV_NOHUGEPAGE,
   MADV_POPULATE_WRITE,
   MADV_HWPOISON,
+  MADV_SOFT_OFFLINE,
   populateRange,
 } from '../mm/mmap';
 import { getUser, putUser } from '../mm/memory';
@@ -264,7 +265,7 @@ export const STEP_KINDS: Record<string, StepKind> = {
       proc: F.proc,
       addr: F.addr,
       len: F.size,
-      advice: F.enum(['dontneed', 'hugepage', 'nohugepage', 'populate_write', 'hwpoison']),
+      advice: F.enum(['dontneed', 'hugepage', 'nohugepage', 'populate_write', 'hwpoison', 'soft_offline']),
     },
     required: ['proc', 'addr', 'advice'],
     run(ctx, s) {
@@ -277,9 +278,13 @@ export const STEP_KINDS: Record<string, StepKind> = {
         nohugepage: MADV_NOHUGEPAGE,
         populate_write: MADV_POPULATE_WRITE,
         hwpoison: MADV_HWPOISON,
+        soft_offline: MADV_SOFT_OFFLINE,
       }[String(s.advice)];
       if (advice === undefined)
-        fail('advice', `'${String(s.advice)}' is not dontneed, hugepage, nohugepage, populate_write or hwpoison`);
+        fail(
+          'advice',
+          `'${String(s.advice)}' is not dontneed, hugepage, nohugepage, populate_write, hwpoison or soft_offline`,
+        );
       return { rc: doMadvise(ctx.m, mm, vpn, n, advice), detail: residency(ctx.m, mm, vpn, n) };
     },
   },

@@ -192,7 +192,7 @@ describe('pinlab scenario: bad files are one line on stderr and exit 2', () => {
     [
       'bad-advice.yaml',
       `${MACHINE}steps:\n${STEP1}  - { op: mmap, proc: a, as: buf, len: 8K }\n  - { op: madvise, proc: a, addr: buf, advice: free }\n`,
-      /: step 3 \(madvise\): advice: expected one of dontneed, hugepage, nohugepage, populate_write, hwpoison, got "free"$/,
+      /: step 3 \(madvise\): advice: expected one of dontneed, hugepage, nohugepage, populate_write, hwpoison, soft_offline, got "free"$/,
     ],
     [
       'bad-block.yaml',
