@@ -291,15 +291,16 @@ export function softOfflinePage(m: Memmap, pfn: number, flags: number): number {
   }
   const r = getAnyPage(m, pfn, flags | MF_SOFT_OFFLINE);
   if (r > 0) return softOfflineInUsePage(m, pfn);
-  // a free page: page_handle_poison(page, true, false) would take it off the buddy; pinlab does not,
-  // so the retry without MF_COUNT_INCREASED ends as the kernel's does when the page is reallocated
+  // a free page (0): the kernel takes it off the buddy and poisons it (page_handle_poison(page, true,
+  // false)); take_page_off_buddy() is not modelled, so this ends as the kernel's does when that fails twice
   return r === 0 ? -EBUSY : r;
 }
 
 /**
- * madvise_inject_error() for MADV_HWPOISON over [start, end): per page, get_user_pages_fast() then
- * memory_failure(pfn, MF_ACTION_REQUIRED | MF_COUNT_INCREASED | MF_SW_SIMULATED); a large folio is
- * stepped over whole. The first error ends it. (CAP_SYS_ADMIN: pinlab's processes are root's.)
+ * madvise_inject_error() over [start, end): per page, get_user_pages_fast() then, for MADV_HWPOISON,
+ * memory_failure(pfn, MF_ACTION_REQUIRED | MF_COUNT_INCREASED | MF_SW_SIMULATED), for MADV_SOFT_OFFLINE
+ * soft_offline_page(pfn, MF_COUNT_INCREASED); a large folio is stepped over whole. The first error
+ * ends it. (CAP_SYS_ADMIN: pinlab's processes are root's.)
  */
 export function madviseInjectError(
   m: Memmap,
