@@ -69,9 +69,28 @@ export function mutationSites(file: string, text: string): Mutant[] {
   return out;
 }
 
+/**
+ * Run cmd under timeout(1), which puts it in a process group of its own (the group's id is timeout's
+ * pid) and signals the whole group when time is up; whatever of the group is left when it returns (a
+ * jest worker spinning in a mutant's endless loop after jest gave up on it) is killed too, so nothing
+ * runs on into the next mutant's measurement. spawnSync's own timeout would kill only the child it
+ * started. 124: timed out; 137: killed 5 s after that.
+ */
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): 'pass' | 'fail' | 'timeout' {
-  const r = spawnSync(cmd, args, { cwd, stdio: 'ignore', timeout: timeoutMs, env: { ...process.env, CI: '1' } });
+  const secs = String(Math.ceil(timeoutMs / 1000));
+  const r = spawnSync('timeout', ['-k', '5', secs, cmd, ...args], {
+    cwd,
+    stdio: 'ignore',
+    timeout: timeoutMs + 30_000, // a backstop should timeout(1) itself hang
+    env: { ...process.env, CI: '1' },
+  });
+  try {
+    if (r.pid) process.kill(-r.pid, 'SIGKILL');
+  } catch {
+    // ESRCH: the group is gone, as it should be
+  }
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return 'timeout';
+  if (r.status === 124 || r.status === 137) return 'timeout';
   return r.status === 0 ? 'pass' : 'fail';
 }
 
