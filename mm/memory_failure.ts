@@ -289,6 +289,7 @@ export function softOfflinePage(m: Memmap, pfn: number, flags: number): number {
     putRef(); // "page already poisoned"
     return 0;
   }
+  // get_hwpoison_page(): get_any_page() between zone_pcp_disable() and zone_pcp_enable() (not modelled)
   const r = getAnyPage(m, pfn, flags | MF_SOFT_OFFLINE);
   if (r > 0) return softOfflineInUsePage(m, pfn);
   // a free page (0): the kernel takes it off the buddy and poisons it (page_handle_poison(page, true,

@@ -297,15 +297,24 @@ export function userOpsRefault(fc: typeof fcType, shape: GenShape): fcType.Arbit
  * cases (bench/README.md), at 20 in 34 the other ops that set that window up grow too rare.
  */
 export function userOpsHwpoison(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
-  const hwpoison = fc.record({
-    op: fc.constant('hwpoison'),
+  return withPageOp(fc, shape, userOps(fc, shape), 14, 'hwpoison', 10);
+}
+
+/** base, or at weight in base + weight an op {map, page} on one page (an madvise of that page). */
+function withPageOp(
+  fc: typeof fcType,
+  shape: GenShape,
+  base: fcType.Arbitrary<ActorOp>,
+  baseWeight: number,
+  op: string,
+  weight: number,
+): fcType.Arbitrary<ActorOp> {
+  const one = fc.record({
+    op: fc.constant(op),
     map: fc.constantFrom(...shape.maps.map((x) => x.name)),
     page: fc.nat(31),
   });
-  return fc.oneof(
-    { weight: 14, arbitrary: userOps(fc, shape) },
-    { weight: 10, arbitrary: hwpoison },
-  ) as fcType.Arbitrary<ActorOp>;
+  return fc.oneof({ weight: baseWeight, arbitrary: base }, { weight, arbitrary: one }) as fcType.Arbitrary<ActorOp>;
 }
 
 /**
@@ -313,15 +322,7 @@ export function userOpsHwpoison(fc: typeof fcType, shape: GenShape): fcType.Arbi
  * where FOLL_GET references and pins race the migration it makes.
  */
 export function userOpsRefaultSoftOffline(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
-  const softOffline = fc.record({
-    op: fc.constant('soft_offline'),
-    map: fc.constantFrom(...shape.maps.map((x) => x.name)),
-    page: fc.nat(31),
-  });
-  return fc.oneof(
-    { weight: 19, arbitrary: userOpsRefault(fc, shape) },
-    { weight: 4, arbitrary: softOffline },
-  ) as fcType.Arbitrary<ActorOp>;
+  return withPageOp(fc, shape, userOpsRefault(fc, shape), 19, 'soft_offline', 4);
 }
 
 /**
