@@ -177,7 +177,9 @@ function swarmed(
   maxLength: number,
   on: boolean,
 ): fcType.Arbitrary<ActorOp[]> {
-  if (!on || kinds.length < 2) return fc.array(ops, { maxLength });
+  // size 'max': lengths up to the bound, not fast-check's default bias to short arrays (a quarter of the programs
+  // empty, most of the rest one or two ops), since most bugs need three or four ops in order (map, pin, unmap, DMA)
+  if (!on || kinds.length < 2) return fc.array(ops, { maxLength, size: 'max' });
   // ops of a disabled kind are dropped (not filtered away: a subset a generator never yields cannot loop)
   return fc.subarray(kinds, { minLength: 1 }).chain((enabled) => {
     const set = new Set(enabled);
@@ -185,7 +187,7 @@ function swarmed(
     return fc
       .array(
         ops.map((op) => (set.has(op.op) ? op : null)),
-        { maxLength: maxLength * scale },
+        { maxLength: maxLength * scale, size: 'max' },
       )
       .map((a) => a.filter((op): op is ActorOp => op !== null).slice(0, maxLength));
   });

@@ -118,7 +118,7 @@ describe('verdicts (judgeCampaign)', () => {
 });
 
 describe('pinlab campaign and pinlab merge', () => {
-  const ARGS = ['--seed', '11', '--runs', '2', '--save', 'none'];
+  const ARGS = ['--seed', '12', '--runs', '2', '--save', 'none'];
   let whole: CampaignDoc;
 
   beforeAll(async () => {
@@ -128,7 +128,7 @@ describe('pinlab campaign and pinlab merge', () => {
   }, 300_000);
 
   it('prints the seed first and records it', () => {
-    expect(whole.seed).toBe(11);
+    expect(whole.seed).toBe(12);
     expect(whole.items.every((x) => x.status === 'done' && x.cases === 2)).toBe(true);
   });
 

@@ -127,11 +127,11 @@ describe('run', () => {
 
   it('finds v5.12 pinning in ZONE_MOVABLE, prints it, saves it atomically, and replays it exactly', async () => {
     const dir = path.join(tmp, 'regs');
-    const r = await run(['run', '--kernel', 'v5.12', '--seed', '1', '--runs', '200', '--regressions', dir]);
+    const r = await run(['run', '--kernel', 'v5.12', '--seed', '2', '--runs', '200', '--regressions', dir]);
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/^# pinlab run --suite longterm-pin --kernel v5.12 --seed 1 --runs 200 --mode det$/m);
+    expect(r.out).toMatch(/^# pinlab run --suite longterm-pin --kernel v5.12 --seed 2 --runs 200 --mode det$/m);
     expect(r.out).toMatch(
-      /^FAIL no-longterm-pin-in-movable {2}\(suite longterm-pin, kernel v5.12, seed 1, path "[\d:]+", mode det\)$/m,
+      /^FAIL no-longterm-pin-in-movable {2}\(suite longterm-pin, kernel v5.12, seed 2, path "[\d:]+", mode det\)$/m,
     );
     expect(r.out).toMatch(/long-term pinned in ZONE_MOVABLE/);
     expect(r.out).toMatch(/^shrunk case:$/m);
@@ -142,7 +142,7 @@ describe('run', () => {
     const doc = JSON.parse(fs.readFileSync(replay, 'utf8'));
     expect(doc).toMatchObject({
       suite: 'longterm-pin',
-      seed: 1,
+      seed: 2,
       variant: 'v5.12',
       property: 'no-longterm-pin-in-movable',
       verdict: 'fail',
@@ -153,11 +153,11 @@ describe('run', () => {
     const fixed = await run(['replay', replay, '--kernel', 'v6.12']);
     expect(fixed.code).toBe(0);
     expect(fixed.out).toMatch(/^NOT reproduced: every property held$/m);
-    const byPath = await run(['replay', '--kernel', 'v5.12', '--seed', '1', '--path', doc.path, '--json']);
+    const byPath = await run(['replay', '--kernel', 'v5.12', '--seed', '2', '--path', doc.path, '--json']);
     expect(byPath.code).toBe(1);
     expect(JSON.parse(byPath.out).failures[0]).toMatchObject({
       property: 'no-longterm-pin-in-movable',
-      seed: 1,
+      seed: 2,
       path: doc.path,
       trace_hash: doc.trace_hash,
     });
@@ -169,7 +169,7 @@ describe('run', () => {
       '--kernel',
       'v5.12',
       '--seed',
-      '1',
+      '2',
       '--runs',
       '200',
       '--json',
@@ -183,7 +183,7 @@ describe('run', () => {
     expect(j.failures[0]).toEqual(
       expect.objectContaining({
         property: 'no-longterm-pin-in-movable',
-        seed: 1,
+        seed: 2,
         path: expect.stringMatching(/^\d+(:\d+)*$/),
         trace_hash: expect.stringMatching(/^[0-9a-f]{8}$/),
         regression: null,
