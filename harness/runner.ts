@@ -10,7 +10,7 @@ import { ActorPool } from './pool';
 import { runCase, checkSetup, Case, CaseResult, CaseError, Failure, RunOptions } from './run_case';
 import { parseRegression } from './case_schema';
 import { readInput, badFileMessage } from './input';
-import { Suite, SUITES } from './suites';
+import { Suite, SUITES, suiteCases } from './suites';
 import { formatTraceWindow } from './trace';
 import { replayFreeFailure, FreeReplay } from './free_replay';
 import type { Interrupt } from './signals';
@@ -385,7 +385,7 @@ export function pathNamesACase(
   cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'path' | 'cmdline' | 'geometry' | 'bugs' | 'machines' | 'swarm'>,
 ): boolean {
   const { variant, cmdline, geometry, bugs, machines, swarm } = cfg;
-  const arb = cfg.suite.arbitrary(fc, { variant, cmdline, geometry, bugs, machines, swarm });
+  const arb = suiteCases(fc, cfg.suite, { variant, cmdline, geometry, bugs, machines, swarm });
   try {
     return (
       fc.check(
@@ -427,7 +427,7 @@ class SuiteRun {
     const threads = cfg.suite.actors.length;
     this.holder = cfg.pool && cfg.pool.threads >= threads ? cfg.pool : new PoolHolder(threads);
     this.checked = cfg.properties ?? cfg.suite.properties;
-    const base = cfg.suite.arbitrary(fc, {
+    const base = suiteCases(fc, cfg.suite, {
       variant: cfg.variant,
       cmdline: cfg.cmdline,
       geometry: cfg.geometry,
