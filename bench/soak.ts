@@ -8,7 +8,7 @@
 // (default 5), PINLAB_SOAK_SUITES a comma-separated list instead of every suite.
 import { performance } from 'node:perf_hooks';
 import * as fc from 'fast-check';
-import { SUITES } from '../harness/suites';
+import { SUITES, suiteCases } from '../harness/suites';
 import { PoolHolder, runSuite } from '../harness/runner';
 import { replayFreeFailure } from '../harness/free_replay';
 import { DEFAULT_VARIANT } from '../mm/variants';
@@ -60,7 +60,7 @@ async function soakSuites(rows: Row[]): Promise<void> {
     const suite = SUITES[name]!;
     const holder = new PoolHolder(suite.actors.length);
     const seed = 1000 + k;
-    const cases = fc.sample(suite.arbitrary(fc, { variant: DEFAULT_VARIANT }), { seed, numRuns: perSuite });
+    const cases = fc.sample(suiteCases(fc, suite, { variant: DEFAULT_VARIANT }), { seed, numRuns: perSuite });
     let failures = 0;
     let replayed = 0;
     let steps = 0;
