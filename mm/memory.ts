@@ -313,16 +313,24 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     ptlUnlock(m, mm);
     return 0;
   }
-  const head = isZero ? old : m.compoundHead(old);
-  if (!isZero && m.flags[old]! & PG_anon_exclusive) {
-    if (unshare) return 0;
-    ptlLock(m, mm);
-    if (m.ptes[slot] === pte) m.ptes[slot] = pte | PTE_WRITE;
+  // wp_can_reuse_anon_folio(): a reference from this CPU's LRU batch does not count (drain it first;
+  // the kernel drains with the PTL held, pinlab before taking it: the checks below are made under it)
+  if (!isZero && !(m.flags[old]! & PG_anon_exclusive)) {
+    const h = m.compoundHead(old);
+    if (m.refcount[h]! > 1 && !(m.flags[h]! & PG_lru)) lruAddDrain(m);
+  }
+  ptlLock(m, mm);
+  if (m.ptes[slot] !== pte) {
     ptlUnlock(m, mm);
     return 0;
   }
-  // wp_can_reuse_anon_folio(): a reference from this CPU's LRU batch does not count (drain it first)
-  if (!isZero && m.refcount[head]! > 1 && !(m.flags[head]! & PG_lru)) lruAddDrain(m);
+  // the folio is read under the PTL: the same PTE value may map a page of a folio split meanwhile
+  const head = isZero ? old : m.compoundHead(old);
+  if (!isZero && m.flags[old]! & PG_anon_exclusive) {
+    if (!unshare) m.ptes[slot] = pte | PTE_WRITE;
+    ptlUnlock(m, mm);
+    return 0;
+  }
   if (
     !isZero &&
     (m.flags[head]! & (PG_hugetlb | PG_anon)) === PG_anon && // wp_can_reuse_anon_folio(): anonymous only
@@ -330,23 +338,28 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
     folioMapcount(m, head) === 1 &&
     m.refcount[head]! === 1
   ) {
-    ptlLock(m, mm);
-    if (m.ptes[slot] === pte) {
-      flagsFetchOr(m.flags, old, PG_anon_exclusive); // the page is on the LRU: others change its flags concurrently
-      m.ptes[slot] = unshare ? pte : pte | PTE_WRITE;
-    }
+    flagsFetchOr(m.flags, old, PG_anon_exclusive); // the page is on the LRU: others change its flags concurrently
+    m.ptes[slot] = unshare ? pte : pte | PTE_WRITE;
     ptlUnlock(m, mm);
     return 0;
   }
+  // do_wp_page(): folio_get() before the PTL is dropped for wp_page_copy(), so the folio cannot be split
+  // or migrated while it is copied
+  if (!isZero) folioGet(m, head);
+  ptlUnlock(m, mm);
   const anonVma = anonVmaPrepare(m, mm, vb);
   const pfn = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
-  if (pfn === NO_PAGE) return VM_FAULT_OOM;
+  if (pfn === NO_PAGE) {
+    if (!isZero) folioPut(m, head);
+    return VM_FAULT_OOM;
+  }
   const range = mmuNotifierInvalidateRangeStart(m, mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR); // wp_page_copy()
   ptlLock(m, mm);
   if (m.ptes[slot] !== pte) {
     ptlUnlock(m, mm);
     mmuNotifierInvalidateRangeEnd(m, range);
     folioPut(m, pfn);
+    if (!isZero) folioPut(m, head);
     return 0;
   }
   m.content[pfn] = isZero ? 0 : m.content[old]!; // copy_user_highpage()
@@ -366,7 +379,10 @@ function doWpPage(m: Memmap, mm: number, vb: number, vpn: number, slot: number, 
   }
   ptlUnlock(m, mm);
   mmuNotifierInvalidateRangeEnd(m, range);
-  if (!isZero) folioPut(m, head);
+  if (!isZero) {
+    folioPut(m, head); // the old PTE's reference
+    folioPut(m, head); // do_wp_page()'s
+  }
   folioAddLruVma(m, pfn, m.vmas[vb + VMA_FLAGS]!);
   return 0;
 }
@@ -805,7 +821,7 @@ function copyPteOnce(
     const n = allocPages(m, GFP_HIGHUSER_MOVABLE, 0);
     if (n === NO_PAGE) return -1;
     ptlLock2(m, src, dst);
-    if (m.ptes[sslot] !== pte) {
+    if (m.ptes[sslot] !== pte || m.compoundHead(pfn) !== head) {
       ptlUnlock2(m, src, dst);
       folioPut(m, n);
       return COPY_AGAIN;
@@ -821,7 +837,8 @@ function copyPteOnce(
     return 0;
   }
   ptlLock2(m, src, dst);
-  if (m.ptes[sslot] !== pte || (!(m.flags[pfn]! & PG_zero) && pinnedExclusive())) {
+  // the same PTE value may map a page of a folio split since it was read: its folio is read again
+  if (m.ptes[sslot] !== pte || m.compoundHead(pfn) !== head || (!(m.flags[pfn]! & PG_zero) && pinnedExclusive())) {
     ptlUnlock2(m, src, dst); // changed, or pinned since we looked: look again
     return COPY_AGAIN;
   }

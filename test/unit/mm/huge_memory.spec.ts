@@ -34,6 +34,7 @@ import { checkAllocator } from '../../../properties/allocator_sound';
 import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_balance';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { folioOrder } from '../../../mm/page_ref';
+import { EAGAIN } from '../../../mm/errno';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always';
 const RW = PROT_READ | PROT_WRITE;
@@ -151,5 +152,45 @@ describe('THP split racing with fork (split_huge_page: TTU_SPLIT_HUGE_PMD)', () 
       Array.from({ length: 8 }, (_, i) => head + i),
     );
     expectBalancedAfterExit(m, [parent, c], sub, base);
+  });
+});
+
+describe('THP split racing with a COW fault (do_wp_page: folio_get() before wp_page_copy())', () => {
+  // Found free-running longterm-pin-hwpoison: madvise(MADV_HWPOISON) split a THP while a FOLL_WRITE pin's
+  // COW fault copied one of its pages. do_wp_page() read the folio before taking the PTL and held no
+  // reference: the split went through, the PTE read back the same, and the copy dropped the old PTE's
+  // reference on the old head instead of the page ("bad page state: freed while mapped" at exit).
+  it('a split attempted while the COW copy runs fails with -EAGAIN, and every count balances', () => {
+    const m = boot(CMD, 'mini');
+    drainAllPages(m);
+    const base = snapshotPageCounts(m);
+    const parent = bprmMmInit(m);
+    const v = doMmap(m, parent, { nrPages: 8, prot: RW });
+    for (let i = 0; i < 8; i++) putUser(m, parent, v + i, 700 + i);
+    const head = at(m, parent, v)!.pfn;
+    expect(m.flags[head]! & PG_head).toBeTruthy();
+    const child = dupMm(m, parent);
+    let split: number | null = null;
+    const sub = new MmuIntervalNotifier({
+      invalidate: (s, r, curSeq) => {
+        mmuIntervalSetSeq(s, curSeq);
+        // wp_page_copy()'s one-page CLEAR: the PTL is not held, the copy is under way
+        if (split === null && r.event === MMU_NOTIFY_CLEAR && r.end - r.start === 1) {
+          split = -1;
+          lruAddDrainAll(m);
+          expect(isolateFolio(m, head)).toBe(true);
+          split = splitFolio(m, head);
+          putbackMovablePages(m, split === 0 ? Array.from({ length: 8 }, (_, i) => head + i) : [head]);
+        }
+        return true;
+      },
+    });
+    expect(mmuIntervalNotifierInsert(sub, m, parent, v, 8)).toBe(0);
+    expect(putUser(m, parent, v + 3, 1)).toBe(1);
+    expect(split).toBe(-EAGAIN);
+    expect(getUser(m, child, v + 3)).toBe(703);
+    expect(at(m, parent, v + 3)!.pfn).not.toBe(head + 3);
+    for (let i = 0; i < 8; i++) if (i !== 3) expect(getUser(m, parent, v + i)).toBe(700 + i);
+    expectBalancedAfterExit(m, [parent, child], sub, base);
   });
 });
