@@ -1,10 +1,13 @@
 // The folio lock and the address_space of an inode (include/linux/pagemap.h, mm/filemap.c).
 //
 // The folio lock (PG_locked; folio_trylock() and folio_unlock() of include/linux/pagemap.h, mm/filemap.c).
-// Migration and THP splits take it with trylock only: a locked folio is -EAGAIN for that pass.
+// Migration and THP splits take it with trylock only: a locked folio is -EAGAIN for that pass; offlining
+// sleeps on it (folioLock()) to unmap a poisoned folio, which no later pass would come back to.
 
 import { flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
+import { KernelBug } from './debug';
+import { waitWhileEqual } from './locking';
 import * as layout from './memmap';
 import { VM_PFNMAP, VM_SHARED, VM_WRITE } from './mm_types';
 
@@ -16,6 +19,24 @@ export function folioTrylock(m: Memmap, pfn: number): boolean {
 }
 export function folioUnlock(m: Memmap, pfn: number): void {
   flagsFetchAnd(m.flags, pfn, ~PG_locked);
+}
+
+/** Rounds of a folio_lock() wait (a bounded wait each) before the waiter is a hung task. */
+const FOLIO_LOCK_ROUNDS_MAX = 60_000;
+
+/**
+ * folio_lock(): sleeps until the holder's folio_unlock() (folio_wait_bit_common()). For a caller that
+ * must not give up: do_migrate_range() unmapping a poisoned folio.
+ */
+export function folioLock(m: Memmap, pfn: number): void {
+  for (let rounds = 0; ; rounds++) {
+    const f = flagsFetchOr(m.flags, pfn, PG_locked);
+    if (!(f & PG_locked)) return;
+    if (rounds === FOLIO_LOCK_ROUNDS_MAX) throw new KernelBug(`hung task: folio_lock() of pfn ${pfn}`);
+    // the wait is on the flags word (an Int32Array view of it, made only when contended)
+    const words = new Int32Array(m.flags.buffer, m.flags.byteOffset, m.flags.length);
+    waitWhileEqual(words, pfn, f | 0, 'folio_lock', 1);
+  }
 }
 
 // ---- struct address_space of an inode (include/linux/fs.h, mm/filemap.c). pinlab's inodes are the

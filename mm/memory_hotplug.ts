@@ -83,7 +83,7 @@ import { hasBug } from './variants';
 import { folioContainHwpoisonedPage, unmapPoisonedFolio } from './memory_failure';
 import { folioMapped, tryToUnmap, TTU_IGNORE_MLOCK } from './rmap';
 import { folioIsolateLruMark } from './vmscan';
-import { folioTrylock, folioUnlock } from './filemap';
+import { folioLock, folioUnlock } from './filemap';
 import { vmWarnOnOnce } from './debug';
 
 const OFFLINE_RETRY = vmItem('offline_pages_retry');
@@ -449,6 +449,10 @@ function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateSta
       continue;
     }
     if (!folioTryGet(m, head)) continue;
+    if (m.compoundHead(pfn) !== head) {
+      folioPut(m, head); // split meanwhile: the next pass comes back to the pages
+      continue;
+    }
     pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
     if (folioContainHwpoisonedPage(m, head)) {
       // unmap_poisoned_folio() cannot handle large folios in all cases yet: a THP is skipped
@@ -480,7 +484,9 @@ function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateSta
 function hwpoisonedFolio(m: Memmap, head: number): void {
   if (m.flags[head]! & PG_lru && !folioIsolateLruMark(m, head, 0)) return; // folio_isolate_lru(): kept
   if (!folioMapped(m, head)) return;
-  if (!folioTrylock(m, head)) return; // folio_lock() sleeps; pinlab tries (the next pass comes back)
+  // folio_lock(), not a try: the folio is off the LRU now, no later pass would find it, and
+  // test_pages_isolated() passes a poisoned page mapped or not
+  folioLock(m, head);
   unmapPoisonedFolio(m, head);
   folioUnlock(m, head);
 }

@@ -22,6 +22,8 @@ import { folioGet } from '../../../mm/page_ref';
 import { folioMapped } from '../../../mm/rmap';
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { KernelBug } from '../../../mm/debug';
+import { folioTrylock, folioUnlock } from '../../../mm/filemap';
+import { setWaitHook } from '../../../mm/locking';
 import { isHwpoisonPte, pmdIndex, PFN_MASK } from '../../../mm/pgtable';
 import { pageTableErrors } from '../../../properties/kernel_bug';
 import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_balance';
@@ -228,6 +230,30 @@ describe('properties with poisoned pages', () => {
         if (errors) expect(errs[0]).toMatch(/maps pfn \d+ of an offline memory block/);
       });
     }
+  });
+
+  it('offlining waits for the folio lock of a poisoned mapped page and unmaps it (folio_lock(), not a try)', () => {
+    // found free-running longterm-pin-hwpoison: memory failure gave up on a page (-EBUSY) and left it mapped;
+    // do_migrate_range() took it off the LRU but could not get its lock at that moment, so no later pass
+    // found it and test_pages_isolated() let the block go offline under the mapping
+    const { m, mm, v } = proc();
+    const pfn = pfnOf(m, mm, v);
+    expect(folioTrylock(m, pfn)).toBe(true); // another task holds the folio lock
+    expect(memoryFailure(m, pfn, 0)).toBe(-EBUSY); // the kernel sleeps here; pinlab's memory_failure() tries
+    expect(folioMapped(m, pfn)).toBe(true);
+    const waits: string[] = [];
+    const prev = setWaitHook((_a, _i, _v, reason) => {
+      waits.push(reason);
+      folioUnlock(m, pfn); // the holder lets go while offlining sleeps
+    });
+    try {
+      expect(stateStore(m, blockOf(m, pfn), 'offline')).toBe(0);
+    } finally {
+      setWaitHook(prev);
+    }
+    expect(waits).toEqual(['folio_lock']);
+    expect(isHwpoisonPte(rawPte(m, mm, v))).toBe(true);
+    expect(pageTableErrors(m)).toEqual([]);
   });
 
   it('an offlined block with a poisoned page: allocator sound, and it onlines again with the frame free', () => {
