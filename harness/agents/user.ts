@@ -22,7 +22,7 @@ import {
   PROT_WRITE,
 } from '../../mm/mmap';
 import { migrateRange } from '../../mm/migrate';
-import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM, EBUSY, EHWPOISON, EIO } from '../../mm/errno';
+import { errname, EINVAL, EAGAIN, ENOMEM, EFAULT, EEXIST, EPERM, EBUSY, EHWPOISON, EIO, EINTR } from '../../mm/errno';
 import { MADV_HWPOISON, MADV_SOFT_OFFLINE } from '../../mm/memory_failure';
 import { sysMlock, sysMlock2, sysMunlock, MLOCK_ONFAULT } from '../../mm/mlock';
 import { deviceRange } from '../../mm/memremap';
@@ -437,11 +437,12 @@ export const user: AgentModel = {
     // do_mlock(): -EPERM (RLIMIT_MEMLOCK 0), -ENOMEM (over the limit, or a hole), -EAGAIN (populate ran out)
     mlock: [-EPERM, -ENOMEM, -EAGAIN],
     migrate_to_device: [], // a page that cannot move stays where it is
-    // madvise_inject_error(): get_user_pages_fast() (-EFAULT on a poisoned page, -ENOMEM), memory_failure()
-    hwpoison: [-EFAULT, -ENOMEM, -EBUSY, -EHWPOISON],
-    // get_user_pages_fast() (-EFAULT: a poisoned or unmapped page, -ENOMEM), soft_offline_page() (-EBUSY: it
-    // will not migrate or split; -EIO: a page it cannot handle; -ENOMEM: no target)
-    soft_offline: [-EFAULT, -ENOMEM, -EBUSY, -EIO],
+    // madvise_inject_error(): get_user_pages_fast() (-EFAULT on a poisoned page, -ENOMEM, -EINTR: the OOM
+    // killer's SIGKILL while __get_user_pages() faults the page in), memory_failure()
+    hwpoison: [-EFAULT, -ENOMEM, -EINTR, -EBUSY, -EHWPOISON],
+    // get_user_pages_fast() (-EFAULT: a poisoned or unmapped page, -ENOMEM, -EINTR as above),
+    // soft_offline_page() (-EBUSY: it will not migrate or split; -EIO: a page it cannot handle; -ENOMEM: no target)
+    soft_offline: [-EFAULT, -ENOMEM, -EINTR, -EBUSY, -EIO],
   },
   faultPoints: [],
   programLength: 12,
