@@ -1,7 +1,17 @@
 // kernel-bug: the mm core hit a BUG_ON() or a "bad page state" (an actor threw KernelBug), or at the end
 // of the run its page tables and struct pages disagree (CONFIG_PAGE_TABLE_CHECK's and the rmap debug
 // checks' view).
-import { Memmap, MM_USERS, PG_zero, PG_head, PG_buddy, PG_anon, VMA_ANON_VMA, NO_ZONE } from '../mm/memmap';
+import {
+  Memmap,
+  MM_USERS,
+  PG_zero,
+  PG_head,
+  PG_buddy,
+  PG_hwpoison,
+  PG_anon,
+  VMA_ANON_VMA,
+  NO_ZONE,
+} from '../mm/memmap';
 import { mmBase } from '../mm/mm_types';
 import { findVma } from '../mm/memory';
 import { entireMapcount } from '../mm/rmap';
@@ -59,7 +69,10 @@ export function pageTableErrors(m: Memmap): string[] {
         }
         if (m.flags[pfn]! & PG_zero) continue;
         // offline_pages() succeeded under a mapped page (R20: do_migrate_range() could not unmap a poisoned one)
-        if (m.pageZonenum(pfn) === NO_ZONE) bad(`mm ${mm} vpn ${v0 + k} maps pfn ${pfn} of an offline memory block`);
+        if (m.pageZonenum(pfn) === NO_ZONE) {
+          const poisoned = m.flags[pfn]! & PG_hwpoison ? ' (PG_hwpoison)' : '';
+          bad(`mm ${mm} vpn ${v0 + k} maps pfn ${pfn} of an offline memory block${poisoned}`);
+        }
         ptes[pfn]!++;
         rmapLabelErrors(m, mm, v0 + k, pfn, bad);
       }
