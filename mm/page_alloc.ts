@@ -37,6 +37,7 @@ import { vmBugOn, bug } from './debug';
 // of the other module's exports object at every use (again after every call, atomics included).
 const {
   PG_buddy,
+  PG_hwpoison,
   PG_head,
   PG_tail,
   PG_pcp,
@@ -844,6 +845,15 @@ export function freePages(m: Memmap, pfn: number, order: number): void {
 
 /** free_the_page(): refcount already 0. */
 export function freeThePage(m: Memmap, pfn: number, order: number): void {
+  // free_pages_prepare(): "Do not let hwpoison pages hit pcplists/buddy": a poisoned small page stays out
+  // for good, before anything looks at its zone (the block may have gone offline meanwhile: offlining
+  // passes a poisoned page, in use or not)
+  if (order === 0 && m.flags[pfn]! & PG_hwpoison) {
+    m.flags[pfn] = m.flags[pfn]! & (PG_ZONE_MASK | PG_hwpoison);
+    m.mapping[pfn] = 0;
+    m.index[pfn] = 0;
+    return;
+  }
   const zid = m.pageZone(pfn);
   if (zid === NO_ZONE_HANDLE) bug(`freeing pfn ${pfn} of offline memory`);
   freePagesPrepare(m, pfn, order);

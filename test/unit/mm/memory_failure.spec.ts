@@ -1,7 +1,7 @@
 // Memory failure (mm/memory_failure.ts) and offlining a block that holds poisoned pages
 // (do_migrate_range() in mm/memory_hotplug.ts, R20).
 import { boot, zone, withVariant } from '../../helpers';
-import { bprmMmInit, doMmap, doMadvise, dupMm, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
+import { bprmMmInit, doMmap, doMadvise, doMunmap, dupMm, PROT_READ, PROT_WRITE } from '../../../mm/mmap';
 import { getUser, putUser, followPte, pfnOf } from '../../../mm/memory';
 import {
   memoryFailure,
@@ -12,7 +12,7 @@ import {
   MF_COUNT_INCREASED,
 } from '../../../mm/memory_failure';
 import { stateStore, OfflineReport } from '../../../mm/memory_hotplug';
-import { Memmap, PG_head, PG_hwpoison, PG_has_hwpoisoned, PG_lru } from '../../../mm/memmap';
+import { Memmap, PG_head, PG_hwpoison, PG_has_hwpoisoned, PG_lru, PG_buddy, NO_ZONE } from '../../../mm/memmap';
 import { EBUSY, EFAULT, EHWPOISON, EINTR, EIO, ENXIO } from '../../../mm/errno';
 import { deviceRange } from '../../../mm/memremap';
 import { lruAddDrainAll, folioPut } from '../../../mm/swap';
@@ -269,6 +269,26 @@ describe('properties with poisoned pages', () => {
     expect(stateStore(m, b, 'online_movable')).toBe(0);
     expect(m.flags[pfn]! & PG_hwpoison).toBe(0);
     expect(m.refcount[pfn]).toBe(0);
+    drainAllPages(m);
+    expect(checkAllocator(m).errors).toEqual([]);
+  });
+
+  it('a poisoned small page freed after its block went offline stays out of the buddy (free_pages_prepare())', () => {
+    // found free-running longterm-pin-hwpoison ("freeing pfn N of offline memory"): memory failure gave up on
+    // a page another task had isolated; offlining passed it (test_pages_isolated() passes a poisoned page)
+    // and the other task's put then freed it. The kernel keeps a freed poisoned page off pcp lists and
+    // the buddy before it looks at the zone.
+    const { m, mm, v } = proc(CMD, 2);
+    const pfn = pfnOf(m, mm, v);
+    expect(isolateFolio(m, pfn)).toBe(true); // a migration has it
+    expect(memoryFailure(m, pfn, 0)).toBe(-EBUSY); // not on the LRU: me_unknown(), MF_IGNORED
+    expect(doMunmap(m, mm, v, 2)).toBe(0);
+    const b = blockOf(m, pfn);
+    expect(stateStore(m, b, 'offline')).toBe(0);
+    expect(m.pageZonenum(pfn)).toBe(NO_ZONE);
+    putbackMovablePages(m, [pfn]); // the last reference
+    expect([m.refcount[pfn], m.flags[pfn]! & (PG_hwpoison | PG_buddy | PG_lru)]).toEqual([0, PG_hwpoison]);
+    expect(stateStore(m, b, 'online_movable')).toBe(0);
     drainAllPages(m);
     expect(checkAllocator(m).errors).toEqual([]);
   });
