@@ -39,6 +39,14 @@ export const CAMPAIGN_SHAPES: CampaignShape[] = [
     cmdline: 'mem=1M movablecore=640K cma=64K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always',
   },
   {
+    // QEMU's `-numa node,mem=512K` twice with the second node hotpluggable in the SRAT: movable_node puts all
+    // of node 1 in ZONE_MOVABLE, the set-up that lets a whole node be unplugged
+    name: 'movable_node, a hotpluggable NUMA node',
+    cmdline:
+      'mem=1M pinlab.numa_nodes=512K,512K pinlab.hotpluggable_node=1 movable_node sysctl.vm.min_free_kbytes=16 transparent_hugepage=always',
+    runsFactor: 10,
+  },
+  {
     name: 'x86_64 512M, QEMU pc',
     cmdline: 'mem=512M movablecore=128M cma=16M transparent_hugepage=always hugepagesz=2M hugepages=2',
     geometry: 'x86_64',

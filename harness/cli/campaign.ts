@@ -30,8 +30,8 @@ const CAMPAIGN_HELP = `usage: pinlab campaign [--kernel VARIANT] [--seed N] [--r
                        [--no-affinity] [--fail-fast]
 
 The default property campaign (what 'npm start' runs): a fixed plan of suite runs - every suite
-(pinlab run --help lists them) on ${CAMPAIGN_SHAPES.length} miniature machine shapes, ${CAMPAIGN_RUNS_FACTOR}x each suite's own case
-count - against the kernel variant, every case checked for every property. Suite run i has seed N + i,
+(pinlab run --help lists them) on ${CAMPAIGN_SHAPES.length} machine shapes (docs/campaign.md), up to ${CAMPAIGN_RUNS_FACTOR}x each suite's
+own case count - against the kernel variant, every case checked for every property. Suite run i has seed N + i,
 so a seed names the same cases on any machine and with any --jobs. Ends with a table per property:
 cases, cases whose checks saw something, checks, failures, the checks' time and the verdict, then the
 kernel paths (/proc/vmstat events) the cases took, and the replay line of each failure, saved in --save.
