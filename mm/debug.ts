@@ -41,3 +41,27 @@ export function vmWarnOnOnce(cond: boolean, what: string): boolean {
   }
   return cond;
 }
+
+/**
+ * The mm core's WARN_ON_ONCE()s that the kernel-bug property reports, as a kernel test run with
+ * panic_on_warn (syzkaller) would: each sets its bit in the machine's `warned` word. None fires on a
+ * correct kernel; R20's do_migrate_range() raises the first two.
+ */
+export const MM_WARNINGS = [
+  'try_to_unmap_one: an anonymous folio with no swap entry (swapbacked != swapcache)',
+  'do_migrate_range: a hwpoisoned folio on the LRU',
+  'split_folio: a PMD entry survived unmap_folio()',
+] as const;
+export type MmWarning = (typeof MM_WARNINGS)[number];
+
+/** vmWarnOnOnce() that the machine remembers (its `warned` word), for the kernel-bug property. */
+export function vmWarnOnOnceMm(m: { warned: Int32Array }, cond: boolean, what: MmWarning): boolean {
+  if (cond) Atomics.or(m.warned, 0, 1 << MM_WARNINGS.indexOf(what));
+  return vmWarnOnOnce(cond, what);
+}
+
+/** The MM_WARNINGS that fired on the machine. */
+export function mmWarningsFired(m: { warned: Int32Array }): string[] {
+  const w = Atomics.load(m.warned, 0);
+  return MM_WARNINGS.filter((_, i) => w & (1 << i));
+}

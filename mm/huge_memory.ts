@@ -24,7 +24,7 @@ import { bug } from './debug';
 import { EAGAIN, EBUSY } from './errno';
 import { rmapWalk, tryToMigrate, removeMigrationPtes, folioMapcount } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
-import { vmWarnOnOnce } from './debug';
+import { vmWarnOnOnceMm } from './debug';
 import { folioOrder, folioRefFreeze, folioRefUnfreeze } from './page_ref';
 import { folioTrylock, folioUnlock } from './filemap';
 import {
@@ -150,7 +150,7 @@ export function splitFolio(m: Memmap, head: number): number {
   };
   if (wasMapped && !tryToMigrate(m, head)) return undo();
   // never expected: a PMD (migration) entry must not outlive the compound page
-  if (wasMapped && vmWarnOnOnce(pmdSitesOf(m, head).length > 0, 'split_folio: a PMD entry survived unmap_folio()'))
+  if (wasMapped && vmWarnOnOnceMm(m, pmdSitesOf(m, head).length > 0, 'split_folio: a PMD entry survived unmap_folio()'))
     return undo();
   if (!folioRefFreeze(m, head, 1)) return undo();
   const anonVma = m.mapping[head]!;

@@ -353,6 +353,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['mmuNotifiers', MNG_SLOTS + s.maxMms * MN_STRIDE, 4],
     ['nodes', MAX_NUMNODES * ND_STRIDE, 4],
     ['mlock', s.nrCpus * (s.lruBatch + 2), 4], // mlock_fbatch: lock, count, entries per CPU
+    ['warned', 1, 4], // a bit per mm/debug.ts MM_WARNINGS entry that fired on this machine (last: nothing moves)
   ];
   const regions: Record<string, Region> = {};
   let off = 0;
@@ -411,6 +412,8 @@ export class Memmap {
   readonly mmuNotifiers: Int32Array;
   /** pg_data_t per node: ND_* slots */
   readonly nodes: Int32Array;
+  /** mm/debug.ts vmWarnOnOnceMm(): a bit per MM_WARNINGS entry that fired */
+  readonly warned: Int32Array;
   readonly mlock: Int32Array;
   readonly maxMms: number;
   readonly maxVmas: number;
@@ -461,6 +464,7 @@ export class Memmap {
     this.lru = new Int32Array(b, r('lru').byteOffset, r('lru').length);
     this.mmuNotifiers = new Int32Array(b, r('mmuNotifiers').byteOffset, r('mmuNotifiers').length);
     this.nodes = new Int32Array(b, r('nodes').byteOffset, r('nodes').length);
+    this.warned = new Int32Array(b, r('warned').byteOffset, r('warned').length);
     this.mlock = new Int32Array(b, r('mlock').byteOffset, r('mlock').length);
     this.maxMms = shape.maxMms;
     this.maxVmas = shape.maxVmas;

@@ -27,6 +27,7 @@ import {
   H_MOVABLE_NODE,
   H_HOTPLUG_LOCK,
   PG_ZONE_SHIFT,
+  PG_ZONE_MASK,
   zoneBits,
   pfnToNid,
   PG_reserved,
@@ -84,7 +85,8 @@ import { folioContainHwpoisonedPage, unmapPoisonedFolio } from './memory_failure
 import { folioMapped, tryToUnmap, TTU_IGNORE_MLOCK } from './rmap';
 import { folioIsolateLruMark } from './vmscan';
 import { folioLock, folioUnlock } from './filemap';
-import { vmWarnOnOnce } from './debug';
+import { vmWarnOnOnceMm } from './debug';
+import { flagsCmpxchg } from './atomic';
 
 const OFFLINE_RETRY = vmItem('offline_pages_retry');
 const OFFLINE_FAIL = vmItem('offline_pages_fail');
@@ -206,8 +208,13 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
   m.zones[zb + Z_START_PFN] = ns;
   m.zones[zb + Z_SPANNED] = ne - ns;
   m.flags.fill(zoneBits(zid) | PG_reserved, startPfn, startPfn + nrPages);
-  // __init_single_page(): a page memory failure held when the block went offline starts afresh
+  // __init_single_page(): a page memory failure held when the block went offline starts afresh, its
+  // whole struct page (a mapping left on it would be a bad page when it is next allocated)
   m.refcount.fill(0, startPfn, startPfn + nrPages);
+  m.mapcount.fill(0, startPfn, startPfn + nrPages);
+  m.pincount.fill(0, startPfn, startPfn + nrPages);
+  m.mapping.fill(0, startPfn, startPfn + nrPages);
+  m.index.fill(0, startPfn, startPfn + nrPages);
   for (let p = startPfn; p < startPfn + nrPages; p += m.pageblockNrPages) {
     m.setPageblockMigratetype(p, MIGRATE_MOVABLE);
     isolatePageblockLocked(m, zid, p);
@@ -221,7 +228,18 @@ function removePfnRangeFromZone(m: Memmap, zid: number, startPfn: number, nrPage
   const lk = zb + Z_LOCK;
   spinLock(m.zones, lk);
   for (let p = startPfn; p < startPfn + nrPages; p++) {
-    // the memmap stays while the block is offline: a poisoned page keeps PG_hwpoison (and its reference)
+    // the memmap stays while the block is offline: a poisoned page keeps PG_hwpoison (and its reference).
+    // One still in use (a migration holds it isolated, a process maps it: __offline_isolated_pages()
+    // offlines it anyway) keeps its whole struct page but for the zone, as the kernel leaves the memmap
+    // alone (page_init_poison() is CONFIG_DEBUG_VM's); others run on it, so only the zone bits change
+    if (m.flags[p]! & PG_hwpoison && m.refcount[p]! > 0) {
+      for (let f = m.flags[p]!; ;) {
+        const seen = flagsCmpxchg(m.flags, p, f, (f & ~PG_ZONE_MASK) | (NO_ZONE << PG_ZONE_SHIFT));
+        if (seen === f) break;
+        f = seen;
+      }
+      continue;
+    }
     m.flags[p] = (NO_ZONE << PG_ZONE_SHIFT) | PG_reserved | (m.flags[p]! & PG_hwpoison);
   }
   let [s, e] = zoneSpan(m, zid);
@@ -506,7 +524,7 @@ export const HWPOISONED_LARGE_SKIPPED = 'a large folio holding a hwpoisoned page
  * lets the block go offline under it. A PMD-mapped THP is VM_BUG_ON_FOLIO(!pvmw.pte) (a NULL dereference).
  */
 function hwpoisonedFolioBeforeV614(m: Memmap, head: number): void {
-  if (vmWarnOnOnce((m.flags[head]! & PG_lru) !== 0, 'do_migrate_range: a hwpoisoned folio on the LRU'))
+  if (vmWarnOnOnceMm(m, (m.flags[head]! & PG_lru) !== 0, 'do_migrate_range: a hwpoisoned folio on the LRU'))
     folioIsolateLruMark(m, head, 0);
   if (folioMapped(m, head)) tryToUnmap(m, head, TTU_IGNORE_MLOCK);
 }

@@ -10,7 +10,7 @@ import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { ptlLock, ptlUnlock, mmBase, vmaBase, mmSlotsInUse, addMmCounter } from './mm_types';
-import { bug, vmWarnOnOnce } from './debug';
+import { bug, vmWarnOnOnceMm } from './debug';
 import * as pgtableNs from './pgtable';
 import { spinLock, spinUnlock } from './locking';
 import * as pinnableNs from './pinnable';
@@ -284,7 +284,7 @@ export function tryToUnmap(m: Memmap, head: number, flags: number): void {
       const anon = (m.flags[head]! & PG_anon) !== 0;
       if (m.flags[pfn]! & PG_hwpoison && flags & TTU_HWPOISON) m.ptes[s.slot] = mkHwpoisonEntry(pfn);
       else if (anon) {
-        vmWarnOnOnce(true, 'try_to_unmap_one: an anonymous folio with no swap entry (swapbacked != swapcache)');
+        vmWarnOnOnceMm(m, true, 'try_to_unmap_one: an anonymous folio with no swap entry (swapbacked != swapcache)');
         abort = true;
         return;
       } else m.ptes[s.slot] = 0;
