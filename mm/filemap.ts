@@ -29,12 +29,12 @@ const FOLIO_LOCK_ROUNDS_MAX = 60_000;
  * must not give up: do_migrate_range() unmapping a poisoned folio.
  */
 export function folioLock(m: Memmap, pfn: number): void {
+  let words: Int32Array | null = null; // the flags as Int32 words to wait on, made only when contended
   for (let rounds = 0; ; rounds++) {
     const f = flagsFetchOr(m.flags, pfn, PG_locked);
     if (!(f & PG_locked)) return;
     if (rounds === FOLIO_LOCK_ROUNDS_MAX) throw new KernelBug(`hung task: folio_lock() of pfn ${pfn}`);
-    // the wait is on the flags word (an Int32Array view of it, made only when contended)
-    const words = new Int32Array(m.flags.buffer, m.flags.byteOffset, m.flags.length);
+    words ??= new Int32Array(m.flags.buffer, m.flags.byteOffset, m.flags.length);
     waitWhileEqual(words, pfn, f | 0, 'folio_lock', 1);
   }
 }

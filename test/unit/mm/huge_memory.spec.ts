@@ -46,6 +46,26 @@ function at(m: Memmap, mm: number, vpn: number): { pfn: number; huge: boolean; m
   return t ? { pfn: t.pfn, huge: t.huge, migrating: t.migrating } : null;
 }
 
+/** A PMD-mapped THP written 700.. in a new process, and the page counts from before it. */
+function parentThp(): {
+  m: Memmap;
+  base: ReturnType<typeof snapshotPageCounts>;
+  parent: number;
+  v: number;
+  head: number;
+} {
+  const m = boot(CMD, 'mini');
+  drainAllPages(m);
+  const base = snapshotPageCounts(m);
+  const parent = bprmMmInit(m);
+  const v = doMmap(m, parent, { nrPages: 8, prot: RW });
+  for (let i = 0; i < 8; i++) putUser(m, parent, v + i, 700 + i);
+  const t = at(m, parent, v)!;
+  expect(t.huge).toBe(true);
+  expect(m.flags[t.pfn]! & PG_head).toBeTruthy();
+  return { m, base, parent, v, head: t.pfn };
+}
+
 /**
  * A PMD-mapped THP in the parent, and an ODP-like subscriber whose callback for the first CLEAR
  * (the split's __split_huge_pmd) runs fork: copy_huge_pmd() copies the still-huge PMD to the child
@@ -60,16 +80,7 @@ function thpWithRacingFork(): {
   sub: MmuIntervalNotifier;
   base: ReturnType<typeof snapshotPageCounts>;
 } {
-  const m = boot(CMD, 'mini');
-  drainAllPages(m);
-  const base = snapshotPageCounts(m);
-  const parent = bprmMmInit(m);
-  const v = doMmap(m, parent, { nrPages: 8, prot: RW });
-  for (let i = 0; i < 8; i++) putUser(m, parent, v + i, 700 + i);
-  const t = at(m, parent, v)!;
-  expect(t.huge).toBe(true);
-  const head = t.pfn;
-  expect(m.flags[head]! & PG_head).toBeTruthy();
+  const { m, base, parent, v, head } = parentThp();
   let child = -1;
   const sub = new MmuIntervalNotifier({
     invalidate: (s, r, curSeq) => {
@@ -161,14 +172,7 @@ describe('THP split racing with a COW fault (do_wp_page: folio_get() before wp_p
   // reference: the split went through, the PTE read back the same, and the copy dropped the old PTE's
   // reference on the old head instead of the page ("bad page state: freed while mapped" at exit).
   it('a split attempted while the COW copy runs fails with -EAGAIN, and every count balances', () => {
-    const m = boot(CMD, 'mini');
-    drainAllPages(m);
-    const base = snapshotPageCounts(m);
-    const parent = bprmMmInit(m);
-    const v = doMmap(m, parent, { nrPages: 8, prot: RW });
-    for (let i = 0; i < 8; i++) putUser(m, parent, v + i, 700 + i);
-    const head = at(m, parent, v)!.pfn;
-    expect(m.flags[head]! & PG_head).toBeTruthy();
+    const { m, base, parent, v, head } = parentThp();
     const child = dupMm(m, parent);
     let split: number | null = null;
     const sub = new MmuIntervalNotifier({
