@@ -26,7 +26,7 @@ export const REFUSED_OPS: Record<string, string> = {
   migrate: 'move_pages() moves between nodes, not zones; a one-node guest migrates nothing',
   drain: 'no syscall runs lru_add_drain_all() + drain_all_pages() alone',
   open_file: 'the probe does not create files yet (memfd_create, O_TMPFILE)',
-  memory_failure: 'a machine check has no syscall (madvise hwpoison is refused too: it poisons the guest for good)',
+  memory_failure: 'a machine check has no syscall (madvise advice: hwpoison injects one into a mapped page)',
 };
 
 /** Fields that run differently or not at all on the kernel: [op, field, allowed value or undefined for none, why]. */
@@ -240,12 +240,14 @@ function size(file: string, n: number, op: string, field: string, v: unknown): n
 }
 
 const PROT: Record<string, number> = { none: 0, r: 1, w: 2, rw: 3 };
-// MADV_SOFT_OFFLINE migrates and poisons the old frame without killing anyone (MADV_HWPOISON would SIGBUS the probe)
+// MADV_SOFT_OFFLINE migrates and poisons the old frame without killing anyone; MADV_HWPOISON poisons the frame
+// for good (a guest lives for one run) and SIGBUSes the caller, which the probe's worker survives
 const ADVICE: Record<string, number> = {
   dontneed: 4,
   hugepage: 14,
   nohugepage: 15,
   populate_write: 23,
+  hwpoison: 100,
   soft_offline: 101,
 };
 
@@ -383,7 +385,7 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
               file,
               n,
               op,
-              `advice '${String(s.advice)}' is not dontneed, hugepage, nohugepage, populate_write or soft_offline`,
+              `advice '${String(s.advice)}' is not dontneed, hugepage, nohugepage, populate_write, hwpoison or soft_offline`,
             );
           extra = ` advice=${adv}`;
         }

@@ -438,7 +438,8 @@ function stepDetail(
     case 'mprotect':
       return '';
     case 'madvise':
-      return residencyText(res);
+      // MADV_HWPOISON: memory_failure(MF_ACTION_REQUIRED) signals the caller; the probe notes it (aux 1)
+      return (r.aux === 1 ? 'SIGBUS (BUS_MCEERR_AR); ' : '') + residencyText(res);
     case 'mlock':
       return `${vmLckText(r)}; ${residencyText(res)}`;
     case 'munlock':
@@ -578,6 +579,8 @@ export function formatKernelStep(
   for (const l of r.log) {
     const k = /Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB.*?oom_score_adj:(-?\d+)/.exec(l);
     if (k) out.push(`      Out of memory: Killed process ${k[1]} (${k[2]}) anon-rss:${k[3]}kB, oom_score_adj ${k[4]}`);
+    // the kernel's own report of corruption: bad_page(), BUG(), WARN()
+    else if (/^(BUG|WARNING|kernel BUG|Oops)\b/.test(l)) out.push(`      ${l.trim().replace(/\s+/g, ' ')}`);
   }
   if (r.result === 'panic') out.push(`      ${r.detail}`);
   return out;

@@ -58,7 +58,7 @@ import { newTask, current, type Task } from '../mm/sched';
 import { enterContext, leaveContext } from './context';
 import { parseVariant, VariantError, DEFAULT_VARIANT, BugSwitch, BUGS } from '../mm/variants';
 import { KernelPanic, setOomVictimExitHook } from '../mm/oom_kill';
-import { KernelOops } from '../mm/debug';
+import { KernelBug } from '../mm/debug';
 import { bootWarnings } from '../mm/mm_init';
 
 export { ScenarioError, residency };
@@ -644,7 +644,7 @@ function judgeStep(
         : exp === 'panic'
           ? panic !== undefined
           : typeof exp === 'number'
-            ? r.rc === exp
+            ? r.rc === exp && !r.killed // an oops ends the step: no return value
             : result === exp);
   }
   if (typeof match === 'string') {
@@ -686,8 +686,11 @@ function runStep(
         : STEP_KINDS[s.op]!.run(ctx, s);
   } catch (e) {
     if (e instanceof ScenarioError) throw new ScenarioError(`${file}: step ${n} (${s.op}): ${e.message}`);
-    if (e instanceof KernelOops && who !== undefined) {
+    if (e instanceof KernelBug && who !== undefined) {
       r = oopsKills(ctx, who, n, e);
+    } else if (e instanceof KernelBug) {
+      // BUG() in a write to sysfs or a pin's release: the writing task dies (die(): panic_on_oops is 0)
+      r = { rc: 0, detail: `${e.message}; the task that ran it killed`, killed: true };
     } else {
       if (!(e instanceof KernelPanic)) throw e;
       panic = e.message;
@@ -716,11 +719,11 @@ function runStep(
 }
 
 /**
- * An oops in a process's syscall (die(): panic_on_oops is 0 on Debian): the task is killed where it
+ * An oops or BUG() in a process's syscall (die(): panic_on_oops is 0 on Debian): the task is killed where it
  * stood, holding what it held (its mmap_lock, isolated folios); its exit then blocks on that lock, so
  * nothing of it is freed. Later steps naming it are -ESRCH.
  */
-function oopsKills(ctx: ScenarioContext, who: string, n: number, e: KernelOops): StepRun {
+function oopsKills(ctx: ScenarioContext, who: string, n: number, e: KernelBug): StepRun {
   ctx.procs.delete(who);
   ctx.dead.set(who, n);
   (ctx.deadBy ??= new Map()).set(who, 'an oops');

@@ -396,12 +396,18 @@ static void kmsg_note(const char *msg)
 
 static sigjmp_buf fault_jmp;
 static volatile sig_atomic_t in_access;
+/* madvise(MADV_HWPOISON): memory_failure(MF_ACTION_REQUIRED) sends the caller SIGBUS (BUS_MCEERR_AR) on
+ * its way out of the syscall, not from an access: noted, and the worker goes on */
+static volatile sig_atomic_t in_madvise, madvise_sigbus;
 
 static void on_fault(int sig)
 {
-	(void)sig;
 	if (in_access)
 		siglongjmp(fault_jmp, 1);
+	if (in_madvise && sig == SIGBUS) {
+		madvise_sigbus = 1;
+		return;
+	}
 	_exit(99);
 }
 
@@ -987,7 +993,11 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 	} else if (!strcmp(op, "mprotect")) {
 		reply(rep, mprotect((void *)addr, len, atoi(av[3])) ? -errno : 0, 0);
 	} else if (!strcmp(op, "madvise")) {
-		reply(rep, madvise((void *)addr, len, atoi(av[3])) ? -errno : 0, 0);
+		madvise_sigbus = 0;
+		in_madvise = 1;
+		long rc = madvise((void *)addr, len, atoi(av[3])) ? -errno : 0;
+		in_madvise = 0;
+		reply(rep, rc, madvise_sigbus);
 	} else if (!strcmp(op, "mlock")) { /* mlock ADDR LEN FLAGS: mlock2(), FLAGS 1 = MLOCK_ONFAULT */
 		reply(rep, syscall(SYS_mlock2, addr, len, atoi(av[3])) ? -errno : 0, 0);
 	} else if (!strcmp(op, "munlock")) {

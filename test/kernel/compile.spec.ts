@@ -121,6 +121,7 @@ describe('pinlab kernel: compile', () => {
           '  - { op: offline, block: 7 }',
           '  - { op: vmstat }',
           '  - { op: pin_max, proc: a, addr: b, len: 8K, chunk: 4K, as: m }',
+          '  - { op: madvise, proc: a, addr: b, len: 4K, advice: hwpoison }',
         ].join('\n'),
       ),
     );
@@ -135,6 +136,7 @@ describe('pinlab kernel: compile', () => {
       '7 offline b=7 ms=10000',
       '8 vmstat',
       '9 pinmax p=0 a=0:0 len=8192 chunk=4096 h=1',
+      '10 madvise p=0 a=0:0 len=4096 advice=100',
       '',
     ]);
   });
