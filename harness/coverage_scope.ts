@@ -57,7 +57,7 @@ export const OFF_PATH: readonly OffPath[] = [
     functions: ['holdTransientRef', 'transientRefsHeld', 'dropTransientRefs'],
     why: `${COMMAND}: a scenario's transient folio references`,
   },
-  { file: 'mm/memmap.ts', functions: ['nodeSpan', 'blockIndex'], why: COMMAND },
+  { file: 'mm/memmap.ts', functions: ['nodeSpan'], why: COMMAND },
   { file: 'mm/own.ts', functions: ['hasOwnKey'], why: `${COMMAND}: command-line flags` },
   {
     file: 'devices/vfio_container.ts',

@@ -354,6 +354,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['nodes', MAX_NUMNODES * ND_STRIDE, 4],
     ['mlock', s.nrCpus * (s.lruBatch + 2), 4], // mlock_fbatch: lock, count, entries per CPU
     ['warned', 1, 4], // a bit per mm/debug.ts MM_WARNINGS entry that fired on this machine (last: nothing moves)
+    ['blockNrHwpoison', nrBlocks, 4], // memory_block->nr_hwpoison per block (after the others: nothing moves)
   ];
   const regions: Record<string, Region> = {};
   let off = 0;
@@ -414,6 +415,8 @@ export class Memmap {
   readonly nodes: Int32Array;
   /** mm/debug.ts vmWarnOnOnceMm(): a bit per MM_WARNINGS entry that fired */
   readonly warned: Int32Array;
+  /** memory_block->nr_hwpoison: the pages memory failure poisoned in each memory block (v6.2) */
+  readonly blockNrHwpoison: Int32Array;
   readonly mlock: Int32Array;
   readonly maxMms: number;
   readonly maxVmas: number;
@@ -465,6 +468,7 @@ export class Memmap {
     this.mmuNotifiers = new Int32Array(b, r('mmuNotifiers').byteOffset, r('mmuNotifiers').length);
     this.nodes = new Int32Array(b, r('nodes').byteOffset, r('nodes').length);
     this.warned = new Int32Array(b, r('warned').byteOffset, r('warned').length);
+    this.blockNrHwpoison = new Int32Array(b, r('blockNrHwpoison').byteOffset, r('blockNrHwpoison').length);
     this.mlock = new Int32Array(b, r('mlock').byteOffset, r('mlock').length);
     this.maxMms = shape.maxMms;
     this.maxVmas = shape.maxVmas;

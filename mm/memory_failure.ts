@@ -9,7 +9,7 @@
 // reference for ever. Simplified (docs/simplifications.md): no mf_mutex, no hugetlb folios, free pages
 // are not taken off the buddy, no SIGBUS is sent (kill_procs()), the folio lock is only tried.
 
-import { flagsFetchAnd, flagsFetchOr } from './atomic';
+import { atomicFetchAdd, flagsFetchAnd, flagsFetchOr } from './atomic';
 import { Memmap } from './memmap';
 import * as layout from './memmap';
 import { EAGAIN, EBUSY, EHWPOISON, ENXIO, EINVAL, EFAULT, EIO } from './errno';
@@ -161,6 +161,14 @@ function tryToSplitThpPage(m: Memmap, head: number): number {
   return 0;
 }
 
+/**
+ * num_poisoned_pages_inc() -> memblk_nr_poison_inc() (drivers/base/memory.c): the poisoned page's memory
+ * block counts it, and memory_block_online() refuses the block (-EHWPOISON) while the count is not zero.
+ */
+function numPoisonedPagesInc(m: Memmap, pfn: number): void {
+  atomicFetchAdd(m.blockNrHwpoison, m.blockIndex(pfn), 1);
+}
+
 /** After a split: every page of the old folio back on the LRU; pfn's keeps its reference (memory failure's). */
 function putbackSplit(m: Memmap, head: number, nr: number, pfn: number): void {
   for (let p = head; p < head + nr; p++) {
@@ -193,6 +201,15 @@ export function memoryFailure(m: Memmap, pfn: number, flags: number): number {
     put(); // TestSetPageHWPoison(): MF_MSG_ALREADY_POISONED
     return -EHWPOISON;
   }
+  const rc = handlePoisoned(m, pfn, flags);
+  // action_result() counts every outcome but MF_MSG_ALREADY_POISONED; a free page is not poisoned here
+  if (m.flags[pfn]! & PG_hwpoison) numPoisonedPagesInc(m, pfn);
+  return rc;
+}
+
+/** memory_failure() after TestSetPageHWPoison() set PG_hwpoison: take the page, split, unmap, isolate. */
+function handlePoisoned(m: Memmap, pfn: number, flags: number): number {
+  const head0 = m.compoundHead(pfn);
   if (!(flags & MF_COUNT_INCREASED)) {
     // a free page (get_hwpoison_page() 0) would be taken off the buddy: not modelled, it stays there unmarked
     if (m.refcount[head0]! === 0) {
@@ -260,9 +277,10 @@ function softOfflineInUsePage(m: Memmap, pfn: number): number {
   const target = allocMigrationTarget(GFP_USER | __GFP_MOVABLE | __GFP_RETRY_MAYFAIL);
   const r = migratePages(m, list, target, { reason: MR_MEMORY_FAILURE });
   if (r === 0) {
-    // page_handle_poison(page, false, true): poisoned; its reference (the isolation one, kept by
-    // migrate_folio_done()) is dropped and taken again: the page is never freed
+    // page_handle_poison(page, false, true): poisoned and counted; its reference (the isolation one,
+    // kept by migrate_folio_done()) is dropped and taken again: the page is never freed
     flagsFetchOr(m.flags, pfn, PG_hwpoison);
+    numPoisonedPagesInc(m, pfn);
     return 0;
   }
   putbackMovablePages(m, list);

@@ -7,7 +7,7 @@ import type { Finding } from '../../properties/property';
 import type { ActorOp } from '../types';
 import { MB_STRIDE, MB_ZONE } from '../../mm/memmap';
 import { stateStore, blockPresent, stateShow, OfflineReport } from '../../mm/memory_hotplug';
-import { EINVAL, EBUSY, EINTR, ENOMEM, ENODEV } from '../../mm/errno';
+import { EINVAL, EBUSY, EINTR, ENOMEM, ENODEV, EHWPOISON } from '../../mm/errno';
 import { zoneName, ZONE_MOVABLE } from '../../mm/mmzone';
 import { AgentEnv, AgentModel, AgentState, rc, errOr, num, failureReasons } from './agent';
 
@@ -118,7 +118,7 @@ export const hotplug: AgentModel = {
   errnos: {
     // memory_subsys_offline() -> offline_pages(): -EBUSY (unmovable, isolation), -EINTR (signal), -EINVAL, -ENOMEM
     offline: [-EBUSY, -EINTR, -EINVAL, -ENOMEM, -ENODEV],
-    online: [-EINVAL, -EBUSY, -ENOMEM, -ENODEV],
+    online: [-EINVAL, -EBUSY, -ENOMEM, -ENODEV, -EHWPOISON],
   },
   faultPoints: ['migrate:alloc-target', 'migrate:isolate', 'signal'],
   programLength: 4,
