@@ -117,6 +117,9 @@ export function qemuArgs(
   ];
 }
 
+/** How long a guest that ran every step may take to power off before QEMU is stopped. */
+const POWEROFF_GRACE_MS = 15_000;
+
 /** Boot, run, collect. Never throws for what the guest does; SetupError for a missing QEMU. */
 export async function runOnKernel(
   file: string,
@@ -147,30 +150,53 @@ export async function runOnKernel(
   fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(baseInitrd), cpioNewc(extra)]));
   const args = qemuArgs(c, kernel, initrd, consoleFile, resultFile);
   const t0 = performance.now(); // the guest's wall time, for the report only
-  const exit = await new Promise<{ code: number | null; timedOut: boolean; spawnError?: string }>((resolve) => {
-    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    q.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      q.kill('SIGKILL');
-    }, opts.timeoutMs);
-    q.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: null, timedOut: false, spawnError: e.message });
-    });
-    q.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({
-        code,
-        timedOut,
-        spawnError: code !== 0 && !timedOut && stderr.trim() ? stderr.trim().split('\n').pop() : undefined,
+  const exit = await new Promise<{ code: number | null; timedOut: boolean; spawnError?: string; stuck?: boolean }>(
+    (resolve) => {
+      const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      q.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
       });
-    });
-  });
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        q.kill('SIGKILL');
+      }, opts.timeoutMs);
+      // once the probe has written its end record, the guest has POWEROFF_GRACE_MS to power off: a task an
+      // oops killed while it held a device's lock (an offline) blocks device_shutdown() for good
+      let endSeen = 0;
+      const poll = setInterval(() => {
+        if (!endSeen) {
+          if (fs.existsSync(resultFile) && fs.readFileSync(resultFile, 'utf8').includes('{"end":'))
+            endSeen = Date.now();
+        } else if (Date.now() - endSeen > POWEROFF_GRACE_MS && !stuck) {
+          stuck = true;
+          q.kill('SIGKILL');
+        }
+      }, 250);
+      let stuck = false;
+      const done = (): void => {
+        clearTimeout(timer);
+        clearInterval(poll);
+      };
+      q.on('error', (e) => {
+        done();
+        resolve({ code: null, timedOut: false, spawnError: e.message });
+      });
+      q.on('exit', (code) => {
+        done();
+        if (stuck) {
+          resolve({ code: 0, timedOut: false, stuck: true });
+          return;
+        }
+        resolve({
+          code,
+          timedOut,
+          spawnError: code !== 0 && !timedOut && stderr.trim() ? stderr.trim().split('\n').pop() : undefined,
+        });
+      });
+    },
+  );
   const wall = Math.round(performance.now() - t0);
   const lines = fs.existsSync(resultFile) ? fs.readFileSync(resultFile, 'utf8').split(/\r?\n/) : [];
   const consoleText = fs.existsSync(consoleFile) ? fs.readFileSync(consoleFile, 'latin1') : '';
@@ -180,6 +206,11 @@ export async function runOnKernel(
   run.time.wall_ms = wall;
   if (exit.spawnError && !run.error) run.error = `qemu-system-x86_64: ${exit.spawnError}`;
   if (exit.timedOut && !run.error) run.error = `timed out after ${Math.round(opts.timeoutMs / 1000)} s (--timeout)`;
+  if (exit.stuck) {
+    run.warnings.push(
+      `the guest did not power off within ${POWEROFF_GRACE_MS / 1000} s of its last step (stopped): a task the kernel killed holds a lock shutdown needs; the console has its trace`,
+    );
+  }
   if (opts.keep) run.warnings.push(`kept ${dir}`);
   return run;
 }
@@ -279,14 +310,32 @@ function stepResult(
     detail += `, expected ${st.value}`;
     bad = true;
   }
-  const result = rc === null ? (killed.includes(st.proc ?? '') ? 'killed' : 'died') : rc < 0 ? errname(rc) : String(rc);
+  // a sysfs write whose task died inside it: an oops (the model's KernelBug in that step kills its task too)
+  const writerKilled = typeof r.writer_killed === 'number';
+  if (writerKilled) detail += `; the writing task was killed inside the write (signal ${String(r.writer_killed)})`;
+  const result = writerKilled
+    ? 'killed'
+    : rc === null
+      ? killed.includes(st.proc ?? '')
+        ? 'killed'
+        : 'died'
+      : rc < 0
+        ? errname(rc)
+        : String(rc);
   const exp = expectationFor(st.expect, variant);
   const match = expectationFor(st.expect_match, variant);
   let ok = !bad;
   if (exp !== undefined) {
     const self = st.proc !== undefined && killed.includes(st.proc);
     ok =
-      ok && (exp === 'killed' ? self : exp === 'panic' ? false : typeof exp === 'number' ? rc === exp : result === exp);
+      ok &&
+      (exp === 'killed'
+        ? self || writerKilled
+        : exp === 'panic'
+          ? false
+          : typeof exp === 'number'
+            ? rc === exp && !writerKilled
+            : result === exp);
   }
   if (typeof match === 'string') ok = ok && new RegExp(match).test(detail);
   return { step: n, op: st.op, proc: st.proc, rc, result, detail, ok, killed, log, raw: r };

@@ -1239,6 +1239,9 @@ static void proc_status(int p)
 
 /* ---------- memory block state (online/offline), the offline with a time limit ---------- */
 
+/* the signal that ended the last block_store()'s writer inside its write, or 0 */
+static int writer_killed;
+
 static long block_store(int b, const char *what, long limit_ms)
 {
 	char p[128];
@@ -1268,11 +1271,17 @@ static long block_store(int b, const char *what, long limit_ms)
 	long r = -ETIMEDOUT;
 	struct pollfd pf = { pfd[0], POLLIN, 0 };
 	/* the child's write can sleep uninterruptibly: give it the limit and 10 s more, then report it stuck */
-	if (poll(&pf, 1, (int)(limit_ms > 0 ? limit_ms + 10000 : -1)) == 1 && read(pfd[0], &r, sizeof(r)) != sizeof(r))
+	int died = poll(&pf, 1, (int)(limit_ms > 0 ? limit_ms + 10000 : -1)) == 1 && read(pfd[0], &r, sizeof(r)) != sizeof(r);
+	if (died)
 		r = -EIO;
 	close(pfd[0]);
-	if (r != -ETIMEDOUT)
-		waitpid(pid, NULL, 0);
+	if (r != -ETIMEDOUT) {
+		int st = 0;
+		waitpid(pid, &st, 0);
+		/* killed inside the write without a word: an oops (die() kills the task), the log says why */
+		if (died && WIFSIGNALED(st))
+			writer_killed = WTERMSIG(st);
+	}
 	return r;
 }
 
@@ -1502,8 +1511,11 @@ static int run_step(int step, char **av, int ac)
 		int b = (int)argll(av, ac, "b", -1);
 		const char *type = arg(av, ac, "type") ?: op;
 		long t0 = now_ms();
+		writer_killed = 0;
 		rc = block_store(b, type, op[1] == 'f' ? argll(av, ac, "ms", 10000) : 0);
 		jraw(",\"ms\":%ld", now_ms() - t0);
+		if (writer_killed)
+			jraw(",\"writer_killed\":%d", writer_killed);
 		read_zones();
 		read_blocks();
 	} else if (!strcmp(op, "zones")) {
