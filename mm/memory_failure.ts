@@ -22,6 +22,8 @@ import { splitFolio } from './huge_memory';
 import { getUserPages, getUserPagesFast } from './gup';
 import { isFreeBuddyPage } from './page_alloc';
 import { ZONE_DEVICE } from './mmzone';
+import { countVmEvents, vmItem } from './vmstat';
+import { releaseAtLeast, variant } from './variants';
 import { allocMigrationTarget, isolateFolio, migratePages, putbackMovablePages, MR_MEMORY_FAILURE } from './migrate';
 import { GFP_USER, __GFP_MOVABLE, __GFP_RETRY_MAYFAIL } from './gfp';
 import { isHwpoisonPte, pmdIndex, pmdIsTable, PFN_MASK } from './pgtable';
@@ -150,8 +152,14 @@ function tryToSplitThpPage(m: Memmap, head: number): number {
     return -EBUSY;
   }
   folioPut(m, head); // the isolation reference stands in for memory failure's
-  // can_split_folio() before unmap_folio(): an extra reference (a pin) fails the split with the PMDs intact
-  const rc = folioMapcount(m, head) === m.refcount[head]! - 1 ? splitFolio(m, head) : -EAGAIN;
+  // can_split_folio() before unmap_folio(): an extra reference (a pin) fails the split with the PMDs intact,
+  // and split_huge_page_to_list_to_order() counts that failure as any other (THP_SPLIT_PAGE_FAILED)
+  let rc: number;
+  if (folioMapcount(m, head) === m.refcount[head]! - 1) rc = splitFolio(m, head);
+  else {
+    if (folioOrder(m, head) === m.pmdOrder) countVmEvents(m, vmItem('thp_split_page_failed'), 1);
+    rc = -EAGAIN;
+  }
   if (rc) {
     flagsFetchAnd(m.flags, head, ~PG_isolated);
     folioPutbackLru(m, head);
@@ -180,8 +188,8 @@ function putbackSplit(m: Memmap, head: number, nr: number, pfn: number): void {
 
 /**
  * memory_failure(pfn, flags): handle a corrupted page. Returns 0 (recovered: unmapped, off the LRU,
- * held for ever), -EHWPOISON (already poisoned; or a THP that could not be split: it stays mapped with
- * PG_has_hwpoisoned), -EBUSY (ignored: a page memory failure cannot get hold of, or that stayed
+ * held for ever), -EHWPOISON (already poisoned; or, since v6.11, a THP that could not be split: it stays
+ * mapped with PG_has_hwpoisoned), -EBUSY (ignored: a page memory failure cannot get hold of, or that stayed
  * mapped; it keeps PG_hwpoison), -ENXIO (no online page there).
  */
 export function memoryFailure(m: Memmap, pfn: number, flags: number): number {
@@ -222,7 +230,9 @@ function handlePoisoned(m: Memmap, pfn: number, flags: number): number {
   if (m.flags[head]! & PG_head) {
     const nr = 1 << folioOrder(m, head);
     flagsFetchOr(m.flags, head, PG_has_hwpoisoned); // folio_set_has_hwpoisoned()
-    if (tryToSplitThpPage(m, head) < 0) return -EHWPOISON; // MF_MSG_UNSPLIT_THP (kill_procs_now())
+    // MF_MSG_UNSPLIT_THP: since v6.11 -EHWPOISON (kill_procs_now() SIGBUSes the mappers), before -EBUSY
+    // (action_result(MF_IGNORED)); Debian's 6.12 and 6.1 return each (scenarios/kernel/hwpoison-thp-unsplit.yaml)
+    if (tryToSplitThpPage(m, head) < 0) return releaseAtLeast(variant(), 6, 11) ? -EHWPOISON : -EBUSY;
     putbackSplit(m, head, nr, pfn);
     head = pfn;
   }

@@ -82,7 +82,7 @@ import { folioTryGet, folioOrder } from './page_ref';
 import { countVmEvents, vmItem } from './vmstat';
 import { hasBug, releaseAtLeast, variant } from './variants';
 import { folioContainHwpoisonedPage, unmapPoisonedFolio } from './memory_failure';
-import { folioMapped, tryToUnmap, TTU_IGNORE_MLOCK } from './rmap';
+import { folioMapped, tryToUnmap, TTU_IGNORE_MLOCK, TTU_HWPOISON } from './rmap';
 import { folioIsolateLruMark } from './vmscan';
 import { folioLock, folioUnlock } from './filemap';
 import { vmWarnOnOnceMm } from './debug';
@@ -464,11 +464,19 @@ function scanMovablePages(m: Memmap, start: number, end: number, out: { pfn: num
  */
 function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateStats): void {
   const list: number[] = [];
+  const beforeV64 = !releaseAtLeast(variant(), 6, 4);
   for (let pfn = start; pfn < end; pfn++) {
     const head = m.compoundHead(pfn);
     if (folioContainHwpoisonedPage(m, head) && hasBug('R20')) {
       pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
-      hwpoisonedFolioBeforeV614(m, head);
+      hwpoisonedFolioBeforeV614(m, head, TTU_IGNORE_MLOCK);
+      continue;
+    }
+    if (beforeV64 && m.flags[pfn]! & PG_hwpoison) {
+      // before v6.4 the check is PageHWPoison() of the page the walk is at (a THP's first one in the range),
+      // and try_to_unmap() without TTU_IGNORE_HWPOISON leaves hwpoison entries
+      pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
+      hwpoisonedFolioBeforeV614(m, head, TTU_IGNORE_MLOCK | TTU_HWPOISON);
       continue;
     }
     if (!folioTryGet(m, head)) continue;
@@ -477,7 +485,9 @@ function doMigrateRange(m: Memmap, start: number, end: number, stats: MigrateSta
       continue;
     }
     pfn = Math.max(pfn, head + (1 << folioOrder(m, head)) - 1);
-    if (folioContainHwpoisonedPage(m, head)) {
+    // before v6.4 a THP with a poisoned page further in is isolated and migrated like any other, poison
+    // and all: Debian's 6.1 offlines it (scenarios/kernel/hwpoison-thp-unsplit.yaml)
+    if (!beforeV64 && folioContainHwpoisonedPage(m, head)) {
       // unmap_poisoned_folio() cannot handle large folios in all cases yet: a THP is skipped
       if (m.flags[head]! & PG_head && !(m.flags[head]! & PG_hugetlb))
         stats.failures.push({ pfn: head, rc: -EBUSY, why: HWPOISONED_LARGE_SKIPPED });
@@ -521,17 +531,18 @@ function hwpoisonedFolio(m: Memmap, head: number): void {
 export const HWPOISONED_LARGE_SKIPPED = 'a large folio holding a hwpoisoned page, which do_migrate_range() skips';
 
 /**
- * R20, do_migrate_range() before those fixes (v6.4 to 6.12.85), with no reference held: a poisoned folio
- * still on the LRU is taken off it (WARN_ON), and a mapped one unmapped with try_to_unmap(folio,
- * TTU_IGNORE_MLOCK), unlocked and without TTU_HWPOISON (since 6da6b1d4a7df, v6.4, the flag that asks
- * for hwpoison entries; before it an unset TTU_IGNORE_HWPOISON made them). An anonymous page then has no
- * entry to become (try_to_unmap_one() WARNs and gives up): it stays mapped while test_pages_isolated()
- * lets the block go offline under it. A PMD-mapped THP is VM_BUG_ON_FOLIO(!pvmw.pte) (a NULL dereference).
+ * do_migrate_range() before those fixes, with no reference held: a poisoned folio still on the LRU is
+ * taken off it (WARN_ON), and a mapped one unmapped with try_to_unmap(folio, TTU_IGNORE_MLOCK),
+ * unlocked. Before v6.4 an unset TTU_IGNORE_HWPOISON makes hwpoison entries (ttu has TTU_HWPOISON).
+ * R20 (v6.4 to 6.12.85): without TTU_HWPOISON (6da6b1d4a7df, v6.4, the flag that asks for them) an
+ * anonymous page has no entry to become (try_to_unmap_one() WARNs and gives up): it stays mapped while
+ * test_pages_isolated() lets the block go offline under it. A PMD-mapped THP is VM_BUG_ON_FOLIO(!pvmw.pte)
+ * (a NULL dereference).
  */
-function hwpoisonedFolioBeforeV614(m: Memmap, head: number): void {
+function hwpoisonedFolioBeforeV614(m: Memmap, head: number, ttu: number): void {
   if (vmWarnOnOnceMm(m, (m.flags[head]! & PG_lru) !== 0, 'do_migrate_range: a hwpoisoned folio on the LRU'))
     folioIsolateLruMark(m, head, 0);
-  if (folioMapped(m, head)) tryToUnmap(m, head, TTU_IGNORE_MLOCK);
+  if (folioMapped(m, head)) tryToUnmap(m, head, ttu);
 }
 
 /**
