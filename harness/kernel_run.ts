@@ -165,16 +165,18 @@ export async function runOnKernel(
       // once the probe has written its end record, the guest has POWEROFF_GRACE_MS to power off: a task an
       // oops killed while it held a device's lock (an offline) blocks device_shutdown() for good
       let endSeen = 0;
+      let stuck = false;
+      let size = 0;
       const poll = setInterval(() => {
         if (!endSeen) {
-          if (fs.existsSync(resultFile) && fs.readFileSync(resultFile, 'utf8').includes('{"end":'))
-            endSeen = Date.now();
+          const now = fs.existsSync(resultFile) ? fs.statSync(resultFile).size : 0;
+          if (now !== size && fs.readFileSync(resultFile, 'utf8').includes('{"end":')) endSeen = Date.now();
+          size = now;
         } else if (Date.now() - endSeen > POWEROFF_GRACE_MS && !stuck) {
           stuck = true;
           q.kill('SIGKILL');
         }
       }, 250);
-      let stuck = false;
       const done = (): void => {
         clearTimeout(timer);
         clearInterval(poll);
