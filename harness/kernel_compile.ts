@@ -357,7 +357,8 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
         break;
       }
       case 'write':
-        line = `write p=${pid(s.proc)} a=${addrArg(file, n, op, s.addr, maps)} value=${(s.value as number) >>> 0}`;
+        st.value = (s.value as number) >>> 0; // the report's detail: the probe's rc is 0
+        line = `write p=${pid(s.proc)} a=${addrArg(file, n, op, s.addr, maps)} value=${st.value}`;
         break;
       case 'read':
         line = `read p=${pid(s.proc)} a=${addrArg(file, n, op, s.addr, maps)}`;

@@ -481,7 +481,7 @@ function stepDetail(
     case 'touch':
       return rc < 0 ? `at 0x${Number(r.aux).toString(16)}` : residencyText(res);
     case 'write':
-      return rc < 0 ? '' : `${addr} = ${rc}`;
+      return rc < 0 ? '' : `${addr} = ${st.value ?? 0}`;
     case 'read':
       return rc < 0 ? '' : `${addr} = ${rc}`;
     case 'munmap':

@@ -987,7 +987,7 @@ static void worker_cmd(int id, int rep, char **av, int ac)
 		reply(rep, 0, 0);
 	} else if (!strcmp(op, "write") || !strcmp(op, "read")) { /* write ADDR VALUE | read ADDR */
 		long r = access_word(addr, op[0] == 'w', (uint32_t)len);
-		reply(rep, r, 0);
+		reply(rep, op[0] == 'w' && r >= 0 ? 0 : r, 0); /* a store's rc is 0 (docs/scenarios.md), a load's the word */
 	} else if (!strcmp(op, "munmap")) {
 		reply(rep, munmap((void *)addr, len) ? -errno : 0, 0);
 	} else if (!strcmp(op, "mprotect")) {

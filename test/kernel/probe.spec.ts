@@ -71,6 +71,7 @@ describe('pinlab-probe on the host kernel', () => {
           step(recs, 3).res.unknown,
       ).toBe(16);
     expect(step(recs, 4).rc).toBe(102);
+    expect(step(recs, 5).rc).toBe(0); // a store returns 0, as the model's write does
     expect(step(recs, 6).rc).toBe(7);
     // MADV_DONTNEED, then read faults map the zero page (kpageflags says so, as root)
     expect(step(recs, 8).res).toMatchObject({ pages: 2, present: root ? 0 : 2, zero: root ? 2 : 0 });
@@ -144,6 +145,7 @@ describe('pinlab-probe on the host kernel', () => {
     expect(step(recs, 5)).toMatchObject({ rc: 0 });
     expect(step(recs, 7).rc).toBeLessThan(0); // FOLL_WRITE on a read-only mapping
     expect(step(recs, 8)).toMatchObject({ rc: 0 });
+    expect(step(recs, 9)).toMatchObject({ rc: 0 });
     expect(step(recs, 10).rc).toBe(11);
     expect(step(recs, 11).rc).toBe(5);
     expect(step(recs, 13)).toMatchObject({ rc: -3 }); // the process is gone: -ESRCH
