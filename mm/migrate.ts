@@ -15,7 +15,7 @@ import { followPte, Translation } from './memory';
 import { ptlLock, ptlUnlock } from './mm_types';
 import * as mmzoneNs from './mmzone';
 import { folioPut, folioAddLru, lruAddDrainAll } from './swap';
-import { tryToMigrate, removeMigrationPtes, folioMapped } from './rmap';
+import { tryToMigrate, removeMigrationPtes, folioMapped, folioPartiallyMapped } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import * as errnoNs from './errno';
 import { dequeueHugetlbFolio, hstateIndex, allocMigrateHugetlbFolio, moveHugetlbState } from './hugetlb';
@@ -25,7 +25,7 @@ import { folioGet, folioOrder, folioRefFreeze, folioRefUnfreeze } from './page_r
 import { folioTrylock, folioUnlock } from './filemap';
 import { folioIsolateLruMark, folioPutbackLru } from './vmscan';
 import { vaPages } from './pgtable';
-import { hasBug } from './variants';
+import { hasBug, releaseAtLeast, variant } from './variants';
 
 // Numeric constants of leaf modules as module-level bindings: V8 reads an imported binding as a property
 // of the other module's exports object at every use (again after every call, atomics included).
@@ -342,6 +342,7 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
   const stats = opts.stats ?? { nrSucceeded: 0, nrFailedPages: 0, nrThpSplit: 0, failures: [] };
   const passes = opts.passes ?? NR_MAX_MIGRATE_PAGES_RETRY;
   let pending = list; // the first pass reads the caller's list, which is only rewritten at the end
+  const splitDeferred = releaseAtLeast(variant(), 6, 10);
   const failed: number[] = [];
   let rcSaved = 0;
   for (let pass = 0; pass < passes && pending.length; pass++) {
@@ -352,6 +353,16 @@ export function migratePages(m: Memmap, list: number[], getNew: NewFolio, opts: 
       const large = nr > 1 && !(m.flags[src]! & PG_hugetlb);
       const isolatedItem =
         m.flags[src]! & PG_hugetlb ? -1 : m.flags[src]! & PG_anon ? NR_ISOLATED_ANON : NR_ISOLATED_FILE;
+      // migrate_pages_batch() since v6.10 (7262f208ca68): a partially mapped THP (on the deferred split
+      // list) is split rather than migrated whole; it counts as a failed THP, its pages go round again
+      // (Debian's 6.12 splits it, its 6.1 migrates it whole: a pin of a THP with a page unmapped)
+      if (large && splitDeferred && folioPartiallyMapped(m, src) && splitFolio(m, src) === 0) {
+        stats.nrThpSplit++;
+        countVmEvents(m, THP_MIGRATION_SPLIT, 1);
+        countVmEvents(m, THP_MIGRATION_FAIL, 1);
+        for (let p = src; p < src + nr; p++) retry.push(p);
+        continue;
+      }
       migrateDst = -1;
       const rc = migrateFolio(m, src, getNew);
       if (rc === 0) {

@@ -73,6 +73,24 @@ export function folioMapped(m: Memmap, head: number): boolean {
 }
 
 /**
+ * folio_test_partially_mapped(): an anonymous THP some of whose pages lost their last mapping while
+ * others are still mapped (__folio_remove_rmap() then queues it for deferred split). Computed from the
+ * mapcounts: pinlab keeps no deferred split queue, and an anonymous page once unmapped is never mapped again.
+ */
+export function folioPartiallyMapped(m: Memmap, head: number): boolean {
+  const f = m.flags[head]!;
+  if ((f & (PG_head | PG_anon | PG_hugetlb)) !== (PG_head | PG_anon) || entireMapcount(m, head) > 0) return false;
+  let mapped = false;
+  let unmapped = false;
+  for (let p = head, end = head + (1 << folioOrder(m, head)); p < end; p++) {
+    if (m.mapcount[p]) mapped = true;
+    else unmapped = true;
+    if (mapped && unmapped) return true;
+  }
+  return false;
+}
+
+/**
  * folio_maybe_dma_pinned(): large folios keep an exact _pincount; small ones infer it from the
  * refcount bias (false positives at >= 1024 plain references).
  */

@@ -1,5 +1,16 @@
-import { boot } from '../../helpers';
-import { bprmMmInit, doMmap, dupMm, doMadvise, MADV_DONTNEED, PROT_READ, PROT_WRITE, exitMmap } from '../../../mm/mmap';
+import { boot, withVariant } from '../../helpers';
+import {
+  bprmMmInit,
+  doMmap,
+  doMunmap,
+  dupMm,
+  doMadvise,
+  MADV_DONTNEED,
+  PROT_READ,
+  PROT_WRITE,
+  exitMmap,
+} from '../../../mm/mmap';
+import { folioPartiallyMapped } from '../../../mm/rmap';
 import { setYieldHook } from '../../../mm/sched';
 import { getUser, putUser } from '../../../mm/memory';
 import {
@@ -143,6 +154,30 @@ describe('migrate_pages (mm/migrate.c)', () => {
     expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
     expect(m.pageZonenum(pfnOf(m, mm, v))).toBe(ZONE_NORMAL);
   });
+
+  it.each([
+    ['v6.12', 0, 1],
+    ['v6.1', 1, 0],
+  ])(
+    'a partially mapped THP (a page of it unmapped): %s migrates it whole %d times, splits it %d (v6.10: deferred split)',
+    (variant, whole, split) => {
+      withVariant(variant, () => {
+        const { m, mm, v } = setup(`${CMD} transparent_hugepage=always`, 8);
+        expect(m.flags[pfnOf(m, mm, v)]! & PG_head).toBeTruthy();
+        expect(doMunmap(m, mm, v + 5, 1)).toBe(0);
+        expect(folioPartiallyMapped(m, pfnOf(m, mm, v))).toBe(true);
+        const r = migrateRange(m, mm, v, 5, 'kernel');
+        const s = vmstatSnapshot(m);
+        expect([s.thp_migration_success, s.thp_migration_split, s.thp_split_page]).toEqual([whole, split, split]);
+        expect(r.migrated).toBe(8); // the unmapped page too: freed under the migration, it counts as moved
+        for (let i = 0; i < 8; i++) {
+          if (i === 5) continue;
+          expect(m.pageZonenum(pfnOf(m, mm, v + i))).toBe(ZONE_NORMAL);
+          expect(getUser(m, mm, v + i)).toBe(500 + i);
+        }
+      });
+    },
+  );
 
   it('-ENOMEM stops the passes; the folios waiting for another pass go back on the list with the rest', () => {
     const { m, mm, v } = setup();
