@@ -38,7 +38,7 @@ import {
 } from './migrate';
 import { __GFP_NOWARN, __GFP_MOVABLE } from './gfp';
 import * as gfpNs from './gfp';
-import { bug, KernelOops } from './debug';
+import { bug, KernelOops, vmWarnOnOnce } from './debug';
 import { folioGet, folioNrPages, folioOrder } from './page_ref';
 import { vmaNeedsDirtyTracking } from './filemap';
 
@@ -256,6 +256,12 @@ type Follow = number | 'fault' | 'unshare';
  */
 const scratch: Translation = { pfn: 0, write: false, migrating: false, huge: false };
 
+/** follow_hugetlb_page()'s pinnability check through try_grab_folio(): the v6.1 variants (6.1 to 6.4). */
+function hugetlbSlowGrabRefuses(): boolean {
+  const v = variant();
+  return releaseAtLeast(v, 6, 1) && !releaseAtLeast(v, 6, 5);
+}
+
 function followPage(m: Memmap, mm: number, vpn: number, flags: number, vmFlags: number): Follow {
   ptlLock(m, mm);
   try {
@@ -283,6 +289,19 @@ function followPage(m: Memmap, mm: number, vpn: number, flags: number, vmFlags: 
     // R15: the slow path used the fast-path grab, which refuses unpinnable large folios
     if (flags & FOLL_LONGTERM && m.flags[head]! & PG_head && hasBug('R15') && !folioIsLongtermPinnable(m, head))
       return -EFAULT;
+    // follow_hugetlb_page() (v6.1 to v6.4) grabs with try_grab_folio(), the fast-path helper that refuses
+    // a long-term pin of an unpinnable folio: WARN_ON_ONCE() and -ENOMEM before anything is migrated
+    // (Debian's 6.1: scenarios/kernel/hugetlb-longterm-pin.yaml). "mm/gup: retire follow_hugetlb_page()"
+    // (v6.5) removed it; the fast-path grab then stayed in the slow path until v6.10 (R15's fix)
+    if (
+      flags & FOLL_LONGTERM &&
+      m.flags[head]! & PG_hugetlb &&
+      hugetlbSlowGrabRefuses() &&
+      !folioIsLongtermPinnable(m, head)
+    ) {
+      vmWarnOnOnce(true, 'follow_hugetlb_page: try_grab_folio() refused a long-term pin');
+      return -ENOMEM;
+    }
     const rc = tryGrabFolio(m, head, 1, flags);
     return rc < 0 ? rc : t.pfn;
   } finally {

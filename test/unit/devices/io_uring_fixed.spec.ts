@@ -134,8 +134,9 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
   it('6.1 has no io_try_coalesce_buffer(): one bvec entry and one pin per 4 KiB page of a huge page', () => {
     const prev = setVariant(parseVariant('v6.1'));
     try {
+      // no ZONE_MOVABLE: 6.1 refuses a long-term pin of a hugetlb page there (-ENOMEM, follow_hugetlb_page())
       const r = rig(ioUringFixed, {
-        cmd: `${CMD} hugepagesz=2M hugepages=3`,
+        cmd: 'mem=1M sysctl.vm.min_free_kbytes=16 hugepagesz=2M hugepages=3',
         maps: { huge: { nrPages: 16, prot: RW, hugetlb: true } },
       });
       const hp = r.m.ptrsPerTable;

@@ -950,3 +950,27 @@ describe('try_grab_folio() / gup_put_folio() accounting and the unpin family', (
     for (const p of pages) expect(m.refcount[p]).toBe(0);
   });
 });
+
+describe('a long-term pin of hugetlb pages in ZONE_MOVABLE (follow_hugetlb_page(), 6.1 to 6.4)', () => {
+  // Debian's 6.1 refuses it (scenarios/kernel/hugetlb-longterm-pin.yaml): the slow path grabs with the
+  // GUP-fast helper, which will not long-term pin an unpinnable folio; 6.12 migrates the folios
+  it.each([
+    ['v6.12', 16],
+    ['v6.1', -ENOMEM],
+  ])('%s: %d', (variant, rc) => {
+    withVariant(variant, () => {
+      const m = boot('mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 hugepages=4', 'mini');
+      const mm = bprmMmInit(m);
+      const h = doMmap(m, mm, { nrPages: 16, prot: PROT_READ | PROT_WRITE, hugetlb: true });
+      for (let i = 0; i < 16; i++) putUser(m, mm, h + i, 100 + i);
+      expect(m.pageZonenum(pfnOf(m, mm, h))).toBe(ZONE_MOVABLE);
+      const pages: number[] = [];
+      expect(pinUserPages(m, mm, h, 16, FOLL_WRITE | FOLL_LONGTERM, pages)).toBe(rc);
+      if (rc > 0) {
+        expect(m.pageZonenum(pfnOf(m, mm, h))).not.toBe(ZONE_MOVABLE);
+        unpinUserPagesDirtyLock(m, pages, 16, false);
+      }
+      expect(getUser(m, mm, h + 9)).toBe(109);
+    });
+  });
+});
