@@ -170,9 +170,9 @@ export async function runOnKernel(
       const poll = setInterval(() => {
         if (!endSeen) {
           const now = fs.existsSync(resultFile) ? fs.statSync(resultFile).size : 0;
-          if (now !== size && fs.readFileSync(resultFile, 'utf8').includes('{"end":')) endSeen = Date.now();
+          if (now !== size && fs.readFileSync(resultFile, 'utf8').includes('{"end":')) endSeen = performance.now();
           size = now;
-        } else if (Date.now() - endSeen > POWEROFF_GRACE_MS && !stuck) {
+        } else if (performance.now() - endSeen > POWEROFF_GRACE_MS && !stuck) {
           stuck = true;
           q.kill('SIGKILL');
         }

@@ -295,27 +295,31 @@ describe('pinlab scenario: expectations', () => {
 
 describe('scenarios/kernel/hwpoison-offline-online.yaml (memblk_nr_poison(), v6.2)', () => {
   const file = path.join(SCENARIOS, 'kernel', 'hwpoison-offline-online.yaml');
-  const steps = (k: string): string[] => {
+  const results = (k: string): ReturnType<typeof runScenario>['results'] => {
     const r = runScenario(file, loadScenario(file), () => {}, k);
     expect(r.results.filter((x) => !x.ok)).toEqual([]);
-    return r.results.map((x) => `${x.op} ${x.result}`);
+    return r.results;
   };
 
   it('v6.12 refuses to online the block with the poisoned page; the pin is released cleanly', () => {
-    expect(steps('v6.12').slice(4)).toEqual(['offline 0', 'online -EHWPOISON', 'unpin 0', 'mmap 0', 'vmstat 0']);
+    expect(
+      results('v6.12')
+        .slice(4)
+        .map((x) => `${x.op} ${x.result}`),
+    ).toEqual(['offline 0', 'online -EHWPOISON', 'unpin 0', 'mmap 0', 'vmstat 0']);
   });
 
   it('v6.1 onlines it: the unpin is a kernel BUG (an oops of the task), the fill meets the bad page', () => {
-    const r = runScenario(file, loadScenario(file), () => {}, 'v6.1');
-    expect(r.results.slice(4).map((x) => `${x.op} ${x.result}`)).toEqual([
+    const r = results('v6.1');
+    expect(r.slice(4).map((x) => `${x.op} ${x.result}`)).toEqual([
       'offline 0',
       'online 0',
       'unpin killed',
       'mmap killed',
       'vmstat 0',
     ]);
-    expect(r.results[6]!.detail).toMatch(/^kernel BUG: folio_put: pfn \d+ refcount was 0/);
-    expect(r.results[7]!.detail).toMatch(/bad page state: pfn \d+ allocated with refcount -1024/);
+    expect(r[6]!.detail).toMatch(/^kernel BUG: folio_put: pfn \d+ refcount was 0/);
+    expect(r[7]!.detail).toMatch(/bad page state: pfn \d+ allocated with refcount -1024/);
   });
 });
 

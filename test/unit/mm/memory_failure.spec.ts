@@ -67,6 +67,19 @@ function rawPte(m: Memmap, mm: number, vpn: number): number {
 
 const blockOf = (m: Memmap, pfn: number): number => Math.floor(pfn / m.blockPages);
 
+/**
+ * A THP memory failure could not split: page `page` of it poisoned (MADV_HWPOISON returns rc) while an
+ * extra reference held the folio, dropped again afterwards.
+ */
+function unsplitPoisonedThp(page: number, rc: number): { m: Memmap; mm: number; v: number; head: number } {
+  const { m, mm, v } = proc(THP, 8);
+  const head = pfnOf(m, mm, v);
+  folioGet(m, head);
+  expect(doMadvise(m, mm, v + page, 1, MADV_HWPOISON)).toBe(rc);
+  folioPut(m, head);
+  return { m, mm, v, head };
+}
+
 describe('memory_failure() (mm/memory-failure.c)', () => {
   it('madvise(MADV_HWPOISON) on a small anonymous page: unmapped to a hwpoison entry, held off the LRU', () => {
     const { m, mm, v } = proc();
@@ -185,11 +198,7 @@ describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () =
   }
 
   it('v6.12: a poisoned THP memory failure could not split is skipped, so the block does not go offline', () => {
-    const { m, mm, v } = proc(THP, 8);
-    const head = pfnOf(m, mm, v);
-    folioGet(m, head);
-    expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(-EHWPOISON);
-    folioPut(m, head);
+    const { m, mm, v, head } = unsplitPoisonedThp(0, -EHWPOISON);
     const r = report();
     expect(stateStore(m, blockOf(m, head), 'offline', { report: r, passesMax: 5 })).toBe(-EINTR);
     expect(getUser(m, mm, v + 1)).toBe(701);
@@ -198,11 +207,7 @@ describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () =
 
   it('v6.12+R20: the same THP is unmapped without TTU_SPLIT_HUGE_PMD: a kernel BUG', () => {
     withVariant('v6.12+R20', () => {
-      const { m, mm, v } = proc(THP, 8);
-      const head = pfnOf(m, mm, v);
-      folioGet(m, head);
-      expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(-EHWPOISON);
-      folioPut(m, head);
+      const { m, head } = unsplitPoisonedThp(0, -EHWPOISON);
       expect(() => stateStore(m, blockOf(m, head), 'offline', { passesMax: 5 })).toThrow(KernelBug);
     });
   });
@@ -211,11 +216,7 @@ describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () =
   // 6.1 agrees on both (scenarios/kernel/hwpoison-thp-unsplit.yaml, hwpoison-thp-head-offline.yaml)
   it('v6.1: a THP with a poisoned page past its head is migrated, poison and all, and the block goes offline', () => {
     withVariant('v6.1', () => {
-      const { m, mm, v } = proc(THP, 8);
-      const head = pfnOf(m, mm, v);
-      folioGet(m, head);
-      expect(doMadvise(m, mm, v + 2, 1, MADV_HWPOISON)).toBe(-EBUSY); // MF_MSG_UNSPLIT_THP, MF_IGNORED
-      folioPut(m, head);
+      const { m, mm, v, head } = unsplitPoisonedThp(2, -EBUSY); // MF_MSG_UNSPLIT_THP, MF_IGNORED
       const moved = vmstatSnapshot(m).thp_migration_success!;
       expect(stateStore(m, blockOf(m, head), 'offline', { passesMax: 5 })).toBe(0);
       expect(vmstatSnapshot(m).thp_migration_success).toBe(moved + 1);
@@ -225,11 +226,7 @@ describe('offlining a block with poisoned pages (do_migrate_range(), R20)', () =
 
   it('v6.1: a THP whose head is poisoned is unmapped without splitting its PMD: a kernel BUG (6.1 oopses)', () => {
     withVariant('v6.1', () => {
-      const { m, mm, v } = proc(THP, 8);
-      const head = pfnOf(m, mm, v);
-      folioGet(m, head);
-      expect(doMadvise(m, mm, v, 1, MADV_HWPOISON)).toBe(-EBUSY);
-      folioPut(m, head);
+      const { m, head } = unsplitPoisonedThp(0, -EBUSY);
       expect(() => stateStore(m, blockOf(m, head), 'offline', { passesMax: 5 })).toThrow(
         /VM_BUG_ON_FOLIO\(!pvmw.pte\)/,
       );
