@@ -158,11 +158,11 @@ function parseCma(text: string): CmaParam {
  * hugepagesz_setup(): x86-64 supports 2M (PMD) and 1G (PUD) pages. In a miniature geometry the names
  * keep their page-table level: 2M is one PMD (1 << pageblock_order frames), 1G one PUD (512 PMDs).
  */
-function hugepageOrder(text: string, g: Geometry): number {
-  const bytes = memparse('hugepagesz', text);
+function hugepageOrder(param: string, text: string, g: Geometry): number {
+  const bytes = memparse(param, text);
   if (bytes === 2 << 20) return g.pageblockOrder;
   if (bytes === 1 << 30) return g.pageblockOrder + 9;
-  throw new CmdlineError(`hugepagesz: unsupported page size ${text} (x86-64 has 2M and 1G)`);
+  throw new CmdlineError(`${param}: unsupported page size ${text} (x86-64 has 2M and 1G)`);
 }
 
 /** parse_memmap_one(): nn@ss (RAM), nn$ss (reserved), nn#ss (ACPI data), nn!ss (persistent), nn (a limit), exactmap. */
@@ -368,10 +368,10 @@ export function parseCmdline(cmdline: string, geometry: Geometry): BootParams {
         p.hugetlbFreeVmemmap = parseBool(key, need());
         break;
       case 'hugepagesz':
-        hugeOrder = hugepageOrder(need(), geometry);
+        hugeOrder = hugepageOrder(key, need(), geometry);
         break;
       case 'default_hugepagesz':
-        hugeOrder = hugepageOrder(need(), geometry);
+        hugeOrder = hugepageOrder(key, need(), geometry);
         break;
       case 'hugepages': {
         // hugepages_setup(), mm/hugetlb.c

@@ -44,6 +44,9 @@ import {
   PG_hole,
   PG_hwpoison,
   NO_ZONE,
+  ND_STRIDE,
+  ND_START,
+  ND_END,
 } from './memmap';
 import {
   ZONE_DMA,
@@ -207,6 +210,7 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
   const ne = e === s ? startPfn + nrPages : Math.max(e, startPfn + nrPages);
   m.zones[zb + Z_START_PFN] = ns;
   m.zones[zb + Z_SPANNED] = ne - ns;
+  resizePgdatRange(m, Math.floor(zid / MAX_NR_ZONES), startPfn, nrPages);
   m.flags.fill(zoneBits(zid) | PG_reserved, startPfn, startPfn + nrPages);
   // __init_single_page(): a page memory failure held when the block went offline starts afresh, its
   // whole struct page (a mapping left on it would be a bad page when it is next allocated)
@@ -220,6 +224,18 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
     isolatePageblockLocked(m, zid, p);
   }
   spinUnlock(m.zones, lk);
+}
+
+/**
+ * resize_pgdat_range(): the node spans what went online. Not shrunk again when it goes offline
+ * (update_pgdat_span()): pfnToNid() finds a hot-added range's node by the node starts (docs/simplifications.md).
+ */
+function resizePgdatRange(m: Memmap, nid: number, startPfn: number, nrPages: number): void {
+  const o = nid * ND_STRIDE;
+  const s = m.nodes[o + ND_START]!;
+  const e = m.nodes[o + ND_END]!;
+  m.nodes[o + ND_START] = e === s ? startPfn : Math.min(s, startPfn);
+  m.nodes[o + ND_END] = e === s ? startPfn + nrPages : Math.max(e, startPfn + nrPages);
 }
 
 /** remove_pfn_range_from_zone() + shrink_zone_span(): the range leaves the zone (frames have no zone). */

@@ -943,6 +943,18 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
  * init_cma_reserved_pageblock() frees them a pageblock at a time (__free_pages(), FPI_NONE).
  */
 function memblockFreeAll(m: Memmap, plan: BootPlan): void {
+  // cma_activate_area(): an area across two zones is not activated; its pages go to the buddy as any others
+  plan.cmaAreas = plan.cmaAreas.filter((c) => {
+    const zh = m.pageZone(c.basePfn);
+    for (let pfn = c.basePfn + 1; pfn < c.basePfn + c.count; pfn++) {
+      if (m.pageZone(pfn) === zh) continue;
+      plan.warnings.push(
+        `CMA area cma could not be activated: pfn ${c.basePfn}-${c.basePfn + c.count} spans two zones (cma_activate_area())`,
+      );
+      return false;
+    }
+    return true;
+  });
   const reserved = new Uint8Array(plan.bootPages);
   for (const r of plan.reservations) reserved.fill(1, r.startPfn, Math.min(plan.bootPages, r.startPfn + r.nrPages));
   for (const c of plan.cmaAreas) reserved.fill(1, c.basePfn, Math.min(plan.bootPages, c.basePfn + c.count));

@@ -1,7 +1,7 @@
 import { boot, zone, GiB, MiB } from '../../helpers';
 import { layoutJson } from '../../../harness/layout';
 import { parseCmdline, parseGeometry } from '../../../mm/cmdline';
-import { Memmap, H_MIN_FREE_KBYTES, PG_hugetlb } from '../../../mm/memmap';
+import { Memmap, H_MIN_FREE_KBYTES, PG_hugetlb, nodeSpan } from '../../../mm/memmap';
 import { ZONE_MOVABLE, MIGRATE_CMA } from '../../../mm/mmzone';
 import { checkAllocator } from '../../../properties/allocator_sound';
 
@@ -182,5 +182,33 @@ describe('boot: zones (free_area_init, memblock_free_all)', () => {
     expect(zone(m, 'Normal')).toMatchObject({ start_pfn: 0, spanned: 64, present: 64, managed: 61 });
     expect(zone(m, 'Movable')).toMatchObject({ start_pfn: 64, spanned: 64, managed: 64 });
     expect(checkAllocator(m).errors).toEqual([]);
+  });
+});
+
+describe('boot: what the boot suite found (layout-sound)', () => {
+  it('a CMA area across Normal and Movable is not activated (cma_activate_area()): no area, its pages plain memory', () => {
+    const j = json('mem=1M movablecore=512K cma=64K@480K sysctl.vm.min_free_kbytes=16', 'mini');
+    expect(j.cma_areas).toEqual([]);
+    expect(j.warnings).toContainEqual(expect.stringMatching(/^CMA area cma could not be activated: pfn 120-136/));
+    expect(j.zones.map((z) => z.cma)).toEqual([0, 0, 0, 0, 0]);
+    // one zone: activated
+    expect(json('mem=1M movablecore=512K cma=64K@384K sysctl.vm.min_free_kbytes=16', 'mini').cma_areas).toEqual([
+      { base_pfn: 96, count: 16 },
+    ]);
+  });
+
+  it('onlining a hot-added block grows its node (resize_pgdat_range())', () => {
+    const m = boot('mem=512K pinlab.hotplug=32K memhp_default_state=online_kernel sysctl.vm.min_free_kbytes=8', 'mini');
+    expect(nodeSpan(m, 0)).toEqual([0, 160]);
+    expect(zone(m, 'Normal')).toMatchObject({ start_pfn: 0, spanned: 160 });
+  });
+
+  it('default_hugepagesz= is named in its own errors', () => {
+    expect(() => parseCmdline('mem=1M default_hugepagesz=-1', parseGeometry('mini'))).toThrow(
+      /^default_hugepagesz: bad size '-1'/,
+    );
+    expect(() => parseCmdline('mem=1M default_hugepagesz=4M', parseGeometry('mini'))).toThrow(
+      /^default_hugepagesz: unsupported page size 4M/,
+    );
   });
 });
