@@ -165,10 +165,11 @@ const LAYOUT = z
         .min(-1)
         .safe()
         .optional(),
+      refusable: z.boolean(expecting('expected true or false')).optional(),
     },
     expecting('expected a mapping with cmdline and maps'),
   )
-  .strict('(fields: cmdline, geometry, maps, memlock)');
+  .strict('(fields: cmdline, geometry, maps, memlock, refusable)');
 
 /** The case's parts that do not depend on its other parts. */
 const CASE_BASE = z
@@ -220,7 +221,7 @@ function caseDeps(c: z.infer<typeof CASE_BASE>, raw: Record<string, unknown>): z
         'a mapping from actor name to its ops',
         actorName,
         (a) => programSchema(knownKind(a)!, maps),
-        1,
+        c.layout.refusable ? 0 : 1, // the boot suite's cases have no actors
         MAX_ACTORS,
       ),
       faults: keyed('a mapping from actor to fault point to call numbers', isActor, faultPlan),

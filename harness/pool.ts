@@ -22,6 +22,7 @@ export class ActorPool {
   readonly threads: number;
 
   constructor(threads: number) {
+    threads = Math.max(1, threads); // the boot suite's cases have no actors; piscina wants a thread
     this.threads = threads;
     smpEnable(); // machines of this thread are shared with the workers from now on (mm/atomic.ts)
     const w = workerFile();

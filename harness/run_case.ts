@@ -17,7 +17,7 @@ import {
 import type { ActorPool } from './pool';
 import { Memmap } from '../mm/memmap';
 import { bootFromSpec } from './layout';
-import { parseCmdline, parseGeometry } from '../mm/cmdline';
+import { parseCmdline, parseGeometry, type BootParams } from '../mm/cmdline';
 import { bprmMmInit, doMmap, exitMmap, fileInodeCreate, fileInodePut, PROT_READ, PROT_WRITE } from '../mm/mmap';
 import { AS_WRITEBACK } from '../mm/filemap';
 import { H_MM_LIVE, MM_USERS } from '../mm/memmap';
@@ -31,8 +31,10 @@ import { errname } from '../mm/errno';
 import { vmstatSnapshot, pathSnapshot } from '../mm/vmstat';
 import { CmdlineError } from '../mm/cmdline';
 import { KernelBug } from '../mm/debug';
+import { KernelPanic } from '../mm/oom_kill';
+import { bugSitesSave, bugSitesRestore } from '../mm/variants';
 import { snapshotPageCounts, PageCounts } from '../properties/pins_balance';
-import { propertiesAt, RUN_FAILURES, EndCheck, Phase, Property } from '../properties/index';
+import { propertiesAt, RUN_FAILURES, BootCheck, EndCheck, Phase, Property } from '../properties/index';
 import { kernelBug } from '../properties/kernel_bug';
 import { deadlock, hang, kernelPanic, actorThrew, workerExit, propertyThrew } from '../properties/run_failures';
 import {
@@ -86,6 +88,11 @@ export interface Layout {
   maps: MapSpec[];
   /** the process's RLIMIT_MEMLOCK in pages (-1: RLIM_INFINITY); default 8 MiB (mm_alloc) */
   memlock?: number;
+  /**
+   * a generated command line the kernel may refuse (the boot suite): a refusal is the case's outcome (end
+   * 'refused', judged by the boot properties), not bad input
+   */
+  refusable?: boolean;
 }
 
 /** A generated case: plain JSON data. Actor names are "<kind>-<n>" (kinds: agents and device models). */
@@ -195,6 +202,8 @@ interface BootImage {
   shape: Memmap['shape'];
   image: Uint8Array;
   spare: SharedArrayBuffer | null;
+  /** the boot checks' findings on this machine (they read only the boot image) */
+  boot: BootFindings;
 }
 const bootImages = new Map<string, BootImage>();
 const BOOT_IMAGES_MAX = 16;
@@ -204,32 +213,91 @@ const BOOT_IMAGE_MAX_BYTES = 32 << 20;
 const SCRATCH_MIN_BYTES = BOOT_IMAGE_MAX_BYTES;
 const spareControls = new Map<string, SharedArrayBuffer>();
 
-function bootCached(layout: Layout): Memmap {
-  const key = `${layout.geometry ?? ''}|${layout.cmdline}`;
+/** What phase 'boot' found: failures (property, message) and what each property checked. */
+interface BootFindings {
+  failures: { property: string; message: string }[];
+  tally: Tally;
+  /** the regression-corpus bug sites boot reached (counted for the boot suite's cases only) */
+  sites?: Record<string, number>;
+}
+
+/** A case's machine as boot left it, or the refusal of its command line (a refusable layout only). */
+interface Booted {
+  m: Memmap | null;
+  refused: string | null;
+  /** the kernel panicked booting (out of memory before init): an outcome of the boot suite */
+  panic?: string;
+  boot: BootFindings;
+}
+
+/** Boot images are kept per kernel too: a variant may boot differently (R22). */
+const bootKey = (layout: Layout, variant: string): string => `${variant}|${layout.geometry ?? ''}|${layout.cmdline}`;
+
+function bootCached(layout: Layout, variant: string): Booted {
+  const key = bootKey(layout, variant);
   let bi = bootImages.get(key);
   if (!bi) {
     let m: Memmap;
+    let params: BootParams;
+    const saved = bugSitesSave(); // boot's own bug sites, apart from the thread's
+    bugSitesRestore({});
+    let sites: Record<string, number>;
     try {
-      m = bootFromSpec({ cmdline: layout.cmdline, geometry: layout.geometry }).m;
+      ({ m, params } = bootFromSpec({ cmdline: layout.cmdline, geometry: layout.geometry }));
+      sites = bugSitesSave();
     } catch (e) {
-      if (e instanceof CmdlineError) throw new CaseError(`layout: ${e.message}`);
-      throw e;
+      bugSitesRestore(saved);
+      if (!layout.refusable) {
+        if (e instanceof CmdlineError) throw new CaseError(`layout: ${e.message}`);
+        throw e;
+      }
+      if (e instanceof CmdlineError)
+        return { m: null, refused: e.message, boot: bootChecks(layout, null, null, e.message) };
+      // a machine too small for the kernel's own memory panics as the kernel does (out of memory at boot)
+      if (e instanceof KernelPanic)
+        return { m: null, refused: null, panic: e.message, boot: { failures: [], tally: {} } };
+      // the kernel broke booting a generated command line: the case's failure, not the harness's
+      const err = e as Error;
+      const property = e instanceof KernelBug ? kernelBug.name : propertyThrew.name;
+      const message = `booting '${layout.cmdline}': ${err?.name}: ${err?.message}`;
+      return { m: null, refused: null, boot: { failures: [{ property, message }], tally: {} } };
     }
-    if (m.sab.byteLength > BOOT_IMAGE_MAX_BYTES) return m;
+    bugSitesRestore(saved);
+    const boot = { ...bootChecks(layout, m, params, null), sites };
+    if (m.sab.byteLength > BOOT_IMAGE_MAX_BYTES) return { m, refused: null, boot };
     if (bootImages.size >= BOOT_IMAGES_MAX) bootImages.clear();
-    bi = { shape: m.shape, image: new Uint8Array(m.sab).slice(), spare: null };
+    bi = { shape: m.shape, image: new Uint8Array(m.sab).slice(), spare: null, boot };
     bootImages.set(key, bi);
-    return m;
+    return { m, refused: null, boot };
   }
   const sab = bi.spare ?? new SharedArrayBuffer(bi.image.length);
   bi.spare = null;
   new Uint8Array(sab).set(bi.image);
-  return new Memmap(bi.shape, sab);
+  return { m: new Memmap(bi.shape, sab), refused: null, boot: bi.boot };
+}
+
+/** Phase 'boot': every property's atBoot() on the machine just booted, or on its command line's refusal. */
+function bootChecks(layout: Layout, m: Memmap | null, params: BootParams | null, refused: string | null): BootFindings {
+  const out: BootFindings = { failures: [], tally: {} };
+  const c: BootCheck = { m, params, cmdline: layout.cmdline, refused, checked: 0 };
+  for (const p of propertiesAt('boot')) {
+    if (!p.atBoot) continue;
+    c.checked = 0;
+    const t0 = performance.now();
+    try {
+      for (const message of p.atBoot(c).slice(0, 5)) out.failures.push({ property: p.name, message });
+    } catch (e) {
+      const err = e as Error;
+      out.failures.push({ property: propertyThrew.name, message: `${p.name}: ${err?.name}: ${err?.message}` });
+    }
+    tallyAdd(out.tally, p.name, c.checked, performance.now() - t0);
+  }
+  return out;
 }
 
 /** The buffers of a case that ended cleanly (every worker let go of them) serve the next case. */
-function recycle(layout: Layout, m: Memmap, c: Control): void {
-  const bi = bootImages.get(`${layout.geometry ?? ''}|${layout.cmdline}`);
+function recycle(cs: Case, m: Memmap, c: Control): void {
+  const bi = bootImages.get(bootKey(cs.layout, cs.variant));
   if (bi && bi.image.length === m.sab.byteLength) bi.spare = m.sab;
   spareControls.set(JSON.stringify(c.shape), c.sab);
 }
@@ -261,8 +329,12 @@ const setupContext = (c: Case): Partial<ThreadContext> => ({
  * processes the machine booted with (the x86_64 geometry's init, mm/mm_init.ts bootUserSpace()), a bit per
  * mm slot as H_MM_LIVE; they outlive the case, as init outlives every process.
  */
-export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[]; bootMms: number } {
-  const m = bootCached(c.layout);
+export function setupMachine(
+  c: Case,
+  booted: Booted = bootCached(c.layout, c.variant),
+): { m: Memmap; mm: number; maps: MapInfo[]; bootMms: number; boot: BootFindings } {
+  const m = booted.m;
+  if (!m) throw new CaseError(`layout: ${booted.refused ?? booted.boot.failures[0]!.message}`);
   const bootMms = m.header[H_MM_LIVE]!;
   const mm = bprmMmInit(m, { rlimitMemlockPages: c.layout.memlock });
   if (mm < 0) throw new CaseError('layout: no room for the process');
@@ -277,7 +349,7 @@ export function setupMachine(c: Case): { m: Memmap; mm: number; maps: MapInfo[];
     if (vpn < 0) throw new CaseError(`layout: mmap of ${s.name} (${s.pages} pages) failed: ${errname(vpn)}`);
     maps.push({ name: s.name, vpn, pages: s.pages });
   }
-  return { m, mm, maps, bootMms };
+  return { m, mm, maps, bootMms, boot: booted.boot };
 }
 
 function stopRun(c: Control, code: number): void {
@@ -324,14 +396,22 @@ interface Prepared {
   cpus: number[];
   models: AnyActorModel[];
   scratch?: SharedArrayBuffer;
+  /** phase 'boot' on the case's machine */
+  boot: BootFindings;
 }
 
-function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared {
+function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared | Booted {
   const names = Object.keys(cs.programs);
   const n = names.length;
   if (n > pool.threads) throw new CaseError(`${n} actors but the pool has ${pool.threads} threads`);
-  const { m, mm, maps, base } = withContext(setupContext(cs), () => {
-    const setup = setupMachine(cs);
+  let pre: Booted | undefined;
+  if (cs.layout.refusable) {
+    // the boot suite: a refused command line (or a boot that broke) is the case's outcome
+    pre = withContext(setupContext(cs), () => bootCached(cs.layout, cs.variant));
+    if (!pre.m) return pre;
+  }
+  const { m, mm, maps, base, boot } = withContext(setupContext(cs), () => {
+    const setup = setupMachine(cs, pre);
     return { ...setup, base: snapshotPageCounts(setup.m, setup.bootMms) };
   });
   const events0 = eventCounters(m);
@@ -349,7 +429,7 @@ function prepareCase(pool: ActorPool, cs: Case, opts: RunOptions): Prepared {
   const scratch = m.sab.byteLength > SCRATCH_MIN_BYTES ? new SharedArrayBuffer(m.sab.byteLength) : undefined;
   const models = names.map((x) => actorModel(actorKind(x)));
   for (const [k, model] of models.entries()) if (!model) throw new CaseError(`'${names[k]}' names no actor kind`);
-  return { m, mm, maps, base, events0, c, order, names, cpus, models: models as AnyActorModel[], scratch };
+  return { m, mm, maps, base, events0, c, order, names, cpus, models: models as AnyActorModel[], scratch, boot };
 }
 
 /** The actors' tasks on the pool, and what each came back with: a result, or how its worker died. */
@@ -525,6 +605,7 @@ function runFailures(
 export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Promise<CaseResult> {
   const t0 = performance.now();
   const p = prepareCase(pool, cs, opts);
+  if (!('c' in p)) return refusedResult(p, opts, t0);
   const { m, c, names, order } = p;
   const snaps: MachineSnapshot[] = [];
   const snap = opts.snapshots
@@ -535,7 +616,11 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   snap?.(0, 'boot: the machine and the process mappings');
   const st = startActors(pool, p, cs, opts);
   const budget = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const { timedOut, interrupted } = await awaitEnd(c, opts, t0, budget);
+  // a case without actors (the boot suite's) has nothing to run: its end-of-run checks follow boot
+  if (!names.length) Atomics.store(c.i32, C_END, END_DONE);
+  const { timedOut, interrupted } = names.length
+    ? await awaitEnd(c, opts, t0, budget)
+    : { timedOut: false, interrupted: false };
   await Promise.race([Promise.all(st.tasks), sleep(GRACE_MS)]);
   const recyclePool = st.settled() < names.length;
 
@@ -551,13 +636,16 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
         .join(' | ')})`
     : null;
   const failures = runFailures(p, st, entries, labels, hung);
+  for (const f of p.boot.failures) failures.push({ ...f, seq: 0 });
   let digest = 0;
-  const tally: Tally = {};
+  const tally: Tally = tallyMerge({}, p.boot.tally);
   const sites: Record<string, number> = {};
   for (const r of st.results) {
     tallyMerge(tally, r?.tally);
     for (const [k, v] of Object.entries(r?.bugSites ?? {})) sites[k] = (sites[k] ?? 0) + v;
   }
+  // the boot suite: what its boot reached (other suites count what their cases did, not boot)
+  if (cs.layout.refusable) for (const [k, v] of Object.entries(p.boot.sites ?? {})) sites[k] = (sites[k] ?? 0) + v;
   const events: Record<string, number> = {};
   if (end === END_DONE && !recyclePool) {
     digest = machineDigest(m);
@@ -571,7 +659,7 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
     for (let k = failures.length - 1; k >= 0; k--) if (!keep.has(failures[k]!.property)) failures.splice(k, 1);
   }
   failures.sort((a, b) => a.seq - b.seq);
-  if (!recyclePool && !st.crashes.some((e) => e !== null) && end !== END_STOPPED) recycle(cs.layout, m, c);
+  if (!recyclePool && !st.crashes.some((e) => e !== null) && end !== END_STOPPED) recycle(cs, m, c);
   const result = {
     failures,
     end: END_NAMES[end] ?? String(end),
@@ -596,6 +684,38 @@ export async function runCase(pool: ActorPool, cs: Case, opts: RunOptions): Prom
   } as CaseResult;
   Object.defineProperty(result, 'lines', { get: lines, enumerable: true });
   Object.defineProperty(result, 'wordName', { value: (idx: number) => describeWord(m, idx), enumerable: false });
+  return result;
+}
+
+/**
+ * A boot suite's case whose command line the kernel refused (end 'refused'), that panicked booting (end
+ * 'panic') or whose boot broke (end 'error'): nothing ran, and phase 'boot' judged it.
+ */
+function refusedResult(b: Booted, opts: RunOptions, t0: number): CaseResult {
+  const keep = opts.properties ? new Set<string>([...opts.properties, ...RUN_FAILURES]) : null;
+  const failures = b.boot.failures.filter((f) => !keep || keep.has(f.property)).map((f) => ({ ...f, seq: 0 }));
+  const result = {
+    failures,
+    end: b.refused !== null ? 'refused' : b.panic ? 'panic' : 'error',
+    interrupted: false,
+    steps: 0,
+    switches: 0,
+    decisions: 0,
+    traceHash: traceHash([], [], 0),
+    ring: [],
+    ringLost: 0,
+    labels: new Map(),
+    names: [],
+    cpus: [],
+    actors: [],
+    recyclePool: false,
+    tally: tallyMerge({}, b.boot.tally),
+    events: {},
+    sites: { ...b.boot.sites },
+    ms: performance.now() - t0,
+  } as unknown as CaseResult;
+  Object.defineProperty(result, 'lines', { value: [], enumerable: true });
+  Object.defineProperty(result, 'wordName', { value: (idx: number) => `word ${idx}`, enumerable: false });
   return result;
 }
 

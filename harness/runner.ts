@@ -202,7 +202,7 @@ export class PoolHolder {
 export function describeCase(cs: Case): string {
   const lines: string[] = [];
   lines.push(
-    `  machine: ${cs.layout.cmdline}${cs.layout.geometry ? ` (geometry ${cs.layout.geometry})` : ''}; maps ${cs.layout.maps.map((x) => `${x.name}[${x.pages}]${x.file ? ` (${x.file} file)` : ''}`).join(' ')}`,
+    `  machine: ${cs.layout.cmdline}${cs.layout.geometry ? ` (geometry ${cs.layout.geometry})` : ''}; maps ${cs.layout.maps.map((x) => `${x.name}[${x.pages}]${x.file ? ` (${x.file} file)` : ''}`).join(' ') || 'none'}`,
   );
   lines.push(`  kernel:  ${cs.variant}`);
   const w = Math.max(...Object.keys(cs.programs).map((n) => n.length));

@@ -35,6 +35,7 @@ import {
 import { PROMISES } from '../properties/index';
 import { deadlock, hang } from '../properties/run_failures';
 import { kernelBug } from '../properties/kernel_bug';
+import { bootCaseArb } from './boot_cmdlines';
 
 export interface SuiteOptions {
   variant: string;
@@ -507,3 +508,25 @@ export function registerSuite(s: Suite): () => void {
     delete SUITES[s.name];
   };
 }
+
+// generated kernel command lines, no actors: each boots a sound layout (layout-sound) or is refused in one
+// line. Registered last: the campaign's suite run i has seed N + i, so the other suites keep their cases
+register({
+  name: 'boot',
+  summary:
+    'generated kernel command lines, good and bad (mini machines and x86_64 ones with memmap=): each boots a machine whose zones, nodes, blocks, CMA and hugetlb pools agree, or is refused with one line naming the parameter',
+  actors: [],
+  properties: CORE_PROPERTIES,
+  runs: 100,
+  campaignFirstShapeOnly: true,
+  arbitrary: (fc, o) =>
+    o.cmdline !== undefined
+      ? fc.constant({
+          layout: { cmdline: o.cmdline, geometry: o.geometry ?? 'mini', maps: [], refusable: true },
+          variant: o.variant,
+          programs: {},
+          schedule: [],
+          faults: {},
+        })
+      : bootCaseArb(fc, o.variant),
+});

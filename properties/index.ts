@@ -2,6 +2,7 @@
 // and one line here (docs/adding-a-property.md).
 import type { Phase, Property } from './property';
 import { allocatorSound } from './allocator_sound';
+import { layoutSound } from './layout_sound';
 import { kernelBug } from './kernel_bug';
 import { movableOfflinable } from './movable_offlinable';
 import { pinsBalance } from './pins_balance';
@@ -13,6 +14,7 @@ import { lruIsolationBalanced } from './lru_isolation_balanced';
 import { deadlock, hang, kernelPanic, actorThrew, workerExit, propertyThrew, determinism } from './run_failures';
 
 export const PROPERTIES = [
+  layoutSound,
   allocatorSound,
   kernelBug,
   noLivelock,
@@ -32,7 +34,7 @@ export const PROPERTIES = [
 ] as const;
 
 export type PropertyName = (typeof PROPERTIES)[number]['name'];
-export type { Phase, Property, Finding, OpCheck, QuiescentCheck, EndCheck } from './property';
+export type { Phase, Property, Finding, BootCheck, OpCheck, QuiescentCheck, EndCheck } from './property';
 
 const BY_NAME = new Map<string, Property>(PROPERTIES.map((p) => [p.name, p]));
 

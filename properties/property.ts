@@ -3,6 +3,8 @@
 // calls the registry at its hook points and knows no property by name (docs/adding-a-property.md).
 //
 // Phases of a run (docs/harness.md):
+//   boot        main thread, once per command line: the machine just booted (or the command line
+//               refused), before the process exists
 //   op          in the actor's own worker thread, right after each of its ops, and once more just
 //               before its teardown (op: null) - the moment a broken promise can be seen
 //   quiescence  every actor has finished its program and none has torn down: nothing is in flight and
@@ -10,11 +12,12 @@
 //   teardown    main thread, every actor torn down (devices closed), the processes still alive
 //   exit        main thread, every process exited and the LRU batches and per-CPU lists drained
 import type { Memmap } from '../mm/memmap';
+import type { BootParams } from '../mm/cmdline';
 import type { ActorOp } from '../harness/types';
 import type { HeldPage } from '../devices/device';
 import type { PageCounts } from './pins_balance';
 
-export type Phase = 'op' | 'quiescence' | 'teardown' | 'exit';
+export type Phase = 'boot' | 'op' | 'quiescence' | 'teardown' | 'exit';
 
 /** A broken promise as a check reports it; dedupe names it among its kind (default: the message). */
 export interface Finding {
@@ -29,6 +32,16 @@ export interface Finding {
  */
 export interface Checked {
   checked: number;
+}
+
+/** What a boot check sees (main thread): the machine just booted, or the refusal of its command line. */
+export interface BootCheck extends Checked {
+  /** the booted machine and its parsed command line; null when the command line was refused */
+  m: Memmap | null;
+  params: BootParams | null;
+  cmdline: string;
+  /** the one-line error that refused the command line (a CmdlineError's message), or null */
+  refused: string | null;
 }
 
 /** What an op-phase check sees (in the actor's thread). */
@@ -89,6 +102,7 @@ export interface Property<N extends string = string> {
    * The other in-thread checks always run, and the harness drops what was not selected at the end.
    */
   costly?: boolean;
+  atBoot?(c: BootCheck): string[];
   afterOp?(c: OpCheck): Finding[];
   atQuiescence?(c: QuiescentCheck): Finding[];
   atTeardown?(c: EndCheck): string[];

@@ -8,14 +8,15 @@ import { Command, parse, noPositionals } from './command';
 const PROPERTIES_HELP = `usage: pinlab properties [--json | --markdown]
 
 List the properties pinlab checks (pinlab run --property P checks only P): the kernel's promise, where
-the kernel makes it, the phases of a run at which it is checked (op: after each op in the actor's
-thread; quiescence: every actor idle, pins held; teardown: devices closed; exit: processes exited), and
+the kernel makes it, the phases of a run at which it is checked (boot: once per command line, right
+after boot; op: after each op in the actor's thread; quiescence: every actor idle, pins held; teardown: devices closed; exit: processes exited), and
 the kernel variants and device bugs shown to break it. The run's own failures (deadlock, hang, ...) are
 reported whatever --property selects. docs/properties.md has the table; docs/adding-a-property.md says
 how to add one.
 `;
 
 const PHASE_WORDS: Record<Phase, string> = {
+  boot: 'at boot',
   op: 'after every op',
   quiescence: 'at quiescence',
   teardown: 'after teardown',

@@ -72,7 +72,7 @@ describe('quiescence', () => {
 
   it.each(
     Object.values(SUITES)
-      .filter((s) => !s.hidden)
+      .filter((s) => !s.hidden && s.actors.length) // the boot suite has no actors
       .map((s) => s.name),
   )('%s: every actor meets the others at the barrier', async (name) => {
     const suite = SUITES[name]!;
