@@ -228,8 +228,9 @@ export function freeHugeFolio(m: Memmap, pfn: number): void {
 }
 
 /**
- * dissolve_free_hugetlb_folios(): free pool folios in [start, end) go back to the buddy (offlining).
- * Returns 0 (pinlab's pool has no surplus accounting that could fail).
+ * dissolve_free_hugetlb_folios(): free pool folios with a page in [start, end) go back to the buddy
+ * (offlining): it walks the range's pfns and dissolves each one's folio (pfn_folio()), so a gigantic
+ * page straddling the range goes whole. Returns 0 (pinlab's pool has no surplus accounting that could fail).
  */
 export function dissolveFreeHugetlbFolios(m: Memmap, startPfn: number, endPfn: number): number {
   for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
@@ -238,7 +239,7 @@ export function dissolveFreeHugetlbFolios(m: Memmap, startPfn: number, endPfn: n
     spinLock(m.header, hb + HS_LOCK);
     const victims: number[] = [];
     for (let p = m.header[hb + HS_FREE_LIST]!; p !== -1; p = m.mapping[p]!)
-      if (p >= startPfn && p < endPfn) victims.push(p);
+      if (p < endPfn && p + 2 ** m.header[hb + HS_ORDER]! > startPfn) victims.push(p);
     for (const p of victims) {
       unlinkFree(m, hb, p);
       m.header[hb + HS_NR_HUGE_PAGES]!--;

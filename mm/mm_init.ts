@@ -609,7 +609,7 @@ export function planBoot(p: BootParams): BootPlan {
   const cmaAreas = placeCma(p, memRanges, reservations, warnings);
   if (footprint) memblockTopDown(p, memRanges, reservations, cmaAreas, memmapPages, footprint);
   for (const h of p.hugepages)
-    if (h.order > g.maxOrder) reserveGigantic(h, memRanges, reservations, cmaAreas, warnings);
+    if (h.order > g.maxOrder) reserveGigantic(h, memRanges, nodes, reservations, cmaAreas, warnings);
   return {
     params: p,
     bootPages,
@@ -740,6 +740,7 @@ function roundupPowOfTwo(n: number): number {
 function reserveGigantic(
   h: HugepageParam,
   memRanges: [number, number][],
+  nodes: NodePlan[],
   reservations: Reservation[],
   cma: { basePfn: number; count: number }[],
   warnings: string[],
@@ -747,8 +748,10 @@ function reserveGigantic(
   const n = 1 << h.order;
   const bootPages = memRanges[memRanges.length - 1]![1];
   let got = 0;
+  // memblock's regions are split where the nodes split them: an allocation never spans two nodes
   const busy = (s: number) =>
     !inRam(memRanges, s, n) ||
+    !nodes.some((x) => x.startPfn <= s && s + n <= x.endPfn) ||
     [...reservations, ...cma.map((c) => ({ startPfn: c.basePfn, nrPages: c.count }))].some(
       (r) => s < r.startPfn + r.nrPages && r.startPfn < s + n,
     );

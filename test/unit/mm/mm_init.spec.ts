@@ -4,6 +4,15 @@ import { parseCmdline, parseGeometry } from '../../../mm/cmdline';
 import { Memmap, H_MIN_FREE_KBYTES, PG_hugetlb, nodeSpan } from '../../../mm/memmap';
 import { ZONE_MOVABLE, MIGRATE_CMA } from '../../../mm/mmzone';
 import { checkAllocator } from '../../../properties/allocator_sound';
+import { stateStore } from '../../../mm/memory_hotplug';
+import { hstateBase } from '../../../mm/hugetlb';
+import { HUGE_MAX_HSTATE, HS_ORDER, HS_NR_HUGE_PAGES } from '../../../mm/memmap';
+
+/** nr_hugepages of each configured pool. */
+const hugetlbPools = (m: Memmap): number[] =>
+  [...Array(HUGE_MAX_HSTATE).keys()]
+    .filter((i) => m.header[hstateBase(i) + HS_ORDER])
+    .map((i) => m.header[hstateBase(i) + HS_NR_HUGE_PAGES]!);
 
 const json = (cmdline: string, geometry?: string) => {
   const params = parseCmdline(cmdline, parseGeometry(geometry));
@@ -210,5 +219,28 @@ describe('boot: what the boot suite found (layout-sound)', () => {
     expect(() => parseCmdline('mem=1M default_hugepagesz=4M', parseGeometry('mini'))).toThrow(
       /^default_hugepagesz: unsupported page size 4M/,
     );
+  });
+});
+
+describe('gigantic pages (hugepagesz=1G: a PUD, 4096 mini frames)', () => {
+  it('a boot-time gigantic page never spans two nodes (memblock regions are split at node boundaries)', () => {
+    // nodes at pfn 0-1430, 1430-4160, 4160-8320 (the last takes the rest): both 4096-aligned places cross one
+    const j = json('mem=33280K pinlab.numa_nodes=5720K,10920K,520K hugepagesz=1G hugepages=1', 'mini');
+    expect(j.hugetlb.map((h) => h.nr_hugepages)).not.toContain(1);
+    for (const n of j.nodes!) for (const z of n.zones) expect(z.managed).toBeLessThanOrEqual(z.present);
+    // a node with room for one: node 1 is 4250-12544
+    const m = boot('mem=49M pinlab.numa_nodes=17000K hugepagesz=1G hugepages=1', 'mini');
+    const heads = [...Array(m.nrFrames).keys()].filter((p) => m.flags[p]! & PG_hugetlb && m.compoundHead(p) === p);
+    expect(heads).toEqual([8192]);
+  });
+
+  it('offlining a block inside a free gigantic page dissolves the whole page (dissolve_free_hugetlb_folios())', () => {
+    const m = boot('mem=33280K hugepagesz=1G hugepages=1 sysctl.vm.min_free_kbytes=8', 'mini');
+    expect(stateStore(m, 129, 'offline')).toBe(0); // pfn 4128-4160, inside the page at 4096
+    expect(
+      json('mem=33280K hugepagesz=1G hugepages=1 sysctl.vm.min_free_kbytes=8', 'mini').hugetlb[0]!.nr_hugepages,
+    ).toBe(1);
+    expect(hugetlbPools(m)).toEqual([0]); // dissolved: the pool is empty
+    expect(checkAllocator(m).errors).toEqual([]);
   });
 });
