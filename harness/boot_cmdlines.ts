@@ -70,7 +70,10 @@ function miniArgs(fc: typeof fcType): fcType.Arbitrary<string[]> {
       ),
     })
     .map((x) => {
-      const memK = x.blocks * 32 - (x.blocks % 3 === 0 ? 12 : 0); // some end inside a memory block
+      // some end inside a memory block; a 1G page (a PUD: 4096 mini frames, 16M) gets a machine with room
+      // for one above the kernel image
+      const gigantic = x.huge?.size === 'hugepagesz=1G' && x.huge.n > 0;
+      const memK = x.blocks * 32 - (x.blocks % 3 === 0 ? 12 : 0) + (gigantic ? 32768 : 0);
       const coreArg = (key: string, c: { pct: boolean; f: Frac } | null): string | null =>
         c && (c.pct ? `${key}=${Math.round((c.f.n * 100) / 64)}%` : `${key}=${K(sizeOf(c.f, memK))}`);
       let cma: string | null = null;
@@ -89,8 +92,12 @@ function miniArgs(fc: typeof fcType): fcType.Arbitrary<string[]> {
       const hp = x.hotplug;
       return [
         `mem=${K(memK)}`,
-        coreArg('kernelcore', x.kernelcore),
-        coreArg('movablecore', x.movablecore),
+        // no ZONE_MOVABLE split beside a 1G pool: 6.12 counts a boot-time gigantic page that straddles the
+        // split wholly in its head's zone (gather_bootmem_prealloc_node(): managed > present), a known
+        // inconsistency fixed upstream in 2025 (hugetlb_bootmem_page_zones_valid(), v6.15) that layout-sound reports
+        // (test/properties/layout_sound.spec.ts)
+        gigantic ? null : coreArg('kernelcore', x.kernelcore),
+        gigantic ? null : coreArg('movablecore', x.movablecore),
         cma,
         x.numaFake !== null && !x.nodes ? `numa=fake=${x.numaFake}` : null, // not both: refused
         ...nodes,

@@ -62,6 +62,11 @@ export const OFF_PATH: readonly OffPath[] = [
   },
   { file: 'mm/locking.ts', functions: ['setLockTraceHook'], why: TESTS },
   { file: 'mm/memory_hotplug.ts', functions: ['registerMemoryNotifier'], why: TESTS },
+  {
+    file: 'mm/page_alloc.ts',
+    functions: ['decayPcpHigh'],
+    why: `${TESTS}: vmstat_update()'s periodic pcp->high decay is not scheduled in pinlab`,
+  },
   { file: 'mm/oom_kill.ts', functions: ['setOomVictimExitHook'], why: TESTS },
   { file: 'mm/memmap.ts', functions: ['pageNid'], why: TESTS },
   { file: 'mm/page_alloc.ts', functions: ['zonePcpCount'], why: TESTS },

@@ -39,6 +39,8 @@ export interface KernelZone {
   min: number;
   /** pages on the per-CPU lists (the pagesets' count: lines), not in free */
   pcp?: number;
+  /** zoneinfo's "cma": the zone's CMA area pages (zone->cma_pages) */
+  cma?: number;
 }
 export interface KernelBlock {
   index: number;
@@ -549,7 +551,7 @@ function stepDetail(
       const zs = (r.zones ?? []) as KernelZone[];
       return zs
         .filter((z) => z.managed || z.present)
-        .map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}`)
+        .map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}${z.cma ? ` cma ${z.cma}` : ''}`)
         .join('; ');
     }
   }

@@ -413,7 +413,8 @@ export function zoneSummary(m: Memmap): string {
     const zi = zoneInfo(m, z);
     if (!zi.managed && !zi.present) continue;
     const name = m.nrNodes > 1 ? `Node ${Math.floor(z / ZONE_NAMES.length)} ${zi.name}` : zi.name;
-    parts.push(`${name}: free ${zi.free}/${zi.managed} min ${zi.min}`);
+    // zoneinfo's cma line (zone->cma_pages) when the zone has a CMA area
+    parts.push(`${name}: free ${zi.free}/${zi.managed} min ${zi.min}${zi.cma ? ` cma ${zi.cma}` : ''}`);
   }
   return parts.join('; ');
 }

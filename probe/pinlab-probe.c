@@ -166,14 +166,14 @@ static void jflush(void)
 
 /* ---------- zones and memory blocks ---------- */
 
-struct zone { char name[16]; int node; long start, spanned, present, managed, free, min, pcp; };
+struct zone { char name[16]; int node; long start, spanned, present, managed, free, min, pcp, cma; };
 static struct zone zones[MAXZ];
 static int nzones;
 static long block_pages;
 static signed char block_zone[MAXB]; /* zone index when the online block is in one zone, else -1 */
 static int nblocks;
 
-/* /proc/zoneinfo: "Node 0, zone DMA32", then "pages free", "min", "spanned", "present", "managed", "start_pfn:" */
+/* /proc/zoneinfo: "Node 0, zone DMA32", then "pages free", "min", "spanned", "present", "managed", "cma", "start_pfn:" */
 static void read_zones(void)
 {
 	static char buf[1 << 20];
@@ -197,6 +197,7 @@ static void read_zones(void)
 		else if (z && sscanf(l, " spanned %ld", &v) == 1) z->spanned = v;
 		else if (z && sscanf(l, " present %ld", &v) == 1) z->present = v;
 		else if (z && sscanf(l, " managed %ld", &v) == 1) z->managed = v;
+		else if (z && sscanf(l, " cma %ld", &v) == 1) z->cma = v; /* CONFIG_CMA: zone->cma_pages */
 		else if (z && sscanf(l, " start_pfn: %ld", &v) == 1) z->start = v;
 		else if (z && sscanf(l, " count: %ld", &v) == 1) z->pcp += v; /* a pageset's pages: not in "pages free" */
 	}
@@ -265,8 +266,8 @@ static void json_zones(void)
 	jraw("\"zones\":[");
 	for (int i = 0, first = 1; i < nzones; i++) {
 		struct zone *z = &zones[i];
-		jraw("%s{\"name\":\"%s\",\"node\":%d,\"start_pfn\":%ld,\"spanned\":%ld,\"present\":%ld,\"managed\":%ld,\"free\":%ld,\"min\":%ld,\"pcp\":%ld}",
-		     first ? "" : ",", z->name, z->node, z->start, z->spanned, z->present, z->managed, z->free, z->min, z->pcp);
+		jraw("%s{\"name\":\"%s\",\"node\":%d,\"start_pfn\":%ld,\"spanned\":%ld,\"present\":%ld,\"managed\":%ld,\"free\":%ld,\"min\":%ld,\"pcp\":%ld,\"cma\":%ld}",
+		     first ? "" : ",", z->name, z->node, z->start, z->spanned, z->present, z->managed, z->free, z->min, z->pcp, z->cma);
 		first = 0;
 	}
 	jraw("],\"block_pages\":%ld,\"blocks\":[", block_pages);

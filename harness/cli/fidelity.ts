@@ -173,7 +173,15 @@ async function fidelityCommand(argv: string[], io: Io): Promise<number> {
       let text = '';
       let err = '';
       const argv2 = [j.file, '--kernel', j.k, '--diff', '--json', ...(timeout ? ['--timeout', String(timeout)] : [])];
-      const code = await kernelCmd.run(argv2, { out: (s) => void (text += s), err: (s) => void (err += s) });
+      let code: number;
+      try {
+        code = await kernelCmd.run(argv2, { out: (s) => void (text += s), err: (s) => void (err += s) });
+      } catch (e) {
+        // refused against the kernel's own .config (cma= without CONFIG_CMA): a refusal, as compiling is
+        if (!(e instanceof ScenarioError)) throw e;
+        refused.push({ file: j.file, why: `${j.k}: ${e.message.replace(`${j.file}: `, '')}` });
+        continue;
+      }
       if (code === 2 || !text) {
         refused.push({ file: j.file, why: `${j.k}: ${err.trim().split('\n').pop() ?? 'refused'}` });
         continue;

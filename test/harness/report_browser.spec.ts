@@ -92,7 +92,8 @@ it('opens every committed regression report in Chromium: marks, lanes, replay co
     expect({ f, lanes: seen.lanes }).toEqual({ f, lanes: Object.keys(reg.case.programs) });
     expect(seen.replay).toBe(`pinlab replay ${file}`);
     expect(seen.cells).toBeGreaterThan(0);
-    expect(seen.traceRows).toBeGreaterThan(0);
+    // a boot suite case (no actors) has no trace: its failure is the machine at boot
+    if (Object.keys(reg.case.programs).length) expect(seen.traceRows).toBeGreaterThan(0);
     const want = expectedMarks(src.failure.property, src.failure.message);
     for (const pfn of want.pfns) expect({ f, pfn, marked: seen.pfns.includes(pfn) }).toEqual({ f, pfn, marked: true });
     for (const b of want.blocks) expect({ f, b, marked: seen.blocks.includes(b) }).toEqual({ f, b, marked: true });
