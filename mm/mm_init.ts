@@ -910,8 +910,11 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
   for (let zh = 0; zh < m.nrZones; zh++) {
     const z = zh % MAX_NR_ZONES; // a zone handle: node zh / MAX_NR_ZONES, zone index z
     const zb = m.zoneBase(zh);
-    const [s, e] = plan.nodes[(zh - z) / MAX_NR_ZONES]!.zoneSpans[z]!;
-    const present = ramPagesIn(plan.memRanges, s, e); // calculate_node_totalpages(): spanned less holes
+    const node = plan.nodes[(zh - z) / MAX_NR_ZONES]!;
+    const [s, e] = node.zoneSpans[z]!;
+    // calculate_node_totalpages(): spanned less what is not this node's memory (__absent_pages_in_range(nid)):
+    // holes, and the other nodes' intervals inside a numa=fake node's span (split_nodes_interleave())
+    const present = ramPagesIn(node.memRanges, s, e);
     m.zones[zb + Z_START_PFN] = s;
     m.zones[zb + Z_SPANNED] = e - s;
     m.zones[zb + Z_PRESENT] = present;

@@ -212,10 +212,28 @@ export function checkMovableZone(m: Memmap, isMovableAllocation: (pfn: number) =
 }
 
 /**
+ * A boot zone's span may run past its first or last frame over another node's frames: a numa=fake node
+ * of interleaved intervals (split_nodes_interleave()) spans them, and free_area_init() sets each zone's
+ * span from the node's span, zone_movable_pfn and the arch zone limits, not from the node's own frames.
+ */
+function spanEdgesOtherNodes(m: Memmap, z: number, start: number, end: number, first: number, last: number): boolean {
+  if (first === -1 || start > first || end < last + 1) return false;
+  const nid = Math.floor(z / MAX_NR_ZONES);
+  const other = (pfn: number): boolean => {
+    const zh = m.pageZone(pfn);
+    return zh !== NO_ZONE_HANDLE && Math.floor(zh / MAX_NR_ZONES) !== nid;
+  };
+  for (let pfn = start; pfn < first; pfn++) if (!other(pfn)) return false;
+  for (let pfn = last + 1; pfn < end; pfn++) if (!other(pfn)) return false;
+  return true;
+}
+
+/**
  * Zones and memory blocks against the frames, with no hotplug operation in flight:
  * - a zone's span runs from its first frame to its last (init_unavailable_range() gives holes inside
  *   a span the zone; shrink_zone_span() and resize_zone_range() keep both ends tight across offline
- *   and online), an empty zone spans nothing;
+ *   and online), or at boot past them over other nodes' frames (spanEdgesOtherNodes()); an empty zone
+ *   spans nothing;
  * - present_pages counts its frames that are not holes (adjust_present_page_count());
  * - a memory block is online or offline (never going-offline or going-online between operations); an
  *   offline one's frames have no zone (remove_pfn_range_from_zone()), an online one's RAM frames all
@@ -262,7 +280,10 @@ export function checkZonesAndBlocks(m: Memmap): string[] {
     const start = m.zones[zb + Z_START_PFN]!;
     const spanned = m.zones[zb + Z_SPANNED]!;
     const want = first[z] === -1 ? [start, 0] : [first[z]!, last[z]! + 1 - first[z]!];
-    if (start !== want[0] || spanned !== want[1])
+    if (
+      (start !== want[0] || spanned !== want[1]) &&
+      !spanEdgesOtherNodes(m, z, start, start + spanned, first[z]!, last[z]!)
+    )
       errors.push(
         `zone ${zoneName(z)}: spans [${start}, ${start + spanned}) but its frames run [${want[0]}, ${want[0]! + want[1]!})`,
       );

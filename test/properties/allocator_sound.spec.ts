@@ -15,6 +15,7 @@ import {
   MEM_ONLINE,
   MEM_GOING_OFFLINE,
   Z_SPANNED,
+  Z_START_PFN,
   Z_PRESENT,
 } from '../../mm/memmap';
 import { checkAllocator, checkZonesAndBlocks } from '../../properties/allocator_sound';
@@ -149,6 +150,23 @@ describe('zone spans and memory block states (checkZonesAndBlocks)', () => {
       }),
       { numRuns: 30 },
     );
+  });
+
+  it("numa=fake's interleaved nodes: a boot zone spans other nodes' frames, not its own node's beyond its frames", () => {
+    // mem=128M as QEMU pc maps it, two fake nodes: node 0 is pfn 1-16384 and 24576-32768, node 1 between;
+    // node 0's ZONE_MOVABLE starts at its zone_movable_pfn 16384, over node 1's frames (free_area_init())
+    const { m } = bootFromSpec({
+      cmdline: 'mem=128M movablecore=25% numa=fake=2 pinlab.kmem=none',
+      geometry: 'x86_64',
+    });
+    const zb = m.zoneBase(ZONE_MOVABLE); // node 0's
+    expect([m.zones[zb + Z_START_PFN], m.zones[zb + Z_SPANNED]]).toEqual([16384, 16384]);
+    expect(checkZonesAndBlocks(m)).toEqual([]);
+    m.zones[zb + Z_START_PFN] = 8192; // down into node 0's own DMA32 frames: not its frames, not another node's
+    m.zones[zb + Z_SPANNED] = 24576;
+    expect(checkZonesAndBlocks(m)).toEqual([
+      expect.stringMatching(/^zone Movable: spans \[8192, 32768\) but its frames run \[24576, 32768\)/),
+    ]);
   });
 
   it('a span not shrunk, a wrong present count and a block left going-offline are each reported', () => {

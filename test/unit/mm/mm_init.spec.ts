@@ -244,3 +244,16 @@ describe('gigantic pages (hugepagesz=1G: a PUD, 4096 mini frames)', () => {
     expect(checkAllocator(m).errors).toEqual([]);
   });
 });
+
+it("numa=fake's interleaved nodes: each zone's present pages are its own node's (__absent_pages_in_range(nid))", () => {
+  // QEMU pc's 192M with three fake nodes: node 0 gets two intervals and spans node 1's and node 2's frames
+  const j = json('mem=192M numa=fake=3 pinlab.kmem=none', 'x86_64');
+  expect(j.nodes!.map((n) => [n.start_pfn, n.end_pfn])).toEqual([
+    [1, 49152],
+    [16384, 32768],
+    [32768, 40960],
+  ]);
+  const present = j.nodes!.flatMap((n) => n.zones).reduce((a, z) => a + z.present, 0);
+  const ram = j.memory_ranges.reduce((a, [s, e]) => a + e - s, 0);
+  expect(present).toBe(ram);
+});
