@@ -114,7 +114,7 @@ function miniArgs(fc: typeof fcType): fcType.Arbitrary<string[]> {
     });
 }
 
-/** An x86_64 machine of 64M-384M as QEMU boots it, with the e820 edits of memmap=. */
+/** An x86_64 machine of 64M-384M as QEMU boots it: memmap= edits of its e820 map, NUMA nodes, hot-plugged memory. */
 function x86Args(fc: typeof fcType): fcType.Arbitrary<string[]> {
   return fc
     .record({
@@ -136,9 +136,22 @@ function x86Args(fc: typeof fcType): fcType.Arbitrary<string[]> {
         4,
       ),
       q35: maybe(fc, fc.constant('pinlab.machine=q35')),
+      // numa=fake over memory with holes interleaves a node's intervals (split_nodes_interleave())
+      nodes: maybe(fc, fc.constantFrom('numa=fake=2', 'numa=fake=3', 'pinlab.numa_nodes=32M,64M'), 2, 3),
+      hotplug: maybe(
+        fc,
+        fc.constantFrom(
+          'pinlab.hotplug=128M memhp_default_state=online',
+          'pinlab.hotplug=256M memhp_default_state=online_movable',
+        ),
+        7, // above 4G: a machine of a million frames, about 40 ms a case to boot and check
+        8,
+      ),
     })
     .map((x) =>
-      [`mem=${x.memM}M`, x.kmem, x.split, x.cma, x.huge, x.memmap, x.limit, x.q35].filter((a): a is string => !!a),
+      [`mem=${x.memM}M`, x.kmem, x.split, x.cma, x.huge, x.memmap, x.limit, x.q35, x.nodes, x.hotplug].filter(
+        (a): a is string => !!a,
+      ),
     );
 }
 

@@ -25,11 +25,18 @@ import {
   HS_NR_HUGE_PAGES,
   HS_FREE_HUGE_PAGES,
   PG_hole,
+  Z_START_PFN,
+  Z_SPANNED,
+  Z_PRESENT,
+  Z_MANAGED,
+  Z_CMA_PAGES,
+  Z_WMARK_MIN,
+  Z_WMARK_LOW,
+  Z_WMARK_HIGH,
 } from '../mm/memmap';
 import { MAX_NR_ZONES, ZONE_MOVABLE, ZONE_NAMES, ZONE_DEVICE, MIGRATE_CMA } from '../mm/mmzone';
 import { hstateBase } from '../mm/hugetlb';
 import { bootRamOf } from '../mm/mm_init';
-import { zoneInfo } from '../mm/vmstat';
 import type { BootParams } from '../mm/cmdline';
 import type { BootCheck, Property } from './property';
 
@@ -70,8 +77,8 @@ export function layoutErrors(m: Memmap, params: BootParams): string[] {
   const out: string[] = [];
   const maxOrderPages = 1 << m.maxOrder;
   const ram = bootRamOf.get(m)?.memRanges ?? [[0, m.nrFrames]];
-  const inRam = (pfn: number): boolean => ram.some(([a, b]) => pfn >= a && pfn < b);
-  const present = new Map<number, number>();
+  const spans = [...Array(m.nrNodes).keys()].map((nid) => nodeSpan(m, nid));
+  const present = new Int32Array(m.nrNodes * MAX_NR_ZONES); // frames naming each zone, by zone handle
   for (let nid = 0; nid < m.nrNodes; nid++) {
     const [s, e] = nodeSpan(m, nid);
     const zmp = m.nodes[nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!;
@@ -84,7 +91,7 @@ export function layoutErrors(m: Memmap, params: BootParams): string[] {
       out.push(`node ${nid}: zone_movable_pfn ${zmp} is not aligned to MAX_ORDER_NR_PAGES (${maxOrderPages})`);
     for (let z = 0; z < MAX_NR_ZONES; z++) {
       if (z === ZONE_DEVICE) continue;
-      const zi = zoneInfo(m, nid * MAX_NR_ZONES + z);
+      const zi = zoneOf(m, nid * MAX_NR_ZONES + z);
       if (!zi.spanned) continue;
       const name = `node ${nid} ${zi.name}`;
       if (zi.start_pfn < s || zi.start_pfn + zi.spanned > e)
@@ -94,33 +101,43 @@ export function layoutErrors(m: Memmap, params: BootParams): string[] {
       if (zi.present && !(zi.min <= zi.low && zi.low <= zi.high))
         out.push(`${name}: watermarks min ${zi.min} low ${zi.low} high ${zi.high} out of order`);
     }
-    // every boot frame of the node: its zone, against zone_movable_pfn and the zone spans
-    let bad = 0;
-    for (let pfn = s; pfn < e; pfn++) {
-      const zh = m.pageZone(pfn);
-      // a hole's struct page has its zone links too (init_unavailable_range()), but is not present
-      if (zh === NO_ZONE_HANDLE || m.flags[pfn]! & PG_hole) continue;
-      present.set(zh, (present.get(zh) ?? 0) + 1);
-      if (!inRam(pfn) || bad >= 3) continue;
-      const z = zh % MAX_NR_ZONES;
-      const wantMovable = zmp !== 0 && pfn >= zmp;
-      if ((z === ZONE_MOVABLE) !== wantMovable && !(params.movableNode && z === ZONE_MOVABLE)) {
-        bad++;
-        out.push(
-          `pfn ${pfn} (node ${nid}) is in ${ZONE_NAMES[z]} but zone_movable_pfn is ${zmp || 'none'}: ` +
-            `boot memory ${wantMovable ? 'at or above it is ZONE_MOVABLE' : 'below it is a kernel zone'}`,
-        );
-      }
-      if (Math.floor(zh / MAX_NR_ZONES) !== nid) {
-        bad++;
-        out.push(`pfn ${pfn} is in node ${nid}'s span but its page links name node ${Math.floor(zh / MAX_NR_ZONES)}`);
-      }
+  }
+  // every frame once (node spans may overlap: numa=fake interleaves a node's intervals, as
+  // split_nodes_interleave() does): its zone, inside its node, against its node's zone_movable_pfn
+  let bad = 0;
+  let r = 0; // the first boot RAM range not below pfn (memblock.memory is sorted)
+  for (let pfn = 0; pfn < m.nrFrames; pfn++) {
+    while (r < ram.length && ram[r]![1] <= pfn) r++;
+    const inRam = r < ram.length && ram[r]![0] <= pfn;
+    const zh = m.pageZone(pfn);
+    // a hole's struct page has its zone links too (init_unavailable_range()), but is not present
+    if (zh === NO_ZONE_HANDLE || m.flags[pfn]! & PG_hole) continue;
+    present[zh]!++;
+    if (bad >= 3) continue;
+    const nid = Math.floor(zh / MAX_NR_ZONES);
+    const z = zh % MAX_NR_ZONES;
+    if (z === ZONE_DEVICE) continue;
+    const [s, e] = spans[nid]!;
+    if (pfn < s || pfn >= e) {
+      bad++;
+      out.push(`pfn ${pfn}'s page links name node ${nid}, whose span is pfn ${s}-${e}`);
+      continue;
+    }
+    if (!inRam) continue; // hot-added memory: its zone is the online's choice
+    const zmp = m.nodes[nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!;
+    const wantMovable = zmp !== 0 && pfn >= zmp;
+    if ((z === ZONE_MOVABLE) !== wantMovable && !(params.movableNode && z === ZONE_MOVABLE)) {
+      bad++;
+      out.push(
+        `pfn ${pfn} (node ${nid}) is in ${ZONE_NAMES[z]} but zone_movable_pfn is ${zmp || 'none'}: ` +
+          `boot memory ${wantMovable ? 'at or above it is ZONE_MOVABLE' : 'below it is a kernel zone'}`,
+      );
     }
   }
   for (let zh = 0; zh < m.nrNodes * MAX_NR_ZONES; zh++) {
     if (zh % MAX_NR_ZONES === ZONE_DEVICE) continue;
-    const zi = zoneInfo(m, zh);
-    const n = present.get(zh) ?? 0;
+    const zi = zoneOf(m, zh);
+    const n = present[zh]!;
     if (zi.present !== n)
       out.push(
         `node ${Math.floor(zh / MAX_NR_ZONES)} ${zi.name}: present_pages ${zi.present} but ${n} frames name the zone`,
@@ -157,7 +174,7 @@ function cmaErrors(m: Memmap): string[] {
     }
   }
   for (let zh = 0; zh < m.nrNodes * MAX_NR_ZONES; zh++) {
-    const zi = zoneInfo(m, zh);
+    const zi = zoneOf(m, zh);
     const n = cmaPages.get(zh) ?? 0;
     if (zi.cma !== n) out.push(`${zoneLabel(zh)}: cma_pages ${zi.cma} but its CMA areas hold ${n} pages`);
   }
@@ -205,6 +222,23 @@ function hugetlbErrors(m: Memmap, params: BootParams): string[] {
     if (free !== nr) out.push(`hugetlb order ${order}: free_hugepages ${free} != nr_hugepages ${nr} right after boot`);
   }
   return out;
+}
+
+/** The zone fields the checks read (zoneInfo() would also walk the zone's pageblocks and free lists). */
+function zoneOf(m: Memmap, zh: number) {
+  const zb = m.zoneBase(zh);
+  const f = (slot: number): number => m.zones[zb + slot]!;
+  return {
+    name: ZONE_NAMES[zh % MAX_NR_ZONES]!,
+    start_pfn: f(Z_START_PFN),
+    spanned: f(Z_SPANNED),
+    present: f(Z_PRESENT),
+    managed: f(Z_MANAGED),
+    cma: f(Z_CMA_PAGES),
+    min: f(Z_WMARK_MIN),
+    low: f(Z_WMARK_LOW),
+    high: f(Z_WMARK_HIGH),
+  };
 }
 
 function zoneLabel(zh: number): string {
