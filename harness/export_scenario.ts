@@ -179,7 +179,9 @@ function opsInOrder(cs: Case, r: CaseResult): [string, ActorOp, number][] {
 
 /** The case as scenario YAML. r: its deterministic replay (the op order and each op's result). */
 export function caseToScenario(cs: Case, r: CaseResult, title: string): string {
-  const { m } = checkSetup(cs);
+  const booted = checkSetup(cs);
+  if (!booted) throw new CaseError(`the kernel refuses the case's command line: no machine to write a scenario for`);
+  const { m } = booted;
   const maps = cs.layout.maps.map((x) => ({ name: x.name, pages: x.pages, vpn: 0 }));
   const ex = new Exporter(maps, hotplugBlocks(m), cmaBlocks(m));
   const spawn: Line = { op: 'spawn', proc: PROC };

@@ -313,9 +313,15 @@ function newControl(shape: ConstructorParameters<typeof Control>[0]): Control {
   return c;
 }
 
-/** Boot the case's machine and make its mappings as runCase() will (a layout that cannot: CaseError). */
-export function checkSetup(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } {
-  return withContext(setupContext(c), () => setupMachine(c));
+/**
+ * Boot the case's machine and make its mappings as runCase() will (a layout that cannot: CaseError). null:
+ * a boot suite case (Layout.refusable) whose command line the kernel refuses, which is its outcome.
+ */
+export function checkSetup(c: Case): { m: Memmap; mm: number; maps: MapInfo[] } | null {
+  return withContext(setupContext(c), () => {
+    const booted = bootCached(c.layout, c.variant);
+    return booted.m ? setupMachine(c, booted) : null;
+  });
 }
 
 /** The main thread's context while it sets up a case: the case's kernel, a task of its own. */

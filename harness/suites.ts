@@ -522,7 +522,8 @@ register({
   arbitrary: (fc, o) =>
     o.cmdline !== undefined
       ? fc.constant({
-          layout: { cmdline: o.cmdline, geometry: o.geometry ?? 'mini', maps: [], refusable: true },
+          // the user's own command line: one the kernel refuses is bad input (exit 2), as in every suite
+          layout: { cmdline: o.cmdline, geometry: o.geometry ?? 'mini', maps: [] },
           variant: o.variant,
           programs: {},
           schedule: [],

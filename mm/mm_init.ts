@@ -748,10 +748,11 @@ function reserveGigantic(
   const n = 1 << h.order;
   const bootPages = memRanges[memRanges.length - 1]![1];
   let got = 0;
-  // memblock's regions are split where the nodes split them: an allocation never spans two nodes
+  // memblock's regions are split where the nodes split them (a numa=fake node's intervals too): an
+  // allocation never spans two nodes
   const busy = (s: number) =>
     !inRam(memRanges, s, n) ||
-    !nodes.some((x) => x.startPfn <= s && s + n <= x.endPfn) ||
+    !nodes.some((x) => x.memRanges.some(([a, b]) => a <= s && s + n <= b)) ||
     [...reservations, ...cma.map((c) => ({ startPfn: c.basePfn, nrPages: c.count }))].some(
       (r) => s < r.startPfn + r.nrPages && r.startPfn < s + n,
     );

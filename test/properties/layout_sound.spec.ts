@@ -1,6 +1,11 @@
 // layout-sound: each check fails on the layout it guards against (R22's node, a CMA area across two zones,
 // a node span that missed a hot-added block, a refusal naming the wrong parameter) and passes on the fixed one.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { bootFromSpec } from '../../harness/layout';
+import { loadRegression, replayFile } from '../../harness/runner';
+import { checkSetup } from '../../harness/run_case';
 import { layoutSound, layoutErrors } from '../../properties/layout_sound';
 import { withContext } from '../../harness/context';
 import { parseVariant } from '../../mm/variants';
@@ -92,4 +97,26 @@ test("6.12's boot-time gigantic page across the ZONE_MOVABLE split counts wholly
     expect.stringMatching(/^node 0 Normal: managed 8061 > present 4160/),
   ]);
   expect(judge('mem=33280K hugepagesz=1G hugepages=1 sysctl.vm.min_free_kbytes=8')).toEqual([]);
+});
+
+test('a boot suite case the kernel refuses loads and replays as a regression file (its refusal is its outcome)', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pinlab-boot-')), 'refused.json');
+  const layout = { cmdline: 'mem=1M default_hugepagesz=-1', geometry: 'mini', maps: [], refusable: true };
+  const cs = { layout, variant: 'v6.12', programs: {}, schedule: [], faults: {} };
+  const doc = {
+    suite: 'boot',
+    seed: 1,
+    path: '0',
+    variant: 'v6.12',
+    property: 'layout-sound',
+    verdict: 'pass',
+    case: cs,
+  };
+  fs.writeFileSync(file, JSON.stringify(doc));
+  const r = await replayFile(loadRegression(file));
+  expect([r.asRecorded, r.result.end, r.result.failures]).toEqual([true, 'refused', []]);
+  // the same command line in a suite with actors is bad input
+  expect(() => checkSetup({ ...cs, layout: { ...layout, refusable: false } })).toThrow(
+    /^layout: default_hugepagesz: bad size/,
+  );
 });
