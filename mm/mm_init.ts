@@ -927,9 +927,19 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
       const pb = pcpBase(m, cpu, zh);
       for (let pi = 0; pi < NR_PCP_LISTS; pi++) m.pcp[pb + PCP_LISTS + pi] = m.pcp[pb + PCP_TAILS + pi] = NO_PAGE;
     }
-    // a hole inside a span keeps the zone (init_unavailable_range) and stays PageReserved
-    m.flags.fill(zoneBits(zh) | PG_reserved | PG_hole, s, e);
-    for (const [a, b] of plan.memRanges)
+  }
+  // memmap_init(): a node's RAM gets its own zone's links (memblock's regions carry their nid); a hole
+  // inside a span keeps a zone (init_unavailable_range()) and stays PageReserved. Holes first, then RAM:
+  // numa=fake's interleaved nodes span each other's frames, which must keep their own node's links.
+  for (let zh = 0; zh < m.nrZones; zh++) {
+    const [s, e] = plan.nodes[Math.floor(zh / MAX_NR_ZONES)]!.zoneSpans[zh % MAX_NR_ZONES]!;
+    for (let pfn = s; pfn < e; pfn++)
+      if (m.pageZone(pfn) === NO_ZONE_HANDLE) m.flags[pfn] = zoneBits(zh) | PG_reserved | PG_hole;
+  }
+  for (let zh = 0; zh < m.nrZones; zh++) {
+    const node = plan.nodes[Math.floor(zh / MAX_NR_ZONES)]!;
+    const [s, e] = node.zoneSpans[zh % MAX_NR_ZONES]!;
+    for (const [a, b] of node.memRanges)
       if (Math.max(a, s) < Math.min(b, e)) m.flags.fill(zoneBits(zh) | PG_reserved, Math.max(a, s), Math.min(b, e));
   }
   // hot-pluggable memory exists (reserved, offline) but has no zone until onlined

@@ -257,3 +257,11 @@ it("numa=fake's interleaved nodes: each zone's present pages are its own node's 
   const ram = j.memory_ranges.reduce((a, [s, e]) => a + e - s, 0);
   expect(present).toBe(ram);
 });
+
+it("a memmap= hole among numa=fake's interleaved nodes: each node's RAM keeps its own zone's links (memmap_init())", () => {
+  const j = json('mem=224M memmap=32M#56M numa=fake=3', 'x86_64');
+  for (const n of j.nodes!)
+    for (const z of n.zones) expect([n.nid, z.name, z.managed <= z.present]).toEqual([n.nid, z.name, true]);
+  const present = j.nodes!.flatMap((n) => n.zones).reduce((a, z) => a + z.present, 0);
+  expect(present).toBe(j.memory_ranges.reduce((a, [s, e]) => a + e - s, 0));
+});
