@@ -469,6 +469,14 @@ export function compileScenario(file: string, sc: Scenario, kernel?: KernelImage
       case 'zones':
         line = 'zones';
         break;
+      case 'census': {
+        const b = s.block;
+        if (typeof b !== 'number' || !Number.isInteger(b) || b < 0)
+          refuse(file, n, op, `block: ${JSON.stringify(b)} is not a memory block number`);
+        st.block = b;
+        line = `census b=${b}`;
+        break;
+      }
       case 'open': {
         const device = deviceModelName(String(s.device));
         const p = pid(s.proc);

@@ -547,6 +547,12 @@ function stepDetail(
     case 'call':
     case 'close':
       return deviceDetail(st, r, rc);
+    case 'census': {
+      const c = (r.census ?? {}) as Record<string, number>;
+      if (r.census === undefined) return '';
+      const runs = ((r.census as { runs?: [number, number][] }).runs ?? []).map(([a, n]) => `${a}+${n}`).join(' ');
+      return `memory${st.block}: lru anon ${c.anon}, shmem ${c.shmem}, file ${c.file}; reserved ${c.reserved}${runs ? ` (${runs})` : ''}`;
+    }
     case 'zones': {
       const zs = (r.zones ?? []) as KernelZone[];
       return zs

@@ -5,7 +5,17 @@
 import { z } from 'zod';
 import { parseYamlText, readInput, valueAt, zodLine, preview, badFileMessage } from './input';
 import { patternProblem, boundedTest, MATCH_TIMEOUT_MS } from './match';
-import { Memmap, ND_STRIDE, ND_ZONE_MOVABLE_PFN, nodeSpan } from '../mm/memmap';
+import {
+  Memmap,
+  ND_STRIDE,
+  ND_ZONE_MOVABLE_PFN,
+  nodeSpan,
+  PG_lru,
+  PG_anon,
+  PG_swapbacked,
+  PG_reserved,
+  PG_hole,
+} from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
 import {
   ScenarioError,
@@ -372,6 +382,14 @@ export const STEP_KINDS: Record<string, StepKind> = {
       return { rc: 0, detail: zoneSummary(ctx.m) };
     },
   },
+  census: {
+    fields: { block: F.block },
+    required: ['block'],
+    run(ctx, s) {
+      const b = blockIndex(ctx, s);
+      return { rc: 0, detail: `memory${b}: ${blockCensus(ctx.m, b)}` };
+    },
+  },
   nodes: {
     fields: {},
     required: [],
@@ -405,6 +423,32 @@ function blockIndex(ctx: ScenarioContext, s: Step): number {
   if (typeof b !== 'number' || !Number.isInteger(b) || !blockPresent(ctx.m, b))
     fail('block', `no memory block ${JSON.stringify(b)}`);
   return b;
+}
+
+/**
+ * What a memory block's pages hold, as /proc/kpageflags tells it: LRU pages (anonymous, shmem, file),
+ * memblock-reserved ones, and the rest in use (slab, page tables, the kernel's others); free pages are
+ * not counted (kpageflags marks only a free block's first page).
+ */
+export function blockCensus(m: Memmap, b: number): string {
+  const c = { anon: 0, shmem: 0, file: 0, reserved: 0 };
+  const runs: [number, number][] = []; // the reserved runs (offset in the block, pages): memblock's allocations
+  for (let pfn = b * m.blockPages; pfn < (b + 1) * m.blockPages && pfn < m.nrFrames; pfn++) {
+    const f = m.flags[pfn]!;
+    const off = pfn - b * m.blockPages;
+    if (f & PG_reserved && !(f & PG_hole)) {
+      const last = runs[runs.length - 1];
+      if (last && last[0] + last[1] === off) last[1]++;
+      else if (runs.length < 16) runs.push([off, 1]);
+    }
+    if (f & PG_lru) {
+      if (f & PG_anon) c.anon++;
+      else if (f & PG_swapbacked) c.shmem++;
+      else c.file++;
+    } else if (f & PG_reserved && !(f & PG_hole)) c.reserved++;
+  }
+  const r = runs.map(([a, n]) => `${a}+${n}`).join(' ');
+  return `lru anon ${c.anon}, shmem ${c.shmem}, file ${c.file}; reserved ${c.reserved}${r ? ` (${r})` : ''}`;
 }
 
 export function zoneSummary(m: Memmap): string {

@@ -1162,6 +1162,47 @@ static void reap(void)
 			}
 }
 
+/* ---------- census: what a memory block's pages hold (/proc/kpageflags) ---------- */
+
+static void census(int b)
+{
+	read_blocks();
+	int kf = open("/proc/kpageflags", O_RDONLY);
+	if (kf < 0 || b < 0 || block_pages <= 0) {
+		jraw(",\"census_error\":%d", kf < 0 ? -errno : -EINVAL);
+		if (kf >= 0)
+			close(kf);
+		return;
+	}
+	long anon = 0, shmem = 0, file = 0, reserved = 0, runs[32], nruns = 0, prev = 0;
+	uint64_t fl[512];
+	for (long i = 0; i < block_pages; i += 512) {
+		ssize_t r = pread(kf, fl, sizeof(fl), (off_t)((b * block_pages + i) * 8));
+		if (r <= 0)
+			break;
+		for (long j = 0; j < r / 8; j++) {
+			uint64_t f = fl[j];
+			if (f & (1ULL << 5)) { /* KPF_LRU */
+				if (f & (1ULL << 12)) anon++; /* KPF_ANON */
+				else if (f & (1ULL << 14)) shmem++; /* KPF_SWAPBACKED */
+				else file++;
+			} else if (f & (1ULL << 32)) /* KPF_RESERVED */
+				reserved++;
+			long rsv = (f & (1ULL << 32)) != 0, off = i + j;
+			if (rsv && !prev && nruns < 16) /* the reserved runs: where memblock's allocations lie */
+				runs[2 * nruns] = off, runs[2 * nruns + 1] = 0, nruns++;
+			if (rsv && nruns && runs[2 * (nruns - 1)] + runs[2 * (nruns - 1) + 1] == off)
+				runs[2 * (nruns - 1) + 1]++;
+			prev = rsv;
+		}
+	}
+	close(kf);
+	jraw(",\"census\":{\"anon\":%ld,\"shmem\":%ld,\"file\":%ld,\"reserved\":%ld,\"runs\":[", anon, shmem, file, reserved);
+	for (long k = 0; k < nruns; k++)
+		jraw("%s[%ld,%ld]", k ? "," : "", runs[2 * k], runs[2 * k + 1]);
+	jraw("]}");
+}
+
 /* ---------- residency: where a range's pages are, by zone ---------- */
 
 static void residency(int p, unsigned long addr, unsigned long len)
@@ -1523,6 +1564,8 @@ static int run_step(int step, char **av, int ac)
 		read_zones();
 		jraw(",");
 		json_zones();
+	} else if (!strcmp(op, "census")) { /* census b=N: a block's pages by /proc/kpageflags */
+		census((int)argll(av, ac, "b", -1));
 	} else if (!strcmp(op, "vmstat") || !strcmp(op, "nop")) {
 		/* counters go out with every step */
 	} else {
