@@ -46,6 +46,16 @@ describe('pinlab-probe on the host kernel', () => {
     expect(recs[recs.length - 1]).toMatchObject({ end: 2 });
   });
 
+  it("census: a memory block's pages by /proc/kpageflags, with its reserved runs (root), or the errno", () => {
+    const recs = runProbe('1 census b=0\n');
+    const r = step(recs, 1);
+    if (!fs.existsSync('/sys/devices/system/memory/block_size_bytes')) return; // no memory blocks: nothing to count
+    if (root) {
+      expect(r.census).toMatchObject({ anon: expect.any(Number), shmem: expect.any(Number), file: expect.any(Number) });
+      for (const [off, n] of r.census.runs as [number, number][]) expect(off >= 0 && n > 0).toBe(true);
+    } else expect(r.census_error).toBeLessThan(0);
+  });
+
   it('mmap, touch, read back, residency from pagemap, munmap, then a fault reads as -EFAULT', () => {
     const recs = runProbe(
       [
