@@ -14,7 +14,6 @@ import {
   PG_anon,
   PG_swapbacked,
   PG_reserved,
-  PG_hole,
 } from '../mm/memmap';
 import { CmdlineError, parseCmdline, parseGeometry } from '../mm/cmdline';
 import {
@@ -426,9 +425,9 @@ function blockIndex(ctx: ScenarioContext, s: Step): number {
 }
 
 /**
- * What a memory block's pages hold, as /proc/kpageflags tells it: LRU pages (anonymous, shmem, file),
- * memblock-reserved ones, and the rest in use (slab, page tables, the kernel's others); free pages are
- * not counted (kpageflags marks only a free block's first page).
+ * What a memory block's pages hold, as /proc/kpageflags tells it: LRU pages (anonymous, shmem, file) and
+ * reserved ones (memblock's allocations, and holes, whose struct pages are PageReserved). The rest in use
+ * (slab, page tables) and free pages are not counted (kpageflags marks only a free block's first page).
  */
 export function blockCensus(m: Memmap, b: number): string {
   const c = { anon: 0, shmem: 0, file: 0, reserved: 0 };
@@ -436,7 +435,7 @@ export function blockCensus(m: Memmap, b: number): string {
   for (let pfn = b * m.blockPages; pfn < (b + 1) * m.blockPages && pfn < m.nrFrames; pfn++) {
     const f = m.flags[pfn]!;
     const off = pfn - b * m.blockPages;
-    if (f & PG_reserved && !(f & PG_hole)) {
+    if (f & PG_reserved) {
       const last = runs[runs.length - 1];
       if (last && last[0] + last[1] === off) last[1]++;
       else if (runs.length < 16) runs.push([off, 1]);
@@ -445,7 +444,7 @@ export function blockCensus(m: Memmap, b: number): string {
       if (f & PG_anon) c.anon++;
       else if (f & PG_swapbacked) c.shmem++;
       else c.file++;
-    } else if (f & PG_reserved && !(f & PG_hole)) c.reserved++;
+    } else if (f & PG_reserved) c.reserved++; // holes too: their struct pages are PageReserved
   }
   const r = runs.map(([a, n]) => `${a}+${n}`).join(' ');
   return `lru anon ${c.anon}, shmem ${c.shmem}, file ${c.file}; reserved ${c.reserved}${r ? ` (${r})` : ''}`;
