@@ -41,6 +41,8 @@ export interface KernelZone {
   pcp?: number;
   /** zoneinfo's "cma": the zone's CMA area pages (zone->cma_pages) */
   cma?: number;
+  /** the zone's node ("Node N, zone ...") */
+  node?: number;
 }
 export interface KernelBlock {
   index: number;
@@ -554,14 +556,22 @@ function stepDetail(
       return `memory${st.block}: lru anon ${c.anon}, shmem ${c.shmem}, file ${c.file}; reserved ${c.reserved}${runs ? ` (${runs})` : ''}`;
     }
     case 'zones': {
-      const zs = (r.zones ?? []) as KernelZone[];
-      return zs
-        .filter((z) => z.managed || z.present)
-        .map((z) => `${z.name}: free ${z.free}/${z.managed} min ${z.min}${z.cma ? ` cma ${z.cma}` : ''}`)
-        .join('; ');
+      return zonesDetail((r.zones ?? []) as KernelZone[]);
     }
   }
   return '';
+}
+
+/** The zones step's line; on a machine of several nodes each zone is named with its node, as the model's is. */
+function zonesDetail(zs: KernelZone[]): string {
+  const numa = new Set(zs.map((z) => z.node ?? 0)).size > 1;
+  return zs
+    .filter((z) => z.managed || z.present)
+    .map(
+      (z) =>
+        `${numa ? `Node ${z.node} ` : ''}${z.name}: free ${z.free}/${z.managed} min ${z.min}${z.cma ? ` cma ${z.cma}` : ''}`,
+    )
+    .join('; ');
 }
 
 /** open, call, close of a device: what the probe measured, in the model's words where it has them. */
