@@ -5,12 +5,6 @@ import {
   Memmap,
   H_ZONE_MOVABLE_PFN,
   H_BOOT_END_PFN,
-  H_NR_CMA_AREAS,
-  H_CMA_AREAS,
-  HUGE_MAX_HSTATE,
-  HS_ORDER,
-  HS_NR_HUGE_PAGES,
-  HS_FREE_HUGE_PAGES,
   H_MIN_FREE_KBYTES,
   PAGE_SIZE,
   Geometry,
@@ -21,9 +15,9 @@ import {
 import { MAX_NR_ZONES } from '../mm/mmzone';
 import { zoneInfo, procZoneinfo, procPagetypeinfo, ZoneInfo } from '../mm/vmstat';
 import { blockPresent, stateShow, validZonesShow, removableShow, blockIsEarly } from '../mm/memory_hotplug';
-import { hstateBase, sizeString } from '../mm/hugetlb';
+import { hstates, sizeString } from '../mm/hugetlb';
 import { parseCmdline, parseGeometry, BootParams } from '../mm/cmdline';
-import { bootMachine, bootRamOf, bootWarnings } from '../mm/mm_init';
+import { bootMachine, bootRamOf, bootWarnings, cmaAreas } from '../mm/mm_init';
 import { E820Entry, e820PrintTable } from '../mm/e820';
 
 export interface MachineSpec {
@@ -97,19 +91,12 @@ export function layoutJson(m: Memmap, params: BootParams): LayoutJson {
       boot: blockIsEarly(m, b),
     });
   }
-  const cma: { base_pfn: number; count: number }[] = [];
-  for (let i = 0; i < m.header[H_NR_CMA_AREAS]!; i++)
-    cma.push({ base_pfn: m.header[H_CMA_AREAS + 2 * i]!, count: m.header[H_CMA_AREAS + 2 * i + 1]! });
-  const hugetlb: LayoutJson['hugetlb'] = [];
-  for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
-    const hb = hstateBase(i);
-    if (!m.header[hb + HS_ORDER]) continue;
-    hugetlb.push({
-      page_size: PAGE_SIZE * 2 ** m.header[hb + HS_ORDER]!,
-      nr_hugepages: m.header[hb + HS_NR_HUGE_PAGES]!,
-      free_hugepages: m.header[hb + HS_FREE_HUGE_PAGES]!,
-    });
-  }
+  const cma = cmaAreas(m).map((c) => ({ base_pfn: c.basePfn, count: c.count }));
+  const hugetlb: LayoutJson['hugetlb'] = hstates(m).map((h) => ({
+    page_size: PAGE_SIZE * 2 ** h.order,
+    nr_hugepages: h.nr,
+    free_hugepages: h.free,
+  }));
   const ram = bootRamOf.get(m);
   const e = ram?.e820;
   return {

@@ -51,6 +51,21 @@ export function hstateBase(i: number): number {
   return H_HSTATES + i * HS_STRIDE;
 }
 
+/** for_each_hstate(): each configured pool's order, nr_hugepages and free_hugepages. */
+export function hstates(m: Memmap): { order: number; nr: number; free: number }[] {
+  const out: { order: number; nr: number; free: number }[] = [];
+  for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
+    const hb = hstateBase(i);
+    if (!m.header[hb + HS_ORDER]) continue;
+    out.push({
+      order: m.header[hb + HS_ORDER]!,
+      nr: m.header[hb + HS_NR_HUGE_PAGES]!,
+      free: m.header[hb + HS_FREE_HUGE_PAGES]!,
+    });
+  }
+  return out;
+}
+
 /** hugepage_movable_supported(): gigantic pages are never allocated movable. */
 function htlbAllocMask(m: Memmap, order: number): number {
   return order > m.maxOrder ? GFP_HIGHUSER : GFP_HIGHUSER_MOVABLE;

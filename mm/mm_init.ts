@@ -929,12 +929,11 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
     }
   }
   // memmap_init(): a node's RAM gets its own zone's links (memblock's regions carry their nid); a hole
-  // inside a span keeps a zone (init_unavailable_range()) and stays PageReserved. Holes first, then RAM:
-  // numa=fake's interleaved nodes span each other's frames, which must keep their own node's links.
+  // inside a span keeps a zone (init_unavailable_range()) and stays PageReserved. Every span's holes
+  // first, then RAM: numa=fake's interleaved nodes span each other's frames, which keep their own links.
   for (let zh = 0; zh < m.nrZones; zh++) {
     const [s, e] = plan.nodes[Math.floor(zh / MAX_NR_ZONES)]!.zoneSpans[zh % MAX_NR_ZONES]!;
-    for (let pfn = s; pfn < e; pfn++)
-      if (m.pageZone(pfn) === NO_ZONE_HANDLE) m.flags[pfn] = zoneBits(zh) | PG_reserved | PG_hole;
+    m.flags.fill(zoneBits(zh) | PG_reserved | PG_hole, s, e);
   }
   for (let zh = 0; zh < m.nrZones; zh++) {
     const node = plan.nodes[Math.floor(zh / MAX_NR_ZONES)]!;
@@ -952,6 +951,14 @@ function freeAreaInit(m: Memmap, plan: BootPlan): void {
   m.pageblock.fill(MIGRATE_MOVABLE);
   m.flags[plan.zeroPfn] = m.flags[plan.zeroPfn]! | PG_zero;
   m.refcount[plan.zeroPfn] = 1; // a reserved page keeps init_page_count()'s reference: pins of ZERO_PAGE never free it
+}
+
+/** cma_areas[]: the CMA areas boot activated, each a base pfn and a page count. */
+export function cmaAreas(m: Memmap): { basePfn: number; count: number }[] {
+  const out: { basePfn: number; count: number }[] = [];
+  for (let i = 0; i < m.header[H_NR_CMA_AREAS]!; i++)
+    out.push({ basePfn: m.header[H_CMA_AREAS + 2 * i]!, count: m.header[H_CMA_AREAS + 2 * i + 1]! });
+  return out;
 }
 
 /**

@@ -150,6 +150,26 @@ function zfield(m: Memmap, zid: number, slot: number): number {
   return m.zones[m.zoneBase(zid) + slot]!;
 }
 
+/** A zone's counters and span (zoneInfo() without its walks of the free lists, pageblocks and per-CPU lists). */
+export function zoneCounters(
+  m: Memmap,
+  zid: number,
+): Omit<ZoneInfo, 'protection' | 'free_area' | 'pageblocks' | 'pcp_count'> {
+  return {
+    name: ZONE_NAMES[zid % MAX_NR_ZONES]!,
+    start_pfn: zfield(m, zid, Z_START_PFN),
+    spanned: zfield(m, zid, Z_SPANNED),
+    present: zfield(m, zid, Z_PRESENT),
+    managed: zfield(m, zid, Z_MANAGED),
+    free: zfield(m, zid, Z_NR_FREE),
+    cma: zfield(m, zid, Z_CMA_PAGES),
+    nr_free_cma: zfield(m, zid, Z_NR_FREE_CMA),
+    min: zfield(m, zid, Z_WMARK_MIN),
+    low: zfield(m, zid, Z_WMARK_LOW),
+    high: zfield(m, zid, Z_WMARK_HIGH),
+  };
+}
+
 export function zoneInfo(m: Memmap, zid: number): ZoneInfo {
   const freeArea: Record<string, number[]> = {};
   const blocks: Record<string, number> = {};
@@ -171,17 +191,7 @@ export function zoneInfo(m: Memmap, zid: number): ZoneInfo {
   const protection: number[] = [];
   for (let j = 0; j < MAX_NR_ZONES; j++) protection.push(zfield(m, zid, Z_LOWMEM_RESERVE + j));
   return {
-    name: ZONE_NAMES[zid % MAX_NR_ZONES]!,
-    start_pfn: start,
-    spanned: zfield(m, zid, Z_SPANNED),
-    present: zfield(m, zid, Z_PRESENT),
-    managed: zfield(m, zid, Z_MANAGED),
-    free: zfield(m, zid, Z_NR_FREE),
-    cma: zfield(m, zid, Z_CMA_PAGES),
-    nr_free_cma: zfield(m, zid, Z_NR_FREE_CMA),
-    min: zfield(m, zid, Z_WMARK_MIN),
-    low: zfield(m, zid, Z_WMARK_LOW),
-    high: zfield(m, zid, Z_WMARK_HIGH),
+    ...zoneCounters(m, zid),
     protection,
     free_area: freeArea,
     pageblocks: blocks,

@@ -18,25 +18,12 @@ import {
   MB_EARLY,
   MEM_ONLINE,
   NO_ZONE_HANDLE,
-  H_NR_CMA_AREAS,
-  H_CMA_AREAS,
-  HUGE_MAX_HSTATE,
-  HS_ORDER,
-  HS_NR_HUGE_PAGES,
-  HS_FREE_HUGE_PAGES,
   PG_hole,
-  Z_START_PFN,
-  Z_SPANNED,
-  Z_PRESENT,
-  Z_MANAGED,
-  Z_CMA_PAGES,
-  Z_WMARK_MIN,
-  Z_WMARK_LOW,
-  Z_WMARK_HIGH,
 } from '../mm/memmap';
 import { MAX_NR_ZONES, ZONE_MOVABLE, ZONE_NAMES, ZONE_DEVICE, MIGRATE_CMA } from '../mm/mmzone';
-import { hstateBase } from '../mm/hugetlb';
-import { bootRamOf } from '../mm/mm_init';
+import { hstates } from '../mm/hugetlb';
+import { bootRamOf, cmaAreas } from '../mm/mm_init';
+import { zoneCounters } from '../mm/vmstat';
 import type { BootParams } from '../mm/cmdline';
 import type { BootCheck, Property } from './property';
 
@@ -91,7 +78,7 @@ export function layoutErrors(m: Memmap, params: BootParams): string[] {
       out.push(`node ${nid}: zone_movable_pfn ${zmp} is not aligned to MAX_ORDER_NR_PAGES (${maxOrderPages})`);
     for (let z = 0; z < MAX_NR_ZONES; z++) {
       if (z === ZONE_DEVICE) continue;
-      const zi = zoneOf(m, nid * MAX_NR_ZONES + z);
+      const zi = zoneCounters(m, nid * MAX_NR_ZONES + z);
       if (!zi.spanned) continue;
       const name = `node ${nid} ${zi.name}`;
       if (zi.start_pfn < s || zi.start_pfn + zi.spanned > e)
@@ -136,7 +123,7 @@ export function layoutErrors(m: Memmap, params: BootParams): string[] {
   }
   for (let zh = 0; zh < m.nrNodes * MAX_NR_ZONES; zh++) {
     if (zh % MAX_NR_ZONES === ZONE_DEVICE) continue;
-    const zi = zoneOf(m, zh);
+    const zi = zoneCounters(m, zh);
     const n = present[zh]!;
     if (zi.present !== n)
       out.push(
@@ -151,9 +138,7 @@ export function layoutErrors(m: Memmap, params: BootParams): string[] {
 function cmaErrors(m: Memmap): string[] {
   const out: string[] = [];
   const cmaPages = new Map<number, number>();
-  for (let i = 0; i < m.header[H_NR_CMA_AREAS]!; i++) {
-    const base = m.header[H_CMA_AREAS + 2 * i]!;
-    const count = m.header[H_CMA_AREAS + 2 * i + 1]!;
+  for (const [i, { basePfn: base, count }] of cmaAreas(m).entries()) {
     if (!count) continue;
     const zh = m.pageZone(base);
     let other = base;
@@ -174,7 +159,7 @@ function cmaErrors(m: Memmap): string[] {
     }
   }
   for (let zh = 0; zh < m.nrNodes * MAX_NR_ZONES; zh++) {
-    const zi = zoneOf(m, zh);
+    const zi = zoneCounters(m, zh);
     const n = cmaPages.get(zh) ?? 0;
     if (zi.cma !== n) out.push(`${zoneLabel(zh)}: cma_pages ${zi.cma} but its CMA areas hold ${n} pages`);
   }
@@ -211,34 +196,12 @@ function blockErrors(m: Memmap): string[] {
 /** hugetlb_hstate_alloc_pages(): a boot pool has at most the pages asked for, every one free. */
 function hugetlbErrors(m: Memmap, params: BootParams): string[] {
   const out: string[] = [];
-  for (let i = 0; i < HUGE_MAX_HSTATE; i++) {
-    const hb = hstateBase(i);
-    const order = m.header[hb + HS_ORDER]!;
-    if (!order) continue;
-    const nr = m.header[hb + HS_NR_HUGE_PAGES]!;
-    const free = m.header[hb + HS_FREE_HUGE_PAGES]!;
+  for (const { order, nr, free } of hstates(m)) {
     const asked = params.hugepages.find((h) => h.order === order)?.count ?? 0;
     if (nr > asked) out.push(`hugetlb order ${order}: nr_hugepages ${nr} but the command line asked for ${asked}`);
     if (free !== nr) out.push(`hugetlb order ${order}: free_hugepages ${free} != nr_hugepages ${nr} right after boot`);
   }
   return out;
-}
-
-/** The zone fields the checks read (zoneInfo() would also walk the zone's pageblocks and free lists). */
-function zoneOf(m: Memmap, zh: number) {
-  const zb = m.zoneBase(zh);
-  const f = (slot: number): number => m.zones[zb + slot]!;
-  return {
-    name: ZONE_NAMES[zh % MAX_NR_ZONES]!,
-    start_pfn: f(Z_START_PFN),
-    spanned: f(Z_SPANNED),
-    present: f(Z_PRESENT),
-    managed: f(Z_MANAGED),
-    cma: f(Z_CMA_PAGES),
-    min: f(Z_WMARK_MIN),
-    low: f(Z_WMARK_LOW),
-    high: f(Z_WMARK_HIGH),
-  };
 }
 
 function zoneLabel(zh: number): string {

@@ -10,7 +10,20 @@ import { layoutSound, layoutErrors } from '../../properties/layout_sound';
 import { withContext } from '../../harness/context';
 import { parseVariant } from '../../mm/variants';
 import { CmdlineError } from '../../mm/cmdline';
-import { ND_END, MB_STRIDE, MB_ZONE, H_CMA_AREAS, H_NR_CMA_AREAS } from '../../mm/memmap';
+import {
+  Memmap,
+  ND_END,
+  ND_ZONE_MOVABLE_PFN,
+  MB_STRIDE,
+  MB_ZONE,
+  H_CMA_AREAS,
+  H_NR_CMA_AREAS,
+  Z_PRESENT,
+  Z_WMARK_LOW,
+  HS_NR_HUGE_PAGES,
+  HS_FREE_HUGE_PAGES,
+} from '../../mm/memmap';
+import { hstateBase } from '../../mm/hugetlb';
 import { ZONE_MOVABLE } from '../../mm/mmzone';
 
 const boot = (cmdline: string, variant = 'v6.12') =>
@@ -68,6 +81,25 @@ test('each kind of inconsistency is reported', () => {
   b = boot(cmdline);
   b.m.blocks[0 * MB_STRIDE + MB_ZONE] = ZONE_MOVABLE;
   expect(layoutErrors(b.m, b.params).join('\n')).toMatch(/memory0: valid_zones says node 0 Movable, but pfn 0 is in/);
+  // zone_movable_pfn off the MAX_ORDER grid, a present count, watermarks out of order, a pool over its ask
+  const errs = (cmd: string, edit: (m: Memmap) => void): string => {
+    const x = boot(cmd);
+    edit(x.m);
+    return layoutErrors(x.m, x.params).join('\n');
+  };
+  expect(errs(cmdline, (m) => (m.nodes[ND_ZONE_MOVABLE_PFN] = 136))).toMatch(/zone_movable_pfn 136 is not aligned/);
+  expect(errs(cmdline, (m) => m.zones[m.zoneBase(ZONE_MOVABLE) + Z_PRESENT]!++)).toMatch(
+    /node 0 Movable: present_pages 129 but 128 frames name the zone/,
+  );
+  expect(errs(cmdline, (m) => (m.zones[m.zoneBase(ZONE_MOVABLE) + Z_WMARK_LOW] = 0))).toMatch(
+    /watermarks .* out of order/,
+  );
+  const pool = `${cmdline} hugepages=2`;
+  const hb = hstateBase(0);
+  expect(errs(pool, (m) => m.header[hb + HS_NR_HUGE_PAGES]!++)).toMatch(
+    /nr_hugepages 3 but the command line asked for 2/,
+  );
+  expect(errs(pool, (m) => m.header[hb + HS_FREE_HUGE_PAGES]!--)).toMatch(/free_hugepages 1 != nr_hugepages 2/);
 });
 
 test('onlining a hot-added block grows its node (resize_pgdat_range())', () => {

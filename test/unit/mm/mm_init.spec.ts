@@ -5,14 +5,7 @@ import { Memmap, H_MIN_FREE_KBYTES, PG_hugetlb, nodeSpan } from '../../../mm/mem
 import { ZONE_MOVABLE, MIGRATE_CMA } from '../../../mm/mmzone';
 import { checkAllocator } from '../../../properties/allocator_sound';
 import { stateStore } from '../../../mm/memory_hotplug';
-import { hstateBase } from '../../../mm/hugetlb';
-import { HUGE_MAX_HSTATE, HS_ORDER, HS_NR_HUGE_PAGES } from '../../../mm/memmap';
-
-/** nr_hugepages of each configured pool. */
-const hugetlbPools = (m: Memmap): number[] =>
-  [...Array(HUGE_MAX_HSTATE).keys()]
-    .filter((i) => m.header[hstateBase(i) + HS_ORDER])
-    .map((i) => m.header[hstateBase(i) + HS_NR_HUGE_PAGES]!);
+import { hstates } from '../../../mm/hugetlb';
 
 const json = (cmdline: string, geometry?: string) => {
   const params = parseCmdline(cmdline, parseGeometry(geometry));
@@ -240,7 +233,7 @@ describe('gigantic pages (hugepagesz=1G: a PUD, 4096 mini frames)', () => {
     expect(
       json('mem=33280K hugepagesz=1G hugepages=1 sysctl.vm.min_free_kbytes=8', 'mini').hugetlb[0]!.nr_hugepages,
     ).toBe(1);
-    expect(hugetlbPools(m)).toEqual([0]); // dissolved: the pool is empty
+    expect(hstates(m).map((h) => h.nr)).toEqual([0]); // dissolved: the pool is empty
     expect(checkAllocator(m).errors).toEqual([]);
   });
 });
