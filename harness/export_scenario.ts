@@ -6,13 +6,14 @@
 // a DMA becomes a comment.
 import type { Case, CaseResult } from './run_case';
 import type { ActorOp, MapInfo } from './types';
-import { num, range } from './agents/agent';
+import { SCRATCH_KINDS, ScratchKind, num, range } from './agents/agent';
 import { CaseError, checkSetup } from './run_case';
 import { actorKind } from './actors';
 import { hotplugBlocks } from './agents/hotplug';
-import { cmaBlocks } from './agents/cma';
+import { cmaBlocks, CMA_ISOLATIONS_MAX } from './agents/cma';
 import { K_OP } from './schedctl';
 import { PAGE_SIZE } from '../mm/memmap';
+import { deviceRange } from '../mm/memremap';
 
 /** One scenario step (plain YAML flow mapping), or a comment line. */
 type Line = Record<string, string | number | boolean> | string;
@@ -43,25 +44,66 @@ class Exporter {
   private readonly pins: string[] = [];
   private readonly children: string[] = [];
   private readonly isolated: { name: string; block: number }[] = [];
+  private readonly allocated: { name: string; block: number }[] = [];
+  /** isolate_range / alloc_contig_range steps written per block */
+  private readonly tries = new Map<number, number>();
   private nPin = 0;
   private nChild = 0;
   private nRemap = 0;
+  /** the user's scratch mappings now mapped (named after their kind) */
+  private readonly scratch: Record<ScratchKind, boolean> = { hugetlb: false, shared: false };
 
+  /** h: a scratch mapping's pages (one PMD's worth); deviceMemory: the machine has device-coherent memory */
   constructor(
     private readonly maps: MapInfo[],
     private readonly hotplug: number[],
     private readonly cma: number[],
+    private readonly h: number,
+    private readonly deviceMemory: boolean,
   ) {}
 
-  /** The page range of an op as the agents take it (range()): "buf+8K" and a length. Maps start at vpn 0 here. */
-  private range(op: ActorOp): { addr: string; len: string; map: string; off: number; n: number } | null {
+  /**
+   * The page range of an op as the agents take it (range()): "buf+8K" and a length. Maps start at vpn 0
+   * here. With `of` naming a scratch mapping: its range if mapped (the user falls back to the case's
+   * mapping, the pinner's pin finds nothing: null).
+   */
+  private range(op: ActorOp, user = true): { addr: string; len: string; map: string; off: number; n: number } | null {
+    const of = SCRATCH_KINDS.find((k) => k === op.of);
+    if (of && (this.scratch[of] || !user)) {
+      if (!this.scratch[of]) return null;
+      const off = num(op, 'page') % this.h;
+      const n = Math.max(1, Math.min(num(op, 'pages', 1), this.h - off));
+      return { addr: addrOf(of, off), len: `${n}p`, map: of, off, n };
+    }
     const map = this.maps.find((x) => x.name === op.map);
     if (!map) return null;
     const { vpn: off, n } = range(map, op);
     return { addr: addrOf(map.name, off), len: `${n}p`, map: map.name, off, n };
   }
 
-  user(op: ActorOp): void {
+  /** The user's hugetlb or shared op (User.scratch()): mmap on first use, then one access; unmap: munmap. */
+  private scratchOp(kind: ScratchKind, op: ActorOp, detail: string): void {
+    const len = `${this.h}p`;
+    if (op.unmap === true) {
+      if (!this.scratch[kind]) return void this.lines.push(`${kind}: not mapped`);
+      this.scratch[kind] = false;
+      return void this.lines.push({ op: 'munmap', proc: PROC, addr: kind, len });
+    }
+    if (!this.scratch[kind]) {
+      this.lines.push({ op: 'mmap', proc: PROC, as: kind, len, [kind]: true });
+      // the mmap failed in the replay (User.scratch()'s detail): the access never ran
+      if (detail.startsWith(`mmap(${kind})`)) return;
+      this.scratch[kind] = true;
+      // MAP_LOCKED: mlock_future_ok() and a populate, as mlock(2) of the new mapping does
+      if (op.locked === true) this.lines.push({ op: 'mlock', proc: PROC, addr: kind, len });
+    }
+    const addr = addrOf(kind, num(op, 'page') % this.h);
+    if (op.write === true) this.lines.push({ op: 'write', proc: PROC, addr, value: num(op, 'value') });
+    else this.lines.push({ op: 'read', proc: PROC, addr });
+  }
+
+  /** detail: the op's result as the replay traced it */
+  user(op: ActorOp, detail = ''): void {
     if (op.op === 'fork') {
       const child = `child${++this.nChild}`;
       this.children.push(child);
@@ -73,6 +115,8 @@ class Exporter {
       this.lines.push(child ? { op: 'exit', proc: child } : 'exit_child: no child');
       return;
     }
+    const kind = SCRATCH_KINDS.find((k) => k === op.op);
+    if (kind) return this.scratchOp(kind, op, detail);
     const r = this.range(op);
     if (!r) return void this.lines.push(`${op.op}: no mapping ${String(op.map)}`);
     const { addr, len } = r;
@@ -104,6 +148,16 @@ class Exporter {
         });
         return;
       }
+      case 'move_pages':
+        return void this.lines.push({ op: 'migrate', proc: PROC, addr, len, to: String(op.to ?? 'any') });
+      case 'mprotect':
+        return void this.lines.push({ op: 'mprotect', proc: PROC, addr, len, prot: op.write === true ? 'rw' : 'r' });
+      case 'mlock':
+        if (op.how === 'munlock') return void this.lines.push({ op: 'munlock', proc: PROC, addr, len });
+        return void this.lines.push({ op: 'mlock', proc: PROC, addr, len, onfault: op.how === 'onfault' });
+      case 'migrate_to_device':
+        if (!this.deviceMemory) return void this.lines.push('migrate_to_device: no device-coherent memory');
+        return void this.lines.push({ op: 'migrate_to_device', proc: PROC, addr, len });
       default:
         this.lines.push(`${op.op}: not a user op`);
     }
@@ -119,8 +173,8 @@ class Exporter {
     if (op.op === 'dma')
       return void this.lines.push(`pinner dma slot ${num(op, 'slot')} page ${num(op, 'page')}: no scenario form`);
     if (op.op !== 'pin') return void this.lines.push(`${op.op}: not a pinner op`);
-    const r = this.range(op);
-    if (!r) return void this.lines.push(`pin: no mapping ${String(op.map)}`);
+    const r = this.range(op, false);
+    if (!r) return void this.lines.push(`pin: no mapping ${String(op.of ?? op.map)}`);
     const name = `p${++this.nPin}`;
     const step: Line = { op: 'pin', proc: PROC, addr: r.addr, len: r.len, as: name, fast: op.fast === true };
     if (op.write === false) step.write = false;
@@ -139,23 +193,33 @@ class Exporter {
     this.lines.push({ op: 'online', block, type });
   }
 
+  /** The cma agent's op: its isolations and whole allocations each held in a slot list, as the agent holds them. */
   cmaOp(op: ActorOp, rc: number): void {
-    if (op.op === 'undo_isolate') {
-      if (!this.isolated.length) return void this.lines.push('undo_isolate: nothing isolated');
-      const { name } = this.isolated.splice(num(op, 'slot') % this.isolated.length, 1)[0]!;
-      return void this.lines.push({ op: 'undo_isolate', as: name });
+    const release = op.op === 'undo_isolate' || op.op === 'release';
+    const held = op.op === 'undo_isolate' || op.op === 'isolate' ? this.isolated : this.allocated;
+    if (release) {
+      if (!held.length) return void this.lines.push(`${op.op}: nothing held`);
+      const { name } = held.splice(num(op, 'slot') % held.length, 1)[0]!;
+      return void this.lines.push({ op: op.op === 'release' ? 'free_contig_range' : 'undo_isolate', as: name });
     }
-    if (!this.cma.length) return void this.lines.push('isolate: no CMA memory block in a kernel zone');
+    if (!this.cma.length) return void this.lines.push(`${op.op}: no CMA memory block in a kernel zone`);
     const block = this.cma[num(op, 'block') % this.cma.length]!;
-    const name = `cma${block}`;
-    this.lines.push({ op: 'isolate_range', block, as: name });
-    if (rc === 0) this.isolated.push({ name, block });
+    // the agent's own refusal (CmaAllocation.pick()): no kernel call to write
+    const mine = [...this.isolated, ...this.allocated];
+    if (mine.some((x) => x.block === block) || mine.length >= CMA_ISOLATIONS_MAX)
+      return void this.lines.push(`${op.op} memory${block}: the agent holds it or its slots are full (-EBUSY)`);
+    // a fresh name for every try: the same block may be tried again while one name still holds it
+    const k = (this.tries.get(block) ?? 0) + 1;
+    this.tries.set(block, k);
+    const name = k > 1 ? `cma${block}_${k}` : `cma${block}`;
+    this.lines.push({ op: op.op === 'alloc' ? 'alloc_contig_range' : 'isolate_range', block, as: name });
+    if (rc === 0) held.push({ name, block });
   }
 
   /** One op of one actor, as steps. */
-  op(actor: string, op: ActorOp, rc: number): void {
+  op(actor: string, op: ActorOp, rc: number, detail: string): void {
     const kind = actorKind(actor);
-    if (kind === 'user') this.user(op);
+    if (kind === 'user') this.user(op, detail);
     else if (kind === 'pinner') this.pinner(op, rc);
     else if (kind === 'hotplug') this.hotplugOp(op);
     else if (kind === 'cma') this.cmaOp(op, rc);
@@ -163,16 +227,16 @@ class Exporter {
   }
 }
 
-/** The case's ops in the order they started in its replay: [actor, op, rc]. */
-function opsInOrder(cs: Case, r: CaseResult): [string, ActorOp, number][] {
+/** The case's ops in the order they started in its replay: [actor, op, rc, detail]. */
+function opsInOrder(cs: Case, r: CaseResult): [string, ActorOp, number, string][] {
   if (r.ringLost) throw new CaseError('--scenario: the replay trace lost entries; the op order is not known');
-  const out: [string, ActorOp, number][] = [];
+  const out: [string, ActorOp, number, string][] = [];
   for (const e of r.ring) {
     if (e.kind !== K_OP) continue;
     const name = r.names[e.actor]!;
     const op = cs.programs[name]?.[e.arg];
     const rec = r.actors[e.actor]?.ops.find((o) => o.i === e.arg);
-    if (op) out.push([name, op, rec?.rc ?? 0]);
+    if (op) out.push([name, op, rec?.rc ?? 0, rec?.detail ?? '']);
   }
   return out;
 }
@@ -183,7 +247,7 @@ export function caseToScenario(cs: Case, r: CaseResult, title: string): string {
   if (!booted) throw new CaseError(`the kernel refuses the case's command line: no machine to write a scenario for`);
   const { m } = booted;
   const maps = cs.layout.maps.map((x) => ({ name: x.name, pages: x.pages, vpn: 0 }));
-  const ex = new Exporter(maps, hotplugBlocks(m), cmaBlocks(m));
+  const ex = new Exporter(maps, hotplugBlocks(m), cmaBlocks(m), m.ptrsPerTable, deviceRange(m).pages > 0);
   const spawn: Line = { op: 'spawn', proc: PROC };
   if (cs.layout.memlock !== undefined) spawn.memlock = cs.layout.memlock < 0 ? 'unlimited' : `${cs.layout.memlock}p`;
   const setup: Line[] = [spawn];
@@ -198,9 +262,9 @@ export function caseToScenario(cs: Case, r: CaseResult, title: string): string {
     const shared = map.file === 'shared';
     setup.push({ op: 'mmap', proc: PROC, as: map.name, len, prot: 'rw', fd: `${map.name}_fd`, shared });
   }
-  for (const [actor, op, rc] of opsInOrder(cs, r)) {
+  for (const [actor, op, rc, detail] of opsInOrder(cs, r)) {
     ex.lines.push(`${actor}: ${op.op}`);
-    ex.op(actor, op, rc);
+    ex.op(actor, op, rc, detail);
   }
   const faults = Object.entries(cs.faults).filter(([, f]) => Object.values(f).some((x) => x.length));
   const machine = `{ cmdline: ${JSON.stringify(cs.layout.cmdline)}${cs.layout.geometry ? `, geometry: ${scalar(cs.layout.geometry)}` : ''}, kernel: ${scalar(cs.variant)} }`;

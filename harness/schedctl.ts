@@ -14,6 +14,8 @@
 /** At most this many actors per run (each runs on its own CPU; CPU 0 is the main thread's). */
 export const MAX_ACTORS = 15;
 export const MAX_MAPS = 8;
+/** generation words: the case's mappings', then the user agent's two scratch mappings' (harness/agents/agent.ts) */
+export const MAPGEN_SLOTS = MAX_MAPS + 2;
 
 // ---- header slots ----
 export const C_TOKEN = 0; // deterministic mode: the actor holding the CPU
@@ -143,7 +145,7 @@ export class Control {
     this.orderCap = shape.orderCap;
     this.actorBase = C_HDR;
     this.mapgenBase = this.actorBase + MAX_ACTORS * A_STRIDE;
-    this.schedBase = this.mapgenBase + MAX_MAPS;
+    this.schedBase = this.mapgenBase + MAPGEN_SLOTS;
     this.orderBase = this.schedBase + shape.schedCap;
     this.ringBase = this.orderBase + shape.orderCap * ORDER_ENTRY;
     this.labelBase = this.ringBase + shape.ringCap * RING_ENTRY;

@@ -370,11 +370,14 @@ register({
 // cases as they were
 const move = agentSuite(
   'longterm-pin-move',
-  "as longterm-pin, with the user's MAP_HUGETLB (the machine always has a hugetlb pool) and MAP_SHARED mappings, move_pages(2), mprotect() and mlock() racing the pinner, and a cma agent whose cma_alloc()s migrate out of CMA",
+  "as longterm-pin, with the user's MAP_HUGETLB (the machine always has a hugetlb pool) and MAP_SHARED mappings, which the pinner pins long-term too, move_pages(2), mprotect() and mlock() racing the pinner, and a cma agent whose cma_alloc()s migrate out of CMA",
   ['user-0', 'pinner-0', 'hotplug-0', 'cma-0'],
   100,
   {
     user: { ops: (fc) => userOpsHugetlbMove(fc, SHAPE), kinds: USER_MOVE_OP_KINDS },
+    // long-term pins of the user's hugetlb and shared mappings too (a VMM's hugetlbfs- or memfd-backed
+    // guest memory): hugetlb folios in ZONE_MOVABLE or CMA migrate before they are pinned
+    pinner: { ops: (fc) => pinnerOps(fc, SHAPE, 1, 0, 2), kinds: pinner.opKinds! },
     // whole cma_alloc()s: alloc_contig_range() migrating the user's folios, hugetlb ones included (R19)
     cma: { ops: cmaOpsAlloc, kinds: CMA_ALLOC_OP_KINDS },
   },

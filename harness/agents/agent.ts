@@ -10,6 +10,7 @@ import type { ActorOp, MapInfo } from '../types';
 import { errname } from '../../mm/errno';
 import { folioMaybeDmaPinned } from '../../mm/rmap';
 import { HWPOISONED_LARGE_SKIPPED } from '../../mm/memory_hotplug';
+import { MAX_MAPS } from '../schedctl';
 
 /**
  * What an agent gets besides the DeviceEnv: the process's mappings and their generation words, a
@@ -53,6 +54,25 @@ export function mapOf(env: AgentEnv, name: unknown): { map: MapInfo; i: number }
 export function num(op: ActorOp, field: string, def = 0): number {
   const v = op[field];
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : def;
+}
+
+/** The user's extra mappings (longterm-pin-move): one huge page MAP_HUGETLB, one PMD's worth MAP_SHARED. */
+export const SCRATCH_KINDS = ['hugetlb', 'shared'] as const;
+export type ScratchKind = (typeof SCRATCH_KINDS)[number];
+
+/**
+ * Where the user maps its scratch mapping of a kind: PMD-aligned above the case's mappings (so no
+ * remap meets it), the hugetlb one first, the shared one a PMD above. One PMD's worth of pages.
+ */
+export function scratchVpn(env: AgentEnv, kind: ScratchKind): number {
+  const h = env.m.ptrsPerTable;
+  const top = Math.ceil(Math.max(0, ...env.maps.map((x) => x.vpn + x.pages)) / h) * h;
+  return kind === 'hugetlb' ? top : top + h;
+}
+
+/** The generation word of a scratch mapping: after the case's mappings' (harness/schedctl.ts MAPGEN_SLOTS). */
+export function scratchGen(kind: ScratchKind): number {
+  return MAX_MAPS + SCRATCH_KINDS.indexOf(kind);
 }
 
 /** Page range [vpn, vpn + n) inside the mapping: page and pages are taken modulo its size. */

@@ -8,7 +8,7 @@ import type * as fcType from 'fast-check';
 import type { GenShape, OpResult } from '../../devices/device';
 import type { Memmap } from '../../mm/memmap';
 import type { Finding } from '../../properties/property';
-import type { ActorOp } from '../types';
+import type { ActorOp, MapInfo } from '../types';
 import { PG_lru, VMA_FLAGS } from '../../mm/memmap';
 import { ptlLock, ptlUnlock, VM_READ, VM_WRITE, mmapReadLock, mmapReadUnlock } from '../../mm/mm_types';
 import { current } from '../../mm/sched';
@@ -32,7 +32,22 @@ import { releaseAtLeast, variant } from '../../mm/variants';
 import { zoneName, ZONE_MOVABLE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../../mm/mmzone';
 import { dmaTargetViolation, deviceWrite, GUP_FAULT_POINTS } from '../../devices/common';
 import { errnoContract } from '../../properties/errno_contract';
-import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, failureReasons } from './agent';
+import {
+  AgentEnv,
+  AgentModel,
+  AgentState,
+  RANGE,
+  SCRATCH_KINDS,
+  ScratchKind,
+  rc,
+  errOr,
+  mapOf,
+  num,
+  range,
+  failureReasons,
+  scratchGen,
+  scratchVpn,
+} from './agent';
 
 /** Pins the pinner holds at once (a pin beyond it fails with -EBUSY). */
 export const PINNER_SLOTS_MAX = 8;
@@ -145,7 +160,7 @@ class Pinner implements AgentState {
   /** pin_user_pages(_fast)(): a long-term pin kept in a slot, or a short-term one held for one I/O. */
   private pin(op: ActorOp): OpResult {
     const { m, mm } = this.env;
-    const mp = mapOf(this.env, op.map);
+    const mp = this.target(op);
     if (!mp) return rc(-EINVAL, `no mapping ${String(op.map)}`);
     if (this.pins.length >= PINNER_SLOTS_MAX) return rc(-EBUSY, 'all pin slots in use');
     const { vpn, n } = range(mp.map, op);
@@ -187,6 +202,18 @@ class Pinner implements AgentState {
             .join(',')}`
         : '';
     return rc(r, `${call}: ${errOr(r, `${r} pinned`)} (${how})${where}`);
+  }
+
+  /**
+   * The mapping a pin names, with the index of its generation word: one of the case's, or with `of`,
+   * the user's hugetlb or shared scratch mapping (mapped or not: a pin of nothing is -EFAULT), as a
+   * VMM pins hugetlbfs- or memfd-backed guest memory.
+   */
+  private target(op: ActorOp): { map: MapInfo; i: number } | null {
+    const of = SCRATCH_KINDS.find((k: ScratchKind) => k === op.of);
+    if (!of) return mapOf(this.env, op.map);
+    const map = { name: of, vpn: scratchVpn(this.env, of), pages: this.env.m.ptrsPerTable };
+    return { map, i: scratchGen(of) };
   }
 
   /**
@@ -344,27 +371,37 @@ class Pinner implements AgentState {
 
 /**
  * The pinner's ops as generated; shortTerm: the weight of short-term pins (4 long-term pins weigh 4);
- * get: the weight of FOLL_GET references (none unless asked, so the other suites draw what they did).
+ * get: the weight of FOLL_GET references; scratch: the weight of long-term pins of the user's hugetlb
+ * and shared mappings (none unless asked, so the other suites draw what they did).
  */
-export function pinnerOps(fc: typeof fcType, shape: GenShape, shortTerm = 1, get = 0): fcType.Arbitrary<ActorOp> {
+export function pinnerOps(
+  fc: typeof fcType,
+  shape: GenShape,
+  shortTerm = 1,
+  get = 0,
+  scratch = 0,
+): fcType.Arbitrary<ActorOp> {
   const map = fc.constantFrom(...shape.maps.map((x) => x.name));
+  const range = { map, page: fc.nat(31), pages: fc.integer({ min: 1, max: 4 }), fast: fc.boolean() };
   const gets = get
+    ? [{ weight: get, arbitrary: fc.record({ op: fc.constant('get'), ...range, write: fc.boolean() }) }]
+    : [];
+  const scratches = scratch
     ? [
         {
-          weight: get,
+          weight: scratch,
           arbitrary: fc.record({
-            op: fc.constant('get'),
-            map,
-            page: fc.nat(31),
-            pages: fc.integer({ min: 1, max: 4 }),
-            fast: fc.boolean(),
+            op: fc.constant('pin'),
+            ...range,
             write: fc.boolean(),
+            of: fc.constantFrom(...SCRATCH_KINDS),
           }),
         },
       ]
     : [];
   return fc.oneof(
     ...gets,
+    ...scratches,
     {
       weight: 4,
       arbitrary: fc.record(
@@ -404,7 +441,7 @@ export const pinner: AgentModel = {
   summary: 'a long-term pinner calling pin_user_pages(_fast)() directly, with DMA through what it pinned',
   source: 'mm/gup.c __gup_longterm_locked(), gup_fast_fallback(); unpin_user_pages_dirty_lock()',
   ops: {
-    pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool' },
+    pin: { ...RANGE, fast: 'bool', write: 'bool', longterm: 'bool', of: ['map', ...SCRATCH_KINDS] },
     unpin: { slot: 'nat' },
     dma: { slot: 'nat', page: 'nat', value: 'nat' },
     get: { ...RANGE, fast: 'bool', write: 'bool' },

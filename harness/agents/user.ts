@@ -27,7 +27,22 @@ import { MADV_HWPOISON, MADV_SOFT_OFFLINE } from '../../mm/memory_failure';
 import { sysMlock, sysMlock2, sysMunlock, MLOCK_ONFAULT } from '../../mm/mlock';
 import { deviceRange } from '../../mm/memremap';
 import { migrateVmaToDevice } from '../../mm/migrate_device';
-import { AgentEnv, AgentModel, AgentState, RANGE, rc, errOr, mapOf, num, range, unmapping } from './agent';
+import {
+  AgentEnv,
+  AgentModel,
+  AgentState,
+  RANGE,
+  SCRATCH_KINDS,
+  ScratchKind,
+  rc,
+  errOr,
+  mapOf,
+  num,
+  range,
+  scratchGen,
+  scratchVpn,
+  unmapping,
+} from './agent';
 
 /** Children the user agent holds at once (a fork beyond it fails with -EAGAIN, as RLIMIT_NPROC would). */
 export const USER_CHILDREN_MAX = 2;
@@ -40,9 +55,7 @@ interface Child {
 
 /** move_pages(2) targets, as migrateRange() takes them (the scenario op `migrate`'s `to`). */
 export const MOVE_TARGETS = ['kernel', 'movable', 'any'] as const;
-/** The user's extra mappings (longterm-pin-move): one huge page MAP_HUGETLB, one PMD's worth MAP_SHARED. */
-export const SCRATCH_KINDS = ['hugetlb', 'shared'] as const;
-type ScratchKind = (typeof SCRATCH_KINDS)[number];
+export { SCRATCH_KINDS };
 
 /** The process itself (a VMM or a verbs application): its own memory operations. */
 class UserProcess implements AgentState {
@@ -176,17 +189,18 @@ class UserProcess implements AgentState {
     const at = this.scratchVpn[kind];
     if (op.unmap === true) {
       if (at < 0) return rc(0, `no ${kind} mapping`);
-      const r = doMunmap(m, mm, at, h);
+      // the pinner may hold pins of it (its generation word tells the pinner's DMA check)
+      const r = unmapping(this.env, scratchGen(kind), () => doMunmap(m, mm, at, h));
       if (r === 0) this.scratchVpn[kind] = -1;
       return rc(r, `${kind} at vpn ${at}: ${errOr(r, 'unmapped')}`);
     }
     if (at < 0) {
-      const top = Math.ceil(Math.max(0, ...this.env.maps.map((x) => x.vpn + x.pages)) / h) * h;
+      const vpn = scratchVpn(this.env, kind);
       const prot = PROT_READ | PROT_WRITE;
       const v =
         kind === 'hugetlb'
-          ? doMmap(m, mm, { nrPages: h, vpn: top, prot, hugetlb: true })
-          : doMmap(m, mm, { nrPages: h, vpn: top + h, prot, shared: true, locked: op.locked === true });
+          ? doMmap(m, mm, { nrPages: h, vpn, prot, hugetlb: true })
+          : doMmap(m, mm, { nrPages: h, vpn, prot, shared: true, locked: op.locked === true });
       if (v < 0) return rc(v, `mmap(${kind}) of ${h} pages: ${errname(v)}`);
       this.scratchVpn[kind] = v;
     }

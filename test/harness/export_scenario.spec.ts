@@ -111,3 +111,63 @@ it("a file map (MapSpec.file) exports as open_file and mmap fd:, and the scenari
   // the case's R/W long-term pin of a shared mapping of a file with writeback: 6.5's -EFAULT
   expect(run.results.find((r) => r.op === 'pin')!.result).toBe('-EFAULT');
 });
+
+it("longterm-pin-move's ops export: the hugetlb and shared mappings, the pins of them, move_pages, mprotect, mlock, cma_alloc()", async () => {
+  const reg = loadRegression(path.join(dir, 'longterm-pin-move-v6.12-shmem-truncate-frozen.json'));
+  const c = {
+    ...reg.case,
+    layout: {
+      ...reg.case.layout,
+      cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16 hugepages=2',
+    },
+    schedule: [],
+    programs: {
+      'user-0': [
+        { op: 'hugetlb', page: 9, write: true, value: 5 },
+        { op: 'shared', page: 2, write: false, locked: true },
+        { op: 'move_pages', map: 'buf', page: 0, pages: 2, to: 'kernel', of: 'shared' },
+        { op: 'mprotect', map: 'buf', page: 4, pages: 2, write: false },
+        { op: 'mlock', map: 'buf', page: 0, pages: 1, how: 'onfault', of: 'map' },
+        { op: 'migrate_to_device', map: 'ring', page: 0, pages: 1 },
+      ],
+      'pinner-0': [
+        { op: 'pin', map: 'buf', page: 1, pages: 2, fast: false, of: 'hugetlb' },
+        { op: 'pin', map: 'buf', page: 0, pages: 1, fast: true, write: false, of: 'shared' },
+      ],
+      'cma-0': [
+        { op: 'alloc', block: 0 },
+        { op: 'isolate', block: 0 },
+        { op: 'release', slot: 0 },
+        { op: 'isolate', block: 0 },
+      ],
+    },
+  };
+  const { result } = await replayFile({ ...reg, case: c }, undefined, undefined, pool);
+  const yaml = caseToScenario(c, result, 'move');
+  for (const step of [
+    '{ op: mmap, proc: user, as: hugetlb, len: "8p", hugetlb: true }',
+    '{ op: write, proc: user, addr: hugetlb+4K, value: 5 }',
+    '{ op: mmap, proc: user, as: shared, len: "8p", shared: true }',
+    '{ op: mlock, proc: user, addr: shared, len: "8p" }',
+    '{ op: read, proc: user, addr: shared+8K }',
+    '{ op: migrate, proc: user, addr: shared, len: "2p", to: kernel }',
+    '{ op: mprotect, proc: user, addr: buf+16K, len: "2p", prot: r }',
+    '{ op: mlock, proc: user, addr: buf, len: "1p", onfault: true }',
+    '# migrate_to_device: no device-coherent memory',
+    '{ op: pin, proc: user, addr: hugetlb+4K, len: "2p", as: p1, fast: false }',
+    '{ op: pin, proc: user, addr: shared, len: "1p", as: p2, fast: true, write: false }',
+    '{ op: alloc_contig_range, block: 2, as: cma2 }',
+    '# isolate memory2: the agent holds it or its slots are full (-EBUSY)',
+    '{ op: free_contig_range, as: cma2 }',
+    '{ op: isolate_range, block: 2, as: cma2_2 }',
+  ])
+    expect(yaml).toContain(step);
+  const run = runScenario('move', loadScenario('move', yaml));
+  // both pins as in the replay: the hugetlb folio and the shmem page migrated out of ZONE_MOVABLE first
+  const pins = run.results.filter((r) => r.op === 'pin');
+  expect(run.results.filter((r) => r.op.endsWith('_range')).map((r) => r.result)).toEqual(['0', '0', '0']);
+  expect(pins.map((r) => r.result)).toEqual(['2', '1']);
+  expect(pins[0]!.detail).toMatch(/2 pinned \(Normal 2\); 8 migrated/);
+  expect(pins[1]!.detail).toMatch(/1 pinned \(Normal 1\)/);
+  expect(result.actors.find((a) => a?.name === 'pinner-0')!.ops.map((o) => o.rc)).toEqual([2, 1]);
+});

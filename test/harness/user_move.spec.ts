@@ -144,3 +144,57 @@ it("migrate_to_device, then the pinner's GUP-fast long-term pin: RAM on v6.12, d
     );
   }
 });
+
+describe("the pinner's long-term pins of the user's hugetlb and shared mappings (longterm-pin-move)", () => {
+  // the user maps the hugetlb mapping, writes it, unmaps it (and with remap, maps a fresh one there)
+  const pinCase = (schedule: number[], pinnerOps: Record<string, unknown>[], remap: boolean): Case => {
+    const cs = userCase('mem=1M movablecore=512K hugepages=2 sysctl.vm.min_free_kbytes=16', [
+      { op: 'hugetlb', page: 1, write: true, value: 7 },
+      { op: 'hugetlb', unmap: true },
+      ...(remap ? [{ op: 'hugetlb', page: 1, write: false }] : []),
+    ]);
+    cs.programs['pinner-0'] = pinnerOps as Case['programs'][string];
+    return { ...cs, schedule };
+  };
+  const pinThenDma = [
+    { op: 'pin', map: 'buf', page: 1, pages: 2, fast: false, of: 'hugetlb' },
+    { op: 'dma', slot: 0, page: 0, value: 9 },
+  ];
+
+  it('the pool sits in ZONE_MOVABLE: the pin migrates the hugetlb folio to a kernel zone first; DMA after a munmap and a fresh mapping lands in the pinned page', async () => {
+    // the user's munmap and new mapping run between the pin and the DMA (switches at its second op and
+    // at the DMA); without the scratch mapping's generation word, dma-integrity would say the process
+    // no longer maps the pinned page
+    const r = await pool.run(pinCase([0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], pinThenDma, true), { mode: 'det' });
+    expect(r.failures.map((f) => f.property)).toEqual([]);
+    expect(r.actors[0]!.ops.map((o) => o.rc)).toEqual([0, 0, 0]);
+    const [pin, dma] = r.actors[1]!.ops;
+    expect(pin!.detail).toMatch(
+      /vpn 33 \+2: 2 pinned \(pinned, 8 migrated, 1 retries\) pfn \d+\(Normal\),\d+\(Normal\)/,
+    );
+    expect(r.actors[0]!.ops[1]!.seq).toBeGreaterThan(pin!.seq);
+    expect(r.actors[0]!.ops[1]!.seq).toBeLessThan(dma!.seq);
+    expect(dma!.detail).toMatch(/^DMA write pfn \d+ \(vpn 33\) = 9$/);
+  });
+
+  it('a munmap during the pin makes it -EFAULT, with no errno-contract failure', async () => {
+    const r = await pool.run(pinCase([0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1], pinThenDma, false), { mode: 'det' });
+    expect(r.failures.map((f) => f.property)).toEqual([]);
+    expect(r.actors[1]!.ops[0]!.detail).toMatch(/-EFAULT \(error, 8 migrated, 1 retries\)/);
+  });
+
+  it('a pin of a scratch mapping the user never made is -EFAULT; of the shared one, migrated out of ZONE_MOVABLE', async () => {
+    const cs = userCase('mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', [
+      { op: 'shared', page: 3, write: true, value: 4 },
+    ]);
+    cs.programs['pinner-0'] = [
+      { op: 'pin', map: 'buf', page: 0, pages: 1, fast: true, of: 'hugetlb' },
+      { op: 'pin', map: 'buf', page: 3, pages: 1, fast: true, write: false, of: 'shared' },
+    ];
+    const r = await pool.run(cs, { mode: 'det' });
+    expect(r.failures.map((f) => f.property)).toEqual([]);
+    const ops = r.actors[1]!.ops;
+    expect(ops.map((o) => o.rc)).toEqual([-EFAULT, 1]);
+    expect(ops[1]!.detail).toMatch(/pin_user_pages_fast\(FOLL_LONGTERM\) vpn 43 \+1: 1 pinned .* pfn \d+\(Normal\)/);
+  });
+});
