@@ -83,8 +83,12 @@ describe('pinlab-probe on the host kernel', () => {
     expect(step(recs, 4).rc).toBe(102);
     expect(step(recs, 5).rc).toBe(0); // a store returns 0, as the model's write does
     expect(step(recs, 6).rc).toBe(7);
-    // MADV_DONTNEED, then read faults map the zero page (kpageflags says so, as root)
-    expect(step(recs, 8).res).toMatchObject({ pages: 2, present: root ? 0 : 2, zero: root ? 2 : 0 });
+    // MADV_DONTNEED, then read faults map the zero page (kpageflags says so, as root) on Debian's
+    // kernels; some hosts map fresh pages instead (a 6.18 Firecracker guest kernel: present 2, zero 0)
+    const r8 = step(recs, 8).res;
+    expect(r8).toMatchObject({ pages: 2 });
+    expect(r8.present + r8.zero).toBe(2);
+    if (!root) expect(r8.zero).toBe(0); // only kpageflags (root) tells the zero page apart
     expect(step(recs, 10).rc).toBe(-14);
   });
 
