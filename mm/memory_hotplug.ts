@@ -306,7 +306,10 @@ export function blockStartPfn(m: Memmap, b: number): number {
   return b * m.blockPages;
 }
 
-/** mem_hotplug_begin()/mem_hotplug_done(): serialises online/offline. */
+/**
+ * mem_hotplug_begin()/mem_hotplug_done(), and lock_device_hotplug() around them: serialises online and
+ * offline (pinlab has one lock for both).
+ */
 function memHotplugBegin(m: Memmap): void {
   mutexLock(m.header, H_HOTPLUG_LOCK); // a sleeping lock: held across offline_pages()' preemption points
 }
@@ -316,6 +319,14 @@ function memHotplugDone(m: Memmap): void {
 
 /** memory_block_online() */
 export function onlineMemoryBlock(m: Memmap, b: number, onlineType: number): number {
+  memHotplugBegin(m);
+  const rc = onlineMemoryBlockLocked(m, b, onlineType);
+  memHotplugDone(m);
+  return rc;
+}
+
+/** memory_block_online() with the hotplug lock held. */
+function onlineMemoryBlockLocked(m: Memmap, b: number, onlineType: number): number {
   // memblk_nr_poison() (v6.2): a block memory failure poisoned a page of stays offline. Before, onlining
   // initialises its struct pages afresh and frees the poisoned page while whoever held it still does:
   // Debian's 6.1 reports "BUG: Bad page state" once the page is allocated again
@@ -323,7 +334,6 @@ export function onlineMemoryBlock(m: Memmap, b: number, onlineType: number): num
   if (releaseAtLeast(variant(), 6, 2) && atomicRead(m.blockNrHwpoison, b)) return -EHWPOISON;
   const start = blockStartPfn(m, b);
   const zid = zoneForPfnRange(m, onlineType, start, m.blockPages);
-  memHotplugBegin(m);
   // the block's node (memory_block->nid): its zone of that index
   const rc = onlinePages(m, start, m.blockPages, pfnToNid(m, start) * MAX_NR_ZONES + zid);
   if (rc === 0) {
@@ -332,24 +342,21 @@ export function onlineMemoryBlock(m: Memmap, b: number, onlineType: number): num
     m.blocks[o + MB_ZONE] = zid;
     m.blocks[o + MB_ONLINE_TYPE] = onlineType;
   }
-  memHotplugDone(m);
   return rc;
 }
 
-/** memory_block_offline() */
-function offlineMemoryBlock(m: Memmap, b: number, opts?: OfflineOptions): number {
+/** memory_block_offline(), the hotplug lock held. */
+function offlineMemoryBlockLocked(m: Memmap, b: number, opts?: OfflineOptions): number {
   const o = b * MB_STRIDE;
   const zid = m.blocks[o + MB_ZONE]!;
   // A block spanning zones (mem->zone == NULL) cannot be offlined.
   if (zid < 0) return -EINVAL;
-  memHotplugBegin(m);
   m.blocks[o + MB_STATE] = MEM_GOING_OFFLINE;
   const rc = offlinePages(m, blockStartPfn(m, b), m.blockPages, opts);
   if (rc === 0) {
     m.blocks[o + MB_STATE] = MEM_OFFLINE;
     m.blocks[o + MB_ZONE] = -1;
   } else m.blocks[o + MB_STATE] = MEM_ONLINE;
-  memHotplugDone(m);
   return rc;
 }
 
@@ -367,13 +374,16 @@ export function stateStore(m: Memmap, b: number, text: string, opts?: OfflineOpt
   if (!blockPresent(m, b)) return -ENODEV;
   const type = mhpOnlineTypeFromStr(text);
   if (type < 0) return -EINVAL;
+  // lock_device_hotplug_sysfs(), then device_offline()/device_online()'s look at the block: its state is
+  // read under the lock, so a write racing another write to the same block sees what that one did
+  memHotplugBegin(m);
   const state = m.blocks[b * MB_STRIDE + MB_STATE]!;
+  let rc = -EINVAL;
   if (type === MMOP_OFFLINE) {
-    if (state === MEM_OFFLINE) return -EINVAL;
-    return offlineMemoryBlock(m, b, opts);
-  }
-  if (state === MEM_ONLINE) return -EINVAL;
-  return onlineMemoryBlock(m, b, type);
+    if (state !== MEM_OFFLINE) rc = offlineMemoryBlockLocked(m, b, opts);
+  } else if (state !== MEM_ONLINE) rc = onlineMemoryBlockLocked(m, b, type);
+  memHotplugDone(m);
+  return rc;
 }
 
 /** state_show() */

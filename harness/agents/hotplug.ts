@@ -56,9 +56,10 @@ class HotplugAgent implements AgentState {
     const report: OfflineReport = { reason: '', pfn: -1, passes: 0, failures: [] };
     const r = stateStore(m, b, 'offline', { passesMax: this.env.offlinePasses, report });
     if (r === -EINTR && /budget/.test(report.reason)) this.stuck.add(b);
-    const why = r
-      ? ` (${report.reason}${report.pfn >= 0 ? ` at pfn ${report.pfn}` : ''}, ${report.passes} passes)`
-      : '';
+    const why =
+      r && report.reason
+        ? ` (${report.reason}${report.pfn >= 0 ? ` at pfn ${report.pfn}` : ''}, ${report.passes} passes)`
+        : '';
     return rc(r, `memory${b} (${zone >= 0 ? zoneName(zone) : 'no zone'}) offline: ${errOr(r, 'offline')}${why}`);
   }
 

@@ -7,7 +7,7 @@ import { interleavingFromTrace } from '../../harness/trace';
 import { K_POINT, K_EXIT, K_BLOCK, RingEntry, fnv1a } from '../../harness/schedctl';
 import type { ActorOp } from '../../harness/types';
 import { Prng } from '../../harness/prng';
-import { EINTR, ENOMEM } from '../../mm/errno';
+import { EINTR, EINVAL, ENOMEM } from '../../mm/errno';
 import { loadPlugin } from '../../harness/plugins';
 import { BENCH_PLUGIN } from '../../bench/plugin';
 import { SELFTEST_PLUGIN } from '../plugins/selftest';
@@ -119,6 +119,32 @@ describe('deterministic mode', () => {
     expect(blocks.map((e) => e.actor)).toEqual([1]);
     expect(r.lines.some((l) => /sched_blocked: mutex on mem_hotplug_lock/.test(l.text))).toBe(true);
     expect(r.actors[1]!.ops[0]!.rc).toBe(0); // the offline went through once the lock was free
+  });
+
+  it('two writers of one memory block: the second waits on the hotplug lock, then reads the state the first left', async () => {
+    // hotplug-1's offline starts inside hotplug-0's (at offline:isolate) and blocks on the lock; with the
+    // state read before the lock (the model until 2026-12-06) it offlined the offline block: a RangeError
+    const cs: Case = {
+      layout: { ...L, cmdline: 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16' },
+      variant: 'v6.12',
+      schedule: [0, 0, 1],
+      programs: {
+        'hotplug-0': [{ op: 'offline', block: 1 }],
+        'hotplug-1': [
+          { op: 'offline', block: 1 },
+          { op: 'online', block: 1, type: 'online_movable' },
+        ],
+      },
+      faults: {},
+    };
+    const r = await pool.run(cs, { mode: 'det' });
+    expect(r.failures).toEqual([]);
+    expect(r.lines.some((l) => /sched_blocked: mutex on mem_hotplug_lock/.test(l.text))).toBe(true);
+    const [a, b] = [r.actors[0]!.ops, r.actors[1]!.ops];
+    expect(a.map((o) => o.rc)).toEqual([0]);
+    expect(b.map((o) => o.rc)).toEqual([-EINVAL, 0]);
+    expect(b[0]!.seq).toBeGreaterThan(a[0]!.seq); // it returned after the first offline finished
+    expect(b[0]!.detail).toBe('memory5 (Movable) offline: -EINVAL');
   });
 
   it('reports a deadlock with each blocked actor and what it waits for, without hanging', async () => {
