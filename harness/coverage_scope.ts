@@ -18,6 +18,9 @@ const UP =
 const FAILURE = 'raised only by a broken kernel (a bug variant, a corrupted machine) or bad input';
 const COMMAND = 'another command uses it (pinlab layout, /proc and /sys files, scenarios, reports)';
 const TESTS = 'a hook or accessor for tests; no mm/ path calls it';
+const SMP =
+  "the losing side of a race between two CPUs inside one stretch without a preemption point: the campaign's " +
+  'deterministic mode runs one actor at a time there; the free-mode soak enters it (docs/coverage.md)';
 
 export const OFF_PATH: readonly OffPath[] = [
   { file: 'mm/gup.ts', functions: ['longtermV512', 'longtermV513', 'checkAndMigrateV513'], why: VARIANT },
@@ -78,6 +81,24 @@ export const OFF_PATH: readonly OffPath[] = [
     why: TESTS,
   },
   { file: 'devices/index.ts', functions: ['deviceModel', 'errnoAllowed'], why: TESTS },
+  // a page table another thread installed first (__pte_alloc()); a THP split losing its freeze or its
+  // unmap to a reference taken after can_split_folio() (split_huge_page_to_list_to_order())
+  { file: 'mm/memory.ts', functions: ['freeUnusedTable'], why: SMP },
+  { file: 'mm/huge_memory.ts', functions: ['undo'], why: SMP },
+  {
+    file: 'mm/mmu_notifier.ts',
+    functions: ['mmuNotifierInvalidateRangeStartNonblock'],
+    why:
+      "the OOM reaper's (__oom_reap_task_mm()): pinlab reaps a victim with exit_mmap(), whose ranges are blockable " +
+      '(docs/simplifications.md); the unit specs of mmu_notifier and rdma-odp call it',
+  },
+  {
+    file: 'mm/slab.ts',
+    functions: ['vmalloc'],
+    why:
+      "kvmalloc()'s fallback for more than 8 KiB when kmalloc() fails: an io_uring registration of over 510 " +
+      'pages (its bvec array); generated registrations span at most 4 pages an iovec (io_uring_fixed.spec takes it)',
+  },
   // tsc's emit for `export { X }` of an import: getters no code calls through (every 'get' of the file)
   {
     file: 'mm/mmap.ts',
