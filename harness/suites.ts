@@ -396,8 +396,20 @@ register({
       )
       .chain((c) => fileMapArb(fc).map((file) => (file ? withFileMap(c, file) : c)))
       .chain((c) => deviceArb(fc, o).map((dev) => (dev ? withDeviceMemory(c) : c)))
-      .chain((c) => cmaHeavyArb(fc, o).map((heavy) => (heavy ? onCmaHeavy(c, heavy) : c))),
+      .chain((c) => cmaHeavyArb(fc, o).map((heavy) => (heavy ? onCmaHeavy(c, heavy) : c)))
+      // one case in four under an RLIMIT_MEMLOCK the user's mlock and MAP_LOCKED reach (8 MiB, the
+      // default, is more than a mini machine): do_mlock()'s -ENOMEM, count_mm_mlocked_page_nr()
+      .chain((c) =>
+        fc
+          .oneof(
+            { weight: 3, arbitrary: fc.constant(0) },
+            { weight: 1, arbitrary: fc.constantFrom(...MOVE_MEMLOCK_PAGES) },
+          )
+          .map((memlock) => (memlock === 0 ? c : { ...c, layout: { ...c.layout, memlock } })),
+      ),
 });
+/** longterm-pin-move's small RLIMIT_MEMLOCKs, in pages: half the shared mapping, all of it */
+export const MOVE_MEMLOCK_PAGES = [4, 8];
 /**
  * One random machine in four of longterm-pin-move is cmaHeavyMachineArb()'s, the rest of its choices
  * (the pool, device memory) kept: only there do the user's faults land in CMA, so that the cma agent's
@@ -405,7 +417,8 @@ register({
  */
 function cmaHeavyArb(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<Layout | null> {
   if (o.cmdline !== undefined || o.machines === 'fixed') return fc.constant(null);
-  return fc.option(cmaHeavyMachineArb(fc), { freq: 3 });
+  // one in four (fc.option's freq is the other way round: 1/freq of its values are null)
+  return fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: cmaHeavyMachineArb(fc) });
 }
 function onCmaHeavy(c: Case, heavy: Layout): Case {
   const keep = c.layout.cmdline.match(/ (pinlab\.device_coherent=\S+)/)?.[1];
@@ -466,11 +479,11 @@ function withFileMap(c: Case, file: 'shared' | 'private'): Case {
 // cases stay as they were
 const hwpoison = agentSuite(
   'longterm-pin-hwpoison',
-  "as longterm-pin, with the user's madvise(MADV_HWPOISON) of a page (memory_failure(): unmapped to a hwpoison entry, or a THP it cannot split left mapped) while blocks go offline, on random machines that always have THP",
+  "as longterm-pin, with the user's madvise(MADV_HWPOISON) of a page (memory_failure(): unmapped to a hwpoison entry, or a THP it cannot split left mapped) and now and then madvise(MADV_SOFT_OFFLINE) while blocks go offline, on random machines that always have THP",
   ['user-0', 'pinner-0', 'hotplug-0'],
   100,
   {
-    user: { ops: (fc) => userOpsHwpoison(fc, SHAPE), kinds: [...USER_OP_KINDS, 'hwpoison'] },
+    user: { ops: (fc) => userOpsHwpoison(fc, SHAPE), kinds: [...USER_OP_KINDS, 'hwpoison', 'soft_offline'] },
     // more short-term pins: a THP that memory_failure() cannot split while one holds it is R20's BUG
     pinner: { ops: (fc) => pinnerOps(fc, SHAPE, 4), kinds: pinner.opKinds! },
   },
@@ -489,11 +502,12 @@ register({
 
 // plain FOLL_GET references (get_user_pages(_fast)(), put_page()) and soft offline (madvise(MADV_SOFT_OFFLINE))
 // racing long-term pins, THP splits and offlines: no other suite makes them; a suite of its own keeps every
-// other suite's cases
+// other suite's cases. Two hotplug agents: one waits on the device hotplug lock (mutex_lock()) that the
+// other's offline_pages() holds across its preemption points, as two writers of memoryN/state do
 const get = agentSuite(
   'longterm-pin-get',
-  "as longterm-pin-4, the pinners also taking plain FOLL_GET references (get_user_pages(_fast)(), as KVM's hva_to_pfn() and access_process_vm() do) held across a preemption point: extra references that make migrations, THP splits and offlines fail and retry; the user's refault splits THPs and madvise(MADV_SOFT_OFFLINE) migrates a page away and poisons it",
-  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0'],
+  "as longterm-pin-4, the pinners also taking plain FOLL_GET references (get_user_pages(_fast)(), as KVM's hva_to_pfn() and access_process_vm() do) held across a preemption point: extra references that make migrations, THP splits and offlines fail and retry; the user's refault splits THPs and madvise(MADV_SOFT_OFFLINE) migrates a page away and poisons it; two hotplug agents, whose offlines and onlines the device hotplug lock serializes",
+  ['user-0', 'pinner-0', 'pinner-1', 'hotplug-0', 'hotplug-1'],
   100,
   {
     user: { ops: (fc) => userOpsRefaultSoftOffline(fc, SHAPE), kinds: [...USER_OP_KINDS, 'refault', 'soft_offline'] },

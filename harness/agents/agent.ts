@@ -81,7 +81,7 @@ export function range(map: MapInfo, op: ActorOp): { vpn: number; n: number } {
   return { vpn: map.vpn + off, n: Math.max(1, Math.min(num(op, 'pages', 1), map.pages - off)) };
 }
 
-/** Run fn with mapping i's generation odd (an unmap in progress), then even again. */
+/** Run fn with mapping i's generation odd (an unmap, or a scratch mapping's mmap, in progress), then even again. */
 export function unmapping<T>(env: AgentEnv, i: number, fn: () => T): T {
   env.bumpMapGen(i);
   try {

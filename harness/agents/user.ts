@@ -197,10 +197,13 @@ class UserProcess implements AgentState {
     if (at < 0) {
       const vpn = scratchVpn(this.env, kind);
       const prot = PROT_READ | PROT_WRITE;
-      const v =
+      // the mapping appears: its generation word moves too, or a pin that found nothing there a moment
+      // ago would look like an -EFAULT with the VMA in place (free mode)
+      const v = unmapping(this.env, scratchGen(kind), () =>
         kind === 'hugetlb'
           ? doMmap(m, mm, { nrPages: h, vpn, prot, hugetlb: true })
-          : doMmap(m, mm, { nrPages: h, vpn, prot, shared: true, locked: op.locked === true });
+          : doMmap(m, mm, { nrPages: h, vpn, prot, shared: true, locked: op.locked === true }),
+      );
       if (v < 0) return rc(v, `mmap(${kind}) of ${h} pages: ${errname(v)}`);
       this.scratchVpn[kind] = v;
     }
@@ -311,7 +314,9 @@ export function userOpsRefault(fc: typeof fcType, shape: GenShape): fcType.Arbit
  * cases (bench/README.md), at 20 in 34 the other ops that set that window up grow too rare.
  */
 export function userOpsHwpoison(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
-  return withPageOp(fc, shape, userOps(fc, shape), 14, 'hwpoison', 10);
+  // and, now and then, soft offline: of a page memory_failure() left mapped (a THP it could not split),
+  // soft_offline_page()'s "already poisoned"
+  return withPageOp(fc, shape, withPageOp(fc, shape, userOps(fc, shape), 14, 'hwpoison', 10), 22, 'soft_offline', 2);
 }
 
 /** base, or at weight in base + weight an op {map, page} on one page (an madvise of that page). */

@@ -64,7 +64,7 @@ describe('actor models', () => {
 describe('quiescence', () => {
   let pool: PoolHolder;
   beforeAll(() => {
-    pool = new PoolHolder(4);
+    pool = new PoolHolder(Math.max(...Object.values(SUITES).map((s) => s.actors.length))); // longterm-pin-get: 5
   });
   afterAll(async () => {
     await pool.destroy();

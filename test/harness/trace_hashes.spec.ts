@@ -20,7 +20,7 @@ const now: Record<string, Entry> = {};
 
 let pool: PoolHolder;
 beforeAll(() => {
-  pool = new PoolHolder(4);
+  pool = new PoolHolder(Math.max(...Object.values(SUITES).map((s) => s.actors.length)));
 });
 afterAll(async () => {
   await pool.destroy();

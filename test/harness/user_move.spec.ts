@@ -1,9 +1,11 @@
 // The user agent's hugetlb, shared, move_pages and mprotect ops (the longterm-pin-move suite): a MAP_HUGETLB
 // fault takes a folio from the pool (dequeue_hugetlb_folio()), a MAP_SHARED one a shmem page, move_pages(2)
 // migrates a range where it is told to, mprotect() write-protects.
+import * as fc from 'fast-check';
 import { PoolHolder } from '../../harness/runner';
+import { SUITES, MOVE_MEMLOCK_PAGES } from '../../harness/suites';
 import { Case } from '../../harness/run_case';
-import { ENOMEM, EFAULT, EBUSY } from '../../mm/errno';
+import { ENOMEM, EFAULT, EBUSY, EAGAIN, EHWPOISON } from '../../mm/errno';
 
 let pool: PoolHolder;
 beforeAll(() => {
@@ -196,5 +198,47 @@ describe("the pinner's long-term pins of the user's hugetlb and shared mappings 
     const ops = r.actors[1]!.ops;
     expect(ops.map((o) => o.rc)).toEqual([-EFAULT, 1]);
     expect(ops[1]!.detail).toMatch(/pin_user_pages_fast\(FOLL_LONGTERM\) vpn 43 \+1: 1 pinned .* pfn \d+\(Normal\)/);
+  });
+});
+
+describe('longterm-pin-move under a small RLIMIT_MEMLOCK', () => {
+  it('one case in four gets 4 or 8 pages, which mlock and MAP_LOCKED reach', () => {
+    const cases = fc.sample(SUITES['longterm-pin-move']!.arbitrary(fc, { variant: 'v6.12' }), {
+      numRuns: 200,
+      seed: 7,
+    });
+    const limited = cases.filter((c) => c.layout.memlock !== undefined);
+    expect(limited.length).toBeGreaterThan(20);
+    expect(limited.length).toBeLessThan(100);
+    expect(new Set(limited.map((c) => c.layout.memlock))).toEqual(new Set(MOVE_MEMLOCK_PAGES));
+  });
+
+  it('memory already locked is not counted twice (count_mm_mlocked_page_nr()); past the limit -ENOMEM, MAP_LOCKED -EAGAIN', async () => {
+    const cs = userCase('mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16', [
+      { op: 'mlock', map: 'buf', page: 0, pages: 6, how: 'mlock' },
+      { op: 'mlock', map: 'buf', page: 0, pages: 8, how: 'mlock' }, // 8 + 6 locked > 8, less the 6 already locked
+      { op: 'mlock', map: 'buf', page: 8, pages: 1, how: 'mlock' },
+      { op: 'shared', page: 0, write: true, value: 1, locked: true },
+    ]);
+    const r = await pool.run({ ...cs, layout: { ...cs.layout, memlock: 8 } }, { mode: 'det' });
+    expect(r.failures.map((f) => f.property)).toEqual([]); // pins-balance: locked_vm back to 0
+    expect(r.actors[0]!.ops.map((o) => o.rc)).toEqual([0, 0, -ENOMEM, -EAGAIN]);
+  });
+});
+
+describe("longterm-pin-hwpoison's soft offline", () => {
+  it('of a page memory failure left mapped (a THP a pin keeps whole): "already poisoned", 0, and the reference given back', async () => {
+    const cs = userCase('mem=1M sysctl.vm.min_free_kbytes=16 transparent_hugepage=always', [
+      { op: 'write', map: 'buf', page: 8, value: 3 },
+      { op: 'hwpoison', map: 'buf', page: 9 },
+      { op: 'soft_offline', map: 'buf', page: 9 },
+    ]);
+    cs.programs['pinner-0'] = [{ op: 'pin', map: 'buf', page: 8, pages: 1, fast: false }];
+    // the pinner pins the THP between the user's write and its memory failure
+    const r = await pool.run({ ...cs, schedule: [0, 0, 1] }, { mode: 'det' });
+    // pins-balance: the reference madvise(MADV_SOFT_OFFLINE)'s get_user_pages_fast() took is dropped
+    expect(r.failures.map((f) => f.property)).toEqual([]);
+    expect(r.actors[0]!.ops.map((o) => o.rc)).toEqual([0, -EHWPOISON, 0]);
+    expect(r.actors[1]!.ops[0]!.rc).toBe(1);
   });
 });
