@@ -223,7 +223,7 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     suite: 'longterm-pin-hwpoison',
     only: true,
     fixed: 'v6.12',
-    seed: 5,
+    seed: 1,
     runs: 400,
     why: 'R20: offlining leaves a poisoned page mapped (no TTU_HWPOISON), and a PTE maps a frame of the offline block',
   },
