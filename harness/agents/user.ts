@@ -55,7 +55,6 @@ interface Child {
 
 /** move_pages(2) targets, as migrateRange() takes them (the scenario op `migrate`'s `to`). */
 export const MOVE_TARGETS = ['kernel', 'movable', 'any'] as const;
-export { SCRATCH_KINDS };
 
 /** The process itself (a VMM or a verbs application): its own memory operations. */
 class UserProcess implements AgentState {
