@@ -69,13 +69,9 @@ class Exporter {
    */
   private range(op: ActorOp, user = true): { addr: string; len: string; map: string; off: number; n: number } | null {
     const of = SCRATCH_KINDS.find((k) => k === op.of);
-    if (of && (this.scratch[of] || !user)) {
-      if (!this.scratch[of]) return null;
-      const off = num(op, 'page') % this.h;
-      const n = Math.max(1, Math.min(num(op, 'pages', 1), this.h - off));
-      return { addr: addrOf(of, off), len: `${n}p`, map: of, off, n };
-    }
-    const map = this.maps.find((x) => x.name === op.map);
+    const scratch = of && (this.scratch[of] || !user);
+    if (scratch && !this.scratch[of]) return null;
+    const map = scratch ? { name: of, vpn: 0, pages: this.h } : this.maps.find((x) => x.name === op.map);
     if (!map) return null;
     const { vpn: off, n } = range(map, op);
     return { addr: addrOf(map.name, off), len: `${n}p`, map: map.name, off, n };

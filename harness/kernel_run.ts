@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { CompiledScenario, COUNTERS } from './kernel_compile';
 import { cpioNewc, KernelImage, moduleClosure } from './kernel_setup';
-import { expectationFor } from './scenario';
+import { censusText, expectationFor, zoneText } from './scenario';
 import { errname, ESRCH } from '../mm/errno';
 
 export interface KernelStepResult {
@@ -550,10 +550,9 @@ function stepDetail(
     case 'close':
       return deviceDetail(st, r, rc);
     case 'census': {
-      const c = (r.census ?? {}) as Record<string, number>;
       if (r.census === undefined) return '';
-      const runs = ((r.census as { runs?: [number, number][] }).runs ?? []).map(([a, n]) => `${a}+${n}`).join(' ');
-      return `memory${st.block}: lru anon ${c.anon}, shmem ${c.shmem}, file ${c.file}; reserved ${c.reserved}${runs ? ` (${runs})` : ''}`;
+      const c = r.census as { anon: number; shmem: number; file: number; reserved: number; runs?: [number, number][] };
+      return `memory${st.block}: ${censusText(c, c.runs ?? [])}`;
     }
     case 'zones': {
       return zonesDetail((r.zones ?? []) as KernelZone[]);
@@ -567,10 +566,7 @@ function zonesDetail(zs: KernelZone[]): string {
   const numa = new Set(zs.map((z) => z.node ?? 0)).size > 1;
   return zs
     .filter((z) => z.managed || z.present)
-    .map(
-      (z) =>
-        `${numa ? `Node ${z.node} ` : ''}${z.name}: free ${z.free}/${z.managed} min ${z.min}${z.cma ? ` cma ${z.cma}` : ''}`,
-    )
+    .map((z) => zoneText(numa ? (z.node ?? 0) : null, z))
     .join('; ');
 }
 

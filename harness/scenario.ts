@@ -446,8 +446,27 @@ export function blockCensus(m: Memmap, b: number): string {
       else c.file++;
     } else if (f & PG_reserved) c.reserved++; // holes too: their struct pages are PageReserved
   }
+  return censusText(c, runs);
+}
+
+/** The census step's words, for the model's counts and the probe's alike (pinlab kernel --diff compares them). */
+export function censusText(
+  c: { anon: number; shmem: number; file: number; reserved: number },
+  runs: [number, number][],
+): string {
   const r = runs.map(([a, n]) => `${a}+${n}`).join(' ');
   return `lru anon ${c.anon}, shmem ${c.shmem}, file ${c.file}; reserved ${c.reserved}${r ? ` (${r})` : ''}`;
+}
+
+/**
+ * One zone in the zones step's words, from /proc/zoneinfo's counters (the model's or the kernel's):
+ * "Node N" on a machine of several nodes, and the cma line (zone->cma_pages) when the zone has a CMA area.
+ */
+export function zoneText(
+  node: number | null,
+  z: { name: string; free: number; managed: number; min: number; cma?: number },
+): string {
+  return `${node === null ? '' : `Node ${node} `}${z.name}: free ${z.free}/${z.managed} min ${z.min}${z.cma ? ` cma ${z.cma}` : ''}`;
 }
 
 export function zoneSummary(m: Memmap): string {
@@ -455,9 +474,7 @@ export function zoneSummary(m: Memmap): string {
   for (let z = 0; z < m.nrZones; z++) {
     const zi = zoneInfo(m, z);
     if (!zi.managed && !zi.present) continue;
-    const name = m.nrNodes > 1 ? `Node ${Math.floor(z / ZONE_NAMES.length)} ${zi.name}` : zi.name;
-    // zoneinfo's cma line (zone->cma_pages) when the zone has a CMA area
-    parts.push(`${name}: free ${zi.free}/${zi.managed} min ${zi.min}${zi.cma ? ` cma ${zi.cma}` : ''}`);
+    parts.push(zoneText(m.nrNodes > 1 ? Math.floor(z / ZONE_NAMES.length) : null, zi));
   }
   return parts.join('; ');
 }

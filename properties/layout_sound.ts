@@ -67,7 +67,7 @@ export function layoutErrors(m: Memmap, params: BootParams): string[] {
   const spans = [...Array(m.nrNodes).keys()].map((nid) => nodeSpan(m, nid));
   const present = new Int32Array(m.nrNodes * MAX_NR_ZONES); // frames naming each zone, by zone handle
   for (let nid = 0; nid < m.nrNodes; nid++) {
-    const [s, e] = nodeSpan(m, nid);
+    const [s, e] = spans[nid]!;
     const zmp = m.nodes[nid * ND_STRIDE + ND_ZONE_MOVABLE_PFN]!;
     // find_zone_movable_pfns_for_nodes(): out2 drops a start at or past the node's end (R22)
     if (zmp && (zmp < s || zmp >= e))

@@ -38,7 +38,6 @@ import {
   AgentState,
   RANGE,
   SCRATCH_KINDS,
-  ScratchKind,
   rc,
   errOr,
   mapOf,
@@ -210,7 +209,7 @@ class Pinner implements AgentState {
    * VMM pins hugetlbfs- or memfd-backed guest memory.
    */
   private target(op: ActorOp): { map: MapInfo; i: number } | null {
-    const of = SCRATCH_KINDS.find((k: ScratchKind) => k === op.of);
+    const of = SCRATCH_KINDS.find((k) => k === op.of);
     if (!of) return mapOf(this.env, op.map);
     const map = { name: of, vpn: scratchVpn(this.env, of), pages: this.env.m.ptrsPerTable };
     return { map, i: scratchGen(of) };

@@ -224,11 +224,9 @@ class UserProcess implements AgentState {
 
   /** The range op.of names: the hugetlb or shared mapping if there is one, else the case's mapping's. */
   private ofScratch(vpn: number, n: number, op: ActorOp): { vpn: number; n: number } {
-    const h = this.env.m.ptrsPerTable;
     const of = SCRATCH_KINDS.find((k) => k === op.of);
     if (of === undefined || this.scratchVpn[of] < 0) return { vpn, n };
-    const off = num(op, 'page') % h;
-    return { vpn: this.scratchVpn[of] + off, n: Math.max(1, Math.min(num(op, 'pages', 1), h - off)) };
+    return range({ name: of, vpn: this.scratchVpn[of], pages: this.env.m.ptrsPerTable }, op);
   }
 
   /**
