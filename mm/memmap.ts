@@ -366,6 +366,11 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
   return { regions, byteLength: Math.ceil(off / 8) * 8 };
 }
 
+/** The bytes of a machine's SharedArrayBuffer: struct pages, page tables, shmem slots and the rest. */
+export function memmapBytes(shape: MemmapShape): number {
+  return planLayout(shape).byteLength;
+}
+
 function zoneStrideFor(maxOrder: number): number {
   return Z_FREE_AREA + 3 * (maxOrder + 1) * MIGRATE_TYPES;
 }

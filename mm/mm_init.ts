@@ -767,7 +767,8 @@ function reserveGigantic(
     );
 }
 
-function shapeFor(plan: BootPlan): MemmapShape {
+/** The machine's buffer shape for a boot plan (bootMachine() allocates it). */
+export function shapeFor(plan: BootPlan): MemmapShape {
   const g = plan.params.geometry;
   return {
     nrFrames: plan.nrFrames,

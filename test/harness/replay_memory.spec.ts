@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Memmap, processShape, MINI } from '../../mm/memmap';
+import { Memmap, processShape, MINI, memmapBytes } from '../../mm/memmap';
+import { planBoot, shapeFor } from '../../mm/mm_init';
+import { parseCmdline, parseGeometry } from '../../mm/cmdline';
 import { cloneMachine } from '../../properties/copy';
 import { pinBalanceErrors, snapshotPageCounts } from '../../properties/pins_balance';
 import { Control } from '../../harness/schedctl';
@@ -77,8 +79,33 @@ describe('copies of a machine', () => {
   });
 });
 
+/**
+ * Whether a read of memory this process never wrote costs it a page. A kernel that maps the shared zero
+ * page for it (do_anonymous_page() on a read fault) charges nothing; some VM kernels (6.18 under
+ * Firecracker, where this project's CI ran) give every such read a fresh page.
+ */
+function readsCostPages(): boolean {
+  const probe =
+    "const rss = () => +/RssAnon:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1];" +
+    'const b = new Uint8Array(new SharedArrayBuffer(64 << 20)); const r0 = rss(); let s = 0;' +
+    'for (let p = 0; p < b.length; p += 4096) s += b[p];' +
+    'console.log(rss() - r0 + s);';
+  const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', timeout: 60_000 });
+  expect(r.stdout).toMatch(/^\d+\n$/);
+  return Number(r.stdout) > 32 << 10; // kB: more than half of the 64 MiB read became resident
+}
+
+/** VmHWM (/proc/self/status) of `pinlab ...args` in bytes: this process's own peak, which exec resets. */
+function peakBytes(hook: string, args: string[]): number {
+  const r = spawnSync(process.execPath, ['--require', hook, bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+  expect(r.stderr).toMatch(/^vmhwm \d+$/m);
+  return Number(/^vmhwm (\d+)$/m.exec(r.stderr)![1]) * 1024;
+}
+
+const onLinux = process.platform === 'linux' ? it : it.skip; // /proc/self/status
+
 describe('the memory a replay takes', () => {
-  it('a replay of a mem=32G case peaks within 2.5x what pinlab layout of the same machine takes', () => {
+  onLinux('a replay of a mem=32G case peaks within 2.5x what pinlab layout of the same machine takes', () => {
     const reg = JSON.parse(
       fs.readFileSync(path.join(root, 'regressions', 'longterm-pin-v5.12-no-longterm-pin-in-movable-7.json'), 'utf8'),
     );
@@ -89,18 +116,22 @@ describe('the memory a replay takes', () => {
     delete reg.trace_hash;
     const file = path.join(tmp, 'big.json');
     fs.writeFileSync(file, JSON.stringify(reg));
-    const hook = path.join(tmp, 'maxrss.js');
+    // not process.resourceUsage().maxRSS: getrusage() keeps the largest of the exec'ed image's ancestors,
+    // so a child of a large jest worker would report the worker's peak
+    const hook = path.join(tmp, 'vmhwm.js');
     fs.writeFileSync(
       hook,
-      "process.on('exit', () => require('fs').writeSync(2, `maxrss ${process.resourceUsage().maxRSS}\\n`));\n",
+      "process.on('exit', () => { const fs = require('fs'); " +
+        "fs.writeSync(2, `vmhwm ${/VmHWM:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]}\\n`); });\n",
     );
-    const peak = (args: string[]): number => {
-      const r = spawnSync(process.execPath, ['--require', hook, bin, ...args], { encoding: 'utf8', timeout: 120_000 });
-      expect(r.stderr).toMatch(/^maxrss \d+$/m);
-      return Number(/^maxrss (\d+)$/m.exec(r.stderr)![1]);
-    };
-    const layout = peak(['layout', '--cmdline', cmdline]);
-    const replay = peak(['replay', file]);
-    expect(replay).toBeLessThan(2.5 * layout); // it was 7x: a kept boot image, a full snapshot and two full copies
+    const layout = peakBytes(hook, ['layout', '--cmdline', cmdline]);
+    const replay = peakBytes(hook, ['replay', file]);
+    // Where reads cost pages, the replay's reads of what boot never wrote cost what writing it would:
+    // the trace digest and the end-of-run checks read every frame's counts, and the copy's test for
+    // pages of zeros reads the machine and the old copy whole. Allow the machine's buffer twice for it.
+    const buffer = memmapBytes(shapeFor(planBoot(parseCmdline(cmdline, parseGeometry(undefined)))));
+    const budget = 2.5 * layout + (readsCostPages() ? 2 * buffer : 0);
+    // it was 7x where reads are free (a kept boot image, a full snapshot and two full copies), and more here
+    expect(replay).toBeLessThan(budget);
   });
 });
