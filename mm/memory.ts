@@ -69,6 +69,7 @@ import {
   pmdMapDec,
   folioMaybeDmaPinned,
   folioMapcount,
+  entireMapcount,
 } from './rmap';
 import { countVmEvents, vmItem } from './vmstat';
 import { AS_SHMEM, vmaNeedsDirtyTracking } from './filemap';
@@ -478,6 +479,7 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
     return VM_FAULT_RETRY;
   }
   if (pmd !== 0 && (!write || pmd & PTE_WRITE)) return 0;
+  if (pmd !== 0 && hugetlbWpReuse(m, mm, pi, pmd)) return 0;
   const pfn = dequeueHugetlbFolio(m, hs);
   if (pfn < 0) return VM_FAULT_OOM; // VM_FAULT_OOM when the pool is empty (no surplus pages)
   const anonVma = anonVmaPrepare(m, mm, vb);
@@ -506,6 +508,51 @@ function hugetlbFault(m: Memmap, mm: number, vb: number, vpn: number, write: boo
   ptlUnlock(m, mm);
   mmuNotifierInvalidateRangeEnd(m, range);
   if (pmd !== 0) folioPut(m, pmd & PFN_MASK);
+  return 0;
+}
+
+/**
+ * hugetlb_wp()'s reuse: an anonymous folio that only this PMD maps (folio_mapcount() == 1, after the
+ * other process of a fork unmapped it) is made exclusive and writable again, not copied. Returns
+ * whether it was; false sends the fault on to the copy.
+ */
+function hugetlbWpReuse(m: Memmap, mm: number, pi: number, pmd: number): boolean {
+  const old = pmd & PFN_MASK;
+  if (!(m.flags[old]! & PG_anon) || entireMapcount(m, old) !== 1) return false;
+  ptlLock(m, mm);
+  const same = m.pmds[pi] === pmd;
+  if (same) {
+    flagsFetchOr(m.flags, old, PG_anon_exclusive); // folio_move_anon_rmap(), SetPageAnonExclusive()
+    m.pmds[pi] = mkHugePmd(old, true); // set_huge_ptep_maybe_writable()
+  }
+  ptlUnlock(m, mm);
+  return same;
+}
+
+/**
+ * copy_hugetlb_page_range()'s early COW: hugetlb_try_dup_anon_rmap() refuses an exclusive folio that
+ * may be DMA-pinned, so the child gets its own copy at fork from the pool (alloc_hugetlb_folio(), no
+ * reservation) and the parent keeps the pinned folio mapped writable (4eae4efa2c29, v5.12). 0: copied;
+ * COPY_AGAIN: the parent's entry changed meanwhile; -1: the pool is empty (fork fails with -ENOMEM).
+ */
+function copyPinnedHugetlb(m: Memmap, dst: number, src: number, vpn: number, pmd: number): number {
+  const head = pmd & PFN_MASK;
+  const pfn = dequeueHugetlbFolio(m, hstateIndex(m, m.pmdOrder));
+  if (pfn < 0) return -1;
+  const spi = pmdIndex(m, src, vpn);
+  const n = m.ptrsPerTable;
+  ptlLock2(m, src, dst);
+  if (m.pmds[spi] !== pmd) {
+    ptlUnlock2(m, src, dst);
+    folioPut(m, pfn);
+    return COPY_AGAIN;
+  }
+  m.content.copyWithin(pfn, head, head + n); // copy_user_large_folio()
+  folioAddNewAnonRmap(m, pfn, m.mapping[head]!, vpn & ~(n - 1)); // hugetlb_install_folio()
+  m.flags[pfn] = m.flags[pfn]! | PG_anon_exclusive;
+  pmdMapInc(m, pfn);
+  m.pmds[pmdIndex(m, dst, vpn)] = mkHugePmd(pfn, true);
+  ptlUnlock2(m, src, dst);
   return 0;
 }
 
@@ -661,6 +708,12 @@ export function copyPageRange(
         if (rc === 0) vpn = pmdEnd; // else it changed meanwhile: look again
         continue;
       }
+      if (hugetlb && !shared && m.flags[head]! & PG_anon_exclusive && folioMaybeDmaPinned(m, head)) {
+        const rc = copyPinnedHugetlb(m, dst, src, vpn, pmd);
+        if (rc < 0) return -1;
+        if (rc === 0) vpn = pmdEnd; // else it changed meanwhile: look again
+        continue;
+      }
       // copy_huge_pmd(): the child's PMD gets its own deposited table, allocated before the locks are
       // taken; without one fork fails with -ENOMEM. hugetlb (copy_hugetlb_page_range) deposits none.
       const t = hugetlb ? -1 : pteAllocOne(m, dst);
@@ -669,13 +722,16 @@ export function copyPageRange(
       // copy_huge_pmd(): both page table locks held while the entry is checked, write-protected and
       // copied, so a racing pin (GUP-fast) or migration sees the entry before or after, never between
       ptlLock2(m, src, dst);
-      if (m.pmds[spi] !== pmd || (!hugetlb && folioMaybeDmaPinned(m, head))) {
+      const pinnedNow = hugetlb
+        ? !shared && m.flags[head]! & PG_anon_exclusive && folioMaybeDmaPinned(m, head)
+        : folioMaybeDmaPinned(m, head);
+      if (m.pmds[spi] !== pmd || pinnedNow) {
         const pinned = m.pmds[spi] === pmd;
         ptlUnlock2(m, src, dst);
         if (t >= 0) pteFree(m, dst, t);
-        // folio_try_dup_anon_rmap_pmd() failed (maybe pinned): split and copy the PTEs; otherwise the
-        // entry changed meanwhile: look again
-        if (pinned) splitHugePmd(m, src, vpn);
+        // folio_try_dup_anon_rmap_pmd() failed (maybe pinned): split and copy the PTEs (a hugetlb folio
+        // pinned since we looked: copied whole, above); otherwise the entry changed meanwhile: look again
+        if (pinned && !hugetlb) splitHugePmd(m, src, vpn);
         continue;
       }
       if (!shared) m.pmds[spi] = pmd & ~PTE_WRITE;

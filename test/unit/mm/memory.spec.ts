@@ -19,6 +19,8 @@ import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { layoutJson } from '../../../harness/layout';
 import { pfnOf } from '../../../mm/memory';
+import { pinUserPages, unpinUserPages } from '../../../mm/gup';
+import { FOLL_LONGTERM } from '../../../mm/gup';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
@@ -149,6 +151,53 @@ describe('faults (mm/memory.c)', () => {
     const w = doMmap(m, mm, { nrPages: 5, prot: RW, hugetlb: true });
     expect(w % 8).toBe(0);
     expect(doMunmap(m, mm, w, 8)).toBe(0);
+  });
+
+  it('fork copies a pinned private hugetlb folio for the child; a write after the other process unmapped reuses the folio', () => {
+    // copy_hugetlb_page_range()'s early COW (hugetlb_try_dup_anon_rmap() refuses a maybe-pinned exclusive
+    // folio) and hugetlb_wp()'s reuse of an anonymous folio mapped once
+    const m = boot(`${CMD} hugepages=4`, MINI);
+    const pool = () =>
+      layoutJson(m, { cmdline: '', geometry: {} as never, warnings: [] } as never).hugetlb[0]!.free_hugepages;
+    const mm = bprmMmInit(m);
+    const v = doMmap(m, mm, { nrPages: 8, prot: RW, hugetlb: true });
+    putUser(m, mm, v + 1, 5);
+    const pages: number[] = [];
+    expect(pinUserPages(m, mm, v, 1, FOLL_LONGTERM, pages)).toBe(1);
+    const pfn = pfnOf(m, mm, v); // the pin moved the folio out of ZONE_MOVABLE first
+    expect(pages[0]).toBe(pfn);
+    const child = dupMm(m, mm);
+    expect(child).toBeGreaterThanOrEqual(0);
+    expect(pool()).toBe(2); // the child's copy came from the pool at fork
+    expect(pfnOf(m, child, v)).not.toBe(pfn);
+    expect(getUser(m, child, v + 1)).toBe(5);
+    expect(putUser(m, mm, v + 1, 6)).toBe(6); // the parent's mapping stayed writable: no COW
+    expect(pfnOf(m, mm, v)).toBe(pfn);
+    expect(getUser(m, child, v + 1)).toBe(5);
+    unpinUserPages(m, pages, 1);
+    // unpinned: fork shares the folio write-protected; the child goes, and the parent's write reuses it
+    const child2 = dupMm(m, mm);
+    expect(pfnOf(m, child2, v)).toBe(pfn);
+    exitMmap(m, child2);
+    expect(putUser(m, mm, v + 1, 7)).toBe(7);
+    expect(pfnOf(m, mm, v)).toBe(pfn);
+    expect(pool()).toBe(2);
+    // while the child still maps it, the parent's write copies
+    const child3 = dupMm(m, mm);
+    expect(putUser(m, mm, v + 1, 8)).toBe(8);
+    expect(pfnOf(m, mm, v)).not.toBe(pfn);
+    expect(getUser(m, child3, v + 1)).toBe(7);
+  });
+
+  it('fork fails with -ENOMEM when a pinned private hugetlb folio needs a copy and the pool is empty', () => {
+    const m = boot(`${CMD} hugepages=1`, MINI);
+    const mm = bprmMmInit(m);
+    const v = doMmap(m, mm, { nrPages: 8, prot: RW, hugetlb: true });
+    putUser(m, mm, v, 1);
+    const pages: number[] = [];
+    expect(pinUserPages(m, mm, v, 1, FOLL_LONGTERM, pages)).toBe(1);
+    expect(dupMm(m, mm)).toBe(-ENOMEM);
+    expect(getUser(m, mm, v)).toBe(1);
   });
 
   it('PROT_NONE memory cannot be read; madvise over a hole acts on the mapped part and returns -ENOMEM', () => {
