@@ -71,7 +71,7 @@ export const OFF_PATH: readonly OffPath[] = [
     why: `${TESTS}: vmstat_update()'s periodic pcp->high decay is not scheduled in pinlab`,
   },
   { file: 'mm/oom_kill.ts', functions: ['setOomVictimExitHook'], why: TESTS },
-  { file: 'mm/memmap.ts', functions: ['pageNid'], why: TESTS },
+  { file: 'mm/memmap.ts', functions: ['pageNid', 'memmapBytes'], why: TESTS },
   { file: 'mm/page_alloc.ts', functions: ['zonePcpCount'], why: TESTS },
   { file: 'mm/pgtable.ts', functions: ['pgtableDepositedCount'], why: TESTS },
   { file: 'mm/slab.ts', functions: ['kbufPages'], why: TESTS },

@@ -253,7 +253,7 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     suite: 'longterm-pin-move',
     only: true,
     fixed: 'v6.12',
-    seed: 3,
+    seed: 8,
     runs: 700,
     why: "R17: folio_is_longterm_pinnable() without the device-coherent test: GUP-fast pins a device's coherent memory in place",
   },

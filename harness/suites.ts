@@ -426,7 +426,7 @@ function onCmaHeavy(c: Case, heavy: Layout): Case {
   return { ...c, layout: { ...c.layout, cmdline, geometry: heavy.geometry } };
 }
 /**
- * One random machine in four of longterm-pin-move has a device's coherent memory (memremap_pages() of
+ * One random machine in two of longterm-pin-move has a device's coherent memory (memremap_pages() of
  * MEMORY_DEVICE_COHERENT, pinlab.device_coherent=) for the user's migrate_to_device: R17's pages.
  */
 function deviceArb(fc: typeof fcType, o: SuiteOptions): fcType.Arbitrary<boolean> {

@@ -395,6 +395,9 @@ export function userOpsHugetlbMove(fc: typeof fcType, shape: GenShape): fcType.A
         pages: fc.integer({ min: 1, max: 32 }),
       }),
     },
+    // RAS on a machine with device memory: soft_offline_page() refuses a page migrated to the device
+    // (pfn_to_online_page(): not ZONE_DEVICE, -EIO) and moves the others
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('soft_offline'), map, page: fc.nat(31) }) },
   ) as fcType.Arbitrary<ActorOp>;
 }
 
@@ -408,6 +411,7 @@ export const USER_MOVE_OP_KINDS = [
   'mprotect',
   'mlock',
   'migrate_to_device',
+  'soft_offline',
 ];
 /** The user's mlock op: mlock(2), mlock2(MLOCK_ONFAULT) or munlock(2). */
 export const MLOCK_HOWS = ['mlock', 'onfault', 'munlock'] as const;
