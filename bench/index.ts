@@ -106,7 +106,7 @@ function frameBytes(m: Memmap): Row {
   const per = (...views: ArrayBufferView[]): number =>
     +(views.reduce((a, v) => a + v.byteLength, 0) / m.nrFrames).toFixed(2);
   return {
-    'struct page B/frame': per(m.flags, m.refcount, m.mapcount, m.pincount, m.mapping, m.index, m.content),
+    'struct page B/frame': per(m.flags, m.refcount, m.mapcount, m.mapping, m.index, m.content),
     'page tables B/frame': per(m.ptes, m.pteMeta, m.pmds),
     'shmem B/frame': per(m.shmemPages),
     'buffer B/frame': +(m.sab.byteLength / m.nrFrames).toFixed(2),

@@ -5,7 +5,7 @@
 //
 // The "timestamp" is the trace sequence number in microseconds: in deterministic mode it is the
 // same on every run, so two traces of one case can be diffed line by line.
-import { Memmap } from '../mm/memmap';
+import { Memmap, PG_head } from '../mm/memmap';
 import { MM_STRIDE, PCP_STRIDE } from '../mm/memmap';
 import { MAX_NR_ZONES, zoneName } from '../mm/mmzone';
 import type { ActorResult } from './types';
@@ -30,7 +30,6 @@ export function describeWord(m: Memmap, idx: number): string {
     ['flags', m.flags],
     ['refcount', m.refcount],
     ['mapcount', m.mapcount],
-    ['pincount', m.pincount],
     ['mms', m.mms],
     ['vmas', m.vmas],
     ['pmds', m.pmds],
@@ -166,7 +165,7 @@ export function machineDigest(m: Memmap): number {
   h = fnvWords(h, m.flags);
   h = fnvWords(h, m.refcount);
   h = fnvWords(h, m.mapcount);
-  h = fnvWords(h, m.pincount);
+  h = fnvPincount(h, m);
   h = fnvWords(h, m.content);
   h = fnvWords(h, m.pageblock);
   h = fnvWords(h, m.blocks);
@@ -200,6 +199,31 @@ function fnvWords(h: number, a: Int32Array | Uint32Array | Uint8Array): number {
     i++;
   }
   return h >>> 0;
+}
+
+/**
+ * fnvWords() over the _pincount word every frame had before they moved into page[1] (pincountAt()):
+ * non-zero only at a large folio's head and page[1], so a walk of the heads gives the same value,
+ * and every trace hash stays what it was.
+ */
+function fnvPincount(h: number, m: Memmap): number {
+  let next = 0; // the first word not folded in yet
+  const word = (i: number, x: number): void => {
+    if (x === 0) return;
+    h = Math.imul(h, primePow(4 * (i - next)));
+    h = Math.imul(h ^ (x & 0xff), FNV_PRIME);
+    h = Math.imul(h ^ ((x >>> 8) & 0xff), FNV_PRIME);
+    h = Math.imul(h ^ ((x >>> 16) & 0xff), FNV_PRIME);
+    h = Math.imul(h ^ ((x >>> 24) & 0xff), FNV_PRIME);
+    next = i + 1;
+  };
+  for (let pfn = 0; pfn < m.nrFrames; pfn++) {
+    if (!(m.flags[pfn]! & PG_head)) continue;
+    word(pfn, m.mapping[pfn + 1]!);
+    word(pfn + 1, m.index[pfn + 1]!);
+    pfn += (1 << m.pageOrder(pfn)) - 1;
+  }
+  return Math.imul(h, primePow(4 * (m.nrFrames - next))) >>> 0;
 }
 
 /** FNV_PRIME^e mod 2^32 (square and multiply). */

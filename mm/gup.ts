@@ -138,7 +138,7 @@ function tryGrabFolio(m: Memmap, head: number, refs: number, flags: number): num
   if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return 0;
   if (hasPincount(m, head)) {
     atomicFetchAdd(m.refcount, head, refs);
-    atomicFetchAdd(m.pincount, head, refs);
+    atomicFetchAdd(m.mapping, head + 1, refs); // folio->_pincount, in page[1]
   } else {
     const before = atomicFetchAdd(m.refcount, head, refs * GUP_PIN_COUNTING_BIAS);
     if (before + refs * GUP_PIN_COUNTING_BIAS > 0x7fffffff || before < 0) {
@@ -158,7 +158,7 @@ function gupPutFolio(m: Memmap, head: number, refs: number, flags: number): void
     if (isZeroFolio(m, head) && !variant().zeroPagePinCounts && !hasBug('R18')) return;
     countVmEvents(m, NR_FOLL_PIN_RELEASED, refs);
     current().pinsReleased += refs;
-    if (hasPincount(m, head)) atomicFetchSub(m.pincount, head, refs);
+    if (hasPincount(m, head)) atomicFetchSub(m.mapping, head + 1, refs);
     else refs *= GUP_PIN_COUNTING_BIAS;
   }
   folioPutRefs(m, head, refs);

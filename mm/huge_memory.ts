@@ -159,8 +159,7 @@ export function splitFolio(m: Memmap, head: number): number {
   for (let p = head; p < head + nr; p++) {
     m.flags[p] = (m.flags[p]! & keep) | PG_anon | PG_isolated;
     m.mapping[p] = anonVma;
-    m.index[p] = index + (p - head);
-    m.pincount[p] = 0;
+    m.index[p] = index + (p - head); // page[1]'s _pincount and _entire_mapcount go with it
     if (p !== head) folioRefUnfreeze(m, p, 1);
   }
   folioRefUnfreeze(m, head, 1);

@@ -78,7 +78,8 @@ function prepHugetlbFolio(m: Memmap, pfn: number, order: number): void {
   m.flags[pfn] = (m.flags[pfn]! & PG_ZONE_MASK) | PG_head | PG_hugetlb | ob;
   for (let p = pfn + 1; p < pfn + n; p++) m.flags[p] = (m.flags[p]! & PG_ZONE_MASK) | PG_tail | ob;
   m.refcount[pfn] = 0;
-  m.pincount[pfn] = 0;
+  m.mapping[pfn + 1] = 0; // _pincount
+  m.index[pfn + 1] = 0; // _entire_mapcount
 }
 
 /** enqueue_hugetlb_folio() (hugetlb_lock held) */
@@ -225,7 +226,7 @@ export function freeHugeFolio(m: Memmap, pfn: number): void {
   if (m.flags[pfn]! & PG_hugetlb_temporary) {
     const order = m.pageOrder(pfn);
     for (let p = pfn; p < pfn + (1 << order); p++) m.mapcount[p] = 0;
-    m.pincount[pfn + 1] = 0;
+    m.index[pfn + 1] = 0; // _entire_mapcount
     m.flags[pfn] = m.flags[pfn]! & ~(PG_hugetlb_temporary | PG_isolated | PG_locked | PG_anon | PG_dirty);
     updateAndFreeHugetlbFolio(m, pfn, true);
     return;
@@ -235,8 +236,8 @@ export function freeHugeFolio(m: Memmap, pfn: number): void {
   const n = 1 << m.pageOrder(pfn);
   for (let p = pfn; p < pfn + n; p++) m.mapcount[p] = 0;
   m.flags[pfn] = m.flags[pfn]! & ~(PG_isolated | PG_locked | PG_anon | PG_dirty);
-  m.pincount[pfn] = 0;
-  m.pincount[pfn + 1] = 0;
+  m.mapping[pfn + 1] = 0; // _pincount
+  m.index[pfn + 1] = 0; // _entire_mapcount
   spinLock(m.header, hb + HS_LOCK);
   enqueueHugetlbFolio(m, hb, pfn);
   spinUnlock(m.header, hb + HS_LOCK);

@@ -2,9 +2,10 @@
 // and vmstat, all as typed views over one SharedArrayBuffer (mm/mm_init.c memmap_init, mm/sparse.c).
 // Any worker thread attaches to the same buffer with attachMachine() and sees the same machine.
 //
-// struct page is 28 bytes a frame, in seven parallel arrays (flags, _refcount, _mapcount, _pincount,
-// mapping, index, content). As in the kernel, a free buddy page reuses mapping/index as its free-list
-// links (page->buddy_list), so free pages cost nothing extra.
+// struct page is 24 bytes a frame, in six parallel arrays (flags, _refcount, _mapcount, mapping, index,
+// content). As in the kernel, a free buddy page reuses mapping/index as its free-list links
+// (page->buddy_list), and a large folio keeps its _pincount and _entire_mapcount in page[1] (struct
+// folio overlays page[1]): here in page[1]'s mapping and index words (folioPincount(), pincountAt()).
 
 import * as mmzoneNs from './mmzone';
 
@@ -337,7 +338,6 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['flags', s.nrFrames, 4],
     ['refcount', s.nrFrames, 4],
     ['mapcount', s.nrFrames, 4],
-    ['pincount', s.nrFrames, 4],
     ['mapping', s.nrFrames, 4],
     ['index', s.nrFrames, 4],
     ['content', s.nrFrames, 4],
@@ -401,7 +401,6 @@ export class Memmap {
   readonly flags: Uint32Array;
   readonly refcount: Int32Array;
   readonly mapcount: Int32Array;
-  readonly pincount: Int32Array;
   readonly mapping: Int32Array;
   readonly index: Int32Array;
   readonly content: Uint32Array;
@@ -457,7 +456,6 @@ export class Memmap {
     this.flags = new Uint32Array(b, r('flags').byteOffset, r('flags').length);
     this.refcount = new Int32Array(b, r('refcount').byteOffset, r('refcount').length);
     this.mapcount = new Int32Array(b, r('mapcount').byteOffset, r('mapcount').length);
-    this.pincount = new Int32Array(b, r('pincount').byteOffset, r('pincount').length);
     this.mapping = new Int32Array(b, r('mapping').byteOffset, r('mapping').length);
     this.index = new Int32Array(b, r('index').byteOffset, r('index').length);
     this.content = new Uint32Array(b, r('content').byteOffset, r('content').length);
@@ -536,6 +534,26 @@ export class Memmap {
   blockIndex(pfn: number): number {
     return Math.floor(pfn / this.blockPages);
   }
+}
+
+/**
+ * folio->_pincount: a large folio's exact pin count, which the kernel keeps in page[1]; here page[1]'s
+ * mapping word (atomics on m.mapping at head + 1). 0 for a small folio, whose pins are in its refcount.
+ */
+export function folioPincount(m: Memmap, head: number): number {
+  return m.flags[head]! & PG_head ? m.mapping[head + 1]! : 0;
+}
+
+/**
+ * The _pincount word a frame had when every frame kept one: a large folio's _pincount at its head,
+ * its _entire_mapcount at page[1] (index word), 0 anywhere else. For the pins-balance snapshot and
+ * the machine digest, which compare frame by frame.
+ */
+export function pincountAt(m: Memmap, pfn: number): number {
+  const f = m.flags[pfn]!;
+  if (f & PG_head) return m.mapping[pfn + 1]!;
+  if (f & PG_tail && m.flags[pfn - 1]! & PG_head) return m.index[pfn]!;
+  return 0;
 }
 
 export function freeAreaHead(m: Memmap, zid: number, order: number, mt: number): number {

@@ -216,7 +216,6 @@ function movePfnRangeToZone(m: Memmap, zid: number, startPfn: number, nrPages: n
   // whole struct page (a mapping left on it would be a bad page when it is next allocated)
   m.refcount.fill(0, startPfn, startPfn + nrPages);
   m.mapcount.fill(0, startPfn, startPfn + nrPages);
-  m.pincount.fill(0, startPfn, startPfn + nrPages);
   m.mapping.fill(0, startPfn, startPfn + nrPages);
   m.index.fill(0, startPfn, startPfn + nrPages);
   for (let p = startPfn; p < startPfn + nrPages; p += m.pageblockNrPages) {

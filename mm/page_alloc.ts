@@ -527,7 +527,6 @@ function freePagesPrepare(m: Memmap, pfn: number, order: number): void {
     m.flags[p] = f & PG_ZONE_MASK;
     m.mapping[p] = 0;
     m.index[p] = 0;
-    m.pincount[p] = 0;
   }
   countVmEvents(m, PGFREE, n);
 }
@@ -1056,7 +1055,7 @@ function prepNewPage(m: Memmap, pfn: number, order: number, gfp: number): void {
   if (order > 0 && gfp & __GFP_COMP) {
     const ob = order << PG_ORDER_SHIFT;
     m.flags[pfn] = (m.flags[pfn]! & PG_ZONE_MASK) | PG_head | ob;
-    m.pincount[pfn] = 0;
+    m.mapping[pfn + 1] = 0; // prep_compound_head(): _pincount
     for (let p = pfn + 1; p < pfn + n; p++) m.flags[p] = (m.flags[p]! & PG_ZONE_MASK) | PG_tail | ob;
   }
 }

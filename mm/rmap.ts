@@ -65,7 +65,7 @@ export function folioMapcount(m: Memmap, head: number): number {
 
 /** folio_entire_mapcount(): PMD mappings, kept in page[1] apart from page[1]'s own PTE count. */
 export function entireMapcount(m: Memmap, head: number): number {
-  return m.flags[head]! & PG_head ? m.pincount[head + 1]! : 0;
+  return m.flags[head]! & PG_head ? m.index[head + 1]! : 0; // page[1]'s index word (struct folio)
 }
 
 export function folioMapped(m: Memmap, head: number): boolean {
@@ -95,7 +95,7 @@ export function folioPartiallyMapped(m: Memmap, head: number): boolean {
  * refcount bias (false positives at >= 1024 plain references).
  */
 export function folioMaybeDmaPinned(m: Memmap, head: number): boolean {
-  if (m.flags[head]! & PG_head && folioOrder(m, head) >= variant().pincountMinOrder) return m.pincount[head]! > 0;
+  if (m.flags[head]! & PG_head && folioOrder(m, head) >= variant().pincountMinOrder) return m.mapping[head + 1]! > 0;
   return m.refcount[head]! >= GUP_PIN_COUNTING_BIAS;
 }
 
@@ -140,14 +140,13 @@ export function pteMapInc(m: Memmap, pfn: number): void {
 export function pteMapDec(m: Memmap, pfn: number): void {
   atomicFetchSub(m.mapcount, pfn, 1);
 }
-/** The entire mapcount sits in page[1]'s pincount slot (page[1]'s mapcount counts its own PTEs). */
+/** The entire mapcount sits in page[1]'s index word (page[1]'s mapcount counts its own PTEs). */
 export function pmdMapInc(m: Memmap, head: number): void {
-  if (atomicFetchAdd(m.pincount, head + 1, 1) === 0 && !(m.flags[head]! & PG_hugetlb))
-    countVmEvents(m, NR_ANON_THPS, 1); // NR_ANON_THPS, in folios
+  // NR_ANON_THPS, in folios
+  if (atomicFetchAdd(m.index, head + 1, 1) === 0 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, 1);
 }
 export function pmdMapDec(m: Memmap, head: number): void {
-  if (atomicFetchSub(m.pincount, head + 1, 1) === 1 && !(m.flags[head]! & PG_hugetlb))
-    countVmEvents(m, NR_ANON_THPS, -1);
+  if (atomicFetchSub(m.index, head + 1, 1) === 1 && !(m.flags[head]! & PG_hugetlb)) countVmEvents(m, NR_ANON_THPS, -1);
 }
 
 export interface RmapSite {

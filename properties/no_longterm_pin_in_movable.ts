@@ -4,7 +4,7 @@
 // in a pageblock a cma_alloc() or an offline had isolated before the pin began and still has. The zero
 // page is exempt: ZERO_PAGE is reserved kernel memory, never migrated or offlined (9afaf30f7a1a); v5.13+
 // count it pinnable wherever it sits, v6.1+ unshare it before a long-term pin in a COW mapping.
-import { Memmap, PG_zero } from '../mm/memmap';
+import { Memmap, PG_zero, folioPincount } from '../mm/memmap';
 import { ZONE_MOVABLE, ZONE_DEVICE, MIGRATE_CMA, MIGRATE_ISOLATE } from '../mm/mmzone';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import type { HeldPage } from '../devices/device';
@@ -82,7 +82,7 @@ export function longtermPinErrors(m: Memmap, pages: number[], n: number, zeroPfn
     const head = m.compoundHead(pfn);
     if (!folioMaybeDmaPinned(m, head))
       errors.push(
-        `pfn ${pfn} is held by a pin but its folio does not look pinned (refcount ${m.refcount[head]}, pincount ${m.pincount[head]})`,
+        `pfn ${pfn} is held by a pin but its folio does not look pinned (refcount ${m.refcount[head]}, pincount ${folioPincount(m, head)})`,
       );
   }
   return errors;

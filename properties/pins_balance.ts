@@ -12,6 +12,7 @@ import {
   PG_hwpoison,
   VMA_START,
   VMA_END,
+  pincountAt,
 } from '../mm/memmap';
 import { mmBase, vmaBase } from '../mm/mm_types';
 import { followPte } from '../mm/memory';
@@ -52,7 +53,7 @@ export function snapshotPageCounts(m: Memmap, bootMms = 0): PageCounts {
   const counts: number[] = [];
   for (let pfn = 0; pfn < m.nrFrames; pfn++) {
     const r = m.refcount[pfn]!;
-    const p = m.pincount[pfn]!;
+    const p = pincountAt(m, pfn);
     const c = m.mapcount[pfn]!;
     if (r === 0 && p === 0 && c === 0) continue;
     pfns.push(pfn);
@@ -131,15 +132,16 @@ export function pinBalanceErrors(m: Memmap, acquired: number, released: number, 
     if (j < moved.length && moved[j] === pfn) {
       j++;
       if (r0 || p0 || c0) before.push(`${r0}/${p0}/${c0}`);
-      if (m.refcount[pfn] || m.pincount[pfn] || m.mapcount[pfn])
-        after.push(`${m.refcount[pfn]}/${m.pincount[pfn]}/${m.mapcount[pfn]}`);
+      const p = pincountAt(m, pfn);
+      if (m.refcount[pfn] || p || m.mapcount[pfn]) after.push(`${m.refcount[pfn]}/${p}/${m.mapcount[pfn]}`);
       continue;
     }
     // memory failure (or do_migrate_range()'s folio_isolate_lru()) keeps a reference on a poisoned page
     // for good, also once its block is offline
     if (m.refcount[pfn] !== r0 && !(m.flags[pfn]! & PG_hwpoison && m.refcount[pfn]! > r0))
       errors.push(`pfn ${pfn}: refcount ${m.refcount[pfn]}, was ${r0}`);
-    if (m.pincount[pfn] !== p0) errors.push(`pfn ${pfn}: _pincount ${m.pincount[pfn]}, was ${p0}`);
+    const p = pincountAt(m, pfn);
+    if (p !== p0) errors.push(`pfn ${pfn}: _pincount ${p}, was ${p0}`);
     if (m.mapcount[pfn] !== c0) errors.push(`pfn ${pfn}: _mapcount ${m.mapcount[pfn]}, was ${c0}`);
   }
   const tally = (xs: string[]) => xs.sort().join(' ');

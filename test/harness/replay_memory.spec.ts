@@ -70,11 +70,11 @@ describe('copies of a machine', () => {
     expect(base.pfns.length).toBeLessThan(m.nrFrames / 100);
     expect(pinBalanceErrors(m, 0, 0, base)).toEqual([]);
     const pfn = m.nrFrames - 3;
-    m.pincount[pfn] = 1;
+    m.mapcount[pfn] = 1;
     m.refcount[base.pfns[0]!]! += 1;
     expect(pinBalanceErrors(m, 0, 0, base)).toEqual([
       `pfn ${base.pfns[0]}: refcount ${m.refcount[base.pfns[0]!]}, was ${base.counts[0]}`,
-      `pfn ${pfn}: _pincount 1, was 0`,
+      `pfn ${pfn}: _mapcount 1, was 0`,
     ]);
   });
 });

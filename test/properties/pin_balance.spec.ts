@@ -20,6 +20,7 @@ import { pinBalanceErrors, memlockBalanceErrors, snapshotPageCounts } from '../.
 import { checkContent, modelMunmap, modelFork, modelExit, ProcModel } from './process_model';
 import { accountLockedVm, pinnedVmAddReturn, incrUserLockedVm, decrUserLockedVm } from '../../devices/common';
 import { pfnOf } from '../../mm/memory';
+import { folioPincount } from '../../mm/memmap';
 
 export type PinOp =
   | { op: 'mmap'; p: number; pages: number; populate: boolean }
@@ -182,7 +183,7 @@ export function runPinOps(
           if (rc <= 0) stats.failed++;
           else if (o.longterm) stats.longterm++;
           else stats.shortterm++;
-          if (rc > 0 && pages.slice(0, rc).some((pfn) => m.pincount[m.compoundHead(pfn)]! > 0)) stats.thpPinned++;
+          if (rc > 0 && pages.slice(0, rc).some((pfn) => folioPincount(m, m.compoundHead(pfn)) > 0)) stats.thpPinned++;
           if (rc > 0) {
             held.push({ pages, n: rc, longterm: o.longterm, write: o.write, where });
             // the process's page tables point at the frames the device got

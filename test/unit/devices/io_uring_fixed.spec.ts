@@ -14,6 +14,7 @@ import { GFP_KERNEL, __GFP_MEMALLOC, __GFP_NOWARN, __GFP_NORETRY } from '../../.
 import { EBUSY, EINVAL, EFAULT, ENOMEM, ENXIO, EOPNOTSUPP } from '../../../mm/errno';
 import type { DeviceOp } from '../../../devices/device';
 import { parseVariant, setVariant } from '../../../mm/variants';
+import { folioPincount } from '../../../mm/memmap';
 
 const iov = (map: string, off: number, pages: number, byte = 0) => ({
   base: { map, off, byte },
@@ -120,7 +121,7 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
     const held = r.dev.inspect().held;
     expect(checkHeld(r.m, held)).toEqual([]);
     expect(r.m.flags[r.m.compoundHead(held[0]!.pfn)]! & PG_head).toBeTruthy();
-    expect(r.m.pincount[r.m.compoundHead(held[0]!.pfn)]).toBe(1); // coalesced: one pin for the folio
+    expect(folioPincount(r.m, r.m.compoundHead(held[0]!.pfn))).toBe(1); // coalesced: one pin for the folio
     expect(memlockCounters(r.m, r.mm).user_locked_vm).toBe(2 * hp);
     // I/O through the coalesced buffer lands where the process looks
     expect(r.run({ op: 'read_fixed', buf: 0, off: (hp + 1) * PAGE + 8, value: 0xcafe }).violation).toBeUndefined();
@@ -145,8 +146,8 @@ describe('io_uring-fixed IORING_REGISTER_BUFFERS', () => {
       expect(res.detail).toBe(`2 buffer(s), ${hp + 4} page(s) pinned, ${2 * hp} charged`);
       const held = r.dev.inspect().held;
       expect(held.length).toBe(hp + 4); // v6.12 holds one entry per folio (3)
-      expect(r.m.pincount[r.m.compoundHead(held[0]!.pfn)]).toBe(hp); // one pin per page
-      expect(r.m.pincount[r.m.compoundHead(held[hp]!.pfn)]).toBe(4);
+      expect(folioPincount(r.m, r.m.compoundHead(held[0]!.pfn))).toBe(hp); // one pin per page
+      expect(folioPincount(r.m, r.m.compoundHead(held[hp]!.pfn))).toBe(4);
       expect(r.run({ op: 'read_fixed', buf: 0, off: (hp + 1) * PAGE + 8, value: 0xcafe }).violation).toBeUndefined();
       expect(getUser(r.m, r.mm, r.maps.huge! + hp + 1)).toBe(0xcafe);
       expect(r.run({ op: 'write_fixed', buf: 1, addr: r.va('huge', hp + 4) }).rc).toBe(500 + hp + 4);

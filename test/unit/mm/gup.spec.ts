@@ -40,6 +40,7 @@ import { setCurrent, newTask, current, Task, setFaultHook } from '../../../mm/sc
 import { setVariant, variant, KernelVariant } from '../../../mm/variants';
 import { KernelPanic } from '../../../mm/oom_kill';
 import { pfnOf } from '../../../mm/memory';
+import { folioPincount, pincountAt } from '../../../mm/memmap';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
@@ -401,13 +402,13 @@ describe('__gup_longterm_locked(): unpinnable folios are migrated first', () => 
     expect(m.flags[head]! & PG_head).toBeTruthy();
     expect(m.pageZonenum(head)).toBe(ZONE_NORMAL);
     expect(pfnOf(m, mm, v)).toBe(head);
-    expect(m.pincount[head]).toBe(3);
+    expect(folioPincount(m, head)).toBe(3);
     expect(m.refcount[head]).toBe(1 + 3); // PMD mapping + one reference per pin (no bias on large folios)
     expect(folioMaybeDmaPinned(m, head)).toBe(true);
     for (let i = 0; i < 8; i++) expect(getUser(m, mm, v + i)).toBe(500 + i);
     expect(pinStat(m)).toEqual({ acquired: 6, released: 3 });
     unpinUserPages(m, pages, 3);
-    expect(m.pincount[head]).toBe(0);
+    expect(folioPincount(m, head)).toBe(0);
     expect(m.refcount[head]).toBe(1);
     expect(folioMaybeDmaPinned(m, head)).toBe(false);
     expect(pinStat(m)).toEqual({ acquired: 6, released: 6 });
@@ -870,21 +871,21 @@ describe('try_grab_folio() / gup_put_folio() accounting and the unpin family', (
     expect(pinUserPages(m, mm, small, 3, FOLL_WRITE, sp)).toBe(3);
     for (const p of sp) {
       expect(m.refcount[p]).toBe(1 + GUP_PIN_COUNTING_BIAS);
-      expect(m.pincount[p]).toBe(0);
+      expect(pincountAt(m, p)).toBe(0);
     }
     const head = pfnOf(m, mm, thp);
     const tp: number[] = [];
     expect(pinUserPagesFast(m, mm, thp, 8, FOLL_WRITE, tp)).toBe(8); // short-term: no migration
     expect(tp).toEqual([...Array(8).keys()].map((i) => head + i));
-    expect(m.pincount[head]).toBe(8);
+    expect(folioPincount(m, head)).toBe(8);
     expect(m.refcount[head]).toBe(1 + 8);
     expect(pinStat(m)).toEqual({ acquired: 11, released: 0 });
     unpinUserPage(m, tp[7]!); // a tail page unpins its folio
-    expect(m.pincount[head]).toBe(7);
+    expect(folioPincount(m, head)).toBe(7);
     expect(pinStat(m)).toEqual({ acquired: 11, released: 1 });
     unpinUserPages(m, tp, 7);
     unpinUserPages(m, sp, 3);
-    expect(m.pincount[head]).toBe(0);
+    expect(folioPincount(m, head)).toBe(0);
     expect(m.refcount[head]).toBe(1);
     for (const p of sp) expect(m.refcount[p]).toBe(1);
     expect(pinStat(m)).toEqual({ acquired: 11, released: 11 });
@@ -926,10 +927,10 @@ describe('try_grab_folio() / gup_put_folio() accounting and the unpin family', (
     Atomics.and(m.flags, head, ~PG_dirty);
     unpinUserPageRangeDirtyLock(m, pages[2]!, 4, true);
     expect(m.flags[head]! & PG_dirty).toBeTruthy();
-    expect(m.pincount[head]).toBe(4);
+    expect(folioPincount(m, head)).toBe(4);
     unpinUserPageRangeDirtyLock(m, pages[0]!, 2, false);
     unpinUserPageRangeDirtyLock(m, pages[6]!, 2, false);
-    expect(m.pincount[head]).toBe(0);
+    expect(folioPincount(m, head)).toBe(0);
     expect(folioMaybeDmaPinned(m, head)).toBe(false);
     const s = pinStat(m);
     expect(s.acquired).toBe(s.released);

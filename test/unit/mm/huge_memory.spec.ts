@@ -35,6 +35,7 @@ import { pinBalanceErrors, snapshotPageCounts } from '../../../properties/pins_b
 import { ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { folioOrder } from '../../../mm/page_ref';
 import { EAGAIN } from '../../../mm/errno';
+import { pincountAt } from '../../../mm/memmap';
 
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16 transparent_hugepage=always';
 const RW = PROT_READ | PROT_WRITE;
@@ -135,7 +136,7 @@ describe('THP split racing with fork (split_huge_page: TTU_SPLIT_HUGE_PMD)', () 
       }
     }
     for (let p = head; p < head + 8; p++)
-      expect([p, m.refcount[p], m.mapcount[p], m.pincount[p]]).toEqual([p, 0, 0, 0]);
+      expect([p, m.refcount[p], m.mapcount[p], pincountAt(m, p)]).toEqual([p, 0, 0, 0]);
     expect(vmstatSnapshot(m).nr_isolated_anon).toBe(0);
     expectBalancedAfterExit(m, [parent, c], sub, base);
   });
@@ -149,7 +150,7 @@ describe('THP split racing with fork (split_huge_page: TTU_SPLIT_HUGE_PMD)', () 
     expect(c).toBeGreaterThanOrEqual(0);
     for (let p = head; p < head + 8; p++) {
       expect(m.flags[p]! & PG_head).toBeFalsy();
-      expect(m.pincount[p]).toBe(0); // no entire mapcount left in page[1] of a folio that no longer exists
+      expect(pincountAt(m, p)).toBe(0); // no entire mapcount left in page[1] of a folio that no longer exists
       expect([p, m.mapcount[p], m.refcount[p]]).toEqual([p, 2, 3]); // parent + child PTE, + isolation
     }
     for (const mm of [parent, c]) {
