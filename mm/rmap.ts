@@ -7,7 +7,7 @@
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
 import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
-import { Memmap } from './memmap';
+import { Memmap, folioPincount } from './memmap';
 import * as layout from './memmap';
 import { ptlLock, ptlUnlock, mmBase, vmaBase, mmSlotsInUse, addMmCounter } from './mm_types';
 import { bug, vmWarnOnOnceMm } from './debug';
@@ -95,7 +95,7 @@ export function folioPartiallyMapped(m: Memmap, head: number): boolean {
  * refcount bias (false positives at >= 1024 plain references).
  */
 export function folioMaybeDmaPinned(m: Memmap, head: number): boolean {
-  if (m.flags[head]! & PG_head && folioOrder(m, head) >= variant().pincountMinOrder) return m.mapping[head + 1]! > 0;
+  if (m.flags[head]! & PG_head && folioOrder(m, head) >= variant().pincountMinOrder) return folioPincount(m, head) > 0;
   return m.refcount[head]! >= GUP_PIN_COUNTING_BIAS;
 }
 
