@@ -19,8 +19,7 @@ import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
 import { layoutJson } from '../../../harness/layout';
 import { pfnOf } from '../../../mm/memory';
-import { pinUserPages, unpinUserPages } from '../../../mm/gup';
-import { FOLL_LONGTERM } from '../../../mm/gup';
+import { pinUserPages, unpinUserPages, FOLL_LONGTERM } from '../../../mm/gup';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
