@@ -210,11 +210,7 @@ function fnvPincount(h: number, m: Memmap): number {
   let next = 0; // the first word not folded in yet
   const word = (i: number, x: number): void => {
     if (x === 0) return;
-    h = Math.imul(h, primePow(4 * (i - next)));
-    h = Math.imul(h ^ (x & 0xff), FNV_PRIME);
-    h = Math.imul(h ^ ((x >>> 8) & 0xff), FNV_PRIME);
-    h = Math.imul(h ^ ((x >>> 16) & 0xff), FNV_PRIME);
-    h = Math.imul(h ^ ((x >>> 24) & 0xff), FNV_PRIME);
+    h = fnvInt(Math.imul(h, primePow(4 * (i - next))), x);
     next = i + 1;
   };
   for (let pfn = 0; pfn < m.nrFrames; pfn++) {

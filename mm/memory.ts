@@ -708,7 +708,10 @@ export function copyPageRange(
         if (rc === 0) vpn = pmdEnd; // else it changed meanwhile: look again
         continue;
       }
-      if (hugetlb && !shared && m.flags[head]! & PG_anon_exclusive && folioMaybeDmaPinned(m, head)) {
+      // hugetlb_try_dup_anon_rmap() refuses an exclusive folio that folio_needs_cow_for_dma()
+      const needsCow = (): boolean =>
+        !shared && (m.flags[head]! & PG_anon_exclusive) !== 0 && folioMaybeDmaPinned(m, head);
+      if (hugetlb && needsCow()) {
         const rc = copyPinnedHugetlb(m, dst, src, vpn, pmd);
         if (rc < 0) return -1;
         if (rc === 0) vpn = pmdEnd; // else it changed meanwhile: look again
@@ -722,10 +725,7 @@ export function copyPageRange(
       // copy_huge_pmd(): both page table locks held while the entry is checked, write-protected and
       // copied, so a racing pin (GUP-fast) or migration sees the entry before or after, never between
       ptlLock2(m, src, dst);
-      const pinnedNow = hugetlb
-        ? !shared && m.flags[head]! & PG_anon_exclusive && folioMaybeDmaPinned(m, head)
-        : folioMaybeDmaPinned(m, head);
-      if (m.pmds[spi] !== pmd || pinnedNow) {
+      if (m.pmds[spi] !== pmd || (hugetlb ? needsCow() : folioMaybeDmaPinned(m, head))) {
         const pinned = m.pmds[spi] === pmd;
         ptlUnlock2(m, src, dst);
         if (t >= 0) pteFree(m, dst, t);

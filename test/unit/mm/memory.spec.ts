@@ -12,18 +12,20 @@ import {
   MADV_DONTNEED,
 } from '../../../mm/mmap';
 import { getUser, putUser } from '../../../mm/memory';
-import { PG_zero, PG_head } from '../../../mm/memmap';
+import { Memmap, PG_zero, PG_head } from '../../../mm/memmap';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
 import { EFAULT, EINVAL, ENOMEM, EEXIST } from '../../../mm/errno';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { GUP_PIN_COUNTING_BIAS } from '../../../mm/pinnable';
-import { layoutJson } from '../../../harness/layout';
+import { hstates } from '../../../mm/hugetlb';
 import { pfnOf } from '../../../mm/memory';
 import { pinUserPages, unpinUserPages, FOLL_LONGTERM } from '../../../mm/gup';
 
 const MINI = 'mini';
 const CMD = 'mem=1M movablecore=512K sysctl.vm.min_free_kbytes=16';
 const RW = PROT_READ | PROT_WRITE;
+/** free_hugepages of the machine's one hstate, as sysfs shows it */
+const freeHugepages = (m: Memmap): number => hstates(m)[0]!.free;
 
 describe('faults (mm/memory.c)', () => {
   it('a read fault maps the shared zero page; a write fault allocates in ZONE_MOVABLE', () => {
@@ -135,16 +137,14 @@ describe('faults (mm/memory.c)', () => {
 
   it('hugetlb mappings fault from the pool and give folios back on munmap', () => {
     const m = boot(`${CMD} hugepages=4`, MINI);
-    const pool = () =>
-      layoutJson(m, { cmdline: '', geometry: {} as never, warnings: [] } as never).hugetlb[0]!.free_hugepages;
     const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 16, prot: RW, hugetlb: true });
     expect(v).toBeGreaterThanOrEqual(0);
     putUser(m, mm, v, 1);
     putUser(m, mm, v + 9, 2);
-    expect(pool()).toBe(2);
+    expect(freeHugepages(m)).toBe(2);
     expect(doMunmap(m, mm, v, 8)).toBe(0);
-    expect(pool()).toBe(3);
+    expect(freeHugepages(m)).toBe(3);
     expect(doMunmap(m, mm, v + 8, 3)).toBe(-EINVAL); // hugetlb VMAs split only at huge page boundaries
     // a length that is not a huge page multiple is rounded up (ksys_mmap_pgoff)
     const w = doMmap(m, mm, { nrPages: 5, prot: RW, hugetlb: true });
@@ -156,8 +156,6 @@ describe('faults (mm/memory.c)', () => {
     // copy_hugetlb_page_range()'s early COW (hugetlb_try_dup_anon_rmap() refuses a maybe-pinned exclusive
     // folio) and hugetlb_wp()'s reuse of an anonymous folio mapped once
     const m = boot(`${CMD} hugepages=4`, MINI);
-    const pool = () =>
-      layoutJson(m, { cmdline: '', geometry: {} as never, warnings: [] } as never).hugetlb[0]!.free_hugepages;
     const mm = bprmMmInit(m);
     const v = doMmap(m, mm, { nrPages: 8, prot: RW, hugetlb: true });
     putUser(m, mm, v + 1, 5);
@@ -167,7 +165,7 @@ describe('faults (mm/memory.c)', () => {
     expect(pages[0]).toBe(pfn);
     const child = dupMm(m, mm);
     expect(child).toBeGreaterThanOrEqual(0);
-    expect(pool()).toBe(2); // the child's copy came from the pool at fork
+    expect(freeHugepages(m)).toBe(2); // the child's copy came from the pool at fork
     expect(pfnOf(m, child, v)).not.toBe(pfn);
     expect(getUser(m, child, v + 1)).toBe(5);
     expect(putUser(m, mm, v + 1, 6)).toBe(6); // the parent's mapping stayed writable: no COW
@@ -180,7 +178,7 @@ describe('faults (mm/memory.c)', () => {
     exitMmap(m, child2);
     expect(putUser(m, mm, v + 1, 7)).toBe(7);
     expect(pfnOf(m, mm, v)).toBe(pfn);
-    expect(pool()).toBe(2);
+    expect(freeHugepages(m)).toBe(2);
     // while the child still maps it, the parent's write copies
     const child3 = dupMm(m, mm);
     expect(putUser(m, mm, v + 1, 8)).toBe(8);
