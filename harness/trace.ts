@@ -29,7 +29,6 @@ export function describeWord(m: Memmap, idx: number): string {
     ['blocks', m.blocks],
     ['flags', m.flags],
     ['refcount', m.refcount],
-    ['mapcount', m.mapcount],
     ['mms', m.mms],
     ['vmas', m.vmas],
     ['pmds', m.pmds],
@@ -179,7 +178,7 @@ const FNV_PRIME = 0x01000193; // fnvInt()'s
  * machine's struct page fields) only multiplies by FNV_PRIME^(4n) mod 2^32 (fnvInt() xors in zero
  * bytes), one exponentiation.
  */
-function fnvWords(h: number, a: Int32Array | Uint32Array | Uint8Array): number {
+function fnvWords(h: number, a: Int32Array | Uint32Array | Int16Array | Uint8Array): number {
   const n = a.length;
   let i = 0;
   while (i < n) {

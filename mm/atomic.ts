@@ -84,6 +84,17 @@ export function flagsRead(a: Uint32Array, i: number): number {
   return smp ? Atomics.load(a, i) : a[i]!;
 }
 
+// ---- page->_mapcount (Int16Array): kept apart, as page->flags are, so every function sees one array type ----
+
+/**
+ * atomic_inc_return(&page->_mapcount) - 1 and atomic_dec(): returns the old count. pinlab's per-page
+ * mapcount is 16 bits (the kernel's is an atomic_t): one page is mapped at most once per VMA, and a machine
+ * has at most maxMms * maxVmas VMAs, far below 32767.
+ */
+export function mapcountFetchAdd(a: Int16Array, i: number, v: number): number {
+  return smp ? Atomics.add(a, i, v) : upMapcountFetchAdd(a, i, v);
+}
+
 // The UP bodies (plain accesses), out of line so the functions above stay small enough that V8 always
 // inlines them: an SMP caller then pays for the flag test and the Atomics operation, nothing more.
 function upAtomicFetchAdd(a: Int32Array, i: number, v: number): number {
@@ -107,6 +118,12 @@ function upAtomicFetchOr(a: Int32Array, i: number, v: number): number {
 function upAtomicFetchAnd(a: Int32Array, i: number, v: number): number {
   const o = a[i]!;
   a[i] = o & v;
+  return o;
+}
+
+function upMapcountFetchAdd(a: Int16Array, i: number, v: number): number {
+  const o = a[i]!;
+  a[i] = o + v;
   return o;
 }
 

@@ -2,10 +2,11 @@
 // and vmstat, all as typed views over one SharedArrayBuffer (mm/mm_init.c memmap_init, mm/sparse.c).
 // Any worker thread attaches to the same buffer with attachMachine() and sees the same machine.
 //
-// struct page is 24 bytes a frame, in six parallel arrays (flags, _refcount, _mapcount, mapping, index,
-// content). As in the kernel, a free buddy page reuses mapping/index as its free-list links
-// (page->buddy_list), and a large folio keeps its _pincount and _entire_mapcount in page[1] (struct
-// folio overlays page[1]): here in page[1]'s mapping and index words (folioPincount(), pincountAt()).
+// struct page is 22 bytes a frame, in six parallel arrays: flags, _refcount, _mapcount (16 bits; the
+// rest are 32), mapping, index and content. As in the kernel, a free buddy page reuses mapping/index as
+// its free-list links (page->buddy_list), and a large folio keeps its _pincount and _entire_mapcount in
+// page[1] (struct folio overlays page[1]): here in page[1]'s mapping and index words (folioPincount(),
+// pincountAt()).
 
 import * as mmzoneNs from './mmzone';
 
@@ -337,7 +338,7 @@ function planLayout(s: MemmapShape): { regions: Record<string, Region>; byteLeng
     ['blocks', nrBlocks * MB_STRIDE, 4],
     ['flags', s.nrFrames, 4],
     ['refcount', s.nrFrames, 4],
-    ['mapcount', s.nrFrames, 4],
+    ['mapcount', s.nrFrames, 2], // 16 bits: see mapcountFetchAdd() (mm/atomic.ts)
     ['mapping', s.nrFrames, 4],
     ['index', s.nrFrames, 4],
     ['content', s.nrFrames, 4],
@@ -400,7 +401,7 @@ export class Memmap {
   readonly blocks: Int32Array;
   readonly flags: Uint32Array;
   readonly refcount: Int32Array;
-  readonly mapcount: Int32Array;
+  readonly mapcount: Int16Array;
   readonly mapping: Int32Array;
   readonly index: Int32Array;
   readonly content: Uint32Array;
@@ -435,6 +436,8 @@ export class Memmap {
     this.sab = sab ?? new SharedArrayBuffer(byteLength);
     if (this.sab.byteLength !== byteLength)
       throw new Error(`memmap: buffer is ${this.sab.byteLength} bytes, shape needs ${byteLength}`);
+    if (shape.maxMms * shape.maxVmas > 0x7fff)
+      throw new Error('memmap: a 16-bit _mapcount cannot count that many VMAs');
     this.nrFrames = shape.nrFrames;
     this.maxOrder = shape.maxOrder;
     this.pageblockOrder = shape.pageblockOrder;
@@ -455,7 +458,7 @@ export class Memmap {
     this.blocks = new Int32Array(b, r('blocks').byteOffset, r('blocks').length);
     this.flags = new Uint32Array(b, r('flags').byteOffset, r('flags').length);
     this.refcount = new Int32Array(b, r('refcount').byteOffset, r('refcount').length);
-    this.mapcount = new Int32Array(b, r('mapcount').byteOffset, r('mapcount').length);
+    this.mapcount = new Int16Array(b, r('mapcount').byteOffset, r('mapcount').length);
     this.mapping = new Int32Array(b, r('mapping').byteOffset, r('mapping').length);
     this.index = new Int32Array(b, r('index').byteOffset, r('index').length);
     this.content = new Uint32Array(b, r('content').byteOffset, r('content').length);

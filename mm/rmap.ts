@@ -6,7 +6,7 @@
 // inode and page offset. A PTE mapping of page i counts in _mapcount[i]; a PMD mapping of the whole
 // folio counts in _entire_mapcount, which lives in the first tail page (page[1]) as in the kernel.
 
-import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr } from './atomic';
+import { atomicFetchAdd, atomicFetchSub, atomicRead, flagsFetchAnd, flagsFetchOr, mapcountFetchAdd } from './atomic';
 import { Memmap, folioPincount } from './memmap';
 import * as layout from './memmap';
 import { ptlLock, ptlUnlock, mmBase, vmaBase, mmSlotsInUse, addMmCounter } from './mm_types';
@@ -135,10 +135,10 @@ export function folioSetShmem(m: Memmap, head: number, inode: number, pgoff: num
 
 // Atomic, as in the kernel (atomic_inc(&page->_mapcount)): mappings in different mms change under different PTLs.
 export function pteMapInc(m: Memmap, pfn: number): void {
-  atomicFetchAdd(m.mapcount, pfn, 1);
+  if (mapcountFetchAdd(m.mapcount, pfn, 1) === 0x7fff) bug(`pfn ${pfn}: _mapcount overflows 16 bits`);
 }
 export function pteMapDec(m: Memmap, pfn: number): void {
-  atomicFetchSub(m.mapcount, pfn, 1);
+  mapcountFetchAdd(m.mapcount, pfn, -1);
 }
 /** The entire mapcount sits in page[1]'s index word (page[1]'s mapcount counts its own PTEs). */
 export function pmdMapInc(m: Memmap, head: number): void {

@@ -27,7 +27,7 @@ afterAll(() => {
 
 /** A machine whose buffer exceeds 4 GiB, not booted (the buffer is zero but for what the test writes). */
 function hugeMemmap(): Memmap {
-  const nrFrames = 112 << 20; // ~4.5 GB of struct page, page tables and shmem slots
+  const nrFrames = 120 << 20; // ~4.6 GB of struct page, page tables and shmem slots
   return new Memmap({
     nrFrames,
     nrCpus: 2,
@@ -45,8 +45,8 @@ describe('copies of a machine', () => {
     expect(m.sab.byteLength).toBeGreaterThan(2 ** 32);
     const last = m.nrFrames - 1;
     m.flags[3] = 0x11;
-    m.content[last] = 0xdeadbeef; // beyond 4 GiB into the buffer
-    m.ptes[m.ptes.length - 1] = 42;
+    m.content[last] = 0xdeadbeef; // past 2 GiB into the buffer
+    m.ptes[m.ptes.length - 1] = 42; // beyond 4 GiB
     const c = cloneMachine(m);
     expect(c.sab).not.toBe(m.sab);
     expect([c.flags[3], c.content[last], c.ptes[c.ptes.length - 1]]).toEqual([0x11, 0xdeadbeef, 42]);

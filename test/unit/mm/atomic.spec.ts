@@ -12,6 +12,7 @@ import {
   flagsFetchOr,
   flagsCmpxchg,
   flagsRead,
+  mapcountFetchAdd,
   smpEnable,
   smpEnabled,
 } from '../../../mm/atomic';
@@ -23,6 +24,7 @@ import { stateStore } from '../../../mm/memory_hotplug';
 import { setCurrent, newTask } from '../../../mm/sched';
 import { vmstatSnapshot } from '../../../mm/vmstat';
 import { ZONE_MOVABLE } from '../../../mm/mmzone';
+import { pteMapInc } from '../../../mm/rmap';
 
 /** Every op on fresh arrays, with values that wrap (int32 and uint32 edges): returns and final contents. */
 function opTrace(): number[] {
@@ -41,6 +43,8 @@ function opTrace(): number[] {
   out.push(flagsFetchOr(f, 0, 1 << 10), flagsFetchAnd(f, 0, ~1), f[0]!);
   const seen = flagsRead(f, 0);
   out.push(flagsCmpxchg(f, 0, seen, (seen & ~(1 << 10)) | 4), flagsCmpxchg(f, 0, seen, 0), f[0]!);
+  const c = new Int16Array(new SharedArrayBuffer(8));
+  out.push(mapcountFetchAdd(c, 0, 1), mapcountFetchAdd(c, 0, -1), mapcountFetchAdd(c, 0, -1), c[0]!);
   return out;
 }
 
@@ -94,6 +98,7 @@ describe('mm/atomic: UP and SMP', () => {
     expect(up).toEqual(smp);
     // the op trace means something: the wrap-arounds and failed exchanges are in it
     expect(up.slice(0, 4)).toEqual([0x7fffffff, -0x80000000, -0x80000000, 0x7fffffff]);
+    expect(up.slice(-4)).toEqual([0, 1, 0, -1]); // the 16-bit _mapcount goes below zero and back
     expect(upRun.pinned).toBe(1024);
     expect(upRun.migrated).toBeGreaterThan(0);
     expect(upRun.offline).toBe(0);
@@ -102,5 +107,18 @@ describe('mm/atomic: UP and SMP', () => {
     expect(smpRun.migrated).toBe(upRun.migrated);
     // byte for byte the same machine at the end
     expect(Buffer.compare(Buffer.from(smpRun.bytes), Buffer.from(upRun.bytes))).toBe(0);
+  });
+});
+
+describe('page->_mapcount in 16 bits', () => {
+  it('a page mapped by every VMA a machine can hold still counts; one more mapping is a kernel bug', () => {
+    const m = boot('mem=64M');
+    expect(m.maxMms * m.maxVmas).toBeLessThan(0x7fff);
+    const pfn = 100;
+    for (let i = 0; i < m.maxMms * m.maxVmas; i++) pteMapInc(m, pfn);
+    expect(m.mapcount[pfn]).toBe(m.maxMms * m.maxVmas);
+    m.mapcount[pfn] = 0x7ffe;
+    pteMapInc(m, pfn);
+    expect(() => pteMapInc(m, pfn)).toThrow(/_mapcount overflows 16 bits/);
   });
 });
