@@ -296,7 +296,12 @@ export interface MemmapShape {
   nrNodes?: number;
 }
 
-/** Process-space sizes for a machine of nrFrames frames (two address spaces' worth of page tables). */
+/**
+ * Process-space sizes for a machine of nrFrames frames. The PTE tables can map every frame once over, plus
+ * 8 tables per address space for sparse mappings and forks; each table in use also holds a frame, as
+ * pte_alloc_one() takes one from the buddy allocator. Past the pool, pte_alloc() fails -ENOMEM where
+ * the kernel would take another page (docs/harness.md).
+ */
 export function processShape(
   nrFrames: number,
   pmdOrder: number,
@@ -312,7 +317,7 @@ export function processShape(
     maxVmas: 32,
     pmdOrder,
     vaPmds: Math.ceil(vaPages / ptrs),
-    pteTables: Math.ceil((2 * nrFrames) / ptrs) + maxMms * 8,
+    pteTables: Math.ceil(nrFrames / ptrs) + maxMms * 8,
     shmemObjects: 16,
     shmemPages: nrFrames,
     lruBatch: 31, // FOLIO_BATCH_SIZE
