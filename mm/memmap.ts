@@ -300,7 +300,7 @@ export interface MemmapShape {
  * Process-space sizes for a machine of nrFrames frames. The PTE tables can map every frame once over, plus
  * 8 tables per address space for sparse mappings and forks; each table in use also holds a frame, as
  * pte_alloc_one() takes one from the buddy allocator. Past the pool, pte_alloc() fails -ENOMEM where
- * the kernel would take another page (docs/harness.md).
+ * the kernel would take another page (docs/simplifications.md).
  */
 export function processShape(
   nrFrames: number,
