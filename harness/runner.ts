@@ -18,6 +18,7 @@ import type { Io } from './io';
 import { own } from '../mm/own';
 import { fnv1a } from './schedctl';
 import { GuidedCorpus } from './guided';
+import { dropOps } from './shrink_ops';
 
 /** A free run's first failure and its deterministic replay. */
 type FreeFound = FreeReplay & { result: CaseResult; failure: Failure };
@@ -422,6 +423,8 @@ class SuiteRun {
   private freeFound: FreeFound | null = null;
   /** the last failing run of the target property (the shrunk case's result, usually) */
   private lastFail: { cs: Case; r: CaseResult } | null = null;
+  /** the reported case came from dropOps(): no fast-check path regenerates it */
+  private reduced = false;
 
   constructor(private readonly cfg: RunConfig) {
     const threads = cfg.suite.actors.length;
@@ -595,6 +598,40 @@ class SuiteRun {
     return { cs, r, f: r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0] ?? ff.failure };
   }
 
+  /**
+   * After fast-check's shrink, deterministic mode: ops dropped one at a time along the failing run's
+   * interleaving (harness/shrink_ops.ts), then fast-check shrinks what is left (its schedule above all)
+   * from there. Null when no op could go.
+   */
+  private async dropOps(
+    cs: Case,
+    r: CaseResult,
+    shrink: { interrupted?: number },
+  ): Promise<{ cs: Case; r: CaseResult } | null> {
+    const { cfg } = this;
+    const target = this.target;
+    const fails = (x: CaseResult): boolean => x.failures.some((g) => g.property === target);
+    if (cfg.mode !== 'det' || target === null || !fails(r)) return null;
+    const runOne = async (c: Case, o: RunOptions): Promise<CaseResult> => {
+      const x = await this.holder.run(c, o);
+      this.cases++;
+      this.steps += x.steps;
+      return x;
+    };
+    const fewer = await dropOps(runOne, this.opts('det'), cs, r, fails, () => cfg.interrupt.stopped);
+    if (!fewer || cfg.interrupt.stopped) return fewer;
+    this.reduced = true;
+    const again = await fc.check(fc.asyncProperty(this.arb, this.detCase), {
+      seed: cfg.seed,
+      numRuns: 1,
+      examples: [[fewer.cs]],
+    });
+    if (again.interrupted) shrink.interrupted = again.failed ? again.numShrinks : 0;
+    if (!again.failed || again.counterexample === null || again.counterexample[0] === fewer.cs) return fewer;
+    const c = again.counterexample[0];
+    return { cs: c, r: await this.resultOf(c) };
+  }
+
   /** The failure fast-check found: shrunk, saved as a regression file, printed. */
   private async report(details: fc.RunDetails<[Case]>): Promise<FailureReport> {
     const { cfg } = this;
@@ -607,8 +644,10 @@ class SuiteRun {
     let found: { cs: Case; r: CaseResult; f: Failure };
     if (ff) found = await this.freeFailure(ff, details.counterexample![0], shrink);
     else {
-      const cs = details.counterexample![0];
-      const r = await this.resultOf(cs);
+      let cs = details.counterexample![0];
+      let r = await this.resultOf(cs);
+      const fewer = details.interrupted ? null : await this.dropOps(cs, r, shrink);
+      if (fewer) ({ cs, r } = fewer);
       found = {
         cs,
         r,
@@ -642,11 +681,12 @@ class SuiteRun {
         rep.saveError = (e as Error).message;
       }
     }
-    // a guided search's case depends on the cases before it: the search again, not a path, regenerates it
+    // a guided search's case depends on the cases before it, and a case dropOps() reduced is not one fast-check's
+    // path names: the search again, not a path, regenerates them
     rep.replay = rep.regression
       ? `pinlab replay ${rep.regression}`
-      : this.guide
-        ? `pinlab run --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --runs ${cfg.runs} --guided${shapeFlags(cfg)}`
+      : this.guide || this.reduced
+        ? `pinlab run --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --runs ${cfg.runs}${this.guide ? ' --guided' : ''}${shapeFlags(cfg)}`
         : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
     if (!cfg.json) {
       cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted, cfg.traceLines));

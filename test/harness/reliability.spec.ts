@@ -146,9 +146,11 @@ describe('a broken run is a reported failure, not a crash or a hang', () => {
     expect(s.verdict).toBe('fail');
     expect(s.failures[0]).toMatchObject({ property: 'actor-threw', seed: 77, path: '0' });
     expect(o.out).toMatch(/^FAIL actor-threw {2}\(suite selftest:throw, kernel v6.12, seed 77, path "0", mode det\)$/m);
-    expect(o.out).toMatch(/test-throw-0 {2}1\. noop\n {16}2\. throw/);
+    // the noop does not matter to the failure: shrinking past fast-check drops it (harness/shrink_ops.ts)
+    expect(o.out).toMatch(/test-throw-0 {2}1\. throw\n/);
     expect(o.out).toMatch(/test-throw-0 {2}\[002\] \.\.\.\. +0\.\d{6}: pinlab_bug: Error: test-throw/);
-    expect(o.out).toMatch(/^replay: pinlab replay --suite selftest:throw --kernel v6.12 --seed 77 --path "0"$/m);
+    // a case reduced past fast-check's path: the search again regenerates it
+    expect(o.out).toMatch(/^replay: pinlab run --suite selftest:throw --kernel v6.12 --seed 77 --runs \d+$/m);
   });
 
   it('--check-determinism catches an actor that reads the clock, and passes an honest suite', async () => {
