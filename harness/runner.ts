@@ -599,9 +599,9 @@ class SuiteRun {
   }
 
   /**
-   * After fast-check's shrink, deterministic mode: ops dropped one at a time along the failing run's
-   * interleaving (harness/shrink_ops.ts), then fast-check shrinks what is left (its schedule above all)
-   * from there. Null when no op could go.
+   * After fast-check's shrink (of a deterministic case, or of a free failure's deterministic replay):
+   * ops dropped one at a time along the failing run's interleaving (harness/shrink_ops.ts), then
+   * fast-check shrinks what is left (its schedule above all) from there. Null when no op could go.
    */
   private async dropOps(
     cs: Case,
@@ -611,7 +611,7 @@ class SuiteRun {
     const { cfg } = this;
     const target = this.target;
     const fails = (x: CaseResult): boolean => x.failures.some((g) => g.property === target);
-    if (cfg.mode !== 'det' || target === null || !fails(r)) return null;
+    if (target === null || !fails(r)) return null;
     const runOne = async (c: Case, o: RunOptions): Promise<CaseResult> => {
       const x = await this.holder.run(c, o);
       this.cases++;
@@ -642,8 +642,12 @@ class SuiteRun {
     const ff = cfg.mode === 'free' ? this.freeFound : null;
     const reproduced = ff ? ff.property !== null : undefined;
     let found: { cs: Case; r: CaseResult; f: Failure };
-    if (ff) found = await this.freeFailure(ff, details.counterexample![0], shrink);
-    else {
+    if (ff) {
+      found = await this.freeFailure(ff, details.counterexample![0], shrink);
+      // a free failure replayed deterministically is an ordinary case from here on (its file replays it)
+      const fewer = reproduced && !shrink.interrupted ? await this.dropOps(found.cs, found.r, shrink) : null;
+      if (fewer) found = { ...fewer, f: fewer.r.failures.find((g) => g.property === found.f.property) ?? found.f };
+    } else {
       let cs = details.counterexample![0];
       let r = await this.resultOf(cs);
       const fewer = details.interrupted ? null : await this.dropOps(cs, r, shrink);
@@ -685,7 +689,7 @@ class SuiteRun {
     // path names: the search again, not a path, regenerates them
     rep.replay = rep.regression
       ? `pinlab replay ${rep.regression}`
-      : this.guide || this.reduced
+      : this.guide || (this.reduced && cfg.mode === 'det')
         ? `pinlab run --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --runs ${cfg.runs}${this.guide ? ' --guided' : ''}${shapeFlags(cfg)}`
         : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
     if (!cfg.json) {
