@@ -6,6 +6,7 @@
 import { runSuite, RunConfig, RunSummary } from './runner';
 import { SUITES } from './suites';
 import type { Case } from './run_case';
+import { opCount } from './shrink_ops';
 
 export interface Mutation {
   /** kernel variant with the bug (device entries: the default kernel) */
@@ -432,7 +433,7 @@ export function mutationConfig(mu: Mutation, variant: string, seed: number, runs
 /** A shrunk case's size: its ops, or the boot suite's (no actors) command-line arguments. */
 export function caseOps(c: Case): number {
   if (!Object.keys(c.programs).length) return c.layout.cmdline.split(/\s+/).filter(Boolean).length;
-  return Object.values(c.programs).reduce((n, p) => n + p.length, 0);
+  return opCount(c);
 }
 
 export interface MutationRun {

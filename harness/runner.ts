@@ -586,13 +586,7 @@ class SuiteRun {
     }
     if (!reproduced || !ff.converted) return { cs: found, r: ff.result, f: ff.failure };
     this.target = ff.failure.property;
-    const shrunk = await fc.check(fc.asyncProperty(this.arb, this.detCase), {
-      seed: this.cfg.seed,
-      numRuns: 1,
-      examples: [[ff.converted]],
-    });
-    const cs = shrunk.failed && shrunk.counterexample !== null ? shrunk.counterexample[0] : ff.converted;
-    if (shrunk.interrupted) shrink.interrupted = shrunk.failed ? shrunk.numShrinks : 0;
+    const cs = await this.shrinkFrom(ff.converted, shrink);
     // interrupted before the converted case ran again: its replay's run is the result
     const r = cs === ff.converted && ff.replay && this.lastFail === null ? ff.replay : await this.resultOf(cs);
     return { cs, r, f: r.failures.find((g) => g.property === ff.failure.property) ?? r.failures[0] ?? ff.failure };
@@ -621,15 +615,19 @@ class SuiteRun {
     const fewer = await dropOps(runOne, this.opts('det'), cs, r, fails, () => cfg.interrupt.stopped);
     if (!fewer || cfg.interrupt.stopped) return fewer;
     this.reduced = true;
-    const again = await fc.check(fc.asyncProperty(this.arb, this.detCase), {
-      seed: cfg.seed,
+    const c = await this.shrinkFrom(fewer.cs, shrink);
+    return c === fewer.cs ? fewer : { cs: c, r: await this.resultOf(c) };
+  }
+
+  /** fast-check's shrink of a failing case that no path of this search names: the smallest case it reached. */
+  private async shrinkFrom(example: Case, shrink: { interrupted?: number }): Promise<Case> {
+    const shrunk = await fc.check(fc.asyncProperty(this.arb, this.detCase), {
+      seed: this.cfg.seed,
       numRuns: 1,
-      examples: [[fewer.cs]],
+      examples: [[example]],
     });
-    if (again.interrupted) shrink.interrupted = again.failed ? again.numShrinks : 0;
-    if (!again.failed || again.counterexample === null || again.counterexample[0] === fewer.cs) return fewer;
-    const c = again.counterexample[0];
-    return { cs: c, r: await this.resultOf(c) };
+    if (shrunk.interrupted) shrink.interrupted = shrunk.failed ? shrunk.numShrinks : 0;
+    return shrunk.failed && shrunk.counterexample !== null ? shrunk.counterexample[0] : example;
   }
 
   /** The failure fast-check found: shrunk, saved as a regression file, printed. */

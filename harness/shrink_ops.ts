@@ -49,8 +49,8 @@ export function pointsByOp(r: CaseResult): { order: OrderEntry[]; op: number[] }
   return { order, op };
 }
 
-/** Case size for the pass: ops over every program. */
-const opCount = (cs: Case): number => Object.values(cs.programs).reduce((n, p) => n + p.length, 0);
+/** Ops over every program of a case. */
+export const opCount = (cs: Case): number => Object.values(cs.programs).reduce((n, p) => n + p.length, 0);
 
 /**
  * Remove ops from a failing case while it still fails (fails(r)), last ops first, each removal
@@ -78,17 +78,17 @@ export async function dropOps(
     for (let a = names.length - 1; a >= 0 && !progress && runs < maxRuns; a--) {
       const prog = cs.programs[names[a]!]!;
       for (let i = prog.length - 1; i >= 0 && runs < maxRuns; i--) {
+        if (stopped()) return reduced ? { cs, r } : null;
         const cand: Case = {
           ...cs,
           programs: { ...cs.programs, [names[a]!]: prog.filter((_, k) => k !== i) },
           schedule: [],
         };
-        const interleave = pts.order.filter((_, k) => !(pts.order[k]!.actor === a && pts.op[k] === i));
-        if (stopped()) return reduced ? { cs, r } : null;
+        const interleave = pts.order.filter((e, k) => !(e.actor === a && pts.op[k] === i));
         runs += 2;
         const followed = await tryRun(run, cand, { ...det, interleave });
-        if (!followed?.scheduleTaken) continue;
-        const conv: Case = { ...cand, schedule: trimZeros(followed.scheduleTaken) };
+        if (!followed?.scheduleTaken) continue; // interleaveOutcome() has dropped its trailing zeros
+        const conv: Case = { ...cand, schedule: followed.scheduleTaken };
         const again = await tryRun(run, conv, det);
         if (!again || !fails(again)) continue;
         cs = conv;
@@ -109,11 +109,4 @@ async function tryRun(run: Runner, cs: Case, opts: RunOptions): Promise<CaseResu
     if (e instanceof CaseError) return null;
     throw e;
   }
-}
-
-/** A schedule without its trailing zeros (a decision past the end of the schedule is 0). */
-function trimZeros(s: number[]): number[] {
-  let n = s.length;
-  while (n > 0 && s[n - 1] === 0) n--;
-  return s.slice(0, n);
 }

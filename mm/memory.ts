@@ -708,7 +708,8 @@ export function copyPageRange(
         if (rc === 0) vpn = pmdEnd; // else it changed meanwhile: look again
         continue;
       }
-      // hugetlb_try_dup_anon_rmap() refuses an exclusive folio that folio_needs_cow_for_dma()
+      // hugetlb_try_dup_anon_rmap(): -EBUSY for an exclusive folio that folio_needs_cow_for_dma() (a COW
+      // mapping, maybe pinned)
       const needsCow = (): boolean =>
         !shared && (m.flags[head]! & PG_anon_exclusive) !== 0 && folioMaybeDmaPinned(m, head);
       if (hugetlb && needsCow()) {
