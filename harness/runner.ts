@@ -3,6 +3,7 @@
 // the shrunk case as steps per actor, the trace around the violation, one replay line - and writes a
 // regression file (atomically: a temporary file, then rename) that `pinlab replay FILE` reproduces.
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as fc from 'fast-check';
@@ -74,6 +75,28 @@ export function shapeFlags(
   );
 }
 
+/**
+ * The one line that reproduces a failure. A saved one: its file. A guided search's case depends on the
+ * cases before it, and a case dropOps() reduced is not one fast-check's path names: the search again,
+ * which is deterministic, regenerates them. A free run's failure replayed deterministically is a case no
+ * search regenerates (its schedule came from the race): unsaved, the line carries the case itself
+ * (`pinlab replay --case`). One that did not replay has no deterministic replay: the line is the free
+ * search again, which may or may not race the same way.
+ */
+export function replayLine(
+  cfg: Pick<RunConfig, 'suite' | 'variant' | 'seed' | 'runs' | 'mode'> & Parameters<typeof shapeFlags>[0],
+  rep: Omit<FailureReport, 'replay'>,
+  pathStr: string,
+  how: { guided: boolean; reduced: boolean },
+): string {
+  if (rep.regression) return `pinlab replay ${rep.regression}`;
+  const search = `pinlab run --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --runs ${cfg.runs}`;
+  if (cfg.mode === 'free')
+    return rep.reproduced ? `pinlab replay --case ${inlineRegression(rep)}` : `${search} --mode free${shapeFlags(cfg)}`;
+  if (how.guided || how.reduced) return `${search}${how.guided ? ' --guided' : ''}${shapeFlags(cfg)}`;
+  return `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
+}
+
 export interface FailureReport {
   property: string;
   message: string;
@@ -92,7 +115,7 @@ export interface FailureReport {
   properties?: string[];
   /** shrinking was interrupted after this many steps: the case is smaller than found but maybe not minimal */
   shrinkInterrupted?: number;
-  /** why the regression file could not be written (the replay line then names seed and path) */
+  /** why the regression file could not be written (the replay line then does without it: replayLine()) */
   saveError?: string;
 }
 
@@ -292,15 +315,11 @@ export function prepareRegressionsDir(dir: string): void {
 }
 
 /** Write a regression file atomically (temporary file, fsync'd, then renamed). */
-export function writeRegression(dir: string, rep: Omit<FailureReport, 'regression' | 'replay'>): string {
-  mkdirs(dir);
-  // the case's hash in the name: two runs' failures never overwrite each other silently
-  const hash = fnv1a(JSON.stringify(rep.case)).toString(16).padStart(8, '0');
-  const name = safeName(`${rep.suite}-${rep.variant}-${rep.property}-${rep.seed}-${hash}`);
-  const file = path.join(dir, `${name}.json`);
-  const tmp = `${file}.${process.pid}.tmp`;
-  const doc = {
-    name,
+/** A regression file's document (its name aside): what `pinlab replay` reads back. */
+function regressionDoc(
+  rep: Omit<FailureReport, 'regression' | 'replay'>,
+): Omit<RegressionFile, 'name'> & Record<string, unknown> {
+  return {
     suite: rep.suite,
     seed: rep.seed,
     path: rep.path,
@@ -314,6 +333,16 @@ export function writeRegression(dir: string, rep: Omit<FailureReport, 'regressio
     ...(rep.properties ? { properties: rep.properties } : {}),
     case: rep.case,
   };
+}
+
+export function writeRegression(dir: string, rep: Omit<FailureReport, 'regression' | 'replay'>): string {
+  mkdirs(dir);
+  // the case's hash in the name: two runs' failures never overwrite each other silently
+  const hash = fnv1a(JSON.stringify(rep.case)).toString(16).padStart(8, '0');
+  const name = safeName(`${rep.suite}-${rep.variant}-${rep.property}-${rep.seed}-${hash}`);
+  const file = path.join(dir, `${name}.json`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  const doc = { name, ...regressionDoc(rep) };
   try {
     const fd = fs.openSync(tmp, 'w');
     try {
@@ -683,13 +712,7 @@ class SuiteRun {
         rep.saveError = (e as Error).message;
       }
     }
-    // a guided search's case depends on the cases before it, and a case dropOps() reduced is not one fast-check's
-    // path names: the search again, not a path, regenerates them
-    rep.replay = rep.regression
-      ? `pinlab replay ${rep.regression}`
-      : this.guide || (this.reduced && cfg.mode === 'det')
-        ? `pinlab run --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --runs ${cfg.runs}${this.guide ? ' --guided' : ''}${shapeFlags(cfg)}`
-        : `pinlab replay --suite ${cfg.suite.name} --kernel ${cfg.variant} --seed ${cfg.seed} --path "${pathStr}"${shapeFlags(cfg)}`;
+    rep.replay = replayLine(cfg, rep, pathStr, { guided: this.guide !== null, reduced: this.reduced });
     if (!cfg.json) {
       cfg.io.out(formatFailure(f, cs, r, header, shrink.interrupted, cfg.traceLines));
       cfg.io.out(`replay: ${rep.replay}\n`);
@@ -772,6 +795,27 @@ export function summaryJson(s: RunSummary): unknown {
 // ---------------------------------------------------------------------------------------------
 // Replay
 
+/** `pinlab replay --case DATA`: a regression file's document, deflated, in base64url (one shell word). */
+export function inlineRegression(rep: Omit<FailureReport, 'regression' | 'replay'>): string {
+  return zlib.deflateRawSync(JSON.stringify(regressionDoc(rep))).toString('base64url');
+}
+
+/** The document an inline regression (inlineRegression()) carries, as JSON text; bad data is a CaseError. */
+export function inlineRegressionText(data: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(data))
+    throw new CaseError('--case: not base64url data (pinlab run prints it after --case)');
+  try {
+    return zlib.inflateRawSync(Buffer.from(data, 'base64url'), { maxOutputLength: INLINE_MAX_BYTES }).toString('utf8');
+  } catch (e) {
+    const why =
+      (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+        ? `larger than ${INLINE_MAX_BYTES >> 20} MiB`
+        : 'not deflated data';
+    throw new CaseError(`--case: ${why} (the data is cut short or was not printed by pinlab run)`);
+  }
+}
+const INLINE_MAX_BYTES = 16 << 20;
+
 export interface RegressionFile {
   name?: string;
   suite: string;
@@ -791,10 +835,10 @@ export interface RegressionFile {
  * every field against the schema (harness/case_schema.ts), and the case's machine booted with its
  * mappings made.
  */
-export function loadRegression(file: string): RegressionFile {
+export function loadRegression(file: string, inline?: string): RegressionFile {
   let text: string;
   try {
-    text = readInput(file);
+    text = inline ?? readInput(file);
   } catch (e) {
     throw new CaseError(`${file}: ${(e as Error).message}`);
   }

@@ -6,6 +6,7 @@ import {
   summaryLine,
   summaryJson,
   loadRegression,
+  inlineRegressionText,
   replayFile,
   formatFailure,
   RegressionFile,
@@ -29,9 +30,11 @@ import { replayedSource, reportHtml, writeHtml, reportName } from '../report/ind
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { caseToScenario } from '../export_scenario';
+import { fnv1a } from '../schedctl';
 import { loadScenario, runScenario } from '../scenario';
 
 const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json] [--trace-lines N] [--html DIR]
+       pinlab replay --case DATA [--kernel VARIANT] [--json] [--trace-lines N] [--html DIR] [--scenario OUT.yaml]
        pinlab replay FILE --scenario OUT.yaml [--kernel VARIANT]
        pinlab replay --seed N --path P [--suite NAME] [--kernel VARIANT] [--cmdline "..." [--geometry G]] [--json]
                      [--property P[,P]] [--bug NAME[,NAME]] [--machines random|fixed] [--no-swarm]
@@ -39,7 +42,9 @@ const REPLAY_HELP = `usage: pinlab replay FILE... [--kernel VARIANT] [--json] [-
 Reproduce a failure: run a regression file's case deterministically (the schedule, the faults and the
 programs are in the file) and report whether the recorded property fails again and whether the trace
 hash matches; --kernel runs the same case under another variant (a fixed kernel should pass). With
---seed and --path, regenerate the case from fast-check's seed and path instead.
+--seed and --path, regenerate the case from fast-check's seed and path instead. --case DATA is a
+regression file carried in the replay line itself: pinlab run prints it for a free run's failure that
+replayed deterministically when no file was saved (--save none, or the write failed).
 With --scenario, write the case as a scenario file instead (the agents' ops as steps, in the order they
 started in the replay; '-' for stdout), run it on the model, and say so: take it to a real kernel that
 has the bug with pinlab kernel OUT.yaml --kernel PATH-TO-BZIMAGE (pinlab variants says which releases).
@@ -196,7 +201,7 @@ function exportScenario(
 }
 
 function replayFiles(
-  files: string[],
+  regs: { file: string; reg: RegressionFile }[],
   kernel: string | undefined,
   timeoutMs: number | undefined,
   json: boolean,
@@ -204,7 +209,6 @@ function replayFiles(
   pres: Presentation,
   scenarioOut?: string,
 ): Promise<number> {
-  const regs = files.map((f) => ({ file: f, reg: loadRegression(f) }));
   return withInterrupt(async (interrupt) => {
     const docs: unknown[] = [];
     let anyFail = false;
@@ -242,6 +246,7 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
     scenario: { type: 'string' },
     'trace-lines': { type: 'string' },
     html: { type: 'string' },
+    case: { type: 'string' },
     ...CASE_SHAPE_OPTIONS,
   });
   if (values.help) {
@@ -252,11 +257,23 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
   const timeoutMs = intFlag('timeout', values.timeout, 1);
   const json = values.json === true;
   const pres: Presentation = { traceLines: traceLinesFlag(values['trace-lines']), htmlDir: htmlFlag(values.html) };
-  if (!positionals.length) {
+  if (typeof values.case === 'string' && positionals.length)
+    throw new UsageError('replay: --case carries its own regression: give no FILE with it');
+  // the inline form names no file: messages and --html's report name it by a hash of the data
+  const inline = typeof values.case === 'string' ? inlineRegressionText(values.case) : null;
+  const files =
+    inline === null
+      ? positionals
+      : [
+          `case-${fnv1a(values.case as string)
+            .toString(16)
+            .padStart(8, '0')}`,
+        ];
+  if (!files.length) {
     if (values.scenario !== undefined) throw new UsageError('replay: --scenario needs a regression FILE');
     return replayPath(values, kernel, timeoutMs, json, io, pres);
   }
-  if (values.scenario !== undefined && (positionals.length > 1 || json)) {
+  if (values.scenario !== undefined && (files.length > 1 || json)) {
     throw new UsageError('replay: --scenario takes one FILE and no --json');
   }
   if (values.scenario === '') throw new UsageError('replay: --scenario needs a file name (or - for stdout)');
@@ -273,15 +290,16 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
   ] as const) {
     if (values[f] === undefined) continue;
     throw new UsageError(
-      `replay: --${f} does not go with a FILE (the file carries its suite, seed, path and case; --kernel and --timeout apply)`,
+      `replay: --${f} does not go with a ${inline === null ? 'FILE' : '--case'} (it carries its suite, seed, path and case; --kernel and --timeout apply)`,
     );
   }
-  return replayFiles(positionals, kernel, timeoutMs, json, io, pres, values.scenario as string | undefined);
+  const regs = files.map((file) => ({ file, reg: loadRegression(file, inline ?? undefined) }));
+  return replayFiles(regs, kernel, timeoutMs, json, io, pres, values.scenario as string | undefined);
 }
 
 export const replay: Command = {
   name: 'replay',
-  summary: 'reproduce a failure from a regressions/*.json file, or from --seed and --path',
+  summary: 'reproduce a failure from a regression file, its --case line, or --seed and --path',
   help: () => REPLAY_HELP,
   run: replayCommand,
 };

@@ -6,6 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { mainAsync } from '../../harness/cli';
+import { runSuite, replayLine } from '../../harness/runner';
+import { SUITES } from '../../harness/suites';
 import { SELFTEST_PLUGIN } from '../plugins/selftest';
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -70,6 +72,18 @@ describe('bad input: one line on stderr, exit 2', () => {
     [['replay'], /^pinlab: replay: give a regression FILE, or --seed N and --path P/],
     [['replay', '--seed', '1', '--path', 'x:y'], /^pinlab: --path: 'x:y' is not a fast-check path/],
     [['replay', '/nonexistent/r.json'], /^pinlab: \/nonexistent\/r.json: no such file\n$/],
+    [['replay', '--case', 'ab$c'], /^pinlab: --case: not base64url data/],
+    [['replay', '--case', ''], /^pinlab: --case: not base64url data/],
+    [['replay', '--case', 'abcd'], /^pinlab: --case: not deflated data/],
+    [['replay', '--case', 'abcd', 'r.json'], /^pinlab: replay: --case carries its own regression: give no FILE/],
+    [
+      ['replay', '--case', 'q1YqLs0sSVWyUsrJz0svSS3K1S3IzFPSUUpOLE5VsjKsBQA', '--seed', '1'],
+      /^pinlab: replay: --seed does not go with a --case/,
+    ],
+    [
+      ['replay', '--case', 'q1YqLs0sSVWyUsrJz0svSS3K1S3IzFPSUUpOLE5VsjKsBQA'],
+      /^pinlab: case-[0-9a-f]{8}: top level: needs 'seed'/,
+    ],
   ])('%j', async (argv, re) => {
     const r = await run(argv as string[]);
     expect(r.code).toBe(2);
@@ -161,6 +175,48 @@ describe('run', () => {
       path: doc.path,
       trace_hash: doc.trace_hash,
     });
+  });
+
+  it('the replay line of each kind of failure, and a free failure unsaved replays from --case', async () => {
+    const cfg = {
+      suite: SUITES['longterm-pin']!,
+      variant: 'v5.12',
+      seed: 2,
+      runs: 200,
+      mode: 'det' as const,
+    };
+    const summary = await runSuite({
+      ...cfg,
+      checkDeterminism: false,
+      json: true,
+      regressionsDir: null,
+      tty: false,
+      interrupt: { stopped: false },
+      io: { out: () => undefined, err: () => undefined },
+    });
+    const f = summary.failures[0]!;
+    const how = { guided: false, reduced: false };
+    expect(replayLine(cfg, { ...f, regression: 'x/r.json' }, f.path, how)).toBe('pinlab replay x/r.json');
+    expect(replayLine(cfg, f, '3:1', how)).toBe(
+      'pinlab replay --suite longterm-pin --kernel v5.12 --seed 2 --path "3:1"',
+    );
+    expect(replayLine(cfg, f, '3:1', { ...how, reduced: true })).toBe(
+      'pinlab run --suite longterm-pin --kernel v5.12 --seed 2 --runs 200',
+    );
+    const free = { ...cfg, mode: 'free' as const };
+    // a race that did not replay deterministically: only the free search again can find it
+    expect(replayLine(free, { ...f, reproduced: false }, '3:1', how)).toBe(
+      'pinlab run --suite longterm-pin --kernel v5.12 --seed 2 --runs 200 --mode free',
+    );
+    // one that did, unsaved: its (converted) case goes in the line, and replays as its file would
+    const line = replayLine(free, { ...f, reproduced: true }, '3:1', how);
+    const data = /^pinlab replay --case ([\w-]+)$/.exec(line)![1]!;
+    const again = await run(['replay', '--case', data]);
+    expect(again.code).toBe(1);
+    expect(again.out).toMatch(/^reproduced: no-longterm-pin-in-movable.* failed, same trace hash$/m);
+    const fixed = await run(['replay', '--case', data, '--kernel', 'v6.12', '--json']);
+    expect(fixed.code).toBe(0);
+    expect(JSON.parse(fixed.out)).toMatchObject({ file: expect.stringMatching(/^case-[0-9a-f]{8}$/) });
   });
 
   it('--json failures carry property, seed, path and trace hash', async () => {
