@@ -235,6 +235,9 @@ function replayFiles(
   });
 }
 
+/** The name `pinlab replay --case DATA` goes by in its output and --html report: case-<hash of DATA>. */
+const inlineName = (data: string): string => `case-${fnv1a(data).toString(16).padStart(8, '0')}`;
+
 async function replayCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse('replay', argv, {
     suite: { type: 'string' },
@@ -261,14 +264,7 @@ async function replayCommand(argv: string[], io: Io): Promise<number> {
     throw new UsageError('replay: --case carries its own regression: give no FILE with it');
   // the inline form names no file: messages and --html's report name it by a hash of the data
   const inline = typeof values.case === 'string' ? inlineRegressionText(values.case) : null;
-  const files =
-    inline === null
-      ? positionals
-      : [
-          `case-${fnv1a(values.case as string)
-            .toString(16)
-            .padStart(8, '0')}`,
-        ];
+  const files = inline === null ? positionals : [inlineName(values.case as string)];
   if (!files.length) {
     if (values.scenario !== undefined) throw new UsageError('replay: --scenario needs a regression FILE');
     return replayPath(values, kernel, timeoutMs, json, io, pres);
