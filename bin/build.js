@@ -1,5 +1,7 @@
 // Compile the TypeScript sources to dist/ when they are newer than the last build (tsc's CommonJS
 // emit; esbuild-style getter exports cost 6x on the mm hot paths). Used by bin/pinlab.js and bin/bench.js.
+// Then the actor worker's code, as tsc emitted it, is bundled into one file (esbuild keeps each module's
+// CommonJS exports as they are): a worker thread loads one file instead of ~90, 60-80 ms sooner a run.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -7,6 +9,8 @@ const { spawn, spawnSync } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
 const stamp = path.join(root, 'dist', '.built');
+/** The actor workers' code in one file (harness/pool.ts workerFile()); a worker with plugins loads dist/ instead. */
+const WORKER_BUNDLE = path.join(root, 'dist', 'harness', 'worker.bundle.js');
 const SOURCES = ['mm', 'devices', 'harness', 'properties', 'bench', 'test/plugins']; // test/plugins: PINLAB_PLUGINS
 
 /** Every file under dir (relative to root) whose name passes keep. */
@@ -42,7 +46,7 @@ function upToDate() {
     /* never built */
   }
   const src = sources();
-  if (list !== src.join('\n') + '\n') return false;
+  if (list !== src.join('\n') + '\n' || (hasWorker(src) && !fs.existsSync(WORKER_BUNDLE))) return false;
   let newest = fs.statSync(path.join(root, 'tsconfig.json')).mtimeMs;
   for (const p of src) newest = Math.max(newest, fs.statSync(path.join(root, p)).mtimeMs);
   return built >= newest;
@@ -50,7 +54,7 @@ function upToDate() {
 
 /**
  * tsc never deletes what it emitted for a source that is gone: remove it, or a stale dist/harness/x.js
- * would shadow a new folder harness/x/. Then write the stamp.
+ * would shadow a new folder harness/x/. Then bundle the worker and write the stamp.
  */
 function finishBuild() {
   const src = sources();
@@ -59,7 +63,31 @@ function finishBuild() {
     const base = path.relative('dist', p).replace(/\.(js|js\.map|d\.ts)$/, '');
     if (!have.has(base)) fs.rmSync(path.join(root, p), { force: true });
   }
+  if (hasWorker(src)) bundleWorker();
   fs.writeFileSync(stamp, src.join('\n') + '\n');
+}
+
+/** Whether the sources have an actor worker to bundle (a project without one builds as tsc leaves it). */
+const hasWorker = (src) => src.includes(path.join('harness', 'worker.ts'));
+
+/** dist/harness/worker.js and everything it imports, in one file (no plugins: those load at run time). */
+function bundleWorker() {
+  const esbuild = require(require.resolve('esbuild', { paths: [root] }));
+  try {
+    esbuild.buildSync({
+      entryPoints: [path.join(root, 'dist', 'harness', 'worker.js')],
+      outfile: WORKER_BUNDLE,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      sourcemap: true,
+      logLevel: 'silent',
+    });
+  } catch (e) {
+    process.stderr.write(`pinlab: bundling dist/harness/worker.js failed: ${e.message.split('\n')[0]}\n`);
+    process.exit(1);
+  }
 }
 
 function tscArgs() {

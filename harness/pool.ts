@@ -1,6 +1,7 @@
 // The worker pool (piscina): one thread per actor, one task per thread at a time (blocked tasks must
 // never queue behind each other). Workers load the TypeScript sources through tsx when running from
 // source; a compiled build needs no loader.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import type { ActorTask, ActorResult, PluginTask, WorkerData } from './types';
@@ -8,11 +9,19 @@ import { startWide } from './affinity';
 import { loadedPlugins } from './plugins';
 import { smpEnable } from '../mm/atomic';
 
-/** A worker thread's file beside this one (base name), and the loader it needs when running from source. */
+/**
+ * A worker thread's file beside this one (base name), and the loader it needs when running from source.
+ * Compiled, the actor worker loads its bundle (bin/build.js) unless plugins are loaded: a plugin registers
+ * into the modules of dist/ it imports, which the bundle's own copies would not see.
+ */
 export function workerFile(base = 'worker'): { filename: string; execArgv: string[] } {
   const ts = __filename.endsWith('.ts');
+  const bundled = path.join(__dirname, `${base}.bundle.js`);
+  // under NODE_V8_COVERAGE (npm run coverage) each script must be a file of dist/ that c8 maps to its source
+  const bundle =
+    !ts && base === 'worker' && !loadedPlugins().length && !process.env.NODE_V8_COVERAGE && fs.existsSync(bundled);
   return {
-    filename: path.join(__dirname, `${base}.${ts ? 'ts' : 'js'}`),
+    filename: bundle ? bundled : path.join(__dirname, `${base}.${ts ? 'ts' : 'js'}`),
     execArgv: ts ? ['--require', 'tsx/cjs'] : [],
   };
 }

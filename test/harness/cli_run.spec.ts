@@ -292,6 +292,35 @@ describe('the installed bin', () => {
     expect(JSON.parse(again.stdout).failures[0].property).toBe('no-longterm-pin-in-movable');
   });
 
+  it('compiled, the actor workers load one bundled file (without plugins) and replay a regression with its recorded hash either way', () => {
+    const file = path.join(__dirname, '..', '..', 'regressions', 'device_vfio-type1-v6.12-dma-integrity-15.json');
+    const replay = (env: NodeJS.ProcessEnv) => {
+      const r = spawnSync(process.execPath, [bin, 'replay', file, '--json'], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        env,
+      });
+      expect(r.status).toBe(1);
+      return JSON.parse(r.stdout) as { trace_hash: string; recorded_trace_hash: string; as_recorded: boolean };
+    };
+    const bundled = replay({ ...process.env, PINLAB_PLUGINS: '' });
+    const plain = replay({ ...process.env, PINLAB_PLUGINS: SELFTEST_PLUGIN });
+    expect(bundled).toMatchObject({ as_recorded: true, trace_hash: bundled.recorded_trace_hash });
+    expect(plain).toMatchObject({ as_recorded: true, trace_hash: bundled.recorded_trace_hash });
+    // the build the runs above used (bin/build.js): the pool's choice of file, before and after a plugin loads
+    const dist = path.join(__dirname, '..', '..', 'dist', 'harness');
+    /* eslint-disable @typescript-eslint/no-require-imports -- the compiled modules, not the sources */
+    const pool = require(path.join(dist, 'pool.js')) as typeof import('../../harness/pool');
+    const plugins = require(path.join(dist, 'plugins.js')) as typeof import('../../harness/plugins');
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    expect(plugins.loadedPlugins()).toEqual([]);
+    expect(pool.workerFile().filename).toBe(path.join(dist, 'worker.bundle.js'));
+    expect(fs.statSync(path.join(dist, 'worker.bundle.js')).size).toBeGreaterThan(100_000);
+    plugins.loadPlugin(SELFTEST_PLUGIN);
+    expect(pool.workerFile().filename).toBe(path.join(dist, 'worker.js'));
+    expect(pool.workerFile('campaign_worker').filename).toBe(path.join(dist, 'campaign_worker.js'));
+  });
+
   it('exits 1 on its own after a worker dies (the pool is torn down, no thread keeps it alive)', () => {
     const r = spawnSync(
       process.execPath,
