@@ -10,43 +10,73 @@
 // Deterministic: the same failing case gives the same result.
 import { CaseError, type Case, type CaseResult, type RunOptions } from './run_case';
 import type { OrderEntry } from './scheduler';
-import { K_EXIT, K_OP, K_POINT } from './schedctl';
+import { K_BLOCK, K_EXIT, K_OP, K_POINT, K_RET } from './schedctl';
 
 type Runner = (cs: Case, opts: RunOptions) => Promise<CaseResult>;
+
+/** A scheduling decision of a run: the actor that took it and the op of its program it was in. */
+interface Decision {
+  actor: number;
+  op: number;
+}
 
 /** Points that belong to no op of the program (before the first op, teardown, exit). */
 const NO_OP = -1;
 
 /**
  * The failing run's points in the order they were reached, each with the program op of its actor it
- * was reached in: an op's own `op:` point and every point up to the actor's next `op:` point. Null
+ * was reached in: an op's own `op:` point and every point up to the actor's next `op:` point. And its
+ * scheduling decisions after the first (initDeterministic()'s), one for each point, wait that blocked
+ * and exit in the order taken (harness/scheduler.ts), each with the op it was taken in: a wait between
+ * an op's start and its return belongs to the op, one outside (the quiescence barrier) to none. Null
  * when the trace ring wrapped.
  */
-export function pointsByOp(r: CaseResult): { order: OrderEntry[]; op: number[] } | null {
+export function pointsByOp(r: CaseResult): { order: OrderEntry[]; op: number[]; decisions: Decision[] } | null {
   if (r.ringLost > 0) return null;
   const order: OrderEntry[] = [];
   const op: number[] = [];
+  const decisions: Decision[] = [];
   const cur = new Map<number, number>(); // actor -> the op it is in
-  const opPoint = new Map<number, number>(); // actor -> its last `op:` point, until the K_OP record names the op
+  const running = new Map<number, number>(); // actor -> the op between its K_OP and K_RET records
+  // actor -> its last `op:` point (in order, in decisions), until the K_OP record names the op
+  const opPoint = new Map<number, [number, number]>();
   for (const e of r.ring) {
     if (e.kind === K_OP) {
       const at = opPoint.get(e.actor);
-      if (at !== undefined) op[at] = e.arg;
+      if (at !== undefined) op[at[0]] = decisions[at[1]]!.op = e.arg;
       opPoint.delete(e.actor);
       cur.set(e.actor, e.arg);
+      running.set(e.actor, e.arg);
       continue;
     }
+    if (e.kind === K_RET) running.delete(e.actor);
+    if (e.kind === K_BLOCK) decisions.push({ actor: e.actor, op: running.get(e.actor) ?? NO_OP });
     if (e.kind !== K_POINT && e.kind !== K_EXIT) continue;
     const isOp = e.kind === K_POINT && (r.labels.get(e.label) ?? '').startsWith('op:');
     if (isOp) {
       // a program op's point is followed by its K_OP record; teardown's is not
       cur.set(e.actor, NO_OP);
-      opPoint.set(e.actor, order.length);
+      opPoint.set(e.actor, [order.length, decisions.length]);
     }
-    op.push(e.kind === K_EXIT ? NO_OP : (cur.get(e.actor) ?? NO_OP));
+    const at = e.kind === K_EXIT ? NO_OP : (cur.get(e.actor) ?? NO_OP);
+    op.push(at);
+    decisions.push({ actor: e.actor, op: at });
     order.push({ actor: e.actor, label: e.label });
   }
-  return { order, op };
+  return { order, op, decisions };
+}
+
+/**
+ * A schedule without one op's decisions: the first decision, then every later one (pointsByOp()'s
+ * decisions) not taken in op i of actor a, each with the choice it had (0 past the schedule's end).
+ */
+function scheduleWithout(schedule: readonly number[], decisions: readonly Decision[], a: number, i: number): number[] {
+  const out = [schedule[0] ?? 0];
+  decisions.forEach((d, k) => {
+    if (!(d.actor === a && d.op === i)) out.push(schedule[k + 1] ?? 0);
+  });
+  while (out.length > 1 && out[out.length - 1] === 0) out.pop();
+  return out;
 }
 
 /** Ops over every program of a case. */
@@ -87,12 +117,21 @@ export async function dropOps(
         const interleave = pts.order.filter((e, k) => !(e.actor === a && pts.op[k] === i));
         runs += 2;
         const followed = await tryRun(run, cand, { ...det, interleave });
-        if (!followed?.scheduleTaken) continue; // interleaveOutcome() has dropped its trailing zeros
-        const conv: Case = { ...cand, schedule: followed.scheduleTaken };
-        const again = await tryRun(run, conv, det);
-        if (!again || !fails(again)) continue;
-        cs = conv;
-        r = again;
+        const attempt = async (schedule: number[]): Promise<{ cs: Case; r: CaseResult } | null> => {
+          const conv: Case = { ...cand, schedule };
+          const again = await tryRun(run, conv, det);
+          return again && fails(again) ? { cs: conv, r: again } : null;
+        };
+        // interleaveOutcome() has dropped its trailing zeros. The interleaving orders points only: an
+        // actor that ran on past its point (into an op with none, up to a wait) may run later along it,
+        // so next the failing run's own decisions, less the op's
+        let kept = followed?.scheduleTaken ? await attempt(followed.scheduleTaken) : null;
+        if (!kept) {
+          runs++;
+          kept = await attempt(scheduleWithout(cs.schedule, pts.decisions, a, i));
+        }
+        if (!kept) continue;
+        ({ cs, r } = kept);
         reduced = progress = true;
         break;
       }

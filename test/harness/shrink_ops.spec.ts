@@ -53,6 +53,12 @@ describe('dropOps()', () => {
       '1:op:teardown:-1',
       '1:exit:-1',
     ]);
+    // the decisions: those points, and the wait user-0 blocked in (the quiescence barrier, in no op)
+    expect(p.decisions.map((d) => `${d.actor}:${d.op}`)).toEqual([
+      ...['0:0', '0:0', '1:0', '1:0', '1:0', '1:0', '1:0', '1:0', '1:-1', '0:1'],
+      ...['0:-1', '0:-1', '1:-1', '1:-1'],
+    ]);
+    expect(p.decisions.length + 1).toBe(r.decisions); // and initDeterministic()'s first
   });
 
   it('drops an op whose removal shifts the schedule, keeping the interleaving of the rest', async () => {
@@ -66,6 +72,50 @@ describe('dropOps()', () => {
     expect(fails(fewer.r)).toBe(true);
     // the reduced case is an ordinary one: its schedule alone replays the failure
     expect(fails(await run(fewer.cs, det))).toBe(true);
+  });
+
+  it("drops ops the interleaving cannot keep (an actor ran on past its point): the failing run's decisions less the op's", async () => {
+    // a case the mutation benchmark shrank to 11 ops (rdma-odp's no-seq-retry, seed 280068087): ODP
+    // registration faults the ring page in while offlining migrates it; the first eight ops fail -EINVAL
+    const write = (len?: number): ActorOp => ({ op: 'rdma_write', mr: 0, off: 0, ...(len ? { len } : {}), value: 1 });
+    const odp: ActorOp[] = [
+      ...[write(), write(), write(), write(98304), write(98304), write(98304)],
+      { op: 'rdma_read', mr: 0, off: 0, len: 98304 },
+      { op: 'dereg_mr', mr: 0 },
+      { op: 'reg_mr', vaddr: { map: 'ring', off: 0 }, len: 32768, access: 71 },
+    ];
+    const cs: Case = {
+      layout: {
+        cmdline: 'mem=1M movablecore=512K cma=128K@256K sysctl.vm.min_free_kbytes=16',
+        geometry: 'mini',
+        maps: [
+          { name: 'buf', pages: 24 },
+          { name: 'ring', pages: 8 },
+        ],
+      },
+      variant: 'v6.12',
+      programs: {
+        'user-0': [{ op: 'touch', map: 'ring', page: 0, write: true }],
+        'rdma-odp-0': odp,
+        'hotplug-0': [{ op: 'offline', block: 0 }],
+      },
+      schedule: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
+      faults: {},
+      bugs: { 'rdma-odp-0': ['no-seq-retry'] },
+    };
+    const stale = (r: CaseResult): boolean => r.failures.some((f) => f.property === 'dma-integrity');
+    const odpDet: RunOptions = { mode: 'det', seed: 280068087 };
+    const r = await run(cs, odpDet);
+    expect(stale(r)).toBe(true);
+    // along the interleaving, user-0's touch (no point after its op's own) runs after the offline: no race
+    const p = pointsByOp(r)!;
+    const without0: Case = { ...cs, programs: { ...cs.programs, 'rdma-odp-0': odp.slice(1) }, schedule: [] };
+    const interleave = p.order.filter((e, k) => !(e.actor === 1 && p.op[k] === 0));
+    const followed = await run(without0, { ...odpDet, interleave });
+    expect(stale(await run({ ...without0, schedule: followed.scheduleTaken! }, odpDet))).toBe(false);
+    const fewer = (await dropOps(run, odpDet, cs, r, stale, () => false))!;
+    expect(fewer.cs.programs['rdma-odp-0']).toEqual([odp[8]]);
+    expect(stale(await run(fewer.cs, odpDet))).toBe(true);
   });
 
   it('gives null when every op is needed, and stops when asked', async () => {
