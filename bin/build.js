@@ -72,8 +72,8 @@ const hasWorker = (src) => src.includes(path.join('harness', 'worker.ts'));
 
 /** dist/harness/worker.js and everything it imports, in one file (no plugins: those load at run time). */
 function bundleWorker() {
-  const esbuild = require(require.resolve('esbuild', { paths: [root] }));
   try {
+    const esbuild = require(require.resolve('esbuild', { paths: [root] }));
     esbuild.buildSync({
       entryPoints: [path.join(root, 'dist', 'harness', 'worker.js')],
       outfile: WORKER_BUNDLE,

@@ -427,6 +427,9 @@ export function mutationConfig(mu: Mutation, variant: string, seed: number, runs
     properties: mu.only ? [mu.property] : undefined,
     bugs,
     guided: process.env.PINLAB_GUIDED === '1',
+    // every entry's suite and models are pinlab's own: the workers load no plugin, as `pinlab run` without
+    // PINLAB_PLUGINS (the benchmark's plugin, loaded in its process, would cost the compiled workers their bundle)
+    plugins: [],
   };
 }
 

@@ -14,12 +14,14 @@ import { smpEnable } from '../mm/atomic';
  * Compiled, the actor worker loads its bundle (bin/build.js) unless plugins are loaded: a plugin registers
  * into the modules of dist/ it imports, which the bundle's own copies would not see.
  */
-export function workerFile(base = 'worker'): { filename: string; execArgv: string[] } {
+export function workerFile(
+  base = 'worker',
+  plugins: readonly string[] = loadedPlugins(),
+): { filename: string; execArgv: string[] } {
   const ts = __filename.endsWith('.ts');
   const bundled = path.join(__dirname, `${base}.bundle.js`);
   // under NODE_V8_COVERAGE (npm run coverage) each script must be a file of dist/ that c8 maps to its source
-  const bundle =
-    !ts && base === 'worker' && !loadedPlugins().length && !process.env.NODE_V8_COVERAGE && fs.existsSync(bundled);
+  const bundle = !ts && base === 'worker' && !plugins.length && !process.env.NODE_V8_COVERAGE && fs.existsSync(bundled);
   return {
     filename: bundle ? bundled : path.join(__dirname, `${base}.${ts ? 'ts' : 'js'}`),
     execArgv: ts ? ['--require', 'tsx/cjs'] : [],
@@ -30,11 +32,12 @@ export class ActorPool {
   private readonly pool: Piscina;
   readonly threads: number;
 
-  constructor(threads: number) {
+  /** plugins: those the workers load (default: every plugin this thread has; a run that uses none may say []) */
+  constructor(threads: number, plugins: readonly string[] = loadedPlugins()) {
     threads = Math.max(1, threads); // the boot suite's cases have no actors; piscina wants a thread
     this.threads = threads;
     smpEnable(); // machines of this thread are shared with the workers from now on (mm/atomic.ts)
-    const w = workerFile();
+    const w = workerFile('worker', plugins);
     // a bound runner's workers load on every CPU, then bind to its CPU (worker.ts)
     this.pool = startWide(
       (cpu) =>
@@ -49,7 +52,7 @@ export class ActorPool {
           // transform cache) finish between tasks instead of leaking an open file per worker
           atomics: 'async',
           // workers load the plugins this thread has, and bind to cpu (worker.ts)
-          workerData: { plugins: [...loadedPlugins()], cpu } satisfies WorkerData,
+          workerData: { plugins: [...plugins], cpu } satisfies WorkerData,
         }),
     );
   }

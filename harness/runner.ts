@@ -61,6 +61,8 @@ export interface RunConfig {
   guided?: boolean;
   /** a pool to use and leave running (the campaign's runners keep one across suite runs), if it has threads enough */
   pool?: PoolHolder;
+  /** the plugins the run's own pool loads in its workers (default: every plugin this thread has loaded) */
+  plugins?: readonly string[];
   /** trace lines (folded) printed around a failure (--trace-lines; default 30) */
   traceLines?: number;
 }
@@ -205,14 +207,17 @@ export interface RunSummary {
 /** The pool of a run, replaced when a worker does not come back from a stopped case. */
 export class PoolHolder {
   pool: ActorPool;
-  constructor(readonly threads: number) {
-    this.pool = new ActorPool(threads);
+  constructor(
+    readonly threads: number,
+    private readonly plugins?: readonly string[],
+  ) {
+    this.pool = new ActorPool(threads, plugins);
   }
   async run(cs: Case, opts: RunOptions): Promise<CaseResult> {
     const r = await runCase(this.pool, cs, opts);
     if (r.recyclePool) {
       const old = this.pool;
-      this.pool = new ActorPool(this.threads);
+      this.pool = new ActorPool(this.threads, this.plugins);
       await old.destroy().catch(() => undefined);
     }
     return r;
@@ -457,7 +462,7 @@ class SuiteRun {
 
   constructor(private readonly cfg: RunConfig) {
     const threads = cfg.suite.actors.length;
-    this.holder = cfg.pool && cfg.pool.threads >= threads ? cfg.pool : new PoolHolder(threads);
+    this.holder = cfg.pool && cfg.pool.threads >= threads ? cfg.pool : new PoolHolder(threads, cfg.plugins);
     this.checked = cfg.properties ?? cfg.suite.properties;
     const base = suiteCases(fc, cfg.suite, {
       variant: cfg.variant,

@@ -318,6 +318,8 @@ describe('the installed bin', () => {
     expect(fs.statSync(path.join(dist, 'worker.bundle.js')).size).toBeGreaterThan(100_000);
     plugins.loadPlugin(SELFTEST_PLUGIN);
     expect(pool.workerFile().filename).toBe(path.join(dist, 'worker.js'));
+    // a run that says its workers need no plugin (the mutation searches: harness/mutations.ts) keeps the bundle
+    expect(pool.workerFile('worker', []).filename).toBe(path.join(dist, 'worker.bundle.js'));
     expect(pool.workerFile('campaign_worker').filename).toBe(path.join(dist, 'campaign_worker.js'));
   });
 
