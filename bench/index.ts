@@ -268,7 +268,9 @@ async function mainBench(): Promise<void> {
     const seconds = +progress.end(i).toFixed(1);
     // each benchmark's files as soon as it ends: an interrupted run keeps what finished
     for (const [file, rows] of Object.entries(results)) {
-      const json = JSON.stringify({ node: process.version, seconds, rows }, null, 2) + '\n';
+      // a subset's duration says nothing of the whole benchmark's (recordedSeconds() skips it)
+      const only = process.env.PINLAB_BENCH_ONLY;
+      const json = JSON.stringify({ node: process.version, seconds, ...(only ? { only } : {}), rows }, null, 2) + '\n';
       fs.writeFileSync(path.join(dir, `${file}.json`), json);
     }
   }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { mainAsync } from '../../harness/cli';
 import { runSuite, replayLine } from '../../harness/runner';
-import { SUITES } from '../../harness/suites';
+import { KERNEL_MUTATIONS, mutationConfig } from '../../harness/mutations';
 import { SELFTEST_PLUGIN } from '../plugins/selftest';
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -178,23 +178,9 @@ describe('run', () => {
   });
 
   it('the replay line of each kind of failure, and a free failure unsaved replays from --case', async () => {
-    const cfg = {
-      suite: SUITES['longterm-pin']!,
-      variant: 'v5.12',
-      seed: 2,
-      runs: 200,
-      mode: 'det' as const,
-    };
-    const summary = await runSuite({
-      ...cfg,
-      checkDeterminism: false,
-      json: true,
-      regressionsDir: null,
-      tty: false,
-      interrupt: { stopped: false },
-      io: { out: () => undefined, err: () => undefined },
-    });
-    const f = summary.failures[0]!;
+    // the mutation table's first entry (v5.12, longterm-pin, every property), quietly, from seed 2
+    const cfg = mutationConfig(KERNEL_MUTATIONS[0]!, 'v5.12', 2, 200);
+    const f = (await runSuite(cfg)).failures[0]!;
     const how = { guided: false, reduced: false };
     expect(replayLine(cfg, { ...f, regression: 'x/r.json' }, f.path, how)).toBe('pinlab replay x/r.json');
     expect(replayLine(cfg, f, '3:1', how)).toBe(

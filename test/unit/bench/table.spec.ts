@@ -1,6 +1,9 @@
 // bench/table.ts and bench/progress.ts: the benchmarks' plain tables and their progress lines (no timing).
 import { formatTable, formatCell } from '../../../bench/table';
-import { Progress, clock } from '../../../bench/progress';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Progress, clock, recordedSeconds } from '../../../bench/progress';
 
 describe('bench table', () => {
   it('aligns numbers right and text left, with no quotes or index column', () => {
@@ -43,5 +46,20 @@ describe('bench progress', () => {
     expect(clock(25.4)).toBe('25 s');
     expect(clock(0.44)).toBe('0.4 s');
     expect(clock(61)).toBe('1:01');
+  });
+});
+
+describe('bench estimates', () => {
+  it("take a whole run's recorded duration, never a subset's (PINLAB_BENCH_ONLY)", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-out-'));
+    const results = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-results-'));
+    fs.writeFileSync(path.join(results, 'mutation.json'), JSON.stringify({ seconds: 1249, rows: [] }));
+    expect(recordedSeconds([out, results], 'mutation')).toBe(1249);
+    fs.writeFileSync(path.join(out, 'mutation.json'), JSON.stringify({ seconds: 84, only: 'R20', rows: [] }));
+    expect(recordedSeconds([out, results], 'mutation')).toBe(1249);
+    fs.writeFileSync(path.join(out, 'mutation.json'), JSON.stringify({ seconds: 1300, rows: [] }));
+    expect(recordedSeconds([out, results], 'mutation')).toBe(1300);
+    fs.rmSync(out, { recursive: true });
+    fs.rmSync(results, { recursive: true });
   });
 });
