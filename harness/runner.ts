@@ -319,7 +319,6 @@ export function prepareRegressionsDir(dir: string): void {
   }
 }
 
-/** Write a regression file atomically (temporary file, fsync'd, then renamed). */
 /** A regression file's document (its name aside): what `pinlab replay` reads back. */
 function regressionDoc(
   rep: Omit<FailureReport, 'regression' | 'replay'>,
@@ -340,6 +339,7 @@ function regressionDoc(
   };
 }
 
+/** Write a regression file atomically (temporary file, fsync'd, then renamed). */
 export function writeRegression(dir: string, rep: Omit<FailureReport, 'regression' | 'replay'>): string {
   mkdirs(dir);
   // the case's hash in the name: two runs' failures never overwrite each other silently
