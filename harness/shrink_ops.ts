@@ -7,7 +7,8 @@
 // runs the case along the interleaving the failing run took, less the points of the removed op
 // (the scheduler's `interleave` mode, as a free run's failure is replayed: harness/free_replay.ts). The
 // decisions that run takes become the candidate's schedule, which must fail the same way on its own.
-// Deterministic: the same failing case gives the same result.
+// An interleaving orders points only, so when it loses the failure the failing run's own decisions,
+// less those taken in the op, are tried too. Deterministic: the same failing case gives the same result.
 import { CaseError, type Case, type CaseResult, type RunOptions } from './run_case';
 import type { OrderEntry } from './scheduler';
 import { K_BLOCK, K_EXIT, K_OP, K_POINT, K_RET } from './schedctl';
@@ -84,8 +85,8 @@ export const opCount = (cs: Case): number => Object.values(cs.programs).reduce((
 
 /**
  * Remove ops from a failing case while it still fails (fails(r)), last ops first, each removal
- * checked along the interleaving the failing run took. At most maxRuns runs; stopped() ends it early
- * (Ctrl-C). The reduced case and its run, or null when no op could go.
+ * checked along the interleaving the failing run took, then with its decisions. At most maxRuns
+ * runs; stopped() ends it early (Ctrl-C). The reduced case and its run, or null when no op could go.
  */
 export async function dropOps(
   run: Runner,
