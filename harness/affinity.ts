@@ -5,9 +5,10 @@
 // stay on one core and its caches, where the scheduler would otherwise spread one job's threads over
 // both cores and make two jobs wait for each other (bench/README.md). Linux only, through taskset(1)
 // on the thread's own id; anywhere else, or when it fails, a runner runs unbound: only time depends on
-// this, never a result.
+// this, never a result. A runner binds without waiting (bindLater()): one taskset(1) run takes 7-20 ms,
+// and a search whose first case fails would otherwise pay several of them before it.
 import * as fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 
 /** The CPUs this process may run on (Cpus_allowed_list of /proc/self/status), or null where unknown. */
 export function allowedCpus(): number[] | null {
@@ -18,15 +19,19 @@ export function allowedCpus(): number[] | null {
 const PROCESS_CPUS = allowedCpus();
 
 /**
- * Start threads (create()) so that they load their code on every CPU of the process and then bind
- * themselves to the one CPU the caller is bound to: create() runs with the caller's mask widened to the
- * process's (a new thread takes its creator's mask), and gets that CPU to hand to the threads, or null
- * when the caller is not bound to one CPU (then nothing changes). Loading four actor workers' code on
- * one core instead took 230 ms against 140 (bench/README.md).
+ * Start threads (create()) so that they load their code on every CPU of the process, and hand create()
+ * the CPU they are to bind to later: the runner's (setRunnerCpu()), or the one CPU the caller is bound
+ * to, when it is (create() then runs with the caller's mask widened to the process's: a new thread takes
+ * its creator's mask); else null, and nothing changes. Loading four actor workers' code on one core
+ * took 230 ms against 140 (bench/README.md).
  */
 export function startWide<T>(create: (cpu: number | null) => T): T {
   const mine = threadCpus();
-  const cpu = mine?.length === 1 && (PROCESS_CPUS?.length ?? 0) > 1 ? mine[0]! : null;
+  const bound = mine?.length === 1 && (PROCESS_CPUS?.length ?? 0) > 1;
+  // a runner not bound yet (setRunnerCpu()): the threads start on every CPU as it runs now; the pool
+  // binds them and the runner later (ActorPool.bindNow())
+  if (runnerCpu !== null && !bound) return create(runnerCpu);
+  const cpu = bound ? mine[0]! : null;
   if (cpu === null || !bindThisThread(PROCESS_CPUS!)) return create(null);
   try {
     return create(cpu);
@@ -43,6 +48,41 @@ export function threadId(): number | null {
   } catch {
     return null;
   }
+}
+
+/** The CPU this thread's cases run on, which it binds to when it starts its actor pool (startWide()); or null. */
+let runnerCpu: number | null = null;
+/** This thread's bindLater() calls, chained: they apply in the order asked. */
+let binding: Promise<boolean> = Promise.resolve(true);
+
+/**
+ * Name the CPU this thread (a campaign runner, a single run) runs its cases on, without binding to it
+ * yet: startWide() starts the actor workers on every CPU and then binds the thread and them to it.
+ */
+export function setRunnerCpu(cpu: number | null): void {
+  runnerCpu = cpu;
+}
+
+/**
+ * Bind the calling thread to a CPU (or a set) without waiting for taskset(1); the thread's bindings
+ * apply in the order asked. Resolves when this one has (false: not bound).
+ */
+export function bindLater(cpu: number | readonly number[]): Promise<boolean> {
+  const tid = threadId();
+  if (tid === null) return Promise.resolve(false);
+  const list = typeof cpu === 'number' ? String(cpu) : cpu.join(',');
+  binding = binding.then(
+    () =>
+      new Promise<boolean>((resolve) => {
+        execFile('taskset', ['-p', '-c', list, String(tid)], { timeout: 5_000 }, (err) => resolve(!err));
+      }),
+  );
+  return binding;
+}
+
+/** When this thread's bindLater() calls so far have applied. */
+export function bindingSettled(): Promise<boolean> {
+  return binding;
 }
 
 /** Bind the calling thread to a CPU (or a set); threads it creates from now on inherit it. False: not bound. */
@@ -71,26 +111,32 @@ export function currentCpu(): number | null {
 }
 
 /**
- * A single runner (pinlab run, the mutation benchmark's searches): bind the calling thread, and so the
- * actor workers it starts later, to the CPU it is on now, when the process may use more than one.
- * Concurrent pinlab processes are then likely on different CPUs, as the scheduler placed them. The
- * CPU bound to, or null (nothing to gain, or not possible here).
+ * A single runner (pinlab run, the mutation benchmark's searches): the CPU it is on now, when the
+ * process may use more than one, or null (nothing to gain). Concurrent pinlab processes are then likely
+ * on different CPUs, as the scheduler placed them.
  */
-function bindToCurrentCpu(): number | null {
+function currentRunnerCpu(): number | null {
   const allowed = allowedCpus();
   const cpu = currentCpu();
-  if (!allowed || allowed.length < 2 || cpu === null || !allowed.includes(cpu)) return null;
-  return bindThisThread(cpu) ? cpu : null;
+  return !allowed || allowed.length < 2 || cpu === null || !allowed.includes(cpu) ? null : cpu;
 }
 
-/** Run fn with the calling thread bound as bindToCurrentCpu() does, then give it back its mask. */
+/**
+ * Run fn as a runner on the CPU the calling thread is on now (currentRunnerCpu()): the thread and the
+ * actor workers fn starts bind to it once they have started (startWide()). Then the thread gets its
+ * mask back.
+ */
 export async function onCurrentCpu<T>(fn: () => Promise<T>): Promise<T> {
+  const cpu = currentRunnerCpu();
+  if (cpu === null || runnerCpu !== null) return fn();
   const before = threadCpus();
-  const cpu = bindToCurrentCpu();
+  setRunnerCpu(cpu);
   try {
     return await fn();
   } finally {
-    if (cpu !== null && before) bindThisThread(before);
+    setRunnerCpu(null);
+    await bindingSettled();
+    if (before && threadCpus()?.join() !== before.join()) await bindLater(before);
   }
 }
 

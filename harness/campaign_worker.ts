@@ -5,15 +5,16 @@ import { loadPlugin } from './plugins';
 import { runSuite, PoolHolder } from './runner';
 import { SUITES } from './suites';
 import { JOB_RUN, type JobTask, type JobResult, type RunnerData } from './campaign_jobs';
-import { bindThisThread } from './affinity';
+import { setRunnerCpu } from './affinity';
 import type { Interrupt } from './signals';
 
 const data = workerData as RunnerData;
 for (const name of data.plugins) loadPlugin(name);
 const stop = new Int32Array(data.stop);
-// a CPU of its own; the actor workers bind to it once loaded (harness/affinity.ts startWide())
+// a CPU of its own, which it and its actor workers bind to once the workers have started
+// (harness/affinity.ts startWide())
 const cpu = data.cpus[Atomics.add(new Int32Array(data.next), 0, 1)];
-if (cpu !== undefined) bindThisThread(cpu);
+if (cpu !== undefined) setRunnerCpu(cpu);
 // one actor pool for every suite run of this runner: threads start (and load the code) once
 let pool: PoolHolder | null = null;
 

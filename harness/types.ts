@@ -149,6 +149,8 @@ export type WorkerTask = ActorTask | PluginTask;
 export interface WorkerData {
   /** the plugins the pool's thread loaded */
   plugins: string[];
-  /** the CPU to bind to once loaded (the pool's thread's), or null: stay as started */
+  /** the CPU to bind to (the pool's runner's), or null: stay as started */
   cpu: number | null;
+  /** an Int32 the pool sets to 1 when its workers are to bind to cpu (ActorPool.bindNow()) */
+  bind: SharedArrayBuffer;
 }

@@ -6,14 +6,20 @@ import { workerData } from 'node:worker_threads';
 import type { WorkerTask, ActorResult, WorkerData } from './types';
 import { runActor } from './actor';
 import { loadPlugin, workerTask } from './plugins';
-import { bindThisThread } from './affinity';
+import { bindLater } from './affinity';
 
 const data = workerData as WorkerData | undefined;
 for (const name of data?.plugins ?? []) loadPlugin(name);
-// started unbound to load the code above on every CPU; now onto the pool's CPU (affinity.ts startWide())
-if (typeof data?.cpu === 'number') bindThisThread(data.cpu);
+// started unbound to load the code above on every CPU; onto the pool's CPU when the pool says so
+// (ActorPool.bindNow()), without waiting for it
+const bindFlag = data?.bind ? new Int32Array(data.bind) : null;
+let unbound = typeof data?.cpu === 'number';
 
 export default function run(task: WorkerTask): ActorResult | unknown {
+  if (unbound && Atomics.load(bindFlag!, 0) === 1) {
+    unbound = false;
+    void bindLater(data!.cpu!);
+  }
   if (task.kind === 'actor') return runActor(task);
   const fn = workerTask(task.task);
   if (!fn) throw new Error(`worker task '${task.task}': no loaded plugin has it`);
