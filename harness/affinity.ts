@@ -1,12 +1,13 @@
-// CPU affinity for case runners: each campaign runner (--jobs) binds itself to one CPU of the
-// process's allowed set, and its actor workers bind to the same CPU once they have loaded their code
-// (startWide(); a new thread takes its creator's mask, sched_setaffinity(2)). A case hands the CPU
+// CPU affinity for case runners: each campaign runner (--jobs) binds itself and its actor workers to
+// one CPU of the process's allowed set once its pool has run a few hundred tasks (ActorPool.bindNow());
+// the workers start on every CPU to load their code (startWide(); a new thread takes its creator's mask,
+// sched_setaffinity(2)). A case hands the CPU
 // from one of its threads to the next hundreds of times (harness/scheduler.ts); bound, those hand-offs
 // stay on one core and its caches, where the scheduler would otherwise spread one job's threads over
 // both cores and make two jobs wait for each other (bench/README.md). Linux only, through taskset(1)
 // on the thread's own id; anywhere else, or when it fails, a runner runs unbound: only time depends on
-// this, never a result. A runner binds without waiting (bindLater()): one taskset(1) run takes 7-20 ms,
-// and a search whose first case fails would otherwise pay several of them before it.
+// this, never a result. Binding waits for the pool's first cases and then does not wait for taskset(1)
+// (bindLater()): one run takes 7-20 ms, and a search whose first cases fail would pay several of them.
 import * as fs from 'node:fs';
 import { execFile, execFileSync } from 'node:child_process';
 
@@ -50,14 +51,15 @@ export function threadId(): number | null {
   }
 }
 
-/** The CPU this thread's cases run on, which it binds to when it starts its actor pool (startWide()); or null. */
+/** The CPU this thread's cases run on, which it and its pool's workers bind to (ActorPool.bindNow()); or null. */
 let runnerCpu: number | null = null;
 /** This thread's bindLater() calls, chained: they apply in the order asked. */
 let binding: Promise<boolean> = Promise.resolve(true);
 
 /**
  * Name the CPU this thread (a campaign runner, a single run) runs its cases on, without binding to it
- * yet: startWide() starts the actor workers on every CPU and then binds the thread and them to it.
+ * yet: startWide() starts the actor workers on every CPU, and the pool binds the thread and them to it
+ * after its first tasks (ActorPool.bindNow()).
  */
 export function setRunnerCpu(cpu: number | null): void {
   runnerCpu = cpu;
@@ -123,8 +125,8 @@ function currentRunnerCpu(): number | null {
 
 /**
  * Run fn as a runner on the CPU the calling thread is on now (currentRunnerCpu()): the thread and the
- * actor workers fn starts bind to it once they have started (startWide()). Then the thread gets its
- * mask back.
+ * actor workers of the pool fn starts bind to it after the pool's first tasks (ActorPool.bindNow()).
+ * Then the thread gets its mask back.
  */
 export async function onCurrentCpu<T>(fn: () => Promise<T>): Promise<T> {
   const cpu = currentRunnerCpu();

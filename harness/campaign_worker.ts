@@ -11,8 +11,8 @@ import type { Interrupt } from './signals';
 const data = workerData as RunnerData;
 for (const name of data.plugins) loadPlugin(name);
 const stop = new Int32Array(data.stop);
-// a CPU of its own, which it and its actor workers bind to once the workers have started
-// (harness/affinity.ts startWide())
+// a CPU of its own, which it and its actor workers bind to after the pool's first tasks
+// (harness/pool.ts ActorPool.bindNow())
 const cpu = data.cpus[Atomics.add(new Int32Array(data.next), 0, 1)];
 if (cpu !== undefined) setRunnerCpu(cpu);
 // one actor pool for every suite run of this runner: threads start (and load the code) once

@@ -50,7 +50,7 @@ export class ActorPool {
     this.threads = threads;
     smpEnable(); // machines of this thread are shared with the workers from now on (mm/atomic.ts)
     const w = workerFile('worker', plugins);
-    // a bound runner's workers load on every CPU, then bind to its CPU (worker.ts)
+    // a runner's workers load on every CPU, and bind to its CPU when bindNow() says (worker.ts)
     this.pool = startWide((cpu) => {
       this.cpu = cpu;
       return new Piscina({

@@ -1,6 +1,7 @@
 // CPU binding of case runners (harness/affinity.ts): which CPUs the runners take, that a bound thread's
 // workers inherit its CPU, that a runner's pool starts its workers on every CPU and binds them and the
-// runner later (harness/pool.ts), and that a single runner gets its own mask back. Linux with taskset(1) and two CPUs or more; elsewhere only the pure parts run.
+// runner later (harness/pool.ts), and that a single runner gets its own mask back. Linux with taskset(1)
+// and two CPUs or more; elsewhere only the pure parts run.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
