@@ -51,6 +51,12 @@ export function threadId(): number | null {
   }
 }
 
+/** taskset(1)'s arguments that bind the calling thread to a CPU (or a set), or null (no thread id). */
+function tasksetArgs(cpu: number | readonly number[]): string[] | null {
+  const tid = threadId();
+  return tid === null ? null : ['-p', '-c', typeof cpu === 'number' ? String(cpu) : cpu.join(','), String(tid)];
+}
+
 /** The CPU this thread's cases run on, which it and its pool's workers bind to (ActorPool.bindNow()); or null. */
 let runnerCpu: number | null = null;
 /** This thread's bindLater() calls, chained: they apply in the order asked. */
@@ -70,14 +76,10 @@ export function setRunnerCpu(cpu: number | null): void {
  * apply in the order asked. Resolves when this one has (false: not bound).
  */
 export function bindLater(cpu: number | readonly number[]): Promise<boolean> {
-  const tid = threadId();
-  if (tid === null) return Promise.resolve(false);
-  const list = typeof cpu === 'number' ? String(cpu) : cpu.join(',');
+  const args = tasksetArgs(cpu);
+  if (!args) return Promise.resolve(false);
   binding = binding.then(
-    () =>
-      new Promise<boolean>((resolve) => {
-        execFile('taskset', ['-p', '-c', list, String(tid)], { timeout: 5_000 }, (err) => resolve(!err));
-      }),
+    () => new Promise<boolean>((resolve) => execFile('taskset', args, { timeout: 5_000 }, (err) => resolve(!err))),
   );
   return binding;
 }
@@ -89,11 +91,10 @@ export function bindingSettled(): Promise<boolean> {
 
 /** Bind the calling thread to a CPU (or a set); threads it creates from now on inherit it. False: not bound. */
 export function bindThisThread(cpu: number | readonly number[]): boolean {
-  const tid = threadId();
-  if (tid === null) return false;
-  const list = typeof cpu === 'number' ? String(cpu) : cpu.join(',');
+  const args = tasksetArgs(cpu);
+  if (!args) return false;
   try {
-    execFileSync('taskset', ['-p', '-c', list, String(tid)], { stdio: 'ignore', timeout: 5_000 });
+    execFileSync('taskset', args, { stdio: 'ignore', timeout: 5_000 });
     return true;
   } catch {
     return false;

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
-import type { ActorTask, ActorResult, PluginTask, WorkerData } from './types';
+import type { ActorTask, ActorResult, PluginTask, WorkerData, WorkerTask } from './types';
 import { startWide, bindLater, threadCpus } from './affinity';
 import { loadedPlugins } from './plugins';
 import { smpEnable } from '../mm/atomic';
@@ -80,15 +80,18 @@ export class ActorPool {
   }
 
   run(task: ActorTask): Promise<ActorResult> {
-    if (++this.tasks === BIND_AFTER_TASKS) this.bindNow();
-    return this.pool.run(task) as Promise<ActorResult>;
+    return this.submit(task) as Promise<ActorResult>;
   }
 
   /** A plugin's worker task on one of the threads (harness/plugins.ts). */
   runTask(task: string, data: unknown): Promise<unknown> {
+    return this.submit({ kind: 'plugin', task, data } satisfies PluginTask);
+  }
+
+  /** Every task goes through here: the pool binds at its BIND_AFTER_TASKS-th. */
+  private submit(task: WorkerTask): Promise<unknown> {
     if (++this.tasks === BIND_AFTER_TASKS) this.bindNow();
-    const t: PluginTask = { kind: 'plugin', task, data };
-    return this.pool.run(t) as Promise<unknown>;
+    return this.pool.run(task) as Promise<unknown>;
   }
 
   async destroy(): Promise<void> {
