@@ -25,7 +25,7 @@ import { followPte } from '../mm/memory';
 import { ENOMEM } from '../mm/errno';
 import { folioMaybeDmaPinned } from '../mm/rmap';
 import { vmWarnOnOnce } from '../mm/debug';
-import type { GenShape, VaddrRef, DeviceEnv, HeldPage } from './device';
+import type { GenShape, VaddrRef, DeviceEnv, DeviceOp, HeldPage } from './device';
 import type { PropertyName } from '../properties/index';
 import { pinsBalance } from '../properties/pins_balance';
 
@@ -303,6 +303,59 @@ export function arbRange(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<G
             .map((pages) => ({ vaddr: { map: mp.name, off }, pages })),
         ),
     );
+}
+
+/**
+ * An op's reference to an earlier op of its program (linkOps()): k names the k-th most recent of the ops it may
+ * follow (wrapping), or undefined keeps the address the op drew. Two in three ops refer: a pin into the map
+ * made before it, an unmap of that map, a DMA through that pin, as syzkaller's resources tie its calls together.
+ */
+export function arbRef(fc: typeof fcType): fcType.Arbitrary<number | undefined> {
+  return fc.oneof({ weight: 2, arbitrary: fc.nat(3) }, { weight: 1, arbitrary: fc.constant(undefined) });
+}
+
+/**
+ * How an op kind follows an earlier op: `to` gives the op aimed at `src`, an earlier op of kind `from` and the
+ * nth of its kind in the program (an RDMA MR's handle, when every registration before it succeeded).
+ */
+export interface LinkRule {
+  from: string;
+  to: (op: DeviceOp, src: DeviceOp, nth: number) => DeviceOp;
+}
+
+/**
+ * A generated program with its references (arbRef(), the op's `ref` field) resolved by the model's rules and
+ * removed: a case holds plain ops. An op with no earlier op of the kind it follows keeps its own address.
+ */
+export function linkOps(ops: readonly DeviceOp[], rules: Readonly<Record<string, LinkRule>>): DeviceOp[] {
+  const seen = new Map<string, DeviceOp[]>();
+  return ops.map((drawn) => {
+    let op = drawn;
+    if ('ref' in drawn) {
+      const { ref, ...rest } = drawn;
+      op = rest as DeviceOp;
+      const rule = rules[op.op];
+      const srcs = rule && seen.get(rule.from);
+      if (rule && srcs?.length && typeof ref === 'number') {
+        const nth = srcs.length - 1 - (ref % srcs.length);
+        op = rule.to(op, srcs[nth]!, nth);
+      }
+    }
+    const list = seen.get(op.op);
+    if (list) list.push(op);
+    else seen.set(op.op, [op]);
+    return op;
+  });
+}
+
+/**
+ * The address an op that follows an earlier op aims at: in [base, base + pages pages), at the page its own drawn
+ * iova names (wrapped) and the same offset in that page.
+ */
+export function linkedIova(op: DeviceOp, base: number, pages: number): number {
+  const iova = Number(op.iova);
+  const page = Math.floor(iova / PAGE_SIZE);
+  return base + (pages > 0 ? page % pages : 0) * PAGE_SIZE + (iova % PAGE_SIZE);
 }
 
 /** A 32-bit payload word. */

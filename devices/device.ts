@@ -65,6 +65,11 @@ export interface DeviceEnv {
 }
 
 /** The variant a device model follows: env.kernel, else the thread's variant (mm/variants.ts). */
+/** A generated program as a suite runs it: its ops tied together by the model's link(), if it has one. */
+export function linkProgram(model: Pick<ActorModel, 'link'>, ops: DeviceOp[]): DeviceOp[] {
+  return model.link ? model.link(ops) : ops;
+}
+
 export function kernelOf(env: DeviceEnv): KernelVariant {
   return env.kernel ?? variant();
 }
@@ -130,6 +135,11 @@ export interface ActorModel<E extends DeviceEnv = DeviceEnv, S extends DeviceSta
   create(env: E): S;
   /** fast-check arbitrary of this model's operations */
   arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp>;
+  /**
+   * ties a generated program's ops to each other (common.ts linkOps(): a pin into an earlier map); the ops
+   * arbitrary() draws may carry a `ref` field for it, which this removes
+   */
+  link?(program: DeviceOp[]): DeviceOp[];
   /**
    * op name -> the negative errnos that op can return (its kernel function's); the errno-contract property checks every
    * result against it

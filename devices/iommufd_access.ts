@@ -36,7 +36,11 @@ import {
   arbWord,
   trace,
   dmaAccess,
+  arbRef,
   arbSlotBase,
+  linkOps,
+  linkedIova,
+  type LinkRule,
   arbSlotPage,
   arbSlotSpan,
   GUP_FAULT_POINTS,
@@ -478,6 +482,7 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
   const base = arbSlotBase(fc, shape, IOVA_PAGES);
   const iovaPage = arbSlotPage(fc, shape, IOVA_PAGES);
   const pages = fc.integer({ min: 1, max: shape.maxPages });
+  const ref = arbRef(fc);
   const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() }).map(({ at, r, ro }): DeviceOp => ({
     op: 'ioas_map',
     iova: at * PAGE_SIZE,
@@ -487,25 +492,36 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
     write: !ro,
   }));
   const pin = fc
-    .record({ at: iovaPage, n: pages, write: fc.boolean() })
-    .map(({ at, n, write }): DeviceOp => ({ op: 'access_pin', iova: at * PAGE_SIZE, length: n * PAGE_SIZE, write }));
-  const unpin = fc
-    .record({ at: iovaPage, n: pages })
-    .map(({ at, n }): DeviceOp => ({ op: 'access_unpin', iova: at * PAGE_SIZE, length: n * PAGE_SIZE }));
+    .record({ at: iovaPage, n: pages, write: fc.boolean(), ref })
+    .map(({ at, n, write, ref: k }): DeviceOp => ({
+      op: 'access_pin',
+      iova: at * PAGE_SIZE,
+      length: n * PAGE_SIZE,
+      write,
+      ref: k,
+    }));
+  const unpin = fc.record({ at: iovaPage, n: pages, ref }).map(({ at, n, ref: k }): DeviceOp => ({
+    op: 'access_unpin',
+    iova: at * PAGE_SIZE,
+    length: n * PAGE_SIZE,
+    ref: k,
+  }));
   const unmapRange = fc
-    .record({ at: base, n: arbSlotSpan(fc, shape) })
-    .map(({ at, n }): DeviceOp => ({ op: 'ioas_unmap', iova: at * PAGE_SIZE, length: n * PAGE_SIZE }));
+    .record({ at: base, n: arbSlotSpan(fc, shape), ref })
+    .map(({ at, n, ref: k }): DeviceOp => ({ op: 'ioas_unmap', iova: at * PAGE_SIZE, length: n * PAGE_SIZE, ref: k }));
   const unmap = fc.oneof(
     { weight: 6, arbitrary: unmapRange },
     { weight: 1, arbitrary: fc.constant<DeviceOp>({ op: 'ioas_unmap', all: true }) },
   );
   const rw = fc
-    .record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
-    .map(({ at, write, value }): DeviceOp => ({ op: 'access_rw', iova: at * PAGE_SIZE, write, value }));
+    .record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc), ref })
+    .map(({ at, write, value, ref: k }): DeviceOp => ({ op: 'access_rw', iova: at * PAGE_SIZE, write, value, ref: k }));
   const dw = fc
-    .record({ at: iovaPage, value: arbWord(fc) })
-    .map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
-  const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
+    .record({ at: iovaPage, value: arbWord(fc), ref })
+    .map(({ at, value, ref: k }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value, ref: k }));
+  const dr = fc
+    .record({ at: iovaPage, ref })
+    .map(({ at, ref: k }): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE, ref: k }));
   return fc.oneof(
     { weight: 3, arbitrary: map },
     { weight: 3, arbitrary: pin },
@@ -516,6 +532,20 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
     { weight: 1, arbitrary: dr },
   );
 }
+
+/** What generated ops follow (arbRef()): access pins inside an area, DMAs through its pins, an unmap of an area. */
+const within = (op: DeviceOp, src: DeviceOp): DeviceOp => ({
+  ...op,
+  iova: linkedIova(op, Number(src.iova), Number(src.length) / PAGE_SIZE),
+});
+const LINKS: Record<string, LinkRule> = {
+  access_pin: { from: 'ioas_map', to: within },
+  access_unpin: { from: 'access_pin', to: (op, p) => ({ ...op, iova: p.iova }) },
+  ioas_unmap: { from: 'ioas_map', to: (op, m) => ({ ...op, iova: m.iova }) },
+  access_rw: { from: 'ioas_map', to: within },
+  dma_write: { from: 'access_pin', to: within },
+  dma_read: { from: 'access_pin', to: within },
+};
 
 export const iommufdAccess: DeviceModel = {
   name: NAME,
@@ -557,6 +587,7 @@ export const iommufdAccess: DeviceModel = {
   },
   faultPoints: GUP_FAULT_POINTS,
   programLength: DEVICE_PROGRAM_LENGTH,
+  link: (p) => linkOps(p, LINKS),
   arbitrary,
   create: (env) => new IommufdAccess(env),
 };

@@ -38,6 +38,9 @@ import {
   deviceWrite,
   hex,
   arbRange,
+  arbRef,
+  linkOps,
+  type LinkRule,
   arbWord,
   trace,
   memlockViolation,
@@ -465,7 +468,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
     { weight: 2, arbitrary: fc.nat(2) },
     { weight: 1, arbitrary: fc.nat(5) },
   );
-  const dereg = mr.map((h): DeviceOp => ({ op: 'dereg_mr', mr: h }));
+  const ref = arbRef(fc);
+  const dereg = fc.record({ h: mr, ref }).map(({ h, ref: k }): DeviceOp => ({ op: 'dereg_mr', mr: h, ref: k }));
   const offset = fc
     .oneof(
       { weight: 3, arbitrary: fc.nat(PAGE_SIZE - 4) },
@@ -479,6 +483,7 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
       kind: fc.constantFrom('write', 'read'),
       offset,
       value: arbWord(fc),
+      ref,
     })
     .map((p): DeviceOp => ({ op: 'post', ...p }));
   return fc.oneof(
@@ -488,6 +493,18 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
     { weight: 3, arbitrary: fc.constant<DeviceOp>({ op: 'complete' }) },
   );
 }
+
+/**
+ * What generated ops follow (arbRef()): a work request names a registration made before it (its handle, counting
+ * the registrations before it; its offset wrapped into the MR's length), a dereg the MR of a request posted before.
+ */
+const LINKS: Record<string, LinkRule> = {
+  post: {
+    from: 'reg_mr',
+    to: (op, reg, nth) => ({ ...op, mr: nth, offset: (Number(op.offset) % Math.max(4, Number(reg.length) - 3)) & ~3 }),
+  },
+  dereg_mr: { from: 'post', to: (op, post) => ({ ...op, mr: post.mr }) },
+};
 
 export const rdmaUmem: DeviceModel = {
   name: NAME,
@@ -526,6 +543,7 @@ export const rdmaUmem: DeviceModel = {
   },
   faultPoints: GUP_FAULT_POINTS,
   programLength: DEVICE_PROGRAM_LENGTH,
+  link: (p) => linkOps(p, LINKS),
   arbitrary,
   create: (env) => new RxeDevice(env),
 };

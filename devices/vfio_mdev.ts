@@ -34,7 +34,11 @@ import {
   hex,
   arbRange,
   arbWord,
+  linkOps,
+  linkedIova,
+  type LinkRule,
   trace,
+  arbRef,
   arbSlotBase,
   arbSlotPage,
   arbSlotSpan,
@@ -190,6 +194,7 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
   // the same IOVAs
   const base = arbSlotBase(fc, shape, IOVA_PAGES);
   const iovaPage = arbSlotPage(fc, shape, IOVA_PAGES);
+  const ref = arbRef(fc);
   const map = fc.record({ at: base, r: arbRange(fc, shape), ro: fc.boolean() }).map(({ at, r, ro }): DeviceOp => ({
     op: 'map_dma',
     iova: at * PAGE_SIZE,
@@ -204,21 +209,38 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
     { weight: 1, arbitrary: fc.constantFrom(0, VFIO_PIN_PAGES_MAX_ENTRIES + 1) },
   );
   const pin = fc
-    .record({ at: iovaPage, npage, write: fc.boolean() })
-    .map(({ at, npage: n, write }): DeviceOp => ({ op: 'pin_pages', iova: at * PAGE_SIZE, npage: n, write }));
+    .record({ at: iovaPage, npage, write: fc.boolean(), ref })
+    .map(({ at, npage: n, write, ref: k }): DeviceOp => ({
+      op: 'pin_pages',
+      iova: at * PAGE_SIZE,
+      npage: n,
+      write,
+      ref: k,
+    }));
   const unpin = fc
-    .record({ at: iovaPage, npage: fc.integer({ min: 1, max: shape.maxPages }) })
-    .map(({ at, npage: n }): DeviceOp => ({ op: 'unpin_pages', iova: at * PAGE_SIZE, npage: n }));
-  const unmap = fc
-    .record({ at: base, pages: arbSlotSpan(fc, shape) })
-    .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE }));
+    .record({ at: iovaPage, npage: fc.integer({ min: 1, max: shape.maxPages }), ref })
+    .map(({ at, npage: n, ref: k }): DeviceOp => ({ op: 'unpin_pages', iova: at * PAGE_SIZE, npage: n, ref: k }));
+  const unmap = fc.record({ at: base, pages: arbSlotSpan(fc, shape), ref }).map(({ at, pages, ref: k }): DeviceOp => ({
+    op: 'unmap_dma',
+    iova: at * PAGE_SIZE,
+    size: pages * PAGE_SIZE,
+    ref: k,
+  }));
   const dw = fc
-    .record({ at: iovaPage, value: arbWord(fc) })
-    .map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
-  const dr = iovaPage.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
+    .record({ at: iovaPage, value: arbWord(fc), ref })
+    .map(({ at, value, ref: k }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value, ref: k }));
+  const dr = fc
+    .record({ at: iovaPage, ref })
+    .map(({ at, ref: k }): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE, ref: k }));
   const rw = fc
-    .record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc) })
-    .map(({ at, write, value }): DeviceOp => ({ op: 'dma_rw', iova: at * PAGE_SIZE + 4, write, value }));
+    .record({ at: iovaPage, write: fc.boolean(), value: arbWord(fc), ref })
+    .map(({ at, write, value, ref: k }): DeviceOp => ({
+      op: 'dma_rw',
+      iova: at * PAGE_SIZE + 4,
+      write,
+      value,
+      ref: k,
+    }));
   return fc.oneof(
     { weight: 3, arbitrary: map },
     { weight: 3, arbitrary: pin },
@@ -229,6 +251,22 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
     { weight: 1, arbitrary: rw },
   );
 }
+
+/** What generated ops follow (arbRef()): the driver pins inside a map, DMAs through its pins, unmaps a map. */
+const LINKS: Record<string, LinkRule> = {
+  pin_pages: {
+    from: 'map_dma',
+    to: (op, m) => ({ ...op, iova: linkedIova(op, Number(m.iova), Number(m.size) / PAGE_SIZE) }),
+  },
+  unpin_pages: { from: 'pin_pages', to: (op, p) => ({ ...op, iova: p.iova }) },
+  unmap_dma: { from: 'map_dma', to: (op, m) => ({ ...op, iova: m.iova }) },
+  dma_write: { from: 'pin_pages', to: (op, p) => ({ ...op, iova: linkedIova(op, Number(p.iova), Number(p.npage)) }) },
+  dma_read: { from: 'pin_pages', to: (op, p) => ({ ...op, iova: linkedIova(op, Number(p.iova), Number(p.npage)) }) },
+  dma_rw: {
+    from: 'map_dma',
+    to: (op, m) => ({ ...op, iova: linkedIova(op, Number(m.iova), Number(m.size) / PAGE_SIZE) }),
+  },
+};
 
 export const vfioMdev: DeviceModel = {
   name: NAME,
@@ -270,6 +308,7 @@ export const vfioMdev: DeviceModel = {
   },
   faultPoints: GUP_FAULT_POINTS,
   programLength: DEVICE_PROGRAM_LENGTH,
+  link: (p) => linkOps(p, LINKS),
   arbitrary,
   create: (env) => new MdevDevice(env),
 };

@@ -32,7 +32,11 @@ import {
   hex,
   arbRange,
   arbWord,
+  arbRef,
   arbSlotBase,
+  linkOps,
+  linkedIova,
+  type LinkRule,
   arbSlotPage,
   arbSlotSpan,
   GUP_FAULT_POINTS,
@@ -111,6 +115,7 @@ const IOVA_PAGES = 64;
 function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceOp> {
   // a few slots (common.ts arbSlotBase): a map, the DMAs through it, its unmap and a DMA after it name the same IOVAs
   const base = arbSlotBase(fc, shape, IOVA_PAGES);
+  const ref = arbRef(fc);
   const skew = fc.oneof(
     { weight: 9, arbitrary: fc.constant(0) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: PAGE_SIZE - 1 }) },
@@ -137,9 +142,12 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
   const unmap = fc.oneof(
     {
       weight: 8,
-      arbitrary: fc
-        .record({ at: base, pages: arbSlotSpan(fc, shape) })
-        .map(({ at, pages }): DeviceOp => ({ op: 'unmap_dma', iova: at * PAGE_SIZE, size: pages * PAGE_SIZE })),
+      arbitrary: fc.record({ at: base, pages: arbSlotSpan(fc, shape), ref }).map(({ at, pages, ref: k }): DeviceOp => ({
+        op: 'unmap_dma',
+        iova: at * PAGE_SIZE,
+        size: pages * PAGE_SIZE,
+        ref: k,
+      })),
     },
     {
       weight: 1,
@@ -151,9 +159,11 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
   );
   const page = arbSlotPage(fc, shape, IOVA_PAGES);
   const dw = fc
-    .record({ at: page, value: arbWord(fc) })
-    .map(({ at, value }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value }));
-  const dr = page.map((at): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE }));
+    .record({ at: page, value: arbWord(fc), ref })
+    .map(({ at, value, ref: k }): DeviceOp => ({ op: 'dma_write', iova: at * PAGE_SIZE, value, ref: k }));
+  const dr = fc
+    .record({ at: page, ref })
+    .map(({ at, ref: k }): DeviceOp => ({ op: 'dma_read', iova: at * PAGE_SIZE, ref: k }));
   return fc.oneof(
     { weight: 3, arbitrary: map },
     { weight: 2, arbitrary: unmap },
@@ -161,6 +171,17 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
     { weight: 2, arbitrary: dr },
   );
 }
+
+/** What generated ops follow (arbRef()): DMAs through a map (before or after its unmap), an unmap of a map. */
+const through = (op: DeviceOp, m: DeviceOp): DeviceOp => ({
+  ...op,
+  iova: linkedIova(op, Number(m.iova), Math.ceil(Number(m.size) / PAGE_SIZE)),
+});
+const LINKS: Record<string, LinkRule> = {
+  unmap_dma: { from: 'map_dma', to: (op, m) => ({ ...op, iova: m.iova }) },
+  dma_write: { from: 'map_dma', to: through },
+  dma_read: { from: 'map_dma', to: through },
+};
 
 export const vfioType1: DeviceModel = {
   name: NAME,
@@ -199,6 +220,7 @@ export const vfioType1: DeviceModel = {
   },
   faultPoints: GUP_FAULT_POINTS,
   programLength: DEVICE_PROGRAM_LENGTH,
+  link: (p) => linkOps(p, LINKS),
   arbitrary,
   create: (env) => new VfioPciDevice(env),
 };

@@ -20,7 +20,7 @@ import type { Case, Layout } from './run_case';
 import type { ActorOp, FaultPlan } from './types';
 import { DEVICE_MODELS } from '../devices/index';
 import { own } from '../mm/own';
-import type { GenShape } from '../devices/device';
+import { linkProgram, type GenShape } from '../devices/device';
 import { actorModel, actorKind, deviceModelOf } from './actors';
 import { pinner, pinnerOps } from './agents/pinner';
 import { cmaOpsAlloc, CMA_ALLOC_OP_KINDS } from './agents/cma';
@@ -251,7 +251,8 @@ function agentSuite(name: string, summary: string, actors: string[], runs: numbe
               const gen = own(gens, model.name);
               const ops = gen ? gen.ops(fc) : (model.arbitrary(fc, SHAPE) as fcType.Arbitrary<ActorOp>);
               const kinds = [...(gen?.kinds ?? model.opKinds ?? Object.keys(model.errnos))];
-              return [a, swarmed(fc, ops, kinds, model.programLength, o.swarm !== false)];
+              const prog = swarmed(fc, ops, kinds, model.programLength, o.swarm !== false);
+              return [a, gen ? prog : prog.map((p) => linkProgram(model, p))];
             }),
           ),
         ),

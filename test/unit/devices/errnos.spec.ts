@@ -6,7 +6,7 @@
 // here iterates over DEVICE_MODELS, so a model is checked as soon as it is registered; the named cases are extras.
 import * as fc from 'fast-check';
 import { DEVICE_MODELS, errnoAllowed } from '../../../devices/index';
-import type { DeviceModel, DeviceOp, GenShape } from '../../../devices/device';
+import { linkProgram, type DeviceModel, type DeviceOp, type GenShape } from '../../../devices/device';
 import { rig, Rig, fill, expectReleased, PAGE } from './helpers';
 import { current, setCurrent, newTask, setYieldHook, setFaultHook } from '../../../mm/sched';
 import { PROT_READ } from '../../../mm/mmap';
@@ -42,11 +42,15 @@ function arbProgram(model: DeviceModel): fc.Arbitrary<Program> {
     kill: fc.oneof({ weight: 14, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     fail: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   });
-  return fc.record({
-    rlimit: fc.constantFrom(undefined, 0, 3, 12),
-    cap: fc.boolean(),
-    steps: fc.array(step, { minLength: 1, maxLength: 30, size: 'max' }),
+  // the ops as a suite generates them: tied to each other by the model's link()
+  const steps = fc.array(step, { minLength: 1, maxLength: 30, size: 'max' }).map((ss) => {
+    const ops = linkProgram(
+      model,
+      ss.map((x) => x.op),
+    );
+    return ss.map((x, k) => ({ ...x, op: ops[k]! }));
   });
+  return fc.record({ rlimit: fc.constantFrom(undefined, 0, 3, 12), cap: fc.boolean(), steps });
 }
 
 /** (op, rc) pairs a program produced with rc < 0, by "op rc". */

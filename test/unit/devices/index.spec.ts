@@ -1,4 +1,5 @@
 import * as fc from 'fast-check';
+import { linkProgram } from '../../../devices/device';
 import { DEVICE_MODELS, deviceModel, resolveOp, resolveVaddr, isVaddrRef } from '../../../devices/index';
 import { rig, expectReleased, PAGE } from './helpers';
 import { parseCase } from '../../../harness/case_schema';
@@ -30,7 +31,7 @@ describe('devices/index.ts registry', () => {
       maxPages: 4,
     };
     for (const model of Object.values(DEVICE_MODELS)) {
-      const ops = fc.sample(model.arbitrary(fc, shape), { numRuns: 300, seed: 5 });
+      const ops = linkProgram(model, fc.sample(model.arbitrary(fc, shape), { numRuns: 300, seed: 5 }));
       const cs = {
         layout: { cmdline: 'mem=1M', geometry: 'mini', maps: shape.maps },
         variant: 'v6.12',
@@ -83,7 +84,10 @@ describe('devices/index.ts registry', () => {
     };
     for (const model of Object.values(DEVICE_MODELS)) {
       if (model.name === 'rdma-odp') continue; // covered by its own spec
-      const ops = fc.sample(fc.array(model.arbitrary(fc, shape), { maxLength: 15 }), { numRuns: 15, seed: 21 });
+      const ops = fc.sample(
+        fc.array(model.arbitrary(fc, shape), { maxLength: 15 }).map((p) => linkProgram(model, p)),
+        { numRuns: 15, seed: 21 },
+      );
       for (const seq of ops) {
         const r = rig(model, { maps: { a: 8, b: 4 } });
         for (const op of seq) {

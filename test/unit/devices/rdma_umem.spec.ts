@@ -1,4 +1,5 @@
 import * as fc from 'fast-check';
+import { linkProgram } from '../../../devices/device';
 import { rdmaUmem, sgTablePages } from '../../../devices/rdma_umem';
 import { memlockCounters } from '../../../devices/common';
 import { resolveOp } from '../../../devices/index';
@@ -226,18 +227,21 @@ describe('rdma-umem generated ops', () => {
       maxPages: 6,
     };
     fc.assert(
-      fc.property(fc.array(rdmaUmem.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
-        const r = rig(rdmaUmem, { maps: { a: 10, b: 6 }, rlimitMemlockPages: 16 });
-        for (const op of ops) {
-          expect(r.run(op).violation).toBeUndefined();
-          const { held, accounting } = r.dev.inspect();
-          expect(checkHeld(r.m, held)).toEqual([]);
-          expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(accounting.pinned_vm);
-          expect(accounting.pinned_vm).toBeLessThanOrEqual(16);
-        }
-        r.dev.teardown();
-        expectReleased(r);
-      }),
+      fc.property(
+        fc.array(rdmaUmem.arbitrary(fc, shape), { maxLength: 30 }).map((p) => linkProgram(rdmaUmem, p)),
+        (ops) => {
+          const r = rig(rdmaUmem, { maps: { a: 10, b: 6 }, rlimitMemlockPages: 16 });
+          for (const op of ops) {
+            expect(r.run(op).violation).toBeUndefined();
+            const { held, accounting } = r.dev.inspect();
+            expect(checkHeld(r.m, held)).toEqual([]);
+            expect(memlockCounters(r.m, r.mm).pinned_vm).toBe(accounting.pinned_vm);
+            expect(accounting.pinned_vm).toBeLessThanOrEqual(16);
+          }
+          r.dev.teardown();
+          expectReleased(r);
+        },
+      ),
       { numRuns: 40, seed: 5 },
     );
   });

@@ -1,4 +1,5 @@
 import * as fc from 'fast-check';
+import { linkProgram } from '../../../devices/device';
 import { vfioMdev } from '../../../devices/vfio_mdev';
 import { memlockCounters } from '../../../devices/common';
 import { rig, fill, pfnOf, checkHeld, expectReleased, pinsHeld, PAGE } from './helpers';
@@ -182,18 +183,21 @@ describe('vfio-mdev generated ops', () => {
       maxPages: 6,
     };
     fc.assert(
-      fc.property(fc.array(vfioMdev.arbitrary(fc, shape), { maxLength: 30 }), (ops) => {
-        const r = rig(vfioMdev, { maps: { a: 10, b: 6 } });
-        for (const op of ops) {
-          expect(r.run(op).violation).toBeUndefined();
-          const { held, accounting } = r.dev.inspect();
-          expect(checkHeld(r.m, held)).toEqual([]);
-          expect(memlockCounters(r.m, r.mm).locked_vm).toBe(accounting.locked_vm);
-          expect(pinsHeld(r.m)).toBe(held.filter((h) => !(r.m.flags[h.pfn]! & PG_zero)).length);
-        }
-        r.dev.teardown();
-        expectReleased(r);
-      }),
+      fc.property(
+        fc.array(vfioMdev.arbitrary(fc, shape), { maxLength: 30 }).map((p) => linkProgram(vfioMdev, p)),
+        (ops) => {
+          const r = rig(vfioMdev, { maps: { a: 10, b: 6 } });
+          for (const op of ops) {
+            expect(r.run(op).violation).toBeUndefined();
+            const { held, accounting } = r.dev.inspect();
+            expect(checkHeld(r.m, held)).toEqual([]);
+            expect(memlockCounters(r.m, r.mm).locked_vm).toBe(accounting.locked_vm);
+            expect(pinsHeld(r.m)).toBe(held.filter((h) => !(r.m.flags[h.pfn]! & PG_zero)).length);
+          }
+          r.dev.teardown();
+          expectReleased(r);
+        },
+      ),
       { numRuns: 40, seed: 11 },
     );
   });

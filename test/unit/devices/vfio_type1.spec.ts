@@ -1,4 +1,5 @@
 import * as fc from 'fast-check';
+import { linkProgram } from '../../../devices/device';
 import { zoneInfo } from '../../../mm/vmstat';
 import { vfioType1 } from '../../../devices/vfio_type1';
 import { DMA_ENTRY_LIMIT, IOMMU_ADDR_WIDTH, MSI_RESV_START, MSI_RESV_END } from '../../../devices/vfio_container';
@@ -338,18 +339,21 @@ describe('vfio-type1 generated ops', () => {
       maxPages: 8,
     };
     fc.assert(
-      fc.property(fc.array(vfioType1.arbitrary(fc, shape), { maxLength: 25 }), (ops) => {
-        const r = rig(vfioType1, { maps: { a: 12, b: 6 } });
-        for (const op of ops) {
-          const res = r.run(op);
-          expect(res.violation).toBeUndefined();
-          expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
-          expect(memlockCounters(r.m, r.mm).locked_vm).toBe(r.dev.inspect().accounting.locked_vm);
-          expect(memlockCounters(r.m, r.mm).locked_vm).toBeLessThanOrEqual(2048);
-        }
-        r.dev.teardown();
-        expectReleased(r);
-      }),
+      fc.property(
+        fc.array(vfioType1.arbitrary(fc, shape), { maxLength: 25 }).map((p) => linkProgram(vfioType1, p)),
+        (ops) => {
+          const r = rig(vfioType1, { maps: { a: 12, b: 6 } });
+          for (const op of ops) {
+            const res = r.run(op);
+            expect(res.violation).toBeUndefined();
+            expect(checkHeld(r.m, r.dev.inspect().held)).toEqual([]);
+            expect(memlockCounters(r.m, r.mm).locked_vm).toBe(r.dev.inspect().accounting.locked_vm);
+            expect(memlockCounters(r.m, r.mm).locked_vm).toBeLessThanOrEqual(2048);
+          }
+          r.dev.teardown();
+          expectReleased(r);
+        },
+      ),
       { numRuns: 40, seed: 7 },
     );
   });
