@@ -64,12 +64,12 @@ export interface DeviceEnv {
   params?: Readonly<Record<string, number>>;
 }
 
-/** The variant a device model follows: env.kernel, else the thread's variant (mm/variants.ts). */
 /** A generated program as a suite runs it: its ops tied together by the model's link(), if it has one. */
 export function linkProgram(model: Pick<ActorModel, 'link'>, ops: DeviceOp[]): DeviceOp[] {
   return model.link ? model.link(ops) : ops;
 }
 
+/** The variant a device model follows: env.kernel, else the thread's variant (mm/variants.ts). */
 export function kernelOf(env: DeviceEnv): KernelVariant {
   return env.kernel ?? variant();
 }
