@@ -251,6 +251,7 @@ export const VMA_STRIDE = 6;
 // (struct mmu_notifier_subscriptions), each with MMU_NOTIFIER_SUBS_MAX subscription slots ----
 export const MNG_NR_SUBS = 0; // live subscriptions machine-wide (the cheap "any notifier at all" test)
 export const MNG_NEXT_ID = 1; // subscription id allocator
+export const MNG_BLIND = 2; // invalidations running that found no subscriber (mmuNotifierBlindStart())
 export const MNG_SLOTS = 4;
 export const MN_LOCK = 0; // subscriptions->lock
 export const MN_SEQ = 1; // invalidate_seq: odd while an invalidation holds the write side

@@ -19,7 +19,8 @@
 // Simplified: only the interval flavour (no mmu_notifier_register()/ops->invalidate_range_start
 // hlist users, no clear_young); at most MMU_NOTIFIER_SUBS_MAX subscriptions per mm (-ENOMEM beyond,
 // the kernel's interval tree is unbounded); registration takes the table lock, not mmap_lock +
-// mm_take_all_locks. Ranges are in pages (vpn), half-open [start, end).
+// mm_take_all_locks: instead an mm's first registration waits for the invalidations that found no
+// subscriber to tell (MNG_BLIND, mmuNotifierBlindStart()). Ranges are in pages (vpn), half-open [start, end).
 
 import { atomicFetchAdd, atomicFetchSub, atomicRead, atomicSet } from './atomic';
 import { threadId } from 'node:worker_threads';
@@ -29,6 +30,7 @@ import {
   MM_USERS,
   MNG_NR_SUBS,
   MNG_NEXT_ID,
+  MNG_BLIND,
   MNG_SLOTS,
   MN_LOCK,
   MN_SEQ,
@@ -93,6 +95,43 @@ export interface MmuNotifierRange {
   flags: number;
 }
 
+/**
+ * What range_start returns for an invalidation that found no subscriber to tell: its range_end only lets
+ * a first registration that waits for it go (mmuNotifierBlindStart()).
+ */
+export const BLIND_RANGE: Readonly<MmuNotifierRange> = Object.freeze({ mm: -1, start: 0, end: 0, event: 0, flags: 0 });
+
+/**
+ * An invalidation that may find nobody to tell (none() is true: no subscription on the mm, or on the
+ * machine) counts itself in MNG_BLIND from before its check to its range_end, so that a registration
+ * cannot slip in between the check and the PTE change: mmu_notifier_register()'s mm_take_all_locks()
+ * waits for every rmap walker (anon_vma and i_mmap locks) and mmap_lock holder of the mm, which pinlab
+ * does not model. Returns true (counted; end with mmuNotifierBlindEnd()) when there is nobody to tell.
+ */
+export function mmuNotifierBlindStart(m: Memmap, none: () => boolean): boolean {
+  atomicFetchAdd(m.mmuNotifiers, MNG_BLIND, 1);
+  if (none()) return true;
+  mmuNotifierBlindEnd(m); // a registration came first: the caller tells its subscribers
+  return false;
+}
+
+/** The end of a blind invalidation (mmuNotifierBlindStart()). */
+export function mmuNotifierBlindEnd(m: Memmap): void {
+  if (atomicFetchSub(m.mmuNotifiers, MNG_BLIND, 1) === 1) Atomics.notify(m.mmuNotifiers, MNG_BLIND);
+}
+
+/** mm_take_all_locks() of a first registration: wait until no blind invalidation runs (bounded). */
+function waitBlindDrained(m: Memmap): void {
+  const t = m.mmuNotifiers;
+  let waitedMs = 0;
+  for (let v = atomicRead(t, MNG_BLIND); v !== 0; v = atomicRead(t, MNG_BLIND)) {
+    if (waitWhileEqual(t, MNG_BLIND, v, 'mmu_notifier_register (mm_take_all_locks)', WAIT_SLICE_MS)) continue;
+    waitedMs += WAIT_SLICE_MS;
+    if (waitedMs >= MMU_NOTIFIER_WAIT_MS_MAX)
+      bug(`mmu_notifier_register: invalidations still running after ${waitedMs} ms`);
+  }
+}
+
 /** mmu_notifier_range_blockable() */
 export function mmuNotifierRangeBlockable(r: Readonly<MmuNotifierRange>): boolean {
   return (r.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) !== 0;
@@ -141,6 +180,27 @@ function openHere(m: Memmap): number[] {
   let a = openByMachine.get(m);
   if (!a) openByMachine.set(m, (a = new Array<number>(m.maxMms).fill(0)));
   return a;
+}
+
+/**
+ * Locks this thread holds that its own callbacks take (an ODP umem_mutex). While one is held the harness
+ * does not run this thread's callbacks for other threads: the kernel's invalidator would sleep on the
+ * lock until the holder lets go, and here the callback can only run on the holder's thread.
+ */
+let callbackLocksHeld = 0;
+export function mmuNotifierCallbackLockTaken(): void {
+  callbackLocksHeld++;
+}
+export function mmuNotifierCallbackLockReleased(): void {
+  callbackLocksHeld--;
+}
+/** A new run on this thread holds none (a run that ended in a KernelBug may have left one counted). */
+export function mmuNotifierCallbackLocksReset(): void {
+  callbackLocksHeld = 0;
+}
+/** May the harness run this thread's callbacks for other threads now (no callback lock held)? */
+export function mmuNotifierCallbacksServable(): boolean {
+  return callbackLocksHeld === 0;
 }
 
 /** Run a callback whose subscription lives in this thread (the harness calls it on the owner's thread). */
@@ -280,9 +340,10 @@ function rangeInit(mm: number, start: number, end: number, event: number, flags:
 
 /**
  * mmu_notifier_range_init() + mmu_notifier_invalidate_range_start(): tell every subscriber of
- * [start, end) in mm that its PTEs are about to change; returns once they all acknowledged. Returns
- * null - and costs nothing beyond two loads - when the mm has no notifiers. Pair with
- * mmuNotifierInvalidateRangeEnd() once the PTEs are changed.
+ * [start, end) in mm that its PTEs are about to change; returns once they all acknowledged. When the
+ * mm has no notifiers it returns BLIND_RANGE, at the cost of two loads and an atomic count that a first
+ * registration waits out (mmuNotifierBlindStart()). Pair with mmuNotifierInvalidateRangeEnd() once the
+ * PTEs are changed.
  */
 export function mmuNotifierInvalidateRangeStart(
   m: Memmap,
@@ -291,7 +352,7 @@ export function mmuNotifierInvalidateRangeStart(
   end: number,
   event: number,
 ): MmuNotifierRange | null {
-  if (!mmHasNotifiers(m, mm)) return null;
+  if (!mmHasNotifiers(m, mm) && mmuNotifierBlindStart(m, () => !mmHasNotifiers(m, mm))) return BLIND_RANGE;
   const r = rangeInit(mm, start, end, event, MMU_NOTIFIER_RANGE_BLOCKABLE);
   openHere(m)[mm]!++;
   mnItreeInvalidate(m, r);
@@ -309,7 +370,8 @@ export function mmuNotifierInvalidateRangeStartNonblock(
   end: number,
   event: number,
 ): { rc: number; range: MmuNotifierRange | null } {
-  if (!mmHasNotifiers(m, mm)) return { rc: 0, range: null };
+  if (!mmHasNotifiers(m, mm) && mmuNotifierBlindStart(m, () => !mmHasNotifiers(m, mm)))
+    return { rc: 0, range: BLIND_RANGE };
   const r = rangeInit(mm, start, end, event, 0);
   openHere(m)[mm]!++;
   const rc = mnItreeInvalidate(m, r);
@@ -323,6 +385,7 @@ export function mmuNotifierInvalidateRangeStartNonblock(
 /** mmu_notifier_invalidate_range_end(): the PTEs have changed; readers may proceed (null: nothing was started). */
 export function mmuNotifierInvalidateRangeEnd(m: Memmap, r: MmuNotifierRange | null): void {
   if (!r) return;
+  if (r === BLIND_RANGE) return mmuNotifierBlindEnd(m);
   if (!(openHere(m)[r.mm]! > 0)) bug(`mmu_notifier_invalidate_range_end without a start on mm ${r.mm}`);
   openHere(m)[r.mm]!--;
   mnItreeInvEnd(m, r.mm);
@@ -348,12 +411,12 @@ export function mmuNotifierRelease(m: Memmap, mm: number): void {
 // ---------------------------------------------------------------------------------------------
 // Subscriptions: insert / remove
 
-/** mmu_notifier_register(NULL, mm): give the mm a table (a stale one from a dead mm in this slot is reset). */
-function mmuNotifierRegisterItree(m: Memmap, mm: number): void {
+/** mmu_notifier_register(NULL, mm): give the mm a table (a dead mm's in this slot is reset); true when new. */
+function mmuNotifierRegisterItree(m: Memmap, mm: number): boolean {
   const t = m.mmuNotifiers;
   const b = tableBase(mm);
   const pid = m.mms[mmBase(mm) + MM_PID]!;
-  if (t[b + MN_HAS_ITREE] && t[b + MN_PID] === pid) return;
+  if (t[b + MN_HAS_ITREE] && t[b + MN_PID] === pid) return false;
   if (t[b + MN_HAS_ITREE]) {
     // the dead mm's subscriptions go with its mm_struct
     for (let s = 0; s < t[b + MN_NR_SLOTS]!; s++)
@@ -365,6 +428,7 @@ function mmuNotifierRegisterItree(m: Memmap, mm: number): void {
   t[b + MN_NR_SLOTS] = 0;
   atomicSet(t, b + MN_SEQ, 2); // subscriptions->invalidate_seq = 2
   atomicSet(t, b + MN_HAS_ITREE, 1);
+  return true;
 }
 
 /**
@@ -395,7 +459,7 @@ export function mmuIntervalNotifierInsert(
   const t = m.mmuNotifiers;
   const b = tableBase(mm);
   spinLock(t, b + MN_LOCK);
-  mmuNotifierRegisterItree(m, mm);
+  const first = mmuNotifierRegisterItree(m, mm);
   let slot = -1;
   for (let s = 0; s < MMU_NOTIFIER_SUBS_MAX && slot < 0; s++) if (t[subBase(mm, s) + MNS_STATE] === SUB_FREE) slot = s;
   if (slot < 0) {
@@ -426,6 +490,9 @@ export function mmuIntervalNotifierInsert(
   spinUnlock(t, b + MN_LOCK);
   Object.assign(sub, { m, mm, start, end: start + nrPages, id, slot, pid: m.mms[mmBase(mm) + MM_PID]! });
   localSubs.set(id, sub);
+  // the mm's first subscription: invalidations that checked before it and found nobody change their PTEs
+  // before this returns and the caller reads them (mm_take_all_locks())
+  if (first) waitBlindDrained(m);
   return 0;
 }
 

@@ -19,6 +19,8 @@ import { countVmEvents, vmItem } from './vmstat';
 import {
   mmuNotifierInvalidateRangeStart,
   mmuNotifierInvalidateRangeEnd,
+  mmuNotifierBlindStart,
+  BLIND_RANGE,
   MmuNotifierRange,
   MMU_NOTIFY_CLEAR,
 } from './mmu_notifier';
@@ -223,16 +225,21 @@ function pmdHolds(pmd: number, head: number, n: number): boolean {
   return pfn >= head && pfn < head + n;
 }
 
+/** What mmuNotifierFolioInvalidateStart() returns when the machine has no subscription at all. */
+const BLIND_ONLY: MmuNotifierRange[] = [BLIND_RANGE];
+
 /**
  * try_to_migrate_one()'s mmu notifier (mmu_notifier_invalidate_range_start() per VMA in the kernel, inside
- * the rmap walk), for every mm mapping the folio: the range of the folio's pages
- * mapped there (the kernel's is per VMA, [address, vma_address_end)). null when no mm on the
- * machine has a subscription. The rmap walk collects the mappings first and the callbacks run after
- * it, outside the page-table locks (the kernel runs them under the anon_vma lock, which pinlab does
- * not model): a mapping added between the walk and the unmap is not notified.
+ * the rmap walk), for every mm mapping the folio: the range of the folio's pages mapped there (the
+ * kernel's is per VMA, [address, vma_address_end)). When no mm on the machine has a subscription:
+ * BLIND_ONLY, counted until the end for a first registration to wait out (mmuNotifierBlindStart(), as
+ * mm_take_all_locks() waits for the anon_vma lock). The rmap walk collects the mappings first and the
+ * callbacks run after it, outside the page-table locks (the kernel runs them under the anon_vma lock,
+ * which pinlab does not model): a mapping added between the walk and the unmap is not notified.
  */
 function mmuNotifierFolioInvalidateStart(m: Memmap, head: number, event: number): MmuNotifierRange[] | null {
-  if (atomicRead(m.mmuNotifiers, MNG_NR_SUBS) === 0) return null;
+  const none = (): boolean => atomicRead(m.mmuNotifiers, MNG_NR_SUBS) === 0;
+  if (none() && mmuNotifierBlindStart(m, none)) return BLIND_ONLY;
   const nr = 1 << folioOrder(m, head);
   let spans: Map<number, [number, number]> | null = null;
   rmapWalk(m, head, (s) => {

@@ -20,7 +20,15 @@ import {
 import { getUser, putUser, followPte, zapPageRange } from '../../../mm/memory';
 import { migrateRange } from '../../../mm/migrate';
 import { stateStore } from '../../../mm/memory_hotplug';
-import { Memmap, MNG_NR_SUBS, MN_STRIDE, MNG_SLOTS, MMU_NOTIFIER_SUBS_MAX, MM_USERS } from '../../../mm/memmap';
+import {
+  Memmap,
+  MNG_NR_SUBS,
+  MNG_BLIND,
+  MN_STRIDE,
+  MNG_SLOTS,
+  MMU_NOTIFIER_SUBS_MAX,
+  MM_USERS,
+} from '../../../mm/memmap';
 import { mmBase, ptlLock, ptlUnlock } from '../../../mm/mm_types';
 import { EAGAIN, EINVAL, ENOMEM, EOVERFLOW } from '../../../mm/errno';
 import { KernelBug, warnings } from '../../../mm/debug';
@@ -38,6 +46,8 @@ import {
   mmuNotifierInvalidateRangeEnd,
   mmuNotifierInvalidateRangeStartNonblock,
   mmuNotifierRangeBlockable,
+  mmuNotifierBlindStart,
+  BLIND_RANGE,
   setMmuNotifierDeliver,
   mmHasNotifiers,
   mmuNotifierNrSubscriptions,
@@ -51,6 +61,7 @@ import {
   MMU_NOTIFY_EVENT_NAMES,
 } from '../../../mm/mmu_notifier';
 import { vaPages } from '../../../mm/pgtable';
+import { setWaitHook } from '../../../mm/locking';
 import { threadId } from 'node:worker_threads';
 
 const MINI = 'mini';
@@ -413,9 +424,12 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
       };
       const mm = bprmMmInit(m);
       run(mm);
-      expect(mmuNotifierInvalidateRangeStart(m, mm, 0, 8, MMU_NOTIFY_CLEAR)).toBeNull();
+      const blind = mmuNotifierInvalidateRangeStart(m, mm, 0, 8, MMU_NOTIFY_CLEAR);
+      expect(blind).toBe(BLIND_RANGE);
+      expect(m.mmuNotifiers[MNG_BLIND]).toBe(1);
+      mmuNotifierInvalidateRangeEnd(m, blind);
       exitMmap(m, mm);
-      // the whole notifier region is untouched
+      // the whole notifier region is untouched: every blind start above had its end
       expect(m.mmuNotifiers.every((x) => x === 0)).toBe(true);
       // a subscriber on mm A: work on mm B neither delivers nor touches B's table
       const a = bprmMmInit(m);
@@ -434,6 +448,43 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     } finally {
       setMmuNotifierDeliver(prev);
     }
+  });
+
+  it("an mm's first registration waits for the invalidations that found nobody to tell (mm_take_all_locks())", () => {
+    const { m, mm, v } = setup();
+    const waits: string[] = [];
+    // a migration or COW on another CPU checked for subscribers before this registration and found none: its
+    // PTE change is still to come; the registration must not return (and let the device read the old PTE)
+    // before that invalidation ends
+    const walker = mmuNotifierInvalidateRangeStart(m, mm, v, v + 1, MMU_NOTIFY_CLEAR);
+    expect(walker).toBe(BLIND_RANGE);
+    const prev = setWaitHook((_a, _i, _value, reason) => {
+      waits.push(reason);
+      mmuNotifierInvalidateRangeEnd(m, walker); // the walker finishes while the registration waits
+    });
+    try {
+      const rec = new Recorder(m, mm);
+      expect(rec.insert(v, 2)).toBe(0);
+      expect(waits).toEqual(['mmu_notifier_register (mm_take_all_locks)']);
+      expect(m.mmuNotifiers[MNG_BLIND]).toBe(0);
+      // with the table there, later invalidations of the mm tell the subscriber (no blind start), and a
+      // second registration on the mm does not wait even while a blind invalidation of another mm runs
+      const other = bprmMmInit(m);
+      const blindOther = mmuNotifierInvalidateRangeStart(m, other, 0, 1, MMU_NOTIFY_CLEAR);
+      expect(blindOther).toBe(BLIND_RANGE);
+      const r = mmuNotifierInvalidateRangeStart(m, mm, v, v + 1, MMU_NOTIFY_CLEAR);
+      expect(r).not.toBe(BLIND_RANGE);
+      mmuNotifierInvalidateRangeEnd(m, r);
+      expect(rec.events()).toEqual([`clear ${v}+1`]);
+      expect(new Recorder(m, mm).insert(v + 4, 2)).toBe(0);
+      expect(waits).toHaveLength(1);
+      mmuNotifierInvalidateRangeEnd(m, blindOther);
+    } finally {
+      setWaitHook(prev);
+    }
+    // a registration that came between the check and the count: the invalidation is not blind after all
+    expect(mmuNotifierBlindStart(m, () => false)).toBe(false);
+    expect(m.mmuNotifiers[MNG_BLIND]).toBe(0);
   });
 
   it('the default delivery refuses a subscriber of another thread, and names the fix', () => {
