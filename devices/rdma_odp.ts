@@ -57,6 +57,8 @@ import {
   mmuIntervalSetSeq,
   mmuIntervalNotifierMmAlive,
   mmuNotifierRangeBlockable,
+  mmuNotifierCallbackLockTaken,
+  mmuNotifierCallbackLockReleased,
   MMU_NOTIFY_EVENT_NAMES,
 } from '../mm/mmu_notifier';
 import {
@@ -215,15 +217,19 @@ class IbUmemOdp {
 
   /** mutex_lock(&umem_odp->umem_mutex) */
   mutexLock(): void {
-    // the device's callbacks run on its own thread, never while it holds the lock (no preemption point inside)
+    // the device's callbacks run on its own thread: while it holds the lock, the harness runs none for other
+    // threads (mmuNotifierCallbackLockTaken(); their invalidators wait, as they would sleep on the mutex), and
+    // its own invalidation reaching its own callback is the kernel's deadlock
     if (this.locked) bug(`${this.env.name}: umem_mutex of lkey ${hex(this.lkey)} taken twice (deadlock)`);
     this.locked = true;
+    mmuNotifierCallbackLockTaken();
   }
 
   /** mutex_unlock(&umem_odp->umem_mutex) */
   mutexUnlock(): void {
     if (!this.locked) bug(`${this.env.name}: umem_mutex of lkey ${hex(this.lkey)} unlocked while not held`);
     this.locked = false;
+    mmuNotifierCallbackLockReleased();
   }
 
   /** ib_umem_odp_unmap_dma_pages(): clear the entries of [start, end) (vpns), dirtying pages mapped for write. */

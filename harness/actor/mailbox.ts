@@ -5,7 +5,13 @@
 // (ActorScheduler.serve()), including while it is itself blocked.
 import { threadId } from 'node:worker_threads';
 import type { Memmap } from '../../mm/memmap';
-import { mmuNotifierDeliverLocal, MmuNotifierDelivery, MMU_NOTIFY_EVENT_NAMES } from '../../mm/mmu_notifier';
+import {
+  mmuNotifierDeliverLocal,
+  mmuNotifierCallbacksServable,
+  mmuNotifierCallbackLocksReset,
+  MmuNotifierDelivery,
+  MMU_NOTIFY_EVENT_NAMES,
+} from '../../mm/mmu_notifier';
 import { KernelBug } from '../../mm/debug';
 import {
   Control,
@@ -38,6 +44,7 @@ export class NotifierMailbox {
     private readonly log: (line: string) => void,
   ) {
     c.i32[c.actor(me, A_TID)] = threadId;
+    mmuNotifierCallbackLocksReset(); // a run before this one may have ended holding one
   }
 
   /** Answer a callback another actor left in this actor's mailbox, if any. */
@@ -45,7 +52,8 @@ export class NotifierMailbox {
     const { c } = this;
     const i32 = c.i32;
     const st = c.actor(this.me, A_MB_STATE);
-    if (this.serving || Atomics.load(i32, st) !== MB_PENDING) return;
+    // not while this actor holds a lock its callbacks take: the invalidator waits on, as it would sleep on it
+    if (this.serving || !mmuNotifierCallbacksServable() || Atomics.load(i32, st) !== MB_PENDING) return;
     this.serving = true;
     try {
       const a = c.actor(this.me, A_MB_ARGS);
