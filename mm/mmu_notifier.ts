@@ -101,17 +101,23 @@ export interface MmuNotifierRange {
  */
 export const BLIND_RANGE: Readonly<MmuNotifierRange> = Object.freeze({ mm: -1, start: 0, end: 0, event: 0, flags: 0 });
 
+/** Nobody to tell: no subscription on mm, or (mm < 0) none on the machine. */
+function nobodyToTell(m: Memmap, mm: number): boolean {
+  return mm < 0 ? atomicRead(m.mmuNotifiers, MNG_NR_SUBS) === 0 : !mmHasNotifiers(m, mm);
+}
+
 /**
- * An invalidation that may find nobody to tell (none() is true: no subscription on the mm, or on the
- * machine) counts itself in MNG_BLIND from before its check to its range_end, so that a registration
- * cannot slip in between the check and the PTE change: mmu_notifier_register()'s mm_take_all_locks()
- * waits for every rmap walker (anon_vma and i_mmap locks) and mmap_lock holder of the mm, which pinlab
- * does not model. Returns true (counted; end with mmuNotifierBlindEnd()) when there is nobody to tell.
+ * An invalidation that finds nobody to tell on mm (mm < 0: on the machine) counts itself in MNG_BLIND
+ * from before its second look to its range_end, so that a registration cannot slip in between the
+ * check and the PTE change: mmu_notifier_register()'s mm_take_all_locks() waits for every rmap walker
+ * (anon_vma and i_mmap locks) and mmap_lock holder of the mm, which pinlab does not model. Returns true
+ * (counted; end with mmuNotifierBlindEnd()) when there is nobody to tell; false: tell the subscribers.
  */
-export function mmuNotifierBlindStart(m: Memmap, none: () => boolean): boolean {
+export function mmuNotifierBlindStart(m: Memmap, mm: number): boolean {
+  if (!nobodyToTell(m, mm)) return false;
   atomicFetchAdd(m.mmuNotifiers, MNG_BLIND, 1);
-  if (none()) return true;
-  mmuNotifierBlindEnd(m); // a registration came first: the caller tells its subscribers
+  if (nobodyToTell(m, mm)) return true;
+  mmuNotifierBlindEnd(m); // a registration came between the two looks
   return false;
 }
 
@@ -352,7 +358,7 @@ export function mmuNotifierInvalidateRangeStart(
   end: number,
   event: number,
 ): MmuNotifierRange | null {
-  if (!mmHasNotifiers(m, mm) && mmuNotifierBlindStart(m, () => !mmHasNotifiers(m, mm))) return BLIND_RANGE;
+  if (mmuNotifierBlindStart(m, mm)) return BLIND_RANGE;
   const r = rangeInit(mm, start, end, event, MMU_NOTIFIER_RANGE_BLOCKABLE);
   openHere(m)[mm]!++;
   mnItreeInvalidate(m, r);
@@ -370,8 +376,7 @@ export function mmuNotifierInvalidateRangeStartNonblock(
   end: number,
   event: number,
 ): { rc: number; range: MmuNotifierRange | null } {
-  if (!mmHasNotifiers(m, mm) && mmuNotifierBlindStart(m, () => !mmHasNotifiers(m, mm)))
-    return { rc: 0, range: BLIND_RANGE };
+  if (mmuNotifierBlindStart(m, mm)) return { rc: 0, range: BLIND_RANGE };
   const r = rangeInit(mm, start, end, event, 0);
   openHere(m)[mm]!++;
   const rc = mnItreeInvalidate(m, r);

@@ -31,7 +31,6 @@ import { pmdIndex, pmdIsHuge, pmdIsTable, ptePfn, mkPte, mkMigrationEntry, mkHwp
 // of the other module's exports object at every use (again after every call, atomics included).
 const {
   H_ANON_VMA_NEXT,
-  MNG_NR_SUBS,
   PG_anon,
   PG_head,
   PG_zero,
@@ -238,8 +237,7 @@ const BLIND_ONLY: MmuNotifierRange[] = [BLIND_RANGE];
  * which pinlab does not model): a mapping added between the walk and the unmap is not notified.
  */
 function mmuNotifierFolioInvalidateStart(m: Memmap, head: number, event: number): MmuNotifierRange[] | null {
-  const none = (): boolean => atomicRead(m.mmuNotifiers, MNG_NR_SUBS) === 0;
-  if (none() && mmuNotifierBlindStart(m, none)) return BLIND_ONLY;
+  if (mmuNotifierBlindStart(m, -1)) return BLIND_ONLY;
   const nr = 1 << folioOrder(m, head);
   let spans: Map<number, [number, number]> | null = null;
   rmapWalk(m, head, (s) => {

@@ -52,7 +52,7 @@ export class NotifierMailbox {
     const { c } = this;
     const i32 = c.i32;
     const st = c.actor(this.me, A_MB_STATE);
-    // not while this actor holds a lock its callbacks take: the invalidator waits on, as it would sleep on it
+    // not while this actor holds a lock its callbacks take: the invalidator keeps waiting, as it would sleep on it
     if (this.serving || !mmuNotifierCallbacksServable() || Atomics.load(i32, st) !== MB_PENDING) return;
     this.serving = true;
     try {

@@ -482,8 +482,9 @@ describe('mmu interval notifiers (mm/mmu_notifier.c)', () => {
     } finally {
       setWaitHook(prev);
     }
-    // a registration that came between the check and the count: the invalidation is not blind after all
-    expect(mmuNotifierBlindStart(m, () => false)).toBe(false);
+    // an mm with a subscriber, or a machine with one: nothing blind, nothing counted
+    expect(mmuNotifierBlindStart(m, mm)).toBe(false);
+    expect(mmuNotifierBlindStart(m, -1)).toBe(false);
     expect(m.mmuNotifiers[MNG_BLIND]).toBe(0);
   });
 
