@@ -348,6 +348,11 @@ export function linkOps(ops: readonly DeviceOp[], rules: Readonly<Record<string,
   });
 }
 
+/** LinkRule.to of an op that starts where the op it follows does (an unmap of a map, an unpin of a pin). */
+export function atSameIova(op: DeviceOp, src: DeviceOp): DeviceOp {
+  return { ...op, iova: src.iova };
+}
+
 /**
  * The address an op that follows an earlier op aims at: in [base, base + pages pages), at the page its own drawn
  * iova names (wrapped) and the same offset in that page.

@@ -40,6 +40,7 @@ import {
   arbSlotBase,
   linkOps,
   linkedIova,
+  atSameIova,
   type LinkRule,
   arbSlotPage,
   arbSlotSpan,
@@ -540,8 +541,8 @@ const within = (op: DeviceOp, src: DeviceOp): DeviceOp => ({
 });
 const LINKS: Record<string, LinkRule> = {
   access_pin: { from: 'ioas_map', to: within },
-  access_unpin: { from: 'access_pin', to: (op, p) => ({ ...op, iova: p.iova }) },
-  ioas_unmap: { from: 'ioas_map', to: (op, m) => ({ ...op, iova: m.iova }) },
+  access_unpin: { from: 'access_pin', to: atSameIova },
+  ioas_unmap: { from: 'ioas_map', to: atSameIova },
   access_rw: { from: 'ioas_map', to: within },
   dma_write: { from: 'access_pin', to: within },
   dma_read: { from: 'access_pin', to: within },

@@ -36,6 +36,7 @@ import {
   arbWord,
   linkOps,
   linkedIova,
+  atSameIova,
   type LinkRule,
   trace,
   arbRef,
@@ -253,19 +254,21 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 /** What generated ops follow (arbRef()): the driver pins inside a map, DMAs through its pins, unmaps a map. */
+const inMap = (op: DeviceOp, m: DeviceOp): DeviceOp => ({
+  ...op,
+  iova: linkedIova(op, Number(m.iova), Number(m.size) / PAGE_SIZE),
+});
+const inPin = (op: DeviceOp, p: DeviceOp): DeviceOp => ({
+  ...op,
+  iova: linkedIova(op, Number(p.iova), Number(p.npage)),
+});
 const LINKS: Record<string, LinkRule> = {
-  pin_pages: {
-    from: 'map_dma',
-    to: (op, m) => ({ ...op, iova: linkedIova(op, Number(m.iova), Number(m.size) / PAGE_SIZE) }),
-  },
-  unpin_pages: { from: 'pin_pages', to: (op, p) => ({ ...op, iova: p.iova }) },
-  unmap_dma: { from: 'map_dma', to: (op, m) => ({ ...op, iova: m.iova }) },
-  dma_write: { from: 'pin_pages', to: (op, p) => ({ ...op, iova: linkedIova(op, Number(p.iova), Number(p.npage)) }) },
-  dma_read: { from: 'pin_pages', to: (op, p) => ({ ...op, iova: linkedIova(op, Number(p.iova), Number(p.npage)) }) },
-  dma_rw: {
-    from: 'map_dma',
-    to: (op, m) => ({ ...op, iova: linkedIova(op, Number(m.iova), Number(m.size) / PAGE_SIZE) }),
-  },
+  pin_pages: { from: 'map_dma', to: inMap },
+  unpin_pages: { from: 'pin_pages', to: atSameIova },
+  unmap_dma: { from: 'map_dma', to: atSameIova },
+  dma_write: { from: 'pin_pages', to: inPin },
+  dma_read: { from: 'pin_pages', to: inPin },
+  dma_rw: { from: 'map_dma', to: inMap },
 };
 
 export const vfioMdev: DeviceModel = {

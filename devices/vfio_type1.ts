@@ -36,6 +36,7 @@ import {
   arbSlotBase,
   linkOps,
   linkedIova,
+  atSameIova,
   type LinkRule,
   arbSlotPage,
   arbSlotSpan,
@@ -178,7 +179,7 @@ const through = (op: DeviceOp, m: DeviceOp): DeviceOp => ({
   iova: linkedIova(op, Number(m.iova), Math.ceil(Number(m.size) / PAGE_SIZE)),
 });
 const LINKS: Record<string, LinkRule> = {
-  unmap_dma: { from: 'map_dma', to: (op, m) => ({ ...op, iova: m.iova }) },
+  unmap_dma: { from: 'map_dma', to: atSameIova },
   dma_write: { from: 'map_dma', to: through },
   dma_read: { from: 'map_dma', to: through },
 };
