@@ -149,6 +149,11 @@ export interface ActorModel<E extends DeviceEnv = DeviceEnv, S extends DeviceSta
   ops: Record<string, Record<string, OpField>>;
   /** the op kinds swarm testing picks among, in this order (default: the keys of errnos) */
   opKinds?: readonly string[];
+  /**
+   * the op kinds that charge the process's memlock counters (with what they need first): a device2 suite
+   * keeps them in both instances' swarm, since the suite exists to race two charges on one mm
+   */
+  charges?: readonly string[];
   /** the seeded fault points its ops can meet: a case's fault plan for the actor draws from these */
   faultPoints: readonly string[];
   /** the most ops a generated program of this kind holds */

@@ -116,6 +116,7 @@ export const examplePinbuf: DeviceModel = {
     dma_read: { off: 'int' },
     release: {},
   },
+  charges: ['pin'], // pinned_vm before the pin
   errnos: {
     // ib_umem_get(): -EINVAL, -EPERM, -ENOMEM; pin_user_pages_fast(): -EFAULT, -ENOMEM, -EINTR; -EBUSY: one buffer only
     pin: [-EBUSY, -EINVAL, -EPERM, -ENOMEM, -EFAULT, -EINTR],

@@ -413,6 +413,7 @@ export const ioUringFixed: DeviceModel = {
     read_fixed: { buf: 'int', off: 'int', addr: 'int', value: 'int' },
     write_fixed: { buf: 'int', off: 'int', addr: 'int' },
   },
+  charges: ['register'], // io_account_mem() at buffer registration
   errnos: {
     // io_sqe_buffers_register(): -EBUSY (a table exists), -EINVAL (nr_args); io_buffer_validate(): -EFAULT, -EOVERFLOW;
     // io_pin_pages(): -EOVERFLOW, -EINVAL, -EFAULT (a partial pin), and pin_user_pages_fast()'s -EFAULT / -ENOMEM /

@@ -566,6 +566,7 @@ export const iommufdAccess: DeviceModel = {
     dma_write: { iova: 'int', value: 'int' },
     dma_read: { iova: 'int' },
   },
+  charges: ['ioas_map', 'access_pin'], // do_update_pinned() at an access's pin of a mapped area
   errnos: {
     // iommufd_ioas_map() -> iopt_map_user_pages(): -EOVERFLOW, -EINVAL (flags, length 0, alignment), -EEXIST
     // (iopt_check_iova), -ENOMEM

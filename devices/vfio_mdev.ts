@@ -290,6 +290,7 @@ export const vfioMdev: DeviceModel = {
     dma_read: { iova: 'int' },
     dma_rw: { iova: 'int', write: 'bool', value: 'int' },
   },
+  charges: ['map_dma', 'pin_pages'], // vfio_iommu_type1_pin_pages() charges locked_vm per page pinned in a map
   errnos: {
     // vfio_dma_do_map() without an IOMMU domain (nothing pinned): -EINVAL, -EEXIST, -ENOSPC, -ENOMEM (kzalloc)
     map_dma: [-EINVAL, -EEXIST, -ENOSPC, -ENOMEM],

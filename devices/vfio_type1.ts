@@ -203,6 +203,7 @@ export const vfioType1: DeviceModel = {
     get_info: {},
   },
   // swarm testing's op kinds: the ones that change state (get_info only reads)
+  charges: ['map_dma'], // vfio_pin_pages_remote(): MAP_DMA charges locked_vm
   opKinds: ['map_dma', 'unmap_dma', 'dma_write', 'dma_read'],
   errnos: {
     // vfio_dma_do_map(): -EINVAL (u64 overflow, no READ/WRITE, alignment, wrap, outside the IOVA list), -EEXIST,
