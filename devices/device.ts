@@ -106,7 +106,8 @@ export interface GenShape {
 /**
  * The type of an op field, for the regression-file schema (harness/case_schema.ts): 'int' a number
  * (a value the uapi cannot hold is the model's errno, -EINVAL), 'nat' a whole number >= 0, 'bool',
- * 'string', 'map' a mapping of the case, 'vaddr' a VaddrRef naming one (or a byte address), a list of
+ * 'string', 'map' a mapping of the case (every field but a 'map' one may be left out), 'map?' one that
+ * may be left out, 'vaddr' a VaddrRef naming one (or a byte address), a list of
  * strings (one of them), `{ list }` a list of values, `{ record }` a record with these fields.
  */
 export type OpField =
@@ -115,6 +116,7 @@ export type OpField =
   | 'bool'
   | 'string'
   | 'map'
+  | 'map?'
   | 'vaddr'
   | readonly string[]
   | { list: OpField }

@@ -57,6 +57,7 @@ function fieldSchema(f: OpField, maps: readonly string[]): z.ZodTypeAny {
     case 'string':
       return z.string(expecting('expected text')).max(200);
     case 'map':
+    case 'map?':
       return mapName;
     default:
       return z.union(

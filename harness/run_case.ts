@@ -480,6 +480,7 @@ function startActors(pool: ActorPool, p: Prepared, cs: Case, opts: RunOptions): 
       actorKind: models[k]!.name,
       cpu: p.cpus[k]!,
       mm: models[k]!.withoutProcess ? -1 : p.mm,
+      procMm: p.mm,
       maps: p.maps,
       program: own(cs.programs, name)!,
       variant: cs.variant,

@@ -46,6 +46,8 @@ export interface ActorTask {
   cpu: number;
   /** the process (mm id) the actor works on */
   mm: number;
+  /** the case's process, even for an actor that works on none (whose /proc/PID/pagemap the admin reads) */
+  procMm: number;
   maps: MapInfo[];
   program: ActorOp[];
   /** kernel variant spec ("v6.12", "v5.12+R3") */

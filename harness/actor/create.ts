@@ -29,6 +29,7 @@ export function createActor(t: ActorTask, m: Memmap, c: Control, log: (line: str
     kernel: variant(),
     maps: t.maps,
     offlinePasses: t.offlinePasses,
+    procMm: t.procMm,
     mapGen: (i) => Atomics.load(c.i32, c.mapgenBase + i),
     bumpMapGen: (i) => {
       Atomics.add(c.i32, c.mapgenBase + i, 1);

@@ -21,6 +21,8 @@ export interface AgentEnv extends DeviceEnv {
   mapGen(i: number): number;
   bumpMapGen(i: number): void;
   offlinePasses: number;
+  /** the case's process (env.mm is -1 for an agent with none): /proc/PID/pagemap */
+  procMm: number;
 }
 
 export interface AgentState extends DeviceState {

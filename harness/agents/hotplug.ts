@@ -9,7 +9,9 @@ import { MB_STRIDE, MB_ZONE } from '../../mm/memmap';
 import { stateStore, blockPresent, stateShow, OfflineReport } from '../../mm/memory_hotplug';
 import { EINVAL, EBUSY, EINTR, ENOMEM, ENODEV, EHWPOISON } from '../../mm/errno';
 import { zoneName, ZONE_MOVABLE } from '../../mm/mmzone';
-import { AgentEnv, AgentModel, AgentState, rc, errOr, num, failureReasons } from './agent';
+import { AgentEnv, AgentModel, AgentState, rc, errOr, num, failureReasons, mapOf } from './agent';
+import type { GenShape } from '../../devices/device';
+import { pfnOf } from '../../mm/memory';
 
 /**
  * The memory hotplug agent: writes memoryN/state of the hot-pluggable blocks - those in ZONE_MOVABLE
@@ -39,7 +41,8 @@ class HotplugAgent implements AgentState {
   step(op: ActorOp): OpResult {
     const { m } = this.env;
     if (!this.present.length) return rc(-EINVAL, 'no memory blocks');
-    const b = this.present[num(op, 'block') % this.present.length]!;
+    const b =
+      (op.op === 'offline' ? this.backing(op) : undefined) ?? this.present[num(op, 'block') % this.present.length]!;
     if (op.op === 'offline') return this.offline(b);
     if (op.op === 'online') {
       const type = typeof op.type === 'string' ? op.type : 'online';
@@ -47,6 +50,19 @@ class HotplugAgent implements AgentState {
       return rc(r, `memory${b} ${type}: ${errOr(r, stateShow(m, b))}`);
     }
     return rc(-EINVAL, `unknown op ${op.op}`);
+  }
+
+  /**
+   * With map and page: the block backing that page of the process now (its pfn from /proc/PID/pagemap,
+   * over the block size), as an admin offlines the memory under a buffer; undefined when the page is not
+   * mapped or its block is not one the agent writes.
+   */
+  private backing(op: ActorOp): number | undefined {
+    const mp = op.map === undefined ? null : mapOf(this.env, op.map);
+    if (!mp || this.env.procMm < 0) return undefined;
+    const pfn = pfnOf(this.env.m, this.env.procMm, mp.map.vpn + (num(op, 'page') % mp.map.pages));
+    const b = pfn < 0 ? -1 : Math.floor(pfn / this.env.m.blockPages);
+    return this.present.includes(b) ? b : undefined;
   }
 
   /** state_store("offline"): offline_pages() with the run's pass budget. */
@@ -97,9 +113,14 @@ class HotplugAgent implements AgentState {
   }
 }
 
-function hotplugOps(fc: typeof fcType): fcType.Arbitrary<ActorOp> {
+function hotplugOps(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<ActorOp> {
+  const map = fc.constantFrom(...shape.maps.map((x) => x.name));
   return fc.oneof(
-    { weight: 3, arbitrary: fc.record({ op: fc.constant('offline'), block: fc.nat(7) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('offline'), block: fc.nat(7) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ op: fc.constant('offline'), block: fc.nat(7), map, page: fc.nat(31) }),
+    },
     {
       weight: 2,
       arbitrary: fc.record({
@@ -115,7 +136,10 @@ export const hotplug: AgentModel = {
   name: 'hotplug',
   summary: 'writes memoryN/state of the hot-pluggable blocks: offline, online, online_kernel, online_movable',
   source: 'drivers/base/memory.c state_store(); mm/memory_hotplug.c offline_pages(), online_pages()',
-  ops: { offline: { block: 'nat' }, online: { block: 'nat', type: ['online', 'online_kernel', 'online_movable'] } },
+  ops: {
+    offline: { block: 'nat', map: 'map?', page: 'nat' },
+    online: { block: 'nat', type: ['online', 'online_kernel', 'online_movable'] },
+  },
   errnos: {
     // memory_subsys_offline() -> offline_pages(): -EBUSY (unmovable, isolation), -EINTR (signal), -EINVAL, -ENOMEM
     offline: [-EBUSY, -EINTR, -EINVAL, -ENOMEM, -ENODEV],

@@ -91,6 +91,7 @@ describe('the user agent and the OOM killer', () => {
       mapGen: () => 0,
       bumpMapGen: () => undefined,
       offlinePasses: 8,
+      procMm: parent,
     };
     const user = userModel.create(env);
     expect(user.step({ op: 'fork' }).rc).toBe(0);
