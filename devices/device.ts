@@ -62,6 +62,11 @@ export interface DeviceEnv {
   kernel?: KernelVariant;
   /** model parameters (module parameters like vfio's dma_entry_limit); each model documents its own */
   params?: Readonly<Record<string, number>>;
+  /**
+   * a promise the device saw broken outside its own ops, in a notifier callback it ran for another
+   * thread's invalidation (dma-integrity); when absent, nothing is reported
+   */
+  violation?(message: string): void;
 }
 
 /** A generated program as a suite runs it: its ops tied together by the model's link(), if it has one. */

@@ -251,12 +251,29 @@ class IbUmemOdp {
     return n;
   }
 
+  /**
+   * Before the callback clears [start, end): an entry whose pfn the process no longer maps is stale (the
+   * callback runs before the PTEs change), and ib_umem_odp_unmap_dma_pages() is about to dirty that
+   * frame, maybe freed and soon another's ("bad page state" later): reported now, as dma-integrity.
+   */
+  private staleInvalidated(start: number, end: number): void {
+    if (!this.env.violation) return;
+    const { m, mm } = this.env;
+    for (let vpn = Math.max(start, this.vpn); vpn < Math.min(end, this.vpn + this.nrPages); vpn++) {
+      const pfn = this.pfns[vpn - this.vpn]!;
+      if (pfn < 0) continue;
+      const v = notifierDmaViolation(m, mm, vpn, pfn, false, `invalidation of lkey ${hex(this.lkey)}`, KIND);
+      if (v) return this.env.violation(`${this.env.name}: ${v}`);
+    }
+  }
+
   /** rxe_ib_invalidate_range(): the notifier's invalidate callback. */
   private invalidateRange(r: Readonly<MmuNotifierRange>, curSeq: number): boolean {
     if (!mmuNotifierRangeBlockable(r)) return false;
     if (this.env.bugs.has('invalidate-noop')) return true; // BUG: acknowledges without touching the device page table
     this.mutexLock();
     mmuIntervalSetSeq(this.notifier, curSeq);
+    this.staleInvalidated(r.start, r.end);
     const n = this.unmapDmaPages(r.start, r.end);
     this.mutexUnlock();
     if (n) {

@@ -13,7 +13,13 @@ import { variant } from '../../mm/variants';
 /** The actor's name in traces: "vfio-type1-0" -> "vfio-type1/0". */
 const traceName = (name: string): string => name.replace(/-(\d+)$/, '/$1');
 
-export function createActor(t: ActorTask, m: Memmap, c: Control, log: (line: string) => void): AgentState {
+export function createActor(
+  t: ActorTask,
+  m: Memmap,
+  c: Control,
+  log: (line: string) => void,
+  violation: (message: string) => void,
+): AgentState {
   const model = actorModel(t.actorKind);
   if (!model) throw new Error(`unknown actor kind '${t.actorKind}'`);
   const rng = new Prng(t.seed ^ Math.imul(t.index + 1, 0x9e3779b1));
@@ -30,6 +36,7 @@ export function createActor(t: ActorTask, m: Memmap, c: Control, log: (line: str
     maps: t.maps,
     offlinePasses: t.offlinePasses,
     procMm: t.procMm,
+    violation,
     mapGen: (i) => Atomics.load(c.i32, c.mapgenBase + i),
     bumpMapGen: (i) => {
       Atomics.add(c.i32, c.mapgenBase + i, 1);

@@ -21,6 +21,7 @@ import { heldKey, isolatedPageblocks } from '../../properties/no_longterm_pin_in
 import { FaultInjector } from './faults';
 import { NotifierMailbox, CtlWait } from './mailbox';
 import { ActorChecks } from './checks';
+import { dmaIntegrity } from '../../properties/dma_integrity';
 import { quiesce } from './quiescence';
 import { createActor } from './create';
 import { bugSitesSave, bugSitesRestore } from '../../mm/variants';
@@ -153,7 +154,13 @@ class ActorRun {
     bugSitesRestore({}); // this actor's own count (the thread ran others before)
     try {
       this.sched.start();
-      const actor = createActor(this.t, this.m, this.c, (line) => this.log(line));
+      const actor = createActor(
+        this.t,
+        this.m,
+        this.c,
+        (line) => this.log(line),
+        (message) => this.checks.violate(dmaIntegrity.name, message),
+      );
       for (let k = 0; k < this.t.program.length; k++) this.step(actor, k, this.t.program[k]!);
       if (this.t.quiesce)
         quiesce(

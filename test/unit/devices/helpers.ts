@@ -51,6 +51,8 @@ export interface Rig {
   dev: DeviceState;
   yields: string[];
   traces: string[];
+  /** what the device reported through env.violation (outside its ops: in notifier callbacks) */
+  violations: string[];
   /** step one op, resolving VaddrRefs first */
   run(op: DeviceOp): OpResult;
   /** byte address of page off of a mapping */
@@ -69,6 +71,7 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
   }
   const yields: string[] = [];
   const traces: string[] = [];
+  const violations: string[] = [];
   const rng = new Prng(12345);
   const env: DeviceEnv = {
     m,
@@ -83,6 +86,7 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
     trace: (line) => traces.push(line),
     kernel: o.kernel,
     params: o.params,
+    violation: (message) => violations.push(message),
   };
   const dev = model.create(env);
   return {
@@ -93,6 +97,7 @@ export function rig(model: DeviceModel, o: RigOptions = {}): Rig {
     dev,
     yields,
     traces,
+    violations,
     run: (op) => dev.step(resolveOp(op, maps)),
     va: (map, off = 0) => (maps[map]! + off) * PAGE,
   };

@@ -330,7 +330,7 @@ describe('rdma-odp: the mm invalidates before pages move or go', () => {
 function raceMigration(
   bugs: string[],
   how: 'migrate' | 'offline',
-): { violation?: string; reads: number; retries: number; coherent: string[] } {
+): { violation?: string; reads: number; retries: number; coherent: string[]; r: Rig } {
   let r: Rig | undefined;
   let armed = false; // only the RDMA WRITE's fault, not reg_mr's snapshot
   let fired = false;
@@ -358,6 +358,7 @@ function raceMigration(
     reads: getUser(r.m, r.mm, r.maps.buf! + 1),
     retries: r.dev.inspect().accounting.retries!,
     coherent: coherent(r),
+    r,
   };
 }
 
@@ -395,6 +396,18 @@ describe('rdma-odp: buggy variants are caught', () => {
     expect(bad.violation).toMatch(/stale ODP entry/);
     expect(bad.reads).toBe(601); // the process never sees the DMA
     expect(bad.coherent.length).toBeGreaterThan(0);
+  });
+
+  it('no-seq-retry: the next invalidation of the stale entry reports it from the callback, before the unmap dirties the frame', () => {
+    for (const bugs of [[], ['no-seq-retry']]) {
+      const { r } = raceMigration(bugs, 'migrate');
+      expect(r.violations).toEqual([]); // nothing invalidated the entry yet
+      expect(migrateRange(r.m, r.mm, r.maps.buf!, 4, 'movable').migrated).toBe(4); // the callback clears pages 0-3
+      if (!bugs.length) expect(r.violations).toEqual([]);
+      else
+        expect(r.violations).toEqual([expect.stringMatching(/^rdma-odp\/0: invalidation of lkey .*stale ODP entry/)]);
+      expect(coherent(r)).toEqual([]); // cleared either way
+    }
   });
 
   it('invalidate-noop: entries survive the migration; the check passes without the bug and fails with it', () => {
