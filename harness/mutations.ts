@@ -33,6 +33,7 @@ export const KERNEL_MUTATIONS: Mutation[] = [
     variant: 'v5.12',
     property: 'no-longterm-pin-in-movable',
     suite: 'longterm-pin',
+    only: true,
     fixed: 'v6.12',
     seed: 1,
     runs: 600,
