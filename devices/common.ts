@@ -354,6 +354,14 @@ export function atSameIova(op: DeviceOp, src: DeviceOp): DeviceOp {
 }
 
 /**
+ * LinkRule.to of an op that aims inside the op it follows (a pin in a map, a DMA through a pin): its iova moved
+ * into the source's [iova, iova + pages(src) pages) by linkedIova().
+ */
+export function insideIova(pages: (src: DeviceOp) => number): LinkRule['to'] {
+  return (op, src) => ({ ...op, iova: linkedIova(op, Number(src.iova), pages(src)) });
+}
+
+/**
  * The address an op that follows an earlier op aims at: in [base, base + pages pages), at the page its own drawn
  * iova names (wrapped) and the same offset in that page.
  */

@@ -39,7 +39,7 @@ import {
   arbRef,
   arbSlotBase,
   linkOps,
-  linkedIova,
+  insideIova,
   atSameIova,
   type LinkRule,
   arbSlotPage,
@@ -535,10 +535,7 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 /** What generated ops follow (arbRef()): access pins inside an area, DMAs through its pins, an unmap of an area. */
-const within = (op: DeviceOp, src: DeviceOp): DeviceOp => ({
-  ...op,
-  iova: linkedIova(op, Number(src.iova), Number(src.length) / PAGE_SIZE),
-});
+const within = insideIova((src) => Number(src.length) / PAGE_SIZE);
 const LINKS: Record<string, LinkRule> = {
   access_pin: { from: 'ioas_map', to: within },
   access_unpin: { from: 'access_pin', to: atSameIova },

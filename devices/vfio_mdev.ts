@@ -35,7 +35,7 @@ import {
   arbRange,
   arbWord,
   linkOps,
-  linkedIova,
+  insideIova,
   atSameIova,
   type LinkRule,
   trace,
@@ -254,14 +254,8 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 /** What generated ops follow (arbRef()): the driver pins inside a map, DMAs through its pins, unmaps a map. */
-const inMap = (op: DeviceOp, m: DeviceOp): DeviceOp => ({
-  ...op,
-  iova: linkedIova(op, Number(m.iova), Number(m.size) / PAGE_SIZE),
-});
-const inPin = (op: DeviceOp, p: DeviceOp): DeviceOp => ({
-  ...op,
-  iova: linkedIova(op, Number(p.iova), Number(p.npage)),
-});
+const inMap = insideIova((m) => Number(m.size) / PAGE_SIZE);
+const inPin = insideIova((p) => Number(p.npage));
 const LINKS: Record<string, LinkRule> = {
   pin_pages: { from: 'map_dma', to: inMap },
   unpin_pages: { from: 'pin_pages', to: atSameIova },

@@ -35,7 +35,7 @@ import {
   arbRef,
   arbSlotBase,
   linkOps,
-  linkedIova,
+  insideIova,
   atSameIova,
   type LinkRule,
   arbSlotPage,
@@ -174,10 +174,7 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 /** What generated ops follow (arbRef()): DMAs through a map (before or after its unmap), an unmap of a map. */
-const through = (op: DeviceOp, m: DeviceOp): DeviceOp => ({
-  ...op,
-  iova: linkedIova(op, Number(m.iova), Math.ceil(Number(m.size) / PAGE_SIZE)),
-});
+const through = insideIova((m) => Math.ceil(Number(m.size) / PAGE_SIZE));
 const LINKS: Record<string, LinkRule> = {
   unmap_dma: { from: 'map_dma', to: atSameIova },
   dma_write: { from: 'map_dma', to: through },

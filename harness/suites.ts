@@ -342,7 +342,7 @@ for (const model of Object.values(DEVICE_MODELS)) {
     ['user-0', `${model.name}-0`, `${model.name}-1`, 'hotplug-0'],
     50,
     {},
-    (m) => (m === model ? (model.charges ?? []) : []),
+    (m) => m.charges ?? [], // only the device model charges
   );
   register({
     ...base,

@@ -41,9 +41,8 @@ class HotplugAgent implements AgentState {
   step(op: ActorOp): OpResult {
     const { m } = this.env;
     if (!this.present.length) return rc(-EINVAL, 'no memory blocks');
-    const b =
-      (op.op === 'offline' ? this.backing(op) : undefined) ?? this.present[num(op, 'block') % this.present.length]!;
-    if (op.op === 'offline') return this.offline(b);
+    const b = this.present[num(op, 'block') % this.present.length]!;
+    if (op.op === 'offline') return this.offline(this.backing(op) ?? b);
     if (op.op === 'online') {
       const type = typeof op.type === 'string' ? op.type : 'online';
       const r = stateStore(m, b, type);
