@@ -362,6 +362,24 @@ export function insideIova(pages: (src: DeviceOp) => number): LinkRule['to'] {
 }
 
 /**
+ * LinkRule.to of a pin that aims inside the map it follows (a vendor driver pinning what the guest mapped):
+ * insideIova(), then `fit` cuts its length to the pages the map has left from there, and it asks to write only
+ * where the map allows it. Pins drawn on their own (arbRef()'s third) still run past a map's end or ask a
+ * read-only map for write (-EINVAL, -EPERM).
+ */
+export function pinInside(
+  pages: (src: DeviceOp) => number,
+  fit: (op: DeviceOp, left: number) => DeviceOp,
+): LinkRule['to'] {
+  const inside = insideIova(pages);
+  return (op, src, nth) => {
+    const o = inside(op, src, nth);
+    const left = pages(src) - Math.floor((Number(o.iova) - Number(src.iova)) / PAGE_SIZE);
+    return fit({ ...o, write: o.write === true && src.write !== false }, left);
+  };
+}
+
+/**
  * The address an op that follows an earlier op aims at: in [base, base + pages pages), at the page its own drawn
  * iova names (wrapped) and the same offset in that page.
  */

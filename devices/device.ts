@@ -161,6 +161,11 @@ export interface ActorModel<E extends DeviceEnv = DeviceEnv, S extends DeviceSta
    * keeps them in both instances' swarm, since the suite exists to race two charges on one mm
    */
   charges?: readonly string[];
+  /**
+   * the op kind that makes what its other ops use (a DMA mapping, an MR, a registered buffer): three generated
+   * programs in four open with one (syzkaller creates a call's resource before the call)
+   */
+  setup?: string;
   /** the seeded fault points its ops can meet: a case's fault plan for the actor draws from these */
   faultPoints: readonly string[];
   /** the most ops a generated program of this kind holds */

@@ -117,6 +117,7 @@ export const examplePinbuf: DeviceModel = {
     release: {},
   },
   charges: ['pin'], // pinned_vm before the pin
+  setup: 'pin', // the buffer its DMAs use
   errnos: {
     // ib_umem_get(): -EINVAL, -EPERM, -ENOMEM; pin_user_pages_fast(): -EFAULT, -ENOMEM, -EINTR; -EBUSY: one buffer only
     pin: [-EBUSY, -EINVAL, -EPERM, -ENOMEM, -EFAULT, -EINTR],

@@ -414,6 +414,7 @@ export const ioUringFixed: DeviceModel = {
     write_fixed: { buf: 'int', off: 'int', addr: 'int' },
   },
   charges: ['register'], // io_account_mem() at buffer registration
+  setup: 'register', // the buffers its fixed reads and writes use
   errnos: {
     // io_sqe_buffers_register(): -EBUSY (a table exists), -EINVAL (nr_args); io_buffer_validate(): -EFAULT, -EOVERFLOW;
     // io_pin_pages(): -EOVERFLOW, -EINVAL, -EFAULT (a partial pin), and pin_user_pages_fast()'s -EFAULT / -ENOMEM /

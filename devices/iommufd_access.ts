@@ -40,6 +40,7 @@ import {
   arbSlotBase,
   linkOps,
   insideIova,
+  pinInside,
   atSameIova,
   type LinkRule,
   arbSlotPage,
@@ -535,9 +536,14 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 /** What generated ops follow (arbRef()): access pins inside an area, DMAs through its pins, an unmap of an area. */
-const within = insideIova((src) => Number(src.length) / PAGE_SIZE);
+const areaPages = (src: DeviceOp): number => Number(src.length) / PAGE_SIZE;
+const within = insideIova(areaPages);
+const pinWithin = pinInside(areaPages, (op, left) => ({
+  ...op,
+  length: Math.min(Number(op.length), left * PAGE_SIZE),
+}));
 const LINKS: Record<string, LinkRule> = {
-  access_pin: { from: 'ioas_map', to: within },
+  access_pin: { from: 'ioas_map', to: pinWithin },
   access_unpin: { from: 'access_pin', to: atSameIova },
   ioas_unmap: { from: 'ioas_map', to: atSameIova },
   access_rw: { from: 'ioas_map', to: within },
@@ -564,6 +570,7 @@ export const iommufdAccess: DeviceModel = {
     dma_read: { iova: 'int' },
   },
   charges: ['ioas_map', 'access_pin'], // do_update_pinned() at an access's pin of a mapped area
+  setup: 'ioas_map', // the area its access pins and reads
   errnos: {
     // iommufd_ioas_map() -> iopt_map_user_pages(): -EOVERFLOW, -EINVAL (flags, length 0, alignment), -EEXIST
     // (iopt_check_iova), -ENOMEM

@@ -712,6 +712,7 @@ export const rdmaOdp: DeviceModel = {
       write: 'bool',
     },
   },
+  setup: 'reg_mr', // the ODP MR its faults, prefetches and work requests use
   errnos: {
     // ib_uverbs_reg_mr() / ib_check_mr_access(): -EINVAL; ib_umem_odp_get() -> ib_init_umem_odp(): -EINVAL, -EOVERFLOW,
     // -ENOMEM, and mmu_interval_notifier_insert()'s -EOVERFLOW / -ENOMEM / -EINVAL; rxe_odp_init_pages() ->

@@ -529,6 +529,7 @@ export const rdmaUmem: DeviceModel = {
     complete: {},
   },
   charges: ['reg_mr'], // ib_umem_get() charges pinned_vm
+  setup: 'reg_mr', // the MR its work requests name
   errnos: {
     // ib_uverbs_reg_mr(): -EINVAL (start/hca_va offsets); ib_check_mr_access(): -EINVAL, -EOPNOTSUPP (ON_DEMAND);
     // ib_umem_get(): -EINVAL, -EPERM (!can_do_mlock), -ENOMEM (pinned_vm over RLIMIT_MEMLOCK), and from

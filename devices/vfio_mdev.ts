@@ -36,6 +36,7 @@ import {
   arbWord,
   linkOps,
   insideIova,
+  pinInside,
   atSameIova,
   type LinkRule,
   trace,
@@ -254,10 +255,16 @@ function arbitrary(fc: typeof fcType, shape: GenShape): fcType.Arbitrary<DeviceO
 }
 
 /** What generated ops follow (arbRef()): the driver pins inside a map, DMAs through its pins, unmaps a map. */
-const inMap = insideIova((m) => Number(m.size) / PAGE_SIZE);
+const mapPages = (m: DeviceOp): number => Number(m.size) / PAGE_SIZE;
+const inMap = insideIova(mapPages);
 const inPin = insideIova((p) => Number(p.npage));
+// npage 0 and past VFIO_PIN_PAGES_MAX_ENTRIES are the generator's errno cases: kept
+const pinInMap = pinInside(mapPages, (op, left) => {
+  const n = Number(op.npage);
+  return n >= 1 && n <= VFIO_PIN_PAGES_MAX_ENTRIES ? { ...op, npage: Math.min(n, left) } : op;
+});
 const LINKS: Record<string, LinkRule> = {
-  pin_pages: { from: 'map_dma', to: inMap },
+  pin_pages: { from: 'map_dma', to: pinInMap },
   unpin_pages: { from: 'pin_pages', to: atSameIova },
   unmap_dma: { from: 'map_dma', to: atSameIova },
   dma_write: { from: 'pin_pages', to: inPin },
@@ -285,6 +292,7 @@ export const vfioMdev: DeviceModel = {
     dma_rw: { iova: 'int', write: 'bool', value: 'int' },
   },
   charges: ['map_dma', 'pin_pages'], // vfio_iommu_type1_pin_pages() charges locked_vm per page pinned in a map
+  setup: 'map_dma', // the map its driver pins in
   errnos: {
     // vfio_dma_do_map() without an IOMMU domain (nothing pinned): -EINVAL, -EEXIST, -ENOSPC, -ENOMEM (kzalloc)
     map_dma: [-EINVAL, -EEXIST, -ENOSPC, -ENOMEM],

@@ -201,6 +201,7 @@ export const vfioType1: DeviceModel = {
   },
   // swarm testing's op kinds: the ones that change state (get_info only reads)
   charges: ['map_dma'], // vfio_pin_pages_remote(): MAP_DMA charges locked_vm
+  setup: 'map_dma', // the map its DMAs go through
   opKinds: ['map_dma', 'unmap_dma', 'dma_write', 'dma_read'],
   errnos: {
     // vfio_dma_do_map(): -EINVAL (u64 overflow, no READ/WRITE, alignment, wrap, outside the IOVA list), -EEXIST,

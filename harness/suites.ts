@@ -178,7 +178,18 @@ function swarmed(
   maxLength: number,
   on: boolean,
   keep: readonly string[] = [],
+  setup?: string,
 ): fcType.Arbitrary<ActorOp[]> {
+  // three programs in four open with the model's setup op (ActorModel.setup: the map or registration its other ops
+  // use), then go on as below; the fourth starts anywhere, its ops most often meeting nothing
+  if (setup !== undefined && kinds.includes(setup) && maxLength > 1) {
+    const first = ops.filter((op) => op.op === setup);
+    const opened = fc.tuple(first, swarmed(fc, ops, kinds, maxLength - 1, on, keep)).map(([op, rest]) => [op, ...rest]);
+    return fc.oneof(
+      { weight: 3, arbitrary: opened },
+      { weight: 1, arbitrary: swarmed(fc, ops, kinds, maxLength, on, keep) },
+    );
+  }
   // size 'max': lengths up to the bound, not fast-check's default bias to short arrays (a quarter of the programs
   // empty, most of the rest one or two ops), since most bugs need three or four ops in order (map, pin, unmap, DMA)
   if (!on || kinds.length < 2) return fc.array(ops, { maxLength, size: 'max' });
@@ -265,7 +276,7 @@ function agentSuite(
               const ops = gen ? gen.ops(fc) : (model.arbitrary(fc, SHAPE) as fcType.Arbitrary<ActorOp>);
               const kinds = [...(gen?.kinds ?? model.opKinds ?? Object.keys(model.errnos))];
               const kept = keep(model).filter((k) => kinds.includes(k));
-              const prog = swarmed(fc, ops, kinds, model.programLength, o.swarm !== false, kept);
+              const prog = swarmed(fc, ops, kinds, model.programLength, o.swarm !== false, kept, model.setup);
               return [a, gen ? prog : prog.map((p) => linkProgram(model, p))];
             }),
           ),
@@ -326,6 +337,8 @@ for (const model of Object.values(DEVICE_MODELS)) {
       `${model.summary} (${model.source}), with the process and the hotplug agent`,
       ['user-0', `${model.name}-0`, 'hotplug-0'],
       50,
+      {},
+      (m) => m.charges ?? [],
     ),
   );
 }

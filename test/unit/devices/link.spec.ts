@@ -84,19 +84,89 @@ describe('linkOps', () => {
   });
 });
 
-describe('device2 suites keep the charging ops in both instances (ActorModel.charges)', () => {
-  // the share of 4-op-or-longer programs with a registration: the same generator, swarmed with and without
-  // reg_mr kept (device:rdma-umem does not keep it; about 0.73 there, 0.88 in device2)
-  const share = (suite: string, actor: string): number => {
-    const cases = fc.sample(suiteCases(fc, SUITES[suite]!, { variant: 'v6.12' }), { numRuns: 600, seed: 7 });
+describe('a pin that follows a map fits it (pinInside())', () => {
+  const link = (model: string, prog: DeviceOp[]): DeviceOp[] => linkProgram(DEVICE_MODELS[model]!, prog);
+
+  it('vfio-mdev: npage cut to the pages the map has left, write only where the map allows, edge counts kept', () => {
+    const map: DeviceOp = { op: 'map_dma', iova: 8 * PAGE, vaddr: { map: 'buf', off: 0 }, size: 3 * PAGE, read: true };
+    const ro = { ...map, write: false };
+    const rw = { ...map, write: true };
+    const pin = (iova: number, npage: number, write: boolean): DeviceOp => ({ op: 'pin_pages', iova, npage, write });
+    // page 5 % 3 = 2: the map's last page, one left
+    expect(link('vfio-mdev', [ro, { ...pin(5 * PAGE, 4, true), ref: 0 }])[1]).toEqual(pin(10 * PAGE, 1, false));
+    expect(link('vfio-mdev', [rw, { ...pin(3 * PAGE, 4, true), ref: 0 }])[1]).toEqual(pin(8 * PAGE, 3, true));
+    expect(link('vfio-mdev', [rw, { ...pin(1 * PAGE, 1, true), ref: 0 }])[1]).toEqual(pin(9 * PAGE, 1, true));
+    // npage 0 and past VFIO_PIN_PAGES_MAX_ENTRIES are the generator's errno cases
+    expect(link('vfio-mdev', [rw, { ...pin(0, 0, true), ref: 0 }])[1]).toEqual(pin(8 * PAGE, 0, true));
+    expect(link('vfio-mdev', [rw, { ...pin(0, 513, true), ref: 0 }])[1]).toEqual(pin(8 * PAGE, 513, true));
+    // drawn on its own: what it drew
+    expect(link('vfio-mdev', [ro, pin(5 * PAGE, 4, true)])[1]).toEqual(pin(5 * PAGE, 4, true));
+  });
+
+  it("iommufd-access: the access pin's length cut to the area", () => {
+    const area: DeviceOp = { op: 'ioas_map', iova: 0, vaddr: { map: 'buf', off: 0 }, length: 2 * PAGE, read: true };
+    const pin = { op: 'access_pin', iova: 1 * PAGE, length: 4 * PAGE, write: true };
+    expect(
+      link('iommufd-access', [
+        { ...area, write: true },
+        { ...pin, ref: 0 },
+      ])[1],
+    ).toEqual({ ...pin, length: PAGE });
+    expect(
+      link('iommufd-access', [
+        { ...area, write: false },
+        { ...pin, iova: 0, ref: 0 },
+      ])[1],
+    ).toEqual({
+      ...pin,
+      iova: 0,
+      length: 2 * PAGE,
+      write: false,
+    });
+  });
+});
+
+describe('device programs open with their setup op (ActorModel.setup)', () => {
+  const models = Object.values(DEVICE_MODELS).filter((m) => m.setup !== undefined);
+
+  it('every model names one, and it is an op of its own', () => {
+    expect(models.length).toBe(Object.keys(DEVICE_MODELS).length);
+    for (const m of models) expect(Object.keys(m.errnos)).toContain(m.setup);
+  });
+
+  it("three programs in four start with it, against the generator's own share of that op", () => {
+    const shape = { maps: [{ name: 'buf', pages: 24 }], maxPages: 4 };
+    for (const m of models) {
+      const actor = `${m.name}-0`;
+      const cases = fc.sample(suiteCases(fc, SUITES[`device:${m.name}`]!, { variant: 'v6.12' }), {
+        numRuns: 400,
+        seed: 5,
+      });
+      const progs = cases.map((c) => c.programs[actor]!).filter((p) => p.length > 0);
+      const opened = progs.filter((p) => p[0]!.op === m.setup).length / progs.length;
+      const drawn = fc.sample(m.arbitrary(fc, shape), { numRuns: 400, seed: 5 });
+      const own = drawn.filter((op) => op.op === m.setup).length / drawn.length;
+      expect(opened).toBeGreaterThan(0.7);
+      expect(opened).toBeGreaterThan(own + 0.3);
+    }
+  });
+});
+
+describe('device and device2 suites keep the charging ops in every swarm subset (ActorModel.charges)', () => {
+  // the share of 4-op-or-longer vfio-mdev programs with a pin_pages (a charging op, not the setup op): swarm subsets
+  // that keep it are denser in it than programs drawn from every kind; subsets that may drop it are sparser
+  const share = (suite: string, actor: string, swarm: boolean): number => {
+    const cases = fc.sample(suiteCases(fc, SUITES[suite]!, { variant: 'v6.12', swarm }), { numRuns: 600, seed: 7 });
     const progs = cases.map((c) => c.programs[actor]!).filter((p) => p.length >= 4);
-    return progs.filter((p) => p.some((op) => op.op === 'reg_mr')).length / progs.length;
+    return progs.filter((p) => p.some((op) => op.op === 'pin_pages')).length / progs.length;
   };
 
-  it('a device2 instance registers more often than the one instance of the device suite', () => {
-    const one = share('device:rdma-umem', 'rdma-umem-0');
-    for (const actor of ['rdma-umem-0', 'rdma-umem-1'])
-      expect(share('device2:rdma-umem', actor)).toBeGreaterThan(one + 0.08);
+  it('a swarmed program pins at least as often as one drawn from every kind', () => {
+    for (const [suite, actors] of [
+      ['device:vfio-mdev', ['vfio-mdev-0']],
+      ['device2:vfio-mdev', ['vfio-mdev-0', 'vfio-mdev-1']],
+    ] as const)
+      for (const actor of actors) expect(share(suite, actor, true)).toBeGreaterThan(share(suite, actor, false) + 0.03);
   });
 
   it('every model that charges a memlock counter names ops it has', () => {
