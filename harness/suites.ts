@@ -295,6 +295,14 @@ function agentSuite(
 }
 
 /**
+ * agentSuite()'s keep for a suite built around some op kinds: by model name, the kinds every swarm subset of that
+ * model's programs holds (a subset without them makes a case the suite exists for impossible).
+ */
+function keeping(kinds: Readonly<Record<string, readonly string[]>>): (model: ActorModel) => readonly string[] {
+  return (model) => own(kinds, model.name) ?? [];
+}
+
+/**
  * The cases `pinlab run`, the campaign and replay by --path draw from a suite: its arbitrary without fast-check's
  * bias (fc.noBias), which makes a share of the cases small - short programs, numbers near their bounds - on the
  * theory that small inputs find bugs first. Here most bugs need several ops in order (map, pin, unmap), and the bias
@@ -416,6 +424,8 @@ const move = agentSuite(
     // whole cma_alloc()s: alloc_contig_range() migrating the user's folios, hugetlb ones included (R19)
     cma: { ops: cmaOpsAlloc, kinds: CMA_ALLOC_OP_KINDS },
   },
+  // R17's two halves: the user's migrate_to_device() and the pinner's GUP-fast pin of that page
+  keeping({ user: ['migrate_to_device'], pinner: ['pin'] }),
 );
 register({
   ...move,
@@ -522,6 +532,8 @@ const hwpoison = agentSuite(
     // more short-term pins: a THP that memory_failure() cannot split while one holds it is R20's BUG
     pinner: { ops: (fc) => pinnerOps(fc, SHAPE, 4), kinds: pinner.opKinds! },
   },
+  // R20's three parts: a poison, a pin that keeps memory_failure() from splitting the THP, an offline
+  keeping({ user: ['hwpoison'], pinner: ['pin'], hotplug: ['offline'] }),
 );
 register({
   ...hwpoison,

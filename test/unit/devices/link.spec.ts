@@ -152,13 +152,13 @@ describe('device programs open with their setup op (ActorModel.setup)', () => {
   });
 });
 
-describe('device and device2 suites keep the charging ops in every swarm subset (ActorModel.charges)', () => {
+describe('swarm subsets keep the op kinds a suite exists for (ActorModel.charges, keeping())', () => {
   // the share of 4-op-or-longer vfio-mdev programs with a pin_pages (a charging op, not the setup op): swarm subsets
   // that keep it are denser in it than programs drawn from every kind; subsets that may drop it are sparser
-  const share = (suite: string, actor: string, swarm: boolean): number => {
+  const share = (suite: string, actor: string, swarm: boolean, kind = 'pin_pages'): number => {
     const cases = fc.sample(suiteCases(fc, SUITES[suite]!, { variant: 'v6.12', swarm }), { numRuns: 600, seed: 7 });
     const progs = cases.map((c) => c.programs[actor]!).filter((p) => p.length >= 4);
-    return progs.filter((p) => p.some((op) => op.op === 'pin_pages')).length / progs.length;
+    return progs.filter((p) => p.some((op) => op.op === kind)).length / progs.length;
   };
 
   it('a swarmed program pins at least as often as one drawn from every kind', () => {
@@ -167,6 +167,24 @@ describe('device and device2 suites keep the charging ops in every swarm subset 
       ['device2:vfio-mdev', ['vfio-mdev-0', 'vfio-mdev-1']],
     ] as const)
       for (const actor of actors) expect(share(suite, actor, true)).toBeGreaterThan(share(suite, actor, false) + 0.03);
+  });
+
+  // ops of the kind per program: the user's hwpoison is in nearly every program either way, but denser swarmed
+  const perProgram = (suite: string, actor: string, swarm: boolean, kind: string): number => {
+    const cases = fc.sample(suiteCases(fc, SUITES[suite]!, { variant: 'v6.12', swarm }), { numRuns: 600, seed: 7 });
+    return cases.reduce((n, c) => n + c.programs[actor]!.filter((op) => op.op === kind).length, 0) / cases.length;
+  };
+
+  it("longterm-pin-hwpoison and longterm-pin-move keep the op kinds of R20's and R17's cases the same way", () => {
+    for (const [suite, actor, kind] of [
+      ['longterm-pin-hwpoison', 'user-0', 'hwpoison'],
+      ['longterm-pin-hwpoison', 'pinner-0', 'pin'],
+      ['longterm-pin-hwpoison', 'hotplug-0', 'offline'],
+      ['longterm-pin-move', 'user-0', 'migrate_to_device'],
+      ['longterm-pin-move', 'pinner-0', 'pin'],
+    ] as const) {
+      expect(perProgram(suite, actor, true, kind)).toBeGreaterThan(1.1 * perProgram(suite, actor, false, kind));
+    }
   });
 
   it('every model that charges a memlock counter names ops it has', () => {
