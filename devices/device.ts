@@ -157,8 +157,8 @@ export interface ActorModel<E extends DeviceEnv = DeviceEnv, S extends DeviceSta
   /** the op kinds swarm testing picks among, in this order (default: the keys of errnos) */
   opKinds?: readonly string[];
   /**
-   * the op kinds that charge the process's memlock counters (with what they need first): a device2 suite
-   * keeps them in both instances' swarm, since the suite exists to race two charges on one mm
+   * the op kinds that charge the process's memlock counters (with what they need first): the device and device2
+   * suites keep them in every swarm subset (device2 exists to race two charges on one mm)
    */
   charges?: readonly string[];
   /**

@@ -337,7 +337,8 @@ register(
   ),
 );
 
-// one suite per registered device model: the device, the process and the hotplug agent
+// one suite per registered device model: the device, the process and the hotplug agent; the device's swarm keeps
+// the ops that charge (ActorModel.charges): a program without them only meets errno paths
 for (const model of Object.values(DEVICE_MODELS)) {
   register(
     agentSuite(
