@@ -201,6 +201,13 @@ describe("the pinner's long-term pins of the user's hugetlb and shared mappings 
   });
 });
 
+it("three of longterm-pin-move's random machines in four have device-coherent memory for migrate_to_device (R17)", () => {
+  const cases = fc.sample(SUITES['longterm-pin-move']!.arbitrary(fc, { variant: 'v6.12' }), { numRuns: 400, seed: 7 });
+  const share = cases.filter((c) => /pinlab\.device_coherent=/.test(c.layout.cmdline)).length / cases.length;
+  expect(share).toBeGreaterThan(0.65);
+  expect(share).toBeLessThan(0.85);
+});
+
 describe('longterm-pin-move under a small RLIMIT_MEMLOCK', () => {
   it('one case in four gets 4 or 8 pages, which mlock and MAP_LOCKED reach', () => {
     const cases = fc.sample(SUITES['longterm-pin-move']!.arbitrary(fc, { variant: 'v6.12' }), {
