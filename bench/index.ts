@@ -17,7 +17,7 @@ import { schedRows } from './sched';
 import { devicesRows } from './devices';
 import { mutationRows, mutationTable, replaceTable } from './mutation';
 import { soakRows } from './soak';
-import { campaignRows } from './campaign';
+import { campaignRows, campaignRounds } from './campaign';
 import { mmMutantRows, mutantScores } from './mm_mutants';
 import { loadPlugin } from '../harness/plugins';
 import { BENCH_PLUGIN, AllocBenchTask, AllocBenchResult } from './plugin';
@@ -245,6 +245,13 @@ async function mainBench(): Promise<void> {
   const unknown = args.names.filter((n) => !all[n]);
   if (unknown.length) {
     console.error(`bench: unknown benchmark '${unknown[0]}' (have: ${Object.keys(all).join(', ')})`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    campaignRounds(); // a bad PINLAB_CAMPAIGN_ROUNDS stops the run before anything starts
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
     process.exitCode = 2;
     return;
   }
