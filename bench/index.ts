@@ -248,13 +248,6 @@ async function mainBench(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  try {
-    campaignRounds(); // a bad PINLAB_CAMPAIGN_ROUNDS stops the run before anything starts
-  } catch (e) {
-    console.error(`bench: ${(e as Error).message}`);
-    process.exitCode = 2;
-    return;
-  }
   loadPlugin(BENCH_PLUGIN); // the yielder actor and the alloc-bench task, here and in every pool's workers
   // benchmarks that never start a worker run first: their single-threaded rows run UP (mm/atomic.ts),
   // which a process gives up for good once it has a worker pool
@@ -262,6 +255,14 @@ async function mainBench(): Promise<void> {
   const names = (args.names.length ? args.names : Object.keys(all)).sort(
     (a, b) => Number(!single.includes(a)) - Number(!single.includes(b)),
   );
+  if (names.includes('campaign'))
+    try {
+      campaignRounds(); // a bad PINLAB_CAMPAIGN_ROUNDS stops the run before anything starts
+    } catch (e) {
+      console.error(`bench: ${(e as Error).message}`);
+      process.exitCode = 2;
+      return;
+    }
   const out = path.join(benchDir(), 'out');
   const dir = args.write ? path.join(benchDir(), 'results') : out;
   const estimate = (n: string): number =>
