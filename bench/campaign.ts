@@ -8,8 +8,7 @@
 // results may not depend on --jobs or on binding.
 import { availableParallelism } from 'node:os';
 import { runCampaign, type CampaignDoc } from '../harness/campaign';
-
-type Row = Record<string, string | number>;
+import { median, type Row } from './table';
 
 const SEED = 1;
 
@@ -39,7 +38,10 @@ export function campaignRounds(env: NodeJS.ProcessEnv = process.env): number {
   return n;
 }
 
-/** The runs in order: [round, jobs, bound]; round k of the bound pairs runs --jobs N first when k is even. */
+/**
+ * The runs in order: [round, jobs, bound]; round k of the bound pairs runs --jobs N first when k is even, and the
+ * unbound pair comes last as round `rounds + 1` (each speed-up is over its own round's --jobs 1).
+ */
 export function campaignOrder(rounds: number, n: number): [number, number, boolean][] {
   const out: [number, number, boolean][] = [];
   for (let k = 1; k <= rounds; k++) {
@@ -48,12 +50,6 @@ export function campaignOrder(rounds: number, n: number): [number, number, boole
   }
   out.push([rounds + 1, 1, false], [rounds + 1, n, false]);
   return out;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
 }
 
 export async function campaignRows(rounds = campaignRounds()): Promise<Row[]> {

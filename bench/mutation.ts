@@ -6,19 +6,13 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { KERNEL_MUTATIONS, DEVICE_MUTATIONS, runMutation, Mutation } from '../harness/mutations';
 import { onCurrentCpu } from '../harness/affinity';
+import { median } from './table';
 
 type Row = Record<string, string | number>;
 
 const SEEDS = 20;
 /** cases a search may take before the seed counts as "not found" */
 const RUNS_CAP = 5000;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const k = s.length >> 1;
-  return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2;
-}
 
 export async function mutationRows(only?: string): Promise<Row[]> {
   const rows: Row[] = [];

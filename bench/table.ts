@@ -3,6 +3,14 @@
 
 export type Row = Record<string, string | number>;
 
+/** The median (the mean of the middle two for an even count; NaN for none). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const k = s.length >> 1;
+  return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2;
+}
+
 /** A number as the tables show it: integers with thousands separators, others with up to 3 decimals. */
 export function formatCell(v: string | number | undefined): string {
   if (v === undefined) return '';

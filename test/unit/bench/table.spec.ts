@@ -1,5 +1,5 @@
 // bench/table.ts and bench/progress.ts: the benchmarks' plain tables and their progress lines (no timing).
-import { formatTable, formatCell } from '../../../bench/table';
+import { formatTable, formatCell, median } from '../../../bench/table';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -61,5 +61,13 @@ describe('bench estimates', () => {
     expect(recordedSeconds([out, results], 'mutation')).toBe(1300);
     fs.rmSync(out, { recursive: true });
     fs.rmSync(results, { recursive: true });
+  });
+});
+
+describe('bench median', () => {
+  it('takes the middle one, or the mean of the middle two, of an unsorted list', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([1.66, 1.42, 1.82, 1.45])).toBeCloseTo(1.555, 10);
+    expect(median([])).toBeNaN();
   });
 });
